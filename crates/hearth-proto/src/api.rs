@@ -1,0 +1,253 @@
+//! Requests and responses of the `/api/v1` JSON API. Requests reject unknown fields so a typo is an error,
+//! not a silently ignored setting.
+
+use crate::Role;
+use crate::audit::{AuditEntry, ChainBreak, ChainHead};
+use crate::ids::{BlobHash, OrgId, TokenId, UserId};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Every error the API returns: a stable machine-readable `code` and a message for humans.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    /// Stable identifier, e.g. `not_found`, `invalid_input`, `quota_exceeded`.
+    pub code: String,
+    /// What went wrong, for a human.
+    pub message: String,
+}
+
+/// `GET /api/v1/info`: what this server is; needs no login.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ServerInfo {
+    pub version: String,
+    pub protocol: u32,
+    /// True until the first owner has been created with the one-time setup token.
+    pub setup_required: bool,
+}
+
+/// `POST /api/v1/setup`: create the first owner and organisation with the token `hearthd` printed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetupRequest {
+    pub token: String,
+    pub login: String,
+    /// The login secret. Hearth clients derive it from the passphrase, so the server never sees the
+    /// passphrase itself.
+    pub secret: String,
+    pub org_name: String,
+}
+
+/// A user as others see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct User {
+    pub id: UserId,
+    pub login: String,
+    /// May create organisations and users and read the instance-wide audit log.
+    pub instance_admin: bool,
+    pub created_at: String,
+}
+
+/// An organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Org {
+    pub id: OrgId,
+    pub name: String,
+    /// Storage quota for sealed blobs, bytes.
+    pub quota_bytes: i64,
+    pub created_at: String,
+}
+
+/// Answer to setup: the owner and the organisation just created.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SetupResponse {
+    pub user: User,
+    pub org: Org,
+}
+
+/// `POST /api/v1/auth/login`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub login: String,
+    pub secret: String,
+}
+
+/// A browser session was opened; the session itself travels in an HttpOnly cookie.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginResponse {
+    pub user: User,
+    /// Send it back as `X-CSRF-Token` on every state-changing request made with the session cookie.
+    pub csrf_token: String,
+    pub expires_at: String,
+}
+
+/// One membership of the calling user.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Membership {
+    pub org: Org,
+    pub role: Role,
+}
+
+/// `GET /api/v1/me`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Me {
+    pub user: User,
+    pub memberships: Vec<Membership>,
+    /// Set when the request was authenticated by an API token.
+    pub token: Option<ApiTokenInfo>,
+}
+
+/// `POST /api/v1/users` (instance admins): create an account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub login: String,
+    pub secret: String,
+    #[serde(default)]
+    pub instance_admin: bool,
+}
+
+/// `POST /api/v1/orgs` (instance admins).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    pub name: String,
+    /// The first owner; defaults to the caller.
+    #[serde(default)]
+    pub owner: Option<UserId>,
+    #[serde(default)]
+    pub quota_bytes: Option<i64>,
+}
+
+/// `PUT /api/v1/orgs/{org}/quota` (instance admins).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetQuotaRequest {
+    pub quota_bytes: i64,
+}
+
+/// A member of an organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+}
+
+/// `POST /api/v1/orgs/{org}/members`: add an existing account by login.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    pub login: String,
+    pub role: Role,
+}
+
+/// `PUT /api/v1/orgs/{org}/members/{user}`: change a member's role.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleRequest {
+    pub role: Role,
+}
+
+/// `POST /api/v1/tokens`: an API token for the CLI or automation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// A label to recognise it by, e.g. `ci-runner` or `laptop`.
+    pub name: String,
+    /// Restrict the token to one organisation.
+    #[serde(default)]
+    pub org: Option<OrgId>,
+    /// The most the token may do; the effective role is the lower of this and the user's role.
+    #[serde(default)]
+    pub max_role: Option<Role>,
+    /// Lifetime in days; none means until revoked.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A token as listed: never the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApiTokenInfo {
+    pub id: TokenId,
+    pub name: String,
+    pub org: Option<OrgId>,
+    pub max_role: Role,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// The token just created; `token` is shown this once and stored only as a hash.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreatedToken {
+    pub info: ApiTokenInfo,
+    /// `hth_...`: send as `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// A sealed blob an organisation holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Blob {
+    pub sha256: BlobHash,
+    pub size: i64,
+    pub created_at: String,
+    pub created_by: UserId,
+}
+
+/// Storage use of an organisation.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Usage {
+    /// Bytes of stored blobs.
+    pub used_bytes: i64,
+    /// Bytes promised to uploads in progress.
+    pub reserved_bytes: i64,
+    pub quota_bytes: i64,
+}
+
+/// A page of the audit log, oldest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_after: Option<i64>,
+    /// The chain's head as the server records it.
+    pub head: ChainHead,
+}
+
+/// Result of recomputing an audit chain.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditVerification {
+    pub ok: bool,
+    pub entries_checked: i64,
+    /// The last entry that verified.
+    pub verified_head: Option<ChainHead>,
+    /// The first problem found, naming the entry.
+    pub first_break: Option<ChainBreak>,
+    pub message: String,
+}

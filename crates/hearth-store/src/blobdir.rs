@@ -1,0 +1,258 @@
+//! Sealed blobs on the local disk.
+//!
+//! Layout under the root (the data directory's `blobs/`):
+//! - `sha256/ab/abcdef…`: finished blobs, named by the SHA-256 of their bytes, never modified.
+//! - `uploads/<upload id>.part`: resumable uploads in progress. Their length *is* the upload offset, so a
+//!   server killed mid-write resumes exactly where the bytes on disk end.
+//!
+//! A finished upload is hashed, fsynced, then renamed into place and the directory fsynced: readers see a
+//! complete, verified blob or nothing.
+
+use crate::{Result, StoreError};
+use hearth_proto::ids::{BlobHash, UploadId};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// The blob directory.
+#[derive(Debug, Clone)]
+pub struct BlobDir {
+    root: PathBuf,
+}
+
+/// Why a finished upload was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    #[error("the uploaded bytes hash to {actual}, not the announced {expected}")]
+    HashMismatch {
+        expected: BlobHash,
+        actual: BlobHash,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An upload file opened for appending at a known offset.
+#[derive(Debug)]
+pub struct UploadFile {
+    file: tokio::fs::File,
+    offset: u64,
+}
+
+impl UploadFile {
+    /// Bytes on disk so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| StoreError::io("writing upload", e))?;
+        self.offset += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Make what was received durable; the client is told this offset only after it is on disk.
+    pub async fn sync(mut self) -> Result<u64> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| StoreError::io("flushing upload", e))?;
+        self.file
+            .sync_data()
+            .await
+            .map_err(|e| StoreError::io("syncing upload", e))?;
+        Ok(self.offset)
+    }
+}
+
+impl BlobDir {
+    /// Open (creating) the blob directory at `root`.
+    pub async fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for sub in ["sha256", "uploads"] {
+            let dir = root.join(sub);
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+        }
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where a finished blob lives.
+    pub fn blob_path(&self, h: &BlobHash) -> PathBuf {
+        let s = h.as_str();
+        self.root.join("sha256").join(&s[..2]).join(s)
+    }
+
+    fn upload_path(&self, id: UploadId) -> PathBuf {
+        self.root.join("uploads").join(format!("{id}.part"))
+    }
+
+    pub async fn blob_exists(&self, h: &BlobHash) -> Result<bool> {
+        tokio::fs::try_exists(self.blob_path(h))
+            .await
+            .map_err(|e| StoreError::io("checking blob", e))
+    }
+
+    /// Start an upload's file (empty).
+    pub async fn create_upload(&self, id: UploadId) -> Result<()> {
+        let path = self.upload_path(id);
+        let f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| StoreError::io("creating upload file", e))?;
+        f.sync_all()
+            .await
+            .map_err(|e| StoreError::io("syncing upload file", e))?;
+        sync_dir(&self.root.join("uploads")).await
+    }
+
+    /// Bytes received so far, or `None` if the upload's file is gone.
+    pub async fn upload_offset(&self, id: UploadId) -> Result<Option<u64>> {
+        match tokio::fs::metadata(self.upload_path(id)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("reading upload offset", e)),
+        }
+    }
+
+    /// Open an upload to append at its current end.
+    pub async fn append_upload(&self, id: UploadId) -> Result<UploadFile> {
+        let file = tokio::fs::OpenOptions::new()
+            .append(true)
+            .open(self.upload_path(id))
+            .await
+            .map_err(|e| StoreError::io("opening upload file", e))?;
+        let offset = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io("reading upload file", e))?
+            .len();
+        Ok(UploadFile { file, offset })
+    }
+
+    /// Verify the finished upload against `expected` and move it into place atomically. On a hash
+    /// mismatch the upload's bytes are discarded (they cannot become the blob the client meant).
+    pub async fn finish_upload(
+        &self,
+        id: UploadId,
+        expected: &BlobHash,
+    ) -> Result<(), FinishError> {
+        let part = self.upload_path(id);
+        let actual = hash_file(part.clone()).await?;
+        if &actual != expected {
+            self.remove_upload(id).await?;
+            return Err(FinishError::HashMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let dest = self.blob_path(expected);
+        let dir = dest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.clone());
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|e| StoreError::io("creating blob directory", e))?;
+        let f = tokio::fs::File::open(&part)
+            .await
+            .map_err(|e| StoreError::io("opening upload", e))?;
+        f.sync_all()
+            .await
+            .map_err(|e| StoreError::io("syncing upload", e))?;
+        drop(f);
+        tokio::fs::rename(&part, &dest)
+            .await
+            .map_err(|e| StoreError::io("moving blob into place", e))?;
+        sync_dir(&dir).await?;
+        sync_dir(&self.root.join("uploads")).await?;
+        Ok(())
+    }
+
+    pub async fn remove_upload(&self, id: UploadId) -> Result<()> {
+        match tokio::fs::remove_file(self.upload_path(id)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing upload", e)),
+        }
+    }
+
+    pub async fn remove_blob(&self, h: &BlobHash) -> Result<()> {
+        match tokio::fs::remove_file(self.blob_path(h)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing blob", e)),
+        }
+    }
+
+    /// Recompute a stored blob's hash (backups, restores, `hearthd verify`).
+    pub async fn hash_blob(&self, h: &BlobHash) -> Result<BlobHash> {
+        hash_file(self.blob_path(h)).await
+    }
+
+    /// Upload files whose id the database no longer knows (left by a crash between the two).
+    pub async fn upload_ids_on_disk(&self) -> Result<Vec<UploadId>> {
+        let mut out = Vec::new();
+        let mut rd = tokio::fs::read_dir(self.root.join("uploads"))
+            .await
+            .map_err(|e| StoreError::io("listing uploads", e))?;
+        while let Some(entry) = rd
+            .next_entry()
+            .await
+            .map_err(|e| StoreError::io("listing uploads", e))?
+        {
+            let name = entry.file_name();
+            if let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".part"))
+                .and_then(|n| n.parse().ok())
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// SHA-256 of a file, computed off the async threads in 1 MiB reads.
+pub async fn hash_file(path: PathBuf) -> Result<BlobHash> {
+    tokio::task::spawn_blocking(move || -> Result<BlobHash> {
+        let mut f = std::fs::File::open(&path)
+            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| StoreError::io("reading for hash", e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(BlobHash::from_digest(h.finalize().into()))
+    })
+    .await
+    .map_err(|e| StoreError::io("hashing task", std::io::Error::other(e)))?
+}
+
+/// fsync a directory so a rename or create inside it survives a crash.
+async fn sync_dir(dir: &Path) -> Result<()> {
+    let d = tokio::fs::File::open(dir)
+        .await
+        .map_err(|e| StoreError::io("opening directory", e))?;
+    d.sync_all()
+        .await
+        .map_err(|e| StoreError::io("syncing directory", e))
+}

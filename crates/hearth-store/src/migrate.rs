@@ -1,0 +1,68 @@
+//! Applies `migrations/*.sql` in order, once each, remembering a checksum so an edited migration is caught.
+//! On PostgreSQL an advisory lock keeps several `hearthd` instances starting together from racing.
+
+use crate::{Backend, Result, Store, StoreError};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+/// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.
+const PG_LOCK_KEY: i64 = 0x4845_4152_5448; // "HEARTH"
+
+pub(crate) async fn run(store: &Store) -> Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(PG_LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply(&mut conn).await;
+    if store.backend() == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(PG_LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS hearth_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+         checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    for &(version, name, sql) in MIGRATIONS {
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
+        let applied = sqlx::query("SELECT checksum FROM hearth_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(row) = applied {
+            let stored: String = row.try_get("checksum")?;
+            if stored != checksum {
+                return Err(StoreError::MigrationChanged {
+                    version,
+                    name: name.to_owned(),
+                });
+            }
+            continue;
+        }
+        tracing::info!(version, name, "applying database migration");
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO hearth_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
+            .bind(version)
+            .bind(name)
+            .bind(checksum)
+            .bind(hearth_proto::time_fmt::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Rows as the rest of Hearth sees them. Times are Unix milliseconds.
+
+use hearth_proto::Role;
+use hearth_proto::api;
+use hearth_proto::ids::{BlobHash, OrgId, TokenId, UploadId, UserId};
+use hearth_proto::time_fmt::rfc3339;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: UserId,
+    pub login: String,
+    /// Argon2id PHC string; never leaves the server.
+    pub secret_hash: String,
+    pub instance_admin: bool,
+    pub created_at: i64,
+}
+
+impl UserRow {
+    pub fn to_api(&self) -> api::User {
+        api::User {
+            id: self.id,
+            login: self.login.clone(),
+            instance_admin: self.instance_admin,
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRow {
+    pub id: OrgId,
+    pub name: String,
+    pub quota_bytes: i64,
+    pub created_at: i64,
+}
+
+impl OrgRow {
+    pub fn to_api(&self) -> api::Org {
+        api::Org {
+            id: self.id,
+            name: self.name.clone(),
+            quota_bytes: self.quota_bytes,
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub user_id: UserId,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: TokenId,
+    pub user_id: UserId,
+    pub org_id: Option<OrgId>,
+    pub name: String,
+    pub max_role: Role,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    pub fn to_api(&self) -> api::ApiTokenInfo {
+        api::ApiTokenInfo {
+            id: self.id,
+            name: self.name.clone(),
+            org: self.org_id,
+            max_role: self.max_role,
+            created_at: rfc3339(self.created_at),
+            last_used_at: self.last_used_at.map(rfc3339),
+            expires_at: self.expires_at.map(rfc3339),
+            revoked_at: self.revoked_at.map(rfc3339),
+        }
+    }
+
+    /// Usable now: not revoked, not expired.
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRow {
+    pub org_id: OrgId,
+    pub sha256: BlobHash,
+    pub size: i64,
+    pub created_at: i64,
+    pub created_by: UserId,
+}
+
+impl BlobRow {
+    pub fn to_api(&self) -> api::Blob {
+        api::Blob {
+            sha256: self.sha256.clone(),
+            size: self.size,
+            created_at: rfc3339(self.created_at),
+            created_by: self.created_by,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRow {
+    pub id: UploadId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    /// Total bytes the client announced.
+    pub length: i64,
+    /// The SHA-256 the client announced; the finished upload must match it.
+    pub sha256: BlobHash,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// Storage use of an organisation, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageRow {
+    pub used: i64,
+    pub reserved: i64,
+}

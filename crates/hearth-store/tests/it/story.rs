@@ -1,0 +1,345 @@
+use crate::support::{self, TestDb};
+use hearth_proto::Role;
+use hearth_proto::audit::ChainBreak;
+use hearth_proto::ids::{BlobHash, OrgId, TokenId, UploadId, UserId};
+use hearth_store::audit::NewAuditEntry;
+use hearth_store::blobdir::{BlobDir, FinishError};
+use hearth_store::*;
+
+#[tokio::test]
+async fn story_on_sqlite() {
+    story(support::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn story_on_postgres() {
+    if let Some(db) = support::postgres().await {
+        story(db).await;
+    }
+}
+
+fn audit(scope: &str, action: &str, n: i64) -> NewAuditEntry {
+    NewAuditEntry {
+        scope: scope.to_owned(),
+        ts_ms: 1_795_000_000_000 + n,
+        actor: "user:test".into(),
+        action: action.into(),
+        target: None,
+        source: Some("192.0.2.1".into()),
+        details: serde_json::json!({ "n": n }),
+    }
+}
+
+async fn story(db: TestDb) {
+    let s = &db.store;
+    let label = db.label;
+    let now = 1_795_000_000_000;
+
+    // A fresh server has no users and a one-time setup token that works once.
+    assert_eq!(s.user_count().await.unwrap(), 0, "{label}");
+    let mut tx = s.begin().await.unwrap();
+    tx.replace_setup_token("hash-of-setup-token", now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert!(!tx.consume_setup_token("wrong").await.unwrap());
+    assert!(tx.consume_setup_token("hash-of-setup-token").await.unwrap());
+    assert!(!tx.consume_setup_token("hash-of-setup-token").await.unwrap());
+
+    // The first owner and their organisation, with the audit entry, in one transaction.
+    let alice = UserRow {
+        id: UserId::new(),
+        login: "alice".into(),
+        secret_hash: "$argon2id$fake".into(),
+        instance_admin: true,
+        created_at: now,
+    };
+    let org = OrgRow {
+        id: OrgId::new(),
+        name: "Acme Prototyping".into(),
+        quota_bytes: 1000,
+        created_at: now,
+    };
+    tx.insert_user(&alice).await.unwrap();
+    tx.insert_org(&org).await.unwrap();
+    tx.set_membership(org.id, alice.id, Role::Owner, now)
+        .await
+        .unwrap();
+    tx.append_audit(audit(&org.id.to_string(), "org.create", 1))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // A rolled-back transaction leaves nothing behind.
+    let mut tx = s.begin().await.unwrap();
+    let ghost = UserRow {
+        id: UserId::new(),
+        login: "ghost".into(),
+        ..alice.clone()
+    };
+    tx.insert_user(&ghost).await.unwrap();
+    drop(tx);
+    assert!(
+        s.user_by_login("ghost").await.unwrap().is_none(),
+        "{label}: rollback"
+    );
+
+    // Logins are unique; the error says which.
+    let mut tx = s.begin().await.unwrap();
+    let dup = UserRow {
+        id: UserId::new(),
+        ..alice.clone()
+    };
+    match tx.insert_user(&dup).await {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("alice"), "{msg}"),
+        other => panic!("{label}: expected a conflict, got {other:?}"),
+    }
+    drop(tx);
+
+    let bob = UserRow {
+        id: UserId::new(),
+        login: "bob".into(),
+        secret_hash: "$argon2id$fake2".into(),
+        instance_admin: false,
+        created_at: now + 1,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_user(&bob).await.unwrap();
+    tx.set_membership(org.id, bob.id, Role::Operator, now)
+        .await
+        .unwrap();
+    tx.append_audit(audit(&org.id.to_string(), "member.add", 2))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(s.user_by_login("bob").await.unwrap().unwrap(), bob);
+    assert_eq!(s.user_by_id(alice.id).await.unwrap(), alice);
+    assert!(matches!(
+        s.user_by_id(UserId::new()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.role_in(org.id, bob.id).await.unwrap(),
+        Some(Role::Operator)
+    );
+    let members = s.members(org.id).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|(u, r)| (u.login.as_str(), *r))
+            .collect::<Vec<_>>(),
+        [("alice", Role::Owner), ("bob", Role::Operator)]
+    );
+    assert_eq!(s.memberships_of(bob.id).await.unwrap()[0].0, org);
+
+    // Promotion, owner counting, removal.
+    let mut tx = s.begin().await.unwrap();
+    tx.set_membership(org.id, bob.id, Role::Admin, now)
+        .await
+        .unwrap();
+    assert_eq!(tx.owner_count(org.id).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert_eq!(s.role_in(org.id, bob.id).await.unwrap(), Some(Role::Admin));
+
+    // Sessions expire.
+    let sess = SessionRow {
+        user_id: bob.id,
+        csrf_token: "csrf".into(),
+        created_at: now,
+        expires_at: now + 1000,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_session("sess-hash", &sess, Some("192.0.2.7"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.session("sess-hash", now + 10).await.unwrap(), Some(sess));
+    assert_eq!(s.session("sess-hash", now + 1000).await.unwrap(), None);
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.delete_expired_sessions(now + 2000).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+
+    // API tokens: stored by hash, scoped, revocable only by their owner, with last-used time.
+    let tok = TokenRow {
+        id: TokenId::new(),
+        user_id: bob.id,
+        org_id: Some(org.id),
+        name: "ci".into(),
+        max_role: Role::Operator,
+        created_at: now,
+        last_used_at: None,
+        expires_at: Some(now + 86_400_000),
+        revoked_at: None,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_token(&tok, "tok-hash").await.unwrap();
+    tx.commit().await.unwrap();
+    let found = s.token_by_hash("tok-hash").await.unwrap().unwrap();
+    assert_eq!(found, tok);
+    assert!(found.is_live(now) && !found.is_live(now + 86_400_000));
+    s.touch_token(tok.id, now + 5).await.unwrap();
+    assert_eq!(
+        s.tokens_of(bob.id).await.unwrap()[0].last_used_at,
+        Some(now + 5)
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(matches!(
+        tx.revoke_token(tok.id, alice.id, now).await,
+        Err(StoreError::NotFound(_))
+    ));
+    tx.revoke_token(tok.id, bob.id, now + 6).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        !s.token_by_hash("tok-hash")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_live(now + 7)
+    );
+
+    // Blobs: a resumable upload survives an interruption, is verified, then becomes visible.
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = BlobDir::open(dir.path().join("blobs")).await.unwrap();
+    let data: Vec<u8> = (0..600u32).map(|i| (i * 7 % 251) as u8).collect();
+    let hash = BlobHash::of(&data);
+    let up = UploadRow {
+        id: UploadId::new(),
+        org_id: org.id,
+        user_id: bob.id,
+        length: data.len() as i64,
+        sha256: hash.clone(),
+        created_at: now,
+        expires_at: now + 1000,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_upload(&up).await.unwrap();
+    tx.commit().await.unwrap();
+    blobs.create_upload(up.id).await.unwrap();
+    let mut f = blobs.append_upload(up.id).await.unwrap();
+    f.write(&data[..250]).await.unwrap();
+    drop(f); // the connection broke
+    assert_eq!(blobs.upload_offset(up.id).await.unwrap(), Some(250));
+    assert!(
+        !blobs.blob_exists(&hash).await.unwrap(),
+        "a partial upload is never a visible blob"
+    );
+    assert_eq!(
+        s.usage(org.id).await.unwrap(),
+        UsageRow {
+            used: 0,
+            reserved: 600
+        }
+    );
+    let mut f = blobs.append_upload(up.id).await.unwrap();
+    assert_eq!(f.offset(), 250);
+    f.write(&data[250..]).await.unwrap();
+    assert_eq!(f.sync().await.unwrap(), 600);
+    blobs.finish_upload(up.id, &hash).await.unwrap();
+    assert_eq!(blobs.hash_blob(&hash).await.unwrap(), hash);
+    let mut tx = s.begin().await.unwrap();
+    tx.delete_upload(up.id).await.unwrap();
+    let row = BlobRow {
+        org_id: org.id,
+        sha256: hash.clone(),
+        size: 600,
+        created_at: now,
+        created_by: bob.id,
+    };
+    tx.insert_blob(&row).await.unwrap();
+    tx.insert_blob(&row).await.unwrap(); // uploading the same ciphertext again is harmless
+    tx.commit().await.unwrap();
+    assert_eq!(s.blob(org.id, &hash).await.unwrap(), row);
+    assert_eq!(s.blobs(org.id, None, 10).await.unwrap(), vec![row.clone()]);
+    assert!(s.blobs(org.id, Some(&hash), 10).await.unwrap().is_empty());
+    assert_eq!(
+        s.usage(org.id).await.unwrap(),
+        UsageRow {
+            used: 600,
+            reserved: 0
+        }
+    );
+    assert_eq!(
+        s.all_blob_hashes().await.unwrap(),
+        vec![(hash.clone(), 600)]
+    );
+
+    // An upload whose bytes don't match the announced hash is refused and discarded.
+    let bad = UploadId::new();
+    blobs.create_upload(bad).await.unwrap();
+    let mut f = blobs.append_upload(bad).await.unwrap();
+    f.write(b"not what was announced").await.unwrap();
+    f.sync().await.unwrap();
+    assert!(matches!(
+        blobs.finish_upload(bad, &hash).await,
+        Err(FinishError::HashMismatch { .. })
+    ));
+    assert_eq!(blobs.upload_offset(bad).await.unwrap(), None);
+
+    let mut tx = s.begin().await.unwrap();
+    tx.delete_blob(org.id, &hash).await.unwrap();
+    assert!(!tx.blob_referenced(&hash).await.unwrap());
+    assert!(matches!(
+        tx.delete_blob(org.id, &hash).await,
+        Err(StoreError::NotFound(_))
+    ));
+    tx.commit().await.unwrap();
+
+    // The audit chain verifies, and every kind of direct tampering is named.
+    let org_scope = org.id.to_string();
+    let check = s.verify_audit(&org_scope).await.unwrap();
+    assert_eq!(check.entries_checked, 2);
+    assert_eq!(check.result.unwrap(), check.head);
+
+    for (scope, sql, expected) in [
+        (
+            "edit",
+            "UPDATE audit_log SET actor = 'user:mallory' WHERE scope = 'edit' AND seq = 2",
+            ChainBreak::Altered { seq: 2 },
+        ),
+        (
+            "delete",
+            "DELETE FROM audit_log WHERE scope = 'delete' AND seq = 2",
+            ChainBreak::Removed {
+                expected: 2,
+                found: 3,
+            },
+        ),
+        (
+            "tail",
+            "DELETE FROM audit_log WHERE scope = 'tail' AND seq = 4",
+            ChainBreak::Truncated { last: 3, head: 4 },
+        ),
+        (
+            "reorder",
+            "UPDATE audit_log SET seq = 1000 WHERE scope = 'reorder' AND seq = 2; \
+             UPDATE audit_log SET seq = 2 WHERE scope = 'reorder' AND seq = 3; \
+             UPDATE audit_log SET seq = 3 WHERE scope = 'reorder' AND seq = 1000",
+            ChainBreak::Altered { seq: 2 },
+        ),
+    ] {
+        let mut tx = s.begin().await.unwrap();
+        for n in 1..=4 {
+            tx.append_audit(audit(scope, "test.event", n))
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert!(
+            s.verify_audit(scope).await.unwrap().result.is_ok(),
+            "{label}/{scope}: intact first"
+        );
+        assert!(
+            support::raw(&db.url, sql).await > 0,
+            "{label}/{scope}: tampering applied"
+        );
+        let check = s.verify_audit(scope).await.unwrap();
+        assert_eq!(check.result, Err(expected), "{label}/{scope}");
+    }
+
+    // Pages come oldest first and continue after a given entry.
+    let page = s.audit_page(&org_scope, 1, 10).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+    assert_eq!(page[0].action, "member.add");
+}
