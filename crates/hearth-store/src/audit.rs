@@ -132,6 +132,14 @@ impl Store {
             .collect()
     }
 
+    /// Every scope that has a chain.
+    pub async fn audit_scopes(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT scope FROM audit_heads ORDER BY scope")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("scope")?)).collect()
+    }
+
     /// The recorded head of a scope's chain (genesis if nothing was logged yet).
     pub async fn audit_head(&self, scope: &str) -> Result<ChainHead> {
         let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE scope = $1")

@@ -1,0 +1,568 @@
+//! A typed client for Hearth's `/api/v1`, used by the CLI, the agent and the server's own end-to-end tests.
+//!
+//! - [`Client`]: one server, authenticated by an API token or a login session (cookie + CSRF token).
+//! - Uploads use tus 1.0 and resume after a broken connection from the offset the server reports
+//!   ([`Client::upload_file`]); downloads resume with `Range` and are checked against their SHA-256
+//!   ([`Client::download_blob`]).
+//! - [`Client::verify_audit`] pages through an audit chain and recomputes every hash locally, so a client
+//!   does not have to trust the server's own verification.
+
+use base64::Engine;
+use futures::StreamExt;
+use hearth_proto::api::*;
+use hearth_proto::audit::{ChainBreak, ChainHead, ChainVerifier};
+use hearth_proto::ids::{BlobHash, OrgId, TokenId, UserId};
+use hearth_proto::{Role, TUS_VERSION};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+/// Everything that can go wrong talking to a Hearth server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("cannot reach the server")]
+    Http(#[from] reqwest::Error),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("downloaded blob hashes to {actual}, not {expected}")]
+    HashMismatch {
+        expected: BlobHash,
+        actual: BlobHash,
+    },
+    #[error("the audit log does not verify: {0}")]
+    Chain(#[from] ChainBreak),
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The API error code, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClientError {
+    let context = context.into();
+    move |source| ClientError::Io { context, source }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    Token(String),
+    Session { cookie: String, csrf: String },
+}
+
+/// A client for one Hearth server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    auth: Auth,
+    /// Bytes sent per PATCH request of an upload.
+    pub upload_chunk: u64,
+}
+
+impl Client {
+    /// A client for `base_url` (e.g. `https://hearth.example.org`), trusting the system's usual roots.
+    pub fn new(base_url: &str) -> Result<Self> {
+        Self::build(base_url, reqwest::Client::builder())
+    }
+
+    /// A client that also trusts the given PEM root certificate (self-hosted servers with their own CA).
+    pub fn with_root_pem(base_url: &str, pem: &[u8]) -> Result<Self> {
+        let cert = reqwest::Certificate::from_pem(pem)?;
+        Self::build(
+            base_url,
+            reqwest::Client::builder().add_root_certificate(cert),
+        )
+    }
+
+    fn build(base_url: &str, builder: reqwest::ClientBuilder) -> Result<Self> {
+        let http = builder.use_rustls_tls().build()?;
+        Ok(Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            auth: Auth::None,
+            upload_chunk: 64 << 20,
+        })
+    }
+
+    /// Authenticate every request with an API token (`hth_...`).
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Token(token.into());
+        self
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let safe = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let rb = self.http.request(method, url);
+        match &self.auth {
+            Auth::None => rb,
+            Auth::Token(t) => rb.bearer_auth(t),
+            Auth::Session { cookie, csrf } => {
+                let rb = rb.header("cookie", format!("hearth_session={cookie}"));
+                if safe {
+                    rb
+                } else {
+                    rb.header("x-csrf-token", csrf)
+                }
+            }
+        }
+    }
+
+    async fn check(resp: Response) -> Result<Response> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(b) => ClientError::Api {
+                status,
+                code: b.code,
+                message: b.message,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "http".into(),
+                message: text,
+            },
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(rb: RequestBuilder) -> Result<T> {
+        Ok(Self::check(rb.send().await?).await?.json().await?)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        Self::json(self.req(Method::GET, path)).await
+    }
+
+    async fn send<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        Self::json(self.req(method, path).json(body)).await
+    }
+
+    async fn no_content(&self, rb: RequestBuilder) -> Result<()> {
+        Self::check(rb.send().await?).await.map(drop)
+    }
+
+    pub async fn info(&self) -> Result<ServerInfo> {
+        self.get("/api/v1/info").await
+    }
+
+    pub async fn setup(&self, req: &SetupRequest) -> Result<SetupResponse> {
+        self.send(Method::POST, "/api/v1/setup", req).await
+    }
+
+    /// Log in; later requests use the session (cookie + CSRF token).
+    pub async fn login(&mut self, login: &str, secret: &str) -> Result<LoginResponse> {
+        let body = LoginRequest {
+            login: login.into(),
+            secret: secret.into(),
+        };
+        let resp = Self::check(
+            self.http
+                .post(format!("{}/api/v1/auth/login", self.base))
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await?;
+        let cookie = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.strip_prefix("hearth_session=")
+                    .and_then(|v| v.split(';').next())
+                    .map(str::to_owned)
+            })
+            .ok_or_else(|| {
+                ClientError::Protocol("login answered without a session cookie".into())
+            })?;
+        let out: LoginResponse = resp.json().await?;
+        self.auth = Auth::Session {
+            cookie,
+            csrf: out.csrf_token.clone(),
+        };
+        Ok(out)
+    }
+
+    pub async fn logout(&mut self) -> Result<()> {
+        self.no_content(self.req(Method::POST, "/api/v1/auth/logout"))
+            .await?;
+        self.auth = Auth::None;
+        Ok(())
+    }
+
+    pub async fn me(&self) -> Result<Me> {
+        self.get("/api/v1/me").await
+    }
+
+    pub async fn create_user(
+        &self,
+        login: &str,
+        secret: &str,
+        instance_admin: bool,
+    ) -> Result<User> {
+        let req = CreateUserRequest {
+            login: login.into(),
+            secret: secret.into(),
+            instance_admin,
+        };
+        self.send(Method::POST, "/api/v1/users", &req).await
+    }
+
+    pub async fn create_org(
+        &self,
+        name: &str,
+        owner: Option<UserId>,
+        quota_bytes: Option<i64>,
+    ) -> Result<Org> {
+        let req = CreateOrgRequest {
+            name: name.into(),
+            owner,
+            quota_bytes,
+        };
+        self.send(Method::POST, "/api/v1/orgs", &req).await
+    }
+
+    pub async fn orgs(&self) -> Result<Vec<Membership>> {
+        self.get("/api/v1/orgs").await
+    }
+
+    pub async fn set_quota(&self, org: OrgId, quota_bytes: i64) -> Result<Org> {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/orgs/{org}/quota"),
+            &SetQuotaRequest { quota_bytes },
+        )
+        .await
+    }
+
+    pub async fn usage(&self, org: OrgId) -> Result<Usage> {
+        self.get(&format!("/api/v1/orgs/{org}/usage")).await
+    }
+
+    pub async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
+        self.get(&format!("/api/v1/orgs/{org}/members")).await
+    }
+
+    pub async fn add_member(&self, org: OrgId, login: &str, role: Role) -> Result<Member> {
+        let req = AddMemberRequest {
+            login: login.into(),
+            role,
+        };
+        self.send(Method::POST, &format!("/api/v1/orgs/{org}/members"), &req)
+            .await
+    }
+
+    pub async fn set_role(&self, org: OrgId, user: UserId, role: Role) -> Result<Member> {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/orgs/{org}/members/{user}"),
+            &SetRoleRequest { role },
+        )
+        .await
+    }
+
+    pub async fn remove_member(&self, org: OrgId, user: UserId) -> Result<()> {
+        self.no_content(self.req(
+            Method::DELETE,
+            &format!("/api/v1/orgs/{org}/members/{user}"),
+        ))
+        .await
+    }
+
+    pub async fn create_token(&self, req: &CreateTokenRequest) -> Result<CreatedToken> {
+        self.send(Method::POST, "/api/v1/tokens", req).await
+    }
+
+    pub async fn tokens(&self) -> Result<Vec<ApiTokenInfo>> {
+        self.get("/api/v1/tokens").await
+    }
+
+    pub async fn revoke_token(&self, id: TokenId) -> Result<()> {
+        self.no_content(self.req(Method::DELETE, &format!("/api/v1/tokens/{id}")))
+            .await
+    }
+
+    pub async fn blobs(&self, org: OrgId) -> Result<Vec<Blob>> {
+        self.get(&format!("/api/v1/orgs/{org}/blobs?limit=1000"))
+            .await
+    }
+
+    pub async fn delete_blob(&self, org: OrgId, hash: &BlobHash) -> Result<()> {
+        self.no_content(self.req(Method::DELETE, &format!("/api/v1/orgs/{org}/blobs/{hash}")))
+            .await
+    }
+
+    /// Start a tus upload; returns its URL.
+    pub async fn create_upload(
+        &self,
+        org: OrgId,
+        length: u64,
+        sha256: &BlobHash,
+    ) -> Result<String> {
+        let meta = format!(
+            "sha256 {}",
+            base64::engine::general_purpose::STANDARD.encode(sha256.as_str())
+        );
+        let resp = self
+            .req(Method::POST, &format!("/api/v1/orgs/{org}/uploads"))
+            .header("tus-resumable", TUS_VERSION)
+            .header("upload-length", length)
+            .header("upload-metadata", meta)
+            .send()
+            .await?;
+        let resp = Self::check(resp).await?;
+        resp.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Protocol("upload created without a Location".into()))
+    }
+
+    /// Bytes of an upload the server holds.
+    pub async fn upload_offset(&self, url: &str) -> Result<u64> {
+        let resp = Self::check(
+            self.req(Method::HEAD, url)
+                .header("tus-resumable", TUS_VERSION)
+                .send()
+                .await?,
+        )
+        .await?;
+        resp.headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Protocol("HEAD answered without Upload-Offset".into()))
+    }
+
+    /// Send `body` at `offset`; returns the server's new offset.
+    pub async fn patch_upload(&self, url: &str, offset: u64, body: reqwest::Body) -> Result<u64> {
+        let resp = self
+            .req(Method::PATCH, url)
+            .header("tus-resumable", TUS_VERSION)
+            .header("upload-offset", offset)
+            .header("content-type", "application/offset+octet-stream")
+            .body(body)
+            .send()
+            .await?;
+        let resp = Self::check(resp).await?;
+        resp.headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Protocol("PATCH answered without Upload-Offset".into()))
+    }
+
+    /// Upload a (sealed) file: hash it, then send it in chunks, resuming from the server's offset after a
+    /// broken connection (up to 5 times in a row). Memory use does not depend on the file's size.
+    pub async fn upload_file(&self, org: OrgId, path: &Path) -> Result<BlobHash> {
+        let hash = hash_file(path).await?;
+        let len = tokio::fs::metadata(path)
+            .await
+            .map_err(io(format!("reading {}", path.display())))?
+            .len();
+        let url = self.create_upload(org, len, &hash).await?;
+        self.resume_upload(&url, path, len).await?;
+        Ok(hash)
+    }
+
+    /// Continue the upload at `url` of the file at `path` until the server holds all `len` bytes.
+    pub async fn resume_upload(&self, url: &str, path: &Path, len: u64) -> Result<()> {
+        let mut offset = self.upload_offset(url).await?;
+        let mut failures = 0;
+        while offset < len {
+            let n = self.upload_chunk.min(len - offset);
+            let mut f = tokio::fs::File::open(path)
+                .await
+                .map_err(io(format!("opening {}", path.display())))?;
+            f.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(io("seeking"))?;
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f.take(n)));
+            match self.patch_upload(url, offset, body).await {
+                Ok(new) => {
+                    offset = new;
+                    failures = 0;
+                }
+                Err(e @ ClientError::Api { .. }) if e.status() != Some(409) => return Err(e),
+                Err(e) => {
+                    failures += 1;
+                    if failures > 5 {
+                        return Err(e);
+                    }
+                    // The server may still be closing the broken request (409 busy): back off a little.
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * failures)).await;
+                    offset = self.upload_offset(url).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Download a blob to `dest`, resuming a partial `dest` with `Range`, and check its SHA-256.
+    pub async fn download_blob(&self, org: OrgId, hash: &BlobHash, dest: &Path) -> Result<u64> {
+        let have = tokio::fs::metadata(dest)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let mut rb = self.req(Method::GET, &format!("/api/v1/orgs/{org}/blobs/{hash}"));
+        if have > 0 {
+            rb = rb.header("range", format!("bytes={have}-"));
+        }
+        let resp = Self::check(rb.send().await?).await?;
+        let append = resp.status() == StatusCode::PARTIAL_CONTENT;
+        let mut f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(dest)
+            .await
+            .map_err(io(format!("writing {}", dest.display())))?;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            f.write_all(&chunk?).await.map_err(io("writing download"))?;
+        }
+        f.flush().await.map_err(io("writing download"))?;
+        let actual = hash_file(dest).await?;
+        if &actual != hash {
+            return Err(ClientError::HashMismatch {
+                expected: hash.clone(),
+                actual,
+            });
+        }
+        Ok(tokio::fs::metadata(dest)
+            .await
+            .map_err(io("reading download"))?
+            .len())
+    }
+
+    /// One page of an organisation's audit log (`None`: the instance-wide log).
+    pub async fn audit_page(
+        &self,
+        org: Option<OrgId>,
+        after: i64,
+        limit: i64,
+    ) -> Result<AuditPage> {
+        let base = match org {
+            Some(o) => format!("/api/v1/orgs/{o}/audit"),
+            None => "/api/v1/system/audit".to_owned(),
+        };
+        self.get(&format!("{base}?after={after}&limit={limit}"))
+            .await
+    }
+
+    /// The server's own verification of a chain.
+    pub async fn audit_verify_on_server(&self, org: Option<OrgId>) -> Result<AuditVerification> {
+        match org {
+            Some(o) => self.get(&format!("/api/v1/orgs/{o}/audit/verify")).await,
+            None => self.get("/api/v1/system/audit/verify").await,
+        }
+    }
+
+    /// Fetch a whole chain and recompute it here. Pass the head verified last time (`pinned`) to also prove
+    /// that nothing before it changed and the log only grew.
+    pub async fn verify_audit(
+        &self,
+        org: Option<OrgId>,
+        pinned: Option<&ChainHead>,
+    ) -> Result<ChainHead> {
+        let mut verifier = ChainVerifier::new();
+        let mut after = 0;
+        let mut head;
+        let mut pinned_seen = pinned.is_none_or(|p| p.seq == 0);
+        loop {
+            let page = self.audit_page(org, after, 1000).await?;
+            head = page.head.clone();
+            for e in &page.entries {
+                verifier.push(e)?;
+                if let Some(p) = pinned.filter(|p| p.seq == e.seq) {
+                    if p.hash != e.hash {
+                        return Err(ChainBreak::HeadMismatch { seq: p.seq }.into());
+                    }
+                    pinned_seen = true;
+                }
+            }
+            match page.next_after {
+                Some(a) => after = a,
+                None => break,
+            }
+        }
+        let verified = verifier.finish(Some(&head))?;
+        if !pinned_seen {
+            let p = pinned.map(|p| p.seq).unwrap_or(0);
+            return Err(ChainBreak::Truncated {
+                last: verified.seq,
+                head: p,
+            }
+            .into());
+        }
+        Ok(verified)
+    }
+}
+
+/// SHA-256 of a file, streamed.
+pub async fn hash_file(path: &Path) -> Result<BlobHash> {
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(io(format!("opening {}", path.display())))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(io(format!("reading {}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(BlobHash::from_digest(h.finalize().into()))
+}

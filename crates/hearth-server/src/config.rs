@@ -1,0 +1,450 @@
+//! `hearthd`'s settings: defaults, then a TOML file, then `HEARTH_*` environment variables, then command-line
+//! flags. Unknown keys in the file and unknown `HEARTH_*` variables produce warnings, never silence.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything `hearthd` can be told. Each field says why it exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Where the SQLite database, sealed blobs and uploads in progress live.
+    pub data_dir: PathBuf,
+    /// Address to listen on. Non-loopback addresses should be served over TLS.
+    pub listen: String,
+    /// The URL users reach this server at (used in the printed setup link). Defaults to the listen address.
+    pub public_url: Option<String>,
+    /// `postgres://...` to use PostgreSQL; empty means a SQLite file in the data directory.
+    pub database_url: Option<String>,
+    pub tls: TlsSettings,
+    pub log: LogSettings,
+    pub limits: Limits,
+    pub auth: AuthSettings,
+}
+
+/// HTTPS served by `hearthd` itself (rustls). Both or neither.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log collectors.
+    pub format: String,
+    /// A tracing filter such as `info` or `hearth_server=debug,info`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Storage quota of a new organisation, bytes.
+    pub default_quota_bytes: i64,
+    /// Largest single sealed blob accepted, bytes.
+    pub max_blob_bytes: i64,
+    /// Largest JSON request body, bytes.
+    pub max_json_bytes: usize,
+    /// An unfinished upload is discarded this long after it was created.
+    pub upload_ttl_hours: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// Browser session lifetime.
+    pub session_ttl_hours: i64,
+    /// Failed logins allowed per account within the window before it is throttled.
+    pub max_failures_per_account: u32,
+    /// Failed logins allowed per source address within the window.
+    pub max_failures_per_ip: u32,
+    /// Length of the throttling window.
+    pub failure_window_secs: u64,
+    /// Argon2id memory cost (KiB) for stored login-secret hashes.
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes.
+    pub argon2_iterations: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("hearth-data"),
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            database_url: None,
+            tls: TlsSettings::default(),
+            log: LogSettings::default(),
+            limits: Limits::default(),
+            auth: AuthSettings::default(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            default_quota_bytes: 50 << 30,
+            max_blob_bytes: 8 << 30,
+            max_json_bytes: 256 << 10,
+            upload_ttl_hours: 72,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl_hours: 12,
+            max_failures_per_account: 5,
+            max_failures_per_ip: 30,
+            failure_window_secs: 900,
+            // OWASP's Argon2id recommendation: 19 MiB, 2 passes, 1 lane.
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        }
+    }
+}
+
+/// Settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}={value:?}: {message}")]
+    Env {
+        name: String,
+        value: String,
+        message: String,
+    },
+    #[error("invalid settings: {0}")]
+    Invalid(String),
+}
+
+/// `HEARTH_*` variables that belong to tools around `hearthd` (tests, CI), not to its settings.
+const FOREIGN_ENV: &[&str] = &[
+    "HEARTH_CONFIG",
+    "HEARTH_REQUIRE_PEERS",
+    "HEARTH_BLESS",
+    "HEARTH_SHARED_DIR",
+    "HEARTH_PEERS_DIR",
+    "HEARTH_SERVER",
+    "HEARTH_TOKEN",
+];
+
+impl Settings {
+    /// Layer a TOML file (if given) and the environment over the defaults. Returns the settings and the
+    /// warnings to log (unknown keys and variables).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Settings, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let mut table = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
+            // Unknown keys are dropped with a warning rather than refusing to start.
+            let mut unknown = Vec::new();
+            let _: Settings = serde_ignored::deserialize(toml::Value::Table(table.clone()), |p| {
+                unknown.push(p.to_string())
+            })
+            .map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            for key in unknown {
+                warnings.push(format!(
+                    "{}: unknown setting `{key}` ignored",
+                    path.display()
+                ));
+                remove_path(&mut table, &key);
+            }
+        }
+        let leaves = leaf_paths();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("HEARTH_") else {
+                continue;
+            };
+            if FOREIGN_ENV.contains(&name.as_str()) || rest.starts_with("TEST_") {
+                continue;
+            }
+            let Some((path, kind)) = leaves.iter().find(|(p, _)| env_name(p) == name) else {
+                warnings.push(format!(
+                    "environment variable {name} is not a hearthd setting; ignored"
+                ));
+                continue;
+            };
+            let parsed = match kind {
+                Kind::Int => value
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|e| e.to_string()),
+                Kind::Bool => value
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|e| e.to_string()),
+                Kind::Str => Ok(toml::Value::String(value.clone())),
+            };
+            let v = parsed.map_err(|message| ConfigError::Env {
+                name: name.clone(),
+                value: value.clone(),
+                message,
+            })?;
+            set_path(&mut table, path, v);
+        }
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok((settings, warnings))
+    }
+
+    /// Check relations between settings that types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key must be given together".into(),
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log.format must be text or json, not {:?}",
+                self.log.format
+            )));
+        }
+        if self.limits.default_quota_bytes < 0 || self.limits.max_blob_bytes <= 0 {
+            return Err(ConfigError::Invalid("limits must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => hearth_store::sqlite_url(&self.data_dir.join("hearth.db")),
+        }
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.cert.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    Bool,
+}
+
+/// Every settable leaf, with its type, found by serialising a fully populated example.
+fn leaf_paths() -> Vec<(String, Kind)> {
+    let mut full = Settings::default();
+    full.public_url = Some(String::new());
+    full.database_url = Some(String::new());
+    full.tls = TlsSettings {
+        cert: Some(PathBuf::new()),
+        key: Some(PathBuf::new()),
+    };
+    let mut out = Vec::new();
+    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&full) {
+        collect(&t, "", &mut out);
+    }
+    out
+}
+
+fn collect(t: &toml::Table, prefix: &str, out: &mut Vec<(String, Kind)>) {
+    for (k, v) in t {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(sub) => collect(sub, &path, out),
+            toml::Value::Integer(_) => out.push((path, Kind::Int)),
+            toml::Value::Boolean(_) => out.push((path, Kind::Bool)),
+            _ => out.push((path, Kind::Str)),
+        }
+    }
+}
+
+/// `tls.cert` is set by `HEARTH_TLS_CERT`.
+fn env_name(path: &str) -> String {
+    format!("HEARTH_{}", path.replace('.', "_").to_uppercase())
+}
+
+fn set_path(t: &mut toml::Table, path: &str, v: toml::Value) {
+    match path.split_once('.') {
+        None => {
+            t.insert(path.to_owned(), v);
+        }
+        Some((head, rest)) => {
+            let entry = t
+                .entry(head.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(sub) = entry {
+                set_path(sub, rest, v);
+            }
+        }
+    }
+}
+
+fn remove_path(t: &mut toml::Table, path: &str) {
+    match path.split_once('.') {
+        None => {
+            t.remove(path);
+        }
+        Some((head, rest)) => {
+            if let Some(toml::Value::Table(sub)) = t.get_mut(head) {
+                remove_path(sub, rest);
+            }
+        }
+    }
+}
+
+/// What `hearthd config example` prints: every setting with its default and why it exists.
+pub const EXAMPLE: &str = r#"# hearthd configuration. Every key is optional; shown values are the defaults.
+# Each key can also be set by an environment variable: HEARTH_ + the key path in capitals with `_` for `.`,
+# e.g. HEARTH_LISTEN, HEARTH_TLS_CERT, HEARTH_LIMITS_DEFAULT_QUOTA_BYTES. Flags given to `hearthd` win over both.
+
+# Database, sealed blobs and uploads in progress.
+data_dir = "hearth-data"
+# Address to listen on. Anything but loopback should be served over TLS (see [tls]).
+listen = "127.0.0.1:8080"
+# The URL users reach this server at; used in the printed setup link.
+# public_url = "https://hearth.example.org"
+# PostgreSQL instead of the SQLite file in data_dir (needed to run several hearthd instances).
+# database_url = "postgres://hearth:password@db.example.org/hearth"
+
+[tls]
+# PEM certificate chain and private key; with both set, hearthd serves HTTPS itself.
+# cert = "/etc/hearth/fullchain.pem"
+# key = "/etc/hearth/privkey.pem"
+
+[log]
+# "text" for people, "json" for log collectors.
+format = "text"
+# Tracing filter, e.g. "info" or "hearth_server=debug,info".
+filter = "info"
+
+[limits]
+# Storage quota of a new organisation, bytes (50 GiB).
+default_quota_bytes = 53687091200
+# Largest single sealed file, bytes (8 GiB).
+max_blob_bytes = 8589934592
+# Largest JSON request body, bytes.
+max_json_bytes = 262144
+# Unfinished uploads are discarded after this many hours.
+upload_ttl_hours = 72
+
+[auth]
+# Browser session lifetime.
+session_ttl_hours = 12
+# Failed logins allowed per account, and per source address, within the window before throttling.
+max_failures_per_account = 5
+max_failures_per_ip = 30
+failure_window_secs = 900
+# Argon2id cost for stored login-secret hashes (OWASP recommendation).
+argon2_memory_kib = 19456
+argon2_iterations = 2
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_printed_example_is_exactly_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hearth.toml");
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let (s, warnings) = Settings::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(s, Settings::default());
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn file_then_environment_layer_over_defaults_and_unknowns_warn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hearth.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nlistne = 1\n[limits]\nmax_blob_bytes = 10\nfoo = 2\n",
+        )
+        .unwrap();
+        let (s, warnings) = Settings::load(
+            Some(&path),
+            env(&[
+                ("HEARTH_LIMITS_MAX_BLOB_BYTES", "20"),
+                ("HEARTH_TLS_CERT", "/c.pem"),
+                ("HEARTH_TLS_KEY", "/k.pem"),
+                ("HEARTH_LISTN", "x"),
+                ("HEARTH_TEST_DATABASE_URL", "postgres://x"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(
+            s.limits.max_blob_bytes, 20,
+            "environment wins over the file"
+        );
+        assert_eq!(s.tls.cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("listne")));
+        assert!(warnings.iter().any(|w| w.contains("limits.foo")));
+        assert!(warnings.iter().any(|w| w.contains("HEARTH_LISTN")));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let e = Settings::load(None, env(&[("HEARTH_LIMITS_MAX_BLOB_BYTES", "lots")])).unwrap_err();
+        assert!(
+            e.to_string().contains("HEARTH_LIMITS_MAX_BLOB_BYTES"),
+            "{e}"
+        );
+        let e = Settings::load(None, env(&[("HEARTH_TLS_CERT", "/c.pem")])).unwrap_err();
+        assert!(e.to_string().contains("together"), "{e}");
+    }
+}

@@ -1,0 +1,150 @@
+//! `hearthd`, Hearth's server. It stores sealed blobs and signed manifests, accounts, organisations and
+//! the audit log, and serves the `/api/v1` JSON API. It never links the code that opens sealed data nor
+//! any printer driver (a test reads `cargo metadata` to keep it so).
+//!
+//! - [`config::Settings`]: layered configuration.
+//! - [`start`] prepares storage (migrations, crash leftovers, the first-owner setup token) and returns a
+//!   [`Server`]; [`Server::run`] serves it on a listener until a shutdown future resolves.
+//! - [`routes`]: the API; [`auth`]: callers, roles as types, sessions, tokens; [`error`]: the single
+//!   error-to-HTTP mapping.
+//! - [`tls`]: HTTPS with rustls; [`backup`]: consistent online backups and verified restores.
+
+pub mod auth;
+pub mod backup;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+pub mod tls;
+
+use crate::auth::{LoginLimiter, SecretHasher, random_token, token_hash};
+use crate::config::Settings;
+use crate::state::{AppState, Inner};
+use hearth_proto::time_fmt::now_ms;
+use hearth_store::blobdir::BlobDir;
+use hearth_store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}")]
+    DataDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open storage")]
+    Store(#[from] StoreError),
+    #[error("invalid Argon2 settings: {0}")]
+    Argon2(argon2::Error),
+    #[error("TLS setup failed")]
+    Tls(#[from] tls::TlsError),
+    #[error("serving failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A server ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    pub state: AppState,
+    /// Set when no account exists yet: the one-time token that creates the first owner. Print it.
+    pub setup_token: Option<String>,
+}
+
+/// Open storage, clean up what a crash left behind, and issue a setup token if there is no user yet.
+pub async fn start(settings: Settings) -> Result<Server, StartError> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+        path: settings.data_dir.clone(),
+        source,
+    })?;
+    let store = Store::open(&settings.effective_database_url()).await?;
+    let blobs = BlobDir::open(settings.data_dir.join("blobs")).await?;
+    clean_uploads(&store, &blobs).await?;
+    let setup_token = if store.user_count().await? == 0 {
+        let token = random_token();
+        let mut tx = store.begin().await?;
+        tx.replace_setup_token(&token_hash(&token), now_ms())
+            .await?;
+        tx.commit().await?;
+        Some(token)
+    } else {
+        None
+    };
+    let a = &settings.auth;
+    let hasher =
+        SecretHasher::new(a.argon2_memory_kib, a.argon2_iterations).map_err(StartError::Argon2)?;
+    let limiter = LoginLimiter::new(
+        Duration::from_secs(a.failure_window_secs),
+        a.max_failures_per_account,
+        a.max_failures_per_ip,
+    );
+    let state = AppState {
+        inner: Arc::new(Inner {
+            settings,
+            store,
+            blobs,
+            hasher,
+            limiter,
+            metrics: Default::default(),
+            uploads_busy: Default::default(),
+        }),
+    };
+    Ok(Server { state, setup_token })
+}
+
+/// Drop expired uploads and upload files the database does not know (a crash between creating the file
+/// and committing its row).
+async fn clean_uploads(store: &Store, blobs: &BlobDir) -> Result<(), StoreError> {
+    for up in store.expired_uploads(now_ms()).await? {
+        let mut tx = store.begin().await?;
+        tx.delete_upload(up.id).await?;
+        tx.commit().await?;
+        blobs.remove_upload(up.id).await?;
+        tracing::info!(upload = %up.id, "discarded an expired upload");
+    }
+    for id in blobs.upload_ids_on_disk().await? {
+        if matches!(store.upload(id).await, Err(StoreError::NotFound(_))) {
+            blobs.remove_upload(id).await?;
+            tracing::info!(upload = %id, "removed an orphaned upload file");
+        }
+    }
+    Ok(())
+}
+
+impl Server {
+    /// The API router (for in-process tests).
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone())
+    }
+
+    /// Serve on `listener` (plain HTTP, or HTTPS when TLS is configured) until `shutdown` resolves, then
+    /// finish in-flight requests and close the database.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<tls::PeerAddr>();
+        let settings = &self.state.settings;
+        if let (Some(cert), Some(key)) = (&settings.tls.cert, &settings.tls.key) {
+            let config = tls::server_config(cert, key)?;
+            let listener = tls::TlsListener::new(listener, config);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(StartError::Serve)?;
+        } else {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(StartError::Serve)?;
+        }
+        self.state.store.close().await;
+        Ok(())
+    }
+}

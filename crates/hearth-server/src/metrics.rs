@@ -1,0 +1,94 @@
+//! Prometheus text exposition (format 0.0.4) of a few counters, kept as atomics: no registry needed for
+//! this handful, and nothing here can block a request.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub http_requests: [AtomicU64; 5],
+    pub logins_ok: AtomicU64,
+    pub logins_failed: AtomicU64,
+    pub logins_throttled: AtomicU64,
+    pub upload_bytes: AtomicU64,
+    pub uploads_completed: AtomicU64,
+    pub download_bytes: AtomicU64,
+    pub audit_entries: AtomicU64,
+}
+
+impl Metrics {
+    /// Count a response by status class (1xx..5xx).
+    pub fn count_response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.http_requests[class].fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self, blobs_stored: i64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP hearth_http_requests_total HTTP responses by status class."
+        );
+        let _ = writeln!(out, "# TYPE hearth_http_requests_total counter");
+        for (i, c) in self.http_requests.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "hearth_http_requests_total{{class=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Relaxed)
+            );
+        }
+        let counters = [
+            (
+                "hearth_logins_total{result=\"ok\"}",
+                "Login attempts by result.",
+                &self.logins_ok,
+            ),
+            (
+                "hearth_logins_total{result=\"failed\"}",
+                "",
+                &self.logins_failed,
+            ),
+            (
+                "hearth_logins_total{result=\"throttled\"}",
+                "",
+                &self.logins_throttled,
+            ),
+            (
+                "hearth_upload_bytes_total",
+                "Sealed bytes received.",
+                &self.upload_bytes,
+            ),
+            (
+                "hearth_uploads_completed_total",
+                "Uploads verified and stored.",
+                &self.uploads_completed,
+            ),
+            (
+                "hearth_download_bytes_total",
+                "Sealed bytes served.",
+                &self.download_bytes,
+            ),
+            (
+                "hearth_audit_entries_total",
+                "Audit entries appended by this process.",
+                &self.audit_entries,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let base = name.split('{').next().unwrap_or(name);
+            if !help.is_empty() {
+                let _ = writeln!(out, "# HELP {base} {help}");
+                let _ = writeln!(out, "# TYPE {base} counter");
+            }
+            let _ = writeln!(out, "{name} {}", c.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP hearth_blobs_stored Distinct sealed blobs stored."
+        );
+        let _ = writeln!(out, "# TYPE hearth_blobs_stored gauge");
+        let _ = writeln!(out, "hearth_blobs_stored {blobs_stored}");
+        out
+    }
+}

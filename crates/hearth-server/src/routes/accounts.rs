@@ -1,0 +1,594 @@
+//! First-owner setup, login sessions, users, organisations and memberships.
+
+use crate::auth::{
+    Admin, Caller, OrgAccess, SESSION_COOKIE, Via, Viewer, random_token, source_addr, token_hash,
+};
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_proto::Role;
+use hearth_proto::api::*;
+use hearth_proto::audit::SYSTEM_SCOPE;
+use hearth_proto::ids::{OrgId, UserId};
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::audit::NewAuditEntry;
+use hearth_store::{OrgRow, SessionRow, UserRow};
+use serde_json::json;
+use std::sync::atomic::Ordering::Relaxed;
+
+const MAX_LOGIN_LEN: usize = 64;
+const MIN_SECRET_LEN: usize = 12;
+const MAX_SECRET_LEN: usize = 1024;
+
+fn check_login(login: &str) -> ApiResult<()> {
+    let ok = !login.is_empty()
+        && login.len() <= MAX_LOGIN_LEN
+        && login
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "login must be 1-{MAX_LOGIN_LEN} characters of letters, digits and . _ - @"
+        )))
+    }
+}
+
+fn check_secret(secret: &str) -> ApiResult<()> {
+    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "the login secret must be {MIN_SECRET_LEN}-{MAX_SECRET_LEN} bytes"
+        )))
+    }
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "a name must be 1-100 printable characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A handle on the request's source address for handlers that run before anyone is authenticated.
+#[derive(Debug, Clone)]
+pub struct Source(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(source_addr(parts)))
+    }
+}
+
+/// Create the first owner and organisation with the one-time token `hearthd` printed at first start.
+#[utoipa::path(post, path = "/api/v1/setup", tag = "accounts", request_body = SetupRequest, responses(
+    (status = 201, body = SetupResponse),
+    (status = 403, description = "wrong or used token", body = ErrorBody),
+    (status = 409, description = "already set up", body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+pub async fn setup(
+    State(state): State<AppState>,
+    Source(source): Source,
+    Json(req): Json<SetupRequest>,
+) -> ApiResult<(StatusCode, Json<SetupResponse>)> {
+    check_login(&req.login)?;
+    check_secret(&req.secret)?;
+    let org_name = check_name(&req.org_name)?;
+    let secret_hash = state.hasher.hash(req.secret).await?;
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    if tx.user_count().await? > 0 {
+        return Err(ApiError::conflict(
+            "this server is already set up; log in instead",
+        ));
+    }
+    if !tx.consume_setup_token(&token_hash(&req.token)).await? {
+        return Err(ApiError::forbidden(
+            "the setup token is wrong or was already used",
+        ));
+    }
+    let user = UserRow {
+        id: UserId::new(),
+        login: req.login,
+        secret_hash,
+        instance_admin: true,
+        created_at: now,
+    };
+    let org = OrgRow {
+        id: OrgId::new(),
+        name: org_name,
+        quota_bytes: state.settings.limits.default_quota_bytes,
+        created_at: now,
+    };
+    tx.insert_user(&user).await?;
+    tx.insert_org(&org).await?;
+    tx.set_membership(org.id, user.id, Role::Owner, now).await?;
+    let actor = format!("user:{}", user.id);
+    tx.append_audit(NewAuditEntry {
+        scope: SYSTEM_SCOPE.into(),
+        ts_ms: now,
+        actor: "setup".into(),
+        action: "setup.owner_created".into(),
+        target: Some(actor.clone()),
+        source: source.clone(),
+        details: json!({ "login": user.login }),
+    })
+    .await?;
+    tx.append_audit(NewAuditEntry {
+        scope: org.id.to_string(),
+        ts_ms: now,
+        actor,
+        action: "org.create".into(),
+        target: Some(format!("org:{}", org.id)),
+        source,
+        details: json!({ "name": org.name, "owner": user.id }),
+    })
+    .await?;
+    tx.commit().await?;
+    state.metrics.audit_entries.fetch_add(2, Relaxed);
+    tracing::info!(login = %user.login, org = %org.id, "first owner created; setup token consumed");
+    Ok((
+        StatusCode::CREATED,
+        Json(SetupResponse {
+            user: user.to_api(),
+            org: org.to_api(),
+        }),
+    ))
+}
+
+/// Log in with a login secret; opens a browser session (HttpOnly cookie) and returns its CSRF token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = LoginRequest, responses(
+    (status = 200, body = LoginResponse, headers(("Set-Cookie" = String, description = "hearth_session, HttpOnly, SameSite=Strict"))),
+    (status = 401, body = ErrorBody),
+    (status = 429, description = "too many failures for this account or address", body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    Source(source): Source,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    if let Err(wait) = state.limiter.check(&req.login, source.as_deref()) {
+        state.metrics.logins_throttled.fetch_add(1, Relaxed);
+        return Err(ApiError::rate_limited(wait));
+    }
+    let user = state.store.user_by_login(&req.login).await?;
+    let ok = state
+        .hasher
+        .verify(user.as_ref().map(|u| u.secret_hash.clone()), req.secret)
+        .await;
+    let now = now_ms();
+    let Some(user) = user.filter(|_| ok) else {
+        state.limiter.record_failure(&req.login, source.as_deref());
+        state.metrics.logins_failed.fetch_add(1, Relaxed);
+        let mut tx = state.store.begin().await?;
+        tx.append_audit(NewAuditEntry {
+            scope: SYSTEM_SCOPE.into(),
+            ts_ms: now,
+            actor: "anonymous".into(),
+            action: "auth.login_failed".into(),
+            target: None,
+            source,
+            details: json!({ "login": req.login.chars().take(MAX_LOGIN_LEN).collect::<String>() }),
+        })
+        .await?;
+        tx.commit().await?;
+        state.metrics.audit_entries.fetch_add(1, Relaxed);
+        return Err(ApiError::unauthenticated("wrong login or secret"));
+    };
+    state.limiter.record_success(&user.login);
+    let session = random_token();
+    let ttl_ms = state.settings.auth.session_ttl_hours * 3_600_000;
+    let row = SessionRow {
+        user_id: user.id,
+        csrf_token: random_token(),
+        created_at: now,
+        expires_at: now + ttl_ms,
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_session(&token_hash(&session), &row, source.as_deref())
+        .await?;
+    tx.append_audit(NewAuditEntry {
+        scope: SYSTEM_SCOPE.into(),
+        ts_ms: now,
+        actor: format!("user:{}", user.id),
+        action: "auth.login".into(),
+        target: None,
+        source,
+        details: json!({}),
+    })
+    .await?;
+    let _ = tx.delete_expired_sessions(now).await?;
+    tx.commit().await?;
+    state.metrics.logins_ok.fetch_add(1, Relaxed);
+    state.metrics.audit_entries.fetch_add(1, Relaxed);
+    let secure = if state.settings.tls_enabled() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
+        ttl_ms / 1000
+    );
+    let body = LoginResponse {
+        user: user.to_api(),
+        csrf_token: row.csrf_token,
+        expires_at: rfc3339(row.expires_at),
+    };
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(std::io::Error::other(e)))?,
+    );
+    Ok(resp)
+}
+
+/// End the current browser session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, HeaderMap)> {
+    let Via::Session { token_hash } = &caller.via else {
+        return Err(ApiError::bad_request(
+            "not_a_session",
+            "API tokens are revoked, not logged out",
+        ));
+    };
+    let mut tx = state.store.begin().await?;
+    tx.delete_session(token_hash).await?;
+    tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.logout", None, json!({})))
+        .await?;
+    tx.commit().await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("hearth_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    Ok((StatusCode::NO_CONTENT, headers))
+}
+
+/// Who the caller is and where they belong.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Me>> {
+    let memberships = state
+        .store
+        .memberships_of(caller.user.id)
+        .await?
+        .into_iter()
+        .map(|(org, role)| Membership {
+            org: org.to_api(),
+            role,
+        })
+        .collect();
+    Ok(Json(Me {
+        user: caller.user.to_api(),
+        memberships,
+        token: caller.token().map(|t| t.to_api()),
+    }))
+}
+
+/// Create an account (instance admins). The new user then logs in with the given secret.
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = CreateUserRequest, responses(
+    (status = 201, body = User), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    caller.require_instance_admin()?;
+    check_login(&req.login)?;
+    check_secret(&req.secret)?;
+    let user = UserRow {
+        id: UserId::new(),
+        login: req.login,
+        secret_hash: state.hasher.hash(req.secret).await?,
+        instance_admin: req.instance_admin,
+        created_at: now_ms(),
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_user(&user).await?;
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "user.create",
+        Some(format!("user:{}", user.id)),
+        json!({ "login": user.login, "instance_admin": user.instance_admin }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(user.to_api())))
+}
+
+/// Every account (instance admins).
+#[utoipa::path(get, path = "/api/v1/users", tag = "accounts", responses((status = 200, body = Vec<User>), (status = 403, body = ErrorBody)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<User>>> {
+    caller.require_instance_admin()?;
+    Ok(Json(
+        state
+            .store
+            .list_users()
+            .await?
+            .iter()
+            .map(UserRow::to_api)
+            .collect(),
+    ))
+}
+
+/// Create an organisation (instance admins); its first owner is the caller or the named user.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = CreateOrgRequest, responses(
+    (status = 201, body = Org), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateOrgRequest>,
+) -> ApiResult<(StatusCode, Json<Org>)> {
+    caller.require_instance_admin()?;
+    let name = check_name(&req.name)?;
+    let quota = req
+        .quota_bytes
+        .unwrap_or(state.settings.limits.default_quota_bytes);
+    if quota < 0 {
+        return Err(ApiError::invalid("quota_bytes cannot be negative"));
+    }
+    let owner = match req.owner {
+        Some(id) => state
+            .store
+            .user_by_id(id)
+            .await
+            .map_err(|_| ApiError::invalid(format!("no user {id}")))?,
+        None => caller.user.clone(),
+    };
+    let org = OrgRow {
+        id: OrgId::new(),
+        name,
+        quota_bytes: quota,
+        created_at: now_ms(),
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_org(&org).await?;
+    tx.set_membership(org.id, owner.id, Role::Owner, org.created_at)
+        .await?;
+    tx.append_audit(caller.audit(
+        org.id.to_string(),
+        "org.create",
+        Some(format!("org:{}", org.id)),
+        json!({ "name": org.name, "owner": owner.id, "quota_bytes": quota }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(org.to_api())))
+}
+
+/// The caller's organisations.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", responses((status = 200, body = Vec<Membership>)))]
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Membership>>> {
+    let orgs = state.store.memberships_of(caller.user.id).await?;
+    Ok(Json(
+        orgs.into_iter()
+            .filter(|(o, _)| {
+                caller
+                    .token()
+                    .is_none_or(|t| t.org_id.is_none_or(|id| id == o.id))
+            })
+            .map(|(org, role)| Membership {
+                org: org.to_api(),
+                role,
+            })
+            .collect(),
+    ))
+}
+
+/// One organisation (members).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "orgs", params(("org" = OrgId, Path)), responses(
+    (status = 200, body = Org), (status = 404, body = ErrorBody)))]
+pub async fn get_org(access: OrgAccess<Viewer>) -> Json<Org> {
+    Json(access.org.to_api())
+}
+
+/// Set an organisation's storage quota (instance admins).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/quota", tag = "orgs", params(("org" = OrgId, Path)), request_body = SetQuotaRequest,
+    responses((status = 200, body = Org), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_quota(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org_id): Path<OrgId>,
+    Json(req): Json<SetQuotaRequest>,
+) -> ApiResult<Json<Org>> {
+    caller.require_instance_admin()?;
+    if req.quota_bytes < 0 {
+        return Err(ApiError::invalid("quota_bytes cannot be negative"));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.set_quota(org_id, req.quota_bytes).await?;
+    tx.append_audit(caller.audit(
+        org_id.to_string(),
+        "org.quota",
+        Some(format!("org:{org_id}")),
+        json!({ "quota_bytes": req.quota_bytes }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(state.store.org_by_id(org_id).await?.to_api()))
+}
+
+/// Storage used by an organisation.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/usage", tag = "orgs", params(("org" = OrgId, Path)), responses((status = 200, body = Usage)))]
+pub async fn usage(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Usage>> {
+    let u = state.store.usage(access.org.id).await?;
+    Ok(Json(Usage {
+        used_bytes: u.used,
+        reserved_bytes: u.reserved,
+        quota_bytes: access.org.quota_bytes,
+    }))
+}
+
+/// Members of an organisation.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members", tag = "orgs", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<Member>)))]
+pub async fn list_members(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<Member>>> {
+    let members = state.store.members(access.org.id).await?;
+    Ok(Json(
+        members
+            .into_iter()
+            .map(|(u, role)| Member {
+                user: u.to_api(),
+                role,
+            })
+            .collect(),
+    ))
+}
+
+/// Whether `access` may give `new_role` to a member who now has `current` (None: not a member yet).
+/// Owners may do anything; others only act below their own role.
+fn may_manage(access_role: Role, current: Option<Role>, new_role: Option<Role>) -> ApiResult<()> {
+    if access_role == Role::Owner {
+        return Ok(());
+    }
+    let below = |r: Role| r < access_role;
+    if current.is_some_and(|r| !below(r)) || new_role.is_some_and(|r| !below(r)) {
+        return Err(ApiError::forbidden(format!(
+            "as {access_role} you can only manage members and grant roles below {access_role}"
+        )));
+    }
+    Ok(())
+}
+
+/// Add an existing account to the organisation.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/members", tag = "orgs", params(("org" = OrgId, Path)), request_body = AddMemberRequest,
+    responses((status = 201, body = Member), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_member(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(req): Json<AddMemberRequest>,
+) -> ApiResult<(StatusCode, Json<Member>)> {
+    let user = state
+        .store
+        .user_by_login(&req.login)
+        .await?
+        .ok_or_else(|| ApiError::invalid(format!("no account with login {:?}", req.login)))?;
+    let org = access.org.id;
+    let mut tx = state.store.begin().await?;
+    if tx.role_in(org, user.id).await?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "{} is already a member; change their role instead",
+            user.login
+        )));
+    }
+    may_manage(access.role, None, Some(req.role))?;
+    tx.set_membership(org, user.id, req.role, now_ms()).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "member.add",
+        Some(format!("user:{}", user.id)),
+        json!({ "login": user.login, "role": req.role }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Member {
+            user: user.to_api(),
+            role: req.role,
+        }),
+    ))
+}
+
+/// Change a member's role.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/members/{user}", tag = "orgs", params(("org" = OrgId, Path), ("user" = UserId, Path)),
+    request_body = SetRoleRequest, responses((status = 200, body = Member), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_member_role(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, user_id)): Path<(OrgId, UserId)>,
+    Json(req): Json<SetRoleRequest>,
+) -> ApiResult<Json<Member>> {
+    let org = access.org.id;
+    let mut tx = state.store.begin().await?;
+    let current = tx
+        .role_in(org, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("member {user_id}")))?;
+    may_manage(access.role, Some(current), Some(req.role))?;
+    if current == Role::Owner && req.role != Role::Owner && tx.owner_count(org).await? <= 1 {
+        return Err(ApiError::conflict(
+            "an organisation needs at least one owner; promote another member first",
+        ));
+    }
+    tx.set_membership(org, user_id, req.role, now_ms()).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "member.role",
+        Some(format!("user:{user_id}")),
+        json!({ "from": current, "to": req.role }),
+    ))
+    .await?;
+    tx.commit().await?;
+    let user = state.store.user_by_id(user_id).await?;
+    Ok(Json(Member {
+        user: user.to_api(),
+        role: req.role,
+    }))
+}
+
+/// Remove a member (or leave, for oneself).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/members/{user}", tag = "orgs", params(("org" = OrgId, Path), ("user" = UserId, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn remove_member(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, user_id)): Path<(OrgId, UserId)>,
+) -> ApiResult<StatusCode> {
+    let org = access.org.id;
+    let leaving = user_id == access.caller.user.id;
+    if !leaving && access.role < Role::Admin {
+        return Err(ApiError::forbidden(
+            "removing other members needs the admin role or higher",
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    let current = tx
+        .role_in(org, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("member {user_id}")))?;
+    if !leaving {
+        may_manage(access.role, Some(current), None)?;
+    }
+    if current == Role::Owner && tx.owner_count(org).await? <= 1 {
+        return Err(ApiError::conflict(
+            "the last owner cannot be removed; promote another member first",
+        ));
+    }
+    tx.remove_membership(org, user_id).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        if leaving {
+            "member.leave"
+        } else {
+            "member.remove"
+        },
+        Some(format!("user:{user_id}")),
+        json!({ "role": current }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

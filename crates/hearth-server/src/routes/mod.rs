@@ -1,0 +1,181 @@
+//! The HTTP surface: one router, the OpenAPI description generated from the same handlers, and the
+//! layers every request passes (tracing, metrics, panic catching, JSON 404/405).
+
+pub mod accounts;
+pub mod audit;
+pub mod blobs;
+pub mod system;
+pub mod tokens;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use hearth_proto::time_fmt::now_ms;
+use hearth_store::audit::NewAuditEntry;
+use utoipa::OpenApi;
+
+/// The OpenAPI 3.1 description of `/api/v1`, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hearth API", description = "Self-hosted cloud for 3D-printer fleets. The server stores sealed (age) blobs and sees no design."),
+    paths(
+        system::healthz, system::readyz, system::metrics, system::info,
+        accounts::setup, accounts::login, accounts::logout, accounts::me,
+        accounts::create_user, accounts::list_users,
+        accounts::create_org, accounts::list_orgs, accounts::get_org, accounts::set_quota, accounts::usage,
+        accounts::list_members, accounts::add_member, accounts::set_member_role, accounts::remove_member,
+        tokens::create_token, tokens::list_tokens, tokens::revoke_token,
+        blobs::upload_options, blobs::create_upload, blobs::upload_status, blobs::upload_patch, blobs::upload_delete,
+        blobs::list_blobs, blobs::download_blob, blobs::delete_blob,
+        audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify,
+    ),
+    components(schemas(hearth_proto::api::ErrorBody)),
+    modifiers(&Security),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("hth_...")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "Browser session; state-changing requests also need the X-CSRF-Token header",
+            ))),
+        );
+    }
+}
+
+/// The generated document as committed in `docs/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.to_pretty_json().unwrap_or_default() + "\n"
+}
+
+/// Build the router.
+pub fn router(state: AppState) -> Router {
+    let json_limit = state.settings.limits.max_json_bytes;
+    let api = Router::new()
+        .route("/info", get(system::info))
+        .route("/setup", post(accounts::setup))
+        .route("/auth/login", post(accounts::login))
+        .route("/auth/logout", post(accounts::logout))
+        .route("/me", get(accounts::me))
+        .route(
+            "/users",
+            post(accounts::create_user).get(accounts::list_users),
+        )
+        .route("/orgs", post(accounts::create_org).get(accounts::list_orgs))
+        .route("/orgs/{org}", get(accounts::get_org))
+        .route("/orgs/{org}/quota", put(accounts::set_quota))
+        .route("/orgs/{org}/usage", get(accounts::usage))
+        .route(
+            "/orgs/{org}/members",
+            get(accounts::list_members).post(accounts::add_member),
+        )
+        .route(
+            "/orgs/{org}/members/{user}",
+            put(accounts::set_member_role).delete(accounts::remove_member),
+        )
+        .route(
+            "/tokens",
+            post(tokens::create_token).get(tokens::list_tokens),
+        )
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke_token))
+        .route(
+            "/orgs/{org}/uploads",
+            post(blobs::create_upload).options(blobs::upload_options),
+        )
+        .route(
+            "/orgs/{org}/uploads/{id}",
+            axum::routing::head(blobs::upload_status)
+                .patch(blobs::upload_patch)
+                .delete(blobs::upload_delete)
+                .options(blobs::upload_options),
+        )
+        .route("/orgs/{org}/blobs", get(blobs::list_blobs))
+        .route(
+            "/orgs/{org}/blobs/{sha256}",
+            get(blobs::download_blob).delete(blobs::delete_blob),
+        )
+        .route("/orgs/{org}/audit", get(audit::org_audit))
+        .route("/orgs/{org}/audit/verify", get(audit::org_audit_verify))
+        .route("/system/audit", get(audit::system_audit))
+        .route("/system/audit/verify", get(audit::system_audit_verify))
+        .layer(DefaultBodyLimit::max(json_limit));
+
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .nest("/api/v1", api)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_responses,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::internal(std::io::Error::other("handler panicked")).into_response()
+        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn count_responses(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    state.metrics.count_response(resp.status().as_u16());
+    resp
+}
+
+impl Caller {
+    /// An audit entry for something this caller did.
+    pub fn audit(
+        &self,
+        scope: impl Into<String>,
+        action: &str,
+        target: Option<String>,
+        details: serde_json::Value,
+    ) -> NewAuditEntry {
+        NewAuditEntry {
+            scope: scope.into(),
+            ts_ms: now_ms(),
+            actor: self.actor(),
+            action: action.to_owned(),
+            target,
+            source: self.source.clone(),
+            details,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! hearthd end to end: in-process servers on 127.0.0.1:0 driven through the real typed client, and the
+//! real `hearthd` binary where a process boundary matters (kill -9, memory, signals, TLS).
+#![allow(clippy::unwrap_used)]
+
+mod accounts;
+mod backup;
+mod deps;
+mod malformed;
+mod openapi;
+mod process;
+mod support;
+mod uploads;

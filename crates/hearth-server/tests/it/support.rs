@@ -1,0 +1,123 @@
+use hearth_client::Client;
+use hearth_proto::api::SetupRequest;
+use hearth_proto::ids::OrgId;
+use hearth_server::config::Settings;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+
+pub const OWNER_SECRET: &str = "owner secret 0123";
+
+/// A server running in this process on a free loopback port.
+pub struct TestServer {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub setup_token: Option<String>,
+    /// Dropping the sender stops the server with the test.
+    _stop: oneshot::Sender<()>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+/// Settings for tests: a temp data dir and cheap Argon2 (the cost is configuration, not behaviour).
+pub fn test_settings(data_dir: &Path) -> Settings {
+    let mut s = Settings {
+        data_dir: data_dir.to_owned(),
+        listen: "127.0.0.1:0".into(),
+        ..Settings::default()
+    };
+    s.auth.argon2_memory_kib = 64;
+    s.auth.argon2_iterations = 1;
+    s
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = test_settings(&dir.path().join("data"));
+        tweak(&mut s);
+        Self::start_in(dir, s).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, settings: Settings) -> Self {
+        let server = hearth_server::start(settings).await.unwrap();
+        let setup_token = server.setup_token.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            server
+                .run(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestServer {
+            url,
+            dir,
+            setup_token,
+            _stop: stop,
+            _task: task,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url).unwrap()
+    }
+
+    /// Create the first owner ("owner") and organisation; returns a logged-in client and the org.
+    pub async fn bootstrap(&self) -> (Client, OrgId) {
+        let c = self.client();
+        let out = c
+            .setup(&SetupRequest {
+                token: self.setup_token.clone().unwrap(),
+                login: "owner".into(),
+                secret: OWNER_SECRET.into(),
+                org_name: "Acme Prototyping".into(),
+            })
+            .await
+            .unwrap();
+        let mut c = self.client();
+        c.login("owner", OWNER_SECRET).await.unwrap();
+        (c, out.org.id)
+    }
+}
+
+/// A file of `len` deterministic pseudo-random bytes.
+pub fn make_file(dir: &Path, name: &str, len: usize) -> PathBuf {
+    let path = dir.join(name);
+    let mut x: u32 = 0x1234_5678 ^ len as u32;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// An instance user with a role in `org`, logged in.
+pub async fn member(
+    server: &TestServer,
+    admin: &Client,
+    org: OrgId,
+    login: &str,
+    role: hearth_proto::Role,
+) -> Client {
+    let secret = format!("{login} secret 0123");
+    admin.create_user(login, &secret, false).await.unwrap();
+    admin.add_member(org, login, role).await.unwrap();
+    let mut c = server.client();
+    c.login(login, &secret).await.unwrap();
+    c
+}
