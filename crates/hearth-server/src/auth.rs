@@ -293,10 +293,9 @@ impl FromRequestParts<AppState> for Caller {
             if row
                 .last_used_at
                 .is_none_or(|t| now - t > TOKEN_TOUCH_INTERVAL_MS)
+                && let Err(e) = state.store.touch_token(row.id, now).await
             {
-                if let Err(e) = state.store.touch_token(row.id, now).await {
-                    tracing::warn!(token = %row.id, error = %crate::error::ErrorChain(&e), "could not record token use");
-                }
+                tracing::warn!(token = %row.id, error = %crate::error::ErrorChain(&e), "could not record token use");
             }
             let user = state.store.user_by_id(row.user_id).await?;
             Caller {

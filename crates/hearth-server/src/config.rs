@@ -269,12 +269,14 @@ enum Kind {
 
 /// Every settable leaf, with its type, found by serialising a fully populated example.
 fn leaf_paths() -> Vec<(String, Kind)> {
-    let mut full = Settings::default();
-    full.public_url = Some(String::new());
-    full.database_url = Some(String::new());
-    full.tls = TlsSettings {
-        cert: Some(PathBuf::new()),
-        key: Some(PathBuf::new()),
+    let full = Settings {
+        public_url: Some(String::new()),
+        database_url: Some(String::new()),
+        tls: TlsSettings {
+            cert: Some(PathBuf::new()),
+            key: Some(PathBuf::new()),
+        },
+        ..Settings::default()
     };
     let mut out = Vec::new();
     if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&full) {

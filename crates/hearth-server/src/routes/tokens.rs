@@ -26,12 +26,12 @@ pub async fn create_token(
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("a token name must be 1-100 characters"));
     }
-    if let Some(org) = req.org {
-        if state.store.role_in(org, caller.user.id).await?.is_none() {
-            return Err(ApiError::invalid(format!(
-                "you are not a member of organisation {org}"
-            )));
-        }
+    if let Some(org) = req.org
+        && state.store.role_in(org, caller.user.id).await?.is_none()
+    {
+        return Err(ApiError::invalid(format!(
+            "you are not a member of organisation {org}"
+        )));
     }
     let now = now_ms();
     let expires_at = match req.expires_in_days {
