@@ -81,6 +81,12 @@ impl Http {
                 endpoint: self.base.clone(),
                 message,
             },
+            // OctoPrint treats an unknown API key as no key, falls back to its session cookie and then
+            // fails a POST's CSRF check with 400.
+            StatusCode::BAD_REQUEST if message.contains("CSRF") => DriverError::Unauthorized {
+                endpoint: self.base.clone(),
+                message,
+            },
             // A reverse proxy in front of a stopped OctoPrint answers these; Moonraker answers 503 while
             // Klipper is not connected. Either way the printer cannot be driven right now.
             StatusCode::BAD_GATEWAY

@@ -1,0 +1,7 @@
+//! Integration tests of hearth-drivers: the simulator through the public API, and the OctoPrint and
+//! Moonraker drivers against the real peers (see `peers`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod octoprint;
+mod peers;
+mod simulated;
