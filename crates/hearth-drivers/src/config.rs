@@ -105,9 +105,6 @@ pub fn build(config: &DriverConfig) -> Result<Box<dyn Driver>, DriverError> {
     Ok(match config {
         DriverConfig::Simulated(c) => Box::new(crate::simulated::SimulatedDriver::new(c.clone())),
         DriverConfig::Octoprint(c) => Box::new(crate::octoprint::OctoPrintDriver::new(c.clone())?),
-        DriverConfig::Moonraker(c) => {
-            let _ = crate::moonraker::MoonrakerDriver::new(c.clone())?;
-            return Err(DriverError::Config("x".into()));
-        }
+        DriverConfig::Moonraker(c) => Box::new(crate::moonraker::MoonrakerDriver::new(c.clone())?),
     })
 }

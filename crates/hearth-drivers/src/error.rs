@@ -74,12 +74,4 @@ impl DriverError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable { .. })
     }
-
-    pub(crate) fn protocol(operation: &'static str, message: impl Into<String>) -> Self {
-        Self::Protocol {
-            operation,
-            message: message.into(),
-            source: None,
-        }
-    }
 }

@@ -2,6 +2,8 @@
 //! Moonraker drivers against the real peers (see `peers`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fake_klippy;
+mod moonraker;
 mod octoprint;
 mod peers;
 mod simulated;

@@ -244,3 +244,95 @@ impl OctoPrint {
         }
     }
 }
+
+/// A running Moonraker with a fake Klippy behind it.
+#[derive(Debug)]
+pub struct Moonraker {
+    pub url: String,
+    pub proc: Proc,
+    /// `None` once the test took Klipper away.
+    pub klippy: Option<crate::fake_klippy::FakeKlippy>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Moonraker {
+    /// Starts a fresh Moonraker whose fake Klippy prints `bytes_per_second` of G-code per second.
+    pub async fn start(bytes_per_second: f64) -> Option<Self> {
+        let bin = peers_dir().join("moonraker/bin/moonraker");
+        if !bin.exists() {
+            return absent(format!("Moonraker not installed at {}", bin.display()));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-moonraker-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        for sub in ["config", "comms", "gcodes"] {
+            std::fs::create_dir_all(data.join(sub)).unwrap();
+        }
+        let socket = data.join("comms/klippy.sock");
+        let port = free_port();
+        let config = data.join("config/moonraker.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nhost: 127.0.0.1\nport: {port}\nklippy_uds_address: {}\n\n\
+                 [authorization]\ntrusted_clients:\n    127.0.0.1\n\n\
+                 [file_manager]\nenable_object_processing: False\n\n\
+                 [machine]\nprovider: none\n\n[history]\n",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let klippy =
+            crate::fake_klippy::FakeKlippy::start(socket, data.join("gcodes"), bytes_per_second);
+        let mut command = Command::new(&bin);
+        command
+            .arg("-d")
+            .arg(&data)
+            .arg("-c")
+            .arg(&config)
+            .arg("-n");
+        let proc = Proc::spawn(command, &dir.path().join("moonraker.log"));
+        let peer = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            proc,
+            klippy: Some(klippy),
+            dir,
+        };
+        peer.wait_ready().await;
+        Some(peer)
+    }
+
+    /// Polls `/server/info` until Moonraker reports Klippy ready.
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/server/info", self.url);
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Ok(response) = client.get(&url).send().await {
+                    let info: serde_json::Value = response.json().await.unwrap_or_default();
+                    if info["result"]["klippy_state"] == "ready" {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        if ready.is_err() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("moonraker.log")).unwrap_or_default();
+            panic!("Moonraker did not become ready: {log}");
+        }
+    }
+
+    pub fn config(&self) -> hearth_drivers::MoonrakerConfig {
+        hearth_drivers::MoonrakerConfig {
+            url: self.url.clone(),
+            api_key: None,
+            model: None,
+            timeout_secs: 10,
+        }
+    }
+}
