@@ -1,7 +1,7 @@
 //! OctoPrint over its REST API (`/api/printer`, `/api/job`, `/api/files`, `/api/connection`).
 //!
-//! Telemetry is two GETs per sample (printer state + temperatures, job + progress), well within the
-//! agent's 1 Hz. OctoPrint does not report layers. Files go to OctoPrint's local storage under the
+//! Telemetry comes from OctoPrint's push API (`push`) while its socket is open and fresh, and otherwise
+//! from two GETs per sample (printer state + temperatures, job + progress); commands are REST. OctoPrint does not report layers. Files go to OctoPrint's local storage under the
 //! agent's chosen name, so the running job is recognised after a restart from `/api/job` alone.
 //!
 //! When OctoPrint is up but not connected to its printer, status reports `Offline` and the driver asks
@@ -24,6 +24,10 @@ use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
 };
 
+mod push;
+
+/// How often status may try to open the push socket again after it failed or closed.
+const PUSH_RETRY_EVERY: Duration = Duration::from_secs(30);
 /// How often status may ask a disconnected OctoPrint to connect to its printer.
 const RECONNECT_EVERY: Duration = Duration::from_secs(30);
 /// How long `start` waits for OctoPrint to reach its printer.
@@ -36,6 +40,8 @@ pub struct OctoPrintDriver {
     http: Http,
     config: OctoPrintConfig,
     last_connect: Mutex<Option<Instant>>,
+    push: tokio::sync::Mutex<Option<push::Push>>,
+    last_push_attempt: Mutex<Option<Instant>>,
 }
 
 // --- OctoPrint's payloads (only the fields used) ---
@@ -47,7 +53,7 @@ struct PrinterResponse {
     temperature: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct PrinterStateResponse {
     #[serde(default)]
     text: String,
@@ -56,7 +62,7 @@ struct PrinterStateResponse {
     flags: Flags,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 struct Flags {
     operational: bool,
@@ -83,17 +89,17 @@ struct JobResponse {
     state: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct JobInfo {
     file: JobFile,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct JobFile {
     name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Progress {
     /// Percent, 0..100.
     completion: Option<f64>,
@@ -139,6 +145,8 @@ impl OctoPrintDriver {
             http,
             config,
             last_connect: Mutex::new(None),
+            push: tokio::sync::Mutex::new(None),
+            last_push_attempt: Mutex::new(None),
         })
     }
 
@@ -170,6 +178,44 @@ impl OctoPrintDriver {
         };
         let job = self.job().await?;
         Ok(map_status(&printer, &job))
+    }
+
+    /// Whether telemetry currently comes from the push socket (fresh messages on an open socket).
+    pub async fn push_active(&self) -> bool {
+        self.pushed().await.is_some()
+    }
+
+    /// The latest pushed state, if the socket is open and fresh; a closed socket is dropped.
+    async fn pushed(&self) -> Option<(PrinterResponse, JobResponse)> {
+        let mut slot = self.push.lock().await;
+        if slot.as_ref().is_some_and(|p| !p.is_alive()) {
+            *slot = None;
+        }
+        slot.as_ref()?.latest()
+    }
+
+    /// Opens the push socket unless it is open or was tried recently; failures only mean REST polling.
+    async fn open_push_now_and_then(&self) {
+        let mut slot = self.push.lock().await;
+        if slot.as_ref().is_some_and(push::Push::is_alive) {
+            return;
+        }
+        {
+            let mut last = self
+                .last_push_attempt
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < PUSH_RETRY_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        match push::Push::open(&self.http, timeout(self.config.timeout_secs)).await {
+            Ok(push) => *slot = Some(push),
+            Err(e) => {
+                tracing::debug!(endpoint = %self.info.endpoint, error = %e, "OctoPrint push socket unavailable")
+            }
+        }
     }
 
     /// Asks OctoPrint to connect to its printer, unless it was asked recently. Failures are only logged:
@@ -335,7 +381,18 @@ impl Driver for OctoPrintDriver {
     }
 
     async fn status(&self) -> Result<PrinterStatus, DriverError> {
-        match self.fetch().await {
+        if let Some((printer, job)) = self.pushed().await {
+            let status = map_status(&printer, &job);
+            if status.state == PrinterState::Offline {
+                self.connect_now_and_then().await;
+            }
+            return Ok(status);
+        }
+        let fetched = self.fetch().await;
+        if fetched.is_ok() {
+            self.open_push_now_and_then().await;
+        }
+        match fetched {
             Err(DriverError::Unreachable { source, .. }) => Ok(PrinterStatus::offline(format!(
                 "OctoPrint unreachable: {source}"
             ))),

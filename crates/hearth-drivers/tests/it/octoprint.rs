@@ -35,12 +35,19 @@ async fn a_file_prints_to_completion_with_progress_visible_while_it_runs() {
     let Some(peer) = OctoPrint::start(0.0005).await else {
         return;
     };
-    let driver = driver(&peer);
+    let octoprint = hearth_drivers::octoprint::OctoPrintDriver::new(peer.config()).unwrap();
+    let driver: &dyn Driver = &octoprint;
     let file = sample_gcode(30_000);
-    upload_and_start(driver.as_ref(), "hearth-complete.gcode", &file).await;
+    upload_and_start(driver, "hearth-complete.gcode", &file).await;
+    // The first sample comes over REST and opens the push socket; later ones come from it.
+    eventually("push telemetry", Duration::from_secs(15), || async {
+        driver.status().await.unwrap();
+        octoprint.push_active().await.then_some(())
+    })
+    .await;
 
-    let first = progress_past(driver.as_ref(), 0.0).await;
-    let later = progress_past(driver.as_ref(), first).await;
+    let first = progress_past(driver, 0.0).await;
+    let later = progress_past(driver, first).await;
     assert!(later > first, "progress rises: {first} -> {later}");
     eventually("temperatures", Duration::from_secs(30), || async {
         let heaters = driver.status().await.unwrap().heaters;
@@ -137,10 +144,14 @@ async fn a_stopped_octoprint_is_offline_not_an_error() {
         hints: PrintHints::default(),
     };
     driver.upload(upload).await.unwrap();
+    driver.status().await.unwrap(); // opens the push socket too
     peer.proc.kill();
 
-    let status = driver.status().await.unwrap();
-    assert_eq!(status.state, PrinterState::Offline);
+    let status = eventually("offline", Duration::from_secs(10), || async {
+        let status = driver.status().await.unwrap();
+        (status.state == PrinterState::Offline).then_some(status)
+    })
+    .await;
     assert!(status.error.is_some());
     assert!(
         driver
