@@ -61,7 +61,7 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         let _ = fault;
         Err(DriverError::Unsupported {
             operation: "inject_fault",
-            kind: "this",
+            kind: self.describe().kind,
         })
     }
 
@@ -69,7 +69,7 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn clear_faults(&self) -> Result<(), DriverError> {
         Err(DriverError::Unsupported {
             operation: "clear_faults",
-            kind: "this",
+            kind: self.describe().kind,
         })
     }
 }

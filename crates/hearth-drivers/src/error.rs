@@ -57,12 +57,12 @@ pub enum DriverError {
         source: std::io::Error,
     },
     /// The driver does not support this operation.
-    #[error("{operation} is not supported by the {kind} driver")]
+    #[error("{operation} is not supported by the {kind:?} driver")]
     Unsupported {
         /// What was asked.
         operation: &'static str,
         /// Which driver.
-        kind: &'static str,
+        kind: crate::model::DriverKind,
     },
     /// The driver configuration is unusable.
     #[error("invalid driver configuration: {0}")]

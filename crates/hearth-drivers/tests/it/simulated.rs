@@ -52,3 +52,27 @@ async fn unknown_config_keys_are_refused() {
         serde_json::from_str::<DriverConfig>(r#"{"kind": "octoprint", "url": "http://x"}"#);
     assert!(parsed.is_err(), "an OctoPrint needs its API key");
 }
+
+#[tokio::test]
+async fn real_printers_refuse_fault_injection() {
+    let config = hearth_drivers::OctoPrintConfig {
+        url: "http://127.0.0.1:9".into(),
+        api_key: "k".into(),
+        model: None,
+        port: None,
+        baudrate: None,
+        timeout_secs: 1,
+    };
+    let driver = build(&DriverConfig::Octoprint(config)).unwrap();
+    let err = driver.inject_fault(Fault::ThermalError).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hearth_drivers::DriverError::Unsupported {
+                kind: DriverKind::Octoprint,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
