@@ -234,7 +234,17 @@ impl MoonrakerDriver {
         let (ws, _) = tokio::time::timeout(self.timeout(), connect)
             .await
             .map_err(|_| self.http.unreachable("WebSocket connect timed out"))?
-            .map_err(|e| self.http.unreachable(e))?;
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Http(response)
+                    if matches!(response.status().as_u16(), 401 | 403) =>
+                {
+                    DriverError::Unauthorized {
+                        endpoint: self.info.endpoint.clone(),
+                        message: format!("WebSocket refused: {}", response.status()),
+                    }
+                }
+                other => self.http.unreachable(other),
+            })?;
         let (sink, stream) = ws.split();
         let shared = Arc::new(Shared::default());
         shared.alive.store(true, Ordering::SeqCst);
@@ -247,7 +257,7 @@ impl MoonrakerDriver {
         });
         *slot = Some(session.clone());
         drop(slot);
-        let identify = json!({
+        let mut identify = json!({
             "client_name": "hearth-agent",
             "version": env!("CARGO_PKG_VERSION"),
             // Not "agent": Moonraker allows one connection per agent name, and a restarted agent may
@@ -255,8 +265,17 @@ impl MoonrakerDriver {
             "type": "other",
             "url": "https://example.invalid/hearth",
         });
-        self.call_on(&session, "identify", "server.connection.identify", identify)
-            .await?;
+        if let Some(key) = &self.config.api_key {
+            identify["api_key"] = json!(key);
+        }
+        if let Err(e) = self
+            .call_on(&session, "identify", "server.connection.identify", identify)
+            .await
+        {
+            // Forget the session so that a corrected key (or a returning Moonraker) is tried afresh.
+            *self.session.lock().await = None;
+            return Err(e);
+        }
         Ok(session)
     }
 
@@ -310,7 +329,8 @@ impl MoonrakerDriver {
                 .http
                 .unreachable(format!("{method}: {}", error.message));
         }
-        if error.code == 401 || error.code == 403 {
+        // Moonraker 0.11 answers an identify with a wrong key by -32602 "Invalid API Key".
+        if error.code == 401 || error.code == 403 || error.message.contains("API Key") {
             return DriverError::Unauthorized {
                 endpoint: self.info.endpoint.clone(),
                 message: error.message,

@@ -162,3 +162,15 @@ async fn nothing_listening_is_offline() {
     let driver = build(&DriverConfig::Moonraker(config)).unwrap();
     assert_eq!(driver.status().await.unwrap().state, PrinterState::Offline);
 }
+
+#[tokio::test]
+async fn a_wrong_api_key_is_unauthorized_not_offline() {
+    let Some(peer) = Moonraker::start_with(10_000.0, false).await else {
+        return;
+    };
+    let mut config = peer.config();
+    config.api_key = Some("WRONGKEY".into());
+    let driver = build(&DriverConfig::Moonraker(config)).unwrap();
+    let err = driver.status().await.unwrap_err();
+    assert!(matches!(err, DriverError::Unauthorized { .. }), "{err:?}");
+}

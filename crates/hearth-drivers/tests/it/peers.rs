@@ -258,6 +258,11 @@ pub struct Moonraker {
 impl Moonraker {
     /// Starts a fresh Moonraker whose fake Klippy prints `bytes_per_second` of G-code per second.
     pub async fn start(bytes_per_second: f64) -> Option<Self> {
+        Self::start_with(bytes_per_second, true).await
+    }
+
+    /// Like `start`; unless `trusted`, clients from 127.0.0.1 need an API key.
+    pub async fn start_with(bytes_per_second: f64, trusted: bool) -> Option<Self> {
         let bin = peers_dir().join("moonraker/bin/moonraker");
         if !bin.exists() {
             return absent(format!("Moonraker not installed at {}", bin.display()));
@@ -277,10 +282,15 @@ impl Moonraker {
             &config,
             format!(
                 "[server]\nhost: 127.0.0.1\nport: {port}\nklippy_uds_address: {}\n\n\
-                 [authorization]\ntrusted_clients:\n    127.0.0.1\n\n\
+                 [authorization]\ntrusted_clients:\n    {trusted}\n\n\
                  [file_manager]\nenable_object_processing: False\n\n\
                  [machine]\nprovider: none\n\n[history]\n",
-                socket.display()
+                socket.display(),
+                trusted = if trusted {
+                    "127.0.0.1"
+                } else {
+                    "10.255.255.254"
+                },
             ),
         )
         .unwrap();
@@ -311,6 +321,9 @@ impl Moonraker {
         let ready = tokio::time::timeout(Duration::from_secs(60), async {
             loop {
                 if let Ok(response) = client.get(&url).send().await {
+                    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+                        return; // up, and asking for credentials: good enough for an untrusted peer
+                    }
                     let info: serde_json::Value = response.json().await.unwrap_or_default();
                     if info["result"]["klippy_state"] == "ready" {
                         return;
