@@ -638,6 +638,46 @@ mod tests {
     }
 
     #[test]
+    fn replies_reach_their_caller_and_notifications_update_the_cache() {
+        let shared = Shared::default();
+        let (tx, mut rx) = oneshot::channel();
+        shared.lock_pending().insert(5, tx);
+        // Shapes as recorded from Moonraker 0.11 (tests/fixtures/moonraker/ws_transcript_no_klippy.txt).
+        shared.dispatch(&json!({"jsonrpc": "2.0", "error": {"code": 503, "message": "Klippy Host not connected"}, "id": 5}));
+        let error = rx.try_recv().unwrap().unwrap_err();
+        assert_eq!(
+            (error.code, error.message.as_str()),
+            (503, "Klippy Host not connected")
+        );
+
+        shared.lock_objects().insert(
+            "extruder".into(),
+            json!({"temperature": 20.0, "target": 0.0}),
+        );
+        shared.subscribed.store(true, Ordering::SeqCst);
+        shared.dispatch(&json!({"jsonrpc": "2.0", "method": "notify_status_update",
+                                "params": [{"extruder": {"target": 215.0}}, 1234.5]}));
+        assert_eq!(
+            shared.lock_objects()["extruder"],
+            json!({"temperature": 20.0, "target": 215.0})
+        );
+
+        shared.dispatch(&json!({"jsonrpc": "2.0", "method": "notify_klippy_disconnected"}));
+        assert!(
+            !shared.subscribed.load(Ordering::SeqCst),
+            "resubscribe after Klipper returns"
+        );
+
+        let (tx, mut rx) = oneshot::channel();
+        shared.lock_pending().insert(6, tx);
+        shared.close();
+        assert!(
+            rx.try_recv().unwrap().is_err(),
+            "a closed socket fails waiting calls"
+        );
+    }
+
+    #[test]
     fn a_printing_klipper_maps_to_printing_with_layers_and_normalised_heaters() {
         let mut cache = objects(json!({
             "webhooks": {"state": "ready", "state_message": "Printer is ready"},
