@@ -76,3 +76,14 @@ async fn real_printers_refuse_fault_injection() {
         "{err}"
     );
 }
+
+#[test]
+fn an_https_printer_url_is_refused_at_build_time() {
+    let config: DriverConfig =
+        serde_json::from_str(r#"{"kind": "moonraker", "url": "https://voron.local"}"#).unwrap();
+    let err = build(&config).unwrap_err();
+    assert!(
+        matches!(err, hearth_drivers::DriverError::Config(_)),
+        "{err}"
+    );
+}
