@@ -1,0 +1,75 @@
+//! The `Driver` trait every printer protocol implements.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+
+use crate::error::DriverError;
+use crate::model::{DriverInfo, Fault, JobStatus, PrintHints, PrinterStatus};
+
+/// A file to put on the printer.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    /// Name on the printer. The agent chooses names it can recognise after a restart
+    /// (`hearth-<jobid>.gcode`); it must be a plain file name (no `/`).
+    pub name: &'a str,
+    /// Local file holding the plaintext G-code (the agent's spool).
+    pub path: &'a Path,
+    /// What is known about the file (used by the simulator; real printers analyse files themselves).
+    pub hints: PrintHints,
+}
+
+/// One printer, driven over its protocol.
+///
+/// Object-safe: the agent holds `Box<dyn Driver>`. Every method may be called concurrently; drivers
+/// synchronise internally. Only `status` hides an unreachable printer (as `PrinterState::Offline`);
+/// commands fail with `DriverError::Unreachable` so the agent can retry them.
+#[async_trait]
+pub trait Driver: Send + Sync + std::fmt::Debug {
+    /// What this printer is; known without talking to it.
+    fn describe(&self) -> &DriverInfo;
+
+    /// One telemetry sample. An unreachable printer is `Ok` with state `Offline`, never an error; errors
+    /// are kept for answers the driver cannot understand.
+    async fn status(&self) -> Result<PrinterStatus, DriverError>;
+
+    /// Copies a file to the printer under `upload.name`, replacing a file of that name.
+    async fn upload(&self, upload: Upload<'_>) -> Result<(), DriverError>;
+
+    /// Starts printing a file uploaded earlier.
+    async fn start(&self, name: &str) -> Result<(), DriverError>;
+
+    /// Pauses the running job.
+    async fn pause(&self) -> Result<(), DriverError>;
+
+    /// Resumes a paused job.
+    async fn resume(&self) -> Result<(), DriverError>;
+
+    /// Cancels the running or paused job.
+    async fn cancel(&self) -> Result<(), DriverError>;
+
+    /// The job the printer is working on (printing, pausing, paused, cancelling), read from the printer
+    /// alone, so an agent that restarted can re-attach to it by its file name. `None` when idle.
+    /// Unlike `status`, an unreachable printer is an error here: "no job" must not be guessed.
+    async fn current_job(&self) -> Result<Option<JobStatus>, DriverError>;
+
+    /// Deletes a file from the printer (the agent removes plaintext it no longer needs).
+    async fn remove(&self, name: &str) -> Result<(), DriverError>;
+
+    /// Makes the (simulated) printer have a fault. Real printers answer `Unsupported`.
+    async fn inject_fault(&self, fault: Fault) -> Result<(), DriverError> {
+        let _ = fault;
+        Err(DriverError::Unsupported {
+            operation: "inject_fault",
+            kind: self.describe().kind,
+        })
+    }
+
+    /// Clears injected faults (simulator only).
+    async fn clear_faults(&self) -> Result<(), DriverError> {
+        Err(DriverError::Unsupported {
+            operation: "clear_faults",
+            kind: self.describe().kind,
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! HTTP plumbing shared by the OctoPrint and Moonraker drivers: one place maps transport failures and
+//! status codes to `DriverError`.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::DriverError;
+
+/// A base URL, an optional `X-Api-Key`, and a client with timeouts.
+#[derive(Debug, Clone)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+    base: String,
+    api_key: Option<String>,
+}
+
+impl Http {
+    pub(crate) fn new(
+        url: &str,
+        api_key: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, DriverError> {
+        let base = url.trim_end_matches('/').to_owned();
+        // TLS is not compiled in (printers sit on the local network); an https URL would fail on every
+        // request, so it is refused here, once, with a clear message.
+        if !base.starts_with("http://") {
+            return Err(DriverError::Config(format!(
+                "printer url must start with http:// (https is not supported yet): {url}"
+            )));
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| DriverError::Config(format!("http client: {e}")))?;
+        Ok(Self {
+            client,
+            base,
+            api_key,
+        })
+    }
+
+    /// The base URL, for messages.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.client.request(method, format!("{}{path}", self.base));
+        match &self.api_key {
+            Some(key) => builder.header("X-Api-Key", key),
+            None => builder,
+        }
+    }
+
+    pub(crate) fn unreachable(
+        &self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> DriverError {
+        DriverError::Unreachable {
+            endpoint: self.base.clone(),
+            source: source.into(),
+        }
+    }
+
+    /// Sends a request; a response that is not 2xx becomes the matching error.
+    pub(crate) async fn send(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+    ) -> Result<Response, DriverError> {
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = error_message(&body).unwrap_or_else(|| status.to_string());
+        Err(match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => DriverError::Unauthorized {
+                endpoint: self.base.clone(),
+                message,
+            },
+            // OctoPrint treats an unknown API key as no key, falls back to its session cookie and then
+            // fails a POST's CSRF check with 400.
+            StatusCode::BAD_REQUEST if message.contains("CSRF") => DriverError::Unauthorized {
+                endpoint: self.base.clone(),
+                message,
+            },
+            // A reverse proxy in front of a stopped OctoPrint answers these; Moonraker answers 503 while
+            // Klipper is not connected. Either way the printer cannot be driven right now.
+            StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => self.unreachable(format!("{status}: {message}")),
+            _ => DriverError::Rejected {
+                operation,
+                code: Some(i64::from(status.as_u16())),
+                message,
+            },
+        })
+    }
+
+    /// Sends a request and decodes its JSON answer.
+    pub(crate) async fn json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        request: RequestBuilder,
+    ) -> Result<T, DriverError> {
+        let response = self.send(operation, request).await?;
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_slice(&bytes).map_err(|e| DriverError::Protocol {
+            operation,
+            message: format!(
+                "unexpected answer: {}",
+                truncate(&String::from_utf8_lossy(&bytes))
+            ),
+            source: Some(Box::new(e)),
+        })
+    }
+}
+
+/// The message inside an error body: OctoPrint sends `{"error": "..."}`, Moonraker
+/// `{"error": {"message": "..."}}`; anything else is kept as (truncated) text.
+fn error_message(body: &str) -> Option<String> {
+    if body.trim().is_empty() {
+        return None;
+    }
+    let from_json = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let error = v.get("error")?;
+            error
+                .as_str()
+                .or_else(|| error.get("message").and_then(|m| m.as_str()))
+                .map(str::to_owned)
+        });
+    Some(from_json.unwrap_or_else(|| truncate(body.trim())))
+}
+
+fn truncate(text: &str) -> String {
+    const MAX: usize = 300;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Percent-encodes one URL path segment (a file name).
+pub(crate) fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Upload timeout: the base timeout plus one second per 100 kB, since a Pi on Wi-Fi may take a while.
+pub(crate) fn upload_timeout(base: Duration, size: u64) -> Duration {
+    base + Duration::from_secs(size / 100_000)
+}
+
+/// The multipart part holding a file, named as it will be on the printer.
+pub(crate) async fn file_part(
+    path: &std::path::Path,
+    name: &str,
+) -> Result<(reqwest::multipart::Part, u64), DriverError> {
+    let file_error = |source| DriverError::File {
+        path: path.to_owned(),
+        source,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(file_error)?;
+    let size = file.metadata().await.map_err(file_error)?.len();
+    let part = reqwest::multipart::Part::stream_with_length(file, size)
+        .file_name(name.to_owned())
+        .mime_str("application/octet-stream")
+        .map_err(|e| DriverError::Config(format!("mime: {e}")))?;
+    Ok((part, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_are_taken_from_both_peers_shapes() {
+        assert_eq!(
+            error_message(r#"{"error":"Printer is not operational"}"#).as_deref(),
+            Some("Printer is not operational")
+        );
+        assert_eq!(
+            error_message(r#"{"error":{"code":503,"message":"Klippy Host not connected"}}"#)
+                .as_deref(),
+            Some("Klippy Host not connected")
+        );
+        assert_eq!(
+            error_message("<html>oops</html>").as_deref(),
+            Some("<html>oops</html>")
+        );
+        assert_eq!(error_message("  "), None);
+    }
+
+    #[test]
+    fn file_names_are_percent_encoded() {
+        assert_eq!(encode_segment("hearth-01J.gcode"), "hearth-01J.gcode");
+        assert_eq!(encode_segment("a b/ü.gcode"), "a%20b%2F%C3%BC.gcode");
+    }
+}

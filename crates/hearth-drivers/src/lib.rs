@@ -1,0 +1,28 @@
+//! Printer drivers for the Hearth edge agent.
+//!
+//! The agent holds each printer as a `Box<dyn Driver>` (see `driver`) built from a `DriverConfig`
+//! (`config::build`). A driver uploads the opened G-code, starts, pauses, resumes and cancels jobs,
+//! reports telemetry as a `PrinterStatus` (`model`), and finds the running job again after an agent
+//! restart (`Driver::current_job`, by the file name the agent chose). Failures are one `DriverError`
+//! whose variants tell "unreachable, retry" from "the printer refused" from "protocol mismatch".
+//!
+//! One module per protocol: `simulated` (in-process, with fault injection), `octoprint` (REST),
+//! `moonraker` (JSON-RPC over WebSocket, HTTP upload). Only this crate knows printers' payload shapes.
+
+pub mod config;
+pub mod driver;
+pub mod error;
+pub mod model;
+pub mod moonraker;
+pub mod octoprint;
+pub mod simulated;
+
+mod http;
+
+pub use config::{DriverConfig, MoonrakerConfig, OctoPrintConfig, SimulatedConfig, build};
+pub use driver::{Driver, Upload};
+pub use error::DriverError;
+pub use model::{
+    Capabilities, DriverInfo, DriverKind, Fault, Heater, JobPhase, JobStatus, PrintHints,
+    PrinterState, PrinterStatus,
+};

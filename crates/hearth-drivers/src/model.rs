@@ -1,0 +1,178 @@
+//! What a driver reports, in one shape for every printer kind.
+//!
+//! These types are this crate's vocabulary, not the wire format: the agent maps them to `hearth-proto`
+//! types. They are serde-serializable so that tests, logs and fixtures can show them as JSON.
+
+use serde::{Deserialize, Serialize};
+
+/// Which protocol a driver speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    /// The in-process simulator (no hardware).
+    Simulated,
+    /// OctoPrint's REST API.
+    Octoprint,
+    /// Moonraker's JSON-RPC API in front of Klipper.
+    Moonraker,
+}
+
+/// What a driver can do beyond the basic job flow, so the agent and UI can hide what would fail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// `pause` and `resume` are supported.
+    pub pause: bool,
+    /// Telemetry includes the current layer.
+    pub layers: bool,
+    /// `inject_fault` works (simulator only).
+    pub fault_injection: bool,
+}
+
+/// Static description of a configured printer, known without talking to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverInfo {
+    /// Protocol.
+    pub kind: DriverKind,
+    /// Printer model as configured (e.g. "Prusa MK3S"), or a generic name of the kind.
+    pub model: String,
+    /// Where the driver talks to, for logs ("http://octopi.local"); never contains the API key.
+    pub endpoint: String,
+    /// Optional features.
+    pub capabilities: Capabilities,
+}
+
+/// The printer's overall state, as an operator would name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrinterState {
+    /// The printer (or its host software) cannot be reached, or the host has no connection to it.
+    Offline,
+    /// Connected and ready for a job.
+    Idle,
+    /// A job is running (including heating up for it).
+    Printing,
+    /// A pause was requested and the printer is getting there.
+    Pausing,
+    /// A job is paused (by command, or by the printer, e.g. filament runout: see `PrinterStatus::error`).
+    Paused,
+    /// A cancel was requested and the printer is getting there.
+    Cancelling,
+    /// The printer is in an error state and needs attention before it prints again.
+    Error,
+}
+
+impl PrinterState {
+    /// Whether a job occupies the printer in this state (running, paused or winding down).
+    pub fn is_busy(self) -> bool {
+        matches!(
+            self,
+            Self::Printing | Self::Pausing | Self::Paused | Self::Cancelling
+        )
+    }
+}
+
+/// One heater's temperatures in °C.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heater {
+    /// Normalised name: `tool0`, `tool1`, ... for nozzles, `bed`, `chamber`; other heaters keep the
+    /// printer's own name.
+    pub name: String,
+    /// Measured temperature.
+    pub actual: f64,
+    /// Target temperature; 0 when off.
+    pub target: f64,
+}
+
+/// Where a job is in its life, as far as the printer knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPhase {
+    /// Running (heating up, printing).
+    Printing,
+    /// Pause requested.
+    Pausing,
+    /// Paused.
+    Paused,
+    /// Cancel requested.
+    Cancelling,
+    /// Finished successfully.
+    Completed,
+    /// Cancelled before the end.
+    Cancelled,
+    /// Stopped by an error.
+    Failed,
+}
+
+impl JobPhase {
+    /// Whether the job has ended (the printer no longer works on it).
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+    }
+}
+
+/// The job the printer is on, or last finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// File name on the printer, as given to `Driver::upload` (e.g. `hearth-<jobid>.gcode`). This is
+    /// how the agent re-attaches to its own job after a restart.
+    pub file: String,
+    /// Where the job is.
+    pub phase: JobPhase,
+    /// Fraction done, 0.0..=1.0.
+    pub progress: f64,
+    /// Current layer, 1-based, when the printer reports it.
+    pub layer: Option<u32>,
+    /// Total layers, when known.
+    pub total_layers: Option<u32>,
+    /// Seconds spent printing so far.
+    pub elapsed_seconds: Option<u64>,
+    /// Estimated seconds left.
+    pub remaining_seconds: Option<u64>,
+}
+
+/// A telemetry sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrinterStatus {
+    /// Overall state.
+    pub state: PrinterState,
+    /// Every heater the printer reports.
+    pub heaters: Vec<Heater>,
+    /// The current or last job, if the printer knows one.
+    pub job: Option<JobStatus>,
+    /// The printer's own message when something is wrong (error text, pause reason, why offline).
+    pub error: Option<String>,
+}
+
+impl PrinterStatus {
+    /// The status to report when the printer cannot be reached; `why` says what failed.
+    pub fn offline(why: impl Into<String>) -> Self {
+        Self {
+            state: PrinterState::Offline,
+            heaters: Vec::new(),
+            job: None,
+            error: Some(why.into()),
+        }
+    }
+}
+
+/// Facts about a file that the print-file library (or the submitter) computed, used by the simulator to
+/// decide how long a print takes and by drivers to estimate what the printer does not report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PrintHints {
+    /// Estimated print time in seconds.
+    pub estimated_seconds: Option<f64>,
+    /// Number of layers.
+    pub layers: Option<u32>,
+}
+
+/// A fault the simulator can be told to have, to test and demonstrate the system without hardware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// Filament ran out: the job pauses with an error message; `resume` continues it.
+    FilamentRunout,
+    /// Thermal runaway: the job fails, heaters switch off, the printer is in error until `clear`ed.
+    ThermalError,
+    /// The printer stops answering: status is offline and commands fail as unreachable.
+    Disconnect,
+}

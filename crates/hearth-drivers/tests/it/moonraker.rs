@@ -1,0 +1,176 @@
+//! The Moonraker driver against the real Moonraker, with a fake Klippy behind it.
+
+use std::time::Duration;
+
+use hearth_drivers::{
+    Driver, DriverConfig, DriverError, JobPhase, PrintHints, PrinterState, Upload, build,
+};
+
+use crate::peers::{Moonraker, eventually, free_port, sample_gcode};
+
+fn driver(peer: &Moonraker) -> Box<dyn Driver> {
+    build(&DriverConfig::Moonraker(peer.config())).unwrap()
+}
+
+async fn upload_and_start(driver: &dyn Driver, name: &str, file: &tempfile::NamedTempFile) {
+    let upload = Upload {
+        name,
+        path: file.path(),
+        hints: PrintHints::default(),
+    };
+    driver.upload(upload).await.unwrap();
+    driver.start(name).await.unwrap();
+}
+
+async fn progress_past(driver: &dyn Driver, at_least: f64) -> f64 {
+    eventually("progress", Duration::from_secs(30), || async {
+        let status = driver.status().await.unwrap();
+        let job = status.job?;
+        (status.state == PrinterState::Printing && job.progress > at_least).then_some(job.progress)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
+    let Some(peer) = Moonraker::start(20_000.0).await else {
+        return;
+    };
+    let driver = driver(&peer);
+    assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
+    let file = sample_gcode(60_000);
+    upload_and_start(driver.as_ref(), "hearth-complete.gcode", &file).await;
+
+    let first = progress_past(driver.as_ref(), 0.0).await;
+    let later = progress_past(driver.as_ref(), first).await;
+    assert!(later > first);
+    let status = driver.status().await.unwrap();
+    let job = status.job.unwrap();
+    assert_eq!(job.file, "hearth-complete.gcode");
+    assert!(
+        job.layer.is_some() && job.total_layers.is_some_and(|n| n > 1),
+        "{job:?}"
+    );
+    let tool = status.heaters.iter().find(|h| h.name == "tool0").unwrap();
+    assert_eq!(tool.target, 215.0);
+    assert!(status.heaters.iter().any(|h| h.name == "bed"));
+
+    let done = eventually("completion", Duration::from_secs(30), || async {
+        let job = driver.status().await.unwrap().job?;
+        (job.phase == JobPhase::Completed).then_some(job)
+    })
+    .await;
+    assert_eq!(
+        (done.file.as_str(), done.progress),
+        ("hearth-complete.gcode", 1.0)
+    );
+    assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
+    assert!(driver.current_job().await.unwrap().is_none());
+    driver.remove("hearth-complete.gcode").await.unwrap();
+    driver.remove("hearth-complete.gcode").await.unwrap();
+}
+
+#[tokio::test]
+async fn pause_resume_cancel_and_reattach_after_an_agent_restart() {
+    let Some(peer) = Moonraker::start(10_000.0).await else {
+        return;
+    };
+    let driver = driver(&peer);
+    let file = sample_gcode(1_000_000);
+    upload_and_start(driver.as_ref(), "hearth-job7.gcode", &file).await;
+    progress_past(driver.as_ref(), 0.01).await;
+
+    let restarted = self::driver(&peer);
+    let job = restarted
+        .current_job()
+        .await
+        .unwrap()
+        .expect("a running job");
+    assert_eq!(
+        (job.file.as_str(), job.phase),
+        ("hearth-job7.gcode", JobPhase::Printing)
+    );
+    let busy = restarted.start("hearth-job7.gcode").await.unwrap_err();
+    assert!(matches!(busy, DriverError::Rejected { .. }), "{busy}");
+
+    restarted.pause().await.unwrap();
+    let paused = eventually("paused", Duration::from_secs(10), || async {
+        let status = restarted.status().await.unwrap();
+        (status.state == PrinterState::Paused).then_some(status.job?.progress)
+    })
+    .await;
+    restarted.resume().await.unwrap();
+    progress_past(restarted.as_ref(), paused).await;
+
+    restarted.cancel().await.unwrap();
+    let cancelled = eventually("cancelled", Duration::from_secs(10), || async {
+        let status = restarted.status().await.unwrap();
+        (status.state == PrinterState::Idle).then_some(status.job?)
+    })
+    .await;
+    assert_eq!(cancelled.phase, JobPhase::Cancelled);
+    assert!(restarted.current_job().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn without_klipper_or_moonraker_the_printer_is_offline() {
+    let Some(mut peer) = Moonraker::start(10_000.0).await else {
+        return;
+    };
+    let driver = driver(&peer);
+    assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
+
+    peer.klippy = None; // Klipper goes away; Moonraker stays.
+    let status = eventually(
+        "offline without Klipper",
+        Duration::from_secs(10),
+        || async {
+            let status = driver.status().await.unwrap();
+            (status.state == PrinterState::Offline).then_some(status)
+        },
+    )
+    .await;
+    assert!(status.error.is_some());
+    assert!(
+        driver.current_job().await.unwrap_err().is_unreachable(),
+        "re-attach must not guess"
+    );
+    assert!(driver.start("x.gcode").await.unwrap_err().is_unreachable());
+
+    peer.proc.kill();
+    let status = eventually(
+        "offline without Moonraker",
+        Duration::from_secs(10),
+        || async {
+            let status = driver.status().await.unwrap();
+            (status.state == PrinterState::Offline).then_some(status)
+        },
+    )
+    .await;
+    assert!(status.error.unwrap().contains("unreachable"));
+    assert!(driver.pause().await.unwrap_err().is_unreachable());
+}
+
+#[tokio::test]
+async fn nothing_listening_is_offline() {
+    let config = hearth_drivers::MoonrakerConfig {
+        url: format!("http://127.0.0.1:{}", free_port()),
+        api_key: None,
+        model: None,
+        timeout_secs: 2,
+    };
+    let driver = build(&DriverConfig::Moonraker(config)).unwrap();
+    assert_eq!(driver.status().await.unwrap().state, PrinterState::Offline);
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_unauthorized_not_offline() {
+    let Some(peer) = Moonraker::start_with(10_000.0, false).await else {
+        return;
+    };
+    let mut config = peer.config();
+    config.api_key = Some("WRONGKEY".into());
+    let driver = build(&DriverConfig::Moonraker(config)).unwrap();
+    let err = driver.status().await.unwrap_err();
+    assert!(matches!(err, DriverError::Unauthorized { .. }), "{err:?}");
+}

@@ -1,0 +1,351 @@
+//! Real peers for the integration tests: a fresh OctoPrint (virtual printer) or Moonraker per test, each
+//! with its own directory and port, killed on drop.
+//!
+//! Peers are installed by `scripts/peers.sh` under `$HEARTH_PEERS_DIR` (default
+//! `~/.cache/hearth-peers`). When one is missing the test is skipped with a printed reason, or fails
+//! when `HEARTH_REQUIRE_PEERS=1`.
+
+use std::future::Future;
+use std::io::Write;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const OCTOPRINT_KEY: &str = "HEARTHTESTKEY0123456789ABCDEFGHI";
+
+/// Where `scripts/peers.sh` installed the peers.
+fn peers_dir() -> PathBuf {
+    match std::env::var_os("HEARTH_PEERS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/hearth-peers")
+        }
+    }
+}
+
+/// Skips (returns `None`) or, under `HEARTH_REQUIRE_PEERS=1`, fails.
+fn absent<T>(reason: String) -> Option<T> {
+    if std::env::var("HEARTH_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
+        panic!("required peer absent: {reason} (run scripts/peers.sh)");
+    }
+    eprintln!("SKIPPED: {reason} (run scripts/peers.sh, or set HEARTH_PEERS_DIR)");
+    None
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Polls `check` until it yields a value, failing after `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The shared samples directory (`/work/shared/samples` next to the repository, or `$HEARTH_SHARED_DIR`).
+fn samples_dir() -> PathBuf {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples");
+    if beside.is_dir() {
+        return beside;
+    }
+    let shared =
+        std::env::var_os("HEARTH_SHARED_DIR").expect("samples not found: set HEARTH_SHARED_DIR");
+    PathBuf::from(shared).join("samples")
+}
+
+/// A spool file made from the real PrusaSlicer cube, cut to about `max_bytes`, without the heat-up waits
+/// (`M109`/`M190`) that would make the virtual printer idle for many seconds before printing.
+pub fn sample_gcode(max_bytes: usize) -> tempfile::NamedTempFile {
+    let text =
+        std::fs::read_to_string(samples_dir().join("cube20_prusaslicer_mk3s.gcode")).unwrap();
+    let mut out = tempfile::NamedTempFile::new().unwrap();
+    let mut written = 0;
+    for line in text.lines() {
+        let command = line.split_whitespace().next().unwrap_or("");
+        if matches!(command, "M109" | "M190" | "M104" | "M140") {
+            continue;
+        }
+        writeln!(out, "{line}").unwrap();
+        written += line.len() + 1;
+        if written >= max_bytes {
+            break;
+        }
+    }
+    out.flush().unwrap();
+    out
+}
+
+/// A child process in its own process group, killed with the group on drop (OctoPrint runs under
+/// `runuser`, which cannot forward SIGKILL to it).
+#[derive(Debug)]
+pub struct Proc(Option<Child>);
+
+impl Proc {
+    fn spawn(mut command: Command, log: &Path) -> Self {
+        let log = std::fs::File::create(log).unwrap();
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0);
+        Self(Some(command.spawn().unwrap()))
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--"])
+                .arg(format!("-{}", child.id()))
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// A running OctoPrint with the virtual printer.
+#[derive(Debug)]
+pub struct OctoPrint {
+    pub url: String,
+    pub proc: Proc,
+    pub dir: tempfile::TempDir,
+}
+
+impl OctoPrint {
+    /// Starts a fresh OctoPrint; `throttle` is the virtual printer's per-line delay in seconds.
+    pub async fn start(throttle: f64) -> Option<Self> {
+        let bin = peers_dir().join("octoprint/bin/octoprint");
+        if !bin.exists() {
+            return absent(format!("OctoPrint not installed at {}", bin.display()));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-octoprint-")
+            .tempdir()
+            .unwrap();
+        let base = dir.path().join("base");
+        std::fs::create_dir(&base).unwrap();
+        std::fs::write(
+            base.join("config.yaml"),
+            format!(
+                "server:\n  firstRun: false\n  onlineCheck: {{enabled: false}}\n  pluginBlacklist: {{enabled: false}}\n\
+                 accessControl: {{enabled: true}}\n\
+                 plugins:\n  _disabled: [announcements, tracking, softwareupdate, pluginmanager, backup]\n\
+                 \x20 virtual_printer:\n    enabled: true\n    throttle: {throttle}\n  tracking: {{enabled: false}}\n"
+            ),
+        )
+        .unwrap();
+        // What `octoprint user add --admin admin` writes (password "testpass"), with an API key set.
+        std::fs::write(
+            base.join("users.yaml"),
+            format!(
+                "_version: 2\nadmin:\n  active: true\n  apikey: {OCTOPRINT_KEY}\n  groups:\n  - admins\n\
+                 \x20 password: $argon2id$v=19$m=65536,t=3,p=4$9J5TCoGwFsK4F8KY01orxQ$DaAk3kgi1JrBPNmM6TvL91mMkfXaXi/7DFXPA/npZUc\n\
+                 \x20 permissions: []\n  roles:\n  - user\n  - admin\n  settings: {{}}\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut command;
+        if is_root() {
+            // OctoPrint refuses to run as root: run it as the octotest user, which must own its basedir.
+            let status = Command::new("chown")
+                .arg("-R")
+                .arg("octotest:")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            if !status.success() {
+                return absent("user octotest missing".into());
+            }
+            command = Command::new("runuser");
+            command.args(["-u", "octotest", "--"]).arg(&bin);
+        } else {
+            command = Command::new(&bin);
+        }
+        command
+            .arg("--basedir")
+            .arg(&base)
+            .args(["serve", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string());
+        let proc = Proc::spawn(command, &dir.path().join("serve.log"));
+        let peer = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            proc,
+            dir,
+        };
+        peer.wait_ready().await;
+        Some(peer)
+    }
+
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/api/version", self.url);
+        let log = self.dir.path().join("serve.log");
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let response = client
+                    .get(&url)
+                    .header("X-Api-Key", OCTOPRINT_KEY)
+                    .send()
+                    .await;
+                if response.is_ok_and(|r| r.status().is_success()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        if ready.is_err() {
+            panic!(
+                "OctoPrint did not start: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
+
+    pub fn config(&self) -> hearth_drivers::OctoPrintConfig {
+        hearth_drivers::OctoPrintConfig {
+            url: self.url.clone(),
+            api_key: OCTOPRINT_KEY.into(),
+            model: None,
+            port: Some("VIRTUAL".into()),
+            baudrate: None,
+            timeout_secs: 10,
+        }
+    }
+}
+
+/// A running Moonraker with a fake Klippy behind it.
+#[derive(Debug)]
+pub struct Moonraker {
+    pub url: String,
+    pub proc: Proc,
+    /// `None` once the test took Klipper away.
+    pub klippy: Option<crate::fake_klippy::FakeKlippy>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Moonraker {
+    /// Starts a fresh Moonraker whose fake Klippy prints `bytes_per_second` of G-code per second.
+    pub async fn start(bytes_per_second: f64) -> Option<Self> {
+        Self::start_with(bytes_per_second, true).await
+    }
+
+    /// Like `start`; unless `trusted`, clients from 127.0.0.1 need an API key.
+    pub async fn start_with(bytes_per_second: f64, trusted: bool) -> Option<Self> {
+        let bin = peers_dir().join("moonraker/bin/moonraker");
+        if !bin.exists() {
+            return absent(format!("Moonraker not installed at {}", bin.display()));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("hearth-moonraker-")
+            .tempdir()
+            .unwrap();
+        let data = dir.path().join("data");
+        for sub in ["config", "comms", "gcodes"] {
+            std::fs::create_dir_all(data.join(sub)).unwrap();
+        }
+        let socket = data.join("comms/klippy.sock");
+        let port = free_port();
+        let config = data.join("config/moonraker.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nhost: 127.0.0.1\nport: {port}\nklippy_uds_address: {}\n\n\
+                 [authorization]\ntrusted_clients:\n    {trusted}\n\n\
+                 [file_manager]\nenable_object_processing: False\n\n\
+                 [machine]\nprovider: none\n\n[history]\n",
+                socket.display(),
+                trusted = if trusted {
+                    "127.0.0.1"
+                } else {
+                    "10.255.255.254"
+                },
+            ),
+        )
+        .unwrap();
+        let klippy =
+            crate::fake_klippy::FakeKlippy::start(socket, data.join("gcodes"), bytes_per_second);
+        let mut command = Command::new(&bin);
+        command
+            .arg("-d")
+            .arg(&data)
+            .arg("-c")
+            .arg(&config)
+            .arg("-n");
+        let proc = Proc::spawn(command, &dir.path().join("moonraker.log"));
+        let peer = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            proc,
+            klippy: Some(klippy),
+            dir,
+        };
+        peer.wait_ready().await;
+        Some(peer)
+    }
+
+    /// Polls `/server/info` until Moonraker reports Klippy ready.
+    async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/server/info", self.url);
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if let Ok(response) = client.get(&url).send().await {
+                    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+                        return; // up, and asking for credentials: good enough for an untrusted peer
+                    }
+                    let info: serde_json::Value = response.json().await.unwrap_or_default();
+                    if info["result"]["klippy_state"] == "ready" {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        if ready.is_err() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("moonraker.log")).unwrap_or_default();
+            panic!("Moonraker did not become ready: {log}");
+        }
+    }
+
+    pub fn config(&self) -> hearth_drivers::MoonrakerConfig {
+        hearth_drivers::MoonrakerConfig {
+            url: self.url.clone(),
+            api_key: None,
+            model: None,
+            timeout_secs: 10,
+        }
+    }
+}

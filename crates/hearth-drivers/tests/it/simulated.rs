@@ -1,0 +1,89 @@
+//! The simulator as the agent sees it: built from configuration, driven through `dyn Driver`.
+
+use hearth_drivers::{
+    DriverConfig, DriverKind, Fault, JobPhase, PrintHints, PrinterState, Upload, build,
+};
+
+#[tokio::test]
+async fn a_configured_simulator_prints_a_file_at_its_time_scale() {
+    // The agent's TOML table, here as JSON: `kind` picks the driver, the rest are its settings.
+    let config: DriverConfig =
+        serde_json::from_str(r#"{"kind": "simulated", "time_scale": 10000, "model": "Demo MK3S"}"#)
+            .unwrap();
+    let driver = build(&config).unwrap();
+    assert_eq!(driver.describe().kind, DriverKind::Simulated);
+    assert_eq!(driver.describe().model, "Demo MK3S");
+    assert!(driver.describe().capabilities.fault_injection);
+
+    let file = crate::peers::sample_gcode(10_000);
+    let hints = PrintHints {
+        estimated_seconds: Some(1200.0),
+        layers: Some(100),
+    };
+    driver
+        .upload(Upload {
+            name: "hearth-sim.gcode",
+            path: file.path(),
+            hints,
+        })
+        .await
+        .unwrap();
+    driver.start("hearth-sim.gcode").await.unwrap();
+    // 20 simulated minutes at 10 000x take about 0.13 s.
+    let done =
+        crate::peers::eventually("completion", std::time::Duration::from_secs(10), || async {
+            let job = driver.status().await.unwrap().job?;
+            (job.phase == JobPhase::Completed).then_some(job)
+        })
+        .await;
+    assert_eq!((done.layer, done.total_layers), (Some(100), Some(100)));
+
+    driver.inject_fault(Fault::Disconnect).await.unwrap();
+    assert_eq!(driver.status().await.unwrap().state, PrinterState::Offline);
+    driver.clear_faults().await.unwrap();
+    assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
+}
+
+#[tokio::test]
+async fn unknown_config_keys_are_refused() {
+    let parsed = serde_json::from_str::<DriverConfig>(r#"{"kind": "simulated", "time_scael": 2}"#);
+    assert!(parsed.is_err());
+    let parsed =
+        serde_json::from_str::<DriverConfig>(r#"{"kind": "octoprint", "url": "http://x"}"#);
+    assert!(parsed.is_err(), "an OctoPrint needs its API key");
+}
+
+#[tokio::test]
+async fn real_printers_refuse_fault_injection() {
+    let config = hearth_drivers::OctoPrintConfig {
+        url: "http://127.0.0.1:9".into(),
+        api_key: "k".into(),
+        model: None,
+        port: None,
+        baudrate: None,
+        timeout_secs: 1,
+    };
+    let driver = build(&DriverConfig::Octoprint(config)).unwrap();
+    let err = driver.inject_fault(Fault::ThermalError).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            hearth_drivers::DriverError::Unsupported {
+                kind: DriverKind::Octoprint,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_https_printer_url_is_refused_at_build_time() {
+    let config: DriverConfig =
+        serde_json::from_str(r#"{"kind": "moonraker", "url": "https://voron.local"}"#).unwrap();
+    let err = build(&config).unwrap_err();
+    assert!(
+        matches!(err, hearth_drivers::DriverError::Config(_)),
+        "{err}"
+    );
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the real printer-side peers that hearth-drivers' integration tests talk to:
+# OctoPrint 1.11.x (with its virtual printer) and Moonraker 0.11, each in its own venv under
+# ${HEARTH_PEERS_DIR:-$HOME/.cache/hearth-peers}/{octoprint,moonraker}, plus the `octotest`
+# system user that OctoPrint needs because it refuses to run as root.
+# Idempotent: a peer whose venv already has the right version is left alone.
+set -euo pipefail
+
+DIR="${HEARTH_PEERS_DIR:-$HOME/.cache/hearth-peers}"
+PY=/usr/bin/python3
+OCTOPRINT_SPEC='octoprint>=1.11,<1.12'
+MOONRAKER_SPEC='moonraker>=0.11,<0.12'
+
+mkdir -p "$DIR"
+
+if [ "$(id -u)" = 0 ] && ! id octotest >/dev/null 2>&1; then
+    useradd --system --create-home --shell /usr/sbin/nologin octotest
+fi
+
+install_peer() { # name pip-spec import-check
+    local name=$1 spec=$2 check=$3 venv="$DIR/$1"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+        echo "peers: $name already installed in $venv"
+        return
+    fi
+    echo "peers: installing $spec into $venv"
+    rm -rf "$venv"
+    "$PY" -m venv "$venv"
+    "$venv/bin/pip" install --quiet "$spec"
+    "$venv/bin/python" -c "$check"
+}
+
+install_peer octoprint "$OCTOPRINT_SPEC" \
+    'import octoprint, sys; v = octoprint.__version__; sys.exit(0 if v.startswith("1.11.") else 1)'
+install_peer moonraker "$MOONRAKER_SPEC" \
+    'import importlib.metadata as m, sys; sys.exit(0 if m.version("moonraker").startswith("0.11.") else 1)'
+
+# OctoPrint runs as octotest and must be able to traverse to its venv.
+chmod -R a+rX "$DIR"
+d="$DIR"
+while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+echo "peers: ready in $DIR"
