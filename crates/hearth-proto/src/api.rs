@@ -251,3 +251,150 @@ pub struct AuditVerification {
     pub first_break: Option<ChainBreak>,
     pub message: String,
 }
+
+// ---- Agents, printers, jobs ----
+
+use crate::agent::{JobState, PrinterTelemetry};
+use crate::ids::{AgentId, JobId, PrinterId};
+
+/// `POST /api/v1/orgs/{org}/agents/enrollment-tokens` (admins): a one-time token for `hearth-agent enroll`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrollmentToken {
+    /// `hae_...`, valid once, until `expires_at`.
+    pub token: String,
+    pub expires_at: String,
+}
+
+/// `POST /api/v1/agents/enroll`: an agent presents its enrollment token and its public keys (generated on
+/// the agent; private keys never leave it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub token: String,
+    /// A name for people, e.g. the host name.
+    pub name: String,
+    /// Ed25519 public key, base64 (32 bytes): signs the connection challenge.
+    pub signing_key: String,
+    /// age X25519 recipient (`age1...`): jobs for this agent are sealed to it.
+    pub age_recipient: String,
+}
+
+/// Answer to enrollment: the agent waits for an admin to approve it after comparing fingerprints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnrollResponse {
+    pub agent_id: AgentId,
+    pub org_id: OrgId,
+}
+
+/// Whether an organisation trusts an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// Enrolled, waiting for an admin to compare fingerprints and approve.
+    Pending,
+    Approved,
+    Revoked,
+}
+
+/// An agent as members see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Agent {
+    pub id: AgentId,
+    pub name: String,
+    pub status: AgentStatus,
+    pub signing_key: String,
+    pub age_recipient: String,
+    pub created_at: String,
+    pub last_seen_at: Option<String>,
+    pub connected: bool,
+}
+
+/// `POST /api/v1/orgs/{org}/agents/{id}/approve` (admins): the enrollment link signed by the admin's device.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApproveAgentRequest {
+    /// Opaque to the server: clients verify it with the organisation's chain.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub link: serde_json::Value,
+}
+
+/// A printer with its latest telemetry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Printer {
+    pub id: PrinterId,
+    pub agent_id: AgentId,
+    pub name: String,
+    pub kind: String,
+    pub model: String,
+    pub nozzle_mm: Option<f32>,
+    pub material: Option<String>,
+    pub color: Option<String>,
+    pub pools: Vec<String>,
+    pub can_pause: bool,
+    /// Latest state; `offline` when its agent is not connected.
+    pub telemetry: PrinterTelemetry,
+    pub updated_at: Option<String>,
+}
+
+/// Scheduling facts a submitter chose to reveal (DESIGN.md): never the design itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SchedulingFacts {
+    #[serde(default)]
+    pub printer_model: Option<String>,
+    #[serde(default)]
+    pub nozzle_mm: Option<f32>,
+    #[serde(default)]
+    pub material: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    #[serde(default)]
+    pub filament_grams: Option<f32>,
+    #[serde(default)]
+    pub estimated_seconds: Option<u64>,
+}
+
+/// `POST /api/v1/orgs/{org}/jobs` (operators): queue a signed, sealed job for a printer or a pool.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJobRequest {
+    /// The id inside the signed manifest.
+    pub job_id: JobId,
+    /// Exactly one of `printer` and `pool`.
+    #[serde(default)]
+    pub printer: Option<PrinterId>,
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// The sealed job payload, uploaded beforehand.
+    pub blob_sha256: BlobHash,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    #[serde(default)]
+    pub facts: SchedulingFacts,
+}
+
+/// A job in the queue or history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Job {
+    pub id: JobId,
+    pub state: JobState,
+    pub printer: Option<PrinterId>,
+    pub pool: Option<String>,
+    pub blob_sha256: BlobHash,
+    pub submitted_by: UserId,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Why it failed or was refused, in the agent's or printer's words.
+    pub message: Option<String>,
+    pub facts: SchedulingFacts,
+}

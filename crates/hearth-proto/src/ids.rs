@@ -65,6 +65,19 @@ id_type!(
     UploadId
 );
 
+id_type!(
+    /// An edge agent (one machine next to some printers).
+    AgentId
+);
+id_type!(
+    /// A printer, as the server knows it: one named printer of one agent.
+    PrinterId
+);
+id_type!(
+    /// A print job. Chosen by the submitting device, because the signed job manifest names it.
+    JobId
+);
+
 /// SHA-256 of a sealed blob, as 64 lowercase hex digits. Blobs are content-addressed by it.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"))]

@@ -9,6 +9,7 @@
 //! Changing a type here is a protocol decision: the API is versioned under `/api/v1` and
 //! [`PROTOCOL_VERSION`] names the revision.
 
+pub mod agent;
 pub mod api;
 pub mod audit;
 pub mod ids;

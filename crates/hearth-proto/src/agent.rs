@@ -1,0 +1,254 @@
+//! The agent protocol: JSON text frames on the WebSocket an edge agent opens to
+//! `GET /api/v1/agent/connect` (the agent always dials out; no port is opened at the printer site).
+//!
+//! 1. The server sends [`ServerMsg::Challenge`] with a fresh nonce.
+//! 2. The agent answers [`AgentMsg::Auth`]: its id and an Ed25519 signature, by the key it enrolled with, over
+//!    [`auth_message`]`(nonce)`. The server verifies it against the enrolled public key; only approved agents
+//!    are admitted.
+//! 3. The server sends [`ServerMsg::Welcome`] with a bearer token for this connection's HTTP calls (job blob
+//!    downloads with `Authorization: Bearer <token>`, valid while the agent stays connected).
+//! 4. The agent announces its printers ([`AgentMsg::Printers`]), then streams telemetry (at most 1 Hz per
+//!    printer, coalesced) and job updates. The server sends jobs and controls whenever they happen; on every
+//!    (re)connection it re-sends the jobs assigned to this agent that are not finished, so a job is never
+//!    lost to a dropped connection, and the agent must treat a job id it already knows as the same job.
+//!
+//! Either side may send `Ping`; the other answers `Pong`. Unknown message types are an error.
+
+use crate::ids::{AgentId, BlobHash, JobId, OrgId};
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// Domain-separation prefix of the connection challenge signature.
+pub const AUTH_CONTEXT: &[u8] = b"hearth/agent-auth/v1\n";
+
+/// The bytes an agent signs to prove its identity: the context, then the server's nonce (as sent, base64).
+pub fn auth_message(nonce: &str) -> Vec<u8> {
+    let mut m = AUTH_CONTEXT.to_vec();
+    m.extend_from_slice(nonce.as_bytes());
+    m
+}
+
+/// Server to agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMsg {
+    Challenge {
+        nonce: String,
+    },
+    Welcome {
+        agent_id: AgentId,
+        org_id: OrgId,
+        http_token: String,
+    },
+    /// A job for one of this agent's printers. Sent again after every reconnection until it is finished.
+    Job {
+        job: AgentJob,
+    },
+    /// Pause, resume or cancel a job that runs on this agent.
+    Control {
+        job_id: JobId,
+        action: JobAction,
+    },
+    Ping,
+    Pong,
+    /// The server refuses something the agent sent; the connection closes after a fatal one.
+    Error {
+        code: String,
+        message: String,
+        fatal: bool,
+    },
+}
+
+/// Agent to server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentMsg {
+    /// Base64 Ed25519 signature over [`auth_message`].
+    Auth {
+        agent_id: AgentId,
+        signature: String,
+        agent_version: String,
+    },
+    /// The printers this agent drives (replaces the previous list).
+    Printers {
+        printers: Vec<PrinterInfo>,
+    },
+    /// Latest state of one printer.
+    Telemetry {
+        printer: String,
+        status: PrinterTelemetry,
+    },
+    /// A job changed state on the agent's side. Refusals (bad signature, expired, replayed) use
+    /// `state: refused` with the reason in `message`.
+    JobUpdate {
+        job_id: JobId,
+        state: JobState,
+        message: Option<String>,
+    },
+    Ping,
+    Pong,
+}
+
+/// A job as handed to an agent. `manifest` is the submitter's signed job manifest, opaque to the server
+/// (only the agent, with `hearth-crypto`, verifies it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AgentJob {
+    pub job_id: JobId,
+    /// The agent-local name of the printer to use.
+    pub printer: String,
+    /// The sealed job payload; download from `/api/v1/agent/blobs/{sha256}`.
+    pub blob_sha256: BlobHash,
+    pub blob_size: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+}
+
+/// A printer an agent drives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrinterInfo {
+    /// Unique among this agent's printers (the key in its config), e.g. `mk4-left`.
+    pub name: String,
+    /// `simulated`, `octoprint`, `moonraker`, ...
+    pub kind: String,
+    /// Model as configured, e.g. `Prusa MK4`.
+    pub model: String,
+    /// Scheduling facts the organisation chose to reveal: nozzle, loaded material and colour, build volume.
+    #[serde(default)]
+    pub nozzle_mm: Option<f32>,
+    #[serde(default)]
+    pub material: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    /// Pools this printer belongs to (for "any printer of this group").
+    #[serde(default)]
+    pub pools: Vec<String>,
+    #[serde(default)]
+    pub can_pause: bool,
+}
+
+/// A printer's overall state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PrinterState {
+    Offline,
+    Idle,
+    Printing,
+    Pausing,
+    Paused,
+    Cancelling,
+    Error,
+}
+
+/// One heater, °C.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Heater {
+    /// `tool0`, `tool1`, `bed`, `chamber`, or the printer's own name.
+    pub name: String,
+    pub actual: f32,
+    pub target: Option<f32>,
+}
+
+/// A printer's live state, as shown to members (clear metadata per DESIGN.md: state, temperatures,
+/// progress, ETA, errors).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrinterTelemetry {
+    pub state: PrinterState,
+    #[serde(default)]
+    pub heaters: Vec<Heater>,
+    /// The Hearth job running, if the agent knows it.
+    #[serde(default)]
+    pub job_id: Option<JobId>,
+    /// 0.0 to 1.0.
+    #[serde(default)]
+    pub progress: Option<f32>,
+    #[serde(default)]
+    pub layer: Option<u32>,
+    #[serde(default)]
+    pub total_layers: Option<u32>,
+    #[serde(default)]
+    pub elapsed_seconds: Option<u64>,
+    #[serde(default)]
+    pub remaining_seconds: Option<u64>,
+    /// What needs attention, in the printer's words.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Lifecycle of a job. `queued` and `assigned` are the server's; the rest are reported by the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a printer (pool jobs) or for its agent to connect.
+    Queued,
+    /// Sent to the agent.
+    Assigned,
+    /// The agent is downloading, verifying, opening and uploading it to the printer.
+    Transferring,
+    Printing,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled,
+    /// The agent refused it: signature, expiry, replay or hash check failed.
+    Refused,
+}
+
+impl JobState {
+    /// No further change will come.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Cancelled | Self::Refused
+        )
+    }
+}
+
+/// What a member can ask of a running job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobAction {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_json_and_unknown_types_are_refused() {
+        let m = ServerMsg::Control {
+            job_id: JobId::new(),
+            action: JobAction::Pause,
+        };
+        let s = serde_json::to_string(&m).unwrap();
+        assert!(
+            s.contains(r#""type":"control""#) && s.contains(r#""action":"pause""#),
+            "{s}"
+        );
+        assert_eq!(serde_json::from_str::<ServerMsg>(&s).unwrap(), m);
+        assert!(serde_json::from_str::<AgentMsg>(r#"{"type":"launch_missiles"}"#).is_err());
+        let ping: AgentMsg = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(ping, AgentMsg::Ping);
+    }
+
+    #[test]
+    fn final_job_states() {
+        assert!(JobState::Completed.is_final() && JobState::Refused.is_final());
+        assert!(!JobState::Printing.is_final() && !JobState::Queued.is_final());
+    }
+}
