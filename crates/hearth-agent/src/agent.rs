@@ -1,0 +1,1022 @@
+//! The agent's event loop: `run(setup, shutdown)`.
+//!
+//! One task owns all state (`Agent`) and handles a closed set of events: connection events from the
+//! connection task (`conn`), results of the I/O it spawned (`Event`: printer samples, transfers, starts,
+//! controls), a telemetry tick, and shutdown. Everything slow (network, printers, disk-heavy opening) runs in
+//! spawned tasks that report back, so a slow printer never delays another one.
+//!
+//! A job's life on the agent (persisted in the `Journal` at every step):
+//! `Assigned` (accepted, waiting for its printer) -> `Transferring` (download, verify and open, upload; the
+//! plaintext exists only during the upload) -> `start_requested` is journalled *before* the printer is told
+//! to start -> from then on the job is only observed on the printer (by its file name) and never started
+//! again -> `Printing`/`Paused` -> `Completed`/`Failed`/`Cancelled`. A step that fails because the server or
+//! the printer is away is retried; a job whose start may or may not have reached the printer is resolved by
+//! looking at the printer, and reported failed rather than started twice when the printer has no trace of it.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hearth_drivers::{
+    Driver, DriverError, DriverKind, JobPhase, PrintHints, PrinterStatus, Upload,
+};
+use hearth_proto::agent::{AgentJob, AgentMsg, JobAction, JobState, PrinterInfo, ServerMsg};
+use hearth_proto::ids::JobId;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::config::{AgentConfig, PrinterConfig, Timing};
+use crate::conn::{self, ConnEvent, ConnSettings};
+use crate::identity::AgentIdentity;
+use crate::journal::{Admission, JobRecord, Journal, JournalError, fingerprint};
+use crate::opener::{JobOpener, OpenError, Refusal};
+use crate::spool::{DownloadError, Spool, job_of_file, printer_file_name};
+use crate::telemetry::{Coalescer, JobUpdate, Outbox, to_wire};
+
+/// Consecutive online samples without the job before a started job counts as gone from the printer.
+const LOST_AFTER: u32 = 5;
+/// Hash mismatches of a download before the job is refused.
+const HASH_ATTEMPTS: u32 = 2;
+
+/// A configured printer with its driver.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub config: PrinterConfig,
+    pub driver: Arc<dyn Driver>,
+}
+
+impl Printer {
+    /// Builds the driver the configuration names (contacts nothing yet).
+    pub fn build(config: PrinterConfig) -> Result<Self, DriverError> {
+        let driver = hearth_drivers::build(&config.driver)?;
+        Ok(Self {
+            config,
+            driver: Arc::from(driver),
+        })
+    }
+}
+
+/// Everything `run` needs. The printers are given separately from `config.printers` so that tests (and
+/// embedders) can pass drivers they keep a handle on.
+#[derive(Debug)]
+pub struct Setup {
+    pub config: AgentConfig,
+    pub identity: Arc<dyn AgentIdentity>,
+    pub opener: Arc<dyn JobOpener>,
+    pub printers: Vec<Printer>,
+}
+
+impl Setup {
+    /// Builds every printer of `config`.
+    pub fn from_config(
+        config: AgentConfig,
+        identity: Arc<dyn AgentIdentity>,
+        opener: Arc<dyn JobOpener>,
+    ) -> Result<Self, RunError> {
+        let printers = config
+            .printers
+            .iter()
+            .map(|p| {
+                Printer::build(p.clone()).map_err(|source| RunError::Driver {
+                    printer: p.name.clone(),
+                    source,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            config,
+            identity,
+            opener,
+            printers,
+        })
+    }
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("printer {printer}")]
+    Driver {
+        printer: String,
+        #[source]
+        source: DriverError,
+    },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("spool in {path}")]
+    Spool {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// Results of spawned work.
+#[derive(Debug)]
+enum Event {
+    Sample {
+        printer: usize,
+        status: PrinterStatus,
+    },
+    Transferred {
+        job: JobId,
+        result: Result<(), StepError>,
+    },
+    Started {
+        job: JobId,
+        result: Result<(), DriverError>,
+    },
+    Controlled {
+        job: JobId,
+        action: JobAction,
+        result: Result<(), DriverError>,
+    },
+}
+
+/// How a transfer step failed.
+#[derive(Debug)]
+enum StepError {
+    /// The server or the printer is away: try again later.
+    Retry(String),
+    /// The download did not hash to the job's blob hash.
+    HashMismatch(String),
+    Refused(Refusal, String),
+    Failed(String),
+}
+
+#[derive(Debug)]
+struct PrinterRt {
+    config: PrinterConfig,
+    driver: Arc<dyn Driver>,
+    /// A status request is in flight.
+    polling: bool,
+    online: bool,
+    /// An online sample was seen since start: what the printer runs is known.
+    attached: bool,
+    active: Option<JobId>,
+    queue: VecDeque<JobId>,
+    /// Consecutive online samples that did not show the active, started job.
+    misses: u32,
+}
+
+#[derive(Debug, Default)]
+struct JobRt {
+    busy: bool,
+    retry_at: Option<Instant>,
+    hash_failures: u32,
+    pending_control: Option<JobAction>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    tx: mpsc::UnboundedSender<AgentMsg>,
+    token: String,
+    /// The last state sent for each job on this connection, so that answering the server's re-sends
+    /// does not repeat what it just heard.
+    reported: HashMap<JobId, JobState>,
+}
+
+struct Agent {
+    timing: Timing,
+    server: String,
+    spool: Spool,
+    journal: Journal,
+    opener: Arc<dyn JobOpener>,
+    http: reqwest::Client,
+    printers: Vec<PrinterRt>,
+    jobs: HashMap<JobId, JobRt>,
+    conn: Option<Conn>,
+    coalescer: Coalescer,
+    outbox: Outbox,
+    tasks: JoinSet<()>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let Setup {
+        config,
+        identity,
+        opener,
+        printers,
+    } = setup;
+    config.validate()?;
+    let ca = config
+        .ca_cert
+        .as_deref()
+        .map(crate::tls::read_ca)
+        .transpose()?;
+    let tls = crate::tls::client_config(ca.as_deref())?;
+    let http = crate::tls::http_client(&tls)?;
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| RunError::Spool {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    let spool = Spool::open(&config.state_dir).map_err(|source| RunError::Spool {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    let journal = Journal::open(&config.state_dir)?;
+
+    // Plaintext never survives a restart; sealed files only for jobs that still need them.
+    let keep = journal
+        .unfinished()
+        .filter(|r| !r.start_requested)
+        .map(|r| r.job_id)
+        .collect();
+    let removed = spool
+        .remove_leftovers(&keep)
+        .map_err(|source| RunError::Spool {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+    if !removed.is_empty() {
+        tracing::info!(count = removed.len(), "removed spool leftovers");
+    }
+
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let mut agent = Agent {
+        timing: config.timing.clone(),
+        server: config.server.trim_end_matches('/').to_owned(),
+        spool,
+        journal,
+        opener,
+        http,
+        printers: printers
+            .into_iter()
+            .map(|p| PrinterRt {
+                config: p.config,
+                driver: p.driver,
+                polling: false,
+                online: false,
+                attached: false,
+                active: None,
+                queue: VecDeque::new(),
+                misses: 0,
+            })
+            .collect(),
+        jobs: HashMap::new(),
+        conn: None,
+        coalescer: Coalescer::new(config.timing.telemetry_interval()),
+        outbox: Outbox::new(config.timing.job_backlog),
+        tasks: JoinSet::new(),
+        events: events_tx,
+    };
+    agent.resume_journal();
+
+    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let settings = ConnSettings {
+        url: config.connect_url(),
+        identity,
+        tls: Arc::new(tls),
+        timing: config.timing.clone(),
+    };
+    let conn_task = tokio::spawn(conn::run(settings, conn_tx, stop_rx));
+
+    let mut tick = tokio::time::interval(config.timing.telemetry_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(ev) = conn_rx.recv() => agent.on_conn(ev),
+            Some(ev) = events_rx.recv() => agent.on_event(ev),
+            _ = tick.tick() => agent.on_tick(),
+        }
+        agent.pump_all();
+    }
+
+    tracing::info!("shutting down");
+    agent.tasks.abort_all();
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(3), conn_task).await;
+    Ok(())
+}
+
+impl Agent {
+    fn printer_index(&self, name: &str) -> Option<usize> {
+        self.printers.iter().position(|p| p.config.name == name)
+    }
+
+    /// After a (re)start: every unfinished job goes back to its printer; a job that may have been started
+    /// becomes the printer's active job, to be found on the printer (never started again).
+    fn resume_journal(&mut self) {
+        let unfinished: Vec<JobRecord> = self.journal.unfinished().cloned().collect();
+        for rec in unfinished {
+            let Some(i) = self.printer_index(&rec.printer) else {
+                self.set_state(
+                    rec.job_id,
+                    JobState::Failed,
+                    Some(format!("printer {:?} is no longer configured", rec.printer)),
+                );
+                continue;
+            };
+            let p = &mut self.printers[i];
+            if rec.start_requested && p.active.is_none() {
+                p.active = Some(rec.job_id);
+            } else if rec.start_requested {
+                p.queue.push_front(rec.job_id);
+            } else {
+                p.queue.push_back(rec.job_id);
+            }
+            tracing::info!(job = %rec.job_id, printer = %rec.printer, state = ?rec.state, "resuming job");
+        }
+    }
+
+    fn on_conn(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Up { tx, http_token, .. } => {
+                self.conn = Some(Conn {
+                    tx,
+                    token: http_token,
+                    reported: HashMap::new(),
+                });
+                let printers = self.printers.iter().map(printer_info).collect();
+                self.send(AgentMsg::Printers { printers });
+                for u in self.outbox.drain() {
+                    self.send_update(u);
+                }
+                self.coalescer.reconnected();
+                self.flush_telemetry();
+                for rt in self.jobs.values_mut() {
+                    rt.retry_at = None;
+                }
+            }
+            ConnEvent::Down { reason } => {
+                tracing::info!(%reason, "disconnected from the server");
+                self.conn = None;
+            }
+            ConnEvent::Msg(msg) => self.on_server(msg),
+        }
+    }
+
+    fn on_server(&mut self, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Job { job } => self.on_job(job),
+            ServerMsg::Control { job_id, action } => self.on_control(job_id, action),
+            other => tracing::debug!(?other, "ignored server message"),
+        }
+    }
+
+    fn on_job(&mut self, job: AgentJob) {
+        let id = job.job_id;
+        match self.journal.admit(&job) {
+            Admission::Replayed => {
+                tracing::warn!(job = %id, "refusing a replayed job id");
+                self.report(
+                    id,
+                    JobState::Refused,
+                    Some(format!(
+                        "{}: job id {id} was already accepted with different contents",
+                        Refusal::Replayed.code()
+                    )),
+                );
+            }
+            Admission::Known => {
+                let Some(rec) = self.journal.get_mut(&id) else {
+                    return;
+                };
+                if rec.fingerprint.is_none() {
+                    // Adopted from the printer after the journal was lost: now we know the job.
+                    rec.fingerprint = Some(fingerprint(&job));
+                    if !rec.state.is_final() {
+                        rec.job = Some(job);
+                    }
+                    self.save();
+                }
+                let Some(rec) = self.journal.get(&id) else {
+                    return;
+                };
+                let already = self
+                    .conn
+                    .as_ref()
+                    .and_then(|c| c.reported.get(&id))
+                    .is_some_and(|s| *s == rec.state);
+                if rec.state != JobState::Assigned && !already {
+                    let (state, message) = (rec.state, rec.message.clone());
+                    self.report(id, state, message);
+                }
+            }
+            Admission::New => {
+                let printer = self.printer_index(&job.printer);
+                self.journal.insert(JobRecord {
+                    job_id: id,
+                    printer: job.printer.clone(),
+                    fingerprint: Some(fingerprint(&job)),
+                    state: JobState::Assigned,
+                    job: Some(job.clone()),
+                    start_requested: false,
+                    cancel_requested: false,
+                    message: None,
+                });
+                match printer {
+                    Some(i) => {
+                        tracing::info!(job = %id, printer = %job.printer, "job accepted");
+                        self.printers[i].queue.push_back(id);
+                        self.save();
+                    }
+                    None => self.set_state(
+                        id,
+                        JobState::Failed,
+                        Some(format!("this agent has no printer named {:?}", job.printer)),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn on_control(&mut self, id: JobId, action: JobAction) {
+        let Some(rec) = self.journal.get_mut(&id) else {
+            tracing::warn!(job = %id, ?action, "control for an unknown job");
+            return;
+        };
+        if rec.state.is_final() {
+            let (state, message) = (rec.state, rec.message.clone());
+            self.report(id, state, message);
+            return;
+        }
+        let started = rec.start_requested;
+        match action {
+            JobAction::Cancel => {
+                rec.cancel_requested = true;
+                self.save();
+                if started {
+                    self.spawn_control(id, action);
+                } else if !self.jobs.get(&id).is_some_and(|rt| rt.busy) {
+                    self.set_state(id, JobState::Cancelled, None);
+                }
+                // A transfer in flight sees `cancel_requested` when it ends.
+            }
+            JobAction::Pause | JobAction::Resume => {
+                if started {
+                    self.spawn_control(id, action);
+                } else {
+                    tracing::warn!(job = %id, ?action, "job not started yet; ignored");
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Sample { printer, status } => self.on_sample(printer, status),
+            Event::Transferred { job, result } => self.on_transferred(job, result),
+            Event::Started { job, result } => {
+                if let Some(rt) = self.jobs.get_mut(&job) {
+                    rt.busy = false;
+                }
+                match result {
+                    Ok(()) => {
+                        if self
+                            .journal
+                            .get(&job)
+                            .is_some_and(|r| r.state == JobState::Transferring)
+                        {
+                            self.set_state(job, JobState::Printing, None);
+                        }
+                    }
+                    // It may or may not have started: the printer will tell (see `observe`).
+                    Err(e) if e.is_unreachable() => {
+                        tracing::warn!(%job, error = %e, "start may not have reached the printer");
+                    }
+                    Err(e) => self.set_state(job, JobState::Failed, Some(chain(&e))),
+                }
+            }
+            Event::Controlled {
+                job,
+                action,
+                result,
+            } => match result {
+                Ok(()) => tracing::info!(%job, ?action, "control reached the printer"),
+                Err(e) if e.is_unreachable() => {
+                    if let Some(rt) = self.jobs.get_mut(&job) {
+                        rt.pending_control = Some(action);
+                        rt.retry_at = Some(Instant::now() + self.timing.retry());
+                    }
+                }
+                Err(e) => tracing::warn!(%job, ?action, error = %chain(&e), "printer refused"),
+            },
+        }
+    }
+
+    fn on_transferred(&mut self, id: JobId, result: Result<(), StepError>) {
+        let retry = self.timing.retry();
+        let rt = self.jobs.entry(id).or_default();
+        rt.busy = false;
+        let Some(rec) = self.journal.get(&id) else {
+            return;
+        };
+        if rec.state.is_final() {
+            return;
+        }
+        match result {
+            Ok(()) if rec.cancel_requested => self.set_state(id, JobState::Cancelled, None),
+            Ok(()) => {
+                if let Some(rec) = self.journal.get_mut(&id) {
+                    rec.start_requested = true;
+                }
+                // Durable before the printer hears of it: a restart must never start it again.
+                self.save();
+                let Some(driver) = self.driver_of(id) else {
+                    return;
+                };
+                rt_busy(&mut self.jobs, id);
+                let events = self.events.clone();
+                self.tasks.spawn(async move {
+                    let result = driver.start(&printer_file_name(id)).await;
+                    let _ = events.send(Event::Started { job: id, result });
+                });
+            }
+            Err(StepError::Retry(why)) => {
+                tracing::info!(job = %id, %why, "transfer will be retried");
+                rt.retry_at = Some(Instant::now() + retry);
+            }
+            Err(StepError::HashMismatch(why)) => {
+                rt.hash_failures += 1;
+                if rt.hash_failures >= HASH_ATTEMPTS {
+                    let msg = format!("{}: {why}", Refusal::HashMismatch.code());
+                    self.set_state(id, JobState::Refused, Some(msg));
+                } else {
+                    tracing::warn!(job = %id, %why, "download corrupt; downloading again");
+                }
+            }
+            Err(StepError::Refused(reason, why)) => self.set_state(
+                id,
+                JobState::Refused,
+                Some(format!("{}: {why}", reason.code())),
+            ),
+            Err(StepError::Failed(why)) => self.set_state(id, JobState::Failed, Some(why)),
+        }
+    }
+
+    fn on_sample(&mut self, i: usize, status: PrinterStatus) {
+        let name = self.printers[i].config.name.clone();
+        self.printers[i].polling = false;
+        self.coalescer.offer(&name, to_wire(&status));
+        self.flush_telemetry();
+        if status.state == hearth_drivers::PrinterState::Offline {
+            self.printers[i].online = false;
+            return;
+        }
+        self.printers[i].online = true;
+        if !self.printers[i].attached {
+            self.printers[i].attached = true;
+            self.adopt(i, &status);
+        }
+        self.observe(i, &status);
+    }
+
+    /// First sample after start: the printer's own job, recognised by its file name, is the active one.
+    fn adopt(&mut self, i: usize, status: &PrinterStatus) {
+        let Some(job) = status.job.as_ref().filter(|j| !j.phase.is_finished()) else {
+            return;
+        };
+        let Some(id) = job_of_file(&job.file) else {
+            return;
+        };
+        let p = &mut self.printers[i];
+        if p.active == Some(id) {
+            return;
+        }
+        tracing::info!(job = %id, printer = %p.config.name, "re-attached to the printer's running job");
+        if let Some(prev) = p.active.take() {
+            p.queue.push_front(prev);
+        }
+        p.queue.retain(|j| *j != id);
+        p.active = Some(id);
+        let printer = p.config.name.clone();
+        match self.journal.get_mut(&id) {
+            Some(rec) => {
+                rec.start_requested = true;
+                if rec.state == JobState::Assigned {
+                    rec.state = JobState::Transferring;
+                }
+            }
+            None => self.journal.insert(JobRecord {
+                job_id: id,
+                printer,
+                fingerprint: None,
+                state: JobState::Transferring,
+                job: None,
+                start_requested: true,
+                cancel_requested: false,
+                message: None,
+            }),
+        }
+        self.save();
+    }
+
+    /// Follows the active, started job on the printer.
+    fn observe(&mut self, i: usize, status: &PrinterStatus) {
+        let Some(id) = self.printers[i].active else {
+            return;
+        };
+        let Some(rec) = self.journal.get(&id) else {
+            return;
+        };
+        if !rec.start_requested || self.jobs.get(&id).is_some_and(|rt| rt.busy) {
+            return;
+        }
+        let file = printer_file_name(id);
+        let current = rec.state;
+        let (next, message) = match status.job.as_ref().filter(|j| j.file == file) {
+            Some(job) => {
+                self.printers[i].misses = 0;
+                let next = match job.phase {
+                    JobPhase::Printing => JobState::Printing,
+                    JobPhase::Paused => JobState::Paused,
+                    JobPhase::Pausing | JobPhase::Cancelling => {
+                        if current == JobState::Transferring {
+                            JobState::Printing
+                        } else {
+                            current
+                        }
+                    }
+                    JobPhase::Completed => JobState::Completed,
+                    JobPhase::Cancelled => JobState::Cancelled,
+                    JobPhase::Failed => JobState::Failed,
+                };
+                let message = (next == JobState::Failed).then(|| {
+                    status
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| "the printer stopped the job".into())
+                });
+                (next, message)
+            }
+            None => {
+                let p = &mut self.printers[i];
+                p.misses += 1;
+                if p.misses < LOST_AFTER {
+                    return;
+                }
+                p.misses = 0;
+                if rec.cancel_requested {
+                    (JobState::Cancelled, None)
+                } else {
+                    (
+                        JobState::Failed,
+                        Some(
+                            "the printer no longer reports this job; it is not started again"
+                                .into(),
+                        ),
+                    )
+                }
+            }
+        };
+        if next != current {
+            self.set_state(id, next, message);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        while self.tasks.try_join_next().is_some() {}
+        for i in 0..self.printers.len() {
+            if self.printers[i].polling {
+                continue;
+            }
+            self.printers[i].polling = true;
+            let driver = self.printers[i].driver.clone();
+            let events = self.events.clone();
+            self.tasks.spawn(async move {
+                let status = match driver.status().await {
+                    Ok(s) => s,
+                    Err(e) => PrinterStatus::offline(chain(&e)),
+                };
+                let _ = events.send(Event::Sample { printer: i, status });
+            });
+        }
+        self.flush_telemetry();
+    }
+
+    fn flush_telemetry(&mut self) {
+        if self.conn.is_none() {
+            return;
+        }
+        for (printer, status) in self.coalescer.due(Instant::now()) {
+            self.send(AgentMsg::Telemetry { printer, status });
+        }
+    }
+
+    fn pump_all(&mut self) {
+        for i in 0..self.printers.len() {
+            self.pump(i);
+        }
+    }
+
+    /// Moves the printer's jobs forward as far as possible now.
+    fn pump(&mut self, i: usize) {
+        loop {
+            let p = &mut self.printers[i];
+            let id = match p.active {
+                Some(id) => id,
+                None => match p.queue.pop_front() {
+                    Some(id) => {
+                        p.active = Some(id);
+                        p.misses = 0;
+                        id
+                    }
+                    None => return,
+                },
+            };
+            if self.journal.get(&id).is_none_or(|r| r.state.is_final()) {
+                self.printers[i].active = None;
+                continue;
+            }
+            if !self.drive(i, id) {
+                return;
+            }
+        }
+    }
+
+    /// One step of the active job; `true` when it finished (the next job may go).
+    fn drive(&mut self, i: usize, id: JobId) -> bool {
+        let now = Instant::now();
+        let rt = self.jobs.entry(id).or_default();
+        if rt.busy || rt.retry_at.is_some_and(|t| t > now) {
+            return false;
+        }
+        rt.retry_at = None;
+        let Some(rec) = self.journal.get(&id) else {
+            return true;
+        };
+        if rec.start_requested {
+            if let Some(action) = rt.pending_control.take() {
+                self.spawn_control(id, action);
+            }
+            return false;
+        }
+        if rec.cancel_requested {
+            self.set_state(id, JobState::Cancelled, None);
+            return true;
+        }
+        let p = &self.printers[i];
+        if !p.attached || !p.online {
+            return false;
+        }
+        let Some(job) = rec.job.clone() else {
+            // Adopted without its message and not started: wait for the server to send it again.
+            return false;
+        };
+        let sealed_ready = self.spool.sealed(id).exists();
+        let token = self.conn.as_ref().map(|c| c.token.clone());
+        if token.is_none() && !sealed_ready {
+            return false;
+        }
+        if rec.state == JobState::Assigned {
+            self.set_state(id, JobState::Transferring, None);
+        }
+        rt_busy(&mut self.jobs, id);
+        let ctx = TransferCtx {
+            http: self.http.clone(),
+            server: self.server.clone(),
+            token,
+            spool: self.spool.clone(),
+            opener: self.opener.clone(),
+            driver: self.printers[i].driver.clone(),
+            job,
+        };
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            let result = ctx.transfer().await;
+            let _ = events.send(Event::Transferred { job: id, result });
+        });
+        false
+    }
+
+    fn spawn_control(&mut self, id: JobId, action: JobAction) {
+        let Some(driver) = self.driver_of(id) else {
+            return;
+        };
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            let result = match action {
+                JobAction::Pause => driver.pause().await,
+                JobAction::Resume => driver.resume().await,
+                JobAction::Cancel => driver.cancel().await,
+            };
+            let _ = events.send(Event::Controlled {
+                job: id,
+                action,
+                result,
+            });
+        });
+    }
+
+    fn driver_of(&self, id: JobId) -> Option<Arc<dyn Driver>> {
+        let rec = self.journal.get(&id)?;
+        let i = self.printer_index(&rec.printer)?;
+        Some(self.printers[i].driver.clone())
+    }
+
+    /// Records and reports a new state. Final states free the printer and clean up.
+    fn set_state(&mut self, id: JobId, state: JobState, message: Option<String>) {
+        let Some(rec) = self.journal.get_mut(&id) else {
+            return;
+        };
+        rec.state = state;
+        rec.message = message.clone();
+        let mut remove_from = None;
+        if state.is_final() {
+            rec.job = None;
+            if rec.start_requested || state == JobState::Cancelled {
+                remove_from = Some(rec.printer.clone());
+            }
+            let printer = rec.printer.clone();
+            self.jobs.remove(&id);
+            self.spool.forget(id);
+            if let Some(i) = self.printer_index(&printer) {
+                let p = &mut self.printers[i];
+                if p.active == Some(id) {
+                    p.active = None;
+                    p.misses = 0;
+                }
+                p.queue.retain(|j| *j != id);
+            }
+        }
+        self.save();
+        tracing::info!(job = %id, ?state, message = message.as_deref().unwrap_or(""), "job state");
+        self.report(id, state, message);
+        // The printer keeps no copy of a design once its job is over.
+        if let Some(driver) = remove_from
+            .and_then(|name| self.printer_index(&name))
+            .map(|i| self.printers[i].driver.clone())
+        {
+            self.tasks.spawn(async move {
+                if let Err(e) = driver.remove(&printer_file_name(id)).await {
+                    tracing::debug!(job = %id, error = %e, "could not remove the file from the printer");
+                }
+            });
+        }
+    }
+
+    fn save(&mut self) {
+        if let Err(e) = self.journal.save() {
+            // The in-memory state stays right; a crash before the next successful save could forget
+            // this step. Nothing better can be done than to say so loudly.
+            tracing::error!(error = %chain(&e), "cannot write the job journal");
+        }
+    }
+
+    fn report(&mut self, job_id: JobId, state: JobState, message: Option<String>) {
+        self.send_update(JobUpdate {
+            job_id,
+            state,
+            message,
+        });
+    }
+
+    fn send_update(&mut self, u: JobUpdate) {
+        match &mut self.conn {
+            Some(c) => {
+                c.reported.insert(u.job_id, u.state);
+                let msg = AgentMsg::JobUpdate {
+                    job_id: u.job_id,
+                    state: u.state,
+                    message: u.message.clone(),
+                };
+                if c.tx.send(msg).is_err() {
+                    self.conn = None;
+                    self.outbox.push(u);
+                }
+            }
+            None => self.outbox.push(u),
+        }
+    }
+
+    fn send(&mut self, msg: AgentMsg) {
+        if let Some(c) = &self.conn
+            && c.tx.send(msg).is_err()
+        {
+            self.conn = None;
+        }
+    }
+}
+
+fn rt_busy(jobs: &mut HashMap<JobId, JobRt>, id: JobId) {
+    jobs.entry(id).or_default().busy = true;
+}
+
+fn printer_info(p: &PrinterRt) -> PrinterInfo {
+    let info = p.driver.describe();
+    PrinterInfo {
+        name: p.config.name.clone(),
+        kind: match info.kind {
+            DriverKind::Simulated => "simulated",
+            DriverKind::Octoprint => "octoprint",
+            DriverKind::Moonraker => "moonraker",
+        }
+        .into(),
+        model: info.model.clone(),
+        nozzle_mm: p.config.nozzle_mm,
+        material: p.config.material.clone(),
+        color: p.config.color.clone(),
+        pools: p.config.pools.clone(),
+        can_pause: info.capabilities.pause,
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+struct TransferCtx {
+    http: reqwest::Client,
+    server: String,
+    token: Option<String>,
+    spool: Spool,
+    opener: Arc<dyn JobOpener>,
+    driver: Arc<dyn Driver>,
+    job: AgentJob,
+}
+
+impl TransferCtx {
+    /// Download (resumable), verify and open into a 0600 file, upload, delete the plaintext.
+    async fn transfer(self) -> Result<(), StepError> {
+        let id = self.job.job_id;
+        let sealed = if self.spool.sealed(id).exists() {
+            self.spool.sealed(id)
+        } else {
+            let Some(token) = &self.token else {
+                return Err(StepError::Retry("waiting for the server".into()));
+            };
+            crate::spool::download(
+                &self.http,
+                &self.server,
+                token,
+                &self.spool,
+                id,
+                &self.job.blob_sha256,
+            )
+            .await
+            .map_err(|e| match e {
+                DownloadError::Transient(_) => StepError::Retry(chain(&e)),
+                DownloadError::Status { status } if status == 401 || status >= 500 => {
+                    StepError::Retry(chain(&e))
+                }
+                DownloadError::HashMismatch { .. } => StepError::HashMismatch(chain(&e)),
+                DownloadError::Status { .. } | DownloadError::Io(_) => StepError::Failed(chain(&e)),
+            })?
+        };
+
+        let opener = self.opener.clone();
+        let spool = self.spool.clone();
+        let job = self.job.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let (path, mut file) = spool
+                .create_plaintext(id)
+                .map_err(|e| StepError::Failed(format!("cannot create the spool file: {e}")))?;
+            let result = opener.open(&job, &sealed, &mut file).and_then(|o| {
+                file.sync_all().map_err(OpenError::Io)?;
+                Ok(o)
+            });
+            match result {
+                Ok(o) => Ok((path, o)),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    Err(match e {
+                        OpenError::Refused { reason, detail } => StepError::Refused(reason, detail),
+                        OpenError::Io(e) => StepError::Failed(format!("cannot open the job: {e}")),
+                    })
+                }
+            }
+        })
+        .await
+        .map_err(|e| StepError::Failed(format!("opening the job crashed: {e}")))??;
+        let (plain, opened) = opened;
+
+        let name = printer_file_name(id);
+        let upload = self
+            .driver
+            .upload(Upload {
+                name: &name,
+                path: &plain,
+                hints: PrintHints {
+                    estimated_seconds: opened.hints.estimated_seconds,
+                    layers: opened.hints.layers,
+                },
+            })
+            .await;
+        // The printer has it (or will get it again from the sealed copy): no plaintext stays here.
+        let _ = tokio::fs::remove_file(&plain).await;
+        match upload {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_unreachable() => Err(StepError::Retry(chain(&e))),
+            Err(e) => Err(StepError::Failed(chain(&e))),
+        }
+    }
+}

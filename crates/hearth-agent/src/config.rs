@@ -1,0 +1,290 @@
+//! The agent's settings: one TOML file (`hearth-agent.toml`), typed, unknown keys reported.
+//!
+//! ```toml
+//! server = "https://hearth.example.org"
+//! state_dir = "/var/lib/hearth-agent"
+//!
+//! [[printer]]
+//! name = "mk4-left"
+//! pools = ["pla"]
+//! kind = "octoprint"
+//! url = "http://octopi.local"
+//! api_key = "..."
+//! ```
+//!
+//! Each `[[printer]]` table holds Hearth's own keys (`name`, `pools`, `material`, `color`, `nozzle_mm`) and,
+//! flattened beside them, the driver's configuration (`kind` and that driver's keys, see
+//! `hearth_drivers::DriverConfig`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hearth_drivers::DriverConfig;
+use serde::{Deserialize, Serialize};
+
+/// What `hearth-agent config example` prints; a test parses it back.
+pub const EXAMPLE: &str = r#"# hearth-agent configuration.
+
+# The Hearth server, as members open it in a browser. https:// uses TLS (rustls).
+server = "https://hearth.example.org"
+
+# Where the agent keeps its key, its job journal and its spool (sealed downloads; plaintext only
+# for the moment of an upload, in files only the agent can read).
+state_dir = "/var/lib/hearth-agent"
+
+# A PEM file with the root certificate of a self-hosted server's own CA (optional).
+# ca_cert = "/etc/hearth-agent/ca.pem"
+
+# Timings, in milliseconds; the defaults suit real deployments.
+# [timing]
+# telemetry_interval_ms = 1000   # at most one telemetry message per printer per interval
+# heartbeat_ms = 15000           # Ping the server this often
+# dead_after_ms = 45000          # reconnect when nothing arrived for this long
+# backoff_min_ms = 500           # first reconnection delay, doubling up to backoff_max_ms, +-20%
+# backoff_max_ms = 30000
+# stable_after_ms = 60000        # a connection that lasted this long resets the backoff
+# retry_ms = 5000                # retry a job step that failed because a printer or the server was away
+
+# One table per printer. `name` is how the server and members know it (unique on this agent);
+# `kind` picks the driver, the other keys configure it (see the README's "Printers and drivers").
+[[printer]]
+name = "demo"
+pools = ["pla"]
+material = "PLA"
+color = "orange"
+nozzle_mm = 0.4
+kind = "simulated"
+model = "Demo printer"
+time_scale = 60
+"#;
+
+/// The agent's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentConfig {
+    /// Base URL of the server (`https://...` or `http://...`); the WebSocket URL is derived from it.
+    pub server: String,
+    /// Key, journal and spool live here.
+    pub state_dir: PathBuf,
+    /// Extra root certificate (PEM) for a server with its own CA.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub timing: Timing,
+    /// The printers this agent drives.
+    #[serde(default, rename = "printer")]
+    pub printers: Vec<PrinterConfig>,
+}
+
+/// One printer: Hearth's facts about it plus its driver's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrinterConfig {
+    /// Unique among this agent's printers; the server's name for it.
+    pub name: String,
+    /// Pools it belongs to ("any printer with PLA").
+    #[serde(default)]
+    pub pools: Vec<String>,
+    /// Loaded material, revealed to the server for scheduling.
+    #[serde(default)]
+    pub material: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    #[serde(default)]
+    pub nozzle_mm: Option<f32>,
+    /// The driver (`kind = "..."` and its keys).
+    #[serde(flatten)]
+    pub driver: DriverConfig,
+}
+
+/// Timings, configurable so that tests run fast without sleeping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Timing {
+    pub telemetry_interval_ms: u64,
+    pub heartbeat_ms: u64,
+    pub dead_after_ms: u64,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    pub stable_after_ms: u64,
+    pub retry_ms: u64,
+    /// Job updates kept while disconnected before intermediate ones are collapsed (the latest of every
+    /// job is always kept).
+    pub job_backlog: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            telemetry_interval_ms: 1000,
+            heartbeat_ms: 15_000,
+            dead_after_ms: 45_000,
+            backoff_min_ms: 500,
+            backoff_max_ms: 30_000,
+            stable_after_ms: 60_000,
+            retry_ms: 5000,
+            job_backlog: 256,
+        }
+    }
+}
+
+impl Timing {
+    pub fn telemetry_interval(&self) -> Duration {
+        Duration::from_millis(self.telemetry_interval_ms.max(1))
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(1))
+    }
+    pub fn dead_after(&self) -> Duration {
+        Duration::from_millis(self.dead_after_ms.max(1))
+    }
+    pub fn retry(&self) -> Duration {
+        Duration::from_millis(self.retry_ms.max(1))
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl AgentConfig {
+    /// Reads and validates a config file; unknown keys are returned (the binary warns about them).
+    pub fn load(path: &Path) -> Result<(Self, Vec<String>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            e => e,
+        })
+    }
+
+    /// Parses TOML text; returns the settings and the unknown keys that were ignored.
+    pub fn parse(text: &str) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut unknown = Vec::new();
+        let de = toml::Deserializer::new(text);
+        let config: Self = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+            .map_err(|source| ConfigError::Parse {
+                path: PathBuf::from("<text>"),
+                source,
+            })?;
+        config.validate()?;
+        Ok((config, unknown))
+    }
+
+    /// Checks what serde cannot: a usable server URL, unique printer names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.server.starts_with("https://") || self.server.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "server must be an http:// or https:// URL, not {:?}",
+                self.server
+            )));
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.printers {
+            if p.name.is_empty() || p.name.contains(['/', '\\']) {
+                return Err(ConfigError::Invalid(format!(
+                    "printer name {:?} must be non-empty and contain no slash",
+                    p.name
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "printer name {:?} is used twice",
+                    p.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `wss://host/api/v1/agent/connect` for `https://host`, `ws://` for `http://`.
+    pub fn connect_url(&self) -> String {
+        connect_url(&self.server)
+    }
+}
+
+/// The WebSocket URL of a server base URL.
+pub fn connect_url(server: &str) -> String {
+    let base = server.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    format!("{ws}/api/v1/agent/connect")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_example_parses_with_a_flattened_driver_and_no_unknown_keys() {
+        let (c, unknown) = AgentConfig::parse(EXAMPLE).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(c.printers.len(), 1);
+        let p = &c.printers[0];
+        assert_eq!((p.name.as_str(), p.nozzle_mm), ("demo", Some(0.4)));
+        match &p.driver {
+            DriverConfig::Simulated(s) => assert_eq!(s.time_scale, 60.0),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            c.connect_url(),
+            "wss://hearth.example.org/api/v1/agent/connect"
+        );
+    }
+
+    #[test]
+    fn octoprint_printers_and_errors() {
+        let text = r#"
+server = "http://127.0.0.1:8080/"
+state_dir = "/tmp/x"
+[[printer]]
+name = "a"
+kind = "octoprint"
+url = "http://octopi.local"
+api_key = "k"
+"#;
+        let (c, _) = AgentConfig::parse(text).unwrap();
+        assert!(matches!(c.printers[0].driver, DriverConfig::Octoprint(_)));
+        assert_eq!(c.connect_url(), "ws://127.0.0.1:8080/api/v1/agent/connect");
+
+        let dup = format!("{text}[[printer]]\nname = \"a\"\nkind = \"simulated\"\n");
+        assert!(matches!(
+            AgentConfig::parse(&dup),
+            Err(ConfigError::Invalid(_))
+        ));
+        let bad_key = text.replace("api_key = \"k\"", "api_key = \"k\"\nbogus = 1");
+        assert!(
+            AgentConfig::parse(&bad_key).is_err(),
+            "driver keys are checked"
+        );
+        let extra = format!("colour = 1\n{text}");
+        let (_, unknown) = AgentConfig::parse(&extra).unwrap();
+        assert_eq!(unknown, vec!["colour".to_owned()]);
+        let no_kind = "server = \"http://x\"\nstate_dir = \"/x\"\n[[printer]]\nname = \"a\"\n";
+        assert!(AgentConfig::parse(no_kind).is_err());
+    }
+}

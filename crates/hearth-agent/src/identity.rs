@@ -1,0 +1,161 @@
+//! Who the agent is to the server: `AgentIdentity` signs the connection challenge.
+//!
+//! The production identity will come from `hearth-crypto` (the agent's Ed25519 + age key pair); until then
+//! `KeyFileIdentity` holds an Ed25519 signing key in `<state_dir>/agent.key` (32-byte seed, mode 0600) and
+//! the id the server gave at enrollment in `<state_dir>/agent.json`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
+use hearth_proto::ids::AgentId;
+use serde::{Deserialize, Serialize};
+
+/// The agent's identity as the connection handshake needs it.
+pub trait AgentIdentity: Send + Sync + std::fmt::Debug {
+    /// The id the server assigned at enrollment.
+    fn agent_id(&self) -> AgentId;
+    /// An Ed25519 signature (64 bytes) over `message`, which is always
+    /// `hearth_proto::agent::auth_message(nonce)` (domain-separated by its `AUTH_CONTEXT` prefix).
+    fn sign_challenge(&self, message: &[u8]) -> Vec<u8>;
+}
+
+/// Why the identity could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid key or id file: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// File names in the state directory.
+pub const KEY_FILE: &str = "agent.key";
+pub const ID_FILE: &str = "agent.json";
+
+#[derive(Serialize, Deserialize)]
+struct IdFile {
+    agent_id: AgentId,
+}
+
+/// An Ed25519 key kept in a 0600 file. `Debug` shows only the public key.
+pub struct KeyFileIdentity {
+    agent_id: AgentId,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for KeyFileIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFileIdentity")
+            .field("agent_id", &self.agent_id)
+            .field("public_key", &self.public_key_base64())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyFileIdentity {
+    /// A fresh key for an agent id (tests; enrollment generates the key before it knows the id).
+    pub fn generate(agent_id: AgentId) -> Self {
+        Self {
+            agent_id,
+            key: SigningKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    /// The public key, base64, as `EnrollRequest::signing_key` and the server expect it.
+    pub fn public_key_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// Writes the key (0600, created new or replaced) and the id file into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), IdentityError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let key_path = dir.join(KEY_FILE);
+        crate::spool::write_private(&key_path, self.key.as_bytes()).map_err(io(&key_path))?;
+        let id_path = dir.join(ID_FILE);
+        let json = serde_json::to_vec_pretty(&IdFile {
+            agent_id: self.agent_id,
+        })
+        .map_err(|e| IdentityError::Invalid {
+            path: id_path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut f = std::fs::File::create(&id_path).map_err(io(&id_path))?;
+        f.write_all(&json).map_err(io(&id_path))?;
+        f.sync_all().map_err(io(&id_path))
+    }
+
+    /// Reads what `save` wrote.
+    pub fn load(dir: &Path) -> Result<Self, IdentityError> {
+        let key_path = dir.join(KEY_FILE);
+        let bytes = std::fs::read(&key_path).map_err(io(&key_path))?;
+        let seed: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| IdentityError::Invalid {
+                path: key_path.clone(),
+                message: format!("expected 32 bytes, found {}", bytes.len()),
+            })?;
+        let id_path = dir.join(ID_FILE);
+        let text = std::fs::read(&id_path).map_err(io(&id_path))?;
+        let id: IdFile = serde_json::from_slice(&text).map_err(|e| IdentityError::Invalid {
+            path: id_path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            agent_id: id.agent_id,
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+}
+
+impl AgentIdentity for KeyFileIdentity {
+    fn agent_id(&self) -> AgentId {
+        self.agent_id
+    }
+    fn sign_challenge(&self, message: &[u8]) -> Vec<u8> {
+        self.key.sign(message).to_bytes().to_vec()
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> IdentityError + '_ {
+    move |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn saved_keys_are_private_and_sign_verifiably() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = KeyFileIdentity::generate(AgentId::new());
+        id.save(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let loaded = KeyFileIdentity::load(dir.path()).unwrap();
+        assert_eq!(loaded.agent_id(), id.agent_id());
+        let msg = hearth_proto::agent::auth_message("bm9uY2U=");
+        let sig = Signature::from_slice(&loaded.sign_challenge(&msg)).unwrap();
+        let pk = base64::engine::general_purpose::STANDARD
+            .decode(id.public_key_base64())
+            .unwrap();
+        let vk = VerifyingKey::from_bytes(&pk.try_into().unwrap()).unwrap();
+        vk.verify(&msg, &sig).unwrap();
+        assert!(!format!("{loaded:?}").contains(&hex::encode(loaded.key.as_bytes())));
+    }
+}

@@ -1,0 +1,295 @@
+//! The job flow: assignment to completion, controls, refusals, the spool.
+
+use hearth_drivers::Driver;
+use hearth_proto::agent::{JobAction, JobState, PrinterState, ServerMsg};
+use hearth_proto::ids::JobId;
+
+use crate::support::{PRINTER, Rig, eventually};
+
+#[tokio::test]
+async fn a_job_goes_from_assignment_to_completion_with_updates_in_order() {
+    let mut rig = Rig::new().await;
+    rig.start_agent();
+    let printers = rig
+        .hub
+        .wait("printers", |s| {
+            (!s.printers.is_empty()).then(|| s.printers.clone())
+        })
+        .await;
+    assert_eq!(printers[0].name, PRINTER);
+    assert_eq!(printers[0].kind, "simulated");
+    assert_eq!(printers[0].pools, vec!["pla".to_owned()]);
+    assert!(printers[0].can_pause);
+
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+
+    // The printer got the plaintext from a 0600 file in the spool, which is gone now.
+    let uploads = rig.driver.uploads.lock().unwrap().clone();
+    assert_eq!(uploads.len(), 1);
+    let (mode, bytes, path) = &uploads[0];
+    assert_eq!(*mode, 0o600);
+    assert!(String::from_utf8_lossy(bytes).starts_with(&format!("; job {id}")));
+    assert_eq!(
+        path.file_name().unwrap().to_str().unwrap(),
+        format!("hearth-{id}.gcode")
+    );
+    assert!(!path.exists(), "plaintext deleted once the printer has it");
+    assert!(rig.plain_files().is_empty());
+    assert_eq!(*rig.opener.modes.lock().unwrap(), vec![0o600]);
+
+    // Telemetry names the job and shows the heaters.
+    rig.advance(39 + 50);
+    let t = rig
+        .hub
+        .wait("telemetry at half", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.progress.is_some_and(|p| p >= 0.5))
+                .cloned()
+        })
+        .await;
+    assert_eq!(t.state, PrinterState::Printing);
+    assert_eq!(t.job_id, Some(id));
+    assert_eq!(t.layer, Some(6));
+    assert!(
+        t.heaters
+            .iter()
+            .any(|h| h.name == "tool0" && h.actual > 200.0)
+    );
+
+    rig.advance(60);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    assert_eq!(
+        rig.hub.with(|s| s.states_of(id)),
+        vec![
+            JobState::Transferring,
+            JobState::Printing,
+            JobState::Completed
+        ]
+    );
+    eventually("file removed from the printer", || {
+        (rig.driver.count("remove") == 1).then_some(())
+    })
+    .await;
+    assert_eq!(rig.driver.count("start"), 1);
+    let idle = rig
+        .hub
+        .wait("idle telemetry", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.state == PrinterState::Idle)
+                .cloned()
+        })
+        .await;
+    assert_eq!(idle.job_id, None);
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn pause_resume_and_cancel_from_the_server_reach_the_printer() {
+    let mut rig = Rig::new().await;
+    rig.start_agent();
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.advance(50);
+
+    let control = |action| ServerMsg::Control { job_id: id, action };
+    assert!(rig.hub.send(control(JobAction::Pause)));
+    rig.hub.wait_state(id, JobState::Paused).await;
+    assert_eq!(rig.driver.count("pause true"), 1);
+
+    assert!(rig.hub.send(control(JobAction::Resume)));
+    rig.hub
+        .wait("printing again", |s| {
+            (s.states_of(id)
+                == [
+                    JobState::Transferring,
+                    JobState::Printing,
+                    JobState::Paused,
+                    JobState::Printing,
+                ])
+            .then_some(())
+        })
+        .await;
+    assert_eq!(rig.driver.count("resume true"), 1);
+
+    assert!(rig.hub.send(control(JobAction::Cancel)));
+    rig.hub.wait_state(id, JobState::Cancelled).await;
+    assert_eq!(rig.driver.count("cancel true"), 1);
+    assert_eq!(
+        rig.hub.with(|s| s.states_of(id)).last(),
+        Some(&JobState::Cancelled)
+    );
+
+    // The printer is free for the next job.
+    let next = rig.job(10.0, 2);
+    let next_id = next.job_id;
+    rig.hub.assign(next);
+    rig.hub.wait_state(next_id, JobState::Printing).await;
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn a_job_cancelled_before_it_reaches_the_printer_is_never_uploaded() {
+    let mut rig = Rig::new().await;
+    // The printer is away, so the job waits on the agent.
+    rig.driver
+        .inject_fault(hearth_drivers::Fault::Disconnect)
+        .await
+        .unwrap();
+    rig.start_agent();
+    rig.hub
+        .wait("offline telemetry", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.state == PrinterState::Offline)
+                .map(|_| ())
+        })
+        .await;
+    let job = rig.job(10.0, 2);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.send(ServerMsg::Control {
+        job_id: id,
+        action: JobAction::Cancel,
+    });
+    rig.hub.wait_state(id, JobState::Cancelled).await;
+    rig.driver.clear_faults().await.unwrap();
+    rig.hub
+        .wait("idle telemetry", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.state == PrinterState::Idle)
+                .map(|_| ())
+        })
+        .await;
+    assert_eq!(rig.driver.count("upload"), 0);
+    assert_eq!(rig.driver.count("start"), 0);
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn replayed_and_unverifiable_jobs_are_refused_and_reported() {
+    let mut rig = Rig::new().await;
+    rig.start_agent();
+    let job = rig.job(10.0, 2);
+    let id = job.job_id;
+    rig.hub.assign(job.clone());
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.advance(60);
+    rig.hub.wait_state(id, JobState::Completed).await;
+
+    // The same job again (a server re-send) is recognised: not printed again, and (on this connection,
+    // which already carried its final state) not re-reported. The same id with other contents is a
+    // replay; it is processed after the re-send, so its refusal also tells the re-send was handled.
+    rig.hub.send(ServerMsg::Job { job: job.clone() });
+    let mut replay = rig.job(10.0, 2);
+    replay.job_id = id;
+    replay.manifest["job_id"] = id.to_string().into();
+    rig.hub.send(ServerMsg::Job { job: replay });
+    rig.hub.wait_state(id, JobState::Refused).await;
+    assert_eq!(
+        rig.hub.with(|s| s.states_of(id)),
+        vec![
+            JobState::Transferring,
+            JobState::Printing,
+            JobState::Completed,
+            JobState::Refused
+        ]
+    );
+    let msg = rig
+        .hub
+        .with(|s| s.updates.last().unwrap().2.clone())
+        .unwrap();
+    assert!(msg.starts_with("replayed"), "{msg}");
+
+    // The opener's refusals are final and reported with their reason.
+    let mut expired = rig.job(10.0, 2);
+    expired.manifest["refuse"] = "expired".into();
+    let expired_id = expired.job_id;
+    rig.hub.assign(expired);
+    rig.hub.wait_state(expired_id, JobState::Refused).await;
+    let msg = rig
+        .hub
+        .with(|s| {
+            s.updates
+                .iter()
+                .rev()
+                .find(|u| u.0 == expired_id)
+                .unwrap()
+                .2
+                .clone()
+        })
+        .unwrap();
+    assert!(msg.starts_with("expired"), "{msg}");
+
+    // A manifest for another job id is refused too.
+    let mut other = rig.job(10.0, 2);
+    other.manifest["job_id"] = JobId::new().to_string().into();
+    let other_id = other.job_id;
+    rig.hub.assign(other);
+    rig.hub.wait_state(other_id, JobState::Refused).await;
+
+    assert_eq!(
+        rig.driver.count("start"),
+        1,
+        "only the first job ever started"
+    );
+    assert!(rig.plain_files().is_empty());
+
+    // Still refused after a restart: the seen ids are on disk.
+    rig.stop_agent().await;
+    rig.start_agent();
+    let mut replay = rig.job(10.0, 2);
+    replay.job_id = id;
+    rig.hub
+        .send_when_connected(ServerMsg::Job { job: replay }, 2)
+        .await;
+    rig.hub
+        .wait("second refusal", |s| {
+            (s.states_of(id)
+                .iter()
+                .filter(|st| **st == JobState::Refused)
+                .count()
+                == 2)
+                .then_some(())
+        })
+        .await;
+    assert_eq!(rig.driver.count("start"), 1);
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn leftovers_in_the_spool_are_removed_at_startup() {
+    let mut rig = Rig::new().await;
+    let plain = rig.state_dir().join("spool/plain");
+    let sealed = rig.state_dir().join("spool/sealed");
+    std::fs::create_dir_all(&plain).unwrap();
+    std::fs::create_dir_all(&sealed).unwrap();
+    let leftover = plain.join(format!("hearth-{}.gcode", JobId::new()));
+    std::fs::write(&leftover, b"G28 secret design").unwrap();
+    let stale = sealed.join(format!("{}.part", JobId::new()));
+    std::fs::write(&stale, b"ciphertext").unwrap();
+    rig.start_agent();
+    rig.hub
+        .wait("connection", |s| (s.connections == 1).then_some(()))
+        .await;
+    assert!(!leftover.exists(), "plaintext leftover removed");
+    assert!(!stale.exists(), "sealed file of no known job removed");
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_download_resumes_with_range() {
+    let mut rig = Rig::new().await;
+    rig.hub.with(|s| s.cut_next_blob = Some(100));
+    rig.start_agent();
+    let job = rig.job(10.0, 2);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    let ranges = rig.hub.with(|s| s.ranges.clone());
+    assert_eq!(ranges, vec![None, Some("bytes=100-".to_owned())]);
+    rig.stop_agent().await;
+}

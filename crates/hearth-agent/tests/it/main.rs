@@ -1,0 +1,8 @@
+#![allow(clippy::unwrap_used)]
+//! Integration tests of the agent against a fake hub speaking the real protocol, driving the simulated
+//! printer on a manual clock (a print takes no real time).
+
+mod hub;
+mod jobs;
+mod resilience;
+mod support;

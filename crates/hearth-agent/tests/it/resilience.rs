@@ -1,0 +1,188 @@
+//! The server, the agent or the printer goes away mid-print.
+
+use std::sync::Arc;
+
+use hearth_agent::KeyFileIdentity;
+use hearth_drivers::{Driver, Fault};
+use hearth_proto::agent::{JobState, PrinterState};
+use hearth_proto::ids::AgentId;
+
+use crate::support::{PRINTER, Rig, eventually};
+
+#[tokio::test]
+async fn the_print_continues_while_the_server_is_away_and_its_end_is_reported_after_reconnection() {
+    let mut rig = Rig::new().await;
+    rig.start_agent();
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+
+    rig.hub.set_down(true);
+    rig.hub
+        .wait("disconnect", |s| (s.open == 0).then_some(()))
+        .await;
+    rig.advance(39 + 40);
+    rig.driver.pause().await.unwrap();
+    // The agent keeps following the printer while the server is away.
+    eventually("paused in the journal", || {
+        (rig.journal_state(id).as_deref() == Some("paused")).then_some(())
+    })
+    .await;
+    rig.driver.resume().await.unwrap();
+    eventually("printing again in the journal", || {
+        (rig.journal_state(id).as_deref() == Some("printing")).then_some(())
+    })
+    .await;
+    rig.advance(100);
+    eventually("completion in the journal", || {
+        (rig.journal_state(id).as_deref() == Some("completed")).then_some(())
+    })
+    .await;
+    let telemetry_before = rig.hub.with(|s| s.telemetry.len());
+
+    rig.hub.set_down(false);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    assert_eq!(
+        rig.hub.with(|s| s.states_of(id)),
+        vec![
+            JobState::Transferring,
+            JobState::Printing,
+            JobState::Paused,
+            JobState::Printing,
+            JobState::Completed
+        ],
+        "every transition delivered, in order, after reconnection"
+    );
+    let t = rig
+        .hub
+        .wait("telemetry after reconnection", |s| {
+            s.telemetry[telemetry_before..]
+                .iter()
+                .rev()
+                .find(|t| t.0 == PRINTER)
+                .map(|t| t.1.clone())
+        })
+        .await;
+    assert_eq!(t.state, PrinterState::Idle);
+    assert!(rig.hub.with(|s| s.connections) >= 2);
+    assert_eq!(rig.driver.count("start"), 1);
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn an_agent_killed_mid_print_reattaches_and_never_starts_the_job_twice() {
+    let mut rig = Rig::new().await;
+    rig.start_agent();
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.advance(39 + 30);
+    rig.kill_agent().await;
+
+    rig.start_agent();
+    // The server re-sends the unfinished job; the agent knows it and finds it on the printer.
+    rig.hub
+        .wait("re-attached telemetry", |s| {
+            (s.connections == 2
+                && s.last_telemetry(PRINTER)
+                    .is_some_and(|t| t.job_id == Some(id) && t.progress.is_some_and(|p| p >= 0.3)))
+            .then_some(())
+        })
+        .await;
+    rig.advance(80);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    assert_eq!(
+        rig.driver.count("start"),
+        1,
+        "{:?}",
+        rig.driver.log.lock().unwrap()
+    );
+    assert_eq!(rig.driver.count("upload"), 1);
+    assert_eq!(rig.hub.with(|s| s.ranges.len()), 1, "not downloaded again");
+    assert!(rig.plain_files().is_empty());
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn without_its_journal_the_agent_still_finds_its_job_on_the_printer_by_file_name() {
+    let mut rig = Rig::new().await;
+    rig.start_agent();
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.kill_agent().await;
+    std::fs::remove_file(rig.state_dir().join("jobs.json")).unwrap();
+
+    rig.start_agent();
+    rig.hub
+        .wait("reconnection", |s| (s.connections == 2).then_some(()))
+        .await;
+    rig.advance(200);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    assert_eq!(
+        rig.driver.count("start"),
+        1,
+        "{:?}",
+        rig.driver.log.lock().unwrap()
+    );
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_printer_is_offline_and_its_job_is_neither_lost_nor_duplicated() {
+    let mut rig = Rig::new().await;
+    rig.driver.inject_fault(Fault::Disconnect).await.unwrap();
+    rig.start_agent();
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    let t = rig
+        .hub
+        .wait("offline", |s| s.last_telemetry(PRINTER).cloned())
+        .await;
+    assert_eq!(t.state, PrinterState::Offline);
+    assert!(t.error.is_some());
+
+    rig.driver.clear_faults().await.unwrap();
+    rig.hub.wait_state(id, JobState::Printing).await;
+
+    // Away mid-print: shown offline, the job stays printing, then completes once it is back.
+    rig.driver.inject_fault(Fault::Disconnect).await.unwrap();
+    rig.hub
+        .wait("offline mid-print", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.state == PrinterState::Offline)
+                .map(|_| ())
+        })
+        .await;
+    rig.advance(200);
+    rig.driver.clear_faults().await.unwrap();
+    rig.hub.wait_state(id, JobState::Completed).await;
+    assert_eq!(
+        rig.hub.with(|s| s.states_of(id)),
+        vec![
+            JobState::Transferring,
+            JobState::Printing,
+            JobState::Completed
+        ]
+    );
+    assert_eq!(rig.driver.count("start"), 1);
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn an_agent_with_the_wrong_key_is_not_admitted_and_keeps_trying() {
+    let mut rig = Rig::new().await;
+    let agent_id = hearth_agent::AgentIdentity::agent_id(rig.identity.as_ref());
+    rig.identity = Arc::new(KeyFileIdentity::generate(agent_id));
+    rig.start_agent();
+    rig.hub
+        .wait("two refused attempts", |s| (s.bad_auth >= 2).then_some(()))
+        .await;
+    assert_eq!(rig.hub.with(|s| s.connections), 0);
+    rig.stop_agent().await;
+    let _ = AgentId::new();
+}

@@ -1,0 +1,342 @@
+//! A rig: a fake hub, a simulated printer on a manual clock behind a recording driver, a test opener, and
+//! an agent that can be started, stopped gracefully or killed, and started again on the same state.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hearth_agent::config::{AgentConfig, PrinterConfig, Timing};
+use hearth_agent::{JobOpener, KeyFileIdentity, OpenError, OpenedJob, Printer, Refusal, Setup};
+use hearth_drivers::simulated::{ManualClock, SimulatedDriver};
+use hearth_drivers::{
+    Driver, DriverConfig, DriverError, DriverInfo, Fault, JobStatus, PrintHints, PrinterStatus,
+    SimulatedConfig, Upload,
+};
+use hearth_proto::agent::AgentJob;
+use hearth_proto::ids::{AgentId, JobId};
+
+use crate::hub::Hub;
+
+pub const PRINTER: &str = "sim-1";
+const SEALED_PREFIX: &[u8] = b"test-sealed\n";
+
+/// "Seals" a payload the way `TestOpener` opens it.
+pub fn seal(plain: &[u8]) -> Vec<u8> {
+    let mut v = SEALED_PREFIX.to_vec();
+    v.extend(plain.iter().map(|b| b ^ 0x5a));
+    v
+}
+
+/// Opens what `seal` made. The manifest is `{"job_id", "seconds", "layers", "refuse"?}`; it checks the job
+/// id like the real verifier would, and records the mode of the file it was given.
+#[derive(Debug, Default)]
+pub struct TestOpener {
+    pub modes: Mutex<Vec<u32>>,
+}
+
+impl JobOpener for TestOpener {
+    fn open(&self, job: &AgentJob, sealed: &Path, out: &mut File) -> Result<OpenedJob, OpenError> {
+        self.modes
+            .lock()
+            .unwrap()
+            .push(out.metadata().map_err(OpenError::Io)?.permissions().mode() & 0o777);
+        let m = &job.manifest;
+        let refuse = |reason, detail: &str| {
+            Err(OpenError::Refused {
+                reason,
+                detail: detail.into(),
+            })
+        };
+        match m["refuse"].as_str() {
+            Some("expired") => return refuse(Refusal::Expired, "manifest expired"),
+            Some("signature") => return refuse(Refusal::BadSignature, "signature does not verify"),
+            _ => {}
+        }
+        if m["job_id"].as_str() != Some(job.job_id.to_string().as_str()) {
+            return refuse(Refusal::WrongTarget, "manifest names another job");
+        }
+        let bytes = std::fs::read(sealed).map_err(OpenError::Io)?;
+        let Some(body) = bytes.strip_prefix(SEALED_PREFIX) else {
+            return refuse(Refusal::Malformed, "not sealed");
+        };
+        let plain: Vec<u8> = body.iter().map(|b| b ^ 0x5a).collect();
+        out.write_all(&plain).map_err(OpenError::Io)?;
+        Ok(OpenedJob {
+            hints: PrintHints {
+                estimated_seconds: m["seconds"].as_f64(),
+                layers: m["layers"].as_u64().map(|l| l as u32),
+            },
+        })
+    }
+}
+
+/// A driver that records every command and checks the plaintext it is given.
+#[derive(Debug)]
+pub struct Recording {
+    pub inner: Arc<dyn Driver>,
+    pub log: Mutex<Vec<String>>,
+    /// (mode, contents) of every uploaded file at upload time.
+    pub uploads: Mutex<Vec<(u32, Vec<u8>, PathBuf)>>,
+}
+
+impl Recording {
+    pub fn count(&self, prefix: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+}
+
+#[async_trait]
+impl Driver for Recording {
+    fn describe(&self) -> &DriverInfo {
+        self.inner.describe()
+    }
+    async fn status(&self) -> Result<PrinterStatus, DriverError> {
+        self.inner.status().await
+    }
+    async fn upload(&self, upload: Upload<'_>) -> Result<(), DriverError> {
+        let mode = std::fs::metadata(upload.path).unwrap().permissions().mode() & 0o777;
+        let bytes = std::fs::read(upload.path).unwrap();
+        let r = self.inner.upload(upload).await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("upload {} {}", upload.name, r.is_ok()));
+        self.uploads
+            .lock()
+            .unwrap()
+            .push((mode, bytes, upload.path.to_owned()));
+        r
+    }
+    async fn start(&self, name: &str) -> Result<(), DriverError> {
+        let r = self.inner.start(name).await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("start {name} {}", r.is_ok()));
+        r
+    }
+    async fn pause(&self) -> Result<(), DriverError> {
+        let r = self.inner.pause().await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("pause {}", r.is_ok()));
+        r
+    }
+    async fn resume(&self) -> Result<(), DriverError> {
+        let r = self.inner.resume().await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("resume {}", r.is_ok()));
+        r
+    }
+    async fn cancel(&self) -> Result<(), DriverError> {
+        let r = self.inner.cancel().await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("cancel {}", r.is_ok()));
+        r
+    }
+    async fn current_job(&self) -> Result<Option<JobStatus>, DriverError> {
+        self.inner.current_job().await
+    }
+    async fn remove(&self, name: &str) -> Result<(), DriverError> {
+        let r = self.inner.remove(name).await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("remove {name} {}", r.is_ok()));
+        r
+    }
+    async fn inject_fault(&self, fault: Fault) -> Result<(), DriverError> {
+        self.inner.inject_fault(fault).await
+    }
+    async fn clear_faults(&self) -> Result<(), DriverError> {
+        self.inner.clear_faults().await
+    }
+}
+
+pub struct RunningAgent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), hearth_agent::RunError>>,
+}
+
+pub struct Rig {
+    pub dir: tempfile::TempDir,
+    pub clock: ManualClock,
+    pub driver: Arc<Recording>,
+    pub opener: Arc<TestOpener>,
+    pub identity: Arc<KeyFileIdentity>,
+    pub hub: Hub,
+    agent: Option<RunningAgent>,
+}
+
+pub fn fast_timing() -> Timing {
+    Timing {
+        telemetry_interval_ms: 20,
+        heartbeat_ms: 200,
+        dead_after_ms: 2000,
+        backoff_min_ms: 20,
+        backoff_max_ms: 200,
+        stable_after_ms: 500,
+        retry_ms: 50,
+        job_backlog: 64,
+    }
+}
+
+impl Rig {
+    pub async fn new() -> Self {
+        let clock = ManualClock::new();
+        let sim = SimulatedDriver::with_clock(SimulatedConfig::default(), Arc::new(clock.clone()));
+        let driver = Arc::new(Recording {
+            inner: Arc::new(sim),
+            log: Mutex::default(),
+            uploads: Mutex::default(),
+        });
+        let identity = Arc::new(KeyFileIdentity::generate(AgentId::new()));
+        let hub = Hub::start(
+            hearth_agent::AgentIdentity::agent_id(identity.as_ref()),
+            &identity.public_key_base64(),
+        )
+        .await;
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            clock,
+            driver,
+            opener: Arc::default(),
+            identity,
+            hub,
+            agent: None,
+        }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn config(&self) -> AgentConfig {
+        AgentConfig {
+            server: self.hub.url(),
+            state_dir: self.state_dir(),
+            ca_cert: None,
+            timing: fast_timing(),
+            printers: vec![printer_config(PRINTER)],
+        }
+    }
+
+    pub fn start_agent(&mut self) {
+        assert!(self.agent.is_none());
+        let config = self.config();
+        let printers = vec![Printer {
+            config: config.printers[0].clone(),
+            driver: self.driver.clone(),
+        }];
+        let setup = Setup {
+            config,
+            identity: self.identity.clone(),
+            opener: self.opener.clone(),
+            printers,
+        };
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(hearth_agent::run(setup, async move {
+            let _ = rx.await;
+        }));
+        self.agent = Some(RunningAgent { stop, task });
+    }
+
+    /// Graceful shutdown.
+    pub async fn stop_agent(&mut self) {
+        let a = self.agent.take().unwrap();
+        let _ = a.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), a.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
+    /// Like `kill -9`: the agent's task is dropped wherever it is.
+    pub async fn kill_agent(&mut self) {
+        let a = self.agent.take().unwrap();
+        a.task.abort();
+        let _ = a.task.await;
+    }
+
+    /// A job with its sealed blob on the hub.
+    pub fn job(&self, seconds: f64, layers: u32) -> AgentJob {
+        let job_id = JobId::new();
+        let plain = format!("; job {job_id}\nG28\nG1 X10 Y10\n").repeat(20);
+        let hash = self.hub.put_blob(seal(plain.as_bytes()));
+        AgentJob {
+            job_id,
+            printer: PRINTER.into(),
+            blob_sha256: hash,
+            blob_size: (SEALED_PREFIX.len() + plain.len()) as i64,
+            manifest: serde_json::json!({
+                "job_id": job_id.to_string(),
+                "seconds": seconds,
+                "layers": layers,
+            }),
+        }
+    }
+
+    /// Moves the simulated printer's time.
+    pub fn advance(&self, seconds: u64) {
+        self.clock.advance(Duration::from_secs(seconds));
+    }
+
+    pub fn plain_files(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.state_dir().join("spool/plain")) {
+            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The state the agent's journal on disk holds for a job (what survives a crash).
+    pub fn journal_state(&self, job: JobId) -> Option<String> {
+        let text = std::fs::read_to_string(self.state_dir().join("jobs.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["jobs"]
+            .as_array()?
+            .iter()
+            .find(|r| r["job_id"].as_str() == Some(job.to_string().as_str()))
+            .and_then(|r| r["state"].as_str().map(str::to_owned))
+    }
+}
+
+pub fn printer_config(name: &str) -> PrinterConfig {
+    PrinterConfig {
+        name: name.into(),
+        pools: vec!["pla".into()],
+        material: Some("PLA".into()),
+        color: None,
+        nozzle_mm: Some(0.4),
+        driver: DriverConfig::Simulated(SimulatedConfig::default()),
+    }
+}
+
+/// Polls `check` until it yields, failing after a bound (for state outside the hub, e.g. files).
+pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
