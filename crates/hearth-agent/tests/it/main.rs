@@ -6,3 +6,4 @@ mod hub;
 mod jobs;
 mod resilience;
 mod support;
+mod tls;

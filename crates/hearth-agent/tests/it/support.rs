@@ -179,6 +179,9 @@ pub struct Rig {
     pub opener: Arc<TestOpener>,
     pub identity: Arc<KeyFileIdentity>,
     pub hub: Hub,
+    /// Overrides the hub's URL (e.g. a TLS front).
+    pub server: Option<String>,
+    pub ca_cert: Option<PathBuf>,
     agent: Option<RunningAgent>,
 }
 
@@ -217,6 +220,8 @@ impl Rig {
             opener: Arc::default(),
             identity,
             hub,
+            server: None,
+            ca_cert: None,
             agent: None,
         }
     }
@@ -227,9 +232,9 @@ impl Rig {
 
     pub fn config(&self) -> AgentConfig {
         AgentConfig {
-            server: self.hub.url(),
+            server: self.server.clone().unwrap_or_else(|| self.hub.url()),
             state_dir: self.state_dir(),
-            ca_cert: None,
+            ca_cert: self.ca_cert.clone(),
             timing: fast_timing(),
             printers: vec![printer_config(PRINTER)],
         }
