@@ -67,6 +67,7 @@ struct Inner {
     blobs: Mutex<HashMap<String, Vec<u8>>>,
     current: Mutex<Option<(u32, mpsc::UnboundedSender<ServerMsg>)>>,
     kill: watch::Sender<u64>,
+    mute: watch::Sender<u64>,
 }
 
 pub struct Hub {
@@ -98,6 +99,7 @@ impl Hub {
             blobs: Mutex::new(HashMap::new()),
             current: Mutex::new(None),
             kill: watch::channel(0).0,
+            mute: watch::channel(0).0,
         });
         let i = inner.clone();
         let task = tokio::spawn(async move {
@@ -154,6 +156,12 @@ impl Hub {
         if down {
             self.inner.kill.send_modify(|g| *g += 1);
         }
+    }
+
+    /// The live connection goes silent (TCP stays open, nothing is read or answered), like a server that
+    /// hangs or a network that drops packets.
+    pub fn mute_current(&self) {
+        self.inner.mute.send_modify(|g| *g += 1);
     }
 
     /// Waits until `check` yields something (bounded; woken by every hub change, no sleeping).
@@ -286,6 +294,7 @@ async fn ws_session(inner: Arc<Inner>, stream: TcpStream) {
         return;
     };
     let mut kill = inner.kill.subscribe();
+    let mut mute = inner.mute.subscribe();
     let nonce = base64::engine::general_purpose::STANDARD.encode(JobId::new().0.as_bytes());
     let text = |m: &ServerMsg| Message::text(serde_json::to_string(m).unwrap());
     if ws
@@ -354,6 +363,7 @@ async fn ws_session(inner: Arc<Inner>, stream: TcpStream) {
         let _ = ws.send(text(&ServerMsg::Job { job })).await;
     }
     kill.borrow_and_update();
+    mute.borrow_and_update();
     loop {
         tokio::select! {
             frame = ws.next() => {
@@ -385,6 +395,12 @@ async fn ws_session(inner: Arc<Inner>, stream: TcpStream) {
                 }
             }
             _ = kill.changed() => break,
+            _ = mute.changed() => {
+                // Hold the socket without reading it until the agent gives up on it (or the hub is
+                // told to kill connections).
+                let _ = kill.changed().await;
+                break;
+            }
         }
     }
     {

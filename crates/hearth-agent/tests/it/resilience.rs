@@ -186,3 +186,27 @@ async fn an_agent_with_the_wrong_key_is_not_admitted_and_keeps_trying() {
     rig.stop_agent().await;
     let _ = AgentId::new();
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_noticed_by_heartbeats_and_replaced() {
+    let mut rig = Rig::new().await;
+    rig.timing.heartbeat_ms = 50;
+    rig.timing.dead_after_ms = 300;
+    rig.start_agent();
+    rig.hub
+        .wait("first connection", |s| (s.connections == 1).then_some(()))
+        .await;
+    rig.hub.mute_current();
+    let job = rig.job(10.0, 2);
+    let id = job.job_id;
+    // Assigned while the old connection is silent: it reaches the agent when the server re-sends it on
+    // the new connection.
+    rig.hub.with(|s| {
+        s.jobs.insert(id, (job, JobState::Assigned));
+    });
+    rig.hub
+        .wait("second connection", |s| (s.connections == 2).then_some(()))
+        .await;
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.stop_agent().await;
+}

@@ -182,6 +182,7 @@ pub struct Rig {
     /// Overrides the hub's URL (e.g. a TLS front).
     pub server: Option<String>,
     pub ca_cert: Option<PathBuf>,
+    pub timing: Timing,
     agent: Option<RunningAgent>,
 }
 
@@ -222,6 +223,7 @@ impl Rig {
             hub,
             server: None,
             ca_cert: None,
+            timing: fast_timing(),
             agent: None,
         }
     }
@@ -235,7 +237,7 @@ impl Rig {
             server: self.server.clone().unwrap_or_else(|| self.hub.url()),
             state_dir: self.state_dir(),
             ca_cert: self.ca_cert.clone(),
-            timing: fast_timing(),
+            timing: self.timing.clone(),
             printers: vec![printer_config(PRINTER)],
         }
     }
