@@ -156,6 +156,8 @@ struct PrinterRt {
     /// A status request is in flight.
     polling: bool,
     online: bool,
+    /// Idle in the last sample: free for the next job (not printing someone else's file, not in error).
+    idle: bool,
     /// An online sample was seen since start: what the printer runs is known.
     attached: bool,
     active: Option<JobId>,
@@ -254,6 +256,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                 driver: p.driver,
                 polling: false,
                 online: false,
+                idle: false,
                 attached: false,
                 active: None,
                 queue: VecDeque::new(),
@@ -473,12 +476,16 @@ impl Agent {
                 }
                 match result {
                     Ok(()) => {
-                        if self
-                            .journal
-                            .get(&job)
-                            .is_some_and(|r| r.state == JobState::Transferring)
-                        {
+                        let Some(rec) = self.journal.get(&job) else {
+                            return;
+                        };
+                        let cancel = rec.cancel_requested;
+                        if rec.state == JobState::Transferring {
                             self.set_state(job, JobState::Printing, None);
+                        }
+                        if cancel {
+                            // Cancelled while the start was on its way.
+                            self.spawn_control(job, JobAction::Cancel);
                         }
                     }
                     // It may or may not have started: the printer will tell (see `observe`).
@@ -560,6 +567,7 @@ impl Agent {
         self.printers[i].polling = false;
         self.coalescer.offer(&name, to_wire(&status));
         self.flush_telemetry();
+        self.printers[i].idle = status.state == hearth_drivers::PrinterState::Idle;
         if status.state == hearth_drivers::PrinterState::Offline {
             self.printers[i].online = false;
             return;
@@ -757,7 +765,8 @@ impl Agent {
             return true;
         }
         let p = &self.printers[i];
-        if !p.attached || !p.online {
+        if !p.attached || !p.online || (rec.state == JobState::Assigned && !p.idle) {
+            // A transfer begins only on an idle printer; one under way is retried whatever happens.
             return false;
         }
         let Some(job) = rec.job.clone() else {

@@ -293,3 +293,49 @@ async fn an_interrupted_download_resumes_with_range() {
     assert_eq!(ranges, vec![None, Some("bytes=100-".to_owned())]);
     rig.stop_agent().await;
 }
+
+#[tokio::test]
+async fn one_agent_drives_several_printers_at_once() {
+    let mut rig = Rig::new().await;
+    let second = rig.add_printer("sim-2");
+    rig.start_agent();
+    let names = rig
+        .hub
+        .wait("printers", |s| {
+            (s.printers.len() == 2).then(|| {
+                s.printers
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await;
+    assert_eq!(names, vec![PRINTER.to_owned(), "sim-2".to_owned()]);
+
+    let a = rig.job(100.0, 10);
+    let mut b = rig.job(100.0, 10);
+    b.printer = "sim-2".into();
+    let mut nowhere = rig.job(10.0, 1);
+    nowhere.printer = "sim-9".into();
+    let (a_id, b_id, nowhere_id) = (a.job_id, b.job_id, nowhere.job_id);
+    rig.hub.assign(a);
+    rig.hub.assign(b);
+    rig.hub.assign(nowhere);
+    rig.hub.wait_state(a_id, JobState::Printing).await;
+    rig.hub.wait_state(b_id, JobState::Printing).await;
+    rig.hub.wait_state(nowhere_id, JobState::Failed).await;
+    rig.hub
+        .wait("telemetry of both", |s| {
+            (s.last_telemetry(PRINTER)
+                .is_some_and(|t| t.job_id == Some(a_id))
+                && s.last_telemetry("sim-2")
+                    .is_some_and(|t| t.job_id == Some(b_id)))
+            .then_some(())
+        })
+        .await;
+    rig.advance(200);
+    rig.hub.wait_state(a_id, JobState::Completed).await;
+    rig.hub.wait_state(b_id, JobState::Completed).await;
+    assert_eq!((rig.driver.count("start"), second.count("start")), (1, 1));
+    rig.stop_agent().await;
+}

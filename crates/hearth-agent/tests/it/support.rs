@@ -183,6 +183,8 @@ pub struct Rig {
     pub server: Option<String>,
     pub ca_cert: Option<PathBuf>,
     pub timing: Timing,
+    /// More printers for the same agent.
+    pub extra_printers: Vec<Printer>,
     agent: Option<RunningAgent>,
 }
 
@@ -224,6 +226,7 @@ impl Rig {
             server: None,
             ca_cert: None,
             timing: fast_timing(),
+            extra_printers: Vec::new(),
             agent: None,
         }
     }
@@ -244,11 +247,13 @@ impl Rig {
 
     pub fn start_agent(&mut self) {
         assert!(self.agent.is_none());
-        let config = self.config();
-        let printers = vec![Printer {
+        let mut config = self.config();
+        let mut printers = vec![Printer {
             config: config.printers[0].clone(),
             driver: self.driver.clone(),
         }];
+        printers.extend(self.extra_printers.iter().cloned());
+        config.printers = printers.iter().map(|p| p.config.clone()).collect();
         let setup = Setup {
             config,
             identity: self.identity.clone(),
@@ -296,6 +301,22 @@ impl Rig {
                 "layers": layers,
             }),
         }
+    }
+
+    /// Adds a simulated printer (same clock) to the agent's configuration.
+    pub fn add_printer(&mut self, name: &str) -> Arc<Recording> {
+        let sim =
+            SimulatedDriver::with_clock(SimulatedConfig::default(), Arc::new(self.clock.clone()));
+        let driver = Arc::new(Recording {
+            inner: Arc::new(sim),
+            log: Mutex::default(),
+            uploads: Mutex::default(),
+        });
+        self.extra_printers.push(Printer {
+            config: printer_config(name),
+            driver: driver.clone(),
+        });
+        driver
     }
 
     /// Moves the simulated printer's time.
