@@ -34,7 +34,8 @@ use crate::opener::{JobOpener, OpenError, Refusal};
 use crate::spool::{DownloadError, Spool, job_of_file, printer_file_name};
 use crate::telemetry::{Coalescer, JobUpdate, Outbox, to_wire};
 
-/// Consecutive online samples without the job before a started job counts as gone from the printer.
+/// Consecutive online samples without the job (and `Timing::lost_after`) before a started job counts as
+/// gone from the printer.
 const LOST_AFTER: u32 = 5;
 /// Hash mismatches of a download before the job is refused.
 const HASH_ATTEMPTS: u32 = 2;
@@ -162,8 +163,9 @@ struct PrinterRt {
     attached: bool,
     active: Option<JobId>,
     queue: VecDeque<JobId>,
-    /// Consecutive online samples that did not show the active, started job.
+    /// Consecutive online samples that did not show the active, started job, and since when.
     misses: u32,
+    missing_since: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -261,6 +263,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                 active: None,
                 queue: VecDeque::new(),
                 misses: 0,
+                missing_since: None,
             })
             .collect(),
         jobs: HashMap::new(),
@@ -588,6 +591,12 @@ impl Agent {
         let Some(id) = job_of_file(&job.file) else {
             return;
         };
+        if self.journal.get(&id).is_some_and(|r| r.state.is_final()) {
+            // Already reported final (e.g. declared lost): never revived, so the server's view stays
+            // consistent; telemetry still names the job the printer runs.
+            tracing::warn!(job = %id, "the printer runs a job this agent already reported finished");
+            return;
+        }
         let p = &mut self.printers[i];
         if p.active == Some(id) {
             return;
@@ -636,6 +645,7 @@ impl Agent {
         let (next, message) = match status.job.as_ref().filter(|j| j.file == file) {
             Some(job) => {
                 self.printers[i].misses = 0;
+                self.printers[i].missing_since = None;
                 let next = match job.phase {
                     JobPhase::Printing => JobState::Printing,
                     JobPhase::Paused => JobState::Paused,
@@ -659,12 +669,15 @@ impl Agent {
                 (next, message)
             }
             None => {
+                let lost_after = self.timing.lost_after();
                 let p = &mut self.printers[i];
                 p.misses += 1;
-                if p.misses < LOST_AFTER {
+                let since = *p.missing_since.get_or_insert_with(Instant::now);
+                if p.misses < LOST_AFTER || since.elapsed() < lost_after {
                     return;
                 }
                 p.misses = 0;
+                p.missing_since = None;
                 if rec.cancel_requested {
                     (JobState::Cancelled, None)
                 } else {
@@ -728,6 +741,7 @@ impl Agent {
                     Some(id) => {
                         p.active = Some(id);
                         p.misses = 0;
+                        p.missing_since = None;
                         id
                     }
                     None => return,
@@ -845,6 +859,7 @@ impl Agent {
                 if p.active == Some(id) {
                     p.active = None;
                     p.misses = 0;
+                    p.missing_since = None;
                 }
                 p.queue.retain(|j| *j != id);
             }

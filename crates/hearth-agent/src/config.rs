@@ -44,6 +44,7 @@ state_dir = "/var/lib/hearth-agent"
 # backoff_max_ms = 30000
 # stable_after_ms = 60000        # a connection that lasted this long resets the backoff
 # retry_ms = 5000                # retry a job step that failed because a printer or the server was away
+# lost_after_ms = 30000          # a started job the printer stops reporting for this long is failed
 
 # One table per printer. `name` is how the server and members know it (unique on this agent);
 # `kind` picks the driver, the other keys configure it (see the README's "Printers and drivers").
@@ -106,6 +107,9 @@ pub struct Timing {
     pub backoff_max_ms: u64,
     pub stable_after_ms: u64,
     pub retry_ms: u64,
+    /// How long a started job may be missing from an online printer's reports before it is declared
+    /// lost (printers take a moment to show a job they just started).
+    pub lost_after_ms: u64,
     /// Job updates kept while disconnected before intermediate ones are collapsed (the latest of every
     /// job is always kept).
     pub job_backlog: usize,
@@ -121,6 +125,7 @@ impl Default for Timing {
             backoff_max_ms: 30_000,
             stable_after_ms: 60_000,
             retry_ms: 5000,
+            lost_after_ms: 30_000,
             job_backlog: 256,
         }
     }
@@ -138,6 +143,9 @@ impl Timing {
     }
     pub fn retry(&self) -> Duration {
         Duration::from_millis(self.retry_ms.max(1))
+    }
+    pub fn lost_after(&self) -> Duration {
+        Duration::from_millis(self.lost_after_ms)
     }
 }
 

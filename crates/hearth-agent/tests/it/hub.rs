@@ -165,8 +165,22 @@ impl Hub {
     }
 
     /// Waits until `check` yields something (bounded; woken by every hub change, no sleeping).
-    pub async fn wait<T>(&self, what: &str, mut check: impl FnMut(&HubState) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    pub async fn wait<T>(&self, what: &str, check: impl FnMut(&HubState) -> Option<T>) -> T {
+        self.wait_for(what, Duration::from_secs(15), check).await
+    }
+
+    /// `wait` with a deadline suited to real printers.
+    pub async fn wait_long<T>(&self, what: &str, check: impl FnMut(&HubState) -> Option<T>) -> T {
+        self.wait_for(what, Duration::from_secs(90), check).await
+    }
+
+    async fn wait_for<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut(&HubState) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.inner.notify.notified();
             tokio::pin!(notified);

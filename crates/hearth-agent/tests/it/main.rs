@@ -4,6 +4,8 @@
 
 mod hub;
 mod jobs;
+mod octoprint;
+mod peers;
 mod resilience;
 mod support;
 mod tls;

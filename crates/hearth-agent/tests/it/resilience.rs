@@ -210,3 +210,48 @@ async fn a_silent_connection_is_noticed_by_heartbeats_and_replaced() {
     rig.hub.wait_state(id, JobState::Printing).await;
     rig.stop_agent().await;
 }
+
+#[tokio::test]
+async fn a_start_request_lost_on_the_way_fails_the_job_rather_than_risk_printing_it_twice() {
+    let mut rig = Rig::new().await;
+    *rig.driver.lose_next_start.lock().unwrap() = Some(false);
+    rig.start_agent();
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Failed).await;
+    let msg = rig
+        .hub
+        .with(|s| s.updates.last().unwrap().2.clone())
+        .unwrap();
+    assert!(msg.contains("not started again"), "{msg}");
+    assert_eq!(rig.driver.count("start"), 1);
+    assert_eq!(
+        rig.hub.with(|s| s.states_of(id)),
+        vec![JobState::Transferring, JobState::Failed]
+    );
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn a_start_whose_answer_was_lost_is_found_running_on_the_printer() {
+    let mut rig = Rig::new().await;
+    *rig.driver.lose_next_start.lock().unwrap() = Some(true);
+    rig.start_agent();
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.advance(200);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    assert_eq!(
+        rig.hub.with(|s| s.states_of(id)),
+        vec![
+            JobState::Transferring,
+            JobState::Printing,
+            JobState::Completed
+        ]
+    );
+    assert_eq!(rig.driver.count("start"), 1);
+    rig.stop_agent().await;
+}

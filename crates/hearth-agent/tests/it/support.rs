@@ -81,6 +81,9 @@ pub struct Recording {
     pub log: Mutex<Vec<String>>,
     /// (mode, contents) of every uploaded file at upload time.
     pub uploads: Mutex<Vec<(u32, Vec<u8>, PathBuf)>>,
+    /// Makes the next `start` answer "unreachable"; `Some(true)` after starting the print anyway (the
+    /// answer was lost), `Some(false)` without starting it (the request was lost).
+    pub lose_next_start: Mutex<Option<bool>>,
 }
 
 impl Recording {
@@ -117,7 +120,19 @@ impl Driver for Recording {
         r
     }
     async fn start(&self, name: &str) -> Result<(), DriverError> {
-        let r = self.inner.start(name).await;
+        let lose = self.lose_next_start.lock().unwrap().take();
+        let r = match lose {
+            None => self.inner.start(name).await,
+            Some(started) => {
+                if started {
+                    self.inner.start(name).await.unwrap();
+                }
+                Err(DriverError::Unreachable {
+                    endpoint: "test".into(),
+                    source: "connection reset".into(),
+                })
+            }
+        };
         self.log
             .lock()
             .unwrap()
@@ -197,6 +212,7 @@ pub fn fast_timing() -> Timing {
         backoff_max_ms: 200,
         stable_after_ms: 500,
         retry_ms: 50,
+        lost_after_ms: 300,
         job_backlog: 64,
     }
 }
@@ -209,6 +225,7 @@ impl Rig {
             inner: Arc::new(sim),
             log: Mutex::default(),
             uploads: Mutex::default(),
+            lose_next_start: Mutex::default(),
         });
         let identity = Arc::new(KeyFileIdentity::generate(AgentId::new()));
         let hub = Hub::start(
@@ -287,19 +304,27 @@ impl Rig {
 
     /// A job with its sealed blob on the hub.
     pub fn job(&self, seconds: f64, layers: u32) -> AgentJob {
+        let mut job = self.job_with(
+            b"",
+            serde_json::json!({"seconds": seconds, "layers": layers}),
+        );
+        let plain = format!("; job {}\nG28\nG1 X10 Y10\n", job.job_id).repeat(20);
+        job.blob_sha256 = self.hub.put_blob(seal(plain.as_bytes()));
+        job.blob_size = (SEALED_PREFIX.len() + plain.len()) as i64;
+        job
+    }
+
+    /// A job for `plain`, with `manifest` plus the job id.
+    pub fn job_with(&self, plain: &[u8], mut manifest: serde_json::Value) -> AgentJob {
         let job_id = JobId::new();
-        let plain = format!("; job {job_id}\nG28\nG1 X10 Y10\n").repeat(20);
-        let hash = self.hub.put_blob(seal(plain.as_bytes()));
+        manifest["job_id"] = job_id.to_string().into();
+        let sealed = seal(plain);
         AgentJob {
             job_id,
             printer: PRINTER.into(),
-            blob_sha256: hash,
-            blob_size: (SEALED_PREFIX.len() + plain.len()) as i64,
-            manifest: serde_json::json!({
-                "job_id": job_id.to_string(),
-                "seconds": seconds,
-                "layers": layers,
-            }),
+            blob_sha256: self.hub.put_blob(sealed.clone()),
+            blob_size: sealed.len() as i64,
+            manifest,
         }
     }
 
@@ -311,6 +336,7 @@ impl Rig {
             inner: Arc::new(sim),
             log: Mutex::default(),
             uploads: Mutex::default(),
+            lose_next_start: Mutex::default(),
         });
         self.extra_printers.push(Printer {
             config: printer_config(name),
