@@ -54,12 +54,23 @@ enum ConfigCommand {
     },
 }
 
+/// The file, then `HEARTH_AGENT_SERVER` / `HEARTH_AGENT_STATE_DIR` / `HEARTH_AGENT_CA_CERT` on top.
 fn load(path: &std::path::Path) -> anyhow::Result<AgentConfig> {
-    let (config, unknown) =
+    let (mut config, unknown) =
         AgentConfig::load(path).with_context(|| format!("loading {}", path.display()))?;
     for key in unknown {
         tracing::warn!(%key, file = %path.display(), "unknown configuration key ignored");
     }
+    if let Some(server) = std::env::var_os("HEARTH_AGENT_SERVER") {
+        config.server = server.to_string_lossy().into_owned();
+    }
+    if let Some(dir) = std::env::var_os("HEARTH_AGENT_STATE_DIR") {
+        config.state_dir = dir.into();
+    }
+    if let Some(ca) = std::env::var_os("HEARTH_AGENT_CA_CERT") {
+        config.ca_cert = Some(ca.into());
+    }
+    config.validate()?;
     Ok(config)
 }
 
