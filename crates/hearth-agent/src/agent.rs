@@ -646,20 +646,7 @@ impl Agent {
             Some(job) => {
                 self.printers[i].misses = 0;
                 self.printers[i].missing_since = None;
-                let next = match job.phase {
-                    JobPhase::Printing => JobState::Printing,
-                    JobPhase::Paused => JobState::Paused,
-                    JobPhase::Pausing | JobPhase::Cancelling => {
-                        if current == JobState::Transferring {
-                            JobState::Printing
-                        } else {
-                            current
-                        }
-                    }
-                    JobPhase::Completed => JobState::Completed,
-                    JobPhase::Cancelled => JobState::Cancelled,
-                    JobPhase::Failed => JobState::Failed,
-                };
+                let next = observed_state(current, job.phase);
                 let message = (next == JobState::Failed).then(|| {
                     status
                         .error
@@ -923,6 +910,25 @@ impl Agent {
     }
 }
 
+/// The state of a started job, given the phase the printer reports for its file. Transitional phases
+/// (pausing, cancelling) keep the current state, except that a job the printer works on is printing.
+pub fn observed_state(current: JobState, phase: JobPhase) -> JobState {
+    match phase {
+        JobPhase::Printing => JobState::Printing,
+        JobPhase::Paused => JobState::Paused,
+        JobPhase::Pausing | JobPhase::Cancelling => {
+            if current == JobState::Transferring {
+                JobState::Printing
+            } else {
+                current
+            }
+        }
+        JobPhase::Completed => JobState::Completed,
+        JobPhase::Cancelled => JobState::Cancelled,
+        JobPhase::Failed => JobState::Failed,
+    }
+}
+
 fn rt_busy(jobs: &mut HashMap<JobId, JobRt>, id: JobId) {
     jobs.entry(id).or_default().busy = true;
 }
@@ -1041,6 +1047,34 @@ impl TransferCtx {
             Ok(()) => Ok(()),
             Err(e) if e.is_unreachable() => Err(StepError::Retry(chain(&e))),
             Err(e) => Err(StepError::Failed(chain(&e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_phases_map_to_job_states() {
+        use JobState as S;
+        let cases = [
+            (S::Transferring, JobPhase::Printing, S::Printing),
+            (S::Transferring, JobPhase::Pausing, S::Printing),
+            (S::Printing, JobPhase::Pausing, S::Printing),
+            (S::Paused, JobPhase::Cancelling, S::Paused),
+            (S::Printing, JobPhase::Paused, S::Paused),
+            (S::Paused, JobPhase::Printing, S::Printing),
+            (S::Printing, JobPhase::Completed, S::Completed),
+            (S::Paused, JobPhase::Cancelled, S::Cancelled),
+            (S::Printing, JobPhase::Failed, S::Failed),
+        ];
+        for (current, phase, want) in cases {
+            assert_eq!(
+                observed_state(current, phase),
+                want,
+                "{current:?} + {phase:?}"
+            );
         }
     }
 }
