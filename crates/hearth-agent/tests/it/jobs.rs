@@ -273,7 +273,7 @@ async fn leftovers_in_the_spool_are_removed_at_startup() {
     std::fs::write(&stale, b"ciphertext").unwrap();
     rig.start_agent();
     rig.hub
-        .wait("connection", |s| (s.connections == 1).then_some(()))
+        .wait("connection", |s| (s.connections >= 1).then_some(()))
         .await;
     assert!(!leftover.exists(), "plaintext leftover removed");
     assert!(!stale.exists(), "sealed file of no known job removed");

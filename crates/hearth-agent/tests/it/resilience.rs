@@ -85,7 +85,7 @@ async fn an_agent_killed_mid_print_reattaches_and_never_starts_the_job_twice() {
     // The server re-sends the unfinished job; the agent knows it and finds it on the printer.
     rig.hub
         .wait("re-attached telemetry", |s| {
-            (s.connections == 2
+            (s.connections >= 2
                 && s.last_telemetry(PRINTER)
                     .is_some_and(|t| t.job_id == Some(id) && t.progress.is_some_and(|p| p >= 0.3)))
             .then_some(())
@@ -118,7 +118,7 @@ async fn without_its_journal_the_agent_still_finds_its_job_on_the_printer_by_fil
 
     rig.start_agent();
     rig.hub
-        .wait("reconnection", |s| (s.connections == 2).then_some(()))
+        .wait("reconnection", |s| (s.connections >= 2).then_some(()))
         .await;
     rig.advance(200);
     rig.hub.wait_state(id, JobState::Completed).await;
@@ -194,7 +194,7 @@ async fn a_silent_connection_is_noticed_by_heartbeats_and_replaced() {
     rig.timing.dead_after_ms = 300;
     rig.start_agent();
     rig.hub
-        .wait("first connection", |s| (s.connections == 1).then_some(()))
+        .wait("first connection", |s| (s.connections >= 1).then_some(()))
         .await;
     rig.hub.mute_current();
     let job = rig.job(10.0, 2);
@@ -205,7 +205,7 @@ async fn a_silent_connection_is_noticed_by_heartbeats_and_replaced() {
         s.jobs.insert(id, (job, JobState::Assigned));
     });
     rig.hub
-        .wait("second connection", |s| (s.connections == 2).then_some(()))
+        .wait("second connection", |s| (s.connections >= 2).then_some(()))
         .await;
     rig.hub.wait_state(id, JobState::Printing).await;
     rig.stop_agent().await;
