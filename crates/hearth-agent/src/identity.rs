@@ -77,13 +77,36 @@ impl KeyFileIdentity {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let key_path = dir.join(KEY_FILE);
         crate::spool::write_private(&key_path, self.key.as_bytes()).map_err(io(&key_path))?;
+        Self::save_id(dir, self.agent_id)
+    }
+
+    /// The signing key of `dir`, created (0600) if there is none yet: enrollment makes the key before the
+    /// server assigns the id. Returns the base64 public key.
+    pub fn ensure_key(dir: &Path) -> Result<String, IdentityError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let key_path = dir.join(KEY_FILE);
+        let key = match read_seed(&key_path) {
+            Ok(seed) => SigningKey::from_bytes(&seed),
+            Err(IdentityError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                let key = SigningKey::generate(&mut rand::rngs::OsRng);
+                crate::spool::write_private(&key_path, key.as_bytes()).map_err(io(&key_path))?;
+                key
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()))
+    }
+
+    /// Records the id the server gave at enrollment next to the key.
+    pub fn save_id(dir: &Path, agent_id: AgentId) -> Result<(), IdentityError> {
         let id_path = dir.join(ID_FILE);
-        let json = serde_json::to_vec_pretty(&IdFile {
-            agent_id: self.agent_id,
-        })
-        .map_err(|e| IdentityError::Invalid {
-            path: id_path.clone(),
-            message: e.to_string(),
+        let json = serde_json::to_vec_pretty(&IdFile { agent_id }).map_err(|e| {
+            IdentityError::Invalid {
+                path: id_path.clone(),
+                message: e.to_string(),
+            }
         })?;
         let mut f = std::fs::File::create(&id_path).map_err(io(&id_path))?;
         f.write_all(&json).map_err(io(&id_path))?;
@@ -92,15 +115,7 @@ impl KeyFileIdentity {
 
     /// Reads what `save` wrote.
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
-        let key_path = dir.join(KEY_FILE);
-        let bytes = std::fs::read(&key_path).map_err(io(&key_path))?;
-        let seed: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| IdentityError::Invalid {
-                path: key_path.clone(),
-                message: format!("expected 32 bytes, found {}", bytes.len()),
-            })?;
+        let seed = read_seed(&dir.join(KEY_FILE))?;
         let id_path = dir.join(ID_FILE);
         let text = std::fs::read(&id_path).map_err(io(&id_path))?;
         let id: IdFile = serde_json::from_slice(&text).map_err(|e| IdentityError::Invalid {
@@ -121,6 +136,29 @@ impl AgentIdentity for KeyFileIdentity {
     fn sign_challenge(&self, message: &[u8]) -> Vec<u8> {
         self.key.sign(message).to_bytes().to_vec()
     }
+}
+
+fn read_seed(path: &Path) -> Result<[u8; 32], IdentityError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| IdentityError::Invalid {
+            path: path.to_owned(),
+            message: format!("expected 32 bytes, found {}", bytes.len()),
+        })
+}
+
+/// A fingerprint of a base64 public key for people to compare: SHA-256, hex, in groups of four.
+pub fn fingerprint(public_key_b64: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(public_key_b64.as_bytes());
+    hex::encode(digest)
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> IdentityError + '_ {
@@ -157,5 +195,21 @@ mod tests {
         let vk = VerifyingKey::from_bytes(&pk.try_into().unwrap()).unwrap();
         vk.verify(&msg, &sig).unwrap();
         assert!(!format!("{loaded:?}").contains(&hex::encode(loaded.key.as_bytes())));
+    }
+
+    #[test]
+    fn enrollment_creates_the_key_once_then_records_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let pk = KeyFileIdentity::ensure_key(dir.path()).unwrap();
+        assert_eq!(KeyFileIdentity::ensure_key(dir.path()).unwrap(), pk, "kept");
+        assert!(KeyFileIdentity::load(dir.path()).is_err(), "no id yet");
+        let id = AgentId::new();
+        KeyFileIdentity::save_id(dir.path(), id).unwrap();
+        let loaded = KeyFileIdentity::load(dir.path()).unwrap();
+        assert_eq!(
+            (loaded.agent_id(), loaded.public_key_base64()),
+            (id, pk.clone())
+        );
+        assert_eq!(fingerprint(&pk).len(), 64 + 15);
     }
 }

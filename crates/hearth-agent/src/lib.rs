@@ -12,12 +12,14 @@
 //! - The two seams where `hearth-crypto` plugs in: `identity::AgentIdentity` (signs the connection
 //!   challenge; `KeyFileIdentity` is a plain Ed25519 key file meanwhile) and `opener::JobOpener` (verifies
 //!   the signed manifest and decrypts the payload).
+//! - `enroll`: `hearth-agent enroll` (key, one-time token, id from the server).
 //! - `config::AgentConfig`: the TOML file (`[[printer]]` tables with the driver's keys flattened in).
 
 pub mod agent;
 pub mod backoff;
 pub mod config;
 pub mod conn;
+pub mod enroll;
 pub mod identity;
 pub mod journal;
 pub mod opener;

@@ -31,6 +31,25 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Enroll this agent with a server using a one-time token from an admin, then wait for approval.
+    Enroll {
+        /// The server's base URL (defaults to `server` in the configuration file).
+        #[arg(long)]
+        server: Option<String>,
+        /// The one-time enrollment token (`hae_...`).
+        #[arg(long, env = "HEARTH_AGENT_ENROLL_TOKEN")]
+        token: String,
+        /// A name for people (defaults to the host name).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(
+            long,
+            short,
+            env = "HEARTH_AGENT_CONFIG",
+            default_value = "hearth-agent.toml"
+        )]
+        config: PathBuf,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -95,6 +114,43 @@ async fn main() -> anyhow::Result<()> {
                 config.display(),
                 c.printers.len(),
                 c.server
+            );
+        }
+        Command::Enroll {
+            server,
+            token,
+            name,
+            config,
+        } => {
+            let mut config = load(&config)?;
+            if let Some(server) = server {
+                config.server = server;
+            }
+            let ca = config
+                .ca_cert
+                .as_deref()
+                .map(hearth_agent::tls::read_ca)
+                .transpose()?;
+            let tls = hearth_agent::tls::client_config(ca.as_deref())?;
+            let http = hearth_agent::tls::http_client(&tls)?;
+            let name = name.unwrap_or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "hearth-agent".into())
+            });
+            let enrolled = hearth_agent::enroll::enroll(
+                &http,
+                &config.server,
+                &token,
+                &name,
+                hearth_agent::enroll::PLACEHOLDER_AGE_RECIPIENT,
+                &config.state_dir,
+            )
+            .await?;
+            println!(
+                "Enrolled as agent {} in organisation {}.\nFingerprint: {}\n\
+                 Ask an admin to compare this fingerprint in Hearth and approve the agent, then run `hearth-agent run`.",
+                enrolled.response.agent_id, enrolled.response.org_id, enrolled.fingerprint
             );
         }
         Command::Run { config } => {

@@ -63,7 +63,7 @@ struct Inner {
     notify: Notify,
     agent_id: AgentId,
     org_id: OrgId,
-    key: VerifyingKey,
+    key: Mutex<VerifyingKey>,
     blobs: Mutex<HashMap<String, Vec<u8>>>,
     current: Mutex<Option<(u32, mpsc::UnboundedSender<ServerMsg>)>>,
     kill: watch::Sender<u64>,
@@ -95,7 +95,7 @@ impl Hub {
             notify: Notify::new(),
             agent_id,
             org_id: OrgId::new(),
-            key,
+            key: Mutex::new(key),
             blobs: Mutex::new(HashMap::new()),
             current: Mutex::new(None),
             kill: watch::channel(0).0,
@@ -240,9 +240,56 @@ async fn route(inner: Arc<Inner>, stream: TcpStream) {
         .to_owned();
     if path == "/api/v1/agent/connect" {
         ws_session(inner, stream).await;
+    } else if path == "/api/v1/agents/enroll" {
+        enroll(inner, stream, &head).await;
     } else if let Some(hash) = path.strip_prefix("/api/v1/agent/blobs/") {
         blob(inner, stream, &head, hash.to_owned()).await;
     }
+}
+
+pub const ENROLL_TOKEN: &str = "hae_test_enrollment";
+
+/// `POST /api/v1/agents/enroll`: the one token is accepted; the agent's key becomes the one checked.
+async fn enroll(inner: Arc<Inner>, mut stream: TcpStream, head: &str) {
+    let mut consumed = vec![0u8; head.len() + 4];
+    stream.read_exact(&mut consumed).await.unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await.unwrap();
+    let req: hearth_proto::api::EnrollRequest = serde_json::from_slice(&body).unwrap();
+    if req.token != ENROLL_TOKEN {
+        let msg = br#"{"code":"unauthenticated","message":"bad token"}"#;
+        let head = format!(
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            msg.len()
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(msg).await;
+        return;
+    }
+    let pk = base64::engine::general_purpose::STANDARD
+        .decode(&req.signing_key)
+        .unwrap();
+    *inner.key.lock().unwrap() = VerifyingKey::from_bytes(&pk.try_into().unwrap()).unwrap();
+    let resp = serde_json::to_vec(&hearth_proto::api::EnrollResponse {
+        agent_id: inner.agent_id,
+        org_id: inner.org_id,
+    })
+    .unwrap();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        resp.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(&resp).await;
 }
 
 async fn blob(inner: Arc<Inner>, mut stream: TcpStream, head: &str, hash: String) {
@@ -334,7 +381,14 @@ async fn ws_session(inner: Arc<Inner>, stream: TcpStream) {
                 .ok()
                 .and_then(|s| Signature::from_slice(&s).ok());
             agent_id == inner.agent_id
-                && sig.is_some_and(|sig| inner.key.verify(&auth_message(&nonce), &sig).is_ok())
+                && sig.is_some_and(|sig| {
+                    inner
+                        .key
+                        .lock()
+                        .unwrap()
+                        .verify(&auth_message(&nonce), &sig)
+                        .is_ok()
+                })
         }
         _ => false,
     };

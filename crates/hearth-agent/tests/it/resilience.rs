@@ -5,7 +5,6 @@ use std::sync::Arc;
 use hearth_agent::KeyFileIdentity;
 use hearth_drivers::{Driver, Fault};
 use hearth_proto::agent::{JobState, PrinterState};
-use hearth_proto::ids::AgentId;
 
 use crate::support::{PRINTER, Rig, eventually};
 
@@ -184,7 +183,6 @@ async fn an_agent_with_the_wrong_key_is_not_admitted_and_keeps_trying() {
         .await;
     assert_eq!(rig.hub.with(|s| s.connections), 0);
     rig.stop_agent().await;
-    let _ = AgentId::new();
 }
 
 #[tokio::test]
@@ -253,5 +251,53 @@ async fn a_start_whose_answer_was_lost_is_found_running_on_the_printer() {
         ]
     );
     assert_eq!(rig.driver.count("start"), 1);
+    rig.stop_agent().await;
+}
+
+#[tokio::test]
+async fn an_enrolled_agent_connects_with_the_key_it_created() {
+    let mut rig = Rig::new().await;
+    let http = reqwest::Client::new();
+    let placeholder = hearth_agent::enroll::PLACEHOLDER_AGE_RECIPIENT;
+    let refused = hearth_agent::enroll::enroll(
+        &http,
+        &rig.hub.url(),
+        "hae_wrong",
+        "pi",
+        placeholder,
+        &rig.state_dir(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            hearth_agent::enroll::EnrollError::Refused { status: 401, .. }
+        ),
+        "{refused}"
+    );
+    let enrolled = hearth_agent::enroll::enroll(
+        &http,
+        &rig.hub.url(),
+        crate::hub::ENROLL_TOKEN,
+        "pi",
+        placeholder,
+        &rig.state_dir(),
+    )
+    .await
+    .unwrap();
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(rig.state_dir().join("agent.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+    let identity = KeyFileIdentity::load(&rig.state_dir()).unwrap();
+    assert_eq!(identity.public_key_base64(), enrolled.signing_key);
+    rig.identity = Arc::new(identity);
+    rig.start_agent();
+    rig.hub
+        .wait("authenticated", |s| (s.connections >= 1).then_some(()))
+        .await;
     rig.stop_agent().await;
 }
