@@ -550,7 +550,7 @@ impl Agent {
             Err(StepError::HashMismatch(why)) => {
                 rt.hash_failures += 1;
                 if rt.hash_failures >= HASH_ATTEMPTS {
-                    let msg = format!("{}: {why}", Refusal::HashMismatch.code());
+                    let msg = format!("{}: {why}", Refusal::CiphertextMismatch.code());
                     self.set_state(id, JobState::Refused, Some(msg));
                 } else {
                     tracing::warn!(job = %id, %why, "download corrupt; downloading again");

@@ -11,35 +11,53 @@ use std::path::Path;
 use hearth_drivers::PrintHints;
 use hearth_proto::agent::AgentJob;
 
-/// Why a job was refused. Reported to the server as `state: refused` with this in the message.
+/// Why a job was refused. Reported to the server as `state: refused` with `code: detail` as the message.
+/// The variants and codes are those of `hearth_crypto::JobRefusal`, so the real opener maps 1:1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// Unknown manifest suite or version.
+    UnsupportedSuite,
+    /// Another organisation's job.
+    WrongOrganisation,
+    /// The signer is not a member device the organisation's admins enrolled.
+    UnknownSigner,
+    /// The signer was removed from the organisation.
+    SignerRemoved,
     /// The manifest's signature does not verify.
     BadSignature,
-    /// The signer is not a member device the organisation's admins enrolled.
-    UntrustedSigner,
-    /// The manifest has expired.
+    /// The manifest is for another agent (or names another job id than the message).
+    NotForThisAgent,
+    NotYetValid,
     Expired,
-    /// The job id was accepted before (with different contents), or the manifest is single-use and used.
+    /// The validity window is empty or too long.
+    BadWindow,
+    /// The job id was accepted before with different contents.
     Replayed,
-    /// The payload does not hash to what the manifest or the job says.
-    HashMismatch,
-    /// The manifest is for another agent, printer or job id.
-    WrongTarget,
-    /// The manifest or the payload cannot be parsed or decrypted.
-    Malformed,
+    /// The payload does not hash to the signed SHA-256 (or to the job's `blob_sha256`).
+    CiphertextMismatch,
+    /// The payload cannot be opened (not sealed to this agent, altered).
+    OpenFailed,
+    /// Single use cannot be guaranteed because the seen-jobs store failed.
+    SeenStoreFailed,
 }
 
 impl Refusal {
+    /// Stable machine-readable code (the same strings as `hearth_crypto::JobRefusal::code`).
     pub fn code(self) -> &'static str {
         match self {
+            Self::UnsupportedSuite => "unsupported_suite",
+            Self::WrongOrganisation => "wrong_organisation",
+            Self::UnknownSigner => "unknown_signer",
+            Self::SignerRemoved => "signer_removed",
             Self::BadSignature => "bad_signature",
-            Self::UntrustedSigner => "untrusted_signer",
+            Self::NotForThisAgent => "not_for_this_agent",
+            Self::NotYetValid => "not_yet_valid",
             Self::Expired => "expired",
+            Self::BadWindow => "bad_window",
             Self::Replayed => "replayed",
-            Self::HashMismatch => "hash_mismatch",
-            Self::WrongTarget => "wrong_target",
-            Self::Malformed => "malformed",
+            Self::CiphertextMismatch => "ciphertext_mismatch",
+            Self::OpenFailed => "open_failed",
+            Self::SeenStoreFailed => "seen_store_failed",
         }
     }
 }
@@ -62,6 +80,13 @@ pub struct OpenedJob {
 }
 
 /// Verifies and opens jobs. Called on a blocking thread.
+///
+/// Single use is enforced by the agent before `open` is called: its `Journal` admits a job id once
+/// (a re-sent identical job is the same job, never started twice; the same id with other contents is
+/// refused as replayed). `open` may therefore be called **again for the same job** (after an upload
+/// failed because the printer was away, or after a restart before the print started). An adapter around
+/// `hearth_crypto::JobVerifier` must not refuse that second call as a replay: give the verifier a
+/// `SeenJobs` that is fresh per call, or one that accepts an id already recorded for this same job.
 pub trait JobOpener: Send + Sync + std::fmt::Debug + 'static {
     /// Verifies `job.manifest` (signature, signer, expiry, that it names `job.job_id` and
     /// `job.blob_sha256`), decrypts the sealed file at `sealed`, and writes the plaintext to `out` (already
@@ -76,7 +101,7 @@ pub struct NoOpener;
 impl JobOpener for NoOpener {
     fn open(&self, _: &AgentJob, _: &Path, _: &mut File) -> Result<OpenedJob, OpenError> {
         Err(OpenError::Refused {
-            reason: Refusal::Malformed,
+            reason: Refusal::OpenFailed,
             detail: "this agent was built without a job verifier (hearth-crypto)".into(),
         })
     }

@@ -57,11 +57,11 @@ impl JobOpener for TestOpener {
             _ => {}
         }
         if m["job_id"].as_str() != Some(job.job_id.to_string().as_str()) {
-            return refuse(Refusal::WrongTarget, "manifest names another job");
+            return refuse(Refusal::NotForThisAgent, "manifest names another job");
         }
         let bytes = std::fs::read(sealed).map_err(OpenError::Io)?;
         let Some(body) = bytes.strip_prefix(SEALED_PREFIX) else {
-            return refuse(Refusal::Malformed, "not sealed");
+            return refuse(Refusal::OpenFailed, "not sealed");
         };
         let plain: Vec<u8> = body.iter().map(|b| b ^ 0x5a).collect();
         out.write_all(&plain).map_err(OpenError::Io)?;
