@@ -398,3 +398,33 @@ pub struct Job {
     pub message: Option<String>,
     pub facts: SchedulingFacts,
 }
+
+/// A change pushed on `GET /api/v1/orgs/{org}/events` (Server-Sent Events, one JSON object per `data:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Printer { printer: Printer },
+    Job { job: Job },
+    Agent { agent_id: AgentId, connected: bool },
+}
+
+/// One link of an organisation's chain, opaque to the server (clients verify it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChainLink {
+    /// Position: 0 is the genesis.
+    pub seq: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub link: serde_json::Value,
+}
+
+/// A user's device keys, wrapped on the device by a key derived from the passphrase. Opaque to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyBundle {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub bundle: serde_json::Value,
+}

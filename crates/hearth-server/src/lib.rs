@@ -13,6 +13,7 @@ pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod error;
+pub mod hub;
 pub mod metrics;
 pub mod routes;
 pub mod state;
@@ -90,6 +91,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             limiter,
             metrics: Default::default(),
             uploads_busy: Default::default(),
+            hub: Default::default(),
         }),
     };
     Ok(Server { state, setup_token })
