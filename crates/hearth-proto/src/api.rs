@@ -428,3 +428,14 @@ pub struct KeyBundle {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub bundle: serde_json::Value,
 }
+
+/// Time a printer spent in one state during one hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HistoryBucket {
+    /// Start of the hour (UTC).
+    pub hour: String,
+    /// `idle`, `printing`, `paused`, `error`, ...
+    pub state: String,
+    pub seconds: f64,
+}

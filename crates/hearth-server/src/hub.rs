@@ -34,6 +34,25 @@ pub struct Hub {
     telemetry: Mutex<HashMap<PrinterId, (PrinterTelemetry, i64)>>,
     events: broadcast::Sender<(OrgId, Event)>,
     next_conn: std::sync::atomic::AtomicU64,
+    /// Per printer: the state it is in and since when, for the history rollups.
+    since: Mutex<HashMap<PrinterId, (PrinterState, i64)>>,
+    /// Milliseconds per (printer, hour, state) not yet written to the database.
+    pending: Mutex<HashMap<(PrinterId, i64, PrinterState), i64>>,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Split the interval `[start, end)` at hour boundaries: (hour start, milliseconds in it).
+pub fn split_hours(start: i64, end: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut t = start;
+    while t < end {
+        let bucket = t - t.rem_euclid(HOUR_MS);
+        let stop = end.min(bucket + HOUR_MS);
+        out.push((bucket, stop - t));
+        t = stop;
+    }
+    out
 }
 
 impl Default for Hub {
@@ -44,6 +63,8 @@ impl Default for Hub {
             telemetry: Mutex::default(),
             events: broadcast::channel(1024).0,
             next_conn: Default::default(),
+            since: Mutex::default(),
+            pending: Mutex::default(),
         }
     }
 }
@@ -142,14 +163,66 @@ impl Hub {
     }
 
     pub fn set_telemetry(&self, printer: PrinterId, t: PrinterTelemetry) {
-        lock(&self.telemetry).insert(printer, (t, now_ms()));
+        let now = now_ms();
+        self.account(printer, Some(t.state), now);
+        lock(&self.telemetry).insert(printer, (t, now));
     }
 
     pub fn clear_telemetry(&self, printers: &[PrinterId]) {
+        let now = now_ms();
         let mut t = lock(&self.telemetry);
         for p in printers {
             t.remove(p);
+            self.account(*p, None, now);
         }
+    }
+
+    /// Close the printer's current state interval at `now` and open `next` (none: stop tracking).
+    fn account(&self, printer: PrinterId, next: Option<PrinterState>, now: i64) {
+        let mut since = lock(&self.since);
+        if let Some((state, from)) = since.remove(&printer) {
+            let mut pending = lock(&self.pending);
+            for (bucket, ms) in split_hours(from, now) {
+                *pending.entry((printer, bucket, state)).or_default() += ms;
+            }
+        }
+        if let Some(state) = next {
+            since.insert(printer, (state, now));
+        }
+    }
+
+    /// Write the accumulated state durations (up to now) to the hourly rollups.
+    pub async fn flush_rollups(
+        &self,
+        store: &hearth_store::Store,
+    ) -> Result<usize, hearth_store::StoreError> {
+        let now = now_ms();
+        let open: Vec<(PrinterId, PrinterState)> = lock(&self.since)
+            .iter()
+            .map(|(p, (s, _))| (*p, *s))
+            .collect();
+        for (p, s) in open {
+            self.account(p, Some(s), now);
+        }
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = store.begin().await?;
+        for ((printer, bucket, state), ms) in &pending {
+            let name = serde_json::to_value(state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            match tx.add_rollup(*printer, *bucket, &name, *ms).await {
+                Ok(()) => {}
+                // A printer deleted meanwhile: its history goes with it.
+                Err(hearth_store::StoreError::Database(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(pending.len())
     }
 
     /// Latest telemetry and when it arrived; offline if none (agent away).
@@ -297,4 +370,26 @@ pub fn agent_offline() -> ApiError {
     ApiError::conflict(
         "the printer's agent is not connected; the command cannot reach the printer now",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_split_at_hour_boundaries() {
+        assert_eq!(split_hours(0, 1000), vec![(0, 1000)]);
+        assert_eq!(
+            split_hours(HOUR_MS - 10, HOUR_MS + 5),
+            vec![(0, 10), (HOUR_MS, 5)]
+        );
+        assert_eq!(
+            split_hours(100, 2 * HOUR_MS + 1)
+                .iter()
+                .map(|x| x.1)
+                .sum::<i64>(),
+            2 * HOUR_MS + 1 - 100
+        );
+        assert!(split_hours(5, 5).is_empty());
+    }
 }

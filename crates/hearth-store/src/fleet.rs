@@ -280,6 +280,24 @@ impl Store {
             .collect()
     }
 
+    /// Hourly state durations of a printer since `from_ms`: (hour start, state, milliseconds), oldest first.
+    pub async fn printer_history(
+        &self,
+        printer: PrinterId,
+        from_ms: i64,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT bucket, state, ms FROM printer_rollups WHERE printer_id = $1 AND bucket >= $2 ORDER BY bucket, state",
+        )
+        .bind(printer.to_string())
+        .bind(from_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("bucket")?, r.try_get("state")?, r.try_get("ms")?)))
+            .collect()
+    }
+
     pub async fn key_bundle(&self, user: UserId) -> Result<Option<serde_json::Value>> {
         let row = sqlx::query("SELECT bundle FROM key_bundles WHERE user_id = $1")
             .bind(user.to_string())
@@ -490,6 +508,27 @@ impl Tx {
             .bind(now)
             .execute(&mut *self.inner)
             .await?;
+        Ok(())
+    }
+
+    /// Add time spent in a state to a printer's hourly rollup.
+    pub async fn add_rollup(
+        &mut self,
+        printer: PrinterId,
+        bucket: i64,
+        state: &str,
+        ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO printer_rollups (printer_id, bucket, state, ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (printer_id, bucket, state) DO UPDATE SET ms = printer_rollups.ms + excluded.ms",
+        )
+        .bind(printer.to_string())
+        .bind(bucket)
+        .bind(state)
+        .bind(ms)
+        .execute(&mut *self.inner)
+        .await?;
         Ok(())
     }
 

@@ -249,6 +249,45 @@ pub async fn list_printers(
     ))
 }
 
+/// Paging for printer history.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How far back, in hours (1-2160, default 24).
+    pub hours: Option<i64>,
+}
+
+/// A printer's history: time spent in each state, per hour.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/printers/{id}/history", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path), HistoryQuery),
+    responses((status = 200, body = Vec<HistoryBucket>), (status = 404, body = ErrorBody)))]
+pub async fn printer_history(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    crate::error::Query(q): crate::error::Query<HistoryQuery>,
+) -> ApiResult<Json<Vec<HistoryBucket>>> {
+    let p = state.store.printer(id).await?;
+    if p.org_id != access.org.id {
+        return Err(ApiError::not_found(format!("printer {id}")));
+    }
+    state.hub.flush_rollups(&state.store).await?;
+    let from = now_ms() - q.hours.unwrap_or(24).clamp(1, 2160) * 3_600_000;
+    let rows = state
+        .store
+        .printer_history(id, from - from.rem_euclid(3_600_000))
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(bucket, state, ms)| HistoryBucket {
+                hour: rfc3339(bucket),
+                state,
+                seconds: ms as f64 / 1000.0,
+            })
+            .collect(),
+    ))
+}
+
 /// Queue a signed, sealed job for a printer or for any printer of a pool.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/jobs", tag = "jobs", params(("org" = OrgId, Path)), request_body = SubmitJobRequest,
     responses((status = 201, body = Job), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]

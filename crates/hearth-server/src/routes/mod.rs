@@ -36,7 +36,7 @@ use utoipa::OpenApi;
         blobs::list_blobs, blobs::download_blob, blobs::delete_blob,
         audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify,
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
-        fleet::list_printers, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::control_job, fleet::events,
+        fleet::list_printers, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::control_job, fleet::events,
         fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_connect,
     ),
@@ -142,6 +142,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/orgs/{org}/agents/{id}/revoke", post(fleet::revoke_agent))
         .route("/orgs/{org}/printers", get(fleet::list_printers))
+        .route(
+            "/orgs/{org}/printers/{id}/history",
+            get(fleet::printer_history),
+        )
         .route(
             "/orgs/{org}/jobs",
             post(fleet::submit_job).get(fleet::list_jobs),
