@@ -439,3 +439,36 @@ pub struct HistoryBucket {
     pub state: String,
     pub seconds: f64,
 }
+
+/// `POST /api/v1/orgs/{org}/files`: register an uploaded sealed print file in the library.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateFileRequest {
+    /// Chosen by the uploading device (its signed manifest names it).
+    pub id: crate::ids::FileId,
+    /// The sealed print file.
+    pub blob_sha256: BlobHash,
+    /// The sealed private metadata (file name, thumbnails, slicer settings), if any.
+    #[serde(default)]
+    pub meta_sha256: Option<BlobHash>,
+    /// The uploader's signed file manifest, opaque to the server.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    #[serde(default)]
+    pub facts: SchedulingFacts,
+}
+
+/// A file of the organisation's library, as the server sees it: no name, no thumbnail, no content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FileEntry {
+    pub id: crate::ids::FileId,
+    pub blob_sha256: BlobHash,
+    pub meta_sha256: Option<BlobHash>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    pub facts: SchedulingFacts,
+    pub uploaded_by: UserId,
+    pub created_at: String,
+}

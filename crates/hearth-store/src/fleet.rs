@@ -136,8 +136,56 @@ fn job(r: &AnyRow) -> Result<JobRow> {
     })
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: hearth_proto::ids::FileId,
+    pub org_id: OrgId,
+    pub blob_sha256: BlobHash,
+    pub meta_sha256: Option<BlobHash>,
+    pub manifest: serde_json::Value,
+    pub facts: SchedulingFacts,
+    pub uploaded_by: UserId,
+    pub created_at: i64,
+}
+
+const FILE_COLS: &str =
+    "id, org_id, blob_sha256, meta_sha256, manifest, facts, uploaded_by, created_at";
+fn file(r: &AnyRow) -> Result<FileRow> {
+    let meta: Option<String> = r.try_get("meta_sha256")?;
+    Ok(FileRow {
+        id: parsed(r, "id")?,
+        org_id: parsed(r, "org_id")?,
+        blob_sha256: parsed(r, "blob_sha256")?,
+        meta_sha256: meta
+            .map(|m| {
+                m.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("meta hash {m:?}")))
+            })
+            .transpose()?,
+        manifest: json(r, "manifest")?,
+        facts: json(r, "facts")?,
+        uploaded_by: parsed(r, "uploaded_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 /// Reads.
 impl Store {
+    /// The organisation's file library, newest first.
+    pub async fn files(&self, org: OrgId, limit: i64) -> Result<Vec<FileRow>> {
+        let q = format!(
+            "SELECT {FILE_COLS} FROM files WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+        );
+        sqlx::query(&q)
+            .bind(org.to_string())
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(file)
+            .collect()
+    }
+
     pub async fn agent(&self, id: AgentId) -> Result<AgentRow> {
         let q = format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1");
         let row = sqlx::query(&q)
@@ -309,6 +357,28 @@ impl Store {
 
 /// Writes.
 impl Tx {
+    pub async fn insert_file(&mut self, f: &FileRow) -> Result<()> {
+        let q = format!("INSERT INTO files ({FILE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        sqlx::query(&q)
+            .bind(f.id.to_string())
+            .bind(f.org_id.to_string())
+            .bind(f.blob_sha256.as_str())
+            .bind(f.meta_sha256.as_ref().map(|m| m.as_str().to_owned()))
+            .bind(f.manifest.to_string())
+            .bind(serde_json::to_string(&f.facts).unwrap_or_else(|_| "{}".into()))
+            .bind(f.uploaded_by.to_string())
+            .bind(f.created_at)
+            .execute(&mut *self.inner)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("file {} already exists", f.id))
+                }
+                other => other,
+            })?;
+        Ok(())
+    }
+
     pub async fn insert_enrollment_token(
         &mut self,
         token_hash: &str,

@@ -475,6 +475,74 @@ pub async fn events(State(state): State<AppState>, access: OrgAccess<Viewer>) ->
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+/// Register an uploaded sealed file (and its sealed metadata) in the organisation's library.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/files", tag = "files", params(("org" = OrgId, Path)), request_body = CreateFileRequest,
+    responses((status = 201, body = FileEntry), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_file(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Json(req): Json<CreateFileRequest>,
+) -> ApiResult<(StatusCode, Json<FileEntry>)> {
+    let org = access.org.id;
+    for h in std::iter::once(&req.blob_sha256).chain(req.meta_sha256.iter()) {
+        state
+            .store
+            .blob(org, h)
+            .await
+            .map_err(|_| ApiError::invalid(format!("upload blob {h} first")))?;
+    }
+    let row = hearth_store::fleet::FileRow {
+        id: req.id,
+        org_id: org,
+        blob_sha256: req.blob_sha256,
+        meta_sha256: req.meta_sha256,
+        manifest: req.manifest,
+        facts: req.facts,
+        uploaded_by: access.caller.user.id,
+        created_at: now_ms(),
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_file(&row).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "file.create",
+        Some(format!("file:{}", row.id)),
+        json!({ "blob": row.blob_sha256, "meta": row.meta_sha256, "facts": row.facts }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(file_view(&row))))
+}
+
+fn file_view(f: &hearth_store::fleet::FileRow) -> FileEntry {
+    FileEntry {
+        id: f.id,
+        blob_sha256: f.blob_sha256.clone(),
+        meta_sha256: f.meta_sha256.clone(),
+        manifest: f.manifest.clone(),
+        facts: f.facts.clone(),
+        uploaded_by: f.uploaded_by,
+        created_at: rfc3339(f.created_at),
+    }
+}
+
+/// The organisation's file library, newest first: hashes, signed manifests and revealed facts only.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/files", tag = "files", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<FileEntry>)))]
+pub async fn list_files(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<FileEntry>>> {
+    Ok(Json(
+        state
+            .store
+            .files(access.org.id, 1000)
+            .await?
+            .iter()
+            .map(file_view)
+            .collect(),
+    ))
+}
+
 /// The organisation's chain of signed links (genesis first). Clients verify it; the server cannot.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/chain", tag = "keys", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<ChainLink>)))]
 pub async fn get_chain(

@@ -37,7 +37,7 @@ use utoipa::OpenApi;
         audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify,
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
         fleet::list_printers, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::control_job, fleet::events,
-        fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
+        fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_connect,
     ),
     components(schemas(hearth_proto::api::ErrorBody)),
@@ -153,6 +153,10 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
         .route("/orgs/{org}/jobs/{id}/{action}", post(fleet::control_job))
         .route("/orgs/{org}/events", get(fleet::events))
+        .route(
+            "/orgs/{org}/files",
+            post(fleet::create_file).get(fleet::list_files),
+        )
         .route(
             "/orgs/{org}/chain",
             get(fleet::get_chain).post(fleet::append_chain),
