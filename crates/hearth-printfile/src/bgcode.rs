@@ -322,7 +322,7 @@ pub fn to_gcode<R: Read, W: Write>(r: R, mut w: W) -> Result<(), crate::Error> {
 
 fn write_kv<W: Write>(w: &mut W, kv: &[(String, String)]) -> Result<(), crate::Error> {
     for (k, v) in kv {
-        write!(w, "; {k} = {v}\n").map_err(crate::Error::Io)?;
+        writeln!(w, "; {k} = {v}").map_err(crate::Error::Io)?;
     }
     Ok(())
 }

@@ -215,6 +215,10 @@ impl Processor {
         match s.first() {
             None => {}
             Some(b';') => {
+                if let (Some(t), Some(m)) = (s[1..].strip_prefix(b"TYPE:"), self.motion.as_mut()) {
+                    // PrusaSlicer marks start/end G-code `;TYPE:Custom`.
+                    m.in_custom = t.trim_ascii() == b"Custom";
+                }
                 self.meta.comment(&s[1..], self.line, &mut self.diags);
                 if self.meta.limits_dirty {
                     self.config_changed();
@@ -232,10 +236,11 @@ impl Processor {
         let Some(m) = self.motion.as_mut() else {
             return;
         };
-        if m.moves == 0 && m.limits_source != LimitsSource::Gcode {
-            if let Some(l) = self.meta.config_limits(&DEFAULT_LIMITS) {
-                m.use_config_limits(l);
-            }
+        if m.moves == 0
+            && m.limits_source != LimitsSource::Gcode
+            && let Some(l) = self.meta.config_limits(&DEFAULT_LIMITS)
+        {
+            m.use_config_limits(l);
         }
     }
 
@@ -340,8 +345,10 @@ impl Processor {
             if let Some(name) = arg("NAME", words) {
                 self.meta.object(&name);
             }
-        } else if cmd.eq_ignore_ascii_case("SET_VELOCITY_LIMIT") {
-            if let Some(m) = self.motion.as_mut() {
+        } else if cmd.eq_ignore_ascii_case("SET_VELOCITY_LIMIT")
+            && let Some(m) = self.motion.as_mut()
+        {
+            {
                 let num = |k: &str| arg(k, words.clone()).and_then(|v| crate::num::parse_f64(&v));
                 m.klipper_limits(num("VELOCITY"), num("ACCEL"), num("SQUARE_CORNER_VELOCITY"));
             }
@@ -373,9 +380,9 @@ impl Bounds {
     };
     #[inline]
     fn record(&mut self, p: &[f64; 3]) {
-        for i in 0..3 {
-            self.min[i] = self.min[i].min(p[i]);
-            self.max[i] = self.max[i].max(p[i]);
+        for ((lo, hi), v) in self.min.iter_mut().zip(self.max.iter_mut()).zip(p) {
+            *lo = lo.min(*v);
+            *hi = hi.max(*v);
         }
     }
     fn extents(&self) -> Option<Extents> {
@@ -448,6 +455,10 @@ pub(crate) struct Motion {
     e_pos: Vec<f64>,
     e_total: Vec<f64>,
     e_max: Vec<f64>,
+    /// Positive extrusion inside the slicer's custom G-code (`;TYPE:Custom`), per tool.
+    e_custom: Vec<f64>,
+    /// The current feature is the slicer's custom (start/end) G-code.
+    in_custom: bool,
     tool: usize,
     relative_xyz: bool,
     relative_e: bool,
@@ -491,6 +502,8 @@ impl Motion {
             e_pos: vec![0.0],
             e_total: vec![0.0],
             e_max: vec![0.0],
+            e_custom: vec![0.0],
+            in_custom: false,
             tool: 0,
             relative_xyz: false,
             relative_e: false,
@@ -525,10 +538,8 @@ impl Motion {
                 };
             }
         }
-        if let Some(f) = p.get(b'F') {
-            if f > 0.0 {
-                self.feed = f * self.scale / 60.0;
-            }
+        if let Some(f) = p.get(b'F').filter(|f| *f > 0.0) {
+            self.feed = f * self.scale / 60.0;
         }
         let mut de = 0.0;
         if let Some(e) = p.get(b'E') {
@@ -543,6 +554,9 @@ impl Motion {
             self.e_total[t] += de;
             if self.e_total[t] > self.e_max[t] {
                 self.e_max[t] = self.e_total[t];
+            }
+            if self.in_custom && de > 0.0 {
+                self.e_custom[t] += de;
             }
         }
         (new, de)
@@ -683,6 +697,7 @@ impl Motion {
             self.e_pos.resize(t + 1, 0.0);
             self.e_total.resize(t + 1, 0.0);
             self.e_max.resize(t + 1, 0.0);
+            self.e_custom.resize(t + 1, 0.0);
         }
         self.tool = t;
         self.tool_changes += 1;
@@ -916,6 +931,7 @@ impl Motion {
             tools.push(ToolUsage {
                 tool: u32::try_from(t).unwrap_or(u32::MAX),
                 length_mm: len,
+                custom_gcode_length_mm: self.e_custom[t].min(len),
                 volume_cm3,
                 mass_g: density.map(|d| d * volume_cm3),
                 diameter_mm: diameter,
@@ -1005,7 +1021,7 @@ mod tests {
     #[test]
     fn extents_and_layers_from_extruding_moves() {
         let (a, _) = run(
-            "G1 X50 Y50 Z0.3 F3000\nG1 X60 Y50 E1\nG1 X60 Y60 Z0.5\nG1 X55 Y58 E1\nG1 X100 Y100 Z0.7\nG1 X101 E1\n",
+            "M83\nG1 X50 Y50 Z0.3 F3000\nG1 X60 Y50 E1\nG1 X60 Y60 Z0.5\nG1 X55 Y58 E1\nG1 X100 Y100 Z0.7\nG1 X101 E1\n",
         );
         let e = a.extents.unwrap();
         assert_eq!(e.min, [50.0, 50.0, 0.3]);

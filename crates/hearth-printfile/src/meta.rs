@@ -96,7 +96,8 @@ fn canonical(key: &str) -> Option<Key> {
         | "nozzle_temperature_initial_layer"
         | "EXTRUDER_TRAIN.0.INITIAL_TEMPERATURE"
         | "firstLayerNozzleTemp"
-        | "extruder_temp_degree_c_0" => FirstLayerTemp,
+        | "extruder_temp_degree_c_0"
+        | "temperatureSetpointTemperatures" => FirstLayerTemp,
         "bed_temperature" | "hot_plate_temp" => Bed,
         "first_layer_bed_temperature"
         | "hot_plate_temp_initial_layer"
@@ -533,11 +534,11 @@ impl MetaCollector {
         let num = |k: Key| v.get(&k).and_then(|s| first_number(s));
         let mut m = Metadata {
             slicer: self.slicer.clone(),
-            printer_model: v
-                .get(&PrinterModel)
-                .or_else(|| v.get(&PrinterSettingsId))
+            printer_model: [PrinterModel, PrinterSettingsId]
+                .iter()
+                .filter_map(|k| v.get(k))
                 .map(|s| unquote(s).to_owned())
-                .filter(|s| !s.is_empty()),
+                .find(|s| !s.is_empty()),
             nozzle_diameter_mm: num(Nozzle),
             layer_height_mm: num(LayerHeight)
                 .or_else(|| self.idea_heights[1].as_deref().and_then(parse_f64)),
@@ -559,7 +560,7 @@ impl MetaCollector {
         m.first_layer_height_mm = match v.get(&FirstLayerHeight) {
             Some(s) if s.trim_end().ends_with('%') => parse_leading_f64(s)
                 .zip(m.layer_height_mm)
-                .map(|(p, h)| p / 100.0 * h),
+                .map(|(p, h)| percent_of(p, h)),
             Some(s) => first_number(s),
             None => self.idea_heights[0]
                 .as_deref()
@@ -567,7 +568,7 @@ impl MetaCollector {
                 .or_else(|| {
                     num(FirstLayerPercent)
                         .zip(m.layer_height_mm)
-                        .map(|(p, h)| p / 100.0 * h)
+                        .map(|(p, h)| percent_of(p, h))
                 }),
         };
 
@@ -630,6 +631,11 @@ impl MetaCollector {
     }
 }
 
+/// `p` percent of `h`, rounded to the micrometre (150 % of 0.2 reads 0.3, not 0.30000000000000004).
+fn percent_of(p: f64, h: f64) -> f64 {
+    (p / 100.0 * h * 1e6).round() / 1e6
+}
+
 fn strip_prefix_ci<'a>(t: &'a str, prefix: &str) -> Option<&'a str> {
     let head = t.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -666,7 +672,9 @@ pub(crate) fn split_list(s: &str) -> Vec<String> {
     if s.is_empty() {
         return Vec::new();
     }
-    s.split([';', ',']).map(|p| unquote(p).to_owned()).collect()
+    s.split([';', ',', '|'])
+        .map(|p| unquote(p).to_owned())
+        .collect()
 }
 
 fn first_number(s: &str) -> Option<f64> {

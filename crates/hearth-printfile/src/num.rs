@@ -70,9 +70,9 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<(f64, usize)> {
     let m = mantissa as f64;
     let v = if exp == 0 {
         m
-    } else if exp < 0 && exp >= -22 {
+    } else if (-22..0).contains(&exp) {
         m / POW10[exp.unsigned_abs() as usize]
-    } else if exp > 0 && exp <= 22 {
+    } else if (1..=22).contains(&exp) {
         m * POW10[exp as usize]
     } else {
         m * 10f64.powi(exp)

@@ -105,6 +105,8 @@ impl Planner {
     }
 
     /// Adds one straight move. `delta` is X, Y, Z, E in mm; `feed` is the requested speed in mm/s.
+    // The axis index walks several parallel per-axis arrays at once.
+    #[allow(clippy::needless_range_loop)]
     pub(crate) fn push(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
         let l = &self.limits;
         let xyz = (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]).sqrt();
@@ -130,8 +132,9 @@ impl Planner {
         for a in 0..4 {
             axis_feedrate[a] = feedrate * delta[a] * inv;
             let abs = axis_feedrate[a].abs();
-            if abs > EPS && l.max_feedrate[a] > EPS {
-                factor = factor.min(l.max_feedrate[a] / abs);
+            // Divide only when the axis is really over its limit (rare in sliced files).
+            if abs * factor > l.max_feedrate[a] && l.max_feedrate[a] > EPS {
+                factor = l.max_feedrate[a] / abs;
             }
         }
         let cruise = feedrate * factor;
@@ -250,6 +253,8 @@ impl Planner {
     }
 }
 
+// The axis index walks several parallel per-axis arrays at once.
+#[allow(clippy::needless_range_loop)]
 /// Classic jerk junction speed (Marlin 1 / Prusa firmware), as PrusaSlicer's estimator computes it.
 fn jerk_junction_speed(
     l: &MachineLimits,

@@ -94,6 +94,9 @@ pub struct ToolUsage {
     /// Filament pushed into the nozzle, counting retract/unretract once (the furthest the
     /// extruder got), as OctoPrint does.
     pub length_mm: f64,
+    /// Of `length_mm`, what the slicer's own custom start/end G-code extruded (purge lines), when
+    /// the slicer marks it (`;TYPE:Custom`). PrusaSlicer before 2.6 leaves it out of its totals.
+    pub custom_gcode_length_mm: f64,
     pub volume_cm3: f64,
     /// `None` when neither the file nor the material type gives a density.
     pub mass_g: Option<f64>,

@@ -60,10 +60,8 @@ fn parse_slice_info(xml: &str) -> Result<SliceInfo, quick_xml::Error> {
         let get = |k: &str| attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
         match e.name().as_ref() {
             "plate" => info.plates.push(Plate::default()),
-            "header_item" => {
-                if get("key").as_deref() == Some("X-BBL-Client-Version") {
-                    info.client_version = get("value");
-                }
+            "header_item" if get("key").as_deref() == Some("X-BBL-Client-Version") => {
+                info.client_version = get("value");
             }
             "metadata" => {
                 if let (Some(p), Some(k), Some(v)) =

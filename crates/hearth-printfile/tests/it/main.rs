@@ -1,1 +1,63 @@
+//! Integration tests of `hearth-printfile`: inputs and expected outputs are files under
+//! `test_data/` (set `HEARTH_BLESS=1` to rewrite the expected outputs after a deliberate change;
+//! `scripts/regen-octoprint-expectations.sh` recreates the OctoPrint and slicer reference numbers).
 #![allow(clippy::unwrap_used)]
+
+mod bgcode;
+mod metadata;
+mod octoprint_live;
+mod robustness;
+mod samples;
+
+use std::path::{Path, PathBuf};
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data")
+}
+
+/// Files of a test_data subdirectory, sorted.
+pub fn files_in(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir().join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e != "json" && e != "md"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Compares `actual` with the file at `expected`, or rewrites it when `HEARTH_BLESS=1`.
+pub fn check_expected(expected: &Path, actual: &str) {
+    if std::env::var_os("HEARTH_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(expected, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(expected).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing; run with HEARTH_BLESS=1 to create it",
+            expected.display()
+        )
+    });
+    assert!(
+        want == actual,
+        "{} differs from the output (run with HEARTH_BLESS=1 to accept):\n--- expected\n{want}\n--- actual\n{actual}",
+        expected.display()
+    );
+}
+
+pub fn analyze(p: &Path) -> hearth_printfile::Report {
+    let f = std::io::BufReader::new(std::fs::File::open(p).unwrap());
+    hearth_printfile::analyze(f, &hearth_printfile::Options::default()).unwrap()
+}
+
+pub fn json(v: &serde_json::Value, path: &[&str]) -> serde_json::Value {
+    let mut cur = v;
+    for k in path {
+        cur = &cur[*k];
+    }
+    cur.clone()
+}
