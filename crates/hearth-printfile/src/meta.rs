@@ -303,7 +303,11 @@ impl MetaCollector {
 
     fn free_form(&mut self, t: &str) {
         // Bambu Studio: `model printing time: 26s; total estimated time: 6m 9s`
-        if let Some(i) = t.find("total estimated time:") {
+        if let Some(i) = t
+            .starts_with("model printing time")
+            .then(|| t.find("total estimated time:"))
+            .flatten()
+        {
             let v = &t[i + "total estimated time:".len()..];
             self.values.insert(Key::Time, v.trim().to_owned());
             return;
@@ -336,17 +340,14 @@ impl MetaCollector {
             }
             return;
         }
-        let (key, value) = if let Some(i) = t.find(" = ") {
-            (&t[..i], &t[i + 3..])
-        } else if let Some(i) = t.find(':') {
-            (&t[..i], &t[i + 1..])
-        } else if let Some(i) = t.find(',') {
-            (&t[..i], &t[i + 1..])
-        } else if let Some(i) = t.find('=') {
-            (&t[..i], &t[i + 1..])
-        } else {
+        // `key = value`, `KEY:value` or `key,value`, split at the first separator present
+        // (values may contain the others: times, JSON, G-code). memchr keeps this cheap for the
+        // per-move comments (`;WIDTH:0.45`) that dominate some files.
+        let b = t.as_bytes();
+        let Some(i) = memchr::memchr2(b'=', b':', b).or_else(|| memchr::memchr(b',', b)) else {
             return;
         };
+        let (key, value) = (&t[..i], &t[i + 1..]);
         if let Some(k) = canonical(key.trim()) {
             self.insert(k, value);
         } else if key.trim() == "objects_info" {

@@ -25,46 +25,41 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<(f64, usize)> {
         }
         _ => false,
     };
+    let start = i;
     let mut mantissa: u64 = 0;
-    let mut digits = 0u32; // significant digits kept in `mantissa`
-    let mut any = false;
-    let mut exp: i32 = 0; // power of ten to apply
     while let Some(&c) = s.get(i) {
         let d = c.wrapping_sub(b'0');
         if d > 9 {
             break;
         }
-        any = true;
-        if digits < 19 {
-            mantissa = mantissa * 10 + u64::from(d);
-            if mantissa != 0 {
-                digits += 1;
-            }
-        } else {
-            exp += 1;
-        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
         i += 1;
     }
+    let int_digits = i - start;
+    let mut exp: i32 = 0; // power of ten to apply
+    let mut frac_digits = 0;
     if s.get(i) == Some(&b'.') {
         i += 1;
+        let frac_start = i;
         while let Some(&c) = s.get(i) {
             let d = c.wrapping_sub(b'0');
             if d > 9 {
                 break;
             }
-            any = true;
-            if digits < 19 {
-                mantissa = mantissa * 10 + u64::from(d);
-                if mantissa != 0 {
-                    digits += 1;
-                }
-                exp -= 1;
-            }
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
             i += 1;
         }
+        frac_digits = i - frac_start;
+        exp = -(frac_digits as i32);
     }
-    if !any {
+    if int_digits + frac_digits == 0 {
         return None;
+    }
+    if int_digits + frac_digits > 18 {
+        // Too many digits for the integer fast path (rare): let the standard library do it.
+        let text = std::str::from_utf8(&s[start..i]).ok()?;
+        let v: f64 = text.parse().ok()?;
+        return Some((if neg { -v } else { v }, i));
     }
     #[allow(clippy::cast_precision_loss)]
     let m = mantissa as f64;

@@ -45,10 +45,9 @@ impl Block {
             cruise_d = 0.0;
             peak = (v0 * v0 + 2.0 * a * accel_d).sqrt();
         }
-        let t_acc = ((peak - v0) / a).max(0.0);
-        let t_dec = ((peak - v1) / a).max(0.0);
+        let ramps = ((peak - v0).max(0.0) + (peak - v1).max(0.0)) / a;
         let t_cruise = if peak > EPS { cruise_d / peak } else { 0.0 };
-        t_acc + t_cruise + t_dec
+        ramps + t_cruise
     }
 }
 
@@ -82,7 +81,8 @@ pub(crate) struct Planner {
     pub(crate) limits: MachineLimits,
     blocks: Vec<Block>,
     time: f64,
-    prev: Option<Previous>,
+    /// The previous block's speeds; `feedrate == 0` after a stop (start, dwell, homing).
+    prev: Previous,
 }
 
 impl Planner {
@@ -91,7 +91,7 @@ impl Planner {
             limits,
             blocks: Vec::with_capacity(REFRESH + 1),
             time: 0.0,
-            prev: None,
+            prev: Previous::default(),
         }
     }
 
@@ -99,7 +99,7 @@ impl Planner {
     pub(crate) fn dwell(&mut self, seconds: f64) {
         if seconds.is_finite() && seconds > 0.0 {
             self.settle(0);
-            self.prev = None;
+            self.prev = Previous::default();
             self.time += seconds;
         }
     }
@@ -167,13 +167,14 @@ impl Planner {
             }
         }
 
-        let unit_xyz = if xyz > EPS {
-            [delta[0] / xyz, delta[1] / xyz, delta[2] / xyz]
+        let unit_xyz = if xyz > EPS && l.junction_deviation_mm.is_some() {
+            [delta[0] * inv, delta[1] * inv, delta[2] * inv]
         } else {
             [0.0; 3]
         };
         let mut vmax_junction = safe_feedrate;
-        if let Some(prev) = self.prev.filter(|p| p.feedrate > 1e-4) {
+        let prev = &self.prev;
+        if prev.feedrate > 1e-4 {
             vmax_junction = match l.junction_deviation_mm {
                 Some(jd) if xyz > EPS && prev.has_xyz => {
                     junction_deviation_speed(jd, acceleration, prev, unit_xyz, cruise)
@@ -191,13 +192,13 @@ impl Planner {
             safe_feedrate,
             nominal_length: cruise <= v_allowable,
         });
-        self.prev = Some(Previous {
+        self.prev = Previous {
             feedrate: cruise,
             safe_feedrate,
             axis_feedrate,
             unit_xyz,
             has_xyz: xyz > EPS,
-        });
+        };
         if self.blocks.len() >= REFRESH {
             self.settle(KEEP);
         }
@@ -258,7 +259,7 @@ impl Planner {
 /// Classic jerk junction speed (Marlin 1 / Prusa firmware), as PrusaSlicer's estimator computes it.
 fn jerk_junction_speed(
     l: &MachineLimits,
-    prev: Previous,
+    prev: &Previous,
     axis_feedrate: &[f64; 4],
     cruise: f64,
     safe_feedrate: f64,
@@ -312,7 +313,7 @@ fn jerk_junction_speed(
 fn junction_deviation_speed(
     jd: f64,
     acceleration: f64,
-    prev: Previous,
+    prev: &Previous,
     unit: [f64; 3],
     cruise: f64,
 ) -> f64 {

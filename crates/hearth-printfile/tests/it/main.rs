@@ -61,3 +61,23 @@ pub fn json(v: &serde_json::Value, path: &[&str]) -> serde_json::Value {
     }
     cur.clone()
 }
+
+/// The report as pretty JSON with floats rounded to 6 decimals, so expected files do not churn on
+/// last-bit differences of a harmless refactor while any real change still shows.
+pub fn report_json(r: &hearth_printfile::Report) -> String {
+    fn round(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let x = n.as_f64().unwrap();
+                let r = (x * 1e6).round() / 1e6;
+                *v = serde_json::Number::from_f64(r).map_or(serde_json::Value::Null, Into::into);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(round),
+            serde_json::Value::Object(o) => o.values_mut().for_each(round),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(r).unwrap();
+    round(&mut v);
+    serde_json::to_string_pretty(&v).unwrap() + "\n"
+}

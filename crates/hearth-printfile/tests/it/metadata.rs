@@ -9,7 +9,7 @@ fn fixtures_match_expected_reports() {
     assert!(files.len() >= 8);
     for p in files {
         let report = analyze(&p);
-        let out = serde_json::to_string_pretty(&report).unwrap() + "\n";
+        let out = crate::report_json(&report);
         check_expected(&p.with_file_name(format!("{}.json", name(&p))), &out);
     }
 }

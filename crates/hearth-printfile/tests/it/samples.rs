@@ -32,7 +32,7 @@ fn samples() -> Vec<(String, Report)> {
 #[test]
 fn reports_match_expected_files() {
     for (name, report) in samples() {
-        let out = serde_json::to_string_pretty(&report).unwrap() + "\n";
+        let out = crate::report_json(&report);
         check_expected(
             &data_dir().join("expected").join(format!("{name}.json")),
             &out,
