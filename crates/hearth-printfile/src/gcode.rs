@@ -240,7 +240,7 @@ impl Processor {
             && m.limits_source != LimitsSource::Gcode
             && let Some(l) = self.meta.config_limits(&DEFAULT_LIMITS)
         {
-            m.use_config_limits(l);
+            m.use_config_limits(l, self.meta.accel_caps());
         }
     }
 
@@ -488,15 +488,6 @@ const F: u32 = bit(b'F');
 
 impl Motion {
     pub(crate) fn new(limits: MachineLimits, source: LimitsSource) -> Self {
-        let caps = if source == LimitsSource::SlicerConfig {
-            [
-                limits.print_acceleration,
-                limits.retract_acceleration,
-                limits.travel_acceleration,
-            ]
-        } else {
-            [0.0; 3]
-        };
         Self {
             pos: [0.0; 3],
             e_pos: vec![0.0],
@@ -513,7 +504,7 @@ impl Motion {
             travel: Bounds::EMPTY,
             layers: LayerTracker::default(),
             planner: Planner::new(limits),
-            accel_caps: caps,
+            accel_caps: [0.0; 3],
             limits_source: source,
             moves: 0,
             tool_changes: 0,
@@ -703,13 +694,11 @@ impl Motion {
         self.tool_changes += 1;
     }
 
-    fn use_config_limits(&mut self, l: MachineLimits) {
+    /// Starts over with the limits of the slicer's configuration; `caps` bound later M204 values
+    /// (print, retract, travel; 0 = none), as PrusaSlicer's estimator does.
+    pub(crate) fn use_config_limits(&mut self, l: MachineLimits, caps: [f64; 3]) {
         self.planner = Planner::new(l);
-        self.accel_caps = [
-            l.print_acceleration,
-            l.retract_acceleration,
-            l.travel_acceleration,
-        ];
+        self.accel_caps = caps;
         self.limits_source = LimitsSource::SlicerConfig;
     }
 

@@ -87,6 +87,8 @@ pub(crate) struct Diags {
     list: Vec<Diagnostic>,
     dropped: u64,
     cap: usize,
+    /// Line numbers are unknown (the tail of a file read without its middle).
+    pub(crate) unnumbered: bool,
 }
 
 impl Diags {
@@ -95,13 +97,14 @@ impl Diags {
             list: Vec::new(),
             dropped: 0,
             cap,
+            unnumbered: false,
         }
     }
     fn push(&mut self, severity: Severity, line: Option<u64>, message: String) {
         if self.list.len() < self.cap {
             self.list.push(Diagnostic {
                 severity,
-                line,
+                line: line.filter(|_| !self.unnumbered),
                 message,
             });
         } else {
@@ -148,11 +151,11 @@ pub fn analyze<R: Read + Seek>(mut r: R, opts: &Options) -> Result<Report, Error
     let format = peek_format(&mut r)?;
     match format {
         Format::Gcode => {
-            let (limits, source) = tail_limits(&mut r, opts)?;
-            let mut p = Processor::new(
-                Diags::new(opts.max_diagnostics),
-                Some(Motion::new(limits, source)),
-            );
+            let mut motion = Motion::new(DEFAULT_LIMITS, LimitsSource::Defaults);
+            if let Some((limits, caps)) = tail_limits(&mut r, opts)? {
+                motion.use_config_limits(limits, caps);
+            }
+            let mut p = Processor::new(Diags::new(opts.max_diagnostics), Some(motion));
             gcode::stream(r, &mut p)?;
             Ok(finish(format, p, opts))
         }
@@ -203,13 +206,11 @@ pub fn inspect_metadata<R: Read + Seek>(mut r: R, opts: &Options) -> Result<Repo
             if len <= HEAD_BYTES + TAIL_BYTES {
                 gcode::stream(&mut r, &mut p)?;
             } else {
-                gcode::stream((&mut r).take(HEAD_BYTES), &mut p)?;
-                r.seek(SeekFrom::Start(len - TAIL_BYTES))
-                    .map_err(Error::Io)?;
-                // Line numbers of the tail are unknown; restart counting there would mislead.
-                p.line = 0;
-                gcode::stream(r.take(TAIL_BYTES), &mut p)?;
-                p.line = 0;
+                feed_range(&mut r, &mut p, 0, HEAD_BYTES)?;
+                p.meta.gap(&mut p.diags);
+                // Line numbers in the tail are unknown: its diagnostics carry none.
+                p.diags.unnumbered = true;
+                feed_range(&mut r, &mut p, len - TAIL_BYTES, len)?;
             }
             Ok(finish(format, p, opts))
         }
@@ -227,21 +228,48 @@ fn new_processor(opts: &Options, full: bool) -> Processor {
     Processor::new(Diags::new(opts.max_diagnostics), motion)
 }
 
-/// Reads the configuration block at the end of a plain G-code file for machine limits.
+/// Reads the configuration block at the end of a plain G-code file for machine limits (and the
+/// caps on M204 accelerations).
 fn tail_limits<R: Read + Seek>(
     r: &mut R,
     opts: &Options,
-) -> Result<(MachineLimits, LimitsSource), Error> {
+) -> Result<Option<(MachineLimits, [f64; 3])>, Error> {
     let len = r.seek(SeekFrom::End(0)).map_err(Error::Io)?;
-    let start = len.saturating_sub(TAIL_BYTES);
-    r.seek(SeekFrom::Start(start)).map_err(Error::Io)?;
     let mut p = Processor::new(Diags::new(opts.max_diagnostics), None);
-    gcode::stream(r.take(TAIL_BYTES), &mut p)?;
+    feed_range(r, &mut p, len.saturating_sub(TAIL_BYTES), len)?;
     r.seek(SeekFrom::Start(0)).map_err(Error::Io)?;
-    Ok(match p.meta.config_limits(&DEFAULT_LIMITS) {
-        Some(l) => (l, LimitsSource::SlicerConfig),
-        None => (DEFAULT_LIMITS, LimitsSource::Defaults),
-    })
+    Ok(p.meta
+        .config_limits(&DEFAULT_LIMITS)
+        .map(|l| (l, p.meta.accel_caps())))
+}
+
+/// Feeds the whole lines of bytes `start..end` of the file to `p`: a partial first line is
+/// skipped unless `start` is 0, a partial last line unless `end` is the end of the file.
+fn feed_range<R: Read + Seek>(
+    r: &mut R,
+    p: &mut Processor,
+    start: u64,
+    end: u64,
+) -> Result<(), Error> {
+    let len = r.seek(SeekFrom::End(0)).map_err(Error::Io)?;
+    r.seek(SeekFrom::Start(start)).map_err(Error::Io)?;
+    let mut buf = Vec::new();
+    r.take(end.saturating_sub(start))
+        .read_to_end(&mut buf)
+        .map_err(Error::Io)?;
+    let mut text = &buf[..];
+    if start > 0 {
+        let first = memchr::memchr(b'\n', text).map_or(text.len(), |i| i + 1);
+        text = &text[first..];
+    }
+    if end < len {
+        let last = memchr::memrchr(b'\n', text).map_or(0, |i| i + 1);
+        text = &text[..last];
+    }
+    let mut lines = gcode::Lines::default();
+    lines.feed(text, p);
+    lines.finish(p);
+    Ok(())
 }
 
 fn analyze_bgcode<R: Read>(r: R, opts: &Options, full: bool) -> Result<Report, Error> {

@@ -211,6 +211,18 @@ impl MetaCollector {
         self.free_form(t);
     }
 
+    /// The input jumps (metadata-only reading skips the middle of a file): nothing in progress
+    /// continues across the gap.
+    pub(crate) fn gap(&mut self, diags: &mut Diags) {
+        if let Some(th) = self.thumb.take() {
+            diags.warn(
+                Some(th.line),
+                "thumbnail extends past the part of the file read for metadata; skipped".into(),
+            );
+        }
+        self.idea_layer = None;
+    }
+
     /// A `key = value` pair from a configuration block or a binary G-code metadata block.
     pub(crate) fn key_value(&mut self, key: &str, value: &str) {
         if let Some(k) = canonical(key.trim()) {
@@ -472,6 +484,16 @@ impl MetaCollector {
             size: data.len(),
             data,
         });
+    }
+
+    /// The configuration's maximum print, retract and travel accelerations (0 when not stated).
+    pub(crate) fn accel_caps(&self) -> [f64; 3] {
+        [Key::AccelExtruding, Key::AccelRetracting, Key::AccelTravel].map(|k| {
+            self.values
+                .get(&k)
+                .and_then(|v| first_number(v))
+                .unwrap_or(0.0)
+        })
     }
 
     /// Machine limits stated by the slicer's configuration, over `base`. `None` when it states none.

@@ -95,9 +95,9 @@ impl Planner {
         }
     }
 
-    /// Adds a fixed delay (G4 dwell). The machine stops before it.
+    /// Adds a fixed delay (G4 dwell; 0 for a plain stop such as homing). The machine stops before it.
     pub(crate) fn dwell(&mut self, seconds: f64) {
-        if seconds.is_finite() && seconds > 0.0 {
+        if seconds.is_finite() && seconds >= 0.0 {
             self.settle(0);
             self.prev = Previous::default();
             self.time += seconds;
