@@ -46,16 +46,33 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let Some(t) = report.largest_thumbnail() else {
             bail!("{} contains no thumbnail", args.file.display());
         };
-        std::fs::write(out, &t.data).with_context(|| format!("cannot write {}", out.display()))?;
+        // A `.png` name gets a PNG (QOI thumbnails are converted); other names get the bytes as
+        // embedded.
+        let wants_png = out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        let bytes = if wants_png {
+            t.to_png().with_context(|| {
+                format!(
+                    "the largest thumbnail is a {} image, which cannot be converted to PNG here; \
+                     give an output name ending in .{}",
+                    t.format.extension().to_uppercase(),
+                    t.format.extension()
+                )
+            })?
+        } else {
+            t.data.clone()
+        };
+        std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
         let mut stderr = std::io::stderr();
         let _ = writeln!(
             stderr,
-            "wrote {}x{} {} thumbnail ({} bytes) to {}",
+            "wrote the {}x{} {} thumbnail to {} ({} bytes)",
             t.width,
             t.height,
             t.format.extension().to_uppercase(),
-            t.size,
-            out.display()
+            out.display(),
+            bytes.len()
         );
     }
     let mut stdout = std::io::stdout().lock();

@@ -10,7 +10,10 @@ fn summary_shows_slicer_facts_and_our_estimate_labelled_as_ours() {
     let out = hearth(&[OsStr::new("inspect"), f.as_os_str()]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("Slicer:           PrusaSlicer 2.5.0"), "{text}");
+    assert!(
+        text.contains("Slicer:           PrusaSlicer 2.5.0"),
+        "{text}"
+    );
     assert!(text.contains("Time (slicer):    16m 20s"), "{text}");
     assert!(text.contains("Time (ours):"), "{text}");
     assert!(text.contains("Thumbnail:        220x124 PNG"), "{text}");
@@ -58,6 +61,36 @@ fn thumbnail_option_writes_the_largest_picture() {
     assert!(data.starts_with(b"\x89PNG\r\n\x1a\n"));
     // IHDR width/height: the 300x300 picture, not the 16x16 or 220x124 ones.
     assert_eq!(&data[16..24], &[0, 0, 1, 44, 0, 0, 1, 44]);
+}
+
+#[test]
+fn qoi_thumbnails_are_converted_for_a_png_name_and_kept_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = sample("mini_cube_ps2.8.1.bgcode");
+    let png = dir.path().join("t.png");
+    let out = hearth(&[
+        OsStr::new("inspect"),
+        f.as_os_str(),
+        OsStr::new("--thumbnail"),
+        png.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::read(&png).unwrap();
+    assert!(data.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!(&data[16..24], &[0, 0, 1, 57, 0, 0, 0, 173]); // 313x173
+    let qoi = dir.path().join("t.qoi");
+    let out = hearth(&[
+        OsStr::new("inspect"),
+        f.as_os_str(),
+        OsStr::new("--thumbnail"),
+        qoi.as_os_str(),
+    ]);
+    assert!(out.status.success());
+    assert!(std::fs::read(&qoi).unwrap().starts_with(b"qoif"));
 }
 
 #[test]

@@ -13,5 +13,8 @@ pub fn sample(name: &str) -> PathBuf {
 }
 
 pub fn hearth(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap()
 }
