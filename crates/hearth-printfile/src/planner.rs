@@ -19,6 +19,8 @@ const EPS: f64 = 1e-9;
 struct Block {
     distance: f64,
     acceleration: f64,
+    /// 1 / acceleration, so the timing needs no division per ramp.
+    inv_acceleration: f64,
     cruise: f64,
     entry: f64,
     max_entry: f64,
@@ -35,17 +37,18 @@ impl Block {
         if a <= EPS || vc <= EPS {
             return if vc > EPS { d / vc } else { 0.0 };
         }
-        let mut accel_d = ((vc * vc - v0 * v0) / (2.0 * a)).max(0.0);
-        let decel_d = ((vc * vc - v1 * v1) / (2.0 * a)).max(0.0);
+        let half_inv_a = 0.5 * self.inv_acceleration;
+        let mut accel_d = ((vc * vc - v0 * v0) * half_inv_a).max(0.0);
+        let decel_d = ((vc * vc - v1 * v1) * half_inv_a).max(0.0);
         let mut cruise_d = d - accel_d - decel_d;
         let mut peak = vc;
         if cruise_d < 0.0 {
             // Not enough room to reach the cruise speed: accelerate then decelerate.
-            accel_d = ((2.0 * a * d - v0 * v0 + v1 * v1) / (4.0 * a)).clamp(0.0, d);
+            accel_d = ((2.0 * a * d - v0 * v0 + v1 * v1) * 0.5 * half_inv_a).clamp(0.0, d);
             cruise_d = 0.0;
             peak = (v0 * v0 + 2.0 * a * accel_d).sqrt();
         }
-        let ramps = ((peak - v0).max(0.0) + (peak - v1).max(0.0)) / a;
+        let ramps = ((peak - v0).max(0.0) + (peak - v1).max(0.0)) * self.inv_acceleration;
         let t_cruise = if peak > EPS { cruise_d / peak } else { 0.0 };
         ramps + t_cruise
     }
@@ -182,15 +185,26 @@ impl Planner {
                 _ => jerk_junction_speed(l, prev, &axis_feedrate, cruise, safe_feedrate),
             };
         }
-        let v_allowable = max_allowable_speed(acceleration, safe_feedrate, distance);
+        // Compared squared: the square root is needed only when it limits the entry speed.
+        let v_allowable2 = safe_feedrate * safe_feedrate + 2.0 * acceleration * distance;
+        let entry = if vmax_junction * vmax_junction <= v_allowable2 {
+            vmax_junction
+        } else {
+            v_allowable2.max(0.0).sqrt()
+        };
         self.blocks.push(Block {
             distance,
             acceleration,
+            inv_acceleration: if acceleration > EPS {
+                1.0 / acceleration
+            } else {
+                0.0
+            },
             cruise,
-            entry: vmax_junction.min(v_allowable),
+            entry,
             max_entry: vmax_junction,
             safe_feedrate,
-            nominal_length: cruise <= v_allowable,
+            nominal_length: cruise * cruise <= v_allowable2,
         });
         self.prev = Previous {
             feedrate: cruise,
@@ -271,37 +285,23 @@ fn jerk_junction_speed(
         prev.feedrate / cruise
     };
     let mut vmax = if prev_larger { cruise } else { prev.feedrate };
-    let mut v_factor = 1.0;
-    let mut limited = false;
+    // Written without data-dependent branches: move directions change at random, and
+    // mispredicted branches cost more here than computing both sides.
+    let exit_scale = if prev_larger { smaller_factor } else { 1.0 };
+    let mut v_factor: f64 = 1.0;
     for a in 0..4 {
-        let mut v_exit = prev.axis_feedrate[a];
-        let mut v_entry = axis_feedrate[a];
-        if prev_larger {
-            v_exit *= smaller_factor;
-        }
-        if limited {
-            v_exit *= v_factor;
-            v_entry *= v_factor;
-        }
-        let jerk = if v_exit > v_entry {
-            if v_entry > 0.0 || v_exit < 0.0 {
-                v_exit - v_entry
-            } else {
-                v_exit.max(-v_entry)
-            }
-        } else if v_entry < 0.0 || v_exit > 0.0 {
-            v_entry - v_exit
+        let v_exit = prev.axis_feedrate[a] * exit_scale * v_factor;
+        let v_entry = axis_feedrate[a] * v_factor;
+        // Coasting in one direction: the speed change. Reversing or starting: the larger speed.
+        let jerk = if v_exit * v_entry > 0.0 {
+            (v_exit - v_entry).abs()
         } else {
-            (-v_exit).max(v_entry)
+            v_exit.abs().max(v_entry.abs())
         };
-        if jerk > l.max_jerk[a] {
-            v_factor *= l.max_jerk[a] / jerk;
-            limited = true;
-        }
+        let max = l.max_jerk[a];
+        v_factor *= if jerk > max { max / jerk } else { 1.0 };
     }
-    if limited {
-        vmax *= v_factor;
-    }
+    vmax *= v_factor;
     let threshold = vmax * 0.99;
     if prev.safe_feedrate > threshold && safe_feedrate > threshold {
         vmax = safe_feedrate;
