@@ -41,7 +41,7 @@ use meta::Key;
 /// (machine limits for the time estimate) and, in metadata-only mode, its summary.
 const TAIL_BYTES: u64 = 256 << 10;
 /// In metadata-only mode, how much of the start of a plain G-code file is read (header and thumbnails).
-const HEAD_BYTES: u64 = 1 << 20;
+const HEAD_BYTES: u64 = 512 << 10;
 
 /// Why a file could not be read at all.
 #[derive(Debug, thiserror::Error)]
