@@ -309,13 +309,12 @@ impl Processor {
                 }
             }
             (b'M', 486) => {
-                // `M486 S0 A"cube"`: the A parameter names the object.
-                if let Some(i) = memchr::memchr(b'A', rest) {
-                    let name = &rest[i + 1..];
-                    let name = name.split(|&c| c == b';').next().unwrap_or(name);
-                    if let Ok(n) = std::str::from_utf8(name) {
-                        self.meta.object(n);
-                    }
+                // `M486 S0 A"cube"`: the A parameter names the object (not an `A` in a comment).
+                let code = rest.split(|&c| c == b';').next().unwrap_or(rest);
+                if let Some(i) = memchr::memchr(b'A', code)
+                    && let Ok(n) = std::str::from_utf8(&code[i + 1..])
+                {
+                    self.meta.object(n);
                 }
             }
             _ => {
@@ -1028,6 +1027,19 @@ mod tests {
         assert!((e.max[1] - 10.0).abs() < 1e-9);
         assert!(e.min[1].abs() < 1e-9);
         assert!((a.filament_length_mm - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn object_labels_from_m486_and_klipper() {
+        let mut p = Processor::new(Diags::new(10), None);
+        let mut l = Lines::default();
+        l.feed(
+            b"M486 S0 A\"cube\"\nM486 S1 ; A comment\nEXCLUDE_OBJECT_DEFINE NAME=part_2 CENTER=1,2\n",
+            &mut p,
+        );
+        l.finish(&mut p);
+        let (m, _) = p.meta.finish(&mut p.diags);
+        assert_eq!(m.objects, ["cube", "part_2"]);
     }
 
     #[test]
