@@ -9,7 +9,9 @@ use std::io::{Read, Write};
 
 use crate::report::ImageFormat;
 
-const MAX_BLOCK: u32 = 64 << 20;
+/// PrusaSlicer writes blocks of at most 64 KiB; larger ones are refused so that memory stays
+/// bounded (a block, its decompressed and its decoded copy are held at once).
+const MAX_BLOCK: u32 = 8 << 20;
 
 /// Why a binary G-code file could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,8 @@
 //!
 //! Parsing is lenient: what is not understood is skipped and reported as a [`Diagnostic`] with
 //! its line number. Only unusable input (a corrupt archive, a damaged binary G-code structure, a
-//! failing reader) is an [`Error`]. [`Report::scheduling_facts`] gives the few facts a member may
+//! failing reader) is an [`Error`]. Memory is bounded whatever the input: lines over 1 MiB are
+//! cut, binary G-code blocks over 8 MiB refused, thumbnails capped at 24 MiB in all. [`Report::scheduling_facts`] gives the few facts a member may
 //! reveal to the server for scheduling.
 //!
 //! Module map: `gcode` (line splitting, command parsing, motion state), `planner` (time

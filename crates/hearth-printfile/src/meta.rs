@@ -16,7 +16,9 @@ use crate::num::{parse_f64, parse_leading_f64};
 use crate::report::{FilamentInfo, ImageFormat, MachineLimits, Metadata, Slicer, Thumbnail};
 
 /// Thumbnails larger than this (base64 text) are skipped: a design preview is never this large.
-const MAX_THUMBNAIL_B64: usize = 16 << 20;
+const MAX_THUMBNAIL_B64: usize = 8 << 20;
+/// Decoded thumbnail bytes kept per file; beyond it pictures are skipped (memory stays bounded).
+const MAX_THUMBNAILS_TOTAL: usize = 24 << 20;
 /// Object labels kept; a file naming more objects is not plausible.
 const MAX_OBJECTS: usize = 1024;
 
@@ -164,6 +166,7 @@ pub(crate) struct MetaCollector {
     objects: Vec<String>,
     thumb: Option<ThumbInProgress>,
     pub(crate) thumbnails: Vec<Thumbnail>,
+    thumbnail_bytes: usize,
     /// The previous comment was ideaMaker's `;LAYER:n`; its `;HEIGHT:` follows.
     idea_layer: Option<u32>,
     idea_heights: [Option<String>; 2],
@@ -459,6 +462,18 @@ impl MetaCollector {
         line: Option<u64>,
         diags: &mut Diags,
     ) {
+        if self.thumbnail_bytes + data.len() > MAX_THUMBNAILS_TOTAL {
+            diags.warn(
+                line,
+                format!(
+                    "thumbnail of {} bytes skipped: the file's pictures exceed {} MiB",
+                    data.len(),
+                    MAX_THUMBNAILS_TOTAL >> 20
+                ),
+            );
+            return;
+        }
+        self.thumbnail_bytes += data.len();
         let (format, width, height) = match crate::image::probe(&data) {
             Some((f, w, h)) => {
                 if f != declared {

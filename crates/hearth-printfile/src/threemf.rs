@@ -17,7 +17,7 @@ use crate::report::{ImageFormat, Slicer};
 /// Largest `slice_info.config` read (it is a few KiB in practice).
 const MAX_CONFIG: u64 = 4 << 20;
 /// Largest plate picture read.
-const MAX_PICTURE: u64 = 16 << 20;
+const MAX_PICTURE: u64 = 8 << 20;
 /// In metadata-only mode, how much of the plate G-code is read (its header and config block).
 const HEAD_BYTES: u64 = 512 << 10;
 

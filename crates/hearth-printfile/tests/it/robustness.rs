@@ -98,3 +98,30 @@ fn empty_and_binary_junk_files_are_reports_not_errors() {
     assert!(r.metadata.slicer.is_none());
     let _ = data_dir();
 }
+
+#[test]
+fn thumbnails_are_capped_in_total() {
+    // Six pictures of 5 MiB each: only what fits in the 24 MiB budget is kept, the rest reported.
+    let row = format!("; {}\n", "A".repeat(76));
+    let rows_per_picture = 5 * 1024 * 1024 / 57; // 76 base64 chars = 57 bytes
+    let mut src = String::new();
+    for _ in 0..6 {
+        src.push_str(&format!(
+            "; thumbnail begin 9x9 {}\n",
+            rows_per_picture * 76
+        ));
+        for _ in 0..rows_per_picture {
+            src.push_str(&row);
+        }
+        src.push_str("; thumbnail end\n");
+    }
+    let r = hearth_printfile::analyze(Cursor::new(src), &Options::default()).unwrap();
+    assert_eq!(r.thumbnails.len(), 4);
+    assert!(
+        r.diagnostics
+            .iter()
+            .any(|d| d.message.contains("exceed 24 MiB") && d.line.is_some()),
+        "{:?}",
+        r.diagnostics
+    );
+}
