@@ -405,9 +405,17 @@ struct LayerTracker {
 }
 
 impl LayerTracker {
+    /// An extruding move that ends at `z`. `rising` is true when the move itself climbs (spiral
+    /// vase mode): those count as a new layer only once they have climbed a whole layer height,
+    /// not at every segment.
     #[inline]
-    fn extrude_at(&mut self, z: f64) {
-        if self.count > 0 && z <= self.top + 1e-3 {
+    fn extrude_at(&mut self, z: f64, rising: bool) {
+        let step = if rising {
+            self.max.or(self.first).unwrap_or(0.0) * 0.99
+        } else {
+            0.0
+        };
+        if self.count > 0 && z <= self.top + step.max(1e-3) {
             return;
         }
         let h = z - if self.count == 0 { 0.0 } else { self.top };
@@ -576,7 +584,7 @@ impl Motion {
                 MoveKind::ExtruderOnly
             } else if de > 0.0 {
                 if d[0] != 0.0 || d[1] != 0.0 {
-                    self.layers.extrude_at(new[2]);
+                    self.layers.extrude_at(new[2], d[2] > 0.0);
                 }
                 MoveKind::Extrude
             } else {
@@ -666,7 +674,7 @@ impl Motion {
         self.travel.record(&old);
         if kind_extrude {
             self.print.record(&old);
-            self.layers.extrude_at(new[2]);
+            self.layers.extrude_at(new[2], new[2] > old[2]);
         }
         self.moves += 1;
         self.pos = new;
@@ -1016,6 +1024,20 @@ mod tests {
         assert_eq!(e.max, [101.0, 100.0, 0.7]);
         assert_eq!(a.layers.count, 3);
         assert_eq!(a.layers.first_layer_height_mm, Some(0.3));
+        assert_eq!(a.layers.typical_height_mm, Some(0.2));
+    }
+
+    #[test]
+    fn spiral_vase_counts_one_layer_per_layer_height() {
+        // Two flat 0.2 mm layers, then a spiral climbing 0.2 mm per turn of 50 segments for 10 turns.
+        let mut src = String::from("M83\nG1 X0 Y0 Z0.2\nG1 X10 E1\nG1 Z0.4\nG1 X0 E1\n");
+        for i in 1..=500 {
+            let z = 0.4 + 0.2 * f64::from(i) / 50.0;
+            let x = if i % 2 == 0 { 0 } else { 10 };
+            src.push_str(&format!("G1 X{x} Z{z:.4} E0.1\n"));
+        }
+        let (a, _) = run(&src);
+        assert_eq!(a.layers.count, 12);
         assert_eq!(a.layers.typical_height_mm, Some(0.2));
     }
 
