@@ -54,14 +54,6 @@ pub fn analyze(p: &Path) -> hearth_printfile::Report {
     hearth_printfile::analyze(f, &hearth_printfile::Options::default()).unwrap()
 }
 
-pub fn json(v: &serde_json::Value, path: &[&str]) -> serde_json::Value {
-    let mut cur = v;
-    for k in path {
-        cur = &cur[*k];
-    }
-    cur.clone()
-}
-
 /// The report as pretty JSON with floats rounded to 6 decimals, so expected files do not churn on
 /// last-bit differences of a harmless refactor while any real change still shows.
 pub fn report_json(r: &hearth_printfile::Report) -> String {

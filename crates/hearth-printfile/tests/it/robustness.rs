@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use hearth_printfile::{Options, Severity};
 
-use crate::{data_dir, files_in};
+use crate::files_in;
 
 /// Small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -96,7 +96,6 @@ fn empty_and_binary_junk_files_are_reports_not_errors() {
     assert_eq!(r.analysis.unwrap().lines, 0);
     let r = hearth_printfile::analyze(Cursor::new(vec![0u8; 3000]), &Options::default()).unwrap();
     assert!(r.metadata.slicer.is_none());
-    let _ = data_dir();
 }
 
 #[test]
