@@ -362,12 +362,7 @@ impl MetaCollector {
         let Some(i) = memchr::memchr2(b'=', b':', b).or_else(|| memchr::memchr(b',', b)) else {
             return;
         };
-        let (key, value) = (&t[..i], &t[i + 1..]);
-        if let Some(k) = canonical(key.trim()) {
-            self.insert(k, value);
-        } else if key.trim() == "objects_info" {
-            self.key_value(key, value);
-        }
+        self.key_value(&t[..i], &t[i + 1..]);
     }
 
     fn thumbnail_begin(&mut self, t: &str, line: u64, diags: &mut Diags) {
