@@ -201,6 +201,12 @@ impl Client {
         self.send(Method::POST, path, body).await
     }
 
+    /// PUT a JSON body to any API path; succeeds on any 2xx (the body, if any, is ignored).
+    pub async fn raw_put(&self, path: &str, body: &serde_json::Value) -> Result<()> {
+        self.no_content(self.req(Method::PUT, path).json(body))
+            .await
+    }
+
     pub async fn info(&self) -> Result<ServerInfo> {
         self.get("/api/v1/info").await
     }

@@ -472,3 +472,36 @@ pub struct FileEntry {
     pub uploaded_by: UserId,
     pub created_at: String,
 }
+
+/// `PUT /api/v1/me/secret`: change the login secret (after a passphrase change; the client re-wraps its
+/// key bundle in the same step). Other sessions are ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSecretRequest {
+    pub current_secret: String,
+    pub new_secret: String,
+    /// The key bundle wrapped under the new passphrase, stored in the same transaction.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub key_bundle: Option<serde_json::Value>,
+}
+
+/// An organisation epoch key, sealed to the epoch's member devices. Opaque to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SealedEpoch {
+    pub epoch: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub sealed: serde_json::Value,
+}
+
+/// A user's device public keys (opaque; trusted only once a signed chain link names them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceKey {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub public: serde_json::Value,
+}

@@ -214,12 +214,7 @@ impl Hub {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default();
-            match tx.add_rollup(*printer, *bucket, &name, *ms).await {
-                Ok(()) => {}
-                // A printer deleted meanwhile: its history goes with it.
-                Err(hearth_store::StoreError::Database(_)) => {}
-                Err(e) => return Err(e),
-            }
+            tx.add_rollup(*printer, *bucket, &name, *ms).await?;
         }
         tx.commit().await?;
         Ok(pending.len())

@@ -346,6 +346,40 @@ impl Store {
             .collect()
     }
 
+    /// The sealed epoch key `epoch` of an organisation (the latest when `None`), with its number.
+    pub async fn org_epoch(
+        &self,
+        org: OrgId,
+        epoch: Option<i64>,
+    ) -> Result<Option<(i64, serde_json::Value)>> {
+        let row = match epoch {
+            Some(e) => {
+                sqlx::query("SELECT epoch, sealed FROM org_epochs WHERE org_id = $1 AND epoch = $2")
+                    .bind(org.to_string())
+                    .bind(e)
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT epoch, sealed FROM org_epochs WHERE org_id = $1 ORDER BY epoch DESC LIMIT 1")
+                    .bind(org.to_string())
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+        };
+        row.as_ref()
+            .map(|r| Ok((r.try_get("epoch")?, json(r, "sealed")?)))
+            .transpose()
+    }
+
+    pub async fn device_key(&self, user: UserId) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT public FROM device_keys WHERE user_id = $1")
+            .bind(user.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(|r| json(r, "public")).transpose()
+    }
+
     pub async fn key_bundle(&self, user: UserId) -> Result<Option<serde_json::Value>> {
         let row = sqlx::query("SELECT bundle FROM key_bundles WHERE user_id = $1")
             .bind(user.to_string())
@@ -597,6 +631,48 @@ impl Tx {
         .bind(bucket)
         .bind(state)
         .bind(ms)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Store a sealed epoch key. Epochs are written once: a second write of the same epoch is a conflict.
+    pub async fn insert_org_epoch(
+        &mut self,
+        org: OrgId,
+        epoch: i64,
+        sealed: &serde_json::Value,
+        by: UserId,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO org_epochs (org_id, epoch, sealed, created_by, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(org.to_string())
+            .bind(epoch)
+            .bind(sealed.to_string())
+            .bind(by.to_string())
+            .bind(now)
+            .execute(&mut *self.inner)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("epoch {epoch} already exists")),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    pub async fn put_device_key(
+        &mut self,
+        user: UserId,
+        public: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_keys (user_id, public, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET public = excluded.public, updated_at = excluded.updated_at",
+        )
+        .bind(user.to_string())
+        .bind(public.to_string())
+        .bind(now)
         .execute(&mut *self.inner)
         .await?;
         Ok(())

@@ -12,6 +12,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "agents_jobs",
         include_str!("../migrations/0002_agents_jobs.sql"),
     ),
+    (
+        3,
+        "printer_rollups",
+        include_str!("../migrations/0003_printer_rollups.sql"),
+    ),
+    (
+        4,
+        "epochs_devices",
+        include_str!("../migrations/0004_epochs_devices.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -581,6 +581,145 @@ pub async fn append_chain(
     Ok((StatusCode::CREATED, Json(link)))
 }
 
+/// Change the login secret (a passphrase change on the client). Needs the current secret and a session;
+/// other sessions of the user end. The re-wrapped key bundle can be stored in the same step.
+#[utoipa::path(put, path = "/api/v1/me/secret", tag = "keys", request_body = ChangeSecretRequest,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ChangeSecretRequest>,
+) -> ApiResult<StatusCode> {
+    caller.require_session()?;
+    if !(12..=1024).contains(&req.new_secret.len()) {
+        return Err(ApiError::invalid("the login secret must be 12-1024 bytes"));
+    }
+    if !state
+        .hasher
+        .verify(Some(caller.user.secret_hash.clone()), req.current_secret)
+        .await
+    {
+        return Err(ApiError::unauthenticated("the current secret is wrong"));
+    }
+    let hash = state.hasher.hash(req.new_secret).await?;
+    let keep = match &caller.via {
+        crate::auth::Via::Session { token_hash } => Some(token_hash.clone()),
+        crate::auth::Via::Token(_) => None,
+    };
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    tx.set_user_secret(caller.user.id, &hash).await?;
+    let ended = tx
+        .delete_sessions_of(caller.user.id, keep.as_deref())
+        .await?;
+    if let Some(bundle) = &req.key_bundle {
+        tx.put_key_bundle(caller.user.id, bundle, now).await?;
+    }
+    tx.append_audit(caller.audit(
+        hearth_proto::audit::SYSTEM_SCOPE,
+        "auth.secret_change",
+        None,
+        json!({ "other_sessions_ended": ended, "key_bundle": req.key_bundle.is_some() }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Publish the caller's device public keys, for admins to add to the chain after comparing fingerprints.
+#[utoipa::path(put, path = "/api/v1/me/device", tag = "keys", request_body = DeviceKey, responses((status = 204)))]
+pub async fn put_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<DeviceKey>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    tx.put_device_key(caller.user.id, &req.public, now_ms())
+        .await?;
+    tx.append_audit(caller.audit(
+        hearth_proto::audit::SYSTEM_SCOPE,
+        "keys.device",
+        None,
+        json!({ "public": req.public }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A member's published device public keys.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/{user}/device", tag = "keys", params(("org" = OrgId, Path), ("user" = hearth_proto::ids::UserId, Path)),
+    responses((status = 200, body = DeviceKey), (status = 404, body = ErrorBody)))]
+pub async fn member_device(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, user)): Path<(OrgId, hearth_proto::ids::UserId)>,
+) -> ApiResult<Json<DeviceKey>> {
+    if state.store.role_in(access.org.id, user).await?.is_none() {
+        return Err(ApiError::not_found(format!("member {user}")));
+    }
+    let public = state
+        .store
+        .device_key(user)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device keys of that member"))?;
+    Ok(Json(DeviceKey { public }))
+}
+
+/// The organisation's latest sealed epoch key.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/epochs/latest", tag = "keys", params(("org" = OrgId, Path)),
+    responses((status = 200, body = SealedEpoch), (status = 404, body = ErrorBody)))]
+pub async fn latest_epoch(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<SealedEpoch>> {
+    let (epoch, sealed) = state
+        .store
+        .org_epoch(access.org.id, None)
+        .await?
+        .ok_or_else(|| ApiError::not_found("epoch key"))?;
+    Ok(Json(SealedEpoch { epoch, sealed }))
+}
+
+/// One sealed epoch key (older files stay readable with older epochs).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/epochs/{epoch}", tag = "keys", params(("org" = OrgId, Path), ("epoch" = i64, Path)),
+    responses((status = 200, body = SealedEpoch), (status = 404, body = ErrorBody)))]
+pub async fn get_epoch(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, epoch)): Path<(OrgId, i64)>,
+) -> ApiResult<Json<SealedEpoch>> {
+    let (epoch, sealed) = state
+        .store
+        .org_epoch(access.org.id, Some(epoch))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("epoch {epoch}")))?;
+    Ok(Json(SealedEpoch { epoch, sealed }))
+}
+
+/// Store a new sealed epoch key (admins; after the chain link that opens the epoch). Written once.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/epochs", tag = "keys", params(("org" = OrgId, Path)), request_body = SealedEpoch,
+    responses((status = 201, body = SealedEpoch), (status = 409, body = ErrorBody)))]
+pub async fn put_epoch(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(req): Json<SealedEpoch>,
+) -> ApiResult<(StatusCode, Json<SealedEpoch>)> {
+    let org = access.org.id;
+    let mut tx = state.store.begin().await?;
+    tx.insert_org_epoch(org, req.epoch, &req.sealed, access.caller.user.id, now_ms())
+        .await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "epoch.create",
+        None,
+        json!({ "epoch": req.epoch }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(req)))
+}
+
 /// The caller's wrapped device-key bundle (useless without the passphrase, which the server never sees).
 #[utoipa::path(get, path = "/api/v1/me/key-bundle", tag = "keys", responses((status = 200, body = KeyBundle), (status = 404, body = ErrorBody)))]
 pub async fn get_key_bundle(

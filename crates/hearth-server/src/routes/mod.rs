@@ -37,6 +37,7 @@ use utoipa::OpenApi;
         audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify,
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
         fleet::list_printers, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::control_job, fleet::events,
+        fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch,
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_connect,
     ),
@@ -153,6 +154,15 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
         .route("/orgs/{org}/jobs/{id}/{action}", post(fleet::control_job))
         .route("/orgs/{org}/events", get(fleet::events))
+        .route("/me/secret", put(fleet::change_secret))
+        .route("/me/device", put(fleet::put_device))
+        .route(
+            "/orgs/{org}/members/{user}/device",
+            get(fleet::member_device),
+        )
+        .route("/orgs/{org}/epochs", post(fleet::put_epoch))
+        .route("/orgs/{org}/epochs/latest", get(fleet::latest_epoch))
+        .route("/orgs/{org}/epochs/{epoch}", get(fleet::get_epoch))
         .route(
             "/orgs/{org}/files",
             post(fleet::create_file).get(fleet::list_files),

@@ -308,6 +308,25 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
         }
     );
 
+    // History is kept as hourly rollups of time per state.
+    let printers: Vec<Printer> = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+        .await
+        .unwrap();
+    let history: Vec<hearth_proto::api::HistoryBucket> = owner
+        .raw_get(&format!(
+            "/api/v1/orgs/{org}/printers/{}/history?hours=2",
+            printers[0].id
+        ))
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|b| b.state == "printing" && b.seconds > 0.0),
+        "{history:?}"
+    );
+
     // A dropped connection: the unfinished job is offered again on reconnect, printers show offline meanwhile.
     drop(ws);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
