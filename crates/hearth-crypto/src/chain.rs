@@ -347,11 +347,9 @@ pub enum TrustError {
     },
     /// The signing key is enrolled but served with a different recipient (or vice versa).
     #[error(
-        "public key served for {signing} differs from the enrolled one (fingerprint {served} served, {enrolled} enrolled)"
+        "public key served differs from the enrolled one: fingerprint {served} served, {enrolled} enrolled"
     )]
     KeySubstituted {
-        /// The signing key concerned.
-        signing: SigningPublic,
         /// Fingerprint served.
         served: Fingerprint,
         /// Fingerprint enrolled.
@@ -476,7 +474,6 @@ impl TrustedState {
         match enrolled {
             Some(e) if e == served => Ok(()),
             Some(e) => Err(TrustError::KeySubstituted {
-                signing: served.signing,
                 served: served.fingerprint(),
                 enrolled: e.fingerprint(),
             }),
@@ -496,7 +493,6 @@ impl TrustedState {
                     .find(|d| d.recipient == served.recipient);
                 match by_recipient {
                     Some(e) => Err(TrustError::KeySubstituted {
-                        signing: served.signing,
                         served: served.fingerprint(),
                         enrolled: e.fingerprint(),
                     }),

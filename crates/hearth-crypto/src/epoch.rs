@@ -148,10 +148,10 @@ impl SealedEpochKey {
             .ok_or(EpochError::Malformed)?;
         let key = EpochKey { epoch, identity };
         let announced = trusted
-            .epoch(epoch)
-            .ok_or(EpochError::UnknownEpoch(epoch))?;
+            .epoch(self.epoch)
+            .ok_or(EpochError::UnknownEpoch(self.epoch))?;
         if epoch != self.epoch || announced.recipient != key.public().recipient {
-            return Err(EpochError::NotTheAnnouncedKey { epoch });
+            return Err(EpochError::NotTheAnnouncedKey { epoch: self.epoch });
         }
         Ok(key)
     }

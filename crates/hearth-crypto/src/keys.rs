@@ -22,12 +22,12 @@ use crate::encoding::SignatureBytes;
 ///
 /// It is also how links, manifests and the trusted state name a device or agent.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct SigningPublic(VerifyingKey);
+pub struct SigningPublic([u8; 32]);
 
 impl SigningPublic {
     /// The 32 raw bytes.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        self.0
     }
 
     /// Parses 32 raw bytes, refusing invalid and small-order ("weak") keys.
@@ -36,14 +36,15 @@ impl SigningPublic {
         if key.is_weak() {
             return Err(KeyError::BadSigningKey);
         }
-        Ok(Self(key))
+        Ok(Self(key.to_bytes()))
     }
 
     /// Verifies `signature` over `message` with strict Ed25519 rules (no malleable or
     /// small-order signatures).
     pub(crate) fn verify_strict(&self, message: &[u8], signature: &SignatureBytes) -> bool {
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        self.0.verify_strict(message, &sig).is_ok()
+        // The bytes were validated on construction, so this cannot fail in practice.
+        VerifyingKey::from_bytes(&self.0).is_ok_and(|key| key.verify_strict(message, &sig).is_ok())
     }
 }
 
@@ -55,19 +56,19 @@ impl PartialOrd for SigningPublic {
 
 impl Ord for SigningPublic {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.as_bytes().cmp(other.0.as_bytes())
+        self.0.cmp(&other.0)
     }
 }
 
 impl std::hash::Hash for SigningPublic {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.as_bytes().hash(state);
+        self.0.hash(state);
     }
 }
 
 impl fmt::Display for SigningPublic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0.as_bytes()))
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -215,7 +216,7 @@ impl DeviceKeys {
     /// The public half.
     pub fn public(&self) -> DevicePublic {
         DevicePublic {
-            signing: SigningPublic(self.signing.verifying_key()),
+            signing: SigningPublic(self.signing.verifying_key().to_bytes()),
             recipient: Recipient(self.age.to_public()),
         }
     }

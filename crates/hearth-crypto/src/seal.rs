@@ -5,7 +5,7 @@
 //! manifests sign: the server stores and serves ciphertext, and a reader checks the hash before
 //! trusting any plaintext (see [`open_verified`]).
 
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead as _, BufReader, Read, Seek, SeekFrom, Write};
 
 use sha2::{Digest as _, Sha256};
 
@@ -325,28 +325,37 @@ pub(crate) fn open_with<R: Read, W: Write>(
         len: 0,
     };
     let mut buffered = BufReader::with_capacity(BUF, hashing);
-    let decryptor = age::Decryptor::new_buffered(&mut buffered).map_err(OpenError::from_age)?;
-    let reader = decryptor
-        .decrypt(identities.iter().copied())
-        .map_err(OpenError::from_age)?;
-    let plaintext_len = match pump(reader, TagOutput(plaintext)) {
-        Ok(n) => n,
-        Err(PumpError::Input(e)) => {
-            return Err(
-                if e.kind() == io::ErrorKind::InvalidData
-                    || e.kind() == io::ErrorKind::UnexpectedEof
-                {
-                    OpenError::PayloadTampered(e)
-                } else {
-                    OpenError::Input(e)
-                },
-            );
-        }
-        Err(PumpError::Output(e)) => {
-            return Err(match split_output(e) {
-                Ok(out) => OpenError::Output(out),
-                Err(other) => OpenError::Output(other),
-            });
+    let header = read_canonical_header(&mut buffered)?;
+    let plaintext_len = {
+        let mut input = io::Cursor::new(header).chain(&mut buffered);
+        let decryptor = age::Decryptor::new_buffered(&mut input).map_err(OpenError::from_age)?;
+        let reader = decryptor
+            .decrypt(identities.iter().copied())
+            .map_err(|e| match e {
+                // While unwrapping the file key, a failed decryption means the key (or
+                // passphrase) does not match any stanza.
+                age::DecryptError::DecryptionFailed => OpenError::NotARecipient,
+                other => OpenError::from_age(other),
+            })?;
+        match pump(reader, TagOutput(plaintext)) {
+            Ok(n) => n,
+            Err(PumpError::Input(e)) => {
+                return Err(
+                    if e.kind() == io::ErrorKind::InvalidData
+                        || e.kind() == io::ErrorKind::UnexpectedEof
+                    {
+                        OpenError::PayloadTampered(e)
+                    } else {
+                        OpenError::Input(e)
+                    },
+                );
+            }
+            Err(PumpError::Output(e)) => {
+                return Err(match split_output(e) {
+                    Ok(out) => OpenError::Output(out),
+                    Err(other) => OpenError::Output(other),
+                });
+            }
         }
     };
     // age stops at the final chunk; hash anything after it too (age itself rejects trailing data).
@@ -357,6 +366,56 @@ pub(crate) fn open_with<R: Read, W: Write>(
         ciphertext_len: hashing.len,
         plaintext_len,
     })
+}
+
+/// Largest header we read (about 8000 X25519 recipients), so garbage cannot exhaust memory.
+const MAX_HEADER: u64 = 1 << 20;
+
+/// Reads the age header (through the `--- MAC` line) and checks the stanza grammar strictly:
+/// every stanza body is base64 in full 64-column lines ending with one shorter line (possibly
+/// empty). The age crate 0.12 accepts a stanza missing that final line, which the age spec and
+/// the CCTV vectors (`stanza_missing_body`, `stanza_missing_final_line`) reject; the stock Go tool
+/// always writes it, so being strict here refuses only non-canonical files.
+fn read_canonical_header<B: io::BufRead>(input: &mut B) -> Result<Vec<u8>, OpenError> {
+    let mut header = Vec::new();
+    let mut limited = input.take(MAX_HEADER);
+    let mut in_body = false;
+    let mut first = true;
+    loop {
+        let start = header.len();
+        let n = limited
+            .read_until(b'\n', &mut header)
+            .map_err(OpenError::Input)?;
+        if n == 0 || header[header.len() - 1] != b'\n' {
+            return Err(OpenError::Malformed);
+        }
+        let line = &header[start..header.len() - 1];
+        if first {
+            first = false;
+            if line != b"age-encryption.org/v1" {
+                // Not age v1 (or another version): let age report it.
+                return Ok(header);
+            }
+            continue;
+        }
+        if in_body {
+            let is_b64 = line
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/');
+            if !is_b64 || line.len() > 64 {
+                return Err(OpenError::Malformed);
+            }
+            if line.len() < 64 {
+                in_body = false;
+            }
+        } else if line.starts_with(b"-> ") {
+            in_body = true;
+        } else if line.starts_with(b"---") {
+            return Ok(header);
+        } else {
+            return Err(OpenError::Malformed);
+        }
+    }
 }
 
 /// Hashes a whole ciphertext stream (for example a spooled job, before opening it).
