@@ -15,7 +15,12 @@ use hearth_crypto::{DeviceKeys, Recipient, export_identity_file, open_file, seal
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["keygen", id_file] => {
             let k = DeviceKeys::generate();
             std::fs::write(id_file, export_identity_file(&k, &[]).as_bytes()).unwrap();
@@ -29,7 +34,10 @@ fn main() {
         }
         ["open", id_file, input, output] => {
             let text = std::fs::read_to_string(id_file).unwrap();
-            let line = text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1")).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+                .unwrap();
             let k = DeviceKeys::from_secret_parts(&[0u8; 32], line).unwrap();
             let mut out = BufWriter::with_capacity(1 << 20, File::create(output).unwrap());
             let s = open_file(&[&k], File::open(input).unwrap(), &mut out).unwrap();

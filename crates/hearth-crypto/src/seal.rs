@@ -132,18 +132,103 @@ impl OpenError {
     }
 }
 
-/// A writer that hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
+/// Bytes handed to the hashing thread at a time.
+const HASH_BATCH: usize = 1 << 20;
+
+/// SHA-256 of a stream, computed on a second thread so hashing the ciphertext overlaps with
+/// encrypting or decrypting it (the two cost about the same per byte). The thread starts only once
+/// a full batch is there, so small objects are hashed inline. Memory stays bounded: at most a few
+/// batches are in flight.
+struct Feed<'s, 'e> {
+    scope: &'s std::thread::Scope<'s, 'e>,
+    batch: Vec<u8>,
     len: u64,
+    worker: Option<Worker<'s>>,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+struct Worker<'s> {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    back: std::sync::mpsc::Receiver<Vec<u8>>,
+    handle: std::thread::ScopedJoinHandle<'s, Sha256>,
+}
+
+impl<'s, 'e> Feed<'s, 'e> {
+    fn new(scope: &'s std::thread::Scope<'s, 'e>) -> Self {
+        Self {
+            scope,
+            batch: Vec::new(),
+            len: 0,
+            worker: None,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        while !data.is_empty() {
+            if self.batch.capacity() < HASH_BATCH {
+                self.batch.reserve_exact(HASH_BATCH - self.batch.len());
+            }
+            let take = (HASH_BATCH - self.batch.len()).min(data.len());
+            self.batch.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.batch.len() == HASH_BATCH {
+                self.send();
+            }
+        }
+    }
+
+    fn send(&mut self) {
+        let worker = self.worker.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+            let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+            let handle = self.scope.spawn(move || {
+                let mut hasher = Sha256::new();
+                for mut buf in rx {
+                    hasher.update(&buf);
+                    buf.clear();
+                    let _ = back_tx.try_send(buf);
+                }
+                hasher
+            });
+            Worker { tx, back, handle }
+        });
+        let next = worker.back.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.batch, next);
+        if worker.tx.send(full).is_err() {
+            // The hashing thread is gone (it can only have panicked); `finish` reports it.
+        }
+    }
+
+    /// The digest and length of everything fed, or `None` if the hashing thread failed.
+    fn finish(self) -> Option<(Sha256Digest, u64)> {
+        let hasher = match self.worker {
+            None => {
+                let mut h = Sha256::new();
+                h.update(&self.batch);
+                h
+            }
+            Some(w) => {
+                if !self.batch.is_empty() && w.tx.send(self.batch).is_err() {
+                    return None;
+                }
+                drop(w.tx);
+                w.handle.join().ok()?
+            }
+        };
+        Some((Sha256Digest(hasher.finalize().into()), self.len))
+    }
+}
+
+/// A writer that hashes what passes through it.
+struct HashingWriter<'f, 's, 'e, W> {
+    inner: W,
+    feed: &'f mut Feed<'s, 'e>,
+}
+
+impl<W: Write> Write for HashingWriter<'_, '_, '_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
+        self.feed.update(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -152,19 +237,21 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// A reader that hashes what passes through it.
-struct HashingReader<R> {
+struct HashingReader<'f, 's, 'e, R> {
     inner: R,
-    hasher: Sha256,
-    len: u64,
+    feed: &'f mut Feed<'s, 'e>,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for HashingReader<'_, '_, '_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
+        self.feed.update(&buf[..n]);
         Ok(n)
     }
+}
+
+fn hashing_failed() -> io::Error {
+    io::Error::other("the hashing thread failed")
 }
 
 /// Marks errors that came from the output side, so they are not mistaken for input errors
@@ -244,23 +331,28 @@ pub fn seal_file<R: Read, W: Write>(
         recipients.iter().map(|r| r.as_age() as &dyn age::Recipient),
     )
     .map_err(SealError::Age)?;
-    let hashing = HashingWriter {
-        inner: ciphertext,
-        hasher: Sha256::new(),
-        len: 0,
-    };
-    let mut stream = encryptor.wrap_output(hashing).map_err(SealError::Output)?;
-    let plaintext_len = match pump(plaintext, &mut stream) {
-        Ok(n) => n,
-        Err(PumpError::Input(e)) => return Err(SealError::Input(e)),
-        Err(PumpError::Output(e)) => return Err(SealError::Output(e)),
-    };
-    let mut hashing = stream.finish().map_err(SealError::Output)?;
-    hashing.flush().map_err(SealError::Output)?;
-    Ok(SealSummary {
-        ciphertext_sha256: Sha256Digest(hashing.hasher.finalize().into()),
-        ciphertext_len: hashing.len,
-        plaintext_len,
+    std::thread::scope(|scope| {
+        let mut feed = Feed::new(scope);
+        let hashing = HashingWriter {
+            inner: ciphertext,
+            feed: &mut feed,
+        };
+        let mut stream = encryptor.wrap_output(hashing).map_err(SealError::Output)?;
+        let plaintext_len = match pump(plaintext, &mut stream) {
+            Ok(n) => n,
+            Err(PumpError::Input(e)) => return Err(SealError::Input(e)),
+            Err(PumpError::Output(e)) => return Err(SealError::Output(e)),
+        };
+        let mut hashing = stream.finish().map_err(SealError::Output)?;
+        hashing.flush().map_err(SealError::Output)?;
+        let (ciphertext_sha256, ciphertext_len) = feed
+            .finish()
+            .ok_or_else(|| SealError::Output(hashing_failed()))?;
+        Ok(SealSummary {
+            ciphertext_sha256,
+            ciphertext_len,
+            plaintext_len,
+        })
     })
 }
 
@@ -319,10 +411,29 @@ pub(crate) fn open_with<R: Read, W: Write>(
     ciphertext: R,
     plaintext: W,
 ) -> Result<OpenSummary, OpenError> {
+    std::thread::scope(|scope| {
+        let mut feed = Feed::new(scope);
+        let plaintext_len = open_hashed(identities, ciphertext, plaintext, &mut feed)?;
+        let (ciphertext_sha256, ciphertext_len) = feed
+            .finish()
+            .ok_or_else(|| OpenError::Input(hashing_failed()))?;
+        Ok(OpenSummary {
+            ciphertext_sha256,
+            ciphertext_len,
+            plaintext_len,
+        })
+    })
+}
+
+fn open_hashed<R: Read, W: Write>(
+    identities: &[&dyn age::Identity],
+    ciphertext: R,
+    plaintext: W,
+    feed: &mut Feed<'_, '_>,
+) -> Result<u64, OpenError> {
     let hashing = HashingReader {
         inner: ciphertext,
-        hasher: Sha256::new(),
-        len: 0,
+        feed,
     };
     let mut buffered = BufReader::with_capacity(BUF, hashing);
     let header = read_canonical_header(&mut buffered)?;
@@ -360,12 +471,7 @@ pub(crate) fn open_with<R: Read, W: Write>(
     };
     // age stops at the final chunk; hash anything after it too (age itself rejects trailing data).
     io::copy(&mut buffered, &mut io::sink()).map_err(OpenError::Input)?;
-    let hashing = buffered.into_inner();
-    Ok(OpenSummary {
-        ciphertext_sha256: Sha256Digest(hashing.hasher.finalize().into()),
-        ciphertext_len: hashing.len,
-        plaintext_len,
-    })
+    Ok(plaintext_len)
 }
 
 /// Largest header we read (about 8000 X25519 recipients), so garbage cannot exhaust memory.
@@ -420,16 +526,22 @@ fn read_canonical_header<B: io::BufRead>(input: &mut B) -> Result<Vec<u8>, OpenE
 
 /// Hashes a whole ciphertext stream (for example a spooled job, before opening it).
 pub fn hash_ciphertext<R: Read>(ciphertext: R) -> Result<(Sha256Digest, u64), io::Error> {
-    let mut hashing = HashingWriter {
-        inner: io::sink(),
-        hasher: Sha256::new(),
-        len: 0,
-    };
-    match pump(ciphertext, &mut hashing) {
-        Ok(_) => {}
-        Err(PumpError::Input(e)) | Err(PumpError::Output(e)) => return Err(e),
+    let mut ciphertext = ciphertext;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; BUF];
+    let mut len = 0u64;
+    loop {
+        match ciphertext.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                len += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok((Sha256Digest(hashing.hasher.finalize().into()), hashing.len))
+    Ok((Sha256Digest(hasher.finalize().into()), len))
 }
 
 /// Opens a ciphertext whose SHA-256 a verified manifest names.
