@@ -30,6 +30,7 @@ mod job;
 mod keys;
 mod manifest;
 mod seal;
+mod stream;
 mod wrap;
 
 pub use chain::{

@@ -327,23 +327,22 @@ pub fn seal_file<R: Read, W: Write>(
     if recipients.is_empty() {
         return Err(SealError::NoRecipients);
     }
-    let encryptor = age::Encryptor::with_recipients(
-        recipients.iter().map(|r| r.as_age() as &dyn age::Recipient),
-    )
-    .map_err(SealError::Age)?;
+    let recipients: Vec<&dyn age::Recipient> = recipients
+        .iter()
+        .map(|r| r.as_age() as &dyn age::Recipient)
+        .collect();
     std::thread::scope(|scope| {
         let mut feed = Feed::new(scope);
-        let hashing = HashingWriter {
+        let mut hashing = HashingWriter {
             inner: ciphertext,
             feed: &mut feed,
         };
-        let mut stream = encryptor.wrap_output(hashing).map_err(SealError::Output)?;
-        let plaintext_len = match pump(plaintext, &mut stream) {
-            Ok(n) => n,
-            Err(PumpError::Input(e)) => return Err(SealError::Input(e)),
-            Err(PumpError::Output(e)) => return Err(SealError::Output(e)),
-        };
-        let mut hashing = stream.finish().map_err(SealError::Output)?;
+        let plaintext_len =
+            crate::stream::seal(&recipients, plaintext, &mut hashing).map_err(|e| match e {
+                crate::stream::SealFailure::Age(e) => SealError::Age(e),
+                crate::stream::SealFailure::Input(e) => SealError::Input(e),
+                crate::stream::SealFailure::Output(e) => SealError::Output(e),
+            })?;
         hashing.flush().map_err(SealError::Output)?;
         let (ciphertext_sha256, ciphertext_len) = feed
             .finish()
@@ -354,6 +353,21 @@ pub fn seal_file<R: Read, W: Write>(
             plaintext_len,
         })
     })
+}
+
+/// The age crate's own single-threaded sealing, kept as the reference the fast path is tested
+/// against.
+#[cfg(test)]
+pub(crate) fn seal_with_age_crate(recipients: &[&Recipient], plaintext: &[u8]) -> Vec<u8> {
+    let encryptor = age::Encryptor::with_recipients(
+        recipients.iter().map(|r| r.as_age() as &dyn age::Recipient),
+    )
+    .expect("recipients");
+    let mut out = Vec::new();
+    let mut w = encryptor.wrap_output(&mut out).expect("header");
+    w.write_all(plaintext).expect("write");
+    w.finish().expect("finish");
+    out
 }
 
 /// Seals a small in-memory object (private metadata, an epoch key) and returns the ciphertext.
@@ -411,9 +425,28 @@ pub(crate) fn open_with<R: Read, W: Write>(
     ciphertext: R,
     plaintext: W,
 ) -> Result<OpenSummary, OpenError> {
+    open_with_path(identities, ciphertext, plaintext, Path::Fast)
+}
+
+/// Which payload decryptor to use.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Two-core STREAM decryption (`stream.rs`), after the age crate authenticated the header.
+    Fast,
+    /// The age crate's own reader: for passphrase files, where unwrapping twice would run scrypt
+    /// twice, and as the reference in tests.
+    AgeCrate,
+}
+
+pub(crate) fn open_with_path<R: Read, W: Write>(
+    identities: &[&dyn age::Identity],
+    ciphertext: R,
+    plaintext: W,
+    path: Path,
+) -> Result<OpenSummary, OpenError> {
     std::thread::scope(|scope| {
         let mut feed = Feed::new(scope);
-        let plaintext_len = open_hashed(identities, ciphertext, plaintext, &mut feed)?;
+        let plaintext_len = open_hashed(identities, ciphertext, plaintext, &mut feed, path)?;
         let (ciphertext_sha256, ciphertext_len) = feed
             .finish()
             .ok_or_else(|| OpenError::Input(hashing_failed()))?;
@@ -425,11 +458,20 @@ pub(crate) fn open_with<R: Read, W: Write>(
     })
 }
 
+fn map_payload_input(e: io::Error) -> OpenError {
+    if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
+        OpenError::PayloadTampered(e)
+    } else {
+        OpenError::Input(e)
+    }
+}
+
 fn open_hashed<R: Read, W: Write>(
     identities: &[&dyn age::Identity],
     ciphertext: R,
     plaintext: W,
     feed: &mut Feed<'_, '_>,
+    path: Path,
 ) -> Result<u64, OpenError> {
     let hashing = HashingReader {
         inner: ciphertext,
@@ -437,8 +479,16 @@ fn open_hashed<R: Read, W: Write>(
     };
     let mut buffered = BufReader::with_capacity(BUF, hashing);
     let header = read_canonical_header(&mut buffered)?;
+    let header_len = header.len();
+    // The payload nonce follows the header; a short one is left for age to report.
+    let mut head = header;
+    (&mut buffered)
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(OpenError::Input)?;
     let plaintext_len = {
-        let mut input = io::Cursor::new(header).chain(&mut buffered);
+        let mut input = io::Cursor::new(&head[..]).chain(&mut buffered);
+        // The age crate parses and authenticates the header and unwraps the file key.
         let decryptor = age::Decryptor::new_buffered(&mut input).map_err(OpenError::from_age)?;
         let reader = decryptor
             .decrypt(identities.iter().copied())
@@ -448,24 +498,29 @@ fn open_hashed<R: Read, W: Write>(
                 age::DecryptError::DecryptionFailed => OpenError::NotARecipient,
                 other => OpenError::from_age(other),
             })?;
-        match pump(reader, TagOutput(plaintext)) {
-            Ok(n) => n,
-            Err(PumpError::Input(e)) => {
-                return Err(
-                    if e.kind() == io::ErrorKind::InvalidData
-                        || e.kind() == io::ErrorKind::UnexpectedEof
-                    {
-                        OpenError::PayloadTampered(e)
-                    } else {
-                        OpenError::Input(e)
+        match path {
+            Path::AgeCrate => match pump(reader, TagOutput(plaintext)) {
+                Ok(n) => n,
+                Err(PumpError::Input(e)) => return Err(map_payload_input(e)),
+                Err(PumpError::Output(e)) => {
+                    return Err(match split_output(e) {
+                        Ok(out) => OpenError::Output(out),
+                        Err(other) => OpenError::Output(other),
+                    });
+                }
+            },
+            Path::Fast => {
+                drop(reader);
+                let (header, nonce) = head.split_at(header_len);
+                let nonce: [u8; 16] = nonce.try_into().map_err(|_| OpenError::Malformed)?;
+                let cipher = crate::stream::payload_cipher_for(identities, header, &nonce)
+                    .ok_or(OpenError::Malformed)?;
+                crate::stream::open_payload(&cipher, &mut buffered, plaintext).map_err(
+                    |e| match e {
+                        Ok(input) => map_payload_input(input),
+                        Err(output) => OpenError::Output(output),
                     },
-                );
-            }
-            Err(PumpError::Output(e)) => {
-                return Err(match split_output(e) {
-                    Ok(out) => OpenError::Output(out),
-                    Err(other) => OpenError::Output(other),
-                });
+                )?
             }
         }
     };

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::encoding::{Suite, UnsupportedSuite, b64};
 use crate::keys::{DeviceKeys, DevicePublic, KeyError, secret_string};
-use crate::seal::{OpenError, SealError, open_with};
+use crate::seal::{OpenError, Path, SealError, open_with_path};
 
 /// Key-derivation costs. The defaults suit interactive login on a small machine; tests use
 /// [`KdfParams::insecure_fast_for_tests`] so the suite stays fast.
@@ -268,7 +268,12 @@ pub(crate) fn open_with_passphrase(
     let mut identity = age::scrypt::Identity::new(passphrase.clone());
     identity.set_max_work_factor(max_log_n);
     let mut out = Zeroizing::new(Vec::new());
-    open_with(&[&identity as &dyn age::Identity], ciphertext, &mut *out)?;
+    open_with_path(
+        &[&identity as &dyn age::Identity],
+        ciphertext,
+        &mut *out,
+        Path::AgeCrate,
+    )?;
     Ok(out)
 }
 

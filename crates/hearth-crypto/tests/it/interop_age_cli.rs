@@ -121,3 +121,39 @@ fn stock_age_opens_a_job_with_the_agent_identity() {
         );
     }
 }
+
+#[test]
+fn chunk_and_block_boundaries_both_ways() {
+    // 64 KiB chunks; our fast path works in blocks of 32 chunks split over two threads.
+    let Some(age) = age_tool() else { return };
+    let k = DeviceKeys::generate();
+    let export = export_identity_file(&k, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let id = dir.path().join("id");
+    std::fs::write(&id, export.as_str()).unwrap();
+    let c = 64 * 1024;
+    for n in [0, 1, c, c + 1, 32 * c, 32 * c + 1, 64 * c + 5 * c + 3] {
+        let data = sample(n);
+        // ours -> stock age
+        let blob = hearth_crypto::seal_bytes(&[&k.public().recipient], &data).unwrap();
+        assert!(
+            age_decrypt(&age, &export, &blob) == data,
+            "stock age opening ours, size {n}"
+        );
+        // stock age -> ours
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, &data).unwrap();
+        let out = Command::new(&age)
+            .arg("-r")
+            .arg(k.public().recipient.to_string())
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(
+            hearth_crypto::open_bytes(&[&k], &out.stdout).unwrap() == data,
+            "ours opening stock age, size {n}"
+        );
+    }
+    drop(id);
+}

@@ -1,0 +1,466 @@
+//! age v1 payload (STREAM over ChaCha20-Poly1305) sealed and opened on both cores.
+//!
+//! The age crate seals and opens its 64 KiB chunks one after the other on one core. Chunks are
+//! independent (each has its own nonce: an 11-byte big-endian counter and a last-chunk flag), so
+//! here a block of chunks is split between two threads. Nothing else changes: the header is made
+//! from the age crate's own recipient stanzas (`age::Recipient::wrap_file_key`), keys are derived
+//! with age-core's HKDF exactly as the spec says, and opening first lets the age crate parse and
+//! authenticate the header. The result is checked by the C2SP CCTV vectors and by interop tests
+//! against the stock `age` tool in both directions (`tests/it/`).
+//!
+//! Spec: <https://age-encryption.org/v1> ("Header", "Payload").
+
+use std::io::{self, Read, Write};
+
+use age::secrecy::ExposeSecret as _;
+use age_core::format::{FileKey, Stanza};
+use age_core::primitives::hkdf;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use chacha20poly1305::aead::AeadInPlace as _;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit as _, Nonce, Tag};
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// Plaintext bytes per STREAM chunk (fixed by the spec).
+const CHUNK: usize = 64 * 1024;
+/// Poly1305 tag size.
+const TAG: usize = 16;
+/// Ciphertext bytes per full chunk.
+const CT_CHUNK: usize = CHUNK + TAG;
+/// Chunks handled per block (2 MiB of plaintext): enough work to be worth two threads.
+const BLOCK_CHUNKS: usize = 32;
+/// Below this many chunks in a block, a second thread costs more than it saves.
+const PARALLEL_MIN_CHUNKS: usize = 4;
+
+fn chunk_nonce(counter: u64, last: bool) -> Nonce {
+    let mut n = [0u8; 12];
+    n[3..11].copy_from_slice(&counter.to_be_bytes());
+    n[11] = u8::from(last);
+    Nonce::from(n)
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn fill<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// The header bytes from the first line through `---` (what the MAC covers), plus the MAC line.
+fn header_with_mac(stanzas: &[Stanza], file_key: &FileKey) -> Vec<u8> {
+    let mut h = b"age-encryption.org/v1\n".to_vec();
+    for s in stanzas {
+        h.extend_from_slice(b"-> ");
+        h.extend_from_slice(s.tag.as_bytes());
+        for a in &s.args {
+            h.push(b' ');
+            h.extend_from_slice(a.as_bytes());
+        }
+        h.push(b'\n');
+        let body = STANDARD_NO_PAD.encode(&s.body);
+        for line in body.as_bytes().chunks(64) {
+            h.extend_from_slice(line);
+            h.push(b'\n');
+        }
+        // Every body ends with a line shorter than 64 columns, possibly empty.
+        if body.len() % 64 == 0 {
+            h.push(b'\n');
+        }
+    }
+    h.extend_from_slice(b"---");
+    let mac = header_mac(&h, file_key);
+    h.push(b' ');
+    h.extend_from_slice(STANDARD_NO_PAD.encode(mac).as_bytes());
+    h.push(b'\n');
+    h
+}
+
+fn header_hmac(header_through_dashes: &[u8], file_key: &FileKey) -> Option<Hmac<Sha256>> {
+    let key = Zeroizing::new(hkdf(&[], b"header", file_key.expose_secret()));
+    // HMAC accepts keys of any length, so this does not fail.
+    let mut mac = <Hmac<Sha256> as hmac::Mac>::new_from_slice(&key[..]).ok()?;
+    mac.update(header_through_dashes);
+    Some(mac)
+}
+
+fn header_mac(header_through_dashes: &[u8], file_key: &FileKey) -> [u8; 32] {
+    header_hmac(header_through_dashes, file_key)
+        .map(|m| m.finalize().into_bytes().into())
+        .unwrap_or([0u8; 32])
+}
+
+fn payload_cipher(file_key: &FileKey, nonce: &[u8; 16]) -> ChaCha20Poly1305 {
+    let key = Zeroizing::new(hkdf(nonce, b"payload", file_key.expose_secret()));
+    ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key[..]))
+}
+
+fn aead_failed() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "chunk authentication failed")
+}
+
+/// Seals `plain` (whole chunks, the last possibly short or empty) into `out`, chunk `i` getting
+/// counter `first + i`; the last one is flagged final when `last`.
+fn seal_chunks(
+    cipher: &ChaCha20Poly1305,
+    plain: &[u8],
+    out: &mut [u8],
+    first: u64,
+    last: bool,
+) -> io::Result<()> {
+    let n = plain.len().div_ceil(CHUNK).max(1);
+    for i in 0..n {
+        let p = &plain[(i * CHUNK).min(plain.len())..((i + 1) * CHUNK).min(plain.len())];
+        let slot = &mut out[i * CT_CHUNK..i * CT_CHUNK + p.len() + TAG];
+        let (body, tag) = slot.split_at_mut(p.len());
+        body.copy_from_slice(p);
+        let t = cipher
+            .encrypt_in_place_detached(
+                &chunk_nonce(first + i as u64, last && i == n - 1),
+                b"",
+                body,
+            )
+            .map_err(|_| io::Error::other("chunk encryption failed"))?;
+        tag.copy_from_slice(&t);
+    }
+    Ok(())
+}
+
+/// Splits a block's chunks between this thread and one more.
+fn seal_block(
+    cipher: &ChaCha20Poly1305,
+    plain: &[u8],
+    out: &mut [u8],
+    first: u64,
+    last: bool,
+) -> io::Result<usize> {
+    let n = plain.len().div_ceil(CHUNK).max(1);
+    let out_len = plain.len() + n * TAG;
+    if n < PARALLEL_MIN_CHUNKS {
+        seal_chunks(cipher, plain, out, first, last)?;
+        return Ok(out_len);
+    }
+    let half = n / 2;
+    let (p1, p2) = plain.split_at(half * CHUNK);
+    let (o1, o2) = out.split_at_mut(half * CT_CHUNK);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| seal_chunks(cipher, p1, o1, first, false));
+        let r2 = seal_chunks(cipher, p2, o2, first + half as u64, last);
+        h.join()
+            .map_err(|_| io::Error::other("sealing thread failed"))??;
+        r2
+    })?;
+    Ok(out_len)
+}
+
+/// Writes a complete age v1 file: header for `stanzas`, nonce, and the payload of `input`.
+/// Returns the plaintext length. Input errors come back as `Err(Ok(e))`, output errors as
+/// `Err(Err(e))`, so the caller can tell which side failed.
+pub(crate) fn seal<R: Read, W: Write>(
+    recipients: &[&dyn age::Recipient],
+    mut input: R,
+    mut output: W,
+) -> Result<u64, SealFailure> {
+    let file_key = FileKey::init_with_mut(|k| rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, k));
+    let mut stanzas = Vec::new();
+    for r in recipients {
+        let (mut s, _labels) = r.wrap_file_key(&file_key).map_err(SealFailure::Age)?;
+        stanzas.append(&mut s);
+    }
+    let mut nonce = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    output
+        .write_all(&header_with_mac(&stanzas, &file_key))
+        .and_then(|()| output.write_all(&nonce))
+        .map_err(SealFailure::Output)?;
+    let cipher = payload_cipher(&file_key, &nonce);
+
+    let block = BLOCK_CHUNKS * CHUNK;
+    let mut cur = vec![0u8; block];
+    let mut next = vec![0u8; block];
+    let mut out = vec![0u8; BLOCK_CHUNKS * CT_CHUNK];
+    let mut n_cur = fill(&mut input, &mut cur).map_err(SealFailure::Input)?;
+    let mut counter = 0u64;
+    let mut total = 0u64;
+    loop {
+        // A chunk is the last one only if nothing follows it, so look one block ahead.
+        let (last, n_next) = if n_cur < block {
+            (true, 0)
+        } else {
+            let n = fill(&mut input, &mut next).map_err(SealFailure::Input)?;
+            (n == 0, n)
+        };
+        let len = seal_block(&cipher, &cur[..n_cur], &mut out, counter, last)
+            .map_err(SealFailure::Output)?;
+        output.write_all(&out[..len]).map_err(SealFailure::Output)?;
+        total += n_cur as u64;
+        counter += n_cur.div_ceil(CHUNK).max(1) as u64;
+        if last {
+            return Ok(total);
+        }
+        std::mem::swap(&mut cur, &mut next);
+        n_cur = n_next;
+    }
+}
+
+/// Why [`seal`] failed.
+pub(crate) enum SealFailure {
+    Age(age::EncryptError),
+    Input(io::Error),
+    Output(io::Error),
+}
+
+/// Opens chunks `ct` in place into `plain`; see [`seal_chunks`].
+fn open_chunks(
+    cipher: &ChaCha20Poly1305,
+    ct: &[u8],
+    plain: &mut [u8],
+    first: u64,
+    last: bool,
+) -> io::Result<()> {
+    let n = ct.len().div_ceil(CT_CHUNK);
+    for i in 0..n {
+        let c = &ct[i * CT_CHUNK..((i + 1) * CT_CHUNK).min(ct.len())];
+        if c.len() < TAG {
+            return Err(aead_failed());
+        }
+        let (body, tag) = c.split_at(c.len() - TAG);
+        let slot = &mut plain[i * CHUNK..i * CHUNK + body.len()];
+        slot.copy_from_slice(body);
+        cipher
+            .decrypt_in_place_detached(
+                &chunk_nonce(first + i as u64, last && i == n - 1),
+                b"",
+                slot,
+                Tag::from_slice(tag),
+            )
+            .map_err(|_| aead_failed())?;
+    }
+    Ok(())
+}
+
+fn open_block(
+    cipher: &ChaCha20Poly1305,
+    ct: &[u8],
+    plain: &mut [u8],
+    first: u64,
+    last: bool,
+) -> io::Result<usize> {
+    let n = ct.len().div_ceil(CT_CHUNK);
+    let plain_len = ct.len() - n * TAG;
+    if n < PARALLEL_MIN_CHUNKS {
+        open_chunks(cipher, ct, plain, first, last)?;
+        return Ok(plain_len);
+    }
+    let half = n / 2;
+    let (c1, c2) = ct.split_at(half * CT_CHUNK);
+    let (p1, p2) = plain.split_at_mut(half * CHUNK);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| open_chunks(cipher, c1, p1, first, false));
+        let r2 = open_chunks(cipher, c2, p2, first + half as u64, last);
+        h.join()
+            .map_err(|_| io::Error::other("opening thread failed"))??;
+        r2
+    })?;
+    Ok(plain_len)
+}
+
+/// Derives the payload cipher for a header the age crate has already parsed and authenticated:
+/// unwraps the file key from the same stanzas and checks it yields the same header MAC.
+pub(crate) fn payload_cipher_for(
+    identities: &[&dyn age::Identity],
+    header: &[u8],
+    nonce: &[u8; 16],
+) -> Option<ChaCha20Poly1305> {
+    let (stanzas, through_dashes, mac) = parse_header(header)?;
+    let file_key = identities
+        .iter()
+        .find_map(|i| i.unwrap_stanzas(&stanzas))?
+        .ok()?;
+    // Constant-time comparison by the hmac crate.
+    header_hmac(through_dashes, &file_key)?
+        .verify_slice(&mac)
+        .ok()?;
+    Some(payload_cipher(&file_key, nonce))
+}
+
+/// Splits a header (already checked by `read_canonical_header` and the age crate) into stanzas,
+/// the bytes the MAC covers, and the MAC.
+fn parse_header(header: &[u8]) -> Option<(Vec<Stanza>, &[u8], Vec<u8>)> {
+    let text = std::str::from_utf8(header).ok()?;
+    let mac_line = text.rfind("\n---")? + 1;
+    let through_dashes = &header[..mac_line + 3];
+    let mac = STANDARD_NO_PAD
+        .decode(
+            text[mac_line + 3..]
+                .trim_start_matches(' ')
+                .trim_end_matches('\n'),
+        )
+        .ok()?;
+    let mut stanzas: Vec<Stanza> = Vec::new();
+    let mut body = String::new();
+    for line in text[..mac_line].lines().skip(1) {
+        if let Some(rest) = line.strip_prefix("-> ") {
+            if let Some(last) = stanzas.last_mut() {
+                last.body = STANDARD_NO_PAD.decode(&body).ok()?;
+            }
+            body.clear();
+            let mut parts = rest.split(' ');
+            let tag = parts.next()?.to_owned();
+            stanzas.push(Stanza {
+                tag,
+                args: parts.map(str::to_owned).collect(),
+                body: Vec::new(),
+            });
+        } else {
+            body.push_str(line);
+        }
+    }
+    if let Some(last) = stanzas.last_mut() {
+        last.body = STANDARD_NO_PAD.decode(&body).ok()?;
+    }
+    Some((stanzas, through_dashes, mac))
+}
+
+/// Opens the payload that follows the header and nonce, writing plaintext block by block (each
+/// block only after all its chunks authenticated). Input errors and authentication failures come
+/// back as `Err(Ok(e))` (kind `InvalidData` for a failed or missing chunk), output errors as
+/// `Err(Err(e))`.
+pub(crate) fn open_payload<R: Read, W: Write>(
+    cipher: &ChaCha20Poly1305,
+    mut input: R,
+    mut output: W,
+) -> Result<u64, Result<io::Error, io::Error>> {
+    let block = BLOCK_CHUNKS * CT_CHUNK;
+    let mut cur = vec![0u8; block];
+    let mut next = vec![0u8; block];
+    let mut out = vec![0u8; BLOCK_CHUNKS * CHUNK];
+    let mut n_cur = fill(&mut input, &mut cur).map_err(Ok)?;
+    if n_cur == 0 {
+        // Not even the final chunk.
+        return Err(Ok(aead_failed()));
+    }
+    let mut counter = 0u64;
+    let mut total = 0u64;
+    loop {
+        let (last, n_next) = if n_cur < block {
+            (true, 0)
+        } else {
+            let n = fill(&mut input, &mut next).map_err(Ok)?;
+            (n == 0, n)
+        };
+        let chunks = n_cur.div_ceil(CT_CHUNK);
+        if last {
+            let tail = n_cur - (chunks - 1) * CT_CHUNK;
+            // The last chunk may be empty only if it is the only one.
+            if tail < TAG || (tail == TAG && (counter > 0 || chunks > 1)) {
+                return Err(Ok(aead_failed()));
+            }
+        }
+        let len = open_block(cipher, &cur[..n_cur], &mut out, counter, last).map_err(Ok)?;
+        output.write_all(&out[..len]).map_err(Err)?;
+        total += len as u64;
+        counter += chunks as u64;
+        if last {
+            return Ok(total);
+        }
+        std::mem::swap(&mut cur, &mut next);
+        n_cur = n_next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::DeviceKeys;
+    use crate::seal::{Path, open_file, open_with_path, seal_bytes, seal_with_age_crate};
+
+    /// Sizes around the chunk (64 KiB) and block (32 chunks) boundaries, where the last-chunk
+    /// flag and the thread split change.
+    fn sizes() -> Vec<usize> {
+        let c = 64 * 1024;
+        let b = 32 * c;
+        vec![
+            0,
+            1,
+            c - 1,
+            c,
+            c + 1,
+            3 * c,
+            4 * c,
+            4 * c + 7,
+            b - 1,
+            b,
+            b + 1,
+            2 * b,
+            2 * b + c + 3,
+        ]
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i.wrapping_mul(7919) >> 3) as u8).collect()
+    }
+
+    #[test]
+    fn fast_seal_opens_with_the_age_crate_reader() {
+        let k = DeviceKeys::generate();
+        let ids: [&dyn age::Identity; 1] = [k.age_identity()];
+        for n in sizes() {
+            let d = data(n);
+            let ct = seal_bytes(&[&k.public().recipient], &d).unwrap();
+            let mut out = Vec::new();
+            open_with_path(&ids, &ct[..], &mut out, Path::AgeCrate).unwrap();
+            assert!(out == d, "size {n}");
+        }
+    }
+
+    #[test]
+    fn fast_open_reads_what_the_age_crate_sealed() {
+        let k = DeviceKeys::generate();
+        for n in sizes() {
+            let d = data(n);
+            let ct = seal_with_age_crate(&[&k.public().recipient], &d);
+            let mut out = Vec::new();
+            let s = open_file(&[&k], &ct[..], &mut out).unwrap();
+            assert!(out == d, "size {n}");
+            assert_eq!(s.plaintext_len, n as u64);
+        }
+    }
+
+    #[test]
+    fn fast_open_refuses_flips_in_every_chunk_of_a_parallel_block() {
+        let k = DeviceKeys::generate();
+        let d = data(6 * 64 * 1024 + 100);
+        let ct = seal_bytes(&[&k.public().recipient], &d).unwrap();
+        let payload_start = ct.len() - (d.len() + 7 * 16);
+        for chunk in 0..7 {
+            let mut bad = ct.clone();
+            bad[payload_start + chunk * (64 * 1024 + 16) + 5] ^= 0x80;
+            assert!(
+                open_file(&[&k], &bad[..], &mut Vec::new()).is_err(),
+                "chunk {chunk}"
+            );
+        }
+        // Dropping a whole middle chunk, or swapping two, fails too.
+        let c = 64 * 1024 + 16;
+        let mut dropped = ct[..payload_start + c].to_vec();
+        dropped.extend_from_slice(&ct[payload_start + 2 * c..]);
+        assert!(open_file(&[&k], &dropped[..], &mut Vec::new()).is_err());
+        let mut swapped = ct.clone();
+        swapped[payload_start..payload_start + 2 * c].copy_from_slice(
+            &[
+                &ct[payload_start + c..payload_start + 2 * c],
+                &ct[payload_start..payload_start + c],
+            ]
+            .concat(),
+        );
+        assert!(open_file(&[&k], &swapped[..], &mut Vec::new()).is_err());
+    }
+}
