@@ -34,6 +34,9 @@ read -r age_seal_t age_seal_m < <(best age -r "$AGE_R" -o "$W/a.age" "$W/plain")
 read -r age_open_t age_open_m < <(best age -d -i "$W/age.id" -o "$W/a.out" "$W/a.age")
 read -r our_seal_t our_seal_m < <(best "$OURS" seal "$OUR_R" "$W/plain" "$W/o.age")
 read -r our_open_t our_open_m < <(best "$OURS" open "$W/our.id" "$W/o.age" "$W/o.out")
+# Diagnostics: the STREAM without the ciphertext SHA-256, and the SHA-256 alone.
+read -r raw_seal_t raw_seal_m < <(best "$OURS" seal-unhashed "$OUR_R" "$W/plain" "$W/r.age")
+read -r hash_t hash_m < <(best "$OURS" hash "$W/o.age")
 
 # Cross-check: each side opens the other's output, and the plaintext survived.
 age -d -i "$W/our.id" -o "$W/x1" "$W/o.age"
@@ -52,3 +55,8 @@ echo "| operation | stock age MB/s | hearth-crypto MB/s | ratio (ours/age) | age
 echo "|---|---|---|---|---|---|"
 echo "| seal | $AS | $OS | $(ratio "$OS" "$AS")x | $((age_seal_m / 1024)) MiB | $((our_seal_m / 1024)) MiB |"
 echo "| open | $AO | $OO | $(ratio "$OO" "$AO")x | $((age_open_m / 1024)) MiB | $((our_open_m / 1024)) MiB |"
+RS=$(mbps "$BYTES" "$raw_seal_t"); HS=$(mbps "$BYTES" "$hash_t")
+echo "| seal without the ciphertext SHA-256 (diagnostic) | $AS | $RS | $(ratio "$RS" "$AS")x | | $((raw_seal_m / 1024)) MiB |"
+echo "| SHA-256 of the ciphertext alone (diagnostic) | | $HS | | | $((hash_m / 1024)) MiB |"
+echo
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -5,6 +5,8 @@
 //! seal_bench keygen IDENTITY_FILE        # writes an age identity file, prints the recipient
 //! seal_bench seal RECIPIENT IN OUT       # seal_file, prints the ciphertext SHA-256
 //! seal_bench open IDENTITY_FILE IN OUT   # open_file, prints the ciphertext SHA-256
+//! seal_bench seal-unhashed RECIPIENT IN OUT  # the STREAM alone, without the SHA-256 (diagnostic)
+//! seal_bench hash IN                     # SHA-256 alone (diagnostic)
 //! ```
 #![allow(clippy::unwrap_used)]
 
@@ -43,6 +45,12 @@ fn main() {
             let s = open_file(&[&k], File::open(input).unwrap(), &mut out).unwrap();
             out.flush().unwrap();
             println!("{}", s.ciphertext_sha256);
+        }
+        ["seal-unhashed", recipient, input, output] => {
+            let r: Recipient = recipient.parse().unwrap();
+            let out = BufWriter::with_capacity(1 << 20, File::create(output).unwrap());
+            hearth_crypto::__seal_unhashed_for_bench(&[&r], File::open(input).unwrap(), out)
+                .unwrap();
         }
         ["hash", input] => {
             let (d, _) = hearth_crypto::hash_ciphertext(File::open(input).unwrap()).unwrap();

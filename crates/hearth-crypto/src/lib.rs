@@ -53,8 +53,8 @@ pub use manifest::{
     Thumbnail, UploadError, seal_job, seal_upload,
 };
 pub use seal::{
-    OpenError, OpenSummary, OpeningKey, SealError, SealSummary, hash_ciphertext, open_bytes,
-    open_file, open_verified, seal_bytes, seal_file,
+    __seal_unhashed_for_bench, OpenError, OpenSummary, OpeningKey, SealError, SealSummary,
+    hash_ciphertext, open_bytes, open_file, open_verified, seal_bytes, seal_file,
 };
 pub use wrap::{
     __open_with_passphrase_for_vectors, KdfError, KdfParams, LoginSecret, RewrapError, UnwrapError,

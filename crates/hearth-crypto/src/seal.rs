@@ -370,6 +370,25 @@ pub(crate) fn seal_with_age_crate(recipients: &[&Recipient], plaintext: &[u8]) -
     out
 }
 
+/// Benchmark hook: seals without hashing the ciphertext, to show what the hash costs next to the
+/// stock `age` tool (which hashes nothing). Not for product code: manifests need the hash.
+#[doc(hidden)]
+pub fn __seal_unhashed_for_bench<R: Read, W: Write>(
+    recipients: &[&Recipient],
+    plaintext: R,
+    ciphertext: W,
+) -> Result<u64, SealError> {
+    let recipients: Vec<&dyn age::Recipient> = recipients
+        .iter()
+        .map(|r| r.as_age() as &dyn age::Recipient)
+        .collect();
+    crate::stream::seal(&recipients, plaintext, ciphertext).map_err(|e| match e {
+        crate::stream::SealFailure::Age(e) => SealError::Age(e),
+        crate::stream::SealFailure::Input(e) => SealError::Input(e),
+        crate::stream::SealFailure::Output(e) => SealError::Output(e),
+    })
+}
+
 /// Seals a small in-memory object (private metadata, an epoch key) and returns the ciphertext.
 pub fn seal_bytes(recipients: &[&Recipient], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
     let mut out = Vec::with_capacity(plaintext.len() + 512);

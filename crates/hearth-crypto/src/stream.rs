@@ -166,7 +166,7 @@ fn seal_block(
 /// `Err(Err(e))`, so the caller can tell which side failed.
 pub(crate) fn seal<R: Read, W: Write>(
     recipients: &[&dyn age::Recipient],
-    mut input: R,
+    input: R,
     mut output: W,
 ) -> Result<u64, SealFailure> {
     let file_key = FileKey::init_with_mut(|k| rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, k));
@@ -182,32 +182,99 @@ pub(crate) fn seal<R: Read, W: Write>(
         .and_then(|()| output.write_all(&nonce))
         .map_err(SealFailure::Output)?;
     let cipher = payload_cipher(&file_key, &nonce);
+    let (total, _) = pipeline(
+        input,
+        output,
+        BLOCK_CHUNKS * CHUNK,
+        BLOCK_CHUNKS * CT_CHUNK,
+        |n| n.div_ceil(CHUNK).max(1) as u64,
+        |plain, out, counter, last| seal_block(&cipher, plain, out, counter, last),
+    )
+    .map_err(|e| match e {
+        PipeError::Input(e) => SealFailure::Input(e),
+        PipeError::Output(e) | PipeError::Process(e) => SealFailure::Output(e),
+    })?;
+    Ok(total)
+}
 
-    let block = BLOCK_CHUNKS * CHUNK;
-    let mut cur = vec![0u8; block];
-    let mut next = vec![0u8; block];
-    let mut out = vec![0u8; BLOCK_CHUNKS * CT_CHUNK];
-    let mut n_cur = fill(&mut input, &mut cur).map_err(SealFailure::Input)?;
-    let mut counter = 0u64;
-    let mut total = 0u64;
+/// Which side of [`pipeline`] failed.
+enum PipeError {
+    Input(io::Error),
+    Output(io::Error),
+    Process(io::Error),
+}
+
+/// Runs `process` over `input` block by block while the calling thread writes the previous
+/// block's output and reads ahead, so file I/O overlaps with the cryptography.
+///
+/// `process(block, out, counter, last)` gets one input block (full except the last, which may be
+/// short or empty), the STREAM counter of its first chunk and whether it is the final block; it
+/// returns the output length. A block is known to be final only once the next read returns
+/// nothing, so reading stays two blocks ahead. Output of a block is written only after `process`
+/// succeeded on it. Returns the bytes read and written.
+fn pipeline<R: Read, W: Write>(
+    mut input: R,
+    mut output: W,
+    in_block: usize,
+    out_block: usize,
+    chunks_of: impl Fn(usize) -> u64,
+    process: impl Fn(&[u8], &mut [u8], u64, bool) -> io::Result<usize> + Sync,
+) -> Result<(u64, u64), PipeError> {
+    let mut ins = [
+        vec![0u8; in_block],
+        vec![0u8; in_block],
+        vec![0u8; in_block],
+    ];
+    let mut outs = [vec![0u8; out_block], vec![0u8; out_block]];
+    let mut lens = [0usize; 3];
+    lens[0] = fill(&mut input, &mut ins[0]).map_err(PipeError::Input)?;
+    if lens[0] == in_block {
+        lens[1] = fill(&mut input, &mut ins[1]).map_err(PipeError::Input)?;
+    }
+    let mut pending: Option<usize> = None;
+    let (mut counter, mut total_in, mut total_out) = (0u64, 0u64, 0u64);
     loop {
-        // A chunk is the last one only if nothing follows it, so look one block ahead.
-        let (last, n_next) = if n_cur < block {
-            (true, 0)
-        } else {
-            let n = fill(&mut input, &mut next).map_err(SealFailure::Input)?;
-            (n == 0, n)
-        };
-        let len = seal_block(&cipher, &cur[..n_cur], &mut out, counter, last)
-            .map_err(SealFailure::Output)?;
-        output.write_all(&out[..len]).map_err(SealFailure::Output)?;
-        total += n_cur as u64;
-        counter += n_cur.div_ceil(CHUNK).max(1) as u64;
-        if last {
-            return Ok(total);
+        let last = lens[1] == 0;
+        let read_ahead = lens[1] == in_block;
+        let (cur_in, rest_in) = ins.split_at_mut(1);
+        let (cur_out, prev_out) = outs.split_at_mut(1);
+        let (cur_len, process) = (lens[0], &process);
+        let (processed, io_result) = std::thread::scope(|s| {
+            let worker =
+                s.spawn(move || process(&cur_in[0][..cur_len], &mut cur_out[0], counter, last));
+            let io_result = (|| {
+                if let Some(n) = pending {
+                    output
+                        .write_all(&prev_out[0][..n])
+                        .map_err(PipeError::Output)?;
+                }
+                if read_ahead {
+                    return fill(&mut input, &mut rest_in[1]).map_err(PipeError::Input);
+                }
+                Ok(0)
+            })();
+            (worker.join(), io_result)
+        });
+        let out_len = processed
+            .map_err(|_| PipeError::Process(io::Error::other("worker thread failed")))?
+            .map_err(PipeError::Process)?;
+        if let Some(n) = pending {
+            total_out += n as u64;
         }
-        std::mem::swap(&mut cur, &mut next);
-        n_cur = n_next;
+        let next_len = io_result?;
+        total_in += lens[0] as u64;
+        counter += chunks_of(lens[0]);
+        outs.swap(0, 1);
+        if last {
+            output
+                .write_all(&outs[1][..out_len])
+                .map_err(PipeError::Output)?;
+            total_out += out_len as u64;
+            return Ok((total_in, total_out));
+        }
+        pending = Some(out_len);
+        ins.rotate_left(1);
+        lens = [lens[1], next_len, 0];
     }
 }
 
@@ -336,45 +403,36 @@ fn parse_header(header: &[u8]) -> Option<(Vec<Stanza>, &[u8], Vec<u8>)> {
 /// `Err(Err(e))`.
 pub(crate) fn open_payload<R: Read, W: Write>(
     cipher: &ChaCha20Poly1305,
-    mut input: R,
-    mut output: W,
+    input: R,
+    output: W,
 ) -> Result<u64, Result<io::Error, io::Error>> {
-    let block = BLOCK_CHUNKS * CT_CHUNK;
-    let mut cur = vec![0u8; block];
-    let mut next = vec![0u8; block];
-    let mut out = vec![0u8; BLOCK_CHUNKS * CHUNK];
-    let mut n_cur = fill(&mut input, &mut cur).map_err(Ok)?;
-    if n_cur == 0 {
-        // Not even the final chunk.
-        return Err(Ok(aead_failed()));
-    }
-    let mut counter = 0u64;
-    let mut total = 0u64;
-    loop {
-        let (last, n_next) = if n_cur < block {
-            (true, 0)
-        } else {
-            let n = fill(&mut input, &mut next).map_err(Ok)?;
-            (n == 0, n)
-        };
-        let chunks = n_cur.div_ceil(CT_CHUNK);
-        if last {
-            let tail = n_cur - (chunks - 1) * CT_CHUNK;
-            // The last chunk may be empty only if it is the only one.
-            if tail < TAG || (tail == TAG && (counter > 0 || chunks > 1)) {
-                return Err(Ok(aead_failed()));
+    let (_, total) = pipeline(
+        input,
+        output,
+        BLOCK_CHUNKS * CT_CHUNK,
+        BLOCK_CHUNKS * CHUNK,
+        |n| n.div_ceil(CT_CHUNK) as u64,
+        |ct, plain, counter, last| {
+            if last {
+                if ct.is_empty() {
+                    // Not even the final chunk.
+                    return Err(aead_failed());
+                }
+                let chunks = ct.len().div_ceil(CT_CHUNK);
+                let tail = ct.len() - (chunks - 1) * CT_CHUNK;
+                // The last chunk may be empty only if it is the only one.
+                if tail < TAG || (tail == TAG && (counter > 0 || chunks > 1)) {
+                    return Err(aead_failed());
+                }
             }
-        }
-        let len = open_block(cipher, &cur[..n_cur], &mut out, counter, last).map_err(Ok)?;
-        output.write_all(&out[..len]).map_err(Err)?;
-        total += len as u64;
-        counter += chunks as u64;
-        if last {
-            return Ok(total);
-        }
-        std::mem::swap(&mut cur, &mut next);
-        n_cur = n_next;
-    }
+            open_block(cipher, ct, plain, counter, last)
+        },
+    )
+    .map_err(|e| match e {
+        PipeError::Input(e) | PipeError::Process(e) => Ok(e),
+        PipeError::Output(e) => Err(e),
+    })?;
+    Ok(total)
 }
 
 #[cfg(test)]
