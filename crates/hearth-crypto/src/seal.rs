@@ -144,7 +144,12 @@ struct Feed<'s, 'e> {
     batch: Vec<u8>,
     len: u64,
     worker: Option<Worker<'s>>,
+    /// Batches allocated so far; at most `HASH_BUFFERS`, then they are recycled.
+    allocated: usize,
 }
+
+/// Batches in circulation between the feeding and the hashing thread.
+const HASH_BUFFERS: usize = 4;
 
 struct Worker<'s> {
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
@@ -159,6 +164,7 @@ impl<'s, 'e> Feed<'s, 'e> {
             batch: Vec::new(),
             len: 0,
             worker: None,
+            allocated: 1,
         }
     }
 
@@ -179,20 +185,30 @@ impl<'s, 'e> Feed<'s, 'e> {
 
     fn send(&mut self) {
         let worker = self.worker.get_or_insert_with(|| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-            let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_BUFFERS);
+            let (back_tx, back) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_BUFFERS);
             let handle = self.scope.spawn(move || {
                 let mut hasher = Sha256::new();
                 for mut buf in rx {
                     hasher.update(&buf);
                     buf.clear();
+                    // Never blocks: at most HASH_BUFFERS buffers exist.
                     let _ = back_tx.try_send(buf);
                 }
                 hasher
             });
             Worker { tx, back, handle }
         });
-        let next = worker.back.try_recv().unwrap_or_default();
+        // Reuse a hashed batch; allocate only while fewer than HASH_BUFFERS exist, then wait for
+        // the hashing thread, so memory stays bounded and large buffers are not churned.
+        let next = match worker.back.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if self.allocated < HASH_BUFFERS => {
+                self.allocated += 1;
+                Vec::with_capacity(HASH_BATCH)
+            }
+            Err(_) => worker.back.recv().unwrap_or_default(),
+        };
         let full = std::mem::replace(&mut self.batch, next);
         if worker.tx.send(full).is_err() {
             // The hashing thread is gone (it can only have panicked); `finish` reports it.

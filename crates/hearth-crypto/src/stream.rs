@@ -31,8 +31,8 @@ const TAG: usize = 16;
 const CT_CHUNK: usize = CHUNK + TAG;
 /// Chunks handled per block (2 MiB of plaintext): enough work to be worth two threads.
 const BLOCK_CHUNKS: usize = 32;
-/// Below this many chunks in a block, a second thread costs more than it saves.
-const PARALLEL_MIN_CHUNKS: usize = 4;
+/// Threads sealing or opening blocks while the calling thread reads and writes.
+const WORKERS: usize = 2;
 
 fn chunk_nonce(counter: u64, last: bool) -> Nonce {
     let mut n = [0u8; 12];
@@ -134,33 +134,6 @@ fn seal_chunks(
     Ok(())
 }
 
-/// Splits a block's chunks between this thread and one more.
-fn seal_block(
-    cipher: &ChaCha20Poly1305,
-    plain: &[u8],
-    out: &mut [u8],
-    first: u64,
-    last: bool,
-) -> io::Result<usize> {
-    let n = plain.len().div_ceil(CHUNK).max(1);
-    let out_len = plain.len() + n * TAG;
-    if n < PARALLEL_MIN_CHUNKS {
-        seal_chunks(cipher, plain, out, first, last)?;
-        return Ok(out_len);
-    }
-    let half = n / 2;
-    let (p1, p2) = plain.split_at(half * CHUNK);
-    let (o1, o2) = out.split_at_mut(half * CT_CHUNK);
-    std::thread::scope(|s| {
-        let h = s.spawn(|| seal_chunks(cipher, p1, o1, first, false));
-        let r2 = seal_chunks(cipher, p2, o2, first + half as u64, last);
-        h.join()
-            .map_err(|_| io::Error::other("sealing thread failed"))??;
-        r2
-    })?;
-    Ok(out_len)
-}
-
 /// Writes a complete age v1 file: header for `stanzas`, nonce, and the payload of `input`.
 /// Returns the plaintext length. Input errors come back as `Err(Ok(e))`, output errors as
 /// `Err(Err(e))`, so the caller can tell which side failed.
@@ -188,7 +161,10 @@ pub(crate) fn seal<R: Read, W: Write>(
         BLOCK_CHUNKS * CHUNK,
         BLOCK_CHUNKS * CT_CHUNK,
         |n| n.div_ceil(CHUNK).max(1) as u64,
-        |plain, out, counter, last| seal_block(&cipher, plain, out, counter, last),
+        |plain, out, counter, last| {
+            seal_chunks(&cipher, plain, out, counter, last)?;
+            Ok(plain.len() + plain.len().div_ceil(CHUNK).max(1) * TAG)
+        },
     )
     .map_err(|e| match e {
         PipeError::Input(e) => SealFailure::Input(e),
@@ -204,14 +180,16 @@ enum PipeError {
     Process(io::Error),
 }
 
-/// Runs `process` over `input` block by block while the calling thread writes the previous
-/// block's output and reads ahead, so file I/O overlaps with the cryptography.
+/// Runs `process` over `input` block by block on [`WORKERS`] threads while the calling thread
+/// reads ahead and writes finished blocks in order, so file I/O overlaps with the cryptography
+/// and both cores work.
 ///
 /// `process(block, out, counter, last)` gets one input block (full except the last, which may be
 /// short or empty), the STREAM counter of its first chunk and whether it is the final block; it
 /// returns the output length. A block is known to be final only once the next read returns
-/// nothing, so reading stays two blocks ahead. Output of a block is written only after `process`
-/// succeeded on it. Returns the bytes read and written.
+/// nothing, so reading stays one block ahead. A block's output is written only after `process`
+/// succeeded on it and on every block before it. Memory is bounded by a fixed pool of buffers.
+/// Returns the bytes read and written.
 fn pipeline<R: Read, W: Write>(
     mut input: R,
     mut output: W,
@@ -220,62 +198,116 @@ fn pipeline<R: Read, W: Write>(
     chunks_of: impl Fn(usize) -> u64,
     process: impl Fn(&[u8], &mut [u8], u64, bool) -> io::Result<usize> + Sync,
 ) -> Result<(u64, u64), PipeError> {
-    let mut ins = [
-        vec![0u8; in_block],
-        vec![0u8; in_block],
-        vec![0u8; in_block],
-    ];
-    let mut outs = [vec![0u8; out_block], vec![0u8; out_block]];
-    let mut lens = [0usize; 3];
-    lens[0] = fill(&mut input, &mut ins[0]).map_err(PipeError::Input)?;
-    if lens[0] == in_block {
-        lens[1] = fill(&mut input, &mut ins[1]).map_err(PipeError::Input)?;
+    use std::collections::BTreeMap;
+    use std::sync::mpsc;
+
+    struct Task {
+        seq: u64,
+        input: Vec<u8>,
+        len: usize,
+        output: Vec<u8>,
+        counter: u64,
+        last: bool,
     }
-    let mut pending: Option<usize> = None;
-    let (mut counter, mut total_in, mut total_out) = (0u64, 0u64, 0u64);
-    loop {
-        let last = lens[1] == 0;
-        let read_ahead = lens[1] == in_block;
-        let (cur_in, rest_in) = ins.split_at_mut(1);
-        let (cur_out, prev_out) = outs.split_at_mut(1);
-        let (cur_len, process) = (lens[0], &process);
-        let (processed, io_result) = std::thread::scope(|s| {
-            let worker =
-                s.spawn(move || process(&cur_in[0][..cur_len], &mut cur_out[0], counter, last));
-            let io_result = (|| {
-                if let Some(n) = pending {
-                    output
-                        .write_all(&prev_out[0][..n])
-                        .map_err(PipeError::Output)?;
+    type Done = (u64, Vec<u8>, Vec<u8>, io::Result<usize>);
+
+    std::thread::scope(|s| {
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let mut task_txs = Vec::with_capacity(WORKERS);
+        for _ in 0..WORKERS {
+            let (tx, rx) = mpsc::channel::<Task>();
+            let done_tx = done_tx.clone();
+            let process = &process;
+            s.spawn(move || {
+                for mut t in rx {
+                    let r = process(&t.input[..t.len], &mut t.output, t.counter, t.last);
+                    if done_tx.send((t.seq, t.input, t.output, r)).is_err() {
+                        break;
+                    }
                 }
-                if read_ahead {
-                    return fill(&mut input, &mut rest_in[1]).map_err(PipeError::Input);
+            });
+            task_txs.push(tx);
+        }
+        drop(done_tx);
+
+        let mut free_in: Vec<Vec<u8>> = (0..WORKERS + 2).map(|_| vec![0u8; in_block]).collect();
+        let mut free_out: Vec<Vec<u8>> = (0..WORKERS + 1).map(|_| vec![0u8; out_block]).collect();
+        let mut finished: BTreeMap<u64, (Vec<u8>, io::Result<usize>)> = BTreeMap::new();
+        let (mut sent, mut received, mut written) = (0u64, 0u64, 0u64);
+        let (mut counter, mut total_in, mut total_out) = (0u64, 0u64, 0u64);
+
+        // Waits for one finished block and writes every block that is now next in order.
+        let mut wait_one = |free_in: &mut Vec<Vec<u8>>,
+                            free_out: &mut Vec<Vec<u8>>,
+                            received: &mut u64,
+                            output: &mut W|
+         -> Result<(), PipeError> {
+            let (seq, inb, outb, r) = done_rx
+                .recv()
+                .map_err(|_| PipeError::Process(io::Error::other("worker thread failed")))?;
+            *received += 1;
+            free_in.push(inb);
+            finished.insert(seq, (outb, r));
+            while let Some((outb, r)) = finished.remove(&written) {
+                let n = r.map_err(PipeError::Process)?;
+                output.write_all(&outb[..n]).map_err(PipeError::Output)?;
+                total_out += n as u64;
+                free_out.push(outb);
+                written += 1;
+            }
+            Ok(())
+        };
+
+        let mut cur = free_in.pop().unwrap_or_default();
+        let mut cur_len = fill(&mut input, &mut cur).map_err(PipeError::Input)?;
+        loop {
+            let (last, next) = if cur_len < in_block {
+                (true, None)
+            } else {
+                while free_in.is_empty() {
+                    wait_one(&mut free_in, &mut free_out, &mut received, &mut output)?;
                 }
-                Ok(0)
-            })();
-            (worker.join(), io_result)
-        });
-        let out_len = processed
-            .map_err(|_| PipeError::Process(io::Error::other("worker thread failed")))?
-            .map_err(PipeError::Process)?;
-        if let Some(n) = pending {
-            total_out += n as u64;
+                let mut nb = free_in.pop().unwrap_or_default();
+                let n = fill(&mut input, &mut nb).map_err(PipeError::Input)?;
+                if n == 0 {
+                    free_in.push(nb);
+                    (true, None)
+                } else {
+                    (false, Some((nb, n)))
+                }
+            };
+            while free_out.is_empty() || sent - received >= WORKERS as u64 {
+                wait_one(&mut free_in, &mut free_out, &mut received, &mut output)?;
+            }
+            let task = Task {
+                seq: sent,
+                input: cur,
+                len: cur_len,
+                output: free_out.pop().unwrap_or_default(),
+                counter,
+                last,
+            };
+            let worker = usize::try_from(sent % WORKERS as u64).unwrap_or(0);
+            task_txs[worker]
+                .send(task)
+                .map_err(|_| PipeError::Process(io::Error::other("worker thread failed")))?;
+            sent += 1;
+            counter += chunks_of(cur_len);
+            total_in += cur_len as u64;
+            match next {
+                None => break,
+                Some((nb, n)) => {
+                    cur = nb;
+                    cur_len = n;
+                }
+            }
         }
-        let next_len = io_result?;
-        total_in += lens[0] as u64;
-        counter += chunks_of(lens[0]);
-        outs.swap(0, 1);
-        if last {
-            output
-                .write_all(&outs[1][..out_len])
-                .map_err(PipeError::Output)?;
-            total_out += out_len as u64;
-            return Ok((total_in, total_out));
+        while received < sent {
+            wait_one(&mut free_in, &mut free_out, &mut received, &mut output)?;
         }
-        pending = Some(out_len);
-        ins.rotate_left(1);
-        lens = [lens[1], next_len, 0];
-    }
+        drop(task_txs);
+        Ok((total_in, total_out))
+    })
 }
 
 /// Why [`seal`] failed.
@@ -312,32 +344,6 @@ fn open_chunks(
             .map_err(|_| aead_failed())?;
     }
     Ok(())
-}
-
-fn open_block(
-    cipher: &ChaCha20Poly1305,
-    ct: &[u8],
-    plain: &mut [u8],
-    first: u64,
-    last: bool,
-) -> io::Result<usize> {
-    let n = ct.len().div_ceil(CT_CHUNK);
-    let plain_len = ct.len() - n * TAG;
-    if n < PARALLEL_MIN_CHUNKS {
-        open_chunks(cipher, ct, plain, first, last)?;
-        return Ok(plain_len);
-    }
-    let half = n / 2;
-    let (c1, c2) = ct.split_at(half * CT_CHUNK);
-    let (p1, p2) = plain.split_at_mut(half * CHUNK);
-    std::thread::scope(|s| {
-        let h = s.spawn(|| open_chunks(cipher, c1, p1, first, false));
-        let r2 = open_chunks(cipher, c2, p2, first + half as u64, last);
-        h.join()
-            .map_err(|_| io::Error::other("opening thread failed"))??;
-        r2
-    })?;
-    Ok(plain_len)
 }
 
 /// Derives the payload cipher for a header the age crate has already parsed and authenticated:
@@ -425,7 +431,8 @@ pub(crate) fn open_payload<R: Read, W: Write>(
                     return Err(aead_failed());
                 }
             }
-            open_block(cipher, ct, plain, counter, last)
+            open_chunks(cipher, ct, plain, counter, last)?;
+            Ok(ct.len() - ct.len().div_ceil(CT_CHUNK) * TAG)
         },
     )
     .map_err(|e| match e {
