@@ -7,6 +7,7 @@
 //! seal_bench open IDENTITY_FILE IN OUT   # open_file, prints the ciphertext SHA-256
 //! seal_bench seal-unhashed RECIPIENT IN OUT  # the STREAM alone, without the SHA-256 (diagnostic)
 //! seal_bench hash IN                     # SHA-256 alone (diagnostic)
+//! seal_bench seal-age-crate R IN OUT / open-age-crate ID IN OUT  # the age crate alone
 //! ```
 #![allow(clippy::unwrap_used)]
 
@@ -51,6 +52,32 @@ fn main() {
             let out = BufWriter::with_capacity(1 << 20, File::create(output).unwrap());
             hearth_crypto::__seal_unhashed_for_bench(&[&r], File::open(input).unwrap(), out)
                 .unwrap();
+        }
+        ["seal-age-crate", recipient, input, output] => {
+            // The age crate alone (single-threaded STREAM, no hash), for comparison.
+            let r: age::x25519::Recipient = recipient.parse().unwrap();
+            let e = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+                .unwrap();
+            let out = BufWriter::with_capacity(1 << 20, File::create(output).unwrap());
+            let mut w = e.wrap_output(out).unwrap();
+            std::io::copy(&mut File::open(input).unwrap(), &mut w).unwrap();
+            w.finish().unwrap().flush().unwrap();
+        }
+        ["open-age-crate", id_file, input, output] => {
+            let text = std::fs::read_to_string(id_file).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+                .unwrap();
+            let id: age::x25519::Identity = line.parse().unwrap();
+            let input = std::io::BufReader::with_capacity(1 << 20, File::open(input).unwrap());
+            let d = age::Decryptor::new_buffered(input).unwrap();
+            let mut r = d
+                .decrypt(std::iter::once(&id as &dyn age::Identity))
+                .unwrap();
+            let mut out = BufWriter::with_capacity(1 << 20, File::create(output).unwrap());
+            std::io::copy(&mut r, &mut out).unwrap();
+            out.flush().unwrap();
         }
         ["hash", input] => {
             let (d, _) = hearth_crypto::hash_ciphertext(File::open(input).unwrap()).unwrap();
