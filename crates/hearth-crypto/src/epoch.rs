@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::chain::TrustedState;
-use crate::encoding::b64;
+use crate::encoding::{Suite, b64};
 use crate::keys::{DeviceKeys, Recipient};
 use crate::seal::{OpenError, SealError, open_bytes, seal_bytes};
 
@@ -70,7 +70,22 @@ impl EpochKey {
         self.seal_to(&recipients)
     }
 
-    /// Seals this key to the given device recipients (for example one newly added device).
+    /// Seals this key to one member device, for example a device added after the epoch started.
+    /// Refuses a key the verified chain does not list as a current member (never an agent).
+    pub fn seal_for_member(
+        &self,
+        trusted: &TrustedState,
+        device: &crate::DevicePublic,
+    ) -> Result<SealedEpochKey, EpochSealError> {
+        let member = trusted
+            .require_member(device)
+            .map_err(EpochSealError::NotAMember)?;
+        Ok(self.seal_to(&[&member.device.recipient])?)
+    }
+
+    /// Seals this key to the given recipients. Pass member devices only (agents never hold an
+    /// epoch key); prefer [`EpochKey::seal_for_members`] or [`EpochKey::seal_for_member`], which
+    /// take the recipients from the verified chain.
     pub fn seal_to(&self, recipients: &[&Recipient]) -> Result<SealedEpochKey, SealError> {
         let text = Zeroizing::new(format!(
             "hearth-epoch-key-v1\n{}\n{}\n",
@@ -78,6 +93,8 @@ impl EpochKey {
             self.expose_age_identity().as_str()
         ));
         Ok(SealedEpochKey {
+            suite: Suite::CURRENT.as_str().to_owned(),
+            version: Suite::FORMAT_VERSION,
             epoch: self.epoch,
             sealed: seal_bytes(recipients, text.as_bytes())?,
         })
@@ -98,6 +115,10 @@ impl fmt::Debug for EpochKey {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealedEpochKey {
+    /// Cryptographic suite (see [`Suite`]).
+    pub suite: String,
+    /// Format version.
+    pub version: u32,
     /// The epoch it claims to be (checked against the sealed content and the chain).
     pub epoch: u64,
     /// age v1 file sealed to the member devices.
@@ -105,9 +126,23 @@ pub struct SealedEpochKey {
     pub sealed: Vec<u8>,
 }
 
+/// Sealing an epoch key for a device failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochSealError {
+    /// The device is not a current member of the verified chain.
+    #[error("cannot seal the epoch key to a device that is not a current member")]
+    NotAMember(#[source] crate::TrustError),
+    /// Sealing failed.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
 /// Opening an epoch key failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EpochError {
+    /// Unknown suite or version.
+    #[error(transparent)]
+    UnsupportedSuite(#[from] crate::UnsupportedSuite),
     /// It could not be opened with this device's key.
     #[error("cannot open the epoch key with this device's key")]
     Open(#[source] OpenError),
@@ -132,6 +167,7 @@ impl SealedEpochKey {
         device: &DeviceKeys,
         trusted: &TrustedState,
     ) -> Result<EpochKey, EpochError> {
+        Suite::parse(&self.suite, self.version)?;
         let plain = Zeroizing::new(open_bytes(&[device], &self.sealed).map_err(EpochError::Open)?);
         let text = std::str::from_utf8(&plain).map_err(|_| EpochError::Malformed)?;
         let mut lines = text.lines();

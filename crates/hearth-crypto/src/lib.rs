@@ -38,7 +38,7 @@ pub use chain::{
     SignedLink, TrustError, TrustedState,
 };
 pub use encoding::{BadDigest, Sha256Digest, SignatureBytes, Suite, UnsupportedSuite};
-pub use epoch::{EpochError, EpochKey, EpochPublic, SealedEpochKey};
+pub use epoch::{EpochError, EpochKey, EpochPublic, EpochSealError, SealedEpochKey};
 pub use job::{
     JobRefusal, JobVerifier, MAX_JOB_WINDOW_SECS, MemorySeenJobs, OpenedJob, SeenJobs,
     SeenJobsError,

@@ -181,3 +181,41 @@ fn removal_rotates_the_epoch_and_the_removed_device_cannot_open_new_files() {
         .unwrap_err();
     assert!(matches!(e, hearth_crypto::ChainError::LastAdmin { .. }));
 }
+
+#[test]
+fn a_device_added_later_gets_the_epoch_key_but_an_agent_never_does() {
+    let mut org = Org::new();
+    let carol = DeviceKeys::generate();
+    org.chain
+        .append(
+            &org.ada,
+            LinkAction::AddDevice {
+                user: "carol".into(),
+                device: carol.public(),
+                admin: false,
+            },
+            NOW,
+        )
+        .unwrap();
+    let trusted = org.trusted();
+    let sealed = org
+        .epoch
+        .seal_for_member(&trusted, &carol.public())
+        .unwrap();
+    assert_eq!(
+        sealed.open(&carol, &trusted).unwrap().public(),
+        org.epoch.public()
+    );
+    assert!(matches!(
+        org.epoch.seal_for_member(&trusted, &org.g1.public()),
+        Err(hearth_crypto::EpochSealError::NotAMember(
+            hearth_crypto::TrustError::WrongRole { .. }
+        ))
+    ));
+    let mut future = sealed.clone();
+    future.suite = "mlkem768x25519+mldsa65".into();
+    assert!(matches!(
+        future.open(&carol, &trusted),
+        Err(EpochError::UnsupportedSuite(_))
+    ));
+}
