@@ -708,8 +708,20 @@ impl OrgChain {
     }
 }
 
-fn known_key(st: &TrustedState, key: &SigningPublic) -> bool {
-    st.members.contains_key(key) || st.agents.contains_key(key) || st.removed.contains_key(key)
+/// Whether the signing key, or the recipient, is already enrolled (or was, for signing keys):
+/// one key pair belongs to exactly one device or agent.
+fn known_key(st: &TrustedState, key: &DevicePublic) -> bool {
+    st.members.contains_key(&key.signing)
+        || st.agents.contains_key(&key.signing)
+        || st.removed.contains_key(&key.signing)
+        || st
+            .members
+            .values()
+            .any(|m| m.device.recipient == key.recipient)
+        || st
+            .agents
+            .values()
+            .any(|a| a.agent.recipient == key.recipient)
 }
 
 fn push_epoch(st: &mut TrustedState, seq: u64, e: &EpochPublic) -> Result<(), ChainError> {
@@ -777,7 +789,7 @@ fn apply_link(st: &mut TrustedState, signed: &SignedLink, expected: u64) -> Resu
             device,
             admin,
         } => {
-            if known_key(st, &device.signing) {
+            if known_key(st, device) {
                 return Err(ChainError::DuplicateKey {
                     seq,
                     key: device.signing,
@@ -793,7 +805,7 @@ fn apply_link(st: &mut TrustedState, signed: &SignedLink, expected: u64) -> Resu
             );
         }
         LinkAction::AddAgent { name, pool, agent } => {
-            if known_key(st, &agent.signing) {
+            if known_key(st, agent) {
                 return Err(ChainError::DuplicateKey {
                     seq,
                     key: agent.signing,

@@ -68,3 +68,29 @@ fn every_single_bit_flip_of_a_signed_manifest_fails() {
     }
     assert_eq!(accepted, 0);
 }
+
+#[test]
+fn garbage_and_mutated_input_never_panics_and_never_opens() {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let k = DeviceKeys::generate();
+    let good = seal_bytes(&[&k.public().recipient], &vec![9u8; 70_000]).unwrap();
+    for _ in 0..300 {
+        let len = rng.gen_range(0..400);
+        let mut junk: Vec<u8> = (0..len).map(|_| rng.r#gen()).collect();
+        if rng.gen_bool(0.5) {
+            junk.splice(0..0, b"age-encryption.org/v1\n-> X25519 ".iter().copied());
+        }
+        assert!(open_bytes(&[&k], &junk).is_err());
+        let mut bad = good.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..bad.len());
+            bad[i] = rng.r#gen();
+        }
+        if bad != good {
+            assert!(open_bytes(&[&k], &bad).is_err());
+        }
+        let cut = rng.gen_range(0..good.len());
+        assert!(open_bytes(&[&k], &good[..cut]).is_err());
+    }
+}
