@@ -260,6 +260,19 @@ impl DeviceKeys {
         })
     }
 
+    /// The private keys as a small text file (`hearth-device-key-v1`, the Ed25519 seed in hex, the
+    /// age identity), for a device or agent that stores its own keys locally (mode 0600). This is
+    /// the plaintext that [`DeviceKeys::to_wrapped`] seals; read it back with
+    /// [`DeviceKeys::from_key_file`].
+    pub fn expose_key_file(&self) -> Zeroizing<String> {
+        self.expose_bundle_plaintext()
+    }
+
+    /// Reads keys written by [`DeviceKeys::expose_key_file`].
+    pub fn from_key_file(text: &str) -> Result<Self, KeyError> {
+        Self::from_bundle_plaintext(text)
+    }
+
     /// The private parts in the wrapped-bundle plaintext format: two lines, the Ed25519 seed as
     /// hex and the age identity.
     pub(crate) fn expose_bundle_plaintext(&self) -> Zeroizing<String> {
@@ -489,7 +502,7 @@ mod tests {
     #[test]
     fn secret_parts_round_trip() {
         let k = DeviceKeys::generate();
-        let back = DeviceKeys::from_bundle_plaintext(&k.expose_bundle_plaintext()).unwrap();
+        let back = DeviceKeys::from_key_file(&k.expose_key_file()).unwrap();
         assert_eq!(back.public(), k.public());
         assert!(DeviceKeys::from_bundle_plaintext("nope").is_err());
     }
