@@ -235,23 +235,6 @@ impl<'s, 'e> Feed<'s, 'e> {
     }
 }
 
-/// A writer that hashes what passes through it.
-struct HashingWriter<'f, 's, 'e, W> {
-    inner: W,
-    feed: &'f mut Feed<'s, 'e>,
-}
-
-impl<W: Write> Write for HashingWriter<'_, '_, '_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.feed.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// A reader that hashes what passes through it.
 struct HashingReader<'f, 's, 'e, R> {
     inner: R,
@@ -347,27 +330,16 @@ pub fn seal_file<R: Read, W: Write>(
         .iter()
         .map(|r| r.as_age() as &dyn age::Recipient)
         .collect();
-    std::thread::scope(|scope| {
-        let mut feed = Feed::new(scope);
-        let mut hashing = HashingWriter {
-            inner: ciphertext,
-            feed: &mut feed,
-        };
-        let plaintext_len =
-            crate::stream::seal(&recipients, plaintext, &mut hashing).map_err(|e| match e {
-                crate::stream::SealFailure::Age(e) => SealError::Age(e),
-                crate::stream::SealFailure::Input(e) => SealError::Input(e),
-                crate::stream::SealFailure::Output(e) => SealError::Output(e),
-            })?;
-        hashing.flush().map_err(SealError::Output)?;
-        let (ciphertext_sha256, ciphertext_len) = feed
-            .finish()
-            .ok_or_else(|| SealError::Output(hashing_failed()))?;
-        Ok(SealSummary {
-            ciphertext_sha256,
-            ciphertext_len,
-            plaintext_len,
-        })
+    let (plaintext_len, ciphertext_sha256, ciphertext_len) =
+        crate::stream::seal(&recipients, plaintext, ciphertext, true).map_err(|e| match e {
+            crate::stream::SealFailure::Age(e) => SealError::Age(e),
+            crate::stream::SealFailure::Input(e) => SealError::Input(e),
+            crate::stream::SealFailure::Output(e) => SealError::Output(e),
+        })?;
+    Ok(SealSummary {
+        ciphertext_sha256,
+        ciphertext_len,
+        plaintext_len,
     })
 }
 
@@ -398,11 +370,13 @@ pub fn __seal_unhashed_for_bench<R: Read, W: Write>(
         .iter()
         .map(|r| r.as_age() as &dyn age::Recipient)
         .collect();
-    crate::stream::seal(&recipients, plaintext, ciphertext).map_err(|e| match e {
-        crate::stream::SealFailure::Age(e) => SealError::Age(e),
-        crate::stream::SealFailure::Input(e) => SealError::Input(e),
-        crate::stream::SealFailure::Output(e) => SealError::Output(e),
-    })
+    crate::stream::seal(&recipients, plaintext, ciphertext, false)
+        .map(|(n, _, _)| n)
+        .map_err(|e| match e {
+            crate::stream::SealFailure::Age(e) => SealError::Age(e),
+            crate::stream::SealFailure::Input(e) => SealError::Input(e),
+            crate::stream::SealFailure::Output(e) => SealError::Output(e),
+        })
 }
 
 /// Seals a small in-memory object (private metadata, an epoch key) and returns the ciphertext.
@@ -479,9 +453,12 @@ pub(crate) fn open_with_path<R: Read, W: Write>(
     plaintext: W,
     path: Path,
 ) -> Result<OpenSummary, OpenError> {
+    if path == Path::Fast {
+        return open_fast(identities, ciphertext, plaintext);
+    }
     std::thread::scope(|scope| {
         let mut feed = Feed::new(scope);
-        let plaintext_len = open_hashed(identities, ciphertext, plaintext, &mut feed, path)?;
+        let plaintext_len = open_hashed(identities, ciphertext, plaintext, &mut feed)?;
         let (ciphertext_sha256, ciphertext_len) = feed
             .finish()
             .ok_or_else(|| OpenError::Input(hashing_failed()))?;
@@ -493,6 +470,58 @@ pub(crate) fn open_with_path<R: Read, W: Write>(
     })
 }
 
+/// Reads the header and payload nonce; the age crate parses and authenticates the header and
+/// unwraps the file key. Returns the header-and-nonce bytes and where the nonce starts.
+fn read_and_check_header<B: io::BufRead>(
+    identities: &[&dyn age::Identity],
+    input: &mut B,
+) -> Result<(Vec<u8>, usize), OpenError> {
+    let mut head = read_canonical_header(input)?;
+    let header_len = head.len();
+    // The payload nonce follows the header; a short one is left for age to report.
+    input
+        .take(16)
+        .read_to_end(&mut head)
+        .map_err(OpenError::Input)?;
+    let decryptor = age::Decryptor::new_buffered(&head[..]).map_err(OpenError::from_age)?;
+    decryptor
+        .decrypt(identities.iter().copied())
+        .map_err(|e| match e {
+            // While unwrapping the file key, a failed decryption means the key (or
+            // passphrase) does not match any stanza.
+            age::DecryptError::DecryptionFailed => OpenError::NotARecipient,
+            other => OpenError::from_age(other),
+        })?;
+    Ok((head, header_len))
+}
+
+/// The two-core path: the age crate checks the header, `stream.rs` opens the payload and the
+/// worker threads hash the ciphertext as they go.
+fn open_fast<R: Read, W: Write>(
+    identities: &[&dyn age::Identity],
+    ciphertext: R,
+    plaintext: W,
+) -> Result<OpenSummary, OpenError> {
+    let mut buffered = BufReader::with_capacity(1 << 16, ciphertext);
+    let (head, header_len) = read_and_check_header(identities, &mut buffered)?;
+    let (header, nonce) = head.split_at(header_len);
+    let nonce: [u8; 16] = nonce.try_into().map_err(|_| OpenError::Malformed)?;
+    let cipher = crate::stream::payload_cipher_for(identities, header, &nonce)
+        .ok_or(OpenError::Malformed)?;
+    let hasher = crate::stream::OrderedHasher::new(&head, true);
+    let plaintext_len = crate::stream::open_payload(&cipher, &mut buffered, plaintext, &hasher)
+        .map_err(|e| match e {
+            Ok(input) => map_payload_input(input),
+            Err(output) => OpenError::Output(output),
+        })?;
+    let (ciphertext_sha256, ciphertext_len) = hasher.finish();
+    Ok(OpenSummary {
+        ciphertext_sha256,
+        ciphertext_len,
+        plaintext_len,
+    })
+}
+
 fn map_payload_input(e: io::Error) -> OpenError {
     if e.kind() == io::ErrorKind::InvalidData || e.kind() == io::ErrorKind::UnexpectedEof {
         OpenError::PayloadTampered(e)
@@ -501,61 +530,37 @@ fn map_payload_input(e: io::Error) -> OpenError {
     }
 }
 
+/// The age crate's own path (passphrase files, and the reference in tests), hashing through
+/// [`Feed`].
 fn open_hashed<R: Read, W: Write>(
     identities: &[&dyn age::Identity],
     ciphertext: R,
     plaintext: W,
     feed: &mut Feed<'_, '_>,
-    path: Path,
 ) -> Result<u64, OpenError> {
     let hashing = HashingReader {
         inner: ciphertext,
         feed,
     };
     let mut buffered = BufReader::with_capacity(BUF, hashing);
-    let header = read_canonical_header(&mut buffered)?;
-    let header_len = header.len();
-    // The payload nonce follows the header; a short one is left for age to report.
-    let mut head = header;
-    (&mut buffered)
-        .take(16)
-        .read_to_end(&mut head)
-        .map_err(OpenError::Input)?;
+    let (head, _) = read_and_check_header(identities, &mut buffered)?;
     let plaintext_len = {
         let mut input = io::Cursor::new(&head[..]).chain(&mut buffered);
-        // The age crate parses and authenticates the header and unwraps the file key.
-        let decryptor = age::Decryptor::new_buffered(&mut input).map_err(OpenError::from_age)?;
-        let reader = decryptor
+        let reader = age::Decryptor::new_buffered(&mut input)
+            .map_err(OpenError::from_age)?
             .decrypt(identities.iter().copied())
             .map_err(|e| match e {
-                // While unwrapping the file key, a failed decryption means the key (or
-                // passphrase) does not match any stanza.
                 age::DecryptError::DecryptionFailed => OpenError::NotARecipient,
                 other => OpenError::from_age(other),
             })?;
-        match path {
-            Path::AgeCrate => match pump(reader, TagOutput(plaintext)) {
-                Ok(n) => n,
-                Err(PumpError::Input(e)) => return Err(map_payload_input(e)),
-                Err(PumpError::Output(e)) => {
-                    return Err(match split_output(e) {
-                        Ok(out) => OpenError::Output(out),
-                        Err(other) => OpenError::Output(other),
-                    });
-                }
-            },
-            Path::Fast => {
-                drop(reader);
-                let (header, nonce) = head.split_at(header_len);
-                let nonce: [u8; 16] = nonce.try_into().map_err(|_| OpenError::Malformed)?;
-                let cipher = crate::stream::payload_cipher_for(identities, header, &nonce)
-                    .ok_or(OpenError::Malformed)?;
-                crate::stream::open_payload(&cipher, &mut buffered, plaintext).map_err(
-                    |e| match e {
-                        Ok(input) => map_payload_input(input),
-                        Err(output) => OpenError::Output(output),
-                    },
-                )?
+        match pump(reader, TagOutput(plaintext)) {
+            Ok(n) => n,
+            Err(PumpError::Input(e)) => return Err(map_payload_input(e)),
+            Err(PumpError::Output(e)) => {
+                return Err(match split_output(e) {
+                    Ok(out) => OpenError::Output(out),
+                    Err(other) => OpenError::Output(other),
+                });
             }
         }
     };

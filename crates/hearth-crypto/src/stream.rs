@@ -20,7 +20,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::AeadInPlace as _;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit as _, Nonce, Tag};
 use hmac::{Hmac, Mac as _};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 /// Plaintext bytes per STREAM chunk (fixed by the spec).
@@ -134,43 +134,103 @@ fn seal_chunks(
     Ok(())
 }
 
+/// SHA-256 of the whole ciphertext, computed by the worker threads: each worker hashes the block
+/// it just sealed or is about to open (still in its cache) as soon as the block before it has
+/// been hashed, so hashing needs no copy and overlaps with the other worker's cryptography.
+pub(crate) struct OrderedHasher {
+    state: std::sync::Mutex<HashState>,
+    turn: std::sync::Condvar,
+}
+
+struct HashState {
+    next: u64,
+    hasher: Option<Sha256>,
+    len: u64,
+}
+
+impl OrderedHasher {
+    /// Starts with `prefix` (header and nonce); `enabled: false` only counts (benchmark hook).
+    pub(crate) fn new(prefix: &[u8], enabled: bool) -> Self {
+        let hasher = enabled.then(|| {
+            let mut h = Sha256::new();
+            h.update(prefix);
+            h
+        });
+        Self {
+            state: std::sync::Mutex::new(HashState {
+                next: 0,
+                hasher,
+                len: prefix.len() as u64,
+            }),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Hashes block `seq` after blocks `0..seq`. Every block must be fed exactly once, even when
+    /// processing it failed, or later blocks would wait forever.
+    fn feed(&self, seq: u64, data: &[u8]) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while st.next != seq {
+            st = self.turn.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        if let Some(h) = st.hasher.as_mut() {
+            h.update(data);
+        }
+        st.len += data.len() as u64;
+        st.next += 1;
+        self.turn.notify_all();
+    }
+
+    /// The digest (all zero when disabled) and the number of bytes hashed.
+    pub(crate) fn finish(self) -> (crate::Sha256Digest, u64) {
+        let st = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let digest = st.hasher.map(|h| h.finalize().into()).unwrap_or([0u8; 32]);
+        (crate::Sha256Digest(digest), st.len)
+    }
+}
+
 /// Writes a complete age v1 file: header for `stanzas`, nonce, and the payload of `input`.
-/// Returns the plaintext length. Input errors come back as `Err(Ok(e))`, output errors as
-/// `Err(Err(e))`, so the caller can tell which side failed.
+/// Returns the plaintext length and the ciphertext's SHA-256 and length (`hash: false` skips the
+/// hash, for the benchmark's diagnostics only).
 pub(crate) fn seal<R: Read, W: Write>(
     recipients: &[&dyn age::Recipient],
     input: R,
     mut output: W,
-) -> Result<u64, SealFailure> {
+    hash: bool,
+) -> Result<(u64, crate::Sha256Digest, u64), SealFailure> {
     let file_key = FileKey::init_with_mut(|k| rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, k));
     let mut stanzas = Vec::new();
     for r in recipients {
         let (mut s, _labels) = r.wrap_file_key(&file_key).map_err(SealFailure::Age)?;
         stanzas.append(&mut s);
     }
+    let mut head = header_with_mac(&stanzas, &file_key);
     let mut nonce = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-    output
-        .write_all(&header_with_mac(&stanzas, &file_key))
-        .and_then(|()| output.write_all(&nonce))
-        .map_err(SealFailure::Output)?;
+    head.extend_from_slice(&nonce);
+    output.write_all(&head).map_err(SealFailure::Output)?;
+    let hasher = OrderedHasher::new(&head, hash);
     let cipher = payload_cipher(&file_key, &nonce);
     let (total, _) = pipeline(
         input,
-        output,
+        &mut output,
         BLOCK_CHUNKS * CHUNK,
         BLOCK_CHUNKS * CT_CHUNK,
         |n| n.div_ceil(CHUNK).max(1) as u64,
-        |plain, out, counter, last| {
-            seal_chunks(&cipher, plain, out, counter, last)?;
-            Ok(plain.len() + plain.len().div_ceil(CHUNK).max(1) * TAG)
+        |seq, plain, out, counter, last| {
+            let len = plain.len() + plain.len().div_ceil(CHUNK).max(1) * TAG;
+            let r = seal_chunks(&cipher, plain, out, counter, last);
+            hasher.feed(seq, &out[..len]);
+            r.map(|()| len)
         },
     )
     .map_err(|e| match e {
         PipeError::Input(e) => SealFailure::Input(e),
         PipeError::Output(e) | PipeError::Process(e) => SealFailure::Output(e),
     })?;
-    Ok(total)
+    output.flush().map_err(SealFailure::Output)?;
+    let (digest, len) = hasher.finish();
+    Ok((total, digest, len))
 }
 
 /// Which side of [`pipeline`] failed.
@@ -184,7 +244,7 @@ enum PipeError {
 /// reads ahead and writes finished blocks in order, so file I/O overlaps with the cryptography
 /// and both cores work.
 ///
-/// `process(block, out, counter, last)` gets one input block (full except the last, which may be
+/// `process(seq, block, out, counter, last)` gets the block's position and one input block (full except the last, which may be
 /// short or empty), the STREAM counter of its first chunk and whether it is the final block; it
 /// returns the output length. A block is known to be final only once the next read returns
 /// nothing, so reading stays one block ahead. A block's output is written only after `process`
@@ -196,7 +256,7 @@ fn pipeline<R: Read, W: Write>(
     in_block: usize,
     out_block: usize,
     chunks_of: impl Fn(usize) -> u64,
-    process: impl Fn(&[u8], &mut [u8], u64, bool) -> io::Result<usize> + Sync,
+    process: impl Fn(u64, &[u8], &mut [u8], u64, bool) -> io::Result<usize> + Sync,
 ) -> Result<(u64, u64), PipeError> {
     use std::collections::BTreeMap;
     use std::sync::mpsc;
@@ -220,10 +280,10 @@ fn pipeline<R: Read, W: Write>(
             let process = &process;
             s.spawn(move || {
                 for mut t in rx {
-                    let r = process(&t.input[..t.len], &mut t.output, t.counter, t.last);
-                    if done_tx.send((t.seq, t.input, t.output, r)).is_err() {
-                        break;
-                    }
+                    let r = process(t.seq, &t.input[..t.len], &mut t.output, t.counter, t.last);
+                    // If the caller stopped listening (an error), keep draining: every queued
+                    // block must still reach the ordered hasher.
+                    let _ = done_tx.send((t.seq, t.input, t.output, r));
                 }
             });
             task_txs.push(tx);
@@ -411,6 +471,7 @@ pub(crate) fn open_payload<R: Read, W: Write>(
     cipher: &ChaCha20Poly1305,
     input: R,
     output: W,
+    hasher: &OrderedHasher,
 ) -> Result<u64, Result<io::Error, io::Error>> {
     let (_, total) = pipeline(
         input,
@@ -418,7 +479,8 @@ pub(crate) fn open_payload<R: Read, W: Write>(
         BLOCK_CHUNKS * CT_CHUNK,
         BLOCK_CHUNKS * CHUNK,
         |n| n.div_ceil(CT_CHUNK) as u64,
-        |ct, plain, counter, last| {
+        |seq, ct, plain, counter, last| {
+            hasher.feed(seq, ct);
             if last {
                 if ct.is_empty() {
                     // Not even the final chunk.
@@ -465,10 +527,19 @@ mod tests {
         let ids: [&dyn age::Identity; 1] = [k.age_identity()];
         for n in sizes() {
             let d = data(n);
-            let ct = seal_bytes(&[&k.public().recipient], &d).unwrap();
+            let mut ct = Vec::new();
+            let sealed = crate::seal_file(&[&k.public().recipient], &d[..], &mut ct).unwrap();
             let mut out = Vec::new();
-            open_with_path(&ids, &ct[..], &mut out, Path::AgeCrate).unwrap();
+            let reference = open_with_path(&ids, &ct[..], &mut out, Path::AgeCrate).unwrap();
             assert!(out == d, "size {n}");
+            // The hash the workers compute in order is the SHA-256 of exactly what was written.
+            let actual = crate::Sha256Digest::of(&ct);
+            assert_eq!(sealed.ciphertext_sha256, actual, "size {n}");
+            assert_eq!(sealed.ciphertext_len, ct.len() as u64);
+            assert_eq!(reference.ciphertext_sha256, actual);
+            let fast = open_file(&[&k], &ct[..], &mut Vec::new()).unwrap();
+            assert_eq!(fast.ciphertext_sha256, actual, "size {n}");
+            assert_eq!(fast.ciphertext_len, ct.len() as u64);
         }
     }
 
