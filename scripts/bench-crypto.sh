@@ -19,24 +19,26 @@ age-keygen -o "$W/age.id" 2>/dev/null
 AGE_R=$(age-keygen -y "$W/age.id")
 OUR_R=$("$OURS" keygen "$W/our.id")
 
-# best-of-RUNS wall time (s) and the peak RSS (KiB) of that run
+# best-of-RUNS wall time (s), the peak RSS (KiB) and CPU time (user+sys s) of that run
 best() {
-    local best_t="" best_m=""
+    local best_t="" best_m="" best_c=""
     for _ in $(seq "$RUNS"); do
-        /usr/bin/time -f "%e %M" -o "$W/t" "$@" >/dev/null
-        read -r t m < "$W/t"
-        if [ -z "$best_t" ] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_m=$m; fi
+        /usr/bin/time -f "%e %M %U %S" -o "$W/t" "$@" >/dev/null
+        read -r t m u s < "$W/t"
+        if [ -z "$best_t" ] || awk "BEGIN{exit !($t < $best_t)}"; then
+            best_t=$t; best_m=$m; best_c=$(awk "BEGIN{printf \"%.2f\", $u + $s}")
+        fi
     done
-    echo "$best_t $best_m"
+    echo "$best_t $best_m $best_c"
 }
 
-read -r age_seal_t age_seal_m < <(best age -r "$AGE_R" -o "$W/a.age" "$W/plain")
-read -r age_open_t age_open_m < <(best age -d -i "$W/age.id" -o "$W/a.out" "$W/a.age")
-read -r our_seal_t our_seal_m < <(best "$OURS" seal "$OUR_R" "$W/plain" "$W/o.age")
-read -r our_open_t our_open_m < <(best "$OURS" open "$W/our.id" "$W/o.age" "$W/o.out")
+read -r age_seal_t age_seal_m age_seal_c < <(best age -r "$AGE_R" -o "$W/a.age" "$W/plain")
+read -r age_open_t age_open_m age_open_c < <(best age -d -i "$W/age.id" -o "$W/a.out" "$W/a.age")
+read -r our_seal_t our_seal_m our_seal_c < <(best "$OURS" seal "$OUR_R" "$W/plain" "$W/o.age")
+read -r our_open_t our_open_m our_open_c < <(best "$OURS" open "$W/our.id" "$W/o.age" "$W/o.out")
 # Diagnostics: the STREAM without the ciphertext SHA-256, and the SHA-256 alone.
-read -r raw_seal_t raw_seal_m < <(best "$OURS" seal-unhashed "$OUR_R" "$W/plain" "$W/r.age")
-read -r hash_t hash_m < <(best "$OURS" hash "$W/o.age")
+read -r raw_seal_t raw_seal_m raw_seal_c < <(best "$OURS" seal-unhashed "$OUR_R" "$W/plain" "$W/r.age")
+read -r hash_t hash_m hash_c < <(best "$OURS" hash "$W/o.age")
 
 # Cross-check: each side opens the other's output, and the plaintext survived.
 age -d -i "$W/our.id" -o "$W/x1" "$W/o.age"
@@ -51,12 +53,12 @@ AS=$(mbps "$BYTES" "$age_seal_t"); AO=$(mbps "$BYTES" "$age_open_t")
 OS=$(mbps "$BYTES" "$our_seal_t"); OO=$(mbps "$BYTES" "$our_open_t")
 echo "file: $SIZE_MB MB of random data, best of $RUNS runs, $(nproc) cores, $(age --version | head -1) vs hearth-crypto"
 echo
-echo "| operation | stock age MB/s | hearth-crypto MB/s | ratio (ours/age) | age peak RSS | ours peak RSS |"
-echo "|---|---|---|---|---|---|"
-echo "| seal | $AS | $OS | $(ratio "$OS" "$AS")x | $((age_seal_m / 1024)) MiB | $((our_seal_m / 1024)) MiB |"
-echo "| open | $AO | $OO | $(ratio "$OO" "$AO")x | $((age_open_m / 1024)) MiB | $((our_open_m / 1024)) MiB |"
+echo "| operation | stock age MB/s | hearth-crypto MB/s | ratio (ours/age) | age peak RSS | ours peak RSS | age CPU s | ours CPU s |"
+echo "|---|---|---|---|---|---|---|---|"
+echo "| seal | $AS | $OS | $(ratio "$OS" "$AS")x | $((age_seal_m / 1024)) MiB | $((our_seal_m / 1024)) MiB | $age_seal_c | $our_seal_c |"
+echo "| open | $AO | $OO | $(ratio "$OO" "$AO")x | $((age_open_m / 1024)) MiB | $((our_open_m / 1024)) MiB | $age_open_c | $our_open_c |"
 RS=$(mbps "$BYTES" "$raw_seal_t"); HS=$(mbps "$BYTES" "$hash_t")
-echo "| seal without the ciphertext SHA-256 (diagnostic) | $AS | $RS | $(ratio "$RS" "$AS")x | | $((raw_seal_m / 1024)) MiB |"
-echo "| SHA-256 of the ciphertext alone (diagnostic) | | $HS | | | $((hash_m / 1024)) MiB |"
+echo "| seal without the ciphertext SHA-256 (diagnostic) | $AS | $RS | $(ratio "$RS" "$AS")x | | $((raw_seal_m / 1024)) MiB | | $raw_seal_c |"
+echo "| SHA-256 of the ciphertext alone (diagnostic) | | $HS | | | $((hash_m / 1024)) MiB | | $hash_c |"
 echo
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
