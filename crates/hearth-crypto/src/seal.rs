@@ -470,12 +470,9 @@ pub(crate) fn open_with_path<R: Read, W: Write>(
     })
 }
 
-/// Reads the header and payload nonce; the age crate parses and authenticates the header and
-/// unwraps the file key. Returns the header-and-nonce bytes and where the nonce starts.
-fn read_and_check_header<B: io::BufRead>(
-    identities: &[&dyn age::Identity],
-    input: &mut B,
-) -> Result<(Vec<u8>, usize), OpenError> {
+/// Reads the header (checking its stanza grammar) and the payload nonce after it. Returns the
+/// bytes and where the nonce starts.
+fn read_header_and_nonce<B: io::BufRead>(input: &mut B) -> Result<(Vec<u8>, usize), OpenError> {
     let mut head = read_canonical_header(input)?;
     let header_len = head.len();
     // The payload nonce follows the header; a short one is left for age to report.
@@ -483,6 +480,16 @@ fn read_and_check_header<B: io::BufRead>(
         .take(16)
         .read_to_end(&mut head)
         .map_err(OpenError::Input)?;
+    Ok((head, header_len))
+}
+
+/// Reads the header and payload nonce; the age crate parses and authenticates the header and
+/// unwraps the file key. Returns the header-and-nonce bytes and where the nonce starts.
+fn read_and_check_header<B: io::BufRead>(
+    identities: &[&dyn age::Identity],
+    input: &mut B,
+) -> Result<(Vec<u8>, usize), OpenError> {
+    let (head, header_len) = read_header_and_nonce(input)?;
     let decryptor = age::Decryptor::new_buffered(&head[..]).map_err(OpenError::from_age)?;
     decryptor
         .decrypt(identities.iter().copied())
@@ -543,7 +550,8 @@ fn open_hashed<R: Read, W: Write>(
         feed,
     };
     let mut buffered = BufReader::with_capacity(BUF, hashing);
-    let (head, _) = read_and_check_header(identities, &mut buffered)?;
+    // One pass of the age crate over the header: for passphrase files, unwrapping runs scrypt.
+    let (head, _) = read_header_and_nonce(&mut buffered)?;
     let plaintext_len = {
         let mut input = io::Cursor::new(&head[..]).chain(&mut buffered);
         let reader = age::Decryptor::new_buffered(&mut input)
