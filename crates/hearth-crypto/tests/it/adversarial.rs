@@ -449,3 +449,55 @@ fn swapped_file_blob_metadata_or_manifest_is_detected() {
     let e = future.verify(&trusted).unwrap_err();
     assert!(e.to_string().contains("mlkem768x25519+mldsa65"), "{e}");
 }
+
+#[test]
+fn dropped_or_reordered_links_are_detected() {
+    let s = LyingServer::new();
+    // Dropping a link from the middle (hiding Bob's enrollment) breaks the sequence.
+    let mut dropped = s.org.chain.clone();
+    dropped.links.remove(0);
+    assert!(matches!(
+        dropped.verify(&s.org.pinned),
+        Err(ChainError::BadSequence {
+            expected: 1,
+            found: 2
+        })
+    ));
+    // Swapping two links breaks it too.
+    let mut swapped = s.org.chain.clone();
+    swapped.links.swap(1, 2);
+    assert!(matches!(
+        swapped.verify(&s.org.pinned),
+        Err(ChainError::BadSequence { .. })
+    ));
+    // Renumbering a link to hide the swap breaks its signature.
+    swapped.links[1].link.seq = 2;
+    swapped.links[2].link.seq = 3;
+    assert!(matches!(
+        swapped.verify(&s.org.pinned),
+        Err(ChainError::BadSignature { seq: 2 })
+    ));
+}
+
+#[test]
+fn job_from_another_organisation_is_refused() {
+    let s = LyingServer::new();
+    // Bob is also a member of another organisation; its server hands his job from there to g1.
+    let (mut other, _) = OrgChain::create(&s.org.ada, "ada", "Other Co", NOW);
+    other
+        .append(
+            &s.org.ada,
+            LinkAction::AddDevice {
+                user: "bob".into(),
+                device: s.org.bob.public(),
+                admin: false,
+            },
+            NOW,
+        )
+        .unwrap();
+    let mut job = s.job.clone();
+    job.manifest.org_id = other.genesis.genesis.org_id.clone();
+    let e = s.deliver(&job, &s.payload, NOW).unwrap_err();
+    assert!(matches!(e, JobRefusal::WrongOrganisation), "{e}");
+    assert_eq!(e.code(), "wrong_organisation");
+}
