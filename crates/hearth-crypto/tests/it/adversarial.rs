@@ -470,12 +470,12 @@ fn dropped_or_reordered_links_are_detected() {
         swapped.verify(&s.org.pinned),
         Err(ChainError::BadSequence { .. })
     ));
-    // Renumbering a link to hide the swap breaks its signature.
+    // Renumbering the links to hide the swap breaks the hash chain (and the signatures).
     swapped.links[1].link.seq = 2;
     swapped.links[2].link.seq = 3;
     assert!(matches!(
         swapped.verify(&s.org.pinned),
-        Err(ChainError::BadSignature { seq: 2 })
+        Err(ChainError::BrokenLink { seq: 2 })
     ));
 }
 
