@@ -6,6 +6,11 @@
 //! `not_before..=not_after` (with a small allowance for skew); the id was never seen; the spooled
 //! ciphertext has the signed SHA-256; and only then is it opened. Each refusal is its own
 //! [`JobRefusal`] variant with a stable [`JobRefusal::code`] for the audit log.
+//!
+//! Single use is per agent. A pool job is sealed to every agent of the pool, so each agent's
+//! [`SeenJobs`] stops replays to it, but a lying server could still hand the same pool job to two
+//! different agents of that pool, each of which accepts it once. Target a printer (one agent) when
+//! that matters.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
