@@ -501,3 +501,27 @@ fn job_from_another_organisation_is_refused() {
     assert!(matches!(e, JobRefusal::WrongOrganisation), "{e}");
     assert_eq!(e.code(), "wrong_organisation");
 }
+
+#[test]
+fn forked_history_is_detected() {
+    // The admin's device signed a rotation; the server keeps it from one client and shows it a
+    // different link at the same position (here: another rotation it had the admin sign earlier).
+    let org = Org::new();
+    let mut seen_by_client = org.chain.clone();
+    seen_by_client.rotate_epoch(&org.ada, NOW).unwrap();
+    let checkpoint = seen_by_client.verify(&org.pinned).unwrap().checkpoint();
+    let mut other = org.chain.clone();
+    other.rotate_epoch(&org.ada, NOW + 1).unwrap();
+    other.rotate_epoch(&org.ada, NOW + 2).unwrap();
+    assert_eq!(
+        other.verify_extending(&org.pinned, &checkpoint),
+        Err(ChainError::Forked { seq: 4 })
+    );
+    // The honest extension is accepted.
+    seen_by_client.rotate_epoch(&org.ada, NOW + 3).unwrap();
+    assert!(
+        seen_by_client
+            .verify_extending(&org.pinned, &checkpoint)
+            .is_ok()
+    );
+}
