@@ -41,18 +41,27 @@ fn chunk_nonce(counter: u64, last: bool) -> Nonce {
     Nonce::from(n)
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn fill<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `max` bytes or the end of the input into `buf`, which grows (from 64 KiB, doubling,
+/// up to `max`) only while the input keeps coming, so a small object never allocates a whole
+/// block. Returns the bytes read.
+fn fill_growing<R: Read>(input: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
+    loop {
+        if n == buf.len() {
+            if buf.len() >= max {
+                return Ok(n);
+            }
+            let grown = (buf.len() * 2).clamp(CHUNK, max);
+            buf.resize(grown, 0);
+        }
+        let end = buf.len().min(max);
+        match input.read(&mut buf[n..end]) {
+            Ok(0) => return Ok(n),
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(n)
 }
 
 /// The header bytes from the first line through `---` (what the MAC covers), plus the MAC line.
@@ -215,7 +224,7 @@ pub(crate) fn seal<R: Read, W: Write>(
         input,
         &mut output,
         BLOCK_CHUNKS * CHUNK,
-        BLOCK_CHUNKS * CT_CHUNK,
+        |n| n + n.div_ceil(CHUNK).max(1) * TAG,
         |n| n.div_ceil(CHUNK).max(1) as u64,
         |seq, plain, out, counter, last| {
             let len = plain.len() + plain.len().div_ceil(CHUNK).max(1) * TAG;
@@ -254,7 +263,7 @@ fn pipeline<R: Read, W: Write>(
     mut input: R,
     mut output: W,
     in_block: usize,
-    out_block: usize,
+    out_len_of: impl Fn(usize) -> usize + Sync,
     chunks_of: impl Fn(usize) -> u64,
     process: impl Fn(u64, &[u8], &mut [u8], u64, bool) -> io::Result<usize> + Sync,
 ) -> Result<(u64, u64), PipeError> {
@@ -271,15 +280,29 @@ fn pipeline<R: Read, W: Write>(
     }
     type Done = (u64, Vec<u8>, Vec<u8>, io::Result<usize>);
 
+    // A single block (small objects: keys, metadata) is processed right here, without threads.
+    let mut cur = Vec::new();
+    let mut cur_len = fill_growing(&mut input, &mut cur, in_block).map_err(PipeError::Input)?;
+    if cur_len < in_block {
+        let mut out = vec![0u8; out_len_of(cur_len)];
+        let n = process(0, &cur[..cur_len], &mut out, 0, true).map_err(PipeError::Process)?;
+        output.write_all(&out[..n]).map_err(PipeError::Output)?;
+        return Ok((cur_len as u64, n as u64));
+    }
+
     std::thread::scope(|s| {
         let (done_tx, done_rx) = mpsc::channel::<Done>();
         let mut task_txs = Vec::with_capacity(WORKERS);
         for _ in 0..WORKERS {
             let (tx, rx) = mpsc::channel::<Task>();
             let done_tx = done_tx.clone();
-            let process = &process;
+            let (process, out_len_of) = (&process, &out_len_of);
             s.spawn(move || {
                 for mut t in rx {
+                    let need = out_len_of(t.len);
+                    if t.output.len() < need {
+                        t.output.resize(need, 0);
+                    }
                     let r = process(t.seq, &t.input[..t.len], &mut t.output, t.counter, t.last);
                     // If the caller stopped listening (an error), keep draining: every queued
                     // block must still reach the ordered hasher.
@@ -290,8 +313,9 @@ fn pipeline<R: Read, W: Write>(
         }
         drop(done_tx);
 
-        let mut free_in: Vec<Vec<u8>> = (0..WORKERS + 2).map(|_| vec![0u8; in_block]).collect();
-        let mut free_out: Vec<Vec<u8>> = (0..WORKERS + 1).map(|_| vec![0u8; out_block]).collect();
+        // Buffers grow to their block size on first use (see `fill_growing`).
+        let mut free_in: Vec<Vec<u8>> = (0..WORKERS + 1).map(|_| Vec::new()).collect();
+        let mut free_out: Vec<Vec<u8>> = (0..WORKERS + 1).map(|_| Vec::new()).collect();
         let mut finished: BTreeMap<u64, (Vec<u8>, io::Result<usize>)> = BTreeMap::new();
         let (mut sent, mut received, mut written) = (0u64, 0u64, 0u64);
         let (mut counter, mut total_in, mut total_out) = (0u64, 0u64, 0u64);
@@ -318,8 +342,7 @@ fn pipeline<R: Read, W: Write>(
             Ok(())
         };
 
-        let mut cur = free_in.pop().unwrap_or_default();
-        let mut cur_len = fill(&mut input, &mut cur).map_err(PipeError::Input)?;
+        // `cur` and `cur_len` hold the first block, read above.
         loop {
             let (last, next) = if cur_len < in_block {
                 (true, None)
@@ -328,7 +351,7 @@ fn pipeline<R: Read, W: Write>(
                     wait_one(&mut free_in, &mut free_out, &mut received, &mut output)?;
                 }
                 let mut nb = free_in.pop().unwrap_or_default();
-                let n = fill(&mut input, &mut nb).map_err(PipeError::Input)?;
+                let n = fill_growing(&mut input, &mut nb, in_block).map_err(PipeError::Input)?;
                 if n == 0 {
                     free_in.push(nb);
                     (true, None)
@@ -477,7 +500,7 @@ pub(crate) fn open_payload<R: Read, W: Write>(
         input,
         output,
         BLOCK_CHUNKS * CT_CHUNK,
-        BLOCK_CHUNKS * CHUNK,
+        |n| n.saturating_sub(n.div_ceil(CT_CHUNK) * TAG),
         |n| n.div_ceil(CT_CHUNK) as u64,
         |seq, ct, plain, counter, last| {
             hasher.feed(seq, ct);
