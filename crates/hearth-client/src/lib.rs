@@ -187,6 +187,26 @@ impl Client {
         Self::check(rb.send().await?).await.map(drop)
     }
 
+    /// GET any API path and decode its JSON (for endpoints without a typed helper yet).
+    pub async fn raw_get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.get(path).await
+    }
+
+    /// POST a JSON body to any API path and decode the JSON answer.
+    pub async fn raw_post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T> {
+        self.send(Method::POST, path, body).await
+    }
+
+    /// PUT a JSON body to any API path; succeeds on any 2xx (the body, if any, is ignored).
+    pub async fn raw_put(&self, path: &str, body: &serde_json::Value) -> Result<()> {
+        self.no_content(self.req(Method::PUT, path).json(body))
+            .await
+    }
+
     pub async fn info(&self) -> Result<ServerInfo> {
         self.get("/api/v1/info").await
     }

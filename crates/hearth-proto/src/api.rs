@@ -398,3 +398,110 @@ pub struct Job {
     pub message: Option<String>,
     pub facts: SchedulingFacts,
 }
+
+/// A change pushed on `GET /api/v1/orgs/{org}/events` (Server-Sent Events, one JSON object per `data:`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Printer { printer: Printer },
+    Job { job: Job },
+    Agent { agent_id: AgentId, connected: bool },
+}
+
+/// One link of an organisation's chain, opaque to the server (clients verify it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChainLink {
+    /// Position: 0 is the genesis.
+    pub seq: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub link: serde_json::Value,
+}
+
+/// A user's device keys, wrapped on the device by a key derived from the passphrase. Opaque to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KeyBundle {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub bundle: serde_json::Value,
+}
+
+/// Time a printer spent in one state during one hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HistoryBucket {
+    /// Start of the hour (UTC).
+    pub hour: String,
+    /// `idle`, `printing`, `paused`, `error`, ...
+    pub state: String,
+    pub seconds: f64,
+}
+
+/// `POST /api/v1/orgs/{org}/files`: register an uploaded sealed print file in the library.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateFileRequest {
+    /// Chosen by the uploading device (its signed manifest names it).
+    pub id: crate::ids::FileId,
+    /// The sealed print file.
+    pub blob_sha256: BlobHash,
+    /// The sealed private metadata (file name, thumbnails, slicer settings), if any.
+    #[serde(default)]
+    pub meta_sha256: Option<BlobHash>,
+    /// The uploader's signed file manifest, opaque to the server.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    #[serde(default)]
+    pub facts: SchedulingFacts,
+}
+
+/// A file of the organisation's library, as the server sees it: no name, no thumbnail, no content.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FileEntry {
+    pub id: crate::ids::FileId,
+    pub blob_sha256: BlobHash,
+    pub meta_sha256: Option<BlobHash>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    pub facts: SchedulingFacts,
+    pub uploaded_by: UserId,
+    pub created_at: String,
+}
+
+/// `PUT /api/v1/me/secret`: change the login secret (after a passphrase change; the client re-wraps its
+/// key bundle in the same step). Other sessions are ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSecretRequest {
+    pub current_secret: String,
+    pub new_secret: String,
+    /// The key bundle wrapped under the new passphrase, stored in the same transaction.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub key_bundle: Option<serde_json::Value>,
+}
+
+/// An organisation epoch key, sealed to the epoch's member devices. Opaque to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SealedEpoch {
+    pub epoch: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub sealed: serde_json::Value,
+}
+
+/// A user's device public keys (opaque; trusted only once a signed chain link names them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceKey {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub public: serde_json::Value,
+}

@@ -78,6 +78,11 @@ id_type!(
     JobId
 );
 
+id_type!(
+    /// A file of an organisation's library (a sealed print file and its sealed metadata).
+    FileId
+);
+
 /// SHA-256 of a sealed blob, as 64 lowercase hex digits. Blobs are content-addressed by it.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"))]

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod error;
+pub mod hub;
 pub mod metrics;
 pub mod routes;
 pub mod state;
@@ -90,6 +91,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             limiter,
             metrics: Default::default(),
             uploads_busy: Default::default(),
+            hub: Default::default(),
         }),
     };
     Ok(Server { state, setup_token })
@@ -130,6 +132,10 @@ impl Server {
         let app = self
             .router()
             .into_make_service_with_connect_info::<tls::PeerAddr>();
+        let rollups = tokio::spawn(flush_rollups_every(
+            self.state.clone(),
+            Duration::from_secs(60),
+        ));
         let settings = &self.state.settings;
         if let (Some(cert), Some(key)) = (&settings.tls.cert, &settings.tls.key) {
             let config = tls::server_config(cert, key)?;
@@ -144,7 +150,23 @@ impl Server {
                 .await
                 .map_err(StartError::Serve)?;
         }
+        rollups.abort();
+        if let Err(e) = self.state.hub.flush_rollups(&self.state.store).await {
+            tracing::warn!(error = %error::ErrorChain(&e), "could not write the last printer history");
+        }
         self.state.store.close().await;
         Ok(())
+    }
+}
+
+/// Telemetry is summed in memory and written as hourly rollups once a minute, never per message.
+async fn flush_rollups_every(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.hub.flush_rollups(&state.store).await {
+            tracing::warn!(error = %error::ErrorChain(&e), "could not write printer history");
+        }
     }
 }

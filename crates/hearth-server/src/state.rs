@@ -26,6 +26,8 @@ pub struct Inner {
     /// Uploads with a PATCH in progress: a second concurrent PATCH to the same upload is refused (409)
     /// instead of interleaving bytes.
     pub uploads_busy: Mutex<HashSet<UploadId>>,
+    /// Connected agents, live telemetry, event fan-out.
+    pub hub: crate::hub::Hub,
 }
 
 impl std::ops::Deref for AppState {

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod blobdir;
+pub mod fleet;
 mod migrate;
 pub mod models;
 mod queries;

@@ -5,8 +5,24 @@ use crate::{Backend, Result, Store, StoreError};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "agents_jobs",
+        include_str!("../migrations/0002_agents_jobs.sql"),
+    ),
+    (
+        3,
+        "printer_rollups",
+        include_str!("../migrations/0003_printer_rollups.sql"),
+    ),
+    (
+        4,
+        "epochs_devices",
+        include_str!("../migrations/0004_epochs_devices.sql"),
+    ),
+];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.
 const PG_LOCK_KEY: i64 = 0x4845_4152_5448; // "HEARTH"

@@ -492,6 +492,18 @@ impl Tx {
         Ok(())
     }
 
+    /// End a user's sessions except `keep` (after a secret change).
+    pub async fn delete_sessions_of(&mut self, user: UserId, keep: Option<&str>) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+                .bind(user.to_string())
+                .bind(keep.unwrap_or("").to_owned())
+                .execute(&mut *self.inner)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     pub async fn delete_expired_sessions(&mut self, now_ms: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now_ms)

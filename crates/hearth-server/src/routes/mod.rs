@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod blobs;
+pub mod fleet;
 pub mod system;
 pub mod tokens;
 
@@ -34,6 +35,11 @@ use utoipa::OpenApi;
         blobs::upload_options, blobs::create_upload, blobs::upload_status, blobs::upload_patch, blobs::upload_delete,
         blobs::list_blobs, blobs::download_blob, blobs::delete_blob,
         audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify,
+        fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
+        fleet::list_printers, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::control_job, fleet::events,
+        fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch,
+        fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
+        fleet::agent_blob, fleet::agent_connect,
     ),
     components(schemas(hearth_proto::api::ErrorBody)),
     modifiers(&Security),
@@ -125,6 +131,52 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/audit/verify", get(audit::org_audit_verify))
         .route("/system/audit", get(audit::system_audit))
         .route("/system/audit/verify", get(audit::system_audit_verify))
+        .route(
+            "/orgs/{org}/agents/enrollment-tokens",
+            post(fleet::create_enrollment_token),
+        )
+        .route("/agents/enroll", post(fleet::enroll))
+        .route("/orgs/{org}/agents", get(fleet::list_agents))
+        .route(
+            "/orgs/{org}/agents/{id}/approve",
+            post(fleet::approve_agent),
+        )
+        .route("/orgs/{org}/agents/{id}/revoke", post(fleet::revoke_agent))
+        .route("/orgs/{org}/printers", get(fleet::list_printers))
+        .route(
+            "/orgs/{org}/printers/{id}/history",
+            get(fleet::printer_history),
+        )
+        .route(
+            "/orgs/{org}/jobs",
+            post(fleet::submit_job).get(fleet::list_jobs),
+        )
+        .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
+        .route("/orgs/{org}/jobs/{id}/{action}", post(fleet::control_job))
+        .route("/orgs/{org}/events", get(fleet::events))
+        .route("/me/secret", put(fleet::change_secret))
+        .route("/me/device", put(fleet::put_device))
+        .route(
+            "/orgs/{org}/members/{user}/device",
+            get(fleet::member_device),
+        )
+        .route("/orgs/{org}/epochs", post(fleet::put_epoch))
+        .route("/orgs/{org}/epochs/latest", get(fleet::latest_epoch))
+        .route("/orgs/{org}/epochs/{epoch}", get(fleet::get_epoch))
+        .route(
+            "/orgs/{org}/files",
+            post(fleet::create_file).get(fleet::list_files),
+        )
+        .route(
+            "/orgs/{org}/chain",
+            get(fleet::get_chain).post(fleet::append_chain),
+        )
+        .route(
+            "/me/key-bundle",
+            get(fleet::get_key_bundle).put(fleet::put_key_bundle),
+        )
+        .route("/agent/blobs/{sha256}", get(fleet::agent_blob))
+        .route("/agent/connect", get(fleet::agent_connect))
         .layer(DefaultBodyLimit::max(json_limit));
 
     Router::new()

@@ -341,3 +341,74 @@ async fn logout_ends_the_session() {
     owner.logout().await.unwrap();
     assert_eq!(copy.me().await.unwrap_err().status(), Some(401));
 }
+
+#[tokio::test]
+async fn changing_the_secret_ends_other_sessions_and_stores_the_rewrapped_bundle() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let mut laptop = server.client();
+    laptop.login("owner", OWNER_SECRET).await.unwrap();
+    owner
+        .raw_put(
+            "/api/v1/me/key-bundle",
+            &serde_json::json!({"bundle": {"wrapped": "old"}}),
+        )
+        .await
+        .unwrap();
+    owner
+        .raw_put(
+            "/api/v1/me/device",
+            &serde_json::json!({"public": {"signing": "k", "age": "age1x"}}),
+        )
+        .await
+        .unwrap();
+
+    let wrong =
+        serde_json::json!({"current_secret": "not it at all", "new_secret": "brand new secret"});
+    assert_eq!(
+        owner
+            .raw_put("/api/v1/me/secret", &wrong)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(401)
+    );
+    let change = serde_json::json!({
+        "current_secret": OWNER_SECRET, "new_secret": "brand new secret", "key_bundle": {"wrapped": "new"}
+    });
+    owner.raw_put("/api/v1/me/secret", &change).await.unwrap();
+    assert_eq!(
+        laptop.me().await.unwrap_err().status(),
+        Some(401),
+        "the other session ended"
+    );
+    owner.me().await.unwrap();
+    let bundle: serde_json::Value = owner.raw_get("/api/v1/me/key-bundle").await.unwrap();
+    assert_eq!(bundle["bundle"]["wrapped"], "new");
+    let mut again = server.client();
+    assert!(again.login("owner", OWNER_SECRET).await.is_err());
+    again.login("owner", "brand new secret").await.unwrap();
+
+    // Device public keys and sealed epochs are stored opaque; epochs are written once.
+    let me = owner.me().await.unwrap().user.id;
+    let dev: serde_json::Value = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/members/{me}/device"))
+        .await
+        .unwrap();
+    assert_eq!(dev["public"]["age"], "age1x");
+    let e1 = serde_json::json!({"epoch": 1, "sealed": {"age": "..."}});
+    owner
+        .raw_post::<serde_json::Value>(&format!("/api/v1/orgs/{org}/epochs"), &e1)
+        .await
+        .unwrap();
+    let dup = owner
+        .raw_post::<serde_json::Value>(&format!("/api/v1/orgs/{org}/epochs"), &e1)
+        .await
+        .unwrap_err();
+    assert_eq!(dup.status(), Some(409));
+    let latest: serde_json::Value = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/epochs/latest"))
+        .await
+        .unwrap();
+    assert_eq!(latest["epoch"], 1);
+}

@@ -5,6 +5,7 @@
 mod accounts;
 mod backup;
 mod deps;
+mod fleet;
 mod malformed;
 mod openapi;
 mod process;

@@ -1,0 +1,206 @@
+//! `hearth inspect FILE`: print-file metadata and analysis, locally (nothing leaves the machine).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufReader, Write as _};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use hearth_printfile::{Options, Report};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// G-code (.gcode), binary G-code (.bgcode) or Bambu/Orca project (.gcode.3mf).
+    pub file: PathBuf,
+    /// Print the report as JSON (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// Write the largest thumbnail to this file.
+    #[arg(long, value_name = "OUT")]
+    pub thumbnail: Option<PathBuf>,
+    /// Only read the metadata (fast; no analysis of the moves).
+    #[arg(long)]
+    pub metadata_only: bool,
+    /// Plate of a 3MF project (default: the first sliced plate).
+    #[arg(long)]
+    pub plate: Option<u32>,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let file =
+        File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    let reader = BufReader::with_capacity(1 << 16, file);
+    let opts = Options {
+        thumbnails: true,
+        plate: args.plate,
+        ..Options::default()
+    };
+    let report = if args.metadata_only {
+        hearth_printfile::inspect_metadata(reader, &opts)
+    } else {
+        hearth_printfile::analyze(reader, &opts)
+    }
+    .with_context(|| format!("cannot read {}", args.file.display()))?;
+
+    if let Some(out) = &args.thumbnail {
+        let Some(t) = report.largest_thumbnail() else {
+            bail!("{} contains no thumbnail", args.file.display());
+        };
+        // A `.png` name gets a PNG (QOI thumbnails are converted); other names get the bytes as
+        // embedded.
+        let wants_png = out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        let bytes = if wants_png {
+            t.to_png().with_context(|| {
+                format!(
+                    "the largest thumbnail is a {} image, which cannot be converted to PNG here; \
+                     give an output name ending in .{}",
+                    t.format.extension().to_uppercase(),
+                    t.format.extension()
+                )
+            })?
+        } else {
+            t.data.clone()
+        };
+        std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+        let mut stderr = std::io::stderr();
+        let _ = writeln!(
+            stderr,
+            "wrote the {}x{} {} thumbnail to {} ({} bytes)",
+            t.width,
+            t.height,
+            t.format.extension().to_uppercase(),
+            out.display(),
+            bytes.len()
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &report)?;
+        writeln!(stdout)?;
+    } else {
+        stdout.write_all(summary(&report).as_bytes())?;
+    }
+    Ok(())
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// `1h 02m 03s`
+pub fn duration(s: f64) -> String {
+    let t = s.max(0.0).round() as u64;
+    let (h, m, sec) = (t / 3600, t / 60 % 60, t % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {sec:02}s")
+    } else {
+        format!("{m}m {sec:02}s")
+    }
+}
+
+/// The human-readable summary.
+pub fn summary(r: &Report) -> String {
+    let m = &r.metadata;
+    let mut o = String::new();
+    let slicer = m.slicer.as_ref().map(|s| match &s.version {
+        Some(v) => format!("{} {v}", s.name),
+        None => s.name.clone(),
+    });
+    let _ = writeln!(o, "Format:           {:?}", r.format);
+    let _ = writeln!(o, "Slicer:           {}", opt(slicer));
+    let _ = writeln!(o, "Printer model:    {}", opt(m.printer_model.as_deref()));
+    let _ = writeln!(o, "Nozzle:           {} mm", opt(m.nozzle_diameter_mm));
+    let _ = writeln!(
+        o,
+        "Layer height:     {} mm (first layer {} mm)",
+        opt(m.layer_height_mm),
+        opt(m.first_layer_height_mm)
+    );
+    let _ = writeln!(
+        o,
+        "Temperatures:     nozzle {} °C, bed {} °C (first layer)",
+        opt(m
+            .first_layer_nozzle_temperature_c
+            .or(m.nozzle_temperature_c)),
+        opt(m.first_layer_bed_temperature_c.or(m.bed_temperature_c))
+    );
+    for f in &m.filaments {
+        let _ = writeln!(
+            o,
+            "Filament T{}:      {} {} {} {}",
+            f.tool,
+            opt(f.material.as_deref()),
+            opt(f.colour.as_deref()),
+            f.length_mm
+                .map_or_else(String::new, |l| format!("{l:.1} mm")),
+            f.weight_g.map_or_else(String::new, |g| format!("{g:.2} g")),
+        );
+    }
+    if let Some(g) = m.filament_total_weight_g {
+        let _ = writeln!(o, "Filament (slicer): {g:.2} g");
+    }
+    let _ = writeln!(
+        o,
+        "Time (slicer):    {}",
+        opt(m.estimated_time_s.map(duration))
+    );
+    if !m.objects.is_empty() {
+        let _ = writeln!(o, "Objects:          {}", m.objects.join(", "));
+    }
+    if let Some(a) = &r.analysis {
+        let _ = writeln!(o, "--- our analysis ---");
+        let _ = writeln!(
+            o,
+            "Time (ours):      {}  (motion model, limits from {:?})",
+            duration(a.estimated_time_s),
+            a.limits_source
+        );
+        let _ = writeln!(
+            o,
+            "Layers:           {} (first {} mm, typical {} mm, top Z {} mm)",
+            a.layers.count,
+            opt(a.layers.first_layer_height_mm),
+            opt(a.layers.typical_height_mm),
+            opt(a.layers.top_z_mm)
+        );
+        if let Some(e) = &a.extents {
+            let _ = writeln!(
+                o,
+                "Extents:          X {:.2}..{:.2}  Y {:.2}..{:.2}  Z {:.2}..{:.2} mm",
+                e.min[0], e.max[0], e.min[1], e.max[1], e.min[2], e.max[2]
+            );
+        }
+        for t in &a.tools {
+            let _ = writeln!(
+                o,
+                "Filament T{} (ours): {:.1} mm, {:.2} cm³, {}",
+                t.tool,
+                t.length_mm,
+                t.volume_cm3,
+                t.mass_g
+                    .map_or_else(|| "mass unknown".to_owned(), |g| format!("{g:.2} g"))
+            );
+        }
+        let _ = writeln!(o, "Lines / moves:    {} / {}", a.lines, a.moves);
+    }
+    for t in &r.thumbnails {
+        let _ = writeln!(
+            o,
+            "Thumbnail:        {}x{} {} ({} bytes)",
+            t.width,
+            t.height,
+            t.format.extension().to_uppercase(),
+            t.size
+        );
+    }
+    for d in &r.diagnostics {
+        let line = d.line.map_or_else(String::new, |l| format!("line {l}: "));
+        let _ = writeln!(o, "{:?}: {line}{}", d.severity, d.message);
+    }
+    if r.diagnostics_dropped > 0 {
+        let _ = writeln!(o, "... and {} more diagnostics", r.diagnostics_dropped);
+    }
+    o
+}

@@ -1,0 +1,20 @@
+//! The `hearth` binary, run as a user would.
+#![allow(clippy::unwrap_used)]
+
+mod inspect;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../hearth-printfile/test_data/samples")
+        .join(name)
+}
+
+pub fn hearth(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap()
+}

@@ -1,0 +1,27 @@
+;Sliced by ideaMaker 4.4.1.6051, 2023-09-10 10:00:00
+;Dimension:235.000 235.000 260.000 0.4
+;Filament Type .1:PLA
+;Filament Name .1:Generic PLA
+;Filament Diameter .1:1.75
+;Filament Density .1:1.24
+;Bounding Box:10.000 20.000 10.000 20.000 0.300 0.500
+M140 S60
+M104 T0 S210
+M190 S60
+M109 T0 S210
+G28
+M82
+G92 E0
+;LAYER:0
+;HEIGHT:0.300
+;PRINTING: cube.stl
+G1 X10 Y10 Z0.3 F6000
+G1 X20 Y10 E0.5 F1800
+G1 X20 Y20 E1
+;LAYER:1
+;HEIGHT:0.200
+G1 Z0.5
+G1 X10 Y20 E1.5
+G1 X10 Y10 E2
+;Print Time: 1834
+;Material#1 Used: 1523.4

@@ -1,0 +1,390 @@
+//! The live side of the fleet: connected agents, the latest telemetry of every printer (in memory, never
+//! written per message), job dispatch, and the per-organisation event stream.
+//!
+//! Telemetry is kept only as "latest state" here; the database sees printers, jobs and their transitions.
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use hearth_proto::agent::{AgentJob, JobState, PrinterState, PrinterTelemetry, ServerMsg};
+use hearth_proto::api::{Event, Job, Printer};
+use hearth_proto::ids::{AgentId, OrgId, PrinterId};
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::audit::NewAuditEntry;
+use hearth_store::fleet::{JobRow, PrinterRow};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::{broadcast, mpsc};
+
+/// A connected agent.
+#[derive(Debug, Clone)]
+pub struct AgentConn {
+    pub org_id: OrgId,
+    /// Distinguishes this connection from a newer one of the same agent.
+    pub conn_id: u64,
+    pub tx: mpsc::Sender<ServerMsg>,
+    /// SHA-256 of the bearer token for this connection's HTTP calls.
+    pub http_token_hash: String,
+}
+
+#[derive(Debug)]
+pub struct Hub {
+    agents: Mutex<HashMap<AgentId, AgentConn>>,
+    http_tokens: Mutex<HashMap<String, (AgentId, OrgId)>>,
+    telemetry: Mutex<HashMap<PrinterId, (PrinterTelemetry, i64)>>,
+    events: broadcast::Sender<(OrgId, Event)>,
+    next_conn: std::sync::atomic::AtomicU64,
+    /// Per printer: the state it is in and since when, for the history rollups.
+    since: Mutex<HashMap<PrinterId, (PrinterState, i64)>>,
+    /// Milliseconds per (printer, hour, state) not yet written to the database.
+    pending: Mutex<HashMap<(PrinterId, i64, PrinterState), i64>>,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Split the interval `[start, end)` at hour boundaries: (hour start, milliseconds in it).
+pub fn split_hours(start: i64, end: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut t = start;
+    while t < end {
+        let bucket = t - t.rem_euclid(HOUR_MS);
+        let stop = end.min(bucket + HOUR_MS);
+        out.push((bucket, stop - t));
+        t = stop;
+    }
+    out
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            agents: Mutex::default(),
+            http_tokens: Mutex::default(),
+            telemetry: Mutex::default(),
+            events: broadcast::channel(1024).0,
+            next_conn: Default::default(),
+            since: Mutex::default(),
+            pending: Mutex::default(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a printer shows while its agent is away.
+pub fn offline() -> PrinterTelemetry {
+    PrinterTelemetry {
+        state: PrinterState::Offline,
+        heaters: vec![],
+        job_id: None,
+        progress: None,
+        layer: None,
+        total_layers: None,
+        elapsed_seconds: None,
+        remaining_seconds: None,
+        error: Some("its agent is not connected".into()),
+    }
+}
+
+impl Hub {
+    /// Register a connection; a previous connection of the same agent is replaced (and its sender dropped,
+    /// which ends it).
+    pub fn connect(
+        &self,
+        agent: AgentId,
+        org_id: OrgId,
+        tx: mpsc::Sender<ServerMsg>,
+        http_token_hash: String,
+    ) -> u64 {
+        let conn_id = self
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let old = lock(&self.agents).insert(
+            agent,
+            AgentConn {
+                org_id,
+                conn_id,
+                tx,
+                http_token_hash: http_token_hash.clone(),
+            },
+        );
+        let mut tokens = lock(&self.http_tokens);
+        if let Some(old) = old {
+            tokens.remove(&old.http_token_hash);
+        }
+        tokens.insert(http_token_hash, (agent, org_id));
+        drop(tokens);
+        self.publish(
+            org_id,
+            Event::Agent {
+                agent_id: agent,
+                connected: true,
+            },
+        );
+        conn_id
+    }
+
+    /// Forget a connection (only if it is still the current one). Returns whether it was.
+    pub fn disconnect(&self, agent: AgentId, conn_id: u64) -> bool {
+        let mut agents = lock(&self.agents);
+        match agents.get(&agent) {
+            Some(c) if c.conn_id == conn_id => {
+                let c = agents.remove(&agent);
+                drop(agents);
+                if let Some(c) = c {
+                    lock(&self.http_tokens).remove(&c.http_token_hash);
+                    self.publish(
+                        c.org_id,
+                        Event::Agent {
+                            agent_id: agent,
+                            connected: false,
+                        },
+                    );
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_connected(&self, agent: AgentId) -> bool {
+        lock(&self.agents).contains_key(&agent)
+    }
+
+    pub fn sender(&self, agent: AgentId) -> Option<mpsc::Sender<ServerMsg>> {
+        lock(&self.agents).get(&agent).map(|c| c.tx.clone())
+    }
+
+    /// The agent and organisation an HTTP bearer token (from `Welcome`) belongs to.
+    pub fn agent_for_http_token(&self, token_hash: &str) -> Option<(AgentId, OrgId)> {
+        lock(&self.http_tokens).get(token_hash).copied()
+    }
+
+    pub fn set_telemetry(&self, printer: PrinterId, t: PrinterTelemetry) {
+        let now = now_ms();
+        self.account(printer, Some(t.state), now);
+        lock(&self.telemetry).insert(printer, (t, now));
+    }
+
+    pub fn clear_telemetry(&self, printers: &[PrinterId]) {
+        let now = now_ms();
+        let mut t = lock(&self.telemetry);
+        for p in printers {
+            t.remove(p);
+            self.account(*p, None, now);
+        }
+    }
+
+    /// Close the printer's current state interval at `now` and open `next` (none: stop tracking).
+    fn account(&self, printer: PrinterId, next: Option<PrinterState>, now: i64) {
+        let mut since = lock(&self.since);
+        if let Some((state, from)) = since.remove(&printer) {
+            let mut pending = lock(&self.pending);
+            for (bucket, ms) in split_hours(from, now) {
+                *pending.entry((printer, bucket, state)).or_default() += ms;
+            }
+        }
+        if let Some(state) = next {
+            since.insert(printer, (state, now));
+        }
+    }
+
+    /// Write the accumulated state durations (up to now) to the hourly rollups.
+    pub async fn flush_rollups(
+        &self,
+        store: &hearth_store::Store,
+    ) -> Result<usize, hearth_store::StoreError> {
+        let now = now_ms();
+        let open: Vec<(PrinterId, PrinterState)> = lock(&self.since)
+            .iter()
+            .map(|(p, (s, _))| (*p, *s))
+            .collect();
+        for (p, s) in open {
+            self.account(p, Some(s), now);
+        }
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = store.begin().await?;
+        for ((printer, bucket, state), ms) in &pending {
+            let name = serde_json::to_value(state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            tx.add_rollup(*printer, *bucket, &name, *ms).await?;
+        }
+        tx.commit().await?;
+        Ok(pending.len())
+    }
+
+    /// Latest telemetry and when it arrived; offline if none (agent away).
+    pub fn telemetry(&self, printer: PrinterId) -> (PrinterTelemetry, Option<i64>) {
+        match lock(&self.telemetry).get(&printer) {
+            Some((t, at)) => (t.clone(), Some(*at)),
+            None => (offline(), None),
+        }
+    }
+
+    pub fn publish(&self, org: OrgId, event: Event) {
+        // No subscriber is not an error.
+        let _ = self.events.send((org, event));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<(OrgId, Event)> {
+        self.events.subscribe()
+    }
+}
+
+/// The API view of a printer, with live telemetry.
+pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
+    let (telemetry, at) = state.hub.telemetry(p.id);
+    Printer {
+        id: p.id,
+        agent_id: p.agent_id,
+        name: p.info.name.clone(),
+        kind: p.info.kind.clone(),
+        model: p.info.model.clone(),
+        nozzle_mm: p.info.nozzle_mm,
+        material: p.info.material.clone(),
+        color: p.info.color.clone(),
+        pools: p.info.pools.clone(),
+        can_pause: p.info.can_pause,
+        telemetry,
+        updated_at: at.map(rfc3339),
+    }
+}
+
+pub fn job_view(j: &JobRow) -> Job {
+    Job {
+        id: j.id,
+        state: j.state,
+        printer: j.printer_id,
+        pool: j.pool.clone(),
+        blob_sha256: j.blob_sha256.clone(),
+        submitted_by: j.submitted_by,
+        created_at: rfc3339(j.created_at),
+        updated_at: rfc3339(j.updated_at),
+        message: j.message.clone(),
+        facts: j.facts.clone(),
+    }
+}
+
+/// Publish a job's current row as an event.
+pub async fn publish_job(state: &AppState, id: hearth_proto::ids::JobId) -> ApiResult<()> {
+    let j = state.store.job(id).await?;
+    state
+        .hub
+        .publish(j.org_id, Event::Job { job: job_view(&j) });
+    Ok(())
+}
+
+/// Hand queued jobs of `org` to printers that can take them now: a job for a named printer goes to it as
+/// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress.
+pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
+    let queued = state.store.queued_jobs(org).await?;
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let printers = state.store.printers(org).await?;
+    let mut taken: Vec<PrinterId> = Vec::new();
+    for job in queued {
+        let target = match (job.printer_id, &job.pool) {
+            (Some(pid), _) => printers
+                .iter()
+                .find(|p| p.id == pid && state.hub.is_connected(p.agent_id)),
+            (None, Some(pool)) => {
+                let mut found = None;
+                for p in printers
+                    .iter()
+                    .filter(|p| p.info.pools.contains(pool) && !taken.contains(&p.id))
+                {
+                    let idle = state.hub.telemetry(p.id).0.state == PrinterState::Idle;
+                    if idle
+                        && state.hub.is_connected(p.agent_id)
+                        && !state.store.printer_busy(p.id).await?
+                    {
+                        found = Some(p);
+                        break;
+                    }
+                }
+                found
+            }
+            (None, None) => None,
+        };
+        let Some(printer) = target else { continue };
+        let Some(tx) = state.hub.sender(printer.agent_id) else {
+            continue;
+        };
+        let mut t = state.store.begin().await?;
+        if !t
+            .update_job(job.id, JobState::Assigned, Some(printer.id), None, now_ms())
+            .await?
+        {
+            continue;
+        }
+        t.append_audit(NewAuditEntry {
+            scope: org.to_string(),
+            ts_ms: now_ms(),
+            actor: "system".into(),
+            action: "job.dispatch".into(),
+            target: Some(format!("job:{}", job.id)),
+            source: None,
+            details: json!({ "printer": printer.id, "agent": printer.agent_id }),
+        })
+        .await?;
+        t.commit().await?;
+        taken.push(printer.id);
+        let msg = ServerMsg::Job {
+            job: AgentJob {
+                job_id: job.id,
+                printer: printer.info.name.clone(),
+                blob_sha256: job.blob_sha256.clone(),
+                blob_size: state
+                    .store
+                    .blob(org, &job.blob_sha256)
+                    .await
+                    .map(|b| b.size)
+                    .unwrap_or(0),
+                manifest: job.manifest.clone(),
+            },
+        };
+        if tx.send(msg).await.is_err() {
+            // The connection just closed; the job is re-sent when the agent reconnects.
+            tracing::info!(job = %job.id, "agent went away while dispatching; will resend on reconnect");
+        }
+        publish_job(state, job.id).await?;
+    }
+    Ok(())
+}
+
+/// The error a member sees when a command cannot reach an agent right now.
+pub fn agent_offline() -> ApiError {
+    ApiError::conflict(
+        "the printer's agent is not connected; the command cannot reach the printer now",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_split_at_hour_boundaries() {
+        assert_eq!(split_hours(0, 1000), vec![(0, 1000)]);
+        assert_eq!(
+            split_hours(HOUR_MS - 10, HOUR_MS + 5),
+            vec![(0, 10), (HOUR_MS, 5)]
+        );
+        assert_eq!(
+            split_hours(100, 2 * HOUR_MS + 1)
+                .iter()
+                .map(|x| x.1)
+                .sum::<i64>(),
+            2 * HOUR_MS + 1 - 100
+        );
+        assert!(split_hours(5, 5).is_empty());
+    }
+}

@@ -1,0 +1,1113 @@
+//! Agents (enrollment, approval, the WebSocket they dial out on), printers, jobs and their controls, the
+//! live event stream, the organisation's chain of signed links and users' wrapped key bundles.
+
+use crate::auth::{Admin, Caller, Operator, OrgAccess, Viewer, random_token, token_hash};
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::hub::{self, agent_offline, job_view, printer_view};
+use crate::routes::accounts::Source;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use hearth_proto::agent::{self, AgentJob, AgentMsg, JobAction, JobState, ServerMsg};
+use hearth_proto::api::*;
+use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId};
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::audit::NewAuditEntry;
+use hearth_store::fleet::{AgentRow, JobRow};
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Duration;
+use tower::ServiceExt;
+
+const ENROLL_TOKEN_PREFIX: &str = "hae_";
+const ENROLL_TOKEN_TTL_MS: i64 = 24 * 3_600_000;
+/// How long an agent has to answer the challenge.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ping an agent this often; drop it after three silent intervals.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+fn agent_view(state: &AppState, a: &AgentRow) -> Agent {
+    Agent {
+        id: a.id,
+        name: a.name.clone(),
+        status: a.status,
+        signing_key: a.signing_key.clone(),
+        age_recipient: a.age_recipient.clone(),
+        created_at: rfc3339(a.created_at),
+        last_seen_at: a.last_seen_at.map(rfc3339),
+        connected: state.hub.is_connected(a.id),
+    }
+}
+
+/// A one-time token for enrolling an agent into this organisation (valid 24 hours).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/agents/enrollment-tokens", tag = "agents", params(("org" = OrgId, Path)),
+    responses((status = 201, body = EnrollmentToken), (status = 403, body = ErrorBody)))]
+pub async fn create_enrollment_token(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+) -> ApiResult<(StatusCode, Json<EnrollmentToken>)> {
+    let token = format!("{ENROLL_TOKEN_PREFIX}{}", random_token());
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    tx.insert_enrollment_token(
+        &token_hash(&token),
+        access.org.id,
+        access.caller.user.id,
+        now,
+        now + ENROLL_TOKEN_TTL_MS,
+    )
+    .await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "agent.enrollment_token",
+        None,
+        json!({}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollmentToken {
+            token,
+            expires_at: rfc3339(now + ENROLL_TOKEN_TTL_MS),
+        }),
+    ))
+}
+
+/// An agent enrolls with a one-time token and its public keys; it stays `pending` until an admin approves
+/// it after comparing fingerprints.
+#[utoipa::path(post, path = "/api/v1/agents/enroll", tag = "agents", request_body = EnrollRequest,
+    responses((status = 201, body = EnrollResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    Source(source): Source,
+    Json(req): Json<EnrollRequest>,
+) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
+    let key_ok = base64::engine::general_purpose::STANDARD
+        .decode(&req.signing_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .is_some_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok());
+    if !key_ok {
+        return Err(ApiError::invalid(
+            "signing_key must be a base64 Ed25519 public key (32 bytes)",
+        ));
+    }
+    let recipient_ok = req.age_recipient.starts_with("age1")
+        && req.age_recipient.len() < 200
+        && req.age_recipient.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !recipient_ok {
+        return Err(ApiError::invalid(
+            "age_recipient must be an age X25519 recipient (age1...)",
+        ));
+    }
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::invalid("an agent name must be 1-100 characters"));
+    }
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let org = tx
+        .consume_enrollment_token(&token_hash(&req.token), now)
+        .await?
+        .ok_or_else(|| ApiError::forbidden("the enrollment token is wrong, used or expired"))?;
+    let row = AgentRow {
+        id: AgentId::new(),
+        org_id: org,
+        name: name.to_owned(),
+        signing_key: req.signing_key,
+        age_recipient: req.age_recipient,
+        status: AgentStatus::Pending,
+        created_at: now,
+        last_seen_at: None,
+    };
+    tx.insert_agent(&row).await?;
+    tx.append_audit(NewAuditEntry {
+        scope: org.to_string(),
+        ts_ms: now,
+        actor: format!("agent:{}", row.id),
+        action: "agent.enroll".into(),
+        target: Some(format!("agent:{}", row.id)),
+        source,
+        details: json!({ "name": row.name, "signing_key": row.signing_key, "age_recipient": row.age_recipient }),
+    })
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollResponse {
+            agent_id: row.id,
+            org_id: org,
+        }),
+    ))
+}
+
+/// The organisation's agents, with their public keys (compare fingerprints before approving).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/agents", tag = "agents", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<Agent>)))]
+pub async fn list_agents(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<Agent>>> {
+    let agents = state.store.agents(access.org.id).await?;
+    Ok(Json(agents.iter().map(|a| agent_view(&state, a)).collect()))
+}
+
+async fn agent_in(state: &AppState, org: OrgId, id: AgentId) -> ApiResult<AgentRow> {
+    let a = state.store.agent(id).await?;
+    if a.org_id != org {
+        return Err(ApiError::not_found(format!("agent {id}")));
+    }
+    Ok(a)
+}
+
+/// Approve an enrolled agent with the enrollment link the admin's device signed; the link is appended to
+/// the organisation's chain.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/agents/{id}/approve", tag = "agents", params(("org" = OrgId, Path), ("id" = AgentId, Path)),
+    request_body = ApproveAgentRequest, responses((status = 200, body = Agent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve_agent(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, AgentId)>,
+    Json(req): Json<ApproveAgentRequest>,
+) -> ApiResult<Json<Agent>> {
+    let a = agent_in(&state, access.org.id, id).await?;
+    if a.status != AgentStatus::Pending {
+        return Err(ApiError::conflict(
+            format!("the agent is {:?}, not pending", a.status).to_lowercase(),
+        ));
+    }
+    let org = access.org.id;
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let next = state
+        .store
+        .org_links(org)
+        .await?
+        .last()
+        .map(|(s, _)| s + 1)
+        .unwrap_or(0);
+    tx.append_org_link(org, next, &req.link, access.caller.user.id, now)
+        .await?;
+    tx.set_agent_status(id, AgentStatus::Approved).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "agent.approve",
+        Some(format!("agent:{id}")),
+        json!({ "chain_seq": next }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(agent_view(&state, &state.store.agent(id).await?)))
+}
+
+/// Revoke an agent: it is disconnected and can no longer connect.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/agents/{id}/revoke", tag = "agents", params(("org" = OrgId, Path), ("id" = AgentId, Path)),
+    responses((status = 200, body = Agent), (status = 404, body = ErrorBody)))]
+pub async fn revoke_agent(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, AgentId)>,
+) -> ApiResult<Json<Agent>> {
+    agent_in(&state, access.org.id, id).await?;
+    let mut tx = state.store.begin().await?;
+    tx.set_agent_status(id, AgentStatus::Revoked).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "agent.revoke",
+        Some(format!("agent:{id}")),
+        json!({}),
+    ))
+    .await?;
+    tx.commit().await?;
+    if let Some(tx) = state.hub.sender(id) {
+        let _ = tx
+            .send(ServerMsg::Error {
+                code: "revoked".into(),
+                message: "this agent was revoked".into(),
+                fatal: true,
+            })
+            .await;
+    }
+    Ok(Json(agent_view(&state, &state.store.agent(id).await?)))
+}
+
+/// Printers of the organisation with their live state.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/printers", tag = "printers", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<Printer>)))]
+pub async fn list_printers(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<Printer>>> {
+    let printers = state.store.printers(access.org.id).await?;
+    Ok(Json(
+        printers.iter().map(|p| printer_view(&state, p)).collect(),
+    ))
+}
+
+/// Paging for printer history.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How far back, in hours (1-2160, default 24).
+    pub hours: Option<i64>,
+}
+
+/// A printer's history: time spent in each state, per hour.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/printers/{id}/history", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path), HistoryQuery),
+    responses((status = 200, body = Vec<HistoryBucket>), (status = 404, body = ErrorBody)))]
+pub async fn printer_history(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    crate::error::Query(q): crate::error::Query<HistoryQuery>,
+) -> ApiResult<Json<Vec<HistoryBucket>>> {
+    let p = state.store.printer(id).await?;
+    if p.org_id != access.org.id {
+        return Err(ApiError::not_found(format!("printer {id}")));
+    }
+    state.hub.flush_rollups(&state.store).await?;
+    let from = now_ms() - q.hours.unwrap_or(24).clamp(1, 2160) * 3_600_000;
+    let rows = state
+        .store
+        .printer_history(id, from - from.rem_euclid(3_600_000))
+        .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(bucket, state, ms)| HistoryBucket {
+                hour: rfc3339(bucket),
+                state,
+                seconds: ms as f64 / 1000.0,
+            })
+            .collect(),
+    ))
+}
+
+/// Queue a signed, sealed job for a printer or for any printer of a pool.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/jobs", tag = "jobs", params(("org" = OrgId, Path)), request_body = SubmitJobRequest,
+    responses((status = 201, body = Job), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn submit_job(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Json(req): Json<SubmitJobRequest>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let org = access.org.id;
+    match (&req.printer, &req.pool) {
+        (Some(p), None) => {
+            let printer = state
+                .store
+                .printer(*p)
+                .await
+                .map_err(|_| ApiError::invalid(format!("no printer {p}")))?;
+            if printer.org_id != org {
+                return Err(ApiError::invalid(format!("no printer {p}")));
+            }
+        }
+        (None, Some(pool)) if !pool.trim().is_empty() => {}
+        _ => return Err(ApiError::invalid("give exactly one of printer and pool")),
+    }
+    state.store.blob(org, &req.blob_sha256).await.map_err(|_| {
+        ApiError::invalid(format!(
+            "upload the sealed job first: no blob {}",
+            req.blob_sha256
+        ))
+    })?;
+    let now = now_ms();
+    let row = JobRow {
+        id: req.job_id,
+        org_id: org,
+        printer_id: req.printer,
+        pool: req.pool.clone(),
+        blob_sha256: req.blob_sha256.clone(),
+        manifest: req.manifest,
+        facts: req.facts,
+        state: JobState::Queued,
+        message: None,
+        submitted_by: access.caller.user.id,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_job(&row).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "job.submit",
+        Some(format!("job:{}", row.id)),
+        json!({ "printer": row.printer_id, "pool": row.pool, "blob": row.blob_sha256, "facts": row.facts }),
+    ))
+    .await?;
+    tx.commit().await?;
+    hub::publish_job(&state, row.id).await?;
+    hub::dispatch(&state, org).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(job_view(&state.store.job(row.id).await?)),
+    ))
+}
+
+/// The organisation's jobs, newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/jobs", tag = "jobs", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<Job>)))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<Job>>> {
+    Ok(Json(
+        state
+            .store
+            .jobs(access.org.id, 500)
+            .await?
+            .iter()
+            .map(job_view)
+            .collect(),
+    ))
+}
+
+async fn job_in(state: &AppState, org: OrgId, id: JobId) -> ApiResult<JobRow> {
+    let j = state.store.job(id).await?;
+    if j.org_id != org {
+        return Err(ApiError::not_found(format!("job {id}")));
+    }
+    Ok(j)
+}
+
+/// One job.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/jobs/{id}", tag = "jobs", params(("org" = OrgId, Path), ("id" = JobId, Path)),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, id)): Path<(OrgId, JobId)>,
+) -> ApiResult<Json<Job>> {
+    Ok(Json(job_view(&job_in(&state, access.org.id, id).await?)))
+}
+
+/// Pause, resume or cancel a job. A queued job is cancelled at once; others need their agent connected.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/jobs/{id}/{action}", tag = "jobs",
+    params(("org" = OrgId, Path), ("id" = JobId, Path), ("action" = JobAction, Path)),
+    responses((status = 202, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn control_job(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id, action)): Path<(OrgId, JobId, JobAction)>,
+) -> ApiResult<(StatusCode, Json<Job>)> {
+    let org = access.org.id;
+    let job = job_in(&state, org, id).await?;
+    if job.state.is_final() {
+        return Err(ApiError::conflict(format!(
+            "the job is already {}",
+            hearth_store::fleet::job_state_str(job.state)
+        )));
+    }
+    let verb = match action {
+        JobAction::Pause => "job.pause",
+        JobAction::Resume => "job.resume",
+        JobAction::Cancel => "job.cancel",
+    };
+    let mut tx = state.store.begin().await?;
+    if job.state == JobState::Queued {
+        if action != JobAction::Cancel {
+            return Err(ApiError::conflict(
+                "the job has not started; it can only be cancelled",
+            ));
+        }
+        tx.update_job(
+            id,
+            JobState::Cancelled,
+            None,
+            Some("cancelled before it started"),
+            now_ms(),
+        )
+        .await?;
+    } else {
+        let printer = job.printer_id.ok_or_else(agent_offline)?;
+        let agent_id = state.store.printer(printer).await?.agent_id;
+        let sender = state.hub.sender(agent_id).ok_or_else(agent_offline)?;
+        sender
+            .send(ServerMsg::Control { job_id: id, action })
+            .await
+            .map_err(|_| agent_offline())?;
+    }
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        verb,
+        Some(format!("job:{id}")),
+        json!({}),
+    ))
+    .await?;
+    tx.commit().await?;
+    hub::publish_job(&state, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(job_view(&state.store.job(id).await?)),
+    ))
+}
+
+/// Live changes (printers, jobs, agents) as Server-Sent Events; no polling needed.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/events", tag = "printers", params(("org" = OrgId, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = Event)))]
+pub async fn events(State(state): State<AppState>, access: OrgAccess<Viewer>) -> impl IntoResponse {
+    let org = access.org.id;
+    let rx = state.hub.subscribe();
+    let stream = futures::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok((o, ev)) if o == org => {
+                    let data = serde_json::to_string(&ev).unwrap_or_default();
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(SseEvent::default().data(data)),
+                        rx,
+                    ));
+                }
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let ev = SseEvent::default().event("lagged").data(n.to_string());
+                    return Some((Ok(ev), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Register an uploaded sealed file (and its sealed metadata) in the organisation's library.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/files", tag = "files", params(("org" = OrgId, Path)), request_body = CreateFileRequest,
+    responses((status = 201, body = FileEntry), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_file(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Json(req): Json<CreateFileRequest>,
+) -> ApiResult<(StatusCode, Json<FileEntry>)> {
+    let org = access.org.id;
+    for h in std::iter::once(&req.blob_sha256).chain(req.meta_sha256.iter()) {
+        state
+            .store
+            .blob(org, h)
+            .await
+            .map_err(|_| ApiError::invalid(format!("upload blob {h} first")))?;
+    }
+    let row = hearth_store::fleet::FileRow {
+        id: req.id,
+        org_id: org,
+        blob_sha256: req.blob_sha256,
+        meta_sha256: req.meta_sha256,
+        manifest: req.manifest,
+        facts: req.facts,
+        uploaded_by: access.caller.user.id,
+        created_at: now_ms(),
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_file(&row).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "file.create",
+        Some(format!("file:{}", row.id)),
+        json!({ "blob": row.blob_sha256, "meta": row.meta_sha256, "facts": row.facts }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(file_view(&row))))
+}
+
+fn file_view(f: &hearth_store::fleet::FileRow) -> FileEntry {
+    FileEntry {
+        id: f.id,
+        blob_sha256: f.blob_sha256.clone(),
+        meta_sha256: f.meta_sha256.clone(),
+        manifest: f.manifest.clone(),
+        facts: f.facts.clone(),
+        uploaded_by: f.uploaded_by,
+        created_at: rfc3339(f.created_at),
+    }
+}
+
+/// The organisation's file library, newest first: hashes, signed manifests and revealed facts only.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/files", tag = "files", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<FileEntry>)))]
+pub async fn list_files(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<FileEntry>>> {
+    Ok(Json(
+        state
+            .store
+            .files(access.org.id, 1000)
+            .await?
+            .iter()
+            .map(file_view)
+            .collect(),
+    ))
+}
+
+/// The organisation's chain of signed links (genesis first). Clients verify it; the server cannot.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/chain", tag = "keys", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<ChainLink>)))]
+pub async fn get_chain(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<ChainLink>>> {
+    let links = state.store.org_links(access.org.id).await?;
+    Ok(Json(
+        links
+            .into_iter()
+            .map(|(seq, link)| ChainLink { seq, link })
+            .collect(),
+    ))
+}
+
+/// Append a signed link at the chain's next position (409 if someone appended first).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/chain", tag = "keys", params(("org" = OrgId, Path)), request_body = ChainLink,
+    responses((status = 201, body = ChainLink), (status = 409, body = ErrorBody)))]
+pub async fn append_chain(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(link): Json<ChainLink>,
+) -> ApiResult<(StatusCode, Json<ChainLink>)> {
+    let org = access.org.id;
+    let mut tx = state.store.begin().await?;
+    tx.append_org_link(org, link.seq, &link.link, access.caller.user.id, now_ms())
+        .await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "chain.append",
+        None,
+        json!({ "seq": link.seq }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(link)))
+}
+
+/// Change the login secret (a passphrase change on the client). Needs the current secret and a session;
+/// other sessions of the user end. The re-wrapped key bundle can be stored in the same step.
+#[utoipa::path(put, path = "/api/v1/me/secret", tag = "keys", request_body = ChangeSecretRequest,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ChangeSecretRequest>,
+) -> ApiResult<StatusCode> {
+    caller.require_session()?;
+    if !(12..=1024).contains(&req.new_secret.len()) {
+        return Err(ApiError::invalid("the login secret must be 12-1024 bytes"));
+    }
+    if !state
+        .hasher
+        .verify(Some(caller.user.secret_hash.clone()), req.current_secret)
+        .await
+    {
+        return Err(ApiError::unauthenticated("the current secret is wrong"));
+    }
+    let hash = state.hasher.hash(req.new_secret).await?;
+    let keep = match &caller.via {
+        crate::auth::Via::Session { token_hash } => Some(token_hash.clone()),
+        crate::auth::Via::Token(_) => None,
+    };
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    tx.set_user_secret(caller.user.id, &hash).await?;
+    let ended = tx
+        .delete_sessions_of(caller.user.id, keep.as_deref())
+        .await?;
+    if let Some(bundle) = &req.key_bundle {
+        tx.put_key_bundle(caller.user.id, bundle, now).await?;
+    }
+    tx.append_audit(caller.audit(
+        hearth_proto::audit::SYSTEM_SCOPE,
+        "auth.secret_change",
+        None,
+        json!({ "other_sessions_ended": ended, "key_bundle": req.key_bundle.is_some() }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Publish the caller's device public keys, for admins to add to the chain after comparing fingerprints.
+#[utoipa::path(put, path = "/api/v1/me/device", tag = "keys", request_body = DeviceKey, responses((status = 204)))]
+pub async fn put_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<DeviceKey>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    tx.put_device_key(caller.user.id, &req.public, now_ms())
+        .await?;
+    tx.append_audit(caller.audit(
+        hearth_proto::audit::SYSTEM_SCOPE,
+        "keys.device",
+        None,
+        json!({ "public": req.public }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A member's published device public keys.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/members/{user}/device", tag = "keys", params(("org" = OrgId, Path), ("user" = hearth_proto::ids::UserId, Path)),
+    responses((status = 200, body = DeviceKey), (status = 404, body = ErrorBody)))]
+pub async fn member_device(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, user)): Path<(OrgId, hearth_proto::ids::UserId)>,
+) -> ApiResult<Json<DeviceKey>> {
+    if state.store.role_in(access.org.id, user).await?.is_none() {
+        return Err(ApiError::not_found(format!("member {user}")));
+    }
+    let public = state
+        .store
+        .device_key(user)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device keys of that member"))?;
+    Ok(Json(DeviceKey { public }))
+}
+
+/// The organisation's latest sealed epoch key.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/epochs/latest", tag = "keys", params(("org" = OrgId, Path)),
+    responses((status = 200, body = SealedEpoch), (status = 404, body = ErrorBody)))]
+pub async fn latest_epoch(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<SealedEpoch>> {
+    let (epoch, sealed) = state
+        .store
+        .org_epoch(access.org.id, None)
+        .await?
+        .ok_or_else(|| ApiError::not_found("epoch key"))?;
+    Ok(Json(SealedEpoch { epoch, sealed }))
+}
+
+/// One sealed epoch key (older files stay readable with older epochs).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/epochs/{epoch}", tag = "keys", params(("org" = OrgId, Path), ("epoch" = i64, Path)),
+    responses((status = 200, body = SealedEpoch), (status = 404, body = ErrorBody)))]
+pub async fn get_epoch(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, epoch)): Path<(OrgId, i64)>,
+) -> ApiResult<Json<SealedEpoch>> {
+    let (epoch, sealed) = state
+        .store
+        .org_epoch(access.org.id, Some(epoch))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("epoch {epoch}")))?;
+    Ok(Json(SealedEpoch { epoch, sealed }))
+}
+
+/// Store a new sealed epoch key (admins; after the chain link that opens the epoch). Written once.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/epochs", tag = "keys", params(("org" = OrgId, Path)), request_body = SealedEpoch,
+    responses((status = 201, body = SealedEpoch), (status = 409, body = ErrorBody)))]
+pub async fn put_epoch(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(req): Json<SealedEpoch>,
+) -> ApiResult<(StatusCode, Json<SealedEpoch>)> {
+    let org = access.org.id;
+    let mut tx = state.store.begin().await?;
+    tx.insert_org_epoch(org, req.epoch, &req.sealed, access.caller.user.id, now_ms())
+        .await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "epoch.create",
+        None,
+        json!({ "epoch": req.epoch }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(req)))
+}
+
+/// The caller's wrapped device-key bundle (useless without the passphrase, which the server never sees).
+#[utoipa::path(get, path = "/api/v1/me/key-bundle", tag = "keys", responses((status = 200, body = KeyBundle), (status = 404, body = ErrorBody)))]
+pub async fn get_key_bundle(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<KeyBundle>> {
+    let bundle = state
+        .store
+        .key_bundle(caller.user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("key bundle"))?;
+    Ok(Json(KeyBundle { bundle }))
+}
+
+/// Store (or replace, after a passphrase change) the caller's wrapped key bundle. Needs a login session.
+#[utoipa::path(put, path = "/api/v1/me/key-bundle", tag = "keys", request_body = KeyBundle, responses((status = 204), (status = 403, body = ErrorBody)))]
+pub async fn put_key_bundle(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<KeyBundle>,
+) -> ApiResult<StatusCode> {
+    caller.require_session()?;
+    let mut tx = state.store.begin().await?;
+    tx.put_key_bundle(caller.user.id, &req.bundle, now_ms())
+        .await?;
+    tx.append_audit(caller.audit(
+        hearth_proto::audit::SYSTEM_SCOPE,
+        "keys.bundle",
+        None,
+        json!({}),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Agents download sealed job payloads here with the bearer token from `Welcome`. Supports `Range`.
+#[utoipa::path(get, path = "/api/v1/agent/blobs/{sha256}", tag = "agents", params(("sha256" = String, Path)),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn agent_blob(
+    State(state): State<AppState>,
+    Path(sha256): Path<BlobHash>,
+    req: Request,
+) -> ApiResult<Response> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthenticated("agents send the token from Welcome as a Bearer token")
+        })?;
+    let (agent_id, org) = state
+        .hub
+        .agent_for_http_token(&token_hash(bearer))
+        .ok_or_else(|| {
+            ApiError::unauthenticated("unknown agent token; reconnect to get a new one")
+        })?;
+    let row = state.store.blob(org, &sha256).await?;
+    let is_get = req.method() == axum::http::Method::GET;
+    let resp = tower_http::services::ServeFile::new(state.blobs.blob_path(&sha256))
+        .oneshot(req)
+        .await
+        .map_err(ApiError::internal)?;
+    if is_get && resp.status().is_success() {
+        let mut tx = state.store.begin().await?;
+        tx.append_audit(NewAuditEntry {
+            scope: org.to_string(),
+            ts_ms: now_ms(),
+            actor: format!("agent:{agent_id}"),
+            action: "blob.download".into(),
+            target: Some(format!("blob:{sha256}")),
+            source: None,
+            details: json!({ "size": row.size }),
+        })
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(resp.map(Body::new))
+}
+
+/// The WebSocket edge agents dial out to (protocol: `hearth_proto::agent`).
+#[utoipa::path(get, path = "/api/v1/agent/connect", tag = "agents", responses((status = 101, description = "WebSocket upgrade")))]
+pub async fn agent_connect(
+    State(state): State<AppState>,
+    Source(source): Source,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.read_buffer_size(4096)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = agent_session(state, socket, source).await {
+                tracing::info!(error = %e.message, code = e.code, "agent session ended");
+            }
+        })
+}
+
+fn text(msg: &ServerMsg) -> Message {
+    Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
+}
+
+async fn agent_session(
+    state: AppState,
+    socket: WebSocket,
+    source: Option<String>,
+) -> ApiResult<()> {
+    let (mut sink, mut stream) = socket.split();
+    let nonce = random_token();
+    sink.send(text(&ServerMsg::Challenge {
+        nonce: nonce.clone(),
+    }))
+    .await
+    .map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+    let first = tokio::time::timeout(AUTH_TIMEOUT, stream.next())
+        .await
+        .map_err(|_| ApiError::unauthenticated("no answer to the challenge"))?;
+    let Some(Ok(Message::Text(first))) = first else {
+        return Err(ApiError::unauthenticated("expected an auth message"));
+    };
+    let refuse = |code: &'static str, message: String| ServerMsg::Error {
+        code: code.into(),
+        message,
+        fatal: true,
+    };
+    let (agent, signature, agent_version) = match serde_json::from_str::<AgentMsg>(&first) {
+        Ok(AgentMsg::Auth {
+            agent_id,
+            signature,
+            agent_version,
+        }) => (agent_id, signature, agent_version),
+        _ => {
+            let _ = sink
+                .send(text(&refuse(
+                    "unauthenticated",
+                    "the first message must be auth".into(),
+                )))
+                .await;
+            return Err(ApiError::unauthenticated("first message was not auth"));
+        }
+    };
+    let row = match state.store.agent(agent).await {
+        Ok(r)
+            if r.status == AgentStatus::Approved
+                && verify_sig(&r.signing_key, &nonce, &signature) =>
+        {
+            r
+        }
+        Ok(r) if r.status != AgentStatus::Approved => {
+            let msg = format!(
+                "this agent is {:?}; an admin must approve it first",
+                r.status
+            )
+            .to_lowercase();
+            let _ = sink.send(text(&refuse("forbidden", msg))).await;
+            return Err(ApiError::forbidden("agent not approved"));
+        }
+        _ => {
+            let _ = sink
+                .send(text(&refuse(
+                    "unauthenticated",
+                    "unknown agent or bad signature".into(),
+                )))
+                .await;
+            tracing::warn!(agent = %agent, source = ?source, "agent authentication failed");
+            return Err(ApiError::unauthenticated("bad agent signature"));
+        }
+    };
+    let org = row.org_id;
+    tracing::info!(agent = %agent, version = %agent_version, source = ?source, "agent connected");
+    let http_token = random_token();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ServerMsg>(64);
+    let conn_id = state
+        .hub
+        .connect(agent, org, tx.clone(), token_hash(&http_token));
+    let mut t = state.store.begin().await?;
+    t.touch_agent(agent, now_ms()).await?;
+    t.commit().await?;
+    let welcome = ServerMsg::Welcome {
+        agent_id: agent,
+        org_id: org,
+        http_token,
+    };
+    let result = async {
+        sink.send(text(&welcome)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+        // Jobs not finished are sent again after every reconnection; the agent recognises ids it knows.
+        for (job, printer) in state.store.open_jobs_of_agent(agent).await? {
+            let size = state.store.blob(org, &job.blob_sha256).await.map(|b| b.size).unwrap_or(0);
+            let msg = ServerMsg::Job {
+                job: AgentJob { job_id: job.id, printer, blob_sha256: job.blob_sha256, blob_size: size, manifest: job.manifest },
+            };
+            sink.send(text(&msg)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+        }
+        let mut names: HashMap<String, PrinterId> =
+            state.store.printers_of_agent(agent).await?.into_iter().map(|p| (p.info.name.clone(), p.id)).collect();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut silent = 0u32;
+        loop {
+            tokio::select! {
+                out = rx.recv() => {
+                    let Some(out) = out else { break };
+                    let fatal = matches!(out, ServerMsg::Error { fatal: true, .. });
+                    sink.send(text(&out)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+                    if fatal { break; }
+                }
+                _ = ping.tick() => {
+                    silent += 1;
+                    if silent > 3 { break; }
+                    sink.send(text(&ServerMsg::Ping)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+                }
+                incoming = stream.next() => {
+                    let Some(Ok(incoming)) = incoming else { break };
+                    silent = 0;
+                    let Message::Text(body) = incoming else { continue };
+                    match serde_json::from_str::<AgentMsg>(&body) {
+                        Ok(m) => handle_agent_msg(&state, agent, org, m, &mut names, &tx).await?,
+                        Err(e) => {
+                            let _ = tx.send(ServerMsg::Error { code: "invalid_input".into(), message: e.to_string(), fatal: false }).await;
+                        }
+                    }
+                }
+            }
+        }
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if state.hub.disconnect(agent, conn_id) {
+        let printers: Vec<PrinterId> = names_of(&state, agent).await;
+        state.hub.clear_telemetry(&printers);
+        for p in state
+            .store
+            .printers_of_agent(agent)
+            .await
+            .unwrap_or_default()
+        {
+            state.hub.publish(
+                org,
+                Event::Printer {
+                    printer: printer_view(&state, &p),
+                },
+            );
+        }
+    }
+    if let Ok(mut t) = state.store.begin().await {
+        let _ = t.touch_agent(agent, now_ms()).await;
+        let _ = t.commit().await;
+    }
+    result
+}
+
+async fn names_of(state: &AppState, agent: AgentId) -> Vec<PrinterId> {
+    state
+        .store
+        .printers_of_agent(agent)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.id)
+        .collect()
+}
+
+fn verify_sig(signing_key_b64: &str, nonce: &str, signature_b64: &str) -> bool {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Some(key) = b64
+        .decode(signing_key_b64)
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+    else {
+        return false;
+    };
+    let Some(sig) = b64
+        .decode(signature_b64)
+        .ok()
+        .and_then(|s| <[u8; 64]>::try_from(s).ok())
+    else {
+        return false;
+    };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    key.verify_strict(
+        &agent::auth_message(nonce),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .is_ok()
+}
+
+async fn handle_agent_msg(
+    state: &AppState,
+    agent: AgentId,
+    org: OrgId,
+    msg: AgentMsg,
+    names: &mut HashMap<String, PrinterId>,
+    tx: &tokio::sync::mpsc::Sender<ServerMsg>,
+) -> ApiResult<()> {
+    match msg {
+        AgentMsg::Auth { .. } => {}
+        AgentMsg::Ping => {
+            let _ = tx.send(ServerMsg::Pong).await;
+        }
+        AgentMsg::Pong => {}
+        AgentMsg::Printers { printers } => {
+            let now = now_ms();
+            let mut t = state.store.begin().await?;
+            for info in &printers {
+                let id = t.upsert_printer(org, agent, info, now).await?;
+                names.insert(info.name.clone(), id);
+            }
+            t.commit().await?;
+            for p in state.store.printers_of_agent(agent).await? {
+                state.hub.publish(
+                    org,
+                    Event::Printer {
+                        printer: printer_view(state, &p),
+                    },
+                );
+            }
+            hub::dispatch(state, org).await?;
+        }
+        AgentMsg::Telemetry { printer, status } => {
+            let Some(&id) = names.get(&printer) else {
+                let _ = tx
+                    .send(ServerMsg::Error {
+                        code: "unknown_printer".into(),
+                        message: format!("announce {printer:?} first"),
+                        fatal: false,
+                    })
+                    .await;
+                return Ok(());
+            };
+            let idle = status.state == hearth_proto::agent::PrinterState::Idle;
+            state.hub.set_telemetry(id, status);
+            let p = state.store.printer(id).await?;
+            state.hub.publish(
+                org,
+                Event::Printer {
+                    printer: printer_view(state, &p),
+                },
+            );
+            if idle {
+                hub::dispatch(state, org).await?;
+            }
+        }
+        AgentMsg::JobUpdate {
+            job_id,
+            state: new_state,
+            message,
+        } => {
+            let job = state.store.job(job_id).await?;
+            let on_this_agent = match job.printer_id {
+                Some(p) => state.store.printer(p).await?.agent_id == agent,
+                None => false,
+            };
+            if job.org_id != org || !on_this_agent {
+                let _ = tx
+                    .send(ServerMsg::Error {
+                        code: "not_found".into(),
+                        message: format!("job {job_id} is not yours"),
+                        fatal: false,
+                    })
+                    .await;
+                return Ok(());
+            }
+            if matches!(new_state, JobState::Queued | JobState::Assigned) {
+                return Ok(());
+            }
+            let mut t = state.store.begin().await?;
+            let changed = t
+                .update_job(job_id, new_state, None, message.as_deref(), now_ms())
+                .await?;
+            if changed && (new_state.is_final() || new_state == JobState::Printing) {
+                t.append_audit(NewAuditEntry {
+                    scope: org.to_string(),
+                    ts_ms: now_ms(),
+                    actor: format!("agent:{agent}"),
+                    action: format!("job.{}", hearth_store::fleet::job_state_str(new_state)),
+                    target: Some(format!("job:{job_id}")),
+                    source: None,
+                    details: json!({ "message": message }),
+                })
+                .await?;
+            }
+            t.commit().await?;
+            if changed {
+                hub::publish_job(state, job_id).await?;
+                if new_state.is_final() {
+                    hub::dispatch(state, org).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! Agents, printers and jobs through the real WebSocket hub, with a scripted agent that signs its
+//! challenge with a real Ed25519 key.
+
+use crate::support::*;
+use base64::Engine;
+use ed25519_dalek::Signer;
+use futures::{SinkExt, StreamExt};
+use hearth_proto::agent::*;
+use hearth_proto::api::{Job, Printer, SchedulingFacts, SubmitJobRequest};
+use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct FakeAgent {
+    id: AgentId,
+    key: ed25519_dalek::SigningKey,
+}
+
+async fn recv(ws: &mut Ws) -> ServerMsg {
+    loop {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("server answered")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            let msg: ServerMsg = serde_json::from_str(&t).unwrap();
+            if msg != ServerMsg::Ping {
+                return msg;
+            }
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, m: &AgentMsg) {
+    ws.send(Message::Text(serde_json::to_string(m).unwrap().into()))
+        .await
+        .unwrap();
+}
+
+impl FakeAgent {
+    async fn enroll(server: &TestServer, owner: &hearth_client::Client, org: OrgId) -> FakeAgent {
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        let http = reqwest::Client::new();
+        let token: serde_json::Value = http_json(
+            owner,
+            &format!("/api/v1/orgs/{org}/agents/enrollment-tokens"),
+            serde_json::json!(null),
+        )
+        .await;
+        let resp = http
+            .post(format!("{}/api/v1/agents/enroll", server.url))
+            .json(&serde_json::json!({
+                "token": token["token"],
+                "name": "bench-pi",
+                "signing_key": base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()),
+                "age_recipient": "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        let again = http
+            .post(format!("{}/api/v1/agents/enroll", server.url))
+            .json(&serde_json::json!({"token": token["token"], "name": "x", "signing_key": "AAAA", "age_recipient": "age1x"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            again.status().is_client_error(),
+            "an enrollment token works once"
+        );
+        FakeAgent {
+            id: body["agent_id"].as_str().unwrap().parse().unwrap(),
+            key,
+        }
+    }
+
+    async fn connect(&self, server: &TestServer) -> Result<(Ws, String), ServerMsg> {
+        let url = format!(
+            "{}/api/v1/agent/connect",
+            server.url.replace("http://", "ws://")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let ServerMsg::Challenge { nonce } = recv(&mut ws).await else {
+            panic!("expected a challenge")
+        };
+        let sig = self.key.sign(&auth_message(&nonce));
+        send(
+            &mut ws,
+            &AgentMsg::Auth {
+                agent_id: self.id,
+                signature: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+                agent_version: "test".into(),
+            },
+        )
+        .await;
+        match recv(&mut ws).await {
+            ServerMsg::Welcome { http_token, .. } => Ok((ws, http_token)),
+            other => Err(other),
+        }
+    }
+}
+
+/// POST with the owner's session through the typed client's transport (CSRF included).
+async fn http_json(
+    c: &hearth_client::Client,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    c.raw_post(path, &body).await.unwrap()
+}
+
+fn printer_info(name: &str, pool: &str) -> PrinterInfo {
+    PrinterInfo {
+        name: name.into(),
+        kind: "simulated".into(),
+        model: "Prusa MK4".into(),
+        nozzle_mm: Some(0.4),
+        material: Some("PLA".into()),
+        color: Some("black".into()),
+        pools: vec![pool.into()],
+        can_pause: true,
+    }
+}
+
+fn idle() -> PrinterTelemetry {
+    PrinterTelemetry {
+        state: PrinterState::Idle,
+        heaters: vec![Heater {
+            name: "bed".into(),
+            actual: 24.0,
+            target: None,
+        }],
+        job_id: None,
+        progress: None,
+        layer: None,
+        total_layers: None,
+        elapsed_seconds: None,
+        remaining_seconds: None,
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let agent = FakeAgent::enroll(&server, &owner, org).await;
+
+    // Pending agents are refused until an admin approves them.
+    match agent.connect(&server).await {
+        Err(ServerMsg::Error {
+            code, fatal: true, ..
+        }) => assert_eq!(code, "forbidden"),
+        _ => panic!("a pending agent must be refused"),
+    }
+    // A wrong key is refused too.
+    let impostor = FakeAgent {
+        id: agent.id,
+        key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
+    };
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
+        serde_json::json!({"link": {"kind": "test"}}),
+    )
+    .await;
+    assert!(matches!(
+        impostor.connect(&server).await,
+        Err(ServerMsg::Error { fatal: true, .. })
+    ));
+
+    let (mut ws, http_token) = agent.connect(&server).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("mk4-left", "pla")],
+        },
+    )
+    .await;
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4-left".into(),
+            status: idle(),
+        },
+    )
+    .await;
+
+    let blob = make_file(server.dir.path(), "job.age", 5000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let job_id = JobId::new();
+    let submit = SubmitJobRequest {
+        job_id,
+        printer: None,
+        pool: Some("pla".into()),
+        blob_sha256: hash.clone(),
+        manifest: serde_json::json!({"signed": "by the member device"}),
+        facts: SchedulingFacts {
+            material: Some("PLA".into()),
+            filament_grams: Some(12.5),
+            ..Default::default()
+        },
+    };
+    let job: Job = serde_json::from_value(
+        http_json(
+            &owner,
+            &format!("/api/v1/orgs/{org}/jobs"),
+            serde_json::to_value(&submit).unwrap(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(job.id, job_id);
+
+    // The pool job reaches the idle printer's agent with its manifest untouched.
+    let ServerMsg::Job { job: offered } = recv(&mut ws).await else {
+        panic!("expected the job")
+    };
+    assert_eq!(
+        (offered.job_id, offered.printer.as_str(), offered.blob_size),
+        (job_id, "mk4-left", 5000)
+    );
+    assert_eq!(offered.manifest, submit.manifest);
+
+    // The agent downloads the sealed payload with its connection token.
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/agent/blobs/{}", server.url, hash);
+    let bytes = http
+        .get(&url)
+        .bearer_auth(&http_token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(BlobHash::of(&bytes), hash);
+    assert_eq!(
+        http.get(&url)
+            .bearer_auth("nope")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    for st in [JobState::Transferring, JobState::Printing] {
+        send(
+            &mut ws,
+            &AgentMsg::JobUpdate {
+                job_id,
+                state: st,
+                message: None,
+            },
+        )
+        .await;
+    }
+    let mut printing = idle();
+    printing.state = PrinterState::Printing;
+    printing.job_id = Some(job_id);
+    printing.progress = Some(0.25);
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4-left".into(),
+            status: printing,
+        },
+    )
+    .await;
+
+    // Members see progress; a pause reaches the agent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let printers: Vec<Printer> = owner
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        if printers[0].telemetry.progress == Some(0.25) {
+            assert_eq!(printers[0].material.as_deref(), Some("PLA"));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "telemetry never showed"
+        );
+    }
+    let j: Job = serde_json::from_value(
+        http_json(
+            &owner,
+            &format!("/api/v1/orgs/{org}/jobs/{job_id}/pause"),
+            serde_json::json!(null),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(j.state, JobState::Printing);
+    assert_eq!(
+        recv(&mut ws).await,
+        ServerMsg::Control {
+            job_id,
+            action: JobAction::Pause
+        }
+    );
+
+    // History is kept as hourly rollups of time per state.
+    let printers: Vec<Printer> = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+        .await
+        .unwrap();
+    let history: Vec<hearth_proto::api::HistoryBucket> = owner
+        .raw_get(&format!(
+            "/api/v1/orgs/{org}/printers/{}/history?hours=2",
+            printers[0].id
+        ))
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|b| b.state == "printing" && b.seconds > 0.0),
+        "{history:?}"
+    );
+
+    // A dropped connection: the unfinished job is offered again on reconnect, printers show offline meanwhile.
+    drop(ws);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let printers: Vec<Printer> = owner
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        if printers[0].telemetry.state == PrinterState::Offline {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "printer never went offline"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    let ServerMsg::Job { job: again } = recv(&mut ws).await else {
+        panic!("expected the job again")
+    };
+    assert_eq!(again.job_id, job_id);
+    send(
+        &mut ws,
+        &AgentMsg::JobUpdate {
+            job_id,
+            state: JobState::Completed,
+            message: None,
+        },
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let j: Job = owner
+            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job_id}"))
+            .await
+            .unwrap();
+        if j.state == JobState::Completed {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "job never completed");
+        tokio::task::yield_now().await;
+    }
+    let actions: Vec<String> = owner
+        .audit_page(Some(org), 0, 200)
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "agent.enroll",
+        "agent.approve",
+        "job.submit",
+        "job.dispatch",
+        "job.pause",
+        "job.printing",
+        "job.completed",
+    ] {
+        assert!(
+            actions.iter().any(|x| x == a),
+            "{a} missing from {actions:?}"
+        );
+    }
+    // Finished jobs cannot be controlled.
+    let e = owner
+        .raw_post::<serde_json::Value>(
+            &format!("/api/v1/orgs/{org}/jobs/{job_id}/cancel"),
+            &serde_json::json!(null),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(409));
+}

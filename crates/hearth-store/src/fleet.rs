@@ -1,0 +1,698 @@
+//! Agents, printers, jobs, the organisation chain, key bundles and the file library.
+
+use crate::{Result, Store, StoreError, Tx};
+use hearth_proto::agent::{JobState, PrinterInfo};
+use hearth_proto::api::{AgentStatus, SchedulingFacts};
+use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId, UserId};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::str::FromStr;
+
+fn parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
+    let s: String = row.try_get(col)?;
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("column {col} holds {s:?}")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+}
+
+fn agent_status(s: &str) -> Result<AgentStatus> {
+    match s {
+        "pending" => Ok(AgentStatus::Pending),
+        "approved" => Ok(AgentStatus::Approved),
+        "revoked" => Ok(AgentStatus::Revoked),
+        other => Err(StoreError::Corrupt(format!("agent status {other:?}"))),
+    }
+}
+
+pub fn agent_status_str(s: AgentStatus) -> &'static str {
+    match s {
+        AgentStatus::Pending => "pending",
+        AgentStatus::Approved => "approved",
+        AgentStatus::Revoked => "revoked",
+    }
+}
+
+pub fn job_state_str(s: JobState) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn job_state(s: &str) -> Result<JobState> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("job state {s:?}")))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    pub id: AgentId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub signing_key: String,
+    pub age_recipient: String,
+    pub status: AgentStatus,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrinterRow {
+    pub id: PrinterId,
+    pub org_id: OrgId,
+    pub agent_id: AgentId,
+    pub info: PrinterInfo,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: JobId,
+    pub org_id: OrgId,
+    pub printer_id: Option<PrinterId>,
+    pub pool: Option<String>,
+    pub blob_sha256: BlobHash,
+    pub manifest: serde_json::Value,
+    pub facts: SchedulingFacts,
+    pub state: JobState,
+    pub message: Option<String>,
+    pub submitted_by: UserId,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const AGENT_COLS: &str =
+    "id, org_id, name, signing_key, age_recipient, status, created_at, last_seen_at";
+fn agent(r: &AnyRow) -> Result<AgentRow> {
+    Ok(AgentRow {
+        id: parsed(r, "id")?,
+        org_id: parsed(r, "org_id")?,
+        name: r.try_get("name")?,
+        signing_key: r.try_get("signing_key")?,
+        age_recipient: r.try_get("age_recipient")?,
+        status: agent_status(&r.try_get::<String, _>("status")?)?,
+        created_at: r.try_get("created_at")?,
+        last_seen_at: r.try_get("last_seen_at")?,
+    })
+}
+
+const PRINTER_COLS: &str = "id, org_id, agent_id, info, created_at";
+fn printer(r: &AnyRow) -> Result<PrinterRow> {
+    Ok(PrinterRow {
+        id: parsed(r, "id")?,
+        org_id: parsed(r, "org_id")?,
+        agent_id: parsed(r, "agent_id")?,
+        info: json(r, "info")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+const JOB_COLS: &str = "id, org_id, printer_id, pool, blob_sha256, manifest, facts, state, message, submitted_by, \
+                        created_at, updated_at";
+fn job(r: &AnyRow) -> Result<JobRow> {
+    let printer_id: Option<String> = r.try_get("printer_id")?;
+    Ok(JobRow {
+        id: parsed(r, "id")?,
+        org_id: parsed(r, "org_id")?,
+        printer_id: printer_id
+            .map(|p| {
+                p.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("printer id {p:?}")))
+            })
+            .transpose()?,
+        pool: r.try_get("pool")?,
+        blob_sha256: parsed(r, "blob_sha256")?,
+        manifest: json(r, "manifest")?,
+        facts: json(r, "facts")?,
+        state: job_state(&r.try_get::<String, _>("state")?)?,
+        message: r.try_get("message")?,
+        submitted_by: parsed(r, "submitted_by")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub id: hearth_proto::ids::FileId,
+    pub org_id: OrgId,
+    pub blob_sha256: BlobHash,
+    pub meta_sha256: Option<BlobHash>,
+    pub manifest: serde_json::Value,
+    pub facts: SchedulingFacts,
+    pub uploaded_by: UserId,
+    pub created_at: i64,
+}
+
+const FILE_COLS: &str =
+    "id, org_id, blob_sha256, meta_sha256, manifest, facts, uploaded_by, created_at";
+fn file(r: &AnyRow) -> Result<FileRow> {
+    let meta: Option<String> = r.try_get("meta_sha256")?;
+    Ok(FileRow {
+        id: parsed(r, "id")?,
+        org_id: parsed(r, "org_id")?,
+        blob_sha256: parsed(r, "blob_sha256")?,
+        meta_sha256: meta
+            .map(|m| {
+                m.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("meta hash {m:?}")))
+            })
+            .transpose()?,
+        manifest: json(r, "manifest")?,
+        facts: json(r, "facts")?,
+        uploaded_by: parsed(r, "uploaded_by")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Reads.
+impl Store {
+    /// The organisation's file library, newest first.
+    pub async fn files(&self, org: OrgId, limit: i64) -> Result<Vec<FileRow>> {
+        let q = format!(
+            "SELECT {FILE_COLS} FROM files WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+        );
+        sqlx::query(&q)
+            .bind(org.to_string())
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(file)
+            .collect()
+    }
+
+    pub async fn agent(&self, id: AgentId) -> Result<AgentRow> {
+        let q = format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1");
+        let row = sqlx::query(&q)
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref()
+            .map(agent)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
+    }
+
+    pub async fn agents(&self, org: OrgId) -> Result<Vec<AgentRow>> {
+        let q =
+            format!("SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 ORDER BY created_at, id");
+        sqlx::query(&q)
+            .bind(org.to_string())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(agent)
+            .collect()
+    }
+
+    pub async fn printers(&self, org: OrgId) -> Result<Vec<PrinterRow>> {
+        let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE org_id = $1 ORDER BY name, id");
+        sqlx::query(&q)
+            .bind(org.to_string())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(printer)
+            .collect()
+    }
+
+    pub async fn printers_of_agent(&self, agent_id: AgentId) -> Result<Vec<PrinterRow>> {
+        let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE agent_id = $1 ORDER BY name");
+        sqlx::query(&q)
+            .bind(agent_id.to_string())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(printer)
+            .collect()
+    }
+
+    pub async fn printer(&self, id: PrinterId) -> Result<PrinterRow> {
+        let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE id = $1");
+        let row = sqlx::query(&q)
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref()
+            .map(printer)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("printer {id}")))
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<JobRow> {
+        let q = format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1");
+        let row = sqlx::query(&q)
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref()
+            .map(job)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
+    }
+
+    /// Jobs of an organisation, newest first.
+    pub async fn jobs(&self, org: OrgId, limit: i64) -> Result<Vec<JobRow>> {
+        let q = format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+        );
+        sqlx::query(&q)
+            .bind(org.to_string())
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(job)
+            .collect()
+    }
+
+    /// Jobs not yet finished that sit on one of the agent's printers.
+    pub async fn open_jobs_of_agent(&self, agent_id: AgentId) -> Result<Vec<(JobRow, String)>> {
+        let q = format!(
+            "SELECT {}, p.name AS printer_name FROM jobs j JOIN printers p ON p.id = j.printer_id \
+             WHERE p.agent_id = $1 AND j.state IN ('assigned', 'transferring', 'printing', 'paused') \
+             ORDER BY j.created_at",
+            JOB_COLS
+                .split(", ")
+                .map(|c| format!("j.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows = sqlx::query(&q)
+            .bind(agent_id.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((job(r)?, r.try_get("printer_name")?)))
+            .collect()
+    }
+
+    /// Queued jobs of an organisation, oldest first (for assignment).
+    pub async fn queued_jobs(&self, org: OrgId) -> Result<Vec<JobRow>> {
+        let q = format!(
+            "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 AND state = 'queued' ORDER BY created_at"
+        );
+        sqlx::query(&q)
+            .bind(org.to_string())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(job)
+            .collect()
+    }
+
+    /// Whether a printer has a job in progress.
+    pub async fn printer_busy(&self, printer: PrinterId) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM jobs WHERE printer_id = $1 \
+             AND state IN ('assigned', 'transferring', 'printing', 'paused')",
+        )
+        .bind(printer.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    pub async fn org_links(&self, org: OrgId) -> Result<Vec<(i64, serde_json::Value)>> {
+        let rows = sqlx::query("SELECT seq, link FROM org_links WHERE org_id = $1 ORDER BY seq")
+            .bind(org.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("seq")?, json(r, "link")?)))
+            .collect()
+    }
+
+    /// Hourly state durations of a printer since `from_ms`: (hour start, state, milliseconds), oldest first.
+    pub async fn printer_history(
+        &self,
+        printer: PrinterId,
+        from_ms: i64,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT bucket, state, ms FROM printer_rollups WHERE printer_id = $1 AND bucket >= $2 ORDER BY bucket, state",
+        )
+        .bind(printer.to_string())
+        .bind(from_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("bucket")?, r.try_get("state")?, r.try_get("ms")?)))
+            .collect()
+    }
+
+    /// The sealed epoch key `epoch` of an organisation (the latest when `None`), with its number.
+    pub async fn org_epoch(
+        &self,
+        org: OrgId,
+        epoch: Option<i64>,
+    ) -> Result<Option<(i64, serde_json::Value)>> {
+        let row = match epoch {
+            Some(e) => {
+                sqlx::query("SELECT epoch, sealed FROM org_epochs WHERE org_id = $1 AND epoch = $2")
+                    .bind(org.to_string())
+                    .bind(e)
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT epoch, sealed FROM org_epochs WHERE org_id = $1 ORDER BY epoch DESC LIMIT 1")
+                    .bind(org.to_string())
+                    .fetch_optional(self.pool())
+                    .await?
+            }
+        };
+        row.as_ref()
+            .map(|r| Ok((r.try_get("epoch")?, json(r, "sealed")?)))
+            .transpose()
+    }
+
+    pub async fn device_key(&self, user: UserId) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT public FROM device_keys WHERE user_id = $1")
+            .bind(user.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(|r| json(r, "public")).transpose()
+    }
+
+    pub async fn key_bundle(&self, user: UserId) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT bundle FROM key_bundles WHERE user_id = $1")
+            .bind(user.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(|r| json(r, "bundle")).transpose()
+    }
+}
+
+/// Writes.
+impl Tx {
+    pub async fn insert_file(&mut self, f: &FileRow) -> Result<()> {
+        let q = format!("INSERT INTO files ({FILE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        sqlx::query(&q)
+            .bind(f.id.to_string())
+            .bind(f.org_id.to_string())
+            .bind(f.blob_sha256.as_str())
+            .bind(f.meta_sha256.as_ref().map(|m| m.as_str().to_owned()))
+            .bind(f.manifest.to_string())
+            .bind(serde_json::to_string(&f.facts).unwrap_or_else(|_| "{}".into()))
+            .bind(f.uploaded_by.to_string())
+            .bind(f.created_at)
+            .execute(&mut *self.inner)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("file {} already exists", f.id))
+                }
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    pub async fn insert_enrollment_token(
+        &mut self,
+        token_hash: &str,
+        org: OrgId,
+        by: UserId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agent_enrollment_tokens (token_hash, org_id, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(org.to_string())
+        .bind(by.to_string())
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Consume an enrollment token; the organisation it was for, if it was valid.
+    pub async fn consume_enrollment_token(
+        &mut self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<OrgId>> {
+        let row = sqlx::query(
+            "DELETE FROM agent_enrollment_tokens WHERE token_hash = $1 AND expires_at > $2 RETURNING org_id",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&mut *self.inner)
+        .await?;
+        row.as_ref().map(|r| parsed(r, "org_id")).transpose()
+    }
+
+    pub async fn insert_agent(&mut self, a: &AgentRow) -> Result<()> {
+        let q =
+            format!("INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        sqlx::query(&q)
+            .bind(a.id.to_string())
+            .bind(a.org_id.to_string())
+            .bind(&a.name)
+            .bind(&a.signing_key)
+            .bind(&a.age_recipient)
+            .bind(agent_status_str(a.status))
+            .bind(a.created_at)
+            .bind(a.last_seen_at)
+            .execute(&mut *self.inner)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(
+                    "an agent with this signing key is already enrolled".into(),
+                ),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    pub async fn set_agent_status(&mut self, id: AgentId, status: AgentStatus) -> Result<()> {
+        let n = sqlx::query("UPDATE agents SET status = $1 WHERE id = $2")
+            .bind(agent_status_str(status))
+            .bind(id.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("agent {id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn touch_agent(&mut self, id: AgentId, now: i64) -> Result<()> {
+        sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Record the printers an agent announced; returns them with their ids (stable per agent and name).
+    pub async fn upsert_printer(
+        &mut self,
+        org: OrgId,
+        agent_id: AgentId,
+        info: &PrinterInfo,
+        now: i64,
+    ) -> Result<PrinterId> {
+        let existing = sqlx::query("SELECT id FROM printers WHERE agent_id = $1 AND name = $2")
+            .bind(agent_id.to_string())
+            .bind(&info.name)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        let text = serde_json::to_string(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Some(r) = existing {
+            let id: PrinterId = parsed(&r, "id")?;
+            sqlx::query("UPDATE printers SET info = $1 WHERE id = $2")
+                .bind(text)
+                .bind(id.to_string())
+                .execute(&mut *self.inner)
+                .await?;
+            return Ok(id);
+        }
+        let id = PrinterId::new();
+        sqlx::query("INSERT INTO printers (id, org_id, agent_id, name, info, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .bind(agent_id.to_string())
+            .bind(&info.name)
+            .bind(text)
+            .bind(now)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn insert_job(&mut self, j: &JobRow) -> Result<()> {
+        let q = format!(
+            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
+        sqlx::query(&q)
+            .bind(j.id.to_string())
+            .bind(j.org_id.to_string())
+            .bind(j.printer_id.map(|p| p.to_string()))
+            .bind(j.pool.clone())
+            .bind(j.blob_sha256.as_str())
+            .bind(j.manifest.to_string())
+            .bind(serde_json::to_string(&j.facts).unwrap_or_else(|_| "{}".into()))
+            .bind(job_state_str(j.state))
+            .bind(j.message.clone())
+            .bind(j.submitted_by.to_string())
+            .bind(j.created_at)
+            .bind(j.updated_at)
+            .execute(&mut *self.inner)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => {
+                    StoreError::Conflict(format!("job {} already exists", j.id))
+                }
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    /// Move a job to `state` (and optionally a printer), unless it is already final. Returns whether it changed.
+    pub async fn update_job(
+        &mut self,
+        id: JobId,
+        state: JobState,
+        printer: Option<PrinterId>,
+        message: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET state = $1, printer_id = COALESCE($2, printer_id), message = COALESCE($3, message), \
+             updated_at = $4 WHERE id = $5 AND state NOT IN ('completed', 'failed', 'cancelled', 'refused')",
+        )
+        .bind(job_state_str(state))
+        .bind(printer.map(|p| p.to_string()))
+        .bind(message.map(str::to_owned))
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Append a link to the organisation's chain at exactly `seq` (0 is the genesis). A concurrent append
+    /// at the same position is a conflict, so the chain never forks.
+    pub async fn append_org_link(
+        &mut self,
+        org: OrgId,
+        seq: i64,
+        link: &serde_json::Value,
+        by: UserId,
+        now: i64,
+    ) -> Result<()> {
+        let next: i64 = sqlx::query("SELECT CAST(COALESCE(MAX(seq) + 1, 0) AS BIGINT) AS n FROM org_links WHERE org_id = $1")
+            .bind(org.to_string())
+            .fetch_one(&mut *self.inner)
+            .await?
+            .try_get("n")?;
+        if seq != next {
+            return Err(StoreError::Conflict(format!(
+                "the chain's next position is {next}, not {seq}"
+            )));
+        }
+        sqlx::query("INSERT INTO org_links (org_id, seq, link, created_by, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(org.to_string())
+            .bind(seq)
+            .bind(link.to_string())
+            .bind(by.to_string())
+            .bind(now)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Add time spent in a state to a printer's hourly rollup.
+    pub async fn add_rollup(
+        &mut self,
+        printer: PrinterId,
+        bucket: i64,
+        state: &str,
+        ms: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO printer_rollups (printer_id, bucket, state, ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (printer_id, bucket, state) DO UPDATE SET ms = printer_rollups.ms + excluded.ms",
+        )
+        .bind(printer.to_string())
+        .bind(bucket)
+        .bind(state)
+        .bind(ms)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Store a sealed epoch key. Epochs are written once: a second write of the same epoch is a conflict.
+    pub async fn insert_org_epoch(
+        &mut self,
+        org: OrgId,
+        epoch: i64,
+        sealed: &serde_json::Value,
+        by: UserId,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO org_epochs (org_id, epoch, sealed, created_by, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(org.to_string())
+            .bind(epoch)
+            .bind(sealed.to_string())
+            .bind(by.to_string())
+            .bind(now)
+            .execute(&mut *self.inner)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("epoch {epoch} already exists")),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    pub async fn put_device_key(
+        &mut self,
+        user: UserId,
+        public: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_keys (user_id, public, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET public = excluded.public, updated_at = excluded.updated_at",
+        )
+        .bind(user.to_string())
+        .bind(public.to_string())
+        .bind(now)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn put_key_bundle(
+        &mut self,
+        user: UserId,
+        bundle: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO key_bundles (user_id, bundle, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET bundle = excluded.bundle, updated_at = excluded.updated_at",
+        )
+        .bind(user.to_string())
+        .bind(bundle.to_string())
+        .bind(now)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+}
