@@ -11,7 +11,7 @@ use hearth_proto::api::{EnrollRequest, EnrollResponse};
 use crate::identity::{IdentityError, KeyFileIdentity};
 
 /// Sent as the age recipient until `hearth-crypto` provides the agent's real one.
-pub const PLACEHOLDER_AGE_RECIPIENT: &str = "age1-placeholder-until-hearth-crypto";
+pub const PLACEHOLDER_AGE_RECIPIENT: &str = "age1placeholderuntilhearthcryptoislinked";
 
 /// Why enrollment failed.
 #[derive(Debug, thiserror::Error)]

@@ -7,5 +7,6 @@ mod jobs;
 mod octoprint;
 mod peers;
 mod resilience;
+mod server;
 mod support;
 mod tls;

@@ -219,6 +219,13 @@ pub fn fast_timing() -> Timing {
 
 impl Rig {
     pub async fn new() -> Self {
+        // `RUST_LOG=hearth_agent=debug cargo test ...` shows the agent's log for a failing test.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let clock = ManualClock::new();
         let sim = SimulatedDriver::with_clock(SimulatedConfig::default(), Arc::new(clock.clone()));
         let driver = Arc::new(Recording {
