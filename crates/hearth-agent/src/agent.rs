@@ -420,6 +420,7 @@ impl Agent {
                     start_requested: false,
                     cancel_requested: false,
                     message: None,
+                    finished_at_ms: None,
                 });
                 match printer {
                     Some(i) => {
@@ -624,6 +625,7 @@ impl Agent {
                 start_requested: true,
                 cancel_requested: false,
                 message: None,
+                finished_at_ms: None,
             }),
         }
         self.save();
@@ -835,6 +837,7 @@ impl Agent {
         let mut remove_from = None;
         if state.is_final() {
             rec.job = None;
+            rec.finished_at_ms = Some(crate::journal::now_ms());
             if rec.start_requested || state == JobState::Cancelled {
                 remove_from = Some(rec.printer.clone());
             }

@@ -33,6 +33,22 @@ pub struct JobRecord {
     /// Why it failed or was refused.
     #[serde(default)]
     pub message: Option<String>,
+    /// When it reached its final state (Unix milliseconds); finished records are forgotten after
+    /// `KEEP_FINISHED_MS`, when a replay would be refused as expired by the job verifier anyway.
+    #[serde(default)]
+    pub finished_at_ms: Option<i64>,
+}
+
+/// How long a finished job's id is remembered: longer than the longest job validity window
+/// (`hearth_crypto::MAX_JOB_WINDOW_SECS`, a week) plus clock skew.
+pub const KEEP_FINISHED_MS: i64 = 8 * 24 * 3600 * 1000;
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// How a job message relates to what the journal holds.
@@ -99,7 +115,12 @@ impl Journal {
                         path: path.clone(),
                         source,
                     })?;
-                d.jobs.into_iter().map(|r| (r.job_id, r)).collect()
+                let horizon = now_ms() - KEEP_FINISHED_MS;
+                d.jobs
+                    .into_iter()
+                    .filter(|r| r.finished_at_ms.is_none_or(|t| t >= horizon))
+                    .map(|r| (r.job_id, r))
+                    .collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(JournalError::Io { path, source }),
@@ -194,11 +215,28 @@ mod tests {
             start_requested: true,
             cancel_requested: false,
             message: None,
+            finished_at_ms: Some(now_ms()),
+        });
+        let old = job(serde_json::json!({}));
+        journal.insert(JobRecord {
+            job_id: old.job_id,
+            printer: "p".into(),
+            fingerprint: Some(fingerprint(&old)),
+            state: JobState::Completed,
+            job: None,
+            start_requested: true,
+            cancel_requested: false,
+            message: None,
+            finished_at_ms: Some(now_ms() - KEEP_FINISHED_MS - 1),
         });
         journal.save().unwrap();
 
         let journal = Journal::open(dir.path()).unwrap();
         assert_eq!(journal.admit(&j), Admission::Known);
+        assert!(
+            journal.get(&old.job_id).is_none(),
+            "long finished: forgotten"
+        );
         let mut other = j.clone();
         other.manifest = serde_json::json!({"b": 2});
         assert_eq!(journal.admit(&other), Admission::Replayed);
