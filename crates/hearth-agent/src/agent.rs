@@ -577,14 +577,14 @@ impl Agent {
             return;
         }
         self.printers[i].online = true;
-        if !self.printers[i].attached {
-            self.printers[i].attached = true;
-            self.adopt(i, &status);
-        }
+        self.printers[i].attached = true;
+        self.adopt(i, &status);
         self.observe(i, &status);
     }
 
-    /// First sample after start: the printer's own job, recognised by its file name, is the active one.
+    /// The job the printer works on, recognised by its file name, is the printer's active job, even if
+    /// this agent lost its journal or had not seen it running yet (some printers report a job a few
+    /// samples late): a job found running on the printer is never started again.
     fn adopt(&mut self, i: usize, status: &PrinterStatus) {
         let Some(job) = status.job.as_ref().filter(|j| !j.phase.is_finished()) else {
             return;
