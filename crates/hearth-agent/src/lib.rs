@@ -11,7 +11,8 @@
 //!   interval, only on change), and the bounded job-update outbox used while disconnected.
 //! - The two seams where `hearth-crypto` plugs in: `identity::AgentIdentity` (signs the connection
 //!   challenge; `KeyFileIdentity` is a plain Ed25519 key file meanwhile) and `opener::JobOpener` (verifies
-//!   the signed manifest and decrypts the payload).
+//!   the signed manifest and decrypts the payload; `crypto::CryptoOpener` is the real one, on
+//!   `hearth_crypto::JobVerifier`).
 //! - `enroll`: `hearth-agent enroll` (key, one-time token, id from the server).
 //! - `config::AgentConfig`: the TOML file (`[[printer]]` tables with the driver's keys flattened in).
 
@@ -19,6 +20,7 @@ pub mod agent;
 pub mod backoff;
 pub mod config;
 pub mod conn;
+pub mod crypto;
 pub mod enroll;
 pub mod identity;
 pub mod journal;

@@ -84,6 +84,8 @@ pub struct Recording {
     /// Makes the next `start` answer "unreachable"; `Some(true)` after starting the print anyway (the
     /// answer was lost), `Some(false)` without starting it (the request was lost).
     pub lose_next_start: Mutex<Option<bool>>,
+    /// Makes the next `upload` fail as unreachable.
+    pub fail_next_upload: Mutex<bool>,
 }
 
 impl Recording {
@@ -106,6 +108,16 @@ impl Driver for Recording {
         self.inner.status().await
     }
     async fn upload(&self, upload: Upload<'_>) -> Result<(), DriverError> {
+        if std::mem::take(&mut *self.fail_next_upload.lock().unwrap()) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("upload {} false", upload.name));
+            return Err(DriverError::Unreachable {
+                endpoint: "test".into(),
+                source: "connection reset".into(),
+            });
+        }
         let mode = std::fs::metadata(upload.path).unwrap().permissions().mode() & 0o777;
         let bytes = std::fs::read(upload.path).unwrap();
         let r = self.inner.upload(upload).await;
@@ -200,6 +212,8 @@ pub struct Rig {
     pub timing: Timing,
     /// More printers for the same agent.
     pub extra_printers: Vec<Printer>,
+    /// Replaces the test opener (e.g. the real `CryptoOpener`).
+    pub opener_override: Option<Arc<dyn JobOpener>>,
     agent: Option<RunningAgent>,
 }
 
@@ -233,6 +247,7 @@ impl Rig {
             log: Mutex::default(),
             uploads: Mutex::default(),
             lose_next_start: Mutex::default(),
+            fail_next_upload: Mutex::default(),
         });
         let identity = Arc::new(KeyFileIdentity::generate(AgentId::new()));
         let hub = Hub::start(
@@ -251,6 +266,7 @@ impl Rig {
             ca_cert: None,
             timing: fast_timing(),
             extra_printers: Vec::new(),
+            opener_override: None,
             agent: None,
         }
     }
@@ -281,7 +297,10 @@ impl Rig {
         let setup = Setup {
             config,
             identity: self.identity.clone(),
-            opener: self.opener.clone(),
+            opener: self
+                .opener_override
+                .clone()
+                .unwrap_or_else(|| self.opener.clone()),
             printers,
         };
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
@@ -344,6 +363,7 @@ impl Rig {
             log: Mutex::default(),
             uploads: Mutex::default(),
             lose_next_start: Mutex::default(),
+            fail_next_upload: Mutex::default(),
         });
         self.extra_printers.push(Printer {
             config: printer_config(name),
