@@ -1,17 +1,12 @@
-//! `hearth-agent enroll`: create the agent's key (if needed), present it with a one-time token, and record
-//! the id the server assigns. An admin then compares fingerprints and approves the agent.
-//!
-//! The age recipient jobs are sealed to comes from `hearth-crypto`; until it is linked the caller passes
-//! what it has (the binary sends `PLACEHOLDER_AGE_RECIPIENT`, so no job can be sealed to this agent yet).
+//! `hearth-agent enroll`: create the agent's keys (if needed), present their public half with a one-time
+//! token, and record the id the server assigns. An admin then compares the fingerprint the agent prints
+//! with the one Hearth shows, and approves the agent.
 
 use std::path::Path;
 
 use hearth_proto::api::{EnrollRequest, EnrollResponse};
 
-use crate::identity::{IdentityError, KeyFileIdentity};
-
-/// Sent as the age recipient until `hearth-crypto` provides the agent's real one.
-pub const PLACEHOLDER_AGE_RECIPIENT: &str = "age1placeholderuntilhearthcryptoislinked";
+use crate::identity::{IdentityError, KeyFileIdentity, signing_key_base64};
 
 /// Why enrollment failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +23,9 @@ pub enum EnrollError {
 #[derive(Debug, Clone)]
 pub struct Enrolled {
     pub response: EnrollResponse,
-    /// Base64 Ed25519 public key, and its fingerprint for the admin to compare.
+    /// Base64 Ed25519 public key as sent.
     pub signing_key: String,
+    /// `hearth_crypto::Fingerprint` of the agent's public keys, for the admin to compare.
     pub fingerprint: String,
 }
 
@@ -39,15 +35,15 @@ pub async fn enroll(
     server: &str,
     token: &str,
     name: &str,
-    age_recipient: &str,
     state_dir: &Path,
 ) -> Result<Enrolled, EnrollError> {
-    let signing_key = KeyFileIdentity::ensure_key(state_dir)?;
+    let public = KeyFileIdentity::ensure_key(state_dir)?;
+    let signing_key = signing_key_base64(&public);
     let request = EnrollRequest {
         token: token.to_owned(),
         name: name.to_owned(),
         signing_key: signing_key.clone(),
-        age_recipient: age_recipient.to_owned(),
+        age_recipient: public.recipient.to_string(),
     };
     let url = format!("{}/api/v1/agents/enroll", server.trim_end_matches('/'));
     let resp = http.post(url).json(&request).send().await?;
@@ -61,7 +57,7 @@ pub async fn enroll(
     let response: EnrollResponse = resp.json().await?;
     KeyFileIdentity::save_id(state_dir, response.agent_id)?;
     Ok(Enrolled {
-        fingerprint: crate::identity::fingerprint(&signing_key),
+        fingerprint: public.fingerprint().to_string(),
         signing_key,
         response,
     })

@@ -1,14 +1,17 @@
 //! Who the agent is to the server: `AgentIdentity` signs the connection challenge.
 //!
-//! The production identity will come from `hearth-crypto` (the agent's Ed25519 + age key pair); until then
-//! `KeyFileIdentity` holds an Ed25519 signing key in `<state_dir>/agent.key` (32-byte seed, mode 0600) and
-//! the id the server gave at enrollment in `<state_dir>/agent.json`.
+//! `KeyFileIdentity` holds the agent's `hearth_crypto::AgentKeys` (Ed25519 signing key + age identity,
+//! generated on the agent, never sent anywhere) in `<state_dir>/agent.key` (`hearth-device-key-v1`
+//! text, mode 0600) and the id the server gave at enrollment in `<state_dir>/agent.json`. The same keys
+//! open jobs (`crypto::CryptoOpener`, via `KeyFileIdentity::keys`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
+use hearth_crypto::{AgentKeys, DevicePublic};
 use hearth_proto::ids::AgentId;
 use serde::{Deserialize, Serialize};
 
@@ -43,63 +46,74 @@ struct IdFile {
     agent_id: AgentId,
 }
 
-/// An Ed25519 key kept in a 0600 file. `Debug` shows only the public key.
+/// The agent's keys from a 0600 file. `Debug` shows only the fingerprint.
 pub struct KeyFileIdentity {
     agent_id: AgentId,
-    key: SigningKey,
+    keys: Arc<AgentKeys>,
 }
 
 impl std::fmt::Debug for KeyFileIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyFileIdentity")
             .field("agent_id", &self.agent_id)
-            .field("public_key", &self.public_key_base64())
+            .field("fingerprint", &self.keys.fingerprint().to_string())
             .finish_non_exhaustive()
     }
 }
 
+/// The signing public key as `EnrollRequest::signing_key` and the server expect it (base64).
+pub fn signing_key_base64(public: &DevicePublic) -> String {
+    base64::engine::general_purpose::STANDARD.encode(public.signing.to_bytes())
+}
+
 impl KeyFileIdentity {
-    /// A fresh key for an agent id (tests; enrollment generates the key before it knows the id).
+    /// Fresh keys for an agent id (tests; enrollment creates the keys before it knows the id).
     pub fn generate(agent_id: AgentId) -> Self {
         Self {
             agent_id,
-            key: SigningKey::generate(&mut rand::rngs::OsRng),
+            keys: Arc::new(AgentKeys::generate()),
         }
     }
 
-    /// The public key, base64, as `EnrollRequest::signing_key` and the server expect it.
-    pub fn public_key_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.key.verifying_key().as_bytes())
+    /// The keys, for the job opener.
+    pub fn keys(&self) -> Arc<AgentKeys> {
+        self.keys.clone()
     }
 
-    /// Writes the key (0600, created new or replaced) and the id file into `dir`.
+    pub fn public_key_base64(&self) -> String {
+        signing_key_base64(&self.keys.public())
+    }
+
+    /// Writes the keys (0600, created new or replaced) and the id file into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), IdentityError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let key_path = dir.join(KEY_FILE);
-        crate::spool::write_private(&key_path, self.key.as_bytes()).map_err(io(&key_path))?;
+        crate::spool::write_private(&key_path, self.keys.expose_key_file().as_bytes())
+            .map_err(io(&key_path))?;
         Self::save_id(dir, self.agent_id)
     }
 
-    /// The signing key of `dir`, created (0600) if there is none yet: enrollment makes the key before the
-    /// server assigns the id. Returns the base64 public key.
-    pub fn ensure_key(dir: &Path) -> Result<String, IdentityError> {
+    /// The keys of `dir`, created (0600) if there are none yet: enrollment makes the keys before the
+    /// server assigns the id. Returns their public half.
+    pub fn ensure_key(dir: &Path) -> Result<DevicePublic, IdentityError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let key_path = dir.join(KEY_FILE);
-        let key = match read_seed(&key_path) {
-            Ok(seed) => SigningKey::from_bytes(&seed),
+        let keys = match read_keys(&key_path) {
+            Ok(keys) => keys,
             Err(IdentityError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                let key = SigningKey::generate(&mut rand::rngs::OsRng);
-                crate::spool::write_private(&key_path, key.as_bytes()).map_err(io(&key_path))?;
-                key
+                let keys = AgentKeys::generate();
+                crate::spool::write_private(&key_path, keys.expose_key_file().as_bytes())
+                    .map_err(io(&key_path))?;
+                keys
             }
             Err(e) => return Err(e),
         };
-        Ok(base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()))
+        Ok(keys.public())
     }
 
-    /// Records the id the server gave at enrollment next to the key.
+    /// Records the id the server gave at enrollment next to the keys.
     pub fn save_id(dir: &Path, agent_id: AgentId) -> Result<(), IdentityError> {
         let id_path = dir.join(ID_FILE);
         let json = serde_json::to_vec_pretty(&IdFile { agent_id }).map_err(|e| {
@@ -113,9 +127,9 @@ impl KeyFileIdentity {
         f.sync_all().map_err(io(&id_path))
     }
 
-    /// Reads what `save` wrote.
+    /// Reads what `save` (or `ensure_key` + `save_id`) wrote.
     pub fn load(dir: &Path) -> Result<Self, IdentityError> {
-        let seed = read_seed(&dir.join(KEY_FILE))?;
+        let keys = read_keys(&dir.join(KEY_FILE))?;
         let id_path = dir.join(ID_FILE);
         let text = std::fs::read(&id_path).map_err(io(&id_path))?;
         let id: IdFile = serde_json::from_slice(&text).map_err(|e| IdentityError::Invalid {
@@ -124,7 +138,7 @@ impl KeyFileIdentity {
         })?;
         Ok(Self {
             agent_id: id.agent_id,
-            key: SigningKey::from_bytes(&seed),
+            keys: Arc::new(keys),
         })
     }
 }
@@ -134,31 +148,20 @@ impl AgentIdentity for KeyFileIdentity {
         self.agent_id
     }
     fn sign_challenge(&self, message: &[u8]) -> Vec<u8> {
-        self.key.sign(message).to_bytes().to_vec()
+        let seed = self.keys.expose_signing_seed();
+        SigningKey::from_bytes(&seed)
+            .sign(message)
+            .to_bytes()
+            .to_vec()
     }
 }
 
-fn read_seed(path: &Path) -> Result<[u8; 32], IdentityError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| IdentityError::Invalid {
-            path: path.to_owned(),
-            message: format!("expected 32 bytes, found {}", bytes.len()),
-        })
-}
-
-/// A fingerprint of a base64 public key for people to compare: SHA-256, hex, in groups of four.
-pub fn fingerprint(public_key_b64: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(public_key_b64.as_bytes());
-    hex::encode(digest)
-        .as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+fn read_keys(path: &Path) -> Result<AgentKeys, IdentityError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(io(path))?);
+    AgentKeys::from_key_file(&text).map_err(|e| IdentityError::Invalid {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> IdentityError + '_ {
@@ -187,6 +190,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let loaded = KeyFileIdentity::load(dir.path()).unwrap();
         assert_eq!(loaded.agent_id(), id.agent_id());
+        assert_eq!(loaded.keys.public(), id.keys.public());
         let msg = hearth_proto::agent::auth_message("bm9uY2U=");
         let sig = Signature::from_slice(&loaded.sign_challenge(&msg)).unwrap();
         let pk = base64::engine::general_purpose::STANDARD
@@ -194,22 +198,27 @@ mod tests {
             .unwrap();
         let vk = VerifyingKey::from_bytes(&pk.try_into().unwrap()).unwrap();
         vk.verify(&msg, &sig).unwrap();
-        assert!(!format!("{loaded:?}").contains(&hex::encode(loaded.key.as_bytes())));
+        let seed = hex::encode(&loaded.keys.expose_signing_seed()[..]);
+        assert!(!format!("{loaded:?}").contains(&seed));
     }
 
     #[test]
-    fn enrollment_creates_the_key_once_then_records_the_id() {
+    fn enrollment_creates_the_keys_once_then_records_the_id() {
         let dir = tempfile::tempdir().unwrap();
-        let pk = KeyFileIdentity::ensure_key(dir.path()).unwrap();
-        assert_eq!(KeyFileIdentity::ensure_key(dir.path()).unwrap(), pk, "kept");
+        let public = KeyFileIdentity::ensure_key(dir.path()).unwrap();
+        assert_eq!(
+            KeyFileIdentity::ensure_key(dir.path()).unwrap(),
+            public,
+            "kept"
+        );
         assert!(KeyFileIdentity::load(dir.path()).is_err(), "no id yet");
         let id = AgentId::new();
         KeyFileIdentity::save_id(dir.path(), id).unwrap();
         let loaded = KeyFileIdentity::load(dir.path()).unwrap();
         assert_eq!(
             (loaded.agent_id(), loaded.public_key_base64()),
-            (id, pk.clone())
+            (id, signing_key_base64(&public))
         );
-        assert_eq!(fingerprint(&pk).len(), 64 + 15);
+        assert!(public.recipient.to_string().starts_with("age1"));
     }
 }

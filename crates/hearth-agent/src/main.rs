@@ -143,7 +143,6 @@ async fn main() -> anyhow::Result<()> {
                 &config.server,
                 &token,
                 &name,
-                hearth_agent::enroll::PLACEHOLDER_AGE_RECIPIENT,
                 &config.state_dir,
             )
             .await?;

@@ -258,17 +258,10 @@ async fn a_start_whose_answer_was_lost_is_found_running_on_the_printer() {
 async fn an_enrolled_agent_connects_with_the_key_it_created() {
     let mut rig = Rig::new().await;
     let http = reqwest::Client::new();
-    let placeholder = hearth_agent::enroll::PLACEHOLDER_AGE_RECIPIENT;
-    let refused = hearth_agent::enroll::enroll(
-        &http,
-        &rig.hub.url(),
-        "hae_wrong",
-        "pi",
-        placeholder,
-        &rig.state_dir(),
-    )
-    .await
-    .unwrap_err();
+    let refused =
+        hearth_agent::enroll::enroll(&http, &rig.hub.url(), "hae_wrong", "pi", &rig.state_dir())
+            .await
+            .unwrap_err();
     assert!(
         matches!(
             refused,
@@ -281,7 +274,6 @@ async fn an_enrolled_agent_connects_with_the_key_it_created() {
         &rig.hub.url(),
         crate::hub::ENROLL_TOKEN,
         "pi",
-        placeholder,
         &rig.state_dir(),
     )
     .await

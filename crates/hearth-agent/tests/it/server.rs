@@ -171,7 +171,6 @@ async fn with_the_real_server_jobs_survive_server_and_agent_restarts() {
         &server.url(),
         token["token"].as_str().unwrap(),
         "pi",
-        hearth_agent::enroll::PLACEHOLDER_AGE_RECIPIENT,
         &rig.state_dir(),
     )
     .await
