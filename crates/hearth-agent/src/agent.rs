@@ -967,6 +967,27 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The organisation's chain, with this connection's token.
+async fn fetch_chain(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+) -> Result<Vec<hearth_proto::api::ChainLink>, String> {
+    let url = format!("{}/api/v1/agent/chain", server.trim_end_matches('/'));
+    let resp = http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| format!("fetching the chain: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("fetching the chain: HTTP {}", resp.status()));
+    }
+    resp.json()
+        .await
+        .map_err(|e| format!("reading the chain: {e}"))
+}
+
 struct TransferCtx {
     http: reqwest::Client,
     server: String,
@@ -1006,6 +1027,17 @@ impl TransferCtx {
             })?
         };
 
+        if self.opener.wants_chain() {
+            let Some(token) = &self.token else {
+                return Err(StepError::Retry("waiting for the server".into()));
+            };
+            let links = fetch_chain(&self.http, &self.server, token)
+                .await
+                .map_err(StepError::Retry)?;
+            self.opener.update_chain(links).map_err(|why| {
+                StepError::Refused(Refusal::UnknownSigner, format!("untrusted chain: {why}"))
+            })?;
+        }
         let opener = self.opener.clone();
         let spool = self.spool.clone();
         let job = self.job.clone();

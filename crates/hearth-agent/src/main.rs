@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hearth_agent::{AgentConfig, KeyFileIdentity, NoOpener, Setup};
+use hearth_agent::{AgentConfig, KeyFileIdentity, Setup};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +42,10 @@ enum Command {
         /// A name for people (defaults to the host name).
         #[arg(long)]
         name: Option<String>,
+        /// The organisation's genesis hash, as `hearth org show` prints it. Pinning it means a server can
+        /// never make this agent trust another organisation's keys; without it the first chain seen is pinned.
+        #[arg(long, env = "HEARTH_AGENT_GENESIS")]
+        genesis: Option<String>,
         #[arg(
             long,
             short,
@@ -120,9 +124,14 @@ async fn main() -> anyhow::Result<()> {
             server,
             token,
             name,
+            genesis,
             config,
         } => {
             let mut config = load(&config)?;
+            let genesis: Option<hearth_crypto::Sha256Digest> = genesis
+                .map(|g| g.trim().parse())
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--genesis is not a SHA-256 hash: {e}"))?;
             if let Some(server) = server {
                 config.server = server;
             }
@@ -146,6 +155,15 @@ async fn main() -> anyhow::Result<()> {
                 &config.state_dir,
             )
             .await?;
+            if let Some(g) = genesis {
+                let trust = hearth_agent::crypto::TrustFile {
+                    genesis: Some(g),
+                    checkpoint: None,
+                };
+                trust
+                    .save(&config.state_dir)
+                    .context("recording the pinned genesis")?;
+            }
             println!(
                 "Enrolled as agent {} in organisation {}.\nFingerprint: {}\n\
                  Ask an admin to compare this fingerprint in Hearth and approve the agent, then run `hearth-agent run`.",
@@ -160,10 +178,10 @@ async fn main() -> anyhow::Result<()> {
                     config.state_dir.display()
                 )
             })?;
-            tracing::warn!(
-                "built without hearth-crypto: every job will be refused until the job verifier is linked"
-            );
-            let setup = Setup::from_config(config, Arc::new(identity), Arc::new(NoOpener))?;
+            let opener =
+                hearth_agent::crypto::TrustingOpener::load(&config.state_dir, identity.keys())
+                    .context("reading the agent's trust file")?;
+            let setup = Setup::from_config(config, Arc::new(identity), Arc::new(opener))?;
             hearth_agent::run(setup, shutdown_signal()).await?;
         }
     }

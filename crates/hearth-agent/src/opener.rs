@@ -92,6 +92,18 @@ pub trait JobOpener: Send + Sync + std::fmt::Debug + 'static {
     /// `job.blob_sha256`), decrypts the sealed file at `sealed`, and writes the plaintext to `out` (already
     /// created with mode 0600 in the spool). Must not write anything to `out` before the manifest verifies.
     fn open(&self, job: &AgentJob, sealed: &Path, out: &mut File) -> Result<OpenedJob, OpenError>;
+
+    /// Whether the opener needs the organisation's chain (fetched from the server before each open, so
+    /// a job signed by a member added a minute ago verifies).
+    fn wants_chain(&self) -> bool {
+        false
+    }
+
+    /// The chain as the server serves it. An opener that cannot verify it against the genesis it pinned
+    /// returns why; the job is then refused, never opened on trust.
+    fn update_chain(&self, _links: Vec<hearth_proto::api::ChainLink>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Refuses every job: what the binary uses until `hearth-crypto` provides the real opener.

@@ -756,6 +756,41 @@ pub async fn put_key_bundle(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The organisation's chain for an agent (bearer token from `Welcome`), so it can verify who signed a
+/// job against the genesis it pinned at enrollment.
+#[utoipa::path(get, path = "/api/v1/agent/chain", tag = "agents",
+    responses((status = 200, body = Vec<ChainLink>), (status = 401, body = ErrorBody)))]
+pub async fn agent_chain(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<Vec<ChainLink>>> {
+    let (_, org) = agent_from_bearer(&state, &headers)?;
+    let links = state.store.org_links(org).await?;
+    Ok(Json(
+        links
+            .into_iter()
+            .map(|(seq, link)| ChainLink { seq, link })
+            .collect(),
+    ))
+}
+
+fn agent_from_bearer(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> ApiResult<(AgentId, OrgId)> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthenticated("agents send the token from Welcome as a Bearer token")
+        })?;
+    state
+        .hub
+        .agent_for_http_token(&token_hash(bearer))
+        .ok_or_else(|| ApiError::unauthenticated("unknown agent token; reconnect to get a new one"))
+}
+
 /// Agents download sealed job payloads here with the bearer token from `Welcome`. Supports `Range`.
 #[utoipa::path(get, path = "/api/v1/agent/blobs/{sha256}", tag = "agents", params(("sha256" = String, Path)),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -764,20 +799,7 @@ pub async fn agent_blob(
     Path(sha256): Path<BlobHash>,
     req: Request,
 ) -> ApiResult<Response> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::unauthenticated("agents send the token from Welcome as a Bearer token")
-        })?;
-    let (agent_id, org) = state
-        .hub
-        .agent_for_http_token(&token_hash(bearer))
-        .ok_or_else(|| {
-            ApiError::unauthenticated("unknown agent token; reconnect to get a new one")
-        })?;
+    let (agent_id, org) = agent_from_bearer(&state, req.headers())?;
     let row = state.store.blob(org, &sha256).await?;
     let is_get = req.method() == axum::http::Method::GET;
     let resp = tower_http::services::ServeFile::new(state.blobs.blob_path(&sha256))

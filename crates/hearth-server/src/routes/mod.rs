@@ -39,7 +39,7 @@ use utoipa::OpenApi;
         fleet::list_printers, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::control_job, fleet::events,
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch,
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
-        fleet::agent_blob, fleet::agent_connect,
+        fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
     ),
     components(schemas(hearth_proto::api::ErrorBody)),
     modifiers(&Security),
@@ -154,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
         .route("/orgs/{org}/jobs/{id}/{action}", post(fleet::control_job))
         .route("/orgs/{org}/events", get(fleet::events))
+        .route("/agent/chain", get(fleet::agent_chain))
         .route("/me/secret", put(fleet::change_secret))
         .route("/me/device", put(fleet::put_device))
         .route(
