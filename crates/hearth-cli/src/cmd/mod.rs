@@ -1,3 +1,8 @@
 //! Subcommands, one module each.
 
+pub mod agents;
+pub mod fleet;
 pub mod inspect;
+pub mod keys;
+pub mod login;
+pub mod upload;
