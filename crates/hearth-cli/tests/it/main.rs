@@ -1,7 +1,9 @@
 //! The `hearth` binary, run as a user would.
 #![allow(clippy::unwrap_used)]
 
+mod e2e;
 mod inspect;
+mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
