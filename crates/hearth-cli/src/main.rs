@@ -59,6 +59,8 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Serve the OctoPrint upload API on this machine so slicers' uploads are sealed here first.
+    Bridge(cmd::bridge::BridgeArgs),
     /// Pause a printing job.
     Pause(JobArg),
     /// Resume a paused job.
@@ -103,6 +105,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Printers { json } => cmd::fleet::printers(json).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
         Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
+        Command::Bridge(args) => cmd::bridge::run(&args).await,
         Command::Pause(j) => cmd::fleet::control("pause", &j.job, j.json).await,
         Command::Resume(j) => cmd::fleet::control("resume", &j.job, j.json).await,
         Command::Cancel(j) => cmd::fleet::control("cancel", &j.job, j.json).await,

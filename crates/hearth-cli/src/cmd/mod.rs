@@ -1,6 +1,7 @@
 //! Subcommands, one module each.
 
 pub mod agents;
+pub mod bridge;
 pub mod fleet;
 pub mod inspect;
 pub mod keys;

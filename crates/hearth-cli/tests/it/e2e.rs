@@ -9,6 +9,17 @@ use hearth_proto::api::{FileEntry, Printer};
 
 use crate::support::*;
 
+type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// The next JSON line of a child's output, within 20 s; `None` at its end.
+async fn next(lines: &mut Lines) -> Option<serde_json::Value> {
+    tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .map(|l| serde_json::from_str(&l).unwrap())
+}
+
 fn line_value<'a>(out: &'a str, prefix: &str) -> &'a str {
     out.lines()
         .find_map(|l| l.strip_prefix(prefix))
@@ -232,12 +243,18 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
     assert_eq!(job.job_id.to_string(), job_id);
     assert_eq!(plain, original);
 
-    // Live status: a bounded read of the event stream sees the printer start printing.
-    let status = ada
+    // Live status: a bounded read of the event stream sees the job start printing. The snapshot
+    // lines come after `status` subscribed, so the update is sent once the first one shows.
+    let mut status = ada
         .command(&["status", "--json", "--max-events", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(status.stdout.take().unwrap()));
+    let snapshot = next(&mut lines).await.unwrap();
+    assert_eq!(snapshot["type"], "printer");
+    assert_eq!(snapshot["printer"]["name"], "mk4");
     send(
         &mut ws,
         &AgentMsg::JobUpdate {
@@ -247,21 +264,14 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
         },
     )
     .await;
-    let out = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        status.wait_with_output(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines[0]["type"], "printer");
-    assert_eq!(lines.last().unwrap()["type"], "job");
+    let mut last = None;
+    while let Some(v) = next(&mut lines).await {
+        last = Some(v);
+    }
+    let last = last.unwrap();
+    assert_eq!(last["type"], "job", "{last}");
+    assert_eq!(last["job"]["state"], "printing", "{last}");
+    assert!(status.wait().await.unwrap().success());
 
     let jobs: Vec<serde_json::Value> =
         serde_json::from_str(&ada.run(&["jobs", "--json"]).await).unwrap();
