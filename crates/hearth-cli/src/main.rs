@@ -31,6 +31,9 @@ enum Command {
     /// Your device keys; export them for the stock `age` tool.
     #[command(subcommand)]
     Keys(cmd::keys::KeysCmd),
+    /// Member devices in the organisation's key chain.
+    #[command(subcommand)]
+    Members(cmd::members::MembersCmd),
     /// Enroll and list edge agents.
     #[command(subcommand)]
     Agents(cmd::agents::AgentsCmd),
@@ -99,6 +102,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd::login::show_org(&mut ctx::Ctx::load()?, json).await
         }
         Command::Keys(c) => cmd::keys::run(&c).await,
+        Command::Members(c) => cmd::members::run(&c).await,
         Command::Agents(c) => cmd::agents::run(&c).await,
         Command::Upload(args) => cmd::upload::upload(&args).await,
         Command::Print(args) => cmd::upload::print(&args).await,

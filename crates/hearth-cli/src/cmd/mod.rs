@@ -6,4 +6,5 @@ pub mod fleet;
 pub mod inspect;
 pub mod keys;
 pub mod login;
+pub mod members;
 pub mod upload;

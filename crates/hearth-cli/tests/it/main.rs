@@ -5,6 +5,7 @@ mod bridge;
 mod canary;
 mod e2e;
 mod inspect;
+mod members;
 mod support;
 
 use std::path::PathBuf;
