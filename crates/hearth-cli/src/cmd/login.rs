@@ -221,7 +221,12 @@ async fn do_login(
     let _ = session.logout().await;
     let dir = profile::config_dir()?;
     profile::save_device(&dir, &keys)?;
-    let profile = Profile {
+    // Logging in again on this machine keeps what it pinned and saw for the same organisation, so
+    // a re-login cannot be used to swap the genesis or roll the chain back.
+    let previous = Profile::load(&dir).ok().filter(|p| {
+        p.server == server && p.org_id.is_some() && p.org_id == chosen.map(|m| m.org.id)
+    });
+    let mut profile = Profile {
         server: server.to_owned(),
         login: login.to_owned(),
         token: token.token,
@@ -229,6 +234,13 @@ async fn do_login(
         org_name: chosen.map(|m| m.org.name.clone()),
         ..Profile::default()
     };
+    if let Some(prev) = previous {
+        profile.genesis = prev.genesis;
+        profile.checkpoint = prev.checkpoint;
+        profile.bridge_key = prev.bridge_key;
+        profile.bridge_printer = prev.bridge_printer;
+        profile.bridge_pool = prev.bridge_pool;
+    }
     let client = Client::new(server)?.with_token(profile.token.clone());
     let mut ctx = Ctx {
         dir,
@@ -237,7 +249,10 @@ async fn do_login(
     };
     ctx.save()?;
     println!("device fingerprint: {}", keys.fingerprint());
-    if let Some(org) = ctx.profile.org_id {
+    if ctx.profile.genesis.is_some() {
+        let (chain, _) = ctx.trusted().await?;
+        println!("organisation fingerprint: {}", chain.genesis.fingerprint());
+    } else if let Some(org) = ctx.profile.org_id {
         pin_genesis(&mut ctx, org, &keys, org_fingerprint).await?;
     }
     Ok(ctx)

@@ -57,6 +57,24 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
         std::fs::read(desktop.dir.path().join("device.key")).unwrap(),
         std::fs::read(laptop.dir.path().join("device.key")).unwrap()
     );
+    // Logging in again keeps the pin; a server now serving another genesis is refused, even at login.
+    desktop.run(&["login", &server.url, "--login", "ada"]).await;
+    let mut p = desktop.profile();
+    p["genesis"] = serde_json::json!("00".repeat(32));
+    std::fs::write(
+        desktop.dir.path().join("profile.json"),
+        serde_json::to_vec(&p).unwrap(),
+    )
+    .unwrap();
+    for args in [
+        vec!["org", "show"],
+        vec!["login", server.url.as_str(), "--login", "ada"],
+    ] {
+        let out = desktop.try_run(&args).await;
+        assert!(!out.status.success(), "{args:?} accepted another genesis");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not the pinned one"), "{err}");
+    }
     // A wrong organisation fingerprint refuses to pin.
     let wrong = Machine::new("correct horse battery");
     let bad_fp = "00000 ".repeat(12);
