@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hearth_crypto::export_identity_file;
+use hearth_crypto::{EpochError, export_identity_file};
 
 use crate::ctx::Ctx;
 use crate::profile::write_private;
@@ -38,7 +38,15 @@ pub async fn run(cmd: &KeysCmd) -> anyhow::Result<()> {
             for n in 1..=trusted.current_epoch().epoch {
                 match ctx.epoch_key(&device, &trusted, n).await {
                     Ok(k) => epochs.push(k),
-                    Err(e) => eprintln!("warning: epoch {n} skipped: {e:#}"),
+                    // Sealed before this device joined: expected, not an attack.
+                    Err(e)
+                        if matches!(e.downcast_ref::<EpochError>(), Some(EpochError::Open(_))) =>
+                    {
+                        eprintln!("note: epoch {n} was sealed before this device joined; skipped");
+                    }
+                    // Anything else (a key other than the one the chain announced, a malformed
+                    // or missing one) means the server is not serving what the admins stored.
+                    Err(e) => return Err(e),
                 }
             }
             let refs: Vec<_> = epochs.iter().collect();

@@ -464,3 +464,59 @@ async fn upload_memory_does_not_grow_with_the_file() {
     let blobs = c.blobs(org).await.unwrap();
     assert!(blobs.iter().any(|b| b.size > 96 << 20), "{blobs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_serving_a_substituted_epoch_key_is_refused() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    // The chain announces epoch 2 (a genuine rotation signed by ada's device) ...
+    let device = hearth_crypto::DeviceKeys::from_key_file(
+        &std::fs::read_to_string(ada.dir.path().join("device.key")).unwrap(),
+    )
+    .unwrap();
+    let (c, org) = ada.client();
+    let links: Vec<hearth_proto::api::ChainLink> = c
+        .raw_get(&format!("/api/v1/orgs/{org}/chain"))
+        .await
+        .unwrap();
+    let mut chain = hearth_crypto::OrgChain {
+        genesis: serde_json::from_value(links[0].link.clone()).unwrap(),
+        links: Vec::new(),
+    };
+    chain.rotate_epoch(&device, 2).unwrap();
+    let _: serde_json::Value = c
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/chain"),
+            &serde_json::json!({"seq": 1, "link": chain.links[0]}),
+        )
+        .await
+        .unwrap();
+    // ... but the server serves a key of its own choosing for it, sealed to ada's device.
+    let substitute = hearth_crypto::EpochKey::generate(2)
+        .seal_to(&[&device.public().recipient])
+        .unwrap();
+    let _: serde_json::Value = c
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/epochs"),
+            &serde_json::json!({"epoch": 2, "sealed": substitute}),
+        )
+        .await
+        .unwrap();
+    let out = ada.try_run(&["keys", "export"]).await;
+    assert!(
+        !out.status.success(),
+        "a substituted epoch key was exported"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match the recipient"), "{err}");
+    // Uploads seal to the epoch the verified chain announced, never to the served key.
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "p.gcode", "p");
+    ada.run(&["upload", file.to_str().unwrap()]).await;
+    let files: Vec<FileEntry> = c
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await
+        .unwrap();
+    assert_eq!(files[0].manifest["manifest"]["epoch"], 2);
+}
