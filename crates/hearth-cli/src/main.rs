@@ -39,6 +39,13 @@ enum Command {
     Agents(cmd::agents::AgentsCmd),
     /// Analyse, seal and upload a print file to the organisation's library.
     Upload(cmd::upload::UploadArgs),
+    /// The organisation's library, names opened locally.
+    Files {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download and open a file of the library.
+    Download(cmd::files::DownloadArgs),
     /// Seal a print file as a signed job for a printer or a pool.
     Print(cmd::upload::PrintArgs),
     /// The organisation's printers and their state.
@@ -105,6 +112,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Members(c) => cmd::members::run(&c).await,
         Command::Agents(c) => cmd::agents::run(&c).await,
         Command::Upload(args) => cmd::upload::upload(&args).await,
+        Command::Files { json } => cmd::files::list(json).await,
+        Command::Download(args) => cmd::files::download(&args).await,
         Command::Print(args) => cmd::upload::print(&args).await,
         Command::Printers { json } => cmd::fleet::printers(json).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod bridge;
+pub mod files;
 pub mod fleet;
 pub mod inspect;
 pub mod keys;

@@ -250,6 +250,16 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
     assert_eq!(entry.facts.material.as_deref(), Some("PLA"));
     assert_eq!(entry.facts.printer_model.as_deref(), Some("MK4"));
     assert!(!serde_json::to_string(entry).unwrap().contains("bracket"));
+    // Members see the name (opened locally) and can download and open the file.
+    let listed = ada.run(&["files"]).await;
+    assert!(
+        listed.contains("bracket.gcode") && listed.contains("ada"),
+        "{listed}"
+    );
+    let back = work.path().join("back.gcode");
+    ada.run(&["download", file_id.trim(), "--out", back.to_str().unwrap()])
+        .await;
+    assert_eq!(std::fs::read(&back).unwrap(), original);
 
     // Print: the agent verifies the signed job against the chain and opens the exact bytes.
     let job_id = ada
