@@ -90,6 +90,12 @@ pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         let mut f = opts
             .open(&tmp)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
+        // `mode` applies only to a new file: tighten a leftover one too, before writing secrets.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         f.write_all(data)?;
         f.sync_all()?;
     }

@@ -352,7 +352,14 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         (None, Some(p)) => Target::Pool(p.clone()),
         _ => bail!("give exactly one of --printer and --pool"),
     };
-    let job = print_path(&ctx, &trusted, &args.file, &target, args.valid_hours * 3600).await?;
+    let job = print_path(
+        &ctx,
+        &trusted,
+        &args.file,
+        &target,
+        args.valid_hours.saturating_mul(3600),
+    )
+    .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&job)?);
     } else {
