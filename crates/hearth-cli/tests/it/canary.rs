@@ -1,7 +1,8 @@
-//! THE CANARY TEST: a full flow (setup, enroll and approve an agent, upload, print, the agent opens
-//! the job) with a unique canary string inside the design and in its file name; afterwards no file
-//! under the server's data directory (database, WAL, blobs) and not its DEBUG log contains the
-//! canary raw, in base64 (standard and URL-safe, every alignment) or in hex.
+//! THE CANARY TEST: a full flow (setup, login on a second machine, enroll and approve an agent,
+//! upload, print, the agent opens the job) with a unique canary string inside the design and in
+//! its file name; afterwards no file under the server's data directory (database, WAL, blobs) and
+//! not its DEBUG log contains the canary raw, in base64 (standard and URL-safe, every alignment) or
+//! in hex.
 
 use std::path::Path;
 
@@ -90,6 +91,10 @@ async fn the_server_never_holds_the_canary_in_any_encoding() {
     assert_eq!(plain, original, "the agent opened the exact design");
     ada.run(&["jobs"]).await;
     ada.run(&["printers"]).await;
+    // A second machine logs in and reads the library: names open locally, never on the server.
+    let laptop = Machine::new("correct horse battery");
+    laptop.run(&["login", &server.url, "--login", "ada"]).await;
+    assert!(laptop.run(&["files"]).await.contains(&canary));
 
     let needles = encodings(canary.as_bytes());
     let mut found = Vec::new();
