@@ -1,6 +1,9 @@
-//! `hearth`, the member's command line. One module per subcommand under `cmd/`.
+//! `hearth`, the member's command line. One module per subcommand under `cmd/`; `profile` is what a
+//! login remembers; `ctx` is the logged-in context and the only way to public keys (a verified chain).
 
 mod cmd;
+mod ctx;
+mod profile;
 
 use clap::{Parser, Subcommand};
 
@@ -16,13 +19,119 @@ struct Cli {
 enum Command {
     /// Show what a print file contains: slicer facts, our own analysis, thumbnails.
     Inspect(cmd::inspect::Args),
+    /// Create the first owner and organisation on a new server (with hearthd's one-time token).
+    Setup(cmd::login::SetupArgs),
+    /// Log in on this machine: unwrap (or create) your device keys and pin the organisation.
+    Login(cmd::login::LoginArgs),
+    /// Change your passphrase (re-wraps your device keys).
+    Passwd(cmd::login::PasswdArgs),
+    /// The organisation's key chain.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Your device keys; export them for the stock `age` tool.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCmd),
+    /// Member devices in the organisation's key chain.
+    #[command(subcommand)]
+    Members(cmd::members::MembersCmd),
+    /// Enroll and list edge agents.
+    #[command(subcommand)]
+    Agents(cmd::agents::AgentsCmd),
+    /// Analyse, seal and upload a print file to the organisation's library.
+    Upload(cmd::upload::UploadArgs),
+    /// The organisation's library, names opened locally.
+    Files {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download and open a file of the library.
+    Download(cmd::files::DownloadArgs),
+    /// Seal a print file as a signed job for a printer or a pool.
+    Print(cmd::upload::PrintArgs),
+    /// The organisation's printers and their state.
+    Printers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Printers and active jobs, live (updates in place).
+    Status {
+        /// One JSON event per line.
+        #[arg(long)]
+        json: bool,
+        /// Stop after this many live events (for scripts).
+        #[arg(long, value_name = "N")]
+        max_events: Option<u64>,
+    },
+    /// Jobs: active ones (and refused), or all with --all.
+    Jobs {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Serve the OctoPrint upload API on this machine so slicers' uploads are sealed here first.
+    Bridge(cmd::bridge::BridgeArgs),
+    /// Pause a printing job.
+    Pause(JobArg),
+    /// Resume a paused job.
+    Resume(JobArg),
+    /// Cancel a job.
+    Cancel(JobArg),
+}
+
+#[derive(Debug, clap::Args)]
+struct JobArg {
+    /// Job id.
+    job: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCmd {
+    /// Create the organisation's genesis and first epoch key (the founding owner, once).
+    Init,
+    /// The verified organisation: fingerprint, members, agents.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Setup(args) => cmd::login::setup(&args).await,
+        Command::Login(args) => cmd::login::login(&args).await,
+        Command::Passwd(args) => cmd::login::passwd(&args).await,
+        Command::Org(OrgCmd::Init) => cmd::login::init_org(&mut ctx::Ctx::load()?).await,
+        Command::Org(OrgCmd::Show { json }) => {
+            cmd::login::show_org(&mut ctx::Ctx::load()?, json).await
+        }
+        Command::Keys(c) => cmd::keys::run(&c).await,
+        Command::Members(c) => cmd::members::run(&c).await,
+        Command::Agents(c) => cmd::agents::run(&c).await,
+        Command::Upload(args) => cmd::upload::upload(&args).await,
+        Command::Files { json } => cmd::files::list(json).await,
+        Command::Download(args) => cmd::files::download(&args).await,
+        Command::Print(args) => cmd::upload::print(&args).await,
+        Command::Printers { json } => cmd::fleet::printers(json).await,
+        Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
+        Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
+        Command::Bridge(args) => cmd::bridge::run(&args).await,
+        Command::Pause(j) => cmd::fleet::control("pause", &j.job, j.json).await,
+        Command::Resume(j) => cmd::fleet::control("resume", &j.job, j.json).await,
+        Command::Cancel(j) => cmd::fleet::control("cancel", &j.job, j.json).await,
+    }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Inspect(args) => cmd::inspect::run(&args),
-    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(cli.command)));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

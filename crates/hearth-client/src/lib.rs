@@ -565,6 +565,18 @@ impl Client {
         }
         Ok(verified)
     }
+
+    /// GET any API path and return the response once its status is a success, for streaming bodies
+    /// such as the Server-Sent Events of `/api/v1/orgs/{org}/events`.
+    pub async fn raw_get_response(&self, path: &str) -> Result<Response> {
+        Self::check(
+            self.req(Method::GET, path)
+                .header("accept", "text/event-stream")
+                .send()
+                .await?,
+        )
+        .await
+    }
 }
 
 /// SHA-256 of a file, streamed.

@@ -1,3 +1,11 @@
 //! Subcommands, one module each.
 
+pub mod agents;
+pub mod bridge;
+pub mod files;
+pub mod fleet;
 pub mod inspect;
+pub mod keys;
+pub mod login;
+pub mod members;
+pub mod upload;

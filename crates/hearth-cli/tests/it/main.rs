@@ -1,7 +1,12 @@
 //! The `hearth` binary, run as a user would.
 #![allow(clippy::unwrap_used)]
 
+mod bridge;
+mod canary;
+mod e2e;
 mod inspect;
+mod members;
+mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,0 +1,202 @@
+//! `hearth files` and `hearth download FILE_ID`: the organisation's library as a member sees it.
+//!
+//! The server lists only hashes, signed manifests and clear facts. Here each manifest is verified
+//! against the chain, the small sealed metadata object is fetched and opened with the epoch key to
+//! show the file's name, and `download` opens the sealed file after checking its hash against the
+//! signed manifest.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use hearth_crypto::{
+    DeviceKeys, EpochKey, FileManifest, PrivateMetadata, SealedMetadata, SignedFileManifest,
+    TrustedState, open_verified,
+};
+use hearth_proto::api::FileEntry;
+
+use crate::cmd::fleet::{Table, print_json};
+use crate::ctx::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct DownloadArgs {
+    /// File id (from `hearth files` or `hearth upload`).
+    pub id: String,
+    /// Where to write the opened file (default: its original name, in the current directory).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+struct Opener<'a> {
+    ctx: &'a Ctx,
+    device: DeviceKeys,
+    trusted: &'a TrustedState,
+    epochs: HashMap<u64, EpochKey>,
+}
+
+impl Opener<'_> {
+    async fn epoch(&mut self, n: u64) -> anyhow::Result<&EpochKey> {
+        if !self.epochs.contains_key(&n) {
+            let k = self.ctx.epoch_key(&self.device, self.trusted, n).await?;
+            self.epochs.insert(n, k);
+        }
+        self.epochs
+            .get(&n)
+            .ok_or_else(|| anyhow!("epoch {n} key missing"))
+    }
+
+    fn manifest(&self, e: &FileEntry) -> anyhow::Result<(SignedFileManifest, FileManifest)> {
+        let signed: SignedFileManifest = serde_json::from_value(e.manifest.clone())
+            .with_context(|| format!("file {} has a malformed manifest", e.id))?;
+        let m = signed
+            .verify(self.trusted)
+            .with_context(|| format!("the manifest of file {} does not verify", e.id))?
+            .clone();
+        if m.file_id != e.id.to_string() || m.blob_sha256.to_hex() != e.blob_sha256.as_str() {
+            bail!(
+                "the server lists file {} with another file's manifest",
+                e.id
+            );
+        }
+        Ok((signed, m))
+    }
+
+    async fn metadata(
+        &mut self,
+        e: &FileEntry,
+        m: &FileManifest,
+    ) -> anyhow::Result<PrivateMetadata> {
+        let org = self.ctx.org()?;
+        let hash = e
+            .meta_sha256
+            .as_ref()
+            .ok_or_else(|| anyhow!("file {} has no sealed metadata", e.id))?;
+        let tmp = tempfile::NamedTempFile::new()?;
+        self.ctx
+            .client
+            .download_blob(org, hash, tmp.path())
+            .await
+            .with_context(|| format!("cannot fetch the metadata of file {}", e.id))?;
+        let sealed = SealedMetadata {
+            sealed: std::fs::read(tmp.path())?,
+        };
+        let key = self.epoch(m.epoch).await?;
+        Ok(sealed.open(m, key)?)
+    }
+}
+
+pub async fn list(json: bool) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let entries: Vec<FileEntry> = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await?;
+    let mut o = Opener {
+        ctx: &ctx,
+        device: ctx.device()?,
+        trusted: &trusted,
+        epochs: HashMap::new(),
+    };
+    let mut rows = Vec::new();
+    for e in &entries {
+        let (name, uploader, problem) = match o.manifest(e) {
+            Ok((_, m)) => {
+                let who = trusted
+                    .member(&m.uploader)
+                    .map(|mm| mm.user.clone())
+                    .unwrap_or_else(|| "(removed device)".into());
+                match o.metadata(e, &m).await {
+                    Ok(meta) => (Some(meta.name), Some(who), None),
+                    Err(err) => (None, Some(who), Some(format!("{err:#}"))),
+                }
+            }
+            Err(err) => (None, None, Some(format!("{err:#}"))),
+        };
+        rows.push(serde_json::json!({
+            "id": e.id,
+            "name": name,
+            "uploaded_by": uploader,
+            "created_at": e.created_at,
+            "facts": e.facts,
+            "problem": problem,
+        }));
+    }
+    if json {
+        return print_json(&rows);
+    }
+    let mut t = Table::new(&["ID", "NAME", "BY", "UPLOADED", "MATERIAL"]);
+    for r in &rows {
+        let name = match (r["name"].as_str(), r["problem"].as_str()) {
+            (Some(n), _) => n.to_owned(),
+            (None, Some(p)) => format!("(cannot open: {p})"),
+            (None, None) => "-".into(),
+        };
+        t.row(vec![
+            r["id"].as_str().unwrap_or_default().to_owned(),
+            name,
+            r["uploaded_by"].as_str().unwrap_or("-").to_owned(),
+            r["created_at"].as_str().unwrap_or_default().to_owned(),
+            r["facts"]["material"].as_str().unwrap_or("-").to_owned(),
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+pub async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let entries: Vec<FileEntry> = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await?;
+    let e = entries
+        .iter()
+        .find(|e| e.id.to_string() == args.id)
+        .ok_or_else(|| anyhow!("no file {} in the library", args.id))?;
+    let mut o = Opener {
+        ctx: &ctx,
+        device: ctx.device()?,
+        trusted: &trusted,
+        epochs: HashMap::new(),
+    };
+    let (_, m) = o.manifest(e)?;
+    let out = match &args.out {
+        Some(p) => p.clone(),
+        None => {
+            let meta = o.metadata(e, &m).await?;
+            // Only the last component: a name chosen by another member must not write elsewhere.
+            let name = meta
+                .name
+                .rsplit(['/', '\\'])
+                .next()
+                .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+                .unwrap_or("download")
+                .to_owned();
+            PathBuf::from(name)
+        }
+    };
+    let sealed = tempfile::NamedTempFile::new()?;
+    ctx.client
+        .download_blob(org, &e.blob_sha256, sealed.path())
+        .await
+        .context("cannot download the sealed file")?;
+    let key = o.epoch(m.epoch).await?;
+    let mut w = BufWriter::new(
+        File::create(&out).with_context(|| format!("cannot write {}", out.display()))?,
+    );
+    let opened = open_verified(&[key], &m.blob_sha256, File::open(sealed.path())?, &mut w);
+    if let Err(err) = opened {
+        drop(w);
+        let _ = std::fs::remove_file(&out);
+        return Err(err).context("cannot open the sealed file");
+    }
+    w.flush()?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}

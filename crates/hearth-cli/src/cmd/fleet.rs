@@ -1,0 +1,338 @@
+//! `hearth printers`, `hearth status`, `hearth jobs`, `hearth pause|resume|cancel JOB`: readable
+//! tables by default, `--json` for scripts.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+
+use anyhow::{Context, bail};
+use futures::StreamExt as _;
+use hearth_proto::agent::{JobState, PrinterState};
+use hearth_proto::api::{Event, Job, Printer};
+use hearth_proto::ids::{JobId, PrinterId};
+
+use crate::ctx::Ctx;
+
+/// A plain text table with columns sized to their content.
+#[derive(Debug)]
+pub struct Table {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(head: &[&str]) -> Self {
+        Self {
+            head: head.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, r: Vec<String>) {
+        self.rows.push(r);
+    }
+
+    pub fn render(&self) -> String {
+        let mut w: Vec<usize> = self.head.iter().map(|h| h.chars().count()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                if let Some(x) = w.get_mut(i) {
+                    *x = (*x).max(c.chars().count());
+                }
+            }
+        }
+        let mut out = String::new();
+        for r in std::iter::once(&self.head).chain(&self.rows) {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<width$}", width = w.get(i).copied().unwrap_or(0)))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn print(&self) {
+        print!("{}", self.render());
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn snake<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn hms(s: u64) -> String {
+    let (h, m) = (s / 3600, s / 60 % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else {
+        format!("{m}m{:02}s", s % 60)
+    }
+}
+
+fn printers_table(printers: &[&Printer]) -> Table {
+    let mut t = Table::new(&[
+        "NAME",
+        "MODEL",
+        "STATE",
+        "PROGRESS",
+        "REMAINING",
+        "TEMPS",
+        "MATERIAL",
+        "POOLS",
+    ]);
+    for p in printers {
+        let tl = &p.telemetry;
+        let temps = tl
+            .heaters
+            .iter()
+            .map(|h| match h.target {
+                Some(t) => format!("{} {:.0}/{:.0}", h.name, h.actual, t),
+                None => format!("{} {:.0}", h.name, h.actual),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut state = snake(&tl.state);
+        if let Some(e) = &tl.error {
+            state.push_str(&format!(" ({e})"));
+        }
+        t.row(vec![
+            p.name.clone(),
+            p.model.clone(),
+            state,
+            tl.progress
+                .map(|x| format!("{:.0}%", x * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            tl.remaining_seconds.map(hms).unwrap_or_else(|| "-".into()),
+            if temps.is_empty() { "-".into() } else { temps },
+            [p.material.as_deref(), p.color.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+            p.pools.join(","),
+        ]);
+    }
+    t
+}
+
+fn jobs_table(jobs: &[&Job], names: &BTreeMap<PrinterId, String>) -> Table {
+    let mut t = Table::new(&[
+        "JOB",
+        "STATE",
+        "TARGET",
+        "SUBMITTED",
+        "MATERIAL",
+        "TIME",
+        "MESSAGE",
+    ]);
+    for j in jobs {
+        let target = match (&j.printer, &j.pool) {
+            (Some(p), _) => names.get(p).cloned().unwrap_or_else(|| p.to_string()),
+            (None, Some(pool)) => format!("pool {pool}"),
+            (None, None) => "-".into(),
+        };
+        t.row(vec![
+            j.id.to_string(),
+            snake(&j.state),
+            target,
+            j.created_at.clone(),
+            j.facts.material.clone().unwrap_or_else(|| "-".into()),
+            j.facts
+                .estimated_seconds
+                .map(hms)
+                .unwrap_or_else(|| "-".into()),
+            j.message.clone().unwrap_or_default(),
+        ]);
+    }
+    t
+}
+
+async fn printers_of(ctx: &Ctx) -> anyhow::Result<Vec<Printer>> {
+    let org = ctx.org()?;
+    Ok(ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+        .await?)
+}
+
+pub async fn printers(json: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let printers = printers_of(&ctx).await?;
+    if json {
+        return print_json(&printers);
+    }
+    printers_table(&printers.iter().collect::<Vec<_>>()).print();
+    Ok(())
+}
+
+pub async fn jobs(json: bool, all: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let jobs: Vec<Job> = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs"))
+        .await?;
+    let shown: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| all || !j.state.is_final() || j.state == JobState::Refused)
+        .collect();
+    if json {
+        return print_json(&shown);
+    }
+    let names = printers_of(&ctx)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    jobs_table(&shown, &names).print();
+    Ok(())
+}
+
+pub async fn control(action: &str, job: &str, json: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let id: JobId = job
+        .parse()
+        .with_context(|| format!("{job:?} is not a job id"))?;
+    let j: Job = ctx
+        .client
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs/{id}/{action}"),
+            &serde_json::Value::Null,
+        )
+        .await
+        .with_context(|| format!("cannot {action} job {id}"))?;
+    if json {
+        return print_json(&j);
+    }
+    println!("{action} sent; job {} is {}", j.id, snake(&j.state));
+    Ok(())
+}
+
+/// `hearth status`: printers and active jobs, redrawn in place as the server's live events arrive
+/// (`--json`: one event per line, starting with the current state of every printer).
+pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    // Subscribe first, then read the snapshot, so nothing between the two is missed.
+    let resp = ctx
+        .client
+        .raw_get_response(&format!("/api/v1/orgs/{org}/events"))
+        .await
+        .context("cannot follow live events")?;
+    let mut printers: BTreeMap<PrinterId, Printer> = printers_of(&ctx)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let mut jobs: BTreeMap<JobId, Job> = ctx
+        .client
+        .raw_get::<Vec<Job>>(&format!("/api/v1/orgs/{org}/jobs"))
+        .await?
+        .into_iter()
+        .filter(|j| !j.state.is_final())
+        .map(|j| (j.id, j))
+        .collect();
+    let tty = std::io::stdout().is_terminal();
+    let mut stdout = std::io::stdout();
+    let draw = |printers: &BTreeMap<PrinterId, Printer>,
+                jobs: &BTreeMap<JobId, Job>,
+                out: &mut std::io::Stdout|
+     -> anyhow::Result<()> {
+        let ps: Vec<&Printer> = printers.values().collect();
+        let js: Vec<&Job> = jobs.values().collect();
+        let names = printers.values().map(|p| (p.id, p.name.clone())).collect();
+        let mut s = String::new();
+        if tty {
+            s.push_str("\x1b[H\x1b[2J");
+        }
+        s.push_str(&printers_table(&ps).render());
+        s.push('\n');
+        s.push_str(&jobs_table(&js, &names).render());
+        if !tty {
+            s.push_str("--\n");
+        }
+        out.write_all(s.as_bytes())?;
+        out.flush()?;
+        Ok(())
+    };
+    if json {
+        for p in printers.values() {
+            let e = Event::Printer { printer: p.clone() };
+            writeln!(stdout, "{}", serde_json::to_string(&e)?)?;
+        }
+        stdout.flush()?;
+    } else {
+        draw(&printers, &jobs, &mut stdout)?;
+    }
+    let mut seen = 0u64;
+    if max_events == Some(0) {
+        return Ok(());
+    }
+    let mut body = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut data = String::new();
+    while let Some(chunk) = body.next().await {
+        buf.extend_from_slice(&chunk.context("the live event stream broke")?);
+        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(d) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                continue;
+            }
+            if !line.is_empty() || data.is_empty() {
+                continue;
+            }
+            let text = std::mem::take(&mut data);
+            let Ok(ev) = serde_json::from_str::<Event>(&text) else {
+                continue; // a `lagged` notice or a newer event type
+            };
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string(&ev)?)?;
+                stdout.flush()?;
+            } else {
+                match &ev {
+                    Event::Printer { printer } => {
+                        printers.insert(printer.id, printer.clone());
+                    }
+                    Event::Job { job } if job.state.is_final() => {
+                        jobs.remove(&job.id);
+                    }
+                    Event::Job { job } => {
+                        jobs.insert(job.id, job.clone());
+                    }
+                    Event::Agent {
+                        agent_id,
+                        connected,
+                    } if !connected => {
+                        for p in printers.values_mut().filter(|p| p.agent_id == *agent_id) {
+                            p.telemetry.state = PrinterState::Offline;
+                        }
+                    }
+                    Event::Agent { .. } => {}
+                }
+                draw(&printers, &jobs, &mut stdout)?;
+            }
+            seen += 1;
+            if max_events.is_some_and(|m| seen >= m) {
+                return Ok(());
+            }
+        }
+    }
+    bail!("the server closed the live event stream")
+}

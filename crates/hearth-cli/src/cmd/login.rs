@@ -1,0 +1,437 @@
+//! `hearth setup`, `hearth login`, `hearth passwd` and `hearth org init|show`: accounts, device keys and
+//! the organisation genesis.
+//!
+//! The passphrase never leaves this machine. Two things are derived from it: the login secret
+//! (Argon2id, salted with the server and account; sent at login) and the key that wraps the device
+//! keys (age scrypt with a random salt; the server stores only the wrapped bundle).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use hearth_client::Client;
+use hearth_crypto::{DeviceKeys, KdfParams, OrgChain, WrappedKeyBundle, derive_login_secret};
+use hearth_proto::api::{
+    ChainLink, ChangeSecretRequest, CreateTokenRequest, KeyBundle, SealedEpoch, SetupRequest,
+};
+use hearth_proto::ids::OrgId;
+
+use crate::ctx::{Ctx, fetch_chain, normalize_server, now};
+use crate::profile::{self, Profile, kdf_params};
+
+#[derive(Debug, clap::Args)]
+pub struct PassArgs {
+    /// Read the passphrase from this file (for scripts); otherwise `HEARTH_PASSPHRASE` or a prompt.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SetupArgs {
+    /// Server address, e.g. https://hearth.example.org
+    pub server: String,
+    /// The one-time setup token hearthd printed at its first start.
+    #[arg(long)]
+    pub token: String,
+    /// Your account name.
+    #[arg(long)]
+    pub login: String,
+    /// The organisation's name.
+    #[arg(long)]
+    pub org: String,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// Server address, e.g. https://hearth.example.org
+    pub server: String,
+    /// Your account name.
+    #[arg(long)]
+    pub login: String,
+    /// Organisation (name or id); needed when you belong to several.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The organisation fingerprint an admin read to you (`hearth org show`): pins the genesis
+    /// only if it matches.
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub org_fingerprint: Option<String>,
+    #[command(flatten)]
+    pub pass: PassArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PasswdArgs {
+    #[command(flatten)]
+    pub pass: PassArgs,
+    /// Read the new passphrase from this file; otherwise `HEARTH_NEW_PASSPHRASE` or a prompt.
+    #[arg(long, value_name = "FILE")]
+    pub new_passphrase_file: Option<PathBuf>,
+}
+
+fn login_secret(
+    pass: &str,
+    server: &str,
+    login: &str,
+    kdf: &KdfParams,
+) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    Ok(derive_login_secret(pass, server, login, kdf)
+        .map_err(|e| anyhow!("{e}"))?
+        .expose_hex())
+}
+
+pub async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
+    let server = normalize_server(&args.server);
+    let kdf = kdf_params();
+    let pass = profile::passphrase(
+        args.pass.passphrase_file.as_deref(),
+        "HEARTH_PASSPHRASE",
+        "New passphrase: ",
+        true,
+    )?;
+    let secret = login_secret(&pass, &server, &args.login, &kdf)?;
+    let client = Client::new(&server)?;
+    let out = client
+        .setup(&SetupRequest {
+            token: args.token.clone(),
+            login: args.login.clone(),
+            secret: secret.to_string(),
+            org_name: args.org.clone(),
+        })
+        .await
+        .context("setup failed")?;
+    eprintln!(
+        "created account {} and organisation {}",
+        out.user.login, out.org.name
+    );
+    let mut ctx = do_login(
+        &server,
+        &args.login,
+        &pass,
+        &kdf,
+        Some(&out.org.id.to_string()),
+        None,
+    )
+    .await?;
+    init_org(&mut ctx).await
+}
+
+pub async fn login(args: &LoginArgs) -> anyhow::Result<()> {
+    let server = normalize_server(&args.server);
+    let kdf = kdf_params();
+    let pass = profile::passphrase(
+        args.pass.passphrase_file.as_deref(),
+        "HEARTH_PASSPHRASE",
+        "Passphrase: ",
+        false,
+    )?;
+    do_login(
+        &server,
+        &args.login,
+        &pass,
+        &kdf,
+        args.org.as_deref(),
+        args.org_fingerprint.as_deref(),
+    )
+    .await
+    .map(drop)
+}
+
+/// Logs in, unwraps (or creates and wraps) the device keys, creates an API token for this CLI,
+/// selects the organisation and pins its genesis when there is one.
+async fn do_login(
+    server: &str,
+    login: &str,
+    pass: &str,
+    kdf: &KdfParams,
+    org: Option<&str>,
+    org_fingerprint: Option<&str>,
+) -> anyhow::Result<Ctx> {
+    let secret = login_secret(pass, server, login, kdf)?;
+    let mut session = Client::new(server)?;
+    session
+        .login(login, &secret)
+        .await
+        .context("login failed")?;
+    let keys = match session.raw_get::<KeyBundle>("/api/v1/me/key-bundle").await {
+        Ok(b) => {
+            let wrapped: WrappedKeyBundle = serde_json::from_value(b.bundle)
+                .context("the server's copy of your wrapped keys is malformed")?;
+            let keys = wrapped
+                .unwrap_keys(pass, kdf)
+                .context("cannot unwrap your device keys")?;
+            eprintln!("unwrapped your device keys");
+            keys
+        }
+        Err(e) if e.status() == Some(404) => {
+            let keys = DeviceKeys::generate();
+            let wrapped = keys
+                .to_wrapped(pass, kdf)
+                .context("cannot wrap the new device keys")?;
+            session
+                .raw_put(
+                    "/api/v1/me/key-bundle",
+                    &serde_json::to_value(KeyBundle {
+                        bundle: serde_json::to_value(&wrapped)?,
+                    })?,
+                )
+                .await
+                .context("cannot store the wrapped device keys")?;
+            eprintln!("created device keys (stored on the server wrapped under your passphrase)");
+            keys
+        }
+        Err(e) => return Err(e).context("cannot fetch your wrapped device keys"),
+    };
+    session
+        .raw_put(
+            "/api/v1/me/device",
+            &serde_json::json!({ "public": keys.public() }),
+        )
+        .await
+        .context("cannot publish the device's public keys")?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into());
+    let token = session
+        .create_token(&CreateTokenRequest {
+            name: format!("hearth CLI on {host}"),
+            org: None,
+            max_role: None,
+            expires_in_days: None,
+        })
+        .await
+        .context("cannot create an API token for the CLI")?;
+    let memberships = session.orgs().await?;
+    let chosen = match org {
+        Some(o) => Some(
+            memberships
+                .iter()
+                .find(|m| m.org.name == o || m.org.id.to_string() == o)
+                .ok_or_else(|| anyhow!("you are not a member of an organisation named {o:?}"))?,
+        ),
+        None if memberships.len() == 1 => memberships.first(),
+        None if memberships.is_empty() => None,
+        None => bail!(
+            "you belong to several organisations; choose one with --org ({})",
+            memberships
+                .iter()
+                .map(|m| m.org.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let _ = session.logout().await;
+    let dir = profile::config_dir()?;
+    profile::save_device(&dir, &keys)?;
+    // Logging in again on this machine keeps what it pinned and saw for the same organisation, so
+    // a re-login cannot be used to swap the genesis or roll the chain back.
+    let previous = Profile::load(&dir).ok().filter(|p| {
+        p.server == server && p.org_id.is_some() && p.org_id == chosen.map(|m| m.org.id)
+    });
+    let mut profile = Profile {
+        server: server.to_owned(),
+        login: login.to_owned(),
+        token: token.token,
+        org_id: chosen.map(|m| m.org.id),
+        org_name: chosen.map(|m| m.org.name.clone()),
+        ..Profile::default()
+    };
+    if let Some(prev) = previous {
+        profile.genesis = prev.genesis;
+        profile.checkpoint = prev.checkpoint;
+        profile.bridge_key = prev.bridge_key;
+        profile.bridge_printer = prev.bridge_printer;
+        profile.bridge_pool = prev.bridge_pool;
+    }
+    let client = Client::new(server)?.with_token(profile.token.clone());
+    let mut ctx = Ctx {
+        dir,
+        profile,
+        client,
+    };
+    ctx.save()?;
+    println!("device fingerprint: {}", keys.fingerprint());
+    if ctx.profile.genesis.is_some() {
+        let (chain, _) = ctx.trusted().await?;
+        println!("organisation fingerprint: {}", chain.genesis.fingerprint());
+    } else if let Some(org) = ctx.profile.org_id {
+        pin_genesis(&mut ctx, org, &keys, org_fingerprint).await?;
+    }
+    Ok(ctx)
+}
+
+/// Pins the organisation genesis on this device. Safe without asking when this user's own device
+/// founded the organisation (the server cannot forge its signature) or when the fingerprint an
+/// admin read out matches; otherwise it is trust on first use, and we say so.
+async fn pin_genesis(
+    ctx: &mut Ctx,
+    org: OrgId,
+    keys: &DeviceKeys,
+    expected: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(chain) = fetch_chain(&ctx.client, org).await? else {
+        eprintln!("the organisation has no keys yet: an owner runs `hearth org init`");
+        return Ok(());
+    };
+    let genesis = chain.genesis_hash();
+    let fp = chain.genesis.fingerprint();
+    if let Some(e) = expected {
+        let e: hearth_crypto::Fingerprint = e.parse()?;
+        if e != fp {
+            bail!(
+                "the organisation genesis the server serves has fingerprint {fp}, not the one you were given: refusing to trust it"
+            );
+        }
+    } else if chain.genesis.genesis.founder != keys.public() {
+        eprintln!(
+            "warning: pinned the organisation on first use; compare its fingerprint with an admin's `hearth org show`:\n  {fp}"
+        );
+    }
+    let trusted = chain
+        .verify(&genesis)
+        .context("the organisation chain does not verify")?;
+    ctx.profile.genesis = Some(genesis);
+    ctx.profile.checkpoint = Some(trusted.checkpoint());
+    ctx.save()?;
+    println!("organisation fingerprint: {fp}");
+    if trusted.member(&keys.public().signing).is_none() {
+        eprintln!(
+            "this device is not a member of the organisation's key chain yet: an admin adds it with `hearth members add {}`",
+            ctx.profile.login
+        );
+    }
+    Ok(())
+}
+
+/// `hearth org init`: the founder's device signs the genesis, publishes it as chain position 0,
+/// and stores epoch 1's key sealed to itself.
+pub async fn init_org(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let org = ctx.org()?;
+    if fetch_chain(&ctx.client, org).await?.is_some() {
+        bail!("the organisation already has a key chain (see `hearth org show`)");
+    }
+    let device = ctx.device()?;
+    let name = ctx.profile.org_name.clone().unwrap_or_default();
+    let (chain, epoch) = OrgChain::create(&device, &ctx.profile.login, &name, now());
+    let genesis = chain.genesis_hash();
+    let trusted = chain.verify(&genesis)?;
+    ctx.client
+        .raw_post::<ChainLink>(
+            &format!("/api/v1/orgs/{org}/chain"),
+            &serde_json::to_value(ChainLink {
+                seq: 0,
+                link: serde_json::to_value(&chain.genesis)?,
+            })?,
+        )
+        .await
+        .context("cannot publish the organisation genesis")?;
+    let sealed = epoch.seal_for_members(&trusted)?;
+    ctx.client
+        .raw_post::<SealedEpoch>(
+            &format!("/api/v1/orgs/{org}/epochs"),
+            &serde_json::to_value(SealedEpoch {
+                epoch: 1,
+                sealed: serde_json::to_value(&sealed)?,
+            })?,
+        )
+        .await
+        .context("cannot store the epoch key")?;
+    ctx.profile.genesis = Some(genesis);
+    ctx.profile.checkpoint = Some(trusted.checkpoint());
+    ctx.save()?;
+    println!("organisation fingerprint: {}", chain.genesis.fingerprint());
+    Ok(())
+}
+
+/// `hearth org show`: the verified organisation, its fingerprint, members and agents.
+pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
+    let (chain, trusted) = ctx.trusted().await?;
+    if json {
+        let v = serde_json::json!({
+            "org_id": trusted.org_id(),
+            "name": trusted.org_name(),
+            "fingerprint": chain.genesis.fingerprint().to_string(),
+            "genesis": trusted.genesis_hash().to_hex(),
+            "links": trusted.checkpoint().seq,
+            "epoch": trusted.current_epoch().epoch,
+            "members": trusted.members().map(|m| serde_json::json!({"user": m.user, "admin": m.admin, "fingerprint": m.device.fingerprint().to_string()})).collect::<Vec<_>>(),
+            "agents": trusted.agents().map(|a| serde_json::json!({"name": a.name, "pool": a.pool, "fingerprint": a.agent.fingerprint().to_string()})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("Organisation: {}", trusted.org_name());
+    println!("Fingerprint:  {}", chain.genesis.fingerprint());
+    println!(
+        "Chain:        {} links, current epoch {}",
+        trusted.checkpoint().seq,
+        trusted.current_epoch().epoch
+    );
+    for m in trusted.members() {
+        println!(
+            "Member:       {}{}  {}",
+            m.user,
+            if m.admin { " (admin)" } else { "" },
+            m.device.fingerprint()
+        );
+    }
+    for a in trusted.agents() {
+        println!(
+            "Agent:        {}{}  {}",
+            a.name,
+            a.pool
+                .as_ref()
+                .map(|p| format!(" (pool {p})"))
+                .unwrap_or_default(),
+            a.agent.fingerprint()
+        );
+    }
+    Ok(())
+}
+
+/// `hearth passwd`: re-wraps the device keys under a new passphrase and changes the login secret in
+/// one server transaction.
+pub async fn passwd(args: &PasswdArgs) -> anyhow::Result<()> {
+    let dir = profile::config_dir()?;
+    let p = Profile::load(&dir)?;
+    let kdf = kdf_params();
+    let old = profile::passphrase(
+        args.pass.passphrase_file.as_deref(),
+        "HEARTH_PASSPHRASE",
+        "Current passphrase: ",
+        false,
+    )?;
+    let new = profile::passphrase(
+        args.new_passphrase_file.as_deref(),
+        "HEARTH_NEW_PASSPHRASE",
+        "New passphrase: ",
+        true,
+    )?;
+    let old_secret = login_secret(&old, &p.server, &p.login, &kdf)?;
+    let new_secret = login_secret(&new, &p.server, &p.login, &kdf)?;
+    let mut session = Client::new(&p.server)?;
+    session
+        .login(&p.login, &old_secret)
+        .await
+        .context("login with the current passphrase failed")?;
+    let b: KeyBundle = session
+        .raw_get("/api/v1/me/key-bundle")
+        .await
+        .context("cannot fetch your wrapped device keys")?;
+    let wrapped: WrappedKeyBundle = serde_json::from_value(b.bundle)?;
+    let rewrapped = wrapped
+        .rewrap(&old, &new, &kdf)
+        .context("cannot re-wrap your device keys")?;
+    session
+        .raw_put(
+            "/api/v1/me/secret",
+            &serde_json::to_value(ChangeSecretRequest {
+                current_secret: old_secret.to_string(),
+                new_secret: new_secret.to_string(),
+                key_bundle: Some(serde_json::to_value(&rewrapped)?),
+            })?,
+        )
+        .await
+        .context("the server refused the passphrase change")?;
+    let _ = session.logout().await;
+    println!("passphrase changed; your device keys are re-wrapped under it");
+    Ok(())
+}

@@ -1,0 +1,369 @@
+//! `hearth upload FILE` and `hearth print FILE --printer|--pool`: analyse locally, seal, sign, upload.
+//!
+//! Both stream: the file is read twice (analysis, then sealing into a temporary file next to the
+//! system's temp dir) and the sealed file is sent with tus in chunks, so memory does not grow with
+//! the file. Only the scheduling facts DESIGN.md lists leave in clear; the name, thumbnails and
+//! slicer settings are sealed as a separate small object.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use hearth_crypto::{
+    JobDestination, MAX_JOB_WINDOW_SECS, PrivateMetadata, Thumbnail, TrustedState, seal_job,
+    seal_upload,
+};
+use hearth_proto::api::{
+    CreateFileRequest, FileEntry, Job, Printer, SchedulingFacts, SubmitJobRequest,
+};
+use hearth_proto::ids::{BlobHash, FileId, JobId};
+
+use crate::ctx::{Ctx, agent_public, now};
+
+#[derive(Debug, clap::Args)]
+pub struct UploadArgs {
+    /// G-code (.gcode), binary G-code (.bgcode) or 3MF project.
+    pub file: PathBuf,
+    /// A note, sealed with the file's name.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrintArgs {
+    /// G-code (.gcode), binary G-code (.bgcode) or 3MF project.
+    pub file: PathBuf,
+    /// The printer, by name (or id).
+    #[arg(long, conflicts_with = "pool", required_unless_present = "pool")]
+    pub printer: Option<String>,
+    /// Any printer of this pool.
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// How long the job stays valid, in hours (at most a week).
+    #[arg(long, default_value_t = 24)]
+    pub valid_hours: i64,
+    /// Print the job as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What local analysis yields: the clear facts and the sealed-only metadata.
+pub struct Analysed {
+    pub facts: SchedulingFacts,
+    pub meta: PrivateMetadata,
+}
+
+/// Analyses a print file locally. A file the library cannot read at all is still uploaded (with no
+/// facts): the print-file library is lenient, and sealing does not depend on it.
+pub fn analyse(path: &Path, display_name: &str, note: Option<String>) -> anyhow::Result<Analysed> {
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let opts = hearth_printfile::Options {
+        thumbnails: true,
+        ..hearth_printfile::Options::default()
+    };
+    let mut meta = PrivateMetadata {
+        name: display_name.to_owned(),
+        note,
+        ..PrivateMetadata::default()
+    };
+    let report = match hearth_printfile::analyze(BufReader::with_capacity(1 << 16, f), &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warning: could not analyse {display_name}: {e}; uploading without facts");
+            return Ok(Analysed {
+                facts: SchedulingFacts::default(),
+                meta,
+            });
+        }
+    };
+    let f = report.scheduling_facts();
+    let facts = SchedulingFacts {
+        printer_model: f.printer_model,
+        nozzle_mm: f.nozzle_diameter_mm.map(|v| v as f32),
+        material: f.material_type,
+        color: f.material_colour,
+        filament_grams: f.filament_g.map(|v| v as f32),
+        estimated_seconds: f.estimated_time_s.map(|s| s.max(0.0).round() as u64),
+    };
+    meta.thumbnails = report
+        .thumbnails
+        .iter()
+        .map(|t| Thumbnail {
+            mime: format!(
+                "image/{}",
+                match t.format.extension() {
+                    "jpg" => "jpeg",
+                    other => other,
+                }
+            ),
+            width: t.width,
+            height: t.height,
+            data: t.data.clone(),
+        })
+        .collect();
+    let m = &report.metadata;
+    let mut settings = Vec::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            settings.push((k.to_owned(), v));
+        }
+    };
+    put(
+        "slicer",
+        m.slicer.as_ref().map(|s| match &s.version {
+            Some(v) => format!("{} {v}", s.name),
+            None => s.name.clone(),
+        }),
+    );
+    put("layer_height_mm", m.layer_height_mm.map(|v| v.to_string()));
+    put(
+        "first_layer_height_mm",
+        m.first_layer_height_mm.map(|v| v.to_string()),
+    );
+    put(
+        "nozzle_temperature_c",
+        m.nozzle_temperature_c.map(|v| v.to_string()),
+    );
+    put(
+        "bed_temperature_c",
+        m.bed_temperature_c.map(|v| v.to_string()),
+    );
+    if !m.objects.is_empty() {
+        put("objects", Some(m.objects.join(", ")));
+    }
+    meta.settings = settings;
+    Ok(Analysed { facts, meta })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into())
+}
+
+fn check_hash(uploaded: &BlobHash, signed: &hearth_crypto::Sha256Digest) -> anyhow::Result<()> {
+    if uploaded.as_str() != signed.to_hex() {
+        bail!(
+            "the uploaded ciphertext hashes to {uploaded}, but the manifest signed {signed}: the file changed while sealing"
+        );
+    }
+    Ok(())
+}
+
+/// Seals and uploads one file; returns the registered library entry.
+pub async fn upload_path(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    path: &Path,
+    display_name: &str,
+    note: Option<String>,
+) -> anyhow::Result<FileEntry> {
+    let org = ctx.org()?;
+    let device = ctx.device()?;
+    let a = analyse(path, display_name, note)?;
+    let id = FileId::new();
+    let sealed = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    let upload = {
+        let input = BufReader::with_capacity(
+            1 << 16,
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        );
+        let mut out = BufWriter::with_capacity(1 << 16, sealed.as_file());
+        let up = seal_upload(
+            trusted,
+            &device,
+            &id.to_string(),
+            input,
+            &mut out,
+            &a.meta,
+            now(),
+        )
+        .with_context(|| format!("cannot seal {}", path.display()))?;
+        out.flush()?;
+        up
+    };
+    let blob = ctx
+        .client
+        .upload_file(org, sealed.path())
+        .await
+        .context("uploading the sealed file failed")?;
+    drop(sealed);
+    check_hash(&blob, &upload.manifest.manifest.blob_sha256)?;
+    let mut meta_file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    meta_file.write_all(&upload.metadata.sealed)?;
+    meta_file.flush()?;
+    let meta = ctx
+        .client
+        .upload_file(org, meta_file.path())
+        .await
+        .context("uploading the sealed metadata failed")?;
+    check_hash(&meta, &upload.manifest.manifest.meta_sha256)?;
+    let entry: FileEntry = ctx
+        .client
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/files"),
+            &serde_json::to_value(CreateFileRequest {
+                id,
+                blob_sha256: blob,
+                meta_sha256: Some(meta),
+                manifest: serde_json::to_value(&upload.manifest)?,
+                facts: a.facts,
+            })?,
+        )
+        .await
+        .context("registering the file failed")?;
+    Ok(entry)
+}
+
+pub async fn upload(args: &UploadArgs) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let entry = upload_path(
+        &ctx,
+        &trusted,
+        &args.file,
+        &file_name(&args.file),
+        args.note.clone(),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entry)?);
+    } else {
+        println!("{}", entry.id);
+    }
+    Ok(())
+}
+
+/// Where to print: a printer (by name or id) or a pool.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Printer(String),
+    Pool(String),
+}
+
+/// Seals a job for `target`, uploads it and submits it; returns the queued job.
+pub async fn print_path(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    path: &Path,
+    target: &Target,
+    valid_secs: i64,
+) -> anyhow::Result<Job> {
+    let org = ctx.org()?;
+    let device = ctx.device()?;
+    if !(60..=MAX_JOB_WINDOW_SECS).contains(&valid_secs) {
+        bail!("a job must stay valid between one minute and a week");
+    }
+    let a = analyse(path, &file_name(path), None)?;
+    let job_id = JobId::new();
+    let (printer_id, pool, agent_key, printer_name) = match target {
+        Target::Printer(name) => {
+            let printers: Vec<Printer> = ctx
+                .client
+                .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+                .await?;
+            let matches: Vec<&Printer> = printers
+                .iter()
+                .filter(|p| p.name == *name || p.id.to_string() == *name)
+                .collect();
+            let p = match matches.as_slice() {
+                [p] => *p,
+                [] => bail!("no printer named {name:?} (see `hearth printers`)"),
+                _ => bail!("several printers are named {name:?}: give its id instead"),
+            };
+            let agent = ctx
+                .agents()
+                .await?
+                .into_iter()
+                .find(|a| a.id == p.agent_id)
+                .ok_or_else(|| anyhow!("the server lists no agent for printer {name:?}"))?;
+            let key = agent_public(&agent)?;
+            trusted.require_agent(&key).with_context(|| {
+                format!("the agent of printer {name:?} is not enrolled in the verified organisation chain")
+            })?;
+            (Some(p.id), None, Some(key), p.name.clone())
+        }
+        Target::Pool(pool) => (None, Some(pool.clone()), None, String::new()),
+    };
+    let dest = match (&agent_key, target) {
+        (Some(agent), _) => JobDestination::Printer {
+            agent,
+            printer: &printer_name,
+        },
+        (None, Target::Pool(p)) => JobDestination::Pool(p),
+        (None, Target::Printer(_)) => bail!("internal: printer without agent"),
+    };
+    let sealed = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    let t = now();
+    let manifest = {
+        let input = BufReader::with_capacity(
+            1 << 16,
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        );
+        let mut out = BufWriter::with_capacity(1 << 16, sealed.as_file());
+        let m = seal_job(
+            trusted,
+            &device,
+            &job_id.to_string(),
+            dest,
+            input,
+            &mut out,
+            t,
+            t + valid_secs,
+        )
+        .context("cannot seal the job")?;
+        out.flush()?;
+        m
+    };
+    let blob = ctx
+        .client
+        .upload_file(org, sealed.path())
+        .await
+        .context("uploading the sealed job failed")?;
+    drop(sealed);
+    check_hash(&blob, &manifest.manifest.blob_sha256)?;
+    let job: Job = ctx
+        .client
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs"),
+            &serde_json::to_value(SubmitJobRequest {
+                job_id,
+                printer: printer_id,
+                pool,
+                blob_sha256: blob,
+                manifest: serde_json::to_value(&manifest)?,
+                facts: a.facts,
+            })?,
+        )
+        .await
+        .context("submitting the job failed")?;
+    Ok(job)
+}
+
+pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let target = match (&args.printer, &args.pool) {
+        (Some(p), None) => Target::Printer(p.clone()),
+        (None, Some(p)) => Target::Pool(p.clone()),
+        _ => bail!("give exactly one of --printer and --pool"),
+    };
+    let job = print_path(
+        &ctx,
+        &trusted,
+        &args.file,
+        &target,
+        args.valid_hours.saturating_mul(3600),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&job)?);
+    } else {
+        println!("{}", job.id);
+    }
+    Ok(())
+}

@@ -1,0 +1,532 @@
+//! Setup, login on two machines, passphrase change, upload, print to a scripted agent that verifies
+//! and opens the job, fleet commands, `keys export` with the stock `age`, and a lying server.
+
+use std::io::Cursor;
+
+use hearth_crypto::{JobVerifier, MemorySeenJobs, SignedJobManifest};
+use hearth_proto::agent::*;
+use hearth_proto::api::{FileEntry, Printer};
+
+use crate::support::*;
+
+type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// The next JSON line of a child's output, within 20 s; `None` at its end.
+async fn next(lines: &mut Lines) -> Option<serde_json::Value> {
+    tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .map(|l| serde_json::from_str(&l).unwrap())
+}
+
+fn line_value<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {out}"))
+        .trim()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_login_on_a_second_machine_and_passphrase_change() {
+    let server = TestServer::start().await;
+    let laptop = Machine::new("correct horse battery");
+    let out = laptop.setup(&server).await;
+    let fp = line_value(&out, "device fingerprint:").to_owned();
+    let org_fp = line_value(&out, "organisation fingerprint:").to_owned();
+    // The profile and the device key are private files.
+    for f in ["profile.json", "device.key"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(laptop.dir.path().join(f))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o077, 0, "{f} is readable by others");
+    }
+    let show: serde_json::Value =
+        serde_json::from_str(&laptop.run(&["org", "show", "--json"]).await).unwrap();
+    assert_eq!(show["fingerprint"], org_fp.as_str());
+    assert_eq!(show["members"][0]["fingerprint"], fp.as_str());
+
+    // A second machine unwraps the same keys and pins the same organisation.
+    let desktop = Machine::new("correct horse battery");
+    let out = desktop.run(&["login", &server.url, "--login", "ada"]).await;
+    assert_eq!(line_value(&out, "device fingerprint:"), fp);
+    assert_eq!(line_value(&out, "organisation fingerprint:"), org_fp);
+    assert_eq!(
+        std::fs::read(desktop.dir.path().join("device.key")).unwrap(),
+        std::fs::read(laptop.dir.path().join("device.key")).unwrap()
+    );
+    // Logging in again keeps the pin; a server now serving another genesis is refused, even at login.
+    desktop.run(&["login", &server.url, "--login", "ada"]).await;
+    let mut p = desktop.profile();
+    p["genesis"] = serde_json::json!("00".repeat(32));
+    std::fs::write(
+        desktop.dir.path().join("profile.json"),
+        serde_json::to_vec(&p).unwrap(),
+    )
+    .unwrap();
+    for args in [
+        vec!["org", "show"],
+        vec!["login", server.url.as_str(), "--login", "ada"],
+    ] {
+        let out = desktop.try_run(&args).await;
+        assert!(!out.status.success(), "{args:?} accepted another genesis");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not the pinned one"), "{err}");
+    }
+    // A wrong organisation fingerprint refuses to pin.
+    let wrong = Machine::new("correct horse battery");
+    let bad_fp = "00000 ".repeat(12);
+    let out = wrong
+        .try_run(&[
+            "login",
+            &server.url,
+            "--login",
+            "ada",
+            "--org-fingerprint",
+            bad_fp.trim(),
+        ])
+        .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to trust it"));
+
+    // Passphrase change: the old one stops working, the new one unwraps the same keys.
+    let out = laptop
+        .command(&["passwd"])
+        .env("HEARTH_NEW_PASSPHRASE", "new staple passphrase")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let old = Machine::new("correct horse battery");
+    let out = old.try_run(&["login", &server.url, "--login", "ada"]).await;
+    assert!(!out.status.success(), "the old passphrase still logs in");
+    let new = Machine::new("new staple passphrase");
+    let out = new.run(&["login", &server.url, "--login", "ada"]).await;
+    assert_eq!(line_value(&out, "device fingerprint:"), fp);
+    // The API tokens made before keep working (the change ends sessions, not tokens).
+    laptop.run(&["org", "show"]).await;
+}
+
+/// Enrolls an agent with `hearth agents token`, approves it with `hearth agents approve` after
+/// comparing fingerprints; returns it connected, with its printer announced.
+pub async fn enrolled_agent(
+    server: &TestServer,
+    m: &Machine,
+    name: &str,
+    printer: &str,
+) -> (TestAgent, Ws, String) {
+    let token = m.run(&["agents", "token"]).await;
+    let agent = TestAgent::enroll(&server.url, token.trim(), name).await;
+    let fp = agent.keys.fingerprint().to_string();
+    let out = m
+        .run(&[
+            "agents",
+            "approve",
+            name,
+            "--fingerprint",
+            &fp,
+            "--pool",
+            "pla",
+        ])
+        .await;
+    assert!(out.contains(&fp), "{out}");
+    let (mut ws, http_token) = agent.connect(&server.url).await;
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info(printer, "pla")],
+        },
+    )
+    .await;
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: printer.into(),
+            status: telemetry(PrinterState::Idle),
+        },
+    )
+    .await;
+    let (c, org) = m.client();
+    eventually("the printer to be listed", || {
+        let c = c.clone();
+        async move {
+            let ps: Vec<Printer> = c
+                .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+                .await
+                .ok()?;
+            ps.iter()
+                .any(|p| p.name == printer && p.telemetry.state == PrinterState::Idle)
+                .then_some(())
+        }
+    })
+    .await;
+    (agent, ws, http_token)
+}
+
+/// The agent side: receive the job, download it, verify it against the chain and open it.
+pub async fn agent_opens_job(
+    server: &TestServer,
+    m: &Machine,
+    agent: &TestAgent,
+    ws: &mut Ws,
+    http_token: &str,
+) -> (AgentJob, Vec<u8>) {
+    let ServerMsg::Job { job } = recv(ws).await else {
+        panic!("expected a job")
+    };
+    let blob = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/agent/blobs/{}",
+            server.url, job.blob_sha256
+        ))
+        .bearer_auth(http_token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let manifest: SignedJobManifest = serde_json::from_value(job.manifest.clone()).unwrap();
+    assert_eq!(manifest.manifest.job_id, job.job_id.to_string());
+    let trusted = m.trusted().await;
+    let mut verifier = JobVerifier::new(&trusted, &agent.keys, MemorySeenJobs::default());
+    let mut plain = Vec::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    verifier
+        .open(&manifest, now, Cursor::new(&blob[..]), &mut plain)
+        .unwrap();
+    (job, plain)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "bracket.gcode", "a bracket");
+    let original = std::fs::read(&file).unwrap();
+
+    // A wrong fingerprint is not approved.
+    let token = ada.run(&["agents", "token"]).await;
+    let evil = TestAgent::enroll(&server.url, token.trim(), "evil").await;
+    let other = hearth_crypto::AgentKeys::generate()
+        .fingerprint()
+        .to_string();
+    let out = ada
+        .try_run(&["agents", "approve", "evil", "--fingerprint", &other])
+        .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
+    drop(evil);
+
+    let (agent, mut ws, http_token) = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    let agents = ada.run(&["agents", "list"]).await;
+    assert!(
+        agents.contains("bench-pi") && agents.contains("approved"),
+        "{agents}"
+    );
+
+    // Upload: the library gets the sealed file, sealed metadata and clear scheduling facts only.
+    let file_id = ada.run(&["upload", file.to_str().unwrap()]).await;
+    let (c, org) = ada.client();
+    let files: Vec<FileEntry> = c
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await
+        .unwrap();
+    let entry = files
+        .iter()
+        .find(|f| f.id.to_string() == file_id.trim())
+        .unwrap();
+    assert_eq!(entry.facts.material.as_deref(), Some("PLA"));
+    assert_eq!(entry.facts.printer_model.as_deref(), Some("MK4"));
+    assert!(!serde_json::to_string(entry).unwrap().contains("bracket"));
+    // Members see the name (opened locally) and can download and open the file.
+    let listed = ada.run(&["files"]).await;
+    assert!(
+        listed.contains("bracket.gcode") && listed.contains("ada"),
+        "{listed}"
+    );
+    let back = work.path().join("back.gcode");
+    ada.run(&["download", file_id.trim(), "--out", back.to_str().unwrap()])
+        .await;
+    assert_eq!(std::fs::read(&back).unwrap(), original);
+
+    // Print: the agent verifies the signed job against the chain and opens the exact bytes.
+    let job_id = ada
+        .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await
+        .trim()
+        .to_owned();
+    let (job, plain) = agent_opens_job(&server, &ada, &agent, &mut ws, &http_token).await;
+    assert_eq!(job.job_id.to_string(), job_id);
+    assert_eq!(plain, original);
+
+    // Live status: a bounded read of the event stream sees the job start printing. The snapshot
+    // lines come after `status` subscribed, so the update is sent once the first one shows.
+    let mut status = ada
+        .command(&["status", "--json", "--max-events", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(status.stdout.take().unwrap()));
+    let snapshot = next(&mut lines).await.unwrap();
+    assert_eq!(snapshot["type"], "printer");
+    assert_eq!(snapshot["printer"]["name"], "mk4");
+    send(
+        &mut ws,
+        &AgentMsg::JobUpdate {
+            job_id: job.job_id,
+            state: JobState::Printing,
+            message: None,
+        },
+    )
+    .await;
+    let mut last = None;
+    while let Some(v) = next(&mut lines).await {
+        last = Some(v);
+    }
+    let last = last.unwrap();
+    assert_eq!(last["type"], "job", "{last}");
+    assert_eq!(last["job"]["state"], "printing", "{last}");
+    assert!(status.wait().await.unwrap().success());
+
+    let jobs: Vec<serde_json::Value> =
+        serde_json::from_str(&ada.run(&["jobs", "--json"]).await).unwrap();
+    assert_eq!(jobs[0]["id"], job_id.as_str());
+    assert_eq!(jobs[0]["state"], "printing");
+    let table = ada.run(&["jobs"]).await;
+    assert!(
+        table.contains("printing") && table.contains("mk4"),
+        "{table}"
+    );
+    let printers = ada.run(&["printers"]).await;
+    assert!(printers.contains("Prusa MK4"), "{printers}");
+    let printers: Vec<Printer> =
+        serde_json::from_str(&ada.run(&["printers", "--json"]).await).unwrap();
+    assert_eq!(printers[0].name, "mk4");
+
+    // Controls reach the agent.
+    ada.run(&["pause", &job_id]).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        ServerMsg::Control {
+            job_id: job.job_id,
+            action: JobAction::Pause
+        }
+    );
+    ada.run(&["cancel", &job_id]).await;
+    assert_eq!(
+        recv(&mut ws).await,
+        ServerMsg::Control {
+            job_id: job.job_id,
+            action: JobAction::Cancel
+        }
+    );
+
+    // A pool job is sealed to the pool's agents from the verified chain.
+    ada.run(&["print", file.to_str().unwrap(), "--pool", "pla"])
+        .await;
+
+    // `hearth keys export` + the stock `age` opens the uploaded file.
+    let ids = work.path().join("identity.txt");
+    ada.run(&["keys", "export", "--out", ids.to_str().unwrap()])
+        .await;
+    let sealed = work.path().join("sealed.age");
+    c.download_blob(org, &entry.blob_sha256, &sealed)
+        .await
+        .unwrap();
+    match tokio::process::Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(&ids)
+        .arg(&sealed)
+        .output()
+        .await
+    {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout, original);
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "the stock age tool is required (scripts/install-age.sh): {e}"
+            );
+            eprintln!("skipping the stock age check: {e}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_serving_a_tampered_chain_is_refused() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "part.gcode", "part");
+
+    // The server (here: anyone with its database) slips in an agent of its own, signed by a key
+    // that is not an admin of this organisation.
+    let (c, org) = ada.client();
+    let mallory = hearth_crypto::DeviceKeys::generate();
+    let (mut fake, _) = hearth_crypto::OrgChain::create(&mallory, "mallory", "Acme", 1);
+    let rogue = hearth_crypto::AgentKeys::generate();
+    let link = fake
+        .append(
+            &mallory,
+            hearth_crypto::LinkAction::AddAgent {
+                name: "rogue".into(),
+                pool: Some("pla".into()),
+                agent: rogue.public(),
+            },
+            1,
+        )
+        .unwrap()
+        .clone();
+    let _: serde_json::Value = c
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/chain"),
+            &serde_json::json!({"seq": 1, "link": link}),
+        )
+        .await
+        .unwrap();
+    for args in [
+        vec!["upload", file.to_str().unwrap()],
+        vec!["print", file.to_str().unwrap(), "--pool", "pla"],
+        vec!["org", "show"],
+    ] {
+        let out = ada.try_run(&args).await;
+        assert!(!out.status.success(), "{args:?} trusted a tampered chain");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not verify"), "{err}");
+    }
+    // Nothing was uploaded.
+    let (c, org) = ada.client();
+    assert!(c.blobs(org).await.unwrap().is_empty());
+}
+
+/// Peak RSS in KiB of `hearth upload` of a `mib`-MiB G-code file, as GNU time reports it.
+async fn upload_peak_kib(m: &Machine, dir: &std::path::Path, mib: usize) -> u64 {
+    let path = dir.join(format!("big-{mib}.gcode"));
+    let line = b"G1 X10.123 Y20.456 E0.0123 F1800\n";
+    let mut data = b"; generated by PrusaSlicer 2.7.0\n; filament_type = PLA\n".to_vec();
+    while data.len() < mib << 20 {
+        data.extend_from_slice(line);
+    }
+    std::fs::write(&path, &data).unwrap();
+    drop(data);
+    let out = tokio::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("maxrss_kib=%M")
+        .arg(env!("CARGO_BIN_EXE_hearth"))
+        .arg("upload")
+        .arg(&path)
+        .env("HEARTH_CONFIG_DIR", m.dir.path())
+        .env("HEARTH_INSECURE_TEST_KDF", "1")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    err.lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `hearth upload` streams: the peak memory of a 96 MiB upload is about that of a 1 MiB one
+/// (skipped where /usr/bin/time is missing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_memory_does_not_grow_with_the_file() {
+    if !std::path::Path::new("/usr/bin/time").exists() {
+        eprintln!("skipping: /usr/bin/time is missing");
+        return;
+    }
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let small = upload_peak_kib(&ada, work.path(), 1).await;
+    let big = upload_peak_kib(&ada, work.path(), 96).await;
+    eprintln!("peak RSS of hearth upload: 1 MiB file {small} KiB, 96 MiB file {big} KiB");
+    assert!(
+        big < small + 16 * 1024,
+        "peak RSS grew from {small} KiB to {big} KiB with the file"
+    );
+    let (c, org) = ada.client();
+    let blobs = c.blobs(org).await.unwrap();
+    assert!(blobs.iter().any(|b| b.size > 96 << 20), "{blobs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_serving_a_substituted_epoch_key_is_refused() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    // The chain announces epoch 2 (a genuine rotation signed by ada's device) ...
+    let device = hearth_crypto::DeviceKeys::from_key_file(
+        &std::fs::read_to_string(ada.dir.path().join("device.key")).unwrap(),
+    )
+    .unwrap();
+    let (c, org) = ada.client();
+    let links: Vec<hearth_proto::api::ChainLink> = c
+        .raw_get(&format!("/api/v1/orgs/{org}/chain"))
+        .await
+        .unwrap();
+    let mut chain = hearth_crypto::OrgChain {
+        genesis: serde_json::from_value(links[0].link.clone()).unwrap(),
+        links: Vec::new(),
+    };
+    chain.rotate_epoch(&device, 2).unwrap();
+    let _: serde_json::Value = c
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/chain"),
+            &serde_json::json!({"seq": 1, "link": chain.links[0]}),
+        )
+        .await
+        .unwrap();
+    // ... but the server serves a key of its own choosing for it, sealed to ada's device.
+    let substitute = hearth_crypto::EpochKey::generate(2)
+        .seal_to(&[&device.public().recipient])
+        .unwrap();
+    let _: serde_json::Value = c
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/epochs"),
+            &serde_json::json!({"epoch": 2, "sealed": substitute}),
+        )
+        .await
+        .unwrap();
+    let out = ada.try_run(&["keys", "export"]).await;
+    assert!(
+        !out.status.success(),
+        "a substituted epoch key was exported"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match the recipient"), "{err}");
+    // Uploads seal to the epoch the verified chain announced, never to the served key.
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "p.gcode", "p");
+    ada.run(&["upload", file.to_str().unwrap()]).await;
+    let files: Vec<FileEntry> = c
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await
+        .unwrap();
+    assert_eq!(files[0].manifest["manifest"]["epoch"], 2);
+}
