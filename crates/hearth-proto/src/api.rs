@@ -319,6 +319,10 @@ pub struct Agent {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApproveAgentRequest {
+    /// The chain position the link was signed for; the server refuses the approval (409) if the chain has
+    /// moved on, instead of storing the link where it would break the chain.
+    #[serde(default)]
+    pub seq: Option<i64>,
     /// Opaque to the server: clients verify it with the organisation's chain.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub link: serde_json::Value,

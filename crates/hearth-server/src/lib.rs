@@ -65,7 +65,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let blobs = BlobDir::open(settings.data_dir.join("blobs")).await?;
     clean_uploads(&store, &blobs).await?;
     let setup_token = if store.user_count().await? == 0 {
-        let token = random_token();
+        // Prefixed so it never starts with '-', which command lines would take for an option.
+        let token = format!("hst_{}", random_token());
         let mut tx = store.begin().await?;
         tx.replace_setup_token(&token_hash(&token), now_ms())
             .await?;

@@ -584,6 +584,15 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// The chain's next free position (0 when there is no genesis yet).
+    pub async fn next_org_link_seq(&mut self, org: OrgId) -> Result<i64> {
+        Ok(sqlx::query("SELECT CAST(COALESCE(MAX(seq) + 1, 0) AS BIGINT) AS n FROM org_links WHERE org_id = $1")
+            .bind(org.to_string())
+            .fetch_one(&mut *self.inner)
+            .await?
+            .try_get("n")?)
+    }
+
     /// Append a link to the organisation's chain at exactly `seq` (0 is the genesis). A concurrent append
     /// at the same position is a conflict, so the chain never forks.
     pub async fn append_org_link(

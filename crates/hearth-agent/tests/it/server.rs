@@ -176,6 +176,15 @@ async fn with_the_real_server_jobs_survive_server_and_agent_restarts() {
     .await
     .unwrap();
     let agent_id = enrolled.response.agent_id;
+    // The server keeps links opaque; this test's agent opens jobs with a test opener, so a placeholder
+    // genesis stands in for the organisation's real one.
+    let _: serde_json::Value = owner
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/chain"),
+            &json!({"seq": 0, "link": {"kind": "genesis"}}),
+        )
+        .await
+        .unwrap();
     let _: serde_json::Value = owner
         .raw_post(
             &format!("/api/v1/orgs/{org}/agents/{agent_id}/approve"),

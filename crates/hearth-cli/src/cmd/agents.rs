@@ -144,6 +144,8 @@ async fn approve(
         .raw_post(
             &format!("/api/v1/orgs/{org}/agents/{}/approve", a.id),
             &serde_json::to_value(ApproveAgentRequest {
+                // The position this link was signed for (0 is the genesis): the server refuses any other.
+                seq: Some(chain.links.len() as i64),
                 link: serde_json::to_value(&link)?,
             })?,
         )

@@ -185,21 +185,22 @@ pub async fn approve_agent(
     let org = access.org.id;
     let now = now_ms();
     let mut tx = state.store.begin().await?;
-    let next = state
-        .store
-        .org_links(org)
-        .await?
-        .last()
-        .map(|(s, _)| s + 1)
-        .unwrap_or(0);
-    tx.append_org_link(org, next, &req.link, access.caller.user.id, now)
+    // The position is read inside the transaction; a concurrent append makes one of the two fail (409).
+    let next = tx.next_org_link_seq(org).await?;
+    if next == 0 {
+        return Err(ApiError::conflict(
+            "the organisation has no chain yet: create its genesis first (hearth org init)",
+        ));
+    }
+    let seq = req.seq.unwrap_or(next);
+    tx.append_org_link(org, seq, &req.link, access.caller.user.id, now)
         .await?;
     tx.set_agent_status(id, AgentStatus::Approved).await?;
     tx.append_audit(access.caller.audit(
         org.to_string(),
         "agent.approve",
         Some(format!("agent:{id}")),
-        json!({ "chain_seq": next }),
+        json!({ "chain_seq": seq }),
     ))
     .await?;
     tx.commit().await?;

@@ -163,10 +163,29 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
         id: agent.id,
         key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
     };
+    // Approval needs the organisation's genesis first, and lands exactly where it was signed for.
+    let approve = format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id);
+    let early = owner
+        .raw_post::<serde_json::Value>(&approve, &serde_json::json!({"link": {"kind": "test"}}))
+        .await;
+    assert_eq!(early.unwrap_err().status(), Some(409));
     http_json(
         &owner,
-        &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
-        serde_json::json!({"link": {"kind": "test"}}),
+        &format!("/api/v1/orgs/{org}/chain"),
+        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
+    )
+    .await;
+    let stale = owner
+        .raw_post::<serde_json::Value>(
+            &approve,
+            &serde_json::json!({"seq": 3, "link": {"kind": "test"}}),
+        )
+        .await;
+    assert_eq!(stale.unwrap_err().status(), Some(409));
+    http_json(
+        &owner,
+        &approve,
+        serde_json::json!({"seq": 1, "link": {"kind": "test"}}),
     )
     .await;
     assert!(matches!(
