@@ -967,6 +967,25 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Print time and layers from our own analysis of the opened file (the simulator times prints with them;
+/// real printers ignore them). A file the analyser cannot read simply gives no hints.
+fn hints_from_analysis(path: &std::path::Path) -> hearth_drivers::PrintHints {
+    let report = std::fs::File::open(path).ok().and_then(|f| {
+        hearth_printfile::analyze(
+            std::io::BufReader::new(f),
+            &hearth_printfile::Options::default(),
+        )
+        .ok()
+    });
+    match report.and_then(|r| r.analysis) {
+        Some(a) => hearth_drivers::PrintHints {
+            estimated_seconds: (a.estimated_time_s > 0.0).then_some(a.estimated_time_s),
+            layers: u32::try_from(a.layers.count).ok().filter(|l| *l > 0),
+        },
+        None => hearth_drivers::PrintHints::default(),
+    }
+}
+
 /// The organisation's chain, with this connection's token.
 async fn fetch_chain(
     http: &reqwest::Client,
@@ -1050,7 +1069,12 @@ impl TransferCtx {
                 Ok(o)
             });
             match result {
-                Ok(o) => Ok((path, o)),
+                Ok(mut o) => {
+                    if o.hints.estimated_seconds.is_none() {
+                        o.hints = hints_from_analysis(&path);
+                    }
+                    Ok((path, o))
+                }
                 Err(e) => {
                     let _ = std::fs::remove_file(&path);
                     Err(match e {
