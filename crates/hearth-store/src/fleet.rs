@@ -1,23 +1,12 @@
 //! Agents, printers, jobs, the organisation chain, key bundles and the file library.
 
+use crate::rows::{all_by, json, map_all, one_by, parsed};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
 use hearth_proto::api::{AgentStatus, SchedulingFacts};
 use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::str::FromStr;
-
-fn parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("column {col} holds {s:?}")))
-}
-
-fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
-}
 
 fn agent_status(s: &str) -> Result<AgentStatus> {
     match s {
@@ -188,72 +177,42 @@ impl Store {
 
     pub async fn agent(&self, id: AgentId) -> Result<AgentRow> {
         let q = format!("SELECT {AGENT_COLS} FROM agents WHERE id = $1");
-        let row = sqlx::query(&q)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref()
-            .map(agent)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("agent {id}")))
+        one_by(self.pool(), &q, id.to_string(), agent, || {
+            format!("agent {id}")
+        })
+        .await
     }
 
     pub async fn agents(&self, org: OrgId) -> Result<Vec<AgentRow>> {
         let q =
             format!("SELECT {AGENT_COLS} FROM agents WHERE org_id = $1 ORDER BY created_at, id");
-        sqlx::query(&q)
-            .bind(org.to_string())
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(agent)
-            .collect()
+        map_all(&all_by(self.pool(), &q, org.to_string()).await?, agent)
     }
 
     pub async fn printers(&self, org: OrgId) -> Result<Vec<PrinterRow>> {
         let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE org_id = $1 ORDER BY name, id");
-        sqlx::query(&q)
-            .bind(org.to_string())
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(printer)
-            .collect()
+        map_all(&all_by(self.pool(), &q, org.to_string()).await?, printer)
     }
 
     pub async fn printers_of_agent(&self, agent_id: AgentId) -> Result<Vec<PrinterRow>> {
         let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE agent_id = $1 ORDER BY name");
-        sqlx::query(&q)
-            .bind(agent_id.to_string())
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(printer)
-            .collect()
+        map_all(
+            &all_by(self.pool(), &q, agent_id.to_string()).await?,
+            printer,
+        )
     }
 
     pub async fn printer(&self, id: PrinterId) -> Result<PrinterRow> {
         let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE id = $1");
-        let row = sqlx::query(&q)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref()
-            .map(printer)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("printer {id}")))
+        one_by(self.pool(), &q, id.to_string(), printer, || {
+            format!("printer {id}")
+        })
+        .await
     }
 
     pub async fn job(&self, id: JobId) -> Result<JobRow> {
         let q = format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1");
-        let row = sqlx::query(&q)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref()
-            .map(job)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
+        one_by(self.pool(), &q, id.to_string(), job, || format!("job {id}")).await
     }
 
     /// Jobs of an organisation, newest first.
@@ -297,13 +256,7 @@ impl Store {
         let q = format!(
             "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 AND state = 'queued' ORDER BY created_at"
         );
-        sqlx::query(&q)
-            .bind(org.to_string())
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(job)
-            .collect()
+        map_all(&all_by(self.pool(), &q, org.to_string()).await?, job)
     }
 
     /// Whether a printer has a job in progress.

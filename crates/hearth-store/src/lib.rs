@@ -17,6 +17,7 @@ pub mod fleet;
 mod migrate;
 pub mod models;
 mod queries;
+mod rows;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

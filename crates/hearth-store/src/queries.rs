@@ -1,27 +1,12 @@
 //! The SQL behind [`Store`] reads and [`Tx`] writes, grouped by table.
 
 use crate::models::*;
+use crate::rows::{all_by, map_all, one_by, parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::Role;
 use hearth_proto::ids::{BlobHash, OrgId, TokenId, UploadId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::str::FromStr;
-
-fn parsed<T: FromStr>(row: &AnyRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("column {col} holds {s:?}")))
-}
-
-fn parsed_opt<T: FromStr>(row: &AnyRow, col: &str) -> Result<Option<T>> {
-    let s: Option<String> = row.try_get(col)?;
-    s.map(|s| {
-        s.parse()
-            .map_err(|_| StoreError::Corrupt(format!("column {col} holds {s:?}")))
-    })
-    .transpose()
-}
 
 const USER_COLS: &str = "id, login, secret_hash, instance_admin, created_at";
 
@@ -111,14 +96,10 @@ impl Store {
 
     pub async fn user_by_id(&self, id: UserId) -> Result<UserRow> {
         let q = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
-        let row = sqlx::query(&q)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref()
-            .map(user)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+        one_by(self.pool(), &q, id.to_string(), user, || {
+            format!("user {id}")
+        })
+        .await
     }
 
     pub async fn list_users(&self) -> Result<Vec<UserRow>> {
@@ -133,14 +114,10 @@ impl Store {
 
     pub async fn org_by_id(&self, id: OrgId) -> Result<OrgRow> {
         let q = format!("SELECT {ORG_COLS} FROM orgs WHERE id = $1");
-        let row = sqlx::query(&q)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref()
-            .map(org)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("organisation {id}")))
+        one_by(self.pool(), &q, id.to_string(), org, || {
+            format!("organisation {id}")
+        })
+        .await
     }
 
     /// The organisations a user belongs to, with their role in each.
@@ -215,13 +192,7 @@ impl Store {
         let q = format!(
             "SELECT {TOKEN_COLS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id"
         );
-        sqlx::query(&q)
-            .bind(user_id.to_string())
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(token)
-            .collect()
+        map_all(&all_by(self.pool(), &q, user_id.to_string()).await?, token)
     }
 
     /// Record that a token was used. Best effort by design: callers throttle it, and a failure here must
@@ -301,14 +272,10 @@ impl Store {
 
     pub async fn upload(&self, id: UploadId) -> Result<UploadRow> {
         let q = format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = $1");
-        let row = sqlx::query(&q)
-            .bind(id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref()
-            .map(upload)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("upload {id}")))
+        one_by(self.pool(), &q, id.to_string(), upload, || {
+            format!("upload {id}")
+        })
+        .await
     }
 
     pub async fn expired_uploads(&self, now_ms: i64) -> Result<Vec<UploadRow>> {
