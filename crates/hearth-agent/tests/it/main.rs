@@ -6,6 +6,13 @@ mod crypto;
 mod hub;
 mod jobs;
 mod octoprint;
+// The real-peer harness (OctoPrint with its virtual printer, Moonraker with a fake Klippy) is the one the
+// drivers' tests use; sharing the file keeps one copy of how a peer is started and torn down.
+#[allow(dead_code)]
+#[path = "../../../hearth-drivers/tests/it/fake_klippy.rs"]
+mod fake_klippy;
+#[allow(dead_code)]
+#[path = "../../../hearth-drivers/tests/it/peers.rs"]
 mod peers;
 mod resilience;
 mod server;

@@ -34,7 +34,8 @@ async fn a_job_prints_on_octoprint_and_survives_an_agent_restart() {
     });
     rig.start_agent();
 
-    let mut job = rig.job_with(&sample_gcode(25_000), serde_json::json!({}));
+    let gcode = std::fs::read(sample_gcode(25_000).path()).unwrap();
+    let mut job = rig.job_with(&gcode, serde_json::json!({}));
     job.printer = "octo".into();
     let id = job.job_id;
     rig.hub.assign(job);
