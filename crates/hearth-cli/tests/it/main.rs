@@ -4,8 +4,16 @@
 mod bridge;
 mod canary;
 mod e2e;
+mod octoprint_chain;
+// The drivers' real-peer harness (OctoPrint with its virtual printer), shared rather than copied.
+#[allow(dead_code)]
+#[path = "../../../hearth-drivers/tests/it/fake_klippy.rs"]
+mod fake_klippy;
 mod inspect;
 mod members;
+#[allow(dead_code)]
+#[path = "../../../hearth-drivers/tests/it/peers.rs"]
+mod peers;
 mod support;
 
 use std::path::PathBuf;

@@ -1,0 +1,122 @@
+//! The whole chain with nothing scripted: `hearth print` seals and signs a file on the member's machine,
+//! the real `hearthd` queues it, the real `hearth-agent` (trusting only the verified chain) opens it and
+//! drives the real OctoPrint virtual printer; progress is visible through the API while it prints, and the
+//! job completes.
+
+use crate::peers::{OctoPrint, sample_gcode};
+use crate::support::*;
+use hearth_agent::config::PrinterConfig;
+use hearth_agent::crypto::{TrustFile, TrustingOpener};
+use hearth_agent::{AgentConfig, KeyFileIdentity, Setup};
+use hearth_proto::agent::{JobState, PrinterState};
+use hearth_proto::api::{Job, Printer};
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_printed_with_the_cli_completes_on_the_real_octoprint_with_progress_visible() {
+    // A per-line delay makes the print last long enough to watch its progress.
+    let Some(octo) = OctoPrint::start(0.002).await else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+
+    // The agent enrolls with its own keys, pins the organisation's genesis, and an admin approves it.
+    let state = tempfile::tempdir().unwrap();
+    let token = ada.run(&["agents", "token"]).await;
+    let enrolled = hearth_agent::enroll::enroll(
+        &reqwest::Client::new(),
+        &server.url,
+        token.trim(),
+        "octopi",
+        state.path(),
+    )
+    .await
+    .unwrap();
+    let genesis = ada.profile()["genesis"].as_str().unwrap().parse().unwrap();
+    TrustFile {
+        genesis: Some(genesis),
+        checkpoint: None,
+    }
+    .save(state.path())
+    .unwrap();
+    ada.run(&[
+        "agents",
+        "approve",
+        "octopi",
+        "--fingerprint",
+        &enrolled.fingerprint,
+    ])
+    .await;
+
+    let config = AgentConfig {
+        server: server.url.clone(),
+        state_dir: state.path().to_owned(),
+        ca_cert: None,
+        timing: Default::default(),
+        printers: vec![PrinterConfig {
+            name: "mk3".into(),
+            pools: vec![],
+            material: Some("PLA".into()),
+            color: None,
+            nozzle_mm: Some(0.4),
+            driver: hearth_drivers::DriverConfig::Octoprint(octo.config()),
+        }],
+    };
+    let identity = KeyFileIdentity::load(state.path()).unwrap();
+    let opener = TrustingOpener::load(state.path(), identity.keys()).unwrap();
+    let setup = Setup::from_config(config, Arc::new(identity), Arc::new(opener)).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(hearth_agent::run(setup, async {
+        let _ = stopped.await;
+    }));
+
+    let (client, org) = ada.client();
+    let printers_url = format!("/api/v1/orgs/{org}/printers");
+    eventually("the printer online", || async {
+        let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
+        (p.len() == 1 && p[0].telemetry.state == PrinterState::Idle).then_some(())
+    })
+    .await;
+
+    let file = sample_gcode(30_000);
+    let job_id: hearth_proto::ids::JobId = ada
+        .run(&["print", file.path().to_str().unwrap(), "--printer", "mk3"])
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    let progress = eventually("progress visible through the API", || async {
+        let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
+        let t = &p[0].telemetry;
+        (t.state == PrinterState::Printing && t.job_id == Some(job_id))
+            .then_some(t.progress)
+            .flatten()
+            .filter(|x| *x > 0.0 && *x < 1.0)
+    })
+    .await;
+    assert!(progress > 0.0);
+    // The virtual printer runs the file line by line; on a loaded machine that takes a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let j: Job = client
+            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job_id}"))
+            .await
+            .unwrap();
+        assert!(
+            !matches!(j.state, JobState::Failed | JobState::Refused),
+            "{j:?}"
+        );
+        if j.state == JobState::Completed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never completed: {j:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+    let _ = stop.send(());
+    agent.await.unwrap().unwrap();
+}
