@@ -4,7 +4,7 @@
 mod bridge;
 mod canary;
 mod e2e;
-mod octoprint_chain;
+mod printer_chain;
 // The drivers' real-peer harness (OctoPrint with its virtual printer), shared rather than copied.
 #[allow(dead_code)]
 #[path = "../../../hearth-drivers/tests/it/fake_klippy.rs"]

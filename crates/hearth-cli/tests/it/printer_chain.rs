@@ -1,9 +1,9 @@
 //! The whole chain with nothing scripted: `hearth print` seals and signs a file on the member's machine,
 //! the real `hearthd` queues it, the real `hearth-agent` (trusting only the verified chain) opens it and
-//! drives the real OctoPrint virtual printer; progress is visible through the API while it prints, and the
+//! drives the real OctoPrint virtual printer (and the real Moonraker, with a fake Klippy behind it); progress is visible through the API while it prints, and the
 //! job completes.
 
-use crate::peers::{OctoPrint, sample_gcode};
+use crate::peers::{Moonraker, OctoPrint, sample_gcode};
 use crate::support::*;
 use hearth_agent::config::PrinterConfig;
 use hearth_agent::crypto::{TrustFile, TrustingOpener};
@@ -18,6 +18,19 @@ async fn a_file_printed_with_the_cli_completes_on_the_real_octoprint_with_progre
     let Some(octo) = OctoPrint::start(0.002).await else {
         return;
     };
+    print_through_the_chain(hearth_drivers::DriverConfig::Octoprint(octo.config())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_flow_works_on_the_real_moonraker() {
+    // The fake Klippy behind the real Moonraker "prints" 5 kB of G-code per second.
+    let Some(moon) = Moonraker::start(5_000.0).await else {
+        return;
+    };
+    print_through_the_chain(hearth_drivers::DriverConfig::Moonraker(moon.config())).await;
+}
+
+async fn print_through_the_chain(driver: hearth_drivers::DriverConfig) {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
@@ -61,7 +74,7 @@ async fn a_file_printed_with_the_cli_completes_on_the_real_octoprint_with_progre
             material: Some("PLA".into()),
             color: None,
             nozzle_mm: Some(0.4),
-            driver: hearth_drivers::DriverConfig::Octoprint(octo.config()),
+            driver,
         }],
     };
     let identity = KeyFileIdentity::load(state.path()).unwrap();
