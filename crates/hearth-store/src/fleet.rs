@@ -556,11 +556,7 @@ impl Tx {
         by: UserId,
         now: i64,
     ) -> Result<()> {
-        let next: i64 = sqlx::query("SELECT CAST(COALESCE(MAX(seq) + 1, 0) AS BIGINT) AS n FROM org_links WHERE org_id = $1")
-            .bind(org.to_string())
-            .fetch_one(&mut *self.inner)
-            .await?
-            .try_get("n")?;
+        let next = self.next_org_link_seq(org).await?;
         if seq != next {
             return Err(StoreError::Conflict(format!(
                 "the chain's next position is {next}, not {seq}"

@@ -74,13 +74,51 @@ fn upload(row: &AnyRow) -> Result<UploadRow> {
     })
 }
 
+// Queries that both reads (on the pool) and transactions (before a change they guard) need: written once,
+// generic over where they run.
+
+async fn user_count<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(db: E) -> Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+        .fetch_one(db)
+        .await?;
+    Ok(row.try_get("n")?)
+}
+
+async fn role_in<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    org_id: OrgId,
+    user_id: UserId,
+) -> Result<Option<Role>> {
+    let row = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+        .bind(org_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(db)
+        .await?;
+    row.as_ref().map(|r| parsed(r, "role")).transpose()
+}
+
+/// Bytes stored and bytes promised to uploads in progress, in one query.
+async fn usage<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    org_id: OrgId,
+) -> Result<UsageRow> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE((SELECT SUM(size) FROM blobs WHERE org_id = $1), 0) AS BIGINT) AS used, \
+         CAST(COALESCE((SELECT SUM(length) FROM uploads WHERE org_id = $1), 0) AS BIGINT) AS reserved",
+    )
+    .bind(org_id.to_string())
+    .fetch_one(db)
+    .await?;
+    Ok(UsageRow {
+        used: row.try_get("used")?,
+        reserved: row.try_get("reserved")?,
+    })
+}
+
 /// Reads.
 impl Store {
     pub async fn user_count(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get("n")?)
+        user_count(self.pool()).await
     }
 
     pub async fn user_by_login(&self, login: &str) -> Result<Option<UserRow>> {
@@ -135,12 +173,7 @@ impl Store {
     }
 
     pub async fn role_in(&self, org_id: OrgId, user_id: UserId) -> Result<Option<Role>> {
-        let row = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id.to_string())
-            .bind(user_id.to_string())
-            .fetch_optional(self.pool())
-            .await?;
-        row.as_ref().map(|r| parsed(r, "role")).transpose()
+        role_in(self.pool(), org_id, user_id).await
     }
 
     pub async fn members(&self, org_id: OrgId) -> Result<Vec<(UserRow, Role)>> {
@@ -253,21 +286,7 @@ impl Store {
     }
 
     pub async fn usage(&self, org_id: OrgId) -> Result<UsageRow> {
-        let used = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM blobs WHERE org_id = $1",
-        )
-        .bind(org_id.to_string())
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        let reserved = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) AS n FROM uploads WHERE org_id = $1",
-        )
-        .bind(org_id.to_string())
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        Ok(UsageRow { used, reserved })
+        usage(self.pool(), org_id).await
     }
 
     pub async fn upload(&self, id: UploadId) -> Result<UploadRow> {
@@ -315,10 +334,7 @@ impl Tx {
     }
 
     pub async fn user_count(&mut self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
-            .fetch_one(&mut *self.inner)
-            .await?;
-        Ok(row.try_get("n")?)
+        user_count(&mut *self.inner).await
     }
 
     pub async fn insert_user(&mut self, u: &UserRow) -> Result<()> {
@@ -412,12 +428,7 @@ impl Tx {
 
     /// The member's role, read inside the transaction (so a check and the change it guards agree).
     pub async fn role_in(&mut self, org_id: OrgId, user_id: UserId) -> Result<Option<Role>> {
-        let row = sqlx::query("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(org_id.to_string())
-            .bind(user_id.to_string())
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        row.as_ref().map(|r| parsed(r, "role")).transpose()
+        role_in(&mut *self.inner, org_id, user_id).await
     }
 
     pub async fn owner_count(&mut self, org_id: OrgId) -> Result<i64> {
@@ -517,21 +528,7 @@ impl Tx {
     }
 
     pub async fn usage(&mut self, org_id: OrgId) -> Result<UsageRow> {
-        let used = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS n FROM blobs WHERE org_id = $1",
-        )
-        .bind(org_id.to_string())
-        .fetch_one(&mut *self.inner)
-        .await?
-        .try_get("n")?;
-        let reserved = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) AS n FROM uploads WHERE org_id = $1",
-        )
-        .bind(org_id.to_string())
-        .fetch_one(&mut *self.inner)
-        .await?
-        .try_get("n")?;
-        Ok(UsageRow { used, reserved })
+        usage(&mut *self.inner, org_id).await
     }
 
     pub async fn quota(&mut self, org_id: OrgId) -> Result<i64> {
