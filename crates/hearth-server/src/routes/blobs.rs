@@ -422,15 +422,28 @@ pub async fn download_blob(
     Path((_, sha256)): Path<(OrgId, BlobHash)>,
     req: Request,
 ) -> ApiResult<Response> {
-    let row = state.store.blob(access.org.id, &sha256).await?;
+    let (actor, source) = (access.caller.actor(), access.caller.source.clone());
+    serve_blob(&state, access.org.id, &sha256, req, actor, source).await
+}
+
+/// Stream one of `org`'s blobs (with `Range`) and audit a completed GET as `actor`. Members and agents
+/// download through this one path.
+pub(crate) async fn serve_blob(
+    state: &AppState,
+    org: OrgId,
+    sha256: &BlobHash,
+    req: Request,
+    actor: String,
+    source: Option<String>,
+) -> ApiResult<Response> {
+    let row = state.store.blob(org, sha256).await?;
     let is_get = req.method() == Method::GET;
     let range = req
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let path = state.blobs.blob_path(&sha256);
-    let resp = tower_http::services::ServeFile::new(path)
+    let resp = tower_http::services::ServeFile::new(state.blobs.blob_path(sha256))
         .oneshot(req)
         .await
         .map_err(ApiError::internal)?;
@@ -448,12 +461,15 @@ pub async fn download_blob(
             .unwrap_or(0);
         state.metrics.download_bytes.fetch_add(bytes, Relaxed);
         let mut tx = state.store.begin().await?;
-        tx.append_audit(access.caller.audit(
-            row.org_id.to_string(),
-            "blob.download",
-            Some(format!("blob:{sha256}")),
-            json!({ "size": row.size, "range": range }),
-        ))
+        tx.append_audit(hearth_store::audit::NewAuditEntry {
+            scope: org.to_string(),
+            ts_ms: now_ms(),
+            actor,
+            action: "blob.download".into(),
+            target: Some(format!("blob:{sha256}")),
+            source,
+            details: json!({ "size": row.size, "range": range }),
+        })
         .await?;
         tx.commit().await?;
         state.metrics.audit_entries.fetch_add(1, Relaxed);

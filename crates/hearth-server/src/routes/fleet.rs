@@ -6,7 +6,6 @@ use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::hub::{self, agent_offline, job_view, printer_view};
 use crate::routes::accounts::Source;
 use crate::state::AppState;
-use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -23,7 +22,6 @@ use hearth_store::fleet::{AgentRow, JobRow};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
-use tower::ServiceExt;
 
 const ENROLL_TOKEN_PREFIX: &str = "hae_";
 const ENROLL_TOKEN_TTL_MS: i64 = 24 * 3_600_000;
@@ -801,27 +799,8 @@ pub async fn agent_blob(
     req: Request,
 ) -> ApiResult<Response> {
     let (agent_id, org) = agent_from_bearer(&state, req.headers())?;
-    let row = state.store.blob(org, &sha256).await?;
-    let is_get = req.method() == axum::http::Method::GET;
-    let resp = tower_http::services::ServeFile::new(state.blobs.blob_path(&sha256))
-        .oneshot(req)
+    crate::routes::blobs::serve_blob(&state, org, &sha256, req, format!("agent:{agent_id}"), None)
         .await
-        .map_err(ApiError::internal)?;
-    if is_get && resp.status().is_success() {
-        let mut tx = state.store.begin().await?;
-        tx.append_audit(NewAuditEntry {
-            scope: org.to_string(),
-            ts_ms: now_ms(),
-            actor: format!("agent:{agent_id}"),
-            action: "blob.download".into(),
-            target: Some(format!("blob:{sha256}")),
-            source: None,
-            details: json!({ "size": row.size }),
-        })
-        .await?;
-        tx.commit().await?;
-    }
-    Ok(resp.map(Body::new))
 }
 
 /// The WebSocket edge agents dial out to (protocol: `hearth_proto::agent`).
@@ -839,6 +818,11 @@ pub async fn agent_connect(
         })
 }
 
+/// The agent's side of the socket went away mid-send.
+fn agent_left() -> ApiError {
+    ApiError::bad_request("gone", "agent left")
+}
+
 fn text(msg: &ServerMsg) -> Message {
     Message::Text(serde_json::to_string(msg).unwrap_or_default().into())
 }
@@ -854,7 +838,7 @@ async fn agent_session(
         nonce: nonce.clone(),
     }))
     .await
-    .map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+    .map_err(|_| agent_left())?;
     let first = tokio::time::timeout(AUTH_TIMEOUT, stream.next())
         .await
         .map_err(|_| ApiError::unauthenticated("no answer to the challenge"))?;
@@ -925,14 +909,14 @@ async fn agent_session(
         http_token,
     };
     let result = async {
-        sink.send(text(&welcome)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+        sink.send(text(&welcome)).await.map_err(|_| agent_left())?;
         // Jobs not finished are sent again after every reconnection; the agent recognises ids it knows.
         for (job, printer) in state.store.open_jobs_of_agent(agent).await? {
             let size = state.store.blob(org, &job.blob_sha256).await.map(|b| b.size).unwrap_or(0);
             let msg = ServerMsg::Job {
                 job: AgentJob { job_id: job.id, printer, blob_sha256: job.blob_sha256, blob_size: size, manifest: job.manifest },
             };
-            sink.send(text(&msg)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+            sink.send(text(&msg)).await.map_err(|_| agent_left())?;
         }
         let mut names: HashMap<String, PrinterId> =
             state.store.printers_of_agent(agent).await?.into_iter().map(|p| (p.info.name.clone(), p.id)).collect();
@@ -943,13 +927,13 @@ async fn agent_session(
                 out = rx.recv() => {
                     let Some(out) = out else { break };
                     let fatal = matches!(out, ServerMsg::Error { fatal: true, .. });
-                    sink.send(text(&out)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+                    sink.send(text(&out)).await.map_err(|_| agent_left())?;
                     if fatal { break; }
                 }
                 _ = ping.tick() => {
                     silent += 1;
                     if silent > 3 { break; }
-                    sink.send(text(&ServerMsg::Ping)).await.map_err(|_| ApiError::bad_request("gone", "agent left"))?;
+                    sink.send(text(&ServerMsg::Ping)).await.map_err(|_| agent_left())?;
                 }
                 incoming = stream.next() => {
                     let Some(Ok(incoming)) = incoming else { break };
