@@ -47,7 +47,7 @@ impl Lines {
                 Some(i) => {
                     self.push_carry(&chunk[..i], p);
                     let line = std::mem::take(&mut self.carry);
-                    p.line(trim_cr(&line));
+                    p.line(trim_cr(&line), &line);
                     self.carry = line;
                     self.carry.clear();
                     self.overflow = false;
@@ -61,7 +61,7 @@ impl Lines {
         }
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', chunk) {
-            p.line(trim_cr(&chunk[start..end]));
+            p.line(trim_cr(&chunk[start..end]), &chunk[start..]);
             start = end + 1;
         }
         if start < chunk.len() {
@@ -88,7 +88,7 @@ impl Lines {
     pub(crate) fn finish(&mut self, p: &mut Processor) {
         if !self.carry.is_empty() {
             let line = std::mem::take(&mut self.carry);
-            p.line(trim_cr(&line));
+            p.line(trim_cr(&line), &line);
         }
     }
 }
@@ -181,6 +181,87 @@ fn parse_params(s: &[u8]) -> Params {
     p
 }
 
+/// The words of a G0/G1 move: X, Y, Z, E, F (other letters are skipped).
+#[derive(Debug, Clone, Copy)]
+struct MoveWords {
+    vals: [f64; 5],
+    mask: u8,
+}
+
+const W_X: u8 = 1;
+const W_Y: u8 = 2;
+const W_Z: u8 = 4;
+const W_E: u8 = 8;
+const W_F: u8 = 16;
+/// Slot of each letter A..Z in [`MoveWords`]; 5 = not kept.
+const MOVE_SLOT: [u8; 26] = {
+    let mut t = [5u8; 26];
+    t[(b'X' - b'A') as usize] = 0;
+    t[(b'Y' - b'A') as usize] = 1;
+    t[(b'Z' - b'A') as usize] = 2;
+    t[(b'E' - b'A') as usize] = 3;
+    t[(b'F' - b'A') as usize] = 4;
+    t
+};
+
+impl MoveWords {
+    #[inline]
+    fn get(&self, bit: u8) -> Option<f64> {
+        (self.mask & bit != 0).then(|| self.vals[bit.trailing_zeros() as usize])
+    }
+
+    fn from_params(p: &Params) -> Self {
+        let mut w = Self {
+            vals: [0.0; 5],
+            mask: 0,
+        };
+        for (i, c) in [b'X', b'Y', b'Z', b'E', b'F'].into_iter().enumerate() {
+            if let Some(v) = p.get(c) {
+                w.vals[i] = v;
+                w.mask |= 1 << i;
+            }
+        }
+        w
+    }
+}
+
+/// [`parse_params`] for G0/G1, the bulk of every file: keeps only the five letters a move uses.
+/// `s[..n]` is the rest of the line; bytes after it (the rest of the read buffer) let numbers be
+/// read eight bytes at a time and are never interpreted, since a line ends at a non-digit.
+#[inline]
+fn parse_move(s: &[u8], n: usize) -> MoveWords {
+    let mut w = MoveWords {
+        vals: [0.0; 5],
+        mask: 0,
+    };
+    let mut i = 0;
+    while i < n {
+        let c = s[i];
+        let u = (c & !0x20).wrapping_sub(b'A');
+        if u < 26 {
+            i += 1;
+            let (v, k) = parse_decimal(&s[i..]).unwrap_or((0.0, 0));
+            let slot = MOVE_SLOT[usize::from(u)];
+            if slot < 5 {
+                w.vals[usize::from(slot)] = v;
+                w.mask |= 1 << slot;
+            }
+            i += k;
+        } else if c == b';' || c == b'*' {
+            break;
+        } else if c == b'"' {
+            i += 1;
+            while i < n && s[i] != b'"' {
+                i += 1;
+            }
+            i += 1;
+        } else {
+            i += 1;
+        }
+    }
+    w
+}
+
 /// The per-line driver.
 #[derive(Debug)]
 pub(crate) struct Processor {
@@ -204,14 +285,23 @@ impl Processor {
         }
     }
 
+    /// One line, without its end. `ext` is the line followed by whatever the read buffer holds
+    /// after it (or just the line), which lets the parser read numbers in wide steps.
     #[inline]
-    pub(crate) fn line(&mut self, l: &[u8]) {
+    pub(crate) fn line(&mut self, l: &[u8], ext: &[u8]) {
         self.line += 1;
         let mut i = 0;
         while i < l.len() && (l[i] == b' ' || l[i] == b'\t') {
             i += 1;
         }
         let s = &l[i..];
+        // The common case first: `G1 X.. Y.. E..` during a full analysis.
+        if let [b'G', b'0' | b'1', b' ', ..] = s
+            && let Some(m) = self.motion.as_mut()
+        {
+            m.linear(&parse_move(&ext[i + 3..], s.len() - 3));
+            return;
+        }
         match s.first() {
             None => {}
             Some(b';') => {
@@ -287,8 +377,7 @@ impl Processor {
         match (letter, code) {
             (b'G', 0 | 1) if sub.is_none() => {
                 if let Some(m) = self.motion.as_mut() {
-                    let p = parse_params(rest);
-                    m.linear(&p);
+                    m.linear(&parse_move(rest, rest.len()));
                 }
             }
             (b'T', t) => {
@@ -379,9 +468,14 @@ impl Bounds {
     };
     #[inline]
     fn record(&mut self, p: &[f64; 3]) {
-        for ((lo, hi), v) in self.min.iter_mut().zip(self.max.iter_mut()).zip(p) {
-            *lo = lo.min(*v);
-            *hi = hi.max(*v);
+        // Plain comparisons (a NaN changes nothing, as with `f64::min`), one instruction each.
+        for ((lo, hi), &v) in self.min.iter_mut().zip(self.max.iter_mut()).zip(p) {
+            if v < *lo {
+                *lo = v;
+            }
+            if v > *hi {
+                *hi = v;
+            }
         }
     }
     fn extents(&self) -> Option<Extents> {
@@ -474,6 +568,9 @@ pub(crate) struct Motion {
     feed: f64,
     print: Bounds,
     travel: Bounds,
+    /// `print` / `travel` already contain `pos` (so a move need not record its start).
+    print_at_pos: bool,
+    travel_at_pos: bool,
     layers: LayerTracker,
     planner: Planner,
     /// Caps on M204 values from the slicer configuration (print, retract, travel), 0 = none.
@@ -491,7 +588,6 @@ const X: u32 = bit(b'X');
 const Y: u32 = bit(b'Y');
 const Z: u32 = bit(b'Z');
 const E: u32 = bit(b'E');
-const F: u32 = bit(b'F');
 
 impl Motion {
     pub(crate) fn new(limits: MachineLimits, source: LimitsSource) -> Self {
@@ -509,6 +605,8 @@ impl Motion {
             feed: 100.0,
             print: Bounds::EMPTY,
             travel: Bounds::EMPTY,
+            print_at_pos: false,
+            travel_at_pos: false,
             layers: LayerTracker::default(),
             planner: Planner::new(limits),
             accel_caps: [0.0; 3],
@@ -524,23 +622,19 @@ impl Motion {
 
     /// New target position and extrusion of a move command.
     #[inline]
-    fn target(&mut self, p: &Params) -> ([f64; 3], f64) {
+    fn target(&mut self, w: &MoveWords) -> ([f64; 3], f64) {
         let mut new = self.pos;
-        let axes = [b'X', b'Y', b'Z'];
-        for (i, a) in axes.into_iter().enumerate() {
-            if let Some(v) = p.get(a) {
-                new[i] = if self.relative_xyz {
-                    self.pos[i] + v * self.scale
-                } else {
-                    v * self.scale
-                };
+        for (i, n) in new.iter_mut().enumerate() {
+            if w.mask & (1 << i) != 0 {
+                let v = w.vals[i] * self.scale;
+                *n = if self.relative_xyz { *n + v } else { v };
             }
         }
-        if let Some(f) = p.get(b'F').filter(|f| *f > 0.0) {
+        if let Some(f) = w.get(W_F).filter(|f| *f > 0.0) {
             self.feed = f * self.scale / 60.0;
         }
         let mut de = 0.0;
-        if let Some(e) = p.get(b'E') {
+        if let Some(e) = w.get(W_E) {
             let e = e * self.scale;
             let t = self.tool;
             de = if self.relative_e || self.relative_xyz {
@@ -561,19 +655,27 @@ impl Motion {
     }
 
     #[inline]
-    fn linear(&mut self, p: &Params) {
-        if p.mask & (X | Y | Z | E | F) == 0 {
+    fn linear(&mut self, w: &MoveWords) {
+        if w.mask == 0 {
             return;
         }
-        let (new, de) = self.target(p);
+        let (new, de) = self.target(w);
         let old = self.pos;
-        let has_xyz = p.mask & (X | Y | Z) != 0;
-        if has_xyz {
-            self.travel.record(&old);
+        if w.mask & (W_X | W_Y | W_Z) != 0 {
+            // The start of a move is usually the end of the previous one, already recorded.
+            if !self.travel_at_pos {
+                self.travel.record(&old);
+            }
             self.travel.record(&new);
+            self.travel_at_pos = true;
             if de > 0.0 {
-                self.print.record(&old);
+                if !self.print_at_pos {
+                    self.print.record(&old);
+                }
                 self.print.record(&new);
+                self.print_at_pos = true;
+            } else {
+                self.print_at_pos = false;
             }
         }
         let d = [new[0] - old[0], new[1] - old[1], new[2] - old[2], de];
@@ -597,7 +699,10 @@ impl Motion {
 
     fn arc(&mut self, clockwise: bool, p: &Params, line: u64, diags: &mut Diags) {
         let old = self.pos;
-        let (new, de) = self.target(p);
+        let (new, de) = self.target(&MoveWords::from_params(p));
+        // Every exit below moves without recording the new position.
+        self.travel_at_pos = false;
+        self.print_at_pos = false;
         let (sx, sy) = (old[0], old[1]);
         let (ex, ey) = (new[0], new[1]);
         let center = if let Some(r) = p.get(b'R') {
@@ -676,6 +781,9 @@ impl Motion {
             self.print.record(&old);
             self.layers.extrude_at(new[2], new[2] > old[2]);
         }
+        // The last point recorded was `new`.
+        self.travel_at_pos = true;
+        self.print_at_pos = kind_extrude;
         self.moves += 1;
         self.pos = new;
     }
@@ -724,7 +832,7 @@ impl Motion {
     }
 
     fn klipper_limits(&mut self, velocity: Option<f64>, accel: Option<f64>, scv: Option<f64>) {
-        let l = &mut self.planner.limits;
+        let l = self.planner.limits_mut();
         if let Some(v) = velocity.filter(|v| *v > 0.0) {
             l.max_feedrate[0] = v;
             l.max_feedrate[1] = v;
@@ -775,6 +883,8 @@ impl Motion {
             (b'G', 20, _) => self.scale = 25.4,
             (b'G', 21, _) => self.scale = 1.0,
             (b'G', 28, _) => {
+                self.travel_at_pos = false;
+                self.print_at_pos = false;
                 let any = p.mask & (X | Y | Z) != 0;
                 for (i, a) in [b'X', b'Y', b'Z'].into_iter().enumerate() {
                     if !any || p.has(a) {
@@ -786,6 +896,8 @@ impl Motion {
             (b'G', 90, _) => self.relative_xyz = false,
             (b'G', 91, _) => self.relative_xyz = true,
             (b'G', 92, _) => {
+                self.travel_at_pos = false;
+                self.print_at_pos = false;
                 if p.mask & (X | Y | Z | E) == 0 {
                     self.pos = [0.0; 3];
                     self.e_pos[self.tool] = 0.0;
@@ -805,7 +917,7 @@ impl Motion {
             (b'M', 201, _) => {
                 for (i, a) in [b'X', b'Y', b'Z', b'E'].into_iter().enumerate() {
                     if let Some(v) = p.get(a).filter(|v| *v > 0.0) {
-                        self.planner.limits.max_acceleration[i] = v;
+                        self.planner.limits_mut().max_acceleration[i] = v;
                     }
                 }
                 self.set_limit_source();
@@ -816,7 +928,7 @@ impl Motion {
                 let div = if per_min { 60.0 } else { 1.0 };
                 for (i, a) in [b'X', b'Y', b'Z', b'E'].into_iter().enumerate() {
                     if let Some(v) = p.get(a).filter(|v| *v > 0.0) {
-                        self.planner.limits.max_feedrate[i] = v / div;
+                        self.planner.limits_mut().max_feedrate[i] = v / div;
                     }
                 }
                 self.set_limit_source();
@@ -824,26 +936,26 @@ impl Motion {
             (b'M', 204, _) => {
                 if let Some(s) = p.get(b'S').filter(|v| *v > 0.0) {
                     // Legacy form: S sets printing and travel acceleration, T the retraction.
-                    self.planner.limits.print_acceleration = self.capped(s, 0);
-                    self.planner.limits.travel_acceleration = self.capped(s, 2);
+                    self.planner.limits_mut().print_acceleration = self.capped(s, 0);
+                    self.planner.limits_mut().travel_acceleration = self.capped(s, 2);
                     if let Some(t) = p.get(b'T').filter(|v| *v > 0.0) {
-                        self.planner.limits.retract_acceleration = self.capped(t, 1);
+                        self.planner.limits_mut().retract_acceleration = self.capped(t, 1);
                     }
                 } else {
                     if let Some(v) = p.get(b'P').filter(|v| *v > 0.0) {
-                        self.planner.limits.print_acceleration = self.capped(v, 0);
+                        self.planner.limits_mut().print_acceleration = self.capped(v, 0);
                     }
                     if let Some(v) = p.get(b'R').filter(|v| *v > 0.0) {
-                        self.planner.limits.retract_acceleration = self.capped(v, 1);
+                        self.planner.limits_mut().retract_acceleration = self.capped(v, 1);
                     }
                     if let Some(v) = p.get(b'T').filter(|v| *v > 0.0) {
-                        self.planner.limits.travel_acceleration = self.capped(v, 2);
+                        self.planner.limits_mut().travel_acceleration = self.capped(v, 2);
                     }
                 }
                 self.set_limit_source();
             }
             (b'M', 205, _) => {
-                let l = &mut self.planner.limits;
+                let l = self.planner.limits_mut();
                 for (i, a) in [b'X', b'Y', b'Z', b'E'].into_iter().enumerate() {
                     if let Some(v) = p.get(a).filter(|v| *v >= 0.0) {
                         l.max_jerk[i] = v;
@@ -864,7 +976,7 @@ impl Motion {
                 // RepRapFirmware jerk, mm/min.
                 for (i, a) in [b'X', b'Y', b'Z', b'E'].into_iter().enumerate() {
                     if let Some(v) = p.get(a).filter(|v| *v >= 0.0) {
-                        self.planner.limits.max_jerk[i] = v / 60.0;
+                        self.planner.limits_mut().max_jerk[i] = v / 60.0;
                     }
                 }
                 self.set_limit_source();
@@ -952,7 +1064,7 @@ impl Motion {
             filament_mass_g,
             tool_changes: self.tool_changes,
             estimated_time_s: time,
-            limits: self.planner.limits,
+            limits: *self.planner.limits(),
             limits_source: self.limits_source,
         }
     }

@@ -60,6 +60,17 @@ fn max_allowable_speed(acc: f64, target: f64, distance: f64) -> f64 {
     (target * target + 2.0 * acc * distance).max(0.0).sqrt()
 }
 
+/// Moves batched before planning.
+const PENDING: usize = 64;
+
+/// A move waiting to be planned.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    delta: [f64; 4],
+    feed: f64,
+    kind: MoveKind,
+}
+
 /// Kind of move, which picks the acceleration setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MoveKind {
@@ -78,10 +89,51 @@ struct Previous {
     has_xyz: bool,
 }
 
+/// Limits in the form the per-move arithmetic wants, derived again whenever the limits change.
+#[derive(Debug, Clone, Copy)]
+struct Derived {
+    /// 1 / maximum feedrate per axis; 0 where there is no limit.
+    inv_max_feedrate: [f64; 4],
+    /// Maximum acceleration per axis; infinite where there is no limit.
+    max_acceleration: [f64; 4],
+    /// Maximum jerk per axis, finite and not negative.
+    max_jerk: [f64; 4],
+}
+
+impl Derived {
+    fn of(l: &MachineLimits) -> Self {
+        Self {
+            inv_max_feedrate: l.max_feedrate.map(|v| if v > EPS { 1.0 / v } else { 0.0 }),
+            max_acceleration: l
+                .max_acceleration
+                .map(|v| if v > EPS { v } else { f64::INFINITY }),
+            max_jerk: l.max_jerk.map(|v| v.clamp(0.0, 1e12)),
+        }
+    }
+}
+
+/// `a.max(b)` for values that are never NaN: one instruction instead of a NaN-aware sequence.
+#[inline]
+fn fmax(a: f64, b: f64) -> f64 {
+    if a > b { a } else { b }
+}
+
+#[inline]
+fn fmin(a: f64, b: f64) -> f64 {
+    if a < b { a } else { b }
+}
+
 /// The time estimator. Feed it moves with [`Planner::push`], then read [`Planner::finish`].
 #[derive(Debug)]
 pub(crate) struct Planner {
-    pub(crate) limits: MachineLimits,
+    limits: MachineLimits,
+    derived: Derived,
+    /// The limits changed since `derived` was computed.
+    dirty: bool,
+    /// The last acceleration seen and its inverse (moves share a handful of accelerations).
+    last_acceleration: (f64, f64),
+    /// Moves not yet turned into blocks (see [`Planner::push`]).
+    pending: Vec<Pending>,
     blocks: Vec<Block>,
     time: f64,
     /// The previous block's speeds; `feedrate == 0` after a stop (start, dwell, homing).
@@ -91,16 +143,32 @@ pub(crate) struct Planner {
 impl Planner {
     pub(crate) fn new(limits: MachineLimits) -> Self {
         Self {
+            derived: Derived::of(&limits),
             limits,
+            dirty: false,
+            last_acceleration: (0.0, 0.0),
+            pending: Vec::with_capacity(PENDING),
             blocks: Vec::with_capacity(REFRESH + 1),
             time: 0.0,
             prev: Previous::default(),
         }
     }
 
+    pub(crate) fn limits(&self) -> &MachineLimits {
+        &self.limits
+    }
+
+    /// The limits, to change them (M201, M203, ...): later moves use the new values.
+    pub(crate) fn limits_mut(&mut self) -> &mut MachineLimits {
+        self.flush();
+        self.dirty = true;
+        &mut self.limits
+    }
+
     /// Adds a fixed delay (G4 dwell; 0 for a plain stop such as homing). The machine stops before it.
     pub(crate) fn dwell(&mut self, seconds: f64) {
         if seconds.is_finite() && seconds >= 0.0 {
+            self.flush();
             self.settle(0);
             self.prev = Previous::default();
             self.time += seconds;
@@ -108,10 +176,43 @@ impl Planner {
     }
 
     /// Adds one straight move. `delta` is X, Y, Z, E in mm; `feed` is the requested speed in mm/s.
+    ///
+    /// Moves wait in a small batch and are planned together: the planning of one move is a long
+    /// chain of dependent square roots and divisions, and the parsing between two moves is too
+    /// long for the processor to overlap consecutive chains; in a batch it overlaps them.
+    #[inline]
+    pub(crate) fn push(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
+        self.pending.push(Pending { delta, feed, kind });
+        if self.pending.len() >= PENDING {
+            self.flush();
+        }
+    }
+
+    /// Plans the batched moves, in order.
+    fn flush(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        for m in &pending {
+            self.plan(m.delta, m.feed, m.kind);
+        }
+        pending.clear();
+        self.pending = pending;
+    }
+
+    /// Turns one move into a block.
+    ///
+    /// The arithmetic is PrusaSlicer's (`GCodeProcessor::process_G1`), rearranged so that the four
+    /// axes are independent of each other (a minimum or maximum over the axes rather than a
+    /// running factor): the same speeds up to rounding, without a chain of dependent divisions.
     // The axis index walks several parallel per-axis arrays at once.
     #[allow(clippy::needless_range_loop)]
-    pub(crate) fn push(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
+    #[inline]
+    fn plan(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
+        if self.dirty {
+            self.derived = Derived::of(&self.limits);
+            self.dirty = false;
+        }
         let l = &self.limits;
+        let dv = &self.derived;
         let xyz = (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]).sqrt();
         let distance = if xyz > EPS { xyz } else { delta[3].abs() };
         if distance <= EPS || !distance.is_finite() {
@@ -123,29 +224,24 @@ impl Planner {
             l.min_extruding_feedrate
         };
         let feedrate = if feed.is_finite() && feed > EPS {
-            feed.max(min_feed)
+            fmax(feed, min_feed)
         } else {
-            min_feed.max(1.0)
+            fmax(min_feed, 1.0)
         };
         let inv = 1.0 / distance;
+        let dir = delta.map(|d| d * inv);
 
-        // Cruise speed limited by each axis' maximum feedrate.
-        let mut axis_feedrate = [0.0; 4];
-        let mut factor: f64 = 1.0;
+        // Cruise speed limited by each axis' maximum feedrate: the axis most over its limit wins.
+        let mut over: f64 = 1.0;
         for a in 0..4 {
-            axis_feedrate[a] = feedrate * delta[a] * inv;
-            let abs = axis_feedrate[a].abs();
-            // Divide only when the axis is really over its limit (rare in sliced files).
-            if abs * factor > l.max_feedrate[a] && l.max_feedrate[a] > EPS {
-                factor = l.max_feedrate[a] / abs;
-            }
+            over = fmax(over, feedrate * dir[a].abs() * dv.inv_max_feedrate[a]);
         }
-        let cruise = feedrate * factor;
-        if factor < 1.0 {
-            for v in &mut axis_feedrate {
-                *v *= factor;
-            }
-        }
+        let cruise = if over > 1.0 {
+            feedrate / over
+        } else {
+            feedrate
+        };
+        let axis_feedrate = dir.map(|u| cruise * u);
 
         // Acceleration for the kind of move, capped by each axis that takes part.
         let mut acceleration = match kind {
@@ -154,24 +250,26 @@ impl Planner {
             MoveKind::Extrude => l.print_acceleration,
         };
         for a in 0..4 {
-            if l.max_acceleration[a] > EPS
-                && acceleration * delta[a].abs() * inv > l.max_acceleration[a]
-            {
-                acceleration = l.max_acceleration[a];
+            let cap = dv.max_acceleration[a];
+            if acceleration * dir[a].abs() > cap {
+                acceleration = cap;
             }
         }
 
         // The speed at which this block may start or end from/to a standstill.
         let mut safe_feedrate = cruise;
-        for (a, v) in axis_feedrate.iter().enumerate() {
-            let jerk = l.max_jerk[a];
-            if v.abs() > jerk {
-                safe_feedrate = safe_feedrate.min(jerk);
-            }
+        for a in 0..4 {
+            let jerk = dv.max_jerk[a];
+            let limit = if axis_feedrate[a].abs() > jerk {
+                jerk
+            } else {
+                f64::INFINITY
+            };
+            safe_feedrate = fmin(safe_feedrate, limit);
         }
 
         let unit_xyz = if xyz > EPS && l.junction_deviation_mm.is_some() {
-            [delta[0] * inv, delta[1] * inv, delta[2] * inv]
+            [dir[0], dir[1], dir[2]]
         } else {
             [0.0; 3]
         };
@@ -182,7 +280,7 @@ impl Planner {
                 Some(jd) if xyz > EPS && prev.has_xyz => {
                     junction_deviation_speed(jd, acceleration, prev, unit_xyz, cruise)
                 }
-                _ => jerk_junction_speed(l, prev, &axis_feedrate, cruise, safe_feedrate),
+                _ => jerk_junction_speed(&dv.max_jerk, prev, &axis_feedrate, cruise, safe_feedrate),
             };
         }
         // Compared squared: the square root is needed only when it limits the entry speed.
@@ -192,14 +290,21 @@ impl Planner {
         } else {
             v_allowable2.max(0.0).sqrt()
         };
-        self.blocks.push(Block {
-            distance,
-            acceleration,
-            inv_acceleration: if acceleration > EPS {
+        let inv_acceleration = if acceleration == self.last_acceleration.0 {
+            self.last_acceleration.1
+        } else {
+            let inv = if acceleration > EPS {
                 1.0 / acceleration
             } else {
                 0.0
-            },
+            };
+            self.last_acceleration = (acceleration, inv);
+            inv
+        };
+        self.blocks.push(Block {
+            distance,
+            acceleration,
+            inv_acceleration,
             cruise,
             entry,
             max_entry: vmax_junction,
@@ -263,6 +368,7 @@ impl Planner {
 
     /// Times every remaining block and returns the total, in seconds.
     pub(crate) fn finish(&mut self) -> f64 {
+        self.flush();
         self.settle(0);
         self.time
     }
@@ -272,34 +378,32 @@ impl Planner {
 #[allow(clippy::needless_range_loop)]
 /// Classic jerk junction speed (Marlin 1 / Prusa firmware), as PrusaSlicer's estimator computes it.
 fn jerk_junction_speed(
-    l: &MachineLimits,
+    jerk_limits: &[f64; 4],
     prev: &Previous,
     axis_feedrate: &[f64; 4],
     cruise: f64,
     safe_feedrate: f64,
 ) -> f64 {
-    let prev_larger = prev.feedrate > cruise;
-    let smaller_factor = if prev_larger {
-        cruise / prev.feedrate
+    let (mut vmax, exit_scale) = if prev.feedrate > cruise {
+        (cruise, cruise / prev.feedrate)
     } else {
-        prev.feedrate / cruise
+        (prev.feedrate, 1.0)
     };
-    let mut vmax = if prev_larger { cruise } else { prev.feedrate };
-    // Written without data-dependent branches: move directions change at random, and
-    // mispredicted branches cost more here than computing both sides.
-    let exit_scale = if prev_larger { smaller_factor } else { 1.0 };
+    // PrusaSlicer scales both speeds by the running factor before each axis' check; since the jerk
+    // scales with them, that factor ends as the smallest `max / jerk` over the axes over their
+    // limit, which is computed here without the axes waiting on each other.
     let mut v_factor: f64 = 1.0;
     for a in 0..4 {
-        let v_exit = prev.axis_feedrate[a] * exit_scale * v_factor;
-        let v_entry = axis_feedrate[a] * v_factor;
+        let v_exit = prev.axis_feedrate[a] * exit_scale;
+        let v_entry = axis_feedrate[a];
         // Coasting in one direction: the speed change. Reversing or starting: the larger speed.
-        let jerk = if v_exit * v_entry > 0.0 {
-            (v_exit - v_entry).abs()
-        } else {
-            v_exit.abs().max(v_entry.abs())
-        };
-        let max = l.max_jerk[a];
-        v_factor *= if jerk > max { max / jerk } else { 1.0 };
+        // (With opposite signs |exit - entry| exceeds the larger speed, so one minimum picks the
+        // right case without a branch the processor would mispredict at random turns.)
+        let jerk = fmin((v_exit - v_entry).abs(), fmax(v_exit.abs(), v_entry.abs()));
+        let max = jerk_limits[a];
+        if jerk > max {
+            v_factor = fmin(v_factor, max / jerk);
+        }
     }
     vmax *= v_factor;
     let threshold = vmax * 0.99;
@@ -370,6 +474,29 @@ mod tests {
         whole.push([100.0, 0.0, 0.0, 0.0], 50.0, MoveKind::Travel);
         let (a, b) = (split.finish(), whole.finish());
         assert!((a - b).abs() / b < 1e-6, "{a} vs {b}");
+    }
+
+    #[test]
+    fn a_limit_changed_between_batched_moves_applies_only_to_later_moves() {
+        let run = |flush_each: bool, slow_down: bool| {
+            let mut p = Planner::new(limits());
+            for round in 0..2 {
+                if round == 1 && slow_down {
+                    p.limits_mut().max_feedrate[0] = 20.0;
+                }
+                for i in 0..10 {
+                    let y = if i % 2 == 0 { 1.0 } else { -1.0 };
+                    p.push([5.0, y, 0.0, 0.1], 80.0, MoveKind::Extrude);
+                    if flush_each {
+                        p.flush();
+                    }
+                }
+            }
+            p.finish()
+        };
+        // Batching changes nothing: the moves before the change keep the old limit.
+        assert_eq!(run(false, true), run(true, true));
+        assert!(run(false, true) > run(false, false) * 1.5);
     }
 
     #[test]
