@@ -17,9 +17,8 @@ use age_core::format::{FileKey, Stanza};
 use age_core::primitives::hkdf;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use chacha20poly1305::aead::AeadInPlace as _;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit as _, Nonce, Tag};
 use hmac::{Hmac, Mac as _};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -34,11 +33,14 @@ const BLOCK_CHUNKS: usize = 32;
 /// Threads sealing or opening blocks while the calling thread reads and writes.
 const WORKERS: usize = 2;
 
+/// The STREAM nonce of a chunk: an 11-byte big-endian counter, then 1 for the last chunk, else 0.
+/// Each (key, nonce) pair is used once: the key is fresh per file (HKDF of a random file key and
+/// a random nonce) and the counter only grows, which is what `assume_unique_for_key` asks of us.
 fn chunk_nonce(counter: u64, last: bool) -> Nonce {
     let mut n = [0u8; 12];
     n[3..11].copy_from_slice(&counter.to_be_bytes());
     n[11] = u8::from(last);
-    Nonce::from(n)
+    Nonce::assume_unique_for_key(n)
 }
 
 /// Reads until `max` bytes or the end of the input into `buf`, which grows (from 64 KiB, doubling,
@@ -107,9 +109,13 @@ fn header_mac(header_through_dashes: &[u8], file_key: &FileKey) -> [u8; 32] {
         .unwrap_or([0u8; 32])
 }
 
-fn payload_cipher(file_key: &FileKey, nonce: &[u8; 16]) -> ChaCha20Poly1305 {
+/// The payload key (HKDF-SHA-256 of the file key, salted with the payload nonce, label "payload")
+/// as a ChaCha20-Poly1305 key for `ring` (BoringSSL's assembly; see ARCHITECTURE.md).
+fn payload_cipher(file_key: &FileKey, nonce: &[u8; 16]) -> Option<LessSafeKey> {
     let key = Zeroizing::new(hkdf(nonce, b"payload", file_key.expose_secret()));
-    ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key[..]))
+    // A 32-byte key is always accepted.
+    let key = UnboundKey::new(&CHACHA20_POLY1305, &key[..]).ok()?;
+    Some(LessSafeKey::new(key))
 }
 
 fn aead_failed() -> io::Error {
@@ -119,7 +125,7 @@ fn aead_failed() -> io::Error {
 /// Seals `plain` (whole chunks, the last possibly short or empty) into `out`, chunk `i` getting
 /// counter `first + i`; the last one is flagged final when `last`.
 fn seal_chunks(
-    cipher: &ChaCha20Poly1305,
+    cipher: &LessSafeKey,
     plain: &[u8],
     out: &mut [u8],
     first: u64,
@@ -132,13 +138,13 @@ fn seal_chunks(
         let (body, tag) = slot.split_at_mut(p.len());
         body.copy_from_slice(p);
         let t = cipher
-            .encrypt_in_place_detached(
-                &chunk_nonce(first + i as u64, last && i == n - 1),
-                b"",
+            .seal_in_place_separate_tag(
+                chunk_nonce(first + i as u64, last && i == n - 1),
+                Aad::empty(),
                 body,
             )
             .map_err(|_| io::Error::other("chunk encryption failed"))?;
-        tag.copy_from_slice(&t);
+        tag.copy_from_slice(t.as_ref());
     }
     Ok(())
 }
@@ -219,7 +225,8 @@ pub(crate) fn seal<R: Read, W: Write>(
     head.extend_from_slice(&nonce);
     output.write_all(&head).map_err(SealFailure::Output)?;
     let hasher = OrderedHasher::new(&head, hash);
-    let cipher = payload_cipher(&file_key, &nonce);
+    let cipher = payload_cipher(&file_key, &nonce)
+        .ok_or_else(|| SealFailure::Output(io::Error::other("payload key setup failed")))?;
     let (total, _) = pipeline(
         input,
         &mut output,
@@ -402,7 +409,7 @@ pub(crate) enum SealFailure {
 
 /// Opens chunks `ct` in place into `plain`; see [`seal_chunks`].
 fn open_chunks(
-    cipher: &ChaCha20Poly1305,
+    cipher: &LessSafeKey,
     ct: &[u8],
     plain: &mut [u8],
     first: u64,
@@ -417,12 +424,14 @@ fn open_chunks(
         let (body, tag) = c.split_at(c.len() - TAG);
         let slot = &mut plain[i * CHUNK..i * CHUNK + body.len()];
         slot.copy_from_slice(body);
+        let tag = Tag::try_from(tag).map_err(|_| aead_failed())?;
         cipher
-            .decrypt_in_place_detached(
-                &chunk_nonce(first + i as u64, last && i == n - 1),
-                b"",
+            .open_in_place_separate_tag(
+                chunk_nonce(first + i as u64, last && i == n - 1),
+                Aad::empty(),
+                tag,
                 slot,
-                Tag::from_slice(tag),
+                0..,
             )
             .map_err(|_| aead_failed())?;
     }
@@ -435,7 +444,7 @@ pub(crate) fn payload_cipher_for(
     identities: &[&dyn age::Identity],
     header: &[u8],
     nonce: &[u8; 16],
-) -> Option<ChaCha20Poly1305> {
+) -> Option<LessSafeKey> {
     let (stanzas, through_dashes, mac) = parse_header(header)?;
     let file_key = identities
         .iter()
@@ -445,7 +454,7 @@ pub(crate) fn payload_cipher_for(
     header_hmac(through_dashes, &file_key)?
         .verify_slice(&mac)
         .ok()?;
-    Some(payload_cipher(&file_key, nonce))
+    payload_cipher(&file_key, nonce)
 }
 
 /// Splits a header (already checked by `read_canonical_header` and the age crate) into stanzas,
@@ -491,7 +500,7 @@ fn parse_header(header: &[u8]) -> Option<(Vec<Stanza>, &[u8], Vec<u8>)> {
 /// back as `Err(Ok(e))` (kind `InvalidData` for a failed or missing chunk), output errors as
 /// `Err(Err(e))`.
 pub(crate) fn open_payload<R: Read, W: Write>(
-    cipher: &ChaCha20Poly1305,
+    cipher: &LessSafeKey,
     input: R,
     output: W,
     hasher: &OrderedHasher,
