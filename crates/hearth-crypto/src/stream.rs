@@ -436,48 +436,60 @@ where
     let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
 
     std::thread::scope(|s| {
-        let (done_tx, done_rx) = mpsc::channel::<Block>();
+        // `None` means a worker panicked, so the calling thread stops waiting for its blocks.
+        let (done_tx, done_rx) = mpsc::channel::<Option<Block>>();
         for _ in 0..WORKERS {
             let done_tx = done_tx.clone();
             let (work, shared, wake) = (&stages.work, &shared, &wake);
             s.spawn(move || {
+                struct OnPanic(mpsc::Sender<Option<Block>>);
+                impl Drop for OnPanic {
+                    fn drop(&mut self) {
+                        if std::thread::panicking() {
+                            let _ = self.0.send(None);
+                        }
+                    }
+                }
+                let done = OnPanic(done_tx);
+                // The calling thread may have stopped listening (an error): sends can fail.
+                let finish = |b: Block| {
+                    let _ = done.0.send(Some(b));
+                };
                 let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
                     if st.stop {
                         return;
                     }
-                    let next = st.hash_next;
-                    if st.hasher.is_some() && st.to_hash.contains_key(&next) {
-                        let (Some(b), Some(h)) = (st.to_hash.remove(&next), st.hasher.take())
-                        else {
+                    if let Some(h) = st.hasher.take() {
+                        let next = st.hash_next;
+                        if let Some(b) = st.to_hash.remove(&next) {
+                            st.hash_next += 1;
+                            drop(st);
+                            let data = match (hash_first, &b.out) {
+                                (true, _) => &b.buf[..b.len],
+                                (false, Ok(n)) => &b.buf[..*n],
+                                // Sealing failed; the calling thread reports it when it gets here.
+                                (false, Err(_)) => &[][..],
+                            };
+                            h.update(data);
+                            st = shared.lock().unwrap_or_else(|e| e.into_inner());
+                            st.hasher = Some(h);
+                            if hash_first {
+                                st.to_work.push_back(b);
+                            } else {
+                                finish(b);
+                            }
+                            wake.notify_all();
                             continue;
-                        };
-                        st.hash_next += 1;
-                        drop(st);
-                        let data = match (hash_first, &b.out) {
-                            (true, _) => &b.buf[..b.len],
-                            (false, Ok(n)) => &b.buf[..*n],
-                            // Sealing failed; the calling thread reports it when it gets here.
-                            (false, Err(_)) => &[][..],
-                        };
-                        h.update(data);
-                        st = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        st.hasher = Some(h);
-                        if hash_first {
-                            st.to_work.push_back(b);
-                        } else {
-                            // The calling thread may have stopped listening (an error).
-                            let _ = done_tx.send(b);
                         }
-                        wake.notify_all();
-                        continue;
+                        st.hasher = Some(h);
                     }
                     if let Some(mut b) = st.to_work.pop_front() {
                         drop(st);
                         b.out = work(&mut b);
                         st = shared.lock().unwrap_or_else(|e| e.into_inner());
                         if hash_first {
-                            let _ = done_tx.send(b);
+                            finish(b);
                         } else {
                             st.to_hash.insert(b.seq, b);
                             wake.notify_all();
@@ -510,14 +522,14 @@ where
         // next in order, returning its buffer to the pool.
         let mut collect =
             |block: bool, free: &mut Vec<Vec<u8>>, output: &mut W| -> Result<(), PipeError> {
+                let failed = || PipeError::Process(io::Error::other("worker thread failed"));
                 let first = if block {
-                    Some(done_rx.recv().map_err(|_| {
-                        PipeError::Process(io::Error::other("worker thread failed"))
-                    })?)
+                    Some(done_rx.recv().map_err(|_| failed())?)
                 } else {
                     None
                 };
                 for b in first.into_iter().chain(done_rx.try_iter()) {
+                    let b = b.ok_or_else(failed)?;
                     finished.insert(b.seq, b);
                 }
                 while let Some(mut b) = finished.remove(&written.get()) {
