@@ -515,8 +515,8 @@ fn open_fast<R: Read, W: Write>(
     let nonce: [u8; 16] = nonce.try_into().map_err(|_| OpenError::Malformed)?;
     let cipher = crate::stream::payload_cipher_for(identities, header, &nonce)
         .ok_or(OpenError::Malformed)?;
-    let hasher = crate::stream::OrderedHasher::new(&head, true);
-    let plaintext_len = crate::stream::open_payload(&cipher, &mut buffered, plaintext, &hasher)
+    let mut hasher = crate::stream::OrderedHasher::new(&head, true);
+    let plaintext_len = crate::stream::open_payload(&cipher, &mut buffered, plaintext, &mut hasher)
         .map_err(|e| match e {
             Ok(input) => map_payload_input(input),
             Err(output) => OpenError::Output(output),

@@ -124,7 +124,9 @@ fn stock_age_opens_a_job_with_the_agent_identity() {
 
 #[test]
 fn chunk_and_block_boundaries_both_ways() {
-    // 64 KiB chunks; our fast path works in blocks of 32 chunks split over two threads.
+    // 64 KiB chunks; our fast path works in blocks of 16 chunks (stream.rs: BLOCK_CHUNKS),
+    // handed between two threads. 32 and 64 chunks are block boundaries too, and were the block
+    // size before.
     let Some(age) = age_tool() else { return };
     let k = DeviceKeys::generate();
     let export = export_identity_file(&k, &[]);
@@ -132,7 +134,17 @@ fn chunk_and_block_boundaries_both_ways() {
     let id = dir.path().join("id");
     std::fs::write(&id, export.as_str()).unwrap();
     let c = 64 * 1024;
-    for n in [0, 1, c, c + 1, 32 * c, 32 * c + 1, 64 * c + 5 * c + 3] {
+    for n in [
+        0,
+        1,
+        c,
+        c + 1,
+        16 * c,
+        16 * c + 1,
+        32 * c,
+        32 * c + 1,
+        64 * c + 5 * c + 3,
+    ] {
         let data = sample(n);
         // ours -> stock age
         let blob = hearth_crypto::seal_bytes(&[&k.public().recipient], &data).unwrap();
