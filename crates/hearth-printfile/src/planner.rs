@@ -15,49 +15,49 @@ const KEEP: usize = 64;
 const REFRESH: usize = KEEP * 4;
 const EPS: f64 = 1e-9;
 
+/// A planned move. Entry speeds are kept squared, as Marlin's planner keeps them: the passes
+/// then add `2 a d` instead of taking a square root per junction, and the one square root per
+/// block is taken when it is timed, where blocks are independent of each other.
 #[derive(Debug, Clone, Copy)]
 struct Block {
     distance: f64,
     acceleration: f64,
     /// 1 / acceleration, so the timing needs no division per ramp.
     inv_acceleration: f64,
+    /// 2 × acceleration × distance: the change of squared speed over the whole block.
+    two_a_d: f64,
     cruise: f64,
-    entry: f64,
-    max_entry: f64,
+    entry2: f64,
+    max_entry2: f64,
     safe_feedrate: f64,
     /// The block is long enough to reach its cruise speed from any entry speed.
     nominal_length: bool,
 }
 
 impl Block {
-    /// Time of the trapezoid from `entry` to `exit` through (at most) the cruise speed.
-    fn time(&self, exit: f64) -> f64 {
-        let a = self.acceleration;
-        let (v0, v1, vc, d) = (self.entry, exit, self.cruise, self.distance);
-        if a <= EPS || vc <= EPS {
+    /// Time of the trapezoid from the entry to the exit speed (`v0`, `v1`, and their squares)
+    /// through (at most) the cruise speed.
+    fn time(&self, v0: f64, v0_2: f64, v1: f64, v1_2: f64) -> f64 {
+        let (vc, d) = (self.cruise, self.distance);
+        if self.acceleration <= EPS || vc <= EPS {
             return if vc > EPS { d / vc } else { 0.0 };
         }
         let half_inv_a = 0.5 * self.inv_acceleration;
-        let mut accel_d = ((vc * vc - v0 * v0) * half_inv_a).max(0.0);
-        let decel_d = ((vc * vc - v1 * v1) * half_inv_a).max(0.0);
+        let vc2 = vc * vc;
+        let mut accel_d = ((vc2 - v0_2) * half_inv_a).max(0.0);
+        let decel_d = ((vc2 - v1_2) * half_inv_a).max(0.0);
         let mut cruise_d = d - accel_d - decel_d;
         let mut peak = vc;
         if cruise_d < 0.0 {
             // Not enough room to reach the cruise speed: accelerate then decelerate.
-            accel_d = ((2.0 * a * d - v0 * v0 + v1 * v1) * 0.5 * half_inv_a).clamp(0.0, d);
+            accel_d = ((self.two_a_d - v0_2 + v1_2) * 0.5 * half_inv_a).clamp(0.0, d);
             cruise_d = 0.0;
-            peak = (v0 * v0 + 2.0 * a * accel_d).sqrt();
+            peak = (v0_2 + 2.0 * self.acceleration * accel_d).sqrt();
         }
         let ramps = ((peak - v0).max(0.0) + (peak - v1).max(0.0)) * self.inv_acceleration;
         let t_cruise = if peak > EPS { cruise_d / peak } else { 0.0 };
         ramps + t_cruise
     }
-}
-
-/// Speed reachable at the start of `distance` when ending at `target` with deceleration `-acc`.
-#[inline]
-fn max_allowable_speed(acc: f64, target: f64, distance: f64) -> f64 {
-    (target * target + 2.0 * acc * distance).max(0.0).sqrt()
 }
 
 /// Moves batched before planning.
@@ -228,20 +228,23 @@ impl Planner {
         } else {
             fmax(min_feed, 1.0)
         };
+        // Per-axis tests are written as `speed * |d| > limit * distance` rather than with the
+        // unit vector: the division by the distance is then needed only at the end (for the
+        // per-axis speeds), and the rest does not wait for it.
         let inv = 1.0 / distance;
-        let dir = delta.map(|d| d * inv);
+        let abs = delta.map(f64::abs);
 
         // Cruise speed limited by each axis' maximum feedrate: the axis most over its limit wins.
-        let mut over: f64 = 1.0;
+        // `m` is the largest |d| / max feedrate, so the axes allow at most distance / m.
+        let mut m: f64 = 0.0;
         for a in 0..4 {
-            over = fmax(over, feedrate * dir[a].abs() * dv.inv_max_feedrate[a]);
+            m = fmax(m, abs[a] * dv.inv_max_feedrate[a]);
         }
-        let cruise = if over > 1.0 {
-            feedrate / over
+        let cruise = if feedrate * m > distance {
+            distance / m
         } else {
             feedrate
         };
-        let axis_feedrate = dir.map(|u| cruise * u);
 
         // Acceleration for the kind of move, capped by each axis that takes part.
         let mut acceleration = match kind {
@@ -251,7 +254,7 @@ impl Planner {
         };
         for a in 0..4 {
             let cap = dv.max_acceleration[a];
-            if acceleration * dir[a].abs() > cap {
+            if acceleration * abs[a] > cap * distance {
                 acceleration = cap;
             }
         }
@@ -260,7 +263,7 @@ impl Planner {
         let mut safe_feedrate = cruise;
         for a in 0..4 {
             let jerk = dv.max_jerk[a];
-            let limit = if axis_feedrate[a].abs() > jerk {
+            let limit = if cruise * abs[a] > jerk * distance {
                 jerk
             } else {
                 f64::INFINITY
@@ -268,8 +271,10 @@ impl Planner {
             safe_feedrate = fmin(safe_feedrate, limit);
         }
 
+        let cruise_inv = cruise * inv;
+        let axis_feedrate = delta.map(|d| d * cruise_inv);
         let unit_xyz = if xyz > EPS && l.junction_deviation_mm.is_some() {
-            [dir[0], dir[1], dir[2]]
+            [delta[0] * inv, delta[1] * inv, delta[2] * inv]
         } else {
             [0.0; 3]
         };
@@ -283,13 +288,9 @@ impl Planner {
                 _ => jerk_junction_speed(&dv.max_jerk, prev, &axis_feedrate, cruise, safe_feedrate),
             };
         }
-        // Compared squared: the square root is needed only when it limits the entry speed.
-        let v_allowable2 = safe_feedrate * safe_feedrate + 2.0 * acceleration * distance;
-        let entry = if vmax_junction * vmax_junction <= v_allowable2 {
-            vmax_junction
-        } else {
-            v_allowable2.max(0.0).sqrt()
-        };
+        let two_a_d = 2.0 * acceleration * distance;
+        let v_allowable2 = safe_feedrate * safe_feedrate + two_a_d;
+        let max_entry2 = vmax_junction * vmax_junction;
         let inv_acceleration = if acceleration == self.last_acceleration.0 {
             self.last_acceleration.1
         } else {
@@ -305,9 +306,10 @@ impl Planner {
             distance,
             acceleration,
             inv_acceleration,
+            two_a_d,
             cruise,
-            entry,
-            max_entry: vmax_junction,
+            entry2: fmin(max_entry2, v_allowable2.max(0.0)),
+            max_entry2,
             safe_feedrate,
             nominal_length: cruise * cruise <= v_allowable2,
         });
@@ -332,36 +334,35 @@ impl Planner {
         let b = &mut self.blocks;
         // Reverse pass: make every block able to decelerate into the next one.
         for i in (1..n).rev() {
-            let next_entry = b[i].entry;
+            let next_entry2 = b[i].entry2;
             let curr = &mut b[i - 1];
-            if curr.entry != curr.max_entry {
-                curr.entry = if !curr.nominal_length && curr.max_entry > next_entry {
-                    curr.max_entry.min(max_allowable_speed(
-                        curr.acceleration,
-                        next_entry,
-                        curr.distance,
-                    ))
+            if curr.entry2 != curr.max_entry2 {
+                curr.entry2 = if !curr.nominal_length && curr.max_entry2 > next_entry2 {
+                    fmin(curr.max_entry2, next_entry2 + curr.two_a_d)
                 } else {
-                    curr.max_entry
+                    curr.max_entry2
                 };
             }
         }
         // Forward pass: no block may be entered faster than the previous one can accelerate to.
         for i in 1..n {
             let prev = b[i - 1];
-            if !prev.nominal_length && prev.entry < b[i].entry {
-                let reachable = max_allowable_speed(prev.acceleration, prev.entry, prev.distance);
-                b[i].entry = b[i].entry.min(reachable);
+            if !prev.nominal_length && prev.entry2 < b[i].entry2 {
+                b[i].entry2 = fmin(b[i].entry2, prev.entry2 + prev.two_a_d);
             }
         }
         let done = n.saturating_sub(keep);
+        let mut v0_2 = b.first().map_or(0.0, |b| b.entry2);
+        let mut v0 = v0_2.sqrt();
         for i in 0..done {
-            let exit = if i + 1 < n {
-                b[i + 1].entry
+            let v1_2 = if i + 1 < n {
+                b[i + 1].entry2
             } else {
-                b[i].safe_feedrate
+                b[i].safe_feedrate * b[i].safe_feedrate
             };
-            self.time += b[i].time(exit);
+            let v1 = v1_2.sqrt();
+            self.time += b[i].time(v0, v0_2, v1, v1_2);
+            (v0, v0_2) = (v1, v1_2);
         }
         self.blocks.drain(..done);
     }
