@@ -123,6 +123,14 @@ fn fmin(a: f64, b: f64) -> f64 {
     if a < b { a } else { b }
 }
 
+/// `if c { a } else { b }` without a branch: for conditions that follow the direction of each
+/// move, which the processor cannot predict (a mispredicted branch costs more than this).
+#[inline]
+fn select(c: bool, a: f64, b: f64) -> f64 {
+    let mask = u64::from(c).wrapping_neg();
+    f64::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+}
+
 /// The time estimator. Feed it moves with [`Planner::push`], then read [`Planner::finish`].
 #[derive(Debug)]
 pub(crate) struct Planner {
@@ -254,20 +262,14 @@ impl Planner {
         };
         for a in 0..4 {
             let cap = dv.max_acceleration[a];
-            if acceleration * abs[a] > cap * distance {
-                acceleration = cap;
-            }
+            acceleration = select(acceleration * abs[a] > cap * distance, cap, acceleration);
         }
 
         // The speed at which this block may start or end from/to a standstill.
         let mut safe_feedrate = cruise;
         for a in 0..4 {
             let jerk = dv.max_jerk[a];
-            let limit = if cruise * abs[a] > jerk * distance {
-                jerk
-            } else {
-                f64::INFINITY
-            };
+            let limit = select(cruise * abs[a] > jerk * distance, jerk, f64::INFINITY);
             safe_feedrate = fmin(safe_feedrate, limit);
         }
 
@@ -402,9 +404,7 @@ fn jerk_junction_speed(
         // right case without a branch the processor would mispredict at random turns.)
         let jerk = fmin((v_exit - v_entry).abs(), fmax(v_exit.abs(), v_entry.abs()));
         let max = jerk_limits[a];
-        if jerk > max {
-            v_factor = fmin(v_factor, max / jerk);
-        }
+        v_factor = fmin(v_factor, select(jerk > max, max / jerk, 1.0));
     }
     vmax *= v_factor;
     let threshold = vmax * 0.99;
