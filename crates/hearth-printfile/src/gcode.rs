@@ -621,7 +621,9 @@ impl Motion {
     }
 
     /// New target position and extrusion of a move command.
-    #[inline]
+    // Always inlined: returned through memory, its result stalled the caller on a partial
+    // store-to-load forward (a 16-byte load of two 8-byte stores).
+    #[inline(always)]
     fn target(&mut self, w: &MoveWords) -> ([f64; 3], f64) {
         let mut new = self.pos;
         for (i, n) in new.iter_mut().enumerate() {
