@@ -69,6 +69,11 @@ struct Pending {
     delta: [f64; 4],
     feed: f64,
     kind: MoveKind,
+    /// Length of the XYZ part, and 1 / the move's distance: computed when the move is queued,
+    /// where nothing waits for these long-latency results and the parsing of the next lines
+    /// overlaps them.
+    xyz: f64,
+    inv: f64,
 }
 
 /// Kind of move, which picks the acceleration setting.
@@ -190,7 +195,15 @@ impl Planner {
     /// long for the processor to overlap consecutive chains; in a batch it overlaps them.
     #[inline]
     pub(crate) fn push(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
-        self.pending.push(Pending { delta, feed, kind });
+        let xyz = (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]).sqrt();
+        let distance = if xyz > EPS { xyz } else { delta[3].abs() };
+        self.pending.push(Pending {
+            delta,
+            feed,
+            kind,
+            xyz,
+            inv: 1.0 / distance,
+        });
         if self.pending.len() >= PENDING {
             self.flush();
         }
@@ -200,7 +213,7 @@ impl Planner {
     fn flush(&mut self) {
         let mut pending = std::mem::take(&mut self.pending);
         for m in &pending {
-            self.plan(m.delta, m.feed, m.kind);
+            self.plan(m);
         }
         pending.clear();
         self.pending = pending;
@@ -214,14 +227,20 @@ impl Planner {
     // The axis index walks several parallel per-axis arrays at once.
     #[allow(clippy::needless_range_loop)]
     #[inline]
-    fn plan(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
+    fn plan(&mut self, m: &Pending) {
         if self.dirty {
             self.derived = Derived::of(&self.limits);
             self.dirty = false;
         }
+        let &Pending {
+            delta,
+            feed,
+            kind,
+            xyz,
+            inv,
+        } = m;
         let l = &self.limits;
         let dv = &self.derived;
-        let xyz = (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]).sqrt();
         let distance = if xyz > EPS { xyz } else { delta[3].abs() };
         if distance <= EPS || !distance.is_finite() {
             return;
@@ -239,7 +258,6 @@ impl Planner {
         // Per-axis tests are written as `speed * |d| > limit * distance` rather than with the
         // unit vector: the division by the distance is then needed only at the end (for the
         // per-axis speeds), and the rest does not wait for it.
-        let inv = 1.0 / distance;
         let abs = delta.map(f64::abs);
 
         // Cruise speed limited by each axis' maximum feedrate: the axis most over its limit wins.
