@@ -59,15 +59,10 @@ where
     }
 }
 
-/// The shared samples directory (`/work/shared/samples` next to the repository, or `$HEARTH_SHARED_DIR`).
+/// The real slicer samples: the copies kept in the repository for the print-file tests, so a
+/// clone needs nothing beside it.
 fn samples_dir() -> PathBuf {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples");
-    if beside.is_dir() {
-        return beside;
-    }
-    let shared =
-        std::env::var_os("HEARTH_SHARED_DIR").expect("samples not found: set HEARTH_SHARED_DIR");
-    PathBuf::from(shared).join("samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../hearth-printfile/test_data/samples")
 }
 
 /// A spool file made from the real PrusaSlicer cube, cut to about `max_bytes`, without the heat-up waits
