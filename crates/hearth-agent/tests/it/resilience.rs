@@ -79,6 +79,7 @@ async fn an_agent_killed_mid_print_reattaches_and_never_starts_the_job_twice() {
     rig.hub.wait_state(id, JobState::Printing).await;
     rig.advance(39 + 30);
     rig.kill_agent().await;
+    rig.forget_telemetry().await;
 
     rig.start_agent();
     // The server re-sends the unfinished job; the agent knows it and finds it on the printer.
@@ -113,11 +114,19 @@ async fn without_its_journal_the_agent_still_finds_its_job_on_the_printer_by_fil
     rig.hub.assign(job);
     rig.hub.wait_state(id, JobState::Printing).await;
     rig.kill_agent().await;
+    rig.forget_telemetry().await;
     std::fs::remove_file(rig.state_dir().join("jobs.json")).unwrap();
 
     rig.start_agent();
+    // Advance the printer's clock only once the new agent has found the job on it: finished
+    // first, the print would leave nothing to find and the job would (rightly) start again.
     rig.hub
-        .wait("reconnection", |s| (s.connections >= 2).then_some(()))
+        .wait("re-attached telemetry", |s| {
+            (s.connections >= 2
+                && s.last_telemetry(PRINTER)
+                    .is_some_and(|t| t.job_id == Some(id)))
+            .then_some(())
+        })
         .await;
     rig.advance(200);
     rig.hub.wait_state(id, JobState::Completed).await;

@@ -328,6 +328,15 @@ impl Rig {
         let _ = a.task.await;
     }
 
+    /// Forgets the telemetry received so far, once the hub has seen the agent's connection close,
+    /// so that waiting on telemetry afterwards sees only what a new agent reports.
+    pub async fn forget_telemetry(&self) {
+        self.hub
+            .wait("the connection closed", |s| (s.open == 0).then_some(()))
+            .await;
+        self.hub.with(|s| s.telemetry.clear());
+    }
+
     /// A job with its sealed blob on the hub.
     pub fn job(&self, seconds: f64, layers: u32) -> AgentJob {
         let mut job = self.job_with(
