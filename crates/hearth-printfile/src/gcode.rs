@@ -47,7 +47,7 @@ impl Lines {
                 Some(i) => {
                     self.push_carry(&chunk[..i], p);
                     let line = std::mem::take(&mut self.carry);
-                    p.line(trim_cr(&line), &line);
+                    p.line(trim_cr(&line));
                     self.carry = line;
                     self.carry.clear();
                     self.overflow = false;
@@ -61,7 +61,7 @@ impl Lines {
         }
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', chunk) {
-            p.line(trim_cr(&chunk[start..end]), &chunk[start..]);
+            p.line(trim_cr(&chunk[start..end]));
             start = end + 1;
         }
         if start < chunk.len() {
@@ -88,7 +88,7 @@ impl Lines {
     pub(crate) fn finish(&mut self, p: &mut Processor) {
         if !self.carry.is_empty() {
             let line = std::mem::take(&mut self.carry);
-            p.line(trim_cr(&line), &line);
+            p.line(trim_cr(&line));
         }
     }
 }
@@ -226,14 +226,14 @@ impl MoveWords {
 }
 
 /// [`parse_params`] for G0/G1, the bulk of every file: keeps only the five letters a move uses.
-/// `s[..n]` is the rest of the line; bytes after it (the rest of the read buffer) let numbers be
-/// read eight bytes at a time and are never interpreted, since a line ends at a non-digit.
+/// `s` is the rest of the line after `G1`.
 #[inline]
-fn parse_move(s: &[u8], n: usize) -> MoveWords {
+fn parse_move(s: &[u8]) -> MoveWords {
     let mut w = MoveWords {
         vals: [0.0; 5],
         mask: 0,
     };
+    let n = s.len();
     let mut i = 0;
     while i < n {
         let c = s[i];
@@ -285,10 +285,9 @@ impl Processor {
         }
     }
 
-    /// One line, without its end. `ext` is the line followed by whatever the read buffer holds
-    /// after it (or just the line), which lets the parser read numbers in wide steps.
+    /// One line, without its end.
     #[inline]
-    pub(crate) fn line(&mut self, l: &[u8], ext: &[u8]) {
+    pub(crate) fn line(&mut self, l: &[u8]) {
         self.line += 1;
         let mut i = 0;
         while i < l.len() && (l[i] == b' ' || l[i] == b'\t') {
@@ -299,7 +298,7 @@ impl Processor {
         if let [b'G', b'0' | b'1', b' ', ..] = s
             && let Some(m) = self.motion.as_mut()
         {
-            m.linear(&parse_move(&ext[i + 3..], s.len() - 3));
+            m.linear(&parse_move(&s[3..]));
             return;
         }
         match s.first() {
@@ -377,7 +376,7 @@ impl Processor {
         match (letter, code) {
             (b'G', 0 | 1) if sub.is_none() => {
                 if let Some(m) = self.motion.as_mut() {
-                    m.linear(&parse_move(rest, rest.len()));
+                    m.linear(&parse_move(rest));
                 }
             }
             (b'T', t) => {
