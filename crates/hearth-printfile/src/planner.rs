@@ -69,10 +69,11 @@ struct Pending {
     delta: [f64; 4],
     feed: f64,
     kind: MoveKind,
-    /// Length of the XYZ part, and 1 / the move's distance: computed when the move is queued,
-    /// where nothing waits for these long-latency results and the parsing of the next lines
-    /// overlaps them.
-    xyz: f64,
+    /// The move's length (XYZ, or E alone for an extruder-only move), whether it moves in XYZ,
+    /// and 1 / length: computed when the move is queued, where nothing waits for these
+    /// long-latency results and the parsing of the next lines overlaps them.
+    distance: f64,
+    has_xyz: bool,
     inv: f64,
 }
 
@@ -196,12 +197,17 @@ impl Planner {
     #[inline]
     pub(crate) fn push(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
         let xyz = (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]).sqrt();
-        let distance = if xyz > EPS { xyz } else { delta[3].abs() };
+        let has_xyz = xyz > EPS;
+        let distance = if has_xyz { xyz } else { delta[3].abs() };
+        if distance <= EPS || !distance.is_finite() {
+            return;
+        }
         self.pending.push(Pending {
             delta,
             feed,
             kind,
-            xyz,
+            distance,
+            has_xyz,
             inv: 1.0 / distance,
         });
         if self.pending.len() >= PENDING {
@@ -211,6 +217,11 @@ impl Planner {
 
     /// Plans the batched moves, in order.
     fn flush(&mut self) {
+        // Limits cannot change during a flush (`limits_mut` flushes first).
+        if self.dirty {
+            self.derived = Derived::of(&self.limits);
+            self.dirty = false;
+        }
         let mut pending = std::mem::take(&mut self.pending);
         for m in &pending {
             self.plan(m);
@@ -228,23 +239,16 @@ impl Planner {
     #[allow(clippy::needless_range_loop)]
     #[inline]
     fn plan(&mut self, m: &Pending) {
-        if self.dirty {
-            self.derived = Derived::of(&self.limits);
-            self.dirty = false;
-        }
         let &Pending {
             delta,
             feed,
             kind,
-            xyz,
+            distance,
+            has_xyz,
             inv,
         } = m;
         let l = &self.limits;
         let dv = &self.derived;
-        let distance = if xyz > EPS { xyz } else { delta[3].abs() };
-        if distance <= EPS || !distance.is_finite() {
-            return;
-        }
         let min_feed = if kind == MoveKind::Travel {
             l.min_travel_feedrate
         } else {
@@ -293,7 +297,7 @@ impl Planner {
 
         let cruise_inv = cruise * inv;
         let axis_feedrate = delta.map(|d| d * cruise_inv);
-        let unit_xyz = if xyz > EPS && l.junction_deviation_mm.is_some() {
+        let unit_xyz = if has_xyz && l.junction_deviation_mm.is_some() {
             [delta[0] * inv, delta[1] * inv, delta[2] * inv]
         } else {
             [0.0; 3]
@@ -302,7 +306,7 @@ impl Planner {
         let prev = &self.prev;
         if prev.feedrate > 1e-4 {
             vmax_junction = match l.junction_deviation_mm {
-                Some(jd) if xyz > EPS && prev.has_xyz => {
+                Some(jd) if has_xyz && prev.has_xyz => {
                     junction_deviation_speed(jd, acceleration, prev, unit_xyz, cruise)
                 }
                 _ => jerk_junction_speed(&dv.max_jerk, prev, &axis_feedrate, cruise, safe_feedrate),
@@ -338,7 +342,7 @@ impl Planner {
             safe_feedrate,
             axis_feedrate,
             unit_xyz,
-            has_xyz: xyz > EPS,
+            has_xyz,
         };
         if self.blocks.len() >= REFRESH {
             self.settle(KEEP);
