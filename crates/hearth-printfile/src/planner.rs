@@ -6,6 +6,15 @@
 //! block. Blocks wait in a bounded buffer; when it fills, reverse and forward passes settle the
 //! junction speeds and the oldest blocks are timed and dropped, keeping [`KEEP`] blocks of
 //! lookahead. Memory is constant whatever the file size.
+//!
+//! The layout is for throughput. Moves are queued in a [`Batch`] of [`BATCH`] and planned
+//! together, and blocks are kept in [`Blocks`]; both hold one array per quantity. Everything
+//! about a move except the lookahead passes depends only on that move and the one before it, so
+//! each step is a loop over whole arrays without branches, which the compiler turns into vector
+//! instructions: the square roots and divisions (a dozen per move, all on one unit of the
+//! processor) then run several at a time. Only the two lookahead passes and the sum of the block
+//! times, which go from block to block, stay scalar; the sum keeps the order of the blocks, so
+//! the estimate does not depend on the batching.
 
 use crate::report::MachineLimits;
 
@@ -13,69 +22,11 @@ use crate::report::MachineLimits;
 const KEEP: usize = 64;
 /// Buffer size at which blocks are settled and timed.
 const REFRESH: usize = KEEP * 4;
-const EPS: f64 = 1e-9;
-
-/// A planned move. Entry speeds are kept squared, as Marlin's planner keeps them: the passes
-/// then add `2 a d` instead of taking a square root per junction, and the one square root per
-/// block is taken when it is timed, where blocks are independent of each other.
-#[derive(Debug, Clone, Copy)]
-struct Block {
-    distance: f64,
-    acceleration: f64,
-    /// 1 / acceleration, so the timing needs no division per ramp.
-    inv_acceleration: f64,
-    /// 2 × acceleration × distance: the change of squared speed over the whole block.
-    two_a_d: f64,
-    cruise: f64,
-    entry2: f64,
-    max_entry2: f64,
-    safe_feedrate: f64,
-    /// The block is long enough to reach its cruise speed from any entry speed.
-    nominal_length: bool,
-}
-
-impl Block {
-    /// Time of the trapezoid from the entry to the exit speed (`v0`, `v1`, and their squares)
-    /// through (at most) the cruise speed.
-    fn time(&self, v0: f64, v0_2: f64, v1: f64, v1_2: f64) -> f64 {
-        let (vc, d) = (self.cruise, self.distance);
-        if self.acceleration <= EPS || vc <= EPS {
-            return if vc > EPS { d / vc } else { 0.0 };
-        }
-        let half_inv_a = 0.5 * self.inv_acceleration;
-        let vc2 = vc * vc;
-        let mut accel_d = ((vc2 - v0_2) * half_inv_a).max(0.0);
-        let decel_d = ((vc2 - v1_2) * half_inv_a).max(0.0);
-        let mut cruise_d = d - accel_d - decel_d;
-        let mut peak = vc;
-        if cruise_d < 0.0 {
-            // Not enough room to reach the cruise speed: accelerate then decelerate.
-            accel_d = ((self.two_a_d - v0_2 + v1_2) * 0.5 * half_inv_a).clamp(0.0, d);
-            cruise_d = 0.0;
-            peak = (v0_2 + 2.0 * self.acceleration * accel_d).sqrt();
-        }
-        let ramps = ((peak - v0).max(0.0) + (peak - v1).max(0.0)) * self.inv_acceleration;
-        let t_cruise = if peak > EPS { cruise_d / peak } else { 0.0 };
-        ramps + t_cruise
-    }
-}
-
 /// Moves batched before planning.
-const PENDING: usize = 64;
-
-/// A move waiting to be planned.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    delta: [f64; 4],
-    feed: f64,
-    kind: MoveKind,
-    /// The move's length (XYZ, or E alone for an extruder-only move), whether it moves in XYZ,
-    /// and 1 / length: computed when the move is queued, where nothing waits for these
-    /// long-latency results and the parsing of the next lines overlaps them.
-    distance: f64,
-    has_xyz: bool,
-    inv: f64,
-}
+const BATCH: usize = 64;
+const EPS: f64 = 1e-9;
+/// A move shorter than this (squared) in XYZ is an extruder-only move.
+const EPS2: f64 = EPS * EPS;
 
 /// Kind of move, which picks the acceleration setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,13 +37,23 @@ pub(crate) enum MoveKind {
     ExtruderOnly,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Previous {
-    feedrate: f64,
-    safe_feedrate: f64,
-    axis_feedrate: [f64; 4],
-    unit_xyz: [f64; 3],
-    has_xyz: bool,
+/// `a.max(b)` for values that are never NaN: one instruction instead of a NaN-aware sequence.
+#[inline(always)]
+fn fmax(a: f64, b: f64) -> f64 {
+    if a > b { a } else { b }
+}
+
+#[inline(always)]
+fn fmin(a: f64, b: f64) -> f64 {
+    if a < b { a } else { b }
+}
+
+/// `if c { a } else { b }` without a branch (a bit mask), so that loops over a batch vectorize
+/// and scalar code does not mispredict on conditions that follow the direction of each move.
+#[inline(always)]
+fn select(c: bool, a: f64, b: f64) -> f64 {
+    let mask = u64::from(c).wrapping_neg();
+    f64::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
 }
 
 /// Limits in the form the per-move arithmetic wants, derived again whenever the limits change.
@@ -104,6 +65,9 @@ struct Derived {
     max_acceleration: [f64; 4],
     /// Maximum jerk per axis, finite and not negative.
     max_jerk: [f64; 4],
+    /// Acceleration setting and minimum feedrate per [`MoveKind`].
+    kind_acceleration: [f64; 3],
+    kind_min_feed: [f64; 3],
 }
 
 impl Derived {
@@ -114,27 +78,341 @@ impl Derived {
                 .max_acceleration
                 .map(|v| if v > EPS { v } else { f64::INFINITY }),
             max_jerk: l.max_jerk.map(|v| v.clamp(0.0, 1e12)),
+            kind_acceleration: [
+                l.print_acceleration,
+                l.travel_acceleration,
+                l.retract_acceleration,
+            ],
+            kind_min_feed: [
+                l.min_extruding_feedrate,
+                l.min_travel_feedrate,
+                l.min_extruding_feedrate,
+            ],
         }
     }
 }
 
-/// `a.max(b)` for values that are never NaN: one instruction instead of a NaN-aware sequence.
-#[inline]
-fn fmax(a: f64, b: f64) -> f64 {
-    if a > b { a } else { b }
+/// Queued moves, one array per quantity. Index 0 of the `prev_*`-style arrays (those of length
+/// `BATCH + 1`) is the block planned before the batch, so move `i` sits at `i + 1` and its
+/// junction reads `i`; after a stop that slot is all zeros.
+#[derive(Debug)]
+struct Batch {
+    n: usize,
+    delta: [[f64; BATCH]; 4],
+    feed: [f64; BATCH],
+    /// Acceleration setting and minimum feedrate of the move's kind, resolved when queued.
+    acceleration: [f64; BATCH],
+    min_feed: [f64; BATCH],
+    // Results of the planning steps.
+    distance: [f64; BATCH],
+    inv: [f64; BATCH],
+    /// Squared length in XYZ.
+    xyz2: [f64; BATCH + 1],
+    cruise: [f64; BATCH + 1],
+    safe: [f64; BATCH + 1],
+    axis_feedrate: [[f64; BATCH + 1]; 4],
+    unit: [[f64; BATCH + 1]; 3],
+    entry2: [f64; BATCH],
+    max_entry2: [f64; BATCH],
+    two_a_d: [f64; BATCH],
+    lookahead: [f64; BATCH],
+    inv_acceleration: [f64; BATCH],
 }
 
-#[inline]
-fn fmin(a: f64, b: f64) -> f64 {
-    if a < b { a } else { b }
+// The axis index walks several parallel per-axis arrays at once.
+#[allow(clippy::needless_range_loop)]
+impl Batch {
+    fn new() -> Self {
+        Self {
+            n: 0,
+            delta: [[0.0; BATCH]; 4],
+            feed: [0.0; BATCH],
+            acceleration: [0.0; BATCH],
+            min_feed: [0.0; BATCH],
+            distance: [0.0; BATCH],
+            inv: [0.0; BATCH],
+            xyz2: [0.0; BATCH + 1],
+            cruise: [0.0; BATCH + 1],
+            safe: [0.0; BATCH + 1],
+            axis_feedrate: [[0.0; BATCH + 1]; 4],
+            unit: [[0.0; BATCH + 1]; 3],
+            entry2: [0.0; BATCH],
+            max_entry2: [0.0; BATCH],
+            two_a_d: [0.0; BATCH],
+            lookahead: [0.0; BATCH],
+            inv_acceleration: [0.0; BATCH],
+        }
+    }
+
+    /// Forgets the previous block: the next move starts from a standstill.
+    fn stop(&mut self) {
+        self.xyz2[0] = 0.0;
+        self.cruise[0] = 0.0;
+        self.safe[0] = 0.0;
+        for a in &mut self.axis_feedrate {
+            a[0] = 0.0;
+        }
+        for u in &mut self.unit {
+            u[0] = 0.0;
+        }
+    }
+
+    /// Length, cruise speed, acceleration and the speed from/to a standstill of every move.
+    ///
+    /// The arithmetic is PrusaSlicer's (`GCodeProcessor::process_G1`), rearranged so that the
+    /// four axes are independent of each other (a minimum or maximum over the axes rather than a
+    /// running factor): the same speeds up to rounding. Per-axis tests are written as
+    /// `speed * |d| > limit * distance` rather than with the unit vector, so they need no division.
+    #[inline(always)]
+    fn shape(&mut self, dv: &Derived, junction_deviation: bool) {
+        let n = self.n.min(BATCH);
+        for i in 0..n {
+            let d = [
+                self.delta[0][i],
+                self.delta[1][i],
+                self.delta[2][i],
+                self.delta[3][i],
+            ];
+            let abs = d.map(f64::abs);
+            let xyz2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+            let xyz = xyz2.sqrt();
+            let has_xyz = xyz2 > EPS2;
+            let distance = select(has_xyz, xyz, abs[3]);
+            let inv = 1.0 / distance;
+            let (feed, min_feed) = (self.feed[i], self.min_feed[i]);
+            let feedrate = select(
+                feed.abs() < f64::INFINITY && feed > EPS,
+                fmax(feed, min_feed),
+                fmax(min_feed, 1.0),
+            );
+            // Cruise speed limited by each axis' maximum feedrate: the axis most over its limit
+            // wins. `m` is the largest |d| / max feedrate, so the axes allow at most distance / m.
+            let mut m: f64 = 0.0;
+            for a in 0..4 {
+                m = fmax(m, abs[a] * dv.inv_max_feedrate[a]);
+            }
+            let cruise = select(feedrate * m > distance, distance / m, feedrate);
+            // Acceleration for the kind of move, capped by each axis that takes part.
+            let mut acceleration = self.acceleration[i];
+            for a in 0..4 {
+                let cap = dv.max_acceleration[a];
+                acceleration = select(acceleration * abs[a] > cap * distance, cap, acceleration);
+            }
+            // The speed at which this block may start or end from/to a standstill.
+            let mut safe = cruise;
+            for a in 0..4 {
+                let jerk = dv.max_jerk[a];
+                safe = fmin(
+                    safe,
+                    select(cruise * abs[a] > jerk * distance, jerk, f64::INFINITY),
+                );
+            }
+            let cruise_inv = cruise * inv;
+            for a in 0..4 {
+                self.axis_feedrate[a][i + 1] = d[a] * cruise_inv;
+            }
+            if junction_deviation {
+                for a in 0..3 {
+                    self.unit[a][i + 1] = select(has_xyz, d[a] * inv, 0.0);
+                }
+            }
+            self.distance[i] = distance;
+            self.inv[i] = inv;
+            self.xyz2[i + 1] = xyz2;
+            self.cruise[i + 1] = cruise;
+            self.safe[i + 1] = safe;
+            self.acceleration[i] = acceleration;
+        }
+    }
+
+    /// The junction speed of every move with the one before it, and its block quantities.
+    #[inline(always)]
+    fn junctions(&mut self, dv: &Derived, junction_deviation: Option<f64>) {
+        let n = self.n.min(BATCH);
+        for i in 0..n {
+            let (c, pf) = (self.cruise[i + 1], self.cruise[i]);
+            let (safe, prev_safe) = (self.safe[i + 1], self.safe[i]);
+            // Classic jerk (Marlin 1 / Prusa firmware), as PrusaSlicer's estimator computes it.
+            // PrusaSlicer scales both speeds by a running factor before each axis' check; since
+            // the jerk scales with them, that factor ends as the smallest `max / jerk` over the
+            // axes over their limit, computed here without the axes waiting on each other.
+            let slower = pf > c;
+            let vmax = select(slower, c, pf);
+            let exit_scale = select(slower, c / pf, 1.0);
+            let mut v_factor: f64 = 1.0;
+            for a in 0..4 {
+                let v_exit = self.axis_feedrate[a][i] * exit_scale;
+                let v_entry = self.axis_feedrate[a][i + 1];
+                // Coasting in one direction: the speed change. Reversing or starting: the larger
+                // speed. (With opposite signs |exit - entry| exceeds the larger speed, so one
+                // minimum picks the right case.)
+                let jerk = fmin((v_exit - v_entry).abs(), fmax(v_exit.abs(), v_entry.abs()));
+                let max = dv.max_jerk[a];
+                v_factor = fmin(v_factor, select(jerk > max, max / jerk, 1.0));
+            }
+            let vmax = vmax * v_factor;
+            let threshold = vmax * 0.99;
+            let mut junction = select(prev_safe > threshold && safe > threshold, safe, vmax);
+            if let Some(jd) = junction_deviation {
+                // Junction deviation (Marlin 2, Klipper's square corner velocity), between two
+                // moves in XYZ.
+                let nominal = fmin(c, pf);
+                let cos_theta = -(self.unit[0][i] * self.unit[0][i + 1]
+                    + self.unit[1][i] * self.unit[1][i + 1]
+                    + self.unit[2][i] * self.unit[2][i + 1]);
+                let sin_half = fmax(0.5 * (1.0 - cos_theta), 0.0).sqrt();
+                let v2 = self.acceleration[i] * jd * sin_half / (1.0 - sin_half);
+                let v = fmin(fmax(v2, 0.0).sqrt(), nominal);
+                // A full reversal stops; straight on keeps the speed.
+                let v = select(
+                    cos_theta > 0.999_999,
+                    0.0,
+                    select(cos_theta < -0.999_999, nominal, v),
+                );
+                junction = select(self.xyz2[i] > EPS2 && self.xyz2[i + 1] > EPS2, v, junction);
+            }
+            // After a stop (the previous speed is 0) the block starts from its safe speed.
+            let vmax_junction = select(pf > 1e-4, junction, safe);
+            let acceleration = self.acceleration[i];
+            let two_a_d = 2.0 * acceleration * self.distance[i];
+            let v_allowable2 = safe * safe + two_a_d;
+            let max_entry2 = vmax_junction * vmax_junction;
+            self.max_entry2[i] = max_entry2;
+            self.entry2[i] = fmin(max_entry2, fmax(v_allowable2, 0.0));
+            self.two_a_d[i] = two_a_d;
+            // A block long enough to reach its cruise speed from any entry speed never limits
+            // its neighbours in the passes: infinite room.
+            self.lookahead[i] = select(c * c <= v_allowable2, f64::INFINITY, two_a_d);
+            self.inv_acceleration[i] = select(acceleration > EPS, 1.0 / acceleration, 0.0);
+        }
+    }
 }
 
-/// `if c { a } else { b }` without a branch: for conditions that follow the direction of each
-/// move, which the processor cannot predict (a mispredicted branch costs more than this).
-#[inline]
-fn select(c: bool, a: f64, b: f64) -> f64 {
-    let mask = u64::from(c).wrapping_neg();
-    f64::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
+/// Planned blocks awaiting their final entry speeds, one array per quantity.
+#[derive(Debug)]
+struct Blocks {
+    n: usize,
+    distance: [f64; REFRESH],
+    acceleration: [f64; REFRESH],
+    inv_acceleration: [f64; REFRESH],
+    /// 2 × acceleration × distance: the change of squared speed over the whole block.
+    two_a_d: [f64; REFRESH],
+    /// `two_a_d`, or infinite for a block that reaches its cruise speed from any entry speed
+    /// (it never limits its neighbours).
+    lookahead: [f64; REFRESH],
+    cruise: [f64; REFRESH],
+    /// Entry speeds, squared as Marlin keeps them: the passes add `2 a d` instead of taking a
+    /// square root per junction. One more slot holds the exit of the last block at the end.
+    entry2: [f64; REFRESH + 1],
+    max_entry2: [f64; REFRESH],
+    safe_feedrate: [f64; REFRESH],
+    /// Block times, computed for a whole range before they are summed in order.
+    time: [f64; REFRESH],
+}
+
+impl Blocks {
+    fn new() -> Self {
+        Self {
+            n: 0,
+            distance: [0.0; REFRESH],
+            acceleration: [0.0; REFRESH],
+            inv_acceleration: [0.0; REFRESH],
+            two_a_d: [0.0; REFRESH],
+            lookahead: [0.0; REFRESH],
+            cruise: [0.0; REFRESH],
+            entry2: [0.0; REFRESH + 1],
+            max_entry2: [0.0; REFRESH],
+            safe_feedrate: [0.0; REFRESH],
+            time: [0.0; REFRESH],
+        }
+    }
+
+    /// Appends batch moves `from..to`; the caller keeps `n` within [`REFRESH`].
+    fn append(&mut self, b: &Batch, from: usize, to: usize) {
+        let (at, k) = (self.n, to - from);
+        let dst = at..at + k;
+        self.distance[dst.clone()].copy_from_slice(&b.distance[from..to]);
+        self.acceleration[dst.clone()].copy_from_slice(&b.acceleration[from..to]);
+        self.inv_acceleration[dst.clone()].copy_from_slice(&b.inv_acceleration[from..to]);
+        self.two_a_d[dst.clone()].copy_from_slice(&b.two_a_d[from..to]);
+        self.lookahead[dst.clone()].copy_from_slice(&b.lookahead[from..to]);
+        self.cruise[dst.clone()].copy_from_slice(&b.cruise[from + 1..to + 1]);
+        self.entry2[dst.clone()].copy_from_slice(&b.entry2[from..to]);
+        self.max_entry2[dst.clone()].copy_from_slice(&b.max_entry2[from..to]);
+        self.safe_feedrate[dst].copy_from_slice(&b.safe[from + 1..to + 1]);
+        self.n += k;
+    }
+
+    /// Settles the entry speeds and returns the time of all but the last `keep` blocks, which
+    /// stay as lookahead for the next ones.
+    #[inline(always)]
+    fn settle(&mut self, keep: usize) -> f64 {
+        let n = self.n.min(REFRESH);
+        if n == 0 {
+            return 0.0;
+        }
+        // Reverse pass: make every block able to decelerate into the next one.
+        for i in (1..n).rev() {
+            let (e, m) = (self.entry2[i - 1], self.max_entry2[i - 1]);
+            if e != m {
+                self.entry2[i - 1] = fmin(m, self.entry2[i] + self.lookahead[i - 1]);
+            }
+        }
+        // Forward pass: no block may be entered faster than the previous one can accelerate to.
+        for i in 1..n {
+            self.entry2[i] = fmin(self.entry2[i], self.entry2[i - 1] + self.lookahead[i - 1]);
+        }
+        let done = n.saturating_sub(keep);
+        if done == n {
+            // The very end: the last block stops at its safe speed.
+            self.entry2[n] = self.safe_feedrate[n - 1] * self.safe_feedrate[n - 1];
+        }
+        for i in 0..done.min(REFRESH) {
+            self.time[i] = self.block_time(i, self.entry2[i], self.entry2[i + 1]);
+        }
+        let mut total = 0.0;
+        for t in &self.time[..done] {
+            total += t;
+        }
+        let rest = done..n;
+        self.distance.copy_within(rest.clone(), 0);
+        self.acceleration.copy_within(rest.clone(), 0);
+        self.inv_acceleration.copy_within(rest.clone(), 0);
+        self.two_a_d.copy_within(rest.clone(), 0);
+        self.lookahead.copy_within(rest.clone(), 0);
+        self.cruise.copy_within(rest.clone(), 0);
+        self.entry2.copy_within(rest.clone(), 0);
+        self.max_entry2.copy_within(rest.clone(), 0);
+        self.safe_feedrate.copy_within(rest, 0);
+        self.n = n - done;
+        total
+    }
+
+    /// Time of block `i`'s trapezoid from the entry to the exit speed (squared) through (at most)
+    /// the cruise speed, without branches.
+    #[inline(always)]
+    fn block_time(&self, i: usize, v0_2: f64, v1_2: f64) -> f64 {
+        let (v0, v1) = (v0_2.sqrt(), v1_2.sqrt());
+        let (vc, d) = (self.cruise[i], self.distance[i]);
+        let (acceleration, inv_a) = (self.acceleration[i], self.inv_acceleration[i]);
+        // Without acceleration `inv_a` is 0: no ramps, and the block takes d / vc.
+        let half_inv_a = 0.5 * inv_a;
+        let vc2 = vc * vc;
+        let accel_d = fmax((vc2 - v0_2) * half_inv_a, 0.0);
+        let decel_d = fmax((vc2 - v1_2) * half_inv_a, 0.0);
+        let cruise_d = d - accel_d - decel_d;
+        // Not enough room to reach the cruise speed: accelerate then decelerate.
+        let short = cruise_d < 0.0;
+        let peak_d = fmin(
+            fmax((self.two_a_d[i] - v0_2 + v1_2) * 0.5 * half_inv_a, 0.0),
+            d,
+        );
+        let peak = select(short, (v0_2 + 2.0 * acceleration * peak_d).sqrt(), vc);
+        let cruise_d = select(short, 0.0, cruise_d);
+        let ramps = (fmax(peak - v0, 0.0) + fmax(peak - v1, 0.0)) * inv_a;
+        let t_cruise = select(peak > EPS, cruise_d / peak, 0.0);
+        select(vc > EPS, ramps + t_cruise, 0.0)
+    }
 }
 
 /// The time estimator. Feed it moves with [`Planner::push`], then read [`Planner::finish`].
@@ -144,14 +422,11 @@ pub(crate) struct Planner {
     derived: Derived,
     /// The limits changed since `derived` was computed.
     dirty: bool,
-    /// The last acceleration seen and its inverse (moves share a handful of accelerations).
-    last_acceleration: (f64, f64),
-    /// Moves not yet turned into blocks (see [`Planner::push`]).
-    pending: Vec<Pending>,
-    blocks: Vec<Block>,
+    batch: Box<Batch>,
+    blocks: Box<Blocks>,
     time: f64,
-    /// The previous block's speeds; `feedrate == 0` after a stop (start, dwell, homing).
-    prev: Previous,
+    /// The processor has AVX2 (see [`Planner::flush`]).
+    avx2: bool,
 }
 
 impl Planner {
@@ -160,11 +435,13 @@ impl Planner {
             derived: Derived::of(&limits),
             limits,
             dirty: false,
-            last_acceleration: (0.0, 0.0),
-            pending: Vec::with_capacity(PENDING),
-            blocks: Vec::with_capacity(REFRESH + 1),
+            batch: Box::new(Batch::new()),
+            blocks: Box::new(Blocks::new()),
             time: 0.0,
-            prev: Previous::default(),
+            #[cfg(target_arch = "x86_64")]
+            avx2: std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            avx2: false,
         }
     }
 
@@ -183,281 +460,106 @@ impl Planner {
     pub(crate) fn dwell(&mut self, seconds: f64) {
         if seconds.is_finite() && seconds >= 0.0 {
             self.flush();
-            self.settle(0);
-            self.prev = Previous::default();
+            self.time += self.blocks.settle(0);
+            self.batch.stop();
             self.time += seconds;
         }
     }
 
     /// Adds one straight move. `delta` is X, Y, Z, E in mm; `feed` is the requested speed in mm/s.
-    ///
-    /// Moves wait in a small batch and are planned together: the planning of one move is a long
-    /// chain of dependent square roots and divisions, and the parsing between two moves is too
-    /// long for the processor to overlap consecutive chains; in a batch it overlaps them.
+    /// A move of no length, or with a coordinate that is not finite, takes no time.
     #[inline]
     pub(crate) fn push(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
-        let xyz = (delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2]).sqrt();
-        let has_xyz = xyz > EPS;
-        let distance = if has_xyz { xyz } else { delta[3].abs() };
-        if distance <= EPS || !distance.is_finite() {
+        let xyz2 = delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
+        // The length is `sqrt(xyz2)`, or |E| for an extruder-only move (see `Batch::shape`).
+        let long_enough = xyz2 > EPS2 || delta[3].abs() > EPS;
+        if !long_enough || !xyz2.is_finite() || !delta[3].is_finite() {
             return;
         }
-        self.pending.push(Pending {
-            delta,
-            feed,
-            kind,
-            distance,
-            has_xyz,
-            inv: 1.0 / distance,
-        });
-        if self.pending.len() >= PENDING {
-            self.flush();
-        }
-    }
-
-    /// Plans the batched moves, in order.
-    fn flush(&mut self) {
-        // Limits cannot change during a flush (`limits_mut` flushes first).
         if self.dirty {
             self.derived = Derived::of(&self.limits);
             self.dirty = false;
         }
-        let mut pending = std::mem::take(&mut self.pending);
-        for m in &pending {
-            self.plan(m);
+        let b = &mut self.batch;
+        let i = b.n;
+        for (a, d) in delta.into_iter().enumerate() {
+            b.delta[a][i] = d;
         }
-        pending.clear();
-        self.pending = pending;
-    }
-
-    /// Turns one move into a block.
-    ///
-    /// The arithmetic is PrusaSlicer's (`GCodeProcessor::process_G1`), rearranged so that the four
-    /// axes are independent of each other (a minimum or maximum over the axes rather than a
-    /// running factor): the same speeds up to rounding, without a chain of dependent divisions.
-    // The axis index walks several parallel per-axis arrays at once.
-    #[allow(clippy::needless_range_loop)]
-    #[inline]
-    fn plan(&mut self, m: &Pending) {
-        let &Pending {
-            delta,
-            feed,
-            kind,
-            distance,
-            has_xyz,
-            inv,
-        } = m;
-        let l = &self.limits;
-        let dv = &self.derived;
-        let min_feed = if kind == MoveKind::Travel {
-            l.min_travel_feedrate
-        } else {
-            l.min_extruding_feedrate
-        };
-        let feedrate = if feed.is_finite() && feed > EPS {
-            fmax(feed, min_feed)
-        } else {
-            fmax(min_feed, 1.0)
-        };
-        // Per-axis tests are written as `speed * |d| > limit * distance` rather than with the
-        // unit vector: the division by the distance is then needed only at the end (for the
-        // per-axis speeds), and the rest does not wait for it.
-        let abs = delta.map(f64::abs);
-
-        // Cruise speed limited by each axis' maximum feedrate: the axis most over its limit wins.
-        // `m` is the largest |d| / max feedrate, so the axes allow at most distance / m.
-        let mut m: f64 = 0.0;
-        for a in 0..4 {
-            m = fmax(m, abs[a] * dv.inv_max_feedrate[a]);
-        }
-        let cruise = if feedrate * m > distance {
-            distance / m
-        } else {
-            feedrate
-        };
-
-        // Acceleration for the kind of move, capped by each axis that takes part.
-        let mut acceleration = match kind {
-            MoveKind::Travel => l.travel_acceleration,
-            MoveKind::ExtruderOnly => l.retract_acceleration,
-            MoveKind::Extrude => l.print_acceleration,
-        };
-        for a in 0..4 {
-            let cap = dv.max_acceleration[a];
-            acceleration = select(acceleration * abs[a] > cap * distance, cap, acceleration);
-        }
-
-        // The speed at which this block may start or end from/to a standstill.
-        let mut safe_feedrate = cruise;
-        for a in 0..4 {
-            let jerk = dv.max_jerk[a];
-            let limit = select(cruise * abs[a] > jerk * distance, jerk, f64::INFINITY);
-            safe_feedrate = fmin(safe_feedrate, limit);
-        }
-
-        let cruise_inv = cruise * inv;
-        let axis_feedrate = delta.map(|d| d * cruise_inv);
-        let unit_xyz = if has_xyz && l.junction_deviation_mm.is_some() {
-            [delta[0] * inv, delta[1] * inv, delta[2] * inv]
-        } else {
-            [0.0; 3]
-        };
-        let mut vmax_junction = safe_feedrate;
-        let prev = &self.prev;
-        if prev.feedrate > 1e-4 {
-            vmax_junction = match l.junction_deviation_mm {
-                Some(jd) if has_xyz && prev.has_xyz => {
-                    junction_deviation_speed(jd, acceleration, prev, unit_xyz, cruise)
-                }
-                _ => jerk_junction_speed(&dv.max_jerk, prev, &axis_feedrate, cruise, safe_feedrate),
-            };
-        }
-        let two_a_d = 2.0 * acceleration * distance;
-        let v_allowable2 = safe_feedrate * safe_feedrate + two_a_d;
-        let max_entry2 = vmax_junction * vmax_junction;
-        let inv_acceleration = if acceleration == self.last_acceleration.0 {
-            self.last_acceleration.1
-        } else {
-            let inv = if acceleration > EPS {
-                1.0 / acceleration
-            } else {
-                0.0
-            };
-            self.last_acceleration = (acceleration, inv);
-            inv
-        };
-        self.blocks.push(Block {
-            distance,
-            acceleration,
-            inv_acceleration,
-            two_a_d,
-            cruise,
-            entry2: fmin(max_entry2, v_allowable2.max(0.0)),
-            max_entry2,
-            safe_feedrate,
-            nominal_length: cruise * cruise <= v_allowable2,
-        });
-        self.prev = Previous {
-            feedrate: cruise,
-            safe_feedrate,
-            axis_feedrate,
-            unit_xyz,
-            has_xyz,
-        };
-        if self.blocks.len() >= REFRESH {
-            self.settle(KEEP);
+        b.feed[i] = feed;
+        b.acceleration[i] = self.derived.kind_acceleration[kind as usize];
+        b.min_feed[i] = self.derived.kind_min_feed[kind as usize];
+        b.n = i + 1;
+        if b.n == BATCH {
+            self.flush();
         }
     }
 
-    /// Plans the buffered blocks and times all but the last `keep`.
-    fn settle(&mut self, keep: usize) {
-        let n = self.blocks.len();
-        if n == 0 {
+    /// Plans the queued moves, in order.
+    fn flush(&mut self) {
+        if self.batch.n == 0 {
             return;
         }
-        let b = &mut self.blocks;
-        // Reverse pass: make every block able to decelerate into the next one.
-        for i in (1..n).rev() {
-            let next_entry2 = b[i].entry2;
-            let curr = &mut b[i - 1];
-            if curr.entry2 != curr.max_entry2 {
-                curr.entry2 = if !curr.nominal_length && curr.max_entry2 > next_entry2 {
-                    fmin(curr.max_entry2, next_entry2 + curr.two_a_d)
-                } else {
-                    curr.max_entry2
-                };
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the processor reported AVX2 (`Planner::new`), which
+            // is all that calling a function built for AVX2 requires.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.flush_avx2();
             }
+            return;
         }
-        // Forward pass: no block may be entered faster than the previous one can accelerate to.
-        for i in 1..n {
-            let prev = b[i - 1];
-            if !prev.nominal_length && prev.entry2 < b[i].entry2 {
-                b[i].entry2 = fmin(b[i].entry2, prev.entry2 + prev.two_a_d);
+        self.plan_batch();
+    }
+
+    /// [`Planner::plan_batch`] built for AVX2: the batch loops then run four moves at a time
+    /// (two with the baseline SSE2, where the compiler judges vectors not worth it). Vector and
+    /// scalar arithmetic round alike, so the estimate is the same on every processor.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn flush_avx2(&mut self) {
+        self.plan_batch();
+    }
+
+    #[inline(always)]
+    fn plan_batch(&mut self) {
+        let n = self.batch.n;
+        // Limits cannot change while moves are queued (`limits_mut` flushes first).
+        let dv = self.derived;
+        let jd = self.limits.junction_deviation_mm;
+        let b = &mut *self.batch;
+        b.shape(&dv, jd.is_some());
+        b.junctions(&dv, jd);
+        // Into the block buffer, settling whenever it fills (at the same blocks whatever the
+        // batching, so the estimate does not depend on when batches are flushed).
+        let mut from = 0;
+        while from < n {
+            let to = n.min(from + REFRESH - self.blocks.n);
+            self.blocks.append(b, from, to);
+            if self.blocks.n == REFRESH {
+                self.time += self.blocks.settle(KEEP);
             }
+            from = to;
         }
-        let done = n.saturating_sub(keep);
-        let mut v0_2 = b.first().map_or(0.0, |b| b.entry2);
-        let mut v0 = v0_2.sqrt();
-        for i in 0..done {
-            let v1_2 = if i + 1 < n {
-                b[i + 1].entry2
-            } else {
-                b[i].safe_feedrate * b[i].safe_feedrate
-            };
-            let v1 = v1_2.sqrt();
-            self.time += b[i].time(v0, v0_2, v1, v1_2);
-            (v0, v0_2) = (v1, v1_2);
+        // The last move becomes the previous block of the next batch.
+        b.xyz2[0] = b.xyz2[n];
+        b.cruise[0] = b.cruise[n];
+        b.safe[0] = b.safe[n];
+        for a in &mut b.axis_feedrate {
+            a[0] = a[n];
         }
-        self.blocks.drain(..done);
+        for u in &mut b.unit {
+            u[0] = u[n];
+        }
+        b.n = 0;
     }
 
     /// Times every remaining block and returns the total, in seconds.
     pub(crate) fn finish(&mut self) -> f64 {
         self.flush();
-        self.settle(0);
+        self.time += self.blocks.settle(0);
         self.time
     }
-}
-
-// The axis index walks several parallel per-axis arrays at once.
-#[allow(clippy::needless_range_loop)]
-/// Classic jerk junction speed (Marlin 1 / Prusa firmware), as PrusaSlicer's estimator computes it.
-fn jerk_junction_speed(
-    jerk_limits: &[f64; 4],
-    prev: &Previous,
-    axis_feedrate: &[f64; 4],
-    cruise: f64,
-    safe_feedrate: f64,
-) -> f64 {
-    let (mut vmax, exit_scale) = if prev.feedrate > cruise {
-        (cruise, cruise / prev.feedrate)
-    } else {
-        (prev.feedrate, 1.0)
-    };
-    // PrusaSlicer scales both speeds by the running factor before each axis' check; since the jerk
-    // scales with them, that factor ends as the smallest `max / jerk` over the axes over their
-    // limit, which is computed here without the axes waiting on each other.
-    let mut v_factor: f64 = 1.0;
-    for a in 0..4 {
-        let v_exit = prev.axis_feedrate[a] * exit_scale;
-        let v_entry = axis_feedrate[a];
-        // Coasting in one direction: the speed change. Reversing or starting: the larger speed.
-        // (With opposite signs |exit - entry| exceeds the larger speed, so one minimum picks the
-        // right case without a branch the processor would mispredict at random turns.)
-        let jerk = fmin((v_exit - v_entry).abs(), fmax(v_exit.abs(), v_entry.abs()));
-        let max = jerk_limits[a];
-        v_factor = fmin(v_factor, select(jerk > max, max / jerk, 1.0));
-    }
-    vmax *= v_factor;
-    let threshold = vmax * 0.99;
-    if prev.safe_feedrate > threshold && safe_feedrate > threshold {
-        vmax = safe_feedrate;
-    }
-    vmax
-}
-
-/// Junction-deviation corner speed (Marlin 2, and Klipper's square corner velocity).
-fn junction_deviation_speed(
-    jd: f64,
-    acceleration: f64,
-    prev: &Previous,
-    unit: [f64; 3],
-    cruise: f64,
-) -> f64 {
-    let nominal = cruise.min(prev.feedrate);
-    let cos_theta =
-        -(prev.unit_xyz[0] * unit[0] + prev.unit_xyz[1] * unit[1] + prev.unit_xyz[2] * unit[2]);
-    if cos_theta > 0.999_999 {
-        // Full reversal: stop.
-        return 0.0;
-    }
-    if cos_theta < -0.999_999 {
-        // Straight on.
-        return nominal;
-    }
-    let sin_half = (0.5 * (1.0 - cos_theta)).max(0.0).sqrt();
-    let v2 = acceleration * jd * sin_half / (1.0 - sin_half);
-    v2.max(0.0).sqrt().min(nominal)
 }
 
 #[cfg(test)]
@@ -520,6 +622,60 @@ mod tests {
         // Batching changes nothing: the moves before the change keep the old limit.
         assert_eq!(run(false, true), run(true, true));
         assert!(run(false, true) > run(false, false) * 1.5);
+    }
+
+    /// The same moves through the baseline build and the AVX2 build give the same estimate, to
+    /// the bit (a user sees the same time on every machine).
+    #[test]
+    fn every_build_of_the_batch_loops_gives_the_same_estimate() {
+        let run = |avx2: bool, junction_deviation: Option<f64>| {
+            let mut p = Planner::new(MachineLimits {
+                junction_deviation_mm: junction_deviation,
+                ..limits()
+            });
+            p.avx2 = avx2;
+            let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+            let mut next = move || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+            };
+            for i in 0..5000 {
+                let kind = [MoveKind::Extrude, MoveKind::Travel, MoveKind::ExtruderOnly][i % 3];
+                let delta = match kind {
+                    MoveKind::ExtruderOnly => [0.0, 0.0, 0.0, next() * 4.0],
+                    _ => [
+                        next() * 40.0,
+                        next() * 40.0,
+                        next().max(0.0) * 0.4,
+                        next() * 0.5,
+                    ],
+                };
+                p.push(delta, 20.0 + 200.0 * (next() + 0.5), kind);
+                if i % 997 == 0 {
+                    p.dwell(0.5);
+                }
+                if i == 2500 {
+                    p.limits_mut().max_feedrate[0] = 60.0;
+                }
+            }
+            p.finish()
+        };
+        #[cfg(target_arch = "x86_64")]
+        assert!(
+            std::arch::is_x86_feature_detected!("avx2"),
+            "this test compares the AVX2 build with the baseline; run it where AVX2 exists"
+        );
+        for jd in [None, Some(0.02)] {
+            let (base, vector) = (run(false, jd), run(true, jd));
+            assert!(base > 100.0, "{base}");
+            assert_eq!(
+                base.to_bits(),
+                vector.to_bits(),
+                "{base} vs {vector} ({jd:?})"
+            );
+        }
     }
 
     #[test]
