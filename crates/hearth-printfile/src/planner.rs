@@ -425,8 +425,36 @@ pub(crate) struct Planner {
     batch: Box<Batch>,
     blocks: Box<Blocks>,
     time: f64,
-    /// The processor has AVX2 (see [`Planner::flush`]).
-    avx2: bool,
+    /// The widest vectors the processor has (see [`Planner::flush`]).
+    simd: Simd,
+}
+
+/// Builds of the batch loops, by vector width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// The target's baseline (SSE2 on x86-64).
+    Baseline,
+    /// Four moves at a time.
+    Avx2,
+    /// Eight moves at a time.
+    Avx512,
+}
+
+impl Simd {
+    /// Every build this processor can run, the widest last.
+    fn available() -> Vec<Self> {
+        let mut all = vec![Self::Baseline];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(Self::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                all.push(Self::Avx512);
+            }
+        }
+        all
+    }
 }
 
 impl Planner {
@@ -438,10 +466,7 @@ impl Planner {
             batch: Box::new(Batch::new()),
             blocks: Box::new(Blocks::new()),
             time: 0.0,
-            #[cfg(target_arch = "x86_64")]
-            avx2: std::arch::is_x86_feature_detected!("avx2"),
-            #[cfg(not(target_arch = "x86_64"))]
-            avx2: false,
+            simd: Simd::available().pop().unwrap_or(Simd::Baseline),
         }
     }
 
@@ -499,17 +524,17 @@ impl Planner {
         if self.batch.n == 0 {
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is set only when the processor reported AVX2 (`Planner::new`), which
-            // is all that calling a function built for AVX2 requires.
+        match self.simd {
+            // SAFETY: `simd` names a build only when the processor reported its features
+            // (`Simd::available`), which is all that calling a function built for them requires.
+            #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            unsafe {
-                self.flush_avx2();
-            }
-            return;
+            Simd::Avx512 => unsafe { self.flush_avx512() },
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Simd::Avx2 => unsafe { self.flush_avx2() },
+            _ => self.plan_batch(),
         }
-        self.plan_batch();
     }
 
     /// [`Planner::plan_batch`] built for AVX2: the batch loops then run four moves at a time
@@ -518,6 +543,13 @@ impl Planner {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn flush_avx2(&mut self) {
+        self.plan_batch();
+    }
+
+    /// [`Planner::plan_batch`] built for AVX-512: eight moves at a time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn flush_avx512(&mut self) {
         self.plan_batch();
     }
 
@@ -624,16 +656,16 @@ mod tests {
         assert!(run(false, true) > run(false, false) * 1.5);
     }
 
-    /// The same moves through the baseline build and the AVX2 build give the same estimate, to
-    /// the bit (a user sees the same time on every machine).
+    /// The same moves through every build of the batch loops give the same estimate, to the bit
+    /// (a user sees the same time on every machine).
     #[test]
     fn every_build_of_the_batch_loops_gives_the_same_estimate() {
-        let run = |avx2: bool, junction_deviation: Option<f64>| {
+        let run = |simd: Simd, junction_deviation: Option<f64>| {
             let mut p = Planner::new(MachineLimits {
                 junction_deviation_mm: junction_deviation,
                 ..limits()
             });
-            p.avx2 = avx2;
+            p.simd = simd;
             let mut seed = 0x2545_f491_4f6c_dd1d_u64;
             let mut next = move || {
                 seed ^= seed << 13;
@@ -662,19 +694,23 @@ mod tests {
             }
             p.finish()
         };
+        let builds = Simd::available();
         #[cfg(target_arch = "x86_64")]
         assert!(
-            std::arch::is_x86_feature_detected!("avx2"),
-            "this test compares the AVX2 build with the baseline; run it where AVX2 exists"
+            builds.contains(&Simd::Avx2),
+            "this test compares the vector builds with the baseline; run it where AVX2 exists"
         );
         for jd in [None, Some(0.02)] {
-            let (base, vector) = (run(false, jd), run(true, jd));
+            let base = run(Simd::Baseline, jd);
             assert!(base > 100.0, "{base}");
-            assert_eq!(
-                base.to_bits(),
-                vector.to_bits(),
-                "{base} vs {vector} ({jd:?})"
-            );
+            for &simd in &builds {
+                let vector = run(simd, jd);
+                assert_eq!(
+                    base.to_bits(),
+                    vector.to_bits(),
+                    "{base} vs {vector} ({simd:?}, {jd:?})"
+                );
+            }
         }
     }
 
