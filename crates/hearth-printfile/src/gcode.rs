@@ -60,7 +60,21 @@ impl Lines {
             }
         }
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', chunk) {
+        // Newlines 64 bytes at a time, as a bit mask: no call per line, and finding where a line
+        // ends does not wait for where the previous one ended.
+        let mut base = 0;
+        while let Some(block) = chunk.get(base..).and_then(<[u8]>::first_chunk::<64>) {
+            let mut ends = newline_mask(block);
+            while ends != 0 {
+                let end = base + ends.trailing_zeros() as usize;
+                ends &= ends - 1;
+                p.line(trim_cr(&chunk[start..end]));
+                start = end + 1;
+            }
+            base += 64;
+        }
+        for end in memchr::memchr_iter(b'\n', &chunk[base..]) {
+            let end = base + end;
             p.line(trim_cr(&chunk[start..end]));
             start = end + 1;
         }
@@ -90,6 +104,52 @@ impl Lines {
             let line = std::mem::take(&mut self.carry);
             p.line(trim_cr(&line));
         }
+    }
+}
+
+/// One bit per `\n` in `b`.
+#[inline(always)]
+fn newline_mask(b: &[u8; 64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            i64::from_le_bytes(w)
+        };
+        let mut m = 0u64;
+        for q in 0..4 {
+            // SAFETY: SSE2 is part of x86-64 itself (every x86-64 processor and the default
+            // target have it), so a function built for it runs wherever this code runs.
+            #[allow(unsafe_code)]
+            let bits = unsafe { sse2::eq_mask16(word(16 * q), word(16 * q + 8), b'\n') };
+            m |= u64::from(bits) << (16 * q);
+        }
+        m
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        b.iter()
+            .enumerate()
+            .fold(0u64, |m, (j, &c)| m | u64::from(c == b'\n') << j)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set_epi64x, _mm_set1_epi8};
+
+    /// One bit per byte equal to `c` among 16, given as two little-endian words.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    #[allow(
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss,
+        clippy::cast_possible_truncation
+    )]
+    pub(super) fn eq_mask16(lo: i64, hi: i64, c: u8) -> u16 {
+        let v = _mm_set_epi64x(hi, lo);
+        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8))) as u16
     }
 }
 
@@ -1095,18 +1155,49 @@ mod tests {
     use super::*;
 
     fn run(src: &str) -> (Analysis, Diags) {
+        run_in_chunks(src.as_bytes(), 7)
+    }
+
+    fn run_in_chunks(src: &[u8], size: usize) -> (Analysis, Diags) {
         let mut p = Processor::new(
             Diags::new(100),
             Some(Motion::new(DEFAULT_LIMITS, LimitsSource::Defaults)),
         );
         let mut l = Lines::default();
-        for chunk in src.as_bytes().chunks(7) {
+        for chunk in src.chunks(size) {
             l.feed(chunk, &mut p);
         }
         l.finish(&mut p);
         let lines = p.line;
         let m = p.motion.take().unwrap();
         (m.finish(lines, &[], &[], &[]), p.diags)
+    }
+
+    /// Lines are cut the same way whatever the chunks (the splitter works 64 bytes at a time
+    /// and falls back to a search for the rest of a chunk and for lines across chunks).
+    #[test]
+    fn the_analysis_does_not_depend_on_how_the_file_is_cut() {
+        let sample = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/test_data/samples/cube20_prusaslicer_mk3s.gcode"
+        ))
+        .unwrap();
+        // With Windows line ends too, and an empty line and a line without an end.
+        let mut crlf = Vec::new();
+        for l in sample.split(|&c| c == b'\n') {
+            crlf.extend_from_slice(l);
+            crlf.extend_from_slice(b"\r\n");
+        }
+        crlf.extend_from_slice(b"\nG1 X1 Y1 E1");
+        for src in [&sample, &crlf] {
+            let (whole, _) = run_in_chunks(src, src.len());
+            assert!(whole.moves > 1000 && whole.filament_length_mm > 100.0);
+            let want = format!("{whole:?}");
+            for size in [1, 63, 64, 65, 127, 4096] {
+                let (a, _) = run_in_chunks(src, size);
+                assert_eq!(format!("{a:?}"), want, "chunks of {size}");
+            }
+        }
     }
 
     #[test]
