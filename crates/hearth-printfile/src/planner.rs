@@ -580,8 +580,10 @@ impl Planner {
         for a in &mut b.axis_feedrate {
             a[0] = a[n];
         }
+        // Directions are computed only under junction deviation; without it the last move has
+        // none (a stale one from an earlier section must not reach the next junction).
         for u in &mut b.unit {
-            u[0] = u[n];
+            u[0] = if jd.is_some() { u[n] } else { 0.0 };
         }
         b.n = 0;
     }
