@@ -716,6 +716,26 @@ mod tests {
         }
     }
 
+    /// Junction deviation switched off and on again mid-file: the first junction after it starts
+    /// from no direction, not from the last move planned while it was on.
+    #[test]
+    fn a_section_without_junction_deviation_leaves_no_direction_behind() {
+        let mut p = Planner::new(MachineLimits {
+            junction_deviation_mm: Some(0.02),
+            ..limits()
+        });
+        for _ in 0..10 {
+            p.push([5.0, 1.0, 0.0, 0.1], 80.0, MoveKind::Extrude);
+        }
+        p.limits_mut().junction_deviation_mm = None;
+        assert!(p.batch.unit.iter().any(|u| u[0] != 0.0));
+        for _ in 0..10 {
+            p.push([0.0, 5.0, 0.0, 0.1], 80.0, MoveKind::Extrude);
+        }
+        p.limits_mut().junction_deviation_mm = Some(0.02);
+        assert!(p.batch.unit.iter().all(|u| u[0] == 0.0));
+    }
+
     #[test]
     fn reversal_costs_time() {
         let mut p = Planner::new(limits());
