@@ -624,16 +624,14 @@ impl Tx {
         public: &serde_json::Value,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        self.put_user_document(
             "INSERT INTO device_keys (user_id, public, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id) DO UPDATE SET public = excluded.public, updated_at = excluded.updated_at",
+            user,
+            public,
+            now,
         )
-        .bind(user.to_string())
-        .bind(public.to_string())
-        .bind(now)
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
+        .await
     }
 
     pub async fn put_key_bundle(
@@ -642,15 +640,31 @@ impl Tx {
         bundle: &serde_json::Value,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        self.put_user_document(
             "INSERT INTO key_bundles (user_id, bundle, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id) DO UPDATE SET bundle = excluded.bundle, updated_at = excluded.updated_at",
+            user,
+            bundle,
+            now,
         )
-        .bind(user.to_string())
-        .bind(bundle.to_string())
-        .bind(now)
-        .execute(&mut *self.inner)
-        .await?;
+        .await
+    }
+
+    /// Stores a user's one JSON document with `upsert`, a statement taking the user, the
+    /// document and the time, in that order.
+    async fn put_user_document(
+        &mut self,
+        upsert: &'static str,
+        user: UserId,
+        document: &serde_json::Value,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(upsert)
+            .bind(user.to_string())
+            .bind(document.to_string())
+            .bind(now)
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 }
