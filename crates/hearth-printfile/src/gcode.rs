@@ -200,6 +200,14 @@ const fn bit(c: u8) -> u32 {
     1 << (c - b'A')
 }
 
+/// The index after the quoted string that starts at `s[i]` (a `"`), or past the end of `s` when it
+/// is not closed: its letters are not words.
+#[inline(always)]
+fn after_quoted(s: &[u8], i: usize) -> usize {
+    let rest = &s[i + 1..];
+    i + 2 + memchr::memchr(b'"', rest).unwrap_or(rest.len())
+}
+
 /// Parses `X12.3 Y4 E.5 ; comment` into `Params`. Stops at a comment or a checksum.
 #[inline]
 fn parse_params(s: &[u8]) -> Params {
@@ -229,11 +237,7 @@ fn parse_params(s: &[u8]) -> Params {
                 p.mask |= 1 << idx;
             }
         } else if c == b'"' {
-            i += 1;
-            while i < n && s[i] != b'"' {
-                i += 1;
-            }
-            i += 1;
+            i = after_quoted(s, i);
         } else {
             i += 1;
         }
@@ -310,11 +314,7 @@ fn parse_move(s: &[u8]) -> MoveWords {
         } else if c == b';' || c == b'*' {
             break;
         } else if c == b'"' {
-            i += 1;
-            while i < n && s[i] != b'"' {
-                i += 1;
-            }
-            i += 1;
+            i = after_quoted(s, i);
         } else {
             i += 1;
         }
@@ -1198,6 +1198,29 @@ mod tests {
                 assert_eq!(format!("{a:?}"), want, "chunks of {size}");
             }
         }
+    }
+
+    /// Letters inside a quoted string are not words, closed or not.
+    #[test]
+    fn quoted_strings_hide_their_letters() {
+        let w = parse_move(br#"X1 "Y9 E5" Y2"#);
+        assert_eq!(
+            (w.get(W_X), w.get(W_Y), w.get(W_E)),
+            (Some(1.0), Some(2.0), None)
+        );
+        let w = parse_move(br#"X1 "Y9 E5"#);
+        assert_eq!(
+            (w.get(W_X), w.get(W_Y), w.get(W_E)),
+            (Some(1.0), None, None)
+        );
+        let p = parse_params(br#"S1 P"a T7" R3"#);
+        assert_eq!(
+            (p.get(b'S'), p.get(b'T'), p.get(b'R')),
+            (Some(1.0), None, Some(3.0))
+        );
+        assert!(p.has(b'P'));
+        let p = parse_params(br#"S1 "T7"#);
+        assert_eq!((p.get(b'S'), p.get(b'T')), (Some(1.0), None));
     }
 
     #[test]

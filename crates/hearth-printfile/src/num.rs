@@ -28,29 +28,14 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<(f64, usize)> {
         _ => false,
     };
     let start = i;
-    let mut mantissa: u64 = 0;
-    while let Some(&c) = s.get(i) {
-        let d = c.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-        i += 1;
-    }
+    let (mut i, mut mantissa) = digits(s, start, 0);
     let int_digits = i - start;
     let mut exp: i32 = 0; // power of ten to apply
     let mut frac_digits = 0;
     if s.get(i) == Some(&b'.') {
         i += 1;
         let frac_start = i;
-        while let Some(&c) = s.get(i) {
-            let d = c.wrapping_sub(b'0');
-            if d > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
-            i += 1;
-        }
+        (i, mantissa) = digits(s, i, mantissa);
         frac_digits = i - frac_start;
         exp = -(frac_digits as i32);
     }
@@ -75,6 +60,21 @@ pub(crate) fn parse_decimal(s: &[u8]) -> Option<(f64, usize)> {
         m * 10f64.powi(exp)
     };
     Some((if neg { -v } else { v }, i))
+}
+
+/// Appends the digits from `s[i]` on to `mantissa` (wrapping: the caller falls back beyond 18
+/// digits); returns the index after them and the new mantissa.
+#[inline(always)]
+fn digits(s: &[u8], mut i: usize, mut mantissa: u64) -> (usize, u64) {
+    while let Some(&c) = s.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    (i, mantissa)
 }
 
 /// Parses a whole trimmed string as a number (for metadata values).
