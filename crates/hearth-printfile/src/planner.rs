@@ -144,16 +144,25 @@ impl Batch {
         }
     }
 
-    /// Forgets the previous block: the next move starts from a standstill.
-    fn stop(&mut self) {
-        self.xyz2[0] = 0.0;
-        self.cruise[0] = 0.0;
-        self.safe[0] = 0.0;
+    /// Makes the planned move at `last` the previous block of the next batch, or with `None` a
+    /// standstill. Directions are computed only under junction deviation: without it
+    /// (`with_direction` false) the previous block has none, so that a stale one from an earlier
+    /// section cannot reach the next junction.
+    fn set_previous(&mut self, last: Option<usize>, with_direction: bool) {
+        let carry = |a: &mut [f64; BATCH + 1], keep: bool| {
+            a[0] = match last {
+                Some(n) if keep => a[n],
+                _ => 0.0,
+            };
+        };
+        carry(&mut self.xyz2, true);
+        carry(&mut self.cruise, true);
+        carry(&mut self.safe, true);
         for a in &mut self.axis_feedrate {
-            a[0] = 0.0;
+            carry(a, true);
         }
         for u in &mut self.unit {
-            u[0] = 0.0;
+            carry(u, with_direction);
         }
     }
 
@@ -486,7 +495,7 @@ impl Planner {
         if seconds.is_finite() && seconds >= 0.0 {
             self.flush();
             self.time += self.blocks.settle(0);
-            self.batch.stop();
+            self.batch.set_previous(None, false);
             self.time += seconds;
         }
     }
@@ -573,18 +582,7 @@ impl Planner {
             }
             from = to;
         }
-        // The last move becomes the previous block of the next batch.
-        b.xyz2[0] = b.xyz2[n];
-        b.cruise[0] = b.cruise[n];
-        b.safe[0] = b.safe[n];
-        for a in &mut b.axis_feedrate {
-            a[0] = a[n];
-        }
-        // Directions are computed only under junction deviation; without it the last move has
-        // none (a stale one from an earlier section must not reach the next junction).
-        for u in &mut b.unit {
-            u[0] = if jd.is_some() { u[n] } else { 0.0 };
-        }
+        b.set_previous(Some(n), jd.is_some());
         b.n = 0;
     }
 
