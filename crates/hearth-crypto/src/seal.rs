@@ -326,16 +326,8 @@ pub fn seal_file<R: Read, W: Write>(
     if recipients.is_empty() {
         return Err(SealError::NoRecipients);
     }
-    let recipients: Vec<&dyn age::Recipient> = recipients
-        .iter()
-        .map(|r| r.as_age() as &dyn age::Recipient)
-        .collect();
     let (plaintext_len, ciphertext_sha256, ciphertext_len) =
-        crate::stream::seal(&recipients, plaintext, ciphertext, true).map_err(|e| match e {
-            crate::stream::SealFailure::Age(e) => SealError::Age(e),
-            crate::stream::SealFailure::Input(e) => SealError::Input(e),
-            crate::stream::SealFailure::Output(e) => SealError::Output(e),
-        })?;
+        seal_stream(recipients, plaintext, ciphertext, true)?;
     Ok(SealSummary {
         ciphertext_sha256,
         ciphertext_len,
@@ -366,17 +358,26 @@ pub fn __seal_unhashed_for_bench<R: Read, W: Write>(
     plaintext: R,
     ciphertext: W,
 ) -> Result<u64, SealError> {
+    seal_stream(recipients, plaintext, ciphertext, false).map(|(n, _, _)| n)
+}
+
+/// The streaming seal behind [`seal_file`] and the benchmark hook: plaintext length, ciphertext
+/// SHA-256 (when `hash`) and ciphertext length.
+fn seal_stream<R: Read, W: Write>(
+    recipients: &[&Recipient],
+    plaintext: R,
+    ciphertext: W,
+    hash: bool,
+) -> Result<(u64, crate::Sha256Digest, u64), SealError> {
     let recipients: Vec<&dyn age::Recipient> = recipients
         .iter()
         .map(|r| r.as_age() as &dyn age::Recipient)
         .collect();
-    crate::stream::seal(&recipients, plaintext, ciphertext, false)
-        .map(|(n, _, _)| n)
-        .map_err(|e| match e {
-            crate::stream::SealFailure::Age(e) => SealError::Age(e),
-            crate::stream::SealFailure::Input(e) => SealError::Input(e),
-            crate::stream::SealFailure::Output(e) => SealError::Output(e),
-        })
+    crate::stream::seal(&recipients, plaintext, ciphertext, hash).map_err(|e| match e {
+        crate::stream::SealFailure::Age(e) => SealError::Age(e),
+        crate::stream::SealFailure::Input(e) => SealError::Input(e),
+        crate::stream::SealFailure::Output(e) => SealError::Output(e),
+    })
 }
 
 /// Seals a small in-memory object (private metadata, an epoch key) and returns the ciphertext.
