@@ -16,6 +16,7 @@ use hearth_crypto::{
     TrustedState, open_verified,
 };
 use hearth_proto::api::FileEntry;
+use hearth_proto::ids::OrgId;
 
 use crate::cmd::fleet::{Table, print_json};
 use crate::ctx::Ctx;
@@ -87,14 +88,21 @@ impl Opener<'_> {
     }
 }
 
-pub async fn list(json: bool) -> anyhow::Result<()> {
+/// The selected organisation's files, with the context, the organisation and the verified chain
+/// state that opening them needs.
+async fn org_files() -> anyhow::Result<(Ctx, OrgId, TrustedState, Vec<FileEntry>)> {
     let mut ctx = Ctx::load()?;
     let org = ctx.org()?;
     let (_, trusted) = ctx.trusted().await?;
-    let entries: Vec<FileEntry> = ctx
+    let entries = ctx
         .client
         .raw_get(&format!("/api/v1/orgs/{org}/files"))
         .await?;
+    Ok((ctx, org, trusted, entries))
+}
+
+pub async fn list(json: bool) -> anyhow::Result<()> {
+    let (ctx, _, trusted, entries) = org_files().await?;
     let mut o = Opener {
         ctx: &ctx,
         device: ctx.device()?,
@@ -148,13 +156,7 @@ pub async fn list(json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
-    let mut ctx = Ctx::load()?;
-    let org = ctx.org()?;
-    let (_, trusted) = ctx.trusted().await?;
-    let entries: Vec<FileEntry> = ctx
-        .client
-        .raw_get(&format!("/api/v1/orgs/{org}/files"))
-        .await?;
+    let (ctx, org, trusted, entries) = org_files().await?;
     let e = entries
         .iter()
         .find(|e| e.id.to_string() == args.id)
