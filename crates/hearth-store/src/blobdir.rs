@@ -46,9 +46,17 @@ impl UploadFile {
         self.offset
     }
 
+    /// Appends `chunk` and returns once the operating system has it. (tokio's `write_all` only
+    /// queues the write on a background thread: without the flush, an upload dropped after it,
+    /// as when a connection breaks, could still be growing while its offset is read, and a
+    /// client resuming from that offset would duplicate bytes.)
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
         self.file
             .write_all(chunk)
+            .await
+            .map_err(|e| StoreError::io("writing upload", e))?;
+        self.file
+            .flush()
             .await
             .map_err(|e| StoreError::io("writing upload", e))?;
         self.offset += chunk.len() as u64;
