@@ -15,8 +15,9 @@ use crate::{Diags, Error};
 
 /// Longest line kept; longer lines are cut (a diagnostic says so).
 const MAX_LINE: usize = 1 << 20;
-/// Read buffer size for streaming.
-pub(crate) const CHUNK: usize = 1 << 20;
+/// Read buffer size for streaming: small enough that the bytes the kernel copies in are still in
+/// the processor's L2 cache (512 KiB to 1 MiB per core on current x86) when they are parsed.
+pub(crate) const CHUNK: usize = 1 << 17;
 /// Highest tool number tracked; beyond it `T` commands are ignored with a diagnostic.
 const MAX_TOOLS: usize = 64;
 
@@ -345,8 +346,10 @@ impl Processor {
         }
     }
 
-    /// One line, without its end.
-    #[inline]
+    /// One line, without its end. Inlined into the line splitter's loop: the common case (a move
+    /// during a full analysis) then costs no call of its own; the rest is
+    /// [`Processor::command_or_comment`].
+    #[inline(always)]
     pub(crate) fn line(&mut self, l: &[u8]) {
         self.line += 1;
         let mut i = 0;
@@ -361,6 +364,11 @@ impl Processor {
             m.linear(&parse_move(&s[3..]));
             return;
         }
+        self.command_or_comment(s);
+    }
+
+    #[inline(never)]
+    fn command_or_comment(&mut self, s: &[u8]) {
         match s.first() {
             None => {}
             Some(b';') => {
