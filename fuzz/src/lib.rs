@@ -18,9 +18,41 @@ fn all_entry_points(data: &[u8]) {
     let _ = hearth_printfile::analyze_stream(data, &o);
 }
 
-/// Plain G-code (any bytes are plain G-code unless they start like bgcode or ZIP).
+/// A reader that hands out one byte per call: the analysis then sees every line only through
+/// its carry-over buffer and its byte-by-byte parser, never the in-place fast path for moves.
+struct OneByte<'a>(&'a [u8]);
+impl std::io::Read for OneByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match (self.0.split_first(), buf.first_mut()) {
+            (Some((&b, rest)), Some(out)) => {
+                *out = b;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+/// Plain G-code (any bytes are plain G-code unless they start like bgcode or ZIP). Also a
+/// differential check: the analysis must not depend on how the input arrives, which compares
+/// the fast move parser against the byte-by-byte one on whatever the fuzzer finds.
 pub fn gcode(data: &[u8]) {
     all_entry_points(data);
+    if data.starts_with(b"GCDE") || data.starts_with(b"PK\x03\x04") {
+        return; // not plain G-code (and a one-byte head could not tell)
+    }
+    let o = Options::default();
+    if let (Ok(whole), Ok(bytes)) = (
+        hearth_printfile::analyze_stream(data, &o),
+        hearth_printfile::analyze_stream(OneByte(data), &o),
+    ) {
+        assert_eq!(
+            format!("{:?}", whole.analysis),
+            format!("{:?}", bytes.analysis),
+            "the analysis depends on how the input was read"
+        );
+    }
 }
 
 /// Binary G-code: the input is given a valid file header so the fuzzer spends its time on blocks.

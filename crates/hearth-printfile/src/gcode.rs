@@ -11,6 +11,7 @@ use crate::meta::{Key, MetaCollector};
 use crate::num::parse_decimal;
 use crate::planner::{MoveKind, Planner};
 use crate::report::{Analysis, Extents, Layers, LimitsSource, MachineLimits, ToolUsage};
+use crate::words;
 use crate::{Diags, Error};
 
 /// Longest line kept; longer lines are cut (a diagnostic says so).
@@ -42,7 +43,34 @@ pub(crate) struct Lines {
 }
 
 impl Lines {
-    pub(crate) fn feed(&mut self, mut chunk: &[u8], p: &mut Processor) {
+    pub(crate) fn feed(&mut self, chunk: &[u8], p: &mut Processor) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("bmi2")
+            && std::arch::is_x86_feature_detected!("lzcnt")
+        {
+            // SAFETY: the processor has every feature `feed_v3` is built for (checked above).
+            #[allow(unsafe_code)]
+            unsafe {
+                self.feed_v3(chunk, p);
+            }
+            return;
+        }
+        self.feed_with::<words::Baseline>(chunk, p);
+    }
+
+    /// [`Lines::feed`] built for x86-64-v3 processors (AVX2, BMI1/2, LZCNT): the move words are
+    /// classified 32 bytes at once, and the bit operations on their masks (shifts by a variable
+    /// amount, counts of zeros) are single instructions.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt")]
+    fn feed_v3(&mut self, chunk: &[u8], p: &mut Processor) {
+        self.feed_with::<words::Avx2>(chunk, p);
+    }
+
+    #[inline(always)]
+    fn feed_with<C: words::Classify>(&mut self, mut chunk: &[u8], p: &mut Processor) {
         if !self.carry.is_empty() || self.overflow {
             match memchr::memchr(b'\n', chunk) {
                 Some(i) => {
@@ -69,7 +97,7 @@ impl Lines {
             while ends != 0 {
                 let end = base + ends.trailing_zeros() as usize;
                 ends &= ends - 1;
-                p.line(trim_cr(&chunk[start..end]));
+                p.line_in::<C>(chunk, start, end);
                 start = end + 1;
             }
             base += 64;
@@ -105,6 +133,7 @@ impl Lines {
             let line = std::mem::take(&mut self.carry);
             p.line(trim_cr(&line));
         }
+        p.drain();
     }
 }
 
@@ -248,9 +277,11 @@ fn parse_params(s: &[u8]) -> Params {
 
 /// The words of a G0/G1 move: X, Y, Z, E, F (other letters are skipped).
 #[derive(Debug, Clone, Copy)]
-struct MoveWords {
-    vals: [f64; 5],
-    mask: u8,
+pub(crate) struct MoveWords {
+    /// One value per kept letter, in the order X, Y, Z, E, F.
+    pub(crate) vals: [f64; 5],
+    /// Bit `i`: slot `i` was set.
+    pub(crate) mask: u8,
 }
 
 const W_X: u8 = 1;
@@ -270,16 +301,18 @@ const MOVE_SLOT: [u8; 26] = {
 };
 
 impl MoveWords {
+    pub(crate) const EMPTY: Self = Self {
+        vals: [0.0; 5],
+        mask: 0,
+    };
+
     #[inline]
     fn get(&self, bit: u8) -> Option<f64> {
         (self.mask & bit != 0).then(|| self.vals[bit.trailing_zeros() as usize])
     }
 
     fn from_params(p: &Params) -> Self {
-        let mut w = Self {
-            vals: [0.0; 5],
-            mask: 0,
-        };
+        let mut w = Self::EMPTY;
         for (i, c) in [b'X', b'Y', b'Z', b'E', b'F'].into_iter().enumerate() {
             if let Some(v) = p.get(c) {
                 w.vals[i] = v;
@@ -293,11 +326,8 @@ impl MoveWords {
 /// [`parse_params`] for G0/G1, the bulk of every file: keeps only the five letters a move uses.
 /// `s` is the rest of the line after `G1`.
 #[inline]
-fn parse_move(s: &[u8]) -> MoveWords {
-    let mut w = MoveWords {
-        vals: [0.0; 5],
-        mask: 0,
-    };
+pub(crate) fn parse_move(s: &[u8]) -> MoveWords {
+    let mut w = MoveWords::EMPTY;
     let n = s.len();
     let mut i = 0;
     while i < n {
@@ -323,6 +353,15 @@ fn parse_move(s: &[u8]) -> MoveWords {
     w
 }
 
+/// Moves read ahead of the motion model; [`PENDING`] at most.
+#[derive(Debug)]
+struct Pending {
+    words: [MoveWords; PENDING],
+    n: usize,
+}
+
+const PENDING: usize = 64;
+
 /// The per-line driver.
 #[derive(Debug)]
 pub(crate) struct Processor {
@@ -330,6 +369,9 @@ pub(crate) struct Processor {
     pub(crate) diags: Diags,
     pub(crate) motion: Option<Motion>,
     pub(crate) line: u64,
+    /// Moves read but not yet run through the motion model (see [`Processor::drain`]): reading
+    /// a run of moves, then modelling them, so that each stage is a loop of its own.
+    pending: Box<Pending>,
     first_nozzle_temp: Option<f64>,
     first_bed_temp: Option<f64>,
 }
@@ -341,15 +383,16 @@ impl Processor {
             diags,
             motion,
             line: 0,
+            pending: Box::new(Pending {
+                words: [MoveWords::EMPTY; PENDING],
+                n: 0,
+            }),
             first_nozzle_temp: None,
             first_bed_temp: None,
         }
     }
 
-    /// One line, without its end. Inlined into the line splitter's loop: the common case (a move
-    /// during a full analysis) then costs no call of its own; the rest is
-    /// [`Processor::command_or_comment`].
-    #[inline(always)]
+    /// One line, without its end.
     pub(crate) fn line(&mut self, l: &[u8]) {
         self.line += 1;
         let mut i = 0;
@@ -359,12 +402,55 @@ impl Processor {
         let s = &l[i..];
         // The common case first: `G1 X.. Y.. E..` during a full analysis.
         if let [b'G', b'0' | b'1', b' ', ..] = s
-            && let Some(m) = self.motion.as_mut()
+            && self.motion.is_some()
         {
-            m.linear(&parse_move(&s[3..]));
+            let n = self.pending.n;
+            self.pending.words[n % PENDING] = parse_move(&s[3..]);
+            self.queued(n);
             return;
         }
+        self.drain();
         self.command_or_comment(s);
+    }
+
+    /// Counts the move just written at `pending.words[n]` as queued.
+    #[inline(always)]
+    fn queued(&mut self, n: usize) {
+        self.pending.n = n + 1;
+        if n + 1 == PENDING {
+            self.drain();
+        }
+    }
+
+    /// Runs the queued moves through the motion model. Every line that is not a move comes here
+    /// first, so that the model sees all lines in order.
+    #[inline(never)]
+    pub(crate) fn drain(&mut self) {
+        let n = std::mem::take(&mut self.pending.n);
+        if let Some(m) = self.motion.as_mut() {
+            for w in &self.pending.words[..n.min(PENDING)] {
+                m.linear(w);
+            }
+        }
+    }
+
+    /// The line `chunk[start..end]`: a move whose words fit [`words::WINDOW`] is read from the
+    /// chunk in place (when the chunk goes on at least [`words::READ`] bytes past the words), the
+    /// rest as by [`Processor::line`].
+    #[inline(always)]
+    fn line_in<C: words::Classify>(&mut self, chunk: &[u8], start: usize, end: usize) {
+        let n = self.pending.n;
+        if self.motion.is_some()
+            && let Some([b'G', b'0' | b'1', b' ', rest @ ..]) = chunk
+                .get(start..)
+                .and_then(<[u8]>::first_chunk::<{ 3 + words::READ }>)
+            && words::parse::<C>(rest, end - start - 3, &mut self.pending.words[n % PENDING])
+        {
+            self.line += 1;
+            self.queued(n);
+            return;
+        }
+        self.line(trim_cr(&chunk[start..end]));
     }
 
     #[inline(never)]
@@ -389,6 +475,7 @@ impl Processor {
     /// and no G-code command has set limits (configuration blocks at the head of Orca/Bambu files,
     /// metadata blocks of binary G-code).
     pub(crate) fn config_changed(&mut self) {
+        self.drain();
         self.meta.limits_dirty = false;
         let Some(m) = self.motion.as_mut() else {
             return;
@@ -533,16 +620,13 @@ impl Bounds {
         min: [f64::INFINITY; 3],
         max: [f64::NEG_INFINITY; 3],
     };
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, p: &[f64; 3]) {
-        // Plain comparisons (a NaN changes nothing, as with `f64::min`), one instruction each.
+        // Plain comparisons (a NaN changes nothing, as with `f64::min`), one instruction each,
+        // stored whatever they chose: a conditional store would be a branch per axis.
         for ((lo, hi), &v) in self.min.iter_mut().zip(self.max.iter_mut()).zip(p) {
-            if v < *lo {
-                *lo = v;
-            }
-            if v > *hi {
-                *hi = v;
-            }
+            *lo = if v < *lo { v } else { *lo };
+            *hi = if v > *hi { v } else { *hi };
         }
     }
     fn extents(&self) -> Option<Extents> {
@@ -554,7 +638,7 @@ impl Bounds {
 }
 
 /// Layers from the Z of extruding moves.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LayerTracker {
     count: u64,
     top: f64,
@@ -563,22 +647,48 @@ struct LayerTracker {
     heights: Vec<(i64, u64)>,
     min: Option<f64>,
     max: Option<f64>,
+    /// The height a move must exceed to start a new layer, for a flat and for a rising move, or
+    /// NaN before the first layer (no height is at or below NaN). Derived from the fields above
+    /// whenever they change, so that the common case, a move on the current layer, is one
+    /// comparison.
+    flat_limit: f64,
+    rising_limit: f64,
+}
+
+impl Default for LayerTracker {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            top: 0.0,
+            first: None,
+            heights: Vec::new(),
+            min: None,
+            max: None,
+            flat_limit: f64::NAN,
+            rising_limit: f64::NAN,
+        }
+    }
 }
 
 impl LayerTracker {
     /// An extruding move that ends at `z`. `rising` is true when the move itself climbs (spiral
     /// vase mode): those count as a new layer only once they have climbed a whole layer height,
     /// not at every segment.
-    #[inline]
+    #[inline(always)]
     fn extrude_at(&mut self, z: f64, rising: bool) {
-        let step = if rising {
-            self.max.or(self.first).unwrap_or(0.0) * 0.99
+        // `z <= NaN` is false: before the first layer every move goes on.
+        if z <= if rising {
+            self.rising_limit
         } else {
-            0.0
-        };
-        if self.count > 0 && z <= self.top + step.max(1e-3) {
+            self.flat_limit
+        } {
             return;
         }
+        self.new_layer(z);
+    }
+
+    #[inline(never)]
+    fn new_layer(&mut self, z: f64) {
         let h = z - if self.count == 0 { 0.0 } else { self.top };
         if self.count == 0 {
             self.first = Some(z);
@@ -595,6 +705,9 @@ impl LayerTracker {
         }
         self.count += 1;
         self.top = z;
+        let step = self.max.or(self.first).unwrap_or(0.0) * 0.99;
+        self.flat_limit = self.top + 0.0f64.max(1e-3);
+        self.rising_limit = self.top + step.max(1e-3);
     }
 
     fn report(&self) -> Layers {
@@ -618,13 +731,11 @@ impl LayerTracker {
 #[derive(Debug)]
 pub(crate) struct Motion {
     pos: [f64; 3],
-    /// Extruder position per tool, total extruded per tool and its running maximum (OctoPrint's
-    /// accounting: a retraction followed by the same unretraction counts once).
-    e_pos: Vec<f64>,
-    e_total: Vec<f64>,
-    e_max: Vec<f64>,
-    /// Positive extrusion inside the slicer's custom G-code (`;TYPE:Custom`), per tool.
-    e_custom: Vec<f64>,
+    /// The current tool's extruder. It lives here rather than in `extruders` while the tool is
+    /// current, so that a move reads and writes plain fields (no vector, no bounds checks).
+    e: Extruder,
+    /// Every tool's extruder; the current tool's entry is stale until a tool change or the end.
+    extruders: Vec<Extruder>,
     /// The current feature is the slicer's custom (start/end) G-code.
     in_custom: bool,
     tool: usize,
@@ -651,6 +762,19 @@ pub(crate) struct Motion {
     fw_recover_feed: f64,
 }
 
+/// One tool's extrusion.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extruder {
+    /// Position of the extruder axis.
+    pos: f64,
+    /// Total extruded and its running maximum (OctoPrint's accounting: a retraction followed by
+    /// the same unretraction counts once).
+    total: f64,
+    max: f64,
+    /// Positive extrusion inside the slicer's custom G-code (`;TYPE:Custom`).
+    custom: f64,
+}
+
 const X: u32 = bit(b'X');
 const Y: u32 = bit(b'Y');
 const Z: u32 = bit(b'Z');
@@ -660,10 +784,8 @@ impl Motion {
     pub(crate) fn new(limits: MachineLimits, source: LimitsSource) -> Self {
         Self {
             pos: [0.0; 3],
-            e_pos: vec![0.0],
-            e_total: vec![0.0],
-            e_max: vec![0.0],
-            e_custom: vec![0.0],
+            e: Extruder::default(),
+            extruders: vec![Extruder::default()],
             in_custom: false,
             tool: 0,
             relative_xyz: false,
@@ -705,25 +827,23 @@ impl Motion {
         let mut de = 0.0;
         if let Some(e) = w.get(W_E) {
             let e = e * self.scale;
-            let t = self.tool;
+            let x = &mut self.e;
             de = if self.relative_e || self.relative_xyz {
                 e
             } else {
-                e - self.e_pos[t]
+                e - x.pos
             };
-            self.e_pos[t] += de;
-            self.e_total[t] += de;
-            if self.e_total[t] > self.e_max[t] {
-                self.e_max[t] = self.e_total[t];
-            }
+            x.pos += de;
+            x.total += de;
+            x.max = if x.total > x.max { x.total } else { x.max };
             if self.in_custom && de > 0.0 {
-                self.e_custom[t] += de;
+                x.custom += de;
             }
         }
         (new, de)
     }
 
-    #[inline]
+    #[inline(always)]
     fn linear(&mut self, w: &MoveWords) {
         if w.mask == 0 {
             return;
@@ -868,12 +988,11 @@ impl Motion {
         if t == self.tool {
             return;
         }
-        if self.e_pos.len() <= t {
-            self.e_pos.resize(t + 1, 0.0);
-            self.e_total.resize(t + 1, 0.0);
-            self.e_max.resize(t + 1, 0.0);
-            self.e_custom.resize(t + 1, 0.0);
+        if self.extruders.len() <= t {
+            self.extruders.resize(t + 1, Extruder::default());
         }
+        self.extruders[self.tool] = self.e;
+        self.e = self.extruders[t];
         self.tool = t;
         self.tool_changes += 1;
     }
@@ -969,7 +1088,7 @@ impl Motion {
                 self.print_at_pos = false;
                 if p.mask & (X | Y | Z | E) == 0 {
                     self.pos = [0.0; 3];
-                    self.e_pos[self.tool] = 0.0;
+                    self.e.pos = 0.0;
                 } else {
                     for (i, a) in [b'X', b'Y', b'Z'].into_iter().enumerate() {
                         if let Some(v) = p.get(a) {
@@ -977,7 +1096,7 @@ impl Motion {
                         }
                     }
                     if let Some(e) = p.get(b'E') {
-                        self.e_pos[self.tool] = e * self.scale;
+                        self.e.pos = e * self.scale;
                     }
                 }
             }
@@ -1079,8 +1198,10 @@ impl Motion {
         materials: &[String],
     ) -> Analysis {
         let time = self.planner.finish();
+        self.extruders[self.tool] = self.e;
         let mut tools = Vec::new();
-        for (t, &len) in self.e_max.iter().enumerate() {
+        for (t, x) in self.extruders.iter().enumerate() {
+            let len = x.max;
             if len <= 0.0 && t > 0 {
                 continue;
             }
@@ -1108,7 +1229,7 @@ impl Motion {
             tools.push(ToolUsage {
                 tool: u32::try_from(t).unwrap_or(u32::MAX),
                 length_mm: len,
-                custom_gcode_length_mm: self.e_custom[t].min(len),
+                custom_gcode_length_mm: x.custom.min(len),
                 volume_cm3,
                 mass_g: density.map(|d| d * volume_cm3),
                 diameter_mm: diameter,

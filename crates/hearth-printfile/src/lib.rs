@@ -29,6 +29,7 @@ mod num;
 mod planner;
 mod report;
 mod threemf;
+mod words;
 
 use std::io::{Read, Seek, SeekFrom};
 

@@ -511,10 +511,11 @@ impl Planner {
             return;
         }
         if self.dirty {
-            self.derived = Derived::of(&self.limits);
-            self.dirty = false;
+            self.derive();
         }
-        let b = &mut self.batch;
+        // The batch itself, not the box: stores through it cannot change the box's pointer, so
+        // it is loaded once.
+        let b = &mut *self.batch;
         let i = b.n;
         for (a, d) in delta.into_iter().enumerate() {
             b.delta[a][i] = d;
@@ -526,6 +527,13 @@ impl Planner {
         if b.n == BATCH {
             self.flush();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn derive(&mut self) {
+        self.derived = Derived::of(&self.limits);
+        self.dirty = false;
     }
 
     /// Plans the queued moves, in order.
