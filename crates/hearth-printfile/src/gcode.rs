@@ -133,7 +133,6 @@ impl Lines {
             let line = std::mem::take(&mut self.carry);
             p.line(trim_cr(&line));
         }
-        p.drain();
     }
 }
 
@@ -353,15 +352,6 @@ pub(crate) fn parse_move(s: &[u8]) -> MoveWords {
     w
 }
 
-/// Moves read ahead of the motion model; [`PENDING`] at most.
-#[derive(Debug)]
-struct Pending {
-    words: [MoveWords; PENDING],
-    n: usize,
-}
-
-const PENDING: usize = 64;
-
 /// The per-line driver.
 #[derive(Debug)]
 pub(crate) struct Processor {
@@ -369,9 +359,9 @@ pub(crate) struct Processor {
     pub(crate) diags: Diags,
     pub(crate) motion: Option<Motion>,
     pub(crate) line: u64,
-    /// Moves read but not yet run through the motion model (see [`Processor::drain`]): reading
-    /// a run of moves, then modelling them, so that each stage is a loop of its own.
-    pending: Box<Pending>,
+    /// The words of the current move, read in place by [`words::parse`] (a field, so that they
+    /// are not moved between the reading and the model).
+    words: MoveWords,
     first_nozzle_temp: Option<f64>,
     first_bed_temp: Option<f64>,
 }
@@ -383,10 +373,7 @@ impl Processor {
             diags,
             motion,
             line: 0,
-            pending: Box::new(Pending {
-                words: [MoveWords::EMPTY; PENDING],
-                n: 0,
-            }),
+            words: MoveWords::EMPTY,
             first_nozzle_temp: None,
             first_bed_temp: None,
         }
@@ -402,36 +389,12 @@ impl Processor {
         let s = &l[i..];
         // The common case first: `G1 X.. Y.. E..` during a full analysis.
         if let [b'G', b'0' | b'1', b' ', ..] = s
-            && self.motion.is_some()
+            && let Some(m) = self.motion.as_mut()
         {
-            let n = self.pending.n;
-            self.pending.words[n % PENDING] = parse_move(&s[3..]);
-            self.queued(n);
+            m.linear(&parse_move(&s[3..]));
             return;
         }
-        self.drain();
         self.command_or_comment(s);
-    }
-
-    /// Counts the move just written at `pending.words[n]` as queued.
-    #[inline(always)]
-    fn queued(&mut self, n: usize) {
-        self.pending.n = n + 1;
-        if n + 1 == PENDING {
-            self.drain();
-        }
-    }
-
-    /// Runs the queued moves through the motion model. Every line that is not a move comes here
-    /// first, so that the model sees all lines in order.
-    #[inline(never)]
-    pub(crate) fn drain(&mut self) {
-        let n = std::mem::take(&mut self.pending.n);
-        if let Some(m) = self.motion.as_mut() {
-            for w in &self.pending.words[..n.min(PENDING)] {
-                m.linear(w);
-            }
-        }
     }
 
     /// The line `chunk[start..end]`: a move whose words fit [`words::WINDOW`] is read from the
@@ -439,15 +402,14 @@ impl Processor {
     /// rest as by [`Processor::line`].
     #[inline(always)]
     fn line_in<C: words::Classify>(&mut self, chunk: &[u8], start: usize, end: usize) {
-        let n = self.pending.n;
-        if self.motion.is_some()
+        if let Some(m) = self.motion.as_mut()
             && let Some([b'G', b'0' | b'1', b' ', rest @ ..]) = chunk
                 .get(start..)
                 .and_then(<[u8]>::first_chunk::<{ 3 + words::READ }>)
-            && words::parse::<C>(rest, end - start - 3, &mut self.pending.words[n % PENDING])
+            && words::parse::<C>(rest, end - start - 3, &mut self.words)
         {
             self.line += 1;
-            self.queued(n);
+            m.linear(&self.words);
             return;
         }
         self.line(trim_cr(&chunk[start..end]));
@@ -475,7 +437,6 @@ impl Processor {
     /// and no G-code command has set limits (configuration blocks at the head of Orca/Bambu files,
     /// metadata blocks of binary G-code).
     pub(crate) fn config_changed(&mut self) {
-        self.drain();
         self.meta.limits_dirty = false;
         let Some(m) = self.motion.as_mut() else {
             return;
@@ -843,7 +804,7 @@ impl Motion {
         (new, de)
     }
 
-    #[inline(always)]
+    #[inline]
     fn linear(&mut self, w: &MoveWords) {
         if w.mask == 0 {
             return;
