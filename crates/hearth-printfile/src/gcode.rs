@@ -1292,6 +1292,41 @@ mod tests {
 
     /// Letters inside a quoted string are not words, closed or not.
     #[test]
+    fn every_build_of_the_line_reader_gives_the_same_analysis() {
+        // `Lines::feed` runs its x86-64-v3 build where the processor has one; the baseline build
+        // must give the same analysis, to the bit.
+        for name in [
+            "cube20_prusaslicer_mk3s.gcode",
+            "cube20_curaengine.gcode",
+            "wavy_small_prusaslicer_mk3s.gcode",
+        ] {
+            let path = format!("{}/test_data/samples/{name}", env!("CARGO_MANIFEST_DIR"));
+            let src = std::fs::read(path).unwrap();
+            let run = |baseline: bool| {
+                let mut p = Processor::new(
+                    Diags::new(100),
+                    Some(Motion::new(DEFAULT_LIMITS, LimitsSource::Defaults)),
+                );
+                let mut l = Lines::default();
+                for chunk in src.chunks(CHUNK) {
+                    if baseline {
+                        l.feed_with::<words::Baseline>(chunk, &mut p);
+                    } else {
+                        l.feed(chunk, &mut p);
+                    }
+                }
+                l.finish(&mut p);
+                let lines = p.line;
+                format!(
+                    "{:?}",
+                    p.motion.take().unwrap().finish(lines, &[], &[], &[])
+                )
+            };
+            assert_eq!(run(true), run(false), "{name}");
+        }
+    }
+
+    #[test]
     fn quoted_strings_hide_their_letters() {
         let w = parse_move(br#"X1 "Y9 E5" Y2"#);
         assert_eq!(
