@@ -7,7 +7,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..runs {
         let r = hearth_printfile::analyze(std::fs::File::open(&path)?, &Default::default())?;
         let a = r.analysis.ok_or("no analysis")?;
-        println!("{} {} {}", a.lines, a.filament_length_mm, a.estimated_time_s);
+        println!(
+            "{} {} {}",
+            a.lines, a.filament_length_mm, a.estimated_time_s
+        );
     }
     Ok(())
 }

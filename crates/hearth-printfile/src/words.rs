@@ -122,55 +122,67 @@ impl Classify for Avx2 {
 mod x86 {
     use super::{Classes, READ, word};
     use std::arch::x86_64::{
-        __m128i, __m256i, _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set_epi64x, _mm_set1_epi8, _mm_sub_epi8, _mm256_cmpeq_epi8, _mm256_min_epu8,
-        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi8,
-        _mm256_sub_epi8,
+        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set_epi64x,
+        _mm_set1_epi8, _mm_sub_epi8, _mm256_cmpeq_epi8, _mm256_min_epu8, _mm256_movemask_epi8,
+        _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi8, _mm256_sub_epi8,
     };
+
+    /// The classes of the bytes in vector `$v`, one bit each, with one width's intrinsics.
+    macro_rules! classify {
+        ($v:expr, $set1:ident, $cmpeq:ident, $min:ident, $or:ident, $sub:ident, $movemask:ident,
+         $mask:ty) => {{
+            let v = $v;
+            let splat = |c: u8| $set1(c as i8);
+            let bits = |m| u64::from($movemask(m) as $mask);
+            let eq = |x, c: u8| $cmpeq(x, splat(c));
+            let lower = $or(v, splat(0x20));
+            let d = $sub(v, splat(b'0'));
+            Classes {
+                letters: [b'x', b'y', b'z', b'e', b'f'].map(|c| bits(eq(lower, c))),
+                digit: bits($cmpeq($min(d, splat(9)), d)),
+                dot: bits(eq(v, b'.')),
+                minus: bits(eq(v, b'-')),
+                stop: bits($or(eq(v, b';'), eq(v, b'*'))),
+                odd: bits($or(eq(v, b'"'), eq(v, b'+'))),
+            }
+        }};
+    }
 
     /// Byte classes of `w[at..at + 16]`, as 16-bit masks.
     #[inline]
     #[target_feature(enable = "sse2")]
     pub(super) fn classes16(w: &[u8; READ], at: usize) -> Classes {
-        let v = _mm_set_epi64x(word(w, at + 8) as i64, word(w, at) as i64);
-        let splat = |c: u8| _mm_set1_epi8(c as i8);
-        let bits = |m: __m128i| u64::from(_mm_movemask_epi8(m) as u16);
-        let eq = |x: __m128i, c: u8| _mm_cmpeq_epi8(x, splat(c));
-        let lower = _mm_or_si128(v, splat(0x20));
-        let d = _mm_sub_epi8(v, splat(b'0'));
-        Classes {
-            letters: [b'x', b'y', b'z', b'e', b'f'].map(|c| bits(eq(lower, c))),
-            digit: bits(_mm_cmpeq_epi8(_mm_min_epu8(d, splat(9)), d)),
-            dot: bits(eq(v, b'.')),
-            minus: bits(eq(v, b'-')),
-            stop: bits(_mm_or_si128(eq(v, b';'), eq(v, b'*'))),
-            odd: bits(_mm_or_si128(eq(v, b'"'), eq(v, b'+'))),
-        }
+        classify!(
+            _mm_set_epi64x(word(w, at + 8) as i64, word(w, at) as i64),
+            _mm_set1_epi8,
+            _mm_cmpeq_epi8,
+            _mm_min_epu8,
+            _mm_or_si128,
+            _mm_sub_epi8,
+            _mm_movemask_epi8,
+            u16
+        )
     }
 
     /// Byte classes of `w[..32]`.
     #[inline]
     #[target_feature(enable = "avx2")]
     pub(super) fn classes32(w: &[u8; READ]) -> Classes {
-        let v = _mm256_set_epi64x(
-            word(w, 24) as i64,
-            word(w, 16) as i64,
-            word(w, 8) as i64,
-            word(w, 0) as i64,
-        );
-        let splat = |c: u8| _mm256_set1_epi8(c as i8);
-        let bits = |m: __m256i| u64::from(_mm256_movemask_epi8(m) as u32);
-        let eq = |x: __m256i, c: u8| _mm256_cmpeq_epi8(x, splat(c));
-        let lower = _mm256_or_si256(v, splat(0x20));
-        let d = _mm256_sub_epi8(v, splat(b'0'));
-        Classes {
-            letters: [b'x', b'y', b'z', b'e', b'f'].map(|c| bits(eq(lower, c))),
-            digit: bits(_mm256_cmpeq_epi8(_mm256_min_epu8(d, splat(9)), d)),
-            dot: bits(eq(v, b'.')),
-            minus: bits(eq(v, b'-')),
-            stop: bits(_mm256_or_si256(eq(v, b';'), eq(v, b'*'))),
-            odd: bits(_mm256_or_si256(eq(v, b'"'), eq(v, b'+'))),
-        }
+        classify!(
+            _mm256_set_epi64x(
+                word(w, 24) as i64,
+                word(w, 16) as i64,
+                word(w, 8) as i64,
+                word(w, 0) as i64,
+            ),
+            _mm256_set1_epi8,
+            _mm256_cmpeq_epi8,
+            _mm256_min_epu8,
+            _mm256_or_si256,
+            _mm256_sub_epi8,
+            _mm256_movemask_epi8,
+            u32
+        )
     }
 }
 
