@@ -81,21 +81,34 @@ impl Classify for Baseline {
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let mut c = Classes::default();
-            for (j, &b) in w[..WINDOW].iter().enumerate() {
-                let bit = 1u64 << j;
-                let set = |m: &mut u64, on: bool| *m |= if on { bit } else { 0 };
-                for (l, name) in c.letters.iter_mut().zip(*b"xyzef") {
-                    set(l, b | 0x20 == name);
-                }
-                set(&mut c.digit, b.is_ascii_digit());
-                set(&mut c.dot, b == b'.');
-                set(&mut c.minus, b == b'-');
-                set(&mut c.stop, b == b';' || b == b'*');
-                set(&mut c.odd, b == b'"' || b == b'+');
-            }
-            c
+            Scalar::classes(w)
         }
+    }
+}
+
+/// Classification one byte at a time: the reference the vector builds are tested against, and
+/// the build for processors other than x86-64.
+#[derive(Debug)]
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))] // the tests' reference there
+pub(crate) struct Scalar;
+
+impl Classify for Scalar {
+    #[inline(always)]
+    fn classes(w: &[u8; READ]) -> Classes {
+        let mut c = Classes::default();
+        for (j, &b) in w[..WINDOW].iter().enumerate() {
+            let bit = 1u64 << j;
+            let set = |m: &mut u64, on: bool| *m |= if on { bit } else { 0 };
+            for (l, name) in c.letters.iter_mut().zip(*b"xyzef") {
+                set(l, b | 0x20 == name);
+            }
+            set(&mut c.digit, b.is_ascii_digit());
+            set(&mut c.dot, b == b'.');
+            set(&mut c.minus, b == b'-');
+            set(&mut c.stop, b == b';' || b == b'*');
+            set(&mut c.odd, b == b'"' || b == b'+');
+        }
+        c
     }
 }
 
@@ -321,6 +334,12 @@ mod tests {
     /// classifier this processor can run; they must also agree on accepting it).
     fn agree(body: &[u8]) -> bool {
         let fast = windowed::<Baseline>(body);
+        let scalar = windowed::<Scalar>(body);
+        assert_eq!(fast.is_some(), scalar.is_some());
+        if let (Some(a), Some(b)) = (fast, scalar) {
+            assert_eq!(a.mask, b.mask);
+            assert_eq!(a.vals.map(f64::to_bits), b.vals.map(f64::to_bits));
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             let wide = windowed::<Avx2>(body);
