@@ -444,14 +444,17 @@ enum Simd {
     /// The target's baseline (SSE2 on x86-64).
     Baseline,
     /// Four moves at a time.
+    #[cfg(target_arch = "x86_64")]
     Avx2,
     /// Eight moves at a time.
+    #[cfg(target_arch = "x86_64")]
     Avx512,
 }
 
 impl Simd {
     /// Every build this processor can run, the widest last.
     fn available() -> Vec<Self> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut all = vec![Self::Baseline];
         #[cfg(target_arch = "x86_64")]
         {
