@@ -39,7 +39,7 @@ impl std::io::Read for OneByte<'_> {
 /// the fast move parser against the byte-by-byte one on whatever the fuzzer finds.
 pub fn gcode(data: &[u8]) {
     all_entry_points(data);
-    if data.starts_with(b"GCDE") || data.starts_with(b"PK\x03\x04") {
+    if hearth_printfile::detect_format(data) != hearth_printfile::Format::Gcode {
         return; // not plain G-code (and a one-byte head could not tell)
     }
     let o = Options::default();

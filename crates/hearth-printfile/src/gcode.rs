@@ -667,7 +667,7 @@ impl LayerTracker {
         self.count += 1;
         self.top = z;
         let step = self.max.or(self.first).unwrap_or(0.0) * 0.99;
-        self.flat_limit = self.top + 0.0f64.max(1e-3);
+        self.flat_limit = self.top + 1e-3;
         self.rising_limit = self.top + step.max(1e-3);
     }
 
@@ -1290,7 +1290,6 @@ mod tests {
         }
     }
 
-    /// Letters inside a quoted string are not words, closed or not.
     #[test]
     fn every_build_of_the_line_reader_gives_the_same_analysis() {
         // `Lines::feed` runs its x86-64-v3 build where the processor has one; the baseline build
@@ -1326,6 +1325,7 @@ mod tests {
         }
     }
 
+    /// Letters inside a quoted string are not words, closed or not.
     #[test]
     fn quoted_strings_hide_their_letters() {
         let w = parse_move(br#"X1 "Y9 E5" Y2"#);

@@ -4,7 +4,8 @@
 //! the extruder axis. The fast path keeps up to 19 significant digits in an integer and divides once
 //! by an exact power of ten, which is exact for the few decimals slicers write.
 
-const POW10: [f64; 23] = [
+/// Powers of ten that are exact in an `f64`.
+pub(crate) const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];

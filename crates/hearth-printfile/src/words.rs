@@ -20,6 +20,7 @@
 //! as in the byte-by-byte parser.
 
 use crate::gcode::MoveWords;
+use crate::num::POW10;
 
 /// Bytes of a move's words (after `G1 `) that the masks cover.
 pub(crate) const WINDOW: usize = 32;
@@ -220,7 +221,6 @@ const POW10_U64: [u64; 9] = [
     10_000_000,
     100_000_000,
 ];
-const POW10: [f64; 9] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
 const SIGNS: [f64; 2] = [1.0, -1.0];
 
 /// The value of up to eight ASCII digits, the first in the lowest byte, right-aligned: the bytes
