@@ -63,26 +63,39 @@ struct Derived {
     inv_max_feedrate: [f64; 4],
     /// Maximum acceleration per axis; infinite where there is no limit.
     max_acceleration: [f64; 4],
+    /// 1 / `max_acceleration` (0 where there is no limit), so that a move's acceleration and its
+    /// inverse are both chosen by the same comparisons, without a division per move.
+    inv_max_acceleration: [f64; 4],
     /// Maximum jerk per axis, finite and not negative.
     max_jerk: [f64; 4],
     /// Acceleration setting and minimum feedrate per [`MoveKind`].
     kind_acceleration: [f64; 3],
+    kind_inv_acceleration: [f64; 3],
     kind_min_feed: [f64; 3],
+}
+
+/// 1 / `v`, or 0 for no acceleration (a block then takes distance / speed, without ramps).
+fn inverse_acceleration(v: f64) -> f64 {
+    if v > EPS { 1.0 / v } else { 0.0 }
 }
 
 impl Derived {
     fn of(l: &MachineLimits) -> Self {
+        let max_acceleration = l
+            .max_acceleration
+            .map(|v| if v > EPS { v } else { f64::INFINITY });
+        let kind_acceleration = [
+            l.print_acceleration,
+            l.travel_acceleration,
+            l.retract_acceleration,
+        ];
         Self {
             inv_max_feedrate: l.max_feedrate.map(|v| if v > EPS { 1.0 / v } else { 0.0 }),
-            max_acceleration: l
-                .max_acceleration
-                .map(|v| if v > EPS { v } else { f64::INFINITY }),
+            max_acceleration,
+            inv_max_acceleration: max_acceleration.map(inverse_acceleration),
             max_jerk: l.max_jerk.map(|v| v.clamp(0.0, 1e12)),
-            kind_acceleration: [
-                l.print_acceleration,
-                l.travel_acceleration,
-                l.retract_acceleration,
-            ],
+            kind_acceleration,
+            kind_inv_acceleration: kind_acceleration.map(inverse_acceleration),
             kind_min_feed: [
                 l.min_extruding_feedrate,
                 l.min_travel_feedrate,
@@ -100,8 +113,10 @@ struct Batch {
     n: usize,
     delta: [[f64; BATCH]; 4],
     feed: [f64; BATCH],
-    /// Acceleration setting and minimum feedrate of the move's kind, resolved when queued.
+    /// Acceleration setting (and its inverse) and minimum feedrate of the move's kind, resolved
+    /// when queued; `shape` then caps the acceleration per axis.
     acceleration: [f64; BATCH],
+    inv_acceleration: [f64; BATCH],
     min_feed: [f64; BATCH],
     // Results of the planning steps.
     distance: [f64; BATCH],
@@ -110,13 +125,15 @@ struct Batch {
     xyz2: [f64; BATCH + 1],
     cruise: [f64; BATCH + 1],
     safe: [f64; BATCH + 1],
-    axis_feedrate: [[f64; BATCH + 1]; 4],
+    /// Each axis' share of the move's length (X, Y, Z, E over the length): times a speed, that
+    /// axis' speed.
+    share: [[f64; BATCH + 1]; 4],
+    /// Direction in XYZ, for junction deviation; zero for an extruder-only move.
     unit: [[f64; BATCH + 1]; 3],
     entry2: [f64; BATCH],
     max_entry2: [f64; BATCH],
     two_a_d: [f64; BATCH],
     lookahead: [f64; BATCH],
-    inv_acceleration: [f64; BATCH],
 }
 
 // The axis index walks several parallel per-axis arrays at once.
@@ -128,19 +145,19 @@ impl Batch {
             delta: [[0.0; BATCH]; 4],
             feed: [0.0; BATCH],
             acceleration: [0.0; BATCH],
+            inv_acceleration: [0.0; BATCH],
             min_feed: [0.0; BATCH],
             distance: [0.0; BATCH],
             inv: [0.0; BATCH],
             xyz2: [0.0; BATCH + 1],
             cruise: [0.0; BATCH + 1],
             safe: [0.0; BATCH + 1],
-            axis_feedrate: [[0.0; BATCH + 1]; 4],
+            share: [[0.0; BATCH + 1]; 4],
             unit: [[0.0; BATCH + 1]; 3],
             entry2: [0.0; BATCH],
             max_entry2: [0.0; BATCH],
             two_a_d: [0.0; BATCH],
             lookahead: [0.0; BATCH],
-            inv_acceleration: [0.0; BATCH],
         }
     }
 
@@ -158,7 +175,7 @@ impl Batch {
         carry(&mut self.xyz2, true);
         carry(&mut self.cruise, true);
         carry(&mut self.safe, true);
-        for a in &mut self.axis_feedrate {
+        for a in &mut self.share {
             carry(a, true);
         }
         for u in &mut self.unit {
@@ -202,10 +219,13 @@ impl Batch {
             }
             let cruise = select(feedrate * m > distance, distance / m, feedrate);
             // Acceleration for the kind of move, capped by each axis that takes part.
-            let mut acceleration = self.acceleration[i];
+            let (mut acceleration, mut inv_acceleration) =
+                (self.acceleration[i], self.inv_acceleration[i]);
             for a in 0..4 {
                 let cap = dv.max_acceleration[a];
-                acceleration = select(acceleration * abs[a] > cap * distance, cap, acceleration);
+                let over = acceleration * abs[a] > cap * distance;
+                acceleration = select(over, cap, acceleration);
+                inv_acceleration = select(over, dv.inv_max_acceleration[a], inv_acceleration);
             }
             // The speed at which this block may start or end from/to a standstill.
             let mut safe = cruise;
@@ -216,9 +236,8 @@ impl Batch {
                     select(cruise * abs[a] > jerk * distance, jerk, f64::INFINITY),
                 );
             }
-            let cruise_inv = cruise * inv;
             for a in 0..4 {
-                self.axis_feedrate[a][i + 1] = d[a] * cruise_inv;
+                self.share[a][i + 1] = d[a] * inv;
             }
             if junction_deviation {
                 for a in 0..3 {
@@ -231,6 +250,7 @@ impl Batch {
             self.cruise[i + 1] = cruise;
             self.safe[i + 1] = safe;
             self.acceleration[i] = acceleration;
+            self.inv_acceleration[i] = inv_acceleration;
         }
     }
 
@@ -241,25 +261,28 @@ impl Batch {
         for i in 0..n {
             let (c, pf) = (self.cruise[i + 1], self.cruise[i]);
             let (safe, prev_safe) = (self.safe[i + 1], self.safe[i]);
-            // Classic jerk (Marlin 1 / Prusa firmware), as PrusaSlicer's estimator computes it.
-            // PrusaSlicer scales both speeds by a running factor before each axis' check; since
-            // the jerk scales with them, that factor ends as the smallest `max / jerk` over the
-            // axes over their limit, computed here without the axes waiting on each other.
-            let slower = pf > c;
-            let vmax = select(slower, c, pf);
-            let exit_scale = select(slower, c / pf, 1.0);
-            let mut v_factor: f64 = 1.0;
+            // Classic jerk (Marlin 1 / Prusa firmware), as PrusaSlicer's estimator computes it:
+            // the previous block leaves at the smaller of the two cruise speeds, this one enters
+            // at its own. PrusaSlicer scales both speeds by a running factor before each axis'
+            // check; since the jerk scales with them, that factor ends as the smallest
+            // `max / jerk` over the axes over their limit, computed here without the axes
+            // waiting on each other: the smallest fraction is found by comparing products
+            // (`max · den < num · jerk`, all positive), and divided out once.
+            let vmax = fmin(c, pf);
+            let (mut num, mut den) = (1.0, 1.0);
             for a in 0..4 {
-                let v_exit = self.axis_feedrate[a][i] * exit_scale;
-                let v_entry = self.axis_feedrate[a][i + 1];
+                let v_exit = self.share[a][i] * vmax;
+                let v_entry = self.share[a][i + 1] * c;
                 // Coasting in one direction: the speed change. Reversing or starting: the larger
                 // speed. (With opposite signs |exit - entry| exceeds the larger speed, so one
                 // minimum picks the right case.)
                 let jerk = fmin((v_exit - v_entry).abs(), fmax(v_exit.abs(), v_entry.abs()));
                 let max = dv.max_jerk[a];
-                v_factor = fmin(v_factor, select(jerk > max, max / jerk, 1.0));
+                let lower = jerk > max && max * den < num * jerk;
+                num = select(lower, max, num);
+                den = select(lower, jerk, den);
             }
-            let vmax = vmax * v_factor;
+            let vmax = vmax * (num / den);
             let threshold = vmax * 0.99;
             let mut junction = select(prev_safe > threshold && safe > threshold, safe, vmax);
             if let Some(jd) = junction_deviation {
@@ -292,7 +315,6 @@ impl Batch {
             // A block long enough to reach its cruise speed from any entry speed never limits
             // its neighbours in the passes: infinite room.
             self.lookahead[i] = select(c * c <= v_allowable2, f64::INFINITY, two_a_d);
-            self.inv_acceleration[i] = select(acceleration > EPS, 1.0 / acceleration, 0.0);
         }
     }
 }
@@ -315,6 +337,9 @@ struct Blocks {
     entry2: [f64; REFRESH + 1],
     max_entry2: [f64; REFRESH],
     safe_feedrate: [f64; REFRESH],
+    /// Entry speeds (the square roots of `entry2`) of the blocks being timed: the exit of one
+    /// block is the entry of the next, so each root is taken once.
+    speed: [f64; REFRESH + 1],
     /// Block times, computed for a whole range before they are summed in order.
     time: [f64; REFRESH],
 }
@@ -332,6 +357,7 @@ impl Blocks {
             entry2: [0.0; REFRESH + 1],
             max_entry2: [0.0; REFRESH],
             safe_feedrate: [0.0; REFRESH],
+            speed: [0.0; REFRESH + 1],
             time: [0.0; REFRESH],
         }
     }
@@ -376,8 +402,11 @@ impl Blocks {
             // The very end: the last block stops at its safe speed.
             self.entry2[n] = self.safe_feedrate[n - 1] * self.safe_feedrate[n - 1];
         }
+        for i in 0..=done.min(REFRESH) {
+            self.speed[i] = self.entry2[i].sqrt();
+        }
         for i in 0..done.min(REFRESH) {
-            self.time[i] = self.block_time(i, self.entry2[i], self.entry2[i + 1]);
+            self.time[i] = self.block_time(i);
         }
         let mut total = 0.0;
         for t in &self.time[..done] {
@@ -397,11 +426,12 @@ impl Blocks {
         total
     }
 
-    /// Time of block `i`'s trapezoid from the entry to the exit speed (squared) through (at most)
-    /// the cruise speed, without branches.
+    /// Time of block `i`'s trapezoid from its entry to its exit speed through (at most) the
+    /// cruise speed, without branches.
     #[inline(always)]
-    fn block_time(&self, i: usize, v0_2: f64, v1_2: f64) -> f64 {
-        let (v0, v1) = (v0_2.sqrt(), v1_2.sqrt());
+    fn block_time(&self, i: usize) -> f64 {
+        let (v0_2, v1_2) = (self.entry2[i], self.entry2[i + 1]);
+        let (v0, v1) = (self.speed[i], self.speed[i + 1]);
         let (vc, d) = (self.cruise[i], self.distance[i]);
         let (acceleration, inv_a) = (self.acceleration[i], self.inv_acceleration[i]);
         // Without acceleration `inv_a` is 0: no ramps, and the block takes d / vc.
@@ -525,6 +555,7 @@ impl Planner {
         }
         b.feed[i] = feed;
         b.acceleration[i] = self.derived.kind_acceleration[kind as usize];
+        b.inv_acceleration[i] = self.derived.kind_inv_acceleration[kind as usize];
         b.min_feed[i] = self.derived.kind_min_feed[kind as usize];
         b.n = i + 1;
         if b.n == BATCH {
