@@ -402,12 +402,22 @@ impl Blocks {
             // The very end: the last block stops at its safe speed.
             self.entry2[n] = self.safe_feedrate[n - 1] * self.safe_feedrate[n - 1];
         }
-        for i in 0..=done.min(REFRESH) {
-            self.speed[i] = self.entry2[i].sqrt();
+        let done = done.min(REFRESH);
+        for (v, &v2) in self.speed[..=done].iter_mut().zip(&self.entry2[..=done]) {
+            *v = v2.sqrt();
         }
-        for i in 0..done.min(REFRESH) {
-            self.time[i] = self.block_time(i);
-        }
+        block_times(
+            &mut self.time[..done],
+            BlockView {
+                entry2: &self.entry2[..=done],
+                speed: &self.speed[..=done],
+                cruise: &self.cruise[..done],
+                distance: &self.distance[..done],
+                acceleration: &self.acceleration[..done],
+                inv_acceleration: &self.inv_acceleration[..done],
+                two_a_d: &self.two_a_d[..done],
+            },
+        );
         let mut total = 0.0;
         for t in &self.time[..done] {
             total += t;
@@ -425,15 +435,35 @@ impl Blocks {
         self.n = n - done;
         total
     }
+}
 
-    /// Time of block `i`'s trapezoid from its entry to its exit speed through (at most) the
-    /// cruise speed, without branches.
-    #[inline(always)]
-    fn block_time(&self, i: usize) -> f64 {
-        let (v0_2, v1_2) = (self.entry2[i], self.entry2[i + 1]);
-        let (v0, v1) = (self.speed[i], self.speed[i + 1]);
-        let (vc, d) = (self.cruise[i], self.distance[i]);
-        let (acceleration, inv_a) = (self.acceleration[i], self.inv_acceleration[i]);
+/// The quantities of a range of blocks that their times depend on: the entry speeds (squared
+/// and not) hold one more, the exit of the last.
+struct BlockView<'a> {
+    entry2: &'a [f64],
+    speed: &'a [f64],
+    cruise: &'a [f64],
+    distance: &'a [f64],
+    acceleration: &'a [f64],
+    inv_acceleration: &'a [f64],
+    two_a_d: &'a [f64],
+}
+
+/// Time of each block's trapezoid from its entry to its exit speed through (at most) the cruise
+/// speed, without branches, into `time`. Slices of one length each, so that the loop has no
+/// bounds checks and runs several blocks at a time.
+#[inline(always)]
+fn block_times(time: &mut [f64], b: BlockView<'_>) {
+    let n = time.len();
+    let (entry2, speed) = (&b.entry2[..=n], &b.speed[..=n]);
+    let (cruise, distance) = (&b.cruise[..n], &b.distance[..n]);
+    let (acceleration, inv_acceleration) = (&b.acceleration[..n], &b.inv_acceleration[..n]);
+    let two_a_d = &b.two_a_d[..n];
+    for i in 0..n {
+        let (v0_2, v1_2) = (entry2[i], entry2[i + 1]);
+        let (v0, v1) = (speed[i], speed[i + 1]);
+        let (vc, d) = (cruise[i], distance[i]);
+        let (acceleration, inv_a) = (acceleration[i], inv_acceleration[i]);
         // Without acceleration `inv_a` is 0: no ramps, and the block takes d / vc.
         let half_inv_a = 0.5 * inv_a;
         let vc2 = vc * vc;
@@ -442,15 +472,12 @@ impl Blocks {
         let cruise_d = d - accel_d - decel_d;
         // Not enough room to reach the cruise speed: accelerate then decelerate.
         let short = cruise_d < 0.0;
-        let peak_d = fmin(
-            fmax((self.two_a_d[i] - v0_2 + v1_2) * 0.5 * half_inv_a, 0.0),
-            d,
-        );
+        let peak_d = fmin(fmax((two_a_d[i] - v0_2 + v1_2) * 0.5 * half_inv_a, 0.0), d);
         let peak = select(short, (v0_2 + 2.0 * acceleration * peak_d).sqrt(), vc);
         let cruise_d = select(short, 0.0, cruise_d);
         let ramps = (fmax(peak - v0, 0.0) + fmax(peak - v1, 0.0)) * inv_a;
         let t_cruise = select(peak > EPS, cruise_d / peak, 0.0);
-        select(vc > EPS, ramps + t_cruise, 0.0)
+        time[i] = select(vc > EPS, ramps + t_cruise, 0.0);
     }
 }
 
