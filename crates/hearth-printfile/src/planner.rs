@@ -13,8 +13,9 @@
 //! each step is a loop over whole arrays without branches, which the compiler turns into vector
 //! instructions: the square roots and divisions (a dozen per move, all on one unit of the
 //! processor) then run several at a time. Only the two lookahead passes and the sum of the block
-//! times, which go from block to block, stay scalar; the sum keeps the order of the blocks, so
-//! the estimate does not depend on the batching.
+//! times, which go from block to block, stay scalar; each pass runs as two chains at once with an
+//! exact correction (see [`reverse_pass`]), and the sum keeps the order of the blocks, so the
+//! estimate does not depend on the batching.
 
 use crate::report::MachineLimits;
 
@@ -342,6 +343,8 @@ struct Blocks {
     speed: [f64; REFRESH + 1],
     /// Block times, computed for a whole range before they are summed in order.
     time: [f64; REFRESH],
+    /// `lookahead` as the reverse pass sees it (see [`Blocks::settle`]).
+    reverse_room: [f64; REFRESH],
 }
 
 impl Blocks {
@@ -359,6 +362,7 @@ impl Blocks {
             safe_feedrate: [0.0; REFRESH],
             speed: [0.0; REFRESH + 1],
             time: [0.0; REFRESH],
+            reverse_room: [0.0; REFRESH],
         }
     }
 
@@ -386,17 +390,21 @@ impl Blocks {
         if n == 0 {
             return 0.0;
         }
-        // Reverse pass: make every block able to decelerate into the next one.
-        for i in (1..n).rev() {
-            let (e, m) = (self.entry2[i - 1], self.max_entry2[i - 1]);
-            if e != m {
-                self.entry2[i - 1] = fmin(m, self.entry2[i] + self.lookahead[i - 1]);
-            }
+        // A block already entered at its maximum is left alone by the reverse pass, as in
+        // Marlin: for the pass that is a block with infinite room.
+        for ((l, &e), (&m, &room)) in self.reverse_room[..n]
+            .iter_mut()
+            .zip(&self.entry2[..n])
+            .zip(self.max_entry2[..n].iter().zip(&self.lookahead[..n]))
+        {
+            *l = select(e == m, f64::INFINITY, room);
         }
-        // Forward pass: no block may be entered faster than the previous one can accelerate to.
-        for i in 1..n {
-            self.entry2[i] = fmin(self.entry2[i], self.entry2[i - 1] + self.lookahead[i - 1]);
-        }
+        reverse_pass(
+            &mut self.entry2[..n],
+            &self.max_entry2[..n],
+            &self.reverse_room[..n],
+        );
+        forward_pass(&mut self.entry2[..n], &self.lookahead[..n]);
         let done = n.saturating_sub(keep);
         if done == n {
             // The very end: the last block stops at its safe speed.
@@ -434,6 +442,107 @@ impl Blocks {
         self.safe_feedrate.copy_within(rest, 0);
         self.n = n - done;
         total
+    }
+}
+
+/// Below this many blocks a pass runs as one chain.
+const SPLIT_MIN: usize = 16;
+
+/// The reverse pass: from the last block to the first, each block's entry (squared) becomes at
+/// most what lets it slow down into the next one's: `entry2[i] = min(max[i], entry2[i + 1] +
+/// room[i])`, where `room` is 2·a·d, or infinite for a block that needs none.
+///
+/// Every step waits for the one before it, so the pass is a chain of additions and minima. It
+/// runs as two chains at once: the upper half's as usual, and the lower half's from the value the
+/// middle block had before the pass. When the upper chain ends with another value there, the
+/// lower chain is run again from the middle until a block comes out as it did the first time;
+/// every block below it then would too, since each step depends only on the one above. The result
+/// is the serial pass's to the bit.
+#[inline(always)]
+fn reverse_pass(entry2: &mut [f64], max: &[f64], room: &[f64]) {
+    let n = entry2.len();
+    let (max, room) = (&max[..n], &room[..n]);
+    let step = |i: usize, above: f64| fmin(max[i], above + room[i]);
+    if n < SPLIT_MIN {
+        for i in (0..n.saturating_sub(1)).rev() {
+            entry2[i] = step(i, entry2[i + 1]);
+        }
+        return;
+    }
+    // Lower chain: blocks mid-1 down to 0 from the middle's old value; upper chain: blocks
+    // n-2 down to mid.
+    let mid = n / 2;
+    let guess = entry2[mid];
+    let (mut lo, mut hi) = (guess, entry2[n - 1]);
+    let (lo_len, hi_len) = (mid, n - 1 - mid);
+    for k in 0..lo_len.max(hi_len) {
+        if k < hi_len {
+            let i = n - 2 - k;
+            hi = step(i, hi);
+            entry2[i] = hi;
+        }
+        if k < lo_len {
+            let i = mid - 1 - k;
+            lo = step(i, lo);
+            entry2[i] = lo;
+        }
+    }
+    let mut above = entry2[mid];
+    if above != guess {
+        for i in (0..mid).rev() {
+            let v = step(i, above);
+            if v == entry2[i] {
+                break;
+            }
+            entry2[i] = v;
+            above = v;
+        }
+    }
+}
+
+/// The forward pass: from the first block to the last, no block is entered faster than the one
+/// before it can accelerate to: `entry2[i] = min(entry2[i], entry2[i - 1] + room[i - 1])`. Two
+/// chains as in [`reverse_pass`]; the upper one starts from the middle block's value before this
+/// pass. The pass only lowers values, and lowering a block's input lowers its result to
+/// `min(result, input + room)`, so a correction needs only the first pass's results. The same
+/// bits as the serial pass.
+#[inline(always)]
+fn forward_pass(entry2: &mut [f64], room: &[f64]) {
+    let n = entry2.len();
+    let room = &room[..n];
+    if n < SPLIT_MIN {
+        for i in 1..n {
+            entry2[i] = fmin(entry2[i], entry2[i - 1] + room[i - 1]);
+        }
+        return;
+    }
+    // Lower chain: blocks 1 to mid; upper chain: blocks mid+1 to n-1 from the middle's old value.
+    let mid = n / 2;
+    let guess = entry2[mid];
+    let (mut lo, mut hi) = (entry2[0], guess);
+    let (lo_len, hi_len) = (mid, n - 1 - mid);
+    for k in 0..lo_len.max(hi_len) {
+        if k < lo_len {
+            let i = 1 + k;
+            lo = fmin(entry2[i], lo + room[i - 1]);
+            entry2[i] = lo;
+        }
+        if k < hi_len {
+            let i = mid + 1 + k;
+            hi = fmin(entry2[i], hi + room[i - 1]);
+            entry2[i] = hi;
+        }
+    }
+    let mut before = entry2[mid];
+    if before != guess {
+        for i in mid + 1..n {
+            let v = fmin(entry2[i], before + room[i - 1]);
+            if v == entry2[i] {
+                break;
+            }
+            entry2[i] = v;
+            before = v;
+        }
     }
 }
 
@@ -801,6 +910,62 @@ mod tests {
         }
         p.limits_mut().junction_deviation_mm = Some(0.02);
         assert!(p.batch.unit.iter().all(|u| u[0] == 0.0));
+    }
+
+    /// The passes, run as two chains with corrections, give the serial passes' values to the
+    /// bit, on random buffers of every length up to a full one, with blocks of infinite room
+    /// and blocks already at their maximum.
+    #[test]
+    fn split_passes_equal_the_serial_passes() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut reverse_corrected, mut forward_corrected) = (0, 0);
+        for round in 0..2000 {
+            let n = round % (REFRESH + 1);
+            let max: Vec<f64> = (0..n).map(|_| 10.0 + next() * 4000.0).collect();
+            let room: Vec<f64> = (0..n)
+                .map(|_| match next() {
+                    r if r < 0.1 => f64::INFINITY,
+                    r => r * r * 300.0,
+                })
+                .collect();
+            let entry: Vec<f64> = max
+                .iter()
+                .map(|&m| if next() < 0.3 { m } else { m * next() })
+                .collect();
+            // The serial passes, as Marlin writes them.
+            let mut want = entry.clone();
+            for i in (1..n).rev() {
+                if want[i - 1] != max[i - 1] {
+                    want[i - 1] = fmin(max[i - 1], want[i] + room[i - 1]);
+                }
+            }
+            for i in 1..n {
+                want[i] = fmin(want[i], want[i - 1] + room[i - 1]);
+            }
+            let reverse_room: Vec<f64> = (0..n)
+                .map(|i| select(entry[i] == max[i], f64::INFINITY, room[i]))
+                .collect();
+            let mut got = entry.clone();
+            reverse_pass(&mut got, &max, &reverse_room);
+            let middle = |v: &[f64]| v.get(n / 2).copied();
+            reverse_corrected += usize::from(middle(&got) != middle(&entry));
+            let after_reverse = middle(&got);
+            forward_pass(&mut got, &room);
+            forward_corrected += usize::from(middle(&got) != after_reverse);
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "round {round}, {n} blocks"
+            );
+        }
+        // Both corrections ran, many times.
+        assert!(reverse_corrected > 100 && forward_corrected > 100);
     }
 
     #[test]
