@@ -191,7 +191,7 @@ impl Batch {
     /// running factor): the same speeds up to rounding. Per-axis tests are written as
     /// `speed * |d| > limit * distance` rather than with the unit vector, so they need no division.
     #[inline(always)]
-    fn shape(&mut self, dv: &Derived, junction_deviation: bool) {
+    fn shape<const JUNCTION_DEVIATION: bool>(&mut self, dv: &Derived) {
         let n = self.n.min(BATCH);
         for i in 0..n {
             let d = [
@@ -240,7 +240,7 @@ impl Batch {
             for a in 0..4 {
                 self.share[a][i + 1] = d[a] * inv;
             }
-            if junction_deviation {
+            if JUNCTION_DEVIATION {
                 for a in 0..3 {
                     self.unit[a][i + 1] = select(has_xyz, d[a] * inv, 0.0);
                 }
@@ -257,7 +257,7 @@ impl Batch {
 
     /// The junction speed of every move with the one before it, and its block quantities.
     #[inline(always)]
-    fn junctions(&mut self, dv: &Derived, junction_deviation: Option<f64>) {
+    fn junctions<const JUNCTION_DEVIATION: bool>(&mut self, dv: &Derived, jd: f64) {
         let n = self.n.min(BATCH);
         for i in 0..n {
             let (c, pf) = (self.cruise[i + 1], self.cruise[i]);
@@ -286,7 +286,7 @@ impl Batch {
             let vmax = vmax * (num / den);
             let threshold = vmax * 0.99;
             let mut junction = select(prev_safe > threshold && safe > threshold, safe, vmax);
-            if let Some(jd) = junction_deviation {
+            if JUNCTION_DEVIATION {
                 // Junction deviation (Marlin 2, Klipper's square corner velocity), between two
                 // moves in XYZ.
                 let nominal = fmin(c, pf);
@@ -747,8 +747,15 @@ impl Planner {
         let dv = self.derived;
         let jd = self.limits.junction_deviation_mm;
         let b = &mut *self.batch;
-        b.shape(&dv, jd.is_some());
-        b.junctions(&dv, jd);
+        // One build of the loops with junction deviation and one without: a condition inside
+        // them would be turned into selects, computing both rules for every move.
+        if let Some(jd) = jd {
+            b.shape::<true>(&dv);
+            b.junctions::<true>(&dv, jd);
+        } else {
+            b.shape::<false>(&dv);
+            b.junctions::<false>(&dv, 0.0);
+        }
         // Into the block buffer, settling whenever it fills (at the same blocks whatever the
         // batching, so the estimate does not depend on when batches are flushed).
         let mut from = 0;
