@@ -707,9 +707,6 @@ pub(crate) struct Motion {
     feed: f64,
     print: Bounds,
     travel: Bounds,
-    /// `print` / `travel` already contain `pos` (so a move need not record its start).
-    print_at_pos: bool,
-    travel_at_pos: bool,
     layers: LayerTracker,
     planner: Planner,
     /// Caps on M204 values from the slicer configuration (print, retract, travel), 0 = none.
@@ -755,8 +752,6 @@ impl Motion {
             feed: 100.0,
             print: Bounds::EMPTY,
             travel: Bounds::EMPTY,
-            print_at_pos: false,
-            travel_at_pos: false,
             layers: LayerTracker::default(),
             planner: Planner::new(limits),
             accel_caps: [0.0; 3],
@@ -812,20 +807,14 @@ impl Motion {
         let (new, de) = self.target(w);
         let old = self.pos;
         if w.mask & (W_X | W_Y | W_Z) != 0 {
-            // The start of a move is usually the end of the previous one, already recorded.
-            if !self.travel_at_pos {
-                self.travel.record(&old);
-            }
+            // Both ends every time: the start is usually the end of the previous move, already
+            // recorded, but recording a point twice changes nothing and costs less than
+            // remembering whether it was.
+            self.travel.record(&old);
             self.travel.record(&new);
-            self.travel_at_pos = true;
             if de > 0.0 {
-                if !self.print_at_pos {
-                    self.print.record(&old);
-                }
+                self.print.record(&old);
                 self.print.record(&new);
-                self.print_at_pos = true;
-            } else {
-                self.print_at_pos = false;
             }
         }
         let d = [new[0] - old[0], new[1] - old[1], new[2] - old[2], de];
@@ -850,9 +839,6 @@ impl Motion {
     fn arc(&mut self, clockwise: bool, p: &Params, line: u64, diags: &mut Diags) {
         let old = self.pos;
         let (new, de) = self.target(&MoveWords::from_params(p));
-        // Every exit below moves without recording the new position.
-        self.travel_at_pos = false;
-        self.print_at_pos = false;
         let (sx, sy) = (old[0], old[1]);
         let (ex, ey) = (new[0], new[1]);
         let center = if let Some(r) = p.get(b'R') {
@@ -931,9 +917,6 @@ impl Motion {
             self.print.record(&old);
             self.layers.extrude_at(new[2], new[2] > old[2]);
         }
-        // The last point recorded was `new`.
-        self.travel_at_pos = true;
-        self.print_at_pos = kind_extrude;
         self.moves += 1;
         self.pos = new;
     }
@@ -1032,8 +1015,6 @@ impl Motion {
             (b'G', 20, _) => self.scale = 25.4,
             (b'G', 21, _) => self.scale = 1.0,
             (b'G', 28, _) => {
-                self.travel_at_pos = false;
-                self.print_at_pos = false;
                 let any = p.mask & (X | Y | Z) != 0;
                 for (i, a) in [b'X', b'Y', b'Z'].into_iter().enumerate() {
                     if !any || p.has(a) {
@@ -1045,8 +1026,6 @@ impl Motion {
             (b'G', 90, _) => self.relative_xyz = false,
             (b'G', 91, _) => self.relative_xyz = true,
             (b'G', 92, _) => {
-                self.travel_at_pos = false;
-                self.print_at_pos = false;
                 if p.mask & (X | Y | Z | E) == 0 {
                     self.pos = [0.0; 3];
                     self.e.pos = 0.0;
