@@ -14,7 +14,8 @@
 //! instructions: the square roots and divisions (a dozen per move, all on one unit of the
 //! processor) then run several at a time. Only the two lookahead passes and the sum of the block
 //! times, which go from block to block, stay scalar; each pass runs as two chains at once with an
-//! exact correction (see [`reverse_pass`]), and the sum keeps the order of the blocks, so the
+//! exact correction (see [`reverse_pass`]), and the block times are added in four running sums
+//! per settled range. Ranges are settled at the same blocks however the moves were batched, so the
 //! estimate does not depend on the batching.
 
 use crate::report::MachineLimits;
@@ -426,10 +427,19 @@ impl Blocks {
                 two_a_d: &self.two_a_d[..done],
             },
         );
-        let mut total = 0.0;
-        for t in &self.time[..done] {
-            total += t;
+        // Four running sums, so that the additions do not wait on each other one by one.
+        let mut sums = [0.0; 4];
+        let times = &self.time[..done];
+        let mut quads = times.chunks_exact(4);
+        for q in &mut quads {
+            for (s, t) in sums.iter_mut().zip(q) {
+                *s += t;
+            }
         }
+        for (s, t) in sums.iter_mut().zip(quads.remainder()) {
+            *s += t;
+        }
+        let total = (sums[0] + sums[1]) + (sums[2] + sums[3]);
         let rest = done..n;
         self.distance.copy_within(rest.clone(), 0);
         self.acceleration.copy_within(rest.clone(), 0);
