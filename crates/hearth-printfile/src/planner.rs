@@ -455,19 +455,21 @@ impl Blocks {
     }
 }
 
+/// Chains each lookahead pass runs as at once.
+const CHAINS: usize = 4;
 /// Below this many blocks a pass runs as one chain.
-const SPLIT_MIN: usize = 16;
+const SPLIT_MIN: usize = 8 * CHAINS;
 
 /// The reverse pass: from the last block to the first, each block's entry (squared) becomes at
 /// most what lets it slow down into the next one's: `entry2[i] = min(max[i], entry2[i + 1] +
 /// room[i])`, where `room` is 2·a·d, or infinite for a block that needs none.
 ///
 /// Every step waits for the one before it, so the pass is a chain of additions and minima. It
-/// runs as two chains at once: the upper half's as usual, and the lower half's from the value the
-/// middle block had before the pass. When the upper chain ends with another value there, the
-/// lower chain is run again from the middle until a block comes out as it did the first time;
-/// every block below it then would too, since each step depends only on the one above. The result
-/// is the serial pass's to the bit.
+/// runs as [`CHAINS`] chains at once, one per part of the buffer: the top part's as usual, every
+/// other part's from the value the block above it had before the pass. Then, from the top down,
+/// where a part's first input turned out different, that part is run again until a block comes
+/// out as it did the first time; every block below it then would too, since each step depends
+/// only on the block above. The result is the serial pass's to the bit.
 #[inline(always)]
 fn reverse_pass(entry2: &mut [f64], max: &[f64], room: &[f64]) {
     let n = entry2.len();
@@ -479,27 +481,35 @@ fn reverse_pass(entry2: &mut [f64], max: &[f64], room: &[f64]) {
         }
         return;
     }
-    // Lower chain: blocks mid-1 down to 0 from the middle's old value; upper chain: blocks
-    // n-2 down to mid.
-    let mid = n / 2;
-    let guess = entry2[mid];
-    let (mut lo, mut hi) = (guess, entry2[n - 1]);
-    let (lo_len, hi_len) = (mid, n - 1 - mid);
-    for k in 0..lo_len.max(hi_len) {
-        if k < hi_len {
-            let i = n - 2 - k;
-            hi = step(i, hi);
-            entry2[i] = hi;
+    // Blocks 0..n-1 are computed (the last one is the input): part c is c*q..(c+1)*q, the top
+    // part also takes the remainder.
+    let len = n - 1;
+    let q = len / CHAINS;
+    let bounds: [usize; CHAINS] = std::array::from_fn(|c| (c + 1) * q);
+    let mut value: [f64; CHAINS] = std::array::from_fn(|c| entry2[bounds[c].min(len)]);
+    value[CHAINS - 1] = entry2[len];
+    let guess = value;
+    for k in 0..q {
+        for c in 0..CHAINS - 1 {
+            let i = bounds[c] - 1 - k;
+            value[c] = step(i, value[c]);
+            entry2[i] = value[c];
         }
-        if k < lo_len {
-            let i = mid - 1 - k;
-            lo = step(i, lo);
-            entry2[i] = lo;
-        }
+        let i = len - 1 - k;
+        value[CHAINS - 1] = step(i, value[CHAINS - 1]);
+        entry2[i] = value[CHAINS - 1];
     }
-    let mut above = entry2[mid];
-    if above != guess {
-        for i in (0..mid).rev() {
+    let mut above = value[CHAINS - 1];
+    for i in (bounds[CHAINS - 2]..len - q).rev() {
+        above = step(i, above);
+        entry2[i] = above;
+    }
+    for c in (0..CHAINS - 1).rev() {
+        let mut above = entry2[bounds[c]];
+        if above == guess[c] {
+            continue;
+        }
+        for i in (bounds[c] - q..bounds[c]).rev() {
             let v = step(i, above);
             if v == entry2[i] {
                 break;
@@ -511,12 +521,12 @@ fn reverse_pass(entry2: &mut [f64], max: &[f64], room: &[f64]) {
 }
 
 /// The forward pass: from the first block to the last, no block is entered faster than the one
-/// before it can accelerate to: `entry2[i] = min(entry2[i], entry2[i - 1] + room[i - 1])`. Two
-/// chains as in [`reverse_pass`]; the upper one starts from the middle block's value before this
-/// pass. The pass only lowers values, and lowering a block's input lowers its result to
-/// `min(result, input + room)`, so a correction needs only the first pass's results. The same
-/// bits as the serial pass.
+/// before it can accelerate to: `entry2[i] = min(entry2[i], entry2[i - 1] + room[i - 1])`. In
+/// [`CHAINS`] chains as [`reverse_pass`], corrected from the bottom up. The pass only lowers
+/// values, and lowering a block's input lowers its result to `min(result, input + room)`, so a
+/// correction needs only the first run's results. The same bits as the serial pass.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // the part's number also places it
 fn forward_pass(entry2: &mut [f64], room: &[f64]) {
     let n = entry2.len();
     let room = &room[..n];
@@ -526,26 +536,31 @@ fn forward_pass(entry2: &mut [f64], room: &[f64]) {
         }
         return;
     }
-    // Lower chain: blocks 1 to mid; upper chain: blocks mid+1 to n-1 from the middle's old value.
-    let mid = n / 2;
-    let guess = entry2[mid];
-    let (mut lo, mut hi) = (entry2[0], guess);
-    let (lo_len, hi_len) = (mid, n - 1 - mid);
-    for k in 0..lo_len.max(hi_len) {
-        if k < lo_len {
-            let i = 1 + k;
-            lo = fmin(entry2[i], lo + room[i - 1]);
-            entry2[i] = lo;
-        }
-        if k < hi_len {
-            let i = mid + 1 + k;
-            hi = fmin(entry2[i], hi + room[i - 1]);
-            entry2[i] = hi;
+    // Blocks 1..n are computed (the first one is the input): part c is 1+c*q..1+(c+1)*q, the top
+    // part also takes the remainder. Part c starts from block c*q.
+    let q = (n - 1) / CHAINS;
+    let guess: [f64; CHAINS] = std::array::from_fn(|c| entry2[c * q]);
+    let mut value = guess;
+    for k in 0..q {
+        for (c, v) in value.iter_mut().enumerate() {
+            let i = 1 + c * q + k;
+            *v = fmin(entry2[i], *v + room[i - 1]);
+            entry2[i] = *v;
         }
     }
-    let mut before = entry2[mid];
-    if before != guess {
-        for i in mid + 1..n {
+    let mut before = value[CHAINS - 1];
+    for i in 1 + CHAINS * q..n {
+        before = fmin(entry2[i], before + room[i - 1]);
+        entry2[i] = before;
+    }
+    for c in 1..CHAINS {
+        let b = c * q;
+        let mut before = entry2[b];
+        if before == guess[c] {
+            continue;
+        }
+        let end = if c == CHAINS - 1 { n } else { b + q + 1 };
+        for i in b + 1..end {
             let v = fmin(entry2[i], before + room[i - 1]);
             if v == entry2[i] {
                 break;
@@ -929,7 +944,7 @@ mod tests {
         assert!(p.batch.unit.iter().all(|u| u[0] == 0.0));
     }
 
-    /// The passes, run as two chains with corrections, give the serial passes' values to the
+    /// The passes, run as several chains with corrections, give the serial passes' values to the
     /// bit, on random buffers of every length up to a full one, with blocks of infinite room
     /// and blocks already at their maximum.
     #[test]
@@ -970,7 +985,8 @@ mod tests {
                 .collect();
             let mut got = entry.clone();
             reverse_pass(&mut got, &max, &reverse_room);
-            let middle = |v: &[f64]| v.get(n / 2).copied();
+            // A boundary between the first two parts of both passes.
+            let middle = |v: &[f64]| v.get(n.saturating_sub(1) / CHAINS).copied();
             reverse_corrected += usize::from(middle(&got) != middle(&entry));
             let after_reverse = middle(&got);
             forward_pass(&mut got, &room);
