@@ -11,12 +11,12 @@
 //! together, and blocks are kept in [`Blocks`]; both hold one array per quantity. Everything
 //! about a move except the lookahead passes depends only on that move and the one before it, so
 //! each step is a loop over whole arrays without branches, which the compiler turns into vector
-//! instructions: the square roots and divisions (a dozen per move, all on one unit of the
+//! instructions: the square roots and divisions (half a dozen per move, all on one unit of the
 //! processor) then run several at a time. Only the two lookahead passes and the sum of the block
-//! times, which go from block to block, stay scalar; each pass runs as two chains at once with an
-//! exact correction (see [`reverse_pass`]), and the block times are added in four running sums
-//! per settled range. Ranges are settled at the same blocks however the moves were batched, so the
-//! estimate does not depend on the batching.
+//! times, which go from block to block, stay scalar; each pass runs as [`CHAINS`] chains at once
+//! with an exact correction (see [`reverse_pass`]), and the block times are added in four
+//! running sums per settled range. Ranges are settled at the same blocks however the moves were
+//! batched, so the estimate does not depend on the batching.
 
 use crate::report::MachineLimits;
 
@@ -344,7 +344,7 @@ struct Blocks {
     speed: [f64; REFRESH + 1],
     /// Block times, computed for a whole range before they are summed in order.
     time: [f64; REFRESH],
-    /// `lookahead` as the reverse pass sees it (see [`Blocks::settle`]).
+    /// Room of each block as the reverse pass sees it (see [`reverse_pass`]).
     reverse_room: [f64; REFRESH],
 }
 
@@ -391,19 +391,11 @@ impl Blocks {
         if n == 0 {
             return 0.0;
         }
-        // A block already entered at its maximum is left alone by the reverse pass, as in
-        // Marlin: for the pass that is a block with infinite room.
-        for ((l, &e), (&m, &room)) in self.reverse_room[..n]
-            .iter_mut()
-            .zip(&self.entry2[..n])
-            .zip(self.max_entry2[..n].iter().zip(&self.lookahead[..n]))
-        {
-            *l = select(e == m, f64::INFINITY, room);
-        }
         reverse_pass(
             &mut self.entry2[..n],
             &self.max_entry2[..n],
-            &self.reverse_room[..n],
+            &self.lookahead[..n],
+            &mut self.reverse_room[..n],
         );
         forward_pass(&mut self.entry2[..n], &self.lookahead[..n]);
         let done = n.saturating_sub(keep);
@@ -462,7 +454,9 @@ const SPLIT_MIN: usize = 8 * CHAINS;
 
 /// The reverse pass: from the last block to the first, each block's entry (squared) becomes at
 /// most what lets it slow down into the next one's: `entry2[i] = min(max[i], entry2[i + 1] +
-/// room[i])`, where `room` is 2·a·d, or infinite for a block that needs none.
+/// room[i])`, where `room` is 2·a·d, or infinite for a block that needs none. A block already
+/// entered at its maximum is left alone, as in Marlin: for the pass that is a block with infinite
+/// room, which `gated` (scratch of the same length) holds, so that the step has no branch.
 ///
 /// Every step waits for the one before it, so the pass is a chain of additions and minima. It
 /// runs as [`CHAINS`] chains at once, one per part of the buffer: the top part's as usual, every
@@ -471,9 +465,13 @@ const SPLIT_MIN: usize = 8 * CHAINS;
 /// out as it did the first time; every block below it then would too, since each step depends
 /// only on the block above. The result is the serial pass's to the bit.
 #[inline(always)]
-fn reverse_pass(entry2: &mut [f64], max: &[f64], room: &[f64]) {
+fn reverse_pass(entry2: &mut [f64], max: &[f64], room: &[f64], gated: &mut [f64]) {
     let n = entry2.len();
-    let (max, room) = (&max[..n], &room[..n]);
+    let (max, room, gated) = (&max[..n], &room[..n], &mut gated[..n]);
+    for ((g, &e), (&m, &r)) in gated.iter_mut().zip(&*entry2).zip(max.iter().zip(room)) {
+        *g = select(e == m, f64::INFINITY, r);
+    }
+    let room = &*gated;
     let step = |i: usize, above: f64| fmin(max[i], above + room[i]);
     if n < SPLIT_MIN {
         for i in (0..n.saturating_sub(1)).rev() {
@@ -486,8 +484,9 @@ fn reverse_pass(entry2: &mut [f64], max: &[f64], room: &[f64]) {
     let len = n - 1;
     let q = len / CHAINS;
     let bounds: [usize; CHAINS] = std::array::from_fn(|c| (c + 1) * q);
-    let mut value: [f64; CHAINS] = std::array::from_fn(|c| entry2[bounds[c].min(len)]);
-    value[CHAINS - 1] = entry2[len];
+    // Each part starts from the block above it; the top part from the last block.
+    let mut value: [f64; CHAINS] =
+        std::array::from_fn(|c| entry2[if c == CHAINS - 1 { len } else { bounds[c] }]);
     let guess = value;
     for k in 0..q {
         for c in 0..CHAINS - 1 {
@@ -980,11 +979,8 @@ mod tests {
             for i in 1..n {
                 want[i] = fmin(want[i], want[i - 1] + room[i - 1]);
             }
-            let reverse_room: Vec<f64> = (0..n)
-                .map(|i| select(entry[i] == max[i], f64::INFINITY, room[i]))
-                .collect();
             let mut got = entry.clone();
-            reverse_pass(&mut got, &max, &reverse_room);
+            reverse_pass(&mut got, &max, &room, &mut vec![0.0; n]);
             // A boundary between the first two parts of both passes.
             let middle = |v: &[f64]| v.get(n.saturating_sub(1) / CHAINS).copied();
             reverse_corrected += usize::from(middle(&got) != middle(&entry));
