@@ -45,11 +45,7 @@ pub(crate) struct Lines {
 impl Lines {
     pub(crate) fn feed(&mut self, chunk: &[u8], p: &mut Processor) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("bmi1")
-            && std::arch::is_x86_feature_detected!("bmi2")
-            && std::arch::is_x86_feature_detected!("lzcnt")
-        {
+        if v3_available() {
             // SAFETY: the processor has every feature `feed_v3` is built for (checked above).
             #[allow(unsafe_code)]
             unsafe {
@@ -138,6 +134,13 @@ impl Lines {
             p.line(trim_cr(&line));
         }
     }
+}
+
+/// Whether this processor runs [`Lines::feed_v3`] (x86-64-v3's AVX2, BMI1/2 and LZCNT).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn v3_available() -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    has!("avx2") && has!("bmi1") && has!("bmi2") && has!("lzcnt")
 }
 
 /// One bit per `\n` in `b`.
@@ -804,7 +807,7 @@ impl Motion {
     }
 
     #[inline]
-    fn linear(&mut self, w: &MoveWords) {
+    pub(crate) fn linear(&mut self, w: &MoveWords) {
         if w.mask == 0 {
             return;
         }

@@ -23,6 +23,9 @@ mod bgcode;
 mod gcode;
 mod heatshrink;
 mod image;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
 mod meatpack;
 mod meta;
 mod num;
@@ -232,7 +235,7 @@ fn new_processor(opts: &Options, full: bool) -> Processor {
 
 /// Reads the configuration block at the end of a plain G-code file for machine limits (and the
 /// caps on M204 accelerations).
-fn tail_limits<R: Read + Seek>(
+pub(crate) fn tail_limits<R: Read + Seek>(
     r: &mut R,
     opts: &Options,
 ) -> Result<Option<(MachineLimits, [f64; 3])>, Error> {
