@@ -8,7 +8,7 @@ use hearth_crypto::{
     __open_with_passphrase_for_vectors, DeviceKeys, OpenError, Sha256Digest, open_bytes,
 };
 
-use crate::support::shared_dir;
+use crate::support::test_data_dir;
 
 struct Vector {
     name: String,
@@ -92,7 +92,7 @@ fn run(v: &Vector) -> Result<Vec<u8>, OpenError> {
 
 #[test]
 fn cctv_age_vectors() {
-    let dir = shared_dir().join("vectors/age");
+    let dir = test_data_dir().join("cctv-age");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("CCTV vectors missing at {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -1,4 +1,4 @@
-//! Shared helpers: where the shared data lives, the stock `age` tool, and a small organisation.
+//! Shared helpers: where the test data lives, the stock `age` tool, and a small organisation.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -7,13 +7,9 @@ use hearth_crypto::{
     DeviceKeys, EpochKey, KdfParams, LinkAction, OrgChain, Sha256Digest, TrustedState,
 };
 
-/// `../shared` beside the repository (reached from the crate as `../../../shared`), or
-/// `HEARTH_SHARED_DIR`.
-pub fn shared_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("HEARTH_SHARED_DIR") {
-        return PathBuf::from(d);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+/// The crate's test data (`test_data/`, with its README).
+pub fn test_data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test_data")
 }
 
 /// The stock `age` tool, if installed. Under `HEARTH_REQUIRE_PEERS=1` its absence fails the test.
