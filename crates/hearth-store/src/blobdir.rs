@@ -11,9 +11,10 @@
 use crate::{Result, StoreError};
 use hearth_proto::ids::{BlobHash, UploadId};
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::any::Any;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
+use std::sync::Arc;
 
 /// The blob directory.
 #[derive(Debug, Clone)]
@@ -34,10 +35,26 @@ pub enum FinishError {
 }
 
 /// An upload file opened for appending at a known offset.
-#[derive(Debug)]
+///
+/// Each write runs on a blocking thread, which keeps going if the request that started it is
+/// dropped (a client that disconnects mid-body). What [`UploadFile::holding`] was given is held by
+/// that thread too, until its write has reached the operating system: an upload lock handed here
+/// is therefore released only when the file's length is its true offset, so a client resuming at
+/// once cannot be told a length that a write still in flight then grows (its resent bytes would
+/// land twice).
 pub struct UploadFile {
-    file: tokio::fs::File,
+    /// `None` only while a write or sync has it, or after one was abandoned.
+    file: Option<std::fs::File>,
     offset: u64,
+    guard: Arc<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for UploadFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadFile")
+            .field("offset", &self.offset)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UploadFile {
@@ -46,33 +63,50 @@ impl UploadFile {
         self.offset
     }
 
-    /// Appends `chunk` and returns once the operating system has it. (tokio's `write_all` only
-    /// queues the write on a background thread: without the flush, an upload dropped after it,
-    /// as when a connection breaks, could still be growing while its offset is read, and a
-    /// client resuming from that offset would duplicate bytes.)
+    /// Holds `guard` until this file is dropped and every write started on it has finished,
+    /// whether or not anyone still waits for that write.
+    #[must_use]
+    pub fn holding(mut self, guard: Arc<dyn Any + Send + Sync>) -> Self {
+        self.guard = guard;
+        self
+    }
+
+    /// Runs `op` on the file on a blocking thread, which also holds the guard.
+    async fn on_file<T: Send + 'static>(
+        &mut self,
+        what: &'static str,
+        op: impl FnOnce(&mut std::fs::File) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut file = self.file.take().ok_or_else(|| {
+            StoreError::io(
+                what,
+                std::io::Error::other("an earlier write on this upload was abandoned"),
+            )
+        })?;
+        let guard = Arc::clone(&self.guard);
+        let (file, r) = tokio::task::spawn_blocking(move || {
+            let r = op(&mut file);
+            drop(guard);
+            (file, r)
+        })
+        .await
+        .map_err(|e| StoreError::io(what, std::io::Error::other(e)))?;
+        self.file = Some(file);
+        r.map_err(|e| StoreError::io(what, e))
+    }
+
+    /// Appends `chunk` and returns once the operating system has it.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
-        self.file
-            .write_all(chunk)
-            .await
-            .map_err(|e| StoreError::io("writing upload", e))?;
-        self.file
-            .flush()
-            .await
-            .map_err(|e| StoreError::io("writing upload", e))?;
+        let owned = chunk.to_vec();
+        self.on_file("writing upload", move |f| f.write_all(&owned))
+            .await?;
         self.offset += chunk.len() as u64;
         Ok(())
     }
 
     /// Make what was received durable; the client is told this offset only after it is on disk.
     pub async fn sync(mut self) -> Result<u64> {
-        self.file
-            .flush()
-            .await
-            .map_err(|e| StoreError::io("flushing upload", e))?;
-        self.file
-            .sync_data()
-            .await
-            .map_err(|e| StoreError::io("syncing upload", e))?;
+        self.on_file("syncing upload", |f| f.sync_data()).await?;
         Ok(self.offset)
     }
 }
@@ -146,7 +180,11 @@ impl BlobDir {
             .await
             .map_err(|e| StoreError::io("reading upload file", e))?
             .len();
-        Ok(UploadFile { file, offset })
+        Ok(UploadFile {
+            file: Some(file.into_std().await),
+            offset,
+            guard: Arc::new(()),
+        })
     }
 
     /// Verify the finished upload against `expected` and move it into place atomically. On a hash
@@ -263,4 +301,76 @@ async fn sync_dir(dir: &Path) -> Result<()> {
     d.sync_all()
         .await
         .map_err(|e| StoreError::io("syncing directory", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reports the upload file's length when it is dropped: the moment a lock it stood for would
+    /// be released.
+    struct Probe {
+        path: PathBuf,
+        tell: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<u64>>>,
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+            if let Some(tx) = self.tell.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = tx.send(len);
+            }
+        }
+    }
+
+    /// A request dropped in the middle of a write (a client gone mid-body) must not release the
+    /// upload before the write has landed: a client resuming at once would read a length that
+    /// then grows, and send those bytes again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_write_holds_its_guard_until_its_bytes_are_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blobs = BlobDir::open(dir.path()).await.expect("blob dir");
+        let id = UploadId::new();
+        blobs.create_upload(id).await.expect("upload");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let probe = Probe {
+            path: blobs.upload_path(id),
+            tell: std::sync::Mutex::new(Some(tx)),
+        };
+        let mut f = blobs
+            .append_upload(id)
+            .await
+            .expect("open")
+            .holding(Arc::new(probe));
+        let chunk = vec![7u8; 32 << 20];
+        {
+            let write = f.write(&chunk);
+            futures::pin_mut!(write);
+            // Polled once, so the write is under way, then abandoned.
+            assert!(futures::FutureExt::now_or_never(write.as_mut()).is_none());
+        }
+        drop(f);
+        let len_at_release = rx.await.expect("the guard is dropped in the end");
+        assert_eq!(len_at_release, chunk.len() as u64);
+        assert_eq!(
+            blobs.upload_offset(id).await.expect("offset"),
+            Some(chunk.len() as u64)
+        );
+    }
+
+    /// After an abandoned write, the same handle refuses to go on rather than guess its offset.
+    #[tokio::test]
+    async fn a_handle_whose_write_was_abandoned_refuses_more() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blobs = BlobDir::open(dir.path()).await.expect("blob dir");
+        let id = UploadId::new();
+        blobs.create_upload(id).await.expect("upload");
+        let mut f = blobs.append_upload(id).await.expect("open");
+        {
+            let write = f.write(b"abc");
+            futures::pin_mut!(write);
+            let _ = futures::FutureExt::now_or_never(write.as_mut());
+        }
+        assert!(f.write(b"def").await.is_err());
+    }
 }

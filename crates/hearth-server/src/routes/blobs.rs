@@ -287,9 +287,11 @@ pub async fn upload_patch(
         ));
     }
     let claimed = header_i64(&headers, UPLOAD_OFFSET)?;
-    let _lock = state.lock_upload(id).ok_or_else(|| {
+    // Shared with the upload file's writes: a write still running after this request is gone
+    // (a client that disconnects mid-body) keeps the upload busy until its bytes are on disk.
+    let lock = std::sync::Arc::new(state.lock_upload(id).ok_or_else(|| {
         ApiError::conflict("another request is writing this upload; retry after HEAD")
-    })?;
+    })?);
     let row = upload_of(&state, access.org.id, id).await?;
     let offset = match disk_offset(&state, &access, &row).await? {
         OnDisk::Partial(n) => n,
@@ -306,7 +308,7 @@ pub async fn upload_patch(
             "Upload-Offset is {claimed} but the server holds {offset} bytes"
         )));
     }
-    let mut file = state.blobs.append_upload(id).await?;
+    let mut file = state.blobs.append_upload(id).await?.holding(lock.clone());
     let mut stream = body.into_data_stream();
     let mut too_long = false;
     let mut broken = None;
