@@ -7,16 +7,9 @@
 use hearth_printfile::internals::Stages;
 use std::time::Instant;
 
-fn clock_ghz() -> f64 {
-    let n: u64 = std::hint::black_box(100_000_000);
-    let mut x = std::hint::black_box(3u64);
-    let t = Instant::now();
-    for _ in 0..n {
-        x = x.wrapping_mul(std::hint::black_box(0x9E37_79B9_7F4A_7C15));
-    }
-    std::hint::black_box(x);
-    3.0 * n as f64 / t.elapsed().as_secs_f64() / 1e9
-}
+#[path = "support/clock.rs"]
+mod clock;
+use clock::clock_ghz;
 
 fn best<T>(rounds: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     let mut best = f64::INFINITY;
