@@ -326,13 +326,13 @@ mod tests {
     /// A request dropped in the middle of a write (a client gone mid-body) must not release the
     /// upload before the write has landed: a client resuming at once would read a length that
     /// then grows, and send those bytes again.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test]
     async fn an_abandoned_write_holds_its_guard_until_its_bytes_are_written() {
         let dir = tempfile::tempdir().expect("temp dir");
         let blobs = BlobDir::open(dir.path()).await.expect("blob dir");
         let id = UploadId::new();
         blobs.create_upload(id).await.expect("upload");
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
         let probe = Probe {
             path: blobs.upload_path(id),
             tell: std::sync::Mutex::new(Some(tx)),
@@ -342,14 +342,27 @@ mod tests {
             .await
             .expect("open")
             .holding(Arc::new(probe));
-        let chunk = vec![7u8; 32 << 20];
+        // The write waits on a gate, so it is certainly under way when it is abandoned.
+        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+        let chunk = vec![7u8; 1 << 20];
         {
-            let write = f.write(&chunk);
+            let bytes = chunk.clone();
+            let write = f.on_file("writing upload", move |file| {
+                let _ = gate.recv();
+                file.write_all(&bytes)
+            });
             futures::pin_mut!(write);
-            // Polled once, so the write is under way, then abandoned.
             assert!(futures::FutureExt::now_or_never(write.as_mut()).is_none());
         }
         drop(f);
+        assert!(
+            matches!(
+                rx.try_recv(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+            ),
+            "the guard was released while the write was still pending"
+        );
+        open_gate.send(()).expect("the write waits");
         let len_at_release = rx.await.expect("the guard is dropped in the end");
         assert_eq!(len_at_release, chunk.len() as u64);
         assert_eq!(
@@ -366,11 +379,20 @@ mod tests {
         let id = UploadId::new();
         blobs.create_upload(id).await.expect("upload");
         let mut f = blobs.append_upload(id).await.expect("open");
+        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
         {
-            let write = f.write(b"abc");
+            let write = f.on_file("writing upload", move |file| {
+                let _ = gate.recv();
+                file.write_all(b"abc")
+            });
             futures::pin_mut!(write);
-            let _ = futures::FutureExt::now_or_never(write.as_mut());
+            assert!(futures::FutureExt::now_or_never(write.as_mut()).is_none());
         }
-        assert!(f.write(b"def").await.is_err());
+        let refused = f.write(b"def").await;
+        open_gate.send(()).expect("the write waits");
+        assert!(
+            refused.is_err(),
+            "a second write went on after an abandoned one"
+        );
     }
 }
