@@ -12,6 +12,8 @@ cd "$root/fuzz"
 secs=${FUZZ_SECONDS:-10}
 mode=${FUZZ_MODE:-libfuzzer}
 samples=$root/crates/hearth-printfile/test_data/samples
+# Wherever cargo puts the binaries (CARGO_TARGET_DIR, a config file, or ./target).
+tdir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 for t in gcode bgcode threemf; do
   mkdir -p "corpus/$t"
   case $t in
@@ -29,13 +31,13 @@ if [ "$mode" = libfuzzer ]; then
   cargo build --release --features libfuzzer --bins --target "$host"
   for t in gcode bgcode threemf; do
     mkdir -p "artifacts/$t"
-    "./target/$host/release/$t" -max_total_time="$secs" -rss_limit_mb=1024 -timeout=10 -max_len=65536 \
+    "$tdir/$host/release/$t" -max_total_time="$secs" -rss_limit_mb=1024 -timeout=10 -max_len=65536 \
       -artifact_prefix="artifacts/$t/" "corpus/$t" 2>&1 | tail -n 3
   done
 else
   cargo build --release --bins
   for t in gcode bgcode threemf; do
-    FUZZ_SECONDS=$secs ./target/release/$t "corpus/$t"
+    FUZZ_SECONDS=$secs "$tdir/release/$t" "corpus/$t"
   done
 fi
 echo "fuzz-smoke: no crash in ${secs}s per target ($mode)"
