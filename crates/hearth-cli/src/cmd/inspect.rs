@@ -6,7 +6,7 @@ use std::io::{BufReader, Write as _};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use hearth_printfile::{Options, Report};
+use hearth_printfile::{Format, LimitsSource, Options, Report};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -100,6 +100,23 @@ pub fn duration(s: f64) -> String {
     }
 }
 
+fn format_name(f: Format) -> &'static str {
+    match f {
+        Format::Gcode => "G-code",
+        Format::Bgcode => "Prusa binary G-code (.bgcode)",
+        Format::Gcode3mf => "3MF plate project (.gcode.3mf)",
+    }
+}
+
+/// Where the machine limits of our estimate came from, as the summary's time line says it.
+fn limits_name(l: LimitsSource) -> &'static str {
+    match l {
+        LimitsSource::Defaults => "built-in defaults, as the file states none",
+        LimitsSource::SlicerConfig => "the slicer's configuration in the file",
+        LimitsSource::Gcode => "commands in the file (M201, M203, M204, M205, M566)",
+    }
+}
+
 /// The human-readable summary.
 pub fn summary(r: &Report) -> String {
     let m = &r.metadata;
@@ -108,7 +125,7 @@ pub fn summary(r: &Report) -> String {
         Some(v) => format!("{} {v}", s.name),
         None => s.name.clone(),
     });
-    let _ = writeln!(o, "Format:           {:?}", r.format);
+    let _ = writeln!(o, "Format:           {}", format_name(r.format));
     let _ = writeln!(o, "Slicer:           {}", opt(slicer));
     let _ = writeln!(o, "Printer model:    {}", opt(m.printer_model.as_deref()));
     let _ = writeln!(o, "Nozzle:           {} mm", opt(m.nozzle_diameter_mm));
@@ -153,9 +170,9 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(o, "--- our analysis ---");
         let _ = writeln!(
             o,
-            "Time (ours):      {}  (motion model, limits from {:?})",
+            "Time (ours):      {}  (motion model, limits from {})",
             duration(a.estimated_time_s),
-            a.limits_source
+            limits_name(a.limits_source)
         );
         let _ = writeln!(
             o,

@@ -15,7 +15,11 @@ fn summary_shows_slicer_facts_and_our_estimate_labelled_as_ours() {
         "{text}"
     );
     assert!(text.contains("Time (slicer):    16m 20s"), "{text}");
-    assert!(text.contains("Time (ours):"), "{text}");
+    assert!(text.contains("Format:           G-code\n"), "{text}");
+    assert!(
+        text.contains("(motion model, limits from commands in the file (M201,"),
+        "{text}"
+    );
     assert!(text.contains("Thumbnail:        220x124 PNG"), "{text}");
 }
 
