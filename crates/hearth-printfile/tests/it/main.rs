@@ -5,6 +5,8 @@
 
 mod bgcode;
 mod metadata;
+// Runs OctoPrint as a process, which WebAssembly (scripts/test-wasm.sh) cannot.
+#[cfg(not(target_family = "wasm"))]
 mod octoprint_live;
 mod robustness;
 mod samples;
