@@ -323,15 +323,22 @@ mod tests {
         }
     }
 
+    /// A blob directory in a fresh temporary directory (kept alive by the first value) with one
+    /// empty upload.
+    async fn new_upload() -> (tempfile::TempDir, BlobDir, UploadId) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let blobs = BlobDir::open(dir.path()).await.expect("blob dir");
+        let id = UploadId::new();
+        blobs.create_upload(id).await.expect("upload");
+        (dir, blobs, id)
+    }
+
     /// A request dropped in the middle of a write (a client gone mid-body) must not release the
     /// upload before the write has landed: a client resuming at once would read a length that
     /// then grows, and send those bytes again.
     #[tokio::test]
     async fn an_abandoned_write_holds_its_guard_until_its_bytes_are_written() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let blobs = BlobDir::open(dir.path()).await.expect("blob dir");
-        let id = UploadId::new();
-        blobs.create_upload(id).await.expect("upload");
+        let (_dir, blobs, id) = new_upload().await;
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let probe = Probe {
             path: blobs.upload_path(id),
@@ -374,10 +381,7 @@ mod tests {
     /// After an abandoned write, the same handle refuses to go on rather than guess its offset.
     #[tokio::test]
     async fn a_handle_whose_write_was_abandoned_refuses_more() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let blobs = BlobDir::open(dir.path()).await.expect("blob dir");
-        let id = UploadId::new();
-        blobs.create_upload(id).await.expect("upload");
+        let (_dir, blobs, id) = new_upload().await;
         let mut f = blobs.append_upload(id).await.expect("open");
         let (open_gate, gate) = std::sync::mpsc::channel::<()>();
         {
