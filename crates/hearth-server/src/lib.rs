@@ -93,6 +93,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             metrics: Default::default(),
             uploads_busy: Default::default(),
             hub: Default::default(),
+            stopping: Default::default(),
         }),
     };
     Ok(Server { state, setup_token })
@@ -137,6 +138,13 @@ impl Server {
             self.state.clone(),
             Duration::from_secs(60),
         ));
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Event streams end and agent sessions close now, or the wait for requests in
+            // flight below would never end while a dashboard is open.
+            state.stopping.begin();
+        };
         let settings = &self.state.settings;
         if let (Some(cert), Some(key)) = (&settings.tls.cert, &settings.tls.key) {
             let config = tls::server_config(cert, key)?;
@@ -151,6 +159,14 @@ impl Server {
                 .await
                 .map_err(StartError::Serve)?;
         }
+        // Agent sessions are upgraded connections, which the HTTP server no longer waits for:
+        // their last writes (the agent's last-seen time) must land before the database closes.
+        if tokio::time::timeout(SESSIONS_DRAIN, self.state.stopping.sessions_ended())
+            .await
+            .is_err()
+        {
+            tracing::warn!("agent sessions still open at shutdown; closing anyway");
+        }
         rollups.abort();
         if let Err(e) = self.state.hub.flush_rollups(&self.state.store).await {
             tracing::warn!(error = %error::ErrorChain(&e), "could not write the last printer history");
@@ -159,6 +175,9 @@ impl Server {
         Ok(())
     }
 }
+
+/// How long shutdown waits for agent sessions to finish what they were doing.
+const SESSIONS_DRAIN: Duration = Duration::from_secs(10);
 
 /// Telemetry is summed in memory and written as hourly rollups once a minute, never per message.
 async fn flush_rollups_every(state: AppState, every: Duration) {

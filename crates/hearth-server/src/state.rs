@@ -28,6 +28,74 @@ pub struct Inner {
     pub uploads_busy: Mutex<HashSet<UploadId>>,
     /// Connected agents, live telemetry, event fan-out.
     pub hub: crate::hub::Hub,
+    /// Shutdown as the long-lived connections see it.
+    pub stopping: Stopping,
+}
+
+/// The server's shutdown as long-lived connections see it. The HTTP server's graceful shutdown waits
+/// for responses in flight, and an event stream never ends by itself; it does not track agent
+/// WebSockets at all once upgraded. So when shutdown begins, event streams end and agent sessions
+/// close (WebSocket code 1001, "going away"), and the server waits for the sessions' last writes
+/// before it closes the database.
+#[derive(Debug)]
+pub struct Stopping {
+    /// Whether shutdown has begun, and how many agent sessions are running. One value, so that a
+    /// session cannot start after the server has seen the count reach zero.
+    state: tokio::sync::watch::Sender<(bool, usize)>,
+}
+
+impl Default for Stopping {
+    fn default() -> Self {
+        Self {
+            state: tokio::sync::watch::Sender::new((false, 0)),
+        }
+    }
+}
+
+impl Stopping {
+    pub fn begin(&self) {
+        self.state.send_modify(|s| s.0 = true);
+    }
+
+    /// Resolves once shutdown has begun (at once if it has).
+    pub async fn begun(&self) {
+        let _ = self.state.subscribe().wait_for(|s| s.0).await;
+    }
+
+    /// Resolves once shutdown has begun and every agent session has ended.
+    pub async fn sessions_ended(&self) {
+        let _ = self.state.subscribe().wait_for(|s| s.0 && s.1 == 0).await;
+    }
+}
+
+/// An agent session, counted for as long as it lives.
+#[derive(Debug)]
+pub struct AgentSession {
+    state: AppState,
+}
+
+impl AppState {
+    /// Counts a new agent session; `None` once shutdown has begun.
+    pub fn agent_session(&self) -> Option<AgentSession> {
+        self.stopping
+            .state
+            .send_if_modified(|s| {
+                if s.0 {
+                    return false;
+                }
+                s.1 += 1;
+                true
+            })
+            .then(|| AgentSession {
+                state: self.clone(),
+            })
+    }
+}
+
+impl Drop for AgentSession {
+    fn drop(&mut self) {
+        self.state.stopping.state.send_modify(|s| s.1 -= 1);
+    }
 }
 
 impl std::ops::Deref for AppState {

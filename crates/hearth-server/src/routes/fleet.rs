@@ -471,6 +471,10 @@ pub async fn events(State(state): State<AppState>, access: OrgAccess<Viewer>) ->
             }
         }
     });
+    // Ends when the server shuts down, which would otherwise wait for it forever. Browsers'
+    // EventSource reconnects by itself.
+    let stopping = state.clone();
+    let stream = stream.take_until(async move { stopping.stopping.begun().await });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
@@ -811,11 +815,23 @@ pub async fn agent_connect(
     ws: WebSocketUpgrade,
 ) -> Response {
     ws.read_buffer_size(4096)
-        .on_upgrade(move |socket| async move {
+        .on_upgrade(move |mut socket| async move {
+            let Some(_counted) = state.agent_session() else {
+                let _ = socket.send(going_away()).await;
+                return;
+            };
             if let Err(e) = agent_session(state, socket, source).await {
                 tracing::info!(error = %e.message, code = e.code, "agent session ended");
             }
         })
+}
+
+/// Tells an agent the server is shutting down (WebSocket close code 1001), so it reconnects.
+fn going_away() -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::AWAY,
+        reason: "server shutting down".into(),
+    }))
 }
 
 /// The agent's side of the socket went away mid-send.
@@ -929,6 +945,10 @@ async fn agent_session(
                     let fatal = matches!(out, ServerMsg::Error { fatal: true, .. });
                     sink.send(text(&out)).await.map_err(|_| agent_left())?;
                     if fatal { break; }
+                }
+                () = state.stopping.begun() => {
+                    let _ = sink.send(going_away()).await;
+                    break;
                 }
                 _ = ping.tick() => {
                     silent += 1;

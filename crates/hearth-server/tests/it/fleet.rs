@@ -421,3 +421,54 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
         .unwrap_err();
     assert_eq!(e.status(), Some(409));
 }
+
+/// Stopping the server (SIGTERM, or a restart) must not wait for a dashboard's event stream, which
+/// never ends by itself, and must tell agents it is going away, so they reconnect; their sessions
+/// end before the database closes.
+#[tokio::test]
+async fn stopping_the_server_ends_event_streams_and_agent_sessions() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let agent = FakeAgent::enroll(&server, &owner, org).await;
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/chain"),
+        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
+    )
+    .await;
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
+        serde_json::json!({"seq": 1, "link": {"kind": "test"}}),
+    )
+    .await;
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    let mut events = owner
+        .raw_get_response(&format!("/api/v1/orgs/{org}/events"))
+        .await
+        .unwrap();
+
+    server.stop().await;
+
+    // The agent is told why the connection ends.
+    let close = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the agent's session is closed");
+    let frame = close.expect("a close frame with a code");
+    assert_eq!(
+        frame.code,
+        tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away
+    );
+    // The event stream ended cleanly rather than being cut.
+    while let Some(chunk) = events.chunk().await.expect("the event stream ends cleanly") {
+        let _ = chunk;
+    }
+}

@@ -233,9 +233,15 @@ async fn a_500_mb_upload_keeps_server_memory_growth_under_64_mb() {
 }
 
 #[tokio::test]
-async fn sigterm_shuts_down_gracefully() {
+async fn sigterm_shuts_down_gracefully_with_an_event_stream_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = Hearthd::start(&dir.path().join("data"), &[]);
+    // A dashboard watching live events: its stream never ends by itself.
+    let (c, org) = bootstrap(&d).await;
+    let mut events = c
+        .raw_get_response(&format!("/api/v1/orgs/{org}/events"))
+        .await
+        .unwrap();
     let st = Command::new("kill")
         .args(["-TERM", &d.pid().to_string()])
         .status()
@@ -254,6 +260,10 @@ async fn sigterm_shuts_down_gracefully() {
     };
     assert!(status.success(), "{status}");
     assert!(d.stderr().contains("shutting down"));
+    // The stream was ended by the server, not cut by the process's exit.
+    while let Some(chunk) = events.chunk().await.expect("the event stream ends cleanly") {
+        let _ = chunk;
+    }
 }
 
 #[tokio::test]

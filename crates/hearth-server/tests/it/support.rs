@@ -13,8 +13,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub setup_token: Option<String>,
     /// Dropping the sender stops the server with the test.
-    _stop: oneshot::Sender<()>,
-    _task: tokio::task::JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Settings for tests: a temp data dir and cheap Argon2 (the cost is configuration, not behaviour).
@@ -59,13 +59,23 @@ impl TestServer {
             url,
             dir,
             setup_token,
-            _stop: stop,
-            _task: task,
+            stop,
+            task,
         }
     }
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Shuts the server down as a signal would and returns once `run` has returned, or panics
+    /// if it has not within 30 s (the shutdown hangs).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(std::time::Duration::from_secs(30), self.task)
+            .await
+            .expect("the server stops")
+            .expect("the server's task");
     }
 
     pub fn client(&self) -> Client {
