@@ -2,7 +2,8 @@
 //! line loop on the same bytes (in memory, so no reading is counted):
 //!   cargo run --release -p hearth-printfile --features internals --example stages -- FILE [ROUNDS]
 //! `parse`: the words of every move line; `model`: motion and planning of every move from words
-//! read beforehand; `whole`: the line loop. Figures are cycles per line, from the clock measured
+//! read beforehand; `plan`: the planning alone, from the moves `model` plans; `whole`: the line
+//! loop. Figures are cycles per line, from the clock measured
 //! around the rounds (as `bench.rs` does), best of the rounds.
 use hearth_printfile::internals::Stages;
 use std::time::Instant;
@@ -37,6 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per_line = |t: f64| t * ghz * 1e9 / s.lines() as f64;
     let (parse, read) = best(rounds, || s.parse());
     let (model, _) = best(rounds, || s.model());
+    let (plan, _) = best(rounds, || s.plan());
     let (whole, estimate) = best(rounds, || s.whole());
     println!(
         "lines={} move_lines={} window_read={read}",
@@ -46,6 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("clock_ghz={ghz:.2}");
     println!("parse_cycles_per_line={:.0}", per_line(parse));
     println!("model_cycles_per_line={:.0}", per_line(model));
+    println!("plan_cycles_per_line={:.0}", per_line(plan));
     println!("whole_cycles_per_line={:.0}", per_line(whole));
     println!("whole_estimate_s={estimate:.0}");
     Ok(())

@@ -715,7 +715,7 @@ pub(crate) struct Motion {
     print: Bounds,
     travel: Bounds,
     layers: LayerTracker,
-    planner: Planner,
+    pub(crate) planner: Planner,
     /// Caps on M204 values from the slicer configuration (print, retract, travel), 0 = none.
     accel_caps: [f64; 3],
     limits_source: LimitsSource,

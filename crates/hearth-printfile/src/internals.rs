@@ -4,9 +4,13 @@
 //! The benchmark of the whole (`examples/bench.rs`) gives one figure per file. To know which part
 //! to work on, this runs the parts alone on the same moves: reading the words of every move line
 //! (the window parser, in the build the line loop uses), modelling and planning every move from
-//! words already read, and the whole line loop over the same bytes in memory.
+//! words already read, planning alone the moves the model hands the planner, and the whole line
+//! loop over the same bytes in memory. (Built with the feature, every move the planner takes also
+//! checks whether it is being recorded for `plan`: one branch, always predicted, in `model` and
+//! `whole`; `examples/bench.rs` is built without it.)
 
 use crate::gcode::{CHUNK, DEFAULT_LIMITS, Lines, Motion, MoveWords, Processor, parse_move};
+use crate::planner::{MoveKind, Planner};
 use crate::report::{LimitsSource, MachineLimits};
 use crate::{Diags, Options, words};
 
@@ -23,6 +27,8 @@ pub struct Stages {
     /// The machine limits the file's configuration block states, as [`crate::analyze`] uses
     /// them.
     limits: Option<(MachineLimits, [f64; 3])>,
+    /// What [`Stages::model`] hands the planner: every move's delta, speed and kind.
+    pushes: Vec<([f64; 4], f64, MoveKind)>,
 }
 
 impl Stages {
@@ -44,14 +50,22 @@ impl Stages {
             .ok()
             .flatten();
         text.resize(len + words::READ, b'\n');
-        Self {
+        let mut s = Self {
             text,
             len,
             moves,
             words,
             lines,
             limits,
+            pushes: Vec::new(),
+        };
+        let mut m = s.motion();
+        m.planner.recorded = Some(Vec::new());
+        for w in &s.words {
+            m.linear(w);
         }
+        s.pushes = m.planner.recorded.take().unwrap_or_default();
+        s
     }
 
     fn motion(&self) -> Motion {
@@ -112,6 +126,16 @@ impl Stages {
         m.finish(0, &[], &[], &[]).estimated_time_s
     }
 
+    /// Plans every move [`Stages::model`] plans, from the deltas it hands the planner; returns
+    /// the estimate (s), which is [`Stages::model`]'s.
+    pub fn plan(&self) -> f64 {
+        let mut p = Planner::new(*self.motion().planner.limits());
+        for &(d, feed, kind) in &self.pushes {
+            p.push(d, feed, kind);
+        }
+        p.finish()
+    }
+
     /// The whole line loop over the text, in the chunks the streaming reader uses; returns the
     /// estimate (s), which differs from [`Stages::model`]'s as the other lines count here.
     pub fn whole(&self) -> f64 {
@@ -147,6 +171,7 @@ mod tests {
         assert_eq!(s.whole().to_bits(), analysis.estimated_time_s.to_bits());
         assert_eq!(s.lines() as u64, analysis.lines);
         assert!(s.moves() > 10_000, "{}", s.moves());
+        assert_eq!(s.plan().to_bits(), s.model().to_bits());
         assert_eq!(s.parse(), s.moves());
         // The same moves, without the lines between them (accelerations set per feature): the
         // same order of time, not the same value.

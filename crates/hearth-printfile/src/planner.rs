@@ -626,6 +626,9 @@ pub(crate) struct Planner {
     time: f64,
     /// The widest vectors the processor has (see [`Planner::flush`]).
     simd: Simd,
+    /// Every move pushed, for `internals::Stages` to replay into a planner alone.
+    #[cfg(feature = "internals")]
+    pub(crate) recorded: Option<Vec<([f64; 4], f64, MoveKind)>>,
 }
 
 /// Builds of the batch loops, by vector width.
@@ -669,6 +672,8 @@ impl Planner {
             blocks: Box::new(Blocks::new()),
             time: 0.0,
             simd: Simd::available().pop().unwrap_or(Simd::Baseline),
+            #[cfg(feature = "internals")]
+            recorded: None,
         }
     }
 
@@ -695,8 +700,15 @@ impl Planner {
 
     /// Adds one straight move. `delta` is X, Y, Z, E in mm; `feed` is the requested speed in mm/s.
     /// A move of no length, or with a coordinate that is not finite, takes no time.
-    #[inline]
+    // Always inlined: called from a loop of its own (`internals::Stages::plan`), it read the delta
+    // its caller had just stored with one 16-byte load across two 8-byte stores, a failed
+    // store-to-load forward on every move that the line loop, where it was inlined, never had.
+    #[inline(always)]
     pub(crate) fn push(&mut self, delta: [f64; 4], feed: f64, kind: MoveKind) {
+        #[cfg(feature = "internals")]
+        if let Some(r) = &mut self.recorded {
+            r.push((delta, feed, kind));
+        }
         let xyz2 = delta[0] * delta[0] + delta[1] * delta[1] + delta[2] * delta[2];
         // The length is `sqrt(xyz2)`, or |E| for an extruder-only move (see `Batch::shape`).
         let long_enough = xyz2 > EPS2 || delta[3].abs() > EPS;
