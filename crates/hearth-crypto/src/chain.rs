@@ -186,10 +186,19 @@ pub struct Member {
 pub struct Agent {
     /// Display name.
     pub name: String,
-    /// Pool, if any.
+    /// The one pool an admin restricted it to, if any: it then opens only that pool's jobs (and
+    /// jobs for one of its printers by name).
     pub pool: Option<String>,
     /// Public keys.
     pub agent: DevicePublic,
+}
+
+impl Agent {
+    /// Whether a job for `pool` may be sealed to this agent: it is restricted to no pool, or to
+    /// this one.
+    pub fn serves(&self, pool: &str) -> bool {
+        self.pool.as_deref().is_none_or(|p| p == pool)
+    }
 }
 
 /// What a verified chain says: the only source of public keys a client or agent may trust.
@@ -377,9 +386,19 @@ pub enum TrustError {
         /// Current epoch.
         current: u64,
     },
-    /// An agent pool has no enrolled agent.
-    #[error("pool {0:?} has no enrolled agent")]
+    /// A pool job with no agent to seal it to.
+    #[error("pool {0:?} has no printer behind an enrolled agent")]
     EmptyPool(String),
+    /// A pool job named an agent the organisation restricted to another pool.
+    #[error("agent {agent:?} serves only pool {serves:?}, not {pool:?}")]
+    OutsidePool {
+        /// The agent's name in the chain.
+        agent: String,
+        /// The one pool an admin approved it for.
+        serves: String,
+        /// The job's pool.
+        pool: String,
+    },
 }
 
 impl TrustedState {
@@ -426,14 +445,6 @@ impl TrustedState {
     /// A current agent by signing key.
     pub fn agent(&self, key: &SigningPublic) -> Option<&Agent> {
         self.agents.get(key)
-    }
-
-    /// Current agents of a pool.
-    pub fn pool(&self, pool: &str) -> Vec<&Agent> {
-        self.agents
-            .values()
-            .filter(|a| a.pool.as_deref() == Some(pool))
-            .collect()
     }
 
     /// Whether the key was enrolled once and removed since.

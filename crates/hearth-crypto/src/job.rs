@@ -18,7 +18,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use crate::chain::TrustedState;
 use crate::encoding::{Sha256Digest, Suite, UnsupportedSuite};
 use crate::keys::{DeviceKeys, SigningPublic};
-use crate::manifest::{JobManifest, SignedJobManifest};
+use crate::manifest::{JobManifest, JobTarget, SignedJobManifest};
 use crate::seal::{OpenError, OpenSummary, hash_ciphertext, open_file};
 
 /// The agent's record of job ids already accepted. The agent backs it with disk, so a restart
@@ -220,7 +220,13 @@ impl<'a, S: SeenJobs> JobVerifier<'a, S> {
             return Err(JobRefusal::BadSignature);
         }
         let me = self.agent.public().signing;
-        if self.trusted.agent(&me).is_none() || !m.target.agents().contains(&me) {
+        let Some(entry) = self.trusted.agent(&me) else {
+            return Err(JobRefusal::NotForThisAgent);
+        };
+        // A pool job names its agents; one an admin restricted to another pool takes none of
+        // them, whoever signed it.
+        let outside_pool = matches!(&m.target, JobTarget::Pool { pool, .. } if !entry.serves(pool));
+        if !m.target.agents().contains(&me) || outside_pool {
             return Err(JobRefusal::NotForThisAgent);
         }
         if m.not_after < m.not_before || m.not_after - m.not_before > MAX_JOB_WINDOW_SECS {

@@ -365,8 +365,15 @@ pub enum JobDestination<'a> {
         /// Printer name.
         printer: &'a str,
     },
-    /// Every current agent of a pool, taken from the verified chain.
-    Pool(&'a str),
+    /// Any printer of a pool: sealed to the agents that drive the pool's printers (as the
+    /// server lists them), each checked against the verified chain: enrolled, and restricted to
+    /// no pool or to this one.
+    Pool {
+        /// Pool name.
+        pool: &'a str,
+        /// The agents' public keys as the server listed them.
+        agents: &'a [crate::DevicePublic],
+    },
 }
 
 /// Seals a print job's payload to the current epoch and the target agent(s), streaming into
@@ -397,8 +404,21 @@ pub fn seal_job<R: Read, W: Write>(
                 vec![&a.agent.recipient],
             )
         }
-        JobDestination::Pool(pool) => {
-            let members = trusted.pool(pool);
+        JobDestination::Pool { pool, agents } => {
+            let mut members: Vec<&crate::chain::Agent> = Vec::with_capacity(agents.len());
+            for key in agents {
+                let a = trusted.require_agent(key).map_err(UploadError::Target)?;
+                if !a.serves(pool) {
+                    return Err(UploadError::Target(TrustError::OutsidePool {
+                        agent: a.name.clone(),
+                        serves: a.pool.clone().unwrap_or_default(),
+                        pool: pool.to_owned(),
+                    }));
+                }
+                if !members.iter().any(|m| m.agent.signing == a.agent.signing) {
+                    members.push(a);
+                }
+            }
             if members.is_empty() {
                 return Err(UploadError::Target(TrustError::EmptyPool(pool.to_owned())));
             }

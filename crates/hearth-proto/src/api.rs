@@ -380,6 +380,10 @@ pub struct SubmitJobRequest {
     pub pool: Option<String>,
     /// The sealed job payload, uploaded beforehand.
     pub blob_sha256: BlobHash,
+    /// The job manifest the member's device signed, passed to the agent untouched. For a pool job
+    /// the server reads `manifest.target.pool` (the pool and the agents' signing keys, in hex)
+    /// and hands the job only to a printer of those agents; a pool job whose manifest names
+    /// another pool or no agent of the organisation is refused (422).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub manifest: serde_json::Value,
     #[serde(default)]

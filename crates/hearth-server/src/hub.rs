@@ -281,14 +281,53 @@ pub async fn publish_job(state: &AppState, id: hearth_proto::ids::JobId) -> ApiR
     Ok(())
 }
 
+/// An agent's signing key as the store keeps it (standard base64 of the 32 bytes).
+pub fn agent_key(stored: &str) -> Option<[u8; 32]> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(stored)
+        .ok()?;
+    raw.try_into().ok()
+}
+
+/// The pool and the agents a pool job is sealed to, as its signed manifest names them
+/// (`manifest.target.pool`, the agents' signing keys in hex); `None` when the manifest names no
+/// pool target.
+pub fn pool_job_target(manifest: &serde_json::Value) -> Option<(&str, Vec<[u8; 32]>)> {
+    let target = manifest.pointer("/manifest/target/pool")?;
+    let pool = target.get("pool")?.as_str()?;
+    let agents = target
+        .get("agents")?
+        .as_array()?
+        .iter()
+        .map(|k| {
+            let raw = hex::decode(k.as_str()?).ok()?;
+            raw.try_into().ok()
+        })
+        .collect::<Option<Vec<[u8; 32]>>>()?;
+    Some((pool, agents))
+}
+
+fn pool_job_agents(manifest: &serde_json::Value) -> Option<Vec<[u8; 32]>> {
+    pool_job_target(manifest).map(|(_, agents)| agents)
+}
+
 /// Hand queued jobs of `org` to printers that can take them now: a job for a named printer goes to it as
-/// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress.
+/// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress,
+/// behind one of the agents the job is sealed to.
 pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
     let queued = state.store.queued_jobs(org).await?;
     if queued.is_empty() {
         return Ok(());
     }
     let printers = state.store.printers(org).await?;
+    let agent_keys: HashMap<AgentId, [u8; 32]> = state
+        .store
+        .agents(org)
+        .await?
+        .into_iter()
+        .filter_map(|a| Some((a.id, agent_key(&a.signing_key)?)))
+        .collect();
     let mut taken: Vec<PrinterId> = Vec::new();
     for job in queued {
         let target = match (job.printer_id, &job.pool) {
@@ -296,11 +335,16 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                 .iter()
                 .find(|p| p.id == pid && state.hub.is_connected(p.agent_id)),
             (None, Some(pool)) => {
+                // Only the agents the job is sealed to can open it.
+                let sealed_to = pool_job_agents(&job.manifest).unwrap_or_default();
                 let mut found = None;
-                for p in printers
-                    .iter()
-                    .filter(|p| p.info.pools.contains(pool) && !taken.contains(&p.id))
-                {
+                for p in printers.iter().filter(|p| {
+                    p.info.pools.contains(pool)
+                        && !taken.contains(&p.id)
+                        && agent_keys
+                            .get(&p.agent_id)
+                            .is_some_and(|k| sealed_to.contains(k))
+                }) {
                     let idle = state.hub.telemetry(p.id).0.state == PrinterState::Idle;
                     if idle
                         && state.hub.is_connected(p.agent_id)

@@ -28,7 +28,9 @@ pub enum AgentsCmd {
         /// The fingerprint the agent printed; approval fails unless it matches.
         #[arg(long)]
         fingerprint: Option<String>,
-        /// Pool the agent serves (jobs sent to the pool are sealed to its agents).
+        /// Restrict the agent to this pool: it then opens only that pool's jobs (and jobs for
+        /// one of its printers by name). Without it, the agent takes jobs for any pool its
+        /// printers are in.
         #[arg(long)]
         pool: Option<String>,
         /// Approve without asking (only with --fingerprint, which is then compared for you).

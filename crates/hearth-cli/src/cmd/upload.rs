@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use hearth_crypto::{
-    JobDestination, MAX_JOB_WINDOW_SECS, PrivateMetadata, Thumbnail, TrustedState, seal_job,
-    seal_upload,
+    DevicePublic, JobDestination, MAX_JOB_WINDOW_SECS, PrivateMetadata, Thumbnail, TrustedState,
+    seal_job, seal_upload,
 };
 use hearth_proto::api::{
-    CreateFileRequest, FileEntry, Job, Printer, SchedulingFacts, SubmitJobRequest,
+    Agent, CreateFileRequest, FileEntry, Job, Printer, SchedulingFacts, SubmitJobRequest,
 };
 use hearth_proto::ids::{BlobHash, FileId, JobId};
 
@@ -238,6 +238,57 @@ pub async fn upload(args: &UploadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The agents a job for `pool` is sealed to: those driving a printer of the pool (as the server
+/// lists printers), each enrolled in the verified chain and not restricted by an admin to another
+/// pool. The server then hands the job only to printers of these agents.
+fn pool_agents(
+    trusted: &TrustedState,
+    pool: &str,
+    printers: &[Printer],
+    agents: &[Agent],
+) -> anyhow::Result<Vec<DevicePublic>> {
+    let mut keys: Vec<DevicePublic> = Vec::new();
+    let mut elsewhere = Vec::new();
+    for p in printers
+        .iter()
+        .filter(|p| p.pools.iter().any(|x| x == pool))
+    {
+        let Some(agent) = agents.iter().find(|a| a.id == p.agent_id) else {
+            continue;
+        };
+        let key = agent_public(agent)?;
+        if keys.contains(&key) {
+            continue;
+        }
+        let enrolled = trusted.require_agent(&key).with_context(|| {
+            format!(
+                "the agent of printer {:?} is not enrolled in the verified organisation chain",
+                p.name
+            )
+        })?;
+        if enrolled.serves(pool) {
+            keys.push(key);
+        } else {
+            elsewhere.push(format!(
+                "{} (agent {:?}, which an admin restricted to pool {:?})",
+                p.name,
+                enrolled.name,
+                enrolled.pool.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    if keys.is_empty() {
+        if elsewhere.is_empty() {
+            bail!("no printer is in pool {pool:?} (see `hearth printers`)");
+        }
+        bail!(
+            "no printer of pool {pool:?} may take its jobs: {}",
+            elsewhere.join(", ")
+        );
+    }
+    Ok(keys)
+}
+
 /// Where to print: a printer (by name or id) or a pool.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -260,12 +311,13 @@ pub async fn print_path(
     }
     let a = analyse(path, &file_name(path), None)?;
     let job_id = JobId::new();
-    let (printer_id, pool, agent_key, printer_name) = match target {
+    let printers: Vec<Printer> = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+        .await?;
+    let agents = ctx.agents().await?;
+    let (printer_id, pool, dest_keys, printer_name) = match target {
         Target::Printer(name) => {
-            let printers: Vec<Printer> = ctx
-                .client
-                .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-                .await?;
             let matches: Vec<&Printer> = printers
                 .iter()
                 .filter(|p| p.name == *name || p.id.to_string() == *name)
@@ -275,27 +327,32 @@ pub async fn print_path(
                 [] => bail!("no printer named {name:?} (see `hearth printers`)"),
                 _ => bail!("several printers are named {name:?}: give its id instead"),
             };
-            let agent = ctx
-                .agents()
-                .await?
-                .into_iter()
+            let agent = agents
+                .iter()
                 .find(|a| a.id == p.agent_id)
                 .ok_or_else(|| anyhow!("the server lists no agent for printer {name:?}"))?;
-            let key = agent_public(&agent)?;
+            let key = agent_public(agent)?;
             trusted.require_agent(&key).with_context(|| {
                 format!("the agent of printer {name:?} is not enrolled in the verified organisation chain")
             })?;
-            (Some(p.id), None, Some(key), p.name.clone())
+            (Some(p.id), None, vec![key], p.name.clone())
         }
-        Target::Pool(pool) => (None, Some(pool.clone()), None, String::new()),
+        Target::Pool(pool) => (
+            None,
+            Some(pool.clone()),
+            pool_agents(trusted, pool, &printers, &agents)?,
+            String::new(),
+        ),
     };
-    let dest = match (&agent_key, target) {
-        (Some(agent), _) => JobDestination::Printer {
-            agent,
+    let dest = match target {
+        Target::Printer(_) => JobDestination::Printer {
+            agent: &dest_keys[0],
             printer: &printer_name,
         },
-        (None, Target::Pool(p)) => JobDestination::Pool(p),
-        (None, Target::Printer(_)) => bail!("internal: printer without agent"),
+        Target::Pool(p) => JobDestination::Pool {
+            pool: p,
+            agents: &dest_keys,
+        },
     };
     let sealed = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
     let t = now();

@@ -114,33 +114,41 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
 }
 
 /// Enrolls an agent with `hearth agents token`, approves it with `hearth agents approve` after
-/// comparing fingerprints; returns it connected, with its printer announced.
+/// comparing fingerprints (restricted to pool "pla"); returns it connected, with its printer
+/// announced in pool "pla".
 pub async fn enrolled_agent(
     server: &TestServer,
     m: &Machine,
     name: &str,
     printer: &str,
 ) -> (TestAgent, Ws, String) {
+    enrolled_agent_in(server, m, name, printer, Some("pla"), "pla").await
+}
+
+/// [`enrolled_agent`] with the pool an admin restricts the agent to (`None`: none) and the pool
+/// its printer is in.
+pub async fn enrolled_agent_in(
+    server: &TestServer,
+    m: &Machine,
+    name: &str,
+    printer: &str,
+    restricted_to: Option<&str>,
+    printer_pool: &str,
+) -> (TestAgent, Ws, String) {
     let token = m.run(&["agents", "token"]).await;
     let agent = TestAgent::enroll(&server.url, token.trim(), name).await;
     let fp = agent.keys.fingerprint().to_string();
-    let out = m
-        .run(&[
-            "agents",
-            "approve",
-            name,
-            "--fingerprint",
-            &fp,
-            "--pool",
-            "pla",
-        ])
-        .await;
+    let mut approve = vec!["agents", "approve", name, "--fingerprint", &fp];
+    if let Some(pool) = restricted_to {
+        approve.extend(["--pool", pool]);
+    }
+    let out = m.run(&approve).await;
     assert!(out.contains(&fp), "{out}");
     let (mut ws, http_token) = agent.connect(&server.url).await;
     send(
         &mut ws,
         &AgentMsg::Printers {
-            printers: vec![printer_info(printer, "pla")],
+            printers: vec![printer_info(printer, printer_pool)],
         },
     )
     .await;
@@ -531,4 +539,45 @@ async fn a_server_serving_a_substituted_epoch_key_is_refused() {
         .await
         .unwrap();
     assert_eq!(files[0].manifest["manifest"]["epoch"], 2);
+}
+
+/// A pool is the printers tagged with it: a job for it is sealed to the agents behind them (not to
+/// one an admin restricted to another pool), reaches one of their printers and opens there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_job_is_sealed_to_the_agents_of_the_pools_printers() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "part.gcode", "pool part");
+    let original = std::fs::read(&file).unwrap();
+    let (open, mut ws, http_token) =
+        enrolled_agent_in(&server, &ada, "open-pi", "xl", None, "petg").await;
+    let _vault = enrolled_agent_in(&server, &ada, "vault-pi", "mk4-s", Some("vault"), "abs").await;
+
+    ada.run(&["print", file.to_str().unwrap(), "--pool", "petg"])
+        .await;
+    let (job, plain) = agent_opens_job(&server, &ada, &open, &mut ws, &http_token).await;
+    assert_eq!(job.printer, "xl");
+    assert_eq!(plain, original);
+    let manifest: SignedJobManifest = serde_json::from_value(job.manifest).unwrap();
+    assert_eq!(
+        manifest.manifest.target.agents(),
+        vec![open.keys.public().signing]
+    );
+
+    for (pool, says) in [
+        (
+            "abs",
+            "no printer of pool \"abs\" may take its jobs: mk4-s (agent \"vault-pi\", which an admin restricted to pool \"vault\")",
+        ),
+        ("nylon", "no printer is in pool \"nylon\""),
+    ] {
+        let out = ada
+            .try_run(&["print", file.to_str().unwrap(), "--pool", pool])
+            .await;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
 }

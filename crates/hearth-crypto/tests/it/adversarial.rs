@@ -525,3 +525,124 @@ fn forked_history_is_detected() {
             .is_ok()
     );
 }
+
+/// `org` with two more agents: `open` (restricted to no pool) and `vault` (restricted to pool
+/// "vault"), as `chain` records them.
+fn with_pool_agents(org: &Org, vault_pool: Option<&str>) -> (OrgChain, DeviceKeys, DeviceKeys) {
+    let mut chain = org.chain.clone();
+    let (open, vault) = (DeviceKeys::generate(), DeviceKeys::generate());
+    for (name, pool, keys) in [("open", None, &open), ("vault", vault_pool, &vault)] {
+        chain
+            .append(
+                &org.ada,
+                LinkAction::AddAgent {
+                    name: name.into(),
+                    pool: pool.map(str::to_owned),
+                    agent: keys.public(),
+                },
+                NOW,
+            )
+            .unwrap();
+    }
+    (chain, open, vault)
+}
+
+#[test]
+fn a_pool_job_is_sealed_only_to_agents_that_serve_the_pool() {
+    let org = Org::new();
+    let (chain, open, vault) = with_pool_agents(&org, Some("vault"));
+    let trusted = chain.verify(&org.pinned).unwrap();
+    let seal = |agents: &[hearth_crypto::DevicePublic]| {
+        let mut payload = Vec::new();
+        seal_job(
+            &trusted,
+            &org.bob,
+            "job-pool",
+            JobDestination::Pool {
+                pool: "farm",
+                agents,
+            },
+            GCODE,
+            &mut payload,
+            NOW,
+            NOW + 600,
+        )
+        .map(|job| (job, payload))
+    };
+    // An agent of the pool and one restricted to none: both may open it, and only they.
+    let (job, payload) = seal(&[org.g1.public(), open.public(), open.public()]).unwrap();
+    assert_eq!(
+        job.manifest.target.agents(),
+        vec![org.g1.public().signing, open.public().signing]
+    );
+    for (agent, opens) in [(&org.g1, true), (&open, true), (&org.g2, false)] {
+        let mut v = JobVerifier::new(&trusted, agent, MemorySeenJobs::default());
+        let r = v.open(&job, NOW, Cursor::new(&payload), &mut Vec::new());
+        assert_eq!(r.is_ok(), opens, "{:?}", r.err());
+    }
+    // An agent an admin restricted to another pool is refused, as are no agents and a key the
+    // server made up.
+    assert!(matches!(
+        seal(&[org.g1.public(), vault.public()]),
+        Err(UploadError::Target(TrustError::OutsidePool { ref agent, ref serves, .. }))
+            if agent == "vault" && serves == "vault"
+    ));
+    assert!(matches!(
+        seal(&[]),
+        Err(UploadError::Target(TrustError::EmptyPool(_)))
+    ));
+    assert!(matches!(
+        seal(&[DeviceKeys::generate().public()]),
+        Err(UploadError::Target(TrustError::UnknownKey { .. }))
+    ));
+}
+
+#[test]
+fn an_agent_restricted_to_another_pool_refuses_a_pool_job_naming_it() {
+    // A member sealed for "farm" from a chain where "vault" serves every pool (here: a fork the
+    // server showed them); the agent's own verified chain restricts it to "vault".
+    let org = Org::new();
+    let (shown, _, vault) = with_pool_agents(&org, None);
+    let mut real = org.chain.clone();
+    real.append(
+        &org.ada,
+        LinkAction::AddAgent {
+            name: "open".into(),
+            pool: None,
+            agent: DeviceKeys::generate().public(),
+        },
+        NOW,
+    )
+    .unwrap();
+    real.append(
+        &org.ada,
+        LinkAction::AddAgent {
+            name: "vault".into(),
+            pool: Some("vault".into()),
+            agent: vault.public(),
+        },
+        NOW,
+    )
+    .unwrap();
+    let mut payload = Vec::new();
+    let job = seal_job(
+        &shown.verify(&org.pinned).unwrap(),
+        &org.bob,
+        "job-farm",
+        JobDestination::Pool {
+            pool: "farm",
+            agents: &[vault.public()],
+        },
+        GCODE,
+        &mut payload,
+        NOW,
+        NOW + 600,
+    )
+    .unwrap();
+    let trusted = real.verify(&org.pinned).unwrap();
+    let mut v = JobVerifier::new(&trusted, &vault, MemorySeenJobs::default());
+    let e = v
+        .open(&job, NOW, Cursor::new(&payload), &mut Vec::new())
+        .unwrap_err();
+    assert!(matches!(e, JobRefusal::NotForThisAgent), "{e}");
+}

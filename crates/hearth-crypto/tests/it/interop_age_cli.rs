@@ -107,7 +107,10 @@ fn stock_age_opens_a_job_with_the_agent_identity() {
         &trusted,
         &org.bob,
         "job-1",
-        JobDestination::Pool("farm"),
+        JobDestination::Pool {
+            pool: "farm",
+            agents: &[org.g1.public(), org.g2.public()],
+        },
         &data[..],
         &mut blob,
         NOW,

@@ -307,7 +307,29 @@ pub async fn submit_job(
                 return Err(ApiError::invalid(format!("no printer {p}")));
             }
         }
-        (None, Some(pool)) if !pool.trim().is_empty() => {}
+        (None, Some(pool)) if !pool.trim().is_empty() => {
+            // Only the agents a pool job is sealed to can open it: the signed manifest names them,
+            // and the job goes to a printer of one of them.
+            let Some((sealed_pool, sealed_to)) = hub::pool_job_target(&req.manifest) else {
+                return Err(ApiError::invalid(
+                    "a pool job's manifest must name its pool and the agents it is sealed to",
+                ));
+            };
+            if sealed_pool != pool {
+                return Err(ApiError::invalid(format!(
+                    "the job is for pool {pool:?} but its manifest names pool {sealed_pool:?}"
+                )));
+            }
+            let ours = state.store.agents(org).await?;
+            if !ours
+                .iter()
+                .any(|a| hub::agent_key(&a.signing_key).is_some_and(|k| sealed_to.contains(&k)))
+            {
+                return Err(ApiError::invalid(
+                    "the job is sealed to no agent of this organisation",
+                ));
+            }
+        }
         _ => return Err(ApiError::invalid("give exactly one of printer and pool")),
     }
     state.store.blob(org, &req.blob_sha256).await.map_err(|_| {

@@ -105,6 +105,18 @@ impl FakeAgent {
     }
 }
 
+/// A signed pool-job manifest as the server reads it: the pool and the agents' signing keys (hex).
+fn pool_manifest(pool: &str, agents: &[&FakeAgent]) -> serde_json::Value {
+    let keys: Vec<String> = agents
+        .iter()
+        .map(|a| hex::encode(a.key.verifying_key().as_bytes()))
+        .collect();
+    serde_json::json!({
+        "manifest": {"target": {"pool": {"pool": pool, "agents": keys}}},
+        "signature": "by the member device",
+    })
+}
+
 /// POST with the owner's session through the typed client's transport (CSRF included).
 async fn http_json(
     c: &hearth_client::Client,
@@ -218,7 +230,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
         printer: None,
         pool: Some("pla".into()),
         blob_sha256: hash.clone(),
-        manifest: serde_json::json!({"signed": "by the member device"}),
+        manifest: pool_manifest("pla", &[&agent]),
         facts: SchedulingFacts {
             material: Some("PLA".into()),
             filament_grams: Some(12.5),
@@ -471,4 +483,115 @@ async fn stopping_the_server_ends_event_streams_and_agent_sessions() {
     while let Some(chunk) = events.chunk().await.expect("the event stream ends cleanly") {
         let _ = chunk;
     }
+}
+
+/// A pool job can be opened only by the agents it is sealed to: it goes to an idle printer of the
+/// pool behind one of them, never to another agent's (which would refuse it), and the server
+/// refuses a pool job whose manifest names no agent of the organisation.
+#[tokio::test]
+async fn a_pool_job_goes_only_to_printers_of_the_agents_it_is_sealed_to() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/chain"),
+        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
+    )
+    .await;
+    let mut agents = Vec::new();
+    for (seq, printer) in [(1, "a-pla"), (2, "b-pla")] {
+        let agent = FakeAgent::enroll(&server, &owner, org).await;
+        http_json(
+            &owner,
+            &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
+            serde_json::json!({"seq": seq, "link": {"kind": "test"}}),
+        )
+        .await;
+        let (mut ws, _) = agent.connect(&server).await.unwrap();
+        send(
+            &mut ws,
+            &AgentMsg::Printers {
+                printers: vec![printer_info(printer, "pla")],
+            },
+        )
+        .await;
+        send(
+            &mut ws,
+            &AgentMsg::Telemetry {
+                printer: printer.into(),
+                status: idle(),
+            },
+        )
+        .await;
+        agents.push((agent, ws));
+    }
+    // Both printers are idle in the pool before any job is submitted.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let printers: Vec<Printer> = owner
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        if printers.len() == 2
+            && printers
+                .iter()
+                .all(|p| p.telemetry.state == PrinterState::Idle)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{printers:?}");
+        tokio::task::yield_now().await;
+    }
+
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let submit = |manifest: serde_json::Value| SubmitJobRequest {
+        job_id: JobId::new(),
+        printer: None,
+        pool: Some("pla".into()),
+        blob_sha256: hash.clone(),
+        manifest,
+        facts: SchedulingFacts::default(),
+    };
+    let stranger = FakeAgent {
+        id: AgentId::new(),
+        key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
+    };
+    for (manifest, why) in [
+        (serde_json::json!({"signed": "x"}), "names no pool target"),
+        (pool_manifest("petg", &[&agents[1].0]), "names another pool"),
+        (
+            pool_manifest("pla", &[&stranger]),
+            "sealed to no agent of ours",
+        ),
+    ] {
+        let r = owner
+            .raw_post::<serde_json::Value>(
+                &format!("/api/v1/orgs/{org}/jobs"),
+                &serde_json::to_value(submit(manifest)).unwrap(),
+            )
+            .await;
+        assert_eq!(r.unwrap_err().status(), Some(422), "a manifest that {why}");
+    }
+
+    // Sealed to the second agent only: its printer gets the job, though the first is idle too.
+    let job = submit(pool_manifest("pla", &[&agents[1].0]));
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/jobs"),
+        serde_json::to_value(&job).unwrap(),
+    )
+    .await;
+    let ServerMsg::Job { job: offered } = recv(&mut agents[1].1).await else {
+        panic!("expected the job")
+    };
+    assert_eq!(
+        (offered.job_id, offered.printer.as_str()),
+        (job.job_id, "b-pla")
+    );
+    let listed: Job = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", job.job_id))
+        .await
+        .unwrap();
+    assert_eq!(listed.state, JobState::Assigned);
 }
