@@ -379,7 +379,7 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
             a.name,
             a.pool
                 .as_ref()
-                .map(|p| format!(" (pool {p})"))
+                .map(|p| format!(" (only pool {p})"))
                 .unwrap_or_default(),
             a.agent.fingerprint()
         );
