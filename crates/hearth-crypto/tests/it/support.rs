@@ -37,8 +37,8 @@ pub fn fast() -> KdfParams {
     KdfParams::insecure_fast_for_tests()
 }
 
-/// An organisation: admin `ada` (founder), member `bob`, agents `g1` (restricted to pool "farm", printer
-/// "mk4") and `g2` (restricted to pool "farm").
+/// An organisation: admin `ada` (founder), member `bob`, agents `g1` (restricted to pool "farm",
+/// printer "mk4") and `g2` (restricted to pool "farm").
 pub struct Org {
     pub chain: OrgChain,
     pub pinned: Sha256Digest,
