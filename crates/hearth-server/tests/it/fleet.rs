@@ -117,6 +117,30 @@ fn pool_manifest(pool: &str, agents: &[&FakeAgent]) -> serde_json::Value {
     })
 }
 
+/// Lists the organisation's printers until `done` holds for them (10 s at most).
+async fn printers_until(
+    owner: &hearth_client::Client,
+    org: OrgId,
+    what: &str,
+    done: impl Fn(&[Printer]) -> bool,
+) -> Vec<Printer> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let printers: Vec<Printer> = owner
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        if done(&printers) {
+            return printers;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never showed: {printers:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 /// POST with the owner's session through the typed client's transport (CSRF included).
 async fn http_json(
     c: &hearth_client::Client,
@@ -306,21 +330,12 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
     .await;
 
     // Members see progress; a pause reaches the agent.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let printers: Vec<Printer> = owner
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        if printers[0].telemetry.progress == Some(0.25) {
-            assert_eq!(printers[0].material.as_deref(), Some("PLA"));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "telemetry never showed"
-        );
-    }
+    let printers = printers_until(&owner, org, "the job's progress", |p| {
+        p.first()
+            .is_some_and(|p| p.telemetry.progress == Some(0.25))
+    })
+    .await;
+    assert_eq!(printers[0].material.as_deref(), Some("PLA"));
     let j: Job = serde_json::from_value(
         http_json(
             &owner,
@@ -360,21 +375,11 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
 
     // A dropped connection: the unfinished job is offered again on reconnect, printers show offline meanwhile.
     drop(ws);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let printers: Vec<Printer> = owner
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        if printers[0].telemetry.state == PrinterState::Offline {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "printer never went offline"
-        );
-        tokio::task::yield_now().await;
-    }
+    printers_until(&owner, org, "the printer offline", |p| {
+        p.first()
+            .is_some_and(|p| p.telemetry.state == PrinterState::Offline)
+    })
+    .await;
     let (mut ws, _) = agent.connect(&server).await.unwrap();
     let ServerMsg::Job { job: again } = recv(&mut ws).await else {
         panic!("expected the job again")
@@ -526,22 +531,10 @@ async fn a_pool_job_goes_only_to_printers_of_the_agents_it_is_sealed_to() {
         agents.push((agent, ws));
     }
     // Both printers are idle in the pool before any job is submitted.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let printers: Vec<Printer> = owner
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        if printers.len() == 2
-            && printers
-                .iter()
-                .all(|p| p.telemetry.state == PrinterState::Idle)
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{printers:?}");
-        tokio::task::yield_now().await;
-    }
+    printers_until(&owner, org, "two idle printers", |p| {
+        p.len() == 2 && p.iter().all(|p| p.telemetry.state == PrinterState::Idle)
+    })
+    .await;
 
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
