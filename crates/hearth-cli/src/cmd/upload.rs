@@ -289,6 +289,33 @@ fn pool_agents(
     Ok(keys)
 }
 
+/// Where a file does not fit the printer it is sent to, as the slicer's settings and the printer's
+/// configuration say: another material loaded, another nozzle. Printing goes on (the printer's
+/// configuration may be out of date); the member is told, as printer makers' clouds do.
+fn fit_warnings(facts: &SchedulingFacts, p: &Printer) -> Vec<String> {
+    let mut out = Vec::new();
+    if let (Some(wanted), Some(loaded)) = (&facts.material, &p.material) {
+        let fits = wanted
+            .split([';', ','])
+            .any(|m| m.trim().eq_ignore_ascii_case(loaded.trim()));
+        if !fits {
+            out.push(format!(
+                "is sliced for {wanted}, and printer {:?} has {loaded} loaded",
+                p.name
+            ));
+        }
+    }
+    if let (Some(wanted), Some(fitted)) = (facts.nozzle_mm, p.nozzle_mm)
+        && (wanted - fitted).abs() > 0.01
+    {
+        out.push(format!(
+            "is sliced for a {wanted} mm nozzle, and printer {:?} has a {fitted} mm one",
+            p.name
+        ));
+    }
+    out
+}
+
 /// Where to print: a printer (by name or id) or a pool.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -335,6 +362,9 @@ pub async fn print_path(
             trusted.require_agent(&key).with_context(|| {
                 format!("the agent of printer {name:?} is not enrolled in the verified organisation chain")
             })?;
+            for w in fit_warnings(&a.facts, p) {
+                eprintln!("warning: {} {w}", file_name(path));
+            }
             (Some(p.id), None, vec![key], p.name.clone())
         }
         Target::Pool(pool) => (

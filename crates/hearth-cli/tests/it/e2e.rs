@@ -581,3 +581,42 @@ async fn a_pool_job_is_sealed_to_the_agents_of_the_pools_printers() {
         assert!(err.contains(says), "{err}");
     }
 }
+
+/// A file sliced for another material or nozzle than the printer's is still sent, with a warning
+/// naming both; a file that fits gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn printing_a_file_that_does_not_fit_the_printer_warns() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    // The printer: PLA loaded, 0.4 mm nozzle (`printer_info`).
+    let _agent = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    let fits = gcode(work.path(), "fits.gcode", "fits");
+    let text = std::fs::read_to_string(&fits).unwrap();
+    let other = work.path().join("petg.gcode");
+    std::fs::write(
+        &other,
+        text.replace("filament_type = PLA", "filament_type = PETG")
+            .replace("nozzle_diameter = 0.4", "nozzle_diameter = 0.6"),
+    )
+    .unwrap();
+    for (file, says) in [
+        (&fits, vec![]),
+        (
+            &other,
+            vec![
+                "warning: petg.gcode is sliced for PETG, and printer \"mk4\" has PLA loaded",
+                "warning: petg.gcode is sliced for a 0.6 mm nozzle, and printer \"mk4\" has a 0.4 mm one",
+            ],
+        ),
+    ] {
+        let out = ada
+            .try_run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+            .await;
+        assert!(out.status.success(), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings, says, "{err}");
+    }
+}
