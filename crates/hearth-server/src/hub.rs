@@ -281,7 +281,8 @@ pub async fn publish_job(state: &AppState, id: hearth_proto::ids::JobId) -> ApiR
     Ok(())
 }
 
-/// An agent's signing key as the store keeps it (standard base64 of the 32 bytes).
+/// An agent's signing key from its stored (and enrolled) form, standard base64 of the 32 bytes;
+/// `None` when it is not that.
 pub fn agent_key(stored: &str) -> Option<[u8; 32]> {
     use base64::Engine as _;
     let raw = base64::engine::general_purpose::STANDARD
@@ -308,10 +309,6 @@ pub fn pool_job_target(manifest: &serde_json::Value) -> Option<(&str, Vec<[u8; 3
     Some((pool, agents))
 }
 
-fn pool_job_agents(manifest: &serde_json::Value) -> Option<Vec<[u8; 32]>> {
-    pool_job_target(manifest).map(|(_, agents)| agents)
-}
-
 /// Hand queued jobs of `org` to printers that can take them now: a job for a named printer goes to it as
 /// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress,
 /// behind one of the agents the job is sealed to.
@@ -321,13 +318,18 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
         return Ok(());
     }
     let printers = state.store.printers(org).await?;
-    let agent_keys: HashMap<AgentId, [u8; 32]> = state
-        .store
-        .agents(org)
-        .await?
-        .into_iter()
-        .filter_map(|a| Some((a.id, agent_key(&a.signing_key)?)))
-        .collect();
+    // The agents' keys, for pool jobs (see below); named-printer jobs need none.
+    let agent_keys: HashMap<AgentId, [u8; 32]> = if queued.iter().any(|j| j.pool.is_some()) {
+        state
+            .store
+            .agents(org)
+            .await?
+            .into_iter()
+            .filter_map(|a| Some((a.id, agent_key(&a.signing_key)?)))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let mut taken: Vec<PrinterId> = Vec::new();
     for job in queued {
         let target = match (job.printer_id, &job.pool) {
@@ -336,7 +338,9 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                 .find(|p| p.id == pid && state.hub.is_connected(p.agent_id)),
             (None, Some(pool)) => {
                 // Only the agents the job is sealed to can open it.
-                let sealed_to = pool_job_agents(&job.manifest).unwrap_or_default();
+                let sealed_to = pool_job_target(&job.manifest)
+                    .map(|(_, agents)| agents)
+                    .unwrap_or_default();
                 let mut found = None;
                 for p in printers.iter().filter(|p| {
                     p.info.pools.contains(pool)

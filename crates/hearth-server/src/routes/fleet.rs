@@ -87,10 +87,7 @@ pub async fn enroll(
     Source(source): Source,
     Json(req): Json<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
-    let key_ok = base64::engine::general_purpose::STANDARD
-        .decode(&req.signing_key)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+    let key_ok = hub::agent_key(&req.signing_key)
         .is_some_and(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).is_ok());
     if !key_ok {
         return Err(ApiError::invalid(
@@ -1030,11 +1027,7 @@ async fn names_of(state: &AppState, agent: AgentId) -> Vec<PrinterId> {
 
 fn verify_sig(signing_key_b64: &str, nonce: &str, signature_b64: &str) -> bool {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let Some(key) = b64
-        .decode(signing_key_b64)
-        .ok()
-        .and_then(|k| <[u8; 32]>::try_from(k).ok())
-    else {
+    let Some(key) = hub::agent_key(signing_key_b64) else {
         return false;
     };
     let Some(sig) = b64
