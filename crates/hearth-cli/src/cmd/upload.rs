@@ -290,10 +290,19 @@ fn pool_agents(
 }
 
 /// Where a file does not fit the printer it is sent to, as the slicer's settings and the printer's
-/// configuration say: another material loaded, another nozzle. Printing goes on (the printer's
-/// configuration may be out of date); the member is told, as printer makers' clouds do.
+/// configuration say: another printer model, another material loaded, another nozzle. Printing
+/// goes on (the printer's configuration may be out of date); the member is told, as printer
+/// makers' clouds do.
 fn fit_warnings(facts: &SchedulingFacts, p: &Printer) -> Vec<String> {
     let mut out = Vec::new();
+    if let Some(wanted) = &facts.printer_model
+        && models_differ(wanted, &p.model)
+    {
+        out.push(format!(
+            "is sliced for a {wanted}, and printer {:?} is a {}",
+            p.name, p.model
+        ));
+    }
     if let (Some(wanted), Some(loaded)) = (&facts.material, &p.material) {
         let fits = wanted
             .split([';', ','])
@@ -314,6 +323,58 @@ fn fit_warnings(facts: &SchedulingFacts, p: &Printer) -> Vec<String> {
         ));
     }
     out
+}
+
+/// Words of a printer model's name that do not tell models apart: makers' names and fillers.
+const MODEL_FILLER: &[&str] = &[
+    "original",
+    "prusa",
+    "research",
+    "i3",
+    "bambu",
+    "lab",
+    "bambulab",
+    "creality",
+    "voron",
+    "design",
+    "anycubic",
+    "elegoo",
+    "qidi",
+    "sovol",
+    "artillery",
+    "flashforge",
+    "ultimaker",
+    "printer",
+    "demo",
+    "simulated",
+    "generic",
+    "custom",
+    "3d",
+    "the",
+];
+
+/// Whether a slicer's printer model and a printer's configured model name different machines.
+/// Slicers and configurations name one machine differently ("MK3S" and "Original Prusa i3 MK3S+";
+/// "Voron 2.4 300" and "Voron 2.4"), so both are reduced to the words that tell models apart
+/// (lower case, split at anything not a letter or digit, a trailing `+` dropped, makers' names
+/// dropped) and they differ only when neither word set holds the other. A name with nothing
+/// left ("Demo printer") is not compared, nor is a Bambu printer's machine code ("C12") against
+/// a model name: the codes are mapped inconsistently outside Bambu Studio.
+fn models_differ(file: &str, printer: &str) -> bool {
+    fn words(name: &str) -> Vec<String> {
+        name.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty() && !MODEL_FILLER.contains(w))
+            .map(str::to_owned)
+            .collect()
+    }
+    let is_bambu = |n: &str| n.to_lowercase().contains("bambu");
+    if is_bambu(printer) && !is_bambu(file) && !file.trim().contains(' ') {
+        return false;
+    }
+    let (a, b) = (words(file), words(printer));
+    let within = |x: &[String], y: &[String]| x.iter().all(|w| y.contains(w));
+    !(a.is_empty() || b.is_empty() || within(&a, &b) || within(&b, &a))
 }
 
 /// Where to print: a printer (by name or id) or a pool.
@@ -453,4 +514,40 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         println!("{}", job.id);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::models_differ;
+
+    #[test]
+    fn printer_models_are_compared_by_the_words_that_tell_them_apart() {
+        // (the file's model, the printer's, whether they differ)
+        let cases = [
+            ("MK4", "Prusa MK4", false),
+            ("MK3S", "Original Prusa i3 MK3S+", false),
+            ("MK3S", "Prusa MK4", true),
+            ("MK4S", "Prusa MK4", true),
+            ("MINI", "Original Prusa MINI+", false),
+            ("Voron 2.4 300", "Voron 2.4", false),
+            ("Voron 2.4 350", "Voron 0.1", true),
+            ("Creality Ender-3 V2", "Creality Ender-3 V3", true),
+            ("Bambu Lab A1", "Bambu Lab A1", false),
+            ("Bambu Lab A1", "Bambu Lab X1 Carbon", true),
+            ("Bambu Lab A1", "Prusa MK4", true),
+            // A Bambu machine code, which only Bambu Studio maps reliably: not compared.
+            ("N2S", "Bambu Lab A1", false),
+            ("C12", "Bambu Lab X1 Carbon", false),
+            // Nothing left to compare.
+            ("MK4", "Demo printer", false),
+            ("", "Prusa MK4", false),
+        ];
+        for (file, printer, differ) in cases {
+            assert_eq!(
+                models_differ(file, printer),
+                differ,
+                "{file:?} vs {printer:?}"
+            );
+        }
+    }
 }

@@ -601,8 +601,18 @@ async fn printing_a_file_that_does_not_fit_the_printer_warns() {
             .replace("nozzle_diameter = 0.4", "nozzle_diameter = 0.6"),
     )
     .unwrap();
+    let mk3s = work.path().join("mk3s.gcode");
+    std::fs::write(
+        &mk3s,
+        text.replace("printer_model = MK4", "printer_model = MK3S"),
+    )
+    .unwrap();
     for (file, says) in [
         (&fits, vec![]),
+        (
+            &mk3s,
+            vec!["warning: mk3s.gcode is sliced for a MK3S, and printer \"mk4\" is a Prusa MK4"],
+        ),
         (
             &other,
             vec![
