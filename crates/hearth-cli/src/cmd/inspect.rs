@@ -85,8 +85,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the file does not state.
+const UNSTATED: &str = "not stated";
+
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+    v.map_or_else(|| UNSTATED.to_owned(), |v| v.to_string())
+}
+
+/// A value with its unit, or "not stated" without one.
+fn unit<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
+    v.map_or_else(|| UNSTATED.to_owned(), |v| format!("{v} {unit}"))
 }
 
 /// `1h 02m 03s`
@@ -128,32 +136,43 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(o, "Format:           {}", format_name(r.format));
     let _ = writeln!(o, "Slicer:           {}", opt(slicer));
     let _ = writeln!(o, "Printer model:    {}", opt(m.printer_model.as_deref()));
-    let _ = writeln!(o, "Nozzle:           {} mm", opt(m.nozzle_diameter_mm));
+    let _ = writeln!(o, "Nozzle:           {}", unit(m.nozzle_diameter_mm, "mm"));
     let _ = writeln!(
         o,
-        "Layer height:     {} mm (first layer {} mm)",
-        opt(m.layer_height_mm),
-        opt(m.first_layer_height_mm)
+        "Layer height:     {} (first layer {})",
+        unit(m.layer_height_mm, "mm"),
+        unit(m.first_layer_height_mm, "mm")
     );
     let _ = writeln!(
         o,
-        "Temperatures:     nozzle {} °C, bed {} °C (first layer)",
-        opt(m
-            .first_layer_nozzle_temperature_c
-            .or(m.nozzle_temperature_c)),
-        opt(m.first_layer_bed_temperature_c.or(m.bed_temperature_c))
+        "Temperatures:     nozzle {}, bed {} (first layer)",
+        unit(
+            m.first_layer_nozzle_temperature_c
+                .or(m.nozzle_temperature_c),
+            "°C"
+        ),
+        unit(
+            m.first_layer_bed_temperature_c.or(m.bed_temperature_c),
+            "°C"
+        )
     );
     for f in &m.filaments {
-        let _ = writeln!(
-            o,
-            "Filament T{}:      {} {} {} {}",
-            f.tool,
-            opt(f.material.as_deref()),
-            opt(f.colour.as_deref()),
-            f.length_mm
-                .map_or_else(String::new, |l| format!("{l:.1} mm")),
-            f.weight_g.map_or_else(String::new, |g| format!("{g:.2} g")),
-        );
+        // What the slicer states of this tool's filament, in order; the material named as unknown
+        // when it is, since a length alone reads like a material.
+        let parts: Vec<String> = [
+            Some(
+                f.material
+                    .clone()
+                    .unwrap_or_else(|| "material not stated".into()),
+            ),
+            f.colour.clone(),
+            f.length_mm.map(|l| format!("{l:.1} mm")),
+            f.weight_g.map(|g| format!("{g:.2} g")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let _ = writeln!(o, "Filament T{}:      {}", f.tool, parts.join(", "));
     }
     if let Some(g) = m.filament_total_weight_g {
         let _ = writeln!(o, "Filament (slicer): {g:.2} g");
@@ -176,11 +195,11 @@ pub fn summary(r: &Report) -> String {
         );
         let _ = writeln!(
             o,
-            "Layers:           {} (first {} mm, typical {} mm, top Z {} mm)",
+            "Layers:           {} (first {}, typical {}, top Z {})",
             a.layers.count,
-            opt(a.layers.first_layer_height_mm),
-            opt(a.layers.typical_height_mm),
-            opt(a.layers.top_z_mm)
+            unit(a.layers.first_layer_height_mm, "mm"),
+            unit(a.layers.typical_height_mm, "mm"),
+            unit(a.layers.top_z_mm, "mm")
         );
         if let Some(e) = &a.extents {
             let _ = writeln!(

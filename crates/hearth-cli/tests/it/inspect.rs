@@ -24,6 +24,24 @@ fn summary_shows_slicer_facts_and_our_estimate_labelled_as_ours() {
 }
 
 #[test]
+fn summary_says_what_the_file_does_not_state() {
+    // CuraEngine states neither nozzle, first layer, bed temperature nor material.
+    let f = sample("cube20_curaengine.gcode");
+    let out = hearth(&[OsStr::new("inspect"), f.as_os_str()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "Nozzle:           not stated\n",
+        "Layer height:     0.2 mm (first layer not stated)\n",
+        "Temperatures:     nozzle 215 °C, bed not stated (first layer)\n",
+        "Filament T0:      material not stated, 774.5 mm\n",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
+    assert!(!text.contains(" - "), "{text}");
+}
+
+#[test]
 fn json_output_is_the_report() {
     let f = sample("mini_cube_ps2.8.1.bgcode");
     let out = hearth(&[OsStr::new("inspect"), OsStr::new("--json"), f.as_os_str()]);
