@@ -386,6 +386,9 @@ pub struct SubmitJobRequest {
     /// another pool or no agent of the organisation is refused (422).
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub manifest: serde_json::Value,
+    /// What the submitter chose to reveal of the file. A pool job goes only to a printer of the
+    /// pool that these facts fit (model, material and nozzle against the printer's
+    /// configuration; unstated facts fit), and waits while none does.
     #[serde(default)]
     pub facts: SchedulingFacts,
 }

@@ -3,6 +3,8 @@
 //! of the wire:
 //!
 //! - [`audit::entry_hash`]: the hash chain of the tamper-evident audit log, recomputed by clients.
+//! - [`fit::misfits`]: whether a job fits a printer, judged by the CLI before it sends a job and by
+//!   the server when it dispatches a pool job.
 //! - [`ids`]: typed ids ([`ids::OrgId`], [`ids::UserId`], ...) so an org id is never passed where a user id
 //!   is expected.
 //!
@@ -12,6 +14,7 @@
 pub mod agent;
 pub mod api;
 pub mod audit;
+pub mod fit;
 pub mod ids;
 pub mod role;
 pub mod time_fmt;

@@ -7,6 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use hearth_proto::agent::{AgentJob, JobState, PrinterState, PrinterTelemetry, ServerMsg};
 use hearth_proto::api::{Event, Job, Printer};
+use hearth_proto::fit::misfits;
 use hearth_proto::ids::{AgentId, OrgId, PrinterId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::audit::NewAuditEntry;
@@ -311,7 +312,9 @@ pub fn pool_job_target(manifest: &serde_json::Value) -> Option<(&str, Vec<[u8; 3
 
 /// Hand queued jobs of `org` to printers that can take them now: a job for a named printer goes to it as
 /// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress,
-/// behind one of the agents the job is sealed to.
+/// behind one of the agents the job is sealed to, that the job fits (the model, material and nozzle its
+/// submitter revealed against the printer's configuration, [`misfits`]). A pool job that fits no printer
+/// of the pool waits until one is reconfigured: the member's CLI said so when it was submitted.
 pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
     let queued = state.store.queued_jobs(org).await?;
     if queued.is_empty() {
@@ -345,6 +348,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                 for p in printers.iter().filter(|p| {
                     p.info.pools.contains(pool)
                         && !taken.contains(&p.id)
+                        && misfits(&job.facts, (&p.info).into()).is_empty()
                         && agent_keys
                             .get(&p.agent_id)
                             .is_some_and(|k| sealed_to.contains(k))

@@ -17,6 +17,7 @@ use hearth_crypto::{
 use hearth_proto::api::{
     Agent, CreateFileRequest, FileEntry, Job, Printer, SchedulingFacts, SubmitJobRequest,
 };
+use hearth_proto::fit::{Misfit, misfits};
 use hearth_proto::ids::{BlobHash, FileId, JobId};
 
 use crate::ctx::{Ctx, agent_public, now};
@@ -294,87 +295,52 @@ fn pool_agents(
 /// goes on (the printer's configuration may be out of date); the member is told, as printer
 /// makers' clouds do.
 fn fit_warnings(facts: &SchedulingFacts, p: &Printer) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(wanted) = &facts.printer_model
-        && models_differ(wanted, &p.model)
-    {
-        out.push(format!(
-            "is sliced for a {wanted}, and printer {:?} is a {}",
-            p.name, p.model
-        ));
-    }
-    if let (Some(wanted), Some(loaded)) = (&facts.material, &p.material) {
-        let fits = wanted
-            .split([';', ','])
-            .any(|m| m.trim().eq_ignore_ascii_case(loaded.trim()));
-        if !fits {
-            out.push(format!(
-                "is sliced for {wanted}, and printer {:?} has {loaded} loaded",
+    misfits(facts, p.into())
+        .into_iter()
+        .map(|m| match m {
+            Misfit::Model { sliced, printer } => {
+                format!(
+                    "is sliced for a {sliced}, and printer {:?} is a {printer}",
+                    p.name
+                )
+            }
+            Misfit::Material { sliced, loaded } => {
+                format!(
+                    "is sliced for {sliced}, and printer {:?} has {loaded} loaded",
+                    p.name
+                )
+            }
+            Misfit::Nozzle { sliced, fitted } => format!(
+                "is sliced for a {sliced} mm nozzle, and printer {:?} has a {fitted} mm one",
                 p.name
-            ));
-        }
-    }
-    if let (Some(wanted), Some(fitted)) = (facts.nozzle_mm, p.nozzle_mm)
-        && (wanted - fitted).abs() > 0.01
-    {
-        out.push(format!(
-            "is sliced for a {wanted} mm nozzle, and printer {:?} has a {fitted} mm one",
-            p.name
-        ));
-    }
-    out
+            ),
+        })
+        .collect()
 }
 
-/// Words of a printer model's name that do not tell models apart: makers' names and fillers.
-const MODEL_FILLER: &[&str] = &[
-    "original",
-    "prusa",
-    "research",
-    "i3",
-    "bambu",
-    "lab",
-    "bambulab",
-    "creality",
-    "voron",
-    "design",
-    "anycubic",
-    "elegoo",
-    "qidi",
-    "sovol",
-    "artillery",
-    "flashforge",
-    "ultimaker",
-    "printer",
-    "demo",
-    "simulated",
-    "generic",
-    "custom",
-    "3d",
-    "the",
-];
-
-/// Whether a slicer's printer model and a printer's configured model name different machines.
-/// Slicers and configurations name one machine differently ("MK3S" and "Original Prusa i3 MK3S+";
-/// "Voron 2.4 300" and "Voron 2.4"), so both are reduced to the words that tell models apart
-/// (lower case, split at anything not a letter or digit, a trailing `+` dropped, makers' names
-/// dropped) and they differ only when neither word set holds the other. A name with nothing
-/// left ("Demo printer") is not compared, nor is a Bambu printer's machine code ("C12") against
-/// a model name: the codes are mapped inconsistently outside Bambu Studio.
-fn models_differ(file: &str, printer: &str) -> bool {
-    fn words(name: &str) -> Vec<String> {
-        name.to_lowercase()
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty() && !MODEL_FILLER.contains(w))
-            .map(str::to_owned)
-            .collect()
+/// A pool job waits until a printer of the pool that it fits is free (the server's dispatch
+/// judges with the same [`misfits`]): when none of the pool's printers fits, the member is told
+/// what the first of them lacks, so the job does not wait unexplained.
+fn pool_fit_warning(facts: &SchedulingFacts, pool: &str, printers: &[Printer]) -> Option<String> {
+    let members: Vec<&Printer> = printers
+        .iter()
+        .filter(|p| p.pools.iter().any(|q| q == pool))
+        .collect();
+    if members
+        .iter()
+        .any(|p| misfits(facts, (*p).into()).is_empty())
+    {
+        return None;
     }
-    let is_bambu = |n: &str| n.to_lowercase().contains("bambu");
-    if is_bambu(printer) && !is_bambu(file) && !file.trim().contains(' ') {
-        return false;
-    }
-    let (a, b) = (words(file), words(printer));
-    let within = |x: &[String], y: &[String]| x.iter().all(|w| y.contains(w));
-    !(a.is_empty() || b.is_empty() || within(&a, &b) || within(&b, &a))
+    let first = fit_warnings(facts, members.first()?).into_iter().next()?;
+    let more = match members.len() - 1 {
+        0 => String::new(),
+        1 => " (nor does the pool's other printer)".to_owned(),
+        n => format!(" (nor do the pool's {n} other printers)"),
+    };
+    Some(format!(
+        "fits no printer of pool {pool:?}: it {first}{more}. The job waits in the queue until one does"
+    ))
 }
 
 /// Where to print: a printer (by name or id) or a pool.
@@ -428,12 +394,13 @@ pub async fn print_path(
             }
             (Some(p.id), None, vec![key], p.name.clone())
         }
-        Target::Pool(pool) => (
-            None,
-            Some(pool.clone()),
-            pool_agents(trusted, pool, &printers, &agents)?,
-            String::new(),
-        ),
+        Target::Pool(pool) => {
+            let keys = pool_agents(trusted, pool, &printers, &agents)?;
+            if let Some(w) = pool_fit_warning(&a.facts, pool, &printers) {
+                eprintln!("warning: {} {w}", file_name(path));
+            }
+            (None, Some(pool.clone()), keys, String::new())
+        }
     };
     let dest = match target {
         Target::Printer(_) => JobDestination::Printer {
@@ -514,40 +481,4 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         println!("{}", job.id);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::models_differ;
-
-    #[test]
-    fn printer_models_are_compared_by_the_words_that_tell_them_apart() {
-        // (the file's model, the printer's, whether they differ)
-        let cases = [
-            ("MK4", "Prusa MK4", false),
-            ("MK3S", "Original Prusa i3 MK3S+", false),
-            ("MK3S", "Prusa MK4", true),
-            ("MK4S", "Prusa MK4", true),
-            ("MINI", "Original Prusa MINI+", false),
-            ("Voron 2.4 300", "Voron 2.4", false),
-            ("Voron 2.4 350", "Voron 0.1", true),
-            ("Creality Ender-3 V2", "Creality Ender-3 V3", true),
-            ("Bambu Lab A1", "Bambu Lab A1", false),
-            ("Bambu Lab A1", "Bambu Lab X1 Carbon", true),
-            ("Bambu Lab A1", "Prusa MK4", true),
-            // A Bambu machine code, which only Bambu Studio maps reliably: not compared.
-            ("N2S", "Bambu Lab A1", false),
-            ("C12", "Bambu Lab X1 Carbon", false),
-            // Nothing left to compare.
-            ("MK4", "Demo printer", false),
-            ("", "Prusa MK4", false),
-        ];
-        for (file, printer, differ) in cases {
-            assert_eq!(
-                models_differ(file, printer),
-                differ,
-                "{file:?} vs {printer:?}"
-            );
-        }
-    }
 }

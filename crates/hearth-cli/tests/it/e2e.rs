@@ -629,4 +629,22 @@ async fn printing_a_file_that_does_not_fit_the_printer_warns() {
         let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
         assert_eq!(warnings, says, "{err}");
     }
+    // A pool job that fits no printer of the pool is queued to wait, and the member is told why.
+    let out = ada
+        .try_run(&["print", other.to_str().unwrap(), "--pool", "pla"])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "warning: petg.gcode fits no printer of pool \"pla\": it is sliced for PETG, and \
+             printer \"mk4\" has PLA loaded. The job waits in the queue until one does"
+        ),
+        "{err}"
+    );
+    let fits_pool = ada
+        .try_run(&["print", fits.to_str().unwrap(), "--pool", "pla"])
+        .await;
+    assert!(fits_pool.status.success(), "{fits_pool:?}");
+    assert!(!String::from_utf8_lossy(&fits_pool.stderr).contains("warning:"));
 }

@@ -490,6 +490,134 @@ async fn stopping_the_server_ends_event_streams_and_agent_sessions() {
     }
 }
 
+/// A pool job goes to a printer of the pool that it fits (material, nozzle and model revealed by
+/// its submitter against the printer's configuration), and one that fits none waits until a
+/// printer is reconfigured.
+#[tokio::test]
+async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/chain"),
+        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
+    )
+    .await;
+    let agent = FakeAgent::enroll(&server, &owner, org).await;
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
+        serde_json::json!({"seq": 1, "link": {"kind": "test"}}),
+    )
+    .await;
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    let pla = printer_info("mk4-pla", "farm");
+    let petg = PrinterInfo {
+        material: Some("PETG".into()),
+        ..printer_info("mk4-petg", "farm")
+    };
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![pla.clone(), petg.clone()],
+        },
+    )
+    .await;
+    for name in ["mk4-pla", "mk4-petg"] {
+        let status = idle();
+        send(
+            &mut ws,
+            &AgentMsg::Telemetry {
+                printer: name.into(),
+                status,
+            },
+        )
+        .await;
+    }
+    printers_until(&owner, org, "two idle printers", |p| {
+        p.len() == 2 && p.iter().all(|p| p.telemetry.state == PrinterState::Idle)
+    })
+    .await;
+
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let submit = |facts: SchedulingFacts| async {
+        let job = SubmitJobRequest {
+            job_id: JobId::new(),
+            printer: None,
+            pool: Some("farm".into()),
+            blob_sha256: hash.clone(),
+            manifest: pool_manifest("farm", &[&agent]),
+            facts,
+        };
+        let queued: Job = owner
+            .raw_post(
+                &format!("/api/v1/orgs/{org}/jobs"),
+                &serde_json::to_value(&job).unwrap(),
+            )
+            .await
+            .unwrap();
+        queued
+    };
+
+    // PETG, sliced for an MK4 with a 0.4 mm nozzle: the PETG printer, listed second, takes it.
+    let first = submit(SchedulingFacts {
+        printer_model: Some("MK4".into()),
+        material: Some("PETG".into()),
+        nozzle_mm: Some(0.4),
+        ..SchedulingFacts::default()
+    })
+    .await;
+    let ServerMsg::Job { job: offered } = recv(&mut ws).await else {
+        panic!("expected the job")
+    };
+    assert_eq!(
+        (offered.job_id, offered.printer.as_str()),
+        (first.id, "mk4-petg")
+    );
+
+    // PLA for a 0.6 mm nozzle: the PLA printer is idle but has a 0.4 mm one, so the job waits.
+    let wide = SchedulingFacts {
+        material: Some("PLA".into()),
+        nozzle_mm: Some(0.6),
+        ..SchedulingFacts::default()
+    };
+    let second = submit(wide).await;
+    assert_eq!(second.state, JobState::Queued, "{second:?}");
+    // An MK3S file waits too, whatever its material.
+    let mk3s = submit(SchedulingFacts {
+        printer_model: Some("MK3S".into()),
+        ..SchedulingFacts::default()
+    })
+    .await;
+    assert_eq!(mk3s.state, JobState::Queued, "{mk3s:?}");
+
+    // The PLA printer gets a 0.6 mm nozzle: the waiting 0.6 mm job goes to it.
+    let refitted = PrinterInfo {
+        nozzle_mm: Some(0.6),
+        ..pla
+    };
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![refitted, petg],
+        },
+    )
+    .await;
+    let ServerMsg::Job { job: offered } = recv(&mut ws).await else {
+        panic!("expected the job")
+    };
+    assert_eq!(
+        (offered.job_id, offered.printer.as_str()),
+        (second.id, "mk4-pla")
+    );
+    let listed: Job = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", mk3s.id))
+        .await
+        .unwrap();
+    assert_eq!(listed.state, JobState::Queued);
+}
+
 /// A pool job can be opened only by the agents it is sealed to: it goes to an idle printer of the
 /// pool behind one of them, never to another agent's (which would refuse it), and the server
 /// refuses a pool job whose manifest names no agent of the organisation.

@@ -1,0 +1,235 @@
+//! Whether a job fits a printer, from the scheduling facts its submitter revealed (the model,
+//! material and nozzle the file was sliced for) and the printer's configuration. The member's CLI
+//! warns with it before sending a job to a printer; the server dispatches a pool job only to a
+//! printer of the pool that it fits, so both sides must judge alike.
+//!
+//! A fact that either side leaves unstated fits: the printer's configuration may be incomplete,
+//! and a job must not wait for ever on a guess.
+
+use crate::agent::PrinterInfo;
+use crate::api::{Printer, SchedulingFacts};
+
+/// What of a printer's configuration a fit is judged on.
+#[derive(Clone, Copy, Debug)]
+pub struct PrinterSetup<'a> {
+    pub model: &'a str,
+    pub nozzle_mm: Option<f32>,
+    pub material: Option<&'a str>,
+}
+
+impl<'a> From<&'a PrinterInfo> for PrinterSetup<'a> {
+    fn from(p: &'a PrinterInfo) -> Self {
+        Self {
+            model: &p.model,
+            nozzle_mm: p.nozzle_mm,
+            material: p.material.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a Printer> for PrinterSetup<'a> {
+    fn from(p: &'a Printer) -> Self {
+        Self {
+            model: &p.model,
+            nozzle_mm: p.nozzle_mm,
+            material: p.material.as_deref(),
+        }
+    }
+}
+
+/// One way a job does not fit a printer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Misfit<'a> {
+    /// Sliced for another printer model.
+    Model { sliced: &'a str, printer: &'a str },
+    /// Sliced for a material the printer does not have loaded.
+    Material { sliced: &'a str, loaded: &'a str },
+    /// Sliced for another nozzle diameter.
+    Nozzle { sliced: f32, fitted: f32 },
+}
+
+/// Nozzle diameters closer than this are the same nozzle (slicers print 0.4 as 0.40 or 0.4000001).
+const NOZZLE_TOLERANCE_MM: f32 = 0.01;
+
+/// Every way the job described by `facts` does not fit `printer`; empty when it fits.
+pub fn misfits<'a>(facts: &'a SchedulingFacts, printer: PrinterSetup<'a>) -> Vec<Misfit<'a>> {
+    let mut out = Vec::new();
+    if let Some(sliced) = facts.printer_model.as_deref()
+        && models_differ(sliced, printer.model)
+    {
+        out.push(Misfit::Model {
+            sliced,
+            printer: printer.model,
+        });
+    }
+    if let (Some(sliced), Some(loaded)) = (facts.material.as_deref(), printer.material) {
+        // A multi-material file names one material per tool ("PLA;PETG"): one of them loaded
+        // is taken as a fit, since which tool the printer's configuration describes is unknown.
+        let fits = sliced
+            .split([';', ','])
+            .any(|m| m.trim().eq_ignore_ascii_case(loaded.trim()));
+        if !fits {
+            out.push(Misfit::Material { sliced, loaded });
+        }
+    }
+    if let (Some(sliced), Some(fitted)) = (facts.nozzle_mm, printer.nozzle_mm)
+        && (sliced - fitted).abs() > NOZZLE_TOLERANCE_MM
+    {
+        out.push(Misfit::Nozzle { sliced, fitted });
+    }
+    out
+}
+
+/// Words of a printer model's name that do not tell models apart: makers' names and fillers.
+const MODEL_FILLER: &[&str] = &[
+    "original",
+    "prusa",
+    "research",
+    "i3",
+    "bambu",
+    "lab",
+    "bambulab",
+    "creality",
+    "voron",
+    "design",
+    "anycubic",
+    "elegoo",
+    "qidi",
+    "sovol",
+    "artillery",
+    "flashforge",
+    "ultimaker",
+    "printer",
+    "demo",
+    "simulated",
+    "generic",
+    "custom",
+    "3d",
+    "the",
+];
+
+/// Whether a slicer's printer model and a printer's configured model name different machines.
+/// Slicers and configurations name one machine differently ("MK3S" and "Original Prusa i3 MK3S+";
+/// "Voron 2.4 300" and "Voron 2.4"), so both are reduced to the words that tell models apart
+/// (lower case, split at anything not a letter or digit, makers' names dropped) and they differ
+/// only when neither word set holds the other. A name with nothing left ("Demo printer") is not
+/// compared, nor is a Bambu machine code ("C12") against a Bambu printer's model name: those
+/// codes are mapped inconsistently outside Bambu Studio.
+pub fn models_differ(sliced: &str, printer: &str) -> bool {
+    fn words(name: &str) -> Vec<String> {
+        name.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty() && !MODEL_FILLER.contains(w))
+            .map(str::to_owned)
+            .collect()
+    }
+    if printer.to_lowercase().contains("bambu") && is_bambu_code(sliced.trim()) {
+        return false;
+    }
+    let (a, b) = (words(sliced), words(printer));
+    let within = |x: &[String], y: &[String]| x.iter().all(|w| y.contains(w));
+    !(a.is_empty() || b.is_empty() || within(&a, &b) || within(&b, &a))
+}
+
+/// Whether `s` has the shape of a Bambu Studio machine code (`model_id`): `BL-P001`, or a letter,
+/// a digit and up to three more capitals or digits (`C12`, `N2S`, `O1C2`). Prusa's model names
+/// (`MK3S`, `MINI`, `XL`) do not have it.
+fn is_bambu_code(s: &str) -> bool {
+    let b = s.as_bytes();
+    if let Some(n) = s.strip_prefix("BL-P") {
+        return n.len() == 3 && n.bytes().all(|c| c.is_ascii_digit());
+    }
+    (2..=5).contains(&b.len())
+        && b[0].is_ascii_uppercase()
+        && b[1].is_ascii_digit()
+        && b[2..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_models_are_compared_by_the_words_that_tell_them_apart() {
+        // (the file's model, the printer's, whether they differ)
+        let cases = [
+            ("MK4", "Prusa MK4", false),
+            ("MK3S", "Original Prusa i3 MK3S+", false),
+            ("MK3S", "Prusa MK4", true),
+            ("MK4S", "Prusa MK4", true),
+            ("MINI", "Original Prusa MINI+", false),
+            ("Voron 2.4 300", "Voron 2.4", false),
+            ("Voron 2.4 350", "Voron 0.1", true),
+            ("Creality Ender-3 V2", "Creality Ender-3 V3", true),
+            ("Bambu Lab A1", "Bambu Lab A1", false),
+            ("Bambu Lab A1", "Bambu Lab X1 Carbon", true),
+            ("Bambu Lab A1", "Prusa MK4", true),
+            // A Bambu machine code, which only Bambu Studio maps reliably: not compared.
+            ("N2S", "Bambu Lab A1", false),
+            ("C12", "Bambu Lab X1 Carbon", false),
+            ("BL-P001", "Bambu Lab X1 Carbon", false),
+            // A Prusa model is no Bambu code: a Prusa file for a Bambu printer differs.
+            ("MK3S", "Bambu Lab X1 Carbon", true),
+            ("XL", "Bambu Lab A1 mini", true),
+            // Nothing left to compare.
+            ("MK4", "Demo printer", false),
+            ("", "Prusa MK4", false),
+        ];
+        for (file, printer, differ) in cases {
+            assert_eq!(
+                models_differ(file, printer),
+                differ,
+                "{file:?} vs {printer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_job_fits_unless_a_stated_fact_differs() {
+        let mk4 = PrinterSetup {
+            model: "Prusa MK4",
+            nozzle_mm: Some(0.4),
+            material: Some("PLA"),
+        };
+        let facts =
+            |model: Option<&str>, material: Option<&str>, nozzle: Option<f32>| SchedulingFacts {
+                printer_model: model.map(Into::into),
+                material: material.map(Into::into),
+                nozzle_mm: nozzle,
+                ..SchedulingFacts::default()
+            };
+        let nothing = facts(None, None, None);
+        assert_eq!(misfits(&nothing, mk4), []);
+        let same = facts(Some("MK4"), Some("pla"), Some(0.400_000_1));
+        assert_eq!(misfits(&same, mk4), []);
+        let two_tools = facts(None, Some("PETG;PLA"), None);
+        assert_eq!(misfits(&two_tools, mk4), []);
+        let other = facts(Some("MK3S"), Some("PETG"), Some(0.6));
+        assert_eq!(
+            misfits(&other, mk4),
+            [
+                Misfit::Model {
+                    sliced: "MK3S",
+                    printer: "Prusa MK4"
+                },
+                Misfit::Material {
+                    sliced: "PETG",
+                    loaded: "PLA"
+                },
+                Misfit::Nozzle {
+                    sliced: 0.6,
+                    fitted: 0.4
+                },
+            ]
+        );
+        // The printer's configuration leaves material and nozzle unstated: only the model counts.
+        let bare = PrinterSetup {
+            model: "Prusa MK4",
+            nozzle_mm: None,
+            material: None,
+        };
+        assert_eq!(misfits(&other, bare).len(), 1);
+    }
+}
