@@ -449,6 +449,12 @@ async fn send_job(
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let job_id = JobId::new();
+    let gcode = demo_gcode(layers);
+    // The facts `hearth print` reveals of a file, from the same analysis: the demo's queue shows
+    // each job's material, weight and estimated time.
+    let facts = hearth_printfile::analyze(std::io::Cursor::new(&gcode), &Default::default())
+        .map(|r| r.scheduling_facts())
+        .ok();
     let sealed_path = scratch.join(format!("demo-job-{job_id}.age"));
     let manifest = {
         let out = std::fs::File::create(&sealed_path)?;
@@ -461,7 +467,7 @@ async fn send_job(
             device,
             &job_id.to_string(),
             to,
-            &demo_gcode(layers)[..],
+            &gcode[..],
             std::io::BufWriter::new(out),
             now() - 60,
             now() + 86_400,
@@ -482,6 +488,12 @@ async fn send_job(
                 facts: SchedulingFacts {
                     printer_model: Some(printer.model.clone()),
                     material: printer.material.clone(),
+                    nozzle_mm: printer.nozzle_mm,
+                    filament_grams: facts.as_ref().and_then(|f| f.filament_g).map(|g| g as f32),
+                    estimated_seconds: facts
+                        .as_ref()
+                        .and_then(|f| f.estimated_time_s)
+                        .map(|s| s.max(0.0).round() as u64),
                     ..Default::default()
                 },
             })?,

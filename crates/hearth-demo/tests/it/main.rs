@@ -48,18 +48,23 @@ fn start(data: &std::path::Path) -> Demo {
     }
 }
 
-fn printers(d: &Demo) -> Vec<serde_json::Value> {
+/// A list from the API with the banner's token, as its `curl` line does.
+fn list(d: &Demo, url: &str) -> Vec<serde_json::Value> {
     let out = Command::new("curl")
         .args([
             "-sf",
             "-H",
             &format!("Authorization: Bearer {}", d.token),
-            &d.printers_url,
+            url,
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "the printers endpoint answered");
+    assert!(out.status.success(), "{url} answered");
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn printers(d: &Demo) -> Vec<serde_json::Value> {
+    list(d, &d.printers_url)
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -83,6 +88,17 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
                 .count()
                 >= 2
     });
+    // The demo's jobs reveal what `hearth print` reveals of a file, from the same analysis: the
+    // queue shows their estimated time.
+    let jobs = list(&d, &d.printers_url.replace("/printers", "/jobs"));
+    assert!(jobs.len() >= 2, "{jobs:?}");
+    for j in &jobs {
+        let secs = j["facts"]["estimated_seconds"].as_u64();
+        assert!(
+            secs.is_some_and(|s| s > 0),
+            "a job without an estimate: {j}"
+        );
+    }
     let mut d = d;
     let pid = d.child.id().to_string();
     assert!(
