@@ -10,6 +10,7 @@ use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::api::{Event, Job, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
 
+use crate::cmd::upload::pool_misfit;
 use crate::ctx::Ctx;
 
 /// A plain text table with columns sized to their content.
@@ -125,7 +126,10 @@ fn printers_table(printers: &[&Printer]) -> Table {
     t
 }
 
-fn jobs_table(jobs: &[&Job], names: &BTreeMap<PrinterId, String>) -> Table {
+/// The jobs, with why a queued pool job waits when no printer of its pool can take it.
+fn jobs_table(jobs: &[&Job], printers: &[&Printer]) -> Table {
+    let names: BTreeMap<PrinterId, &str> =
+        printers.iter().map(|p| (p.id, p.name.as_str())).collect();
     let mut t = Table::new(&[
         "JOB",
         "STATE",
@@ -137,7 +141,9 @@ fn jobs_table(jobs: &[&Job], names: &BTreeMap<PrinterId, String>) -> Table {
     ]);
     for j in jobs {
         let target = match (&j.printer, &j.pool) {
-            (Some(p), _) => names.get(p).cloned().unwrap_or_else(|| p.to_string()),
+            (Some(p), _) => names
+                .get(p)
+                .map_or_else(|| p.to_string(), |n| (*n).to_owned()),
             (None, Some(pool)) => format!("pool {pool}"),
             (None, None) => "-".into(),
         };
@@ -151,7 +157,16 @@ fn jobs_table(jobs: &[&Job], names: &BTreeMap<PrinterId, String>) -> Table {
                 .estimated_seconds
                 .map(hms)
                 .unwrap_or_else(|| "-".into()),
-            j.message.clone().unwrap_or_default(),
+            j.message
+                .clone()
+                .unwrap_or_else(|| match (&j.state, &j.pool) {
+                    (JobState::Queued, Some(pool)) => {
+                        pool_misfit(&j.facts, pool, printers.iter().copied())
+                            .map(|why| format!("waiting: {why}"))
+                            .unwrap_or_default()
+                    }
+                    _ => String::new(),
+                }),
         ]);
     }
     t
@@ -189,12 +204,8 @@ pub async fn jobs(json: bool, all: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&shown);
     }
-    let names = printers_of(&ctx)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.name))
-        .collect();
-    jobs_table(&shown, &names).print();
+    let printers = printers_of(&ctx).await?;
+    jobs_table(&shown, &printers.iter().collect::<Vec<_>>()).print();
     Ok(())
 }
 
@@ -251,14 +262,13 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
      -> anyhow::Result<()> {
         let ps: Vec<&Printer> = printers.values().collect();
         let js: Vec<&Job> = jobs.values().collect();
-        let names = printers.values().map(|p| (p.id, p.name.clone())).collect();
         let mut s = String::new();
         if tty {
             s.push_str("\x1b[H\x1b[2J");
         }
         s.push_str(&printers_table(&ps).render());
         s.push('\n');
-        s.push_str(&jobs_table(&js, &names).render());
+        s.push_str(&jobs_table(&js, &ps).render());
         if !tty {
             s.push_str("--\n");
         }

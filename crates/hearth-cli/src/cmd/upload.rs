@@ -318,29 +318,34 @@ fn fit_warnings(facts: &SchedulingFacts, p: &Printer) -> Vec<String> {
         .collect()
 }
 
-/// A pool job waits until a printer of the pool that it fits is free (the server's dispatch
-/// judges with the same [`misfits`]): when none of the pool's printers fits, the member is told
-/// what the first of them lacks, so the job does not wait unexplained.
-fn pool_fit_warning(facts: &SchedulingFacts, pool: &str, printers: &[Printer]) -> Option<String> {
+/// Why a pool job cannot go to any printer of its pool (the server's dispatch judges with the
+/// same [`misfits`]): no printer is in the pool, or none fits, told by what the first of them
+/// lacks. `None` when a printer of the pool fits.
+pub(crate) fn pool_misfit<'a>(
+    facts: &SchedulingFacts,
+    pool: &str,
+    printers: impl IntoIterator<Item = &'a Printer>,
+) -> Option<String> {
     let members: Vec<&Printer> = printers
-        .iter()
+        .into_iter()
         .filter(|p| p.pools.iter().any(|q| q == pool))
         .collect();
+    let Some(first) = members.first() else {
+        return Some(format!("no printer is in pool {pool:?}"));
+    };
     if members
         .iter()
         .any(|p| misfits(facts, (*p).into()).is_empty())
     {
         return None;
     }
-    let first = fit_warnings(facts, members.first()?).into_iter().next()?;
+    let why = fit_warnings(facts, first).into_iter().next()?;
     let more = match members.len() - 1 {
         0 => String::new(),
         1 => " (nor does the pool's other printer)".to_owned(),
         n => format!(" (nor do the pool's {n} other printers)"),
     };
-    Some(format!(
-        "fits no printer of pool {pool:?}: it {first}{more}. The job waits in the queue until one does"
-    ))
+    Some(format!("fits no printer of pool {pool:?}: it {why}{more}"))
 }
 
 /// Where to print: a printer (by name or id) or a pool.
@@ -396,8 +401,11 @@ pub async fn print_path(
         }
         Target::Pool(pool) => {
             let keys = pool_agents(trusted, pool, &printers, &agents)?;
-            if let Some(w) = pool_fit_warning(&a.facts, pool, &printers) {
-                eprintln!("warning: {} {w}", file_name(path));
+            if let Some(w) = pool_misfit(&a.facts, pool, &printers) {
+                eprintln!(
+                    "warning: {} {w}. The job waits in the queue until one does",
+                    file_name(path)
+                );
             }
             (None, Some(pool.clone()), keys, String::new())
         }

@@ -647,4 +647,16 @@ async fn printing_a_file_that_does_not_fit_the_printer_warns() {
         .await;
     assert!(fits_pool.status.success(), "{fits_pool:?}");
     assert!(!String::from_utf8_lossy(&fits_pool.stderr).contains("warning:"));
+    // The queue says why the PETG job waits, and only for it.
+    let jobs = ada.run(&["jobs"]).await;
+    let waiting: Vec<&str> = jobs.lines().filter(|l| l.contains("waiting:")).collect();
+    assert_eq!(waiting.len(), 1, "{jobs}");
+    assert!(
+        waiting[0].contains(" queued ")
+            && waiting[0].contains(" pool pla ")
+            && waiting[0].ends_with(
+            "waiting: fits no printer of pool \"pla\": it is sliced for PETG, and printer \"mk4\" has PLA loaded"
+        ),
+        "{jobs}"
+    );
 }
