@@ -117,6 +117,50 @@ fn pool_manifest(pool: &str, agents: &[&FakeAgent]) -> serde_json::Value {
     })
 }
 
+/// Places the organisation chain's genesis (approvals need it first).
+async fn genesis(owner: &hearth_client::Client, org: OrgId) {
+    http_json(
+        owner,
+        &format!("/api/v1/orgs/{org}/chain"),
+        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
+    )
+    .await;
+}
+
+/// An agent enrolled and approved at chain position `seq` (the genesis must be in place),
+/// connected, with `printers` announced idle.
+async fn approved_agent(
+    server: &TestServer,
+    owner: &hearth_client::Client,
+    org: OrgId,
+    seq: i64,
+    printers: Vec<PrinterInfo>,
+) -> (FakeAgent, Ws) {
+    let agent = FakeAgent::enroll(server, owner, org).await;
+    http_json(
+        owner,
+        &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
+        serde_json::json!({"seq": seq, "link": {"kind": "test"}}),
+    )
+    .await;
+    let (mut ws, _) = agent.connect(server).await.unwrap();
+    let names: Vec<String> = printers.iter().map(|p| p.name.clone()).collect();
+    send(&mut ws, &AgentMsg::Printers { printers }).await;
+    for printer in names {
+        let status = idle();
+        send(&mut ws, &AgentMsg::Telemetry { printer, status }).await;
+    }
+    (agent, ws)
+}
+
+/// The job the server offers next on `ws`, as (job id, printer name).
+async fn offered(ws: &mut Ws) -> (JobId, String) {
+    let ServerMsg::Job { job } = recv(ws).await else {
+        panic!("expected a job")
+    };
+    (job.job_id, job.printer)
+}
+
 /// Lists the organisation's printers until `done` holds for them (10 s at most).
 async fn printers_until(
     owner: &hearth_client::Client,
@@ -205,12 +249,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
         .raw_post::<serde_json::Value>(&approve, &serde_json::json!({"link": {"kind": "test"}}))
         .await;
     assert_eq!(early.unwrap_err().status(), Some(409));
-    http_json(
-        &owner,
-        &format!("/api/v1/orgs/{org}/chain"),
-        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
-    )
-    .await;
+    genesis(&owner, org).await;
     let stale = owner
         .raw_post::<serde_json::Value>(
             &approve,
@@ -447,12 +486,7 @@ async fn stopping_the_server_ends_event_streams_and_agent_sessions() {
     let server = TestServer::start().await;
     let (owner, org) = server.bootstrap().await;
     let agent = FakeAgent::enroll(&server, &owner, org).await;
-    http_json(
-        &owner,
-        &format!("/api/v1/orgs/{org}/chain"),
-        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
-    )
-    .await;
+    genesis(&owner, org).await;
     http_json(
         &owner,
         &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
@@ -497,43 +531,14 @@ async fn stopping_the_server_ends_event_streams_and_agent_sessions() {
 async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
     let server = TestServer::start().await;
     let (owner, org) = server.bootstrap().await;
-    http_json(
-        &owner,
-        &format!("/api/v1/orgs/{org}/chain"),
-        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
-    )
-    .await;
-    let agent = FakeAgent::enroll(&server, &owner, org).await;
-    http_json(
-        &owner,
-        &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
-        serde_json::json!({"seq": 1, "link": {"kind": "test"}}),
-    )
-    .await;
-    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    genesis(&owner, org).await;
     let pla = printer_info("mk4-pla", "farm");
     let petg = PrinterInfo {
         material: Some("PETG".into()),
         ..printer_info("mk4-petg", "farm")
     };
-    send(
-        &mut ws,
-        &AgentMsg::Printers {
-            printers: vec![pla.clone(), petg.clone()],
-        },
-    )
-    .await;
-    for name in ["mk4-pla", "mk4-petg"] {
-        let status = idle();
-        send(
-            &mut ws,
-            &AgentMsg::Telemetry {
-                printer: name.into(),
-                status,
-            },
-        )
-        .await;
-    }
+    let (agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![pla.clone(), petg.clone()]).await;
     printers_until(&owner, org, "two idle printers", |p| {
         p.len() == 2 && p.iter().all(|p| p.telemetry.state == PrinterState::Idle)
     })
@@ -568,13 +573,7 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
         ..SchedulingFacts::default()
     })
     .await;
-    let ServerMsg::Job { job: offered } = recv(&mut ws).await else {
-        panic!("expected the job")
-    };
-    assert_eq!(
-        (offered.job_id, offered.printer.as_str()),
-        (first.id, "mk4-petg")
-    );
+    assert_eq!(offered(&mut ws).await, (first.id, "mk4-petg".into()));
 
     // PLA for a 0.6 mm nozzle: the PLA printer is idle but has a 0.4 mm one, so the job waits.
     let wide = SchedulingFacts {
@@ -604,13 +603,7 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
         },
     )
     .await;
-    let ServerMsg::Job { job: offered } = recv(&mut ws).await else {
-        panic!("expected the job")
-    };
-    assert_eq!(
-        (offered.job_id, offered.printer.as_str()),
-        (second.id, "mk4-pla")
-    );
+    assert_eq!(offered(&mut ws).await, (second.id, "mk4-pla".into()));
     let listed: Job = owner
         .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", mk3s.id))
         .await
@@ -625,38 +618,11 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
 async fn a_pool_job_goes_only_to_printers_of_the_agents_it_is_sealed_to() {
     let server = TestServer::start().await;
     let (owner, org) = server.bootstrap().await;
-    http_json(
-        &owner,
-        &format!("/api/v1/orgs/{org}/chain"),
-        serde_json::json!({"seq": 0, "link": {"kind": "genesis"}}),
-    )
-    .await;
+    genesis(&owner, org).await;
     let mut agents = Vec::new();
     for (seq, printer) in [(1, "a-pla"), (2, "b-pla")] {
-        let agent = FakeAgent::enroll(&server, &owner, org).await;
-        http_json(
-            &owner,
-            &format!("/api/v1/orgs/{org}/agents/{}/approve", agent.id),
-            serde_json::json!({"seq": seq, "link": {"kind": "test"}}),
-        )
-        .await;
-        let (mut ws, _) = agent.connect(&server).await.unwrap();
-        send(
-            &mut ws,
-            &AgentMsg::Printers {
-                printers: vec![printer_info(printer, "pla")],
-            },
-        )
-        .await;
-        send(
-            &mut ws,
-            &AgentMsg::Telemetry {
-                printer: printer.into(),
-                status: idle(),
-            },
-        )
-        .await;
-        agents.push((agent, ws));
+        let printers = vec![printer_info(printer, "pla")];
+        agents.push(approved_agent(&server, &owner, org, seq, printers).await);
     }
     // Both printers are idle in the pool before any job is submitted.
     printers_until(&owner, org, "two idle printers", |p| {
@@ -703,12 +669,9 @@ async fn a_pool_job_goes_only_to_printers_of_the_agents_it_is_sealed_to() {
         serde_json::to_value(&job).unwrap(),
     )
     .await;
-    let ServerMsg::Job { job: offered } = recv(&mut agents[1].1).await else {
-        panic!("expected the job")
-    };
     assert_eq!(
-        (offered.job_id, offered.printer.as_str()),
-        (job.job_id, "b-pla")
+        offered(&mut agents[1].1).await,
+        (job.job_id, "b-pla".into())
     );
     let listed: Job = owner
         .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", job.job_id))
