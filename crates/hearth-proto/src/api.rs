@@ -27,6 +27,12 @@ pub struct ServerInfo {
     pub protocol: u32,
     /// True until the first owner has been created with the one-time setup token.
     pub setup_required: bool,
+    /// The address users reach this server at, when its administrator configured one
+    /// (`public_url`). Clients salt the login secret with the address they log in through, so they
+    /// point a member who typed another address (`localhost` for `127.0.0.1`, an IP for a name)
+    /// to this one.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// `POST /api/v1/setup`: create the first owner and organisation with the token `hearthd` printed.

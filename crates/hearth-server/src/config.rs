@@ -12,7 +12,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Address to listen on. Non-loopback addresses should be served over TLS.
     pub listen: String,
-    /// The URL users reach this server at (used in the printed setup link). Defaults to the listen address.
+    /// The URL users reach this server at (used in the printed setup link, and announced at `/api/v1/info`
+    /// so clients can point members who typed another address to it). Defaults to the listen address.
     pub public_url: Option<String>,
     /// `postgres://...` to use PostgreSQL; empty means a SQLite file in the data directory.
     pub database_url: Option<String>,
@@ -347,7 +348,8 @@ pub const EXAMPLE: &str = r#"# hearthd configuration. Every key is optional; sho
 data_dir = "hearth-data"
 # Address to listen on. Anything but loopback should be served over TLS (see [tls]).
 listen = "127.0.0.1:8080"
-# The URL users reach this server at; used in the printed setup link.
+# The URL users reach this server at; used in the printed setup link, and announced at /api/v1/info
+# so that a member's `hearth login` through another address is told to use this one.
 # public_url = "https://hearth.example.org"
 # PostgreSQL instead of the SQLite file in data_dir (needed to run several hearthd instances).
 # database_url = "postgres://hearth:password@db.example.org/hearth"

@@ -80,6 +80,30 @@ fn login_secret(
         .expose_hex())
 }
 
+/// What to check after a refused login besides the passphrase: the login secret is salted with
+/// the server's address as typed, so an account created through one address of a server (its IP,
+/// `127.0.0.1`, a proxy's name) does not log in through another. When the server states its
+/// public address and it is not the one typed, that is the address to use.
+async fn address_hint(client: &Client, server: &str) -> String {
+    let public = client
+        .info()
+        .await
+        .ok()
+        .and_then(|i| i.public_url)
+        .map(|u| normalize_server(&u));
+    match public {
+        Some(p) if p != server => format!(
+            "This server's address is {p}, not {server}: the login secret depends on the \
+             address the account was created through, usually that one, so try `hearth login {p}`"
+        ),
+        _ => format!(
+            "Check the passphrase, and that the account was created through this same address \
+             ({server}): the login secret depends on it, so an account made through \
+             http://127.0.0.1:8080 does not log in through http://localhost:8080"
+        ),
+    }
+}
+
 pub async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
     let server = normalize_server(&args.server);
     let kdf = kdf_params();
@@ -149,10 +173,13 @@ async fn do_login(
 ) -> anyhow::Result<Ctx> {
     let secret = login_secret(pass, server, login, kdf)?;
     let mut session = Client::new(server)?;
-    session
-        .login(login, &secret)
-        .await
-        .context("login failed")?;
+    if let Err(e) = session.login(login, &secret).await {
+        if e.status() == Some(401) {
+            let hint = address_hint(&session, server).await;
+            return Err(anyhow::Error::new(e).context(format!("login failed. {hint}")));
+        }
+        return Err(anyhow::Error::new(e).context("login failed"));
+    }
     let keys = match session.raw_get::<KeyBundle>("/api/v1/me/key-bundle").await {
         Ok(b) => {
             let wrapped: WrappedKeyBundle = serde_json::from_value(b.bundle)

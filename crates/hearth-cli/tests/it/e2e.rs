@@ -113,6 +113,46 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
     laptop.run(&["org", "show"]).await;
 }
 
+/// The login secret is salted with the address typed, so logging in through another address of
+/// the same server fails; the member is told which address to use (the server's configured public
+/// address) or, without one, what to check.
+#[tokio::test]
+async fn a_login_through_another_address_names_the_right_one() {
+    let server = TestServer::start_with(|s, url| s.public_url = Some(format!("{url}/"))).await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let other_address = server.url.replace("127.0.0.1", "localhost");
+    let laptop = Machine::new("correct horse battery");
+    let out = laptop
+        .try_run(&["login", &other_address, "--login", "ada"])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "This server's address is {0}, not {other_address}: the login secret depends on the \
+             address the account was created through, usually that one, so try `hearth login {0}`",
+            server.url
+        )),
+        "{err}"
+    );
+    laptop.run(&["login", &server.url, "--login", "ada"]).await;
+
+    // At the right address, a wrong passphrase is told to check both.
+    let wrong = Machine::new("wrong horse battery");
+    let out = wrong
+        .try_run(&["login", &server.url, "--login", "ada"])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "Check the passphrase, and that the account was created through this same address"
+        ),
+        "{err}"
+    );
+}
+
 /// Enrolls an agent with `hearth agents token`, approves it with `hearth agents approve` after
 /// comparing fingerprints (restricted to pool "pla"); returns it connected, with its printer
 /// announced in pool "pla".

@@ -25,7 +25,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with(|_, _| {}).await
+    }
+
+    /// A server whose settings `configure` adjusts, given the URL it will answer at.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings, &str)) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
         let mut s = Settings {
             data_dir: dir.path().join("data"),
             listen: "127.0.0.1:0".into(),
@@ -33,10 +40,9 @@ impl TestServer {
         };
         s.auth.argon2_memory_kib = 64;
         s.auth.argon2_iterations = 1;
+        configure(&mut s, &url);
         let server = hearth_server::start(s).await.unwrap();
         let setup_token = server.setup_token.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = oneshot::channel();
         tokio::spawn(async move {
             server
