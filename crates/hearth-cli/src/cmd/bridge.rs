@@ -22,7 +22,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::cmd::upload::{Target, print_path, upload_path};
+use crate::cmd::upload::{Reveal, Target, print_path, upload_path};
 use crate::ctx::Ctx;
 
 #[derive(Debug, clap::Args)]
@@ -39,12 +39,22 @@ pub struct BridgeArgs {
     /// Print on any printer of this pool when the slicer asks to print (remembered).
     #[arg(long)]
     pub pool: Option<String>,
+    /// Scheduling facts sent in clear: all, none, or a list of
+    /// model,nozzle,material,colour,grams,time. The rest stays sealed.
+    #[arg(
+        long,
+        env = "HEARTH_REVEAL",
+        default_value = "all",
+        value_name = "FACTS"
+    )]
+    pub reveal: Reveal,
 }
 
 struct Bridge {
     ctx: Mutex<Ctx>,
     key: String,
     target: Option<Target>,
+    reveal: Reveal,
 }
 
 pub async fn run(args: &BridgeArgs) -> anyhow::Result<()> {
@@ -80,6 +90,7 @@ pub async fn run(args: &BridgeArgs) -> anyhow::Result<()> {
         ctx: Mutex::new(ctx),
         key,
         target,
+        reveal: args.reveal,
     });
     let app = Router::new()
         .route("/api/version", get(version))
@@ -229,7 +240,7 @@ async fn handle_upload(b: &Bridge, headers: &HeaderMap, body: Body) -> Result<Re
     let mut ctx = b.ctx.lock().await;
     let internal = |e: anyhow::Error| (StatusCode::INTERNAL_SERVER_ERROR, e);
     let (_, trusted) = ctx.trusted().await.map_err(internal)?;
-    let entry = upload_path(&ctx, &trusted, tmp.path(), &path, None)
+    let entry = upload_path(&ctx, &trusted, tmp.path(), &path, None, b.reveal)
         .await
         .map_err(internal)?;
     eprintln!("sealed and uploaded {path} as file {}", entry.id);
@@ -243,7 +254,7 @@ async fn handle_upload(b: &Bridge, headers: &HeaderMap, body: Body) -> Result<Re
                 ),
             ));
         };
-        let job = print_path(&ctx, &trusted, tmp.path(), target, 24 * 3600)
+        let job = print_path(&ctx, &trusted, tmp.path(), target, 24 * 3600, b.reveal)
             .await
             .map_err(internal)?;
         eprintln!("queued job {} for {path}", job.id);

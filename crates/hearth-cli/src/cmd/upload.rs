@@ -22,6 +22,80 @@ use hearth_proto::ids::{BlobHash, FileId, JobId};
 
 use crate::ctx::{Ctx, agent_public, now};
 
+/// Which scheduling facts leave this machine in clear with an upload or a job (DESIGN.md: the
+/// submitter chooses); everything else about the file stays sealed. `all` (the default), `none`,
+/// or a comma-separated list of [`Reveal::NAMES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reveal {
+    model: bool,
+    nozzle: bool,
+    material: bool,
+    colour: bool,
+    grams: bool,
+    time: bool,
+}
+
+impl Reveal {
+    pub const NAMES: [&str; 6] = ["model", "nozzle", "material", "colour", "grams", "time"];
+
+    fn all(on: bool) -> Self {
+        Reveal {
+            model: on,
+            nozzle: on,
+            material: on,
+            colour: on,
+            grams: on,
+            time: on,
+        }
+    }
+
+    /// `facts` with what is not revealed left out.
+    pub fn apply(&self, facts: &SchedulingFacts) -> SchedulingFacts {
+        fn keep<T: Clone>(on: bool, v: &Option<T>) -> Option<T> {
+            if on { v.clone() } else { None }
+        }
+        SchedulingFacts {
+            printer_model: keep(self.model, &facts.printer_model),
+            nozzle_mm: keep(self.nozzle, &facts.nozzle_mm),
+            material: keep(self.material, &facts.material),
+            color: keep(self.colour, &facts.color),
+            filament_grams: keep(self.grams, &facts.filament_grams),
+            estimated_seconds: keep(self.time, &facts.estimated_seconds),
+        }
+    }
+}
+
+impl std::str::FromStr for Reveal {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => return Ok(Reveal::all(true)),
+            "none" | "" => return Ok(Reveal::all(false)),
+            _ => {}
+        }
+        let mut r = Reveal::all(false);
+        for name in s.split(',').map(str::trim) {
+            let on = match name {
+                "model" => &mut r.model,
+                "nozzle" => &mut r.nozzle,
+                "material" => &mut r.material,
+                "colour" | "color" => &mut r.colour,
+                "grams" => &mut r.grams,
+                "time" => &mut r.time,
+                other => {
+                    return Err(format!(
+                        "{other:?} is not a scheduling fact: give all, none, or a list of {}",
+                        Reveal::NAMES.join(",")
+                    ));
+                }
+            };
+            *on = true;
+        }
+        Ok(r)
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct UploadArgs {
     /// G-code (.gcode), binary G-code (.bgcode) or 3MF project.
@@ -29,6 +103,16 @@ pub struct UploadArgs {
     /// A note, sealed with the file's name.
     #[arg(long)]
     pub note: Option<String>,
+    /// Scheduling facts sent in clear: all, none, or a list of
+    /// model,nozzle,material,colour,grams,time. The rest stays sealed; a pool job's printer is
+    /// chosen by what is revealed.
+    #[arg(
+        long,
+        env = "HEARTH_REVEAL",
+        default_value = "all",
+        value_name = "FACTS"
+    )]
+    pub reveal: Reveal,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -47,6 +131,16 @@ pub struct PrintArgs {
     /// How long the job stays valid, in hours (at most a week).
     #[arg(long, default_value_t = 24)]
     pub valid_hours: i64,
+    /// Scheduling facts sent in clear: all, none, or a list of
+    /// model,nozzle,material,colour,grams,time. The rest stays sealed; a pool job's printer is
+    /// chosen by what is revealed.
+    #[arg(
+        long,
+        env = "HEARTH_REVEAL",
+        default_value = "all",
+        value_name = "FACTS"
+    )]
+    pub reveal: Reveal,
     /// Print the job as JSON.
     #[arg(long)]
     pub json: bool,
@@ -162,6 +256,7 @@ pub async fn upload_path(
     path: &Path,
     display_name: &str,
     note: Option<String>,
+    reveal: Reveal,
 ) -> anyhow::Result<FileEntry> {
     let org = ctx.org()?;
     let device = ctx.device()?;
@@ -212,7 +307,7 @@ pub async fn upload_path(
                 blob_sha256: blob,
                 meta_sha256: Some(meta),
                 manifest: serde_json::to_value(&upload.manifest)?,
-                facts: a.facts,
+                facts: reveal.apply(&a.facts),
             })?,
         )
         .await
@@ -229,6 +324,7 @@ pub async fn upload(args: &UploadArgs) -> anyhow::Result<()> {
         &args.file,
         &file_name(&args.file),
         args.note.clone(),
+        args.reveal,
     )
     .await?;
     if args.json {
@@ -362,6 +458,7 @@ pub async fn print_path(
     path: &Path,
     target: &Target,
     valid_secs: i64,
+    reveal: Reveal,
 ) -> anyhow::Result<Job> {
     let org = ctx.org()?;
     let device = ctx.device()?;
@@ -401,7 +498,8 @@ pub async fn print_path(
         }
         Target::Pool(pool) => {
             let keys = pool_agents(trusted, pool, &printers, &agents)?;
-            if let Some(w) = pool_misfit(&a.facts, pool, &printers) {
+            // The server chooses among the pool's printers by the revealed facts only.
+            if let Some(w) = pool_misfit(&reveal.apply(&a.facts), pool, &printers) {
                 eprintln!(
                     "warning: {} {w}. The job waits in the queue until one does",
                     file_name(path)
@@ -459,7 +557,7 @@ pub async fn print_path(
                 pool,
                 blob_sha256: blob,
                 manifest: serde_json::to_value(&manifest)?,
-                facts: a.facts,
+                facts: reveal.apply(&a.facts),
             })?,
         )
         .await
@@ -481,6 +579,7 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         &args.file,
         &target,
         args.valid_hours.saturating_mul(3600),
+        args.reveal,
     )
     .await?;
     if args.json {
@@ -489,4 +588,35 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         println!("{}", job.id);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Reveal, SchedulingFacts};
+
+    #[test]
+    fn reveal_keeps_only_the_facts_named() {
+        let facts = SchedulingFacts {
+            printer_model: Some("MK4".into()),
+            nozzle_mm: Some(0.4),
+            material: Some("PLA".into()),
+            color: Some("#FF8000".into()),
+            filament_grams: Some(1.25),
+            estimated_seconds: Some(65),
+        };
+        let shown = |r: &str| r.parse::<Reveal>().map(|r| r.apply(&facts));
+        assert_eq!(shown("all"), Ok(facts.clone()));
+        assert_eq!(shown("none"), Ok(SchedulingFacts::default()));
+        assert_eq!(
+            shown("material, color,time"),
+            Ok(SchedulingFacts {
+                material: Some("PLA".into()),
+                color: Some("#FF8000".into()),
+                estimated_seconds: Some(65),
+                ..SchedulingFacts::default()
+            })
+        );
+        let err = shown("material,name").unwrap_err();
+        assert!(err.contains("\"name\" is not a scheduling fact"), "{err}");
+    }
 }

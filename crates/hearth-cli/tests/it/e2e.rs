@@ -113,6 +113,75 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
     laptop.run(&["org", "show"]).await;
 }
 
+/// `--reveal` chooses which scheduling facts leave the machine in clear: the server stores only
+/// those, for files and for jobs, and a pool job is placed by them alone.
+#[tokio::test]
+async fn only_the_facts_a_member_reveals_reach_the_server() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let _agent = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    let file = gcode(work.path(), "part.gcode", "part");
+    let stored = |json: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(json).unwrap()["facts"].clone()
+    };
+
+    let all = ada.run(&["upload", file.to_str().unwrap(), "--json"]).await;
+    assert_eq!(stored(&all)["material"], "PLA", "{all}");
+    assert_eq!(stored(&all)["printer_model"], "MK4", "{all}");
+
+    let none = ada
+        .run(&[
+            "upload",
+            file.to_str().unwrap(),
+            "--json",
+            "--reveal",
+            "none",
+        ])
+        .await;
+    assert!(
+        stored(&none)
+            .as_object()
+            .unwrap()
+            .values()
+            .all(serde_json::Value::is_null),
+        "{none}"
+    );
+
+    let job = ada
+        .run(&[
+            "print",
+            file.to_str().unwrap(),
+            "--pool",
+            "pla",
+            "--json",
+            "--reveal",
+            "material,time",
+        ])
+        .await;
+    let facts = stored(&job);
+    assert_eq!(facts["material"], "PLA", "{job}");
+    assert_eq!(facts["estimated_seconds"], 65, "{job}");
+    for hidden in ["printer_model", "nozzle_mm", "color", "filament_grams"] {
+        assert!(facts[hidden].is_null(), "{hidden} revealed: {job}");
+    }
+
+    let out = ada
+        .try_run(&[
+            "print",
+            file.to_str().unwrap(),
+            "--pool",
+            "pla",
+            "--reveal",
+            "name",
+        ])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"name\" is not a scheduling fact"), "{err}");
+}
+
 /// The login secret is salted with the address typed, so logging in through another address of
 /// the same server fails; the member is told which address to use (the server's configured public
 /// address) or, without one, what to check.
