@@ -499,9 +499,24 @@ pub async fn print_path(
         Target::Pool(pool) => {
             let keys = pool_agents(trusted, pool, &printers, &agents)?;
             // The server chooses among the pool's printers by the revealed facts only.
-            if let Some(w) = pool_misfit(&reveal.apply(&a.facts), pool, &printers) {
+            let revealed = reveal.apply(&a.facts);
+            if let Some(w) = pool_misfit(&revealed, pool, &printers) {
+                // Slicers also name printers by the member's own profile name ("Ada's
+                // Voron"), which cannot be told from a model name: say how to send it anyway
+                // when the model is all that stands in the way.
+                let unnamed = SchedulingFacts {
+                    printer_model: None,
+                    ..revealed.clone()
+                };
+                let hint = match &revealed.printer_model {
+                    Some(m) if pool_misfit(&unnamed, pool, &printers).is_none() => format!(
+                        " (if {m:?} is your own name for the printer profile, not its model, \
+                         print with `--reveal` leaving out `model`)"
+                    ),
+                    _ => String::new(),
+                };
                 eprintln!(
-                    "warning: {} {w}. The job waits in the queue until one does",
+                    "warning: {} {w}. The job waits in the queue until one does{hint}",
                     file_name(path)
                 );
             }

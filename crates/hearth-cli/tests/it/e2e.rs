@@ -751,14 +751,41 @@ async fn printing_a_file_that_does_not_fit_the_printer_warns() {
         ),
         "{err}"
     );
+    // Only the model stands in the way: the warning says how to send it anyway.
+    let out = ada
+        .try_run(&["print", mk3s.to_str().unwrap(), "--pool", "pla"])
+        .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "until one does (if \"MK3S\" is your own name for the printer profile, not its \
+             model, print with `--reveal` leaving out `model`)"
+        ),
+        "{err}"
+    );
+    let out = ada
+        .try_run(&[
+            "print",
+            mk3s.to_str().unwrap(),
+            "--pool",
+            "pla",
+            "--reveal",
+            "material,nozzle",
+        ])
+        .await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning:"));
     let fits_pool = ada
         .try_run(&["print", fits.to_str().unwrap(), "--pool", "pla"])
         .await;
     assert!(fits_pool.status.success(), "{fits_pool:?}");
     assert!(!String::from_utf8_lossy(&fits_pool.stderr).contains("warning:"));
-    // The queue says why the PETG job waits, and only for it.
+    // The queue says why the PETG job waits (the MK3S one waits too, for its model).
     let jobs = ada.run(&["jobs"]).await;
-    let waiting: Vec<&str> = jobs.lines().filter(|l| l.contains("waiting:")).collect();
+    let waiting: Vec<&str> = jobs
+        .lines()
+        .filter(|l| l.contains("waiting:") && l.contains(" PETG "))
+        .collect();
     assert_eq!(waiting.len(), 1, "{jobs}");
     assert!(
         waiting[0].contains(" queued ")
