@@ -117,6 +117,16 @@ fn demo_gcode(layers: u32) -> Vec<u8> {
     g.into_bytes()
 }
 
+/// A part to try `hearth print` with, as a slicer would state it: for the demo's MK4s, in PLA with
+/// a 0.4 mm nozzle, so `--pool pla` places it on one of them.
+fn demo_part() -> Vec<u8> {
+    let mut g = b"; sliced for the Hearth demo fleet\n; printer_model = MK4\n\
+                  ; nozzle_diameter = 0.4\n; filament_type = PLA\n; layer_height = 0.2\n"
+        .to_vec();
+    g.extend(demo_gcode(30));
+    g
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -240,6 +250,9 @@ async fn main() -> anyhow::Result<()> {
         sent += 1;
     }
 
+    let part = cli.data_dir.join("demo-part.gcode");
+    std::fs::write(&part, demo_part())
+        .with_context(|| format!("cannot write {}", part.display()))?;
     let api_token = owner
         .create_token(&CreateTokenRequest {
             name: "hearth-demo".into(),
@@ -257,7 +270,8 @@ async fn main() -> anyhow::Result<()> {
          \x20   hearth login {url} --login {}          (enter the passphrase above)\n\
          \x20   hearth status                 live view;  hearth printers, hearth jobs\n\
          \x20   curl -H 'Authorization: Bearer {api_token}' {url}/api/v1/orgs/{}/printers\n\
-         \nThe server sees only sealed blobs: try `hearth upload FILE` and `hearth print FILE --pool pla`.\n\
+         \nThe server sees only sealed blobs: try `hearth print {} --pool pla`\n\
+         (a part sliced for the MK4s; `hearth inspect` shows what it holds) and `hearth upload FILE`.\n\
          Data lives in {}. Stop with Ctrl-C.\n",
         FLEET.len(),
         cli.time_scale,
@@ -265,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
         state.passphrase,
         state.login,
         state.org,
+        part.display(),
         cli.data_dir.display(),
     );
 

@@ -10,6 +10,8 @@ struct Demo {
     child: Child,
     token: String,
     printers_url: String,
+    /// The part the banner suggests printing.
+    part: Option<std::path::PathBuf>,
 }
 
 impl Drop for Demo {
@@ -30,12 +32,16 @@ fn start(data: &std::path::Path) -> Demo {
         .unwrap();
     let mut token = None;
     let mut printers_url = None;
+    let mut part = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         if let Some(i) = line.find("Bearer ") {
             let rest = &line[i + 7..];
             token = Some(rest[..rest.find('\'').unwrap()].to_owned());
             printers_url = line.split_whitespace().last().map(str::to_owned);
+        }
+        if let Some(rest) = line.split("try `hearth print ").nth(1) {
+            part = rest.split_whitespace().next().map(Into::into);
         }
         if line.contains("Stop with Ctrl-C") {
             break;
@@ -45,6 +51,7 @@ fn start(data: &std::path::Path) -> Demo {
         child,
         token: token.expect("the banner shows an API token"),
         printers_url: printers_url.unwrap(),
+        part,
     }
 }
 
@@ -99,6 +106,29 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
             "a job without an estimate: {j}"
         );
     }
+    // The part the banner suggests fits the printers of pool "pla", as `hearth print` judges it
+    // from the file (the server places the job by the same rule).
+    let part = d.part.clone().expect("the banner suggests a part to print");
+    let report =
+        hearth_printfile::analyze(std::fs::File::open(&part).unwrap(), &Default::default())
+            .unwrap()
+            .scheduling_facts();
+    let facts = hearth_proto::api::SchedulingFacts {
+        printer_model: report.printer_model,
+        nozzle_mm: report.nozzle_diameter_mm.map(|n| n as f32),
+        material: report.material_type,
+        ..Default::default()
+    };
+    assert_eq!(facts.material.as_deref(), Some("PLA"));
+    let mut fitting: Vec<String> = printers(&d)
+        .into_iter()
+        .map(|p| serde_json::from_value::<hearth_proto::api::Printer>(p).unwrap())
+        .filter(|p| p.pools.iter().any(|q| q == "pla"))
+        .filter(|p| hearth_proto::fit::misfits(&facts, p.into()).is_empty())
+        .map(|p| p.name)
+        .collect();
+    fitting.sort();
+    assert_eq!(fitting, ["mk4-left", "mk4-right"], "{facts:?}");
     let mut d = d;
     let pid = d.child.id().to_string();
     assert!(
