@@ -8,7 +8,7 @@ use crate::state::AppState;
 use hearth_proto::agent::{AgentJob, JobState, PrinterState, PrinterTelemetry, ServerMsg};
 use hearth_proto::api::{Event, Job, Printer};
 use hearth_proto::fit::misfits;
-use hearth_proto::ids::{AgentId, OrgId, PrinterId};
+use hearth_proto::ids::{AgentId, JobId, OrgId, PrinterId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::audit::NewAuditEntry;
 use hearth_store::fleet::{JobRow, PrinterRow};
@@ -310,6 +310,41 @@ pub fn pool_job_target(manifest: &serde_json::Value) -> Option<(&str, Vec<[u8; 3
     Some((pool, agents))
 }
 
+/// The end of a job's validity (Unix seconds) as its signed manifest states it in clear. The server
+/// cannot check the signature, and need not: a wrong value only ends the submitter's own job early
+/// or late, and the agent checks the signed value itself before printing.
+pub fn job_not_after(manifest: &serde_json::Value) -> Option<i64> {
+    manifest.pointer("/manifest/not_after")?.as_i64()
+}
+
+/// Ends a queued job whose validity ran out before a printer could take it (every agent would refuse
+/// it), so the queue shows why instead of offering it to an agent.
+async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> ApiResult<()> {
+    let message = format!(
+        "expired in the queue before a printer could take it (valid until {}); print it again",
+        rfc3339(until * 1000)
+    );
+    let mut t = state.store.begin().await?;
+    if !t
+        .update_job(job, JobState::Failed, None, Some(&message), now_ms())
+        .await?
+    {
+        return Ok(());
+    }
+    t.append_audit(NewAuditEntry {
+        scope: org.to_string(),
+        ts_ms: now_ms(),
+        actor: "system".into(),
+        action: "job.expire".into(),
+        target: Some(format!("job:{job}")),
+        source: None,
+        details: json!({ "not_after": until }),
+    })
+    .await?;
+    t.commit().await?;
+    publish_job(state, job).await
+}
+
 /// Hand queued jobs of `org` to printers that can take them now: a job for a named printer goes to it as
 /// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress,
 /// behind one of the agents the job is sealed to, that the job fits (the model, material and nozzle its
@@ -334,7 +369,14 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
         HashMap::new()
     };
     let mut taken: Vec<PrinterId> = Vec::new();
+    let now_s = now_ms() / 1000;
     for job in queued {
+        if let Some(until) = job_not_after(&job.manifest)
+            && now_s > until
+        {
+            expire_job(state, org, job.id, until).await?;
+            continue;
+        }
         let target = match (job.printer_id, &job.pool) {
             (Some(pid), _) => printers
                 .iter()

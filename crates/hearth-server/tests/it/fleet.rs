@@ -611,6 +611,75 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
     assert_eq!(listed.state, JobState::Queued);
 }
 
+/// A queued job whose signed validity has ended is not offered to an agent (which would refuse it):
+/// it fails in the queue with the reason, and the next job goes out.
+#[tokio::test]
+async fn a_job_that_expires_in_the_queue_fails_with_the_reason() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "pla")]).await;
+    printers_until(&owner, org, "an idle printer", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await;
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let submit = |not_after: i64| {
+        let mut manifest = pool_manifest("pla", &[&agent]);
+        manifest["manifest"]["not_after"] = not_after.into();
+        SubmitJobRequest {
+            job_id: JobId::new(),
+            printer: None,
+            pool: Some("pla".into()),
+            blob_sha256: hash.clone(),
+            manifest,
+            facts: SchedulingFacts::default(),
+        }
+    };
+    let stale = submit(now - 60);
+    let answered: Job = owner
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs"),
+            &serde_json::to_value(&stale).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answered.state, JobState::Failed, "{answered:?}");
+    let message = answered.message.unwrap_or_default();
+    assert!(
+        message.starts_with("expired in the queue before a printer could take it (valid until "),
+        "{message}"
+    );
+    let audit: serde_json::Value = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/audit"))
+        .await
+        .unwrap();
+    let expired = serde_json::json!(format!("job:{}", stale.job_id));
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "job.expire" && e["target"] == expired),
+        "{audit}"
+    );
+
+    let fresh = submit(now + 3600);
+    http_json(
+        &owner,
+        &format!("/api/v1/orgs/{org}/jobs"),
+        serde_json::to_value(&fresh).unwrap(),
+    )
+    .await;
+    assert_eq!(offered(&mut ws).await, (fresh.job_id, "mk4".into()));
+}
+
 /// A pool job can be opened only by the agents it is sealed to: it goes to an idle printer of the
 /// pool behind one of them, never to another agent's (which would refuse it), and the server
 /// refuses a pool job whose manifest names no agent of the organisation.
