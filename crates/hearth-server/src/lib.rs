@@ -179,7 +179,9 @@ impl Server {
 /// How long shutdown waits for agent sessions to finish what they were doing.
 const SESSIONS_DRAIN: Duration = Duration::from_secs(10);
 
-/// Telemetry is summed in memory and written as hourly rollups once a minute, never per message.
+/// Once a minute: telemetry summed in memory is written as hourly rollups (never per message), and
+/// every organisation's queue is swept, so a queued job whose validity ends fails then even when no
+/// printer or member does anything that would dispatch it.
 async fn flush_rollups_every(state: AppState, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -188,5 +190,17 @@ async fn flush_rollups_every(state: AppState, every: Duration) {
         if let Err(e) = state.hub.flush_rollups(&state.store).await {
             tracing::warn!(error = %error::ErrorChain(&e), "could not write printer history");
         }
+        if let Err(e) = sweep_queues(&state).await {
+            tracing::warn!(error = %e.message, source = ?e.source, "could not sweep the job queues");
+        }
     }
+}
+
+/// Dispatches every organisation's queue: jobs that a printer can take go out, and queued jobs whose
+/// validity has ended fail with the reason. The server runs it once a minute.
+pub async fn sweep_queues(state: &AppState) -> error::ApiResult<()> {
+    for org in state.store.orgs_with_queued_jobs().await? {
+        hub::dispatch(state, org).await?;
+    }
+    Ok(())
 }

@@ -251,6 +251,14 @@ impl Store {
             .collect()
     }
 
+    /// Organisations with a job in the queue (for the periodic sweep that expires and assigns them).
+    pub async fn orgs_with_queued_jobs(&self) -> Result<Vec<OrgId>> {
+        let rows = sqlx::query("SELECT DISTINCT org_id FROM jobs WHERE state = 'queued'")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| parsed(r, "org_id")).collect()
+    }
+
     /// Queued jobs of an organisation, oldest first (for assignment).
     pub async fn queued_jobs(&self, org: OrgId) -> Result<Vec<JobRow>> {
         let q = format!(

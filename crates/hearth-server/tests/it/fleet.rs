@@ -670,6 +670,34 @@ async fn a_job_that_expires_in_the_queue_fails_with_the_reason() {
         "{audit}"
     );
 
+    // A job that was queued while valid and whose validity ended since, with nothing happening
+    // in the organisation that would dispatch it: the server's periodic sweep ends it.
+    let waited = submit(now - 1);
+    let mut t = server.state.store.begin().await.unwrap();
+    t.insert_job(&hearth_store::fleet::JobRow {
+        id: waited.job_id,
+        org_id: org,
+        printer_id: None,
+        pool: waited.pool.clone(),
+        blob_sha256: waited.blob_sha256.clone(),
+        manifest: waited.manifest.clone(),
+        facts: SchedulingFacts::default(),
+        state: JobState::Queued,
+        message: None,
+        submitted_by: answered.submitted_by,
+        created_at: (now - 3600) * 1000,
+        updated_at: (now - 3600) * 1000,
+    })
+    .await
+    .unwrap();
+    t.commit().await.unwrap();
+    hearth_server::sweep_queues(&server.state).await.unwrap();
+    let swept: Job = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", waited.job_id))
+        .await
+        .unwrap();
+    assert_eq!(swept.state, JobState::Failed, "{swept:?}");
+
     let fresh = submit(now + 3600);
     http_json(
         &owner,

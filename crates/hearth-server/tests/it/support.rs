@@ -12,6 +12,8 @@ pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub setup_token: Option<String>,
+    /// The running server's state, for what no request reaches (its periodic work).
+    pub state: hearth_server::state::AppState,
     /// Dropping the sender stops the server with the test.
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
@@ -44,6 +46,7 @@ impl TestServer {
     pub async fn start_in(dir: tempfile::TempDir, settings: Settings) -> Self {
         let server = hearth_server::start(settings).await.unwrap();
         let setup_token = server.setup_token.clone();
+        let state = server.state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = oneshot::channel();
@@ -59,6 +62,7 @@ impl TestServer {
             url,
             dir,
             setup_token,
+            state,
             stop,
             task,
         }
