@@ -22,7 +22,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::cmd::upload::{Reveal, Target, print_path, upload_path};
+use crate::cmd::upload::{Reveal, RevealArgs, Target, print_path, upload_path};
 use crate::ctx::Ctx;
 
 #[derive(Debug, clap::Args)]
@@ -39,15 +39,8 @@ pub struct BridgeArgs {
     /// Print on any printer of this pool when the slicer asks to print (remembered).
     #[arg(long)]
     pub pool: Option<String>,
-    /// Scheduling facts sent in clear: all, none, or a list of
-    /// model,nozzle,material,colour,grams,time. The rest stays sealed.
-    #[arg(
-        long,
-        env = "HEARTH_REVEAL",
-        default_value = "all",
-        value_name = "FACTS"
-    )]
-    pub reveal: Reveal,
+    #[command(flatten)]
+    pub reveal: RevealArgs,
 }
 
 struct Bridge {
@@ -90,7 +83,7 @@ pub async fn run(args: &BridgeArgs) -> anyhow::Result<()> {
         ctx: Mutex::new(ctx),
         key,
         target,
-        reveal: args.reveal,
+        reveal: args.reveal.reveal,
     });
     let app = Router::new()
         .route("/api/version", get(version))

@@ -96,13 +96,9 @@ impl std::str::FromStr for Reveal {
     }
 }
 
+/// `--reveal`, shared by `upload`, `print` and `bridge`.
 #[derive(Debug, clap::Args)]
-pub struct UploadArgs {
-    /// G-code (.gcode), binary G-code (.bgcode) or 3MF project.
-    pub file: PathBuf,
-    /// A note, sealed with the file's name.
-    #[arg(long)]
-    pub note: Option<String>,
+pub struct RevealArgs {
     /// Scheduling facts sent in clear: all, none, or a list of
     /// model,nozzle,material,colour,grams,time. The rest stays sealed; a pool job's printer is
     /// chosen by what is revealed.
@@ -113,6 +109,17 @@ pub struct UploadArgs {
         value_name = "FACTS"
     )]
     pub reveal: Reveal,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UploadArgs {
+    /// G-code (.gcode), binary G-code (.bgcode) or 3MF project.
+    pub file: PathBuf,
+    /// A note, sealed with the file's name.
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub reveal: RevealArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -131,16 +138,8 @@ pub struct PrintArgs {
     /// How long the job stays valid, in hours (at most a week).
     #[arg(long, default_value_t = 24)]
     pub valid_hours: i64,
-    /// Scheduling facts sent in clear: all, none, or a list of
-    /// model,nozzle,material,colour,grams,time. The rest stays sealed; a pool job's printer is
-    /// chosen by what is revealed.
-    #[arg(
-        long,
-        env = "HEARTH_REVEAL",
-        default_value = "all",
-        value_name = "FACTS"
-    )]
-    pub reveal: Reveal,
+    #[command(flatten)]
+    pub reveal: RevealArgs,
     /// Print the job as JSON.
     #[arg(long)]
     pub json: bool,
@@ -324,7 +323,7 @@ pub async fn upload(args: &UploadArgs) -> anyhow::Result<()> {
         &args.file,
         &file_name(&args.file),
         args.note.clone(),
-        args.reveal,
+        args.reveal.reveal,
     )
     .await?;
     if args.json {
@@ -594,7 +593,7 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         &args.file,
         &target,
         args.valid_hours.saturating_mul(3600),
-        args.reveal,
+        args.reveal.reveal,
     )
     .await?;
     if args.json {

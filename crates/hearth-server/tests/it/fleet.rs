@@ -153,6 +153,29 @@ async fn approved_agent(
     (agent, ws)
 }
 
+/// A request for a new pool job of `blob`, revealing no facts.
+fn pool_job(pool: &str, blob: &BlobHash, manifest: serde_json::Value) -> SubmitJobRequest {
+    SubmitJobRequest {
+        job_id: JobId::new(),
+        printer: None,
+        pool: Some(pool.into()),
+        blob_sha256: blob.clone(),
+        manifest,
+        facts: SchedulingFacts::default(),
+    }
+}
+
+/// Submits `job` and returns the queue's answer (after the dispatch the submission runs).
+async fn submit_job(owner: &hearth_client::Client, org: OrgId, job: &SubmitJobRequest) -> Job {
+    owner
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs"),
+            &serde_json::to_value(job).unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
 /// The job the server offers next on `ws`, as (job id, printer name).
 async fn offered(ws: &mut Ws) -> (JobId, String) {
     let ServerMsg::Job { job } = recv(ws).await else {
@@ -548,21 +571,10 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let submit = |facts: SchedulingFacts| async {
         let job = SubmitJobRequest {
-            job_id: JobId::new(),
-            printer: None,
-            pool: Some("farm".into()),
-            blob_sha256: hash.clone(),
-            manifest: pool_manifest("farm", &[&agent]),
             facts,
+            ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
         };
-        let queued: Job = owner
-            .raw_post(
-                &format!("/api/v1/orgs/{org}/jobs"),
-                &serde_json::to_value(&job).unwrap(),
-            )
-            .await
-            .unwrap();
-        queued
+        submit_job(&owner, org, &job).await
     };
 
     // PETG, sliced for an MK4 with a 0.4 mm nozzle: the PETG printer, listed second, takes it.
@@ -633,23 +645,10 @@ async fn a_job_that_expires_in_the_queue_fails_with_the_reason() {
     let submit = |not_after: i64| {
         let mut manifest = pool_manifest("pla", &[&agent]);
         manifest["manifest"]["not_after"] = not_after.into();
-        SubmitJobRequest {
-            job_id: JobId::new(),
-            printer: None,
-            pool: Some("pla".into()),
-            blob_sha256: hash.clone(),
-            manifest,
-            facts: SchedulingFacts::default(),
-        }
+        pool_job("pla", &hash, manifest)
     };
     let stale = submit(now - 60);
-    let answered: Job = owner
-        .raw_post(
-            &format!("/api/v1/orgs/{org}/jobs"),
-            &serde_json::to_value(&stale).unwrap(),
-        )
-        .await
-        .unwrap();
+    let answered = submit_job(&owner, org, &stale).await;
     assert_eq!(answered.state, JobState::Failed, "{answered:?}");
     let message = answered.message.unwrap_or_default();
     assert!(
@@ -729,14 +728,7 @@ async fn a_pool_job_goes_only_to_printers_of_the_agents_it_is_sealed_to() {
 
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
-    let submit = |manifest: serde_json::Value| SubmitJobRequest {
-        job_id: JobId::new(),
-        printer: None,
-        pool: Some("pla".into()),
-        blob_sha256: hash.clone(),
-        manifest,
-        facts: SchedulingFacts::default(),
-    };
+    let submit = |manifest: serde_json::Value| pool_job("pla", &hash, manifest);
     let stranger = FakeAgent {
         id: AgentId::new(),
         key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
