@@ -48,8 +48,11 @@ enum Command {
     Download(cmd::files::DownloadArgs),
     /// Seal a print file as a signed job for a printer or a pool.
     Print(cmd::upload::PrintArgs),
-    /// The organisation's printers and their state.
+    /// The organisation's printers and their state; `hearth printers load` after a spool change.
+    #[command(args_conflicts_with_subcommands = true)]
     Printers {
+        #[command(subcommand)]
+        cmd: Option<cmd::fleet::PrintersCmd>,
         #[arg(long)]
         json: bool,
     },
@@ -115,7 +118,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Files { json } => cmd::files::list(json).await,
         Command::Download(args) => cmd::files::download(&args).await,
         Command::Print(args) => cmd::upload::print(&args).await,
-        Command::Printers { json } => cmd::fleet::printers(json).await,
+        Command::Printers { cmd: None, json } => cmd::fleet::printers(json).await,
+        Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Load(args)),
+            ..
+        } => cmd::fleet::load(&args).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
         Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
         Command::Bridge(args) => cmd::bridge::run(&args).await,

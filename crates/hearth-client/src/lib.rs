@@ -11,7 +11,7 @@ use base64::Engine;
 use futures::StreamExt;
 use hearth_proto::api::*;
 use hearth_proto::audit::{ChainBreak, ChainHead, ChainVerifier};
-use hearth_proto::ids::{BlobHash, OrgId, TokenId, UserId};
+use hearth_proto::ids::{BlobHash, OrgId, PrinterId, TokenId, UserId};
 use hearth_proto::{Role, TUS_VERSION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -205,6 +205,23 @@ impl Client {
     pub async fn raw_put(&self, path: &str, body: &serde_json::Value) -> Result<()> {
         self.no_content(self.req(Method::PUT, path).json(body))
             .await
+    }
+
+    /// Sets what a printer has loaded and fitted now, in place of its agent's configuration.
+    pub async fn set_printer_loaded(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        loaded: &LoadedRequest,
+    ) -> Result<Printer> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/loaded");
+        self.send(Method::PUT, &path, loaded).await
+    }
+
+    /// Goes back to the material, colour and nozzle of the printer's agent configuration.
+    pub async fn reset_printer_loaded(&self, org: OrgId, printer: PrinterId) -> Result<Printer> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/loaded");
+        Self::json(self.req(Method::DELETE, &path)).await
     }
 
     pub async fn info(&self) -> Result<ServerInfo> {

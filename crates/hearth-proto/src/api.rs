@@ -348,9 +348,29 @@ pub struct Printer {
     pub color: Option<String>,
     pub pools: Vec<String>,
     pub can_pause: bool,
+    /// True when `material`, `color` and `nozzle_mm` were set by a member
+    /// (`PUT .../printers/{id}/loaded`) rather than taken from the agent's configuration.
+    #[serde(default)]
+    pub loaded_by_member: bool,
     /// Latest state; `offline` when its agent is not connected.
     pub telemetry: PrinterTelemetry,
     pub updated_at: Option<String>,
+}
+
+/// `PUT /api/v1/orgs/{org}/printers/{id}/loaded` (operators): what the printer has loaded and
+/// fitted now, after a spool or nozzle change at the printer. It replaces the material, colour and
+/// nozzle of the agent's configuration (an absent field is "not stated") until that configuration
+/// itself changes them, or `DELETE` on the same path goes back to it. Pool jobs are placed by it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoadedRequest {
+    #[serde(default)]
+    pub material: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    #[serde(default)]
+    pub nozzle_mm: Option<f32>,
 }
 
 /// Scheduling facts a submitter chose to reveal (DESIGN.md): never the design itself.

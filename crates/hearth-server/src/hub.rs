@@ -242,17 +242,19 @@ impl Hub {
 /// The API view of a printer, with live telemetry.
 pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
     let (telemetry, at) = state.hub.telemetry(p.id);
+    let info = p.effective();
     Printer {
         id: p.id,
         agent_id: p.agent_id,
-        name: p.info.name.clone(),
-        kind: p.info.kind.clone(),
-        model: p.info.model.clone(),
-        nozzle_mm: p.info.nozzle_mm,
-        material: p.info.material.clone(),
-        color: p.info.color.clone(),
-        pools: p.info.pools.clone(),
-        can_pause: p.info.can_pause,
+        name: info.name,
+        kind: info.kind,
+        model: info.model,
+        nozzle_mm: info.nozzle_mm,
+        material: info.material,
+        color: info.color,
+        pools: info.pools,
+        can_pause: info.can_pause,
+        loaded_by_member: p.loaded.is_some(),
         telemetry,
         updated_at: at.map(rfc3339),
     }
@@ -390,7 +392,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                 for p in printers.iter().filter(|p| {
                     p.info.pools.contains(pool)
                         && !taken.contains(&p.id)
-                        && misfits(&job.facts, (&p.info).into()).is_empty()
+                        && misfits(&job.facts, (&p.effective()).into()).is_empty()
                         && agent_keys
                             .get(&p.agent_id)
                             .is_some_and(|k| sealed_to.contains(k))

@@ -3,7 +3,7 @@
 use crate::rows::{all_by, json, map_all, one_by, parsed};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
-use hearth_proto::api::{AgentStatus, SchedulingFacts};
+use hearth_proto::api::{AgentStatus, LoadedRequest, SchedulingFacts};
 use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -54,8 +54,26 @@ pub struct PrinterRow {
     pub id: PrinterId,
     pub org_id: OrgId,
     pub agent_id: AgentId,
+    /// As the agent announced it, from its configuration.
     pub info: PrinterInfo,
+    /// What a member set as loaded since (`set_printer_loaded`), if the configuration has not
+    /// changed it again.
+    pub loaded: Option<LoadedRequest>,
     pub created_at: i64,
+}
+
+impl PrinterRow {
+    /// The printer as jobs are placed on it: the agent's description with what a member set as
+    /// loaded in place of the configured material, colour and nozzle.
+    pub fn effective(&self) -> PrinterInfo {
+        let mut info = self.info.clone();
+        if let Some(l) = &self.loaded {
+            info.material = l.material.clone();
+            info.color = l.color.clone();
+            info.nozzle_mm = l.nozzle_mm;
+        }
+        info
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,13 +107,17 @@ fn agent(r: &AnyRow) -> Result<AgentRow> {
     })
 }
 
-const PRINTER_COLS: &str = "id, org_id, agent_id, info, created_at";
+const PRINTER_COLS: &str = "id, org_id, agent_id, info, loaded, created_at";
 fn printer(r: &AnyRow) -> Result<PrinterRow> {
+    let loaded: Option<String> = r.try_get("loaded")?;
     Ok(PrinterRow {
         id: parsed(r, "id")?,
         org_id: parsed(r, "org_id")?,
         agent_id: parsed(r, "agent_id")?,
         info: json(r, "info")?,
+        loaded: loaded
+            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -458,6 +480,8 @@ impl Tx {
     }
 
     /// Record the printers an agent announced; returns them with their ids (stable per agent and name).
+    /// A configuration that now states another material, colour or nozzle than it did ends what a
+    /// member set as loaded: the configuration was changed on purpose.
     pub async fn upsert_printer(
         &mut self,
         org: OrgId,
@@ -465,15 +489,24 @@ impl Tx {
         info: &PrinterInfo,
         now: i64,
     ) -> Result<PrinterId> {
-        let existing = sqlx::query("SELECT id FROM printers WHERE agent_id = $1 AND name = $2")
-            .bind(agent_id.to_string())
-            .bind(&info.name)
-            .fetch_optional(&mut *self.inner)
-            .await?;
+        let existing =
+            sqlx::query("SELECT id, info FROM printers WHERE agent_id = $1 AND name = $2")
+                .bind(agent_id.to_string())
+                .bind(&info.name)
+                .fetch_optional(&mut *self.inner)
+                .await?;
         let text = serde_json::to_string(info).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if let Some(r) = existing {
             let id: PrinterId = parsed(&r, "id")?;
-            sqlx::query("UPDATE printers SET info = $1 WHERE id = $2")
+            let before: PrinterInfo = json(&r, "info")?;
+            let reconfigured = (&before.material, &before.color, before.nozzle_mm)
+                != (&info.material, &info.color, info.nozzle_mm);
+            let q = if reconfigured {
+                "UPDATE printers SET info = $1, loaded = NULL WHERE id = $2"
+            } else {
+                "UPDATE printers SET info = $1 WHERE id = $2"
+            };
+            sqlx::query(q)
                 .bind(text)
                 .bind(id.to_string())
                 .execute(&mut *self.inner)
@@ -491,6 +524,26 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
         Ok(id)
+    }
+
+    /// Sets what a member says the printer has loaded (`None`: back to the agent's configuration).
+    /// Returns whether the printer exists.
+    pub async fn set_printer_loaded(
+        &mut self,
+        id: PrinterId,
+        loaded: Option<&LoadedRequest>,
+    ) -> Result<bool> {
+        let text = loaded
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = sqlx::query("UPDATE printers SET loaded = $1 WHERE id = $2")
+            .bind(text)
+            .bind(id.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     pub async fn insert_job(&mut self, j: &JobRow) -> Result<()> {

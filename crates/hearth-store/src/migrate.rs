@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "epochs_devices",
         include_str!("../migrations/0004_epochs_devices.sql"),
     ),
+    (
+        5,
+        "printer_loaded",
+        include_str!("../migrations/0005_printer_loaded.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -7,7 +7,7 @@ use std::io::{IsTerminal as _, Write as _};
 use anyhow::{Context, bail};
 use futures::StreamExt as _;
 use hearth_proto::agent::{JobState, PrinterState};
-use hearth_proto::api::{Event, Job, Printer};
+use hearth_proto::api::{Event, Job, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
 
 use crate::cmd::upload::pool_misfit;
@@ -115,11 +115,16 @@ fn printers_table(printers: &[&Printer]) -> Table {
                 .unwrap_or_else(|| "-".into()),
             tl.remaining_seconds.map(hms).unwrap_or_else(|| "-".into()),
             if temps.is_empty() { "-".into() } else { temps },
-            [p.material.as_deref(), p.color.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" "),
+            // "(set)": a member said so with `hearth printers load`, not the agent's configuration.
+            [
+                p.material.as_deref(),
+                p.color.as_deref(),
+                p.loaded_by_member.then_some("(set)"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
             p.pools.join(","),
         ]);
     }
@@ -178,6 +183,76 @@ async fn printers_of(ctx: &Ctx) -> anyhow::Result<Vec<Printer>> {
         .client
         .raw_get(&format!("/api/v1/orgs/{org}/printers"))
         .await?)
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PrintersCmd {
+    /// Say what a printer has loaded and fitted now, after a spool or nozzle change at the printer
+    /// (in place of its agent's configuration, until that configuration changes).
+    Load(LoadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The printer, by name (or id).
+    pub printer: String,
+    /// The material now loaded (PLA, PETG...); its colour goes with it.
+    #[arg(long, required_unless_present_any = ["nozzle", "reset"])]
+    pub material: Option<String>,
+    /// The colour of the material now loaded.
+    #[arg(long, requires = "material")]
+    pub color: Option<String>,
+    /// The nozzle diameter now fitted, in mm.
+    #[arg(long)]
+    pub nozzle: Option<f32>,
+    /// Back to what the agent's configuration says.
+    #[arg(long, conflicts_with_all = ["material", "color", "nozzle"])]
+    pub reset: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hearth printers load`: a new spool replaces material and colour together; the nozzle stays as
+/// it is unless given, and the material likewise when only the nozzle changed.
+pub async fn load(args: &LoadArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let matches: Vec<&Printer> = printers
+        .iter()
+        .filter(|p| p.name == args.printer || p.id.to_string() == args.printer)
+        .collect();
+    let p = match matches.as_slice() {
+        [p] => *p,
+        [] => bail!(
+            "no printer named {:?} (see `hearth printers`)",
+            args.printer
+        ),
+        _ => bail!(
+            "several printers are named {:?}: give its id instead",
+            args.printer
+        ),
+    };
+    let updated = if args.reset {
+        ctx.client.reset_printer_loaded(org, p.id).await
+    } else {
+        let (material, color) = match &args.material {
+            Some(m) => (Some(m.clone()), args.color.clone()),
+            None => (p.material.clone(), p.color.clone()),
+        };
+        let loaded = LoadedRequest {
+            material,
+            color,
+            nozzle_mm: args.nozzle.or(p.nozzle_mm),
+        };
+        ctx.client.set_printer_loaded(org, p.id, &loaded).await
+    }
+    .with_context(|| format!("cannot change what printer {:?} has loaded", p.name))?;
+    if args.json {
+        return print_json(&updated);
+    }
+    printers_table(&[&updated]).print();
+    Ok(())
 }
 
 pub async fn printers(json: bool) -> anyhow::Result<()> {

@@ -113,6 +113,79 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
     laptop.run(&["org", "show"]).await;
 }
 
+/// After a spool change at the printer, `hearth printers load` says so: a pool job waiting for that
+/// material goes out, and `--reset` goes back to the agent's configuration.
+#[tokio::test]
+async fn loading_a_spool_lets_a_waiting_pool_job_go() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let _agent = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    let text = std::fs::read_to_string(gcode(work.path(), "part.gcode", "part")).unwrap();
+    let petg = work.path().join("petg.gcode");
+    std::fs::write(
+        &petg,
+        text.replace("filament_type = PLA", "filament_type = PETG"),
+    )
+    .unwrap();
+    let job = ada
+        .run(&["print", petg.to_str().unwrap(), "--pool", "pla"])
+        .await;
+    let job = job.trim();
+    let state = |jobs: &str| -> String {
+        let line = jobs
+            .lines()
+            .find(|l| l.starts_with(job))
+            .unwrap_or_default();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(state(&ada.run(&["jobs"]).await), "queued");
+
+    let out = ada
+        .run(&[
+            "printers",
+            "load",
+            "mk4",
+            "--material",
+            "PETG",
+            "--color",
+            "blue",
+        ])
+        .await;
+    assert!(out.contains("PETG blue (set)"), "{out}");
+    let jobs = ada.run(&["jobs"]).await;
+    assert_eq!(state(&jobs), "assigned", "{jobs}");
+    let listed = ada.run(&["printers"]).await;
+    assert!(listed.contains("PETG blue (set)"), "{listed}");
+
+    // A nozzle change keeps the material; --reset goes back to the configuration.
+    let out = ada
+        .run(&["printers", "load", "mk4", "--nozzle", "0.6"])
+        .await;
+    assert!(out.contains("PETG blue (set)"), "{out}");
+    let json = ada
+        .run(&["printers", "load", "mk4", "--reset", "--json"])
+        .await;
+    let p: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (&p["material"], &p["nozzle_mm"], &p["loaded_by_member"]),
+        (
+            &serde_json::json!("PLA"),
+            &serde_json::json!(0.4),
+            &serde_json::json!(false)
+        )
+    );
+    let out = ada
+        .try_run(&["printers", "load", "nope", "--material", "PLA"])
+        .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no printer named \"nope\""));
+}
+
 /// `--reveal` chooses which scheduling facts leave the machine in clear: the server stores only
 /// those, for files and for jobs, and a pool job is placed by them alone.
 #[tokio::test]

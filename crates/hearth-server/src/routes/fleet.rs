@@ -245,6 +245,85 @@ pub async fn list_printers(
     ))
 }
 
+/// Set what a printer has loaded and fitted now (a spool or nozzle change at the printer), in
+/// place of its agent's configuration; pool jobs waiting for that material or nozzle go out.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/loaded", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = LoadedRequest,
+    responses((status = 200, body = Printer), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_loaded(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    Json(req): Json<LoadedRequest>,
+) -> ApiResult<Json<Printer>> {
+    let text_ok = |v: &Option<String>| {
+        v.as_deref()
+            .is_none_or(|t| !t.trim().is_empty() && t.len() <= 64 && !t.contains(char::is_control))
+    };
+    if !text_ok(&req.material) || !text_ok(&req.color) {
+        return Err(ApiError::invalid(
+            "material and colour are 1 to 64 characters when given",
+        ));
+    }
+    if req
+        .nozzle_mm
+        .is_some_and(|n| !(n.is_finite() && n > 0.0 && n <= 5.0))
+    {
+        return Err(ApiError::invalid(
+            "nozzle_mm is a diameter above 0 and at most 5 mm",
+        ));
+    }
+    loaded_changed(&state, &access, id, Some(&req)).await
+}
+
+/// Go back to the material, colour and nozzle of the printer's agent configuration.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/printers/{id}/loaded", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path)),
+    responses((status = 200, body = Printer), (status = 404, body = ErrorBody)))]
+pub async fn reset_loaded(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+) -> ApiResult<Json<Printer>> {
+    loaded_changed(&state, &access, id, None).await
+}
+
+async fn loaded_changed(
+    state: &AppState,
+    access: &OrgAccess<Operator>,
+    id: PrinterId,
+    loaded: Option<&LoadedRequest>,
+) -> ApiResult<Json<Printer>> {
+    let org = access.org.id;
+    let p = state.store.printer(id).await?;
+    if p.org_id != org {
+        return Err(ApiError::not_found(format!("printer {id}")));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.set_printer_loaded(id, loaded).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        if loaded.is_some() {
+            "printer.load"
+        } else {
+            "printer.load_reset"
+        },
+        Some(format!("printer:{id}")),
+        json!({ "loaded": loaded }),
+    ))
+    .await?;
+    tx.commit().await?;
+    let view = printer_view(state, &state.store.printer(id).await?);
+    state.hub.publish(
+        org,
+        Event::Printer {
+            printer: view.clone(),
+        },
+    );
+    hub::dispatch(state, org).await?;
+    Ok(Json(view))
+}
+
 /// Paging for printer history.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

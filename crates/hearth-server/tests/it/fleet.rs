@@ -6,7 +6,7 @@ use base64::Engine;
 use ed25519_dalek::Signer;
 use futures::{SinkExt, StreamExt};
 use hearth_proto::agent::*;
-use hearth_proto::api::{Job, Printer, SchedulingFacts, SubmitJobRequest};
+use hearth_proto::api::{Job, LoadedRequest, Printer, SchedulingFacts, SubmitJobRequest};
 use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -621,6 +621,107 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
         .await
         .unwrap();
     assert_eq!(listed.state, JobState::Queued);
+}
+
+/// A member tells Hearth what a printer has loaded after a spool change: pool jobs are placed by
+/// it at once, it survives the agent re-announcing the same configuration, and a changed
+/// configuration (or `DELETE`) takes over again.
+#[tokio::test]
+async fn a_member_sets_what_a_printer_has_loaded() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let configured = printer_info("mk4", "farm");
+    let (agent, mut ws) = approved_agent(&server, &owner, org, 1, vec![configured.clone()]).await;
+    let printers = printers_until(&owner, org, "an idle printer", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await;
+    let id = printers[0].id;
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let petg_job = SubmitJobRequest {
+        facts: SchedulingFacts {
+            material: Some("PETG".into()),
+            ..SchedulingFacts::default()
+        },
+        ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
+    };
+    assert_eq!(
+        submit_job(&owner, org, &petg_job).await.state,
+        JobState::Queued
+    );
+
+    // Nonsense is refused and changes nothing.
+    for bad in [
+        serde_json::json!({"material": ""}),
+        serde_json::json!({"nozzle_mm": -0.4}),
+        serde_json::json!({"material": "PLA", "spool": 3}),
+    ] {
+        let r = owner
+            .raw_put(&format!("/api/v1/orgs/{org}/printers/{id}/loaded"), &bad)
+            .await;
+        assert!(matches!(r.unwrap_err().status(), Some(400 | 422)), "{bad}");
+    }
+
+    let petg = LoadedRequest {
+        material: Some("PETG".into()),
+        color: Some("blue".into()),
+        nozzle_mm: Some(0.4),
+    };
+    let view = owner.set_printer_loaded(org, id, &petg).await.unwrap();
+    assert_eq!(
+        (
+            view.material.as_deref(),
+            view.color.as_deref(),
+            view.loaded_by_member
+        ),
+        (Some("PETG"), Some("blue"), true)
+    );
+    assert_eq!(offered(&mut ws).await, (petg_job.job_id, "mk4".into()));
+    let audit: serde_json::Value = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/audit"))
+        .await
+        .unwrap();
+    let target = serde_json::json!(format!("printer:{id}"));
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "printer.load" && e["target"] == target),
+        "{audit}"
+    );
+
+    // The agent announces the same configuration again (a reconnection): the member's word stays.
+    let announce = |info: PrinterInfo| AgentMsg::Printers {
+        printers: vec![info],
+    };
+    send(&mut ws, &announce(configured.clone())).await;
+    send(&mut ws, &AgentMsg::Ping).await;
+    assert_eq!(recv(&mut ws).await, ServerMsg::Pong);
+    let listed = printers_until(&owner, org, "the printer", |p| p.len() == 1).await;
+    assert_eq!(listed[0].material.as_deref(), Some("PETG"));
+
+    // The configuration itself changes: it takes over.
+    let abs = PrinterInfo {
+        material: Some("ABS".into()),
+        ..configured.clone()
+    };
+    send(&mut ws, &announce(abs)).await;
+    let listed = printers_until(&owner, org, "ABS from the configuration", |p| {
+        p[0].material.as_deref() == Some("ABS")
+    })
+    .await;
+    assert!(!listed[0].loaded_by_member);
+
+    // Set again, then back to the configuration on request.
+    owner.set_printer_loaded(org, id, &petg).await.unwrap();
+    let view = owner.reset_printer_loaded(org, id).await.unwrap();
+    assert_eq!(
+        (view.material.as_deref(), view.loaded_by_member),
+        (Some("ABS"), false)
+    );
 }
 
 /// A queued job whose signed validity has ended is not offered to an agent (which would refuse it):

@@ -1,7 +1,9 @@
 use crate::support::{self, TestDb};
 use hearth_proto::Role;
+use hearth_proto::agent::PrinterInfo;
+use hearth_proto::api::{AgentStatus, LoadedRequest};
 use hearth_proto::audit::ChainBreak;
-use hearth_proto::ids::{BlobHash, OrgId, TokenId, UploadId, UserId};
+use hearth_proto::ids::{AgentId, BlobHash, OrgId, TokenId, UploadId, UserId};
 use hearth_store::audit::NewAuditEntry;
 use hearth_store::blobdir::{BlobDir, FinishError};
 use hearth_store::*;
@@ -342,4 +344,70 @@ async fn story(db: TestDb) {
     let page = s.audit_page(&org_scope, 1, 10).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
     assert_eq!(page[0].action, "member.add");
+
+    // A printer's loaded material, set by a member, lasts until its configuration changes it.
+    let agent = hearth_store::fleet::AgentRow {
+        id: AgentId::new(),
+        org_id: org.id,
+        name: "bench-pi".into(),
+        signing_key: "key".into(),
+        age_recipient: "age1...".into(),
+        status: AgentStatus::Approved,
+        created_at: now,
+        last_seen_at: None,
+    };
+    let configured = PrinterInfo {
+        name: "mk4".into(),
+        kind: "simulated".into(),
+        model: "Prusa MK4".into(),
+        nozzle_mm: Some(0.4),
+        material: Some("PLA".into()),
+        color: Some("black".into()),
+        pools: vec!["pla".into()],
+        can_pause: true,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_agent(&agent).await.unwrap();
+    let id = tx
+        .upsert_printer(org.id, agent.id, &configured, now)
+        .await
+        .unwrap();
+    let petg = LoadedRequest {
+        material: Some("PETG".into()),
+        color: None,
+        nozzle_mm: Some(0.6),
+    };
+    assert!(tx.set_printer_loaded(id, Some(&petg)).await.unwrap());
+    tx.commit().await.unwrap();
+    let p = s.printer(id).await.unwrap();
+    assert_eq!(p.loaded.as_ref(), Some(&petg), "{label}");
+    assert_eq!(
+        (
+            p.effective().material,
+            p.effective().color,
+            p.effective().nozzle_mm
+        ),
+        (Some("PETG".into()), None, Some(0.6)),
+        "{label}"
+    );
+    for (announced, kept) in [
+        (configured.clone(), true),
+        (
+            PrinterInfo {
+                material: Some("ABS".into()),
+                ..configured.clone()
+            },
+            false,
+        ),
+    ] {
+        let mut tx = s.begin().await.unwrap();
+        let again = tx
+            .upsert_printer(org.id, agent.id, &announced, now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(again, id, "{label}");
+        let p = s.printer(id).await.unwrap();
+        assert_eq!(p.loaded.is_some(), kept, "{label}: {announced:?}");
+    }
 }
