@@ -336,7 +336,8 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
                 out: &mut std::io::Stdout|
      -> anyhow::Result<()> {
         let ps: Vec<&Printer> = printers.values().collect();
-        let js: Vec<&Job> = jobs.values().collect();
+        // Newest first, as `hearth jobs` lists them (ids are time-ordered).
+        let js: Vec<&Job> = jobs.values().rev().collect();
         let mut s = String::new();
         if tty {
             s.push_str("\x1b[H\x1b[2J");
