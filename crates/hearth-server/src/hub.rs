@@ -324,7 +324,7 @@ pub fn job_not_after(manifest: &serde_json::Value) -> Option<i64> {
 async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> ApiResult<()> {
     let message = format!(
         "expired in the queue before a printer could take it (valid until {}); print it again",
-        rfc3339(until * 1000)
+        rfc3339(until.saturating_mul(1000))
     );
     let mut t = state.store.begin().await?;
     if !t
