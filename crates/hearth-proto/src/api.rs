@@ -373,7 +373,14 @@ pub struct LoadedRequest {
     pub nozzle_mm: Option<f32>,
 }
 
-/// Scheduling facts a submitter chose to reveal (DESIGN.md): never the design itself.
+/// Longest printer model, material or colour the server accepts in [`SchedulingFacts`] (and in a
+/// printer's loaded material): they are compared with every printer on each dispatch. Clients leave
+/// a longer one unrevealed.
+pub const MAX_FACT_CHARS: usize = 128;
+
+/// Scheduling facts a submitter chose to reveal (DESIGN.md): never the design itself. Printer
+/// model, material and colour are 1 to [`MAX_FACT_CHARS`] (128) characters without control
+/// characters, nozzle and grams finite and not negative; anything else is refused (422).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -15,7 +15,8 @@ use hearth_crypto::{
     seal_job, seal_upload,
 };
 use hearth_proto::api::{
-    Agent, CreateFileRequest, FileEntry, Job, Printer, SchedulingFacts, SubmitJobRequest,
+    Agent, CreateFileRequest, FileEntry, Job, MAX_FACT_CHARS, Printer, SchedulingFacts,
+    SubmitJobRequest,
 };
 use hearth_proto::fit::{Misfit, misfits};
 use hearth_proto::ids::{BlobHash, FileId, JobId};
@@ -175,12 +176,26 @@ pub fn analyse(path: &Path, display_name: &str, note: Option<String>) -> anyhow:
         }
     };
     let f = report.scheduling_facts();
+    // What the server would refuse (overlong or with control characters) stays sealed instead.
+    let sane = |v: Option<String>| {
+        v.filter(|t| {
+            !t.trim().is_empty()
+                && t.chars().count() <= MAX_FACT_CHARS
+                && !t.contains(char::is_control)
+        })
+    };
     let facts = SchedulingFacts {
-        printer_model: f.printer_model,
-        nozzle_mm: f.nozzle_diameter_mm.map(|v| v as f32),
-        material: f.material_type,
-        color: f.material_colour,
-        filament_grams: f.filament_g.map(|v| v as f32),
+        printer_model: sane(f.printer_model),
+        nozzle_mm: f
+            .nozzle_diameter_mm
+            .map(|v| v as f32)
+            .filter(|n| n.is_finite() && *n > 0.0),
+        material: sane(f.material_type),
+        color: sane(f.material_colour),
+        filament_grams: f
+            .filament_g
+            .map(|v| v as f32)
+            .filter(|g| g.is_finite() && *g >= 0.0),
         estimated_seconds: f.estimated_time_s.map(|s| s.max(0.0).round() as u64),
     };
     meta.thumbnails = report

@@ -240,6 +240,21 @@ async fn only_the_facts_a_member_reveals_reach_the_server() {
         assert!(facts[hidden].is_null(), "{hidden} revealed: {job}");
     }
 
+    // A fact the server would refuse (a 200-character model) stays sealed; the upload goes on.
+    let long = work.path().join("long.gcode");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &long,
+        text.replace(
+            "printer_model = MK4",
+            &format!("printer_model = {}", "M".repeat(200)),
+        ),
+    )
+    .unwrap();
+    let up = ada.run(&["upload", long.to_str().unwrap(), "--json"]).await;
+    assert!(stored(&up)["printer_model"].is_null(), "{up}");
+    assert_eq!(stored(&up)["material"], "PLA", "{up}");
+
     let out = ada
         .try_run(&[
             "print",

@@ -245,6 +245,30 @@ pub async fn list_printers(
     ))
 }
 
+/// A revealed text fact: absent, or 1 to `MAX_FACT_CHARS` characters without control characters.
+fn fact_text_ok(v: Option<&str>) -> bool {
+    v.is_none_or(|t| {
+        !t.trim().is_empty() && t.chars().count() <= MAX_FACT_CHARS && !t.contains(char::is_control)
+    })
+}
+
+/// Scheduling facts are compared with every printer on each dispatch: bounded, sane values only.
+fn check_facts(f: &SchedulingFacts) -> ApiResult<()> {
+    let texts = [&f.printer_model, &f.material, &f.color];
+    if !texts.iter().all(|t| fact_text_ok(t.as_deref())) {
+        return Err(ApiError::invalid(format!(
+            "printer model, material and colour are 1 to {MAX_FACT_CHARS} characters when given"
+        )));
+    }
+    let positive = |v: Option<f32>| v.is_none_or(|n| n.is_finite() && n >= 0.0);
+    if !positive(f.nozzle_mm) || !positive(f.filament_grams) {
+        return Err(ApiError::invalid(
+            "nozzle_mm and filament_grams are finite and not negative when given",
+        ));
+    }
+    Ok(())
+}
+
 /// Set what a printer has loaded and fitted now (a spool or nozzle change at the printer), in
 /// place of its agent's configuration; pool jobs waiting for that material or nozzle go out.
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/loaded", tag = "printers",
@@ -256,14 +280,10 @@ pub async fn set_loaded(
     Path((_, id)): Path<(OrgId, PrinterId)>,
     Json(req): Json<LoadedRequest>,
 ) -> ApiResult<Json<Printer>> {
-    let text_ok = |v: &Option<String>| {
-        v.as_deref()
-            .is_none_or(|t| !t.trim().is_empty() && t.len() <= 64 && !t.contains(char::is_control))
-    };
-    if !text_ok(&req.material) || !text_ok(&req.color) {
-        return Err(ApiError::invalid(
-            "material and colour are 1 to 64 characters when given",
-        ));
+    if !fact_text_ok(req.material.as_deref()) || !fact_text_ok(req.color.as_deref()) {
+        return Err(ApiError::invalid(format!(
+            "material and colour are 1 to {MAX_FACT_CHARS} characters when given"
+        )));
     }
     if req
         .nozzle_mm
@@ -372,6 +392,7 @@ pub async fn submit_job(
     Json(req): Json<SubmitJobRequest>,
 ) -> ApiResult<(StatusCode, Json<Job>)> {
     let org = access.org.id;
+    check_facts(&req.facts)?;
     match (&req.printer, &req.pool) {
         (Some(p), None) => {
             let printer = state
@@ -585,6 +606,7 @@ pub async fn create_file(
     Json(req): Json<CreateFileRequest>,
 ) -> ApiResult<(StatusCode, Json<FileEntry>)> {
     let org = access.org.id;
+    check_facts(&req.facts)?;
     for h in std::iter::once(&req.blob_sha256).chain(req.meta_sha256.iter()) {
         state
             .store

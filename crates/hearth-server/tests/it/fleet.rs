@@ -577,6 +577,43 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
         submit_job(&owner, org, &job).await
     };
 
+    // Facts that every dispatch compares must be bounded and sane.
+    for (facts, why) in [
+        (
+            SchedulingFacts {
+                printer_model: Some("MK4 ".repeat(40)),
+                ..SchedulingFacts::default()
+            },
+            "a 160-character model",
+        ),
+        (
+            SchedulingFacts {
+                material: Some("PLA\n".into()),
+                ..SchedulingFacts::default()
+            },
+            "a control character",
+        ),
+        (
+            SchedulingFacts {
+                nozzle_mm: Some(-0.4),
+                ..SchedulingFacts::default()
+            },
+            "a negative nozzle",
+        ),
+    ] {
+        let job = SubmitJobRequest {
+            facts,
+            ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
+        };
+        let r = owner
+            .raw_post::<serde_json::Value>(
+                &format!("/api/v1/orgs/{org}/jobs"),
+                &serde_json::to_value(&job).unwrap(),
+            )
+            .await;
+        assert_eq!(r.unwrap_err().status(), Some(422), "{why}");
+    }
+
     // PETG, sliced for an MK4 with a 0.4 mm nozzle: the PETG printer, listed second, takes it.
     let first = submit(SchedulingFacts {
         printer_model: Some("MK4".into()),
