@@ -164,12 +164,23 @@ fn jobs_table(jobs: &[&Job], printers: &[&Printer]) -> Table {
                 .unwrap_or_else(|| "-".into()),
             j.message
                 .clone()
-                .unwrap_or_else(|| match (&j.state, &j.pool) {
-                    (JobState::Queued, Some(pool)) => {
+                .unwrap_or_else(|| match (&j.state, &j.pool, &j.printer) {
+                    (JobState::Queued, Some(pool), _) => {
                         pool_misfit(&j.facts, pool, printers.iter().copied())
                             .map(|why| format!("waiting: {why}"))
                             .unwrap_or_default()
                     }
+                    // A job for a named printer leaves the queue as soon as its agent connects.
+                    (JobState::Queued, None, Some(id)) => printers
+                        .iter()
+                        .find(|p| p.id == *id && p.telemetry.state == PrinterState::Offline)
+                        .map(|p| {
+                            format!(
+                                "waiting: printer {:?} is offline (its agent is not connected)",
+                                p.name
+                            )
+                        })
+                        .unwrap_or_default(),
                     _ => String::new(),
                 }),
         ]);

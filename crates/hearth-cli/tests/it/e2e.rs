@@ -113,6 +113,40 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
     laptop.run(&["org", "show"]).await;
 }
 
+/// A job for a printer whose agent is not connected waits in the queue, and the queue says so.
+#[tokio::test]
+async fn a_job_for_an_offline_printer_says_why_it_waits() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let (agent, ws, _) = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    drop((agent, ws));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let listed = ada.run(&["printers", "--json"]).await;
+        let printers: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        if printers[0]["telemetry"]["state"] == "offline" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{listed}");
+    }
+    let file = gcode(work.path(), "part.gcode", "part");
+    let job = ada
+        .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await;
+    let jobs = ada.run(&["jobs"]).await;
+    let line = jobs
+        .lines()
+        .find(|l| l.starts_with(job.trim()))
+        .unwrap_or_default();
+    assert!(
+        line.contains(" queued ")
+            && line.ends_with("waiting: printer \"mk4\" is offline (its agent is not connected)"),
+        "{jobs}"
+    );
+}
+
 /// After a spool change at the printer, `hearth printers load` says so: a pool job waiting for that
 /// material goes out, and `--reset` goes back to the agent's configuration.
 #[tokio::test]
