@@ -378,6 +378,12 @@ pub struct LoadedRequest {
 /// a longer one unrevealed.
 pub const MAX_FACT_CHARS: usize = 128;
 
+/// Whether `t` is a printer model, material or colour the server accepts: 1 to [`MAX_FACT_CHARS`]
+/// characters, not only blanks, without control characters.
+pub fn fact_text_ok(t: &str) -> bool {
+    !t.trim().is_empty() && t.chars().count() <= MAX_FACT_CHARS && !t.contains(char::is_control)
+}
+
 /// Scheduling facts a submitter chose to reveal (DESIGN.md): never the design itself. Printer
 /// model, material and colour are 1 to [`MAX_FACT_CHARS`] (128) characters without control
 /// characters, nozzle and grams finite and not negative; anything else is refused (422).

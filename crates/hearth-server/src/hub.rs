@@ -358,6 +358,8 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
         return Ok(());
     }
     let printers = state.store.printers(org).await?;
+    // As pool jobs are fitted to them: with what members set as loaded (once per dispatch).
+    let fitted: Vec<_> = printers.iter().map(PrinterRow::effective).collect();
     // The agents' keys, for pool jobs (see below); named-printer jobs need none.
     let agent_keys: HashMap<AgentId, [u8; 32]> = if queued.iter().any(|j| j.pool.is_some()) {
         state
@@ -389,10 +391,10 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                     .map(|(_, agents)| agents)
                     .unwrap_or_default();
                 let mut found = None;
-                for p in printers.iter().filter(|p| {
+                for (p, _) in printers.iter().zip(&fitted).filter(|(p, fit)| {
                     p.info.pools.contains(pool)
                         && !taken.contains(&p.id)
-                        && misfits(&job.facts, (&p.effective()).into()).is_empty()
+                        && misfits(&job.facts, (*fit).into()).is_empty()
                         && agent_keys
                             .get(&p.agent_id)
                             .is_some_and(|k| sealed_to.contains(k))

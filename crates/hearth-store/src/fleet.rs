@@ -1,6 +1,6 @@
 //! Agents, printers, jobs, the organisation chain, key bundles and the file library.
 
-use crate::rows::{all_by, json, map_all, one_by, parsed};
+use crate::rows::{all_by, json, json_opt, map_all, one_by, parsed};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
 use hearth_proto::api::{AgentStatus, LoadedRequest, SchedulingFacts};
@@ -109,15 +109,12 @@ fn agent(r: &AnyRow) -> Result<AgentRow> {
 
 const PRINTER_COLS: &str = "id, org_id, agent_id, info, loaded, created_at";
 fn printer(r: &AnyRow) -> Result<PrinterRow> {
-    let loaded: Option<String> = r.try_get("loaded")?;
     Ok(PrinterRow {
         id: parsed(r, "id")?,
         org_id: parsed(r, "org_id")?,
         agent_id: parsed(r, "agent_id")?,
         info: json(r, "info")?,
-        loaded: loaded
-            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()?,
+        loaded: json_opt(r, "loaded")?,
         created_at: r.try_get("created_at")?,
     })
 }

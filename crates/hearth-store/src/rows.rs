@@ -29,6 +29,18 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> R
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
 }
 
+/// A nullable text column holding JSON.
+pub(crate) fn json_opt<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    col: &str,
+) -> Result<Option<T>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| {
+        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("column {col}: {e}")))
+    })
+    .transpose()
+}
+
 /// Every row of `sql` (one text parameter), mapped.
 pub(crate) async fn all_by(pool: &AnyPool, sql: &str, key: String) -> Result<Vec<AnyRow>> {
     Ok(sqlx::query(sql).bind(key).fetch_all(pool).await?)

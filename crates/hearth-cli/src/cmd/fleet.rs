@@ -188,7 +188,20 @@ fn jobs_table(jobs: &[&Job], printers: &[&Printer]) -> Table {
     t
 }
 
-async fn printers_of(ctx: &Ctx) -> anyhow::Result<Vec<Printer>> {
+/// The printer a member named, by name or id, among `printers`.
+pub(crate) fn find_printer<'a>(printers: &'a [Printer], name: &str) -> anyhow::Result<&'a Printer> {
+    let matches: Vec<&Printer> = printers
+        .iter()
+        .filter(|p| p.name == name || p.id.to_string() == name)
+        .collect();
+    match matches.as_slice() {
+        [p] => Ok(p),
+        [] => bail!("no printer named {name:?} (see `hearth printers`)"),
+        _ => bail!("several printers are named {name:?}: give its id instead"),
+    }
+}
+
+pub(crate) async fn printers_of(ctx: &Ctx) -> anyhow::Result<Vec<Printer>> {
     let org = ctx.org()?;
     Ok(ctx
         .client
@@ -229,21 +242,7 @@ pub async fn load(args: &LoadArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
-    let matches: Vec<&Printer> = printers
-        .iter()
-        .filter(|p| p.name == args.printer || p.id.to_string() == args.printer)
-        .collect();
-    let p = match matches.as_slice() {
-        [p] => *p,
-        [] => bail!(
-            "no printer named {:?} (see `hearth printers`)",
-            args.printer
-        ),
-        _ => bail!(
-            "several printers are named {:?}: give its id instead",
-            args.printer
-        ),
-    };
+    let p = find_printer(&printers, &args.printer)?;
     let updated = if args.reset {
         ctx.client.reset_printer_loaded(org, p.id).await
     } else {

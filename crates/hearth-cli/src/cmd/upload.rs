@@ -15,12 +15,13 @@ use hearth_crypto::{
     seal_job, seal_upload,
 };
 use hearth_proto::api::{
-    Agent, CreateFileRequest, FileEntry, Job, MAX_FACT_CHARS, Printer, SchedulingFacts,
-    SubmitJobRequest,
+    Agent, CreateFileRequest, FileEntry, Job, Printer, SchedulingFacts, SubmitJobRequest,
+    fact_text_ok,
 };
 use hearth_proto::fit::{Misfit, misfits};
 use hearth_proto::ids::{BlobHash, FileId, JobId};
 
+use crate::cmd::fleet::{find_printer, printers_of};
 use crate::ctx::{Ctx, agent_public, now};
 
 /// Which scheduling facts leave this machine in clear with an upload or a job (DESIGN.md: the
@@ -177,13 +178,7 @@ pub fn analyse(path: &Path, display_name: &str, note: Option<String>) -> anyhow:
     };
     let f = report.scheduling_facts();
     // What the server would refuse (overlong or with control characters) stays sealed instead.
-    let sane = |v: Option<String>| {
-        v.filter(|t| {
-            !t.trim().is_empty()
-                && t.chars().count() <= MAX_FACT_CHARS
-                && !t.contains(char::is_control)
-        })
-    };
+    let sane = |v: Option<String>| v.filter(|t| fact_text_ok(t));
     let facts = SchedulingFacts {
         printer_model: sane(f.printer_model),
         nozzle_mm: f
@@ -481,22 +476,13 @@ pub async fn print_path(
     }
     let a = analyse(path, &file_name(path), None)?;
     let job_id = JobId::new();
-    let printers: Vec<Printer> = ctx
-        .client
-        .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-        .await?;
+    let printers = printers_of(ctx).await?;
     let agents = ctx.agents().await?;
+    // What the server sees of the file; it places a pool job by these alone.
+    let revealed = reveal.apply(&a.facts);
     let (printer_id, pool, dest_keys, printer_name) = match target {
         Target::Printer(name) => {
-            let matches: Vec<&Printer> = printers
-                .iter()
-                .filter(|p| p.name == *name || p.id.to_string() == *name)
-                .collect();
-            let p = match matches.as_slice() {
-                [p] => *p,
-                [] => bail!("no printer named {name:?} (see `hearth printers`)"),
-                _ => bail!("several printers are named {name:?}: give its id instead"),
-            };
+            let p = find_printer(&printers, name)?;
             let agent = agents
                 .iter()
                 .find(|a| a.id == p.agent_id)
@@ -512,8 +498,6 @@ pub async fn print_path(
         }
         Target::Pool(pool) => {
             let keys = pool_agents(trusted, pool, &printers, &agents)?;
-            // The server chooses among the pool's printers by the revealed facts only.
-            let revealed = reveal.apply(&a.facts);
             if let Some(w) = pool_misfit(&revealed, pool, &printers) {
                 // Slicers also name printers by the member's own profile name ("Ada's
                 // Voron"), which cannot be told from a model name: say how to send it anyway
@@ -586,7 +570,7 @@ pub async fn print_path(
                 pool,
                 blob_sha256: blob,
                 manifest: serde_json::to_value(&manifest)?,
-                facts: reveal.apply(&a.facts),
+                facts: revealed,
             })?,
         )
         .await

@@ -18,7 +18,7 @@ use hearth_proto::api::*;
 use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::audit::NewAuditEntry;
-use hearth_store::fleet::{AgentRow, JobRow};
+use hearth_store::fleet::{AgentRow, JobRow, PrinterRow};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -245,17 +245,15 @@ pub async fn list_printers(
     ))
 }
 
-/// A revealed text fact: absent, or 1 to `MAX_FACT_CHARS` characters without control characters.
-fn fact_text_ok(v: Option<&str>) -> bool {
-    v.is_none_or(|t| {
-        !t.trim().is_empty() && t.chars().count() <= MAX_FACT_CHARS && !t.contains(char::is_control)
-    })
+/// A revealed text fact: absent, or one the server accepts ([`fact_text_ok`]).
+fn fact_text_ok_or_absent(v: Option<&str>) -> bool {
+    v.is_none_or(fact_text_ok)
 }
 
 /// Scheduling facts are compared with every printer on each dispatch: bounded, sane values only.
 fn check_facts(f: &SchedulingFacts) -> ApiResult<()> {
     let texts = [&f.printer_model, &f.material, &f.color];
-    if !texts.iter().all(|t| fact_text_ok(t.as_deref())) {
+    if !texts.iter().all(|t| fact_text_ok_or_absent(t.as_deref())) {
         return Err(ApiError::invalid(format!(
             "printer model, material and colour are 1 to {MAX_FACT_CHARS} characters when given"
         )));
@@ -280,7 +278,9 @@ pub async fn set_loaded(
     Path((_, id)): Path<(OrgId, PrinterId)>,
     Json(req): Json<LoadedRequest>,
 ) -> ApiResult<Json<Printer>> {
-    if !fact_text_ok(req.material.as_deref()) || !fact_text_ok(req.color.as_deref()) {
+    if !fact_text_ok_or_absent(req.material.as_deref())
+        || !fact_text_ok_or_absent(req.color.as_deref())
+    {
         return Err(ApiError::invalid(format!(
             "material and colour are 1 to {MAX_FACT_CHARS} characters when given"
         )));
@@ -315,10 +315,7 @@ async fn loaded_changed(
     loaded: Option<&LoadedRequest>,
 ) -> ApiResult<Json<Printer>> {
     let org = access.org.id;
-    let p = state.store.printer(id).await?;
-    if p.org_id != org {
-        return Err(ApiError::not_found(format!("printer {id}")));
-    }
+    let mut p = printer_in(state, org, id).await?;
     let mut tx = state.store.begin().await?;
     tx.set_printer_loaded(id, loaded).await?;
     tx.append_audit(access.caller.audit(
@@ -333,7 +330,8 @@ async fn loaded_changed(
     ))
     .await?;
     tx.commit().await?;
-    let view = printer_view(state, &state.store.printer(id).await?);
+    p.loaded = loaded.cloned();
+    let view = printer_view(state, &p);
     state.hub.publish(
         org,
         Event::Printer {
@@ -362,10 +360,7 @@ pub async fn printer_history(
     Path((_, id)): Path<(OrgId, PrinterId)>,
     crate::error::Query(q): crate::error::Query<HistoryQuery>,
 ) -> ApiResult<Json<Vec<HistoryBucket>>> {
-    let p = state.store.printer(id).await?;
-    if p.org_id != access.org.id {
-        return Err(ApiError::not_found(format!("printer {id}")));
-    }
+    printer_in(&state, access.org.id, id).await?;
     state.hub.flush_rollups(&state.store).await?;
     let from = now_ms() - q.hours.unwrap_or(24).clamp(1, 2160) * 3_600_000;
     let rows = state
@@ -483,6 +478,14 @@ pub async fn list_jobs(
             .map(job_view)
             .collect(),
     ))
+}
+
+async fn printer_in(state: &AppState, org: OrgId, id: PrinterId) -> ApiResult<PrinterRow> {
+    let p = state.store.printer(id).await?;
+    if p.org_id != org {
+        return Err(ApiError::not_found(format!("printer {id}")));
+    }
+    Ok(p)
 }
 
 async fn job_in(state: &AppState, org: OrgId, id: JobId) -> ApiResult<JobRow> {
