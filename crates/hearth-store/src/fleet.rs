@@ -352,6 +352,24 @@ impl Store {
             .transpose()
     }
 
+    /// The epoch key `epoch` an admin sealed for `user` after the epoch began (a history grant).
+    pub async fn epoch_grant(
+        &self,
+        org: OrgId,
+        epoch: i64,
+        user: UserId,
+    ) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query(
+            "SELECT sealed FROM epoch_grants WHERE org_id = $1 AND epoch = $2 AND user_id = $3",
+        )
+        .bind(org.to_string())
+        .bind(epoch)
+        .bind(user.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(|r| json(r, "sealed")).transpose()
+    }
+
     pub async fn device_key(&self, user: UserId) -> Result<Option<serde_json::Value>> {
         let row = sqlx::query("SELECT public FROM device_keys WHERE user_id = $1")
             .bind(user.to_string())
@@ -673,6 +691,33 @@ impl Tx {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("epoch {epoch} already exists")),
                 other => other,
             })?;
+        Ok(())
+    }
+
+    /// Store (or replace) the key of an existing `epoch` sealed for one member: re-granting after
+    /// the member's device changed replaces the copy they could no longer open.
+    pub async fn put_epoch_grant(
+        &mut self,
+        org: OrgId,
+        epoch: i64,
+        user: UserId,
+        sealed: &serde_json::Value,
+        by: UserId,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO epoch_grants (org_id, epoch, user_id, sealed, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, epoch, user_id) DO UPDATE \
+             SET sealed = excluded.sealed, created_by = excluded.created_by, created_at = excluded.created_at",
+        )
+        .bind(org.to_string())
+        .bind(epoch)
+        .bind(user.to_string())
+        .bind(sealed.to_string())
+        .bind(by.to_string())
+        .bind(now)
+        .execute(&mut *self.inner)
+        .await?;
         Ok(())
     }
 

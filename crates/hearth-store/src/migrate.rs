@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "printer_loaded",
         include_str!("../migrations/0005_printer_loaded.sql"),
     ),
+    (
+        6,
+        "epoch_grants",
+        include_str!("../migrations/0006_epoch_grants.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -423,6 +423,12 @@ impl Tx {
         if n == 0 {
             return Err(StoreError::NotFound(format!("member {user_id}")));
         }
+        // Copies of older epoch keys sealed for them go with the membership.
+        sqlx::query("DELETE FROM epoch_grants WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id.to_string())
+            .bind(user_id.to_string())
+            .execute(&mut *self.inner)
+            .await?;
         Ok(())
     }
 

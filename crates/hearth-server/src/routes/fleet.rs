@@ -846,6 +846,69 @@ pub async fn put_epoch(
     Ok((StatusCode::CREATED, Json(req)))
 }
 
+/// Give a member the key of an epoch that began before they joined (admins): the key sealed by an
+/// admin device to that member's device, so they can open the organisation's older files. Replaces
+/// an earlier grant of the same epoch to the same member.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/members/{user}/epochs/{epoch}", tag = "keys",
+    params(("org" = OrgId, Path), ("user" = hearth_proto::ids::UserId, Path), ("epoch" = i64, Path)),
+    request_body = SealedEpoch,
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn grant_epoch(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, user, epoch)): Path<(OrgId, hearth_proto::ids::UserId, i64)>,
+    Json(req): Json<SealedEpoch>,
+) -> ApiResult<StatusCode> {
+    let org = access.org.id;
+    if req.epoch != epoch {
+        return Err(ApiError::invalid(format!(
+            "the body grants epoch {}, the path names epoch {epoch}",
+            req.epoch
+        )));
+    }
+    if state.store.org_epoch(org, Some(epoch)).await?.is_none() {
+        return Err(ApiError::not_found(format!("epoch {epoch}")));
+    }
+    let mut tx = state.store.begin().await?;
+    if tx.role_in(org, user).await?.is_none() {
+        return Err(ApiError::not_found(format!("member {user}")));
+    }
+    tx.put_epoch_grant(
+        org,
+        epoch,
+        user,
+        &req.sealed,
+        access.caller.user.id,
+        now_ms(),
+    )
+    .await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "epoch.grant",
+        Some(format!("user:{user}")),
+        json!({ "epoch": epoch }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The key of an epoch from before the caller joined, as an admin granted it to the caller.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/epochs/{epoch}/grant", tag = "keys", params(("org" = OrgId, Path), ("epoch" = i64, Path)),
+    responses((status = 200, body = SealedEpoch), (status = 404, body = ErrorBody)))]
+pub async fn my_epoch_grant(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, epoch)): Path<(OrgId, i64)>,
+) -> ApiResult<Json<SealedEpoch>> {
+    let sealed = state
+        .store
+        .epoch_grant(access.org.id, epoch, access.caller.user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("a grant of epoch {epoch} for you")))?;
+    Ok(Json(SealedEpoch { epoch, sealed }))
+}
+
 /// The caller's wrapped device-key bundle (useless without the passphrase, which the server never sees).
 #[utoipa::path(get, path = "/api/v1/me/key-bundle", tag = "keys", responses((status = 200, body = KeyBundle), (status = 404, body = ErrorBody)))]
 pub async fn get_key_bundle(

@@ -37,7 +37,7 @@ use utoipa::OpenApi;
         audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify,
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
         fleet::list_printers, fleet::set_loaded, fleet::reset_loaded, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::control_job, fleet::events,
-        fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch,
+        fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
     ),
@@ -168,6 +168,14 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/epochs", post(fleet::put_epoch))
         .route("/orgs/{org}/epochs/latest", get(fleet::latest_epoch))
         .route("/orgs/{org}/epochs/{epoch}", get(fleet::get_epoch))
+        .route(
+            "/orgs/{org}/epochs/{epoch}/grant",
+            get(fleet::my_epoch_grant),
+        )
+        .route(
+            "/orgs/{org}/members/{user}/epochs/{epoch}",
+            put(fleet::grant_epoch),
+        )
         .route(
             "/orgs/{org}/files",
             post(fleet::create_file).get(fleet::list_files),

@@ -412,3 +412,112 @@ async fn changing_the_secret_ends_other_sessions_and_stores_the_rewrapped_bundle
         .unwrap();
     assert_eq!(latest["epoch"], 1);
 }
+
+#[tokio::test]
+async fn admins_grant_a_later_member_the_key_of_an_earlier_epoch() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let e1 = serde_json::json!({"epoch": 1, "sealed": {"age": "to the founders"}});
+    owner
+        .raw_post::<serde_json::Value>(&format!("/api/v1/orgs/{org}/epochs"), &e1)
+        .await
+        .unwrap();
+    let bob = member(&server, &owner, org, "bob", Role::Operator).await;
+    let carol = member(&server, &owner, org, "carol", Role::Operator).await;
+    let bob_id = bob.me().await.unwrap().user.id;
+    let grant_path = format!("/api/v1/orgs/{org}/members/{bob_id}/epochs/1");
+    let mine = format!("/api/v1/orgs/{org}/epochs/1/grant");
+    let grant = |s: &str| serde_json::json!({"epoch": 1, "sealed": {"age": s}});
+    let status = |r: hearth_client::Result<()>| r.unwrap_err().status();
+
+    // Nothing granted yet; an operator may not grant, not even to themself.
+    assert_eq!(
+        bob.raw_get::<serde_json::Value>(&mine)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    assert_eq!(
+        status(bob.raw_put(&grant_path, &grant("self-made")).await),
+        Some(403)
+    );
+    // The body must name the epoch of the path; the epoch and the member must exist.
+    assert_eq!(
+        status(
+            owner
+                .raw_put(
+                    &grant_path,
+                    &serde_json::json!({"epoch": 2, "sealed": {"age": "x"}})
+                )
+                .await
+        ),
+        Some(422)
+    );
+    assert_eq!(
+        status(
+            owner
+                .raw_put(
+                    &format!("/api/v1/orgs/{org}/members/{bob_id}/epochs/7"),
+                    &serde_json::json!({"epoch": 7, "sealed": {"age": "x"}})
+                )
+                .await
+        ),
+        Some(404)
+    );
+    let stranger = hearth_proto::ids::UserId::new();
+    assert_eq!(
+        status(
+            owner
+                .raw_put(
+                    &format!("/api/v1/orgs/{org}/members/{stranger}/epochs/1"),
+                    &grant("x")
+                )
+                .await
+        ),
+        Some(404)
+    );
+
+    // Granted, and granted again (after a device change): bob reads the latest, carol none.
+    owner.raw_put(&grant_path, &grant("first")).await.unwrap();
+    owner.raw_put(&grant_path, &grant("for bob")).await.unwrap();
+    let got: serde_json::Value = bob.raw_get(&mine).await.unwrap();
+    assert_eq!(got, grant("for bob"));
+    assert_eq!(
+        carol
+            .raw_get::<serde_json::Value>(&mine)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    // The epoch itself is untouched, and the grant is in the audit log.
+    let e: serde_json::Value = bob
+        .raw_get(&format!("/api/v1/orgs/{org}/epochs/1"))
+        .await
+        .unwrap();
+    assert_eq!(e, e1);
+    let audit: serde_json::Value = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/audit"))
+        .await
+        .unwrap();
+    let grants: Vec<_> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "epoch.grant")
+        .collect();
+    assert_eq!(grants.len(), 2, "{audit}");
+    assert_eq!(grants[0]["target"], format!("user:{bob_id}"));
+
+    // Removed and added back: the old grant is gone with the membership.
+    owner.remove_member(org, bob_id).await.unwrap();
+    owner.add_member(org, "bob", Role::Operator).await.unwrap();
+    assert_eq!(
+        bob.raw_get::<serde_json::Value>(&mine)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+}

@@ -410,4 +410,42 @@ async fn story(db: TestDb) {
         let p = s.printer(id).await.unwrap();
         assert_eq!(p.loaded.is_some(), kept, "{label}: {announced:?}");
     }
+
+    // History grants: an older epoch's key sealed for one member, replaceable, only for an epoch
+    // that exists, and gone with the membership.
+    let (sealed1, sealed2) = (serde_json::json!({ "v": 1 }), serde_json::json!({ "v": 2 }));
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_org_epoch(org.id, 1, &sealed1, alice.id, now)
+        .await
+        .unwrap();
+    tx.put_epoch_grant(org.id, 1, bob.id, &sealed1, alice.id, now)
+        .await
+        .unwrap();
+    tx.put_epoch_grant(org.id, 1, bob.id, &sealed2, alice.id, now + 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.epoch_grant(org.id, 1, bob.id).await.unwrap(),
+        Some(sealed2.clone()),
+        "{label}"
+    );
+    assert_eq!(s.epoch_grant(org.id, 1, alice.id).await.unwrap(), None);
+    assert_eq!(s.epoch_grant(org.id, 2, bob.id).await.unwrap(), None);
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.put_epoch_grant(org.id, 9, bob.id, &sealed1, alice.id, now)
+            .await
+            .is_err(),
+        "{label}: a grant of an epoch that does not exist"
+    );
+    drop(tx);
+    let mut tx = s.begin().await.unwrap();
+    tx.remove_membership(org.id, bob.id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.epoch_grant(org.id, 1, bob.id).await.unwrap(),
+        None,
+        "{label}"
+    );
 }
