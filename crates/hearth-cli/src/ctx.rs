@@ -7,8 +7,8 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
 use hearth_client::Client;
 use hearth_crypto::{
-    DeviceKeys, DevicePublic, EpochKey, OrgChain, Recipient, SealedEpochKey, SignedGenesis,
-    SignedLink, SigningPublic, TrustedState,
+    DeviceKeys, DevicePublic, EpochError, EpochKey, OrgChain, Recipient, SealedEpochKey,
+    SignedGenesis, SignedLink, SigningPublic, TrustedState,
 };
 use hearth_proto::api::{Agent, ChainLink, SealedEpoch};
 use hearth_proto::ids::OrgId;
@@ -94,7 +94,9 @@ impl Ctx {
         Ok((chain, trusted))
     }
 
-    /// Opens the sealed key of `epoch` with this device's keys, checked against the verified chain.
+    /// Opens the sealed key of `epoch` with this device's keys, checked against the verified chain:
+    /// the epoch's own copy, sealed to the members of its time, or else the copy an admin granted
+    /// this member after they joined (`hearth members grant-history`).
     pub async fn epoch_key(
         &self,
         device: &DeviceKeys,
@@ -102,11 +104,49 @@ impl Ctx {
         epoch: u64,
     ) -> anyhow::Result<EpochKey> {
         let org = self.org()?;
+        let own = self
+            .served_epoch(&format!("/api/v1/orgs/{org}/epochs/{epoch}"), epoch)
+            .await?;
+        let not_for_us = match own.open(device, trusted) {
+            Err(e @ EpochError::Open(_)) => e,
+            opened => {
+                return opened.with_context(|| format!("cannot open the key of epoch {epoch}"));
+            }
+        };
+        let granted = match self
+            .client
+            .raw_get::<SealedEpoch>(&format!("/api/v1/orgs/{org}/epochs/{epoch}/grant"))
+            .await
+        {
+            Ok(served) => Self::checked_epoch(served, epoch)?,
+            Err(e) if e.status() == Some(404) => {
+                return Err(anyhow::Error::new(not_for_us).context(format!(
+                    "epoch {epoch} began before this device joined and no admin has granted it to you \
+                     (an admin runs `hearth members grant-history {}`)",
+                    self.profile.login
+                )));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e))
+                    .with_context(|| format!("cannot fetch your grant of epoch {epoch}"));
+            }
+        };
+        granted
+            .open(device, trusted)
+            .with_context(|| format!("cannot open the key of epoch {epoch} granted to you"))
+    }
+
+    async fn served_epoch(&self, path: &str, epoch: u64) -> anyhow::Result<SealedEpochKey> {
         let served: SealedEpoch = self
             .client
-            .raw_get(&format!("/api/v1/orgs/{org}/epochs/{epoch}"))
+            .raw_get(path)
             .await
             .with_context(|| format!("cannot fetch the key of epoch {epoch}"))?;
+        Self::checked_epoch(served, epoch)
+    }
+
+    /// The sealed key in `served`, refused unless both it and its envelope name `epoch`.
+    fn checked_epoch(served: SealedEpoch, epoch: u64) -> anyhow::Result<SealedEpochKey> {
         let sealed: SealedEpochKey = serde_json::from_value(served.sealed)
             .with_context(|| format!("the server served a malformed key for epoch {epoch}"))?;
         if sealed.epoch != epoch || served.epoch != i64::try_from(epoch).unwrap_or(-1) {
@@ -115,9 +155,7 @@ impl Ctx {
                 sealed.epoch
             );
         }
-        sealed
-            .open(device, trusted)
-            .with_context(|| format!("cannot open the key of epoch {epoch}"))
+        Ok(sealed)
     }
 
     pub async fn agents(&self) -> anyhow::Result<Vec<Agent>> {

@@ -7,10 +7,17 @@
 //! epoch, so a new member reads files from their joining epoch on. Removing signs a `RemoveDevice`
 //! link that carries the next epoch (sealed to the remaining members only) and removes the account
 //! from the organisation on the server.
+//!
+//! History: the epochs before a member joined were sealed without them, so `add` (unless
+//! `--no-history`) and `grant-history` seal each earlier epoch key this admin device can open to
+//! the member's devices in the verified chain and store it on the server as a *grant* for that
+//! member. A grant is opened like the epoch's own copy, checked against the key the chain
+//! announced for the epoch, so the server cannot slip in a key of its own.
 
 use anyhow::{Context, anyhow, bail};
-use hearth_crypto::{DevicePublic, EpochKey, Fingerprint, LinkAction, OrgChain};
+use hearth_crypto::{DevicePublic, EpochError, EpochKey, Fingerprint, LinkAction, OrgChain};
 use hearth_proto::api::{ChainLink, DeviceKey, SealedEpoch};
+use hearth_proto::ids::UserId;
 
 use crate::cmd::fleet::{Table, print_json};
 use crate::ctx::{Ctx, now};
@@ -33,7 +40,15 @@ pub enum MembersCmd {
         /// The device may sign membership links (approve agents, add members).
         #[arg(long)]
         admin: bool,
+        /// Do not give the member the keys of earlier epochs: they open only files uploaded from
+        /// now on.
+        #[arg(long)]
+        no_history: bool,
     },
+    /// Give a member the keys of the epochs before they joined, so they can open the
+    /// organisation's older files (for members added with `--no-history`, or by an admin device
+    /// that did not hold every earlier epoch).
+    GrantHistory { login: String },
     /// Remove a member's device and rotate to a new epoch key for future uploads.
     Remove {
         login: String,
@@ -51,7 +66,22 @@ pub async fn run(cmd: &MembersCmd) -> anyhow::Result<()> {
             login,
             fingerprint,
             admin,
-        } => add(&mut ctx, login, fingerprint.as_deref(), *admin).await,
+            no_history,
+        } => {
+            add(
+                &mut ctx,
+                login,
+                fingerprint.as_deref(),
+                *admin,
+                !*no_history,
+            )
+            .await
+        }
+        MembersCmd::GrantHistory { login } => {
+            let (_, trusted) = ctx.trusted().await?;
+            let user = server_member(&ctx, login).await?;
+            grant_history(&mut ctx, login, user, trusted.current_epoch().epoch).await
+        }
         MembersCmd::Remove { login, yes } => remove(&mut ctx, login, *yes).await,
     }
 }
@@ -134,26 +164,112 @@ async fn store_epoch(ctx: &Ctx, chain: &OrgChain, key: &EpochKey) -> anyhow::Res
     Ok(())
 }
 
+/// The server's id of the organisation member `login`.
+async fn server_member(ctx: &Ctx, login: &str) -> anyhow::Result<UserId> {
+    Ok(ctx
+        .client
+        .members(ctx.org()?)
+        .await?
+        .into_iter()
+        .find(|m| m.user.login == login)
+        .ok_or_else(|| anyhow!("{login} is not a member of the organisation on the server"))?
+        .user
+        .id)
+}
+
+/// Seals every epoch before `below` that this device can open to `login`'s devices in the
+/// verified chain, and stores each as a grant for the member `user`.
+async fn grant_history(ctx: &mut Ctx, login: &str, user: UserId, below: u64) -> anyhow::Result<()> {
+    let org = ctx.org()?;
+    let device = ctx.device()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let recipients: Vec<_> = trusted
+        .members()
+        .filter(|m| m.user == login)
+        .map(|m| &m.device.recipient)
+        .collect();
+    if recipients.is_empty() {
+        bail!(
+            "{login} has no device in the organisation chain: add them first (`hearth members add {login}`)"
+        );
+    }
+    let (mut granted, mut missing) = (Vec::new(), Vec::new());
+    for n in 1..below {
+        let key = match ctx.epoch_key(&device, &trusted, n).await {
+            Ok(k) => k,
+            Err(e) if matches!(e.downcast_ref::<EpochError>(), Some(EpochError::Open(_))) => {
+                missing.push(n);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let sealed = key.seal_to(&recipients)?;
+        ctx.client
+            .raw_put(
+                &format!("/api/v1/orgs/{org}/members/{user}/epochs/{n}"),
+                &serde_json::to_value(SealedEpoch {
+                    epoch: i64::try_from(n)?,
+                    sealed: serde_json::to_value(&sealed)?,
+                })?,
+            )
+            .await
+            .with_context(|| format!("cannot store {login}'s copy of the key of epoch {n}"))?;
+        granted.push(n);
+    }
+    if !granted.is_empty() {
+        println!(
+            "gave {login} the keys of {}: they can open the files uploaded before they joined",
+            epochs_text(&granted)
+        );
+    } else if missing.is_empty() {
+        println!("no earlier epoch to give {login}");
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "note: this device cannot open {} (they began before it joined and were not granted \
+             to it), so {login} did not get them; an admin device that holds them can run \
+             `hearth members grant-history {login}`",
+            epochs_text(&missing)
+        );
+    }
+    Ok(())
+}
+
+/// "epoch 3" or "epochs 1-4, 6".
+fn epochs_text(epochs: &[u64]) -> String {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for &n in epochs {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let runs: Vec<String> = runs
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    let s = if epochs.len() == 1 { "" } else { "s" };
+    format!("epoch{s} {}", runs.join(", "))
+}
+
 async fn add(
     ctx: &mut Ctx,
     login: &str,
     expected: Option<&str>,
     admin: bool,
+    history: bool,
 ) -> anyhow::Result<()> {
     let org = ctx.org()?;
-    let member = ctx
-        .client
-        .members(org)
-        .await?
-        .into_iter()
-        .find(|m| m.user.login == login)
-        .ok_or_else(|| anyhow!("{login} is not a member of the organisation on the server"))?;
+    let user = server_member(ctx, login).await?;
     let served: DeviceKey = ctx
         .client
-        .raw_get(&format!(
-            "/api/v1/orgs/{org}/members/{}/device",
-            member.user.id
-        ))
+        .raw_get(&format!("/api/v1/orgs/{org}/members/{user}/device"))
         .await
         .with_context(|| {
             format!("{login} has not published device keys yet (they run `hearth login` first)")
@@ -201,6 +317,11 @@ async fn add(
         "added {login}; new uploads use epoch {} (sealed to every member)",
         key.epoch()
     );
+    if history {
+        grant_history(ctx, login, user, key.epoch()).await?;
+    } else {
+        println!("{login} opens only files uploaded from now on (--no-history)");
+    }
     Ok(())
 }
 

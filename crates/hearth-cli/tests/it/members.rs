@@ -1,55 +1,73 @@
 //! `hearth members add|remove`: a second member joins after a fingerprint comparison, gets the
 //! epoch key through a rotation, uploads; once removed, the organisation rotates again and the
-//! removed device can no longer upload.
+//! removed device can no longer upload. A member added later opens the older files through a history
+//! grant, at once or, after `--no-history`, once an admin runs `grant-history`.
 
 use hearth_crypto::{KdfParams, derive_login_secret};
 
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_is_added_after_comparing_fingerprints_and_removed_with_a_rotation() {
-    let server = TestServer::start().await;
-    let ada = Machine::new("correct horse battery");
-    let out = ada.setup(&server).await;
-    let org_fp = out
-        .lines()
-        .find_map(|l| l.strip_prefix("organisation fingerprint:"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let (c, org) = ada.client();
-    let bob_secret = derive_login_secret(
-        "bob's passphrase",
+/// `login` gets an account and the operator role from `admin`'s server account, and runs
+/// `hearth login` on a machine of their own; returns it and the device fingerprint it printed.
+async fn join(
+    server: &TestServer,
+    admin: &Machine,
+    org_fp: &str,
+    login: &str,
+) -> (Machine, String) {
+    let (c, org) = admin.client();
+    let passphrase = format!("{login}'s passphrase");
+    let secret = derive_login_secret(
+        &passphrase,
         &server.url,
-        "bob",
+        login,
         &KdfParams::insecure_fast_for_tests(),
     )
     .unwrap();
-    c.create_user("bob", &bob_secret.expose_hex(), false)
+    c.create_user(login, &secret.expose_hex(), false)
         .await
         .unwrap();
-    c.add_member(org, "bob", hearth_proto::Role::Operator)
+    c.add_member(org, login, hearth_proto::Role::Operator)
         .await
         .unwrap();
-
-    let bob = Machine::new("bob's passphrase");
-    let out = bob
+    let m = Machine::new(&passphrase);
+    let out = m
         .run(&[
             "login",
             &server.url,
             "--login",
-            "bob",
+            login,
             "--org-fingerprint",
-            &org_fp,
+            org_fp,
         ])
         .await;
-    let bob_fp = out
+    let fp = out
         .lines()
         .find_map(|l| l.strip_prefix("device fingerprint:"))
         .unwrap()
         .trim()
         .to_owned();
+    (m, fp)
+}
+
+fn org_fingerprint(setup_out: &str) -> String {
+    setup_out
+        .lines()
+        .find_map(|l| l.strip_prefix("organisation fingerprint:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_is_added_after_comparing_fingerprints_and_removed_with_a_rotation() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    let org_fp = org_fingerprint(&ada.setup(&server).await);
     let work = tempfile::tempdir().unwrap();
+    let older = gcode(work.path(), "older.gcode", "from before bob");
+    let older_id = ada.run(&["upload", older.to_str().unwrap()]).await;
+    let (bob, bob_fp) = join(&server, &ada, &org_fp, "bob").await;
     let file = gcode(work.path(), "bobs.gcode", "bob's part");
 
     // Not in the chain yet: bob cannot seal for the organisation.
@@ -65,8 +83,18 @@ async fn a_member_is_added_after_comparing_fingerprints_and_removed_with_a_rotat
         .try_run(&["members", "add", "bob", "--fingerprint", &wrong])
         .await;
     assert!(!out.status.success());
-    ada.run(&["members", "add", "bob", "--fingerprint", &bob_fp])
+    let out = ada
+        .run(&["members", "add", "bob", "--fingerprint", &bob_fp])
         .await;
+    assert!(out.contains("gave bob the keys of epoch 1"), "{out}");
+    // With that history, bob opens the file uploaded before he joined.
+    let back = work.path().join("back.gcode");
+    bob.run(&["download", older_id.trim(), "--out", back.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&older).unwrap()
+    );
     let listed = ada.run(&["members", "list"]).await;
     assert!(
         listed.contains("bob") && listed.contains(&bob_fp),
@@ -77,7 +105,10 @@ async fn a_member_is_added_after_comparing_fingerprints_and_removed_with_a_rotat
         serde_json::from_str(&bob.run(&["org", "show", "--json"]).await).unwrap();
     assert_eq!(show["epoch"], 2);
     let ids = bob.run(&["keys", "export"]).await;
-    assert!(ids.contains("organisation epoch 2"), "{ids}");
+    assert!(
+        ids.contains("organisation epoch 1") && ids.contains("organisation epoch 2"),
+        "{ids}"
+    );
 
     // Removal: epoch 3 for the remaining members only; bob is out.
     ada.run(&["members", "remove", "bob", "--yes"]).await;
@@ -89,4 +120,60 @@ async fn a_member_is_added_after_comparing_fingerprints_and_removed_with_a_rotat
     assert!(!out.status.success());
     let ids = ada.run(&["keys", "export"]).await;
     assert!(ids.contains("organisation epoch 3"), "{ids}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_added_without_history_is_told_why_older_files_stay_shut_until_granted() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    let org_fp = org_fingerprint(&ada.setup(&server).await);
+    let work = tempfile::tempdir().unwrap();
+    let older = gcode(work.path(), "older.gcode", "from epoch 1");
+    let older_id = ada.run(&["upload", older.to_str().unwrap()]).await;
+    let (carol, carol_fp) = join(&server, &ada, &org_fp, "carol").await;
+
+    // A grant is for members of the chain only.
+    let out = ada.try_run(&["members", "grant-history", "carol"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no device in the organisation chain"),
+        "{out:?}"
+    );
+
+    let out = ada
+        .run(&[
+            "members",
+            "add",
+            "carol",
+            "--fingerprint",
+            &carol_fp,
+            "--no-history",
+        ])
+        .await;
+    assert!(out.contains("--no-history"), "{out}");
+    let back = work.path().join("back.gcode");
+    let out = carol
+        .try_run(&["download", older_id.trim(), "--out", back.to_str().unwrap()])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("epoch 1 began before this device joined")
+            && err.contains("hearth members grant-history carol"),
+        "{err}"
+    );
+    assert!(!back.exists());
+    let export = carol.try_run(&["keys", "export"]).await;
+    assert!(String::from_utf8_lossy(&export.stderr).contains("epoch 1 was sealed before"));
+
+    // Granted later: the same download opens the file.
+    let out = ada.run(&["members", "grant-history", "carol"]).await;
+    assert!(out.contains("gave carol the keys of epoch 1"), "{out}");
+    carol
+        .run(&["download", older_id.trim(), "--out", back.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&older).unwrap()
+    );
 }
