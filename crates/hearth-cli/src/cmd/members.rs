@@ -45,9 +45,10 @@ pub enum MembersCmd {
         #[arg(long)]
         no_history: bool,
     },
-    /// Give a member the keys of the epochs before they joined, so they can open the
-    /// organisation's older files (for members added with `--no-history`, or by an admin device
-    /// that did not hold every earlier epoch).
+    /// Give a member the keys of the epochs before they joined (the organisation's older files).
+    ///
+    /// For members added with `--no-history`, or by an admin device that did not hold every
+    /// earlier epoch.
     GrantHistory { login: String },
     /// Remove a member's device and rotate to a new epoch key for future uploads.
     Remove {
