@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use hearth_crypto::{
@@ -94,10 +94,7 @@ async fn org_files() -> anyhow::Result<(Ctx, OrgId, TrustedState, Vec<FileEntry>
     let mut ctx = Ctx::load()?;
     let org = ctx.org()?;
     let (_, trusted) = ctx.trusted().await?;
-    let entries = ctx
-        .client
-        .raw_get(&format!("/api/v1/orgs/{org}/files"))
-        .await?;
+    let entries = library(&ctx).await?;
     Ok((ctx, org, trusted, entries))
 }
 
@@ -156,20 +153,57 @@ pub async fn list(json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
-    let (ctx, org, trusted, entries) = org_files().await?;
+    let mut ctx = Ctx::load()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let out = open_library_file(
+        &ctx,
+        &trusted,
+        &args.id,
+        args.out.as_deref(),
+        Path::new("."),
+    )
+    .await?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Whether `id` names a file of the organisation's library (for `hearth print ID`).
+pub async fn in_library(ctx: &Ctx, id: &str) -> anyhow::Result<bool> {
+    Ok(library(ctx).await?.iter().any(|e| e.id.to_string() == id))
+}
+
+async fn library(ctx: &Ctx) -> anyhow::Result<Vec<FileEntry>> {
+    Ok(ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{}/files", ctx.org()?))
+        .await?)
+}
+
+/// Downloads the library file `id`, opens it and checks it against its signed manifest, and
+/// writes it to `out`, or else under its own name (from its sealed metadata) in `dir`. Returns
+/// where it went; nothing is left there when opening fails.
+pub async fn open_library_file(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    id: &str,
+    out: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let org = ctx.org()?;
+    let entries = library(ctx).await?;
     let e = entries
         .iter()
-        .find(|e| e.id.to_string() == args.id)
-        .ok_or_else(|| anyhow!("no file {} in the library", args.id))?;
+        .find(|e| e.id.to_string() == id)
+        .ok_or_else(|| anyhow!("no file {id} in the library"))?;
     let mut o = Opener {
-        ctx: &ctx,
+        ctx,
         device: ctx.device()?,
-        trusted: &trusted,
+        trusted,
         epochs: HashMap::new(),
     };
     let (_, m) = o.manifest(e)?;
-    let out = match &args.out {
-        Some(p) => p.clone(),
+    let out = match out {
+        Some(p) => p.to_owned(),
         None => {
             let meta = o.metadata(e, &m).await?;
             // Only the last component: a name chosen by another member must not write elsewhere.
@@ -180,7 +214,7 @@ pub async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
                 .filter(|n| !n.is_empty() && *n != "." && *n != "..")
                 .unwrap_or("download")
                 .to_owned();
-            PathBuf::from(name)
+            dir.join(name)
         }
     };
     let sealed = tempfile::NamedTempFile::new()?;
@@ -199,6 +233,5 @@ pub async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
         return Err(err).context("cannot open the sealed file");
     }
     w.flush()?;
-    eprintln!("wrote {}", out.display());
-    Ok(())
+    Ok(out)
 }

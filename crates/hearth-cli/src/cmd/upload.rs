@@ -129,7 +129,8 @@ pub struct UploadArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct PrintArgs {
-    /// G-code (.gcode), binary G-code (.bgcode) or 3MF project.
+    /// G-code (.gcode), binary G-code (.bgcode) or 3MF project; or the id of a file in the
+    /// organisation's library (`hearth files`), which is opened here and sealed for the printer.
     pub file: PathBuf,
     /// The printer, by name (or id).
     #[arg(long, conflicts_with = "pool", required_unless_present = "pool")]
@@ -586,10 +587,22 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         (None, Some(p)) => Target::Pool(p.clone()),
         _ => bail!("give exactly one of --printer and --pool"),
     };
+    // A library file is opened here (the printer's agent cannot hold the epoch key) and sealed
+    // for the job like a local one; it keeps its own name, which stays sealed.
+    let from_library = tempfile::tempdir()?;
+    let mut path = args.file.clone();
+    if !path.exists()
+        && let Some(id) = path.to_str()
+        && crate::cmd::files::in_library(&ctx, id).await?
+    {
+        path = crate::cmd::files::open_library_file(&ctx, &trusted, id, None, from_library.path())
+            .await
+            .with_context(|| format!("cannot open library file {id}"))?;
+    }
     let job = print_path(
         &ctx,
         &trusted,
-        &args.file,
+        &path,
         &target,
         args.valid_hours.saturating_mul(3600),
         args.reveal.reveal,

@@ -500,9 +500,10 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
         .await;
     assert_eq!(std::fs::read(&back).unwrap(), original);
 
-    // Print: the agent verifies the signed job against the chain and opens the exact bytes.
+    // Print the library file by its id: opened on ada's device and sealed for the printer's
+    // agent, which verifies the signed job against the chain and opens the exact bytes.
     let job_id = ada
-        .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .run(&["print", file_id.trim(), "--printer", "mk4"])
         .await
         .trim()
         .to_owned();
