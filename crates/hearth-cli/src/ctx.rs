@@ -104,10 +104,12 @@ impl Ctx {
         epoch: u64,
     ) -> anyhow::Result<EpochKey> {
         let org = self.org()?;
-        let own = self
-            .served_epoch(&format!("/api/v1/orgs/{org}/epochs/{epoch}"), epoch)
-            .await?;
-        let not_for_us = match own.open(device, trusted) {
+        let own: SealedEpoch = self
+            .client
+            .raw_get(&format!("/api/v1/orgs/{org}/epochs/{epoch}"))
+            .await
+            .with_context(|| format!("cannot fetch the key of epoch {epoch}"))?;
+        let not_for_us = match Self::checked_epoch(own, epoch)?.open(device, trusted) {
             Err(e @ EpochError::Open(_)) => e,
             opened => {
                 return opened.with_context(|| format!("cannot open the key of epoch {epoch}"));
@@ -136,13 +138,23 @@ impl Ctx {
             .with_context(|| format!("cannot open the key of epoch {epoch} granted to you"))
     }
 
-    async fn served_epoch(&self, path: &str, epoch: u64) -> anyhow::Result<SealedEpochKey> {
-        let served: SealedEpoch = self
-            .client
-            .raw_get(path)
-            .await
-            .with_context(|| format!("cannot fetch the key of epoch {epoch}"))?;
-        Self::checked_epoch(served, epoch)
+    /// [`Ctx::epoch_key`], or `None` when no copy of it is sealed to this device (the epoch began
+    /// before it joined and was not granted to it): expected, not an attack. Any other failure (a
+    /// key other than the one the chain announced, a malformed or missing one) means the server is
+    /// not serving what the admins stored, and is an error.
+    pub async fn held_epoch_key(
+        &self,
+        device: &DeviceKeys,
+        trusted: &TrustedState,
+        epoch: u64,
+    ) -> anyhow::Result<Option<EpochKey>> {
+        match self.epoch_key(device, trusted, epoch).await {
+            Ok(k) => Ok(Some(k)),
+            Err(e) if matches!(e.downcast_ref::<EpochError>(), Some(EpochError::Open(_))) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The sealed key in `served`, refused unless both it and its envelope name `epoch`.

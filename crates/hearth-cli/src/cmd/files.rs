@@ -155,21 +155,20 @@ pub async fn list(json: bool) -> anyhow::Result<()> {
 pub async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
     let mut ctx = Ctx::load()?;
     let (_, trusted) = ctx.trusted().await?;
-    let out = open_library_file(
-        &ctx,
-        &trusted,
-        &args.id,
-        args.out.as_deref(),
-        Path::new("."),
-    )
-    .await?;
+    let e = library_file(&ctx, &args.id)
+        .await?
+        .ok_or_else(|| anyhow!("no file {} in the library", args.id))?;
+    let out = open_library_file(&ctx, &trusted, &e, args.out.as_deref(), Path::new(".")).await?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }
 
-/// Whether `id` names a file of the organisation's library (for `hearth print ID`).
-pub async fn in_library(ctx: &Ctx, id: &str) -> anyhow::Result<bool> {
-    Ok(library(ctx).await?.iter().any(|e| e.id.to_string() == id))
+/// The library's entry for file `id`, if it has one.
+pub async fn library_file(ctx: &Ctx, id: &str) -> anyhow::Result<Option<FileEntry>> {
+    Ok(library(ctx)
+        .await?
+        .into_iter()
+        .find(|e| e.id.to_string() == id))
 }
 
 async fn library(ctx: &Ctx) -> anyhow::Result<Vec<FileEntry>> {
@@ -179,22 +178,17 @@ async fn library(ctx: &Ctx) -> anyhow::Result<Vec<FileEntry>> {
         .await?)
 }
 
-/// Downloads the library file `id`, opens it and checks it against its signed manifest, and
+/// Downloads the library file `e`, opens it and checks it against its signed manifest, and
 /// writes it to `out`, or else under its own name (from its sealed metadata) in `dir`. Returns
 /// where it went; nothing is left there when opening fails.
 pub async fn open_library_file(
     ctx: &Ctx,
     trusted: &TrustedState,
-    id: &str,
+    e: &FileEntry,
     out: Option<&Path>,
     dir: &Path,
 ) -> anyhow::Result<PathBuf> {
     let org = ctx.org()?;
-    let entries = library(ctx).await?;
-    let e = entries
-        .iter()
-        .find(|e| e.id.to_string() == id)
-        .ok_or_else(|| anyhow!("no file {id} in the library"))?;
     let mut o = Opener {
         ctx,
         device: ctx.device()?,

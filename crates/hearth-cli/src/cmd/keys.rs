@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use hearth_crypto::{EpochError, export_identity_file};
+use hearth_crypto::export_identity_file;
 
 use crate::ctx::Ctx;
 use crate::profile::write_private;
@@ -36,17 +36,11 @@ pub async fn run(cmd: &KeysCmd) -> anyhow::Result<()> {
             let (_, trusted) = ctx.trusted().await?;
             let mut epochs = Vec::new();
             for n in 1..=trusted.current_epoch().epoch {
-                match ctx.epoch_key(&device, &trusted, n).await {
-                    Ok(k) => epochs.push(k),
-                    // Sealed before this device joined: expected, not an attack.
-                    Err(e)
-                        if matches!(e.downcast_ref::<EpochError>(), Some(EpochError::Open(_))) =>
-                    {
+                match ctx.held_epoch_key(&device, &trusted, n).await? {
+                    Some(k) => epochs.push(k),
+                    None => {
                         eprintln!("note: epoch {n} was sealed before this device joined; skipped");
                     }
-                    // Anything else (a key other than the one the chain announced, a malformed
-                    // or missing one) means the server is not serving what the admins stored.
-                    Err(e) => return Err(e),
                 }
             }
             let refs: Vec<_> = epochs.iter().collect();

@@ -15,7 +15,7 @@
 //! announced for the epoch, so the server cannot slip in a key of its own.
 
 use anyhow::{Context, anyhow, bail};
-use hearth_crypto::{DevicePublic, EpochError, EpochKey, Fingerprint, LinkAction, OrgChain};
+use hearth_crypto::{DevicePublic, EpochKey, Fingerprint, LinkAction, OrgChain, TrustedState};
 use hearth_proto::api::{ChainLink, DeviceKey, SealedEpoch};
 use hearth_proto::ids::UserId;
 
@@ -81,7 +81,7 @@ pub async fn run(cmd: &MembersCmd) -> anyhow::Result<()> {
         MembersCmd::GrantHistory { login } => {
             let (_, trusted) = ctx.trusted().await?;
             let user = server_member(&ctx, login).await?;
-            grant_history(&mut ctx, login, user, trusted.current_epoch().epoch).await
+            grant_history(&ctx, &trusted, login, user, trusted.current_epoch().epoch).await
         }
         MembersCmd::Remove { login, yes } => remove(&mut ctx, login, *yes).await,
     }
@@ -179,11 +179,16 @@ async fn server_member(ctx: &Ctx, login: &str) -> anyhow::Result<UserId> {
 }
 
 /// Seals every epoch before `below` that this device can open to `login`'s devices in the
-/// verified chain, and stores each as a grant for the member `user`.
-async fn grant_history(ctx: &mut Ctx, login: &str, user: UserId, below: u64) -> anyhow::Result<()> {
+/// verified chain `trusted`, and stores each as a grant for the member `user`.
+async fn grant_history(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    login: &str,
+    user: UserId,
+    below: u64,
+) -> anyhow::Result<()> {
     let org = ctx.org()?;
     let device = ctx.device()?;
-    let (_, trusted) = ctx.trusted().await?;
     let recipients: Vec<_> = trusted
         .members()
         .filter(|m| m.user == login)
@@ -196,13 +201,9 @@ async fn grant_history(ctx: &mut Ctx, login: &str, user: UserId, below: u64) -> 
     }
     let (mut granted, mut missing) = (Vec::new(), Vec::new());
     for n in 1..below {
-        let key = match ctx.epoch_key(&device, &trusted, n).await {
-            Ok(k) => k,
-            Err(e) if matches!(e.downcast_ref::<EpochError>(), Some(EpochError::Open(_))) => {
-                missing.push(n);
-                continue;
-            }
-            Err(e) => return Err(e),
+        let Some(key) = ctx.held_epoch_key(&device, trusted, n).await? else {
+            missing.push(n);
+            continue;
         };
         let sealed = key.seal_to(&recipients)?;
         ctx.client
@@ -313,13 +314,13 @@ async fn add(
     let key = chain.rotate_epoch(&device, now())?;
     publish(ctx, &chain, from).await?;
     store_epoch(ctx, &chain, &key).await?;
-    ctx.trusted().await?;
+    let (_, trusted) = ctx.trusted().await?;
     println!(
         "added {login}; new uploads use epoch {} (sealed to every member)",
         key.epoch()
     );
     if history {
-        grant_history(ctx, login, user, key.epoch()).await?;
+        grant_history(ctx, &trusted, login, user, key.epoch()).await?;
     } else {
         println!("{login} opens only files uploaded from now on (--no-history)");
     }

@@ -589,13 +589,14 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
     };
     // A library file is opened here (the printer's agent cannot hold the epoch key) and sealed
     // for the job like a local one; it keeps its own name, which stays sealed.
-    let from_library = tempfile::tempdir()?;
+    let from_library: tempfile::TempDir;
     let mut path = args.file.clone();
     if !path.exists()
         && let Some(id) = path.to_str()
-        && crate::cmd::files::in_library(&ctx, id).await?
+        && let Some(e) = crate::cmd::files::library_file(&ctx, id).await?
     {
-        path = crate::cmd::files::open_library_file(&ctx, &trusted, id, None, from_library.path())
+        from_library = tempfile::tempdir()?;
+        path = crate::cmd::files::open_library_file(&ctx, &trusted, &e, None, from_library.path())
             .await
             .with_context(|| format!("cannot open library file {id}"))?;
     }
