@@ -593,8 +593,10 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
     let mut path = args.file.clone();
     if !path.exists()
         && let Some(id) = path.to_str()
-        && let Some(e) = crate::cmd::files::library_file(&ctx, id).await?
     {
+        let e = crate::cmd::files::library_file(&ctx, id)
+            .await?
+            .ok_or_else(|| anyhow!("no file {id} here, and no file with that id in the library"))?;
         from_library = tempfile::tempdir()?;
         path = crate::cmd::files::open_library_file(&ctx, &trusted, &e, None, from_library.path())
             .await

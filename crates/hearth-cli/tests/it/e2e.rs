@@ -510,6 +510,15 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
     let (job, plain) = agent_opens_job(&server, &ada, &agent, &mut ws, &http_token).await;
     assert_eq!(job.job_id.to_string(), job_id);
     assert_eq!(plain, original);
+    let out = ada
+        .try_run(&["print", "no-such-part.gcode", "--printer", "mk4"])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no file no-such-part.gcode here, and no file with that id in the library"),
+        "{out:?}"
+    );
 
     // Live status: a bounded read of the event stream sees the job start printing. The snapshot
     // lines come after `status` subscribed, so the update is sent once the first one shows.
