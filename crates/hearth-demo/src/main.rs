@@ -267,6 +267,7 @@ async fn main() -> anyhow::Result<()> {
          - organisation \"{ORG_NAME}\" with an agent driving {} simulated printers ({}x real time), {sent} jobs sent\n\
          - owner login: {}    passphrase: {}\n\
          \nLook at the fleet:\n\
+         \x20   open {url} in a browser   the dashboard: log in as {} with the passphrase above\n\
          \x20   hearth login {url} --login {}          (enter the passphrase above)\n\
          \x20   hearth status                 live view;  hearth printers, hearth jobs\n\
          \x20   curl -H 'Authorization: Bearer {api_token}' {url}/api/v1/orgs/{}/printers\n\
@@ -277,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
         cli.time_scale,
         state.login,
         state.passphrase,
+        state.login,
         state.login,
         state.org,
         part.display(),

@@ -12,6 +12,10 @@ struct Demo {
     printers_url: String,
     /// The part the banner suggests printing.
     part: Option<std::path::PathBuf>,
+    /// The server's address and the owner's login and passphrase, as the banner shows them.
+    url: String,
+    login: String,
+    passphrase: String,
 }
 
 impl Drop for Demo {
@@ -33,12 +37,23 @@ fn start(data: &std::path::Path) -> Demo {
     let mut token = None;
     let mut printers_url = None;
     let mut part = None;
+    let mut url = None;
+    let mut owner = None;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         if let Some(i) = line.find("Bearer ") {
             let rest = &line[i + 7..];
             token = Some(rest[..rest.find('\'').unwrap()].to_owned());
             printers_url = line.split_whitespace().last().map(str::to_owned);
+        }
+        if let Some(rest) = line.split("is running at ").nth(1) {
+            url = Some(rest.trim().to_owned());
+        }
+        if let Some(rest) = line.split("owner login: ").nth(1) {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            if let [login, "passphrase:", pass] = words[..] {
+                owner = Some((login.to_owned(), pass.to_owned()));
+            }
         }
         if let Some(rest) = line.split("try `hearth print ").nth(1) {
             part = rest.split_whitespace().next().map(Into::into);
@@ -47,11 +62,15 @@ fn start(data: &std::path::Path) -> Demo {
             break;
         }
     }
+    let (login, passphrase) = owner.expect("the banner shows the owner's login and passphrase");
     Demo {
         child,
         token: token.expect("the banner shows an API token"),
         printers_url: printers_url.unwrap(),
         part,
+        url: url.expect("the banner shows the server's address"),
+        login,
+        passphrase,
     }
 }
 
@@ -147,4 +166,68 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
         let p = printers(&d);
         p.len() == 6 && p.iter().all(|p| p["telemetry"]["state"] != "offline")
     });
+}
+
+/// What the browser test needs, or `None` (a skip) when it is missing and peers are not required:
+/// Node.js, Chromium, and `playwright-core` installed in `web/tests` (`scripts/install-browser.sh`
+/// installs both).
+fn browser() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
+    let chromium = std::env::var_os("CHROMIUM").map_or("/usr/bin/chromium".into(), Into::into);
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let missing = [
+        (!node, "Node.js"),
+        (!std::path::Path::new(&chromium).exists(), "Chromium"),
+        (
+            !web.join("node_modules/playwright-core").exists(),
+            "playwright-core in web/tests",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(gone, what)| gone.then_some(what))
+    .collect::<Vec<_>>();
+    if missing.is_empty() {
+        return Some((web, chromium));
+    }
+    let why = format!(
+        "{} missing: run scripts/install-browser.sh",
+        missing.join(", ")
+    );
+    assert!(
+        std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "HEARTH_REQUIRE_PEERS=1 but {why}"
+    );
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// The quick start's promise, "the dashboard is alive": the web dashboard in a real Chromium logs
+/// in with the banner's passphrase (derived in the browser, never sent), shows the six printers
+/// moving live, cancels a job and finds it in the verified audit log, and logs out
+/// (`web/tests/dashboard.test.mjs` holds the steps).
+#[test]
+fn the_dashboard_works_in_a_real_browser() {
+    let Some((web, chromium)) = browser() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = start(&dir.path().join("hearth-data"));
+    let out = Command::new("node")
+        .arg("dashboard.test.mjs")
+        .current_dir(&web)
+        .env("HEARTH_URL", &d.url)
+        .env("HEARTH_LOGIN", &d.login)
+        .env("HEARTH_PASSPHRASE", &d.passphrase)
+        .env("CHROMIUM", chromium)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod fleet;
 pub mod system;
 pub mod tokens;
+pub mod ui;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -196,6 +197,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
         .nest("/api/v1", api)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

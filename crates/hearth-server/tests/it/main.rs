@@ -10,4 +10,5 @@ mod malformed;
 mod openapi;
 mod process;
 mod support;
+mod ui;
 mod uploads;

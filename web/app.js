@@ -1,0 +1,538 @@
+// Hearth's web dashboard: the fleet live, the job queue, the audit log.
+//
+// A plain ES module with no build step, served by hearthd from the binary. It is a client of
+// /api/v1 like the CLI: it logs in with a login secret derived here (Argon2id over passphrase,
+// server address and account, exactly as `hearth login` derives it; the passphrase is never
+// sent), keeps the session in the server's HttpOnly cookie and follows the organisation's event
+// stream. It holds no key and opens nothing sealed, so it shows what the server may see and no
+// more: no file names, no thumbnails.
+//
+// Every text from the server goes into the page through textContent, never as HTML.
+
+const API = "/api/v1";
+const ROLES = ["viewer", "operator", "admin", "owner"];
+const ACTIVE_JOBS = new Set(["queued", "assigned", "transferring", "printing", "paused"]);
+const PRINTER_STATES = ["printing", "pausing", "paused", "cancelling", "idle", "error", "offline"];
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  info: null,
+  me: null,
+  org: null,
+  role: "viewer",
+  printers: new Map(),
+  jobs: new Map(),
+  logins: new Map(),
+  agents: new Map(),
+  events: null,
+  tab: "printers",
+};
+
+class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function call(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRF-Token"] = sessionStorage.getItem("hearth.csrf") || "";
+  let r;
+  try {
+    r = await fetch(API + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch (e) {
+    throw new ApiError(0, "unreachable", `The server did not answer (${e.message}).`);
+  }
+  if (!r.ok) {
+    let err = {};
+    try { err = await r.json(); } catch { /* not JSON: keep the status text */ }
+    throw new ApiError(r.status, err.code, err.message || r.statusText, r.headers.get("Retry-After"));
+  }
+  return r.status === 204 ? null : r.json();
+}
+
+// ---- small DOM helpers ------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function notice(text) {
+  const n = $("notice");
+  n.textContent = text || "";
+  n.hidden = !text;
+}
+
+function duration(s) {
+  if (s === null || s === undefined) return "";
+  s = Math.max(0, Math.round(s));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (h > 0) return `${h} h ${String(m).padStart(2, "0")} min`;
+  if (m > 0) return `${m} min`;
+  return `${s} s`;
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+function bytes(n) {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+const short = (id) => (id ? String(id).slice(-8) : "");
+const atLeast = (role) => ROLES.indexOf(state.role) >= ROLES.indexOf(role);
+const stateBadge = (s) => el("span", { class: `state ${s}` }, s);
+
+// ---- login ------------------------------------------------------------------------------------
+
+// The salt of `hearth_crypto::derive_login_secret`: a domain line, then the server address and
+// the account, each preceded by its length as a big-endian u64.
+function loginSalt(server, login) {
+  const enc = new TextEncoder();
+  const prefix = enc.encode("hearth/login/v1\n");
+  const parts = [enc.encode(server), enc.encode(login)];
+  const salt = new Uint8Array(prefix.length + parts.reduce((n, p) => n + 8 + p.length, 0));
+  const view = new DataView(salt.buffer);
+  salt.set(prefix, 0);
+  let at = prefix.length;
+  for (const p of parts) {
+    view.setBigUint64(at, BigInt(p.length));
+    salt.set(p, at + 8);
+    at += 8 + p.length;
+  }
+  return salt;
+}
+
+// The server address as `hearth` normalises it: no trailing slash.
+const normalizeServer = (s) => s.trim().replace(/\/+$/, "");
+
+async function loginSecret(passphrase, server, login) {
+  // KdfParams::default(): 64 MiB, 3 passes, one lane, 32 bytes, as lowercase hex.
+  return globalThis.hashwasm.argon2id({
+    password: passphrase,
+    salt: loginSalt(server, login),
+    parallelism: 1,
+    iterations: 3,
+    memorySize: 64 * 1024,
+    hashLength: 32,
+    outputType: "hex",
+  });
+}
+
+async function onLogin(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const login = form.login.value.trim();
+  const server = normalizeServer(form.server.value);
+  const status = $("login-status");
+  const button = form.querySelector("button[type=submit]");
+  notice("");
+  button.disabled = true;
+  status.textContent = "Deriving your login secret on this device…";
+  try {
+    const secret = await loginSecret(form.passphrase.value, server, login);
+    status.textContent = "Logging in…";
+    const out = await call("POST", "/auth/login", { login, secret });
+    sessionStorage.setItem("hearth.csrf", out.csrf_token);
+    form.passphrase.value = "";
+    status.textContent = "";
+    await start();
+  } catch (e) {
+    status.textContent = "";
+    notice(loginProblem(e, server));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function loginProblem(e, server) {
+  if (e.status === 429) {
+    const wait = e.retryAfter ? ` Try again in ${duration(Number(e.retryAfter))}.` : "";
+    return `Too many failed logins for now.${wait}`;
+  }
+  if (e.status === 401) {
+    const pub = state.info && state.info.public_url ? normalizeServer(state.info.public_url) : null;
+    if (pub && pub !== server) {
+      return `Login refused. This server's address is ${pub}, not ${server}: the login secret depends ` +
+        `on the address the account was created through, usually that one. Set it under "Server address".`;
+    }
+    return "Login refused. Check the account and passphrase, and that the account was created through " +
+      `this same address (${server}): the login secret depends on it, so an account made through ` +
+      "http://127.0.0.1:8080 does not log in through http://localhost:8080.";
+  }
+  return `Login failed: ${e.message}`;
+}
+
+async function onLogout() {
+  try { await call("POST", "/auth/logout"); } catch { /* the session may be gone already */ }
+  sessionStorage.removeItem("hearth.csrf");
+  stopEvents();
+  showLogin();
+}
+
+function showLogin() {
+  for (const id of ["tabs", "org-area", "logout", "live"]) $(id).hidden = true;
+  for (const v of ["printers", "jobs", "audit"]) $(`${v}-view`).hidden = true;
+  $("who").textContent = "";
+  $("login-view").hidden = false;
+  const form = $("login-form");
+  if (!form.server.value) {
+    form.server.value = state.info && state.info.public_url
+      ? normalizeServer(state.info.public_url) : location.origin;
+  }
+  form.login.focus();
+}
+
+// ---- the signed-in dashboard -----------------------------------------------------------------
+
+async function start() {
+  state.me = await call("GET", "/me");
+  const memberships = state.me.memberships;
+  $("login-view").hidden = true;
+  $("who").textContent = state.me.user.login;
+  $("logout").hidden = false;
+  if (memberships.length === 0) {
+    notice("Your account belongs to no organisation yet: an admin adds you with `hearth members add`.");
+    return;
+  }
+  const select = $("org");
+  select.replaceChildren(...memberships.map((m) => el("option", { value: m.org.id }, m.org.name)));
+  const saved = localStorage.getItem("hearth.org");
+  select.value = memberships.some((m) => m.org.id === saved) ? saved : memberships[0].org.id;
+  $("org-area").hidden = false;
+  $("tabs").hidden = false;
+  await openOrg(select.value);
+}
+
+async function openOrg(id) {
+  const m = state.me.memberships.find((x) => x.org.id === id);
+  state.org = m.org;
+  state.role = m.role;
+  localStorage.setItem("hearth.org", id);
+  $("role").textContent = m.role;
+  $("audit-tab").hidden = !atLeast("admin");
+  if (state.tab === "audit" && !atLeast("admin")) state.tab = "printers";
+  notice("");
+  await reload();
+  startEvents();
+  showTab(state.tab);
+}
+
+// Everything the views show, fetched again (at start, and after the event stream reconnects,
+// since events missed while it was down are not replayed).
+async function reload() {
+  const org = state.org.id;
+  const [printers, jobs, members, agents, usage] = await Promise.all([
+    call("GET", `/orgs/${org}/printers`),
+    call("GET", `/orgs/${org}/jobs`),
+    call("GET", `/orgs/${org}/members`).catch(() => []),
+    call("GET", `/orgs/${org}/agents`).catch(() => []),
+    call("GET", `/orgs/${org}/usage`).catch(() => null),
+  ]);
+  state.printers = new Map(printers.map((p) => [p.id, p]));
+  state.jobs = new Map(jobs.map((j) => [j.id, j]));
+  state.logins = new Map(members.map((x) => [x.user.id, x.user.login]));
+  state.agents = new Map(agents.map((a) => [a.id, a]));
+  renderPrinters();
+  renderJobs();
+  renderFooter(usage);
+}
+
+function renderFooter(usage) {
+  const parts = [`Hearth ${state.info ? state.info.version : ""}`];
+  if (usage) {
+    parts.push(`storage: ${bytes(usage.used_bytes)} of ${bytes(usage.quota_bytes)} used (sealed files)`);
+  }
+  $("footer").textContent = parts.join(" · ");
+}
+
+function showTab(tab) {
+  state.tab = tab;
+  for (const b of document.querySelectorAll(".tab")) {
+    if (b.dataset.tab === tab) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
+  for (const v of ["printers", "jobs", "audit"]) $(`${v}-view`).hidden = v !== tab;
+  if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
+}
+
+// ---- live events -----------------------------------------------------------------------------
+
+function setLive(on) {
+  const l = $("live");
+  l.hidden = false;
+  l.className = `live ${on ? "on" : "off"}`;
+  l.textContent = on ? "live" : "reconnecting…";
+}
+
+function stopEvents() {
+  if (state.events) state.events.close();
+  state.events = null;
+}
+
+function startEvents() {
+  stopEvents();
+  const es = new EventSource(`${API}/orgs/${state.org.id}/events`);
+  let dropped = false;
+  es.onopen = () => {
+    setLive(true);
+    if (dropped) {
+      dropped = false;
+      reload().catch(() => {});
+    }
+  };
+  es.onerror = () => {
+    dropped = true;
+    setLive(false);
+    // The browser retries by itself; a session that expired never comes back, so check it.
+    call("GET", "/me").catch((e) => {
+      if (e.status === 401) {
+        stopEvents();
+        notice("Your session ended. Log in again.");
+        showLogin();
+      }
+    });
+  };
+  es.onmessage = (m) => {
+    let ev;
+    try { ev = JSON.parse(m.data); } catch { return; }
+    if (ev.type === "printer") {
+      const known = state.printers.has(ev.printer.id);
+      state.printers.set(ev.printer.id, ev.printer);
+      if (known) renderPrinter(ev.printer.id);
+      else {
+        renderPrinters();
+        renderJobs();
+      }
+    } else if (ev.type === "agent") {
+      const a = state.agents.get(ev.agent_id);
+      if (a) a.connected = ev.connected;
+      renderPrinters();
+    } else if (ev.type === "job") {
+      state.jobs.set(ev.job.id, ev.job);
+      renderJobs();
+      renderPrinters();
+    }
+  };
+  state.events = es;
+}
+
+// ---- printers --------------------------------------------------------------------------------
+
+// One card replaced in place, so a printer's telemetry (every second or so) does not rebuild the
+// others under the user's pointer.
+function renderPrinter(id) {
+  const old = document.querySelector(`article.printer[data-printer-id="${CSS.escape(id)}"]`);
+  if (!old) return renderPrinters();
+  old.replaceWith(printerCard(state.printers.get(id)));
+  renderSummary([...state.printers.values()]);
+}
+
+function renderPrinters() {
+  const printers = [...state.printers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  renderSummary(printers);
+  $("printers").replaceChildren(...printers.map(printerCard));
+}
+
+function renderSummary(printers) {
+  const counts = new Map();
+  for (const p of printers) counts.set(p.telemetry.state, (counts.get(p.telemetry.state) || 0) + 1);
+  const summary = PRINTER_STATES.filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s}`);
+  $("fleet-summary").textContent = printers.length === 0
+    ? "No printers yet: an admin enrolls an edge agent (`hearth agents token`, then `hearth-agent enroll` next to the printers) and its printers appear here."
+    : `${printers.length} printer${printers.length === 1 ? "" : "s"}: ${summary.join(", ")}`;
+}
+
+function agentLabel(id) {
+  const a = state.agents.get(id);
+  if (!a) return short(id);
+  return a.connected ? a.name : `${a.name} (not connected)`;
+}
+
+function printerCard(p) {
+  const t = p.telemetry;
+  const job = t.job_id ? state.jobs.get(t.job_id) : null;
+  const heaters = t.heaters.map((h) =>
+    `${h.name} ${Math.round(h.actual)}°${h.target > 0 ? ` → ${Math.round(h.target)}°` : ""}`);
+  const loaded = [p.material, p.color].filter(Boolean).join(", ");
+  const rows = [
+    ["Loaded", `${loaded || "not stated"}${p.nozzle_mm ? ` · ${p.nozzle_mm} mm nozzle` : ""}${p.loaded_by_member ? " (set by a member)" : ""}`],
+    ["Pools", p.pools.join(", ") || "none"],
+    ["Agent", agentLabel(p.agent_id)],
+    ["Heaters", heaters.join(" · ") || "—"],
+  ];
+  if (t.job_id) rows.push(["Job", short(t.job_id)]);
+  if (t.layer !== null && t.layer !== undefined) {
+    rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);
+  }
+  if (t.elapsed_seconds !== null && t.elapsed_seconds !== undefined) rows.push(["Elapsed", duration(t.elapsed_seconds)]);
+  if (t.remaining_seconds !== null && t.remaining_seconds !== undefined) rows.push(["Remaining", duration(t.remaining_seconds)]);
+  const pct = t.progress === null || t.progress === undefined ? null : Math.round(t.progress * 1000) / 10;
+  return el("article", { class: "card printer", "data-printer-id": p.id, "data-state": t.state },
+    el("h2", {}, el("span", { class: "name" }, p.name), stateBadge(t.state)),
+    el("div", { class: "model muted" }, `${p.model} · ${p.kind}`),
+    pct !== null && el("progress", { max: 100, value: pct, title: `${pct} %` }),
+    pct !== null && el("div", { class: "muted pct" }, `${pct} %`),
+    el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    t.error && el("p", { class: "error-text" }, t.error),
+    job && jobActions(job, p),
+  );
+}
+
+// ---- jobs ------------------------------------------------------------------------------------
+
+function jobActions(job, printer) {
+  if (!atLeast("operator") || !ACTIVE_JOBS.has(job.state)) return null;
+  const canPause = printer ? printer.can_pause : true;
+  const buttons = [];
+  if (job.state === "printing" && canPause) buttons.push(actionButton(job, "pause", "Pause"));
+  if (job.state === "paused") buttons.push(actionButton(job, "resume", "Resume"));
+  buttons.push(actionButton(job, "cancel", "Cancel"));
+  return el("div", { class: "actions" }, buttons);
+}
+
+function actionButton(job, action, label) {
+  return el("button", {
+    class: action === "cancel" ? "danger" : undefined,
+    "data-action": action,
+    "data-job-id": job.id,
+    onclick: (ev) => control(job, action, ev.currentTarget),
+  }, label);
+}
+
+async function control(job, action, button) {
+  if (action === "cancel" && !confirm(`Cancel job ${short(job.id)}? A print in progress stops.`)) return;
+  button.disabled = true;
+  try {
+    const updated = await call("POST", `/orgs/${state.org.id}/jobs/${job.id}/${action}`);
+    state.jobs.set(updated.id, updated);
+    notice("");
+    renderJobs();
+    renderPrinters();
+  } catch (e) {
+    notice(`Could not ${action} job ${short(job.id)}: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+function renderJobs() {
+  const activeOnly = $("jobs-active").checked;
+  const jobs = [...state.jobs.values()]
+    .filter((j) => !activeOnly || ACTIVE_JOBS.has(j.state))
+    .sort((a, b) => b.created_at.localeCompare(a.created_at));
+  $("jobs").replaceChildren(...jobs.map((j) => {
+    const printer = j.printer ? state.printers.get(j.printer) : null;
+    const name = printer ? printer.name : j.printer ? short(j.printer) : "";
+    const where = j.pool ? (name ? `${name} (pool ${j.pool})` : `pool ${j.pool}`) : name;
+    const f = j.facts || {};
+    const material = [f.material, f.color].filter(Boolean).join(", ");
+    const grams = f.filament_grams ? ` · ${Math.round(f.filament_grams)} g` : "";
+    return el("tr", { "data-job-id": j.id, "data-state": j.state },
+      el("td", {}, stateBadge(j.state), j.message && el("div", { class: "muted" }, j.message)),
+      el("td", { class: "id", title: j.id }, short(j.id)),
+      el("td", {}, where),
+      el("td", {}, when(j.created_at)),
+      el("td", {}, state.logins.get(j.submitted_by) || short(j.submitted_by)),
+      el("td", {}, `${material || "—"}${grams}`),
+      el("td", {}, f.estimated_seconds ? duration(f.estimated_seconds) : "—"),
+      el("td", {}, jobActions(j, printer)),
+    );
+  }));
+  $("jobs-empty").hidden = jobs.length > 0;
+}
+
+// ---- audit -----------------------------------------------------------------------------------
+
+function actorName(actor) {
+  if (!actor) return "";
+  const [kind, id] = actor.split(":");
+  if (kind === "user" && state.logins.has(id)) return state.logins.get(id);
+  if (kind === "agent" && state.agents.has(id)) return `agent ${state.agents.get(id).name}`;
+  return `${kind} ${short(id)}`;
+}
+
+async function loadAudit() {
+  const org = state.org.id;
+  const first = await call("GET", `/orgs/${org}/audit?limit=1`);
+  const head = first.head ? first.head.seq : 0;
+  const page = await call("GET", `/orgs/${org}/audit?after=${Math.max(0, head - 100)}&limit=100`);
+  $("audit").replaceChildren(...page.entries.reverse().map((e) =>
+    el("tr", { "data-seq": e.seq, "data-action": e.action },
+      el("td", {}, e.seq),
+      el("td", {}, new Date(e.ts_ms).toLocaleString()),
+      el("td", {}, actorName(e.actor)),
+      el("td", {}, e.action),
+      el("td", { class: "id" }, e.target || ""),
+      el("td", {}, e.source || ""),
+    )));
+}
+
+async function onVerify() {
+  const out = $("audit-result");
+  out.textContent = "Verifying…";
+  out.className = "";
+  try {
+    const v = await call("GET", `/orgs/${state.org.id}/audit/verify`);
+    out.className = v.ok ? "ok" : "bad";
+    out.textContent = v.ok
+      ? `Intact: ${v.entries_checked} entries checked, head #${v.verified_head.seq} ${v.verified_head.hash.slice(0, 16)}… ` +
+        "(the server's own check of its chain)"
+      : `Broken: ${v.message}`;
+  } catch (e) {
+    out.className = "bad";
+    out.textContent = `Could not verify: ${e.message}`;
+  }
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+
+async function main() {
+  $("login-form").addEventListener("submit", onLogin);
+  $("logout").addEventListener("click", onLogout);
+  $("org").addEventListener("change", (e) => openOrg(e.target.value).catch((x) => notice(x.message)));
+  $("jobs-active").addEventListener("change", renderJobs);
+  $("audit-verify").addEventListener("click", onVerify);
+  for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  try {
+    state.info = await call("GET", "/info");
+  } catch (e) {
+    notice(e.message);
+  }
+  try {
+    await start();
+  } catch (e) {
+    if (e.status === 401) showLogin();
+    else notice(`Could not load the dashboard: ${e.message}`);
+  }
+}
+
+main();

@@ -1,0 +1,121 @@
+// The web dashboard in a real Chromium, against a running hearth-demo (live printers, real
+// keys). Run by crates/hearth-demo/tests/it (`dashboard_in_a_real_browser`), which starts the
+// demo and passes its address and owner login here:
+//   HEARTH_URL=http://127.0.0.1:PORT HEARTH_LOGIN=admin HEARTH_PASSPHRASE=... node dashboard.test.mjs
+// Exits non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+// The Argon2 the page runs is hash-wasm exactly as published (package-lock.json pins its
+// integrity), not an edited copy.
+assert.ok(
+  readFileSync(new URL("../vendor/hash-wasm-argon2-4.13.0.umd.min.js", import.meta.url)).equals(
+    readFileSync(new URL("node_modules/hash-wasm/dist/argon2.umd.min.js", import.meta.url))),
+  "web/vendor's Argon2 differs from the published hash-wasm 4.13.0",
+);
+
+const url = process.env.HEARTH_URL;
+const login = process.env.HEARTH_LOGIN;
+const passphrase = process.env.HEARTH_PASSPHRASE;
+assert.ok(url && login && passphrase, "HEARTH_URL, HEARTH_LOGIN and HEARTH_PASSPHRASE are required");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+});
+const problems = [];
+const sent = [];
+try {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(30_000);
+  // A page error or a console error (a Content-Security-Policy violation is one) fails the test.
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    // A refused login is answered 401 on purpose below, and Chromium logs every failed fetch.
+    if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  page.on("request", (r) => sent.push(`${r.method()} ${r.url()} ${r.postData() || ""}`));
+  page.on("dialog", (d) => d.accept());
+
+  const step = (name) => console.log(`- ${name}`);
+
+  step("the page asks to log in, with this server's address filled in");
+  await page.goto(url);
+  await page.locator("#login-form").waitFor();
+  await page.locator("summary").click();
+  assert.equal(await page.inputValue("input[name=server]"), url);
+
+  step("a wrong passphrase is refused with the reasons to check");
+  await page.fill("input[name=login]", login);
+  await page.fill("input[name=passphrase]", `${passphrase}x`);
+  await page.click("button[type=submit]");
+  await page.locator("#notice", { hasText: "Login refused" }).waitFor();
+  assert.ok(await page.locator("#login-form").isVisible(), "still on the login form");
+
+  step("the right passphrase logs in and shows the fleet");
+  await page.fill("input[name=passphrase]", passphrase);
+  await page.click("button[type=submit]");
+  await page.locator("#printers-view").waitFor();
+  await page.locator("article.printer").nth(5).waitFor();
+  assert.equal(await page.locator("article.printer").count(), 6);
+  assert.match(await page.textContent("#fleet-summary"), /^6 printers: /);
+  assert.equal(await page.textContent("#role"), "owner");
+  for (const r of sent) assert.ok(!r.includes(passphrase), `the passphrase left the browser: ${r}`);
+
+  step("printers move on live, without reloading the page");
+  const printing = page.locator("article.printer[data-state=printing]").first();
+  await printing.waitFor();
+  const id = await printing.getAttribute("data-printer-id");
+  const card = page.locator(`article.printer[data-printer-id="${id}"]`);
+  const before = await card.locator("progress").getAttribute("value");
+  await page.waitForFunction(
+    ([sel, v]) => {
+      const p = document.querySelector(sel);
+      return p && p.getAttribute("value") !== v;
+    },
+    [`article.printer[data-printer-id="${id}"] progress`, before],
+  );
+  assert.equal(await page.locator("#live").textContent(), "live");
+
+  step("the jobs tab lists the demo's jobs with who sent them");
+  await page.click("button[data-tab=jobs]");
+  const row = page.locator("#jobs tr[data-state=printing]").first();
+  await row.waitFor();
+  assert.match(await row.textContent(), new RegExp(login));
+  const job = await row.getAttribute("data-job-id");
+
+  step("cancelling a printing job reaches the server and the printer");
+  await row.locator("button[data-action=cancel]").click();
+  await page.locator(`#jobs tr[data-job-id="${job}"]`).waitFor({ state: "detached" });
+  await page.uncheck("#jobs-active");
+  await page.locator(`#jobs tr[data-job-id="${job}"][data-state=cancelled]`).waitFor();
+  const fromServer = await page.evaluate(async ([j]) => {
+    const me = await (await fetch("/api/v1/me")).json();
+    const org = me.memberships[0].org.id;
+    return (await (await fetch(`/api/v1/orgs/${org}/jobs/${j}`)).json()).state;
+  }, [job]);
+  assert.equal(fromServer, "cancelled");
+
+  step("the audit log shows the cancellation by this account, and its chain verifies");
+  await page.click("button[data-tab=audit]");
+  const entry = page.locator('#audit tr[data-action="job.cancel"]').first();
+  await entry.waitFor();
+  assert.match(await entry.textContent(), new RegExp(`${login}job\\.canceljob:${job}`));
+  await page.click("#audit-verify");
+  await page.locator("#audit-result.ok", { hasText: "Intact" }).waitFor();
+
+  step("logging out ends the session: a reload asks to log in again");
+  await page.click("#logout");
+  await page.locator("#login-form").waitFor();
+  await page.reload();
+  await page.locator("#login-form").waitFor();
+  assert.equal(await page.locator("article.printer").count(), 0);
+  const status = await page.evaluate(async () => (await fetch("/api/v1/me")).status);
+  assert.equal(status, 401);
+
+  assert.deepEqual(problems, []);
+  console.log("dashboard: all steps passed");
+} finally {
+  await browser.close();
+}
