@@ -12,6 +12,7 @@
 const API = "/api/v1";
 const ROLES = ["viewer", "operator", "admin", "owner"];
 const ACTIVE_JOBS = new Set(["queued", "assigned", "transferring", "printing", "paused"]);
+const VIEWS = ["printers", "jobs", "stats", "audit"];
 const PRINTER_STATES = ["printing", "pausing", "paused", "cancelling", "idle", "error", "offline"];
 
 const $ = (id) => document.getElementById(id);
@@ -201,7 +202,7 @@ async function onLogout() {
 
 function showLogin() {
   for (const id of ["tabs", "org-area", "logout", "live"]) $(id).hidden = true;
-  for (const v of ["printers", "jobs", "audit"]) $(`${v}-view`).hidden = true;
+  for (const v of VIEWS) $(`${v}-view`).hidden = true;
   $("who").textContent = "";
   $("login-view").hidden = false;
   const form = $("login-form");
@@ -281,8 +282,9 @@ function showTab(tab) {
     if (b.dataset.tab === tab) b.setAttribute("aria-current", "page");
     else b.removeAttribute("aria-current");
   }
-  for (const v of ["printers", "jobs", "audit"]) $(`${v}-view`).hidden = v !== tab;
+  for (const v of VIEWS) $(`${v}-view`).hidden = v !== tab;
   if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
+  if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
 }
 
 // ---- live events -----------------------------------------------------------------------------
@@ -404,8 +406,48 @@ function printerCard(p) {
     pct !== null && el("div", { class: "muted pct" }, `${pct} %`),
     el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
     t.error && el("p", { class: "error-text" }, t.error),
-    job && jobActions(job, p),
+    el("div", { class: "actions" },
+      job && jobActions(job, p),
+      atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
+    ),
   );
+}
+
+// ---- what a printer has loaded ----------------------------------------------------------------
+
+let loadedPrinter = null;
+
+function openLoaded(id) {
+  const p = state.printers.get(id);
+  loadedPrinter = id;
+  const f = $("loaded-form");
+  $("loaded-printer").textContent = p.name;
+  f.material.value = p.material || "";
+  f.color.value = p.color || "";
+  f.nozzle.value = p.nozzle_mm || "";
+  $("loaded-reset").hidden = !p.loaded_by_member;
+  $("loaded-error").textContent = "";
+  $("loaded-dialog").showModal();
+}
+
+async function saveLoaded(method, body) {
+  const id = loadedPrinter;
+  try {
+    const p = await call(method, `/orgs/${state.org.id}/printers/${id}/loaded`, body);
+    state.printers.set(p.id, p);
+    renderPrinter(p.id);
+    $("loaded-dialog").close();
+  } catch (e) {
+    $("loaded-error").textContent = e.message;
+  }
+}
+
+function onLoadedSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const text = (v) => (v.trim() === "" ? null : v.trim());
+  const nozzle = f.nozzle.value === "" ? null : Number(f.nozzle.value);
+  saveLoaded("PUT", { material: text(f.material.value), color: text(f.color.value), nozzle_mm: nozzle });
 }
 
 // ---- jobs ------------------------------------------------------------------------------------
@@ -417,7 +459,7 @@ function jobActions(job, printer) {
   if (job.state === "printing" && canPause) buttons.push(actionButton(job, "pause", "Pause"));
   if (job.state === "paused") buttons.push(actionButton(job, "resume", "Resume"));
   buttons.push(actionButton(job, "cancel", "Cancel"));
-  return el("div", { class: "actions" }, buttons);
+  return buttons;
 }
 
 function actionButton(job, action, label) {
@@ -464,10 +506,61 @@ function renderJobs() {
       el("td", {}, state.logins.get(j.submitted_by) || short(j.submitted_by)),
       el("td", {}, `${material || "—"}${grams}`),
       el("td", {}, f.estimated_seconds ? duration(f.estimated_seconds) : "—"),
-      el("td", {}, jobActions(j, printer)),
+      el("td", {}, el("div", { class: "actions" }, jobActions(j, printer))),
     );
   }));
   $("jobs-empty").hidden = jobs.length > 0;
+}
+
+// ---- statistics ------------------------------------------------------------------------------
+
+async function loadStats() {
+  const hours = Number($("stats-hours").value);
+  const org = state.org.id;
+  const since = Date.now() - hours * 3600 * 1000;
+  const printers = [...state.printers.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const histories = await Promise.all(printers.map((p) =>
+    call("GET", `/orgs/${org}/printers/${p.id}/history?hours=${hours}`)));
+  const finished = [...state.jobs.values()].filter((j) => Date.parse(j.updated_at) >= since);
+  const cell = (secs, total) => el("td", { class: "num" },
+    secs > 0 ? `${duration(secs)} (${Math.round((100 * secs) / total)} %)` : "—");
+  $("stats").replaceChildren(...printers.map((p, i) => {
+    const by = new Map();
+    for (const b of histories[i]) by.set(b.state, (by.get(b.state) || 0) + b.seconds);
+    const total = [...by.values()].reduce((a, b) => a + b, 0) || 1;
+    const jobs = finished.filter((j) => j.printer === p.id);
+    return el("tr", { "data-printer-id": p.id },
+      el("td", {}, p.name),
+      cell(by.get("printing") || 0, total),
+      cell(by.get("idle") || 0, total),
+      cell((by.get("paused") || 0) + (by.get("pausing") || 0), total),
+      cell(by.get("error") || 0, total),
+      cell(by.get("offline") || 0, total),
+      el("td", { class: "num" }, jobs.filter((j) => j.state === "completed").length),
+      el("td", { class: "num" }, jobs.filter((j) => ["failed", "cancelled", "refused"].includes(j.state)).length),
+    );
+  }));
+  const materials = new Map();
+  for (const j of finished.filter((x) => x.state === "completed")) {
+    const f = j.facts || {};
+    const key = f.material || "not revealed";
+    const m = materials.get(key) || { jobs: 0, grams: 0, weighed: 0, seconds: 0 };
+    m.jobs += 1;
+    if (f.filament_grams) { m.grams += f.filament_grams; m.weighed += 1; }
+    m.seconds += f.estimated_seconds || 0;
+    materials.set(key, m);
+  }
+  $("materials").replaceChildren(...[...materials.entries()].sort().map(([name, m]) =>
+    el("tr", { "data-material": name },
+      el("td", {}, name),
+      el("td", { class: "num" }, m.jobs),
+      el("td", { class: "num" }, m.weighed === 0 ? "not revealed"
+        : `${Math.round(m.grams)} g${m.weighed < m.jobs ? ` (${m.weighed} of ${m.jobs} jobs revealed it)` : ""}`),
+      el("td", { class: "num" }, m.seconds ? duration(m.seconds) : "—"),
+    )));
+  if (materials.size === 0) {
+    $("materials").replaceChildren(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No job completed in this period.")));
+  }
 }
 
 // ---- audit -----------------------------------------------------------------------------------
@@ -521,6 +614,10 @@ async function main() {
   $("org").addEventListener("change", (e) => openOrg(e.target.value).catch((x) => notice(x.message)));
   $("jobs-active").addEventListener("change", renderJobs);
   $("audit-verify").addEventListener("click", onVerify);
+  $("stats-hours").addEventListener("change", () => loadStats().catch((e) => notice(e.message)));
+  $("loaded-form").addEventListener("submit", onLoadedSubmit);
+  $("loaded-reset").addEventListener("click", () => saveLoaded("DELETE"));
+  $("loaded-close").addEventListener("click", () => $("loaded-dialog").close());
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
   try {
     state.info = await call("GET", "/info");

@@ -97,6 +97,51 @@ try {
   }, [job]);
   assert.equal(fromServer, "cancelled");
 
+  step("an operator records a spool change on a printer, and goes back to the agent's configuration");
+  await page.click("button[data-tab=printers]");
+  const ender = page.locator("article.printer", { has: page.locator(".name", { hasText: /^ender$/ }) });
+  const agentSays = await ender.locator("dd").first().textContent();
+  await ender.locator("button[data-action=loaded]").click();
+  await page.fill("#loaded-form input[name=material]", "PETG");
+  await page.fill("#loaded-form input[name=color]", "signal white");
+  await page.click("#loaded-form button[type=submit]");
+  await ender.locator("dd", { hasText: "PETG, signal white" }).waitFor();
+  assert.match(await ender.locator("dd").first().textContent(), /set by a member/);
+  const loaded = await page.evaluate(async () => {
+    const me = await (await fetch("/api/v1/me")).json();
+    const org = me.memberships[0].org.id;
+    const ps = await (await fetch(`/api/v1/orgs/${org}/printers`)).json();
+    return ps.find((p) => p.name === "ender");
+  });
+  assert.equal(loaded.material, "PETG");
+  assert.equal(loaded.loaded_by_member, true);
+  await ender.locator("button[data-action=loaded]").click();
+  await page.click("#loaded-reset");
+  await ender.locator("dd", { hasText: agentSays }).waitFor();
+
+  step("statistics: time per state for every printer, the cancelled job counted on its printer");
+  await page.click("button[data-tab=stats]");
+  await page.locator("#stats tr").nth(5).waitFor();
+  assert.equal(await page.locator("#stats tr").count(), 6);
+  const printerOfJob = await page.evaluate(async ([j]) => {
+    const me = await (await fetch("/api/v1/me")).json();
+    const org = me.memberships[0].org.id;
+    return (await (await fetch(`/api/v1/orgs/${org}/jobs/${j}`)).json()).printer;
+  }, [job]);
+  const statRow = page.locator(`#stats tr[data-printer-id="${printerOfJob}"] td`);
+  assert.equal(await statRow.nth(7).textContent(), "1");
+  // Every printer's telemetry since the demo started is in the rollups, in one state or another.
+  for (const row of await page.locator("#stats tr").all()) {
+    const cells = await row.locator("td").allTextContents();
+    const id = await row.getAttribute("data-printer-id");
+    const hist = await page.evaluate(async ([p]) => {
+      const me = await (await fetch("/api/v1/me")).json();
+      const org = me.memberships[0].org.id;
+      return (await fetch(`/api/v1/orgs/${org}/printers/${p}/history?hours=168`)).text();
+    }, [id]);
+    assert.ok(cells.slice(1, 6).some((c) => /^\d+ s \(\d+ %\)$/.test(c)), `no time recorded: ${cells} ${hist}`);
+  }
+
   step("the audit log shows the cancellation by this account, and its chain verifies");
   await page.click("button[data-tab=audit]");
   const entry = page.locator('#audit tr[data-action="job.cancel"]').first();

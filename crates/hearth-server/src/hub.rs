@@ -39,6 +39,10 @@ pub struct Hub {
     since: Mutex<HashMap<PrinterId, (PrinterState, i64)>>,
     /// Milliseconds per (printer, hour, state) not yet written to the database.
     pending: Mutex<HashMap<(PrinterId, i64, PrinterState), i64>>,
+    /// Held from taking `pending` until its rows are committed: a history read flushes first, and
+    /// without it a read concurrent with another flush found that flush's rows taken but not
+    /// yet written (the dashboard reads every printer's history at once).
+    flushing: tokio::sync::Mutex<()>,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -66,6 +70,7 @@ impl Default for Hub {
             next_conn: Default::default(),
             since: Mutex::default(),
             pending: Mutex::default(),
+            flushing: tokio::sync::Mutex::default(),
         }
     }
 }
@@ -197,6 +202,7 @@ impl Hub {
         &self,
         store: &hearth_store::Store,
     ) -> Result<usize, hearth_store::StoreError> {
+        let _flushing = self.flushing.lock().await;
         let now = now_ms();
         let open: Vec<(PrinterId, PrinterState)> = lock(&self.since)
             .iter()
