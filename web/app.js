@@ -598,7 +598,7 @@ async function onVerify() {
     out.className = v.ok ? "ok" : "bad";
     out.textContent = v.ok
       ? `Intact: ${v.entries_checked} entries checked, head #${v.verified_head.seq} ${v.verified_head.hash.slice(0, 16)}… ` +
-        "(the server's own check of its chain)"
+        "(the server's own check; `hearth audit verify` recomputes it on your machine and pins its head)"
       : `Broken: ${v.message}`;
   } catch (e) {
     out.className = "bad";

@@ -34,6 +34,8 @@ enum Command {
     /// Member devices in the organisation's key chain.
     #[command(subcommand)]
     Members(cmd::members::MembersCmd),
+    /// The organisation's audit log; `hearth audit verify` recomputes it here and pins its head.
+    Audit(cmd::audit::AuditArgs),
     /// Enroll and list edge agents.
     #[command(subcommand)]
     Agents(cmd::agents::AgentsCmd),
@@ -114,6 +116,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keys(c) => cmd::keys::run(&c).await,
         Command::Members(c) => cmd::members::run(&c).await,
         Command::Agents(c) => cmd::agents::run(&c).await,
+        Command::Audit(args) => cmd::audit::run(&args).await,
         Command::Upload(args) => cmd::upload::upload(&args).await,
         Command::Files { json } => cmd::files::list(json).await,
         Command::Download(args) => cmd::files::download(&args).await,

@@ -48,6 +48,10 @@ pub struct Profile {
     pub bridge_printer: Option<String>,
     #[serde(default)]
     pub bridge_pool: Option<String>,
+    /// Per audit log (an organisation's id, or `system`), the head `hearth audit verify` last
+    /// verified: the next verification must find it unchanged in the log.
+    #[serde(default)]
+    pub audit_heads: std::collections::BTreeMap<String, hearth_proto::audit::ChainHead>,
 }
 
 /// The profile directory.

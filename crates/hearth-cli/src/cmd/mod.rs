@@ -1,6 +1,7 @@
 //! Subcommands, one module each.
 
 pub mod agents;
+pub mod audit;
 pub mod bridge;
 pub mod files;
 pub mod fleet;

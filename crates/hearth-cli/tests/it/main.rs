@@ -1,6 +1,7 @@
 //! The `hearth` binary, run as a user would.
 #![allow(clippy::unwrap_used)]
 
+mod audit;
 mod bridge;
 mod canary;
 mod e2e;
