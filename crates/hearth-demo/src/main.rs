@@ -138,18 +138,26 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     std::fs::create_dir_all(&cli.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(&cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let state_path = cli.data_dir.join("demo.json");
+    // The server announces the address the demo account was created at (its login secret is
+    // salted with it), so the dashboard fills it in even when opened as http://localhost:8080.
+    let created_at = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<DemoState>(&b).ok())
+        .map_or_else(|| url.clone(), |s| s.server);
     let settings = hearth_server::config::Settings {
         data_dir: cli.data_dir.clone(),
         listen: cli.listen.clone(),
+        public_url: Some(created_at),
         ..Default::default()
     };
     let server = hearth_server::start(settings)
         .await
         .context("starting hearthd")?;
-    let listener = tokio::net::TcpListener::bind(&cli.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
     let setup_token = server.setup_token.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -158,7 +166,6 @@ async fn main() -> anyhow::Result<()> {
     let server_task = tokio::spawn(server.run(listener, stopped(stop_rx.clone())));
 
     let kdf = KdfParams::default();
-    let state_path = cli.data_dir.join("demo.json");
     let agent_dir = cli.data_dir.join("agent");
     let state = match setup_token {
         Some(token) => first_run(&url, &token, &kdf, &agent_dir).await?,
