@@ -66,17 +66,20 @@ try {
   for (const r of sent) assert.ok(!r.includes(passphrase), `the passphrase left the browser: ${r}`);
 
   step("printers move on live, without reloading the page");
+  // A printing printer's card changes as its telemetry arrives: temperatures while it heats,
+  // then progress, layer and times.
   const printing = page.locator("article.printer[data-state=printing]").first();
   await printing.waitFor();
   const id = await printing.getAttribute("data-printer-id");
-  const card = page.locator(`article.printer[data-printer-id="${id}"]`);
-  const before = await card.locator("progress").getAttribute("value");
+  const sel = `article.printer[data-printer-id="${id}"]`;
+  const before = await page.locator(sel).textContent();
   await page.waitForFunction(
-    ([sel, v]) => {
-      const p = document.querySelector(sel);
-      return p && p.getAttribute("value") !== v;
+    ([s, v]) => {
+      const card = document.querySelector(s);
+      return card && card.textContent !== v;
     },
-    [`article.printer[data-printer-id="${id}"] progress`, before],
+    [sel, before],
+    { timeout: 60_000 },
   );
   assert.equal(await page.locator("#live").textContent(), "live");
 

@@ -16,6 +16,7 @@ mod members;
 #[path = "../../../hearth-drivers/tests/it/peers.rs"]
 mod peers;
 mod support;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
