@@ -98,11 +98,7 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
         .output()
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let old = Machine::new("correct horse battery");
     let out = old.try_run(&["login", &server.url, "--login", "ada"]).await;
     assert!(!out.status.success(), "the old passphrase still logs in");

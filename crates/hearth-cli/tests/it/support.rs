@@ -143,9 +143,20 @@ impl Machine {
 
     /// `hearth setup` as the first owner `ada` of organisation "Acme".
     pub async fn setup(&self, server: &TestServer) -> String {
-        self.run(&[
+        let out = self
+            .setup_command(server, &server.url)
+            .output()
+            .await
+            .unwrap();
+        assert_success(&out);
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The command `setup` runs, through `url` (another spelling of the server's address).
+    pub fn setup_command(&self, server: &TestServer, url: &str) -> tokio::process::Command {
+        self.command(&[
             "setup",
-            &server.url,
+            url,
             "--token",
             server.setup_token.as_deref().unwrap(),
             "--login",
@@ -153,8 +164,16 @@ impl Machine {
             "--org",
             "Acme",
         ])
-        .await
     }
+}
+
+/// Fails the test with the command's error output unless it succeeded.
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub type Ws =

@@ -51,16 +51,7 @@ async fn hearth_trusts_the_system_trust_store_and_says_why_it_refuses_a_server()
     let url = server.url.replace("http://", "https://");
     let ada = Machine::new("correct horse battery");
     let setup = |store: &str| {
-        let mut c = ada.command(&[
-            "setup",
-            &url,
-            "--token",
-            server.setup_token.as_deref().unwrap(),
-            "--login",
-            "ada",
-            "--org",
-            "Acme",
-        ]);
+        let mut c = ada.setup_command(&server, &url);
         // rustls-native-certs reads the system's store from here when it is set (the variable
         // OpenSSL, curl and git also honour), so the test need not change the machine's store.
         c.env("SSL_CERT_FILE", pki.path(store));
@@ -73,22 +64,9 @@ async fn hearth_trusts_the_system_trust_store_and_says_why_it_refuses_a_server()
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("certificate"), "{err}");
 
-    // The authority installed in the system's store: the same command works.
-    let out = setup("ca.pem").output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = ada
-        .command(&["printers"])
-        .env("SSL_CERT_FILE", pki.path("ca.pem"))
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The authority installed in the system's store: the same command works, and so do the next.
+    assert_success(&setup("ca.pem").output().await.unwrap());
+    let mut printers = ada.command(&["printers"]);
+    printers.env("SSL_CERT_FILE", pki.path("ca.pem"));
+    assert_success(&printers.output().await.unwrap());
 }
