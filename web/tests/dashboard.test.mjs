@@ -39,6 +39,12 @@ try {
   page.on("dialog", (d) => d.accept());
 
   const step = (name) => console.log(`- ${name}`);
+  // The body of GET /api/v1/orgs/{org}PATH with the page's session (the demo owner's only
+  // organisation): what the server holds, beside what the page shows.
+  const orgGet = (path) => page.evaluate(async (p) => {
+    const me = await (await fetch("/api/v1/me")).json();
+    return (await fetch(`/api/v1/orgs/${me.memberships[0].org.id}${p}`)).text();
+  }, path);
 
   step("the page asks to log in, with the address the account was created at filled in");
   // Opened through another name of the same server: the form still fills in the address the
@@ -95,12 +101,8 @@ try {
   await page.locator(`#jobs tr[data-job-id="${job}"]`).waitFor({ state: "detached" });
   await page.uncheck("#jobs-active");
   await page.locator(`#jobs tr[data-job-id="${job}"][data-state=cancelled]`).waitFor();
-  const fromServer = await page.evaluate(async ([j]) => {
-    const me = await (await fetch("/api/v1/me")).json();
-    const org = me.memberships[0].org.id;
-    return (await (await fetch(`/api/v1/orgs/${org}/jobs/${j}`)).json()).state;
-  }, [job]);
-  assert.equal(fromServer, "cancelled");
+  const cancelled = JSON.parse(await orgGet(`/jobs/${job}`));
+  assert.equal(cancelled.state, "cancelled");
 
   step("an operator records a spool change on a printer, and goes back to the agent's configuration");
   await page.click("button[data-tab=printers]");
@@ -112,12 +114,7 @@ try {
   await page.click("#loaded-form button[type=submit]");
   await ender.locator("dd", { hasText: "PETG, signal white" }).waitFor();
   assert.match(await ender.locator("dd").first().textContent(), /set by a member/);
-  const loaded = await page.evaluate(async () => {
-    const me = await (await fetch("/api/v1/me")).json();
-    const org = me.memberships[0].org.id;
-    const ps = await (await fetch(`/api/v1/orgs/${org}/printers`)).json();
-    return ps.find((p) => p.name === "ender");
-  });
+  const loaded = JSON.parse(await orgGet("/printers")).find((p) => p.name === "ender");
   assert.equal(loaded.material, "PETG");
   assert.equal(loaded.loaded_by_member, true);
   await ender.locator("button[data-action=loaded]").click();
@@ -128,22 +125,13 @@ try {
   await page.click("button[data-tab=stats]");
   await page.locator("#stats tr").nth(5).waitFor();
   assert.equal(await page.locator("#stats tr").count(), 6);
-  const printerOfJob = await page.evaluate(async ([j]) => {
-    const me = await (await fetch("/api/v1/me")).json();
-    const org = me.memberships[0].org.id;
-    return (await (await fetch(`/api/v1/orgs/${org}/jobs/${j}`)).json()).printer;
-  }, [job]);
-  const statRow = page.locator(`#stats tr[data-printer-id="${printerOfJob}"] td`);
+  const statRow = page.locator(`#stats tr[data-printer-id="${cancelled.printer}"] td`);
   assert.equal(await statRow.nth(7).textContent(), "1");
   // Every printer's telemetry since the demo started is in the rollups, in one state or another.
   for (const row of await page.locator("#stats tr").all()) {
     const cells = await row.locator("td").allTextContents();
     const id = await row.getAttribute("data-printer-id");
-    const hist = await page.evaluate(async ([p]) => {
-      const me = await (await fetch("/api/v1/me")).json();
-      const org = me.memberships[0].org.id;
-      return (await fetch(`/api/v1/orgs/${org}/printers/${p}/history?hours=168`)).text();
-    }, [id]);
+    const hist = await orgGet(`/printers/${id}/history?hours=168`);
     assert.ok(cells.slice(1, 6).some((c) => /^\d+ s \(\d+ %\)$/.test(c)), `no time recorded: ${cells} ${hist}`);
   }
 

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, bail};
 use hearth_proto::audit::{AuditEntry, ChainHead};
+use hearth_proto::ids::OrgId;
 use hearth_proto::time_fmt::rfc3339;
 
 use crate::cmd::fleet::{Table, print_json};
@@ -49,23 +50,21 @@ pub async fn run(args: &AuditArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The profile key of a log's pinned head: the organisation's id, or `system`.
-fn scope(ctx: &Ctx, system: bool) -> anyhow::Result<String> {
-    Ok(if system {
-        "system".to_owned()
-    } else {
-        ctx.org()?.to_string()
-    })
+/// The log a command reads: the organisation's, or with `--system` the instance's (`None`).
+fn which_log(ctx: &Ctx, system: bool) -> anyhow::Result<Option<OrgId>> {
+    Ok(if system { None } else { Some(ctx.org()?) })
 }
 
+const CANNOT_READ: &str = "cannot read the audit log (admins of the organisation may)";
+
 async fn list(ctx: &Ctx, args: &AuditArgs) -> anyhow::Result<()> {
-    let org = if args.system { None } else { Some(ctx.org()?) };
+    let org = which_log(ctx, args.system)?;
     let limit = args.limit.clamp(1, 1000);
     let head = ctx
         .client
         .audit_page(org, 0, 1)
         .await
-        .context("cannot read the audit log (admins of the organisation may)")?
+        .context(CANNOT_READ)?
         .head;
     let page = ctx
         .client
@@ -92,7 +91,7 @@ async fn list(ctx: &Ctx, args: &AuditArgs) -> anyhow::Result<()> {
 
 /// Logins of members and names of agents, by the id an actor names (best effort: without them
 /// the ids are shown).
-async fn names(ctx: &Ctx, org: Option<hearth_proto::ids::OrgId>) -> HashMap<String, String> {
+async fn names(ctx: &Ctx, org: Option<OrgId>) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let Some(org) = org else { return out };
     if let Ok(members) = ctx.client.members(org).await {
@@ -124,8 +123,9 @@ struct Verified {
 }
 
 async fn verify(ctx: &mut Ctx, system: bool, json: bool) -> anyhow::Result<()> {
-    let scope = scope(ctx, system)?;
-    let org = if system { None } else { Some(ctx.org()?) };
+    let org = which_log(ctx, system)?;
+    // The profile key of the log's pinned head.
+    let scope = org.map_or_else(|| "system".to_owned(), |o| o.to_string());
     let pinned = ctx.profile.audit_heads.get(&scope).cloned();
     let head = match ctx.client.verify_audit(org, pinned.as_ref()).await {
         Ok(head) => head,
@@ -142,7 +142,7 @@ async fn verify(ctx: &mut Ctx, system: bool, json: bool) -> anyhow::Result<()> {
             );
         }
         Err(e) => {
-            return Err(e).context("cannot read the audit log (admins of the organisation may)");
+            return Err(e).context(CANNOT_READ);
         }
     };
     ctx.profile.audit_heads.insert(scope.clone(), head.clone());
@@ -155,9 +155,9 @@ async fn verify(ctx: &mut Ctx, system: bool, json: bool) -> anyhow::Result<()> {
         });
     }
     let what = if system {
-        "the instance's audit log".to_owned()
+        "the instance's audit log"
     } else {
-        "the organisation's audit log".to_owned()
+        "the organisation's audit log"
     };
     match pinned {
         Some(p) => println!(

@@ -6,7 +6,7 @@
 //! through the vendored `hash-wasm`), and what the server serves is the same for everyone.
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -79,6 +79,6 @@ pub async fn index() -> Response {
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.name == name) {
         Some(a) => serve(a.content_type, a.body),
-        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such file").into_response(),
+        None => ApiError::not_found(format!("dashboard file {name}")).into_response(),
     }
 }
