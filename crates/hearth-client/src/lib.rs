@@ -11,7 +11,8 @@ use base64::Engine;
 use futures::StreamExt;
 use hearth_proto::api::*;
 use hearth_proto::audit::{ChainBreak, ChainHead, ChainVerifier};
-use hearth_proto::ids::{BlobHash, OrgId, PrinterId, TokenId, UserId};
+use hearth_proto::ids::{BlobHash, ChannelId, OrgId, PrinterId, TokenId, UserId};
+use hearth_proto::notify::{Channel, CreatedChannel, Delivery, NewChannel};
 use hearth_proto::{Role, TUS_VERSION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -222,6 +223,53 @@ impl Client {
     pub async fn reset_printer_loaded(&self, org: OrgId, printer: PrinterId) -> Result<Printer> {
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/loaded");
         Self::json(self.req(Method::DELETE, &path)).await
+    }
+
+    /// The organisation's notification channels (admins).
+    pub async fn notification_channels(&self, org: OrgId) -> Result<Vec<Channel>> {
+        self.get(&format!("/api/v1/orgs/{org}/notifications")).await
+    }
+
+    /// Adds a notification channel; a webhook's signing secret is in this answer only.
+    pub async fn create_notification_channel(
+        &self,
+        org: OrgId,
+        req: &NewChannel,
+    ) -> Result<CreatedChannel> {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/notifications"),
+            req,
+        )
+        .await
+    }
+
+    pub async fn delete_notification_channel(&self, org: OrgId, id: ChannelId) -> Result<()> {
+        self.no_content(self.req(
+            Method::DELETE,
+            &format!("/api/v1/orgs/{org}/notifications/{id}"),
+        ))
+        .await
+    }
+
+    /// Sends a test notification now and returns how the destination answered.
+    pub async fn test_notification_channel(&self, org: OrgId, id: ChannelId) -> Result<Delivery> {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/notifications/{id}/test"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// A channel's latest deliveries, newest first.
+    pub async fn notification_deliveries(
+        &self,
+        org: OrgId,
+        id: ChannelId,
+    ) -> Result<Vec<Delivery>> {
+        self.get(&format!("/api/v1/orgs/{org}/notifications/{id}/deliveries"))
+            .await
     }
 
     pub async fn info(&self) -> Result<ServerInfo> {

@@ -167,3 +167,13 @@ mod tests {
         );
     }
 }
+
+id_type!(
+    /// A notification channel of an organisation (a webhook, Slack, Discord or ntfy destination).
+    ChannelId
+);
+id_type!(
+    /// One notification on its way to one channel. Sent as `webhook-id`, the same on every retry,
+    /// so a receiver can drop a repeated delivery.
+    DeliveryId
+);

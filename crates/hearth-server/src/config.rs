@@ -21,6 +21,25 @@ pub struct Settings {
     pub log: LogSettings,
     pub limits: Limits,
     pub auth: AuthSettings,
+    pub notifications: NotifySettings,
+}
+
+/// Notifications to webhooks, Slack, Discord and ntfy (channels are set per organisation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotifySettings {
+    /// Allow destinations on loopback, private, link-local and other non-public addresses. Off, an
+    /// organisation admin cannot make the server post into its own network (the cloud metadata
+    /// address, a database's HTTP port); turn it on for a LAN ntfy or chat server.
+    pub allow_private_addresses: bool,
+    /// A printer unreachable this long (agent disconnected, or the printer not answering it) is
+    /// reported as `printer.offline`; shorter outages, such as a server restart, are not.
+    pub offline_after_secs: i64,
+    /// Wait before the first retry of a failed delivery; each further retry waits four times as
+    /// long, 8 tries in all (about 15 hours with the default).
+    pub first_retry_ms: i64,
+    /// One try gives up after this long.
+    pub timeout_secs: i64,
 }
 
 /// HTTPS served by `hearthd` itself (rustls). Both or neither.
@@ -83,6 +102,18 @@ impl Default for Settings {
             log: LogSettings::default(),
             limits: Limits::default(),
             auth: AuthSettings::default(),
+            notifications: NotifySettings::default(),
+        }
+    }
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        Self {
+            allow_private_addresses: false,
+            offline_after_secs: 300,
+            first_retry_ms: 10_000,
+            timeout_secs: 10,
         }
     }
 }
@@ -245,6 +276,12 @@ impl Settings {
         if self.limits.default_quota_bytes < 0 || self.limits.max_blob_bytes <= 0 {
             return Err(ConfigError::Invalid("limits must be positive".into()));
         }
+        let n = &self.notifications;
+        if n.offline_after_secs < 0 || n.first_retry_ms <= 0 || n.timeout_secs <= 0 {
+            return Err(ConfigError::Invalid(
+                "notifications: offline_after_secs must be 0 or more, first_retry_ms and timeout_secs positive".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -385,6 +422,17 @@ failure_window_secs = 900
 # Argon2id cost for stored login-secret hashes (OWASP recommendation).
 argon2_memory_kib = 19456
 argon2_iterations = 2
+
+[notifications]
+# Let organisation admins send notifications to loopback, private and link-local addresses (a LAN
+# ntfy or chat server). Off, the server refuses to post into its own network.
+allow_private_addresses = false
+# A printer unreachable this long is reported offline (shorter outages, such as restarts, are not).
+offline_after_secs = 300
+# First retry of a failed delivery after this many milliseconds; each next one waits 4x longer, 8 tries.
+first_retry_ms = 10000
+# One delivery try gives up after this many seconds.
+timeout_secs = 10
 "#;
 
 #[cfg(test)]

@@ -332,6 +332,7 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
         "expired in the queue before a printer could take it (valid until {}); print it again",
         rfc3339(until.saturating_mul(1000))
     );
+    let before = state.store.job(job).await?;
     let mut t = state.store.begin().await?;
     if !t
         .update_job(job, JobState::Failed, None, Some(&message), now_ms())
@@ -339,6 +340,7 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
     {
         return Ok(());
     }
+    crate::notify::job_changed(state, &mut t, &before, JobState::Failed, Some(&message)).await?;
     t.append_audit(NewAuditEntry {
         scope: org.to_string(),
         ts_ms: now_ms(),
@@ -350,6 +352,7 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
     })
     .await?;
     t.commit().await?;
+    state.notifier.wake();
     publish_job(state, job).await
 }
 

@@ -8,6 +8,7 @@
 //! - [`routes`]: the API; [`auth`]: callers, roles as types, sessions, tokens; [`error`]: the single
 //!   error-to-HTTP mapping.
 //! - [`tls`]: HTTPS with rustls; [`backup`]: consistent online backups and verified restores.
+//! - [`notify`]: notifications to webhooks, Slack, Discord and ntfy, queued with the change they report.
 
 pub mod auth;
 pub mod backup;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod notify;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -83,8 +85,10 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         a.max_failures_per_account,
         a.max_failures_per_ip,
     );
+    let notifier = notify::Notifier::new(&settings.notifications);
     let state = AppState {
         inner: Arc::new(Inner {
+            notifier,
             settings,
             store,
             blobs,
@@ -138,6 +142,7 @@ impl Server {
             self.state.clone(),
             Duration::from_secs(60),
         ));
+        let notifications = tokio::spawn(notify::run(self.state.clone()));
         let state = self.state.clone();
         let shutdown = async move {
             shutdown.await;
@@ -168,6 +173,9 @@ impl Server {
             tracing::warn!("agent sessions still open at shutdown; closing anyway");
         }
         rollups.abort();
+        // It returns once shutdown has begun; a try in flight ends with it (the lease lapses and
+        // the delivery is tried again after a restart).
+        let _ = notifications.await;
         if let Err(e) = self.state.hub.flush_rollups(&self.state.store).await {
             tracing::warn!(error = %error::ErrorChain(&e), "could not write the last printer history");
         }

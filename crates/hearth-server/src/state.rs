@@ -30,6 +30,8 @@ pub struct Inner {
     pub hub: crate::hub::Hub,
     /// Shutdown as the long-lived connections see it.
     pub stopping: Stopping,
+    /// Wakes the notification sender; remembers printers' errors and absences.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// The server's shutdown as long-lived connections see it. The HTTP server's graceful shutdown waits

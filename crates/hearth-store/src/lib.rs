@@ -16,6 +16,7 @@ pub mod blobdir;
 pub mod fleet;
 mod migrate;
 pub mod models;
+pub mod notify;
 mod queries;
 mod rows;
 

@@ -32,6 +32,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "epoch_grants",
         include_str!("../migrations/0006_epoch_grants.sql"),
     ),
+    (
+        7,
+        "notifications",
+        include_str!("../migrations/0007_notifications.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -536,14 +536,14 @@ pub async fn control_job(
                 "the job has not started; it can only be cancelled",
             ));
         }
-        tx.update_job(
-            id,
-            JobState::Cancelled,
-            None,
-            Some("cancelled before it started"),
-            now_ms(),
-        )
-        .await?;
+        let message = "cancelled before it started";
+        if tx
+            .update_job(id, JobState::Cancelled, None, Some(message), now_ms())
+            .await?
+        {
+            crate::notify::job_changed(&state, &mut tx, &job, JobState::Cancelled, Some(message))
+                .await?;
+        }
     } else {
         let printer = job.printer_id.ok_or_else(agent_offline)?;
         let agent_id = state.store.printer(printer).await?.agent_id;
@@ -561,6 +561,7 @@ pub async fn control_job(
     ))
     .await?;
     tx.commit().await?;
+    state.notifier.wake();
     hub::publish_job(&state, id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -1160,6 +1161,7 @@ async fn agent_session(
     if state.hub.disconnect(agent, conn_id) {
         let printers: Vec<PrinterId> = names_of(&state, agent).await;
         state.hub.clear_telemetry(&printers);
+        crate::notify::printers_away(&state, org, &printers, Some("its agent disconnected"));
         for p in state
             .store
             .printers_of_agent(agent)
@@ -1258,7 +1260,9 @@ async fn handle_agent_msg(
                 return Ok(());
             };
             let idle = status.state == hearth_proto::agent::PrinterState::Idle;
+            let (reported, error) = (status.state, status.error.clone());
             state.hub.set_telemetry(id, status);
+            crate::notify::printer_reported(state, org, id, reported, error.as_deref()).await?;
             let p = state.store.printer(id).await?;
             state.hub.publish(
                 org,
@@ -1297,6 +1301,10 @@ async fn handle_agent_msg(
             let changed = t
                 .update_job(job_id, new_state, None, message.as_deref(), now_ms())
                 .await?;
+            if changed {
+                crate::notify::job_changed(state, &mut t, &job, new_state, message.as_deref())
+                    .await?;
+            }
             if changed && (new_state.is_final() || new_state == JobState::Printing) {
                 t.append_audit(NewAuditEntry {
                     scope: org.to_string(),
@@ -1311,6 +1319,7 @@ async fn handle_agent_msg(
             }
             t.commit().await?;
             if changed {
+                state.notifier.wake();
                 hub::publish_job(state, job_id).await?;
                 if new_state.is_final() {
                     hub::dispatch(state, org).await?;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod blobs;
 pub mod fleet;
+pub mod notify;
 pub mod system;
 pub mod tokens;
 pub mod ui;
@@ -41,6 +42,7 @@ use utoipa::OpenApi;
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
+        notify::list_channels, notify::create_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
     ),
     components(schemas(hearth_proto::api::ErrorBody)),
     modifiers(&Security),
@@ -188,6 +190,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/me/key-bundle",
             get(fleet::get_key_bundle).put(fleet::put_key_bundle),
+        )
+        .route(
+            "/orgs/{org}/notifications",
+            get(notify::list_channels).post(notify::create_channel),
+        )
+        .route(
+            "/orgs/{org}/notifications/{id}",
+            axum::routing::delete(notify::delete_channel),
+        )
+        .route(
+            "/orgs/{org}/notifications/{id}/test",
+            post(notify::test_channel),
+        )
+        .route(
+            "/orgs/{org}/notifications/{id}/deliveries",
+            get(notify::list_deliveries),
         )
         .route("/agent/blobs/{sha256}", get(fleet::agent_blob))
         .route("/agent/connect", get(fleet::agent_connect))

@@ -10,15 +10,15 @@ use hearth_proto::api::{Job, LoadedRequest, Printer, SchedulingFacts, SubmitJobR
 use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct FakeAgent {
-    id: AgentId,
-    key: ed25519_dalek::SigningKey,
+pub(crate) struct FakeAgent {
+    pub(crate) id: AgentId,
+    pub(crate) key: ed25519_dalek::SigningKey,
 }
 
-async fn recv(ws: &mut Ws) -> ServerMsg {
+pub(crate) async fn recv(ws: &mut Ws) -> ServerMsg {
     loop {
         let m = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
             .await
@@ -34,7 +34,7 @@ async fn recv(ws: &mut Ws) -> ServerMsg {
     }
 }
 
-async fn send(ws: &mut Ws, m: &AgentMsg) {
+pub(crate) async fn send(ws: &mut Ws, m: &AgentMsg) {
     ws.send(Message::Text(serde_json::to_string(m).unwrap().into()))
         .await
         .unwrap();
@@ -79,7 +79,7 @@ impl FakeAgent {
         }
     }
 
-    async fn connect(&self, server: &TestServer) -> Result<(Ws, String), ServerMsg> {
+    pub(crate) async fn connect(&self, server: &TestServer) -> Result<(Ws, String), ServerMsg> {
         let url = format!(
             "{}/api/v1/agent/connect",
             server.url.replace("http://", "ws://")
@@ -106,7 +106,7 @@ impl FakeAgent {
 }
 
 /// A signed pool-job manifest as the server reads it: the pool and the agents' signing keys (hex).
-fn pool_manifest(pool: &str, agents: &[&FakeAgent]) -> serde_json::Value {
+pub(crate) fn pool_manifest(pool: &str, agents: &[&FakeAgent]) -> serde_json::Value {
     let keys: Vec<String> = agents
         .iter()
         .map(|a| hex::encode(a.key.verifying_key().as_bytes()))
@@ -118,7 +118,7 @@ fn pool_manifest(pool: &str, agents: &[&FakeAgent]) -> serde_json::Value {
 }
 
 /// Places the organisation chain's genesis (approvals need it first).
-async fn genesis(owner: &hearth_client::Client, org: OrgId) {
+pub(crate) async fn genesis(owner: &hearth_client::Client, org: OrgId) {
     http_json(
         owner,
         &format!("/api/v1/orgs/{org}/chain"),
@@ -129,7 +129,7 @@ async fn genesis(owner: &hearth_client::Client, org: OrgId) {
 
 /// An agent enrolled and approved at chain position `seq` (the genesis must be in place),
 /// connected, with `printers` announced idle.
-async fn approved_agent(
+pub(crate) async fn approved_agent(
     server: &TestServer,
     owner: &hearth_client::Client,
     org: OrgId,
@@ -154,7 +154,11 @@ async fn approved_agent(
 }
 
 /// A request for a new pool job of `blob`, revealing no facts.
-fn pool_job(pool: &str, blob: &BlobHash, manifest: serde_json::Value) -> SubmitJobRequest {
+pub(crate) fn pool_job(
+    pool: &str,
+    blob: &BlobHash,
+    manifest: serde_json::Value,
+) -> SubmitJobRequest {
     SubmitJobRequest {
         job_id: JobId::new(),
         printer: None,
@@ -166,7 +170,11 @@ fn pool_job(pool: &str, blob: &BlobHash, manifest: serde_json::Value) -> SubmitJ
 }
 
 /// Submits `job` and returns the queue's answer (after the dispatch the submission runs).
-async fn submit_job(owner: &hearth_client::Client, org: OrgId, job: &SubmitJobRequest) -> Job {
+pub(crate) async fn submit_job(
+    owner: &hearth_client::Client,
+    org: OrgId,
+    job: &SubmitJobRequest,
+) -> Job {
     owner
         .raw_post(
             &format!("/api/v1/orgs/{org}/jobs"),
@@ -177,7 +185,7 @@ async fn submit_job(owner: &hearth_client::Client, org: OrgId, job: &SubmitJobRe
 }
 
 /// The job the server offers next on `ws`, as (job id, printer name).
-async fn offered(ws: &mut Ws) -> (JobId, String) {
+pub(crate) async fn offered(ws: &mut Ws) -> (JobId, String) {
     let ServerMsg::Job { job } = recv(ws).await else {
         panic!("expected a job")
     };
@@ -217,7 +225,7 @@ async fn http_json(
     c.raw_post(path, &body).await.unwrap()
 }
 
-fn printer_info(name: &str, pool: &str) -> PrinterInfo {
+pub(crate) fn printer_info(name: &str, pool: &str) -> PrinterInfo {
     PrinterInfo {
         name: name.into(),
         kind: "simulated".into(),
@@ -230,7 +238,7 @@ fn printer_info(name: &str, pool: &str) -> PrinterInfo {
     }
 }
 
-fn idle() -> PrinterTelemetry {
+pub(crate) fn idle() -> PrinterTelemetry {
     PrinterTelemetry {
         state: PrinterState::Idle,
         heaters: vec![Heater {

@@ -7,6 +7,7 @@ mod backup;
 mod deps;
 mod fleet;
 mod malformed;
+mod notify;
 mod openapi;
 mod process;
 mod support;

@@ -82,6 +82,21 @@ impl TestServer {
             .expect("the server's task");
     }
 
+    /// Stops the server and starts it again on the same data directory and settings (on another
+    /// port), as an administrator's restart would.
+    pub async fn restart(self) -> Self {
+        let settings = self.state.settings.clone();
+        let TestServer {
+            dir, stop, task, ..
+        } = self;
+        let _ = stop.send(());
+        tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("the server stops")
+            .expect("the server's task");
+        Self::start_in(dir, settings).await
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.url).unwrap()
     }

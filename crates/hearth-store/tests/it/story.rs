@@ -448,4 +448,183 @@ async fn story(db: TestDb) {
         None,
         "{label}"
     );
+
+    notifications(s, label, org.id, alice.id, now).await;
+}
+
+/// Channels, deliveries queued per following channel, leases that keep two senders apart, retries,
+/// and the pruning of finished deliveries.
+async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64) {
+    use hearth_proto::ids::ChannelId;
+    use hearth_proto::notify::{ChannelKind, DeliveryState, NotifyEvent};
+    use hearth_store::notify::{ChannelRow, KEEP_FINISHED, Outcome};
+    let channel = |name: &str, events: Vec<NotifyEvent>| ChannelRow {
+        id: ChannelId::new(),
+        org_id: org,
+        name: name.into(),
+        kind: ChannelKind::Webhook,
+        url: "https://example.org/hook/secret-path".into(),
+        secret: "whsec_c2VjcmV0".into(),
+        events,
+        created_by: by,
+        created_at: now,
+    };
+    let failures = channel("failures", vec![NotifyEvent::JobFailed]);
+    let all = channel("all", NotifyEvent::FOLLOWABLE.to_vec());
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_channel(&failures).await.unwrap();
+    tx.insert_channel(&all).await.unwrap();
+    assert!(
+        matches!(
+            tx.insert_channel(&channel("all", vec![NotifyEvent::JobFailed]))
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "{label}: names are unique in an organisation"
+    );
+    drop(tx);
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_channel(&failures).await.unwrap();
+    tx.insert_channel(&all).await.unwrap();
+    assert_eq!(
+        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{\"n\":1}", now)
+            .await
+            .unwrap(),
+        2,
+        "{label}"
+    );
+    assert_eq!(
+        tx.enqueue_notification(org, NotifyEvent::PrinterOnline, "{\"n\":2}", now)
+            .await
+            .unwrap(),
+        1,
+        "{label}: only the channel following it"
+    );
+    tx.commit().await.unwrap();
+    let listed = s.channels(org).await.unwrap();
+    assert_eq!(listed, vec![all.clone(), failures.clone()], "{label}");
+    let shown = format!("{:?}", listed[0]);
+    assert!(
+        !shown.contains("secret-path") && !shown.contains("c2VjcmV0"),
+        "{label}: Debug redacts the URL and the secret: {shown}"
+    );
+
+    // One sender takes the due deliveries; another finds none while the lease holds.
+    let claimed = s.claim_due_deliveries(now, 30_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3, "{label}");
+    assert!(
+        s.claim_due_deliveries(now, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{label}"
+    );
+    let on_all: Vec<_> = claimed.iter().filter(|d| d.channel_id == all.id).collect();
+    let retried = on_all[0].id;
+    let mut tx = s.begin().await.unwrap();
+    tx.record_delivery(
+        retried,
+        &Outcome::Retry {
+            status: Some(503),
+            error: "busy".into(),
+            at: now + 10_000,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    for d in claimed.iter().filter(|d| d.id != retried) {
+        tx.record_delivery(d.id, &Outcome::Delivered { status: 204 }, now)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.next_delivery_due().await.unwrap(),
+        Some(now + 10_000),
+        "{label}"
+    );
+    assert!(
+        s.claim_due_deliveries(now + 9_999, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = s
+        .claim_due_deliveries(now + 10_000, 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "{label}");
+    assert_eq!((again[0].id, again[0].attempts), (retried, 1), "{label}");
+    // A stopping sender frees what it took at once.
+    s.release_deliveries(&[retried]).await.unwrap();
+    let again = s
+        .claim_due_deliveries(now + 10_000, 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "{label}");
+    let mut tx = s.begin().await.unwrap();
+    tx.record_delivery(
+        retried,
+        &Outcome::Failed {
+            status: Some(410),
+            error: "gone".into(),
+        },
+        now + 10_000,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let d = s.delivery(retried).await.unwrap();
+    assert_eq!(
+        (d.state, d.attempts, d.response_status),
+        (DeliveryState::Failed, 2, Some(410)),
+        "{label}"
+    );
+    let (pending, last) = s.channel_status(all.id).await.unwrap();
+    assert_eq!((pending, last.map(|d| d.id)), (0, Some(retried)), "{label}");
+
+    // Finished deliveries are pruned to the newest KEEP_FINISHED per channel.
+    let mut tx = s.begin().await.unwrap();
+    for i in 0..KEEP_FINISHED + 5 {
+        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", now + 20_000 + i)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    loop {
+        let batch = s
+            .claim_due_deliveries(now + 1_000_000, 30_000, 50)
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let mut tx = s.begin().await.unwrap();
+        for d in batch {
+            tx.record_delivery(d.id, &Outcome::Delivered { status: 200 }, now + 1_000_000)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let kept = s.deliveries(failures.id, 1000).await.unwrap();
+    assert_eq!(kept.len() as i64, KEEP_FINISHED, "{label}");
+
+    // Deleting a channel takes its deliveries with it.
+    let mut tx = s.begin().await.unwrap();
+    tx.delete_channel(org, failures.id).await.unwrap();
+    assert!(matches!(
+        tx.delete_channel(org, failures.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    tx.commit().await.unwrap();
+    assert!(
+        s.deliveries(failures.id, 10).await.unwrap().is_empty(),
+        "{label}"
+    );
+    assert!(matches!(
+        s.channel(failures.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }

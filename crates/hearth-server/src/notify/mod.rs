@@ -1,0 +1,586 @@
+//! Notifications: what happened (a job's new state, a printer's error or absence) becomes one
+//! delivery row per channel that follows the event, and a sender posts them with retries.
+//!
+//! - Job events are queued in the same transaction as the job's new state ([`job_changed`]), so
+//!   a crash cannot lose one or send one for a change that did not commit.
+//! - Printer events come from live telemetry, which is memory only: [`Notifier`] remembers which
+//!   printers it reported in error (once until they report something else) and since when each
+//!   printer has been unreachable; `printer.offline` is queued once that lasts
+//!   `notifications.offline_after_secs`, and `printer.online` when a printer reported offline is
+//!   back. A printer already away when the server starts is not reported.
+//! - [`run`] sends: it claims due deliveries with a lease (several `hearthd` instances may share
+//!   the database), renders each for its channel ([`render`]) and records the outcome: delivered on
+//!   2xx; retried on 408, 429, 5xx and network errors (first after `first_retry_ms`, each next four
+//!   times later, 8 tries); failed at once on any other answer, since sending the same request again
+//!   would not change it.
+//! - [`guard`] keeps destinations on public addresses unless the administrator allows others.
+
+pub mod guard;
+pub mod render;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use hearth_proto::agent::{JobState, PrinterState};
+use hearth_proto::ids::{DeliveryId, OrgId, PrinterId};
+use hearth_proto::notify::{Delivery, Notification, NotifiedJob, NotifiedPrinter, NotifyEvent};
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::Tx;
+use hearth_store::fleet::JobRow;
+use hearth_store::notify::{ChannelRow, DeliveryRow, Outcome};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Tries per delivery before it is given up.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Deliveries one round of the sender takes.
+const BATCH: i64 = 16;
+
+#[derive(Debug)]
+struct Away {
+    org: OrgId,
+    since: i64,
+    reason: Option<String>,
+    reported: bool,
+}
+
+/// The sender's wake-up call and the printer transitions it remembers.
+#[derive(Debug)]
+pub struct Notifier {
+    wake: tokio::sync::Notify,
+    client: reqwest::Client,
+    allow_private: bool,
+    offline_after_ms: i64,
+    first_retry_ms: i64,
+    errored: Mutex<HashSet<PrinterId>>,
+    away: Mutex<HashMap<PrinterId, Away>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Notifier {
+    pub fn new(s: &crate::config::NotifySettings) -> Self {
+        let timeout = Duration::from_secs(u64::try_from(s.timeout_secs).unwrap_or(10));
+        Self {
+            wake: tokio::sync::Notify::new(),
+            client: guard::client(s.allow_private_addresses, timeout),
+            allow_private: s.allow_private_addresses,
+            offline_after_ms: s.offline_after_secs.saturating_mul(1000),
+            first_retry_ms: s.first_retry_ms,
+            errored: Mutex::default(),
+            away: Mutex::default(),
+        }
+    }
+
+    pub fn allow_private(&self) -> bool {
+        self.allow_private
+    }
+
+    /// Something was queued: the sender looks now instead of at its next timer.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Wait before try number `attempts + 1` (after `attempts` failed ones).
+    fn backoff_ms(&self, attempts: u32) -> i64 {
+        self.first_retry_ms
+            .saturating_mul(4_i64.saturating_pow(attempts.saturating_sub(1)))
+    }
+}
+
+/// Queue `event` for every channel of `org` following it, inside `tx`.
+pub async fn enqueue(tx: &mut Tx, n: &Notification) -> ApiResult<()> {
+    let payload = serde_json::to_string(n).map_err(ApiError::internal)?;
+    tx.enqueue_notification(n.org_id, n.event, &payload, now_ms())
+        .await?;
+    Ok(())
+}
+
+/// The dashboard's address, when the server knows its public one.
+fn link(state: &AppState) -> Option<String> {
+    state
+        .settings
+        .public_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .map(|u| format!("{}/", u.trim_end_matches('/')))
+}
+
+async fn org_name(state: &AppState, org: OrgId) -> String {
+    match state.store.org_by_id(org).await {
+        Ok(o) => o.name,
+        Err(_) => org.to_string(),
+    }
+}
+
+async fn notified_printer(state: &AppState, id: PrinterId) -> Option<NotifiedPrinter> {
+    let p = state.store.printer(id).await.ok()?;
+    Some(NotifiedPrinter {
+        id,
+        name: p.info.name.clone(),
+        model: p.info.model.clone(),
+    })
+}
+
+fn describe_facts(j: &NotifiedJob) -> String {
+    let f = &j.facts;
+    let mut parts = Vec::new();
+    if let Some(m) = &f.material {
+        parts.push(match &f.color {
+            Some(c) => format!("{m} {c}"),
+            None => m.clone(),
+        });
+    }
+    if let Some(g) = f.filament_grams {
+        parts.push(format!("{g:.0} g"));
+    }
+    if let Some(s) = f.estimated_seconds {
+        parts.push(format!("about {}h{:02}", s / 3600, (s % 3600) / 60));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+/// Queue the notification for a job's move from `before` to `after`, inside the transaction that
+/// records it. Nothing is queued for a move that is not an event.
+pub async fn job_changed(
+    state: &AppState,
+    tx: &mut Tx,
+    before: &JobRow,
+    after: JobState,
+    message: Option<&str>,
+) -> ApiResult<()> {
+    let Some(event) = NotifyEvent::of_job(before.state, after) else {
+        return Ok(());
+    };
+    let printer = match before.printer_id {
+        Some(p) => notified_printer(state, p).await,
+        None => None,
+    };
+    let submitted_by = match state.store.user_by_id(before.submitted_by).await {
+        Ok(u) => u.login,
+        Err(_) => before.submitted_by.to_string(),
+    };
+    let job = NotifiedJob {
+        id: before.id,
+        state: after,
+        submitted_by,
+        message: message
+            .map(str::to_owned)
+            .or_else(|| before.message.clone()),
+        facts: before.facts.clone(),
+    };
+    let on = printer
+        .as_ref()
+        .map(|p| format!(" on {}", p.name))
+        .unwrap_or_default();
+    let title = match event {
+        NotifyEvent::JobStarted => format!("Printing{on}"),
+        NotifyEvent::JobPaused => format!("Print paused{on}"),
+        NotifyEvent::JobCompleted => format!("Print finished{on}"),
+        NotifyEvent::JobFailed if after == JobState::Refused => format!("Job refused{on}"),
+        NotifyEvent::JobFailed if printer.is_none() => "Job failed in the queue".to_owned(),
+        NotifyEvent::JobFailed => format!("Print failed{on}"),
+        _ => format!("Print cancelled{on}"),
+    };
+    let mut text = format!(
+        "Job {} from {}{}{}.",
+        job.id,
+        job.submitted_by,
+        describe_facts(&job),
+        match event {
+            NotifyEvent::JobStarted => " started",
+            NotifyEvent::JobPaused => " is paused",
+            NotifyEvent::JobCompleted => " is done",
+            NotifyEvent::JobFailed if after == JobState::Refused => " was refused by the agent",
+            NotifyEvent::JobFailed => " failed",
+            _ => " was cancelled",
+        }
+    );
+    if let Some(m) = job.message.as_deref().filter(|m| !m.is_empty())
+        && event != NotifyEvent::JobStarted
+        && event != NotifyEvent::JobCompleted
+    {
+        text.push_str(&format!(" {m}"));
+    }
+    let n = Notification {
+        event,
+        org_id: before.org_id,
+        org: org_name(state, before.org_id).await,
+        at: rfc3339(now_ms()),
+        title,
+        message: text,
+        printer,
+        job: Some(job),
+        link: link(state),
+    };
+    enqueue(tx, &n).await
+}
+
+async fn printer_notification(
+    state: &AppState,
+    org: OrgId,
+    printer: PrinterId,
+    event: NotifyEvent,
+    detail: Option<&str>,
+) -> ApiResult<()> {
+    let Some(p) = notified_printer(state, printer).await else {
+        return Ok(());
+    };
+    let (title, mut message) = match event {
+        NotifyEvent::PrinterError => (
+            format!("{} reports an error", p.name),
+            format!("{} ({}) is in an error state.", p.name, p.model),
+        ),
+        NotifyEvent::PrinterOffline => (
+            format!("{} is offline", p.name),
+            format!(
+                "{} ({}) has not been reachable for a while.",
+                p.name, p.model
+            ),
+        ),
+        _ => (
+            format!("{} is back online", p.name),
+            format!("{} ({}) is reachable again.", p.name, p.model),
+        ),
+    };
+    if let Some(d) = detail.filter(|d| !d.is_empty()) {
+        message.push_str(&format!(" {d}"));
+    }
+    let n = Notification {
+        event,
+        org_id: org,
+        org: org_name(state, org).await,
+        at: rfc3339(now_ms()),
+        title,
+        message,
+        printer: Some(p),
+        job: None,
+        link: link(state),
+    };
+    let mut tx = state.store.begin().await?;
+    enqueue(&mut tx, &n).await?;
+    tx.commit().await?;
+    state.notifier.wake();
+    Ok(())
+}
+
+/// A printer reported `status` (from its agent's telemetry).
+pub async fn printer_reported(
+    state: &AppState,
+    org: OrgId,
+    printer: PrinterId,
+    status: PrinterState,
+    error: Option<&str>,
+) -> ApiResult<()> {
+    let n = &state.notifier;
+    if status == PrinterState::Offline {
+        printers_away(state, org, &[printer], error);
+        return Ok(());
+    }
+    let back = lock(&n.away).remove(&printer).is_some_and(|a| a.reported);
+    if back {
+        printer_notification(state, org, printer, NotifyEvent::PrinterOnline, None).await?;
+    }
+    let newly_errored = if status == PrinterState::Error {
+        lock(&n.errored).insert(printer)
+    } else {
+        lock(&n.errored).remove(&printer);
+        false
+    };
+    if newly_errored {
+        printer_notification(state, org, printer, NotifyEvent::PrinterError, error).await?;
+    }
+    Ok(())
+}
+
+/// Printers became unreachable (their agent left, or reports them offline): they are reported
+/// once that has lasted `offline_after_secs`.
+pub fn printers_away(state: &AppState, org: OrgId, printers: &[PrinterId], reason: Option<&str>) {
+    let now = now_ms();
+    let mut away = lock(&state.notifier.away);
+    for p in printers {
+        away.entry(*p).or_insert_with(|| Away {
+            org,
+            since: now,
+            reason: reason.map(str::to_owned),
+            reported: false,
+        });
+    }
+    drop(away);
+    state.notifier.wake();
+}
+
+/// Queue `printer.offline` for printers away long enough; returns when the next one will be.
+async fn report_overdue(state: &AppState, now: i64) -> Option<i64> {
+    let after = state.notifier.offline_after_ms;
+    let mut due = Vec::new();
+    let mut next = None::<i64>;
+    {
+        let mut away = lock(&state.notifier.away);
+        for (p, a) in away.iter_mut().filter(|(_, a)| !a.reported) {
+            let at = a.since.saturating_add(after);
+            if at <= now {
+                a.reported = true;
+                due.push((*p, a.org, a.reason.clone(), a.since));
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+    }
+    for (p, org, reason, since) in due {
+        let detail = format!(
+            "Unreachable since {}{}",
+            rfc3339(since),
+            reason
+                .map(|r| format!(": {r}."))
+                .unwrap_or_else(|| ".".into())
+        );
+        if let Err(e) =
+            printer_notification(state, org, p, NotifyEvent::PrinterOffline, Some(&detail)).await
+        {
+            tracing::warn!(printer = %p, error = %e.message, "could not queue an offline notification");
+        }
+    }
+    next
+}
+
+/// A test notification for one channel, sent now; the delivery records how it went.
+pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<DeliveryRow> {
+    let n = Notification {
+        event: NotifyEvent::Test,
+        org_id: channel.org_id,
+        org: org_name(state, channel.org_id).await,
+        at: rfc3339(now_ms()),
+        title: "Test notification from Hearth".into(),
+        message: format!(
+            "Channel {:?} of {} works: notifications will arrive here.",
+            channel.name,
+            org_name(state, channel.org_id).await
+        ),
+        printer: None,
+        job: None,
+        link: link(state),
+    };
+    let id = DeliveryId::new();
+    let now = now_ms();
+    let payload = serde_json::to_string(&n).map_err(ApiError::internal)?;
+    let mut tx = state.store.begin().await?;
+    // Leased by this request for good: a test is tried once, while the admin watches.
+    tx.insert_delivery(id, channel.id, NotifyEvent::Test, &payload, now, i64::MAX)
+        .await?;
+    tx.commit().await?;
+    let outcome = match attempt(state, channel, id, &n).await {
+        Outcome::Retry { status, error, .. } => Outcome::Failed { status, error },
+        other => other,
+    };
+    let mut tx = state.store.begin().await?;
+    tx.record_delivery(id, &outcome, now_ms()).await?;
+    tx.commit().await?;
+    Ok(state.store.delivery(id).await?)
+}
+
+/// One try; a retryable failure is `Retry` with `at` unset (0) for the caller to schedule.
+async fn attempt(
+    state: &AppState,
+    channel: &ChannelRow,
+    id: DeliveryId,
+    n: &Notification,
+) -> Outcome {
+    let allow_private = state.notifier.allow_private;
+    let creds = render::Credentials {
+        url: &channel.url,
+        secret: &channel.secret,
+    };
+    let out = match render::render(channel.kind, &creds, id, n, now_ms() / 1000) {
+        Ok(out) => out,
+        Err(error) => {
+            return Outcome::Failed {
+                status: None,
+                error,
+            };
+        }
+    };
+    let url = match guard::parse_destination(&out.url)
+        .and_then(|u| guard::literal_allowed(&u, allow_private).map(|()| u))
+    {
+        Ok(u) => u,
+        Err(error) => {
+            return Outcome::Failed {
+                status: None,
+                error,
+            };
+        }
+    };
+    let mut req = state.notifier.client.post(url).body(out.body);
+    for (k, v) in &out.headers {
+        req = req.header(*k, v);
+    }
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            if resp.status().is_success() {
+                return Outcome::Delivered { status };
+            }
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok());
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = resp.text().await.unwrap_or_default();
+            let said: String = body.trim().chars().take(200).collect();
+            let error = match (status, location) {
+                (300..=399, Some(to)) => {
+                    format!("redirected ({status}) to {to}; give the final address instead")
+                }
+                _ if said.is_empty() => format!("the destination answered {status}"),
+                _ => format!("the destination answered {status}: {said}"),
+            };
+            if status == 408 || status == 429 || status >= 500 {
+                Outcome::Retry {
+                    status: Some(status),
+                    error,
+                    at: retry_after.map_or(0, |s| now_ms() + s.clamp(0, 3600) * 1000),
+                }
+            } else {
+                Outcome::Failed {
+                    status: Some(status),
+                    error,
+                }
+            }
+        }
+        Err(e) => Outcome::Retry {
+            status: None,
+            error: crate::error::ErrorChain(&e).to_string(),
+            at: 0,
+        },
+    }
+}
+
+/// Try one claimed delivery and record the outcome.
+async fn deliver(state: &AppState, d: DeliveryRow) {
+    let result = async {
+        let channel = match state.store.channel(d.channel_id).await {
+            Ok(c) => c,
+            // Deleted with its channel meanwhile.
+            Err(hearth_store::StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(ApiError::from(e)),
+        };
+        let n: Notification = serde_json::from_str(&d.payload).map_err(ApiError::internal)?;
+        let tries = d.attempts + 1;
+        let outcome = match attempt(state, &channel, d.id, &n).await {
+            Outcome::Retry { status, error, .. } if tries >= MAX_ATTEMPTS => Outcome::Failed {
+                status,
+                error: format!("gave up after {tries} tries; the last: {error}"),
+            },
+            Outcome::Retry { status, error, at } => Outcome::Retry {
+                status,
+                error,
+                at: at.max(now_ms() + state.notifier.backoff_ms(tries)),
+            },
+            other => other,
+        };
+        if let Outcome::Failed { error, .. } = &outcome {
+            tracing::warn!(channel = %channel.id, delivery = %d.id, %error, "a notification could not be delivered");
+        }
+        let mut tx = state.store.begin().await?;
+        tx.record_delivery(d.id, &outcome, now_ms()).await?;
+        tx.commit().await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(delivery = %d.id, error = %e.message, "could not record a notification delivery");
+    }
+}
+
+/// How long a claimed delivery stays with this sender: longer than one try can take.
+fn lease_ms(state: &AppState) -> i64 {
+    state
+        .settings
+        .notifications
+        .timeout_secs
+        .saturating_mul(1000)
+        * 3
+        + 5_000
+}
+
+/// The sender: runs until shutdown begins.
+pub async fn run(state: AppState) {
+    loop {
+        let now = now_ms();
+        let next_offline = report_overdue(&state, now).await;
+        let claimed = match state
+            .store
+            .claim_due_deliveries(now, lease_ms(&state), BATCH)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %crate::error::ErrorChain(&e), "could not read due notifications");
+                Vec::new()
+            }
+        };
+        if !claimed.is_empty() {
+            let ids: Vec<DeliveryId> = claimed.iter().map(|d| d.id).collect();
+            let sends = claimed.into_iter().map(|d| deliver(&state, d));
+            tokio::select! {
+                _ = futures::future::join_all(sends) => {}
+                () = state.stopping.begun() => {
+                    // Tries cut short: free them for the next start (or another instance) now
+                    // rather than when their lease ends.
+                    if let Err(e) = state.store.release_deliveries(&ids).await {
+                        tracing::warn!(error = %crate::error::ErrorChain(&e), "could not release notification deliveries");
+                    }
+                    return;
+                }
+            }
+            continue;
+        }
+        // Another instance may queue deliveries this one is not woken for: look at least once a minute.
+        let mut wake_at = now + 60_000;
+        if let Ok(Some(due)) = state.store.next_delivery_due().await {
+            wake_at = wake_at.min(due);
+        }
+        if let Some(t) = next_offline {
+            wake_at = wake_at.min(t);
+        }
+        let wait = Duration::from_millis(u64::try_from(wake_at - now).unwrap_or(0).max(1));
+        tokio::select! {
+            () = state.notifier.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = state.stopping.begun() => return,
+        }
+    }
+}
+
+/// The API view of a delivery.
+pub fn delivery_view(d: &DeliveryRow) -> Delivery {
+    let title = serde_json::from_str::<Notification>(&d.payload)
+        .map(|n| n.title)
+        .unwrap_or_default();
+    let pending = d.state == hearth_proto::notify::DeliveryState::Pending;
+    Delivery {
+        id: d.id,
+        channel_id: d.channel_id,
+        event: d.event,
+        title,
+        state: d.state,
+        created_at: rfc3339(d.created_at),
+        attempts: d.attempts,
+        last_attempt_at: d.last_attempt_at.map(rfc3339),
+        next_attempt_at: pending.then(|| rfc3339(d.next_attempt_at)),
+        response_status: d.response_status,
+        error: d.error.clone(),
+    }
+}

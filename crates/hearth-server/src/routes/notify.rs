@@ -1,0 +1,182 @@
+//! Notification channels of an organisation (admins): create, list, test, see deliveries, delete.
+
+use crate::auth::{Admin, OrgAccess};
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::notify::{self, delivery_view, guard, render};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hearth_proto::api::ErrorBody;
+use hearth_proto::ids::{ChannelId, OrgId};
+use hearth_proto::notify::{
+    Channel, ChannelKind, CreatedChannel, Delivery, NewChannel, NotifyEvent,
+};
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::notify::ChannelRow;
+use serde_json::json;
+
+/// Deliveries `GET .../deliveries` shows.
+const DELIVERIES_SHOWN: i64 = 50;
+
+async fn channel_view(state: &AppState, c: &ChannelRow) -> ApiResult<Channel> {
+    let (pending, last) = state.store.channel_status(c.id).await?;
+    Ok(Channel {
+        id: c.id,
+        name: c.name.clone(),
+        kind: c.kind,
+        destination: guard::shown(&c.url),
+        events: c.events.clone(),
+        created_by: c.created_by,
+        created_at: rfc3339(c.created_at),
+        pending,
+        last_delivery: last.as_ref().map(delivery_view),
+    })
+}
+
+async fn channel_in(state: &AppState, org: OrgId, id: ChannelId) -> ApiResult<ChannelRow> {
+    let c = state.store.channel(id).await?;
+    if c.org_id != org {
+        return Err(ApiError::not_found(format!("notification channel {id}")));
+    }
+    Ok(c)
+}
+
+/// The organisation's notification channels, with how their latest delivery went.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/notifications", tag = "notifications", params(("org" = OrgId, Path)),
+    responses((status = 200, body = Vec<Channel>), (status = 403, body = ErrorBody)))]
+pub async fn list_channels(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+) -> ApiResult<Json<Vec<Channel>>> {
+    let mut out = Vec::new();
+    for c in state.store.channels(access.org.id).await? {
+        out.push(channel_view(&state, &c).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Add a channel. The destination must resolve to public addresses unless the server allows
+/// private ones; a webhook channel's signing secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/notifications", tag = "notifications", params(("org" = OrgId, Path)),
+    request_body = NewChannel,
+    responses((status = 201, body = CreatedChannel), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_channel(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(req): Json<NewChannel>,
+) -> ApiResult<(StatusCode, Json<CreatedChannel>)> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("a channel name must be 1-100 characters"));
+    }
+    let url = guard::parse_destination(&req.url).map_err(ApiError::invalid)?;
+    if req.kind == ChannelKind::Ntfy {
+        render::ntfy_split(url.as_str()).map_err(ApiError::invalid)?;
+    }
+    let mut events = req
+        .events
+        .clone()
+        .unwrap_or_else(|| NotifyEvent::DEFAULT.to_vec());
+    if events.is_empty() {
+        return Err(ApiError::invalid("a channel follows at least one event"));
+    }
+    if events.contains(&NotifyEvent::Test) {
+        return Err(ApiError::invalid(
+            "`test` is not an event to follow; send one with POST .../test",
+        ));
+    }
+    events.sort();
+    events.dedup();
+    let token = req.token.as_deref().map(str::trim).unwrap_or_default();
+    if !token.is_empty() && req.kind != ChannelKind::Ntfy {
+        return Err(ApiError::invalid("only ntfy channels take an access token"));
+    }
+    if token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(ApiError::invalid(
+            "the access token has spaces or control characters",
+        ));
+    }
+    guard::check_destination(&url, state.notifier.allow_private())
+        .await
+        .map_err(ApiError::invalid)?;
+    let signing_secret = (req.kind == ChannelKind::Webhook).then(render::new_signing_secret);
+    let row = ChannelRow {
+        id: ChannelId::new(),
+        org_id: access.org.id,
+        name: name.to_owned(),
+        kind: req.kind,
+        url: url.to_string(),
+        secret: signing_secret.clone().unwrap_or_else(|| token.to_owned()),
+        events,
+        created_by: access.caller.user.id,
+        created_at: now_ms(),
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_channel(&row).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "notify.channel.create",
+        Some(format!("channel:{}", row.id)),
+        json!({ "name": row.name, "kind": row.kind, "destination": guard::shown(&row.url), "events": row.events }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedChannel {
+            channel: channel_view(&state, &row).await?,
+            signing_secret,
+        }),
+    ))
+}
+
+/// Remove a channel; what was waiting for it is dropped.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/notifications/{id}", tag = "notifications",
+    params(("org" = OrgId, Path), ("id" = ChannelId, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_channel(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, ChannelId)>,
+) -> ApiResult<StatusCode> {
+    let c = channel_in(&state, access.org.id, id).await?;
+    let mut tx = state.store.begin().await?;
+    tx.delete_channel(access.org.id, id).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "notify.channel.delete",
+        Some(format!("channel:{id}")),
+        json!({ "name": c.name }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send a test notification now (tried once) and answer how it went.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/notifications/{id}/test", tag = "notifications",
+    params(("org" = OrgId, Path), ("id" = ChannelId, Path)),
+    responses((status = 200, body = Delivery), (status = 404, body = ErrorBody)))]
+pub async fn test_channel(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, ChannelId)>,
+) -> ApiResult<Json<Delivery>> {
+    let c = channel_in(&state, access.org.id, id).await?;
+    let d = notify::send_test(&state, &c).await?;
+    Ok(Json(delivery_view(&d)))
+}
+
+/// A channel's latest deliveries, newest first: what was sent, when, and what the destination said.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/notifications/{id}/deliveries", tag = "notifications",
+    params(("org" = OrgId, Path), ("id" = ChannelId, Path)),
+    responses((status = 200, body = Vec<Delivery>), (status = 404, body = ErrorBody)))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, ChannelId)>,
+) -> ApiResult<Json<Vec<Delivery>>> {
+    channel_in(&state, access.org.id, id).await?;
+    let rows = state.store.deliveries(id, DELIVERIES_SHOWN).await?;
+    Ok(Json(rows.iter().map(delivery_view).collect()))
+}

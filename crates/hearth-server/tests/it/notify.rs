@@ -1,0 +1,685 @@
+//! Notifications end to end: a scripted agent's job and printer changes reach a real HTTP receiver
+//! on 127.0.0.1 as a Standard Webhooks POST (checked with the specification's reference library),
+//! an ntfy publish or a Slack message; failures are retried and survive a restart.
+
+use crate::fleet::*;
+use crate::support::*;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use hearth_client::Client;
+use hearth_proto::agent::{AgentMsg, JobState, PrinterState};
+use hearth_proto::ids::{ChannelId, OrgId};
+use hearth_proto::notify::{ChannelKind, CreatedChannel, DeliveryState, NewChannel, NotifyEvent};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One request the receiver got.
+#[derive(Debug)]
+struct Received {
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+}
+
+/// A destination on 127.0.0.1: records every request and answers the queued statuses in turn
+/// (then 200).
+struct Receiver {
+    url: String,
+    rx: mpsc::UnboundedReceiver<Received>,
+    answers: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
+}
+
+type Shared = (
+    mpsc::UnboundedSender<Received>,
+    Arc<Mutex<VecDeque<(u16, &'static str)>>>,
+);
+
+async fn record(
+    State((tx, answers)): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let headers = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let _ = tx.send(Received {
+        path: uri.path().to_owned(),
+        headers,
+        body: body.to_vec(),
+    });
+    let (status, text) = answers.lock().unwrap().pop_front().unwrap_or((200, "ok"));
+    (StatusCode::from_u16(status).unwrap(), text)
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let answers = Arc::new(Mutex::new(VecDeque::new()));
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state((tx, answers.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, rx, answers }
+    }
+
+    fn answer_next(&self, status: u16, text: &'static str) {
+        self.answers.lock().unwrap().push_back((status, text));
+    }
+
+    async fn next(&mut self, what: &str) -> Received {
+        tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what} never arrived"))
+            .unwrap()
+    }
+}
+
+/// A server that may post to 127.0.0.1, retrying quickly.
+async fn server() -> TestServer {
+    TestServer::start_with(|s| {
+        s.notifications.allow_private_addresses = true;
+        s.notifications.first_retry_ms = 100;
+        s.notifications.offline_after_secs = 1;
+        s.public_url = Some("https://hearth.example.org".into());
+    })
+    .await
+}
+
+async fn channel(
+    owner: &Client,
+    org: OrgId,
+    kind: ChannelKind,
+    url: String,
+    events: &[NotifyEvent],
+    token: Option<&str>,
+) -> CreatedChannel {
+    owner
+        .create_notification_channel(
+            org,
+            &NewChannel {
+                name: format!("{kind:?} {}", ChannelId::new()),
+                kind,
+                url,
+                events: Some(events.to_vec()),
+                token: token.map(str::to_owned),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+/// Verifies a received webhook with the Standard Webhooks reference library (Python); `None` when
+/// it is not installed (a failure under `HEARTH_REQUIRE_PEERS=1`).
+fn reference_verifies(secret: &str, r: &Received) -> Option<bool> {
+    let dir = std::env::var_os("HEARTH_PEERS_DIR").map_or_else(
+        || {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/hearth-peers")
+        },
+        std::path::PathBuf::from,
+    );
+    let python = dir.join("standardwebhooks/bin/python");
+    if !python.exists() {
+        assert!(
+            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "HEARTH_REQUIRE_PEERS=1 but the Standard Webhooks reference library is not in {} (run scripts/peers.sh)",
+            python.display()
+        );
+        eprintln!("SKIPPED the reference check: run scripts/peers.sh");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let body = tmp.path().join("body");
+    let headers = tmp.path().join("headers.json");
+    std::fs::write(&body, &r.body).unwrap();
+    std::fs::write(&headers, serde_json::to_vec(&r.headers).unwrap()).unwrap();
+    let status = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys\n\
+             from standardwebhooks import Webhook\n\
+             Webhook(sys.argv[1]).verify(open(sys.argv[3], 'rb').read(), json.load(open(sys.argv[2])))",
+        ])
+        .arg(secret)
+        .arg(&headers)
+        .arg(&body)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    Some(status.success())
+}
+
+/// A job for the agent's pool, offered to it; returns the job's id.
+async fn start_job(
+    server: &TestServer,
+    owner: &Client,
+    org: OrgId,
+    agent: &FakeAgent,
+    ws: &mut Ws,
+) -> hearth_proto::ids::JobId {
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let mut job = pool_job("pla", &hash, pool_manifest("pla", &[agent]));
+    job.facts.material = Some("PLA".into());
+    job.facts.filament_grams = Some(21.0);
+    submit_job(owner, org, &job).await;
+    let (id, _) = offered(ws).await;
+    id
+}
+
+async fn job_update(
+    ws: &mut Ws,
+    job_id: hearth_proto::ids::JobId,
+    state: JobState,
+    message: Option<&str>,
+) {
+    send(
+        ws,
+        &AgentMsg::JobUpdate {
+            job_id,
+            state,
+            message: message.map(str::to_owned),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn job_events_reach_a_signed_webhook_and_a_refused_try_is_retried() {
+    let server = server().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, mut ws) = approved_agent(
+        &server,
+        &owner,
+        org,
+        1,
+        vec![printer_info("mk4-left", "pla")],
+    )
+    .await;
+    let mut hook = Receiver::start().await;
+    let created = channel(
+        &owner,
+        org,
+        ChannelKind::Webhook,
+        format!("{}/hooks/hearth", hook.url),
+        &[NotifyEvent::JobStarted, NotifyEvent::JobFailed],
+        None,
+    )
+    .await;
+    let secret = created
+        .signing_secret
+        .clone()
+        .expect("a webhook has a secret");
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(
+        created.channel.destination, hook.url,
+        "the path is not shown"
+    );
+
+    let job_id = start_job(&server, &owner, org, &agent, &mut ws).await;
+    job_update(&mut ws, job_id, JobState::Transferring, None).await;
+    job_update(&mut ws, job_id, JobState::Printing, None).await;
+    let started = hook.next("job.started").await;
+    assert_eq!(started.path, "/hooks/hearth");
+    assert_eq!(started.header("content-type"), "application/json");
+    let body = started.json();
+    assert_eq!(body["type"], "job.started");
+    assert_eq!(body["data"]["job"]["id"], job_id.to_string());
+    assert_eq!(body["data"]["job"]["submitted_by"], "owner");
+    assert_eq!(body["data"]["printer"]["name"], "mk4-left");
+    assert_eq!(body["data"]["org"], "Acme Prototyping");
+    assert_eq!(body["data"]["title"], "Printing on mk4-left");
+    assert_eq!(body["data"]["link"], "https://hearth.example.org/");
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("PLA, 21 g"),
+        "{body}"
+    );
+    if let Some(ok) = reference_verifies(&secret, &started) {
+        assert!(ok, "the reference library refused our signature");
+        let mut tampered = Received {
+            path: started.path.clone(),
+            headers: started.headers.clone(),
+            body: started.body.clone(),
+        };
+        tampered.body.push(b' ');
+        assert_eq!(reference_verifies(&secret, &tampered), Some(false));
+    }
+
+    // The destination fails the first try of the next event; it comes again, as the same message.
+    hook.answer_next(503, "busy");
+    job_update(
+        &mut ws,
+        job_id,
+        JobState::Failed,
+        Some("thermal runaway on the hotend"),
+    )
+    .await;
+    let first = hook.next("job.failed").await;
+    let again = hook.next("job.failed, retried").await;
+    assert_eq!(first.json()["type"], "job.failed");
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("webhook-id"), first.header("webhook-id"));
+    assert!(
+        again.json()["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("thermal runaway on the hotend")
+    );
+    if let Some(ok) = reference_verifies(&secret, &again) {
+        assert!(ok);
+    }
+
+    let channel_id = created.channel.id;
+    let deliveries = eventually_deliveries(&owner, org, channel_id, |d| {
+        d.len() == 2 && d.iter().all(|d| d.state == DeliveryState::Delivered)
+    })
+    .await;
+    let failed = &deliveries[0];
+    assert_eq!(failed.event, NotifyEvent::JobFailed);
+    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.response_status, Some(200));
+    assert_eq!(deliveries[1].attempts, 1);
+    // Events the channel does not follow are not sent: nothing more arrived.
+    assert!(hook.rx.try_recv().is_err());
+}
+
+async fn eventually_deliveries(
+    owner: &Client,
+    org: OrgId,
+    channel: ChannelId,
+    done: impl Fn(&[hearth_proto::notify::Delivery]) -> bool,
+) -> Vec<hearth_proto::notify::Delivery> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = owner.notification_deliveries(org, channel).await.unwrap();
+        if done(&d) {
+            return d;
+        }
+        assert!(std::time::Instant::now() < deadline, "deliveries: {d:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn printer_errors_and_absences_are_published_to_ntfy_once_each() {
+    let server = server().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, mut ws) = approved_agent(
+        &server,
+        &owner,
+        org,
+        1,
+        vec![printer_info("mk4-right", "pla")],
+    )
+    .await;
+    let mut ntfy = Receiver::start().await;
+    channel(
+        &owner,
+        org,
+        ChannelKind::Ntfy,
+        format!("{}/farm-alerts", ntfy.url),
+        &[
+            NotifyEvent::PrinterError,
+            NotifyEvent::PrinterOffline,
+            NotifyEvent::PrinterOnline,
+        ],
+        Some("tk_farmtoken"),
+    )
+    .await;
+    let error = |message: &str| {
+        let mut t = idle();
+        t.state = PrinterState::Error;
+        t.error = Some(message.into());
+        AgentMsg::Telemetry {
+            printer: "mk4-right".into(),
+            status: t,
+        }
+    };
+    // Reported once while it stays in error, again after it recovered and failed anew.
+    send(&mut ws, &error("heater fault: bed")).await;
+    send(&mut ws, &error("heater fault: bed")).await;
+    let first = ntfy.next("printer.error").await;
+    assert_eq!(
+        first.path, "/",
+        "ntfy's JSON publishing goes to the server's root"
+    );
+    assert_eq!(first.header("authorization"), "Bearer tk_farmtoken");
+    let body = first.json();
+    assert_eq!(body["topic"], "farm-alerts");
+    assert_eq!(body["title"], "mk4-right reports an error");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("heater fault: bed")
+    );
+    assert_eq!(body["priority"], 4);
+    assert_eq!(body["tags"], serde_json::json!(["warning"]));
+    assert_eq!(body["click"], "https://hearth.example.org/");
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4-right".into(),
+            status: idle(),
+        },
+    )
+    .await;
+    send(&mut ws, &error("MINTEMP")).await;
+    let second = ntfy.next("the second printer.error").await;
+    assert!(
+        second.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("MINTEMP")
+    );
+
+    // The agent goes away: reported once the outage lasted offline_after_secs, and back after.
+    drop(ws);
+    let offline = ntfy.next("printer.offline").await.json();
+    assert_eq!(offline["title"], "mk4-right is offline");
+    assert!(
+        offline["message"]
+            .as_str()
+            .unwrap()
+            .contains("its agent disconnected"),
+        "{offline}"
+    );
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("mk4-right", "pla")],
+        },
+    )
+    .await;
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4-right".into(),
+            status: idle(),
+        },
+    )
+    .await;
+    let online = ntfy.next("printer.online").await.json();
+    assert_eq!(online["title"], "mk4-right is back online");
+    assert_eq!(online["priority"], 3);
+}
+
+#[tokio::test]
+async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
+    // By default the server refuses to post into its own network.
+    let strict = TestServer::start().await;
+    let (owner, org) = strict.bootstrap().await;
+    let refused = owner
+        .create_notification_channel(
+            org,
+            &NewChannel {
+                name: "lan".into(),
+                kind: ChannelKind::Webhook,
+                url: "http://127.0.0.1:9/hook".into(),
+                events: None,
+                token: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(422));
+    assert!(
+        refused.to_string().contains("allow_private_addresses"),
+        "{refused}"
+    );
+
+    let server = server().await;
+    let (owner, org) = server.bootstrap().await;
+    let mut slack = Receiver::start().await;
+    let new =
+        |name: &str, kind, url: String, events: Option<Vec<NotifyEvent>>, token: Option<&str>| {
+            NewChannel {
+                name: name.into(),
+                kind,
+                url,
+                events,
+                token: token.map(str::to_owned),
+            }
+        };
+    for (bad, why) in [
+        (
+            new(
+                "x",
+                ChannelKind::Slack,
+                "ftp://example.org/".into(),
+                None,
+                None,
+            ),
+            "https://",
+        ),
+        (
+            new(
+                "x",
+                ChannelKind::Slack,
+                format!("{}/s", slack.url),
+                Some(vec![]),
+                None,
+            ),
+            "at least one",
+        ),
+        (
+            new(
+                "x",
+                ChannelKind::Slack,
+                format!("{}/s", slack.url),
+                None,
+                Some("tk"),
+            ),
+            "only ntfy",
+        ),
+        (
+            new(
+                "x",
+                ChannelKind::Ntfy,
+                format!("{}/", slack.url),
+                None,
+                None,
+            ),
+            "topic",
+        ),
+        (
+            new(
+                " ",
+                ChannelKind::Slack,
+                format!("{}/s", slack.url),
+                None,
+                None,
+            ),
+            "name",
+        ),
+    ] {
+        let e = owner
+            .create_notification_channel(org, &bad)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(422), "{bad:?}");
+        assert!(e.to_string().contains(why), "{e}");
+    }
+
+    let created = owner
+        .create_notification_channel(
+            org,
+            &new(
+                "ops chat",
+                ChannelKind::Slack,
+                format!("{}/services/T0/B0/secretpart", slack.url),
+                None,
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.signing_secret, None);
+    assert_eq!(created.channel.events, NotifyEvent::DEFAULT.to_vec());
+    let dup = owner
+        .create_notification_channel(
+            org,
+            &new(
+                "ops chat",
+                ChannelKind::Slack,
+                format!("{}/x", slack.url),
+                None,
+                None,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dup.status(), Some(409));
+
+    // A test that the destination refuses says what it answered.
+    slack.answer_next(404, "no_service");
+    let id = created.channel.id;
+    let tried = owner.test_notification_channel(org, id).await.unwrap();
+    assert_eq!(tried.state, DeliveryState::Failed);
+    assert_eq!(tried.response_status, Some(404));
+    assert!(
+        tried.error.as_deref().unwrap().contains("no_service"),
+        "{tried:?}"
+    );
+    let got = slack.next("the test message").await;
+    assert_eq!(got.path, "/services/T0/B0/secretpart");
+    let text = got.json()["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.starts_with("*Test notification from Hearth*"),
+        "{text}"
+    );
+    let tried = owner.test_notification_channel(org, id).await.unwrap();
+    assert_eq!(tried.state, DeliveryState::Delivered);
+    let listed = owner.notification_channels(org).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].destination, slack.url,
+        "no path: it is the credential"
+    );
+    assert_eq!(
+        listed[0].last_delivery.as_ref().map(|d| d.state),
+        Some(DeliveryState::Delivered)
+    );
+    let body = serde_json::to_string(&listed).unwrap();
+    assert!(!body.contains("secretpart"), "{body}");
+
+    // Operators and viewers neither see nor change channels.
+    let operator = member(&server, &owner, org, "op", hearth_proto::Role::Operator).await;
+    assert_eq!(
+        operator
+            .notification_channels(org)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    assert_eq!(
+        operator
+            .test_notification_channel(org, id)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+
+    owner.delete_notification_channel(org, id).await.unwrap();
+    assert_eq!(
+        owner
+            .notification_deliveries(org, id)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    let audit: serde_json::Value = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/audit?limit=20"))
+        .await
+        .unwrap();
+    let actions = audit.to_string();
+    assert!(actions.contains("notify.channel.create"), "{actions}");
+    assert!(actions.contains("notify.channel.delete"), "{actions}");
+}
+
+#[tokio::test]
+async fn a_notification_that_could_not_be_delivered_is_sent_after_a_restart() {
+    let server = server().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, mut ws) = approved_agent(
+        &server,
+        &owner,
+        org,
+        1,
+        vec![printer_info("mk4-left", "pla")],
+    )
+    .await;
+    let mut hook = Receiver::start().await;
+    channel(
+        &owner,
+        org,
+        ChannelKind::Discord,
+        format!("{}/api/webhooks/1/abc", hook.url),
+        &[NotifyEvent::JobCompleted],
+        None,
+    )
+    .await;
+    // The destination is down for the first tries (and the retries the server makes meanwhile).
+    for _ in 0..8 {
+        hook.answer_next(502, "bad gateway");
+    }
+    let job_id = start_job(&server, &owner, org, &agent, &mut ws).await;
+    job_update(&mut ws, job_id, JobState::Printing, None).await;
+    job_update(&mut ws, job_id, JobState::Completed, None).await;
+    let mut last = hook.next("job.completed (refused)").await;
+    drop(ws);
+    let server = server.restart().await;
+    hook.answers.lock().unwrap().clear();
+    // Whatever tries the old server still made, the restarted one delivers it.
+    let mut c = server.client();
+    c.login("owner", OWNER_SECRET).await.unwrap();
+    let channels = c.notification_channels(org).await.unwrap();
+    let delivered = eventually_deliveries(&c, org, channels[0].id, |d| {
+        d.iter().any(|d| d.state == DeliveryState::Delivered)
+    })
+    .await;
+    assert_eq!(delivered.len(), 1, "one notification, however many tries");
+    // The try cut short by the stop may not have been recorded; the receiver saw both.
+    let mut received = 1;
+    while let Ok(r) = hook.rx.try_recv() {
+        assert_eq!(r.body, last.body, "the same notification each time");
+        last = r;
+        received += 1;
+    }
+    assert!(received >= 2, "sent again after the restart");
+    let body = last.json();
+    assert!(
+        body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("**Print finished on mk4-left**"),
+        "{body}"
+    );
+    assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
+}
