@@ -39,6 +39,9 @@ enum Command {
     /// Enroll and list edge agents.
     #[command(subcommand)]
     Agents(cmd::agents::AgentsCmd),
+    /// Notification channels (admins): a signed webhook, Slack, Discord or ntfy.
+    #[command(subcommand)]
+    Notify(cmd::notify::NotifyCmd),
     /// Analyse, seal and upload a print file to the organisation's library.
     Upload(cmd::upload::UploadArgs),
     /// The organisation's library, names opened locally.
@@ -116,6 +119,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keys(c) => cmd::keys::run(&c).await,
         Command::Members(c) => cmd::members::run(&c).await,
         Command::Agents(c) => cmd::agents::run(&c).await,
+        Command::Notify(c) => cmd::notify::run(&c).await,
         Command::Audit(args) => cmd::audit::run(&args).await,
         Command::Upload(args) => cmd::upload::upload(&args).await,
         Command::Files { json } => cmd::files::list(json).await,

@@ -9,4 +9,5 @@ pub mod inspect;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod notify;
 pub mod upload;

@@ -5,6 +5,7 @@ mod audit;
 mod bridge;
 mod canary;
 mod e2e;
+mod notify;
 mod printer_chain;
 // The drivers' real-peer harness (OctoPrint with its virtual printer), shared rather than copied.
 #[allow(dead_code)]

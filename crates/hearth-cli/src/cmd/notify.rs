@@ -1,0 +1,237 @@
+//! `hearth notify list|add|test|deliveries|remove`: the organisation's notification channels
+//! (admins). The server sends; this only configures and shows them.
+
+use anyhow::{Context, anyhow, bail};
+use hearth_proto::notify::{
+    Channel, ChannelKind, Delivery, DeliveryState, NewChannel, NotifyEvent,
+};
+use std::io::Read;
+
+use crate::cmd::fleet::{Table, print_json};
+use crate::ctx::Ctx;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NotifyCmd {
+    /// The channels, what they follow, and how their latest delivery went.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a channel. Events default to job.paused, job.completed, job.failed, printer.error,
+    /// printer.offline and printer.online.
+    Add {
+        /// A name for it, unique in the organisation.
+        name: String,
+        /// webhook (signed JSON, Standard Webhooks), slack, discord or ntfy.
+        #[arg(long)]
+        kind: ChannelKind,
+        /// The destination; `-` reads it from standard input (a Slack or Discord URL is a
+        /// password: keep it out of the shell history).
+        #[arg(long)]
+        url: String,
+        /// Comma-separated events: job.started, job.paused, job.completed, job.failed,
+        /// job.cancelled, printer.error, printer.offline, printer.online.
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<NotifyEvent>>,
+        /// ntfy: a file holding the access token of a protected topic.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a test notification now and show what the destination answered.
+    Test {
+        /// Channel id or name.
+        channel: String,
+    },
+    /// The channel's latest deliveries: what was sent, tries, and the destination's answer.
+    Deliveries {
+        /// Channel id or name.
+        channel: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a channel (what waits for it is dropped).
+    Remove {
+        /// Channel id or name.
+        channel: String,
+    },
+}
+
+fn find<'a>(channels: &'a [Channel], key: &str) -> anyhow::Result<&'a Channel> {
+    channels
+        .iter()
+        .find(|c| c.id.to_string() == key)
+        .or_else(|| channels.iter().find(|c| c.name == key))
+        .ok_or_else(|| anyhow!("no notification channel {key:?} (see `hearth notify list`)"))
+}
+
+fn state(d: &Delivery) -> &'static str {
+    match d.state {
+        DeliveryState::Pending => "pending",
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Failed => "failed",
+    }
+}
+
+/// `delivered (200)`, `failed (the destination answered 404: no_service)`,
+/// `pending (...), next try 2026-...`. The error names the status when the destination answered.
+fn outcome(d: &Delivery) -> String {
+    let detail = match (d.response_status, &d.error) {
+        (_, Some(e)) if d.state != DeliveryState::Delivered => format!(" ({e})"),
+        (Some(s), _) => format!(" ({s})"),
+        _ => String::new(),
+    };
+    match (&d.next_attempt_at, d.state) {
+        (Some(next), DeliveryState::Pending) => format!("pending{detail}, next try {next}"),
+        _ => format!("{}{detail}", state(d)),
+    }
+}
+
+pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let client = &ctx.client;
+    match cmd {
+        NotifyCmd::List { json } => {
+            let channels = client.notification_channels(org).await?;
+            if *json {
+                return print_json(&channels);
+            }
+            if channels.is_empty() {
+                eprintln!("no notification channels: add one with `hearth notify add`");
+                return Ok(());
+            }
+            let mut t = Table::new(&[
+                "NAME",
+                "KIND",
+                "DESTINATION",
+                "EVENTS",
+                "LAST DELIVERY",
+                "PENDING",
+            ]);
+            for c in &channels {
+                let events: Vec<&str> = c.events.iter().map(|e| e.as_str()).collect();
+                t.row(vec![
+                    c.name.clone(),
+                    c.kind.as_str().into(),
+                    c.destination.clone(),
+                    events.join(","),
+                    c.last_delivery.as_ref().map_or("-".into(), |d| {
+                        format!(
+                            "{} {}",
+                            d.last_attempt_at.as_deref().unwrap_or(""),
+                            outcome(d)
+                        )
+                    }),
+                    c.pending.to_string(),
+                ]);
+            }
+            t.print();
+            Ok(())
+        }
+        NotifyCmd::Add {
+            name,
+            kind,
+            url,
+            events,
+            token_file,
+            json,
+        } => {
+            let url = if url == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the URL from standard input")?;
+                s.trim().to_owned()
+            } else {
+                url.clone()
+            };
+            let token = match token_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the token from {}", path.display()))?
+                        .trim()
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            let created = client
+                .create_notification_channel(
+                    org,
+                    &NewChannel {
+                        name: name.clone(),
+                        kind: *kind,
+                        url,
+                        events: events.clone(),
+                        token,
+                    },
+                )
+                .await?;
+            if *json {
+                return print_json(&created);
+            }
+            let events: Vec<&str> = created.channel.events.iter().map(|e| e.as_str()).collect();
+            println!(
+                "added {} ({}) to {}: {}",
+                created.channel.name,
+                created.channel.kind.as_str(),
+                created.channel.destination,
+                events.join(", ")
+            );
+            if let Some(secret) = &created.signing_secret {
+                println!(
+                    "signing secret (shown once; the receiver verifies webhook-signature with it):"
+                );
+                println!("{secret}");
+            }
+            eprintln!("try it: hearth notify test {:?}", created.channel.name);
+            Ok(())
+        }
+        NotifyCmd::Test { channel } => {
+            let channels = client.notification_channels(org).await?;
+            let c = find(&channels, channel)?;
+            let d = client.test_notification_channel(org, c.id).await?;
+            match d.state {
+                DeliveryState::Delivered => {
+                    println!(
+                        "{}: delivered{}",
+                        c.name,
+                        d.response_status
+                            .map(|s| format!(" ({s})"))
+                            .unwrap_or_default()
+                    );
+                    Ok(())
+                }
+                _ => bail!("{}: {}", c.name, outcome(&d)),
+            }
+        }
+        NotifyCmd::Deliveries { channel, json } => {
+            let channels = client.notification_channels(org).await?;
+            let c = find(&channels, channel)?;
+            let ds = client.notification_deliveries(org, c.id).await?;
+            if *json {
+                return print_json(&ds);
+            }
+            let mut t = Table::new(&["CREATED", "EVENT", "TITLE", "TRIES", "OUTCOME"]);
+            for d in &ds {
+                t.row(vec![
+                    d.created_at.clone(),
+                    d.event.as_str().into(),
+                    d.title.clone(),
+                    d.attempts.to_string(),
+                    outcome(d),
+                ]);
+            }
+            t.print();
+            Ok(())
+        }
+        NotifyCmd::Remove { channel } => {
+            let channels = client.notification_channels(org).await?;
+            let c = find(&channels, channel)?;
+            client.delete_notification_channel(org, c.id).await?;
+            println!("removed {}", c.name);
+            Ok(())
+        }
+    }
+}
