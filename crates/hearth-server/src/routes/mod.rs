@@ -44,7 +44,8 @@ use utoipa::OpenApi;
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
         notify::list_channels, notify::create_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
     ),
-    components(schemas(hearth_proto::api::ErrorBody)),
+    // Notification: the `data` of a webhook delivery, which no handler returns.
+    components(schemas(hearth_proto::api::ErrorBody, hearth_proto::notify::Notification)),
     modifiers(&Security),
 )]
 #[derive(Debug)]
