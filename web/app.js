@@ -1,4 +1,5 @@
-// Hearth's web dashboard: the fleet live, the job queue, the audit log.
+// Hearth's web dashboard: the fleet live, the job queue, statistics, notification channels and
+// the audit log.
 //
 // A plain ES module with no build step, served by hearthd from the binary. It is a client of
 // /api/v1 like the CLI: it logs in with a login secret derived here (Argon2id over passphrase,
@@ -12,7 +13,19 @@
 const API = "/api/v1";
 const ROLES = ["viewer", "operator", "admin", "owner"];
 const ACTIVE_JOBS = new Set(["queued", "assigned", "transferring", "printing", "paused"]);
-const VIEWS = ["printers", "jobs", "stats", "audit"];
+const VIEWS = ["printers", "jobs", "stats", "notify", "audit"];
+// What a notification channel can follow ([event, label, followed by default]), as
+// hearth_proto::notify::NotifyEvent::{FOLLOWABLE, DEFAULT}.
+const EVENTS = [
+  ["job.started", "a print starts", false],
+  ["job.paused", "a print pauses", true],
+  ["job.completed", "a print finishes", true],
+  ["job.failed", "a print fails or is refused", true],
+  ["job.cancelled", "a print is cancelled", false],
+  ["printer.error", "a printer reports an error", true],
+  ["printer.offline", "a printer is unreachable", true],
+  ["printer.online", "it is back", true],
+];
 const PRINTER_STATES = ["printing", "pausing", "paused", "cancelling", "idle", "error", "offline"];
 
 const $ = (id) => document.getElementById(id);
@@ -241,7 +254,8 @@ async function openOrg(id) {
   localStorage.setItem("hearth.org", id);
   $("role").textContent = m.role;
   $("audit-tab").hidden = !atLeast("admin");
-  if (state.tab === "audit" && !atLeast("admin")) state.tab = "printers";
+  $("notify-tab").hidden = !atLeast("admin");
+  if ((state.tab === "audit" || state.tab === "notify") && !atLeast("admin")) state.tab = "printers";
   notice("");
   await reload();
   startEvents();
@@ -285,6 +299,7 @@ function showTab(tab) {
   for (const v of VIEWS) $(`${v}-view`).hidden = v !== tab;
   if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
   if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
+  if (tab === "notify") loadChannels().catch((e) => notice(`Could not read the notification channels: ${e.message}`));
 }
 
 // ---- live events -----------------------------------------------------------------------------
@@ -563,6 +578,120 @@ async function loadStats() {
   }
 }
 
+// ---- notification channels (admins) ----------------------------------------------------------
+
+// "delivered (200)", "failed (the destination answered 404: …)", "pending (…), next try …".
+function deliveryOutcome(d) {
+  const detail = d.state !== "delivered" && d.error ? ` (${d.error})`
+    : d.response_status ? ` (${d.response_status})` : "";
+  if (d.state === "pending" && d.next_attempt_at) return `pending${detail}, next try ${when(d.next_attempt_at)}`;
+  return `${d.state}${detail}`;
+}
+
+async function loadChannels() {
+  const channels = await call("GET", `/orgs/${state.org.id}/notifications`);
+  $("channels").replaceChildren(...channels.map((c) => {
+    const d = c.last_delivery;
+    return el("tr", { "data-channel-id": c.id, "data-channel": c.name },
+      el("td", {}, c.name),
+      el("td", {}, c.kind),
+      el("td", { class: "id" }, c.destination),
+      el("td", {}, c.events.join(", ")),
+      el("td", { class: "latest" },
+        d ? el("span", { class: d.state === "delivered" ? "ok" : d.state === "failed" ? "bad" : "" },
+          `${when(d.last_attempt_at)} ${d.event}: ${deliveryOutcome(d)}`) : "—",
+        c.pending > 0 && el("div", { class: "muted" }, `${c.pending} waiting`)),
+      el("td", {}, el("div", { class: "actions" },
+        el("button", { "data-action": "test", onclick: (ev) => testChannel(c, ev.currentTarget) }, "Send a test"),
+        el("button", { "data-action": "deliveries", onclick: () => showDeliveries(c) }, "Deliveries"),
+        el("button", { class: "danger", "data-action": "remove", onclick: () => removeChannel(c) }, "Remove"),
+      )),
+    );
+  }));
+  $("channels-empty").hidden = channels.length > 0;
+}
+
+async function testChannel(c, button) {
+  button.disabled = true;
+  try {
+    const d = await call("POST", `/orgs/${state.org.id}/notifications/${c.id}/test`);
+    notice(d.state === "delivered" ? "" : `The test to ${c.name} was not delivered: ${deliveryOutcome(d)}`);
+    await loadChannels();
+  } catch (e) {
+    notice(`Could not test ${c.name}: ${e.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function showDeliveries(c) {
+  const list = await call("GET", `/orgs/${state.org.id}/notifications/${c.id}/deliveries`);
+  $("deliveries-name").textContent = c.name;
+  $("deliveries").replaceChildren(...list.map((d) =>
+    el("tr", { "data-state": d.state },
+      el("td", {}, when(d.created_at)),
+      el("td", {}, d.event),
+      el("td", {}, d.title),
+      el("td", { class: "num" }, d.attempts),
+      el("td", {}, deliveryOutcome(d)),
+    )));
+  if (list.length === 0) {
+    $("deliveries").replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "Nothing sent yet.")));
+  }
+  $("deliveries-area").hidden = false;
+}
+
+async function removeChannel(c) {
+  if (!confirm(`Remove the channel ${c.name}? Notifications waiting for it are dropped.`)) return;
+  try {
+    await call("DELETE", `/orgs/${state.org.id}/notifications/${c.id}`);
+    $("deliveries-area").hidden = true;
+    await loadChannels();
+  } catch (e) {
+    notice(`Could not remove ${c.name}: ${e.message}`);
+  }
+}
+
+function channelKindChanged() {
+  const f = $("channel-form");
+  $("channel-token").hidden = f.kind.value !== "ntfy";
+  f.url.placeholder = {
+    ntfy: "https://ntfy.sh/your-topic",
+    slack: "https://hooks.slack.com/services/…",
+    discord: "https://discord.com/api/webhooks/…",
+    webhook: "https://example.org/hooks/hearth",
+  }[f.kind.value];
+}
+
+async function onChannelSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  $("channel-error").textContent = "";
+  $("channel-secret").hidden = true;
+  const events = [...f.querySelectorAll("#channel-events input:checked")].map((i) => i.value);
+  const body = { name: f.cname.value.trim(), kind: f.kind.value, url: f.url.value.trim(), events };
+  if (f.kind.value === "ntfy" && f.token.value.trim()) body.token = f.token.value.trim();
+  try {
+    const created = await call("POST", `/orgs/${state.org.id}/notifications`, body);
+    f.cname.value = "";
+    f.url.value = "";
+    f.token.value = "";
+    if (created.signing_secret) {
+      $("channel-secret-value").textContent = created.signing_secret;
+      $("channel-secret").hidden = false;
+    }
+    await loadChannels();
+  } catch (e) {
+    $("channel-error").textContent = e.message;
+  }
+}
+
+function buildEventChoices() {
+  $("channel-events").append(...EVENTS.map(([value, label, on]) =>
+    el("label", {}, el("input", { type: "checkbox", name: "event", value, checked: on }), ` ${label} `,
+      el("span", { class: "muted" }, `(${value})`))));
+}
+
 // ---- audit -----------------------------------------------------------------------------------
 
 function actorName(actor) {
@@ -618,6 +747,10 @@ async function main() {
   $("loaded-form").addEventListener("submit", onLoadedSubmit);
   $("loaded-reset").addEventListener("click", () => saveLoaded("DELETE"));
   $("loaded-close").addEventListener("click", () => $("loaded-dialog").close());
+  buildEventChoices();
+  $("channel-form").addEventListener("submit", onChannelSubmit);
+  $("channel-form").kind.addEventListener("change", channelKindChanged);
+  channelKindChanged();
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
   try {
     state.info = await call("GET", "/info");

@@ -5,6 +5,7 @@
 // Exits non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import { chromium } from "playwright-core";
 
 // The Argon2 the page runs is hash-wasm exactly as published (package-lock.json pins its
@@ -32,8 +33,9 @@ try {
   // A page error or a console error (a Content-Security-Policy violation is one) fails the test.
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
-    // A refused login is answered 401 on purpose below, and Chromium logs every failed fetch.
-    if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push(`console: ${m.text()}`);
+    // A refused login (401) and a refused channel (422) are answered on purpose below, and
+    // Chromium logs every failed fetch.
+    if (m.type() === "error" && !/status of (401|422)/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on("request", (r) => sent.push(`${r.method()} ${r.url()} ${r.postData() || ""}`));
   page.on("dialog", (d) => d.accept());
@@ -133,6 +135,47 @@ try {
     const id = await row.getAttribute("data-printer-id");
     const hist = await orgGet(`/printers/${id}/history?hours=168`);
     assert.ok(cells.slice(1, 6).some((c) => /^\d+ s \(\d+ %\)$/.test(c)), `no time recorded: ${cells} ${hist}`);
+  }
+
+  step("an admin adds a signed webhook channel, sends a test, reads its deliveries and removes it");
+  const received = [];
+  const receiver = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => { body += c; });
+    req.on("end", () => {
+      received.push({ path: req.url, headers: req.headers, body });
+      res.writeHead(200).end("ok");
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  try {
+    await page.click("button[data-tab=notify]");
+    await page.locator("#channels-empty").waitFor();
+    await page.fill("#channel-form input[name=cname]", "ops");
+    await page.selectOption("#channel-form select[name=kind]", "webhook");
+    await page.fill("#channel-form input[name=url]", "ftp://example.org/hook");
+    await page.click("#channel-form button[type=submit]");
+    await page.locator("#channel-error", { hasText: "https://" }).waitFor();
+    await page.fill("#channel-form input[name=url]", `http://127.0.0.1:${receiver.address().port}/hooks/hearth`);
+    await page.click("#channel-form button[type=submit]");
+    await page.locator("#channel-secret-value", { hasText: /^whsec_/ }).waitFor();
+    const channel = page.locator('#channels tr[data-channel="ops"]');
+    await channel.waitFor();
+    assert.match(await channel.textContent(), /job\.completed/);
+    assert.doesNotMatch(await channel.textContent(), /hooks/, "the URL's path is not shown");
+    await channel.locator("button[data-action=test]").click();
+    await channel.locator(".latest .ok", { hasText: "delivered (200)" }).waitFor();
+    assert.equal(received.length, 1);
+    assert.equal(received[0].path, "/hooks/hearth");
+    assert.match(received[0].headers["webhook-signature"], /^v1,/);
+    assert.equal(JSON.parse(received[0].body).type, "test");
+    await channel.locator("button[data-action=deliveries]").click();
+    await page.locator("#deliveries tr[data-state=delivered]").waitFor();
+    await channel.locator("button[data-action=remove]").click();
+    await channel.waitFor({ state: "detached" });
+    assert.equal(JSON.parse(await orgGet("/notifications")).length, 0);
+  } finally {
+    receiver.close();
   }
 
   step("the audit log shows the cancellation by this account, and its chain verifies");

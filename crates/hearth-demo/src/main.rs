@@ -149,12 +149,15 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|b| serde_json::from_slice::<DemoState>(&b).ok())
         .map_or_else(|| url.clone(), |s| s.server);
-    let settings = hearth_server::config::Settings {
+    let mut settings = hearth_server::config::Settings {
         data_dir: cli.data_dir.clone(),
         listen: cli.listen.clone(),
         public_url: Some(created_at),
         ..Default::default()
     };
+    // The demo is one person's server on their own machine: let its notifications reach an ntfy
+    // or chat server on the same network (a real deployment decides this in [notifications]).
+    settings.notifications.allow_private_addresses = true;
     let server = hearth_server::start(settings)
         .await
         .context("starting hearthd")?;

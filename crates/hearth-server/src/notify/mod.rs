@@ -461,9 +461,27 @@ async fn attempt(
         }
         Err(e) => Outcome::Retry {
             status: None,
-            error: crate::error::ErrorChain(&e).to_string(),
+            error: send_error(&e, &channel.url, state.settings.notifications.timeout_secs),
             at: 0,
         },
+    }
+}
+
+/// A failed send in words: what could not be done, and the innermost cause (`Connection refused`,
+/// the guard's refusal of a private address, a certificate problem).
+fn send_error(e: &reqwest::Error, url: &str, timeout_secs: i64) -> String {
+    let host = guard::shown(url);
+    if e.is_timeout() {
+        return format!("{host} did not answer within {timeout_secs} s");
+    }
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    if e.is_connect() {
+        format!("could not connect to {host}: {root}")
+    } else {
+        format!("sending to {host} failed: {root}")
     }
 }
 

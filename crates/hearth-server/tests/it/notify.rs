@@ -585,6 +585,42 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
     let body = serde_json::to_string(&listed).unwrap();
     assert!(!body.contains("secretpart"), "{body}");
 
+    // A destination that is down: the test says it could not connect, and to what.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let down = owner
+        .create_notification_channel(
+            org,
+            &new(
+                "down",
+                ChannelKind::Discord,
+                format!("http://{closed}/api/webhooks/1/x"),
+                None,
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+    let tried = owner
+        .test_notification_channel(org, down.channel.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (tried.state, tried.response_status),
+        (DeliveryState::Failed, None)
+    );
+    let error = tried.error.unwrap();
+    assert!(
+        error.starts_with(&format!("could not connect to http://{closed}: ")),
+        "{error}"
+    );
+    owner
+        .delete_notification_channel(org, down.channel.id)
+        .await
+        .unwrap();
+
     // Operators and viewers neither see nor change channels.
     let operator = member(&server, &owner, org, "op", hearth_proto::Role::Operator).await;
     assert_eq!(
