@@ -660,6 +660,7 @@ function channelKindChanged() {
     slack: "https://hooks.slack.com/services/…",
     discord: "https://discord.com/api/webhooks/…",
     webhook: "https://example.org/hooks/hearth",
+    email: "mailto:ops@example.org,lead@example.org",
   }[f.kind.value];
 }
 

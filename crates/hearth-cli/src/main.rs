@@ -39,7 +39,7 @@ enum Command {
     /// Enroll and list edge agents.
     #[command(subcommand)]
     Agents(cmd::agents::AgentsCmd),
-    /// Notification channels (admins): a signed webhook, Slack, Discord or ntfy.
+    /// Notification channels (admins): a signed webhook, Slack, Discord, ntfy or e-mail.
     #[command(subcommand)]
     Notify(cmd::notify::NotifyCmd),
     /// Analyse, seal and upload a print file to the organisation's library.

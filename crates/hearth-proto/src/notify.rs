@@ -29,10 +29,19 @@ pub enum ChannelKind {
     /// An ntfy topic URL (`https://ntfy.sh/my-farm` or a self-hosted server), published as JSON to
     /// the server's root with title, priority, tags and a click link; optional access token.
     Ntfy,
+    /// `mailto:ops@example.org,lead@example.org`: a plain-text e-mail through the SMTP server
+    /// the administrator configured (`[notifications.smtp]`).
+    Email,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 4] = [Self::Webhook, Self::Slack, Self::Discord, Self::Ntfy];
+    pub const ALL: [ChannelKind; 5] = [
+        Self::Webhook,
+        Self::Slack,
+        Self::Discord,
+        Self::Ntfy,
+        Self::Email,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +49,7 @@ impl ChannelKind {
             Self::Slack => "slack",
             Self::Discord => "discord",
             Self::Ntfy => "ntfy",
+            Self::Email => "email",
         }
     }
 }
@@ -51,7 +61,7 @@ impl std::str::FromStr for ChannelKind {
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown channel kind {s:?}: one of webhook, slack, discord, ntfy")
+                format!("unknown channel kind {s:?}: one of webhook, slack, discord, ntfy, email")
             })
     }
 }
@@ -178,8 +188,9 @@ pub struct NewChannel {
     /// 1–100 characters, unique in the organisation.
     pub name: String,
     pub kind: ChannelKind,
-    /// `https://` (or `http://`) destination. It is a secret for Slack, Discord and ntfy (whoever
-    /// has it can post), so the API shows only its scheme and host afterwards.
+    /// `https://` (or `http://`) destination, or `mailto:` addresses for e-mail. An HTTP URL is a
+    /// secret for Slack, Discord and ntfy (whoever has it can post), so the API shows only its
+    /// scheme and host afterwards.
     pub url: String,
     /// Events to follow; absent means [`NotifyEvent::DEFAULT`].
     #[serde(default)]
@@ -196,7 +207,7 @@ pub struct Channel {
     pub id: ChannelId,
     pub name: String,
     pub kind: ChannelKind,
-    /// Scheme, host and port of the URL (`https://hooks.slack.com`).
+    /// Scheme, host and port of the URL (`https://hooks.slack.com`), or the `mailto:` addresses.
     pub destination: String,
     pub events: Vec<NotifyEvent>,
     pub created_by: UserId,

@@ -40,6 +40,25 @@ pub struct NotifySettings {
     pub first_retry_ms: i64,
     /// One try gives up after this long.
     pub timeout_secs: i64,
+    pub smtp: SmtpSettings,
+}
+
+/// The SMTP server e-mail notifications go through. Without a host, e-mail channels cannot be added.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SmtpSettings {
+    /// `smtp.example.org`; empty turns e-mail off.
+    pub host: String,
+    /// 587 for `starttls`, 465 for `tls`, 25 for a relay; 0 picks the usual one for `security`.
+    pub port: i64,
+    /// `starttls` (the default), `tls` (implicit TLS) or `none` (a relay on this machine or a
+    /// trusted network; the password, if any, would cross it in clear).
+    pub security: String,
+    pub username: String,
+    /// A file holding the password, so it stays out of the configuration.
+    pub password_file: Option<PathBuf>,
+    /// The sender, e.g. `Hearth <hearth@example.org>`.
+    pub from: String,
 }
 
 /// HTTPS served by `hearthd` itself (rustls). Both or neither.
@@ -114,6 +133,7 @@ impl Default for NotifySettings {
             offline_after_secs: 300,
             first_retry_ms: 10_000,
             timeout_secs: 10,
+            smtp: SmtpSettings::default(),
         }
     }
 }
@@ -282,6 +302,25 @@ impl Settings {
                 "notifications: offline_after_secs must be 0 or more, first_retry_ms and timeout_secs positive".into(),
             ));
         }
+        let smtp = &n.smtp;
+        if !smtp.host.is_empty() {
+            if !matches!(smtp.security.as_str(), "" | "starttls" | "tls" | "none") {
+                return Err(ConfigError::Invalid(format!(
+                    "notifications.smtp.security must be starttls, tls or none, not {:?}",
+                    smtp.security
+                )));
+            }
+            if smtp.from.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "notifications.smtp.from is needed with a host (e.g. \"Hearth <hearth@example.org>\")".into(),
+                ));
+            }
+            if !(0..=65535).contains(&smtp.port) {
+                return Err(ConfigError::Invalid(
+                    "notifications.smtp.port is not a port".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -316,6 +355,8 @@ fn leaf_paths() -> Vec<(String, Kind)> {
         },
         ..Settings::default()
     };
+    let mut full = full;
+    full.notifications.smtp.password_file = Some(PathBuf::new());
     let mut out = Vec::new();
     if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&full) {
         collect(&t, "", &mut out);
@@ -433,6 +474,19 @@ offline_after_secs = 300
 first_retry_ms = 10000
 # One delivery try gives up after this many seconds.
 timeout_secs = 10
+
+[notifications.smtp]
+# The SMTP server e-mail notifications go through; without a host, e-mail channels cannot be added.
+host = ""
+# 0 picks the usual port: 587 for starttls, 465 for tls, 25 for none.
+port = 0
+# "starttls" (also when empty), "tls" (implicit TLS) or "none" (a relay on this machine or a trusted network).
+security = ""
+username = ""
+# A file holding the password (kept out of this file).
+# password_file = "/etc/hearth/smtp-password"
+# The sender, e.g. "Hearth <hearth@example.org>".
+from = ""
 "#;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! - [`routes`]: the API; [`auth`]: callers, roles as types, sessions, tokens; [`error`]: the single
 //!   error-to-HTTP mapping.
 //! - [`tls`]: HTTPS with rustls; [`backup`]: consistent online backups and verified restores.
-//! - [`notify`]: notifications to webhooks, Slack, Discord and ntfy, queued with the change they report.
+//! - [`notify`]: notifications to webhooks, Slack, Discord, ntfy and e-mail, queued with the change they report.
 
 pub mod auth;
 pub mod backup;
@@ -45,6 +45,8 @@ pub enum StartError {
     Argon2(argon2::Error),
     #[error("TLS setup failed")]
     Tls(#[from] tls::TlsError),
+    #[error("notifications: {0}")]
+    Notifications(String),
     #[error("serving failed")]
     Serve(#[source] std::io::Error),
 }
@@ -85,7 +87,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         a.max_failures_per_account,
         a.max_failures_per_ip,
     );
-    let notifier = notify::Notifier::new(&settings.notifications);
+    let notifier =
+        notify::Notifier::new(&settings.notifications).map_err(StartError::Notifications)?;
     let state = AppState {
         inner: Arc::new(Inner {
             notifier,

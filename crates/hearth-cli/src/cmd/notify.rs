@@ -22,7 +22,8 @@ pub enum NotifyCmd {
     Add {
         /// A name for it, unique in the organisation.
         name: String,
-        /// webhook (signed JSON, Standard Webhooks), slack, discord or ntfy.
+        /// webhook (signed JSON, Standard Webhooks), slack, discord, ntfy, or email (through the
+        /// server's SMTP settings; the URL is then mailto:a@example.org,b@example.org).
         #[arg(long)]
         kind: ChannelKind,
         /// The destination; `-` reads it from standard input (a Slack or Discord URL is a

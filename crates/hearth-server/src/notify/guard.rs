@@ -70,6 +70,10 @@ pub fn parse_destination(url: &str) -> Result<Url, String> {
 
 /// `https://hooks.slack.com`: what the API shows of a destination whose path may be a credential.
 pub fn shown(url: &str) -> String {
+    if url.starts_with("mailto:") {
+        // Addresses are not credentials.
+        return url.to_owned();
+    }
     match Url::parse(url) {
         Ok(u) => {
             let mut s = format!("{}://{}", u.scheme(), u.host_str().unwrap_or_default());

@@ -15,6 +15,7 @@
 //!   would not change it.
 //! - [`guard`] keeps destinations on public addresses unless the administrator allows others.
 
+pub mod email;
 pub mod guard;
 pub mod render;
 
@@ -30,6 +31,10 @@ use hearth_store::notify::{ChannelRow, DeliveryRow, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// Why an e-mail channel cannot work on this server.
+pub const NO_SMTP: &str = "this server sends no e-mail: its administrator sets [notifications.smtp] \
+     (host and from) first";
 
 /// Tries per delivery before it is given up.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -54,6 +59,8 @@ pub struct Notifier {
     first_retry_ms: i64,
     errored: Mutex<HashSet<PrinterId>>,
     away: Mutex<HashMap<PrinterId, Away>>,
+    /// E-mail, when the administrator configured an SMTP server.
+    mailer: Option<email::Mailer>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -61,9 +68,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Notifier {
-    pub fn new(s: &crate::config::NotifySettings) -> Self {
+    /// Fails on SMTP settings that cannot work (an unreadable password file, a bad sender).
+    pub fn new(s: &crate::config::NotifySettings) -> Result<Self, String> {
         let timeout = Duration::from_secs(u64::try_from(s.timeout_secs).unwrap_or(10));
-        Self {
+        Ok(Self {
             wake: tokio::sync::Notify::new(),
             client: guard::client(s.allow_private_addresses, timeout),
             allow_private: s.allow_private_addresses,
@@ -71,7 +79,13 @@ impl Notifier {
             first_retry_ms: s.first_retry_ms,
             errored: Mutex::default(),
             away: Mutex::default(),
-        }
+            mailer: email::Mailer::new(&s.smtp, timeout)?,
+        })
+    }
+
+    /// Whether e-mail channels can work here.
+    pub fn sends_email(&self) -> bool {
+        self.mailer.is_some()
     }
 
     pub fn allow_private(&self) -> bool {
@@ -392,6 +406,21 @@ async fn attempt(
     id: DeliveryId,
     n: &Notification,
 ) -> Outcome {
+    if channel.kind == hearth_proto::notify::ChannelKind::Email {
+        let Some(mailer) = &state.notifier.mailer else {
+            return Outcome::Failed {
+                status: None,
+                error: NO_SMTP.into(),
+            };
+        };
+        return match email::parse_mailto(&channel.url) {
+            Ok(to) => mailer.send(&to, id, n).await,
+            Err(error) => Outcome::Failed {
+                status: None,
+                error,
+            },
+        };
+    }
     let allow_private = state.notifier.allow_private;
     let creds = render::Credentials {
         url: &channel.url,

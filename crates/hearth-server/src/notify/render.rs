@@ -123,6 +123,7 @@ pub fn render(
                 .map_err(|e| e.to_string())?,
             })
         }
+        ChannelKind::Email => Err("e-mail is sent over SMTP, not HTTP".into()),
         ChannelKind::Ntfy => {
             let (base, topic) = ntfy_split(creds.url)?;
             let mut body = json!({
@@ -146,6 +147,30 @@ pub fn render(
             })
         }
     }
+}
+
+/// An e-mail's subject and plain-text body.
+pub fn email_text(n: &Notification) -> (String, String) {
+    let mut body = format!("{}\n\n", n.message);
+    let mut line = |k: &str, v: &str| body.push_str(&format!("{k:<14}{v}\n"));
+    line("Organisation:", &n.org);
+    if let Some(p) = &n.printer {
+        line("Printer:", &format!("{} ({})", p.name, p.model));
+    }
+    if let Some(j) = &n.job {
+        line("Job:", &j.id.to_string());
+        line("Sent by:", &j.submitted_by);
+    }
+    line("When:", &n.at);
+    if let Some(link) = &n.link {
+        line("Dashboard:", link);
+    }
+    body.push_str(
+        "\nSent by Hearth. File names are sealed on members' devices, so jobs are named by id; \
+         `hearth jobs` shows the same id. An organisation admin changes what is sent with \
+         `hearth notify`.\n",
+    );
+    (format!("[Hearth] {}", n.title), body)
 }
 
 /// `https://ntfy.example.org/farm` → (`https://ntfy.example.org/`, `farm`). A server under a
@@ -306,6 +331,28 @@ mod tests {
         for bad in ["https://ntfy.sh", "https://ntfy.sh/", "https://ntfy.sh/a b"] {
             assert!(ntfy_split(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_email_has_the_title_as_subject_and_the_facts_as_lines() {
+        let mut n = sample(
+            NotifyEvent::JobFailed,
+            "Print failed on mk4",
+            "Job x failed.",
+        );
+        n.printer = Some(hearth_proto::notify::NotifiedPrinter {
+            id: hearth_proto::ids::PrinterId::new(),
+            name: "mk4".into(),
+            model: "Prusa MK4".into(),
+        });
+        let (subject, body) = email_text(&n);
+        assert_eq!(subject, "[Hearth] Print failed on mk4");
+        assert!(body.starts_with("Job x failed.\n\n"), "{body}");
+        assert!(body.contains("Printer:      mk4 (Prusa MK4)\n"), "{body}");
+        assert!(
+            body.contains("Dashboard:    https://hearth.example.org/\n"),
+            "{body}"
+        );
     }
 
     #[test]

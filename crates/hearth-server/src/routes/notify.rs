@@ -2,7 +2,7 @@
 
 use crate::auth::{Admin, OrgAccess};
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::notify::{self, delivery_view, guard, render};
+use crate::notify::{self, delivery_view, email, guard, render};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -69,10 +69,21 @@ pub async fn create_channel(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("a channel name must be 1-100 characters"));
     }
-    let url = guard::parse_destination(&req.url).map_err(ApiError::invalid)?;
-    if req.kind == ChannelKind::Ntfy {
-        render::ntfy_split(url.as_str()).map_err(ApiError::invalid)?;
-    }
+    let url = if req.kind == ChannelKind::Email {
+        if !state.notifier.sends_email() {
+            return Err(ApiError::invalid(notify::NO_SMTP));
+        }
+        email::mailto(&email::parse_mailto(&req.url).map_err(ApiError::invalid)?)
+    } else {
+        let url = guard::parse_destination(&req.url).map_err(ApiError::invalid)?;
+        if req.kind == ChannelKind::Ntfy {
+            render::ntfy_split(url.as_str()).map_err(ApiError::invalid)?;
+        }
+        guard::check_destination(&url, state.notifier.allow_private())
+            .await
+            .map_err(ApiError::invalid)?;
+        url.to_string()
+    };
     let mut events = req
         .events
         .clone()
@@ -96,16 +107,13 @@ pub async fn create_channel(
             "the access token has spaces or control characters",
         ));
     }
-    guard::check_destination(&url, state.notifier.allow_private())
-        .await
-        .map_err(ApiError::invalid)?;
     let signing_secret = (req.kind == ChannelKind::Webhook).then(render::new_signing_secret);
     let row = ChannelRow {
         id: ChannelId::new(),
         org_id: access.org.id,
         name: name.to_owned(),
         kind: req.kind,
-        url: url.to_string(),
+        url,
         secret: signing_secret.clone().unwrap_or_else(|| token.to_owned()),
         events,
         created_by: access.caller.user.id,

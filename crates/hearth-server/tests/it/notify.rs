@@ -124,9 +124,9 @@ async fn channel(
         .unwrap()
 }
 
-/// Verifies a received webhook with the Standard Webhooks reference library (Python); `None` when
-/// it is not installed (a failure under `HEARTH_REQUIRE_PEERS=1`).
-fn reference_verifies(secret: &str, r: &Received) -> Option<bool> {
+/// The Python of a peer `scripts/peers.sh` installed; `None` when it is not there (a failure under
+/// `HEARTH_REQUIRE_PEERS=1`).
+fn peer_python(peer: &str) -> Option<std::path::PathBuf> {
     let dir = std::env::var_os("HEARTH_PEERS_DIR").map_or_else(
         || {
             std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
@@ -134,16 +134,23 @@ fn reference_verifies(secret: &str, r: &Received) -> Option<bool> {
         },
         std::path::PathBuf::from,
     );
-    let python = dir.join("standardwebhooks/bin/python");
-    if !python.exists() {
-        assert!(
-            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "HEARTH_REQUIRE_PEERS=1 but the Standard Webhooks reference library is not in {} (run scripts/peers.sh)",
-            python.display()
-        );
-        eprintln!("SKIPPED the reference check: run scripts/peers.sh");
-        return None;
+    let python = dir.join(peer).join("bin/python");
+    if python.exists() {
+        return Some(python);
     }
+    assert!(
+        std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
+        "HEARTH_REQUIRE_PEERS=1 but the peer {peer} is not in {} (run scripts/peers.sh)",
+        python.display()
+    );
+    eprintln!("SKIPPED: the peer {peer} is not installed (run scripts/peers.sh)");
+    None
+}
+
+/// Verifies a received webhook with the Standard Webhooks reference library (Python); `None` when
+/// it is not installed.
+fn reference_verifies(secret: &str, r: &Received) -> Option<bool> {
+    let python = peer_python("standardwebhooks")?;
     let tmp = tempfile::tempdir().unwrap();
     let body = tmp.path().join("body");
     let headers = tmp.path().join("headers.json");
@@ -718,4 +725,235 @@ async fn a_notification_that_could_not_be_delivered_is_sent_after_a_restart() {
         "{body}"
     );
     assert_eq!(body["allowed_mentions"]["parse"], serde_json::json!([]));
+}
+
+/// aiosmtpd, a real SMTP server, on 127.0.0.1 (`smtp_peer.py`), and the messages it accepted.
+struct SmtpPeer {
+    port: u16,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    _child: tokio::process::Child,
+}
+
+impl SmtpPeer {
+    async fn start() -> Option<SmtpPeer> {
+        use tokio::io::AsyncBufReadExt;
+        let python = peer_python("aiosmtpd")?;
+        let mut child = tokio::process::Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/it/smtp_peer.py"
+            ))
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("aiosmtpd starts")
+            .unwrap()
+            .expect("aiosmtpd printed its port");
+        let port = first.strip_prefix("listening ").unwrap().parse().unwrap();
+        Some(SmtpPeer {
+            port,
+            lines,
+            _child: child,
+        })
+    }
+
+    /// The next message accepted: (envelope recipients, the message as sent).
+    async fn next(&mut self, what: &str) -> (Vec<String>, String) {
+        let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{what} never arrived"))
+            .unwrap()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let to = v["to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        (to, quoted_printable_decoded(v["data"].as_str().unwrap()))
+    }
+}
+
+/// The message with a quoted-printable body decoded (soft line breaks joined, `=XX` bytes
+/// restored), so assertions read the text a mail client shows.
+fn quoted_printable_decoded(message: &str) -> String {
+    if !message.contains("Content-Transfer-Encoding: quoted-printable") {
+        return message.to_owned();
+    }
+    let joined = message.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn email_goes_through_the_smtp_server_and_a_deferred_recipient_is_retried() {
+    let Some(mut smtp) = SmtpPeer::start().await else {
+        return;
+    };
+    let port = smtp.port;
+    let server = TestServer::start_with(move |s| {
+        s.notifications.first_retry_ms = 100;
+        s.notifications.smtp.host = "127.0.0.1".into();
+        s.notifications.smtp.port = i64::from(port);
+        s.notifications.smtp.security = "none".into();
+        s.notifications.smtp.from = "Hearth <hearth@farm.example>".into();
+        s.public_url = Some("https://hearth.example.org".into());
+    })
+    .await;
+    let (owner, org) = server.bootstrap().await;
+    let email = |name: &str, url: &str, events: Vec<NotifyEvent>| NewChannel {
+        name: name.into(),
+        kind: ChannelKind::Email,
+        url: url.into(),
+        events: Some(events),
+        token: None,
+    };
+
+    // A test message, as the SMTP server received it.
+    let ops = owner
+        .create_notification_channel(
+            org,
+            &email(
+                "ops",
+                "mailto:ops@farm.example, lead@farm.example",
+                vec![NotifyEvent::JobFailed],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ops.channel.destination,
+        "mailto:ops@farm.example,lead@farm.example"
+    );
+    let tried = owner
+        .test_notification_channel(org, ops.channel.id)
+        .await
+        .unwrap();
+    assert_eq!(tried.state, DeliveryState::Delivered, "{tried:?}");
+    assert_eq!(tried.response_status, Some(250));
+    let (to, data) = smtp.next("the test e-mail").await;
+    assert_eq!(to, ["ops@farm.example", "lead@farm.example"]);
+    assert!(
+        data.contains("From: Hearth <hearth@farm.example>"),
+        "{data}"
+    );
+    assert!(
+        data.contains("Subject: [Hearth] Test notification from Hearth"),
+        "{data}"
+    );
+    assert!(
+        data.contains(&format!("Message-ID: <{}@farm.example>", tried.id)),
+        "{data}"
+    );
+    assert!(
+        data.contains("Dashboard:    https://hearth.example.org/"),
+        "{data}"
+    );
+
+    // A recipient the server refuses for good fails at once, with its answer.
+    let refused = owner
+        .create_notification_channel(
+            org,
+            &email(
+                "gone",
+                "mailto:refused@farm.example",
+                vec![NotifyEvent::JobFailed],
+            ),
+        )
+        .await
+        .unwrap();
+    let tried = owner
+        .test_notification_channel(org, refused.channel.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (tried.state, tried.response_status),
+        (DeliveryState::Failed, Some(550))
+    );
+    assert!(tried.error.unwrap().contains("no such mailbox"));
+    owner
+        .delete_notification_channel(org, refused.channel.id)
+        .await
+        .unwrap();
+
+    // A job's failure: the deferred recipient is tried again, and the mail goes out once accepted.
+    let later = owner
+        .create_notification_channel(
+            org,
+            &email(
+                "night shift",
+                "mailto:later@farm.example",
+                vec![NotifyEvent::JobFailed],
+            ),
+        )
+        .await
+        .unwrap();
+    genesis(&owner, org).await;
+    let (agent, mut ws) = approved_agent(
+        &server,
+        &owner,
+        org,
+        1,
+        vec![printer_info("mk4-left", "pla")],
+    )
+    .await;
+    let job_id = start_job(&server, &owner, org, &agent, &mut ws).await;
+    job_update(&mut ws, job_id, JobState::Printing, None).await;
+    job_update(&mut ws, job_id, JobState::Failed, Some("filament tangled")).await;
+    let mut got = vec![
+        smtp.next("the failure e-mail").await,
+        smtp.next("the other").await,
+    ];
+    got.sort();
+    assert_eq!(got[0].0, ["later@farm.example"]);
+    assert_eq!(got[1].0, ["ops@farm.example", "lead@farm.example"]);
+    for (_, data) in &got {
+        assert!(
+            data.contains("Subject: [Hearth] Print failed on mk4-left"),
+            "{data}"
+        );
+        assert!(data.contains("filament tangled"), "{data}");
+        assert!(data.contains(&job_id.to_string()), "{data}");
+    }
+    let d = eventually_deliveries(&owner, org, later.channel.id, |d| {
+        d.len() == 1 && d[0].state == DeliveryState::Delivered
+    })
+    .await;
+    assert_eq!(d[0].attempts, 2, "deferred once, then accepted: {d:?}");
+
+    // A server without SMTP settings refuses e-mail channels, saying what is missing.
+    let plain = TestServer::start().await;
+    let (owner, org) = plain.bootstrap().await;
+    let e = owner
+        .create_notification_channel(
+            org,
+            &email("x", "mailto:ops@farm.example", vec![NotifyEvent::JobFailed]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(422));
+    assert!(e.to_string().contains("[notifications.smtp]"), "{e}");
 }
