@@ -12,7 +12,7 @@ use futures::StreamExt;
 use hearth_proto::api::*;
 use hearth_proto::audit::{ChainBreak, ChainHead, ChainVerifier};
 use hearth_proto::ids::{BlobHash, ChannelId, OrgId, PrinterId, TokenId, UserId};
-use hearth_proto::notify::{Channel, CreatedChannel, Delivery, NewChannel};
+use hearth_proto::notify::{Channel, ChannelUpdate, CreatedChannel, Delivery, NewChannel};
 use hearth_proto::{Role, TUS_VERSION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -240,6 +240,21 @@ impl Client {
             Method::POST,
             &format!("/api/v1/orgs/{org}/notifications"),
             req,
+        )
+        .await
+    }
+
+    /// Renames a channel or changes the events it follows.
+    pub async fn update_notification_channel(
+        &self,
+        org: OrgId,
+        id: ChannelId,
+        update: &ChannelUpdate,
+    ) -> Result<Channel> {
+        self.send(
+            Method::PATCH,
+            &format!("/api/v1/orgs/{org}/notifications/{id}"),
+            update,
         )
         .await
     }

@@ -200,6 +200,18 @@ pub struct NewChannel {
     pub token: Option<String>,
 }
 
+/// `PATCH /api/v1/orgs/{org}/notifications/{id}` (admins): rename a channel or change what it
+/// follows. The destination stays (add a new channel for another one: its secret goes with it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChannelUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub events: Option<Vec<NotifyEvent>>,
+}
+
 /// A channel as the API shows it: never its full URL, token or signing secret.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

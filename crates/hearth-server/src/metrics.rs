@@ -14,6 +14,9 @@ pub struct Metrics {
     pub uploads_completed: AtomicU64,
     pub download_bytes: AtomicU64,
     pub audit_entries: AtomicU64,
+    pub notifications_delivered: AtomicU64,
+    pub notifications_retried: AtomicU64,
+    pub notifications_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -73,6 +76,21 @@ impl Metrics {
                 "hearth_audit_entries_total",
                 "Audit entries appended by this process.",
                 &self.audit_entries,
+            ),
+            (
+                "hearth_notification_tries_total{result=\"delivered\"}",
+                "Notification delivery tries by outcome (retry: to be tried again).",
+                &self.notifications_delivered,
+            ),
+            (
+                "hearth_notification_tries_total{result=\"retry\"}",
+                "",
+                &self.notifications_retried,
+            ),
+            (
+                "hearth_notification_tries_total{result=\"failed\"}",
+                "",
+                &self.notifications_failed,
             ),
         ];
         for (name, help, c) in counters {

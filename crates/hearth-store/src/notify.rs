@@ -291,6 +291,36 @@ impl Tx {
         Ok(())
     }
 
+    /// Rename a channel of `org` and set what it follows (pending deliveries are kept).
+    pub async fn update_channel(
+        &mut self,
+        org: OrgId,
+        id: ChannelId,
+        name: &str,
+        events: &[NotifyEvent],
+    ) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE notify_channels SET name = $1, events = $2 WHERE id = $3 AND org_id = $4",
+        )
+        .bind(name.to_owned())
+        .bind(events_column(events))
+        .bind(id.to_string())
+        .bind(org.to_string())
+        .execute(&mut *self.inner)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "a notification channel named {name:?} already exists"
+            )),
+            other => other,
+        })?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("notification channel {id}")));
+        }
+        Ok(())
+    }
+
     /// Remove a channel of `org` and everything waiting for it.
     pub async fn delete_channel(&mut self, org: OrgId, id: ChannelId) -> Result<()> {
         sqlx::query("DELETE FROM notify_deliveries WHERE channel_id = $1")

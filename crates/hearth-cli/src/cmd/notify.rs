@@ -3,7 +3,7 @@
 
 use anyhow::{Context, anyhow, bail};
 use hearth_proto::notify::{
-    Channel, ChannelKind, Delivery, DeliveryState, NewChannel, NotifyEvent,
+    Channel, ChannelKind, ChannelUpdate, Delivery, DeliveryState, NewChannel, NotifyEvent,
 };
 use std::io::Read;
 
@@ -39,6 +39,16 @@ pub enum NotifyCmd {
         token_file: Option<std::path::PathBuf>,
         #[arg(long)]
         json: bool,
+    },
+    /// Rename a channel or change the events it follows (the destination stays).
+    Edit {
+        /// Channel id or name.
+        channel: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated events, replacing those it follows now.
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<NotifyEvent>>,
     },
     /// Send a test notification now and show what the destination answered.
     Test {
@@ -187,6 +197,30 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                 println!("{secret}");
             }
             eprintln!("try it: hearth notify test {:?}", created.channel.name);
+            Ok(())
+        }
+        NotifyCmd::Edit {
+            channel,
+            name,
+            events,
+        } => {
+            if name.is_none() && events.is_none() {
+                bail!("say what to change: --name and/or --events");
+            }
+            let channels = client.notification_channels(org).await?;
+            let c = find(&channels, channel)?;
+            let updated = client
+                .update_notification_channel(
+                    org,
+                    c.id,
+                    &ChannelUpdate {
+                        name: name.clone(),
+                        events: events.clone(),
+                    },
+                )
+                .await?;
+            let events: Vec<&str> = updated.events.iter().map(|e| e.as_str()).collect();
+            println!("{} now follows {}", updated.name, events.join(", "));
             Ok(())
         }
         NotifyCmd::Test { channel } => {

@@ -155,6 +155,19 @@ async fn an_admin_adds_tests_lists_and_removes_notification_channels() {
     assert_eq!(deliveries[0]["state"], "failed");
     assert_eq!(deliveries[0]["response_status"], 404);
 
+    let out = ada
+        .run(&[
+            "notify",
+            "edit",
+            "ops",
+            "--events",
+            "job.completed,job.failed",
+        ])
+        .await;
+    assert_eq!(out.trim(), "ops now follows job.completed, job.failed");
+    let out = ada.try_run(&["notify", "edit", "ops"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name and/or --events"));
+
     assert!(
         ada.run(&["notify", "remove", "chat"])
             .await

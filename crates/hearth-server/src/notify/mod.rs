@@ -393,10 +393,22 @@ pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<Deli
         Outcome::Retry { status, error, .. } => Outcome::Failed { status, error },
         other => other,
     };
+    count(state, &outcome);
     let mut tx = state.store.begin().await?;
     tx.record_delivery(id, &outcome, now_ms()).await?;
     tx.commit().await?;
     Ok(state.store.delivery(id).await?)
+}
+
+/// A try in the metrics.
+fn count(state: &AppState, outcome: &Outcome) {
+    let m = &state.metrics;
+    let c = match outcome {
+        Outcome::Delivered { .. } => &m.notifications_delivered,
+        Outcome::Retry { .. } => &m.notifications_retried,
+        Outcome::Failed { .. } => &m.notifications_failed,
+    };
+    c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// One try; a retryable failure is `Retry` with `at` unset (0) for the caller to schedule.
@@ -540,6 +552,7 @@ async fn deliver(state: &AppState, d: DeliveryRow) {
         if let Outcome::Failed { error, .. } = &outcome {
             tracing::warn!(channel = %channel.id, delivery = %d.id, %error, "a notification could not be delivered");
         }
+        count(state, &outcome);
         let mut tx = state.store.begin().await?;
         tx.record_delivery(d.id, &outcome, now_ms()).await?;
         tx.commit().await?;

@@ -42,7 +42,7 @@ use utoipa::OpenApi;
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
-        notify::list_channels, notify::create_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
+        notify::list_channels, notify::create_channel, notify::update_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
     ),
     // Notification: the `data` of a webhook delivery, which no handler returns.
     components(schemas(hearth_proto::api::ErrorBody, hearth_proto::notify::Notification)),
@@ -198,7 +198,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/orgs/{org}/notifications/{id}",
-            axum::routing::delete(notify::delete_channel),
+            axum::routing::delete(notify::delete_channel).patch(notify::update_channel),
         )
         .route(
             "/orgs/{org}/notifications/{id}/test",

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use hearth_proto::api::ErrorBody;
 use hearth_proto::ids::{ChannelId, OrgId};
 use hearth_proto::notify::{
-    Channel, ChannelKind, CreatedChannel, Delivery, NewChannel, NotifyEvent,
+    Channel, ChannelKind, ChannelUpdate, CreatedChannel, Delivery, NewChannel, NotifyEvent,
 };
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::notify::ChannelRow;
@@ -31,6 +31,29 @@ async fn channel_view(state: &AppState, c: &ChannelRow) -> ApiResult<Channel> {
         pending,
         last_delivery: last.as_ref().map(delivery_view),
     })
+}
+
+fn channel_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("a channel name must be 1-100 characters"));
+    }
+    Ok(name)
+}
+
+/// The events a channel may follow, sorted, once each.
+fn followed(mut events: Vec<NotifyEvent>) -> ApiResult<Vec<NotifyEvent>> {
+    if events.is_empty() {
+        return Err(ApiError::invalid("a channel follows at least one event"));
+    }
+    if events.contains(&NotifyEvent::Test) {
+        return Err(ApiError::invalid(
+            "`test` is not an event to follow; send one with POST .../test",
+        ));
+    }
+    events.sort();
+    events.dedup();
+    Ok(events)
 }
 
 async fn channel_in(state: &AppState, org: OrgId, id: ChannelId) -> ApiResult<ChannelRow> {
@@ -65,10 +88,7 @@ pub async fn create_channel(
     access: OrgAccess<Admin>,
     Json(req): Json<NewChannel>,
 ) -> ApiResult<(StatusCode, Json<CreatedChannel>)> {
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::invalid("a channel name must be 1-100 characters"));
-    }
+    let name = channel_name(&req.name)?;
     let url = if req.kind == ChannelKind::Email {
         if !state.notifier.sends_email() {
             return Err(ApiError::invalid(notify::NO_SMTP));
@@ -84,20 +104,11 @@ pub async fn create_channel(
             .map_err(ApiError::invalid)?;
         url.to_string()
     };
-    let mut events = req
-        .events
-        .clone()
-        .unwrap_or_else(|| NotifyEvent::DEFAULT.to_vec());
-    if events.is_empty() {
-        return Err(ApiError::invalid("a channel follows at least one event"));
-    }
-    if events.contains(&NotifyEvent::Test) {
-        return Err(ApiError::invalid(
-            "`test` is not an event to follow; send one with POST .../test",
-        ));
-    }
-    events.sort();
-    events.dedup();
+    let events = followed(
+        req.events
+            .clone()
+            .unwrap_or_else(|| NotifyEvent::DEFAULT.to_vec()),
+    )?;
     let token = req.token.as_deref().map(str::trim).unwrap_or_default();
     if !token.is_empty() && req.kind != ChannelKind::Ntfy {
         return Err(ApiError::invalid("only ntfy channels take an access token"));
@@ -136,6 +147,37 @@ pub async fn create_channel(
             signing_secret,
         }),
     ))
+}
+
+/// Rename a channel or change the events it follows.
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/notifications/{id}", tag = "notifications",
+    params(("org" = OrgId, Path), ("id" = ChannelId, Path)), request_body = ChannelUpdate,
+    responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_channel(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, ChannelId)>,
+    Json(req): Json<ChannelUpdate>,
+) -> ApiResult<Json<Channel>> {
+    let mut c = channel_in(&state, access.org.id, id).await?;
+    if let Some(name) = &req.name {
+        c.name = channel_name(name)?.to_owned();
+    }
+    if let Some(events) = req.events {
+        c.events = followed(events)?;
+    }
+    let mut tx = state.store.begin().await?;
+    tx.update_channel(access.org.id, id, &c.name, &c.events)
+        .await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "notify.channel.update",
+        Some(format!("channel:{id}")),
+        json!({ "name": c.name, "events": c.events }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(channel_view(&state, &c).await?))
 }
 
 /// Remove a channel; what was waiting for it is dropped.

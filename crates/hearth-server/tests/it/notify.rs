@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use hearth_client::Client;
 use hearth_proto::agent::{AgentMsg, JobState, PrinterState};
 use hearth_proto::ids::{ChannelId, OrgId};
-use hearth_proto::notify::{ChannelKind, CreatedChannel, DeliveryState, NewChannel, NotifyEvent};
+use hearth_proto::notify::{
+    ChannelKind, ChannelUpdate, CreatedChannel, DeliveryState, NewChannel, NotifyEvent,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -308,6 +310,23 @@ async fn job_events_reach_a_signed_webhook_and_a_refused_try_is_retried() {
     assert_eq!(deliveries[1].attempts, 1);
     // Events the channel does not follow are not sent: nothing more arrived.
     assert!(hook.rx.try_recv().is_err());
+    // The tries are counted for the administrator's monitoring.
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "hearth_notification_tries_total{result=\"delivered\"} 2",
+        "hearth_notification_tries_total{result=\"retry\"} 1",
+        "hearth_notification_tries_total{result=\"failed\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in {metrics}"
+        );
+    }
 }
 
 async fn eventually_deliveries(
@@ -592,6 +611,63 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
     let body = serde_json::to_string(&listed).unwrap();
     assert!(!body.contains("secretpart"), "{body}");
 
+    // Renamed, and set to follow other events; a name in use or no event at all is refused.
+    let edited = owner
+        .update_notification_channel(
+            org,
+            created.channel.id,
+            &ChannelUpdate {
+                name: Some("ops".into()),
+                events: Some(vec![NotifyEvent::JobCompleted, NotifyEvent::JobCompleted]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(edited.name, "ops");
+    assert_eq!(edited.events, vec![NotifyEvent::JobCompleted]);
+    assert_eq!(edited.destination, created.channel.destination);
+    let other = owner
+        .create_notification_channel(
+            org,
+            &new(
+                "other",
+                ChannelKind::Slack,
+                format!("{}/y", slack.url),
+                None,
+                None,
+            ),
+        )
+        .await
+        .unwrap();
+    let taken = owner
+        .update_notification_channel(
+            org,
+            other.channel.id,
+            &ChannelUpdate {
+                name: Some("ops".into()),
+                events: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(taken.status(), Some(409));
+    let empty = owner
+        .update_notification_channel(
+            org,
+            other.channel.id,
+            &ChannelUpdate {
+                name: None,
+                events: Some(vec![]),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(empty.status(), Some(422));
+    owner
+        .delete_notification_channel(org, other.channel.id)
+        .await
+        .unwrap();
+
     // A destination that is down: the test says it could not connect, and to what.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -662,6 +738,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
         .unwrap();
     let actions = audit.to_string();
     assert!(actions.contains("notify.channel.create"), "{actions}");
+    assert!(actions.contains("notify.channel.update"), "{actions}");
     assert!(actions.contains("notify.channel.delete"), "{actions}");
 }
 
