@@ -22,6 +22,22 @@ pub struct Settings {
     pub limits: Limits,
     pub auth: AuthSettings,
     pub notifications: NotifySettings,
+    pub ui: UiSettings,
+}
+
+/// The web dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UiSettings {
+    /// Serve the dashboard at `/`. Off, `hearthd` serves the API only (for deployments where
+    /// members use the CLI and nothing should be reachable from a browser).
+    pub enabled: bool,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// Notifications to webhooks, Slack, Discord and ntfy (channels are set per organisation).
@@ -122,6 +138,7 @@ impl Default for Settings {
             limits: Limits::default(),
             auth: AuthSettings::default(),
             notifications: NotifySettings::default(),
+            ui: UiSettings::default(),
         }
     }
 }
@@ -463,6 +480,10 @@ failure_window_secs = 900
 # Argon2id cost for stored login-secret hashes (OWASP recommendation).
 argon2_memory_kib = 19456
 argon2_iterations = 2
+
+[ui]
+# Serve the web dashboard at /. Off, hearthd serves the API only.
+enabled = true
 
 [notifications]
 # Let organisation admins send notifications to loopback, private and link-local addresses (a LAN

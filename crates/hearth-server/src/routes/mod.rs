@@ -212,13 +212,16 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/connect", get(fleet::agent_connect))
         .layer(DefaultBodyLimit::max(json_limit));
 
-    Router::new()
+    let mut root = Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
-        .route("/", get(ui::index))
-        .route("/ui/{file}", get(ui::asset))
-        .nest("/api/v1", api)
+        .route("/metrics", get(system::metrics));
+    if state.settings.ui.enabled {
+        root = root
+            .route("/", get(ui::index))
+            .route("/ui/{file}", get(ui::asset));
+    }
+    root.nest("/api/v1", api)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })

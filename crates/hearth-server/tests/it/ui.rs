@@ -58,3 +58,18 @@ async fn the_dashboard_is_served_with_a_strict_content_security_policy() {
         assert_eq!(body["code"], "not_found", "{path}");
     }
 }
+
+#[tokio::test]
+async fn an_api_only_server_serves_no_dashboard() {
+    let server = TestServer::start_with(|s| s.ui.enabled = false).await;
+    for path in ["/", "/ui/app.js"] {
+        let r = reqwest::get(format!("{}{path}", server.url)).await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{path}");
+    }
+    let info = reqwest::get(format!("{}/api/v1/info", server.url))
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200, "the API is still served");
+}
