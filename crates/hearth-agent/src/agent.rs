@@ -215,7 +215,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         .as_deref()
         .map(crate::tls::read_ca)
         .transpose()?;
-    let tls = crate::tls::client_config(ca.as_deref())?;
+    let tls = crate::tls::client_config(ca.as_deref(), &crate::tls::system_roots())?;
     let http = crate::tls::http_client(&tls)?;
     std::fs::create_dir_all(&config.state_dir).map_err(|source| RunError::Spool {
         path: config.state_dir.clone(),

@@ -140,7 +140,10 @@ async fn main() -> anyhow::Result<()> {
                 .as_deref()
                 .map(hearth_agent::tls::read_ca)
                 .transpose()?;
-            let tls = hearth_agent::tls::client_config(ca.as_deref())?;
+            let tls = hearth_agent::tls::client_config(
+                ca.as_deref(),
+                &hearth_agent::tls::system_roots(),
+            )?;
             let http = hearth_agent::tls::http_client(&tls)?;
             let name = name.unwrap_or_else(|| {
                 std::fs::read_to_string("/etc/hostname")

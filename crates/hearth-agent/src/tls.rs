@@ -1,10 +1,13 @@
 //! One rustls configuration (ring provider) for the WebSocket and the blob downloads: Mozilla's roots
-//! (`webpki-roots`) plus, for self-hosted servers, the operator's own CA.
+//! (`webpki-roots`), the system's trust store (where an organisation installs its own CA, and what
+//! the `hearth` CLI trusts too; `SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured) and, for
+//! self-hosted servers, the operator's CA file (`ca_cert`).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -23,10 +26,29 @@ pub enum TlsError {
     Http(#[from] reqwest::Error),
 }
 
-/// A client configuration trusting the web's roots and `extra_ca_pem` (PEM bytes), without ALPN.
-pub fn client_config(extra_ca_pem: Option<&[u8]>) -> Result<ClientConfig, TlsError> {
+/// The certificates of the system's trust store. Parts that cannot be read are logged and left out:
+/// the web's roots and `ca_cert` still apply.
+pub fn system_roots() -> Vec<CertificateDer<'static>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!(error = %e, "could not read part of the system's certificate store");
+    }
+    found.certs
+}
+
+/// A client configuration trusting the web's roots, `system` (see [`system_roots`]) and
+/// `extra_ca_pem` (PEM bytes), without ALPN.
+pub fn client_config(
+    extra_ca_pem: Option<&[u8]>,
+    system: &[CertificateDer<'static>],
+) -> Result<ClientConfig, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // A store may hold certificates rustls cannot use (old formats); they are skipped.
+    let (_, unusable) = roots.add_parsable_certificates(system.iter().cloned());
+    if unusable > 0 {
+        tracing::debug!(unusable, "certificates of the system store skipped");
+    }
     if let Some(pem) = extra_ca_pem {
         let mut added = 0;
         for cert in rustls_pemfile::certs(&mut &pem[..]).flatten() {
