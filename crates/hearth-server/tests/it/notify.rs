@@ -103,6 +103,29 @@ async fn server() -> TestServer {
     .await
 }
 
+/// A server with its owner, and an approved agent connected with one idle printer of pool `pla`.
+struct Farm {
+    server: TestServer,
+    owner: Client,
+    org: OrgId,
+    agent: FakeAgent,
+    ws: Ws,
+}
+
+async fn farm(server: TestServer, printer: &str) -> Farm {
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info(printer, "pla")]).await;
+    Farm {
+        server,
+        owner,
+        org,
+        agent,
+        ws,
+    }
+}
+
 async fn channel(
     owner: &Client,
     org: OrgId,
@@ -211,17 +234,13 @@ async fn job_update(
 
 #[tokio::test]
 async fn job_events_reach_a_signed_webhook_and_a_refused_try_is_retried() {
-    let server = server().await;
-    let (owner, org) = server.bootstrap().await;
-    genesis(&owner, org).await;
-    let (agent, mut ws) = approved_agent(
-        &server,
-        &owner,
+    let Farm {
+        server,
+        owner,
         org,
-        1,
-        vec![printer_info("mk4-left", "pla")],
-    )
-    .await;
+        agent,
+        mut ws,
+    } = farm(server().await, "mk4-left").await;
     let mut hook = Receiver::start().await;
     let created = channel(
         &owner,
@@ -348,17 +367,13 @@ async fn eventually_deliveries(
 
 #[tokio::test]
 async fn printer_errors_and_absences_are_published_to_ntfy_once_each() {
-    let server = server().await;
-    let (owner, org) = server.bootstrap().await;
-    genesis(&owner, org).await;
-    let (agent, mut ws) = approved_agent(
-        &server,
-        &owner,
+    let Farm {
+        server,
+        owner,
         org,
-        1,
-        vec![printer_info("mk4-right", "pla")],
-    )
-    .await;
+        agent,
+        mut ws,
+    } = farm(server().await, "mk4-right").await;
     let mut ntfy = Receiver::start().await;
     channel(
         &owner,
@@ -744,17 +759,13 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
 
 #[tokio::test]
 async fn a_notification_that_could_not_be_delivered_is_sent_after_a_restart() {
-    let server = server().await;
-    let (owner, org) = server.bootstrap().await;
-    genesis(&owner, org).await;
-    let (agent, mut ws) = approved_agent(
-        &server,
-        &owner,
+    let Farm {
+        server,
+        owner,
         org,
-        1,
-        vec![printer_info("mk4-left", "pla")],
-    )
-    .await;
+        agent,
+        mut ws,
+    } = farm(server().await, "mk4-left").await;
     let mut hook = Receiver::start().await;
     channel(
         &owner,
@@ -900,7 +911,13 @@ async fn email_goes_through_the_smtp_server_and_a_deferred_recipient_is_retried(
         s.public_url = Some("https://hearth.example.org".into());
     })
     .await;
-    let (owner, org) = server.bootstrap().await;
+    let Farm {
+        server,
+        owner,
+        org,
+        agent,
+        mut ws,
+    } = farm(server, "mk4-left").await;
     let email = |name: &str, url: &str, events: Vec<NotifyEvent>| NewChannel {
         name: name.into(),
         kind: ChannelKind::Email,
@@ -988,15 +1005,6 @@ async fn email_goes_through_the_smtp_server_and_a_deferred_recipient_is_retried(
         )
         .await
         .unwrap();
-    genesis(&owner, org).await;
-    let (agent, mut ws) = approved_agent(
-        &server,
-        &owner,
-        org,
-        1,
-        vec![printer_info("mk4-left", "pla")],
-    )
-    .await;
     let job_id = start_job(&server, &owner, org, &agent, &mut ws).await;
     job_update(&mut ws, job_id, JobState::Printing, None).await;
     job_update(&mut ws, job_id, JobState::Failed, Some("filament tangled")).await;
