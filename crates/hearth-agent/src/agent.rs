@@ -944,6 +944,7 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
             DriverKind::Simulated => "simulated",
             DriverKind::Octoprint => "octoprint",
             DriverKind::Moonraker => "moonraker",
+            DriverKind::Marlin => "marlin",
         }
         .into(),
         model: info.model.clone(),

@@ -32,7 +32,8 @@ server = "https://hearth.example.org"
 # for the moment of an upload, in files only the agent can read).
 state_dir = "/var/lib/hearth-agent"
 
-# A PEM file with the root certificate of a self-hosted server's own CA (optional).
+# A PEM file with the root certificate of a self-hosted server's own CA (optional; the machine's
+# trust store and Mozilla's roots are trusted too).
 # ca_cert = "/etc/hearth-agent/ca.pem"
 
 # Timings, in milliseconds; the defaults suit real deployments.
@@ -57,6 +58,13 @@ nozzle_mm = 0.4
 kind = "simulated"
 model = "Demo printer"
 time_scale = 60
+
+# A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
+# [[printer]]
+# name = "ender"
+# kind = "marlin"
+# port = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
+# baudrate = 115200
 "#;
 
 /// The agent's settings.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::driver::Driver;
 use crate::error::DriverError;
+pub use crate::marlin::MarlinConfig;
 pub use crate::simulated::SimulatedConfig;
 
 /// Which driver to build, and its settings.
@@ -25,6 +26,8 @@ pub enum DriverConfig {
     Octoprint(OctoPrintConfig),
     /// A Klipper printer behind Moonraker.
     Moonraker(MoonrakerConfig),
+    /// A Marlin printer on a USB serial port, with no print server in between.
+    Marlin(MarlinConfig),
 }
 
 /// Settings of an OctoPrint printer (`kind = "octoprint"`).
@@ -106,5 +109,6 @@ pub fn build(config: &DriverConfig) -> Result<Box<dyn Driver>, DriverError> {
         DriverConfig::Simulated(c) => Box::new(crate::simulated::SimulatedDriver::new(c.clone())),
         DriverConfig::Octoprint(c) => Box::new(crate::octoprint::OctoPrintDriver::new(c.clone())?),
         DriverConfig::Moonraker(c) => Box::new(crate::moonraker::MoonrakerDriver::new(c.clone())?),
+        DriverConfig::Marlin(c) => Box::new(crate::marlin::MarlinDriver::new(c.clone())),
     })
 }

@@ -7,11 +7,13 @@
 //! whose variants tell "unreachable, retry" from "the printer refused" from "protocol mismatch".
 //!
 //! One module per protocol: `simulated` (in-process, with fault injection), `octoprint` (REST),
-//! `moonraker` (JSON-RPC over WebSocket, HTTP upload). Only this crate knows printers' payload shapes.
+//! `moonraker` (JSON-RPC over WebSocket, HTTP upload), `marlin` (a USB serial port, the agent
+//! streaming the G-code itself). Only this crate knows printers' payload shapes.
 
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod marlin;
 pub mod model;
 pub mod moonraker;
 pub mod octoprint;
@@ -19,7 +21,9 @@ pub mod simulated;
 
 mod http;
 
-pub use config::{DriverConfig, MoonrakerConfig, OctoPrintConfig, SimulatedConfig, build};
+pub use config::{
+    DriverConfig, MarlinConfig, MoonrakerConfig, OctoPrintConfig, SimulatedConfig, build,
+};
 pub use driver::{Driver, Upload};
 pub use error::DriverError;
 pub use model::{

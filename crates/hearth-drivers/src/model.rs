@@ -15,6 +15,8 @@ pub enum DriverKind {
     Octoprint,
     /// Moonraker's JSON-RPC API in front of Klipper.
     Moonraker,
+    /// Marlin firmware on a USB serial port, streamed by the agent.
+    Marlin,
 }
 
 /// What a driver can do beyond the basic job flow, so the agent and UI can hide what would fail.

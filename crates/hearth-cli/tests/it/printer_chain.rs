@@ -1,9 +1,10 @@
 //! The whole chain with nothing scripted: `hearth print` seals and signs a file on the member's machine,
 //! the real `hearthd` queues it, the real `hearth-agent` (trusting only the verified chain) opens it and
-//! drives the real OctoPrint virtual printer (and the real Moonraker, with a fake Klippy behind it); progress is visible through the API while it prints, and the
-//! job completes.
+//! drives the real OctoPrint virtual printer (and the real Moonraker, with a fake Klippy behind it, and
+//! the virtual Marlin firmware on a serial port with the agent as print host); progress is visible
+//! through the API while it prints, and the job completes.
 
-use crate::peers::{Moonraker, OctoPrint, sample_gcode};
+use crate::peers::{Moonraker, OctoPrint, VirtualMarlin, sample_gcode};
 use crate::support::*;
 use hearth_agent::config::PrinterConfig;
 use hearth_agent::crypto::{TrustFile, TrustingOpener};
@@ -28,6 +29,15 @@ async fn the_same_flow_works_on_the_real_moonraker() {
         return;
     };
     print_through_the_chain(hearth_drivers::DriverConfig::Moonraker(moon.config())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_flow_works_on_a_marlin_printer_on_a_serial_port() {
+    // The agent streams the file itself; a per-line delay makes the print last long enough to watch.
+    let Some(marlin) = VirtualMarlin::start(&["throttle=0.003"]) else {
+        return;
+    };
+    print_through_the_chain(hearth_drivers::DriverConfig::Marlin(marlin.config())).await;
 }
 
 async fn print_through_the_chain(driver: hearth_drivers::DriverConfig) {

@@ -1,8 +1,9 @@
-//! Integration tests of hearth-drivers: the simulator through the public API, and the OctoPrint and
-//! Moonraker drivers against the real peers (see `peers`).
+//! Integration tests of hearth-drivers: the simulator through the public API, and the OctoPrint,
+//! Moonraker and Marlin serial drivers against the real peers (see `peers`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fake_klippy;
+mod marlin;
 mod moonraker;
 mod octoprint;
 mod peers;

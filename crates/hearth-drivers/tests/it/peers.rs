@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub const OCTOPRINT_KEY: &str = "HEARTHTESTKEY0123456789ABCDEFGHI";
 
 /// Where `scripts/peers.sh` installed the peers.
-fn peers_dir() -> PathBuf {
+pub fn peers_dir() -> PathBuf {
     match std::env::var_os("HEARTH_PEERS_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => {
@@ -26,7 +26,7 @@ fn peers_dir() -> PathBuf {
 }
 
 /// Skips (returns `None`) or, under `HEARTH_REQUIRE_PEERS=1`, fails.
-fn absent<T>(reason: String) -> Option<T> {
+pub fn absent<T>(reason: String) -> Option<T> {
     if std::env::var("HEARTH_REQUIRE_PEERS").is_ok_and(|v| v == "1") {
         panic!("required peer absent: {reason} (run scripts/peers.sh)");
     }
@@ -341,6 +341,68 @@ impl Moonraker {
             api_key: None,
             model: None,
             timeout_secs: 10,
+        }
+    }
+}
+
+/// The virtual firmware on a pseudo-terminal; killed on drop (the port then closes).
+pub struct VirtualMarlin {
+    pub port: String,
+    child: Child,
+}
+
+impl Drop for VirtualMarlin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl VirtualMarlin {
+    /// `settings` are the virtual printer's own (`throttle=0.01` seconds per line, `resend_ratio=5`
+    /// percent of lines asked again, ...).
+    pub fn start(settings: &[&str]) -> Option<Self> {
+        let python = peers_dir().join("octoprint/bin/python");
+        // The script sits beside this file, in hearth-drivers' tests.
+        if !python.exists() {
+            return absent(format!(
+                "OctoPrint's virtual printer ({})",
+                python.display()
+            ));
+        }
+        let mut cmd = Command::new(python);
+        cmd.arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../hearth-drivers/tests/it/virtual_marlin_pty.py"),
+        );
+        for s in settings {
+            cmd.args(["--set", s]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // It prints the pseudo-terminal's path once the firmware is ready.
+        let mut port = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut port,
+        )
+        .unwrap();
+
+        Some(Self {
+            port: port.trim().to_owned(),
+            child,
+        })
+    }
+
+    /// A driver configuration for it.
+    pub fn config(&self) -> hearth_drivers::MarlinConfig {
+        hearth_drivers::MarlinConfig {
+            port: self.port.clone(),
+            baudrate: 115_200,
+            model: Some("Ender 3".into()),
         }
     }
 }
