@@ -597,6 +597,7 @@ async function loadChannels() {
       el("td", {}, c.kind),
       el("td", { class: "id" }, c.destination),
       el("td", {}, c.events.join(", ")),
+      el("td", {}, c.pools.length ? `pools ${c.pools.join(", ")}` : "all"),
       el("td", { class: "latest" },
         d ? el("span", { class: d.state === "delivered" ? "ok" : d.state === "failed" ? "bad" : "" },
           `${when(d.last_attempt_at)} ${d.event}: ${deliveryOutcome(d)}`) : "—",
@@ -672,11 +673,14 @@ async function onChannelSubmit(ev) {
   const events = [...f.querySelectorAll("#channel-events input:checked")].map((i) => i.value);
   const body = { name: f.cname.value.trim(), kind: f.kind.value, url: f.url.value.trim(), events };
   if (f.kind.value === "ntfy" && f.token.value.trim()) body.token = f.token.value.trim();
+  const pools = f.pools.value.split(",").map((p) => p.trim()).filter(Boolean);
+  if (pools.length) body.pools = pools;
   try {
     const created = await call("POST", `/orgs/${state.org.id}/notifications`, body);
     f.cname.value = "";
     f.url.value = "";
     f.token.value = "";
+    f.pools.value = "";
     if (created.signing_secret) {
       $("channel-secret-value").textContent = created.signing_secret;
       $("channel-secret").hidden = false;

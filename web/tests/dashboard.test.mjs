@@ -157,11 +157,13 @@ try {
     await page.click("#channel-form button[type=submit]");
     await page.locator("#channel-error", { hasText: "https://" }).waitFor();
     await page.fill("#channel-form input[name=url]", `http://127.0.0.1:${receiver.address().port}/hooks/hearth`);
+    await page.fill("#channel-form input[name=pools]", "pla, petg");
     await page.click("#channel-form button[type=submit]");
     await page.locator("#channel-secret-value", { hasText: /^whsec_/ }).waitFor();
     const channel = page.locator('#channels tr[data-channel="ops"]');
     await channel.waitFor();
     assert.match(await channel.textContent(), /job\.completed/);
+    assert.match(await channel.textContent(), /pools petg, pla/);
     assert.doesNotMatch(await channel.textContent(), /hooks/, "the URL's path is not shown");
     await channel.locator("button[data-action=test]").click();
     await channel.locator(".latest .ok", { hasText: "delivered (200)" }).waitFor();

@@ -198,6 +198,9 @@ pub struct NewChannel {
     /// ntfy only: an access token (`tk_...`) for a protected topic.
     #[serde(default)]
     pub token: Option<String>,
+    /// Only printers of these pools, and pool jobs for them; absent or empty: every printer.
+    #[serde(default)]
+    pub pools: Option<Vec<String>>,
 }
 
 /// `PATCH /api/v1/orgs/{org}/notifications/{id}` (admins): rename a channel or change what it
@@ -210,6 +213,9 @@ pub struct ChannelUpdate {
     pub name: Option<String>,
     #[serde(default)]
     pub events: Option<Vec<NotifyEvent>>,
+    /// Replaces the pools the channel is limited to (`[]`: every printer again).
+    #[serde(default)]
+    pub pools: Option<Vec<String>>,
 }
 
 /// A channel as the API shows it: never its full URL, token or signing secret.
@@ -222,6 +228,8 @@ pub struct Channel {
     /// Scheme, host and port of the URL (`https://hooks.slack.com`), or the `mailto:` addresses.
     pub destination: String,
     pub events: Vec<NotifyEvent>,
+    /// Only printers of these pools; empty: every printer.
+    pub pools: Vec<String>,
     pub created_by: UserId,
     pub created_at: String,
     /// Notifications waiting for their first try or a retry.
@@ -278,6 +286,7 @@ pub struct NotifiedPrinter {
     pub id: PrinterId,
     pub name: String,
     pub model: String,
+    pub pools: Vec<String>,
 }
 
 /// A job as a notification names it: its id, never its (sealed) file name.
@@ -286,6 +295,8 @@ pub struct NotifiedPrinter {
 pub struct NotifiedJob {
     pub id: JobId,
     pub state: JobState,
+    /// The pool it was sent to, when it was not sent to a printer by name.
+    pub pool: Option<String>,
     /// Login of the member who submitted it.
     pub submitted_by: String,
     /// Why it failed, was refused or paused, in the agent's or printer's words.

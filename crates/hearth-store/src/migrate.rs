@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "notifications",
         include_str!("../migrations/0007_notifications.sql"),
     ),
+    (
+        8,
+        "notify_pools",
+        include_str!("../migrations/0008_notify_pools.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -21,6 +21,8 @@ pub struct ChannelRow {
     /// Webhook: the signing secret; ntfy: the access token or empty.
     pub secret: String,
     pub events: Vec<NotifyEvent>,
+    /// Only printers of these pools (and pool jobs for them); empty: every printer.
+    pub pools: Vec<String>,
     pub created_by: UserId,
     pub created_at: i64,
 }
@@ -35,6 +37,7 @@ impl std::fmt::Debug for ChannelRow {
             .field("url", &"<redacted>")
             .field("secret", &"<redacted>")
             .field("events", &self.events)
+            .field("pools", &self.pools)
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +76,8 @@ pub enum Outcome {
     },
 }
 
-const CHANNEL_COLS: &str = "id, org_id, name, kind, url, secret, events, created_by, created_at";
+const CHANNEL_COLS: &str =
+    "id, org_id, name, kind, url, secret, events, pools, created_by, created_at";
 const DELIVERY_COLS: &str = "id, channel_id, event, payload, state, created_at, attempts, \
      next_attempt_at, last_attempt_at, response_status, error";
 
@@ -84,6 +88,23 @@ fn events_column(events: &[NotifyEvent]) -> String {
         s.push(',');
     }
     s
+}
+
+/// `,a,b,`, or empty for none.
+fn pools_column(pools: &[String]) -> String {
+    if pools.is_empty() {
+        String::new()
+    } else {
+        format!(",{},", pools.join(","))
+    }
+}
+
+fn pools_of(column: &str) -> Vec<String> {
+    column
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn channel(r: &AnyRow) -> Result<ChannelRow> {
@@ -104,6 +125,7 @@ fn channel(r: &AnyRow) -> Result<ChannelRow> {
         url: r.try_get("url")?,
         secret: r.try_get("secret")?,
         events,
+        pools: pools_of(&r.try_get::<String, _>("pools")?),
         created_by: parsed(r, "created_by")?,
         created_at: r.try_get("created_at")?,
     })
@@ -267,8 +289,8 @@ impl Store {
 impl Tx {
     pub async fn insert_channel(&mut self, c: &ChannelRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO notify_channels (id, org_id, name, kind, url, secret, events, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO notify_channels (id, org_id, name, kind, url, secret, events, created_by, created_at, pools) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(c.id.to_string())
         .bind(c.org_id.to_string())
@@ -279,6 +301,7 @@ impl Tx {
         .bind(events_column(&c.events))
         .bind(c.created_by.to_string())
         .bind(c.created_at)
+        .bind(pools_column(&c.pools))
         .execute(&mut *self.inner)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -298,14 +321,17 @@ impl Tx {
         id: ChannelId,
         name: &str,
         events: &[NotifyEvent],
+        pools: &[String],
     ) -> Result<()> {
         let n = sqlx::query(
-            "UPDATE notify_channels SET name = $1, events = $2 WHERE id = $3 AND org_id = $4",
+            "UPDATE notify_channels SET name = $1, events = $2, pools = $5 \
+             WHERE id = $3 AND org_id = $4",
         )
         .bind(name.to_owned())
         .bind(events_column(events))
         .bind(id.to_string())
         .bind(org.to_string())
+        .bind(pools_column(pools))
         .execute(&mut *self.inner)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -339,26 +365,35 @@ impl Tx {
         Ok(())
     }
 
-    /// Queue `payload` for every channel of `org` that follows `event`; returns how many.
+    /// Queue `payload` for every channel of `org` that follows `event` and is not limited to pools
+    /// other than `pools` (those of the printer and job concerned); returns how many.
     pub async fn enqueue_notification(
         &mut self,
         org: OrgId,
         event: NotifyEvent,
         payload: &str,
+        pools: &[String],
         now: i64,
     ) -> Result<usize> {
-        let rows =
-            sqlx::query("SELECT id FROM notify_channels WHERE org_id = $1 AND events LIKE $2")
-                .bind(org.to_string())
-                .bind(format!("%,{},%", event.as_str()))
-                .fetch_all(&mut *self.inner)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, pools FROM notify_channels WHERE org_id = $1 AND events LIKE $2",
+        )
+        .bind(org.to_string())
+        .bind(format!("%,{},%", event.as_str()))
+        .fetch_all(&mut *self.inner)
+        .await?;
+        let mut queued = 0;
         for r in &rows {
+            let only = pools_of(&r.try_get::<String, _>("pools")?);
+            if !only.is_empty() && !only.iter().any(|p| pools.contains(p)) {
+                continue;
+            }
             let channel: ChannelId = parsed(r, "id")?;
             self.insert_delivery(DeliveryId::new(), channel, event, payload, now, 0)
                 .await?;
+            queued += 1;
         }
-        Ok(rows.len())
+        Ok(queued)
     }
 
     /// A pending delivery due at `now`, leased until `lease_until` (0: free to any sender).

@@ -37,6 +37,9 @@ pub enum NotifyCmd {
         /// ntfy: a file holding the access token of a protected topic.
         #[arg(long, value_name = "FILE")]
         token_file: Option<std::path::PathBuf>,
+        /// Only printers of these pools (comma-separated), and pool jobs for them.
+        #[arg(long, value_delimiter = ',')]
+        pools: Option<Vec<String>>,
         #[arg(long)]
         json: bool,
     },
@@ -49,6 +52,10 @@ pub enum NotifyCmd {
         /// Comma-separated events, replacing those it follows now.
         #[arg(long, value_delimiter = ',')]
         events: Option<Vec<NotifyEvent>>,
+        /// Comma-separated pools it is limited to, replacing the current ones; `--pools ''` for
+        /// every printer again.
+        #[arg(long, value_delimiter = ',')]
+        pools: Option<Vec<String>>,
     },
     /// Send a test notification now and show what the destination answered.
     Test {
@@ -75,6 +82,15 @@ fn find<'a>(channels: &'a [Channel], key: &str) -> anyhow::Result<&'a Channel> {
         .find(|c| c.id.to_string() == key)
         .or_else(|| channels.iter().find(|c| c.name == key))
         .ok_or_else(|| anyhow!("no notification channel {key:?} (see `hearth notify list`)"))
+}
+
+/// ` for pools a, b` when a channel is limited to some pools.
+fn scope(pools: &[String]) -> String {
+    if pools.is_empty() {
+        String::new()
+    } else {
+        format!(" for pools {}", pools.join(", "))
+    }
 }
 
 fn state(d: &Delivery) -> &'static str {
@@ -118,6 +134,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                 "KIND",
                 "DESTINATION",
                 "EVENTS",
+                "POOLS",
                 "LAST DELIVERY",
                 "PENDING",
             ]);
@@ -128,6 +145,11 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                     c.kind.as_str().into(),
                     c.destination.clone(),
                     events.join(","),
+                    if c.pools.is_empty() {
+                        "all".into()
+                    } else {
+                        c.pools.join(",")
+                    },
                     c.last_delivery.as_ref().map_or("-".into(), |d| {
                         format!(
                             "{} {}",
@@ -147,6 +169,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             url,
             events,
             token_file,
+            pools,
             json,
         } => {
             let url = if url == "-" {
@@ -176,6 +199,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                         url,
                         events: events.clone(),
                         token,
+                        pools: pools.clone(),
                     },
                 )
                 .await?;
@@ -184,11 +208,12 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             }
             let events: Vec<&str> = created.channel.events.iter().map(|e| e.as_str()).collect();
             println!(
-                "added {} ({}) to {}: {}",
+                "added {} ({}) to {}: {}{}",
                 created.channel.name,
                 created.channel.kind.as_str(),
                 created.channel.destination,
-                events.join(", ")
+                events.join(", "),
+                scope(&created.channel.pools)
             );
             if let Some(secret) = &created.signing_secret {
                 println!(
@@ -203,9 +228,10 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             channel,
             name,
             events,
+            pools,
         } => {
-            if name.is_none() && events.is_none() {
-                bail!("say what to change: --name and/or --events");
+            if name.is_none() && events.is_none() && pools.is_none() {
+                bail!("say what to change: --name, --events and/or --pools");
             }
             let channels = client.notification_channels(org).await?;
             let c = find(&channels, channel)?;
@@ -216,11 +242,19 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                     &ChannelUpdate {
                         name: name.clone(),
                         events: events.clone(),
+                        pools: pools
+                            .as_ref()
+                            .map(|p| p.iter().filter(|p| !p.is_empty()).cloned().collect()),
                     },
                 )
                 .await?;
             let events: Vec<&str> = updated.events.iter().map(|e| e.as_str()).collect();
-            println!("{} now follows {}", updated.name, events.join(", "));
+            println!(
+                "{} now follows {}{}",
+                updated.name,
+                events.join(", "),
+                scope(&updated.pools)
+            );
             Ok(())
         }
         NotifyCmd::Test { channel } => {

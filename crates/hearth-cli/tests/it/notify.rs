@@ -165,8 +165,23 @@ async fn an_admin_adds_tests_lists_and_removes_notification_channels() {
         ])
         .await;
     assert_eq!(out.trim(), "ops now follows job.completed, job.failed");
+    let out = ada
+        .run(&["notify", "edit", "ops", "--pools", "pla,petg"])
+        .await;
+    assert_eq!(
+        out.trim(),
+        "ops now follows job.completed, job.failed for pools petg, pla"
+    );
+    let list = ada.run(&["notify", "list"]).await;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("ops") && l.contains(" petg,pla ")),
+        "{list}"
+    );
+    let out = ada.run(&["notify", "edit", "ops", "--pools", ""]).await;
+    assert_eq!(out.trim(), "ops now follows job.completed, job.failed");
     let out = ada.try_run(&["notify", "edit", "ops"]).await;
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--name and/or --events"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name, --events and/or --pools"));
 
     assert!(
         ada.run(&["notify", "remove", "chat"])

@@ -107,7 +107,10 @@ impl Notifier {
 /// Queue `event` for every channel of `org` following it, inside `tx`.
 pub async fn enqueue(tx: &mut Tx, n: &Notification) -> ApiResult<()> {
     let payload = serde_json::to_string(n).map_err(ApiError::internal)?;
-    tx.enqueue_notification(n.org_id, n.event, &payload, now_ms())
+    // Channels limited to some pools hear about the printer's pools and the job's.
+    let mut pools: Vec<String> = n.printer.iter().flat_map(|p| p.pools.clone()).collect();
+    pools.extend(n.job.iter().filter_map(|j| j.pool.clone()));
+    tx.enqueue_notification(n.org_id, n.event, &payload, &pools, now_ms())
         .await?;
     Ok(())
 }
@@ -135,6 +138,7 @@ async fn notified_printer(state: &AppState, id: PrinterId) -> Option<NotifiedPri
         id,
         name: p.info.name.clone(),
         model: p.info.model.clone(),
+        pools: p.info.pools.clone(),
     })
 }
 
@@ -183,6 +187,7 @@ pub async fn job_changed(
     let job = NotifiedJob {
         id: before.id,
         state: after,
+        pool: before.pool.clone(),
         submitted_by,
         message: message
             .map(str::to_owned)

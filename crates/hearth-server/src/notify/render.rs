@@ -344,6 +344,7 @@ mod tests {
             id: hearth_proto::ids::PrinterId::new(),
             name: "mk4".into(),
             model: "Prusa MK4".into(),
+            pools: vec![],
         });
         let (subject, body) = email_text(&n);
         assert_eq!(subject, "[Hearth] Print failed on mk4");

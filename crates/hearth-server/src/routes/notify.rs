@@ -26,6 +26,7 @@ async fn channel_view(state: &AppState, c: &ChannelRow) -> ApiResult<Channel> {
         kind: c.kind,
         destination: guard::shown(&c.url),
         events: c.events.clone(),
+        pools: c.pools.clone(),
         created_by: c.created_by,
         created_at: rfc3339(c.created_at),
         pending,
@@ -39,6 +40,24 @@ fn channel_name(name: &str) -> ApiResult<&str> {
         return Err(ApiError::invalid("a channel name must be 1-100 characters"));
     }
     Ok(name)
+}
+
+/// Pool names as printers are configured with them: trimmed, not empty, once each.
+fn pool_names(pools: Vec<String>) -> ApiResult<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for p in pools {
+        let p = p.trim().to_owned();
+        if p.is_empty() || p.len() > 100 || p.contains(',') {
+            return Err(ApiError::invalid(format!(
+                "{p:?} is not a pool name (1-100 characters, no comma)"
+            )));
+        }
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The events a channel may follow, sorted, once each.
@@ -127,6 +146,7 @@ pub async fn create_channel(
         url,
         secret: signing_secret.clone().unwrap_or_else(|| token.to_owned()),
         events,
+        pools: pool_names(req.pools.clone().unwrap_or_default())?,
         created_by: access.caller.user.id,
         created_at: now_ms(),
     };
@@ -136,7 +156,7 @@ pub async fn create_channel(
         access.org.id.to_string(),
         "notify.channel.create",
         Some(format!("channel:{}", row.id)),
-        json!({ "name": row.name, "kind": row.kind, "destination": guard::shown(&row.url), "events": row.events }),
+        json!({ "name": row.name, "kind": row.kind, "destination": guard::shown(&row.url), "events": row.events, "pools": row.pools }),
     ))
     .await?;
     tx.commit().await?;
@@ -166,14 +186,17 @@ pub async fn update_channel(
     if let Some(events) = req.events {
         c.events = followed(events)?;
     }
+    if let Some(pools) = req.pools {
+        c.pools = pool_names(pools)?;
+    }
     let mut tx = state.store.begin().await?;
-    tx.update_channel(access.org.id, id, &c.name, &c.events)
+    tx.update_channel(access.org.id, id, &c.name, &c.events, &c.pools)
         .await?;
     tx.append_audit(access.caller.audit(
         access.org.id.to_string(),
         "notify.channel.update",
         Some(format!("channel:{id}")),
-        json!({ "name": c.name, "events": c.events }),
+        json!({ "name": c.name, "events": c.events, "pools": c.pools }),
     ))
     .await?;
     tx.commit().await?;

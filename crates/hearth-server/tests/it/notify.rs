@@ -143,6 +143,7 @@ async fn channel(
                 url,
                 events: Some(events.to_vec()),
                 token: token.map(str::to_owned),
+                pools: None,
             },
         )
         .await
@@ -251,6 +252,22 @@ async fn job_events_reach_a_signed_webhook_and_a_refused_try_is_retried() {
         None,
     )
     .await;
+    // Another team's channel, limited to the printers of its pool, hears nothing of this one.
+    let other_team = owner
+        .create_notification_channel(
+            org,
+            &NewChannel {
+                name: "petg team".into(),
+                kind: ChannelKind::Webhook,
+                url: format!("{}/hooks/petg", hook.url),
+                events: Some(vec![NotifyEvent::JobStarted, NotifyEvent::JobFailed]),
+                token: None,
+                pools: Some(vec![" petg ".into(), "petg".into()]),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(other_team.channel.pools, ["petg"]);
     let secret = created
         .signing_secret
         .clone()
@@ -327,8 +344,16 @@ async fn job_events_reach_a_signed_webhook_and_a_refused_try_is_retried() {
     assert_eq!(failed.attempts, 2);
     assert_eq!(failed.response_status, Some(200));
     assert_eq!(deliveries[1].attempts, 1);
-    // Events the channel does not follow are not sent: nothing more arrived.
+    // Events the channel does not follow are not sent: nothing more arrived, and nothing for the
+    // other team's pool.
     assert!(hook.rx.try_recv().is_err());
+    assert!(
+        owner
+            .notification_deliveries(org, other_team.channel.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // The tries are counted for the administrator's monitoring.
     let metrics = reqwest::get(format!("{}/metrics", server.url))
         .await
@@ -481,6 +506,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
                 url: "http://127.0.0.1:9/hook".into(),
                 events: None,
                 token: None,
+                pools: None,
             },
         )
         .await
@@ -502,6 +528,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
                 url,
                 events,
                 token: token.map(str::to_owned),
+                pools: None,
             }
         };
     for (bad, why) in [
@@ -634,6 +661,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
             &ChannelUpdate {
                 name: Some("ops".into()),
                 events: Some(vec![NotifyEvent::JobCompleted, NotifyEvent::JobCompleted]),
+                pools: None,
             },
         )
         .await
@@ -661,6 +689,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
             &ChannelUpdate {
                 name: Some("ops".into()),
                 events: None,
+                pools: None,
             },
         )
         .await
@@ -673,6 +702,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
             &ChannelUpdate {
                 name: None,
                 events: Some(vec![]),
+                pools: None,
             },
         )
         .await
@@ -924,6 +954,7 @@ async fn email_goes_through_the_smtp_server_and_a_deferred_recipient_is_retried(
         url: url.into(),
         events: Some(events),
         token: None,
+        pools: None,
     };
 
     // A test message, as the SMTP server received it.

@@ -466,10 +466,12 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
         url: "https://example.org/hook/secret-path".into(),
         secret: "whsec_c2VjcmV0".into(),
         events,
+        pools: vec![],
         created_by: by,
         created_at: now,
     };
-    let failures = channel("failures", vec![NotifyEvent::JobFailed]);
+    let mut failures = channel("failures", vec![NotifyEvent::JobFailed]);
+    failures.pools = vec!["pla".into()];
     let all = channel("all", NotifyEvent::FOLLOWABLE.to_vec());
     let mut tx = s.begin().await.unwrap();
     tx.insert_channel(&failures).await.unwrap();
@@ -487,14 +489,20 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
     tx.insert_channel(&failures).await.unwrap();
     tx.insert_channel(&all).await.unwrap();
     assert_eq!(
-        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{\"n\":1}", now)
-            .await
-            .unwrap(),
+        tx.enqueue_notification(
+            org,
+            NotifyEvent::JobFailed,
+            "{\"n\":1}",
+            &["pla".to_owned()],
+            now
+        )
+        .await
+        .unwrap(),
         2,
         "{label}"
     );
     assert_eq!(
-        tx.enqueue_notification(org, NotifyEvent::PrinterOnline, "{\"n\":2}", now)
+        tx.enqueue_notification(org, NotifyEvent::PrinterOnline, "{\"n\":2}", &[], now)
             .await
             .unwrap(),
         1,
@@ -587,9 +595,15 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
     // Finished deliveries are pruned to the newest KEEP_FINISHED per channel.
     let mut tx = s.begin().await.unwrap();
     for i in 0..KEEP_FINISHED + 5 {
-        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", now + 20_000 + i)
-            .await
-            .unwrap();
+        tx.enqueue_notification(
+            org,
+            NotifyEvent::JobFailed,
+            "{}",
+            &["pla".to_owned()],
+            now + 20_000 + i,
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     loop {
@@ -610,6 +624,31 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
     }
     let kept = s.deliveries(failures.id, 1000).await.unwrap();
     assert_eq!(kept.len() as i64, KEEP_FINISHED, "{label}");
+
+    // A channel limited to some pools hears only of printers and jobs of those pools.
+    let mut tx = s.begin().await.unwrap();
+    let pla = ["pla".to_owned(), "big".to_owned()];
+    assert_eq!(
+        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", &pla, now)
+            .await
+            .unwrap(),
+        2,
+        "{label}"
+    );
+    let petg = ["petg".to_owned()];
+    assert_eq!(
+        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", &petg, now)
+            .await
+            .unwrap(),
+        1,
+        "{label}: only the channel for every printer"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.channel(failures.id).await.unwrap().pools,
+        ["pla"],
+        "{label}"
+    );
 
     // Deleting a channel takes its deliveries with it.
     let mut tx = s.begin().await.unwrap();
