@@ -110,6 +110,8 @@ struct Shared {
     last: Option<JobStatus>,
     /// The firmware halted (thermal error, kill): it needs a reset at the printer.
     halted: Option<String>,
+    /// Why the printer itself paused the print (a host action: filament runout, the knob).
+    paused_by_printer: Option<String>,
 }
 
 enum Cmd {
@@ -231,6 +233,7 @@ impl MarlinDriver {
                 });
             };
             job.phase = to;
+            s.paused_by_printer = None;
         }
         self.send(cmd)
     }
@@ -261,7 +264,12 @@ impl Driver for MarlinDriver {
             state,
             heaters: s.heaters.clone(),
             job,
-            error: s.halted.clone(),
+            error: s.halted.clone().or_else(|| {
+                s.job
+                    .as_ref()
+                    .filter(|j| j.phase == JobPhase::Paused)
+                    .and(s.paused_by_printer.clone())
+            }),
         })
     }
 
@@ -323,6 +331,7 @@ impl Driver for MarlinDriver {
                 hints: held.hints,
             });
             s.last = None;
+            s.paused_by_printer = None;
             BufReader::new(held.file)
         };
         self.send(Cmd::Start(Box::new(reader)))
@@ -609,6 +618,10 @@ fn on_line(line: &str, st: &mut Streamer, shared: &Arc<Mutex<Shared>>) {
         poke(st);
         return;
     }
+    if let Some(action) = host_action(line) {
+        on_host_action(action, st, shared);
+        return;
+    }
     if line.contains("T:") || line.contains("T0:") {
         let heaters = parse_temperatures(line);
         if !heaters.is_empty() {
@@ -656,6 +669,45 @@ fn on_line(line: &str, st: &mut Streamer, shared: &Arc<Mutex<Shared>>) {
         } else {
             tracing::debug!(error, "the printer reported an error (a resend follows)");
         }
+    }
+}
+
+/// The action in a host action command (`//action:pause`, `// action:paused filament_runout`).
+fn host_action(line: &str) -> Option<&str> {
+    line.strip_prefix("//")?
+        .trim_start()
+        .strip_prefix("action:")
+}
+
+/// What the printer asks of its host (Marlin's HOST_ACTION_COMMANDS): pause on a filament runout or
+/// from its menu, resume from its knob, or cancel.
+fn on_host_action(action: &str, st: &mut Streamer, shared: &Arc<Mutex<Shared>>) {
+    let mut words = action.split_whitespace();
+    let verb = words.next().unwrap_or("");
+    let reason = words.collect::<Vec<_>>().join(" ");
+    let mut s = lock(shared);
+    let Some(job) = s.job.as_mut() else { return };
+    match verb {
+        "pause" | "paused" if job.phase == JobPhase::Printing => {
+            job.phase = JobPhase::Paused;
+            st.paused = true;
+            s.paused_by_printer = Some(if reason.is_empty() {
+                "the printer paused the print".into()
+            } else {
+                format!("the printer paused the print: {}", reason.replace('_', " "))
+            });
+        }
+        "resume" | "resumed" if job.phase == JobPhase::Paused => {
+            job.phase = JobPhase::Printing;
+            st.paused = false;
+            s.paused_by_printer = None;
+        }
+        "cancel" if !job.phase.is_finished() => {
+            job.phase = JobPhase::Cancelling;
+            drop(s);
+            on_cmd(Cmd::Cancel, st);
+        }
+        _ => {}
     }
 }
 
@@ -836,6 +888,16 @@ mod tests {
         assert_eq!(names, ["tool0", "tool1", "bed", "chamber"]);
         assert_eq!(h[1].actual, 150.0);
         assert!(parse_temperatures("echo:busy: processing").is_empty());
+    }
+
+    #[test]
+    fn host_actions_are_read_in_both_spellings() {
+        assert_eq!(host_action("//action:pause"), Some("pause"));
+        assert_eq!(
+            host_action("// action:paused filament_runout"),
+            Some("paused filament_runout")
+        );
+        assert_eq!(host_action("echo:action:pause"), None);
     }
 
     #[test]

@@ -181,3 +181,44 @@ async fn an_unplugged_printer_is_offline_and_commands_say_so() {
     let err = driver.pause().await.unwrap_err();
     assert!(matches!(err, DriverError::Unreachable { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_pause_the_printer_asks_for_is_shown_with_its_reason_and_resumed_by_the_agent() {
+    // Halfway, the virtual firmware sends `// action:pause`, as Marlin does on a filament runout.
+    let Some(vm) = VirtualMarlin::start(&["throttle=0"]) else {
+        return;
+    };
+    let driver = MarlinDriver::new(vm.config());
+    idle(&driver).await;
+    let first = print_file("", 15_000);
+    let rest = std::fs::read_to_string(sample_gcode(30_000).path()).unwrap();
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        f,
+        "{}!!DEBUG:action_pause\n{rest}",
+        std::fs::read_to_string(first.path()).unwrap()
+    )
+    .unwrap();
+    f.flush().unwrap();
+    upload_and_start(&driver, f).await;
+    let paused = eventually("paused by the printer", Duration::from_secs(60), || async {
+        let s = driver.status().await.unwrap();
+        (s.state == PrinterState::Paused).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        paused.error.as_deref(),
+        Some("the printer paused the print"),
+        "{paused:?}"
+    );
+    let progress = paused.job.unwrap().progress;
+    assert!(progress > 0.0 && progress < 1.0);
+    driver.resume().await.unwrap();
+    assert_eq!(driver.status().await.unwrap().error, None);
+    phase_until(
+        &driver,
+        "the print completed after resuming",
+        JobPhase::Completed,
+    )
+    .await;
+}
