@@ -299,6 +299,7 @@ function showTab(tab) {
   for (const v of VIEWS) $(`${v}-view`).hidden = v !== tab;
   if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
   if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
+  if (tab === "notify") setChannelForm(null);
   if (tab === "notify") loadChannels().catch((e) => notice(`Could not read the notification channels: ${e.message}`));
 }
 
@@ -605,6 +606,7 @@ async function loadChannels() {
       el("td", {}, el("div", { class: "actions" },
         el("button", { "data-action": "test", onclick: (ev) => testChannel(c, ev.currentTarget) }, "Send a test"),
         el("button", { "data-action": "deliveries", onclick: () => showDeliveries(c) }, "Deliveries"),
+        el("button", { "data-action": "edit", onclick: () => editChannel(c) }, "Edit"),
         el("button", { class: "danger", "data-action": "remove", onclick: () => removeChannel(c) }, "Remove"),
       )),
     );
@@ -665,15 +667,56 @@ function channelKindChanged() {
   }[f.kind.value];
 }
 
+// The channel being edited in the form, or null when the form adds one. Editing changes the name,
+// the events and the pools; the destination stays (its secret goes with it).
+let editing = null;
+
+function setChannelForm(c) {
+  editing = c;
+  const f = $("channel-form");
+  f.reset();
+  $("channel-error").textContent = "";
+  $("channel-secret").hidden = true;
+  for (const input of [f.kind, f.url, f.token]) input.disabled = c !== null;
+  f.url.required = c === null;
+  if (c) {
+    f.cname.value = c.name;
+    f.kind.value = c.kind;
+    f.url.value = c.destination;
+    f.pools.value = c.pools.join(", ");
+    for (const box of f.querySelectorAll("#channel-events input")) box.checked = c.events.includes(box.value);
+  }
+  $("channel-form-title").textContent = c ? `Edit ${c.name}` : "Add a channel";
+  $("channel-submit").textContent = c ? "Save" : "Add channel";
+  $("channel-edit-cancel").hidden = c === null;
+  channelKindChanged();
+}
+
+function editChannel(c) {
+  setChannelForm(c);
+  $("channel-form").scrollIntoView();
+}
+
 async function onChannelSubmit(ev) {
   ev.preventDefault();
   const f = ev.target;
   $("channel-error").textContent = "";
   $("channel-secret").hidden = true;
   const events = [...f.querySelectorAll("#channel-events input:checked")].map((i) => i.value);
+  const pools = f.pools.value.split(",").map((p) => p.trim()).filter(Boolean);
+  if (editing) {
+    try {
+      await call("PATCH", `/orgs/${state.org.id}/notifications/${editing.id}`,
+        { name: f.cname.value.trim(), events, pools });
+      setChannelForm(null);
+      await loadChannels();
+    } catch (e) {
+      $("channel-error").textContent = e.message;
+    }
+    return;
+  }
   const body = { name: f.cname.value.trim(), kind: f.kind.value, url: f.url.value.trim(), events };
   if (f.kind.value === "ntfy" && f.token.value.trim()) body.token = f.token.value.trim();
-  const pools = f.pools.value.split(",").map((p) => p.trim()).filter(Boolean);
   if (pools.length) body.pools = pools;
   try {
     const created = await call("POST", `/orgs/${state.org.id}/notifications`, body);
@@ -755,6 +798,7 @@ async function main() {
   buildEventChoices();
   $("channel-form").addEventListener("submit", onChannelSubmit);
   $("channel-form").kind.addEventListener("change", channelKindChanged);
+  $("channel-edit-cancel").addEventListener("click", () => setChannelForm(null));
   channelKindChanged();
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
   try {

@@ -173,6 +173,17 @@ try {
     assert.equal(JSON.parse(received[0].body).type, "test");
     await channel.locator("button[data-action=deliveries]").click();
     await page.locator("#deliveries tr[data-state=delivered]").waitFor();
+    // Edited: other events and every printer; the destination stays.
+    await channel.locator("button[data-action=edit]").click();
+    assert.equal(await page.inputValue("#channel-form input[name=pools]"), "petg, pla");
+    await page.uncheck('#channel-events input[value="job.completed"]');
+    await page.check('#channel-events input[value="job.started"]');
+    await page.fill("#channel-form input[name=pools]", "");
+    await page.click("#channel-submit");
+    await channel.locator("td", { hasText: /^all$/ }).waitFor();
+    const edited = JSON.parse(await orgGet("/notifications"))[0];
+    assert.ok(edited.events.includes("job.started") && !edited.events.includes("job.completed"), JSON.stringify(edited));
+    assert.deepEqual(edited.pools, []);
     await channel.locator("button[data-action=remove]").click();
     await channel.waitFor({ state: "detached" });
     assert.equal(JSON.parse(await orgGet("/notifications")).length, 0);
