@@ -56,6 +56,9 @@ pub struct NotifySettings {
     pub first_retry_ms: i64,
     /// One try gives up after this long.
     pub timeout_secs: i64,
+    /// A PEM file of certificate authorities to trust besides the system's, for HTTPS destinations
+    /// and the SMTP server (a self-hosted ntfy, chat or mail server with an internal CA).
+    pub ca_file: Option<PathBuf>,
     pub smtp: SmtpSettings,
 }
 
@@ -150,6 +153,7 @@ impl Default for NotifySettings {
             offline_after_secs: 300,
             first_retry_ms: 10_000,
             timeout_secs: 10,
+            ca_file: None,
             smtp: SmtpSettings::default(),
         }
     }
@@ -374,6 +378,7 @@ fn leaf_paths() -> Vec<(String, Kind)> {
     };
     let mut full = full;
     full.notifications.smtp.password_file = Some(PathBuf::new());
+    full.notifications.ca_file = Some(PathBuf::new());
     let mut out = Vec::new();
     if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&full) {
         collect(&t, "", &mut out);
@@ -495,6 +500,8 @@ offline_after_secs = 300
 first_retry_ms = 10000
 # One delivery try gives up after this many seconds.
 timeout_secs = 10
+# Certificate authorities (PEM) to trust besides the system's, for HTTPS destinations and SMTP.
+# ca_file = "/etc/hearth/internal-ca.pem"
 
 [notifications.smtp]
 # The SMTP server e-mail notifications go through; without a host, e-mail channels cannot be added.

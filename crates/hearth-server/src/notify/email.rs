@@ -8,7 +8,7 @@ use hearth_proto::notify::Notification;
 use hearth_store::notify::Outcome;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -33,7 +33,11 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// The mailer the settings describe; `None` without a host. Reads the password file.
-    pub fn new(s: &SmtpSettings, timeout: Duration) -> Result<Option<Mailer>, String> {
+    pub fn new(
+        s: &SmtpSettings,
+        timeout: Duration,
+        extra_ca: Option<&[u8]>,
+    ) -> Result<Option<Mailer>, String> {
         if s.host.is_empty() {
             return Ok(None);
         }
@@ -44,7 +48,14 @@ impl Mailer {
             )
         })?;
         let tls = |host: &str| {
-            TlsParameters::new(host.to_owned())
+            let mut b = TlsParameters::builder(host.to_owned());
+            if let Some(pem) = extra_ca {
+                b = b.add_root_certificate(
+                    Certificate::from_pem(pem)
+                        .map_err(|e| format!("notifications.ca_file: {e}"))?,
+                );
+            }
+            b.build_rustls()
                 .map_err(|e| format!("TLS for the SMTP server {host}: {e}"))
         };
         let (mut b, default_port) = match s.security.as_str() {
@@ -200,14 +211,14 @@ mod tests {
 
     #[test]
     fn settings_without_a_host_mean_no_email_and_bad_ones_say_why() {
-        let none = Mailer::new(&SmtpSettings::default(), Duration::from_secs(1)).unwrap();
+        let none = Mailer::new(&SmtpSettings::default(), Duration::from_secs(1), None).unwrap();
         assert!(none.is_none());
         let s = SmtpSettings {
             host: "smtp.example.org".into(),
             from: "not an address".into(),
             ..SmtpSettings::default()
         };
-        let e = Mailer::new(&s, Duration::from_secs(1)).unwrap_err();
+        let e = Mailer::new(&s, Duration::from_secs(1), None).unwrap_err();
         assert!(e.contains("notifications.smtp.from"), "{e}");
         let s = SmtpSettings {
             host: "smtp.example.org".into(),
@@ -216,7 +227,7 @@ mod tests {
             password_file: Some("/nonexistent/smtp-password".into()),
             ..SmtpSettings::default()
         };
-        let e = Mailer::new(&s, Duration::from_secs(1)).unwrap_err();
+        let e = Mailer::new(&s, Duration::from_secs(1), None).unwrap_err();
         assert!(e.contains("password_file"), "{e}");
     }
 }

@@ -136,17 +136,32 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// The client deliveries go through: no redirects, the configured timeout, and the guarded
-/// resolver unless private addresses are allowed.
-pub fn client(allow_private: bool, timeout: std::time::Duration) -> reqwest::Client {
+/// The client deliveries go through: no redirects, the configured timeout, the system's roots plus
+/// `extra_ca` (PEM), and the guarded resolver unless private addresses are allowed.
+pub fn client(
+    allow_private: bool,
+    timeout: std::time::Duration,
+    extra_ca: Option<&[u8]>,
+) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .user_agent(concat!("hearthd/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = extra_ca {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("notifications.ca_file: {e}"))?;
+        if certs.is_empty() {
+            return Err("notifications.ca_file holds no certificate".into());
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
     if !allow_private {
         b = b.dns_resolver(Arc::new(GuardedResolver));
     }
-    b.build().unwrap_or_default()
+    b.build()
+        .map_err(|e| format!("the notifications' HTTP client: {e}"))
 }
 
 /// An IP-literal URL never reaches the resolver, so deliveries check it here.

@@ -71,15 +71,22 @@ impl Notifier {
     /// Fails on SMTP settings that cannot work (an unreadable password file, a bad sender).
     pub fn new(s: &crate::config::NotifySettings) -> Result<Self, String> {
         let timeout = Duration::from_secs(u64::try_from(s.timeout_secs).unwrap_or(10));
+        let ca = match &s.ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("notifications.ca_file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             wake: tokio::sync::Notify::new(),
-            client: guard::client(s.allow_private_addresses, timeout),
+            client: guard::client(s.allow_private_addresses, timeout, ca.as_deref())?,
             allow_private: s.allow_private_addresses,
             offline_after_ms: s.offline_after_secs.saturating_mul(1000),
             first_retry_ms: s.first_retry_ms,
             errored: Mutex::default(),
             away: Mutex::default(),
-            mailer: email::Mailer::new(&s.smtp, timeout)?,
+            mailer: email::Mailer::new(&s.smtp, timeout, ca.as_deref())?,
         })
     }
 

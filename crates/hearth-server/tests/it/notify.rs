@@ -854,6 +854,10 @@ struct SmtpPeer {
 
 impl SmtpPeer {
     async fn start() -> Option<SmtpPeer> {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(args: &[&std::path::Path]) -> Option<SmtpPeer> {
         use tokio::io::AsyncBufReadExt;
         let python = peer_python("aiosmtpd")?;
         let mut child = tokio::process::Command::new(python)
@@ -861,6 +865,7 @@ impl SmtpPeer {
                 env!("CARGO_MANIFEST_DIR"),
                 "/tests/it/smtp_peer.py"
             ))
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -1072,4 +1077,166 @@ async fn email_goes_through_the_smtp_server_and_a_deferred_recipient_is_retried(
         .unwrap_err();
     assert_eq!(e.status(), Some(422));
     assert!(e.to_string().contains("[notifications.smtp]"), "{e}");
+}
+
+/// A certificate authority of the organisation's own, and a certificate it issued for 127.0.0.1:
+/// (directory with `ca.pem`, `cert.pem`, `key.pem`; `other-ca.pem` is an unrelated authority).
+fn internal_pki() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Farm internal CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = other.self_signed(&other_key).unwrap();
+    std::fs::write(dir.path().join("other-ca.pem"), other.pem()).unwrap();
+    dir
+}
+
+/// A server sending e-mail through `smtp_port` with STARTTLS required, trusting `ca`.
+async fn starttls_server(smtp_port: u16, ca: std::path::PathBuf) -> (TestServer, Client, OrgId) {
+    let server = TestServer::start_with(move |s| {
+        s.notifications.smtp.host = "127.0.0.1".into();
+        s.notifications.smtp.port = i64::from(smtp_port);
+        s.notifications.smtp.security = "starttls".into();
+        s.notifications.smtp.from = "Hearth <hearth@farm.example>".into();
+        s.notifications.ca_file = Some(ca);
+    })
+    .await;
+    let (owner, org) = server.bootstrap().await;
+    (server, owner, org)
+}
+
+async fn test_email(owner: &Client, org: OrgId) -> hearth_proto::notify::Delivery {
+    let c = owner
+        .create_notification_channel(
+            org,
+            &NewChannel {
+                name: "ops".into(),
+                kind: ChannelKind::Email,
+                url: "mailto:ops@farm.example".into(),
+                events: None,
+                token: None,
+                pools: None,
+            },
+        )
+        .await
+        .unwrap();
+    owner
+        .test_notification_channel(org, c.channel.id)
+        .await
+        .unwrap()
+}
+
+/// With STARTTLS, mail goes only over TLS to a certificate the server trusts (its system store or
+/// `notifications.ca_file`); a mail server that offers no STARTTLS gets nothing.
+#[tokio::test]
+async fn email_with_starttls_is_encrypted_and_refused_without_it() {
+    let pki = internal_pki();
+    let (cert, key) = (pki.path().join("cert.pem"), pki.path().join("key.pem"));
+    let Some(mut smtp) = SmtpPeer::start_with(&["--starttls".as_ref(), &cert, &key]).await else {
+        return;
+    };
+    let (_server, owner, org) = starttls_server(smtp.port, pki.path().join("ca.pem")).await;
+    let d = test_email(&owner, org).await;
+    assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+    let (to, data) = smtp.next("the e-mail over STARTTLS").await;
+    assert_eq!(to, ["ops@farm.example"]);
+    assert!(
+        data.contains("Subject: [Hearth] Test notification"),
+        "{data}"
+    );
+
+    // Another authority's certificate: refused, nothing sent.
+    let (_server, owner, org) = starttls_server(smtp.port, pki.path().join("other-ca.pem")).await;
+    let d = test_email(&owner, org).await;
+    assert_eq!(d.state, DeliveryState::Failed, "{d:?}");
+    assert!(
+        d.error
+            .as_deref()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("certificate"),
+        "{d:?}"
+    );
+
+    // A mail server without STARTTLS: refused before any address or text is sent.
+    let Some(mut plain) = SmtpPeer::start().await else {
+        return;
+    };
+    let (_server, owner, org) = starttls_server(plain.port, pki.path().join("ca.pem")).await;
+    let d = test_email(&owner, org).await;
+    assert_eq!(d.state, DeliveryState::Failed, "{d:?}");
+    let nothing = tokio::time::timeout(Duration::from_millis(200), plain.lines.next_line()).await;
+    assert!(
+        nothing.is_err(),
+        "the plain server received a message: {nothing:?}"
+    );
+}
+
+/// An HTTPS webhook on a server with a certificate from the organisation's own CA: trusted through
+/// `notifications.ca_file`, refused without it.
+#[tokio::test]
+async fn an_https_destination_with_an_internal_ca_is_trusted_through_ca_file() {
+    let pki = internal_pki();
+    let config = hearth_server::tls::server_config(
+        &pki.path().join("cert.pem"),
+        &pki.path().join("key.pem"),
+    )
+    .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let answers = Arc::new(Mutex::new(VecDeque::new()));
+    let app = axum::Router::new()
+        .fallback(record)
+        .with_state((tx, answers));
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hook", tcp.local_addr().unwrap());
+    let listener = hearth_server::tls::TlsListener::new(tcp, config);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    for (ca, delivered) in [(None, false), (Some(pki.path().join("ca.pem")), true)] {
+        let server = TestServer::start_with(move |s| {
+            s.notifications.allow_private_addresses = true;
+            s.notifications.ca_file = ca;
+        })
+        .await;
+        let (owner, org) = server.bootstrap().await;
+        let c = channel(
+            &owner,
+            org,
+            ChannelKind::Webhook,
+            url.clone(),
+            &[NotifyEvent::JobFailed],
+            None,
+        )
+        .await;
+        let d = owner
+            .test_notification_channel(org, c.channel.id)
+            .await
+            .unwrap();
+        if delivered {
+            assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
+            assert_eq!(rx.recv().await.unwrap().json()["type"], "test");
+        } else {
+            assert_eq!(d.state, DeliveryState::Failed, "{d:?}");
+            let e = d.error.unwrap();
+            assert!(
+                e.starts_with("could not connect to https://127.0.0.1:"),
+                "{e}"
+            );
+            assert!(e.to_lowercase().contains("certificate"), "{e}");
+        }
+    }
 }
