@@ -397,9 +397,17 @@ pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<Deli
     let now = now_ms();
     let payload = serde_json::to_string(&n).map_err(ApiError::internal)?;
     let mut tx = state.store.begin().await?;
-    // Leased by this request for good: a test is tried once, while the admin watches.
-    tx.insert_delivery(id, channel.id, NotifyEvent::Test, &payload, now, i64::MAX)
-        .await?;
+    // Leased by this request, which tries it once while the admin watches (if the server stops
+    // before recording the outcome, the sender tries it like any other once the lease ends).
+    tx.insert_delivery(
+        id,
+        channel.id,
+        NotifyEvent::Test,
+        &payload,
+        now,
+        now + lease_ms(state),
+    )
+    .await?;
     tx.commit().await?;
     let outcome = match attempt(state, channel, id, &n).await {
         Outcome::Retry { status, error, .. } => Outcome::Failed { status, error },
