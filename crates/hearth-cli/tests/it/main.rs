@@ -16,6 +16,8 @@ mod members;
 #[allow(dead_code)]
 #[path = "../../../hearth-drivers/tests/it/peers.rs"]
 mod peers;
+#[path = "../../../hearth-server/tests/it/pki.rs"]
+mod pki;
 mod support;
 mod tls;
 

@@ -9,6 +9,7 @@ mod fleet;
 mod malformed;
 mod notify;
 mod openapi;
+mod pki;
 mod process;
 mod support;
 mod ui;

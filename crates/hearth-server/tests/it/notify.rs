@@ -1079,32 +1079,6 @@ async fn email_goes_through_the_smtp_server_and_a_deferred_recipient_is_retried(
     assert!(e.to_string().contains("[notifications.smtp]"), "{e}");
 }
 
-/// A certificate authority of the organisation's own, and a certificate it issued for 127.0.0.1:
-/// (directory with `ca.pem`, `cert.pem`, `key.pem`; `other-ca.pem` is an unrelated authority).
-fn internal_pki() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "Farm internal CA");
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.path().join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
-    let other_key = rcgen::KeyPair::generate().unwrap();
-    let mut other = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    other.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let other = other.self_signed(&other_key).unwrap();
-    std::fs::write(dir.path().join("other-ca.pem"), other.pem()).unwrap();
-    dir
-}
-
 /// A server sending e-mail through `smtp_port` with STARTTLS required, trusting `ca`.
 async fn starttls_server(smtp_port: u16, ca: std::path::PathBuf) -> (TestServer, Client, OrgId) {
     let server = TestServer::start_with(move |s| {
@@ -1144,12 +1118,16 @@ async fn test_email(owner: &Client, org: OrgId) -> hearth_proto::notify::Deliver
 /// `notifications.ca_file`); a mail server that offers no STARTTLS gets nothing.
 #[tokio::test]
 async fn email_with_starttls_is_encrypted_and_refused_without_it() {
-    let pki = internal_pki();
-    let (cert, key) = (pki.path().join("cert.pem"), pki.path().join("key.pem"));
+    let pki = crate::pki::Pki::new();
+    let (cert, key) = (
+        std::path::PathBuf::from(pki.path("cert.pem")),
+        std::path::PathBuf::from(pki.path("key.pem")),
+    );
     let Some(mut smtp) = SmtpPeer::start_with(&["--starttls".as_ref(), &cert, &key]).await else {
         return;
     };
-    let (_server, owner, org) = starttls_server(smtp.port, pki.path().join("ca.pem")).await;
+    let (_server, owner, org) =
+        starttls_server(smtp.port, std::path::PathBuf::from(pki.path("ca.pem"))).await;
     let d = test_email(&owner, org).await;
     assert_eq!(d.state, DeliveryState::Delivered, "{d:?}");
     let (to, data) = smtp.next("the e-mail over STARTTLS").await;
@@ -1160,7 +1138,11 @@ async fn email_with_starttls_is_encrypted_and_refused_without_it() {
     );
 
     // Another authority's certificate: refused, nothing sent.
-    let (_server, owner, org) = starttls_server(smtp.port, pki.path().join("other-ca.pem")).await;
+    let (_server, owner, org) = starttls_server(
+        smtp.port,
+        std::path::PathBuf::from(pki.path("other-ca.pem")),
+    )
+    .await;
     let d = test_email(&owner, org).await;
     assert_eq!(d.state, DeliveryState::Failed, "{d:?}");
     assert!(
@@ -1176,7 +1158,8 @@ async fn email_with_starttls_is_encrypted_and_refused_without_it() {
     let Some(mut plain) = SmtpPeer::start().await else {
         return;
     };
-    let (_server, owner, org) = starttls_server(plain.port, pki.path().join("ca.pem")).await;
+    let (_server, owner, org) =
+        starttls_server(plain.port, std::path::PathBuf::from(pki.path("ca.pem"))).await;
     let d = test_email(&owner, org).await;
     assert_eq!(d.state, DeliveryState::Failed, "{d:?}");
     let nothing = tokio::time::timeout(Duration::from_millis(200), plain.lines.next_line()).await;
@@ -1190,10 +1173,10 @@ async fn email_with_starttls_is_encrypted_and_refused_without_it() {
 /// `notifications.ca_file`, refused without it.
 #[tokio::test]
 async fn an_https_destination_with_an_internal_ca_is_trusted_through_ca_file() {
-    let pki = internal_pki();
+    let pki = crate::pki::Pki::new();
     let config = hearth_server::tls::server_config(
-        &pki.path().join("cert.pem"),
-        &pki.path().join("key.pem"),
+        &std::path::PathBuf::from(pki.path("cert.pem")),
+        &std::path::PathBuf::from(pki.path("key.pem")),
     )
     .unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -1206,7 +1189,10 @@ async fn an_https_destination_with_an_internal_ca_is_trusted_through_ca_file() {
     let listener = hearth_server::tls::TlsListener::new(tcp, config);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    for (ca, delivered) in [(None, false), (Some(pki.path().join("ca.pem")), true)] {
+    for (ca, delivered) in [
+        (None, false),
+        (Some(std::path::PathBuf::from(pki.path("ca.pem"))), true),
+    ] {
         let server = TestServer::start_with(move |s| {
             s.notifications.allow_private_addresses = true;
             s.notifications.ca_file = ca;
