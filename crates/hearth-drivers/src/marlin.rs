@@ -209,9 +209,9 @@ impl MarlinDriver {
         }
     }
 
-    fn send(&self, cmd: Cmd) -> Result<(), DriverError> {
-        self.online()?
-            .send(cmd)
+    /// Hands `cmd` to the connection task behind `tx` (from [`Self::online`]).
+    fn send(&self, tx: &mpsc::UnboundedSender<Cmd>, cmd: Cmd) -> Result<(), DriverError> {
+        tx.send(cmd)
             .map_err(|_| self.unreachable("the connection to the printer ended".into()))
     }
 
@@ -222,7 +222,7 @@ impl MarlinDriver {
         to: JobPhase,
         cmd: Cmd,
     ) -> Result<(), DriverError> {
-        self.online()?;
+        let tx = self.online()?;
         {
             let mut s = lock(&self.shared);
             let Some(job) = s.job.as_mut().filter(|j| from.contains(&j.phase)) else {
@@ -235,7 +235,7 @@ impl MarlinDriver {
             job.phase = to;
             s.paused_by_printer = None;
         }
-        self.send(cmd)
+        self.send(&tx, cmd)
     }
 }
 
@@ -297,7 +297,7 @@ impl Driver for MarlinDriver {
     }
 
     async fn start(&self, name: &str) -> Result<(), DriverError> {
-        self.online()?;
+        let tx = self.online()?;
         let reader = {
             let mut s = lock(&self.shared);
             if let Some(why) = &s.halted {
@@ -334,7 +334,17 @@ impl Driver for MarlinDriver {
             s.paused_by_printer = None;
             BufReader::new(held.file)
         };
-        self.send(Cmd::Start(Box::new(reader)))
+        let sent = self.send(&tx, Cmd::Start(Box::new(reader)));
+        if sent.is_err() {
+            // The connection ended between the check and now, after its task had failed what it
+            // was printing: this job would otherwise wait for a stream that never comes.
+            let mut s = lock(&self.shared);
+            if let Some(mut job) = s.job.take() {
+                job.phase = JobPhase::Failed;
+                s.last = Some(job.status());
+            }
+        }
+        sent
     }
 
     async fn pause(&self) -> Result<(), DriverError> {
