@@ -164,19 +164,24 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Displays an error and all its sources: `a: b: c`.
+/// Displays an error and all its sources: `a: b: c`. A source whose text the error already showed
+/// (some crates repeat their cause in their own message) is not repeated.
 #[derive(Debug)]
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut text = self.0.to_string();
         let mut cur = self.0.source();
         while let Some(e) = cur {
-            write!(f, ": {e}")?;
+            let next = e.to_string();
+            if !text.contains(&next) {
+                text.push_str(": ");
+                text.push_str(&next);
+            }
             cur = e.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 

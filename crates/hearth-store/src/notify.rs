@@ -81,37 +81,36 @@ const CHANNEL_COLS: &str =
 const DELIVERY_COLS: &str = "id, channel_id, event, payload, state, created_at, attempts, \
      next_attempt_at, last_attempt_at, response_status, error";
 
-fn events_column(events: &[NotifyEvent]) -> String {
-    let mut s = String::from(",");
-    for e in events {
-        s.push_str(e.as_str());
-        s.push(',');
-    }
-    s
-}
-
-/// `,a,b,`, or empty for none.
-fn pools_column(pools: &[String]) -> String {
-    if pools.is_empty() {
+/// A list as stored: `,a,b,` (so that `LIKE '%,a,%'` finds an item), or empty for none.
+fn list_column<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.into_iter().collect();
+    if items.is_empty() {
         String::new()
     } else {
-        format!(",{},", pools.join(","))
+        format!(",{},", items.join(","))
     }
+}
+
+/// The items of a [`list_column`].
+fn list_of(column: &str) -> impl Iterator<Item = &str> {
+    column.split(',').filter(|p| !p.is_empty())
+}
+
+fn events_column(events: &[NotifyEvent]) -> String {
+    list_column(events.iter().map(|e| e.as_str()))
+}
+
+fn pools_column(pools: &[String]) -> String {
+    list_column(pools.iter().map(String::as_str))
 }
 
 fn pools_of(column: &str) -> Vec<String> {
-    column
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
+    list_of(column).map(str::to_owned).collect()
 }
 
 fn channel(r: &AnyRow) -> Result<ChannelRow> {
     let events: String = r.try_get("events")?;
-    let events = events
-        .split(',')
-        .filter(|e| !e.is_empty())
+    let events = list_of(&events)
         .map(|e| {
             e.parse()
                 .map_err(|_| StoreError::Corrupt(format!("notification event {e:?}")))

@@ -2,6 +2,8 @@
 //! (admins). The server sends; this only configures and shows them.
 
 use anyhow::{Context, anyhow, bail};
+use hearth_client::Client;
+use hearth_proto::ids::OrgId;
 use hearth_proto::notify::{
     Channel, ChannelKind, ChannelUpdate, Delivery, DeliveryState, NewChannel, NotifyEvent,
 };
@@ -76,11 +78,14 @@ pub enum NotifyCmd {
     },
 }
 
-fn find<'a>(channels: &'a [Channel], key: &str) -> anyhow::Result<&'a Channel> {
+/// The channel named by id or name.
+async fn find(client: &Client, org: OrgId, key: &str) -> anyhow::Result<Channel> {
+    let channels = client.notification_channels(org).await?;
     channels
         .iter()
         .find(|c| c.id.to_string() == key)
         .or_else(|| channels.iter().find(|c| c.name == key))
+        .cloned()
         .ok_or_else(|| anyhow!("no notification channel {key:?} (see `hearth notify list`)"))
 }
 
@@ -233,8 +238,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             if name.is_none() && events.is_none() && pools.is_none() {
                 bail!("say what to change: --name, --events and/or --pools");
             }
-            let channels = client.notification_channels(org).await?;
-            let c = find(&channels, channel)?;
+            let c = find(client, org, channel).await?;
             let updated = client
                 .update_notification_channel(
                     org,
@@ -258,8 +262,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             Ok(())
         }
         NotifyCmd::Test { channel } => {
-            let channels = client.notification_channels(org).await?;
-            let c = find(&channels, channel)?;
+            let c = find(client, org, channel).await?;
             let d = client.test_notification_channel(org, c.id).await?;
             match d.state {
                 DeliveryState::Delivered => {
@@ -276,8 +279,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             }
         }
         NotifyCmd::Deliveries { channel, json } => {
-            let channels = client.notification_channels(org).await?;
-            let c = find(&channels, channel)?;
+            let c = find(client, org, channel).await?;
             let ds = client.notification_deliveries(org, c.id).await?;
             if *json {
                 return print_json(&ds);
@@ -296,8 +298,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             Ok(())
         }
         NotifyCmd::Remove { channel } => {
-            let channels = client.notification_channels(org).await?;
-            let c = find(&channels, channel)?;
+            let c = find(client, org, channel).await?;
             client.delete_notification_channel(org, c.id).await?;
             println!("removed {}", c.name);
             Ok(())

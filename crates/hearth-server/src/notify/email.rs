@@ -125,7 +125,11 @@ impl Mailer {
             },
             Err(e) => {
                 let status = e.status().map(u16::from);
-                let error = format!("the SMTP server {}: {}", self.host, root_cause(&e));
+                let error = format!(
+                    "the SMTP server {}: {}",
+                    self.host,
+                    crate::error::ErrorChain(&e)
+                );
                 if e.is_permanent() {
                     Outcome::Failed { status, error }
                 } else {
@@ -138,20 +142,6 @@ impl Mailer {
             }
         }
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let t = s.to_string();
-        if !text.contains(&t) {
-            text.push_str(": ");
-            text.push_str(&t);
-        }
-        cur = s.source();
-    }
-    text
 }
 
 /// `mailto:a@example.org,b@example.org` → the addresses (1 to [`MAX_RECIPIENTS`]).

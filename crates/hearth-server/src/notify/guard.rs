@@ -95,13 +95,10 @@ fn refused(host: &str, ip: IpAddr) -> String {
 
 /// Resolve `url`'s host now and check every address (when private ones are not allowed).
 pub async fn check_destination(url: &Url, allow_private: bool) -> Result<(), String> {
+    literal_allowed(url, allow_private)?;
     let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return if allow_private || is_public(ip) {
-            Ok(())
-        } else {
-            Err(refused(host, ip))
-        };
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
     }
     let port = url.port_or_known_default().unwrap_or(443);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))

@@ -20,6 +20,7 @@ pub mod guard;
 pub mod render;
 
 use crate::error::{ApiError, ApiResult};
+use crate::hub::lock;
 use crate::state::AppState;
 use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::ids::{DeliveryId, OrgId, PrinterId};
@@ -61,10 +62,6 @@ pub struct Notifier {
     away: Mutex<HashMap<PrinterId, Away>>,
     /// E-mail, when the administrator configured an SMTP server.
     mailer: Option<email::Mailer>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Notifier {
@@ -378,17 +375,17 @@ async fn report_overdue(state: &AppState, now: i64) -> Option<i64> {
 
 /// A test notification for one channel, sent now; the delivery records how it went.
 pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<DeliveryRow> {
+    let org = org_name(state, channel.org_id).await;
     let n = Notification {
         event: NotifyEvent::Test,
         org_id: channel.org_id,
-        org: org_name(state, channel.org_id).await,
+        message: format!(
+            "Channel {:?} of {org} works: notifications will arrive here.",
+            channel.name
+        ),
+        org,
         at: rfc3339(now_ms()),
         title: "Test notification from Hearth".into(),
-        message: format!(
-            "Channel {:?} of {} works: notifications will arrive here.",
-            channel.name,
-            org_name(state, channel.org_id).await
-        ),
         printer: None,
         job: None,
         link: link(state),
@@ -413,15 +410,12 @@ pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<Deli
         Outcome::Retry { status, error, .. } => Outcome::Failed { status, error },
         other => other,
     };
-    count(state, &outcome);
-    let mut tx = state.store.begin().await?;
-    tx.record_delivery(id, &outcome, now_ms()).await?;
-    tx.commit().await?;
+    record(state, id, &outcome).await?;
     Ok(state.store.delivery(id).await?)
 }
 
-/// A try in the metrics.
-fn count(state: &AppState, outcome: &Outcome) {
+/// A try's outcome, in the metrics and on its delivery.
+async fn record(state: &AppState, id: DeliveryId, outcome: &Outcome) -> ApiResult<()> {
     let m = &state.metrics;
     let c = match outcome {
         Outcome::Delivered { .. } => &m.notifications_delivered,
@@ -429,6 +423,10 @@ fn count(state: &AppState, outcome: &Outcome) {
         Outcome::Failed { .. } => &m.notifications_failed,
     };
     c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tx = state.store.begin().await?;
+    tx.record_delivery(id, outcome, now_ms()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One try; a retryable failure is `Retry` with `at` unset (0) for the caller to schedule.
@@ -572,11 +570,7 @@ async fn deliver(state: &AppState, d: DeliveryRow) {
         if let Outcome::Failed { error, .. } = &outcome {
             tracing::warn!(channel = %channel.id, delivery = %d.id, %error, "a notification could not be delivered");
         }
-        count(state, &outcome);
-        let mut tx = state.store.begin().await?;
-        tx.record_delivery(d.id, &outcome, now_ms()).await?;
-        tx.commit().await?;
-        Ok::<(), ApiError>(())
+        record(state, d.id, &outcome).await
     }
     .await;
     if let Err(e) = result {
