@@ -945,6 +945,7 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
             DriverKind::Octoprint => "octoprint",
             DriverKind::Moonraker => "moonraker",
             DriverKind::Marlin => "marlin",
+            DriverKind::Bambu => "bambu",
         }
         .into(),
         model: info.model.clone(),

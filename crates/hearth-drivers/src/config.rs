@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::bambu::BambuConfig;
 use crate::driver::Driver;
 use crate::error::DriverError;
 pub use crate::marlin::MarlinConfig;
@@ -28,6 +29,8 @@ pub enum DriverConfig {
     Moonraker(MoonrakerConfig),
     /// A Marlin printer on a USB serial port, with no print server in between.
     Marlin(MarlinConfig),
+    /// A Bambu Lab printer in LAN mode (developer mode on, to take jobs).
+    Bambu(BambuConfig),
 }
 
 /// Settings of an OctoPrint printer (`kind = "octoprint"`).
@@ -110,5 +113,6 @@ pub fn build(config: &DriverConfig) -> Result<Box<dyn Driver>, DriverError> {
         DriverConfig::Octoprint(c) => Box::new(crate::octoprint::OctoPrintDriver::new(c.clone())?),
         DriverConfig::Moonraker(c) => Box::new(crate::moonraker::MoonrakerDriver::new(c.clone())?),
         DriverConfig::Marlin(c) => Box::new(crate::marlin::MarlinDriver::new(c.clone())),
+        DriverConfig::Bambu(c) => Box::new(crate::bambu::BambuDriver::new(c.clone())?),
     })
 }

@@ -8,8 +8,9 @@
 //!
 //! One module per protocol: `simulated` (in-process, with fault injection), `octoprint` (REST),
 //! `moonraker` (JSON-RPC over WebSocket, HTTP upload), `marlin` (a USB serial port, the agent
-//! streaming the G-code itself). Only this crate knows printers' payload shapes.
+//! streaming the G-code itself), `bambu` (Bambu Lab LAN mode: MQTT over TLS, implicit FTPS). Only this crate knows printers' payload shapes.
 
+pub mod bambu;
 pub mod config;
 pub mod driver;
 pub mod error;
@@ -22,7 +23,8 @@ pub mod simulated;
 mod http;
 
 pub use config::{
-    DriverConfig, MarlinConfig, MoonrakerConfig, OctoPrintConfig, SimulatedConfig, build,
+    BambuConfig, DriverConfig, MarlinConfig, MoonrakerConfig, OctoPrintConfig, SimulatedConfig,
+    build,
 };
 pub use driver::{Driver, Upload};
 pub use error::DriverError;

@@ -17,6 +17,8 @@ pub enum DriverKind {
     Moonraker,
     /// Marlin firmware on a USB serial port, streamed by the agent.
     Marlin,
+    /// A Bambu Lab printer in LAN mode (MQTT and FTPS on the printer).
+    Bambu,
 }
 
 /// What a driver can do beyond the basic job flow, so the agent and UI can hide what would fail.
