@@ -2,8 +2,10 @@
 # Installs the real peers that integration tests talk to: OctoPrint 1.11.x (with its virtual
 # printer) and Moonraker 0.11 for hearth-drivers; for hearthd's notifications, the Standard Webhooks
 # reference library (Python) that checks webhook signatures and aiosmtpd, an SMTP server that
-# receives its e-mail; each in its own venv under
-# ${HEARTH_PEERS_DIR:-$HOME/.cache/hearth-peers}/{octoprint,moonraker,standardwebhooks,aiosmtpd}, plus the
+# receives its e-mail; and paho-mqtt for the Bambu Lab printer simulator
+# (crates/hearth-drivers/tests/it/bambu_printer_sim.py, which runs the system's Mosquitto as the
+# printer's broker); each in its own venv under
+# ${HEARTH_PEERS_DIR:-$HOME/.cache/hearth-peers}/{octoprint,moonraker,standardwebhooks,aiosmtpd,bambusim}, plus the
 # `octotest` system user that OctoPrint needs because it refuses to run as root.
 # Idempotent: a peer whose venv already has the right version is left alone.
 set -euo pipefail
@@ -14,6 +16,7 @@ OCTOPRINT_SPEC='octoprint>=1.11,<1.12'
 MOONRAKER_SPEC='moonraker>=0.11,<0.12'
 STANDARDWEBHOOKS_SPEC='standardwebhooks==1.3.0'
 AIOSMTPD_SPEC='aiosmtpd==1.4.6'
+BAMBUSIM_SPEC='paho-mqtt==2.1.0'
 
 mkdir -p "$DIR"
 
@@ -42,6 +45,8 @@ install_peer standardwebhooks "$STANDARDWEBHOOKS_SPEC" \
     'import importlib.metadata as m, sys; sys.exit(0 if m.version("standardwebhooks") == "1.3.0" else 1)'
 install_peer aiosmtpd "$AIOSMTPD_SPEC" \
     'import importlib.metadata as m, sys; sys.exit(0 if m.version("aiosmtpd") == "1.4.6" else 1)'
+install_peer bambusim "$BAMBUSIM_SPEC" \
+    'import paho.mqtt.client, importlib.metadata as m, sys; sys.exit(0 if m.version("paho-mqtt") == "2.1.0" else 1)'
 
 # OctoPrint runs as octotest and must be able to traverse to its venv.
 chmod -R a+rX "$DIR"

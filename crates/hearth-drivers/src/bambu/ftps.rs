@@ -209,18 +209,36 @@ impl Ftps {
         let tcp = self.passive().await?;
         self.ok("STOR", &format!("STOR {path}"), &[125, 150])
             .await?;
-        let mut data = self.secure(tcp).await?;
-        let sent = within(timeout, async {
-            let n = tokio::io::copy(&mut body, &mut data).await?;
-            // close_notify, then close; the printer's answer comes on the control connection
-            // (waiting for its own close_notify hangs on some firmware: ha-bambulab).
-            data.shutdown().await?;
-            Ok(n)
-        })
-        .await?;
-        drop(data);
-        self.expect("STOR", &[226, 250]).await?;
-        Ok(sent)
+        let sent = async {
+            let mut data = self.secure(tcp).await?;
+            within(timeout, async {
+                let n = tokio::io::copy(&mut body, &mut data).await?;
+                // close_notify, then close; the printer's answer comes on the control
+                // connection (waiting for its own close_notify hangs on some firmware:
+                // ha-bambulab).
+                data.shutdown().await?;
+                Ok(n)
+            })
+            .await
+            .map_err(FtpError::from)
+        }
+        .await;
+        match sent {
+            Ok(n) => {
+                self.expect("STOR", &[226, 250]).await?;
+                Ok(n)
+            }
+            // A server that drops the data connection usually said why on the control one
+            // (e.g. "522 SSL connection failed: session reuse required").
+            Err(e) => match self.reply().await {
+                Ok((code, text)) if code >= 400 => Err(FtpError::Reply {
+                    command: "STOR",
+                    code,
+                    text,
+                }),
+                _ => Err(e),
+            },
+        }
     }
 
     /// Reads the whole file at `path`, up to `limit` bytes.

@@ -75,9 +75,11 @@ The simulator's own simplifications (not protocol facts):
   answered `"result":"failed","reason":"unsupported command"`.
 * `silence` (stdin) stops reports: periodic pushes and pushall. Replies still flow.
 * The FTPS server accepts a resumed session from any connection; it does not check that the session
-  is the control connection's own. With TLS 1.3 the control connection issues session tickets and
-  data connections issue none. Otherwise a client that never reads from a STOR data socket would
-  close it with unread tickets queued, and the kernel would send RST instead of FIN.
+  is the control connection's own. With TLS 1.3 each control connection issues 8 session tickets
+  (Python's default is 2), so a client whose TLS stack uses every ticket only once (rustls does) can
+  open several data connections per control connection. Data connections issue none; otherwise a client
+  that never reads from a STOR data socket would close it with unread tickets queued, and the kernel
+  would send RST instead of FIN. A data connection that ends with an RST is a failed transfer (426).
 
 Control on stdin, one command a line: `error <code>` (print_error=code, an hms entry, RUNNING or
 PREPARE -> PAUSE), `clear` (print_error 0, hms []), `fail` (FAILED, print_error 50348044, targets 0),
@@ -260,9 +262,9 @@ require_certificate false
                 self.stop()
                 raise RuntimeError(f"mosquitto did not report ready within {self.READY_TIMEOUT:.0f}s: "
                                    + " | ".join(lines[-5:]))
-            proc.wait(timeout=5)
+            rc = proc.wait(timeout=5)
             time.sleep(0.05)                 # let the log pump read the last lines
-            last_output = lines
+            last_output = lines + [f"(exit status {rc})"]
             if not any("in use" in l for l in lines):
                 break                        # not a port race: do not retry
         self.proc = None
@@ -808,16 +810,22 @@ class FtpsServer:
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         self.ctx.load_cert_chain(cert, key)
+        # A peer that closes without close_notify (ha-bambulab skips unwrap()) gives a clean EOF;
+        # a reset connection still raises (data sockets are wrapped with suppress_ragged_eofs=False).
+        self.ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
         self.ctx_lock = threading.Lock()    # num_tickets is read when an SSL object is created
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
 
+    CONTROL_TICKETS = 8                 # TLS 1.3 tickets per control connection (see module docstring)
+
     def wrap(self, sock: socket.socket, data: bool) -> ssl.SSLSocket:
         """Server-side TLS for a control (tickets issued) or data (no tickets) connection."""
         with self.ctx_lock:
-            self.ctx.num_tickets = 0 if data else 2
-            return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            self.ctx.num_tickets = 0 if data else self.CONTROL_TICKETS
+            return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False,
+                                        suppress_ragged_eofs=not data)
 
     def serve_forever(self) -> None:
         while not STOP.is_set():
@@ -862,7 +870,7 @@ class FtpsSession:
             self.ctl = self.srv.wrap(self.raw, data=False)
             self.ctl.do_handshake()
         except (ssl.SSLError, OSError) as e:
-            emit(f"FTPS-REJECT tls-handshake-failed")
+            emit("FTPS-REJECT tls-handshake-failed")
             log(f"ftps: control TLS handshake failed: {e}")
             self._close(self.raw)
             return
@@ -1164,10 +1172,10 @@ class FtpsSession:
         with open(tmp, "wb") as out:
             while True:
                 try:
-                    chunk = data.recv(65536)
-                except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError):
-                    chunk = b""             # ended without close_notify: end of file
-                except (ssl.SSLError, OSError) as e:
+                    chunk = data.recv(65536)  # b"" on close_notify and on a FIN without it
+                except ssl.SSLZeroReturnError:
+                    chunk = b""
+                except (ssl.SSLError, OSError) as e:  # e.g. the connection was reset
                     log(f"ftps: STOR {name}: {e}")
                     ok = False
                     break

@@ -1,7 +1,9 @@
 //! Integration tests of hearth-drivers: the simulator through the public API, and the OctoPrint,
-//! Moonraker and Marlin serial drivers against the real peers (see `peers`).
+//! Moonraker and Marlin serial drivers against the real peers (see `peers`), and the Bambu Lab LAN
+//! driver against a simulated printer on the real Mosquitto.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bambu;
 mod fake_klippy;
 mod marlin;
 mod moonraker;
