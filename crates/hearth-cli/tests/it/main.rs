@@ -2,6 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod audit;
+// The drivers' simulated Bambu Lab printer, shared rather than copied.
+#[path = "../../../hearth-drivers/tests/it/bambu_sim.rs"]
+mod bambu_sim;
 mod bridge;
 mod canary;
 mod e2e;

@@ -1,9 +1,11 @@
 //! The whole chain with nothing scripted: `hearth print` seals and signs a file on the member's machine,
 //! the real `hearthd` queues it, the real `hearth-agent` (trusting only the verified chain) opens it and
 //! drives the real OctoPrint virtual printer (and the real Moonraker, with a fake Klippy behind it, and
-//! the virtual Marlin firmware on a serial port with the agent as print host); progress is visible
-//! through the API while it prints, and the job completes.
+//! the virtual Marlin firmware on a serial port with the agent as print host, and a simulated Bambu
+//! Lab printer on the real Mosquitto, given a plate project); progress is visible through the API
+//! while it prints, and the job completes.
 
+use crate::bambu_sim::Printer as BambuPrinter;
 use crate::peers::{Moonraker, OctoPrint, VirtualMarlin, sample_gcode};
 use crate::support::*;
 use hearth_agent::config::PrinterConfig;
@@ -11,6 +13,7 @@ use hearth_agent::crypto::{TrustFile, TrustingOpener};
 use hearth_agent::{AgentConfig, KeyFileIdentity, Setup};
 use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::api::{Job, Printer};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,7 +22,10 @@ async fn a_file_printed_with_the_cli_completes_on_the_real_octoprint_with_progre
     let Some(octo) = OctoPrint::start(0.002).await else {
         return;
     };
-    print_through_the_chain(hearth_drivers::DriverConfig::Octoprint(octo.config())).await;
+    print_through_the_chain(hearth_drivers::DriverConfig::Octoprint(octo.config()), None)
+        .await
+        .shutdown()
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,7 +34,10 @@ async fn the_same_flow_works_on_the_real_moonraker() {
     let Some(moon) = Moonraker::start(5_000.0).await else {
         return;
     };
-    print_through_the_chain(hearth_drivers::DriverConfig::Moonraker(moon.config())).await;
+    print_through_the_chain(hearth_drivers::DriverConfig::Moonraker(moon.config()), None)
+        .await
+        .shutdown()
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,10 +46,53 @@ async fn the_same_flow_works_on_a_marlin_printer_on_a_serial_port() {
     let Some(marlin) = VirtualMarlin::start(&["throttle=0.003"]) else {
         return;
     };
-    print_through_the_chain(hearth_drivers::DriverConfig::Marlin(marlin.config())).await;
+    print_through_the_chain(hearth_drivers::DriverConfig::Marlin(marlin.config()), None)
+        .await
+        .shutdown()
+        .await;
 }
 
-async fn print_through_the_chain(driver: hearth_drivers::DriverConfig) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_flow_prints_a_plate_project_on_a_bambu_lab_printer() {
+    let Some(printer) = BambuPrinter::start(&["--model", "P1S", "--print-seconds", "4"]).await
+    else {
+        return;
+    };
+    let agent = print_through_the_chain(
+        hearth_drivers::DriverConfig::Bambu(printer.config("P1S")),
+        Some(crate::sample("cube20_synthetic_bambu.gcode.3mf")),
+    )
+    .await;
+    // The printer got the project under the job's name, printed it from the matching tray, and the
+    // agent deleted it from the printer's storage when the job ended.
+    let uploaded = printer.event("UPLOAD ").await;
+    assert!(uploaded.contains(".gcode.3mf "), "{uploaded}");
+    let command = printer.command("print.project_file").await;
+    assert_eq!(command["ams_mapping"], serde_json::json!([0]));
+    let name = uploaded.split_whitespace().nth(1).unwrap();
+    assert_eq!(printer.event("DELETE ").await, format!("DELETE {name}"));
+    agent.shutdown().await;
+}
+
+/// The agent of a chain, still running.
+struct RunningAgent {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), hearth_agent::RunError>>,
+}
+
+impl RunningAgent {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Prints `file` (by default a slice of the PrusaSlicer cube) through the chain to `driver`'s printer.
+/// Returns once the job completed, with the agent still running.
+async fn print_through_the_chain(
+    driver: hearth_drivers::DriverConfig,
+    file: Option<PathBuf>,
+) -> RunningAgent {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
@@ -103,9 +155,10 @@ async fn print_through_the_chain(driver: hearth_drivers::DriverConfig) {
     })
     .await;
 
-    let file = sample_gcode(30_000);
+    let cube = sample_gcode(30_000);
+    let file = file.unwrap_or_else(|| cube.path().to_owned());
     let job_id: hearth_proto::ids::JobId = ada
-        .run(&["print", file.path().to_str().unwrap(), "--printer", "mk3"])
+        .run(&["print", file.to_str().unwrap(), "--printer", "mk3"])
         .await
         .trim()
         .parse()
@@ -140,6 +193,5 @@ async fn print_through_the_chain(driver: hearth_drivers::DriverConfig) {
         );
         tokio::task::yield_now().await;
     }
-    let _ = stop.send(());
-    agent.await.unwrap().unwrap();
+    RunningAgent { stop, task: agent }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bambu;
+mod bambu_sim;
 mod fake_klippy;
 mod marlin;
 mod moonraker;

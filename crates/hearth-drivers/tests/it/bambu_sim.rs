@@ -1,0 +1,201 @@
+//! A simulated Bambu Lab printer for tests (`bambu_printer_sim.py`, PROTOCOLS.md §A4): its broker is
+//! the system's real Mosquitto, with TLS and the access code; its implicit-FTPS server requires TLS
+//! session reuse on data connections, like the printers' own. Shared with hearth-cli's whole-chain
+//! test through `#[path]`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_drivers::BambuConfig;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::Notify;
+
+use crate::peers::{absent, peers_dir};
+
+pub const SERIAL: &str = "01P00A123456789";
+pub const CODE: &str = "8c4f2a1d";
+
+/// A CA shaped like Bambu's "BBL CA" (no key usage extension) and a printer certificate issued by
+/// it to the serial, as CN only (no subjectAltName).
+pub struct Pki {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+    pub key_pem: String,
+}
+
+pub fn pki(cn: &str) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "BBL CA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "BBL Technologies Co., Ltd");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, cn);
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    Pki {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        cert_der: cert.der().to_vec(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+/// One simulated printer, killed (with its Mosquitto) on drop.
+pub struct Printer {
+    child: Child,
+    stdin: ChildStdin,
+    pub mqtt: u16,
+    pub ftps: u16,
+    events: Arc<(Mutex<Vec<String>>, Notify)>,
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+}
+
+impl Printer {
+    pub async fn start(args: &[&str]) -> Option<Self> {
+        let python = peers_dir().join("bambusim/bin/python");
+        if !python.exists() {
+            return absent(format!(
+                "paho-mqtt for the Bambu simulator ({})",
+                python.display()
+            ));
+        }
+        if !Path::new("/usr/sbin/mosquitto").exists() {
+            return absent("Mosquitto (/usr/sbin/mosquitto)".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pki = pki(SERIAL);
+        std::fs::write(dir.path().join("printer.pem"), &pki.cert_pem).unwrap();
+        std::fs::write(dir.path().join("printer.key"), &pki.key_pem).unwrap();
+        std::fs::write(dir.path().join("bbl-ca.pem"), &pki.ca_pem).unwrap();
+        let mut child = Command::new(python)
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../hearth-drivers/tests/it/bambu_printer_sim.py"),
+            )
+            .args(["--serial", SERIAL, "--access-code", CODE])
+            .arg("--cert")
+            .arg(dir.path().join("printer.pem"))
+            .arg("--key")
+            .arg(dir.path().join("printer.key"))
+            .arg("--state-dir")
+            .arg(dir.path().join("printer"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the simulator did not get ready")
+            .unwrap()
+            .expect("the simulator exited before it was ready");
+        let port = |key: &str| -> u16 {
+            ready
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
+        };
+        let (mqtt, ftps) = (port("mqtt="), port("ftps="));
+        let events: Arc<(Mutex<Vec<String>>, Notify)> = Arc::default();
+        let sink = events.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.0.lock().unwrap().push(line);
+                sink.1.notify_waiters();
+            }
+        });
+        Some(Self {
+            child,
+            stdin,
+            mqtt,
+            ftps,
+            events,
+            dir,
+            pki,
+        })
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("bbl-ca.pem")
+    }
+
+    pub fn config(&self, model: &str) -> BambuConfig {
+        serde_json::from_value(serde_json::json!({
+            "host": "127.0.0.1",
+            "serial": SERIAL,
+            "access_code": CODE,
+            "model": model,
+            "ca_file": self.ca_file(),
+            "mqtt_port": self.mqtt,
+            "ftps_port": self.ftps,
+            "timeout_secs": 5,
+        }))
+        .unwrap()
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The first event line starting with `prefix`, waiting for it.
+    pub async fn event(&self, prefix: &str) -> String {
+        let (lines, notify) = &*self.events;
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let notified = notify.notified();
+                if let Some(l) = lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
+                    return l.clone();
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no event {prefix:?}; saw {:?}",
+                self.events.0.lock().unwrap()
+            )
+        })
+    }
+
+    pub fn saw(&self, prefix: &str) -> bool {
+        self.events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with(prefix))
+    }
+
+    /// The request body of the first `COMMAND <what>` event.
+    pub async fn command(&self, what: &str) -> Value {
+        let line = self.event(&format!("COMMAND {what} ")).await;
+        let json = line.splitn(3, ' ').nth(2).unwrap();
+        serde_json::from_str(json).unwrap()
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
