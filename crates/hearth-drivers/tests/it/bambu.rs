@@ -3,21 +3,13 @@
 //! on both sides are real.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_drivers::bambu::BambuDriver;
-use hearth_drivers::{
-    BambuConfig, Driver, DriverError, JobPhase, PrintHints, PrinterState, Upload,
-};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::Notify;
+use hearth_drivers::{Driver, DriverError, JobPhase, PrintHints, PrinterState, Upload};
 
-use crate::peers::{absent, eventually, peers_dir};
+use crate::bambu_sim::{Printer, SERIAL, pki};
+use crate::peers::eventually;
 
 pub fn project() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
