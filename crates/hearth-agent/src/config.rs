@@ -65,6 +65,16 @@ time_scale = 60
 # kind = "marlin"
 # port = "/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0"
 # baudrate = 115200
+
+# A Bambu Lab printer in LAN mode with Developer Mode on (see the README's "Printers and drivers"):
+# [[printer]]
+# name = "p1s-1"
+# kind = "bambu"
+# host = "192.168.1.50"
+# serial = "01P00A123456789"
+# access_code = "12345678"
+# model = "P1S"
+# ca_file = "/etc/hearth-agent/bbl-ca.pem"
 "#;
 
 /// The agent's settings.
