@@ -133,6 +133,8 @@ fn default_timeout_secs() -> u64 {
 
 /// `fun` bit that is *clear* when developer mode is on (PROTOCOLS.md §A4).
 const FUN_NOT_DEVELOPER: u64 = 0x2000_0000;
+/// The `sequence_id` of the developer-mode probe.
+const PROBE_SEQUENCE: &str = "hearth-probe";
 /// Reports older than this while connected: ask the printer to push again.
 const STALE_AFTER: Duration = Duration::from_secs(60);
 /// A pause, resume or stop shows as under way for at most this long.
@@ -196,6 +198,15 @@ impl Shared {
                 let Some(seq) = body.get("sequence_id").map(text_of) else {
                     continue;
                 };
+                let refused = body
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .is_some_and(|r| r.contains("verify failed"));
+                if refused {
+                    self.state().refused = true;
+                } else if seq == PROBE_SEQUENCE {
+                    self.state().refused = false;
+                }
                 let waiter = self
                     .replies
                     .lock()
@@ -897,6 +908,15 @@ async fn run(
         json!({"pushing": {"sequence_id": "0", "command": "pushall", "version": 1, "push_target": 1}})
             .to_string()
     };
+    // P1 and A1 machines have no `fun` field telling developer mode: a command that does nothing
+    // (a G-code comment) is refused with "verify failed" without it (PROTOCOLS.md §A4), so the
+    // printer shows as read-only before a job is sent to it, not after.
+    let probe = || {
+        json!({"print": {"sequence_id": PROBE_SEQUENCE, "command": "gcode_line",
+            "param": "; hearth: developer mode check\n"}})
+        .to_string()
+    };
+    let mut probed = false;
     let mut backoff = Duration::from_secs(1);
     let mut check = tokio::time::interval(STALE_AFTER / 2);
     loop {
@@ -913,8 +933,20 @@ async fn run(
                     }
                     let _ = client.try_subscribe(report.clone(), QoS::AtMostOnce);
                     let _ = client.try_publish(request.clone(), QoS::AtMostOnce, false, pushall());
+                    probed = false;
                 }
-                Ok(Event::Incoming(Packet::Publish(p))) => shared.receive(&p.payload),
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    shared.receive(&p.payload);
+                    if !probed {
+                        let s = shared.state();
+                        if s.last_push.is_some() {
+                            probed = true;
+                            if !s.print.contains_key("fun") {
+                                let _ = client.try_publish(request.clone(), QoS::AtLeastOnce, false, probe());
+                            }
+                        }
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => {
                     let why = connection_error(&e);

@@ -232,19 +232,22 @@ async fn printer_faults_show_with_their_codes_and_a_failed_print_fails() {
 
 #[tokio::test]
 async fn without_developer_mode_the_printer_is_shown_read_only_and_takes_no_job() {
-    // An X1C says so in its `fun` field; a P1S only by refusing a command.
+    // An X1C says so in its `fun` field; a P1S only by refusing a command, which the driver
+    // sends (a G-code comment) as soon as the printer reports: before any job is sent to it.
     for model in ["X1C", "P1S"] {
         let Some(printer) = Printer::start(&["--model", model, "--dev-mode", "off"]).await else {
             return;
         };
         let driver = BambuDriver::new(printer.config(model)).unwrap();
-        let status = eventually("a report", Duration::from_secs(20), || async {
+        let status = eventually("read-only shown", Duration::from_secs(20), || async {
             let s = driver.status().await.unwrap();
-            (s.state != PrinterState::Offline).then_some(s)
+            (s.state == PrinterState::Error).then_some(s)
         })
         .await;
-        if model == "X1C" {
-            assert_eq!(status.state, PrinterState::Error, "{status:?}");
+        assert!(status.error.unwrap().contains("Developer Mode"), "{model}");
+        if model == "P1S" {
+            let probe = printer.command("print.gcode_line").await;
+            assert!(probe["param"].as_str().unwrap().starts_with(';'), "{probe}");
         }
         upload(&driver, "hearth-j4.gcode", &project())
             .await
