@@ -946,6 +946,7 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
             DriverKind::Moonraker => "moonraker",
             DriverKind::Marlin => "marlin",
             DriverKind::Bambu => "bambu",
+            DriverKind::Prusalink => "prusalink",
         }
         .into(),
         model: info.model.clone(),

@@ -15,6 +15,7 @@ pub use crate::bambu::BambuConfig;
 use crate::driver::Driver;
 use crate::error::DriverError;
 pub use crate::marlin::MarlinConfig;
+pub use crate::prusalink::PrusaLinkConfig;
 pub use crate::simulated::SimulatedConfig;
 
 /// Which driver to build, and its settings.
@@ -31,6 +32,8 @@ pub enum DriverConfig {
     Marlin(MarlinConfig),
     /// A Bambu Lab printer in LAN mode (developer mode on, to take jobs).
     Bambu(BambuConfig),
+    /// A Prusa printer through PrusaLink (its own firmware's API, or PrusaLink on a Raspberry Pi).
+    Prusalink(PrusaLinkConfig),
 }
 
 /// Settings of an OctoPrint printer (`kind = "octoprint"`).
@@ -114,5 +117,6 @@ pub fn build(config: &DriverConfig) -> Result<Box<dyn Driver>, DriverError> {
         DriverConfig::Moonraker(c) => Box::new(crate::moonraker::MoonrakerDriver::new(c.clone())?),
         DriverConfig::Marlin(c) => Box::new(crate::marlin::MarlinDriver::new(c.clone())),
         DriverConfig::Bambu(c) => Box::new(crate::bambu::BambuDriver::new(c.clone())?),
+        DriverConfig::Prusalink(c) => Box::new(crate::prusalink::PrusaLinkDriver::new(c.clone())?),
     })
 }

@@ -1,4 +1,4 @@
-//! HTTP plumbing shared by the OctoPrint and Moonraker drivers: one place maps transport failures and
+//! HTTP plumbing shared by the OctoPrint, Moonraker and PrusaLink drivers: one place maps transport failures and
 //! status codes to `DriverError`.
 
 use std::time::Duration;
@@ -72,6 +72,15 @@ impl Http {
         request: RequestBuilder,
     ) -> Result<Response, DriverError> {
         let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        self.check(operation, response).await
+    }
+
+    /// A response that is not 2xx becomes the matching error.
+    pub(crate) async fn check(
+        &self,
+        operation: &'static str,
+        response: Response,
+    ) -> Result<Response, DriverError> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -109,6 +118,15 @@ impl Http {
         request: RequestBuilder,
     ) -> Result<T, DriverError> {
         let response = self.send(operation, request).await?;
+        self.decode(operation, response).await
+    }
+
+    /// Decodes a JSON answer.
+    pub(crate) async fn decode<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        response: Response,
+    ) -> Result<T, DriverError> {
         let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
         serde_json::from_slice(&bytes).map_err(|e| DriverError::Protocol {
             operation,

@@ -8,7 +8,8 @@
 //!
 //! One module per protocol: `simulated` (in-process, with fault injection), `octoprint` (REST),
 //! `moonraker` (JSON-RPC over WebSocket, HTTP upload), `marlin` (a USB serial port, the agent
-//! streaming the G-code itself), `bambu` (Bambu Lab LAN mode: MQTT over TLS, implicit FTPS). Only this crate knows printers' payload shapes.
+//! streaming the G-code itself), `bambu` (Bambu Lab LAN mode: MQTT over TLS, implicit FTPS), `prusalink` (PrusaLink API v1 with
+//! HTTP Digest). Only this crate knows printers' payload shapes.
 
 pub mod bambu;
 pub mod config;
@@ -18,13 +19,14 @@ pub mod marlin;
 pub mod model;
 pub mod moonraker;
 pub mod octoprint;
+pub mod prusalink;
 pub mod simulated;
 
 mod http;
 
 pub use config::{
-    BambuConfig, DriverConfig, MarlinConfig, MoonrakerConfig, OctoPrintConfig, SimulatedConfig,
-    build,
+    BambuConfig, DriverConfig, MarlinConfig, MoonrakerConfig, OctoPrintConfig, PrusaLinkConfig,
+    SimulatedConfig, build,
 };
 pub use driver::{Driver, Upload};
 pub use error::DriverError;

@@ -19,6 +19,8 @@ pub enum DriverKind {
     Marlin,
     /// A Bambu Lab printer in LAN mode (MQTT and FTPS on the printer).
     Bambu,
+    /// PrusaLink API v1 (Prusa MK4, XL, MINI, Core One firmware, or PrusaLink on a Raspberry Pi).
+    Prusalink,
 }
 
 /// What a driver can do beyond the basic job flow, so the agent and UI can hide what would fail.
