@@ -538,10 +538,12 @@ impl BambuDriver {
         let tls = tls::client_config(config.serial.trim(), trust).map_err(bad)?;
         let info = DriverInfo {
             kind: DriverKind::Bambu,
-            model: config
-                .model
-                .clone()
-                .unwrap_or_else(|| "Bambu Lab printer".into()),
+            // "Bambu Lab P1S", as slicers and the fit check name it, from `model = "P1S"`.
+            model: match config.model.as_deref().map(str::trim) {
+                None | Some("") => "Bambu Lab printer".into(),
+                Some(m) if m.to_ascii_lowercase().starts_with("bambu") => m.to_owned(),
+                Some(m) => format!("Bambu Lab {m}"),
+            },
             endpoint: format!("mqtts://{}:{}", config.host, config.mqtt_port),
             capabilities: Capabilities {
                 pause: true,

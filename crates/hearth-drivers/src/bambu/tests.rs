@@ -196,6 +196,17 @@ fn configurations_without_a_way_to_trust_the_printer_are_refused() {
     c.fingerprint = Some(format!("sha256:{}", "ab".repeat(32)));
     let d = BambuDriver::new(c.clone()).unwrap();
     assert_eq!(d.describe().endpoint, "mqtts://192.0.2.7:8883");
+    assert_eq!(d.describe().model, "Bambu Lab printer");
+    c.model = Some("P1S".into());
+    assert_eq!(
+        BambuDriver::new(c.clone()).unwrap().describe().model,
+        "Bambu Lab P1S"
+    );
+    c.model = Some("Bambu Lab X1 Carbon".into());
+    assert_eq!(
+        BambuDriver::new(c.clone()).unwrap().describe().model,
+        "Bambu Lab X1 Carbon"
+    );
     assert!(!format!("{c:?}").contains("s3cr3tAC"));
 }
 
