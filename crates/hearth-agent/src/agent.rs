@@ -137,6 +137,11 @@ enum Event {
         action: JobAction,
         result: Result<(), DriverError>,
     },
+    /// The printer's copy of a finished job's file was deleted (or not).
+    Removed {
+        job: JobId,
+        result: Result<(), DriverError>,
+    },
 }
 
 /// How a transfer step failed.
@@ -199,6 +204,8 @@ struct Agent {
     outbox: Outbox,
     tasks: JoinSet<()>,
     events: mpsc::UnboundedSender<Event>,
+    /// Deletions from printers under way, and when a failed one may be tried again.
+    removing: HashMap<JobId, Option<Instant>>,
 }
 
 /// Runs the agent until `shutdown` resolves.
@@ -272,6 +279,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         outbox: Outbox::new(config.timing.job_backlog),
         tasks: JoinSet::new(),
         events: events_tx,
+        removing: HashMap::new(),
     };
     agent.resume_journal();
 
@@ -421,6 +429,7 @@ impl Agent {
                     cancel_requested: false,
                     message: None,
                     finished_at_ms: None,
+                    remove_pending: false,
                 });
                 match printer {
                     Some(i) => {
@@ -474,6 +483,7 @@ impl Agent {
         match ev {
             Event::Sample { printer, status } => self.on_sample(printer, status),
             Event::Transferred { job, result } => self.on_transferred(job, result),
+            Event::Removed { job, result } => self.on_removed(job, result),
             Event::Started { job, result } => {
                 if let Some(rt) = self.jobs.get_mut(&job) {
                     rt.busy = false;
@@ -626,6 +636,7 @@ impl Agent {
                 cancel_requested: false,
                 message: None,
                 finished_at_ms: None,
+                remove_pending: false,
             }),
         }
         self.save();
@@ -687,6 +698,7 @@ impl Agent {
 
     fn on_tick(&mut self) {
         while self.tasks.try_join_next().is_some() {}
+        self.retry_removals();
         for i in 0..self.printers.len() {
             if self.printers[i].polling {
                 continue;
@@ -857,16 +869,70 @@ impl Agent {
         self.save();
         tracing::info!(job = %id, ?state, message = message.as_deref().unwrap_or(""), "job state");
         self.report(id, state, message);
-        // The printer keeps no copy of a design once its job is over.
-        if let Some(driver) = remove_from
-            .and_then(|name| self.printer_index(&name))
-            .map(|i| self.printers[i].driver.clone())
-        {
-            self.tasks.spawn(async move {
-                if let Err(e) = driver.remove(&printer_file_name(id)).await {
-                    tracing::debug!(job = %id, error = %e, "could not remove the file from the printer");
+        // The printer keeps no copy of a design once its job is over: deleted now, and again after
+        // a restart or when the printer is back, until it is confirmed (`remove_pending`).
+        if remove_from.is_some() {
+            if let Some(rec) = self.journal.get_mut(&id) {
+                rec.remove_pending = true;
+            }
+            self.save();
+            self.spawn_removal(id);
+        }
+    }
+
+    /// Deletes a finished job's file from its printer, once at a time per job.
+    fn spawn_removal(&mut self, id: JobId) {
+        if matches!(self.removing.get(&id), Some(None)) {
+            return;
+        }
+        let Some(driver) = self.driver_of(id) else {
+            return;
+        };
+        self.removing.insert(id, None);
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            let result = driver.remove(&printer_file_name(id)).await;
+            let _ = events.send(Event::Removed { job: id, result });
+        });
+    }
+
+    fn on_removed(&mut self, id: JobId, result: Result<(), DriverError>) {
+        match result {
+            Ok(()) => {
+                self.removing.remove(&id);
+                if let Some(rec) = self.journal.get_mut(&id) {
+                    rec.remove_pending = false;
                 }
-            });
+                self.save();
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, error = %chain(&e), "could not delete the job's file from the printer; will try again");
+                self.removing
+                    .insert(id, Some(Instant::now() + self.timing.retry()));
+            }
+        }
+    }
+
+    /// Tries again the deletions that failed or were cut short (by a restart), for printers that
+    /// answer.
+    fn retry_removals(&mut self) {
+        let now = Instant::now();
+        let due: Vec<JobId> = self
+            .journal
+            .removals()
+            .filter(|r| match self.removing.get(&r.job_id) {
+                None => true,
+                Some(None) => false,
+                Some(Some(at)) => *at <= now,
+            })
+            .filter(|r| {
+                self.printer_index(&r.printer)
+                    .is_some_and(|i| self.printers[i].online)
+            })
+            .map(|r| r.job_id)
+            .collect();
+        for id in due {
+            self.spawn_removal(id);
         }
     }
 

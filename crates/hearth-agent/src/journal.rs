@@ -37,6 +37,10 @@ pub struct JobRecord {
     /// `KEEP_FINISHED_MS`, when a replay would be refused as expired by the job verifier anyway.
     #[serde(default)]
     pub finished_at_ms: Option<i64>,
+    /// The job's file is still to be deleted from its printer (its job ended and the deletion has
+    /// not been confirmed yet): retried until it is, also after a restart.
+    #[serde(default)]
+    pub remove_pending: bool,
 }
 
 /// How long a finished job's id is remembered: longer than the longest job validity window
@@ -155,6 +159,11 @@ impl Journal {
         self.jobs.values().filter(|r| !r.state.is_final())
     }
 
+    /// Finished jobs whose file is still on their printer.
+    pub fn removals(&self) -> impl Iterator<Item = &JobRecord> {
+        self.jobs.values().filter(|r| r.remove_pending)
+    }
+
     /// Writes the journal durably (temporary file, fsync, rename).
     pub fn save(&self) -> Result<(), JournalError> {
         let io = |source| JournalError::Io {
@@ -216,6 +225,7 @@ mod tests {
             cancel_requested: false,
             message: None,
             finished_at_ms: Some(now_ms()),
+            remove_pending: false,
         });
         let old = job(serde_json::json!({}));
         journal.insert(JobRecord {
@@ -228,6 +238,7 @@ mod tests {
             cancel_requested: false,
             message: None,
             finished_at_ms: Some(now_ms() - KEEP_FINISHED_MS - 1),
+            remove_pending: false,
         });
         journal.save().unwrap();
 

@@ -261,6 +261,56 @@ async fn replayed_and_unverifiable_jobs_are_refused_and_reported() {
 }
 
 #[tokio::test]
+async fn a_finished_jobs_file_is_deleted_from_the_printer_through_failures_and_restarts() {
+    let mut rig = Rig::new().await;
+    // The printer refuses deletions for now (unreachable).
+    *rig.driver.fail_removals.lock().unwrap() = u32::MAX;
+    rig.start_agent();
+    let job = rig.job(10.0, 1);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    // Heating up, then the print.
+    rig.advance(200);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    eventually("the deletion tried again", || {
+        (rig.driver.count("remove") >= 2).then_some(())
+    })
+    .await;
+    // Stopped before it could delete: the journal remembers the deletion is owed.
+    rig.stop_agent().await;
+    let record = rig.journal_record(id).unwrap();
+    assert_eq!(record["remove_pending"], true, "{record}");
+
+    *rig.driver.fail_removals.lock().unwrap() = 0;
+    rig.start_agent();
+    let name = format!("remove hearth-{id}.gcode true");
+    eventually("the file deleted after the restart", || {
+        (rig.driver.count(&name) == 1).then_some(())
+    })
+    .await;
+    eventually("the deletion recorded", || {
+        (rig.journal_record(id)?["remove_pending"] == false).then_some(())
+    })
+    .await;
+    // Once done, never again, also not after another restart.
+    rig.stop_agent().await;
+    rig.forget_telemetry().await;
+    rig.start_agent();
+    rig.hub
+        .wait("the printer seen again", |s| {
+            s.last_telemetry(PRINTER).cloned()
+        })
+        .await;
+    rig.stop_agent().await;
+    assert_eq!(
+        rig.driver.count("remove"),
+        rig.driver.count("remove hearth")
+    );
+    assert_eq!(rig.driver.count(&name), 1);
+}
+
+#[tokio::test]
 async fn leftovers_in_the_spool_are_removed_at_startup() {
     let mut rig = Rig::new().await;
     let plain = rig.state_dir().join("spool/plain");

@@ -86,6 +86,8 @@ pub struct Recording {
     pub lose_next_start: Mutex<Option<bool>>,
     /// Makes the next `upload` fail as unreachable.
     pub fail_next_upload: Mutex<bool>,
+    /// Makes this many `remove`s fail as unreachable.
+    pub fail_removals: Mutex<u32>,
 }
 
 impl Recording {
@@ -179,7 +181,20 @@ impl Driver for Recording {
         self.inner.current_job().await
     }
     async fn remove(&self, name: &str) -> Result<(), DriverError> {
-        let r = self.inner.remove(name).await;
+        let fail = {
+            let mut left = self.fail_removals.lock().unwrap();
+            let fail = *left > 0;
+            *left = left.saturating_sub(1);
+            fail
+        };
+        let r = if fail {
+            Err(DriverError::Unreachable {
+                endpoint: "test".into(),
+                source: "connection reset".into(),
+            })
+        } else {
+            self.inner.remove(name).await
+        };
         self.log
             .lock()
             .unwrap()
@@ -248,6 +263,7 @@ impl Rig {
             uploads: Mutex::default(),
             lose_next_start: Mutex::default(),
             fail_next_upload: Mutex::default(),
+            fail_removals: Mutex::default(),
         });
         let identity = Arc::new(KeyFileIdentity::generate(AgentId::new()));
         let hub = Hub::start(
@@ -373,6 +389,7 @@ impl Rig {
             uploads: Mutex::default(),
             lose_next_start: Mutex::default(),
             fail_next_upload: Mutex::default(),
+            fail_removals: Mutex::default(),
         });
         self.extra_printers.push(Printer {
             config: printer_config(name),
@@ -395,13 +412,19 @@ impl Rig {
 
     /// The state the agent's journal on disk holds for a job (what survives a crash).
     pub fn journal_state(&self, job: JobId) -> Option<String> {
+        self.journal_record(job)
+            .and_then(|r| r["state"].as_str().map(str::to_owned))
+    }
+
+    /// A job's record in the agent's journal on disk.
+    pub fn journal_record(&self, job: JobId) -> Option<serde_json::Value> {
         let text = std::fs::read_to_string(self.state_dir().join("jobs.json")).ok()?;
         let v: serde_json::Value = serde_json::from_str(&text).ok()?;
         v["jobs"]
             .as_array()?
             .iter()
             .find(|r| r["job_id"].as_str() == Some(job.to_string().as_str()))
-            .and_then(|r| r["state"].as_str().map(str::to_owned))
+            .cloned()
     }
 }
 
