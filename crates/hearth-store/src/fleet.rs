@@ -213,6 +213,13 @@ impl Store {
         map_all(&all_by(self.pool(), &q, org.to_string()).await?, printer)
     }
 
+    /// Every printer of every organisation (what the server knows of at start).
+    pub async fn all_printers(&self) -> Result<Vec<PrinterRow>> {
+        let q = format!("SELECT {PRINTER_COLS} FROM printers ORDER BY org_id, name, id");
+        let rows = sqlx::query(&q).fetch_all(self.pool()).await?;
+        map_all(&rows, printer)
+    }
+
     pub async fn printers_of_agent(&self, agent_id: AgentId) -> Result<Vec<PrinterRow>> {
         let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE agent_id = $1 ORDER BY name");
         map_all(

@@ -7,7 +7,9 @@
 //!   printers it reported in error (once until they report something else) and since when each
 //!   printer has been unreachable; `printer.offline` is queued once that lasts
 //!   `notifications.offline_after_secs`, and `printer.online` when a printer reported offline is
-//!   back. A printer already away when the server starts is not reported.
+//!   back. At start every known printer counts as away until its agent reports it, so a printer
+//!   whose agent never comes back is reported too (a printer reported offline before a restart is
+//!   reported again: which printers were reported is not kept across restarts).
 //! - [`run`] sends: it claims due deliveries with a lease (several `hearthd` instances may share
 //!   the database), renders each for its channel ([`render`]) and records the outcome: delivered on
 //!   2xx; retried on 408, 429, 5xx and network errors (first after `first_retry_ms`, each next four
@@ -591,6 +593,21 @@ fn lease_ms(state: &AppState) -> i64 {
 
 /// The sender: runs until shutdown begins.
 pub async fn run(state: AppState) {
+    match state.store.all_printers().await {
+        Ok(printers) => {
+            for p in printers {
+                printers_away(
+                    &state,
+                    p.org_id,
+                    &[p.id],
+                    Some("not seen since the server started"),
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error::ErrorChain(&e), "could not list printers for offline notifications");
+        }
+    }
     loop {
         let now = now_ms();
         let next_offline = report_overdue(&state, now).await;

@@ -788,6 +788,60 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
 }
 
 #[tokio::test]
+async fn a_printer_whose_agent_does_not_come_back_after_a_server_restart_is_reported() {
+    let Farm {
+        server,
+        owner,
+        org,
+        agent,
+        ws,
+    } = farm(server().await, "xl-1").await;
+    let mut ntfy = Receiver::start().await;
+    channel(
+        &owner,
+        org,
+        ChannelKind::Ntfy,
+        format!("{}/farm", ntfy.url),
+        &[NotifyEvent::PrinterOffline, NotifyEvent::PrinterOnline],
+        None,
+    )
+    .await;
+    // The server restarts while the agent is away, and the agent stays away.
+    drop(ws);
+    let server = server.restart().await;
+    let offline = ntfy.next("printer.offline after the restart").await.json();
+    assert_eq!(offline["title"], "xl-1 is offline");
+    assert!(
+        offline["message"]
+            .as_str()
+            .unwrap()
+            .contains("not seen since the server started"),
+        "{offline}"
+    );
+    // When it comes back, that is said too.
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("xl-1", "pla")],
+        },
+    )
+    .await;
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "xl-1".into(),
+            status: idle(),
+        },
+    )
+    .await;
+    assert_eq!(
+        ntfy.next("printer.online").await.json()["title"],
+        "xl-1 is back online"
+    );
+}
+
+#[tokio::test]
 async fn a_notification_that_could_not_be_delivered_is_sent_after_a_restart() {
     let Farm {
         server,
