@@ -90,10 +90,19 @@ struct StatusResponse {
 struct PrinterPart {
     #[serde(default)]
     state: String,
+    /// PrusaLink's own word on its link to the printer (`ok: false` with a message).
+    status_printer: Option<StatusFlag>,
     temp_nozzle: Option<f64>,
     target_nozzle: Option<f64>,
     temp_bed: Option<f64>,
     target_bed: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StatusFlag {
+    #[serde(default = "yes")]
+    ok: bool,
+    message: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,7 +177,16 @@ fn printer_name(agent: &str, binary: bool) -> String {
 }
 
 /// The status the two answers describe. Pure, tested on captured payloads.
-fn map_status(status: &StatusResponse, job: Option<&JobResponse>, pausing: bool) -> PrinterStatus {
+///
+/// The printers' firmware forgets a job as soon as it ends (`/api/v1/job` answers 204) while its
+/// state says how it ended (FINISHED, STOPPED) until the next print: `last_file`, the job this
+/// driver last saw or started, is that ended job.
+fn map_status(
+    status: &StatusResponse,
+    job: Option<&JobResponse>,
+    pausing: bool,
+    last_file: Option<&str>,
+) -> PrinterStatus {
     let p = &status.printer;
     let mut heaters = Vec::new();
     if let Some(actual) = p.temp_nozzle {
@@ -195,7 +213,13 @@ fn map_status(status: &StatusResponse, job: Option<&JobResponse>, pausing: bool)
         ),
         "ERROR" => (
             PrinterState::Error,
-            Some("the printer is in an error state (see its screen)".to_owned()),
+            Some(
+                p.status_printer
+                    .as_ref()
+                    .filter(|f| !f.ok)
+                    .and_then(|f| f.message.clone())
+                    .unwrap_or_else(|| "the printer is in an error state (see its screen)".into()),
+            ),
         ),
         _ => (PrinterState::Idle, None),
     };
@@ -233,6 +257,26 @@ fn map_status(status: &StatusResponse, job: Option<&JobResponse>, pausing: bool)
                 .map(|s| s.max(0.0) as u64),
         })
     });
+    let job = job.or_else(|| {
+        let phase = match printer_state.as_str() {
+            "FINISHED" => JobPhase::Completed,
+            "STOPPED" => JobPhase::Cancelled,
+            _ => return None,
+        };
+        Some(JobStatus {
+            file: last_file?.to_owned(),
+            phase,
+            progress: if phase == JobPhase::Completed {
+                1.0
+            } else {
+                0.0
+            },
+            layer: None,
+            total_layers: None,
+            elapsed_seconds: None,
+            remaining_seconds: None,
+        })
+    });
     if job.as_ref().is_some_and(|j| j.phase == JobPhase::Failed) && error.is_none() {
         error = Some("the printer stopped the print with an error".into());
     }
@@ -261,6 +305,8 @@ pub struct PrusaLinkDriver {
     binary: Mutex<HashMap<String, bool>>,
     /// A pause sent and not yet seen.
     pausing: Mutex<Option<std::time::Instant>>,
+    /// The agent file name of the job last started or seen on the printer.
+    last_file: Mutex<Option<String>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -311,6 +357,7 @@ impl PrusaLinkDriver {
             storage: Mutex::default(),
             binary: Mutex::default(),
             pausing: Mutex::default(),
+            last_file: Mutex::default(),
         })
     }
 
@@ -487,7 +534,15 @@ impl PrusaLinkDriver {
             }
             p.is_some()
         };
-        Ok(map_status(&status, job.as_ref(), pausing))
+        if let Some(name) = job
+            .as_ref()
+            .and_then(|j| j.file.as_ref())
+            .and_then(agent_name)
+        {
+            *locked(&self.last_file) = Some(name);
+        }
+        let last = locked(&self.last_file).clone();
+        Ok(map_status(&status, job.as_ref(), pausing, last.as_deref()))
     }
 
     /// The id of the job the printer is on, for the job commands.
@@ -579,7 +634,9 @@ impl Driver for PrusaLinkDriver {
                         source: e,
                     })?;
                 Ok(r.timeout(deadline)
-                    .header(CONTENT_TYPE, "application/octet-stream")
+                    // PrusaLink 0.8.1 answers 500 to octet-stream and 415 without a type; the
+                    // printers' firmware ignores it. PrusaSlicer sends this one.
+                    .header(CONTENT_TYPE, "text/x.gcode")
                     .header(CONTENT_LENGTH, size)
                     .header("Overwrite", "?1")
                     .header("Print-After-Upload", "?0")
@@ -602,8 +659,9 @@ impl Driver for PrusaLinkDriver {
         let path = self.file_path(&on_printer).await?;
         *locked(&self.pausing) = None;
         self.send("start", Method::POST, &path, |r| async { Ok(r) })
-            .await
-            .map(drop)
+            .await?;
+        *locked(&self.last_file) = Some(name.to_owned());
+        Ok(())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {
@@ -664,7 +722,7 @@ mod tests {
         );
         let j = job(r#"{"id":7,"state":"PRINTING","progress":41.0,
                 "file":{"name":"HEARTH~1.BGC","display_name":"hearth-abc.bgcode","path":"/usb"}}"#);
-        let st = map_status(&s, Some(&j), false);
+        let st = map_status(&s, Some(&j), false, None);
         assert_eq!(st.state, PrinterState::Printing);
         let job = st.job.unwrap();
         assert_eq!(job.file, "hearth-abc.gcode");
@@ -675,7 +733,7 @@ mod tests {
         );
         assert_eq!(st.heaters.len(), 2);
         assert_eq!(
-            map_status(&s, Some(&j), true).job.unwrap().phase,
+            map_status(&s, Some(&j), true, None).job.unwrap().phase,
             JobPhase::Pausing
         );
     }
@@ -684,7 +742,7 @@ mod tests {
     fn ended_jobs_and_printer_states() {
         let idle = status(r#"{"printer":{"state":"FINISHED"}}"#);
         let finished = job(r#"{"id":1,"state":"FINISHED","file":{"name":"hearth-a.gcode"}}"#);
-        let st = map_status(&idle, Some(&finished), false);
+        let st = map_status(&idle, Some(&finished), false, None);
         assert_eq!(st.state, PrinterState::Idle);
         assert_eq!(
             st.job.as_ref().map(|j| (j.phase, j.progress)),
@@ -692,17 +750,41 @@ mod tests {
         );
         let stopped = job(r#"{"id":1,"state":"STOPPED","file":{"name":"hearth-a.gcode"}}"#);
         assert_eq!(
-            map_status(&idle, Some(&stopped), false).job.unwrap().phase,
+            map_status(&idle, Some(&stopped), false, None)
+                .job
+                .unwrap()
+                .phase,
             JobPhase::Cancelled
         );
         let attention = status(r#"{"printer":{"state":"ATTENTION"},"job":{"id":1}}"#);
-        let st = map_status(&attention, None, false);
+        let st = map_status(&attention, None, false, None);
         assert_eq!(st.state, PrinterState::Paused);
         assert!(st.error.unwrap().contains("attention"));
         let error = status(r#"{"printer":{"state":"ERROR"}}"#);
-        assert_eq!(map_status(&error, None, false).state, PrinterState::Error);
+        assert_eq!(
+            map_status(&error, None, false, None).state,
+            PrinterState::Error
+        );
+        // Buddy firmware: the job is gone once it ended; the printer's state tells how.
+        let st = map_status(&idle, None, false, Some("hearth-a.gcode"));
+        assert_eq!(
+            st.job.map(|j| (j.file, j.phase)),
+            Some(("hearth-a.gcode".into(), JobPhase::Completed))
+        );
+        // PrusaLink without its printer says why.
+        let fixture = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/prusalink/status.json"
+        ))
+        .unwrap();
+        let st = map_status(&status(&fixture), None, false, None);
+        assert_eq!(st.state, PrinterState::Error);
+        assert_eq!(st.error.as_deref(), Some("Serial device does not exist"));
         let busy = status(r#"{"printer":{"state":"BUSY"}}"#);
-        assert_eq!(map_status(&busy, None, false).state, PrinterState::Printing);
+        assert_eq!(
+            map_status(&busy, None, false, None).state,
+            PrinterState::Printing
+        );
     }
 
     #[test]

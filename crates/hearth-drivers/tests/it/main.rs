@@ -10,4 +10,5 @@ mod marlin;
 mod moonraker;
 mod octoprint;
 mod peers;
+mod prusalink;
 mod simulated;

@@ -1,0 +1,335 @@
+//! The PrusaLink driver against the real PrusaLink 0.8.1 (authentication, storage, upload, delete:
+//! its printer side cannot come up here) and against `prusalink_printer_sim.py`, a Prusa printer's
+//! own PrusaLink (Buddy firmware, which cannot run here) following PROTOCOLS.md §A3, for printing.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_drivers::prusalink::PrusaLinkDriver;
+use hearth_drivers::{
+    Driver, DriverError, JobPhase, PrintHints, PrinterState, PrusaLinkConfig, Upload,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::Notify;
+
+use crate::peers::{absent, eventually, peers_dir};
+
+const PASSWORD: &str = "jK3xQ9mfT2";
+
+/// A PrusaLink process (real or simulated), killed on drop, with its event lines.
+struct Link {
+    child: Child,
+    stdin: ChildStdin,
+    port: u16,
+    events: Arc<(Mutex<Vec<String>>, Notify)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Link {
+    async fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
+            .await
+            .expect("PrusaLink did not get ready")
+            .unwrap()
+            .expect("PrusaLink exited before it was ready");
+        let port = ready
+            .strip_prefix("READY port=")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
+        let events: Arc<(Mutex<Vec<String>>, Notify)> = Arc::default();
+        let sink = events.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.0.lock().unwrap().push(line);
+                sink.1.notify_waiters();
+            }
+        });
+        Self {
+            child,
+            stdin,
+            port,
+            events,
+            _dir: dir,
+        }
+    }
+
+    /// The simulated printer; `args` are the simulator's own.
+    async fn printer(args: &[&str]) -> Self {
+        let mut cmd = Command::new("python3");
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/prusalink_printer_sim.py"))
+            .args(["--user", "maker", "--password", PASSWORD])
+            .args(args);
+        Self::spawn(cmd, tempfile::tempdir().unwrap()).await
+    }
+
+    /// The real PrusaLink 0.8.1, installed by `scripts/peers.sh`.
+    async fn real() -> Option<Self> {
+        let python = peers_dir().join("prusalink/bin/python");
+        if !python.exists() {
+            return absent(format!("PrusaLink 0.8.1 ({})", python.display()));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(python);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/prusalink_peer.py"))
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--user", "maker", "--password", PASSWORD]);
+        Some(Self::spawn(cmd, dir).await)
+    }
+
+    fn config(&self) -> PrusaLinkConfig {
+        serde_json::from_value(serde_json::json!({
+            "url": format!("http://127.0.0.1:{}", self.port),
+            "password": PASSWORD,
+            "model": "MK4S",
+            "timeout_secs": 10,
+        }))
+        .unwrap()
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    async fn event(&self, prefix: &str) -> String {
+        let (lines, notify) = &*self.events;
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let notified = notify.notified();
+                if let Some(l) = lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
+                    return l.clone();
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no event {prefix:?}; saw {:?}",
+                self.events.0.lock().unwrap()
+            )
+        })
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn sample(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../hearth-printfile/test_data/samples")
+        .join(name)
+}
+
+async fn upload(driver: &PrusaLinkDriver, name: &str, file: &Path) -> Result<(), DriverError> {
+    let spool = tempfile::NamedTempFile::new().unwrap();
+    std::fs::copy(file, spool.path()).unwrap();
+    driver
+        .upload(Upload {
+            name,
+            path: spool.path(),
+            hints: PrintHints::default(),
+        })
+        .await
+}
+
+async fn phase(driver: &PrusaLinkDriver, want: JobPhase) -> hearth_drivers::JobStatus {
+    eventually(
+        &format!("the job {want:?}"),
+        Duration::from_secs(30),
+        || async {
+            driver
+                .status()
+                .await
+                .unwrap()
+                .job
+                .filter(|j| j.phase == want)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_file_prints_to_the_end_on_a_printers_own_prusalink() {
+    // The printers' firmware: RFC 2069 digest with nonces that go stale after 5 s.
+    for auth in ["buddy", "prusalink"] {
+        let link = Link::printer(&["--auth-style", auth, "--print-seconds", "2"]).await;
+        let driver = PrusaLinkDriver::new(link.config()).unwrap();
+        let status = driver.status().await.unwrap();
+        assert_eq!(status.state, PrinterState::Idle, "{auth}: {status:?}");
+        assert!(status.heaters.iter().any(|h| h.name == "bed"));
+        upload(
+            &driver,
+            "hearth-j1.gcode",
+            &sample("cube20_prusaslicer_mk3s.gcode"),
+        )
+        .await
+        .unwrap();
+        assert!(
+            link.event("UPLOAD usb/hearth-j1.gcode ").await.len() > 20,
+            "{auth}"
+        );
+        driver.start("hearth-j1.gcode").await.unwrap();
+        assert_eq!(link.event("START ").await, "START usb/hearth-j1.gcode");
+        let running = eventually("progress", Duration::from_secs(20), || async {
+            driver
+                .current_job()
+                .await
+                .unwrap()
+                .filter(|j| j.progress > 0.0)
+        })
+        .await;
+        assert_eq!(running.file, "hearth-j1.gcode");
+        // The firmware forgets the job when it ends; the printer's state says it finished.
+        let done = phase(&driver, JobPhase::Completed).await;
+        assert_eq!(
+            (done.file.as_str(), done.progress),
+            ("hearth-j1.gcode", 1.0)
+        );
+        assert_eq!(driver.current_job().await.unwrap(), None);
+        driver.remove("hearth-j1.gcode").await.unwrap();
+        assert_eq!(link.event("DELETE ").await, "DELETE usb/hearth-j1.gcode");
+    }
+}
+
+#[tokio::test]
+async fn binary_gcode_is_stored_as_bgcode_and_found_again_after_a_restart() {
+    let link = Link::printer(&["--print-seconds", "60"]).await;
+    let first = PrusaLinkDriver::new(link.config()).unwrap();
+    let err = upload(
+        &first,
+        "hearth-p.gcode",
+        &sample("cube20_synthetic_bambu.gcode.3mf"),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not 3MF"), "{err}");
+    upload(&first, "hearth-j2.gcode", &sample("mini_cube_b.bgcode"))
+        .await
+        .unwrap();
+    assert!(link.event("UPLOAD usb/hearth-j2.bgcode ").await.len() > 20);
+    drop(first);
+    // A new agent process starts it: the driver asks the printer which name it has.
+    let second = PrusaLinkDriver::new(link.config()).unwrap();
+    second.start("hearth-j2.gcode").await.unwrap();
+    assert_eq!(link.event("START ").await, "START usb/hearth-j2.bgcode");
+    let job = phase(&second, JobPhase::Printing).await;
+    assert_eq!(job.file, "hearth-j2.gcode");
+    let err = second.start("hearth-missing.gcode").await.unwrap_err();
+    assert!(err.to_string().contains("not on the printer"), "{err}");
+}
+
+#[tokio::test]
+async fn pause_attention_resume_and_stop() {
+    let mut link = Link::printer(&["--print-seconds", "60"]).await;
+    let driver = PrusaLinkDriver::new(link.config()).unwrap();
+    upload(
+        &driver,
+        "hearth-j3.gcode",
+        &sample("cube20_prusaslicer_mk3s.gcode"),
+    )
+    .await
+    .unwrap();
+    driver.start("hearth-j3.gcode").await.unwrap();
+    phase(&driver, JobPhase::Printing).await;
+    driver.pause().await.unwrap();
+    phase(&driver, JobPhase::Paused).await;
+    let err = driver.pause().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DriverError::Rejected {
+                code: Some(409),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    driver.resume().await.unwrap();
+    phase(&driver, JobPhase::Printing).await;
+    // Filament runout: the printer asks for attention; resuming from Hearth continues.
+    link.send("attention filament runout").await;
+    let status = eventually("attention", Duration::from_secs(20), || async {
+        let s = driver.status().await.unwrap();
+        (s.state == PrinterState::Paused).then_some(s)
+    })
+    .await;
+    assert!(status.error.unwrap().contains("attention"));
+    driver.resume().await.unwrap();
+    phase(&driver, JobPhase::Printing).await;
+    driver.cancel().await.unwrap();
+    assert_eq!(link.event("JOB STOPPED").await, "JOB STOPPED");
+    let stopped = phase(&driver, JobPhase::Cancelled).await;
+    assert_eq!(stopped.file, "hearth-j3.gcode");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_reported_as_such() {
+    let link = Link::printer(&["--auth-style", "buddy"]).await;
+    let mut config = link.config();
+    config.password = Some("wrong".into());
+    let err = PrusaLinkDriver::new(config)
+        .unwrap()
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Unauthorized { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn the_real_prusalink_takes_files_with_its_digest_and_refuses_a_wrong_password() {
+    let Some(link) = Link::real().await else {
+        return;
+    };
+    let driver = PrusaLinkDriver::new(link.config()).unwrap();
+    // Its printer side is down here: reported as PrusaLink says.
+    let status = driver.status().await.unwrap();
+    assert_eq!(status.state, PrinterState::Error, "{status:?}");
+    assert!(status.error.is_some());
+    // MD5-sess digest, its storage (`/local`), an upload it accepts, a delete.
+    upload(
+        &driver,
+        "hearth-j4.gcode",
+        &sample("cube20_prusaslicer_mk3s.gcode"),
+    )
+    .await
+    .unwrap();
+    let err = driver.start("hearth-j4.gcode").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DriverError::Rejected {
+                code: Some(409),
+                ..
+            }
+        ),
+        "no printer to print on: {err}"
+    );
+    driver.remove("hearth-j4.gcode").await.unwrap();
+    let mut config = link.config();
+    config.password = Some("wrong".into());
+    let err = PrusaLinkDriver::new(config)
+        .unwrap()
+        .status()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Unauthorized { .. }), "{err}");
+}
