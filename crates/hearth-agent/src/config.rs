@@ -75,6 +75,13 @@ time_scale = 60
 # access_code = "12345678"
 # model = "P1S"
 # ca_file = "/etc/hearth-agent/bbl-ca.pem"
+
+# A Prusa MK4, XL, MINI or Core One (PrusaLink in its firmware):
+# [[printer]]
+# name = "mk4-1"
+# kind = "prusalink"
+# url = "http://192.168.1.60"
+# password = "..."
 "#;
 
 /// The agent's settings.
