@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hearth_drivers::bambu::BambuDriver;
-use hearth_drivers::{Driver, DriverError, JobPhase, PrintHints, PrinterState, Upload};
+use hearth_drivers::{Driver, DriverError, JobPhase, PrinterState};
 
 use crate::bambu_sim::{Printer, SERIAL, pki};
-use crate::peers::eventually;
+use crate::peers::{eventually, job_in_phase, upload_copy};
 
 pub fn project() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,22 +41,8 @@ fn project_in(material: &str) -> tempfile::NamedTempFile {
     out
 }
 
-/// The agent's plaintext spool file: a copy, deleted after the upload as the agent does.
-fn spool_copy(of: &Path) -> tempfile::NamedTempFile {
-    let f = tempfile::NamedTempFile::new().unwrap();
-    std::fs::copy(of, f.path()).unwrap();
-    f
-}
-
 async fn upload(driver: &BambuDriver, name: &str, file: &Path) -> Result<(), DriverError> {
-    let spool = spool_copy(file);
-    driver
-        .upload(Upload {
-            name,
-            path: spool.path(),
-            hints: PrintHints::default(),
-        })
-        .await
+    upload_copy(driver, name, file).await
 }
 
 async fn idle(driver: &BambuDriver) {
@@ -68,19 +54,7 @@ async fn idle(driver: &BambuDriver) {
 }
 
 async fn phase(driver: &BambuDriver, want: JobPhase) -> hearth_drivers::JobStatus {
-    eventually(
-        &format!("the job {want:?}"),
-        Duration::from_secs(30),
-        || async {
-            driver
-                .status()
-                .await
-                .unwrap()
-                .job
-                .filter(|j| j.phase == want)
-        },
-    )
-    .await
+    job_in_phase(driver, want).await
 }
 
 #[tokio::test]

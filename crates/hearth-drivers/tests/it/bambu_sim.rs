@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_drivers::BambuConfig;
@@ -14,9 +13,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::Notify;
 
-use crate::peers::{absent, peers_dir};
+use crate::peers::{EventLines, absent, peers_dir};
 
 pub const SERIAL: &str = "01P00A123456789";
 pub const CODE: &str = "8c4f2a1d";
@@ -56,7 +54,7 @@ pub struct Printer {
     stdin: ChildStdin,
     pub mqtt: u16,
     pub ftps: u16,
-    events: Arc<(Mutex<Vec<String>>, Notify)>,
+    events: EventLines,
     pub dir: tempfile::TempDir,
     pub pki: Pki,
 }
@@ -111,14 +109,7 @@ impl Printer {
                 .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
         };
         let (mqtt, ftps) = (port("mqtt="), port("ftps="));
-        let events: Arc<(Mutex<Vec<String>>, Notify)> = Arc::default();
-        let sink = events.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.0.lock().unwrap().push(line);
-                sink.1.notify_waiters();
-            }
-        });
+        let events = EventLines::collect(lines);
         Some(Self {
             child,
             stdin,
@@ -158,32 +149,11 @@ impl Printer {
 
     /// The first event line starting with `prefix`, waiting for it.
     pub async fn event(&self, prefix: &str) -> String {
-        let (lines, notify) = &*self.events;
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let notified = notify.notified();
-                if let Some(l) = lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
-                    return l.clone();
-                }
-                notified.await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "no event {prefix:?}; saw {:?}",
-                self.events.0.lock().unwrap()
-            )
-        })
+        self.events.wait(prefix).await
     }
 
     pub fn saw(&self, prefix: &str) -> bool {
-        self.events
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.starts_with(prefix))
+        self.events.saw(prefix)
     }
 
     /// The request body of the first `COMMAND <what>` event.

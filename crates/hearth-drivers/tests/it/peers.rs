@@ -59,6 +59,92 @@ where
     }
 }
 
+/// The event lines a peer prints on its standard output after its ready line, collected as they
+/// come, so a test can wait for one.
+#[derive(Clone, Default)]
+pub struct EventLines(std::sync::Arc<(std::sync::Mutex<Vec<String>>, tokio::sync::Notify)>);
+
+impl EventLines {
+    /// Collects the remaining lines of `lines` in a task.
+    pub fn collect<R>(mut lines: tokio::io::Lines<R>) -> Self
+    where
+        R: tokio::io::AsyncBufRead + Unpin + Send + 'static,
+    {
+        let events = Self::default();
+        let sink = events.0.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.0.lock().unwrap().push(line);
+                sink.1.notify_waiters();
+            }
+        });
+        events
+    }
+
+    /// The first line starting with `prefix`, waiting (20 s at most) for it.
+    pub async fn wait(&self, prefix: &str) -> String {
+        let (lines, notify) = &*self.0;
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let notified = notify.notified();
+                if let Some(l) = lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
+                    return l.clone();
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no event {prefix:?}; saw {:?}", lines.lock().unwrap()))
+    }
+
+    /// Whether a line starting with `prefix` came.
+    pub fn saw(&self, prefix: &str) -> bool {
+        self.0
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with(prefix))
+    }
+}
+
+/// Uploads a copy of `file` as the agent does (its spool file, gone after the upload).
+pub async fn upload_copy(
+    driver: &dyn hearth_drivers::Driver,
+    name: &str,
+    file: &Path,
+) -> Result<(), hearth_drivers::DriverError> {
+    let spool = tempfile::NamedTempFile::new().unwrap();
+    std::fs::copy(file, spool.path()).unwrap();
+    driver
+        .upload(hearth_drivers::Upload {
+            name,
+            path: spool.path(),
+            hints: hearth_drivers::PrintHints::default(),
+        })
+        .await
+}
+
+/// The printer's job once it is in `want` (30 s at most).
+pub async fn job_in_phase(
+    driver: &dyn hearth_drivers::Driver,
+    want: hearth_drivers::JobPhase,
+) -> hearth_drivers::JobStatus {
+    eventually(
+        &format!("the job {want:?}"),
+        Duration::from_secs(30),
+        || async {
+            driver
+                .status()
+                .await
+                .unwrap()
+                .job
+                .filter(|j| j.phase == want)
+        },
+    )
+    .await
+}
+
 /// The real slicer samples: the copies kept in the repository for the print-file tests, so a
 /// clone needs nothing beside it.
 fn samples_dir() -> PathBuf {

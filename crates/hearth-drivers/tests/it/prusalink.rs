@@ -4,18 +4,14 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_drivers::prusalink::PrusaLinkDriver;
-use hearth_drivers::{
-    Driver, DriverError, JobPhase, PrintHints, PrinterState, PrusaLinkConfig, Upload,
-};
+use hearth_drivers::{Driver, DriverError, JobPhase, PrinterState, PrusaLinkConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::Notify;
 
-use crate::peers::{absent, eventually, peers_dir};
+use crate::peers::{EventLines, absent, eventually, job_in_phase, peers_dir, upload_copy};
 
 const PASSWORD: &str = "jK3xQ9mfT2";
 
@@ -24,7 +20,7 @@ struct Link {
     child: Child,
     stdin: ChildStdin,
     port: u16,
-    events: Arc<(Mutex<Vec<String>>, Notify)>,
+    events: EventLines,
     _dir: tempfile::TempDir,
 }
 
@@ -47,14 +43,7 @@ impl Link {
             .strip_prefix("READY port=")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
-        let events: Arc<(Mutex<Vec<String>>, Notify)> = Arc::default();
-        let sink = events.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.0.lock().unwrap().push(line);
-                sink.1.notify_waiters();
-            }
-        });
+        let events = EventLines::collect(lines);
         Self {
             child,
             stdin,
@@ -107,23 +96,7 @@ impl Link {
     }
 
     async fn event(&self, prefix: &str) -> String {
-        let (lines, notify) = &*self.events;
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let notified = notify.notified();
-                if let Some(l) = lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
-                    return l.clone();
-                }
-                notified.await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "no event {prefix:?}; saw {:?}",
-                self.events.0.lock().unwrap()
-            )
-        })
+        self.events.wait(prefix).await
     }
 }
 
@@ -140,31 +113,22 @@ fn sample(name: &str) -> std::path::PathBuf {
 }
 
 async fn upload(driver: &PrusaLinkDriver, name: &str, file: &Path) -> Result<(), DriverError> {
-    let spool = tempfile::NamedTempFile::new().unwrap();
-    std::fs::copy(file, spool.path()).unwrap();
-    driver
-        .upload(Upload {
-            name,
-            path: spool.path(),
-            hints: PrintHints::default(),
-        })
-        .await
+    upload_copy(driver, name, file).await
 }
 
 async fn phase(driver: &PrusaLinkDriver, want: JobPhase) -> hearth_drivers::JobStatus {
-    eventually(
-        &format!("the job {want:?}"),
-        Duration::from_secs(30),
-        || async {
-            driver
-                .status()
-                .await
-                .unwrap()
-                .job
-                .filter(|j| j.phase == want)
-        },
-    )
-    .await
+    job_in_phase(driver, want).await
+}
+
+/// The error a driver with a wrong password gets.
+async fn with_wrong_password(link: &Link) -> DriverError {
+    let mut config = link.config();
+    config.password = Some("wrong".into());
+    PrusaLinkDriver::new(config)
+        .unwrap()
+        .status()
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -284,13 +248,7 @@ async fn pause_attention_resume_and_stop() {
 #[tokio::test]
 async fn wrong_credentials_are_reported_as_such() {
     let link = Link::printer(&["--auth-style", "buddy"]).await;
-    let mut config = link.config();
-    config.password = Some("wrong".into());
-    let err = PrusaLinkDriver::new(config)
-        .unwrap()
-        .status()
-        .await
-        .unwrap_err();
+    let err = with_wrong_password(&link).await;
     assert!(matches!(err, DriverError::Unauthorized { .. }), "{err}");
 }
 
@@ -324,12 +282,6 @@ async fn the_real_prusalink_takes_files_with_its_digest_and_refuses_a_wrong_pass
         "no printer to print on: {err}"
     );
     driver.remove("hearth-j4.gcode").await.unwrap();
-    let mut config = link.config();
-    config.password = Some("wrong".into());
-    let err = PrusaLinkDriver::new(config)
-        .unwrap()
-        .status()
-        .await
-        .unwrap_err();
+    let err = with_wrong_password(&link).await;
     assert!(matches!(err, DriverError::Unauthorized { .. }), "{err}");
 }
