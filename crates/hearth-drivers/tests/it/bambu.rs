@@ -41,20 +41,12 @@ fn project_in(material: &str) -> tempfile::NamedTempFile {
     out
 }
 
-async fn upload(driver: &BambuDriver, name: &str, file: &Path) -> Result<(), DriverError> {
-    upload_copy(driver, name, file).await
-}
-
 async fn idle(driver: &BambuDriver) {
     eventually("the printer idle", Duration::from_secs(20), || async {
         let s = driver.status().await.unwrap();
         (s.state == PrinterState::Idle).then_some(s)
     })
     .await;
-}
-
-async fn phase(driver: &BambuDriver, want: JobPhase) -> hearth_drivers::JobStatus {
-    job_in_phase(driver, want).await
 }
 
 #[tokio::test]
@@ -81,7 +73,7 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
         "{status:?}"
     );
 
-    upload(&driver, "hearth-job.gcode", &project())
+    upload_copy(&driver, "hearth-job.gcode", &project())
         .await
         .unwrap();
     let uploaded = printer.event("UPLOAD ").await;
@@ -126,7 +118,7 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
     .await;
     assert_eq!(running.file, "hearth-job.gcode");
     assert!(running.total_layers.is_some_and(|l| l > 1), "{running:?}");
-    let done = phase(&driver, JobPhase::Completed).await;
+    let done = job_in_phase(&driver, JobPhase::Completed).await;
     assert_eq!(done.progress, 1.0);
     assert_eq!(driver.current_job().await.unwrap(), None);
 
@@ -145,7 +137,7 @@ async fn pause_resume_and_cancel_reach_the_printer() {
     };
     let driver = BambuDriver::new(printer.config("X1C")).unwrap();
     idle(&driver).await;
-    upload(&driver, "hearth-j2.gcode", &project())
+    upload_copy(&driver, "hearth-j2.gcode", &project())
         .await
         .unwrap();
     driver.start("hearth-j2.gcode").await.unwrap();
@@ -160,17 +152,17 @@ async fn pause_resume_and_cancel_reach_the_printer() {
     .await;
     driver.pause().await.unwrap();
     printer.command("print.pause").await;
-    let paused = phase(&driver, JobPhase::Paused).await;
+    let paused = job_in_phase(&driver, JobPhase::Paused).await;
     assert_eq!(driver.status().await.unwrap().state, PrinterState::Paused);
     // A pause from a paused printer is refused by the printer, with its reason.
     let err = driver.pause().await.unwrap_err();
     assert!(matches!(err, DriverError::Rejected { .. }), "{err}");
     driver.resume().await.unwrap();
-    phase(&driver, JobPhase::Printing).await;
+    job_in_phase(&driver, JobPhase::Printing).await;
     driver.cancel().await.unwrap();
     printer.command("print.stop").await;
     // A stopped print reports FAILED; this driver stopped it, so it is cancelled.
-    let cancelled = phase(&driver, JobPhase::Cancelled).await;
+    let cancelled = job_in_phase(&driver, JobPhase::Cancelled).await;
     assert_eq!(cancelled.file, paused.file);
     assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
 }
@@ -183,11 +175,11 @@ async fn printer_faults_show_with_their_codes_and_a_failed_print_fails() {
     };
     let driver = BambuDriver::new(printer.config("X1C")).unwrap();
     idle(&driver).await;
-    upload(&driver, "hearth-j3.gcode", &project())
+    upload_copy(&driver, "hearth-j3.gcode", &project())
         .await
         .unwrap();
     driver.start("hearth-j3.gcode").await.unwrap();
-    phase(&driver, JobPhase::Printing).await;
+    job_in_phase(&driver, JobPhase::Printing).await;
     // Filament runout: the printer pauses itself.
     printer.send("error 117473297").await;
     let status = eventually("the runout pause", Duration::from_secs(20), || async {
@@ -200,7 +192,7 @@ async fn printer_faults_show_with_their_codes_and_a_failed_print_fails() {
         "{status:?}"
     );
     printer.send("fail").await;
-    let failed = phase(&driver, JobPhase::Failed).await;
+    let failed = job_in_phase(&driver, JobPhase::Failed).await;
     assert_eq!(failed.file, "hearth-j3.gcode");
 }
 
@@ -223,7 +215,7 @@ async fn without_developer_mode_the_printer_is_shown_read_only_and_takes_no_job(
             let probe = printer.command("print.gcode_line").await;
             assert!(probe["param"].as_str().unwrap().starts_with(';'), "{probe}");
         }
-        upload(&driver, "hearth-j4.gcode", &project())
+        upload_copy(&driver, "hearth-j4.gcode", &project())
             .await
             .unwrap();
         let err = driver.start("hearth-j4.gcode").await.unwrap_err();
@@ -243,7 +235,7 @@ async fn a_material_no_spool_holds_is_refused_before_printing() {
     let driver = BambuDriver::new(printer.config("P1S")).unwrap();
     idle(&driver).await;
     let asa = project_in("ASA");
-    upload(&driver, "hearth-j5.gcode", asa.path())
+    upload_copy(&driver, "hearth-j5.gcode", asa.path())
         .await
         .unwrap();
     let err = driver.start("hearth-j5.gcode").await.unwrap_err();
@@ -267,7 +259,7 @@ async fn plain_gcode_is_printed_by_path_and_binary_gcode_refused() {
     idle(&driver).await;
     let samples =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../hearth-printfile/test_data/samples");
-    let err = upload(
+    let err = upload_copy(
         &driver,
         "hearth-b.gcode",
         &samples.join("mini_cube_b.bgcode"),
@@ -275,7 +267,7 @@ async fn plain_gcode_is_printed_by_path_and_binary_gcode_refused() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("binary G-code"), "{err}");
-    upload(
+    upload_copy(
         &driver,
         "hearth-j6.gcode",
         &samples.join("cube20_prusaslicer_mk3s.gcode"),
@@ -291,7 +283,7 @@ async fn plain_gcode_is_printed_by_path_and_binary_gcode_refused() {
     driver.start("hearth-j6.gcode").await.unwrap();
     let cmd = printer.command("print.gcode_file").await;
     assert_eq!(cmd["param"], "/sdcard/hearth-j6.gcode");
-    let done = phase(&driver, JobPhase::Completed).await;
+    let done = job_in_phase(&driver, JobPhase::Completed).await;
     assert_eq!(done.file, "hearth-j6.gcode");
 }
 
@@ -303,7 +295,9 @@ async fn after_an_agent_restart_the_driver_finds_the_file_and_the_running_job() 
     // Uploaded by one agent process ...
     let first = BambuDriver::new(printer.config("P1S")).unwrap();
     idle(&first).await;
-    upload(&first, "hearth-j7.gcode", &project()).await.unwrap();
+    upload_copy(&first, "hearth-j7.gcode", &project())
+        .await
+        .unwrap();
     drop(first);
     // ... started by the next: the project is read back from the printer for its plate,
     // checksum and filaments.
@@ -312,7 +306,7 @@ async fn after_an_agent_restart_the_driver_finds_the_file_and_the_running_job() 
     let cmd = printer.command("print.project_file").await;
     assert_eq!(cmd["md5"].as_str().unwrap().len(), 32);
     assert_eq!(cmd["ams_mapping"], serde_json::json!([0]));
-    phase(&second, JobPhase::Printing).await;
+    job_in_phase(&second, JobPhase::Printing).await;
     drop(second);
     // ... and followed by a third, from the printer's report alone.
     let third = BambuDriver::new(printer.config("P1S")).unwrap();

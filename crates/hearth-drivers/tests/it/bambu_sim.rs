@@ -5,16 +5,14 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use hearth_drivers::BambuConfig;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::Command;
 
-use crate::peers::{EventLines, absent, peers_dir};
+use crate::peers::{LinePeer, absent, peers_dir};
 
 pub const SERIAL: &str = "01P00A123456789";
 pub const CODE: &str = "8c4f2a1d";
@@ -50,11 +48,9 @@ pub fn pki(cn: &str) -> Pki {
 
 /// One simulated printer, killed (with its Mosquitto) on drop.
 pub struct Printer {
-    child: Child,
-    stdin: ChildStdin,
+    peer: LinePeer,
     pub mqtt: u16,
     pub ftps: u16,
-    events: EventLines,
     pub dir: tempfile::TempDir,
     pub pki: Pki,
 }
@@ -76,46 +72,24 @@ impl Printer {
         std::fs::write(dir.path().join("printer.pem"), &pki.cert_pem).unwrap();
         std::fs::write(dir.path().join("printer.key"), &pki.key_pem).unwrap();
         std::fs::write(dir.path().join("bbl-ca.pem"), &pki.ca_pem).unwrap();
-        let mut child = Command::new(python)
-            .arg(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../hearth-drivers/tests/it/bambu_printer_sim.py"),
-            )
-            .args(["--serial", SERIAL, "--access-code", CODE])
-            .arg("--cert")
-            .arg(dir.path().join("printer.pem"))
-            .arg("--key")
-            .arg(dir.path().join("printer.key"))
-            .arg("--state-dir")
-            .arg(dir.path().join("printer"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("the simulator did not get ready")
-            .unwrap()
-            .expect("the simulator exited before it was ready");
-        let port = |key: &str| -> u16 {
-            ready
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .and_then(|p| p.parse().ok())
-                .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
-        };
-        let (mqtt, ftps) = (port("mqtt="), port("ftps="));
-        let events = EventLines::collect(lines);
+        let mut cmd = Command::new(python);
+        cmd.arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../hearth-drivers/tests/it/bambu_printer_sim.py"),
+        )
+        .args(["--serial", SERIAL, "--access-code", CODE])
+        .arg("--cert")
+        .arg(dir.path().join("printer.pem"))
+        .arg("--key")
+        .arg(dir.path().join("printer.key"))
+        .arg("--state-dir")
+        .arg(dir.path().join("printer"))
+        .args(args);
+        let peer = LinePeer::spawn(cmd, "the Bambu simulator", Duration::from_secs(30)).await;
         Some(Self {
-            child,
-            stdin,
-            mqtt,
-            ftps,
-            events,
+            mqtt: peer.port("mqtt="),
+            ftps: peer.port("ftps="),
+            peer,
             dir,
             pki,
         })
@@ -140,20 +114,16 @@ impl Printer {
     }
 
     pub async fn send(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
+        self.peer.send(line).await;
     }
 
     /// The first event line starting with `prefix`, waiting for it.
     pub async fn event(&self, prefix: &str) -> String {
-        self.events.wait(prefix).await
+        self.peer.event(prefix).await
     }
 
     pub fn saw(&self, prefix: &str) -> bool {
-        self.events.saw(prefix)
+        self.peer.saw(prefix)
     }
 
     /// The request body of the first `COMMAND <what>` event.
@@ -161,11 +131,5 @@ impl Printer {
         let line = self.event(&format!("COMMAND {what} ")).await;
         let json = line.splitn(3, ' ').nth(2).unwrap();
         serde_json::from_str(json).unwrap()
-    }
-}
-
-impl Drop for Printer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
     }
 }

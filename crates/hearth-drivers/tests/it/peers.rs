@@ -59,31 +59,71 @@ where
     }
 }
 
-/// The event lines a peer prints on its standard output after its ready line, collected as they
-/// come, so a test can wait for one.
-#[derive(Clone, Default)]
-pub struct EventLines(std::sync::Arc<(std::sync::Mutex<Vec<String>>, tokio::sync::Notify)>);
+/// A peer process that prints one ready line (`READY key=value ...`), then event lines, and reads
+/// control lines on its standard input; killed on drop.
+pub struct LinePeer {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    ready: String,
+    events: std::sync::Arc<(std::sync::Mutex<Vec<String>>, tokio::sync::Notify)>,
+}
 
-impl EventLines {
-    /// Collects the remaining lines of `lines` in a task.
-    pub fn collect<R>(mut lines: tokio::io::Lines<R>) -> Self
-    where
-        R: tokio::io::AsyncBufRead + Unpin + Send + 'static,
-    {
-        let events = Self::default();
-        let sink = events.0.clone();
+impl LinePeer {
+    /// Starts `cmd` and waits (at most `within`) for its ready line.
+    pub async fn spawn(mut cmd: tokio::process::Command, what: &str, within: Duration) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(within, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not get ready"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{what} exited before it was ready"));
+        let events =
+            std::sync::Arc::<(std::sync::Mutex<Vec<String>>, tokio::sync::Notify)>::default();
+        let sink = events.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 sink.0.lock().unwrap().push(line);
                 sink.1.notify_waiters();
             }
         });
-        events
+        Self {
+            _child: child,
+            stdin,
+            ready,
+            events,
+        }
     }
 
-    /// The first line starting with `prefix`, waiting (20 s at most) for it.
-    pub async fn wait(&self, prefix: &str) -> String {
-        let (lines, notify) = &*self.0;
+    /// The port the ready line gives as `key=<port>` (`key` with its `=`).
+    pub fn port(&self, key: &str) -> u16 {
+        self.ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {:?}", self.ready))
+    }
+
+    /// Sends one control line.
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The first event line starting with `prefix`, waiting (20 s at most) for it.
+    pub async fn event(&self, prefix: &str) -> String {
+        let (lines, notify) = &*self.events;
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let notified = notify.notified();
@@ -97,9 +137,9 @@ impl EventLines {
         .unwrap_or_else(|_| panic!("no event {prefix:?}; saw {:?}", lines.lock().unwrap()))
     }
 
-    /// Whether a line starting with `prefix` came.
+    /// Whether an event line starting with `prefix` came.
     pub fn saw(&self, prefix: &str) -> bool {
-        self.0
+        self.events
             .0
             .lock()
             .unwrap()

@@ -3,52 +3,29 @@
 //! own PrusaLink (Buddy firmware, which cannot run here) following PROTOCOLS.md §A3, for printing.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use hearth_drivers::prusalink::PrusaLinkDriver;
 use hearth_drivers::{Driver, DriverError, JobPhase, PrinterState, PrusaLinkConfig};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::Command;
 
-use crate::peers::{EventLines, absent, eventually, job_in_phase, peers_dir, upload_copy};
+use crate::peers::{LinePeer, absent, eventually, job_in_phase, peers_dir, upload_copy};
 
 const PASSWORD: &str = "jK3xQ9mfT2";
 
 /// A PrusaLink process (real or simulated), killed on drop, with its event lines.
 struct Link {
-    child: Child,
-    stdin: ChildStdin,
+    peer: LinePeer,
     port: u16,
-    events: EventLines,
     _dir: tempfile::TempDir,
 }
 
 impl Link {
-    async fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
-            .await
-            .expect("PrusaLink did not get ready")
-            .unwrap()
-            .expect("PrusaLink exited before it was ready");
-        let port = ready
-            .strip_prefix("READY port=")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {ready:?}"));
-        let events = EventLines::collect(lines);
+    async fn spawn(cmd: Command, dir: tempfile::TempDir) -> Self {
+        let peer = LinePeer::spawn(cmd, "PrusaLink", Duration::from_secs(90)).await;
         Self {
-            child,
-            stdin,
-            port,
-            events,
+            port: peer.port("port="),
+            peer,
             _dir: dir,
         }
     }
@@ -88,21 +65,11 @@ impl Link {
     }
 
     async fn send(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
+        self.peer.send(line).await;
     }
 
     async fn event(&self, prefix: &str) -> String {
-        self.events.wait(prefix).await
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        self.peer.event(prefix).await
     }
 }
 
@@ -110,14 +77,6 @@ fn sample(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../hearth-printfile/test_data/samples")
         .join(name)
-}
-
-async fn upload(driver: &PrusaLinkDriver, name: &str, file: &Path) -> Result<(), DriverError> {
-    upload_copy(driver, name, file).await
-}
-
-async fn phase(driver: &PrusaLinkDriver, want: JobPhase) -> hearth_drivers::JobStatus {
-    job_in_phase(driver, want).await
 }
 
 /// The error a driver with a wrong password gets.
@@ -140,7 +99,7 @@ async fn a_file_prints_to_the_end_on_a_printers_own_prusalink() {
         let status = driver.status().await.unwrap();
         assert_eq!(status.state, PrinterState::Idle, "{auth}: {status:?}");
         assert!(status.heaters.iter().any(|h| h.name == "bed"));
-        upload(
+        upload_copy(
             &driver,
             "hearth-j1.gcode",
             &sample("cube20_prusaslicer_mk3s.gcode"),
@@ -163,7 +122,7 @@ async fn a_file_prints_to_the_end_on_a_printers_own_prusalink() {
         .await;
         assert_eq!(running.file, "hearth-j1.gcode");
         // The firmware forgets the job when it ends; the printer's state says it finished.
-        let done = phase(&driver, JobPhase::Completed).await;
+        let done = job_in_phase(&driver, JobPhase::Completed).await;
         assert_eq!(
             (done.file.as_str(), done.progress),
             ("hearth-j1.gcode", 1.0)
@@ -178,7 +137,7 @@ async fn a_file_prints_to_the_end_on_a_printers_own_prusalink() {
 async fn binary_gcode_is_stored_as_bgcode_and_found_again_after_a_restart() {
     let link = Link::printer(&["--print-seconds", "60"]).await;
     let first = PrusaLinkDriver::new(link.config()).unwrap();
-    let err = upload(
+    let err = upload_copy(
         &first,
         "hearth-p.gcode",
         &sample("cube20_synthetic_bambu.gcode.3mf"),
@@ -186,7 +145,7 @@ async fn binary_gcode_is_stored_as_bgcode_and_found_again_after_a_restart() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("not 3MF"), "{err}");
-    upload(&first, "hearth-j2.gcode", &sample("mini_cube_b.bgcode"))
+    upload_copy(&first, "hearth-j2.gcode", &sample("mini_cube_b.bgcode"))
         .await
         .unwrap();
     assert!(link.event("UPLOAD usb/hearth-j2.bgcode ").await.len() > 20);
@@ -195,7 +154,7 @@ async fn binary_gcode_is_stored_as_bgcode_and_found_again_after_a_restart() {
     let second = PrusaLinkDriver::new(link.config()).unwrap();
     second.start("hearth-j2.gcode").await.unwrap();
     assert_eq!(link.event("START ").await, "START usb/hearth-j2.bgcode");
-    let job = phase(&second, JobPhase::Printing).await;
+    let job = job_in_phase(&second, JobPhase::Printing).await;
     assert_eq!(job.file, "hearth-j2.gcode");
     let err = second.start("hearth-missing.gcode").await.unwrap_err();
     assert!(err.to_string().contains("not on the printer"), "{err}");
@@ -205,7 +164,7 @@ async fn binary_gcode_is_stored_as_bgcode_and_found_again_after_a_restart() {
 async fn pause_attention_resume_and_stop() {
     let mut link = Link::printer(&["--print-seconds", "60"]).await;
     let driver = PrusaLinkDriver::new(link.config()).unwrap();
-    upload(
+    upload_copy(
         &driver,
         "hearth-j3.gcode",
         &sample("cube20_prusaslicer_mk3s.gcode"),
@@ -213,9 +172,9 @@ async fn pause_attention_resume_and_stop() {
     .await
     .unwrap();
     driver.start("hearth-j3.gcode").await.unwrap();
-    phase(&driver, JobPhase::Printing).await;
+    job_in_phase(&driver, JobPhase::Printing).await;
     driver.pause().await.unwrap();
-    phase(&driver, JobPhase::Paused).await;
+    job_in_phase(&driver, JobPhase::Paused).await;
     let err = driver.pause().await.unwrap_err();
     assert!(
         matches!(
@@ -228,7 +187,7 @@ async fn pause_attention_resume_and_stop() {
         "{err}"
     );
     driver.resume().await.unwrap();
-    phase(&driver, JobPhase::Printing).await;
+    job_in_phase(&driver, JobPhase::Printing).await;
     // Filament runout: the printer asks for attention; resuming from Hearth continues.
     link.send("attention filament runout").await;
     let status = eventually("attention", Duration::from_secs(20), || async {
@@ -238,10 +197,10 @@ async fn pause_attention_resume_and_stop() {
     .await;
     assert!(status.error.unwrap().contains("attention"));
     driver.resume().await.unwrap();
-    phase(&driver, JobPhase::Printing).await;
+    job_in_phase(&driver, JobPhase::Printing).await;
     driver.cancel().await.unwrap();
     assert_eq!(link.event("JOB STOPPED").await, "JOB STOPPED");
-    let stopped = phase(&driver, JobPhase::Cancelled).await;
+    let stopped = job_in_phase(&driver, JobPhase::Cancelled).await;
     assert_eq!(stopped.file, "hearth-j3.gcode");
 }
 
@@ -263,7 +222,7 @@ async fn the_real_prusalink_takes_files_with_its_digest_and_refuses_a_wrong_pass
     assert_eq!(status.state, PrinterState::Error, "{status:?}");
     assert!(status.error.is_some());
     // MD5-sess digest, its storage (`/local`), an upload it accepts, a delete.
-    upload(
+    upload_copy(
         &driver,
         "hearth-j4.gcode",
         &sample("cube20_prusaslicer_mk3s.gcode"),
