@@ -627,6 +627,17 @@ impl BambuDriver {
         }
     }
 
+    /// The session, once the printer has reported on it (bounded by the timeout); unreachable,
+    /// with the connection's error, otherwise.
+    async fn reporting(&self) -> Result<&Session, DriverError> {
+        let session = self.session().await;
+        if self.reported(self.timeout()).await {
+            return Ok(session);
+        }
+        let why = self.shared.state().last_error.clone();
+        Err(self.unreachable(why.unwrap_or_else(|| "no report from the printer".into())))
+    }
+
     fn read_only(state: &State) -> bool {
         state.refused || developer_mode(&state.print) == Some(false)
     }
@@ -639,20 +650,16 @@ impl BambuDriver {
         operation: &'static str,
         kind: &str,
         command: &str,
-        fields: Map<String, Value>,
+        fields: Value,
     ) -> Result<(), DriverError> {
-        let session = self.session().await;
-        if !self.reported(self.timeout()).await {
-            let why = self.shared.state().last_error.clone();
-            return Err(
-                self.unreachable(why.unwrap_or_else(|| "no report from the printer".into()))
-            );
-        }
+        let session = self.reporting().await?;
         let seq = self.sequence.fetch_add(1, Ordering::Relaxed).to_string();
-        let mut body = Map::new();
+        let mut body = match fields {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
         body.insert("sequence_id".into(), Value::String(seq.clone()));
         body.insert("command".into(), Value::String(command.into()));
-        body.extend(fields);
         let payload = serde_json::to_vec(&json!({ kind: body })).unwrap_or_default();
         let (tx, rx) = oneshot::channel();
         self.shared
@@ -799,7 +806,7 @@ impl BambuDriver {
         name: &str,
         up: &Uploaded,
         plate: &Plate,
-    ) -> Result<Map<String, Value>, DriverError> {
+    ) -> Result<Value, DriverError> {
         let (ams, external) = trays(&self.shared.state().print);
         let use_ams = self.config.ams == AmsMode::Auto && !ams.is_empty();
         let mut loaded: Vec<Tray> = if use_ams { ams } else { Vec::new() };
@@ -832,7 +839,7 @@ impl BambuDriver {
             format!("ftp:///{}", up.remote)
         };
         let id = task_id(name).to_string();
-        let fields = json!({
+        Ok(json!({
             "param": plate.gcode,
             "url": url,
             "file": up.remote,
@@ -851,11 +858,7 @@ impl BambuDriver {
             "use_ams": use_ams,
             "ams_mapping": mapping,
             "cfg": "0",
-        });
-        Ok(match fields {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        })
+        }))
     }
 
     async fn control(
@@ -864,10 +867,6 @@ impl BambuDriver {
         command: &str,
         pending: Pending,
     ) -> Result<(), DriverError> {
-        let param = json!({ "param": "" });
-        let Value::Object(fields) = param else {
-            return Ok(());
-        };
         if pending == Pending::Stop {
             let mut s = self.shared.state();
             s.stopped = s
@@ -876,7 +875,8 @@ impl BambuDriver {
                 .and_then(Value::as_str)
                 .map(str::to_owned);
         }
-        self.request(operation, "print", command, fields).await?;
+        self.request(operation, "print", command, json!({ "param": "" }))
+            .await?;
         self.shared.state().pending = Some((pending, Instant::now()));
         Ok(())
     }
@@ -1100,13 +1100,7 @@ impl Driver for BambuDriver {
     }
 
     async fn start(&self, name: &str) -> Result<(), DriverError> {
-        self.session().await;
-        if !self.reported(self.timeout()).await {
-            let why = self.shared.state().last_error.clone();
-            return Err(
-                self.unreachable(why.unwrap_or_else(|| "no report from the printer".into()))
-            );
-        }
+        self.reporting().await?;
         if Self::read_only(&self.shared.state()) {
             return Err(DriverError::Rejected {
                 operation: "start",
@@ -1117,15 +1111,13 @@ impl Driver for BambuDriver {
         let up = self.uploaded(name).await?;
         let (command, fields) = match &up.plate {
             Some(plate) => ("project_file", self.project_request(name, &up, plate)?),
-            None => {
-                let Value::Object(m) = json!({
+            None => (
+                "gcode_file",
+                json!({
                     "param": format!("/sdcard/{}", up.remote),
                     "subtask_name": name,
-                }) else {
-                    unreachable!("a JSON object literal")
-                };
-                ("gcode_file", m)
-            }
+                }),
+            ),
         };
         {
             let mut s = self.shared.state();
@@ -1148,13 +1140,7 @@ impl Driver for BambuDriver {
     }
 
     async fn current_job(&self) -> Result<Option<JobStatus>, DriverError> {
-        self.session().await;
-        if !self.reported(self.timeout()).await {
-            let why = self.shared.state().last_error.clone();
-            return Err(
-                self.unreachable(why.unwrap_or_else(|| "no report from the printer".into()))
-            );
-        }
+        self.reporting().await?;
         let status = self.status().await?;
         Ok(status.job.filter(|j| !j.phase.is_finished()))
     }
