@@ -85,9 +85,9 @@ impl Ftps {
             timeout,
         };
         ftp.expect("connect", &[220]).await?;
-        let (code, text) = ftp.command("USER", "USER bblp").await?;
+        let (code, text) = ftp.command("USER bblp").await?;
         if code == 331 {
-            let (code, text) = ftp.command("PASS", &format!("PASS {access_code}")).await?;
+            let (code, text) = ftp.command(&format!("PASS {access_code}")).await?;
             if code != 230 {
                 return Err(FtpError::Login(format!("{code} {text}")));
             }
@@ -142,11 +142,7 @@ impl Ftps {
         Ok(())
     }
 
-    async fn command(
-        &mut self,
-        _what: &'static str,
-        line: &str,
-    ) -> Result<(u16, String), FtpError> {
+    async fn command(&mut self, line: &str) -> Result<(u16, String), FtpError> {
         self.send(line).await?;
         self.reply().await
     }
@@ -162,14 +158,14 @@ impl Ftps {
         line: &str,
         codes: &[u16],
     ) -> Result<String, FtpError> {
-        let (code, text) = self.command(what, line).await?;
+        let (code, text) = self.command(line).await?;
         check(what, codes, code, text)
     }
 
     /// Opens a passive data connection (EPSV, else PASV), at the control connection's address:
     /// the address inside a PASV answer is ignored, as most clients do (it may be a NAT's inside).
     async fn passive(&mut self) -> Result<TcpStream, FtpError> {
-        let (code, text) = self.command("EPSV", "EPSV").await?;
+        let (code, text) = self.command("EPSV").await?;
         let port = if code == 229 {
             // "Entering Extended Passive Mode (|||port|)"
             text.split('|')
@@ -265,7 +261,7 @@ impl Ftps {
 
     /// The size of `path`, or `None` when there is no such file.
     pub async fn size(&mut self, path: &str) -> Result<Option<u64>, FtpError> {
-        match self.command("SIZE", &format!("SIZE {path}")).await? {
+        match self.command(&format!("SIZE {path}")).await? {
             (213, text) => text
                 .trim()
                 .parse()
@@ -282,7 +278,7 @@ impl Ftps {
 
     /// Deletes `path`; `false` when there was no such file.
     pub async fn delete(&mut self, path: &str) -> Result<bool, FtpError> {
-        match self.command("DELE", &format!("DELE {path}")).await? {
+        match self.command(&format!("DELE {path}")).await? {
             (250, _) => Ok(true),
             (550, _) => Ok(false),
             (code, text) => Err(FtpError::Reply {
@@ -295,7 +291,7 @@ impl Ftps {
 
     /// Says goodbye; errors do not matter any more.
     pub async fn quit(mut self) {
-        let _ = self.command("QUIT", "QUIT").await;
+        let _ = self.command("QUIT").await;
         let _ = self.control.get_mut().shutdown().await;
     }
 }
