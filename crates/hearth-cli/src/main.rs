@@ -61,6 +61,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The material library; `hearth materials usage` for the filament used per material.
+    #[command(args_conflicts_with_subcommands = true)]
+    Materials {
+        #[command(subcommand)]
+        cmd: Option<cmd::inventory::MaterialsCmd>,
+    },
+    /// The spool inventory: what is left on each spool and where it is.
+    #[command(args_conflicts_with_subcommands = true)]
+    Spools {
+        #[command(subcommand)]
+        cmd: Option<cmd::inventory::SpoolsCmd>,
+    },
     /// Printers and active jobs, live (updates in place).
     Status {
         /// One JSON event per line.
@@ -130,6 +142,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd: Some(cmd::fleet::PrintersCmd::Load(args)),
             ..
         } => cmd::fleet::load(&args).await,
+        Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
+        Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
         Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
         Command::Bridge(args) => cmd::bridge::run(&args).await,

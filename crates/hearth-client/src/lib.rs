@@ -11,7 +11,12 @@ use base64::Engine;
 use futures::StreamExt;
 use hearth_proto::api::*;
 use hearth_proto::audit::{ChainBreak, ChainHead, ChainVerifier};
-use hearth_proto::ids::{BlobHash, ChannelId, OrgId, PrinterId, TokenId, UserId};
+use hearth_proto::ids::{
+    BlobHash, ChannelId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UserId,
+};
+use hearth_proto::inventory::{
+    Material, MaterialUpdate, MaterialUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
+};
 use hearth_proto::notify::{Channel, ChannelUpdate, CreatedChannel, Delivery, NewChannel};
 use hearth_proto::{Role, TUS_VERSION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -223,6 +228,69 @@ impl Client {
     pub async fn reset_printer_loaded(&self, org: OrgId, printer: PrinterId) -> Result<Printer> {
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/loaded");
         Self::json(self.req(Method::DELETE, &path)).await
+    }
+
+    /// The organisation's material library.
+    pub async fn materials(&self, org: OrgId) -> Result<Vec<Material>> {
+        self.get(&format!("/api/v1/orgs/{org}/materials")).await
+    }
+
+    pub async fn create_material(&self, org: OrgId, req: &NewMaterial) -> Result<Material> {
+        self.send(Method::POST, &format!("/api/v1/orgs/{org}/materials"), req)
+            .await
+    }
+
+    pub async fn update_material(
+        &self,
+        org: OrgId,
+        id: MaterialId,
+        update: &MaterialUpdate,
+    ) -> Result<Material> {
+        let path = format!("/api/v1/orgs/{org}/materials/{id}");
+        self.send(Method::PATCH, &path, update).await
+    }
+
+    pub async fn delete_material(&self, org: OrgId, id: MaterialId) -> Result<()> {
+        let path = format!("/api/v1/orgs/{org}/materials/{id}");
+        self.no_content(self.req(Method::DELETE, &path)).await
+    }
+
+    /// The organisation's spools, newest first (`archived`: also the archived ones).
+    pub async fn spools(&self, org: OrgId, archived: bool) -> Result<Vec<Spool>> {
+        self.get(&format!("/api/v1/orgs/{org}/spools?archived={archived}"))
+            .await
+    }
+
+    pub async fn spool(&self, org: OrgId, id: SpoolId) -> Result<Spool> {
+        self.get(&format!("/api/v1/orgs/{org}/spools/{id}")).await
+    }
+
+    pub async fn create_spool(&self, org: OrgId, req: &NewSpool) -> Result<Spool> {
+        self.send(Method::POST, &format!("/api/v1/orgs/{org}/spools"), req)
+            .await
+    }
+
+    /// Sets or weighs what is left, changes the thresholds or place, or archives a spool.
+    pub async fn update_spool(
+        &self,
+        org: OrgId,
+        id: SpoolId,
+        update: &SpoolUpdate,
+    ) -> Result<Spool> {
+        let path = format!("/api/v1/orgs/{org}/spools/{id}");
+        self.send(Method::PATCH, &path, update).await
+    }
+
+    /// What the jobs printed from a spool used, newest first.
+    pub async fn spool_usage(&self, org: OrgId, id: SpoolId) -> Result<Vec<SpoolUse>> {
+        self.get(&format!("/api/v1/orgs/{org}/spools/{id}/usage"))
+            .await
+    }
+
+    /// Filament used per material and colour over the last `days` days.
+    pub async fn material_usage(&self, org: OrgId, days: i64) -> Result<Vec<MaterialUsage>> {
+        self.get(&format!("/api/v1/orgs/{org}/usage/materials?days={days}"))
+            .await
     }
 
     /// The organisation's notification channels (admins).

@@ -352,6 +352,9 @@ pub struct Printer {
     /// (`PUT .../printers/{id}/loaded`) rather than taken from the agent's configuration.
     #[serde(default)]
     pub loaded_by_member: bool,
+    /// The inventory's spool loaded on it, with what is left.
+    #[serde(default)]
+    pub spool: Option<crate::inventory::PrinterSpool>,
     /// Latest state; `offline` when its agent is not connected.
     pub telemetry: PrinterTelemetry,
     pub updated_at: Option<String>,
@@ -361,10 +364,14 @@ pub struct Printer {
 /// fitted now, after a spool or nozzle change at the printer. It replaces the material, colour and
 /// nozzle of the agent's configuration (an absent field is "not stated") until that configuration
 /// itself changes them, or `DELETE` on the same path goes back to it. Pool jobs are placed by it.
+/// With `spool`, a spool of the inventory is loaded: material and colour come from its material
+/// (give neither), and the printer's jobs are taken from what is left on it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LoadedRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<crate::ids::SpoolId>,
     #[serde(default)]
     pub material: Option<String>,
     #[serde(default)]

@@ -15,6 +15,8 @@ pub struct PrinterSetup<'a> {
     pub model: &'a str,
     pub nozzle_mm: Option<f32>,
     pub material: Option<&'a str>,
+    /// Filament left on the inventory spool loaded on it, g (unknown without one).
+    pub filament_left_grams: Option<f32>,
 }
 
 impl<'a> From<&'a PrinterInfo> for PrinterSetup<'a> {
@@ -23,6 +25,7 @@ impl<'a> From<&'a PrinterInfo> for PrinterSetup<'a> {
             model: &p.model,
             nozzle_mm: p.nozzle_mm,
             material: p.material.as_deref(),
+            filament_left_grams: None,
         }
     }
 }
@@ -33,6 +36,7 @@ impl<'a> From<&'a Printer> for PrinterSetup<'a> {
             model: &p.model,
             nozzle_mm: p.nozzle_mm,
             material: p.material.as_deref(),
+            filament_left_grams: p.spool.as_ref().map(|s| s.remaining_grams),
         }
     }
 }
@@ -46,6 +50,8 @@ pub enum Misfit<'a> {
     Material { sliced: &'a str, loaded: &'a str },
     /// Sliced for another nozzle diameter.
     Nozzle { sliced: f32, fitted: f32 },
+    /// Needs more filament than is left on the spool loaded.
+    Filament { needed: f32, left: f32 },
 }
 
 /// Nozzle diameters closer than this are the same nozzle (slicers print 0.4 as 0.40 or 0.4000001).
@@ -76,6 +82,11 @@ pub fn misfits<'a>(facts: &'a SchedulingFacts, printer: PrinterSetup<'a>) -> Vec
         && (sliced - fitted).abs() > NOZZLE_TOLERANCE_MM
     {
         out.push(Misfit::Nozzle { sliced, fitted });
+    }
+    if let (Some(needed), Some(left)) = (facts.filament_grams, printer.filament_left_grams)
+        && needed > left
+    {
+        out.push(Misfit::Filament { needed, left });
     }
     out
 }
@@ -192,6 +203,7 @@ mod tests {
             model: "Prusa MK4",
             nozzle_mm: Some(0.4),
             material: Some("PLA"),
+            filament_left_grams: None,
         };
         let facts =
             |model: Option<&str>, material: Option<&str>, nozzle: Option<f32>| SchedulingFacts {
@@ -229,7 +241,33 @@ mod tests {
             model: "Prusa MK4",
             nozzle_mm: None,
             material: None,
+            filament_left_grams: None,
         };
         assert_eq!(misfits(&other, bare).len(), 1);
+    }
+
+    #[test]
+    fn a_job_needing_more_filament_than_the_loaded_spool_has_left_does_not_fit() {
+        let with_spool = |left| PrinterSetup {
+            model: "Prusa MK4",
+            nozzle_mm: None,
+            material: Some("PLA"),
+            filament_left_grams: left,
+        };
+        let needs = |g: Option<f32>| SchedulingFacts {
+            filament_grams: g,
+            ..SchedulingFacts::default()
+        };
+        assert_eq!(
+            misfits(&needs(Some(120.0)), with_spool(Some(80.5))),
+            [Misfit::Filament {
+                needed: 120.0,
+                left: 80.5
+            }]
+        );
+        assert_eq!(misfits(&needs(Some(80.5)), with_spool(Some(80.5))), []);
+        // No spool of the inventory on it, or grams not revealed: unknown, so it fits.
+        assert_eq!(misfits(&needs(Some(120.0)), with_spool(None)), []);
+        assert_eq!(misfits(&needs(None), with_spool(Some(1.0))), []);
     }
 }

@@ -177,3 +177,12 @@ id_type!(
     /// so a receiver can drop a repeated delivery.
     DeliveryId
 );
+
+id_type!(
+    /// A material of an organisation's library (a brand's PETG in one colour, say).
+    MaterialId
+);
+id_type!(
+    /// One spool of the organisation's inventory.
+    SpoolId
+);

@@ -5,6 +5,7 @@
 //! - [`audit::entry_hash`]: the hash chain of the tamper-evident audit log, recomputed by clients.
 //! - [`fit::misfits`]: whether a job fits a printer, judged by the CLI before it sends a job and by
 //!   the server when it dispatches a pool job.
+//! - [`inventory`]: the material library and spool inventory, and what a job that ended used.
 //! - [`notify`]: notification channels, the events they can follow and the notification itself.
 //! - [`ids`]: typed ids ([`ids::OrgId`], [`ids::UserId`], ...) so an org id is never passed where a user id
 //!   is expected.
@@ -17,6 +18,7 @@ pub mod api;
 pub mod audit;
 pub mod fit;
 pub mod ids;
+pub mod inventory;
 pub mod notify;
 pub mod role;
 pub mod time_fmt;

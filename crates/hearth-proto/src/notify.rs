@@ -93,6 +93,10 @@ pub enum NotifyEvent {
     /// A printer reported offline before is back.
     #[serde(rename = "printer.online")]
     PrinterOnline,
+    /// A spool of the inventory fell below its `low_grams` (once, when a job's use takes it
+    /// there).
+    #[serde(rename = "spool.low")]
+    SpoolLow,
     /// Sent by `POST .../notifications/{id}/test` only; no channel follows it.
     #[serde(rename = "test")]
     Test,
@@ -100,7 +104,7 @@ pub enum NotifyEvent {
 
 impl NotifyEvent {
     /// Every event a channel can follow.
-    pub const FOLLOWABLE: [NotifyEvent; 8] = [
+    pub const FOLLOWABLE: [NotifyEvent; 9] = [
         Self::JobStarted,
         Self::JobPaused,
         Self::JobCompleted,
@@ -109,17 +113,19 @@ impl NotifyEvent {
         Self::PrinterError,
         Self::PrinterOffline,
         Self::PrinterOnline,
+        Self::SpoolLow,
     ];
 
     /// What a channel follows when its creator names nothing: everything that needs a person,
     /// and the end of every job.
-    pub const DEFAULT: [NotifyEvent; 6] = [
+    pub const DEFAULT: [NotifyEvent; 7] = [
         Self::JobPaused,
         Self::JobCompleted,
         Self::JobFailed,
         Self::PrinterError,
         Self::PrinterOffline,
         Self::PrinterOnline,
+        Self::SpoolLow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +138,7 @@ impl NotifyEvent {
             Self::PrinterError => "printer.error",
             Self::PrinterOffline => "printer.offline",
             Self::PrinterOnline => "printer.online",
+            Self::SpoolLow => "spool.low",
             Self::Test => "test",
         }
     }
@@ -305,6 +312,19 @@ pub struct NotifiedJob {
     pub facts: SchedulingFacts,
 }
 
+/// A spool as a notification names it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NotifiedSpool {
+    pub id: crate::ids::SpoolId,
+    /// The material's name in the library.
+    pub name: String,
+    pub material: String,
+    pub color: Option<String>,
+    pub remaining_grams: f32,
+    pub low_grams: f32,
+}
+
 /// What `hearthd` sends: the `data` of a webhook, and what the Slack, Discord and ntfy texts are
 /// made from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -322,6 +342,9 @@ pub struct Notification {
     pub message: String,
     pub printer: Option<NotifiedPrinter>,
     pub job: Option<NotifiedJob>,
+    /// The spool, for `spool.low`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool: Option<NotifiedSpool>,
     /// The dashboard, when the server knows its public address.
     pub link: Option<String>,
 }

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use hearth_proto::agent::{AgentJob, JobState, PrinterState, PrinterTelemetry, ServerMsg};
 use hearth_proto::api::{Event, Job, Printer};
-use hearth_proto::fit::misfits;
+use hearth_proto::fit::{PrinterSetup, misfits};
 use hearth_proto::ids::{AgentId, JobId, OrgId, PrinterId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::audit::NewAuditEntry;
@@ -43,6 +43,9 @@ pub struct Hub {
     /// without it a read concurrent with another flush found that flush's rows taken but not
     /// yet written (the dashboard reads every printer's history at once).
     flushing: tokio::sync::Mutex<()>,
+    /// The last progress each running job's printer reported (memory only), for what a job that
+    /// is cancelled or fails took from its spool ([`Hub::take_progress`]).
+    progress: Mutex<HashMap<JobId, f32>>,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -71,6 +74,7 @@ impl Default for Hub {
             since: Mutex::default(),
             pending: Mutex::default(),
             flushing: tokio::sync::Mutex::default(),
+            progress: Mutex::default(),
         }
     }
 }
@@ -171,6 +175,9 @@ impl Hub {
 
     pub fn set_telemetry(&self, printer: PrinterId, t: PrinterTelemetry) {
         let now = now_ms();
+        if let (Some(job), Some(p)) = (t.job_id, t.progress) {
+            lock(&self.progress).insert(job, p);
+        }
         self.account(printer, Some(t.state), now);
         lock(&self.telemetry).insert(printer, (t, now));
     }
@@ -229,6 +236,11 @@ impl Hub {
     }
 
     /// Latest telemetry and when it arrived; offline if none (agent away).
+    /// The last progress reported for `job`, forgotten once taken (when the job ends).
+    pub fn take_progress(&self, job: JobId) -> Option<f32> {
+        lock(&self.progress).remove(&job)
+    }
+
     pub fn telemetry(&self, printer: PrinterId) -> (PrinterTelemetry, Option<i64>) {
         match lock(&self.telemetry).get(&printer) {
             Some((t, at)) => (t.clone(), Some(*at)),
@@ -262,6 +274,7 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         pools: info.pools,
         can_pause: info.can_pause,
         loaded_by_member: p.loaded.is_some(),
+        spool: p.spool.clone(),
         telemetry,
         updated_at: at.map(rfc3339),
     }
@@ -360,7 +373,8 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
 /// Hand queued jobs of `org` to printers that can take them now: a job for a named printer goes to it as
 /// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress,
 /// behind one of the agents the job is sealed to, that the job fits (the model, material and nozzle its
-/// submitter revealed against the printer's configuration, [`misfits`]). A pool job that fits no printer
+/// submitter revealed against the printer's configuration, [`misfits`], and the grams against what is
+/// left on the inventory spool loaded on it). A pool job that fits no printer
 /// of the pool waits until one is reconfigured: the member's CLI said so when it was submitted.
 pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
     let queued = state.store.queued_jobs(org).await?;
@@ -404,7 +418,14 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                 for (p, _) in printers.iter().zip(&fitted).filter(|(p, fit)| {
                     p.info.pools.contains(pool)
                         && !taken.contains(&p.id)
-                        && misfits(&job.facts, (*fit).into()).is_empty()
+                        && misfits(
+                            &job.facts,
+                            PrinterSetup {
+                                filament_left_grams: p.spool.as_ref().map(|s| s.remaining_grams),
+                                ..(*fit).into()
+                            },
+                        )
+                        .is_empty()
                         && agent_keys
                             .get(&p.agent_id)
                             .is_some_and(|k| sealed_to.contains(k))

@@ -1,10 +1,11 @@
 //! Agents, printers, jobs, the organisation chain, key bundles and the file library.
 
-use crate::rows::{all_by, json, json_opt, map_all, one_by, parsed};
+use crate::rows::{all_by, json, json_opt, map_all, one_by, parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
 use hearth_proto::api::{AgentStatus, LoadedRequest, SchedulingFacts};
-use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId, UserId};
+use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId, SpoolId, UserId};
+use hearth_proto::inventory::PrinterSpool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -59,6 +60,8 @@ pub struct PrinterRow {
     /// What a member set as loaded since (`set_printer_loaded`), if the configuration has not
     /// changed it again.
     pub loaded: Option<LoadedRequest>,
+    /// The inventory's spool loaded on it.
+    pub spool: Option<PrinterSpool>,
     pub created_at: i64,
 }
 
@@ -107,9 +110,20 @@ fn agent(r: &AnyRow) -> Result<AgentRow> {
     })
 }
 
-const PRINTER_COLS: &str = "id, org_id, agent_id, info, loaded, created_at";
+/// Printers with the spool loaded on each; conditions name the printer's columns `p.`.
+const PRINTER_SELECT: &str = "SELECT p.id, p.org_id, p.agent_id, p.info, p.loaded, p.created_at, \
+     s.id AS spool_id, s.remaining_grams AS spool_grams FROM printers p \
+     LEFT JOIN spools s ON s.printer_id = p.id";
 fn printer(r: &AnyRow) -> Result<PrinterRow> {
+    let spool = match parsed_opt::<SpoolId>(r, "spool_id")? {
+        Some(id) => Some(PrinterSpool {
+            id,
+            remaining_grams: r.try_get::<f64, _>("spool_grams")? as f32,
+        }),
+        None => None,
+    };
     Ok(PrinterRow {
+        spool,
         id: parsed(r, "id")?,
         org_id: parsed(r, "org_id")?,
         agent_id: parsed(r, "agent_id")?,
@@ -209,19 +223,19 @@ impl Store {
     }
 
     pub async fn printers(&self, org: OrgId) -> Result<Vec<PrinterRow>> {
-        let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE org_id = $1 ORDER BY name, id");
+        let q = format!("{PRINTER_SELECT} WHERE p.org_id = $1 ORDER BY p.name, p.id");
         map_all(&all_by(self.pool(), &q, org.to_string()).await?, printer)
     }
 
     /// Every printer of every organisation (what the server knows of at start).
     pub async fn all_printers(&self) -> Result<Vec<PrinterRow>> {
-        let q = format!("SELECT {PRINTER_COLS} FROM printers ORDER BY org_id, name, id");
+        let q = format!("{PRINTER_SELECT} ORDER BY p.org_id, p.name, p.id");
         let rows = sqlx::query(&q).fetch_all(self.pool()).await?;
         map_all(&rows, printer)
     }
 
     pub async fn printers_of_agent(&self, agent_id: AgentId) -> Result<Vec<PrinterRow>> {
-        let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE agent_id = $1 ORDER BY name");
+        let q = format!("{PRINTER_SELECT} WHERE p.agent_id = $1 ORDER BY p.name");
         map_all(
             &all_by(self.pool(), &q, agent_id.to_string()).await?,
             printer,
@@ -229,7 +243,7 @@ impl Store {
     }
 
     pub async fn printer(&self, id: PrinterId) -> Result<PrinterRow> {
-        let q = format!("SELECT {PRINTER_COLS} FROM printers WHERE id = $1");
+        let q = format!("{PRINTER_SELECT} WHERE p.id = $1");
         one_by(self.pool(), &q, id.to_string(), printer, || {
             format!("printer {id}")
         })
@@ -533,6 +547,9 @@ impl Tx {
                 .bind(id.to_string())
                 .execute(&mut *self.inner)
                 .await?;
+            if reconfigured {
+                self.unload_printer(id).await?;
+            }
             return Ok(id);
         }
         let id = PrinterId::new();

@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod blobdir;
 pub mod fleet;
+pub mod inventory;
 mod migrate;
 pub mod models;
 pub mod notify;

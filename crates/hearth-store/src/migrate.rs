@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "notify_pools",
         include_str!("../migrations/0008_notify_pools.sql"),
     ),
+    (
+        9,
+        "inventory",
+        include_str!("../migrations/0009_inventory.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

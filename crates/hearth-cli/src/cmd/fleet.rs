@@ -117,9 +117,15 @@ fn printers_table(printers: &[&Printer]) -> Table {
             if temps.is_empty() { "-".into() } else { temps },
             // "(set)": a member said so with `hearth printers load`, not the agent's configuration.
             [
-                p.material.as_deref(),
-                p.color.as_deref(),
-                p.loaded_by_member.then_some("(set)"),
+                p.material.clone(),
+                p.color.clone(),
+                p.loaded_by_member.then(|| "(set)".to_owned()),
+                p.spool.as_ref().map(|s| {
+                    format!(
+                        "[{} left]",
+                        crate::cmd::inventory::grams(f64::from(s.remaining_grams))
+                    )
+                }),
             ]
             .into_iter()
             .flatten()
@@ -220,8 +226,12 @@ pub enum PrintersCmd {
 pub struct LoadArgs {
     /// The printer, by name (or id).
     pub printer: String,
+    /// A spool of the inventory (`hearth spools`), by id or its first characters: material and
+    /// colour come from it, and jobs are taken from what is left on it.
+    #[arg(long, conflicts_with_all = ["material", "color"])]
+    pub spool: Option<String>,
     /// The material now loaded (PLA, PETG...); its colour goes with it.
-    #[arg(long, required_unless_present_any = ["nozzle", "reset"])]
+    #[arg(long, required_unless_present_any = ["nozzle", "reset", "spool"])]
     pub material: Option<String>,
     /// The colour of the material now loaded.
     #[arg(long, requires = "material")]
@@ -230,7 +240,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub nozzle: Option<f32>,
     /// Back to what the agent's configuration says.
-    #[arg(long, conflicts_with_all = ["material", "color", "nozzle"])]
+    #[arg(long, conflicts_with_all = ["material", "color", "nozzle", "spool"])]
     pub reset: bool,
     #[arg(long)]
     pub json: bool,
@@ -246,14 +256,27 @@ pub async fn load(args: &LoadArgs) -> anyhow::Result<()> {
     let updated = if args.reset {
         ctx.client.reset_printer_loaded(org, p.id).await
     } else {
-        let (material, color) = match &args.material {
-            Some(m) => (Some(m.clone()), args.color.clone()),
-            None => (p.material.clone(), p.color.clone()),
-        };
-        let loaded = LoadedRequest {
-            material,
-            color,
-            nozzle_mm: args.nozzle.or(p.nozzle_mm),
+        let nozzle_mm = args.nozzle.or(p.nozzle_mm);
+        let loaded = match (&args.spool, &args.material) {
+            (Some(spool), _) => LoadedRequest {
+                spool: Some(crate::cmd::inventory::find_spool(&ctx, spool).await?.id),
+                material: None,
+                color: None,
+                nozzle_mm,
+            },
+            (None, Some(m)) => LoadedRequest {
+                spool: None,
+                material: Some(m.clone()),
+                color: args.color.clone(),
+                nozzle_mm,
+            },
+            // Only the nozzle changed: the spool (or the material) stays.
+            (None, None) => LoadedRequest {
+                spool: p.spool.as_ref().map(|s| s.id),
+                material: p.spool.is_none().then(|| p.material.clone()).flatten(),
+                color: p.spool.is_none().then(|| p.color.clone()).flatten(),
+                nozzle_mm,
+            },
         };
         ctx.client.set_printer_loaded(org, p.id, &loaded).await
     }

@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod files;
 pub mod fleet;
 pub mod inspect;
+pub mod inventory;
 pub mod keys;
 pub mod login;
 pub mod members;

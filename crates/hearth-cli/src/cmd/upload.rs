@@ -420,6 +420,12 @@ fn fit_warnings(facts: &SchedulingFacts, p: &Printer) -> Vec<String> {
                 "is sliced for a {sliced} mm nozzle, and printer {:?} has a {fitted} mm one",
                 p.name
             ),
+            Misfit::Filament { needed, left } => format!(
+                "needs {} of filament, and the spool on printer {:?} has {} left",
+                crate::cmd::inventory::grams(f64::from(needed)),
+                p.name,
+                crate::cmd::inventory::grams(f64::from(left)),
+            ),
         })
         .collect()
 }

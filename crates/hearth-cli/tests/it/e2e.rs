@@ -216,6 +216,96 @@ async fn loading_a_spool_lets_a_waiting_pool_job_go() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no printer named \"nope\""));
 }
 
+/// The material library and spool inventory from the command line: a spool weighed in and loaded
+/// on a printer is what `hearth print` checks a file's grams against.
+#[tokio::test]
+async fn spools_are_added_weighed_loaded_and_checked_before_printing() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let _agent = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    let out = ada
+        .run(&[
+            "materials",
+            "add",
+            "Prusament PLA Orange",
+            "--material",
+            "PLA",
+            "--color",
+            "#FF8000",
+            "--price-per-kg",
+            "25",
+        ])
+        .await;
+    assert!(
+        out.contains("Prusament PLA Orange") && out.contains("1.24"),
+        "{out}"
+    );
+    let json = ada
+        .run(&[
+            "spools",
+            "add",
+            "prusament pla orange",
+            "--empty-spool",
+            "200",
+            "--location",
+            "dry box",
+            "--json",
+        ])
+        .await;
+    let spool: hearth_proto::inventory::Spool = serde_json::from_str(&json).unwrap();
+    assert_eq!(spool.remaining_grams, 1000.0);
+    let id = spool.id.to_string();
+    let short = &id[..13];
+
+    // On the scale: 201 g with a 200 g spool leaves 1 g.
+    let out = ada.run(&["spools", "weigh", short, "201"]).await;
+    assert!(out.contains("1.0 g of 1.00 kg"), "{out}");
+    let out = ada
+        .run(&["printers", "load", "mk4", "--spool", short])
+        .await;
+    assert!(out.contains("PLA #FF8000 (set) [1.0 g left]"), "{out}");
+    let listed = ada.run(&["spools"]).await;
+    assert!(
+        listed.contains("on mk4") && listed.contains("LOW"),
+        "{listed}"
+    );
+
+    // The file needs 1.25 g: printing to mk4 warns before the job goes.
+    let file = gcode(work.path(), "part.gcode", "part");
+    let out = ada
+        .try_run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await;
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs 1.2 g of filament, and the spool on printer \"mk4\" has 1.0 g left"),
+        "{stderr}"
+    );
+
+    // A nozzle change keeps the spool; archiving it takes it off the printer.
+    let out = ada
+        .run(&["printers", "load", "mk4", "--nozzle", "0.6"])
+        .await;
+    assert!(out.contains("[1.0 g left]"), "{out}");
+    ada.run(&["spools", "archive", short]).await;
+    let left: Vec<serde_json::Value> =
+        serde_json::from_str(&ada.run(&["spools", "list", "--json"]).await).unwrap();
+    assert!(left.is_empty());
+    let out = ada.run(&["printers"]).await;
+    assert!(!out.contains("left]"), "{out}");
+    let out = ada
+        .try_run(&["materials", "remove", "Prusament PLA Orange"])
+        .await;
+    assert!(!out.status.success(), "a spool of it is in the history");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("spool(s) of the inventory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `--reveal` chooses which scheduling facts leave the machine in clear: the server stores only
 /// those, for files and for jobs, and a pool job is placed by them alone.
 #[tokio::test]

@@ -122,7 +122,7 @@ pub async fn enqueue(tx: &mut Tx, n: &Notification) -> ApiResult<()> {
 }
 
 /// The dashboard's address, when the server knows its public one.
-fn link(state: &AppState) -> Option<String> {
+pub(crate) fn link(state: &AppState) -> Option<String> {
     state
         .settings
         .public_url
@@ -131,14 +131,14 @@ fn link(state: &AppState) -> Option<String> {
         .map(|u| format!("{}/", u.trim_end_matches('/')))
 }
 
-async fn org_name(state: &AppState, org: OrgId) -> String {
+pub(crate) async fn org_name(state: &AppState, org: OrgId) -> String {
     match state.store.org_by_id(org).await {
         Ok(o) => o.name,
         Err(_) => org.to_string(),
     }
 }
 
-async fn notified_printer(state: &AppState, id: PrinterId) -> Option<NotifiedPrinter> {
+pub(crate) async fn notified_printer(state: &AppState, id: PrinterId) -> Option<NotifiedPrinter> {
     let p = state.store.printer(id).await.ok()?;
     Some(NotifiedPrinter {
         id,
@@ -242,6 +242,7 @@ pub async fn job_changed(
         message: text,
         printer,
         job: Some(job),
+        spool: None,
         link: link(state),
     };
     enqueue(tx, &n).await
@@ -286,6 +287,7 @@ async fn printer_notification(
         message,
         printer: Some(p),
         job: None,
+        spool: None,
         link: link(state),
     };
     let mut tx = state.store.begin().await?;
@@ -390,6 +392,7 @@ pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<Deli
         title: "Test notification from Hearth".into(),
         printer: None,
         job: None,
+        spool: None,
         link: link(state),
     };
     let id = DeliveryId::new();

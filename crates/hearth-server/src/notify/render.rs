@@ -208,6 +208,7 @@ fn ntfy_tag(e: NotifyEvent) -> &'static str {
         NotifyEvent::PrinterError => "warning",
         NotifyEvent::PrinterOffline => "electric_plug",
         NotifyEvent::PrinterOnline => "green_circle",
+        NotifyEvent::SpoolLow => "thread",
         NotifyEvent::Test => "bell",
     }
 }
@@ -245,6 +246,7 @@ mod tests {
             message: message.into(),
             printer: None,
             job: None,
+            spool: None,
             link: Some("https://hearth.example.org/".into()),
         }
     }

@@ -15,7 +15,7 @@ use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use hearth_proto::agent::{self, AgentJob, AgentMsg, JobAction, JobState, ServerMsg};
 use hearth_proto::api::*;
-use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId};
+use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId, SpoolId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::audit::NewAuditEntry;
 use hearth_store::fleet::{AgentRow, JobRow, PrinterRow};
@@ -293,7 +293,37 @@ pub async fn set_loaded(
             "nozzle_mm is a diameter above 0 and at most 5 mm",
         ));
     }
-    loaded_changed(&state, &access, id, Some(&req)).await
+    let spool = match req.spool {
+        Some(spool) => {
+            if req.material.is_some() || req.color.is_some() {
+                return Err(ApiError::invalid(
+                    "a spool brings its material and colour: give spool, or material and colour",
+                ));
+            }
+            let s = crate::routes::inventory::spool_in(&state, access.org.id, spool).await?;
+            if s.archived {
+                return Err(ApiError::conflict(format!(
+                    "spool {spool} is archived; restore it first"
+                )));
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    // What is stored as loaded is the spool's material and colour; the spool itself is the
+    // inventory's (`spools.printer_id`), so it cannot drift from it.
+    let loaded = LoadedRequest {
+        spool: None,
+        material: spool
+            .as_ref()
+            .map(|s| s.material.material.clone())
+            .or(req.material),
+        color: spool
+            .as_ref()
+            .map_or(req.color, |s| s.material.color.clone()),
+        nozzle_mm: req.nozzle_mm,
+    };
+    loaded_changed(&state, &access, id, Some(&loaded), spool.map(|s| s.id)).await
 }
 
 /// Go back to the material, colour and nozzle of the printer's agent configuration.
@@ -305,19 +335,27 @@ pub async fn reset_loaded(
     access: OrgAccess<Operator>,
     Path((_, id)): Path<(OrgId, PrinterId)>,
 ) -> ApiResult<Json<Printer>> {
-    loaded_changed(&state, &access, id, None).await
+    loaded_changed(&state, &access, id, None, None).await
 }
 
+/// Stores what `id` has loaded now; with `spool`, that spool of the inventory is put on it, and
+/// without, any spool it had is taken off (the member described it by hand, or went back to the
+/// configuration).
 async fn loaded_changed(
     state: &AppState,
     access: &OrgAccess<Operator>,
     id: PrinterId,
     loaded: Option<&LoadedRequest>,
+    spool: Option<SpoolId>,
 ) -> ApiResult<Json<Printer>> {
     let org = access.org.id;
-    let mut p = printer_in(state, org, id).await?;
+    printer_in(state, org, id).await?;
     let mut tx = state.store.begin().await?;
     tx.set_printer_loaded(id, loaded).await?;
+    match spool {
+        Some(s) => tx.load_spool(s, id).await?,
+        None => tx.unload_printer(id).await?,
+    }
     tx.append_audit(access.caller.audit(
         org.to_string(),
         if loaded.is_some() {
@@ -326,12 +364,11 @@ async fn loaded_changed(
             "printer.load_reset"
         },
         Some(format!("printer:{id}")),
-        json!({ "loaded": loaded }),
+        json!({ "loaded": loaded, "spool": spool }),
     ))
     .await?;
     tx.commit().await?;
-    p.loaded = loaded.cloned();
-    let view = printer_view(state, &p);
+    let view = printer_view(state, &state.store.printer(id).await?);
     state.hub.publish(
         org,
         Event::Printer {
@@ -1301,9 +1338,14 @@ async fn handle_agent_msg(
             let changed = t
                 .update_job(job_id, new_state, None, message.as_deref(), now_ms())
                 .await?;
+            let mut taken = None;
             if changed {
                 crate::notify::job_changed(state, &mut t, &job, new_state, message.as_deref())
                     .await?;
+                if new_state.is_final() {
+                    taken =
+                        crate::routes::inventory::job_ended(state, &mut t, &job, new_state).await?;
+                }
             }
             if changed && (new_state.is_final() || new_state == JobState::Printing) {
                 t.append_audit(NewAuditEntry {
@@ -1313,11 +1355,28 @@ async fn handle_agent_msg(
                     action: format!("job.{}", hearth_store::fleet::job_state_str(new_state)),
                     target: Some(format!("job:{job_id}")),
                     source: None,
-                    details: json!({ "message": message }),
+                    details: match taken {
+                        Some(u) => {
+                            json!({ "message": message, "grams": u.grams, "spool": u.spool })
+                        }
+                        None => json!({ "message": message }),
+                    },
                 })
                 .await?;
             }
             t.commit().await?;
+            if let (Some(u), Some(p)) = (taken, job.printer_id)
+                && u.spool.is_some()
+            {
+                // The printer shows what is left on its spool.
+                let row = state.store.printer(p).await?;
+                state.hub.publish(
+                    org,
+                    Event::Printer {
+                        printer: printer_view(state, &row),
+                    },
+                );
+            }
             if changed {
                 state.notifier.wake();
                 hub::publish_job(state, job_id).await?;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod blobs;
 pub mod fleet;
+pub mod inventory;
 pub mod notify;
 pub mod system;
 pub mod tokens;
@@ -42,6 +43,8 @@ use utoipa::OpenApi;
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
+        inventory::list_materials, inventory::create_material, inventory::update_material, inventory::delete_material,
+        inventory::list_spools, inventory::create_spool, inventory::get_spool, inventory::update_spool, inventory::spool_usage, inventory::material_usage,
         notify::list_channels, notify::create_channel, notify::update_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
     ),
     // Notification: the `data` of a webhook delivery, which no handler returns.
@@ -191,6 +194,27 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/me/key-bundle",
             get(fleet::get_key_bundle).put(fleet::put_key_bundle),
+        )
+        .route(
+            "/orgs/{org}/materials",
+            get(inventory::list_materials).post(inventory::create_material),
+        )
+        .route(
+            "/orgs/{org}/materials/{id}",
+            axum::routing::patch(inventory::update_material).delete(inventory::delete_material),
+        )
+        .route(
+            "/orgs/{org}/spools",
+            get(inventory::list_spools).post(inventory::create_spool),
+        )
+        .route(
+            "/orgs/{org}/spools/{id}",
+            get(inventory::get_spool).patch(inventory::update_spool),
+        )
+        .route("/orgs/{org}/spools/{id}/usage", get(inventory::spool_usage))
+        .route(
+            "/orgs/{org}/usage/materials",
+            get(inventory::material_usage),
         )
         .route(
             "/orgs/{org}/notifications",

@@ -193,7 +193,7 @@ pub(crate) async fn offered(ws: &mut Ws) -> (JobId, String) {
 }
 
 /// Lists the organisation's printers until `done` holds for them (10 s at most).
-async fn printers_until(
+pub(crate) async fn printers_until(
     owner: &hearth_client::Client,
     org: OrgId,
     what: &str,
@@ -710,6 +710,7 @@ async fn a_member_sets_what_a_printer_has_loaded() {
     }
 
     let petg = LoadedRequest {
+        spool: None,
         material: Some("PETG".into()),
         color: Some("blue".into()),
         nozzle_mm: Some(0.4),

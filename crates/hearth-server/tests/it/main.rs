@@ -6,6 +6,7 @@ mod accounts;
 mod backup;
 mod deps;
 mod fleet;
+mod inventory;
 mod malformed;
 mod notify;
 mod openapi;

@@ -20,14 +20,14 @@ use tokio::sync::mpsc;
 
 /// One request the receiver got.
 #[derive(Debug)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     headers: HashMap<String, String>,
     body: Vec<u8>,
 }
 
 impl Received {
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
     }
     fn header(&self, name: &str) -> &str {
@@ -37,8 +37,8 @@ impl Received {
 
 /// A destination on 127.0.0.1: records every request and answers the queued statuses in turn
 /// (then 200).
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     rx: mpsc::UnboundedReceiver<Received>,
     answers: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
 }
@@ -68,7 +68,7 @@ async fn record(
 }
 
 impl Receiver {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let answers = Arc::new(Mutex::new(VecDeque::new()));
         let app = axum::Router::new()
@@ -84,7 +84,7 @@ impl Receiver {
         self.answers.lock().unwrap().push_back((status, text));
     }
 
-    async fn next(&mut self, what: &str) -> Received {
+    pub(crate) async fn next(&mut self, what: &str) -> Received {
         tokio::time::timeout(Duration::from_secs(20), self.rx.recv())
             .await
             .unwrap_or_else(|_| panic!("{what} never arrived"))
@@ -93,7 +93,7 @@ impl Receiver {
 }
 
 /// A server that may post to 127.0.0.1, retrying quickly.
-async fn server() -> TestServer {
+pub(crate) async fn server() -> TestServer {
     TestServer::start_with(|s| {
         s.notifications.allow_private_addresses = true;
         s.notifications.first_retry_ms = 100;
@@ -126,7 +126,7 @@ async fn farm(server: TestServer, printer: &str) -> Farm {
     }
 }
 
-async fn channel(
+pub(crate) async fn channel(
     owner: &Client,
     org: OrgId,
     kind: ChannelKind,
@@ -216,7 +216,7 @@ async fn start_job(
     id
 }
 
-async fn job_update(
+pub(crate) async fn job_update(
     ws: &mut Ws,
     job_id: hearth_proto::ids::JobId,
     state: JobState,

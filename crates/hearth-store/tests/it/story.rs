@@ -3,7 +3,9 @@ use hearth_proto::Role;
 use hearth_proto::agent::PrinterInfo;
 use hearth_proto::api::{AgentStatus, LoadedRequest};
 use hearth_proto::audit::ChainBreak;
-use hearth_proto::ids::{AgentId, BlobHash, OrgId, TokenId, UploadId, UserId};
+use hearth_proto::ids::{
+    AgentId, BlobHash, JobId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UploadId, UserId,
+};
 use hearth_store::audit::NewAuditEntry;
 use hearth_store::blobdir::{BlobDir, FinishError};
 use hearth_store::*;
@@ -373,6 +375,7 @@ async fn story(db: TestDb) {
         .await
         .unwrap();
     let petg = LoadedRequest {
+        spool: None,
         material: Some("PETG".into()),
         color: None,
         nozzle_mm: Some(0.6),
@@ -449,7 +452,212 @@ async fn story(db: TestDb) {
         "{label}"
     );
 
+    inventory(s, label, org.id, id, &configured, now).await;
     notifications(s, label, org.id, alice.id, now).await;
+}
+
+/// Materials, spools on printers (one each way), what jobs used (once per job, never below 0) and
+/// the statistics per material; archiving or reconfiguring the printer takes a spool off it.
+async fn inventory(
+    s: &Store,
+    label: &str,
+    org: OrgId,
+    printer: PrinterId,
+    configured: &PrinterInfo,
+    now: i64,
+) {
+    use hearth_proto::agent::JobState;
+    use hearth_store::fleet::JobRow;
+    use hearth_store::inventory::{MaterialRow, SpoolRow, UseRow};
+    let petg = MaterialRow {
+        id: MaterialId::new(),
+        org_id: org,
+        name: "Galaxy Black".into(),
+        brand: Some("Prusament".into()),
+        material: "PETG".into(),
+        color: Some("#1a1a1a".into()),
+        density: 1.27,
+        diameter: 1.75,
+        price_per_kg: Some(30.0),
+        created_at: now,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_material(&petg).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let twice = tx
+        .insert_material(&MaterialRow {
+            id: MaterialId::new(),
+            ..petg.clone()
+        })
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::Conflict(_))),
+        "{label}: {twice:?}"
+    );
+    drop(tx);
+    assert_eq!(
+        s.materials(org).await.unwrap(),
+        vec![petg.clone()],
+        "{label}"
+    );
+
+    let spool = |grams: f32, at: i64| SpoolRow {
+        id: SpoolId::new(),
+        org_id: org,
+        material: petg.clone(),
+        initial_grams: 1000.0,
+        remaining_grams: grams,
+        empty_spool_grams: Some(250.0),
+        low_grams: 100.0,
+        location: Some("shelf".into()),
+        printer_id: None,
+        archived: false,
+        created_at: at,
+        last_used_at: None,
+    };
+    let (a, b) = (spool(1000.0, now), spool(50.0, now + 1));
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_spool(&a).await.unwrap();
+    tx.insert_spool(&b).await.unwrap();
+    tx.load_spool(a.id, printer).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.spool(a.id).await.unwrap().printer_id,
+        Some(printer),
+        "{label}"
+    );
+    let p = s.printer(printer).await.unwrap();
+    assert_eq!(
+        p.spool.map(|x| (x.id, x.remaining_grams)),
+        Some((a.id, 1000.0)),
+        "{label}"
+    );
+    // Another spool on the same printer takes the first one's place.
+    let mut tx = s.begin().await.unwrap();
+    tx.load_spool(b.id, printer).await.unwrap();
+    assert_eq!(
+        tx.spool_on(printer).await.unwrap().map(|x| x.id),
+        Some(b.id)
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(s.spool(a.id).await.unwrap().printer_id, None, "{label}");
+    let listed: Vec<SpoolId> = s
+        .spools(org, false)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(listed, [b.id, a.id], "{label}: newest first");
+
+    // A job's use is recorded once and never takes a spool below 0.
+    let job = JobRow {
+        id: JobId::new(),
+        org_id: org,
+        printer_id: Some(printer),
+        pool: None,
+        blob_sha256: BlobHash::of(b"job"),
+        manifest: serde_json::json!({}),
+        facts: Default::default(),
+        state: JobState::Completed,
+        message: None,
+        submitted_by: s.list_users().await.unwrap()[0].id,
+        created_at: now,
+        updated_at: now,
+    };
+    let used = UseRow {
+        job_id: job.id,
+        org_id: org,
+        spool_id: Some(b.id),
+        printer_id: Some(printer),
+        material: Some("PETG".into()),
+        color: Some("#1a1a1a".into()),
+        grams: 80.0,
+        cost: Some(2.4),
+        state: JobState::Completed,
+        at: now + 5,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_job(&job).await.unwrap();
+    assert!(tx.record_use(&used).await.unwrap());
+    assert!(
+        !tx.record_use(&used).await.unwrap(),
+        "{label}: once per job"
+    );
+    tx.commit().await.unwrap();
+    let after = s.spool(b.id).await.unwrap();
+    assert_eq!(
+        (after.remaining_grams, after.last_used_at),
+        (0.0, Some(now + 5)),
+        "{label}"
+    );
+    let uses = s.spool_uses(b.id, 10).await.unwrap();
+    assert_eq!(uses, vec![used.clone()], "{label}");
+    // A use without a price makes the row's cost unknown.
+    let job2 = JobRow {
+        id: JobId::new(),
+        ..job.clone()
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_job(&job2).await.unwrap();
+    tx.record_use(&UseRow {
+        job_id: job2.id,
+        spool_id: None,
+        cost: None,
+        grams: 20.0,
+        ..used.clone()
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let usage = s.material_usage(org, now).await.unwrap();
+    assert_eq!(usage.len(), 1, "{label}");
+    assert_eq!(
+        (usage[0].grams, usage[0].jobs, usage[0].cost),
+        (100.0, 2, None),
+        "{label}"
+    );
+    assert!(
+        s.material_usage(org, now + 6).await.unwrap().is_empty(),
+        "{label}: the period"
+    );
+
+    // Archived: off its printer, out of the default list; the material is still needed.
+    let mut tx = s.begin().await.unwrap();
+    tx.update_spool(&SpoolRow {
+        archived: true,
+        ..after.clone()
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.spool(b.id).await.unwrap().printer_id, None, "{label}");
+    assert_eq!(s.spools(org, false).await.unwrap().len(), 1, "{label}");
+    assert_eq!(s.spools(org, true).await.unwrap().len(), 2, "{label}");
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        matches!(
+            tx.delete_material(petg.id).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "{label}"
+    );
+    drop(tx);
+
+    // A printer reconfigured on purpose loses the spool a member put on it.
+    let mut tx = s.begin().await.unwrap();
+    tx.load_spool(a.id, printer).await.unwrap();
+    let other = PrinterInfo {
+        material: Some("ASA".into()),
+        ..configured.clone()
+    };
+    tx.upsert_printer(org, p.agent_id, &other, now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.spool(a.id).await.unwrap().printer_id, None, "{label}");
+    assert!(s.printer(printer).await.unwrap().spool.is_none(), "{label}");
 }
 
 /// Channels, deliveries queued per following channel, leases that keep two senders apart, retries,

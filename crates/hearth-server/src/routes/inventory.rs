@@ -1,0 +1,451 @@
+//! The material library and the spool inventory (`hearth_proto::inventory`): materials and spools
+//! (operators change them, every member sees them), what each spool's jobs used, and the filament
+//! used per material. A spool is loaded on a printer through the printer's `loaded` endpoint
+//! (`fleet::set_loaded` with `spool`).
+//!
+//! [`job_ended`] takes what a job used from the spool on its printer, in the transaction that
+//! records the job's end, and queues `spool.low` when that takes the spool below its threshold.
+
+use crate::auth::{Operator, OrgAccess, Viewer};
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
+use crate::hub::printer_view;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use hearth_proto::agent::JobState;
+use hearth_proto::api::{ErrorBody, Event};
+use hearth_proto::ids::{MaterialId, OrgId, PrinterId, SpoolId};
+use hearth_proto::inventory::{
+    self, DEFAULT_DIAMETER_MM, DEFAULT_LOW_GRAMS, DEFAULT_SPOOL_GRAMS, Material, MaterialUpdate,
+    MaterialUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
+};
+use hearth_proto::notify::{Notification, NotifiedSpool, NotifyEvent};
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::Tx;
+use hearth_store::fleet::JobRow;
+use hearth_store::inventory::{MaterialRow, SpoolRow, UseRow};
+use serde_json::json;
+
+/// Uses `GET .../spools/{id}/usage` shows.
+const USES_SHOWN: i64 = 200;
+
+fn trimmed(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned())
+}
+
+async fn material_in(state: &AppState, org: OrgId, id: MaterialId) -> ApiResult<MaterialRow> {
+    let m = state.store.material(id).await?;
+    if m.org_id != org {
+        return Err(ApiError::not_found(format!("material {id}")));
+    }
+    Ok(m)
+}
+
+pub(crate) async fn spool_in(state: &AppState, org: OrgId, id: SpoolId) -> ApiResult<SpoolRow> {
+    let s = state.store.spool(id).await?;
+    if s.org_id != org {
+        return Err(ApiError::not_found(format!("spool {id}")));
+    }
+    Ok(s)
+}
+
+/// The organisation's material library.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/materials", tag = "inventory",
+    params(("org" = OrgId, Path)), responses((status = 200, body = Vec<Material>)))]
+pub async fn list_materials(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+) -> ApiResult<Json<Vec<Material>>> {
+    let rows = state.store.materials(access.org.id).await?;
+    Ok(Json(rows.iter().map(MaterialRow::to_api).collect()))
+}
+
+/// Add a material to the library.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/materials", tag = "inventory",
+    params(("org" = OrgId, Path)), request_body = NewMaterial,
+    responses((status = 201, body = Material), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_material(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Json(req): Json<NewMaterial>,
+) -> ApiResult<(StatusCode, Json<Material>)> {
+    let material = req.material.trim().to_owned();
+    let m = Material {
+        id: MaterialId::new(),
+        name: req.name.trim().to_owned(),
+        brand: trimmed(req.brand),
+        density_g_cm3: req
+            .density_g_cm3
+            .unwrap_or_else(|| inventory::default_density(&material)),
+        material,
+        color: trimmed(req.color),
+        diameter_mm: req.diameter_mm.unwrap_or(DEFAULT_DIAMETER_MM),
+        price_per_kg: req.price_per_kg,
+        created_at: String::new(),
+    };
+    inventory::check_material(&m).map_err(ApiError::invalid)?;
+    let row = MaterialRow::from_api(access.org.id, &m, now_ms());
+    let mut tx = state.store.begin().await?;
+    tx.insert_material(&row).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "material.create",
+        Some(format!("material:{}", row.id)),
+        json!({ "name": row.name, "material": row.material, "color": row.color }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row.to_api())))
+}
+
+/// Change a material of the library (its spools follow: name, colour, price...).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/materials/{id}", tag = "inventory",
+    params(("org" = OrgId, Path), ("id" = MaterialId, Path)), request_body = MaterialUpdate,
+    responses((status = 200, body = Material), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_material(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, MaterialId)>,
+    Json(req): Json<MaterialUpdate>,
+) -> ApiResult<Json<Material>> {
+    let before = material_in(&state, access.org.id, id).await?;
+    let req = MaterialUpdate {
+        name: trimmed(req.name),
+        brand: trimmed(req.brand),
+        material: trimmed(req.material),
+        color: trimmed(req.color),
+        ..req
+    };
+    let m = req.apply(&before.to_api());
+    inventory::check_material(&m).map_err(ApiError::invalid)?;
+    let row = MaterialRow::from_api(access.org.id, &m, before.created_at);
+    let mut tx = state.store.begin().await?;
+    tx.update_material(&row).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "material.update",
+        Some(format!("material:{id}")),
+        json!({ "changed": req }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(row.to_api()))
+}
+
+/// Remove a material no spool is made of.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/materials/{id}", tag = "inventory",
+    params(("org" = OrgId, Path), ("id" = MaterialId, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn delete_material(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, MaterialId)>,
+) -> ApiResult<StatusCode> {
+    let m = material_in(&state, access.org.id, id).await?;
+    let mut tx = state.store.begin().await?;
+    tx.delete_material(id).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "material.delete",
+        Some(format!("material:{id}")),
+        json!({ "name": m.name }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which spools to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolsQuery {
+    /// Also the archived ones (used up or given away).
+    pub archived: Option<bool>,
+}
+
+/// The organisation's spools, newest first, with what is left on each and where it is.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/spools", tag = "inventory",
+    params(("org" = OrgId, Path), SpoolsQuery), responses((status = 200, body = Vec<Spool>)))]
+pub async fn list_spools(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Query(q): Query<SpoolsQuery>,
+) -> ApiResult<Json<Vec<Spool>>> {
+    let rows = state
+        .store
+        .spools(access.org.id, q.archived.unwrap_or(false))
+        .await?;
+    Ok(Json(rows.iter().map(SpoolRow::to_api).collect()))
+}
+
+/// Add a spool to the inventory.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/spools", tag = "inventory",
+    params(("org" = OrgId, Path)), request_body = NewSpool,
+    responses((status = 201, body = Spool), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_spool(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Json(req): Json<NewSpool>,
+) -> ApiResult<(StatusCode, Json<Spool>)> {
+    let material = material_in(&state, access.org.id, req.material).await?;
+    let initial = req.initial_grams.unwrap_or(DEFAULT_SPOOL_GRAMS);
+    let row = SpoolRow {
+        id: SpoolId::new(),
+        org_id: access.org.id,
+        material,
+        initial_grams: initial,
+        remaining_grams: req.remaining_grams.unwrap_or(initial),
+        empty_spool_grams: req.empty_spool_grams,
+        low_grams: req.low_grams.unwrap_or(DEFAULT_LOW_GRAMS),
+        location: trimmed(req.location),
+        printer_id: None,
+        archived: false,
+        created_at: now_ms(),
+        last_used_at: None,
+    };
+    inventory::check_spool(&row.to_api()).map_err(ApiError::invalid)?;
+    let mut tx = state.store.begin().await?;
+    tx.insert_spool(&row).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "spool.create",
+        Some(format!("spool:{}", row.id)),
+        json!({ "material": row.material.id, "initial_grams": row.initial_grams, "remaining_grams": row.remaining_grams }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row.to_api())))
+}
+
+/// One spool.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/spools/{id}", tag = "inventory",
+    params(("org" = OrgId, Path), ("id" = SpoolId, Path)),
+    responses((status = 200, body = Spool), (status = 404, body = ErrorBody)))]
+pub async fn get_spool(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, id)): Path<(OrgId, SpoolId)>,
+) -> ApiResult<Json<Spool>> {
+    Ok(Json(spool_in(&state, access.org.id, id).await?.to_api()))
+}
+
+/// Correct what is left (set it, or weigh the spool), the empty spool's weight, the threshold of
+/// `spool.low`, where it is kept, or archive it (which takes it off its printer).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/spools/{id}", tag = "inventory",
+    params(("org" = OrgId, Path), ("id" = SpoolId, Path)), request_body = SpoolUpdate,
+    responses((status = 200, body = Spool), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_spool(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, SpoolId)>,
+    Json(req): Json<SpoolUpdate>,
+) -> ApiResult<Json<Spool>> {
+    let org = access.org.id;
+    let before = spool_in(&state, org, id).await?;
+    let mut s = before.clone();
+    if req.remaining_grams.is_some() && req.weighed_grams.is_some() {
+        return Err(ApiError::invalid(
+            "give remaining_grams or weighed_grams, not both",
+        ));
+    }
+    if let Some(e) = req.empty_spool_grams {
+        s.empty_spool_grams = Some(e);
+    }
+    if let Some(w) = req.weighed_grams {
+        s.remaining_grams =
+            inventory::weighed_remaining(w, s.empty_spool_grams).map_err(ApiError::invalid)?;
+    }
+    if let Some(r) = req.remaining_grams {
+        s.remaining_grams = r;
+    }
+    if let Some(l) = req.low_grams {
+        s.low_grams = l;
+    }
+    if let Some(l) = trimmed(req.location.clone()) {
+        s.location = Some(l);
+    }
+    if let Some(a) = req.archived {
+        s.archived = a;
+        if a {
+            s.printer_id = None;
+        }
+    }
+    inventory::check_spool(&s.to_api()).map_err(ApiError::invalid)?;
+    let mut tx = state.store.begin().await?;
+    tx.update_spool(&s).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        if req.archived == Some(true) && !before.archived {
+            "spool.archive"
+        } else {
+            "spool.update"
+        },
+        Some(format!("spool:{id}")),
+        json!({ "changed": req, "remaining_grams": s.remaining_grams }),
+    ))
+    .await?;
+    tx.commit().await?;
+    // The printer it was on shows what is left (or that it is gone), and a pool job waiting for
+    // more filament than it had may fit now.
+    if let Some(p) = before.printer_id {
+        publish_printer(&state, org, p).await?;
+        crate::hub::dispatch(&state, org).await?;
+    }
+    Ok(Json(s.to_api()))
+}
+
+/// What the jobs printed from a spool used, newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/spools/{id}/usage", tag = "inventory",
+    params(("org" = OrgId, Path), ("id" = SpoolId, Path)),
+    responses((status = 200, body = Vec<SpoolUse>), (status = 404, body = ErrorBody)))]
+pub async fn spool_usage(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, id)): Path<(OrgId, SpoolId)>,
+) -> ApiResult<Json<Vec<SpoolUse>>> {
+    spool_in(&state, access.org.id, id).await?;
+    let uses = state.store.spool_uses(id, USES_SHOWN).await?;
+    Ok(Json(uses.iter().map(UseRow::to_api).collect()))
+}
+
+/// The period of the material statistics.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// How far back, in days (1-3650, default 30).
+    pub days: Option<i64>,
+}
+
+/// Filament the organisation's jobs used per material and colour (from spools of the inventory,
+/// or as the job's sender revealed it), with its cost where the materials have a price.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/usage/materials", tag = "inventory",
+    params(("org" = OrgId, Path), UsageQuery), responses((status = 200, body = Vec<MaterialUsage>), (status = 422, body = ErrorBody)))]
+pub async fn material_usage(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Query(q): Query<UsageQuery>,
+) -> ApiResult<Json<Vec<MaterialUsage>>> {
+    let days = q.days.unwrap_or(30);
+    if !(1..=3650).contains(&days) {
+        return Err(ApiError::invalid("days is 1 to 3650"));
+    }
+    let since = now_ms() - days * 86_400_000;
+    Ok(Json(
+        state.store.material_usage(access.org.id, since).await?,
+    ))
+}
+
+async fn publish_printer(state: &AppState, org: OrgId, id: PrinterId) -> ApiResult<()> {
+    let p = state.store.printer(id).await?;
+    state.hub.publish(
+        org,
+        Event::Printer {
+            printer: printer_view(state, &p),
+        },
+    );
+    Ok(())
+}
+
+/// What a job that ended took from the spool on its printer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Taken {
+    pub spool: Option<SpoolId>,
+    pub grams: f32,
+}
+
+/// Record what `job`, which just ended in `end`, used: the grams its submitter revealed (all of
+/// them when it completed, the share its printer reported done otherwise), taken from the spool of
+/// the inventory loaded on its printer, if any, inside `tx`, once per job. Queues `spool.low` when
+/// this takes the spool below its threshold. `None` when the job used nothing known.
+pub async fn job_ended(
+    state: &AppState,
+    tx: &mut Tx,
+    job: &JobRow,
+    end: JobState,
+) -> ApiResult<Option<Taken>> {
+    let progress = state.hub.take_progress(job.id);
+    let Some(printer) = job.printer_id else {
+        return Ok(None);
+    };
+    let Some(grams) = inventory::used_grams(job.facts.filament_grams, end, progress) else {
+        return Ok(None);
+    };
+    let spool = tx.spool_on(printer).await?;
+    let (material, color) = match &spool {
+        Some(s) => (Some(s.material.material.clone()), s.material.color.clone()),
+        None => (job.facts.material.clone(), job.facts.color.clone()),
+    };
+    let cost = spool
+        .as_ref()
+        .and_then(|s| s.material.price_per_kg)
+        .map(|p| f64::from(grams) / 1000.0 * f64::from(p));
+    let at = now_ms();
+    let recorded = tx
+        .record_use(&UseRow {
+            job_id: job.id,
+            org_id: job.org_id,
+            spool_id: spool.as_ref().map(|s| s.id),
+            printer_id: Some(printer),
+            material,
+            color,
+            grams,
+            cost,
+            state: end,
+            at,
+        })
+        .await?;
+    if !recorded {
+        return Ok(None);
+    }
+    if let Some(s) = &spool {
+        let left = (s.remaining_grams - grams).max(0.0);
+        if s.remaining_grams >= s.low_grams && left < s.low_grams {
+            spool_low(state, tx, s, printer, left).await?;
+        }
+    }
+    Ok(Some(Taken {
+        spool: spool.map(|s| s.id),
+        grams,
+    }))
+}
+
+async fn spool_low(
+    state: &AppState,
+    tx: &mut Tx,
+    s: &SpoolRow,
+    printer: PrinterId,
+    left: f32,
+) -> ApiResult<()> {
+    let p = crate::notify::notified_printer(state, printer).await;
+    let on = p
+        .as_ref()
+        .map(|p| format!(" on {}", p.name))
+        .unwrap_or_default();
+    let n = Notification {
+        event: NotifyEvent::SpoolLow,
+        org_id: s.org_id,
+        org: crate::notify::org_name(state, s.org_id).await,
+        at: rfc3339(now_ms()),
+        title: format!("Spool running low{on}"),
+        message: format!(
+            "{} ({}) has {left:.0} g left (about {:.0} m), below {:.0} g. Spool {}.",
+            s.material.name,
+            s.material.material,
+            inventory::length_m(left, s.material.density, s.material.diameter),
+            s.low_grams,
+            s.id
+        ),
+        printer: p,
+        job: None,
+        spool: Some(NotifiedSpool {
+            id: s.id,
+            name: s.material.name.clone(),
+            material: s.material.material.clone(),
+            color: s.material.color.clone(),
+            remaining_grams: left,
+            low_grams: s.low_grams,
+        }),
+        link: crate::notify::link(state),
+    };
+    crate::notify::enqueue(tx, &n).await
+}

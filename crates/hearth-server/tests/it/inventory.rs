@@ -1,0 +1,417 @@
+//! The material library and spool inventory end to end: a spool loaded on a printer is what pool
+//! jobs are fitted to, jobs that end take what they used from it (all of it when completed, the
+//! printed share when cancelled), `spool.low` reaches a real webhook receiver once, and the
+//! statistics add it up with the material's price.
+
+use crate::fleet::*;
+use crate::notify::{Receiver, channel, job_update, server};
+use crate::support::*;
+use hearth_client::Client;
+use hearth_proto::agent::{AgentMsg, JobState, PrinterState, ServerMsg};
+use hearth_proto::api::{Job, LoadedRequest, Printer};
+use hearth_proto::ids::{JobId, OrgId, PrinterId};
+use hearth_proto::inventory::{MaterialUpdate, NewMaterial, NewSpool, Spool, SpoolUpdate};
+use hearth_proto::notify::{ChannelKind, NotifyEvent};
+
+fn api_status(e: hearth_client::ClientError) -> u16 {
+    match e {
+        hearth_client::ClientError::Api { status, .. } => status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// The agent's messages so far have been handled (the session answers in order).
+async fn settled(ws: &mut Ws) {
+    send(ws, &AgentMsg::Ping).await;
+    assert_eq!(recv(ws).await, ServerMsg::Pong);
+}
+
+async fn spool_now(owner: &Client, org: OrgId, spool: &Spool) -> Spool {
+    owner.spool(org, spool.id).await.unwrap()
+}
+
+async fn job_state(owner: &Client, org: OrgId, id: JobId) -> JobState {
+    let j: Job = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{id}"))
+        .await
+        .unwrap();
+    j.state
+}
+
+/// The printer reports `job` printing at `progress`.
+async fn printing(ws: &mut Ws, printer: &str, job: JobId, progress: f32) {
+    let mut t = idle();
+    t.state = PrinterState::Printing;
+    t.job_id = Some(job);
+    t.progress = Some(progress);
+    send(
+        ws,
+        &AgentMsg::Telemetry {
+            printer: printer.into(),
+            status: t,
+        },
+    )
+    .await;
+}
+
+async fn back_idle(ws: &mut Ws, printer: &str) {
+    send(
+        ws,
+        &AgentMsg::Telemetry {
+            printer: printer.into(),
+            status: idle(),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
+    let server = server().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let mut hook = Receiver::start().await;
+    channel(
+        &owner,
+        org,
+        ChannelKind::Webhook,
+        format!("{}/hook", hook.url),
+        &[NotifyEvent::SpoolLow],
+        None,
+    )
+    .await;
+
+    // The library: the type's density when none is given; names are unique; nonsense refused.
+    let galaxy = NewMaterial {
+        name: "Prusament PETG Galaxy Black".into(),
+        brand: Some("Prusa".into()),
+        material: "PETG".into(),
+        color: Some("#1a1a1a".into()),
+        price_per_kg: Some(30.0),
+        ..NewMaterial::default()
+    };
+    let petg = owner.create_material(org, &galaxy).await.unwrap();
+    assert_eq!((petg.density_g_cm3, petg.diameter_mm), (1.27, 1.75));
+    assert_eq!(
+        api_status(owner.create_material(org, &galaxy).await.unwrap_err()),
+        409
+    );
+    for bad in [
+        NewMaterial {
+            name: "x".into(),
+            material: String::new(),
+            ..NewMaterial::default()
+        },
+        NewMaterial {
+            name: "y".into(),
+            material: "PLA".into(),
+            diameter_mm: Some(0.4),
+            ..NewMaterial::default()
+        },
+    ] {
+        assert_eq!(
+            api_status(owner.create_material(org, &bad).await.unwrap_err()),
+            422
+        );
+    }
+    assert_eq!(owner.materials(org).await.unwrap(), vec![petg.clone()]);
+
+    // A spool of it: weighed on a scale, what is left is the weight less the empty spool.
+    let spool = owner
+        .create_spool(
+            org,
+            &NewSpool {
+                material: petg.id,
+                empty_spool_grams: Some(250.0),
+                low_grams: Some(150.0),
+                location: Some("dry box 2".into()),
+                ..NewSpool::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(spool.remaining_grams, 1000.0);
+    let weigh = |g| SpoolUpdate {
+        weighed_grams: Some(g),
+        ..SpoolUpdate::default()
+    };
+    let spool = owner
+        .update_spool(org, spool.id, &weigh(1150.0))
+        .await
+        .unwrap();
+    assert_eq!(spool.remaining_grams, 900.0);
+    assert!(
+        (spool.remaining_m - 297.0).abs() < 3.0,
+        "{}",
+        spool.remaining_m
+    );
+    assert_eq!(
+        api_status(
+            owner
+                .update_spool(org, spool.id, &weigh(100.0))
+                .await
+                .unwrap_err()
+        ),
+        422,
+        "less than the empty spool"
+    );
+
+    // A printer of pool "farm" configured with PLA; the PETG spool goes on it.
+    let (agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let printers = printers_until(&owner, org, "an idle printer", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await;
+    let mk4: PrinterId = printers[0].id;
+    let with_spool = LoadedRequest {
+        spool: Some(spool.id),
+        ..LoadedRequest::default()
+    };
+    let both = LoadedRequest {
+        material: Some("PLA".into()),
+        ..with_spool.clone()
+    };
+    assert_eq!(
+        api_status(owner.set_printer_loaded(org, mk4, &both).await.unwrap_err()),
+        422
+    );
+    let view: Printer = owner
+        .set_printer_loaded(org, mk4, &with_spool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (view.material.as_deref(), view.color.as_deref()),
+        (Some("PETG"), Some("#1a1a1a"))
+    );
+    assert_eq!(
+        view.spool.as_ref().map(|s| (s.id, s.remaining_grams)),
+        Some((spool.id, 900.0))
+    );
+    assert_eq!(spool_now(&owner, org, &spool).await.printer, Some(mk4));
+
+    // A pool job needing more than is left waits; one that fits goes out.
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let petg_job = |grams: f32| {
+        let mut j = pool_job("farm", &hash, pool_manifest("farm", &[&agent]));
+        j.facts.material = Some("PETG".into());
+        j.facts.filament_grams = Some(grams);
+        j
+    };
+    let big = petg_job(950.0);
+    assert_eq!(submit_job(&owner, org, &big).await.state, JobState::Queued);
+    let small = petg_job(120.0);
+    submit_job(&owner, org, &small).await;
+    assert_eq!(offered(&mut ws).await, (small.job_id, "mk4".into()));
+    assert_eq!(job_state(&owner, org, big.job_id).await, JobState::Queued);
+
+    // It completes: all it revealed is taken from the spool, once, and the audit says so.
+    job_update(&mut ws, small.job_id, JobState::Printing, None).await;
+    printing(&mut ws, "mk4", small.job_id, 0.6).await;
+    job_update(&mut ws, small.job_id, JobState::Completed, None).await;
+    job_update(&mut ws, small.job_id, JobState::Completed, None).await;
+    back_idle(&mut ws, "mk4").await;
+    settled(&mut ws).await;
+    let after = spool_now(&owner, org, &spool).await;
+    assert_eq!(after.remaining_grams, 780.0);
+    assert!(after.last_used_at.is_some());
+    let audit: serde_json::Value = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/audit"))
+        .await
+        .unwrap();
+    let done = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "job.completed")
+        .expect("the completion is in the audit log");
+    assert_eq!(done["details"]["grams"], 120.0);
+
+    // A cancelled job takes the share its printer last reported done.
+    let named = {
+        let mut j = petg_job(700.0);
+        j.pool = None;
+        j.printer = Some(mk4);
+        j
+    };
+    submit_job(&owner, org, &named).await;
+    // The big pool job still waits (the named one took the printer).
+    assert_eq!(offered(&mut ws).await.0, named.job_id);
+    job_update(&mut ws, named.job_id, JobState::Printing, None).await;
+    printing(&mut ws, "mk4", named.job_id, 0.25).await;
+    printing(&mut ws, "mk4", named.job_id, 0.75).await;
+    job_update(&mut ws, named.job_id, JobState::Cancelled, None).await;
+    back_idle(&mut ws, "mk4").await;
+    settled(&mut ws).await;
+    let after = spool_now(&owner, org, &spool).await;
+    assert_eq!(after.remaining_grams, 255.0);
+    // Still above 150 g, so nothing was sent; the next job takes it below: spool.low.
+    let third = {
+        let mut j = named.clone();
+        j.job_id = JobId::new();
+        j.facts.filament_grams = Some(130.0);
+        j
+    };
+    submit_job(&owner, org, &third).await;
+    assert_eq!(offered(&mut ws).await.0, third.job_id);
+    job_update(&mut ws, third.job_id, JobState::Printing, None).await;
+    job_update(&mut ws, third.job_id, JobState::Completed, None).await;
+    back_idle(&mut ws, "mk4").await;
+    settled(&mut ws).await;
+    let low = hook.next("spool.low").await;
+    let body = low.json();
+    assert_eq!(body["type"], "spool.low");
+    assert_eq!(body["data"]["spool"]["id"], spool.id.to_string());
+    assert_eq!(body["data"]["spool"]["remaining_grams"], 125.0);
+    assert_eq!(body["data"]["printer"]["name"], "mk4");
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("125 g left"),
+        "{body}"
+    );
+
+    // What each job took, newest first; the statistics with the price (30 per kg).
+    let uses = owner.spool_usage(org, spool.id).await.unwrap();
+    let grams: Vec<f32> = uses.iter().map(|u| u.grams).collect();
+    assert_eq!(grams, [130.0, 525.0, 120.0]);
+    assert_eq!(uses[1].state, JobState::Cancelled);
+    let usage = owner.material_usage(org, 30).await.unwrap();
+    assert_eq!(usage.len(), 1, "{usage:?}");
+    assert_eq!(usage[0].material.as_deref(), Some("PETG"));
+    assert_eq!((usage[0].grams, usage[0].jobs), (775.0, 3));
+    assert!((usage[0].cost.unwrap() - 23.25).abs() < 1e-6, "{usage:?}");
+
+    // A new spool weighed in: the waiting 950 g job fits it and goes out at once.
+    let fresh = owner
+        .update_spool(
+            org,
+            spool.id,
+            &SpoolUpdate {
+                remaining_grams: Some(1000.0),
+                ..SpoolUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(fresh.remaining_grams, 1000.0);
+    assert_eq!(offered(&mut ws).await.0, big.job_id);
+
+    // The material's name changes for its spools; it cannot be deleted while a spool is of it.
+    let renamed = owner
+        .update_material(
+            org,
+            petg.id,
+            &MaterialUpdate {
+                name: Some("Galaxy Black".into()),
+                ..MaterialUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.material, "PETG");
+    assert_eq!(
+        spool_now(&owner, org, &spool).await.material.name,
+        "Galaxy Black"
+    );
+    assert_eq!(
+        api_status(owner.delete_material(org, petg.id).await.unwrap_err()),
+        409
+    );
+
+    // Archived: off the printer and out of the list (unless asked), kept for the history.
+    owner
+        .update_spool(
+            org,
+            spool.id,
+            &SpoolUpdate {
+                archived: Some(true),
+                ..SpoolUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let listed = printers_until(&owner, org, "the printer without its spool", |p| {
+        p[0].spool.is_none()
+    })
+    .await;
+    assert_eq!(
+        listed[0].material.as_deref(),
+        Some("PETG"),
+        "what is loaded stays"
+    );
+    assert!(owner.spools(org, false).await.unwrap().is_empty());
+    assert_eq!(owner.spools(org, true).await.unwrap().len(), 1);
+    assert_eq!(
+        api_status(
+            owner
+                .set_printer_loaded(org, mk4, &with_spool)
+                .await
+                .unwrap_err()
+        ),
+        409,
+        "an archived spool is not loaded"
+    );
+}
+
+#[tokio::test]
+async fn spools_belong_to_their_organisation_and_viewers_only_look() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let m = owner
+        .create_material(
+            org,
+            &NewMaterial {
+                name: "Generic PLA".into(),
+                material: "PLA".into(),
+                ..NewMaterial::default()
+            },
+        )
+        .await
+        .unwrap();
+    let spool = owner
+        .create_spool(
+            org,
+            &NewSpool {
+                material: m.id,
+                ..NewSpool::default()
+            },
+        )
+        .await
+        .unwrap();
+    let viewer = member(&server, &owner, org, "vera", hearth_proto::Role::Viewer).await;
+    assert_eq!(
+        viewer.spools(org, false).await.unwrap(),
+        vec![spool.clone()]
+    );
+    let change = SpoolUpdate {
+        remaining_grams: Some(1.0),
+        ..SpoolUpdate::default()
+    };
+    assert_eq!(
+        api_status(
+            viewer
+                .update_spool(org, spool.id, &change)
+                .await
+                .unwrap_err()
+        ),
+        403
+    );
+    // Another organisation's spool is not found, not forbidden.
+    let other = owner.create_org("other", None, None).await.unwrap();
+    assert_eq!(
+        api_status(owner.spool(other.id, spool.id).await.unwrap_err()),
+        404
+    );
+    let nothing = NewSpool {
+        material: m.id,
+        initial_grams: Some(0.0),
+        ..NewSpool::default()
+    };
+    assert_eq!(
+        api_status(owner.create_spool(org, &nothing).await.unwrap_err()),
+        422
+    );
+}

@@ -1,0 +1,483 @@
+//! The material library, the spool inventory and what jobs used (migration 0009).
+//!
+//! Which spool is on which printer is `spools.printer_id` alone (unique), so a spool cannot be on
+//! two printers and a printer cannot hold two spools. What a job used is written once per job
+//! ([`Tx::record_use`]: the job is the key), in the transaction that records the job's end, so a
+//! repeated final report never takes filament twice.
+
+use crate::rows::{all_by, map_all, one_by, parsed, parsed_opt};
+use crate::{Result, Store, StoreError, Tx};
+use hearth_proto::agent::JobState;
+use hearth_proto::ids::{JobId, MaterialId, OrgId, PrinterId, SpoolId};
+use hearth_proto::inventory::{Material, MaterialUsage, Spool, SpoolUse, length_m};
+use hearth_proto::time_fmt::rfc3339;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A material as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaterialRow {
+    pub id: MaterialId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub brand: Option<String>,
+    pub material: String,
+    pub color: Option<String>,
+    pub density: f32,
+    pub diameter: f32,
+    pub price_per_kg: Option<f32>,
+    pub created_at: i64,
+}
+
+impl MaterialRow {
+    pub fn to_api(&self) -> Material {
+        Material {
+            id: self.id,
+            name: self.name.clone(),
+            brand: self.brand.clone(),
+            material: self.material.clone(),
+            color: self.color.clone(),
+            density_g_cm3: self.density,
+            diameter_mm: self.diameter,
+            price_per_kg: self.price_per_kg,
+            created_at: rfc3339(self.created_at),
+        }
+    }
+
+    /// The row for `m` (as the API shapes it) in `org`, created at `created_at`.
+    pub fn from_api(org_id: OrgId, m: &Material, created_at: i64) -> Self {
+        Self {
+            id: m.id,
+            org_id,
+            name: m.name.clone(),
+            brand: m.brand.clone(),
+            material: m.material.clone(),
+            color: m.color.clone(),
+            density: m.density_g_cm3,
+            diameter: m.diameter_mm,
+            price_per_kg: m.price_per_kg,
+            created_at,
+        }
+    }
+}
+
+/// A spool as stored, with its material.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolRow {
+    pub id: SpoolId,
+    pub org_id: OrgId,
+    pub material: MaterialRow,
+    pub initial_grams: f32,
+    pub remaining_grams: f32,
+    pub empty_spool_grams: Option<f32>,
+    pub low_grams: f32,
+    pub location: Option<String>,
+    pub printer_id: Option<PrinterId>,
+    pub archived: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl SpoolRow {
+    pub fn to_api(&self) -> Spool {
+        Spool {
+            id: self.id,
+            material: self.material.to_api(),
+            initial_grams: self.initial_grams,
+            remaining_grams: self.remaining_grams,
+            remaining_m: length_m(
+                self.remaining_grams,
+                self.material.density,
+                self.material.diameter,
+            ),
+            empty_spool_grams: self.empty_spool_grams,
+            low_grams: self.low_grams,
+            location: self.location.clone(),
+            printer: self.printer_id,
+            archived: self.archived,
+            created_at: rfc3339(self.created_at),
+            last_used_at: self.last_used_at.map(rfc3339),
+        }
+    }
+}
+
+/// What one job used, as [`Tx::record_use`] writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UseRow {
+    pub job_id: JobId,
+    pub org_id: OrgId,
+    pub spool_id: Option<SpoolId>,
+    pub printer_id: Option<PrinterId>,
+    pub material: Option<String>,
+    pub color: Option<String>,
+    pub grams: f32,
+    pub cost: Option<f64>,
+    pub state: JobState,
+    pub at: i64,
+}
+
+impl UseRow {
+    pub fn to_api(&self) -> SpoolUse {
+        SpoolUse {
+            job_id: self.job_id,
+            spool: self.spool_id,
+            printer: self.printer_id,
+            material: self.material.clone(),
+            color: self.color.clone(),
+            grams: self.grams,
+            state: self.state,
+            at: rfc3339(self.at),
+        }
+    }
+}
+
+fn f32_opt(r: &AnyRow, col: &str) -> Result<Option<f32>> {
+    Ok(r.try_get::<Option<f64>, _>(col)?.map(|v| v as f32))
+}
+
+fn f32_of(r: &AnyRow, col: &str) -> Result<f32> {
+    Ok(r.try_get::<f64, _>(col)? as f32)
+}
+
+const MATERIAL_COLS: &str = "m.id, m.org_id, m.name, m.brand, m.material, m.color, m.density, m.diameter, m.price_per_kg, m.created_at";
+fn material(r: &AnyRow) -> Result<MaterialRow> {
+    Ok(MaterialRow {
+        id: parsed(r, "id")?,
+        org_id: parsed(r, "org_id")?,
+        name: r.try_get("name")?,
+        brand: r.try_get("brand")?,
+        material: r.try_get("material")?,
+        color: r.try_get("color")?,
+        density: f32_of(r, "density")?,
+        diameter: f32_of(r, "diameter")?,
+        price_per_kg: f32_opt(r, "price_per_kg")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// Spools with their material's columns (the material's under `m_` names).
+const SPOOL_SELECT: &str = "SELECT s.id, s.org_id, s.initial_grams, s.remaining_grams, \
+     s.empty_spool_grams, s.low_grams, s.location, s.printer_id, s.archived, s.created_at, \
+     s.last_used_at, m.id AS m_id, m.org_id AS m_org_id, m.name AS m_name, m.brand AS m_brand, \
+     m.material AS m_material, m.color AS m_color, m.density AS m_density, \
+     m.diameter AS m_diameter, m.price_per_kg AS m_price_per_kg, m.created_at AS m_created_at \
+     FROM spools s JOIN materials m ON m.id = s.material_id";
+fn spool(r: &AnyRow) -> Result<SpoolRow> {
+    Ok(SpoolRow {
+        id: parsed(r, "id")?,
+        org_id: parsed(r, "org_id")?,
+        material: MaterialRow {
+            id: parsed(r, "m_id")?,
+            org_id: parsed(r, "m_org_id")?,
+            name: r.try_get("m_name")?,
+            brand: r.try_get("m_brand")?,
+            material: r.try_get("m_material")?,
+            color: r.try_get("m_color")?,
+            density: f32_of(r, "m_density")?,
+            diameter: f32_of(r, "m_diameter")?,
+            price_per_kg: f32_opt(r, "m_price_per_kg")?,
+            created_at: r.try_get("m_created_at")?,
+        },
+        initial_grams: f32_of(r, "initial_grams")?,
+        remaining_grams: f32_of(r, "remaining_grams")?,
+        empty_spool_grams: f32_opt(r, "empty_spool_grams")?,
+        low_grams: f32_of(r, "low_grams")?,
+        location: r.try_get("location")?,
+        printer_id: parsed_opt(r, "printer_id")?,
+        archived: r.try_get::<i64, _>("archived")? != 0,
+        created_at: r.try_get("created_at")?,
+        last_used_at: r.try_get("last_used_at")?,
+    })
+}
+
+const USE_COLS: &str =
+    "job_id, org_id, spool_id, printer_id, material, color, grams, cost, state, at";
+fn use_row(r: &AnyRow) -> Result<UseRow> {
+    let state: String = r.try_get("state")?;
+    Ok(UseRow {
+        job_id: parsed(r, "job_id")?,
+        org_id: parsed(r, "org_id")?,
+        spool_id: parsed_opt(r, "spool_id")?,
+        printer_id: parsed_opt(r, "printer_id")?,
+        material: r.try_get("material")?,
+        color: r.try_get("color")?,
+        grams: f32_of(r, "grams")?,
+        cost: r.try_get("cost")?,
+        state: serde_json::from_value(serde_json::Value::String(state.clone()))
+            .map_err(|_| StoreError::Corrupt(format!("job state {state:?}")))?,
+        at: r.try_get("at")?,
+    })
+}
+
+/// Reads.
+impl Store {
+    pub async fn materials(&self, org: OrgId) -> Result<Vec<MaterialRow>> {
+        let q = format!(
+            "SELECT {MATERIAL_COLS} FROM materials m WHERE m.org_id = $1 ORDER BY m.name, m.id"
+        );
+        map_all(&all_by(self.pool(), &q, org.to_string()).await?, material)
+    }
+
+    pub async fn material(&self, id: MaterialId) -> Result<MaterialRow> {
+        let q = format!("SELECT {MATERIAL_COLS} FROM materials m WHERE m.id = $1");
+        one_by(self.pool(), &q, id.to_string(), material, || {
+            format!("material {id}")
+        })
+        .await
+    }
+
+    /// The organisation's spools, newest first; archived ones only when asked.
+    pub async fn spools(&self, org: OrgId, archived: bool) -> Result<Vec<SpoolRow>> {
+        let q = format!(
+            "{SPOOL_SELECT} WHERE s.org_id = $1{} ORDER BY s.created_at DESC, s.id DESC",
+            if archived { "" } else { " AND s.archived = 0" }
+        );
+        map_all(&all_by(self.pool(), &q, org.to_string()).await?, spool)
+    }
+
+    pub async fn spool(&self, id: SpoolId) -> Result<SpoolRow> {
+        let q = format!("{SPOOL_SELECT} WHERE s.id = $1");
+        one_by(self.pool(), &q, id.to_string(), spool, || {
+            format!("spool {id}")
+        })
+        .await
+    }
+
+    /// What jobs took from a spool, newest first.
+    pub async fn spool_uses(&self, spool: SpoolId, limit: i64) -> Result<Vec<UseRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USE_COLS} FROM spool_usage WHERE spool_id = $1 ORDER BY at DESC, job_id DESC LIMIT $2"
+        ))
+        .bind(spool.to_string())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        map_all(&rows, use_row)
+    }
+
+    /// What the organisation's jobs used since `since` (Unix ms), per material and colour, most
+    /// first. A row's cost is the sum of its uses' costs when every one of them had a price.
+    pub async fn material_usage(&self, org: OrgId, since: i64) -> Result<Vec<MaterialUsage>> {
+        let rows = sqlx::query(
+            "SELECT material, color, SUM(grams) AS grams, COUNT(*) AS jobs, SUM(cost) AS cost, \
+             COUNT(cost) AS priced FROM spool_usage WHERE org_id = $1 AND at >= $2 \
+             GROUP BY material, color ORDER BY SUM(grams) DESC",
+        )
+        .bind(org.to_string())
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let jobs: i64 = r.try_get("jobs")?;
+                let priced: i64 = r.try_get("priced")?;
+                Ok(MaterialUsage {
+                    material: r.try_get("material")?,
+                    color: r.try_get("color")?,
+                    grams: r.try_get("grams")?,
+                    jobs: u32::try_from(jobs).unwrap_or(u32::MAX),
+                    cost: if priced == jobs {
+                        r.try_get("cost")?
+                    } else {
+                        None
+                    },
+                })
+            })
+            .collect()
+    }
+}
+
+/// Writes.
+impl Tx {
+    pub async fn insert_material(&mut self, m: &MaterialRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO materials (id, org_id, name, brand, material, color, density, diameter, \
+             price_per_kg, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(m.id.to_string())
+        .bind(m.org_id.to_string())
+        .bind(&m.name)
+        .bind(m.brand.clone())
+        .bind(&m.material)
+        .bind(m.color.clone())
+        .bind(f64::from(m.density))
+        .bind(f64::from(m.diameter))
+        .bind(m.price_per_kg.map(f64::from))
+        .bind(m.created_at)
+        .execute(&mut *self.inner)
+        .await
+        .map_err(|e| name_taken(e, &m.name))?;
+        Ok(())
+    }
+
+    /// Replaces a material's fields (not its id, organisation or creation time).
+    pub async fn update_material(&mut self, m: &MaterialRow) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE materials SET name = $1, brand = $2, material = $3, color = $4, density = $5, \
+             diameter = $6, price_per_kg = $7 WHERE id = $8",
+        )
+        .bind(&m.name)
+        .bind(m.brand.clone())
+        .bind(&m.material)
+        .bind(m.color.clone())
+        .bind(f64::from(m.density))
+        .bind(f64::from(m.diameter))
+        .bind(m.price_per_kg.map(f64::from))
+        .bind(m.id.to_string())
+        .execute(&mut *self.inner)
+        .await
+        .map_err(|e| name_taken(e, &m.name))?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("material {}", m.id)));
+        }
+        Ok(())
+    }
+
+    /// Deletes a material no spool is made of (archived spools included: their history names it).
+    pub async fn delete_material(&mut self, id: MaterialId) -> Result<()> {
+        let used: i64 = sqlx::query("SELECT COUNT(*) AS n FROM spools WHERE material_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *self.inner)
+            .await?
+            .try_get("n")?;
+        if used > 0 {
+            return Err(StoreError::Conflict(format!(
+                "{used} spool(s) of the inventory are of this material; archive is not enough, \
+                 their history names it"
+            )));
+        }
+        let n = sqlx::query("DELETE FROM materials WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("material {id}")));
+        }
+        Ok(())
+    }
+
+    pub async fn insert_spool(&mut self, s: &SpoolRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO spools (id, org_id, material_id, initial_grams, remaining_grams, \
+             empty_spool_grams, low_grams, location, printer_id, archived, created_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0, $9, NULL)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.org_id.to_string())
+        .bind(s.material.id.to_string())
+        .bind(f64::from(s.initial_grams))
+        .bind(f64::from(s.remaining_grams))
+        .bind(s.empty_spool_grams.map(f64::from))
+        .bind(f64::from(s.low_grams))
+        .bind(s.location.clone())
+        .bind(s.created_at)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a spool's weights, place and archived flag; archiving takes it off its printer.
+    pub async fn update_spool(&mut self, s: &SpoolRow) -> Result<()> {
+        let n = sqlx::query(
+            "UPDATE spools SET remaining_grams = $1, empty_spool_grams = $2, low_grams = $3, \
+             location = $4, archived = $5, \
+             printer_id = CASE WHEN $5 = 1 THEN NULL ELSE printer_id END WHERE id = $6",
+        )
+        .bind(f64::from(s.remaining_grams))
+        .bind(s.empty_spool_grams.map(f64::from))
+        .bind(f64::from(s.low_grams))
+        .bind(s.location.clone())
+        .bind(i64::from(s.archived))
+        .bind(s.id.to_string())
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("spool {}", s.id)));
+        }
+        Ok(())
+    }
+
+    /// Takes whatever spool is on `printer` off it.
+    pub async fn unload_printer(&mut self, printer: PrinterId) -> Result<()> {
+        sqlx::query("UPDATE spools SET printer_id = NULL WHERE printer_id = $1")
+            .bind(printer.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts `spool` on `printer`, taking the spool that was there off it and `spool` off any
+    /// printer it was on.
+    pub async fn load_spool(&mut self, spool: SpoolId, printer: PrinterId) -> Result<()> {
+        self.unload_printer(printer).await?;
+        let n = sqlx::query("UPDATE spools SET printer_id = $1 WHERE id = $2 AND archived = 0")
+            .bind(printer.to_string())
+            .bind(spool.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("spool {spool}")));
+        }
+        Ok(())
+    }
+
+    /// The spool loaded on `printer` now, read inside this transaction.
+    pub async fn spool_on(&mut self, printer: PrinterId) -> Result<Option<SpoolRow>> {
+        let q = format!("{SPOOL_SELECT} WHERE s.printer_id = $1");
+        let row = sqlx::query(&q)
+            .bind(printer.to_string())
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.as_ref().map(spool).transpose()
+    }
+
+    /// Records what a job used and takes it from its spool (never below 0). Written once per job:
+    /// returns `false`, changing nothing, when the job's use is already recorded.
+    pub async fn record_use(&mut self, u: &UseRow) -> Result<bool> {
+        let n = sqlx::query(&format!(
+            "INSERT INTO spool_usage ({USE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (job_id) DO NOTHING"
+        ))
+        .bind(u.job_id.to_string())
+        .bind(u.org_id.to_string())
+        .bind(u.spool_id.map(|s| s.to_string()))
+        .bind(u.printer_id.map(|p| p.to_string()))
+        .bind(u.material.clone())
+        .bind(u.color.clone())
+        .bind(f64::from(u.grams))
+        .bind(u.cost)
+        .bind(crate::fleet::job_state_str(u.state))
+        .bind(u.at)
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        if let Some(spool) = u.spool_id {
+            sqlx::query(
+                "UPDATE spools SET remaining_grams = CASE WHEN remaining_grams > $1 \
+                 THEN remaining_grams - $1 ELSE 0 END, last_used_at = $2 WHERE id = $3",
+            )
+            .bind(f64::from(u.grams))
+            .bind(u.at)
+            .bind(spool.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        }
+        Ok(true)
+    }
+}
+
+fn name_taken(e: sqlx::Error, name: &str) -> StoreError {
+    match StoreError::from(e) {
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("a material named {name:?} already exists"))
+        }
+        other => other,
+    }
+}
