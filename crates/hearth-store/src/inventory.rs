@@ -141,17 +141,23 @@ fn f32_of(r: &AnyRow, col: &str) -> Result<f32> {
 
 const MATERIAL_COLS: &str = "m.id, m.org_id, m.name, m.brand, m.material, m.color, m.density, m.diameter, m.price_per_kg, m.created_at";
 fn material(r: &AnyRow) -> Result<MaterialRow> {
+    material_named(r, "")
+}
+
+/// A material's columns, each named `prefix` + its column name.
+fn material_named(r: &AnyRow, prefix: &str) -> Result<MaterialRow> {
+    let col = |c: &str| format!("{prefix}{c}");
     Ok(MaterialRow {
-        id: parsed(r, "id")?,
-        org_id: parsed(r, "org_id")?,
-        name: r.try_get("name")?,
-        brand: r.try_get("brand")?,
-        material: r.try_get("material")?,
-        color: r.try_get("color")?,
-        density: f32_of(r, "density")?,
-        diameter: f32_of(r, "diameter")?,
-        price_per_kg: f32_opt(r, "price_per_kg")?,
-        created_at: r.try_get("created_at")?,
+        id: parsed(r, &col("id"))?,
+        org_id: parsed(r, &col("org_id"))?,
+        name: r.try_get(col("name").as_str())?,
+        brand: r.try_get(col("brand").as_str())?,
+        material: r.try_get(col("material").as_str())?,
+        color: r.try_get(col("color").as_str())?,
+        density: f32_of(r, &col("density"))?,
+        diameter: f32_of(r, &col("diameter"))?,
+        price_per_kg: f32_opt(r, &col("price_per_kg"))?,
+        created_at: r.try_get(col("created_at").as_str())?,
     })
 }
 
@@ -166,18 +172,7 @@ fn spool(r: &AnyRow) -> Result<SpoolRow> {
     Ok(SpoolRow {
         id: parsed(r, "id")?,
         org_id: parsed(r, "org_id")?,
-        material: MaterialRow {
-            id: parsed(r, "m_id")?,
-            org_id: parsed(r, "m_org_id")?,
-            name: r.try_get("m_name")?,
-            brand: r.try_get("m_brand")?,
-            material: r.try_get("m_material")?,
-            color: r.try_get("m_color")?,
-            density: f32_of(r, "m_density")?,
-            diameter: f32_of(r, "m_diameter")?,
-            price_per_kg: f32_opt(r, "m_price_per_kg")?,
-            created_at: r.try_get("m_created_at")?,
-        },
+        material: material_named(r, "m_")?,
         initial_grams: f32_of(r, "initial_grams")?,
         remaining_grams: f32_of(r, "remaining_grams")?,
         empty_spool_grams: f32_opt(r, "empty_spool_grams")?,
