@@ -235,12 +235,12 @@ impl Hub {
         Ok(pending.len())
     }
 
-    /// Latest telemetry and when it arrived; offline if none (agent away).
     /// The last progress reported for `job`, forgotten once taken (when the job ends).
     pub fn take_progress(&self, job: JobId) -> Option<f32> {
         lock(&self.progress).remove(&job)
     }
 
+    /// Latest telemetry and when it arrived; offline if none (agent away).
     pub fn telemetry(&self, printer: PrinterId) -> (PrinterTelemetry, Option<i64>) {
         match lock(&self.telemetry).get(&printer) {
             Some((t, at)) => (t.clone(), Some(*at)),
@@ -278,6 +278,18 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         telemetry,
         updated_at: at.map(rfc3339),
     }
+}
+
+/// Publish a printer's current row, with its live telemetry, as an event; returns that view.
+pub async fn publish_printer(state: &AppState, org: OrgId, id: PrinterId) -> ApiResult<Printer> {
+    let view = printer_view(state, &state.store.printer(id).await?);
+    state.hub.publish(
+        org,
+        Event::Printer {
+            printer: view.clone(),
+        },
+    );
+    Ok(view)
 }
 
 pub fn job_view(j: &JobRow) -> Job {

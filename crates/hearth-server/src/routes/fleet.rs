@@ -368,13 +368,7 @@ async fn loaded_changed(
     ))
     .await?;
     tx.commit().await?;
-    let view = printer_view(state, &state.store.printer(id).await?);
-    state.hub.publish(
-        org,
-        Event::Printer {
-            printer: view.clone(),
-        },
-    );
+    let view = hub::publish_printer(state, org, id).await?;
     hub::dispatch(state, org).await?;
     Ok(Json(view))
 }
@@ -1300,13 +1294,7 @@ async fn handle_agent_msg(
             let (reported, error) = (status.state, status.error.clone());
             state.hub.set_telemetry(id, status);
             crate::notify::printer_reported(state, org, id, reported, error.as_deref()).await?;
-            let p = state.store.printer(id).await?;
-            state.hub.publish(
-                org,
-                Event::Printer {
-                    printer: printer_view(state, &p),
-                },
-            );
+            hub::publish_printer(state, org, id).await?;
             if idle {
                 hub::dispatch(state, org).await?;
             }
@@ -1369,13 +1357,7 @@ async fn handle_agent_msg(
                 && u.spool.is_some()
             {
                 // The printer shows what is left on its spool.
-                let row = state.store.printer(p).await?;
-                state.hub.publish(
-                    org,
-                    Event::Printer {
-                        printer: printer_view(state, &row),
-                    },
-                );
+                hub::publish_printer(state, org, p).await?;
             }
             if changed {
                 state.notifier.wake();

@@ -8,12 +8,11 @@
 
 use crate::auth::{Operator, OrgAccess, Viewer};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
-use crate::hub::printer_view;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hearth_proto::agent::JobState;
-use hearth_proto::api::{ErrorBody, Event};
+use hearth_proto::api::ErrorBody;
 use hearth_proto::ids::{MaterialId, OrgId, PrinterId, SpoolId};
 use hearth_proto::inventory::{
     self, DEFAULT_DIAMETER_MM, DEFAULT_LOW_GRAMS, DEFAULT_SPOOL_GRAMS, Material, MaterialUpdate,
@@ -288,7 +287,7 @@ pub async fn update_spool(
     // The printer it was on shows what is left (or that it is gone), and a pool job waiting for
     // more filament than it had may fit now.
     if let Some(p) = before.printer_id {
-        publish_printer(&state, org, p).await?;
+        crate::hub::publish_printer(&state, org, p).await?;
         crate::hub::dispatch(&state, org).await?;
     }
     Ok(Json(s.to_api()))
@@ -333,17 +332,6 @@ pub async fn material_usage(
     Ok(Json(
         state.store.material_usage(access.org.id, since).await?,
     ))
-}
-
-async fn publish_printer(state: &AppState, org: OrgId, id: PrinterId) -> ApiResult<()> {
-    let p = state.store.printer(id).await?;
-    state.hub.publish(
-        org,
-        Event::Printer {
-            printer: printer_view(state, &p),
-        },
-    );
-    Ok(())
 }
 
 /// What a job that ended took from the spool on its printer.
