@@ -62,40 +62,69 @@ pub struct NewMaterial {
 }
 
 /// `PATCH /api/v1/orgs/{org}/materials/{id}` (operators): the fields given replace the stored
-/// ones; absent fields stay.
+/// ones; absent fields stay. `brand`, `color` and `price_per_kg` given as `null` are cleared.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MaterialUpdate {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
-    pub brand: Option<String>,
+    #[serde(default, with = "clearable", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    pub brand: Option<Option<String>>,
     #[serde(default)]
     pub material: Option<String>,
-    #[serde(default)]
-    pub color: Option<String>,
+    #[serde(default, with = "clearable", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    pub color: Option<Option<String>>,
     #[serde(default)]
     pub density_g_cm3: Option<f32>,
     #[serde(default)]
     pub diameter_mm: Option<f32>,
-    #[serde(default)]
-    pub price_per_kg: Option<f32>,
+    #[serde(default, with = "clearable", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f32>, nullable))]
+    pub price_per_kg: Option<Option<f32>>,
 }
 
 impl MaterialUpdate {
-    /// `m` with the given fields replaced.
+    /// `m` with the given fields replaced (and the ones given as `null` cleared).
     pub fn apply(&self, m: &Material) -> Material {
         Material {
             id: m.id,
             name: self.name.clone().unwrap_or_else(|| m.name.clone()),
-            brand: self.brand.clone().or_else(|| m.brand.clone()),
+            brand: self.brand.clone().unwrap_or_else(|| m.brand.clone()),
             material: self.material.clone().unwrap_or_else(|| m.material.clone()),
-            color: self.color.clone().or_else(|| m.color.clone()),
+            color: self.color.clone().unwrap_or_else(|| m.color.clone()),
             density_g_cm3: self.density_g_cm3.unwrap_or(m.density_g_cm3),
             diameter_mm: self.diameter_mm.unwrap_or(m.diameter_mm),
-            price_per_kg: self.price_per_kg.or(m.price_per_kg),
+            price_per_kg: self.price_per_kg.unwrap_or(m.price_per_kg),
             created_at: m.created_at.clone(),
+        }
+    }
+}
+
+/// Serde of a PATCH field that can be cleared: absent keeps the stored value (`None`), `null`
+/// clears it (`Some(None)`), a value replaces it (`Some(Some(v))`). Used with `default` and
+/// `skip_serializing_if = "Option::is_none"`, so that a client's absent field stays absent.
+mod clearable {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S, T>(v: &Option<Option<T>>, s: S) -> Result<S::Ok, S::Error>
+    where
+        S: Serializer,
+        T: Serialize,
+    {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
         }
     }
 }
@@ -147,8 +176,8 @@ pub struct NewSpool {
     pub location: Option<String>,
 }
 
-/// `PATCH /api/v1/orgs/{org}/spools/{id}` (operators): the fields given replace the stored ones.
-/// `weighed_grams` is the spool on a scale with its filament: what is left is that less
+/// `PATCH /api/v1/orgs/{org}/spools/{id}` (operators): the fields given replace the stored ones;
+/// `empty_spool_grams` and `location` given as `null` are cleared. `weighed_grams` is the spool on a scale with its filament: what is left is that less
 /// `empty_spool_grams` (stored, or given in the same request).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -158,12 +187,14 @@ pub struct SpoolUpdate {
     pub remaining_grams: Option<f32>,
     #[serde(default)]
     pub weighed_grams: Option<f32>,
-    #[serde(default)]
-    pub empty_spool_grams: Option<f32>,
+    #[serde(default, with = "clearable", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f32>, nullable))]
+    pub empty_spool_grams: Option<Option<f32>>,
     #[serde(default)]
     pub low_grams: Option<f32>,
-    #[serde(default)]
-    pub location: Option<String>,
+    #[serde(default, with = "clearable", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, nullable))]
+    pub location: Option<Option<String>>,
     /// `true` takes it off its printer and out of the offered spools.
     #[serde(default)]
     pub archived: Option<bool>,
@@ -326,6 +357,39 @@ pub fn weighed_remaining(weighed: f32, empty: Option<f32>) -> Result<f32, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patch_keeps_absent_fields_clears_null_ones_and_round_trips() {
+        let m = Material {
+            id: MaterialId::new(),
+            name: "Galaxy".into(),
+            brand: Some("Prusament".into()),
+            material: "PETG".into(),
+            color: Some("black".into()),
+            density_g_cm3: 1.27,
+            diameter_mm: 1.75,
+            price_per_kg: Some(29.9),
+            created_at: String::new(),
+        };
+        let u: MaterialUpdate =
+            serde_json::from_str(r#"{"brand": null, "price_per_kg": 25}"#).unwrap();
+        assert_eq!(u.brand, Some(None));
+        assert_eq!(u.color, None);
+        let after = u.apply(&m);
+        assert_eq!(after.brand, None, "null clears");
+        assert_eq!(after.color.as_deref(), Some("black"), "absent keeps");
+        assert_eq!(after.price_per_kg, Some(25.0));
+        // What a client sends is what the server reads: absent stays absent, null stays null.
+        let sent = serde_json::to_value(&u).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"name": null, "brand": null, "material": null,
+            "density_g_cm3": null, "diameter_mm": null, "price_per_kg": 25.0})
+        );
+        assert_eq!(serde_json::from_value::<MaterialUpdate>(sent).unwrap(), u);
+        let s: SpoolUpdate = serde_json::from_str(r#"{"location": null}"#).unwrap();
+        assert_eq!((s.location, s.empty_spool_grams), (Some(None), None));
+    }
 
     #[test]
     fn a_job_uses_all_it_revealed_when_done_and_its_share_when_stopped() {

@@ -29,12 +29,16 @@ pub enum MaterialsCmd {
     },
     /// Change a material (its spools follow).
     Edit {
-        /// Name or id.
-        material: String,
+        /// Name or id. (Not called `material`: `--material`, the type, is one of the fields.)
+        #[arg(value_name = "MATERIAL")]
+        which: String,
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
         fields: MaterialFields,
+        /// Forget a field (repeat for several).
+        #[arg(long, value_enum)]
+        clear: Vec<MaterialClear>,
         #[arg(long)]
         json: bool,
     },
@@ -72,6 +76,30 @@ pub struct MaterialFields {
     /// Price of a kilogram, in your currency.
     #[arg(long)]
     pub price_per_kg: Option<f32>,
+}
+
+/// What `hearth materials edit --clear` forgets.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum MaterialClear {
+    Brand,
+    Color,
+    PricePerKg,
+}
+
+/// What `hearth spools set --clear` forgets.
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum SpoolClear {
+    EmptySpool,
+    Location,
+}
+
+/// The PATCH value of a clearable field: a new value, `null` when `clear`, else absent.
+fn clearable<T: Clone>(value: &Option<T>, clear: bool) -> anyhow::Result<Option<Option<T>>> {
+    match (value, clear) {
+        (Some(_), true) => bail!("a field cannot be both given and cleared"),
+        (_, true) => Ok(Some(None)),
+        (v, false) => Ok(v.clone().map(Some)),
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -128,6 +156,9 @@ pub enum SpoolsCmd {
         low: Option<f32>,
         #[arg(long)]
         location: Option<String>,
+        /// Forget a field (repeat for several).
+        #[arg(long, value_enum)]
+        clear: Vec<SpoolClear>,
         #[arg(long)]
         json: bool,
     },
@@ -215,20 +246,22 @@ pub async fn materials(cmd: Option<&MaterialsCmd>) -> anyhow::Result<()> {
             done(&m, *json, || materials_table(std::slice::from_ref(&m)))?;
         }
         MaterialsCmd::Edit {
-            material,
+            which,
             name,
             fields,
+            clear,
             json,
         } => {
-            let m = find_material(&ctx, org, material).await?;
+            let m = find_material(&ctx, org, which).await?;
+            let cleared = |f| clear.contains(&f);
             let update = MaterialUpdate {
                 name: name.clone(),
-                brand: fields.brand.clone(),
+                brand: clearable(&fields.brand, cleared(MaterialClear::Brand))?,
                 material: fields.material.clone(),
-                color: fields.color.clone(),
+                color: clearable(&fields.color, cleared(MaterialClear::Color))?,
                 density_g_cm3: fields.density,
                 diameter_mm: fields.diameter,
-                price_per_kg: fields.price_per_kg,
+                price_per_kg: clearable(&fields.price_per_kg, cleared(MaterialClear::PricePerKg))?,
             };
             let m = client
                 .update_material(org, m.id, &update)
@@ -352,7 +385,7 @@ pub async fn spools(cmd: Option<&SpoolsCmd>) -> anyhow::Result<()> {
             spool,
             SpoolUpdate {
                 weighed_grams: Some(*grams),
-                empty_spool_grams: *empty_spool,
+                empty_spool_grams: empty_spool.map(Some),
                 ..SpoolUpdate::default()
             },
             *json,
@@ -363,14 +396,15 @@ pub async fn spools(cmd: Option<&SpoolsCmd>) -> anyhow::Result<()> {
             empty_spool,
             low,
             location,
+            clear,
             json,
         } => (
             spool,
             SpoolUpdate {
                 remaining_grams: *remaining,
-                empty_spool_grams: *empty_spool,
+                empty_spool_grams: clearable(empty_spool, clear.contains(&SpoolClear::EmptySpool))?,
                 low_grams: *low,
-                location: location.clone(),
+                location: clearable(location, clear.contains(&SpoolClear::Location))?,
                 ..SpoolUpdate::default()
             },
             *json,

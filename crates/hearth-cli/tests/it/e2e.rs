@@ -284,6 +284,43 @@ async fn spools_are_added_weighed_loaded_and_checked_before_printing() {
         "{stderr}"
     );
 
+    // Forgetting where it is kept, and the brand it never had: the other fields stay.
+    let json = ada
+        .run(&[
+            "spools", "set", short, "--clear", "location", "--low", "50", "--json",
+        ])
+        .await;
+    let set: hearth_proto::inventory::Spool = serde_json::from_str(&json).unwrap();
+    assert_eq!((set.location, set.low_grams), (None, 50.0));
+    assert_eq!(set.empty_spool_grams, Some(200.0));
+    let out = ada
+        .try_run(&[
+            "spools",
+            "set",
+            short,
+            "--location",
+            "a",
+            "--clear",
+            "location",
+        ])
+        .await;
+    assert!(!out.status.success(), "given and cleared at once");
+    let json = ada
+        .run(&[
+            "materials",
+            "edit",
+            "Prusament PLA Orange",
+            "--clear",
+            "price-per-kg",
+            "--json",
+        ])
+        .await;
+    let m: hearth_proto::inventory::Material = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        (m.price_per_kg, m.color.as_deref()),
+        (None, Some("#FF8000"))
+    );
+
     // A nozzle change keeps the spool; archiving it takes it off the printer.
     let out = ada
         .run(&["printers", "load", "mk4", "--nozzle", "0.6"])

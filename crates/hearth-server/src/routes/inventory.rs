@@ -110,9 +110,9 @@ pub async fn update_material(
     let before = material_in(&state, access.org.id, id).await?;
     let req = MaterialUpdate {
         name: trimmed(req.name),
-        brand: trimmed(req.brand),
+        brand: req.brand.map(trimmed),
         material: trimmed(req.material),
-        color: trimmed(req.color),
+        color: req.color.map(trimmed),
         ..req
     };
     let m = req.apply(&before.to_api());
@@ -248,7 +248,7 @@ pub async fn update_spool(
         ));
     }
     if let Some(e) = req.empty_spool_grams {
-        s.empty_spool_grams = Some(e);
+        s.empty_spool_grams = e;
     }
     if let Some(w) = req.weighed_grams {
         s.remaining_grams =
@@ -260,8 +260,8 @@ pub async fn update_spool(
     if let Some(l) = req.low_grams {
         s.low_grams = l;
     }
-    if let Some(l) = trimmed(req.location.clone()) {
-        s.location = Some(l);
+    if let Some(l) = req.location.clone() {
+        s.location = trimmed(l);
     }
     if let Some(a) = req.archived {
         s.archived = a;

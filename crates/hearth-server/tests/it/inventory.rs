@@ -312,6 +312,34 @@ async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
         .await
         .unwrap();
     assert_eq!(renamed.material, "PETG");
+    // A field sent as null is forgotten; the absent ones stay.
+    let priced = renamed.price_per_kg;
+    assert!(priced.is_some() && renamed.color.is_some());
+    let cleared = owner
+        .update_material(
+            org,
+            petg.id,
+            &MaterialUpdate {
+                price_per_kg: Some(None),
+                ..MaterialUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.price_per_kg, None);
+    assert_eq!(cleared.color, renamed.color);
+    assert_eq!(cleared.name, "Galaxy Black");
+    owner
+        .update_material(
+            org,
+            petg.id,
+            &MaterialUpdate {
+                price_per_kg: priced.map(Some),
+                ..MaterialUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(
         spool_now(&owner, org, &spool).await.material.name,
         "Galaxy Black"
