@@ -1,5 +1,5 @@
-// Hearth's web dashboard: the fleet live, the job queue, statistics, notification channels and
-// the audit log.
+// Hearth's web dashboard: the fleet live, the job queue, the spool inventory and material
+// library, statistics, notification channels and the audit log.
 //
 // A plain ES module with no build step, served by hearthd from the binary. It is a client of
 // /api/v1 like the CLI: it logs in with a login secret derived here (Argon2id over passphrase,
@@ -13,7 +13,7 @@
 const API = "/api/v1";
 const ROLES = ["viewer", "operator", "admin", "owner"];
 const ACTIVE_JOBS = new Set(["queued", "assigned", "transferring", "printing", "paused"]);
-const VIEWS = ["printers", "jobs", "stats", "notify", "audit"];
+const VIEWS = ["printers", "jobs", "spools", "stats", "notify", "audit"];
 // What a notification channel can follow ([event, label, followed by default]), as
 // hearth_proto::notify::NotifyEvent::{FOLLOWABLE, DEFAULT}.
 const EVENTS = [
@@ -25,6 +25,7 @@ const EVENTS = [
   ["printer.error", "a printer reports an error", true],
   ["printer.offline", "a printer is unreachable", true],
   ["printer.online", "it is back", true],
+  ["spool.low", "a job leaves a spool low", true],
 ];
 const PRINTER_STATES = ["printing", "pausing", "paused", "cancelling", "idle", "error", "offline"];
 
@@ -39,6 +40,9 @@ const state = {
   jobs: new Map(),
   logins: new Map(),
   agents: new Map(),
+  // The spools not archived (what printers can have loaded) and the material library.
+  spools: new Map(),
+  materials: new Map(),
   events: null,
   tab: "printers",
 };
@@ -120,6 +124,22 @@ function bytes(n) {
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
   return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+// Grams as people read them: 1.25 kg, 780 g, 1.2 g (as `hearth spools` prints them).
+function grams(g) {
+  if (g >= 1000) return `${(g / 1000).toFixed(2)} kg`;
+  if (g >= 10) return `${Math.round(g)} g`;
+  return `${g.toFixed(1)} g`;
+}
+
+// A dot of the colour, when the colour is one CSS knows (#rrggbb, "orange"); set through the
+// CSSOM, which the page's Content-Security-Policy (no inline style attributes) allows.
+function swatch(color) {
+  if (!color || !CSS.supports("color", color)) return null;
+  const dot = el("span", { class: "swatch", "aria-hidden": "true" });
+  dot.style.backgroundColor = color;
+  return dot;
 }
 
 const short = (id) => (id ? String(id).slice(-8) : "");
@@ -255,6 +275,7 @@ async function openOrg(id) {
   $("role").textContent = m.role;
   $("audit-tab").hidden = !atLeast("admin");
   $("notify-tab").hidden = !atLeast("admin");
+  for (const f of document.querySelectorAll("[data-min-role]")) f.hidden = !atLeast(f.dataset.minRole);
   if ((state.tab === "audit" || state.tab === "notify") && !atLeast("admin")) state.tab = "printers";
   notice("");
   await reload();
@@ -266,13 +287,17 @@ async function openOrg(id) {
 // since events missed while it was down are not replayed).
 async function reload() {
   const org = state.org.id;
-  const [printers, jobs, members, agents, usage] = await Promise.all([
+  const [printers, jobs, members, agents, usage, spools, materials] = await Promise.all([
     call("GET", `/orgs/${org}/printers`),
     call("GET", `/orgs/${org}/jobs`),
     call("GET", `/orgs/${org}/members`).catch(() => []),
     call("GET", `/orgs/${org}/agents`).catch(() => []),
     call("GET", `/orgs/${org}/usage`).catch(() => null),
+    call("GET", `/orgs/${org}/spools`).catch(() => []),
+    call("GET", `/orgs/${org}/materials`).catch(() => []),
   ]);
+  state.spools = new Map(spools.map((x) => [x.id, x]));
+  state.materials = new Map(materials.map((x) => [x.id, x]));
   state.printers = new Map(printers.map((p) => [p.id, p]));
   state.jobs = new Map(jobs.map((j) => [j.id, j]));
   state.logins = new Map(members.map((x) => [x.user.id, x.user.login]));
@@ -298,6 +323,7 @@ function showTab(tab) {
   }
   for (const v of VIEWS) $(`${v}-view`).hidden = v !== tab;
   if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
+  if (tab === "spools") loadSpools().catch((e) => notice(`Could not read the spools: ${e.message}`));
   if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
   if (tab === "notify") setChannelForm(null);
   if (tab === "notify") loadChannels().catch((e) => notice(`Could not read the notification channels: ${e.message}`));
@@ -346,6 +372,7 @@ function startEvents() {
     if (ev.type === "printer") {
       const known = state.printers.has(ev.printer.id);
       state.printers.set(ev.printer.id, ev.printer);
+      spoolMoved(ev.printer);
       if (known) renderPrinter(ev.printer.id);
       else {
         renderPrinters();
@@ -403,11 +430,17 @@ function printerCard(p) {
     `${h.name} ${Math.round(h.actual)}°${h.target > 0 ? ` → ${Math.round(h.target)}°` : ""}`);
   const loaded = [p.material, p.color].filter(Boolean).join(", ");
   const rows = [
-    ["Loaded", `${loaded || "not stated"}${p.nozzle_mm ? ` · ${p.nozzle_mm} mm nozzle` : ""}${p.loaded_by_member ? " (set by a member)" : ""}`],
+    ["Loaded", `${loaded || "not stated"}${p.nozzle_mm ? ` · ${p.nozzle_mm} mm nozzle` : ""}${p.loaded_by_member && !p.spool ? " (set by a member)" : ""}`],
     ["Pools", p.pools.join(", ") || "none"],
     ["Agent", agentLabel(p.agent_id)],
     ["Heaters", heaters.join(" · ") || "—"],
   ];
+  if (p.spool) {
+    const s = state.spools.get(p.spool.id);
+    const low = s && p.spool.remaining_grams < s.low_grams;
+    rows.splice(1, 0, ["Spool", [s ? s.material.name : short(p.spool.id), ` · ${grams(p.spool.remaining_grams)} left`,
+      low && el("span", { class: "low" }, " LOW")]]);
+  }
   if (t.job_id) rows.push(["Job", short(t.job_id)]);
   if (t.layer !== null && t.layer !== undefined) {
     rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);
@@ -420,7 +453,7 @@ function printerCard(p) {
     el("div", { class: "model muted" }, `${p.model} · ${p.kind}`),
     pct !== null && el("progress", { max: 100, value: pct, title: `${pct} %` }),
     pct !== null && el("div", { class: "muted pct" }, `${pct} %`),
-    el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+    el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", { "data-row": k.toLowerCase() }, v)])),
     t.error && el("p", { class: "error-text" }, t.error),
     el("div", { class: "actions" },
       job && jobActions(job, p),
@@ -441,6 +474,16 @@ function openLoaded(id) {
   f.material.value = p.material || "";
   f.color.value = p.color || "";
   f.nozzle.value = p.nozzle_mm || "";
+  const spools = [...state.spools.values()].sort((a, b) => a.material.name.localeCompare(b.material.name));
+  f.spool.replaceChildren(
+    el("option", { value: "" }, "None: state the material and colour below"),
+    ...spools.map((s) => {
+      const on = s.printer && s.printer !== id ? state.printers.get(s.printer) : null;
+      const where = on ? ` · now on ${on.name}` : s.location && !s.printer ? ` · ${s.location}` : "";
+      return el("option", { value: s.id }, `${s.material.name} · ${grams(s.remaining_grams)} left${where} (${short(s.id)})`);
+    }));
+  f.spool.value = p.spool ? p.spool.id : "";
+  loadedSpoolChanged();
   $("loaded-reset").hidden = !p.loaded_by_member;
   $("loaded-error").textContent = "";
   $("loaded-dialog").showModal();
@@ -451,19 +494,37 @@ async function saveLoaded(method, body) {
   try {
     const p = await call(method, `/orgs/${state.org.id}/printers/${id}/loaded`, body);
     state.printers.set(p.id, p);
-    renderPrinter(p.id);
     $("loaded-dialog").close();
+    // Which spool is on which printer changed: the inventory says so.
+    await loadSpools();
+    renderPrinter(p.id);
   } catch (e) {
     $("loaded-error").textContent = e.message;
   }
 }
 
+// A spool brings its material and colour: the fields show them and cannot be typed over.
+function loadedSpoolChanged() {
+  const f = $("loaded-form");
+  const s = state.spools.get(f.spool.value);
+  for (const input of [f.material, f.color]) input.disabled = Boolean(s);
+  if (s) {
+    f.material.value = s.material.material;
+    f.color.value = s.material.color || "";
+  }
+}
+
+const blankToNull = (v) => (v.trim() === "" ? null : v.trim());
+const numberOrNull = (v) => (v === "" ? null : Number(v));
+
 function onLoadedSubmit(ev) {
   ev.preventDefault();
   const f = ev.target;
-  const text = (v) => (v.trim() === "" ? null : v.trim());
-  const nozzle = f.nozzle.value === "" ? null : Number(f.nozzle.value);
-  saveLoaded("PUT", { material: text(f.material.value), color: text(f.color.value), nozzle_mm: nozzle });
+  const nozzle = numberOrNull(f.nozzle.value);
+  const body = f.spool.value
+    ? { spool: f.spool.value, nozzle_mm: nozzle }
+    : { material: blankToNull(f.material.value), color: blankToNull(f.color.value), nozzle_mm: nozzle };
+  saveLoaded("PUT", body);
 }
 
 // ---- jobs ------------------------------------------------------------------------------------
@@ -528,6 +589,249 @@ function renderJobs() {
   $("jobs-empty").hidden = jobs.length > 0;
 }
 
+// ---- spools and the material library -----------------------------------------------------------
+
+// The inventory fetched again: the spools in use (and the archived ones too when asked) and the
+// library. The printer cards and the loaded dialog read state.spools; the tables are redrawn.
+async function loadSpools() {
+  const org = state.org.id;
+  const archived = $("spools-archived").checked;
+  const [spools, materials] = await Promise.all([
+    call("GET", `/orgs/${org}/spools?archived=${archived}`),
+    call("GET", `/orgs/${org}/materials`),
+  ]);
+  state.spools = new Map(spools.filter((x) => !x.archived).map((x) => [x.id, x]));
+  state.materials = new Map(materials.map((x) => [x.id, x]));
+  renderSpools(spools);
+  renderLibrary();
+}
+
+// A printer event carries what is left on its spool (after a job took some, or a weighing): the
+// inventory shows the same number without asking the server again.
+function spoolMoved(p) {
+  if (!p.spool) return;
+  const s = state.spools.get(p.spool.id);
+  if (!s || (s.remaining_grams === p.spool.remaining_grams && s.printer === p.id)) return;
+  s.remaining_grams = p.spool.remaining_grams;
+  s.printer = p.id;
+  if (state.tab === "spools" && !$("spools-archived").checked) renderSpools([...state.spools.values()]);
+}
+
+function printerName(id) {
+  const p = state.printers.get(id);
+  return p ? p.name : short(id);
+}
+
+function materialCell(m) {
+  return [swatch(m.color), m.name,
+    el("div", { class: "muted" }, [m.material, m.color, m.brand].filter(Boolean).join(" · "))];
+}
+
+function renderSpools(spools) {
+  const list = [...spools].sort((a, b) =>
+    Number(a.archived) - Number(b.archived) || a.material.name.localeCompare(b.material.name) ||
+    a.remaining_grams - b.remaining_grams);
+  $("spools").replaceChildren(...list.map((s) => {
+    const low = s.remaining_grams < s.low_grams;
+    const where = s.printer ? `on ${printerName(s.printer)}` : s.location || "—";
+    return el("tr", { "data-spool-id": s.id, class: s.archived ? "archived" : undefined },
+      el("td", { class: "id", title: s.id }, short(s.id)),
+      el("td", {}, materialCell(s.material)),
+      el("td", { class: "left" },
+        el("meter", { class: "left", min: 0, max: s.initial_grams, low: s.low_grams, optimum: s.initial_grams, value: s.remaining_grams }),
+        `${grams(s.remaining_grams)} of ${grams(s.initial_grams)}`,
+        low && el("span", { class: "low" }, " LOW"),
+        el("div", { class: "muted" }, `about ${Math.round(s.remaining_m)} m`)),
+      el("td", { class: "where" }, s.archived ? "archived" : where),
+      el("td", {}, s.last_used_at ? when(s.last_used_at) : "never"),
+      el("td", {}, el("div", { class: "actions" },
+        el("button", { "data-action": "uses", onclick: () => showSpoolUses(s) }, "Jobs"),
+        atLeast("operator") && !s.archived && el("button", { "data-action": "edit", onclick: () => openSpoolEdit(s) }, "Weigh or edit…"),
+        atLeast("operator") && el("button", {
+          class: s.archived ? undefined : "danger",
+          "data-action": s.archived ? "restore" : "archive",
+          onclick: (ev) => archiveSpool(s, !s.archived, ev.currentTarget),
+        }, s.archived ? "Restore" : "Archive"),
+      )),
+    );
+  }));
+  $("spools-empty").hidden = list.length > 0;
+  $("spools-empty").textContent = state.materials.size === 0
+    ? "No spools yet: add the material to the library below, then its spools."
+    : "No spools yet: add one below.";
+  const f = $("spool-form");
+  const chosen = f.material.value;
+  const materials = [...state.materials.values()].sort((a, b) => a.name.localeCompare(b.name));
+  f.material.replaceChildren(...materials.map((m) => el("option", { value: m.id }, m.name)));
+  if (state.materials.has(chosen)) f.material.value = chosen;
+  f.querySelector("button[type=submit]").disabled = materials.length === 0;
+}
+
+async function showSpoolUses(s) {
+  const uses = await call("GET", `/orgs/${state.org.id}/spools/${s.id}/usage`);
+  $("spool-uses-name").textContent = `${s.material.name} (${short(s.id)})`;
+  $("spool-uses").replaceChildren(...uses.map((u) =>
+    el("tr", { "data-job-id": u.job_id },
+      el("td", {}, when(u.at)),
+      el("td", { class: "id", title: u.job_id }, short(u.job_id)),
+      el("td", {}, u.printer ? printerName(u.printer) : "—"),
+      el("td", {}, stateBadge(u.state)),
+      el("td", { class: "num" }, grams(u.grams)),
+    )));
+  if (uses.length === 0) {
+    $("spool-uses").replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "No job has printed from it yet.")));
+  }
+  $("spool-uses-area").hidden = false;
+}
+
+async function archiveSpool(s, archived, button) {
+  if (archived && !confirm(`Archive the spool ${s.material.name} (${short(s.id)})?` +
+    `${s.printer ? ` It comes off ${printerName(s.printer)}.` : ""}`)) return;
+  button.disabled = true;
+  try {
+    await call("PATCH", `/orgs/${state.org.id}/spools/${s.id}`, { archived });
+    notice("");
+    await loadSpools();
+  } catch (e) {
+    notice(`Could not ${archived ? "archive" : "restore"} the spool: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+async function onSpoolSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  $("spool-error").textContent = "";
+  const body = { material: f.material.value, initial_grams: Number(f.initial.value) };
+  for (const [field, input] of [["remaining_grams", f.remaining], ["empty_spool_grams", f.empty], ["low_grams", f.low]]) {
+    if (input.value !== "") body[field] = Number(input.value);
+  }
+  if (f.location.value.trim()) body.location = f.location.value.trim();
+  try {
+    await call("POST", `/orgs/${state.org.id}/spools`, body);
+    for (const input of [f.remaining, f.empty, f.low, f.location]) input.value = "";
+    await loadSpools();
+  } catch (e) {
+    $("spool-error").textContent = e.message;
+  }
+}
+
+let editedSpool = null;
+
+function openSpoolEdit(s) {
+  editedSpool = s;
+  const f = $("spool-edit");
+  f.reset();
+  $("spool-edit-name").textContent = `${s.material.name} (${short(s.id)})`;
+  f.empty.value = s.empty_spool_grams ?? "";
+  f.remaining.placeholder = `${Math.round(s.remaining_grams * 10) / 10}`;
+  f.low.value = s.low_grams;
+  f.location.value = s.location || "";
+  $("spool-edit-error").textContent = "";
+  $("spool-dialog").showModal();
+}
+
+// Only what the member changed is sent: a weighing, or what is left, and the other fields. An
+// emptied field is cleared (null), as PATCH reads it.
+async function onSpoolEditSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const s = editedSpool;
+  const body = {};
+  if (f.weighed.value !== "") body.weighed_grams = Number(f.weighed.value);
+  if (f.remaining.value !== "") body.remaining_grams = Number(f.remaining.value);
+  if (numberOrNull(f.empty.value) !== (s.empty_spool_grams ?? null)) body.empty_spool_grams = numberOrNull(f.empty.value);
+  if (f.low.value !== "" && Number(f.low.value) !== s.low_grams) body.low_grams = Number(f.low.value);
+  if (blankToNull(f.location.value) !== (s.location ?? null)) body.location = blankToNull(f.location.value);
+  try {
+    if (Object.keys(body).length > 0) await call("PATCH", `/orgs/${state.org.id}/spools/${s.id}`, body);
+    $("spool-dialog").close();
+    await loadSpools();
+  } catch (e) {
+    $("spool-edit-error").textContent = e.message;
+  }
+}
+
+function renderLibrary() {
+  const materials = [...state.materials.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const num = (v, digits) => (v === null || v === undefined ? "—" : v.toFixed(digits));
+  $("library").replaceChildren(...materials.map((m) =>
+    el("tr", { "data-material-id": m.id, "data-material": m.name },
+      el("td", {}, swatch(m.color), m.name),
+      el("td", {}, m.brand || "—"),
+      el("td", {}, m.material),
+      el("td", {}, m.color || "—"),
+      el("td", { class: "num" }, `${num(m.density_g_cm3, 2)} g/cm³`),
+      el("td", { class: "num" }, `${num(m.diameter_mm, 2)} mm`),
+      el("td", { class: "num" }, num(m.price_per_kg, 2)),
+      el("td", {}, atLeast("operator") && el("div", { class: "actions" },
+        el("button", { "data-action": "edit", onclick: () => setMaterialForm(m) }, "Edit"),
+        el("button", { class: "danger", "data-action": "remove", onclick: () => removeMaterial(m) }, "Remove"),
+      )),
+    )));
+  $("library-empty").hidden = materials.length > 0;
+}
+
+// The material being edited in the form, or null when the form adds one.
+let editedMaterial = null;
+
+function setMaterialForm(m) {
+  editedMaterial = m;
+  const f = $("material-form");
+  f.reset();
+  $("material-error").textContent = "";
+  if (m) {
+    f.mname.value = m.name;
+    f.material.value = m.material;
+    f.brand.value = m.brand || "";
+    f.color.value = m.color || "";
+    f.density.value = m.density_g_cm3;
+    f.diameter.value = m.diameter_mm;
+    f.price.value = m.price_per_kg ?? "";
+    f.scrollIntoView();
+  }
+  $("material-form-title").textContent = m ? `Edit ${m.name}` : "Add a material";
+  $("material-submit").textContent = m ? "Save" : "Add material";
+  $("material-edit-cancel").hidden = m === null;
+}
+
+async function onMaterialSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  $("material-error").textContent = "";
+  const body = {
+    name: f.mname.value.trim(),
+    material: f.material.value.trim(),
+    brand: blankToNull(f.brand.value),
+    color: blankToNull(f.color.value),
+    price_per_kg: numberOrNull(f.price.value),
+  };
+  // Left blank, density and diameter keep what is stored (or take the type's usual values).
+  if (f.density.value !== "") body.density_g_cm3 = Number(f.density.value);
+  if (f.diameter.value !== "") body.diameter_mm = Number(f.diameter.value);
+  try {
+    if (editedMaterial) await call("PATCH", `/orgs/${state.org.id}/materials/${editedMaterial.id}`, body);
+    else await call("POST", `/orgs/${state.org.id}/materials`, body);
+    setMaterialForm(null);
+    await loadSpools();
+    renderPrinters();
+  } catch (e) {
+    $("material-error").textContent = e.message;
+  }
+}
+
+async function removeMaterial(m) {
+  if (!confirm(`Remove ${m.name} from the library?`)) return;
+  try {
+    await call("DELETE", `/orgs/${state.org.id}/materials/${m.id}`);
+    notice("");
+    if (editedMaterial && editedMaterial.id === m.id) setMaterialForm(null);
+    await loadSpools();
+  } catch (e) {
+    notice(`Could not remove ${m.name}: ${e.message}`);
+  }
+}
+
 // ---- statistics ------------------------------------------------------------------------------
 
 async function loadStats() {
@@ -535,8 +839,22 @@ async function loadStats() {
   const org = state.org.id;
   const since = Date.now() - hours * 3600 * 1000;
   const printers = [...state.printers.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const histories = await Promise.all(printers.map((p) =>
-    call("GET", `/orgs/${org}/printers/${p.id}/history?hours=${hours}`)));
+  const [histories, taken] = await Promise.all([
+    Promise.all(printers.map((p) => call("GET", `/orgs/${org}/printers/${p.id}/history?hours=${hours}`))),
+    call("GET", `/orgs/${org}/usage/materials?days=${Math.max(1, Math.round(hours / 24))}`),
+  ]);
+  $("spool-stats").replaceChildren(...taken.map((u) =>
+    el("tr", { "data-material": u.material || "" },
+      el("td", {}, u.material || "not stated"),
+      el("td", {}, swatch(u.color), u.color || "—"),
+      el("td", { class: "num" }, u.jobs),
+      el("td", { class: "num" }, grams(u.grams)),
+      el("td", { class: "num" }, u.cost === null || u.cost === undefined ? "—" : u.cost.toFixed(2)),
+    )));
+  if (taken.length === 0) {
+    $("spool-stats").replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted" },
+      "No job took filament from a spool in this period.")));
+  }
   const finished = [...state.jobs.values()].filter((j) => Date.parse(j.updated_at) >= since);
   const cell = (secs, total) => el("td", { class: "num" },
     secs > 0 ? `${duration(secs)} (${Math.round((100 * secs) / total)} %)` : "—");
@@ -795,6 +1113,13 @@ async function main() {
   $("loaded-form").addEventListener("submit", onLoadedSubmit);
   $("loaded-reset").addEventListener("click", () => saveLoaded("DELETE"));
   $("loaded-close").addEventListener("click", () => $("loaded-dialog").close());
+  $("loaded-form").spool.addEventListener("change", loadedSpoolChanged);
+  $("spools-archived").addEventListener("change", () => loadSpools().catch((e) => notice(e.message)));
+  $("spool-form").addEventListener("submit", onSpoolSubmit);
+  $("spool-edit").addEventListener("submit", onSpoolEditSubmit);
+  $("spool-edit-close").addEventListener("click", () => $("spool-dialog").close());
+  $("material-form").addEventListener("submit", onMaterialSubmit);
+  $("material-edit-cancel").addEventListener("click", () => setMaterialForm(null));
   buildEventChoices();
   $("channel-form").addEventListener("submit", onChannelSubmit);
   $("channel-form").kind.addEventListener("change", channelKindChanged);

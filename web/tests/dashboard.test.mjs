@@ -33,9 +33,9 @@ try {
   // A page error or a console error (a Content-Security-Policy violation is one) fails the test.
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
-    // A refused login (401) and a refused channel (422) are answered on purpose below, and
-    // Chromium logs every failed fetch.
-    if (m.type() === "error" && !/status of (401|422)/.test(m.text())) problems.push(`console: ${m.text()}`);
+    // A refused login (401), a refused channel or weighing (422) and a material still in use
+    // (409) are answered on purpose below, and Chromium logs every failed fetch.
+    if (m.type() === "error" && !/status of (401|409|422)/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on("request", (r) => sent.push(`${r.method()} ${r.url()} ${r.postData() || ""}`));
   page.on("dialog", (d) => d.accept());
@@ -91,12 +91,24 @@ try {
   );
   assert.equal(await page.locator("#live").textContent(), "live");
 
+  step("each card shows the spool loaded on the printer and what is left on it");
+  const card = (name) => page.locator("article.printer", { has: page.locator(".name", { hasText: new RegExp(`^${name}$`) }) });
+  assert.match(await card("mk4-left").locator("dd[data-row=spool]").textContent(),
+    /^Prusament PLA Galaxy Black · \d+ g left$/);
+  assert.match(await card("voron").locator("dd[data-row=spool]").textContent(), /Polymaker ABS Red · \d+ g left LOW$/);
+
   step("the jobs tab lists the demo's jobs with who sent them");
   await page.click("button[data-tab=jobs]");
   const row = page.locator("#jobs tr[data-state=printing]").first();
   await row.waitFor();
   assert.match(await row.textContent(), new RegExp(login));
   const job = await row.getAttribute("data-job-id");
+  // Printing for real, not heating: the cancelled print has used some filament.
+  const jobPrinter = JSON.parse(await orgGet(`/jobs/${job}`)).printer;
+  await page.waitForFunction((p) => {
+    const bar = document.querySelector(`article.printer[data-printer-id="${p}"] progress`);
+    return bar && Number(bar.value) > 0;
+  }, jobPrinter, { timeout: 60_000 });
 
   step("cancelling a printing job reaches the server and the printer");
   await row.locator("button[data-action=cancel]").click();
@@ -106,22 +118,91 @@ try {
   const cancelled = JSON.parse(await orgGet(`/jobs/${job}`));
   assert.equal(cancelled.state, "cancelled");
 
-  step("an operator records a spool change on a printer, and goes back to the agent's configuration");
+  step("the cancelled print's share of filament is taken from its printer's spool, and listed under it");
+  await page.click("button[data-tab=spools]");
+  const printersNow = JSON.parse(await orgGet("/printers"));
+  const cancelledOn = printersNow.find((p) => p.id === jobPrinter);
+  const usedSpool = page.locator(`#spools tr[data-spool-id="${cancelledOn.spool.id}"]`);
+  assert.match(await usedSpool.locator("td.where").textContent(), new RegExp(`^on ${cancelledOn.name}$`));
+  await usedSpool.locator("button[data-action=uses]").click();
+  const use = page.locator(`#spool-uses tr[data-job-id="${job}"]`);
+  await use.waitFor();
+  assert.match(await use.textContent(), /cancelled/);
+  const taken = JSON.parse(await orgGet(`/spools/${cancelledOn.spool.id}/usage`)).find((u) => u.job_id === job);
+  assert.ok(taken.grams > 0 && taken.grams < cancelled.facts.filament_grams, JSON.stringify(taken));
+
+  step("an operator adds a material and a spool, weighs it, and a weighing below the empty spool is refused");
+  await page.fill("#material-form input[name=mname]", "Test PETG Signal White");
+  await page.fill("#material-form input[name=material]", "PETG");
+  await page.fill("#material-form input[name=color]", "signal white");
+  await page.fill("#material-form input[name=price]", "30");
+  await page.click("#material-submit");
+  const material = page.locator('#library tr[data-material="Test PETG Signal White"]');
+  await material.waitFor();
+  assert.match(await material.textContent(), /1\.27 g\/cm³/, "PETG's usual density");
+  await page.selectOption("#spool-form select[name=material]", { label: "Test PETG Signal White" });
+  await page.fill("#spool-form input[name=empty]", "250");
+  await page.fill("#spool-form input[name=location]", "shelf B");
+  await page.click("#spool-form button[type=submit]");
+  const newSpool = page.locator("#spools tr", { has: page.locator("td", { hasText: /^shelf B$/ }) });
+  await newSpool.waitFor();
+  const spoolId = await newSpool.getAttribute("data-spool-id");
+  const spoolRow = page.locator(`#spools tr[data-spool-id="${spoolId}"]`);
+  assert.match(await spoolRow.locator("td.left").textContent(), /^1\.00 kg of 1\.00 kg/);
+  await spoolRow.locator("button[data-action=edit]").click();
+  await page.fill("#spool-edit input[name=weighed]", "100");
+  await page.click("#spool-edit button[type=submit]");
+  await page.locator("#spool-edit-error", { hasText: "less than the empty spool" }).waitFor();
+  await page.fill("#spool-edit input[name=weighed]", "1000");
+  await page.click("#spool-edit button[type=submit]");
+  await spoolRow.locator("td.left", { hasText: /^750 g of 1\.00 kg/ }).waitFor();
+
+  step("the spool is loaded on a printer from its card: material and colour come with it");
   await page.click("button[data-tab=printers]");
-  const ender = page.locator("article.printer", { has: page.locator(".name", { hasText: /^ender$/ }) });
-  const agentSays = await ender.locator("dd").first().textContent();
+  const ender = card("ender");
+  const tpu = JSON.parse(await orgGet("/printers")).find((p) => p.name === "ender").spool.id;
   await ender.locator("button[data-action=loaded]").click();
-  await page.fill("#loaded-form input[name=material]", "PETG");
-  await page.fill("#loaded-form input[name=color]", "signal white");
+  await page.selectOption("#loaded-form select[name=spool]", spoolId);
+  assert.equal(await page.inputValue("#loaded-form input[name=material]"), "PETG");
+  assert.ok(await page.locator("#loaded-form input[name=material]").isDisabled());
   await page.click("#loaded-form button[type=submit]");
-  await ender.locator("dd", { hasText: "PETG, signal white" }).waitFor();
-  assert.match(await ender.locator("dd").first().textContent(), /set by a member/);
-  const loaded = JSON.parse(await orgGet("/printers")).find((p) => p.name === "ender");
-  assert.equal(loaded.material, "PETG");
-  assert.equal(loaded.loaded_by_member, true);
+  await ender.locator("dd[data-row=spool]", { hasText: "Test PETG Signal White · 750 g left" }).waitFor();
+  assert.match(await ender.locator("dd[data-row=loaded]").textContent(), /^PETG, signal white/);
+  const onEnder = JSON.parse(await orgGet("/printers")).find((p) => p.name === "ender");
+  assert.equal(onEnder.spool.id, spoolId);
+  assert.equal(JSON.parse(await orgGet(`/spools/${tpu}`)).printer, null, "the TPU spool came off");
+
+  step("stating the material by hand takes the spool off; the agent's configuration comes back");
+  await ender.locator("button[data-action=loaded]").click();
+  await page.selectOption("#loaded-form select[name=spool]", "");
+  await page.fill("#loaded-form input[name=material]", "PETG");
+  await page.fill("#loaded-form input[name=color]", "neon");
+  await page.click("#loaded-form button[type=submit]");
+  await ender.locator("dd[data-row=loaded]", { hasText: "PETG, neon" }).waitFor();
+  assert.match(await ender.locator("dd[data-row=loaded]").textContent(), /set by a member/);
+  assert.equal(await ender.locator("dd[data-row=spool]").count(), 0);
   await ender.locator("button[data-action=loaded]").click();
   await page.click("#loaded-reset");
-  await ender.locator("dd", { hasText: agentSays }).waitFor();
+  await ender.locator("dd[data-row=loaded]", { hasText: /^TPU, green · 0\.6 mm nozzle$/ }).waitFor();
+
+  step("a material's price is cleared; a material with spools cannot be removed; a spool is archived");
+  await page.click("button[data-tab=spools]");
+  await material.locator("button[data-action=edit]").click();
+  assert.equal(await page.inputValue("#material-form input[name=price]"), "30");
+  await page.fill("#material-form input[name=price]", "");
+  await page.click("#material-submit");
+  await material.locator("td", { hasText: /^—$/ }).nth(1).waitFor();
+  const stored = JSON.parse(await orgGet("/materials")).find((m) => m.name === "Test PETG Signal White");
+  assert.equal(stored.price_per_kg, null);
+  assert.equal(stored.color, "signal white");
+  await material.locator("button[data-action=remove]").click();
+  await page.locator("#notice", { hasText: "Could not remove Test PETG Signal White" }).waitFor();
+  await spoolRow.locator("button[data-action=archive]").click();
+  await spoolRow.waitFor({ state: "detached" });
+  await page.check("#spools-archived");
+  await page.locator(`#spools tr.archived[data-spool-id="${spoolId}"]`).waitFor();
+  await page.uncheck("#spools-archived");
+  await spoolRow.waitFor({ state: "detached" });
 
   step("statistics: time per state for every printer, the cancelled job counted on its printer");
   await page.click("button[data-tab=stats]");
@@ -130,6 +211,9 @@ try {
   const statRow = page.locator(`#stats tr[data-printer-id="${cancelled.printer}"] td`);
   assert.equal(await statRow.nth(7).textContent(), "1");
   // Every printer's telemetry since the demo started is in the rollups, in one state or another.
+  const spoolStats = page.locator(`#spool-stats tr[data-material="${cancelled.facts.material}"]`);
+  await spoolStats.waitFor();
+  assert.match(await spoolStats.textContent(), /\d/);
   for (const row of await page.locator("#stats tr").all()) {
     const cells = await row.locator("td").allTextContents();
     const id = await row.getAttribute("data-printer-id");
@@ -183,6 +267,7 @@ try {
     await channel.locator("td", { hasText: /^all$/ }).waitFor();
     const edited = JSON.parse(await orgGet("/notifications"))[0];
     assert.ok(edited.events.includes("job.started") && !edited.events.includes("job.completed"), JSON.stringify(edited));
+    assert.ok(edited.events.includes("spool.low"), "spools running low are followed by default");
     assert.deepEqual(edited.pools, []);
     await channel.locator("button[data-action=remove]").click();
     await channel.waitFor({ state: "detached" });

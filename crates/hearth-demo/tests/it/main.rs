@@ -78,14 +78,18 @@ fn start(data: &std::path::Path) -> Demo {
 fn list(d: &Demo, url: &str) -> Vec<serde_json::Value> {
     let out = Command::new("curl")
         .args([
-            "-sf",
+            "-sSf",
             "-H",
             &format!("Authorization: Bearer {}", d.token),
             url,
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{url} answered");
+    assert!(
+        out.status.success(),
+        "{url} did not answer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -124,6 +128,19 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
             secs.is_some_and(|s| s > 0),
             "a job without an estimate: {j}"
         );
+    }
+    // A spool of the library on every printer, two spares on the shelf; the printers show
+    // what is left on theirs.
+    let spools_url = d.printers_url.replace("/printers", "/spools");
+    let spools = list(&d, &spools_url);
+    assert_eq!(spools.len(), 8, "{spools:?}");
+    assert_eq!(
+        spools.iter().filter(|s| s["printer"].is_string()).count(),
+        6
+    );
+    for p in printers(&d) {
+        let left = p["spool"]["remaining_grams"].as_f64();
+        assert!(left.is_some_and(|g| g > 0.0), "no spool on {p}");
     }
     // The part the banner suggests fits the printers of pool "pla", as `hearth print` judges it
     // from the file (the server places the job by the same rule).
@@ -166,6 +183,8 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
         let p = printers(&d);
         p.len() == 6 && p.iter().all(|p| p["telemetry"]["state"] != "offline")
     });
+    let spools = list(&d, &d.printers_url.replace("/printers", "/spools"));
+    assert_eq!(spools.len(), 8, "the stock is not added twice");
 }
 
 /// What the browser test needs, or `None` (a skip) when it is missing and peers are not required:
