@@ -430,6 +430,7 @@ impl Agent {
                     message: None,
                     finished_at_ms: None,
                     remove_pending: false,
+                    progress: None,
                 });
                 match printer {
                     Some(i) => {
@@ -637,6 +638,7 @@ impl Agent {
                 message: None,
                 finished_at_ms: None,
                 remove_pending: false,
+                progress: None,
             }),
         }
         self.save();
@@ -647,16 +649,22 @@ impl Agent {
         let Some(id) = self.printers[i].active else {
             return;
         };
-        let Some(rec) = self.journal.get(&id) else {
+        let busy = self.jobs.get(&id).is_some_and(|rt| rt.busy);
+        let Some(rec) = self.journal.get_mut(&id) else {
             return;
         };
-        if !rec.start_requested || self.jobs.get(&id).is_some_and(|rt| rt.busy) {
+        if !rec.start_requested || busy {
             return;
         }
         let file = printer_file_name(id);
         let current = rec.state;
         let (next, message) = match status.job.as_ref().filter(|j| j.file == file) {
             Some(job) => {
+                // The furthest seen: a printer may report 0 again once a print is stopped.
+                let done = job.progress.clamp(0.0, 1.0) as f32;
+                if done.is_finite() {
+                    rec.progress = Some(rec.progress.map_or(done, |p| p.max(done)));
+                }
                 self.printers[i].misses = 0;
                 self.printers[i].missing_since = None;
                 let next = observed_state(current, job.phase);
@@ -945,10 +953,16 @@ impl Agent {
     }
 
     fn report(&mut self, job_id: JobId, state: JobState, message: Option<String>) {
+        let progress = if state.is_final() {
+            self.journal.get(&job_id).and_then(|r| r.progress)
+        } else {
+            None
+        };
         self.send_update(JobUpdate {
             job_id,
             state,
             message,
+            progress,
         });
     }
 
@@ -960,6 +974,7 @@ impl Agent {
                     job_id: u.job_id,
                     state: u.state,
                     message: u.message.clone(),
+                    progress: u.progress,
                 };
                 if c.tx.send(msg).is_err() {
                     self.conn = None;

@@ -41,6 +41,10 @@ pub struct JobRecord {
     /// not been confirmed yet): retried until it is, also after a restart.
     #[serde(default)]
     pub remove_pending: bool,
+    /// The furthest the printer got with the job (0 to 1) as last observed: sent with its final
+    /// state, for the share of filament a stopped job used. Saved with the record's other changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f32>,
 }
 
 /// How long a finished job's id is remembered: longer than the longest job validity window
@@ -226,6 +230,7 @@ mod tests {
             message: None,
             finished_at_ms: Some(now_ms()),
             remove_pending: false,
+            progress: None,
         });
         let old = job(serde_json::json!({}));
         journal.insert(JobRecord {
@@ -239,6 +244,7 @@ mod tests {
             message: None,
             finished_at_ms: Some(now_ms() - KEEP_FINISHED_MS - 1),
             remove_pending: false,
+            progress: None,
         });
         journal.save().unwrap();
 

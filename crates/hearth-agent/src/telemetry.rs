@@ -118,6 +118,8 @@ pub struct JobUpdate {
     pub job_id: JobId,
     pub state: hearth_proto::agent::JobState,
     pub message: Option<String>,
+    /// With a final state: how far the printer got (`JobRecord::progress`).
+    pub progress: Option<f32>,
 }
 
 /// Job updates held while disconnected.
@@ -247,6 +249,7 @@ mod tests {
             job_id,
             state,
             message: None,
+            progress: None,
         };
         o.push(u(a, JobState::Transferring));
         o.push(u(a, JobState::Printing));

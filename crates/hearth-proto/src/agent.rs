@@ -86,6 +86,11 @@ pub enum AgentMsg {
         job_id: JobId,
         state: JobState,
         message: Option<String>,
+        /// With a final state: the furthest the printer got with the job (0 to 1), as the agent
+        /// last observed it, so that the share of filament a stopped job used is known even when
+        /// the server restarted since the last telemetry. Absent from older agents.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        progress: Option<f32>,
     },
     Ping,
     Pong,

@@ -30,6 +30,8 @@ pub struct HubState {
     /// Connections open now.
     pub open: u32,
     pub updates: Vec<(JobId, JobState, Option<String>)>,
+    /// The progress each update carried, in the order of `updates`.
+    pub progress: Vec<Option<f32>>,
     pub telemetry: Vec<(String, PrinterTelemetry)>,
     pub printers: Vec<PrinterInfo>,
     /// The server's view of the jobs: re-sent while not final.
@@ -442,9 +444,10 @@ async fn ws_session(inner: Arc<Inner>, stream: TcpStream) {
                     AgentMsg::Ping => {
                         let _ = ws.send(text(&ServerMsg::Pong)).await;
                     }
-                    AgentMsg::JobUpdate { job_id, state, message } => {
+                    AgentMsg::JobUpdate { job_id, state, message, progress } => {
                         let mut s = inner.state.lock().unwrap();
                         s.updates.push((job_id, state, message));
+                        s.progress.push(progress);
                         if let Some(j) = s.jobs.get_mut(&job_id) {
                             j.1 = state;
                         }

@@ -123,6 +123,22 @@ async fn pause_resume_and_cancel_from_the_server_reach_the_printer() {
         rig.hub.with(|s| s.states_of(id)).last(),
         Some(&JobState::Cancelled)
     );
+    // The final report says how far the print got (the server takes that share of its
+    // filament from the spool); the others say nothing of it.
+    // It is the furthest the printer reported for the job in its telemetry.
+    let progress = rig.hub.with(|s| s.progress.clone());
+    let (last, before) = progress.split_last().unwrap();
+    assert!(before.iter().all(Option::is_none), "{progress:?}");
+    let reported = rig.hub.with(|s| {
+        s.telemetry
+            .iter()
+            .filter(|(_, t)| t.job_id == Some(id))
+            .filter_map(|(_, t)| t.progress)
+            .fold(0.0f32, f32::max)
+    });
+    assert!(reported > 0.0, "the print had started");
+    let last = last.expect("the cancelled report says how far it got");
+    assert!((last - reported).abs() < 0.02, "{last} vs {reported}");
 
     // The printer is free for the next job.
     let next = rig.job(10.0, 2);

@@ -661,6 +661,7 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
             job_id: job.job_id,
             state: JobState::Printing,
             message: None,
+            progress: None,
         },
     )
     .await;

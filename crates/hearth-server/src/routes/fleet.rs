@@ -1303,6 +1303,7 @@ async fn handle_agent_msg(
             job_id,
             state: new_state,
             message,
+            progress,
         } => {
             let job = state.store.job(job_id).await?;
             let on_this_agent = match job.printer_id {
@@ -1331,8 +1332,10 @@ async fn handle_agent_msg(
                 crate::notify::job_changed(state, &mut t, &job, new_state, message.as_deref())
                     .await?;
                 if new_state.is_final() {
-                    taken =
-                        crate::routes::inventory::job_ended(state, &mut t, &job, new_state).await?;
+                    taken = crate::routes::inventory::job_ended(
+                        state, &mut t, &job, new_state, progress,
+                    )
+                    .await?;
                 }
             }
             if changed && (new_state.is_final() || new_state == JobState::Printing) {

@@ -342,7 +342,8 @@ pub struct Taken {
 }
 
 /// Record what `job`, which just ended in `end`, used: the grams its submitter revealed (all of
-/// them when it completed, the share its printer reported done otherwise), taken from the spool of
+/// them when it completed, otherwise the share done that its agent `reported` with the final state
+/// or, from an older agent, that its printer last reported in telemetry), taken from the spool of
 /// the inventory loaded on its printer, if any, inside `tx`, once per job. Queues `spool.low` when
 /// this takes the spool below its threshold. `None` when the job used nothing known.
 pub async fn job_ended(
@@ -350,8 +351,11 @@ pub async fn job_ended(
     tx: &mut Tx,
     job: &JobRow,
     end: JobState,
+    reported: Option<f32>,
 ) -> ApiResult<Option<Taken>> {
-    let progress = state.hub.take_progress(job.id);
+    // The agent's own last observation of the job, else the last telemetry this server saw.
+    let seen = state.hub.take_progress(job.id);
+    let progress = reported.or(seen);
     let Some(printer) = job.printer_id else {
         return Ok(None);
     };

@@ -382,6 +382,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
                 job_id,
                 state: st,
                 message: None,
+                progress: None,
             },
         )
         .await;
@@ -461,6 +462,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
             job_id,
             state: JobState::Completed,
             message: None,
+            progress: None,
         },
     )
     .await;

@@ -443,3 +443,88 @@ async fn spools_belong_to_their_organisation_and_viewers_only_look() {
         422
     );
 }
+
+/// The share a stopped job used comes with its agent's final report: a server restarted since the
+/// last telemetry (which it keeps in memory only) still takes it from the spool.
+#[tokio::test]
+async fn a_job_stopped_after_a_server_restart_takes_the_share_its_agent_reports() {
+    let server = server().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4 = printers_until(&owner, org, "an idle printer", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await[0]
+        .id;
+    let m = owner
+        .create_material(
+            org,
+            &NewMaterial {
+                name: "Generic PLA".into(),
+                material: "PLA".into(),
+                ..NewMaterial::default()
+            },
+        )
+        .await
+        .unwrap();
+    let spool = owner
+        .create_spool(
+            org,
+            &NewSpool {
+                material: m.id,
+                ..NewSpool::default()
+            },
+        )
+        .await
+        .unwrap();
+    let load = LoadedRequest {
+        spool: Some(spool.id),
+        ..LoadedRequest::default()
+    };
+    owner.set_printer_loaded(org, mk4, &load).await.unwrap();
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let mut job = pool_job("farm", &hash, pool_manifest("farm", &[&agent]));
+    job.facts.material = Some("PLA".into());
+    job.facts.filament_grams = Some(200.0);
+    submit_job(&owner, org, &job).await;
+    assert_eq!(offered(&mut ws).await.0, job.job_id);
+    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
+    printing(&mut ws, "mk4", job.job_id, 0.1).await;
+    settled(&mut ws).await;
+
+    // The server restarts; the agent comes back and reports the print cancelled at 60%, before
+    // any telemetry.
+    drop(ws);
+    let server = server.restart().await;
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("mk4", "farm")],
+        },
+    )
+    .await;
+    send(
+        &mut ws,
+        &AgentMsg::JobUpdate {
+            job_id: job.job_id,
+            state: JobState::Cancelled,
+            message: None,
+            progress: Some(0.6),
+        },
+    )
+    .await;
+    // Handled once the Pong comes (the restarted server may first offer the job again).
+    send(&mut ws, &AgentMsg::Ping).await;
+    while recv(&mut ws).await != ServerMsg::Pong {}
+    let mut c = server.client();
+    c.login("owner", OWNER_SECRET).await.unwrap();
+    assert_eq!(job_state(&c, org, job.job_id).await, JobState::Cancelled);
+    let uses = c.spool_usage(org, spool.id).await.unwrap();
+    assert_eq!(uses.len(), 1, "{uses:?}");
+    assert!((uses[0].grams - 120.0).abs() < 1e-3, "{uses:?}");
+    assert!((spool_now(&c, org, &spool).await.remaining_grams - 880.0).abs() < 1e-3);
+}

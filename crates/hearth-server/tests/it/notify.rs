@@ -228,6 +228,7 @@ pub(crate) async fn job_update(
             job_id,
             state,
             message: message.map(str::to_owned),
+            progress: None,
         },
     )
     .await;
