@@ -26,6 +26,8 @@ pub(crate) const DOMAIN_LINK: &str = "hearth/org-link/v1\n";
 pub(crate) const DOMAIN_FILE_MANIFEST: &str = "hearth/file-manifest/v1\n";
 /// Domain line for [`crate::JobManifest`].
 pub(crate) const DOMAIN_JOB_MANIFEST: &str = "hearth/job-manifest/v1\n";
+/// Domain line for [`crate::SnapshotManifest`].
+pub(crate) const DOMAIN_SNAPSHOT_MANIFEST: &str = "hearth/snapshot-manifest/v1\n";
 /// Domain line for the hash that identifies a signed chain entry (genesis or link).
 pub(crate) const DOMAIN_ENTRY_HASH: &str = "hearth/chain-entry-hash/v1\n";
 

@@ -14,7 +14,8 @@
 //! - **Sealing.** [`seal_file`] / [`open_file`] / [`open_verified`] stream age v1 files and return
 //!   the ciphertext's SHA-256; [`seal_upload`] produces a sealed file, a [`SignedFileManifest`] and
 //!   the sealed [`PrivateMetadata`]; [`seal_job`] produces a sealed job and a
-//!   [`SignedJobManifest`].
+//!   [`SignedJobManifest`]; [`seal_snapshot`] seals a camera frame to the current epoch and
+//!   signs it with the agent's keys ([`SignedSnapshot::open`] checks and opens it).
 //! - **Agents.** [`JobVerifier`] checks a job (chain, signature, target, expiry, single use via
 //!   [`SeenJobs`], ciphertext hash) before opening it, refusing with a typed [`JobRefusal`].
 //!
@@ -75,6 +76,7 @@ mod job;
 mod keys;
 mod manifest;
 mod seal;
+mod snapshot;
 mod stream;
 mod wrap;
 
@@ -101,6 +103,7 @@ pub use seal::{
     __seal_unhashed_for_bench, OpenError, OpenSummary, OpeningKey, SealError, SealSummary,
     hash_ciphertext, open_bytes, open_file, open_verified, seal_bytes, seal_file,
 };
+pub use snapshot::{SignedSnapshot, SnapshotError, SnapshotManifest, seal_snapshot};
 pub use wrap::{
     __open_with_passphrase_for_vectors, KdfError, KdfParams, LoginSecret, RewrapError, UnwrapError,
     WrappedKeyBundle, derive_login_secret,
