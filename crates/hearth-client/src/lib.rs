@@ -230,6 +230,19 @@ impl Client {
         Self::json(self.req(Method::DELETE, &path)).await
     }
 
+    /// The latest sealed camera frame of a printer, as its agent signed it (open it with
+    /// `hearth_crypto::SignedSnapshot::open`).
+    pub async fn printer_snapshot(&self, org: OrgId, printer: PrinterId) -> Result<Snapshot> {
+        self.get(&format!("/api/v1/orgs/{org}/printers/{printer}/snapshot"))
+            .await
+    }
+
+    /// Asks the printer's agent for a fresh camera frame (it arrives within seconds).
+    pub async fn request_snapshot(&self, org: OrgId, printer: PrinterId) -> Result<()> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/snapshot");
+        self.no_content(self.req(Method::POST, &path)).await
+    }
+
     /// The organisation's material library.
     pub async fn materials(&self, org: OrgId) -> Result<Vec<Material>> {
         self.get(&format!("/api/v1/orgs/{org}/materials")).await

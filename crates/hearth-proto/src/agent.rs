@@ -51,6 +51,11 @@ pub enum ServerMsg {
         job_id: JobId,
         action: JobAction,
     },
+    /// A member asks for a fresh camera snapshot of one of this agent's printers. Sent only for
+    /// printers announced with `camera`, so older agents never receive it.
+    Snapshot {
+        printer: String,
+    },
     Ping,
     Pong,
     /// The server refuses something the agent sent; the connection closes after a fatal one.
@@ -135,6 +140,10 @@ pub struct PrinterInfo {
     pub pools: Vec<String>,
     #[serde(default)]
     pub can_pause: bool,
+    /// A camera is configured for it: the agent sends sealed snapshots of it (`PUT
+    /// /api/v1/agent/printers/{name}/snapshot`) and takes one when asked ([`ServerMsg::Snapshot`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub camera: bool,
 }
 
 /// A printer's overall state.

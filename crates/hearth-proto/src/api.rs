@@ -355,6 +355,9 @@ pub struct Printer {
     /// The inventory's spool loaded on it, with what is left.
     #[serde(default)]
     pub spool: Option<crate::inventory::PrinterSpool>,
+    /// Its camera, when its agent has one configured for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<PrinterCamera>,
     /// Latest state; `offline` when its agent is not connected.
     pub telemetry: PrinterTelemetry,
     pub updated_at: Option<String>,
@@ -562,3 +565,42 @@ pub struct DeviceKey {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub public: serde_json::Value,
 }
+
+/// A printer's camera as the printer list shows it. Frames are sealed by the agent to the
+/// organisation's current epoch and signed by it: the server keeps the latest one, in memory,
+/// and cannot see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PrinterCamera {
+    /// When the latest sealed frame reached the server (absent: none since it started).
+    pub snapshot_at: Option<String>,
+}
+
+/// `PUT /api/v1/agent/printers/{name}/snapshot` (the agent's HTTP token): a sealed camera frame.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotUpload {
+    /// The agent's signed snapshot manifest (`hearth_crypto::SignedSnapshot`); the server reads
+    /// only its epoch, which must be the current one, and the ciphertext's hash.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    /// The sealed frame (an age v1 file), base64.
+    pub sealed: String,
+}
+
+/// `GET /api/v1/orgs/{org}/printers/{id}/snapshot`: the latest sealed frame of a printer's camera.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Snapshot {
+    /// As the agent signed it (`hearth_crypto::SignedSnapshot`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+    /// The sealed frame (an age v1 file), base64.
+    pub sealed: String,
+    /// When it reached the server.
+    pub received_at: String,
+}
+
+/// Largest sealed camera frame the server keeps, bytes.
+pub const MAX_SNAPSHOT_BYTES: usize = 4 * 1024 * 1024;

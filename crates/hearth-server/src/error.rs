@@ -33,6 +33,11 @@ impl ApiError {
             source: None,
         }
     }
+    /// The same error answered with another status.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
     pub fn not_found(what: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -6,7 +6,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use hearth_proto::agent::{AgentJob, JobState, PrinterState, PrinterTelemetry, ServerMsg};
-use hearth_proto::api::{Event, Job, Printer};
+use hearth_proto::api::{Event, Job, Printer, PrinterCamera};
 use hearth_proto::fit::{PrinterSetup, misfits};
 use hearth_proto::ids::{AgentId, JobId, OrgId, PrinterId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
@@ -46,6 +46,18 @@ pub struct Hub {
     /// The last progress each running job's printer reported (memory only), for what a job that
     /// is cancelled or fails took from its spool ([`Hub::take_progress`]).
     progress: Mutex<HashMap<JobId, f32>>,
+    /// The latest sealed camera frame of each printer (memory only: frames are not kept).
+    snapshots: Mutex<HashMap<PrinterId, StoredSnapshot>>,
+}
+
+/// A sealed camera frame as an agent sent it (`routes::camera`).
+#[derive(Debug, Clone)]
+pub struct StoredSnapshot {
+    /// The agent's signed manifest, opaque here.
+    pub manifest: serde_json::Value,
+    pub sealed: bytes::Bytes,
+    /// When it arrived, Unix milliseconds.
+    pub received_at: i64,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -75,6 +87,7 @@ impl Default for Hub {
             pending: Mutex::default(),
             flushing: tokio::sync::Mutex::default(),
             progress: Mutex::default(),
+            snapshots: Mutex::default(),
         }
     }
 }
@@ -235,6 +248,19 @@ impl Hub {
         Ok(pending.len())
     }
 
+    pub fn set_snapshot(&self, printer: PrinterId, s: StoredSnapshot) {
+        lock(&self.snapshots).insert(printer, s);
+    }
+
+    pub fn snapshot(&self, printer: PrinterId) -> Option<StoredSnapshot> {
+        lock(&self.snapshots).get(&printer).cloned()
+    }
+
+    /// When the latest frame of `printer` arrived (Unix milliseconds).
+    pub fn snapshot_at(&self, printer: PrinterId) -> Option<i64> {
+        lock(&self.snapshots).get(&printer).map(|s| s.received_at)
+    }
+
     /// The last progress reported for `job`, forgotten once taken (when the job ends).
     pub fn take_progress(&self, job: JobId) -> Option<f32> {
         lock(&self.progress).remove(&job)
@@ -275,6 +301,9 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         can_pause: info.can_pause,
         loaded_by_member: p.loaded.is_some(),
         spool: p.spool.clone(),
+        camera: info.camera.then(|| PrinterCamera {
+            snapshot_at: state.hub.snapshot_at(p.id).map(rfc3339),
+        }),
         telemetry,
         updated_at: at.map(rfc3339),
     }

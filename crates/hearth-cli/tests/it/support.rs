@@ -266,6 +266,7 @@ pub fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         color: Some("black".into()),
         pools: vec![pool.into()],
         can_pause: true,
+        camera: false,
     }
 }
 

@@ -511,7 +511,11 @@ pub async fn list_jobs(
     ))
 }
 
-async fn printer_in(state: &AppState, org: OrgId, id: PrinterId) -> ApiResult<PrinterRow> {
+pub(crate) async fn printer_in(
+    state: &AppState,
+    org: OrgId,
+    id: PrinterId,
+) -> ApiResult<PrinterRow> {
     let p = state.store.printer(id).await?;
     if p.org_id != org {
         return Err(ApiError::not_found(format!("printer {id}")));
@@ -995,7 +999,7 @@ pub async fn agent_chain(
     ))
 }
 
-fn agent_from_bearer(
+pub(crate) fn agent_from_bearer(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> ApiResult<(AgentId, OrgId)> {

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod blobs;
+pub mod camera;
 pub mod fleet;
 pub mod inventory;
 pub mod notify;
@@ -43,6 +44,7 @@ use utoipa::OpenApi;
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
+        camera::agent_snapshot, camera::get_snapshot, camera::request_snapshot,
         inventory::list_materials, inventory::create_material, inventory::update_material, inventory::delete_material,
         inventory::list_spools, inventory::create_spool, inventory::get_spool, inventory::update_spool, inventory::spool_usage, inventory::material_usage,
         notify::list_channels, notify::create_channel, notify::update_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
@@ -159,6 +161,10 @@ pub fn router(state: AppState) -> Router {
             get(fleet::printer_history),
         )
         .route(
+            "/orgs/{org}/printers/{id}/snapshot",
+            get(camera::get_snapshot).post(camera::request_snapshot),
+        )
+        .route(
             "/orgs/{org}/jobs",
             post(fleet::submit_job).get(fleet::list_jobs),
         )
@@ -233,6 +239,13 @@ pub fn router(state: AppState) -> Router {
             get(notify::list_deliveries),
         )
         .route("/agent/blobs/{sha256}", get(fleet::agent_blob))
+        // A sealed camera frame is larger than any other JSON body.
+        .route(
+            "/agent/printers/{name}/snapshot",
+            put(camera::agent_snapshot).layer(DefaultBodyLimit::max(
+                camera::SNAPSHOT_BODY_LIMIT.max(json_limit),
+            )),
+        )
         .route("/agent/connect", get(fleet::agent_connect))
         .layer(DefaultBodyLimit::max(json_limit));
 

@@ -235,6 +235,7 @@ pub(crate) fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         color: Some("black".into()),
         pools: vec![pool.into()],
         can_pause: true,
+        camera: false,
     }
 }
 

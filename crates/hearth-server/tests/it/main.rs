@@ -4,6 +4,7 @@
 
 mod accounts;
 mod backup;
+mod camera;
 mod deps;
 mod fleet;
 mod inventory;

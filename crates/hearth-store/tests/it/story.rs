@@ -367,6 +367,7 @@ async fn story(db: TestDb) {
         color: Some("black".into()),
         pools: vec!["pla".into()],
         can_pause: true,
+        camera: false,
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_agent(&agent).await.unwrap();
