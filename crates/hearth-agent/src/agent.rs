@@ -142,6 +142,11 @@ enum Event {
         job: JobId,
         result: Result<(), DriverError>,
     },
+    /// A camera frame was taken, sealed and sent (or not).
+    Snapshot {
+        printer: usize,
+        result: Result<(), String>,
+    },
 }
 
 /// How a transfer step failed.
@@ -171,6 +176,21 @@ struct PrinterRt {
     /// Consecutive online samples that did not show the active, started job, and since when.
     misses: u32,
     missing_since: Option<Instant>,
+    camera: Option<CameraRt>,
+}
+
+/// A printer's camera between frames.
+#[derive(Debug)]
+struct CameraRt {
+    config: crate::config::CameraConfig,
+    /// A frame is being taken, sealed and sent.
+    busy: bool,
+    /// A member asked for a frame: take one as soon as possible.
+    wanted: bool,
+    /// When the next frame is due (`None`: only when asked).
+    next: Option<Instant>,
+    /// Why the last frame failed, so that a camera that stays down is logged once.
+    failing: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -261,6 +281,14 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         printers: printers
             .into_iter()
             .map(|p| PrinterRt {
+                camera: p.config.camera.clone().map(|config| CameraRt {
+                    config,
+                    busy: false,
+                    wanted: false,
+                    // A first frame as soon as the server is there.
+                    next: Some(Instant::now()),
+                    failing: None,
+                }),
                 config: p.config,
                 driver: p.driver,
                 polling: false,
@@ -374,6 +402,18 @@ impl Agent {
         match msg {
             ServerMsg::Job { job } => self.on_job(job),
             ServerMsg::Control { job_id, action } => self.on_control(job_id, action),
+            ServerMsg::Snapshot { printer } => {
+                match self
+                    .printer_index(&printer)
+                    .and_then(|i| self.printers[i].camera.as_mut())
+                {
+                    Some(cam) => cam.wanted = true,
+                    None => {
+                        tracing::warn!(%printer, "a snapshot was asked of a printer without a camera")
+                    }
+                }
+                self.take_snapshots();
+            }
             other => tracing::debug!(?other, "ignored server message"),
         }
     }
@@ -485,6 +525,7 @@ impl Agent {
             Event::Sample { printer, status } => self.on_sample(printer, status),
             Event::Transferred { job, result } => self.on_transferred(job, result),
             Event::Removed { job, result } => self.on_removed(job, result),
+            Event::Snapshot { printer, result } => self.on_snapshot(printer, result),
             Event::Started { job, result } => {
                 if let Some(rt) = self.jobs.get_mut(&job) {
                     rt.busy = false;
@@ -723,6 +764,69 @@ impl Agent {
             });
         }
         self.flush_telemetry();
+        self.take_snapshots();
+    }
+
+    /// Starts a frame for every camera that is due or was asked for, while connected.
+    fn take_snapshots(&mut self) {
+        let Some(token) = self.conn.as_ref().map(|c| c.token.clone()) else {
+            return;
+        };
+        let now = Instant::now();
+        for i in 0..self.printers.len() {
+            let p = &mut self.printers[i];
+            let Some(cam) = p.camera.as_mut() else {
+                continue;
+            };
+            if cam.busy || !(cam.wanted || cam.next.is_some_and(|t| t <= now)) {
+                continue;
+            }
+            cam.busy = true;
+            cam.wanted = false;
+            let shot = crate::camera::Shot {
+                http: self.http.clone(),
+                server: self.server.clone(),
+                token: token.clone(),
+                opener: self.opener.clone(),
+                printer: p.config.name.clone(),
+                url: cam.config.snapshot_url.clone(),
+                now: hearth_proto::time_fmt::now_ms() / 1000,
+            };
+            let events = self.events.clone();
+            self.tasks.spawn(async move {
+                let result = shot.take().await;
+                let _ = events.send(Event::Snapshot { printer: i, result });
+            });
+        }
+    }
+
+    fn on_snapshot(&mut self, i: usize, result: Result<(), String>) {
+        let p = &mut self.printers[i];
+        let printing = p.active.is_some();
+        let Some(cam) = p.camera.as_mut() else {
+            return;
+        };
+        cam.busy = false;
+        let every = if printing {
+            cam.config.interval_seconds
+        } else {
+            cam.config.idle_interval_seconds
+        };
+        cam.next =
+            (every > 0.0).then(|| Instant::now() + std::time::Duration::from_secs_f64(every));
+        match result {
+            Ok(()) => {
+                if cam.failing.take().is_some() {
+                    tracing::info!(printer = %p.config.name, "the camera works again");
+                }
+            }
+            Err(why) => {
+                if cam.failing.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(printer = %p.config.name, error = %why, "camera frame not sent");
+                }
+                cam.failing = Some(why);
+            }
+        }
     }
 
     fn flush_telemetry(&mut self) {
@@ -1036,11 +1140,12 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
         color: p.config.color.clone(),
         pools: p.config.pools.clone(),
         can_pause: info.capabilities.pause,
+        camera: p.config.camera.is_some(),
     }
 }
 
 /// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -1071,7 +1176,7 @@ fn hints_from_analysis(path: &std::path::Path) -> hearth_drivers::PrintHints {
 }
 
 /// The organisation's chain, with this connection's token.
-async fn fetch_chain(
+pub(crate) async fn fetch_chain(
     http: &reqwest::Client,
     server: &str,
     token: &str,

@@ -116,9 +116,35 @@ pub struct PrinterConfig {
     pub color: Option<String>,
     #[serde(default)]
     pub nozzle_mm: Option<f32>,
+    /// Its camera, if it has one (`[printer.camera]`): frames are sealed on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<CameraConfig>,
     /// The driver (`kind = "..."` and its keys).
     #[serde(flatten)]
     pub driver: DriverConfig,
+}
+
+/// A printer's camera: anything that answers an HTTP GET with one JPEG or PNG image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// The still-image URL, e.g. `http://octopi.local/webcam/?action=snapshot` (mjpg-streamer,
+    /// ustreamer, crowsnest), an IP camera's snapshot URL, an ESP32-CAM's `/capture`.
+    pub snapshot_url: String,
+    /// Seconds between frames while the printer has a job (default 10).
+    #[serde(default = "default_camera_interval")]
+    pub interval_seconds: f64,
+    /// Seconds between frames otherwise (default 60; 0: only when a member asks).
+    #[serde(default = "default_camera_idle_interval")]
+    pub idle_interval_seconds: f64,
+}
+
+fn default_camera_interval() -> f64 {
+    10.0
+}
+
+fn default_camera_idle_interval() -> f64 {
+    60.0
 }
 
 /// Timings, configurable so that tests run fast without sleeping.
@@ -243,6 +269,27 @@ impl AgentConfig {
                     "printer name {:?} is used twice",
                     p.name
                 )));
+            }
+            if let Some(c) = &p.camera {
+                if !(c.snapshot_url.starts_with("http://")
+                    || c.snapshot_url.starts_with("https://"))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "printer {:?}: camera.snapshot_url must be an http:// or https:// URL",
+                        p.name
+                    )));
+                }
+                let ok = |s: f64| s.is_finite() && s >= 0.0;
+                if !(ok(c.interval_seconds)
+                    && c.interval_seconds > 0.0
+                    && ok(c.idle_interval_seconds))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "printer {:?}: camera intervals are seconds (interval_seconds above 0, \
+                         idle_interval_seconds 0 or more)",
+                        p.name
+                    )));
+                }
             }
         }
         Ok(())

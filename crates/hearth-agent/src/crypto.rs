@@ -19,7 +19,22 @@ use hearth_crypto::{
 };
 use hearth_proto::agent::AgentJob;
 
-use crate::opener::{JobOpener, OpenError, OpenedJob, Refusal};
+use crate::opener::{JobOpener, OpenError, OpenedJob, Refusal, SealSnapshotError};
+
+/// [`JobOpener::seal_snapshot`] with these keys and this verified chain.
+fn seal_frame(
+    trusted: &TrustedState,
+    keys: &DeviceKeys,
+    printer: &str,
+    image: &[u8],
+    taken_at: i64,
+) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
+    let (sealed, signed) = hearth_crypto::seal_snapshot(trusted, keys, printer, image, taken_at)
+        .map_err(|e| SealSnapshotError::Failed(format!("cannot seal the frame: {e}")))?;
+    let manifest =
+        serde_json::to_value(&signed).map_err(|e| SealSnapshotError::Failed(e.to_string()))?;
+    Ok((sealed, manifest))
+}
 
 /// Verifies and opens jobs with the agent's keys, trusting `trusted` only.
 pub struct CryptoOpener {
@@ -75,6 +90,15 @@ pub fn refusal_of(r: &JobRefusal) -> Refusal {
 }
 
 impl JobOpener for CryptoOpener {
+    fn seal_snapshot(
+        &self,
+        printer: &str,
+        image: &[u8],
+        taken_at: i64,
+    ) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
+        seal_frame(&self.trusted, &self.keys, printer, image, taken_at)
+    }
+
     fn open(&self, job: &AgentJob, sealed: &Path, out: &mut File) -> Result<OpenedJob, OpenError> {
         let signed: SignedJobManifest =
             serde_json::from_value(job.manifest.clone()).map_err(|e| {
@@ -240,6 +264,22 @@ impl JobOpener for TrustingOpener {
         *file = updated;
         *trusted = Some(state);
         Ok(())
+    }
+
+    fn seal_snapshot(
+        &self,
+        printer: &str,
+        image: &[u8],
+        taken_at: i64,
+    ) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
+        let trusted = self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
+            .ok_or(SealSnapshotError::NoChain)?;
+        seal_frame(&trusted, &self.keys, printer, image, taken_at)
     }
 
     fn open(&self, job: &AgentJob, sealed: &Path, out: &mut File) -> Result<OpenedJob, OpenError> {

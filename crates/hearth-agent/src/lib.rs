@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod backoff;
+pub mod camera;
 pub mod config;
 pub mod conn;
 pub mod crypto;
@@ -32,4 +33,4 @@ pub mod tls;
 pub use agent::{Printer, RunError, Setup, run};
 pub use config::AgentConfig;
 pub use identity::{AgentIdentity, KeyFileIdentity};
-pub use opener::{JobOpener, NoOpener, OpenError, OpenedJob, Refusal};
+pub use opener::{JobOpener, NoOpener, OpenError, OpenedJob, Refusal, SealSnapshotError};

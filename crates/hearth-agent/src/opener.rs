@@ -104,6 +104,30 @@ pub trait JobOpener: Send + Sync + std::fmt::Debug + 'static {
     fn update_chain(&self, _links: Vec<hearth_proto::api::ChainLink>) -> Result<(), String> {
         Ok(())
     }
+
+    /// Seals a camera frame of `printer`, taken at `taken_at` (Unix seconds), to the organisation's
+    /// current epoch and signs it with the agent's keys: the sealed bytes and the signed manifest
+    /// (`hearth_crypto::SignedSnapshot`) as JSON.
+    fn seal_snapshot(
+        &self,
+        _printer: &str,
+        _image: &[u8],
+        _taken_at: i64,
+    ) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
+        Err(SealSnapshotError::Failed(
+            "this agent cannot seal camera frames (no keys)".into(),
+        ))
+    }
+}
+
+/// Why a camera frame could not be sealed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealSnapshotError {
+    /// No verified organisation chain yet: fetch it, then seal again.
+    #[error("no verified organisation chain yet")]
+    NoChain,
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Refuses every job: what the binary uses until `hearth-crypto` provides the real opener.

@@ -73,6 +73,9 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<cmd::inventory::SpoolsCmd>,
     },
+    /// The latest frame of a printer's camera, checked and opened on this machine (the server
+    /// cannot see it); --fresh asks for a new one.
+    Camera(cmd::camera::CameraArgs),
     /// Printers and active jobs, live (updates in place).
     Status {
         /// One JSON event per line.
@@ -137,6 +140,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Files { json } => cmd::files::list(json).await,
         Command::Download(args) => cmd::files::download(&args).await,
         Command::Print(args) => cmd::upload::print(&args).await,
+        Command::Camera(args) => cmd::camera::run(&args).await,
         Command::Printers { cmd: None, json } => cmd::fleet::printers(json).await,
         Command::Printers {
             cmd: Some(cmd::fleet::PrintersCmd::Load(args)),

@@ -290,6 +290,7 @@ async fn main() -> anyhow::Result<()> {
                 material: Some(material.into()),
                 color: Some(color.into()),
                 nozzle_mm: Some(nozzle),
+                camera: None,
                 driver: DriverConfig::Simulated(SimulatedConfig {
                     model: model.into(),
                     time_scale: cli.time_scale,

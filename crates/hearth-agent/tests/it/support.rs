@@ -435,6 +435,7 @@ pub fn printer_config(name: &str) -> PrinterConfig {
         material: Some("PLA".into()),
         color: None,
         nozzle_mm: Some(0.4),
+        camera: None,
         driver: DriverConfig::Simulated(SimulatedConfig::default()),
     }
 }

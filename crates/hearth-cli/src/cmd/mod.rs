@@ -3,6 +3,7 @@
 pub mod agents;
 pub mod audit;
 pub mod bridge;
+pub mod camera;
 pub mod files;
 pub mod fleet;
 pub mod inspect;

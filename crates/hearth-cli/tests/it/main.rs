@@ -6,6 +6,7 @@ mod audit;
 #[path = "../../../hearth-drivers/tests/it/bambu_sim.rs"]
 mod bambu_sim;
 mod bridge;
+mod camera;
 mod canary;
 mod e2e;
 mod notify;

@@ -75,13 +75,15 @@ async fn the_same_flow_prints_a_plate_project_on_a_bambu_lab_printer() {
 }
 
 /// The agent of a chain, still running.
-struct RunningAgent {
+pub(crate) struct RunningAgent {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), hearth_agent::RunError>>,
+    /// Its state directory, kept as long as it runs.
+    _state: tempfile::TempDir,
 }
 
 impl RunningAgent {
-    async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap().unwrap();
     }
@@ -97,55 +99,20 @@ async fn print_through_the_chain(
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
 
-    // The agent enrolls with its own keys, pins the organisation's genesis, and an admin approves it.
-    let state = tempfile::tempdir().unwrap();
-    let token = ada.run(&["agents", "token"]).await;
-    let enrolled = hearth_agent::enroll::enroll(
-        &reqwest::Client::new(),
-        &server.url,
-        token.trim(),
-        "octopi",
-        state.path(),
-    )
-    .await
-    .unwrap();
-    let genesis = ada.profile()["genesis"].as_str().unwrap().parse().unwrap();
-    TrustFile {
-        genesis: Some(genesis),
-        checkpoint: None,
-    }
-    .save(state.path())
-    .unwrap();
-    ada.run(&[
-        "agents",
-        "approve",
-        "octopi",
-        "--fingerprint",
-        &enrolled.fingerprint,
-    ])
-    .await;
-
-    let config = AgentConfig {
-        server: server.url.clone(),
-        state_dir: state.path().to_owned(),
-        ca_cert: None,
-        timing: Default::default(),
-        printers: vec![PrinterConfig {
+    let agent = start_chain_agent(
+        &server,
+        &ada,
+        PrinterConfig {
             name: "mk3".into(),
             pools: vec![],
             material: Some("PLA".into()),
             color: None,
             nozzle_mm: Some(0.4),
+            camera: None,
             driver,
-        }],
-    };
-    let identity = KeyFileIdentity::load(state.path()).unwrap();
-    let opener = TrustingOpener::load(state.path(), identity.keys()).unwrap();
-    let setup = Setup::from_config(config, Arc::new(identity), Arc::new(opener)).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(hearth_agent::run(setup, async {
-        let _ = stopped.await;
-    }));
+        },
+    )
+    .await;
 
     let (client, org) = ada.client();
     let printers_url = format!("/api/v1/orgs/{org}/printers");
@@ -193,5 +160,62 @@ async fn print_through_the_chain(
         );
         tokio::task::yield_now().await;
     }
-    RunningAgent { stop, task: agent }
+    agent
+}
+
+/// A real `hearth-agent` for `printer`, enrolled with its own keys by `ada`'s organisation, with
+/// the genesis pinned and approved by `ada` (fingerprints compared), running with the
+/// `TrustingOpener` (it trusts only the verified chain).
+pub(crate) async fn start_chain_agent(
+    server: &TestServer,
+    ada: &Machine,
+    printer: PrinterConfig,
+) -> RunningAgent {
+    // The agent enrolls with its own keys, pins the organisation's genesis, and an admin approves it.
+    let state = tempfile::tempdir().unwrap();
+    let token = ada.run(&["agents", "token"]).await;
+    let enrolled = hearth_agent::enroll::enroll(
+        &reqwest::Client::new(),
+        &server.url,
+        token.trim(),
+        "octopi",
+        state.path(),
+    )
+    .await
+    .unwrap();
+    let genesis = ada.profile()["genesis"].as_str().unwrap().parse().unwrap();
+    TrustFile {
+        genesis: Some(genesis),
+        checkpoint: None,
+    }
+    .save(state.path())
+    .unwrap();
+    ada.run(&[
+        "agents",
+        "approve",
+        "octopi",
+        "--fingerprint",
+        &enrolled.fingerprint,
+    ])
+    .await;
+
+    let config = AgentConfig {
+        server: server.url.clone(),
+        state_dir: state.path().to_owned(),
+        ca_cert: None,
+        timing: Default::default(),
+        printers: vec![printer],
+    };
+    let identity = KeyFileIdentity::load(state.path()).unwrap();
+    let opener = TrustingOpener::load(state.path(), identity.keys()).unwrap();
+    let setup = Setup::from_config(config, Arc::new(identity), Arc::new(opener)).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(hearth_agent::run(setup, async {
+        let _ = stopped.await;
+    }));
+    RunningAgent {
+        stop,
+        task,
+        _state: state,
+    }
 }

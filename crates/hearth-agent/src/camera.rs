@@ -1,0 +1,244 @@
+//! Printer cameras: take a frame from the camera's snapshot URL, seal it to the organisation's
+//! current epoch and sign it (`JobOpener::seal_snapshot`), and send it to the server, which keeps
+//! the latest one per printer for members and cannot open it.
+//!
+//! A camera is anything that answers an HTTP GET with one JPEG or PNG image: mjpg-streamer,
+//! ustreamer and crowsnest (`/webcam/?action=snapshot`, what OctoPi and Mainsail OS set up), an IP
+//! camera's still-image URL, an ESP32-CAM's `/capture`. The agent asks it for a frame every
+//! `interval_seconds` while the printer has a job, every `idle_interval_seconds` otherwise, and
+//! at once when a member asks (`ServerMsg::Snapshot`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use hearth_proto::api::{MAX_SNAPSHOT_BYTES, SnapshotUpload};
+
+use crate::opener::{JobOpener, SealSnapshotError};
+
+/// Largest image the agent takes from a camera: what still fits the server's limit once sealed
+/// (age adds a header and 16 bytes per 64 KiB).
+pub const MAX_IMAGE_BYTES: usize = MAX_SNAPSHOT_BYTES - 64 * 1024;
+
+/// How long a camera may take to answer.
+const CAMERA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an image starts with: JPEG or PNG (what cameras send; anything else is refused rather
+/// than sealed and shown as a broken picture).
+fn is_image(b: &[u8]) -> bool {
+    b.starts_with(&[0xff, 0xd8, 0xff]) || b.starts_with(b"\x89PNG\r\n\x1a\n")
+}
+
+/// `url` as logs show it: without the user name and password an IP camera's URL may carry.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "the configured snapshot_url".into(),
+    }
+}
+
+/// One frame from the camera at `url`.
+pub async fn capture(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let shown = shown(url);
+    let mut resp = http
+        .get(url)
+        .timeout(CAMERA_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "the camera at {shown} did not answer: {}",
+                // Not with its URL, which may carry the camera's password.
+                crate::agent::chain(&e.without_url())
+            )
+        })?;
+    if !resp.status().is_success() {
+        return Err(format!("the camera at {shown} answered {}", resp.status()));
+    }
+    let mut image = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| {
+        format!(
+            "reading the camera's frame: {}",
+            crate::agent::chain(&e.without_url())
+        )
+    })? {
+        if image.len() + chunk.len() > MAX_IMAGE_BYTES {
+            return Err(format!(
+                "the camera's frame is larger than {} MiB: lower its resolution",
+                MAX_IMAGE_BYTES / (1024 * 1024)
+            ));
+        }
+        image.extend_from_slice(&chunk);
+    }
+    if !is_image(&image) {
+        return Err(format!(
+            "the camera at {shown} did not send a JPEG or PNG image (a stream URL instead of a snapshot URL?)"
+        ));
+    }
+    Ok(image)
+}
+
+/// Why sending a frame failed.
+#[derive(Debug)]
+enum SendError {
+    /// Sealed to an epoch that is no longer the current one: refresh the chain, seal again.
+    StaleEpoch,
+    Other(String),
+}
+
+async fn send(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    printer: &str,
+    sealed: &[u8],
+    manifest: serde_json::Value,
+) -> Result<(), SendError> {
+    let url = format!(
+        "{}/api/v1/agent/printers/{}/snapshot",
+        server.trim_end_matches('/'),
+        urlencoding(printer)
+    );
+    let body = SnapshotUpload {
+        manifest,
+        sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
+    };
+    let resp = http
+        .put(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| SendError::Other(format!("sending the frame: {}", crate::agent::chain(&e))))?;
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    let status = resp.status();
+    let err: serde_json::Value = resp.json().await.unwrap_or_default();
+    if status == reqwest::StatusCode::CONFLICT && err["code"] == "stale_epoch" {
+        return Err(SendError::StaleEpoch);
+    }
+    Err(SendError::Other(format!(
+        "the server refused the frame ({status}): {}",
+        err["message"].as_str().unwrap_or("")
+    )))
+}
+
+/// A printer name as one URL path segment.
+fn urlencoding(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Everything one frame needs, moved into its task.
+pub struct Shot {
+    pub http: reqwest::Client,
+    pub server: String,
+    pub token: String,
+    pub opener: Arc<dyn JobOpener>,
+    pub printer: String,
+    pub url: String,
+    /// Unix seconds now.
+    pub now: i64,
+}
+
+impl std::fmt::Debug for Shot {
+    // Not derived: the HTTP token stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shot")
+            .field("printer", &self.printer)
+            .field("url", &shown(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shot {
+    /// Take, seal and send one frame. The chain is fetched only when the opener has none yet or
+    /// the server says the epoch changed.
+    pub async fn take(self) -> Result<(), String> {
+        let image = capture(&self.http, &self.url).await?;
+        let mut refreshed = false;
+        loop {
+            let opener = self.opener.clone();
+            let (printer, frame, now) = (self.printer.clone(), image.clone(), self.now);
+            let sealed =
+                tokio::task::spawn_blocking(move || opener.seal_snapshot(&printer, &frame, now))
+                    .await
+                    .map_err(|e| format!("sealing the frame: {e}"))?;
+            let retry = match sealed {
+                Ok((sealed, manifest)) => {
+                    match send(
+                        &self.http,
+                        &self.server,
+                        &self.token,
+                        &self.printer,
+                        &sealed,
+                        manifest,
+                    )
+                    .await
+                    {
+                        Ok(()) => return Ok(()),
+                        Err(SendError::StaleEpoch) => {
+                            "the organisation's key changed since the agent last read its chain"
+                        }
+                        Err(SendError::Other(why)) => return Err(why),
+                    }
+                }
+                Err(SealSnapshotError::NoChain) => "no verified organisation chain yet",
+                Err(SealSnapshotError::Failed(why)) => return Err(why),
+            };
+            if refreshed || !self.opener.wants_chain() {
+                return Err(format!("cannot seal the frame: {retry}"));
+            }
+            let links = crate::agent::fetch_chain(&self.http, &self.server, &self.token).await?;
+            self.opener
+                .update_chain(links)
+                .map_err(|why| format!("untrusted chain: {why}"))?;
+            refreshed = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_and_png_are_images_and_an_html_page_is_not() {
+        assert!(is_image(b"\xff\xd8\xff\xe0\x00\x10JFIF"));
+        assert!(is_image(b"\x89PNG\r\n\x1a\n\x00\x00"));
+        assert!(!is_image(b"<html>mjpg-streamer</html>"));
+        assert!(!is_image(b"--boundarydonotcross\r\n"));
+        assert!(!is_image(b""));
+    }
+
+    #[test]
+    fn a_cameras_password_stays_out_of_messages() {
+        assert_eq!(
+            shown("http://admin:hunter2@10.0.0.7/snapshot.jpg"),
+            "http://10.0.0.7/snapshot.jpg"
+        );
+        assert_eq!(
+            shown("http://octopi.local/webcam/?action=snapshot"),
+            "http://octopi.local/webcam/?action=snapshot"
+        );
+    }
+
+    #[test]
+    fn printer_names_are_one_path_segment() {
+        assert_eq!(urlencoding("mk4-left"), "mk4-left");
+        assert_eq!(urlencoding("bay 2/x"), "bay%202%2Fx");
+    }
+}

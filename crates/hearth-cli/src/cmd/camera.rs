@@ -1,0 +1,160 @@
+//! `hearth camera PRINTER`: the latest frame of a printer's camera, opened here. The agent sealed
+//! it to the organisation's current epoch and signed it; this checks the signature against the
+//! verified chain (an enrolled agent, the one that drives this printer, this printer's name), that
+//! the sealed bytes are the signed ones, and opens them with the epoch key. The server cannot.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use hearth_crypto::SignedSnapshot;
+use hearth_proto::api::Snapshot;
+use hearth_proto::time_fmt::now_ms;
+
+use crate::cmd::fleet::{find_printer, printers_of};
+use crate::ctx::{Ctx, agent_public};
+
+#[derive(Debug, clap::Args)]
+pub struct CameraArgs {
+    /// The printer, by name or id.
+    printer: String,
+    /// Where to write the image (default: PRINTER-TIME.jpg or .png in this directory).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Ask the agent for a frame now and wait for it (up to --wait seconds), instead of the
+    /// latest it sent.
+    #[arg(long)]
+    fresh: bool,
+    /// How long --fresh waits, seconds.
+    #[arg(long, default_value_t = 20)]
+    wait: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// A frame older than this is said to be old.
+const OLD_AFTER_SECS: i64 = 300;
+
+pub async fn run(args: &CameraArgs) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let printer = find_printer(&printers, &args.printer)?.clone();
+    if printer.camera.is_none() {
+        bail!(
+            "printer {} has no camera: add [printer.camera] with its snapshot_url to its agent's configuration",
+            printer.name
+        );
+    }
+    let snapshot = if args.fresh {
+        fresh(&ctx, org, &printer, Duration::from_secs(args.wait)).await?
+    } else {
+        ctx.client
+            .printer_snapshot(org, printer.id)
+            .await
+            .with_context(|| format!("cannot fetch the camera frame of {}", printer.name))?
+    };
+    let (_, trusted) = ctx.trusted().await?;
+    let signed: SignedSnapshot = serde_json::from_value(snapshot.manifest.clone())
+        .context("the server served a malformed snapshot manifest")?;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(snapshot.sealed.as_bytes())
+        .context("the server served a malformed sealed frame")?;
+    let agent = ctx
+        .agents()
+        .await?
+        .into_iter()
+        .find(|a| a.id == printer.agent_id)
+        .with_context(|| format!("the agent of printer {} is not listed", printer.name))?;
+    let agent_key = agent_public(&agent)?.signing;
+    // The epoch the frame names must be one the verified chain announced (checked in `open`); its
+    // key is fetched for that epoch.
+    let epoch = signed.manifest.epoch;
+    let device = ctx.device()?;
+    let key = ctx.epoch_key(&device, &trusted, epoch).await?;
+    let image = signed
+        .open(&trusted, &agent_key, &printer.name, &key, &sealed)
+        .with_context(|| format!("the camera frame of {} does not check out", printer.name))?;
+    let taken = signed.manifest.taken_at;
+    let ext = if image.starts_with(b"\x89PNG") {
+        "png"
+    } else {
+        "jpg"
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{}-{}.{ext}",
+            printer.name,
+            hearth_proto::time_fmt::rfc3339(taken * 1000).replace(':', "-")
+        ))
+    });
+    std::fs::write(&out, &image).with_context(|| format!("cannot write {}", out.display()))?;
+    let age = now_ms() / 1000 - taken;
+    if args.json {
+        return crate::cmd::fleet::print_json(&serde_json::json!({
+            "printer": printer.name,
+            "file": out,
+            "bytes": image.len(),
+            "taken_at": hearth_proto::time_fmt::rfc3339(taken * 1000),
+            "age_seconds": age,
+            "agent": agent.name,
+        }));
+    }
+    println!(
+        "{}: frame taken {} ago by agent {}, {} bytes, written to {}",
+        printer.name,
+        ago(age),
+        agent.name,
+        image.len(),
+        out.display()
+    );
+    if age > OLD_AFTER_SECS {
+        eprintln!(
+            "note: this frame is {} old; `hearth camera {} --fresh` asks for a new one",
+            ago(age),
+            printer.name
+        );
+    }
+    Ok(())
+}
+
+/// Asks the agent for a frame and waits until one newer than the request has arrived.
+async fn fresh(
+    ctx: &Ctx,
+    org: hearth_proto::ids::OrgId,
+    printer: &hearth_proto::api::Printer,
+    wait: Duration,
+) -> anyhow::Result<Snapshot> {
+    let before = printer.camera.as_ref().and_then(|c| c.snapshot_at.clone());
+    ctx.client
+        .request_snapshot(org, printer.id)
+        .await
+        .with_context(|| format!("cannot ask {}'s agent for a frame", printer.name))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match ctx.client.printer_snapshot(org, printer.id).await {
+            Ok(s) if Some(&s.received_at) != before.as_ref() => return Ok(s),
+            Ok(_) => {}
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e).context("cannot fetch the camera frame"),
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "no new frame of {} within {} s: is its camera reachable from its agent? (the agent's log says why)",
+                printer.name,
+                wait.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn ago(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}

@@ -1,0 +1,179 @@
+//! A printer's camera through the whole chain: the real `hearth-agent` takes a frame from the
+//! camera's snapshot URL, seals it to the organisation's epoch and signs it; the real `hearthd`
+//! keeps it without being able to read it; `hearth camera` checks and opens it on the member's
+//! machine, and `--fresh` asks the agent for a new one.
+
+use crate::printer_chain::start_chain_agent;
+use crate::support::*;
+use base64::Engine;
+use hearth_agent::config::{CameraConfig, PrinterConfig};
+use hearth_proto::api::Printer;
+use std::sync::{Arc, Mutex};
+
+/// A camera: `GET /snapshot` answers the current picture (as mjpg-streamer's `?action=snapshot`
+/// does), `GET /stream` a multipart stream (what a snapshot URL must not be).
+async fn camera(picture: Arc<Mutex<Vec<u8>>>) -> String {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route(
+            "/snapshot",
+            get(move || {
+                let p = picture.lock().unwrap().clone();
+                async move { ([("content-type", "image/png")], p) }
+            }),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                (
+                    [("content-type", "multipart/x-mixed-replace;boundary=frame")],
+                    "--frame\r\ncontent-type: image/jpeg\r\n\r\n",
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// The pictures embedded in a real slicer's file, as a camera would send them (PNG).
+fn pictures() -> Vec<Vec<u8>> {
+    let f = std::fs::File::open(crate::sample("wavy_small_prusaslicer_mk3s.gcode")).unwrap();
+    let report = hearth_printfile::inspect_metadata(f, &Default::default()).unwrap();
+    let pngs: Vec<Vec<u8>> = report
+        .thumbnails
+        .into_iter()
+        .map(|t| t.data)
+        .filter(|d| d.starts_with(b"\x89PNG"))
+        .collect();
+    assert!(pngs.len() >= 2, "the sample has several PNG thumbnails");
+    pngs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_frame_is_sealed_by_the_agent_and_opened_only_on_the_members_machine() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let pics = pictures();
+    let picture = Arc::new(Mutex::new(pics[0].clone()));
+    let cam = camera(picture.clone()).await;
+    let agent = start_chain_agent(
+        &server,
+        &ada,
+        PrinterConfig {
+            name: "mk4".into(),
+            pools: vec![],
+            material: Some("PLA".into()),
+            color: None,
+            nozzle_mm: Some(0.4),
+            camera: Some(CameraConfig {
+                snapshot_url: format!("{cam}/snapshot"),
+                interval_seconds: 10.0,
+                // Only the first frame and those asked for.
+                idle_interval_seconds: 0.0,
+            }),
+            driver: hearth_drivers::DriverConfig::Simulated(Default::default()),
+        },
+    )
+    .await;
+
+    // The agent sends a first frame once connected; the printer says when it arrived.
+    let (client, org) = ada.client();
+    let printer = eventually("the first frame", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        p.into_iter()
+            .find(|p| p.camera.as_ref().is_some_and(|c| c.snapshot_at.is_some()))
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("frame.png");
+    let said = ada
+        .run(&["camera", "mk4", "-o", out.to_str().unwrap()])
+        .await;
+    assert!(
+        said.contains("frame taken") && said.contains("by agent octopi"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        pics[0],
+        "the camera's picture, opened"
+    );
+
+    // What the server holds is an age file that does not contain the picture.
+    let held = client.printer_snapshot(org, printer.id).await.unwrap();
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(held.sealed)
+        .unwrap();
+    assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
+    assert!(!sealed.windows(32).any(|w| w == &pics[0][100..132]));
+
+    // The camera shows something else: --fresh asks the agent and waits for the new frame.
+    *picture.lock().unwrap() = pics[1].clone();
+    let json = ada
+        .run(&[
+            "camera",
+            "mk4",
+            "--fresh",
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["bytes"], pics[1].len());
+    assert_eq!(std::fs::read(&out).unwrap(), pics[1]);
+
+    // A printer without a camera says so.
+    let out = ada.try_run(&["camera", "nope"]).await;
+    assert!(!out.status.success());
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_sends_no_picture_is_reported_not_sealed() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let cam = camera(Arc::new(Mutex::new(Vec::new()))).await;
+    let agent = start_chain_agent(
+        &server,
+        &ada,
+        PrinterConfig {
+            name: "mk4".into(),
+            pools: vec![],
+            material: None,
+            color: None,
+            nozzle_mm: None,
+            // A stream URL where a snapshot URL belongs.
+            camera: Some(CameraConfig {
+                snapshot_url: format!("{cam}/stream"),
+                interval_seconds: 10.0,
+                idle_interval_seconds: 0.0,
+            }),
+            driver: hearth_drivers::DriverConfig::Simulated(Default::default()),
+        },
+    )
+    .await;
+    let (client, org) = ada.client();
+    eventually("the printer announced", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        (p.len() == 1 && p[0].camera.is_some()).then_some(())
+    })
+    .await;
+    let out = ada
+        .try_run(&["camera", "mk4", "--fresh", "--wait", "3"])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no new frame of mk4 within 3 s"), "{err}");
+    agent.shutdown().await;
+}
