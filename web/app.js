@@ -441,6 +441,13 @@ function printerCard(p) {
     rows.splice(1, 0, ["Spool", [s ? s.material.name : short(p.spool.id), ` · ${grams(p.spool.remaining_grams)} left`,
       low && el("span", { class: "low" }, " LOW")]]);
   }
+  if (p.camera) {
+    // The frame is sealed to the organisation's key: this page holds none, the CLI opens it.
+    const at = p.camera.snapshot_at;
+    rows.push(["Camera", at
+      ? [`sealed frame ${duration((Date.now() - Date.parse(at)) / 1000)} ago · `, el("code", {}, `hearth camera ${p.name}`)]
+      : "no frame yet"]);
+  }
   if (t.job_id) rows.push(["Job", short(t.job_id)]);
   if (t.layer !== null && t.layer !== undefined) {
     rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);

@@ -97,6 +97,9 @@ try {
     /^Prusament PLA Galaxy Black · \d+ g left$/);
   assert.match(await card("voron").locator("dd[data-row=spool]").textContent(), /Polymaker ABS Red · \d+ g left LOW$/);
 
+  step("each card says when its camera's last sealed frame arrived, and how to open it");
+  await card("xl").locator("dd[data-row=camera]", { hasText: /^sealed frame \d+ s ago · hearth camera xl$/ }).waitFor();
+
   step("the jobs tab lists the demo's jobs with who sent them");
   await page.click("button[data-tab=jobs]");
   const row = page.locator("#jobs tr[data-state=printing]").first();

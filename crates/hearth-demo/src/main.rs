@@ -144,6 +144,86 @@ async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> an
     Ok(())
 }
 
+/// The demo's cameras: `GET /camera/{printer}` answers a PNG of the printer's bed seen from above,
+/// the part growing in its colour with the progress the server reports, as a webcam's snapshot
+/// URL answers a photo. Returns the base URL.
+async fn serve_cameras(owner: Client, org: OrgId) -> anyhow::Result<String> {
+    use axum::extract::Path as UrlPath;
+    use axum::http::StatusCode;
+    let app = axum::Router::new().route(
+        "/camera/{name}",
+        axum::routing::get(move |UrlPath(name): UrlPath<String>| {
+            let owner = owner.clone();
+            async move {
+                let printers: Vec<Printer> = owner
+                    .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+                    .await
+                    .map_err(|_| StatusCode::SERVICE_UNAVAILABLE)?;
+                let p = printers
+                    .into_iter()
+                    .find(|p| p.name == name)
+                    .ok_or(StatusCode::NOT_FOUND)?;
+                let png = camera_picture(&p).ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+                Ok::<_, StatusCode>(([("content-type", "image/png")], png))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen for the demo cameras")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the demo cameras stopped");
+        }
+    });
+    Ok(url)
+}
+
+/// What a camera above `p`'s bed would see: the bed with its grid, the part (a square growing
+/// with the progress) in the loaded colour, a progress bar.
+fn camera_picture(p: &Printer) -> Option<Vec<u8>> {
+    const W: usize = 320;
+    const H: usize = 240;
+    let colour = match p.color.as_deref().unwrap_or("") {
+        "orange" => [255, 128, 0],
+        "blue" => [30, 90, 220],
+        "red" => [210, 40, 40],
+        "white" => [235, 235, 235],
+        "green" => [40, 170, 70],
+        c if c.contains("black") => [45, 45, 55],
+        _ => [150, 150, 150],
+    };
+    let progress = f64::from(p.telemetry.progress.unwrap_or(0.0)).clamp(0.0, 1.0);
+    let side = (20.0 + 110.0 * progress) as usize;
+    let (cx, cy) = (W / 2, 120);
+    let mut px = vec![0u8; W * H * 4];
+    for y in 0..H {
+        for x in 0..W {
+            let on_bed = (40..280).contains(&x) && (20..220).contains(&y);
+            let grid = on_bed && (x % 20 == 0 || y % 20 == 0);
+            let part =
+                x + side / 2 >= cx && x < cx + side / 2 && y + side / 2 >= cy && y < cy + side / 2;
+            let bar = y >= 228 && y < 234 && x >= 40 && x < 40 + (240.0 * progress) as usize;
+            let rgb = if part && progress > 0.0 {
+                colour
+            } else if bar {
+                [60, 130, 250]
+            } else if grid {
+                [120, 120, 115]
+            } else if on_bed {
+                [90, 90, 86]
+            } else {
+                [25, 25, 24]
+            };
+            let i = (y * W + x) * 4;
+            px[i..i + 3].copy_from_slice(&rgb);
+            px[i + 3] = 255;
+        }
+    }
+    hearth_printfile::encode_png(W as u32, H as u32, &px)
+}
+
 fn now() -> i64 {
     hearth_proto::time_fmt::now_ms() / 1000
 }
@@ -278,7 +358,8 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_keys(&state.passphrase, &kdf)
         .map_err(|e| anyhow!("{e}"))?;
 
-    // The agent and its printers.
+    // The agent and its printers, each with a simulated camera.
+    let cameras = serve_cameras(owner.clone(), state.org).await?;
     let identity = KeyFileIdentity::load(&agent_dir).context("the demo agent's key")?;
     let opener = TrustingOpener::load(&agent_dir, identity.keys())?;
     let printers = FLEET
@@ -290,7 +371,11 @@ async fn main() -> anyhow::Result<()> {
                 material: Some(material.into()),
                 color: Some(color.into()),
                 nozzle_mm: Some(nozzle),
-                camera: None,
+                camera: Some(hearth_agent::config::CameraConfig {
+                    snapshot_url: format!("{cameras}/camera/{name}"),
+                    interval_seconds: 10.0,
+                    idle_interval_seconds: 60.0,
+                }),
                 driver: DriverConfig::Simulated(SimulatedConfig {
                     model: model.into(),
                     time_scale: cli.time_scale,
@@ -357,7 +442,8 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "\nHearth demo is running at {url}\n\
          - organisation \"{ORG_NAME}\" with an agent driving {} simulated printers ({}x real time), {sent} jobs sent,\n\
-         \x20 a spool on every printer (`hearth spools`, the dashboard's Spools tab)\n\
+         \x20 a spool on every printer (`hearth spools`, the dashboard's Spools tab) and a simulated camera\n\
+         \x20 (`hearth camera mk4-left`: its frames are sealed by the agent, opened by the CLI)\n\
          - owner login: {}    passphrase: {}\n\
          \nLook at the fleet:\n\
          \x20   open {url} in a browser   the dashboard: log in as {} with the passphrase above\n\

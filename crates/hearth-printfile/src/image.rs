@@ -114,8 +114,12 @@ fn qoi_decode(data: &[u8]) -> Option<(u32, u32, Vec<u8>)> {
     Some((w, h, out))
 }
 
-/// Encodes RGBA pixels as a PNG (no filtering; thumbnails are small).
-fn png_encode(w: u32, h: u32, rgba: &[u8]) -> Option<Vec<u8>> {
+/// Encodes 8-bit RGBA pixels (`w * h * 4` bytes, rows top to bottom) as a PNG (no filtering;
+/// thumbnails are small). `None` when the sizes do not match.
+pub fn encode_png(w: u32, h: u32, rgba: &[u8]) -> Option<Vec<u8>> {
+    if u64::from(w) * u64::from(h) * 4 != rgba.len() as u64 || w == 0 {
+        return None;
+    }
     use std::io::Write as _;
     let row = usize::try_from(w).ok()? * 4;
     let mut raw = Vec::with_capacity(rgba.len() + usize::try_from(h).ok()?);
@@ -153,7 +157,7 @@ impl crate::report::Thumbnail {
             ImageFormat::Png => Some(self.data.clone()),
             ImageFormat::Qoi => {
                 let (w, h, rgba) = qoi_decode(&self.data)?;
-                png_encode(w, h, &rgba)
+                encode_png(w, h, &rgba)
             }
             ImageFormat::Jpg => None,
         }
@@ -197,7 +201,7 @@ mod tests {
                 10, 20, 30, 255, 10, 20, 30, 255, 11, 20, 29, 255, 10, 20, 30, 255
             ]
         );
-        let png = png_encode(w, hh, &px).unwrap();
+        let png = encode_png(w, hh, &px).unwrap();
         assert_eq!(probe(&png), Some((ImageFormat::Png, 2, 2)));
         // Truncated data is refused, not guessed.
         assert!(qoi_decode(&q[..17]).is_none());

@@ -37,6 +37,7 @@ mod words;
 use std::io::{Read, Seek, SeekFrom};
 
 pub use bgcode::{BgcodeError, to_gcode as bgcode_to_gcode};
+pub use image::encode_png;
 pub use report::*;
 
 use gcode::{DEFAULT_LIMITS, Motion, Processor};

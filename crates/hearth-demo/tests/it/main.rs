@@ -142,6 +142,12 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
         let left = p["spool"]["remaining_grams"].as_f64();
         assert!(left.is_some_and(|g| g > 0.0), "no spool on {p}");
     }
+    // Every printer has a (simulated) camera whose sealed frames reach the server.
+    wait_until("a sealed camera frame of every printer", || {
+        printers(&d)
+            .iter()
+            .all(|p| p["camera"]["snapshot_at"].is_string())
+    });
     // The part the banner suggests fits the printers of pool "pla", as `hearth print` judges it
     // from the file (the server places the job by the same rule).
     let part = d.part.clone().expect("the banner suggests a part to print");
