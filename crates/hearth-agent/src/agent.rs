@@ -790,6 +790,7 @@ impl Agent {
                 opener: self.opener.clone(),
                 printer: p.config.name.clone(),
                 url: cam.config.snapshot_url.clone(),
+                driver: p.driver.clone(),
                 now: hearth_proto::time_fmt::now_ms() / 1000,
             };
             let events = self.events.clone();

@@ -149,7 +149,9 @@ pub struct Shot {
     pub token: String,
     pub opener: Arc<dyn JobOpener>,
     pub printer: String,
-    pub url: String,
+    /// The configured snapshot URL; `None`: ask the printer's software (`Driver::camera_snapshot_url`).
+    pub url: Option<String>,
+    pub driver: Arc<dyn hearth_drivers::Driver>,
     /// Unix seconds now.
     pub now: i64,
 }
@@ -159,7 +161,7 @@ impl std::fmt::Debug for Shot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shot")
             .field("printer", &self.printer)
-            .field("url", &shown(&self.url))
+            .field("url", &self.url.as_deref().map(shown))
             .finish_non_exhaustive()
     }
 }
@@ -168,7 +170,11 @@ impl Shot {
     /// Take, seal and send one frame. The chain is fetched only when the opener has none yet or
     /// the server says the epoch changed.
     pub async fn take(self) -> Result<(), String> {
-        let image = capture(&self.http, &self.url).await?;
+        let url = match &self.url {
+            Some(u) => u.clone(),
+            None => self.discover().await?,
+        };
+        let image = capture(&self.http, &url).await?;
         let mut refreshed = false;
         loop {
             let opener = self.opener.clone();
@@ -207,6 +213,28 @@ impl Shot {
                 .update_chain(links)
                 .map_err(|why| format!("untrusted chain: {why}"))?;
             refreshed = true;
+        }
+    }
+}
+
+impl Shot {
+    /// The snapshot URL the printer's own software has configured.
+    async fn discover(&self) -> Result<String, String> {
+        match self.driver.camera_snapshot_url().await {
+            Ok(Some(u)) => Ok(u),
+            Ok(None) => Err(
+                "no camera is configured in the printer's software: configure its webcam there, \
+                 or give camera.snapshot_url"
+                    .into(),
+            ),
+            Err(hearth_drivers::DriverError::Unsupported { .. }) => Err(
+                "this printer's software has no camera setting to read: give camera.snapshot_url"
+                    .into(),
+            ),
+            Err(e) => Err(format!(
+                "cannot read the camera's URL from the printer: {}",
+                crate::agent::chain(&e)
+            )),
         }
     }
 }

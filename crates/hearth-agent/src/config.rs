@@ -129,8 +129,10 @@ pub struct PrinterConfig {
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     /// The still-image URL, e.g. `http://octopi.local/webcam/?action=snapshot` (mjpg-streamer,
-    /// ustreamer, crowsnest), an IP camera's snapshot URL, an ESP32-CAM's `/capture`.
-    pub snapshot_url: String,
+    /// ustreamer, crowsnest), an IP camera's snapshot URL, an ESP32-CAM's `/capture`. Absent: the
+    /// one OctoPrint (its webcam settings) or Moonraker (its webcam list) has configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_url: Option<String>,
     /// Seconds between frames while the printer has a job (default 10).
     #[serde(default = "default_camera_interval")]
     pub interval_seconds: f64,
@@ -271,8 +273,9 @@ impl AgentConfig {
                 )));
             }
             if let Some(c) = &p.camera {
-                if !(c.snapshot_url.starts_with("http://")
-                    || c.snapshot_url.starts_with("https://"))
+                if c.snapshot_url
+                    .as_deref()
+                    .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
                 {
                     return Err(ConfigError::Invalid(format!(
                         "printer {:?}: camera.snapshot_url must be an http:// or https:// URL",

@@ -204,7 +204,8 @@ fn camera_picture(p: &Printer) -> Option<Vec<u8>> {
             let grid = on_bed && (x % 20 == 0 || y % 20 == 0);
             let part =
                 x + side / 2 >= cx && x < cx + side / 2 && y + side / 2 >= cy && y < cy + side / 2;
-            let bar = y >= 228 && y < 234 && x >= 40 && x < 40 + (240.0 * progress) as usize;
+            let bar =
+                (228..234).contains(&y) && (40..40 + (240.0 * progress) as usize).contains(&x);
             let rgb = if part && progress > 0.0 {
                 colour
             } else if bar {
@@ -372,7 +373,7 @@ async fn main() -> anyhow::Result<()> {
                 color: Some(color.into()),
                 nozzle_mm: Some(nozzle),
                 camera: Some(hearth_agent::config::CameraConfig {
-                    snapshot_url: format!("{cameras}/camera/{name}"),
+                    snapshot_url: Some(format!("{cameras}/camera/{name}")),
                     interval_seconds: 10.0,
                     idle_interval_seconds: 60.0,
                 }),

@@ -56,6 +56,17 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Deletes a file from the printer (the agent removes plaintext it no longer needs).
     async fn remove(&self, name: &str) -> Result<(), DriverError>;
 
+    /// The still-image URL of the printer's camera as the printer's own software has it
+    /// configured (OctoPrint's webcam settings, Moonraker's webcam list), resolved against the
+    /// printer's address; `None` when none is configured there. Printers without such a setting
+    /// answer `Unsupported`.
+    async fn camera_snapshot_url(&self) -> Result<Option<String>, DriverError> {
+        Err(DriverError::Unsupported {
+            operation: "camera_snapshot_url",
+            kind: self.describe().kind,
+        })
+    }
+
     /// Makes the (simulated) printer have a fault. Real printers answer `Unsupported`.
     async fn inject_fault(&self, fault: Fault) -> Result<(), DriverError> {
         let _ = fault;

@@ -166,6 +166,39 @@ fn truncate(text: &str) -> String {
 }
 
 /// Percent-encodes one URL path segment (a file name).
+/// A camera URL found in a printer's settings, made usable from the agent's machine: a path alone
+/// (`/webcam/?action=snapshot`) is on the printer's host, at the printer's port when
+/// `relative_keeps_port` (OctoPrint serves it) or at the default port (Moonraker's web UI behind
+/// nginx serves it, not Moonraker's own port); `localhost` or `127.0.0.1` (as OctoPi sets
+/// mjpg-streamer up) means the printer's host too. `None` for an empty or unusable one.
+pub(crate) fn camera_url(base: &str, found: &str, relative_keeps_port: bool) -> Option<String> {
+    let found = found.trim();
+    if found.is_empty() {
+        return None;
+    }
+    let base = reqwest::Url::parse(base).ok()?;
+    let host = base.host_str()?.to_owned();
+    let mut url = if found.starts_with('/') {
+        let mut origin = base.clone();
+        if !relative_keeps_port {
+            origin.set_port(None).ok()?;
+        }
+        origin.join(found).ok()?
+    } else {
+        reqwest::Url::parse(found).ok()?
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    if matches!(
+        url.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+    ) {
+        url.set_host(Some(&host)).ok()?;
+    }
+    Some(url.to_string())
+}
+
 pub(crate) fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
@@ -221,6 +254,29 @@ mod tests {
             Some("<html>oops</html>")
         );
         assert_eq!(error_message("  "), None);
+    }
+
+    #[test]
+    fn camera_urls_from_printer_settings_point_at_the_printer() {
+        let octo = "http://octopi.local:5000";
+        assert_eq!(
+            camera_url(octo, "/webcam/?action=snapshot", true).as_deref(),
+            Some("http://octopi.local:5000/webcam/?action=snapshot")
+        );
+        assert_eq!(
+            camera_url(octo, "http://127.0.0.1:8080/?action=snapshot", true).as_deref(),
+            Some("http://octopi.local:8080/?action=snapshot")
+        );
+        assert_eq!(
+            camera_url("http://voron:7125", "/webcam/?action=snapshot", false).as_deref(),
+            Some("http://voron/webcam/?action=snapshot")
+        );
+        assert_eq!(
+            camera_url(octo, "http://10.0.0.9/snap.jpg", true).as_deref(),
+            Some("http://10.0.0.9/snap.jpg")
+        );
+        assert_eq!(camera_url(octo, "", true), None);
+        assert_eq!(camera_url(octo, "rtsp://cam/stream", true), None);
     }
 
     #[test]

@@ -557,6 +557,20 @@ impl Driver for MoonrakerDriver {
         &self.info
     }
 
+    /// The snapshot URL of the first enabled webcam of `server.webcams.list` (what Mainsail and
+    /// Fluidd show, crowsnest's `/webcam/?action=snapshot` by default).
+    async fn camera_snapshot_url(&self) -> Result<Option<String>, DriverError> {
+        let list = self
+            .call("camera", "server.webcams.list", json!({}))
+            .await?;
+        let cams = list["webcams"].as_array().cloned().unwrap_or_default();
+        Ok(cams
+            .iter()
+            .filter(|c| c["enabled"].as_bool() != Some(false))
+            .filter_map(|c| c["snapshot_url"].as_str())
+            .find_map(|u| crate::http::camera_url(self.http.base(), u, false)))
+    }
+
     async fn status(&self) -> Result<PrinterStatus, DriverError> {
         match self.fetch().await {
             Err(DriverError::Unreachable { source, .. }) => Ok(PrinterStatus::offline(format!(

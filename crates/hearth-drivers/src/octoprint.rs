@@ -380,6 +380,18 @@ impl Driver for OctoPrintDriver {
         &self.info
     }
 
+    /// The default webcam's snapshot URL from `GET /api/settings` (`webcam.snapshotUrl`, the
+    /// classic webcam's "Snapshot URL" setting).
+    async fn camera_snapshot_url(&self) -> Result<Option<String>, DriverError> {
+        let settings: serde_json::Value = self
+            .http
+            .json("camera", self.http.request(Method::GET, "/api/settings"))
+            .await?;
+        Ok(settings["webcam"]["snapshotUrl"]
+            .as_str()
+            .and_then(|u| crate::http::camera_url(self.http.base(), u, true)))
+    }
+
     async fn status(&self) -> Result<PrinterStatus, DriverError> {
         if let Some((printer, job)) = self.pushed().await {
             let status = map_status(&printer, &job);

@@ -69,7 +69,7 @@ async fn a_camera_frame_is_sealed_by_the_agent_and_opened_only_on_the_members_ma
             color: None,
             nozzle_mm: Some(0.4),
             camera: Some(CameraConfig {
-                snapshot_url: format!("{cam}/snapshot"),
+                snapshot_url: Some(format!("{cam}/snapshot")),
                 interval_seconds: 10.0,
                 // Only the first frame and those asked for.
                 idle_interval_seconds: 0.0,
@@ -152,7 +152,7 @@ async fn a_camera_that_sends_no_picture_is_reported_not_sealed() {
             nozzle_mm: None,
             // A stream URL where a snapshot URL belongs.
             camera: Some(CameraConfig {
-                snapshot_url: format!("{cam}/stream"),
+                snapshot_url: Some(format!("{cam}/stream")),
                 interval_seconds: 10.0,
                 idle_interval_seconds: 0.0,
             }),
@@ -175,5 +175,67 @@ async fn a_camera_that_sends_no_picture_is_reported_not_sealed() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no new frame of mk4 within 3 s"), "{err}");
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_finds_the_camera_in_moonrakers_webcam_list() {
+    let Some(moon) = crate::peers::Moonraker::start(5_000.0).await else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let pics = pictures();
+    let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
+    // The webcam as Mainsail's settings page adds it to Moonraker.
+    let added = reqwest::Client::new()
+        .post(format!("{}/server/webcams/item", moon.url))
+        .json(
+            &serde_json::json!({"name": "bed", "service": "mjpegstreamer",
+            "stream_url": format!("{cam}/stream"), "snapshot_url": format!("{cam}/snapshot")}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        added.status().is_success(),
+        "{}",
+        added.text().await.unwrap()
+    );
+    let agent = start_chain_agent(
+        &server,
+        &ada,
+        PrinterConfig {
+            name: "voron".into(),
+            pools: vec![],
+            material: None,
+            color: None,
+            nozzle_mm: None,
+            // No URL: the one Moonraker has.
+            camera: Some(CameraConfig {
+                snapshot_url: None,
+                interval_seconds: 10.0,
+                idle_interval_seconds: 0.0,
+            }),
+            driver: hearth_drivers::DriverConfig::Moonraker(moon.config()),
+        },
+    )
+    .await;
+    let (client, org) = ada.client();
+    eventually("the first frame", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        p.into_iter()
+            .find(|p| p.camera.as_ref().is_some_and(|c| c.snapshot_at.is_some()))
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("voron.png");
+    ada.run(&["camera", "voron", "-o", out.to_str().unwrap()])
+        .await;
+    assert_eq!(std::fs::read(&out).unwrap(), pics[0]);
     agent.shutdown().await;
 }

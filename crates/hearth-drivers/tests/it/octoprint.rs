@@ -68,6 +68,23 @@ async fn a_file_prints_to_completion_with_progress_visible_while_it_runs() {
     assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
     assert!(driver.current_job().await.unwrap().is_none());
     driver.remove("hearth-complete.gcode").await.unwrap();
+
+    // The camera: none configured, then OctoPi's usual mjpg-streamer URL, which is on the
+    // OctoPrint machine (127.0.0.1 there, its address from here).
+    assert_eq!(driver.camera_snapshot_url().await.unwrap(), None);
+    let set = reqwest::Client::new()
+        .post(format!("{}/api/settings", peer.url))
+        .header("X-Api-Key", crate::peers::OCTOPRINT_KEY)
+        .json(&serde_json::json!({"plugins": {"classicwebcam": {
+            "snapshot": "http://localhost:8080/?action=snapshot"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(set.status().is_success(), "{}", set.text().await.unwrap());
+    assert_eq!(
+        driver.camera_snapshot_url().await.unwrap().as_deref(),
+        Some("http://127.0.0.1:8080/?action=snapshot")
+    );
 }
 
 #[tokio::test]
