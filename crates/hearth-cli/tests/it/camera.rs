@@ -37,6 +37,28 @@ async fn camera(picture: Arc<Mutex<Vec<u8>>>) -> String {
     url
 }
 
+/// A printer with a camera at `snapshot_url` (`None`: the one its software has), which sends a
+/// first frame once connected and then only the frames members ask for.
+fn with_camera(
+    name: &str,
+    snapshot_url: Option<String>,
+    driver: hearth_drivers::DriverConfig,
+) -> PrinterConfig {
+    PrinterConfig {
+        name: name.into(),
+        pools: vec![],
+        material: None,
+        color: None,
+        nozzle_mm: None,
+        camera: Some(CameraConfig {
+            snapshot_url,
+            interval_seconds: 10.0,
+            idle_interval_seconds: 0.0,
+        }),
+        driver,
+    }
+}
+
 /// The pictures embedded in a real slicer's file, as a camera would send them (PNG).
 fn pictures() -> Vec<Vec<u8>> {
     let f = std::fs::File::open(crate::sample("wavy_small_prusaslicer_mk3s.gcode")).unwrap();
@@ -55,27 +77,18 @@ fn pictures() -> Vec<Vec<u8>> {
 async fn a_camera_frame_is_sealed_by_the_agent_and_opened_only_on_the_members_machine() {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
-    ada.setup(&server).await;
+    let org_fp = crate::members::org_fingerprint(&ada.setup(&server).await);
     let pics = pictures();
     let picture = Arc::new(Mutex::new(pics[0].clone()));
     let cam = camera(picture.clone()).await;
     let agent = start_chain_agent(
         &server,
         &ada,
-        PrinterConfig {
-            name: "mk4".into(),
-            pools: vec![],
-            material: Some("PLA".into()),
-            color: None,
-            nozzle_mm: Some(0.4),
-            camera: Some(CameraConfig {
-                snapshot_url: Some(format!("{cam}/snapshot")),
-                interval_seconds: 10.0,
-                // Only the first frame and those asked for.
-                idle_interval_seconds: 0.0,
-            }),
-            driver: hearth_drivers::DriverConfig::Simulated(Default::default()),
-        },
+        with_camera(
+            "mk4",
+            Some(format!("{cam}/snapshot")),
+            hearth_drivers::DriverConfig::Simulated(Default::default()),
+        ),
     )
     .await;
 
@@ -129,6 +142,43 @@ async fn a_camera_frame_is_sealed_by_the_agent_and_opened_only_on_the_members_ma
     assert_eq!(v["bytes"], pics[1].len());
     assert_eq!(std::fs::read(&out).unwrap(), pics[1]);
 
+    // A member joins and later leaves: each change moves the organisation to a new key. The agent
+    // still seals to the key it knew, the server refuses that frame as sealed to a stale epoch,
+    // the agent reads the chain again and seals to the new key; the member who left cannot open
+    // the frames taken after.
+    let epoch_of = |s: hearth_proto::api::Snapshot| s.manifest["manifest"]["epoch"].as_u64();
+    assert_eq!(
+        epoch_of(client.printer_snapshot(org, printer.id).await.unwrap()),
+        Some(1)
+    );
+    let (bob, bob_fp) = crate::members::join(&server, &ada, &org_fp, "bob").await;
+    ada.run(&["members", "add", "bob", "--fingerprint", &bob_fp])
+        .await;
+    let bobs = work.path().join("bob.png");
+    bob.run(&["camera", "mk4", "--fresh", "-o", bobs.to_str().unwrap()])
+        .await;
+    assert_eq!(std::fs::read(&bobs).unwrap(), pics[1]);
+    assert_eq!(
+        epoch_of(client.printer_snapshot(org, printer.id).await.unwrap()),
+        Some(2)
+    );
+    ada.run(&["members", "remove", "bob", "--yes"]).await;
+    ada.run(&["camera", "mk4", "--fresh", "-o", out.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        epoch_of(client.printer_snapshot(org, printer.id).await.unwrap()),
+        Some(3)
+    );
+    std::fs::remove_file(&bobs).unwrap();
+    let refused = bob
+        .try_run(&["camera", "mk4", "-o", bobs.to_str().unwrap()])
+        .await;
+    assert!(
+        !refused.status.success(),
+        "a removed member opens no new frame"
+    );
+    assert!(!bobs.exists());
+
     // A printer without a camera says so.
     let out = ada.try_run(&["camera", "nope"]).await;
     assert!(!out.status.success());
@@ -144,20 +194,12 @@ async fn a_camera_that_sends_no_picture_is_reported_not_sealed() {
     let agent = start_chain_agent(
         &server,
         &ada,
-        PrinterConfig {
-            name: "mk4".into(),
-            pools: vec![],
-            material: None,
-            color: None,
-            nozzle_mm: None,
-            // A stream URL where a snapshot URL belongs.
-            camera: Some(CameraConfig {
-                snapshot_url: Some(format!("{cam}/stream")),
-                interval_seconds: 10.0,
-                idle_interval_seconds: 0.0,
-            }),
-            driver: hearth_drivers::DriverConfig::Simulated(Default::default()),
-        },
+        // A stream URL where a snapshot URL belongs.
+        with_camera(
+            "mk4",
+            Some(format!("{cam}/stream")),
+            hearth_drivers::DriverConfig::Simulated(Default::default()),
+        ),
     )
     .await;
     let (client, org) = ada.client();
@@ -206,20 +248,12 @@ async fn the_agent_finds_the_camera_in_moonrakers_webcam_list() {
     let agent = start_chain_agent(
         &server,
         &ada,
-        PrinterConfig {
-            name: "voron".into(),
-            pools: vec![],
-            material: None,
-            color: None,
-            nozzle_mm: None,
-            // No URL: the one Moonraker has.
-            camera: Some(CameraConfig {
-                snapshot_url: None,
-                interval_seconds: 10.0,
-                idle_interval_seconds: 0.0,
-            }),
-            driver: hearth_drivers::DriverConfig::Moonraker(moon.config()),
-        },
+        // No URL: the one Moonraker has.
+        with_camera(
+            "voron",
+            None,
+            hearth_drivers::DriverConfig::Moonraker(moon.config()),
+        ),
     )
     .await;
     let (client, org) = ada.client();

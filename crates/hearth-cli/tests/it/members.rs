@@ -9,7 +9,7 @@ use crate::support::*;
 
 /// `login` gets an account and the operator role from `admin`'s server account, and runs
 /// `hearth login` on a machine of their own; returns it and the device fingerprint it printed.
-async fn join(
+pub(crate) async fn join(
     server: &TestServer,
     admin: &Machine,
     org_fp: &str,
@@ -50,7 +50,7 @@ async fn join(
     (m, fp)
 }
 
-fn org_fingerprint(setup_out: &str) -> String {
+pub(crate) fn org_fingerprint(setup_out: &str) -> String {
     setup_out
         .lines()
         .find_map(|l| l.strip_prefix("organisation fingerprint:"))

@@ -384,10 +384,11 @@ async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
     );
 }
 
-#[tokio::test]
-async fn spools_belong_to_their_organisation_and_viewers_only_look() {
-    let server = TestServer::start().await;
-    let (owner, org) = server.bootstrap().await;
+/// A material "Generic PLA" and a new spool of it.
+async fn generic_pla_spool(
+    owner: &Client,
+    org: OrgId,
+) -> (hearth_proto::inventory::Material, Spool) {
     let m = owner
         .create_material(
             org,
@@ -409,6 +410,14 @@ async fn spools_belong_to_their_organisation_and_viewers_only_look() {
         )
         .await
         .unwrap();
+    (m, spool)
+}
+
+#[tokio::test]
+async fn spools_belong_to_their_organisation_and_viewers_only_look() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let (m, spool) = generic_pla_spool(&owner, org).await;
     let viewer = member(&server, &owner, org, "vera", hearth_proto::Role::Viewer).await;
     assert_eq!(
         viewer.spools(org, false).await.unwrap(),
@@ -458,27 +467,7 @@ async fn a_job_stopped_after_a_server_restart_takes_the_share_its_agent_reports(
     })
     .await[0]
         .id;
-    let m = owner
-        .create_material(
-            org,
-            &NewMaterial {
-                name: "Generic PLA".into(),
-                material: "PLA".into(),
-                ..NewMaterial::default()
-            },
-        )
-        .await
-        .unwrap();
-    let spool = owner
-        .create_spool(
-            org,
-            &NewSpool {
-                material: m.id,
-                ..NewSpool::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (m, spool) = generic_pla_spool(&owner, org).await;
     let load = LoadedRequest {
         spool: Some(spool.id),
         ..LoadedRequest::default()
