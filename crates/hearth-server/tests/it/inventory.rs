@@ -467,7 +467,7 @@ async fn a_job_stopped_after_a_server_restart_takes_the_share_its_agent_reports(
     })
     .await[0]
         .id;
-    let (m, spool) = generic_pla_spool(&owner, org).await;
+    let (_, spool) = generic_pla_spool(&owner, org).await;
     let load = LoadedRequest {
         spool: Some(spool.id),
         ..LoadedRequest::default()
