@@ -170,11 +170,10 @@ impl Shot {
     /// Take, seal and send one frame. The chain is fetched only when the opener has none yet or
     /// the server says the epoch changed.
     pub async fn take(self) -> Result<(), String> {
-        let url = match &self.url {
-            Some(u) => u.clone(),
-            None => self.discover().await?,
+        let image = match &self.url {
+            Some(url) => capture(&self.http, url).await?,
+            None => self.from_printer().await?,
         };
-        let image = capture(&self.http, &url).await?;
         let mut refreshed = false;
         loop {
             let opener = self.opener.clone();
@@ -218,6 +217,28 @@ impl Shot {
 }
 
 impl Shot {
+    /// A frame from the printer itself: over its own protocol (A1 and P1), else from the URL its
+    /// software has configured (OctoPrint, Moonraker).
+    async fn from_printer(&self) -> Result<Vec<u8>, String> {
+        match self.driver.camera_frame().await {
+            Ok(Some(image)) if image.len() > MAX_IMAGE_BYTES => Err(format!(
+                "the printer's camera frame is larger than {} MiB",
+                MAX_IMAGE_BYTES / (1024 * 1024)
+            )),
+            Ok(Some(image)) if is_image(&image) => Ok(image),
+            Ok(Some(_)) => Err("the printer's camera sent no JPEG or PNG image".into()),
+            Ok(None) => Err("the printer has no camera".into()),
+            Err(hearth_drivers::DriverError::Unsupported { .. }) => {
+                let url = self.discover().await?;
+                capture(&self.http, &url).await
+            }
+            Err(e) => Err(format!(
+                "cannot take a frame from the printer's camera: {}",
+                crate::agent::chain(&e)
+            )),
+        }
+    }
+
     /// The snapshot URL the printer's own software has configured.
     async fn discover(&self) -> Result<String, String> {
         match self.driver.camera_snapshot_url().await {

@@ -67,6 +67,16 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         })
     }
 
+    /// One frame of the printer's own camera, read over the printer's protocol (the A1's and P1's
+    /// camera server); `None` when it has none. Printers whose camera is reached by URL, or that
+    /// have none the driver can read, answer `Unsupported`.
+    async fn camera_frame(&self) -> Result<Option<Vec<u8>>, DriverError> {
+        Err(DriverError::Unsupported {
+            operation: "camera_frame",
+            kind: self.describe().kind,
+        })
+    }
+
     /// Makes the (simulated) printer have a fault. Real printers answer `Unsupported`.
     async fn inject_fault(&self, fault: Fault) -> Result<(), DriverError> {
         let _ = fault;

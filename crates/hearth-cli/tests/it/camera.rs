@@ -273,3 +273,43 @@ async fn the_agent_finds_the_camera_in_moonrakers_webcam_list() {
     assert_eq!(std::fs::read(&out).unwrap(), pics[0]);
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bambu_lab_p1s_camera_is_read_over_its_own_protocol() {
+    let Some(printer) = crate::bambu_sim::Printer::start(&["--model", "P1S"]).await else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let agent = start_chain_agent(
+        &server,
+        &ada,
+        // No URL: the printer's camera server, with its access code.
+        with_camera(
+            "p1s",
+            None,
+            hearth_drivers::DriverConfig::Bambu(printer.config("P1S")),
+        ),
+    )
+    .await;
+    let (client, org) = ada.client();
+    eventually("the first frame", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        p.into_iter()
+            .find(|p| p.camera.as_ref().is_some_and(|c| c.snapshot_at.is_some()))
+    })
+    .await;
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("p1s.jpg");
+    ada.run(&["camera", "p1s", "-o", out.to_str().unwrap()])
+        .await;
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(crate::bambu_sim::camera_jpeg()).unwrap()
+    );
+    agent.shutdown().await;
+}

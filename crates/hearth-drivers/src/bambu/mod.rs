@@ -19,6 +19,7 @@
 //! - Trust: the printer's certificate must chain to the configured CA and name the serial, or be
 //!   the pinned one (`tls`).
 
+mod camera;
 mod ftps;
 pub mod project;
 pub mod tls;
@@ -83,6 +84,9 @@ pub struct BambuConfig {
     /// FTPS port (990 on every printer).
     #[serde(default = "default_ftps_port")]
     pub ftps_port: u16,
+    /// The camera server's port on A1 and P1 machines (6000 on every printer).
+    #[serde(default = "default_camera_port")]
+    pub camera_port: u16,
     /// Seconds to wait for an answer (uploads get longer, in proportion to their size).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -102,6 +106,7 @@ impl std::fmt::Debug for BambuConfig {
             .field("timelapse", &self.timelapse)
             .field("mqtt_port", &self.mqtt_port)
             .field("ftps_port", &self.ftps_port)
+            .field("camera_port", &self.camera_port)
             .field("timeout_secs", &self.timeout_secs)
             .finish()
     }
@@ -123,6 +128,9 @@ fn yes() -> bool {
 }
 fn default_mqtt_port() -> u16 {
     8883
+}
+fn default_camera_port() -> u16 {
+    6000
 }
 fn default_ftps_port() -> u16 {
     990
@@ -712,7 +720,11 @@ impl BambuDriver {
     }
 
     fn ftps_addr(&self) -> Result<SocketAddr, DriverError> {
-        (self.config.host.as_str(), self.config.ftps_port)
+        self.addr(self.config.ftps_port)
+    }
+
+    fn addr(&self, port: u16) -> Result<SocketAddr, DriverError> {
+        (self.config.host.as_str(), port)
             .to_socket_addrs()
             .map_err(|e| self.unreachable(format!("cannot resolve {}: {e}", self.config.host)))?
             .next()
@@ -1005,6 +1017,50 @@ fn connection_error(e: &rumqttc::ConnectionError) -> String {
 impl Driver for BambuDriver {
     fn describe(&self) -> &DriverInfo {
         &self.info
+    }
+
+    /// One frame of the A1's or P1's camera server (`camera.rs`). X1 and H2 machines stream RTSPS
+    /// instead: `Unsupported` (give the agent a snapshot URL, e.g. of a go2rtc relay).
+    async fn camera_frame(&self) -> Result<Option<Vec<u8>>, DriverError> {
+        let model = self
+            .config
+            .model
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if ["X1", "H2", "P2"].iter().any(|m| model.contains(m)) {
+            return Err(DriverError::Unsupported {
+                operation: "camera_frame (X1 and H2 printers stream RTSPS)",
+                kind: self.info.kind,
+            });
+        }
+        let name = rustls::pki_types::ServerName::try_from(self.config.host.clone())
+            .map_err(|e| DriverError::Config(format!("host {:?}: {e}", self.config.host)))?;
+        let endpoint = format!("tls://{}:{}", self.config.host, self.config.camera_port);
+        match camera::frame(
+            self.addr(self.config.camera_port)?,
+            self.tls.clone(),
+            name,
+            self.config.access_code.trim(),
+            self.timeout(),
+        )
+        .await
+        {
+            Ok(jpeg) => Ok(Some(jpeg)),
+            Err(camera::CameraError::Io(e)) => Err(DriverError::Unreachable {
+                endpoint,
+                source: Box::new(e),
+            }),
+            Err(e @ camera::CameraError::Closed) => Err(DriverError::Unauthorized {
+                endpoint,
+                message: e.to_string(),
+            }),
+            Err(camera::CameraError::Protocol(message)) => Err(DriverError::Protocol {
+                operation: "camera_frame",
+                message,
+                source: None,
+            }),
+        }
     }
 
     async fn status(&self) -> Result<PrinterStatus, DriverError> {

@@ -285,6 +285,32 @@ async fn plain_gcode_is_printed_by_path_and_binary_gcode_refused() {
     assert_eq!(cmd["param"], "/sdcard/hearth-j6.gcode");
     let done = job_in_phase(&driver, JobPhase::Completed).await;
     assert_eq!(done.file, "hearth-j6.gcode");
+
+    // Its camera server: one whole JPEG after the login packet; a wrong access code gets none.
+    let frame = driver.camera_frame().await.unwrap().unwrap();
+    assert_eq!(
+        frame,
+        std::fs::read(crate::bambu_sim::camera_jpeg()).unwrap()
+    );
+    assert_eq!(printer.event("CAMERA-").await, "CAMERA-LOGIN");
+    let mut wrong = printer.config("A1");
+    wrong.access_code = "00000000".into();
+    let err = BambuDriver::new(wrong)
+        .unwrap()
+        .camera_frame()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DriverError::Unauthorized { .. }), "{err}");
+    assert_eq!(
+        printer.event("CAMERA-REJECT").await,
+        "CAMERA-REJECT bad-login"
+    );
+    // An X1 streams RTSPS, which the driver does not read.
+    let x1 = BambuDriver::new(printer.config("X1C")).unwrap();
+    assert!(matches!(
+        x1.camera_frame().await,
+        Err(DriverError::Unsupported { .. })
+    ));
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ system's Mosquitto (Debian package, /usr/sbin/mosquitto) and mosquitto_passwd.
     bambu_printer_sim.py --serial 01P00A123456789 --access-code 12345678 \\
         --cert printer.pem --key printer.key --state-dir DIR \\
         [--model X1C|P1S|A1] [--dev-mode on|off] [--mosquitto /usr/sbin/mosquitto] \\
-        [--print-seconds 3.0] [--push-interval 0.5] [--ams "PLA:FFFFFFFF,PETG:000000FF,,"] [--no-ams]
+        [--print-seconds 3.0] [--push-interval 0.5] [--ams "PLA:FFFFFFFF,PETG:000000FF,,"] [--no-ams] \\
+        [--camera-jpeg FILE]
 
 What it is made of, each following PROTOCOLS.md A4 ("Bambu Lab LAN mode"):
 
@@ -49,6 +50,12 @@ What it is made of, each following PROTOCOLS.md A4 ("Bambu Lab LAN mode"):
   `require_ssl_reuse=YES`. Files go to the root or to `/cache/` (DIR/sdcard/, DIR/sdcard/cache/). A
   data connection that ends without a TLS close_notify counts as end of file (ha-bambulab skips
   `unwrap()`).
+* The P1S's and A1's camera server (OpenBambuAPI `video.md`, "A1 and P1"), with --camera-jpeg: TLS
+  with the same certificate; the client first sends an 80-byte packet (little-endian u32 0x40,
+  u32 0x3000, u32 0, u32 0, then `bblp` and the access code, each right-padded with NUL to 32
+  bytes); the server then sends frames, each a 16-byte header (u32 payload size, u32 itrack 0,
+  u32 flags 1, u32 0) and the JPEG. The X1C has no such server (X1 machines stream RTSPS on 322).
+  The tests get a free port instead of 6000.
 * The same certificate and key serve MQTT and FTPS. It is expected to be issued by a test "BBL CA"
   with CN = serial and no subjectAltName (A4 "Certificates").
 
@@ -74,6 +81,8 @@ The simulator's own simplifications (not protocol facts):
 * Unsupported requests (everything not listed above, e.g. `ams_control`, `system.ledctrl`) are
   answered `"result":"failed","reason":"unsupported command"`.
 * `silence` (stdin) stops reports: periodic pushes and pushall. Replies still flow.
+* The camera closes the connection on a wrong login packet (what a printer does is not published)
+  and sends the --camera-jpeg file as every frame, one every 0.5 s.
 * The FTPS server accepts a resumed session from any connection; it does not check that the session
   is the control connection's own. With TLS 1.3 each control connection issues 8 session tickets
   (Python's default is 2), so a client whose TLS stack uses every ticket only once (rustls does) can
@@ -85,12 +94,14 @@ Control on stdin, one command a line: `error <code>` (print_error=code, an hms e
 PREPARE -> PAUSE), `clear` (print_error 0, hms []), `fail` (FAILED, print_error 50348044, targets 0),
 `devmode on|off`, `silence`, `quit`. EOF counts as quit.
 
-Events on stdout, one flushed line each: first exactly `READY mqtt=<port> ftps=<port>`, then
+Events on stdout, one flushed line each: first exactly `READY mqtt=<port> ftps=<port> camera=<port>`
+(camera=0 when there is no camera server), then
 `UPLOAD <name> <size> <md5hex>`, `DELETE <name>`, `COMMAND <type>.<cmd> <compact JSON of the request
 body>`, `STATE <gcode_state>` and `FTPS-REJECT <reason>`. The reason is one of bad-login,
 prot-not-private, data-not-protected, no-session-reuse, data-tls-failed or tls-handshake-failed.
 `BAD-REQUEST <reason>` is printed for MQTT payloads that are not requests. <name> is the path below
-the FTP root, e.g. `job.gcode.3mf` or `cache/job.gcode.3mf`. Diagnostics go to stderr.
+the FTP root, e.g. `job.gcode.3mf` or `cache/job.gcode.3mf`. `CAMERA-LOGIN` follows an accepted
+camera login, `CAMERA-REJECT bad-login` a refused one. Diagnostics go to stderr.
 """
 from __future__ import annotations
 
@@ -108,6 +119,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -801,6 +813,66 @@ class Printer:
 
 
 # --------------------------------------------------------------------------------------------------
+# Camera server (P1 and A1)
+# --------------------------------------------------------------------------------------------------
+
+class CameraServer:
+    LOGIN_SIZE = 80
+    FRAME_INTERVAL = 0.5
+
+    def __init__(self, cert: str, key: str, access_code: str, jpeg: bytes):
+        self.access_code, self.jpeg = access_code, jpeg
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+
+    def serve_forever(self) -> None:
+        while not STOP.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            threading.Thread(target=self.session, args=(conn,), name="camera", daemon=True).start()
+
+    def session(self, raw: socket.socket) -> None:
+        raw.settimeout(10.0)
+        try:
+            with self.ctx.wrap_socket(raw, server_side=True) as tls:
+                login = b""
+                while len(login) < self.LOGIN_SIZE:
+                    chunk = tls.recv(self.LOGIN_SIZE - len(login))
+                    if not chunk:
+                        return
+                    login += chunk
+                size, kind, flags, zero = struct.unpack("<IIII", login[:16])
+                user = login[16:48].rstrip(b"\0").decode("ascii", "replace")
+                password = login[48:80].rstrip(b"\0").decode("ascii", "replace")
+                if (size, kind, flags, zero) != (0x40, 0x3000, 0, 0) or user != "bblp" \
+                        or password != self.access_code:
+                    emit("CAMERA-REJECT bad-login")
+                    return
+                emit("CAMERA-LOGIN")
+                header = struct.pack("<IIII", len(self.jpeg), 0, 1, 0)
+                while not STOP.is_set():
+                    tls.sendall(header + self.jpeg)
+                    if STOP.wait(self.FRAME_INTERVAL):
+                        return
+        except (OSError, ssl.SSLError):
+            return
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------------------------------
 # Implicit FTPS server
 # --------------------------------------------------------------------------------------------------
 
@@ -1229,6 +1301,7 @@ def main() -> int:
     ap.add_argument("--push-interval", type=float, default=0.5)
     ap.add_argument("--ams", type=parse_ams, default=parse_ams("PLA:FFFFFFFF,PLA:000000FF,PETG:FF0000FF,"))
     ap.add_argument("--no-ams", action="store_true")
+    ap.add_argument("--camera-jpeg", help="JPEG the P1S/A1 camera server sends as every frame")
     args = ap.parse_args()
     if args.print_seconds <= 0 or args.push_interval <= 0:
         ap.error("--print-seconds and --push-interval must be positive")
@@ -1246,24 +1319,32 @@ def main() -> int:
     broker = Broker(args.mosquitto, state_dir, args.cert, args.key, args.access_code)
     printer = Printer(args, sdcard)
     ftps: FtpsServer | None = None
+    camera: CameraServer | None = None
 
     def cleanup():
         STOP.set()
         printer.disconnect()
         if ftps is not None:
             ftps.close()
+        if camera is not None:
+            camera.close()
         broker.stop()
     atexit.register(cleanup)
 
     try:
         mqtt_port = broker.start()          # first, from the main thread (PDEATHSIG is per thread)
         ftps = FtpsServer(args.cert, args.key, sdcard, args.access_code)
+        if args.camera_jpeg and args.model in ("P1S", "A1"):
+            with open(args.camera_jpeg, "rb") as f:
+                camera = CameraServer(args.cert, args.key, args.access_code, f.read())
         printer.connect(mqtt_port)
     except (RuntimeError, OSError, ssl.SSLError, subprocess.SubprocessError) as e:
         log(f"startup failed: {e}")
         return 1
 
     threading.Thread(target=ftps.serve_forever, name="ftps-accept", daemon=True).start()
+    if camera is not None:
+        threading.Thread(target=camera.serve_forever, name="camera-accept", daemon=True).start()
 
     def ticker():
         dt = min(0.05, args.push_interval / 4)
@@ -1295,7 +1376,7 @@ def main() -> int:
         lines.put(None)
     threading.Thread(target=read_stdin, name="stdin", daemon=True).start()
 
-    emit(f"READY mqtt={mqtt_port} ftps={ftps.port}")
+    emit(f"READY mqtt={mqtt_port} ftps={ftps.port} camera={camera.port if camera else 0}")
     while not STOP.is_set():
         try:
             line = lines.get(timeout=0.2)

@@ -46,11 +46,18 @@ pub fn pki(cn: &str) -> Pki {
     }
 }
 
+/// The JPEG the simulated A1/P1 camera sends (tests/fixtures/bambu/README.md).
+pub fn camera_jpeg() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../hearth-drivers/tests/fixtures/bambu/camera.jpg")
+}
+
 /// One simulated printer, killed (with its Mosquitto) on drop.
 pub struct Printer {
     peer: LinePeer,
     pub mqtt: u16,
     pub ftps: u16,
+    /// 0 when the model has no camera server (X1C).
+    pub camera: u16,
     pub dir: tempfile::TempDir,
     pub pki: Pki,
 }
@@ -84,11 +91,14 @@ impl Printer {
         .arg(dir.path().join("printer.key"))
         .arg("--state-dir")
         .arg(dir.path().join("printer"))
+        .arg("--camera-jpeg")
+        .arg(camera_jpeg())
         .args(args);
         let peer = LinePeer::spawn(cmd, "the Bambu simulator", Duration::from_secs(30)).await;
         Some(Self {
             mqtt: peer.port("mqtt="),
             ftps: peer.port("ftps="),
+            camera: peer.port("camera="),
             peer,
             dir,
             pki,
@@ -108,6 +118,7 @@ impl Printer {
             "ca_file": self.ca_file(),
             "mqtt_port": self.mqtt,
             "ftps_port": self.ftps,
+            "camera_port": self.camera,
             "timeout_secs": 5,
         }))
         .unwrap()
