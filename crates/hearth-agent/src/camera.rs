@@ -172,7 +172,7 @@ impl Shot {
     pub async fn take(self) -> Result<(), String> {
         let image = match &self.url {
             Some(url) => capture(&self.http, url).await?,
-            None => self.from_printer().await?,
+            None => self.printers_own_frame().await?,
         };
         let mut refreshed = false;
         loop {
@@ -219,7 +219,7 @@ impl Shot {
 impl Shot {
     /// A frame from the printer itself: over its own protocol (A1 and P1), else from the URL its
     /// software has configured (OctoPrint, Moonraker).
-    async fn from_printer(&self) -> Result<Vec<u8>, String> {
+    async fn printers_own_frame(&self) -> Result<Vec<u8>, String> {
         match self.driver.camera_frame().await {
             Ok(Some(image)) if image.len() > MAX_IMAGE_BYTES => Err(format!(
                 "the printer's camera frame is larger than {} MiB",
