@@ -187,8 +187,8 @@ struct CameraRt {
     busy: bool,
     /// A member asked for a frame: take one as soon as possible.
     wanted: bool,
-    /// When the next frame is due (`None`: only when asked).
-    next: Option<Instant>,
+    /// When the last frame was taken (or failed); `None`: none yet, one is due at once.
+    last: Option<Instant>,
     /// Why the last frame failed, so that a camera that stays down is logged once.
     failing: Option<String>,
 }
@@ -285,8 +285,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                     config,
                     busy: false,
                     wanted: false,
-                    // A first frame as soon as the server is there.
-                    next: Some(Instant::now()),
+                    last: None,
                     failing: None,
                 }),
                 config: p.config,
@@ -775,10 +774,12 @@ impl Agent {
         let now = Instant::now();
         for i in 0..self.printers.len() {
             let p = &mut self.printers[i];
+            let printing = p.active.is_some();
             let Some(cam) = p.camera.as_mut() else {
                 continue;
             };
-            if cam.busy || !(cam.wanted || cam.next.is_some_and(|t| t <= now)) {
+            let due = crate::camera::due(&cam.config, cam.last, now, printing);
+            if cam.busy || !(cam.wanted || due) {
                 continue;
             }
             cam.busy = true;
@@ -803,18 +804,11 @@ impl Agent {
 
     fn on_snapshot(&mut self, i: usize, result: Result<(), String>) {
         let p = &mut self.printers[i];
-        let printing = p.active.is_some();
         let Some(cam) = p.camera.as_mut() else {
             return;
         };
         cam.busy = false;
-        let every = if printing {
-            cam.config.interval_seconds
-        } else {
-            cam.config.idle_interval_seconds
-        };
-        cam.next =
-            (every > 0.0).then(|| Instant::now() + std::time::Duration::from_secs_f64(every));
+        cam.last = Some(Instant::now());
         match result {
             Ok(()) => {
                 if cam.failing.take().is_some() {

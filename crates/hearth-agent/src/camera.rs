@@ -23,6 +23,26 @@ pub const MAX_IMAGE_BYTES: usize = MAX_SNAPSHOT_BYTES - 64 * 1024;
 /// How long a camera may take to answer.
 const CAMERA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Whether a camera's next frame is due at `now`, its last one taken at `last` (`None`: none yet,
+/// due at once). The cadence follows what the printer does now, so a print that starts during a
+/// long idle interval gets its frames from then on.
+pub fn due(
+    config: &crate::config::CameraConfig,
+    last: Option<std::time::Instant>,
+    now: std::time::Instant,
+    printing: bool,
+) -> bool {
+    let every = if printing {
+        config.interval_seconds
+    } else {
+        config.idle_interval_seconds
+    };
+    match last {
+        None => true,
+        Some(t) => every > 0.0 && now >= t + Duration::from_secs_f64(every),
+    }
+}
+
 /// What an image starts with: JPEG or PNG (what cameras send; anything else is refused rather
 /// than sealed and shown as a broken picture).
 fn is_image(b: &[u8]) -> bool {
@@ -263,6 +283,28 @@ impl Shot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_come_every_interval_while_printing_and_every_idle_interval_otherwise() {
+        let t0 = std::time::Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let cam = |idle: f64| crate::config::CameraConfig {
+            snapshot_url: None,
+            interval_seconds: 10.0,
+            idle_interval_seconds: idle,
+        };
+        assert!(due(&cam(60.0), None, t0, false), "a first frame at once");
+        assert!(!due(&cam(60.0), Some(t0), at(30.0), false));
+        assert!(due(&cam(60.0), Some(t0), at(60.0), false));
+        assert!(
+            due(&cam(60.0), Some(t0), at(10.0), true),
+            "a print starts: every 10 s"
+        );
+        assert!(!due(&cam(60.0), Some(t0), at(9.0), true));
+        // Idle interval 0: only when asked while idle, yet frames while printing.
+        assert!(!due(&cam(0.0), Some(t0), at(3600.0), false));
+        assert!(due(&cam(0.0), Some(t0), at(10.0), true));
+    }
 
     #[test]
     fn jpeg_and_png_are_images_and_an_html_page_is_not() {
