@@ -3,7 +3,7 @@
 //! verified chain (an enrolled agent, the one that drives this printer, this printer's name), that
 //! the sealed bytes are the signed ones, and opens them with the epoch key. The server cannot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -29,6 +29,13 @@ pub struct CameraArgs {
     /// How long --fresh waits, seconds.
     #[arg(long, default_value_t = 20)]
     wait: u64,
+    /// Keep watching: a fresh frame every SECONDS into the same file (-o, default PRINTER.jpg),
+    /// replaced whole each time, until interrupted.
+    #[arg(long, value_name = "SECONDS")]
+    watch: Option<f64>,
+    /// With --watch: stop after N frames (for scripts).
+    #[arg(long, value_name = "N", requires = "watch")]
+    frames: Option<u64>,
     #[arg(long)]
     json: bool,
 }
@@ -43,12 +50,122 @@ pub async fn run(args: &CameraArgs) -> anyhow::Result<()> {
     let printer = find_printer(&printers, &args.printer)?.clone();
     if printer.camera.is_none() {
         bail!(
-            "printer {} has no camera: add [printer.camera] with its snapshot_url to its agent's configuration",
+            "printer {} has no camera: add [printer.camera] to its agent's configuration",
             printer.name
         );
     }
-    let snapshot = if args.fresh {
-        fresh(&ctx, org, &printer, Duration::from_secs(args.wait)).await?
+    let wait = Duration::from_secs(args.wait);
+    let Some(every) = args.watch else {
+        let f = frame(&mut ctx, org, &printer, args.fresh, wait).await?;
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| f.default_name(&printer.name));
+        return f.write(&out, &printer.name, args.json.then_some(Json::Pretty));
+    };
+    // Watching: a fresh frame every `every` seconds into the same file, replaced whole each time
+    // (an image viewer that reloads never reads half a frame). A failed frame is said and the
+    // watch goes on.
+    if !(every.is_finite() && every >= 0.0) {
+        bail!("--watch takes seconds, 0 or more");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.jpg", printer.name)));
+    let mut taken = 0u64;
+    loop {
+        match frame(&mut ctx, org, &printer, true, wait).await {
+            Ok(f) => f.write(&out, &printer.name, args.json.then_some(Json::Line))?,
+            Err(e) => eprintln!("{}: {e:#}", printer.name),
+        }
+        taken += 1;
+        if args.frames.is_some_and(|n| taken >= n) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs_f64(every)).await;
+    }
+}
+
+/// How `--json` prints: one document, or one line per frame while watching.
+#[derive(Clone, Copy, PartialEq)]
+enum Json {
+    Pretty,
+    Line,
+}
+
+/// A frame checked against the verified chain and opened.
+struct Frame {
+    image: Vec<u8>,
+    taken_at: i64,
+    agent: String,
+}
+
+impl Frame {
+    fn default_name(&self, printer: &str) -> PathBuf {
+        let ext = if self.image.starts_with(b"\x89PNG") {
+            "png"
+        } else {
+            "jpg"
+        };
+        PathBuf::from(format!(
+            "{printer}-{}.{ext}",
+            hearth_proto::time_fmt::rfc3339(self.taken_at * 1000).replace(':', "-")
+        ))
+    }
+
+    /// Writes the image to `out` (a temporary file renamed over it) and says so.
+    fn write(&self, out: &Path, printer: &str, json: Option<Json>) -> anyhow::Result<()> {
+        let tmp = out.with_extension("part");
+        std::fs::write(&tmp, &self.image)
+            .and_then(|()| std::fs::rename(&tmp, out))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        let age = now_ms() / 1000 - self.taken_at;
+        let said = serde_json::json!({
+            "printer": printer,
+            "file": out,
+            "bytes": self.image.len(),
+            "taken_at": hearth_proto::time_fmt::rfc3339(self.taken_at * 1000),
+            "age_seconds": age,
+            "agent": self.agent,
+        });
+        match json {
+            Some(Json::Pretty) => return crate::cmd::fleet::print_json(&said),
+            Some(Json::Line) => {
+                println!("{said}");
+                return Ok(());
+            }
+            None => {}
+        }
+        println!(
+            "{printer}: frame taken {} ago by agent {}, {} bytes, written to {}",
+            ago(age),
+            self.agent,
+            self.image.len(),
+            out.display()
+        );
+        if age > OLD_AFTER_SECS {
+            eprintln!(
+                "note: this frame is {} old; `hearth camera {printer} --fresh` asks for a new one",
+                ago(age)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The printer's latest frame (`fresh`: a new one asked for), checked against the verified chain
+/// (the printer's agent signed it, for this printer, these very bytes) and opened with the key of
+/// its epoch.
+async fn frame(
+    ctx: &mut Ctx,
+    org: hearth_proto::ids::OrgId,
+    printer: &hearth_proto::api::Printer,
+    fresh_one: bool,
+    wait: Duration,
+) -> anyhow::Result<Frame> {
+    let snapshot = if fresh_one {
+        fresh(ctx, org, printer, wait).await?
     } else {
         ctx.client
             .printer_snapshot(org, printer.id)
@@ -70,53 +187,18 @@ pub async fn run(args: &CameraArgs) -> anyhow::Result<()> {
     let agent_key = agent_public(&agent)?.signing;
     // The epoch the frame names must be one the verified chain announced (checked in `open`); its
     // key is fetched for that epoch.
-    let epoch = signed.manifest.epoch;
     let device = ctx.device()?;
-    let key = ctx.epoch_key(&device, &trusted, epoch).await?;
+    let key = ctx
+        .epoch_key(&device, &trusted, signed.manifest.epoch)
+        .await?;
     let image = signed
         .open(&trusted, &agent_key, &printer.name, &key, &sealed)
         .with_context(|| format!("the camera frame of {} does not check out", printer.name))?;
-    let taken = signed.manifest.taken_at;
-    let ext = if image.starts_with(b"\x89PNG") {
-        "png"
-    } else {
-        "jpg"
-    };
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "{}-{}.{ext}",
-            printer.name,
-            hearth_proto::time_fmt::rfc3339(taken * 1000).replace(':', "-")
-        ))
-    });
-    std::fs::write(&out, &image).with_context(|| format!("cannot write {}", out.display()))?;
-    let age = now_ms() / 1000 - taken;
-    if args.json {
-        return crate::cmd::fleet::print_json(&serde_json::json!({
-            "printer": printer.name,
-            "file": out,
-            "bytes": image.len(),
-            "taken_at": hearth_proto::time_fmt::rfc3339(taken * 1000),
-            "age_seconds": age,
-            "agent": agent.name,
-        }));
-    }
-    println!(
-        "{}: frame taken {} ago by agent {}, {} bytes, written to {}",
-        printer.name,
-        ago(age),
-        agent.name,
-        image.len(),
-        out.display()
-    );
-    if age > OLD_AFTER_SECS {
-        eprintln!(
-            "note: this frame is {} old; `hearth camera {} --fresh` asks for a new one",
-            ago(age),
-            printer.name
-        );
-    }
-    Ok(())
+    Ok(Frame {
+        image,
+        taken_at: signed.manifest.taken_at,
+        agent: agent.name,
+    })
 }
 
 /// Asks the agent for a frame and waits until one newer than the request has arrived.

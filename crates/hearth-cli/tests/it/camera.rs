@@ -142,6 +142,25 @@ async fn a_camera_frame_is_sealed_by_the_agent_and_opened_only_on_the_members_ma
     assert_eq!(v["bytes"], pics[1].len());
     assert_eq!(std::fs::read(&out).unwrap(), pics[1]);
 
+    // Watching: fresh frames into one file, replaced whole each time.
+    let watched = work.path().join("live.png");
+    let lines = ada
+        .run(&[
+            "camera",
+            "mk4",
+            "--watch",
+            "0",
+            "--frames",
+            "2",
+            "--json",
+            "-o",
+            watched.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert_eq!(std::fs::read(&watched).unwrap(), pics[1]);
+    assert!(!watched.with_extension("part").exists());
+
     // A member joins and later leaves: each change moves the organisation to a new key. The agent
     // still seals to the key it knew, the server refuses that frame as sealed to a stale epoch,
     // the agent reads the chain again and seals to the new key; the member who left cannot open
