@@ -62,6 +62,10 @@ pub struct StoredSnapshot {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// Memory the latest camera frames of all printers may take together (about 2 000 printers of
+/// 250 KiB frames).
+pub const SNAPSHOTS_MAX_BYTES: usize = 512 * 1024 * 1024;
+
 /// Split the interval `[start, end)` at hour boundaries: (hour start, milliseconds in it).
 pub fn split_hours(start: i64, end: i64) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
@@ -248,8 +252,23 @@ impl Hub {
         Ok(pending.len())
     }
 
+    /// Keeps `s` as the printer's latest frame. Above [`SNAPSHOTS_MAX_BYTES`] in all, the frames
+    /// that arrived longest ago are dropped first (a printer whose camera went quiet).
     pub fn set_snapshot(&self, printer: PrinterId, s: StoredSnapshot) {
-        lock(&self.snapshots).insert(printer, s);
+        let mut all = lock(&self.snapshots);
+        all.insert(printer, s);
+        let mut total: usize = all.values().map(|s| s.sealed.len()).sum();
+        while total > SNAPSHOTS_MAX_BYTES {
+            let Some(oldest) = all
+                .iter()
+                .filter(|(id, _)| **id != printer)
+                .min_by_key(|(_, s)| s.received_at)
+                .map(|(id, _)| *id)
+            else {
+                break;
+            };
+            total -= all.remove(&oldest).map_or(0, |s| s.sealed.len());
+        }
     }
 
     pub fn snapshot(&self, printer: PrinterId) -> Option<StoredSnapshot> {
@@ -556,5 +575,26 @@ mod tests {
             2 * HOUR_MS + 1 - 100
         );
         assert!(split_hours(5, 5).is_empty());
+    }
+
+    #[test]
+    fn the_frames_kept_fit_their_budget_dropping_the_stalest_first() {
+        let hub = Hub::default();
+        let frame = |at: i64| StoredSnapshot {
+            manifest: serde_json::Value::Null,
+            sealed: bytes::Bytes::from(vec![0u8; SNAPSHOTS_MAX_BYTES / 3]),
+            received_at: at,
+        };
+        let printers: Vec<PrinterId> = (0..4).map(|_| PrinterId::new()).collect();
+        for (i, p) in printers.iter().enumerate() {
+            hub.set_snapshot(*p, frame(i as i64));
+        }
+        // Four thirds do not fit: the one that arrived first is gone, the newest is kept.
+        assert!(hub.snapshot(printers[0]).is_none());
+        assert!(printers[1..].iter().all(|p| hub.snapshot(*p).is_some()));
+        // A printer's newer frame replaces its own.
+        hub.set_snapshot(printers[1], frame(10));
+        assert_eq!(hub.snapshot_at(printers[1]), Some(10));
+        assert!(hub.snapshot(printers[2]).is_some());
     }
 }
