@@ -59,6 +59,14 @@ kind = "simulated"
 model = "Demo printer"
 time_scale = 60
 
+# A camera for a printer: a [printer.camera] table after that printer's lines. Frames are sealed
+# on this machine to the organisation's key and signed by the agent; the server cannot see them.
+# [printer.camera]
+# snapshot_url = "http://octopi.local/webcam/?action=snapshot"  # one JPEG or PNG per GET; leave it
+#                                 # out for OctoPrint, Moonraker and Bambu Lab A1/P1 printers
+# interval_seconds = 10           # while the printer has a job
+# idle_interval_seconds = 60      # otherwise (0: only when a member asks)
+
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
 # name = "ender"
@@ -336,6 +344,58 @@ mod tests {
         assert_eq!(
             c.connect_url(),
             "wss://hearth.example.org/api/v1/agent/connect"
+        );
+    }
+
+    #[test]
+    fn a_camera_table_belongs_to_the_printer_before_it() {
+        let text = r#"
+server = "http://127.0.0.1:8080"
+state_dir = "/tmp/x"
+
+[[printer]]
+name = "octopi"
+kind = "octoprint"
+url = "http://octopi.local"
+api_key = "K"
+
+[printer.camera]
+snapshot_url = "http://octopi.local/webcam/?action=snapshot"
+idle_interval_seconds = 0
+
+[[printer]]
+name = "voron"
+kind = "moonraker"
+url = "http://voron.local:7125"
+
+[printer.camera]
+
+[[printer]]
+name = "none"
+kind = "simulated"
+"#;
+        let (c, unknown) = AgentConfig::parse(text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        c.validate().unwrap();
+        let cam = c.printers[0].camera.as_ref().unwrap();
+        assert_eq!(
+            cam.snapshot_url.as_deref(),
+            Some("http://octopi.local/webcam/?action=snapshot")
+        );
+        assert_eq!(
+            (cam.interval_seconds, cam.idle_interval_seconds),
+            (10.0, 0.0)
+        );
+        let found = c.printers[1].camera.as_ref().unwrap();
+        assert_eq!(found.snapshot_url, None, "taken from Moonraker");
+        assert!(c.printers[2].camera.is_none());
+        let bad = text.replace("http://octopi.local/webcam", "rtsp://octopi.local/webcam");
+        let err = AgentConfig::parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("snapshot_url"), "{err}");
+        let typo = text.replace("idle_interval_seconds", "idle_seconds");
+        assert!(
+            AgentConfig::parse(&typo).is_err(),
+            "unknown camera keys are refused"
         );
     }
 
