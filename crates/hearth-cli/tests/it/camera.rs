@@ -59,6 +59,20 @@ fn with_camera(
     }
 }
 
+/// Waits until a printer's first sealed frame has reached the server; returns that printer.
+async fn first_frame(ada: &Machine) -> Printer {
+    let (client, org) = ada.client();
+    eventually("the first frame", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        p.into_iter()
+            .find(|p| p.camera.as_ref().is_some_and(|c| c.snapshot_at.is_some()))
+    })
+    .await
+}
+
 /// The pictures embedded in a real slicer's file, as a camera would send them (PNG).
 fn pictures() -> Vec<Vec<u8>> {
     let f = std::fs::File::open(crate::sample("wavy_small_prusaslicer_mk3s.gcode")).unwrap();
@@ -94,15 +108,7 @@ async fn a_camera_frame_is_sealed_by_the_agent_and_opened_only_on_the_members_ma
 
     // The agent sends a first frame once connected; the printer says when it arrived.
     let (client, org) = ada.client();
-    let printer = eventually("the first frame", || async {
-        let p: Vec<Printer> = client
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        p.into_iter()
-            .find(|p| p.camera.as_ref().is_some_and(|c| c.snapshot_at.is_some()))
-    })
-    .await;
+    let printer = first_frame(&ada).await;
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("frame.png");
     let said = ada
@@ -275,16 +281,7 @@ async fn the_agent_finds_the_camera_in_moonrakers_webcam_list() {
         ),
     )
     .await;
-    let (client, org) = ada.client();
-    eventually("the first frame", || async {
-        let p: Vec<Printer> = client
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        p.into_iter()
-            .find(|p| p.camera.as_ref().is_some_and(|c| c.snapshot_at.is_some()))
-    })
-    .await;
+    first_frame(&ada).await;
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("voron.png");
     ada.run(&["camera", "voron", "-o", out.to_str().unwrap()])
@@ -312,16 +309,7 @@ async fn a_bambu_lab_p1s_camera_is_read_over_its_own_protocol() {
         ),
     )
     .await;
-    let (client, org) = ada.client();
-    eventually("the first frame", || async {
-        let p: Vec<Printer> = client
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        p.into_iter()
-            .find(|p| p.camera.as_ref().is_some_and(|c| c.snapshot_at.is_some()))
-    })
-    .await;
+    first_frame(&ada).await;
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("p1s.jpg");
     ada.run(&["camera", "p1s", "-o", out.to_str().unwrap()])

@@ -816,18 +816,21 @@ class Printer:
 # Camera server (P1 and A1)
 # --------------------------------------------------------------------------------------------------
 
-class CameraServer:
-    LOGIN_SIZE = 80
-    FRAME_INTERVAL = 0.5
+class TlsListener:
+    """A TLS server socket on a free loopback port with the printer's certificate; each accepted
+    connection runs `handle(conn)` on its own thread."""
 
-    def __init__(self, cert: str, key: str, access_code: str, jpeg: bytes):
-        self.access_code, self.jpeg = access_code, jpeg
+    def __init__(self, cert: str, key: str, name: str):
+        self.name = name
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         self.ctx.load_cert_chain(cert, key)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def serve_forever(self) -> None:
         while not STOP.is_set():
@@ -837,9 +840,24 @@ class CameraServer:
                 continue
             except OSError:
                 break
-            threading.Thread(target=self.session, args=(conn,), name="camera", daemon=True).start()
+            threading.Thread(target=self.handle, args=(conn,), name=self.name, daemon=True).start()
 
-    def session(self, raw: socket.socket) -> None:
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class CameraServer(TlsListener):
+    LOGIN_SIZE = 80
+    FRAME_INTERVAL = 0.5
+
+    def __init__(self, cert: str, key: str, access_code: str, jpeg: bytes):
+        super().__init__(cert, key, "camera")
+        self.access_code, self.jpeg = access_code, jpeg
+
+    def handle(self, raw: socket.socket) -> None:
         raw.settimeout(10.0)
         try:
             with self.ctx.wrap_socket(raw, server_side=True) as tls:
@@ -865,30 +883,19 @@ class CameraServer:
         except (OSError, ssl.SSLError):
             return
 
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
 
 # --------------------------------------------------------------------------------------------------
 # Implicit FTPS server
 # --------------------------------------------------------------------------------------------------
 
-class FtpsServer:
+class FtpsServer(TlsListener):
     def __init__(self, cert: str, key: str, sdcard: str, access_code: str):
+        super().__init__(cert, key, "ftps")
         self.sdcard, self.access_code = sdcard, access_code
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.ctx.load_cert_chain(cert, key)
         # A peer that closes without close_notify (ha-bambulab skips unwrap()) gives a clean EOF;
         # a reset connection still raises (data sockets are wrapped with suppress_ragged_eofs=False).
         self.ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
         self.ctx_lock = threading.Lock()    # num_tickets is read when an SSL object is created
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
 
     CONTROL_TICKETS = 8                 # TLS 1.3 tickets per control connection (see module docstring)
 
@@ -899,21 +906,8 @@ class FtpsServer:
             return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False,
                                         suppress_ragged_eofs=not data)
 
-    def serve_forever(self) -> None:
-        while not STOP.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            threading.Thread(target=FtpsSession(self, conn).run, name="ftps", daemon=True).start()
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+    def handle(self, conn: socket.socket) -> None:
+        FtpsSession(self, conn).run()
 
 
 class FtpsSession:
