@@ -17,6 +17,8 @@ pub struct Metrics {
     pub notifications_delivered: AtomicU64,
     pub notifications_retried: AtomicU64,
     pub notifications_failed: AtomicU64,
+    pub camera_frames: AtomicU64,
+    pub camera_frames_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -91,6 +93,16 @@ impl Metrics {
                 "hearth_notification_tries_total{result=\"failed\"}",
                 "",
                 &self.notifications_failed,
+            ),
+            (
+                "hearth_camera_frames_total{result=\"kept\"}",
+                "Sealed camera frames agents sent, by outcome (refused: malformed, too large, stale epoch).",
+                &self.camera_frames,
+            ),
+            (
+                "hearth_camera_frames_total{result=\"refused\"}",
+                "",
+                &self.camera_frames_refused,
             ),
         ];
         for (name, help, c) in counters {

@@ -43,12 +43,30 @@ pub async fn agent_snapshot(
     Json(up): Json<SnapshotUpload>,
 ) -> ApiResult<StatusCode> {
     let (agent, org) = crate::routes::fleet::agent_from_bearer(&state, &headers)?;
+    let kept = keep(&state, agent, org, &name, up).await;
+    let counter = match &kept {
+        Ok(()) => &state.metrics.camera_frames,
+        Err(e) if e.status.is_client_error() => &state.metrics.camera_frames_refused,
+        Err(_) => return kept.map(|()| StatusCode::NO_CONTENT),
+    };
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    kept.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Checks a frame an agent sent and keeps it as its printer's latest.
+async fn keep(
+    state: &AppState,
+    agent: hearth_proto::ids::AgentId,
+    org: OrgId,
+    name: &str,
+    up: SnapshotUpload,
+) -> ApiResult<()> {
     let printer = state
         .store
         .printers_of_agent(agent)
         .await?
         .into_iter()
-        .find(|p| p.info.name == name)
+        .find(|p| p.info.name == *name)
         .ok_or_else(|| ApiError::not_found(format!("printer {name:?} of this agent")))?;
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(up.sealed.as_bytes())
@@ -64,7 +82,7 @@ pub async fn agent_snapshot(
         return Err(ApiError::invalid("sealed is not an age v1 file"));
     }
     let m = &up.manifest["manifest"];
-    if m["printer"].as_str() != Some(name.as_str()) {
+    if m["printer"].as_str() != Some(name) {
         return Err(ApiError::invalid(
             "the manifest names another printer than the path",
         ));
@@ -93,8 +111,8 @@ pub async fn agent_snapshot(
             received_at: now_ms(),
         },
     );
-    crate::hub::publish_printer(&state, org, printer.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    crate::hub::publish_printer(state, org, printer.id).await?;
+    Ok(())
 }
 
 /// The latest sealed frame of a printer's camera, as its agent signed it. Open it on a member
