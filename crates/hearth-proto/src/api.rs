@@ -545,6 +545,10 @@ pub struct ChangeSecretRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub key_bundle: Option<serde_json::Value>,
+    /// Also revoke every API token of the account (after a suspected compromise). Other browser
+    /// sessions end in any case.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoke_tokens: bool,
 }
 
 /// An organisation epoch key, sealed to the epoch's member devices. Opaque to the server.

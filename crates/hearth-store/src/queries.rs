@@ -516,6 +516,18 @@ impl Tx {
         Ok(())
     }
 
+    /// Revoke every token of `user_id` still valid; returns how many.
+    pub async fn revoke_tokens_of(&mut self, user_id: UserId, now_ms: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(user_id.to_string())
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected())
+    }
+
     /// Revoke one of `user_id`'s tokens. Revoking twice is not an error; another user's token is "not found".
     pub async fn revoke_token(&mut self, id: TokenId, user_id: UserId, now_ms: i64) -> Result<()> {
         let n = sqlx::query(

@@ -67,6 +67,10 @@ pub struct PasswdArgs {
     /// Read the new passphrase from this file; otherwise `HEARTH_NEW_PASSPHRASE` or a prompt.
     #[arg(long, value_name = "FILE")]
     pub new_passphrase_file: Option<PathBuf>,
+    /// Also revoke every API token of your account (scripts and other machines log in again);
+    /// this machine gets a new one. Other browser sessions end in any case.
+    #[arg(long)]
+    pub revoke_tokens: bool,
 }
 
 fn login_secret(
@@ -216,14 +220,7 @@ async fn do_login(
         )
         .await
         .context("cannot publish the device's public keys")?;
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into());
-    let token = session
-        .create_token(&CreateTokenRequest {
-            name: format!("hearth CLI on {host}"),
-            org: None,
-            max_role: None,
-            expires_in_days: None,
-        })
+    let token = cli_token(&session)
         .await
         .context("cannot create an API token for the CLI")?;
     let memberships = session.orgs().await?;
@@ -256,7 +253,7 @@ async fn do_login(
     let mut profile = Profile {
         server: server.to_owned(),
         login: login.to_owned(),
-        token: token.token,
+        token,
         org_id: chosen.map(|m| m.org.id),
         org_name: chosen.map(|m| m.org.name.clone()),
         ..Profile::default()
@@ -416,9 +413,23 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
 
 /// `hearth passwd`: re-wraps the device keys under a new passphrase and changes the login secret in
 /// one server transaction.
+/// A new API token for the CLI on this machine, from a logged-in session.
+async fn cli_token(session: &Client) -> anyhow::Result<String> {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into());
+    Ok(session
+        .create_token(&CreateTokenRequest {
+            name: format!("hearth CLI on {host}"),
+            org: None,
+            max_role: None,
+            expires_in_days: None,
+        })
+        .await?
+        .token)
+}
+
 pub async fn passwd(args: &PasswdArgs) -> anyhow::Result<()> {
     let dir = profile::config_dir()?;
-    let p = Profile::load(&dir)?;
+    let mut p = Profile::load(&dir)?;
     let kdf = kdf_params();
     let old = profile::passphrase(
         args.pass.passphrase_file.as_deref(),
@@ -454,11 +465,20 @@ pub async fn passwd(args: &PasswdArgs) -> anyhow::Result<()> {
                 current_secret: old_secret.to_string(),
                 new_secret: new_secret.to_string(),
                 key_bundle: Some(serde_json::to_value(&rewrapped)?),
+                revoke_tokens: args.revoke_tokens,
             })?,
         )
         .await
         .context("the server refused the passphrase change")?;
-    let _ = session.logout().await;
     println!("passphrase changed; your device keys are re-wrapped under it");
+    if args.revoke_tokens {
+        // This machine's token went with the others: a new one, from the session still open.
+        p.token = cli_token(&session).await.context(
+            "every API token was revoked, and a new one for this machine could not be made: run `hearth login`",
+        )?;
+        p.save(&dir)?;
+        println!("every API token of your account is revoked; this machine has a new one");
+    }
+    let _ = session.logout().await;
     Ok(())
 }

@@ -105,8 +105,22 @@ async fn setup_login_on_a_second_machine_and_passphrase_change() {
     let new = Machine::new("new staple passphrase");
     let out = new.run(&["login", &server.url, "--login", "ada"]).await;
     assert_eq!(line_value(&out, "device fingerprint:"), fp);
-    // The API tokens made before keep working (the change ends sessions, not tokens).
+    // The API tokens made before keep working (the change ends sessions, not tokens)...
     laptop.run(&["org", "show"]).await;
+    // ...unless the change revokes them: every other machine logs in again, this one goes on.
+    let out = new
+        .command(&["passwd", "--revoke-tokens"])
+        .env("HEARTH_NEW_PASSPHRASE", "third staple passphrase")
+        .output()
+        .await
+        .unwrap();
+    assert_success(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("every API token of your account is revoked")
+    );
+    let out = laptop.try_run(&["org", "show"]).await;
+    assert!(!out.status.success(), "a token made before still works");
+    new.run(&["org", "show"]).await;
 }
 
 /// A job for a printer whose agent is not connected waits in the queue, and the queue says so.

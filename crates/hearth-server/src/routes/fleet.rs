@@ -774,6 +774,11 @@ pub async fn change_secret(
     let ended = tx
         .delete_sessions_of(caller.user.id, keep.as_deref())
         .await?;
+    let revoked = if req.revoke_tokens {
+        tx.revoke_tokens_of(caller.user.id, now).await?
+    } else {
+        0
+    };
     if let Some(bundle) = &req.key_bundle {
         tx.put_key_bundle(caller.user.id, bundle, now).await?;
     }
@@ -781,7 +786,7 @@ pub async fn change_secret(
         hearth_proto::audit::SYSTEM_SCOPE,
         "auth.secret_change",
         None,
-        json!({ "other_sessions_ended": ended, "key_bundle": req.key_bundle.is_some() }),
+        json!({ "other_sessions_ended": ended, "tokens_revoked": revoked, "key_bundle": req.key_bundle.is_some() }),
     ))
     .await?;
     tx.commit().await?;
