@@ -258,6 +258,33 @@ impl ChainVerifier {
 mod tests {
     use super::*;
 
+    /// Details are stored as JSON text and hashed again when verified: a fraction (the grams a
+    /// cancelled job took) must read back as the very number it was written from, or a sound log
+    /// reads as altered. (serde_json's `float_roundtrip`, enabled for the workspace.)
+    #[test]
+    fn fractional_details_hash_the_same_after_a_trip_through_their_stored_text() {
+        for i in 1..4_000u32 {
+            let grams = (i as f32 / 7.0) * 0.731;
+            let details = serde_json::json!({ "grams": grams, "spool": "x" });
+            let body = |d| EntryBody {
+                scope: "org",
+                seq: 1,
+                ts_ms: 0,
+                actor: "agent:a",
+                action: "job.cancelled",
+                target: None,
+                source: None,
+                details: d,
+            };
+            let stored: serde_json::Value = serde_json::from_str(&details.to_string()).unwrap();
+            assert_eq!(
+                canonical_bytes(&body(&stored)),
+                canonical_bytes(&body(&details)),
+                "{grams}"
+            );
+        }
+    }
+
     fn chain(n: i64) -> Vec<AuditEntry> {
         let mut prev = GENESIS_PREV_HASH.to_owned();
         (1..=n)
