@@ -441,6 +441,12 @@ function printerCard(p) {
     rows.splice(1, 0, ["Spool", [s ? s.material.name : short(p.spool.id), ` · ${grams(p.spool.remaining_grams)} left`,
       low && el("span", { class: "low" }, " LOW")]]);
   }
+  if (t.slots && t.slots.length) {
+    // An AMS: each slot as the printer's screen names it, with its material and what is left.
+    rows.splice(1, 0, ["Slots", t.slots.map((s, i) => [i > 0 && " · ",
+      swatch(s.color && /^[0-9a-f]{6}$/i.test(s.color) ? `#${s.color}` : null),
+      `${s.name} ${s.material}${s.remain_percent === null || s.remain_percent === undefined ? "" : ` ${s.remain_percent}%`}`])]);
+  }
   if (p.camera) {
     // The frame is sealed to the organisation's key: this page holds none, the CLI opens it.
     const at = p.camera.snapshot_at;

@@ -49,6 +49,16 @@ pub fn to_wire(status: &PrinterStatus) -> PrinterTelemetry {
         elapsed_seconds: job.and_then(|j| j.elapsed_seconds),
         remaining_seconds: job.and_then(|j| j.remaining_seconds),
         error: status.error.clone(),
+        slots: status
+            .slots
+            .iter()
+            .map(|s| hearth_proto::agent::MaterialSlot {
+                name: s.name.clone(),
+                material: s.material.clone(),
+                color: s.color.clone(),
+                remain_percent: s.remain_percent,
+            })
+            .collect(),
     }
 }
 
@@ -196,6 +206,7 @@ mod tests {
                 remaining_seconds: Some(50),
             }),
             error: None,
+            slots: Vec::new(),
         }
     }
 

@@ -144,6 +144,29 @@ async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> an
     Ok(())
 }
 
+/// The Bambu Lab X1C of the demo has an AMS with four spools; the other printers report none.
+fn demo_ams(printer: &str) -> Vec<hearth_drivers::MaterialSlot> {
+    if printer != "x1c" {
+        return Vec::new();
+    }
+    [
+        ("A1", "PLA", "FFFFFF", 80),
+        ("A2", "PLA", "161616", 45),
+        ("A3", "PETG", "1E5AF0", 100),
+        ("A4", "ASA", "C0C0C0", 12),
+    ]
+    .into_iter()
+    .map(
+        |(name, material, color, left)| hearth_drivers::MaterialSlot {
+            name: name.into(),
+            material: material.into(),
+            color: Some(color.into()),
+            remain_percent: Some(left),
+        },
+    )
+    .collect()
+}
+
 /// The demo's cameras: `GET /camera/{printer}` answers a PNG of the printer's bed seen from above,
 /// the part growing in its colour with the progress the server reports, as a webcam's snapshot
 /// URL answers a photo. Returns the base URL.
@@ -380,6 +403,7 @@ async fn main() -> anyhow::Result<()> {
                 driver: DriverConfig::Simulated(SimulatedConfig {
                     model: model.into(),
                     time_scale: cli.time_scale,
+                    slots: demo_ams(name),
                     ..Default::default()
                 }),
             },

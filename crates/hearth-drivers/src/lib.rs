@@ -31,6 +31,6 @@ pub use config::{
 pub use driver::{Driver, Upload};
 pub use error::DriverError;
 pub use model::{
-    Capabilities, DriverInfo, DriverKind, Fault, Heater, JobPhase, JobStatus, PrintHints,
-    PrinterState, PrinterStatus,
+    Capabilities, DriverInfo, DriverKind, Fault, Heater, JobPhase, JobStatus, MaterialSlot,
+    PrintHints, PrinterState, PrinterStatus,
 };

@@ -270,6 +270,7 @@ impl Driver for MarlinDriver {
                     .filter(|j| j.phase == JobPhase::Paused)
                     .and(s.paused_by_printer.clone())
             }),
+            slots: Vec::new(),
         })
     }
 

@@ -147,6 +147,23 @@ pub struct PrinterStatus {
     pub job: Option<JobStatus>,
     /// The printer's own message when something is wrong (error text, pause reason, why offline).
     pub error: Option<String>,
+    /// The filament slots it reports with what is loaded (a Bambu Lab AMS and external spool);
+    /// empty when it reports none.
+    pub slots: Vec<MaterialSlot>,
+}
+
+/// A filament slot a printer reports, with what is loaded in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaterialSlot {
+    /// As the printer's screen names it: `A1`..`A4`, `B1`.. for AMS units, `Ext` for the external
+    /// spool.
+    pub name: String,
+    /// Material, e.g. `PLA`.
+    pub material: String,
+    /// `RRGGBB`, when known.
+    pub color: Option<String>,
+    /// Filament left, percent, when the printer knows (Bambu Lab RFID spools).
+    pub remain_percent: Option<u8>,
 }
 
 impl PrinterStatus {
@@ -157,6 +174,7 @@ impl PrinterStatus {
             heaters: Vec::new(),
             job: None,
             error: Some(why.into()),
+            slots: Vec::new(),
         }
     }
 }

@@ -445,6 +445,7 @@ impl MoonrakerDriver {
                     heaters: Vec::new(),
                     job: None,
                     error: Some(format!("Klipper {state}: {message}")),
+                    slots: Vec::new(),
                 }),
                 _ => Err(self.http.unreachable(format!("Klipper is {state}"))),
             };
@@ -548,6 +549,7 @@ fn map_status(objects: &Map<String, Value>) -> PrinterStatus {
         heaters,
         job,
         error,
+        slots: Vec::new(),
     }
 }
 

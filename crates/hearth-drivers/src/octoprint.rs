@@ -338,6 +338,7 @@ fn map_status(printer: &PrinterResponse, job: &JobResponse) -> PrinterStatus {
         heaters,
         job: map_job(state, job),
         error,
+        slots: Vec::new(),
     }
 }
 

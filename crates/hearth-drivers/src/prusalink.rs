@@ -288,6 +288,7 @@ fn map_status(
         heaters,
         job,
         error,
+        slots: Vec::new(),
     }
 }
 

@@ -103,6 +103,8 @@ pub struct SimulatedConfig {
     pub nozzle_rate: f64,
     /// Bed heating rate, °C per second.
     pub bed_rate: f64,
+    /// Filament slots it reports, as an AMS does (none by default).
+    pub slots: Vec<crate::model::MaterialSlot>,
 }
 
 impl Default for SimulatedConfig {
@@ -114,6 +116,7 @@ impl Default for SimulatedConfig {
             bed_temp: 60.0,
             nozzle_rate: 10.0,
             bed_rate: 1.0,
+            slots: Vec::new(),
         }
     }
 }
@@ -374,6 +377,7 @@ impl Driver for SimulatedDriver {
                 .collect(),
             job: sim.job_status(),
             error: sim.error.clone(),
+            slots: self.config.slots.clone(),
         })
     }
 

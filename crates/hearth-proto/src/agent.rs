@@ -197,6 +197,28 @@ pub struct PrinterTelemetry {
     /// What needs attention, in the printer's words.
     #[serde(default)]
     pub error: Option<String>,
+    /// The filament slots the printer reports with what is loaded (a Bambu Lab AMS and external
+    /// spool). Pool jobs fit a printer that has their material in one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<MaterialSlot>,
+}
+
+/// A filament slot a printer reports, with what is loaded in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MaterialSlot {
+    /// As the printer's screen names it: `A1`..`A4`, `B1`.. for AMS units, `Ext` for the
+    /// external spool.
+    pub name: String,
+    /// Material, e.g. `PLA`.
+    pub material: String,
+    /// `RRGGBB`, when known.
+    #[serde(default)]
+    pub color: Option<String>,
+    /// Filament left, percent, when the printer knows (RFID spools).
+    #[serde(default)]
+    pub remain_percent: Option<u8>,
 }
 
 /// Lifecycle of a job. `queued` and `assigned` are the server's; the rest are reported by the agent.

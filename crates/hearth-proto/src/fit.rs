@@ -6,7 +6,7 @@
 //! A fact that either side leaves unstated fits: the printer's configuration may be incomplete,
 //! and a job must not wait for ever on a guess.
 
-use crate::agent::PrinterInfo;
+use crate::agent::{MaterialSlot, PrinterInfo};
 use crate::api::{Printer, SchedulingFacts};
 
 /// What of a printer's configuration a fit is judged on.
@@ -17,6 +17,8 @@ pub struct PrinterSetup<'a> {
     pub material: Option<&'a str>,
     /// Filament left on the inventory spool loaded on it, g (unknown without one).
     pub filament_left_grams: Option<f32>,
+    /// The filament slots the printer reports (an AMS): a material in any of them is loaded too.
+    pub slots: &'a [MaterialSlot],
 }
 
 impl<'a> From<&'a PrinterInfo> for PrinterSetup<'a> {
@@ -26,6 +28,7 @@ impl<'a> From<&'a PrinterInfo> for PrinterSetup<'a> {
             nozzle_mm: p.nozzle_mm,
             material: p.material.as_deref(),
             filament_left_grams: None,
+            slots: &[],
         }
     }
 }
@@ -37,6 +40,7 @@ impl<'a> From<&'a Printer> for PrinterSetup<'a> {
             nozzle_mm: p.nozzle_mm,
             material: p.material.as_deref(),
             filament_left_grams: p.spool.as_ref().map(|s| s.remaining_grams),
+            slots: &p.telemetry.slots,
         }
     }
 }
@@ -68,14 +72,25 @@ pub fn misfits<'a>(facts: &'a SchedulingFacts, printer: PrinterSetup<'a>) -> Vec
             printer: printer.model,
         });
     }
-    if let (Some(sliced), Some(loaded)) = (facts.material.as_deref(), printer.material) {
+    // What is loaded: the configured (or member-stated) material and every slot's.
+    let loaded: Vec<&str> = printer
+        .material
+        .into_iter()
+        .chain(printer.slots.iter().map(|s| s.material.as_str()))
+        .collect();
+    if let (Some(sliced), Some(first)) = (facts.material.as_deref(), loaded.first()) {
         // A multi-material file names one material per tool ("PLA;PETG"): one of them loaded
         // is taken as a fit, since which tool the printer's configuration describes is unknown.
-        let fits = sliced
-            .split([';', ','])
-            .any(|m| m.trim().eq_ignore_ascii_case(loaded.trim()));
+        let fits = sliced.split([';', ',']).any(|m| {
+            loaded
+                .iter()
+                .any(|l| m.trim().eq_ignore_ascii_case(l.trim()))
+        });
         if !fits {
-            out.push(Misfit::Material { sliced, loaded });
+            out.push(Misfit::Material {
+                sliced,
+                loaded: first,
+            });
         }
     }
     if let (Some(sliced), Some(fitted)) = (facts.nozzle_mm, printer.nozzle_mm)
@@ -204,6 +219,7 @@ mod tests {
             nozzle_mm: Some(0.4),
             material: Some("PLA"),
             filament_left_grams: None,
+            slots: &[],
         };
         let facts =
             |model: Option<&str>, material: Option<&str>, nozzle: Option<f32>| SchedulingFacts {
@@ -242,8 +258,47 @@ mod tests {
             nozzle_mm: None,
             material: None,
             filament_left_grams: None,
+            slots: &[],
         };
         assert_eq!(misfits(&other, bare).len(), 1);
+    }
+
+    #[test]
+    fn a_material_in_any_ams_slot_is_loaded() {
+        let slot = |name: &str, material: &str| MaterialSlot {
+            name: name.into(),
+            material: material.into(),
+            color: None,
+            remain_percent: None,
+        };
+        let ams = [slot("A1", "PLA"), slot("A2", "PETG"), slot("Ext", "TPU")];
+        let p1s = PrinterSetup {
+            model: "Bambu Lab P1S",
+            nozzle_mm: Some(0.4),
+            material: None,
+            filament_left_grams: None,
+            slots: &ams,
+        };
+        let wants = |m: &str| SchedulingFacts {
+            material: Some(m.into()),
+            ..SchedulingFacts::default()
+        };
+        assert_eq!(misfits(&wants("petg"), p1s), []);
+        assert_eq!(misfits(&wants("TPU"), p1s), []);
+        let abs = wants("ABS");
+        assert_eq!(
+            misfits(&abs, p1s),
+            [Misfit::Material {
+                sliced: "ABS",
+                loaded: "PLA"
+            }]
+        );
+        // The configured material still counts beside the slots.
+        let configured = PrinterSetup {
+            material: Some("ABS"),
+            ..p1s
+        };
+        assert_eq!(misfits(&abs, configured), []);
     }
 
     #[test]
@@ -253,6 +308,7 @@ mod tests {
             nozzle_mm: None,
             material: Some("PLA"),
             filament_left_grams: left,
+            slots: &[],
         };
         let needs = |g: Option<f32>| SchedulingFacts {
             filament_grams: g,

@@ -113,6 +113,7 @@ pub fn offline() -> PrinterTelemetry {
         elapsed_seconds: None,
         remaining_seconds: None,
         error: Some("its agent is not connected".into()),
+        slots: Vec::new(),
     }
 }
 
@@ -444,6 +445,11 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
     let printers = state.store.printers(org).await?;
     // As pool jobs are fitted to them: with what members set as loaded (once per dispatch).
     let fitted: Vec<_> = printers.iter().map(PrinterRow::effective).collect();
+    // And with the filament slots each reports live (an AMS holds several materials).
+    let slots: Vec<_> = printers
+        .iter()
+        .map(|p| state.hub.telemetry(p.id).0.slots)
+        .collect();
     // The agents' keys, for pool jobs (see below); named-printer jobs need none.
     let agent_keys: HashMap<AgentId, [u8; 32]> = if queued.iter().any(|j| j.pool.is_some()) {
         state
@@ -475,21 +481,31 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                     .map(|(_, agents)| agents)
                     .unwrap_or_default();
                 let mut found = None;
-                for (p, _) in printers.iter().zip(&fitted).filter(|(p, fit)| {
-                    p.info.pools.contains(pool)
-                        && !taken.contains(&p.id)
-                        && misfits(
-                            &job.facts,
-                            PrinterSetup {
-                                filament_left_grams: p.spool.as_ref().map(|s| s.remaining_grams),
-                                ..(*fit).into()
-                            },
-                        )
-                        .is_empty()
-                        && agent_keys
-                            .get(&p.agent_id)
-                            .is_some_and(|k| sealed_to.contains(k))
-                }) {
+                for ((p, _), _) in
+                    printers
+                        .iter()
+                        .zip(&fitted)
+                        .zip(&slots)
+                        .filter(|((p, fit), slots)| {
+                            p.info.pools.contains(pool)
+                                && !taken.contains(&p.id)
+                                && misfits(
+                                    &job.facts,
+                                    PrinterSetup {
+                                        filament_left_grams: p
+                                            .spool
+                                            .as_ref()
+                                            .map(|s| s.remaining_grams),
+                                        slots: slots.as_slice(),
+                                        ..(*fit).into()
+                                    },
+                                )
+                                .is_empty()
+                                && agent_keys
+                                    .get(&p.agent_id)
+                                    .is_some_and(|k| sealed_to.contains(k))
+                        })
+                {
                     let idle = state.hub.telemetry(p.id).0.state == PrinterState::Idle;
                     if idle
                         && state.hub.is_connected(p.agent_id)

@@ -285,6 +285,7 @@ pub fn telemetry(state: PrinterState) -> PrinterTelemetry {
         elapsed_seconds: None,
         remaining_seconds: None,
         error: None,
+        slots: Vec::new(),
     }
 }
 

@@ -41,7 +41,8 @@ use tokio::sync::{Notify, OnceCell, oneshot};
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
+    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, MaterialSlot, PrinterState,
+    PrinterStatus,
 };
 use ftps::{FtpError, Ftps};
 use project::{EXTERNAL_SPOOL, Plate, Tray};
@@ -401,12 +402,37 @@ fn map_status(
             None => READ_ONLY.into(),
         });
     }
+    let (ams, external) = trays(print);
+    let slots = ams
+        .iter()
+        .chain(external.as_ref())
+        .map(|t| MaterialSlot {
+            name: slot_name(t.slot),
+            material: t.kind.clone(),
+            color: t.color.clone(),
+            remain_percent: t.remain_percent,
+        })
+        .collect();
     PrinterStatus {
         state,
         heaters,
         job,
         error,
+        slots,
     }
+}
+
+/// How the printer's screen names a slot: `A1`..`A4` for the first AMS, `B1`.. for the next,
+/// `Ext` for the external spool.
+fn slot_name(slot: i64) -> String {
+    if slot == EXTERNAL_SPOOL {
+        return "Ext".into();
+    }
+    let unit = u8::try_from(slot / 4)
+        .ok()
+        .filter(|u| *u < 26)
+        .unwrap_or(25);
+    format!("{}{}", char::from(b'A' + unit), slot % 4 + 1)
 }
 
 /// The spools a printer reports: AMS trays (`ams_id * 4 + tray_id`) and the external spool (254).
@@ -415,6 +441,11 @@ fn trays(print: &Map<String, Value>) -> (Vec<Tray>, Option<Tray>) {
         let kind = t.get("tray_type")?.as_str()?.trim();
         (!kind.is_empty()).then(|| Tray {
             slot,
+            remain_percent: t
+                .get("remain")
+                .and_then(Value::as_i64)
+                .and_then(|r| u8::try_from(r).ok())
+                .filter(|r| *r <= 100),
             kind: kind.to_owned(),
             color: t
                 .get("tray_color")

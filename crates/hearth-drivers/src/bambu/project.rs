@@ -170,6 +170,8 @@ pub struct Tray {
     pub kind: String,
     /// Colour as `RRGGBB`, when known.
     pub color: Option<String>,
+    /// Filament left, percent, when the printer knows (`remain`, -1 when it does not).
+    pub remain_percent: Option<u8>,
 }
 
 /// Why no tray fits a filament.
@@ -333,6 +335,7 @@ mod tests {
     #[test]
     fn trays_are_chosen_by_material_then_nearest_colour() {
         let tray = |slot, kind: &str, color: &str| Tray {
+            remain_percent: None,
             slot,
             kind: kind.into(),
             color: rgb(color),

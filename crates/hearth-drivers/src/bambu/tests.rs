@@ -213,3 +213,11 @@ fn configurations_without_a_way_to_trust_the_printer_are_refused() {
 fn toml_like<T: serde::de::DeserializeOwned>(v: Value) -> T {
     serde_json::from_value(v).unwrap()
 }
+
+#[test]
+fn slots_are_named_as_the_printer_screen_names_them() {
+    assert_eq!(slot_name(0), "A1");
+    assert_eq!(slot_name(3), "A4");
+    assert_eq!(slot_name(4), "B1");
+    assert_eq!(slot_name(EXTERNAL_SPOOL), "Ext");
+}

@@ -67,6 +67,28 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
     let driver = BambuDriver::new(printer.config("P1S")).unwrap();
     idle(&driver).await;
     let status = driver.status().await.unwrap();
+    // The AMS trays and the external spool, as the printer's screen names them.
+    let slots: Vec<_> = status
+        .slots
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.material.as_str(),
+                s.color.as_deref(),
+                s.remain_percent,
+            )
+        })
+        .collect();
+    assert_eq!(
+        slots,
+        [
+            ("A1", "PETG", Some("FFFFFF"), Some(100)),
+            ("A2", "PLA", Some("000000"), Some(100)),
+            ("A3", "PLA", Some("FAFAFA"), Some(100)),
+            ("Ext", "PLA", Some("000000"), None),
+        ]
+    );
     let names: Vec<_> = status.heaters.iter().map(|h| h.name.as_str()).collect();
     assert!(
         names.contains(&"tool0") && names.contains(&"bed"),

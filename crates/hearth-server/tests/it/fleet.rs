@@ -254,6 +254,7 @@ pub(crate) fn idle() -> PrinterTelemetry {
         elapsed_seconds: None,
         remaining_seconds: None,
         error: None,
+        slots: Vec::new(),
     }
 }
 
@@ -556,6 +557,73 @@ async fn stopping_the_server_ends_event_streams_and_agent_sessions() {
     while let Some(chunk) = events.chunk().await.expect("the event stream ends cleanly") {
         let _ = chunk;
     }
+}
+
+/// A printer that reports filament slots (a Bambu Lab AMS) has every slot's material loaded: a
+/// pool job for a material its configuration does not name goes to it when a slot holds it, and
+/// waits when none does, until a slot is loaded with it.
+#[tokio::test]
+async fn a_pool_job_fits_a_material_in_any_reported_slot() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("p1s", "farm")]).await;
+    let slot = |name: &str, material: &str| hearth_proto::agent::MaterialSlot {
+        name: name.into(),
+        material: material.into(),
+        color: Some("FFFFFF".into()),
+        remain_percent: Some(80),
+    };
+    let with_slots = |slots| {
+        let mut t = idle();
+        t.slots = slots;
+        AgentMsg::Telemetry {
+            printer: "p1s".into(),
+            status: t,
+        }
+    };
+    send(
+        &mut ws,
+        &with_slots(vec![slot("A1", "PLA"), slot("A2", "PETG")]),
+    )
+    .await;
+    let seen = printers_until(&owner, org, "the AMS slots", |p| {
+        p.len() == 1 && p[0].telemetry.slots.len() == 2
+    })
+    .await;
+    assert_eq!(seen[0].telemetry.slots[1].remain_percent, Some(80));
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let job = |material: &str| SubmitJobRequest {
+        facts: SchedulingFacts {
+            material: Some(material.into()),
+            ..SchedulingFacts::default()
+        },
+        ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
+    };
+    // The printer's configuration says PLA; PETG sits in slot A2.
+    let petg = submit_job(&owner, org, &job("PETG")).await;
+    assert_eq!(offered(&mut ws).await, (petg.id, "p1s".into()));
+    send(
+        &mut ws,
+        &AgentMsg::JobUpdate {
+            job_id: petg.id,
+            state: JobState::Completed,
+            message: None,
+            progress: None,
+        },
+    )
+    .await;
+    // No slot holds ABS: the job waits, and goes once A1 is loaded with it.
+    let abs = submit_job(&owner, org, &job("ABS")).await;
+    assert_eq!(abs.state, JobState::Queued, "{abs:?}");
+    send(
+        &mut ws,
+        &with_slots(vec![slot("A1", "ABS"), slot("A2", "PETG")]),
+    )
+    .await;
+    assert_eq!(offered(&mut ws).await, (abs.id, "p1s".into()));
 }
 
 /// A pool job goes to a printer of the pool that it fits (material, nozzle and model revealed by
