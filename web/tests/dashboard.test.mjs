@@ -102,7 +102,7 @@ try {
     "A1 PLA 80% · A2 PLA 45% · A3 PETG 100% · A4 ASA 12%");
 
   step("each card says when its camera's last sealed frame arrived, and how to open it");
-  await card("xl").locator("dd[data-row=camera]", { hasText: /^sealed frame \d+ s ago · hearth camera xl$/ }).waitFor();
+  await card("xl").locator("dd[data-row=camera]", { hasText: /^sealed frame \d+ (s|min) ago · hearth camera xl$/ }).waitFor();
 
   step("the jobs tab lists the demo's jobs with who sent them");
   await page.click("button[data-tab=jobs]");
