@@ -126,6 +126,15 @@ fn printers_table(printers: &[&Printer]) -> Table {
                         crate::cmd::inventory::grams(f64::from(s.remaining_grams))
                     )
                 }),
+                // An AMS: each slot as the printer names it, with its material.
+                (!tl.slots.is_empty()).then(|| {
+                    let slots: Vec<String> = tl
+                        .slots
+                        .iter()
+                        .map(|s| format!("{} {}", s.name, s.material))
+                        .collect();
+                    format!("slots {}", slots.join(", "))
+                }),
             ]
             .into_iter()
             .flatten()

@@ -238,7 +238,7 @@ async fn spools_are_added_weighed_loaded_and_checked_before_printing() {
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
     let work = tempfile::tempdir().unwrap();
-    let _agent = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    let mut agent = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
     let out = ada
         .run(&[
             "materials",
@@ -285,6 +285,29 @@ async fn spools_are_added_weighed_loaded_and_checked_before_printing() {
         listed.contains("on mk4") && listed.contains("LOW"),
         "{listed}"
     );
+
+    // An AMS reporting its slots: the printer list names what each holds.
+    let mut t = telemetry(PrinterState::Idle);
+    t.slots = vec![hearth_proto::agent::MaterialSlot {
+        name: "A1".into(),
+        material: "PETG".into(),
+        color: None,
+        remain_percent: Some(40),
+    }];
+    send(
+        &mut agent.1,
+        &AgentMsg::Telemetry {
+            printer: "mk4".into(),
+            status: t,
+        },
+    )
+    .await;
+    let listed = eventually("the slots listed", || async {
+        let out = ada.run(&["printers"]).await;
+        out.contains("slots A1 PETG").then_some(out)
+    })
+    .await;
+    assert!(listed.contains("[1.0 g left]"), "{listed}");
 
     // The file needs 1.25 g: printing to mk4 warns before the job goes.
     let file = gcode(work.path(), "part.gcode", "part");
