@@ -320,3 +320,49 @@ async fn a_bambu_lab_p1s_camera_is_read_over_its_own_protocol() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_come_every_interval_while_a_job_prints() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let cam = camera(Arc::new(Mutex::new(pictures()[0].clone()))).await;
+    let mut printer = with_camera(
+        "mk4",
+        Some(format!("{cam}/snapshot")),
+        hearth_drivers::DriverConfig::Simulated(hearth_drivers::simulated::SimulatedConfig {
+            time_scale: 10.0,
+            ..Default::default()
+        }),
+    );
+    // Idle: only the first frame (and those asked for); printing: one every 0.2 s.
+    if let Some(c) = printer.camera.as_mut() {
+        c.interval_seconds = 0.2;
+    }
+    let agent = start_chain_agent(&server, &ada, printer).await;
+    let first = first_frame(&ada).await.camera.unwrap().snapshot_at.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "part.gcode", "part");
+    ada.run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await;
+    let (client, org) = ada.client();
+    // The arrival times of the frames taken since, seen while the printer printed.
+    let seen = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    eventually("frames while printing", || {
+        let (client, seen, first) = (client.clone(), seen.clone(), first.clone());
+        async move {
+            let p: Vec<Printer> = client
+                .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+                .await
+                .unwrap();
+            let at = p[0].camera.as_ref()?.snapshot_at.clone()?;
+            let mut seen = seen.lock().unwrap();
+            if p[0].telemetry.state == hearth_proto::agent::PrinterState::Printing && at != first {
+                seen.insert(at);
+            }
+            (seen.len() >= 3).then_some(())
+        }
+    })
+    .await;
+    agent.shutdown().await;
+}
