@@ -194,21 +194,12 @@ async fn the_latest_sealed_frame_is_kept_checked_and_handed_to_members_only() {
     assert_eq!(err.status(), Some(404));
 
     // Operators see the frames in the metrics: three kept, six refused (the 401 is no agent's).
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        "hearth_camera_frames_total{result=\"kept\"} 3",
-        "hearth_camera_frames_total{result=\"refused\"} 6",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "{line} not in {metrics}"
-        );
-    }
+    server
+        .assert_metrics(&[
+            "hearth_camera_frames_total{result=\"kept\"} 3",
+            "hearth_camera_frames_total{result=\"refused\"} 6",
+        ])
+        .await;
 
     // A member asks for a fresh frame: the agent is told; a printer without a camera, or whose
     // agent is away, cannot be asked.

@@ -356,22 +356,13 @@ async fn job_events_reach_a_signed_webhook_and_a_refused_try_is_retried() {
             .is_empty()
     );
     // The tries are counted for the administrator's monitoring.
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for line in [
-        "hearth_notification_tries_total{result=\"delivered\"} 2",
-        "hearth_notification_tries_total{result=\"retry\"} 1",
-        "hearth_notification_tries_total{result=\"failed\"} 0",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "{line} not in {metrics}"
-        );
-    }
+    server
+        .assert_metrics(&[
+            "hearth_notification_tries_total{result=\"delivered\"} 2",
+            "hearth_notification_tries_total{result=\"retry\"} 1",
+            "hearth_notification_tries_total{result=\"failed\"} 0",
+        ])
+        .await;
 }
 
 async fn eventually_deliveries(

@@ -97,6 +97,22 @@ impl TestServer {
         Self::start_in(dir, settings).await
     }
 
+    /// Asserts that `/metrics` holds each of `lines` as a whole line.
+    pub async fn assert_metrics(&self, lines: &[&str]) {
+        let metrics = reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in lines {
+            assert!(
+                metrics.lines().any(|l| l == *line),
+                "{line} not in {metrics}"
+            );
+        }
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.url).unwrap()
     }
