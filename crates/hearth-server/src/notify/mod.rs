@@ -138,6 +138,18 @@ pub(crate) async fn org_name(state: &AppState, org: OrgId) -> String {
     }
 }
 
+/// When something went wrong on a printer with a camera: where to look. The frame itself is sealed,
+/// so the notification can only say how to open it.
+async fn camera_hint(state: &AppState, printer: PrinterId) -> String {
+    match state.store.printer(printer).await {
+        Ok(p) if p.info.camera => format!(
+            " Its camera's latest frame: `hearth camera {}`.",
+            p.info.name
+        ),
+        _ => String::new(),
+    }
+}
+
 pub(crate) async fn notified_printer(state: &AppState, id: PrinterId) -> Option<NotifiedPrinter> {
     let p = state.store.printer(id).await.ok()?;
     Some(NotifiedPrinter {
@@ -233,6 +245,11 @@ pub async fn job_changed(
     {
         text.push_str(&format!(" {m}"));
     }
+    if matches!(event, NotifyEvent::JobPaused | NotifyEvent::JobFailed)
+        && let Some(p) = before.printer_id
+    {
+        text.push_str(&camera_hint(state, p).await);
+    }
     let n = Notification {
         event,
         org_id: before.org_id,
@@ -277,6 +294,9 @@ async fn printer_notification(
     };
     if let Some(d) = detail.filter(|d| !d.is_empty()) {
         message.push_str(&format!(" {d}"));
+    }
+    if event == NotifyEvent::PrinterError {
+        message.push_str(&camera_hint(state, printer).await);
     }
     let n = Notification {
         event,

@@ -59,7 +59,8 @@ async fn printers(owner: &hearth_client::Client, org: OrgId) -> Vec<Printer> {
 
 #[tokio::test]
 async fn the_latest_sealed_frame_is_kept_checked_and_handed_to_members_only() {
-    let server = TestServer::start().await;
+    // One that may notify a receiver on this machine.
+    let server = crate::notify::server().await;
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
     owner
@@ -192,6 +193,35 @@ async fn the_latest_sealed_frame_is_kept_checked_and_handed_to_members_only() {
     let other = owner.create_org("other", None, None).await.unwrap();
     let err = owner.printer_snapshot(other.id, mk4.id).await.unwrap_err();
     assert_eq!(err.status(), Some(404));
+
+    // When the printer reports an error, the notification says where to look.
+    let mut hook = crate::notify::Receiver::start().await;
+    crate::notify::channel(
+        &owner,
+        org,
+        hearth_proto::notify::ChannelKind::Webhook,
+        format!("{}/hook", hook.url),
+        &[hearth_proto::notify::NotifyEvent::PrinterError],
+        None,
+    )
+    .await;
+    let mut jammed = idle();
+    jammed.state = hearth_proto::agent::PrinterState::Error;
+    jammed.error = Some("filament runout".into());
+    send(
+        &mut ws,
+        &hearth_proto::agent::AgentMsg::Telemetry {
+            printer: "mk4".into(),
+            status: jammed,
+        },
+    )
+    .await;
+    let said = hook.next("printer.error").await.json();
+    let message = said["data"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("filament runout") && message.contains("`hearth camera mk4`"),
+        "{said}"
+    );
 
     // Operators see the frames in the metrics: three kept, six refused (the 401 is no agent's).
     server
