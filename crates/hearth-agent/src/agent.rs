@@ -179,10 +179,9 @@ struct PrinterRt {
     camera: Option<CameraRt>,
 }
 
-/// A printer's camera between frames.
-#[derive(Debug)]
+/// A printer's camera between frames (its settings are the printer's `config.camera`).
+#[derive(Debug, Default)]
 struct CameraRt {
-    config: crate::config::CameraConfig,
     /// A frame is being taken, sealed and sent.
     busy: bool,
     /// A member asked for a frame: take one as soon as possible.
@@ -281,13 +280,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         printers: printers
             .into_iter()
             .map(|p| PrinterRt {
-                camera: p.config.camera.clone().map(|config| CameraRt {
-                    config,
-                    busy: false,
-                    wanted: false,
-                    last: None,
-                    failing: None,
-                }),
+                camera: p.config.camera.as_ref().map(|_| CameraRt::default()),
                 config: p.config,
                 driver: p.driver,
                 polling: false,
@@ -775,10 +768,10 @@ impl Agent {
         for i in 0..self.printers.len() {
             let p = &mut self.printers[i];
             let printing = p.active.is_some();
-            let Some(cam) = p.camera.as_mut() else {
+            let (Some(config), Some(cam)) = (p.config.camera.as_ref(), p.camera.as_mut()) else {
                 continue;
             };
-            let due = crate::camera::due(&cam.config, cam.last, now, printing);
+            let due = crate::camera::due(config, cam.last, now, printing);
             if cam.busy || !(cam.wanted || due) {
                 continue;
             }
@@ -790,7 +783,7 @@ impl Agent {
                 token: token.clone(),
                 opener: self.opener.clone(),
                 printer: p.config.name.clone(),
-                url: cam.config.snapshot_url.clone(),
+                url: config.snapshot_url.clone(),
                 driver: p.driver.clone(),
                 now: hearth_proto::time_fmt::now_ms() / 1000,
             };

@@ -119,11 +119,7 @@ async fn send(
     sealed: &[u8],
     manifest: serde_json::Value,
 ) -> Result<(), SendError> {
-    let url = format!(
-        "{}/api/v1/agent/printers/{}/snapshot",
-        server.trim_end_matches('/'),
-        urlencoding(printer)
-    );
+    let url = snapshot_url(server, printer).map_err(SendError::Other)?;
     let body = SnapshotUpload {
         manifest,
         sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
@@ -149,17 +145,15 @@ async fn send(
     )))
 }
 
-/// A printer name as one URL path segment.
-fn urlencoding(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// Where a printer's frames go: its name is one path segment, percent-encoded by `url`.
+fn snapshot_url(server: &str, printer: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(server)
+        .map_err(|e| format!("the server address {server:?} is not a URL: {e}"))?;
+    url.path_segments_mut()
+        .map_err(|()| format!("the server address {server:?} cannot take a path"))?
+        .pop_if_empty()
+        .extend(["api", "v1", "agent", "printers", printer, "snapshot"]);
+    Ok(url)
 }
 
 /// Everything one frame needs, moved into its task.
@@ -329,7 +323,14 @@ mod tests {
 
     #[test]
     fn printer_names_are_one_path_segment() {
-        assert_eq!(urlencoding("mk4-left"), "mk4-left");
-        assert_eq!(urlencoding("bay 2/x"), "bay%202%2Fx");
+        let at = |server, printer| snapshot_url(server, printer).unwrap().to_string();
+        assert_eq!(
+            at("https://hearth.example.org", "mk4-left"),
+            "https://hearth.example.org/api/v1/agent/printers/mk4-left/snapshot"
+        );
+        assert_eq!(
+            at("http://10.0.0.2:8080/", "bay 2/x"),
+            "http://10.0.0.2:8080/api/v1/agent/printers/bay%202%2Fx/snapshot"
+        );
     }
 }

@@ -165,7 +165,6 @@ fn truncate(text: &str) -> String {
     }
 }
 
-/// Percent-encodes one URL path segment (a file name).
 /// A camera URL found in a printer's settings, made usable from the agent's machine: a path alone
 /// (`/webcam/?action=snapshot`) is on the printer's host, at the printer's port when
 /// `relative_keeps_port` (OctoPrint serves it) or at the default port (Moonraker's web UI behind
@@ -199,6 +198,7 @@ pub(crate) fn camera_url(base: &str, found: &str, relative_keeps_port: bool) -> 
     Some(url.to_string())
 }
 
+/// Percent-encodes one URL path segment (a file name).
 pub(crate) fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {

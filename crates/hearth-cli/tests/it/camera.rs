@@ -255,21 +255,8 @@ async fn the_agent_finds_the_camera_in_moonrakers_webcam_list() {
     ada.setup(&server).await;
     let pics = pictures();
     let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
-    // The webcam as Mainsail's settings page adds it to Moonraker.
-    let added = reqwest::Client::new()
-        .post(format!("{}/server/webcams/item", moon.url))
-        .json(
-            &serde_json::json!({"name": "bed", "service": "mjpegstreamer",
-            "stream_url": format!("{cam}/stream"), "snapshot_url": format!("{cam}/snapshot")}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        added.status().is_success(),
-        "{}",
-        added.text().await.unwrap()
-    );
+    moon.add_webcam(&format!("{cam}/stream"), &format!("{cam}/snapshot"))
+        .await;
     let agent = start_chain_agent(
         &server,
         &ada,

@@ -41,20 +41,8 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
     // The camera: none in Moonraker's webcam list, then crowsnest's usual one, whose relative
     // URL is served by the web UI on the printer's host (not Moonraker's own port).
     assert_eq!(driver.camera_snapshot_url().await.unwrap(), None);
-    let added = reqwest::Client::new()
-        .post(format!("{}/server/webcams/item", peer.url))
-        .json(
-            &serde_json::json!({"name": "bed", "service": "mjpegstreamer",
-            "stream_url": "/webcam/?action=stream", "snapshot_url": "/webcam/?action=snapshot"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        added.status().is_success(),
-        "{}",
-        added.text().await.unwrap()
-    );
+    peer.add_webcam("/webcam/?action=stream", "/webcam/?action=snapshot")
+        .await;
     assert_eq!(
         driver.camera_snapshot_url().await.unwrap().as_deref(),
         Some("http://127.0.0.1/webcam/?action=snapshot")

@@ -461,6 +461,24 @@ impl Moonraker {
         }
     }
 
+    /// Adds a webcam named "bed" to Moonraker's list, as Mainsail's settings page does.
+    pub async fn add_webcam(&self, stream_url: &str, snapshot_url: &str) {
+        let added = reqwest::Client::new()
+            .post(format!("{}/server/webcams/item", self.url))
+            .json(
+                &serde_json::json!({"name": "bed", "service": "mjpegstreamer",
+                "stream_url": stream_url, "snapshot_url": snapshot_url}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            added.status().is_success(),
+            "{}",
+            added.text().await.unwrap()
+        );
+    }
+
     pub fn config(&self) -> hearth_drivers::MoonrakerConfig {
         hearth_drivers::MoonrakerConfig {
             url: self.url.clone(),
