@@ -775,6 +775,9 @@ impl Agent {
             if cam.busy || !(cam.wanted || due) {
                 continue;
             }
+            // Frames on the printing cadence make the job's timelapse; one a member asked for
+            // between them does not, so the timelapse stays evenly spaced.
+            let job = p.active.filter(|_| config.timelapse && due);
             cam.busy = true;
             cam.wanted = false;
             let shot = crate::camera::Shot {
@@ -786,6 +789,7 @@ impl Agent {
                 url: config.snapshot_url.clone(),
                 driver: p.driver.clone(),
                 now: hearth_proto::time_fmt::now_ms() / 1000,
+                job,
             };
             let events = self.events.clone();
             self.tasks.spawn(async move {

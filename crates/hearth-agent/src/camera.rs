@@ -168,6 +168,8 @@ pub struct Shot {
     pub driver: Arc<dyn hearth_drivers::Driver>,
     /// Unix seconds now.
     pub now: i64,
+    /// The job whose timelapse this frame belongs to (`None`: only the printer's latest frame).
+    pub job: Option<hearth_proto::ids::JobId>,
 }
 
 impl std::fmt::Debug for Shot {
@@ -176,6 +178,7 @@ impl std::fmt::Debug for Shot {
         f.debug_struct("Shot")
             .field("printer", &self.printer)
             .field("url", &self.url.as_deref().map(shown))
+            .field("job", &self.job)
             .finish_non_exhaustive()
     }
 }
@@ -192,10 +195,12 @@ impl Shot {
         loop {
             let opener = self.opener.clone();
             let (printer, frame, now) = (self.printer.clone(), image.clone(), self.now);
-            let sealed =
-                tokio::task::spawn_blocking(move || opener.seal_snapshot(&printer, &frame, now))
-                    .await
-                    .map_err(|e| format!("sealing the frame: {e}"))?;
+            let job = self.job.map(|j| j.to_string());
+            let sealed = tokio::task::spawn_blocking(move || {
+                opener.seal_snapshot(&printer, &frame, now, job.as_deref())
+            })
+            .await
+            .map_err(|e| format!("sealing the frame: {e}"))?;
             let retry = match sealed {
                 Ok((sealed, manifest)) => {
                     match send(
@@ -286,6 +291,7 @@ mod tests {
             snapshot_url: None,
             interval_seconds: 10.0,
             idle_interval_seconds: idle,
+            timelapse: false,
         };
         assert!(due(&cam(60.0), None, t0, false), "a first frame at once");
         assert!(!due(&cam(60.0), Some(t0), at(30.0), false));

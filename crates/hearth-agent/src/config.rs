@@ -147,6 +147,12 @@ pub struct CameraConfig {
     /// Seconds between frames otherwise (default 60; 0: only when a member asks).
     #[serde(default = "default_camera_idle_interval")]
     pub idle_interval_seconds: f64,
+    /// Keep a timelapse of every job this printer prints: the frames taken every
+    /// `interval_seconds` during a job are bound to it (signed with its id) and the server keeps
+    /// them, sealed, with the job (`hearth timelapse JOB`). Default false: the server keeps only
+    /// the latest frame.
+    #[serde(default)]
+    pub timelapse: bool,
 }
 
 fn default_camera_interval() -> f64 {

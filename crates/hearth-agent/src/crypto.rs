@@ -28,9 +28,11 @@ fn seal_frame(
     printer: &str,
     image: &[u8],
     taken_at: i64,
+    job: Option<&str>,
 ) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
-    let (sealed, signed) = hearth_crypto::seal_snapshot(trusted, keys, printer, image, taken_at)
-        .map_err(|e| SealSnapshotError::Failed(format!("cannot seal the frame: {e}")))?;
+    let (sealed, signed) =
+        hearth_crypto::seal_snapshot(trusted, keys, printer, image, taken_at, job)
+            .map_err(|e| SealSnapshotError::Failed(format!("cannot seal the frame: {e}")))?;
     let manifest =
         serde_json::to_value(&signed).map_err(|e| SealSnapshotError::Failed(e.to_string()))?;
     Ok((sealed, manifest))
@@ -95,8 +97,9 @@ impl JobOpener for CryptoOpener {
         printer: &str,
         image: &[u8],
         taken_at: i64,
+        job: Option<&str>,
     ) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
-        seal_frame(&self.trusted, &self.keys, printer, image, taken_at)
+        seal_frame(&self.trusted, &self.keys, printer, image, taken_at, job)
     }
 
     fn open(&self, job: &AgentJob, sealed: &Path, out: &mut File) -> Result<OpenedJob, OpenError> {
@@ -271,6 +274,7 @@ impl JobOpener for TrustingOpener {
         printer: &str,
         image: &[u8],
         taken_at: i64,
+        job: Option<&str>,
     ) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
         let trusted = self
             .inner
@@ -279,7 +283,7 @@ impl JobOpener for TrustingOpener {
             .1
             .clone()
             .ok_or(SealSnapshotError::NoChain)?;
-        seal_frame(&trusted, &self.keys, printer, image, taken_at)
+        seal_frame(&trusted, &self.keys, printer, image, taken_at, job)
     }
 
     fn open(&self, job: &AgentJob, sealed: &Path, out: &mut File) -> Result<OpenedJob, OpenError> {

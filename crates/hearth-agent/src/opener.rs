@@ -106,13 +106,15 @@ pub trait JobOpener: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Seals a camera frame of `printer`, taken at `taken_at` (Unix seconds), to the organisation's
-    /// current epoch and signs it with the agent's keys: the sealed bytes and the signed manifest
-    /// (`hearth_crypto::SignedSnapshot`) as JSON.
+    /// current epoch and signs it with the agent's keys (`job`: as a frame of that job's
+    /// timelapse): the sealed bytes and the signed manifest (`hearth_crypto::SignedSnapshot`) as
+    /// JSON.
     fn seal_snapshot(
         &self,
         _printer: &str,
         _image: &[u8],
         _taken_at: i64,
+        _job: Option<&str>,
     ) -> Result<(Vec<u8>, serde_json::Value), SealSnapshotError> {
         Err(SealSnapshotError::Failed(
             "this agent cannot seal camera frames (no keys)".into(),

@@ -76,6 +76,9 @@ enum Command {
     /// The latest frame of a printer's camera, checked and opened on this machine (the server
     /// cannot see it); --fresh asks for a new one.
     Camera(cmd::camera::CameraArgs),
+    /// Timelapses of jobs: without JOB, the ones kept; with it, its frames checked and opened on
+    /// this machine into numbered images, ready for ffmpeg.
+    Timelapse(cmd::timelapse::TimelapseArgs),
     /// Printers and active jobs, live (updates in place).
     Status {
         /// One JSON event per line.
@@ -141,6 +144,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Download(args) => cmd::files::download(&args).await,
         Command::Print(args) => cmd::upload::print(&args).await,
         Command::Camera(args) => cmd::camera::run(&args).await,
+        Command::Timelapse(args) => cmd::timelapse::run(&args).await,
         Command::Printers { cmd: None, json } => cmd::fleet::printers(json).await,
         Command::Printers {
             cmd: Some(cmd::fleet::PrintersCmd::Load(args)),

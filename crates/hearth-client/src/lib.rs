@@ -12,7 +12,7 @@ use futures::StreamExt;
 use hearth_proto::api::*;
 use hearth_proto::audit::{ChainBreak, ChainHead, ChainVerifier};
 use hearth_proto::ids::{
-    BlobHash, ChannelId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UserId,
+    BlobHash, ChannelId, JobId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UserId,
 };
 use hearth_proto::inventory::{
     Material, MaterialUpdate, MaterialUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
@@ -241,6 +241,31 @@ impl Client {
     pub async fn request_snapshot(&self, org: OrgId, printer: PrinterId) -> Result<()> {
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/snapshot");
         self.no_content(self.req(Method::POST, &path)).await
+    }
+
+    /// The organisation's timelapses, newest first.
+    pub async fn timelapses(&self, org: OrgId) -> Result<Vec<TimelapseSummary>> {
+        self.get(&format!("/api/v1/orgs/{org}/timelapses")).await
+    }
+
+    /// A job's timelapse: its frames in order, each with the manifest its agent signed.
+    pub async fn timelapse(&self, org: OrgId, job: JobId) -> Result<Timelapse> {
+        self.get(&format!("/api/v1/orgs/{org}/jobs/{job}/timelapse"))
+            .await
+    }
+
+    /// One sealed frame of a job's timelapse (open it with
+    /// `hearth_crypto::SignedSnapshot::open_of_job`).
+    pub async fn timelapse_frame(&self, org: OrgId, job: JobId, seq: u64) -> Result<Vec<u8>> {
+        let path = format!("/api/v1/orgs/{org}/jobs/{job}/timelapse/{seq}");
+        let resp = Self::check(self.req(Method::GET, &path).send().await?).await?;
+        Ok(resp.bytes().await?.to_vec())
+    }
+
+    /// Deletes a job's timelapse (its submitter or an admin).
+    pub async fn delete_timelapse(&self, org: OrgId, job: JobId) -> Result<()> {
+        let path = format!("/api/v1/orgs/{org}/jobs/{job}/timelapse");
+        self.no_content(self.req(Method::DELETE, &path)).await
     }
 
     /// The organisation's material library.

@@ -40,6 +40,11 @@ pub struct SnapshotManifest {
     pub agent: SigningPublic,
     /// When it was taken, Unix seconds (the agent's clock).
     pub taken_at: i64,
+    /// The job the printer was printing, when the frame belongs to that job's timelapse. Absent
+    /// from a frame of no job's timelapse, so frames signed before timelapses existed verify as
+    /// they were signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 /// A snapshot manifest with the agent's signature.
@@ -89,6 +94,14 @@ pub enum SnapshotError {
     /// The sealed bytes are not the ones the agent signed.
     #[error("the sealed frame does not hash to what its agent signed: it was replaced or altered")]
     CiphertextMismatch,
+    /// A timelapse frame of another job than the one asked for (or of no job).
+    #[error("the frame belongs to {actual}, not to job {expected}")]
+    OtherJob {
+        /// The job asked for.
+        expected: String,
+        /// What the agent signed: `job X` or `no job's timelapse`.
+        actual: String,
+    },
     /// The epoch key given is not the snapshot's epoch.
     #[error("the snapshot is sealed to epoch {snapshot}, and the key given is of epoch {key}")]
     WrongEpochKey {
@@ -103,14 +116,15 @@ pub enum SnapshotError {
 }
 
 /// Seals `image`, a frame of the agent's printer `printer` taken at `taken_at`, to the current
-/// epoch of `trusted`, and signs its manifest with the agent's keys. Returns the sealed bytes and
-/// the signed manifest.
+/// epoch of `trusted`, and signs its manifest with the agent's keys; `job` binds it to that job's
+/// timelapse. Returns the sealed bytes and the signed manifest.
 pub fn seal_snapshot(
     trusted: &TrustedState,
     agent: &DeviceKeys,
     printer: &str,
     image: &[u8],
     taken_at: i64,
+    job: Option<&str>,
 ) -> Result<(Vec<u8>, SignedSnapshot), SealError> {
     let epoch = trusted.current_epoch();
     let sealed = seal_bytes(&[&epoch.recipient], image)?;
@@ -124,6 +138,7 @@ pub fn seal_snapshot(
         blob_size: sealed.len() as u64,
         agent: agent.public().signing,
         taken_at,
+        job: job.map(str::to_owned),
     };
     let signature = agent.sign(&signing_bytes(DOMAIN_SNAPSHOT_MANIFEST, &manifest));
     Ok((
@@ -194,6 +209,31 @@ impl SignedSnapshot {
         }
         Ok(open_bytes(&[epoch_key], sealed)?)
     }
+
+    /// Opens a frame of `job`'s timelapse as [`SignedSnapshot::open`] does, and checks that the
+    /// agent signed it as a frame of that job: a server cannot pass one job's frames (or a live
+    /// frame) off as another job's timelapse.
+    pub fn open_of_job(
+        &self,
+        trusted: &TrustedState,
+        agent: &SigningPublic,
+        printer: &str,
+        job: &str,
+        epoch_key: &EpochKey,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, SnapshotError> {
+        let m = self.verify(trusted)?;
+        if m.job.as_deref() != Some(job) {
+            return Err(SnapshotError::OtherJob {
+                expected: job.into(),
+                actual: m
+                    .job
+                    .as_ref()
+                    .map_or_else(|| "no job's timelapse".into(), |j| format!("job {j}")),
+            });
+        }
+        self.open(trusted, agent, printer, epoch_key, sealed)
+    }
 }
 
 #[cfg(test)]
@@ -236,7 +276,8 @@ mod tests {
     fn a_member_opens_what_the_agent_sealed_and_the_ciphertext_hides_the_frame() {
         let o = org();
         let frame = b"\xff\xd8\xff\xe0 a JPEG of the bed \xff\xd9".repeat(50);
-        let (sealed, signed) = seal_snapshot(&o.trusted, &o.agent, "mk4", &frame, NOW).unwrap();
+        let (sealed, signed) =
+            seal_snapshot(&o.trusted, &o.agent, "mk4", &frame, NOW, None).unwrap();
         assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
         assert!(!sealed.windows(12).any(|w| w == &frame[..12]));
         let who = o.agent.public().signing;
@@ -252,7 +293,8 @@ mod tests {
     fn a_frame_swapped_altered_or_relabelled_is_refused() {
         let o = org();
         let who = o.agent.public().signing;
-        let (sealed, signed) = seal_snapshot(&o.trusted, &o.agent, "mk4", b"frame", NOW).unwrap();
+        let (sealed, signed) =
+            seal_snapshot(&o.trusted, &o.agent, "mk4", b"frame", NOW, None).unwrap();
         // Another printer's name on the same agent.
         assert!(matches!(
             signed.open(&o.trusted, &who, "xl", &o.epoch, &sealed),
@@ -260,7 +302,7 @@ mod tests {
         ));
         // Another enrolled agent's frame passed off as this agent's printer.
         let (theirs, theirs_signed) =
-            seal_snapshot(&o.trusted, &o.other, "mk4", b"elsewhere", NOW).unwrap();
+            seal_snapshot(&o.trusted, &o.other, "mk4", b"elsewhere", NOW, None).unwrap();
         assert!(matches!(
             theirs_signed.open(&o.trusted, &who, "mk4", &o.epoch, &theirs),
             Err(SnapshotError::OtherAgent)
@@ -279,7 +321,7 @@ mod tests {
         ));
         // Signed by a key the chain does not know.
         let stranger = AgentKeys::generate();
-        let (s, forged) = seal_snapshot(&o.trusted, &stranger, "mk4", b"fake", NOW).unwrap();
+        let (s, forged) = seal_snapshot(&o.trusted, &stranger, "mk4", b"fake", NOW, None).unwrap();
         assert!(matches!(
             forged.open(&o.trusted, &stranger.public().signing, "mk4", &o.epoch, &s),
             Err(SnapshotError::UnknownAgent { .. })
@@ -287,9 +329,45 @@ mod tests {
     }
 
     #[test]
+    fn a_timelapse_frame_opens_only_as_a_frame_of_its_own_job() {
+        let o = org();
+        let who = o.agent.public().signing;
+        let (sealed, signed) =
+            seal_snapshot(&o.trusted, &o.agent, "mk4", b"layer 12", NOW, Some("job-a")).unwrap();
+        let opened = signed
+            .open_of_job(&o.trusted, &who, "mk4", "job-a", &o.epoch, &sealed)
+            .unwrap();
+        assert_eq!(opened, b"layer 12");
+        assert!(matches!(
+            signed.open_of_job(&o.trusted, &who, "mk4", "job-b", &o.epoch, &sealed),
+            Err(SnapshotError::OtherJob { .. })
+        ));
+        // A live frame (of no job) passed off as a timelapse frame.
+        let (live, live_signed) =
+            seal_snapshot(&o.trusted, &o.agent, "mk4", b"idle bed", NOW, None).unwrap();
+        let err = live_signed
+            .open_of_job(&o.trusted, &who, "mk4", "job-a", &o.epoch, &live)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the frame belongs to no job's timelapse, not to job job-a"
+        );
+        // The job is signed: relabelling it breaks the signature.
+        let mut relabelled = live_signed.clone();
+        relabelled.manifest.job = Some("job-a".into());
+        assert!(matches!(
+            relabelled.open_of_job(&o.trusted, &who, "mk4", "job-a", &o.epoch, &live),
+            Err(SnapshotError::BadSignature)
+        ));
+        // A frame of no job signs no `job` key, as frames did before timelapses.
+        let json = serde_json::to_value(&live_signed).unwrap();
+        assert!(json["manifest"].get("job").is_none());
+    }
+
+    #[test]
     fn the_manifest_travels_as_json() {
         let o = org();
-        let (_, signed) = seal_snapshot(&o.trusted, &o.agent, "mk4", b"frame", NOW).unwrap();
+        let (_, signed) = seal_snapshot(&o.trusted, &o.agent, "mk4", b"frame", NOW, None).unwrap();
         let json = serde_json::to_value(&signed).unwrap();
         assert_eq!(json["manifest"]["printer"], "mk4");
         let back: SignedSnapshot = serde_json::from_value(json).unwrap();

@@ -399,6 +399,7 @@ async fn main() -> anyhow::Result<()> {
                     snapshot_url: Some(format!("{cameras}/camera/{name}")),
                     interval_seconds: 10.0,
                     idle_interval_seconds: 60.0,
+                    timelapse: true,
                 }),
                 driver: DriverConfig::Simulated(SimulatedConfig {
                     model: model.into(),

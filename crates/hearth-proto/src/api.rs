@@ -227,7 +227,7 @@ pub struct Blob {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Usage {
-    /// Bytes of stored blobs.
+    /// Bytes of stored blobs: sealed files and timelapse frames.
     pub used_bytes: i64,
     /// Bytes promised to uploads in progress.
     pub reserved_bytes: i64,
@@ -604,6 +604,52 @@ pub struct Snapshot {
     pub sealed: String,
     /// When it reached the server.
     pub received_at: String,
+}
+
+/// `GET /api/v1/orgs/{org}/timelapses`: a job's timelapse, the sealed frames its printer's agent
+/// took of it (agent `[printer.camera] timelapse = true`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TimelapseSummary {
+    pub job_id: JobId,
+    /// Frames kept, and their sealed bytes (counted in the organisation's storage).
+    pub frames: u64,
+    pub bytes: u64,
+    /// When the first and the last kept frame arrived.
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    /// Frames that arrived, kept or not.
+    pub arrived: u64,
+    /// One frame is kept in every `stride` that arrive: 1 until the timelapse reached the most
+    /// frames the server keeps per job, then doubled each time (evenly spaced, never cut off).
+    pub stride: u64,
+    /// Frames not kept because the organisation's storage quota was full.
+    pub over_quota: u64,
+    /// When it will be deleted (its job ended; the server's `camera.timelapse_keep_days`), if
+    /// ever.
+    pub expires_at: Option<String>,
+}
+
+/// `GET /api/v1/orgs/{org}/jobs/{id}/timelapse`: a timelapse and its frames, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Timelapse {
+    pub summary: TimelapseSummary,
+    pub frames: Vec<TimelapseFrame>,
+}
+
+/// One kept frame of a timelapse; its sealed bytes are at `.../timelapse/{seq}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TimelapseFrame {
+    /// Its place among the frames that arrived (gaps are frames thinned out).
+    pub seq: u64,
+    /// Sealed size, bytes.
+    pub size: u64,
+    pub received_at: String,
+    /// As the agent signed it (`hearth_crypto::SignedSnapshot`, naming the job).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
 }
 
 /// Largest sealed camera frame the server keeps, bytes.

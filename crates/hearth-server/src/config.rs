@@ -23,6 +23,29 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub notifications: NotifySettings,
     pub ui: UiSettings,
+    pub camera: CameraSettings,
+}
+
+/// Printer cameras' timelapses (frames stay sealed: the server keeps what it cannot open).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CameraSettings {
+    /// Most frames one job's timelapse keeps. Reaching it drops every other frame and keeps one
+    /// in two from then on, so a long print's timelapse stays evenly spaced (at the agent's 10 s,
+    /// 1800 frames cover 5 hours before the first thinning).
+    pub timelapse_max_frames: i64,
+    /// A timelapse is deleted this many days after its job ended; 0 keeps timelapses until
+    /// someone deletes them.
+    pub timelapse_keep_days: i64,
+}
+
+impl Default for CameraSettings {
+    fn default() -> Self {
+        Self {
+            timelapse_max_frames: 1800,
+            timelapse_keep_days: 30,
+        }
+    }
 }
 
 /// The web dashboard.
@@ -142,6 +165,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             notifications: NotifySettings::default(),
             ui: UiSettings::default(),
+            camera: CameraSettings::default(),
         }
     }
 }
@@ -489,6 +513,13 @@ argon2_iterations = 2
 [ui]
 # Serve the web dashboard at /. Off, hearthd serves the API only.
 enabled = true
+
+[camera]
+# Most frames one job's timelapse keeps; reaching it drops every other frame, so the timelapse stays
+# evenly spaced.
+timelapse_max_frames = 1800
+# Days after its job ended that a timelapse is deleted (0: keep until someone deletes it).
+timelapse_keep_days = 30
 
 [notifications]
 # Let organisation admins send notifications to loopback, private and link-local addresses (a LAN

@@ -190,9 +190,9 @@ impl Server {
 /// How long shutdown waits for agent sessions to finish what they were doing.
 const SESSIONS_DRAIN: Duration = Duration::from_secs(10);
 
-/// Once a minute: telemetry summed in memory is written as hourly rollups (never per message), and
+/// Once a minute: telemetry summed in memory is written as hourly rollups (never per message),
 /// every organisation's queue is swept, so a queued job whose validity ends fails then even when no
-/// printer or member does anything that would dispatch it.
+/// printer or member does anything that would dispatch it, and expired timelapses are deleted.
 async fn flush_rollups_every(state: AppState, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -203,6 +203,11 @@ async fn flush_rollups_every(state: AppState, every: Duration) {
         }
         if let Err(e) = sweep_queues(&state).await {
             tracing::warn!(error = %e.message, source = ?e.source, "could not sweep the job queues");
+        }
+        if let Err(e) =
+            routes::timelapse::expire_timelapses(&state, hearth_proto::time_fmt::now_ms()).await
+        {
+            tracing::warn!(error = %e.message, source = ?e.source, "could not delete expired timelapses");
         }
     }
 }

@@ -234,6 +234,36 @@ impl BlobDir {
         }
     }
 
+    /// Store `bytes`, already in memory and hashing to `h` (a camera frame), as that blob: written
+    /// under an upload's name (a crash leaves a file the startup cleanup removes), made durable, then
+    /// moved into place. A blob already there is kept as it is.
+    pub async fn put_blob(&self, h: &BlobHash, bytes: bytes::Bytes) -> Result<()> {
+        if self.blob_exists(h).await? {
+            return Ok(());
+        }
+        let part = self.upload_path(UploadId::new());
+        let dest = self.blob_path(h);
+        let dir = dest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.clone());
+        let (p, d) = (part.clone(), dest.clone());
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut f = std::fs::File::create_new(&p)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::create_dir_all(d.parent().unwrap_or(Path::new(".")))?;
+            std::fs::rename(&p, &d)
+        })
+        .await
+        .map_err(|e| StoreError::io("writing blob", std::io::Error::other(e)))?;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(StoreError::io("writing blob", e));
+        }
+        sync_dir(&dir).await
+    }
+
     pub async fn remove_blob(&self, h: &BlobHash) -> Result<()> {
         match tokio::fs::remove_file(self.blob_path(h)).await {
             Ok(()) => Ok(()),

@@ -20,6 +20,7 @@ pub mod models;
 pub mod notify;
 mod queries;
 mod rows;
+pub mod timelapse;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

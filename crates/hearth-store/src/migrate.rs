@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "inventory",
         include_str!("../migrations/0009_inventory.sql"),
     ),
+    (
+        10,
+        "timelapse",
+        include_str!("../migrations/0010_timelapse.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

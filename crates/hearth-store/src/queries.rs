@@ -103,7 +103,8 @@ async fn usage<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     org_id: OrgId,
 ) -> Result<UsageRow> {
     let row = sqlx::query(
-        "SELECT CAST(COALESCE((SELECT SUM(size) FROM blobs WHERE org_id = $1), 0) AS BIGINT) AS used, \
+        "SELECT CAST(COALESCE((SELECT SUM(size) FROM blobs WHERE org_id = $1), 0) \
+         + COALESCE((SELECT SUM(size) FROM timelapse_frames WHERE org_id = $1), 0) AS BIGINT) AS used, \
          CAST(COALESCE((SELECT SUM(length) FROM uploads WHERE org_id = $1), 0) AS BIGINT) AS reserved",
     )
     .bind(org_id.to_string())
@@ -276,7 +277,8 @@ impl Store {
     /// Every distinct blob hash any organisation references (for backups and garbage collection).
     pub async fn all_blob_hashes(&self) -> Result<Vec<(BlobHash, i64)>> {
         let rows = sqlx::query(
-            "SELECT sha256, MAX(size) AS size FROM blobs GROUP BY sha256 ORDER BY sha256",
+            "SELECT sha256, MAX(size) AS size FROM (SELECT sha256, size FROM blobs \
+             UNION ALL SELECT sha256, size FROM timelapse_frames) b GROUP BY sha256 ORDER BY sha256",
         )
         .fetch_all(self.pool())
         .await?;
@@ -614,10 +616,13 @@ impl Tx {
 
     /// Whether any organisation still references the blob (so its bytes must stay).
     pub async fn blob_referenced(&mut self, sha256: &BlobHash) -> Result<bool> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM blobs WHERE sha256 = $1")
-            .bind(sha256.as_str())
-            .fetch_one(&mut *self.inner)
-            .await?;
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM blobs WHERE sha256 = $1) \
+             + (SELECT COUNT(*) FROM timelapse_frames WHERE sha256 = $1) AS n",
+        )
+        .bind(sha256.as_str())
+        .fetch_one(&mut *self.inner)
+        .await?;
         Ok(row.try_get::<i64, _>("n")? > 0)
     }
 }

@@ -12,4 +12,5 @@ pub mod keys;
 pub mod login;
 pub mod members;
 pub mod notify;
+pub mod timelapse;
 pub mod upload;

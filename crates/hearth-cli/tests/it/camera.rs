@@ -54,6 +54,7 @@ fn with_camera(
             snapshot_url,
             interval_seconds: 10.0,
             idle_interval_seconds: 0.0,
+            timelapse: false,
         }),
         driver,
     }
@@ -351,5 +352,93 @@ async fn frames_come_every_interval_while_a_job_prints() {
         }
     })
     .await;
+    agent.shutdown().await;
+}
+
+/// The timelapse through the whole chain: the agent binds the frames it takes while a job prints
+/// to that job, the server keeps them with it, and `hearth timelapse` checks every one as a frame
+/// of that job by the printer's agent, opens them into numbered images, lists and deletes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_timelapse_is_kept_sealed_and_opened_into_numbered_frames() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let pics = pictures();
+    let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
+    let mut printer = with_camera(
+        "mk4",
+        Some(format!("{cam}/snapshot")),
+        hearth_drivers::DriverConfig::Simulated(hearth_drivers::simulated::SimulatedConfig {
+            time_scale: 20.0,
+            ..Default::default()
+        }),
+    );
+    if let Some(c) = printer.camera.as_mut() {
+        c.interval_seconds = 0.2;
+        c.timelapse = true;
+    }
+    let agent = start_chain_agent(&server, &ada, printer).await;
+    first_frame(&ada).await;
+    assert!(
+        ada.run(&["timelapse"]).await.contains("no timelapses"),
+        "none before a job"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "part.gcode", "part");
+    let job = ada
+        .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await
+        .trim()
+        .to_owned();
+    let (client, org) = ada.client();
+    let id: hearth_proto::ids::JobId = job.parse().unwrap();
+    eventually("the job completed", || async {
+        let j: hearth_proto::api::Job = client
+            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{id}"))
+            .await
+            .unwrap();
+        assert!(
+            !matches!(
+                j.state,
+                hearth_proto::agent::JobState::Failed | hearth_proto::agent::JobState::Refused
+            ),
+            "{j:?}"
+        );
+        (j.state == hearth_proto::agent::JobState::Completed).then_some(())
+    })
+    .await;
+    let listed = ada.run(&["timelapse"]).await;
+    assert!(listed.contains(&job) && listed.contains("mk4"), "{listed}");
+    let kept = client.timelapse(org, id).await.unwrap();
+    assert!(kept.frames.len() >= 3, "{:?}", kept.summary);
+
+    let dir = work.path().join("tl");
+    let said = ada
+        .run(&["timelapse", &job, "-o", dir.to_str().unwrap(), "--json"])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&said).unwrap();
+    assert_eq!(v["frames"], kept.frames.len());
+    assert_eq!(v["pattern"], "frame-%05d.png");
+    for n in 1..=kept.frames.len() {
+        let f = dir.join(format!("frame-{n:05}.png"));
+        assert_eq!(std::fs::read(&f).unwrap(), pics[0], "{}", f.display());
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), kept.frames.len());
+    let human = ada
+        .run(&["timelapse", &job, "-o", dir.to_str().unwrap()])
+        .await;
+    assert!(human.contains("ffmpeg -framerate 30 -i"), "{human}");
+
+    ada.run(&["timelapse", &job, "--delete"]).await;
+    assert!(ada.run(&["timelapse"]).await.contains("no timelapses"));
+    let gone = ada
+        .try_run(&["timelapse", &job, "-o", dir.to_str().unwrap()])
+        .await;
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("none was kept"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
     agent.shutdown().await;
 }

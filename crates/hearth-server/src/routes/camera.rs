@@ -103,12 +103,24 @@ async fn keep(
         )
         .with_status(StatusCode::CONFLICT));
     }
+    let (sealed, received_at) = (bytes::Bytes::from(sealed), now_ms());
+    if let Some(job) = m["job"].as_str() {
+        crate::routes::timelapse::keep_frame(
+            state,
+            &printer,
+            job,
+            &sealed,
+            &up.manifest,
+            received_at,
+        )
+        .await?;
+    }
     state.hub.set_snapshot(
         printer.id,
         StoredSnapshot {
             manifest: up.manifest,
-            sealed: sealed.into(),
-            received_at: now_ms(),
+            sealed,
+            received_at,
         },
     );
     crate::hub::publish_printer(state, org, printer.id).await?;

@@ -523,7 +523,7 @@ pub(crate) async fn printer_in(
     Ok(p)
 }
 
-async fn job_in(state: &AppState, org: OrgId, id: JobId) -> ApiResult<JobRow> {
+pub(crate) async fn job_in(state: &AppState, org: OrgId, id: JobId) -> ApiResult<JobRow> {
     let j = state.store.job(id).await?;
     if j.org_id != org {
         return Err(ApiError::not_found(format!("job {id}")));

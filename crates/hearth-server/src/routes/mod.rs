@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod notify;
 pub mod system;
+pub mod timelapse;
 pub mod tokens;
 pub mod ui;
 
@@ -45,6 +46,7 @@ use utoipa::OpenApi;
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
         camera::agent_snapshot, camera::get_snapshot, camera::request_snapshot,
+        timelapse::list_timelapses, timelapse::get_timelapse, timelapse::get_timelapse_frame, timelapse::delete_timelapse,
         inventory::list_materials, inventory::create_material, inventory::update_material, inventory::delete_material,
         inventory::list_spools, inventory::create_spool, inventory::get_spool, inventory::update_spool, inventory::spool_usage, inventory::material_usage,
         notify::list_channels, notify::create_channel, notify::update_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
@@ -169,6 +171,15 @@ pub fn router(state: AppState) -> Router {
             post(fleet::submit_job).get(fleet::list_jobs),
         )
         .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
+        .route("/orgs/{org}/timelapses", get(timelapse::list_timelapses))
+        .route(
+            "/orgs/{org}/jobs/{id}/timelapse",
+            get(timelapse::get_timelapse).delete(timelapse::delete_timelapse),
+        )
+        .route(
+            "/orgs/{org}/jobs/{id}/timelapse/{seq}",
+            get(timelapse::get_timelapse_frame),
+        )
         .route("/orgs/{org}/jobs/{id}/{action}", post(fleet::control_job))
         .route("/orgs/{org}/events", get(fleet::events))
         .route("/agent/chain", get(fleet::agent_chain))

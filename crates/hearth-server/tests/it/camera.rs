@@ -16,7 +16,7 @@ fn b64(b: &[u8]) -> String {
 
 /// A frame as an agent uploads it: age bytes and a manifest naming the printer, epoch and hash
 /// (the signature is the agent's business with members; the server does not check it).
-fn upload(printer: &str, epoch: i64, sealed: &[u8]) -> serde_json::Value {
+pub(crate) fn upload(printer: &str, epoch: i64, sealed: &[u8]) -> serde_json::Value {
     serde_json::json!({
         "manifest": {
             "manifest": {
@@ -30,7 +30,7 @@ fn upload(printer: &str, epoch: i64, sealed: &[u8]) -> serde_json::Value {
     })
 }
 
-async fn put(
+pub(crate) async fn put(
     server: &TestServer,
     token: &str,
     printer: &str,

@@ -21,7 +21,7 @@ fn api_status(e: hearth_client::ClientError) -> u16 {
 }
 
 /// The agent's messages so far have been handled (the session answers in order).
-async fn settled(ws: &mut Ws) {
+pub(crate) async fn settled(ws: &mut Ws) {
     send(ws, &AgentMsg::Ping).await;
     assert_eq!(recv(ws).await, ServerMsg::Pong);
 }
@@ -30,7 +30,7 @@ async fn spool_now(owner: &Client, org: OrgId, spool: &Spool) -> Spool {
     owner.spool(org, spool.id).await.unwrap()
 }
 
-async fn job_state(owner: &Client, org: OrgId, id: JobId) -> JobState {
+pub(crate) async fn job_state(owner: &Client, org: OrgId, id: JobId) -> JobState {
     let j: Job = owner
         .raw_get(&format!("/api/v1/orgs/{org}/jobs/{id}"))
         .await

@@ -14,5 +14,6 @@ mod openapi;
 mod pki;
 mod process;
 mod support;
+mod timelapse;
 mod ui;
 mod uploads;

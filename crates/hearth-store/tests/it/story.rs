@@ -455,6 +455,163 @@ async fn story(db: TestDb) {
 
     inventory(s, label, org.id, id, &configured, now).await;
     notifications(s, label, org.id, alice.id, now).await;
+    timelapses(s, label, org.id, id, alice.id, now).await;
+}
+
+/// A job's timelapse: frames numbered as they arrive, thinned evenly at the limit, refused over
+/// the quota (and counted), counted in the usage and by the blob references, listed, expired
+/// after the job ended, deleted.
+async fn timelapses(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: UserId, now: i64) {
+    use hearth_proto::agent::JobState;
+    use hearth_store::fleet::JobRow;
+    use hearth_store::timelapse::{Added, FrameRow};
+    let job = JobRow {
+        id: JobId::new(),
+        org_id: org,
+        printer_id: Some(printer),
+        pool: None,
+        blob_sha256: BlobHash::of(b"timelapse job"),
+        manifest: serde_json::json!({}),
+        facts: Default::default(),
+        state: JobState::Printing,
+        message: None,
+        submitted_by: by,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_job(&job).await.unwrap();
+    tx.commit().await.unwrap();
+    let used_before = s.usage(org).await.unwrap().used;
+    let frame = |n: i64| FrameRow {
+        job_id: job.id,
+        seq: 0,
+        org_id: org,
+        sha256: BlobHash::of(format!("frame {n}").as_bytes()),
+        size: 100,
+        manifest: format!("{{\"n\":{n}}}"),
+        received_at: now + n,
+    };
+    let mut outcomes = Vec::new();
+    for n in 0..6 {
+        let mut tx = s.begin().await.unwrap();
+        outcomes.push(
+            tx.add_timelapse_frame(&frame(n), i64::MAX, 3)
+                .await
+                .unwrap(),
+        );
+        tx.commit().await.unwrap();
+    }
+    // 0, 1, 2 kept; 3 would be a fourth: 1 goes (every other one), and 3 falls between, as
+    // 5 does; 4 is kept.
+    let added = |kept, dropped: &[i64]| Added {
+        kept,
+        over_quota: false,
+        dropped: dropped.iter().map(|n| frame(*n).sha256).collect(),
+    };
+    assert_eq!(
+        outcomes,
+        [
+            added(Some(0), &[]),
+            added(Some(1), &[]),
+            added(Some(2), &[]),
+            added(None, &[1]),
+            added(Some(4), &[]),
+            added(None, &[]),
+        ],
+        "{label}"
+    );
+    let frames = s.timelapse_frames(job.id).await.unwrap();
+    let seqs: Vec<i64> = frames.iter().map(|f| f.seq).collect();
+    assert_eq!(seqs, [0, 2, 4], "{label}");
+    assert_eq!(frames[1].manifest, "{\"n\":2}", "{label}");
+    assert_eq!(
+        s.timelapse_frame(job.id, 4).await.unwrap(),
+        frames[2],
+        "{label}"
+    );
+    assert!(matches!(
+        s.timelapse_frame(job.id, 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let t = s.timelapse(job.id).await.unwrap();
+    assert_eq!(
+        (
+            t.arrived, t.stride, t.frames, t.bytes, t.first_at, t.last_at
+        ),
+        (6, 2, 3, 300, Some(now), Some(now + 4)),
+        "{label}"
+    );
+    assert_eq!(s.timelapses(org).await.unwrap(), vec![t.clone()], "{label}");
+    assert_eq!(
+        s.usage(org).await.unwrap().used,
+        used_before + 300,
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.blob_referenced(&frame(2).sha256).await.unwrap(),
+        "{label}"
+    );
+    assert!(
+        !tx.blob_referenced(&frame(1).sha256).await.unwrap(),
+        "{label}"
+    );
+    // Over the quota: not kept, counted.
+    let quota = used_before + 300;
+    assert_eq!(
+        tx.add_timelapse_frame(&frame(6), quota, 100).await.unwrap(),
+        Added {
+            kept: None,
+            over_quota: true,
+            dropped: vec![]
+        },
+        "{label}"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(s.timelapse(job.id).await.unwrap().over_quota, 1, "{label}");
+    assert!(
+        s.all_blob_hashes()
+            .await
+            .unwrap()
+            .contains(&(frame(4).sha256, 100)),
+        "{label}: backups copy frames"
+    );
+
+    // Expiry lists it only once the job has ended, by when it ended.
+    assert_eq!(
+        s.timelapses_ended_before(now + 1000).await.unwrap(),
+        vec![],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    tx.update_job(job.id, JobState::Completed, None, None, now + 10)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.timelapses_ended_before(now + 10).await.unwrap(),
+        vec![],
+        "{label}"
+    );
+    assert_eq!(
+        s.timelapses_ended_before(now + 11).await.unwrap(),
+        vec![(org, job.id)],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    let mut gone = tx.delete_timelapse(job.id).await.unwrap();
+    gone.sort();
+    let mut expected: Vec<_> = [0, 2, 4].iter().map(|n| (frame(*n).sha256, 100)).collect();
+    expected.sort();
+    assert_eq!(gone, expected, "{label}");
+    assert!(matches!(
+        tx.delete_timelapse(job.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    tx.commit().await.unwrap();
+    assert_eq!(s.usage(org).await.unwrap().used, used_before, "{label}");
+    assert!(s.timelapses(org).await.unwrap().is_empty(), "{label}");
 }
 
 /// Materials, spools on printers (one each way), what jobs used (once per job, never below 0) and

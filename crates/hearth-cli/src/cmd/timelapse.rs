@@ -1,0 +1,239 @@
+//! `hearth timelapse [JOB]`: the timelapses the server keeps, and a job's frames opened here. The
+//! printer's agent sealed each frame to the organisation's epoch of its time and signed it as a
+//! frame of that job; this checks every signature against the verified chain (an enrolled agent,
+//! the one that drives the job's printer, that printer's name, that job), that the sealed bytes
+//! are the signed ones, and opens them. The server cannot.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use hearth_crypto::{EpochKey, SignedSnapshot};
+use hearth_proto::api::{Job, TimelapseSummary};
+use hearth_proto::ids::JobId;
+
+use crate::cmd::fleet::{Table, print_json, printers_of};
+use crate::ctx::{Ctx, agent_public};
+
+#[derive(Debug, clap::Args)]
+pub struct TimelapseArgs {
+    /// The job (its id, as `hearth jobs --all` lists it). Without it: the timelapses kept.
+    job: Option<String>,
+    /// Where to write the frames, numbered frame-00001.jpg (or .png) on (default:
+    /// timelapse-JOB in this directory).
+    #[arg(short, long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Delete the job's timelapse from the server instead (its submitter or an admin).
+    #[arg(long, requires = "job", conflicts_with = "out")]
+    delete: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: &TimelapseArgs) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let Some(job) = &args.job else {
+        let all = ctx
+            .client
+            .timelapses(org)
+            .await
+            .context("cannot list the timelapses")?;
+        return list(&ctx, &all, args.json).await;
+    };
+    let id: JobId = job
+        .parse()
+        .with_context(|| format!("{job:?} is not a job id"))?;
+    if args.delete {
+        ctx.client
+            .delete_timelapse(org, id)
+            .await
+            .with_context(|| format!("cannot delete the timelapse of job {id}"))?;
+        println!("the timelapse of job {id} is deleted");
+        return Ok(());
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("timelapse-{id}")));
+    let written = open_all(&mut ctx, id, &out).await?;
+    let said = serde_json::json!({
+        "job": id,
+        "dir": out,
+        "frames": written.frames,
+        "pattern": written.pattern,
+        "first_taken_at": written.first.map(|t| hearth_proto::time_fmt::rfc3339(t * 1000)),
+        "last_taken_at": written.last.map(|t| hearth_proto::time_fmt::rfc3339(t * 1000)),
+    });
+    if args.json {
+        return print_json(&said);
+    }
+    println!(
+        "{} frames of job {id}, checked and opened, written to {}",
+        written.frames,
+        out.display()
+    );
+    if written.frames > 0 {
+        println!(
+            "make a video: ffmpeg -framerate 30 -i '{}' -pix_fmt yuv420p timelapse-{id}.mp4",
+            out.join(&written.pattern).display()
+        );
+    }
+    Ok(())
+}
+
+async fn list(ctx: &Ctx, all: &[TimelapseSummary], json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(&all);
+    }
+    if all.is_empty() {
+        println!(
+            "no timelapses: an agent keeps them for printers with [printer.camera] timelapse = true"
+        );
+        return Ok(());
+    }
+    let org = ctx.org()?;
+    let printers = printers_of(ctx).await?;
+    let mut t = Table::new(&["JOB", "PRINTER", "FRAMES", "SIZE", "FROM", "TO", "EXPIRES"]);
+    for s in all {
+        let job: Option<Job> = ctx
+            .client
+            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", s.job_id))
+            .await
+            .ok();
+        let printer = job
+            .and_then(|j| j.printer)
+            .and_then(|p| printers.iter().find(|x| x.id == p))
+            .map_or_else(|| "-".to_owned(), |p| p.name.clone());
+        let mut frames = s.frames.to_string();
+        if s.over_quota > 0 {
+            frames.push_str(&format!(" ({} over quota)", s.over_quota));
+        }
+        t.row(vec![
+            s.job_id.to_string(),
+            printer,
+            frames,
+            format!("{:.1} MB", s.bytes as f64 / 1e6),
+            s.first_at.clone().unwrap_or_else(|| "-".into()),
+            s.last_at.clone().unwrap_or_else(|| "-".into()),
+            s.expires_at.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+/// What [`open_all`] wrote.
+struct Written {
+    frames: usize,
+    /// The file names' pattern, as ffmpeg takes it.
+    pattern: String,
+    /// When the first and the last frame were taken, Unix seconds (as the agent signed).
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+/// Fetches every frame of `job`'s timelapse, checks it against the verified chain as a frame of
+/// that job taken by its printer's agent, opens it and writes it to `dir` as `frame-00001.EXT`
+/// on (each through a temporary file). Frames numbered past the last from an earlier run are
+/// removed, so the directory holds this timelapse only.
+async fn open_all(ctx: &mut Ctx, job: JobId, dir: &Path) -> anyhow::Result<Written> {
+    let org = ctx.org()?;
+    let tl = ctx
+        .client
+        .timelapse(org, job)
+        .await
+        .with_context(|| format!("cannot fetch the timelapse of job {job}"))?;
+    let j: Job = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job}"))
+        .await
+        .with_context(|| format!("cannot fetch job {job}"))?;
+    let printers = printers_of(ctx).await?;
+    let printer = j
+        .printer
+        .and_then(|p| printers.iter().find(|x| x.id == p))
+        .with_context(|| format!("the printer of job {job} is no longer listed"))?
+        .clone();
+    let agent = ctx
+        .agents()
+        .await?
+        .into_iter()
+        .find(|a| a.id == printer.agent_id)
+        .with_context(|| format!("the agent of printer {} is not listed", printer.name))?;
+    let agent_key = agent_public(&agent)?.signing;
+    let (_, trusted) = ctx.trusted().await?;
+    let device = ctx.device()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut keys: HashMap<u64, EpochKey> = HashMap::new();
+    let mut written = Written {
+        frames: 0,
+        pattern: "frame-%05d.jpg".into(),
+        first: None,
+        last: None,
+    };
+    let job_str = job.to_string();
+    for f in &tl.frames {
+        let signed: SignedSnapshot =
+            serde_json::from_value(f.manifest.clone()).with_context(|| {
+                format!("the server served a malformed manifest for frame {}", f.seq)
+            })?;
+        let epoch = signed.manifest.epoch;
+        if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(epoch) {
+            e.insert(ctx.epoch_key(&device, &trusted, epoch).await?);
+        }
+        let sealed = ctx
+            .client
+            .timelapse_frame(org, job, f.seq)
+            .await
+            .with_context(|| format!("cannot fetch frame {} of job {job}", f.seq))?;
+        let image = signed
+            .open_of_job(
+                &trusted,
+                &agent_key,
+                &printer.name,
+                &job_str,
+                &keys[&epoch],
+                &sealed,
+            )
+            .with_context(|| format!("frame {} of job {job} does not check out", f.seq))?;
+        let ext = if image.starts_with(b"\x89PNG") {
+            "png"
+        } else {
+            "jpg"
+        };
+        written.frames += 1;
+        written.pattern = format!("frame-%05d.{ext}");
+        let path = dir.join(format!("frame-{:05}.{ext}", written.frames));
+        let tmp = path.with_extension("part");
+        std::fs::write(&tmp, &image)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written.first.get_or_insert(signed.manifest.taken_at);
+        written.last = Some(signed.manifest.taken_at);
+    }
+    remove_stale(dir, written.frames)?;
+    if tl.frames.is_empty() {
+        bail!("the timelapse of job {job} has no frames (yet)");
+    }
+    Ok(written)
+}
+
+/// Removes `frame-NNNNN.jpg|png` numbered above `kept` (left by an earlier, longer run).
+fn remove_stale(dir: &Path, kept: usize) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let n = name
+            .strip_prefix("frame-")
+            .and_then(|r| r.strip_suffix(".jpg").or_else(|| r.strip_suffix(".png")))
+            .and_then(|n| n.parse::<usize>().ok());
+        if n.is_some_and(|n| n > kept) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
