@@ -43,6 +43,8 @@ const state = {
   // The spools not archived (what printers can have loaded) and the material library.
   spools: new Map(),
   materials: new Map(),
+  // The timelapses kept, by job id (the frames are sealed: the page shows how many).
+  timelapses: new Map(),
   events: null,
   tab: "printers",
 };
@@ -287,7 +289,7 @@ async function openOrg(id) {
 // since events missed while it was down are not replayed).
 async function reload() {
   const org = state.org.id;
-  const [printers, jobs, members, agents, usage, spools, materials] = await Promise.all([
+  const [printers, jobs, members, agents, usage, spools, materials, timelapses] = await Promise.all([
     call("GET", `/orgs/${org}/printers`),
     call("GET", `/orgs/${org}/jobs`),
     call("GET", `/orgs/${org}/members`).catch(() => []),
@@ -295,7 +297,9 @@ async function reload() {
     call("GET", `/orgs/${org}/usage`).catch(() => null),
     call("GET", `/orgs/${org}/spools`).catch(() => []),
     call("GET", `/orgs/${org}/materials`).catch(() => []),
+    call("GET", `/orgs/${org}/timelapses`).catch(() => []),
   ]);
+  state.timelapses = new Map(timelapses.map((t) => [t.job_id, t]));
   state.spools = new Map(spools.map((x) => [x.id, x]));
   state.materials = new Map(materials.map((x) => [x.id, x]));
   state.printers = new Map(printers.map((p) => [p.id, p]));
@@ -310,7 +314,7 @@ async function reload() {
 function renderFooter(usage) {
   const parts = [`Hearth ${state.info ? state.info.version : ""}`];
   if (usage) {
-    parts.push(`storage: ${bytes(usage.used_bytes)} of ${bytes(usage.quota_bytes)} used (sealed files)`);
+    parts.push(`storage: ${bytes(usage.used_bytes)} of ${bytes(usage.quota_bytes)} used (sealed files and timelapses)`);
   }
   $("footer").textContent = parts.join(" · ");
 }
@@ -322,6 +326,7 @@ function showTab(tab) {
     else b.removeAttribute("aria-current");
   }
   for (const v of VIEWS) $(`${v}-view`).hidden = v !== tab;
+  if (tab === "jobs") loadTimelapses().catch((e) => notice(`Could not read the timelapses: ${e.message}`));
   if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
   if (tab === "spools") loadSpools().catch((e) => notice(`Could not read the spools: ${e.message}`));
   if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
@@ -386,6 +391,8 @@ function startEvents() {
       state.jobs.set(ev.job.id, ev.job);
       renderJobs();
       renderPrinters();
+      // A job that starts or ends has a timelapse to show, or one that stopped growing.
+      if (state.tab === "jobs") loadTimelapses().catch(() => {});
     }
   };
   state.events = es;
@@ -576,6 +583,52 @@ async function control(job, action, button) {
   }
 }
 
+// While the jobs tab is open, the frame counts of timelapses in progress are fetched again
+// every 15 s (frames arrive as files do: no event announces them).
+setInterval(() => {
+  if (state.org && state.tab === "jobs" && !document.hidden) loadTimelapses().catch(() => {});
+}, 15_000);
+
+// The timelapses kept, fetched again; the jobs table shows them.
+async function loadTimelapses() {
+  const list = await call("GET", `/orgs/${state.org.id}/timelapses`);
+  state.timelapses = new Map(list.map((t) => [t.job_id, t]));
+  renderJobs();
+}
+
+// A job's timelapse: how many sealed frames are kept and the command that opens them (the page
+// holds no key), with Delete for its submitter or an admin.
+function timelapseCell(j) {
+  const t = state.timelapses.get(j.id);
+  if (!t) return "—";
+  const mine = state.me && j.submitted_by === state.me.user.id;
+  const canDelete = atLeast("admin") || (atLeast("operator") && mine);
+  const over = t.over_quota ? ` · ${t.over_quota} not kept: storage full` : "";
+  return [
+    el("span", { class: "frames" }, `${t.frames} sealed frame${t.frames === 1 ? "" : "s"} · ${bytes(t.bytes)}${over}`),
+    el("div", { class: "muted" }, el("code", {}, `hearth timelapse ${j.id}`)),
+    canDelete && el("button", {
+      "data-action": "delete-timelapse",
+      "data-job-id": j.id,
+      onclick: (ev) => deleteTimelapse(j, ev.currentTarget),
+    }, "Delete timelapse"),
+  ];
+}
+
+async function deleteTimelapse(job, button) {
+  if (!confirm(`Delete the timelapse of job ${short(job.id)}? Its frames are removed from the server.`)) return;
+  button.disabled = true;
+  try {
+    await call("DELETE", `/orgs/${state.org.id}/jobs/${job.id}/timelapse`);
+    state.timelapses.delete(job.id);
+    notice("");
+    renderJobs();
+  } catch (e) {
+    notice(`Could not delete the timelapse of job ${short(job.id)}: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
 function renderJobs() {
   const activeOnly = $("jobs-active").checked;
   const jobs = [...state.jobs.values()]
@@ -596,6 +649,7 @@ function renderJobs() {
       el("td", {}, state.logins.get(j.submitted_by) || short(j.submitted_by)),
       el("td", {}, `${material || "—"}${grams}`),
       el("td", {}, f.estimated_seconds ? duration(f.estimated_seconds) : "—"),
+      el("td", { class: "timelapse" }, timelapseCell(j)),
       el("td", {}, el("div", { class: "actions" }, jobActions(j, printer))),
     );
   }));

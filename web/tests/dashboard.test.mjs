@@ -117,6 +117,13 @@ try {
     return bar && Number(bar.value) > 0;
   }, jobPrinter, { timeout: 60_000 });
 
+  step("the printing job keeps a timelapse (the demo's cameras take a frame every few seconds)");
+  const deadline = Date.now() + 60_000;
+  while (!JSON.parse(await orgGet("/timelapses")).some((t) => t.job_id === job && t.frames > 0)) {
+    assert.ok(Date.now() < deadline, "no timelapse frame of the printing job within a minute");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+
   step("cancelling a printing job reaches the server and the printer");
   await row.locator("button[data-action=cancel]").click();
   await page.locator(`#jobs tr[data-job-id="${job}"]`).waitFor({ state: "detached" });
@@ -124,6 +131,14 @@ try {
   await page.locator(`#jobs tr[data-job-id="${job}"][data-state=cancelled]`).waitFor();
   const cancelled = JSON.parse(await orgGet(`/jobs/${job}`));
   assert.equal(cancelled.state, "cancelled");
+
+  step("the cancelled job lists its sealed timelapse with the command that opens it; the owner deletes it");
+  const timelapse = page.locator(`#jobs tr[data-job-id="${job}"] td.timelapse`);
+  await timelapse.locator("span.frames", { hasText: /^\d+ sealed frames? · / }).waitFor();
+  assert.equal(await timelapse.locator("code").textContent(), `hearth timelapse ${job}`);
+  await timelapse.locator("button[data-action=delete-timelapse]").click();
+  await page.locator(`#jobs tr[data-job-id="${job}"] td.timelapse`, { hasText: /^—$/ }).waitFor();
+  assert.ok(!JSON.parse(await orgGet("/timelapses")).some((t) => t.job_id === job), "deleted on the server");
 
   step("the cancelled print's share of filament is taken from its printer's spool, and listed under it");
   await page.click("button[data-tab=spools]");

@@ -66,6 +66,8 @@ time_scale = 60
 #                                 # out for OctoPrint, Moonraker and Bambu Lab A1/P1 printers
 # interval_seconds = 10           # while the printer has a job
 # idle_interval_seconds = 60      # otherwise (0: only when a member asks)
+# timelapse = false               # true: keep the frames taken while a job prints as its
+#                                 # timelapse (sealed too; `hearth timelapse JOB`)
 
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
@@ -368,6 +370,7 @@ api_key = "K"
 [printer.camera]
 snapshot_url = "http://octopi.local/webcam/?action=snapshot"
 idle_interval_seconds = 0
+timelapse = true
 
 [[printer]]
 name = "voron"
@@ -389,11 +392,16 @@ kind = "simulated"
             Some("http://octopi.local/webcam/?action=snapshot")
         );
         assert_eq!(
-            (cam.interval_seconds, cam.idle_interval_seconds),
-            (10.0, 0.0)
+            (
+                cam.interval_seconds,
+                cam.idle_interval_seconds,
+                cam.timelapse
+            ),
+            (10.0, 0.0, true)
         );
         let found = c.printers[1].camera.as_ref().unwrap();
         assert_eq!(found.snapshot_url, None, "taken from Moonraker");
+        assert!(!found.timelapse, "no timelapse unless asked for");
         assert!(c.printers[2].camera.is_none());
         let bad = text.replace("http://octopi.local/webcam", "rtsp://octopi.local/webcam");
         let err = AgentConfig::parse(&bad).unwrap_err().to_string();

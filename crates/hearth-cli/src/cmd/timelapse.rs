@@ -113,7 +113,7 @@ async fn list(ctx: &Ctx, all: &[TimelapseSummary], json: bool) -> anyhow::Result
             s.job_id.to_string(),
             printer,
             frames,
-            format!("{:.1} MB", s.bytes as f64 / 1e6),
+            size(s.bytes),
             s.first_at.clone().unwrap_or_else(|| "-".into()),
             s.last_at.clone().unwrap_or_else(|| "-".into()),
             s.expires_at.clone().unwrap_or_else(|| "-".into()),
@@ -121,6 +121,17 @@ async fn list(ctx: &Ctx, all: &[TimelapseSummary], json: bool) -> anyhow::Result
     }
     t.print();
     Ok(())
+}
+
+/// Bytes as people read them: `840 B`, `96 kB`, `12.4 MB`, `1.2 GB`.
+fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.0} kB", b / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.1} GB", b / 1e9),
+    }
 }
 
 /// What [`open_all`] wrote.
@@ -236,4 +247,15 @@ fn remove_stale(dir: &Path, kept: usize) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(super::size(840), "840 B");
+        assert_eq!(super::size(96_400), "96 kB");
+        assert_eq!(super::size(12_400_000), "12.4 MB");
+        assert_eq!(super::size(1_200_000_000), "1.2 GB");
+    }
 }
