@@ -177,6 +177,8 @@ struct PrinterRt {
     misses: u32,
     missing_since: Option<Instant>,
     camera: Option<CameraRt>,
+    /// The layer the printer reported in its last sample (while it has a job).
+    layer: Option<u32>,
 }
 
 /// A printer's camera between frames (its settings are the printer's `config.camera`).
@@ -190,6 +192,8 @@ struct CameraRt {
     last: Option<Instant>,
     /// Why the last frame failed, so that a camera that stays down is logged once.
     failing: Option<String>,
+    /// The layer of the last timelapse frame (the `layer` trigger takes one per new layer).
+    timelapse_layer: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -281,6 +285,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
             .into_iter()
             .map(|p| PrinterRt {
                 camera: p.config.camera.as_ref().map(|_| CameraRt::default()),
+                layer: None,
                 config: p.config,
                 driver: p.driver,
                 polling: false,
@@ -616,6 +621,7 @@ impl Agent {
         self.coalescer.offer(&name, to_wire(&status));
         self.flush_telemetry();
         self.printers[i].idle = status.state == hearth_drivers::PrinterState::Idle;
+        self.printers[i].layer = status.job.as_ref().and_then(|j| j.layer);
         if status.state == hearth_drivers::PrinterState::Offline {
             self.printers[i].online = false;
             return;
@@ -771,13 +777,23 @@ impl Agent {
             let (Some(config), Some(cam)) = (p.config.camera.as_ref(), p.camera.as_mut()) else {
                 continue;
             };
-            let due = crate::camera::due(config, cam.last, now, printing);
-            if cam.busy || !(cam.wanted || due) {
+            let plan = crate::camera::plan(
+                config,
+                cam.last,
+                now,
+                printing,
+                p.layer,
+                cam.timelapse_layer,
+            );
+            if cam.busy || !(cam.wanted || plan.take) {
                 continue;
             }
-            // Frames on the printing cadence make the job's timelapse; one a member asked for
-            // between them does not, so the timelapse stays evenly spaced.
-            let job = p.active.filter(|_| config.timelapse && due);
+            // Frames on the printing cadence (or at a new layer) make the job's timelapse; one a
+            // member asked for between them does not, so the timelapse stays evenly spaced.
+            let job = p.active.filter(|_| plan.timelapse);
+            if plan.timelapse {
+                cam.timelapse_layer = p.layer;
+            }
             cam.busy = true;
             cam.wanted = false;
             let shot = crate::camera::Shot {

@@ -43,6 +43,51 @@ pub fn due(
     }
 }
 
+/// What a camera does at one tick of the agent loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Take a frame now.
+    pub take: bool,
+    /// It is a frame of the active job's timelapse.
+    pub timelapse: bool,
+}
+
+/// What a camera does at `now`: its last frame was taken at `last`, the printer has a job
+/// (`printing`) and reports `layer`; `timelapse_layer` is the layer of the last timelapse frame.
+/// Frames come on the cadence of [`due`]; with a timelapse, those taken on the printing cadence
+/// are its frames (`interval`), or else one is taken at each new layer (`layer`; a printer that
+/// reports no layer falls back to the cadence).
+pub fn plan(
+    config: &crate::config::CameraConfig,
+    last: Option<std::time::Instant>,
+    now: std::time::Instant,
+    printing: bool,
+    layer: Option<u32>,
+    timelapse_layer: Option<u32>,
+) -> Plan {
+    use crate::config::TimelapseTrigger;
+    let due = due(config, last, now, printing);
+    if !(config.timelapse && printing) {
+        return Plan {
+            take: due,
+            timelapse: false,
+        };
+    }
+    match (config.timelapse_trigger, layer) {
+        (TimelapseTrigger::Layer, Some(l)) => {
+            let new_layer = timelapse_layer != Some(l);
+            Plan {
+                take: due || new_layer,
+                timelapse: new_layer,
+            }
+        }
+        _ => Plan {
+            take: due,
+            timelapse: due,
+        },
+    }
+}
+
 /// What an image starts with: JPEG or PNG (what cameras send; anything else is refused rather
 /// than sealed and shown as a broken picture).
 fn is_image(b: &[u8]) -> bool {
@@ -292,6 +337,7 @@ mod tests {
             interval_seconds: 10.0,
             idle_interval_seconds: idle,
             timelapse: false,
+            timelapse_trigger: Default::default(),
         };
         assert!(due(&cam(60.0), None, t0, false), "a first frame at once");
         assert!(!due(&cam(60.0), Some(t0), at(30.0), false));
@@ -304,6 +350,53 @@ mod tests {
         // Idle interval 0: only when asked while idle, yet frames while printing.
         assert!(!due(&cam(0.0), Some(t0), at(3600.0), false));
         assert!(due(&cam(0.0), Some(t0), at(10.0), true));
+    }
+
+    #[test]
+    fn timelapse_frames_come_on_the_cadence_or_at_each_new_layer() {
+        use crate::config::{CameraConfig, TimelapseTrigger};
+        let t0 = std::time::Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let cam = |timelapse, trigger| CameraConfig {
+            snapshot_url: None,
+            interval_seconds: 10.0,
+            idle_interval_seconds: 60.0,
+            timelapse,
+            timelapse_trigger: trigger,
+        };
+        let plan_of = |c: &CameraConfig, s: f64, printing, layer, tl_layer| {
+            let p = plan(c, Some(t0), at(s), printing, layer, tl_layer);
+            (p.take, p.timelapse)
+        };
+        // No timelapse: frames on the cadence, none of them a timelapse frame.
+        let off = cam(false, TimelapseTrigger::Layer);
+        assert_eq!(plan_of(&off, 10.0, true, Some(3), Some(2)), (true, false));
+        assert_eq!(plan_of(&off, 5.0, true, Some(3), Some(2)), (false, false));
+        // Interval: the printing cadence's frames are the timelapse; idle ones are not.
+        let every = cam(true, TimelapseTrigger::Interval);
+        assert_eq!(plan_of(&every, 10.0, true, Some(3), Some(3)), (true, true));
+        assert_eq!(plan_of(&every, 5.0, true, Some(4), Some(3)), (false, false));
+        assert_eq!(plan_of(&every, 60.0, false, None, None), (true, false));
+        // Layer: a frame at each new layer, between the cadence's frames too; the cadence's
+        // frames on the same layer are live frames only.
+        let layers = cam(true, TimelapseTrigger::Layer);
+        assert_eq!(plan_of(&layers, 5.0, true, Some(4), Some(3)), (true, true));
+        assert_eq!(
+            plan_of(&layers, 5.0, true, Some(4), Some(4)),
+            (false, false)
+        );
+        assert_eq!(
+            plan_of(&layers, 10.0, true, Some(4), Some(4)),
+            (true, false)
+        );
+        assert_eq!(
+            plan_of(&layers, 1.0, true, Some(1), None),
+            (true, true),
+            "the first layer"
+        );
+        // A printer that reports no layer: the cadence makes the timelapse.
+        assert_eq!(plan_of(&layers, 10.0, true, None, Some(4)), (true, true));
+        assert_eq!(plan_of(&layers, 5.0, true, None, None), (false, false));
     }
 
     #[test]

@@ -68,6 +68,7 @@ time_scale = 60
 # idle_interval_seconds = 60      # otherwise (0: only when a member asks)
 # timelapse = false               # true: keep the frames taken while a job prints as its
 #                                 # timelapse (sealed too; `hearth timelapse JOB`)
+# timelapse_trigger = "interval"  # or "layer": a timelapse frame at each new layer
 
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
@@ -155,6 +156,22 @@ pub struct CameraConfig {
     /// the latest frame.
     #[serde(default)]
     pub timelapse: bool,
+    /// When a timelapse frame is taken: `interval` (every `interval_seconds`, the default) or
+    /// `layer` (each time the printer reports a new layer, as Bambu Studio's and Octolapse's
+    /// layer timelapses do; a printer that reports no layers falls back to the interval).
+    #[serde(default)]
+    pub timelapse_trigger: TimelapseTrigger,
+}
+
+/// What triggers a timelapse frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelapseTrigger {
+    /// Every `interval_seconds` while the job prints.
+    #[default]
+    Interval,
+    /// Each new layer the printer reports.
+    Layer,
 }
 
 fn default_camera_interval() -> f64 {
@@ -371,6 +388,7 @@ api_key = "K"
 snapshot_url = "http://octopi.local/webcam/?action=snapshot"
 idle_interval_seconds = 0
 timelapse = true
+timelapse_trigger = "layer"
 
 [[printer]]
 name = "voron"
@@ -402,6 +420,10 @@ kind = "simulated"
         let found = c.printers[1].camera.as_ref().unwrap();
         assert_eq!(found.snapshot_url, None, "taken from Moonraker");
         assert!(!found.timelapse, "no timelapse unless asked for");
+        assert_eq!(
+            (cam.timelapse_trigger, found.timelapse_trigger),
+            (TimelapseTrigger::Layer, TimelapseTrigger::Interval)
+        );
         assert!(c.printers[2].camera.is_none());
         let bad = text.replace("http://octopi.local/webcam", "rtsp://octopi.local/webcam");
         let err = AgentConfig::parse(&bad).unwrap_err().to_string();

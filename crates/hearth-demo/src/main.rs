@@ -400,6 +400,7 @@ async fn main() -> anyhow::Result<()> {
                     interval_seconds: 10.0,
                     idle_interval_seconds: 60.0,
                     timelapse: true,
+                    timelapse_trigger: Default::default(),
                 }),
                 driver: DriverConfig::Simulated(SimulatedConfig {
                     model: model.into(),
