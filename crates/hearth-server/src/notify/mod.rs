@@ -150,6 +150,17 @@ async fn camera_hint(state: &AppState, printer: PrinterId) -> String {
     }
 }
 
+/// When a job that ended has a timelapse: how to open it (its frames are sealed).
+async fn timelapse_hint(state: &AppState, job: hearth_proto::ids::JobId) -> String {
+    match state.store.timelapse(job).await {
+        Ok(t) if t.frames > 0 => format!(
+            " Its timelapse ({} frames): `hearth timelapse {job}`.",
+            t.frames
+        ),
+        _ => String::new(),
+    }
+}
+
 pub(crate) async fn notified_printer(state: &AppState, id: PrinterId) -> Option<NotifiedPrinter> {
     let p = state.store.printer(id).await.ok()?;
     Some(NotifiedPrinter {
@@ -244,6 +255,12 @@ pub async fn job_changed(
         && event != NotifyEvent::JobCompleted
     {
         text.push_str(&format!(" {m}"));
+    }
+    if matches!(
+        event,
+        NotifyEvent::JobCompleted | NotifyEvent::JobFailed | NotifyEvent::JobCancelled
+    ) {
+        text.push_str(&timelapse_hint(state, before.id).await);
     }
     if matches!(event, NotifyEvent::JobPaused | NotifyEvent::JobFailed)
         && let Some(p) = before.printer_id

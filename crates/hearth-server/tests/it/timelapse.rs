@@ -41,7 +41,12 @@ struct Printing {
 /// A server keeping at most 4 frames per timelapse, an agent whose printer `mk4` has a camera, and
 /// a job of the owner's assigned to it (not printing yet).
 async fn assigned() -> Printing {
-    let server = TestServer::start_with(|s| s.camera.timelapse_max_frames = 4).await;
+    let server = TestServer::start_with(|s| {
+        s.camera.timelapse_max_frames = 4;
+        // Notifications may reach a receiver on this machine.
+        s.notifications.allow_private_addresses = true;
+    })
+    .await;
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
     owner
@@ -64,6 +69,20 @@ async fn assigned() -> Printing {
             printers: vec![mk4],
         },
     )
+    .await;
+    // Idle on this connection: a pool job can go to it.
+    send(
+        &mut ws,
+        &hearth_proto::agent::AgentMsg::Telemetry {
+            printer: "mk4".into(),
+            status: idle(),
+        },
+    )
+    .await;
+    settled(&mut ws).await;
+    printers_until(&owner, org, "an idle mk4", |p| {
+        p.len() == 1 && p[0].telemetry.state == hearth_proto::agent::PrinterState::Idle
+    })
     .await;
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
@@ -180,9 +199,28 @@ async fn a_printing_jobs_frames_are_kept_evenly_spaced_and_its_submitter_deletes
     let tl = owner.timelapse(org, job).await.unwrap();
     assert_eq!((tl.summary.frames, tl.summary.over_quota), (3, 1));
 
+    // The job ends: its notification says how to open the timelapse (the frames are sealed).
+    let mut hook = crate::notify::Receiver::start().await;
+    crate::notify::channel(
+        &owner,
+        org,
+        hearth_proto::notify::ChannelKind::Webhook,
+        format!("{}/hook", hook.url),
+        &[hearth_proto::notify::NotifyEvent::JobCompleted],
+        None,
+    )
+    .await;
     job_update(&mut ws, job, JobState::Completed, None).await;
     settled(&mut ws).await;
     assert_eq!(job_state(&owner, org, job).await, JobState::Completed);
+    let said = hook.next("job.completed").await.json();
+    let message = said["data"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "Its timelapse (3 frames): `hearth timelapse {job}`"
+        )),
+        "{said}"
+    );
     let listed = owner.timelapses(org).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].job_id, job);
