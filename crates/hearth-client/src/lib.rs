@@ -243,6 +243,17 @@ impl Client {
         self.no_content(self.req(Method::POST, &path)).await
     }
 
+    /// Moves a queued job in the fleet queue (a new priority, or to the top).
+    pub async fn set_job_priority(
+        &self,
+        org: OrgId,
+        job: JobId,
+        priority: &JobPriority,
+    ) -> Result<Job> {
+        let path = format!("/api/v1/orgs/{org}/jobs/{job}/priority");
+        self.send(Method::PUT, &path, priority).await
+    }
+
     /// The organisation's timelapses, newest first.
     pub async fn timelapses(&self, org: OrgId) -> Result<Vec<TimelapseSummary>> {
         self.get(&format!("/api/v1/orgs/{org}/timelapses")).await

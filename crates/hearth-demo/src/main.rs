@@ -703,6 +703,7 @@ async fn send_job(
         .raw_post(
             &format!("/api/v1/orgs/{org}/jobs"),
             &serde_json::to_value(SubmitJobRequest {
+                priority: 0,
                 job_id,
                 printer: Some(printer.id),
                 pool: None,

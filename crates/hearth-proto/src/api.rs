@@ -440,6 +440,28 @@ pub struct SubmitJobRequest {
     /// configuration; unstated facts fit), and waits while none does.
     #[serde(default)]
     pub facts: SchedulingFacts,
+    /// Its place in the fleet queue: queued jobs go out by priority (higher first), then oldest
+    /// first. Default 0; operators change it later (`PUT .../jobs/{id}/priority`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+/// `PUT /api/v1/orgs/{org}/jobs/{id}/priority`: a queued job's new place in the queue. Exactly
+/// one of the two.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobPriority {
+    /// The new priority (higher goes first).
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Move it to the front of the queue: one above the highest priority queued.
+    #[serde(default)]
+    pub top: bool,
 }
 
 /// A job in the queue or history.
@@ -457,6 +479,9 @@ pub struct Job {
     /// Why it failed or was refused, in the agent's or printer's words.
     pub message: Option<String>,
     pub facts: SchedulingFacts,
+    /// Its place in the fleet queue while queued: higher goes first, then older.
+    #[serde(default)]
+    pub priority: i64,
 }
 
 /// A change pushed on `GET /api/v1/orgs/{org}/events` (Server-Sent Events, one JSON object per `data:`).

@@ -353,6 +353,7 @@ pub fn job_view(j: &JobRow) -> Job {
         updated_at: rfc3339(j.updated_at),
         message: j.message.clone(),
         facts: j.facts.clone(),
+        priority: j.priority,
     }
 }
 
@@ -431,8 +432,9 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
     publish_job(state, job).await
 }
 
-/// Hand queued jobs of `org` to printers that can take them now: a job for a named printer goes to it as
-/// soon as its agent is connected; a pool job goes to an idle printer of the pool with no job in progress,
+/// Hand queued jobs of `org` to printers that can take them now, in the queue's order (priority, then
+/// age: `Store::queued_jobs`): a job for a named printer goes to it once it is free (its agent
+/// connected, the printer idle with no job in progress); a pool job goes to such a printer of the pool,
 /// behind one of the agents the job is sealed to, that the job fits (the model, material and nozzle its
 /// submitter revealed against the printer's configuration, [`misfits`], and the grams against what is
 /// left on the inventory spool loaded on it). A pool job that fits no printer
@@ -472,9 +474,19 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
             continue;
         }
         let target = match (job.printer_id, &job.pool) {
-            (Some(pid), _) => printers
-                .iter()
-                .find(|p| p.id == pid && state.hub.is_connected(p.agent_id)),
+            // A named printer takes its next job once it is free, so the queue's order (and a
+            // member's reordering) decides which of its jobs goes next.
+            (Some(pid), _) => match printers.iter().find(|p| p.id == pid) {
+                Some(p)
+                    if !taken.contains(&p.id)
+                        && state.hub.is_connected(p.agent_id)
+                        && state.hub.telemetry(p.id).0.state == PrinterState::Idle
+                        && !state.store.printer_busy(p.id).await? =>
+                {
+                    Some(p)
+                }
+                _ => None,
+            },
             (None, Some(pool)) => {
                 // Only the agents the job is sealed to can open it.
                 let sealed_to = pool_job_target(&job.manifest)

@@ -93,6 +93,8 @@ pub struct JobRow {
     pub submitted_by: UserId,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its place in the queue: higher goes first, then older (`Store::queued_jobs`).
+    pub priority: i64,
 }
 
 const AGENT_COLS: &str =
@@ -134,7 +136,7 @@ fn printer(r: &AnyRow) -> Result<PrinterRow> {
 }
 
 const JOB_COLS: &str = "id, org_id, printer_id, pool, blob_sha256, manifest, facts, state, message, submitted_by, \
-                        created_at, updated_at";
+                        created_at, updated_at, priority";
 fn job(r: &AnyRow) -> Result<JobRow> {
     let printer_id: Option<String> = r.try_get("printer_id")?;
     Ok(JobRow {
@@ -155,6 +157,7 @@ fn job(r: &AnyRow) -> Result<JobRow> {
         submitted_by: parsed(r, "submitted_by")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        priority: r.try_get("priority")?,
     })
 }
 
@@ -299,10 +302,12 @@ impl Store {
         rows.iter().map(|r| parsed(r, "org_id")).collect()
     }
 
-    /// Queued jobs of an organisation, oldest first (for assignment).
+    /// Queued jobs of an organisation in the queue's order: higher priority first, then oldest
+    /// first (for assignment).
     pub async fn queued_jobs(&self, org: OrgId) -> Result<Vec<JobRow>> {
         let q = format!(
-            "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 AND state = 'queued' ORDER BY created_at"
+            "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 AND state = 'queued' \
+             ORDER BY priority DESC, created_at, id"
         );
         map_all(&all_by(self.pool(), &q, org.to_string()).await?, job)
     }
@@ -587,7 +592,7 @@ impl Tx {
 
     pub async fn insert_job(&mut self, j: &JobRow) -> Result<()> {
         let q = format!(
-            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         );
         sqlx::query(&q)
             .bind(j.id.to_string())
@@ -602,6 +607,7 @@ impl Tx {
             .bind(j.submitted_by.to_string())
             .bind(j.created_at)
             .bind(j.updated_at)
+            .bind(j.priority)
             .execute(&mut *self.inner)
             .await
             .map_err(|e| match StoreError::from(e) {
@@ -611,6 +617,21 @@ impl Tx {
                 other => other,
             })?;
         Ok(())
+    }
+
+    /// Sets a queued job's priority; returns whether it was still queued (a job already sent to a
+    /// printer keeps its place there).
+    pub async fn set_job_priority(&mut self, id: JobId, priority: i64, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET priority = $1, updated_at = $2 WHERE id = $3 AND state = 'queued'",
+        )
+        .bind(priority)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
     }
 
     /// Move a job to `state` (and optionally a printer), unless it is already final. Returns whether it changed.

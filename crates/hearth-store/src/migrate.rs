@@ -52,6 +52,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "timelapse",
         include_str!("../migrations/0010_timelapse.sql"),
     ),
+    (
+        11,
+        "job_priority",
+        include_str!("../migrations/0011_job_priority.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

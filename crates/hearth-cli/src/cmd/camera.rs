@@ -232,7 +232,8 @@ async fn fresh(
     }
 }
 
-fn ago(secs: i64) -> String {
+/// A duration in seconds as people say it: `42 s`, `5 min`, `3 h`.
+pub(crate) fn ago(secs: i64) -> String {
     let s = secs.max(0);
     match s {
         0..=119 => format!("{s} s"),

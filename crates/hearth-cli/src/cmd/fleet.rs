@@ -90,6 +90,7 @@ fn printers_table(printers: &[&Printer]) -> Table {
         "TEMPS",
         "MATERIAL",
         "POOLS",
+        "CAMERA",
     ]);
     for p in printers {
         let tl = &p.telemetry;
@@ -141,9 +142,28 @@ fn printers_table(printers: &[&Printer]) -> Table {
             .collect::<Vec<_>>()
             .join(" "),
             p.pools.join(","),
+            camera_cell(p),
         ]);
     }
     t
+}
+
+/// How old the printer's latest sealed camera frame is (`hearth camera NAME` opens it).
+fn camera_cell(p: &Printer) -> String {
+    let Some(c) = &p.camera else {
+        return "-".into();
+    };
+    match c
+        .snapshot_at
+        .as_deref()
+        .and_then(hearth_proto::time_fmt::parse_rfc3339)
+    {
+        Some(at) => format!(
+            "frame {} ago",
+            crate::cmd::camera::ago((hearth_proto::time_fmt::now_ms() - at) / 1000)
+        ),
+        None => "no frame yet".into(),
+    }
 }
 
 /// The jobs, with why a queued pool job waits when no printer of its pool can take it.

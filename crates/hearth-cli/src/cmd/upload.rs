@@ -572,6 +572,7 @@ pub async fn print_path(
         .raw_post(
             &format!("/api/v1/orgs/{org}/jobs"),
             &serde_json::to_value(SubmitJobRequest {
+                priority: 0,
                 job_id,
                 printer: printer_id,
                 pool,

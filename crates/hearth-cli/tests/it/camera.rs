@@ -111,6 +111,11 @@ async fn a_camera_frame_is_sealed_by_the_agent_and_opened_only_on_the_members_ma
     // The agent sends a first frame once connected; the printer says when it arrived.
     let (client, org) = ada.client();
     let printer = first_frame(&ada).await;
+    let listed = ada.run(&["printers"]).await;
+    assert!(
+        listed.contains("CAMERA") && listed.contains("frame ") && listed.contains(" s ago"),
+        "{listed}"
+    );
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("frame.png");
     let said = ada

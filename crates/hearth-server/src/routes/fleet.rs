@@ -475,6 +475,7 @@ pub async fn submit_job(
         submitted_by: access.caller.user.id,
         created_at: now,
         updated_at: now,
+        priority: req.priority,
     };
     let mut tx = state.store.begin().await?;
     tx.insert_job(&row).await?;
@@ -482,7 +483,7 @@ pub async fn submit_job(
         org.to_string(),
         "job.submit",
         Some(format!("job:{}", row.id)),
-        json!({ "printer": row.printer_id, "pool": row.pool, "blob": row.blob_sha256, "facts": row.facts }),
+        json!({ "printer": row.printer_id, "pool": row.pool, "blob": row.blob_sha256, "facts": row.facts, "priority": row.priority }),
     ))
     .await?;
     tx.commit().await?;
@@ -540,6 +541,51 @@ pub async fn get_job(
     Path((_, id)): Path<(OrgId, JobId)>,
 ) -> ApiResult<Json<Job>> {
     Ok(Json(job_view(&job_in(&state, access.org.id, id).await?)))
+}
+
+/// Moves a queued job in the fleet queue: a new priority (higher goes first, then older), or
+/// `top`, one above the highest queued. A job already sent to a printer keeps its place (409).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/jobs/{id}/priority", tag = "jobs",
+    params(("org" = OrgId, Path), ("id" = JobId, Path)), request_body = JobPriority,
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_priority(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, JobId)>,
+    Json(req): Json<JobPriority>,
+) -> ApiResult<Json<Job>> {
+    let org = access.org.id;
+    let job = job_in(&state, org, id).await?;
+    let priority = match (req.priority, req.top) {
+        (Some(p), false) => p,
+        (None, true) => {
+            let queued = state.store.queued_jobs(org).await?;
+            match queued.first() {
+                // Already first: it stays (repeated clicks do not climb forever).
+                Some(first) if first.id == id => first.priority,
+                Some(first) => first.priority.saturating_add(1),
+                None => job.priority,
+            }
+        }
+        _ => return Err(ApiError::invalid("give exactly one of priority and top")),
+    };
+    let mut tx = state.store.begin().await?;
+    if !tx.set_job_priority(id, priority, now_ms()).await? {
+        return Err(ApiError::conflict(format!(
+            "job {id} is {}: only a queued job can move in the queue",
+            hearth_store::fleet::job_state_str(job.state)
+        )));
+    }
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "job.priority",
+        Some(format!("job:{id}")),
+        json!({ "from": job.priority, "to": priority }),
+    ))
+    .await?;
+    tx.commit().await?;
+    hub::publish_job(&state, id).await?;
+    Ok(Json(job_view(&state.store.job(id).await?)))
 }
 
 /// Pause, resume or cancel a job. A queued job is cancelled at once; others need their agent connected.

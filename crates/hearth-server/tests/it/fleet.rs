@@ -150,6 +150,9 @@ pub(crate) async fn approved_agent(
         let status = idle();
         send(&mut ws, &AgentMsg::Telemetry { printer, status }).await;
     }
+    // Handled before the caller goes on (who may drop this connection at once).
+    send(&mut ws, &AgentMsg::Ping).await;
+    assert_eq!(recv(&mut ws).await, ServerMsg::Pong);
     (agent, ws)
 }
 
@@ -160,6 +163,7 @@ pub(crate) fn pool_job(
     manifest: serde_json::Value,
 ) -> SubmitJobRequest {
     SubmitJobRequest {
+        priority: 0,
         job_id: JobId::new(),
         printer: None,
         pool: Some(pool.into()),
@@ -322,6 +326,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let job_id = JobId::new();
     let submit = SubmitJobRequest {
+        priority: 0,
         job_id,
         printer: None,
         pool: Some("pla".into()),
@@ -596,6 +601,7 @@ async fn a_pool_job_fits_a_material_in_any_reported_slot() {
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let job = |material: &str| SubmitJobRequest {
+        priority: 0,
         facts: SchedulingFacts {
             material: Some(material.into()),
             ..SchedulingFacts::default()
@@ -650,6 +656,7 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let submit = |facts: SchedulingFacts| async {
         let job = SubmitJobRequest {
+            priority: 0,
             facts,
             ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
         };
@@ -681,6 +688,7 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
         ),
     ] {
         let job = SubmitJobRequest {
+            priority: 0,
             facts,
             ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
         };
@@ -757,6 +765,7 @@ async fn a_member_sets_what_a_printer_has_loaded() {
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let petg_job = SubmitJobRequest {
+        priority: 0,
         facts: SchedulingFacts {
             material: Some("PETG".into()),
             ..SchedulingFacts::default()
@@ -898,6 +907,7 @@ async fn a_job_that_expires_in_the_queue_fails_with_the_reason() {
     let waited = submit(now - 1);
     let mut t = server.state.store.begin().await.unwrap();
     t.insert_job(&hearth_store::fleet::JobRow {
+        priority: 0,
         id: waited.job_id,
         org_id: org,
         printer_id: None,

@@ -13,6 +13,7 @@ mod notify;
 mod openapi;
 mod pki;
 mod process;
+mod queue;
 mod support;
 mod timelapse;
 mod ui;

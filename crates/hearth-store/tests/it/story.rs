@@ -456,6 +456,58 @@ async fn story(db: TestDb) {
     inventory(s, label, org.id, id, &configured, now).await;
     notifications(s, label, org.id, alice.id, now).await;
     timelapses(s, label, org.id, id, alice.id, now).await;
+    queue(s, label, org.id, id, alice.id, now).await;
+}
+
+/// The fleet queue's order: priority first (higher first), then age; only a queued job moves.
+async fn queue(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: UserId, now: i64) {
+    use hearth_proto::agent::JobState;
+    use hearth_store::fleet::JobRow;
+    let job = |n: i64, priority: i64| JobRow {
+        id: JobId::new(),
+        org_id: org,
+        printer_id: Some(printer),
+        pool: None,
+        blob_sha256: BlobHash::of(b"queued"),
+        manifest: serde_json::json!({}),
+        facts: Default::default(),
+        state: JobState::Queued,
+        message: None,
+        submitted_by: by,
+        created_at: now + n,
+        updated_at: now + n,
+        priority,
+    };
+    let (old, new, urgent, later) = (job(1, 0), job(2, 0), job(3, 5), job(4, -1));
+    let mut tx = s.begin().await.unwrap();
+    for j in [&later, &new, &urgent, &old] {
+        tx.insert_job(j).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let order = |jobs: Vec<JobRow>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        order(s.queued_jobs(org).await.unwrap()),
+        [urgent.id, old.id, new.id, later.id],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.set_job_priority(new.id, 9, now + 10).await.unwrap());
+    assert!(
+        tx.update_job(urgent.id, JobState::Assigned, None, None, now + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.set_job_priority(urgent.id, 0, now + 11).await.unwrap(),
+        "{label}: a job sent to a printer keeps its place"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        order(s.queued_jobs(org).await.unwrap()),
+        [new.id, old.id, later.id],
+        "{label}"
+    );
+    assert_eq!(s.job(new.id).await.unwrap().priority, 9, "{label}");
 }
 
 /// A job's timelapse: frames numbered as they arrive, thinned evenly at the limit, refused over
@@ -478,6 +530,7 @@ async fn timelapses(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: 
         submitted_by: by,
         created_at: now,
         updated_at: now,
+        priority: 0,
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_job(&job).await.unwrap();
@@ -723,6 +776,7 @@ async fn inventory(
         submitted_by: s.list_users().await.unwrap()[0].id,
         created_at: now,
         updated_at: now,
+        priority: 0,
     };
     let used = UseRow {
         job_id: job.id,

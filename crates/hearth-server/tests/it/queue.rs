@@ -1,0 +1,148 @@
+//! The fleet queue: a named printer's jobs wait at the server until it is free and go out in the
+//! queue's order (priority, then age), which operators change; each move is audited.
+
+use crate::fleet::*;
+use crate::inventory::settled;
+use crate::notify::job_update;
+use crate::support::*;
+use hearth_proto::Role;
+use hearth_proto::agent::{AgentMsg, JobState, PrinterState, ServerMsg};
+use hearth_proto::api::{Job, JobPriority, SubmitJobRequest};
+use hearth_proto::ids::{BlobHash, JobId, OrgId, PrinterId};
+
+fn named_job(printer: PrinterId, blob: &BlobHash) -> SubmitJobRequest {
+    SubmitJobRequest {
+        priority: 0,
+        job_id: JobId::new(),
+        printer: Some(printer),
+        pool: None,
+        blob_sha256: blob.clone(),
+        manifest: serde_json::json!({"signed": "by the member"}),
+        facts: Default::default(),
+    }
+}
+
+async fn set_priority(
+    c: &hearth_client::Client,
+    org: OrgId,
+    job: JobId,
+    body: &JobPriority,
+) -> Result<Job, hearth_client::ClientError> {
+    c.set_job_priority(org, job, body).await
+}
+
+#[tokio::test]
+async fn a_busy_printers_jobs_wait_in_the_queue_and_go_out_in_its_order() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (_agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4 = printers_until(&owner, org, "an idle mk4", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await[0]
+        .id;
+    let blob = make_file(server.dir.path(), "job.age", 2000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+
+    // The first job goes out at once; the printer starts it.
+    let first = named_job(mk4, &hash);
+    submit_job(&owner, org, &first).await;
+    assert_eq!(offered(&mut ws).await.0, first.job_id);
+    job_update(&mut ws, first.job_id, JobState::Printing, None).await;
+    let mut busy = idle();
+    busy.state = PrinterState::Printing;
+    busy.job_id = Some(first.job_id);
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4".into(),
+            status: busy,
+        },
+    )
+    .await;
+    settled(&mut ws).await;
+
+    // Three more wait at the server, in the order they came.
+    let (a, b) = (named_job(mk4, &hash), named_job(mk4, &hash));
+    let mut c = named_job(mk4, &hash);
+    c.priority = -1;
+    for j in [&a, &b, &c] {
+        assert_eq!(submit_job(&owner, org, j).await.state, JobState::Queued);
+    }
+    // Nothing was offered meanwhile: the ping's answer is the next message.
+    settled(&mut ws).await;
+
+    // An operator moves b to the front; a viewer may not; a job not queued cannot move.
+    let operator = member(&server, &owner, org, "otto", Role::Operator).await;
+    let viewer = member(&server, &owner, org, "vera", Role::Viewer).await;
+    let top = JobPriority {
+        top: true,
+        ..JobPriority::default()
+    };
+    let err = set_priority(&viewer, org, b.job_id, &top)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403));
+    let moved = set_priority(&operator, org, b.job_id, &top).await.unwrap();
+    assert_eq!(moved.priority, 1);
+    let again = set_priority(&operator, org, b.job_id, &top).await.unwrap();
+    assert_eq!(again.priority, 1, "already first: it stays");
+    let err = set_priority(&operator, org, first.job_id, &top)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    let both = JobPriority {
+        priority: Some(3),
+        top: true,
+    };
+    let err = set_priority(&operator, org, a.job_id, &both)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(422));
+
+    // The printer finishes: b goes next, then a, then c (its priority below the default).
+    let mut current = first.job_id;
+    for next in [b.job_id, a.job_id, c.job_id] {
+        job_update(&mut ws, current, JobState::Completed, None).await;
+        send(
+            &mut ws,
+            &AgentMsg::Telemetry {
+                printer: "mk4".into(),
+                status: idle(),
+            },
+        )
+        .await;
+        let (got, printer) = loop {
+            match recv(&mut ws).await {
+                ServerMsg::Job { job } => break (job.job_id, job.printer),
+                _ => continue,
+            }
+        };
+        assert_eq!((got, printer.as_str()), (next, "mk4"));
+        job_update(&mut ws, next, JobState::Printing, None).await;
+        current = next;
+    }
+
+    let audit = owner.audit_page(Some(org), 0, 200).await.unwrap();
+    let moves: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| e.action == "job.priority")
+        .map(|e| {
+            (
+                e.target.clone(),
+                e.details["from"].clone(),
+                e.details["to"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (Some(format!("job:{}", b.job_id)), 0.into(), 1.into()),
+            (Some(format!("job:{}", b.job_id)), 1.into(), 1.into()),
+        ]
+    );
+}
