@@ -95,6 +95,15 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// The fleet queue in the order jobs go out (priority, then age); `top` and `priority` move a
+    /// queued job.
+    #[command(args_conflicts_with_subcommands = true)]
+    Queue {
+        #[command(subcommand)]
+        cmd: Option<cmd::fleet::QueueCmd>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the OctoPrint upload API on this machine so slicers' uploads are sealed here first.
     Bridge(cmd::bridge::BridgeArgs),
     /// Pause a printing job.
@@ -154,6 +163,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
         Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
+        Command::Queue { cmd, json } => cmd::fleet::queue(cmd.as_ref(), json).await,
         Command::Bridge(args) => cmd::bridge::run(&args).await,
         Command::Pause(j) => cmd::fleet::control("pause", &j.job, j.json).await,
         Command::Resume(j) => cmd::fleet::control("resume", &j.job, j.json).await,

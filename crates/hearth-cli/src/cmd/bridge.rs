@@ -247,7 +247,7 @@ async fn handle_upload(b: &Bridge, headers: &HeaderMap, body: Body) -> Result<Re
                 ),
             ));
         };
-        let job = print_path(&ctx, &trusted, tmp.path(), target, 24 * 3600, b.reveal)
+        let job = print_path(&ctx, &trusted, tmp.path(), target, 24 * 3600, b.reveal, 0)
             .await
             .map_err(internal)?;
         eprintln!("queued job {} for {path}", job.id);

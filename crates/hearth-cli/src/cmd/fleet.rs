@@ -7,7 +7,7 @@ use std::io::{IsTerminal as _, Write as _};
 use anyhow::{Context, bail};
 use futures::StreamExt as _;
 use hearth_proto::agent::{JobState, PrinterState};
-use hearth_proto::api::{Event, Job, LoadedRequest, Printer};
+use hearth_proto::api::{Event, Job, JobPriority, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
 
 use crate::cmd::upload::pool_misfit;
@@ -166,13 +166,46 @@ fn camera_cell(p: &Printer) -> String {
     }
 }
 
-/// The jobs, with why a queued pool job waits when no printer of its pool can take it.
-fn jobs_table(jobs: &[&Job], printers: &[&Printer]) -> Table {
+/// The queued jobs among `jobs` in the fleet queue's order: higher priority first, then older
+/// (the order the server hands them out in).
+pub(crate) fn in_queue_order<'a>(jobs: &[&'a Job]) -> Vec<&'a Job> {
+    let mut queued: Vec<&Job> = jobs
+        .iter()
+        .copied()
+        .filter(|j| j.state == JobState::Queued)
+        .collect();
+    queued.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.created_at.cmp(&b.created_at))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    queued
+}
+
+/// A queued job's place: `#2`, with its priority when it is not the default.
+fn queue_place(position: usize, priority: i64) -> String {
+    if priority == 0 {
+        format!("#{position}")
+    } else {
+        format!("#{position} (priority {priority})")
+    }
+}
+
+/// The jobs, with their place in the queue and why a queued job waits (`all`: every job known,
+/// for the queue and the jobs on each printer).
+fn jobs_table(jobs: &[&Job], all: &[&Job], printers: &[&Printer]) -> Table {
     let names: BTreeMap<PrinterId, &str> =
         printers.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let places: BTreeMap<JobId, String> = in_queue_order(all)
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.id, queue_place(i + 1, j.priority)))
+        .collect();
     let mut t = Table::new(&[
         "JOB",
         "STATE",
+        "QUEUE",
         "TARGET",
         "SUBMITTED",
         "MATERIAL",
@@ -190,6 +223,7 @@ fn jobs_table(jobs: &[&Job], printers: &[&Printer]) -> Table {
         t.row(vec![
             j.id.to_string(),
             snake(&j.state),
+            places.get(&j.id).cloned().unwrap_or_else(|| "-".into()),
             target,
             j.created_at.clone(),
             j.facts.material.clone().unwrap_or_else(|| "-".into()),
@@ -205,15 +239,34 @@ fn jobs_table(jobs: &[&Job], printers: &[&Printer]) -> Table {
                             .map(|why| format!("waiting: {why}"))
                             .unwrap_or_default()
                     }
-                    // A job for a named printer leaves the queue as soon as its agent connects.
+                    // A job for a named printer leaves the queue once the printer is free.
                     (JobState::Queued, None, Some(id)) => printers
                         .iter()
-                        .find(|p| p.id == *id && p.telemetry.state == PrinterState::Offline)
-                        .map(|p| {
-                            format!(
-                                "waiting: printer {:?} is offline (its agent is not connected)",
-                                p.name
-                            )
+                        .find(|p| p.id == *id)
+                        .and_then(|p| {
+                            let on_it = all.iter().find(|o| {
+                                o.printer == Some(p.id)
+                                    && !o.state.is_final()
+                                    && o.state != JobState::Queued
+                            });
+                            match (p.telemetry.state, on_it) {
+                                (PrinterState::Offline, _) => Some(format!(
+                                    "waiting: printer {:?} is offline (its agent is not connected)",
+                                    p.name
+                                )),
+                                (_, Some(o)) => Some(format!(
+                                    "waiting for printer {:?} to be free (job {} is {})",
+                                    p.name,
+                                    o.id,
+                                    snake(&o.state)
+                                )),
+                                (PrinterState::Idle, None) => None,
+                                (other, None) => Some(format!(
+                                    "waiting for printer {:?} to be free ({})",
+                                    p.name,
+                                    snake(&other)
+                                )),
+                            }
                         })
                         .unwrap_or_default(),
                     _ => String::new(),
@@ -342,7 +395,103 @@ pub async fn jobs(json: bool, all: bool) -> anyhow::Result<()> {
         return print_json(&shown);
     }
     let printers = printers_of(&ctx).await?;
-    jobs_table(&shown, &printers.iter().collect::<Vec<_>>()).print();
+    let all: Vec<&Job> = jobs.iter().collect();
+    jobs_table(&shown, &all, &printers.iter().collect::<Vec<_>>()).print();
+    Ok(())
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum QueueCmd {
+    /// Move a queued job to the front of the queue.
+    Top {
+        /// Job id.
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a queued job a priority: higher goes first, then older (default 0; negative: after
+    /// the others).
+    Priority {
+        /// Job id.
+        job: String,
+        #[arg(allow_negative_numbers = true)]
+        priority: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hearth queue`: the queued jobs in the order the server hands them out; `top` and `priority`
+/// move one (operators; audited).
+pub async fn queue(cmd: Option<&QueueCmd>, json: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let (job, body, json) = match cmd {
+        None => {
+            let jobs: Vec<Job> = ctx
+                .client
+                .raw_get(&format!("/api/v1/orgs/{org}/jobs"))
+                .await?;
+            let all: Vec<&Job> = jobs.iter().collect();
+            let queued = in_queue_order(&all);
+            if json {
+                return print_json(&queued);
+            }
+            if queued.is_empty() {
+                println!("the queue is empty: every job is on a printer or done");
+                return Ok(());
+            }
+            let printers = printers_of(&ctx).await?;
+            jobs_table(&queued, &all, &printers.iter().collect::<Vec<_>>()).print();
+            return Ok(());
+        }
+        Some(QueueCmd::Top { job, json }) => (
+            job,
+            JobPriority {
+                top: true,
+                ..JobPriority::default()
+            },
+            *json,
+        ),
+        Some(QueueCmd::Priority {
+            job,
+            priority,
+            json,
+        }) => (
+            job,
+            JobPriority {
+                priority: Some(*priority),
+                top: false,
+            },
+            *json,
+        ),
+    };
+    let id: JobId = job
+        .parse()
+        .with_context(|| format!("{job:?} is not a job id"))?;
+    let moved = ctx
+        .client
+        .set_job_priority(org, id, &body)
+        .await
+        .with_context(|| format!("cannot move job {id} in the queue"))?;
+    if json {
+        return print_json(&moved);
+    }
+    let jobs: Vec<Job> = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs"))
+        .await?;
+    let place = in_queue_order(&jobs.iter().collect::<Vec<_>>())
+        .iter()
+        .position(|j| j.id == id)
+        .map_or_else(
+            || "out of the queue already".to_owned(),
+            |i| format!("#{}", i + 1),
+        );
+    println!(
+        "job {id}: priority {}, {place} in the queue",
+        moved.priority
+    );
     Ok(())
 }
 
@@ -406,7 +555,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         }
         s.push_str(&printers_table(&ps).render());
         s.push('\n');
-        s.push_str(&jobs_table(&js, &ps).render());
+        s.push_str(&jobs_table(&js, &js, &ps).render());
         if !tty {
             s.push_str("--\n");
         }

@@ -141,6 +141,9 @@ pub struct PrintArgs {
     /// How long the job stays valid, in hours (at most a week).
     #[arg(long, default_value_t = 24)]
     pub valid_hours: i64,
+    /// Its place in the fleet queue: higher goes first (default 0; `hearth queue` to change it).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i64,
     #[command(flatten)]
     pub reveal: RevealArgs,
     /// Print the job as JSON.
@@ -467,7 +470,8 @@ pub enum Target {
     Pool(String),
 }
 
-/// Seals a job for `target`, uploads it and submits it; returns the queued job.
+/// Seals a job for `target`, uploads it and submits it with `priority` in the queue; returns the
+/// queued job.
 pub async fn print_path(
     ctx: &Ctx,
     trusted: &TrustedState,
@@ -475,6 +479,7 @@ pub async fn print_path(
     target: &Target,
     valid_secs: i64,
     reveal: Reveal,
+    priority: i64,
 ) -> anyhow::Result<Job> {
     let org = ctx.org()?;
     let device = ctx.device()?;
@@ -572,7 +577,7 @@ pub async fn print_path(
         .raw_post(
             &format!("/api/v1/orgs/{org}/jobs"),
             &serde_json::to_value(SubmitJobRequest {
-                priority: 0,
+                priority,
                 job_id,
                 printer: printer_id,
                 pool,
@@ -616,6 +621,7 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         &target,
         args.valid_hours.saturating_mul(3600),
         args.reveal.reveal,
+        args.priority,
     )
     .await?;
     if args.json {

@@ -11,6 +11,7 @@ mod canary;
 mod e2e;
 mod notify;
 mod printer_chain;
+mod queue;
 // The drivers' real-peer harness (OctoPrint with its virtual printer), shared rather than copied.
 #[allow(dead_code)]
 #[path = "../../../hearth-drivers/tests/it/fake_klippy.rs"]
