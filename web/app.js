@@ -476,7 +476,7 @@ function printerCard(p) {
     el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", { "data-row": k.toLowerCase() }, v)])),
     t.error && el("p", { class: "error-text" }, t.error),
     el("div", { class: "actions" },
-      job && jobActions(job, p),
+      job && jobActions(job, p, true),
       atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
     ),
   );
@@ -549,10 +549,54 @@ function onLoadedSubmit(ev) {
 
 // ---- jobs ------------------------------------------------------------------------------------
 
-function jobActions(job, printer) {
+// The queued jobs in the order the server hands them out: higher priority first, then older.
+function queueOrder() {
+  return [...state.jobs.values()]
+    .filter((j) => j.state === "queued")
+    .sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.created_at.localeCompare(b.created_at) ||
+      a.id.localeCompare(b.id));
+}
+
+// A queued job's place in the fleet queue, and why it waits when its printer is busy.
+function queuePlace(j, order) {
+  const pos = order.findIndex((x) => x.id === j.id) + 1;
+  if (!pos) return null;
+  const prio = j.priority ? ` · priority ${j.priority}` : "";
+  let why = "";
+  if (j.printer) {
+    const busy = [...state.jobs.values()].find((o) =>
+      o.printer === j.printer && o.state !== "queued" && ACTIVE_JOBS.has(o.state));
+    const p = state.printers.get(j.printer);
+    if (p && p.telemetry.state === "offline") why = " · its printer is offline";
+    else if (busy) why = ` · after job ${short(busy.id)}`;
+  }
+  return el("div", { class: "muted queue-place" }, `#${pos} in the queue${prio}${why}`);
+}
+
+async function moveToTop(job, button) {
+  button.disabled = true;
+  try {
+    const updated = await call("PUT", `/orgs/${state.org.id}/jobs/${job.id}/priority`, { top: true });
+    state.jobs.set(updated.id, updated);
+    notice("");
+    renderJobs();
+  } catch (e) {
+    notice(`Could not move job ${short(job.id)}: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+function jobActions(job, printer, first) {
   if (!atLeast("operator") || !ACTIVE_JOBS.has(job.state)) return null;
   const canPause = printer ? printer.can_pause : true;
   const buttons = [];
+  if (job.state === "queued" && !first) {
+    buttons.push(el("button", {
+      "data-action": "top",
+      "data-job-id": job.id,
+      onclick: (ev) => moveToTop(job, ev.currentTarget),
+    }, "Move to top"));
+  }
   if (job.state === "printing" && canPause) buttons.push(actionButton(job, "pause", "Pause"));
   if (job.state === "paused") buttons.push(actionButton(job, "resume", "Resume"));
   buttons.push(actionButton(job, "cancel", "Cancel"));
@@ -634,6 +678,7 @@ function renderJobs() {
   const jobs = [...state.jobs.values()]
     .filter((j) => !activeOnly || ACTIVE_JOBS.has(j.state))
     .sort((a, b) => b.created_at.localeCompare(a.created_at));
+  const order = queueOrder();
   $("jobs").replaceChildren(...jobs.map((j) => {
     const printer = j.printer ? state.printers.get(j.printer) : null;
     const name = printer ? printer.name : j.printer ? short(j.printer) : "";
@@ -642,7 +687,8 @@ function renderJobs() {
     const material = [f.material, f.color].filter(Boolean).join(", ");
     const grams = f.filament_grams ? ` · ${Math.round(f.filament_grams)} g` : "";
     return el("tr", { "data-job-id": j.id, "data-state": j.state },
-      el("td", {}, stateBadge(j.state), j.message && el("div", { class: "muted" }, j.message)),
+      el("td", {}, stateBadge(j.state), j.state === "queued" && queuePlace(j, order),
+        j.message && el("div", { class: "muted" }, j.message)),
       el("td", { class: "id", title: j.id }, short(j.id)),
       el("td", {}, where),
       el("td", {}, when(j.created_at)),
@@ -650,7 +696,7 @@ function renderJobs() {
       el("td", {}, `${material || "—"}${grams}`),
       el("td", {}, f.estimated_seconds ? duration(f.estimated_seconds) : "—"),
       el("td", { class: "timelapse" }, timelapseCell(j)),
-      el("td", {}, el("div", { class: "actions" }, jobActions(j, printer))),
+      el("td", {}, el("div", { class: "actions" }, jobActions(j, printer, order[0] && order[0].id === j.id))),
     );
   }));
   $("jobs-empty").hidden = jobs.length > 0;

@@ -117,6 +117,15 @@ try {
     return bar && Number(bar.value) > 0;
   }, jobPrinter, { timeout: 60_000 });
 
+  step("the jobs waiting for a busy printer show their place in the fleet queue; an operator moves one to the top");
+  await page.locator("#jobs tr[data-state=queued] .queue-place", { hasText: /^#2 in the queue · after job / }).waitFor();
+  const second = page.locator("#jobs tr[data-state=queued]", { has: page.locator(".queue-place", { hasText: /^#2 / }) });
+  const moved = await second.getAttribute("data-job-id");
+  assert.equal(await page.locator("#jobs tr[data-state=queued] button[data-action=top]").count(), 1, "only #2 can move up");
+  await second.locator("button[data-action=top]").click();
+  await page.locator(`#jobs tr[data-job-id="${moved}"] .queue-place`, { hasText: /^#1 in the queue · priority 1/ }).waitFor();
+  assert.equal(JSON.parse(await orgGet(`/jobs/${moved}`)).priority, 1);
+
   step("the printing job keeps a timelapse (the demo's cameras take a frame every few seconds)");
   const deadline = Date.now() + 60_000;
   while (!JSON.parse(await orgGet("/timelapses")).some((t) => t.job_id === job && t.frames > 0)) {

@@ -453,6 +453,23 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         sent += 1;
     }
+    // And two more for the first MK4, which wait in the fleet queue until that printer is free.
+    if let Some(p) = printers_seen.iter().find(|p| p.name == "mk4-left") {
+        for layers in [120, 90] {
+            send_job(
+                &owner,
+                state.org,
+                &trusted,
+                &device,
+                &agent_pub,
+                p,
+                layers,
+                &cli.data_dir,
+            )
+            .await?;
+            sent += 1;
+        }
+    }
 
     let part = cli.data_dir.join("demo-part.gcode");
     std::fs::write(&part, demo_part())

@@ -122,6 +122,11 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
     // queue shows their estimated time.
     let jobs = list(&d, &d.printers_url.replace("/printers", "/jobs"));
     assert!(jobs.len() >= 2, "{jobs:?}");
+    // One printer has a second job, which waits in the fleet queue for it.
+    assert!(
+        jobs.iter().any(|j| j["state"] == "queued"),
+        "a job waiting in the queue: {jobs:?}"
+    );
     for j in &jobs {
         let secs = j["facts"]["estimated_seconds"].as_u64();
         assert!(
