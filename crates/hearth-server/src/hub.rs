@@ -465,6 +465,8 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
         HashMap::new()
     };
     let mut taken: Vec<PrinterId> = Vec::new();
+    // Whether a printer has a job in progress, read once per dispatch (a long queue asks often).
+    let mut busy: HashMap<PrinterId, bool> = HashMap::new();
     let now_s = now_ms() / 1000;
     for job in queued {
         if let Some(until) = job_not_after(&job.manifest)
@@ -481,7 +483,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                     if !taken.contains(&p.id)
                         && state.hub.is_connected(p.agent_id)
                         && state.hub.telemetry(p.id).0.state == PrinterState::Idle
-                        && !state.store.printer_busy(p.id).await? =>
+                        && !printer_busy(state, &mut busy, p.id).await? =>
                 {
                     Some(p)
                 }
@@ -521,7 +523,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                     let idle = state.hub.telemetry(p.id).0.state == PrinterState::Idle;
                     if idle
                         && state.hub.is_connected(p.agent_id)
-                        && !state.store.printer_busy(p.id).await?
+                        && !printer_busy(state, &mut busy, p.id).await?
                     {
                         found = Some(p);
                         break;
@@ -575,6 +577,20 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
         publish_job(state, job.id).await?;
     }
     Ok(())
+}
+
+/// Whether `printer` has a job in progress, from `memo` when this dispatch asked already.
+async fn printer_busy(
+    state: &AppState,
+    memo: &mut HashMap<PrinterId, bool>,
+    printer: PrinterId,
+) -> ApiResult<bool> {
+    if let Some(b) = memo.get(&printer) {
+        return Ok(*b);
+    }
+    let b = state.store.printer_busy(printer).await?;
+    memo.insert(printer, b);
+    Ok(b)
 }
 
 /// The error a member sees when a command cannot reach an agent right now.
