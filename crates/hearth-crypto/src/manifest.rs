@@ -352,6 +352,26 @@ impl SignedJobManifest {
             &self.signature,
         )
     }
+
+    /// Another copy of this job: the same sealed payload, target and validity under a new job id
+    /// and nonce, signed by `signer`, which must be the device that signed this one (so a batch of
+    /// copies uploads its file once and each copy is still accepted once). `None` for another
+    /// signer.
+    pub fn copy_as(&self, signer: &DeviceKeys, job_id: &str) -> Option<SignedJobManifest> {
+        if signer.public().signing != self.manifest.signer {
+            return None;
+        }
+        let manifest = JobManifest {
+            job_id: job_id.to_owned(),
+            nonce: random_hex(16),
+            ..self.manifest.clone()
+        };
+        let signature = signer.sign(&signing_bytes(DOMAIN_JOB_MANIFEST, &manifest));
+        Some(SignedJobManifest {
+            manifest,
+            signature,
+        })
+    }
 }
 
 /// Where to send a job, as the submitter names it.

@@ -247,9 +247,18 @@ async fn handle_upload(b: &Bridge, headers: &HeaderMap, body: Body) -> Result<Re
                 ),
             ));
         };
-        let job = print_path(&ctx, &trusted, tmp.path(), target, 24 * 3600, b.reveal, 0)
-            .await
-            .map_err(internal)?;
+        let job = print_path(
+            &ctx,
+            &trusted,
+            tmp.path(),
+            target,
+            24 * 3600,
+            b.reveal,
+            Default::default(),
+        )
+        .await
+        .map_err(internal)?
+        .remove(0);
         eprintln!("queued job {} for {path}", job.id);
         effective_print = true;
     }

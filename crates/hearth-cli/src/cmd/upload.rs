@@ -144,6 +144,10 @@ pub struct PrintArgs {
     /// Its place in the fleet queue: higher goes first (default 0; `hearth queue` to change it).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub priority: i64,
+    /// Print it this many times (a batch): one sealed upload, one signed job per copy, each
+    /// printed once (with --pool, on whichever printers of the pool are free).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_COPIES as i64))]
+    pub copies: u32,
     #[command(flatten)]
     pub reveal: RevealArgs,
     /// Print the job as JSON.
@@ -470,8 +474,29 @@ pub enum Target {
     Pool(String),
 }
 
-/// Seals a job for `target`, uploads it and submits it with `priority` in the queue; returns the
-/// queued job.
+/// Most copies one `hearth print --copies` queues.
+pub const MAX_COPIES: u32 = 100;
+
+/// How a job goes into the fleet queue.
+#[derive(Debug, Clone, Copy)]
+pub struct Queueing {
+    /// Its priority (higher goes first).
+    pub priority: i64,
+    /// How many copies: each its own signed job over the one sealed payload.
+    pub copies: u32,
+}
+
+impl Default for Queueing {
+    fn default() -> Self {
+        Self {
+            priority: 0,
+            copies: 1,
+        }
+    }
+}
+
+/// Seals a job for `target`, uploads it once and submits it (`queueing.copies` times, each copy
+/// a job signed under its own id) with `queueing.priority`; returns the queued jobs.
 pub async fn print_path(
     ctx: &Ctx,
     trusted: &TrustedState,
@@ -479,8 +504,8 @@ pub async fn print_path(
     target: &Target,
     valid_secs: i64,
     reveal: Reveal,
-    priority: i64,
-) -> anyhow::Result<Job> {
+    queueing: Queueing,
+) -> anyhow::Result<Vec<Job>> {
     let org = ctx.org()?;
     let device = ctx.device()?;
     if !(60..=MAX_JOB_WINDOW_SECS).contains(&valid_secs) {
@@ -572,23 +597,46 @@ pub async fn print_path(
         .context("uploading the sealed job failed")?;
     drop(sealed);
     check_hash(&blob, &manifest.manifest.blob_sha256)?;
-    let job: Job = ctx
-        .client
-        .raw_post(
-            &format!("/api/v1/orgs/{org}/jobs"),
-            &serde_json::to_value(SubmitJobRequest {
-                priority,
-                job_id,
-                printer: printer_id,
-                pool,
-                blob_sha256: blob,
-                manifest: serde_json::to_value(&manifest)?,
-                facts: revealed,
-            })?,
-        )
-        .await
-        .context("submitting the job failed")?;
-    Ok(job)
+    let mut jobs = Vec::with_capacity(queueing.copies as usize);
+    for n in 0..queueing.copies.max(1) {
+        let (id, signed) = if n == 0 {
+            (job_id, manifest.clone())
+        } else {
+            let id = JobId::new();
+            let copy = manifest
+                .copy_as(&device, &id.to_string())
+                .context("cannot sign a copy of the job")?;
+            (id, copy)
+        };
+        let job: Job = ctx
+            .client
+            .raw_post(
+                &format!("/api/v1/orgs/{org}/jobs"),
+                &serde_json::to_value(SubmitJobRequest {
+                    priority: queueing.priority,
+                    job_id: id,
+                    printer: printer_id,
+                    pool: pool.clone(),
+                    blob_sha256: blob.clone(),
+                    manifest: serde_json::to_value(&signed)?,
+                    facts: revealed.clone(),
+                })?,
+            )
+            .await
+            .with_context(|| match n {
+                0 => "submitting the job failed".to_owned(),
+                _ => format!(
+                    "submitting copy {} failed ({n} queued: {})",
+                    n + 1,
+                    jobs.iter()
+                        .map(|j: &Job| j.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            })?;
+        jobs.push(job);
+    }
+    Ok(jobs)
 }
 
 pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
@@ -614,20 +662,29 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot open library file {id}"))?;
     }
-    let job = print_path(
+    let jobs = print_path(
         &ctx,
         &trusted,
         &path,
         &target,
         args.valid_hours.saturating_mul(3600),
         args.reveal.reveal,
-        args.priority,
+        Queueing {
+            priority: args.priority,
+            copies: args.copies,
+        },
     )
     .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&job)?);
+        // One job as an object (as before batches), several as a list.
+        match jobs.as_slice() {
+            [job] => println!("{}", serde_json::to_string_pretty(job)?),
+            _ => println!("{}", serde_json::to_string_pretty(&jobs)?),
+        }
     } else {
-        println!("{}", job.id);
+        for job in &jobs {
+            println!("{}", job.id);
+        }
     }
     Ok(())
 }

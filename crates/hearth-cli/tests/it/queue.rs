@@ -119,3 +119,96 @@ async fn a_busy_printers_queue_is_listed_in_order_and_reordered() {
     }
     agent.shutdown().await;
 }
+
+/// A batch: `--copies 3` seals and uploads the file once and queues three signed jobs over it,
+/// which the printer prints one after the other, each accepted once by the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_a_file_are_one_upload_and_as_many_jobs() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let agent = start_chain_agent(
+        &server,
+        &ada,
+        PrinterConfig {
+            name: "mk4".into(),
+            pools: vec![],
+            material: None,
+            color: None,
+            nozzle_mm: None,
+            camera: None,
+            driver: hearth_drivers::DriverConfig::Simulated(
+                hearth_drivers::simulated::SimulatedConfig {
+                    time_scale: 50.0,
+                    ..Default::default()
+                },
+            ),
+        },
+    )
+    .await;
+    let (client, org) = ada.client();
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "part.gcode", "batch");
+    let printed = ada
+        .run(&[
+            "print",
+            file.to_str().unwrap(),
+            "--printer",
+            "mk4",
+            "--copies",
+            "3",
+        ])
+        .await;
+    let ids: Vec<JobId> = printed.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "{printed}");
+    let blobs: Vec<serde_json::Value> = client
+        .raw_get(&format!("/api/v1/orgs/{org}/blobs"))
+        .await
+        .unwrap();
+    assert_eq!(blobs.len(), 1, "one sealed upload: {blobs:?}");
+    let jobs: Vec<Job> = jobs_by_id(&client, org, &ids).await;
+    assert!(jobs.iter().all(|j| j.blob_sha256 == jobs[0].blob_sha256));
+    eventually("every copy printed", || async {
+        let jobs = jobs_by_id(&client, org, &ids).await;
+        for j in &jobs {
+            assert!(
+                !matches!(j.state, JobState::Failed | JobState::Refused),
+                "{j:?}"
+            );
+        }
+        jobs.iter()
+            .all(|j| j.state == JobState::Completed)
+            .then_some(())
+    })
+    .await;
+    // Out of range: refused before anything is sealed.
+    let none = ada
+        .try_run(&[
+            "print",
+            file.to_str().unwrap(),
+            "--printer",
+            "mk4",
+            "--copies",
+            "0",
+        ])
+        .await;
+    assert!(!none.status.success());
+    agent.shutdown().await;
+}
+
+async fn jobs_by_id(
+    client: &hearth_client::Client,
+    org: hearth_proto::ids::OrgId,
+    ids: &[JobId],
+) -> Vec<Job> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(
+            client
+                .raw_get(&format!("/api/v1/orgs/{org}/jobs/{id}"))
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}

@@ -231,6 +231,31 @@ fn replayed_job_is_refused() {
 }
 
 #[test]
+fn copies_of_a_job_share_its_payload_and_each_is_accepted_once() {
+    let s = LyingServer::new();
+    let trusted = s.org.trusted();
+    let mut v = JobVerifier::new(&trusted, &s.org.g1, MemorySeenJobs::default());
+    let copy = s
+        .job
+        .copy_as(&s.org.bob, "job-2")
+        .expect("the signer copies its job");
+    assert_eq!(copy.manifest.blob_sha256, s.job.manifest.blob_sha256);
+    assert_ne!(copy.manifest.nonce, s.job.manifest.nonce);
+    for j in [&s.job, &copy] {
+        let mut out = Vec::new();
+        v.open(j, NOW + 5, Cursor::new(&s.payload), &mut out)
+            .unwrap();
+        assert_eq!(out, GCODE);
+    }
+    // Each copy once; and only the job's own signer makes copies of it.
+    let again = v
+        .open(&copy, NOW + 6, Cursor::new(&s.payload), &mut Vec::new())
+        .unwrap_err();
+    assert!(matches!(again, JobRefusal::Replayed { .. }), "{again}");
+    assert!(s.job.copy_as(&s.org.ada, "job-3").is_none());
+}
+
+#[test]
 fn expired_and_not_yet_valid_jobs_are_refused() {
     let s = LyingServer::new();
     let e = s.deliver(&s.job, &s.payload, NOW + 600 + 121).unwrap_err();
