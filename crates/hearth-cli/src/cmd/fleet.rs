@@ -71,7 +71,7 @@ fn snake<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-fn hms(s: u64) -> String {
+pub(crate) fn hms(s: u64) -> String {
     let (h, m) = (s / 3600, s / 60 % 60);
     if h > 0 {
         format!("{h}h{m:02}m")

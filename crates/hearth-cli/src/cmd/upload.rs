@@ -495,6 +495,33 @@ impl Default for Queueing {
     }
 }
 
+/// Why a batch would outlast its jobs' validity: `copies` prints of `estimate` seconds each, on
+/// `parallel` printers at once, take longer than `valid_secs`, so the last copies would expire in
+/// the queue (the agent refuses a job past its signed window).
+fn outlasts_validity(
+    estimate: Option<u64>,
+    copies: u32,
+    parallel: usize,
+    valid_secs: i64,
+) -> Option<String> {
+    let each = estimate.filter(|s| *s > 0)?;
+    let rounds = u64::from(copies).div_ceil(parallel.max(1) as u64);
+    let total = each.saturating_mul(rounds);
+    if rounds < 2 || total <= u64::try_from(valid_secs).unwrap_or(0) {
+        return None;
+    }
+    Some(format!(
+        "{copies} copies of about {} each, {} at a time, take about {} h, longer than the jobs \
+         stay valid ({} h): the copies not started by then expire in the queue (give \
+         --valid-hours, up to {})",
+        crate::cmd::fleet::hms(each),
+        parallel.max(1),
+        total.div_ceil(3600),
+        valid_secs / 3600,
+        MAX_JOB_WINDOW_SECS / 3600
+    ))
+}
+
 /// Seals a job for `target`, uploads it once and submits it (`queueing.copies` times, each copy
 /// a job signed under its own id) with `queueing.priority`; returns the queued jobs.
 pub async fn print_path(
@@ -515,6 +542,18 @@ pub async fn print_path(
     let job_id = JobId::new();
     let printers = printers_of(ctx).await?;
     let agents = ctx.agents().await?;
+    let parallel = match target {
+        Target::Printer(_) => 1,
+        Target::Pool(pool) => printers.iter().filter(|p| p.pools.contains(pool)).count(),
+    };
+    if let Some(why) = outlasts_validity(
+        a.facts.estimated_seconds,
+        queueing.copies,
+        parallel,
+        valid_secs,
+    ) {
+        eprintln!("warning: {why}");
+    }
     // What the server sees of the file; it places a pool job by these alone.
     let revealed = reveal.apply(&a.facts);
     let (printer_id, pool, dest_keys, printer_name) = match target {
@@ -692,6 +731,22 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{Reveal, SchedulingFacts};
+
+    #[test]
+    fn a_batch_longer_than_its_validity_is_said() {
+        let day = 24 * 3600;
+        // Ten 5-hour copies on one printer: 50 h.
+        let why = super::outlasts_validity(Some(5 * 3600), 10, 1, day).unwrap();
+        assert!(
+            why.contains("take about 50 h") && why.contains("(24 h)"),
+            "{why}"
+        );
+        // On five printers: two rounds, 10 h.
+        assert!(super::outlasts_validity(Some(5 * 3600), 10, 5, day).is_none());
+        // One copy is the printer's next job: nothing to say; no estimate: nothing to say.
+        assert!(super::outlasts_validity(Some(30 * 3600), 1, 1, day).is_none());
+        assert!(super::outlasts_validity(None, 10, 1, day).is_none());
+    }
 
     #[test]
     fn reveal_keeps_only_the_facts_named() {
