@@ -462,6 +462,9 @@ function printerCard(p) {
       : "no frame yet"]);
   }
   if (t.job_id) rows.push(["Job", short(t.job_id)]);
+  // Jobs sent to this printer by name that wait in the fleet queue until it is free.
+  const waiting = queueOrder().filter((j) => j.printer === p.id).length;
+  if (waiting) rows.push(["Queue", `${waiting} job${waiting === 1 ? "" : "s"} waiting`]);
   if (t.layer !== null && t.layer !== undefined) {
     rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);
   }

@@ -101,6 +101,9 @@ try {
   assert.equal(await card("x1c").locator("dd[data-row=slots]").textContent(),
     "A1 PLA 80% · A2 PLA 45% · A3 PETG 100% · A4 ASA 12%");
 
+  step("the card of a printer with jobs waiting for it says how many");
+  await card("mk4-left").locator("dd[data-row=queue]", { hasText: /^2 jobs waiting$/ }).waitFor();
+
   step("each card says when its camera's last sealed frame arrived, and how to open it");
   await card("xl").locator("dd[data-row=camera]", { hasText: /^sealed frame \d+ (s|min) ago · hearth camera xl$/ }).waitFor();
 
