@@ -13,7 +13,7 @@
 //! few seconds); frames are not kept, so there is no history to hand over.
 
 use crate::auth::{OrgAccess, Viewer};
-use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::error::{ApiError, ApiResult, Json, Path, Query};
 use crate::hub::StoredSnapshot;
 use crate::state::AppState;
 use axum::extract::State;
@@ -31,19 +31,30 @@ const AGE_HEADER: &[u8] = b"age-encryption.org/v1\n";
 /// Largest request body of a snapshot upload: the sealed frame in base64, with its manifest.
 pub const SNAPSHOT_BODY_LIMIT: usize = MAX_SNAPSHOT_BYTES / 3 * 4 + 64 * 1024;
 
-/// An agent sends the latest sealed frame of one of its printers' cameras.
+/// `?late=true`: a timelapse frame the agent kept while the server was out of reach, sent once it
+/// is back. It goes to its job's timelapse only; the printer's latest frame stays as it is.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FrameQuery {
+    #[serde(default)]
+    pub late: bool,
+}
+
+/// An agent sends the latest sealed frame of one of its printers' cameras (or, `late`, a
+/// timelapse frame it kept while the server was out of reach).
 #[utoipa::path(put, path = "/api/v1/agent/printers/{name}/snapshot", tag = "agents",
-    params(("name" = String, Path)), request_body = SnapshotUpload,
+    params(("name" = String, Path), FrameQuery), request_body = SnapshotUpload,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn agent_snapshot(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(q): Query<FrameQuery>,
     headers: HeaderMap,
     Json(up): Json<SnapshotUpload>,
 ) -> ApiResult<StatusCode> {
     let (agent, org) = crate::routes::fleet::agent_from_bearer(&state, &headers)?;
-    let kept = keep(&state, agent, org, &name, up).await;
+    let kept = keep(&state, agent, org, &name, up, q.late).await;
     let counter = match &kept {
         Ok(()) => &state.metrics.camera_frames,
         Err(e) if e.status.is_client_error() => &state.metrics.camera_frames_refused,
@@ -60,6 +71,7 @@ async fn keep(
     org: OrgId,
     name: &str,
     up: SnapshotUpload,
+    late: bool,
 ) -> ApiResult<()> {
     let printer = state
         .store
@@ -112,8 +124,16 @@ async fn keep(
             &sealed,
             &up.manifest,
             received_at,
+            late,
         )
         .await?;
+    } else if late {
+        return Err(ApiError::invalid(
+            "a late frame is a timelapse frame: its manifest names no job",
+        ));
+    }
+    if late {
+        return Ok(());
     }
     state.hub.set_snapshot(
         printer.id,

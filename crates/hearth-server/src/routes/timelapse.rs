@@ -29,10 +29,16 @@ use serde_json::json;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// How long after its job ended (as the server recorded it) a late frame may have been taken, by
+/// the agent's clock: the skew agents are allowed elsewhere (`JobVerifier`).
+const LATE_SKEW_SECS: i64 = 120;
+
 /// Keeps a frame the agent signed as a frame of `job` (already checked as a live frame: the
 /// agent's printer, an age file hashing to the manifest's hash, the current epoch) in that job's
 /// timelapse, when the job is the printer's and prints. A frame of a job that is not printing (the
-/// file still transferring, or the job just ended) is only the printer's latest frame.
+/// file still transferring, or the job just ended) is only the printer's latest frame. A `late`
+/// frame (kept by the agent while the server was away) is also kept for a job that ended since,
+/// when it was taken before the job ended.
 pub(crate) async fn keep_frame(
     state: &AppState,
     printer: &PrinterRow,
@@ -40,6 +46,7 @@ pub(crate) async fn keep_frame(
     sealed: &bytes::Bytes,
     manifest: &serde_json::Value,
     received_at: i64,
+    late: bool,
 ) -> ApiResult<()> {
     let Ok(job_id) = job.parse::<JobId>() else {
         return Err(ApiError::invalid(format!(
@@ -61,7 +68,16 @@ pub(crate) async fn keep_frame(
             printer.info.name
         )));
     }
-    if !matches!(j.state, JobState::Printing | JobState::Paused) {
+    let taken_at = manifest["manifest"]["taken_at"]
+        .as_i64()
+        .unwrap_or(i64::MAX);
+    let printing = matches!(j.state, JobState::Printing | JobState::Paused);
+    let ended_since =
+        late && matches!(
+            j.state,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        ) && taken_at <= j.updated_at / 1000 + LATE_SKEW_SECS;
+    if !(printing || ended_since) {
         return Ok(());
     }
     let sha256 = manifest["manifest"]["blob_sha256"]

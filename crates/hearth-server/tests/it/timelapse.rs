@@ -311,8 +311,61 @@ async fn a_timelapse_expires_some_days_after_its_job_ended_and_backups_hold_it()
     assert_eq!(owner.timelapse(org, job).await.unwrap().frames.len(), 2);
     job_update(&mut ws, job, JobState::Failed, Some("spaghetti")).await;
     settled(&mut ws).await;
+    // The agent was cut off for the last minutes of the print: the frames it kept arrive late.
+    // One taken before the job ended is kept; one taken long after is not; neither replaces
+    // the printer's latest frame; a late frame must be a timelapse frame.
+    let late = |n: usize, taken_at: i64| {
+        let mut body = of_job("mk4", &frame(n), &jid);
+        body["manifest"]["manifest"]["taken_at"] = taken_at.into();
+        body
+    };
+    let put_late = |body: serde_json::Value| {
+        let (url, token) = (server.url.clone(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .put(format!(
+                    "{url}/api/v1/agent/printers/mk4/snapshot?late=true"
+                ))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let latest = |c: Client| async move {
+        c.printer_snapshot(org, mk4_id(&c, org).await)
+            .await
+            .unwrap()
+            .sealed
+    };
+    let before = latest(owner.clone()).await;
+    let now_s = now_ms() / 1000;
+    assert_eq!(put_late(late(7, now_s - 30)).await, 204);
+    assert_eq!(put_late(late(8, now_s + 3600)).await, 204);
+    assert_eq!(put_late(upload("mk4", 1, &frame(9))).await, 422);
+    let tl = owner.timelapse(org, job).await.unwrap();
+    assert_eq!(
+        tl.frames.len(),
+        3,
+        "the late frame taken during the print joined"
+    );
+    assert_eq!(
+        owner
+            .timelapse_frame(org, job, tl.frames[2].seq)
+            .await
+            .unwrap(),
+        frame(7)
+    );
+    assert_eq!(
+        latest(owner.clone()).await,
+        before,
+        "the printer's latest frame stays"
+    );
     expire(29).await;
-    assert_eq!(owner.timelapse(org, job).await.unwrap().frames.len(), 2);
+    assert_eq!(owner.timelapse(org, job).await.unwrap().frames.len(), 3);
     expire(31).await;
     assert_eq!(status(owner.timelapse(org, job).await.unwrap_err()), 404);
     assert_eq!(blob_files(&server), 1);
@@ -324,8 +377,16 @@ async fn a_timelapse_expires_some_days_after_its_job_ended_and_backups_hold_it()
         .expect("the expiry is audited");
     assert_eq!(
         (entry.actor.as_str(), &entry.details["frames"]),
-        ("system", &2.into())
+        ("system", &3.into())
     );
+}
+
+async fn mk4_id(c: &Client, org: OrgId) -> hearth_proto::ids::PrinterId {
+    let printers: Vec<hearth_proto::api::Printer> = c
+        .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+        .await
+        .unwrap();
+    printers.iter().find(|p| p.name == "mk4").unwrap().id
 }
 
 /// Files under the server's `blobs/sha256`.
