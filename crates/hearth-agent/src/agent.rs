@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hearth_drivers::{
     Driver, DriverError, DriverKind, JobPhase, PrintHints, PrinterStatus, Upload,
@@ -142,11 +142,13 @@ enum Event {
         job: JobId,
         result: Result<(), DriverError>,
     },
-    /// A camera frame was taken, sealed and sent (or not).
+    /// A camera frame was taken, sealed and sent or kept (or not).
     Snapshot {
         printer: usize,
-        result: Result<(), String>,
+        result: Result<crate::camera::Taken, String>,
     },
+    /// The kept timelapse frames were sent (how many), or the server stopped answering.
+    KeptSent { result: Result<usize, String> },
 }
 
 /// How a transfer step failed.
@@ -229,7 +231,17 @@ struct Agent {
     events: mpsc::UnboundedSender<Event>,
     /// Deletions from printers under way, and when a failed one may be tried again.
     removing: HashMap<JobId, Option<Instant>>,
+    /// Timelapse frames kept while the server was away (`crate::frames`).
+    kept: Arc<crate::frames::FrameBuffer>,
+    /// The kept frames are being sent.
+    sending_kept: bool,
+    /// After a failed try while connected: when to try again.
+    kept_retry_at: Option<Instant>,
 }
+
+/// How long kept timelapse frames wait after the server failed to take them on a live connection
+/// (a new connection sends them at once).
+const KEPT_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
@@ -256,6 +268,11 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         source,
     })?;
     let journal = Journal::open(&config.state_dir)?;
+    let kept = crate::frames::FrameBuffer::open(&config.state_dir, crate::frames::MAX_KEPT_BYTES)
+        .map_err(|source| RunError::Spool {
+        path: config.state_dir.join("timelapse"),
+        source,
+    })?;
 
     // Plaintext never survives a restart; sealed files only for jobs that still need them.
     let keep = journal
@@ -305,6 +322,9 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         tasks: JoinSet::new(),
         events: events_tx,
         removing: HashMap::new(),
+        kept: Arc::new(kept),
+        sending_kept: false,
+        kept_retry_at: None,
     };
     agent.resume_journal();
 
@@ -383,6 +403,7 @@ impl Agent {
                 }
                 self.coalescer.reconnected();
                 self.flush_telemetry();
+                self.send_kept();
                 for rt in self.jobs.values_mut() {
                     rt.retry_at = None;
                 }
@@ -523,6 +544,7 @@ impl Agent {
             Event::Transferred { job, result } => self.on_transferred(job, result),
             Event::Removed { job, result } => self.on_removed(job, result),
             Event::Snapshot { printer, result } => self.on_snapshot(printer, result),
+            Event::KeptSent { result } => self.on_kept_sent(result),
             Event::Started { job, result } => {
                 if let Some(rt) = self.jobs.get_mut(&job) {
                     rt.busy = false;
@@ -763,13 +785,17 @@ impl Agent {
         }
         self.flush_telemetry();
         self.take_snapshots();
+        if self.kept_retry_at.is_some_and(|t| Instant::now() >= t) {
+            self.send_kept();
+        }
     }
 
-    /// Starts a frame for every camera that is due or was asked for, while connected.
+    /// Starts a frame for every camera that is due or was asked for. While disconnected, only
+    /// timelapse frames are taken, and kept until the server is back; while kept frames wait to be
+    /// sent, new timelapse frames are kept behind them, so they reach the server in order.
     fn take_snapshots(&mut self) {
-        let Some(token) = self.conn.as_ref().map(|c| c.token.clone()) else {
-            return;
-        };
+        let token = self.conn.as_ref().map(|c| c.token.clone());
+        let keep_timelapse = token.is_none() || self.sending_kept || !self.kept.is_empty();
         let now = Instant::now();
         for i in 0..self.printers.len() {
             let p = &mut self.printers[i];
@@ -785,7 +811,7 @@ impl Agent {
                 p.layer,
                 cam.timelapse_layer,
             );
-            if cam.busy || !(cam.wanted || plan.take) {
+            if cam.busy || !(cam.wanted || plan.take) || (token.is_none() && !plan.timelapse) {
                 continue;
             }
             // Frames on the printing cadence (or at a new layer) make the job's timelapse; one a
@@ -800,6 +826,8 @@ impl Agent {
                 http: self.http.clone(),
                 server: self.server.clone(),
                 token: token.clone(),
+                kept: self.kept.clone(),
+                keep: job.is_some() && keep_timelapse,
                 opener: self.opener.clone(),
                 printer: p.config.name.clone(),
                 url: config.snapshot_url.clone(),
@@ -815,7 +843,7 @@ impl Agent {
         }
     }
 
-    fn on_snapshot(&mut self, i: usize, result: Result<(), String>) {
+    fn on_snapshot(&mut self, i: usize, result: Result<crate::camera::Taken, String>) {
         let p = &mut self.printers[i];
         let Some(cam) = p.camera.as_mut() else {
             return;
@@ -823,9 +851,12 @@ impl Agent {
         cam.busy = false;
         cam.last = Some(Instant::now());
         match result {
-            Ok(()) => {
+            Ok(taken) => {
                 if cam.failing.take().is_some() {
                     tracing::info!(printer = %p.config.name, "the camera works again");
+                }
+                if taken == crate::camera::Taken::Kept {
+                    self.send_kept();
                 }
             }
             Err(why) => {
@@ -833,6 +864,42 @@ impl Agent {
                     tracing::warn!(printer = %p.config.name, error = %why, "camera frame not sent");
                 }
                 cam.failing = Some(why);
+            }
+        }
+    }
+
+    /// Sends the kept timelapse frames, once connected and unless already under way.
+    fn send_kept(&mut self) {
+        let Some(token) = self.conn.as_ref().map(|c| c.token.clone()) else {
+            return;
+        };
+        if self.sending_kept || self.kept.is_empty() {
+            return;
+        }
+        self.sending_kept = true;
+        self.kept_retry_at = None;
+        let (http, server, kept) = (self.http.clone(), self.server.clone(), self.kept.clone());
+        let events = self.events.clone();
+        self.tasks.spawn(async move {
+            let result = crate::camera::send_kept(&http, &server, &token, &kept).await;
+            let _ = events.send(Event::KeptSent { result });
+        });
+    }
+
+    fn on_kept_sent(&mut self, result: Result<usize, String>) {
+        self.sending_kept = false;
+        match result {
+            Ok(n) => {
+                tracing::info!(
+                    frames = n,
+                    "timelapse frames kept while the server was away are sent"
+                );
+                // Frames kept meanwhile go too.
+                self.send_kept();
+            }
+            Err(why) => {
+                tracing::warn!(error = %why, "kept timelapse frames wait for the server");
+                self.kept_retry_at = Some(Instant::now() + KEPT_RETRY);
             }
         }
     }

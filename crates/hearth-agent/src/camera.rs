@@ -153,9 +153,24 @@ pub async fn capture(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, Strin
 enum SendError {
     /// Sealed to an epoch that is no longer the current one: refresh the chain, seal again.
     StaleEpoch,
-    Other(String),
+    /// The server did not answer, or answered that it cannot now (5xx): try again later.
+    Unreachable(String),
+    /// The server refused the frame for good.
+    Refused(String),
 }
 
+impl SendError {
+    fn into_message(self) -> String {
+        match self {
+            SendError::StaleEpoch => {
+                "the frame is sealed to an epoch that is no longer the organisation's".into()
+            }
+            SendError::Unreachable(why) | SendError::Refused(why) => why,
+        }
+    }
+}
+
+/// Sends a sealed frame of `printer`; `late`: a timelapse frame kept while the server was away.
 async fn send(
     http: &reqwest::Client,
     server: &str,
@@ -163,8 +178,12 @@ async fn send(
     printer: &str,
     sealed: &[u8],
     manifest: serde_json::Value,
+    late: bool,
 ) -> Result<(), SendError> {
-    let url = snapshot_url(server, printer).map_err(SendError::Other)?;
+    let mut url = snapshot_url(server, printer).map_err(SendError::Refused)?;
+    if late {
+        url.query_pairs_mut().append_pair("late", "true");
+    }
     let body = SnapshotUpload {
         manifest,
         sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
@@ -175,7 +194,9 @@ async fn send(
         .json(&body)
         .send()
         .await
-        .map_err(|e| SendError::Other(format!("sending the frame: {}", crate::agent::chain(&e))))?;
+        .map_err(|e| {
+            SendError::Unreachable(format!("sending the frame: {}", crate::agent::chain(&e)))
+        })?;
     if resp.status().is_success() {
         return Ok(());
     }
@@ -184,10 +205,15 @@ async fn send(
     if status == reqwest::StatusCode::CONFLICT && err["code"] == "stale_epoch" {
         return Err(SendError::StaleEpoch);
     }
-    Err(SendError::Other(format!(
+    let why = format!(
         "the server refused the frame ({status}): {}",
         err["message"].as_str().unwrap_or("")
-    )))
+    );
+    Err(if status.is_server_error() {
+        SendError::Unreachable(why)
+    } else {
+        SendError::Refused(why)
+    })
 }
 
 /// Where a printer's frames go: its name is one path segment, percent-encoded by `url`.
@@ -201,11 +227,61 @@ fn snapshot_url(server: &str, printer: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
+/// What became of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// The server has it.
+    Sent,
+    /// A timelapse frame kept on disk for later (the server away, or frames kept before it
+    /// still to go out first): `crate::frames`.
+    Kept,
+}
+
+/// Sends the kept timelapse frames, oldest first, until none is left (`Ok(sent)`) or the server
+/// stops answering (`Err`: the rest waits for the next connection). A frame the server refuses
+/// for good (sealed to an epoch since replaced, its job unknown) is dropped with a warning: the
+/// agent keeps no plaintext to seal it again.
+pub async fn send_kept(
+    http: &reqwest::Client,
+    server: &str,
+    token: &str,
+    kept: &crate::frames::FrameBuffer,
+) -> Result<usize, String> {
+    let mut sent = 0;
+    loop {
+        let Some((path, k)) = kept
+            .oldest()
+            .map_err(|e| format!("reading kept frames: {e}"))?
+        else {
+            return Ok(sent);
+        };
+        let result = match k.sealed_bytes() {
+            Ok(sealed) => send(http, server, token, &k.printer, &sealed, k.manifest, true).await,
+            Err(e) => Err(SendError::Refused(format!("a kept frame is damaged: {e}"))),
+        };
+        match result {
+            Ok(()) => sent += 1,
+            Err(SendError::Unreachable(why)) => return Err(why),
+            Err(e) => {
+                tracing::warn!(printer = %k.printer, error = %e.into_message(), "a kept timelapse frame was dropped")
+            }
+        }
+        kept.remove(&path)
+            .map_err(|e| format!("removing a sent frame: {e}"))?;
+    }
+}
+
 /// Everything one frame needs, moved into its task.
 pub struct Shot {
     pub http: reqwest::Client,
     pub server: String,
-    pub token: String,
+    /// The connection's HTTP token; `None` while disconnected (only timelapse frames are taken
+    /// then, and kept).
+    pub token: Option<String>,
+    /// Where timelapse frames wait while they cannot be sent.
+    pub kept: Arc<crate::frames::FrameBuffer>,
+    /// Keep this timelapse frame rather than send it, behind frames kept earlier.
+    pub keep: bool,
     pub opener: Arc<dyn JobOpener>,
     pub printer: String,
     /// The configured snapshot URL; `None`: ask the printer's software (`Driver::camera_snapshot_url`).
@@ -229,9 +305,10 @@ impl std::fmt::Debug for Shot {
 }
 
 impl Shot {
-    /// Take, seal and send one frame. The chain is fetched only when the opener has none yet or
-    /// the server says the epoch changed.
-    pub async fn take(self) -> Result<(), String> {
+    /// Take, seal and send one frame; a timelapse frame that cannot be sent now is kept for
+    /// later. The chain is fetched only when the opener has none yet or the server says the
+    /// epoch changed.
+    pub async fn take(self) -> Result<Taken, String> {
         let image = match &self.url {
             Some(url) => capture(&self.http, url).await?,
             None => self.printers_own_frame().await?,
@@ -248,30 +325,42 @@ impl Shot {
             .map_err(|e| format!("sealing the frame: {e}"))?;
             let retry = match sealed {
                 Ok((sealed, manifest)) => {
+                    let token = match &self.token {
+                        Some(t) if !self.keep => t,
+                        _ => return self.keep_frame(sealed, manifest).await,
+                    };
                     match send(
                         &self.http,
                         &self.server,
-                        &self.token,
+                        token,
                         &self.printer,
                         &sealed,
-                        manifest,
+                        manifest.clone(),
+                        false,
                     )
                     .await
                     {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => return Ok(Taken::Sent),
                         Err(SendError::StaleEpoch) => {
                             "the organisation's key changed since the agent last read its chain"
                         }
-                        Err(SendError::Other(why)) => return Err(why),
+                        Err(SendError::Unreachable(_)) if self.job.is_some() => {
+                            return self.keep_frame(sealed, manifest).await;
+                        }
+                        Err(e) => return Err(e.into_message()),
                     }
                 }
                 Err(SealSnapshotError::NoChain) => "no verified organisation chain yet",
                 Err(SealSnapshotError::Failed(why)) => return Err(why),
             };
-            if refreshed || !self.opener.wants_chain() {
+            let Some(token) = self
+                .token
+                .as_deref()
+                .filter(|_| !refreshed && self.opener.wants_chain())
+            else {
                 return Err(format!("cannot seal the frame: {retry}"));
-            }
-            let links = crate::agent::fetch_chain(&self.http, &self.server, &self.token).await?;
+            };
+            let links = crate::agent::fetch_chain(&self.http, &self.server, token).await?;
             self.opener
                 .update_chain(links)
                 .map_err(|why| format!("untrusted chain: {why}"))?;
@@ -281,6 +370,23 @@ impl Shot {
 }
 
 impl Shot {
+    /// Keeps a sealed timelapse frame on disk until the server takes it.
+    async fn keep_frame(
+        &self,
+        sealed: Vec<u8>,
+        manifest: serde_json::Value,
+    ) -> Result<Taken, String> {
+        let (kept, printer) = (self.kept.clone(), self.printer.clone());
+        let dropped = tokio::task::spawn_blocking(move || kept.push(&printer, &sealed, manifest))
+            .await
+            .map_err(|e| format!("keeping the frame: {e}"))?
+            .map_err(|e| format!("keeping the frame for later: {e}"))?;
+        if dropped > 0 {
+            tracing::warn!(printer = %self.printer, dropped, "kept timelapse frames reached their bound: the oldest were dropped");
+        }
+        Ok(Taken::Kept)
+    }
+
     /// A frame from the printer itself: over its own protocol (A1 and P1), else from the URL its
     /// software has configured (OctoPrint, Moonraker).
     async fn printers_own_frame(&self) -> Result<Vec<u8>, String> {

@@ -23,6 +23,7 @@ pub mod config;
 pub mod conn;
 pub mod crypto;
 pub mod enroll;
+pub mod frames;
 pub mod identity;
 pub mod journal;
 pub mod opener;

@@ -83,6 +83,11 @@ pub(crate) struct RunningAgent {
 }
 
 impl RunningAgent {
+    /// The agent's state directory.
+    pub(crate) fn state_dir(&self) -> &std::path::Path {
+        self._state.path()
+    }
+
     pub(crate) async fn shutdown(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap().unwrap();

@@ -20,7 +20,9 @@ pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub setup_token: Option<String>,
-    _stop: oneshot::Sender<()>,
+    settings: Settings,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl TestServer {
@@ -41,10 +43,19 @@ impl TestServer {
         s.auth.argon2_memory_kib = 64;
         s.auth.argon2_iterations = 1;
         configure(&mut s, &url);
-        let server = hearth_server::start(s).await.unwrap();
+        Self::serve(dir, url, s, listener).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        url: String,
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+    ) -> Self {
+        let server = hearth_server::start(settings.clone()).await.unwrap();
         let setup_token = server.setup_token.clone();
         let (stop, rx) = oneshot::channel();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             server
                 .run(listener, async {
                     let _ = rx.await;
@@ -56,8 +67,21 @@ impl TestServer {
             url,
             dir,
             setup_token,
-            _stop: stop,
+            settings,
+            stop,
+            task,
         }
+    }
+
+    /// Stops the server (as SIGTERM does), then runs `meanwhile` while it is away, then starts
+    /// it again on the same address and data.
+    pub async fn restart_after<F: std::future::Future<Output = ()>>(self, meanwhile: F) -> Self {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+        meanwhile.await;
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+        Self::serve(self.dir, self.url, self.settings, listener).await
     }
 
     pub fn data_dir(&self) -> PathBuf {
