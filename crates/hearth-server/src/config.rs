@@ -24,6 +24,16 @@ pub struct Settings {
     pub notifications: NotifySettings,
     pub ui: UiSettings,
     pub camera: CameraSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// Several instances sharing one PostgreSQL database and one blob directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterSettings {
+    /// `nats://host:4222`: the NATS server the instances tell each other live events, agent
+    /// commands and which agents each holds through. Empty: this instance is alone.
+    pub nats_url: Option<String>,
 }
 
 /// Printer cameras' timelapses (frames stay sealed: the server keeps what it cannot open).
@@ -166,6 +176,7 @@ impl Default for Settings {
             notifications: NotifySettings::default(),
             ui: UiSettings::default(),
             camera: CameraSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -520,6 +531,12 @@ enabled = true
 timelapse_max_frames = 1800
 # Days after its job ended that a timelapse is deleted (0: keep until someone deletes it).
 timelapse_keep_days = 30
+
+[cluster]
+# Several hearthd instances sharing one PostgreSQL database_url and one data_dir (its blobs) behind
+# one address: the NATS server they tell each other live events, agent commands and presence
+# through, e.g. "nats://127.0.0.1:4222". Unset: this instance is alone.
+# nats_url = "nats://127.0.0.1:4222"
 
 [notifications]
 # Let organisation admins send notifications to loopback, private and link-local addresses (a LAN

@@ -48,6 +48,8 @@ pub struct Hub {
     progress: Mutex<HashMap<JobId, f32>>,
     /// The latest sealed camera frame of each printer (memory only: frames are not kept).
     snapshots: Mutex<HashMap<PrinterId, StoredSnapshot>>,
+    /// The other instances, when several share the database (`crate::cluster`).
+    cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
 }
 
 /// A sealed camera frame as an agent sent it (`routes::camera`).
@@ -92,6 +94,7 @@ impl Default for Hub {
             flushing: tokio::sync::Mutex::default(),
             progress: Mutex::default(),
             snapshots: Mutex::default(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 }
@@ -152,6 +155,11 @@ impl Hub {
                 connected: true,
             },
         );
+        if let Some(c) = self.cluster.get() {
+            // The other instances learn at once where to send this agent's commands.
+            let (agents, printers) = self.held();
+            c.presence(agents, printers);
+        }
         conn_id
     }
 
@@ -178,17 +186,66 @@ impl Hub {
         }
     }
 
-    pub fn is_connected(&self, agent: AgentId) -> bool {
-        lock(&self.agents).contains_key(&agent)
+    /// Joins this hub to the other instances (once, at start).
+    pub fn set_cluster(&self, cluster: std::sync::Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
     }
 
+    /// Whether the agent is connected, to this instance or to another.
+    pub fn is_connected(&self, agent: AgentId) -> bool {
+        lock(&self.agents).contains_key(&agent)
+            || self.cluster.get().is_some_and(|c| c.holds(agent))
+    }
+
+    /// Where to send the agent a message: its connection here, or (connected to another
+    /// instance) a channel whose messages go there through the cluster.
     pub fn sender(&self, agent: AgentId) -> Option<mpsc::Sender<ServerMsg>> {
+        if let Some(tx) = self.local_sender(agent) {
+            return Some(tx);
+        }
+        let cluster = self.cluster.get().filter(|c| c.holds(agent))?.clone();
+        let (tx, mut rx) = mpsc::channel::<ServerMsg>(16);
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                cluster.to_agent(agent, &msg);
+            }
+        });
+        Some(tx)
+    }
+
+    /// The agent's connection to this instance.
+    pub fn local_sender(&self, agent: AgentId) -> Option<mpsc::Sender<ServerMsg>> {
         lock(&self.agents).get(&agent).map(|c| c.tx.clone())
     }
 
-    /// The agent and organisation an HTTP bearer token (from `Welcome`) belongs to.
+    /// The agent and organisation an HTTP bearer token (from `Welcome`) belongs to: a connection
+    /// to this instance, or to another.
     pub fn agent_for_http_token(&self, token_hash: &str) -> Option<(AgentId, OrgId)> {
-        lock(&self.http_tokens).get(token_hash).copied()
+        let local = lock(&self.http_tokens).get(token_hash).copied();
+        local.or_else(|| self.cluster.get().and_then(|c| c.token(token_hash)))
+    }
+
+    /// The agents connected here and their printers' telemetry (what this instance tells the
+    /// others).
+    pub fn held(
+        &self,
+    ) -> (
+        Vec<crate::cluster::HeldAgent>,
+        Vec<(PrinterId, PrinterTelemetry)>,
+    ) {
+        let agents = lock(&self.agents)
+            .iter()
+            .map(|(id, c)| crate::cluster::HeldAgent {
+                agent: *id,
+                org: c.org_id,
+                token_hash: c.http_token_hash.clone(),
+            })
+            .collect();
+        let printers = lock(&self.telemetry)
+            .iter()
+            .map(|(p, (t, _))| (*p, t.clone()))
+            .collect();
+        (agents, printers)
     }
 
     pub fn set_telemetry(&self, printer: PrinterId, t: PrinterTelemetry) {
@@ -286,15 +343,26 @@ impl Hub {
         lock(&self.progress).remove(&job)
     }
 
-    /// Latest telemetry and when it arrived; offline if none (agent away).
+    /// Latest telemetry and when it arrived (here, or at the instance holding the printer's
+    /// agent); offline if none (agent away).
     pub fn telemetry(&self, printer: PrinterId) -> (PrinterTelemetry, Option<i64>) {
-        match lock(&self.telemetry).get(&printer) {
-            Some((t, at)) => (t.clone(), Some(*at)),
+        let local = lock(&self.telemetry).get(&printer).cloned();
+        match local.or_else(|| self.cluster.get().and_then(|c| c.telemetry(printer))) {
+            Some((t, at)) => (t, Some(at)),
             None => (offline(), None),
         }
     }
 
+    /// Passes `event` to this instance's event streams and to the other instances'.
     pub fn publish(&self, org: OrgId, event: Event) {
+        if let Some(c) = self.cluster.get() {
+            c.publish_event(org, &event);
+        }
+        self.publish_local(org, event);
+    }
+
+    /// Passes `event` to this instance's event streams only.
+    pub fn publish_local(&self, org: OrgId, event: Event) {
         // No subscriber is not an error.
         let _ = self.events.send((org, event));
     }

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod hub;
@@ -47,6 +48,12 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("notifications: {0}")]
     Notifications(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    #[error(
+        "cluster.nats_url is set but the database is SQLite: several instances share one PostgreSQL database (database_url)"
+    )]
+    ClusterNeedsPostgres,
     #[error("serving failed")]
     Serve(#[source] std::io::Error),
 }
@@ -57,6 +64,8 @@ pub struct Server {
     pub state: AppState,
     /// Set when no account exists yet: the one-time token that creates the first owner. Print it.
     pub setup_token: Option<String>,
+    /// The link to the other instances (`cluster.nats_url`).
+    cluster: Option<Arc<cluster::Cluster>>,
 }
 
 /// Open storage, clean up what a crash left behind, and issue a setup token if there is no user yet.
@@ -89,6 +98,18 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     );
     let notifier =
         notify::Notifier::new(&settings.notifications).map_err(StartError::Notifications)?;
+    let cluster = match settings
+        .cluster
+        .nats_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        Some(_) if store.backend() != hearth_store::Backend::Postgres => {
+            return Err(StartError::ClusterNeedsPostgres);
+        }
+        Some(url) => Some(Arc::new(cluster::Cluster::connect(url).await?)),
+        None => None,
+    };
     let state = AppState {
         inner: Arc::new(Inner {
             notifier,
@@ -103,7 +124,15 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             stopping: Default::default(),
         }),
     };
-    Ok(Server { state, setup_token })
+    if let Some(c) = &cluster {
+        tracing::info!(instance = %c.instance, "joined the other instances through NATS");
+        state.hub.set_cluster(c.clone());
+    }
+    Ok(Server {
+        state,
+        setup_token,
+        cluster,
+    })
 }
 
 /// Drop expired uploads and upload files the database does not know (a crash between creating the file
@@ -146,6 +175,15 @@ impl Server {
             Duration::from_secs(60),
         ));
         let notifications = tokio::spawn(notify::run(self.state.clone()));
+        let cluster = self.cluster.clone().map(|c| {
+            let state = self.state.clone();
+            tokio::spawn(async move {
+                let stop = state.stopping.begun();
+                if let Err(e) = cluster::run(c, &state.hub, stop).await {
+                    tracing::error!(error = %e, "lost the other instances (NATS)");
+                }
+            })
+        });
         let state = self.state.clone();
         let shutdown = async move {
             shutdown.await;
@@ -179,6 +217,10 @@ impl Server {
         // It returns once shutdown has begun; a try in flight ends with it (the lease lapses and
         // the delivery is tried again after a restart).
         let _ = notifications.await;
+        if let Some(c) = cluster {
+            // Tells the others this instance's agents are gone with it.
+            let _ = c.await;
+        }
         if let Err(e) = self.state.hub.flush_rollups(&self.state.store).await {
             tracing::warn!(error = %error::ErrorChain(&e), "could not write the last printer history");
         }

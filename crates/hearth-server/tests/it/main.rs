@@ -5,6 +5,7 @@
 mod accounts;
 mod backup;
 mod camera;
+mod cluster;
 mod deps;
 mod fleet;
 mod inventory;

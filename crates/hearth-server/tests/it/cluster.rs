@@ -1,0 +1,173 @@
+//! Two `hearthd` instances sharing one PostgreSQL database and one blob directory, joined through
+//! a real NATS server: an agent connected to one is seen and driven through the other (printer
+//! listings, live events, job offers, controls, the agent's own HTTP calls), and is seen gone
+//! when it disconnects. Needs `HEARTH_TEST_DATABASE_URL` and NATS (`HEARTH_TEST_NATS_URL`, default
+//! `nats://127.0.0.1:4222`); under `HEARTH_REQUIRE_PEERS=1` their absence fails the test.
+
+use crate::fleet::*;
+use crate::inventory::settled;
+use crate::notify::job_update;
+use crate::support::*;
+use hearth_proto::agent::{AgentMsg, JobAction, JobState, PrinterState, ServerMsg};
+use hearth_proto::api::Job;
+use hearth_proto::ids::BlobHash;
+
+/// A fresh PostgreSQL database and the NATS URL, or `None` (a skip) when either is missing.
+async fn peers() -> Option<(String, String)> {
+    let require = std::env::var("HEARTH_REQUIRE_PEERS").as_deref() == Ok("1");
+    let nats =
+        std::env::var("HEARTH_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let addr = nats.trim_start_matches("nats://").to_owned();
+    if tokio::net::TcpStream::connect(&addr).await.is_err() {
+        assert!(
+            !require,
+            "HEARTH_REQUIRE_PEERS=1 but no NATS server answers at {nats}"
+        );
+        eprintln!("skipping: no NATS server at {nats}");
+        return None;
+    }
+    let Ok(admin) = std::env::var("HEARTH_TEST_DATABASE_URL") else {
+        assert!(
+            !require,
+            "HEARTH_REQUIRE_PEERS=1 but HEARTH_TEST_DATABASE_URL is not set"
+        );
+        eprintln!("skipping: HEARTH_TEST_DATABASE_URL is not set");
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("hearth_cluster_{}", hex::encode(rand::random::<[u8; 8]>()));
+    let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    Some((format!("{base}/{name}"), nats))
+}
+
+#[tokio::test]
+async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
+    let Some((db, nats)) = peers().await else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let settings = || {
+        let mut s = test_settings(&shared.path().join("data"));
+        s.database_url = Some(db.clone());
+        s.cluster.nats_url = Some(nats.clone());
+        s
+    };
+    // Instance A first: its owner is created before B starts (B then issues no setup token).
+    let a = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
+    let (owner_a, org) = a.bootstrap().await;
+    genesis(&owner_a, org).await;
+    let b = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
+    let mut owner_b = b.client();
+    owner_b.login("owner", OWNER_SECRET).await.unwrap();
+
+    // The agent connects to A; B lists its printer, live and idle.
+    let (agent, ws) = approved_agent(&a, &owner_a, org, 1, vec![printer_info("mk4", "farm")]).await;
+    drop(ws);
+    let (mut ws, http_token) = agent.connect(&a).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("mk4", "farm")],
+        },
+    )
+    .await;
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4".into(),
+            status: idle(),
+        },
+    )
+    .await;
+    settled(&mut ws).await;
+    printers_until(&owner_b, org, "mk4 idle, seen through B", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await;
+
+    // A job submitted through B reaches the agent on A; its file downloads through B too.
+    let blob = make_file(shared.path(), "job.age", 4000);
+    let hash = owner_b.upload_file(org, &blob).await.unwrap();
+    let job = pool_job("farm", &hash, pool_manifest("farm", &[&agent]));
+    submit_job(&owner_b, org, &job).await;
+    assert_eq!(offered(&mut ws).await, (job.job_id, "mk4".to_owned()));
+    let bytes = reqwest::Client::new()
+        .get(format!("{}/api/v1/agent/blobs/{hash}", b.url))
+        .bearer_auth(&http_token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(BlobHash::of(&bytes), hash);
+
+    // B's live events show what the agent tells A.
+    let mut events = owner_b
+        .raw_get_response(&format!("/api/v1/orgs/{org}/events"))
+        .await
+        .unwrap();
+    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
+    let mut busy = idle();
+    busy.state = PrinterState::Printing;
+    busy.job_id = Some(job.job_id);
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4".into(),
+            status: busy,
+        },
+    )
+    .await;
+    let mut seen = String::new();
+    while !seen.contains("\"state\":\"printing\"") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), events.chunk())
+            .await
+            .expect("a printing event through B")
+            .unwrap()
+            .expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(events);
+
+    // A pause through B reaches the agent on A.
+    let j: Job = owner_b
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs/{}/pause", job.job_id),
+            &serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Printing);
+    assert_eq!(
+        recv(&mut ws).await,
+        ServerMsg::Control {
+            job_id: job.job_id,
+            action: JobAction::Pause
+        }
+    );
+
+    // The agent goes away: B sees it offline, and its token no longer opens anything there.
+    drop(ws);
+    printers_until(&owner_b, org, "mk4 offline, seen through B", |p| {
+        p[0].telemetry.state == PrinterState::Offline
+    })
+    .await;
+    let refused = reqwest::Client::new()
+        .get(format!("{}/api/v1/agent/blobs/{hash}", b.url))
+        .bearer_auth(&http_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    b.stop().await;
+    a.stop().await;
+}
