@@ -606,10 +606,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
             continue;
         };
         let mut t = state.store.begin().await?;
-        if !t
-            .update_job(job.id, JobState::Assigned, Some(printer.id), None, now_ms())
-            .await?
-        {
+        if !t.assign_job(job.id, printer.id, now_ms()).await? {
             continue;
         }
         t.append_audit(NewAuditEntry {

@@ -619,6 +619,22 @@ impl Tx {
         Ok(())
     }
 
+    /// Assigns a queued job to `printer`; returns whether it was still queued (another dispatch,
+    /// here or on another instance, may have assigned it a moment before: only one wins).
+    pub async fn assign_job(&mut self, id: JobId, printer: PrinterId, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'assigned', printer_id = $1, updated_at = $2 \
+             WHERE id = $3 AND state = 'queued'",
+        )
+        .bind(printer.to_string())
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Sets a queued job's priority; returns whether it was still queued (a job already sent to a
     /// printer keeps its place there).
     pub async fn set_job_priority(&mut self, id: JobId, priority: i64, now: i64) -> Result<bool> {

@@ -508,6 +508,22 @@ async fn queue(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: UserI
         "{label}"
     );
     assert_eq!(s.job(new.id).await.unwrap().priority, 9, "{label}");
+    // Two dispatches (two instances) assign the same job: only the first wins.
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.assign_job(new.id, printer, now + 20).await.unwrap(),
+        "{label}"
+    );
+    assert!(
+        !tx.assign_job(new.id, printer, now + 21).await.unwrap(),
+        "{label}"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.job(new.id).await.unwrap().state,
+        JobState::Assigned,
+        "{label}"
+    );
 }
 
 /// A job's timelapse: frames numbered as they arrive, thinned evenly at the limit, refused over
