@@ -16,8 +16,11 @@
 //!   at most once, as over a connection that may drop: an offer lost this way is re-sent when the
 //!   agent reconnects, as after any drop.
 //!
-//! Not shared: camera frames (kept in the memory of the instance the agent sends them to; a member
-//! asking another instance is told there is none yet) and login throttling (per instance).
+//! - **Camera frames** (`hearth.frame.<printer id>`, request and reply): a frame stays in the memory
+//!   of the instance the agent sent it to; another instance asked for it requests it from that one
+//!   (which printer events say), within NATS's message size (1 MiB by default).
+//!
+//! Not shared: login throttling (per instance).
 
 use crate::hub::Hub;
 use futures::StreamExt;
@@ -38,6 +41,22 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(20);
 
 const SUBJECT: &str = "hearth.cluster";
 const AGENT_SUBJECTS: &str = "hearth.agent.*";
+const FRAME_SUBJECTS: &str = "hearth.frame.*";
+/// How long a member's request waits for another instance's camera frame.
+const FRAME_WAIT: Duration = Duration::from_secs(2);
+
+fn frame_subject(printer: PrinterId) -> String {
+    format!("hearth.frame.{printer}")
+}
+
+/// A printer's latest camera frame, as the instance holding it answers another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FrameReply {
+    manifest: serde_json::Value,
+    /// The sealed frame, base64.
+    sealed: String,
+    received_at: i64,
+}
 
 fn agent_subject(agent: AgentId) -> String {
     format!("hearth.agent.{agent}")
@@ -79,6 +98,8 @@ struct Remote {
     agents: HashMap<AgentId, (String, HeldAgent)>,
     /// Printers' telemetry as other instances reported it, by the instance.
     telemetry: HashMap<PrinterId, (String, PrinterTelemetry, i64)>,
+    /// When the latest camera frame another instance holds arrived there, by the instance.
+    frames: HashMap<PrinterId, (String, i64)>,
 }
 
 /// This instance's link to the others.
@@ -194,6 +215,62 @@ impl Cluster {
         lock(&self.remote).telemetry(printer, now_ms())
     }
 
+    /// When the latest camera frame of `printer` that another live instance holds arrived.
+    pub fn snapshot_at(&self, printer: PrinterId) -> Option<i64> {
+        lock(&self.remote).snapshot_at(printer, now_ms())
+    }
+
+    /// The latest camera frame of `printer` from the live instance that holds it (frames stay in
+    /// the memory of the instance the agent sent them to).
+    pub async fn fetch_frame(&self, printer: PrinterId) -> Option<crate::hub::StoredSnapshot> {
+        self.snapshot_at(printer)?;
+        let reply = tokio::time::timeout(
+            FRAME_WAIT,
+            self.client
+                .request(frame_subject(printer), bytes::Bytes::new()),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let f: FrameReply = serde_json::from_slice(&reply.payload).ok()?;
+        use base64::Engine;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(f.sealed.as_bytes())
+            .ok()?;
+        Some(crate::hub::StoredSnapshot {
+            manifest: f.manifest,
+            sealed: sealed.into(),
+            received_at: f.received_at,
+        })
+    }
+
+    /// Answers another instance's request for a frame this instance holds.
+    async fn answer_frame(&self, hub: &Hub, m: async_nats::Message) {
+        let (Some(reply), Some(printer)) = (
+            m.reply,
+            m.subject
+                .rsplit('.')
+                .next()
+                .and_then(|p| p.parse::<PrinterId>().ok()),
+        ) else {
+            return;
+        };
+        let Some(s) = hub.local_snapshot(printer) else {
+            return;
+        };
+        use base64::Engine;
+        let f = FrameReply {
+            manifest: s.manifest,
+            sealed: base64::engine::general_purpose::STANDARD.encode(&s.sealed),
+            received_at: s.received_at,
+        };
+        if let Ok(b) = serde_json::to_vec(&f)
+            && let Err(e) = self.client.publish(reply, b.into()).await
+        {
+            tracing::warn!(error = %e, %printer, "could not hand a camera frame to another instance");
+        }
+    }
+
     /// Takes in what another instance said. Returns the event to pass to this instance's
     /// streams, if any.
     pub fn receive(&self, wire: Wire) -> Option<(OrgId, Event)> {
@@ -226,6 +303,11 @@ impl Remote {
         self.alive(i, now).then(|| (t.clone(), *at))
     }
 
+    fn snapshot_at(&self, printer: PrinterId, now: i64) -> Option<i64> {
+        let (i, at) = self.frames.get(&printer)?;
+        self.alive(i, now).then_some(*at)
+    }
+
     /// What instance `me` makes of `wire` at `now`.
     fn receive(&mut self, me: &str, wire: Wire, now: i64) -> Option<(OrgId, Event)> {
         match wire {
@@ -238,6 +320,14 @@ impl Remote {
                 self.instances.insert(from.clone(), now);
                 match &*event {
                     Event::Printer { printer } => {
+                        if let Some(at) = printer
+                            .camera
+                            .as_ref()
+                            .and_then(|c| c.snapshot_at.as_deref())
+                            .and_then(hearth_proto::time_fmt::parse_rfc3339)
+                        {
+                            self.frames.insert(printer.id, (from.clone(), at));
+                        }
                         self.telemetry
                             .insert(printer.id, (from, printer.telemetry.clone(), now));
                     }
@@ -270,6 +360,7 @@ impl Remote {
                 self.instances.remove(&from);
                 self.agents.retain(|_, (i, _)| *i != from);
                 self.telemetry.retain(|_, (i, _, _)| *i != from);
+                self.frames.retain(|_, (i, _)| *i != from);
                 None
             }
         }
@@ -286,6 +377,7 @@ pub async fn run(
 ) -> Result<(), async_nats::SubscribeError> {
     let mut events = cluster.client.subscribe(SUBJECT).await?;
     let mut commands = cluster.client.subscribe(AGENT_SUBJECTS).await?;
+    let mut frames = cluster.client.subscribe(FRAME_SUBJECTS).await?;
     let mut presence = tokio::time::interval(PRESENCE_EVERY);
     tokio::pin!(stop);
     loop {
@@ -305,6 +397,7 @@ pub async fn run(
                     Err(e) => tracing::warn!(error = %e, "an unreadable cluster message"),
                 }
             }
+            Some(m) = frames.next() => cluster.answer_frame(hub, m).await,
             Some(m) = commands.next() => {
                 let agent = m.subject.rsplit('.').next().and_then(|a| a.parse::<AgentId>().ok());
                 let msg = serde_json::from_slice::<ServerMsg>(&m.payload);

@@ -329,13 +329,23 @@ impl Hub {
         }
     }
 
-    pub fn snapshot(&self, printer: PrinterId) -> Option<StoredSnapshot> {
+    /// The printer's latest frame: held here, or fetched from the instance holding it.
+    pub async fn snapshot(&self, printer: PrinterId) -> Option<StoredSnapshot> {
+        if let Some(s) = self.local_snapshot(printer) {
+            return Some(s);
+        }
+        self.cluster.get()?.fetch_frame(printer).await
+    }
+
+    /// The printer's latest frame if this instance holds it.
+    pub fn local_snapshot(&self, printer: PrinterId) -> Option<StoredSnapshot> {
         lock(&self.snapshots).get(&printer).cloned()
     }
 
-    /// When the latest frame of `printer` arrived (Unix milliseconds).
+    /// When the latest frame of `printer` arrived (Unix milliseconds), here or at another instance.
     pub fn snapshot_at(&self, printer: PrinterId) -> Option<i64> {
-        lock(&self.snapshots).get(&printer).map(|s| s.received_at)
+        let local = lock(&self.snapshots).get(&printer).map(|s| s.received_at);
+        local.or_else(|| self.cluster.get().and_then(|c| c.snapshot_at(printer)))
     }
 
     /// The last progress reported for `job`, forgotten once taken (when the job ends).
@@ -699,11 +709,15 @@ mod tests {
             hub.set_snapshot(*p, frame(i as i64));
         }
         // Four thirds do not fit: the one that arrived first is gone, the newest is kept.
-        assert!(hub.snapshot(printers[0]).is_none());
-        assert!(printers[1..].iter().all(|p| hub.snapshot(*p).is_some()));
+        assert!(hub.local_snapshot(printers[0]).is_none());
+        assert!(
+            printers[1..]
+                .iter()
+                .all(|p| hub.local_snapshot(*p).is_some())
+        );
         // A printer's newer frame replaces its own.
         hub.set_snapshot(printers[1], frame(10));
         assert_eq!(hub.snapshot_at(printers[1]), Some(10));
-        assert!(hub.snapshot(printers[2]).is_some());
+        assert!(hub.local_snapshot(printers[2]).is_some());
     }
 }

@@ -158,7 +158,7 @@ pub async fn get_snapshot(
     Path((_, id)): Path<(OrgId, PrinterId)>,
 ) -> ApiResult<Json<Snapshot>> {
     let p = crate::routes::fleet::printer_in(&state, access.org.id, id).await?;
-    let s = state.hub.snapshot(p.id).ok_or_else(|| {
+    let s = state.hub.snapshot(p.id).await.ok_or_else(|| {
         ApiError::not_found(format!(
             "a camera frame of printer {} (none arrived since the server started{})",
             p.info.name,

@@ -67,13 +67,17 @@ async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
     owner_b.login("owner", OWNER_SECRET).await.unwrap();
 
     // The agent connects to A; B lists its printer, live and idle.
-    let (agent, ws) = approved_agent(&a, &owner_a, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4_info = hearth_proto::agent::PrinterInfo {
+        camera: true,
+        ..printer_info("mk4", "farm")
+    };
+    let (agent, ws) = approved_agent(&a, &owner_a, org, 1, vec![mk4_info.clone()]).await;
     drop(ws);
     let (mut ws, http_token) = agent.connect(&a).await.unwrap();
     send(
         &mut ws,
         &AgentMsg::Printers {
-            printers: vec![printer_info("mk4", "farm")],
+            printers: vec![mk4_info],
         },
     )
     .await;
@@ -137,6 +141,39 @@ async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     drop(events);
+
+    // A camera frame the agent sends to A is handed out by B (fetched from A).
+    owner_a
+        .raw_post::<serde_json::Value>(
+            &format!("/api/v1/orgs/{org}/epochs"),
+            &serde_json::json!({"epoch": 1, "sealed": {"epoch": 1}}),
+        )
+        .await
+        .unwrap();
+    let sealed = b"age-encryption.org/v1\n-> X25519 stanza\nframe of mk4".repeat(30);
+    let (status, body) = crate::camera::put(
+        &a,
+        &http_token,
+        "mk4",
+        &crate::camera::upload("mk4", 1, &sealed),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let mk4 = printers_until(&owner_b, org, "a frame of mk4, seen through B", |p| {
+        p[0].camera
+            .as_ref()
+            .is_some_and(|c| c.snapshot_at.is_some())
+    })
+    .await[0]
+        .id;
+    let frame = owner_b.printer_snapshot(org, mk4).await.unwrap();
+    use base64::Engine;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(frame.sealed)
+            .unwrap(),
+        sealed
+    );
 
     // A pause through B reaches the agent on A.
     let j: Job = owner_b
