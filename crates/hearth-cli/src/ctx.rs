@@ -170,6 +170,22 @@ impl Ctx {
         Ok(sealed)
     }
 
+    /// The name and signing key of the agent that drives `printer`, as the server lists it (a
+    /// signature by it is then checked against the verified chain).
+    pub async fn agent_of(
+        &self,
+        printer: &hearth_proto::api::Printer,
+    ) -> anyhow::Result<(String, hearth_crypto::SigningPublic)> {
+        let agent = self
+            .agents()
+            .await?
+            .into_iter()
+            .find(|a| a.id == printer.agent_id)
+            .with_context(|| format!("the agent of printer {} is not listed", printer.name))?;
+        let key = agent_public(&agent)?.signing;
+        Ok((agent.name, key))
+    }
+
     pub async fn agents(&self) -> anyhow::Result<Vec<Agent>> {
         let org = self.org()?;
         Ok(self

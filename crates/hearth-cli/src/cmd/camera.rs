@@ -13,7 +13,7 @@ use hearth_proto::api::Snapshot;
 use hearth_proto::time_fmt::now_ms;
 
 use crate::cmd::fleet::{find_printer, printers_of};
-use crate::ctx::{Ctx, agent_public};
+use crate::ctx::Ctx;
 
 #[derive(Debug, clap::Args)]
 pub struct CameraArgs {
@@ -178,13 +178,7 @@ async fn frame(
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(snapshot.sealed.as_bytes())
         .context("the server served a malformed sealed frame")?;
-    let agent = ctx
-        .agents()
-        .await?
-        .into_iter()
-        .find(|a| a.id == printer.agent_id)
-        .with_context(|| format!("the agent of printer {} is not listed", printer.name))?;
-    let agent_key = agent_public(&agent)?.signing;
+    let (agent_name, agent_key) = ctx.agent_of(printer).await?;
     // The epoch the frame names must be one the verified chain announced (checked in `open`); its
     // key is fetched for that epoch.
     let device = ctx.device()?;
@@ -197,7 +191,7 @@ async fn frame(
     Ok(Frame {
         image,
         taken_at: signed.manifest.taken_at,
-        agent: agent.name,
+        agent: agent_name,
     })
 }
 

@@ -13,7 +13,7 @@ use hearth_proto::api::{Job, TimelapseSummary};
 use hearth_proto::ids::JobId;
 
 use crate::cmd::fleet::{Table, print_json, printers_of};
-use crate::ctx::{Ctx, agent_public};
+use crate::ctx::Ctx;
 
 #[derive(Debug, clap::Args)]
 pub struct TimelapseArgs {
@@ -166,13 +166,7 @@ async fn open_all(ctx: &mut Ctx, job: JobId, dir: &Path) -> anyhow::Result<Writt
         .and_then(|p| printers.iter().find(|x| x.id == p))
         .with_context(|| format!("the printer of job {job} is no longer listed"))?
         .clone();
-    let agent = ctx
-        .agents()
-        .await?
-        .into_iter()
-        .find(|a| a.id == printer.agent_id)
-        .with_context(|| format!("the agent of printer {} is not listed", printer.name))?;
-    let agent_key = agent_public(&agent)?.signing;
+    let (_, agent_key) = ctx.agent_of(&printer).await?;
     let (_, trusted) = ctx.trusted().await?;
     let device = ctx.device()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

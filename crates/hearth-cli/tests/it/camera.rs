@@ -371,19 +371,7 @@ async fn a_jobs_timelapse_is_kept_sealed_and_opened_into_numbered_frames() {
     ada.setup(&server).await;
     let pics = pictures();
     let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
-    let mut printer = with_camera(
-        "mk4",
-        Some(format!("{cam}/snapshot")),
-        hearth_drivers::DriverConfig::Simulated(hearth_drivers::simulated::SimulatedConfig {
-            time_scale: 20.0,
-            ..Default::default()
-        }),
-    );
-    if let Some(c) = printer.camera.as_mut() {
-        c.interval_seconds = 0.2;
-        c.timelapse = true;
-    }
-    let agent = start_chain_agent(&server, &ada, printer).await;
+    let agent = start_chain_agent(&server, &ada, timelapse_printer(&cam)).await;
     first_frame(&ada).await;
     assert!(
         ada.run(&["timelapse"]).await.contains("no timelapses"),
@@ -430,6 +418,24 @@ async fn a_jobs_timelapse_is_kept_sealed_and_opened_into_numbered_frames() {
     agent.shutdown().await;
 }
 
+/// Printer mk4, simulated at 20 times real time, with the camera at `cam` keeping a timelapse of
+/// every job: a frame every 0.2 s while it prints.
+fn timelapse_printer(cam: &str) -> PrinterConfig {
+    let mut printer = with_camera(
+        "mk4",
+        Some(format!("{cam}/snapshot")),
+        hearth_drivers::DriverConfig::Simulated(hearth_drivers::simulated::SimulatedConfig {
+            time_scale: 20.0,
+            ..Default::default()
+        }),
+    );
+    if let Some(c) = printer.camera.as_mut() {
+        c.interval_seconds = 0.2;
+        c.timelapse = true;
+    }
+    printer
+}
+
 /// Prints `file` on `printer` with the CLI and waits until the job completed.
 async fn print_to_the_end(
     ada: &Machine,
@@ -467,17 +473,9 @@ async fn a_layer_timelapse_takes_one_frame_per_new_layer() {
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
     let cam = camera(Arc::new(Mutex::new(pictures()[0].clone()))).await;
-    let mut printer = with_camera(
-        "mk4",
-        Some(format!("{cam}/snapshot")),
-        hearth_drivers::DriverConfig::Simulated(hearth_drivers::simulated::SimulatedConfig {
-            time_scale: 20.0,
-            ..Default::default()
-        }),
-    );
+    let mut printer = timelapse_printer(&cam);
     if let Some(c) = printer.camera.as_mut() {
         c.interval_seconds = 3600.0;
-        c.timelapse = true;
         c.timelapse_trigger = hearth_agent::config::TimelapseTrigger::Layer;
     }
     let agent = start_chain_agent(&server, &ada, printer).await;
@@ -536,19 +534,7 @@ async fn a_timelapse_has_no_gap_when_the_server_restarts_during_the_print() {
     ada.setup(&server).await;
     let pics = pictures();
     let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
-    let mut printer = with_camera(
-        "mk4",
-        Some(format!("{cam}/snapshot")),
-        hearth_drivers::DriverConfig::Simulated(hearth_drivers::simulated::SimulatedConfig {
-            time_scale: 20.0,
-            ..Default::default()
-        }),
-    );
-    if let Some(c) = printer.camera.as_mut() {
-        c.interval_seconds = 0.2;
-        c.timelapse = true;
-    }
-    let agent = start_chain_agent(&server, &ada, printer).await;
+    let agent = start_chain_agent(&server, &ada, timelapse_printer(&cam)).await;
     first_frame(&ada).await;
     let work = tempfile::tempdir().unwrap();
     let file = layered_gcode(work.path());

@@ -82,6 +82,24 @@ pub(crate) struct RunningAgent {
     _state: tempfile::TempDir,
 }
 
+/// A simulated printer `name` at `time_scale` times real time, stating nothing else.
+pub(crate) fn simulated(name: &str, time_scale: f64) -> PrinterConfig {
+    PrinterConfig {
+        name: name.into(),
+        pools: vec![],
+        material: None,
+        color: None,
+        nozzle_mm: None,
+        camera: None,
+        driver: hearth_drivers::DriverConfig::Simulated(
+            hearth_drivers::simulated::SimulatedConfig {
+                time_scale,
+                ..Default::default()
+            },
+        ),
+    }
+}
+
 impl RunningAgent {
     /// The agent's state directory.
     pub(crate) fn state_dir(&self) -> &std::path::Path {

@@ -2,9 +2,8 @@
 //! them in the order they go out, `hearth queue top` moves one to the front, and the printer takes
 //! that one next.
 
-use crate::printer_chain::start_chain_agent;
+use crate::printer_chain::{simulated, start_chain_agent};
 use crate::support::*;
-use hearth_agent::config::PrinterConfig;
 use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::api::{Job, Printer};
 use hearth_proto::ids::JobId;
@@ -14,21 +13,8 @@ async fn a_busy_printers_queue_is_listed_in_order_and_reordered() {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
-    let agent = start_chain_agent(
-        &server,
-        &ada,
-        PrinterConfig {
-            name: "mk4".into(),
-            pools: vec![],
-            material: None,
-            color: None,
-            nozzle_mm: None,
-            camera: None,
-            // Real time: the first print lasts well beyond this test.
-            driver: hearth_drivers::DriverConfig::Simulated(Default::default()),
-        },
-    )
-    .await;
+    // Real time: the first print lasts well beyond this test.
+    let agent = start_chain_agent(&server, &ada, simulated("mk4", 1.0)).await;
     let (client, org) = ada.client();
     let state_of = |id: JobId| {
         let client = client.clone();
@@ -127,25 +113,7 @@ async fn copies_of_a_file_are_one_upload_and_as_many_jobs() {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
-    let agent = start_chain_agent(
-        &server,
-        &ada,
-        PrinterConfig {
-            name: "mk4".into(),
-            pools: vec![],
-            material: None,
-            color: None,
-            nozzle_mm: None,
-            camera: None,
-            driver: hearth_drivers::DriverConfig::Simulated(
-                hearth_drivers::simulated::SimulatedConfig {
-                    time_scale: 50.0,
-                    ..Default::default()
-                },
-            ),
-        },
-    )
-    .await;
+    let agent = start_chain_agent(&server, &ada, simulated("mk4", 50.0)).await;
     let (client, org) = ada.client();
     let work = tempfile::tempdir().unwrap();
     let file = gcode(work.path(), "part.gcode", "batch");

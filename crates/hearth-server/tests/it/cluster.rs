@@ -120,17 +120,7 @@ async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
         .await
         .unwrap();
     job_update(&mut ws, job.job_id, JobState::Printing, None).await;
-    let mut busy = idle();
-    busy.state = PrinterState::Printing;
-    busy.job_id = Some(job.job_id);
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4".into(),
-            status: busy,
-        },
-    )
-    .await;
+    crate::inventory::printing(&mut ws, "mk4", job.job_id, 0.1).await;
     let mut seen = String::new();
     while !seen.contains("\"state\":\"printing\"") {
         let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), events.chunk())

@@ -39,7 +39,7 @@ pub(crate) async fn job_state(owner: &Client, org: OrgId, id: JobId) -> JobState
 }
 
 /// The printer reports `job` printing at `progress`.
-async fn printing(ws: &mut Ws, printer: &str, job: JobId, progress: f32) {
+pub(crate) async fn printing(ws: &mut Ws, printer: &str, job: JobId, progress: f32) {
     let mut t = idle();
     t.state = PrinterState::Printing;
     t.job_id = Some(job);

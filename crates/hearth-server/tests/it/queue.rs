@@ -51,17 +51,7 @@ async fn a_busy_printers_jobs_wait_in_the_queue_and_go_out_in_its_order() {
     submit_job(&owner, org, &first).await;
     assert_eq!(offered(&mut ws).await.0, first.job_id);
     job_update(&mut ws, first.job_id, JobState::Printing, None).await;
-    let mut busy = idle();
-    busy.state = PrinterState::Printing;
-    busy.job_id = Some(first.job_id);
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4".into(),
-            status: busy,
-        },
-    )
-    .await;
+    crate::inventory::printing(&mut ws, "mk4", first.job_id, 0.1).await;
     settled(&mut ws).await;
 
     // Three more wait at the server, in the order they came.
