@@ -224,6 +224,30 @@ impl Client {
         self.send(Method::PUT, &path, loaded).await
     }
 
+    /// Whether the printer waits for its bed to be cleared between jobs (admins).
+    pub async fn set_printer_bed(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        confirm_between_jobs: bool,
+    ) -> Result<Printer> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/bed");
+        self.send(
+            Method::PUT,
+            &path,
+            &BedSettings {
+                confirm_between_jobs,
+            },
+        )
+        .await
+    }
+
+    /// Says the printer's bed is clear: it takes its next job.
+    pub async fn printer_bed_cleared(&self, org: OrgId, printer: PrinterId) -> Result<Printer> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/bed/cleared");
+        Self::json(self.req(Method::POST, &path)).await
+    }
+
     /// Goes back to the material, colour and nozzle of the printer's agent configuration.
     pub async fn reset_printer_loaded(&self, org: OrgId, printer: PrinterId) -> Result<Printer> {
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/loaded");

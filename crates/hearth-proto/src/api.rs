@@ -358,9 +358,32 @@ pub struct Printer {
     /// Its camera, when its agent has one configured for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera: Option<PrinterCamera>,
+    /// Whether it waits for its bed to be cleared between jobs, and for which job's part now.
+    #[serde(default)]
+    pub bed: PrinterBed,
     /// Latest state; `offline` when its agent is not connected.
     pub telemetry: PrinterTelemetry,
     pub updated_at: Option<String>,
+}
+
+/// A printer's bed between jobs. A printer with `confirm_between_jobs` takes no next job after one
+/// that printed until a member says its bed is clear (`POST .../printers/{id}/bed/cleared`): nobody
+/// may be at the printer to take the part off, and the next print would start on it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PrinterBed {
+    pub confirm_between_jobs: bool,
+    /// The job whose part is on the bed, while nobody has said it is clear.
+    pub to_clear: Option<JobId>,
+}
+
+/// `PUT /api/v1/orgs/{org}/printers/{id}/bed` (admins): whether the printer waits for its bed to be
+/// cleared between jobs (for printers without an automatic part removal).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BedSettings {
+    pub confirm_between_jobs: bool,
 }
 
 /// `PUT /api/v1/orgs/{org}/printers/{id}/loaded` (operators): what the printer has loaded and

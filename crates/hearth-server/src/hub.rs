@@ -402,6 +402,10 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         camera: info.camera.then(|| PrinterCamera {
             snapshot_at: state.hub.snapshot_at(p.id).map(rfc3339),
         }),
+        bed: hearth_proto::api::PrinterBed {
+            confirm_between_jobs: p.confirm_clear_bed,
+            to_clear: p.bed_job,
+        },
         telemetry,
         updated_at: at.map(rfc3339),
     }
@@ -512,7 +516,8 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
 
 /// Hand queued jobs of `org` to printers that can take them now, in the queue's order (priority, then
 /// age: `Store::queued_jobs`): a job for a named printer goes to it once it is free (its agent
-/// connected, the printer idle with no job in progress); a pool job goes to such a printer of the pool,
+/// connected, the printer idle with no job in progress, its bed clear when it waits for that); a
+/// pool job goes to such a printer of the pool,
 /// behind one of the agents the job is sealed to, that the job fits (the model, material and nozzle its
 /// submitter revealed against the printer's configuration, [`misfits`], and the grams against what is
 /// left on the inventory spool loaded on it). A pool job that fits no printer
@@ -559,6 +564,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
             (Some(pid), _) => match printers.iter().find(|p| p.id == pid) {
                 Some(p)
                     if !taken.contains(&p.id)
+                        && p.bed_job.is_none()
                         && state.hub.is_connected(p.agent_id)
                         && state.hub.telemetry(p.id).0.state == PrinterState::Idle
                         && !printer_busy(state, &mut busy, p.id).await? =>
@@ -581,6 +587,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                         .filter(|((p, fit), slots)| {
                             p.info.pools.contains(pool)
                                 && !taken.contains(&p.id)
+                                && p.bed_job.is_none()
                                 && misfits(
                                     &job.facts,
                                     PrinterSetup {

@@ -63,6 +63,10 @@ pub struct PrinterRow {
     /// The inventory's spool loaded on it.
     pub spool: Option<PrinterSpool>,
     pub created_at: i64,
+    /// Take no next job after one that printed until a member says the bed is clear.
+    pub confirm_clear_bed: bool,
+    /// The job whose part is on the bed, while a member has not said it is clear.
+    pub bed_job: Option<JobId>,
 }
 
 impl PrinterRow {
@@ -114,7 +118,7 @@ fn agent(r: &AnyRow) -> Result<AgentRow> {
 
 /// Printers with the spool loaded on each; conditions name the printer's columns `p.`.
 const PRINTER_SELECT: &str = "SELECT p.id, p.org_id, p.agent_id, p.info, p.loaded, p.created_at, \
-     s.id AS spool_id, s.remaining_grams AS spool_grams FROM printers p \
+     p.confirm_clear_bed, p.bed_job, s.id AS spool_id, s.remaining_grams AS spool_grams FROM printers p \
      LEFT JOIN spools s ON s.printer_id = p.id";
 fn printer(r: &AnyRow) -> Result<PrinterRow> {
     let spool = match parsed_opt::<SpoolId>(r, "spool_id")? {
@@ -132,6 +136,8 @@ fn printer(r: &AnyRow) -> Result<PrinterRow> {
         info: json(r, "info")?,
         loaded: json_opt(r, "loaded")?,
         created_at: r.try_get("created_at")?,
+        confirm_clear_bed: r.try_get::<i64, _>("confirm_clear_bed")? != 0,
+        bed_job: parsed_opt(r, "bed_job")?,
     })
 }
 
@@ -617,6 +623,49 @@ impl Tx {
                 other => other,
             })?;
         Ok(())
+    }
+
+    /// Whether `printer` waits for a member to say its bed is clear between jobs.
+    pub async fn set_confirm_clear_bed(&mut self, printer: PrinterId, on: bool) -> Result<()> {
+        let n = sqlx::query("UPDATE printers SET confirm_clear_bed = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(printer.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("printer {printer}")));
+        }
+        Ok(())
+    }
+
+    /// `job` ended after printing on `printer`: when the printer waits for its bed to be cleared,
+    /// its part is on the bed now. Returns whether the printer now waits.
+    pub async fn bed_used(&mut self, printer: PrinterId, job: JobId) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE printers SET bed_job = $1 WHERE id = $2 AND confirm_clear_bed <> 0",
+        )
+        .bind(job.to_string())
+        .bind(printer.to_string())
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// A member says `printer`'s bed is clear; returns the job whose part was on it, if any.
+    pub async fn bed_cleared(&mut self, printer: PrinterId) -> Result<Option<JobId>> {
+        let row = sqlx::query("SELECT bed_job FROM printers WHERE id = $1")
+            .bind(printer.to_string())
+            .fetch_optional(&mut *self.inner)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("printer {printer}")))?;
+        let was = parsed_opt(&row, "bed_job")?;
+        sqlx::query("UPDATE printers SET bed_job = NULL WHERE id = $1")
+            .bind(printer.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(was)
     }
 
     /// Assigns a queued job to `printer`; returns whether it was still queued (another dispatch,

@@ -57,6 +57,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job_priority",
         include_str!("../migrations/0011_job_priority.sql"),
     ),
+    (
+        12,
+        "bed_clearing",
+        include_str!("../migrations/0012_bed_clearing.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

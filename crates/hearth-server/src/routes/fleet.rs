@@ -267,6 +267,65 @@ fn check_facts(f: &SchedulingFacts) -> ApiResult<()> {
     Ok(())
 }
 
+/// Whether a printer waits for its bed to be cleared between jobs (admins; audited).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/bed", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = BedSettings,
+    responses((status = 200, body = Printer), (status = 404, body = ErrorBody)))]
+pub async fn set_bed(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    Json(req): Json<BedSettings>,
+) -> ApiResult<Json<Printer>> {
+    let org = access.org.id;
+    let p = printer_in(&state, org, id).await?;
+    let mut tx = state.store.begin().await?;
+    tx.set_confirm_clear_bed(id, req.confirm_between_jobs)
+        .await?;
+    if !req.confirm_between_jobs {
+        // Nobody will be asked any more: a part said to be on it no longer holds the queue.
+        tx.bed_cleared(id).await?;
+    }
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "printer.bed",
+        Some(format!("printer:{id}")),
+        json!({ "name": p.info.name, "confirm_between_jobs": req.confirm_between_jobs }),
+    ))
+    .await?;
+    tx.commit().await?;
+    let view = hub::publish_printer(&state, org, id).await?;
+    hub::dispatch(&state, org).await?;
+    Ok(Json(view))
+}
+
+/// A member says the printer's bed is clear (the part of its last job taken off): it takes its next
+/// job (operators; audited).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/printers/{id}/bed/cleared", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path)),
+    responses((status = 200, body = Printer), (status = 404, body = ErrorBody)))]
+pub async fn bed_cleared(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+) -> ApiResult<Json<Printer>> {
+    let org = access.org.id;
+    let p = printer_in(&state, org, id).await?;
+    let mut tx = state.store.begin().await?;
+    let job = tx.bed_cleared(id).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "printer.bed_cleared",
+        Some(format!("printer:{id}")),
+        json!({ "name": p.info.name, "job": job }),
+    ))
+    .await?;
+    tx.commit().await?;
+    let view = hub::publish_printer(&state, org, id).await?;
+    hub::dispatch(&state, org).await?;
+    Ok(Json(view))
+}
+
 /// Set what a printer has loaded and fitted now (a spool or nozzle change at the printer), in
 /// place of its agent's configuration; pool jobs waiting for that material or nozzle go out.
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/loaded", tag = "printers",
@@ -1383,6 +1442,7 @@ async fn handle_agent_msg(
                 .update_job(job_id, new_state, None, message.as_deref(), now_ms())
                 .await?;
             let mut taken = None;
+            let mut bed_used = false;
             if changed {
                 crate::notify::job_changed(state, &mut t, &job, new_state, message.as_deref())
                     .await?;
@@ -1391,6 +1451,12 @@ async fn handle_agent_msg(
                         state, &mut t, &job, new_state, progress,
                     )
                     .await?;
+                    // What printed left a part on the bed (a completed job always did).
+                    let printed = new_state == JobState::Completed
+                        || matches!(job.state, JobState::Printing | JobState::Paused);
+                    if let (true, Some(p)) = (printed, job.printer_id) {
+                        bed_used = t.bed_used(p, job_id).await?;
+                    }
                 }
             }
             if changed && (new_state.is_final() || new_state == JobState::Printing) {
@@ -1411,10 +1477,9 @@ async fn handle_agent_msg(
                 .await?;
             }
             t.commit().await?;
-            if let (Some(u), Some(p)) = (taken, job.printer_id)
-                && u.spool.is_some()
-            {
-                // The printer shows what is left on its spool.
+            // The printer shows what is left on its spool, and that its bed waits to be cleared.
+            let printer_changed = taken.as_ref().is_some_and(|u| u.spool.is_some()) || bed_used;
+            if let (true, Some(p)) = (printer_changed, job.printer_id) {
                 hub::publish_printer(state, org, p).await?;
             }
             if changed {

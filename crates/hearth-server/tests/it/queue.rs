@@ -136,3 +136,84 @@ async fn a_busy_printers_jobs_wait_in_the_queue_and_go_out_in_its_order() {
         ]
     );
 }
+
+/// A printer set to wait for its bed to be cleared takes no next job after one that printed until
+/// an operator says the bed is clear; both are audited, and the printer says which job's part is
+/// on it.
+#[tokio::test]
+async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (_agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4 = printers_until(&owner, org, "an idle mk4", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await[0]
+        .id;
+    let operator = member(&server, &owner, org, "otto", Role::Operator).await;
+    // Only an admin sets it.
+    assert_eq!(
+        operator
+            .set_printer_bed(org, mk4, true)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    let p = owner.set_printer_bed(org, mk4, true).await.unwrap();
+    assert!(p.bed.confirm_between_jobs && p.bed.to_clear.is_none());
+
+    let blob = make_file(server.dir.path(), "job.age", 2000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let (first, second) = (named_job(mk4, &hash), named_job(mk4, &hash));
+    submit_job(&owner, org, &first).await;
+    assert_eq!(offered(&mut ws).await.0, first.job_id);
+    job_update(&mut ws, first.job_id, JobState::Printing, None).await;
+    crate::inventory::printing(&mut ws, "mk4", first.job_id, 0.5).await;
+    submit_job(&owner, org, &second).await;
+    // The first ends; the printer is idle again, but its bed holds the part.
+    job_update(&mut ws, first.job_id, JobState::Completed, None).await;
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "mk4".into(),
+            status: idle(),
+        },
+    )
+    .await;
+    settled(&mut ws).await;
+    let p = printers_until(&owner, org, "mk4 waiting for its bed", |p| {
+        p[0].bed.to_clear == Some(first.job_id)
+    })
+    .await;
+    assert_eq!(p[0].telemetry.state, PrinterState::Idle);
+    let j: Job = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", second.job_id))
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Queued, "the next job waits");
+    // A viewer cannot say so; an operator does, and the next job goes out.
+    let viewer = member(&server, &owner, org, "vera", Role::Viewer).await;
+    assert_eq!(
+        viewer
+            .printer_bed_cleared(org, mk4)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    let p = operator.printer_bed_cleared(org, mk4).await.unwrap();
+    assert_eq!(p.bed.to_clear, None);
+    assert_eq!(offered(&mut ws).await.0, second.job_id);
+
+    let audit = owner.audit_page(Some(org), 0, 200).await.unwrap();
+    let cleared = audit
+        .entries
+        .iter()
+        .find(|e| e.action == "printer.bed_cleared")
+        .expect("audited");
+    assert_eq!(cleared.details["job"], first.job_id.to_string());
+    assert!(audit.entries.iter().any(|e| e.action == "printer.bed"));
+}
