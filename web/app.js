@@ -465,6 +465,9 @@ function printerCard(p) {
   // Jobs sent to this printer by name that wait in the fleet queue until it is free.
   const waiting = queueOrder().filter((j) => j.printer === p.id).length;
   if (waiting) rows.push(["Queue", `${waiting} job${waiting === 1 ? "" : "s"} waiting`]);
+  const bed = p.bed || {};
+  if (bed.to_clear) rows.push(["Bed", `part of job ${short(bed.to_clear)} on it: clear it, then say so`]);
+  else if (bed.confirm_between_jobs) rows.push(["Bed", "clear; cleared by hand between jobs"]);
   if (t.layer !== null && t.layer !== undefined) {
     rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);
   }
@@ -480,6 +483,13 @@ function printerCard(p) {
     t.error && el("p", { class: "error-text" }, t.error),
     el("div", { class: "actions" },
       job && jobActions(job, p, true),
+      atLeast("operator") && bed.to_clear &&
+        el("button", { "data-action": "bed-cleared", onclick: (ev) => bedCleared(p, ev.currentTarget) }, "Bed cleared"),
+      atLeast("admin") && el("button", {
+        "data-action": "bed-confirm",
+        title: "For printers without automatic part removal: take no next job until someone says the bed is clear",
+        onclick: (ev) => setBedConfirm(p, !bed.confirm_between_jobs, ev.currentTarget),
+      }, bed.confirm_between_jobs ? "Stop asking for a clear bed" : "Ask for a clear bed between jobs"),
       atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
     ),
   );
@@ -635,6 +645,33 @@ async function control(job, action, button) {
 setInterval(() => {
   if (state.org && state.tab === "jobs" && !document.hidden) loadTimelapses().catch(() => {});
 }, 15_000);
+
+// The part of the last job is off the printer's bed: it takes its next job.
+async function bedCleared(p, button) {
+  button.disabled = true;
+  try {
+    const updated = await call("POST", `/orgs/${state.org.id}/printers/${p.id}/bed/cleared`);
+    state.printers.set(updated.id, updated);
+    notice("");
+    renderPrinter(updated.id);
+  } catch (e) {
+    notice(`Could not mark the bed of ${p.name} clear: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+async function setBedConfirm(p, on, button) {
+  button.disabled = true;
+  try {
+    const updated = await call("PUT", `/orgs/${state.org.id}/printers/${p.id}/bed`, { confirm_between_jobs: on });
+    state.printers.set(updated.id, updated);
+    notice("");
+    renderPrinter(updated.id);
+  } catch (e) {
+    notice(`Could not change the bed setting of ${p.name}: ${e.message}`);
+    button.disabled = false;
+  }
+}
 
 // The timelapses kept, fetched again; the jobs table shows them.
 async function loadTimelapses() {

@@ -136,6 +136,13 @@ try {
     await new Promise((r) => setTimeout(r, 500));
   }
 
+  step("an admin sets the job's printer to wait for a clear bed between jobs");
+  const jobPrinterName = JSON.parse(await orgGet("/printers")).find((p) => p.id === jobPrinter).name;
+  await page.click("button[data-tab=printers]");
+  await card(jobPrinterName).locator("button[data-action=bed-confirm]").click();
+  await card(jobPrinterName).locator("dd[data-row=bed]", { hasText: "clear; cleared by hand between jobs" }).waitFor();
+  await page.click("button[data-tab=jobs]");
+
   step("cancelling a printing job reaches the server and the printer");
   await row.locator("button[data-action=cancel]").click();
   await page.locator(`#jobs tr[data-job-id="${job}"]`).waitFor({ state: "detached" });
@@ -143,6 +150,17 @@ try {
   await page.locator(`#jobs tr[data-job-id="${job}"][data-state=cancelled]`).waitFor();
   const cancelled = JSON.parse(await orgGet(`/jobs/${job}`));
   assert.equal(cancelled.state, "cancelled");
+
+  step("the printer waits for its bed until an operator says it is clear");
+  await page.click("button[data-tab=printers]");
+  const waitingCard = card(jobPrinterName);
+  await waitingCard.locator("dd[data-row=bed]", { hasText: `part of job ${job.slice(-8)} on it` }).waitFor();
+  await waitingCard.locator("button[data-action=bed-cleared]").click();
+  await waitingCard.locator("dd[data-row=bed]", { hasText: "clear; cleared by hand between jobs" }).waitFor();
+  assert.equal(JSON.parse(await orgGet("/printers")).find((p) => p.id === jobPrinter).bed.to_clear, null);
+  await waitingCard.locator("button[data-action=bed-confirm]").click();
+  await waitingCard.locator("dd[data-row=bed]").waitFor({ state: "detached" });
+  await page.click("button[data-tab=jobs]");
 
   step("the cancelled job lists its sealed timelapse with the command that opens it; the owner deletes it");
   const timelapse = page.locator(`#jobs tr[data-job-id="${job}"] td.timelapse`);

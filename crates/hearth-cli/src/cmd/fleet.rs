@@ -107,6 +107,12 @@ fn printers_table(printers: &[&Printer]) -> Table {
         if let Some(e) = &tl.error {
             state.push_str(&format!(" ({e})"));
         }
+        if p.bed.to_clear.is_some() {
+            state.push_str(&format!(
+                " (bed to clear: `hearth printers bed {} --cleared`)",
+                p.name
+            ));
+        }
         t.row(vec![
             p.name.clone(),
             p.model.clone(),
@@ -302,6 +308,41 @@ pub enum PrintersCmd {
     /// Say what a printer has loaded and fitted now, after a spool or nozzle change at the printer
     /// (in place of its agent's configuration, until that configuration changes).
     Load(LoadArgs),
+    /// The printer's bed between jobs: say it is clear (`--cleared`, the part taken off), or
+    /// whether it waits for that before its next job (`--confirm on|off`, admins).
+    Bed(BedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BedArgs {
+    /// The printer, by name (or id).
+    pub printer: String,
+    /// The bed is clear: the printer takes its next job.
+    #[arg(long, required_unless_present = "confirm")]
+    pub cleared: bool,
+    /// Whether the printer waits for its bed to be said clear after each job that printed.
+    #[arg(long, value_parser = ["on", "off"], conflicts_with = "cleared")]
+    pub confirm: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hearth printers bed`: a printer's bed said clear, or whether it waits for that.
+pub async fn bed(args: &BedArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let p = find_printer(&printers, &args.printer)?;
+    let updated = match args.confirm.as_deref() {
+        Some(on) => ctx.client.set_printer_bed(org, p.id, on == "on").await,
+        None => ctx.client.printer_bed_cleared(org, p.id).await,
+    }
+    .with_context(|| format!("cannot change the bed of printer {:?}", p.name))?;
+    if args.json {
+        return print_json(&updated);
+    }
+    printers_table(&[&updated]).print();
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]

@@ -180,3 +180,58 @@ async fn jobs_by_id(
     }
     out
 }
+
+/// A printer set to wait for its bed: after a print the next job waits, `hearth printers` says
+/// why, and `hearth printers bed NAME --cleared` lets it go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_job_waits_until_the_bed_is_said_clear() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let agent = start_chain_agent(&server, &ada, simulated("mk4", 50.0)).await;
+    let (client, org) = ada.client();
+    eventually("the printer online", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        (p.len() == 1 && p[0].telemetry.state == PrinterState::Idle).then_some(())
+    })
+    .await;
+    ada.run(&["printers", "bed", "mk4", "--confirm", "on"])
+        .await;
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "part.gcode", "part");
+    let printed = ada
+        .run(&[
+            "print",
+            file.to_str().unwrap(),
+            "--printer",
+            "mk4",
+            "--copies",
+            "2",
+        ])
+        .await;
+    let ids: Vec<JobId> = printed.lines().map(|l| l.trim().parse().unwrap()).collect();
+    eventually("the first printed, its part on the bed", || async {
+        let jobs = jobs_by_id(&client, org, &ids).await;
+        (jobs[0].state == JobState::Completed).then_some(())
+    })
+    .await;
+    let listed = ada.run(&["printers"]).await;
+    assert!(
+        listed.contains("bed to clear: `hearth printers bed mk4 --cleared`"),
+        "{listed}"
+    );
+    assert_eq!(
+        jobs_by_id(&client, org, &ids).await[1].state,
+        JobState::Queued
+    );
+    ada.run(&["printers", "bed", "mk4", "--cleared"]).await;
+    eventually("the second printed", || async {
+        let jobs = jobs_by_id(&client, org, &ids).await;
+        (jobs[1].state == JobState::Completed).then_some(())
+    })
+    .await;
+    agent.shutdown().await;
+}
