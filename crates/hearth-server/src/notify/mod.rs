@@ -150,6 +150,17 @@ async fn camera_hint(state: &AppState, printer: PrinterId) -> String {
     }
 }
 
+/// When the printer a job printed on waits for its bed to be cleared: how to let it go on.
+async fn bed_hint(state: &AppState, printer: PrinterId) -> String {
+    match state.store.printer(printer).await {
+        Ok(p) if p.confirm_clear_bed => format!(
+            " {} takes no next job until its bed is said clear: `hearth printers bed {} --cleared` (or Bed cleared on the dashboard).",
+            p.info.name, p.info.name
+        ),
+        _ => String::new(),
+    }
+}
+
 /// When a job that ended has a timelapse: how to open it (its frames are sealed).
 async fn timelapse_hint(state: &AppState, job: hearth_proto::ids::JobId) -> String {
     match state.store.timelapse(job).await {
@@ -261,6 +272,12 @@ pub async fn job_changed(
         NotifyEvent::JobCompleted | NotifyEvent::JobFailed | NotifyEvent::JobCancelled
     ) {
         text.push_str(&timelapse_hint(state, before.id).await);
+        // What printed left a part on the bed (as `fleet` records it in the same transaction).
+        let printed = event == NotifyEvent::JobCompleted
+            || matches!(before.state, JobState::Printing | JobState::Paused);
+        if let (true, Some(p)) = (printed, before.printer_id) {
+            text.push_str(&bed_hint(state, p).await);
+        }
     }
     if matches!(event, NotifyEvent::JobPaused | NotifyEvent::JobFailed)
         && let Some(p) = before.printer_id

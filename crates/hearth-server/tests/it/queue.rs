@@ -142,7 +142,8 @@ async fn a_busy_printers_jobs_wait_in_the_queue_and_go_out_in_its_order() {
 /// on it.
 #[tokio::test]
 async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
-    let server = TestServer::start().await;
+    // One that may notify a receiver on this machine.
+    let server = crate::notify::server().await;
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
     let (_agent, mut ws) =
@@ -173,8 +174,26 @@ async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
     job_update(&mut ws, first.job_id, JobState::Printing, None).await;
     crate::inventory::printing(&mut ws, "mk4", first.job_id, 0.5).await;
     submit_job(&owner, org, &second).await;
-    // The first ends; the printer is idle again, but its bed holds the part.
+    let mut hook = crate::notify::Receiver::start().await;
+    crate::notify::channel(
+        &owner,
+        org,
+        hearth_proto::notify::ChannelKind::Webhook,
+        format!("{}/hook", hook.url),
+        &[hearth_proto::notify::NotifyEvent::JobCompleted],
+        None,
+    )
+    .await;
+    // The first ends; the printer is idle again, but its bed holds the part, as the notification
+    // says.
     job_update(&mut ws, first.job_id, JobState::Completed, None).await;
+    let said = hook.next("job.completed").await.json();
+    assert!(
+        said["data"]["message"].as_str().unwrap().contains(
+            "mk4 takes no next job until its bed is said clear: `hearth printers bed mk4 --cleared`"
+        ),
+        "{said}"
+    );
     send(
         &mut ws,
         &AgentMsg::Telemetry {
