@@ -465,6 +465,7 @@ function printerCard(p) {
   // Jobs sent to this printer by name that wait in the fleet queue until it is free.
   const waiting = queueOrder().filter((j) => j.printer === p.id).length;
   if (waiting) rows.push(["Queue", `${waiting} job${waiting === 1 ? "" : "s"} waiting`]);
+  if (p.held) rows.push(["Held", "no new job until released"]);
   const bed = p.bed || {};
   if (bed.to_clear) rows.push(["Bed", `part of job ${short(bed.to_clear)} on it: clear it, then say so`]);
   else if (bed.confirm_between_jobs) rows.push(["Bed", "clear; cleared by hand between jobs"]);
@@ -483,6 +484,11 @@ function printerCard(p) {
     t.error && el("p", { class: "error-text" }, t.error),
     el("div", { class: "actions" },
       job && jobActions(job, p, true),
+      atLeast("operator") && el("button", {
+        "data-action": p.held ? "release" : "hold",
+        title: p.held ? "Let the printer take jobs again" : "No new job goes to it (maintenance, a nozzle change); what it prints goes on",
+        onclick: (ev) => setHold(p, !p.held, ev.currentTarget),
+      }, p.held ? "Release" : "Hold"),
       atLeast("operator") && bed.to_clear &&
         el("button", { "data-action": "bed-cleared", onclick: (ev) => bedCleared(p, ev.currentTarget) }, "Bed cleared"),
       atLeast("admin") && el("button", {
@@ -656,6 +662,19 @@ async function bedCleared(p, button) {
     renderPrinter(updated.id);
   } catch (e) {
     notice(`Could not mark the bed of ${p.name} clear: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+async function setHold(p, held, button) {
+  button.disabled = true;
+  try {
+    const updated = await call("PUT", `/orgs/${state.org.id}/printers/${p.id}/hold`, { held });
+    state.printers.set(updated.id, updated);
+    notice("");
+    renderPrinter(updated.id);
+  } catch (e) {
+    notice(`Could not ${held ? "hold" : "release"} ${p.name}: ${e.message}`);
     button.disabled = false;
   }
 }

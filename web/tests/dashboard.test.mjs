@@ -97,6 +97,13 @@ try {
     /^Prusament PLA Galaxy Black · \d+ g left$/);
   assert.match(await card("voron").locator("dd[data-row=spool]").textContent(), /Polymaker ABS Red · \d+ g left LOW$/);
 
+  step("an operator holds a printer (no new job) and releases it");
+  await card("xl").locator("button[data-action=hold]").click();
+  await card("xl").locator("dd[data-row=held]", { hasText: "no new job until released" }).waitFor();
+  assert.equal(JSON.parse(await orgGet("/printers")).find((p) => p.name === "xl").held, true);
+  await card("xl").locator("button[data-action=release]").click();
+  await card("xl").locator("dd[data-row=held]").waitFor({ state: "detached" });
+
   step("a printer with an AMS shows what each slot holds");
   assert.equal(await card("x1c").locator("dd[data-row=slots]").textContent(),
     "A1 PLA 80% · A2 PLA 45% · A3 PETG 100% · A4 ASA 12%");

@@ -163,6 +163,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd: Some(cmd::fleet::PrintersCmd::Bed(args)),
             ..
         } => cmd::fleet::bed(&args).await,
+        Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Hold(args)),
+            ..
+        } => cmd::fleet::hold(&args, true).await,
+        Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Release(args)),
+            ..
+        } => cmd::fleet::hold(&args, false).await,
         Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,

@@ -224,6 +224,17 @@ impl Client {
         self.send(Method::PUT, &path, loaded).await
     }
 
+    /// Holds the printer (no new job goes to it) or releases it.
+    pub async fn hold_printer(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        held: bool,
+    ) -> Result<Printer> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/hold");
+        self.send(Method::PUT, &path, &HoldRequest { held }).await
+    }
+
     /// Whether the printer waits for its bed to be cleared between jobs (admins).
     pub async fn set_printer_bed(
         &self,

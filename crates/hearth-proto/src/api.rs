@@ -361,6 +361,9 @@ pub struct Printer {
     /// Whether it waits for its bed to be cleared between jobs, and for which job's part now.
     #[serde(default)]
     pub bed: PrinterBed,
+    /// Held by a member (`PUT .../printers/{id}/hold`): it takes no new job until released.
+    #[serde(default)]
+    pub held: bool,
     /// Latest state; `offline` when its agent is not connected.
     pub telemetry: PrinterTelemetry,
     pub updated_at: Option<String>,
@@ -375,6 +378,15 @@ pub struct PrinterBed {
     pub confirm_between_jobs: bool,
     /// The job whose part is on the bed, while nobody has said it is clear.
     pub to_clear: Option<JobId>,
+}
+
+/// `PUT /api/v1/orgs/{org}/printers/{id}/hold` (operators): hold a printer (maintenance, a nozzle
+/// change, a print by hand: no new job goes to it) or release it. What it prints goes on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    pub held: bool,
 }
 
 /// `PUT /api/v1/orgs/{org}/printers/{id}/bed` (admins): whether the printer waits for its bed to be

@@ -406,6 +406,7 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
             confirm_between_jobs: p.confirm_clear_bed,
             to_clear: p.bed_job,
         },
+        held: p.held,
         telemetry,
         updated_at: at.map(rfc3339),
     }
@@ -516,7 +517,8 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
 
 /// Hand queued jobs of `org` to printers that can take them now, in the queue's order (priority, then
 /// age: `Store::queued_jobs`): a job for a named printer goes to it once it is free (its agent
-/// connected, the printer idle with no job in progress, its bed clear when it waits for that); a
+/// connected, the printer idle with no job in progress, not held, its bed clear when it waits for
+/// that); a
 /// pool job goes to such a printer of the pool,
 /// behind one of the agents the job is sealed to, that the job fits (the model, material and nozzle its
 /// submitter revealed against the printer's configuration, [`misfits`], and the grams against what is
@@ -565,6 +567,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                 Some(p)
                     if !taken.contains(&p.id)
                         && p.bed_job.is_none()
+                        && !p.held
                         && state.hub.is_connected(p.agent_id)
                         && state.hub.telemetry(p.id).0.state == PrinterState::Idle
                         && !printer_busy(state, &mut busy, p.id).await? =>
@@ -588,6 +591,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                             p.info.pools.contains(pool)
                                 && !taken.contains(&p.id)
                                 && p.bed_job.is_none()
+                                && !p.held
                                 && misfits(
                                     &job.facts,
                                     PrinterSetup {

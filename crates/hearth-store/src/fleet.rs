@@ -67,6 +67,8 @@ pub struct PrinterRow {
     pub confirm_clear_bed: bool,
     /// The job whose part is on the bed, while a member has not said it is clear.
     pub bed_job: Option<JobId>,
+    /// Held by a member: no new job until released.
+    pub held: bool,
 }
 
 impl PrinterRow {
@@ -118,7 +120,7 @@ fn agent(r: &AnyRow) -> Result<AgentRow> {
 
 /// Printers with the spool loaded on each; conditions name the printer's columns `p.`.
 const PRINTER_SELECT: &str = "SELECT p.id, p.org_id, p.agent_id, p.info, p.loaded, p.created_at, \
-     p.confirm_clear_bed, p.bed_job, s.id AS spool_id, s.remaining_grams AS spool_grams FROM printers p \
+     p.confirm_clear_bed, p.bed_job, p.held, s.id AS spool_id, s.remaining_grams AS spool_grams FROM printers p \
      LEFT JOIN spools s ON s.printer_id = p.id";
 fn printer(r: &AnyRow) -> Result<PrinterRow> {
     let spool = match parsed_opt::<SpoolId>(r, "spool_id")? {
@@ -138,6 +140,7 @@ fn printer(r: &AnyRow) -> Result<PrinterRow> {
         created_at: r.try_get("created_at")?,
         confirm_clear_bed: r.try_get::<i64, _>("confirm_clear_bed")? != 0,
         bed_job: parsed_opt(r, "bed_job")?,
+        held: r.try_get::<i64, _>("held")? != 0,
     })
 }
 
@@ -623,6 +626,24 @@ impl Tx {
                 other => other,
             })?;
         Ok(())
+    }
+
+    /// Holds `printer` (no new job) or releases it; returns whether that changed anything.
+    pub async fn set_held(&mut self, printer: PrinterId, held: bool) -> Result<bool> {
+        let row = sqlx::query("SELECT held FROM printers WHERE id = $1")
+            .bind(printer.to_string())
+            .fetch_optional(&mut *self.inner)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("printer {printer}")))?;
+        if (row.try_get::<i64, _>("held")? != 0) == held {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE printers SET held = $1 WHERE id = $2")
+            .bind(i64::from(held))
+            .bind(printer.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(true)
     }
 
     /// Whether `printer` waits for a member to say its bed is clear between jobs.

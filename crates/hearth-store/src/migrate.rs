@@ -62,6 +62,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "bed_clearing",
         include_str!("../migrations/0012_bed_clearing.sql"),
     ),
+    (
+        13,
+        "printer_hold",
+        include_str!("../migrations/0013_printer_hold.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -107,6 +107,9 @@ fn printers_table(printers: &[&Printer]) -> Table {
         if let Some(e) = &tl.error {
             state.push_str(&format!(" ({e})"));
         }
+        if p.held {
+            state.push_str(&format!(" (held: `hearth printers release {}`)", p.name));
+        }
         if p.bed.to_clear.is_some() {
             state.push_str(&format!(
                 " (bed to clear: `hearth printers bed {} --cleared`)",
@@ -311,6 +314,42 @@ pub enum PrintersCmd {
     /// The printer's bed between jobs: say it is clear (`--cleared`, the part taken off), or
     /// whether it waits for that before its next job (`--confirm on|off`, admins).
     Bed(BedArgs),
+    /// Hold a printer: no new job goes to it (maintenance, a nozzle change); what it prints goes on.
+    Hold(PrinterArg),
+    /// Release a held printer: it takes jobs again.
+    Release(PrinterArg),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrinterArg {
+    /// The printer, by name (or id).
+    pub printer: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hearth printers hold|release NAME`.
+pub async fn hold(args: &PrinterArg, held: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let p = find_printer(&printers, &args.printer)?;
+    let updated = ctx
+        .client
+        .hold_printer(org, p.id, held)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot {} printer {:?}",
+                if held { "hold" } else { "release" },
+                p.name
+            )
+        })?;
+    if args.json {
+        return print_json(&updated);
+    }
+    printers_table(&[&updated]).print();
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]

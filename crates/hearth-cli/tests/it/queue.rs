@@ -198,6 +198,15 @@ async fn the_next_job_waits_until_the_bed_is_said_clear() {
         (p.len() == 1 && p[0].telemetry.state == PrinterState::Idle).then_some(())
     })
     .await;
+    // Held, then released: `hearth printers` says how to release it.
+    ada.run(&["printers", "hold", "mk4"]).await;
+    let listed = ada.run(&["printers"]).await;
+    assert!(
+        listed.contains("(held: `hearth printers release mk4`)"),
+        "{listed}"
+    );
+    ada.run(&["printers", "release", "mk4"]).await;
+    assert!(!ada.run(&["printers"]).await.contains("(held"));
     ada.run(&["printers", "bed", "mk4", "--confirm", "on"])
         .await;
     let work = tempfile::tempdir().unwrap();

@@ -267,6 +267,41 @@ fn check_facts(f: &SchedulingFacts) -> ApiResult<()> {
     Ok(())
 }
 
+/// Holds a printer (no new job goes to it: maintenance, a nozzle change, a print by hand) or
+/// releases it (operators; audited as `printer.hold` or `printer.release`). What it prints goes on.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/hold", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = HoldRequest,
+    responses((status = 200, body = Printer), (status = 404, body = ErrorBody)))]
+pub async fn set_hold(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    Json(req): Json<HoldRequest>,
+) -> ApiResult<Json<Printer>> {
+    let org = access.org.id;
+    let p = printer_in(&state, org, id).await?;
+    let mut tx = state.store.begin().await?;
+    if tx.set_held(id, req.held).await? {
+        tx.append_audit(access.caller.audit(
+            org.to_string(),
+            if req.held {
+                "printer.hold"
+            } else {
+                "printer.release"
+            },
+            Some(format!("printer:{id}")),
+            json!({ "name": p.info.name }),
+        ))
+        .await?;
+    }
+    tx.commit().await?;
+    let view = hub::publish_printer(&state, org, id).await?;
+    if !req.held {
+        hub::dispatch(&state, org).await?;
+    }
+    Ok(Json(view))
+}
+
 /// Whether a printer waits for its bed to be cleared between jobs (admins; audited).
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/bed", tag = "printers",
     params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = BedSettings,

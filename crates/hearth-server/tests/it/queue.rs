@@ -236,3 +236,44 @@ async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
     assert_eq!(cleared.details["job"], first.job_id.to_string());
     assert!(audit.entries.iter().any(|e| e.action == "printer.bed"));
 }
+
+/// A held printer takes no new job until released; a viewer may not hold one; both moves are
+/// audited.
+#[tokio::test]
+async fn a_held_printer_takes_no_job_until_released() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (_agent, mut ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4 = printers_until(&owner, org, "an idle mk4", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await[0]
+        .id;
+    let viewer = member(&server, &owner, org, "vera", Role::Viewer).await;
+    assert_eq!(
+        viewer
+            .hold_printer(org, mk4, true)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+    assert!(owner.hold_printer(org, mk4, true).await.unwrap().held);
+    let blob = make_file(server.dir.path(), "job.age", 2000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    let job = named_job(mk4, &hash);
+    assert_eq!(submit_job(&owner, org, &job).await.state, JobState::Queued);
+    settled(&mut ws).await;
+    assert!(!owner.hold_printer(org, mk4, false).await.unwrap().held);
+    assert_eq!(offered(&mut ws).await.0, job.job_id);
+    let audit = owner.audit_page(Some(org), 0, 200).await.unwrap();
+    let moves: Vec<&str> = audit
+        .entries
+        .iter()
+        .filter(|e| e.action.starts_with("printer.hold") || e.action == "printer.release")
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(moves, ["printer.hold", "printer.release"]);
+}
