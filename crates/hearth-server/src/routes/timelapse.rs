@@ -105,7 +105,8 @@ pub(crate) async fn keep_frame(
     // A frame not kept is counted as arrived all the same.
     tx.commit().await?;
     if added.over_quota {
-        tracing::warn!(job = %job_id, "a timelapse frame was not kept: the organisation's storage quota is full");
+        // Counted in the timelapse (`over_quota`), which members see: not a log line every frame.
+        tracing::debug!(job = %job_id, "a timelapse frame was not kept: the organisation's storage quota is full");
     }
     remove_unreferenced(state, added.dropped.iter()).await
 }
