@@ -414,6 +414,7 @@ fn leaf_paths() -> Vec<(String, Kind)> {
     let mut full = full;
     full.notifications.smtp.password_file = Some(PathBuf::new());
     full.notifications.ca_file = Some(PathBuf::new());
+    full.cluster.nats_url = Some(String::new());
     let mut out = Vec::new();
     if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&full) {
         collect(&t, "", &mut out);
@@ -603,10 +604,14 @@ mod tests {
                 ("HEARTH_TLS_KEY", "/k.pem"),
                 ("HEARTH_LISTN", "x"),
                 ("HEARTH_TEST_DATABASE_URL", "postgres://x"),
+                ("HEARTH_CLUSTER_NATS_URL", "nats://10.0.0.5:4222"),
+                ("HEARTH_CAMERA_TIMELAPSE_KEEP_DAYS", "7"),
                 ("PATH", "/bin"),
             ]),
         )
         .unwrap();
+        assert_eq!(s.cluster.nats_url.as_deref(), Some("nats://10.0.0.5:4222"));
+        assert_eq!(s.camera.timelapse_keep_days, 7);
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(
             s.limits.max_blob_bytes, 20,

@@ -159,9 +159,16 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Config {
             what: ConfigCommand::Show,
         }) => {
-            let (s, warnings) = settings(&cli)?;
+            let (mut s, warnings) = settings(&cli)?;
             for w in warnings {
                 eprintln!("warning: {w}");
+            }
+            // Passwords in URLs stay out of what is printed (it is pasted into tickets).
+            for url in [&mut s.database_url, &mut s.cluster.nats_url]
+                .into_iter()
+                .flatten()
+            {
+                *url = hearth_store::redact_url(url);
             }
             print!("{}", toml::to_string_pretty(&s)?);
         }
