@@ -485,9 +485,11 @@ async fn main() -> anyhow::Result<()> {
         .token;
     println!(
         "\nHearth demo is running at {url}\n\
-         - organisation \"{ORG_NAME}\" with an agent driving {} simulated printers ({}x real time), {sent} jobs sent,\n\
+         - organisation \"{ORG_NAME}\" with an agent driving {} simulated printers ({}x real time), {sent} jobs sent\n\
+         \x20 (two wait in the fleet queue behind mk4-left's print: `hearth queue`),\n\
          \x20 a spool on every printer (`hearth spools`, the dashboard's Spools tab) and a simulated camera\n\
-         \x20 (`hearth camera mk4-left`: its frames are sealed by the agent, opened by the CLI)\n\
+         \x20 (`hearth camera mk4-left`: its frames are sealed by the agent, opened by the CLI) that keeps\n\
+         \x20 a sealed timelapse of every job (`hearth timelapse`)\n\
          - owner login: {}    passphrase: {}\n\
          \nLook at the fleet:\n\
          \x20   open {url} in a browser   the dashboard: log in as {} with the passphrase above\n\
