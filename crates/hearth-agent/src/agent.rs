@@ -327,6 +327,13 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         kept_retry_at: None,
     };
     agent.resume_journal();
+    for p in &agent.printers {
+        if let Some(why) = p.config.camera.as_ref().and_then(|c| {
+            crate::camera::layer_trigger_unsupported(c, p.driver.describe().capabilities)
+        }) {
+            tracing::warn!(printer = %p.config.name, "{why}");
+        }
+    }
 
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -88,6 +88,24 @@ pub fn plan(
     }
 }
 
+/// Why a `layer` timelapse trigger cannot work for a printer whose driver reports no layers (its
+/// timelapse then comes on the interval), said once at start.
+pub fn layer_trigger_unsupported(
+    config: &crate::config::CameraConfig,
+    capabilities: hearth_drivers::Capabilities,
+) -> Option<String> {
+    (config.timelapse
+        && config.timelapse_trigger == crate::config::TimelapseTrigger::Layer
+        && !capabilities.layers)
+        .then(|| {
+            format!(
+                "timelapse_trigger = \"layer\", but this printer reports no layers: its timelapse \
+                 takes a frame every {} s instead",
+                config.interval_seconds
+            )
+        })
+}
+
 /// What an image starts with: JPEG or PNG (what cameras send; anything else is refused rather
 /// than sealed and shown as a broken picture).
 fn is_image(b: &[u8]) -> bool {
@@ -503,6 +521,31 @@ mod tests {
         // A printer that reports no layer: the cadence makes the timelapse.
         assert_eq!(plan_of(&layers, 10.0, true, None, Some(4)), (true, true));
         assert_eq!(plan_of(&layers, 5.0, true, None, None), (false, false));
+    }
+
+    #[test]
+    fn a_layer_trigger_on_a_printer_without_layers_is_said() {
+        use crate::config::{CameraConfig, TimelapseTrigger};
+        let cam = CameraConfig {
+            snapshot_url: None,
+            interval_seconds: 10.0,
+            idle_interval_seconds: 60.0,
+            timelapse: true,
+            timelapse_trigger: TimelapseTrigger::Layer,
+        };
+        let without = hearth_drivers::Capabilities::default();
+        let with = hearth_drivers::Capabilities {
+            layers: true,
+            ..without
+        };
+        let why = layer_trigger_unsupported(&cam, without).unwrap();
+        assert!(why.contains("every 10 s"), "{why}");
+        assert_eq!(layer_trigger_unsupported(&cam, with), None);
+        let interval = CameraConfig {
+            timelapse_trigger: TimelapseTrigger::Interval,
+            ..cam
+        };
+        assert_eq!(layer_trigger_unsupported(&interval, without), None);
     }
 
     #[test]
