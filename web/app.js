@@ -707,8 +707,9 @@ function timelapseCell(j) {
   const mine = state.me && j.submitted_by === state.me.user.id;
   const canDelete = atLeast("admin") || (atLeast("operator") && mine);
   const over = t.over_quota ? ` · ${t.over_quota} not kept: storage full` : "";
+  const until = t.expires_at ? ` · kept until ${new Date(t.expires_at).toLocaleDateString()}` : "";
   return [
-    el("span", { class: "frames" }, `${t.frames} sealed frame${t.frames === 1 ? "" : "s"} · ${bytes(t.bytes)}${over}`),
+    el("span", { class: "frames" }, `${t.frames} sealed frame${t.frames === 1 ? "" : "s"} · ${bytes(t.bytes)}${over}${until}`),
     el("div", { class: "muted" }, el("code", {}, `hearth timelapse ${j.id}`)),
     canDelete && el("button", {
       "data-action": "delete-timelapse",

@@ -171,7 +171,8 @@ try {
 
   step("the cancelled job lists its sealed timelapse with the command that opens it; the owner deletes it");
   const timelapse = page.locator(`#jobs tr[data-job-id="${job}"] td.timelapse`);
-  await timelapse.locator("span.frames", { hasText: /^\d+ sealed frames? · / }).waitFor();
+  // The job ended: the timelapse says until when it is kept (the server's 30 days).
+  await timelapse.locator("span.frames", { hasText: /^\d+ sealed frames? · .* · kept until / }).waitFor();
   assert.equal(await timelapse.locator("code").textContent(), `hearth timelapse ${job}`);
   await timelapse.locator("button[data-action=delete-timelapse]").click();
   await page.locator(`#jobs tr[data-job-id="${job}"] td.timelapse`, { hasText: /^—$/ }).waitFor();
