@@ -26,14 +26,7 @@ async fn a_busy_printers_queue_is_listed_in_order_and_reordered() {
             j.state
         }
     };
-    eventually("the printer online", || async {
-        let p: Vec<Printer> = client
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        (p.len() == 1 && p[0].telemetry.state == PrinterState::Idle).then_some(())
-    })
-    .await;
+    printer_idle(&client, org).await;
     assert!(ada.run(&["queue"]).await.contains("the queue is empty"));
 
     let work = tempfile::tempdir().unwrap();
@@ -190,14 +183,7 @@ async fn the_next_job_waits_until_the_bed_is_said_clear() {
     ada.setup(&server).await;
     let agent = start_chain_agent(&server, &ada, simulated("mk4", 50.0)).await;
     let (client, org) = ada.client();
-    eventually("the printer online", || async {
-        let p: Vec<Printer> = client
-            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
-            .await
-            .unwrap();
-        (p.len() == 1 && p[0].telemetry.state == PrinterState::Idle).then_some(())
-    })
-    .await;
+    printer_idle(&client, org).await;
     // Held, then released: `hearth printers` says how to release it.
     ada.run(&["printers", "hold", "mk4"]).await;
     let listed = ada.run(&["printers"]).await;
@@ -243,4 +229,16 @@ async fn the_next_job_waits_until_the_bed_is_said_clear() {
     })
     .await;
     agent.shutdown().await;
+}
+
+/// Waits until the organisation's one printer is online and idle.
+async fn printer_idle(client: &hearth_client::Client, org: hearth_proto::ids::OrgId) {
+    eventually("the printer online", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        (p.len() == 1 && p[0].telemetry.state == PrinterState::Idle).then_some(())
+    })
+    .await;
 }

@@ -195,16 +195,8 @@ async fn the_latest_sealed_frame_is_kept_checked_and_handed_to_members_only() {
     assert_eq!(err.status(), Some(404));
 
     // When the printer reports an error, the notification says where to look.
-    let mut hook = crate::notify::Receiver::start().await;
-    crate::notify::channel(
-        &owner,
-        org,
-        hearth_proto::notify::ChannelKind::Webhook,
-        format!("{}/hook", hook.url),
-        &[hearth_proto::notify::NotifyEvent::PrinterError],
-        None,
-    )
-    .await;
+    let mut hook =
+        crate::notify::webhook(&owner, org, hearth_proto::notify::NotifyEvent::PrinterError).await;
     let mut jammed = idle();
     jammed.state = hearth_proto::agent::PrinterState::Error;
     jammed.error = Some("filament runout".into());

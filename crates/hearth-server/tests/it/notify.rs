@@ -126,6 +126,21 @@ async fn farm(server: TestServer, printer: &str) -> Farm {
     }
 }
 
+/// A webhook receiver on this machine, and a channel of `org` posting `event` to it.
+pub(crate) async fn webhook(owner: &Client, org: OrgId, event: NotifyEvent) -> Receiver {
+    let hook = Receiver::start().await;
+    channel(
+        owner,
+        org,
+        ChannelKind::Webhook,
+        format!("{}/hook", hook.url),
+        &[event],
+        None,
+    )
+    .await;
+    hook
+}
+
 pub(crate) async fn channel(
     owner: &Client,
     org: OrgId,

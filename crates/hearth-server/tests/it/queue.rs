@@ -22,6 +22,32 @@ fn named_job(printer: PrinterId, blob: &BlobHash) -> SubmitJobRequest {
     }
 }
 
+/// The owner's organisation, with an agent connected whose printer mk4 is idle.
+struct Fleet {
+    owner: hearth_client::Client,
+    org: OrgId,
+    ws: Ws,
+    mk4: PrinterId,
+}
+
+async fn one_idle_printer(server: &TestServer) -> Fleet {
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (_agent, ws) =
+        approved_agent(server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4 = printers_until(&owner, org, "an idle mk4", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await[0]
+        .id;
+    Fleet {
+        owner,
+        org,
+        ws,
+        mk4,
+    }
+}
+
 async fn set_priority(
     c: &hearth_client::Client,
     org: OrgId,
@@ -34,15 +60,12 @@ async fn set_priority(
 #[tokio::test]
 async fn a_busy_printers_jobs_wait_in_the_queue_and_go_out_in_its_order() {
     let server = TestServer::start().await;
-    let (owner, org) = server.bootstrap().await;
-    genesis(&owner, org).await;
-    let (_agent, mut ws) =
-        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
-    let mk4 = printers_until(&owner, org, "an idle mk4", |p| {
-        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
-    })
-    .await[0]
-        .id;
+    let Fleet {
+        owner,
+        org,
+        mut ws,
+        mk4,
+    } = one_idle_printer(&server).await;
     let blob = make_file(server.dir.path(), "job.age", 2000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
 
@@ -144,15 +167,12 @@ async fn a_busy_printers_jobs_wait_in_the_queue_and_go_out_in_its_order() {
 async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
     // One that may notify a receiver on this machine.
     let server = crate::notify::server().await;
-    let (owner, org) = server.bootstrap().await;
-    genesis(&owner, org).await;
-    let (_agent, mut ws) =
-        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
-    let mk4 = printers_until(&owner, org, "an idle mk4", |p| {
-        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
-    })
-    .await[0]
-        .id;
+    let Fleet {
+        owner,
+        org,
+        mut ws,
+        mk4,
+    } = one_idle_printer(&server).await;
     let operator = member(&server, &owner, org, "otto", Role::Operator).await;
     // Only an admin sets it.
     assert_eq!(
@@ -174,16 +194,8 @@ async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
     job_update(&mut ws, first.job_id, JobState::Printing, None).await;
     crate::inventory::printing(&mut ws, "mk4", first.job_id, 0.5).await;
     submit_job(&owner, org, &second).await;
-    let mut hook = crate::notify::Receiver::start().await;
-    crate::notify::channel(
-        &owner,
-        org,
-        hearth_proto::notify::ChannelKind::Webhook,
-        format!("{}/hook", hook.url),
-        &[hearth_proto::notify::NotifyEvent::JobCompleted],
-        None,
-    )
-    .await;
+    let mut hook =
+        crate::notify::webhook(&owner, org, hearth_proto::notify::NotifyEvent::JobCompleted).await;
     // The first ends; the printer is idle again, but its bed holds the part, as the notification
     // says.
     job_update(&mut ws, first.job_id, JobState::Completed, None).await;
@@ -242,15 +254,12 @@ async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
 #[tokio::test]
 async fn a_held_printer_takes_no_job_until_released() {
     let server = TestServer::start().await;
-    let (owner, org) = server.bootstrap().await;
-    genesis(&owner, org).await;
-    let (_agent, mut ws) =
-        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
-    let mk4 = printers_until(&owner, org, "an idle mk4", |p| {
-        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
-    })
-    .await[0]
-        .id;
+    let Fleet {
+        owner,
+        org,
+        mut ws,
+        mk4,
+    } = one_idle_printer(&server).await;
     let viewer = member(&server, &owner, org, "vera", Role::Viewer).await;
     assert_eq!(
         viewer

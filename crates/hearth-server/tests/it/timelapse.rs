@@ -200,16 +200,8 @@ async fn a_printing_jobs_frames_are_kept_evenly_spaced_and_its_submitter_deletes
     assert_eq!((tl.summary.frames, tl.summary.over_quota), (3, 1));
 
     // The job ends: its notification says how to open the timelapse (the frames are sealed).
-    let mut hook = crate::notify::Receiver::start().await;
-    crate::notify::channel(
-        &owner,
-        org,
-        hearth_proto::notify::ChannelKind::Webhook,
-        format!("{}/hook", hook.url),
-        &[hearth_proto::notify::NotifyEvent::JobCompleted],
-        None,
-    )
-    .await;
+    let mut hook =
+        crate::notify::webhook(&owner, org, hearth_proto::notify::NotifyEvent::JobCompleted).await;
     job_update(&mut ws, job, JobState::Completed, None).await;
     settled(&mut ws).await;
     assert_eq!(job_state(&owner, org, job).await, JobState::Completed);
