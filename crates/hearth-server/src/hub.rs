@@ -516,11 +516,9 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
 }
 
 /// Hand queued jobs of `org` to printers that can take them now, in the queue's order (priority, then
-/// age: `Store::queued_jobs`): a job for a named printer goes to it once it is free (its agent
-/// connected, the printer idle with no job in progress, not held, its bed clear when it waits for
-/// that); a
-/// pool job goes to such a printer of the pool,
-/// behind one of the agents the job is sealed to, that the job fits (the model, material and nozzle its
+/// age: `Store::queued_jobs`): a job for a named printer goes to it once it is free
+/// ([`is_free`]); a pool job goes to a free printer of the pool, behind one of the agents the job
+/// is sealed to, that the job fits (the model, material and nozzle its
 /// submitter revealed against the printer's configuration, [`misfits`], and the grams against what is
 /// left on the inventory spool loaded on it). A pool job that fits no printer
 /// of the pool waits until one is reconfigured: the member's CLI said so when it was submitted.
@@ -564,16 +562,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
             // A named printer takes its next job once it is free, so the queue's order (and a
             // member's reordering) decides which of its jobs goes next.
             (Some(pid), _) => match printers.iter().find(|p| p.id == pid) {
-                Some(p)
-                    if !taken.contains(&p.id)
-                        && p.bed_job.is_none()
-                        && !p.held
-                        && state.hub.is_connected(p.agent_id)
-                        && state.hub.telemetry(p.id).0.state == PrinterState::Idle
-                        && !printer_busy(state, &mut busy, p.id).await? =>
-                {
-                    Some(p)
-                }
+                Some(p) if is_free(state, p, &taken, &mut busy).await? => Some(p),
                 _ => None,
             },
             (None, Some(pool)) => {
@@ -589,9 +578,6 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                         .zip(&slots)
                         .filter(|((p, fit), slots)| {
                             p.info.pools.contains(pool)
-                                && !taken.contains(&p.id)
-                                && p.bed_job.is_none()
-                                && !p.held
                                 && misfits(
                                     &job.facts,
                                     PrinterSetup {
@@ -609,11 +595,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                                     .is_some_and(|k| sealed_to.contains(k))
                         })
                 {
-                    let idle = state.hub.telemetry(p.id).0.state == PrinterState::Idle;
-                    if idle
-                        && state.hub.is_connected(p.agent_id)
-                        && !printer_busy(state, &mut busy, p.id).await?
-                    {
+                    if is_free(state, p, &taken, &mut busy).await? {
                         found = Some(p);
                         break;
                     }
@@ -665,18 +647,32 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
     Ok(())
 }
 
-/// Whether `printer` has a job in progress, from `memo` when this dispatch asked already.
-async fn printer_busy(
+/// Whether `p` may take its next job now: not given one earlier in this dispatch (`taken`), not
+/// held, its bed clear (when it waits for that), its agent connected, idle, and no job in progress
+/// on it (read from the database once per dispatch, `busy`).
+async fn is_free(
     state: &AppState,
-    memo: &mut HashMap<PrinterId, bool>,
-    printer: PrinterId,
+    p: &PrinterRow,
+    taken: &[PrinterId],
+    busy: &mut HashMap<PrinterId, bool>,
 ) -> ApiResult<bool> {
-    if let Some(b) = memo.get(&printer) {
-        return Ok(*b);
+    if taken.contains(&p.id)
+        || p.held
+        || p.bed_job.is_some()
+        || !state.hub.is_connected(p.agent_id)
+        || state.hub.telemetry(p.id).0.state != PrinterState::Idle
+    {
+        return Ok(false);
     }
-    let b = state.store.printer_busy(printer).await?;
-    memo.insert(printer, b);
-    Ok(b)
+    let in_progress = match busy.get(&p.id) {
+        Some(b) => *b,
+        None => {
+            let b = state.store.printer_busy(p.id).await?;
+            busy.insert(p.id, b);
+            b
+        }
+    };
+    Ok(!in_progress)
 }
 
 /// The error a member sees when a command cannot reach an agent right now.
