@@ -249,6 +249,14 @@ impl JobState {
             Self::Completed | Self::Failed | Self::Cancelled | Self::Refused
         )
     }
+
+    /// Whether a job that moved from `self` to `ended` left a part on its printer's bed: a
+    /// completed job always did, a stopped one when it had been printing. The server holds a
+    /// printer for its bed to be cleared by it, and the job's notification says so by it.
+    pub fn left_a_part(self, ended: JobState) -> bool {
+        ended == Self::Completed
+            || (ended.is_final() && matches!(self, Self::Printing | Self::Paused))
+    }
 }
 
 /// What a member can ask of a running job.
@@ -264,6 +272,20 @@ pub enum JobAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_completed_job_or_one_stopped_while_printing_left_a_part_on_the_bed() {
+        use JobState::*;
+        assert!(
+            Transferring.left_a_part(Completed),
+            "a fast print whose start went unseen"
+        );
+        assert!(Printing.left_a_part(Cancelled));
+        assert!(Paused.left_a_part(Failed));
+        assert!(!Transferring.left_a_part(Failed), "it never started");
+        assert!(!Assigned.left_a_part(Cancelled));
+        assert!(!Printing.left_a_part(Paused), "not ended");
+    }
 
     #[test]
     fn messages_are_tagged_json_and_unknown_types_are_refused() {

@@ -29,7 +29,7 @@ use hearth_proto::ids::{DeliveryId, OrgId, PrinterId};
 use hearth_proto::notify::{Delivery, Notification, NotifiedJob, NotifiedPrinter, NotifyEvent};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::Tx;
-use hearth_store::fleet::JobRow;
+use hearth_store::fleet::{JobRow, PrinterRow};
 use hearth_store::notify::{ChannelRow, DeliveryRow, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -140,25 +140,25 @@ pub(crate) async fn org_name(state: &AppState, org: OrgId) -> String {
 
 /// When something went wrong on a printer with a camera: where to look. The frame itself is sealed,
 /// so the notification can only say how to open it.
-async fn camera_hint(state: &AppState, printer: PrinterId) -> String {
-    match state.store.printer(printer).await {
-        Ok(p) if p.info.camera => format!(
-            " Its camera's latest frame: `hearth camera {}`.",
-            p.info.name
-        ),
-        _ => String::new(),
+fn camera_hint(p: &PrinterRow) -> String {
+    if !p.info.camera {
+        return String::new();
     }
+    format!(
+        " Its camera's latest frame: `hearth camera {}`.",
+        p.info.name
+    )
 }
 
 /// When the printer a job printed on waits for its bed to be cleared: how to let it go on.
-async fn bed_hint(state: &AppState, printer: PrinterId) -> String {
-    match state.store.printer(printer).await {
-        Ok(p) if p.confirm_clear_bed => format!(
-            " {} takes no next job until its bed is said clear: `hearth printers bed {} --cleared` (or Bed cleared on the dashboard).",
-            p.info.name, p.info.name
-        ),
-        _ => String::new(),
+fn bed_hint(p: &PrinterRow) -> String {
+    if !p.confirm_clear_bed {
+        return String::new();
     }
+    format!(
+        " {} takes no next job until its bed is said clear: `hearth printers bed {} --cleared` (or Bed cleared on the dashboard).",
+        p.info.name, p.info.name
+    )
 }
 
 /// When a job that ended has a timelapse: how to open it (its frames are sealed).
@@ -173,13 +173,17 @@ async fn timelapse_hint(state: &AppState, job: hearth_proto::ids::JobId) -> Stri
 }
 
 pub(crate) async fn notified_printer(state: &AppState, id: PrinterId) -> Option<NotifiedPrinter> {
-    let p = state.store.printer(id).await.ok()?;
-    Some(NotifiedPrinter {
-        id,
+    Some(notified(&state.store.printer(id).await.ok()?))
+}
+
+/// What a notification says of a printer.
+fn notified(p: &PrinterRow) -> NotifiedPrinter {
+    NotifiedPrinter {
+        id: p.id,
         name: p.info.name.clone(),
         model: p.info.model.clone(),
         pools: p.info.pools.clone(),
-    })
+    }
 }
 
 fn describe_facts(j: &NotifiedJob) -> String {
@@ -216,10 +220,12 @@ pub async fn job_changed(
     let Some(event) = NotifyEvent::of_job(before.state, after) else {
         return Ok(());
     };
-    let printer = match before.printer_id {
-        Some(p) => notified_printer(state, p).await,
+    // Read once: the notification names it, and the hints below read its camera and bed.
+    let row = match before.printer_id {
+        Some(p) => state.store.printer(p).await.ok(),
         None => None,
     };
+    let printer = row.as_ref().map(notified);
     let submitted_by = match state.store.user_by_id(before.submitted_by).await {
         Ok(u) => u.login,
         Err(_) => before.submitted_by.to_string(),
@@ -272,17 +278,15 @@ pub async fn job_changed(
         NotifyEvent::JobCompleted | NotifyEvent::JobFailed | NotifyEvent::JobCancelled
     ) {
         text.push_str(&timelapse_hint(state, before.id).await);
-        // What printed left a part on the bed (as `fleet` records it in the same transaction).
-        let printed = event == NotifyEvent::JobCompleted
-            || matches!(before.state, JobState::Printing | JobState::Paused);
-        if let (true, Some(p)) = (printed, before.printer_id) {
-            text.push_str(&bed_hint(state, p).await);
+        // As `fleet` holds the printer for its bed, in the same transaction.
+        if let (true, Some(p)) = (before.state.left_a_part(after), &row) {
+            text.push_str(&bed_hint(p));
         }
     }
     if matches!(event, NotifyEvent::JobPaused | NotifyEvent::JobFailed)
-        && let Some(p) = before.printer_id
+        && let Some(p) = &row
     {
-        text.push_str(&camera_hint(state, p).await);
+        text.push_str(&camera_hint(p));
     }
     let n = Notification {
         event,
@@ -306,9 +310,10 @@ async fn printer_notification(
     event: NotifyEvent,
     detail: Option<&str>,
 ) -> ApiResult<()> {
-    let Some(p) = notified_printer(state, printer).await else {
+    let Ok(row) = state.store.printer(printer).await else {
         return Ok(());
     };
+    let p = notified(&row);
     let (title, mut message) = match event {
         NotifyEvent::PrinterError => (
             format!("{} reports an error", p.name),
@@ -330,7 +335,7 @@ async fn printer_notification(
         message.push_str(&format!(" {d}"));
     }
     if event == NotifyEvent::PrinterError {
-        message.push_str(&camera_hint(state, printer).await);
+        message.push_str(&camera_hint(&row));
     }
     let n = Notification {
         event,

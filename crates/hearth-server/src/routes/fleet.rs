@@ -1486,10 +1486,7 @@ async fn handle_agent_msg(
                         state, &mut t, &job, new_state, progress,
                     )
                     .await?;
-                    // What printed left a part on the bed (a completed job always did).
-                    let printed = new_state == JobState::Completed
-                        || matches!(job.state, JobState::Printing | JobState::Paused);
-                    if let (true, Some(p)) = (printed, job.printer_id) {
+                    if let (true, Some(p)) = (job.state.left_a_part(new_state), job.printer_id) {
                         bed_used = t.bed_used(p, job_id).await?;
                     }
                 }
