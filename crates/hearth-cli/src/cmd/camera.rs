@@ -101,13 +101,27 @@ struct Frame {
     agent: String,
 }
 
+/// The file extension of an opened frame: cameras send JPEG or PNG (the agent sends nothing else).
+pub(crate) fn image_ext(image: &[u8]) -> &'static str {
+    if image.starts_with(b"\x89PNG") {
+        "png"
+    } else {
+        "jpg"
+    }
+}
+
+/// Writes an opened frame to `path` through a temporary file renamed over it, so an image viewer
+/// that reloads it never reads half a frame.
+pub(crate) fn write_whole(path: &Path, image: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, image)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 impl Frame {
     fn default_name(&self, printer: &str) -> PathBuf {
-        let ext = if self.image.starts_with(b"\x89PNG") {
-            "png"
-        } else {
-            "jpg"
-        };
+        let ext = image_ext(&self.image);
         PathBuf::from(format!(
             "{printer}-{}.{ext}",
             hearth_proto::time_fmt::rfc3339(self.taken_at * 1000).replace(':', "-")
@@ -116,10 +130,7 @@ impl Frame {
 
     /// Writes the image to `out` (a temporary file renamed over it) and says so.
     fn write(&self, out: &Path, printer: &str, json: Option<Json>) -> anyhow::Result<()> {
-        let tmp = out.with_extension("part");
-        std::fs::write(&tmp, &self.image)
-            .and_then(|()| std::fs::rename(&tmp, out))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        write_whole(out, &self.image)?;
         let age = now_ms() / 1000 - self.taken_at;
         let said = serde_json::json!({
             "printer": printer,

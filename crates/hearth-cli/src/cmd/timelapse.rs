@@ -202,18 +202,11 @@ async fn open_all(ctx: &mut Ctx, job: JobId, dir: &Path) -> anyhow::Result<Writt
                 &sealed,
             )
             .with_context(|| format!("frame {} of job {job} does not check out", f.seq))?;
-        let ext = if image.starts_with(b"\x89PNG") {
-            "png"
-        } else {
-            "jpg"
-        };
+        let ext = crate::cmd::camera::image_ext(&image);
         written.frames += 1;
         written.pattern = format!("frame-%05d.{ext}");
         let path = dir.join(format!("frame-{:05}.{ext}", written.frames));
-        let tmp = path.with_extension("part");
-        std::fs::write(&tmp, &image)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        crate::cmd::camera::write_whole(&path, &image)?;
         written.first.get_or_insert(signed.manifest.taken_at);
         written.last = Some(signed.manifest.taken_at);
     }
