@@ -22,7 +22,7 @@
 //!
 //! Not shared: login throttling (per instance).
 
-use crate::hub::Hub;
+use crate::hub::{Hub, lock};
 use futures::StreamExt;
 use hearth_proto::agent::{PrinterTelemetry, ServerMsg};
 use hearth_proto::api::Event;
@@ -47,15 +47,6 @@ const FRAME_WAIT: Duration = Duration::from_secs(2);
 
 fn frame_subject(printer: PrinterId) -> String {
     format!("hearth.frame.{printer}")
-}
-
-/// A printer's latest camera frame, as the instance holding it answers another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct FrameReply {
-    manifest: serde_json::Value,
-    /// The sealed frame, base64.
-    sealed: String,
-    received_at: i64,
 }
 
 fn agent_subject(agent: AgentId) -> String {
@@ -111,10 +102,6 @@ pub struct Cluster {
     /// Messages to publish, in order, by one task (publishing is async; callers are not).
     out: mpsc::UnboundedSender<(String, bytes::Bytes)>,
     remote: Mutex<Remote>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Why the cluster could not start.
@@ -232,16 +219,8 @@ impl Cluster {
         .await
         .ok()?
         .ok()?;
-        let f: FrameReply = serde_json::from_slice(&reply.payload).ok()?;
-        use base64::Engine;
-        let sealed = base64::engine::general_purpose::STANDARD
-            .decode(f.sealed.as_bytes())
-            .ok()?;
-        Some(crate::hub::StoredSnapshot {
-            manifest: f.manifest,
-            sealed: sealed.into(),
-            received_at: f.received_at,
-        })
+        // In the form members receive it: `GET .../snapshot`.
+        crate::hub::StoredSnapshot::from_api(serde_json::from_slice(&reply.payload).ok()?)
     }
 
     /// Answers another instance's request for a frame this instance holds.
@@ -258,13 +237,7 @@ impl Cluster {
         let Some(s) = hub.local_snapshot(printer) else {
             return;
         };
-        use base64::Engine;
-        let f = FrameReply {
-            manifest: s.manifest,
-            sealed: base64::engine::general_purpose::STANDARD.encode(&s.sealed),
-            received_at: s.received_at,
-        };
-        if let Ok(b) = serde_json::to_vec(&f)
+        if let Ok(b) = serde_json::to_vec(&s.to_api())
             && let Err(e) = self.client.publish(reply, b.into()).await
         {
             tracing::warn!(error = %e, %printer, "could not hand a camera frame to another instance");

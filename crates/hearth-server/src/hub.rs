@@ -62,6 +62,31 @@ pub struct StoredSnapshot {
     pub received_at: i64,
 }
 
+impl StoredSnapshot {
+    /// As members receive it (`GET .../snapshot`), and as one instance hands it to another.
+    pub fn to_api(&self) -> hearth_proto::api::Snapshot {
+        use base64::Engine;
+        hearth_proto::api::Snapshot {
+            manifest: self.manifest.clone(),
+            sealed: base64::engine::general_purpose::STANDARD.encode(&self.sealed),
+            received_at: rfc3339(self.received_at),
+        }
+    }
+
+    /// Back from [`StoredSnapshot::to_api`]; `None` for one that does not decode.
+    pub fn from_api(s: hearth_proto::api::Snapshot) -> Option<Self> {
+        use base64::Engine;
+        Some(StoredSnapshot {
+            sealed: base64::engine::general_purpose::STANDARD
+                .decode(s.sealed.as_bytes())
+                .ok()?
+                .into(),
+            received_at: hearth_proto::time_fmt::parse_rfc3339(&s.received_at)?,
+            manifest: s.manifest,
+        })
+    }
+}
+
 const HOUR_MS: i64 = 3_600_000;
 
 /// Memory the latest camera frames of all printers may take together (about 2 000 printers of
@@ -701,6 +726,23 @@ mod tests {
             2 * HOUR_MS + 1 - 100
         );
         assert!(split_hours(5, 5).is_empty());
+    }
+
+    #[test]
+    fn a_frame_goes_to_members_and_other_instances_and_back_unchanged() {
+        let s = StoredSnapshot {
+            manifest: serde_json::json!({ "manifest": { "printer": "mk4" } }),
+            sealed: bytes::Bytes::from_static(b"age-encryption.org/v1\n\x00\xff"),
+            received_at: 1_795_716_000_123,
+        };
+        let back = StoredSnapshot::from_api(s.to_api()).unwrap();
+        assert_eq!(
+            (&back.manifest, &back.sealed, back.received_at),
+            (&s.manifest, &s.sealed, s.received_at)
+        );
+        let mut bad = s.to_api();
+        bad.sealed = "not base64!".into();
+        assert!(StoredSnapshot::from_api(bad).is_none());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use base64::Engine;
 use hearth_proto::agent::ServerMsg;
 use hearth_proto::api::{ErrorBody, MAX_SNAPSHOT_BYTES, Snapshot, SnapshotUpload};
 use hearth_proto::ids::{OrgId, PrinterId};
-use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_proto::time_fmt::now_ms;
 use sha2::Digest;
 
 /// The header every age v1 file starts with.
@@ -169,11 +169,7 @@ pub async fn get_snapshot(
             }
         ))
     })?;
-    Ok(Json(Snapshot {
-        manifest: s.manifest,
-        sealed: base64::engine::general_purpose::STANDARD.encode(&s.sealed),
-        received_at: rfc3339(s.received_at),
-    }))
+    Ok(Json(s.to_api()))
 }
 
 /// Ask the printer's agent for a fresh frame now; it arrives as a printer event (and under
