@@ -33,7 +33,7 @@ pub fn job_state_str(s: JobState) -> String {
         .unwrap_or_default()
 }
 
-fn job_state(s: &str) -> Result<JobState> {
+pub(crate) fn job_state(s: &str) -> Result<JobState> {
     serde_json::from_value(serde_json::Value::String(s.to_owned()))
         .map_err(|_| StoreError::Corrupt(format!("job state {s:?}")))
 }

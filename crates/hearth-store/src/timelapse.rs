@@ -28,6 +28,8 @@ pub struct TimelapseRow {
     pub bytes: i64,
     pub first_at: Option<i64>,
     pub last_at: Option<i64>,
+    /// When its job ended (reached a final state), if it has: what its expiry counts from.
+    pub ended_at: Option<i64>,
 }
 
 /// One kept frame.
@@ -58,11 +60,10 @@ pub struct Added {
 
 const TIMELAPSE_COLS: &str = "t.job_id, t.org_id, t.arrived, t.stride, t.over_quota, t.created_at, \
      COUNT(f.seq) AS frames, CAST(COALESCE(SUM(f.size), 0) AS BIGINT) AS bytes, \
-     MIN(f.received_at) AS first_at, MAX(f.received_at) AS last_at";
-const TIMELAPSE_FROM: &str =
-    "FROM timelapses t LEFT JOIN timelapse_frames f ON f.job_id = t.job_id";
-const TIMELAPSE_GROUP: &str =
-    "GROUP BY t.job_id, t.org_id, t.arrived, t.stride, t.over_quota, t.created_at";
+     MIN(f.received_at) AS first_at, MAX(f.received_at) AS last_at, j.state, j.updated_at";
+const TIMELAPSE_FROM: &str = "FROM timelapses t JOIN jobs j ON j.id = t.job_id \
+     LEFT JOIN timelapse_frames f ON f.job_id = t.job_id";
+const TIMELAPSE_GROUP: &str = "GROUP BY t.job_id, t.org_id, t.arrived, t.stride, t.over_quota, t.created_at, j.state, j.updated_at";
 
 fn timelapse(r: &AnyRow) -> Result<TimelapseRow> {
     Ok(TimelapseRow {
@@ -76,6 +77,10 @@ fn timelapse(r: &AnyRow) -> Result<TimelapseRow> {
         bytes: r.try_get("bytes")?,
         first_at: r.try_get("first_at")?,
         last_at: r.try_get("last_at")?,
+        ended_at: crate::fleet::job_state(&r.try_get::<String, _>("state")?)?
+            .is_final()
+            .then(|| r.try_get("updated_at"))
+            .transpose()?,
     })
 }
 

@@ -127,11 +127,12 @@ async fn remove_unreferenced(
     Ok(())
 }
 
-fn summary(state: &AppState, t: &TimelapseRow, job: Option<&JobRow>) -> TimelapseSummary {
+fn summary(state: &AppState, t: &TimelapseRow) -> TimelapseSummary {
     let keep_days = state.settings.camera.timelapse_keep_days;
-    let expires_at = job
-        .filter(|j| j.state.is_final() && keep_days > 0)
-        .map(|j| rfc3339(j.updated_at + keep_days * DAY_MS));
+    let expires_at = t
+        .ended_at
+        .filter(|_| keep_days > 0)
+        .map(|ended| rfc3339(ended + keep_days * DAY_MS));
     TimelapseSummary {
         job_id: t.job_id,
         frames: t.frames.max(0) as u64,
@@ -153,12 +154,8 @@ pub async fn list_timelapses(
     State(state): State<AppState>,
     access: OrgAccess<Viewer>,
 ) -> ApiResult<Json<Vec<TimelapseSummary>>> {
-    let mut out = Vec::new();
-    for t in state.store.timelapses(access.org.id).await? {
-        let job = state.store.job(t.job_id).await.ok();
-        out.push(summary(&state, &t, job.as_ref()));
-    }
-    Ok(Json(out))
+    let all = state.store.timelapses(access.org.id).await?;
+    Ok(Json(all.iter().map(|t| summary(&state, t)).collect()))
 }
 
 /// A job's timelapse: its frames in order, each with the manifest its agent signed.
@@ -191,7 +188,7 @@ pub async fn get_timelapse(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(Json(Timelapse {
-        summary: summary(&state, &t, Some(&job)),
+        summary: summary(&state, &t),
         frames,
     }))
 }

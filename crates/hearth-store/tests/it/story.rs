@@ -611,6 +611,7 @@ async fn timelapses(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: 
         (6, 2, 3, 300, Some(now), Some(now + 4)),
         "{label}"
     );
+    assert_eq!(t.ended_at, None, "{label}: its job still prints");
     assert_eq!(s.timelapses(org).await.unwrap(), vec![t.clone()], "{label}");
     assert_eq!(
         s.usage(org).await.unwrap().used,
@@ -667,6 +668,11 @@ async fn timelapses(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: 
         s.timelapses_ended_before(now + 11).await.unwrap(),
         vec![(org, job.id)],
         "{label}"
+    );
+    assert_eq!(
+        s.timelapse(job.id).await.unwrap().ended_at,
+        Some(now + 10),
+        "{label}: its expiry counts from when the job ended"
     );
     let mut tx = s.begin().await.unwrap();
     let mut gone = tx.delete_timelapse(job.id).await.unwrap();
