@@ -17,6 +17,7 @@ use hearth_proto::ids::{
 use hearth_proto::inventory::{
     Material, MaterialUpdate, MaterialUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
 };
+use hearth_proto::maintenance::{MaintenanceKind, MaintenanceSchedule, MaintenanceTask};
 use hearth_proto::notify::{Channel, ChannelUpdate, CreatedChannel, Delivery, NewChannel};
 use hearth_proto::{Role, TUS_VERSION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -257,6 +258,44 @@ impl Client {
     pub async fn printer_bed_cleared(&self, org: OrgId, printer: PrinterId) -> Result<Printer> {
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/bed/cleared");
         Self::json(self.req(Method::POST, &path)).await
+    }
+
+    /// The organisation's maintenance tasks and where each stands.
+    pub async fn maintenance(&self, org: OrgId) -> Result<Vec<MaintenanceTask>> {
+        self.get(&format!("/api/v1/orgs/{org}/maintenance")).await
+    }
+
+    /// Sets up a maintenance task on a printer or changes its schedule (operators).
+    pub async fn set_maintenance(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        kind: MaintenanceKind,
+        schedule: &MaintenanceSchedule,
+    ) -> Result<MaintenanceTask> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/maintenance/{kind}");
+        self.send(Method::PUT, &path, schedule).await
+    }
+
+    /// Marks a maintenance task done now (operators); a printer it held is released.
+    pub async fn maintenance_done(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        kind: MaintenanceKind,
+    ) -> Result<MaintenanceTask> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/maintenance/{kind}/done");
+        Self::json(self.req(Method::POST, &path)).await
+    }
+
+    pub async fn remove_maintenance(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        kind: MaintenanceKind,
+    ) -> Result<()> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/maintenance/{kind}");
+        self.no_content(self.req(Method::DELETE, &path)).await
     }
 
     /// Goes back to the material, colour and nozzle of the printer's agent configuration.

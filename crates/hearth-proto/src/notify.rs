@@ -97,6 +97,9 @@ pub enum NotifyEvent {
     /// there).
     #[serde(rename = "spool.low")]
     SpoolLow,
+    /// A printer's maintenance task fell due (once per round, until it is marked done).
+    #[serde(rename = "maintenance.due")]
+    MaintenanceDue,
     /// Sent by `POST .../notifications/{id}/test` only; no channel follows it.
     #[serde(rename = "test")]
     Test,
@@ -104,7 +107,7 @@ pub enum NotifyEvent {
 
 impl NotifyEvent {
     /// Every event a channel can follow.
-    pub const FOLLOWABLE: [NotifyEvent; 9] = [
+    pub const FOLLOWABLE: [NotifyEvent; 10] = [
         Self::JobStarted,
         Self::JobPaused,
         Self::JobCompleted,
@@ -114,11 +117,12 @@ impl NotifyEvent {
         Self::PrinterOffline,
         Self::PrinterOnline,
         Self::SpoolLow,
+        Self::MaintenanceDue,
     ];
 
     /// What a channel follows when its creator names nothing: everything that needs a person,
     /// and the end of every job.
-    pub const DEFAULT: [NotifyEvent; 7] = [
+    pub const DEFAULT: [NotifyEvent; 8] = [
         Self::JobPaused,
         Self::JobCompleted,
         Self::JobFailed,
@@ -126,6 +130,7 @@ impl NotifyEvent {
         Self::PrinterOffline,
         Self::PrinterOnline,
         Self::SpoolLow,
+        Self::MaintenanceDue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -139,6 +144,7 @@ impl NotifyEvent {
             Self::PrinterOffline => "printer.offline",
             Self::PrinterOnline => "printer.online",
             Self::SpoolLow => "spool.low",
+            Self::MaintenanceDue => "maintenance.due",
             Self::Test => "test",
         }
     }
@@ -345,6 +351,9 @@ pub struct Notification {
     /// The spool, for `spool.low`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spool: Option<NotifiedSpool>,
+    /// The task, for `maintenance.due`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::MaintenanceTask>,
     /// The dashboard, when the server knows its public address.
     pub link: Option<String>,
 }

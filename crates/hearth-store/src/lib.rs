@@ -15,6 +15,7 @@ pub mod audit;
 pub mod blobdir;
 pub mod fleet;
 pub mod inventory;
+pub mod maintenance;
 mod migrate;
 pub mod models;
 pub mod notify;

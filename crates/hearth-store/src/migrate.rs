@@ -67,6 +67,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "printer_hold",
         include_str!("../migrations/0013_printer_hold.sql"),
     ),
+    (
+        14,
+        "maintenance",
+        include_str!("../migrations/0014_maintenance.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

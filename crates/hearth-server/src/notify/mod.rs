@@ -298,6 +298,7 @@ pub async fn job_changed(
         printer,
         job: Some(job),
         spool: None,
+        maintenance: None,
         link: link(state),
     };
     enqueue(tx, &n).await
@@ -347,6 +348,7 @@ async fn printer_notification(
         printer: Some(p),
         job: None,
         spool: None,
+        maintenance: None,
         link: link(state),
     };
     let mut tx = state.store.begin().await?;
@@ -452,6 +454,7 @@ pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<Deli
         printer: None,
         job: None,
         spool: None,
+        maintenance: None,
         link: link(state),
     };
     let id = DeliveryId::new();

@@ -209,6 +209,7 @@ fn ntfy_tag(e: NotifyEvent) -> &'static str {
         NotifyEvent::PrinterOffline => "electric_plug",
         NotifyEvent::PrinterOnline => "green_circle",
         NotifyEvent::SpoolLow => "thread",
+        NotifyEvent::MaintenanceDue => "wrench",
         NotifyEvent::Test => "bell",
     }
 }
@@ -247,6 +248,7 @@ mod tests {
             printer: None,
             job: None,
             spool: None,
+            maintenance: None,
             link: Some("https://hearth.example.org/".into()),
         }
     }

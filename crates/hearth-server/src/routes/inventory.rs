@@ -437,6 +437,7 @@ async fn spool_low(
             remaining_grams: left,
             low_grams: s.low_grams,
         }),
+        maintenance: None,
         link: crate::notify::link(state),
     };
     crate::notify::enqueue(tx, &n).await

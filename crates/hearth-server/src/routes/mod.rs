@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod camera;
 pub mod fleet;
 pub mod inventory;
+pub mod maintenance;
 pub mod notify;
 pub mod system;
 pub mod timelapse;
@@ -46,6 +47,7 @@ use utoipa::OpenApi;
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
         camera::agent_snapshot, camera::get_snapshot, camera::request_snapshot,
+        maintenance::list_maintenance, maintenance::set_maintenance, maintenance::maintenance_done, maintenance::remove_maintenance,
         timelapse::list_timelapses, timelapse::get_timelapse, timelapse::get_timelapse_frame, timelapse::delete_timelapse,
         inventory::list_materials, inventory::create_material, inventory::update_material, inventory::delete_material,
         inventory::list_spools, inventory::create_spool, inventory::get_spool, inventory::update_spool, inventory::spool_usage, inventory::material_usage,
@@ -178,6 +180,18 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
         .route("/orgs/{org}/jobs/{id}/priority", put(fleet::set_priority))
+        .route(
+            "/orgs/{org}/maintenance",
+            get(maintenance::list_maintenance),
+        )
+        .route(
+            "/orgs/{org}/printers/{id}/maintenance/{kind}",
+            put(maintenance::set_maintenance).delete(maintenance::remove_maintenance),
+        )
+        .route(
+            "/orgs/{org}/printers/{id}/maintenance/{kind}/done",
+            post(maintenance::maintenance_done),
+        )
         .route("/orgs/{org}/timelapses", get(timelapse::list_timelapses))
         .route(
             "/orgs/{org}/jobs/{id}/timelapse",

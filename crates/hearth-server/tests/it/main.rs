@@ -9,6 +9,7 @@ mod cluster;
 mod deps;
 mod fleet;
 mod inventory;
+mod maintenance;
 mod malformed;
 mod notify;
 mod openapi;

@@ -10,7 +10,7 @@ use hearth_proto::agent::{AgentMsg, JobState, PrinterState, ServerMsg};
 use hearth_proto::api::{Job, JobPriority, SubmitJobRequest};
 use hearth_proto::ids::{BlobHash, JobId, OrgId, PrinterId};
 
-fn named_job(printer: PrinterId, blob: &BlobHash) -> SubmitJobRequest {
+pub(crate) fn named_job(printer: PrinterId, blob: &BlobHash) -> SubmitJobRequest {
     SubmitJobRequest {
         priority: 0,
         job_id: JobId::new(),
@@ -23,14 +23,14 @@ fn named_job(printer: PrinterId, blob: &BlobHash) -> SubmitJobRequest {
 }
 
 /// The owner's organisation, with an agent connected whose printer mk4 is idle.
-struct Fleet {
-    owner: hearth_client::Client,
-    org: OrgId,
-    ws: Ws,
-    mk4: PrinterId,
+pub(crate) struct Fleet {
+    pub(crate) owner: hearth_client::Client,
+    pub(crate) org: OrgId,
+    pub(crate) ws: Ws,
+    pub(crate) mk4: PrinterId,
 }
 
-async fn one_idle_printer(server: &TestServer) -> Fleet {
+pub(crate) async fn one_idle_printer(server: &TestServer) -> Fleet {
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
     let (_agent, ws) =

@@ -457,6 +457,150 @@ async fn story(db: TestDb) {
     notifications(s, label, org.id, alice.id, now).await;
     timelapses(s, label, org.id, id, alice.id, now).await;
     queue(s, label, org.id, id, alice.id, now).await;
+    maintenance(s, label, org.id, id, alice.id, now).await;
+}
+
+/// Maintenance tasks count the printer's hours of printing (its rollups in state `printing`,
+/// nothing else) since they were last done, and report once per round.
+async fn maintenance(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: UserId, now: i64) {
+    use hearth_proto::maintenance::MaintenanceKind::{Lubrication, Nozzle};
+    use hearth_store::maintenance::{NewMaintenance, SetMaintenance};
+    const H: i64 = 3_600_000;
+    let hour = now - now % H;
+    let mut tx = s.begin().await.unwrap();
+    // Forty days ago it printed five hours; two days ago, two hours (and paused one).
+    tx.add_rollup(printer, hour - 40 * 24 * H, "printing", 5 * H)
+        .await
+        .unwrap();
+    tx.add_rollup(printer, hour - 2 * 24 * H, "printing", 2 * H)
+        .await
+        .unwrap();
+    tx.add_rollup(printer, hour - 2 * 24 * H, "paused", H)
+        .await
+        .unwrap();
+    let task = |kind, last_done| NewMaintenance {
+        org,
+        printer,
+        kind,
+        every_print_hours: Some(100),
+        every_days: None,
+        hold_when_due: true,
+        last_done,
+        by,
+        now,
+    };
+    // Done thirty days ago: the two hours since count, not the five before.
+    assert_eq!(
+        tx.set_maintenance(&task(Lubrication, Some(now - 30 * 24 * H)))
+            .await
+            .unwrap(),
+        SetMaintenance {
+            created: true,
+            release: false
+        },
+        "{label}"
+    );
+    // Counted from now: nothing yet.
+    tx.set_maintenance(&task(Nozzle, None)).await.unwrap();
+    tx.commit().await.unwrap();
+    let lube = s.maintenance_task(printer, Lubrication).await.unwrap();
+    assert_eq!(
+        (lube.printed_ms, lube.done_at, lube.done_by),
+        (2 * H, now - 30 * 24 * H, Some(by)),
+        "{label}"
+    );
+    let nozzle = s.maintenance_task(printer, Nozzle).await.unwrap();
+    assert_eq!(
+        (nozzle.printed_ms, nozzle.done_at, nozzle.done_by),
+        (0, now, None),
+        "{label}"
+    );
+
+    // An hour of printing later, both count it.
+    let mut tx = s.begin().await.unwrap();
+    tx.add_rollup(printer, hour, "printing", H).await.unwrap();
+    tx.commit().await.unwrap();
+    let all = s.maintenance(org).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|m| (m.kind, m.printed_ms))
+            .collect::<Vec<_>>(),
+        vec![(Lubrication, 3 * H), (Nozzle, H)],
+        "{label}"
+    );
+
+    // Reported once per round; the hold it placed is released when it is done.
+    assert_eq!(
+        s.maintenance_unreported().await.unwrap().len(),
+        2,
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.claim_maintenance_report(printer, Nozzle, now)
+            .await
+            .unwrap(),
+        "{label}"
+    );
+    assert!(
+        !tx.claim_maintenance_report(printer, Nozzle, now)
+            .await
+            .unwrap(),
+        "{label}: a second instance finds it claimed"
+    );
+    tx.maintenance_placed_hold(printer, Nozzle).await.unwrap();
+    tx.maintenance_placed_hold(printer, Lubrication)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.maintenance_unreported()
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.kind)
+            .collect::<Vec<_>>(),
+        vec![Lubrication],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        !tx.maintenance_done(printer, Nozzle, now + 1, by)
+            .await
+            .unwrap(),
+        "{label}: lubrication still holds the printer"
+    );
+    assert!(
+        tx.maintenance_done(printer, Lubrication, now + 1, by)
+            .await
+            .unwrap(),
+        "{label}: the last task holding it was done"
+    );
+    tx.commit().await.unwrap();
+    let nozzle = s.maintenance_task(printer, Nozzle).await.unwrap();
+    assert_eq!(
+        (nozzle.printed_ms, nozzle.done_at, nozzle.notified_at),
+        (0, now + 1, None),
+        "{label}: counted again from when it was done"
+    );
+
+    // Removed; a task that does not exist is not found.
+    let mut tx = s.begin().await.unwrap();
+    tx.remove_maintenance(printer, Nozzle).await.unwrap();
+    assert!(matches!(
+        tx.remove_maintenance(printer, Nozzle).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        tx.maintenance_done(printer, Nozzle, now, by).await,
+        Err(StoreError::NotFound(_))
+    ));
+    drop(tx);
+    assert_eq!(
+        s.maintenance(org).await.unwrap().len(),
+        2,
+        "{label}: the removal was rolled back"
+    );
 }
 
 /// The fleet queue's order: priority first (higher first), then age; only a queued job moves.
