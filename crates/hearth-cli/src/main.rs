@@ -73,6 +73,15 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<cmd::inventory::SpoolsCmd>,
     },
+    /// Printers' maintenance reminders: tasks due every so many hours of printing or days;
+    /// `set`, `done`, `remove`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Maintenance {
+        #[command(subcommand)]
+        cmd: Option<cmd::maintenance::MaintenanceCmd>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest frame of a printer's camera, checked and opened on this machine (the server
     /// cannot see it); --fresh asks for a new one.
     Camera(cmd::camera::CameraArgs),
@@ -173,6 +182,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => cmd::fleet::hold(&args, false).await,
         Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
+        Command::Maintenance { cmd: None, json } => {
+            cmd::maintenance::run(Some(&cmd::maintenance::MaintenanceCmd::List { json })).await
+        }
+        Command::Maintenance { cmd, .. } => cmd::maintenance::run(cmd.as_ref()).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
         Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
         Command::Queue { cmd, json } => cmd::fleet::queue(cmd.as_ref(), json).await,

@@ -457,6 +457,23 @@ pub async fn printers(json: bool) -> anyhow::Result<()> {
         return print_json(&printers);
     }
     printers_table(&printers.iter().collect::<Vec<_>>()).print();
+    // Tasks due, under the table (a server without maintenance reminders has none to say).
+    let due = ctx
+        .client
+        .maintenance(ctx.org()?)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.status == hearth_proto::maintenance::MaintenanceStatus::Due);
+    for m in due {
+        println!(
+            "maintenance due on {}: {} (`hearth maintenance done {} {}`)",
+            m.printer,
+            m.kind.words(),
+            m.printer,
+            m.kind
+        );
+    }
     Ok(())
 }
 

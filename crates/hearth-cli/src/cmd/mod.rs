@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod inventory;
 pub mod keys;
 pub mod login;
+pub mod maintenance;
 pub mod members;
 pub mod notify;
 pub mod timelapse;

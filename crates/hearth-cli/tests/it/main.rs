@@ -17,6 +17,7 @@ mod queue;
 #[path = "../../../hearth-drivers/tests/it/fake_klippy.rs"]
 mod fake_klippy;
 mod inspect;
+mod maintenance;
 mod members;
 #[allow(dead_code)]
 #[path = "../../../hearth-drivers/tests/it/peers.rs"]

@@ -232,7 +232,7 @@ async fn the_next_job_waits_until_the_bed_is_said_clear() {
 }
 
 /// Waits until the organisation's one printer is online and idle.
-async fn printer_idle(client: &hearth_client::Client, org: hearth_proto::ids::OrgId) {
+pub(crate) async fn printer_idle(client: &hearth_client::Client, org: hearth_proto::ids::OrgId) {
     eventually("the printer online", || async {
         let p: Vec<Printer> = client
             .raw_get(&format!("/api/v1/orgs/{org}/printers"))
