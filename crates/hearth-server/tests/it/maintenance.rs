@@ -182,6 +182,35 @@ async fn a_due_task_is_reported_once_holds_its_printer_and_is_released_when_done
     assert_eq!(offered(&mut ws).await.0, job.job_id);
     printers_until(&owner, org, "the printer released", |p| !p[0].held).await;
 
+    // The printer's own telemetry counts: once it prints, the time reaches the task through the
+    // history the server writes.
+    crate::notify::job_update(&mut ws, job.job_id, JobState::Printing, None).await;
+    crate::inventory::printing(&mut ws, "mk4", job.job_id, 0.1).await;
+    settled(&mut ws).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        server
+            .state
+            .hub
+            .flush_rollups(&server.state.store)
+            .await
+            .unwrap();
+        let t = server
+            .state
+            .store
+            .maintenance_task(mk4, Nozzle)
+            .await
+            .unwrap();
+        if t.printed_ms > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "printing never counted"
+        );
+        tokio::task::yield_now().await;
+    }
+
     // Every step is in the audit log.
     let audit = owner.audit_page(Some(org), 0, 200).await.unwrap();
     let steps: Vec<(&str, &str)> = audit
