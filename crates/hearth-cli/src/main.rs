@@ -73,6 +73,15 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<cmd::inventory::SpoolsCmd>,
     },
+    /// The fleet over the last days: per printer, time printing, idle, paused, in error and
+    /// offline, its utilisation, and how the jobs that ended on it ended.
+    Stats {
+        /// The last N days (1-365).
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Printers' maintenance reminders: tasks due every so many hours of printing or days;
     /// `set`, `done`, `remove`.
     #[command(args_conflicts_with_subcommands = true)]
@@ -182,6 +191,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => cmd::fleet::hold(&args, false).await,
         Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
+        Command::Stats { days, json } => cmd::stats::run(days, json).await,
         Command::Maintenance { cmd: None, json } => {
             cmd::maintenance::run(Some(&cmd::maintenance::MaintenanceCmd::List { json })).await
         }

@@ -260,6 +260,12 @@ impl Client {
         Self::json(self.req(Method::POST, &path)).await
     }
 
+    /// The fleet over the last `days`: time per state, utilisation and job outcomes per printer.
+    pub async fn fleet_stats(&self, org: OrgId, days: u32) -> Result<FleetStats> {
+        self.get(&format!("/api/v1/orgs/{org}/stats?days={days}"))
+            .await
+    }
+
     /// The organisation's maintenance tasks and where each stands.
     pub async fn maintenance(&self, org: OrgId) -> Result<Vec<MaintenanceTask>> {
         self.get(&format!("/api/v1/orgs/{org}/maintenance")).await

@@ -560,6 +560,66 @@ pub struct HistoryBucket {
     pub seconds: f64,
 }
 
+/// How the jobs that ended in a period ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobCounts {
+    pub completed: u64,
+    /// Failed, including jobs that expired in the queue.
+    pub failed: u64,
+    pub cancelled: u64,
+    /// Refused by the agent (signature, expiry, replay).
+    pub refused: u64,
+}
+
+impl JobCounts {
+    /// Completed among the jobs that ended (refused ones never printed, so they do not count);
+    /// `None` when none ended.
+    pub fn success_rate(&self) -> Option<f64> {
+        let ended = self.completed + self.failed + self.cancelled;
+        (ended > 0).then(|| self.completed as f64 / ended as f64)
+    }
+
+    pub fn add(&mut self, o: &JobCounts) {
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.cancelled += o.cancelled;
+        self.refused += o.refused;
+    }
+}
+
+/// One printer over a period: time in each state and the jobs that ended on it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PrinterStats {
+    pub printer_id: crate::ids::PrinterId,
+    pub printer: String,
+    /// Seconds per state (`printing`, `idle`, `paused`, `error`, `offline`, ...), as the
+    /// server's history counted them.
+    pub seconds: std::collections::BTreeMap<String, f64>,
+    /// Printing time over all the time the history counted (0 to 1).
+    pub utilisation: f64,
+    pub jobs: JobCounts,
+    /// Completed among jobs that ended (0 to 1), when any did.
+    pub success_rate: Option<f64>,
+}
+
+/// `GET /api/v1/orgs/{org}/stats`: the fleet over the last days.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FleetStats {
+    /// Start of the period (the start of its first hour, UTC).
+    pub from: String,
+    pub days: u32,
+    pub printers: Vec<PrinterStats>,
+    /// Hours of printing over the whole fleet.
+    pub printing_hours: f64,
+    /// Printing time over all the time the history counted, over the whole fleet.
+    pub utilisation: f64,
+    pub jobs: JobCounts,
+    pub success_rate: Option<f64>,
+}
+
 /// `POST /api/v1/orgs/{org}/files`: register an uploaded sealed print file in the library.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

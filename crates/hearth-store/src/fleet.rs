@@ -343,6 +343,59 @@ impl Store {
             .collect()
     }
 
+    /// Milliseconds each printer of `org` spent in each state since the hour `from_ms`:
+    /// (printer, state, milliseconds).
+    pub async fn fleet_time(
+        &self,
+        org: OrgId,
+        from_ms: i64,
+    ) -> Result<Vec<(PrinterId, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT r.printer_id, r.state, CAST(SUM(r.ms) AS BIGINT) AS ms FROM printer_rollups r \
+             JOIN printers p ON p.id = r.printer_id WHERE p.org_id = $1 AND r.bucket >= $2 \
+             GROUP BY r.printer_id, r.state",
+        )
+        .bind(org.to_string())
+        .bind(from_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parsed(r, "printer_id")?,
+                    r.try_get("state")?,
+                    r.try_get("ms")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// How many jobs of `org` ended since `from_ms`, per printer and final state (a job that
+    /// never reached a printer has none).
+    pub async fn job_ends(
+        &self,
+        org: OrgId,
+        from_ms: i64,
+    ) -> Result<Vec<(Option<PrinterId>, JobState, i64)>> {
+        let rows = sqlx::query(
+            "SELECT printer_id, state, COUNT(*) AS n FROM jobs WHERE org_id = $1 AND updated_at >= $2 \
+             AND state IN ('completed', 'failed', 'cancelled', 'refused') GROUP BY printer_id, state",
+        )
+        .bind(org.to_string())
+        .bind(from_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parsed_opt(r, "printer_id")?,
+                    job_state(&r.try_get::<String, _>("state")?)?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+
     /// Hourly state durations of a printer since `from_ms`: (hour start, state, milliseconds), oldest first.
     pub async fn printer_history(
         &self,

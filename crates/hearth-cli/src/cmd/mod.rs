@@ -13,5 +13,6 @@ pub mod login;
 pub mod maintenance;
 pub mod members;
 pub mod notify;
+pub mod stats;
 pub mod timelapse;
 pub mod upload;

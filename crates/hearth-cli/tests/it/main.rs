@@ -24,6 +24,7 @@ mod members;
 mod peers;
 #[path = "../../../hearth-server/tests/it/pki.rs"]
 mod pki;
+mod stats;
 mod support;
 mod tls;
 

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod maintenance;
 pub mod notify;
+pub mod stats;
 pub mod system;
 pub mod timelapse;
 pub mod tokens;
@@ -47,6 +48,7 @@ use utoipa::OpenApi;
         fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
         camera::agent_snapshot, camera::get_snapshot, camera::request_snapshot,
+        stats::fleet_stats,
         maintenance::list_maintenance, maintenance::set_maintenance, maintenance::maintenance_done, maintenance::remove_maintenance,
         timelapse::list_timelapses, timelapse::get_timelapse, timelapse::get_timelapse_frame, timelapse::delete_timelapse,
         inventory::list_materials, inventory::create_material, inventory::update_material, inventory::delete_material,
@@ -180,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
         .route("/orgs/{org}/jobs/{id}/priority", put(fleet::set_priority))
+        .route("/orgs/{org}/stats", get(stats::fleet_stats))
         .route(
             "/orgs/{org}/maintenance",
             get(maintenance::list_maintenance),

@@ -16,6 +16,7 @@ mod openapi;
 mod pki;
 mod process;
 mod queue;
+mod stats;
 mod support;
 mod timelapse;
 mod ui;

@@ -529,6 +529,25 @@ async fn maintenance(s: &Store, label: &str, org: OrgId, printer: PrinterId, by:
         "{label}"
     );
 
+    // The fleet's time per state since a given hour, for the statistics.
+    let mut time = s.fleet_time(org, hour - 3 * 24 * H).await.unwrap();
+    time.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        time,
+        vec![
+            (printer, "paused".to_owned(), H),
+            (printer, "printing".to_owned(), 3 * H)
+        ],
+        "{label}"
+    );
+    let ends = s.job_ends(org, 0).await.unwrap();
+    assert!(
+        ends.iter().any(|(p, st, n)| *p == Some(printer)
+            && *st == hearth_proto::agent::JobState::Completed
+            && *n >= 1),
+        "{label}: {ends:?}"
+    );
+
     // Reported once per round; the hold it placed is released when it is done.
     assert_eq!(
         s.maintenance_unreported().await.unwrap().len(),

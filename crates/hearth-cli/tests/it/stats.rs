@@ -1,0 +1,31 @@
+//! `hearth stats` on a real agent's printer: the time it has spent idle since it connected counts
+//! at once (the server writes what it summed in memory before answering).
+
+use crate::printer_chain::{simulated, start_chain_agent};
+use crate::queue::printer_idle;
+use crate::support::*;
+use hearth_proto::api::FleetStats;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_statistics_count_a_printers_time_at_once() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let agent = start_chain_agent(&server, &ada, simulated("mk4", 1.0)).await;
+    let (client, org) = ada.client();
+    printer_idle(&client, org).await;
+    let stats: FleetStats = eventually("idle time counted", || async {
+        let s: FleetStats =
+            serde_json::from_str(&ada.run(&["stats", "--days", "7", "--json"]).await).unwrap();
+        (s.printers[0].seconds.get("idle").copied().unwrap_or(0.0) > 0.0).then_some(s)
+    })
+    .await;
+    assert_eq!((stats.days, stats.printers.len()), (7, 1));
+    assert_eq!(stats.printers[0].printer, "mk4");
+    assert_eq!(stats.success_rate, None, "no job ended");
+    let table = ada.run(&["stats"]).await;
+    let mk4 = table.lines().find(|l| l.starts_with("mk4")).unwrap();
+    assert!(mk4.contains("0%"), "idle, not printing: {table}");
+    assert!(table.contains("all, last 30 days"), "{table}");
+    agent.shutdown().await;
+}
