@@ -386,6 +386,7 @@ impl Agent {
             let p = &mut self.printers[i];
             if rec.start_requested && p.active.is_none() {
                 p.active = Some(rec.job_id);
+                p.driver.watching(&printer_file_name(rec.job_id));
             } else if rec.start_requested {
                 p.queue.push_front(rec.job_id);
             } else {

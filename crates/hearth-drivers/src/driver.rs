@@ -53,6 +53,11 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Unlike `status`, an unreachable printer is an error here: "no job" must not be guessed.
     async fn current_job(&self) -> Result<Option<JobStatus>, DriverError>;
 
+    /// The agent, after its own restart, watches again a job it started under `name` on this
+    /// printer. A printer that forgets a job as soon as it ends (PrusaLink) can then still say how
+    /// that job ended, instead of it being lost. Others find the job by name and need nothing.
+    fn watching(&self, _name: &str) {}
+
     /// Deletes a file from the printer (the agent removes plaintext it no longer needs).
     async fn remove(&self, name: &str) -> Result<(), DriverError>;
 

@@ -589,6 +589,12 @@ impl Driver for PrusaLinkDriver {
         &self.info
     }
 
+    /// The job the printer's FINISHED or STOPPED state speaks of, until the printer names another
+    /// (a print started by hand while the agent was away would be taken for it).
+    fn watching(&self, name: &str) {
+        locked(&self.last_file).get_or_insert_with(|| name.to_owned());
+    }
+
     async fn status(&self) -> Result<PrinterStatus, DriverError> {
         match self.fetch().await {
             Err(DriverError::Unreachable { source, .. }) => Ok(PrinterStatus::offline(format!(

@@ -93,6 +93,9 @@ async fn an_agent_killed_mid_print_reattaches_and_never_starts_the_job_twice() {
         .await;
     rig.advance(80);
     rig.hub.wait_state(id, JobState::Completed).await;
+    // The driver was told which job it watches again (PrusaLink needs it when the job ends
+    // before the printer is asked).
+    assert_eq!(rig.driver.count(&format!("watching hearth-{id}.gcode")), 1);
     assert_eq!(
         rig.driver.count("start"),
         1,

@@ -106,6 +106,10 @@ impl Driver for Recording {
     fn describe(&self) -> &DriverInfo {
         self.inner.describe()
     }
+    fn watching(&self, name: &str) {
+        self.log.lock().unwrap().push(format!("watching {name}"));
+        self.inner.watching(name);
+    }
     async fn status(&self) -> Result<PrinterStatus, DriverError> {
         self.inner.status().await
     }

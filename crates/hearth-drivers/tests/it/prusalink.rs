@@ -133,6 +133,38 @@ async fn a_file_prints_to_the_end_on_a_printers_own_prusalink() {
     }
 }
 
+/// The agent restarts while its job ends: the firmware has forgotten the job and only its state
+/// says FINISHED. Told which job it watches again, a new driver reports that one completed, so it
+/// is not failed as lost.
+#[tokio::test]
+async fn a_job_that_ended_while_the_agent_was_away_is_reported_as_it_ended() {
+    let link = Link::printer(&["--print-seconds", "2"]).await;
+    let first = PrusaLinkDriver::new(link.config()).unwrap();
+    upload_copy(
+        &first,
+        "hearth-j3.gcode",
+        &sample("cube20_prusaslicer_mk3s.gcode"),
+    )
+    .await
+    .unwrap();
+    first.start("hearth-j3.gcode").await.unwrap();
+    assert_eq!(link.event("START ").await, "START usb/hearth-j3.gcode");
+    drop(first);
+    assert_eq!(link.event("JOB FINISHED").await, "JOB FINISHED");
+    let second = PrusaLinkDriver::new(link.config()).unwrap();
+    let status = second.status().await.unwrap();
+    assert_eq!(
+        status.job, None,
+        "nothing says which job finished: {status:?}"
+    );
+    second.watching("hearth-j3.gcode");
+    let done = job_in_phase(&second, JobPhase::Completed).await;
+    assert_eq!(
+        (done.file.as_str(), done.progress),
+        ("hearth-j3.gcode", 1.0)
+    );
+}
+
 #[tokio::test]
 async fn binary_gcode_is_stored_as_bgcode_and_found_again_after_a_restart() {
     let link = Link::printer(&["--print-seconds", "60"]).await;
