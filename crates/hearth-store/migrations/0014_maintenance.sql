@@ -1,7 +1,8 @@
 -- Maintenance reminders: a task of a fixed kind (no free text in clear) on a printer, due every so
 -- many hours of printing and/or every so many days since it was last done. Hours of printing come
--- from printer_rollups (state 'printing'): done_print_ms is the printer's printing time counted up
--- to when the task was last done, so what it printed since is the total now minus it.
+-- from printer_rollups (state 'printing'): done_print_ms is the printing time already counted in the
+-- hour the task was last done in, before it was done, so what it printed since is the rollups from
+-- that hour on less it.
 CREATE TABLE maintenance (
     printer_id TEXT NOT NULL REFERENCES printers(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,

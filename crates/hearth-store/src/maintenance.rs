@@ -2,9 +2,11 @@
 //! hours of printing and/or so many days since it was last done.
 //!
 //! Hours of printing are the printer's hourly rollups in state `printing`. A task keeps the
-//! printing time counted up to when it was last done (`done_print_ms`), so a row read here carries
-//! what the printer printed since ([`MaintenanceRow::printed_ms`]) without a counter to keep up to
-//! date. Telemetry reaches the rollups once a minute, so the count lags by at most that.
+//! printing time already counted in the hour it was done in, before it was done
+//! (`done_print_ms`), so a row read here carries what the printer printed since
+//! ([`MaintenanceRow::printed_ms`]: the rollups from that hour on, less it) without a counter to
+//! keep up to date, and a read scans only the hours since. Telemetry reaches the rollups once a
+//! minute, so the count lags by at most that.
 
 use crate::rows::{parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
@@ -63,14 +65,15 @@ pub struct SetMaintenance {
     pub release: bool,
 }
 
-/// The printer's printing time in whole hours before `before` (all of it when `None`).
-const PRINTED: &str = "SELECT CAST(COALESCE(SUM(ms), 0) AS BIGINT) AS ms FROM printer_rollups \
-     WHERE printer_id = $1 AND state = 'printing' AND bucket + $2 <= $3";
+/// The printer's printing time counted so far in one hour.
+const IN_HOUR: &str = "SELECT CAST(COALESCE(SUM(ms), 0) AS BIGINT) AS ms FROM printer_rollups \
+     WHERE printer_id = $1 AND state = 'printing' AND bucket = $2";
 
 const SELECT: &str = "SELECT m.printer_id, m.kind, m.org_id, m.every_print_hours, m.every_days, \
      m.hold_when_due, m.placed_hold, m.done_at, m.done_by, m.notified_at, m.created_at, \
      CAST(COALESCE((SELECT SUM(r.ms) FROM printer_rollups r WHERE r.printer_id = m.printer_id \
-     AND r.state = 'printing'), 0) AS BIGINT) - m.done_print_ms AS printed_ms FROM maintenance m";
+     AND r.state = 'printing' AND r.bucket >= m.done_at - m.done_at % 3600000), 0) AS BIGINT) \
+     - m.done_print_ms AS printed_ms FROM maintenance m";
 
 fn row(r: &AnyRow) -> Result<MaintenanceRow> {
     Ok(MaintenanceRow {
@@ -134,12 +137,11 @@ impl Store {
 }
 
 impl Tx {
-    /// The printer's printing time counted in hours that ended by `at` (Unix ms).
-    async fn printed_by(&mut self, printer: PrinterId, at: i64) -> Result<i64> {
-        Ok(sqlx::query(PRINTED)
+    /// The printer's printing time counted so far in the hour of `at` (Unix ms).
+    async fn printed_in_hour(&mut self, printer: PrinterId, at: i64) -> Result<i64> {
+        Ok(sqlx::query(IN_HOUR)
             .bind(printer.to_string())
-            .bind(HOUR_MS)
-            .bind(at)
+            .bind(at - at.rem_euclid(HOUR_MS))
             .fetch_one(&mut *self.inner)
             .await?
             .try_get("ms")?)
@@ -155,10 +157,10 @@ impl Tx {
             .await?
             .is_some();
         let done = match m.last_done {
-            // The hours up to the one it was done in count as before it.
-            Some(at) => Some((at, self.printed_by(m.printer, at).await?)),
-            // Everything counted so far (the hour under way too).
-            None if !exists => Some((m.now, self.printed_by(m.printer, i64::MAX / 2).await?)),
+            // In the past: the hour it was done in counts as after it.
+            Some(at) => Some((at, 0)),
+            // Now: what this hour counted so far was before it.
+            None if !exists => Some((m.now, self.printed_in_hour(m.printer, m.now).await?)),
             None => None,
         };
         if exists {
@@ -249,7 +251,7 @@ impl Tx {
         now: i64,
         by: UserId,
     ) -> Result<bool> {
-        let ms = self.printed_by(printer, i64::MAX / 2).await?;
+        let ms = self.printed_in_hour(printer, now).await?;
         self.record_done(printer, kind, now, ms, Some(by)).await
     }
 

@@ -42,12 +42,22 @@ async fn a_due_task_is_reported_once_holds_its_printer_and_is_released_when_done
         Some(403)
     );
 
-    // A nozzle every 2 hours of printing, counted from now; rods greased every 30 days, last
-    // done 40 days ago.
+    // A nozzle every 2 hours of printing, changed three hours ago; rods greased every 30 days,
+    // last done 40 days ago.
+    let hour = now_ms() - now_ms() % H;
     let nozzle = operator
-        .set_maintenance(org, mk4, Nozzle, &every_2h)
+        .set_maintenance(
+            org,
+            mk4,
+            Nozzle,
+            &MaintenanceSchedule {
+                last_done: Some(rfc3339(hour - 3 * H)),
+                ..every_2h.clone()
+            },
+        )
         .await
         .unwrap();
+    let otto = operator.me().await.unwrap().user.id;
     assert_eq!(
         (
             nozzle.status,
@@ -56,7 +66,7 @@ async fn a_due_task_is_reported_once_holds_its_printer_and_is_released_when_done
             nozzle.done_by,
             nozzle.printer.as_str()
         ),
-        (MaintenanceStatus::Ok, 0.0, Some(2.0), None, "mk4")
+        (MaintenanceStatus::Ok, 0.0, Some(2.0), Some(otto), "mk4")
     );
     let last_greased = now_ms() - 40 * DAY;
     let lube = operator
@@ -75,9 +85,8 @@ async fn a_due_task_is_reported_once_holds_its_printer_and_is_released_when_done
     assert_eq!(lube.status, MaintenanceStatus::Due);
     assert_eq!(lube.due_on, Some(rfc3339(last_greased + 30 * DAY)));
 
-    // Two and a half hours of printing reach the printer's history (an hour of pause does not
-    // count).
-    let hour = now_ms() - now_ms() % H;
+    // Two and a half hours of printing since reach the printer's history (an hour of pause does
+    // not count).
     let mut tx = server.state.store.begin().await.unwrap();
     for (bucket, state, ms) in [
         (hour - 2 * H, "printing", H),
@@ -178,7 +187,7 @@ async fn a_due_task_is_reported_once_holds_its_printer_and_is_released_when_done
         (done.status, done.print_hours_since, done.print_hours_left),
         (MaintenanceStatus::Ok, 0.0, Some(2.0))
     );
-    assert_eq!(done.done_by, Some(operator.me().await.unwrap().user.id));
+    assert_eq!(done.done_by, Some(otto));
     assert_eq!(offered(&mut ws).await.0, job.job_id);
     printers_until(&owner, org, "the printer released", |p| !p[0].held).await;
 
