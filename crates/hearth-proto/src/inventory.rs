@@ -106,7 +106,7 @@ impl MaterialUpdate {
 /// Serde of a PATCH field that can be cleared: absent keeps the stored value (`None`), `null`
 /// clears it (`Some(None)`), a value replaces it (`Some(Some(v))`). Used with `default` and
 /// `skip_serializing_if = "Option::is_none"`, so that a client's absent field stays absent.
-mod clearable {
+pub(crate) mod clearable {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

@@ -193,6 +193,20 @@ impl std::str::FromStr for NotifyEvent {
     }
 }
 
+/// Hours in which a channel sends only alerts (`job.paused`, `job.failed`, `printer.error`,
+/// `printer.offline`); the rest waits and goes out, in order, when they end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// Start, `HH:MM` in `time_zone` (e.g. `22:00`).
+    pub from: String,
+    /// End, `HH:MM`; before `from` means the next day (`07:00`).
+    pub to: String,
+    /// An IANA time zone (`Europe/Berlin`, `UTC`), so the hours follow daylight saving time.
+    pub time_zone: String,
+}
+
 /// `POST /api/v1/orgs/{org}/notifications` (admins).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -214,6 +228,9 @@ pub struct NewChannel {
     /// Only printers of these pools, and pool jobs for them; absent or empty: every printer.
     #[serde(default)]
     pub pools: Option<Vec<String>>,
+    /// Hours in which only alerts go out; absent: always everything.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
 }
 
 /// `PATCH /api/v1/orgs/{org}/notifications/{id}` (admins): rename a channel or change what it
@@ -229,6 +246,13 @@ pub struct ChannelUpdate {
     /// Replaces the pools the channel is limited to (`[]`: every printer again).
     #[serde(default)]
     pub pools: Option<Vec<String>>,
+    /// Replaces the quiet hours; `null` removes them.
+    #[serde(
+        default,
+        with = "crate::inventory::clearable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub quiet_hours: Option<Option<QuietHours>>,
 }
 
 /// A channel as the API shows it: never its full URL, token or signing secret.
@@ -243,6 +267,9 @@ pub struct Channel {
     pub events: Vec<NotifyEvent>,
     /// Only printers of these pools; empty: every printer.
     pub pools: Vec<String>,
+    /// Hours in which only alerts go out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
     pub created_by: UserId,
     pub created_at: String,
     /// Notifications waiting for their first try or a retry.

@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "maintenance",
         include_str!("../migrations/0014_maintenance.sql"),
     ),
+    (
+        15,
+        "quiet_hours",
+        include_str!("../migrations/0015_quiet_hours.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -1,9 +1,9 @@
 //! Notification channels and the deliveries on their way to them (`0007_notifications.sql`).
 
-use crate::rows::{all_by, map_all, one_by, parsed};
+use crate::rows::{all_by, json_opt, map_all, one_by, parsed};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::ids::{ChannelId, DeliveryId, OrgId, UserId};
-use hearth_proto::notify::{ChannelKind, DeliveryState, NotifyEvent};
+use hearth_proto::notify::{ChannelKind, DeliveryState, NotifyEvent, QuietHours};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -23,6 +23,8 @@ pub struct ChannelRow {
     pub events: Vec<NotifyEvent>,
     /// Only printers of these pools (and pool jobs for them); empty: every printer.
     pub pools: Vec<String>,
+    /// Hours in which only alerts go out.
+    pub quiet: Option<QuietHours>,
     pub created_by: UserId,
     pub created_at: i64,
 }
@@ -77,7 +79,7 @@ pub enum Outcome {
 }
 
 const CHANNEL_COLS: &str =
-    "id, org_id, name, kind, url, secret, events, pools, created_by, created_at";
+    "id, org_id, name, kind, url, secret, events, pools, quiet, created_by, created_at";
 const DELIVERY_COLS: &str = "id, channel_id, event, payload, state, created_at, attempts, \
      next_attempt_at, last_attempt_at, response_status, error";
 
@@ -104,6 +106,10 @@ fn pools_column(pools: &[String]) -> String {
     list_column(pools.iter().map(String::as_str))
 }
 
+fn quiet_column(q: Option<&QuietHours>) -> Option<String> {
+    q.map(|q| serde_json::to_string(q).unwrap_or_default())
+}
+
 fn pools_of(column: &str) -> Vec<String> {
     list_of(column).map(str::to_owned).collect()
 }
@@ -125,6 +131,7 @@ fn channel(r: &AnyRow) -> Result<ChannelRow> {
         secret: r.try_get("secret")?,
         events,
         pools: pools_of(&r.try_get::<String, _>("pools")?),
+        quiet: json_opt(r, "quiet")?,
         created_by: parsed(r, "created_by")?,
         created_at: r.try_get("created_at")?,
     })
@@ -288,8 +295,8 @@ impl Store {
 impl Tx {
     pub async fn insert_channel(&mut self, c: &ChannelRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO notify_channels (id, org_id, name, kind, url, secret, events, created_by, created_at, pools) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO notify_channels (id, org_id, name, kind, url, secret, events, created_by, created_at, pools, quiet) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(c.id.to_string())
         .bind(c.org_id.to_string())
@@ -301,6 +308,7 @@ impl Tx {
         .bind(c.created_by.to_string())
         .bind(c.created_at)
         .bind(pools_column(&c.pools))
+        .bind(quiet_column(c.quiet.as_ref()))
         .execute(&mut *self.inner)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -314,23 +322,19 @@ impl Tx {
     }
 
     /// Rename a channel of `org` and set what it follows (pending deliveries are kept).
-    pub async fn update_channel(
-        &mut self,
-        org: OrgId,
-        id: ChannelId,
-        name: &str,
-        events: &[NotifyEvent],
-        pools: &[String],
-    ) -> Result<()> {
+    /// Writes a channel's name, events, pools and quiet hours (its destination stays).
+    pub async fn update_channel(&mut self, c: &ChannelRow) -> Result<()> {
+        let (org, id, name) = (c.org_id, c.id, c.name.as_str());
         let n = sqlx::query(
-            "UPDATE notify_channels SET name = $1, events = $2, pools = $5 \
+            "UPDATE notify_channels SET name = $1, events = $2, pools = $5, quiet = $6 \
              WHERE id = $3 AND org_id = $4",
         )
         .bind(name.to_owned())
-        .bind(events_column(events))
+        .bind(events_column(&c.events))
         .bind(id.to_string())
         .bind(org.to_string())
-        .bind(pools_column(pools))
+        .bind(pools_column(&c.pools))
+        .bind(quiet_column(c.quiet.as_ref()))
         .execute(&mut *self.inner)
         .await
         .map_err(|e| match StoreError::from(e) {
@@ -373,9 +377,10 @@ impl Tx {
         payload: &str,
         pools: &[String],
         now: i64,
+        due: impl Fn(Option<&QuietHours>) -> i64,
     ) -> Result<usize> {
         let rows = sqlx::query(
-            "SELECT id, pools FROM notify_channels WHERE org_id = $1 AND events LIKE $2",
+            "SELECT id, pools, quiet FROM notify_channels WHERE org_id = $1 AND events LIKE $2",
         )
         .bind(org.to_string())
         .bind(format!("%,{},%", event.as_str()))
@@ -388,8 +393,16 @@ impl Tx {
                 continue;
             }
             let channel: ChannelId = parsed(r, "id")?;
-            self.insert_delivery(DeliveryId::new(), channel, event, payload, now, 0)
-                .await?;
+            let quiet: Option<QuietHours> = json_opt(r, "quiet")?;
+            self.insert_delivery_due(
+                DeliveryId::new(),
+                channel,
+                event,
+                payload,
+                (now, due(quiet.as_ref())),
+                0,
+            )
+            .await?;
             queued += 1;
         }
         Ok(queued)
@@ -405,16 +418,31 @@ impl Tx {
         now: i64,
         lease_until: i64,
     ) -> Result<()> {
+        self.insert_delivery_due(id, channel, event, payload, (now, now), lease_until)
+            .await
+    }
+
+    /// A pending delivery created at `created` and due at `due` (after the channel's quiet hours).
+    async fn insert_delivery_due(
+        &mut self,
+        id: DeliveryId,
+        channel: ChannelId,
+        event: NotifyEvent,
+        payload: &str,
+        (created, due): (i64, i64),
+        lease_until: i64,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO notify_deliveries (id, channel_id, event, payload, state, created_at, attempts, \
-             next_attempt_at, lease_until) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $5, $6)",
+             next_attempt_at, lease_until) VALUES ($1, $2, $3, $4, 'pending', $5, 0, $7, $6)",
         )
         .bind(id.to_string())
         .bind(channel.to_string())
         .bind(event.as_str())
         .bind(payload.to_owned())
-        .bind(now)
+        .bind(created)
         .bind(lease_until)
+        .bind(due.max(created))
         .execute(&mut *self.inner)
         .await?;
         Ok(())

@@ -6,6 +6,7 @@ use hearth_client::Client;
 use hearth_proto::ids::OrgId;
 use hearth_proto::notify::{
     Channel, ChannelKind, ChannelUpdate, Delivery, DeliveryState, NewChannel, NotifyEvent,
+    QuietHours,
 };
 use std::io::Read;
 
@@ -42,6 +43,13 @@ pub enum NotifyCmd {
         /// Only printers of these pools (comma-separated), and pool jobs for them.
         #[arg(long, value_delimiter = ',')]
         pools: Option<Vec<String>>,
+        /// Quiet hours, e.g. 22:00-07:00: only alerts (job.paused, job.failed, printer.error,
+        /// printer.offline) go out then; the rest waits until they end.
+        #[arg(long, value_name = "FROM-TO", requires = "time_zone")]
+        quiet: Option<String>,
+        /// The time zone of the quiet hours, an IANA name (Europe/Berlin, America/Chicago, UTC).
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -58,6 +66,12 @@ pub enum NotifyCmd {
         /// every printer again.
         #[arg(long, value_delimiter = ',')]
         pools: Option<Vec<String>>,
+        /// Quiet hours (22:00-07:00, with --time-zone), or `off`.
+        #[arg(long, value_name = "FROM-TO|off")]
+        quiet: Option<String>,
+        /// The time zone of the quiet hours (IANA name).
+        #[arg(long, value_name = "ZONE")]
+        time_zone: Option<String>,
     },
     /// Send a test notification now and show what the destination answered.
     Test {
@@ -87,6 +101,31 @@ async fn find(client: &Client, org: OrgId, key: &str) -> anyhow::Result<Channel>
         .or_else(|| channels.iter().find(|c| c.name == key))
         .cloned()
         .ok_or_else(|| anyhow!("no notification channel {key:?} (see `hearth notify list`)"))
+}
+
+/// `--quiet FROM-TO --time-zone ZONE` as the API takes it; `off` is `None`.
+fn quiet_hours(quiet: &str, zone: Option<&str>) -> anyhow::Result<Option<QuietHours>> {
+    if quiet.trim() == "off" {
+        return Ok(None);
+    }
+    let Some((from, to)) = quiet.split_once('-') else {
+        bail!("--quiet {quiet:?}: give the hours as FROM-TO, e.g. 22:00-07:00 (or off)");
+    };
+    let Some(zone) = zone else {
+        bail!("--quiet needs --time-zone (an IANA name such as Europe/Berlin)");
+    };
+    Ok(Some(QuietHours {
+        from: from.trim().to_owned(),
+        to: to.trim().to_owned(),
+        time_zone: zone.to_owned(),
+    }))
+}
+
+/// `22:00-07:00 Europe/Berlin`, or `-`.
+fn shown_quiet(q: Option<&QuietHours>) -> String {
+    q.map_or("-".into(), |q| {
+        format!("{}-{} {}", q.from, q.to, q.time_zone)
+    })
 }
 
 /// ` for pools a, b` when a channel is limited to some pools.
@@ -140,6 +179,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                 "DESTINATION",
                 "EVENTS",
                 "POOLS",
+                "QUIET",
                 "LAST DELIVERY",
                 "PENDING",
             ]);
@@ -155,6 +195,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                     } else {
                         c.pools.join(",")
                     },
+                    shown_quiet(c.quiet_hours.as_ref()),
                     c.last_delivery.as_ref().map_or("-".into(), |d| {
                         format!(
                             "{} {}",
@@ -175,8 +216,15 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             events,
             token_file,
             pools,
+            quiet,
+            time_zone,
             json,
         } => {
+            let quiet_hours = quiet
+                .as_deref()
+                .map(|q| quiet_hours(q, time_zone.as_deref()))
+                .transpose()?
+                .flatten();
             let url = if url == "-" {
                 let mut s = String::new();
                 std::io::stdin()
@@ -205,6 +253,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                         events: events.clone(),
                         token,
                         pools: pools.clone(),
+                        quiet_hours,
                     },
                 )
                 .await?;
@@ -220,6 +269,9 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                 events.join(", "),
                 scope(&created.channel.pools)
             );
+            if let Some(q) = &created.channel.quiet_hours {
+                println!("quiet hours: {}", shown_quiet(Some(q)));
+            }
             if let Some(secret) = &created.signing_secret {
                 println!(
                     "signing secret (shown once; the receiver verifies webhook-signature with it):"
@@ -234,10 +286,16 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
             name,
             events,
             pools,
+            quiet,
+            time_zone,
         } => {
-            if name.is_none() && events.is_none() && pools.is_none() {
-                bail!("say what to change: --name, --events and/or --pools");
+            if name.is_none() && events.is_none() && pools.is_none() && quiet.is_none() {
+                bail!("say what to change: --name, --events, --pools and/or --quiet");
             }
+            let quiet_hours = quiet
+                .as_deref()
+                .map(|q| quiet_hours(q, time_zone.as_deref()))
+                .transpose()?;
             let c = find(client, org, channel).await?;
             let updated = client
                 .update_notification_channel(
@@ -249,6 +307,7 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                         pools: pools
                             .as_ref()
                             .map(|p| p.iter().filter(|p| !p.is_empty()).cloned().collect()),
+                        quiet_hours,
                     },
                 )
                 .await?;
@@ -259,6 +318,9 @@ pub async fn run(cmd: &NotifyCmd) -> anyhow::Result<()> {
                 events.join(", "),
                 scope(&updated.pools)
             );
+            if quiet.is_some() {
+                println!("quiet hours: {}", shown_quiet(updated.quiet_hours.as_ref()));
+            }
             Ok(())
         }
         NotifyCmd::Test { channel } => {

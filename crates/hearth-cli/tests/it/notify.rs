@@ -181,7 +181,48 @@ async fn an_admin_adds_tests_lists_and_removes_notification_channels() {
     let out = ada.run(&["notify", "edit", "ops", "--pools", ""]).await;
     assert_eq!(out.trim(), "ops now follows job.completed, job.failed");
     let out = ada.try_run(&["notify", "edit", "ops"]).await;
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--name, --events and/or --pools"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--name, --events, --pools and/or --quiet")
+    );
+
+    // Quiet hours: set in a time zone, shown, refused without one or with a bad time, removed.
+    let out = ada
+        .run(&[
+            "notify",
+            "edit",
+            "ops",
+            "--quiet",
+            "22:00-7:00",
+            "--time-zone",
+            "Europe/Berlin",
+        ])
+        .await;
+    assert!(
+        out.contains("quiet hours: 22:00-07:00 Europe/Berlin"),
+        "{out}"
+    );
+    let list = ada.run(&["notify", "list"]).await;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("ops") && l.contains("22:00-07:00 Europe/Berlin")),
+        "{list}"
+    );
+    for (args, says) in [
+        (&["--quiet", "22:00-07:00"][..], "--quiet needs --time-zone"),
+        (
+            &["--quiet", "22:00-31:00", "--time-zone", "UTC"][..],
+            "give a time of day as HH:MM",
+        ),
+    ] {
+        let mut all = vec!["notify", "edit", "ops"];
+        all.extend_from_slice(args);
+        let out = ada.try_run(&all).await;
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let out = ada.run(&["notify", "edit", "ops", "--quiet", "off"]).await;
+    assert!(out.contains("quiet hours: -"), "{out}");
 
     assert!(
         ada.run(&["notify", "remove", "chat"])

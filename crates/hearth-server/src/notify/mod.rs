@@ -19,6 +19,7 @@
 
 pub mod email;
 pub mod guard;
+pub mod quiet;
 pub mod render;
 
 use crate::error::{ApiError, ApiResult};
@@ -116,8 +117,14 @@ pub async fn enqueue(tx: &mut Tx, n: &Notification) -> ApiResult<()> {
     // Channels limited to some pools hear about the printer's pools and the job's.
     let mut pools: Vec<String> = n.printer.iter().flat_map(|p| p.pools.clone()).collect();
     pools.extend(n.job.iter().filter_map(|j| j.pool.clone()));
-    tx.enqueue_notification(n.org_id, n.event, &payload, &pools, now_ms())
-        .await?;
+    // Alerts go out at once; anything else waits for the end of a channel's quiet hours.
+    let (now, alert) = (now_ms(), n.event.is_alert());
+    tx.enqueue_notification(n.org_id, n.event, &payload, &pools, now, |q| {
+        q.filter(|_| !alert)
+            .and_then(|q| quiet::Quiet::new(q).ok())
+            .map_or(now, |q| q.release_at(now))
+    })
+    .await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use hearth_proto::api::ErrorBody;
 use hearth_proto::ids::{ChannelId, OrgId};
 use hearth_proto::notify::{
     Channel, ChannelKind, ChannelUpdate, CreatedChannel, Delivery, NewChannel, NotifyEvent,
+    QuietHours,
 };
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::notify::ChannelRow;
@@ -27,11 +28,19 @@ async fn channel_view(state: &AppState, c: &ChannelRow) -> ApiResult<Channel> {
         destination: guard::shown(&c.url),
         events: c.events.clone(),
         pools: c.pools.clone(),
+        quiet_hours: c.quiet.clone(),
         created_by: c.created_by,
         created_at: rfc3339(c.created_at),
         pending,
         last_delivery: last.as_ref().map(delivery_view),
     })
+}
+
+/// Quiet hours as the API keeps them, once checked.
+fn quiet_hours(q: Option<&QuietHours>) -> ApiResult<Option<QuietHours>> {
+    q.map(crate::notify::quiet::Quiet::normalised)
+        .transpose()
+        .map_err(ApiError::invalid)
 }
 
 fn channel_name(name: &str) -> ApiResult<&str> {
@@ -147,6 +156,7 @@ pub async fn create_channel(
         secret: signing_secret.clone().unwrap_or_else(|| token.to_owned()),
         events,
         pools: pool_names(req.pools.clone().unwrap_or_default())?,
+        quiet: quiet_hours(req.quiet_hours.as_ref())?,
         created_by: access.caller.user.id,
         created_at: now_ms(),
     };
@@ -156,7 +166,7 @@ pub async fn create_channel(
         access.org.id.to_string(),
         "notify.channel.create",
         Some(format!("channel:{}", row.id)),
-        json!({ "name": row.name, "kind": row.kind, "destination": guard::shown(&row.url), "events": row.events, "pools": row.pools }),
+        json!({ "name": row.name, "kind": row.kind, "destination": guard::shown(&row.url), "events": row.events, "pools": row.pools, "quiet_hours": row.quiet }),
     ))
     .await?;
     tx.commit().await?;
@@ -189,14 +199,16 @@ pub async fn update_channel(
     if let Some(pools) = req.pools {
         c.pools = pool_names(pools)?;
     }
+    if let Some(quiet) = &req.quiet_hours {
+        c.quiet = quiet_hours(quiet.as_ref())?;
+    }
     let mut tx = state.store.begin().await?;
-    tx.update_channel(access.org.id, id, &c.name, &c.events, &c.pools)
-        .await?;
+    tx.update_channel(&c).await?;
     tx.append_audit(access.caller.audit(
         access.org.id.to_string(),
         "notify.channel.update",
         Some(format!("channel:{id}")),
-        json!({ "name": c.name, "events": c.events, "pools": c.pools }),
+        json!({ "name": c.name, "events": c.events, "pools": c.pools, "quiet_hours": c.quiet }),
     ))
     .await?;
     tx.commit().await?;

@@ -159,6 +159,7 @@ pub(crate) async fn channel(
                 events: Some(events.to_vec()),
                 token: token.map(str::to_owned),
                 pools: None,
+                quiet_hours: None,
             },
         )
         .await
@@ -279,6 +280,7 @@ async fn job_events_reach_a_signed_webhook_and_a_refused_try_is_retried() {
                 events: Some(vec![NotifyEvent::JobStarted, NotifyEvent::JobFailed]),
                 token: None,
                 pools: Some(vec![" petg ".into(), "petg".into()]),
+                quiet_hours: None,
             },
         )
         .await
@@ -514,6 +516,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
                 events: None,
                 token: None,
                 pools: None,
+                quiet_hours: None,
             },
         )
         .await
@@ -536,6 +539,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
                 events,
                 token: token.map(str::to_owned),
                 pools: None,
+                quiet_hours: None,
             }
         };
     for (bad, why) in [
@@ -669,6 +673,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
                 name: Some("ops".into()),
                 events: Some(vec![NotifyEvent::JobCompleted, NotifyEvent::JobCompleted]),
                 pools: None,
+                quiet_hours: None,
             },
         )
         .await
@@ -697,6 +702,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
                 name: Some("ops".into()),
                 events: None,
                 pools: None,
+                quiet_hours: None,
             },
         )
         .await
@@ -710,6 +716,7 @@ async fn channels_are_checked_tested_listed_and_removed_by_admins_only() {
                 name: None,
                 events: Some(vec![]),
                 pools: None,
+                quiet_hours: None,
             },
         )
         .await
@@ -1021,6 +1028,7 @@ async fn email_goes_through_the_smtp_server_and_a_deferred_recipient_is_retried(
         events: Some(events),
         token: None,
         pools: None,
+        quiet_hours: None,
     };
 
     // A test message, as the SMTP server received it.
@@ -1165,6 +1173,7 @@ async fn test_email(owner: &Client, org: OrgId) -> hearth_proto::notify::Deliver
                 events: None,
                 token: None,
                 pools: None,
+                quiet_hours: None,
             },
         )
         .await
@@ -1286,4 +1295,99 @@ async fn an_https_destination_with_an_internal_ca_is_trusted_through_ca_file() {
             assert!(e.to_lowercase().contains("certificate"), "{e}");
         }
     }
+}
+
+/// Quiet hours: what is not an alert waits for their end (in the channel's time zone), an alert
+/// goes out at once; the hours are checked and can be removed.
+#[tokio::test]
+async fn in_quiet_hours_only_alerts_go_out_and_the_rest_waits_for_their_end() {
+    use hearth_proto::notify::{ChannelUpdate, QuietHours};
+    let Farm {
+        server,
+        owner,
+        org,
+        agent,
+        mut ws,
+    } = farm(server().await, "mk4-left").await;
+    let mut hook = Receiver::start().await;
+    // An hour either side of now, in UTC.
+    let now = hearth_proto::time_fmt::now_ms();
+    let hm = |ms: i64| {
+        let m = ms.rem_euclid(86_400_000) / 60_000;
+        format!("{:02}:{:02}", m / 60, m % 60)
+    };
+    let quiet = QuietHours {
+        from: hm(now - 3_600_000),
+        to: hm(now + 3_600_000),
+        time_zone: "UTC".into(),
+    };
+    let mut new = NewChannel {
+        name: "night shift".into(),
+        kind: ChannelKind::Webhook,
+        url: format!("{}/hooks/quiet", hook.url),
+        events: Some(vec![NotifyEvent::JobStarted, NotifyEvent::JobFailed]),
+        token: None,
+        pools: None,
+        quiet_hours: Some(QuietHours {
+            time_zone: "Mars/Olympus".into(),
+            ..quiet.clone()
+        }),
+    };
+    let refused = owner
+        .create_notification_channel(org, &new)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(422));
+    assert!(
+        refused.to_string().contains("unknown time zone"),
+        "{refused}"
+    );
+    new.quiet_hours = Some(quiet.clone());
+    let created = owner.create_notification_channel(org, &new).await.unwrap();
+    assert_eq!(created.channel.quiet_hours, Some(quiet.clone()));
+
+    let job_id = start_job(&server, &owner, org, &agent, &mut ws).await;
+    job_update(&mut ws, job_id, JobState::Printing, None).await;
+    job_update(&mut ws, job_id, JobState::Failed, Some("nozzle clog")).await;
+    // The failure is an alert: it is the first (and only) thing that arrives.
+    let first = hook.next("job.failed").await.json();
+    assert_eq!(first["type"], "job.failed");
+    let deliveries = owner
+        .notification_deliveries(org, created.channel.id)
+        .await
+        .unwrap();
+    let started = deliveries
+        .iter()
+        .find(|d| d.event == NotifyEvent::JobStarted)
+        .unwrap();
+    assert_eq!(started.state, DeliveryState::Pending);
+    let due =
+        hearth_proto::time_fmt::parse_rfc3339(started.next_attempt_at.as_deref().unwrap()).unwrap();
+    assert!(
+        (now + 3_500_000..=now + 3_600_000).contains(&due),
+        "waits for {} (quiet until {}): {started:?}",
+        started.next_attempt_at.as_deref().unwrap(),
+        quiet.to
+    );
+
+    // Removed with null; the change is in the audit log.
+    let updated = owner
+        .update_notification_channel(
+            org,
+            created.channel.id,
+            &ChannelUpdate {
+                quiet_hours: Some(None),
+                ..ChannelUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.quiet_hours, None);
+    let audit = owner.audit_page(Some(org), 0, 200).await.unwrap();
+    let create = audit
+        .entries
+        .iter()
+        .find(|e| e.action == "notify.channel.create")
+        .unwrap();
+    assert_eq!(create.details["quiet_hours"]["time_zone"], "UTC");
 }

@@ -1072,12 +1072,18 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
         secret: "whsec_c2VjcmV0".into(),
         events,
         pools: vec![],
+        quiet: None,
         created_by: by,
         created_at: now,
     };
     let mut failures = channel("failures", vec![NotifyEvent::JobFailed]);
     failures.pools = vec!["pla".into()];
-    let all = channel("all", NotifyEvent::FOLLOWABLE.to_vec());
+    let mut all = channel("all", NotifyEvent::FOLLOWABLE.to_vec());
+    all.quiet = Some(hearth_proto::notify::QuietHours {
+        from: "22:00".into(),
+        to: "07:00".into(),
+        time_zone: "Europe/Berlin".into(),
+    });
     let mut tx = s.begin().await.unwrap();
     tx.insert_channel(&failures).await.unwrap();
     tx.insert_channel(&all).await.unwrap();
@@ -1099,7 +1105,8 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
             NotifyEvent::JobFailed,
             "{\"n\":1}",
             &["pla".to_owned()],
-            now
+            now,
+            |_| now
         )
         .await
         .unwrap(),
@@ -1107,9 +1114,16 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
         "{label}"
     );
     assert_eq!(
-        tx.enqueue_notification(org, NotifyEvent::PrinterOnline, "{\"n\":2}", &[], now)
-            .await
-            .unwrap(),
+        tx.enqueue_notification(
+            org,
+            NotifyEvent::PrinterOnline,
+            "{\"n\":2}",
+            &[],
+            now,
+            |_| now
+        )
+        .await
+        .unwrap(),
         1,
         "{label}: only the channel following it"
     );
@@ -1206,6 +1220,7 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
             "{}",
             &["pla".to_owned()],
             now + 20_000 + i,
+            |_| now,
         )
         .await
         .unwrap();
@@ -1234,7 +1249,7 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
     let mut tx = s.begin().await.unwrap();
     let pla = ["pla".to_owned(), "big".to_owned()];
     assert_eq!(
-        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", &pla, now)
+        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", &pla, now, |_| now)
             .await
             .unwrap(),
         2,
@@ -1242,7 +1257,7 @@ async fn notifications(s: &Store, label: &str, org: OrgId, by: UserId, now: i64)
     );
     let petg = ["petg".to_owned()];
     assert_eq!(
-        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", &petg, now)
+        tx.enqueue_notification(org, NotifyEvent::JobFailed, "{}", &petg, now, |_| now)
             .await
             .unwrap(),
         1,
