@@ -20,7 +20,8 @@
 //!   of the instance the agent sent it to; another instance asked for it requests it from that one
 //!   (which printer events say), within NATS's message size (1 MiB by default).
 //!
-//! Not shared: login throttling (per instance).
+//! - failed logins (`Wire::LoginFailed`): every instance counts every failure, so login throttling
+//!   holds however the attempts are spread over the instances.
 
 use crate::hub::{Hub, lock};
 use futures::StreamExt;
@@ -78,6 +79,13 @@ pub enum Wire {
     },
     Gone {
         from: String,
+    },
+    /// A failed login on another instance: every instance counts it, so the throttle holds
+    /// however the logins are spread over instances.
+    LoginFailed {
+        from: String,
+        login: String,
+        source: Option<String>,
     },
 }
 
@@ -173,6 +181,18 @@ impl Cluster {
                 from: self.instance.clone(),
                 agents,
                 printers,
+            },
+        );
+    }
+
+    /// Tells the others about a failed login here.
+    pub fn login_failed(&self, login: &str, source: Option<&str>) {
+        self.send(
+            SUBJECT.into(),
+            &Wire::LoginFailed {
+                from: self.instance.clone(),
+                login: login.to_owned(),
+                source: source.map(str::to_owned),
             },
         );
     }
@@ -289,6 +309,11 @@ impl Remote {
             {
                 None
             }
+            // Counted by `run`, which holds the login limiter.
+            Wire::LoginFailed { from, .. } => {
+                self.instances.insert(from, now);
+                None
+            }
             Wire::Event { from, org, event } => {
                 self.instances.insert(from.clone(), now);
                 match &*event {
@@ -346,6 +371,7 @@ impl Remote {
 pub async fn run(
     cluster: std::sync::Arc<Cluster>,
     hub: &Hub,
+    limiter: &crate::auth::LoginLimiter,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), async_nats::SubscribeError> {
     let mut events = cluster.client.subscribe(SUBJECT).await?;
@@ -362,6 +388,9 @@ pub async fn run(
             }
             Some(m) = events.next() => {
                 match serde_json::from_slice::<Wire>(&m.payload) {
+                    Ok(Wire::LoginFailed { from, login, source }) if from != cluster.instance => {
+                        limiter.record_failure(&login, source.as_deref());
+                    }
                     Ok(w) => {
                         if let Some((org, event)) = cluster.receive(w) {
                             hub.publish_local(org, event);

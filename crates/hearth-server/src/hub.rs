@@ -211,6 +211,11 @@ impl Hub {
         }
     }
 
+    /// The link to the other instances, when there are any.
+    pub fn cluster(&self) -> Option<&std::sync::Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
+    }
+
     /// Joins this hub to the other instances (once, at start).
     pub fn set_cluster(&self, cluster: std::sync::Arc<crate::cluster::Cluster>) {
         let _ = self.cluster.set(cluster);

@@ -167,6 +167,9 @@ pub async fn login(
     let now = now_ms();
     let Some(user) = user.filter(|_| ok) else {
         state.limiter.record_failure(&req.login, source.as_deref());
+        if let Some(c) = state.hub.cluster() {
+            c.login_failed(&req.login, source.as_deref());
+        }
         state.metrics.logins_failed.fetch_add(1, Relaxed);
         let mut tx = state.store.begin().await?;
         tx.append_audit(NewAuditEntry {

@@ -198,3 +198,42 @@ async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
     b.stop().await;
     a.stop().await;
 }
+
+/// Failed logins count on every instance: spreading guesses over instances does not multiply
+/// what the throttle allows.
+#[tokio::test]
+async fn failed_logins_on_one_instance_throttle_the_account_on_another() {
+    let Some((db, nats)) = peers().await else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let settings = || {
+        let mut s = test_settings(&shared.path().join("data"));
+        s.database_url = Some(db.clone());
+        s.cluster.nats_url = Some(nats.clone());
+        s.auth.max_failures_per_account = 3;
+        s
+    };
+    let a = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
+    a.bootstrap().await;
+    let b = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
+    for _ in 0..3 {
+        let err = a
+            .client()
+            .login("owner", "a wrong guess 0123")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(401));
+    }
+    // B counts A's failures (it hears of them through NATS, in a moment).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b.state.limiter.check("owner", None).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never heard of A's failed logins"
+        );
+        tokio::task::yield_now().await;
+    }
+    let err = b.client().login("owner", OWNER_SECRET).await.unwrap_err();
+    assert_eq!(err.status(), Some(429), "{err}");
+}
