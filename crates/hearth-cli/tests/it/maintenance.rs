@@ -1,9 +1,8 @@
 //! Maintenance reminders from the CLI: `hearth maintenance set` on a real agent's printer, the
 //! list with what is due, `hearth printers` naming it, `done` and `remove`, and clear refusals.
 
-use crate::printer_chain::{simulated, start_chain_agent};
-use crate::queue::printer_idle;
-use crate::support::*;
+use crate::queue::{OnePrinter, one_printer};
+
 use hearth_proto::maintenance::{MaintenanceKind, MaintenanceStatus, MaintenanceTask};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 
@@ -11,12 +10,13 @@ const DAY: i64 = 86_400_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_printers_maintenance_is_set_up_listed_and_marked_done() {
-    let server = TestServer::start().await;
-    let ada = Machine::new("correct horse battery");
-    ada.setup(&server).await;
-    let agent = start_chain_agent(&server, &ada, simulated("mk4", 1.0)).await;
-    let (client, org) = ada.client();
-    printer_idle(&client, org).await;
+    let OnePrinter {
+        server: _server,
+        ada,
+        agent,
+        client,
+        ..
+    } = one_printer(1.0).await;
     assert!(
         ada.run(&["maintenance"])
             .await

@@ -10,12 +10,14 @@ use hearth_proto::ids::JobId;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_printers_queue_is_listed_in_order_and_reordered() {
-    let server = TestServer::start().await;
-    let ada = Machine::new("correct horse battery");
-    ada.setup(&server).await;
     // Real time: the first print lasts well beyond this test.
-    let agent = start_chain_agent(&server, &ada, simulated("mk4", 1.0)).await;
-    let (client, org) = ada.client();
+    let OnePrinter {
+        server: _server,
+        ada,
+        agent,
+        client,
+        org,
+    } = one_printer(1.0).await;
     let state_of = |id: JobId| {
         let client = client.clone();
         async move {
@@ -103,11 +105,13 @@ async fn a_busy_printers_queue_is_listed_in_order_and_reordered() {
 /// which the printer prints one after the other, each accepted once by the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_of_a_file_are_one_upload_and_as_many_jobs() {
-    let server = TestServer::start().await;
-    let ada = Machine::new("correct horse battery");
-    ada.setup(&server).await;
-    let agent = start_chain_agent(&server, &ada, simulated("mk4", 50.0)).await;
-    let (client, org) = ada.client();
+    let OnePrinter {
+        server: _server,
+        ada,
+        agent,
+        client,
+        org,
+    } = one_printer(50.0).await;
     let work = tempfile::tempdir().unwrap();
     let file = gcode(work.path(), "part.gcode", "batch");
     let printed = ada
@@ -178,12 +182,13 @@ async fn jobs_by_id(
 /// why, and `hearth printers bed NAME --cleared` lets it go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_job_waits_until_the_bed_is_said_clear() {
-    let server = TestServer::start().await;
-    let ada = Machine::new("correct horse battery");
-    ada.setup(&server).await;
-    let agent = start_chain_agent(&server, &ada, simulated("mk4", 50.0)).await;
-    let (client, org) = ada.client();
-    printer_idle(&client, org).await;
+    let OnePrinter {
+        server: _server,
+        ada,
+        agent,
+        client,
+        org,
+    } = one_printer(50.0).await;
     // Held, then released: `hearth printers` says how to release it.
     ada.run(&["printers", "hold", "mk4"]).await;
     let listed = ada.run(&["printers"]).await;
@@ -232,6 +237,32 @@ async fn the_next_job_waits_until_the_bed_is_said_clear() {
 }
 
 /// Waits until the organisation's one printer is online and idle.
+/// A member's machine set up on a new server, and a real agent whose one simulated printer `mk4`
+/// (at `time_scale` times real time) is idle.
+pub(crate) struct OnePrinter {
+    pub(crate) server: TestServer,
+    pub(crate) ada: Machine,
+    pub(crate) agent: crate::printer_chain::RunningAgent,
+    pub(crate) client: hearth_client::Client,
+    pub(crate) org: hearth_proto::ids::OrgId,
+}
+
+pub(crate) async fn one_printer(time_scale: f64) -> OnePrinter {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let agent = start_chain_agent(&server, &ada, simulated("mk4", time_scale)).await;
+    let (client, org) = ada.client();
+    printer_idle(&client, org).await;
+    OnePrinter {
+        server,
+        ada,
+        agent,
+        client,
+        org,
+    }
+}
+
 pub(crate) async fn printer_idle(client: &hearth_client::Client, org: hearth_proto::ids::OrgId) {
     eventually("the printer online", || async {
         let p: Vec<Printer> = client

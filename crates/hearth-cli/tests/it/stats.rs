@@ -1,19 +1,18 @@
 //! `hearth stats` on a real agent's printer: the time it has spent idle since it connected counts
 //! at once (the server writes what it summed in memory before answering).
 
-use crate::printer_chain::{simulated, start_chain_agent};
-use crate::queue::printer_idle;
+use crate::queue::{OnePrinter, one_printer};
 use crate::support::*;
 use hearth_proto::api::FleetStats;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleets_statistics_count_a_printers_time_at_once() {
-    let server = TestServer::start().await;
-    let ada = Machine::new("correct horse battery");
-    ada.setup(&server).await;
-    let agent = start_chain_agent(&server, &ada, simulated("mk4", 1.0)).await;
-    let (client, org) = ada.client();
-    printer_idle(&client, org).await;
+    let OnePrinter {
+        server: _server,
+        ada,
+        agent,
+        ..
+    } = one_printer(1.0).await;
     let stats: FleetStats = eventually("idle time counted", || async {
         let s: FleetStats =
             serde_json::from_str(&ada.run(&["stats", "--days", "7", "--json"]).await).unwrap();

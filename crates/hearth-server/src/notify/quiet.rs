@@ -86,13 +86,16 @@ impl Quiet {
 mod tests {
     use super::*;
 
-    fn quiet(from: &str, to: &str, zone: &str) -> Quiet {
-        Quiet::new(&QuietHours {
+    fn hours(from: &str, to: &str, zone: &str) -> QuietHours {
+        QuietHours {
             from: from.into(),
             to: to.into(),
             time_zone: zone.into(),
-        })
-        .unwrap()
+        }
+    }
+
+    fn quiet(from: &str, to: &str, zone: &str) -> Quiet {
+        Quiet::new(&hours(from, to, zone)).unwrap()
     }
 
     fn ms(rfc3339: &str) -> i64 {
@@ -151,24 +154,13 @@ mod tests {
 
     #[test]
     fn what_cannot_work_is_refused_with_the_reason() {
-        let err = |from: &str, to: &str, zone: &str| {
-            Quiet::new(&QuietHours {
-                from: from.into(),
-                to: to.into(),
-                time_zone: zone.into(),
-            })
-            .unwrap_err()
-        };
+        let err =
+            |from: &str, to: &str, zone: &str| Quiet::new(&hours(from, to, zone)).unwrap_err();
         assert!(err("25:00", "07:00", "UTC").contains("HH:MM"));
         assert!(err("22h", "07:00", "UTC").contains("HH:MM"));
         assert!(err("22:00", "22:00", "UTC").contains("same time"));
         assert!(err("22:00", "07:00", "Mars/Olympus").contains("unknown time zone"));
-        let n = Quiet::normalised(&QuietHours {
-            from: "7:5".into(),
-            to: " 8:00".into(),
-            time_zone: " UTC ".into(),
-        })
-        .unwrap();
+        let n = Quiet::normalised(&hours("7:5", " 8:00", " UTC ")).unwrap();
         assert_eq!(
             (n.from.as_str(), n.to.as_str(), n.time_zone.as_str()),
             ("07:05", "08:00", "UTC")

@@ -46,18 +46,25 @@ async fn peers() -> Option<(String, String)> {
     Some((format!("{base}/{name}"), nats))
 }
 
+/// One instance's settings: the shared database, NATS and data directory under `shared`.
+fn instance_settings(
+    shared: &std::path::Path,
+    db: &str,
+    nats: &str,
+) -> hearth_server::config::Settings {
+    let mut s = test_settings(&shared.join("data"));
+    s.database_url = Some(db.to_owned());
+    s.cluster.nats_url = Some(nats.to_owned());
+    s
+}
+
 #[tokio::test]
 async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
     let Some((db, nats)) = peers().await else {
         return;
     };
     let shared = tempfile::tempdir().unwrap();
-    let settings = || {
-        let mut s = test_settings(&shared.path().join("data"));
-        s.database_url = Some(db.clone());
-        s.cluster.nats_url = Some(nats.clone());
-        s
-    };
+    let settings = || instance_settings(shared.path(), &db, &nats);
     // Instance A first: its owner is created before B starts (B then issues no setup token).
     let a = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
     let (owner_a, org) = a.bootstrap().await;
@@ -81,14 +88,7 @@ async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
         },
     )
     .await;
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4".into(),
-            status: idle(),
-        },
-    )
-    .await;
+    report_idle(&mut ws, "mk4").await;
     settled(&mut ws).await;
     printers_until(&owner_b, org, "mk4 idle, seen through B", |p| {
         p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
@@ -208,9 +208,7 @@ async fn failed_logins_on_one_instance_throttle_the_account_on_another() {
     };
     let shared = tempfile::tempdir().unwrap();
     let settings = || {
-        let mut s = test_settings(&shared.path().join("data"));
-        s.database_url = Some(db.clone());
-        s.cluster.nats_url = Some(nats.clone());
+        let mut s = instance_settings(shared.path(), &db, &nats);
         s.auth.max_failures_per_account = 3;
         s
     };

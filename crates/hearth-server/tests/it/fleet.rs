@@ -243,6 +243,18 @@ pub(crate) fn printer_info(name: &str, pool: &str) -> PrinterInfo {
     }
 }
 
+/// The agent reports `printer` idle.
+pub(crate) async fn report_idle(ws: &mut Ws, printer: &str) {
+    send(
+        ws,
+        &AgentMsg::Telemetry {
+            printer: printer.into(),
+            status: idle(),
+        },
+    )
+    .await;
+}
+
 pub(crate) fn idle() -> PrinterTelemetry {
     PrinterTelemetry {
         state: PrinterState::Idle,
@@ -313,14 +325,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
         },
     )
     .await;
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4-left".into(),
-            status: idle(),
-        },
-    )
-    .await;
+    report_idle(&mut ws, "mk4-left").await;
 
     let blob = make_file(server.dir.path(), "job.age", 5000);
     let hash = owner.upload_file(org, &blob).await.unwrap();

@@ -54,17 +54,6 @@ pub(crate) async fn printing(ws: &mut Ws, printer: &str, job: JobId, progress: f
     .await;
 }
 
-async fn back_idle(ws: &mut Ws, printer: &str) {
-    send(
-        ws,
-        &AgentMsg::Telemetry {
-            printer: printer.into(),
-            status: idle(),
-        },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
     let server = server().await;
@@ -211,7 +200,7 @@ async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
     printing(&mut ws, "mk4", small.job_id, 0.6).await;
     job_update(&mut ws, small.job_id, JobState::Completed, None).await;
     job_update(&mut ws, small.job_id, JobState::Completed, None).await;
-    back_idle(&mut ws, "mk4").await;
+    report_idle(&mut ws, "mk4").await;
     settled(&mut ws).await;
     let after = spool_now(&owner, org, &spool).await;
     assert_eq!(after.remaining_grams, 780.0);
@@ -242,7 +231,7 @@ async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
     printing(&mut ws, "mk4", named.job_id, 0.25).await;
     printing(&mut ws, "mk4", named.job_id, 0.75).await;
     job_update(&mut ws, named.job_id, JobState::Cancelled, None).await;
-    back_idle(&mut ws, "mk4").await;
+    report_idle(&mut ws, "mk4").await;
     settled(&mut ws).await;
     let after = spool_now(&owner, org, &spool).await;
     assert_eq!(after.remaining_grams, 255.0);
@@ -257,7 +246,7 @@ async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
     assert_eq!(offered(&mut ws).await.0, third.job_id);
     job_update(&mut ws, third.job_id, JobState::Printing, None).await;
     job_update(&mut ws, third.job_id, JobState::Completed, None).await;
-    back_idle(&mut ws, "mk4").await;
+    report_idle(&mut ws, "mk4").await;
     settled(&mut ws).await;
     let low = hook.next("spool.low").await;
     let body = low.json();

@@ -452,14 +452,7 @@ async fn printer_errors_and_absences_are_published_to_ntfy_once_each() {
     assert_eq!(body["priority"], 4);
     assert_eq!(body["tags"], serde_json::json!(["warning"]));
     assert_eq!(body["click"], "https://hearth.example.org/");
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4-right".into(),
-            status: idle(),
-        },
-    )
-    .await;
+    report_idle(&mut ws, "mk4-right").await;
     send(&mut ws, &error("MINTEMP")).await;
     let second = ntfy.next("the second printer.error").await;
     assert!(
@@ -488,14 +481,7 @@ async fn printer_errors_and_absences_are_published_to_ntfy_once_each() {
         },
     )
     .await;
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4-right".into(),
-            status: idle(),
-        },
-    )
-    .await;
+    report_idle(&mut ws, "mk4-right").await;
     let online = ntfy.next("printer.online").await.json();
     assert_eq!(online["title"], "mk4-right is back online");
     assert_eq!(online["priority"], 3);
@@ -841,14 +827,7 @@ async fn a_printer_whose_agent_does_not_come_back_after_a_server_restart_is_repo
         },
     )
     .await;
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "xl-1".into(),
-            status: idle(),
-        },
-    )
-    .await;
+    report_idle(&mut ws, "xl-1").await;
     assert_eq!(
         ntfy.next("printer.online").await.json()["title"],
         "xl-1 is back online"

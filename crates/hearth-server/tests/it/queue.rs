@@ -6,7 +6,7 @@ use crate::inventory::settled;
 use crate::notify::job_update;
 use crate::support::*;
 use hearth_proto::Role;
-use hearth_proto::agent::{AgentMsg, JobState, PrinterState, ServerMsg};
+use hearth_proto::agent::{JobState, PrinterState, ServerMsg};
 use hearth_proto::api::{Job, JobPriority, SubmitJobRequest};
 use hearth_proto::ids::{BlobHash, JobId, OrgId, PrinterId};
 
@@ -119,14 +119,7 @@ async fn a_busy_printers_jobs_wait_in_the_queue_and_go_out_in_its_order() {
     let mut current = first.job_id;
     for next in [b.job_id, a.job_id, c.job_id] {
         job_update(&mut ws, current, JobState::Completed, None).await;
-        send(
-            &mut ws,
-            &AgentMsg::Telemetry {
-                printer: "mk4".into(),
-                status: idle(),
-            },
-        )
-        .await;
+        report_idle(&mut ws, "mk4").await;
         let (got, printer) = loop {
             match recv(&mut ws).await {
                 ServerMsg::Job { job } => break (job.job_id, job.printer),
@@ -206,14 +199,7 @@ async fn a_printer_waits_for_its_bed_to_be_cleared_before_the_next_job() {
         ),
         "{said}"
     );
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4".into(),
-            status: idle(),
-        },
-    )
-    .await;
+    report_idle(&mut ws, "mk4").await;
     settled(&mut ws).await;
     let p = printers_until(&owner, org, "mk4 waiting for its bed", |p| {
         p[0].bed.to_clear == Some(first.job_id)

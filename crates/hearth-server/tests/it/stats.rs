@@ -4,7 +4,7 @@
 use crate::fleet::*;
 use crate::queue::{Fleet, named_job, one_idle_printer};
 use crate::support::*;
-use hearth_proto::agent::{AgentMsg, JobState};
+use hearth_proto::agent::JobState;
 use hearth_proto::api::JobCounts;
 use hearth_proto::time_fmt::now_ms;
 
@@ -44,14 +44,7 @@ async fn the_fleets_time_and_job_outcomes_over_the_last_days() {
         crate::notify::job_update(&mut ws, job.job_id, JobState::Printing, None).await;
         crate::inventory::printing(&mut ws, "mk4", job.job_id, 0.5).await;
         crate::notify::job_update(&mut ws, job.job_id, end, None).await;
-        send(
-            &mut ws,
-            &AgentMsg::Telemetry {
-                printer: "mk4".into(),
-                status: idle(),
-            },
-        )
-        .await;
+        report_idle(&mut ws, "mk4").await;
         crate::inventory::settled(&mut ws).await;
     }
 

@@ -71,14 +71,7 @@ async fn assigned() -> Printing {
     )
     .await;
     // Idle on this connection: a pool job can go to it.
-    send(
-        &mut ws,
-        &hearth_proto::agent::AgentMsg::Telemetry {
-            printer: "mk4".into(),
-            status: idle(),
-        },
-    )
-    .await;
+    report_idle(&mut ws, "mk4").await;
     settled(&mut ws).await;
     printers_until(&owner, org, "an idle mk4", |p| {
         p.len() == 1 && p[0].telemetry.state == hearth_proto::agent::PrinterState::Idle
