@@ -13,7 +13,7 @@
 const API = "/api/v1";
 const ROLES = ["viewer", "operator", "admin", "owner"];
 const ACTIVE_JOBS = new Set(["queued", "assigned", "transferring", "printing", "paused"]);
-const VIEWS = ["printers", "jobs", "spools", "stats", "notify", "audit"];
+const VIEWS = ["printers", "jobs", "spools", "maintenance", "stats", "notify", "audit"];
 // What a notification channel can follow ([event, label, followed by default]), as
 // hearth_proto::notify::NotifyEvent::{FOLLOWABLE, DEFAULT}.
 const EVENTS = [
@@ -289,7 +289,7 @@ async function openOrg(id) {
 // since events missed while it was down are not replayed).
 async function reload() {
   const org = state.org.id;
-  const [printers, jobs, members, agents, usage, spools, materials, timelapses] = await Promise.all([
+  const [printers, jobs, members, agents, usage, spools, materials, timelapses, maintenance] = await Promise.all([
     call("GET", `/orgs/${org}/printers`),
     call("GET", `/orgs/${org}/jobs`),
     call("GET", `/orgs/${org}/members`).catch(() => []),
@@ -298,7 +298,9 @@ async function reload() {
     call("GET", `/orgs/${org}/spools`).catch(() => []),
     call("GET", `/orgs/${org}/materials`).catch(() => []),
     call("GET", `/orgs/${org}/timelapses`).catch(() => []),
+    call("GET", `/orgs/${org}/maintenance`).catch(() => []),
   ]);
+  state.maintenance = maintenance;
   state.timelapses = new Map(timelapses.map((t) => [t.job_id, t]));
   state.spools = new Map(spools.map((x) => [x.id, x]));
   state.materials = new Map(materials.map((x) => [x.id, x]));
@@ -329,6 +331,7 @@ function showTab(tab) {
   if (tab === "jobs") loadTimelapses().catch((e) => notice(`Could not read the timelapses: ${e.message}`));
   if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
   if (tab === "spools") loadSpools().catch((e) => notice(`Could not read the spools: ${e.message}`));
+  if (tab === "maintenance") loadMaintenance().catch((e) => notice(`Could not read the maintenance tasks: ${e.message}`));
   if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
   if (tab === "notify") setChannelForm(null);
   if (tab === "notify") loadChannels().catch((e) => notice(`Could not read the notification channels: ${e.message}`));
@@ -391,8 +394,10 @@ function startEvents() {
       state.jobs.set(ev.job.id, ev.job);
       renderJobs();
       renderPrinters();
-      // A job that starts or ends has a timelapse to show, or one that stopped growing.
+      // A job that starts or ends has a timelapse to show, or one that stopped growing; a job
+      // that ends adds hours of printing to its printer's maintenance tasks.
       if (state.tab === "jobs") loadTimelapses().catch(() => {});
+      if (!ACTIVE_JOBS.has(ev.job.state)) loadMaintenance().catch(() => {});
     }
   };
   state.events = es;
@@ -466,6 +471,13 @@ function printerCard(p) {
   const waiting = queueOrder().filter((j) => j.printer === p.id).length;
   if (waiting) rows.push(["Queue", `${waiting} job${waiting === 1 ? "" : "s"} waiting`]);
   if (p.held) rows.push(["Held", "no new job until released"]);
+  const tasks = (state.maintenance || []).filter((m) => m.printer_id === p.id && m.status !== "ok");
+  const due = tasks.filter((m) => m.status === "due").map((m) => kindWords(m.kind));
+  const soon = tasks.filter((m) => m.status === "soon").map((m) => kindWords(m.kind));
+  if (tasks.length) {
+    rows.push(["Maintenance", [due.length > 0 && el("span", { class: "low" }, `due: ${due.join(", ")}`),
+      due.length > 0 && soon.length > 0 && " · ", soon.length > 0 && `soon: ${soon.join(", ")}`]]);
+  }
   const bed = p.bed || {};
   if (bed.to_clear) rows.push(["Bed", `part of job ${short(bed.to_clear)} on it: clear it, then say so`]);
   else if (bed.confirm_between_jobs) rows.push(["Bed", "clear; cleared by hand between jobs"]);
@@ -1005,6 +1017,102 @@ async function removeMaterial(m) {
   }
 }
 
+// ---- maintenance -----------------------------------------------------------------------------
+
+const kindWords = (k) => k.replace(/_/g, " ");
+
+// The tasks, fetched again; the printer cards show what is due.
+async function loadMaintenance() {
+  state.maintenance = await call("GET", `/orgs/${state.org.id}/maintenance`);
+  renderPrinters();
+  if (state.tab === "maintenance") renderMaintenance();
+}
+
+function maintenanceStatus(m) {
+  const when = [];
+  if (m.print_hours_left !== null && m.print_hours_left !== undefined) {
+    when.push(m.print_hours_left < 0 ? `${-m.print_hours_left} h of printing over` : `${m.print_hours_left} h of printing left`);
+  }
+  if (m.due_on) when.push(`by ${m.due_on.slice(0, 10)}`);
+  const word = { due: "Due", soon: "Soon", ok: "OK" }[m.status] || m.status;
+  return [el("span", { class: m.status === "due" ? "low" : "" }, word), when.length ? ` · ${when.join(", ")}` : ""];
+}
+
+function renderMaintenance() {
+  const tasks = state.maintenance || [];
+  $("maintenance-empty").hidden = tasks.length > 0;
+  $("maintenance").replaceChildren(...tasks.map((m) => {
+    const every = [m.every_print_hours && `${m.every_print_hours} h printing`, m.every_days && `${m.every_days} days`]
+      .filter(Boolean).join(" or ") + (m.hold_when_due ? " (holds the printer)" : "");
+    return el("tr", { "data-printer": m.printer, "data-kind": m.kind, "data-status": m.status },
+      el("td", {}, m.printer),
+      el("td", {}, kindWords(m.kind)),
+      el("td", {}, every),
+      el("td", {}, `${m.print_hours_since} h printing · last done ${m.last_done.slice(0, 10)}`),
+      el("td", {}, maintenanceStatus(m)),
+      el("td", {},
+        atLeast("operator") && el("button", {
+          "data-action": "maintenance-done",
+          title: "It was done now: its hours and days count again from here",
+          onclick: (ev) => maintenanceDone(m, ev.currentTarget),
+        }, "Mark done"),
+        atLeast("operator") && el("button", {
+          "data-action": "maintenance-remove",
+          onclick: (ev) => removeMaintenance(m, ev.currentTarget),
+        }, "Remove"),
+      ),
+    );
+  }));
+  const f = $("maintenance-form");
+  const chosen = f.printer.value;
+  f.printer.replaceChildren(...[...state.printers.values()].sort((a, b) => a.name.localeCompare(b.name))
+    .map((p) => el("option", { value: p.id }, p.name)));
+  if (chosen) f.printer.value = chosen;
+}
+
+async function maintenanceDone(m, button) {
+  button.disabled = true;
+  try {
+    await call("POST", `/orgs/${state.org.id}/printers/${m.printer_id}/maintenance/${m.kind}/done`);
+    notice("");
+    await loadMaintenance();
+  } catch (e) {
+    notice(`Could not mark ${kindWords(m.kind)} done on ${m.printer}: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+async function removeMaintenance(m, button) {
+  if (!confirm(`Remove the ${kindWords(m.kind)} task from ${m.printer}?`)) return;
+  button.disabled = true;
+  try {
+    await call("DELETE", `/orgs/${state.org.id}/printers/${m.printer_id}/maintenance/${m.kind}`);
+    notice("");
+    await loadMaintenance();
+  } catch (e) {
+    notice(`Could not remove ${kindWords(m.kind)} from ${m.printer}: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+async function onMaintenanceSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  $("maintenance-error").textContent = "";
+  const body = { hold_when_due: f.hold.checked };
+  if (f.hours.value !== "") body.every_print_hours = Number(f.hours.value);
+  if (f.days.value !== "") body.every_days = Number(f.days.value);
+  if (f.last.value) body.last_done = `${f.last.value}T00:00:00Z`;
+  try {
+    await call("PUT", `/orgs/${state.org.id}/printers/${f.printer.value}/maintenance/${f.kind.value}`, body);
+    for (const input of [f.hours, f.days, f.last]) input.value = "";
+    f.hold.checked = false;
+    await loadMaintenance();
+  } catch (e) {
+    $("maintenance-error").textContent = e.message;
+  }
+}
+
 // ---- statistics ------------------------------------------------------------------------------
 
 async function loadStats() {
@@ -1090,6 +1198,8 @@ async function loadChannels() {
       el("td", { class: "id" }, c.destination),
       el("td", {}, c.events.join(", ")),
       el("td", {}, c.pools.length ? `pools ${c.pools.join(", ")}` : "all"),
+      el("td", { "data-cell": "quiet" }, c.quiet_hours
+        ? `${c.quiet_hours.from}–${c.quiet_hours.to} ${c.quiet_hours.time_zone}` : "—"),
       el("td", { class: "latest" },
         d ? el("span", { class: d.state === "delivered" ? "ok" : d.state === "failed" ? "bad" : "" },
           `${when(d.last_attempt_at)} ${d.event}: ${deliveryOutcome(d)}`) : "—",
@@ -1176,7 +1286,14 @@ function setChannelForm(c) {
     f.url.value = c.destination;
     f.pools.value = c.pools.join(", ");
     for (const box of f.querySelectorAll("#channel-events input")) box.checked = c.events.includes(box.value);
+    if (c.quiet_hours) {
+      f.qfrom.value = c.quiet_hours.from;
+      f.qto.value = c.quiet_hours.to;
+      f.qzone.value = c.quiet_hours.time_zone;
+    }
   }
+  // This browser's zone, the likely one.
+  if (!f.qzone.value) f.qzone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
   $("channel-form-title").textContent = c ? `Edit ${c.name}` : "Add a channel";
   $("channel-submit").textContent = c ? "Save" : "Add channel";
   $("channel-edit-cancel").hidden = c === null;
@@ -1195,10 +1312,13 @@ async function onChannelSubmit(ev) {
   $("channel-secret").hidden = true;
   const events = [...f.querySelectorAll("#channel-events input:checked")].map((i) => i.value);
   const pools = f.pools.value.split(",").map((p) => p.trim()).filter(Boolean);
+  // Both times, or none: no quiet hours.
+  const quiet = f.qfrom.value && f.qto.value
+    ? { from: f.qfrom.value, to: f.qto.value, time_zone: f.qzone.value.trim() || "UTC" } : null;
   if (editing) {
     try {
       await call("PATCH", `/orgs/${state.org.id}/notifications/${editing.id}`,
-        { name: f.cname.value.trim(), events, pools });
+        { name: f.cname.value.trim(), events, pools, quiet_hours: quiet });
       setChannelForm(null);
       await loadChannels();
     } catch (e) {
@@ -1209,6 +1329,7 @@ async function onChannelSubmit(ev) {
   const body = { name: f.cname.value.trim(), kind: f.kind.value, url: f.url.value.trim(), events };
   if (f.kind.value === "ntfy" && f.token.value.trim()) body.token = f.token.value.trim();
   if (pools.length) body.pools = pools;
+  if (quiet) body.quiet_hours = quiet;
   try {
     const created = await call("POST", `/orgs/${state.org.id}/notifications`, body);
     f.cname.value = "";
@@ -1292,6 +1413,7 @@ async function main() {
   $("spool-edit").addEventListener("submit", onSpoolEditSubmit);
   $("spool-edit-close").addEventListener("click", () => $("spool-dialog").close());
   $("material-form").addEventListener("submit", onMaterialSubmit);
+  $("maintenance-form").addEventListener("submit", onMaintenanceSubmit);
   $("material-edit-cancel").addEventListener("click", () => setMaterialForm(null));
   buildEventChoices();
   $("channel-form").addEventListener("submit", onChannelSubmit);

@@ -281,6 +281,33 @@ try {
     assert.ok(cells.slice(1, 6).some((c) => /^\d+ s \(\d+ %\)$/.test(c)), `no time recorded: ${cells} ${hist}`);
   }
 
+  step("an operator sets up a maintenance task due at once: listed due, shown on the card, marked done");
+  await page.click("button[data-tab=maintenance]");
+  const mf = page.locator("#maintenance-form");
+  await mf.locator("select[name=printer]").selectOption({ label: "mk4-left" });
+  await mf.locator("select[name=kind]").selectOption("lubrication");
+  await mf.locator("input[name=days]").fill("30");
+  await mf.locator("input[name=last]").fill(new Date(Date.now() - 40 * 86_400_000).toISOString().slice(0, 10));
+  await mf.locator("button[type=submit]").click();
+  const lube = page.locator('#maintenance tr[data-printer="mk4-left"][data-kind="lubrication"]');
+  await lube.waitFor();
+  assert.equal(await lube.getAttribute("data-status"), "due");
+  assert.match(await lube.textContent(), /30 days/);
+  // Without an interval, the server's reason is shown.
+  await mf.locator("select[name=kind]").selectOption("belts");
+  await mf.locator("button[type=submit]").click();
+  await page.locator("#maintenance-error", { hasText: "every_print_hours, every_days or both" }).waitFor();
+  await page.click("button[data-tab=printers]");
+  await card("mk4-left").locator("dd[data-row=maintenance]", { hasText: "due: lubrication" }).waitFor();
+  await page.click("button[data-tab=maintenance]");
+  await lube.locator("button[data-action=maintenance-done]").click();
+  await page.locator('#maintenance tr[data-printer="mk4-left"][data-kind="lubrication"][data-status="ok"]').waitFor();
+  const lubeTask = JSON.parse(await orgGet("/maintenance")).find((t) => t.kind === "lubrication");
+  assert.equal(lubeTask.status, "ok");
+  assert.ok(lubeTask.done_by, "who did it is recorded");
+  await page.click("button[data-tab=printers]");
+  await card("mk4-left").locator("dd[data-row=maintenance]").waitFor({ state: "detached" });
+
   step("an admin adds a signed webhook channel, sends a test, reads its deliveries and removes it");
   const received = [];
   const receiver = http.createServer((req, res) => {
@@ -323,9 +350,15 @@ try {
     await page.uncheck('#channel-events input[value="job.completed"]');
     await page.check('#channel-events input[value="job.started"]');
     await page.fill("#channel-form input[name=pools]", "");
+    // Quiet at night in Berlin: only alerts then.
+    await page.fill("#channel-form input[name=qfrom]", "22:00");
+    await page.fill("#channel-form input[name=qto]", "07:00");
+    await page.fill("#channel-form input[name=qzone]", "Europe/Berlin");
     await page.click("#channel-submit");
     await channel.locator("td", { hasText: /^all$/ }).waitFor();
+    assert.equal(await channel.locator("td[data-cell=quiet]").textContent(), "22:00–07:00 Europe/Berlin");
     const edited = JSON.parse(await orgGet("/notifications"))[0];
+    assert.deepEqual(edited.quiet_hours, { from: "22:00", to: "07:00", time_zone: "Europe/Berlin" });
     assert.ok(edited.events.includes("job.started") && !edited.events.includes("job.completed"), JSON.stringify(edited));
     assert.ok(edited.events.includes("spool.low"), "spools running low are followed by default");
     assert.deepEqual(edited.pools, []);

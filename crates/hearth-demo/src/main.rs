@@ -90,6 +90,40 @@ const STOCK: &[(&str, &str, f32, f32, f32)] = &[
 ];
 const SPARES: &[(usize, &str)] = &[(0, "shelf A"), (2, "dry box 1")];
 
+/// Sets up maintenance reminders, unless the organisation has some already: a nozzle every 300
+/// hours of printing on every printer, the voron's rods greased every 30 days (last done 35 days
+/// ago: due) and the x1c's build plate every 14 days (last done 13 days ago: soon). None holds a
+/// printer, so the demo's queue keeps moving.
+async fn plan_maintenance(owner: &Client, org: OrgId, printers: &[Printer]) -> anyhow::Result<()> {
+    use hearth_proto::maintenance::{MaintenanceKind, MaintenanceSchedule};
+    if !owner.maintenance(org).await?.is_empty() {
+        return Ok(());
+    }
+    const DAY: i64 = 86_400_000;
+    let now = hearth_proto::time_fmt::now_ms();
+    for p in printers {
+        let nozzle = MaintenanceSchedule {
+            every_print_hours: Some(300),
+            ..Default::default()
+        };
+        owner
+            .set_maintenance(org, p.id, MaintenanceKind::Nozzle, &nozzle)
+            .await?;
+        let (kind, every, ago) = match p.name.as_str() {
+            "voron" => (MaintenanceKind::Lubrication, 30, 35),
+            "x1c" => (MaintenanceKind::BuildPlate, 14, 13),
+            _ => continue,
+        };
+        let by_date = MaintenanceSchedule {
+            every_days: Some(every),
+            last_done: Some(hearth_proto::time_fmt::rfc3339(now - ago * DAY)),
+            ..Default::default()
+        };
+        owner.set_maintenance(org, p.id, kind, &by_date).await?;
+    }
+    Ok(())
+}
+
 /// Stocks the library and loads a spool on every printer, unless the organisation has spools
 /// already (a restarted demo keeps what it had and what its jobs used).
 async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> anyhow::Result<()> {
@@ -434,6 +468,9 @@ async fn main() -> anyhow::Result<()> {
     stock_inventory(&owner, state.org, &printers_seen)
         .await
         .context("stocking the demo's spools")?;
+    plan_maintenance(&owner, state.org, &printers_seen)
+        .await
+        .context("setting up the demo's maintenance reminders")?;
     let mut sent = 0;
     for (i, p) in printers_seen
         .iter()
@@ -489,7 +526,8 @@ async fn main() -> anyhow::Result<()> {
          \x20 (two wait in the fleet queue behind mk4-left's print: `hearth queue`),\n\
          \x20 a spool on every printer (`hearth spools`, the dashboard's Spools tab) and a simulated camera\n\
          \x20 (`hearth camera mk4-left`: its frames are sealed by the agent, opened by the CLI) that keeps\n\
-         \x20 a sealed timelapse of every job (`hearth timelapse`)\n\
+         \x20 a sealed timelapse of every job (`hearth timelapse`); maintenance reminders, the voron's\n\
+         \x20 lubrication due (`hearth maintenance`, the Maintenance tab); fleet statistics (`hearth stats`)\n\
          - owner login: {}    passphrase: {}\n\
          \nLook at the fleet:\n\
          \x20   open {url} in a browser   the dashboard: log in as {} with the passphrase above\n\
