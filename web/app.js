@@ -1119,10 +1119,10 @@ async function loadStats() {
   const hours = Number($("stats-hours").value);
   const org = state.org.id;
   const since = Date.now() - hours * 3600 * 1000;
-  const printers = [...state.printers.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const [histories, taken] = await Promise.all([
-    Promise.all(printers.map((p) => call("GET", `/orgs/${org}/printers/${p.id}/history?hours=${hours}`))),
-    call("GET", `/orgs/${org}/usage/materials?days=${Math.max(1, Math.round(hours / 24))}`),
+  const days = Math.max(1, Math.round(hours / 24));
+  const [stats, taken] = await Promise.all([
+    call("GET", `/orgs/${org}/stats?days=${days}`),
+    call("GET", `/orgs/${org}/usage/materials?days=${days}`),
   ]);
   $("spool-stats").replaceChildren(...taken.map((u) =>
     el("tr", { "data-material": u.material || "" },
@@ -1139,20 +1139,23 @@ async function loadStats() {
   const finished = [...state.jobs.values()].filter((j) => Date.parse(j.updated_at) >= since);
   const cell = (secs, total) => el("td", { class: "num" },
     secs > 0 ? `${duration(secs)} (${Math.round((100 * secs) / total)} %)` : "—");
-  $("stats").replaceChildren(...printers.map((p, i) => {
-    const by = new Map();
-    for (const b of histories[i]) by.set(b.state, (by.get(b.state) || 0) + b.seconds);
-    const total = [...by.values()].reduce((a, b) => a + b, 0) || 1;
-    const jobs = finished.filter((j) => j.printer === p.id);
-    return el("tr", { "data-printer-id": p.id },
-      el("td", {}, p.name),
-      cell(by.get("printing") || 0, total),
-      cell(by.get("idle") || 0, total),
-      cell((by.get("paused") || 0) + (by.get("pausing") || 0), total),
-      cell(by.get("error") || 0, total),
-      cell(by.get("offline") || 0, total),
-      el("td", { class: "num" }, jobs.filter((j) => j.state === "completed").length),
-      el("td", { class: "num" }, jobs.filter((j) => ["failed", "cancelled", "refused"].includes(j.state)).length),
+  // One answer from the server (`hearth stats` shows the same): time per state and how the jobs
+  // that ended on each printer ended.
+  const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)} %`);
+  $("stats").replaceChildren(...[...stats.printers].sort((a, b) => a.printer.localeCompare(b.printer)).map((p) => {
+    const s = p.seconds;
+    const total = Object.values(s).reduce((a, b) => a + b, 0) || 1;
+    return el("tr", { "data-printer-id": p.printer_id },
+      el("td", {}, p.printer),
+      cell(s.printing || 0, total),
+      cell(s.idle || 0, total),
+      cell((s.paused || 0) + (s.pausing || 0), total),
+      cell(s.error || 0, total),
+      cell(s.offline || 0, total),
+      el("td", { class: "num" }, p.jobs.completed),
+      el("td", { class: "num" }, p.jobs.failed + p.jobs.cancelled + p.jobs.refused),
+      el("td", { class: "num" }, pct(p.utilisation)),
+      el("td", { class: "num" }, pct(p.success_rate)),
     );
   }));
   const materials = new Map();

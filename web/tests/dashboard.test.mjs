@@ -270,6 +270,10 @@ try {
   assert.equal(await page.locator("#stats tr").count(), 6);
   const statRow = page.locator(`#stats tr[data-printer-id="${cancelled.printer}"] td`);
   assert.equal(await statRow.nth(7).textContent(), "1");
+  // What the server counts is what the page shows.
+  const fleet = JSON.parse(await orgGet("/stats?days=7"));
+  const counted = fleet.printers.find((p) => p.printer_id === cancelled.printer).jobs;
+  assert.equal(counted.failed + counted.cancelled + counted.refused, 1);
   // Every printer's telemetry since the demo started is in the rollups, in one state or another.
   const spoolStats = page.locator(`#spool-stats tr[data-material="${cancelled.facts.material}"]`);
   await spoolStats.waitFor();
@@ -279,6 +283,7 @@ try {
     const id = await row.getAttribute("data-printer-id");
     const hist = await orgGet(`/printers/${id}/history?hours=168`);
     assert.ok(cells.slice(1, 6).some((c) => /^\d+ s \(\d+ %\)$/.test(c)), `no time recorded: ${cells} ${hist}`);
+    assert.match(cells[8], /^\d+ %$/, "the share of time spent printing");
   }
 
   step("an operator sets up a maintenance task due at once: listed due, shown on the card, marked done");
