@@ -301,6 +301,7 @@ async function reload() {
     call("GET", `/orgs/${org}/maintenance`).catch(() => []),
   ]);
   state.maintenance = maintenance;
+  maintenanceAt = Date.now();
   state.timelapses = new Map(timelapses.map((t) => [t.job_id, t]));
   state.spools = new Map(spools.map((x) => [x.id, x]));
   state.materials = new Map(materials.map((x) => [x.id, x]));
@@ -378,8 +379,12 @@ function startEvents() {
     let ev;
     try { ev = JSON.parse(m.data); } catch { return; }
     if (ev.type === "printer") {
-      const known = state.printers.has(ev.printer.id);
+      const old = state.printers.get(ev.printer.id);
+      const known = old !== undefined;
       state.printers.set(ev.printer.id, ev.printer);
+      // A task that fell due holds its printer (or was marked done elsewhere and released it);
+      // a printing printer adds hours to its tasks: read them again then, at most every 30 s.
+      if ((known && old.held !== ev.printer.held) || maintenanceStale()) loadMaintenance().catch(() => {});
       spoolMoved(ev.printer);
       if (known) renderPrinter(ev.printer.id);
       else {
@@ -471,12 +476,10 @@ function printerCard(p) {
   const waiting = queueOrder().filter((j) => j.printer === p.id).length;
   if (waiting) rows.push(["Queue", `${waiting} job${waiting === 1 ? "" : "s"} waiting`]);
   if (p.held) rows.push(["Held", "no new job until released"]);
-  const tasks = (state.maintenance || []).filter((m) => m.printer_id === p.id && m.status !== "ok");
-  const due = tasks.filter((m) => m.status === "due").map((m) => kindWords(m.kind));
-  const soon = tasks.filter((m) => m.status === "soon").map((m) => kindWords(m.kind));
-  if (tasks.length) {
-    rows.push(["Maintenance", [due.length > 0 && el("span", { class: "low" }, `due: ${due.join(", ")}`),
-      due.length > 0 && soon.length > 0 && " · ", soon.length > 0 && `soon: ${soon.join(", ")}`]]);
+  const tasks = maintenanceLine(p.id);
+  if (tasks) {
+    rows.push(["Maintenance", [tasks.due && el("span", { class: "low" }, `due: ${tasks.due}`),
+      tasks.due && tasks.soon && " · ", tasks.soon && `soon: ${tasks.soon}`]]);
   }
   const bed = p.bed || {};
   if (bed.to_clear) rows.push(["Bed", `part of job ${short(bed.to_clear)} on it: clear it, then say so`]);
@@ -1021,46 +1024,78 @@ async function removeMaterial(m) {
 
 const kindWords = (k) => k.replace(/_/g, " ");
 
-// The tasks, fetched again; the printer cards show what is due.
+// Hours of printing as the server counts them, in tenths: "12.5 h".
+const printHours = (h) => `${Number(Math.abs(h).toFixed(1))} h`;
+
+// What a printer's card says of its tasks: the kinds due and those due soon, or null when none.
+function maintenanceLine(printerId) {
+  const tasks = (state.maintenance || []).filter((m) => m.printer_id === printerId);
+  const kinds = (status) => tasks.filter((m) => m.status === status).map((m) => kindWords(m.kind)).join(", ");
+  const line = { due: kinds("due"), soon: kinds("soon") };
+  return line.due || line.soon ? line : null;
+}
+
+// When the tasks were last read (ms), and whether a read is under way: printer events come every
+// second or so, the tasks are read again at most every 30 s.
+let maintenanceAt = 0;
+let maintenanceLoading = false;
+const maintenanceStale = () => !maintenanceLoading && Date.now() - maintenanceAt > 30_000;
+
+// The tasks, fetched again; the cards whose line changed are drawn again, the others stay.
 async function loadMaintenance() {
-  state.maintenance = await call("GET", `/orgs/${state.org.id}/maintenance`);
-  renderPrinters();
+  maintenanceLoading = true;
+  let tasks;
+  try {
+    tasks = await call("GET", `/orgs/${state.org.id}/maintenance`);
+  } finally {
+    maintenanceLoading = false;
+    maintenanceAt = Date.now();
+  }
+  const before = new Map([...state.printers.keys()].map((id) => [id, JSON.stringify(maintenanceLine(id))]));
+  state.maintenance = tasks;
+  for (const [id, line] of before) {
+    if (JSON.stringify(maintenanceLine(id)) !== line) renderPrinter(id);
+  }
   if (state.tab === "maintenance") renderMaintenance();
 }
 
 function maintenanceStatus(m) {
-  const when = [];
+  const left = [];
   if (m.print_hours_left !== null && m.print_hours_left !== undefined) {
-    when.push(m.print_hours_left < 0 ? `${-m.print_hours_left} h of printing over` : `${m.print_hours_left} h of printing left`);
+    left.push(m.print_hours_left < 0 ? `${printHours(m.print_hours_left)} of printing over`
+      : `${printHours(m.print_hours_left)} of printing left`);
   }
-  if (m.due_on) when.push(`by ${m.due_on.slice(0, 10)}`);
+  if (m.due_on) left.push(`${m.status === "due" ? "was due" : "due"} ${m.due_on.slice(0, 10)}`);
   const word = { due: "Due", soon: "Soon", ok: "OK" }[m.status] || m.status;
-  return [el("span", { class: m.status === "due" ? "low" : "" }, word), when.length ? ` · ${when.join(", ")}` : ""];
+  return [el("span", { class: m.status === "due" ? "low" : "" }, word), left.length ? ` · ${left.join(", ")}` : ""];
 }
 
 function renderMaintenance() {
   const tasks = state.maintenance || [];
   $("maintenance-empty").hidden = tasks.length > 0;
   $("maintenance").replaceChildren(...tasks.map((m) => {
+    // Whichever comes first: the server counts both and the nearer one decides.
     const every = [m.every_print_hours && `${m.every_print_hours} h printing`, m.every_days && `${m.every_days} days`]
-      .filter(Boolean).join(" or ") + (m.hold_when_due ? " (holds the printer)" : "");
-    return el("tr", { "data-printer": m.printer, "data-kind": m.kind, "data-status": m.status },
+      .filter(Boolean).join(" · ") + (m.hold_when_due ? " (holds the printer)" : "");
+    return el("tr", { "data-printer": m.printer, "data-printer-id": m.printer_id, "data-kind": m.kind, "data-status": m.status },
       el("td", {}, m.printer),
       el("td", {}, kindWords(m.kind)),
       el("td", {}, every),
-      el("td", {}, `${m.print_hours_since} h printing · last done ${m.last_done.slice(0, 10)}`),
-      el("td", {}, maintenanceStatus(m)),
-      el("td", {},
-        atLeast("operator") && el("button", {
+      el("td", {}, `${printHours(m.print_hours_since)} printing · last done ${m.last_done.slice(0, 10)}`,
+        m.done_by && el("span", { class: "muted" }, ` by ${state.logins.get(m.done_by) || short(m.done_by)}`)),
+      el("td", { class: "status" }, maintenanceStatus(m)),
+      el("td", {}, atLeast("operator") && el("div", { class: "actions" },
+        el("button", {
           "data-action": "maintenance-done",
           title: "It was done now: its hours and days count again from here",
           onclick: (ev) => maintenanceDone(m, ev.currentTarget),
         }, "Mark done"),
-        atLeast("operator") && el("button", {
+        el("button", {
+          class: "danger",
           "data-action": "maintenance-remove",
           onclick: (ev) => removeMaintenance(m, ev.currentTarget),
         }, "Remove"),
-      ),
+      )),
     );
   }));
   const f = $("maintenance-form");

@@ -104,6 +104,40 @@ try {
   await card("xl").locator("button[data-action=release]").click();
   await card("xl").locator("dd[data-row=held]").waitFor({ state: "detached" });
 
+  step("the demo's maintenance reminders: the voron's lubrication due on its card and in the tab, marked done");
+  // A nozzle every 300 h of printing on every printer, the voron's lubrication 5 days overdue, the
+  // x1c's build plate due tomorrow.
+  await card("voron").locator("dd[data-row=maintenance]", { hasText: /^due: lubrication$/ }).waitFor();
+  assert.equal(await card("x1c").locator("dd[data-row=maintenance]").textContent(), "soon: build plate");
+  assert.equal(await card("voron").locator("dd[data-row=maintenance] .low").count(), 1, "due is a warning");
+  assert.equal(await card("xl").locator("dd[data-row=maintenance]").count(), 0, "nothing due on the xl");
+  await page.click("button[data-tab=maintenance]");
+  await page.locator("#maintenance tr").nth(7).waitFor();
+  assert.equal(await page.locator("#maintenance tr").count(), 8);
+  assert.equal(await page.locator('#maintenance tr[data-kind="nozzle"][data-status="ok"]').count(), 6);
+  const nozzle = page.locator('#maintenance tr[data-printer="xl"][data-kind="nozzle"] td');
+  assert.equal(await nozzle.nth(2).textContent(), "300 h printing");
+  assert.match(await nozzle.nth(3).textContent(), /^\d+(\.\d)? h printing · last done \d{4}-\d\d-\d\d$/);
+  assert.match(await nozzle.nth(4).textContent(), /^OK · \d+(\.\d)? h of printing left$/);
+  const plate = page.locator('#maintenance tr[data-printer="x1c"][data-kind="build_plate"]');
+  assert.equal(await plate.getAttribute("data-status"), "soon");
+  assert.match(await plate.locator("td").nth(4).textContent(), /^Soon · due \d{4}-\d\d-\d\d$/);
+  const voronLube = page.locator('#maintenance tr[data-printer="voron"][data-kind="lubrication"]');
+  assert.equal(await voronLube.getAttribute("data-status"), "due");
+  assert.equal(await voronLube.locator("td").nth(1).textContent(), "lubrication");
+  assert.equal(await voronLube.locator("td").nth(2).textContent(), "30 days");
+  assert.match(await voronLube.locator("td").nth(4).textContent(), /^Due · was due \d{4}-\d\d-\d\d$/);
+  await voronLube.locator("button[data-action=maintenance-done]").click();
+  await page.locator('#maintenance tr[data-printer="voron"][data-kind="lubrication"][data-status="ok"]').waitFor();
+  const voronTask = JSON.parse(await orgGet("/maintenance")).find((t) => t.printer === "voron" && t.kind === "lubrication");
+  assert.equal(voronTask.status, "ok");
+  assert.ok(Math.abs(Date.parse(voronTask.last_done) - Date.now()) < 300_000, voronTask.last_done);
+  assert.match(await voronLube.locator("td").nth(3).textContent(),
+    new RegExp(`^\\d+(\\.\\d)? h printing · last done ${voronTask.last_done.slice(0, 10)} by ${login}$`));
+  await page.click("button[data-tab=printers]");
+  await card("voron").locator("dd[data-row=maintenance]").waitFor({ state: "detached" });
+  assert.equal(await card("x1c").locator("dd[data-row=maintenance]").textContent(), "soon: build plate");
+
   step("a printer with an AMS shows what each slot holds");
   assert.equal(await card("x1c").locator("dd[data-row=slots]").textContent(),
     "A1 PLA 80% · A2 PLA 45% · A3 PETG 100% · A4 ASA 12%");
@@ -307,7 +341,7 @@ try {
   await page.click("button[data-tab=maintenance]");
   await lube.locator("button[data-action=maintenance-done]").click();
   await page.locator('#maintenance tr[data-printer="mk4-left"][data-kind="lubrication"][data-status="ok"]').waitFor();
-  const lubeTask = JSON.parse(await orgGet("/maintenance")).find((t) => t.kind === "lubrication");
+  const lubeTask = JSON.parse(await orgGet("/maintenance")).find((t) => t.printer === "mk4-left" && t.kind === "lubrication");
   assert.equal(lubeTask.status, "ok");
   assert.ok(lubeTask.done_by, "who did it is recorded");
   await page.click("button[data-tab=printers]");

@@ -147,6 +147,22 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
         let left = p["spool"]["remaining_grams"].as_f64();
         assert!(left.is_some_and(|g| g > 0.0), "no spool on {p}");
     }
+    // Maintenance reminders: a nozzle every 300 hours of printing on every printer, the voron's
+    // lubrication due and the x1c's build plate soon; none holds its printer.
+    let tasks = list(&d, &d.printers_url.replace("/printers", "/maintenance"));
+    assert_eq!(tasks.len(), 8, "{tasks:?}");
+    let status = |printer: &str, kind: &str| {
+        tasks
+            .iter()
+            .find(|t| t["printer"] == printer && t["kind"] == kind)
+            .map(|t| t["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status("voron", "lubrication").as_deref(), Some("due"));
+    assert_eq!(status("x1c", "build_plate").as_deref(), Some("soon"));
+    for p in ["mk4-left", "mk4-right", "voron", "x1c", "xl", "ender"] {
+        assert_eq!(status(p, "nozzle").as_deref(), Some("ok"), "{p}");
+    }
+    assert!(tasks.iter().all(|t| t["hold_when_due"] == false));
     // Every printer has a (simulated) camera whose sealed frames reach the server.
     wait_until("a sealed camera frame of every printer", || {
         printers(&d)
@@ -196,6 +212,8 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
     });
     let spools = list(&d, &d.printers_url.replace("/printers", "/spools"));
     assert_eq!(spools.len(), 8, "the stock is not added twice");
+    let tasks = list(&d, &d.printers_url.replace("/printers", "/maintenance"));
+    assert_eq!(tasks.len(), 8, "the maintenance tasks are not set up twice");
 }
 
 /// What the browser test needs, or `None` (a skip) when it is missing and peers are not required:
