@@ -612,6 +612,8 @@ pub struct FleetStats {
     pub from: String,
     pub days: u32,
     pub printers: Vec<PrinterStats>,
+    /// Seconds per state over the whole fleet.
+    pub seconds: std::collections::BTreeMap<String, f64>,
     /// Hours of printing over the whole fleet.
     pub printing_hours: f64,
     /// Printing time over all the time the history counted, over the whole fleet.

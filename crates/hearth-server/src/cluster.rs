@@ -304,7 +304,10 @@ impl Remote {
     /// What instance `me` makes of `wire` at `now`.
     fn receive(&mut self, me: &str, wire: Wire, now: i64) -> Option<(OrgId, Event)> {
         match wire {
-            Wire::Event { from, .. } | Wire::Presence { from, .. } | Wire::Gone { from }
+            Wire::Event { from, .. }
+            | Wire::Presence { from, .. }
+            | Wire::Gone { from }
+            | Wire::LoginFailed { from, .. }
                 if from == me =>
             {
                 None

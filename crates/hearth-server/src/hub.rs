@@ -10,7 +10,6 @@ use hearth_proto::api::{Event, Job, Printer, PrinterCamera};
 use hearth_proto::fit::{PrinterSetup, misfits};
 use hearth_proto::ids::{AgentId, JobId, OrgId, PrinterId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
-use hearth_store::audit::NewAuditEntry;
 use hearth_store::fleet::{JobRow, PrinterRow};
 use serde_json::json;
 use std::collections::HashMap;
@@ -530,15 +529,12 @@ async fn expire_job(state: &AppState, org: OrgId, job: JobId, until: i64) -> Api
         return Ok(());
     }
     crate::notify::job_changed(state, &mut t, &before, JobState::Failed, Some(&message)).await?;
-    t.append_audit(NewAuditEntry {
-        scope: org.to_string(),
-        ts_ms: now_ms(),
-        actor: "system".into(),
-        action: "job.expire".into(),
-        target: Some(format!("job:{job}")),
-        source: None,
-        details: json!({ "not_after": until }),
-    })
+    t.append_audit(crate::routes::system_audit(
+        org.to_string(),
+        "job.expire",
+        Some(format!("job:{job}")),
+        json!({ "not_after": until }),
+    ))
     .await?;
     t.commit().await?;
     state.notifier.wake();
@@ -642,15 +638,12 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
         if !t.assign_job(job.id, printer.id, now_ms()).await? {
             continue;
         }
-        t.append_audit(NewAuditEntry {
-            scope: org.to_string(),
-            ts_ms: now_ms(),
-            actor: "system".into(),
-            action: "job.dispatch".into(),
-            target: Some(format!("job:{}", job.id)),
-            source: None,
-            details: json!({ "printer": printer.id, "agent": printer.agent_id }),
-        })
+        t.append_audit(crate::routes::system_audit(
+            org.to_string(),
+            "job.dispatch",
+            Some(format!("job:{}", job.id)),
+            json!({ "printer": printer.id, "agent": printer.agent_id }),
+        ))
         .await?;
         t.commit().await?;
         taken.push(printer.id);

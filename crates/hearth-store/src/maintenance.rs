@@ -176,10 +176,7 @@ impl Tx {
             .execute(&mut *self.inner)
             .await?;
             let release = match done {
-                Some((at, ms)) => {
-                    self.record_done(m.printer, m.kind, at, ms, Some(m.by))
-                        .await?
-                }
+                Some((at, ms)) => self.record_done(m.printer, m.kind, at, ms, m.by).await?,
                 None => false,
             };
             return Ok(SetMaintenance {
@@ -217,7 +214,7 @@ impl Tx {
         kind: MaintenanceKind,
         at: i64,
         printed_ms: i64,
-        by: Option<UserId>,
+        by: UserId,
     ) -> Result<bool> {
         let placed =
             sqlx::query("SELECT placed_hold FROM maintenance WHERE printer_id = $1 AND kind = $2")
@@ -234,7 +231,7 @@ impl Tx {
         )
         .bind(at)
         .bind(printed_ms)
-        .bind(by.map(|u| u.to_string()))
+        .bind(by.to_string())
         .bind(printer.to_string())
         .bind(kind.as_str())
         .execute(&mut *self.inner)
@@ -252,7 +249,7 @@ impl Tx {
         by: UserId,
     ) -> Result<bool> {
         let ms = self.printed_in_hour(printer, now).await?;
-        self.record_done(printer, kind, now, ms, Some(by)).await
+        self.record_done(printer, kind, now, ms, by).await
     }
 
     /// Whether a task of `printer` still holds it.

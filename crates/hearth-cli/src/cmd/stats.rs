@@ -30,16 +30,12 @@ fn table(s: &FleetStats) -> Table {
         "CANCELLED",
         "SUCCESS",
     ]);
-    let mut all: BTreeMap<String, f64> = BTreeMap::new();
     for p in &s.printers {
-        for (state, secs) in &p.seconds {
-            *all.entry(state.clone()).or_default() += secs;
-        }
         t.row(row(&p.printer, &p.seconds, p.utilisation, &p.jobs));
     }
     t.row(row(
         &format!("all, last {} days", s.days),
-        &all,
+        &s.seconds,
         s.utilisation,
         &s.jobs,
     ));

@@ -23,16 +23,28 @@ use hearth_proto::maintenance::{
 };
 use hearth_proto::notify::{Notification, NotifyEvent};
 use hearth_proto::time_fmt::{now_ms, parse_rfc3339, rfc3339};
-use hearth_store::audit::NewAuditEntry;
 use hearth_store::maintenance::{MaintenanceRow, NewMaintenance};
 use serde_json::json;
 use std::collections::HashMap;
 
+/// A stored task's intervals: every so many print hours, days.
+fn intervals(row: &MaintenanceRow) -> (Option<u32>, Option<u32>) {
+    (
+        row.every_print_hours.and_then(|h| u32::try_from(h).ok()),
+        row.every_days.and_then(|d| u32::try_from(d).ok()),
+    )
+}
+
+/// Where a stored task stands `now`: (status, print hours left, due date).
+fn standing_of(row: &MaintenanceRow, now: i64) -> (MaintenanceStatus, Option<f64>, Option<i64>) {
+    let (hours, days) = intervals(row);
+    standing(hours, days, row.done_at, row.printed_ms, now)
+}
+
 /// What the API shows of a task, `now`.
 fn task(row: &MaintenanceRow, printer: &str, now: i64) -> MaintenanceTask {
-    let hours = row.every_print_hours.and_then(|h| u32::try_from(h).ok());
-    let days = row.every_days.and_then(|d| u32::try_from(d).ok());
-    let (status, left, due_on) = standing(hours, days, row.done_at, row.printed_ms, now);
+    let (hours, days) = intervals(row);
+    let (status, left, due_on) = standing_of(row, now);
     MaintenanceTask {
         printer_id: row.printer_id,
         printer: printer.to_owned(),
@@ -42,7 +54,7 @@ fn task(row: &MaintenanceRow, printer: &str, now: i64) -> MaintenanceTask {
         hold_when_due: row.hold_when_due,
         last_done: rfc3339(row.done_at),
         done_by: row.done_by,
-        print_hours_since: tenths(row.printed_ms as f64 / 3_600_000.0),
+        print_hours_since: print_hours(row.printed_ms),
         print_hours_left: left.map(tenths),
         due_on: due_on.map(rfc3339),
         status,
@@ -52,6 +64,11 @@ fn task(row: &MaintenanceRow, printer: &str, now: i64) -> MaintenanceTask {
 /// Hours to a tenth: what a person reads, and stable in tests.
 fn tenths(h: f64) -> f64 {
     (h * 10.0).round() / 10.0
+}
+
+/// Milliseconds of printing as the API shows them: hours, to a tenth.
+fn print_hours(ms: i64) -> f64 {
+    tenths(ms as f64 / 3_600_000.0)
 }
 
 fn kind_of(s: &str) -> ApiResult<MaintenanceKind> {
@@ -200,7 +217,7 @@ pub async fn maintenance_done(
         json!({
             "name": p.info.name,
             "kind": kind,
-            "print_hours_since": tenths(before.printed_ms as f64 / 3_600_000.0),
+            "print_hours_since": print_hours(before.printed_ms),
             "released": release,
         }),
     ))
@@ -251,9 +268,7 @@ async fn released_printer(state: &AppState, org: OrgId, id: PrinterId) -> ApiRes
 /// at once: the report is claimed in the database, so it goes out once.
 pub async fn sweep(state: &AppState, now: i64) -> ApiResult<()> {
     for row in state.store.maintenance_unreported().await? {
-        let hours = row.every_print_hours.and_then(|h| u32::try_from(h).ok());
-        let days = row.every_days.and_then(|d| u32::try_from(d).ok());
-        if standing(hours, days, row.done_at, row.printed_ms, now).0 != MaintenanceStatus::Due {
+        if standing_of(&row, now).0 != MaintenanceStatus::Due {
             continue;
         }
         let Ok(p) = state.store.printer(row.printer_id).await else {
@@ -270,15 +285,12 @@ pub async fn sweep(state: &AppState, now: i64) -> ApiResult<()> {
         let held = row.hold_when_due && tx.set_held(row.printer_id, true).await?;
         if held {
             tx.maintenance_placed_hold(row.printer_id, row.kind).await?;
-            tx.append_audit(NewAuditEntry {
-                scope: row.org_id.to_string(),
-                ts_ms: now_ms(),
-                actor: "system".into(),
-                action: "printer.hold".into(),
-                target: Some(format!("printer:{}", row.printer_id)),
-                source: None,
-                details: json!({ "name": p.info.name, "maintenance": row.kind }),
-            })
+            tx.append_audit(crate::routes::system_audit(
+                row.org_id.to_string(),
+                "printer.hold",
+                Some(format!("printer:{}", row.printer_id)),
+                json!({ "name": p.info.name, "maintenance": row.kind }),
+            ))
             .await?;
         }
         crate::notify::enqueue(&mut tx, &due_notification(state, &t, &row, held).await).await?;

@@ -321,6 +321,24 @@ async fn count_responses(State(state): State<AppState>, req: Request, next: Next
     resp
 }
 
+/// An audit entry for something the server did by itself (a sweep, dispatch, an expiry).
+pub fn system_audit(
+    scope: impl Into<String>,
+    action: &str,
+    target: Option<String>,
+    details: serde_json::Value,
+) -> NewAuditEntry {
+    NewAuditEntry {
+        scope: scope.into(),
+        ts_ms: now_ms(),
+        actor: "system".into(),
+        action: action.to_owned(),
+        target,
+        source: None,
+        details,
+    }
+}
+
 impl Caller {
     /// An audit entry for something this caller did.
     pub fn audit(

@@ -87,6 +87,7 @@ pub async fn fleet_stats(
         days,
         printing_hours: all.get("printing").copied().unwrap_or(0.0) / 3600.0,
         utilisation: utilisation(&all),
+        seconds: all,
         success_rate: jobs.success_rate(),
         jobs,
         printers,

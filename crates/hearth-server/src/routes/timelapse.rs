@@ -21,7 +21,7 @@ use hearth_proto::Role;
 use hearth_proto::agent::JobState;
 use hearth_proto::api::{ErrorBody, Timelapse, TimelapseFrame, TimelapseSummary};
 use hearth_proto::ids::{JobId, OrgId};
-use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_proto::time_fmt::rfc3339;
 use hearth_store::audit::NewAuditEntry;
 use hearth_store::fleet::{JobRow, PrinterRow};
 use hearth_store::timelapse::{FrameRow, TimelapseRow};
@@ -282,15 +282,12 @@ pub async fn expire_timelapses(state: &AppState, now: i64) -> ApiResult<()> {
         .timelapses_ended_before(now - days * DAY_MS)
         .await?
     {
-        let entry = NewAuditEntry {
-            scope: org.to_string(),
-            ts_ms: now_ms(),
-            actor: "system".into(),
-            action: "timelapse.expire".into(),
-            target: Some(format!("job:{job}")),
-            source: None,
-            details: json!({}),
-        };
+        let entry = crate::routes::system_audit(
+            org.to_string(),
+            "timelapse.expire",
+            Some(format!("job:{job}")),
+            json!({}),
+        );
         match delete(state, job, entry).await {
             Ok(()) => {}
             // Deleted by a member meanwhile.

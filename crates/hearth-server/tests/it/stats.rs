@@ -72,6 +72,10 @@ async fn the_fleets_time_and_job_outcomes_over_the_last_days() {
     );
     assert_eq!(p.success_rate, Some(1.0 / 3.0));
     assert_eq!(stats.jobs, p.jobs);
+    assert_eq!(
+        stats.seconds, p.seconds,
+        "one printer: the fleet is that printer"
+    );
     assert!((stats.printing_hours - printing / 3600.0).abs() < 1e-9);
 
     // Over sixty days, the ten hours count too.
