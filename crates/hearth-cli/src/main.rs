@@ -192,10 +192,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
         Command::Stats { days, json } => cmd::stats::run(days, json).await,
-        Command::Maintenance { cmd: None, json } => {
-            cmd::maintenance::run(Some(&cmd::maintenance::MaintenanceCmd::List { json })).await
+        Command::Maintenance { cmd, json } => {
+            cmd::maintenance::run(&cmd.unwrap_or(cmd::maintenance::MaintenanceCmd::List { json }))
+                .await
         }
-        Command::Maintenance { cmd, .. } => cmd::maintenance::run(cmd.as_ref()).await,
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
         Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
         Command::Queue { cmd, json } => cmd::fleet::queue(cmd.as_ref(), json).await,

@@ -61,13 +61,12 @@ pub struct TaskArgs {
     pub json: bool,
 }
 
-pub async fn run(cmd: Option<&MaintenanceCmd>) -> anyhow::Result<()> {
+pub async fn run(cmd: &MaintenanceCmd) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
     let org = ctx.org()?;
     match cmd {
-        None => list(&ctx, false).await,
-        Some(MaintenanceCmd::List { json }) => list(&ctx, *json).await,
-        Some(MaintenanceCmd::Set(a)) => {
+        MaintenanceCmd::List { json } => list(&ctx, *json).await,
+        MaintenanceCmd::Set(a) => {
             let printers = printers_of(&ctx).await?;
             let targets = a
                 .printer
@@ -96,7 +95,7 @@ pub async fn run(cmd: Option<&MaintenanceCmd>) -> anyhow::Result<()> {
             }
             show(&set, a.json)
         }
-        Some(MaintenanceCmd::Done(a)) => {
+        MaintenanceCmd::Done(a) => {
             let printers = printers_of(&ctx).await?;
             let p = find_printer(&printers, &a.printer)?;
             let t = ctx
@@ -106,7 +105,7 @@ pub async fn run(cmd: Option<&MaintenanceCmd>) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot mark {} done on {:?}", a.kind.words(), p.name))?;
             show(&[t], a.json)
         }
-        Some(MaintenanceCmd::Remove(a)) => {
+        MaintenanceCmd::Remove(a) => {
             let printers = printers_of(&ctx).await?;
             let p = find_printer(&printers, &a.printer)?;
             ctx.client
