@@ -16,7 +16,7 @@ use hearth_proto::ids::OrgId;
 use crate::profile::{self, Profile};
 
 /// What most commands start from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ctx {
     pub dir: PathBuf,
     pub profile: Profile,

@@ -124,6 +124,9 @@ enum Command {
     },
     /// Serve the OctoPrint upload API on this machine so slicers' uploads are sealed here first.
     Bridge(cmd::bridge::BridgeArgs),
+    /// Your own dashboard in the browser, served by this machine: file names, thumbnails and
+    /// camera frames opened here, uploads and prints sealed and signed here.
+    Ui(cmd::ui::UiArgs),
     /// Pause a printing job.
     Pause(JobArg),
     /// Resume a paused job.
@@ -200,6 +203,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
         Command::Queue { cmd, json } => cmd::fleet::queue(cmd.as_ref(), json).await,
         Command::Bridge(args) => cmd::bridge::run(&args).await,
+        Command::Ui(args) => cmd::ui::run(&args).await,
         Command::Pause(j) => cmd::fleet::control("pause", &j.job, j.json).await,
         Command::Resume(j) => cmd::fleet::control("resume", &j.job, j.json).await,
         Command::Cancel(j) => cmd::fleet::control("cancel", &j.job, j.json).await,

@@ -247,7 +247,7 @@ async fn handle_upload(b: &Bridge, headers: &HeaderMap, body: Body) -> Result<Re
                 ),
             ));
         };
-        let job = print_path(
+        let printed = print_path(
             &ctx,
             &trusted,
             tmp.path(),
@@ -257,9 +257,13 @@ async fn handle_upload(b: &Bridge, headers: &HeaderMap, body: Body) -> Result<Re
             Default::default(),
         )
         .await
-        .map_err(internal)?
-        .remove(0);
-        eprintln!("queued job {} for {path}", job.id);
+        .map_err(internal)?;
+        for w in &printed.warnings {
+            eprintln!("warning: {w}");
+        }
+        for job in &printed.jobs {
+            eprintln!("queued job {} for {path}", job.id);
+        }
         effective_print = true;
     }
     drop(tmp);

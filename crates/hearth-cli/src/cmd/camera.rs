@@ -56,7 +56,8 @@ pub async fn run(args: &CameraArgs) -> anyhow::Result<()> {
     }
     let wait = Duration::from_secs(args.wait);
     let Some(every) = args.watch else {
-        let f = frame(&mut ctx, org, &printer, args.fresh, wait).await?;
+        let (_, trusted) = ctx.trusted().await?;
+        let f = frame(&ctx, &trusted, org, &printer, args.fresh, wait).await?;
         let out = args
             .out
             .clone()
@@ -75,7 +76,11 @@ pub async fn run(args: &CameraArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("{}.jpg", printer.name)));
     let mut taken = 0u64;
     loop {
-        match frame(&mut ctx, org, &printer, true, wait).await {
+        let f = match ctx.trusted().await {
+            Ok((_, trusted)) => frame(&ctx, &trusted, org, &printer, true, wait).await,
+            Err(e) => Err(e),
+        };
+        match f {
             Ok(f) => f.write(&out, &printer.name, args.json.then_some(Json::Line))?,
             Err(e) => eprintln!("{}: {e:#}", printer.name),
         }
@@ -95,10 +100,12 @@ enum Json {
 }
 
 /// A frame checked against the verified chain and opened.
-struct Frame {
-    image: Vec<u8>,
-    taken_at: i64,
-    agent: String,
+pub(crate) struct Frame {
+    pub image: Vec<u8>,
+    /// Seconds since the Unix epoch, as the agent signed it.
+    pub taken_at: i64,
+    /// The name of the agent that took and signed it.
+    pub agent: String,
 }
 
 /// The file extension of an opened frame: cameras send JPEG or PNG (the agent sends nothing else).
@@ -166,10 +173,11 @@ impl Frame {
 }
 
 /// The printer's latest frame (`fresh`: a new one asked for), checked against the verified chain
-/// (the printer's agent signed it, for this printer, these very bytes) and opened with the key of
-/// its epoch.
-async fn frame(
-    ctx: &mut Ctx,
+/// `trusted` (the printer's agent signed it, for this printer, these very bytes) and opened with
+/// the key of its epoch.
+pub(crate) async fn frame(
+    ctx: &Ctx,
+    trusted: &hearth_crypto::TrustedState,
     org: hearth_proto::ids::OrgId,
     printer: &hearth_proto::api::Printer,
     fresh_one: bool,
@@ -183,7 +191,6 @@ async fn frame(
             .await
             .with_context(|| format!("cannot fetch the camera frame of {}", printer.name))?
     };
-    let (_, trusted) = ctx.trusted().await?;
     let signed: SignedSnapshot = serde_json::from_value(snapshot.manifest.clone())
         .context("the server served a malformed snapshot manifest")?;
     let sealed = base64::engine::general_purpose::STANDARD
@@ -194,10 +201,10 @@ async fn frame(
     // key is fetched for that epoch.
     let device = ctx.device()?;
     let key = ctx
-        .epoch_key(&device, &trusted, signed.manifest.epoch)
+        .epoch_key(&device, trusted, signed.manifest.epoch)
         .await?;
     let image = signed
-        .open(&trusted, &agent_key, &printer.name, &key, &sealed)
+        .open(trusted, &agent_key, &printer.name, &key, &sealed)
         .with_context(|| format!("the camera frame of {} does not check out", printer.name))?;
     Ok(Frame {
         image,

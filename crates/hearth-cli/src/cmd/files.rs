@@ -16,7 +16,6 @@ use hearth_crypto::{
     TrustedState, open_verified,
 };
 use hearth_proto::api::FileEntry;
-use hearth_proto::ids::OrgId;
 
 use crate::cmd::fleet::{Table, print_json};
 use crate::ctx::Ctx;
@@ -88,48 +87,61 @@ impl Opener<'_> {
     }
 }
 
-/// The selected organisation's files, with the context, the organisation and the verified chain
-/// state that opening them needs.
-async fn org_files() -> anyhow::Result<(Ctx, OrgId, TrustedState, Vec<FileEntry>)> {
-    let mut ctx = Ctx::load()?;
-    let org = ctx.org()?;
-    let (_, trusted) = ctx.trusted().await?;
-    let entries = library(&ctx).await?;
-    Ok((ctx, org, trusted, entries))
+/// One file of the library as a member sees it.
+pub struct Listed {
+    /// `id`, `name` (opened here), `uploaded_by` (from the verified chain), `created_at`, the
+    /// clear `facts`, and `problem` when the file's manifest or metadata does not check out (its
+    /// name is then absent).
+    pub row: serde_json::Value,
+    /// Its sealed metadata, opened (absent with a `problem`).
+    pub meta: Option<PrivateMetadata>,
 }
 
-pub async fn list(json: bool) -> anyhow::Result<()> {
-    let (ctx, _, trusted, entries) = org_files().await?;
+/// The library, each file's manifest verified against `trusted` and its metadata opened.
+pub async fn library_rows(ctx: &Ctx, trusted: &TrustedState) -> anyhow::Result<Vec<Listed>> {
+    let entries = library(ctx).await?;
     let mut o = Opener {
-        ctx: &ctx,
+        ctx,
         device: ctx.device()?,
-        trusted: &trusted,
+        trusted,
         epochs: HashMap::new(),
     };
     let mut rows = Vec::new();
     for e in &entries {
-        let (name, uploader, problem) = match o.manifest(e) {
+        let (meta, uploader, problem) = match o.manifest(e) {
             Ok((_, m)) => {
                 let who = trusted
                     .member(&m.uploader)
                     .map(|mm| mm.user.clone())
                     .unwrap_or_else(|| "(removed device)".into());
                 match o.metadata(e, &m).await {
-                    Ok(meta) => (Some(meta.name), Some(who), None),
+                    Ok(meta) => (Some(meta), Some(who), None),
                     Err(err) => (None, Some(who), Some(format!("{err:#}"))),
                 }
             }
             Err(err) => (None, None, Some(format!("{err:#}"))),
         };
-        rows.push(serde_json::json!({
+        let row = serde_json::json!({
             "id": e.id,
-            "name": name,
+            "name": meta.as_ref().map(|m| &m.name),
             "uploaded_by": uploader,
             "created_at": e.created_at,
             "facts": e.facts,
             "problem": problem,
-        }));
+        });
+        rows.push(Listed { row, meta });
     }
+    Ok(rows)
+}
+
+pub async fn list(json: bool) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let rows: Vec<serde_json::Value> = library_rows(&ctx, &trusted)
+        .await?
+        .into_iter()
+        .map(|l| l.row)
+        .collect();
     if json {
         return print_json(&rows);
     }

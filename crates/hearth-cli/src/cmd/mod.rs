@@ -15,4 +15,5 @@ pub mod members;
 pub mod notify;
 pub mod stats;
 pub mod timelapse;
+pub mod ui;
 pub mod upload;

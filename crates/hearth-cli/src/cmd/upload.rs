@@ -51,6 +51,23 @@ impl Reveal {
         }
     }
 
+    /// The facts revealed, by their [`Reveal::NAMES`].
+    pub fn names(&self) -> Vec<&'static str> {
+        let on = [
+            self.model,
+            self.nozzle,
+            self.material,
+            self.colour,
+            self.grams,
+            self.time,
+        ];
+        Reveal::NAMES
+            .into_iter()
+            .zip(on)
+            .filter_map(|(n, on)| on.then_some(n))
+            .collect()
+    }
+
     /// `facts` with what is not revealed left out.
     pub fn apply(&self, facts: &SchedulingFacts) -> SchedulingFacts {
         fn keep<T: Clone>(on: bool, v: &Option<T>) -> Option<T> {
@@ -522,8 +539,15 @@ fn outlasts_validity(
     ))
 }
 
+/// What [`print_path`] queued, and what the member should know about it (a file sliced for
+/// another model, a batch that outlasts its validity, a pool with no printer that fits yet).
+pub struct Printed {
+    pub jobs: Vec<Job>,
+    pub warnings: Vec<String>,
+}
+
 /// Seals a job for `target`, uploads it once and submits it (`queueing.copies` times, each copy
-/// a job signed under its own id) with `queueing.priority`; returns the queued jobs.
+/// a job signed under its own id) with `queueing.priority`.
 pub async fn print_path(
     ctx: &Ctx,
     trusted: &TrustedState,
@@ -532,8 +556,9 @@ pub async fn print_path(
     valid_secs: i64,
     reveal: Reveal,
     queueing: Queueing,
-) -> anyhow::Result<Vec<Job>> {
+) -> anyhow::Result<Printed> {
     let org = ctx.org()?;
+    let mut warnings = Vec::new();
     let device = ctx.device()?;
     if !(60..=MAX_JOB_WINDOW_SECS).contains(&valid_secs) {
         bail!("a job must stay valid between one minute and a week");
@@ -552,7 +577,7 @@ pub async fn print_path(
         parallel,
         valid_secs,
     ) {
-        eprintln!("warning: {why}");
+        warnings.push(why);
     }
     // What the server sees of the file; it places a pool job by these alone.
     let revealed = reveal.apply(&a.facts);
@@ -568,7 +593,7 @@ pub async fn print_path(
                 format!("the agent of printer {name:?} is not enrolled in the verified organisation chain")
             })?;
             for w in fit_warnings(&a.facts, p) {
-                eprintln!("warning: {} {w}", file_name(path));
+                warnings.push(format!("{} {w}", file_name(path)));
             }
             (Some(p.id), None, vec![key], p.name.clone())
         }
@@ -589,10 +614,10 @@ pub async fn print_path(
                     ),
                     _ => String::new(),
                 };
-                eprintln!(
-                    "warning: {} {w}. The job waits in the queue until one does{hint}",
+                warnings.push(format!(
+                    "{} {w}. The job waits in the queue until one does{hint}",
                     file_name(path)
-                );
+                ));
             }
             (None, Some(pool.clone()), keys, String::new())
         }
@@ -675,7 +700,7 @@ pub async fn print_path(
             })?;
         jobs.push(job);
     }
-    Ok(jobs)
+    Ok(Printed { jobs, warnings })
 }
 
 pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
@@ -701,7 +726,7 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot open library file {id}"))?;
     }
-    let jobs = print_path(
+    let Printed { jobs, warnings } = print_path(
         &ctx,
         &trusted,
         &path,
@@ -714,6 +739,9 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         },
     )
     .await?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if args.json {
         // One job as an object (as before batches), several as a list.
         match jobs.as_slice() {

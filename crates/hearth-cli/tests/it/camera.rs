@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 /// A camera: `GET /snapshot` answers the current picture (as mjpg-streamer's `?action=snapshot`
 /// does), `GET /stream` a multipart stream (what a snapshot URL must not be).
-async fn camera(picture: Arc<Mutex<Vec<u8>>>) -> String {
+pub(crate) async fn camera(picture: Arc<Mutex<Vec<u8>>>) -> String {
     use axum::routing::get;
     let app = axum::Router::new()
         .route(
@@ -39,7 +39,7 @@ async fn camera(picture: Arc<Mutex<Vec<u8>>>) -> String {
 
 /// A printer with a camera at `snapshot_url` (`None`: the one its software has), which sends a
 /// first frame once connected and then only the frames members ask for.
-fn with_camera(
+pub(crate) fn with_camera(
     name: &str,
     snapshot_url: Option<String>,
     driver: hearth_drivers::DriverConfig,
@@ -62,7 +62,7 @@ fn with_camera(
 }
 
 /// Waits until a printer's first sealed frame has reached the server; returns that printer.
-async fn first_frame(ada: &Machine) -> Printer {
+pub(crate) async fn first_frame(ada: &Machine) -> Printer {
     let (client, org) = ada.client();
     eventually("the first frame", || async {
         let p: Vec<Printer> = client
@@ -76,7 +76,7 @@ async fn first_frame(ada: &Machine) -> Printer {
 }
 
 /// The pictures embedded in a real slicer's file, as a camera would send them (PNG).
-fn pictures() -> Vec<Vec<u8>> {
+pub(crate) fn pictures() -> Vec<Vec<u8>> {
     let f = std::fs::File::open(crate::sample("wavy_small_prusaslicer_mk3s.gcode")).unwrap();
     let report = hearth_printfile::inspect_metadata(f, &Default::default()).unwrap();
     let pngs: Vec<Vec<u8>> = report

@@ -27,6 +27,7 @@ mod pki;
 mod stats;
 mod support;
 mod tls;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,0 +1,670 @@
+//! `hearth ui`: the member's own dashboard, served by this machine on loopback. The server's
+//! dashboard holds no key and cannot open anything sealed; this one runs where the device key is,
+//! so it shows what only a member may see — file names, notes and thumbnails, camera frames — and
+//! uploads and prints the way `hearth upload` and `hearth print` do: analysed, sealed and signed
+//! here, with every manifest and frame checked against the verified organisation chain.
+//!
+//! It is a local web server, so it guards what a local web server must: it listens on loopback
+//! only; every request must name it by a loopback host (a page of another site that points its
+//! own name at 127.0.0.1, "DNS rebinding", is refused); the API needs the secret printed at start,
+//! which `/open?token=` turns into an HttpOnly, SameSite=Strict cookie (another site's page
+//! cannot send it); the page loads nothing from elsewhere (a strict Content-Security-Policy) and
+//! may not be framed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use futures::StreamExt as _;
+use hearth_crypto::{PrivateMetadata, TrustedState};
+use serde::Deserialize;
+use serde_json::json;
+use std::io::Write as _;
+use tokio::sync::Mutex;
+
+use crate::cmd::files::{library_file, library_rows, open_library_file};
+use crate::cmd::fleet::{find_printer, printers_of};
+use crate::cmd::upload::{
+    MAX_COPIES, Queueing, Reveal, RevealArgs, Target, print_path, upload_path,
+};
+use crate::ctx::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct UiArgs {
+    /// Where to listen: a loopback address (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    pub listen: SocketAddr,
+    /// Do not open the page in the default browser; only print its address.
+    #[arg(long)]
+    pub no_open: bool,
+    #[command(flatten)]
+    pub reveal: RevealArgs,
+}
+
+const INDEX: &str = include_str!("../../ui/index.html");
+const SCRIPT: &str = include_str!("../../ui/ui.js");
+const STYLE: &str = include_str!("../../ui/ui.css");
+const COOKIE: &str = "hearth_ui";
+/// What the page may load: only itself (images also as `data:` thumbnails and `blob:` frames).
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+struct Ui {
+    /// The logged-in context; locked only to verify the chain (which may save the profile's new
+    /// checkpoint), then copied for the request.
+    ctx: Mutex<Ctx>,
+    token: String,
+    /// The `Host` values this server answers to.
+    hosts: Vec<String>,
+    reveal: Reveal,
+}
+
+pub async fn run(args: &UiArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        bail!(
+            "hearth ui shows opened files and camera frames: it listens on loopback only, not {}",
+            args.listen
+        );
+    }
+    let mut ctx = Ctx::load()?;
+    // Fail now, not at the first click, when there is no organisation or its chain does not verify.
+    ctx.trusted().await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (another `hearth ui`? give --listen 127.0.0.1:0)",
+                args.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let port = addr.port();
+    let hosts = match addr {
+        SocketAddr::V4(_) => vec![format!("{}:{port}", addr.ip()), format!("localhost:{port}")],
+        SocketAddr::V6(_) => vec![
+            format!("[{}]:{port}", addr.ip()),
+            format!("localhost:{port}"),
+        ],
+    };
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    let ui = Arc::new(Ui {
+        ctx: Mutex::new(ctx),
+        token,
+        hosts,
+        reveal: args.reveal.reveal,
+    });
+    let link = format!("http://{}/open?token={}", ui.hosts[0], ui.token);
+    let app = router(ui.clone());
+    println!("hearth ui listening on http://{addr}");
+    println!("open {link}");
+    std::io::stdout().flush()?;
+    if !args.no_open && !open_in_browser(&link) {
+        eprintln!("(no browser could be started here: open the address above yourself)");
+    }
+    eprintln!("the page works while this runs; Ctrl-C stops it");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("hearth ui stopped")
+}
+
+/// Starts the platform's opener on `url`; whether one started.
+fn open_in_browser(url: &str) -> bool {
+    let (program, first): (&str, &[&str]) = if cfg!(target_os = "macos") {
+        ("open", &[])
+    } else if cfg!(windows) {
+        ("rundll32", &["url.dll,FileProtocolHandler"])
+    } else {
+        ("xdg-open", &[])
+    };
+    std::process::Command::new(program)
+        .args(first)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+fn router(ui: Arc<Ui>) -> Router {
+    let api = Router::new()
+        .route("/api/me", get(me))
+        .route("/api/printers", get(printers))
+        .route("/api/printers/{name}/frame", get(frame))
+        .route("/api/files", get(files).post(upload))
+        .route("/api/files/{id}/print", post(print))
+        .route("/api/files/{id}/download", get(download))
+        .layer(middleware::from_fn_with_state(ui.clone(), authorised));
+    Router::new()
+        .route(
+            "/",
+            get(|| async { page(INDEX, "text/html; charset=utf-8") }),
+        )
+        .route("/ui.js", get(|| async { page(SCRIPT, "text/javascript") }))
+        .route("/ui.css", get(|| async { page(STYLE, "text/css") }))
+        .route("/open", get(open))
+        .merge(api)
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(ui.clone(), guard))
+        .with_state(ui)
+}
+
+fn page(body: &'static str, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// Every request: a loopback `Host` (else a rebound name is reaching us), and, when the browser
+/// says where a request comes from, this very origin. Every answer: not framed, not sniffed, not
+/// cached, nothing loaded from elsewhere.
+async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ui.hosts.iter().any(|h| h == host) {
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "this is hearth ui on {}: open it by that address",
+                ui.hosts[0]
+            ),
+        );
+    }
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let same = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://"))
+            .is_some_and(|o| ui.hosts.iter().any(|h| h == o));
+        if !same {
+            return error(StatusCode::FORBIDDEN, "a request from another site");
+        }
+    }
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The API: the secret as the cookie `/open` set, or as a bearer token (scripts, tests).
+async fn authorised(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
+    if given_token(req.headers()).is_some_and(|t| same(t, &ui.token)) {
+        next.run(req).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "open the address `hearth ui` printed (with its token) to use this page",
+        )
+    }
+}
+
+fn given_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(bearer) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(bearer.trim());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+}
+
+/// Equal in time independent of where they differ (the length is not secret).
+fn same(given: &str, token: &str) -> bool {
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[derive(Deserialize)]
+struct OpenQuery {
+    token: String,
+}
+
+/// `/open?token=`: the link `hearth ui` printed. Sets the cookie and goes to the page, so the
+/// token leaves the address bar.
+async fn open(State(ui): State<Arc<Ui>>, Query(q): Query<OpenQuery>) -> Response {
+    if !same(&q.token, &ui.token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "this link is from an earlier `hearth ui`: open the one it printed now",
+        );
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", ui.token),
+            ),
+            (header::LOCATION, "/".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// A failed request: what went wrong, said whole. The server's own refusals keep their status
+/// (a 404 stays a 404); anything else here is the server or a check failing, 502.
+struct Failure(StatusCode, anyhow::Error);
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        let status = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<hearth_client::ClientError>())
+            .and_then(|c| c.status())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .filter(|s| s.is_client_error())
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        Failure(status, e)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        error(self.0, &format!("{:#}", self.1))
+    }
+}
+
+fn refused(status: StatusCode, message: impl Into<String>) -> Failure {
+    Failure(status, anyhow!(message.into()))
+}
+
+type Answer = Result<Response, Failure>;
+
+impl Ui {
+    /// A copy of the context with the chain verified now (members, agents and epochs change).
+    async fn session(&self) -> anyhow::Result<(Ctx, TrustedState)> {
+        let mut ctx = self.ctx.lock().await;
+        let (_, trusted) = ctx.trusted().await?;
+        Ok((ctx.clone(), trusted))
+    }
+}
+
+async fn me(State(ui): State<Arc<Ui>>) -> Answer {
+    let (ctx, trusted) = ui.session().await?;
+    let device = ctx.device()?;
+    let role = trusted
+        .member(&device.public().signing)
+        .map(|m| if m.admin { "admin" } else { "member" });
+    Ok(axum::Json(json!({
+        "server": ctx.profile.server,
+        "login": ctx.profile.login,
+        "org": { "id": ctx.profile.org_id, "name": ctx.profile.org_name },
+        "fingerprint": device.fingerprint().to_string(),
+        "role": role,
+        "revealed": ui.reveal.names(),
+    }))
+    .into_response())
+}
+
+async fn printers(State(ui): State<Arc<Ui>>) -> Answer {
+    let ctx = ui.ctx.lock().await.clone();
+    Ok(axum::Json(printers_of(&ctx).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct FrameQuery {
+    #[serde(default)]
+    fresh: bool,
+}
+
+/// A printer's latest camera frame (`?fresh=true`: a new one, asked of its agent), checked and
+/// opened here; `X-Taken-At` (RFC 3339) and `X-Agent` say when and by whom it was taken.
+async fn frame(
+    State(ui): State<Arc<Ui>>,
+    Path(name): Path<String>,
+    Query(q): Query<FrameQuery>,
+) -> Answer {
+    let (ctx, trusted) = ui.session().await?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let printer = find_printer(&printers, &name).map_err(|e| Failure(StatusCode::NOT_FOUND, e))?;
+    if printer.camera.is_none() {
+        return Err(refused(
+            StatusCode::NOT_FOUND,
+            format!(
+                "printer {} has no camera: add [printer.camera] to its agent's configuration",
+                printer.name
+            ),
+        ));
+    }
+    let f = crate::cmd::camera::frame(
+        &ctx,
+        &trusted,
+        org,
+        printer,
+        q.fresh,
+        std::time::Duration::from_secs(20),
+    )
+    .await?;
+    let mime = match crate::cmd::camera::image_ext(&f.image) {
+        "png" => "image/png",
+        _ => "image/jpeg",
+    };
+    let taken = hearth_proto::time_fmt::rfc3339(f.taken_at * 1000);
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (header::HeaderName::from_static("x-taken-at"), taken),
+            (header::HeaderName::from_static("x-agent"), f.agent),
+        ],
+        f.image,
+    )
+        .into_response())
+}
+
+/// The thumbnail to show in a list: the smallest PNG or JPEG at least 200 px wide, else the
+/// largest there is (QOI, which browsers cannot show, is left out), as a `data:` URL.
+fn list_thumbnail(meta: &PrivateMetadata) -> Option<String> {
+    let shown = meta
+        .thumbnails
+        .iter()
+        .filter(|t| matches!(t.mime.as_str(), "image/png" | "image/jpeg"));
+    let pick = shown
+        .clone()
+        .filter(|t| t.width >= 200)
+        .min_by_key(|t| t.width)
+        .or_else(|| shown.max_by_key(|t| t.width))?;
+    Some(format!(
+        "data:{};base64,{}",
+        pick.mime,
+        base64::engine::general_purpose::STANDARD.encode(&pick.data)
+    ))
+}
+
+async fn files(State(ui): State<Arc<Ui>>) -> Answer {
+    let (ctx, trusted) = ui.session().await?;
+    let rows: Vec<serde_json::Value> = library_rows(&ctx, &trusted)
+        .await?
+        .into_iter()
+        .map(|l| {
+            let mut row = l.row;
+            if let Some(meta) = &l.meta {
+                row["note"] = json!(meta.note);
+                row["thumbnail"] = json!(list_thumbnail(meta));
+            }
+            row
+        })
+        .collect();
+    Ok(axum::Json(rows).into_response())
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/files?name=NAME[&note=NOTE]` with the file as the body: analysed, sealed and
+/// uploaded as `hearth upload` does. The body goes to a private temporary file as it arrives.
+async fn upload(State(ui): State<Arc<Ui>>, Query(q): Query<UploadQuery>, body: Body) -> Answer {
+    // Only the last component: the name is sealed, but it is the name the file opens under.
+    let name = q
+        .name
+        .rsplit(['/', '\\'])
+        .next()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| refused(StatusCode::BAD_REQUEST, "the file has no name"))?
+        .to_owned();
+    let note = q.note.filter(|n| !n.trim().is_empty());
+    let tmp = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file());
+    let mut stream = body.into_data_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            refused(
+                StatusCode::BAD_REQUEST,
+                format!("the upload broke off: {e}"),
+            )
+        })?;
+        size += chunk.len() as u64;
+        out.write_all(&chunk)
+            .context("cannot write the temporary file")?;
+    }
+    out.flush().context("cannot write the temporary file")?;
+    drop(out);
+    if size == 0 {
+        return Err(refused(StatusCode::BAD_REQUEST, format!("{name} is empty")));
+    }
+    let (ctx, trusted) = ui.session().await?;
+    let entry = upload_path(&ctx, &trusted, tmp.path(), &name, note, ui.reveal).await?;
+    eprintln!("sealed and uploaded {name} as file {}", entry.id);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "id": entry.id, "name": name, "bytes": size })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrintRequest {
+    #[serde(default)]
+    printer: Option<String>,
+    #[serde(default)]
+    pool: Option<String>,
+    #[serde(default = "one")]
+    copies: u32,
+    #[serde(default)]
+    priority: i64,
+    #[serde(default = "day")]
+    valid_hours: i64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn day() -> i64 {
+    24
+}
+
+/// The library file `id`, opened into `dir` (checked against its signed manifest).
+async fn opened(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    id: &str,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, Failure> {
+    let e = library_file(ctx, id).await?.ok_or_else(|| {
+        refused(
+            StatusCode::NOT_FOUND,
+            format!("no file {id} in the library"),
+        )
+    })?;
+    Ok(open_library_file(ctx, trusted, &e, None, dir)
+        .await
+        .with_context(|| format!("cannot open library file {id}"))?)
+}
+
+/// `POST /api/files/{id}/print`: the library file opened here and sealed as a signed job for a
+/// printer or a pool, as `hearth print FILE_ID` does.
+async fn print(
+    State(ui): State<Arc<Ui>>,
+    Path(id): Path<String>,
+    axum::Json(r): axum::Json<PrintRequest>,
+) -> Answer {
+    let target = match (r.printer, r.pool) {
+        (Some(p), None) if !p.is_empty() => Target::Printer(p),
+        (None, Some(p)) if !p.is_empty() => Target::Pool(p),
+        _ => {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "choose a printer or a pool",
+            ));
+        }
+    };
+    if !(1..=MAX_COPIES).contains(&r.copies) {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            format!("copies: 1 to {MAX_COPIES}"),
+        ));
+    }
+    let (ctx, trusted) = ui.session().await?;
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let path = opened(&ctx, &trusted, &id, dir.path()).await?;
+    let printed = print_path(
+        &ctx,
+        &trusted,
+        &path,
+        &target,
+        r.valid_hours.saturating_mul(3600),
+        ui.reveal,
+        Queueing {
+            priority: r.priority,
+            copies: r.copies,
+        },
+    )
+    .await
+    .map_err(|e| {
+        // What the member chose (an unknown printer, a window out of range) is theirs to fix.
+        let own = e
+            .chain()
+            .all(|c| c.downcast_ref::<hearth_client::ClientError>().is_none());
+        Failure(
+            if own {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_GATEWAY
+            },
+            e,
+        )
+    })?;
+    eprintln!(
+        "queued {} for file {id}",
+        printed
+            .jobs
+            .iter()
+            .map(|j| format!("job {}", j.id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "jobs": printed.jobs, "warnings": printed.warnings })),
+    )
+        .into_response())
+}
+
+/// `GET /api/files/{id}/download`: the library file opened here, under its own name.
+async fn download(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Answer {
+    let (ctx, trusted) = ui.session().await?;
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let path = opened(&ctx, &trusted, &id, dir.path()).await?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("download")
+        .to_owned();
+    let file = tokio::fs::File::open(&path)
+        .await
+        .context("cannot read the opened file")?;
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    // The directory goes when the body has been sent (the open file keeps the bytes readable).
+    let stream = tokio_util::io::ReaderStream::new(file).map(move |c| {
+        let _keep = &dir;
+        c
+    });
+    // RFC 6266: an ASCII fallback and the UTF-8 name.
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_or_a_bearer_token_is_read_and_compared_whole() {
+        let mut h = HeaderMap::new();
+        assert_eq!(given_token(&h), None);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; hearth_ui=abc; other=1"),
+        );
+        assert_eq!(given_token(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer xyz"),
+        );
+        assert_eq!(given_token(&h), Some("xyz"));
+        assert!(same("abc", "abc"));
+        assert!(!same("abd", "abc"));
+        assert!(!same("ab", "abc"));
+        // A cookie whose name only starts with ours is not ours.
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("hearth_uix=abc"));
+        assert_eq!(given_token(&h), None);
+    }
+}

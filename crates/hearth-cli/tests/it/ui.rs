@@ -1,0 +1,339 @@
+//! `hearth ui`, the member's own dashboard on this machine, against a real `hearthd` and a real
+//! `hearth-agent` whose printer has a camera: the page's API opens what the server cannot (the
+//! camera frame, the library's names, notes and thumbnails), uploads and prints as the CLI does,
+//! and refuses what a local web server must refuse (no token, a rebound host name, another
+//! site). Then the page itself in a real Chromium (`web/tests/member-ui.test.mjs`) when the
+//! browser is installed.
+
+use std::sync::{Arc, Mutex};
+
+use hearth_proto::api::{FileEntry, Job, Printer};
+use hearth_proto::ids::JobId;
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::camera::{camera, first_frame, pictures, with_camera};
+use crate::printer_chain::start_chain_agent;
+use crate::support::*;
+
+/// A running `hearth ui`: its base address and the link with its token.
+struct RunningUi {
+    base: String,
+    link: String,
+    token: String,
+    _child: tokio::process::Child,
+}
+
+async fn start_ui(ada: &Machine) -> RunningUi {
+    let mut child = ada
+        .command(&["ui", "--listen", "127.0.0.1:0", "--no-open"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("hearth ui says where it listens")
+            .unwrap()
+            .expect("hearth ui stopped")
+    };
+    let base = next()
+        .await
+        .strip_prefix("hearth ui listening on ")
+        .unwrap()
+        .to_owned();
+    let link = next().await.strip_prefix("open ").unwrap().to_owned();
+    let token = link.split_once("token=").unwrap().1.to_owned();
+    RunningUi {
+        base,
+        link,
+        token,
+        _child: child,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_members_own_dashboard_opens_what_the_server_cannot() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let pics = pictures();
+    let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
+    let _agent = start_chain_agent(
+        &server,
+        &ada,
+        with_camera(
+            "mk4",
+            Some(format!("{cam}/snapshot")),
+            hearth_drivers::DriverConfig::Simulated(Default::default()),
+        ),
+    )
+    .await;
+    let printer = first_frame(&ada).await;
+    let ui = start_ui(&ada).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let bearer = format!("Bearer {}", ui.token);
+    let get = |path: &str| {
+        http.get(format!("{}{path}", ui.base))
+            .header("authorization", &bearer)
+    };
+
+    // What a local web server must refuse: the API without the token, a wrong token, a host name
+    // other than its own (a rebound name) even with the token, a request from another site.
+    let no_token = http
+        .get(format!("{}/api/files", ui.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 401);
+    let wrong = http
+        .get(format!("{}/api/files", ui.base))
+        .header("authorization", "Bearer 00")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let port = ui.base.rsplit(':').next().unwrap();
+    let rebound = get("/api/files")
+        .header("host", format!("attacker.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+    let cross = http
+        .post(format!("{}/api/files?name=x.gcode", ui.base))
+        .header("authorization", &bearer)
+        .header("origin", "https://attacker.example")
+        .body("G28\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    // The printed link turns the token into a cookie only the page's own requests carry.
+    let stale = http
+        .get(format!("{}/open?token=0000", ui.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401);
+    let opened = http.get(&ui.link).send().await.unwrap();
+    assert_eq!(opened.status(), 303);
+    let cookie = opened.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with(&format!("hearth_ui={};", ui.token))
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let page = http.get(format!("{}/", ui.base)).send().await.unwrap();
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let me: serde_json::Value = http
+        .get(format!("{}/api/me", ui.base))
+        .header("cookie", cookie.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["login"], "ada");
+    assert_eq!(me["role"], "admin");
+    assert_eq!(me["org"]["name"], "Acme");
+
+    // The camera frame the agent sealed, checked and opened here.
+    let printers: Vec<Printer> = get("/api/printers")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(printers.len(), 1);
+    assert_eq!(printers[0].id, printer.id);
+    let frame = get("/api/printers/mk4/frame").send().await.unwrap();
+    assert_eq!(frame.status(), 200);
+    assert_eq!(frame.headers()["content-type"], "image/png");
+    assert_eq!(frame.headers()["x-agent"], "octopi");
+    assert_eq!(
+        frame.bytes().await.unwrap(),
+        pics[0],
+        "the camera's picture"
+    );
+    let none = get("/api/printers/nope/frame").send().await.unwrap();
+    assert_eq!(none.status(), 404);
+    let said: serde_json::Value = none.json().await.unwrap();
+    assert!(
+        said["error"].as_str().unwrap().contains("no printer named"),
+        "{said}"
+    );
+
+    // An upload: analysed, sealed and signed here; the library lists it with its name, note and
+    // thumbnail, which the server holds only sealed.
+    let sample = std::fs::read(crate::sample("wavy_small_prusaslicer_mk3s.gcode")).unwrap();
+    let up = http
+        .post(format!(
+            "{}/api/files?name=wavy%20%C3%A9t%C3%A9.gcode&note=for%20the%20NDA%20client",
+            ui.base
+        ))
+        .header("authorization", &bearer)
+        .body(sample.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 201, "{}", up.text().await.unwrap());
+    let up: serde_json::Value = up.json().await.unwrap();
+    let id = up["id"].as_str().unwrap().to_owned();
+    assert_eq!(up["bytes"], sample.len());
+    let files: Vec<serde_json::Value> = get("/api/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let f = files.iter().find(|f| f["id"] == id.as_str()).unwrap();
+    assert_eq!(f["name"], "wavy été.gcode");
+    assert_eq!(f["note"], "for the NDA client");
+    assert_eq!(f["uploaded_by"], "ada");
+    assert!(
+        f["thumbnail"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    assert_eq!(f["facts"]["material"], "PLA");
+    let (client, org) = ada.client();
+    let held: Vec<FileEntry> = client
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await
+        .unwrap();
+    let held = serde_json::to_string(&held).unwrap();
+    assert!(held.contains(&id) && !held.contains("wavy") && !held.contains("NDA"));
+    let empty = http
+        .post(format!("{}/api/files?name=empty.gcode", ui.base))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400);
+
+    // Downloaded: the very bytes, under the file's own name.
+    let down = get(&format!("/api/files/{id}/download"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 200);
+    let disposition = down.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        disposition.contains("filename*=UTF-8''wavy%20%C3%A9t%C3%A9.gcode"),
+        "{disposition}"
+    );
+    assert_eq!(down.bytes().await.unwrap(), sample);
+
+    // Printed: opened here, sealed to the printer's agent, signed; the agent accepts and prints it.
+    let refused = http
+        .post(format!("{}/api/files/{id}/print", ui.base))
+        .header("authorization", &bearer)
+        .json(&serde_json::json!({ "printer": "nope" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let jobs = http
+        .post(format!("{}/api/files/{id}/print", ui.base))
+        .header("authorization", &bearer)
+        .json(&serde_json::json!({ "printer": "mk4" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jobs.status(), 201, "{}", jobs.text().await.unwrap());
+    let printed: serde_json::Value = jobs.json().await.unwrap();
+    // What the CLI says on its error output, the page is told.
+    assert!(
+        printed["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("sliced for a MK3S"),
+        "{printed}"
+    );
+    let jobs: Vec<Job> = serde_json::from_value(printed["jobs"].clone()).unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job: JobId = jobs[0].id;
+    eventually("the agent prints the job", || async {
+        let p: Vec<Printer> = client
+            .raw_get(&format!("/api/v1/orgs/{org}/printers"))
+            .await
+            .unwrap();
+        (p[0].telemetry.job_id == Some(job)).then_some(())
+    })
+    .await;
+    let missing = http
+        .post(format!(
+            "{}/api/files/0190b8a2-0000-7000-8000-000000000000/print",
+            ui.base
+        ))
+        .header("authorization", &bearer)
+        .json(&serde_json::json!({ "printer": "mk4" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // The page itself, in a real browser, when one is installed here.
+    browser_test(&ui).await;
+}
+
+/// `web/tests/member-ui.test.mjs` in Chromium against this `hearth ui`; skipped (said) when the
+/// browser or the test's packages are not installed, a failure under HEARTH_REQUIRE_PEERS=1.
+async fn browser_test(ui: &RunningUi) {
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut missing = vec![];
+    if !web.join("node_modules/playwright-core").exists() {
+        missing.push("web/tests/node_modules");
+    }
+    if !std::path::Path::new(&chromium).exists() {
+        missing.push("chromium");
+    }
+    if !missing.is_empty() {
+        let why = format!(
+            "{} missing: run scripts/install-browser.sh",
+            missing.join(", ")
+        );
+        assert!(
+            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "HEARTH_REQUIRE_PEERS=1 but {why}"
+        );
+        eprintln!("skipped the browser part: {why}");
+        return;
+    }
+    let out = tokio::process::Command::new("node")
+        .arg("member-ui.test.mjs")
+        .current_dir(&web)
+        .env("HEARTH_UI_LINK", &ui.link)
+        .env(
+            "HEARTH_SAMPLE",
+            crate::sample("cube20_prusaslicer_mk3s.gcode"),
+        )
+        .env("CHROMIUM", chromium)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

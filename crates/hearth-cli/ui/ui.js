@@ -1,0 +1,325 @@
+// hearth ui: the member's own dashboard, served by `hearth ui` on this machine. Everything sealed
+// is opened by that process with the device key; this page only shows it. Names and notes are
+// chosen by members, so everything is put in the page as text, never as HTML.
+
+const $ = (sel) => document.querySelector(sel);
+
+/** A JSON (or other) answer from the local API; its `error` thrown as the message. */
+async function api(path, options = {}) {
+  const res = await fetch(path, { credentials: "same-origin", ...options });
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      message = (await res.json()).error || message;
+    } catch {
+      // not JSON: the status says it
+    }
+    const e = new Error(message);
+    e.status = res.status;
+    throw e;
+  }
+  return res;
+}
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-")) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function notice(message) {
+  const n = $("#notice");
+  n.textContent = message;
+  n.hidden = !message;
+}
+
+function done(message) {
+  const d = $("#done");
+  d.textContent = message;
+  d.hidden = !message;
+}
+
+/** Seconds as people say them: 42 s, 5 min, 3 h 20 min. */
+function duration(s) {
+  if (s === null || s === undefined) return "-";
+  s = Math.max(0, Math.round(s));
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+function ago(iso) {
+  return duration((Date.now() - Date.parse(iso)) / 1000);
+}
+
+// ---- who and where ----------------------------------------------------------------------------
+
+async function loadMe() {
+  const me = await (await api("/api/me")).json();
+  $("#who").textContent = `${me.login} · ${me.org.name || me.org.id} (${me.role || "not a member"}) · ${me.server}`;
+  const shown = me.revealed.length ? me.revealed.join(", ") : "nothing";
+  $("#footer").textContent =
+    `Names, notes, thumbnails and camera frames are opened on this machine with your device key ` +
+    `(fingerprint ${me.fingerprint}); ${me.server} holds them sealed and cannot read them. ` +
+    `Uploads and prints reveal to it only these scheduling facts: ${shown}.`;
+}
+
+// ---- printers and cameras ---------------------------------------------------------------------
+
+let printers = [];
+/** Per printer: the frame shown, `{src, caption}` (its object URL revoked when replaced). */
+const frames = new Map();
+/** Per printer: when the server received the latest frame it has opened. */
+const received = new Map();
+
+function heaters(t) {
+  return (t.heaters || [])
+    .map((h) => `${h.name} ${Math.round(h.actual)}°${h.target ? ` / ${Math.round(h.target)}°` : ""}`)
+    .join(" · ");
+}
+
+function printerCard(p) {
+  const t = p.telemetry;
+  const card = el(
+    "article",
+    { class: "card printer", "data-name": p.name, "data-state": t.state },
+    el("h2", {}, el("span", { textContent: p.name }), el("span", { class: "state", "data-state": t.state, textContent: t.state + (p.held ? " · held" : "") })),
+    el("p", { class: "muted", textContent: [p.model, p.material, p.nozzle_mm ? `${p.nozzle_mm} mm` : null].filter(Boolean).join(" · ") }),
+  );
+  if (t.progress !== null && t.progress !== undefined && t.job_id) {
+    card.append(
+      el("progress", { max: 1, value: t.progress }),
+      el("p", {
+        textContent: `${Math.round(t.progress * 100)} %` +
+          (t.layer ? ` · layer ${t.layer}${t.total_layers ? `/${t.total_layers}` : ""}` : "") +
+          (t.remaining_seconds ? ` · ${duration(t.remaining_seconds)} left` : ""),
+      }),
+    );
+  }
+  const h = heaters(t);
+  if (h) card.append(el("p", { class: "muted", textContent: h }));
+  if (t.error) card.append(el("p", { class: "problem", textContent: t.error }));
+  if (p.camera) {
+    const img = el("img", { alt: `${p.name}'s camera`, hidden: true });
+    const caption = el("span", { class: "muted", textContent: p.camera.snapshot_at ? "opening the latest frame…" : "no frame yet" });
+    const fresh = el("button", { type: "button", textContent: "Fresh frame", class: "fresh" });
+    fresh.addEventListener("click", () => showFrame(p.name, card, true));
+    card.append(el("div", { class: "camera" }, img, el("div", { class: "caption" }, caption, fresh)));
+    const shown = frames.get(p.name);
+    if (shown) {
+      img.src = shown.src;
+      img.hidden = false;
+      caption.textContent = shown.caption;
+    }
+  }
+  return card;
+}
+
+/** Fetches a printer's frame (checked and opened by hearth ui) into its card. */
+async function showFrame(name, card, fresh) {
+  const caption = card.querySelector(".camera .caption span");
+  const button = card.querySelector(".camera button");
+  if (fresh) {
+    caption.textContent = "asking the agent for a frame…";
+    button.disabled = true;
+  }
+  try {
+    const res = await api(`/api/printers/${encodeURIComponent(name)}/frame${fresh ? "?fresh=true" : ""}`);
+    const blob = await res.blob();
+    const src = URL.createObjectURL(blob);
+    const text = `taken ${ago(res.headers.get("x-taken-at"))} ago by ${res.headers.get("x-agent")}, checked and opened here`;
+    const old = frames.get(name);
+    frames.set(name, { src, caption: text });
+    if (old) URL.revokeObjectURL(old.src);
+    // The card may have been redrawn meanwhile: show it in the current one.
+    const now = document.querySelector(`article.printer[data-name="${CSS.escape(name)}"]`) || card;
+    const img = now.querySelector(".camera img");
+    img.src = src;
+    img.hidden = false;
+    now.querySelector(".camera .caption span").textContent = text;
+  } catch (e) {
+    const now = document.querySelector(`article.printer[data-name="${CSS.escape(name)}"]`) || card;
+    const span = now.querySelector(".camera .caption span");
+    span.textContent = e.status === 404 ? "no frame yet" : `cannot show the frame: ${e.message}`;
+    span.className = e.status === 404 ? "muted" : "problem";
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadPrinters() {
+  printers = await (await api("/api/printers")).json();
+  const list = $("#printers");
+  list.replaceChildren(...printers.map(printerCard));
+  const by = {};
+  for (const p of printers) by[p.telemetry.state] = (by[p.telemetry.state] || 0) + 1;
+  $("#fleet-summary").textContent = printers.length
+    ? `${printers.length} printers: ${Object.entries(by).map(([s, n]) => `${n} ${s}`).join(", ")}`
+    : "No printers yet: enroll an agent (`hearth agents token`).";
+  // A frame that arrived since the last look is opened; the others stay as they are.
+  for (const p of printers) {
+    const at = p.camera?.snapshot_at;
+    if (at && received.get(p.name) !== at) {
+      received.set(p.name, at);
+      showFrame(p.name, list.querySelector(`article.printer[data-name="${CSS.escape(p.name)}"]`), false);
+    }
+  }
+}
+
+// ---- files ------------------------------------------------------------------------------------
+
+let files = [];
+
+function fileRow(f) {
+  const name = f.name
+    ? el("span", { class: "name", textContent: f.name })
+    : el("span", { class: "problem", textContent: `cannot open: ${f.problem}` });
+  const cell = el("td", {}, name);
+  if (f.note) cell.append(el("span", { class: "note muted", textContent: f.note }));
+  const thumb = f.thumbnail ? el("img", { class: "thumb", src: f.thumbnail, alt: "" }) : "";
+  const actions = el("td", { class: "actions" });
+  if (f.name) {
+    const print = el("button", { type: "button", textContent: "Print…", class: "print" });
+    print.addEventListener("click", () => askPrint(f));
+    actions.append(print, el("a", { href: `/api/files/${f.id}/download`, textContent: "Download", download: f.name }));
+  }
+  return el(
+    "tr",
+    { "data-id": f.id },
+    el("td", {}, thumb),
+    cell,
+    el("td", { textContent: f.uploaded_by || "-" }),
+    el("td", { textContent: new Date(f.created_at).toLocaleString() }),
+    el("td", { textContent: [f.facts.material, f.facts.color].filter(Boolean).join(" ") || "-" }),
+    el("td", { textContent: duration(f.facts.estimated_seconds) }),
+    actions,
+  );
+}
+
+async function loadFiles() {
+  $("#files-summary").textContent = "Opening the library…";
+  files = await (await api("/api/files")).json();
+  files.sort((a, b) => b.created_at.localeCompare(a.created_at));
+  $("#files tbody").replaceChildren(...files.map(fileRow));
+  $("#files-summary").textContent = files.length
+    ? `${files.length} files, newest first`
+    : "The library is empty: upload a print file above.";
+}
+
+$("#upload-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  const file = form.file.files[0];
+  if (!file) return;
+  const button = form.querySelector("button");
+  const status = $("#upload-status");
+  button.disabled = true;
+  status.textContent = `analysing, sealing and uploading ${file.name}…`;
+  notice("");
+  done("");
+  try {
+    const q = new URLSearchParams({ name: file.name });
+    if (form.note.value.trim()) q.set("note", form.note.value.trim());
+    const r = await (await api(`/api/files?${q}`, { method: "POST", body: file })).json();
+    done(`${r.name} is sealed and in the library (file ${r.id}).`);
+    form.reset();
+    await loadFiles();
+  } catch (e) {
+    notice(`Upload of ${file.name} failed: ${e.message}`);
+  } finally {
+    status.textContent = "";
+    button.disabled = false;
+  }
+});
+
+// ---- printing ---------------------------------------------------------------------------------
+
+let printing = null;
+
+function askPrint(f) {
+  printing = f;
+  $("#print-name").textContent = f.name;
+  const select = $("#print-form select[name=target]");
+  const pools = [...new Set(printers.flatMap((p) => p.pools))].sort();
+  select.replaceChildren(
+    ...printers.map((p) => el("option", { value: `printer:${p.name}`, textContent: `${p.name} (${p.telemetry.state})` })),
+    ...pools.map((p) => el("option", { value: `pool:${p}`, textContent: `any printer of pool ${p}` })),
+  );
+  $("#print-dialog").showModal();
+}
+
+$("#print-cancel").addEventListener("click", () => $("#print-dialog").close());
+
+$("#print-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  const [kind, ...rest] = form.target.value.split(":");
+  const body = {
+    [kind]: rest.join(":"),
+    copies: Number(form.copies.value),
+    priority: Number(form.priority.value),
+  };
+  const button = $("#print-submit");
+  button.disabled = true;
+  notice("");
+  done("");
+  try {
+    const r = await (await api(`/api/files/${printing.id}/print`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    })).json();
+    $("#print-dialog").close();
+    done(`${printing.name}: queued ${r.jobs.map((j) => `job ${j.id}`).join(", ")} on ${rest.join(":")}.` +
+      r.warnings.map((w) => ` Note: ${w}.`).join(""));
+    loadPrinters().catch(() => {});
+  } catch (e) {
+    $("#print-dialog").close();
+    notice(`Printing ${printing.name} failed: ${e.message}`);
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// ---- tabs and refresh -------------------------------------------------------------------------
+
+let tab = "printers";
+
+function show(name) {
+  tab = name;
+  for (const b of document.querySelectorAll(".tab")) {
+    if (b.dataset.tab === name) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
+  $("#printers-view").hidden = name !== "printers";
+  $("#files-view").hidden = name !== "files";
+  refresh();
+}
+
+for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => show(b.dataset.tab));
+
+async function refresh() {
+  try {
+    if (tab === "printers") await loadPrinters();
+    else await loadFiles();
+  } catch (e) {
+    notice(e.status === 401 ? e.message : `Cannot load: ${e.message}`);
+  }
+}
+
+try {
+  await loadMe();
+  await refresh();
+} catch (e) {
+  notice(e.message);
+}
+// Printers and their latest frames every 5 s while the page is seen (a frame is opened only
+// when a newer one has arrived).
+setInterval(() => {
+  if (tab === "printers" && !document.hidden) refresh();
+}, 5000);

@@ -1,0 +1,102 @@
+// `hearth ui`, the member's own dashboard, in a real Chromium. Run by crates/hearth-cli/tests/it/ui.rs
+// (`the_members_own_dashboard_opens_what_the_server_cannot`), which starts a server, an agent whose
+// printer `mk4` has a camera, and `hearth ui`, uploads `wavy été.gcode` through its API, and passes:
+//   HEARTH_UI_LINK=http://127.0.0.1:PORT/open?token=... HEARTH_SAMPLE=/path/to/a.gcode node member-ui.test.mjs
+// Exits non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
+import assert from "node:assert/strict";
+import { basename } from "node:path";
+import { chromium } from "playwright-core";
+
+const link = process.env.HEARTH_UI_LINK;
+const sample = process.env.HEARTH_SAMPLE;
+assert.ok(link && sample, "HEARTH_UI_LINK and HEARTH_SAMPLE are required");
+const base = new URL(link).origin;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+});
+const problems = [];
+try {
+  const step = (name) => console.log(`- ${name}`);
+
+  step("without the printed link, the page says how to get in");
+  const stranger = await browser.newPage();
+  await stranger.goto(base);
+  await stranger.locator("#notice", { hasText: "open the address `hearth ui` printed" }).waitFor();
+  await stranger.close();
+
+  const page = await browser.newPage();
+  page.setDefaultTimeout(30_000);
+  // A page error or a console error (a Content-Security-Policy violation is one) fails the test.
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`${r.status()} ${r.url()}`);
+  });
+
+  step("the printed link opens the dashboard, and the token leaves the address bar");
+  await page.goto(link);
+  assert.equal(page.url(), `${base}/`);
+  await page.locator("#who", { hasText: "ada · Acme (admin)" }).waitFor();
+  assert.match(await page.textContent("#footer"), /fingerprint .+ cannot read them/);
+
+  step("the printer's camera frame is opened here and shown");
+  const card = page.locator('article.printer[data-name="mk4"]');
+  await card.waitFor();
+  await card.locator(".caption", { hasText: "checked and opened here" }).waitFor();
+  const width = await card.locator(".camera img").evaluate((img) => img.complete && img.naturalWidth);
+  assert.ok(width > 0, "the frame is a picture the browser can show");
+
+  // HEARTH_SCREENSHOTS=DIR keeps what the page looked like, to look at.
+  const shot = (name) => process.env.HEARTH_SCREENSHOTS &&
+    page.screenshot({ path: `${process.env.HEARTH_SCREENSHOTS}/${name}.png`, fullPage: true });
+  await shot("printers");
+
+  step("a fresh frame is asked of the agent");
+  await card.locator("button.fresh").click();
+  await card.locator(".caption", { hasText: /taken \d+ s ago by octopi/ }).waitFor();
+
+  step("the library shows names, notes and thumbnails opened here");
+  await page.click('.tab[data-tab="files"]');
+  const wavy = page.locator("#files tbody tr", { hasText: "wavy été.gcode" });
+  await wavy.waitFor();
+  assert.equal(await wavy.locator(".note").textContent(), "for the NDA client");
+  assert.ok(await wavy.locator("img.thumb").evaluate((img) => img.complete && img.naturalWidth > 0));
+
+  step("a file chosen in the browser is sealed, uploaded and listed under its name");
+  await page.setInputFiles("#upload-form input[type=file]", sample);
+  await page.fill("#upload-form input[name=note]", "<b>not markup</b>");
+  await page.click("#upload-form button[type=submit]");
+  await page.locator("#done", { hasText: "is sealed and in the library" }).waitFor();
+  const row = page.locator("#files tbody tr", { hasText: basename(sample) });
+  await row.waitFor();
+  // Members' text is shown as text, never as markup.
+  assert.equal(await row.locator(".note").textContent(), "<b>not markup</b>");
+  assert.equal(await row.locator(".note b").count(), 0);
+
+  step("printing it asks where, then queues a signed job");
+  await row.locator("button.print").click();
+  await page.locator("#print-dialog[open]").waitFor();
+  await page.selectOption("#print-form select[name=target]", "printer:mk4");
+  await page.fill("#print-form input[name=copies]", "2");
+  await page.click("#print-submit");
+  await page.locator("#done", { hasText: /queued job .+, job .+ on mk4\. Note: .+ is sliced for a MK3S/ }).waitFor();
+  assert.ok(!(await page.locator("#print-dialog").evaluate((d) => d.open)));
+
+  await shot("files");
+
+  step("the download link gives the opened file under its own name");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    row.locator("a", { hasText: "Download" }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), basename(sample));
+
+  assert.deepEqual(problems, []);
+  console.log("ok");
+} finally {
+  await browser.close();
+}
