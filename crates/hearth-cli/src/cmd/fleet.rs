@@ -457,12 +457,17 @@ pub async fn printers(json: bool) -> anyhow::Result<()> {
         return print_json(&printers);
     }
     printers_table(&printers.iter().collect::<Vec<_>>()).print();
-    // Tasks due, under the table (a server without maintenance reminders has none to say).
-    let due = ctx
-        .client
-        .maintenance(ctx.org()?)
-        .await
-        .unwrap_or_default()
+    // Tasks due, under the table. A server older than maintenance reminders (404) has none to
+    // say; any other failure is said, without hiding the table above.
+    let tasks = match ctx.client.maintenance(ctx.org()?).await {
+        Ok(tasks) => tasks,
+        Err(e) if e.status() == Some(404) => Vec::new(),
+        Err(e) => {
+            eprintln!("warning: cannot list the maintenance tasks due: {e}");
+            Vec::new()
+        }
+    };
+    let due = tasks
         .into_iter()
         .filter(|m| m.status == hearth_proto::maintenance::MaintenanceStatus::Due);
     for m in due {

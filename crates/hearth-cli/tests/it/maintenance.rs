@@ -139,3 +139,59 @@ async fn a_printers_maintenance_is_set_up_listed_and_marked_done() {
     assert_eq!(left.len(), 1);
     agent.shutdown().await;
 }
+
+/// `hearth printers` still shows the printers when the maintenance list fails, and says that it
+/// failed (a server error is not "nothing due"); a server that has no maintenance endpoint (404,
+/// older than reminders) is simply nothing due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_printers_says_when_it_cannot_list_maintenance() {
+    use axum::http::StatusCode;
+    for (status, said) in [
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("cannot list the maintenance tasks due"),
+        ),
+        (StatusCode::NOT_FOUND, None),
+    ] {
+        let org = hearth_proto::ids::OrgId::new();
+        let app = axum::Router::new()
+            .route(
+                &format!("/api/v1/orgs/{org}/printers"),
+                axum::routing::get(|| async { axum::Json(serde_json::json!([])) }),
+            )
+            .route(
+                &format!("/api/v1/orgs/{org}/maintenance"),
+                axum::routing::get(move || async move {
+                    (
+                        status,
+                        axum::Json(serde_json::json!({ "error": "the database is down" })),
+                    )
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let ada = crate::support::Machine::new("unused");
+        std::fs::write(
+            ada.dir.path().join("profile.json"),
+            serde_json::to_vec(&serde_json::json!({
+                "server": url,
+                "login": "ada",
+                "token": "hth_test",
+                "org_id": org,
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let out = ada.try_run(&["printers"]).await;
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match said {
+            Some(s) => assert!(
+                stderr.contains(s) && stderr.contains("the database is down"),
+                "{stderr}"
+            ),
+            None => assert!(stderr.is_empty(), "{stderr}"),
+        }
+    }
+}
