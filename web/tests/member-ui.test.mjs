@@ -88,6 +88,17 @@ try {
 
   await shot("files");
 
+  step("a job's timelapse plays, each frame opened here");
+  await page.click('.tab[data-tab="timelapses"]');
+  const tl = page.locator("#timelapses tbody tr", { hasText: "mk4" }).first();
+  await tl.locator("button.play").click();
+  await page.locator("#player-label", { hasText: /^frame \d+ of \d+ · taken / }).waitFor();
+  assert.ok(await page.locator("#player-img").evaluate((img) => img.complete && img.naturalWidth > 0));
+  await shot("timelapses");
+  await page.click("#player-play");
+  assert.equal(await page.textContent("#player-play"), "Play");
+  await page.click('.tab[data-tab="files"]');
+
   step("the download link gives the opened file under its own name");
   const [download] = await Promise.all([
     page.waitForEvent("download"),

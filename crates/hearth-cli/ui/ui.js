@@ -286,11 +286,114 @@ $("#print-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// ---- timelapses -------------------------------------------------------------------------------
+
+/** Bytes as people read them. */
+function size(b) {
+  if (b < 1e3) return `${b} B`;
+  if (b < 1e6) return `${Math.round(b / 1e3)} kB`;
+  if (b < 1e9) return `${(b / 1e6).toFixed(1)} MB`;
+  return `${(b / 1e9).toFixed(1)} GB`;
+}
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "-");
+
+async function loadTimelapses() {
+  const all = await (await api("/api/timelapses")).json();
+  $("#timelapses tbody").replaceChildren(...all.map((t) => {
+    const play = el("button", { type: "button", class: "play", textContent: "Play" });
+    play.addEventListener("click", () => playReel(t.job_id));
+    return el(
+      "tr",
+      { "data-job": t.job_id },
+      el("td", {}, el("code", { textContent: t.job_id })),
+      el("td", { textContent: t.printer || "-" }),
+      el("td", { textContent: String(t.frames) }),
+      el("td", { textContent: size(t.bytes) }),
+      el("td", { textContent: when(t.first_at) }),
+      el("td", { textContent: when(t.last_at) }),
+      el("td", { textContent: when(t.expires_at) }),
+      el("td", {}, t.frames ? play : ""),
+    );
+  }));
+  $("#timelapses-summary").textContent = all.length
+    ? `${all.length} timelapses, newest first; each frame is checked and opened here when played.`
+    : "No timelapses: an agent keeps them for printers whose camera has timelapse = true.";
+}
+
+/** The reel on show: its frames' object URLs as they are opened, and the playing timer. */
+const reel = { job: null, urls: [], taken: [], count: 0, at: 0, timer: null, playing: true };
+
+function showReelFrame(i) {
+  if (!reel.urls[i]) return;
+  reel.at = i;
+  $("#player-img").src = reel.urls[i];
+  $("#player-seek").value = String(i);
+  $("#player-label").textContent =
+    `frame ${i + 1} of ${reel.count} · taken ${new Date(reel.taken[i]).toLocaleString()}` +
+    (reel.urls.length < reel.count ? ` · ${reel.urls.length} opened so far` : "");
+}
+
+function stopReel() {
+  clearInterval(reel.timer);
+  reel.timer = null;
+  for (const u of reel.urls) URL.revokeObjectURL(u);
+  Object.assign(reel, { job: null, urls: [], taken: [], count: 0, at: 0 });
+}
+
+async function playReel(job) {
+  stopReel();
+  reel.job = job;
+  const t = await (await api(`/api/timelapses/${job}`)).json();
+  reel.count = t.frames.length;
+  $("#player").hidden = false;
+  $("#player-job").textContent = job;
+  $("#player-printer").textContent = t.printer;
+  $("#player-seek").max = String(Math.max(0, reel.count - 1));
+  $("#player-play").textContent = "Pause";
+  reel.playing = true;
+  // 10 frames a second, over what is opened so far; the frames open one after the other.
+  reel.timer = setInterval(() => {
+    if (reel.playing && reel.urls.length) showReelFrame((reel.at + 1) % reel.urls.length);
+  }, 100);
+  for (const f of t.frames) {
+    if (reel.job !== job) return; // another reel was asked for
+    try {
+      const res = await api(`/api/timelapses/${job}/${f.index}`);
+      const url = URL.createObjectURL(await res.blob());
+      if (reel.job !== job) return URL.revokeObjectURL(url);
+      reel.urls.push(url);
+      reel.taken.push(res.headers.get("x-taken-at"));
+      if (reel.urls.length === 1) showReelFrame(0);
+    } catch (e) {
+      $("#player-label").textContent = `frame ${f.index + 1} cannot be shown: ${e.message}`;
+      reel.playing = false;
+      $("#player-play").textContent = "Play";
+      return;
+    }
+  }
+}
+
+$("#player-play").addEventListener("click", () => {
+  reel.playing = !reel.playing;
+  $("#player-play").textContent = reel.playing ? "Pause" : "Play";
+});
+
+$("#player-seek").addEventListener("input", (ev) => {
+  reel.playing = false;
+  $("#player-play").textContent = "Play";
+  showReelFrame(Math.min(Number(ev.target.value), reel.urls.length - 1));
+});
+
 // ---- tabs and refresh -------------------------------------------------------------------------
 
 let tab = "printers";
 
 function show(name) {
+  if (name !== tab) {
+    notice("");
+    done("");
+  }
   tab = name;
   for (const b of document.querySelectorAll(".tab")) {
     if (b.dataset.tab === name) b.setAttribute("aria-current", "page");
@@ -298,6 +401,11 @@ function show(name) {
   }
   $("#printers-view").hidden = name !== "printers";
   $("#files-view").hidden = name !== "files";
+  $("#timelapses-view").hidden = name !== "timelapses";
+  if (name !== "timelapses") {
+    stopReel();
+    $("#player").hidden = true;
+  }
   refresh();
 }
 
@@ -306,7 +414,8 @@ for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", (
 async function refresh() {
   try {
     if (tab === "printers") await loadPrinters();
-    else await loadFiles();
+    else if (tab === "files") await loadFiles();
+    else await loadTimelapses();
   } catch (e) {
     notice(e.status === 401 ? e.message : `Cannot load: ${e.message}`);
   }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use hearth_crypto::{EpochKey, SignedSnapshot};
-use hearth_proto::api::{Job, TimelapseSummary};
+use hearth_crypto::{EpochKey, SignedSnapshot, SigningPublic, TrustedState};
+use hearth_proto::api::{Job, TimelapseFrame, TimelapseSummary};
 use hearth_proto::ids::JobId;
 
 use crate::cmd::fleet::{Table, print_json, printers_of};
@@ -92,19 +92,9 @@ async fn list(ctx: &Ctx, all: &[TimelapseSummary], json: bool) -> anyhow::Result
         );
         return Ok(());
     }
-    let org = ctx.org()?;
-    let printers = printers_of(ctx).await?;
     let mut t = Table::new(&["JOB", "PRINTER", "FRAMES", "SIZE", "FROM", "TO", "EXPIRES"]);
-    for s in all {
-        let job: Option<Job> = ctx
-            .client
-            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", s.job_id))
-            .await
-            .ok();
-        let printer = job
-            .and_then(|j| j.printer)
-            .and_then(|p| printers.iter().find(|x| x.id == p))
-            .map_or_else(|| "-".to_owned(), |p| p.name.clone());
+    for (s, printer) in all.iter().zip(printer_names(ctx, all).await?) {
+        let printer = printer.unwrap_or_else(|| "-".to_owned());
         let mut frames = s.frames.to_string();
         if s.over_quota > 0 {
             frames.push_str(&format!(" ({} over quota)", s.over_quota));
@@ -121,6 +111,30 @@ async fn list(ctx: &Ctx, all: &[TimelapseSummary], json: bool) -> anyhow::Result
     }
     t.print();
     Ok(())
+}
+
+/// The name of the printer of each timelapse's job (`None`: the job or its printer is no longer
+/// listed).
+pub(crate) async fn printer_names(
+    ctx: &Ctx,
+    all: &[TimelapseSummary],
+) -> anyhow::Result<Vec<Option<String>>> {
+    let org = ctx.org()?;
+    let printers = printers_of(ctx).await?;
+    let mut names = Vec::with_capacity(all.len());
+    for s in all {
+        let job: Option<Job> = ctx
+            .client
+            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", s.job_id))
+            .await
+            .ok();
+        names.push(
+            job.and_then(|j| j.printer)
+                .and_then(|p| printers.iter().find(|x| x.id == p))
+                .map(|p| p.name.clone()),
+        );
+    }
+    Ok(names)
 }
 
 /// Bytes as people read them: `840 B`, `96 kB`, `12.4 MB`, `1.2 GB`.
@@ -144,48 +158,66 @@ struct Written {
     last: Option<i64>,
 }
 
-/// Fetches every frame of `job`'s timelapse, checks it against the verified chain as a frame of
-/// that job taken by its printer's agent, opens it and writes it to `dir` as `frame-00001.EXT`
-/// on (each through a temporary file). Frames numbered past the last from an earlier run are
-/// removed, so the directory holds this timelapse only.
-async fn open_all(ctx: &mut Ctx, job: JobId, dir: &Path) -> anyhow::Result<Written> {
-    let org = ctx.org()?;
-    let tl = ctx
-        .client
-        .timelapse(org, job)
-        .await
-        .with_context(|| format!("cannot fetch the timelapse of job {job}"))?;
-    let j: Job = ctx
-        .client
-        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job}"))
-        .await
-        .with_context(|| format!("cannot fetch job {job}"))?;
-    let printers = printers_of(ctx).await?;
-    let printer = j
-        .printer
-        .and_then(|p| printers.iter().find(|x| x.id == p))
-        .with_context(|| format!("the printer of job {job} is no longer listed"))?
-        .clone();
-    let (_, agent_key) = ctx.agent_of(&printer).await?;
-    let (_, trusted) = ctx.trusted().await?;
-    let device = ctx.device()?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut keys: HashMap<u64, EpochKey> = HashMap::new();
-    let mut written = Written {
-        frames: 0,
-        pattern: "frame-%05d.jpg".into(),
-        first: None,
-        last: None,
-    };
-    let job_str = job.to_string();
-    for f in &tl.frames {
+/// A job's timelapse ready to be opened frame by frame: its frames' signed manifests as the
+/// server lists them, the job's printer and the agent that drives it, checked against `trusted`,
+/// and the epoch keys opened so far.
+pub(crate) struct Reel {
+    pub job: JobId,
+    pub printer: String,
+    pub frames: Vec<TimelapseFrame>,
+    agent_key: SigningPublic,
+    trusted: TrustedState,
+    keys: HashMap<u64, EpochKey>,
+}
+
+impl Reel {
+    /// Fetches `job`'s timelapse listing, the job and its printer's agent.
+    pub async fn fetch(ctx: &Ctx, trusted: TrustedState, job: JobId) -> anyhow::Result<Reel> {
+        let org = ctx.org()?;
+        let tl = ctx
+            .client
+            .timelapse(org, job)
+            .await
+            .with_context(|| format!("cannot fetch the timelapse of job {job}"))?;
+        let j: Job = ctx
+            .client
+            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job}"))
+            .await
+            .with_context(|| format!("cannot fetch job {job}"))?;
+        let printers = printers_of(ctx).await?;
+        let printer = j
+            .printer
+            .and_then(|p| printers.iter().find(|x| x.id == p))
+            .with_context(|| format!("the printer of job {job} is no longer listed"))?
+            .clone();
+        let (_, agent_key) = ctx.agent_of(&printer).await?;
+        Ok(Reel {
+            job,
+            printer: printer.name,
+            frames: tl.frames,
+            agent_key,
+            trusted,
+            keys: HashMap::new(),
+        })
+    }
+
+    /// Frame `index` (in the listing's order): fetched, checked against the verified chain as a
+    /// frame of this job taken by its printer's agent, and opened. Returns the image and when
+    /// it was taken (Unix seconds, as the agent signed).
+    pub async fn open(&mut self, ctx: &Ctx, index: usize) -> anyhow::Result<(Vec<u8>, i64)> {
+        let org = ctx.org()?;
+        let job = self.job;
+        let f = self
+            .frames
+            .get(index)
+            .with_context(|| format!("the timelapse of job {job} has no frame {index}"))?;
         let signed: SignedSnapshot =
             serde_json::from_value(f.manifest.clone()).with_context(|| {
                 format!("the server served a malformed manifest for frame {}", f.seq)
             })?;
         let epoch = signed.manifest.epoch;
-        if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(epoch) {
-            e.insert(ctx.epoch_key(&device, &trusted, epoch).await?);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.keys.entry(epoch) {
+            e.insert(ctx.epoch_key(&ctx.device()?, &self.trusted, epoch).await?);
         }
         let sealed = ctx
             .client
@@ -194,24 +226,43 @@ async fn open_all(ctx: &mut Ctx, job: JobId, dir: &Path) -> anyhow::Result<Writt
             .with_context(|| format!("cannot fetch frame {} of job {job}", f.seq))?;
         let image = signed
             .open_of_job(
-                &trusted,
-                &agent_key,
-                &printer.name,
-                &job_str,
-                &keys[&epoch],
+                &self.trusted,
+                &self.agent_key,
+                &self.printer,
+                &job.to_string(),
+                &self.keys[&epoch],
                 &sealed,
             )
             .with_context(|| format!("frame {} of job {job} does not check out", f.seq))?;
+        Ok((image, signed.manifest.taken_at))
+    }
+}
+
+/// Fetches every frame of `job`'s timelapse, checks and opens it ([`Reel::open`]) and writes it
+/// to `dir` as `frame-00001.EXT` on (each through a temporary file). Frames numbered past the
+/// last from an earlier run are removed, so the directory holds this timelapse only.
+async fn open_all(ctx: &mut Ctx, job: JobId, dir: &Path) -> anyhow::Result<Written> {
+    let (_, trusted) = ctx.trusted().await?;
+    let mut reel = Reel::fetch(ctx, trusted, job).await?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = Written {
+        frames: 0,
+        pattern: "frame-%05d.jpg".into(),
+        first: None,
+        last: None,
+    };
+    for i in 0..reel.frames.len() {
+        let (image, taken_at) = reel.open(ctx, i).await?;
         let ext = crate::cmd::camera::image_ext(&image);
         written.frames += 1;
         written.pattern = format!("frame-%05d.{ext}");
         let path = dir.join(format!("frame-{:05}.{ext}", written.frames));
         crate::cmd::camera::write_whole(&path, &image)?;
-        written.first.get_or_insert(signed.manifest.taken_at);
-        written.last = Some(signed.manifest.taken_at);
+        written.first.get_or_insert(taken_at);
+        written.last = Some(taken_at);
     }
     remove_stale(dir, written.frames)?;
-    if tl.frames.is_empty() {
+    if reel.frames.is_empty() {
         bail!("the timelapse of job {job} has no frames (yet)");
     }
     Ok(written)

@@ -11,6 +11,7 @@
 //! cannot send it); the page loads nothing from elsewhere (a strict Content-Security-Policy) and
 //! may not be framed.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use futures::StreamExt as _;
 use hearth_crypto::{PrivateMetadata, TrustedState};
+use hearth_proto::ids::JobId;
 use serde::Deserialize;
 use serde_json::json;
 use std::io::Write as _;
@@ -32,6 +34,7 @@ use tokio::sync::Mutex;
 
 use crate::cmd::files::{library_file, library_rows, open_library_file};
 use crate::cmd::fleet::{find_printer, printers_of};
+use crate::cmd::timelapse::{Reel, printer_names};
 use crate::cmd::upload::{
     MAX_COPIES, Queueing, Reveal, RevealArgs, Target, print_path, upload_path,
 };
@@ -65,6 +68,9 @@ struct Ui {
     /// The `Host` values this server answers to.
     hosts: Vec<String>,
     reveal: Reveal,
+    /// The timelapses being watched: the listing and epoch keys of each, fetched when the page
+    /// asks for one and reused for its frames.
+    reels: Mutex<HashMap<JobId, Reel>>,
 }
 
 pub async fn run(args: &UiArgs) -> anyhow::Result<()> {
@@ -100,6 +106,7 @@ pub async fn run(args: &UiArgs) -> anyhow::Result<()> {
         token,
         hosts,
         reveal: args.reveal.reveal,
+        reels: Mutex::new(HashMap::new()),
     });
     let link = format!("http://{}/open?token={}", ui.hosts[0], ui.token);
     let app = router(ui.clone());
@@ -145,6 +152,9 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/files", get(files).post(upload))
         .route("/api/files/{id}/print", post(print))
         .route("/api/files/{id}/download", get(download))
+        .route("/api/timelapses", get(timelapses))
+        .route("/api/timelapses/{job}", get(timelapse))
+        .route("/api/timelapses/{job}/{index}", get(timelapse_frame))
         .layer(middleware::from_fn_with_state(ui.clone(), authorised));
     Router::new()
         .route(
@@ -375,20 +385,103 @@ async fn frame(
         std::time::Duration::from_secs(20),
     )
     .await?;
-    let mime = match crate::cmd::camera::image_ext(&f.image) {
+    Ok(image(f.image, f.taken_at, Some(f.agent)))
+}
+
+/// An opened image with when it was taken (and by whom, when known), as the page gets it.
+fn image(image: Vec<u8>, taken_at: i64, agent: Option<String>) -> Response {
+    let mime = match crate::cmd::camera::image_ext(&image) {
         "png" => "image/png",
         _ => "image/jpeg",
     };
-    let taken = hearth_proto::time_fmt::rfc3339(f.taken_at * 1000);
-    Ok((
+    let mut res = (
         [
             (header::CONTENT_TYPE, mime.to_owned()),
-            (header::HeaderName::from_static("x-taken-at"), taken),
-            (header::HeaderName::from_static("x-agent"), f.agent),
+            (
+                header::HeaderName::from_static("x-taken-at"),
+                hearth_proto::time_fmt::rfc3339(taken_at * 1000),
+            ),
         ],
-        f.image,
+        image,
     )
-        .into_response())
+        .into_response();
+    if let Some(a) = agent.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-agent"), a);
+    }
+    res
+}
+
+/// The timelapses the server keeps, each with its job's printer.
+async fn timelapses(State(ui): State<Arc<Ui>>) -> Answer {
+    let ctx = ui.ctx.lock().await.clone();
+    let all = ctx
+        .client
+        .timelapses(ctx.org()?)
+        .await
+        .context("cannot list the timelapses")?;
+    let names = printer_names(&ctx, &all).await?;
+    let rows: Vec<serde_json::Value> = all
+        .iter()
+        .zip(names)
+        .map(|(s, printer)| {
+            let mut row = json!(s);
+            row["printer"] = json!(printer);
+            row
+        })
+        .collect();
+    Ok(axum::Json(rows).into_response())
+}
+
+fn job_id(job: &str) -> Result<JobId, Failure> {
+    job.parse()
+        .map_err(|_| refused(StatusCode::BAD_REQUEST, format!("{job:?} is not a job id")))
+}
+
+/// `GET /api/timelapses/{job}`: a timelapse's frames, fetched again now (the chain verified
+/// again), for the page to open one by one.
+async fn timelapse(State(ui): State<Arc<Ui>>, Path(job): Path<String>) -> Answer {
+    let job = job_id(&job)?;
+    let (ctx, trusted) = ui.session().await?;
+    let reel = Reel::fetch(&ctx, trusted, job).await?;
+    let frames: Vec<serde_json::Value> = reel
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| json!({ "index": i, "seq": f.seq, "received_at": f.received_at }))
+        .collect();
+    let said = json!({ "job": job, "printer": reel.printer, "frames": frames });
+    ui.reels.lock().await.insert(job, reel);
+    Ok(axum::Json(said).into_response())
+}
+
+/// `GET /api/timelapses/{job}/{index}`: one frame, checked as a frame of that job by its
+/// printer's agent and opened.
+async fn timelapse_frame(
+    State(ui): State<Arc<Ui>>,
+    Path((job, index)): Path<(String, usize)>,
+) -> Answer {
+    let job = job_id(&job)?;
+    let ctx = ui.ctx.lock().await.clone();
+    let mut reels = ui.reels.lock().await;
+    let reel = match reels.entry(job) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let (_, trusted) = ui.session().await?;
+            e.insert(Reel::fetch(&ctx, trusted, job).await?)
+        }
+    };
+    if index >= reel.frames.len() {
+        return Err(refused(
+            StatusCode::NOT_FOUND,
+            format!(
+                "the timelapse of job {job} has {} frames",
+                reel.frames.len()
+            ),
+        ));
+    }
+    let (img, taken_at) = reel.open(&ctx, index).await?;
+    Ok(image(img, taken_at, None))
 }
 
 /// The thumbnail to show in a list: the smallest PNG or JPEG at least 200 px wide, else the

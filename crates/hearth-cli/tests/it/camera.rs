@@ -420,7 +420,7 @@ async fn a_jobs_timelapse_is_kept_sealed_and_opened_into_numbered_frames() {
 
 /// Printer mk4, simulated at 20 times real time, with the camera at `cam` keeping a timelapse of
 /// every job: a frame every 0.2 s while it prints.
-fn timelapse_printer(cam: &str) -> PrinterConfig {
+pub(crate) fn timelapse_printer(cam: &str) -> PrinterConfig {
     let mut printer = with_camera(
         "mk4",
         Some(format!("{cam}/snapshot")),
@@ -437,7 +437,7 @@ fn timelapse_printer(cam: &str) -> PrinterConfig {
 }
 
 /// Prints `file` on `printer` with the CLI and waits until the job completed.
-async fn print_to_the_end(
+pub(crate) async fn print_to_the_end(
     ada: &Machine,
     file: &std::path::Path,
     printer: &str,

@@ -11,7 +11,7 @@ use hearth_proto::api::{FileEntry, Job, Printer};
 use hearth_proto::ids::JobId;
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::camera::{camera, first_frame, pictures, with_camera};
+use crate::camera::{camera, first_frame, pictures, print_to_the_end, timelapse_printer};
 use crate::printer_chain::start_chain_agent;
 use crate::support::*;
 
@@ -59,17 +59,12 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     ada.setup(&server).await;
     let pics = pictures();
     let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
-    let _agent = start_chain_agent(
-        &server,
-        &ada,
-        with_camera(
-            "mk4",
-            Some(format!("{cam}/snapshot")),
-            hearth_drivers::DriverConfig::Simulated(Default::default()),
-        ),
-    )
-    .await;
+    // A printer whose camera keeps a timelapse of each job, and one job printed to the end.
+    let _agent = start_chain_agent(&server, &ada, timelapse_printer(&cam)).await;
     let printer = first_frame(&ada).await;
+    let work = tempfile::tempdir().unwrap();
+    let part = gcode(work.path(), "part.gcode", "part");
+    let lapsed = print_to_the_end(&ada, &part, "mk4").await;
     let ui = start_ui(&ada).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -289,6 +284,44 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+
+    // The job's timelapse: listed with its printer, every frame checked as a frame of that job
+    // by that printer's agent, and opened.
+    let listed: Vec<serde_json::Value> = get("/api/timelapses")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = listed
+        .iter()
+        .find(|t| t["job_id"] == lapsed.to_string().as_str())
+        .unwrap();
+    assert_eq!(t["printer"], "mk4");
+    let reel: serde_json::Value = get(&format!("/api/timelapses/{lapsed}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let frames = reel["frames"].as_array().unwrap().len();
+    assert!(frames >= 3, "{reel}");
+    for i in [0, frames - 1] {
+        let f = get(&format!("/api/timelapses/{lapsed}/{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(f.status(), 200);
+        assert!(f.headers().contains_key("x-taken-at"));
+        assert_eq!(f.bytes().await.unwrap(), pics[0]);
+    }
+    let past = get(&format!("/api/timelapses/{lapsed}/{frames}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past.status(), 404);
 
     // The page itself, in a real browser, when one is installed here.
     browser_test(&ui).await;
