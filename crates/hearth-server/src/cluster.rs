@@ -99,6 +99,16 @@ struct Remote {
     telemetry: HashMap<PrinterId, (String, PrinterTelemetry, i64)>,
     /// When the latest camera frame another instance holds arrived there, by the instance.
     frames: HashMap<PrinterId, (String, i64)>,
+    /// Instances that said they stop, not yet forgotten by [`Remote::depart`].
+    leaving: Vec<String>,
+}
+
+/// What instances that stopped or went silent held: its agents count as disconnected, its
+/// printers as unreachable, unless they are back through another instance.
+#[derive(Debug, Default, PartialEq)]
+pub struct Departed {
+    pub agents: Vec<HeldAgent>,
+    pub printers: Vec<PrinterId>,
 }
 
 /// This instance's link to the others.
@@ -110,6 +120,8 @@ pub struct Cluster {
     /// Messages to publish, in order, by one task (publishing is async; callers are not).
     out: mpsc::UnboundedSender<(String, bytes::Bytes)>,
     remote: Mutex<Remote>,
+    /// When it connected (Unix ms).
+    joined_at: i64,
 }
 
 /// Why the cluster could not start.
@@ -144,7 +156,15 @@ impl Cluster {
             client,
             out,
             remote: Mutex::new(Remote::default()),
+            joined_at: now_ms(),
         })
+    }
+
+    /// From when this instance knows what the others hold (every other instance has said it
+    /// once since this one joined): before that, a printer it has not heard of may well be held
+    /// elsewhere.
+    pub fn complete_from(&self) -> i64 {
+        self.joined_at + PRESENCE_EVERY.as_millis() as i64 + 1_000
     }
 
     fn send(&self, subject: String, wire: &impl Serialize) {
@@ -269,6 +289,11 @@ impl Cluster {
     pub fn receive(&self, wire: Wire) -> Option<(OrgId, Event)> {
         lock(&self.remote).receive(&self.instance, wire, now_ms())
     }
+
+    /// What the instances that stopped or went silent since the last call held.
+    pub fn depart(&self) -> Departed {
+        lock(&self.remote).depart(now_ms())
+    }
 }
 
 impl Remote {
@@ -359,12 +384,93 @@ impl Remote {
             }
             Wire::Gone { from } => {
                 self.instances.remove(&from);
-                self.agents.retain(|_, (i, _)| *i != from);
-                self.telemetry.retain(|_, (i, _, _)| *i != from);
-                self.frames.retain(|_, (i, _)| *i != from);
+                self.leaving.push(from);
                 None
             }
         }
+    }
+
+    /// Forgets the instances that said they stop or have been silent past [`PRESENCE_TTL`] at
+    /// `now`, and returns what they held (to be said gone once, by [`departed`]).
+    fn depart(&mut self, now: i64) -> Departed {
+        let ttl = PRESENCE_TTL.as_millis() as i64;
+        let mut gone: Vec<String> = std::mem::take(&mut self.leaving);
+        self.instances.retain(|i, at| {
+            let alive = now.saturating_sub(*at) <= ttl;
+            if !alive {
+                gone.push(i.clone());
+            }
+            alive
+        });
+        // One that spoke again since it said it stops is back.
+        gone.retain(|i| !self.instances.contains_key(i));
+        if gone.is_empty() {
+            return Departed::default();
+        }
+        let of_gone = |i: &String| gone.contains(i);
+        let mut d = Departed::default();
+        self.agents.retain(|_, (i, a)| {
+            let keep = !of_gone(i);
+            if !keep {
+                d.agents.push(a.clone());
+            }
+            keep
+        });
+        self.telemetry.retain(|p, (i, _, _)| {
+            let keep = !of_gone(i);
+            if !keep {
+                d.printers.push(*p);
+            }
+            keep
+        });
+        self.frames.retain(|_, (i, _)| !of_gone(i));
+        d
+    }
+}
+
+/// Says what departed instances held gone, on this instance: their agents disconnected and their
+/// printers offline on its event streams, and the printers away for notifications (each
+/// surviving instance notes them; the database lets one report each). A printer whose agent is
+/// already back, here or elsewhere, is left alone.
+async fn departed(state: &crate::state::AppState, d: Departed) {
+    for a in &d.agents {
+        if !state.hub.is_connected(a.agent) {
+            state.hub.publish_local(
+                a.org,
+                Event::Agent {
+                    agent_id: a.agent,
+                    connected: false,
+                },
+            );
+        }
+    }
+    let mut away: HashMap<OrgId, Vec<PrinterId>> = HashMap::new();
+    for p in d.printers {
+        if state.hub.telemetry(p).1.is_some() {
+            continue;
+        }
+        let Ok(row) = state.store.printer(p).await else {
+            continue;
+        };
+        state.hub.publish_local(
+            row.org_id,
+            Event::Printer {
+                printer: crate::hub::printer_view(state, &row),
+            },
+        );
+        away.entry(row.org_id).or_default().push(p);
+    }
+    for (org, printers) in away {
+        tracing::warn!(
+            printers = printers.len(),
+            "the hearthd instance holding these printers' agents stopped answering"
+        );
+        crate::notify::printers_away_now(
+            state,
+            org,
+            &printers,
+            "the hearthd instance its agent was connected to stopped answering",
+        );
     }
 }
 
@@ -373,10 +479,10 @@ impl Remote {
 /// which agents and printers it holds.
 pub async fn run(
     cluster: std::sync::Arc<Cluster>,
-    hub: &Hub,
-    limiter: &crate::auth::LoginLimiter,
+    state: &crate::state::AppState,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), async_nats::SubscribeError> {
+    let (hub, limiter) = (&state.hub, &state.limiter);
     let mut events = cluster.client.subscribe(SUBJECT).await?;
     let mut commands = cluster.client.subscribe(AGENT_SUBJECTS).await?;
     let mut frames = cluster.client.subscribe(FRAME_SUBJECTS).await?;
@@ -388,6 +494,7 @@ pub async fn run(
             _ = presence.tick() => {
                 let (agents, printers) = hub.held();
                 cluster.presence(agents, printers);
+                departed(state, cluster.depart()).await;
             }
             Some(m) = events.next() => {
                 match serde_json::from_slice::<Wire>(&m.payload) {
@@ -395,8 +502,12 @@ pub async fn run(
                         limiter.record_failure(&login, source.as_deref());
                     }
                     Ok(w) => {
+                        let gone = matches!(w, Wire::Gone { .. });
                         if let Some((org, event)) = cluster.receive(w) {
                             hub.publish_local(org, event);
+                        }
+                        if gone {
+                            departed(state, cluster.depart()).await;
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "an unreadable cluster message"),
@@ -475,5 +586,48 @@ mod tests {
         r.receive("a", Wire::Gone { from: "b".into() }, 3_001);
         assert!(!r.holds(agent, 3_001));
         assert_eq!(r.telemetry(printer, 3_001), None);
+    }
+
+    #[test]
+    fn instances_that_stop_or_go_silent_hand_over_what_they_held_once() {
+        let mut r = Remote::default();
+        let org = OrgId::new();
+        let held = |agent| HeldAgent {
+            agent,
+            org,
+            token_hash: "h".into(),
+        };
+        let (agent_b, agent_c, agent_d) = (AgentId::new(), AgentId::new(), AgentId::new());
+        let (printer_b, printer_c, printer_d) =
+            (PrinterId::new(), PrinterId::new(), PrinterId::new());
+        let presence = |from: &str, agent, printer| Wire::Presence {
+            from: from.into(),
+            agents: vec![held(agent)],
+            printers: vec![(printer, printing())],
+        };
+        r.receive("a", presence("b", agent_b, printer_b), 1_000);
+        r.receive("a", presence("c", agent_c, printer_c), 1_000);
+        assert_eq!(r.depart(1_000), Departed::default());
+        // c goes on speaking, b falls silent past the TTL: b's printer and agent are handed over,
+        // once.
+        let late = 1_000 + PRESENCE_TTL.as_millis() as i64 + 1;
+        r.receive("a", presence("c", agent_c, printer_c), late - 1);
+        assert_eq!(
+            r.depart(late),
+            Departed {
+                agents: vec![held(agent_b)],
+                printers: vec![printer_b],
+            }
+        );
+        assert_eq!(r.depart(late), Departed::default());
+        // c says it stops: handed over at once, not after the TTL.
+        r.receive("a", Wire::Gone { from: "c".into() }, late + 1);
+        assert_eq!(r.depart(late + 1).printers, vec![printer_c]);
+        // One that says it stops and then speaks again (it did not stop after all) is still there.
+        r.receive("a", presence("d", agent_d, printer_d), late + 2);
+        r.receive("a", Wire::Gone { from: "d".into() }, late + 3);
+        r.receive("a", presence("d", agent_d, printer_d), late + 4);
+        assert_eq!(r.depart(late + 5), Departed::default());
+        assert!(r.telemetry(printer_d, late + 5).is_some());
     }
 }

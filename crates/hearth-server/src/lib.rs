@@ -179,7 +179,7 @@ impl Server {
             let state = self.state.clone();
             tokio::spawn(async move {
                 let stop = state.stopping.begun();
-                if let Err(e) = cluster::run(c, &state.hub, &state.limiter, stop).await {
+                if let Err(e) = cluster::run(c, &state, stop).await {
                     tracing::error!(error = %e, "lost the other instances (NATS)");
                 }
             })

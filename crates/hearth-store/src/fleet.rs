@@ -262,6 +262,34 @@ impl Store {
         .await
     }
 
+    /// Claims the report that `printer` is unreachable, at `now`: true for the one caller that
+    /// marks it reported, false when a report already stands for this absence (made by another
+    /// instance sharing the database, or before a restart).
+    pub async fn claim_offline_notice(&self, printer: PrinterId, now: i64) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE printers SET offline_notice_at = $1 WHERE id = $2 AND offline_notice_at IS NULL",
+        )
+        .bind(now)
+        .bind(printer.to_string())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Ends the report that `printer` is unreachable: true for the one caller that finds one
+    /// standing (its return is then news), false when none does.
+    pub async fn clear_offline_notice(&self, printer: PrinterId) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE printers SET offline_notice_at = NULL WHERE id = $1 AND offline_notice_at IS NOT NULL",
+        )
+        .bind(printer.to_string())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     pub async fn job(&self, id: JobId) -> Result<JobRow> {
         let q = format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1");
         one_by(self.pool(), &q, id.to_string(), job, || format!("job {id}")).await

@@ -77,6 +77,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "quiet_hours",
         include_str!("../migrations/0015_quiet_hours.sql"),
     ),
+    (
+        16,
+        "offline_notice",
+        include_str!("../migrations/0016_offline_notice.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -5,11 +5,15 @@
 //!   a crash cannot lose one or send one for a change that did not commit.
 //! - Printer events come from live telemetry, which is memory only: [`Notifier`] remembers which
 //!   printers it reported in error (once until they report something else) and since when each
-//!   printer has been unreachable; `printer.offline` is queued once that lasts
-//!   `notifications.offline_after_secs`, and `printer.online` when a printer reported offline is
-//!   back. At start every known printer counts as away until its agent reports it, so a printer
-//!   whose agent never comes back is reported too (a printer reported offline before a restart is
-//!   reported again: which printers were reported is not kept across restarts).
+//!   printer has been unreachable as this instance knows. Once that lasts
+//!   `notifications.offline_after_secs` and the printer is still offline across the cluster (no
+//!   instance holds its agent with it reachable), `printer.offline` is queued by the one instance
+//!   that claims the report in the database (`offline_notice_at`), so it is made once per absence
+//!   however many instances notice it, and not again after a restart; `printer.online` is queued
+//!   by whichever instance its agent reports it to when it is back, if a report stood. A printer
+//!   counts as away at start until its agent reports it (so one whose agent never comes back is
+//!   reported), from its agent's connection until it reports it reachable, and on every instance
+//!   when the instance holding its agent stops or goes silent ([`crate::cluster`]).
 //! - [`run`] sends: it claims due deliveries with a lease (several `hearthd` instances may share
 //!   the database), renders each for its channel ([`render`]) and records the outcome: delivered on
 //!   2xx; retried on 408, 429, 5xx and network errors (first after `first_retry_ms`, each next four
@@ -50,7 +54,8 @@ struct Away {
     org: OrgId,
     since: i64,
     reason: Option<String>,
-    reported: bool,
+    /// Looked at once it was overdue (reported, or found reachable or already reported).
+    checked: bool,
 }
 
 /// The sender's wake-up call and the printer transitions it remembers.
@@ -378,8 +383,10 @@ pub async fn printer_reported(
         printers_away(state, org, &[printer], error);
         return Ok(());
     }
-    let back = lock(&n.away).remove(&printer).is_some_and(|a| a.reported);
-    if back {
+    // Only a printer this instance counted as away can be coming back: that spares the database
+    // every other telemetry message.
+    let was_away = lock(&n.away).remove(&printer).is_some();
+    if was_away && state.store.clear_offline_notice(printer).await? {
         printer_notification(state, org, printer, NotifyEvent::PrinterOnline, None).await?;
     }
     let newly_errored = if status == PrinterState::Error {
@@ -397,15 +404,41 @@ pub async fn printer_reported(
 /// Printers became unreachable (their agent left, or reports them offline): they are reported
 /// once that has lasted `offline_after_secs`.
 pub fn printers_away(state: &AppState, org: OrgId, printers: &[PrinterId], reason: Option<&str>) {
+    note_away(state, org, printers, reason, false);
+}
+
+/// Printers this instance saw reachable through another instance, which has gone: away from
+/// now, for this reason, even if this instance counted them away since it started (it has seen
+/// them since).
+pub fn printers_away_now(state: &AppState, org: OrgId, printers: &[PrinterId], reason: &str) {
+    note_away(state, org, printers, Some(reason), true);
+}
+
+fn note_away(
+    state: &AppState,
+    org: OrgId,
+    printers: &[PrinterId],
+    reason: Option<&str>,
+    anew: bool,
+) {
     let now = now_ms();
+    let fresh = || Away {
+        org,
+        since: now,
+        reason: reason.map(str::to_owned),
+        checked: false,
+    };
     let mut away = lock(&state.notifier.away);
     for p in printers {
-        away.entry(*p).or_insert_with(|| Away {
-            org,
-            since: now,
-            reason: reason.map(str::to_owned),
-            reported: false,
-        });
+        match away.entry(*p) {
+            std::collections::hash_map::Entry::Occupied(mut e) if anew && !e.get().checked => {
+                e.insert(fresh());
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {}
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(fresh());
+            }
+        }
     }
     drop(away);
     state.notifier.wake();
@@ -414,14 +447,23 @@ pub fn printers_away(state: &AppState, org: OrgId, printers: &[PrinterId], reaso
 /// Queue `printer.offline` for printers away long enough; returns when the next one will be.
 async fn report_overdue(state: &AppState, now: i64) -> Option<i64> {
     let after = state.notifier.offline_after_ms;
+    // Until this instance has heard from every other, it cannot tell a printer away from one
+    // held elsewhere: nothing is due before then.
+    let now = match state.hub.cluster().map(|c| c.complete_from()) {
+        Some(from) if from > now => {
+            let any = lock(&state.notifier.away).values().any(|a| !a.checked);
+            return any.then_some(from);
+        }
+        _ => now,
+    };
     let mut due = Vec::new();
     let mut next = None::<i64>;
     {
         let mut away = lock(&state.notifier.away);
-        for (p, a) in away.iter_mut().filter(|(_, a)| !a.reported) {
+        for (p, a) in away.iter_mut().filter(|(_, a)| !a.checked) {
             let at = a.since.saturating_add(after);
             if at <= now {
-                a.reported = true;
+                a.checked = true;
                 due.push((*p, a.org, a.reason.clone(), a.since));
             } else {
                 next = Some(next.map_or(at, |n| n.min(at)));
@@ -429,6 +471,20 @@ async fn report_overdue(state: &AppState, now: i64) -> Option<i64> {
         }
     }
     for (p, org, reason, since) in due {
+        // Reachable through another instance (its agent is held there): not away after all.
+        if state.hub.telemetry(p).0.state != PrinterState::Offline {
+            lock(&state.notifier.away).remove(&p);
+            continue;
+        }
+        match state.store.claim_offline_notice(p, now).await {
+            Ok(true) => {}
+            // Reported already, by another instance or before a restart.
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!(printer = %p, error = %crate::error::ErrorChain(&e), "could not claim an offline notification");
+                continue;
+            }
+        }
         let detail = format!(
             "Unreachable since {}{}",
             rfc3339(since),
@@ -667,11 +723,16 @@ fn lease_ms(state: &AppState) -> i64 {
 pub async fn run(state: AppState) {
     match state.store.all_printers().await {
         Ok(printers) => {
+            // One time for all, so they are looked at together when it has lasted.
+            let mut by_org: HashMap<OrgId, Vec<PrinterId>> = HashMap::new();
             for p in printers {
+                by_org.entry(p.org_id).or_default().push(p.id);
+            }
+            for (org, printers) in by_org {
                 printers_away(
                     &state,
-                    p.org_id,
-                    &[p.id],
+                    org,
+                    &printers,
                     Some("not seen since the server started"),
                 );
             }

@@ -1413,11 +1413,21 @@ async fn handle_agent_msg(
         AgentMsg::Printers { printers } => {
             let now = now_ms();
             let mut t = state.store.begin().await?;
+            let mut ids = Vec::with_capacity(printers.len());
             for info in &printers {
                 let id = t.upsert_printer(org, agent, info, now).await?;
                 names.insert(info.name.clone(), id);
+                ids.push(id);
             }
             t.commit().await?;
+            // Away until its agent reports it reachable: its return is then noticed here, whichever
+            // instance reported it offline.
+            crate::notify::printers_away(
+                state,
+                org,
+                &ids,
+                Some("its agent connected but has not reported it reachable"),
+            );
             for p in state.store.printers_of_agent(agent).await? {
                 state.hub.publish(
                     org,

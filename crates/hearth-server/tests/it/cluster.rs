@@ -235,3 +235,115 @@ async fn failed_logins_on_one_instance_throttle_the_account_on_another() {
     let err = b.client().login("owner", OWNER_SECRET).await.unwrap_err();
     assert_eq!(err.status(), Some(429), "{err}");
 }
+
+/// Printers' absences are reported once across the cluster: while an agent is held by one
+/// instance the other does not call its printer offline; when the instance holding it stops and
+/// the agent does not come back, the one left reports it offline once (and its live view says
+/// so), and back online when the agent reconnects to it.
+#[tokio::test]
+async fn a_printer_is_reported_offline_once_when_the_instance_holding_its_agent_stops() {
+    let Some((db, nats)) = peers().await else {
+        return;
+    };
+    let shared = tempfile::tempdir().unwrap();
+    let settings = || {
+        let mut s = instance_settings(shared.path(), &db, &nats);
+        s.notifications.allow_private_addresses = true;
+        s.notifications.offline_after_secs = 1;
+        s
+    };
+    let a = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
+    let (owner_a, org) = a.bootstrap().await;
+    genesis(&owner_a, org).await;
+    let mut ntfy = crate::notify::Receiver::start().await;
+    let channel = crate::notify::channel(
+        &owner_a,
+        org,
+        hearth_proto::notify::ChannelKind::Ntfy,
+        format!("{}/farm", ntfy.url),
+        &[
+            hearth_proto::notify::NotifyEvent::PrinterOffline,
+            hearth_proto::notify::NotifyEvent::PrinterOnline,
+        ],
+        None,
+    )
+    .await
+    .channel
+    .id;
+    let (agent, ws) = approved_agent(&a, &owner_a, org, 1, vec![printer_info("mk4", "farm")]).await;
+    drop(ws);
+    let (mut ws, _) = agent.connect(&a).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("mk4", "farm")],
+        },
+    )
+    .await;
+    report_idle(&mut ws, "mk4").await;
+    settled(&mut ws).await;
+    // B starts while the agent is held by A: every printer counts as away on B until seen, and
+    // mk4 is seen, through A.
+    let b = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
+    let mut owner_b = b.client();
+    owner_b.login("owner", OWNER_SECRET).await.unwrap();
+    printers_until(&owner_b, org, "mk4 idle, seen through B", |p| {
+        p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
+    })
+    .await;
+    let mut events = owner_b
+        .raw_get_response(&format!("/api/v1/orgs/{org}/events"))
+        .await
+        .unwrap();
+
+    // A stops; its agent does not come back. B's live view says mk4 is offline, and B reports it.
+    a.stop().await;
+    drop(ws);
+    let mut seen = String::new();
+    while !seen.contains("\"state\":\"offline\"") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), events.chunk())
+            .await
+            .expect("an offline event through B")
+            .unwrap()
+            .expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(events);
+    let offline = ntfy.next("printer.offline").await.json();
+    assert_eq!(offline["title"], "mk4 is offline");
+    assert!(
+        offline["message"]
+            .as_str()
+            .unwrap()
+            .contains("the hearthd instance its agent was connected to stopped answering"),
+        "{offline}"
+    );
+
+    // The agent reconnects, to B: back online, said once.
+    let (mut ws, _) = agent.connect(&b).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("mk4", "farm")],
+        },
+    )
+    .await;
+    report_idle(&mut ws, "mk4").await;
+    assert_eq!(
+        ntfy.next("printer.online").await.json()["title"],
+        "mk4 is back online"
+    );
+    // Everything B queued since it started is in its deliveries: one absence and one return,
+    // nothing for the time mk4 was held by A (B had counted it away from its start).
+    let events: Vec<_> = owner_b
+        .notification_deliveries(org, channel)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.event)
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.contains(&hearth_proto::notify::NotifyEvent::PrinterOffline));
+    assert!(events.contains(&hearth_proto::notify::NotifyEvent::PrinterOnline));
+    b.stop().await;
+}

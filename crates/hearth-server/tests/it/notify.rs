@@ -834,6 +834,86 @@ async fn a_printer_whose_agent_does_not_come_back_after_a_server_restart_is_repo
     );
 }
 
+/// An absence is reported once, even when the server restarts while it lasts (the report stands
+/// in the database); the printer's return after the restart is reported.
+#[tokio::test]
+async fn an_absence_reported_before_a_restart_is_not_reported_again_after_it() {
+    let Farm {
+        server,
+        owner,
+        org,
+        agent,
+        ws,
+    } = farm(server().await, "xl-1").await;
+    // A second printer, online until the restart. After it both count as away since the start,
+    // looked at together: xl-2's report says that look has been taken.
+    let (_xl2, xl2_ws) =
+        approved_agent(&server, &owner, org, 2, vec![printer_info("xl-2", "pla")]).await;
+    let mut ntfy = Receiver::start().await;
+    let channel_id = channel(
+        &owner,
+        org,
+        ChannelKind::Ntfy,
+        format!("{}/farm", ntfy.url),
+        &[NotifyEvent::PrinterOffline, NotifyEvent::PrinterOnline],
+        None,
+    )
+    .await
+    .channel
+    .id;
+    drop(ws);
+    assert_eq!(
+        ntfy.next("xl-1's printer.offline").await.json()["title"],
+        "xl-1 is offline"
+    );
+    // Recorded as delivered before the restart (a try cut short by it would be made again).
+    eventually_deliveries(&owner, org, channel_id, |d| {
+        d.iter()
+            .any(|d| d.state == hearth_proto::notify::DeliveryState::Delivered)
+    })
+    .await;
+    let server = server.restart().await;
+    drop(xl2_ws);
+    assert_eq!(
+        ntfy.next("xl-2's printer.offline after the restart")
+            .await
+            .json()["title"],
+        "xl-2 is offline"
+    );
+    let mut owner = server.client();
+    owner.login("owner", OWNER_SECRET).await.unwrap();
+    let titles = |d: &[hearth_proto::notify::Delivery]| {
+        d.iter().map(|d| d.title.clone()).collect::<Vec<_>>()
+    };
+    let d = owner
+        .notification_deliveries(org, channel_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        titles(&d)
+            .iter()
+            .filter(|t| *t == "xl-1 is offline")
+            .count(),
+        1,
+        "{:?}",
+        titles(&d)
+    );
+    // Back after the restart: said, since a report stood.
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("xl-1", "pla")],
+        },
+    )
+    .await;
+    report_idle(&mut ws, "xl-1").await;
+    assert_eq!(
+        ntfy.next("printer.online").await.json()["title"],
+        "xl-1 is back online"
+    );
+}
+
 #[tokio::test]
 async fn a_notification_that_could_not_be_delivered_is_sent_after_a_restart() {
     let Farm {

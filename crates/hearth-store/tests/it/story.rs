@@ -415,6 +415,28 @@ async fn story(db: TestDb) {
         assert_eq!(p.loaded.is_some(), kept, "{label}: {announced:?}");
     }
 
+    // A printer's absence is reported once, whoever asks first (instances share the database),
+    // and its return once; then the next absence may be reported again.
+    assert!(
+        !s.clear_offline_notice(id).await.unwrap(),
+        "{label}: none stands"
+    );
+    assert!(s.claim_offline_notice(id, now).await.unwrap(), "{label}");
+    assert!(
+        !s.claim_offline_notice(id, now + 1).await.unwrap(),
+        "{label}: once"
+    );
+    assert!(s.clear_offline_notice(id).await.unwrap(), "{label}: back");
+    assert!(
+        !s.clear_offline_notice(id).await.unwrap(),
+        "{label}: back once"
+    );
+    assert!(
+        s.claim_offline_notice(id, now + 2).await.unwrap(),
+        "{label}: anew"
+    );
+    assert!(s.clear_offline_notice(id).await.unwrap(), "{label}");
+
     // History grants: an older epoch's key sealed for one member, replaceable, only for an epoch
     // that exists, and gone with the membership.
     let (sealed1, sealed2) = (serde_json::json!({ "v": 1 }), serde_json::json!({ "v": 2 }));
