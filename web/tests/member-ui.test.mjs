@@ -106,6 +106,12 @@ try {
   ]);
   assert.equal(download.suggestedFilename(), basename(sample));
 
+  step("a file deleted from the library leaves the list");
+  page.once("dialog", (d) => d.accept());
+  await row.locator("button.delete").click();
+  await page.locator("#done", { hasText: "is deleted from the library" }).waitFor();
+  await row.waitFor({ state: "detached" });
+
   assert.deepEqual(problems, []);
   console.log("ok");
 } finally {

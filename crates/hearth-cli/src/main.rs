@@ -44,8 +44,11 @@ enum Command {
     Notify(cmd::notify::NotifyCmd),
     /// Analyse, seal and upload a print file to the organisation's library.
     Upload(cmd::upload::UploadArgs),
-    /// The organisation's library, names opened locally.
+    /// The organisation's library, names opened locally; `hearth files delete ID` removes one.
+    #[command(args_conflicts_with_subcommands = true)]
     Files {
+        #[command(subcommand)]
+        cmd: Option<cmd::files::FilesCmd>,
         #[arg(long)]
         json: bool,
     },
@@ -170,7 +173,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Notify(c) => cmd::notify::run(&c).await,
         Command::Audit(args) => cmd::audit::run(&args).await,
         Command::Upload(args) => cmd::upload::upload(&args).await,
-        Command::Files { json } => cmd::files::list(json).await,
+        Command::Files { cmd: None, json } => cmd::files::list(json).await,
+        Command::Files {
+            cmd: Some(cmd::files::FilesCmd::Delete { id, yes }),
+            ..
+        } => cmd::files::delete(&id, yes).await,
         Command::Download(args) => cmd::files::download(&args).await,
         Command::Print(args) => cmd::upload::print(&args).await,
         Command::Camera(args) => cmd::camera::run(&args).await,

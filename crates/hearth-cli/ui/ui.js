@@ -186,7 +186,9 @@ function fileRow(f) {
   if (f.name) {
     const print = el("button", { type: "button", textContent: "Print…", class: "print" });
     print.addEventListener("click", () => askPrint(f));
-    actions.append(print, el("a", { href: `/api/files/${f.id}/download`, textContent: "Download", download: f.name }));
+    const remove = el("button", { type: "button", textContent: "Delete", class: "delete" });
+    remove.addEventListener("click", () => deleteFile(f));
+    actions.append(print, el("a", { href: `/api/files/${f.id}/download`, textContent: "Download", download: f.name }), remove);
   }
   return el(
     "tr",
@@ -199,6 +201,19 @@ function fileRow(f) {
     el("td", { textContent: duration(f.facts.estimated_seconds) }),
     actions,
   );
+}
+
+async function deleteFile(f) {
+  if (!confirm(`Delete ${f.name} from the library? Its sealed bytes go from the server too.`)) return;
+  notice("");
+  done("");
+  try {
+    await api(`/api/files/${f.id}`, { method: "DELETE" });
+    done(`${f.name} is deleted from the library.`);
+    await loadFiles();
+  } catch (e) {
+    notice(`Cannot delete ${f.name}: ${e.message}`);
+  }
 }
 
 async function loadFiles() {

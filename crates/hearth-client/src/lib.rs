@@ -12,7 +12,7 @@ use futures::StreamExt;
 use hearth_proto::api::*;
 use hearth_proto::audit::{ChainBreak, ChainHead, ChainVerifier};
 use hearth_proto::ids::{
-    BlobHash, ChannelId, JobId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UserId,
+    BlobHash, ChannelId, FileId, JobId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UserId,
 };
 use hearth_proto::inventory::{
     Material, MaterialUpdate, MaterialUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
@@ -628,6 +628,13 @@ impl Client {
 
     pub async fn blobs(&self, org: OrgId) -> Result<Vec<Blob>> {
         self.get(&format!("/api/v1/orgs/{org}/blobs?limit=1000"))
+            .await
+    }
+
+    /// Deletes a file from the library, and its sealed bytes unless something else uses them
+    /// (its uploader or an admin).
+    pub async fn delete_file(&self, org: OrgId, id: FileId) -> Result<()> {
+        self.no_content(self.req(Method::DELETE, &format!("/api/v1/orgs/{org}/files/{id}")))
             .await
     }
 

@@ -143,6 +143,9 @@ pub struct Limits {
     pub max_json_bytes: usize,
     /// An unfinished upload is discarded this long after it was created.
     pub upload_ttl_hours: i64,
+    /// The sealed payload of a job is deleted this many days after the last job printing it
+    /// ended (0: kept).
+    pub job_payload_keep_days: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +213,7 @@ impl Default for Limits {
             max_blob_bytes: 8 << 30,
             max_json_bytes: 256 << 10,
             upload_ttl_hours: 72,
+            job_payload_keep_days: 7,
         }
     }
 }
@@ -510,6 +514,9 @@ max_blob_bytes = 8589934592
 max_json_bytes = 262144
 # Unfinished uploads are discarded after this many hours.
 upload_ttl_hours = 72
+# A job's sealed payload is deleted this many days after the last job printing it ended (its job
+# stays in the history; 0 keeps payloads).
+job_payload_keep_days = 7
 
 [auth]
 # Browser session lifetime.

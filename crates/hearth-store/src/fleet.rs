@@ -4,7 +4,7 @@ use crate::rows::{all_by, json, json_opt, map_all, one_by, parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
 use hearth_proto::api::{AgentStatus, LoadedRequest, SchedulingFacts};
-use hearth_proto::ids::{AgentId, BlobHash, JobId, OrgId, PrinterId, SpoolId, UserId};
+use hearth_proto::ids::{AgentId, BlobHash, FileId, JobId, OrgId, PrinterId, SpoolId, UserId};
 use hearth_proto::inventory::PrinterSpool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -217,6 +217,51 @@ impl Store {
             .await?
             .iter()
             .map(file)
+            .collect()
+    }
+
+    pub async fn file(&self, org: OrgId, id: FileId) -> Result<FileRow> {
+        let q = format!("SELECT {FILE_COLS} FROM files WHERE id = $1 AND org_id = $2");
+        sqlx::query(&q)
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(file)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("file {id}")))
+    }
+
+    /// Sealed job payloads no longer needed, oldest first (at most `limit`): blobs of an
+    /// organisation that its jobs printed, all of which ended before `before` (Unix ms), that no
+    /// file of its library uses. Each with the size it counts in the quota.
+    pub async fn ended_job_payloads(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(OrgId, BlobHash, i64)>> {
+        let rows = sqlx::query(
+            "SELECT b.org_id, b.sha256, b.size FROM blobs b \
+             WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND j.blob_sha256 = b.sha256) \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND j.blob_sha256 = b.sha256 \
+                 AND (j.state NOT IN ('completed', 'failed', 'cancelled', 'refused') OR j.updated_at >= $1)) \
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id \
+                 AND (f.blob_sha256 = b.sha256 OR f.meta_sha256 = b.sha256)) \
+             ORDER BY b.created_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    parsed(r, "org_id")?,
+                    parsed(r, "sha256")?,
+                    r.try_get("size")?,
+                ))
+            })
             .collect()
     }
 
@@ -505,6 +550,40 @@ impl Store {
 
 /// Writes.
 impl Tx {
+    /// Removes file `id` from `org`'s library; returns what it was.
+    pub async fn delete_file(&mut self, org: OrgId, id: FileId) -> Result<FileRow> {
+        let q = format!("SELECT {FILE_COLS} FROM files WHERE id = $1 AND org_id = $2");
+        let row = sqlx::query(&q)
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .fetch_optional(&mut *self.inner)
+            .await?
+            .as_ref()
+            .map(file)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?;
+        sqlx::query("DELETE FROM files WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(row)
+    }
+
+    /// Whether `org` still uses blob `sha256`: a file of its library (its bytes or its sealed
+    /// metadata) or a job of it that has not ended.
+    pub async fn blob_in_use(&mut self, org: OrgId, sha256: &BlobHash) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM files WHERE org_id = $1 AND (blob_sha256 = $2 OR meta_sha256 = $2)) \
+             + (SELECT COUNT(*) FROM jobs WHERE org_id = $1 AND blob_sha256 = $2 \
+                AND state NOT IN ('completed', 'failed', 'cancelled', 'refused')) AS n",
+        )
+        .bind(org.to_string())
+        .bind(sha256.as_str())
+        .fetch_one(&mut *self.inner)
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
     pub async fn insert_file(&mut self, f: &FileRow) -> Result<()> {
         let q = format!("INSERT INTO files ({FILE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
         sqlx::query(&q)

@@ -20,6 +20,18 @@ use hearth_proto::api::FileEntry;
 use crate::cmd::fleet::{Table, print_json};
 use crate::ctx::Ctx;
 
+#[derive(Debug, clap::Subcommand)]
+pub enum FilesCmd {
+    /// Delete a file from the library, with its sealed bytes (its uploader or an admin).
+    Delete {
+        /// File id (from `hearth files`).
+        id: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DownloadArgs {
     /// File id (from `hearth files` or `hearth upload`).
@@ -173,6 +185,45 @@ pub async fn download(args: &DownloadArgs) -> anyhow::Result<()> {
     let out = open_library_file(&ctx, &trusted, &e, args.out.as_deref(), Path::new(".")).await?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// `hearth files delete ID`: says which file (its name, opened here) and deletes it.
+pub async fn delete(id: &str, yes: bool) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let (_, trusted) = ctx.trusted().await?;
+    let e = library_file(&ctx, id)
+        .await?
+        .ok_or_else(|| anyhow!("no file {id} in the library"))?;
+    let name = name_of(&ctx, &trusted, &e).await;
+    if !yes && !crate::profile::confirm_tty(&format!("Delete {name} ({id}) from the library?")) {
+        bail!("not deleted (give --yes to delete without asking)");
+    }
+    ctx.client
+        .delete_file(ctx.org()?, e.id)
+        .await
+        .with_context(|| format!("cannot delete file {id}"))?;
+    println!("deleted {name} ({id})");
+    Ok(())
+}
+
+/// How to name library file `e` to the member: its name opened here, else its id.
+async fn name_of(ctx: &Ctx, trusted: &TrustedState, e: &FileEntry) -> String {
+    let mut o = Opener {
+        ctx,
+        device: match ctx.device() {
+            Ok(d) => d,
+            Err(_) => return format!("file {}", e.id),
+        },
+        trusted,
+        epochs: HashMap::new(),
+    };
+    match o.manifest(e) {
+        Ok((_, m)) => match o.metadata(e, &m).await {
+            Ok(meta) => meta.name,
+            Err(_) => format!("file {}", e.id),
+        },
+        Err(_) => format!("file {}", e.id),
+    }
 }
 
 /// The library's entry for file `id`, if it has one.

@@ -150,6 +150,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/printers", get(printers))
         .route("/api/printers/{name}/frame", get(frame))
         .route("/api/files", get(files).post(upload))
+        .route("/api/files/{id}", axum::routing::delete(delete_file))
         .route("/api/files/{id}/print", post(print))
         .route("/api/files/{id}/download", get(download))
         .route("/api/timelapses", get(timelapses))
@@ -678,6 +679,21 @@ async fn print(
         axum::Json(json!({ "jobs": printed.jobs, "warnings": printed.warnings })),
     )
         .into_response())
+}
+
+/// `DELETE /api/files/{id}`: the file goes from the library, with its sealed bytes (its uploader
+/// or an admin, as the server decides).
+async fn delete_file(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Answer {
+    let id: hearth_proto::ids::FileId = id
+        .parse()
+        .map_err(|_| refused(StatusCode::BAD_REQUEST, format!("{id:?} is not a file id")))?;
+    let ctx = ui.ctx.lock().await.clone();
+    ctx.client
+        .delete_file(ctx.org()?, id)
+        .await
+        .with_context(|| format!("cannot delete file {id}"))?;
+    eprintln!("deleted file {id}");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/files/{id}/download`: the library file opened here, under its own name.

@@ -780,6 +780,22 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
             eprintln!("skipping the stock age check: {e}");
         }
     }
+
+    // Deleting from the library asks first (no terminal here: not deleted), names the file, and
+    // takes its sealed bytes.
+    let asked = ada.try_run(&["files", "delete", file_id.trim()]).await;
+    assert!(!asked.status.success());
+    assert!(String::from_utf8_lossy(&asked.stderr).contains("not deleted"));
+    let said = ada.run(&["files", "delete", file_id.trim(), "--yes"]).await;
+    assert!(said.contains("deleted bracket.gcode"), "{said}");
+    assert!(!ada.run(&["files"]).await.contains("bracket.gcode"));
+    assert_eq!(
+        c.download_blob(org, &entry.blob_sha256, &sealed)
+            .await
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -325,6 +325,20 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
 
     // The page itself, in a real browser, when one is installed here.
     browser_test(&ui).await;
+
+    // Deleted from the library through the page: gone for the server too.
+    let gone = http
+        .delete(format!("{}/api/files/{id}", ui.base))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    let held: Vec<FileEntry> = client
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await
+        .unwrap();
+    assert!(held.iter().all(|f| f.id.to_string() != id));
 }
 
 /// `web/tests/member-ui.test.mjs` in Chromium against this `hearth ui`; skipped (said) when the

@@ -479,9 +479,75 @@ pub(crate) async fn serve_blob(
     Ok(resp.map(Body::new))
 }
 
-/// Delete a sealed blob from the organisation. Operators may delete what they uploaded; admins anything.
+/// In `tx`, deletes `org`'s blob `sha256` unless the organisation still uses it
+/// ([`hearth_store::Tx::blob_in_use`]) or it is gone already. `None`: kept (or gone); `Some(bytes)`:
+/// deleted, and `bytes` says whether its bytes are to go from the blob directory once `tx`
+/// commits (no other organisation holds the same ones): [`remove_bytes`].
+pub(crate) async fn release_in(
+    tx: &mut hearth_store::Tx,
+    org: OrgId,
+    sha256: &BlobHash,
+) -> ApiResult<Option<bool>> {
+    if tx.blob_in_use(org, sha256).await? {
+        return Ok(None);
+    }
+    match tx.delete_blob(org, sha256).await {
+        Ok(()) => Ok(Some(!tx.blob_referenced(sha256).await?)),
+        // Gone already (deleted by a member, or by another instance's sweep).
+        Err(hearth_store::StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// After the transaction that released them committed: the bytes no row references any more.
+pub(crate) async fn remove_bytes<'a>(
+    state: &AppState,
+    released: impl IntoIterator<Item = (&'a BlobHash, Option<bool>)>,
+) -> ApiResult<()> {
+    for (sha256, bytes) in released {
+        if bytes == Some(true) {
+            state.blobs.remove_blob(sha256).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the sealed payloads of jobs that all ended more than `limits.job_payload_keep_days`
+/// before `now` (Unix ms; the server runs it once a minute; 0 days keeps them), each with an
+/// entry `blob.expire` in its organisation's audit log. The jobs stay in the history.
+pub async fn expire_job_payloads(state: &AppState, now: i64) -> ApiResult<()> {
+    let days = state.settings.limits.job_payload_keep_days;
+    if days <= 0 {
+        return Ok(());
+    }
+    let before = now - days * 24 * 3600 * 1000;
+    for (org, sha256, size) in state.store.ended_job_payloads(before, 500).await? {
+        let mut tx = state.store.begin().await?;
+        let released = release_in(&mut tx, org, &sha256).await?;
+        if released.is_none() {
+            continue;
+        }
+        tx.append_audit(crate::routes::system_audit(
+            org.to_string(),
+            "blob.expire",
+            Some(format!("blob:{sha256}")),
+            json!({
+                "size": size,
+                "why": format!("the sealed payload of jobs that ended more than {days} days ago"),
+            }),
+        ))
+        .await?;
+        tx.commit().await?;
+        state.metrics.audit_entries.fetch_add(1, Relaxed);
+        remove_bytes(state, [(&sha256, released)]).await?;
+    }
+    Ok(())
+}
+
+/// Delete a sealed blob from the organisation. Operators may delete what they uploaded; admins
+/// anything; not while a file of the library or a job that has not ended uses it (409).
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/blobs/{sha256}", tag = "blobs", params(("org" = OrgId, Path), ("sha256" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_blob(
     State(state): State<AppState>,
     access: OrgAccess<Operator>,
@@ -495,6 +561,12 @@ pub async fn delete_blob(
         )));
     }
     let mut tx = state.store.begin().await?;
+    if tx.blob_in_use(access.org.id, &sha256).await? {
+        return Err(ApiError::conflict(
+            "a file of the library or a job that has not ended uses this blob: delete the file \
+             (DELETE .../files/{id}) or wait for the job to end",
+        ));
+    }
     tx.delete_blob(access.org.id, &sha256).await?;
     tx.append_audit(access.caller.audit(
         access.org.id.to_string(),

@@ -816,6 +816,48 @@ pub async fn create_file(
     Ok((StatusCode::CREATED, Json(file_view(&row))))
 }
 
+/// Delete a file from the library: its entry, and its sealed bytes and metadata unless another
+/// file or a job that has not ended uses them. Its uploader (an operator) or an admin.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/files/{id}", tag = "files", params(("org" = OrgId, Path), ("id" = hearth_proto::ids::FileId, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_file(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, hearth_proto::ids::FileId)>,
+) -> ApiResult<StatusCode> {
+    let org = access.org.id;
+    let row = state.store.file(org, id).await?;
+    if access.role < hearth_proto::Role::Admin && row.uploaded_by != access.caller.user.id {
+        return Err(ApiError::forbidden(
+            "only its uploader or an admin may delete this file",
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.delete_file(org, id).await?;
+    let mut released = Vec::new();
+    for h in std::iter::once(&row.blob_sha256).chain(row.meta_sha256.iter()) {
+        released.push((h, crate::routes::blobs::release_in(&mut tx, org, h).await?));
+    }
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "file.delete",
+        Some(format!("file:{id}")),
+        json!({
+            "blob": row.blob_sha256,
+            "meta": row.meta_sha256,
+            "released": released.iter().filter(|(_, r)| r.is_some()).count(),
+        }),
+    ))
+    .await?;
+    tx.commit().await?;
+    state
+        .metrics
+        .audit_entries
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::routes::blobs::remove_bytes(&state, released).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 fn file_view(f: &hearth_store::fleet::FileRow) -> FileEntry {
     FileEntry {
         id: f.id,

@@ -45,7 +45,7 @@ use utoipa::OpenApi;
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
         fleet::list_printers, fleet::set_hold, fleet::set_bed, fleet::bed_cleared, fleet::set_loaded, fleet::reset_loaded, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::set_priority, fleet::control_job, fleet::events,
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
-        fleet::create_file, fleet::list_files, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
+        fleet::create_file, fleet::list_files, fleet::delete_file, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
         camera::agent_snapshot, camera::get_snapshot, camera::request_snapshot,
         stats::fleet_stats,
@@ -227,6 +227,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/orgs/{org}/files",
             post(fleet::create_file).get(fleet::list_files),
+        )
+        .route(
+            "/orgs/{org}/files/{id}",
+            axum::routing::delete(fleet::delete_file),
         )
         .route(
             "/orgs/{org}/chain",

@@ -1,0 +1,177 @@
+//! What the server keeps, and for how long: a file deleted from the library takes its sealed
+//! bytes with it unless something else uses them; a job's sealed payload goes some days after the
+//! last job printing it ended, while the job stays in the history.
+
+use crate::fleet::*;
+use crate::support::*;
+use hearth_proto::Role;
+use hearth_proto::api::{CreateFileRequest, FileEntry, Job, SchedulingFacts};
+use hearth_proto::ids::{BlobHash, FileId, OrgId};
+use hearth_proto::time_fmt::now_ms;
+
+fn on_disk(server: &TestServer, hash: &BlobHash) -> bool {
+    server
+        .data_dir()
+        .join("blobs/sha256")
+        .join(&hash.as_str()[..2])
+        .join(hash.as_str())
+        .exists()
+}
+
+/// A library entry over `blob` and `meta` (the server reads neither; the manifest is opaque).
+async fn add_file(
+    client: &hearth_client::Client,
+    org: OrgId,
+    blob: &BlobHash,
+    meta: &BlobHash,
+) -> FileId {
+    let id = FileId::new();
+    let _: FileEntry = client
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/files"),
+            &serde_json::to_value(CreateFileRequest {
+                id,
+                blob_sha256: blob.clone(),
+                meta_sha256: Some(meta.clone()),
+                manifest: serde_json::json!({ "signed": "by the member device" }),
+                facts: SchedulingFacts::default(),
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_deleted_file_takes_its_sealed_bytes_unless_another_file_uses_them() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let bob = member(&server, &owner, org, "bob", Role::Operator).await;
+    let dir = tempfile::tempdir().unwrap();
+    let up = |name: &str, len: usize| {
+        let path = make_file(dir.path(), name, len);
+        let owner = owner.clone();
+        async move { owner.upload_file(org, &path).await.unwrap() }
+    };
+    let (bytes, meta1, meta2) = (
+        up("part", 5000).await,
+        up("m1", 300).await,
+        up("m2", 301).await,
+    );
+    // Two files of the same sealed bytes (one upload, each with its own sealed name).
+    let first = add_file(&owner, org, &bytes, &meta1).await;
+    let second = add_file(&owner, org, &bytes, &meta2).await;
+    let used = owner.usage(org).await.unwrap().used_bytes;
+
+    // Bytes a file uses cannot be deleted from under it; nor may an operator delete another's file.
+    let refused = owner.delete_blob(org, &bytes).await.unwrap_err();
+    assert_eq!(refused.status(), Some(409), "{refused}");
+    let refused = bob.delete_file(org, first).await.unwrap_err();
+    assert_eq!(refused.status(), Some(403), "{refused}");
+
+    // The first goes with its own metadata; the bytes the second uses stay.
+    owner.delete_file(org, first).await.unwrap();
+    let listed = |files: Vec<FileEntry>| files.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    let files: Vec<FileEntry> = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/files"))
+        .await
+        .unwrap();
+    assert_eq!(listed(files), [second]);
+    assert!(!on_disk(&server, &meta1) && on_disk(&server, &meta2) && on_disk(&server, &bytes));
+    assert_eq!(owner.usage(org).await.unwrap().used_bytes, used - 300);
+    assert_eq!(
+        owner.delete_file(org, first).await.unwrap_err().status(),
+        Some(404)
+    );
+
+    // The second takes the bytes with it: the quota is free again.
+    owner.delete_file(org, second).await.unwrap();
+    assert!(!on_disk(&server, &bytes) && !on_disk(&server, &meta2));
+    assert_eq!(owner.usage(org).await.unwrap().used_bytes, 0);
+    let audit = owner.audit_page(Some(org), 0, 100).await.unwrap().entries;
+    let deletions: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "file.delete")
+        .map(|e| e.target.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        deletions.len(),
+        2,
+        "each deletion is in the audit log: {deletions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_jobs_sealed_payload_goes_days_after_the_last_job_printing_it_ended() {
+    let server = TestServer::start_with(|s| s.limits.job_payload_keep_days = 7).await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, _ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4 = printers_until(&owner, org, "mk4", |p| p.len() == 1).await[0].id;
+    // Held: jobs wait in the queue.
+    owner.hold_printer(org, mk4, true).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let once = owner
+        .upload_file(org, &make_file(dir.path(), "once.age", 4000))
+        .await
+        .unwrap();
+    let twice = owner
+        .upload_file(org, &make_file(dir.path(), "twice.age", 4001))
+        .await
+        .unwrap();
+    let submit = |blob: &BlobHash| pool_job("farm", blob, pool_manifest("farm", &[&agent]));
+    let ended = submit_job(&owner, org, &submit(&once)).await.id;
+    let copy1 = submit_job(&owner, org, &submit(&twice)).await.id;
+    let _copy2 = submit_job(&owner, org, &submit(&twice)).await.id;
+    for job in [ended, copy1] {
+        let j: Job = owner
+            .raw_post(
+                &format!("/api/v1/orgs/{org}/jobs/{job}/cancel"),
+                &serde_json::Value::Null,
+            )
+            .await
+            .unwrap();
+        assert!(j.state.is_final());
+    }
+    let expire = |days: i64| {
+        let state = server.state.clone();
+        async move {
+            hearth_server::routes::blobs::expire_job_payloads(&state, now_ms() + days * 86_400_000)
+                .await
+                .unwrap()
+        }
+    };
+    // Not yet: ended today.
+    expire(0).await;
+    assert!(on_disk(&server, &once) && on_disk(&server, &twice));
+    // A week on: the ended job's payload goes; the one a queued copy still needs stays.
+    expire(8).await;
+    assert!(
+        !on_disk(&server, &once),
+        "the ended job's payload is deleted"
+    );
+    assert!(on_disk(&server, &twice), "a queued job's payload stays");
+    let blobs: Vec<BlobHash> = owner
+        .blobs(org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.sha256)
+        .collect();
+    assert_eq!(blobs, std::slice::from_ref(&twice));
+    // The job stays in the history; its deletion is in the audit log, by the server.
+    let j: Job = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{ended}"))
+        .await
+        .unwrap();
+    assert_eq!(j.blob_sha256, once);
+    let audit = owner.audit_page(Some(org), 0, 100).await.unwrap().entries;
+    let expired = audit
+        .iter()
+        .find(|e| e.action == "blob.expire")
+        .expect("a blob.expire entry");
+    assert_eq!(expired.actor, "system");
+    assert_eq!(expired.target.as_deref(), Some(&*format!("blob:{once}")));
+}
