@@ -465,10 +465,11 @@ function printerCard(p) {
       `${s.name} ${s.material}${s.remain_percent === null || s.remain_percent === undefined ? "" : ` ${s.remain_percent}%`}`])]);
   }
   if (p.camera) {
-    // The frame is sealed to the organisation's key: this page holds none, the CLI opens it.
+    // The frame is sealed to the organisation's key: this page holds none; the member's own
+    // dashboard (`hearth ui`, on their machine) opens it.
     const at = p.camera.snapshot_at;
     rows.push(["Camera", at
-      ? [`sealed frame ${duration((Date.now() - Date.parse(at)) / 1000)} ago · `, el("code", {}, `hearth camera ${p.name}`)]
+      ? [`sealed frame ${duration((Date.now() - Date.parse(at)) / 1000)} ago · see it with `, el("code", {}, "hearth ui")]
       : "no frame yet"]);
   }
   if (t.job_id) rows.push(["Job", short(t.job_id)]);

@@ -146,7 +146,7 @@ try {
   await card("mk4-left").locator("dd[data-row=queue]", { hasText: /^2 jobs waiting$/ }).waitFor();
 
   step("each card says when its camera's last sealed frame arrived, and how to open it");
-  await card("xl").locator("dd[data-row=camera]", { hasText: /^sealed frame \d+ (s|min) ago · hearth camera xl$/ }).waitFor();
+  await card("xl").locator("dd[data-row=camera]", { hasText: /^sealed frame \d+ (s|min) ago · see it with hearth ui$/ }).waitFor();
 
   step("the jobs tab lists the demo's jobs with who sent them");
   await page.click("button[data-tab=jobs]");

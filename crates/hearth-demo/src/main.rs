@@ -532,6 +532,7 @@ async fn main() -> anyhow::Result<()> {
          \nLook at the fleet:\n\
          \x20   open {url} in a browser   the dashboard: log in as {} with the passphrase above\n\
          \x20   hearth login {url} --login {}          (enter the passphrase above)\n\
+         \x20   hearth ui                     your own dashboard: camera frames, timelapses, file names\n\
          \x20   hearth status                 live view;  hearth printers, hearth jobs\n\
          \x20   curl -H 'Authorization: Bearer {api_token}' {url}/api/v1/orgs/{}/printers\n\
          \nThe server sees only sealed blobs: try `hearth print {} --pool pla`\n\

@@ -109,8 +109,34 @@ pub struct Listed {
     pub meta: Option<PrivateMetadata>,
 }
 
-/// The library, each file's manifest verified against `trusted` and its metadata opened.
-pub async fn library_rows(ctx: &Ctx, trusted: &TrustedState) -> anyhow::Result<Vec<Listed>> {
+/// Files' metadata opened before, by the hash of its sealed bytes, which each file's verified
+/// manifest names (so what was opened from those bytes is what they hold, whenever it was
+/// opened), kept as a listing shows it: without the slicer settings, with only the
+/// [`list_thumbnail`]. A long-running page lists the library again without opening it again.
+#[derive(Default)]
+pub struct Opened(HashMap<String, PrivateMetadata>);
+
+/// The thumbnail a list shows: the smallest PNG or JPEG at least 200 px wide, else the largest
+/// there is (QOI, which browsers cannot show, is left out).
+pub fn list_thumbnail(meta: &PrivateMetadata) -> Option<&hearth_crypto::Thumbnail> {
+    let shown = meta
+        .thumbnails
+        .iter()
+        .filter(|t| matches!(t.mime.as_str(), "image/png" | "image/jpeg"));
+    shown
+        .clone()
+        .filter(|t| t.width >= 200)
+        .min_by_key(|t| t.width)
+        .or_else(|| shown.max_by_key(|t| t.width))
+}
+
+/// The library, each file's manifest verified against `trusted` and its metadata opened (or
+/// taken from `opened`, and kept there).
+pub async fn library_rows(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    opened: &mut Opened,
+) -> anyhow::Result<Vec<Listed>> {
     let entries = library(ctx).await?;
     let mut o = Opener {
         ctx,
@@ -126,7 +152,17 @@ pub async fn library_rows(ctx: &Ctx, trusted: &TrustedState) -> anyhow::Result<V
                     .member(&m.uploader)
                     .map(|mm| mm.user.clone())
                     .unwrap_or_else(|| "(removed device)".into());
-                match o.metadata(e, &m).await {
+                let key = m.meta_sha256.to_hex();
+                let meta = match opened.0.get(&key) {
+                    Some(meta) => Ok(meta.clone()),
+                    None => o.metadata(e, &m).await.map(|mut meta| {
+                        meta.settings = Vec::new();
+                        meta.thumbnails = list_thumbnail(&meta).into_iter().cloned().collect();
+                        opened.0.insert(key, meta.clone());
+                        meta
+                    }),
+                };
+                match meta {
                     Ok(meta) => (Some(meta), Some(who), None),
                     Err(err) => (None, Some(who), Some(format!("{err:#}"))),
                 }
@@ -149,7 +185,7 @@ pub async fn library_rows(ctx: &Ctx, trusted: &TrustedState) -> anyhow::Result<V
 pub async fn list(json: bool) -> anyhow::Result<()> {
     let mut ctx = Ctx::load()?;
     let (_, trusted) = ctx.trusted().await?;
-    let rows: Vec<serde_json::Value> = library_rows(&ctx, &trusted)
+    let rows: Vec<serde_json::Value> = library_rows(&ctx, &trusted, &mut Opened::default())
         .await?
         .into_iter()
         .map(|l| l.row)

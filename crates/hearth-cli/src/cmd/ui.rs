@@ -32,7 +32,7 @@ use serde_json::json;
 use std::io::Write as _;
 use tokio::sync::Mutex;
 
-use crate::cmd::files::{library_file, library_rows, open_library_file};
+use crate::cmd::files::{Opened, library_file, library_rows, list_thumbnail, open_library_file};
 use crate::cmd::fleet::{find_printer, printers_of};
 use crate::cmd::timelapse::{Reel, printer_names};
 use crate::cmd::upload::{
@@ -71,6 +71,9 @@ struct Ui {
     /// The timelapses being watched: the listing and epoch keys of each, fetched when the page
     /// asks for one and reused for its frames.
     reels: Mutex<HashMap<JobId, Reel>>,
+    /// The library's metadata opened so far (the Files tab lists it again without opening it
+    /// again).
+    opened: Mutex<Opened>,
 }
 
 pub async fn run(args: &UiArgs) -> anyhow::Result<()> {
@@ -107,6 +110,7 @@ pub async fn run(args: &UiArgs) -> anyhow::Result<()> {
         hosts,
         reveal: args.reveal.reveal,
         reels: Mutex::new(HashMap::new()),
+        opened: Mutex::new(Opened::default()),
     });
     let link = format!("http://{}/open?token={}", ui.hosts[0], ui.token);
     let app = router(ui.clone());
@@ -485,35 +489,27 @@ async fn timelapse_frame(
     Ok(image(img, taken_at, None))
 }
 
-/// The thumbnail to show in a list: the smallest PNG or JPEG at least 200 px wide, else the
-/// largest there is (QOI, which browsers cannot show, is left out), as a `data:` URL.
-fn list_thumbnail(meta: &PrivateMetadata) -> Option<String> {
-    let shown = meta
-        .thumbnails
-        .iter()
-        .filter(|t| matches!(t.mime.as_str(), "image/png" | "image/jpeg"));
-    let pick = shown
-        .clone()
-        .filter(|t| t.width >= 200)
-        .min_by_key(|t| t.width)
-        .or_else(|| shown.max_by_key(|t| t.width))?;
+/// The list's thumbnail ([`list_thumbnail`]) as a `data:` URL.
+fn thumbnail_url(meta: &PrivateMetadata) -> Option<String> {
+    let t = list_thumbnail(meta)?;
     Some(format!(
         "data:{};base64,{}",
-        pick.mime,
-        base64::engine::general_purpose::STANDARD.encode(&pick.data)
+        t.mime,
+        base64::engine::general_purpose::STANDARD.encode(&t.data)
     ))
 }
 
 async fn files(State(ui): State<Arc<Ui>>) -> Answer {
     let (ctx, trusted) = ui.session().await?;
-    let rows: Vec<serde_json::Value> = library_rows(&ctx, &trusted)
+    let mut opened = ui.opened.lock().await;
+    let rows: Vec<serde_json::Value> = library_rows(&ctx, &trusted, &mut opened)
         .await?
         .into_iter()
         .map(|l| {
             let mut row = l.row;
             if let Some(meta) = &l.meta {
                 row["note"] = json!(meta.note);
-                row["thumbnail"] = json!(list_thumbnail(meta));
+                row["thumbnail"] = json!(thumbnail_url(meta));
             }
             row
         })

@@ -206,6 +206,28 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     );
     assert_eq!(f["facts"]["material"], "PLA");
     let (client, org) = ada.client();
+    // Listed again, the library is not opened again: its sealed metadata was fetched once (each
+    // fetch is a blob.download in the audit log).
+    let downloads = || async {
+        client
+            .audit_page(Some(org), 0, 1000)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .filter(|e| e.action == "blob.download")
+            .count()
+    };
+    let before = downloads().await;
+    let again: Vec<serde_json::Value> = get("/api/files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, files);
+    assert_eq!(downloads().await, before);
     let held: Vec<FileEntry> = client
         .raw_get(&format!("/api/v1/orgs/{org}/files"))
         .await
