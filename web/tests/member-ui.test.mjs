@@ -59,6 +59,29 @@ try {
   await card.locator("button.fresh").click();
   await card.locator(".caption", { hasText: /taken \d+ s ago by octopi/ }).waitFor();
 
+  step("watching asks for one fresh frame after the other, until stopped");
+  let fresh = 0;
+  page.on("response", (r) => {
+    if (r.url().endsWith("/api/printers/mk4/frame?fresh=true")) fresh += 1;
+  });
+  await card.locator("button.watch").click();
+  await card.locator("button.watch", { hasText: "Stop watching" }).waitFor();
+  for (let i = 0; i < 3; i++) {
+    await page.waitForResponse((r) => r.url().endsWith("/api/printers/mk4/frame?fresh=true"));
+  }
+  await card.locator("button.watch").click();
+  await card.locator("button.watch", { hasText: /^Watch$/ }).waitFor();
+  const stopped = fresh;
+  await card.locator("button.fresh").click();
+  await card.locator(".said", { hasText: "checked and opened here" }).waitFor();
+  assert.ok(fresh <= stopped + 2, `frames kept coming after Stop watching: ${fresh - stopped}`);
+
+  step("the job on the printer is paused and resumed from its card");
+  await card.locator("button.pause").click();
+  await page.locator("#done", { hasText: "mk4: pause sent" }).waitFor();
+  await page.locator('article.printer[data-name="mk4"][data-state="paused"] button.resume').click();
+  await page.locator("#done", { hasText: "mk4: resume sent" }).waitFor();
+
   step("the library shows names, notes and thumbnails opened here");
   await page.click('.tab[data-tab="files"]');
   const wavy = page.locator("#files tbody tr", { hasText: "wavy été.gcode" });

@@ -103,13 +103,31 @@ function printerCard(p) {
   }
   const h = heaters(t);
   if (h) card.append(el("p", { class: "muted", textContent: h }));
+  if (t.job_id && ["printing", "paused"].includes(t.state)) {
+    const controls = el("div", { class: "controls" });
+    const act = (action, label, cls) => {
+      const b = el("button", { type: "button", textContent: label, class: cls || action });
+      b.addEventListener("click", () => control(p, t.job_id, action));
+      controls.append(b);
+    };
+    if (t.state === "printing" && p.can_pause) act("pause", "Pause");
+    if (t.state === "paused") act("resume", "Resume");
+    act("cancel", "Cancel", "cancel danger");
+    card.append(controls);
+  }
   if (t.error) card.append(el("p", { class: "problem", textContent: t.error }));
   if (p.camera) {
     const img = el("img", { alt: `${p.name}'s camera`, hidden: true });
-    const caption = el("span", { class: "muted", textContent: p.camera.snapshot_at ? "opening the latest frame…" : "no frame yet" });
+    const caption = el("span", { class: "said muted", textContent: p.camera.snapshot_at ? "opening the latest frame…" : "no frame yet" });
     const fresh = el("button", { type: "button", textContent: "Fresh frame", class: "fresh" });
     fresh.addEventListener("click", () => showFrame(p.name, card, true));
-    card.append(el("div", { class: "camera" }, img, el("div", { class: "caption" }, caption, fresh)));
+    const watch = el("button", {
+      type: "button",
+      class: "watch",
+      textContent: watching.has(p.name) ? "Stop watching" : "Watch",
+    });
+    watch.addEventListener("click", () => toggleWatch(p.name));
+    card.append(el("div", { class: "camera" }, img, el("div", { class: "caption" }, caption, el("span", { class: "buttons" }, fresh, watch))));
     const shown = frames.get(p.name);
     if (shown) {
       img.src = shown.src;
@@ -120,10 +138,51 @@ function printerCard(p) {
   return card;
 }
 
-/** Fetches a printer's frame (checked and opened by hearth ui) into its card. */
+/** Printers being watched: a fresh frame asked for as soon as the last one is shown. */
+const watching = new Set();
+
+function cardOf(name) {
+  return document.querySelector(`article.printer[data-name="${CSS.escape(name)}"]`);
+}
+
+async function toggleWatch(name) {
+  if (watching.has(name)) {
+    watching.delete(name);
+    const b = cardOf(name)?.querySelector("button.watch");
+    if (b) b.textContent = "Watch";
+    return;
+  }
+  watching.add(name);
+  cardOf(name).querySelector("button.watch").textContent = "Stop watching";
+  // One frame after the other, as fast as the agent takes, seals and sends them.
+  while (watching.has(name) && tab === "printers" && !document.hidden) {
+    const card = cardOf(name);
+    if (!card) break;
+    const ok = await showFrame(name, card, true);
+    if (!ok) break;
+  }
+  watching.delete(name);
+  const b = cardOf(name)?.querySelector("button.watch");
+  if (b) b.textContent = "Watch";
+}
+
+async function control(p, job, action) {
+  if (action === "cancel" && !confirm(`Cancel the job printing on ${p.name}?`)) return;
+  notice("");
+  done("");
+  try {
+    const j = await (await api(`/api/jobs/${job}/${action}`, { method: "POST" })).json();
+    done(`${p.name}: ${action} sent; the job is ${j.state}.`);
+    await loadPrinters();
+  } catch (e) {
+    notice(`Cannot ${action} the job on ${p.name}: ${e.message}`);
+  }
+}
+
+/** Fetches a printer's frame (checked and opened by hearth ui) into its card; whether it could. */
 async function showFrame(name, card, fresh) {
-  const caption = card.querySelector(".camera .caption span");
-  const button = card.querySelector(".camera button");
+  const caption = card.querySelector(".camera .said");
+  const button = card.querySelector(".camera button.fresh");
   if (fresh) {
     caption.textContent = "asking the agent for a frame…";
     button.disabled = true;
@@ -141,12 +200,14 @@ async function showFrame(name, card, fresh) {
     const img = now.querySelector(".camera img");
     img.src = src;
     img.hidden = false;
-    now.querySelector(".camera .caption span").textContent = text;
+    now.querySelector(".camera .said").textContent = text;
+    return true;
   } catch (e) {
     const now = document.querySelector(`article.printer[data-name="${CSS.escape(name)}"]`) || card;
-    const span = now.querySelector(".camera .caption span");
+    const span = now.querySelector(".camera .said");
     span.textContent = e.status === 404 ? "no frame yet" : `cannot show the frame: ${e.message}`;
-    span.className = e.status === 404 ? "muted" : "problem";
+    span.className = e.status === 404 ? "said muted" : "said problem";
+    return false;
   } finally {
     button.disabled = false;
   }

@@ -157,6 +157,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/files/{id}", axum::routing::delete(delete_file))
         .route("/api/files/{id}/print", post(print))
         .route("/api/files/{id}/download", get(download))
+        .route("/api/jobs/{job}/{action}", post(control))
         .route("/api/timelapses", get(timelapses))
         .route("/api/timelapses/{job}", get(timelapse))
         .route("/api/timelapses/{job}/{index}", get(timelapse_frame))
@@ -675,6 +676,32 @@ async fn print(
         axum::Json(json!({ "jobs": printed.jobs, "warnings": printed.warnings })),
     )
         .into_response())
+}
+
+/// `POST /api/jobs/{job}/{action}`: pause, resume or cancel a job (`hearth pause|resume|cancel`).
+async fn control(
+    State(ui): State<Arc<Ui>>,
+    Path((job, action)): Path<(String, String)>,
+) -> Answer {
+    let job = job_id(&job)?;
+    if !matches!(action.as_str(), "pause" | "resume" | "cancel") {
+        return Err(refused(
+            StatusCode::NOT_FOUND,
+            format!("{action:?}: a job is paused, resumed or cancelled"),
+        ));
+    }
+    let ctx = ui.ctx.lock().await.clone();
+    let org = ctx.org()?;
+    let j: hearth_proto::api::Job = ctx
+        .client
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs/{job}/{action}"),
+            &serde_json::Value::Null,
+        )
+        .await
+        .with_context(|| format!("cannot {action} job {job}"))?;
+    eprintln!("{action} sent for job {job}");
+    Ok(axum::Json(j).into_response())
 }
 
 /// `DELETE /api/files/{id}`: the file goes from the library, with its sealed bytes (its uploader
