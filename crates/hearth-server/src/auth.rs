@@ -180,6 +180,18 @@ impl LoginLimiter {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(&format!("acct:{}", login.to_lowercase()));
     }
+
+    /// The failed logins of an account counted now (within the window).
+    pub fn account_failures(&self, login: &str) -> usize {
+        let now = Instant::now();
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&format!("acct:{}", login.to_lowercase()))
+            .map_or(0, |q| {
+                q.iter()
+                    .filter(|t| now.duration_since(**t) <= self.window)
+                    .count()
+            })
+    }
 }
 
 /// The source address of a request, when the server knows it.

@@ -21,7 +21,8 @@
 //!   (which printer events say), within NATS's message size (1 MiB by default).
 //!
 //! - failed logins (`Wire::LoginFailed`): every instance counts every failure, so login throttling
-//!   holds however the attempts are spread over the instances.
+//!   holds however the attempts are spread over the instances; a successful one
+//!   (`Wire::LoginSucceeded`) clears the account's failures on every instance, as on one.
 
 use crate::hub::{Hub, lock};
 use futures::StreamExt;
@@ -86,6 +87,12 @@ pub enum Wire {
         from: String,
         login: String,
         source: Option<String>,
+    },
+    /// A successful login on another instance: every instance clears the account's failures,
+    /// as the one that saw it did.
+    LoginSucceeded {
+        from: String,
+        login: String,
     },
 }
 
@@ -217,6 +224,17 @@ impl Cluster {
         );
     }
 
+    /// Tells the others an account logged in here (they clear its failures too).
+    pub fn login_succeeded(&self, login: &str) {
+        self.send(
+            SUBJECT.into(),
+            &Wire::LoginSucceeded {
+                from: self.instance.clone(),
+                login: login.to_owned(),
+            },
+        );
+    }
+
     /// Says this instance stops (its agents are gone with it); waits until NATS has it.
     pub async fn leave(&self) {
         if let Ok(b) = serde_json::to_vec(&Wire::Gone {
@@ -333,12 +351,13 @@ impl Remote {
             | Wire::Presence { from, .. }
             | Wire::Gone { from }
             | Wire::LoginFailed { from, .. }
+            | Wire::LoginSucceeded { from, .. }
                 if from == me =>
             {
                 None
             }
             // Counted by `run`, which holds the login limiter.
-            Wire::LoginFailed { from, .. } => {
+            Wire::LoginFailed { from, .. } | Wire::LoginSucceeded { from, .. } => {
                 self.instances.insert(from, now);
                 None
             }
@@ -500,6 +519,9 @@ pub async fn run(
                 match serde_json::from_slice::<Wire>(&m.payload) {
                     Ok(Wire::LoginFailed { from, login, source }) if from != cluster.instance => {
                         limiter.record_failure(&login, source.as_deref());
+                    }
+                    Ok(Wire::LoginSucceeded { from, login }) if from != cluster.instance => {
+                        limiter.record_success(&login);
                     }
                     Ok(w) => {
                         let gone = matches!(w, Wire::Gone { .. });

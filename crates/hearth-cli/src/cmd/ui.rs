@@ -679,10 +679,7 @@ async fn print(
 }
 
 /// `POST /api/jobs/{job}/{action}`: pause, resume or cancel a job (`hearth pause|resume|cancel`).
-async fn control(
-    State(ui): State<Arc<Ui>>,
-    Path((job, action)): Path<(String, String)>,
-) -> Answer {
+async fn control(State(ui): State<Arc<Ui>>, Path((job, action)): Path<(String, String)>) -> Answer {
     let job = job_id(&job)?;
     if !matches!(action.as_str(), "pause" | "resume" | "cancel") {
         return Err(refused(

@@ -187,6 +187,9 @@ pub async fn login(
         return Err(ApiError::unauthenticated("wrong login or secret"));
     };
     state.limiter.record_success(&user.login);
+    if let Some(c) = state.hub.cluster() {
+        c.login_succeeded(&user.login);
+    }
     let session = random_token();
     let ttl_ms = state.settings.auth.session_ttl_hours * 3_600_000;
     let row = SessionRow {

@@ -215,6 +215,30 @@ async fn failed_logins_on_one_instance_throttle_the_account_on_another() {
     let a = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
     a.bootstrap().await;
     let b = TestServer::start_in(tempfile::tempdir().unwrap(), settings()).await;
+    let heard = |what: &str, failures: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let limiter = &b.state.limiter;
+        let what = what.to_owned();
+        async move {
+            while limiter.account_failures("owner") != failures {
+                assert!(std::time::Instant::now() < deadline, "B never heard {what}");
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    // Two failures on A, then the right secret on A: B clears them as A did (a success clears
+    // the account's failures on every instance).
+    for _ in 0..2 {
+        let err = a
+            .client()
+            .login("owner", "a wrong guess 0123")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(401));
+    }
+    heard("of A's failed logins", 2).await;
+    a.client().login("owner", OWNER_SECRET).await.unwrap();
+    heard("of A's successful login", 0).await;
     for _ in 0..3 {
         let err = a
             .client()
