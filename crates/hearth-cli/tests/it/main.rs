@@ -6,6 +6,9 @@ mod audit;
 #[path = "../../../hearth-drivers/tests/it/bambu_sim.rs"]
 mod bambu_sim;
 mod bridge;
+// Whether Chromium, Node.js and playwright-core are here, shared with hearth-demo's tests.
+#[path = "../../../hearth-demo/tests/it/browser.rs"]
+mod browser;
 mod camera;
 mod canary;
 mod e2e;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use hearth_proto::api::{FileEntry, Job, Printer};
 use hearth_proto::ids::JobId;
+use reqwest::Method;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::camera::{camera, first_frame, pictures, print_to_the_end, timelapse_printer};
@@ -21,6 +22,22 @@ struct RunningUi {
     link: String,
     token: String,
     _child: tokio::process::Child,
+}
+
+impl RunningUi {
+    /// A request to the page's API, with the token as a bearer token (as scripts send it).
+    fn api(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    /// The JSON the API answers `GET path` with (200).
+    async fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let res = self.api(Method::GET, path).send().await.unwrap();
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.json().await.unwrap()
+    }
 }
 
 async fn start_ui(ada: &Machine) -> RunningUi {
@@ -70,11 +87,6 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let bearer = format!("Bearer {}", ui.token);
-    let get = |path: &str| {
-        http.get(format!("{}{path}", ui.base))
-            .header("authorization", &bearer)
-    };
 
     // What a local web server must refuse: the API without the token, a wrong token, a host name
     // other than its own (a rebound name) even with the token, a request from another site.
@@ -92,15 +104,15 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
     let port = ui.base.rsplit(':').next().unwrap();
-    let rebound = get("/api/files")
+    let rebound = ui
+        .api(Method::GET, "/api/files")
         .header("host", format!("attacker.example:{port}"))
         .send()
         .await
         .unwrap();
     assert_eq!(rebound.status(), 403);
-    let cross = http
-        .post(format!("{}/api/files?name=x.gcode", ui.base))
-        .header("authorization", &bearer)
+    let cross = ui
+        .api(Method::POST, "/api/files?name=x.gcode")
         .header("origin", "https://attacker.example")
         .body("G28\n")
         .send()
@@ -144,16 +156,14 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     assert_eq!(me["org"]["name"], "Acme");
 
     // The camera frame the agent sealed, checked and opened here.
-    let printers: Vec<Printer> = get("/api/printers")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let printers: Vec<Printer> = ui.json("/api/printers").await;
     assert_eq!(printers.len(), 1);
     assert_eq!(printers[0].id, printer.id);
-    let frame = get("/api/printers/mk4/frame").send().await.unwrap();
+    let frame = ui
+        .api(Method::GET, "/api/printers/mk4/frame")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(frame.status(), 200);
     assert_eq!(frame.headers()["content-type"], "image/png");
     assert_eq!(frame.headers()["x-agent"], "octopi");
@@ -162,7 +172,11 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         pics[0],
         "the camera's picture"
     );
-    let none = get("/api/printers/nope/frame").send().await.unwrap();
+    let none = ui
+        .api(Method::GET, "/api/printers/nope/frame")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.status(), 404);
     let said: serde_json::Value = none.json().await.unwrap();
     assert!(
@@ -173,12 +187,11 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     // An upload: analysed, sealed and signed here; the library lists it with its name, note and
     // thumbnail, which the server holds only sealed.
     let sample = std::fs::read(crate::sample("wavy_small_prusaslicer_mk3s.gcode")).unwrap();
-    let up = http
-        .post(format!(
-            "{}/api/files?name=wavy%20%C3%A9t%C3%A9.gcode&note=for%20the%20NDA%20client",
-            ui.base
-        ))
-        .header("authorization", &bearer)
+    let up = ui
+        .api(
+            Method::POST,
+            "/api/files?name=wavy%20%C3%A9t%C3%A9.gcode&note=for%20the%20NDA%20client",
+        )
         .body(sample.clone())
         .send()
         .await
@@ -187,13 +200,7 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     let up: serde_json::Value = up.json().await.unwrap();
     let id = up["id"].as_str().unwrap().to_owned();
     assert_eq!(up["bytes"], sample.len());
-    let files: Vec<serde_json::Value> = get("/api/files")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let files: Vec<serde_json::Value> = ui.json("/api/files").await;
     let f = files.iter().find(|f| f["id"] == id.as_str()).unwrap();
     assert_eq!(f["name"], "wavy été.gcode");
     assert_eq!(f["note"], "for the NDA client");
@@ -219,13 +226,7 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
             .count()
     };
     let before = downloads().await;
-    let again: Vec<serde_json::Value> = get("/api/files")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Vec<serde_json::Value> = ui.json("/api/files").await;
     assert_eq!(again, files);
     assert_eq!(downloads().await, before);
     let held: Vec<FileEntry> = client
@@ -234,16 +235,16 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .unwrap();
     let held = serde_json::to_string(&held).unwrap();
     assert!(held.contains(&id) && !held.contains("wavy") && !held.contains("NDA"));
-    let empty = http
-        .post(format!("{}/api/files?name=empty.gcode", ui.base))
-        .header("authorization", &bearer)
+    let empty = ui
+        .api(Method::POST, "/api/files?name=empty.gcode")
         .send()
         .await
         .unwrap();
     assert_eq!(empty.status(), 400);
 
     // Downloaded: the very bytes, under the file's own name.
-    let down = get(&format!("/api/files/{id}/download"))
+    let down = ui
+        .api(Method::GET, &format!("/api/files/{id}/download"))
         .send()
         .await
         .unwrap();
@@ -259,17 +260,15 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     assert_eq!(down.bytes().await.unwrap(), sample);
 
     // Printed: opened here, sealed to the printer's agent, signed; the agent accepts and prints it.
-    let refused = http
-        .post(format!("{}/api/files/{id}/print", ui.base))
-        .header("authorization", &bearer)
+    let refused = ui
+        .api(Method::POST, &format!("/api/files/{id}/print"))
         .json(&serde_json::json!({ "printer": "nope" }))
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status(), 422);
-    let jobs = http
-        .post(format!("{}/api/files/{id}/print", ui.base))
-        .header("authorization", &bearer)
+    let jobs = ui
+        .api(Method::POST, &format!("/api/files/{id}/print"))
         .json(&serde_json::json!({ "printer": "mk4" }))
         .send()
         .await
@@ -295,12 +294,11 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         (p[0].telemetry.job_id == Some(job)).then_some(())
     })
     .await;
-    let missing = http
-        .post(format!(
-            "{}/api/files/0190b8a2-0000-7000-8000-000000000000/print",
-            ui.base
-        ))
-        .header("authorization", &bearer)
+    let missing = ui
+        .api(
+            Method::POST,
+            "/api/files/0190b8a2-0000-7000-8000-000000000000/print",
+        )
         .json(&serde_json::json!({ "printer": "mk4" }))
         .send()
         .await
@@ -309,29 +307,18 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
 
     // The job's timelapse: listed with its printer, every frame checked as a frame of that job
     // by that printer's agent, and opened.
-    let listed: Vec<serde_json::Value> = get("/api/timelapses")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<serde_json::Value> = ui.json("/api/timelapses").await;
     let t = listed
         .iter()
         .find(|t| t["job_id"] == lapsed.to_string().as_str())
         .unwrap();
     assert_eq!(t["printer"], "mk4");
-    let reel: serde_json::Value = get(&format!("/api/timelapses/{lapsed}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reel: serde_json::Value = ui.json(&format!("/api/timelapses/{lapsed}")).await;
     let frames = reel["frames"].as_array().unwrap().len();
     assert!(frames >= 3, "{reel}");
     for i in [0, frames - 1] {
-        let f = get(&format!("/api/timelapses/{lapsed}/{i}"))
+        let f = ui
+            .api(Method::GET, &format!("/api/timelapses/{lapsed}/{i}"))
             .send()
             .await
             .unwrap();
@@ -339,7 +326,8 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         assert!(f.headers().contains_key("x-taken-at"));
         assert_eq!(f.bytes().await.unwrap(), pics[0]);
     }
-    let past = get(&format!("/api/timelapses/{lapsed}/{frames}"))
+    let past = ui
+        .api(Method::GET, &format!("/api/timelapses/{lapsed}/{frames}"))
         .send()
         .await
         .unwrap();
@@ -349,9 +337,8 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     browser_test(&ui).await;
 
     // Deleted from the library through the page: gone for the server too.
-    let gone = http
-        .delete(format!("{}/api/files/{id}", ui.base))
-        .header("authorization", &bearer)
+    let gone = ui
+        .api(Method::DELETE, &format!("/api/files/{id}"))
         .send()
         .await
         .unwrap();
@@ -366,27 +353,9 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
 /// `web/tests/member-ui.test.mjs` in Chromium against this `hearth ui`; skipped (said) when the
 /// browser or the test's packages are not installed, a failure under HEARTH_REQUIRE_PEERS=1.
 async fn browser_test(ui: &RunningUi) {
-    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let mut missing = vec![];
-    if !web.join("node_modules/playwright-core").exists() {
-        missing.push("web/tests/node_modules");
-    }
-    if !std::path::Path::new(&chromium).exists() {
-        missing.push("chromium");
-    }
-    if !missing.is_empty() {
-        let why = format!(
-            "{} missing: run scripts/install-browser.sh",
-            missing.join(", ")
-        );
-        assert!(
-            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "HEARTH_REQUIRE_PEERS=1 but {why}"
-        );
-        eprintln!("skipped the browser part: {why}");
+    let Some((web, chromium)) = crate::browser::browser() else {
         return;
-    }
+    };
     let out = tokio::process::Command::new("node")
         .arg("member-ui.test.mjs")
         .current_dir(&web)

@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod browser;
+use browser::browser;
+
 struct Demo {
     child: Child,
     token: String,
@@ -214,42 +217,6 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
     assert_eq!(spools.len(), 8, "the stock is not added twice");
     let tasks = list(&d, &d.printers_url.replace("/printers", "/maintenance"));
     assert_eq!(tasks.len(), 8, "the maintenance tasks are not set up twice");
-}
-
-/// What the browser test needs, or `None` (a skip) when it is missing and peers are not required:
-/// Node.js, Chromium, and `playwright-core` installed in `web/tests` (`scripts/install-browser.sh`
-/// installs both).
-fn browser() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
-    let chromium = std::env::var_os("CHROMIUM").map_or("/usr/bin/chromium".into(), Into::into);
-    let node = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let missing = [
-        (!node, "Node.js"),
-        (!std::path::Path::new(&chromium).exists(), "Chromium"),
-        (
-            !web.join("node_modules/playwright-core").exists(),
-            "playwright-core in web/tests",
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(gone, what)| gone.then_some(what))
-    .collect::<Vec<_>>();
-    if missing.is_empty() {
-        return Some((web, chromium));
-    }
-    let why = format!(
-        "{} missing: run scripts/install-browser.sh",
-        missing.join(", ")
-    );
-    assert!(
-        std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
-        "HEARTH_REQUIRE_PEERS=1 but {why}"
-    );
-    eprintln!("skipped: {why}");
-    None
 }
 
 /// The quick start's promise, "the dashboard is alive": the web dashboard in a real Chromium logs

@@ -294,17 +294,8 @@ async fn a_printer_is_reported_offline_once_when_the_instance_holding_its_agent_
     .await
     .channel
     .id;
-    let (agent, ws) = approved_agent(&a, &owner_a, org, 1, vec![printer_info("mk4", "farm")]).await;
-    drop(ws);
-    let (mut ws, _) = agent.connect(&a).await.unwrap();
-    send(
-        &mut ws,
-        &AgentMsg::Printers {
-            printers: vec![printer_info("mk4", "farm")],
-        },
-    )
-    .await;
-    report_idle(&mut ws, "mk4").await;
+    let (agent, mut ws) =
+        approved_agent(&a, &owner_a, org, 1, vec![printer_info("mk4", "farm")]).await;
     settled(&mut ws).await;
     // B starts while the agent is held by A: every printer counts as away on B until seen, and
     // mk4 is seen, through A.
@@ -344,15 +335,7 @@ async fn a_printer_is_reported_offline_once_when_the_instance_holding_its_agent_
     );
 
     // The agent reconnects, to B: back online, said once.
-    let (mut ws, _) = agent.connect(&b).await.unwrap();
-    send(
-        &mut ws,
-        &AgentMsg::Printers {
-            printers: vec![printer_info("mk4", "farm")],
-        },
-    )
-    .await;
-    report_idle(&mut ws, "mk4").await;
+    let _ws = reconnect_idle(&agent, &b, "mk4", "farm").await;
     assert_eq!(
         ntfy.next("printer.online").await.json()["title"],
         "mk4 is back online"

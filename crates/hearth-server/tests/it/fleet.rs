@@ -244,6 +244,25 @@ pub(crate) fn printer_info(name: &str, pool: &str) -> PrinterInfo {
 }
 
 /// The agent reports `printer` idle.
+/// `agent` connects (again) to `server`, announces `printer` (of pool `pool`) and reports it idle.
+pub(crate) async fn reconnect_idle(
+    agent: &FakeAgent,
+    server: &TestServer,
+    printer: &str,
+    pool: &str,
+) -> Ws {
+    let (mut ws, _) = agent.connect(server).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info(printer, pool)],
+        },
+    )
+    .await;
+    report_idle(&mut ws, printer).await;
+    ws
+}
+
 pub(crate) async fn report_idle(ws: &mut Ws, printer: &str) {
     send(
         ws,

@@ -473,15 +473,7 @@ async fn printer_errors_and_absences_are_published_to_ntfy_once_each() {
             .contains("its agent disconnected"),
         "{offline}"
     );
-    let (mut ws, _) = agent.connect(&server).await.unwrap();
-    send(
-        &mut ws,
-        &AgentMsg::Printers {
-            printers: vec![printer_info("mk4-right", "pla")],
-        },
-    )
-    .await;
-    report_idle(&mut ws, "mk4-right").await;
+    let _ws = reconnect_idle(&agent, &server, "mk4-right", "pla").await;
     let online = ntfy.next("printer.online").await.json();
     assert_eq!(online["title"], "mk4-right is back online");
     assert_eq!(online["priority"], 3);
@@ -819,15 +811,7 @@ async fn a_printer_whose_agent_does_not_come_back_after_a_server_restart_is_repo
         "{offline}"
     );
     // When it comes back, that is said too.
-    let (mut ws, _) = agent.connect(&server).await.unwrap();
-    send(
-        &mut ws,
-        &AgentMsg::Printers {
-            printers: vec![printer_info("xl-1", "pla")],
-        },
-    )
-    .await;
-    report_idle(&mut ws, "xl-1").await;
+    let _ws = reconnect_idle(&agent, &server, "xl-1", "pla").await;
     assert_eq!(
         ntfy.next("printer.online").await.json()["title"],
         "xl-1 is back online"
@@ -899,15 +883,7 @@ async fn an_absence_reported_before_a_restart_is_not_reported_again_after_it() {
         titles(&d)
     );
     // Back after the restart: said, since a report stood.
-    let (mut ws, _) = agent.connect(&server).await.unwrap();
-    send(
-        &mut ws,
-        &AgentMsg::Printers {
-            printers: vec![printer_info("xl-1", "pla")],
-        },
-    )
-    .await;
-    report_idle(&mut ws, "xl-1").await;
+    let _ws = reconnect_idle(&agent, &server, "xl-1", "pla").await;
     assert_eq!(
         ntfy.next("printer.online").await.json()["title"],
         "xl-1 is back online"
