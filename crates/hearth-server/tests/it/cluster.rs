@@ -12,6 +12,19 @@ use hearth_proto::agent::{AgentMsg, JobAction, JobState, PrinterState, ServerMsg
 use hearth_proto::api::Job;
 use hearth_proto::ids::BlobHash;
 
+/// Reads the live event stream `events` until it has said `needle` (within `secs`).
+async fn until_event(events: &mut reqwest::Response, needle: &str, secs: u64, what: &str) {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(secs), events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{what} never came"))
+            .unwrap()
+            .expect("the stream goes on");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
 /// A fresh PostgreSQL database and the NATS URL, or `None` (a skip) when either is missing.
 async fn peers() -> Option<(String, String)> {
     let require = std::env::var("HEARTH_REQUIRE_PEERS").as_deref() == Ok("1");
@@ -121,15 +134,13 @@ async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
         .unwrap();
     job_update(&mut ws, job.job_id, JobState::Printing, None).await;
     crate::inventory::printing(&mut ws, "mk4", job.job_id, 0.1).await;
-    let mut seen = String::new();
-    while !seen.contains("\"state\":\"printing\"") {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), events.chunk())
-            .await
-            .expect("a printing event through B")
-            .unwrap()
-            .expect("the stream goes on");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    until_event(
+        &mut events,
+        "\"state\":\"printing\"",
+        10,
+        "a printing event through B",
+    )
+    .await;
     drop(events);
 
     // A camera frame the agent sends to A is handed out by B (fetched from A).
@@ -314,15 +325,13 @@ async fn a_printer_is_reported_offline_once_when_the_instance_holding_its_agent_
     // A stops; its agent does not come back. B's live view says mk4 is offline, and B reports it.
     a.stop().await;
     drop(ws);
-    let mut seen = String::new();
-    while !seen.contains("\"state\":\"offline\"") {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), events.chunk())
-            .await
-            .expect("an offline event through B")
-            .unwrap()
-            .expect("the stream goes on");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    until_event(
+        &mut events,
+        "\"state\":\"offline\"",
+        20,
+        "an offline event through B",
+    )
+    .await;
     drop(events);
     let offline = ntfy.next("printer.offline").await.json();
     assert_eq!(offline["title"], "mk4 is offline");
