@@ -97,7 +97,7 @@ pub use keys::{
 pub use manifest::{
     FileManifest, JobDestination, JobManifest, JobTarget, ManifestError, MetadataError,
     PrivateMetadata, SealedMetadata, SealedUpload, SignedFileManifest, SignedJobManifest,
-    Thumbnail, UploadError, seal_job, seal_upload,
+    Thumbnail, UploadError, job_label_id, seal_job, seal_job_label, seal_upload,
 };
 pub use seal::{
     __seal_unhashed_for_bench, OpenError, OpenSummary, OpeningKey, SealError, SealSummary,

@@ -76,6 +76,12 @@ pub enum ManifestError {
     /// The epoch is not in the verified chain.
     #[error("the manifest names epoch {0}, which the organisation chain never announced")]
     UnknownEpoch(u64),
+    /// A job label signed for another job, or another payload, than the one it is served with.
+    #[error("the label is signed for {signed_for}, not for this job and its payload")]
+    NotThisJob {
+        /// The `file_id` it was signed for.
+        signed_for: String,
+    },
 }
 
 /// Sealed private metadata: an age v1 file holding [`PrivateMetadata`] as JSON.
@@ -210,6 +216,33 @@ impl SignedFileManifest {
         }
         Ok(m)
     }
+
+    /// Verifies a job's label ([`seal_job_label`]): as [`SignedFileManifest::verify`], and that it
+    /// was signed for job `job_id` and its sealed payload `payload_sha256`.
+    pub fn verify_job_label<'a>(
+        &'a self,
+        trusted: &TrustedState,
+        job_id: &str,
+        payload_sha256: &Sha256Digest,
+    ) -> Result<&'a FileManifest, ManifestError> {
+        let m = self.verify(trusted)?;
+        if m.file_id != job_label_id(job_id) || m.blob_sha256 != *payload_sha256 {
+            return Err(ManifestError::NotThisJob {
+                signed_for: m.file_id.clone(),
+            });
+        }
+        Ok(m)
+    }
+
+    /// The same label signed for another job over the same payload (a batch's copies share
+    /// one payload and one sealed label, each copy its own signed manifest).
+    pub fn for_copy(&self, submitter: &DeviceKeys, job_id: &str) -> SignedFileManifest {
+        FileManifest {
+            file_id: job_label_id(job_id),
+            ..self.manifest.clone()
+        }
+        .sign(submitter)
+    }
 }
 
 /// Everything an upload produces besides the sealed file bytes.
@@ -254,6 +287,52 @@ pub fn seal_upload<R: Read, W: Write>(
     };
     Ok(SealedUpload {
         manifest: manifest.sign(uploader),
+        metadata: meta,
+    })
+}
+
+/// The `file_id` a job's label is signed under: `job:` and the job id. A library file's id is a
+/// plain id, so a label is never taken for a file, nor a file's manifest for a label.
+pub fn job_label_id(job_id: &str) -> String {
+    format!("job:{job_id}")
+}
+
+/// Seals a job's label: what members see of the file a job prints (its name and a thumbnail, as
+/// [`PrivateMetadata`]), sealed to the verified current epoch like a library file's metadata, with
+/// a [`FileManifest`] signed by `submitter` that names the job ([`job_label_id`]) and the job's
+/// sealed payload (`payload_sha256`, `payload_size`) as its bytes. The server keeps it beside the
+/// job and cannot read it, nor pass one job's label off as another's
+/// ([`SignedFileManifest::verify_job_label`]).
+pub fn seal_job_label(
+    trusted: &TrustedState,
+    submitter: &DeviceKeys,
+    job_id: &str,
+    payload_sha256: &Sha256Digest,
+    payload_size: u64,
+    label: &PrivateMetadata,
+    now: i64,
+) -> Result<SealedUpload, UploadError> {
+    let me = submitter.public();
+    trusted
+        .require_member(&me)
+        .map_err(UploadError::NotAMember)?;
+    let epoch = trusted.current_epoch();
+    let meta = label.seal(&[&epoch.recipient])?;
+    let manifest = FileManifest {
+        suite: Suite::CURRENT.as_str().to_owned(),
+        version: Suite::FORMAT_VERSION,
+        org_id: trusted.org_id().to_owned(),
+        file_id: job_label_id(job_id),
+        epoch: epoch.epoch,
+        blob_sha256: *payload_sha256,
+        blob_size: payload_size,
+        meta_sha256: Sha256Digest::of(&meta.sealed),
+        meta_size: meta.sealed.len() as u64,
+        uploader: me.signing,
+        created_at: now,
+    };
+    Ok(SealedUpload {
+        manifest: manifest.sign(submitter),
         metadata: meta,
     })
 }

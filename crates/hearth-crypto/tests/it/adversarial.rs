@@ -671,3 +671,48 @@ fn an_agent_restricted_to_another_pool_refuses_a_pool_job_naming_it() {
         .unwrap_err();
     assert!(matches!(e, JobRefusal::NotForThisAgent), "{e}");
 }
+
+#[test]
+fn a_job_label_is_bound_to_its_job_and_its_payload() {
+    use hearth_crypto::{Sha256Digest, seal_job_label};
+    let org = Org::new();
+    let trusted = org.trusted();
+    let label = PrivateMetadata {
+        name: "bracket.gcode".into(),
+        ..Default::default()
+    };
+    let payload = Sha256Digest::of(b"the job's sealed payload");
+    let up = seal_job_label(&trusted, &org.bob, "job-1", &payload, 24, &label, NOW).unwrap();
+    let m = up
+        .manifest
+        .verify_job_label(&trusted, "job-1", &payload)
+        .unwrap();
+    assert_eq!(up.metadata.open(m, &org.epoch).unwrap(), label);
+    // A server serving it with another job, or another payload, is caught.
+    assert!(matches!(
+        up.manifest.verify_job_label(&trusted, "job-2", &payload),
+        Err(ManifestError::NotThisJob { .. })
+    ));
+    assert!(matches!(
+        up.manifest
+            .verify_job_label(&trusted, "job-1", &Sha256Digest::of(b"another payload")),
+        Err(ManifestError::NotThisJob { .. })
+    ));
+    // Re-pointed at another job by hand: the signature no longer holds.
+    let mut moved = up.manifest.clone();
+    moved.manifest.file_id = "job:job-2".into();
+    assert!(matches!(
+        moved.verify_job_label(&trusted, "job-2", &payload),
+        Err(ManifestError::BadSignature)
+    ));
+    // A batch's copy has its own signed label over the same payload and sealed label.
+    let copy = up.manifest.for_copy(&org.bob, "job-1b");
+    assert!(copy.verify_job_label(&trusted, "job-1b", &payload).is_ok());
+    assert!(copy.verify_job_label(&trusted, "job-1", &payload).is_err());
+    // Only a member device labels jobs (not the server, which has no member key).
+    let stranger = DeviceKeys::generate();
+    assert!(matches!(
+        seal_job_label(&trusted, &stranger, "job-3", &payload, 24, &label, NOW),
+        Err(UploadError::NotAMember(_))
+    ));
+}
