@@ -182,6 +182,9 @@ pub struct FileRow {
     pub created_at: i64,
 }
 
+/// The job states after which nothing changes ([`JobState::is_final`]), as SQL.
+pub(crate) const ENDED: &str = "('completed', 'failed', 'cancelled', 'refused')";
+
 const FILE_COLS: &str =
     "id, org_id, blob_sha256, meta_sha256, manifest, facts, uploaded_by, created_at";
 fn file(r: &AnyRow) -> Result<FileRow> {
@@ -220,19 +223,6 @@ impl Store {
             .collect()
     }
 
-    pub async fn file(&self, org: OrgId, id: FileId) -> Result<FileRow> {
-        let q = format!("SELECT {FILE_COLS} FROM files WHERE id = $1 AND org_id = $2");
-        sqlx::query(&q)
-            .bind(id.to_string())
-            .bind(org.to_string())
-            .fetch_optional(self.pool())
-            .await?
-            .as_ref()
-            .map(file)
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("file {id}")))
-    }
-
     /// Sealed job payloads no longer needed, oldest first (at most `limit`): blobs of an
     /// organisation that its jobs printed, all of which ended before `before` (Unix ms), that no
     /// file of its library uses. Each with the size it counts in the quota.
@@ -241,14 +231,14 @@ impl Store {
         before: i64,
         limit: i64,
     ) -> Result<Vec<(OrgId, BlobHash, i64)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT b.org_id, b.sha256, b.size FROM blobs b \
              WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND j.blob_sha256 = b.sha256) \
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND j.blob_sha256 = b.sha256 \
-                 AND (j.state NOT IN ('completed', 'failed', 'cancelled', 'refused') OR j.updated_at >= $1)) \
+                 AND (j.state NOT IN {ENDED} OR j.updated_at >= $1)) \
              AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id \
                  AND (f.blob_sha256 = b.sha256 OR f.meta_sha256 = b.sha256)) \
-             ORDER BY b.created_at LIMIT $2",
+             ORDER BY b.created_at LIMIT $2"),
         )
         .bind(before)
         .bind(limit)
@@ -450,9 +440,9 @@ impl Store {
         org: OrgId,
         from_ms: i64,
     ) -> Result<Vec<(Option<PrinterId>, JobState, i64)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT printer_id, state, COUNT(*) AS n FROM jobs WHERE org_id = $1 AND updated_at >= $2 \
-             AND state IN ('completed', 'failed', 'cancelled', 'refused') GROUP BY printer_id, state",
+             AND state IN {ENDED} GROUP BY printer_id, state"),
         )
         .bind(org.to_string())
         .bind(from_ms)
@@ -572,10 +562,10 @@ impl Tx {
     /// Whether `org` still uses blob `sha256`: a file of its library (its bytes or its sealed
     /// metadata) or a job of it that has not ended.
     pub async fn blob_in_use(&mut self, org: OrgId, sha256: &BlobHash) -> Result<bool> {
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "SELECT (SELECT COUNT(*) FROM files WHERE org_id = $1 AND (blob_sha256 = $2 OR meta_sha256 = $2)) \
              + (SELECT COUNT(*) FROM jobs WHERE org_id = $1 AND blob_sha256 = $2 \
-                AND state NOT IN ('completed', 'failed', 'cancelled', 'refused')) AS n",
+                AND state NOT IN {ENDED}) AS n"),
         )
         .bind(org.to_string())
         .bind(sha256.as_str())
@@ -889,9 +879,9 @@ impl Tx {
         message: Option<&str>,
         now: i64,
     ) -> Result<bool> {
-        let n = sqlx::query(
+        let n = sqlx::query(&format!(
             "UPDATE jobs SET state = $1, printer_id = COALESCE($2, printer_id), message = COALESCE($3, message), \
-             updated_at = $4 WHERE id = $5 AND state NOT IN ('completed', 'failed', 'cancelled', 'refused')",
+             updated_at = $4 WHERE id = $5 AND state NOT IN {ENDED}"),
         )
         .bind(job_state_str(state))
         .bind(printer.map(|p| p.to_string()))

@@ -8,6 +8,7 @@
 //! frames that arrived) is kept when `seq` is a multiple of `stride`; reaching the limit doubles
 //! `stride` and drops the frames in between ([`Tx::add_timelapse_frame`]).
 
+use crate::fleet::ENDED;
 use crate::rows::{all_by, map_all, one_by, parsed};
 use crate::{Result, Store, Tx};
 use hearth_proto::ids::{BlobHash, JobId, OrgId};
@@ -142,11 +143,11 @@ impl Store {
     /// The timelapses of jobs that ended (a final state) before `before` (Unix ms), oldest first:
     /// what a retention sweep removes.
     pub async fn timelapses_ended_before(&self, before: i64) -> Result<Vec<(OrgId, JobId)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT t.org_id, t.job_id FROM timelapses t JOIN jobs j ON j.id = t.job_id \
-             WHERE j.state IN ('completed', 'failed', 'cancelled', 'refused') AND j.updated_at < $1 \
-             ORDER BY j.updated_at",
-        )
+             WHERE j.state IN {ENDED} AND j.updated_at < $1 \
+             ORDER BY j.updated_at"
+        ))
         .bind(before)
         .fetch_all(self.pool())
         .await?;

@@ -491,12 +491,23 @@ pub(crate) async fn release_in(
     if tx.blob_in_use(org, sha256).await? {
         return Ok(None);
     }
-    match tx.delete_blob(org, sha256).await {
-        Ok(()) => Ok(Some(!tx.blob_referenced(sha256).await?)),
+    match delete_row(tx, org, sha256).await {
+        Ok(bytes) => Ok(Some(bytes)),
         // Gone already (deleted by a member, or by another instance's sweep).
         Err(hearth_store::StoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// In `tx`, deletes `org`'s row of blob `sha256`; whether no organisation holds its bytes any
+/// more (they are to go from the blob directory once `tx` commits).
+async fn delete_row(
+    tx: &mut hearth_store::Tx,
+    org: OrgId,
+    sha256: &BlobHash,
+) -> hearth_store::Result<bool> {
+    tx.delete_blob(org, sha256).await?;
+    Ok(!tx.blob_referenced(sha256).await?)
 }
 
 /// After the transaction that released them committed: the bytes no row references any more.
@@ -520,7 +531,7 @@ pub async fn expire_job_payloads(state: &AppState, now: i64) -> ApiResult<()> {
     if days <= 0 {
         return Ok(());
     }
-    let before = now - days * 24 * 3600 * 1000;
+    let before = now - days * crate::routes::DAY_MS;
     for (org, sha256, size) in state.store.ended_job_payloads(before, 500).await? {
         let mut tx = state.store.begin().await?;
         let released = release_in(&mut tx, org, &sha256).await?;
@@ -567,7 +578,7 @@ pub async fn delete_blob(
              (DELETE .../files/{id}) or wait for the job to end",
         ));
     }
-    tx.delete_blob(access.org.id, &sha256).await?;
+    let bytes = delete_row(&mut tx, access.org.id, &sha256).await?;
     tx.append_audit(access.caller.audit(
         access.org.id.to_string(),
         "blob.delete",
@@ -575,10 +586,7 @@ pub async fn delete_blob(
         json!({ "size": row.size }),
     ))
     .await?;
-    let still_used = tx.blob_referenced(&sha256).await?;
     tx.commit().await?;
-    if !still_used {
-        state.blobs.remove_blob(&sha256).await?;
-    }
+    remove_bytes(&state, [(&sha256, Some(bytes))]).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -826,14 +826,14 @@ pub async fn delete_file(
     Path((_, id)): Path<(OrgId, hearth_proto::ids::FileId)>,
 ) -> ApiResult<StatusCode> {
     let org = access.org.id;
-    let row = state.store.file(org, id).await?;
+    let mut tx = state.store.begin().await?;
+    // Deleted in the transaction, which is dropped (undone) when the caller may not.
+    let row = tx.delete_file(org, id).await?;
     if access.role < hearth_proto::Role::Admin && row.uploaded_by != access.caller.user.id {
         return Err(ApiError::forbidden(
             "only its uploader or an admin may delete this file",
         ));
     }
-    let mut tx = state.store.begin().await?;
-    tx.delete_file(org, id).await?;
     let mut released = Vec::new();
     for h in std::iter::once(&row.blob_sha256).chain(row.meta_sha256.iter()) {
         released.push((h, crate::routes::blobs::release_in(&mut tx, org, h).await?));

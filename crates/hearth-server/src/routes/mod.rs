@@ -325,6 +325,9 @@ async fn count_responses(State(state): State<AppState>, req: Request, next: Next
     resp
 }
 
+/// A day in milliseconds (retention periods are in days, times in Unix ms).
+pub(crate) const DAY_MS: i64 = 24 * 3600 * 1000;
+
 /// An audit entry for something the server did by itself (a sweep, dispatch, an expiry).
 pub fn system_audit(
     scope: impl Into<String>,

@@ -27,7 +27,7 @@ use hearth_store::fleet::{JobRow, PrinterRow};
 use hearth_store::timelapse::{FrameRow, TimelapseRow};
 use serde_json::json;
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
+use crate::routes::DAY_MS;
 
 /// How long after its job ended (as the server recorded it) a late frame may have been taken, by
 /// the agent's clock: the skew agents are allowed elsewhere (`JobVerifier`).
