@@ -22,6 +22,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use crate::cmd::local::{error, same_secret};
 use crate::cmd::upload::{Reveal, RevealArgs, Target, print_path, upload_path};
 use crate::ctx::Ctx;
 
@@ -113,17 +114,7 @@ fn authorised(b: &Bridge, headers: &HeaderMap) -> bool {
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    // Constant time for equal lengths; the key's length is not secret.
-    given.len() == b.key.len()
-        && given
-            .bytes()
-            .zip(b.key.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+    same_secret(given, &b.key)
 }
 
 async fn version(State(b): State<Arc<Bridge>>, headers: HeaderMap) -> Response {

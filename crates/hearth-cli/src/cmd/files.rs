@@ -277,6 +277,23 @@ async fn library(ctx: &Ctx) -> anyhow::Result<Vec<FileEntry>> {
         .await?)
 }
 
+/// Library file `id` opened into `dir` under its own name ([`open_library_file`]); `None` when
+/// the library has no such file.
+pub async fn open_library_id(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    id: &str,
+    dir: &Path,
+) -> anyhow::Result<Option<PathBuf>> {
+    let Some(e) = library_file(ctx, id).await? else {
+        return Ok(None);
+    };
+    open_library_file(ctx, trusted, &e, None, dir)
+        .await
+        .with_context(|| format!("cannot open library file {id}"))
+        .map(Some)
+}
+
 /// Downloads the library file `e`, opens it and checks it against its signed manifest, and
 /// writes it to `out`, or else under its own name (from its sealed metadata) in `dir`. Returns
 /// where it went; nothing is left there when opening fails.

@@ -599,23 +599,27 @@ pub async fn queue(cmd: Option<&QueueCmd>, json: bool) -> anyhow::Result<()> {
 
 pub async fn control(action: &str, job: &str, json: bool) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
-    let org = ctx.org()?;
     let id: JobId = job
         .parse()
         .with_context(|| format!("{job:?} is not a job id"))?;
-    let j: Job = ctx
-        .client
-        .raw_post(
-            &format!("/api/v1/orgs/{org}/jobs/{id}/{action}"),
-            &serde_json::Value::Null,
-        )
-        .await
-        .with_context(|| format!("cannot {action} job {id}"))?;
+    let j = job_action(&ctx, id, action).await?;
     if json {
         return print_json(&j);
     }
     println!("{action} sent; job {} is {}", j.id, snake(&j.state));
     Ok(())
+}
+
+/// Sends `action` (pause, resume or cancel) for job `id`; the job as the server then has it.
+pub(crate) async fn job_action(ctx: &Ctx, id: JobId, action: &str) -> anyhow::Result<Job> {
+    let org = ctx.org()?;
+    ctx.client
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs/{id}/{action}"),
+            &serde_json::Value::Null,
+        )
+        .await
+        .with_context(|| format!("cannot {action} job {id}"))
 }
 
 /// `hearth status`: printers and active jobs, redrawn in place as the server's live events arrive

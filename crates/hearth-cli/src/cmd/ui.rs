@@ -32,8 +32,9 @@ use serde_json::json;
 use std::io::Write as _;
 use tokio::sync::Mutex;
 
-use crate::cmd::files::{Opened, library_file, library_rows, list_thumbnail, open_library_file};
+use crate::cmd::files::{Opened, library_rows, list_thumbnail, open_library_id};
 use crate::cmd::fleet::{find_printer, printers_of};
+use crate::cmd::local::{error, same_secret};
 use crate::cmd::timelapse::{Reel, printer_names};
 use crate::cmd::upload::{
     MAX_COPIES, Queueing, Reveal, RevealArgs, Target, print_path, upload_path,
@@ -229,7 +230,7 @@ async fn guard(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
 
 /// The API: the secret as the cookie `/open` set, or as a bearer token (scripts, tests).
 async fn authorised(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response {
-    if given_token(req.headers()).is_some_and(|t| same(t, &ui.token)) {
+    if given_token(req.headers()).is_some_and(|t| same_secret(t, &ui.token)) {
         next.run(req).await
     } else {
         error(
@@ -255,16 +256,6 @@ fn given_token(headers: &HeaderMap) -> Option<&str> {
         .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
-/// Equal in time independent of where they differ (the length is not secret).
-fn same(given: &str, token: &str) -> bool {
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 #[derive(Deserialize)]
 struct OpenQuery {
     token: String,
@@ -273,7 +264,7 @@ struct OpenQuery {
 /// `/open?token=`: the link `hearth ui` printed. Sets the cookie and goes to the page, so the
 /// token leaves the address bar.
 async fn open(State(ui): State<Arc<Ui>>, Query(q): Query<OpenQuery>) -> Response {
-    if !same(&q.token, &ui.token) {
+    if !same_secret(&q.token, &ui.token) {
         return error(
             StatusCode::UNAUTHORIZED,
             "this link is from an earlier `hearth ui`: open the one it printed now",
@@ -290,10 +281,6 @@ async fn open(State(ui): State<Arc<Ui>>, Query(q): Query<OpenQuery>) -> Response
         ],
     )
         .into_response()
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
 /// A failed request: what went wrong, said whole. The server's own refusals keep their status
@@ -591,24 +578,6 @@ fn day() -> i64 {
     24
 }
 
-/// The library file `id`, opened into `dir` (checked against its signed manifest).
-async fn opened(
-    ctx: &Ctx,
-    trusted: &TrustedState,
-    id: &str,
-    dir: &std::path::Path,
-) -> Result<std::path::PathBuf, Failure> {
-    let e = library_file(ctx, id).await?.ok_or_else(|| {
-        refused(
-            StatusCode::NOT_FOUND,
-            format!("no file {id} in the library"),
-        )
-    })?;
-    Ok(open_library_file(ctx, trusted, &e, None, dir)
-        .await
-        .with_context(|| format!("cannot open library file {id}"))?)
-}
-
 /// `POST /api/files/{id}/print`: the library file opened here and sealed as a signed job for a
 /// printer or a pool, as `hearth print FILE_ID` does.
 async fn print(
@@ -634,7 +603,14 @@ async fn print(
     }
     let (ctx, trusted) = ui.session().await?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = opened(&ctx, &trusted, &id, dir.path()).await?;
+    let path = open_library_id(&ctx, &trusted, &id, dir.path())
+        .await?
+        .ok_or_else(|| {
+            refused(
+                StatusCode::NOT_FOUND,
+                format!("no file {id} in the library"),
+            )
+        })?;
     let printed = print_path(
         &ctx,
         &trusted,
@@ -688,15 +664,7 @@ async fn control(State(ui): State<Arc<Ui>>, Path((job, action)): Path<(String, S
         ));
     }
     let ctx = ui.ctx.lock().await.clone();
-    let org = ctx.org()?;
-    let j: hearth_proto::api::Job = ctx
-        .client
-        .raw_post(
-            &format!("/api/v1/orgs/{org}/jobs/{job}/{action}"),
-            &serde_json::Value::Null,
-        )
-        .await
-        .with_context(|| format!("cannot {action} job {job}"))?;
+    let j = crate::cmd::fleet::job_action(&ctx, job, &action).await?;
     eprintln!("{action} sent for job {job}");
     Ok(axum::Json(j).into_response())
 }
@@ -720,7 +688,14 @@ async fn delete_file(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Answe
 async fn download(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Answer {
     let (ctx, trusted) = ui.session().await?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = opened(&ctx, &trusted, &id, dir.path()).await?;
+    let path = open_library_id(&ctx, &trusted, &id, dir.path())
+        .await?
+        .ok_or_else(|| {
+            refused(
+                StatusCode::NOT_FOUND,
+                format!("no file {id} in the library"),
+            )
+        })?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -788,9 +763,9 @@ mod tests {
             HeaderValue::from_static("Bearer xyz"),
         );
         assert_eq!(given_token(&h), Some("xyz"));
-        assert!(same("abc", "abc"));
-        assert!(!same("abd", "abc"));
-        assert!(!same("ab", "abc"));
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
         // A cookie whose name only starts with ours is not ours.
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("hearth_uix=abc"));

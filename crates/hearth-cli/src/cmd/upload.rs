@@ -718,13 +718,10 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
     if !path.exists()
         && let Some(id) = path.to_str()
     {
-        let e = crate::cmd::files::library_file(&ctx, id)
+        from_library = tempfile::tempdir()?;
+        path = crate::cmd::files::open_library_id(&ctx, &trusted, id, from_library.path())
             .await?
             .ok_or_else(|| anyhow!("no file {id} here, and no file with that id in the library"))?;
-        from_library = tempfile::tempdir()?;
-        path = crate::cmd::files::open_library_file(&ctx, &trusted, &e, None, from_library.path())
-            .await
-            .with_context(|| format!("cannot open library file {id}"))?;
     }
     let Printed { jobs, warnings } = print_path(
         &ctx,
