@@ -43,9 +43,13 @@ try {
   await page.locator("#who", { hasText: "ada · Acme (admin)" }).waitFor();
   assert.match(await page.textContent("#footer"), /fingerprint .+ cannot read them/);
 
-  step("the printer's camera frame is opened here and shown");
+  step("the printer's card names what it prints, from the job's label opened here");
   const card = page.locator('article.printer[data-name="mk4"]');
   await card.waitFor();
+  await card.locator("p.job .name", { hasText: "wavy été.gcode" }).waitFor();
+  assert.ok(await card.locator("p.job img.thumb").evaluate((img) => img.complete && img.naturalWidth > 0));
+
+  step("the printer's camera frame is opened here and shown");
   await card.locator(".caption", { hasText: "checked and opened here" }).waitFor();
   const width = await card.locator(".camera img").evaluate((img) => img.complete && img.naturalWidth);
   assert.ok(width > 0, "the frame is a picture the browser can show");
@@ -110,6 +114,20 @@ try {
   assert.ok(!(await page.locator("#print-dialog").evaluate((d) => d.open)));
 
   await shot("files");
+
+  step("the Jobs tab lists the jobs by name, and a queued copy is cancelled from it");
+  await page.click('.tab[data-tab="jobs"]');
+  const copies = page.locator("#jobs tbody tr", { hasText: basename(sample) });
+  await copies.first().waitFor();
+  assert.equal(await copies.count(), 2);
+  const printing = page.locator("#jobs tbody tr", { hasText: "wavy été.gcode" }).first();
+  assert.equal(await printing.locator("td").nth(4).textContent(), "ada");
+  const queued = page.locator(`#jobs tbody tr[data-state="queued"]`, { hasText: basename(sample) }).first();
+  page.once("dialog", (d) => d.accept());
+  await queued.locator("button.cancel").click();
+  await page.locator("#done", { hasText: `${basename(sample)}: cancel sent; the job is cancelled.` }).waitFor();
+  await page.locator(`#jobs tbody tr[data-state="cancelled"]`, { hasText: basename(sample) }).waitFor();
+  await shot("jobs");
 
   step("a job's timelapse plays, each frame opened here");
   await page.click('.tab[data-tab="timelapses"]');

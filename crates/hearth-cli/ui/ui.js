@@ -91,6 +91,7 @@ function printerCard(p) {
     el("h2", {}, el("span", { textContent: p.name }), el("span", { class: "state", "data-state": t.state, textContent: t.state + (p.held ? " · held" : "") })),
     el("p", { class: "muted", textContent: [p.model, p.material, p.nozzle_mm ? `${p.nozzle_mm} mm` : null].filter(Boolean).join(" · ") }),
   );
+  if (p.job) card.append(jobLine(p.job));
   if (t.progress !== null && t.progress !== undefined && t.job_id) {
     card.append(
       el("progress", { max: 1, value: t.progress }),
@@ -166,16 +167,30 @@ async function toggleWatch(name) {
   if (b) b.textContent = "Watch";
 }
 
-async function control(p, job, action) {
-  if (action === "cancel" && !confirm(`Cancel the job printing on ${p.name}?`)) return;
+/** What a job prints, as its sealed label says (opened by hearth ui): thumbnail and name. */
+function jobLine(j) {
+  const line = el("p", { class: "job" });
+  if (j.thumbnail) line.append(el("img", { class: "thumb", src: j.thumbnail, alt: "" }));
+  if (j.name) line.append(el("span", { class: "name", textContent: j.name }));
+  else if (j.label_problem) line.append(el("span", { class: "problem", textContent: `cannot open the job's label: ${j.label_problem}` }));
+  else line.append(el("span", { class: "muted", textContent: `job ${j.id} (no label)` }));
+  return line;
+}
+
+/** How to name a job to the member: its file's name when its label opened, else its id. */
+const jobName = (j) => j.name || `job ${j.id}`;
+
+async function control(p, job, action, what) {
+  const which = what || `the job printing on ${p.name}`;
+  if (action === "cancel" && !confirm(`Cancel ${which}?`)) return;
   notice("");
   done("");
   try {
     const j = await (await api(`/api/jobs/${job}/${action}`, { method: "POST" })).json();
-    done(`${p.name}: ${action} sent; the job is ${j.state}.`);
-    await loadPrinters();
+    done(`${what || p.name}: ${action} sent; the job is ${j.state}.`);
+    await refresh();
   } catch (e) {
-    notice(`Cannot ${action} the job on ${p.name}: ${e.message}`);
+    notice(`Cannot ${action} ${which}: ${e.message}`);
   }
 }
 
@@ -230,6 +245,49 @@ async function loadPrinters() {
       showFrame(p.name, list.querySelector(`article.printer[data-name="${CSS.escape(p.name)}"]`), false);
     }
   }
+}
+
+// ---- jobs -------------------------------------------------------------------------------------
+
+const FINAL = ["completed", "failed", "cancelled", "refused"];
+
+function jobRow(j) {
+  const cell = el("td", {});
+  if (j.name) cell.append(el("span", { class: "name", textContent: j.name }));
+  else if (j.label_problem) cell.append(el("span", { class: "problem", textContent: `cannot open the label: ${j.label_problem}` }));
+  cell.append(el("code", { class: "muted id", textContent: j.id }));
+  if (j.message) cell.append(el("span", { class: "note muted", textContent: j.message }));
+  const actions = el("td", { class: "actions" });
+  const act = (action, label, cls) => {
+    const b = el("button", { type: "button", textContent: label, class: cls || action });
+    b.addEventListener("click", () => control(null, j.id, action, jobName(j)));
+    actions.append(b);
+  };
+  if (j.state === "printing") act("pause", "Pause");
+  if (j.state === "paused") act("resume", "Resume");
+  if (!FINAL.includes(j.state)) act("cancel", "Cancel", "cancel danger");
+  return el(
+    "tr",
+    { "data-id": j.id, "data-state": j.state },
+    el("td", {}, j.thumbnail ? el("img", { class: "thumb", src: j.thumbnail, alt: "" }) : ""),
+    cell,
+    el("td", { class: "state", textContent: j.state }),
+    el("td", { textContent: j.printer_name || (j.pool ? `pool ${j.pool}` : "-") }),
+    el("td", { textContent: j.by || "-" }),
+    el("td", { textContent: when(j.created_at) }),
+    el("td", { textContent: duration(j.facts.estimated_seconds) }),
+    actions,
+  );
+}
+
+async function loadJobs() {
+  $("#jobs-summary").textContent = "Opening the jobs' labels…";
+  const all = await (await api("/api/jobs")).json();
+  $("#jobs tbody").replaceChildren(...all.map(jobRow));
+  const open = all.filter((j) => !FINAL.includes(j.state)).length;
+  $("#jobs-summary").textContent = all.length
+    ? `${all.length} jobs, newest first (${open} not ended); names and thumbnails are opened here.`
+    : "No jobs yet: print a file from the Files tab.";
 }
 
 // ---- files ------------------------------------------------------------------------------------
@@ -382,7 +440,7 @@ async function loadTimelapses() {
     return el(
       "tr",
       { "data-job": t.job_id },
-      el("td", {}, el("code", { textContent: t.job_id })),
+      el("td", {}, t.name ? el("span", { class: "name", textContent: t.name }) : "", el("code", { class: "muted id", textContent: t.job_id })),
       el("td", { textContent: t.printer || "-" }),
       el("td", { textContent: String(t.frames) }),
       el("td", { textContent: size(t.bytes) }),
@@ -423,7 +481,8 @@ async function playReel(job) {
   const t = await (await api(`/api/timelapses/${job}`)).json();
   reel.count = t.frames.length;
   $("#player").hidden = false;
-  $("#player-job").textContent = job;
+  const row = document.querySelector(`#timelapses tr[data-job="${CSS.escape(job)}"] .name`);
+  $("#player-job").textContent = row ? `${row.textContent} (job ${job})` : `job ${job}`;
   $("#player-printer").textContent = t.printer;
   $("#player-seek").max = String(Math.max(0, reel.count - 1));
   $("#player-play").textContent = "Pause";
@@ -477,6 +536,7 @@ function show(name) {
   }
   $("#printers-view").hidden = name !== "printers";
   $("#files-view").hidden = name !== "files";
+  $("#jobs-view").hidden = name !== "jobs";
   $("#timelapses-view").hidden = name !== "timelapses";
   if (name !== "timelapses") {
     stopReel();
@@ -491,6 +551,7 @@ async function refresh() {
   try {
     if (tab === "printers") await loadPrinters();
     else if (tab === "files") await loadFiles();
+    else if (tab === "jobs") await loadJobs();
     else await loadTimelapses();
   } catch (e) {
     notice(e.status === 401 ? e.message : `Cannot load: ${e.message}`);
@@ -503,8 +564,8 @@ try {
 } catch (e) {
   notice(e.message);
 }
-// Printers and their latest frames every 5 s while the page is seen (a frame is opened only
-// when a newer one has arrived).
+// Printers and their latest frames, or the jobs, every 5 s while the page is seen (a frame is
+// opened only when a newer one has arrived; a label only once).
 setInterval(() => {
-  if (tab === "printers" && !document.hidden) refresh();
+  if (["printers", "jobs"].includes(tab) && !document.hidden) refresh();
 }, 5000);

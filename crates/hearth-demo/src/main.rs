@@ -14,8 +14,8 @@ use hearth_agent::crypto::{TrustFile, TrustingOpener, chain_from_links};
 use hearth_agent::{AgentConfig, KeyFileIdentity, Setup};
 use hearth_client::Client;
 use hearth_crypto::{
-    DeviceKeys, JobDestination, KdfParams, LinkAction, OrgChain, Sha256Digest, TrustedState,
-    WrappedKeyBundle, derive_login_secret, seal_job,
+    DeviceKeys, JobDestination, KdfParams, LinkAction, OrgChain, PrivateMetadata, Sha256Digest,
+    TrustedState, WrappedKeyBundle, derive_login_secret, seal_job, seal_job_label,
 };
 use hearth_drivers::DriverConfig;
 use hearth_drivers::simulated::SimulatedConfig;
@@ -484,7 +484,7 @@ async fn main() -> anyhow::Result<()> {
             &device,
             &agent_pub,
             p,
-            150 + 60 * i as u32,
+            (PARTS[i % PARTS.len()], 150 + 60 * i as u32),
             &cli.data_dir,
         )
         .await?;
@@ -492,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
     }
     // And two more for the first MK4, which wait in the fleet queue until that printer is free.
     if let Some(p) = printers_seen.iter().find(|p| p.name == "mk4-left") {
-        for layers in [120, 90] {
+        for job in [("cable-clip.gcode", 120), ("sensor-mount.gcode", 90)] {
             send_job(
                 &owner,
                 state.org,
@@ -500,7 +500,7 @@ async fn main() -> anyhow::Result<()> {
                 &device,
                 &agent_pub,
                 p,
-                layers,
+                job,
                 &cli.data_dir,
             )
             .await?;
@@ -717,7 +717,17 @@ async fn wait_for_printers(owner: &Client, org: OrgId) -> anyhow::Result<Vec<Pri
     }
 }
 
-/// Seal a job for one printer exactly as `hearth print` does, upload it and queue it.
+/// What the demo's jobs print, as their sealed labels name them.
+const PARTS: [&str; 5] = [
+    "fan-duct.gcode",
+    "hinge-bracket.gcode",
+    "spool-holder.gcode",
+    "gear-housing.gcode",
+    "enclosure-latch.gcode",
+];
+
+/// Seal a job for one printer exactly as `hearth print` does (with its sealed label `name`),
+/// upload it and queue it.
 #[allow(clippy::too_many_arguments)]
 async fn send_job(
     owner: &Client,
@@ -726,7 +736,7 @@ async fn send_job(
     device: &DeviceKeys,
     agent: &hearth_crypto::DevicePublic,
     printer: &Printer,
-    layers: u32,
+    (name, layers): (&str, u32),
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let job_id = JobId::new();
@@ -757,10 +767,31 @@ async fn send_job(
     let blob = owner.upload_file(org, &sealed_path).await;
     let _ = std::fs::remove_file(&sealed_path);
     let blob = blob?;
+    // Its sealed label, as `hearth print` attaches one: `hearth ui` names what each printer prints.
+    let label = seal_job_label(
+        trusted,
+        device,
+        &job_id.to_string(),
+        &manifest.manifest.blob_sha256,
+        manifest.manifest.blob_size,
+        &PrivateMetadata {
+            name: name.to_owned(),
+            ..PrivateMetadata::default()
+        },
+        now(),
+    )?;
+    let label_path = scratch.join(format!("demo-label-{job_id}.age"));
+    std::fs::write(&label_path, &label.metadata.sealed)?;
+    let label_blob = owner.upload_file(org, &label_path).await;
+    let _ = std::fs::remove_file(&label_path);
     let _: serde_json::Value = owner
         .raw_post(
             &format!("/api/v1/orgs/{org}/jobs"),
             &serde_json::to_value(SubmitJobRequest {
+                label: Some(hearth_proto::api::JobLabel {
+                    meta_sha256: label_blob?,
+                    manifest: serde_json::to_value(&label.manifest)?,
+                }),
                 priority: 0,
                 job_id,
                 printer: Some(printer.id),

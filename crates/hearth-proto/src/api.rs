@@ -479,6 +479,24 @@ pub struct SubmitJobRequest {
     /// first. Default 0; operators change it later (`PUT .../jobs/{id}/priority`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i64,
+    /// What members see of the job (its file's name and a thumbnail), sealed to the epoch and
+    /// signed for this job and its payload; the server keeps it and cannot read it. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<JobLabel>,
+}
+
+/// A job's sealed label: the sealed metadata object (uploaded beforehand like the payload) and
+/// the submitter's signed manifest that binds it to the job's id and payload. Members open it to
+/// see what a printer prints; the server stores both untouched and learns only their sizes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct JobLabel {
+    /// The sealed label object.
+    pub meta_sha256: BlobHash,
+    /// The submitter's signed manifest over it, opaque to the server.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -517,6 +535,9 @@ pub struct Job {
     /// Its place in the fleet queue while queued: higher goes first, then older.
     #[serde(default)]
     pub priority: i64,
+    /// Its sealed label, when the submitter attached one (members open it; the server cannot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<JobLabel>,
 }
 
 /// A change pushed on `GET /api/v1/orgs/{org}/events` (Server-Sent Events, one JSON object per `data:`).

@@ -466,6 +466,7 @@ pub fn job_view(j: &JobRow) -> Job {
         message: j.message.clone(),
         facts: j.facts.clone(),
         priority: j.priority,
+        label: j.label.clone(),
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::rows::{all_by, json, json_opt, map_all, one_by, parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
-use hearth_proto::api::{AgentStatus, LoadedRequest, SchedulingFacts};
+use hearth_proto::api::{AgentStatus, JobLabel, LoadedRequest, SchedulingFacts};
 use hearth_proto::ids::{AgentId, BlobHash, FileId, JobId, OrgId, PrinterId, SpoolId, UserId};
 use hearth_proto::inventory::PrinterSpool;
 use sqlx::Row;
@@ -101,6 +101,8 @@ pub struct JobRow {
     pub updated_at: i64,
     /// Its place in the queue: higher goes first, then older (`Store::queued_jobs`).
     pub priority: i64,
+    /// Its sealed label (hash of the sealed object, signed manifest), opaque here.
+    pub label: Option<JobLabel>,
 }
 
 const AGENT_COLS: &str =
@@ -145,7 +147,7 @@ fn printer(r: &AnyRow) -> Result<PrinterRow> {
 }
 
 const JOB_COLS: &str = "id, org_id, printer_id, pool, blob_sha256, manifest, facts, state, message, submitted_by, \
-                        created_at, updated_at, priority";
+                        created_at, updated_at, priority, label_sha256, label_manifest";
 fn job(r: &AnyRow) -> Result<JobRow> {
     let printer_id: Option<String> = r.try_get("printer_id")?;
     Ok(JobRow {
@@ -167,6 +169,13 @@ fn job(r: &AnyRow) -> Result<JobRow> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         priority: r.try_get("priority")?,
+        label: match parsed_opt(r, "label_sha256")? {
+            Some(meta_sha256) => Some(JobLabel {
+                meta_sha256,
+                manifest: json(r, "label_manifest")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -184,6 +193,8 @@ pub struct FileRow {
 
 /// The job states after which nothing changes ([`JobState::is_final`]), as SQL.
 pub(crate) const ENDED: &str = "('completed', 'failed', 'cancelled', 'refused')";
+/// A job `j` uses blob `b`: as its sealed payload or as its sealed label.
+const JOB_USES: &str = "(j.blob_sha256 = b.sha256 OR j.label_sha256 = b.sha256)";
 
 const FILE_COLS: &str =
     "id, org_id, blob_sha256, meta_sha256, manifest, facts, uploaded_by, created_at";
@@ -223,9 +234,9 @@ impl Store {
             .collect()
     }
 
-    /// Sealed job payloads no longer needed, oldest first (at most `limit`): blobs of an
-    /// organisation that its jobs printed, all of which ended before `before` (Unix ms), that no
-    /// file of its library uses. Each with the size it counts in the quota.
+    /// Sealed job payloads and labels no longer needed, oldest first (at most `limit`): blobs of
+    /// an organisation that its jobs printed or were labelled with, all of which ended before
+    /// `before` (Unix ms), that no file of its library uses. Each with the size it counts in the quota.
     pub async fn ended_job_payloads(
         &self,
         before: i64,
@@ -233,13 +244,13 @@ impl Store {
     ) -> Result<Vec<(OrgId, BlobHash, i64)>> {
         let rows = sqlx::query(&format!(
             "SELECT b.org_id, b.sha256, b.size FROM blobs b \
-             WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND j.blob_sha256 = b.sha256) \
-             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND j.blob_sha256 = b.sha256 \
+             WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND {JOB_USES}) \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND {JOB_USES} \
                  AND (j.state NOT IN {ENDED} OR j.updated_at >= $1)) \
              AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id \
                  AND (f.blob_sha256 = b.sha256 OR f.meta_sha256 = b.sha256)) \
-             ORDER BY b.created_at LIMIT $2"),
-        )
+             ORDER BY b.created_at LIMIT $2"
+        ))
         .bind(before)
         .bind(limit)
         .fetch_all(self.pool())
@@ -564,8 +575,8 @@ impl Tx {
     pub async fn blob_in_use(&mut self, org: OrgId, sha256: &BlobHash) -> Result<bool> {
         let row = sqlx::query(&format!(
             "SELECT (SELECT COUNT(*) FROM files WHERE org_id = $1 AND (blob_sha256 = $2 OR meta_sha256 = $2)) \
-             + (SELECT COUNT(*) FROM jobs WHERE org_id = $1 AND blob_sha256 = $2 \
-                AND state NOT IN {ENDED}) AS n"),
+             + (SELECT COUNT(*) FROM jobs WHERE org_id = $1 \
+                AND (blob_sha256 = $2 OR label_sha256 = $2) AND state NOT IN {ENDED}) AS n"),
         )
         .bind(org.to_string())
         .bind(sha256.as_str())
@@ -751,7 +762,8 @@ impl Tx {
 
     pub async fn insert_job(&mut self, j: &JobRow) -> Result<()> {
         let q = format!(
-            "INSERT INTO jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO jobs ({JOB_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         );
         sqlx::query(&q)
             .bind(j.id.to_string())
@@ -767,6 +779,8 @@ impl Tx {
             .bind(j.created_at)
             .bind(j.updated_at)
             .bind(j.priority)
+            .bind(j.label.as_ref().map(|l| l.meta_sha256.as_str().to_owned()))
+            .bind(j.label.as_ref().map(|l| l.manifest.to_string()))
             .execute(&mut *self.inner)
             .await
             .map_err(|e| match StoreError::from(e) {

@@ -82,6 +82,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "offline_notice",
         include_str!("../migrations/0016_offline_notice.sql"),
     ),
+    (
+        17,
+        "job_label",
+        include_str!("../migrations/0017_job_label.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -131,6 +131,7 @@ async fn submit(rig: &Rig, owner: &Client, org: OrgId, printer: &Printer, second
     std::fs::write(&path, seal(plain.as_bytes())).unwrap();
     let hash = owner.upload_file(org, &path).await.unwrap();
     let req = SubmitJobRequest {
+        label: None,
         priority: 0,
         job_id,
         printer: Some(printer.id),

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use hearth_crypto::{
-    DeviceKeys, EpochKey, FileManifest, PrivateMetadata, SealedMetadata, SignedFileManifest,
-    TrustedState, open_verified,
+    DeviceKeys, EpochKey, FileManifest, PrivateMetadata, SealedMetadata, Sha256Digest,
+    SignedFileManifest, TrustedState, open_verified,
 };
-use hearth_proto::api::FileEntry;
+use hearth_proto::api::{FileEntry, Job};
+use hearth_proto::ids::{BlobHash, JobId};
 
 use crate::cmd::fleet::{Table, print_json};
 use crate::ctx::Ctx;
@@ -48,7 +49,16 @@ struct Opener<'a> {
     epochs: HashMap<u64, EpochKey>,
 }
 
-impl Opener<'_> {
+impl<'a> Opener<'a> {
+    fn new(ctx: &'a Ctx, trusted: &'a TrustedState) -> anyhow::Result<Self> {
+        Ok(Opener {
+            ctx,
+            device: ctx.device()?,
+            trusted,
+            epochs: HashMap::new(),
+        })
+    }
+
     async fn epoch(&mut self, n: u64) -> anyhow::Result<&EpochKey> {
         if !self.epochs.contains_key(&n) {
             let k = self.ctx.epoch_key(&self.device, self.trusted, n).await?;
@@ -80,22 +90,52 @@ impl Opener<'_> {
         e: &FileEntry,
         m: &FileManifest,
     ) -> anyhow::Result<PrivateMetadata> {
-        let org = self.ctx.org()?;
         let hash = e
             .meta_sha256
             .as_ref()
             .ok_or_else(|| anyhow!("file {} has no sealed metadata", e.id))?;
+        self.open_meta(hash, m, &format!("file {}", e.id)).await
+    }
+
+    /// The sealed metadata object `hash` (of `what`), fetched and opened after checking it is
+    /// the one verified manifest `m` names.
+    async fn open_meta(
+        &mut self,
+        hash: &BlobHash,
+        m: &FileManifest,
+        what: &str,
+    ) -> anyhow::Result<PrivateMetadata> {
         let tmp = tempfile::NamedTempFile::new()?;
         self.ctx
             .client
-            .download_blob(org, hash, tmp.path())
+            .download_blob(self.ctx.org()?, hash, tmp.path())
             .await
-            .with_context(|| format!("cannot fetch the metadata of file {}", e.id))?;
+            .with_context(|| format!("cannot fetch the sealed metadata of {what}"))?;
         let sealed = SealedMetadata {
             sealed: std::fs::read(tmp.path())?,
         };
         let key = self.epoch(m.epoch).await?;
         Ok(sealed.open(m, key)?)
+    }
+
+    /// As [`Opener::open_meta`], kept as a list shows it ([`Opened`]) and taken from `opened`
+    /// when it was opened before.
+    async fn listed(
+        &mut self,
+        opened: &mut Opened,
+        hash: &BlobHash,
+        m: &FileManifest,
+        what: &str,
+    ) -> anyhow::Result<PrivateMetadata> {
+        let key = m.meta_sha256.to_hex();
+        if let Some(meta) = opened.0.get(&key) {
+            return Ok(meta.clone());
+        }
+        let mut meta = self.open_meta(hash, m, what).await?;
+        meta.settings = Vec::new();
+        meta.thumbnails = list_thumbnail(&meta).into_iter().cloned().collect();
+        opened.0.insert(key, meta.clone());
+        Ok(meta)
     }
 }
 
@@ -138,29 +178,15 @@ pub async fn library_rows(
     opened: &mut Opened,
 ) -> anyhow::Result<Vec<Listed>> {
     let entries = library(ctx).await?;
-    let mut o = Opener {
-        ctx,
-        device: ctx.device()?,
-        trusted,
-        epochs: HashMap::new(),
-    };
+    let mut o = Opener::new(ctx, trusted)?;
     let mut rows = Vec::new();
     for e in &entries {
         let (meta, uploader, problem) = match o.manifest(e) {
             Ok((_, m)) => {
-                let who = trusted
-                    .member(&m.uploader)
-                    .map(|mm| mm.user.clone())
-                    .unwrap_or_else(|| "(removed device)".into());
-                let key = m.meta_sha256.to_hex();
-                let meta = match opened.0.get(&key) {
-                    Some(meta) => Ok(meta.clone()),
-                    None => o.metadata(e, &m).await.map(|mut meta| {
-                        meta.settings = Vec::new();
-                        meta.thumbnails = list_thumbnail(&meta).into_iter().cloned().collect();
-                        opened.0.insert(key, meta.clone());
-                        meta
-                    }),
+                let who = signer_name(trusted, &m);
+                let meta = match &e.meta_sha256 {
+                    Some(hash) => o.listed(opened, hash, &m, &format!("file {}", e.id)).await,
+                    None => Err(anyhow!("file {} has no sealed metadata", e.id)),
                 };
                 match meta {
                     Ok(meta) => (Some(meta), Some(who), None),
@@ -180,6 +206,63 @@ pub async fn library_rows(
         rows.push(Listed { row, meta });
     }
     Ok(rows)
+}
+
+/// Who signed manifest `m`: the member's name from the verified chain.
+fn signer_name(trusted: &TrustedState, m: &FileManifest) -> String {
+    trusted
+        .member(&m.uploader)
+        .map(|mm| mm.user.clone())
+        .unwrap_or_else(|| "(removed device)".into())
+}
+
+/// A job's label as a member sees it ([`job_labels`]).
+pub struct Label {
+    /// The name of the file the job prints.
+    pub name: String,
+    /// The thumbnail a list shows, if the file had one.
+    pub thumbnail: Option<hearth_crypto::Thumbnail>,
+    /// The member who signed it (submitted the job), from the verified chain.
+    pub by: String,
+}
+
+/// What members see of `jobs`: each job's sealed label, verified as signed by a member for that
+/// job and its payload, and opened (or taken from `opened`, and kept there). By job: its label,
+/// or why it does not check out; a job submitted without a label is absent.
+pub async fn job_labels(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    jobs: &[Job],
+    opened: &mut Opened,
+) -> anyhow::Result<HashMap<JobId, Result<Label, String>>> {
+    let mut o = Opener::new(ctx, trusted)?;
+    let mut labels = HashMap::new();
+    for j in jobs {
+        let Some(label) = &j.label else { continue };
+        let what = format!("the label of job {}", j.id);
+        let opened_label = async {
+            let signed: SignedFileManifest = serde_json::from_value(label.manifest.clone())
+                .with_context(|| format!("{what} is malformed"))?;
+            let payload: Sha256Digest = j
+                .blob_sha256
+                .as_str()
+                .parse()
+                .map_err(|_| anyhow!("job {} names no valid payload", j.id))?;
+            let m = signed
+                .verify_job_label(trusted, &j.id.to_string(), &payload)
+                .with_context(|| format!("{what} does not verify"))?
+                .clone();
+            let meta = o.listed(opened, &label.meta_sha256, &m, &what).await?;
+            anyhow::Ok(Label {
+                name: meta.name,
+                thumbnail: meta.thumbnails.into_iter().next(),
+                by: signer_name(trusted, &m),
+            })
+        }
+        .await;
+        labels.insert(j.id, opened_label.map_err(|e| format!("{e:#}")));
+    }
+    Ok(labels)
 }
 
 pub async fn list(json: bool) -> anyhow::Result<()> {
@@ -244,14 +327,8 @@ pub async fn delete(id: &str, yes: bool) -> anyhow::Result<()> {
 
 /// How to name library file `e` to the member: its name opened here, else its id.
 async fn name_of(ctx: &Ctx, trusted: &TrustedState, e: &FileEntry) -> String {
-    let mut o = Opener {
-        ctx,
-        device: match ctx.device() {
-            Ok(d) => d,
-            Err(_) => return format!("file {}", e.id),
-        },
-        trusted,
-        epochs: HashMap::new(),
+    let Ok(mut o) = Opener::new(ctx, trusted) else {
+        return format!("file {}", e.id);
     };
     match o.manifest(e) {
         Ok((_, m)) => match o.metadata(e, &m).await {
@@ -305,12 +382,7 @@ pub async fn open_library_file(
     dir: &Path,
 ) -> anyhow::Result<PathBuf> {
     let org = ctx.org()?;
-    let mut o = Opener {
-        ctx,
-        device: ctx.device()?,
-        trusted,
-        epochs: HashMap::new(),
-    };
+    let mut o = Opener::new(ctx, trusted)?;
     let (_, m) = o.manifest(e)?;
     let out = match out {
         Some(p) => p.to_owned(),

@@ -1,7 +1,7 @@
 //! `hearth printers`, `hearth status`, `hearth jobs`, `hearth pause|resume|cancel JOB`: readable
 //! tables by default, `--json` for scripts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::{Context, bail};
@@ -10,6 +10,7 @@ use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::api::{Event, Job, JobPriority, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
 
+use crate::cmd::files::{Opened, job_labels};
 use crate::cmd::upload::pool_misfit;
 use crate::ctx::Ctx;
 
@@ -203,7 +204,62 @@ fn queue_place(position: usize, priority: i64) -> String {
 
 /// The jobs, with their place in the queue and why a queued job waits (`all`: every job known,
 /// for the queue and the jobs on each printer).
-fn jobs_table(jobs: &[&Job], all: &[&Job], printers: &[&Printer]) -> Table {
+/// What each job's NAME says: its label opened here ([`job_names`]).
+type Names = HashMap<JobId, Result<String, String>>;
+
+/// The names of the files `jobs` print, from their sealed labels opened on this device
+/// ([`job_labels`]). Without the device key or a verified chain there are none, and a warning says
+/// why (the rest of the table needs neither).
+pub(crate) async fn job_names(ctx: &mut Ctx, jobs: &[Job]) -> Names {
+    if jobs.iter().all(|j| j.label.is_none()) {
+        return Names::new();
+    }
+    let opened = async {
+        let (_, trusted) = ctx.trusted().await?;
+        job_labels(ctx, &trusted, jobs, &mut Opened::default()).await
+    }
+    .await;
+    match opened {
+        Ok(labels) => labels
+            .into_iter()
+            .map(|(id, l)| (id, l.map(|l| l.name)))
+            .collect(),
+        Err(e) => {
+            eprintln!("warning: the jobs' names cannot be opened on this device: {e:#}");
+            Names::new()
+        }
+    }
+}
+
+/// A job's NAME cell.
+fn name_cell(names: &Names, id: JobId) -> String {
+    match names.get(&id) {
+        Some(Ok(n)) => n.clone(),
+        Some(Err(p)) => format!("(cannot open: {p})"),
+        None => "-".into(),
+    }
+}
+
+/// Jobs as `--json` prints them: each with `name`, its label opened here (null when it has none
+/// or it cannot be opened; then `label_problem` says why).
+fn named_json(jobs: &[&Job], names: &Names) -> anyhow::Result<Vec<serde_json::Value>> {
+    jobs.iter()
+        .map(|j| {
+            let mut v = serde_json::to_value(j)?;
+            match names.get(&j.id) {
+                Some(Ok(n)) => v["name"] = serde_json::json!(n),
+                Some(Err(p)) => {
+                    v["name"] = serde_json::Value::Null;
+                    v["label_problem"] = serde_json::json!(p);
+                }
+                None => v["name"] = serde_json::Value::Null,
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+fn jobs_table(jobs: &[&Job], all: &[&Job], printers: &[&Printer], labels: &Names) -> Table {
     let names: BTreeMap<PrinterId, &str> =
         printers.iter().map(|p| (p.id, p.name.as_str())).collect();
     let places: BTreeMap<JobId, String> = in_queue_order(all)
@@ -213,6 +269,7 @@ fn jobs_table(jobs: &[&Job], all: &[&Job], printers: &[&Printer]) -> Table {
         .collect();
     let mut t = Table::new(&[
         "JOB",
+        "NAME",
         "STATE",
         "QUEUE",
         "TARGET",
@@ -231,6 +288,7 @@ fn jobs_table(jobs: &[&Job], all: &[&Job], printers: &[&Printer]) -> Table {
         };
         t.row(vec![
             j.id.to_string(),
+            name_cell(labels, j.id),
             snake(&j.state),
             places.get(&j.id).cloned().unwrap_or_else(|| "-".into()),
             target,
@@ -483,7 +541,7 @@ pub async fn printers(json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn jobs(json: bool, all: bool) -> anyhow::Result<()> {
-    let ctx = Ctx::load()?;
+    let mut ctx = Ctx::load()?;
     let org = ctx.org()?;
     let jobs: Vec<Job> = ctx
         .client
@@ -493,12 +551,17 @@ pub async fn jobs(json: bool, all: bool) -> anyhow::Result<()> {
         .iter()
         .filter(|j| all || !j.state.is_final() || j.state == JobState::Refused)
         .collect();
+    let names = job_names(
+        &mut ctx,
+        &shown.iter().map(|j| (*j).clone()).collect::<Vec<_>>(),
+    )
+    .await;
     if json {
-        return print_json(&shown);
+        return print_json(&named_json(&shown, &names)?);
     }
     let printers = printers_of(&ctx).await?;
     let all: Vec<&Job> = jobs.iter().collect();
-    jobs_table(&shown, &all, &printers.iter().collect::<Vec<_>>()).print();
+    jobs_table(&shown, &all, &printers.iter().collect::<Vec<_>>(), &names).print();
     Ok(())
 }
 
@@ -526,7 +589,7 @@ pub enum QueueCmd {
 /// `hearth queue`: the queued jobs in the order the server hands them out; `top` and `priority`
 /// move one (operators; audited).
 pub async fn queue(cmd: Option<&QueueCmd>, json: bool) -> anyhow::Result<()> {
-    let ctx = Ctx::load()?;
+    let mut ctx = Ctx::load()?;
     let org = ctx.org()?;
     let (job, body, json) = match cmd {
         None => {
@@ -536,15 +599,20 @@ pub async fn queue(cmd: Option<&QueueCmd>, json: bool) -> anyhow::Result<()> {
                 .await?;
             let all: Vec<&Job> = jobs.iter().collect();
             let queued = in_queue_order(&all);
+            let names = job_names(
+                &mut ctx,
+                &queued.iter().map(|j| (*j).clone()).collect::<Vec<_>>(),
+            )
+            .await;
             if json {
-                return print_json(&queued);
+                return print_json(&named_json(&queued, &names)?);
             }
             if queued.is_empty() {
                 println!("the queue is empty: every job is on a printer or done");
                 return Ok(());
             }
             let printers = printers_of(&ctx).await?;
-            jobs_table(&queued, &all, &printers.iter().collect::<Vec<_>>()).print();
+            jobs_table(&queued, &all, &printers.iter().collect::<Vec<_>>(), &names).print();
             return Ok(());
         }
         Some(QueueCmd::Top { job, json }) => (
@@ -625,7 +693,7 @@ pub(crate) async fn job_action(ctx: &Ctx, id: JobId, action: &str) -> anyhow::Re
 /// `hearth status`: printers and active jobs, redrawn in place as the server's live events arrive
 /// (`--json`: one event per line, starting with the current state of every printer).
 pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
-    let ctx = Ctx::load()?;
+    let mut ctx = Ctx::load()?;
     let org = ctx.org()?;
     // Subscribe first, then read the snapshot, so nothing between the two is missed.
     let resp = ctx
@@ -646,10 +714,15 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         .filter(|j| !j.state.is_final())
         .map(|j| (j.id, j))
         .collect();
+    let mut names = match json {
+        true => Names::new(),
+        false => job_names(&mut ctx, &jobs.values().cloned().collect::<Vec<_>>()).await,
+    };
     let tty = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout();
     let draw = |printers: &BTreeMap<PrinterId, Printer>,
                 jobs: &BTreeMap<JobId, Job>,
+                names: &Names,
                 out: &mut std::io::Stdout|
      -> anyhow::Result<()> {
         let ps: Vec<&Printer> = printers.values().collect();
@@ -661,7 +734,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         }
         s.push_str(&printers_table(&ps).render());
         s.push('\n');
-        s.push_str(&jobs_table(&js, &js, &ps).render());
+        s.push_str(&jobs_table(&js, &js, &ps, names).render());
         if !tty {
             s.push_str("--\n");
         }
@@ -676,7 +749,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         }
         stdout.flush()?;
     } else {
-        draw(&printers, &jobs, &mut stdout)?;
+        draw(&printers, &jobs, &names, &mut stdout)?;
     }
     let mut seen = 0u64;
     if max_events == Some(0) {
@@ -717,6 +790,9 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
                         jobs.remove(&job.id);
                     }
                     Event::Job { job } => {
+                        if !names.contains_key(&job.id) {
+                            names.extend(job_names(&mut ctx, std::slice::from_ref(job)).await);
+                        }
                         jobs.insert(job.id, job.clone());
                     }
                     Event::Agent {
@@ -729,7 +805,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
                     }
                     Event::Agent { .. } => {}
                 }
-                draw(&printers, &jobs, &mut stdout)?;
+                draw(&printers, &jobs, &names, &mut stdout)?;
             }
             seen += 1;
             if max_events.is_some_and(|m| seen >= m) {

@@ -25,14 +25,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use futures::StreamExt as _;
-use hearth_crypto::{PrivateMetadata, TrustedState};
+use hearth_crypto::{PrivateMetadata, Thumbnail, TrustedState};
+use hearth_proto::api::Job;
 use hearth_proto::ids::JobId;
 use serde::Deserialize;
 use serde_json::json;
 use std::io::Write as _;
 use tokio::sync::Mutex;
 
-use crate::cmd::files::{Opened, library_rows, list_thumbnail, open_library_id};
+use crate::cmd::files::{Opened, job_labels, library_rows, list_thumbnail, open_library_id};
 use crate::cmd::fleet::{find_printer, printers_of};
 use crate::cmd::local::{error, same_secret};
 use crate::cmd::timelapse::{Reel, printer_names};
@@ -158,6 +159,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/files/{id}", axum::routing::delete(delete_file))
         .route("/api/files/{id}/print", post(print))
         .route("/api/files/{id}/download", get(download))
+        .route("/api/jobs", get(jobs))
         .route("/api/jobs/{job}/{action}", post(control))
         .route("/api/timelapses", get(timelapses))
         .route("/api/timelapses/{job}", get(timelapse))
@@ -338,9 +340,88 @@ async fn me(State(ui): State<Arc<Ui>>) -> Answer {
     .into_response())
 }
 
+/// The printers, each printing one with `job`: the job it prints as [`labelled`] shows it.
 async fn printers(State(ui): State<Arc<Ui>>) -> Answer {
     let ctx = ui.ctx.lock().await.clone();
-    Ok(axum::Json(printers_of(&ctx).await?).into_response())
+    let printers = printers_of(&ctx).await?;
+    let busy: Vec<JobId> = printers.iter().filter_map(|p| p.telemetry.job_id).collect();
+    let mut on: HashMap<JobId, serde_json::Value> = HashMap::new();
+    if !busy.is_empty() {
+        // A printer is shown even when what it prints cannot be named.
+        match labelled_jobs(&ui, |j| busy.contains(&j.id)).await {
+            Ok(jobs) => on.extend(jobs.into_iter().filter_map(|j| {
+                let id = j["id"].as_str()?.parse().ok()?;
+                Some((id, j))
+            })),
+            Err(e) => eprintln!("cannot name the jobs printing: {e:#}"),
+        }
+    }
+    let rows: Vec<serde_json::Value> = printers
+        .iter()
+        .map(|p| {
+            let mut row = json!(p);
+            if let Some(job) = p.telemetry.job_id.and_then(|id| on.remove(&id)) {
+                row["job"] = job;
+            }
+            row
+        })
+        .collect();
+    Ok(axum::Json(rows).into_response())
+}
+
+/// `GET /api/jobs`: the organisation's jobs (newest first, as the server lists them), each as
+/// [`labelled`] shows it, with its printer's name.
+async fn jobs(State(ui): State<Arc<Ui>>) -> Answer {
+    let ctx = ui.ctx.lock().await.clone();
+    let names: HashMap<_, _> = printers_of(&ctx)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let mut rows = labelled_jobs(&ui, |_| true).await?;
+    for row in &mut rows {
+        let printer = row["printer"].as_str().and_then(|p| p.parse().ok());
+        row["printer_name"] = json!(printer.and_then(|p| names.get(&p)));
+    }
+    Ok(axum::Json(rows).into_response())
+}
+
+/// The jobs `which` picks, as the server has them, with what only members see: `name`,
+/// `thumbnail` (a `data:` URL) and `by` (who signed it) from each job's sealed label, checked
+/// against the verified chain as signed for that job and opened here; or `label_problem` when
+/// it does not check out. A job submitted without a label has neither.
+async fn labelled_jobs(
+    ui: &Ui,
+    which: impl Fn(&Job) -> bool,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let (ctx, trusted) = ui.session().await?;
+    let all: Vec<Job> = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{}/jobs", ctx.org()?))
+        .await
+        .context("cannot list the jobs")?;
+    let picked: Vec<Job> = all.into_iter().filter(|j| which(j)).collect();
+    let mut labels = {
+        let mut opened = ui.opened.lock().await;
+        job_labels(&ctx, &trusted, &picked, &mut opened).await?
+    };
+    Ok(picked
+        .iter()
+        .map(|j| {
+            let mut row = json!(j);
+            row.as_object_mut().map(|o| o.remove("label"));
+            match labels.remove(&j.id) {
+                Some(Ok(l)) => {
+                    row["name"] = json!(l.name);
+                    row["by"] = json!(l.by);
+                    row["thumbnail"] = json!(l.thumbnail.as_ref().map(data_url));
+                }
+                Some(Err(problem)) => row["label_problem"] = json!(problem),
+                None => {}
+            }
+            row
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -414,12 +495,29 @@ async fn timelapses(State(ui): State<Arc<Ui>>) -> Answer {
         .await
         .context("cannot list the timelapses")?;
     let names = printer_names(&ctx, &all).await?;
+    // What each job printed, when its label is among the jobs the server lists.
+    let ids: Vec<JobId> = all.iter().map(|s| s.job_id).collect();
+    let mut labelled: HashMap<String, serde_json::Value> =
+        match labelled_jobs(&ui, |j| ids.contains(&j.id)).await {
+            Ok(jobs) => jobs
+                .into_iter()
+                .filter_map(|j| Some((j["id"].as_str()?.to_owned(), j)))
+                .collect(),
+            Err(e) => {
+                eprintln!("cannot name the timelapses' jobs: {e:#}");
+                HashMap::new()
+            }
+        };
     let rows: Vec<serde_json::Value> = all
         .iter()
         .zip(names)
         .map(|(s, printer)| {
             let mut row = json!(s);
             row["printer"] = json!(printer);
+            if let Some(j) = labelled.remove(&s.job_id.to_string()) {
+                row["name"] = j["name"].clone();
+                row["label_problem"] = j["label_problem"].clone();
+            }
             row
         })
         .collect();
@@ -479,12 +577,16 @@ async fn timelapse_frame(
 
 /// The list's thumbnail ([`list_thumbnail`]) as a `data:` URL.
 fn thumbnail_url(meta: &PrivateMetadata) -> Option<String> {
-    let t = list_thumbnail(meta)?;
-    Some(format!(
+    list_thumbnail(meta).map(data_url)
+}
+
+/// A thumbnail as a `data:` URL.
+fn data_url(t: &Thumbnail) -> String {
+    format!(
         "data:{};base64,{}",
         t.mime,
         base64::engine::general_purpose::STANDARD.encode(&t.data)
-    ))
+    )
 }
 
 async fn files(State(ui): State<Arc<Ui>>) -> Answer {

@@ -11,16 +11,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use hearth_crypto::{
-    DevicePublic, JobDestination, MAX_JOB_WINDOW_SECS, PrivateMetadata, Thumbnail, TrustedState,
-    seal_job, seal_upload,
+    DevicePublic, JobDestination, MAX_JOB_WINDOW_SECS, PrivateMetadata, SealedUpload, Thumbnail,
+    TrustedState, seal_job, seal_job_label, seal_upload,
 };
 use hearth_proto::api::{
-    Agent, CreateFileRequest, FileEntry, Job, Printer, SchedulingFacts, SubmitJobRequest,
+    Agent, CreateFileRequest, FileEntry, Job, JobLabel, Printer, SchedulingFacts, SubmitJobRequest,
     fact_text_ok,
 };
 use hearth_proto::fit::{Misfit, misfits};
 use hearth_proto::ids::{BlobHash, FileId, JobId};
 
+use crate::cmd::files::list_thumbnail;
 use crate::cmd::fleet::{find_printer, printers_of};
 use crate::ctx::{Ctx, agent_public, now};
 
@@ -283,6 +284,17 @@ fn check_hash(uploaded: &BlobHash, signed: &hearth_crypto::Sha256Digest) -> anyh
     Ok(())
 }
 
+/// Uploads the sealed metadata object of a file or a job's label, checked against the hash its
+/// signed manifest names.
+async fn upload_metadata(ctx: &Ctx, sealed: &SealedUpload) -> anyhow::Result<BlobHash> {
+    let mut file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+    file.write_all(&sealed.metadata.sealed)?;
+    file.flush()?;
+    let hash = ctx.client.upload_file(ctx.org()?, file.path()).await?;
+    check_hash(&hash, &sealed.manifest.manifest.meta_sha256)?;
+    Ok(hash)
+}
+
 /// Seals and uploads one file; returns the registered library entry.
 pub async fn upload_path(
     ctx: &Ctx,
@@ -323,15 +335,9 @@ pub async fn upload_path(
         .context("uploading the sealed file failed")?;
     drop(sealed);
     check_hash(&blob, &upload.manifest.manifest.blob_sha256)?;
-    let mut meta_file = tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
-    meta_file.write_all(&upload.metadata.sealed)?;
-    meta_file.flush()?;
-    let meta = ctx
-        .client
-        .upload_file(org, meta_file.path())
+    let meta = upload_metadata(ctx, &upload)
         .await
         .context("uploading the sealed metadata failed")?;
-    check_hash(&meta, &upload.manifest.manifest.meta_sha256)?;
     let entry: FileEntry = ctx
         .client
         .raw_post(
@@ -661,16 +667,36 @@ pub async fn print_path(
         .context("uploading the sealed job failed")?;
     drop(sealed);
     check_hash(&blob, &manifest.manifest.blob_sha256)?;
+    // What members see of the job: the file's name and the thumbnail a list shows, sealed to the
+    // epoch and signed for this job and its payload (each copy its own signature over the one
+    // sealed object). The server keeps it beside the job and cannot read it.
+    let label = seal_job_label(
+        trusted,
+        &device,
+        &job_id.to_string(),
+        &manifest.manifest.blob_sha256,
+        manifest.manifest.blob_size,
+        &PrivateMetadata {
+            name: a.meta.name.clone(),
+            thumbnails: list_thumbnail(&a.meta).into_iter().cloned().collect(),
+            ..PrivateMetadata::default()
+        },
+        t,
+    )
+    .context("cannot seal the job's label")?;
+    let label_blob = upload_metadata(ctx, &label)
+        .await
+        .context("uploading the job's sealed label failed")?;
     let mut jobs = Vec::with_capacity(queueing.copies as usize);
     for n in 0..queueing.copies.max(1) {
-        let (id, signed) = if n == 0 {
-            (job_id, manifest.clone())
+        let (id, signed, label_manifest) = if n == 0 {
+            (job_id, manifest.clone(), label.manifest.clone())
         } else {
             let id = JobId::new();
             let copy = manifest
                 .copy_as(&device, &id.to_string())
                 .context("cannot sign a copy of the job")?;
-            (id, copy)
+            (id, copy, label.manifest.for_copy(&device, &id.to_string()))
         };
         let job: Job = ctx
             .client
@@ -684,6 +710,10 @@ pub async fn print_path(
                     blob_sha256: blob.clone(),
                     manifest: serde_json::to_value(&signed)?,
                     facts: revealed.clone(),
+                    label: Some(JobLabel {
+                        meta_sha256: label_blob.clone(),
+                        manifest: serde_json::to_value(&label_manifest)?,
+                    }),
                 })?,
             )
             .await

@@ -183,7 +183,7 @@ async fn loading_a_spool_lets_a_waiting_pool_job_go() {
             .find(|l| l.starts_with(job))
             .unwrap_or_default();
         line.split_whitespace()
-            .nth(1)
+            .nth(2) // JOB NAME STATE
             .unwrap_or_default()
             .to_owned()
     };
@@ -715,10 +715,34 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
         serde_json::from_str(&ada.run(&["jobs", "--json"]).await).unwrap();
     assert_eq!(jobs[0]["id"], job_id.as_str());
     assert_eq!(jobs[0]["state"], "printing");
+    // What the job prints is named from its sealed label, opened on ada's device; the server
+    // holds the label sealed and its view of the job names nothing.
+    assert_eq!(jobs[0]["name"], "bracket.gcode", "{}", jobs[0]);
     let table = ada.run(&["jobs"]).await;
     assert!(
-        table.contains("printing") && table.contains("mk4"),
+        table.contains("printing") && table.contains("mk4") && table.contains("bracket.gcode"),
         "{table}"
+    );
+    let served: serde_json::Value = c
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job_id}"))
+        .await
+        .unwrap();
+    let label = &served["label"];
+    assert!(label["meta_sha256"].is_string(), "{served}");
+    assert!(!served.to_string().contains("bracket"), "{served}");
+    let sealed_label = tempfile::NamedTempFile::new().unwrap();
+    c.download_blob(
+        org,
+        &label["meta_sha256"].as_str().unwrap().parse().unwrap(),
+        sealed_label.path(),
+    )
+    .await
+    .unwrap();
+    let sealed_label = std::fs::read(sealed_label.path()).unwrap();
+    assert!(sealed_label.starts_with(b"age-encryption.org/v1\n"));
+    assert!(
+        !sealed_label.windows(7).any(|w| w == b"bracket"),
+        "the label's name is sealed"
     );
     let printers = ada.run(&["printers"]).await;
     assert!(printers.contains("Prusa MK4"), "{printers}");

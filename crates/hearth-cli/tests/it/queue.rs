@@ -101,8 +101,9 @@ async fn a_busy_printers_queue_is_listed_in_order_and_reordered() {
     agent.shutdown().await;
 }
 
-/// A batch: `--copies 3` seals and uploads the file once and queues three signed jobs over it,
-/// which the printer prints one after the other, each accepted once by the agent.
+/// A batch: `--copies 3` seals and uploads the file once (and its label once) and queues three
+/// signed jobs over it, which the printer prints one after the other, each accepted once by the
+/// agent; each copy's label is signed for that copy and opens to the file's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_of_a_file_are_one_upload_and_as_many_jobs() {
     let OnePrinter {
@@ -130,9 +131,32 @@ async fn copies_of_a_file_are_one_upload_and_as_many_jobs() {
         .raw_get(&format!("/api/v1/orgs/{org}/blobs"))
         .await
         .unwrap();
-    assert_eq!(blobs.len(), 1, "one sealed upload: {blobs:?}");
+    assert_eq!(
+        blobs.len(),
+        2,
+        "one sealed upload and one sealed label: {blobs:?}"
+    );
     let jobs: Vec<Job> = jobs_by_id(&client, org, &ids).await;
     assert!(jobs.iter().all(|j| j.blob_sha256 == jobs[0].blob_sha256));
+    let labels: Vec<_> = jobs.iter().map(|j| j.label.clone().unwrap()).collect();
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.meta_sha256 == labels[0].meta_sha256)
+    );
+    assert!(
+        labels[0].manifest != labels[1].manifest && labels[1].manifest != labels[2].manifest,
+        "each copy's label is signed for it"
+    );
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&ada.run(&["jobs", "--json", "--all"]).await).unwrap();
+    for id in &ids {
+        let j = listed
+            .iter()
+            .find(|j| j["id"] == id.to_string())
+            .expect("each copy listed");
+        assert_eq!(j["name"], "part.gcode", "{j}");
+    }
     eventually("every copy printed", || async {
         let jobs = jobs_by_id(&client, org, &ids).await;
         for j in &jobs {

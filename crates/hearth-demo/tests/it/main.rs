@@ -136,6 +136,10 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
             secs.is_some_and(|s| s > 0),
             "a job without an estimate: {j}"
         );
+        // Each carries its sealed label, as `hearth print` attaches one (`hearth ui` opens it);
+        // the server's view names no part.
+        assert!(j["label"]["meta_sha256"].is_string(), "no label: {j}");
+        assert!(!j.to_string().contains(".gcode"), "a name in clear: {j}");
     }
     // A spool of the library on every printer, two spares on the shelf; the printers show
     // what is left on theirs.

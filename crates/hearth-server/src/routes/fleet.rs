@@ -555,6 +555,18 @@ pub async fn submit_job(
             req.blob_sha256
         ))
     })?;
+    if let Some(label) = &req.label {
+        state
+            .store
+            .blob(org, &label.meta_sha256)
+            .await
+            .map_err(|_| {
+                ApiError::invalid(format!(
+                    "upload the sealed label first: no blob {}",
+                    label.meta_sha256
+                ))
+            })?;
+    }
     let now = now_ms();
     let row = JobRow {
         id: req.job_id,
@@ -570,6 +582,7 @@ pub async fn submit_job(
         created_at: now,
         updated_at: now,
         priority: req.priority,
+        label: req.label,
     };
     let mut tx = state.store.begin().await?;
     tx.insert_job(&row).await?;
@@ -577,7 +590,8 @@ pub async fn submit_job(
         org.to_string(),
         "job.submit",
         Some(format!("job:{}", row.id)),
-        json!({ "printer": row.printer_id, "pool": row.pool, "blob": row.blob_sha256, "facts": row.facts, "priority": row.priority }),
+        json!({ "printer": row.printer_id, "pool": row.pool, "blob": row.blob_sha256, "facts": row.facts, "priority": row.priority,
+                "label": row.label.as_ref().map(|l| &l.meta_sha256) }),
     ))
     .await?;
     tx.commit().await?;

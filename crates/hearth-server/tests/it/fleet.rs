@@ -163,6 +163,7 @@ pub(crate) fn pool_job(
     manifest: serde_json::Value,
 ) -> SubmitJobRequest {
     SubmitJobRequest {
+        label: None,
         priority: 0,
         job_id: JobId::new(),
         printer: None,
@@ -350,6 +351,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let job_id = JobId::new();
     let submit = SubmitJobRequest {
+        label: None,
         priority: 0,
         job_id,
         printer: None,
@@ -625,6 +627,7 @@ async fn a_pool_job_fits_a_material_in_any_reported_slot() {
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let job = |material: &str| SubmitJobRequest {
+        label: None,
         priority: 0,
         facts: SchedulingFacts {
             material: Some(material.into()),
@@ -680,6 +683,7 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let submit = |facts: SchedulingFacts| async {
         let job = SubmitJobRequest {
+            label: None,
             priority: 0,
             facts,
             ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
@@ -712,6 +716,7 @@ async fn a_pool_job_goes_to_a_printer_of_the_pool_that_it_fits() {
         ),
     ] {
         let job = SubmitJobRequest {
+            label: None,
             priority: 0,
             facts,
             ..pool_job("farm", &hash, pool_manifest("farm", &[&agent]))
@@ -789,6 +794,7 @@ async fn a_member_sets_what_a_printer_has_loaded() {
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
     let petg_job = SubmitJobRequest {
+        label: None,
         priority: 0,
         facts: SchedulingFacts {
             material: Some("PETG".into()),
@@ -931,6 +937,7 @@ async fn a_job_that_expires_in_the_queue_fails_with_the_reason() {
     let waited = submit(now - 1);
     let mut t = server.state.store.begin().await.unwrap();
     t.insert_job(&hearth_store::fleet::JobRow {
+        label: None,
         priority: 0,
         id: waited.job_id,
         org_id: org,

@@ -5,7 +5,7 @@
 use crate::fleet::*;
 use crate::support::*;
 use hearth_proto::Role;
-use hearth_proto::api::{CreateFileRequest, FileEntry, Job, SchedulingFacts};
+use hearth_proto::api::{CreateFileRequest, FileEntry, Job, JobLabel, SchedulingFacts};
 use hearth_proto::ids::{BlobHash, FileId, OrgId};
 use hearth_proto::time_fmt::now_ms;
 
@@ -174,4 +174,84 @@ async fn a_jobs_sealed_payload_goes_days_after_the_last_job_printing_it_ended() 
         .expect("a blob.expire entry");
     assert_eq!(expired.actor, "system");
     assert_eq!(expired.target.as_deref(), Some(&*format!("blob:{once}")));
+}
+
+#[tokio::test]
+async fn a_jobs_sealed_label_is_kept_beside_it_while_needed_and_goes_with_its_payload() {
+    let server = TestServer::start_with(|s| s.limits.job_payload_keep_days = 7).await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let (agent, _ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
+    let mk4 = printers_until(&owner, org, "mk4", |p| p.len() == 1).await[0].id;
+    owner.hold_printer(org, mk4, true).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = owner
+        .upload_file(org, &make_file(dir.path(), "job.age", 4000))
+        .await
+        .unwrap();
+    let sealed_label = owner
+        .upload_file(org, &make_file(dir.path(), "label.age", 600))
+        .await
+        .unwrap();
+    let signed = serde_json::json!({ "manifest": { "file_id": "job:..." }, "signature": "opaque" });
+    let mut job = pool_job("farm", &payload, pool_manifest("farm", &[&agent]));
+
+    // A label whose sealed object was not uploaded is refused, and nothing is queued.
+    job.label = Some(JobLabel {
+        meta_sha256: BlobHash::of(b"never uploaded"),
+        manifest: signed.clone(),
+    });
+    let refused = owner
+        .raw_post::<Job>(
+            &format!("/api/v1/orgs/{org}/jobs"),
+            &serde_json::to_value(&job).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(422), "{refused}");
+    assert!(refused.to_string().contains("sealed label"), "{refused}");
+
+    // Kept untouched beside the job, and served with it to members.
+    let label = JobLabel {
+        meta_sha256: sealed_label.clone(),
+        manifest: signed,
+    };
+    job.label = Some(label.clone());
+    let queued = submit_job(&owner, org, &job).await;
+    assert_eq!(queued.label.as_ref(), Some(&label));
+    let listed: Vec<Job> = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs"))
+        .await
+        .unwrap();
+    assert_eq!(listed[0].label.as_ref(), Some(&label));
+
+    // While the job may still print, its label cannot be deleted.
+    let in_use = owner.delete_blob(org, &sealed_label).await.unwrap_err();
+    assert_eq!(in_use.status(), Some(409), "{in_use}");
+
+    // Ended a week ago: label and payload go together; the job stays in the history with both
+    // hashes, so members see what it was while they can still open it.
+    let _: Job = owner
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs/{}/cancel", queued.id),
+            &serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+    hearth_server::routes::blobs::expire_job_payloads(&server.state, now_ms())
+        .await
+        .unwrap();
+    assert!(on_disk(&server, &sealed_label) && on_disk(&server, &payload));
+    hearth_server::routes::blobs::expire_job_payloads(&server.state, now_ms() + 8 * 86_400_000)
+        .await
+        .unwrap();
+    assert!(!on_disk(&server, &sealed_label), "the label is deleted");
+    assert!(!on_disk(&server, &payload), "the payload is deleted");
+    assert!(owner.blobs(org).await.unwrap().is_empty());
+    let j: Job = owner
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{}", queued.id))
+        .await
+        .unwrap();
+    assert_eq!(j.label, Some(label));
 }

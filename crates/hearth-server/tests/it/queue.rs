@@ -12,6 +12,7 @@ use hearth_proto::ids::{BlobHash, JobId, OrgId, PrinterId};
 
 pub(crate) fn named_job(printer: PrinterId, blob: &BlobHash) -> SubmitJobRequest {
     SubmitJobRequest {
+        label: None,
         priority: 0,
         job_id: JobId::new(),
         printer: Some(printer),

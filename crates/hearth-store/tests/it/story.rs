@@ -649,6 +649,7 @@ async fn queue(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: UserI
     use hearth_proto::agent::JobState;
     use hearth_store::fleet::JobRow;
     let job = |n: i64, priority: i64| JobRow {
+        label: None,
         id: JobId::new(),
         org_id: org,
         printer_id: Some(printer),
@@ -719,6 +720,7 @@ async fn timelapses(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: 
     use hearth_store::fleet::JobRow;
     use hearth_store::timelapse::{Added, FrameRow};
     let job = JobRow {
+        label: None,
         id: JobId::new(),
         org_id: org,
         printer_id: Some(printer),
@@ -971,6 +973,7 @@ async fn inventory(
 
     // A job's use is recorded once and never takes a spool below 0.
     let job = JobRow {
+        label: None,
         id: JobId::new(),
         org_id: org,
         printer_id: Some(printer),
@@ -1015,6 +1018,7 @@ async fn inventory(
     assert_eq!(uses, vec![used.clone()], "{label}");
     // A use without a price makes the row's cost unknown.
     let job2 = JobRow {
+        label: None,
         id: JobId::new(),
         ..job.clone()
     };
