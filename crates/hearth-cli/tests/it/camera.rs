@@ -379,7 +379,7 @@ async fn a_jobs_timelapse_is_kept_sealed_and_opened_into_numbered_frames() {
     );
     let work = tempfile::tempdir().unwrap();
     let file = gcode(work.path(), "part.gcode", "part");
-    let id = print_to_the_end(&ada, &file, "mk4").await;
+    let id = print_to_the_end(&ada, &file, "mk4", 3).await;
     let job = id.to_string();
     let (client, org) = ada.client();
     let listed = ada.run(&["timelapse"]).await;
@@ -436,11 +436,15 @@ pub(crate) fn timelapse_printer(cam: &str) -> PrinterConfig {
     printer
 }
 
-/// Prints `file` on `printer` with the CLI and waits until the job completed.
+/// Prints `file` on `printer` with the CLI and waits until the job completed. With `frames`, the
+/// job is paused once printing until the server holds that many frames of its timelapse, then
+/// resumed (a paused job's camera keeps its cadence), so a short simulated print has them however
+/// busy the machine is.
 pub(crate) async fn print_to_the_end(
     ada: &Machine,
     file: &std::path::Path,
     printer: &str,
+    frames: usize,
 ) -> hearth_proto::ids::JobId {
     use hearth_proto::agent::JobState;
     let id: hearth_proto::ids::JobId = ada
@@ -450,11 +454,30 @@ pub(crate) async fn print_to_the_end(
         .parse()
         .unwrap();
     let (client, org) = ada.client();
-    eventually("the job completed", || async {
+    let job = || async {
         let j: hearth_proto::api::Job = client
             .raw_get(&format!("/api/v1/orgs/{org}/jobs/{id}"))
             .await
             .unwrap();
+        j
+    };
+    if frames > 0 {
+        eventually("the job printing", || async {
+            let j = job().await;
+            assert!(!j.state.is_final(), "{j:?}");
+            (j.state == JobState::Printing).then_some(())
+        })
+        .await;
+        ada.run(&["pause", &id.to_string()]).await;
+        eventually("the timelapse's frames", || async {
+            let kept = client.timelapse(org, id).await.ok()?;
+            (kept.frames.len() >= frames).then_some(())
+        })
+        .await;
+        ada.run(&["resume", &id.to_string()]).await;
+    }
+    eventually("the job completed", || async {
+        let j = job().await;
         assert!(
             !matches!(j.state, JobState::Failed | JobState::Refused),
             "{j:?}"
@@ -482,7 +505,7 @@ async fn a_layer_timelapse_takes_one_frame_per_new_layer() {
     first_frame(&ada).await;
     let work = tempfile::tempdir().unwrap();
     let file = layered_gcode(work.path());
-    let id = print_to_the_end(&ada, &file, "mk4").await;
+    let id = print_to_the_end(&ada, &file, "mk4", 0).await;
     let (client, org) = ada.client();
     let kept = client.timelapse(org, id).await.unwrap();
     let n = kept.frames.len();

@@ -81,7 +81,7 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     let printer = first_frame(&ada).await;
     let work = tempfile::tempdir().unwrap();
     let part = gcode(work.path(), "part.gcode", "part");
-    let lapsed = print_to_the_end(&ada, &part, "mk4").await;
+    let lapsed = print_to_the_end(&ada, &part, "mk4", 3).await;
     let ui = start_ui(&ada).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -294,6 +294,38 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         (p[0].telemetry.job_id == Some(job)).then_some(())
     })
     .await;
+    // The printer's card names what it prints, from the job's sealed label opened here; so does
+    // the Jobs tab, with who signed it.
+    let shown: Vec<serde_json::Value> = ui.json("/api/printers").await;
+    assert_eq!(shown[0]["job"]["id"], job.to_string(), "{}", shown[0]);
+    assert_eq!(shown[0]["job"]["name"], "wavy été.gcode");
+    assert!(
+        shown[0]["job"]["thumbnail"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
+    let all: Vec<serde_json::Value> = ui.json("/api/jobs").await;
+    let row = all.iter().find(|j| j["id"] == job.to_string()).unwrap();
+    assert_eq!(
+        (&row["name"], &row["by"], &row["printer_name"]),
+        (
+            &serde_json::json!("wavy été.gcode"),
+            &serde_json::json!("ada"),
+            &serde_json::json!("mk4")
+        ),
+        "{row}"
+    );
+    let held: serde_json::Value = client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job}"))
+        .await
+        .unwrap();
+    assert!(held["label"].is_object() && !held.to_string().contains("wavy"));
+    // The labels are opened once: listing the jobs again fetches no sealed object.
+    let before = downloads().await;
+    let again: Vec<serde_json::Value> = ui.json("/api/jobs").await;
+    assert!(again.iter().any(|j| j["name"] == "wavy été.gcode"));
+    assert_eq!(downloads().await, before);
     let missing = ui
         .api(
             Method::POST,
@@ -312,7 +344,11 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .iter()
         .find(|t| t["job_id"] == lapsed.to_string().as_str())
         .unwrap();
-    assert_eq!(t["printer"], "mk4");
+    assert_eq!(
+        (&t["printer"], &t["name"]),
+        (&serde_json::json!("mk4"), &serde_json::json!("part.gcode")),
+        "{t}"
+    );
     let reel: serde_json::Value = ui.json(&format!("/api/timelapses/{lapsed}")).await;
     let frames = reel["frames"].as_array().unwrap().len();
     assert!(frames >= 3, "{reel}");
