@@ -191,6 +191,25 @@ pub struct FileRow {
     pub created_at: i64,
 }
 
+/// A report about a printer that stands until its cause ends, made once whichever instance sees
+/// it first and across restarts ([`Store::claim_notice`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrinterNotice {
+    /// `printer.offline`: it is unreachable.
+    Offline,
+    /// `printer.error`: it reports an error.
+    Error,
+}
+
+impl PrinterNotice {
+    fn column(self) -> &'static str {
+        match self {
+            PrinterNotice::Offline => "offline_notice_at",
+            PrinterNotice::Error => "error_notice_at",
+        }
+    }
+}
+
 /// The job states after which nothing changes ([`JobState::is_final`]), as SQL.
 pub(crate) const ENDED: &str = "('completed', 'failed', 'cancelled', 'refused')";
 /// A job `j` uses blob `b`: as its sealed payload or as its sealed label.
@@ -308,13 +327,19 @@ impl Store {
         .await
     }
 
-    /// Claims the report that `printer` is unreachable, at `now`: true for the one caller that
-    /// marks it reported, false when a report already stands for this absence (made by another
-    /// instance sharing the database, or before a restart).
-    pub async fn claim_offline_notice(&self, printer: PrinterId, now: i64) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE printers SET offline_notice_at = $1 WHERE id = $2 AND offline_notice_at IS NULL",
-        )
+    /// Claims the `notice` about `printer` (it is unreachable, or in error), at `now`: true for
+    /// the one caller that marks it reported, false when a report already stands for this absence
+    /// or error (made by another instance sharing the database, or before a restart).
+    pub async fn claim_notice(
+        &self,
+        printer: PrinterId,
+        notice: PrinterNotice,
+        now: i64,
+    ) -> Result<bool> {
+        let col = notice.column();
+        let n = sqlx::query(&format!(
+            "UPDATE printers SET {col} = $1 WHERE id = $2 AND {col} IS NULL"
+        ))
         .bind(now)
         .bind(printer.to_string())
         .execute(self.pool())
@@ -323,12 +348,13 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Ends the report that `printer` is unreachable: true for the one caller that finds one
-    /// standing (its return is then news), false when none does.
-    pub async fn clear_offline_notice(&self, printer: PrinterId) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE printers SET offline_notice_at = NULL WHERE id = $1 AND offline_notice_at IS NOT NULL",
-        )
+    /// Ends the `notice` about `printer` (it is back, or out of error): true for the one caller
+    /// that finds one standing (the change is then news), false when none does.
+    pub async fn clear_notice(&self, printer: PrinterId, notice: PrinterNotice) -> Result<bool> {
+        let col = notice.column();
+        let n = sqlx::query(&format!(
+            "UPDATE printers SET {col} = NULL WHERE id = $1 AND {col} IS NOT NULL"
+        ))
         .bind(printer.to_string())
         .execute(self.pool())
         .await?

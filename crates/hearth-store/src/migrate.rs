@@ -87,6 +87,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job_label",
         include_str!("../migrations/0017_job_label.sql"),
     ),
+    (
+        18,
+        "error_notice",
+        include_str!("../migrations/0018_error_notice.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -34,9 +34,9 @@ use hearth_proto::ids::{DeliveryId, OrgId, PrinterId};
 use hearth_proto::notify::{Delivery, Notification, NotifiedJob, NotifiedPrinter, NotifyEvent};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::Tx;
-use hearth_store::fleet::{JobRow, PrinterRow};
+use hearth_store::fleet::{JobRow, PrinterNotice, PrinterRow};
 use hearth_store::notify::{ChannelRow, DeliveryRow, Outcome};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -66,7 +66,9 @@ pub struct Notifier {
     allow_private: bool,
     offline_after_ms: i64,
     first_retry_ms: i64,
-    errored: Mutex<HashSet<PrinterId>>,
+    /// Whether each printer was in error when this instance last heard from it (only a change
+    /// goes to the database, where the standing `printer.error` report is claimed).
+    errored: Mutex<HashMap<PrinterId, bool>>,
     away: Mutex<HashMap<PrinterId, Away>>,
     /// E-mail, when the administrator configured an SMTP server.
     mailer: Option<email::Mailer>,
@@ -386,19 +388,45 @@ pub async fn printer_reported(
     // Only a printer this instance counted as away can be coming back: that spares the database
     // every other telemetry message.
     let was_away = lock(&n.away).remove(&printer).is_some();
-    if was_away && state.store.clear_offline_notice(printer).await? {
+    if was_away
+        && state
+            .store
+            .clear_notice(printer, PrinterNotice::Offline)
+            .await?
+    {
         printer_notification(state, org, printer, NotifyEvent::PrinterOnline, None).await?;
     }
-    let newly_errored = if status == PrinterState::Error {
-        lock(&n.errored).insert(printer)
-    } else {
-        lock(&n.errored).remove(&printer);
-        false
-    };
-    if newly_errored {
-        printer_notification(state, org, printer, NotifyEvent::PrinterError, error).await?;
+    // An error is reported once, by whichever instance claims it first (its agent may move to
+    // another instance, or this one restart, while the printer stays in error); it ends when the
+    // printer reports another state (offline leaves it standing: the error is not known gone).
+    let in_error = status == PrinterState::Error;
+    if lock(&n.errored).insert(printer, in_error) == Some(in_error) {
+        return Ok(());
     }
-    Ok(())
+    let recorded = match in_error {
+        false => state
+            .store
+            .clear_notice(printer, PrinterNotice::Error)
+            .await
+            .map(|_| false),
+        true => {
+            state
+                .store
+                .claim_notice(printer, PrinterNotice::Error, now_ms())
+                .await
+        }
+    };
+    match recorded {
+        Ok(true) => {
+            printer_notification(state, org, printer, NotifyEvent::PrinterError, error).await
+        }
+        Ok(false) => Ok(()),
+        Err(e) => {
+            // Not recorded: the next report from the printer tries again.
+            lock(&n.errored).remove(&printer);
+            Err(e.into())
+        }
+    }
 }
 
 /// Printers became unreachable (their agent left, or reports them offline): they are reported
@@ -476,7 +504,11 @@ async fn report_overdue(state: &AppState, now: i64) -> Option<i64> {
             lock(&state.notifier.away).remove(&p);
             continue;
         }
-        match state.store.claim_offline_notice(p, now).await {
+        match state
+            .store
+            .claim_notice(p, PrinterNotice::Offline, now)
+            .await
+        {
             Ok(true) => {}
             // Reported already, by another instance or before a restart.
             Ok(false) => continue,

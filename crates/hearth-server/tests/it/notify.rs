@@ -890,6 +890,81 @@ async fn an_absence_reported_before_a_restart_is_not_reported_again_after_it() {
     );
 }
 
+/// An error is reported once while it lasts, even when the server restarts (or the agent comes
+/// back through another instance) meanwhile: the report stands in the database. Once the printer
+/// recovered, its next error is reported.
+#[tokio::test]
+async fn an_error_reported_before_a_restart_is_not_reported_again_after_it() {
+    let Farm {
+        server,
+        owner,
+        org,
+        agent,
+        mut ws,
+    } = farm(server().await, "mk4-right").await;
+    let mut ntfy = Receiver::start().await;
+    let channel_id = channel(
+        &owner,
+        org,
+        ChannelKind::Ntfy,
+        format!("{}/farm", ntfy.url),
+        &[NotifyEvent::PrinterError],
+        None,
+    )
+    .await
+    .channel
+    .id;
+    let error = |message: &str| {
+        let mut t = idle();
+        t.state = PrinterState::Error;
+        t.error = Some(message.into());
+        AgentMsg::Telemetry {
+            printer: "mk4-right".into(),
+            status: t,
+        }
+    };
+    send(&mut ws, &error("heater fault: bed")).await;
+    let first = ntfy.next("printer.error").await.json();
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("heater fault: bed"),
+        "{first}"
+    );
+    eventually_deliveries(&owner, org, channel_id, |d| {
+        d.iter()
+            .any(|d| d.state == hearth_proto::notify::DeliveryState::Delivered)
+    })
+    .await;
+    drop(ws);
+    let server = server.restart().await;
+    // Back, still in error: not news. Then it recovers and fails anew: that is.
+    let (mut ws, _) = agent.connect(&server).await.unwrap();
+    send(
+        &mut ws,
+        &AgentMsg::Printers {
+            printers: vec![printer_info("mk4-right", "pla")],
+        },
+    )
+    .await;
+    send(&mut ws, &error("heater fault: bed")).await;
+    report_idle(&mut ws, "mk4-right").await;
+    send(&mut ws, &error("MINTEMP")).await;
+    let next = ntfy.next("the next printer.error").await.json();
+    assert!(
+        next["message"].as_str().unwrap().contains("MINTEMP"),
+        "the standing error was reported again: {next}"
+    );
+    let mut owner = server.client();
+    owner.login("owner", OWNER_SECRET).await.unwrap();
+    let d = owner
+        .notification_deliveries(org, channel_id)
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 2, "{d:?}");
+}
+
 #[tokio::test]
 async fn a_notification_that_could_not_be_delivered_is_sent_after_a_restart() {
     let Farm {

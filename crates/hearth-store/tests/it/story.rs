@@ -8,6 +8,7 @@ use hearth_proto::ids::{
 };
 use hearth_store::audit::NewAuditEntry;
 use hearth_store::blobdir::{BlobDir, FinishError};
+use hearth_store::fleet::PrinterNotice;
 use hearth_store::*;
 
 #[tokio::test]
@@ -415,27 +416,40 @@ async fn story(db: TestDb) {
         assert_eq!(p.loaded.is_some(), kept, "{label}: {announced:?}");
     }
 
-    // A printer's absence is reported once, whoever asks first (instances share the database),
-    // and its return once; then the next absence may be reported again.
-    assert!(
-        !s.clear_offline_notice(id).await.unwrap(),
-        "{label}: none stands"
-    );
-    assert!(s.claim_offline_notice(id, now).await.unwrap(), "{label}");
-    assert!(
-        !s.claim_offline_notice(id, now + 1).await.unwrap(),
-        "{label}: once"
-    );
-    assert!(s.clear_offline_notice(id).await.unwrap(), "{label}: back");
-    assert!(
-        !s.clear_offline_notice(id).await.unwrap(),
-        "{label}: back once"
-    );
-    assert!(
-        s.claim_offline_notice(id, now + 2).await.unwrap(),
-        "{label}: anew"
-    );
-    assert!(s.clear_offline_notice(id).await.unwrap(), "{label}");
+    // A printer's absence (or error) is reported once, whoever asks first (instances share the
+    // database), and its end once; then the next may be reported again. The two are apart.
+    for notice in [PrinterNotice::Offline, PrinterNotice::Error] {
+        let other = match notice {
+            PrinterNotice::Offline => PrinterNotice::Error,
+            PrinterNotice::Error => PrinterNotice::Offline,
+        };
+        assert!(
+            !s.clear_notice(id, notice).await.unwrap(),
+            "{label} {notice:?}: none stands"
+        );
+        assert!(s.claim_notice(id, notice, now).await.unwrap(), "{label}");
+        assert!(
+            !s.claim_notice(id, notice, now + 1).await.unwrap(),
+            "{label} {notice:?}: once"
+        );
+        assert!(
+            !s.clear_notice(id, other).await.unwrap(),
+            "{label} {notice:?}: the other kind stands apart"
+        );
+        assert!(
+            s.clear_notice(id, notice).await.unwrap(),
+            "{label} {notice:?}: ended"
+        );
+        assert!(
+            !s.clear_notice(id, notice).await.unwrap(),
+            "{label} {notice:?}: ended once"
+        );
+        assert!(
+            s.claim_notice(id, notice, now + 2).await.unwrap(),
+            "{label} {notice:?}: anew"
+        );
+        assert!(s.clear_notice(id, notice).await.unwrap(), "{label}");
+    }
 
     // History grants: an older epoch's key sealed for one member, replaceable, only for an epoch
     // that exists, and gone with the membership.
