@@ -129,6 +129,17 @@ try {
   await page.locator(`#jobs tbody tr[data-state="cancelled"]`, { hasText: basename(sample) }).waitFor();
   await shot("jobs");
 
+  step("a finished job is printed again, by default where it went");
+  const finished = page.locator(`#jobs tbody tr[data-state="completed"]`, { hasText: "part.gcode" }).first();
+  await finished.locator("button.again").click();
+  await page.locator("#print-dialog[open]").waitFor();
+  assert.equal(await page.textContent("#print-name"), "part.gcode");
+  assert.equal(await page.inputValue("#print-form select[name=target]"), "printer:mk4");
+  await page.fill("#print-form input[name=copies]", "1");
+  await page.click("#print-submit");
+  await page.locator("#done", { hasText: /^part\.gcode: queued job .+ on mk4\./ }).waitFor();
+  await page.locator(`#jobs tbody tr[data-state="queued"]`, { hasText: "part.gcode" }).waitFor();
+
   step("a job's timelapse plays, each frame opened here");
   await page.click('.tab[data-tab="timelapses"]');
   const tl = page.locator("#timelapses tbody tr", { hasText: "mk4" }).first();

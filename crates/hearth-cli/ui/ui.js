@@ -266,6 +266,11 @@ function jobRow(j) {
   if (j.state === "printing") act("pause", "Pause");
   if (j.state === "paused") act("resume", "Resume");
   if (!FINAL.includes(j.state)) act("cancel", "Cancel", "cancel danger");
+  else {
+    const again = el("button", { type: "button", textContent: "Print again…", class: "again" });
+    again.addEventListener("click", () => askAgain(j).catch((e) => notice(e.message)));
+    actions.append(again);
+  }
   return el(
     "tr",
     { "data-id": j.id, "data-state": j.state },
@@ -304,7 +309,7 @@ function fileRow(f) {
   const actions = el("td", { class: "actions" });
   if (f.name) {
     const print = el("button", { type: "button", textContent: "Print…", class: "print" });
-    print.addEventListener("click", () => askPrint(f));
+    print.addEventListener("click", () => askPrint(f).catch((e) => notice(e.message)));
     const remove = el("button", { type: "button", textContent: "Delete", class: "delete" });
     remove.addEventListener("click", () => deleteFile(f));
     actions.append(print, el("a", { href: `/api/files/${f.id}/download`, textContent: "Download", download: f.name }), remove);
@@ -375,16 +380,25 @@ $("#upload-form").addEventListener("submit", async (ev) => {
 
 let printing = null;
 
-function askPrint(f) {
-  printing = f;
+/** The print dialog for a library file, or (`url`, `chosen`) for what a job printed, again. */
+async function askPrint(f, url = `/api/files/${f.id}/print`, chosen = null) {
+  printing = { name: f.name, url };
   $("#print-name").textContent = f.name;
+  if (!printers.length) printers = await (await api("/api/printers")).json();
   const select = $("#print-form select[name=target]");
   const pools = [...new Set(printers.flatMap((p) => p.pools))].sort();
   select.replaceChildren(
     ...printers.map((p) => el("option", { value: `printer:${p.name}`, textContent: `${p.name} (${p.telemetry.state})` })),
     ...pools.map((p) => el("option", { value: `pool:${p}`, textContent: `any printer of pool ${p}` })),
   );
+  if (chosen) select.value = chosen;
   $("#print-dialog").showModal();
+}
+
+/** Print what job `j` printed again: by default where it went before. */
+function askAgain(j) {
+  const chosen = j.pool ? `pool:${j.pool}` : j.printer_name ? `printer:${j.printer_name}` : null;
+  return askPrint({ name: jobName(j) }, `/api/jobs/${j.id}/again`, chosen);
 }
 
 $("#print-cancel").addEventListener("click", () => $("#print-dialog").close());
@@ -403,7 +417,7 @@ $("#print-form").addEventListener("submit", async (ev) => {
   notice("");
   done("");
   try {
-    const r = await (await api(`/api/files/${printing.id}/print`, {
+    const r = await (await api(printing.url, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -411,7 +425,7 @@ $("#print-form").addEventListener("submit", async (ev) => {
     $("#print-dialog").close();
     done(`${printing.name}: queued ${r.jobs.map((j) => `job ${j.id}`).join(", ")} on ${rest.join(":")}.` +
       r.warnings.map((w) => ` Note: ${w}.`).join(""));
-    loadPrinters().catch(() => {});
+    refresh();
   } catch (e) {
     $("#print-dialog").close();
     notice(`Printing ${printing.name} failed: ${e.message}`);

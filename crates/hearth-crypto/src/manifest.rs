@@ -82,6 +82,39 @@ pub enum ManifestError {
         /// The `file_id` it was signed for.
         signed_for: String,
     },
+    /// A job manifest served for another job, or another payload, than the one it was signed for.
+    #[error("the job manifest is signed for job {signed_for} and its payload, not this one")]
+    OtherJob {
+        /// The job id it was signed for.
+        signed_for: String,
+    },
+}
+
+/// What every manifest a member reads back must satisfy: a suite this build implements, this
+/// organisation, a signer the verified chain knows (a current or a removed member device: what a
+/// device removed later signed stays readable), a valid signature, and an epoch of the chain.
+fn check_member_signed(
+    trusted: &TrustedState,
+    (suite, version): (&str, u32),
+    org_id: &str,
+    signer: &SigningPublic,
+    epoch: u64,
+    signature_valid: impl FnOnce() -> bool,
+) -> Result<(), ManifestError> {
+    Suite::parse(suite, version)?;
+    if org_id != trusted.org_id() {
+        return Err(ManifestError::WrongOrganisation);
+    }
+    if trusted.member(signer).is_none() && !trusted.is_removed(signer) {
+        return Err(ManifestError::UnknownSigner { signer: *signer });
+    }
+    if !signature_valid() {
+        return Err(ManifestError::BadSignature);
+    }
+    if trusted.epoch(epoch).is_none() {
+        return Err(ManifestError::UnknownEpoch(epoch));
+    }
+    Ok(())
 }
 
 /// Sealed private metadata: an age v1 file holding [`PrivateMetadata`] as JSON.
@@ -197,23 +230,17 @@ impl SignedFileManifest {
     /// uploads, and clients may flag files whose uploader `is_removed`.)
     pub fn verify<'a>(&'a self, trusted: &TrustedState) -> Result<&'a FileManifest, ManifestError> {
         let m = &self.manifest;
-        Suite::parse(&m.suite, m.version)?;
-        if m.org_id != trusted.org_id() {
-            return Err(ManifestError::WrongOrganisation);
-        }
-        let known = trusted.member(&m.uploader).is_some() || trusted.is_removed(&m.uploader);
-        if !known {
-            return Err(ManifestError::UnknownSigner { signer: m.uploader });
-        }
-        if !m
-            .uploader
-            .verify_strict(&signing_bytes(DOMAIN_FILE_MANIFEST, m), &self.signature)
-        {
-            return Err(ManifestError::BadSignature);
-        }
-        if trusted.epoch(m.epoch).is_none() {
-            return Err(ManifestError::UnknownEpoch(m.epoch));
-        }
+        check_member_signed(
+            trusted,
+            (&m.suite, m.version),
+            &m.org_id,
+            &m.uploader,
+            m.epoch,
+            || {
+                m.uploader
+                    .verify_strict(&signing_bytes(DOMAIN_FILE_MANIFEST, m), &self.signature)
+            },
+        )?;
         Ok(m)
     }
 
@@ -430,6 +457,34 @@ impl SignedJobManifest {
             &signing_bytes(DOMAIN_JOB_MANIFEST, &self.manifest),
             &self.signature,
         )
+    }
+
+    /// Checks a job as a member reads it back (to open its payload with the epoch key and print it
+    /// again): as [`SignedFileManifest::verify`] (suite, organisation, a current or removed member
+    /// device as signer, signature, epoch), and that it is job `job_id` over the sealed payload
+    /// `payload_sha256` the server serves with it. Agents use [`crate::JobVerifier`], which also
+    /// checks the target, the validity window and replays.
+    pub fn verify_for_member<'a>(
+        &'a self,
+        trusted: &TrustedState,
+        job_id: &str,
+        payload_sha256: &Sha256Digest,
+    ) -> Result<&'a JobManifest, ManifestError> {
+        let m = &self.manifest;
+        check_member_signed(
+            trusted,
+            (&m.suite, m.version),
+            &m.org_id,
+            &m.signer,
+            m.epoch,
+            || self.signature_valid(),
+        )?;
+        if m.job_id != job_id || m.blob_sha256 != *payload_sha256 {
+            return Err(ManifestError::OtherJob {
+                signed_for: m.job_id.clone(),
+            });
+        }
+        Ok(m)
     }
 
     /// Another copy of this job: the same sealed payload, target and validity under a new job id

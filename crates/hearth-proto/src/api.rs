@@ -485,6 +485,16 @@ pub struct SubmitJobRequest {
     pub label: Option<JobLabel>,
 }
 
+/// `GET /api/v1/orgs/{org}/jobs/{id}/manifest`: the job's signed manifest, as its submitter's
+/// device made it. Members check it against the organisation chain before opening the job's
+/// sealed payload (also sealed to the epoch key) to print it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SignedJob {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub manifest: serde_json::Value,
+}
+
 /// A job's sealed label: the sealed metadata object (uploaded beforehand like the payload) and
 /// the submitter's signed manifest that binds it to the job's id and payload. Members open it to
 /// see what a printer prints; the server stores both untouched and learns only their sizes.

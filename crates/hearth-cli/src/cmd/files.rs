@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use hearth_crypto::{
     DeviceKeys, EpochKey, FileManifest, PrivateMetadata, SealedMetadata, Sha256Digest,
-    SignedFileManifest, TrustedState, open_verified,
+    SignedFileManifest, SignedJobManifest, TrustedState, open_verified,
 };
-use hearth_proto::api::{FileEntry, Job};
+use hearth_proto::api::{FileEntry, Job, SignedJob};
 use hearth_proto::ids::{BlobHash, JobId};
 
 use crate::cmd::fleet::{Table, print_json};
@@ -95,6 +95,29 @@ impl<'a> Opener<'a> {
             .as_ref()
             .ok_or_else(|| anyhow!("file {} has no sealed metadata", e.id))?;
         self.open_meta(hash, m, &format!("file {}", e.id)).await
+    }
+
+    /// Opens the sealed file at `sealed` with the key of `epoch` into `out`, checking it is the
+    /// ciphertext `signed` names; nothing is left at `out` when that fails.
+    async fn open_into(
+        &mut self,
+        sealed: &Path,
+        epoch: u64,
+        signed: &Sha256Digest,
+        out: &Path,
+    ) -> anyhow::Result<()> {
+        let key = self.epoch(epoch).await?;
+        let mut w = BufWriter::new(
+            File::create(out).with_context(|| format!("cannot write {}", out.display()))?,
+        );
+        let opened = open_verified(&[key], signed, File::open(sealed)?, &mut w)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| Ok(w.flush()?));
+        if opened.is_err() {
+            drop(w);
+            let _ = std::fs::remove_file(out);
+        }
+        opened
     }
 
     /// The sealed metadata object `hash` (of `what`), fetched and opened after checking it is
@@ -386,34 +409,113 @@ pub async fn open_library_file(
     let (_, m) = o.manifest(e)?;
     let out = match out {
         Some(p) => p.to_owned(),
-        None => {
-            let meta = o.metadata(e, &m).await?;
-            // Only the last component: a name chosen by another member must not write elsewhere.
-            let name = meta
-                .name
-                .rsplit(['/', '\\'])
-                .next()
-                .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-                .unwrap_or("download")
-                .to_owned();
-            dir.join(name)
-        }
+        None => dir.join(safe_name(&o.metadata(e, &m).await?.name).unwrap_or("download")),
     };
     let sealed = tempfile::NamedTempFile::new()?;
     ctx.client
         .download_blob(org, &e.blob_sha256, sealed.path())
         .await
         .context("cannot download the sealed file")?;
-    let key = o.epoch(m.epoch).await?;
-    let mut w = BufWriter::new(
-        File::create(&out).with_context(|| format!("cannot write {}", out.display()))?,
-    );
-    let opened = open_verified(&[key], &m.blob_sha256, File::open(sealed.path())?, &mut w);
-    if let Err(err) = opened {
-        drop(w);
-        let _ = std::fs::remove_file(&out);
-        return Err(err).context("cannot open the sealed file");
-    }
-    w.flush()?;
+    o.open_into(sealed.path(), m.epoch, &m.blob_sha256, &out)
+        .await
+        .context("cannot open the sealed file")?;
     Ok(out)
+}
+
+/// A name another member chose, as a file name here: only its last component (it must not write
+/// elsewhere); `None` when nothing usable is left.
+fn safe_name(name: &str) -> Option<&str> {
+    name.rsplit(['/', '\\'])
+        .next()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+}
+
+/// What job `id` printed, opened into `dir` to be printed again: its signed manifest verified as
+/// a member's job over the sealed payload the server keeps
+/// ([`SignedJobManifest::verify_for_member`]), the payload (sealed to the epoch key as well as to
+/// the printer's agent) opened and checked against it, written under the name the job's label
+/// gives (else `job-ID` with its format's extension). `None` when the organisation has no such
+/// job.
+pub async fn open_job(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    id: &str,
+    dir: &Path,
+) -> anyhow::Result<Option<(PathBuf, Job)>> {
+    let Ok(job_id) = id.parse::<JobId>() else {
+        return Ok(None);
+    };
+    let org = ctx.org()?;
+    let job: Job = match ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job_id}"))
+        .await
+    {
+        Ok(j) => j,
+        Err(e) if e.status() == Some(404) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read job {job_id}")),
+    };
+    let signed: SignedJob = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job_id}/manifest"))
+        .await
+        .with_context(|| format!("cannot read the manifest of job {job_id}"))?;
+    let signed: SignedJobManifest = serde_json::from_value(signed.manifest)
+        .with_context(|| format!("job {job_id} has a malformed manifest"))?;
+    let payload: Sha256Digest = job
+        .blob_sha256
+        .as_str()
+        .parse()
+        .map_err(|_| anyhow!("job {job_id} names no valid payload"))?;
+    let m = signed
+        .verify_for_member(trusted, &job_id.to_string(), &payload)
+        .with_context(|| format!("the manifest of job {job_id} does not verify"))?
+        .clone();
+    let sealed = tempfile::NamedTempFile::new()?;
+    match ctx
+        .client
+        .download_blob(org, &job.blob_sha256, sealed.path())
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.status() == Some(404) => bail!(
+            "the sealed payload of job {job_id} is no longer kept (the server deletes it \
+             `job_payload_keep_days` after the job ended): print the file from the library or \
+             your disk instead"
+        ),
+        Err(e) => return Err(e).context("cannot download the job's sealed payload"),
+    }
+    let named = job_labels(
+        ctx,
+        trusted,
+        std::slice::from_ref(&job),
+        &mut Opened::default(),
+    )
+    .await?
+    .remove(&job_id)
+    .and_then(Result::ok)
+    .and_then(|l| safe_name(&l.name).map(str::to_owned));
+    let mut o = Opener::new(ctx, trusted)?;
+    let tmp = dir.join(format!("job-{job_id}.opening"));
+    o.open_into(sealed.path(), m.epoch, &m.blob_sha256, &tmp)
+        .await
+        .with_context(|| format!("cannot open the sealed payload of job {job_id}"))?;
+    let name = named.unwrap_or_else(|| format!("job-{job_id}.{}", format_ext(&tmp)));
+    let out = dir.join(name);
+    std::fs::rename(&tmp, &out)?;
+    Ok(Some((out, job)))
+}
+
+/// The extension of the print file at `path` by its first bytes: a 3MF project is a ZIP archive,
+/// a binary G-code starts with `GCDE`, anything else is taken for G-code.
+fn format_ext(path: &Path) -> &'static str {
+    let mut head = [0u8; 4];
+    let n = File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .unwrap_or(0);
+    match &head[..n] {
+        [b'P', b'K', 3, 4] => "3mf",
+        b"GCDE" => "bgcode",
+        _ => "gcode",
+    }
 }

@@ -33,12 +33,14 @@ use serde_json::json;
 use std::io::Write as _;
 use tokio::sync::Mutex;
 
-use crate::cmd::files::{Opened, job_labels, library_rows, list_thumbnail, open_library_id};
+use crate::cmd::files::{
+    Opened, job_labels, library_rows, list_thumbnail, open_job, open_library_id,
+};
 use crate::cmd::fleet::{find_printer, printers_of};
 use crate::cmd::local::{error, same_secret};
 use crate::cmd::timelapse::{Reel, printer_names};
 use crate::cmd::upload::{
-    MAX_COPIES, Queueing, Reveal, RevealArgs, Target, print_path, upload_path,
+    MAX_COPIES, Queueing, Reveal, RevealArgs, Target, again_target, print_path, upload_path,
 };
 use crate::ctx::Ctx;
 
@@ -160,6 +162,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/files/{id}/print", post(print))
         .route("/api/files/{id}/download", get(download))
         .route("/api/jobs", get(jobs))
+        .route("/api/jobs/{job}/again", post(again))
         .route("/api/jobs/{job}/{action}", post(control))
         .route("/api/timelapses", get(timelapses))
         .route("/api/timelapses/{job}", get(timelapse))
@@ -687,22 +690,8 @@ async fn print(
     Path(id): Path<String>,
     axum::Json(r): axum::Json<PrintRequest>,
 ) -> Answer {
-    let target = match (r.printer, r.pool) {
-        (Some(p), None) if !p.is_empty() => Target::Printer(p),
-        (None, Some(p)) if !p.is_empty() => Target::Pool(p),
-        _ => {
-            return Err(refused(
-                StatusCode::BAD_REQUEST,
-                "choose a printer or a pool",
-            ));
-        }
-    };
-    if !(1..=MAX_COPIES).contains(&r.copies) {
-        return Err(refused(
-            StatusCode::BAD_REQUEST,
-            format!("copies: 1 to {MAX_COPIES}"),
-        ));
-    }
+    let target = chosen_target(&r)?
+        .ok_or_else(|| refused(StatusCode::BAD_REQUEST, "choose a printer or a pool"))?;
     let (ctx, trusted) = ui.session().await?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let path = open_library_id(&ctx, &trusted, &id, dir.path())
@@ -713,11 +702,87 @@ async fn print(
                 format!("no file {id} in the library"),
             )
         })?;
-    let printed = print_path(
+    queue_print(
+        &ui,
         &ctx,
         &trusted,
         &path,
         &target,
+        &r,
+        &format!("file {id}"),
+    )
+    .await
+}
+
+/// `POST /api/jobs/{job}/again`: what the job printed (its sealed payload, while the server keeps
+/// it) opened here and sealed as a new signed job, as `hearth print JOB` does; by default where the
+/// job went before.
+async fn again(
+    State(ui): State<Arc<Ui>>,
+    Path(job): Path<String>,
+    axum::Json(r): axum::Json<PrintRequest>,
+) -> Answer {
+    let job = job_id(&job)?;
+    let chosen = chosen_target(&r)?;
+    let (ctx, trusted) = ui.session().await?;
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let (path, before) = open_job(&ctx, &trusted, &job.to_string(), dir.path())
+        .await
+        .map_err(|e| Failure(StatusCode::UNPROCESSABLE_ENTITY, e))?
+        .ok_or_else(|| refused(StatusCode::NOT_FOUND, format!("no job {job}")))?;
+    let target = match chosen {
+        Some(t) => t,
+        None => again_target(&ctx, &before)
+            .await
+            .map_err(|e| Failure(StatusCode::UNPROCESSABLE_ENTITY, e))?,
+    };
+    queue_print(
+        &ui,
+        &ctx,
+        &trusted,
+        &path,
+        &target,
+        &r,
+        &format!("job {job} again"),
+    )
+    .await
+}
+
+/// The printer or pool a print request names, if it names one.
+fn chosen_target(r: &PrintRequest) -> Result<Option<Target>, Failure> {
+    if !(1..=MAX_COPIES).contains(&r.copies) {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            format!("copies: 1 to {MAX_COPIES}"),
+        ));
+    }
+    match (&r.printer, &r.pool) {
+        (Some(p), None) if !p.is_empty() => Ok(Some(Target::Printer(p.clone()))),
+        (None, Some(p)) if !p.is_empty() => Ok(Some(Target::Pool(p.clone()))),
+        (None, None) => Ok(None),
+        _ => Err(refused(
+            StatusCode::BAD_REQUEST,
+            "choose a printer or a pool",
+        )),
+    }
+}
+
+/// The file at `path` (`what` it is, for the log) sealed as a signed job for `target` and queued
+/// as `r` asks, as `hearth print` does; the page is told the jobs and the CLI's warnings.
+async fn queue_print(
+    ui: &Ui,
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    path: &std::path::Path,
+    target: &Target,
+    r: &PrintRequest,
+    what: &str,
+) -> Answer {
+    let printed = print_path(
+        ctx,
+        trusted,
+        path,
+        target,
         r.valid_hours.saturating_mul(3600),
         ui.reveal,
         Queueing {
@@ -741,7 +806,7 @@ async fn print(
         )
     })?;
     eprintln!(
-        "queued {} for file {id}",
+        "queued {} for {what}",
         printed
             .jobs
             .iter()

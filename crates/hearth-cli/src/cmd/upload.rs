@@ -148,10 +148,12 @@ pub struct UploadArgs {
 #[derive(Debug, clap::Args)]
 pub struct PrintArgs {
     /// G-code (.gcode), binary G-code (.bgcode) or 3MF project; or the id of a file in the
-    /// organisation's library (`hearth files`), which is opened here and sealed for the printer.
+    /// organisation's library (`hearth files`), which is opened here and sealed for the printer;
+    /// or the id of a job (`hearth jobs --all`), to print what it printed again (while the server
+    /// keeps its sealed payload), by default where it went before.
     pub file: PathBuf,
-    /// The printer, by name (or id).
-    #[arg(long, conflicts_with = "pool", required_unless_present = "pool")]
+    /// The printer, by name (or id). One of --printer and --pool, except to print a job again.
+    #[arg(long, conflicts_with = "pool")]
     pub printer: Option<String>,
     /// Any printer of this pool.
     #[arg(long)]
@@ -733,26 +735,59 @@ pub async fn print_path(
     Ok(Printed { jobs, warnings })
 }
 
+/// Where a job printed again goes unless told: the printer it was sent to (by name), or its pool.
+pub async fn again_target(ctx: &Ctx, job: &Job) -> anyhow::Result<Target> {
+    match (&job.printer, &job.pool) {
+        (_, Some(pool)) => Ok(Target::Pool(pool.clone())),
+        (Some(id), None) => {
+            let printers = printers_of(ctx).await?;
+            let p = printers.iter().find(|p| p.id == *id).ok_or_else(|| {
+                anyhow!(
+                    "job {} went to a printer the organisation no longer has: give --printer or --pool",
+                    job.id
+                )
+            })?;
+            Ok(Target::Printer(p.name.clone()))
+        }
+        (None, None) => bail!("job {} names no printer or pool: give one", job.id),
+    }
+}
+
 pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
     let mut ctx = Ctx::load()?;
     let (_, trusted) = ctx.trusted().await?;
-    let target = match (&args.printer, &args.pool) {
-        (Some(p), None) => Target::Printer(p.clone()),
-        (None, Some(p)) => Target::Pool(p.clone()),
-        _ => bail!("give exactly one of --printer and --pool"),
-    };
-    // A library file is opened here (the printer's agent cannot hold the epoch key) and sealed
-    // for the job like a local one; it keeps its own name, which stays sealed.
-    let from_library: tempfile::TempDir;
+    // A library file, or what a job printed, is opened here (the printer's agent cannot hold the
+    // epoch key) and sealed for the job like a local one; it keeps its own name, which stays
+    // sealed.
+    let opened_here: tempfile::TempDir;
     let mut path = args.file.clone();
+    let mut again = None;
     if !path.exists()
         && let Some(id) = path.to_str()
     {
-        from_library = tempfile::tempdir()?;
-        path = crate::cmd::files::open_library_id(&ctx, &trusted, id, from_library.path())
-            .await?
-            .ok_or_else(|| anyhow!("no file {id} here, and no file with that id in the library"))?;
+        opened_here = tempfile::tempdir()?;
+        let dir = opened_here.path();
+        path = match crate::cmd::files::open_library_id(&ctx, &trusted, id, dir).await? {
+            Some(p) => p,
+            None => {
+                let (p, job) = crate::cmd::files::open_job(&ctx, &trusted, id, dir)
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "no file {id} here, and no file or job with that id in the organisation"
+                        )
+                    })?;
+                again = Some(job);
+                p
+            }
+        };
     }
+    let target = match (&args.printer, &args.pool, &again) {
+        (Some(p), None, _) => Target::Printer(p.clone()),
+        (None, Some(p), _) => Target::Pool(p.clone()),
+        (None, None, Some(job)) => again_target(&ctx, job).await?,
+        _ => bail!("give exactly one of --printer and --pool"),
+    };
     let Printed { jobs, warnings } = print_path(
         &ctx,
         &trusted,

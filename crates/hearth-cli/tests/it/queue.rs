@@ -185,6 +185,101 @@ async fn copies_of_a_file_are_one_upload_and_as_many_jobs() {
     agent.shutdown().await;
 }
 
+/// `hearth print JOB`: what a job printed, opened from its sealed payload on the member's device
+/// and sealed again as a new signed job, by default for the printer it went to; named as before.
+/// Once the server no longer keeps the payload, the member is told where to print it from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_printed_again_from_its_sealed_payload() {
+    let OnePrinter {
+        server: _server,
+        ada,
+        agent,
+        client,
+        org,
+    } = one_printer(50.0).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = gcode(work.path(), "bracket.gcode", "again");
+    let first: JobId = ada
+        .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    let done = |id: JobId| {
+        let client = client.clone();
+        async move {
+            eventually("the job completed", || async {
+                let j = &jobs_by_id(&client, org, &[id]).await[0];
+                assert!(
+                    !matches!(j.state, JobState::Failed | JobState::Refused),
+                    "{j:?}"
+                );
+                (j.state == JobState::Completed).then_some(j.clone())
+            })
+            .await
+        }
+    };
+    let before = done(first).await;
+    // The file is gone from this machine: the job's own payload is what prints again.
+    std::fs::remove_file(&file).unwrap();
+    let again: JobId = ada
+        .run(&["print", &first.to_string()])
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(again, first);
+    let after = done(again).await;
+    assert_eq!(after.printer, before.printer, "where it went before");
+    assert_ne!(after.blob_sha256, before.blob_sha256, "sealed anew");
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&ada.run(&["jobs", "--json", "--all"]).await).unwrap();
+    for id in [first, again] {
+        let j = listed.iter().find(|j| j["id"] == id.to_string()).unwrap();
+        assert_eq!(j["name"], "bracket.gcode", "{j}");
+    }
+    // With what `hearth print` takes besides: here a batch, for the printer named.
+    let batch = ada
+        .run(&[
+            "print",
+            &again.to_string(),
+            "--printer",
+            "mk4",
+            "--copies",
+            "2",
+            "--json",
+        ])
+        .await;
+    let batch: Vec<Job> = serde_json::from_str(&batch).unwrap();
+    assert_eq!(batch.len(), 2);
+    for j in &batch {
+        done(j.id).await;
+    }
+
+    // Its payload deleted (as `job_payload_keep_days` after the job ended): said, not guessed.
+    client.delete_blob(org, &before.blob_sha256).await.unwrap();
+    let out = ada.try_run(&["print", &first.to_string()]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the sealed payload of job {first} is no longer kept"
+        )),
+        "{err}"
+    );
+    // Neither a file, a library file nor a job.
+    let out = ada
+        .try_run(&["print", "0190b8a2-0000-7000-8000-000000000000"])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no file or job with that id"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent.shutdown().await;
+}
+
 async fn jobs_by_id(
     client: &hearth_client::Client,
     org: hearth_proto::ids::OrgId,

@@ -321,6 +321,30 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .await
         .unwrap();
     assert!(held["label"].is_object() && !held.to_string().contains("wavy"));
+    // A finished job printed again: its payload opened here, sealed anew, where it went before.
+    let again = ui
+        .api(Method::POST, &format!("/api/jobs/{lapsed}/again"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201, "{}", again.text().await.unwrap());
+    let again: serde_json::Value = again.json().await.unwrap();
+    let again: Vec<Job> = serde_json::from_value(again["jobs"].clone()).unwrap();
+    assert_eq!(again[0].printer, Some(printer.id));
+    let all: Vec<serde_json::Value> = ui.json("/api/jobs").await;
+    let row = all
+        .iter()
+        .find(|j| j["id"] == again[0].id.to_string())
+        .unwrap();
+    assert_eq!(row["name"], "part.gcode", "{row}");
+    let _: Job = client
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs/{}/cancel", again[0].id),
+            &serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
     // The labels are opened once: listing the jobs again fetches no sealed object.
     let before = downloads().await;
     let again: Vec<serde_json::Value> = ui.json("/api/jobs").await;

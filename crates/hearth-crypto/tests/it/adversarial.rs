@@ -716,3 +716,46 @@ fn a_job_label_is_bound_to_its_job_and_its_payload() {
         Err(UploadError::NotAMember(_))
     ));
 }
+
+#[test]
+fn a_member_reads_a_job_back_only_as_it_was_signed() {
+    use hearth_crypto::{Sha256Digest, open_verified};
+    let org = Org::new();
+    let trusted = org.trusted();
+    let (job, payload) = LyingServer::make_job(&org, &org.bob, "job-1", NOW, NOW + 600);
+    let hash = Sha256Digest::of(&payload);
+    // Verified as bob's job over these bytes, it opens with the epoch key to the very file.
+    let m = job.verify_for_member(&trusted, "job-1", &hash).unwrap();
+    let mut plain = Vec::new();
+    open_verified(
+        &[&org.epoch],
+        &m.blob_sha256,
+        Cursor::new(&payload),
+        &mut plain,
+    )
+    .unwrap();
+    assert_eq!(plain, GCODE);
+    // Served for another job, or with another payload: caught.
+    assert!(matches!(
+        job.verify_for_member(&trusted, "job-2", &hash),
+        Err(ManifestError::OtherJob { .. })
+    ));
+    assert!(matches!(
+        job.verify_for_member(&trusted, "job-1", &Sha256Digest::of(b"other bytes")),
+        Err(ManifestError::OtherJob { .. })
+    ));
+    // Altered (here its validity stretched): the signature no longer holds.
+    let mut altered = job.clone();
+    altered.manifest.not_after += 3600;
+    assert!(matches!(
+        altered.verify_for_member(&trusted, "job-1", &hash),
+        Err(ManifestError::BadSignature)
+    ));
+    // Signed by a key that is no member device (the server forging a job): refused.
+    let mut forged = job.clone();
+    forged.manifest.signer = DeviceKeys::generate().public().signing;
+    assert!(matches!(
+        forged.verify_for_member(&trusted, "job-1", &hash),
+        Err(ManifestError::UnknownSigner { .. })
+    ));
+}

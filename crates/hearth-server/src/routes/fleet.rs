@@ -651,6 +651,20 @@ pub async fn get_job(
     Ok(Json(job_view(&job_in(&state, access.org.id, id).await?)))
 }
 
+/// A job's signed manifest, untouched (members verify it before opening the job's payload).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/jobs/{id}/manifest", tag = "jobs", params(("org" = OrgId, Path), ("id" = JobId, Path)),
+    responses((status = 200, body = SignedJob), (status = 404, body = ErrorBody)))]
+pub async fn get_job_manifest(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, id)): Path<(OrgId, JobId)>,
+) -> ApiResult<Json<SignedJob>> {
+    let job = job_in(&state, access.org.id, id).await?;
+    Ok(Json(SignedJob {
+        manifest: job.manifest,
+    }))
+}
+
 /// Moves a queued job in the fleet queue: a new priority (higher goes first, then older), or
 /// `top`, one above the highest queued. A job already sent to a printer keeps its place (409).
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/jobs/{id}/priority", tag = "jobs",
