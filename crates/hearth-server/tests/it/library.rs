@@ -102,16 +102,42 @@ async fn a_deleted_file_takes_its_sealed_bytes_unless_another_file_uses_them() {
     );
 }
 
-#[tokio::test]
-async fn a_jobs_sealed_payload_goes_days_after_the_last_job_printing_it_ended() {
+/// A server keeping ended jobs' payloads 7 days, and printer mk4 of pool `farm`, held: jobs for it
+/// wait in the queue.
+struct HeldPrinter {
+    server: TestServer,
+    owner: hearth_client::Client,
+    org: OrgId,
+    agent: FakeAgent,
+    _ws: Ws,
+}
+
+async fn held_printer() -> HeldPrinter {
     let server = TestServer::start_with(|s| s.limits.job_payload_keep_days = 7).await;
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
     let (agent, _ws) =
         approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
     let mk4 = printers_until(&owner, org, "mk4", |p| p.len() == 1).await[0].id;
-    // Held: jobs wait in the queue.
     owner.hold_printer(org, mk4, true).await.unwrap();
+    HeldPrinter {
+        server,
+        owner,
+        org,
+        agent,
+        _ws,
+    }
+}
+
+#[tokio::test]
+async fn a_jobs_sealed_payload_goes_days_after_the_last_job_printing_it_ended() {
+    let HeldPrinter {
+        server,
+        owner,
+        org,
+        agent,
+        _ws,
+    } = held_printer().await;
     let dir = tempfile::tempdir().unwrap();
     let once = owner
         .upload_file(org, &make_file(dir.path(), "once.age", 4000))
@@ -178,13 +204,13 @@ async fn a_jobs_sealed_payload_goes_days_after_the_last_job_printing_it_ended() 
 
 #[tokio::test]
 async fn a_jobs_sealed_label_is_kept_beside_it_while_needed_and_goes_with_its_payload() {
-    let server = TestServer::start_with(|s| s.limits.job_payload_keep_days = 7).await;
-    let (owner, org) = server.bootstrap().await;
-    genesis(&owner, org).await;
-    let (agent, _ws) =
-        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
-    let mk4 = printers_until(&owner, org, "mk4", |p| p.len() == 1).await[0].id;
-    owner.hold_printer(org, mk4, true).await.unwrap();
+    let HeldPrinter {
+        server,
+        owner,
+        org,
+        agent,
+        _ws,
+    } = held_printer().await;
     let dir = tempfile::tempdir().unwrap();
     let payload = owner
         .upload_file(org, &make_file(dir.path(), "job.age", 4000))

@@ -399,6 +399,17 @@ async fn eventually_deliveries(
     }
 }
 
+/// What an agent says of `printer` when it reports an error.
+fn in_error(printer: &str, message: &str) -> AgentMsg {
+    let mut t = idle();
+    t.state = PrinterState::Error;
+    t.error = Some(message.into());
+    AgentMsg::Telemetry {
+        printer: printer.into(),
+        status: t,
+    }
+}
+
 #[tokio::test]
 async fn printer_errors_and_absences_are_published_to_ntfy_once_each() {
     let Farm {
@@ -422,15 +433,7 @@ async fn printer_errors_and_absences_are_published_to_ntfy_once_each() {
         Some("tk_farmtoken"),
     )
     .await;
-    let error = |message: &str| {
-        let mut t = idle();
-        t.state = PrinterState::Error;
-        t.error = Some(message.into());
-        AgentMsg::Telemetry {
-            printer: "mk4-right".into(),
-            status: t,
-        }
-    };
+    let error = |message: &str| in_error("mk4-right", message);
     // Reported once while it stays in error, again after it recovered and failed anew.
     send(&mut ws, &error("heater fault: bed")).await;
     send(&mut ws, &error("heater fault: bed")).await;
@@ -914,15 +917,7 @@ async fn an_error_reported_before_a_restart_is_not_reported_again_after_it() {
     .await
     .channel
     .id;
-    let error = |message: &str| {
-        let mut t = idle();
-        t.state = PrinterState::Error;
-        t.error = Some(message.into());
-        AgentMsg::Telemetry {
-            printer: "mk4-right".into(),
-            status: t,
-        }
-    };
+    let error = |message: &str| in_error("mk4-right", message);
     send(&mut ws, &error("heater fault: bed")).await;
     let first = ntfy.next("printer.error").await.json();
     assert!(
