@@ -6,7 +6,8 @@
 # (crates/hearth-drivers/tests/it/bambu_printer_sim.py, which runs the system's Mosquitto as the
 # printer's broker); and PrusaLink 0.8.1 (the Raspberry Pi build; only its HTTP API is used, run by
 # crates/hearth-drivers/tests/it/prusalink_peer.py), which needs the Debian packages libcap-dev (to
-# build python-prctl), libturbojpeg0 and libmagic1: they are apt-get installed when missing and we
+# build python-prctl), libturbojpeg0 and libmagic1; and oath-toolkit's `oathtool`, which makes the
+# TOTP codes of the second-factor tests: the Debian packages are apt-get installed when missing and we
 # are root, otherwise the script says so and goes on; each in its own venv under
 # ${HEARTH_PEERS_DIR:-$HOME/.cache/hearth-peers}/{octoprint,moonraker,standardwebhooks,aiosmtpd,bambusim,prusalink},
 # plus the `octotest` system user that OctoPrint needs because it refuses to run as root.
@@ -68,6 +69,8 @@ install_peer aiosmtpd "$AIOSMTPD_SPEC" \
     'import importlib.metadata as m, sys; sys.exit(0 if m.version("aiosmtpd") == "1.4.6" else 1)'
 install_peer bambusim "$BAMBUSIM_SPEC" \
     'import paho.mqtt.client, importlib.metadata as m, sys; sys.exit(0 if m.version("paho-mqtt") == "2.1.0" else 1)'
+# oath-toolkit's oathtool: the reference TOTP generator the second-factor tests take codes from.
+ensure_apt oathtool
 # shellcheck disable=SC2086 # a list of package names
 ensure_apt $PRUSALINK_APT
 install_peer prusalink "$PRUSALINK_SPEC" \

@@ -197,13 +197,22 @@ async function onLogin(ev) {
   try {
     const secret = await loginSecret(form.passphrase.value, server, login);
     status.textContent = "Logging in…";
-    const out = await call("POST", "/auth/login", { login, secret });
+    const code = form.code.value.trim();
+    const out = await call("POST", "/auth/login", code ? { login, secret, code } : { login, secret });
     sessionStorage.setItem("hearth.csrf", out.csrf_token);
     form.passphrase.value = "";
+    form.code.value = "";
+    $("code-field").hidden = true;
     status.textContent = "";
     await start();
   } catch (e) {
     status.textContent = "";
+    if (e.code === "mfa_required" || e.code === "mfa_invalid") {
+      // The passphrase was right: the account asks for its second factor too.
+      $("code-field").hidden = false;
+      form.code.value = "";
+      form.code.focus();
+    }
     notice(loginProblem(e, server));
   } finally {
     button.disabled = false;
@@ -214,6 +223,14 @@ function loginProblem(e, server) {
   if (e.status === 429) {
     const wait = e.retryAfter ? ` Try again in ${duration(Number(e.retryAfter))}.` : "";
     return `Too many failed logins for now.${wait}`;
+  }
+  if (e.code === "mfa_required") {
+    return "This account asks for a second factor: enter the code your authenticator app shows " +
+      "(or one of your recovery codes), then log in.";
+  }
+  if (e.code === "mfa_invalid") {
+    return "That code was not accepted: it is wrong, or was used already (each code logs in once). " +
+      "Wait for the app's next code, or use a recovery code.";
   }
   if (e.status === 401) {
     const pub = state.info && state.info.public_url ? normalizeServer(state.info.public_url) : null;

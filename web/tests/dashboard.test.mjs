@@ -4,6 +4,7 @@
 //   HEARTH_URL=http://127.0.0.1:PORT HEARTH_LOGIN=admin HEARTH_PASSPHRASE=... node dashboard.test.mjs
 // Exits non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import { chromium } from "playwright-core";
@@ -426,6 +427,47 @@ try {
   assert.equal(await page.locator("article.printer").count(), 0);
   const status = await page.evaluate(async () => (await fetch("/api/v1/me")).status);
   assert.equal(status, 401);
+
+  step("an account with a second factor: the login asks for the app's code, then logs in");
+  const logIn = async () => {
+    await page.fill("input[name=login]", login);
+    await page.fill("input[name=passphrase]", passphrase);
+    await page.click("button[type=submit]");
+  };
+  await logIn();
+  await page.locator("#printers-view").waitFor();
+  // Set up in this session through the API, with codes made by the reference oathtool.
+  const api = (method, path, body) => page.evaluate(async ([m, p, b]) => {
+    const r = await fetch(`/api/v1${p}`, {
+      method: m,
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": sessionStorage.getItem("hearth.csrf") },
+      body: b === undefined ? undefined : JSON.stringify(b),
+    });
+    return { status: r.status, body: r.status === 204 ? null : await r.json() };
+  }, [method, path, body]);
+  const setup = (await api("POST", "/me/mfa")).body;
+  const totp = (steps) => execFileSync("oathtool", [
+    "--totp", "-b", `--now=@${Math.floor(Date.now() / 1000) + steps * 30}`, setup.secret,
+  ]).toString().trim();
+  const confirmed = await api("POST", "/me/mfa/confirm", { code: totp(0) });
+  assert.equal(confirmed.status, 200);
+  assert.equal(confirmed.body.recovery_codes.length, 10);
+  await page.click("#logout");
+  await page.locator("#login-form").waitFor();
+  await logIn();
+  await page.locator("#notice", { hasText: "asks for a second factor" }).waitFor();
+  assert.ok(await page.locator("#code-field").isVisible());
+  await page.fill("input[name=code]", "000000");
+  await page.click("button[type=submit]");
+  await page.locator("#notice", { hasText: "That code was not accepted" }).waitFor();
+  await page.fill("input[name=passphrase]", passphrase);
+  await page.fill("input[name=code]", totp(1));
+  await page.click("button[type=submit]");
+  await page.locator("#printers-view").waitFor();
+  assert.equal(await page.textContent("#who"), login);
+  assert.ok(await page.locator("#code-field").isHidden());
+  // Off again, from this fresh session (its login passed the second factor).
+  assert.equal((await api("DELETE", "/me/mfa")).status, 204);
 
   assert.deepEqual(problems, []);
   console.log("dashboard: all steps passed");

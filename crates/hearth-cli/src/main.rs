@@ -25,6 +25,11 @@ enum Command {
     Login(cmd::login::LoginArgs),
     /// Change your passphrase (re-wraps your device keys).
     Passwd(cmd::login::PasswdArgs),
+    /// A second factor for your logins: an authenticator app's codes and recovery codes.
+    Mfa {
+        #[command(subcommand)]
+        cmd: Option<cmd::mfa::MfaCmd>,
+    },
     /// The organisation's key chain.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -163,6 +168,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Setup(args) => cmd::login::setup(&args).await,
         Command::Login(args) => cmd::login::login(&args).await,
         Command::Passwd(args) => cmd::login::passwd(&args).await,
+        Command::Mfa { cmd } => cmd::mfa::run(cmd.as_ref()).await,
         Command::Org(OrgCmd::Init) => cmd::login::init_org(&mut ctx::Ctx::load()?).await,
         Command::Org(OrgCmd::Show { json }) => {
             cmd::login::show_org(&mut ctx::Ctx::load()?, json).await

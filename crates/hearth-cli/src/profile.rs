@@ -178,7 +178,7 @@ pub fn passphrase(
 }
 
 /// Reads a line from the terminal with echo off (`stty -echo`, so no unsafe terminal code here).
-fn prompt_tty(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+pub(crate) fn prompt_tty(prompt: &str) -> anyhow::Result<Zeroizing<String>> {
     let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -494,9 +494,21 @@ impl Client {
 
     /// Log in; later requests use the session (cookie + CSRF token).
     pub async fn login(&mut self, login: &str, secret: &str) -> Result<LoginResponse> {
+        self.login_with_code(login, secret, None).await
+    }
+
+    /// Log in with a second factor (`code`) for an account that has one: without it such an
+    /// account is refused with the code `mfa_required`.
+    pub async fn login_with_code(
+        &mut self,
+        login: &str,
+        secret: &str,
+        code: Option<&str>,
+    ) -> Result<LoginResponse> {
         let body = LoginRequest {
             login: login.into(),
             secret: secret.into(),
+            code: code.map(str::to_owned),
         };
         let resp = Self::check(
             self.http
@@ -525,6 +537,36 @@ impl Client {
             csrf: out.csrf_token.clone(),
         };
         Ok(out)
+    }
+
+    /// Starts setting up an authenticator app as this account's second factor (a session only).
+    pub async fn begin_mfa(&self) -> Result<MfaSetup> {
+        self.send(Method::POST, "/api/v1/me/mfa", &serde_json::Value::Null)
+            .await
+    }
+
+    /// Confirms it with its current code; answers the recovery codes (shown once).
+    pub async fn confirm_mfa(&self, code: &str) -> Result<RecoveryCodes> {
+        let body = MfaCode { code: code.into() };
+        self.send(Method::POST, "/api/v1/me/mfa/confirm", &body)
+            .await
+    }
+
+    /// Turns this account's second factor off: in a session opened in the last five minutes, or
+    /// with one of its codes.
+    pub async fn remove_mfa(&self, code: Option<&str>) -> Result<()> {
+        let rb = self.req(Method::DELETE, "/api/v1/me/mfa");
+        let rb = match code {
+            Some(c) => rb.json(&MfaCode { code: c.into() }),
+            None => rb,
+        };
+        self.no_content(rb).await
+    }
+
+    /// Removes a user's second factor (instance admins).
+    pub async fn reset_mfa(&self, user: UserId) -> Result<()> {
+        self.no_content(self.req(Method::DELETE, &format!("/api/v1/users/{user}/mfa")))
+            .await
     }
 
     pub async fn logout(&mut self) -> Result<()> {

@@ -85,6 +85,37 @@ pub struct SetupResponse {
 pub struct LoginRequest {
     pub login: String,
     pub secret: String,
+    /// The second factor, for an account that has one (`mfa_required` says so): the current code
+    /// of its authenticator app, or one of its recovery codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// `POST /api/v1/me/mfa`: an authenticator being set up. Add it to the app (the `otpauth://` URI,
+/// often as a QR code, or the secret typed in), then confirm with its first code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MfaSetup {
+    /// The shared secret, base32 (RFC 4648), as authenticator apps take it.
+    pub secret: String,
+    /// `otpauth://totp/...`: the same, with the account and issuer, for a QR code.
+    pub uri: String,
+}
+
+/// A code of the authenticator app, or a recovery code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MfaCode {
+    pub code: String,
+}
+
+/// `POST /api/v1/me/mfa/confirm`: the second factor is on. The recovery codes are shown this once
+/// (the server keeps only their hashes); each logs in once in place of a code.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
 }
 
 /// A browser session was opened; the session itself travels in an HttpOnly cookie.
@@ -113,6 +144,9 @@ pub struct Me {
     pub memberships: Vec<Membership>,
     /// Set when the request was authenticated by an API token.
     pub token: Option<ApiTokenInfo>,
+    /// Whether logins of this account ask for a second factor.
+    #[serde(default)]
+    pub mfa: bool,
 }
 
 /// `POST /api/v1/users` (instance admins): create an account.

@@ -205,8 +205,9 @@ pub fn source_addr(parts: &Parts) -> Option<String> {
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
 pub enum Via {
-    /// Browser session; `token_hash` identifies it for logout.
-    Session { token_hash: String },
+    /// Browser session; `token_hash` identifies it for logout; `opened_at` is when its login
+    /// happened (Unix ms), for what only a fresh login may do.
+    Session { token_hash: String, opened_at: i64 },
     /// API token, with its scope.
     Token(TokenRow),
 }
@@ -336,7 +337,10 @@ impl FromRequestParts<AppState> for Caller {
             let user = state.store.user_by_id(row.user_id).await?;
             Caller {
                 user,
-                via: Via::Session { token_hash: hash },
+                via: Via::Session {
+                    token_hash: hash,
+                    opened_at: row.created_at,
+                },
                 source,
             }
         } else {

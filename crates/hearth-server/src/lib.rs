@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod mfa;
 pub mod notify;
 pub mod routes;
 pub mod state;

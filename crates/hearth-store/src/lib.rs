@@ -16,6 +16,7 @@ pub mod blobdir;
 pub mod fleet;
 pub mod inventory;
 pub mod maintenance;
+pub mod mfa;
 mod migrate;
 pub mod models;
 pub mod notify;

@@ -92,6 +92,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "error_notice",
         include_str!("../migrations/0018_error_notice.sql"),
     ),
+    (19, "mfa", include_str!("../migrations/0019_mfa.sql")),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

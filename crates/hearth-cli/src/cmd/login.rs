@@ -73,7 +73,7 @@ pub struct PasswdArgs {
     pub revoke_tokens: bool,
 }
 
-fn login_secret(
+pub(crate) fn login_secret(
     pass: &str,
     server: &str,
     login: &str,
@@ -165,6 +165,34 @@ pub async fn login(args: &LoginArgs) -> anyhow::Result<()> {
     .map(drop)
 }
 
+/// Opens a session with the login secret; for an account with a second factor, asks for its code
+/// (`HEARTH_MFA_CODE`, else a prompt on the terminal) and logs in with it.
+pub async fn open_session(session: &mut Client, login: &str, secret: &str) -> anyhow::Result<()> {
+    match session.login(login, secret).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("mfa_required") => {
+            let code = match std::env::var("HEARTH_MFA_CODE") {
+                Ok(c) => zeroize::Zeroizing::new(c),
+                Err(_) => profile::prompt_tty(
+                    "Code of your authenticator app (or a recovery code): ",
+                )
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "this account asks for a second factor: run this in a terminal, or set \
+                         HEARTH_MFA_CODE to the code of its authenticator app (or a recovery code)"
+                    )
+                })?,
+            };
+            session
+                .login_with_code(login, secret, Some(&code))
+                .await
+                .map(drop)
+                .map_err(anyhow::Error::new)
+        }
+        Err(e) => Err(anyhow::Error::new(e)),
+    }
+}
+
 /// Logs in, unwraps (or creates and wraps) the device keys, creates an API token for this CLI,
 /// selects the organisation and pins its genesis when there is one.
 async fn do_login(
@@ -177,12 +205,15 @@ async fn do_login(
 ) -> anyhow::Result<Ctx> {
     let secret = login_secret(pass, server, login, kdf)?;
     let mut session = Client::new(server)?;
-    if let Err(e) = session.login(login, &secret).await {
-        if e.status() == Some(401) {
+    if let Err(e) = open_session(&mut session, login, &secret).await {
+        let wrong_secret = e
+            .downcast_ref::<hearth_client::ClientError>()
+            .is_some_and(|c| c.status() == Some(401) && c.code() == Some("unauthenticated"));
+        if wrong_secret {
             let hint = address_hint(&session, server).await;
-            return Err(anyhow::Error::new(e).context(format!("login failed. {hint}")));
+            return Err(e.context(format!("login failed. {hint}")));
         }
-        return Err(anyhow::Error::new(e).context("login failed"));
+        return Err(e.context("login failed"));
     }
     let keys = match session.raw_get::<KeyBundle>("/api/v1/me/key-bundle").await {
         Ok(b) => {
@@ -446,8 +477,7 @@ pub async fn passwd(args: &PasswdArgs) -> anyhow::Result<()> {
     let old_secret = login_secret(&old, &p.server, &p.login, &kdf)?;
     let new_secret = login_secret(&new, &p.server, &p.login, &kdf)?;
     let mut session = Client::new(&p.server)?;
-    session
-        .login(&p.login, &old_secret)
+    open_session(&mut session, &p.login, &old_secret)
         .await
         .context("login with the current passphrase failed")?;
     let b: KeyBundle = session

@@ -13,6 +13,7 @@ pub mod local;
 pub mod login;
 pub mod maintenance;
 pub mod members;
+pub mod mfa;
 pub mod notify;
 pub mod stats;
 pub mod timelapse;

@@ -675,8 +675,9 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
         .await;
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("no file no-such-part.gcode here, and no file with that id in the library"),
+        String::from_utf8_lossy(&out.stderr).contains(
+            "no file no-such-part.gcode here, and no file or job with that id in the organisation"
+        ),
         "{out:?}"
     );
 

@@ -12,7 +12,10 @@ mod browser;
 mod camera;
 mod canary;
 mod e2e;
+mod mfa;
 mod notify;
+#[path = "../../../hearth-server/tests/it/oathtool.rs"]
+mod oathtool;
 mod printer_chain;
 mod queue;
 // The drivers' real-peer harness (OctoPrint with its virtual printer), shared rather than copied.

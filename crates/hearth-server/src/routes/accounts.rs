@@ -166,26 +166,39 @@ pub async fn login(
         .await;
     let now = now_ms();
     let Some(user) = user.filter(|_| ok) else {
-        state.limiter.record_failure(&req.login, source.as_deref());
-        if let Some(c) = state.hub.cluster() {
-            c.login_failed(&req.login, source.as_deref());
-        }
-        state.metrics.logins_failed.fetch_add(1, Relaxed);
-        let mut tx = state.store.begin().await?;
-        tx.append_audit(NewAuditEntry {
-            scope: SYSTEM_SCOPE.into(),
-            ts_ms: now,
-            actor: "anonymous".into(),
-            action: "auth.login_failed".into(),
-            target: None,
-            source,
-            details: json!({ "login": req.login.chars().take(MAX_LOGIN_LEN).collect::<String>() }),
-        })
-        .await?;
-        tx.commit().await?;
-        state.metrics.audit_entries.fetch_add(1, Relaxed);
+        login_failed(&state, &req.login, source, now, None).await?;
         return Err(ApiError::unauthenticated("wrong login or secret"));
     };
+    // The second factor, for an account that has one: asked for once the secret is right, and a
+    // wrong one counts as a failed login (the same throttling).
+    let mut second = None;
+    if let Some(mfa) = state
+        .store
+        .mfa(user.id)
+        .await?
+        .filter(|m| m.enabled_at.is_some())
+    {
+        let Some(code) = req.code.as_deref().filter(|c| !c.trim().is_empty()) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "this account asks for a second factor: the code of its authenticator app, or one \
+                 of its recovery codes",
+            ));
+        };
+        let secs = u64::try_from(now / 1000).unwrap_or_default();
+        match crate::mfa::take(&state.store, user.id, &mfa, code, secs).await? {
+            Some(used) => second = Some((used, mfa.recovery.len())),
+            None => {
+                login_failed(&state, &req.login, source, now, Some("second factor")).await?;
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "mfa_invalid",
+                    "wrong code, or a code already used (each code logs in once)",
+                ));
+            }
+        }
+    }
     state.limiter.record_success(&user.login);
     if let Some(c) = state.hub.cluster() {
         c.login_succeeded(&user.login);
@@ -208,7 +221,13 @@ pub async fn login(
         action: "auth.login".into(),
         target: None,
         source,
-        details: json!({}),
+        details: match second {
+            None => json!({}),
+            Some((crate::mfa::Used::Totp, _)) => json!({ "mfa": "totp" }),
+            Some((crate::mfa::Used::Recovery, before)) => {
+                json!({ "mfa": "recovery_code", "recovery_codes_left": before.saturating_sub(1) })
+            }
+        },
     })
     .await?;
     let _ = tx.delete_expired_sessions(now).await?;
@@ -237,13 +256,47 @@ pub async fn login(
     Ok(resp)
 }
 
+/// A login that failed (wrong login or secret, or `reason`): counted by the throttle here and
+/// across the cluster, and audited.
+async fn login_failed(
+    state: &AppState,
+    login: &str,
+    source: Option<String>,
+    now: i64,
+    reason: Option<&str>,
+) -> ApiResult<()> {
+    state.limiter.record_failure(login, source.as_deref());
+    if let Some(c) = state.hub.cluster() {
+        c.login_failed(login, source.as_deref());
+    }
+    state.metrics.logins_failed.fetch_add(1, Relaxed);
+    let mut details = json!({ "login": login.chars().take(MAX_LOGIN_LEN).collect::<String>() });
+    if let Some(r) = reason {
+        details["failed"] = json!(r);
+    }
+    let mut tx = state.store.begin().await?;
+    tx.append_audit(NewAuditEntry {
+        scope: SYSTEM_SCOPE.into(),
+        ts_ms: now,
+        actor: "anonymous".into(),
+        action: "auth.login_failed".into(),
+        target: None,
+        source,
+        details,
+    })
+    .await?;
+    tx.commit().await?;
+    state.metrics.audit_entries.fetch_add(1, Relaxed);
+    Ok(())
+}
+
 /// End the current browser session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", responses((status = 204), (status = 401, body = ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
-    let Via::Session { token_hash } = &caller.via else {
+    let Via::Session { token_hash, .. } = &caller.via else {
         return Err(ApiError::bad_request(
             "not_a_session",
             "API tokens are revoked, not logged out",
@@ -275,11 +328,179 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
             role,
         })
         .collect();
+    let mfa = state
+        .store
+        .mfa(caller.user.id)
+        .await?
+        .is_some_and(|m| m.enabled_at.is_some());
     Ok(Json(Me {
         user: caller.user.to_api(),
         memberships,
         token: caller.token().map(|t| t.to_api()),
+        mfa,
     }))
+}
+
+/// Only a login session sets up or removes the second factor of its own account (not an API
+/// token, which a second factor is meant to stand behind).
+fn session_only(caller: &Caller) -> ApiResult<()> {
+    match caller.via {
+        Via::Session { .. } => Ok(()),
+        Via::Token(_) => Err(ApiError::forbidden(
+            "the second factor is set up and removed in a login session, not with an API token",
+        )),
+    }
+}
+
+/// Start setting up an authenticator app as this account's second factor (replacing one being set
+/// up). It is asked for at login once confirmed with its first code (`POST /me/mfa/confirm`).
+#[utoipa::path(post, path = "/api/v1/me/mfa", tag = "accounts", responses(
+    (status = 200, body = MfaSetup), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn begin_mfa(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<MfaSetup>> {
+    session_only(&caller)?;
+    let secret = crate::mfa::new_secret();
+    if !state.store.begin_totp(caller.user.id, &secret).await? {
+        return Err(ApiError::conflict(
+            "a second factor is on already: turn it off first (with one of its codes)",
+        ));
+    }
+    let host = state
+        .settings
+        .public_url
+        .as_deref()
+        .and_then(|u| u.split("://").nth(1))
+        .map(|h| h.trim_end_matches('/').to_owned());
+    let issuer = match host {
+        Some(h) => format!("Hearth ({h})"),
+        None => "Hearth".to_owned(),
+    };
+    Ok(Json(MfaSetup {
+        uri: crate::mfa::otpauth_uri(&issuer, &caller.user.login, &secret),
+        secret,
+    }))
+}
+
+/// Confirm the authenticator being set up with its current code: from now on logins ask for a code.
+/// Answers the recovery codes, shown this once.
+#[utoipa::path(post, path = "/api/v1/me/mfa/confirm", tag = "accounts", request_body = MfaCode, responses(
+    (status = 200, body = RecoveryCodes), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn confirm_mfa(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<MfaCode>,
+) -> ApiResult<Json<RecoveryCodes>> {
+    session_only(&caller)?;
+    let Some(mfa) = state
+        .store
+        .mfa(caller.user.id)
+        .await?
+        .filter(|m| m.enabled_at.is_none())
+    else {
+        return Err(ApiError::conflict(
+            "no authenticator is being set up: start with POST /api/v1/me/mfa",
+        ));
+    };
+    let now = now_ms();
+    let secs = u64::try_from(now / 1000).unwrap_or_default();
+    let Some(step) = crate::mfa::code_step(&mfa.totp_secret, &req.code, secs) else {
+        return Err(ApiError::invalid(
+            "that is not the authenticator's current code: check the app's clock and try again",
+        ));
+    };
+    let (codes, hashes) = crate::mfa::recovery_codes();
+    if !state
+        .store
+        .confirm_totp(caller.user.id, &mfa.totp_secret, step, &hashes, now)
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "another setup replaced this one meanwhile: start again",
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.mfa_on", None, json!({})))
+        .await?;
+    tx.commit().await?;
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
+/// How recent a login must be to turn the second factor off without giving a code again.
+const FRESH_LOGIN_MS: i64 = 5 * 60 * 1000;
+
+/// Turn this account's second factor off: in a session opened in the last five minutes (its login
+/// passed the second factor), or with one of its codes (or a recovery code).
+#[utoipa::path(delete, path = "/api/v1/me/mfa", tag = "accounts", request_body = Option<MfaCode>, responses(
+    (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn remove_mfa(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    session_only(&caller)?;
+    let code = match body.is_empty() {
+        true => None,
+        false => Some(
+            serde_json::from_slice::<MfaCode>(&body)
+                .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
+                .code,
+        ),
+    };
+    let Some(mfa) = state.store.mfa(caller.user.id).await? else {
+        return Err(ApiError::not_found("a second factor of this account"));
+    };
+    let now = now_ms();
+    let fresh =
+        matches!(caller.via, Via::Session { opened_at, .. } if now - opened_at < FRESH_LOGIN_MS);
+    if mfa.enabled_at.is_some() && !fresh {
+        let secs = u64::try_from(now / 1000).unwrap_or_default();
+        let taken = match &code {
+            Some(c) => crate::mfa::take(&state.store, caller.user.id, &mfa, c, secs).await?,
+            None => None,
+        };
+        if taken.is_none() {
+            return Err(ApiError::invalid(
+                "log in again, or give the app's current code (or a recovery code): this session \
+                 is older than five minutes",
+            ));
+        }
+    }
+    state.store.clear_mfa(caller.user.id).await?;
+    let mut tx = state.store.begin().await?;
+    tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.mfa_off", None, json!({})))
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a member's second factor (instance admins), for one who lost both the app and the
+/// recovery codes; they log in with their secret alone until they set one up again.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/mfa", tag = "accounts", params(("id" = UserId, Path)), responses(
+    (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn reset_mfa(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<UserId>,
+) -> ApiResult<StatusCode> {
+    caller.require_instance_admin()?;
+    let user = state.store.user_by_id(id).await?;
+    if !state.store.clear_mfa(user.id).await? {
+        return Err(ApiError::not_found(format!(
+            "a second factor of {}",
+            user.login
+        )));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "auth.mfa_reset",
+        Some(format!("user:{id}")),
+        json!({ "login": user.login }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Create an account (instance admins). The new user then logs in with the given secret.

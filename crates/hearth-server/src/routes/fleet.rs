@@ -975,7 +975,7 @@ pub async fn change_secret(
     }
     let hash = state.hasher.hash(req.new_secret).await?;
     let keep = match &caller.via {
-        crate::auth::Via::Session { token_hash } => Some(token_hash.clone()),
+        crate::auth::Via::Session { token_hash, .. } => Some(token_hash.clone()),
         crate::auth::Via::Token(_) => None,
     };
     let now = now_ms();

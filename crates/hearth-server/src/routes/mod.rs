@@ -23,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use hearth_proto::time_fmt::now_ms;
 use hearth_store::audit::NewAuditEntry;
 use utoipa::OpenApi;
@@ -34,7 +34,7 @@ use utoipa::OpenApi;
     info(title = "Hearth API", description = "Self-hosted cloud for 3D-printer fleets. The server stores sealed (age) blobs and sees no design."),
     paths(
         system::healthz, system::readyz, system::metrics, system::info,
-        accounts::setup, accounts::login, accounts::logout, accounts::me,
+        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa,
         accounts::create_user, accounts::list_users,
         accounts::create_org, accounts::list_orgs, accounts::get_org, accounts::set_quota, accounts::usage,
         accounts::list_members, accounts::add_member, accounts::set_member_role, accounts::remove_member,
@@ -105,6 +105,12 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(accounts::login))
         .route("/auth/logout", post(accounts::logout))
         .route("/me", get(accounts::me))
+        .route(
+            "/me/mfa",
+            post(accounts::begin_mfa).delete(accounts::remove_mfa),
+        )
+        .route("/me/mfa/confirm", post(accounts::confirm_mfa))
+        .route("/users/{id}/mfa", delete(accounts::reset_mfa))
         .route(
             "/users",
             post(accounts::create_user).get(accounts::list_users),

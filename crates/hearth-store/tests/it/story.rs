@@ -451,6 +451,69 @@ async fn story(db: TestDb) {
         assert!(s.clear_notice(id, notice).await.unwrap(), "{label}");
     }
 
+    // A second factor: set up, confirmed once, each step and each recovery code taken once.
+    assert_eq!(s.mfa(alice.id).await.unwrap(), None, "{label}");
+    assert!(s.begin_totp(alice.id, "SECRETONE").await.unwrap());
+    assert!(
+        s.begin_totp(alice.id, "SECRETTWO").await.unwrap(),
+        "{label}: replaced"
+    );
+    let hashes = vec!["h1".to_owned(), "h2".to_owned()];
+    assert!(
+        !s.confirm_totp(alice.id, "SECRETONE", 10, &hashes, now)
+            .await
+            .unwrap(),
+        "{label}: a replaced setup is not confirmed"
+    );
+    assert!(
+        !s.take_totp_step(alice.id, 11).await.unwrap(),
+        "{label}: not on yet"
+    );
+    assert!(
+        s.confirm_totp(alice.id, "SECRETTWO", 10, &hashes, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.begin_totp(alice.id, "SECRETTHREE").await.unwrap(),
+        "{label}: on"
+    );
+    assert!(
+        !s.take_totp_step(alice.id, 10).await.unwrap(),
+        "{label}: the confirming step"
+    );
+    assert!(s.take_totp_step(alice.id, 11).await.unwrap(), "{label}");
+    assert!(
+        !s.take_totp_step(alice.id, 11).await.unwrap(),
+        "{label}: once"
+    );
+    let m = s.mfa(alice.id).await.unwrap().unwrap();
+    assert_eq!(
+        (m.enabled_at, m.last_step, &m.recovery),
+        (Some(now), Some(11), &hashes)
+    );
+    assert!(
+        s.take_recovery_code(alice.id, &m.recovery, "h2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.take_recovery_code(alice.id, &m.recovery, "h1")
+            .await
+            .unwrap(),
+        "{label}: read before another was taken"
+    );
+    let m = s.mfa(alice.id).await.unwrap().unwrap();
+    assert_eq!(m.recovery, ["h1"]);
+    assert!(
+        !s.take_recovery_code(alice.id, &m.recovery, "h2")
+            .await
+            .unwrap()
+    );
+    assert!(s.clear_mfa(alice.id).await.unwrap());
+    assert!(!s.clear_mfa(alice.id).await.unwrap());
+    assert_eq!(s.mfa(alice.id).await.unwrap(), None);
+
     // History grants: an older epoch's key sealed for one member, replaceable, only for an epoch
     // that exists, and gone with the membership.
     let (sealed1, sealed2) = (serde_json::json!({ "v": 1 }), serde_json::json!({ "v": 2 }));

@@ -1,0 +1,84 @@
+//! `hearth mfa`: an authenticator app as a second factor for the account's logins, from the CLI,
+//! with codes made by the reference `oathtool`.
+
+use crate::oathtool::code;
+use crate::support::*;
+
+#[tokio::test]
+async fn a_second_factor_is_set_up_asked_at_login_and_turned_off() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    assert!(ada.run(&["mfa"]).await.contains("second factor: off"));
+    let setup: serde_json::Value =
+        serde_json::from_str(&ada.run(&["mfa", "on", "--json"]).await).unwrap();
+    let secret = setup["secret"].as_str().unwrap();
+    assert!(
+        setup["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let Some(now) = code(secret, 0) else {
+        return;
+    };
+    let wrong = ada.try_run(&["mfa", "confirm", "123456"]).await;
+    assert!(!wrong.status.success());
+    let confirmed = ada.run(&["mfa", "confirm", &now]).await;
+    assert!(confirmed.contains("The second factor is on"), "{confirmed}");
+    let recovery: Vec<&str> = confirmed
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(recovery.len(), 10, "{confirmed}");
+    assert!(ada.run(&["mfa"]).await.contains("second factor: on"));
+
+    // Another machine: the passphrase alone is not enough, with no terminal to ask on.
+    let laptop = Machine::new("correct horse battery");
+    let out = laptop
+        .try_run(&["login", &server.url, "--login", "ada"])
+        .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("this account asks for a second factor") && err.contains("HEARTH_MFA_CODE"),
+        "{err}"
+    );
+    // With the app's next code it logs in; the same code again does not.
+    let next = code(secret, 1).unwrap();
+    let out = laptop
+        .command(&["login", &server.url, "--login", "ada"])
+        .env("HEARTH_MFA_CODE", &next)
+        .output()
+        .await
+        .unwrap();
+    assert_success(&out);
+    let out = Machine::new("correct horse battery")
+        .command(&["login", &server.url, "--login", "ada"])
+        .env("HEARTH_MFA_CODE", &next)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already used"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The API token the login made works as before (a second factor guards logins).
+    laptop.run(&["printers"]).await;
+    // Off, with a recovery code for the login it takes.
+    let out = laptop
+        .command(&["mfa", "off"])
+        .env("HEARTH_MFA_CODE", recovery[0])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&out);
+    assert!(laptop.run(&["mfa"]).await.contains("second factor: off"));
+    Machine::new("correct horse battery")
+        .run(&["login", &server.url, "--login", "ada"])
+        .await;
+}

@@ -1,0 +1,132 @@
+//! A second factor at login, with codes made by oath-toolkit's `oathtool` (the reference TOTP
+//! tool, a peer: `scripts/peers.sh` installs it; without it these tests say so and pass, and fail
+//! under `HEARTH_REQUIRE_PEERS=1`).
+
+use crate::oathtool::code as oathtool;
+use crate::support::*;
+use hearth_proto::api::{CreateTokenRequest, Me};
+
+#[tokio::test]
+async fn a_second_factor_guards_logins_and_each_code_logs_in_once() {
+    let server = TestServer::start().await;
+    let (owner, _org) = server.bootstrap().await;
+    let setup = owner.begin_mfa().await.unwrap();
+    assert!(
+        setup.uri.starts_with("otpauth://totp/Hearth")
+            && setup.uri.contains(":owner?secret=")
+            && setup.uri.contains(&setup.secret),
+        "{}",
+        setup.uri
+    );
+    let Some(now) = oathtool(&setup.secret, 0) else {
+        return;
+    };
+    // Not asked at login until confirmed; a wrong code does not confirm it.
+    server.client().login("owner", OWNER_SECRET).await.unwrap();
+    let wrong = owner.confirm_mfa("000000").await.unwrap_err();
+    assert_eq!(wrong.status(), Some(422), "{wrong}");
+    let codes = owner.confirm_mfa(&now).await.unwrap().recovery_codes;
+    assert_eq!(codes.len(), 10);
+    let me: Me = owner.raw_get("/api/v1/me").await.unwrap();
+    assert!(me.mfa);
+
+    // The secret alone no longer logs in; it says what is missing.
+    let mut c = server.client();
+    let e = c.login("owner", OWNER_SECRET).await.unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(401), Some("mfa_required")));
+    // The code that confirmed it was taken: not again.
+    let e = c
+        .login_with_code("owner", OWNER_SECRET, Some(&now))
+        .await
+        .unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(401), Some("mfa_invalid")));
+    // The app's next code logs in, once.
+    let next = oathtool(&setup.secret, 1).unwrap();
+    c.login_with_code("owner", OWNER_SECRET, Some(&next))
+        .await
+        .unwrap();
+    let replay = server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some(&next))
+        .await
+        .unwrap_err();
+    assert_eq!(replay.code(), Some("mfa_invalid"));
+    // A wrong secret with a good code is still a wrong secret.
+    let e = server
+        .client()
+        .login_with_code("owner", "not the secret 0", Some(&next))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("unauthenticated"));
+    // A recovery code logs in once, typed as people type it.
+    let typed = codes[3].to_uppercase().replace('-', " ");
+    server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some(&typed))
+        .await
+        .unwrap();
+    let again = server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some(&codes[3]))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Some("mfa_invalid"));
+
+    // Failures are audited and throttled like wrong secrets.
+    let audit = c.audit_page(None, 0, 200).await.unwrap().entries;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "auth.login_failed" && e.details["failed"] == "second factor"),
+        "{audit:?}"
+    );
+    assert!(audit.iter().any(|e| e.action == "auth.mfa_on"));
+    assert!(audit.iter().any(|e| e.action == "auth.login"
+        && e.details["mfa"] == "recovery_code"
+        && e.details["recovery_codes_left"] == 9));
+
+    // Set up and removed only in a login session, not with an API token.
+    let token = c
+        .create_token(&CreateTokenRequest {
+            name: "script".into(),
+            org: None,
+            max_role: None,
+            expires_in_days: None,
+        })
+        .await
+        .unwrap()
+        .token;
+    let scripted = server.client().with_token(token);
+    let refused = scripted.remove_mfa(None).await.unwrap_err();
+    assert_eq!(refused.status(), Some(403));
+    // A fresh session (its login passed the second factor) turns it off; logins no longer ask.
+    c.remove_mfa(None).await.unwrap();
+    server.client().login("owner", OWNER_SECRET).await.unwrap();
+    let me: Me = c.raw_get("/api/v1/me").await.unwrap();
+    assert!(!me.mfa);
+}
+
+#[tokio::test]
+async fn an_instance_admin_removes_a_lost_second_factor() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let bob = member(&server, &owner, org, "bob", hearth_proto::Role::Operator).await;
+    let setup = bob.begin_mfa().await.unwrap();
+    let Some(code) = oathtool(&setup.secret, 0) else {
+        return;
+    };
+    bob.confirm_mfa(&code).await.unwrap();
+    let bob_id = bob.me().await.unwrap().user.id;
+    // Bob cannot remove another's; the instance admin can, audited.
+    let refused = bob.reset_mfa(bob_id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(403));
+    owner.reset_mfa(bob_id).await.unwrap();
+    let none = owner.reset_mfa(bob_id).await.unwrap_err();
+    assert_eq!(none.status(), Some(404));
+    let audit = owner.audit_page(None, 0, 200).await.unwrap().entries;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "auth.mfa_reset" && e.details["login"] == "bob")
+    );
+}
