@@ -61,6 +61,33 @@ async fn session(pass: &PassArgs) -> anyhow::Result<(Client, Profile)> {
     Ok((s, p))
 }
 
+/// `text` as a QR code for a terminal: two modules a character (upper and lower half blocks),
+/// light modules drawn, dark ones left as the (dark) background, in a quiet zone of light; phone
+/// cameras read it either way round. `None` when it does not fit a QR code.
+fn qr_lines(text: &str) -> Option<Vec<String>> {
+    use qrcodegen::{QrCode, QrCodeEcc};
+    const QUIET: i32 = 2;
+    let qr = QrCode::encode_text(text, QrCodeEcc::Medium).ok()?;
+    let n = qr.size();
+    let light = |x: i32, y: i32| -> bool {
+        !(0..n).contains(&x) || !(0..n).contains(&y) || !qr.get_module(x, y)
+    };
+    let lines = (-QUIET..n + QUIET)
+        .step_by(2)
+        .map(|y| {
+            (-QUIET..n + QUIET)
+                .map(|x| match (light(x, y), light(x, y + 1)) {
+                    (true, true) => '█',
+                    (true, false) => '▀',
+                    (false, true) => '▄',
+                    (false, false) => ' ',
+                })
+                .collect()
+        })
+        .collect();
+    Some(lines)
+}
+
 pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
     match cmd {
         None => {
@@ -84,9 +111,11 @@ pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
             if *json {
                 return print_json(&setup);
             }
-            println!(
-                "Add this account to your authenticator app (as a QR code of the address, or by typing the secret):"
-            );
+            println!("Scan this with your authenticator app (or type the secret in):");
+            match qr_lines(&setup.uri) {
+                Some(lines) => lines.iter().for_each(|l| println!("{l}")),
+                None => println!("(the address is too long for a QR code here)"),
+            }
             println!("  secret:  {}", setup.secret);
             println!("  address: {}", setup.uri);
             println!(
@@ -140,4 +169,31 @@ pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qr_lines;
+
+    #[test]
+    fn an_otpauth_address_is_drawn_as_a_square_qr_code_in_a_light_quiet_zone() {
+        let uri = "otpauth://totp/Hearth%20%28farm.example%29:ada?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Hearth%20%28farm.example%29&algorithm=SHA1&digits=6&period=30";
+        let lines = qr_lines(uri).unwrap();
+        let width = lines[0].chars().count();
+        // A QR code has 21 + 4k modules a side; two blank modules around it; two rows a line.
+        assert_eq!((width - 4 - 21) % 4, 0, "{width}");
+        assert_eq!(lines.len(), width.div_ceil(2));
+        assert!(lines.iter().all(|l| l.chars().count() == width));
+        assert!(lines[0].chars().all(|c| c == '█'), "the quiet zone above");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with("██") && l.ends_with("██"))
+        );
+        // The top-left finder pattern right inside the quiet zone: its first two rows are dark
+        // across, then dark at its edges with light between.
+        let finder: String = lines[1].chars().skip(2).take(7).collect();
+        assert_eq!(finder, " ▄▄▄▄▄ ", "{}", lines[1]);
+        assert!(qr_lines(&"x".repeat(5000)).is_none());
+    }
 }
