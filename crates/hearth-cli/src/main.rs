@@ -160,6 +160,19 @@ enum OrgCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Whether members must have a second factor to act in the organisation (admins).
+    Mfa {
+        #[arg(value_enum)]
+        policy: MfaPolicyArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MfaPolicyArg {
+    /// Members without a second factor are refused until they set one up.
+    Required,
+    /// Up to each member.
+    Optional,
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -172,6 +185,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Org(OrgCmd::Init) => cmd::login::init_org(&mut ctx::Ctx::load()?).await,
         Command::Org(OrgCmd::Show { json }) => {
             cmd::login::show_org(&mut ctx::Ctx::load()?, json).await
+        }
+        Command::Org(OrgCmd::Mfa { policy }) => {
+            cmd::login::org_mfa_policy(matches!(policy, MfaPolicyArg::Required)).await
         }
         Command::Keys(c) => cmd::keys::run(&c).await,
         Command::Members(c) => cmd::members::run(&c).await,

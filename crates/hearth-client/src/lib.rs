@@ -563,6 +563,16 @@ impl Client {
         self.no_content(rb).await
     }
 
+    /// Whether the organisation's members must have a second factor (admins).
+    pub async fn set_mfa_policy(&self, org: OrgId, require_mfa: bool) -> Result<Org> {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/orgs/{org}/mfa-policy"),
+            &MfaPolicy { require_mfa },
+        )
+        .await
+    }
+
     /// Removes a user's second factor (instance admins).
     pub async fn reset_mfa(&self, user: UserId) -> Result<()> {
         self.no_content(self.req(Method::DELETE, &format!("/api/v1/users/{user}/mfa")))

@@ -68,6 +68,17 @@ pub struct Org {
     /// Storage quota for sealed blobs, bytes.
     pub quota_bytes: i64,
     pub created_at: String,
+    /// Its members must log in with a second factor to act in it (`PUT .../mfa-policy`).
+    #[serde(default)]
+    pub require_mfa: bool,
+}
+
+/// `PUT /api/v1/orgs/{org}/mfa-policy` (admins): whether members must have a second factor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MfaPolicy {
+    pub require_mfa: bool,
 }
 
 /// Answer to setup: the owner and the organisation just created.

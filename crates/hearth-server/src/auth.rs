@@ -421,6 +421,17 @@ impl<R: MinRole> FromRequestParts<AppState> for OrgAccess<R> {
             )));
         }
         let org = state.store.org_by_id(org_id).await?;
+        if org.require_mfa && !crate::mfa::is_on(&state.store, caller.user.id).await? {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "mfa_required_by_org",
+                format!(
+                    "organisation {:?} asks its members for a second factor: set one up \
+                     (`hearth mfa on`, then `hearth mfa confirm CODE`) to act in it",
+                    org.name
+                ),
+            ));
+        }
         Ok(Self {
             caller,
             org,

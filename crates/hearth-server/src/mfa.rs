@@ -90,6 +90,14 @@ pub fn recovery_codes() -> (Vec<String>, Vec<String>) {
     (codes, hashes)
 }
 
+/// Whether `user` has a confirmed second factor (logins ask for it).
+pub async fn is_on(store: &Store, user: UserId) -> hearth_store::Result<bool> {
+    Ok(store
+        .mfa(user)
+        .await?
+        .is_some_and(|m| m.enabled_at.is_some()))
+}
+
 /// How a second factor was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Used {

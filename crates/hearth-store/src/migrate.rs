@@ -93,6 +93,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0018_error_notice.sql"),
     ),
     (19, "mfa", include_str!("../migrations/0019_mfa.sql")),
+    (
+        20,
+        "org_require_mfa",
+        include_str!("../migrations/0020_org_require_mfa.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -32,6 +32,8 @@ pub struct OrgRow {
     pub name: String,
     pub quota_bytes: i64,
     pub created_at: i64,
+    /// Its members must have a second factor to act in it (migration 0020).
+    pub require_mfa: bool,
 }
 
 impl OrgRow {
@@ -41,6 +43,7 @@ impl OrgRow {
             name: self.name.clone(),
             quota_bytes: self.quota_bytes,
             created_at: rfc3339(self.created_at),
+            require_mfa: self.require_mfa,
         }
     }
 }

@@ -20,7 +20,7 @@ fn user(row: &AnyRow) -> Result<UserRow> {
     })
 }
 
-const ORG_COLS: &str = "id, name, quota_bytes, created_at";
+const ORG_COLS: &str = "id, name, quota_bytes, created_at, require_mfa";
 
 fn org(row: &AnyRow) -> Result<OrgRow> {
     Ok(OrgRow {
@@ -28,6 +28,7 @@ fn org(row: &AnyRow) -> Result<OrgRow> {
         name: row.try_get("name")?,
         quota_bytes: row.try_get("quota_bytes")?,
         created_at: row.try_get("created_at")?,
+        require_mfa: row.try_get::<i64, _>("require_mfa")? != 0,
     })
 }
 
@@ -162,7 +163,7 @@ impl Store {
     /// The organisations a user belongs to, with their role in each.
     pub async fn memberships_of(&self, user_id: UserId) -> Result<Vec<(OrgRow, Role)>> {
         let rows = sqlx::query(
-            "SELECT o.id, o.name, o.quota_bytes, o.created_at, m.role FROM memberships m \
+            "SELECT o.id, o.name, o.quota_bytes, o.created_at, o.require_mfa, m.role FROM memberships m \
              JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY o.name",
         )
         .bind(user_id.to_string())
@@ -378,6 +379,20 @@ impl Tx {
             .bind(o.created_at)
             .execute(&mut *self.inner)
             .await?;
+        Ok(())
+    }
+
+    /// Whether the organisation's members must have a second factor to act in it.
+    pub async fn set_require_mfa(&mut self, org_id: OrgId, require: bool) -> Result<()> {
+        let n = sqlx::query("UPDATE orgs SET require_mfa = $1 WHERE id = $2")
+            .bind(i64::from(require))
+            .bind(org_id.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("organisation {org_id}")));
+        }
         Ok(())
     }
 

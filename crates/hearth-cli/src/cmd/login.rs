@@ -399,8 +399,15 @@ pub async fn init_org(ctx: &mut Ctx) -> anyhow::Result<()> {
 /// `hearth org show`: the verified organisation, its fingerprint, members and agents.
 pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
     let (chain, trusted) = ctx.trusted().await?;
+    // The server's own view (its policy), beside the verified chain.
+    let org: hearth_proto::api::Org = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{}", ctx.org()?))
+        .await
+        .context("cannot read the organisation")?;
     if json {
         let v = serde_json::json!({
+            "require_mfa": org.require_mfa,
             "org_id": trusted.org_id(),
             "name": trusted.org_name(),
             "fingerprint": chain.genesis.fingerprint().to_string(),
@@ -415,6 +422,14 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
     }
     println!("Organisation: {}", trusted.org_name());
     println!("Fingerprint:  {}", chain.genesis.fingerprint());
+    println!(
+        "Logins:       {}",
+        if org.require_mfa {
+            "members must have a second factor (`hearth org mfa optional` to lift)"
+        } else {
+            "a second factor is up to each member (`hearth org mfa required` to require it)"
+        }
+    );
     println!(
         "Chain:        {} links, current epoch {}",
         trusted.checkpoint().seq,
@@ -438,6 +453,26 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             a.agent.fingerprint()
         );
+    }
+    Ok(())
+}
+
+/// `hearth org mfa required|optional`: whether the organisation's members must have a second
+/// factor (admins; an admin without one is refused, so as not to be locked out).
+pub async fn org_mfa_policy(require: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx
+        .client
+        .set_mfa_policy(ctx.org()?, require)
+        .await
+        .context("cannot change the organisation's policy")?;
+    if org.require_mfa {
+        println!(
+            "{}: members must have a second factor; those without one are refused until they set one up (`hearth mfa on`)",
+            org.name
+        );
+    } else {
+        println!("{}: a second factor is up to each member", org.name);
     }
     Ok(())
 }

@@ -69,6 +69,27 @@ async fn a_second_factor_is_set_up_asked_at_login_and_turned_off() {
     );
     // The API token the login made works as before (a second factor guards logins).
     laptop.run(&["printers"]).await;
+    // The organisation can require it of every member; then it cannot be turned off.
+    let said = ada.run(&["org", "mfa", "required"]).await;
+    assert!(said.contains("members must have a second factor"), "{said}");
+    let shown = ada.run(&["org", "show"]).await;
+    assert!(
+        shown.contains("Logins:       members must have a second factor"),
+        "{shown}"
+    );
+    let out = laptop
+        .command(&["mfa", "off"])
+        .env("HEARTH_MFA_CODE", recovery[1])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("requires a second factor of its members"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ada.run(&["org", "mfa", "optional"]).await;
     // Off, with a recovery code for the login it takes.
     let out = laptop
         .command(&["mfa", "off"])

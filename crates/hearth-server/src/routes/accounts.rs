@@ -104,6 +104,7 @@ pub async fn setup(
         created_at: now,
     };
     let org = OrgRow {
+        require_mfa: false,
         id: OrgId::new(),
         name: org_name,
         quota_bytes: state.settings.limits.default_quota_bytes,
@@ -328,11 +329,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
             role,
         })
         .collect();
-    let mfa = state
-        .store
-        .mfa(caller.user.id)
-        .await?
-        .is_some_and(|m| m.enabled_at.is_some());
+    let mfa = crate::mfa::is_on(&state.store, caller.user.id).await?;
     Ok(Json(Me {
         user: caller.user.to_api(),
         memberships,
@@ -450,6 +447,20 @@ pub async fn remove_mfa(
     let Some(mfa) = state.store.mfa(caller.user.id).await? else {
         return Err(ApiError::not_found("a second factor of this account"));
     };
+    let requiring: Vec<String> = state
+        .store
+        .memberships_of(caller.user.id)
+        .await?
+        .into_iter()
+        .filter(|(o, _)| o.require_mfa)
+        .map(|(o, _)| o.name)
+        .collect();
+    if mfa.enabled_at.is_some() && !requiring.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "organisation {} requires a second factor of its members: it stays on",
+            requiring.join(", ")
+        )));
+    }
     let now = now_ms();
     let fresh =
         matches!(caller.via, Via::Session { opened_at, .. } if now - opened_at < FRESH_LOGIN_MS);
@@ -577,6 +588,7 @@ pub async fn create_org(
         None => caller.user.clone(),
     };
     let org = OrgRow {
+        require_mfa: false,
         id: OrgId::new(),
         name,
         quota_bytes: quota,
@@ -650,6 +662,34 @@ pub async fn set_quota(
     .await?;
     tx.commit().await?;
     Ok(Json(state.store.org_by_id(org_id).await?.to_api()))
+}
+
+/// Whether the organisation's members must have a second factor (admins). An admin without one
+/// cannot require it (they would lock themselves out).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/mfa-policy", tag = "orgs", params(("org" = OrgId, Path)), request_body = MfaPolicy,
+    responses((status = 200, body = Org), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_mfa_policy(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(req): Json<MfaPolicy>,
+) -> ApiResult<Json<Org>> {
+    let org = access.org.id;
+    if req.require_mfa && !crate::mfa::is_on(&state.store, access.caller.user.id).await? {
+        return Err(ApiError::conflict(
+            "turn on your own second factor first (`hearth mfa on`): requiring it now would lock you out",
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.set_require_mfa(org, req.require_mfa).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "org.mfa_policy",
+        Some(format!("org:{org}")),
+        json!({ "require_mfa": req.require_mfa }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(state.store.org_by_id(org).await?.to_api()))
 }
 
 /// Storage used by an organisation.

@@ -34,7 +34,7 @@ use utoipa::OpenApi;
     info(title = "Hearth API", description = "Self-hosted cloud for 3D-printer fleets. The server stores sealed (age) blobs and sees no design."),
     paths(
         system::healthz, system::readyz, system::metrics, system::info,
-        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa,
+        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy,
         accounts::create_user, accounts::list_users,
         accounts::create_org, accounts::list_orgs, accounts::get_org, accounts::set_quota, accounts::usage,
         accounts::list_members, accounts::add_member, accounts::set_member_role, accounts::remove_member,
@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs", post(accounts::create_org).get(accounts::list_orgs))
         .route("/orgs/{org}", get(accounts::get_org))
         .route("/orgs/{org}/quota", put(accounts::set_quota))
+        .route("/orgs/{org}/mfa-policy", put(accounts::set_mfa_policy))
         .route("/orgs/{org}/usage", get(accounts::usage))
         .route(
             "/orgs/{org}/members",

@@ -130,3 +130,54 @@ async fn an_instance_admin_removes_a_lost_second_factor() {
             .any(|e| e.action == "auth.mfa_reset" && e.details["login"] == "bob")
     );
 }
+
+#[tokio::test]
+async fn an_organisation_requiring_a_second_factor_admits_only_members_with_one() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let bob = member(&server, &owner, org, "bob", hearth_proto::Role::Operator).await;
+    // An owner without one cannot require it: it would lock them out.
+    let refused = owner.set_mfa_policy(org, true).await.unwrap_err();
+    assert_eq!(refused.status(), Some(409), "{refused}");
+    let setup = owner.begin_mfa().await.unwrap();
+    let Some(c) = oathtool(&setup.secret, 0) else {
+        return;
+    };
+    owner.confirm_mfa(&c).await.unwrap();
+    // An operator cannot set the policy; the owner can.
+    let denied = bob.set_mfa_policy(org, true).await.unwrap_err();
+    assert_eq!(denied.status(), Some(403));
+    let o: hearth_proto::api::Org = owner.set_mfa_policy(org, true).await.unwrap();
+    assert!(o.require_mfa);
+    // While it is required, a member's own stays on.
+    let kept = owner.remove_mfa(None).await.unwrap_err();
+    assert_eq!(kept.status(), Some(409), "{kept}");
+
+    // Bob, without one, is told what to do, and may still set one up.
+    let printers = format!("/api/v1/orgs/{org}/printers");
+    let e = bob
+        .raw_get::<serde_json::Value>(&printers)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(403), Some("mfa_required_by_org"))
+    );
+    assert!(e.to_string().contains("hearth mfa on"), "{e}");
+    let setup = bob.begin_mfa().await.unwrap();
+    bob.confirm_mfa(&oathtool(&setup.secret, 0).unwrap())
+        .await
+        .unwrap();
+    bob.raw_get::<serde_json::Value>(&printers).await.unwrap();
+
+    let o: hearth_proto::api::Org = owner.set_mfa_policy(org, false).await.unwrap();
+    assert!(!o.require_mfa);
+    let audit = owner.audit_page(Some(org), 0, 200).await.unwrap().entries;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "org.mfa_policy")
+            .count(),
+        2
+    );
+}

@@ -61,6 +61,7 @@ async fn story(db: TestDb) {
         created_at: now,
     };
     let org = OrgRow {
+        require_mfa: false,
         id: OrgId::new(),
         name: "Acme Prototyping".into(),
         quota_bytes: 1000,
