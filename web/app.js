@@ -13,7 +13,7 @@
 const API = "/api/v1";
 const ROLES = ["viewer", "operator", "admin", "owner"];
 const ACTIVE_JOBS = new Set(["queued", "assigned", "transferring", "printing", "paused"]);
-const VIEWS = ["printers", "jobs", "spools", "maintenance", "stats", "notify", "audit"];
+const VIEWS = ["printers", "jobs", "spools", "maintenance", "stats", "notify", "audit", "account"];
 // What a notification channel can follow ([event, label, followed by default]), as
 // hearth_proto::notify::NotifyEvent::{FOLLOWABLE, DEFAULT}.
 const EVENTS = [
@@ -297,7 +297,15 @@ async function openOrg(id) {
   for (const f of document.querySelectorAll("[data-min-role]")) f.hidden = !atLeast(f.dataset.minRole);
   if ((state.tab === "audit" || state.tab === "notify") && !atLeast("admin")) state.tab = "printers";
   notice("");
-  await reload();
+  try {
+    await reload();
+  } catch (e) {
+    if (e.code !== "mfa_required_by_org") throw e;
+    // The organisation requires a second factor this account does not have: say so, and where.
+    notice(`${e.message}. Or here: Account, then "Set up an authenticator app".`);
+    showTab("account");
+    return;
+  }
   startEvents();
   showTab(state.tab);
 }
@@ -351,8 +359,77 @@ function showTab(tab) {
   if (tab === "spools") loadSpools().catch((e) => notice(`Could not read the spools: ${e.message}`));
   if (tab === "maintenance") loadMaintenance().catch((e) => notice(`Could not read the maintenance tasks: ${e.message}`));
   if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
+  if (tab === "account") renderAccount();
   if (tab === "notify") setChannelForm(null);
   if (tab === "notify") loadChannels().catch((e) => notice(`Could not read the notification channels: ${e.message}`));
+}
+
+// ---- account: the second factor ----------------------------------------------------------------
+
+function renderAccount() {
+  const on = Boolean(state.me && state.me.mfa);
+  $("mfa-state").textContent = on
+    ? "On: every login of this account asks for the code of your authenticator app."
+    : "Off: your passphrase alone logs in.";
+  $("mfa-begin").hidden = on;
+  $("mfa-off-form").hidden = !on;
+  if (!on) $("mfa-recovery").hidden = true;
+  $("org-require-mfa").checked = Boolean(state.org && state.org.require_mfa);
+}
+
+async function onMfaBegin() {
+  notice("");
+  try {
+    const setup = await call("POST", "/me/mfa");
+    $("mfa-qr").src = `data:image/svg+xml;base64,${btoa(setup.qr_svg)}`;
+    $("mfa-secret").textContent = setup.secret;
+    $("mfa-setup").hidden = false;
+    $("mfa-begin").hidden = true;
+    $("mfa-confirm-form").code.focus();
+  } catch (e) {
+    notice(`Could not start the setup: ${e.message}`);
+  }
+}
+
+async function onMfaConfirm(ev) {
+  ev.preventDefault();
+  notice("");
+  try {
+    const out = await call("POST", "/me/mfa/confirm", { code: ev.target.code.value.trim() });
+    ev.target.reset();
+    state.me.mfa = true;
+    $("mfa-setup").hidden = true;
+    $("mfa-codes").replaceChildren(...out.recovery_codes.map((c) => el("li", {}, el("code", {}, c))));
+    $("mfa-recovery").hidden = false;
+    renderAccount();
+  } catch (e) {
+    notice(`The second factor is not on: ${e.message}`);
+  }
+}
+
+async function onMfaOff(ev) {
+  ev.preventDefault();
+  notice("");
+  const code = ev.target.code.value.trim();
+  try {
+    await call("DELETE", "/me/mfa", code ? { code } : undefined);
+    ev.target.reset();
+    state.me.mfa = false;
+    renderAccount();
+  } catch (e) {
+    notice(`The second factor stays on: ${e.message}`);
+  }
+}
+
+async function onRequireMfa(ev) {
+  notice("");
+  try {
+    const org = await call("PUT", `/orgs/${state.org.id}/mfa-policy`, { require_mfa: ev.target.checked });
+    state.org.require_mfa = org.require_mfa;
+  } catch (e) {
+    ev.target.checked = !ev.target.checked;
+    notice(`The policy is unchanged: ${e.message}`);
+  }
 }
 
 // ---- live events -----------------------------------------------------------------------------
@@ -1459,6 +1536,10 @@ async function main() {
   $("org").addEventListener("change", (e) => openOrg(e.target.value).catch((x) => notice(x.message)));
   $("jobs-active").addEventListener("change", renderJobs);
   $("audit-verify").addEventListener("click", onVerify);
+  $("mfa-begin").addEventListener("click", onMfaBegin);
+  $("mfa-confirm-form").addEventListener("submit", onMfaConfirm);
+  $("mfa-off-form").addEventListener("submit", onMfaOff);
+  $("org-require-mfa").addEventListener("change", onRequireMfa);
   $("stats-hours").addEventListener("change", () => loadStats().catch((e) => notice(e.message)));
   $("loaded-form").addEventListener("submit", onLoadedSubmit);
   $("loaded-reset").addEventListener("click", () => saveLoaded("DELETE"));

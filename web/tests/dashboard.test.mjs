@@ -428,30 +428,39 @@ try {
   const status = await page.evaluate(async () => (await fetch("/api/v1/me")).status);
   assert.equal(status, 401);
 
-  step("an account with a second factor: the login asks for the app's code, then logs in");
+  step("a second factor set up on the Account tab: its QR code, a code, recovery codes");
   const logIn = async () => {
     await page.fill("input[name=login]", login);
     await page.fill("input[name=passphrase]", passphrase);
     await page.click("button[type=submit]");
   };
   await logIn();
-  await page.locator("#printers-view").waitFor();
-  // Set up in this session through the API, with codes made by the reference oathtool.
-  const api = (method, path, body) => page.evaluate(async ([m, p, b]) => {
-    const r = await fetch(`/api/v1${p}`, {
-      method: m,
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": sessionStorage.getItem("hearth.csrf") },
-      body: b === undefined ? undefined : JSON.stringify(b),
-    });
-    return { status: r.status, body: r.status === 204 ? null : await r.json() };
-  }, [method, path, body]);
-  const setup = (await api("POST", "/me/mfa")).body;
+  await page.locator("#tabs").waitFor();
+  await page.click("button[data-tab=account]");
+  await page.locator("#mfa-state", { hasText: "Off:" }).waitFor();
+  await page.click("#mfa-begin");
+  await page.locator("#mfa-setup").waitFor();
+  assert.ok(await page.locator("#mfa-qr").evaluate((img) => img.complete && img.naturalWidth > 0),
+    "the QR code is an image the browser shows");
+  const secret = await page.textContent("#mfa-secret");
+  // Codes made by the reference oathtool, as an authenticator app would.
   const totp = (steps) => execFileSync("oathtool", [
-    "--totp", "-b", `--now=@${Math.floor(Date.now() / 1000) + steps * 30}`, setup.secret,
+    "--totp", "-b", `--now=@${Math.floor(Date.now() / 1000) + steps * 30}`, secret,
   ]).toString().trim();
-  const confirmed = await api("POST", "/me/mfa/confirm", { code: totp(0) });
-  assert.equal(confirmed.status, 200);
-  assert.equal(confirmed.body.recovery_codes.length, 10);
+  await page.fill("#mfa-confirm-form input[name=code]", totp(0));
+  await page.click("#mfa-confirm-form button[type=submit]");
+  await page.locator("#mfa-codes li").nth(9).waitFor();
+  assert.equal(await page.locator("#mfa-codes li").count(), 10);
+  await page.locator("#mfa-state", { hasText: "On:" }).waitFor();
+
+  step("the owner requires it of every member, and lifts it again");
+  const policy = () => page.waitForResponse((r) => r.url().endsWith("/mfa-policy") && r.status() === 200);
+  await Promise.all([policy(), page.check("#org-require-mfa")]);
+  assert.equal(JSON.parse(await orgGet("")).require_mfa, true);
+  await Promise.all([policy(), page.uncheck("#org-require-mfa")]);
+  assert.equal(JSON.parse(await orgGet("")).require_mfa, false);
+
+  step("the next login asks for the app's code once the passphrase is right");
   await page.click("#logout");
   await page.locator("#login-form").waitFor();
   await logIn();
@@ -460,14 +469,17 @@ try {
   await page.fill("input[name=code]", "000000");
   await page.click("button[type=submit]");
   await page.locator("#notice", { hasText: "That code was not accepted" }).waitFor();
-  await page.fill("input[name=passphrase]", passphrase);
   await page.fill("input[name=code]", totp(1));
   await page.click("button[type=submit]");
-  await page.locator("#printers-view").waitFor();
+  await page.locator("#tabs").waitFor();
   assert.equal(await page.textContent("#who"), login);
   assert.ok(await page.locator("#code-field").isHidden());
-  // Off again, from this fresh session (its login passed the second factor).
-  assert.equal((await api("DELETE", "/me/mfa")).status, 204);
+
+  step("turned off from the Account tab of this fresh login");
+  await page.click("button[data-tab=account]");
+  await page.click("#mfa-off-form button[type=submit]");
+  await page.locator("#mfa-state", { hasText: "Off:" }).waitFor();
+  assert.equal(JSON.parse(await page.evaluate(async () => JSON.stringify(await (await fetch("/api/v1/me")).json()))).mfa, false);
 
   assert.deepEqual(problems, []);
   console.log("dashboard: all steps passed");

@@ -111,6 +111,10 @@ pub struct MfaSetup {
     pub secret: String,
     /// `otpauth://totp/...`: the same, with the account and issuer, for a QR code.
     pub uri: String,
+    /// That address as a QR code: an SVG image (black on white, with its quiet zone), for pages
+    /// to show as `data:image/svg+xml`.
+    #[serde(default)]
+    pub qr_svg: String,
 }
 
 /// A code of the authenticator app, or a recovery code.

@@ -60,6 +60,31 @@ pub fn otpauth_uri(issuer: &str, login: &str, secret: &str) -> String {
     )
 }
 
+/// `text` as a QR code in SVG (one unit a module, four of quiet zone, dark modules as one path),
+/// or an empty string when it does not fit one.
+pub fn qr_svg(text: &str) -> String {
+    use qrcodegen::{QrCode, QrCodeEcc};
+    let Ok(qr) = QrCode::encode_text(text, QrCodeEcc::Medium) else {
+        return String::new();
+    };
+    let n = qr.size();
+    let side = n + 8;
+    let mut path = String::new();
+    for y in 0..n {
+        for x in 0..n {
+            if qr.get_module(x, y) {
+                path.push_str(&format!("M{},{}h1v1h-1z", x + 4, y + 4));
+            }
+        }
+    }
+    let px = side * 5;
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {side} {side}\" \
+         width=\"{px}\" height=\"{px}\" shape-rendering=\"crispEdges\"><rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/>\
+         <path d=\"{path}\" fill=\"#000\"/></svg>"
+    )
+}
+
 /// A recovery code as typed: lower case, without spaces or dashes.
 fn normal(code: &str) -> String {
     code.chars()
@@ -179,6 +204,23 @@ mod tests {
             recovery_hash(&codes[0].to_uppercase().replace('-', " "))
         );
         assert!(!hashes.iter().any(|h| codes.contains(h)));
+    }
+
+    #[test]
+    fn the_qr_code_is_an_svg_of_a_whole_qr_symbol() {
+        let svg = qr_svg("otpauth://totp/Hearth:ada?secret=JBSWY3DPEHPK3PXP&issuer=Hearth");
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 "));
+        // 21 + 4k modules and 8 of quiet zone; the top-left finder's first module is dark.
+        let side: i32 = svg["<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!((side - 8 - 21) % 4, 0, "{side}");
+        assert!(svg.contains("M4,4h1v1h-1z"));
+        assert!(!svg.contains("M3,"), "nothing in the quiet zone");
+        assert_eq!(qr_svg(&"x".repeat(5000)), "");
     }
 
     #[test]

@@ -371,8 +371,10 @@ pub async fn begin_mfa(State(state): State<AppState>, caller: Caller) -> ApiResu
         Some(h) => format!("Hearth ({h})"),
         None => "Hearth".to_owned(),
     };
+    let uri = crate::mfa::otpauth_uri(&issuer, &caller.user.login, &secret);
     Ok(Json(MfaSetup {
-        uri: crate::mfa::otpauth_uri(&issuer, &caller.user.login, &secret),
+        qr_svg: crate::mfa::qr_svg(&uri),
+        uri,
         secret,
     }))
 }
