@@ -384,21 +384,19 @@ impl Tx {
 
     /// Whether the organisation's members must have a second factor to act in it.
     pub async fn set_require_mfa(&mut self, org_id: OrgId, require: bool) -> Result<()> {
-        let n = sqlx::query("UPDATE orgs SET require_mfa = $1 WHERE id = $2")
-            .bind(i64::from(require))
-            .bind(org_id.to_string())
-            .execute(&mut *self.inner)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("organisation {org_id}")));
-        }
-        Ok(())
+        self.set_org_number(org_id, "require_mfa", i64::from(require))
+            .await
     }
 
     pub async fn set_quota(&mut self, org_id: OrgId, quota_bytes: i64) -> Result<()> {
-        let n = sqlx::query("UPDATE orgs SET quota_bytes = $1 WHERE id = $2")
-            .bind(quota_bytes)
+        self.set_org_number(org_id, "quota_bytes", quota_bytes)
+            .await
+    }
+
+    /// Sets one numeric setting (`column`, a constant of this module) of an organisation.
+    async fn set_org_number(&mut self, org_id: OrgId, column: &str, value: i64) -> Result<()> {
+        let n = sqlx::query(&format!("UPDATE orgs SET {column} = $1 WHERE id = $2"))
+            .bind(value)
             .bind(org_id.to_string())
             .execute(&mut *self.inner)
             .await?
