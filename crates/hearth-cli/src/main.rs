@@ -114,13 +114,9 @@ enum Command {
         #[arg(long, value_name = "N")]
         max_events: Option<u64>,
     },
-    /// Jobs: active ones (and refused), or all with --all.
-    Jobs {
-        #[arg(long)]
-        json: bool,
-        #[arg(long)]
-        all: bool,
-    },
+    /// Jobs: active ones (and refused), or all with --all; --since/--until a period, --csv for a
+    /// spreadsheet (names opened here).
+    Jobs(cmd::fleet::JobsArgs),
     /// The fleet queue in the order jobs go out (priority, then age); `top` and `priority` move a
     /// queued job.
     #[command(args_conflicts_with_subcommands = true)]
@@ -229,7 +225,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
         }
         Command::Status { json, max_events } => cmd::fleet::status(json, max_events).await,
-        Command::Jobs { json, all } => cmd::fleet::jobs(json, all).await,
+        Command::Jobs(args) => cmd::fleet::jobs(&args).await,
         Command::Queue { cmd, json } => cmd::fleet::queue(cmd.as_ref(), json).await,
         Command::Bridge(args) => cmd::bridge::run(&args).await,
         Command::Ui(args) => cmd::ui::run(&args).await,

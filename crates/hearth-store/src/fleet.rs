@@ -369,11 +369,25 @@ impl Store {
 
     /// Jobs of an organisation, newest first.
     pub async fn jobs(&self, org: OrgId, limit: i64) -> Result<Vec<JobRow>> {
+        self.jobs_between(org, i64::MIN, i64::MAX, limit).await
+    }
+
+    /// Jobs of an organisation submitted in `[since, until)` (Unix ms), newest first.
+    pub async fn jobs_between(
+        &self,
+        org: OrgId,
+        since: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<JobRow>> {
         let q = format!(
-            "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT $2"
+            "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 \
+             ORDER BY created_at DESC, id LIMIT $4"
         );
         sqlx::query(&q)
             .bind(org.to_string())
+            .bind(since)
+            .bind(until)
             .bind(limit)
             .fetch_all(self.pool())
             .await?

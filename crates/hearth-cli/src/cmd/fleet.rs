@@ -540,13 +540,69 @@ pub async fn printers(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn jobs(json: bool, all: bool) -> anyhow::Result<()> {
+/// `hearth jobs` arguments.
+#[derive(Debug, clap::Args)]
+pub struct JobsArgs {
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// Every job, ended ones too (implied by --since, --until and --csv).
+    #[arg(long)]
+    pub all: bool,
+    /// Jobs submitted on or after this day (`2026-11-01`) or time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Jobs submitted before this day or time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// As CSV, one line per job with its name opened here, for a spreadsheet or accounting.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// The most jobs one listing asks for.
+const MOST_JOBS: usize = 10_000;
+
+/// A day (`2026-11-01`, UTC midnight) or an RFC 3339 time, as the server takes it.
+fn time_arg(name: &str, v: &str) -> anyhow::Result<String> {
+    let t = if v.len() == 10 {
+        format!("{v}T00:00:00Z")
+    } else {
+        v.to_owned()
+    };
+    if hearth_proto::time_fmt::parse_rfc3339(&t).is_none() {
+        bail!("--{name} {v:?}: give a day (2026-11-01) or an RFC 3339 time");
+    }
+    Ok(t)
+}
+
+pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
     let mut ctx = Ctx::load()?;
     let org = ctx.org()?;
-    let jobs: Vec<Job> = ctx
-        .client
-        .raw_get(&format!("/api/v1/orgs/{org}/jobs"))
-        .await?;
+    let ranged = args.since.is_some() || args.until.is_some() || args.csv;
+    let mut query = Vec::new();
+    if let Some(s) = &args.since {
+        query.push(format!("since={}", time_arg("since", s)?));
+    }
+    if let Some(u) = &args.until {
+        query.push(format!("until={}", time_arg("until", u)?));
+    }
+    if ranged {
+        query.push(format!("limit={MOST_JOBS}"));
+    }
+    let path = match query.is_empty() {
+        true => format!("/api/v1/orgs/{org}/jobs"),
+        false => format!(
+            "/api/v1/orgs/{org}/jobs?{}",
+            query.join("&").replace('+', "%2B")
+        ),
+    };
+    let jobs: Vec<Job> = ctx.client.raw_get(&path).await?;
+    if ranged && jobs.len() >= MOST_JOBS {
+        eprintln!(
+            "warning: {MOST_JOBS} jobs or more in that period, the newest {MOST_JOBS} listed: narrow it with --since and --until"
+        );
+    }
+    let all = args.all || ranged;
     let shown: Vec<&Job> = jobs
         .iter()
         .filter(|j| all || !j.state.is_final() || j.state == JobState::Refused)
@@ -556,13 +612,74 @@ pub async fn jobs(json: bool, all: bool) -> anyhow::Result<()> {
         &shown.iter().map(|j| (*j).clone()).collect::<Vec<_>>(),
     )
     .await;
-    if json {
+    if args.json {
         return print_json(&named_json(&shown, &names)?);
     }
     let printers = printers_of(&ctx).await?;
+    if args.csv {
+        let logins: BTreeMap<_, _> = match ctx.client.members(org).await {
+            Ok(m) => m.into_iter().map(|m| (m.user.id, m.user.login)).collect(),
+            Err(_) => BTreeMap::new(),
+        };
+        print!("{}", jobs_csv(&shown, &printers, &logins, &names));
+        return Ok(());
+    }
     let all: Vec<&Job> = jobs.iter().collect();
     jobs_table(&shown, &all, &printers.iter().collect::<Vec<_>>(), &names).print();
     Ok(())
+}
+
+/// The jobs as CSV (RFC 4180): a header line, then one line per job.
+fn jobs_csv(
+    jobs: &[&Job],
+    printers: &[Printer],
+    logins: &BTreeMap<hearth_proto::ids::UserId, String>,
+    names: &Names,
+) -> String {
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_owned()
+        }
+    }
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let mut out = String::from(
+        "job,name,state,printer,pool,submitted_by,submitted_at,updated_at,material,colour,filament_g,estimated_s,message\r\n",
+    );
+    for j in jobs {
+        let printer = j.printer.map(|id| {
+            printers
+                .iter()
+                .find(|p| p.id == id)
+                .map_or_else(|| id.to_string(), |p| p.name.clone())
+        });
+        let row = [
+            j.id.to_string(),
+            names
+                .get(&j.id)
+                .and_then(|n| n.as_ref().ok())
+                .cloned()
+                .unwrap_or_default(),
+            snake(&j.state),
+            opt(printer),
+            opt(j.pool.clone()),
+            logins
+                .get(&j.submitted_by)
+                .cloned()
+                .unwrap_or_else(|| j.submitted_by.to_string()),
+            j.created_at.clone(),
+            j.updated_at.clone(),
+            opt(j.facts.material.clone()),
+            opt(j.facts.color.clone()),
+            opt(j.facts.filament_grams.map(|g| format!("{g:.1}"))),
+            opt(j.facts.estimated_seconds.map(|s| s.to_string())),
+            opt(j.message.clone()),
+        ];
+        out.push_str(&row.iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -814,4 +931,45 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         }
     }
     bail!("the server closed the live event stream")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_proto::api::SchedulingFacts;
+    use hearth_proto::ids::{BlobHash, UserId};
+
+    #[test]
+    fn a_csv_line_quotes_what_a_spreadsheet_would_split() {
+        let job = Job {
+            id: JobId::new(),
+            state: JobState::Failed,
+            printer: None,
+            pool: Some("pla".into()),
+            blob_sha256: BlobHash::of(b"sealed"),
+            submitted_by: UserId::new(),
+            created_at: "2026-12-06T10:00:00.000Z".into(),
+            updated_at: "2026-12-06T11:00:00.000Z".into(),
+            message: Some("heater fault: \"bed\"\nMINTEMP".into()),
+            facts: SchedulingFacts {
+                filament_grams: Some(12.345),
+                ..SchedulingFacts::default()
+            },
+            priority: 0,
+            label: None,
+        };
+        let mut names = Names::new();
+        names.insert(job.id, Ok("bracket, left.gcode".into()));
+        let csv = jobs_csv(&[&job], &[], &BTreeMap::new(), &names);
+        let line = csv.split("\r\n").nth(1).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "{},\"bracket, left.gcode\",failed,,pla,{},2026-12-06T10:00:00.000Z,\
+                 2026-12-06T11:00:00.000Z,,,12.3,,\"heater fault: \"\"bed\"\"\nMINTEMP\"",
+                job.id, job.submitted_by
+            )
+        );
+        assert!(csv.ends_with("\r\n"));
+    }
 }

@@ -256,6 +256,30 @@ async fn a_finished_job_is_printed_again_from_its_sealed_payload() {
         done(j.id).await;
     }
 
+    // The history as CSV for a spreadsheet, named from the labels opened here.
+    let today = &before.created_at[..10];
+    let csv = ada.run(&["jobs", "--csv", "--since", today]).await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "job,name,state,printer,pool,submitted_by,submitted_at,updated_at,material,colour,filament_g,estimated_s,message"
+        )
+    );
+    let first_line = csv
+        .lines()
+        .find(|l| l.starts_with(&first.to_string()))
+        .unwrap_or_default();
+    assert!(
+        first_line.starts_with(&format!("{first},bracket.gcode,completed,mk4,,ada,")),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    let none = ada.run(&["jobs", "--csv", "--until", today]).await;
+    assert_eq!(none.lines().count(), 1, "{none}");
+    let bad = ada.try_run(&["jobs", "--since", "last week"]).await;
+    assert!(!bad.status.success());
+
     // Its payload deleted (as `job_payload_keep_days` after the job ended): said, not guessed.
     client.delete_blob(org, &before.blob_sha256).await.unwrap();
     let out = ada.try_run(&["print", &first.to_string()]).await;

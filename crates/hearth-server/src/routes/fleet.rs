@@ -603,16 +603,46 @@ pub async fn submit_job(
     ))
 }
 
-/// The organisation's jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/orgs/{org}/jobs", tag = "jobs", params(("org" = OrgId, Path)), responses((status = 200, body = Vec<Job>)))]
+/// Which jobs to list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    /// Submitted at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Submitted before this time (RFC 3339).
+    pub until: Option<String>,
+    /// At most this many, newest first (1-10000, default 500).
+    pub limit: Option<i64>,
+}
+
+/// The organisation's jobs, newest first: the 500 newest, or those submitted in a period (for a
+/// history or an export).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/jobs", tag = "jobs", params(("org" = OrgId, Path), JobsQuery),
+    responses((status = 200, body = Vec<Job>), (status = 422, body = ErrorBody)))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     access: OrgAccess<Viewer>,
+    crate::error::Query(q): crate::error::Query<JobsQuery>,
 ) -> ApiResult<Json<Vec<Job>>> {
+    let time = |name: &str, v: &Option<String>| -> ApiResult<Option<i64>> {
+        v.as_deref()
+            .map(|s| {
+                hearth_proto::time_fmt::parse_rfc3339(s).ok_or_else(|| {
+                    ApiError::invalid(format!("{name}: {s:?} is not an RFC 3339 time"))
+                })
+            })
+            .transpose()
+    };
+    let since = time("since", &q.since)?.unwrap_or(i64::MIN);
+    let until = time("until", &q.until)?.unwrap_or(i64::MAX);
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::invalid("limit: 1 to 10000"));
+    }
     Ok(Json(
         state
             .store
-            .jobs(access.org.id, 500)
+            .jobs_between(access.org.id, since, until, limit)
             .await?
             .iter()
             .map(job_view)

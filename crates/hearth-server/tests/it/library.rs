@@ -281,3 +281,63 @@ async fn a_jobs_sealed_label_is_kept_beside_it_while_needed_and_goes_with_its_pa
         .unwrap();
     assert_eq!(j.label, Some(label));
 }
+
+#[tokio::test]
+async fn jobs_are_listed_for_a_period() {
+    let HeldPrinter {
+        server: _server,
+        owner,
+        org,
+        agent,
+        _ws,
+    } = held_printer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let blob = owner
+        .upload_file(org, &make_file(dir.path(), "job.age", 1000))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        submit_job(
+            &owner,
+            org,
+            &pool_job("farm", &blob, pool_manifest("farm", &[&agent])),
+        )
+        .await;
+    }
+    let list = |q: String| {
+        let owner = owner.clone();
+        async move {
+            owner
+                .raw_get::<Vec<Job>>(&format!("/api/v1/orgs/{org}/jobs?{q}"))
+                .await
+        }
+    };
+    let at = |ms: i64| hearth_proto::time_fmt::rfc3339(ms).replace('+', "%2B");
+    let hour = 3_600_000;
+    assert_eq!(
+        list(format!("since={}", at(now_ms() - hour)))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        list(format!("since={}", at(now_ms() + hour)))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        list(format!("until={}", at(now_ms() - hour)))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(list("limit=2".into()).await.unwrap().len(), 2);
+    for bad in ["since=yesterday", "limit=0", "limit=10001", "sort=name"] {
+        let e = list(bad.into()).await.unwrap_err();
+        assert!(matches!(e.status(), Some(400 | 422)), "{bad}: {e}");
+    }
+}
