@@ -375,6 +375,63 @@ function renderAccount() {
   $("mfa-off-form").hidden = !on;
   if (!on) $("mfa-recovery").hidden = true;
   $("org-require-mfa").checked = Boolean(state.org && state.org.require_mfa);
+  loadSessions().catch((e) => notice(`Could not read your sessions: ${e.message}`));
+  loadTokens().catch((e) => notice(`Could not read your API tokens: ${e.message}`));
+}
+
+async function loadSessions() {
+  const sessions = await call("GET", "/me/sessions");
+  $("sessions").querySelector("tbody").replaceChildren(...sessions.map((s) => {
+    const end = s.current
+      ? el("span", { class: "muted" }, "this one")
+      : el("button", { type: "button", class: "danger" }, "Log out");
+    if (!s.current) {
+      end.addEventListener("click", async () => {
+        try {
+          await call("DELETE", `/me/sessions/${s.id}`);
+          await loadSessions();
+        } catch (e) {
+          notice(`Could not end that session: ${e.message}`);
+        }
+      });
+    }
+    return el("tr", { "data-current": String(s.current) },
+      el("td", {}, when(s.created_at)), el("td", {}, when(s.expires_at)),
+      el("td", {}, s.source || "-"), el("td", {}, end));
+  }));
+}
+
+async function onEndOtherSessions() {
+  notice("");
+  try {
+    await call("DELETE", "/me/sessions");
+    await loadSessions();
+  } catch (e) {
+    notice(`Could not end the other sessions: ${e.message}`);
+  }
+}
+
+async function loadTokens() {
+  const tokens = (await call("GET", "/tokens")).filter((t) => !t.revoked_at);
+  const orgName = (id) => state.me.memberships.find((m) => m.org.id === id)?.org.name || id;
+  $("tokens").querySelector("tbody").replaceChildren(...tokens.map((t) => {
+    const revoke = el("button", { type: "button", class: "danger" }, "Revoke");
+    revoke.addEventListener("click", async () => {
+      if (!confirm(`Revoke the API token "${t.name}"? What uses it stops working.`)) return;
+      try {
+        await call("DELETE", `/tokens/${t.id}`);
+        await loadTokens();
+      } catch (e) {
+        notice(`Could not revoke the token: ${e.message}`);
+      }
+    });
+    const limit = [t.org ? orgName(t.org) : null, t.max_role !== "owner" ? `${t.max_role} at most` : null]
+      .filter(Boolean).join(", ") || "-";
+    return el("tr", { "data-id": t.id },
+      el("td", {}, t.name), el("td", {}, limit), el("td", {}, when(t.created_at)),
+      el("td", {}, when(t.last_used_at) || "never"), el("td", {}, when(t.expires_at) || "never"),
+      el("td", {}, revoke));
+  }));
 }
 
 async function onMfaBegin() {
@@ -1540,6 +1597,7 @@ async function main() {
   $("mfa-confirm-form").addEventListener("submit", onMfaConfirm);
   $("mfa-off-form").addEventListener("submit", onMfaOff);
   $("org-require-mfa").addEventListener("change", onRequireMfa);
+  $("sessions-end-others").addEventListener("click", onEndOtherSessions);
   $("stats-hours").addEventListener("change", () => loadStats().catch((e) => notice(e.message)));
   $("loaded-form").addEventListener("submit", onLoadedSubmit);
   $("loaded-reset").addEventListener("click", () => saveLoaded("DELETE"));

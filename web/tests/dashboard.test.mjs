@@ -475,6 +475,13 @@ try {
   assert.equal(await page.textContent("#who"), login);
   assert.ok(await page.locator("#code-field").isHidden());
 
+  step("the Account tab lists where this account is logged in, and its API tokens");
+  await page.locator('#sessions tr[data-current="true"]').waitFor();
+  await page.locator("#tokens tbody tr").first().waitFor();
+  await page.click("#sessions-end-others");
+  await page.waitForFunction(() => document.querySelectorAll("#sessions tbody tr").length === 1);
+  assert.equal(await page.locator('#sessions tbody tr[data-current="true"]').count(), 1);
+
   step("turned off from the Account tab of this fresh login");
   await page.click("button[data-tab=account]");
   await page.click("#mfa-off-form button[type=submit]");

@@ -209,6 +209,11 @@ impl Client {
     }
 
     /// PUT a JSON body to any API path; succeeds on any 2xx (the body, if any, is ignored).
+    /// DELETE any API path that answers 204 (for endpoints without a typed helper yet).
+    pub async fn raw_delete(&self, path: &str) -> Result<()> {
+        self.no_content(self.req(Method::DELETE, path)).await
+    }
+
     pub async fn raw_put(&self, path: &str, body: &serde_json::Value) -> Result<()> {
         self.no_content(self.req(Method::PUT, path).json(body))
             .await

@@ -102,6 +102,20 @@ pub struct LoginRequest {
     pub code: Option<String>,
 }
 
+/// `GET /api/v1/me/sessions`: a login session of the caller's account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    /// Names it for `DELETE /api/v1/me/sessions/{id}` (a hash of its cookie, not the cookie).
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// The address it was opened from, as the server saw it.
+    pub source: Option<String>,
+    /// It is the session of this very request.
+    pub current: bool,
+}
+
 /// `POST /api/v1/me/mfa`: an authenticator being set up. Add it to the app (the `otpauth://` URI,
 /// often as a QR code, or the secret typed in), then confirm with its first code.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -191,6 +191,33 @@ impl Store {
             .collect()
     }
 
+    /// A user's login sessions not yet expired, newest first: (cookie hash, created, expires,
+    /// address it was opened from).
+    pub async fn sessions_of(
+        &self,
+        user: UserId,
+        now_ms: i64,
+    ) -> Result<Vec<(String, i64, i64, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT token_hash, created_at, expires_at, source FROM sessions \
+             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC",
+        )
+        .bind(user.to_string())
+        .bind(now_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("token_hash")?,
+                    r.try_get("created_at")?,
+                    r.try_get("expires_at")?,
+                    r.try_get("source")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The session behind a session-cookie hash, if it exists and has not expired.
     pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
@@ -481,6 +508,17 @@ impl Tx {
         .execute(&mut *self.inner)
         .await?;
         Ok(())
+    }
+
+    /// Ends `user`'s session `token_hash`; false when they have no such session.
+    pub async fn delete_session_of(&mut self, user: UserId, token_hash: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM sessions WHERE token_hash = $1 AND user_id = $2")
+            .bind(token_hash)
+            .bind(user.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 
     pub async fn delete_session(&mut self, token_hash: &str) -> Result<()> {

@@ -338,6 +338,74 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
     }))
 }
 
+/// Where this account is logged in: its sessions not yet expired, newest first.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "accounts", responses((status = 200, body = Vec<SessionInfo>)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SessionInfo>>> {
+    let current = match &caller.via {
+        Via::Session { token_hash, .. } => Some(token_hash.as_str()),
+        Via::Token(_) => None,
+    };
+    Ok(Json(
+        state
+            .store
+            .sessions_of(caller.user.id, now_ms())
+            .await?
+            .into_iter()
+            .map(|(id, created, expires, source)| SessionInfo {
+                current: current == Some(id.as_str()),
+                id,
+                created_at: rfc3339(created),
+                expires_at: rfc3339(expires),
+                source,
+            })
+            .collect(),
+    ))
+}
+
+/// End one of this account's sessions (a browser left logged in elsewhere).
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn end_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    if !tx.delete_session_of(caller.user.id, &id).await? {
+        return Err(ApiError::not_found("that session"));
+    }
+    tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.session_end", None, json!({})))
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every session of this account but the caller's own ("log out everywhere else").
+#[utoipa::path(delete, path = "/api/v1/me/sessions", tag = "accounts", responses((status = 204)))]
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<StatusCode> {
+    let keep = match &caller.via {
+        Via::Session { token_hash, .. } => Some(token_hash.as_str()),
+        Via::Token(_) => None,
+    };
+    let mut tx = state.store.begin().await?;
+    let ended = tx.delete_sessions_of(caller.user.id, keep).await?;
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "auth.session_end",
+        None,
+        json!({ "others": ended }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Only a login session sets up or removes the second factor of its own account (not an API
 /// token, which a second factor is meant to stand behind).
 fn session_only(caller: &Caller) -> ApiResult<()> {

@@ -508,3 +508,45 @@ async fn admins_grant_a_later_member_the_key_of_an_earlier_epoch() {
     owner.add_member(org, "bob", Role::Operator).await.unwrap();
     assert_eq!(get_status(&bob, &mine).await, Some(404));
 }
+
+#[tokio::test]
+async fn a_member_sees_where_they_are_logged_in_and_ends_a_session() {
+    let server = TestServer::start().await;
+    let (first, _org) = server.bootstrap().await;
+    let mut second = server.client();
+    second.login("owner", OWNER_SECRET).await.unwrap();
+    let mut third = server.client();
+    third.login("owner", OWNER_SECRET).await.unwrap();
+    let listed: Vec<hearth_proto::api::SessionInfo> =
+        first.raw_get("/api/v1/me/sessions").await.unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert_eq!(listed.iter().filter(|s| s.current).count(), 1);
+    assert!(listed.iter().all(|s| s.source.is_some()));
+    // Another one ended from the first: that one is logged out, the rest go on.
+    let other = &listed.iter().find(|s| !s.current).unwrap().id;
+    first
+        .raw_delete(&format!("/api/v1/me/sessions/{other}"))
+        .await
+        .unwrap();
+    let mut out = 0;
+    for c in [&second, &third] {
+        if c.me().await.is_err() {
+            out += 1;
+        }
+    }
+    assert_eq!(out, 1);
+    let gone = first
+        .raw_delete(&format!("/api/v1/me/sessions/{other}"))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.status(), Some(404));
+    // Everywhere else: the others end, the first goes on.
+    first.raw_delete("/api/v1/me/sessions").await.unwrap();
+    assert_eq!(second.me().await.unwrap_err().status(), Some(401));
+    assert_eq!(third.me().await.unwrap_err().status(), Some(401));
+    first.me().await.unwrap();
+    let listed: Vec<hearth_proto::api::SessionInfo> =
+        first.raw_get("/api/v1/me/sessions").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].current);
+}
