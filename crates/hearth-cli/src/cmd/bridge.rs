@@ -51,18 +51,49 @@ struct Bridge {
     reveal: Reveal,
 }
 
-pub async fn run(args: &BridgeArgs) -> anyhow::Result<()> {
-    let mut ctx = Ctx::load()?;
+/// The bridge's key (created on first use, kept in the profile) and where a slicer's "print after
+/// upload" goes (as remembered).
+fn key_and_target(ctx: &mut Ctx) -> anyhow::Result<(String, Option<Target>)> {
     if ctx.profile.bridge_key.is_none() {
         ctx.profile.bridge_key = Some(hex::encode(rand::random::<[u8; 20]>()));
         ctx.save()?;
     }
+    let key = ctx.profile.bridge_key.clone().unwrap_or_default();
+    let target = match (&ctx.profile.bridge_printer, &ctx.profile.bridge_pool) {
+        (Some(p), _) => Some(Target::Printer(p.clone())),
+        (None, Some(p)) => Some(Target::Pool(p.clone())),
+        _ => None,
+    };
+    Ok((key, target))
+}
+
+/// The OctoPrint calls slicers make, answered for this profile (its bridge key, created in `ctx`
+/// when it has none, and remembered target): what `hearth bridge` serves, and `hearth ui` beside
+/// its page.
+pub fn routes(ctx: &mut Ctx, reveal: Reveal) -> anyhow::Result<Router> {
+    let (key, target) = key_and_target(ctx)?;
+    let state = Arc::new(Bridge {
+        ctx: Mutex::new(ctx.clone()),
+        key,
+        target,
+        reveal,
+    });
+    Ok(Router::new()
+        .route("/api/version", get(version))
+        .route("/api/server", get(server))
+        .route("/api/files/local", post(upload))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state))
+}
+
+pub async fn run(args: &BridgeArgs) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
     if args.printer.is_some() || args.pool.is_some() {
         ctx.profile.bridge_printer = args.printer.clone();
         ctx.profile.bridge_pool = args.pool.clone();
         ctx.save()?;
     }
-    let key = ctx.profile.bridge_key.clone().unwrap_or_default();
+    let (key, _) = key_and_target(&mut ctx)?;
     if args.show_key {
         println!("{key}");
         return Ok(());
@@ -73,25 +104,9 @@ pub async fn run(args: &BridgeArgs) -> anyhow::Result<()> {
             args.listen
         );
     }
-    let target = match (&ctx.profile.bridge_printer, &ctx.profile.bridge_pool) {
-        (Some(p), _) => Some(Target::Printer(p.clone())),
-        (None, Some(p)) => Some(Target::Pool(p.clone())),
-        _ => None,
-    };
     // Fail now, not at the first upload, when the chain does not verify.
     ctx.trusted().await?;
-    let state = Arc::new(Bridge {
-        ctx: Mutex::new(ctx),
-        key,
-        target,
-        reveal: args.reveal.reveal,
-    });
-    let app = Router::new()
-        .route("/api/version", get(version))
-        .route("/api/server", get(server))
-        .route("/api/files/local", post(upload))
-        .layer(DefaultBodyLimit::disable())
-        .with_state(state);
+    let app = routes(&mut ctx, args.reveal.reveal)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -117,9 +117,14 @@ pub async fn run(args: &UiArgs) -> anyhow::Result<()> {
         opened: Mutex::new(Opened::default()),
     });
     let link = format!("http://{}/open?token={}", ui.hosts[0], ui.token);
-    let app = router(ui.clone());
+    // Slicers set up for `hearth bridge` send here too: the same OctoPrint calls, the same key.
+    let slicers = crate::cmd::bridge::routes(&mut *ui.ctx.lock().await, ui.reveal)?;
+    let app = router(ui.clone()).merge(slicers);
     println!("hearth ui listening on http://{addr}");
     println!("open {link}");
+    eprintln!(
+        "slicers (PrusaSlicer, OrcaSlicer) may send here as to OctoPrint: host http://{addr}, API key from `hearth bridge --show-key`"
+    );
     std::io::stdout().flush()?;
     if !args.no_open && !open_in_browser(&link) {
         eprintln!("(no browser could be started here: open the address above yourself)");

@@ -393,6 +393,42 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .unwrap();
     assert_eq!(past.status(), 404);
 
+    // A slicer set up for `hearth bridge` sends here too (one process, one address): the same
+    // OctoPrint calls and key; the page's token is not what lets it in.
+    let key = ada.run(&["bridge", "--show-key"]).await.trim().to_owned();
+    let octoprint = reqwest::Client::new();
+    let refused = octoprint
+        .get(format!("{}/api/version", ui.base))
+        .header("X-Api-Key", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let version: serde_json::Value = octoprint
+        .get(format!("{}/api/version", ui.base))
+        .header("X-Api-Key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(version["text"].as_str().unwrap().starts_with("OctoPrint"));
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(sample.clone()).file_name("from-the-slicer.gcode"),
+    );
+    let sent = octoprint
+        .post(format!("{}/api/files/local", ui.base))
+        .header("X-Api-Key", &key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 201, "{}", sent.text().await.unwrap());
+    let listed: Vec<serde_json::Value> = ui.json("/api/files").await;
+    assert!(listed.iter().any(|f| f["name"] == "from-the-slicer.gcode"));
+
     // The page itself, in a real browser, when one is installed here.
     browser_test(&ui).await;
 
