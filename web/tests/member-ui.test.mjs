@@ -4,6 +4,7 @@
 //   HEARTH_UI_LINK=http://127.0.0.1:PORT/open?token=... HEARTH_SAMPLE=/path/to/a.gcode node member-ui.test.mjs
 // Exits non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -128,6 +129,14 @@ try {
   await page.locator("#done", { hasText: `${basename(sample)}: cancel sent; the job is cancelled.` }).waitFor();
   await page.locator(`#jobs tbody tr[data-state="cancelled"]`, { hasText: basename(sample) }).waitFor();
   await shot("jobs");
+
+  step("a period's jobs are exported as CSV with their names");
+  await page.fill("#export-form input[name=since]", "2000-01-01");
+  const [csv] = await Promise.all([page.waitForEvent("download"), page.click("#export-form button[type=submit]")]);
+  assert.equal(csv.suggestedFilename(), "hearth-jobs-from-2000-01-01.csv");
+  const text = readFileSync(await csv.path(), "utf8");
+  assert.match(text, /^job,name,state,printer,/);
+  assert.match(text, /,wavy été\.gcode,printing,mk4,/);
 
   step("a finished job is printed again, by default where it went");
   const finished = page.locator(`#jobs tbody tr[data-state="completed"]`, { hasText: "part.gcode" }).first();

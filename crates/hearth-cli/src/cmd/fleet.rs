@@ -205,7 +205,7 @@ fn queue_place(position: usize, priority: i64) -> String {
 /// The jobs, with their place in the queue and why a queued job waits (`all`: every job known,
 /// for the queue and the jobs on each printer).
 /// What each job's NAME says: its label opened here ([`job_names`]).
-type Names = HashMap<JobId, Result<String, String>>;
+pub(crate) type Names = HashMap<JobId, Result<String, String>>;
 
 /// The names of the files `jobs` print, from their sealed labels opened on this device
 /// ([`job_labels`]). Without the device key or a verified chain there are none, and a warning says
@@ -575,15 +575,20 @@ fn time_arg(name: &str, v: &str) -> anyhow::Result<String> {
     Ok(t)
 }
 
-pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
-    let mut ctx = Ctx::load()?;
+/// The jobs submitted in a period (days or RFC 3339 times; the 500 newest without either, unless
+/// `ranged`), newest first, and whether the period held more than one listing gives.
+pub(crate) async fn jobs_in_period(
+    ctx: &Ctx,
+    since: Option<&str>,
+    until: Option<&str>,
+    ranged: bool,
+) -> anyhow::Result<(Vec<Job>, bool)> {
     let org = ctx.org()?;
-    let ranged = args.since.is_some() || args.until.is_some() || args.csv;
     let mut query = Vec::new();
-    if let Some(s) = &args.since {
+    if let Some(s) = since {
         query.push(format!("since={}", time_arg("since", s)?));
     }
-    if let Some(u) = &args.until {
+    if let Some(u) = until {
         query.push(format!("until={}", time_arg("until", u)?));
     }
     if ranged {
@@ -597,7 +602,26 @@ pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
         ),
     };
     let jobs: Vec<Job> = ctx.client.raw_get(&path).await?;
-    if ranged && jobs.len() >= MOST_JOBS {
+    let more = ranged && jobs.len() >= MOST_JOBS;
+    Ok((jobs, more))
+}
+
+/// `jobs` as CSV ([`jobs_csv`]), their printers and submitters named as the server lists them.
+pub(crate) async fn csv_of(ctx: &Ctx, jobs: &[&Job], names: &Names) -> anyhow::Result<String> {
+    let printers = printers_of(ctx).await?;
+    let logins: BTreeMap<_, _> = match ctx.client.members(ctx.org()?).await {
+        Ok(m) => m.into_iter().map(|m| (m.user.id, m.user.login)).collect(),
+        Err(_) => BTreeMap::new(),
+    };
+    Ok(jobs_csv(jobs, &printers, &logins, names))
+}
+
+pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
+    let mut ctx = Ctx::load()?;
+    let ranged = args.since.is_some() || args.until.is_some() || args.csv;
+    let (jobs, more) =
+        jobs_in_period(&ctx, args.since.as_deref(), args.until.as_deref(), ranged).await?;
+    if more {
         eprintln!(
             "warning: {MOST_JOBS} jobs or more in that period, the newest {MOST_JOBS} listed: narrow it with --since and --until"
         );
@@ -615,15 +639,11 @@ pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&named_json(&shown, &names)?);
     }
-    let printers = printers_of(&ctx).await?;
     if args.csv {
-        let logins: BTreeMap<_, _> = match ctx.client.members(org).await {
-            Ok(m) => m.into_iter().map(|m| (m.user.id, m.user.login)).collect(),
-            Err(_) => BTreeMap::new(),
-        };
-        print!("{}", jobs_csv(&shown, &printers, &logins, &names));
+        print!("{}", csv_of(&ctx, &shown, &names).await?);
         return Ok(());
     }
+    let printers = printers_of(&ctx).await?;
     let all: Vec<&Job> = jobs.iter().collect();
     jobs_table(&shown, &all, &printers.iter().collect::<Vec<_>>(), &names).print();
     Ok(())

@@ -167,6 +167,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/files/{id}/print", post(print))
         .route("/api/files/{id}/download", get(download))
         .route("/api/jobs", get(jobs))
+        .route("/api/jobs.csv", get(jobs_csv))
         .route("/api/jobs/{job}/again", post(again))
         .route("/api/jobs/{job}/{action}", post(control))
         .route("/api/timelapses", get(timelapses))
@@ -392,6 +393,63 @@ async fn jobs(State(ui): State<Arc<Ui>>) -> Answer {
         row["printer_name"] = json!(printer.and_then(|p| names.get(&p)));
     }
     Ok(axum::Json(rows).into_response())
+}
+
+#[derive(Deserialize)]
+struct PeriodQuery {
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
+}
+
+/// `GET /api/jobs.csv?since=DAY&until=DAY`: the period's jobs as `hearth jobs --csv` writes them,
+/// each named from its label opened here, as a download.
+async fn jobs_csv(State(ui): State<Arc<Ui>>, Query(q): Query<PeriodQuery>) -> Answer {
+    let since = q.since.filter(|s| !s.is_empty());
+    let until = q.until.filter(|s| !s.is_empty());
+    let (ctx, trusted) = ui.session().await?;
+    let (jobs, more) =
+        crate::cmd::fleet::jobs_in_period(&ctx, since.as_deref(), until.as_deref(), true)
+            .await
+            .map_err(|e| Failure(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let labels = {
+        let mut opened = ui.opened.lock().await;
+        job_labels(&ctx, &trusted, &jobs, &mut opened).await?
+    };
+    let names: crate::cmd::fleet::Names = labels
+        .into_iter()
+        .map(|(id, l)| (id, l.map(|l| l.name)))
+        .collect();
+    let shown: Vec<&Job> = jobs.iter().collect();
+    let csv = crate::cmd::fleet::csv_of(&ctx, &shown, &names).await?;
+    let file = format!(
+        "hearth-jobs{}{}.csv",
+        since
+            .map(|s| format!("-from-{}", &s[..s.len().min(10)]))
+            .unwrap_or_default(),
+        until
+            .map(|u| format!("-to-{}", &u[..u.len().min(10)]))
+            .unwrap_or_default()
+    );
+    let mut res = (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        csv,
+    )
+        .into_response();
+    if more {
+        res.headers_mut().insert(
+            header::HeaderName::from_static("x-truncated"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(res)
 }
 
 /// The jobs `which` picks, as the server has them, with what only members see: `name`,

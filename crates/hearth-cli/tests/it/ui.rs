@@ -345,6 +345,31 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         )
         .await
         .unwrap();
+    // A period's jobs as CSV, with the names opened here.
+    let csv = ui
+        .api(Method::GET, "/api/jobs.csv?since=2000-01-01&until=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        csv.headers()["content-disposition"],
+        "attachment; filename=\"hearth-jobs-from-2000-01-01.csv\""
+    );
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("job,name,state,printer,"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with(&format!("{job},wavy été.gcode,printing,mk4,,ada,"))),
+        "{csv}"
+    );
+    let bad = ui
+        .api(Method::GET, "/api/jobs.csv?since=last%20week")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
     // The labels are opened once: listing the jobs again fetches no sealed object.
     let before = downloads().await;
     let again: Vec<serde_json::Value> = ui.json("/api/jobs").await;
