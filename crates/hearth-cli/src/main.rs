@@ -25,6 +25,14 @@ enum Command {
     Login(cmd::login::LoginArgs),
     /// Change your passphrase (re-wraps your device keys).
     Passwd(cmd::login::PasswdArgs),
+    /// Your API tokens (one per machine you logged in on, and your scripts'); revoke one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Tokens {
+        #[command(subcommand)]
+        cmd: Option<cmd::tokens::TokensCmd>,
+        #[arg(long)]
+        json: bool,
+    },
     /// A second factor for your logins: an authenticator app's codes and recovery codes.
     Mfa {
         #[command(subcommand)]
@@ -178,6 +186,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Login(args) => cmd::login::login(&args).await,
         Command::Passwd(args) => cmd::login::passwd(&args).await,
         Command::Mfa { cmd } => cmd::mfa::run(cmd.as_ref()).await,
+        Command::Tokens { cmd, json } => cmd::tokens::run(cmd.as_ref(), json).await,
         Command::Org(OrgCmd::Init) => cmd::login::init_org(&mut ctx::Ctx::load()?).await,
         Command::Org(OrgCmd::Show { json }) => {
             cmd::login::show_org(&mut ctx::Ctx::load()?, json).await
@@ -246,6 +255,16 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            // This machine's API token was revoked or has expired: say how to get a new one.
+            let token_gone = e.chain().any(|c| {
+                c.downcast_ref::<hearth_client::ClientError>()
+                    .is_some_and(|c| c.status() == Some(401) && c.to_string().contains("API token"))
+            });
+            if token_gone {
+                eprintln!(
+                    "this machine's login has ended: run `hearth login SERVER --login YOU` again"
+                );
+            }
             std::process::ExitCode::FAILURE
         }
     }

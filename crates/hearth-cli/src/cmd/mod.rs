@@ -17,5 +17,6 @@ pub mod mfa;
 pub mod notify;
 pub mod stats;
 pub mod timelapse;
+pub mod tokens;
 pub mod ui;
 pub mod upload;

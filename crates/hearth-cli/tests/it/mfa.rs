@@ -103,3 +103,40 @@ async fn a_second_factor_is_set_up_asked_at_login_and_turned_off() {
         .run(&["login", &server.url, "--login", "ada"])
         .await;
 }
+
+/// `hearth tokens`: each machine's login made a token; one revoked from another machine stops
+/// working at once.
+#[tokio::test]
+async fn a_machines_token_is_listed_and_revoked_from_another() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let laptop = Machine::new("correct horse battery");
+    laptop.run(&["login", &server.url, "--login", "ada"]).await;
+    let listed = ada.run(&["tokens"]).await;
+    assert_eq!(listed.matches("(this machine)").count(), 1, "{listed}");
+    let tokens: Vec<serde_json::Value> =
+        serde_json::from_str(&laptop.run(&["tokens", "--json"]).await).unwrap();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    // The laptop revokes the other machine's token by its id.
+    let me: serde_json::Value = {
+        let (c, _) = ada.client();
+        c.raw_get("/api/v1/me").await.unwrap()
+    };
+    let ada_token = me["token"]["id"].as_str().unwrap().to_owned();
+    let said = laptop.run(&["tokens", "revoke", &ada_token]).await;
+    assert!(
+        said.contains(&format!("revoked token {ada_token}")),
+        "{said}"
+    );
+    let out = ada.try_run(&["printers"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("this machine's login has ended"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unknown = laptop.try_run(&["tokens", "revoke", "nope"]).await;
+    assert!(!unknown.status.success());
+    laptop.run(&["printers"]).await;
+}
