@@ -6,6 +6,30 @@ use tokio::io::AsyncBufReadExt as _;
 use crate::e2e::{agent_opens_job, enrolled_agent};
 use crate::support::*;
 
+/// What a slicer asks first, answered at `base` with `key` as OctoPrint answers it, and refused
+/// without the key.
+pub(crate) async fn answers_as_octoprint(base: &str, key: &str) {
+    let http = reqwest::Client::new();
+    let no_key = http
+        .get(format!("{base}/api/version"))
+        .header("X-Api-Key", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 403);
+    let v: serde_json::Value = http
+        .get(format!("{base}/api/version"))
+        .header("X-Api-Key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["api"].is_string());
+    assert!(v["text"].as_str().unwrap().starts_with("OctoPrint"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slicer_upload_through_the_bridge_is_sealed_and_printed() {
     let server = TestServer::start().await;
@@ -32,23 +56,7 @@ async fn a_slicer_upload_through_the_bridge_is_sealed_and_printed() {
         .to_owned();
 
     let http = reqwest::Client::new();
-    let no_key = http
-        .get(format!("{base}/api/version"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_key.status(), 403);
-    let v: serde_json::Value = http
-        .get(format!("{base}/api/version"))
-        .header("X-Api-Key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(v["api"].is_string());
-    assert!(v["text"].as_str().unwrap().starts_with("OctoPrint"));
+    answers_as_octoprint(&base, &key).await;
 
     let work = tempfile::tempdir().unwrap();
     let file = gcode(work.path(), "cube.gcode", "from the slicer");
