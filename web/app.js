@@ -373,6 +373,10 @@ function renderAccount() {
     : "Off: your passphrase alone logs in.";
   $("mfa-begin").hidden = on;
   $("mfa-off-form").hidden = !on;
+  $("mfa-new-codes").hidden = !on;
+  $("mfa-recovery-left").hidden = !on;
+  $("mfa-recovery-left").textContent = on
+    ? `${state.me.recovery_codes_left ?? 0} recovery codes left.` : "";
   if (!on) $("mfa-recovery").hidden = true;
   $("org-require-mfa").checked = Boolean(state.org && state.org.require_mfa);
   loadSessions().catch((e) => notice(`Could not read your sessions: ${e.message}`));
@@ -456,11 +460,26 @@ async function onMfaConfirm(ev) {
     ev.target.reset();
     state.me.mfa = true;
     $("mfa-setup").hidden = true;
-    $("mfa-codes").replaceChildren(...out.recovery_codes.map((c) => el("li", {}, el("code", {}, c))));
-    $("mfa-recovery").hidden = false;
-    renderAccount();
+    showRecoveryCodes(out.recovery_codes);
   } catch (e) {
     notice(`The second factor is not on: ${e.message}`);
+  }
+}
+
+function showRecoveryCodes(codes) {
+  state.me.recovery_codes_left = codes.length;
+  $("mfa-codes").replaceChildren(...codes.map((c) => el("li", {}, el("code", {}, c))));
+  $("mfa-recovery").hidden = false;
+  renderAccount();
+}
+
+async function onMfaNewCodes() {
+  notice("");
+  if (!confirm("New recovery codes? The ones you have stop working.")) return;
+  try {
+    showRecoveryCodes((await call("POST", "/me/mfa/recovery-codes")).recovery_codes);
+  } catch (e) {
+    notice(`No new recovery codes: ${e.message}`);
   }
 }
 
@@ -1596,6 +1615,7 @@ async function main() {
   $("mfa-begin").addEventListener("click", onMfaBegin);
   $("mfa-confirm-form").addEventListener("submit", onMfaConfirm);
   $("mfa-off-form").addEventListener("submit", onMfaOff);
+  $("mfa-new-codes").addEventListener("click", onMfaNewCodes);
   $("org-require-mfa").addEventListener("change", onRequireMfa);
   $("sessions-end-others").addEventListener("click", onEndOtherSessions);
   $("stats-hours").addEventListener("change", () => loadStats().catch((e) => notice(e.message)));

@@ -452,6 +452,12 @@ try {
   await page.locator("#mfa-codes li").nth(9).waitFor();
   assert.equal(await page.locator("#mfa-codes li").count(), 10);
   await page.locator("#mfa-state", { hasText: "On:" }).waitFor();
+  assert.equal(await page.textContent("#mfa-recovery-left"), "10 recovery codes left.");
+  const firstCodes = await page.locator("#mfa-codes li").allTextContents();
+  await page.click("#mfa-new-codes");
+  await page.waitForFunction((before) => document.querySelector("#mfa-codes li").textContent !== before,
+    firstCodes[0]);
+  assert.equal(await page.locator("#mfa-codes li").count(), 10);
 
   step("the owner requires it of every member, and lifts it again");
   const policy = () => page.waitForResponse((r) => r.url().endsWith("/mfa-policy") && r.status() === 200);

@@ -557,6 +557,17 @@ impl Client {
             .await
     }
 
+    /// New recovery codes (the old ones void): in a session opened in the last five minutes, or
+    /// with one of its codes.
+    pub async fn new_recovery_codes(&self, code: Option<&str>) -> Result<RecoveryCodes> {
+        let rb = self.req(Method::POST, "/api/v1/me/mfa/recovery-codes");
+        let rb = match code {
+            Some(c) => rb.json(&MfaCode { code: c.into() }),
+            None => rb,
+        };
+        Self::json(rb).await
+    }
+
     /// Turns this account's second factor off: in a session opened in the last five minutes, or
     /// with one of its codes.
     pub async fn remove_mfa(&self, code: Option<&str>) -> Result<()> {

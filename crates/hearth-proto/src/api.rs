@@ -176,6 +176,9 @@ pub struct Me {
     /// Whether logins of this account ask for a second factor.
     #[serde(default)]
     pub mfa: bool,
+    /// With a second factor: how many of its recovery codes are left unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_left: Option<u32>,
 }
 
 /// `POST /api/v1/users` (instance admins): create an account.

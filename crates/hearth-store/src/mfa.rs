@@ -129,6 +129,21 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Replaces the recovery codes of a confirmed second factor; false when there is none.
+    pub async fn replace_recovery_codes(&self, user: UserId, hashes: &[String]) -> Result<bool> {
+        let codes =
+            serde_json::to_string(hashes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = sqlx::query(
+            "UPDATE users SET recovery_codes = $1 WHERE id = $2 AND totp_enabled_at IS NOT NULL",
+        )
+        .bind(codes)
+        .bind(user.to_string())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
     /// Turns the second factor off (or drops one being set up); true when there was one.
     pub async fn clear_mfa(&self, user: UserId) -> Result<bool> {
         let n = sqlx::query(

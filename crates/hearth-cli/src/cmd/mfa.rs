@@ -31,6 +31,13 @@ pub enum MfaCmd {
         #[arg(long)]
         json: bool,
     },
+    /// New recovery codes, the old ones void (the login this asks for takes a code). Printed once.
+    RecoveryCodes {
+        #[command(flatten)]
+        pass: PassArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// Turn the second factor off (the login this asks for takes a code).
     Off {
         #[command(flatten)]
@@ -95,8 +102,9 @@ pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
             let me: Me = ctx.client.raw_get("/api/v1/me").await?;
             if me.mfa {
                 println!(
-                    "second factor: on (logins of {} ask for an authenticator code or a recovery code)",
-                    me.user.login
+                    "second factor: on (logins of {} ask for an authenticator code or a recovery code); {} recovery codes left",
+                    me.user.login,
+                    me.recovery_codes_left.unwrap_or_default()
                 );
             } else {
                 println!(
@@ -134,6 +142,22 @@ pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
             }
             println!(
                 "The second factor is on. Recovery codes, each good for one login without the app (shown this once):"
+            );
+            for c in &codes.recovery_codes {
+                println!("  {c}");
+            }
+        }
+        Some(MfaCmd::RecoveryCodes { pass, json }) => {
+            let (s, _) = session(pass).await?;
+            let codes = s
+                .new_recovery_codes(None)
+                .await
+                .context("no new recovery codes")?;
+            if *json {
+                return print_json(&codes);
+            }
+            println!(
+                "New recovery codes, each good for one login without the app (the old ones no longer work; shown this once):"
             );
             for c in &codes.recovery_codes {
                 println!("  {c}");

@@ -33,7 +33,11 @@ async fn a_second_factor_is_set_up_asked_at_login_and_turned_off() {
         .filter(|l| !l.is_empty())
         .collect();
     assert_eq!(recovery.len(), 10, "{confirmed}");
-    assert!(ada.run(&["mfa"]).await.contains("second factor: on"));
+    let status = ada.run(&["mfa"]).await;
+    assert!(
+        status.contains("second factor: on") && status.contains("10 recovery codes left"),
+        "{status}"
+    );
 
     // Another machine: the passphrase alone is not enough, with no terminal to ask on.
     let laptop = Machine::new("correct horse battery");
@@ -69,6 +73,25 @@ async fn a_second_factor_is_set_up_asked_at_login_and_turned_off() {
     );
     // The API token the login made works as before (a second factor guards logins).
     laptop.run(&["printers"]).await;
+    // New recovery codes, logging in with an old one: the old ones are void after.
+    let out = laptop
+        .command(&["mfa", "recovery-codes", "--json"])
+        .env("HEARTH_MFA_CODE", recovery[2])
+        .output()
+        .await
+        .unwrap();
+    assert_success(&out);
+    let fresh: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fresh: Vec<String> = serde_json::from_value(fresh["recovery_codes"].clone()).unwrap();
+    assert_eq!(fresh.len(), 10);
+    let out = laptop
+        .command(&["mfa", "recovery-codes"])
+        .env("HEARTH_MFA_CODE", recovery[3])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "an old recovery code still logs in");
+    let recovery: Vec<&str> = fresh.iter().map(String::as_str).collect();
     // The organisation can require it of every member; then it cannot be turned off.
     let said = ada.run(&["org", "mfa", "required"]).await;
     assert!(said.contains("members must have a second factor"), "{said}");

@@ -329,12 +329,17 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json
             role,
         })
         .collect();
-    let mfa = crate::mfa::is_on(&state.store, caller.user.id).await?;
+    let mfa = state
+        .store
+        .mfa(caller.user.id)
+        .await?
+        .filter(|m| m.enabled_at.is_some());
     Ok(Json(Me {
         user: caller.user.to_api(),
         memberships,
         token: caller.token().map(|t| t.to_api()),
-        mfa,
+        mfa: mfa.is_some(),
+        recovery_codes_left: mfa.map(|m| u32::try_from(m.recovery.len()).unwrap_or(u32::MAX)),
     }))
 }
 
@@ -496,6 +501,79 @@ pub async fn confirm_mfa(
 /// How recent a login must be to turn the second factor off without giving a code again.
 const FRESH_LOGIN_MS: i64 = 5 * 60 * 1000;
 
+/// What changing a confirmed second factor takes: a session whose login (which passed it) is
+/// fresh, or one of its codes, which is then used up.
+async fn fresh_or_code(
+    state: &AppState,
+    caller: &Caller,
+    mfa: &hearth_store::mfa::MfaRow,
+    code: Option<&str>,
+) -> ApiResult<()> {
+    let now = now_ms();
+    if matches!(caller.via, Via::Session { opened_at, .. } if now - opened_at < FRESH_LOGIN_MS) {
+        return Ok(());
+    }
+    let secs = u64::try_from(now / 1000).unwrap_or_default();
+    let taken = match code {
+        Some(c) => crate::mfa::take(&state.store, caller.user.id, mfa, c, secs).await?,
+        None => None,
+    };
+    match taken {
+        Some(_) => Ok(()),
+        None => Err(ApiError::invalid(
+            "log in again, or give the app's current code (or a recovery code): this session is \
+             older than five minutes",
+        )),
+    }
+}
+
+/// A code from an optional JSON body `{"code": ...}`.
+fn body_code(body: &[u8]) -> ApiResult<Option<String>> {
+    if body.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_slice::<MfaCode>(body)
+        .map(|c| Some(c.code))
+        .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))
+}
+
+/// New recovery codes for this account's second factor, the old ones void: in a fresh session, or
+/// with one of its codes. Shown this once.
+#[utoipa::path(post, path = "/api/v1/me/mfa/recovery-codes", tag = "accounts", request_body = Option<MfaCode>, responses(
+    (status = 200, body = RecoveryCodes), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn new_recovery_codes(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<RecoveryCodes>> {
+    session_only(&caller)?;
+    let code = body_code(&body)?;
+    let Some(mfa) = state
+        .store
+        .mfa(caller.user.id)
+        .await?
+        .filter(|m| m.enabled_at.is_some())
+    else {
+        return Err(ApiError::not_found("a second factor of this account"));
+    };
+    fresh_or_code(&state, &caller, &mfa, code.as_deref()).await?;
+    let (codes, hashes) = crate::mfa::recovery_codes();
+    if !state
+        .store
+        .replace_recovery_codes(caller.user.id, &hashes)
+        .await?
+    {
+        return Err(ApiError::not_found("a second factor of this account"));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.mfa_recovery_codes", None, json!({})))
+        .await?;
+    tx.commit().await?;
+    Ok(Json(RecoveryCodes {
+        recovery_codes: codes,
+    }))
+}
+
 /// Turn this account's second factor off: in a session opened in the last five minutes (its login
 /// passed the second factor), or with one of its codes (or a recovery code).
 #[utoipa::path(delete, path = "/api/v1/me/mfa", tag = "accounts", request_body = Option<MfaCode>, responses(
@@ -506,14 +584,7 @@ pub async fn remove_mfa(
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
     session_only(&caller)?;
-    let code = match body.is_empty() {
-        true => None,
-        false => Some(
-            serde_json::from_slice::<MfaCode>(&body)
-                .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?
-                .code,
-        ),
-    };
+    let code = body_code(&body)?;
     let Some(mfa) = state.store.mfa(caller.user.id).await? else {
         return Err(ApiError::not_found("a second factor of this account"));
     };
@@ -531,21 +602,8 @@ pub async fn remove_mfa(
             requiring.join(", ")
         )));
     }
-    let now = now_ms();
-    let fresh =
-        matches!(caller.via, Via::Session { opened_at, .. } if now - opened_at < FRESH_LOGIN_MS);
-    if mfa.enabled_at.is_some() && !fresh {
-        let secs = u64::try_from(now / 1000).unwrap_or_default();
-        let taken = match &code {
-            Some(c) => crate::mfa::take(&state.store, caller.user.id, &mfa, c, secs).await?,
-            None => None,
-        };
-        if taken.is_none() {
-            return Err(ApiError::invalid(
-                "log in again, or give the app's current code (or a recovery code): this session \
-                 is older than five minutes",
-            ));
-        }
+    if mfa.enabled_at.is_some() {
+        fresh_or_code(&state, &caller, &mfa, code.as_deref()).await?;
     }
     state.store.clear_mfa(caller.user.id).await?;
     let mut tx = state.store.begin().await?;

@@ -34,7 +34,7 @@ use utoipa::OpenApi;
     info(title = "Hearth API", description = "Self-hosted cloud for 3D-printer fleets. The server stores sealed (age) blobs and sees no design."),
     paths(
         system::healthz, system::readyz, system::metrics, system::info,
-        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions,
+        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::new_recovery_codes, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions,
         accounts::create_user, accounts::list_users,
         accounts::create_org, accounts::list_orgs, accounts::get_org, accounts::set_quota, accounts::usage,
         accounts::list_members, accounts::add_member, accounts::set_member_role, accounts::remove_member,
@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
             post(accounts::begin_mfa).delete(accounts::remove_mfa),
         )
         .route("/me/mfa/confirm", post(accounts::confirm_mfa))
+        .route("/me/mfa/recovery-codes", post(accounts::new_recovery_codes))
         .route(
             "/me/sessions",
             get(accounts::list_sessions).delete(accounts::end_other_sessions),

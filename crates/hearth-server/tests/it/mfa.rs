@@ -71,6 +71,22 @@ async fn a_second_factor_guards_logins_and_each_code_logs_in_once() {
         .await
         .unwrap_err();
     assert_eq!(again.code(), Some("mfa_invalid"));
+    let me: Me = c.raw_get("/api/v1/me").await.unwrap();
+    assert_eq!(me.recovery_codes_left, Some(9));
+    // New recovery codes (in this fresh session): the old ones are void, the new ones work.
+    let fresh = c.new_recovery_codes(None).await.unwrap().recovery_codes;
+    assert_eq!(fresh.len(), 10);
+    let void = server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some(&codes[4]))
+        .await
+        .unwrap_err();
+    assert_eq!(void.code(), Some("mfa_invalid"));
+    server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some(&fresh[0]))
+        .await
+        .unwrap();
 
     // Failures are audited and throttled like wrong secrets.
     let audit = c.audit_page(None, 0, 200).await.unwrap().entries;
