@@ -304,11 +304,28 @@ async fn do_login(
     };
     ctx.save()?;
     println!("device fingerprint: {}", keys.fingerprint());
-    if ctx.profile.genesis.is_some() {
-        let (chain, _) = ctx.trusted().await?;
-        println!("organisation fingerprint: {}", chain.genesis.fingerprint());
-    } else if let Some(org) = ctx.profile.org_id {
-        pin_genesis(&mut ctx, org, &keys, org_fingerprint).await?;
+    let pinned = async {
+        if ctx.profile.genesis.is_some() {
+            let (chain, _) = ctx.trusted().await?;
+            println!("organisation fingerprint: {}", chain.genesis.fingerprint());
+        } else if let Some(org) = ctx.profile.org_id {
+            pin_genesis(&mut ctx, org, &keys, org_fingerprint).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = pinned {
+        let by_policy = e.chain().any(|c| {
+            c.downcast_ref::<hearth_client::ClientError>()
+                .is_some_and(|c| c.code() == Some("mfa_required_by_org"))
+        });
+        if by_policy {
+            return Err(e.context(
+                "logged in, but the organisation asks for a second factor first: set one up \
+                 (`hearth mfa on`, then `hearth mfa confirm CODE`), then run this `hearth login` again",
+            ));
+        }
+        return Err(e);
     }
     Ok(ctx)
 }

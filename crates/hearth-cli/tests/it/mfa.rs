@@ -163,3 +163,67 @@ async fn a_machines_token_is_listed_and_revoked_from_another() {
     assert!(!unknown.status.success());
     laptop.run(&["printers"]).await;
 }
+
+/// A member joining an organisation that requires a second factor is told, at login, to set one
+/// up; with it, the same login goes through and pins the organisation.
+#[tokio::test]
+async fn a_new_member_of_an_organisation_requiring_it_sets_one_up_at_login() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    let org_fp = crate::members::org_fingerprint(&ada.setup(&server).await);
+    let setup: serde_json::Value =
+        serde_json::from_str(&ada.run(&["mfa", "on", "--json"]).await).unwrap();
+    let Some(now) = code(setup["secret"].as_str().unwrap(), 0) else {
+        return;
+    };
+    ada.run(&["mfa", "confirm", &now]).await;
+    ada.run(&["org", "mfa", "required"]).await;
+
+    // Bob's account and membership, as an admin makes them; his first login on his machine.
+    let (c, org) = ada.client();
+    let passphrase = "bob's passphrase";
+    let secret = hearth_crypto::derive_login_secret(
+        passphrase,
+        &server.url,
+        "bob",
+        &hearth_crypto::KdfParams::insecure_fast_for_tests(),
+    )
+    .unwrap();
+    c.create_user("bob", &secret.expose_hex(), false)
+        .await
+        .unwrap();
+    c.add_member(org, "bob", hearth_proto::Role::Operator)
+        .await
+        .unwrap();
+    let bob = Machine::new(passphrase);
+    let login = [
+        "login",
+        &server.url,
+        "--login",
+        "bob",
+        "--org-fingerprint",
+        &org_fp,
+    ];
+    let out = bob.try_run(&login).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the organisation asks for a second factor first")
+            && err.contains("hearth mfa on"),
+        "{err}"
+    );
+    // What the message says works.
+    let setup: serde_json::Value =
+        serde_json::from_str(&bob.run(&["mfa", "on", "--json"]).await).unwrap();
+    let secret = setup["secret"].as_str().unwrap();
+    bob.run(&["mfa", "confirm", &code(secret, 0).unwrap()])
+        .await;
+    let out = bob
+        .command(&login)
+        .env("HEARTH_MFA_CODE", code(secret, 1).unwrap())
+        .output()
+        .await
+        .unwrap();
+    assert_success(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("organisation fingerprint:"));
+}
