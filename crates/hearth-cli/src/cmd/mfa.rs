@@ -95,6 +95,22 @@ fn qr_lines(text: &str) -> Option<Vec<String>> {
     Some(lines)
 }
 
+/// Recovery codes as the account gets them, once: JSON, or a list under `what`.
+fn show_codes(
+    codes: &hearth_proto::api::RecoveryCodes,
+    json: bool,
+    what: &str,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(codes);
+    }
+    println!("{what}, each good for one login without the app (shown this once):");
+    for c in &codes.recovery_codes {
+        println!("  {c}");
+    }
+    Ok(())
+}
+
 pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
     match cmd {
         None => {
@@ -137,15 +153,7 @@ pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
                 .confirm_mfa(code)
                 .await
                 .context("the second factor is not on")?;
-            if *json {
-                return print_json(&codes);
-            }
-            println!(
-                "The second factor is on. Recovery codes, each good for one login without the app (shown this once):"
-            );
-            for c in &codes.recovery_codes {
-                println!("  {c}");
-            }
+            return show_codes(&codes, *json, "The second factor is on. Recovery codes");
         }
         Some(MfaCmd::RecoveryCodes { pass, json }) => {
             let (s, _) = session(pass).await?;
@@ -153,15 +161,11 @@ pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
                 .new_recovery_codes(None)
                 .await
                 .context("no new recovery codes")?;
-            if *json {
-                return print_json(&codes);
-            }
-            println!(
-                "New recovery codes, each good for one login without the app (the old ones no longer work; shown this once):"
+            return show_codes(
+                &codes,
+                *json,
+                "New recovery codes (the old ones no longer work)",
             );
-            for c in &codes.recovery_codes {
-                println!("  {c}");
-            }
         }
         Some(MfaCmd::Off { pass }) => {
             let (s, p) = session(pass).await?;
