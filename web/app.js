@@ -379,8 +379,19 @@ function renderAccount() {
     ? `${state.me.recovery_codes_left ?? 0} recovery codes left.` : "";
   if (!on) $("mfa-recovery").hidden = true;
   $("org-require-mfa").checked = Boolean(state.org && state.org.require_mfa);
+  if (state.org && atLeast("admin")) {
+    loadMfaMissing().catch((e) => notice(`Could not read the members: ${e.message}`));
+  }
   loadSessions().catch((e) => notice(`Could not read your sessions: ${e.message}`));
   loadTokens().catch((e) => notice(`Could not read your API tokens: ${e.message}`));
+}
+
+async function loadMfaMissing() {
+  const members = await call("GET", `/orgs/${state.org.id}/members`);
+  const without = members.filter((m) => !m.mfa).map((m) => m.user.login);
+  $("org-mfa-missing").textContent = without.length
+    ? `Without a second factor: ${without.join(", ")}.`
+    : "Every member has a second factor.";
 }
 
 async function loadSessions() {
@@ -502,6 +513,7 @@ async function onRequireMfa(ev) {
   try {
     const org = await call("PUT", `/orgs/${state.org.id}/mfa-policy`, { require_mfa: ev.target.checked });
     state.org.require_mfa = org.require_mfa;
+    await loadMfaMissing();
   } catch (e) {
     ev.target.checked = !ev.target.checked;
     notice(`The policy is unchanged: ${e.message}`);

@@ -460,6 +460,8 @@ try {
   assert.equal(await page.locator("#mfa-codes li").count(), 10);
 
   step("the owner requires it of every member, and lifts it again");
+  await page.locator("#org-mfa-missing", { hasText: /^(Without a second factor: |Every member has a second factor)/ }).waitFor();
+  assert.ok(!(await page.textContent("#org-mfa-missing")).includes(`${login},`), "the owner has one now");
   const policy = () => page.waitForResponse((r) => r.url().endsWith("/mfa-policy") && r.status() === 200);
   await Promise.all([policy(), page.check("#org-require-mfa")]);
   assert.equal(JSON.parse(await orgGet("")).require_mfa, true);

@@ -219,6 +219,9 @@ pub struct SetQuotaRequest {
 pub struct Member {
     pub user: User,
     pub role: Role,
+    /// Whether the member's logins ask for a second factor (what a policy requiring it looks at).
+    #[serde(default)]
+    pub mfa: bool,
 }
 
 /// `POST /api/v1/orgs/{org}/members`: add an existing account by login.

@@ -47,6 +47,18 @@ impl Store {
         }))
     }
 
+    /// Which of `org`'s members have a confirmed second factor.
+    pub async fn members_with_mfa(&self, org: hearth_proto::ids::OrgId) -> Result<Vec<UserId>> {
+        let rows = sqlx::query(
+            "SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id \
+             WHERE m.org_id = $1 AND u.totp_enabled_at IS NOT NULL",
+        )
+        .bind(org.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| crate::rows::parsed(r, "id")).collect()
+    }
+
     /// Starts setting up a TOTP authenticator with `secret`, replacing one being set up; false
     /// when one is already confirmed (it must be turned off first).
     pub async fn begin_totp(&self, user: UserId, secret: &str) -> Result<bool> {

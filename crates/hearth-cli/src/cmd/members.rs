@@ -101,17 +101,19 @@ async fn list(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
                 "in_chain": dev.is_some(),
                 "admin_device": dev.is_some_and(|d| d.admin),
                 "fingerprint": dev.map(|d| d.device.fingerprint().to_string()),
+                "mfa": m.mfa,
             })
         })
         .collect();
     if json {
         return print_json(&rows);
     }
-    let mut t = Table::new(&["LOGIN", "ROLE", "DEVICE", "FINGERPRINT"]);
+    let mut t = Table::new(&["LOGIN", "ROLE", "2ND FACTOR", "DEVICE", "FINGERPRINT"]);
     for r in &rows {
         t.row(vec![
             r["login"].as_str().unwrap_or_default().to_owned(),
             r["role"].as_str().unwrap_or_default().to_owned(),
+            if r["mfa"] == true { "on" } else { "off" }.to_owned(),
             match (r["in_chain"].as_bool(), r["admin_device"].as_bool()) {
                 (Some(true), Some(true)) => "admin".into(),
                 (Some(true), _) => "member".into(),

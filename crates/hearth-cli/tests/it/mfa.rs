@@ -178,6 +178,13 @@ async fn a_new_member_of_an_organisation_requiring_it_sets_one_up_at_login() {
     };
     ada.run(&["mfa", "confirm", &now]).await;
     ada.run(&["org", "mfa", "required"]).await;
+    let before = ada.run(&["members", "list"]).await;
+    assert!(
+        before
+            .lines()
+            .any(|l| l.starts_with("ada") && l.contains(" on ")),
+        "{before}"
+    );
 
     // Bob's account and membership, as an admin makes them; his first login on his machine.
     let (c, org) = ada.client();
@@ -226,4 +233,7 @@ async fn a_new_member_of_an_organisation_requiring_it_sets_one_up_at_login() {
         .unwrap();
     assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("organisation fingerprint:"));
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&ada.run(&["members", "list", "--json"]).await).unwrap();
+    assert!(listed.iter().all(|m| m["mfa"] == true), "{listed:?}");
 }

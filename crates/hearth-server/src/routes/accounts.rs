@@ -841,10 +841,12 @@ pub async fn list_members(
     access: OrgAccess<Viewer>,
 ) -> ApiResult<Json<Vec<Member>>> {
     let members = state.store.members(access.org.id).await?;
+    let with_mfa = state.store.members_with_mfa(access.org.id).await?;
     Ok(Json(
         members
             .into_iter()
             .map(|(u, role)| Member {
+                mfa: with_mfa.contains(&u.id),
                 user: u.to_api(),
                 role,
             })
@@ -901,6 +903,7 @@ pub async fn add_member(
     Ok((
         StatusCode::CREATED,
         Json(Member {
+            mfa: crate::mfa::is_on(&state.store, user.id).await?,
             user: user.to_api(),
             role: req.role,
         }),
@@ -939,6 +942,7 @@ pub async fn set_member_role(
     tx.commit().await?;
     let user = state.store.user_by_id(user_id).await?;
     Ok(Json(Member {
+        mfa: crate::mfa::is_on(&state.store, user.id).await?,
         user: user.to_api(),
         role: req.role,
     }))

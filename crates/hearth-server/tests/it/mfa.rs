@@ -180,11 +180,18 @@ async fn an_organisation_requiring_a_second_factor_admits_only_members_with_one(
         (Some(403), Some("mfa_required_by_org"))
     );
     assert!(e.to_string().contains("hearth mfa on"), "{e}");
+    // Admins see who has one.
+    let has = |members: Vec<hearth_proto::api::Member>, login: &str| {
+        members.iter().any(|m| m.user.login == login && m.mfa)
+    };
+    assert!(has(owner.members(org).await.unwrap(), "owner"));
+    assert!(!has(owner.members(org).await.unwrap(), "bob"));
     let setup = bob.begin_mfa().await.unwrap();
     bob.confirm_mfa(&oathtool(&setup.secret, 0).unwrap())
         .await
         .unwrap();
     bob.raw_get::<serde_json::Value>(&printers).await.unwrap();
+    assert!(has(owner.members(org).await.unwrap(), "bob"));
 
     let o: hearth_proto::api::Org = owner.set_mfa_policy(org, false).await.unwrap();
     assert!(!o.require_mfa);
