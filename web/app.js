@@ -412,8 +412,21 @@ async function loadSessions() {
     }
     return el("tr", { "data-current": String(s.current) },
       el("td", {}, when(s.created_at)), el("td", {}, when(s.expires_at)),
-      el("td", {}, s.source || "-"), el("td", {}, end));
+      el("td", {}, s.source || "-"), el("td", { title: s.user_agent || "" }, client(s.user_agent)), el("td", {}, end));
   }));
+}
+
+/** A User-Agent as people name it: "Chrome on Linux", "hearth CLI 0.1.0". */
+function client(ua) {
+  if (!ua) return "-";
+  const cli = /^hearth\/([\d.]+)/.exec(ua);
+  if (cli) return `hearth CLI ${cli[1]}`;
+  const browser = /(Edg|OPR|Firefox|Chrome|Chromium|Safari)\//.exec(ua)?.[1];
+  const os = /(Windows|Mac OS X|Android|iPhone|iPad|Linux|CrOS)/.exec(ua)?.[1];
+  const names = { Edg: "Edge", OPR: "Opera", "Mac OS X": "macOS", CrOS: "ChromeOS" };
+  const b = names[browser] || browser;
+  const o = names[os] || os;
+  return b && o ? `${b} on ${o}` : b || o || ua.slice(0, 40);
 }
 
 async function onEndOtherSessions() {

@@ -484,7 +484,7 @@ try {
   assert.ok(await page.locator("#code-field").isHidden());
 
   step("the Account tab lists where this account is logged in, and its API tokens");
-  await page.locator('#sessions tr[data-current="true"]').waitFor();
+  await page.locator('#sessions tr[data-current="true"]', { hasText: / on Linux/ }).waitFor();
   await page.locator("#tokens tbody tr").first().waitFor();
   await page.click("#sessions-end-others");
   await page.waitForFunction(() => document.querySelectorAll("#sessions tbody tr").length === 1);

@@ -112,7 +112,10 @@ impl Client {
     }
 
     fn build(base_url: &str, builder: reqwest::ClientBuilder) -> Result<Self> {
-        let http = builder.use_rustls_tls().build()?;
+        let http = builder
+            .use_rustls_tls()
+            .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         Ok(Self {
             http,
             base: base_url.trim_end_matches('/').to_owned(),

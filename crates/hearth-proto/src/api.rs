@@ -112,6 +112,9 @@ pub struct SessionInfo {
     pub expires_at: String,
     /// The address it was opened from, as the server saw it.
     pub source: Option<String>,
+    /// What it was opened with (the client's User-Agent at login, shortened).
+    #[serde(default)]
+    pub user_agent: Option<String>,
     /// It is the session of this very request.
     pub current: bool,
 }

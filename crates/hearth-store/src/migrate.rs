@@ -98,6 +98,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "org_require_mfa",
         include_str!("../migrations/0020_org_require_mfa.sql"),
     ),
+    (
+        21,
+        "session_user_agent",
+        include_str!("../migrations/0021_session_user_agent.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -48,6 +48,19 @@ impl OrgRow {
     }
 }
 
+/// A session as its member's list shows it ([`crate::Store::sessions_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionListing {
+    /// Hash of its cookie: names it, cannot be used as it.
+    pub token_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The address it was opened from.
+    pub source: Option<String>,
+    /// The client's User-Agent at login, shortened.
+    pub user_agent: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub user_id: UserId,

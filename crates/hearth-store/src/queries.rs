@@ -191,15 +191,10 @@ impl Store {
             .collect()
     }
 
-    /// A user's login sessions not yet expired, newest first: (cookie hash, created, expires,
-    /// address it was opened from).
-    pub async fn sessions_of(
-        &self,
-        user: UserId,
-        now_ms: i64,
-    ) -> Result<Vec<(String, i64, i64, Option<String>)>> {
+    /// A user's login sessions not yet expired, newest first.
+    pub async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionListing>> {
         let rows = sqlx::query(
-            "SELECT token_hash, created_at, expires_at, source FROM sessions \
+            "SELECT token_hash, created_at, expires_at, source, user_agent FROM sessions \
              WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC",
         )
         .bind(user.to_string())
@@ -208,12 +203,13 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get("token_hash")?,
-                    r.try_get("created_at")?,
-                    r.try_get("expires_at")?,
-                    r.try_get("source")?,
-                ))
+                Ok(SessionListing {
+                    token_hash: r.try_get("token_hash")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    source: r.try_get("source")?,
+                    user_agent: r.try_get("user_agent")?,
+                })
             })
             .collect()
     }
@@ -489,15 +485,17 @@ impl Tx {
         Ok(row.try_get("n")?)
     }
 
+    /// Opens a session; `source` and `user_agent` say where from and with what.
     pub async fn insert_session(
         &mut self,
         token_hash: &str,
         s: &SessionRow,
         source: Option<&str>,
+        user_agent: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, source) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, source, \
+             user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(token_hash)
         .bind(s.user_id.to_string())
@@ -505,6 +503,7 @@ impl Tx {
         .bind(s.created_at)
         .bind(s.expires_at)
         .bind(source.map(str::to_owned))
+        .bind(user_agent.map(str::to_owned))
         .execute(&mut *self.inner)
         .await?;
         Ok(())

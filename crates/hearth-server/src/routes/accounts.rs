@@ -154,8 +154,14 @@ pub async fn setup(
 pub async fn login(
     State(state): State<AppState>,
     Source(source): Source,
+    headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
+    // Kept with the session for the member's list of where they are logged in: printable, short.
+    let user_agent: Option<String> = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect());
     if let Err(wait) = state.limiter.check(&req.login, source.as_deref()) {
         state.metrics.logins_throttled.fetch_add(1, Relaxed);
         return Err(ApiError::rate_limited(wait));
@@ -213,8 +219,13 @@ pub async fn login(
         expires_at: now + ttl_ms,
     };
     let mut tx = state.store.begin().await?;
-    tx.insert_session(&token_hash(&session), &row, source.as_deref())
-        .await?;
+    tx.insert_session(
+        &token_hash(&session),
+        &row,
+        source.as_deref(),
+        user_agent.as_deref(),
+    )
+    .await?;
     tx.append_audit(NewAuditEntry {
         scope: SYSTEM_SCOPE.into(),
         ts_ms: now,
@@ -359,12 +370,13 @@ pub async fn list_sessions(
             .sessions_of(caller.user.id, now_ms())
             .await?
             .into_iter()
-            .map(|(id, created, expires, source)| SessionInfo {
-                current: current == Some(id.as_str()),
-                id,
-                created_at: rfc3339(created),
-                expires_at: rfc3339(expires),
-                source,
+            .map(|s| SessionInfo {
+                current: current == Some(s.token_hash.as_str()),
+                created_at: rfc3339(s.created_at),
+                expires_at: rfc3339(s.expires_at),
+                source: s.source,
+                user_agent: s.user_agent,
+                id: s.token_hash,
             })
             .collect(),
     ))

@@ -522,6 +522,12 @@ async fn a_member_sees_where_they_are_logged_in_and_ends_a_session() {
     assert_eq!(listed.len(), 3, "{listed:?}");
     assert_eq!(listed.iter().filter(|s| s.current).count(), 1);
     assert!(listed.iter().all(|s| s.source.is_some()));
+    assert!(
+        listed
+            .iter()
+            .all(|s| s.user_agent.as_deref() == Some(concat!("hearth/", env!("CARGO_PKG_VERSION")))),
+        "{listed:?}"
+    );
     // Another one ended from the first: that one is logged out, the rest go on.
     let other = &listed.iter().find(|s| !s.current).unwrap().id;
     first

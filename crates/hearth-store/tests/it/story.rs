@@ -157,7 +157,7 @@ async fn story(db: TestDb) {
         expires_at: now + 1000,
     };
     let mut tx = s.begin().await.unwrap();
-    tx.insert_session("sess-hash", &sess, Some("192.0.2.7"))
+    tx.insert_session("sess-hash", &sess, Some("192.0.2.7"), Some("hearth/0.1.0"))
         .await
         .unwrap();
     tx.commit().await.unwrap();
