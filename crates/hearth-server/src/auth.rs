@@ -250,13 +250,22 @@ impl Caller {
         }
     }
 
-    /// Managing credentials needs an interactive session, so a leaked token cannot mint more tokens.
-    pub fn require_session(&self) -> Result<(), ApiError> {
+    /// Managing credentials (`what`) needs an interactive session, so a leaked token cannot mint
+    /// more tokens, change the secret or the keys, or remove the second factor it stands behind.
+    pub fn require_session(&self, what: &str) -> Result<(), ApiError> {
         match self.via {
             Via::Session { .. } => Ok(()),
-            Via::Token(_) => Err(ApiError::forbidden(
-                "log in to manage API tokens; tokens cannot create tokens",
-            )),
+            Via::Token(_) => Err(ApiError::forbidden(format!(
+                "log in to {what}: an API token cannot"
+            ))),
+        }
+    }
+
+    /// The hash naming the caller's login session, if they came with one (not a token).
+    pub fn session_hash(&self) -> Option<&str> {
+        match &self.via {
+            Via::Session { token_hash, .. } => Some(token_hash),
+            Via::Token(_) => None,
         }
     }
 }

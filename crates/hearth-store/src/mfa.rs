@@ -3,7 +3,7 @@
 //! hashes of the unused recovery codes. Every change that consumes something is a compare-and-set,
 //! so two logins racing with one code or one recovery code cannot both succeed.
 
-use crate::{Result, Store, StoreError};
+use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::ids::UserId;
 use sqlx::Row;
 
@@ -74,33 +74,6 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Confirms the authenticator being set up with `secret` (its first code was for `step`), with
-    /// the hashes of fresh recovery codes; false when another setup replaced it meanwhile.
-    pub async fn confirm_totp(
-        &self,
-        user: UserId,
-        secret: &str,
-        step: i64,
-        recovery: &[String],
-        now: i64,
-    ) -> Result<bool> {
-        let codes =
-            serde_json::to_string(recovery).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let n = sqlx::query(
-            "UPDATE users SET totp_enabled_at = $1, totp_last_step = $2, recovery_codes = $3 \
-             WHERE id = $4 AND totp_secret = $5 AND totp_enabled_at IS NULL",
-        )
-        .bind(now)
-        .bind(step)
-        .bind(codes)
-        .bind(user.to_string())
-        .bind(secret)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(n == 1)
-    }
-
     /// Takes the code of `step`: true for the one caller that moves the last accepted step past
     /// it, false when a code of that step or a later one was taken already (a replay).
     pub async fn take_totp_step(&self, user: UserId, step: i64) -> Result<bool> {
@@ -140,9 +113,43 @@ impl Store {
         .rows_affected();
         Ok(n == 1)
     }
+}
+
+/// Changes to a second factor that are audited: made in the transaction that records them.
+impl Tx {
+    /// Confirms the authenticator being set up with `secret` (its first code was for `step`), with
+    /// the hashes of fresh recovery codes; false when another setup replaced it meanwhile.
+    pub async fn confirm_totp(
+        &mut self,
+        user: UserId,
+        secret: &str,
+        step: i64,
+        recovery: &[String],
+        now: i64,
+    ) -> Result<bool> {
+        let codes =
+            serde_json::to_string(recovery).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = sqlx::query(
+            "UPDATE users SET totp_enabled_at = $1, totp_last_step = $2, recovery_codes = $3 \
+             WHERE id = $4 AND totp_secret = $5 AND totp_enabled_at IS NULL",
+        )
+        .bind(now)
+        .bind(step)
+        .bind(codes)
+        .bind(user.to_string())
+        .bind(secret)
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
 
     /// Replaces the recovery codes of a confirmed second factor; false when there is none.
-    pub async fn replace_recovery_codes(&self, user: UserId, hashes: &[String]) -> Result<bool> {
+    pub async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        hashes: &[String],
+    ) -> Result<bool> {
         let codes =
             serde_json::to_string(hashes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let n = sqlx::query(
@@ -150,20 +157,20 @@ impl Store {
         )
         .bind(codes)
         .bind(user.to_string())
-        .execute(self.pool())
+        .execute(&mut *self.inner)
         .await?
         .rows_affected();
         Ok(n == 1)
     }
 
     /// Turns the second factor off (or drops one being set up); true when there was one.
-    pub async fn clear_mfa(&self, user: UserId) -> Result<bool> {
+    pub async fn clear_mfa(&mut self, user: UserId) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE users SET totp_secret = NULL, totp_enabled_at = NULL, totp_last_step = NULL, \
              recovery_codes = NULL WHERE id = $1 AND totp_secret IS NOT NULL",
         )
         .bind(user.to_string())
-        .execute(self.pool())
+        .execute(&mut *self.inner)
         .await?
         .rows_affected();
         Ok(n == 1)

@@ -308,7 +308,7 @@ pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
-    let Via::Session { token_hash, .. } = &caller.via else {
+    let Some(token_hash) = caller.session_hash() else {
         return Err(ApiError::bad_request(
             "not_a_session",
             "API tokens are revoked, not logged out",
@@ -360,10 +360,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<SessionInfo>>> {
-    let current = match &caller.via {
-        Via::Session { token_hash, .. } => Some(token_hash.as_str()),
-        Via::Token(_) => None,
-    };
+    let current = caller.session_hash();
     Ok(Json(
         state
             .store
@@ -406,12 +403,10 @@ pub async fn end_other_sessions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<StatusCode> {
-    let keep = match &caller.via {
-        Via::Session { token_hash, .. } => Some(token_hash.as_str()),
-        Via::Token(_) => None,
-    };
     let mut tx = state.store.begin().await?;
-    let ended = tx.delete_sessions_of(caller.user.id, keep).await?;
+    let ended = tx
+        .delete_sessions_of(caller.user.id, caller.session_hash())
+        .await?;
     tx.append_audit(caller.audit(
         SYSTEM_SCOPE,
         "auth.session_end",
@@ -423,23 +418,12 @@ pub async fn end_other_sessions(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Only a login session sets up or removes the second factor of its own account (not an API
-/// token, which a second factor is meant to stand behind).
-fn session_only(caller: &Caller) -> ApiResult<()> {
-    match caller.via {
-        Via::Session { .. } => Ok(()),
-        Via::Token(_) => Err(ApiError::forbidden(
-            "the second factor is set up and removed in a login session, not with an API token",
-        )),
-    }
-}
-
 /// Start setting up an authenticator app as this account's second factor (replacing one being set
 /// up). It is asked for at login once confirmed with its first code (`POST /me/mfa/confirm`).
 #[utoipa::path(post, path = "/api/v1/me/mfa", tag = "accounts", responses(
     (status = 200, body = MfaSetup), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn begin_mfa(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<MfaSetup>> {
-    session_only(&caller)?;
+    caller.require_session("set up or change the second factor")?;
     let secret = crate::mfa::new_secret();
     if !state.store.begin_totp(caller.user.id, &secret).await? {
         return Err(ApiError::conflict(
@@ -473,7 +457,7 @@ pub async fn confirm_mfa(
     caller: Caller,
     Json(req): Json<MfaCode>,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    session_only(&caller)?;
+    caller.require_session("set up or change the second factor")?;
     let Some(mfa) = state
         .store
         .mfa(caller.user.id)
@@ -492,8 +476,8 @@ pub async fn confirm_mfa(
         ));
     };
     let (codes, hashes) = crate::mfa::recovery_codes();
-    if !state
-        .store
+    let mut tx = state.store.begin().await?;
+    if !tx
         .confirm_totp(caller.user.id, &mfa.totp_secret, step, &hashes, now)
         .await?
     {
@@ -501,7 +485,6 @@ pub async fn confirm_mfa(
             "another setup replaced this one meanwhile: start again",
         ));
     }
-    let mut tx = state.store.begin().await?;
     tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.mfa_on", None, json!({})))
         .await?;
     tx.commit().await?;
@@ -558,7 +541,7 @@ pub async fn new_recovery_codes(
     caller: Caller,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    session_only(&caller)?;
+    caller.require_session("set up or change the second factor")?;
     let code = body_code(&body)?;
     let Some(mfa) = state
         .store
@@ -570,14 +553,10 @@ pub async fn new_recovery_codes(
     };
     fresh_or_code(&state, &caller, &mfa, code.as_deref()).await?;
     let (codes, hashes) = crate::mfa::recovery_codes();
-    if !state
-        .store
-        .replace_recovery_codes(caller.user.id, &hashes)
-        .await?
-    {
+    let mut tx = state.store.begin().await?;
+    if !tx.replace_recovery_codes(caller.user.id, &hashes).await? {
         return Err(ApiError::not_found("a second factor of this account"));
     }
-    let mut tx = state.store.begin().await?;
     tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.mfa_recovery_codes", None, json!({})))
         .await?;
     tx.commit().await?;
@@ -595,7 +574,7 @@ pub async fn remove_mfa(
     caller: Caller,
     body: axum::body::Bytes,
 ) -> ApiResult<StatusCode> {
-    session_only(&caller)?;
+    caller.require_session("set up or change the second factor")?;
     let code = body_code(&body)?;
     let Some(mfa) = state.store.mfa(caller.user.id).await? else {
         return Err(ApiError::not_found("a second factor of this account"));
@@ -617,8 +596,8 @@ pub async fn remove_mfa(
     if mfa.enabled_at.is_some() {
         fresh_or_code(&state, &caller, &mfa, code.as_deref()).await?;
     }
-    state.store.clear_mfa(caller.user.id).await?;
     let mut tx = state.store.begin().await?;
+    tx.clear_mfa(caller.user.id).await?;
     tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.mfa_off", None, json!({})))
         .await?;
     tx.commit().await?;
@@ -636,13 +615,13 @@ pub async fn reset_mfa(
 ) -> ApiResult<StatusCode> {
     caller.require_instance_admin()?;
     let user = state.store.user_by_id(id).await?;
-    if !state.store.clear_mfa(user.id).await? {
+    let mut tx = state.store.begin().await?;
+    if !tx.clear_mfa(user.id).await? {
         return Err(ApiError::not_found(format!(
             "a second factor of {}",
             user.login
         )));
     }
-    let mut tx = state.store.begin().await?;
     tx.append_audit(caller.audit(
         SYSTEM_SCOPE,
         "auth.mfa_reset",

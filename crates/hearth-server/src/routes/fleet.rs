@@ -992,7 +992,7 @@ pub async fn change_secret(
     caller: Caller,
     Json(req): Json<ChangeSecretRequest>,
 ) -> ApiResult<StatusCode> {
-    caller.require_session()?;
+    caller.require_session("change the login secret")?;
     if !(12..=1024).contains(&req.new_secret.len()) {
         return Err(ApiError::invalid("the login secret must be 12-1024 bytes"));
     }
@@ -1004,15 +1004,11 @@ pub async fn change_secret(
         return Err(ApiError::unauthenticated("the current secret is wrong"));
     }
     let hash = state.hasher.hash(req.new_secret).await?;
-    let keep = match &caller.via {
-        crate::auth::Via::Session { token_hash, .. } => Some(token_hash.clone()),
-        crate::auth::Via::Token(_) => None,
-    };
     let now = now_ms();
     let mut tx = state.store.begin().await?;
     tx.set_user_secret(caller.user.id, &hash).await?;
     let ended = tx
-        .delete_sessions_of(caller.user.id, keep.as_deref())
+        .delete_sessions_of(caller.user.id, caller.session_hash())
         .await?;
     let revoked = if req.revoke_tokens {
         tx.revoke_tokens_of(caller.user.id, now).await?
@@ -1211,7 +1207,7 @@ pub async fn put_key_bundle(
     caller: Caller,
     Json(req): Json<KeyBundle>,
 ) -> ApiResult<StatusCode> {
-    caller.require_session()?;
+    caller.require_session("store your wrapped device keys")?;
     let mut tx = state.store.begin().await?;
     tx.put_key_bundle(caller.user.id, &req.bundle, now_ms())
         .await?;

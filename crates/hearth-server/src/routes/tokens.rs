@@ -21,7 +21,7 @@ pub async fn create_token(
     caller: Caller,
     Json(req): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    caller.require_session()?;
+    caller.require_session("create API tokens (tokens cannot create tokens)")?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(ApiError::invalid("a token name must be 1-100 characters"));

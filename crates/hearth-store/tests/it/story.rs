@@ -460,21 +460,25 @@ async fn story(db: TestDb) {
         "{label}: replaced"
     );
     let hashes = vec!["h1".to_owned(), "h2".to_owned()];
+    let mut tx = s.begin().await.unwrap();
     assert!(
-        !s.confirm_totp(alice.id, "SECRETONE", 10, &hashes, now)
+        !tx.confirm_totp(alice.id, "SECRETONE", 10, &hashes, now)
             .await
             .unwrap(),
         "{label}: a replaced setup is not confirmed"
     );
+    tx.commit().await.unwrap();
     assert!(
         !s.take_totp_step(alice.id, 11).await.unwrap(),
         "{label}: not on yet"
     );
+    let mut tx = s.begin().await.unwrap();
     assert!(
-        s.confirm_totp(alice.id, "SECRETTWO", 10, &hashes, now)
+        tx.confirm_totp(alice.id, "SECRETTWO", 10, &hashes, now)
             .await
             .unwrap()
     );
+    tx.commit().await.unwrap();
     assert!(
         !s.begin_totp(alice.id, "SECRETTHREE").await.unwrap(),
         "{label}: on"
@@ -511,8 +515,10 @@ async fn story(db: TestDb) {
             .await
             .unwrap()
     );
-    assert!(s.clear_mfa(alice.id).await.unwrap());
-    assert!(!s.clear_mfa(alice.id).await.unwrap());
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.clear_mfa(alice.id).await.unwrap());
+    assert!(!tx.clear_mfa(alice.id).await.unwrap());
+    tx.commit().await.unwrap();
     assert_eq!(s.mfa(alice.id).await.unwrap(), None);
 
     // History grants: an older epoch's key sealed for one member, replaceable, only for an epoch
