@@ -255,7 +255,7 @@ pub struct Label {
 pub async fn job_labels(
     ctx: &Ctx,
     trusted: &TrustedState,
-    jobs: &[Job],
+    jobs: &[&Job],
     opened: &mut Opened,
 ) -> anyhow::Result<HashMap<JobId, Result<Label, String>>> {
     let mut o = Opener::new(ctx, trusted)?;
@@ -485,16 +485,11 @@ pub async fn open_job(
         ),
         Err(e) => return Err(e).context("cannot download the job's sealed payload"),
     }
-    let named = job_labels(
-        ctx,
-        trusted,
-        std::slice::from_ref(&job),
-        &mut Opened::default(),
-    )
-    .await?
-    .remove(&job_id)
-    .and_then(Result::ok)
-    .and_then(|l| safe_name(&l.name).map(str::to_owned));
+    let named = job_labels(ctx, trusted, &[&job], &mut Opened::default())
+        .await?
+        .remove(&job_id)
+        .and_then(Result::ok)
+        .and_then(|l| safe_name(&l.name).map(str::to_owned));
     let mut o = Opener::new(ctx, trusted)?;
     let tmp = dir.join(format!("job-{job_id}.opening"));
     o.open_into(sealed.path(), m.epoch, &m.blob_sha256, &tmp)

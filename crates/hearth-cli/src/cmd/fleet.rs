@@ -10,7 +10,7 @@ use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::api::{Event, Job, JobPriority, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
 
-use crate::cmd::files::{Opened, job_labels};
+use crate::cmd::files::{Label, Opened, job_labels};
 use crate::cmd::upload::pool_misfit;
 use crate::ctx::Ctx;
 
@@ -210,7 +210,7 @@ pub(crate) type Names = HashMap<JobId, Result<String, String>>;
 /// The names of the files `jobs` print, from their sealed labels opened on this device
 /// ([`job_labels`]). Without the device key or a verified chain there are none, and a warning says
 /// why (the rest of the table needs neither).
-pub(crate) async fn job_names(ctx: &mut Ctx, jobs: &[Job]) -> Names {
+pub(crate) async fn job_names(ctx: &mut Ctx, jobs: &[&Job]) -> Names {
     if jobs.iter().all(|j| j.label.is_none()) {
         return Names::new();
     }
@@ -220,15 +220,20 @@ pub(crate) async fn job_names(ctx: &mut Ctx, jobs: &[Job]) -> Names {
     }
     .await;
     match opened {
-        Ok(labels) => labels
-            .into_iter()
-            .map(|(id, l)| (id, l.map(|l| l.name)))
-            .collect(),
+        Ok(labels) => names_of(labels),
         Err(e) => {
             eprintln!("warning: the jobs' names cannot be opened on this device: {e:#}");
             Names::new()
         }
     }
+}
+
+/// The names that `labels` ([`job_labels`]) give, or why each could not be opened.
+pub(crate) fn names_of(labels: HashMap<JobId, Result<Label, String>>) -> Names {
+    labels
+        .into_iter()
+        .map(|(id, l)| (id, l.map(|l| l.name)))
+        .collect()
 }
 
 /// A job's NAME cell.
@@ -631,11 +636,7 @@ pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|j| all || !j.state.is_final() || j.state == JobState::Refused)
         .collect();
-    let names = job_names(
-        &mut ctx,
-        &shown.iter().map(|j| (*j).clone()).collect::<Vec<_>>(),
-    )
-    .await;
+    let names = job_names(&mut ctx, &shown).await;
     if args.json {
         return print_json(&named_json(&shown, &names)?);
     }
@@ -736,11 +737,7 @@ pub async fn queue(cmd: Option<&QueueCmd>, json: bool) -> anyhow::Result<()> {
                 .await?;
             let all: Vec<&Job> = jobs.iter().collect();
             let queued = in_queue_order(&all);
-            let names = job_names(
-                &mut ctx,
-                &queued.iter().map(|j| (*j).clone()).collect::<Vec<_>>(),
-            )
-            .await;
+            let names = job_names(&mut ctx, &queued).await;
             if json {
                 return print_json(&named_json(&queued, &names)?);
             }
@@ -853,7 +850,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         .collect();
     let mut names = match json {
         true => Names::new(),
-        false => job_names(&mut ctx, &jobs.values().cloned().collect::<Vec<_>>()).await,
+        false => job_names(&mut ctx, &jobs.values().collect::<Vec<_>>()).await,
     };
     let tty = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout();
@@ -928,7 +925,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
                     }
                     Event::Job { job } => {
                         if !names.contains_key(&job.id) {
-                            names.extend(job_names(&mut ctx, std::slice::from_ref(job)).await);
+                            names.extend(job_names(&mut ctx, &[job]).await);
                         }
                         jobs.insert(job.id, job.clone());
                     }

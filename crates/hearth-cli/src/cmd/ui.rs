@@ -36,7 +36,7 @@ use tokio::sync::Mutex;
 use crate::cmd::files::{
     Opened, job_labels, library_rows, list_thumbnail, open_job, open_library_id,
 };
-use crate::cmd::fleet::{find_printer, printers_of};
+use crate::cmd::fleet::{find_printer, names_of, printers_of};
 use crate::cmd::local::{error, same_secret};
 use crate::cmd::timelapse::{Reel, printer_names};
 use crate::cmd::upload::{
@@ -358,10 +358,7 @@ async fn printers(State(ui): State<Arc<Ui>>) -> Answer {
     if !busy.is_empty() {
         // A printer is shown even when what it prints cannot be named.
         match labelled_jobs(&ui, |j| busy.contains(&j.id)).await {
-            Ok(jobs) => on.extend(jobs.into_iter().filter_map(|j| {
-                let id = j["id"].as_str()?.parse().ok()?;
-                Some((id, j))
-            })),
+            Ok(jobs) => on.extend(jobs.into_iter().map(|(j, row)| (j.id, row))),
             Err(e) => eprintln!("cannot name the jobs printing: {e:#}"),
         }
     }
@@ -387,11 +384,14 @@ async fn jobs(State(ui): State<Arc<Ui>>) -> Answer {
         .into_iter()
         .map(|p| (p.id, p.name))
         .collect();
-    let mut rows = labelled_jobs(&ui, |_| true).await?;
-    for row in &mut rows {
-        let printer = row["printer"].as_str().and_then(|p| p.parse().ok());
-        row["printer_name"] = json!(printer.and_then(|p| names.get(&p)));
-    }
+    let rows: Vec<serde_json::Value> = labelled_jobs(&ui, |_| true)
+        .await?
+        .into_iter()
+        .map(|(j, mut row)| {
+            row["printer_name"] = json!(j.printer.and_then(|p| names.get(&p)));
+            row
+        })
+        .collect();
     Ok(axum::Json(rows).into_response())
 }
 
@@ -413,15 +413,11 @@ async fn jobs_csv(State(ui): State<Arc<Ui>>, Query(q): Query<PeriodQuery>) -> An
         crate::cmd::fleet::jobs_in_period(&ctx, since.as_deref(), until.as_deref(), true)
             .await
             .map_err(|e| Failure(StatusCode::UNPROCESSABLE_ENTITY, e))?;
-    let labels = {
-        let mut opened = ui.opened.lock().await;
-        job_labels(&ctx, &trusted, &jobs, &mut opened).await?
-    };
-    let names: crate::cmd::fleet::Names = labels
-        .into_iter()
-        .map(|(id, l)| (id, l.map(|l| l.name)))
-        .collect();
     let shown: Vec<&Job> = jobs.iter().collect();
+    let names = {
+        let mut opened = ui.opened.lock().await;
+        names_of(job_labels(&ctx, &trusted, &shown, &mut opened).await?)
+    };
     let csv = crate::cmd::fleet::csv_of(&ctx, &shown, &names).await?;
     let file = format!(
         "hearth-jobs{}{}.csv",
@@ -452,14 +448,14 @@ async fn jobs_csv(State(ui): State<Arc<Ui>>, Query(q): Query<PeriodQuery>) -> An
     Ok(res)
 }
 
-/// The jobs `which` picks, as the server has them, with what only members see: `name`,
-/// `thumbnail` (a `data:` URL) and `by` (who signed it) from each job's sealed label, checked
-/// against the verified chain as signed for that job and opened here; or `label_problem` when
-/// it does not check out. A job submitted without a label has neither.
+/// The jobs `which` picks, each as the server has it and as the page shows it: with what only
+/// members see, `name`, `thumbnail` (a `data:` URL) and `by` (who signed it) from its sealed
+/// label, checked against the verified chain as signed for that job and opened here; or
+/// `label_problem` when it does not check out. A job submitted without a label has neither.
 async fn labelled_jobs(
     ui: &Ui,
     which: impl Fn(&Job) -> bool,
-) -> anyhow::Result<Vec<serde_json::Value>> {
+) -> anyhow::Result<Vec<(Job, serde_json::Value)>> {
     let (ctx, trusted) = ui.session().await?;
     let all: Vec<Job> = ctx
         .client
@@ -469,10 +465,16 @@ async fn labelled_jobs(
     let picked: Vec<Job> = all.into_iter().filter(|j| which(j)).collect();
     let mut labels = {
         let mut opened = ui.opened.lock().await;
-        job_labels(&ctx, &trusted, &picked, &mut opened).await?
+        job_labels(
+            &ctx,
+            &trusted,
+            &picked.iter().collect::<Vec<_>>(),
+            &mut opened,
+        )
+        .await?
     };
     Ok(picked
-        .iter()
+        .into_iter()
         .map(|j| {
             let mut row = json!(j);
             row.as_object_mut().map(|o| o.remove("label"));
@@ -485,7 +487,7 @@ async fn labelled_jobs(
                 Some(Err(problem)) => row["label_problem"] = json!(problem),
                 None => {}
             }
-            row
+            (j, row)
         })
         .collect())
 }
@@ -563,12 +565,9 @@ async fn timelapses(State(ui): State<Arc<Ui>>) -> Answer {
     let names = printer_names(&ctx, &all).await?;
     // What each job printed, when its label is among the jobs the server lists.
     let ids: Vec<JobId> = all.iter().map(|s| s.job_id).collect();
-    let mut labelled: HashMap<String, serde_json::Value> =
+    let mut labelled: HashMap<JobId, serde_json::Value> =
         match labelled_jobs(&ui, |j| ids.contains(&j.id)).await {
-            Ok(jobs) => jobs
-                .into_iter()
-                .filter_map(|j| Some((j["id"].as_str()?.to_owned(), j)))
-                .collect(),
+            Ok(jobs) => jobs.into_iter().map(|(j, row)| (j.id, row)).collect(),
             Err(e) => {
                 eprintln!("cannot name the timelapses' jobs: {e:#}");
                 HashMap::new()
@@ -580,7 +579,7 @@ async fn timelapses(State(ui): State<Arc<Ui>>) -> Answer {
         .map(|(s, printer)| {
             let mut row = json!(s);
             row["printer"] = json!(printer);
-            if let Some(j) = labelled.remove(&s.job_id.to_string()) {
+            if let Some(j) = labelled.remove(&s.job_id) {
                 row["name"] = j["name"].clone();
                 row["label_problem"] = j["label_problem"].clone();
             }
@@ -757,14 +756,7 @@ async fn print(
         .ok_or_else(|| refused(StatusCode::BAD_REQUEST, "choose a printer or a pool"))?;
     let (ctx, trusted) = ui.session().await?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = open_library_id(&ctx, &trusted, &id, dir.path())
-        .await?
-        .ok_or_else(|| {
-            refused(
-                StatusCode::NOT_FOUND,
-                format!("no file {id} in the library"),
-            )
-        })?;
+    let path = library_file_here(&ctx, &trusted, &id, dir.path()).await?;
     queue_print(
         &ui,
         &ctx,
@@ -775,6 +767,24 @@ async fn print(
         &format!("file {id}"),
     )
     .await
+}
+
+/// Library file `id` opened into `dir` (checked against its signed manifest); 404 when the
+/// library has no such file.
+async fn library_file_here(
+    ctx: &Ctx,
+    trusted: &TrustedState,
+    id: &str,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, Failure> {
+    open_library_id(ctx, trusted, id, dir)
+        .await?
+        .ok_or_else(|| {
+            refused(
+                StatusCode::NOT_FOUND,
+                format!("no file {id} in the library"),
+            )
+        })
 }
 
 /// `POST /api/jobs/{job}/again`: what the job printed (its sealed payload, while the server keeps
@@ -918,14 +928,7 @@ async fn delete_file(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Answe
 async fn download(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Answer {
     let (ctx, trusted) = ui.session().await?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let path = open_library_id(&ctx, &trusted, &id, dir.path())
-        .await?
-        .ok_or_else(|| {
-            refused(
-                StatusCode::NOT_FOUND,
-                format!("no file {id} in the library"),
-            )
-        })?;
+    let path = library_file_here(&ctx, &trusted, &id, dir.path()).await?;
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
