@@ -86,6 +86,9 @@ try {
   await page.locator("#done", { hasText: "mk4: pause sent" }).waitFor();
   await page.locator('article.printer[data-name="mk4"][data-state="paused"] button.resume').click();
   await page.locator("#done", { hasText: "mk4: resume sent" }).waitFor();
+  // Sent is not done: the card says printing again once the agent has resumed the printer (the
+  // page refreshes every 5 s), and the export below relies on it.
+  await page.locator('article.printer[data-name="mk4"][data-state="printing"]').waitFor();
 
   step("the library shows names, notes and thumbnails opened here");
   await page.click('.tab[data-tab="files"]');

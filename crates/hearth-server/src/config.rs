@@ -146,6 +146,10 @@ pub struct Limits {
     /// The sealed payload of a job is deleted this many days after the last job printing it
     /// ended (0: kept).
     pub job_payload_keep_days: i64,
+    /// A sealed blob that no file and no job uses is deleted this many hours after its upload
+    /// finished (0: kept): what a client left behind when it stopped between uploading and
+    /// creating the file or job.
+    pub unused_blob_keep_hours: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +218,7 @@ impl Default for Limits {
             max_json_bytes: 256 << 10,
             upload_ttl_hours: 72,
             job_payload_keep_days: 7,
+            unused_blob_keep_hours: 24,
         }
     }
 }
@@ -517,6 +522,9 @@ upload_ttl_hours = 72
 # A job's sealed payload is deleted this many days after the last job printing it ended (its job
 # stays in the history; 0 keeps payloads).
 job_payload_keep_days = 7
+# A sealed file that no library file and no job uses (a client stopped between uploading it and
+# creating the file or job) is deleted this many hours after its upload (0 keeps it).
+unused_blob_keep_hours = 24
 
 [auth]
 # Browser session lifetime.

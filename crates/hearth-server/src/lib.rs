@@ -236,7 +236,8 @@ const SESSIONS_DRAIN: Duration = Duration::from_secs(10);
 /// Once a minute: telemetry summed in memory is written as hourly rollups (never per message),
 /// every organisation's queue is swept, so a queued job whose validity ends fails then even when no
 /// printer or member does anything that would dispatch it, expired timelapses and the sealed
-/// payloads of jobs that ended long enough ago are deleted, and
+/// payloads of jobs that ended long enough ago are deleted, as are blobs no file or job ever used,
+/// and
 /// maintenance tasks that fell due are reported (and hold their printer when set to).
 async fn flush_rollups_every(state: AppState, every: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -258,6 +259,11 @@ async fn flush_rollups_every(state: AppState, every: Duration) {
             routes::blobs::expire_job_payloads(&state, hearth_proto::time_fmt::now_ms()).await
         {
             tracing::warn!(error = %e.message, source = ?e.source, "could not delete ended jobs' payloads");
+        }
+        if let Err(e) =
+            routes::blobs::expire_unused_blobs(&state, hearth_proto::time_fmt::now_ms()).await
+        {
+            tracing::warn!(error = %e.message, source = ?e.source, "could not delete unused blobs");
         }
         if let Err(e) = routes::maintenance::sweep(&state, hearth_proto::time_fmt::now_ms()).await {
             tracing::warn!(error = %e.message, source = ?e.source, "could not look at maintenance tasks");

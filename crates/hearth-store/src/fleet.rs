@@ -213,6 +213,15 @@ impl PrinterNotice {
 /// The job states after which nothing changes ([`JobState::is_final`]), as SQL.
 pub(crate) const ENDED: &str = "('completed', 'failed', 'cancelled', 'refused')";
 /// A job `j` uses blob `b`: as its sealed payload or as its sealed label.
+/// An organisation's blob and its size, from a row of `blobs`.
+fn org_blob(r: &AnyRow) -> Result<(OrgId, BlobHash, i64)> {
+    Ok((
+        parsed(r, "org_id")?,
+        parsed(r, "sha256")?,
+        r.try_get("size")?,
+    ))
+}
+
 const JOB_USES: &str = "(j.blob_sha256 = b.sha256 OR j.label_sha256 = b.sha256)";
 
 const FILE_COLS: &str =
@@ -274,15 +283,30 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    parsed(r, "org_id")?,
-                    parsed(r, "sha256")?,
-                    r.try_get("size")?,
-                ))
-            })
-            .collect()
+        rows.iter().map(org_blob).collect()
+    }
+
+    /// Blobs no file and no job has ever used, uploaded before `before` (Unix ms), oldest first
+    /// (at most `limit`): what a client left behind when it stopped between an upload and the file
+    /// or job that was to use it. Each with the size it counts in the quota.
+    pub async fn unused_blobs(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(OrgId, BlobHash, i64)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT b.org_id, b.sha256, b.size FROM blobs b \
+             WHERE b.created_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND {JOB_USES}) \
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id \
+                 AND (f.blob_sha256 = b.sha256 OR f.meta_sha256 = b.sha256)) \
+             ORDER BY b.created_at LIMIT $2"
+        ))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(org_blob).collect()
     }
 
     pub async fn agent(&self, id: AgentId) -> Result<AgentRow> {

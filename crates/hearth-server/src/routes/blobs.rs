@@ -523,6 +523,49 @@ pub(crate) async fn remove_bytes<'a>(
     Ok(())
 }
 
+/// Deletes the blobs that no file and no job has used `limits.unused_blob_keep_hours` after their
+/// upload (before `now`, Unix ms; the server runs it once a minute; 0 hours keeps them), each with
+/// an entry `blob.expire` in its organisation's audit log: a client that stopped between an upload
+/// and the file or job using it would otherwise leave the bytes counting against the quota.
+pub async fn expire_unused_blobs(state: &AppState, now: i64) -> ApiResult<()> {
+    let hours = state.settings.limits.unused_blob_keep_hours;
+    if hours <= 0 {
+        return Ok(());
+    }
+    let before = now - hours * 3_600_000;
+    let why = format!("no file or job used it within {hours} hours of its upload");
+    for (org, sha256, size) in state.store.unused_blobs(before, 500).await? {
+        expire_blob(state, org, &sha256, size, &why).await?;
+    }
+    Ok(())
+}
+
+/// In one transaction with its `blob.expire` audit entry (why it went), deletes `org`'s blob
+/// unless it is in use or gone by then ([`release_in`]); then its bytes if no one else has them.
+async fn expire_blob(
+    state: &AppState,
+    org: OrgId,
+    sha256: &BlobHash,
+    size: i64,
+    why: &str,
+) -> ApiResult<()> {
+    let mut tx = state.store.begin().await?;
+    let released = release_in(&mut tx, org, sha256).await?;
+    if released.is_none() {
+        return Ok(());
+    }
+    tx.append_audit(crate::routes::system_audit(
+        org.to_string(),
+        "blob.expire",
+        Some(format!("blob:{sha256}")),
+        json!({ "size": size, "why": why }),
+    ))
+    .await?;
+    tx.commit().await?;
+    state.metrics.audit_entries.fetch_add(1, Relaxed);
+    remove_bytes(state, [(sha256, released)]).await
+}
+
 /// Deletes the sealed payloads of jobs that all ended more than `limits.job_payload_keep_days`
 /// before `now` (Unix ms; the server runs it once a minute; 0 days keeps them), each with an
 /// entry `blob.expire` in its organisation's audit log. The jobs stay in the history.
@@ -532,25 +575,9 @@ pub async fn expire_job_payloads(state: &AppState, now: i64) -> ApiResult<()> {
         return Ok(());
     }
     let before = now - days * crate::routes::DAY_MS;
+    let why = format!("the sealed payload of jobs that ended more than {days} days ago");
     for (org, sha256, size) in state.store.ended_job_payloads(before, 500).await? {
-        let mut tx = state.store.begin().await?;
-        let released = release_in(&mut tx, org, &sha256).await?;
-        if released.is_none() {
-            continue;
-        }
-        tx.append_audit(crate::routes::system_audit(
-            org.to_string(),
-            "blob.expire",
-            Some(format!("blob:{sha256}")),
-            json!({
-                "size": size,
-                "why": format!("the sealed payload of jobs that ended more than {days} days ago"),
-            }),
-        ))
-        .await?;
-        tx.commit().await?;
-        state.metrics.audit_entries.fetch_add(1, Relaxed);
-        remove_bytes(state, [(&sha256, released)]).await?;
+        expire_blob(state, org, &sha256, size, &why).await?;
     }
     Ok(())
 }

@@ -341,3 +341,78 @@ async fn jobs_are_listed_for_a_period() {
         assert!(matches!(e.status(), Some(400 | 422)), "{bad}: {e}");
     }
 }
+
+#[tokio::test]
+async fn a_blob_nothing_used_a_day_after_its_upload_is_deleted() {
+    let HeldPrinter {
+        server,
+        owner,
+        org,
+        agent,
+        _ws,
+    } = held_printer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let upload = |name: &'static str, size| {
+        let (owner, path) = (owner.clone(), make_file(dir.path(), name, size));
+        async move { owner.upload_file(org, &path).await.unwrap() }
+    };
+    // A client stopped between uploading `left` and creating what was to use it.
+    let left = upload("left.age", 3000).await;
+    let (file, meta) = (upload("file.age", 3001).await, upload("meta.age", 300).await);
+    add_file(&owner, org, &file, &meta).await;
+    let payload = upload("job.age", 3002).await;
+    let job = submit_job(
+        &owner,
+        org,
+        &pool_job("farm", &payload, pool_manifest("farm", &[&agent])),
+    )
+    .await;
+    let _: Job = owner
+        .raw_post(
+            &format!("/api/v1/orgs/{org}/jobs/{}/cancel", job.id),
+            &serde_json::Value::Null,
+        )
+        .await
+        .unwrap();
+    let expire = |hours: i64| {
+        let state = server.state.clone();
+        async move {
+            hearth_server::routes::blobs::expire_unused_blobs(&state, now_ms() + hours * 3_600_000)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Not within the day: the client may still be about to use it.
+    expire(23).await;
+    assert!(on_disk(&server, &left));
+    // A day on, it goes; the file's bytes and sealed metadata stay, and so does the ended job's
+    // payload (kept for printing it again, until `job_payload_keep_days`).
+    expire(25).await;
+    assert!(!on_disk(&server, &left), "the unused blob is deleted");
+    let mut kept: Vec<BlobHash> = owner
+        .blobs(org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.sha256)
+        .collect();
+    kept.sort();
+    let mut used = vec![file.clone(), meta.clone(), payload.clone()];
+    used.sort();
+    assert_eq!(kept, used);
+    assert!(used.iter().all(|b| on_disk(&server, b)));
+    // Said in the audit log, by the server, with why.
+    let audit = owner.audit_page(Some(org), 0, 100).await.unwrap().entries;
+    let expired: Vec<_> = audit.iter().filter(|e| e.action == "blob.expire").collect();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0].actor, "system");
+    assert_eq!(
+        expired[0].target.as_deref(),
+        Some(&*format!("blob:{left}"))
+    );
+    assert_eq!(
+        expired[0].details["why"],
+        "no file or job used it within 24 hours of its upload"
+    );
+}
