@@ -393,25 +393,33 @@ impl Store {
 
     /// Jobs of an organisation, newest first.
     pub async fn jobs(&self, org: OrgId, limit: i64) -> Result<Vec<JobRow>> {
-        self.jobs_between(org, i64::MIN, i64::MAX, limit).await
+        self.jobs_between(org, i64::MIN, i64::MAX, None, limit)
+            .await
     }
 
-    /// Jobs of an organisation submitted in `[since, until)` (Unix ms), newest first.
+    /// Jobs of an organisation submitted in `[since, until)` (Unix ms), newest first (then by
+    /// id); with `after` (a listed job's submission time and id), those that come after it in
+    /// that order: the next page, which jobs submitted meanwhile do not shift.
     pub async fn jobs_between(
         &self,
         org: OrgId,
         since: i64,
         until: i64,
+        after: Option<(i64, JobId)>,
         limit: i64,
     ) -> Result<Vec<JobRow>> {
         let q = format!(
             "SELECT {JOB_COLS} FROM jobs WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 \
-             ORDER BY created_at DESC, id LIMIT $4"
+             AND (created_at < $4 OR (created_at = $4 AND id > $5)) \
+             ORDER BY created_at DESC, id LIMIT $6"
         );
+        let (at, id) = after.map_or((i64::MAX, String::new()), |(t, id)| (t, id.to_string()));
         sqlx::query(&q)
             .bind(org.to_string())
             .bind(since)
             .bind(until)
+            .bind(at)
+            .bind(id)
             .bind(limit)
             .fetch_all(self.pool())
             .await?

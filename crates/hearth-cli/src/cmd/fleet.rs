@@ -564,8 +564,8 @@ pub struct JobsArgs {
     pub csv: bool,
 }
 
-/// The most jobs one listing asks for.
-const MOST_JOBS: usize = 10_000;
+/// Jobs asked for per page of a period's listing (the server's most).
+const PAGE: usize = 10_000;
 
 /// A day (`2026-11-01`, UTC midnight) or an RFC 3339 time, as the server takes it.
 fn time_arg(name: &str, v: &str) -> anyhow::Result<String> {
@@ -580,14 +580,14 @@ fn time_arg(name: &str, v: &str) -> anyhow::Result<String> {
     Ok(t)
 }
 
-/// The jobs submitted in a period (days or RFC 3339 times; the 500 newest without either, unless
-/// `ranged`), newest first, and whether the period held more than one listing gives.
+/// The jobs submitted in a period (days or RFC 3339 times), newest first: all of them, a page at
+/// a time, when `ranged`; else the server's default listing (the 500 newest).
 pub(crate) async fn jobs_in_period(
     ctx: &Ctx,
     since: Option<&str>,
     until: Option<&str>,
     ranged: bool,
-) -> anyhow::Result<(Vec<Job>, bool)> {
+) -> anyhow::Result<Vec<Job>> {
     let org = ctx.org()?;
     let mut query = Vec::new();
     if let Some(s) = since {
@@ -597,18 +597,29 @@ pub(crate) async fn jobs_in_period(
         query.push(format!("until={}", time_arg("until", u)?));
     }
     if ranged {
-        query.push(format!("limit={MOST_JOBS}"));
+        query.push(format!("limit={PAGE}"));
     }
-    let path = match query.is_empty() {
+    let path = |query: &[String]| match query.is_empty() {
         true => format!("/api/v1/orgs/{org}/jobs"),
         false => format!(
             "/api/v1/orgs/{org}/jobs?{}",
             query.join("&").replace('+', "%2B")
         ),
     };
-    let jobs: Vec<Job> = ctx.client.raw_get(&path).await?;
-    let more = ranged && jobs.len() >= MOST_JOBS;
-    Ok((jobs, more))
+    let mut jobs: Vec<Job> = ctx.client.raw_get(&path(&query)).await?;
+    if !ranged {
+        return Ok(jobs);
+    }
+    let mut page = jobs.len();
+    while page >= PAGE {
+        let last = jobs.last().map(|j| j.id).expect("a full page");
+        let mut next = query.clone();
+        next.push(format!("before={last}"));
+        let more: Vec<Job> = ctx.client.raw_get(&path(&next)).await?;
+        page = more.len();
+        jobs.extend(more);
+    }
+    Ok(jobs)
 }
 
 /// `jobs` as CSV ([`jobs_csv`]), their printers and submitters named as the server lists them.
@@ -624,13 +635,7 @@ pub(crate) async fn csv_of(ctx: &Ctx, jobs: &[&Job], names: &Names) -> anyhow::R
 pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
     let mut ctx = Ctx::load()?;
     let ranged = args.since.is_some() || args.until.is_some() || args.csv;
-    let (jobs, more) =
-        jobs_in_period(&ctx, args.since.as_deref(), args.until.as_deref(), ranged).await?;
-    if more {
-        eprintln!(
-            "warning: {MOST_JOBS} jobs or more in that period, the newest {MOST_JOBS} listed: narrow it with --since and --until"
-        );
-    }
+    let jobs = jobs_in_period(&ctx, args.since.as_deref(), args.until.as_deref(), ranged).await?;
     let all = args.all || ranged;
     let shown: Vec<&Job> = jobs
         .iter()

@@ -409,10 +409,9 @@ async fn jobs_csv(State(ui): State<Arc<Ui>>, Query(q): Query<PeriodQuery>) -> An
     let since = q.since.filter(|s| !s.is_empty());
     let until = q.until.filter(|s| !s.is_empty());
     let (ctx, trusted) = ui.session().await?;
-    let (jobs, more) =
-        crate::cmd::fleet::jobs_in_period(&ctx, since.as_deref(), until.as_deref(), true)
-            .await
-            .map_err(|e| Failure(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let jobs = crate::cmd::fleet::jobs_in_period(&ctx, since.as_deref(), until.as_deref(), true)
+        .await
+        .map_err(|e| Failure(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let shown: Vec<&Job> = jobs.iter().collect();
     let names = {
         let mut opened = ui.opened.lock().await;
@@ -428,7 +427,7 @@ async fn jobs_csv(State(ui): State<Arc<Ui>>, Query(q): Query<PeriodQuery>) -> An
             .map(|u| format!("-to-{}", &u[..u.len().min(10)]))
             .unwrap_or_default()
     );
-    let mut res = (
+    Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
@@ -438,14 +437,7 @@ async fn jobs_csv(State(ui): State<Arc<Ui>>, Query(q): Query<PeriodQuery>) -> An
         ],
         csv,
     )
-        .into_response();
-    if more {
-        res.headers_mut().insert(
-            header::HeaderName::from_static("x-truncated"),
-            HeaderValue::from_static("true"),
-        );
-    }
-    Ok(res)
+        .into_response())
 }
 
 /// The jobs `which` picks, each as the server has it and as the page shows it: with what only

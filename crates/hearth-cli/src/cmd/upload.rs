@@ -19,7 +19,7 @@ use hearth_proto::api::{
     fact_text_ok,
 };
 use hearth_proto::fit::{Misfit, misfits};
-use hearth_proto::ids::{BlobHash, FileId, JobId};
+use hearth_proto::ids::{BlobHash, FileId, JobId, OrgId};
 
 use crate::cmd::files::list_thumbnail;
 use crate::cmd::fleet::{find_printer, printers_of};
@@ -686,9 +686,13 @@ pub async fn print_path(
         t,
     )
     .context("cannot seal the job's label")?;
-    let label_blob = upload_metadata(ctx, &label)
-        .await
-        .context("uploading the job's sealed label failed")?;
+    let label_blob = match upload_metadata(ctx, &label).await {
+        Ok(b) => b,
+        Err(e) => {
+            discard(ctx, org, &[&blob]).await;
+            return Err(e.context("uploading the job's sealed label failed"));
+        }
+    };
     let mut jobs = Vec::with_capacity(queueing.copies as usize);
     for n in 0..queueing.copies.max(1) {
         let (id, signed, label_manifest) = if n == 0 {
@@ -700,7 +704,7 @@ pub async fn print_path(
                 .context("cannot sign a copy of the job")?;
             (id, copy, label.manifest.for_copy(&device, &id.to_string()))
         };
-        let job: Job = ctx
+        let job: Result<Job, _> = ctx
             .client
             .raw_post(
                 &format!("/api/v1/orgs/{org}/jobs"),
@@ -718,21 +722,37 @@ pub async fn print_path(
                     }),
                 })?,
             )
-            .await
-            .with_context(|| match n {
-                0 => "submitting the job failed".to_owned(),
-                _ => format!(
-                    "submitting copy {} failed ({n} queued: {})",
-                    n + 1,
-                    jobs.iter()
-                        .map(|j: &Job| j.id.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-            })?;
+            .await;
+        if job.is_err() && n == 0 {
+            discard(ctx, org, &[&blob, &label_blob]).await;
+        }
+        let job = job.with_context(|| match n {
+            0 => "submitting the job failed (what was uploaded for it is deleted)".to_owned(),
+            _ => format!(
+                "submitting copy {} failed ({n} queued: {})",
+                n + 1,
+                jobs.iter()
+                    .map(|j: &Job| j.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        })?;
         jobs.push(job);
     }
     Ok(Printed { jobs, warnings })
+}
+
+/// Deletes what was uploaded for a job that could not be queued, so it stops counting against the
+/// quota at once (the server deletes what no file or job uses a day later anyway, should this fail
+/// or never run).
+async fn discard(ctx: &Ctx, org: OrgId, blobs: &[&BlobHash]) {
+    for b in blobs {
+        if let Err(e) = ctx.client.delete_blob(org, b).await {
+            eprintln!(
+                "note: could not delete the unused upload {b} ({e}): the server deletes it within a day"
+            );
+        }
+    }
 }
 
 /// Where a job printed again goes unless told: the printer it was sent to (by name), or its pool.

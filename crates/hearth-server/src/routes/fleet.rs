@@ -611,12 +611,16 @@ pub struct JobsQuery {
     pub since: Option<String>,
     /// Submitted before this time (RFC 3339).
     pub until: Option<String>,
-    /// At most this many, newest first (1-10000, default 500).
+    /// At most this many, newest first (1-10000, default 500). A full page may have more after
+    /// it: ask again with `before` set to its last job.
     pub limit: Option<i64>,
+    /// The next page: the jobs listed after this one (a job of the organisation), in the same
+    /// order; jobs submitted meanwhile do not shift it.
+    pub before: Option<JobId>,
 }
 
 /// The organisation's jobs, newest first: the 500 newest, or those submitted in a period (for a
-/// history or an export).
+/// history or an export), a page at a time (`limit`, then `before` the last one listed).
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/jobs", tag = "jobs", params(("org" = OrgId, Path), JobsQuery),
     responses((status = 200, body = Vec<Job>), (status = 422, body = ErrorBody)))]
 pub async fn list_jobs(
@@ -639,10 +643,19 @@ pub async fn list_jobs(
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::invalid("limit: 1 to 10000"));
     }
+    let after = match q.before {
+        Some(id) => {
+            let j = job_in(&state, access.org.id, id)
+                .await
+                .map_err(|_| ApiError::invalid(format!("before: no job {id} here")))?;
+            Some((j.created_at, j.id))
+        }
+        None => None,
+    };
     Ok(Json(
         state
             .store
-            .jobs_between(access.org.id, since, until, limit)
+            .jobs_between(access.org.id, since, until, after, limit)
             .await?
             .iter()
             .map(job_view)

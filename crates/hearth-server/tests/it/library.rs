@@ -296,13 +296,12 @@ async fn jobs_are_listed_for_a_period() {
         .upload_file(org, &make_file(dir.path(), "job.age", 1000))
         .await
         .unwrap();
-    for _ in 0..3 {
-        submit_job(
-            &owner,
-            org,
-            &pool_job("farm", &blob, pool_manifest("farm", &[&agent])),
-        )
-        .await;
+    let submit = || async {
+        let job = pool_job("farm", &blob, pool_manifest("farm", &[&agent]));
+        submit_job(&owner, org, &job).await
+    };
+    for _ in 0..5 {
+        submit().await;
     }
     let list = |q: String| {
         let owner = owner.clone();
@@ -314,13 +313,10 @@ async fn jobs_are_listed_for_a_period() {
     };
     let at = |ms: i64| hearth_proto::time_fmt::rfc3339(ms).replace('+', "%2B");
     let hour = 3_600_000;
-    assert_eq!(
-        list(format!("since={}", at(now_ms() - hour)))
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    let all = list(format!("since={}", at(now_ms() - hour)))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5);
     assert_eq!(
         list(format!("since={}", at(now_ms() + hour)))
             .await
@@ -335,8 +331,40 @@ async fn jobs_are_listed_for_a_period() {
             .len(),
         0
     );
-    assert_eq!(list("limit=2".into()).await.unwrap().len(), 2);
-    for bad in ["since=yesterday", "limit=0", "limit=10001", "sort=name"] {
+    // Page by page (several jobs share a millisecond: the id orders them), the pages make up the
+    // whole listing, and a job submitted meanwhile does not shift the next page.
+    let mut paged: Vec<Job> = list("limit=2".into()).await.unwrap();
+    assert_eq!(paged.len(), 2);
+    submit().await;
+    loop {
+        let before = paged.last().unwrap().id;
+        let page = list(format!("limit=2&before={before}")).await.unwrap();
+        assert!(page.len() <= 2);
+        let last = page.len() < 2;
+        paged.extend(page);
+        if last {
+            break;
+        }
+    }
+    let ids = |jobs: &[Job]| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(ids(&paged), ids(&all));
+    // A period's page, and a job of no listing.
+    let since = format!("since={}", at(now_ms() - hour));
+    let second = list(format!("{since}&limit=3&before={}", all[1].id))
+        .await
+        .unwrap();
+    assert_eq!(ids(&second), ids(&all[2..]));
+    let e = list(format!("before={}", hearth_proto::ids::JobId::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(422), "{e}");
+    for bad in [
+        "since=yesterday",
+        "limit=0",
+        "limit=10001",
+        "sort=name",
+        "before=x",
+    ] {
         let e = list(bad.into()).await.unwrap_err();
         assert!(matches!(e.status(), Some(400 | 422)), "{bad}: {e}");
     }
@@ -358,7 +386,10 @@ async fn a_blob_nothing_used_a_day_after_its_upload_is_deleted() {
     };
     // A client stopped between uploading `left` and creating what was to use it.
     let left = upload("left.age", 3000).await;
-    let (file, meta) = (upload("file.age", 3001).await, upload("meta.age", 300).await);
+    let (file, meta) = (
+        upload("file.age", 3001).await,
+        upload("meta.age", 300).await,
+    );
     add_file(&owner, org, &file, &meta).await;
     let payload = upload("job.age", 3002).await;
     let job = submit_job(
@@ -407,10 +438,7 @@ async fn a_blob_nothing_used_a_day_after_its_upload_is_deleted() {
     let expired: Vec<_> = audit.iter().filter(|e| e.action == "blob.expire").collect();
     assert_eq!(expired.len(), 1, "{expired:?}");
     assert_eq!(expired[0].actor, "system");
-    assert_eq!(
-        expired[0].target.as_deref(),
-        Some(&*format!("blob:{left}"))
-    );
+    assert_eq!(expired[0].target.as_deref(), Some(&*format!("blob:{left}")));
     assert_eq!(
         expired[0].details["why"],
         "no file or job used it within 24 hours of its upload"
