@@ -2,7 +2,8 @@
 //!
 //! A backup directory has the layout of a data directory: `hearth.db` (a `VACUUM INTO` snapshot, consistent
 //! even while `hearthd` writes) and `blobs/sha256/..` holding every blob the snapshot references, each
-//! re-hashed as it is copied, plus `BACKUP.json` describing it. With PostgreSQL, `pg_dump` writes
+//! re-hashed as it is copied, `secret.key` (the key sealing secrets at rest, [`crate::at_rest`]),
+//! plus `BACKUP.json` describing it. With PostgreSQL, `pg_dump` writes
 //! `hearth.pgdump` instead. Restoring copies it into an empty data directory and verifies it: every audit
 //! chain recomputes and every blob hashes to its name.
 
@@ -54,6 +55,10 @@ pub struct BackupSummary {
     pub database: String,
     pub blobs: u64,
     pub blob_bytes: u64,
+    /// Whether the key sealing secrets at rest (`secret.key`) was copied too: without it, the
+    /// members' authenticator apps cannot be checked after a restore (their recovery codes can).
+    #[serde(default)]
+    pub secret_key: bool,
 }
 
 fn ensure_empty(dir: &Path) -> Result<(), BackupError> {
@@ -94,6 +99,18 @@ async fn copy_blobs(
     Ok((n, bytes))
 }
 
+/// The key sealing secrets at rest, in a backup and in a restored data directory.
+const SECRET_KEY: &str = "secret.key";
+
+/// Copies `from` to `to` (with its permissions) if it exists; whether it did.
+async fn copy_if_there(from: &Path, to: &Path) -> Result<bool, BackupError> {
+    match tokio::fs::copy(from, to).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(from)(e)),
+    }
+}
+
 /// Back up the server described by `settings` (which may be running) into the new directory `dest`.
 pub async fn backup(settings: &Settings, dest: &Path) -> Result<BackupSummary, BackupError> {
     ensure_empty(dest)?;
@@ -130,12 +147,14 @@ pub async fn backup(settings: &Settings, dest: &Path) -> Result<BackupSummary, B
     };
     store.close().await;
     let (blobs, blob_bytes) = copy_blobs(&source_blobs, &dest_blobs, &hashes).await?;
+    let secret_key = copy_if_there(&settings.secret_key_path(), &dest.join(SECRET_KEY)).await?;
     let summary = BackupSummary {
         created_at: hearth_proto::time_fmt::rfc3339(hearth_proto::time_fmt::now_ms()),
         hearth_version: env!("CARGO_PKG_VERSION").to_owned(),
         database,
         blobs,
         blob_bytes,
+        secret_key,
     };
     let manifest = dest.join("BACKUP.json");
     let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
@@ -202,6 +221,7 @@ pub async fn restore(src: &Path, data_dir: &Path) -> Result<VerifyReport, Backup
     let from = BlobDir::open(src.join("blobs")).await?;
     let to = BlobDir::open(data_dir.join("blobs")).await?;
     copy_blobs(&from, &to, &hashes).await?;
+    copy_if_there(&src.join(SECRET_KEY), &data_dir.join(SECRET_KEY)).await?;
     let settings = Settings {
         data_dir: data_dir.to_owned(),
         ..Settings::default()

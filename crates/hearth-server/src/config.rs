@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// Where the SQLite database, sealed blobs and uploads in progress live.
+    /// Where the SQLite database, sealed blobs, uploads in progress and the key sealing secrets
+    /// at rest live.
     pub data_dir: PathBuf,
     /// Address to listen on. Non-loopback addresses should be served over TLS.
     pub listen: String,
@@ -167,6 +168,21 @@ pub struct AuthSettings {
     pub argon2_memory_kib: u32,
     /// Argon2id passes.
     pub argon2_iterations: u32,
+    /// The key file sealing the secrets of members' authenticator apps in the database (created
+    /// on first start; every instance of a cluster needs the same one). Default:
+    /// `DATA_DIR/secret.key`.
+    pub secret_key_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// The key file sealing secrets at rest (`auth.secret_key_file`, or `secret.key` in the data
+    /// directory).
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.auth
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
 }
 
 impl Default for Settings {
@@ -233,6 +249,7 @@ impl Default for AuthSettings {
             // OWASP's Argon2id recommendation: 19 MiB, 2 passes, 1 lane.
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            secret_key_file: None,
         }
     }
 }
@@ -536,6 +553,10 @@ failure_window_secs = 900
 # Argon2id cost for stored login-secret hashes (OWASP recommendation).
 argon2_memory_kib = 19456
 argon2_iterations = 2
+# The key file sealing members' authenticator-app secrets in the database, created on first start
+# (keep it with the backups, apart from database copies; every instance of a cluster needs the same
+# one). Default: secret.key in data_dir.
+# secret_key_file = "/etc/hearth/secret.key"
 
 [ui]
 # Serve the web dashboard at /. Off, hearthd serves the API only.

@@ -10,6 +10,7 @@
 //! - [`tls`]: HTTPS with rustls; [`backup`]: consistent online backups and verified restores.
 //! - [`notify`]: notifications to webhooks, Slack, Discord, ntfy and e-mail, queued with the change they report.
 
+pub mod at_rest;
 pub mod auth;
 pub mod backup;
 pub mod cluster;
@@ -43,6 +44,8 @@ pub enum StartError {
     },
     #[error("cannot open storage")]
     Store(#[from] StoreError),
+    #[error("the key sealing secrets at rest: {0}")]
+    AtRest(#[from] at_rest::AtRestError),
     #[error("invalid Argon2 settings: {0}")]
     Argon2(argon2::Error),
     #[error("TLS setup failed")]
@@ -78,6 +81,14 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let store = Store::open(&settings.effective_database_url()).await?;
     let blobs = BlobDir::open(settings.data_dir.join("blobs")).await?;
     clean_uploads(&store, &blobs).await?;
+    let at_rest = at_rest::AtRest::load_or_create(&settings.secret_key_path())?;
+    let sealed = at_rest::seal_stored_totp_secrets(&store, &at_rest).await?;
+    if sealed > 0 {
+        tracing::info!(
+            sealed,
+            "sealed the authenticator secrets stored in clear before"
+        );
+    }
     let setup_token = if store.user_count().await? == 0 {
         // Prefixed so it never starts with '-', which command lines would take for an option.
         let token = format!("hst_{}", random_token());
@@ -118,6 +129,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             store,
             blobs,
             hasher,
+            at_rest,
             limiter,
             metrics: Default::default(),
             uploads_busy: Default::default(),

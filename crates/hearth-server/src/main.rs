@@ -179,11 +179,17 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("backup failed")?;
             println!(
-                "backup written to {}: database {}, {} blobs ({} bytes), each verified",
+                "backup written to {}: database {}, {} blobs ({} bytes), each verified{}",
                 dest.display(),
                 summary.database,
                 summary.blobs,
-                summary.blob_bytes
+                summary.blob_bytes,
+                match summary.secret_key {
+                    true =>
+                        "; with secret.key, which opens the second factors' secrets in the \
+                             database: keep the backup as safe as the server",
+                    false => "",
+                }
             );
         }
         Some(Command::Restore { src }) => {

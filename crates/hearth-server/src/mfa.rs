@@ -136,20 +136,26 @@ pub enum Used {
 /// it: a TOTP code of a step later than the last one accepted, or an unused recovery code. `None`
 /// when it is neither (wrong, reused, or already taken by a concurrent login).
 pub async fn take(
-    store: &Store,
+    state: &crate::state::AppState,
     user: UserId,
     mfa: &MfaRow,
     code: &str,
     now: u64,
-) -> hearth_store::Result<Option<Used>> {
-    if let Some(step) = code_step(&mfa.totp_secret, code, now) {
-        return Ok(store
+) -> crate::error::ApiResult<Option<Used>> {
+    let secret = state
+        .at_rest
+        .open(user, &mfa.totp_secret)
+        .map_err(crate::error::ApiError::internal)?;
+    if let Some(step) = code_step(&secret, code, now) {
+        return Ok(state
+            .store
             .take_totp_step(user, step)
             .await?
             .then_some(Used::Totp));
     }
     let hash = recovery_hash(code);
-    Ok(store
+    Ok(state
+        .store
         .take_recovery_code(user, &mfa.recovery, &hash)
         .await?
         .then_some(Used::Recovery))

@@ -21,6 +21,8 @@ pub struct Inner {
     pub store: Store,
     pub blobs: BlobDir,
     pub hasher: SecretHasher,
+    /// Seals what the server must read back (authenticator secrets) in the database.
+    pub at_rest: crate::at_rest::AtRest,
     pub limiter: LoginLimiter,
     pub metrics: Metrics,
     /// Uploads with a PATCH in progress: a second concurrent PATCH to the same upload is refused (409)

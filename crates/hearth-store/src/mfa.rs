@@ -10,7 +10,7 @@ use sqlx::Row;
 /// A user's second factor as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MfaRow {
-    /// The TOTP secret (base32).
+    /// The TOTP secret as the server stored it (sealed by it; the store does not look inside).
     pub totp_secret: String,
     /// When it was confirmed (Unix ms); `None`: being set up, not asked at login.
     pub enabled_at: Option<i64>,
@@ -71,6 +71,29 @@ impl Store {
         .execute(self.pool())
         .await?
         .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Every stored TOTP secret, as stored, with its user (few: one per member with a factor).
+    pub async fn totp_secrets(&self) -> Result<Vec<(UserId, String)>> {
+        let rows = sqlx::query("SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((crate::rows::parsed(r, "id")?, r.try_get("totp_secret")?)))
+            .collect()
+    }
+
+    /// Replaces `user`'s stored TOTP secret `old` by `new` (the same secret stored another way);
+    /// false when it is no longer `old` (set up again or turned off meanwhile).
+    pub async fn replace_totp_secret(&self, user: UserId, old: &str, new: &str) -> Result<bool> {
+        let n = sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+            .bind(new)
+            .bind(user.to_string())
+            .bind(old)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
         Ok(n == 1)
     }
 

@@ -194,7 +194,7 @@ pub async fn login(
             ));
         };
         let secs = u64::try_from(now / 1000).unwrap_or_default();
-        match crate::mfa::take(&state.store, user.id, &mfa, code, secs).await? {
+        match crate::mfa::take(&state, user.id, &mfa, code, secs).await? {
             Some(used) => second = Some((used, mfa.recovery.len())),
             None => {
                 login_failed(&state, &req.login, source, now, Some("second factor")).await?;
@@ -425,7 +425,8 @@ pub async fn end_other_sessions(
 pub async fn begin_mfa(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<MfaSetup>> {
     caller.require_session("set up or change the second factor")?;
     let secret = crate::mfa::new_secret();
-    if !state.store.begin_totp(caller.user.id, &secret).await? {
+    let sealed = state.at_rest.seal(caller.user.id, &secret);
+    if !state.store.begin_totp(caller.user.id, &sealed).await? {
         return Err(ApiError::conflict(
             "a second factor is on already: turn it off first (with one of its codes)",
         ));
@@ -470,7 +471,11 @@ pub async fn confirm_mfa(
     };
     let now = now_ms();
     let secs = u64::try_from(now / 1000).unwrap_or_default();
-    let Some(step) = crate::mfa::code_step(&mfa.totp_secret, &req.code, secs) else {
+    let secret = state
+        .at_rest
+        .open(caller.user.id, &mfa.totp_secret)
+        .map_err(ApiError::internal)?;
+    let Some(step) = crate::mfa::code_step(&secret, &req.code, secs) else {
         return Err(ApiError::invalid(
             "that is not the authenticator's current code: check the app's clock and try again",
         ));
@@ -510,7 +515,7 @@ async fn fresh_or_code(
     }
     let secs = u64::try_from(now / 1000).unwrap_or_default();
     let taken = match code {
-        Some(c) => crate::mfa::take(&state.store, caller.user.id, mfa, c, secs).await?,
+        Some(c) => crate::mfa::take(state, caller.user.id, mfa, c, secs).await?,
         None => None,
     };
     match taken {

@@ -17,6 +17,12 @@ async fn backup_of_a_running_server_restores_and_verifies() {
             std::fs::read(&f).unwrap(),
         ));
     }
+    // The owner's second factor: its secret is sealed with the key file, which the backup keeps.
+    let mfa = owner.begin_mfa().await.unwrap();
+    let code = crate::oathtool::code(&mfa.secret, 0);
+    if let Some(code) = &code {
+        owner.confirm_mfa(code).await.unwrap();
+    }
     let head = owner.verify_audit(Some(org), None).await.unwrap();
 
     // Back up while the server keeps running.
@@ -26,6 +32,7 @@ async fn backup_of_a_running_server_restores_and_verifies() {
         .await
         .unwrap();
     assert_eq!(summary.blobs, 3);
+    assert!(summary.secret_key && dest.join("secret.key").exists());
     assert!(
         hearth_server::backup::backup(&settings, &dest)
             .await
@@ -47,7 +54,10 @@ async fn backup_of_a_running_server_restores_and_verifies() {
         "the restored server has its accounts"
     );
     let mut c = restored.client();
-    c.login("owner", OWNER_SECRET).await.unwrap();
+    let next = code.and_then(|_| crate::oathtool::code(&mfa.secret, 1));
+    c.login_with_code("owner", OWNER_SECRET, next.as_deref())
+        .await
+        .unwrap();
     assert_eq!(
         c.verify_audit(Some(org), Some(&head)).await.unwrap().seq,
         head.seq

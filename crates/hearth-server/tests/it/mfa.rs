@@ -204,3 +204,71 @@ async fn an_organisation_requiring_a_second_factor_admits_only_members_with_one(
         2
     );
 }
+
+#[tokio::test]
+async fn authenticator_secrets_are_sealed_in_the_database_with_the_key_file_beside_it() {
+    let server = TestServer::start().await;
+    let (owner, _org) = server.bootstrap().await;
+    let id = owner.me().await.unwrap().user.id;
+    let setup = owner.begin_mfa().await.unwrap();
+    let Some(code) = oathtool(&setup.secret, 0) else {
+        return;
+    };
+    owner.confirm_mfa(&code).await.unwrap();
+    // The database holds the secret sealed, not the secret.
+    let stored = server
+        .state
+        .store
+        .mfa(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret;
+    assert!(
+        stored.starts_with("v1:") && !stored.contains(&setup.secret),
+        "{stored}"
+    );
+    let key = server.data_dir().join("secret.key");
+    assert!(key.exists());
+
+    // A database from before sealing (the secret in clear) is sealed at start, and its codes
+    // still log in.
+    assert!(
+        server
+            .state
+            .store
+            .replace_totp_secret(id, &stored, &setup.secret)
+            .await
+            .unwrap()
+    );
+    let server = server.restart().await;
+    let resealed = server
+        .state
+        .store
+        .mfa(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret;
+    assert!(resealed.starts_with("v1:") && !resealed.contains(&setup.secret));
+    let next = oathtool(&setup.secret, 1).unwrap();
+    server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some(&next))
+        .await
+        .unwrap();
+
+    // Started with another key file (a cluster instance set up apart, a lost key): logins with
+    // a code fail as a server error (its log names the key file), not as a wrong code.
+    let mut settings = server.state.settings.clone();
+    settings.auth.secret_key_file = Some(server.dir.path().join("another.key"));
+    let TestServer { dir, .. } = server;
+    let server = TestServer::start_in(dir, settings).await;
+    let later = oathtool(&setup.secret, 2).unwrap();
+    let e = server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some(&later))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(500), "{e}");
+}

@@ -1,0 +1,272 @@
+//! Secrets the server has to read back — the shared secrets of members' authenticator apps — are
+//! kept in the database sealed with a 256-bit key that lives in a file beside it
+//! (`auth.secret_key_file`, by default `DATA_DIR/secret.key`, created on first start, mode 0600).
+//! A copy of the database alone (a `pg_dump`, a stolen disk image of the database server, a
+//! replica) then holds no usable second factor; the key file is backed up with `hearthd backup`
+//! and must be the same file for every instance of a cluster.
+//!
+//! Sealing is ChaCha20-Poly1305 (RFC 8439) from `ring`, used as RFC 5116 describes an AEAD: a
+//! fresh random 96-bit nonce per value, sent along with the ciphertext, and the value's owner (the
+//! user id) as associated data, so a sealed secret copied into another account's row does not
+//! open. (Not age, which seals designs: the server never links age code, see ARCHITECTURE.md.) A
+//! sealed value is `v1:` followed by the standard base64 of nonce, ciphertext and tag. A value
+//! without the prefix was stored before sealing existed: [`AtRest::open`] takes it as it is, and
+//! [`seal_stored_totp_secrets`] seals such values at start.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hearth_proto::ids::UserId;
+use hearth_store::Store;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom as _, SystemRandom};
+
+const PREFIX: &str = "v1:";
+const KEY_LINE: &str = "hearth-secret-key-v1:";
+
+/// The key that seals secrets at rest.
+pub struct AtRest {
+    key: LessSafeKey,
+    rng: SystemRandom,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for AtRest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtRest")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a key file or a sealed value could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AtRestError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{0} does not hold a Hearth secret key (a line hearth-secret-key-v1:...): restore the key \
+         file of this database, or the stored second factors cannot be checked"
+    )]
+    BadKeyFile(PathBuf),
+    #[error(
+        "a stored secret does not open with the key in {0}: is it the key file this database was \
+         written with? (every instance of a cluster needs the same one)"
+    )]
+    WrongKey(PathBuf),
+}
+
+impl AtRest {
+    /// The key in `path`, created there (mode 0600) when there is none. Two instances starting
+    /// at once end up with the same key: the file is written aside, then linked into place only
+    /// if no file is there yet.
+    pub fn load_or_create(path: &Path) -> Result<Self, AtRestError> {
+        let io = |source| AtRestError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        if !path.exists() {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            let dir = dir.unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let mut aside = tempfile_in(dir).map_err(io)?;
+            let mut key = [0u8; 32];
+            SystemRandom::new()
+                .fill(&mut key)
+                .map_err(|_| io(std::io::Error::other("no system randomness")))?;
+            writeln!(
+                aside.1,
+                "# Hearth: the key sealing second-factor secrets in the database. Keep it with\n\
+                 # the backups, apart from database copies; every instance needs the same one.\n\
+                 {KEY_LINE}{}",
+                STANDARD.encode(key)
+            )
+            .and_then(|()| aside.1.sync_all())
+            .map_err(io)?;
+            match std::fs::hard_link(&aside.0, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    let _ = std::fs::remove_file(&aside.0);
+                    return Err(io(e));
+                }
+            }
+            let _ = std::fs::remove_file(&aside.0);
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let key = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(KEY_LINE))
+            .and_then(|k| STANDARD.decode(k).ok())
+            .and_then(|k| UnboundKey::new(&CHACHA20_POLY1305, &k).ok())
+            .ok_or_else(|| AtRestError::BadKeyFile(path.to_owned()))?;
+        Ok(Self {
+            key: LessSafeKey::new(key),
+            rng: SystemRandom::new(),
+            path: path.to_owned(),
+        })
+    }
+
+    /// `user`'s `secret` sealed for the database.
+    pub fn seal(&self, user: UserId, secret: &str) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .expect("the system's randomness, which the key was made with");
+        let mut sealed = secret.as_bytes().to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(user.to_string()),
+                &mut sealed,
+            )
+            .expect("a short secret is within ChaCha20-Poly1305's limits");
+        format!(
+            "{PREFIX}{}",
+            STANDARD.encode([&nonce[..], &sealed].concat())
+        )
+    }
+
+    /// The secret a stored value of `user` holds (one stored before sealing existed, as it is).
+    pub fn open(&self, user: UserId, stored: &str) -> Result<String, AtRestError> {
+        let Some(b64) = stored.strip_prefix(PREFIX) else {
+            return Ok(stored.to_owned());
+        };
+        let wrong = || AtRestError::WrongKey(self.path.clone());
+        let mut sealed = STANDARD.decode(b64).map_err(|_| wrong())?;
+        if sealed.len() < NONCE_LEN {
+            return Err(wrong());
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+        let plain = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(user.to_string()),
+                &mut sealed[NONCE_LEN..],
+            )
+            .map_err(|_| wrong())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| wrong())
+    }
+
+    /// Whether `stored` is sealed (not a value from before sealing).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
+    }
+}
+
+/// A new file in `dir` only this process uses, mode 0600.
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let path = dir.join(format!(
+        ".secret.key.{}.{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    Ok((path.clone(), opts.open(&path)?))
+}
+
+/// Seals the authenticator secrets stored in clear by a server from before sealing; how many.
+/// Each is replaced only if it is still the same value, so a member setting up a new one
+/// meanwhile is not undone.
+pub async fn seal_stored_totp_secrets(
+    store: &Store,
+    at_rest: &AtRest,
+) -> hearth_store::Result<usize> {
+    let mut sealed = 0;
+    for (user, stored) in store.totp_secrets().await? {
+        if AtRest::is_sealed(&stored) {
+            continue;
+        }
+        if store
+            .replace_totp_secret(user, &stored, &at_rest.seal(user, &stored))
+            .await?
+        {
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_with_its_key_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/secret.key");
+        let key = AtRest::load_or_create(&path).unwrap();
+        let ada = UserId::new();
+        let sealed = key.seal(ada, "JBSWY3DPEHPK3PXP");
+        assert!(sealed.starts_with("v1:") && !sealed.contains("JBSWY3DPEHPK3PXP"));
+        assert_ne!(
+            sealed,
+            key.seal(ada, "JBSWY3DPEHPK3PXP"),
+            "sealed afresh each time"
+        );
+        assert_eq!(key.open(ada, &sealed).unwrap(), "JBSWY3DPEHPK3PXP");
+        // The same file again: the same key.
+        let again = AtRest::load_or_create(&path).unwrap();
+        assert_eq!(again.open(ada, &sealed).unwrap(), "JBSWY3DPEHPK3PXP");
+        // Copied into another account's row, it does not open.
+        let e = key.open(UserId::new(), &sealed).unwrap_err();
+        assert!(matches!(e, AtRestError::WrongKey(_)), "{e}");
+        // Nor when altered.
+        let mut bytes = STANDARD.decode(&sealed[3..]).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        let altered = format!("v1:{}", STANDARD.encode(bytes));
+        assert!(key.open(ada, &altered).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Another key says so instead of failing every login as a wrong code.
+        let other = AtRest::load_or_create(&dir.path().join("other.key")).unwrap();
+        let e = other.open(ada, &sealed).unwrap_err();
+        assert!(matches!(e, AtRestError::WrongKey(_)), "{e}");
+        assert!(e.to_string().contains("other.key"), "{e}");
+        // A value from before sealing is taken as it is.
+        assert_eq!(
+            key.open(ada, "JBSWY3DPEHPK3PXP").unwrap(),
+            "JBSWY3DPEHPK3PXP"
+        );
+        // No temporary files are left beside the key.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["secret.key"]);
+    }
+
+    #[test]
+    fn a_key_file_that_holds_no_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        std::fs::write(&path, "# nothing here\n").unwrap();
+        let e = AtRest::load_or_create(&path).unwrap_err();
+        assert!(matches!(e, AtRestError::BadKeyFile(_)), "{e}");
+    }
+
+    #[test]
+    fn the_key_is_not_in_debug_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let key = AtRest::load_or_create(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let secret = text.lines().find_map(|l| l.strip_prefix(KEY_LINE)).unwrap();
+        assert!(!format!("{key:?}").contains(secret));
+    }
+}
