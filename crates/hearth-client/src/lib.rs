@@ -592,6 +592,38 @@ impl Client {
         .await
     }
 
+    /// Whether jobs of members below admin wait for an admin's approval (admins).
+    pub async fn set_approval_policy(&self, org: OrgId, require_approval: bool) -> Result<Org> {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/orgs/{org}/approval-policy"),
+            &ApprovalPolicy { require_approval },
+        )
+        .await
+    }
+
+    /// Approves a job waiting for an admin's approval (admins).
+    pub async fn approve_job(&self, org: OrgId, job: JobId) -> Result<Job> {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/jobs/{job}/approve"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Rejects (cancels) a job waiting for an admin's approval, saying why (admins).
+    pub async fn reject_job(&self, org: OrgId, job: JobId, reason: Option<&str>) -> Result<Job> {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/orgs/{org}/jobs/{job}/reject"),
+            &RejectJob {
+                reason: reason.map(str::to_owned),
+            },
+        )
+        .await
+    }
+
     /// Removes a user's second factor (instance admins).
     pub async fn reset_mfa(&self, user: UserId) -> Result<()> {
         self.no_content(self.req(Method::DELETE, &format!("/api/v1/users/{user}/mfa")))

@@ -71,6 +71,19 @@ pub struct Org {
     /// Its members must log in with a second factor to act in it (`PUT .../mfa-policy`).
     #[serde(default)]
     pub require_mfa: bool,
+    /// Jobs submitted by members below admin wait for an admin's approval before they print
+    /// (`PUT .../approval-policy`).
+    #[serde(default)]
+    pub require_approval: bool,
+}
+
+/// `PUT /api/v1/orgs/{org}/approval-policy` (admins): whether jobs of members below admin wait for
+/// an admin's approval.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalPolicy {
+    pub require_approval: bool,
 }
 
 /// `PUT /api/v1/orgs/{org}/mfa-policy` (admins): whether members must have a second factor.
@@ -620,6 +633,64 @@ pub struct Job {
     /// Its sealed label, when the submitter attached one (members open it; the server cannot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<JobLabel>,
+    /// When its organisation asks for approval: whether an admin approved it yet. A queued job
+    /// that is `pending` keeps its place but no printer takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<JobApproval>,
+}
+
+/// A job's approval by an admin (organisations that require it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobApproval {
+    pub state: ApprovalState,
+    /// The admin who approved or rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+/// Where a job's approval stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for an admin: queued, but no printer takes it.
+    Pending,
+    Approved,
+    /// Rejected by an admin: the job is cancelled, with the reason as its message.
+    Rejected,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::str::FromStr for ApprovalState {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [Self::Pending, Self::Approved, Self::Rejected]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// `POST /api/v1/orgs/{org}/jobs/{id}/reject` (admins): why, for the submitter.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RejectJob {
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// A change pushed on `GET /api/v1/orgs/{org}/events` (Server-Sent Events, one JSON object per `data:`).

@@ -467,6 +467,11 @@ pub fn job_view(j: &JobRow) -> Job {
         facts: j.facts.clone(),
         priority: j.priority,
         label: j.label.clone(),
+        approval: j.approval.as_ref().map(|a| hearth_proto::api::JobApproval {
+            state: a.state,
+            by: a.decided.map(|(by, _)| by),
+            at: a.decided.map(|(_, at)| rfc3339(at)),
+        }),
     }
 }
 
@@ -583,6 +588,10 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
             && now_s > until
         {
             expire_job(state, org, job.id, until).await?;
+            continue;
+        }
+        // Waiting for an admin's approval: it keeps its place, and its validity runs (above).
+        if job.awaits_approval() {
             continue;
         }
         let target = match (job.printer_id, &job.pool) {

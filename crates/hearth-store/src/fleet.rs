@@ -3,7 +3,7 @@
 use crate::rows::{all_by, json, json_opt, map_all, one_by, parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
-use hearth_proto::api::{AgentStatus, JobLabel, LoadedRequest, SchedulingFacts};
+use hearth_proto::api::{AgentStatus, ApprovalState, JobLabel, LoadedRequest, SchedulingFacts};
 use hearth_proto::ids::{AgentId, BlobHash, FileId, JobId, OrgId, PrinterId, SpoolId, UserId};
 use hearth_proto::inventory::PrinterSpool;
 use sqlx::Row;
@@ -103,6 +103,25 @@ pub struct JobRow {
     pub priority: i64,
     /// Its sealed label (hash of the sealed object, signed manifest), opaque here.
     pub label: Option<JobLabel>,
+    /// Whether it waits, or waited, for an admin's approval (migration 0022).
+    pub approval: Option<ApprovalRow>,
+}
+
+impl JobRow {
+    /// Queued but not approved yet: no printer takes it.
+    pub fn awaits_approval(&self) -> bool {
+        self.approval
+            .as_ref()
+            .is_some_and(|a| a.state == ApprovalState::Pending)
+    }
+}
+
+/// A job's approval as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRow {
+    pub state: ApprovalState,
+    /// The admin who approved or rejected it, and when (Unix ms).
+    pub decided: Option<(UserId, i64)>,
 }
 
 const AGENT_COLS: &str =
@@ -147,7 +166,8 @@ fn printer(r: &AnyRow) -> Result<PrinterRow> {
 }
 
 const JOB_COLS: &str = "id, org_id, printer_id, pool, blob_sha256, manifest, facts, state, message, submitted_by, \
-                        created_at, updated_at, priority, label_sha256, label_manifest";
+                        created_at, updated_at, priority, label_sha256, label_manifest, approval, \
+                        approval_by, approval_at";
 fn job(r: &AnyRow) -> Result<JobRow> {
     let printer_id: Option<String> = r.try_get("printer_id")?;
     Ok(JobRow {
@@ -173,6 +193,18 @@ fn job(r: &AnyRow) -> Result<JobRow> {
             Some(meta_sha256) => Some(JobLabel {
                 meta_sha256,
                 manifest: json(r, "label_manifest")?,
+            }),
+            None => None,
+        },
+        approval: match r.try_get::<Option<String>, _>("approval")? {
+            Some(s) => Some(ApprovalRow {
+                state: s
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("job approval {s:?}")))?,
+                decided: match parsed_opt(r, "approval_by")? {
+                    Some(by) => Some((by, r.try_get("approval_at")?)),
+                    None => None,
+                },
             }),
             None => None,
         },
@@ -835,7 +867,7 @@ impl Tx {
     pub async fn insert_job(&mut self, j: &JobRow) -> Result<()> {
         let q = format!(
             "INSERT INTO jobs ({JOB_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         );
         sqlx::query(&q)
             .bind(j.id.to_string())
@@ -853,6 +885,9 @@ impl Tx {
             .bind(j.priority)
             .bind(j.label.as_ref().map(|l| l.meta_sha256.as_str().to_owned()))
             .bind(j.label.as_ref().map(|l| l.manifest.to_string()))
+            .bind(j.approval.as_ref().map(|a| a.state.as_str()))
+            .bind(j.approval.as_ref().and_then(|a| a.decided.map(|(by, _)| by.to_string())))
+            .bind(j.approval.as_ref().and_then(|a| a.decided.map(|(_, at)| at)))
             .execute(&mut *self.inner)
             .await
             .map_err(|e| match StoreError::from(e) {
@@ -948,6 +983,29 @@ impl Tx {
             "UPDATE jobs SET priority = $1, updated_at = $2 WHERE id = $3 AND state = 'queued'",
         )
         .bind(priority)
+        .bind(now)
+        .bind(id.to_string())
+        .execute(&mut *self.inner)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Decides a queued job's pending approval: `Approved` or `Rejected`, by `by` at `now`; false
+    /// when it is not queued and pending any more (decided, cancelled or expired meanwhile).
+    pub async fn decide_approval(
+        &mut self,
+        id: JobId,
+        decision: ApprovalState,
+        by: UserId,
+        now: i64,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET approval = $1, approval_by = $2, approval_at = $3, updated_at = $3 \
+             WHERE id = $4 AND state = 'queued' AND approval = 'pending'",
+        )
+        .bind(decision.as_str())
+        .bind(by.to_string())
         .bind(now)
         .bind(id.to_string())
         .execute(&mut *self.inner)

@@ -103,6 +103,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "session_user_agent",
         include_str!("../migrations/0021_session_user_agent.sql"),
     ),
+    (
+        22,
+        "job_approval",
+        include_str!("../migrations/0022_job_approval.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -34,6 +34,8 @@ pub struct OrgRow {
     pub created_at: i64,
     /// Its members must have a second factor to act in it (migration 0020).
     pub require_mfa: bool,
+    /// Jobs of members below admin wait for an admin's approval (migration 0022).
+    pub require_approval: bool,
 }
 
 impl OrgRow {
@@ -44,6 +46,7 @@ impl OrgRow {
             quota_bytes: self.quota_bytes,
             created_at: rfc3339(self.created_at),
             require_mfa: self.require_mfa,
+            require_approval: self.require_approval,
         }
     }
 }

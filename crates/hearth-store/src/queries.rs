@@ -20,7 +20,7 @@ fn user(row: &AnyRow) -> Result<UserRow> {
     })
 }
 
-const ORG_COLS: &str = "id, name, quota_bytes, created_at, require_mfa";
+const ORG_COLS: &str = "id, name, quota_bytes, created_at, require_mfa, require_approval";
 
 fn org(row: &AnyRow) -> Result<OrgRow> {
     Ok(OrgRow {
@@ -29,6 +29,7 @@ fn org(row: &AnyRow) -> Result<OrgRow> {
         quota_bytes: row.try_get("quota_bytes")?,
         created_at: row.try_get("created_at")?,
         require_mfa: row.try_get::<i64, _>("require_mfa")? != 0,
+        require_approval: row.try_get::<i64, _>("require_approval")? != 0,
     })
 }
 
@@ -163,7 +164,8 @@ impl Store {
     /// The organisations a user belongs to, with their role in each.
     pub async fn memberships_of(&self, user_id: UserId) -> Result<Vec<(OrgRow, Role)>> {
         let rows = sqlx::query(
-            "SELECT o.id, o.name, o.quota_bytes, o.created_at, o.require_mfa, m.role FROM memberships m \
+            "SELECT o.id, o.name, o.quota_bytes, o.created_at, o.require_mfa, o.require_approval, m.role \
+             FROM memberships m \
              JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY o.name",
         )
         .bind(user_id.to_string())
@@ -408,6 +410,11 @@ impl Tx {
     /// Whether the organisation's members must have a second factor to act in it.
     pub async fn set_require_mfa(&mut self, org_id: OrgId, require: bool) -> Result<()> {
         self.set_org_number(org_id, "require_mfa", i64::from(require))
+            .await
+    }
+
+    pub async fn set_require_approval(&mut self, org_id: OrgId, require: bool) -> Result<()> {
+        self.set_org_number(org_id, "require_approval", i64::from(require))
             .await
     }
 

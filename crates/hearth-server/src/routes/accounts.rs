@@ -105,6 +105,7 @@ pub async fn setup(
     };
     let org = OrgRow {
         require_mfa: false,
+        require_approval: false,
         id: OrgId::new(),
         name: org_name,
         quota_bytes: state.settings.limits.default_quota_bytes,
@@ -713,6 +714,7 @@ pub async fn create_org(
     };
     let org = OrgRow {
         require_mfa: false,
+        require_approval: false,
         id: OrgId::new(),
         name,
         quota_bytes: quota,
@@ -810,6 +812,29 @@ pub async fn set_mfa_policy(
         "org.mfa_policy",
         Some(format!("org:{org}")),
         json!({ "require_mfa": req.require_mfa }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(state.store.org_by_id(org).await?.to_api()))
+}
+
+/// Whether jobs submitted by members below admin wait for an admin's approval before they print
+/// (admins; `POST .../jobs/{id}/approve` or `.../reject`). Jobs submitted earlier are not affected.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/approval-policy", tag = "orgs", params(("org" = OrgId, Path)), request_body = ApprovalPolicy,
+    responses((status = 200, body = Org), (status = 403, body = ErrorBody)))]
+pub async fn set_approval_policy(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(req): Json<ApprovalPolicy>,
+) -> ApiResult<Json<Org>> {
+    let org = access.org.id;
+    let mut tx = state.store.begin().await?;
+    tx.set_require_approval(org, req.require_approval).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "org.approval_policy",
+        Some(format!("org:{org}")),
+        json!({ "require_approval": req.require_approval }),
     ))
     .await?;
     tx.commit().await?;

@@ -583,6 +583,13 @@ pub async fn submit_job(
         updated_at: now,
         priority: req.priority,
         label: req.label,
+        // Members below admin wait for an admin where the organisation asks for approval.
+        approval: (access.org.require_approval && access.role < hearth_proto::Role::Admin).then_some(
+            hearth_store::fleet::ApprovalRow {
+                state: ApprovalState::Pending,
+                decided: None,
+            },
+        ),
     };
     let mut tx = state.store.begin().await?;
     tx.insert_job(&row).await?;
@@ -750,6 +757,106 @@ pub async fn set_priority(
     .await?;
     tx.commit().await?;
     hub::publish_job(&state, id).await?;
+    Ok(Json(job_view(&state.store.job(id).await?)))
+}
+
+/// Approve a job waiting for an admin's approval (admins): it takes its place in the queue and
+/// goes to a printer like any other.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/jobs/{id}/approve", tag = "jobs",
+    params(("org" = OrgId, Path), ("id" = JobId, Path)),
+    responses((status = 200, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve_job(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, JobId)>,
+) -> ApiResult<Json<Job>> {
+    decide(&state, &access, id, ApprovalState::Approved, None).await
+}
+
+/// Reject a job waiting for an admin's approval (admins): it is cancelled, with the reason as its
+/// message for the submitter.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/jobs/{id}/reject", tag = "jobs",
+    params(("org" = OrgId, Path), ("id" = JobId, Path)), request_body = RejectJob,
+    responses((status = 200, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reject_job(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Path((_, id)): Path<(OrgId, JobId)>,
+    Json(body): Json<RejectJob>,
+) -> ApiResult<Json<Job>> {
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_deref()
+        .is_some_and(|r| r.chars().count() > 500 || r.contains(char::is_control))
+    {
+        return Err(ApiError::invalid(
+            "reason: at most 500 characters, on one line",
+        ));
+    }
+    decide(&state, &access, id, ApprovalState::Rejected, reason).await
+}
+
+/// Approves or rejects (cancels) a job whose approval is pending, audited as `job.approve` or
+/// `job.reject`.
+async fn decide(
+    state: &AppState,
+    access: &OrgAccess<Admin>,
+    id: JobId,
+    decision: ApprovalState,
+    reason: Option<String>,
+) -> ApiResult<Json<Job>> {
+    let org = access.org.id;
+    let job = job_in(state, org, id).await?;
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    if !job.awaits_approval()
+        || !tx
+            .decide_approval(id, decision, access.caller.user.id, now)
+            .await?
+    {
+        return Err(ApiError::conflict(match (&job.approval, job.state) {
+            (None, _) => "the job needs no approval".to_owned(),
+            (Some(a), JobState::Queued) if a.state != ApprovalState::Pending => {
+                format!("the job is {} already", a.state.as_str())
+            }
+            _ => format!(
+                "the job is {} already",
+                hearth_store::fleet::job_state_str(job.state)
+            ),
+        }));
+    }
+    if decision == ApprovalState::Rejected {
+        let message = match &reason {
+            Some(r) => format!("rejected by {}: {r}", access.caller.user.login),
+            None => format!("rejected by {}", access.caller.user.login),
+        };
+        if tx
+            .update_job(id, JobState::Cancelled, None, Some(&message), now)
+            .await?
+        {
+            crate::notify::job_changed(state, &mut tx, &job, JobState::Cancelled, Some(&message))
+                .await?;
+        }
+    }
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        match decision {
+            ApprovalState::Rejected => "job.reject",
+            _ => "job.approve",
+        },
+        Some(format!("job:{id}")),
+        json!({ "reason": reason }),
+    ))
+    .await?;
+    tx.commit().await?;
+    state.notifier.wake();
+    hub::publish_job(state, id).await?;
+    if decision == ApprovalState::Approved {
+        hub::dispatch(state, org).await?;
+    }
     Ok(Json(job_view(&state.store.job(id).await?)))
 }
 

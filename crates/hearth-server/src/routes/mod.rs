@@ -34,7 +34,7 @@ use utoipa::OpenApi;
     info(title = "Hearth API", description = "Self-hosted cloud for 3D-printer fleets. The server stores sealed (age) blobs and sees no design."),
     paths(
         system::healthz, system::readyz, system::metrics, system::info,
-        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::new_recovery_codes, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions,
+        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::set_approval_policy, accounts::new_recovery_codes, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions,
         accounts::create_user, accounts::list_users,
         accounts::create_org, accounts::list_orgs, accounts::get_org, accounts::set_quota, accounts::usage,
         accounts::list_members, accounts::add_member, accounts::set_member_role, accounts::remove_member,
@@ -43,7 +43,7 @@ use utoipa::OpenApi;
         blobs::list_blobs, blobs::download_blob, blobs::delete_blob,
         audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify,
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
-        fleet::list_printers, fleet::set_hold, fleet::set_bed, fleet::bed_cleared, fleet::set_loaded, fleet::reset_loaded, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::get_job_manifest, fleet::set_priority, fleet::control_job, fleet::events,
+        fleet::list_printers, fleet::set_hold, fleet::set_bed, fleet::bed_cleared, fleet::set_loaded, fleet::reset_loaded, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::get_job_manifest, fleet::set_priority, fleet::approve_job, fleet::reject_job, fleet::control_job, fleet::events,
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
         fleet::create_file, fleet::list_files, fleet::delete_file, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
@@ -125,6 +125,10 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}", get(accounts::get_org))
         .route("/orgs/{org}/quota", put(accounts::set_quota))
         .route("/orgs/{org}/mfa-policy", put(accounts::set_mfa_policy))
+        .route(
+            "/orgs/{org}/approval-policy",
+            put(accounts::set_approval_policy),
+        )
         .route("/orgs/{org}/usage", get(accounts::usage))
         .route(
             "/orgs/{org}/members",
@@ -195,6 +199,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/orgs/{org}/jobs/{id}", get(fleet::get_job))
         .route("/orgs/{org}/jobs/{id}/priority", put(fleet::set_priority))
+        .route("/orgs/{org}/jobs/{id}/approve", post(fleet::approve_job))
+        .route("/orgs/{org}/jobs/{id}/reject", post(fleet::reject_job))
         .route(
             "/orgs/{org}/jobs/{id}/manifest",
             get(fleet::get_job_manifest),

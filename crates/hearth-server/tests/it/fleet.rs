@@ -938,6 +938,7 @@ async fn a_job_that_expires_in_the_queue_fails_with_the_reason() {
     let mut t = server.state.store.begin().await.unwrap();
     t.insert_job(&hearth_store::fleet::JobRow {
         label: None,
+        approval: None,
         priority: 0,
         id: waited.job_id,
         org_id: org,

@@ -7,7 +7,7 @@ use crate::notify::job_update;
 use crate::support::*;
 use hearth_proto::Role;
 use hearth_proto::agent::{JobState, PrinterState, ServerMsg};
-use hearth_proto::api::{Job, JobPriority, SubmitJobRequest};
+use hearth_proto::api::{ApprovalState, Job, JobPriority, SubmitJobRequest};
 use hearth_proto::ids::{BlobHash, JobId, OrgId, PrinterId};
 
 pub(crate) fn named_job(printer: PrinterId, blob: &BlobHash) -> SubmitJobRequest {
@@ -272,4 +272,98 @@ async fn a_held_printer_takes_no_job_until_released() {
         .map(|e| e.action.as_str())
         .collect();
     assert_eq!(moves, ["printer.hold", "printer.release"]);
+}
+
+#[tokio::test]
+async fn where_approval_is_required_an_operators_job_prints_once_an_admin_approves_it() {
+    let server = TestServer::start().await;
+    let Fleet {
+        owner,
+        org,
+        mut ws,
+        mk4,
+    } = one_idle_printer(&server).await;
+    let otto = member(&server, &owner, org, "otto", Role::Operator).await;
+    let policy = |c: &hearth_client::Client, on: bool| {
+        let c = c.clone();
+        async move {
+            c.set_approval_policy(org, on).await
+        }
+    };
+    assert_eq!(policy(&otto, true).await.unwrap_err().status(), Some(403));
+    assert!(policy(&owner, true).await.unwrap().require_approval);
+    let blob = make_file(server.dir.path(), "job.age", 2000);
+    let hash = otto.upload_file(org, &blob).await.unwrap();
+
+    // Otto's job waits, though mk4 is idle: queued, pending, offered to no printer.
+    let first = named_job(mk4, &hash);
+    let queued = submit_job(&otto, org, &first).await;
+    assert_eq!(queued.state, JobState::Queued);
+    let pending = queued.approval.clone().expect("an approval");
+    assert_eq!(pending.state, ApprovalState::Pending);
+    assert_eq!((pending.by, pending.at), (None, None));
+    settled(&mut ws).await;
+    // Only an admin decides, even for their own job.
+    let act = |c: &hearth_client::Client, id: JobId, what: &'static str| {
+        let c = c.clone();
+        async move {
+            match what {
+                "approve" => c.approve_job(org, id).await,
+                _ => c.reject_job(org, id, Some("too much PETG")).await,
+            }
+        }
+    };
+    assert_eq!(
+        act(&otto, first.job_id, "approve").await.unwrap_err().status(),
+        Some(403)
+    );
+    // Approved: it goes to the printer at once.
+    let approved = act(&owner, first.job_id, "approve").await.unwrap();
+    let owner_id = owner.me().await.unwrap().user.id;
+    let a = approved.approval.unwrap();
+    assert_eq!((a.state, a.by), (ApprovalState::Approved, Some(owner_id)));
+    assert!(a.at.is_some());
+    assert_eq!(offered(&mut ws).await.0, first.job_id);
+    let again = act(&owner, first.job_id, "approve").await.unwrap_err();
+    assert_eq!(again.status(), Some(409), "{again}");
+
+    // Rejected: cancelled, with who and why for the submitter; it cannot be approved after.
+    let second = named_job(mk4, &hash);
+    submit_job(&otto, org, &second).await;
+    let rejected = act(&owner, second.job_id, "reject").await.unwrap();
+    assert_eq!(rejected.state, JobState::Cancelled);
+    assert_eq!(rejected.approval.unwrap().state, ApprovalState::Rejected);
+    assert_eq!(
+        rejected.message.as_deref(),
+        Some("rejected by owner: too much PETG")
+    );
+    let late = act(&owner, second.job_id, "approve").await.unwrap_err();
+    assert_eq!(late.status(), Some(409), "{late}");
+
+    // An admin's own job needs none; nor does a job once the policy is off.
+    let own = submit_job(&owner, org, &named_job(mk4, &hash)).await;
+    assert_eq!(own.approval, None);
+    policy(&owner, false).await.unwrap();
+    let later = submit_job(&otto, org, &named_job(mk4, &hash)).await;
+    assert_eq!(later.approval, None);
+    let e = act(&owner, later.id, "approve").await.unwrap_err();
+    assert_eq!(e.status(), Some(409), "{e}");
+
+    // Each decision is in the audit log, by the admin.
+    let audit = owner.audit_page(Some(org), 0, 200).await.unwrap().entries;
+    for (action, job) in [("job.approve", first.job_id), ("job.reject", second.job_id)] {
+        let e = audit
+            .iter()
+            .find(|e| e.action == action)
+            .unwrap_or_else(|| panic!("no {action}"));
+        assert_eq!(e.actor, format!("user:{owner_id}"));
+        assert_eq!(e.target.as_deref(), Some(&*format!("job:{job}")));
+    }
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "org.approval_policy")
+            .count(),
+        2
+    );
 }

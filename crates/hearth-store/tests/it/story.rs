@@ -734,6 +734,7 @@ async fn queue(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: UserI
     use hearth_store::fleet::JobRow;
     let job = |n: i64, priority: i64| JobRow {
         label: None,
+        approval: None,
         id: JobId::new(),
         org_id: org,
         printer_id: Some(printer),
@@ -805,6 +806,7 @@ async fn timelapses(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: 
     use hearth_store::timelapse::{Added, FrameRow};
     let job = JobRow {
         label: None,
+        approval: None,
         id: JobId::new(),
         org_id: org,
         printer_id: Some(printer),
@@ -1058,6 +1060,7 @@ async fn inventory(
     // A job's use is recorded once and never takes a spool below 0.
     let job = JobRow {
         label: None,
+        approval: None,
         id: JobId::new(),
         org_id: org,
         printer_id: Some(printer),
@@ -1103,6 +1106,7 @@ async fn inventory(
     // A use without a price makes the row's cost unknown.
     let job2 = JobRow {
         label: None,
+        approval: None,
         id: JobId::new(),
         ..job.clone()
     };
