@@ -145,6 +145,27 @@ enum Command {
     Resume(JobArg),
     /// Cancel a job.
     Cancel(JobArg),
+    /// Approve jobs waiting for an admin's approval (organisations that require it: `hearth org
+    /// approval required`); each then goes to a printer like any queued job.
+    Approve {
+        /// Job ids.
+        #[arg(required = true)]
+        jobs: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject a job waiting for an admin's approval: it is cancelled, with your reason as its
+    /// message for the member who submitted it.
+    Reject {
+        /// Job ids.
+        #[arg(required = true)]
+        jobs: Vec<String>,
+        /// Why, for the submitter (one line).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,6 +190,20 @@ enum OrgCmd {
         #[arg(value_enum)]
         policy: MfaPolicyArg,
     },
+    /// Whether jobs of members below admin wait for an admin's approval before they print
+    /// (admins; `hearth approve` / `hearth reject`).
+    Approval {
+        #[arg(value_enum)]
+        policy: ApprovalPolicyArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ApprovalPolicyArg {
+    /// Operators' jobs wait in the queue until an admin approves them.
+    Required,
+    /// Jobs go to printers without approval.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -193,6 +228,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Org(OrgCmd::Mfa { policy }) => {
             cmd::login::org_mfa_policy(matches!(policy, MfaPolicyArg::Required)).await
+        }
+        Command::Org(OrgCmd::Approval { policy }) => {
+            cmd::login::org_approval_policy(matches!(policy, ApprovalPolicyArg::Required)).await
         }
         Command::Keys(c) => cmd::keys::run(&c).await,
         Command::Members(c) => cmd::members::run(&c).await,
@@ -241,6 +279,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Pause(j) => cmd::fleet::control("pause", &j.job, j.json).await,
         Command::Resume(j) => cmd::fleet::control("resume", &j.job, j.json).await,
         Command::Cancel(j) => cmd::fleet::control("cancel", &j.job, j.json).await,
+        Command::Approve { jobs, json } => cmd::fleet::decide(&jobs, true, None, json).await,
+        Command::Reject { jobs, reason, json } => {
+            cmd::fleet::decide(&jobs, false, reason.as_deref(), json).await
+        }
     }
 }
 

@@ -59,8 +59,13 @@ function ago(iso) {
 
 // ---- who and where ----------------------------------------------------------------------------
 
+/** This member's role in the organisation (admins decide on jobs waiting for approval). */
+let myRole = null;
+const isAdmin = () => ["admin", "owner"].includes(myRole);
+
 async function loadMe() {
   const me = await (await api("/api/me")).json();
+  myRole = me.role;
   $("#who").textContent = `${me.login} · ${me.org.name || me.org.id} (${me.role || "not a member"}) · ${me.server}`;
   const shown = me.revealed.length ? me.revealed.join(", ") : "nothing";
   $("#footer").textContent =
@@ -183,11 +188,18 @@ const jobName = (j) => j.name || `job ${j.id}`;
 async function control(p, job, action, what) {
   const which = what || `the job printing on ${p.name}`;
   if (action === "cancel" && !confirm(`Cancel ${which}?`)) return;
+  let body;
+  if (action === "reject") {
+    const reason = prompt(`Reject ${which}? It is cancelled; say why, for the member who sent it:`, "");
+    if (reason === null) return;
+    body = JSON.stringify({ reason });
+  }
   notice("");
   done("");
   try {
-    const j = await (await api(`/api/jobs/${job}/${action}`, { method: "POST" })).json();
-    done(`${what || p.name}: ${action} sent; the job is ${j.state}.`);
+    const j = await (await api(`/api/jobs/${job}/${action}`, { method: "POST", body })).json();
+    const said = { approve: "approved", reject: "rejected" }[action] || `${action} sent`;
+    done(`${what || p.name}: ${said}; the job is ${j.state}.`);
     await refresh();
   } catch (e) {
     notice(`Cannot ${action} ${which}: ${e.message}`);
@@ -263,6 +275,12 @@ function jobRow(j) {
     b.addEventListener("click", () => control(null, j.id, action, jobName(j)));
     actions.append(b);
   };
+  // Queued, but no printer takes it until an admin approves it.
+  const pending = j.state === "queued" && j.approval?.state === "pending";
+  if (pending && isAdmin()) {
+    act("approve", "Approve", "approve");
+    act("reject", "Reject…", "reject danger");
+  }
   if (j.state === "printing") act("pause", "Pause");
   if (j.state === "paused") act("resume", "Resume");
   if (!FINAL.includes(j.state)) act("cancel", "Cancel", "cancel danger");
@@ -273,10 +291,10 @@ function jobRow(j) {
   }
   return el(
     "tr",
-    { "data-id": j.id, "data-state": j.state },
+    { "data-id": j.id, "data-state": pending ? "awaiting-approval" : j.state },
     el("td", {}, j.thumbnail ? el("img", { class: "thumb", src: j.thumbnail, alt: "" }) : ""),
     cell,
-    el("td", { class: "state", textContent: j.state }),
+    el("td", { class: "state", textContent: pending ? "awaiting approval" : j.state }),
     el("td", { textContent: j.printer_name || (j.pool ? `pool ${j.pool}` : "-") }),
     el("td", { textContent: j.by || "-" }),
     el("td", { textContent: when(j.created_at) }),

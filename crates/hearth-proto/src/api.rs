@@ -639,6 +639,17 @@ pub struct Job {
     pub approval: Option<JobApproval>,
 }
 
+impl Job {
+    /// Queued but waiting for an admin's approval: no printer takes it yet.
+    pub fn awaits_approval(&self) -> bool {
+        self.state == crate::agent::JobState::Queued
+            && self
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.state == ApprovalState::Pending)
+    }
+}
+
 /// A job's approval by an admin (organisations that require it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

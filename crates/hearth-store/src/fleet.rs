@@ -886,8 +886,16 @@ impl Tx {
             .bind(j.label.as_ref().map(|l| l.meta_sha256.as_str().to_owned()))
             .bind(j.label.as_ref().map(|l| l.manifest.to_string()))
             .bind(j.approval.as_ref().map(|a| a.state.as_str()))
-            .bind(j.approval.as_ref().and_then(|a| a.decided.map(|(by, _)| by.to_string())))
-            .bind(j.approval.as_ref().and_then(|a| a.decided.map(|(_, at)| at)))
+            .bind(
+                j.approval
+                    .as_ref()
+                    .and_then(|a| a.decided.map(|(by, _)| by.to_string())),
+            )
+            .bind(
+                j.approval
+                    .as_ref()
+                    .and_then(|a| a.decided.map(|(_, at)| at)),
+            )
             .execute(&mut *self.inner)
             .await
             .map_err(|e| match StoreError::from(e) {

@@ -177,12 +177,13 @@ fn camera_cell(p: &Printer) -> String {
 }
 
 /// The queued jobs among `jobs` in the fleet queue's order: higher priority first, then older
-/// (the order the server hands them out in).
+/// (the order the server hands them out in); those waiting for an admin's approval, which no
+/// printer takes yet, are left out.
 pub(crate) fn in_queue_order<'a>(jobs: &[&'a Job]) -> Vec<&'a Job> {
     let mut queued: Vec<&Job> = jobs
         .iter()
         .copied()
-        .filter(|j| j.state == JobState::Queued)
+        .filter(|j| j.state == JobState::Queued && !j.awaits_approval())
         .collect();
     queued.sort_by(|a, b| {
         b.priority
@@ -295,7 +296,11 @@ fn jobs_table(jobs: &[&Job], all: &[&Job], printers: &[&Printer], labels: &Names
             j.id.to_string(),
             name_cell(labels, j.id),
             snake(&j.state),
-            places.get(&j.id).cloned().unwrap_or_else(|| "-".into()),
+            match places.get(&j.id) {
+                Some(place) => place.clone(),
+                None if j.awaits_approval() => "awaiting approval".into(),
+                None => "-".into(),
+            },
             target,
             j.created_at.clone(),
             j.facts.material.clone().unwrap_or_else(|| "-".into()),
@@ -741,7 +746,19 @@ pub async fn queue(cmd: Option<&QueueCmd>, json: bool) -> anyhow::Result<()> {
                 .raw_get(&format!("/api/v1/orgs/{org}/jobs"))
                 .await?;
             let all: Vec<&Job> = jobs.iter().collect();
-            let queued = in_queue_order(&all);
+            // Then the jobs waiting for an admin's approval, oldest first.
+            let mut queued = in_queue_order(&all);
+            let mut pending: Vec<&Job> = all
+                .iter()
+                .copied()
+                .filter(|j| j.awaits_approval())
+                .collect();
+            pending.sort_by(|a, b| {
+                a.created_at
+                    .cmp(&b.created_at)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            queued.extend(pending);
             let names = job_names(&mut ctx, &queued).await;
             if json {
                 return print_json(&named_json(&queued, &names)?);
@@ -814,6 +831,61 @@ pub async fn control(action: &str, job: &str, json: bool) -> anyhow::Result<()> 
         return print_json(&j);
     }
     println!("{action} sent; job {} is {}", j.id, snake(&j.state));
+    Ok(())
+}
+
+/// `hearth approve JOB...` / `hearth reject JOB --reason`: an admin's decision on jobs waiting for
+/// approval. Every job is tried; the command fails if one could not be decided.
+pub async fn decide(
+    jobs: &[String],
+    approve: bool,
+    reason: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let (mut decided, mut failed) = (Vec::new(), 0);
+    for job in jobs {
+        let id: JobId = match job.parse() {
+            Ok(id) => id,
+            Err(_) => {
+                eprintln!("error: {job:?} is not a job id");
+                failed += 1;
+                continue;
+            }
+        };
+        let answer = match approve {
+            true => ctx.client.approve_job(org, id).await,
+            false => ctx.client.reject_job(org, id, reason).await,
+        };
+        match answer {
+            Ok(j) if json => decided.push(j),
+            Ok(j) if approve => println!(
+                "job {} approved: {}",
+                j.id,
+                match j.state {
+                    JobState::Queued => "it waits for its printer in the queue",
+                    _ => "it went to its printer",
+                }
+            ),
+            Ok(j) => println!(
+                "job {} rejected and cancelled ({})",
+                j.id,
+                j.message.as_deref().unwrap_or("no reason given")
+            ),
+            Err(e) => {
+                let verb = if approve { "approve" } else { "reject" };
+                eprintln!("error: cannot {verb} job {id}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if json {
+        print_json(&decided)?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} jobs not decided", jobs.len());
+    }
     Ok(())
 }
 

@@ -448,6 +448,14 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
         }
     );
     println!(
+        "Jobs:         {}",
+        if org.require_approval {
+            "operators' jobs wait for an admin's approval (`hearth org approval off` to lift)"
+        } else {
+            "go to printers without approval (`hearth org approval required` to ask for it)"
+        }
+    );
+    println!(
         "Chain:        {} links, current epoch {}",
         trusted.checkpoint().seq,
         trusted.current_epoch().epoch
@@ -490,6 +498,24 @@ pub async fn org_mfa_policy(require: bool) -> anyhow::Result<()> {
         );
     } else {
         println!("{}: a second factor is up to each member", org.name);
+    }
+    Ok(())
+}
+
+pub async fn org_approval_policy(require: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx
+        .client
+        .set_approval_policy(ctx.org()?, require)
+        .await
+        .context("cannot change the organisation's policy")?;
+    if org.require_approval {
+        println!(
+            "{}: jobs of members below admin now wait for an admin's approval (`hearth queue` lists them; `hearth approve JOB` / `hearth reject JOB --reason ...`)",
+            org.name
+        );
+    } else {
+        println!("{}: jobs go to printers without approval", org.name);
     }
     Ok(())
 }

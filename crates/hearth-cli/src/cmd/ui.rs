@@ -887,16 +887,38 @@ async fn queue_print(
 }
 
 /// `POST /api/jobs/{job}/{action}`: pause, resume or cancel a job (`hearth pause|resume|cancel`).
-async fn control(State(ui): State<Arc<Ui>>, Path((job, action)): Path<(String, String)>) -> Answer {
+async fn control(
+    State(ui): State<Arc<Ui>>,
+    Path((job, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Answer {
     let job = job_id(&job)?;
-    if !matches!(action.as_str(), "pause" | "resume" | "cancel") {
-        return Err(refused(
-            StatusCode::NOT_FOUND,
-            format!("{action:?}: a job is paused, resumed or cancelled"),
-        ));
-    }
     let ctx = ui.ctx.lock().await.clone();
-    let j = crate::cmd::fleet::job_action(&ctx, job, &action).await?;
+    let org = ctx.org()?;
+    let j = match action.as_str() {
+        "pause" | "resume" | "cancel" => crate::cmd::fleet::job_action(&ctx, job, &action).await?,
+        // An admin's decision on a job waiting for approval; a rejection's reason in the body.
+        "approve" => ctx
+            .client
+            .approve_job(org, job)
+            .await
+            .with_context(|| format!("cannot approve job {job}"))?,
+        "reject" => {
+            let reason = serde_json::from_slice::<hearth_proto::api::RejectJob>(&body)
+                .ok()
+                .and_then(|r| r.reason);
+            ctx.client
+                .reject_job(org, job, reason.as_deref())
+                .await
+                .with_context(|| format!("cannot reject job {job}"))?
+        }
+        _ => {
+            return Err(refused(
+                StatusCode::NOT_FOUND,
+                format!("{action:?}: a job is paused, resumed, cancelled, approved or rejected"),
+            ));
+        }
+    };
     eprintln!("{action} sent for job {job}");
     Ok(axum::Json(j).into_response())
 }

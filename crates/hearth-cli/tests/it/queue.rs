@@ -416,3 +416,94 @@ pub(crate) async fn printer_idle(client: &hearth_client::Client, org: hearth_pro
     })
     .await;
 }
+
+/// `hearth org approval required`: an operator's job waits in the queue, listed as awaiting
+/// approval, until an admin runs `hearth approve` (then it prints) or `hearth reject --reason`
+/// (then it is cancelled, saying who and why).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_approves_or_rejects_an_operators_jobs() {
+    let OnePrinter {
+        server,
+        ada,
+        agent,
+        client,
+        org,
+    } = one_printer(50.0).await;
+    let said = ada.run(&["org", "approval", "required"]).await;
+    assert!(said.contains("wait for an admin's approval"), "{said}");
+    let shown = ada.run(&["org", "show"]).await;
+    assert!(
+        shown.contains("operators' jobs wait for an admin's approval"),
+        "{shown}"
+    );
+    let org_fp = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("Fingerprint:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (bob, bob_fp) = crate::members::join(&server, &ada, &org_fp, "bob").await;
+    ada.run(&["members", "add", "bob", "--fingerprint", &bob_fp])
+        .await;
+    let work = tempfile::tempdir().unwrap();
+    let print = |marker: &'static str| {
+        let file = gcode(work.path(), &format!("{marker}.gcode"), marker);
+        let bob = &bob;
+        async move {
+            let out = bob
+                .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+                .await;
+            out.trim().parse::<JobId>().unwrap()
+        }
+    };
+    let job_of = |id: JobId| {
+        let client = client.clone();
+        async move {
+            client
+                .raw_get::<Job>(&format!("/api/v1/orgs/{org}/jobs/{id}"))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Bob's job waits, listed as such, though the printer is idle.
+    let first = print("first").await;
+    let queue = ada.run(&["queue"]).await;
+    let line = queue
+        .lines()
+        .find(|l| l.contains(&first.to_string()))
+        .unwrap_or_else(|| panic!("{queue}"));
+    assert!(line.contains("awaiting approval"), "{queue}");
+    assert!(job_of(first).await.awaits_approval());
+    // Bob cannot approve it himself.
+    let refused = bob.try_run(&["approve", &first.to_string()]).await;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains(&format!("cannot approve job {first}")), "{err}");
+
+    // Approved by Ada, it goes to the printer.
+    let said = ada.run(&["approve", &first.to_string()]).await;
+    assert!(said.contains(&format!("job {first} approved")), "{said}");
+    eventually("the approved job on the printer", || async {
+        (job_of(first).await.state != JobState::Queued).then_some(())
+    })
+    .await;
+
+    // Rejected, it is cancelled with who and why, which Bob sees.
+    let second = print("second").await;
+    let said = ada
+        .run(&["reject", &second.to_string(), "--reason", "wrong material"])
+        .await;
+    assert!(
+        said.contains("rejected and cancelled (rejected by ada: wrong material)"),
+        "{said}"
+    );
+    assert_eq!(job_of(second).await.state, JobState::Cancelled);
+    let jobs = bob.run(&["jobs", "--all"]).await;
+    let line = jobs
+        .lines()
+        .find(|l| l.contains(&second.to_string()))
+        .unwrap_or_else(|| panic!("{jobs}"));
+    assert!(line.contains("rejected by ada: wrong material"), "{jobs}");
+    agent.shutdown().await;
+}

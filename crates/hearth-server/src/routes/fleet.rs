@@ -584,12 +584,11 @@ pub async fn submit_job(
         priority: req.priority,
         label: req.label,
         // Members below admin wait for an admin where the organisation asks for approval.
-        approval: (access.org.require_approval && access.role < hearth_proto::Role::Admin).then_some(
-            hearth_store::fleet::ApprovalRow {
+        approval: (access.org.require_approval && access.role < hearth_proto::Role::Admin)
+            .then_some(hearth_store::fleet::ApprovalRow {
                 state: ApprovalState::Pending,
                 decided: None,
-            },
-        ),
+            }),
     };
     let mut tx = state.store.begin().await?;
     tx.insert_job(&row).await?;

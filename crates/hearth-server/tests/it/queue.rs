@@ -286,9 +286,7 @@ async fn where_approval_is_required_an_operators_job_prints_once_an_admin_approv
     let otto = member(&server, &owner, org, "otto", Role::Operator).await;
     let policy = |c: &hearth_client::Client, on: bool| {
         let c = c.clone();
-        async move {
-            c.set_approval_policy(org, on).await
-        }
+        async move { c.set_approval_policy(org, on).await }
     };
     assert_eq!(policy(&otto, true).await.unwrap_err().status(), Some(403));
     assert!(policy(&owner, true).await.unwrap().require_approval);
@@ -314,7 +312,10 @@ async fn where_approval_is_required_an_operators_job_prints_once_an_admin_approv
         }
     };
     assert_eq!(
-        act(&otto, first.job_id, "approve").await.unwrap_err().status(),
+        act(&otto, first.job_id, "approve")
+            .await
+            .unwrap_err()
+            .status(),
         Some(403)
     );
     // Approved: it goes to the printer at once.
