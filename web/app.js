@@ -339,6 +339,17 @@ async function reload() {
   renderFooter(usage);
 }
 
+// The members' logins read again (a job event named a member the page did not know), once per
+// unknown id so a removed member's jobs do not ask each time.
+const loginsAsked = new Set();
+async function loadLogins(id) {
+  if (loginsAsked.has(id)) return;
+  loginsAsked.add(id);
+  const members = await call("GET", `/orgs/${state.org.id}/members`);
+  for (const m of members) state.logins.set(m.user.id, m.user.login);
+  if (state.logins.has(id)) renderJobs();
+}
+
 function renderFooter(usage) {
   const parts = [`Hearth ${state.info ? state.info.version : ""}`];
   if (usage) {
@@ -379,6 +390,7 @@ function renderAccount() {
     ? `${state.me.recovery_codes_left ?? 0} recovery codes left.` : "";
   if (!on) $("mfa-recovery").hidden = true;
   $("org-require-mfa").checked = Boolean(state.org && state.org.require_mfa);
+  $("org-require-approval").checked = Boolean(state.org && state.org.require_approval);
   if (state.org && atLeast("admin")) {
     loadMfaMissing().catch((e) => notice(`Could not read the members: ${e.message}`));
   }
@@ -533,6 +545,19 @@ async function onRequireMfa(ev) {
   }
 }
 
+// Whether jobs of members below admin wait for an admin's approval before a printer takes them
+// (jobs submitted earlier are not affected).
+async function onRequireApproval(ev) {
+  notice("");
+  try {
+    const org = await call("PUT", `/orgs/${state.org.id}/approval-policy`, { require_approval: ev.target.checked });
+    state.org.require_approval = org.require_approval;
+  } catch (e) {
+    ev.target.checked = !ev.target.checked;
+    notice(`The policy is unchanged: ${e.message}`);
+  }
+}
+
 // ---- live events -----------------------------------------------------------------------------
 
 function setLive(on) {
@@ -592,6 +617,9 @@ function startEvents() {
       renderPrinters();
     } else if (ev.type === "job") {
       state.jobs.set(ev.job.id, ev.job);
+      // A job of a member who joined since the page loaded (a new operator's first job, waiting
+      // for approval): their login is read once, so the table names them.
+      if (!state.logins.has(ev.job.submitted_by)) loadLogins(ev.job.submitted_by).catch(() => {});
       renderJobs();
       renderPrinters();
       // A job that starts or ends has a timelapse to show, or one that stopped growing; a job
@@ -668,9 +696,17 @@ function printerCard(p) {
       : "no frame yet"]);
   }
   if (t.job_id) rows.push(["Job", short(t.job_id)]);
-  // Jobs sent to this printer by name that wait in the fleet queue until it is free.
+  // Jobs sent to this printer by name that wait in the fleet queue until it is free, and those
+  // that wait for an admin's approval first.
   const waiting = queueOrder().filter((j) => j.printer === p.id).length;
-  if (waiting) rows.push(["Queue", `${waiting} job${waiting === 1 ? "" : "s"} waiting`]);
+  const unapproved = [...state.jobs.values()].filter((j) => j.printer === p.id && awaitsApproval(j)).length;
+  if (waiting || unapproved) {
+    rows.push(["Queue", [
+      waiting > 0 && `${waiting} job${waiting === 1 ? "" : "s"} waiting`,
+      waiting > 0 && unapproved > 0 && " · ",
+      unapproved > 0 && `${unapproved}${waiting ? "" : ` job${unapproved === 1 ? "" : "s"}`} awaiting approval`,
+    ]]);
+  }
   if (p.held) rows.push(["Held", "no new job until released"]);
   const tasks = maintenanceLine(p.id);
   if (tasks) {
@@ -779,10 +815,15 @@ function onLoadedSubmit(ev) {
 
 // ---- jobs ------------------------------------------------------------------------------------
 
+// Queued, but waiting for an admin's approval (organisations that require it): it keeps its
+// place, but no printer takes it until an admin approves it.
+const awaitsApproval = (j) => j.state === "queued" && Boolean(j.approval) && j.approval.state === "pending";
+
 // The queued jobs in the order the server hands them out: higher priority first, then older.
+// Those awaiting approval are left out: no printer takes them yet.
 function queueOrder() {
   return [...state.jobs.values()]
-    .filter((j) => j.state === "queued")
+    .filter((j) => j.state === "queued" && !awaitsApproval(j))
     .sort((a, b) => (b.priority || 0) - (a.priority || 0) || a.created_at.localeCompare(b.created_at) ||
       a.id.localeCompare(b.id));
 }
@@ -820,7 +861,21 @@ function jobActions(job, printer, first) {
   if (!atLeast("operator") || !ACTIVE_JOBS.has(job.state)) return null;
   const canPause = printer ? printer.can_pause : true;
   const buttons = [];
-  if (job.state === "queued" && !first) {
+  const unapproved = awaitsApproval(job);
+  if (unapproved && atLeast("admin")) {
+    buttons.push(el("button", {
+      "data-action": "approve",
+      "data-job-id": job.id,
+      onclick: (ev) => decide(job, "approve", ev.currentTarget),
+    }, "Approve"));
+    buttons.push(el("button", {
+      class: "danger",
+      "data-action": "reject",
+      "data-job-id": job.id,
+      onclick: (ev) => decide(job, "reject", ev.currentTarget),
+    }, "Reject"));
+  }
+  if (job.state === "queued" && !first && !unapproved) {
     buttons.push(el("button", {
       "data-action": "top",
       "data-job-id": job.id,
@@ -855,6 +910,43 @@ async function control(job, action, button) {
     notice(`Could not ${action} job ${short(job.id)}: ${e.message}`);
     button.disabled = false;
   }
+}
+
+// An admin's decision on a job awaiting approval: approved, it takes its place in the queue;
+// rejected, it is cancelled with the reason (optional) as its message for the submitter.
+async function decide(job, action, button) {
+  let body = {};
+  if (action === "reject") {
+    const reason = prompt(`Reject job ${short(job.id)}? It is cancelled. The reason, for its submitter (optional):`, "");
+    if (reason === null) return;
+    if (reason.trim()) body = { reason: reason.trim().replace(/\s+/g, " ") };
+  }
+  button.disabled = true;
+  try {
+    const updated = await call("POST", `/orgs/${state.org.id}/jobs/${job.id}/${action}`, body);
+    state.jobs.set(updated.id, updated);
+    notice("");
+    renderJobs();
+    renderPrinters();
+  } catch (e) {
+    notice(`Could not ${action} job ${short(job.id)}: ${e.message}`);
+    button.disabled = false;
+  }
+}
+
+// What became of a job's approval, beside its message: who approved it (a rejection's message
+// says who rejected it and why).
+function approvalLine(j) {
+  const a = j.approval;
+  if (!a) return null;
+  if (awaitsApproval(j)) {
+    return el("div", { class: "awaiting-approval" }, "awaiting approval");
+  }
+  if (a.state === "approved") {
+    const by = a.by ? ` by ${state.logins.get(a.by) || short(a.by)}` : "";
+    return el("div", { class: "muted approval", title: a.at ? when(a.at) : undefined }, `approved${by}`);
+  }
+  return null;
 }
 
 // While the jobs tab is open, the frame counts of timelapses in progress are fetched again
@@ -958,8 +1050,8 @@ function renderJobs() {
     const material = [f.material, f.color].filter(Boolean).join(", ");
     const grams = f.filament_grams ? ` · ${Math.round(f.filament_grams)} g` : "";
     return el("tr", { "data-job-id": j.id, "data-state": j.state },
-      el("td", {}, stateBadge(j.state), j.state === "queued" && queuePlace(j, order),
-        j.message && el("div", { class: "muted" }, j.message)),
+      el("td", {}, stateBadge(j.state), j.state === "queued" && queuePlace(j, order), approvalLine(j),
+        j.message && el("div", { class: "muted message" }, j.message)),
       el("td", { class: "id", title: j.id }, short(j.id)),
       el("td", {}, where),
       el("td", {}, when(j.created_at)),
@@ -1642,6 +1734,7 @@ async function main() {
   $("mfa-off-form").addEventListener("submit", onMfaOff);
   $("mfa-new-codes").addEventListener("click", onMfaNewCodes);
   $("org-require-mfa").addEventListener("change", onRequireMfa);
+  $("org-require-approval").addEventListener("change", onRequireApproval);
   $("sessions-end-others").addEventListener("click", onEndOtherSessions);
   $("stats-hours").addEventListener("change", () => loadStats().catch((e) => notice(e.message)));
   $("loaded-form").addEventListener("submit", onLoadedSubmit);

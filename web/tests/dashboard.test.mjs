@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import { chromium } from "playwright-core";
+import { chromium, request } from "playwright-core";
 
 // The Argon2 the page runs is hash-wasm exactly as published (package-lock.json pins its
 // integrity), not an edited copy.
@@ -39,7 +39,9 @@ try {
     if (m.type() === "error" && !/status of (401|409|422)/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   page.on("request", (r) => sent.push(`${r.method()} ${r.url()} ${r.postData() || ""}`));
-  page.on("dialog", (d) => d.accept());
+  // Confirmations are accepted; a prompt (the reason of a rejection) is answered with this.
+  let promptAnswer = "";
+  page.on("dialog", (d) => d.accept(d.type() === "prompt" ? promptAnswer : undefined));
 
   const step = (name) => console.log(`- ${name}`);
   // The body of GET /api/v1/orgs/{org}PATH with the page's session (the demo owner's only
@@ -418,6 +420,122 @@ try {
   // Whatever the check says, said in full if it is not "Intact".
   await page.waitForFunction(() => /^(Intact|Broken|Could not)/.test(document.querySelector("#audit-result").textContent));
   assert.match(await page.textContent("#audit-result"), /^Intact: /);
+
+  step("an admin requires approval of operators' jobs: a new operator's jobs await it on the Jobs tab and the printer card");
+  // What the test sets up through the API as the owner, with the page's session.
+  const api = (method, path, body) => page.evaluate(async ([m, p, b]) => {
+    const r = await fetch(`/api/v1${p}`, {
+      method: m,
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": sessionStorage.getItem("hearth.csrf") || "" },
+      body: b === undefined ? undefined : JSON.stringify(b),
+    });
+    return { status: r.status, body: await r.text() };
+  }, [method, path, body]);
+  const ok = (r) => {
+    assert.ok(r.status >= 200 && r.status < 300, `${r.status} ${r.body}`);
+    return r.body ? JSON.parse(r.body) : null;
+  };
+  const orgId = JSON.parse(await orgGet("")).id;
+  const owner = JSON.parse(await page.evaluate(async () => (await fetch("/api/v1/me")).text())).user;
+  await page.click("button[data-tab=account]");
+  const approvalPolicy = () => page.waitForResponse((r) => r.url().endsWith("/approval-policy") && r.status() === 200);
+  assert.equal(await page.isChecked("#org-require-approval"), false);
+  await Promise.all([approvalPolicy(), page.check("#org-require-approval")]);
+  assert.equal(JSON.parse(await orgGet("")).require_approval, true);
+  // An operator joins (an account made by the owner, an instance admin) and sends two jobs to
+  // the xl, held so that an approved job stays in the queue: the sealed payload and signed
+  // manifest of a demo job, which is all the server checks of a submission.
+  const operator = { login: "approval-operator", secret: "the operator's login secret" };
+  const opUser = ok(await api("POST", "/users", { ...operator, instance_admin: false }));
+  ok(await api("POST", `/orgs/${orgId}/members`, { login: operator.login, role: "operator" }));
+  const xl = JSON.parse(await orgGet("/printers")).find((p) => p.name === "xl");
+  ok(await api("PUT", `/orgs/${orgId}/printers/${xl.id}/hold`, { held: true }));
+  const demoJob = JSON.parse(await orgGet("/jobs")).find((j) => j.printer && !j.approval);
+  const { manifest } = JSON.parse(await orgGet(`/jobs/${demoJob.id}/manifest`));
+  const opApi = await request.newContext({ baseURL: url });
+  try {
+    const opLogin = await opApi.post("/api/v1/auth/login", { data: operator });
+    assert.equal(opLogin.status(), 200, await opLogin.text());
+    const opHeaders = { "X-CSRF-Token": (await opLogin.json()).csrf_token };
+    const uuidv7 = () => {
+      const b = crypto.getRandomValues(new Uint8Array(16));
+      const t = Date.now();
+      for (let i = 0; i < 6; i += 1) b[i] = Math.floor(t / 2 ** (8 * (5 - i))) & 0xff;
+      b[6] = (b[6] & 0x0f) | 0x70;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    };
+    const submit = async () => {
+      const r = await opApi.post(`/api/v1/orgs/${orgId}/jobs`, {
+        headers: opHeaders,
+        data: { job_id: uuidv7(), printer: xl.id, blob_sha256: demoJob.blob_sha256, manifest, facts: {}, priority: 0 },
+      });
+      assert.equal(r.status(), 201, await r.text());
+      const j = await r.json();
+      assert.equal(j.state, "queued");
+      assert.deepEqual(j.approval, { state: "pending" });
+      return j;
+    };
+    const toApprove = await submit();
+    const toReject = await submit();
+    // Only admins decide.
+    const refused = await opApi.post(`/api/v1/orgs/${orgId}/jobs/${toApprove.id}/approve`, { headers: opHeaders, data: {} });
+    assert.equal(refused.status(), 403);
+
+    await page.click("button[data-tab=printers]");
+    await card("xl").locator("dd[data-row=queue]", { hasText: /^2 jobs awaiting approval$/ }).waitFor();
+    await page.click("button[data-tab=jobs]");
+    for (const j of [toApprove, toReject]) {
+      const r = page.locator(`#jobs tr[data-job-id="${j.id}"][data-state=queued]`);
+      await r.locator(".awaiting-approval", { hasText: /^awaiting approval$/ }).waitFor();
+      assert.equal(await r.locator(".queue-place").count(), 0, "no place in the queue: no printer takes it yet");
+      assert.equal(await r.locator("button[data-action=approve]").count(), 1);
+      assert.equal(await r.locator("button[data-action=reject]").count(), 1);
+      assert.equal(await r.locator("button[data-action=top]").count(), 0);
+      // The new member's login, read when their first job arrived.
+      await r.locator("td", { hasText: new RegExp(`^${operator.login}$`) }).waitFor();
+    }
+
+    step("approving a job puts it in the queue; rejecting one cancels it with the reason");
+    const approvedRow = page.locator(`#jobs tr[data-job-id="${toApprove.id}"]`);
+    await approvedRow.locator("button[data-action=approve]").click();
+    await approvedRow.locator(".awaiting-approval").waitFor({ state: "detached" });
+    await approvedRow.locator(".approval", { hasText: new RegExp(`^approved by ${login}$`) }).waitFor();
+    await approvedRow.locator(".queue-place", { hasText: /^#\d+ in the queue/ }).waitFor();
+    assert.equal(await approvedRow.locator("button[data-action=approve]").count(), 0);
+    const approved = JSON.parse(await orgGet(`/jobs/${toApprove.id}`));
+    assert.equal(approved.state, "queued", "its printer is held");
+    assert.equal(approved.approval.state, "approved");
+    assert.equal(approved.approval.by, owner.id);
+    const rejectedRow = page.locator(`#jobs tr[data-job-id="${toReject.id}"]`);
+    promptAnswer = "wrong material for the xl";
+    await rejectedRow.locator("button[data-action=reject]").click();
+    promptAnswer = "";
+    await page.locator(`#jobs tr[data-job-id="${toReject.id}"][data-state=cancelled]`).waitFor();
+    assert.equal(await rejectedRow.locator(".message").textContent(), `rejected by ${login}: wrong material for the xl`);
+    assert.equal(await rejectedRow.locator("button").count(), 0);
+    const rejected = JSON.parse(await orgGet(`/jobs/${toReject.id}`));
+    assert.equal(rejected.state, "cancelled");
+    assert.equal(rejected.approval.state, "rejected");
+    assert.equal(rejected.message, `rejected by ${login}: wrong material for the xl`);
+    // Decided already: a second decision is refused.
+    assert.equal((await api("POST", `/orgs/${orgId}/jobs/${toReject.id}/approve`, {})).status, 409);
+    await page.click("button[data-tab=printers]");
+    await card("xl").locator("dd[data-row=queue]", { hasText: /^1 job waiting$/ }).waitFor();
+  } finally {
+    await opApi.dispose();
+  }
+
+  step("the approval policy is lifted; the xl, its job and the operator are as before");
+  ok(await api("POST", `/orgs/${orgId}/jobs/${JSON.parse(await orgGet("/jobs")).find((j) =>
+    j.submitted_by === opUser.id && j.state === "queued").id}/cancel`));
+  ok(await api("PUT", `/orgs/${orgId}/printers/${xl.id}/hold`, { held: false }));
+  ok(await api("DELETE", `/orgs/${orgId}/members/${opUser.id}`));
+  await card("xl").locator("dd[data-row=queue]").waitFor({ state: "detached" });
+  await page.click("button[data-tab=account]");
+  await Promise.all([approvalPolicy(), page.uncheck("#org-require-approval")]);
+  assert.equal(JSON.parse(await orgGet("")).require_approval, false);
 
   step("logging out ends the session: a reload asks to log in again");
   await page.click("#logout");

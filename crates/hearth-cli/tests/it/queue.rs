@@ -479,7 +479,10 @@ async fn an_admin_approves_or_rejects_an_operators_jobs() {
     let refused = bob.try_run(&["approve", &first.to_string()]).await;
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains(&format!("cannot approve job {first}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot approve job {first}")),
+        "{err}"
+    );
 
     // Approved by Ada, it goes to the printer.
     let said = ada.run(&["approve", &first.to_string()]).await;

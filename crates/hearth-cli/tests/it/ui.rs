@@ -7,7 +7,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use hearth_proto::api::{FileEntry, Job, Printer};
+use hearth_proto::agent::JobState;
+use hearth_proto::api::{ApprovalState, FileEntry, Job, Printer};
 use hearth_proto::ids::JobId;
 use reqwest::Method;
 use tokio::io::AsyncBufReadExt as _;
@@ -385,6 +386,71 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+
+    // Where jobs need an admin's approval, Ada approves or rejects an operator's job here.
+    client.set_approval_policy(org, true).await.unwrap();
+    client
+        .create_user("otto", "otto's secret 0123", false)
+        .await
+        .unwrap();
+    client
+        .add_member(org, "otto", hearth_proto::Role::Operator)
+        .await
+        .unwrap();
+    let mut otto = hearth_client::Client::new(&server.url).unwrap();
+    otto.login("otto", "otto's secret 0123").await.unwrap();
+    let submit = || async {
+        let j: Job = otto
+            .raw_post(
+                &format!("/api/v1/orgs/{org}/jobs"),
+                &serde_json::json!({
+                    "job_id": JobId::new(), "printer": printer.id, "blob_sha256": held["blob_sha256"],
+                    "manifest": {"signed": "by otto"}, "facts": {}, "priority": 0,
+                }),
+            )
+            .await
+            .unwrap();
+        assert!(j.awaits_approval());
+        j.id
+    };
+    let (first, second) = (submit().await, submit().await);
+    let listed: Vec<serde_json::Value> = ui.json("/api/jobs").await;
+    let row = listed
+        .iter()
+        .find(|j| j["id"] == first.to_string())
+        .unwrap();
+    assert_eq!(row["approval"]["state"], "pending", "{row}");
+    let decide = |id: JobId, action: &'static str, body: serde_json::Value| {
+        let req = ui
+            .api(Method::POST, &format!("/api/jobs/{id}/{action}"))
+            .json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    let approved = decide(first, "approve", serde_json::Value::Null).await;
+    assert_eq!(approved.status(), 200);
+    let approved: Job = approved.json().await.unwrap();
+    assert_eq!(approved.approval.unwrap().state, ApprovalState::Approved);
+    let rejected: Job = decide(second, "reject", serde_json::json!({"reason": "not today"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rejected.state, JobState::Cancelled);
+    assert_eq!(
+        rejected.message.as_deref(),
+        Some("rejected by ada: not today")
+    );
+    let twice = decide(second, "approve", serde_json::Value::Null).await;
+    assert_eq!(twice.status(), 409, "{}", twice.text().await.unwrap());
+    // Out of the way of what follows (its payload is the wavy job's, signed for another job id: an
+    // agent given it refuses it, so it may have ended already).
+    let _ = client
+        .raw_post::<Job>(
+            &format!("/api/v1/orgs/{org}/jobs/{first}/cancel"),
+            &serde_json::Value::Null,
+        )
+        .await;
+    client.set_approval_policy(org, false).await.unwrap();
 
     // The job's timelapse: listed with its printer, every frame checked as a frame of that job
     // by that printer's agent, and opened.
