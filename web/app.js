@@ -22,6 +22,7 @@ const EVENTS = [
   ["job.completed", "a print finishes", true],
   ["job.failed", "a print fails or is refused", true],
   ["job.cancelled", "a print is cancelled", false],
+  ["job.awaiting_approval", "a job waits for an admin's approval", true],
   ["printer.error", "a printer reports an error", true],
   ["printer.offline", "a printer is unreachable", true],
   ["printer.online", "it is back", true],

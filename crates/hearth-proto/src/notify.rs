@@ -83,6 +83,9 @@ pub enum NotifyEvent {
     JobFailed,
     #[serde(rename = "job.cancelled")]
     JobCancelled,
+    /// A job waits for an admin's approval (organisations that require it).
+    #[serde(rename = "job.awaiting_approval")]
+    JobAwaitingApproval,
     /// A printer reported an error (once until it reports something else).
     #[serde(rename = "printer.error")]
     PrinterError,
@@ -107,12 +110,13 @@ pub enum NotifyEvent {
 
 impl NotifyEvent {
     /// Every event a channel can follow.
-    pub const FOLLOWABLE: [NotifyEvent; 10] = [
+    pub const FOLLOWABLE: [NotifyEvent; 11] = [
         Self::JobStarted,
         Self::JobPaused,
         Self::JobCompleted,
         Self::JobFailed,
         Self::JobCancelled,
+        Self::JobAwaitingApproval,
         Self::PrinterError,
         Self::PrinterOffline,
         Self::PrinterOnline,
@@ -122,10 +126,11 @@ impl NotifyEvent {
 
     /// What a channel follows when its creator names nothing: everything that needs a person,
     /// and the end of every job.
-    pub const DEFAULT: [NotifyEvent; 8] = [
+    pub const DEFAULT: [NotifyEvent; 9] = [
         Self::JobPaused,
         Self::JobCompleted,
         Self::JobFailed,
+        Self::JobAwaitingApproval,
         Self::PrinterError,
         Self::PrinterOffline,
         Self::PrinterOnline,
@@ -140,6 +145,7 @@ impl NotifyEvent {
             Self::JobCompleted => "job.completed",
             Self::JobFailed => "job.failed",
             Self::JobCancelled => "job.cancelled",
+            Self::JobAwaitingApproval => "job.awaiting_approval",
             Self::PrinterError => "printer.error",
             Self::PrinterOffline => "printer.offline",
             Self::PrinterOnline => "printer.online",

@@ -318,6 +318,56 @@ pub async fn job_changed(
     enqueue(tx, &n).await
 }
 
+/// Queues `job.awaiting_approval` for a job just submitted that waits for an admin (in the
+/// transaction that inserts it), so admins hear of it without watching the queue.
+pub async fn job_awaiting_approval(state: &AppState, tx: &mut Tx, job: &JobRow) -> ApiResult<()> {
+    let row = match job.printer_id {
+        Some(p) => state.store.printer(p).await.ok(),
+        None => None,
+    };
+    let printer = row.as_ref().map(notified);
+    let submitted_by = match state.store.user_by_id(job.submitted_by).await {
+        Ok(u) => u.login,
+        Err(_) => job.submitted_by.to_string(),
+    };
+    let notified_job = NotifiedJob {
+        id: job.id,
+        state: job.state,
+        pool: job.pool.clone(),
+        submitted_by,
+        message: None,
+        facts: job.facts.clone(),
+    };
+    let target = match (&printer, &job.pool) {
+        (Some(p), _) => format!(" for {}", p.name),
+        (None, Some(pool)) => format!(" for pool {pool}"),
+        (None, None) => String::new(),
+    };
+    let message = format!(
+        "Job {} from {}{} waits for an admin's approval: `hearth approve {}` (or `hearth reject \
+         {} --reason ...`), or the dashboard's Jobs tab.",
+        job.id,
+        notified_job.submitted_by,
+        describe_facts(&notified_job),
+        job.id,
+        job.id,
+    );
+    let n = Notification {
+        event: NotifyEvent::JobAwaitingApproval,
+        org_id: job.org_id,
+        org: org_name(state, job.org_id).await,
+        at: rfc3339(now_ms()),
+        title: format!("Job waiting for approval{target}"),
+        message,
+        printer,
+        job: Some(notified_job),
+        spool: None,
+        maintenance: None,
+        link: link(state),
+    };
+    enqueue(tx, &n).await
+}
+
 async fn printer_notification(
     state: &AppState,
     org: OrgId,

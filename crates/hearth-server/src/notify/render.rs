@@ -205,6 +205,7 @@ fn ntfy_tag(e: NotifyEvent) -> &'static str {
         NotifyEvent::JobCompleted => "white_check_mark",
         NotifyEvent::JobFailed => "x",
         NotifyEvent::JobCancelled => "stop_button",
+        NotifyEvent::JobAwaitingApproval => "raised_hand",
         NotifyEvent::PrinterError => "warning",
         NotifyEvent::PrinterOffline => "electric_plug",
         NotifyEvent::PrinterOnline => "green_circle",

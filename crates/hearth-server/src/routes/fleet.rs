@@ -592,6 +592,9 @@ pub async fn submit_job(
     };
     let mut tx = state.store.begin().await?;
     tx.insert_job(&row).await?;
+    if row.awaits_approval() {
+        crate::notify::job_awaiting_approval(&state, &mut tx, &row).await?;
+    }
     tx.append_audit(access.caller.audit(
         org.to_string(),
         "job.submit",
@@ -601,6 +604,7 @@ pub async fn submit_job(
     ))
     .await?;
     tx.commit().await?;
+    state.notifier.wake();
     hub::publish_job(&state, row.id).await?;
     hub::dispatch(&state, org).await?;
     Ok((

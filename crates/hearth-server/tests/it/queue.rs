@@ -276,13 +276,19 @@ async fn a_held_printer_takes_no_job_until_released() {
 
 #[tokio::test]
 async fn where_approval_is_required_an_operators_job_prints_once_an_admin_approves_it() {
-    let server = TestServer::start().await;
+    let server = crate::notify::server().await;
     let Fleet {
         owner,
         org,
         mut ws,
         mk4,
     } = one_idle_printer(&server).await;
+    let mut hook = crate::notify::webhook(
+        &owner,
+        org,
+        hearth_proto::notify::NotifyEvent::JobAwaitingApproval,
+    )
+    .await;
     let otto = member(&server, &owner, org, "otto", Role::Operator).await;
     let policy = |c: &hearth_client::Client, on: bool| {
         let c = c.clone();
@@ -301,6 +307,17 @@ async fn where_approval_is_required_an_operators_job_prints_once_an_admin_approv
     assert_eq!(pending.state, ApprovalState::Pending);
     assert_eq!((pending.by, pending.at), (None, None));
     settled(&mut ws).await;
+    // The admins hear of it.
+    let said = hook.next("job.awaiting_approval").await.json();
+    assert_eq!(said["type"], "job.awaiting_approval");
+    assert_eq!(said["data"]["title"], "Job waiting for approval for mk4");
+    assert_eq!(said["data"]["job"]["id"], first.job_id.to_string());
+    assert_eq!(said["data"]["job"]["submitted_by"], "otto");
+    let text = said["data"]["message"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("hearth approve {}", first.job_id)),
+        "{text}"
+    );
     // Only an admin decides, even for their own job.
     let act = |c: &hearth_client::Client, id: JobId, what: &'static str| {
         let c = c.clone();
