@@ -1,5 +1,5 @@
 // Hearth's web dashboard: the fleet live, the job queue, the spool inventory and material
-// library, statistics, notification channels and the audit log.
+// library, statistics, notification channels and the audit log with the legal requests recorded.
 //
 // A plain ES module with no build step, served by hearthd from the binary. It is a client of
 // /api/v1 like the CLI: it logs in with a login secret derived here (Argon2id over passphrase,
@@ -27,6 +27,7 @@ const EVENTS = [
   ["printer.offline", "a printer is unreachable", true],
   ["printer.online", "it is back", true],
   ["spool.low", "a job leaves a spool low", true],
+  ["legal.request", "the operator records a legal request for our data", true],
 ];
 const PRINTER_STATES = ["printing", "pausing", "paused", "cancelling", "idle", "error", "offline"];
 
@@ -295,6 +296,9 @@ async function openOrg(id) {
   $("role").textContent = m.role;
   $("audit-tab").hidden = !atLeast("admin");
   $("notify-tab").hidden = !atLeast("admin");
+  // Only an instance admin records legal requests; the organisation's admins read them.
+  $("legal-form").hidden = !isInstanceAdmin();
+  $("legal-status").textContent = "";
   for (const f of document.querySelectorAll("[data-min-role]")) f.hidden = !atLeast(f.dataset.minRole);
   if ((state.tab === "audit" || state.tab === "notify") && !atLeast("admin")) state.tab = "printers";
   notice("");
@@ -368,6 +372,7 @@ function showTab(tab) {
   for (const v of VIEWS) $(`${v}-view`).hidden = v !== tab;
   if (tab === "jobs") loadTimelapses().catch((e) => notice(`Could not read the timelapses: ${e.message}`));
   if (tab === "audit") loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`));
+  if (tab === "audit") loadLegal().catch((e) => notice(`Could not read the legal requests: ${e.message}`));
   if (tab === "spools") loadSpools().catch((e) => notice(`Could not read the spools: ${e.message}`));
   if (tab === "maintenance") loadMaintenance().catch((e) => notice(`Could not read the maintenance tasks: ${e.message}`));
   if (tab === "stats") loadStats().catch((e) => notice(`Could not read the statistics: ${e.message}`));
@@ -1722,6 +1727,63 @@ async function onVerify() {
   }
 }
 
+// ---- legal requests ----------------------------------------------------------------------------
+
+const isInstanceAdmin = () => Boolean(state.me && state.me.user.instance_admin);
+
+// The organisation's legal requests, read from its audit chain by the server: newest first, as the
+// log above, each with the number of its entry there.
+async function loadLegal() {
+  const list = await call("GET", `/orgs/${state.org.id}/legal-requests`);
+  $("legal-empty").hidden = list.length > 0;
+  $("legal").replaceChildren(...list.reverse().map((r) =>
+    el("tr", { "data-seq": r.seq },
+      el("td", { class: "day" }, r.received_on),
+      el("td", { "data-cell": "authority" }, r.authority),
+      el("td", { "data-cell": "reference" }, r.reference || "—"),
+      el("td", { "data-cell": "requested" }, r.requested),
+      el("td", { "data-cell": "disclosed" }, r.disclosed),
+      el("td", { "data-cell": "recorded" }, `by ${r.recorded_by}, ${when(r.recorded_at)}`,
+        el("span", { class: "muted" }, ` · entry #${r.seq}`)),
+    )));
+}
+
+async function onLegalSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const button = f.querySelector("button[type=submit]");
+  const status = $("legal-status");
+  status.textContent = "";
+  const reference = f.reference.value.trim();
+  const body = {
+    org: f.concerns.checked ? state.org.id : null,
+    authority: f.authority.value.trim(),
+    reference: reference || null,
+    received_on: f.received.value,
+    requested: f.requested.value.trim(),
+    disclosed: f.disclosed.value.trim(),
+  };
+  button.disabled = true;
+  let recorded;
+  try {
+    recorded = await call("POST", "/system/legal-requests", body);
+  } catch (e) {
+    notice(`Could not record the legal request: ${e.message}`);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  notice("");
+  f.reset();
+  status.textContent = body.org
+    ? `Recorded in this organisation's audit log and the instance's (entry #${recorded.seq} there).`
+    : `Recorded in the instance's audit log only (entry #${recorded.seq}), so it is not listed here.`;
+  await Promise.all([
+    loadLegal().catch((e) => notice(`Could not read the legal requests: ${e.message}`)),
+    loadAudit().catch((e) => notice(`Could not read the audit log: ${e.message}`)),
+  ]);
+}
+
 // ---- wiring ----------------------------------------------------------------------------------
 
 async function main() {
@@ -1730,6 +1792,7 @@ async function main() {
   $("org").addEventListener("change", (e) => openOrg(e.target.value).catch((x) => notice(x.message)));
   $("jobs-active").addEventListener("change", renderJobs);
   $("audit-verify").addEventListener("click", onVerify);
+  $("legal-form").addEventListener("submit", onLegalSubmit);
   $("mfa-begin").addEventListener("click", onMfaBegin);
   $("mfa-confirm-form").addEventListener("submit", onMfaConfirm);
   $("mfa-off-form").addEventListener("submit", onMfaOff);

@@ -421,6 +421,62 @@ try {
   await page.waitForFunction(() => /^(Intact|Broken|Could not)/.test(document.querySelector("#audit-result").textContent));
   assert.match(await page.textContent("#audit-result"), /^Intact: /);
 
+  step("the owner, an instance admin, records a legal request: listed under the log, an entry of its chain, which verifies");
+  {
+    const legalOrg = JSON.parse(await orgGet("")).id;
+    const me = JSON.parse(await page.evaluate(async () => (await fetch("/api/v1/me")).text()));
+    assert.equal(me.user.instance_admin, true, "the demo's owner set the server up");
+    const rows = page.locator("#legal tr");
+    await page.locator("#legal-empty", { hasText: /^No legal request recorded for this organisation\.$/ }).waitFor();
+    assert.equal(await rows.count(), 0);
+    const lf = page.locator("#legal-form");
+    assert.ok(await lf.isVisible(), "an instance admin may record one");
+    assert.ok(await lf.locator("input[name=concerns]").isChecked(), "it concerns this organisation by default");
+    // An authority of blanks passes the browser's check of a required field, not the server's:
+    // its reason is shown and nothing is recorded.
+    await lf.locator("input[name=authority]").fill("   ");
+    await lf.locator("input[name=reference]").fill("27 O 123/26");
+    await lf.locator("input[name=received]").fill("2026-12-01");
+    await lf.locator("textarea[name=requested]").fill("the organisation's files");
+    await lf.locator("textarea[name=disclosed]").fill("nothing: the files are sealed");
+    await lf.locator("button[type=submit]").click();
+    await page.locator("#notice", { hasText: /^Could not record the legal request: authority: / }).waitFor();
+    assert.equal(await rows.count(), 0);
+    assert.ok(await page.locator("#legal-empty").isVisible());
+    assert.deepEqual(JSON.parse(await orgGet("/legal-requests")), []);
+    assert.equal(await page.locator('#audit tr[data-action="legal.request"]').count(), 0);
+    // Corrected, the rest of the form as it was.
+    await lf.locator("input[name=authority]").fill("Landgericht Berlin");
+    await lf.locator("button[type=submit]").click();
+    await rows.first().waitFor();
+    assert.equal(await rows.count(), 1);
+    assert.ok(await page.locator("#notice").isHidden(), "the refusal's notice is gone");
+    assert.ok(await page.locator("#legal-empty").isHidden());
+    assert.match(await page.textContent("#legal-status"), /^Recorded in this organisation's audit log and the instance's/);
+    assert.equal(await lf.locator("input[name=authority]").inputValue(), "", "the form is emptied");
+    const [stored, ...more] = JSON.parse(await orgGet("/legal-requests"));
+    assert.deepEqual(more, []);
+    assert.equal(stored.scope, legalOrg);
+    assert.equal(stored.org, legalOrg);
+    assert.equal(stored.recorded_by, login);
+    const cells = await rows.first().locator("td").allTextContents();
+    assert.deepEqual(cells.slice(0, 5),
+      ["2026-12-01", "Landgericht Berlin", "27 O 123/26", "the organisation's files", "nothing: the files are sealed"]);
+    assert.match(cells[5], new RegExp(`^by ${login}, .+ · entry #${stored.seq}$`));
+    // The audit log above was read again: the request is its entry, by this account, about the organisation.
+    const legalEntry = page.locator(`#audit tr[data-action="legal.request"][data-seq="${stored.seq}"]`);
+    await legalEntry.waitFor();
+    assert.match(await legalEntry.textContent(), new RegExp(`${login}legal\\.requestorg:${legalOrg}`));
+    await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/audit/verify")),
+      page.click("#audit-verify"),
+    ]);
+    await page.waitForFunction(() => /^(Intact|Broken|Could not)/.test(document.querySelector("#audit-result").textContent));
+    const verified = await page.textContent("#audit-result");
+    assert.match(verified, /^Intact: /);
+    assert.ok(Number(/ head #(\d+) /.exec(verified)[1]) >= stored.seq, `the check covers the new entry: ${verified}`);
+  }
+
   step("an admin requires approval of operators' jobs: a new operator's jobs await it on the Jobs tab and the printer card");
   // What the test sets up through the API as the owner, with the page's session.
   const api = (method, path, body) => page.evaluate(async ([m, p, b]) => {

@@ -49,6 +49,10 @@ enum Command {
     Members(cmd::members::MembersCmd),
     /// The organisation's audit log; `hearth audit verify` recomputes it here and pins its head.
     Audit(cmd::audit::AuditArgs),
+    /// Legal requests for data recorded in the audit log (the organisation's; --instance: all);
+    /// `record` (instance admins) adds one.
+    #[command(name = "legal-requests")]
+    LegalRequests(cmd::legal::LegalArgs),
     /// Enroll and list edge agents.
     #[command(subcommand)]
     Agents(cmd::agents::AgentsCmd),
@@ -235,6 +239,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Keys(c) => cmd::keys::run(&c).await,
         Command::Members(c) => cmd::members::run(&c).await,
         Command::Agents(c) => cmd::agents::run(&c).await,
+        Command::LegalRequests(args) => cmd::legal::run(&args).await,
         Command::Notify(c) => cmd::notify::run(&c).await,
         Command::Audit(args) => cmd::audit::run(&args).await,
         Command::Upload(args) => cmd::upload::upload(&args).await,

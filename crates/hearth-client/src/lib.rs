@@ -592,6 +592,30 @@ impl Client {
         .await
     }
 
+    /// Records a legal request for data (instance admins).
+    pub async fn record_legal_request(
+        &self,
+        req: &hearth_proto::legal::NewLegalRequest,
+    ) -> Result<hearth_proto::legal::LegalRequest> {
+        self.send(Method::POST, "/api/v1/system/legal-requests", req)
+            .await
+    }
+
+    /// The legal requests recorded for `org`'s data (its admins), or, without one, on the whole
+    /// instance (instance admins).
+    pub async fn legal_requests(
+        &self,
+        org: Option<OrgId>,
+    ) -> Result<Vec<hearth_proto::legal::LegalRequest>> {
+        match org {
+            Some(o) => {
+                self.raw_get(&format!("/api/v1/orgs/{o}/legal-requests"))
+                    .await
+            }
+            None => self.raw_get("/api/v1/system/legal-requests").await,
+        }
+    }
+
     /// Whether jobs of members below admin wait for an admin's approval (admins).
     pub async fn set_approval_policy(&self, org: OrgId, require_approval: bool) -> Result<Org> {
         self.send(

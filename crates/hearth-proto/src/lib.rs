@@ -19,6 +19,7 @@ pub mod audit;
 pub mod fit;
 pub mod ids;
 pub mod inventory;
+pub mod legal;
 pub mod maintenance;
 pub mod notify;
 pub mod role;

@@ -103,6 +103,9 @@ pub enum NotifyEvent {
     /// A printer's maintenance task fell due (once per round, until it is marked done).
     #[serde(rename = "maintenance.due")]
     MaintenanceDue,
+    /// The instance's operator recorded a legal request for the organisation's data.
+    #[serde(rename = "legal.request")]
+    LegalRequest,
     /// Sent by `POST .../notifications/{id}/test` only; no channel follows it.
     #[serde(rename = "test")]
     Test,
@@ -110,7 +113,7 @@ pub enum NotifyEvent {
 
 impl NotifyEvent {
     /// Every event a channel can follow.
-    pub const FOLLOWABLE: [NotifyEvent; 11] = [
+    pub const FOLLOWABLE: [NotifyEvent; 12] = [
         Self::JobStarted,
         Self::JobPaused,
         Self::JobCompleted,
@@ -122,11 +125,12 @@ impl NotifyEvent {
         Self::PrinterOnline,
         Self::SpoolLow,
         Self::MaintenanceDue,
+        Self::LegalRequest,
     ];
 
     /// What a channel follows when its creator names nothing: everything that needs a person,
     /// and the end of every job.
-    pub const DEFAULT: [NotifyEvent; 9] = [
+    pub const DEFAULT: [NotifyEvent; 10] = [
         Self::JobPaused,
         Self::JobCompleted,
         Self::JobFailed,
@@ -136,6 +140,7 @@ impl NotifyEvent {
         Self::PrinterOnline,
         Self::SpoolLow,
         Self::MaintenanceDue,
+        Self::LegalRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +156,7 @@ impl NotifyEvent {
             Self::PrinterOnline => "printer.online",
             Self::SpoolLow => "spool.low",
             Self::MaintenanceDue => "maintenance.due",
+            Self::LegalRequest => "legal.request",
             Self::Test => "test",
         }
     }
@@ -387,6 +393,9 @@ pub struct Notification {
     /// The task, for `maintenance.due`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<crate::maintenance::MaintenanceTask>,
+    /// The request as recorded, for `legal.request`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal: Option<crate::legal::LegalRequest>,
     /// The dashboard, when the server knows its public address.
     pub link: Option<String>,
 }

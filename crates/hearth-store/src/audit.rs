@@ -132,6 +132,20 @@ impl Store {
             .collect()
     }
 
+    /// Entries of `scope` recording `action`, oldest first.
+    pub async fn audit_by_action(&self, scope: &str, action: &str) -> Result<Vec<AuditEntry>> {
+        let q =
+            format!("SELECT {COLS} FROM audit_log WHERE scope = $1 AND action = $2 ORDER BY seq");
+        sqlx::query(&q)
+            .bind(scope)
+            .bind(action)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(entry)
+            .collect()
+    }
+
     /// Every scope that has a chain.
     pub async fn audit_scopes(&self) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT scope FROM audit_heads ORDER BY scope")

@@ -108,6 +108,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job_approval",
         include_str!("../migrations/0022_job_approval.sql"),
     ),
+    (
+        23,
+        "audit_action_index",
+        include_str!("../migrations/0023_audit_action_index.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

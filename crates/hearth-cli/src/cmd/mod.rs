@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod inspect;
 pub mod inventory;
 pub mod keys;
+pub mod legal;
 pub mod local;
 pub mod login;
 pub mod maintenance;

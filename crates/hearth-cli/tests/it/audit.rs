@@ -72,3 +72,74 @@ async fn audit_verify_pins_the_head_and_catches_a_log_the_server_cut_short() {
     // The evidence is kept: the pinned head is not replaced by the shortened log's.
     assert_eq!(ada.profile()["audit_heads"][org.to_string()], pinned);
 }
+
+/// `hearth legal-requests record`: the instance admin records a request for the organisation's
+/// data; `hearth legal-requests` lists it from the organisation's chain, which still verifies
+/// here and extends the pinned head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legal_request_is_recorded_and_listed_from_the_verified_log() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    assert!(
+        ada.run(&["legal-requests"])
+            .await
+            .contains("no legal request recorded for this organisation")
+    );
+    ada.run(&["audit", "verify"]).await;
+    let said = ada
+        .run(&[
+            "legal-requests",
+            "record",
+            "--authority",
+            "Landgericht Berlin",
+            "--reference",
+            "27 O 123/26",
+            "--received-on",
+            "2026-12-01",
+            "--requested",
+            "the organisation's files",
+            "--disclosed",
+            "nothing: the files are sealed",
+        ])
+        .await;
+    assert!(
+        said.contains("of the instance's audit log and in the organisation's"),
+        "{said}"
+    );
+    let table = ada.run(&["legal-requests"]).await;
+    let row = table.lines().nth(1).unwrap_or_else(|| panic!("{table}"));
+    for part in [
+        "ada",
+        "2026-12-01",
+        "Landgericht Berlin",
+        "27 O 123/26",
+        "nothing: the files are sealed",
+    ] {
+        assert!(row.contains(part), "{part}: {table}");
+    }
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&ada.run(&["legal-requests", "--instance", "--json"]).await).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["scope"], "system");
+    let out = ada.run(&["audit", "verify"]).await;
+    assert!(out.contains("verifies here"), "{out}");
+    // A day that is not one is refused with the server's reason.
+    let bad = ada
+        .try_run(&[
+            "legal-requests",
+            "record",
+            "--authority",
+            "x",
+            "--received-on",
+            "yesterday",
+            "--requested",
+            "x",
+            "--disclosed",
+            "x",
+        ])
+        .await;
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("received_on"), "{err}");
+}

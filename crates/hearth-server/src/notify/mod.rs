@@ -313,6 +313,7 @@ pub async fn job_changed(
         job: Some(job),
         spool: None,
         maintenance: None,
+        legal: None,
         link: link(state),
     };
     enqueue(tx, &n).await
@@ -363,6 +364,7 @@ pub async fn job_awaiting_approval(state: &AppState, tx: &mut Tx, job: &JobRow) 
         job: Some(notified_job),
         spool: None,
         maintenance: None,
+        legal: None,
         link: link(state),
     };
     enqueue(tx, &n).await
@@ -413,6 +415,7 @@ async fn printer_notification(
         job: None,
         spool: None,
         maintenance: None,
+        legal: None,
         link: link(state),
     };
     let mut tx = state.store.begin().await?;
@@ -600,6 +603,7 @@ pub async fn send_test(state: &AppState, channel: &ChannelRow) -> ApiResult<Deli
         job: None,
         spool: None,
         maintenance: None,
+        legal: None,
         link: link(state),
     };
     let id = DeliveryId::new();

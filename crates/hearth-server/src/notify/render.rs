@@ -211,6 +211,7 @@ fn ntfy_tag(e: NotifyEvent) -> &'static str {
         NotifyEvent::PrinterOnline => "green_circle",
         NotifyEvent::SpoolLow => "thread",
         NotifyEvent::MaintenanceDue => "wrench",
+        NotifyEvent::LegalRequest => "scales",
         NotifyEvent::Test => "bell",
     }
 }
@@ -250,6 +251,7 @@ mod tests {
             job: None,
             spool: None,
             maintenance: None,
+            legal: None,
             link: Some("https://hearth.example.org/".into()),
         }
     }

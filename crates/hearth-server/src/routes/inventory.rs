@@ -438,6 +438,7 @@ async fn spool_low(
             low_grams: s.low_grams,
         }),
         maintenance: None,
+        legal: None,
         link: crate::notify::link(state),
     };
     crate::notify::enqueue(tx, &n).await

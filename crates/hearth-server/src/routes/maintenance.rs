@@ -343,6 +343,7 @@ async fn due_notification(
         job: None,
         spool: None,
         maintenance: Some(t.clone()),
+        legal: None,
         link: crate::notify::link(state),
     }
 }

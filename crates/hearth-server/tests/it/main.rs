@@ -9,6 +9,7 @@ mod cluster;
 mod deps;
 mod fleet;
 mod inventory;
+mod legal;
 mod library;
 mod maintenance;
 mod malformed;

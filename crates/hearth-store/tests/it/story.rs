@@ -62,6 +62,7 @@ async fn story(db: TestDb) {
     };
     let org = OrgRow {
         require_mfa: false,
+        require_approval: false,
         id: OrgId::new(),
         name: "Acme Prototyping".into(),
         quota_bytes: 1000,
@@ -795,6 +796,46 @@ async fn queue(s: &Store, label: &str, org: OrgId, printer: PrinterId, by: UserI
         JobState::Assigned,
         "{label}"
     );
+    // A job waiting for approval: stored as pending, decided once (two admins, two instances).
+    use hearth_proto::api::ApprovalState;
+    use hearth_store::fleet::ApprovalRow;
+    let waiting = JobRow {
+        approval: Some(ApprovalRow {
+            state: ApprovalState::Pending,
+            decided: None,
+        }),
+        ..job(30, 0)
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_job(&waiting).await.unwrap();
+    tx.commit().await.unwrap();
+    let read = s.job(waiting.id).await.unwrap();
+    assert!(read.awaits_approval(), "{label}");
+    assert_eq!(read.approval, waiting.approval, "{label}");
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.decide_approval(waiting.id, ApprovalState::Approved, by, now + 40)
+            .await
+            .unwrap(),
+        "{label}"
+    );
+    assert!(
+        !tx.decide_approval(waiting.id, ApprovalState::Rejected, by, now + 41)
+            .await
+            .unwrap(),
+        "{label}: decided once"
+    );
+    tx.commit().await.unwrap();
+    let read = s.job(waiting.id).await.unwrap();
+    assert_eq!(
+        read.approval,
+        Some(ApprovalRow {
+            state: ApprovalState::Approved,
+            decided: Some((by, now + 40)),
+        }),
+        "{label}"
+    );
+    assert!(!read.awaits_approval(), "{label}");
 }
 
 /// A job's timelapse: frames numbered as they arrive, thinned evenly at the limit, refused over
