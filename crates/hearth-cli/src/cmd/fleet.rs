@@ -1051,6 +1051,7 @@ mod tests {
             },
             priority: 0,
             label: None,
+            approval: None,
         };
         let mut names = Names::new();
         names.insert(job.id, Ok("bracket, left.gcode".into()));
