@@ -872,13 +872,13 @@ function jobActions(job, printer, first) {
     buttons.push(el("button", {
       "data-action": "approve",
       "data-job-id": job.id,
-      onclick: (ev) => decide(job, "approve", ev.currentTarget),
+      onclick: (ev) => control(job, "approve", ev.currentTarget),
     }, "Approve"));
     buttons.push(el("button", {
       class: "danger",
       "data-action": "reject",
       "data-job-id": job.id,
-      onclick: (ev) => decide(job, "reject", ev.currentTarget),
+      onclick: (ev) => control(job, "reject", ev.currentTarget),
     }, "Reject"));
   }
   if (job.state === "queued" && !first && !unapproved) {
@@ -903,29 +903,18 @@ function actionButton(job, action, label) {
   }, label);
 }
 
+// Pause, resume, cancel; or an admin's decision on a job awaiting approval: approved, it takes its
+// place in the queue; rejected, it is cancelled with the reason (optional) as its message for the
+// submitter.
 async function control(job, action, button) {
   if (action === "cancel" && !confirm(`Cancel job ${short(job.id)}? A print in progress stops.`)) return;
-  button.disabled = true;
-  try {
-    const updated = await call("POST", `/orgs/${state.org.id}/jobs/${job.id}/${action}`);
-    state.jobs.set(updated.id, updated);
-    notice("");
-    renderJobs();
-    renderPrinters();
-  } catch (e) {
-    notice(`Could not ${action} job ${short(job.id)}: ${e.message}`);
-    button.disabled = false;
-  }
-}
-
-// An admin's decision on a job awaiting approval: approved, it takes its place in the queue;
-// rejected, it is cancelled with the reason (optional) as its message for the submitter.
-async function decide(job, action, button) {
-  let body = {};
+  let body;
   if (action === "reject") {
     const reason = prompt(`Reject job ${short(job.id)}? It is cancelled. The reason, for its submitter (optional):`, "");
     if (reason === null) return;
-    if (reason.trim()) body = { reason: reason.trim().replace(/\s+/g, " ") };
+    body = reason.trim() ? { reason: reason.trim().replace(/\s+/g, " ") } : {};
+  } else if (action === "approve") {
+    body = {};
   }
   button.disabled = true;
   try {

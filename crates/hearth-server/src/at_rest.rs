@@ -5,6 +5,7 @@
 //! replica) then holds no usable second factor; the key file is backed up with `hearthd backup`
 //! and must be the same file for every instance of a cluster.
 //!
+//! The file's key is never used directly: HKDF-SHA256 (RFC 5869, `ring`) derives one key per use.
 //! Sealing is ChaCha20-Poly1305 (RFC 8439) from `ring`, used as RFC 5116 describes an AEAD: a
 //! fresh random 96-bit nonce per value, sent along with the ciphertext, and the value's owner (the
 //! user id) as associated data, so a sealed secret copied into another account's row does not
@@ -12,6 +13,10 @@
 //! sealed value is `v1:` followed by the standard base64 of nonce, ciphertext and tag. A value
 //! without the prefix was stored before sealing existed: [`AtRest::open`] takes it as it is, and
 //! [`seal_stored_totp_secrets`] seals such values at start.
+//!
+//! Recovery codes are kept as HMAC-SHA256 under the second derived key, of the user id and the
+//! code ([`AtRest::recovery_hash`], `h1:` + hex): 50-bit codes hashed without a key could be
+//! found by trying them all against a copied database.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,14 +26,22 @@ use base64::engine::general_purpose::STANDARD;
 use hearth_proto::ids::UserId;
 use hearth_store::Store;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::hkdf;
+use ring::hmac;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 const PREFIX: &str = "v1:";
 const KEY_LINE: &str = "hearth-secret-key-v1:";
 
-/// The key that seals secrets at rest.
+/// HKDF `info` of the key that seals secrets.
+const SEAL_INFO: &[u8] = b"hearth at-rest seal v1";
+/// HKDF `info` of the key that hashes recovery codes.
+const RECOVERY_INFO: &[u8] = b"hearth recovery codes v1";
+
+/// The keys that keep secrets at rest.
 pub struct AtRest {
     key: LessSafeKey,
+    recovery: hmac::Key,
     rng: SystemRandom,
     path: PathBuf,
 }
@@ -100,17 +113,34 @@ impl AtRest {
             let _ = std::fs::remove_file(&aside.0);
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
-        let key = text
+        let bad = || AtRestError::BadKeyFile(path.to_owned());
+        let file_key = text
             .lines()
             .find_map(|l| l.trim().strip_prefix(KEY_LINE))
             .and_then(|k| STANDARD.decode(k).ok())
-            .and_then(|k| UnboundKey::new(&CHACHA20_POLY1305, &k).ok())
-            .ok_or_else(|| AtRestError::BadKeyFile(path.to_owned()))?;
+            .filter(|k| k.len() == 32)
+            .ok_or_else(bad)?;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(&file_key);
+        let seal: UnboundKey = prk
+            .expand(&[SEAL_INFO], &CHACHA20_POLY1305)
+            .map(UnboundKey::from)
+            .map_err(|_| bad())?;
+        let recovery: hmac::Key = prk
+            .expand(&[RECOVERY_INFO], hmac::HMAC_SHA256)
+            .map(hmac::Key::from)
+            .map_err(|_| bad())?;
         Ok(Self {
-            key: LessSafeKey::new(key),
+            key: LessSafeKey::new(seal),
+            recovery,
             rng: SystemRandom::new(),
             path: path.to_owned(),
         })
+    }
+
+    /// What the server keeps of `user`'s recovery code `code` (as normalised by the caller).
+    pub fn recovery_hash(&self, user: UserId, code: &str) -> String {
+        let tag = hmac::sign(&self.recovery, format!("{user}:{code}").as_bytes());
+        format!("h1:{}", hex::encode(tag.as_ref()))
     }
 
     /// `user`'s `secret` sealed for the database.
@@ -249,6 +279,54 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["secret.key"]);
+    }
+
+    #[test]
+    fn a_recovery_code_is_kept_as_a_keyed_hash_for_its_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = AtRest::load_or_create(&dir.path().join("a.key")).unwrap();
+        let other = AtRest::load_or_create(&dir.path().join("b.key")).unwrap();
+        let (ada, bob) = (UserId::new(), UserId::new());
+        let h = key.recovery_hash(ada, "abcde23456");
+        assert!(h.starts_with("h1:") && h.len() == 3 + 64, "{h}");
+        assert_eq!(h, key.recovery_hash(ada, "abcde23456"));
+        assert_ne!(h, key.recovery_hash(bob, "abcde23456"), "per account");
+        assert_ne!(h, other.recovery_hash(ada, "abcde23456"), "per key file");
+        assert_ne!(h, key.recovery_hash(ada, "abcde23457"));
+    }
+
+    #[test]
+    fn hkdf_and_hmac_are_those_of_the_rfcs() {
+        // RFC 5869 A.1 (HKDF-SHA256, basic test case): OKM for the given IKM, salt and info.
+        struct Len(usize);
+        impl hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+        let ikm = [0x0bu8; 22];
+        let salt: Vec<u8> = (0x00..=0x0c).collect();
+        let info: Vec<u8> = (0xf0..=0xf9).collect();
+        let mut okm = [0u8; 42];
+        hkdf::Salt::new(hkdf::HKDF_SHA256, &salt)
+            .extract(&ikm)
+            .expand(&[&info], Len(42))
+            .unwrap()
+            .fill(&mut okm)
+            .unwrap();
+        assert_eq!(
+            hex::encode(okm),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+        );
+        // RFC 4231 test case 2 (HMAC-SHA256).
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, b"Jefe"),
+            b"what do ya want for nothing?",
+        );
+        assert_eq!(
+            hex::encode(tag.as_ref()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@
 use hearth_proto::ids::UserId;
 use hearth_store::Store;
 use hearth_store::mfa::MfaRow;
+
+use crate::at_rest::AtRest;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 use totp_rs::{Builder, Secret, Totp};
@@ -93,12 +95,19 @@ fn normal(code: &str) -> String {
         .collect()
 }
 
-fn recovery_hash(code: &str) -> String {
+/// How a server before keyed hashes kept a recovery code (SHA-256, hex): still accepted for
+/// codes issued then.
+fn legacy_recovery_hash(code: &str) -> String {
     hex::encode(Sha256::digest(normal(code).as_bytes()))
 }
 
-/// Fresh recovery codes (`xxxxx-xxxxx`, 50 bits each) and the hashes the server keeps.
-pub fn recovery_codes() -> (Vec<String>, Vec<String>) {
+/// What the server keeps of `user`'s recovery code: a keyed hash ([`AtRest::recovery_hash`]).
+fn recovery_hash(at_rest: &AtRest, user: UserId, code: &str) -> String {
+    at_rest.recovery_hash(user, &normal(code))
+}
+
+/// Fresh recovery codes (`xxxxx-xxxxx`, 50 bits each) for `user` and the hashes the server keeps.
+pub fn recovery_codes(at_rest: &AtRest, user: UserId) -> (Vec<String>, Vec<String>) {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789"; // no l, o, 0, 1
     let codes: Vec<String> = (0..RECOVERY_CODES)
         .map(|_| {
@@ -111,7 +120,10 @@ pub fn recovery_codes() -> (Vec<String>, Vec<String>) {
             format!("{}-{}", &c[..5], &c[5..])
         })
         .collect();
-    let hashes = codes.iter().map(|c| recovery_hash(c)).collect();
+    let hashes = codes
+        .iter()
+        .map(|c| recovery_hash(at_rest, user, c))
+        .collect();
     (codes, hashes)
 }
 
@@ -153,12 +165,19 @@ pub async fn take(
             .await?
             .then_some(Used::Totp));
     }
-    let hash = recovery_hash(code);
-    Ok(state
-        .store
-        .take_recovery_code(user, &mfa.recovery, &hash)
-        .await?
-        .then_some(Used::Recovery))
+    for hash in [
+        recovery_hash(&state.at_rest, user, code),
+        legacy_recovery_hash(code),
+    ] {
+        if mfa.recovery.contains(&hash) {
+            return Ok(state
+                .store
+                .take_recovery_code(user, &mfa.recovery, &hash)
+                .await?
+                .then_some(Used::Recovery));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -199,7 +218,10 @@ mod tests {
 
     #[test]
     fn recovery_codes_are_distinct_and_kept_as_hashes() {
-        let (codes, hashes) = recovery_codes();
+        let dir = tempfile::tempdir().unwrap();
+        let key = AtRest::load_or_create(&dir.path().join("secret.key")).unwrap();
+        let user = UserId::new();
+        let (codes, hashes) = recovery_codes(&key, user);
         assert_eq!(codes.len(), RECOVERY_CODES);
         let mut seen = codes.clone();
         seen.sort();
@@ -207,7 +229,7 @@ mod tests {
         assert_eq!(seen.len(), RECOVERY_CODES);
         assert_eq!(
             hashes[0],
-            recovery_hash(&codes[0].to_uppercase().replace('-', " "))
+            recovery_hash(&key, user, &codes[0].to_uppercase().replace('-', " "))
         );
         assert!(!hashes.iter().any(|h| codes.contains(h)));
     }

@@ -16,7 +16,7 @@ pub struct MfaRow {
     pub enabled_at: Option<i64>,
     /// The last step whose code was accepted.
     pub last_step: Option<i64>,
-    /// SHA-256 (hex) of each recovery code not yet used.
+    /// What the server keeps of each recovery code not yet used (a keyed hash; opaque here).
     pub recovery: Vec<String>,
 }
 

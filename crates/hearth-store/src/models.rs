@@ -26,6 +26,15 @@ impl UserRow {
     }
 }
 
+/// An organisation's on/off policies (`Tx::set_org_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgPolicy {
+    /// Members must have a second factor to act in it.
+    RequireMfa,
+    /// Jobs of members below admin wait for an admin's approval.
+    RequireApproval,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgRow {
     pub id: OrgId,

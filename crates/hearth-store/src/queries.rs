@@ -408,14 +408,18 @@ impl Tx {
     }
 
     /// Whether the organisation's members must have a second factor to act in it.
-    pub async fn set_require_mfa(&mut self, org_id: OrgId, require: bool) -> Result<()> {
-        self.set_org_number(org_id, "require_mfa", i64::from(require))
-            .await
-    }
-
-    pub async fn set_require_approval(&mut self, org_id: OrgId, require: bool) -> Result<()> {
-        self.set_org_number(org_id, "require_approval", i64::from(require))
-            .await
+    /// Turns one of an organisation's policies on or off.
+    pub async fn set_org_policy(
+        &mut self,
+        org_id: OrgId,
+        policy: crate::OrgPolicy,
+        on: bool,
+    ) -> Result<()> {
+        let column = match policy {
+            crate::OrgPolicy::RequireMfa => "require_mfa",
+            crate::OrgPolicy::RequireApproval => "require_approval",
+        };
+        self.set_org_number(org_id, column, i64::from(on)).await
     }
 
     pub async fn set_quota(&mut self, org_id: OrgId, quota_bytes: i64) -> Result<()> {

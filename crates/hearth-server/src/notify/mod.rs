@@ -235,25 +235,11 @@ pub async fn job_changed(
         return Ok(());
     };
     // Read once: the notification names it, and the hints below read its camera and bed.
-    let row = match before.printer_id {
-        Some(p) => state.store.printer(p).await.ok(),
-        None => None,
-    };
-    let printer = row.as_ref().map(notified);
-    let submitted_by = match state.store.user_by_id(before.submitted_by).await {
-        Ok(u) => u.login,
-        Err(_) => before.submitted_by.to_string(),
-    };
-    let job = NotifiedJob {
-        id: before.id,
-        state: after,
-        pool: before.pool.clone(),
-        submitted_by,
-        message: message
-            .map(str::to_owned)
-            .or_else(|| before.message.clone()),
-        facts: before.facts.clone(),
-    };
+    let (row, printer, mut job) = job_context(state, before).await;
+    job.state = after;
+    job.message = message
+        .map(str::to_owned)
+        .or_else(|| before.message.clone());
     let on = printer
         .as_ref()
         .map(|p| format!(" on {}", p.name))
@@ -322,23 +308,7 @@ pub async fn job_changed(
 /// Queues `job.awaiting_approval` for a job just submitted that waits for an admin (in the
 /// transaction that inserts it), so admins hear of it without watching the queue.
 pub async fn job_awaiting_approval(state: &AppState, tx: &mut Tx, job: &JobRow) -> ApiResult<()> {
-    let row = match job.printer_id {
-        Some(p) => state.store.printer(p).await.ok(),
-        None => None,
-    };
-    let printer = row.as_ref().map(notified);
-    let submitted_by = match state.store.user_by_id(job.submitted_by).await {
-        Ok(u) => u.login,
-        Err(_) => job.submitted_by.to_string(),
-    };
-    let notified_job = NotifiedJob {
-        id: job.id,
-        state: job.state,
-        pool: job.pool.clone(),
-        submitted_by,
-        message: None,
-        facts: job.facts.clone(),
-    };
+    let (_, printer, notified_job) = job_context(state, job).await;
     let target = match (&printer, &job.pool) {
         (Some(p), _) => format!(" for {}", p.name),
         (None, Some(pool)) => format!(" for pool {pool}"),
@@ -368,6 +338,32 @@ pub async fn job_awaiting_approval(state: &AppState, tx: &mut Tx, job: &JobRow) 
         link: link(state),
     };
     enqueue(tx, &n).await
+}
+
+/// A job's printer as stored (for hints) and as notified, and the job as notified (its state and
+/// message as stored; callers set what changed), its submitter named by login.
+async fn job_context(
+    state: &AppState,
+    job: &JobRow,
+) -> (Option<PrinterRow>, Option<NotifiedPrinter>, NotifiedJob) {
+    let row = match job.printer_id {
+        Some(p) => state.store.printer(p).await.ok(),
+        None => None,
+    };
+    let printer = row.as_ref().map(notified);
+    let submitted_by = match state.store.user_by_id(job.submitted_by).await {
+        Ok(u) => u.login,
+        Err(_) => job.submitted_by.to_string(),
+    };
+    let notified_job = NotifiedJob {
+        id: job.id,
+        state: job.state,
+        pool: job.pool.clone(),
+        submitted_by,
+        message: job.message.clone(),
+        facts: job.facts.clone(),
+    };
+    (row, printer, notified_job)
 }
 
 async fn printer_notification(

@@ -15,7 +15,7 @@ use hearth_proto::audit::SYSTEM_SCOPE;
 use hearth_proto::ids::{OrgId, UserId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::audit::NewAuditEntry;
-use hearth_store::{OrgRow, SessionRow, UserRow};
+use hearth_store::{OrgPolicy, OrgRow, SessionRow, UserRow};
 use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -481,7 +481,7 @@ pub async fn confirm_mfa(
             "that is not the authenticator's current code: check the app's clock and try again",
         ));
     };
-    let (codes, hashes) = crate::mfa::recovery_codes();
+    let (codes, hashes) = crate::mfa::recovery_codes(&state.at_rest, caller.user.id);
     let mut tx = state.store.begin().await?;
     if !tx
         .confirm_totp(caller.user.id, &mfa.totp_secret, step, &hashes, now)
@@ -558,7 +558,7 @@ pub async fn new_recovery_codes(
         return Err(ApiError::not_found("a second factor of this account"));
     };
     fresh_or_code(&state, &caller, &mfa, code.as_deref()).await?;
-    let (codes, hashes) = crate::mfa::recovery_codes();
+    let (codes, hashes) = crate::mfa::recovery_codes(&state.at_rest, caller.user.id);
     let mut tx = state.store.begin().await?;
     if !tx.replace_recovery_codes(caller.user.id, &hashes).await? {
         return Err(ApiError::not_found("a second factor of this account"));
@@ -799,19 +799,34 @@ pub async fn set_mfa_policy(
     access: OrgAccess<Admin>,
     Json(req): Json<MfaPolicy>,
 ) -> ApiResult<Json<Org>> {
-    let org = access.org.id;
     if req.require_mfa && !crate::mfa::is_on(&state.store, access.caller.user.id).await? {
         return Err(ApiError::conflict(
             "turn on your own second factor first (`hearth mfa on`): requiring it now would lock you out",
         ));
     }
+    set_policy(&state, &access, OrgPolicy::RequireMfa, req.require_mfa).await
+}
+
+/// Turns one of the organisation's policies on or off, audited as `org.mfa_policy` or
+/// `org.approval_policy` (with the field the request named).
+async fn set_policy(
+    state: &AppState,
+    access: &OrgAccess<Admin>,
+    policy: OrgPolicy,
+    on: bool,
+) -> ApiResult<Json<Org>> {
+    let org = access.org.id;
+    let (action, details) = match policy {
+        OrgPolicy::RequireMfa => ("org.mfa_policy", json!({ "require_mfa": on })),
+        OrgPolicy::RequireApproval => ("org.approval_policy", json!({ "require_approval": on })),
+    };
     let mut tx = state.store.begin().await?;
-    tx.set_require_mfa(org, req.require_mfa).await?;
+    tx.set_org_policy(org, policy, on).await?;
     tx.append_audit(access.caller.audit(
         org.to_string(),
-        "org.mfa_policy",
+        action,
         Some(format!("org:{org}")),
-        json!({ "require_mfa": req.require_mfa }),
+        details,
     ))
     .await?;
     tx.commit().await?;
@@ -827,18 +842,13 @@ pub async fn set_approval_policy(
     access: OrgAccess<Admin>,
     Json(req): Json<ApprovalPolicy>,
 ) -> ApiResult<Json<Org>> {
-    let org = access.org.id;
-    let mut tx = state.store.begin().await?;
-    tx.set_require_approval(org, req.require_approval).await?;
-    tx.append_audit(access.caller.audit(
-        org.to_string(),
-        "org.approval_policy",
-        Some(format!("org:{org}")),
-        json!({ "require_approval": req.require_approval }),
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok(Json(state.store.org_by_id(org).await?.to_api()))
+    set_policy(
+        &state,
+        &access,
+        OrgPolicy::RequireApproval,
+        req.require_approval,
+    )
+    .await
 }
 
 /// Storage used by an organisation.

@@ -216,18 +216,19 @@ async fn authenticator_secrets_are_sealed_in_the_database_with_the_key_file_besi
     };
     owner.confirm_mfa(&code).await.unwrap();
     // The database holds the secret sealed, not the secret.
-    let stored = server
-        .state
-        .store
-        .mfa(id)
-        .await
-        .unwrap()
-        .unwrap()
-        .totp_secret;
-    assert!(
-        stored.starts_with("v1:") && !stored.contains(&setup.secret),
-        "{stored}"
-    );
+    let sealed = |server: &TestServer| {
+        let store = server.state.store.clone();
+        let secret = setup.secret.clone();
+        async move {
+            let stored = store.mfa(id).await.unwrap().unwrap().totp_secret;
+            assert!(
+                stored.starts_with("v1:") && !stored.contains(&secret),
+                "{stored}"
+            );
+            stored
+        }
+    };
+    let stored = sealed(&server).await;
     let key = server.data_dir().join("secret.key");
     assert!(key.exists());
 
@@ -241,16 +242,40 @@ async fn authenticator_secrets_are_sealed_in_the_database_with_the_key_file_besi
             .await
             .unwrap()
     );
+    // Likewise recovery codes kept as plain SHA-256 by an older server: one still logs in, once;
+    // new ones are kept as keyed hashes, never the code or its plain hash.
+    let legacy = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(b"abcde23456"))
+    };
+    let mut tx = server.state.store.begin().await.unwrap();
+    assert!(
+        tx.replace_recovery_codes(id, std::slice::from_ref(&legacy))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
     let server = server.restart().await;
-    let resealed = server
-        .state
-        .store
-        .mfa(id)
+    sealed(&server).await;
+    let mut c = server.client();
+    c.login_with_code("owner", OWNER_SECRET, Some("ABCDE-23456"))
         .await
-        .unwrap()
-        .unwrap()
-        .totp_secret;
-    assert!(resealed.starts_with("v1:") && !resealed.contains(&setup.secret));
+        .unwrap();
+    let again = server
+        .client()
+        .login_with_code("owner", OWNER_SECRET, Some("abcde-23456"))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Some("mfa_invalid"));
+    let fresh = c.new_recovery_codes(None).await.unwrap().recovery_codes;
+    let kept = server.state.store.mfa(id).await.unwrap().unwrap().recovery;
+    assert_eq!(kept.len(), fresh.len());
+    for (code, hash) in fresh.iter().zip(&kept) {
+        assert!(
+            hash.starts_with("h1:") && !hash.contains(code.as_str()),
+            "{hash}"
+        );
+    }
     let next = oathtool(&setup.secret, 1).unwrap();
     server
         .client()
