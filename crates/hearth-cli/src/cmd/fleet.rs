@@ -13,6 +13,7 @@ use hearth_proto::ids::{JobId, PrinterId};
 use crate::cmd::files::{Label, Opened, job_labels};
 use crate::cmd::upload::pool_misfit;
 use crate::ctx::Ctx;
+use hearth_crypto::TrustedState;
 
 /// A plain text table with columns sized to their content.
 #[derive(Debug)]
@@ -212,21 +213,51 @@ pub(crate) type Names = HashMap<JobId, Result<String, String>>;
 /// ([`job_labels`]). Without the device key or a verified chain there are none, and a warning says
 /// why (the rest of the table needs neither).
 pub(crate) async fn job_names(ctx: &mut Ctx, jobs: &[&Job]) -> Names {
-    if jobs.iter().all(|j| j.label.is_none()) {
-        return Names::new();
-    }
-    let opened = async {
-        let (_, trusted) = ctx.trusted().await?;
-        job_labels(ctx, &trusted, jobs, &mut Opened::default()).await
-    }
-    .await;
-    match opened {
-        Ok(labels) => names_of(labels),
-        Err(e) => {
-            eprintln!("warning: the jobs' names cannot be opened on this device: {e:#}");
-            Names::new()
+    LabelCache::default().names(ctx, jobs).await
+}
+
+/// Opens job labels as they come (`hearth status`): the organisation chain is read and verified
+/// once, and read again only when a label does not check out against it (signed by a member who
+/// joined meanwhile, say); each sealed label is opened once.
+#[derive(Default)]
+pub(crate) struct LabelCache {
+    trusted: Option<TrustedState>,
+    opened: Opened,
+}
+
+impl LabelCache {
+    /// [`job_names`], with what was read before.
+    pub(crate) async fn names(&mut self, ctx: &mut Ctx, jobs: &[&Job]) -> Names {
+        if jobs.iter().all(|j| j.label.is_none()) {
+            return Names::new();
+        }
+        loop {
+            let fresh = self.trusted.is_none();
+            if fresh {
+                match ctx.trusted().await {
+                    Ok((_, t)) => self.trusted = Some(t),
+                    Err(e) => return unnamed(&e),
+                }
+            }
+            let Some(trusted) = &self.trusted else {
+                return Names::new();
+            };
+            match job_labels(ctx, trusted, jobs, &mut self.opened).await {
+                Ok(labels) if fresh || labels.values().all(Result::is_ok) => {
+                    return names_of(labels);
+                }
+                Err(e) if fresh => return unnamed(&e),
+                // Read the chain again, once.
+                _ => self.trusted = None,
+            }
         }
     }
+}
+
+/// No names, and why.
+fn unnamed(e: &anyhow::Error) -> Names {
+    eprintln!("warning: the jobs' names cannot be opened on this device: {e:#}");
+    Names::new()
 }
 
 /// The names that `labels` ([`job_labels`]) give, or why each could not be opened.
@@ -925,9 +956,14 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         .filter(|j| !j.state.is_final())
         .map(|j| (j.id, j))
         .collect();
+    let mut labels = LabelCache::default();
     let mut names = match json {
         true => Names::new(),
-        false => job_names(&mut ctx, &jobs.values().collect::<Vec<_>>()).await,
+        false => {
+            labels
+                .names(&mut ctx, &jobs.values().collect::<Vec<_>>())
+                .await
+        }
     };
     let tty = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout();
@@ -1001,8 +1037,8 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
                         jobs.remove(&job.id);
                     }
                     Event::Job { job } => {
-                        if !names.contains_key(&job.id) {
-                            names.extend(job_names(&mut ctx, &[job]).await);
+                        if !json && !names.contains_key(&job.id) {
+                            names.extend(labels.names(&mut ctx, &[job]).await);
                         }
                         jobs.insert(job.id, job.clone());
                     }
