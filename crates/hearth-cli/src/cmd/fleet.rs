@@ -706,8 +706,10 @@ fn jobs_csv(
         }
     }
     let opt = |v: Option<String>| v.unwrap_or_default();
+    let login =
+        |id: &hearth_proto::ids::UserId| logins.get(id).cloned().unwrap_or_else(|| id.to_string());
     let mut out = String::from(
-        "job,name,state,printer,pool,submitted_by,submitted_at,updated_at,material,colour,filament_g,estimated_s,message\r\n",
+        "job,name,state,printer,pool,submitted_by,submitted_at,updated_at,material,colour,filament_g,estimated_s,message,approval,decided_by\r\n",
     );
     for j in jobs {
         let printer = j.printer.map(|id| {
@@ -726,10 +728,7 @@ fn jobs_csv(
             snake(&j.state),
             opt(printer),
             opt(j.pool.clone()),
-            logins
-                .get(&j.submitted_by)
-                .cloned()
-                .unwrap_or_else(|| j.submitted_by.to_string()),
+            login(&j.submitted_by),
             j.created_at.clone(),
             j.updated_at.clone(),
             opt(j.facts.material.clone()),
@@ -737,6 +736,9 @@ fn jobs_csv(
             opt(j.facts.filament_grams.map(|g| format!("{g:.1}"))),
             opt(j.facts.estimated_seconds.map(|s| s.to_string())),
             opt(j.message.clone()),
+            // Where an admin's approval was asked: pending, approved or rejected, and by whom.
+            opt(j.approval.as_ref().map(|a| a.state.as_str().to_owned())),
+            opt(j.approval.as_ref().and_then(|a| a.by.as_ref()).map(login)),
         ];
         out.push_str(&row.iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
         out.push_str("\r\n");
@@ -1071,6 +1073,7 @@ mod tests {
 
     #[test]
     fn a_csv_line_quotes_what_a_spreadsheet_would_split() {
+        let ines = UserId::new();
         let job = Job {
             id: JobId::new(),
             state: JobState::Failed,
@@ -1087,17 +1090,22 @@ mod tests {
             },
             priority: 0,
             label: None,
-            approval: None,
+            approval: Some(hearth_proto::api::JobApproval {
+                state: hearth_proto::api::ApprovalState::Approved,
+                by: Some(ines),
+                at: Some("2026-12-06T10:05:00.000Z".into()),
+            }),
         };
         let mut names = Names::new();
         names.insert(job.id, Ok("bracket, left.gcode".into()));
-        let csv = jobs_csv(&[&job], &[], &BTreeMap::new(), &names);
+        let logins = BTreeMap::from([(ines, "ines".to_owned())]);
+        let csv = jobs_csv(&[&job], &[], &logins, &names);
         let line = csv.split("\r\n").nth(1).unwrap();
         assert_eq!(
             line,
             format!(
                 "{},\"bracket, left.gcode\",failed,,pla,{},2026-12-06T10:00:00.000Z,\
-                 2026-12-06T11:00:00.000Z,,,12.3,,\"heater fault: \"\"bed\"\"\nMINTEMP\"",
+                 2026-12-06T11:00:00.000Z,,,12.3,,\"heater fault: \"\"bed\"\"\nMINTEMP\",approved,ines",
                 job.id, job.submitted_by
             )
         );

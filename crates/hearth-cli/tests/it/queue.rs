@@ -263,7 +263,7 @@ async fn a_finished_job_is_printed_again_from_its_sealed_payload() {
     assert_eq!(
         lines.next(),
         Some(
-            "job,name,state,printer,pool,submitted_by,submitted_at,updated_at,material,colour,filament_g,estimated_s,message"
+            "job,name,state,printer,pool,submitted_by,submitted_at,updated_at,material,colour,filament_g,estimated_s,message,approval,decided_by"
         )
     );
     let first_line = csv
