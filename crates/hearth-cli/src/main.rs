@@ -231,10 +231,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd::login::show_org(&mut ctx::Ctx::load()?, json).await
         }
         Command::Org(OrgCmd::Mfa { policy }) => {
-            cmd::login::org_mfa_policy(matches!(policy, MfaPolicyArg::Required)).await
+            cmd::login::org_policy(false, matches!(policy, MfaPolicyArg::Required)).await
         }
         Command::Org(OrgCmd::Approval { policy }) => {
-            cmd::login::org_approval_policy(matches!(policy, ApprovalPolicyArg::Required)).await
+            cmd::login::org_policy(true, matches!(policy, ApprovalPolicyArg::Required)).await
         }
         Command::Keys(c) => cmd::keys::run(&c).await,
         Command::Members(c) => cmd::members::run(&c).await,

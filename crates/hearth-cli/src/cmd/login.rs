@@ -482,41 +482,30 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `hearth org mfa required|optional`: whether the organisation's members must have a second
-/// factor (admins; an admin without one is refused, so as not to be locked out).
-pub async fn org_mfa_policy(require: bool) -> anyhow::Result<()> {
+/// `hearth org mfa required|optional` (`approval: false`): whether the organisation's members
+/// must have a second factor (admins; an admin without one is refused, so as not to be locked
+/// out). `hearth org approval required|off` (`approval: true`): whether jobs of members below
+/// admin wait for an admin's approval.
+pub async fn org_policy(approval: bool, require: bool) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
-    let org = ctx
-        .client
-        .set_mfa_policy(ctx.org()?, require)
-        .await
-        .context("cannot change the organisation's policy")?;
-    if org.require_mfa {
-        println!(
-            "{}: members must have a second factor; those without one are refused until they set one up (`hearth mfa on`)",
-            org.name
-        );
-    } else {
-        println!("{}: a second factor is up to each member", org.name);
+    let org = match approval {
+        false => ctx.client.set_mfa_policy(ctx.org()?, require).await,
+        true => ctx.client.set_approval_policy(ctx.org()?, require).await,
     }
-    Ok(())
-}
-
-pub async fn org_approval_policy(require: bool) -> anyhow::Result<()> {
-    let ctx = Ctx::load()?;
-    let org = ctx
-        .client
-        .set_approval_policy(ctx.org()?, require)
-        .await
-        .context("cannot change the organisation's policy")?;
-    if org.require_approval {
-        println!(
-            "{}: jobs of members below admin now wait for an admin's approval (`hearth queue` lists them; `hearth approve JOB` / `hearth reject JOB --reason ...`)",
-            org.name
-        );
-    } else {
-        println!("{}: jobs go to printers without approval", org.name);
-    }
+    .context("cannot change the organisation's policy")?;
+    let said = match (approval, require) {
+        (false, true) => {
+            "members must have a second factor; those without one are refused until \
+                          they set one up (`hearth mfa on`)"
+        }
+        (false, false) => "a second factor is up to each member",
+        (true, true) => {
+            "jobs of members below admin now wait for an admin's approval (`hearth \
+                         queue` lists them; `hearth approve JOB` / `hearth reject JOB --reason ...`)"
+        }
+        (true, false) => "jobs go to printers without approval",
+    };
+    println!("{}: {said}", org.name);
     Ok(())
 }
 
