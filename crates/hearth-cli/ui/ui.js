@@ -441,8 +441,11 @@ $("#print-form").addEventListener("submit", async (ev) => {
       body: JSON.stringify(body),
     })).json();
     $("#print-dialog").close();
+    const waiting = r.jobs.some((j) => j.approval?.state === "pending")
+      ? " It waits for an admin's approval before a printer takes it."
+      : "";
     done(`${printing.name}: queued ${r.jobs.map((j) => `job ${j.id}`).join(", ")} on ${rest.join(":")}.` +
-      r.warnings.map((w) => ` Note: ${w}.`).join(""));
+      waiting + r.warnings.map((w) => ` Note: ${w}.`).join(""));
     refresh();
   } catch (e) {
     $("#print-dialog").close();

@@ -824,6 +824,23 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
     for w in &warnings {
         eprintln!("warning: {w}");
     }
+    let waiting: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.awaits_approval())
+        .map(|j| j.id.to_string())
+        .collect();
+    if !waiting.is_empty() {
+        eprintln!(
+            "note: the organisation asks for an admin's approval: no printer takes {} until an \
+             admin runs `hearth approve {}`",
+            if waiting.len() == 1 {
+                "the job"
+            } else {
+                "the jobs"
+            },
+            waiting.join(" ")
+        );
+    }
     if args.json {
         // One job as an object (as before batches), several as a list.
         match jobs.as_slice() {

@@ -466,8 +466,23 @@ async fn an_admin_approves_or_rejects_an_operators_jobs() {
         }
     };
 
-    // Bob's job waits, listed as such, though the printer is idle.
-    let first = print("first").await;
+    // Bob's job waits, listed as such, though the printer is idle; his print says so.
+    let file = gcode(work.path(), "first.gcode", "first");
+    let printed = bob
+        .try_run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await;
+    assert_success(&printed);
+    let first: JobId = String::from_utf8_lossy(&printed.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let note = String::from_utf8_lossy(&printed.stderr);
+    assert!(
+        note.contains(&format!(
+            "asks for an admin's approval: no printer takes the job until an admin runs `hearth approve {first}`"
+        )),
+        "{note}"
+    );
     let queue = ada.run(&["queue"]).await;
     let line = queue
         .lines()
