@@ -539,29 +539,21 @@ async function onMfaOff(ev) {
   }
 }
 
-async function onRequireMfa(ev) {
-  notice("");
-  try {
-    const org = await call("PUT", `/orgs/${state.org.id}/mfa-policy`, { require_mfa: ev.target.checked });
-    state.org.require_mfa = org.require_mfa;
-    await loadMfaMissing();
-  } catch (e) {
-    ev.target.checked = !ev.target.checked;
-    notice(`The policy is unchanged: ${e.message}`);
-  }
-}
-
-// Whether jobs of members below admin wait for an admin's approval before a printer takes them
-// (jobs submitted earlier are not affected).
-async function onRequireApproval(ev) {
-  notice("");
-  try {
-    const org = await call("PUT", `/orgs/${state.org.id}/approval-policy`, { require_approval: ev.target.checked });
-    state.org.require_approval = org.require_approval;
-  } catch (e) {
-    ev.target.checked = !ev.target.checked;
-    notice(`The policy is unchanged: ${e.message}`);
-  }
+// An organisation policy's checkbox: `path` is `mfa-policy` (members must have a second factor)
+// or `approval-policy` (jobs of members below admin wait for an admin's approval; jobs submitted
+// earlier are not affected), `field` the Org field it sets; `then` runs after a change.
+function onPolicy(path, field, then) {
+  return async (ev) => {
+    notice("");
+    try {
+      const org = await call("PUT", `/orgs/${state.org.id}/${path}`, { [field]: ev.target.checked });
+      state.org[field] = org[field];
+      if (then) await then();
+    } catch (e) {
+      ev.target.checked = !ev.target.checked;
+      notice(`The policy is unchanged: ${e.message}`);
+    }
+  };
 }
 
 // ---- live events -----------------------------------------------------------------------------
@@ -1786,8 +1778,8 @@ async function main() {
   $("mfa-confirm-form").addEventListener("submit", onMfaConfirm);
   $("mfa-off-form").addEventListener("submit", onMfaOff);
   $("mfa-new-codes").addEventListener("click", onMfaNewCodes);
-  $("org-require-mfa").addEventListener("change", onRequireMfa);
-  $("org-require-approval").addEventListener("change", onRequireApproval);
+  $("org-require-mfa").addEventListener("change", onPolicy("mfa-policy", "require_mfa", loadMfaMissing));
+  $("org-require-approval").addEventListener("change", onPolicy("approval-policy", "require_approval"));
   $("sessions-end-others").addEventListener("click", onEndOtherSessions);
   $("stats-hours").addEventListener("change", () => loadStats().catch((e) => notice(e.message)));
   $("loaded-form").addEventListener("submit", onLoadedSubmit);

@@ -254,7 +254,10 @@ fn org_blob(r: &AnyRow) -> Result<(OrgId, BlobHash, i64)> {
     ))
 }
 
+/// A job `j` uses blob `b`: its sealed payload or its sealed label.
 const JOB_USES: &str = "(j.blob_sha256 = b.sha256 OR j.label_sha256 = b.sha256)";
+/// A library file `f` uses blob `b`: its sealed bytes or its sealed metadata.
+const FILE_USES: &str = "(f.blob_sha256 = b.sha256 OR f.meta_sha256 = b.sha256)";
 
 const FILE_COLS: &str =
     "id, org_id, blob_sha256, meta_sha256, manifest, facts, uploaded_by, created_at";
@@ -307,8 +310,7 @@ impl Store {
              WHERE EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND {JOB_USES}) \
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND {JOB_USES} \
                  AND (j.state NOT IN {ENDED} OR j.updated_at >= $1)) \
-             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id \
-                 AND (f.blob_sha256 = b.sha256 OR f.meta_sha256 = b.sha256)) \
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id AND {FILE_USES}) \
              ORDER BY b.created_at LIMIT $2"
         ))
         .bind(before)
@@ -330,8 +332,7 @@ impl Store {
             "SELECT b.org_id, b.sha256, b.size FROM blobs b \
              WHERE b.created_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.org_id = b.org_id AND {JOB_USES}) \
-             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id \
-                 AND (f.blob_sha256 = b.sha256 OR f.meta_sha256 = b.sha256)) \
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.org_id = b.org_id AND {FILE_USES}) \
              ORDER BY b.created_at LIMIT $2"
         ))
         .bind(before)

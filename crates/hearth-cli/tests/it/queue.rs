@@ -446,16 +446,6 @@ async fn an_admin_approves_or_rejects_an_operators_jobs() {
     ada.run(&["members", "add", "bob", "--fingerprint", &bob_fp])
         .await;
     let work = tempfile::tempdir().unwrap();
-    let print = |marker: &'static str| {
-        let file = gcode(work.path(), &format!("{marker}.gcode"), marker);
-        let bob = &bob;
-        async move {
-            let out = bob
-                .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
-                .await;
-            out.trim().parse::<JobId>().unwrap()
-        }
-    };
     let job_of = |id: JobId| {
         let client = client.clone();
         async move {
@@ -508,7 +498,13 @@ async fn an_admin_approves_or_rejects_an_operators_jobs() {
     .await;
 
     // Rejected, it is cancelled with who and why, which Bob sees.
-    let second = print("second").await;
+    let file = gcode(work.path(), "second.gcode", "second");
+    let second: JobId = bob
+        .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await
+        .trim()
+        .parse()
+        .unwrap();
     let said = ada
         .run(&["reject", &second.to_string(), "--reason", "wrong material"])
         .await;

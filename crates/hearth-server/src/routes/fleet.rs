@@ -822,9 +822,11 @@ async fn decide(
     {
         return Err(ApiError::conflict(match (&job.approval, job.state) {
             (None, _) => "the job needs no approval".to_owned(),
-            (Some(a), JobState::Queued) if a.state != ApprovalState::Pending => {
-                format!("the job is {} already", a.state.as_str())
+            // Pending when read: another admin's decision or a cancel came first.
+            (Some(a), JobState::Queued) if a.state == ApprovalState::Pending => {
+                "the job was decided or cancelled meanwhile".to_owned()
             }
+            (Some(a), JobState::Queued) => format!("the job is {} already", a.state.as_str()),
             _ => format!(
                 "the job is {} already",
                 hearth_store::fleet::job_state_str(job.state)

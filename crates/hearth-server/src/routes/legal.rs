@@ -79,7 +79,9 @@ pub async fn record(
         crate::notify::enqueue(&mut tx, &n).await?;
     }
     tx.commit().await?;
-    state.metrics.audit_entries.fetch_add(1, Relaxed);
+    // The instance's entry, and the organisation's.
+    let entries = 1 + u64::from(org.is_some());
+    state.metrics.audit_entries.fetch_add(entries, Relaxed);
     state.notifier.wake();
     Ok((StatusCode::CREATED, Json(recorded)))
 }
