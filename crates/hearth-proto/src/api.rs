@@ -33,6 +33,42 @@ pub struct ServerInfo {
     /// to this one.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The single sign-on providers members can log in through (`[[auth.oidc]]`).
+    #[serde(default)]
+    pub sso: Vec<SsoProvider>,
+}
+
+/// A single sign-on (OpenID Connect) provider; a browser logs in through it by opening
+/// `/api/v1/auth/sso/{id}/start`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SsoProvider {
+    pub id: String,
+    /// What the login button says.
+    pub name: String,
+}
+
+/// An account at a single sign-on provider linked to the caller's Hearth account.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SsoIdentity {
+    /// The provider's id; `provider_name` is empty when it is no longer configured.
+    pub provider: String,
+    pub provider_name: String,
+    /// The login, e-mail or name the provider gave when it was linked.
+    pub claimed: String,
+    pub linked_at: String,
+    pub last_login_at: Option<String>,
+}
+
+/// `POST /api/v1/auth/sso/finish`: ends a login the provider vouched for, with the account's own
+/// second factor when it has one.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SsoFinishRequest {
+    /// The authenticator app's code or a recovery code, for an account with a second factor.
+    #[serde(default)]
+    pub code: Option<String>,
 }
 
 /// `POST /api/v1/setup`: create the first owner and organisation with the token `hearthd` printed.

@@ -172,6 +172,104 @@ pub struct AuthSettings {
     /// on first start; every instance of a cluster needs the same one). Default:
     /// `DATA_DIR/secret.key`.
     pub secret_key_file: Option<PathBuf>,
+    /// OpenID Connect providers members may log in through (`[[auth.oidc]]`, one table each).
+    pub oidc: Vec<OidcProvider>,
+}
+
+/// An OpenID Connect provider (Keycloak, Microsoft Entra ID, Okta, Google, Authentik...) for
+/// logging in to Hearth: login only, no key ever comes from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcProvider {
+    /// Short name in URLs and the audit log: lowercase letters, digits and `-`.
+    pub id: String,
+    /// What the login button says (default: the id).
+    pub name: String,
+    /// The issuer URL; `ISSUER/.well-known/openid-configuration` must answer. HTTPS, except on
+    /// loopback.
+    pub issuer: String,
+    pub client_id: String,
+    /// A file holding the client secret (kept out of the configuration); none for a public client
+    /// (PKCE alone).
+    pub client_secret_file: Option<PathBuf>,
+    /// Scopes asked for besides `openid`.
+    pub scopes: Vec<String>,
+    /// The claim naming the Hearth account: `preferred_username` or `email` (a verified one).
+    pub login_claim: String,
+    /// Which accounts a first login through this provider reaches: `linked` (only identities a
+    /// member linked from the dashboard), `match` (also the account whose login equals the
+    /// claim, linked on the way), `create` (also creates the account when there is none).
+    pub accounts: String,
+}
+
+impl Default for OidcProvider {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            name: String::new(),
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret_file: None,
+            scopes: vec!["email".into(), "profile".into()],
+            login_claim: "preferred_username".into(),
+            accounts: "match".into(),
+        }
+    }
+}
+
+impl OidcProvider {
+    /// What the login button says.
+    pub fn label(&self) -> &str {
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let id_ok = (1..=32).contains(&self.id.len())
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !id_ok {
+            return Err(format!(
+                "id {:?}: 1-32 lowercase letters, digits or '-'",
+                self.id
+            ));
+        }
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+        let rest = |p: &str| {
+            self.issuer
+                .strip_prefix(p)
+                .map(|r| r.is_empty() || r.starts_with([':', '/']))
+        };
+        if !(self.issuer.starts_with("https://")
+            || loopback.into_iter().any(|p| rest(p) == Some(true)))
+        {
+            return Err(format!(
+                "issuer {:?} must be an https:// URL (http only on loopback)",
+                self.issuer
+            ));
+        }
+        if self.client_id.is_empty() {
+            return Err("client_id is empty".into());
+        }
+        if !matches!(self.login_claim.as_str(), "preferred_username" | "email") {
+            return Err(format!(
+                "login_claim must be preferred_username or email, not {:?}",
+                self.login_claim
+            ));
+        }
+        if !matches!(self.accounts.as_str(), "linked" | "match" | "create") {
+            return Err(format!(
+                "accounts must be linked, match or create, not {:?}",
+                self.accounts
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Settings {
@@ -250,6 +348,7 @@ impl Default for AuthSettings {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             secret_key_file: None,
+            oidc: Vec::new(),
         }
     }
 }
@@ -375,6 +474,16 @@ impl Settings {
                 self.log.format
             )));
         }
+        for (i, p) in self.auth.oidc.iter().enumerate() {
+            p.validate()
+                .map_err(|e| ConfigError::Invalid(format!("auth.oidc[{i}]: {e}")))?;
+            if self.auth.oidc[..i].iter().any(|q| q.id == p.id) {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.oidc: two providers have the id {:?}",
+                    p.id
+                )));
+            }
+        }
         if self.limits.default_quota_bytes < 0 || self.limits.max_blob_bytes <= 0 {
             return Err(ConfigError::Invalid("limits must be positive".into()));
         }
@@ -459,6 +568,8 @@ fn collect(t: &toml::Table, prefix: &str, out: &mut Vec<(String, Kind)>) {
             toml::Value::Table(sub) => collect(sub, &path, out),
             toml::Value::Integer(_) => out.push((path, Kind::Int)),
             toml::Value::Boolean(_) => out.push((path, Kind::Bool)),
+            // Lists of tables (`[[auth.oidc]]`) are set in the file only.
+            toml::Value::Array(_) => {}
             _ => out.push((path, Kind::Str)),
         }
     }
@@ -557,6 +668,20 @@ argon2_iterations = 2
 # (keep it with the backups, apart from database copies; every instance of a cluster needs the same
 # one). Default: secret.key in data_dir.
 # secret_key_file = "/etc/hearth/secret.key"
+
+# Logging in through an OpenID Connect provider (single sign-on), one [[auth.oidc]] table each. Login
+# only: members' keys never come from it. Register https://HEARTH/api/v1/auth/sso/ID/callback (the
+# public_url, or the address members use) as the client's redirect URI at the provider.
+# [[auth.oidc]]
+# id = "corp"                          # in URLs and the audit log
+# name = "Corp SSO"                    # the login button
+# issuer = "https://id.example.org/realms/corp"
+# client_id = "hearth"
+# client_secret_file = "/etc/hearth/oidc-corp.secret"   # omit for a public client (PKCE alone)
+# scopes = ["email", "profile"]        # besides openid
+# login_claim = "preferred_username"   # or "email" (only a verified one is taken)
+# accounts = "match"                   # "linked": only identities linked from the dashboard;
+#                                      # "match": also the account of that login; "create": also new ones
 
 [ui]
 # Serve the web dashboard at /. Off, hearthd serves the API only.
@@ -669,5 +794,64 @@ mod tests {
         );
         let e = Settings::load(None, env(&[("HEARTH_TLS_CERT", "/c.pem")])).unwrap_err();
         assert!(e.to_string().contains("together"), "{e}");
+    }
+
+    #[test]
+    fn single_sign_on_providers_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hearth.toml");
+        let load = |providers: &str| {
+            std::fs::write(&path, providers).unwrap();
+            Settings::load(Some(&path), env(&[]))
+        };
+        let (s, warnings) = load(
+            "[[auth.oidc]]\nid = \"corp\"\nissuer = \"https://id.example.org/realms/corp\"\n\
+             client_id = \"hearth\"\nlogin_claim = \"email\"\n\
+             [[auth.oidc]]\nid = \"lab\"\nname = \"Lab Keycloak\"\n\
+             issuer = \"http://127.0.0.1:8081/realms/lab\"\nclient_id = \"h\"\naccounts = \"create\"\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let [corp, lab] = &s.auth.oidc[..] else {
+            panic!("{:?}", s.auth.oidc)
+        };
+        assert_eq!((corp.label(), corp.accounts.as_str()), ("corp", "match"));
+        assert_eq!(corp.scopes, ["email", "profile"]);
+        assert_eq!(
+            (lab.label(), lab.accounts.as_str()),
+            ("Lab Keycloak", "create")
+        );
+        for (bad, why) in [
+            (
+                "id = \"Corp\"\nissuer = \"https://x\"\nclient_id = \"h\"",
+                "lowercase",
+            ),
+            (
+                "id = \"c\"\nissuer = \"http://id.example.org\"\nclient_id = \"h\"",
+                "https",
+            ),
+            (
+                "id = \"c\"\nissuer = \"http://localhost.evil.org\"\nclient_id = \"h\"",
+                "https",
+            ),
+            (
+                "id = \"c\"\nissuer = \"https://x\"\nclient_id = \"\"",
+                "client_id",
+            ),
+            (
+                "id = \"c\"\nissuer = \"https://x\"\nclient_id = \"h\"\naccounts = \"all\"",
+                "accounts",
+            ),
+            (
+                "id = \"c\"\nissuer = \"https://x\"\nclient_id = \"h\"\nlogin_claim = \"sub\"",
+                "login_claim",
+            ),
+        ] {
+            let e = load(&format!("[[auth.oidc]]\n{bad}\n")).unwrap_err();
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+        let twice = "[[auth.oidc]]\nid = \"c\"\nissuer = \"https://x\"\nclient_id = \"h\"\n";
+        let e = load(&format!("{twice}{twice}")).unwrap_err();
+        assert!(e.to_string().contains("two providers"), "{e}");
     }
 }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod notify;
 pub mod routes;
+pub mod sso;
 pub mod state;
 pub mod tls;
 
@@ -52,6 +53,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("notifications: {0}")]
     Notifications(String),
+    #[error("single sign-on: {0}")]
+    Sso(#[from] sso::SsoError),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
     #[error(
@@ -108,6 +111,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         a.max_failures_per_account,
         a.max_failures_per_ip,
     );
+    let sso = sso::Providers::new(&settings.auth.oidc)?;
     let notifier =
         notify::Notifier::new(&settings.notifications).map_err(StartError::Notifications)?;
     let cluster = match settings
@@ -135,6 +139,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             uploads_busy: Default::default(),
             hub: Default::default(),
             stopping: Default::default(),
+            sso,
         }),
     };
     if let Some(c) = &cluster {

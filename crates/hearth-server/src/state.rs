@@ -34,6 +34,8 @@ pub struct Inner {
     pub stopping: Stopping,
     /// Wakes the notification sender; remembers printers' errors and absences.
     pub notifier: crate::notify::Notifier,
+    /// The single sign-on providers (`[[auth.oidc]]`).
+    pub sso: crate::sso::Providers,
 }
 
 /// The server's shutdown as long-lived connections see it. The HTTP server's graceful shutdown waits

@@ -22,6 +22,7 @@ pub mod models;
 pub mod notify;
 mod queries;
 mod rows;
+pub mod sso;
 pub mod timelapse;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

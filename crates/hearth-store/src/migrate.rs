@@ -113,6 +113,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_action_index",
         include_str!("../migrations/0023_audit_action_index.sql"),
     ),
+    (24, "sso", include_str!("../migrations/0024_sso.sql")),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -23,7 +23,7 @@ const MAX_LOGIN_LEN: usize = 64;
 const MIN_SECRET_LEN: usize = 12;
 const MAX_SECRET_LEN: usize = 1024;
 
-fn check_login(login: &str) -> ApiResult<()> {
+pub(crate) fn check_login(login: &str) -> ApiResult<()> {
     let ok = !login.is_empty()
         && login.len() <= MAX_LOGIN_LEN
         && login
@@ -158,11 +158,8 @@ pub async fn login(
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
-    // Kept with the session for the member's list of where they are logged in: printable, short.
-    let user_agent: Option<String> = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect());
+    // Kept with the session for the member's list of where they are logged in.
+    let user_agent = user_agent(&headers);
     if let Err(wait) = state.limiter.check(&req.login, source.as_deref()) {
         state.metrics.logins_throttled.fetch_add(1, Relaxed);
         return Err(ApiError::rate_limited(wait));
@@ -179,34 +176,97 @@ pub async fn login(
     };
     // The second factor, for an account that has one: asked for once the secret is right, and a
     // wrong one counts as a failed login (the same throttling).
-    let mut second = None;
-    if let Some(mfa) = state
+    let second = second_factor(&state, &user, req.code.as_deref(), &source, now).await?;
+    open_session(
+        &state,
+        &user,
+        source,
+        user_agent,
+        second_details(second),
+        async |_| Ok(()),
+    )
+    .await
+}
+
+/// The User-Agent a session is listed with: printable, short.
+pub(crate) fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect())
+}
+
+/// Checks `user`'s second factor, when they have one, with `code`: `Ok(None)` when they have none,
+/// what was used otherwise; no code or a wrong one is refused (a wrong one counts as a failed
+/// login of theirs).
+pub(crate) async fn second_factor(
+    state: &AppState,
+    user: &UserRow,
+    code: Option<&str>,
+    source: &Option<String>,
+    now: i64,
+) -> ApiResult<Option<(crate::mfa::Used, usize)>> {
+    let Some(mfa) = state
         .store
         .mfa(user.id)
         .await?
         .filter(|m| m.enabled_at.is_some())
-    {
-        let Some(code) = req.code.as_deref().filter(|c| !c.trim().is_empty()) else {
-            return Err(ApiError::new(
+    else {
+        return Ok(None);
+    };
+    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "mfa_required",
+            "this account asks for a second factor: the code of its authenticator app, or one \
+             of its recovery codes",
+        ));
+    };
+    let secs = u64::try_from(now / 1000).unwrap_or_default();
+    match crate::mfa::take(state, user.id, &mfa, code, secs).await? {
+        Some(used) => Ok(Some((used, mfa.recovery.len()))),
+        None => {
+            login_failed(
+                state,
+                &user.login,
+                source.clone(),
+                now,
+                Some("second factor"),
+            )
+            .await?;
+            Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "mfa_required",
-                "this account asks for a second factor: the code of its authenticator app, or one \
-                 of its recovery codes",
-            ));
-        };
-        let secs = u64::try_from(now / 1000).unwrap_or_default();
-        match crate::mfa::take(&state, user.id, &mfa, code, secs).await? {
-            Some(used) => second = Some((used, mfa.recovery.len())),
-            None => {
-                login_failed(&state, &req.login, source, now, Some("second factor")).await?;
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "mfa_invalid",
-                    "wrong code, or a code already used (each code logs in once)",
-                ));
-            }
+                "mfa_invalid",
+                "wrong code, or a code already used (each code logs in once)",
+            ))
         }
     }
+}
+
+/// What the `auth.login` entry says of the second factor used.
+pub(crate) fn second_details(second: Option<(crate::mfa::Used, usize)>) -> serde_json::Value {
+    match second {
+        None => json!({}),
+        Some((crate::mfa::Used::Totp, _)) => json!({ "mfa": "totp" }),
+        Some((crate::mfa::Used::Recovery, before)) => {
+            json!({ "mfa": "recovery_code", "recovery_codes_left": before.saturating_sub(1) })
+        }
+    }
+}
+
+/// Opens a browser session for `user`, whose login succeeded: the throttle forgets their
+/// failures, the session and its `auth.login` entry (with `details`) are stored in one
+/// transaction with what `also` adds to it, and the answer carries the session cookie and its
+/// CSRF token.
+pub(crate) async fn open_session(
+    state: &AppState,
+    user: &UserRow,
+    source: Option<String>,
+    user_agent: Option<String>,
+    details: serde_json::Value,
+    also: impl AsyncFnOnce(&mut hearth_store::Tx) -> ApiResult<()>,
+) -> ApiResult<Response> {
+    let now = now_ms();
     state.limiter.record_success(&user.login);
     if let Some(c) = state.hub.cluster() {
         c.login_succeeded(&user.login);
@@ -234,15 +294,10 @@ pub async fn login(
         action: "auth.login".into(),
         target: None,
         source,
-        details: match second {
-            None => json!({}),
-            Some((crate::mfa::Used::Totp, _)) => json!({ "mfa": "totp" }),
-            Some((crate::mfa::Used::Recovery, before)) => {
-                json!({ "mfa": "recovery_code", "recovery_codes_left": before.saturating_sub(1) })
-            }
-        },
+        details,
     })
     .await?;
+    also(&mut tx).await?;
     let _ = tx.delete_expired_sessions(now).await?;
     tx.commit().await?;
     state.metrics.logins_ok.fetch_add(1, Relaxed);

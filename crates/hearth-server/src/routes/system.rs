@@ -58,5 +58,13 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<ServerInfo>> 
             .map(|u| u.trim().trim_end_matches('/'))
             .filter(|u| !u.is_empty())
             .map(str::to_owned),
+        sso: state
+            .sso
+            .all()
+            .map(|p| hearth_proto::api::SsoProvider {
+                id: p.config.id.clone(),
+                name: p.config.label().to_owned(),
+            })
+            .collect(),
     }))
 }

@@ -20,6 +20,7 @@ mod openapi;
 mod pki;
 mod process;
 mod queue;
+mod sso;
 mod stats;
 mod support;
 mod timelapse;

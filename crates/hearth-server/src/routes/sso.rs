@@ -1,0 +1,558 @@
+//! Logging in through an OpenID Connect provider (`[[auth.oidc]]`), and the identities linked to
+//! an account.
+//!
+//! A browser opens `/auth/sso/{id}/start`, which sends it to the provider with a `state` that
+//! also goes into a cookie (`hearth_sso`) bound to the login kept in the database; the provider
+//! sends it back to `/auth/sso/{id}/callback`, which checks the state against the cookie, takes
+//! the kept login (once), trades the code for a checked ID token and finds the account. It then
+//! opens no session itself: it sends the browser to the dashboard (`/#sso`), whose page finishes
+//! with `POST /auth/sso/finish` — with the account's own second factor when it has one — and
+//! gets its session and CSRF token exactly as a passphrase login does.
+
+use super::accounts::{
+    Source, check_login, open_session, second_details, second_factor, user_agent,
+};
+use crate::auth::{Caller, random_token, token_hash};
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::sso::{Provider, Vouched};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hearth_proto::api::{ErrorBody, LoginResponse, SsoFinishRequest, SsoIdentity};
+use hearth_proto::audit::SYSTEM_SCOPE;
+use hearth_proto::ids::UserId;
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::audit::NewAuditEntry;
+use hearth_store::sso::{SsoIdentityRow, SsoLoginRow};
+use hearth_store::{StoreError, UserRow};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The cookie binding a login in flight to the browser that started it.
+const SSO_COOKIE: &str = "hearth_sso";
+const COOKIE_PATH: &str = "/api/v1/auth/sso";
+/// A login sent to the provider must come back within this.
+const LOGIN_TTL_MS: i64 = 10 * 60_000;
+/// After the provider, the dashboard has this long to finish (typing a second factor).
+const FINISH_TTL_MS: i64 = 5 * 60_000;
+/// The stored secret hash of an account made by a first single sign-on: no passphrase logs in to
+/// it (it is no Argon2 hash, so none verifies).
+pub const NO_SECRET: &str = "!sso";
+
+fn provider(state: &AppState, id: &str) -> ApiResult<std::sync::Arc<Provider>> {
+    state
+        .sso
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("single sign-on provider {id:?}")))
+}
+
+/// Where the provider sends the browser back: under the public URL, else under the address the
+/// browser used (which the provider must have registered, so a forged Host goes nowhere).
+fn redirect_uri(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<String> {
+    let base = match state
+        .settings
+        .public_url
+        .as_deref()
+        .map(|u| u.trim().trim_end_matches('/'))
+        .filter(|u| !u.is_empty())
+    {
+        Some(u) => u.to_owned(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                })
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "no_host",
+                        "no usable Host header: set public_url in the server's configuration",
+                    )
+                })?;
+            let scheme = if state.settings.tls_enabled() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}")
+        }
+    };
+    Ok(format!("{base}/api/v1/auth/sso/{id}/callback"))
+}
+
+fn sso_cookie(state: &AppState, value: &str, max_age_ms: i64) -> ApiResult<HeaderValue> {
+    let secure = if state.settings.tls_enabled() {
+        "; Secure"
+    } else {
+        ""
+    };
+    // Lax, not Strict: the provider's redirect back is a top-level navigation from its site.
+    HeaderValue::from_str(&format!(
+        "{SSO_COOKIE}={value}; HttpOnly; SameSite=Lax; Path={COOKIE_PATH}; Max-Age={}{secure}",
+        max_age_ms / 1000
+    ))
+    .map_err(|e| ApiError::internal(std::io::Error::other(e)))
+}
+
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A 303 to `location`, with `cookie` set when given.
+fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(l) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, l);
+    }
+    if let Some(c) = cookie {
+        resp.headers_mut().insert(header::SET_COOKIE, c);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Back to the dashboard, which shows `message` as what went wrong.
+fn to_dashboard_with_error(message: &str) -> Response {
+    let encoded: String =
+        openidconnect::url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    see_other(&format!("/#sso-error={encoded}"), None)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StartQuery {
+    /// Link the identity the provider names to the logged-in caller's account instead of logging
+    /// in.
+    #[serde(default)]
+    link: bool,
+}
+
+/// Start logging in through a single sign-on provider: a browser navigation, answered with a
+/// redirect to the provider.
+#[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/start", tag = "accounts",
+    params(("provider" = String, Path), StartQuery),
+    responses((status = 303, description = "to the provider"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StartQuery>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let p = provider(&state, &id)?;
+    let link_user_id = if q.link {
+        let caller = caller?;
+        caller.require_session("link a single sign-on account")?;
+        Some(caller.user.id)
+    } else {
+        None
+    };
+    let redirect = redirect_uri(&state, &headers, &id)?;
+    let flow_state = random_token();
+    let started = match p.start(&redirect, &flow_state).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(provider = %id, error = %crate::error::ErrorChain(&e), "single sign-on could not start");
+            return Ok(to_dashboard_with_error(&e.to_string()));
+        }
+    };
+    let now = now_ms();
+    state
+        .store
+        .insert_sso_login(&SsoLoginRow {
+            state_hash: token_hash(&flow_state),
+            provider: id,
+            nonce: started.nonce,
+            pkce_verifier: started.pkce_verifier,
+            redirect_uri: redirect,
+            link_user_id,
+            user_id: None,
+            created_at: now,
+            expires_at: now + LOGIN_TTL_MS,
+        })
+        .await?;
+    Ok(see_other(
+        &started.url,
+        Some(sso_cookie(&state, &flow_state, LOGIN_TTL_MS)?),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Where the provider sends the browser back. Always answers with a redirect to the dashboard:
+/// `/#sso` to finish, `/#sso-linked=ID` after linking, `/#sso-error=MESSAGE` when refused.
+#[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/callback", tag = "accounts",
+    params(("provider" = String, Path), CallbackQuery),
+    responses((status = 303, description = "to the dashboard")))]
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<CallbackQuery>,
+    Source(source): Source,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let Some(flow_state) = q.state.as_deref().filter(|s| !s.is_empty()) else {
+        return Ok(to_dashboard_with_error(
+            "the provider sent back no state: start the login again",
+        ));
+    };
+    if cookie_value(&headers, SSO_COOKIE) != Some(flow_state) {
+        return Ok(to_dashboard_with_error(
+            "this login was not started in this browser, or took longer than 10 minutes: start \
+             it again",
+        ));
+    }
+    let now = now_ms();
+    let Some(row) = state
+        .store
+        .take_sso_login(&token_hash(flow_state), now)
+        .await?
+        .filter(|r| r.provider == id && r.user_id.is_none())
+    else {
+        return Ok(to_dashboard_with_error(
+            "this login has expired or was finished already: start it again",
+        ));
+    };
+    let p = provider(&state, &id)?;
+    if let Some(error) = q.error {
+        let why = q.error_description.unwrap_or_default();
+        return Ok(to_dashboard_with_error(&format!(
+            "{} refused the login ({error}){}{why}",
+            p.config.label(),
+            if why.is_empty() { "" } else { ": " }
+        )));
+    }
+    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        return Ok(to_dashboard_with_error(&format!(
+            "{} sent back neither a code nor an error",
+            p.config.label()
+        )));
+    };
+    let vouched = match p
+        .finish(&row.redirect_uri, &code, &row.nonce, &row.pkce_verifier)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(provider = %id, error = %crate::error::ErrorChain(&e), "single sign-on refused");
+            return Ok(to_dashboard_with_error(&e.to_string()));
+        }
+    };
+    match account(&state, &p, &row, &vouched, source.clone(), now).await? {
+        Outcome::Linked => Ok(see_other(&format!("/#sso-linked={id}"), None)),
+        Outcome::Refused(why) => {
+            failed(&state, &id, &vouched, source, now, &why).await?;
+            Ok(to_dashboard_with_error(&why))
+        }
+        Outcome::LogIn(user) => {
+            let finish_state = random_token();
+            let mut tx = state.store.begin().await?;
+            tx.await_second_factor(&row, &token_hash(&finish_state), user, now + FINISH_TTL_MS)
+                .await?;
+            tx.touch_sso_identity(&id, &vouched.subject, now).await?;
+            tx.commit().await?;
+            Ok(see_other(
+                "/#sso",
+                Some(sso_cookie(&state, &finish_state, FINISH_TTL_MS)?),
+            ))
+        }
+    }
+}
+
+enum Outcome {
+    /// The identity was linked to the member who asked.
+    Linked,
+    LogIn(UserId),
+    Refused(String),
+}
+
+/// Finds (linking or creating, as the provider's `accounts` allows) the account `vouched` names.
+async fn account(
+    state: &AppState,
+    p: &Provider,
+    row: &SsoLoginRow,
+    vouched: &Vouched,
+    source: Option<String>,
+    now: i64,
+) -> ApiResult<Outcome> {
+    let id = &p.config.id;
+    let label = p.config.label();
+    let linked = state.store.sso_identity(id, &vouched.subject).await?;
+    let link = |user_id: UserId| SsoIdentityRow {
+        provider: id.clone(),
+        subject: vouched.subject.clone(),
+        user_id,
+        claimed: vouched.shown.clone(),
+        linked_at: now,
+        last_login_at: None,
+    };
+    let entry = |actor: String, action: &str, user: UserId, details| NewAuditEntry {
+        scope: SYSTEM_SCOPE.into(),
+        ts_ms: now,
+        actor,
+        action: action.into(),
+        target: Some(format!("user:{user}")),
+        source: source.clone(),
+        details,
+    };
+    if let Some(member) = row.link_user_id {
+        return Ok(match linked {
+            Some(i) if i.user_id == member => Outcome::Linked,
+            Some(_) => Outcome::Refused(format!(
+                "this {label} account ({}) is linked to another Hearth account",
+                vouched.shown
+            )),
+            None => {
+                let mut tx = state.store.begin().await?;
+                tx.link_sso_identity(&link(member)).await?;
+                tx.append_audit(entry(
+                    format!("user:{member}"),
+                    "auth.sso_link",
+                    member,
+                    json!({ "provider": id, "claimed": vouched.shown }),
+                ))
+                .await?;
+                tx.commit().await?;
+                state.metrics.audit_entries.fetch_add(1, Relaxed);
+                Outcome::Linked
+            }
+        });
+    }
+    if let Some(i) = linked {
+        return Ok(Outcome::LogIn(i.user_id));
+    }
+    if p.config.accounts == "linked" {
+        return Ok(Outcome::Refused(format!(
+            "this {label} account ({}) is not linked to a Hearth account: log in with your \
+             passphrase once and link it under Account",
+            vouched.shown
+        )));
+    }
+    let Some(login) = vouched.login.as_deref() else {
+        let claim = match p.config.login_claim.as_str() {
+            "email" => "a verified e-mail address",
+            other => other,
+        };
+        return Ok(Outcome::Refused(format!(
+            "{label} did not say which Hearth account this is (no {claim}): ask your \
+             administrator"
+        )));
+    };
+    if check_login(login).is_err() {
+        return Ok(Outcome::Refused(format!(
+            "{label} names the account {login:?}, which cannot be a Hearth login (letters, digits \
+             and . _ - @, at most 64)"
+        )));
+    }
+    let (user, created) = match state.store.user_by_login(login).await? {
+        Some(u) => (u, false),
+        None if p.config.accounts == "create" => (
+            UserRow {
+                id: UserId::new(),
+                login: login.to_owned(),
+                secret_hash: NO_SECRET.into(),
+                instance_admin: false,
+                created_at: now,
+            },
+            true,
+        ),
+        None => {
+            return Ok(Outcome::Refused(format!(
+                "there is no Hearth account {login:?}: ask an administrator to create it"
+            )));
+        }
+    };
+    let mut tx = state.store.begin().await?;
+    let mut entries = 1;
+    if created {
+        tx.insert_user(&user).await?;
+        tx.append_audit(entry(
+            format!("sso:{id}"),
+            "user.create",
+            user.id,
+            json!({ "login": user.login, "instance_admin": false, "sso": id }),
+        ))
+        .await?;
+        entries += 1;
+    }
+    match tx.link_sso_identity(&link(user.id)).await {
+        // Another login of the same identity linked it meanwhile: log in through that link.
+        Err(StoreError::Conflict(_)) => {
+            drop(tx);
+            return Ok(
+                match state.store.sso_identity(id, &vouched.subject).await? {
+                    Some(i) => Outcome::LogIn(i.user_id),
+                    None => Outcome::Refused("the account changed meanwhile: try again".into()),
+                },
+            );
+        }
+        r => r?,
+    }
+    tx.append_audit(entry(
+        format!("user:{}", user.id),
+        "auth.sso_link",
+        user.id,
+        json!({ "provider": id, "claimed": vouched.shown, "by_login": login }),
+    ))
+    .await?;
+    tx.commit().await?;
+    state.metrics.audit_entries.fetch_add(entries, Relaxed);
+    Ok(Outcome::LogIn(user.id))
+}
+
+/// A provider vouched for someone Hearth does not let in: audited like a failed login.
+async fn failed(
+    state: &AppState,
+    provider: &str,
+    vouched: &Vouched,
+    source: Option<String>,
+    now: i64,
+    why: &str,
+) -> ApiResult<()> {
+    state.metrics.logins_failed.fetch_add(1, Relaxed);
+    let mut tx = state.store.begin().await?;
+    tx.append_audit(NewAuditEntry {
+        scope: SYSTEM_SCOPE.into(),
+        ts_ms: now,
+        actor: "anonymous".into(),
+        action: "auth.login_failed".into(),
+        target: None,
+        source,
+        details: json!({ "sso": provider, "claimed": vouched.shown, "subject": vouched.subject, "failed": why }),
+    })
+    .await?;
+    tx.commit().await?;
+    state.metrics.audit_entries.fetch_add(1, Relaxed);
+    Ok(())
+}
+
+/// Finish a login a single sign-on provider vouched for (the dashboard calls it on `/#sso`):
+/// opens the session as `POST /auth/login` does, asking the account's own second factor when it
+/// has one.
+#[utoipa::path(post, path = "/api/v1/auth/sso/finish", tag = "accounts", request_body = SsoFinishRequest, responses(
+    (status = 200, body = LoginResponse, headers(("Set-Cookie" = String, description = "hearth_session, HttpOnly, SameSite=Strict"))),
+    (status = 401, description = "no login to finish (sso_expired), or the second factor is missing or wrong", body = ErrorBody),
+    (status = 429, body = ErrorBody)))]
+pub async fn finish(
+    State(state): State<AppState>,
+    Source(source): Source,
+    headers: HeaderMap,
+    Json(req): Json<SsoFinishRequest>,
+) -> ApiResult<Response> {
+    let expired = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "sso_expired",
+            "no single sign-on to finish here (it took longer than 5 minutes, or was finished \
+             already): log in again",
+        )
+    };
+    let flow_state = cookie_value(&headers, SSO_COOKIE).ok_or_else(expired)?;
+    let hash = token_hash(flow_state);
+    let now = now_ms();
+    let row = state
+        .store
+        .sso_login(&hash, now)
+        .await?
+        .ok_or_else(expired)?;
+    let user_id = row.user_id.ok_or_else(expired)?;
+    let user = state.store.user_by_id(user_id).await?;
+    if let Err(wait) = state.limiter.check(&user.login, source.as_deref()) {
+        state.metrics.logins_throttled.fetch_add(1, Relaxed);
+        return Err(ApiError::rate_limited(wait));
+    }
+    let second = second_factor(&state, &user, req.code.as_deref(), &source, now).await?;
+    let mut details = second_details(second);
+    details["sso"] = json!(row.provider);
+    let mut resp = open_session(
+        &state,
+        &user,
+        source,
+        user_agent(&headers),
+        details,
+        async |tx| {
+            if tx.delete_sso_login(&hash).await? {
+                Ok(())
+            } else {
+                Err(expired())
+            }
+        },
+    )
+    .await?;
+    resp.headers_mut()
+        .append(header::SET_COOKIE, sso_cookie(&state, "", 0)?);
+    Ok(resp)
+}
+
+/// The caller's accounts at single sign-on providers.
+#[utoipa::path(get, path = "/api/v1/me/sso", tag = "accounts", responses((status = 200, body = Vec<SsoIdentity>), (status = 401, body = ErrorBody)))]
+pub async fn list_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<SsoIdentity>>> {
+    let rows = state.store.sso_identities_of(caller.user.id).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| SsoIdentity {
+                provider_name: state
+                    .sso
+                    .get(&r.provider)
+                    .map(|p| p.config.label().to_owned())
+                    .unwrap_or_default(),
+                provider: r.provider,
+                claimed: r.claimed,
+                linked_at: rfc3339(r.linked_at),
+                last_login_at: r.last_login_at.map(rfc3339),
+            })
+            .collect(),
+    ))
+}
+
+/// Unlink the caller's account at a provider: it no longer logs in to this account.
+#[utoipa::path(delete, path = "/api/v1/me/sso/{provider}", tag = "accounts", params(("provider" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, description = "the account's only way in", body = ErrorBody)))]
+pub async fn unlink(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let identities = state.store.sso_identities_of(caller.user.id).await?;
+    if !identities.iter().any(|i| i.provider == id) {
+        return Err(ApiError::not_found(format!("a linked account at {id:?}")));
+    }
+    if caller.user.secret_hash == NO_SECRET && identities.iter().all(|i| i.provider == id) {
+        return Err(ApiError::conflict(
+            "this account has no passphrase: the provider is its only way in, so it stays linked",
+        ));
+    }
+    let mut tx = state.store.begin().await?;
+    let n = tx.unlink_sso_identities(caller.user.id, &id).await?;
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "auth.sso_unlink",
+        Some(format!("user:{}", caller.user.id)),
+        json!({ "provider": id, "identities": n }),
+    ))
+    .await?;
+    tx.commit().await?;
+    state.metrics.audit_entries.fetch_add(1, Relaxed);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,234 @@
+//! Single sign-on (migration 0024): identities at OpenID Connect providers linked to accounts, and
+//! the logins sent to a provider and not back yet. A login in flight is taken once: the row is
+//! deleted by the request that uses it, so a replayed answer from the provider finds nothing.
+
+use crate::rows::{parsed, parsed_opt};
+use crate::{Result, Store, StoreError, Tx};
+use hearth_proto::ids::UserId;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// An account at a provider linked to a Hearth account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsoIdentityRow {
+    /// The provider's id in the configuration.
+    pub provider: String,
+    /// The provider's `sub` for the account.
+    pub subject: String,
+    pub user_id: UserId,
+    /// The login, e-mail or name the provider gave when the identity was linked.
+    pub claimed: String,
+    pub linked_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+/// A login sent to a provider and not finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsoLoginRow {
+    /// SHA-256 (hex) of the `state` parameter.
+    pub state_hash: String,
+    pub provider: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub redirect_uri: String,
+    /// A logged-in member linking the identity the provider will name to their account.
+    pub link_user_id: Option<UserId>,
+    /// Set once the provider answered, for an account that still owes its second factor.
+    pub user_id: Option<UserId>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+const IDENTITY_COLS: &str = "provider, subject, user_id, claimed, linked_at, last_login_at";
+const LOGIN_COLS: &str = "state_hash, provider, nonce, pkce_verifier, redirect_uri, link_user_id, \
+                          user_id, created_at, expires_at";
+
+fn identity(r: &AnyRow) -> Result<SsoIdentityRow> {
+    Ok(SsoIdentityRow {
+        provider: r.try_get("provider")?,
+        subject: r.try_get("subject")?,
+        user_id: parsed(r, "user_id")?,
+        claimed: r.try_get("claimed")?,
+        linked_at: r.try_get("linked_at")?,
+        last_login_at: r.try_get("last_login_at")?,
+    })
+}
+
+fn login(r: &AnyRow) -> Result<SsoLoginRow> {
+    Ok(SsoLoginRow {
+        state_hash: r.try_get("state_hash")?,
+        provider: r.try_get("provider")?,
+        nonce: r.try_get("nonce")?,
+        pkce_verifier: r.try_get("pkce_verifier")?,
+        redirect_uri: r.try_get("redirect_uri")?,
+        link_user_id: parsed_opt(r, "link_user_id")?,
+        user_id: parsed_opt(r, "user_id")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+impl Store {
+    /// Records a login sent to a provider (and forgets those expired before `now`).
+    pub async fn insert_sso_login(&self, l: &SsoLoginRow) -> Result<()> {
+        sqlx::query("DELETE FROM sso_logins WHERE expires_at <= $1")
+            .bind(l.created_at)
+            .execute(self.pool())
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&l.state_hash)
+        .bind(&l.provider)
+        .bind(&l.nonce)
+        .bind(&l.pkce_verifier)
+        .bind(&l.redirect_uri)
+        .bind(l.link_user_id.map(|u| u.to_string()))
+        .bind(l.user_id.map(|u| u.to_string()))
+        .bind(l.created_at)
+        .bind(l.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the login in flight with this state if it has not expired: it is deleted, so the
+    /// provider's answer is used once.
+    pub async fn take_sso_login(&self, state_hash: &str, now: i64) -> Result<Option<SsoLoginRow>> {
+        let row = sqlx::query(&format!(
+            "DELETE FROM sso_logins WHERE state_hash = $1 AND expires_at > $2 RETURNING {LOGIN_COLS}"
+        ))
+        .bind(state_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(login).transpose()
+    }
+
+    /// The login in flight with this state, without taking it (it waits for a second factor).
+    pub async fn sso_login(&self, state_hash: &str, now: i64) -> Result<Option<SsoLoginRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOGIN_COLS} FROM sso_logins WHERE state_hash = $1 AND expires_at > $2"
+        ))
+        .bind(state_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(login).transpose()
+    }
+
+    /// The identity `subject` at `provider`, if linked.
+    pub async fn sso_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<SsoIdentityRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {IDENTITY_COLS} FROM sso_identities WHERE provider = $1 AND subject = $2"
+        ))
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(identity).transpose()
+    }
+
+    /// The identities linked to `user`, by provider.
+    pub async fn sso_identities_of(&self, user: UserId) -> Result<Vec<SsoIdentityRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {IDENTITY_COLS} FROM sso_identities WHERE user_id = $1 \
+             ORDER BY provider, linked_at"
+        ))
+        .bind(user.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(identity).collect()
+    }
+}
+
+impl Tx {
+    /// Deletes the login in flight with this state; false when another request took it first.
+    pub async fn delete_sso_login(&mut self, state_hash: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM sso_logins WHERE state_hash = $1")
+            .bind(state_hash)
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Puts back a login the provider answered for `user`, who still owes a second factor, under
+    /// a new state (the one the provider saw is spent) valid until `expires_at`.
+    pub async fn await_second_factor(
+        &mut self,
+        taken: &SsoLoginRow,
+        new_state_hash: &str,
+        user: UserId,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, '', '', '', NULL, $3, $4, $5)"
+        ))
+        .bind(new_state_hash)
+        .bind(&taken.provider)
+        .bind(user.to_string())
+        .bind(taken.created_at)
+        .bind(expires_at)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Links an identity; a conflict when it is linked to an account already.
+    pub async fn link_sso_identity(&mut self, i: &SsoIdentityRow) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO sso_identities ({IDENTITY_COLS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&i.provider)
+        .bind(&i.subject)
+        .bind(i.user_id.to_string())
+        .bind(&i.claimed)
+        .bind(i.linked_at)
+        .bind(i.last_login_at)
+        .execute(&mut *self.inner)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "this {} account is linked to a Hearth account already",
+                i.provider
+            )),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    /// Notes a login through an identity.
+    pub async fn touch_sso_identity(
+        &mut self,
+        provider: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sso_identities SET last_login_at = $1 WHERE provider = $2 AND subject = $3",
+        )
+        .bind(now)
+        .bind(provider)
+        .bind(subject)
+        .execute(&mut *self.inner)
+        .await?;
+        Ok(())
+    }
+
+    /// Unlinks `user`'s identities at `provider`; how many there were.
+    pub async fn unlink_sso_identities(&mut self, user: UserId, provider: &str) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM sso_identities WHERE user_id = $1 AND provider = $2")
+                .bind(user.to_string())
+                .bind(provider)
+                .execute(&mut *self.inner)
+                .await?
+                .rows_affected(),
+        )
+    }
+}

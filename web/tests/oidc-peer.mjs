@@ -1,0 +1,105 @@
+// A real OpenID Connect provider for hearthd's single sign-on tests: panva's `oidc-provider`
+// (OpenID Certified), on 127.0.0.1 at a free port, with the authorization code flow and PKCE.
+//
+// What a provider leaves to its deployer is set here: its login screen (instead of a form, each
+// login is answered as the account the test chose with POST /_test/next-login, or refused), and
+// where clients and accounts come from (the test registers them with POST /_test/client and
+// POST /_test/account, once it knows hearthd's address). Everything else — discovery, the
+// authorization and token endpoints, signed ID tokens, userinfo, PKCE and nonce checks — is the
+// library's own.
+//
+// Prints `listening ISSUER` on stdout when ready. Run from web/tests (its node_modules).
+import http from "node:http";
+import Provider from "oidc-provider";
+
+const stores = new Map();
+class MemoryAdapter {
+  constructor(name) {
+    if (!stores.has(name)) stores.set(name, new Map());
+    this.items = stores.get(name);
+  }
+  async upsert(id, payload) { this.items.set(id, payload); }
+  async find(id) { return this.items.get(id); }
+  async findByUid(uid) { return [...this.items.values()].find((v) => v.uid === uid); }
+  async findByUserCode(code) { return [...this.items.values()].find((v) => v.userCode === code); }
+  async consume(id) {
+    const v = this.items.get(id);
+    if (v) v.consumed = Math.floor(Date.now() / 1000);
+  }
+  async destroy(id) { this.items.delete(id); }
+  async revokeByGrantId(grantId) {
+    for (const [k, v] of this.items) if (v.grantId === grantId) this.items.delete(k);
+  }
+}
+
+const accounts = new Map(); // sub -> claims
+let nextLogin = null; // the sub the next login is answered as; null refuses it
+
+const server = http.createServer();
+await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  adapter: MemoryAdapter,
+  clients: [],
+  findAccount: async (_ctx, sub) =>
+    accounts.has(sub) ? { accountId: sub, claims: async () => ({ sub, ...accounts.get(sub) }) } : undefined,
+  claims: {
+    openid: ["sub"],
+    email: ["email", "email_verified"],
+    profile: ["preferred_username", "name"],
+  },
+  features: { devInteractions: { enabled: false } },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  pkce: { required: () => true },
+  cookies: { keys: ["hearth-oidc-peer-test-key"] },
+});
+provider.on("server_error", (_ctx, err) => console.error("oidc-peer server_error", err));
+
+async function body(req) {
+  let s = "";
+  for await (const chunk of req) s += chunk;
+  return s ? JSON.parse(s) : {};
+}
+
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const { prompt, params, session } = details;
+  if (prompt.name === "login") {
+    const result = nextLogin === null
+      ? { error: "access_denied", error_description: "the test refused this login" }
+      : { login: { accountId: nextLogin } };
+    return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+  }
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  grant.addOIDCScope(params.scope);
+  const grantId = await grant.save();
+  return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}
+
+const handle = provider.callback();
+server.on("request", async (req, res) => {
+  try {
+    if (req.method === "POST" && req.url === "/_test/client") {
+      const c = await body(req);
+      new MemoryAdapter("Client").items.set(c.client_id, c);
+    } else if (req.method === "POST" && req.url === "/_test/account") {
+      const a = await body(req);
+      accounts.set(a.sub, a.claims || {});
+    } else if (req.method === "POST" && req.url === "/_test/next-login") {
+      nextLogin = (await body(req)).sub ?? null;
+    } else if (req.method === "GET" && req.url.startsWith("/interaction/")) {
+      return await interaction(req, res);
+    } else {
+      return handle(req, res);
+    }
+    res.writeHead(204).end();
+  } catch (e) {
+    console.error("oidc-peer", e);
+    res.writeHead(500).end(String(e));
+  }
+});
+
+console.log(`listening ${issuer}`);
