@@ -8,8 +8,13 @@
 // authorization and token endpoints, signed ID tokens, userinfo, PKCE and nonce checks — is the
 // library's own.
 //
+// With OIDC_TLS_CERT and OIDC_TLS_KEY (PEM files) it serves HTTPS at https://localhost:PORT, as a
+// provider with a certificate of an organisation's own CA would.
+//
 // Prints `listening ISSUER` on stdout when ready. Run from web/tests (its node_modules).
+import { readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import Provider from "oidc-provider";
 
 const stores = new Map();
@@ -35,9 +40,12 @@ class MemoryAdapter {
 const accounts = new Map(); // sub -> claims
 let nextLogin = null; // the sub the next login is answered as; null refuses it
 
-const server = http.createServer();
+const tls = process.env.OIDC_TLS_CERT
+  ? { cert: readFileSync(process.env.OIDC_TLS_CERT), key: readFileSync(process.env.OIDC_TLS_KEY) }
+  : null;
+const server = tls ? https.createServer(tls) : http.createServer();
 await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const issuer = tls ? `https://localhost:${server.address().port}` : `http://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   adapter: MemoryAdapter,

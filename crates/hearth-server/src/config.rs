@@ -192,6 +192,9 @@ pub struct OidcProvider {
     /// A file holding the client secret (kept out of the configuration); none for a public client
     /// (PKCE alone).
     pub client_secret_file: Option<PathBuf>,
+    /// A PEM file of certificate authorities to trust besides the system's, for a provider with
+    /// a certificate of an internal CA.
+    pub ca_file: Option<PathBuf>,
     /// Scopes asked for besides `openid`.
     pub scopes: Vec<String>,
     /// The claim naming the Hearth account: `preferred_username` or `email` (a verified one).
@@ -210,6 +213,7 @@ impl Default for OidcProvider {
             issuer: String::new(),
             client_id: String::new(),
             client_secret_file: None,
+            ca_file: None,
             scopes: vec!["email".into(), "profile".into()],
             login_claim: "preferred_username".into(),
             accounts: "match".into(),
@@ -678,6 +682,7 @@ argon2_iterations = 2
 # issuer = "https://id.example.org/realms/corp"
 # client_id = "hearth"
 # client_secret_file = "/etc/hearth/oidc-corp.secret"   # omit for a public client (PKCE alone)
+# ca_file = "/etc/hearth/internal-ca.pem"   # CAs to trust besides the system's, for the provider
 # scopes = ["email", "profile"]        # besides openid
 # login_claim = "preferred_username"   # or "email" (only a verified one is taken)
 # accounts = "match"                   # "linked": only identities linked from the dashboard;

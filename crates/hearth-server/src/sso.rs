@@ -32,12 +32,15 @@ pub enum SsoError {
     Provider { provider: String, detail: String },
     #[error("{provider} vouched for nobody: {detail}")]
     Rejected { provider: String, detail: String },
-    #[error("the client secret file {path}: {source}")]
-    SecretFile {
+    #[error("provider {provider:?}: {path}: {source}")]
+    File {
+        provider: String,
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error("provider {provider:?}: {detail}")]
+    Config { provider: String, detail: String },
 }
 
 /// The configured providers.
@@ -47,37 +50,38 @@ pub struct Providers {
 }
 
 impl Providers {
-    /// The providers of `[[auth.oidc]]`; their secret files are read now, so a missing one stops
-    /// the start rather than the first login.
+    /// The providers of `[[auth.oidc]]`; their secret and CA files are read now, so a missing one
+    /// stops the start rather than the first login.
     pub fn new(configured: &[OidcProvider]) -> Result<Self, SsoError> {
-        let http = reqwest::Client::builder()
-            // Following redirects would let a provider's answer send the server anywhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()
-            .map_err(|e| SsoError::Provider {
-                provider: "every provider".into(),
-                detail: e.to_string(),
-            })?;
         let list = configured
             .iter()
             .map(|c| {
+                let read = |path: &std::path::PathBuf| {
+                    std::fs::read(path).map_err(|source| SsoError::File {
+                        provider: c.id.clone(),
+                        path: path.clone(),
+                        source,
+                    })
+                };
                 let secret = match &c.client_secret_file {
                     Some(path) => Some(ClientSecret::new(
-                        std::fs::read_to_string(path)
-                            .map_err(|source| SsoError::SecretFile {
-                                path: path.clone(),
-                                source,
-                            })?
-                            .trim()
-                            .to_owned(),
+                        String::from_utf8_lossy(&read(path)?).trim().to_owned(),
                     )),
                     None => None,
                 };
+                let ca = c.ca_file.as_ref().map(read).transpose()?;
+                // No redirects (a provider's answer must not send the server anywhere), a timeout,
+                // the system's roots plus the provider's CA file.
+                let http = crate::notify::guard::client(true, TIMEOUT, ca.as_deref()).map_err(
+                    |detail| SsoError::Config {
+                        provider: c.id.clone(),
+                        detail,
+                    },
+                )?;
                 Ok(Arc::new(Provider {
                     config: c.clone(),
                     secret,
-                    http: http.clone(),
+                    http,
                     metadata: Mutex::new(None),
                 }))
             })

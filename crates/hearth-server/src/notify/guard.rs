@@ -134,7 +134,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 /// The client deliveries go through: no redirects, the configured timeout, the system's roots plus
-/// `extra_ca` (PEM), and the guarded resolver unless private addresses are allowed.
+/// `extra_ca` (PEM), and the guarded resolver unless private addresses are allowed. Single sign-on
+/// talks to its providers through one too (private addresses allowed: the operator chose them).
 pub fn client(
     allow_private: bool,
     timeout: std::time::Duration,
@@ -145,10 +146,10 @@ pub fn client(
         .timeout(timeout)
         .user_agent(concat!("hearthd/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = extra_ca {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("notifications.ca_file: {e}"))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("ca_file: {e}"))?;
         if certs.is_empty() {
-            return Err("notifications.ca_file holds no certificate".into());
+            return Err("ca_file holds no certificate".into());
         }
         for c in certs {
             b = b.add_root_certificate(c);

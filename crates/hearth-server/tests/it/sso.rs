@@ -20,6 +20,11 @@ struct OidcPeer {
 
 impl OidcPeer {
     async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// With `env` for the peer (its TLS certificate and key).
+    async fn start_with(env: &[(&str, String)]) -> Option<Self> {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
         let require = std::env::var("HEARTH_REQUIRE_PEERS").as_deref() == Ok("1");
         if !dir.join("node_modules/oidc-provider").is_dir() {
@@ -33,6 +38,7 @@ impl OidcPeer {
         let mut child = match tokio::process::Command::new("node")
             .arg("oidc-peer.mjs")
             .current_dir(&dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -60,7 +66,8 @@ impl OidcPeer {
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) {
-        let r = reqwest::Client::new()
+        let r = Browser::default()
+            .http()
             .post(format!("{}{path}", self.issuer))
             .json(&body)
             .send()
@@ -93,16 +100,23 @@ impl OidcPeer {
     }
 }
 
-/// A browser as far as cookies and redirects go (cookies per host, paths ignored).
+/// A browser as far as cookies and redirects go (cookies per host, paths ignored). It trusts the
+/// test's own CA, as a company's browsers trust the company's.
 #[derive(Default)]
 struct Browser {
     cookies: HashMap<String, HashMap<String, String>>,
 }
 
+/// The CA of `tls_peer`'s certificate, trusted by every test browser.
+static TEST_CA: std::sync::OnceLock<crate::pki::Pki> = std::sync::OnceLock::new();
+
 impl Browser {
-    fn http() -> reqwest::Client {
+    fn http(&self) -> reqwest::Client {
+        let pki = TEST_CA.get_or_init(crate::pki::Pki::new);
+        let ca = std::fs::read(pki.path("ca.pem")).unwrap();
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
             .build()
             .unwrap()
     }
@@ -145,7 +159,7 @@ impl Browser {
         body: Option<serde_json::Value>,
     ) -> reqwest::Response {
         let url = reqwest::Url::parse(url).unwrap();
-        let mut req = Self::http().request(method, url.clone());
+        let mut req = self.http().request(method, url.clone());
         if let Some(c) = self.cookie_header(&url) {
             req = req.header(reqwest::header::COOKIE, c);
         }
@@ -222,6 +236,15 @@ fn decoded(fragment: &str) -> String {
 
 /// A hearthd with the provider `corp` (`accounts` as given) at `peer`, registered there.
 async fn server_with(peer: &OidcPeer, providers: &[(&str, &str)]) -> TestServer {
+    server_trusting(peer, providers, None).await
+}
+
+/// As [`server_with`], trusting the CAs of `ca_file` for the providers.
+async fn server_trusting(
+    peer: &OidcPeer,
+    providers: &[(&str, &str)],
+    ca_file: Option<PathBuf>,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut s = test_settings(&dir.path().join("data"));
     for (id, accounts) in providers {
@@ -233,6 +256,7 @@ async fn server_with(peer: &OidcPeer, providers: &[(&str, &str)]) -> TestServer 
             issuer: peer.issuer.clone(),
             client_id: format!("hearth-{id}"),
             client_secret_file: Some(secret),
+            ca_file: ca_file.clone(),
             accounts: (*accounts).into(),
             ..Default::default()
         });
@@ -423,7 +447,8 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
     let url = format!("{}/api/v1/me/sso/make", server.url);
     let r = newbie.send(reqwest::Method::DELETE, &url, None).await;
     assert_eq!(r.status(), 403, "a session needs its CSRF token");
-    let r = Browser::http()
+    let r = Browser::default()
+        .http()
         .delete(&url)
         .header("x-csrf-token", csrf)
         .header(
@@ -484,7 +509,8 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
 
     // Unlinked, it no longer logs in.
     let url = format!("{}/api/v1/me/sso/strict", server.url);
-    let r = Browser::http()
+    let r = Browser::default()
+        .http()
         .delete(&url)
         .header("x-csrf-token", csrf)
         .header(
@@ -510,6 +536,44 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
             .iter()
             .any(|(a, d)| a == "auth.sso_unlink" && d["provider"] == "strict")
     );
+}
+
+/// A provider with a certificate of the organisation's own CA is reached over HTTPS once its
+/// `ca_file` is given, and refused (with the reason shown) without it.
+#[tokio::test]
+async fn a_provider_behind_an_internal_ca_is_trusted_through_its_ca_file() {
+    let pki = TEST_CA.get_or_init(crate::pki::Pki::new);
+    let tls = [
+        ("OIDC_TLS_CERT", pki.path("cert.pem")),
+        ("OIDC_TLS_KEY", pki.path("key.pem")),
+    ];
+    let Some(peer) = OidcPeer::start_with(&tls).await else {
+        return;
+    };
+    assert!(
+        peer.issuer.starts_with("https://localhost:"),
+        "{}",
+        peer.issuer
+    );
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    peer.next_login(Some("u-1")).await;
+
+    let untrusting = server_with(&peer, &[("corp", "match")]).await;
+    untrusting.bootstrap().await;
+    let fragment = Browser::default().sso(&untrusting, "corp").await;
+    assert!(
+        decoded(&fragment).contains("corp SSO could not be reached"),
+        "{fragment}"
+    );
+
+    let server =
+        server_trusting(&peer, &[("corp", "match")], Some(pki.path("ca.pem").into())).await;
+    server.bootstrap().await;
+    let mut b = Browser::default();
+    assert_eq!(b.sso(&server, "corp").await, "sso");
+    assert_eq!(b.finish(&server, None).await.status(), 200);
+    assert_eq!(b.me(&server).await.user.login, "owner");
 }
 
 /// The dashboard in a real Chromium logs in through the provider (button on the login form, then
