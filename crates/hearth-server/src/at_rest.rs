@@ -212,20 +212,32 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
 pub async fn seal_stored_totp_secrets(
     store: &Store,
     at_rest: &AtRest,
-) -> hearth_store::Result<usize> {
-    let mut sealed = 0;
+) -> hearth_store::Result<StoredSecrets> {
+    let mut found = StoredSecrets::default();
     for (user, stored) in store.totp_secrets().await? {
         if AtRest::is_sealed(&stored) {
+            if at_rest.open(user, &stored).is_err() {
+                found.unopenable += 1;
+            }
             continue;
         }
         if store
             .replace_totp_secret(user, &stored, &at_rest.seal(user, &stored))
             .await?
         {
-            sealed += 1;
+            found.sealed_now += 1;
         }
     }
-    Ok(sealed)
+    Ok(found)
+}
+
+/// What [`seal_stored_totp_secrets`] found at start.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoredSecrets {
+    /// Stored in clear by an older server, sealed now.
+    pub sealed_now: usize,
+    /// Sealed, and the key file does not open them: it is not the file they were sealed with.
+    pub unopenable: usize,
 }
 
 #[cfg(test)]

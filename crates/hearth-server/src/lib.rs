@@ -85,11 +85,23 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let blobs = BlobDir::open(settings.data_dir.join("blobs")).await?;
     clean_uploads(&store, &blobs).await?;
     let at_rest = at_rest::AtRest::load_or_create(&settings.secret_key_path())?;
-    let sealed = at_rest::seal_stored_totp_secrets(&store, &at_rest).await?;
-    if sealed > 0 {
+    let secrets = at_rest::seal_stored_totp_secrets(&store, &at_rest).await?;
+    if secrets.sealed_now > 0 {
         tracing::info!(
-            sealed,
+            sealed = secrets.sealed_now,
             "sealed the authenticator secrets stored in clear before"
+        );
+    }
+    if secrets.unopenable > 0 {
+        // Said at start, not at the first member's failed login: the file is the wrong one.
+        tracing::error!(
+            key_file = %settings.secret_key_path().display(),
+            unopenable = secrets.unopenable,
+            "the key file does not open the authenticator secrets stored in the database: it is \
+             not the file they were sealed with (another instance's, or a new one after the old \
+             was lost). Members with a second factor cannot log in until the right file is back \
+             (from a backup, or another instance of the cluster) or their factor is reset \
+             (hearth mfa reset LOGIN)"
         );
     }
     let setup_token = if store.user_count().await? == 0 {
@@ -142,6 +154,10 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             sso,
         }),
     };
+    state.metrics.secrets_unopenable.store(
+        secrets.unopenable as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     if let Some(c) = &cluster {
         tracing::info!(instance = %c.instance, "joined the other instances through NATS");
         state.hub.set_cluster(c.clone());

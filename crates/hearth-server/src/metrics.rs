@@ -19,6 +19,8 @@ pub struct Metrics {
     pub notifications_failed: AtomicU64,
     pub camera_frames: AtomicU64,
     pub camera_frames_refused: AtomicU64,
+    /// Stored authenticator secrets the key file did not open at start (the wrong `secret.key`).
+    pub secrets_unopenable: AtomicU64,
 }
 
 impl Metrics {
@@ -119,6 +121,17 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE hearth_blobs_stored gauge");
         let _ = writeln!(out, "hearth_blobs_stored {blobs_stored}");
+        let _ = writeln!(
+            out,
+            "# HELP hearth_secrets_unopenable Stored second-factor secrets the key file (secret.key) \
+             did not open at start: not 0, it is the wrong file and their members cannot log in."
+        );
+        let _ = writeln!(out, "# TYPE hearth_secrets_unopenable gauge");
+        let _ = writeln!(
+            out,
+            "hearth_secrets_unopenable {}",
+            self.secrets_unopenable.load(Relaxed)
+        );
         out
     }
 }

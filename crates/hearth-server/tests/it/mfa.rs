@@ -257,6 +257,9 @@ async fn authenticator_secrets_are_sealed_in_the_database_with_the_key_file_besi
     tx.commit().await.unwrap();
     let server = server.restart().await;
     sealed(&server).await;
+    server
+        .assert_metrics(&["hearth_secrets_unopenable 0"])
+        .await;
     let mut c = server.client();
     c.login_with_code("owner", OWNER_SECRET, Some("ABCDE-23456"))
         .await
@@ -289,6 +292,10 @@ async fn authenticator_secrets_are_sealed_in_the_database_with_the_key_file_besi
     settings.auth.secret_key_file = Some(server.dir.path().join("another.key"));
     let TestServer { dir, .. } = server;
     let server = TestServer::start_in(dir, settings).await;
+    // Said at start (and logged), before anyone fails to log in.
+    server
+        .assert_metrics(&["hearth_secrets_unopenable 1"])
+        .await;
     let later = oathtool(&setup.secret, 2).unwrap();
     let e = server
         .client()
