@@ -6,7 +6,9 @@
 // server address and account, exactly as `hearth login` derives it; the passphrase is never
 // sent), keeps the session in the server's HttpOnly cookie and follows the organisation's event
 // stream. It holds no key and opens nothing sealed, so it shows what the server may see and no
-// more: no file names, no thumbnails.
+// more: no file names, no thumbnails. A member may also log in through a single sign-on provider
+// the server names: the browser goes there and back itself, and the page only finishes the login
+// hearthd checked (with the account's own second factor when it has one).
 //
 // Every text from the server goes into the page through textContent, never as HTML.
 
@@ -259,12 +261,109 @@ function showLogin() {
   for (const v of VIEWS) $(`${v}-view`).hidden = true;
   $("who").textContent = "";
   $("login-view").hidden = false;
+  $("sso-code-form").hidden = true;
+  renderSsoButtons();
   const form = $("login-form");
+  form.hidden = false;
   if (!form.server.value) {
     form.server.value = state.info && state.info.public_url
       ? normalizeServer(state.info.public_url) : location.origin;
   }
   form.login.focus();
+}
+
+// ---- single sign-on ---------------------------------------------------------------------------
+
+// A login through a provider is a round trip of the browser itself: the page navigates to
+// /auth/sso/{id}/start, hearthd sends it on to the provider and, once the provider answered, back
+// here with a fragment: `#sso` (finish with POST /auth/sso/finish, which opens the session as a
+// passphrase login does), `#sso-error=MESSAGE` or `#sso-linked=ID` (after linking from Account).
+
+const ssoProviders = () => (state.info && state.info.sso) || [];
+const ssoName = (id) => ssoProviders().find((p) => p.id === id)?.name || id;
+
+// Off to the provider; the tab remembers which one and why, to word what comes back.
+function ssoGo(id, link) {
+  sessionStorage.setItem("hearth.sso", JSON.stringify({ id, link }));
+  location.href = `${API}/auth/sso/${encodeURIComponent(id)}/start${link ? "?link=true" : ""}`;
+}
+
+function renderSsoButtons() {
+  const providers = ssoProviders();
+  $("sso-login").hidden = providers.length === 0;
+  $("sso-buttons").replaceChildren(...providers.map((p) =>
+    el("button", { type: "button", "data-provider": p.id, onclick: () => ssoGo(p.id, false) }, `Log in with ${p.name}`)));
+}
+
+// What hearthd sent the browser back with, if anything: taken out of the address bar at once, so
+// a reload does not finish, refuse or link again. The message of `#sso-error=` is form-encoded.
+function ssoReturn() {
+  const hash = location.hash.slice(1);
+  if (hash !== "sso" && !/^sso-(error|linked)=/.test(hash)) return null;
+  history.replaceState(null, "", location.pathname);
+  let started = {};
+  try { started = JSON.parse(sessionStorage.getItem("hearth.sso")) || {}; } catch { /* not ours */ }
+  sessionStorage.removeItem("hearth.sso");
+  const [[key, value]] = new URLSearchParams(hash);
+  return { finish: key === "sso", error: key === "sso-error" ? value : null,
+    linked: key === "sso-linked" ? value : null, started };
+}
+
+// The provider vouched for an account: open its session here, with the code of its second factor
+// when it has one (asked for on the first refusal), then load the dashboard.
+async function finishSso(code) {
+  const form = $("sso-code-form");
+  const button = form.querySelector("button[type=submit]");
+  notice("");
+  button.disabled = true;
+  try {
+    const out = await call("POST", "/auth/sso/finish", code ? { code } : {});
+    sessionStorage.setItem("hearth.csrf", out.csrf_token);
+    form.reset();
+    form.hidden = true;
+  } catch (e) {
+    if (e.code === "mfa_required" || e.code === "mfa_invalid") showSsoCode();
+    // Throttled while typing a code: the login stays open (five minutes) to try again.
+    else if (!(e.status === 429 && !form.hidden)) showLogin();
+    notice(ssoProblem(e));
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  try {
+    await start();
+  } catch (e) {
+    if (e.status === 401) showLogin();
+    notice(`Could not load the dashboard: ${e.message}`);
+  }
+}
+
+function ssoProblem(e) {
+  if (e.status === 429 || e.code === "mfa_required" || e.code === "mfa_invalid") return loginProblem(e);
+  if (e.code === "sso_expired") {
+    return "This single sign-on can no longer be finished (it took longer than 5 minutes, or was " +
+      "finished already): log in again.";
+  }
+  return `The single sign-on failed: ${e.message}`;
+}
+
+function showSsoCode() {
+  const form = $("sso-code-form");
+  if (form.hidden) {
+    showLogin();
+    $("login-form").hidden = true;
+    const by = state.ssoStarted && state.ssoStarted.id ? ssoName(state.ssoStarted.id) : "Your provider";
+    $("sso-code-intro").textContent = `${by} vouched for you. This account asks for Hearth's second factor too.`;
+    form.hidden = false;
+  }
+  form.code.value = "";
+  form.code.focus();
+}
+
+async function onSsoCode(ev) {
+  ev.preventDefault();
+  const code = ev.target.code.value.trim();
+  if (code) await finishSso(code);
 }
 
 // ---- the signed-in dashboard -----------------------------------------------------------------
@@ -400,8 +499,39 @@ function renderAccount() {
   if (state.org && atLeast("admin")) {
     loadMfaMissing().catch((e) => notice(`Could not read the members: ${e.message}`));
   }
+  loadSso().catch((e) => notice(`Could not read your single sign-on accounts: ${e.message}`));
   loadSessions().catch((e) => notice(`Could not read your sessions: ${e.message}`));
   loadTokens().catch((e) => notice(`Could not read your API tokens: ${e.message}`));
+}
+
+// The accounts at single sign-on providers linked to this one, and a button to link each
+// provider not linked yet (a round trip to the provider, back with `#sso-linked=ID`).
+async function loadSso() {
+  const linked = await call("GET", "/me/sso");
+  const providers = ssoProviders();
+  $("sso-card").hidden = providers.length === 0 && linked.length === 0;
+  $("sso-identities").hidden = linked.length === 0;
+  $("sso-none").hidden = linked.length > 0;
+  $("sso-identities").querySelector("tbody").replaceChildren(...linked.map((i) => {
+    const name = i.provider_name || `${i.provider} (no longer configured)`;
+    const unlink = el("button", { type: "button", class: "danger" }, "Unlink");
+    unlink.addEventListener("click", async () => {
+      if (!confirm(`Unlink your ${name} account "${i.claimed}"? It no longer logs in to this account.`)) return;
+      notice("");
+      try {
+        await call("DELETE", `/me/sso/${encodeURIComponent(i.provider)}`);
+        await loadSso();
+      } catch (e) {
+        notice(`${name} stays linked: ${e.message}`);
+      }
+    });
+    return el("tr", { "data-provider": i.provider },
+      el("td", {}, name), el("td", { "data-cell": "claimed" }, i.claimed), el("td", {}, when(i.linked_at)),
+      el("td", {}, when(i.last_login_at) || "never"), el("td", {}, unlink));
+  }));
+  const ids = new Set(linked.map((i) => i.provider));
+  $("sso-link").replaceChildren(...providers.filter((p) => !ids.has(p.id)).map((p) =>
+    el("button", { type: "button", "data-provider": p.id, onclick: () => ssoGo(p.id, true) }, `Link ${p.name}`)));
 }
 
 async function loadMfaMissing() {
@@ -1799,16 +1929,33 @@ async function main() {
   $("channel-edit-cancel").addEventListener("click", () => setChannelForm(null));
   channelKindChanged();
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  $("sso-code-form").addEventListener("submit", onSsoCode);
+  $("sso-code-cancel").addEventListener("click", () => { notice(""); showLogin(); });
+  const sso = ssoReturn();
   try {
     state.info = await call("GET", "/info");
   } catch (e) {
     notice(e.message);
+  }
+  if (sso && sso.finish) {
+    state.ssoStarted = sso.started;
+    await finishSso(null);
+    return;
   }
   try {
     await start();
   } catch (e) {
     if (e.status === 401) showLogin();
     else notice(`Could not load the dashboard: ${e.message}`);
+  }
+  if (!sso) return;
+  // Back from linking (or failing to link) on the Account tab: show it again.
+  const signedIn = !$("tabs").hidden;
+  if (signedIn && (sso.linked || sso.started.link)) showTab("account");
+  if (sso.linked) notice(`Linked to ${ssoName(sso.linked)}: you can log in through it now.`);
+  else if (sso.error) {
+    const what = sso.started.link ? "Not linked" : sso.started.id ? "Not logged in" : "Single sign-on failed";
+    notice(`${what}: ${sso.error}`);
   }
 }
 
