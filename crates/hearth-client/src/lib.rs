@@ -518,10 +518,27 @@ impl Client {
             secret: secret.into(),
             code: code.map(str::to_owned),
         };
+        self.open_session("/api/v1/auth/login", &body).await
+    }
+
+    /// Finishes a login a single sign-on provider vouched for (`hearth login --sso`): the state its
+    /// loopback address was given, the verifier of the challenge it started with, and the second
+    /// factor's code for an account that has one.
+    pub async fn sso_finish(&mut self, req: &SsoFinishRequest) -> Result<LoginResponse> {
+        self.open_session("/api/v1/auth/sso/finish", req).await
+    }
+
+    /// A POST answered with a session cookie and a [`LoginResponse`]: the session this client
+    /// goes on with.
+    async fn open_session(
+        &mut self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<LoginResponse> {
         let resp = Self::check(
             self.http
-                .post(format!("{}/api/v1/auth/login", self.base))
-                .json(&body)
+                .post(format!("{}{path}", self.base))
+                .json(body)
                 .send()
                 .await?,
         )

@@ -69,6 +69,12 @@ pub struct SsoFinishRequest {
     /// The authenticator app's code or a recovery code, for an account with a second factor.
     #[serde(default)]
     pub code: Option<String>,
+    /// `hearth login --sso`: the `state` its loopback address was given, instead of a cookie.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// With `state`: the verifier whose SHA-256 (base64url) was the `cli_challenge` at start.
+    #[serde(default)]
+    pub verifier: Option<String>,
 }
 
 /// `POST /api/v1/setup`: create the first owner and organisation with the token `hearthd` printed.

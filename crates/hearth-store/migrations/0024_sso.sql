@@ -16,7 +16,9 @@ CREATE INDEX sso_identities_user ON sso_identities(user_id);
 -- (hex) of the `state` the browser carries there and back (also in a cookie bound to it); nonce
 -- and pkce_verifier check what comes back; redirect_uri is repeated at the code exchange;
 -- link_user_id: a logged-in member linking an identity to their account; user_id, set once the
--- provider answered, for an account that still owes Hearth's own second factor.
+-- provider answered, for an account that still owes Hearth's own second factor; cli_port and
+-- cli_challenge: a `hearth login --sso` waiting on that loopback port, which finishes the login
+-- with the verifier whose SHA-256 (base64url) is the challenge (RFC 8252, RFC 7636's S256).
 CREATE TABLE sso_logins (
     state_hash TEXT PRIMARY KEY,
     provider TEXT NOT NULL,
@@ -25,6 +27,8 @@ CREATE TABLE sso_logins (
     redirect_uri TEXT NOT NULL,
     link_user_id TEXT,
     user_id TEXT,
+    cli_port BIGINT,
+    cli_challenge TEXT,
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );

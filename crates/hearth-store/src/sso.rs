@@ -35,13 +35,23 @@ pub struct SsoLoginRow {
     pub link_user_id: Option<UserId>,
     /// Set once the provider answered, for an account that still owes its second factor.
     pub user_id: Option<UserId>,
+    /// A `hearth login --sso` waiting on this loopback port, and the challenge it will answer.
+    pub cli: Option<CliLogin>,
     pub created_at: i64,
     pub expires_at: i64,
 }
 
+/// A login started by the CLI (RFC 8252's loopback redirect): where the browser is sent back, and
+/// the SHA-256 (base64url) of the verifier the CLI finishes with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliLogin {
+    pub port: u16,
+    pub challenge: String,
+}
+
 const IDENTITY_COLS: &str = "provider, subject, user_id, claimed, linked_at, last_login_at";
 const LOGIN_COLS: &str = "state_hash, provider, nonce, pkce_verifier, redirect_uri, link_user_id, \
-                          user_id, created_at, expires_at";
+                          user_id, cli_port, cli_challenge, created_at, expires_at";
 
 fn identity(r: &AnyRow) -> Result<SsoIdentityRow> {
     Ok(SsoIdentityRow {
@@ -63,6 +73,17 @@ fn login(r: &AnyRow) -> Result<SsoLoginRow> {
         redirect_uri: r.try_get("redirect_uri")?,
         link_user_id: parsed_opt(r, "link_user_id")?,
         user_id: parsed_opt(r, "user_id")?,
+        cli: match (
+            r.try_get::<Option<i64>, _>("cli_port")?,
+            r.try_get::<Option<String>, _>("cli_challenge")?,
+        ) {
+            (Some(port), Some(challenge)) => Some(CliLogin {
+                port: u16::try_from(port)
+                    .map_err(|_| StoreError::Corrupt(format!("column cli_port holds {port}")))?,
+                challenge,
+            }),
+            _ => None,
+        },
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
     })
@@ -76,7 +97,7 @@ impl Store {
             .execute(self.pool())
             .await?;
         sqlx::query(&format!(
-            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&l.state_hash)
         .bind(&l.provider)
@@ -85,6 +106,8 @@ impl Store {
         .bind(&l.redirect_uri)
         .bind(l.link_user_id.map(|u| u.to_string()))
         .bind(l.user_id.map(|u| u.to_string()))
+        .bind(l.cli.as_ref().map(|c| i64::from(c.port)))
+        .bind(l.cli.as_ref().map(|c| c.challenge.clone()))
         .bind(l.created_at)
         .bind(l.expires_at)
         .execute(self.pool())
@@ -167,11 +190,13 @@ impl Tx {
         expires_at: i64,
     ) -> Result<()> {
         sqlx::query(&format!(
-            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, '', '', '', NULL, $3, $4, $5)"
+            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, '', '', '', NULL, $3, $4, $5, $6, $7)"
         ))
         .bind(new_state_hash)
         .bind(&taken.provider)
         .bind(user.to_string())
+        .bind(taken.cli.as_ref().map(|c| i64::from(c.port)))
+        .bind(taken.cli.as_ref().map(|c| c.challenge.clone()))
         .bind(taken.created_at)
         .bind(expires_at)
         .execute(&mut *self.inner)

@@ -47,8 +47,12 @@ pub struct LoginArgs {
     /// Server address, e.g. https://hearth.example.org
     pub server: String,
     /// Your account name.
-    #[arg(long)]
-    pub login: String,
+    #[arg(long, required_unless_present = "sso", conflicts_with = "sso")]
+    pub login: Option<String>,
+    /// Log in through this single sign-on provider of the server (its id), in your browser; the
+    /// passphrase is still asked: it unlocks your keys.
+    #[arg(long, value_name = "PROVIDER")]
+    pub sso: Option<String>,
     /// Organisation (name or id); needed when you belong to several.
     #[arg(long)]
     pub org: Option<String>,
@@ -147,22 +151,54 @@ pub async fn setup(args: &SetupArgs) -> anyhow::Result<()> {
 pub async fn login(args: &LoginArgs) -> anyhow::Result<()> {
     let server = normalize_server(&args.server);
     let kdf = kdf_params();
+    let org = args.org.as_deref();
+    let fingerprint = args.org_fingerprint.as_deref();
+    if let Some(provider) = &args.sso {
+        let (session, login) = super::sso::session(&server, provider).await?;
+        // An account a provider made has no keys yet: its passphrase is chosen now, so typed twice.
+        let new = matches!(
+            session.raw_get::<KeyBundle>("/api/v1/me/key-bundle").await,
+            Err(e) if e.status() == Some(404)
+        );
+        let prompt = if new {
+            "Choose a passphrase for your keys (the provider only logs you in): "
+        } else {
+            "Passphrase (it unlocks your keys; the provider only logs you in): "
+        };
+        let pass = profile::passphrase(
+            args.pass.passphrase_file.as_deref(),
+            "HEARTH_PASSPHRASE",
+            prompt,
+            new,
+        )?;
+        return logged_in(session, &server, &login, &pass, &kdf, org, fingerprint)
+            .await
+            .map(drop);
+    }
+    let login = args.login.as_deref().unwrap_or_default();
     let pass = profile::passphrase(
         args.pass.passphrase_file.as_deref(),
         "HEARTH_PASSPHRASE",
         "Passphrase: ",
         false,
     )?;
-    do_login(
-        &server,
-        &args.login,
-        &pass,
-        &kdf,
-        args.org.as_deref(),
-        args.org_fingerprint.as_deref(),
-    )
-    .await
-    .map(drop)
+    do_login(&server, login, &pass, &kdf, org, fingerprint)
+        .await
+        .map(drop)
+}
+
+/// The code of the account's second factor: `HEARTH_MFA_CODE`, else asked on the terminal.
+pub(crate) fn mfa_code() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    match std::env::var("HEARTH_MFA_CODE") {
+        Ok(c) => Ok(zeroize::Zeroizing::new(c)),
+        Err(_) => profile::prompt_tty("Code of your authenticator app (or a recovery code): ")
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "this account asks for a second factor: run this in a terminal, or set \
+                     HEARTH_MFA_CODE to the code of its authenticator app (or a recovery code)"
+                )
+            }),
+    }
 }
 
 /// Opens a session with the login secret; for an account with a second factor, asks for its code
@@ -171,18 +207,7 @@ pub async fn open_session(session: &mut Client, login: &str, secret: &str) -> an
     match session.login(login, secret).await {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("mfa_required") => {
-            let code = match std::env::var("HEARTH_MFA_CODE") {
-                Ok(c) => zeroize::Zeroizing::new(c),
-                Err(_) => profile::prompt_tty(
-                    "Code of your authenticator app (or a recovery code): ",
-                )
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "this account asks for a second factor: run this in a terminal, or set \
-                         HEARTH_MFA_CODE to the code of its authenticator app (or a recovery code)"
-                    )
-                })?,
-            };
+            let code = mfa_code()?;
             session
                 .login_with_code(login, secret, Some(&code))
                 .await
@@ -215,6 +240,21 @@ async fn do_login(
         }
         return Err(e.context("login failed"));
     }
+    logged_in(session, server, login, pass, kdf, org, org_fingerprint).await
+}
+
+/// With a session of `login`: unwraps (or creates and wraps) the device keys with the passphrase,
+/// creates an API token for this CLI, selects the organisation and pins its genesis when there is
+/// one.
+async fn logged_in(
+    mut session: Client,
+    server: &str,
+    login: &str,
+    pass: &str,
+    kdf: &KdfParams,
+    org: Option<&str>,
+    org_fingerprint: Option<&str>,
+) -> anyhow::Result<Ctx> {
     let keys = match session.raw_get::<KeyBundle>("/api/v1/me/key-bundle").await {
         Ok(b) => {
             let wrapped: WrappedKeyBundle = serde_json::from_value(b.bundle)

@@ -30,6 +30,11 @@ mod members;
 mod peers;
 #[path = "../../../hearth-server/tests/it/pki.rs"]
 mod pki;
+// The real OpenID Connect provider and the test browser of hearthd's single sign-on tests.
+#[allow(dead_code)]
+#[path = "../../../hearth-server/tests/it/oidc_peer.rs"]
+mod oidc_peer;
+mod sso;
 mod stats;
 mod support;
 mod tls;

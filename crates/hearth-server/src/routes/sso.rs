@@ -19,15 +19,17 @@ use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use hearth_proto::api::{ErrorBody, LoginResponse, SsoFinishRequest, SsoIdentity};
 use hearth_proto::audit::SYSTEM_SCOPE;
 use hearth_proto::ids::UserId;
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::audit::NewAuditEntry;
-use hearth_store::sso::{SsoIdentityRow, SsoLoginRow};
+use hearth_store::sso::{CliLogin, SsoIdentityRow, SsoLoginRow};
 use hearth_store::{StoreError, UserRow};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::Digest as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// The cookie binding a login in flight to the browser that started it.
@@ -137,6 +139,11 @@ pub struct StartQuery {
     /// in.
     #[serde(default)]
     link: bool,
+    /// `hearth login --sso`: the loopback port it waits on; the browser is sent back to
+    /// `http://127.0.0.1:PORT/?state=...` (or `?error=...`) instead of the dashboard.
+    cli_port: Option<u16>,
+    /// With `cli_port`: base64url(SHA-256(verifier)), the verifier the CLI finishes with.
+    cli_challenge: Option<String>,
 }
 
 /// Start logging in through a single sign-on provider: a browser navigation, answered with a
@@ -152,8 +159,32 @@ pub async fn start(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let p = provider(&state, &id)?;
+    let cli = match (q.cli_port, q.cli_challenge) {
+        (None, None) => None,
+        (Some(port), Some(challenge))
+            if port != 0
+                && !q.link
+                && challenge.len() == 43
+                && challenge
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(CliLogin { port, challenge })
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_cli_login",
+                "cli_port and cli_challenge (43 characters of base64url) go together, without link",
+            ));
+        }
+    };
     let link_user_id = if q.link {
-        let caller = caller?;
+        // A navigation: a refusal goes back to the dashboard as words, not as JSON.
+        let Ok(caller) = caller else {
+            return Ok(to_dashboard_with_error(
+                "your session has ended: log in again, then link the account under Account",
+            ));
+        };
         caller.require_session("link a single sign-on account")?;
         Some(caller.user.id)
     } else {
@@ -179,6 +210,7 @@ pub async fn start(
             redirect_uri: redirect,
             link_user_id,
             user_id: None,
+            cli,
             created_at: now,
             expires_at: now + LOGIN_TTL_MS,
         })
@@ -187,6 +219,13 @@ pub async fn start(
         &started.url,
         Some(sso_cookie(&state, &flow_state, LOGIN_TTL_MS)?),
     ))
+}
+
+/// Back to the `hearth login --sso` waiting on the loopback `port`, with `key=value`.
+fn to_cli(port: u16, key: &str, value: &str) -> Response {
+    let encoded: String =
+        openidconnect::url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    see_other(&format!("http://127.0.0.1:{port}/?{key}={encoded}"), None)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -232,16 +271,21 @@ pub async fn callback(
         ));
     };
     let p = provider(&state, &id)?;
+    // From here on, a login the CLI started goes back to the CLI, errors too.
+    let to_error = |message: &str| match &row.cli {
+        Some(cli) => to_cli(cli.port, "error", message),
+        None => to_dashboard_with_error(message),
+    };
     if let Some(error) = q.error {
         let why = q.error_description.unwrap_or_default();
-        return Ok(to_dashboard_with_error(&format!(
+        return Ok(to_error(&format!(
             "{} refused the login ({error}){}{why}",
             p.config.label(),
             if why.is_empty() { "" } else { ": " }
         )));
     }
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
-        return Ok(to_dashboard_with_error(&format!(
+        return Ok(to_error(&format!(
             "{} sent back neither a code nor an error",
             p.config.label()
         )));
@@ -253,14 +297,14 @@ pub async fn callback(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(provider = %id, error = %crate::error::ErrorChain(&e), "single sign-on refused");
-            return Ok(to_dashboard_with_error(&e.to_string()));
+            return Ok(to_error(&e.to_string()));
         }
     };
     match account(&state, &p, &row, &vouched, source.clone(), now).await? {
         Outcome::Linked => Ok(see_other(&format!("/#sso-linked={id}"), None)),
         Outcome::Refused(why) => {
             failed(&state, &id, &vouched, source, now, &why).await?;
-            Ok(to_dashboard_with_error(&why))
+            Ok(to_error(&why))
         }
         Outcome::LogIn(user) => {
             let finish_state = random_token();
@@ -269,10 +313,14 @@ pub async fn callback(
                 .await?;
             tx.touch_sso_identity(&id, &vouched.subject, now).await?;
             tx.commit().await?;
-            Ok(see_other(
-                "/#sso",
-                Some(sso_cookie(&state, &finish_state, FINISH_TTL_MS)?),
-            ))
+            Ok(match &row.cli {
+                // The CLI finishes with this state and its verifier: no cookie for the browser.
+                Some(cli) => to_cli(cli.port, "state", &finish_state),
+                None => see_other(
+                    "/#sso",
+                    Some(sso_cookie(&state, &finish_state, FINISH_TTL_MS)?),
+                ),
+            })
         }
     }
 }
@@ -465,7 +513,13 @@ pub async fn finish(
              already): log in again",
         )
     };
-    let flow_state = cookie_value(&headers, SSO_COOKIE).ok_or_else(expired)?;
+    // The dashboard's login comes with its cookie; the CLI's with the state its loopback address
+    // was given and the verifier of the challenge it started with. Neither finishes the other's.
+    let from_cli = req.state.is_some();
+    let flow_state = match req.state.as_deref() {
+        Some(s) => s,
+        None => cookie_value(&headers, SSO_COOKIE).ok_or_else(expired)?,
+    };
     let hash = token_hash(flow_state);
     let now = now_ms();
     let row = state
@@ -473,6 +527,16 @@ pub async fn finish(
         .sso_login(&hash, now)
         .await?
         .ok_or_else(expired)?;
+    match (&row.cli, from_cli) {
+        (None, false) => {}
+        (Some(cli), true)
+            if req.verifier.as_deref().is_some_and(|v| {
+                let digest = sha2::Sha256::digest(v.as_bytes());
+                let sent = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+                crate::auth::constant_time_eq(sent.as_bytes(), cli.challenge.as_bytes())
+            }) => {}
+        _ => return Err(expired()),
+    }
     let user_id = row.user_id.ok_or_else(expired)?;
     let user = state.store.user_by_id(user_id).await?;
     if let Err(wait) = state.limiter.check(&user.login, source.as_deref()) {

@@ -16,6 +16,7 @@ mod malformed;
 mod mfa;
 mod notify;
 mod oathtool;
+mod oidc_peer;
 mod openapi;
 mod pki;
 mod process;

@@ -1,238 +1,12 @@
-//! Single sign-on against a real OpenID Connect provider: panva's `oidc-provider`, run by
-//! `web/tests/oidc-peer.mjs` (npm, installed by `scripts/install-browser.sh`; without Node.js or
-//! the package these tests say so and pass, and fail under `HEARTH_REQUIRE_PEERS=1`).
-//!
-//! A small cookie-keeping HTTP client plays the browser: it follows the redirects from hearthd to
-//! the provider and back, as a browser's address bar would.
+//! Single sign-on against a real OpenID Connect provider (`oidc_peer.rs`). A small cookie-keeping
+//! HTTP client plays the browser: it follows the redirects from hearthd to the provider and back,
+//! as a browser's address bar would.
 
 use crate::oathtool::code as oathtool;
+use crate::oidc_peer::{Browser, OidcPeer, TEST_CA, decoded};
 use crate::support::*;
-use hearth_proto::api::{LoginResponse, Me, ServerInfo, SsoIdentity};
-use std::collections::HashMap;
+use hearth_proto::api::{LoginResponse, ServerInfo, SsoIdentity};
 use std::path::PathBuf;
-use tokio::io::AsyncBufReadExt;
-
-/// The provider, killed with the test.
-struct OidcPeer {
-    issuer: String,
-    _child: tokio::process::Child,
-}
-
-impl OidcPeer {
-    async fn start() -> Option<Self> {
-        Self::start_with(&[]).await
-    }
-
-    /// With `env` for the peer (its TLS certificate and key).
-    async fn start_with(env: &[(&str, String)]) -> Option<Self> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
-        let require = std::env::var("HEARTH_REQUIRE_PEERS").as_deref() == Ok("1");
-        if !dir.join("node_modules/oidc-provider").is_dir() {
-            assert!(
-                !require,
-                "HEARTH_REQUIRE_PEERS=1 but oidc-provider is not installed (scripts/install-browser.sh)"
-            );
-            eprintln!("skipped: oidc-provider is not installed (scripts/install-browser.sh)");
-            return None;
-        }
-        let mut child = match tokio::process::Command::new("node")
-            .arg("oidc-peer.mjs")
-            .current_dir(&dir)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                assert!(!require, "HEARTH_REQUIRE_PEERS=1 but node cannot run: {e}");
-                eprintln!("skipped: node cannot run: {e}");
-                return None;
-            }
-        };
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(issuer) = line.strip_prefix("listening ") {
-                let issuer = issuer.to_owned();
-                // Keep reading (and dropping) what it prints, so it never blocks on a full pipe.
-                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                return Some(Self {
-                    issuer,
-                    _child: child,
-                });
-            }
-        }
-        panic!("the OpenID provider exited before listening");
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) {
-        let r = Browser::default()
-            .http()
-            .post(format!("{}{path}", self.issuer))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204, "{path}");
-    }
-
-    async fn client(&self, id: &str, secret: &str, hearth: &TestServer, provider: &str) {
-        let redirect = format!("{}/api/v1/auth/sso/{provider}/callback", hearth.url);
-        self.post(
-            "/_test/client",
-            serde_json::json!({ "client_id": id, "client_secret": secret, "redirect_uris": [redirect] }),
-        )
-        .await;
-    }
-
-    async fn account(&self, sub: &str, claims: serde_json::Value) {
-        self.post(
-            "/_test/account",
-            serde_json::json!({ "sub": sub, "claims": claims }),
-        )
-        .await;
-    }
-
-    /// The next login at the provider is answered as `sub`, or refused.
-    async fn next_login(&self, sub: Option<&str>) {
-        self.post("/_test/next-login", serde_json::json!({ "sub": sub }))
-            .await;
-    }
-}
-
-/// A browser as far as cookies and redirects go (cookies per host, paths ignored). It trusts the
-/// test's own CA, as a company's browsers trust the company's.
-#[derive(Default)]
-struct Browser {
-    cookies: HashMap<String, HashMap<String, String>>,
-}
-
-/// The CA of `tls_peer`'s certificate, trusted by every test browser.
-static TEST_CA: std::sync::OnceLock<crate::pki::Pki> = std::sync::OnceLock::new();
-
-impl Browser {
-    fn http(&self) -> reqwest::Client {
-        let pki = TEST_CA.get_or_init(crate::pki::Pki::new);
-        let ca = std::fs::read(pki.path("ca.pem")).unwrap();
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .build()
-            .unwrap()
-    }
-
-    /// Drops the cookies of the site at `origin`.
-    fn forget(&mut self, origin: &str) {
-        let url = reqwest::Url::parse(origin).unwrap();
-        self.cookies.remove(url.authority());
-    }
-
-    fn cookie_header(&self, url: &reqwest::Url) -> Option<String> {
-        let jar = self.cookies.get(url.authority())?;
-        let v: Vec<String> = jar
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        (!v.is_empty()).then(|| v.join("; "))
-    }
-
-    fn keep(&mut self, url: &reqwest::Url, r: &reqwest::Response) {
-        for c in r.headers().get_all(reqwest::header::SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            let gone = attrs.to_ascii_lowercase().contains("max-age=0");
-            let jar = self.cookies.entry(url.authority().to_owned()).or_default();
-            if gone {
-                jar.remove(k.trim());
-            } else {
-                jar.insert(k.trim().to_owned(), v.trim().to_owned());
-            }
-        }
-    }
-
-    async fn send(
-        &mut self,
-        method: reqwest::Method,
-        url: &str,
-        body: Option<serde_json::Value>,
-    ) -> reqwest::Response {
-        let url = reqwest::Url::parse(url).unwrap();
-        let mut req = self.http().request(method, url.clone());
-        if let Some(c) = self.cookie_header(&url) {
-            req = req.header(reqwest::header::COOKIE, c);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        self.keep(&url, &r);
-        r
-    }
-
-    /// Opens `url` and follows redirects until one leads back to hearthd's dashboard (`/#...`);
-    /// returns that fragment. `stop_at` ends the walk before a URL starting with it, returned whole.
-    async fn walk(&mut self, url: &str, stop_at: Option<&str>) -> String {
-        let mut at = reqwest::Url::parse(url).unwrap();
-        for _ in 0..20 {
-            if let Some(prefix) = stop_at
-                && at.as_str().starts_with(prefix)
-            {
-                return at.to_string();
-            }
-            let r = self.send(reqwest::Method::GET, at.as_str(), None).await;
-            assert!(r.status().is_redirection(), "{at}: {}", r.status());
-            let location = r.headers()[reqwest::header::LOCATION]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            let next = at.join(&location).unwrap();
-            if next.path() == "/" && next.fragment().is_some() {
-                return next.fragment().unwrap().to_owned();
-            }
-            at = next;
-        }
-        panic!("more than 20 redirects from {url}");
-    }
-
-    /// The whole login through `provider` of `hearth`: the fragment the dashboard is sent to.
-    async fn sso(&mut self, hearth: &TestServer, provider: &str) -> String {
-        self.walk(
-            &format!("{}/api/v1/auth/sso/{provider}/start", hearth.url),
-            None,
-        )
-        .await
-    }
-
-    /// `POST /auth/sso/finish`, as the dashboard does on `/#sso`.
-    async fn finish(&mut self, hearth: &TestServer, code: Option<&str>) -> reqwest::Response {
-        let url = format!("{}/api/v1/auth/sso/finish", hearth.url);
-        self.send(
-            reqwest::Method::POST,
-            &url,
-            Some(serde_json::json!({ "code": code })),
-        )
-        .await
-    }
-
-    async fn me(&mut self, hearth: &TestServer) -> Me {
-        let url = format!("{}/api/v1/me", hearth.url);
-        let r = self.send(reqwest::Method::GET, &url, None).await;
-        assert_eq!(r.status(), 200);
-        r.json().await.unwrap()
-    }
-}
-
-fn decoded(fragment: &str) -> String {
-    let (_, v) = fragment.split_once('=').unwrap_or((fragment, ""));
-    reqwest::Url::parse(&format!("http://x/?m={v}"))
-        .unwrap()
-        .query_pairs()
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
 
 /// A hearthd with the provider `corp` (`accounts` as given) at `peer`, registered there.
 async fn server_with(peer: &OidcPeer, providers: &[(&str, &str)]) -> TestServer {
@@ -266,7 +40,7 @@ async fn server_trusting(
         peer.client(
             &format!("hearth-{id}"),
             &format!("secret of {id}"),
-            &server,
+            &server.url,
             id,
         )
         .await;
@@ -311,15 +85,15 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
         .await;
     peer.next_login(Some("u-1")).await;
     let mut b = Browser::default();
-    assert_eq!(b.sso(&server, "corp").await, "sso");
-    let r = b.finish(&server, None).await;
+    assert_eq!(b.sso(&server.url, "corp").await, "sso");
+    let r = b.finish(&server.url, None).await;
     assert_eq!(r.status(), 200);
     let login: LoginResponse = r.json().await.unwrap();
     assert_eq!(login.user.login, "owner");
     assert!(!login.csrf_token.is_empty());
-    assert_eq!(b.me(&server).await.user.login, "owner");
+    assert_eq!(b.me(&server.url).await.user.login, "owner");
     // The answer is used once.
-    let again = b.finish(&server, None).await;
+    let again = b.finish(&server.url, None).await;
     assert_eq!(again.status(), 401);
     let e: serde_json::Value = again.json().await.unwrap();
     assert_eq!(e["code"], "sso_expired");
@@ -354,7 +128,7 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
         "sso",
         "the right browser still finishes"
     );
-    assert_eq!(b.finish(&server, None).await.status(), 200);
+    assert_eq!(b.finish(&server.url, None).await.status(), 200);
 
     // Someone the provider knows but Hearth has no account for: refused and audited.
     peer.account(
@@ -363,7 +137,7 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
     )
     .await;
     peer.next_login(Some("u-2")).await;
-    let fragment = Browser::default().sso(&server, "corp").await;
+    let fragment = Browser::default().sso(&server.url, "corp").await;
     assert!(fragment.starts_with("sso-error="), "{fragment}");
     assert!(
         decoded(&fragment).contains("no Hearth account \"mallory\""),
@@ -371,7 +145,7 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
     );
     // The provider refusing (the member cancelled there) says so.
     peer.next_login(None).await;
-    let fragment = Browser::default().sso(&server, "corp").await;
+    let fragment = Browser::default().sso(&server.url, "corp").await;
     assert!(
         decoded(&fragment).contains("refused the login (access_denied)"),
         "{fragment}"
@@ -385,22 +159,22 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
     owner.confirm_mfa(&now).await.unwrap();
     peer.next_login(Some("u-1")).await;
     let mut b = Browser::default();
-    assert_eq!(b.sso(&server, "corp").await, "sso");
-    let r = b.finish(&server, None).await;
+    assert_eq!(b.sso(&server.url, "corp").await, "sso");
+    let r = b.finish(&server.url, None).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.json::<serde_json::Value>().await.unwrap()["code"],
         "mfa_required"
     );
-    let r = b.finish(&server, Some("000000")).await;
+    let r = b.finish(&server.url, Some("000000")).await;
     assert_eq!(
         r.json::<serde_json::Value>().await.unwrap()["code"],
         "mfa_invalid"
     );
     let next = oathtool(&setup.secret, 1).unwrap();
-    let r = b.finish(&server, Some(&next)).await;
+    let r = b.finish(&server.url, Some(&next)).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(b.me(&server).await.user.login, "owner");
+    assert_eq!(b.me(&server.url).await.user.login, "owner");
 
     let actions = audit_actions(&owner).await;
     let sso_logins: Vec<_> = actions
@@ -434,11 +208,11 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
         .await;
     peer.next_login(Some("u-3")).await;
     let mut newbie = Browser::default();
-    assert_eq!(newbie.sso(&server, "make").await, "sso");
-    let r = newbie.finish(&server, None).await;
+    assert_eq!(newbie.sso(&server.url, "make").await, "sso");
+    let r = newbie.finish(&server.url, None).await;
     assert_eq!(r.status(), 200);
     let csrf = r.json::<LoginResponse>().await.unwrap().csrf_token;
-    let me = newbie.me(&server).await;
+    let me = newbie.me(&server.url).await;
     assert_eq!(me.user.login, "newbie");
     assert!(me.memberships.is_empty());
     let e = server.client().login("newbie", "!sso").await.unwrap_err();
@@ -466,9 +240,20 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
     peer.account("u-4", serde_json::json!({ "preferred_username": "owner" }))
         .await;
     peer.next_login(Some("u-4")).await;
-    let fragment = Browser::default().sso(&server, "strict").await;
+    let fragment = Browser::default().sso(&server.url, "strict").await;
     assert!(
         decoded(&fragment).contains("is not linked to a Hearth account"),
+        "{fragment}"
+    );
+    // Linking needs a session; without one the dashboard is told so.
+    let fragment = Browser::default()
+        .walk(
+            &format!("{}/api/v1/auth/sso/strict/start?link=true", server.url),
+            None,
+        )
+        .await;
+    assert!(
+        decoded(&fragment).contains("your session has ended"),
         "{fragment}"
     );
     let mut owners_browser = Browser::default();
@@ -489,9 +274,9 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
         .await;
     assert_eq!(linked, "sso-linked=strict");
     let mut b = Browser::default();
-    assert_eq!(b.sso(&server, "strict").await, "sso");
-    assert_eq!(b.finish(&server, None).await.status(), 200);
-    assert_eq!(b.me(&server).await.user.login, "owner");
+    assert_eq!(b.sso(&server.url, "strict").await, "sso");
+    assert_eq!(b.finish(&server.url, None).await.status(), 200);
+    assert_eq!(b.me(&server.url).await.user.login, "owner");
     // The same provider account cannot be linked to a second Hearth account (newbie's browser
     // forgets its session at the provider, where it is still logged in as u-3).
     peer.next_login(Some("u-4")).await;
@@ -523,7 +308,7 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let fragment = Browser::default().sso(&server, "strict").await;
+    let fragment = Browser::default().sso(&server.url, "strict").await;
     assert!(decoded(&fragment).contains("is not linked"), "{fragment}");
     let actions = audit_actions(&owner).await;
     assert!(
@@ -561,7 +346,7 @@ async fn a_provider_behind_an_internal_ca_is_trusted_through_its_ca_file() {
 
     let untrusting = server_with(&peer, &[("corp", "match")]).await;
     untrusting.bootstrap().await;
-    let fragment = Browser::default().sso(&untrusting, "corp").await;
+    let fragment = Browser::default().sso(&untrusting.url, "corp").await;
     assert!(
         decoded(&fragment).contains("corp SSO could not be reached"),
         "{fragment}"
@@ -571,9 +356,9 @@ async fn a_provider_behind_an_internal_ca_is_trusted_through_its_ca_file() {
         server_trusting(&peer, &[("corp", "match")], Some(pki.path("ca.pem").into())).await;
     server.bootstrap().await;
     let mut b = Browser::default();
-    assert_eq!(b.sso(&server, "corp").await, "sso");
-    assert_eq!(b.finish(&server, None).await.status(), 200);
-    assert_eq!(b.me(&server).await.user.login, "owner");
+    assert_eq!(b.sso(&server.url, "corp").await, "sso");
+    assert_eq!(b.finish(&server.url, None).await.status(), 200);
+    assert_eq!(b.me(&server.url).await.user.login, "owner");
 }
 
 /// The dashboard in a real Chromium logs in through the provider (button on the login form, then
@@ -641,4 +426,79 @@ async fn the_dashboard_logs_in_and_links_through_the_provider_in_a_real_browser(
     );
     let ids: Vec<SsoIdentity> = owner.raw_get("/api/v1/me/sso").await.unwrap();
     assert_eq!(ids.len(), 1, "linked again from the Account tab");
+}
+
+/// A login `hearth login --sso` started comes back to its loopback port, and only the holder of
+/// the verifier finishes it: not the browser (no cookie is set for it), not a wrong verifier.
+#[tokio::test]
+async fn a_login_the_cli_started_is_finished_by_the_verifier_only() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_with(&peer, &[("corp", "match")]).await;
+    server.bootstrap().await;
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    peer.next_login(Some("u-1")).await;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = b64.encode([7u8; 32]);
+    let challenge = b64.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let start = format!("{}/api/v1/auth/sso/corp/start", server.url);
+    let mut b = Browser::default();
+    // Malformed: a challenge that is no SHA-256, or linking at the same time.
+    for bad in [
+        "?cli_port=4000&cli_challenge=short",
+        "?cli_port=4000",
+        &format!("?cli_port=4000&cli_challenge={challenge}&link=true"),
+    ] {
+        let r = b
+            .send(reqwest::Method::GET, &format!("{start}{bad}"), None)
+            .await;
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+    let back = "http://127.0.0.1:4000/";
+    let reached = b
+        .walk(
+            &format!("{start}?cli_port=4000&cli_challenge={challenge}"),
+            Some(back),
+        )
+        .await;
+    let state = reqwest::Url::parse(&reached)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("{reached}"));
+    // The browser has no cookie to finish it with.
+    assert_eq!(b.finish(&server.url, None).await.status(), 401);
+    let finish = |verifier: String| {
+        let url = format!("{}/api/v1/auth/sso/finish", server.url);
+        let body = serde_json::json!({ "state": state, "verifier": verifier });
+        async move {
+            Browser::default()
+                .send(reqwest::Method::POST, &url, Some(body))
+                .await
+        }
+    };
+    assert_eq!(finish(b64.encode([8u8; 32])).await.status(), 401);
+    let r = finish(verifier.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<LoginResponse>().await.unwrap().user.login, "owner");
+    assert_eq!(finish(verifier).await.status(), 401, "once");
+
+    // Refused at the provider: the CLI is told why, not the dashboard.
+    peer.next_login(None).await;
+    let reached = Browser::default()
+        .walk(
+            &format!("{start}?cli_port=4000&cli_challenge={challenge}"),
+            Some(back),
+        )
+        .await;
+    assert!(reached.starts_with(&format!("{back}?error=")), "{reached}");
+    assert!(
+        decoded(reached.split_once('?').unwrap().1).contains("access_denied"),
+        "{reached}"
+    );
 }

@@ -1,0 +1,232 @@
+//! A real OpenID Connect provider for single sign-on tests, and a browser as far as cookies and
+//! redirects go. The provider is panva's `oidc-provider`, run by `web/tests/oidc-peer.mjs` (npm,
+//! installed by `scripts/install-browser.sh`; without Node.js or the package the tests using it
+//! say so and pass, and fail under `HEARTH_REQUIRE_PEERS=1`). Shared by hearthd's and the CLI's
+//! tests (`#[path]`).
+
+use hearth_proto::api::Me;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tokio::io::AsyncBufReadExt;
+
+/// The provider, killed with the test.
+pub struct OidcPeer {
+    pub issuer: String,
+    _child: tokio::process::Child,
+}
+
+impl OidcPeer {
+    pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// With `env` for the peer (its TLS certificate and key).
+    pub async fn start_with(env: &[(&str, String)]) -> Option<Self> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
+        let require = std::env::var("HEARTH_REQUIRE_PEERS").as_deref() == Ok("1");
+        if !dir.join("node_modules/oidc-provider").is_dir() {
+            assert!(
+                !require,
+                "HEARTH_REQUIRE_PEERS=1 but oidc-provider is not installed (scripts/install-browser.sh)"
+            );
+            eprintln!("skipped: oidc-provider is not installed (scripts/install-browser.sh)");
+            return None;
+        }
+        let mut child = match tokio::process::Command::new("node")
+            .arg("oidc-peer.mjs")
+            .current_dir(&dir)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(!require, "HEARTH_REQUIRE_PEERS=1 but node cannot run: {e}");
+                eprintln!("skipped: node cannot run: {e}");
+                return None;
+            }
+        };
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(issuer) = line.strip_prefix("listening ") {
+                let issuer = issuer.to_owned();
+                // Keep reading (and dropping) what it prints, so it never blocks on a full pipe.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                return Some(Self {
+                    issuer,
+                    _child: child,
+                });
+            }
+        }
+        panic!("the OpenID provider exited before listening");
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) {
+        let r = Browser::default()
+            .http()
+            .post(format!("{}{path}", self.issuer))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{path}");
+    }
+
+    pub async fn client(&self, id: &str, secret: &str, hearth: &str, provider: &str) {
+        let redirect = format!("{}/api/v1/auth/sso/{provider}/callback", hearth);
+        self.post(
+            "/_test/client",
+            serde_json::json!({ "client_id": id, "client_secret": secret, "redirect_uris": [redirect] }),
+        )
+        .await;
+    }
+
+    pub async fn account(&self, sub: &str, claims: serde_json::Value) {
+        self.post(
+            "/_test/account",
+            serde_json::json!({ "sub": sub, "claims": claims }),
+        )
+        .await;
+    }
+
+    /// The next login at the provider is answered as `sub`, or refused.
+    pub async fn next_login(&self, sub: Option<&str>) {
+        self.post("/_test/next-login", serde_json::json!({ "sub": sub }))
+            .await;
+    }
+}
+
+/// A browser as far as cookies and redirects go (cookies per host, paths ignored). It trusts the
+/// test's own CA, as a company's browsers trust the company's.
+#[derive(Default)]
+pub struct Browser {
+    cookies: HashMap<String, HashMap<String, String>>,
+}
+
+/// The CA of `tls_peer`'s certificate, trusted by every test browser.
+pub static TEST_CA: std::sync::OnceLock<crate::pki::Pki> = std::sync::OnceLock::new();
+
+impl Browser {
+    pub fn http(&self) -> reqwest::Client {
+        let pki = TEST_CA.get_or_init(crate::pki::Pki::new);
+        let ca = std::fs::read(pki.path("ca.pem")).unwrap();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// Drops the cookies of the site at `origin`.
+    pub fn forget(&mut self, origin: &str) {
+        let url = reqwest::Url::parse(origin).unwrap();
+        self.cookies.remove(url.authority());
+    }
+
+    pub fn cookie_header(&self, url: &reqwest::Url) -> Option<String> {
+        let jar = self.cookies.get(url.authority())?;
+        let v: Vec<String> = jar
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        (!v.is_empty()).then(|| v.join("; "))
+    }
+
+    pub fn keep(&mut self, url: &reqwest::Url, r: &reqwest::Response) {
+        for c in r.headers().get_all(reqwest::header::SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            let gone = attrs.to_ascii_lowercase().contains("max-age=0");
+            let jar = self.cookies.entry(url.authority().to_owned()).or_default();
+            if gone {
+                jar.remove(k.trim());
+            } else {
+                jar.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+        }
+    }
+
+    pub async fn send(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let url = reqwest::Url::parse(url).unwrap();
+        let mut req = self.http().request(method, url.clone());
+        if let Some(c) = self.cookie_header(&url) {
+            req = req.header(reqwest::header::COOKIE, c);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        self.keep(&url, &r);
+        r
+    }
+
+    /// Opens `url` and follows redirects until one leads back to hearthd's dashboard (`/#...`);
+    /// returns that fragment. `stop_at` ends the walk before a URL starting with it, returned whole.
+    pub async fn walk(&mut self, url: &str, stop_at: Option<&str>) -> String {
+        let mut at = reqwest::Url::parse(url).unwrap();
+        for _ in 0..20 {
+            if let Some(prefix) = stop_at
+                && at.as_str().starts_with(prefix)
+            {
+                return at.to_string();
+            }
+            let r = self.send(reqwest::Method::GET, at.as_str(), None).await;
+            assert!(r.status().is_redirection(), "{at}: {}", r.status());
+            let location = r.headers()[reqwest::header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let next = at.join(&location).unwrap();
+            if next.path() == "/" && next.fragment().is_some() {
+                return next.fragment().unwrap().to_owned();
+            }
+            at = next;
+        }
+        panic!("more than 20 redirects from {url}");
+    }
+
+    /// The whole login through `provider` of `hearth`: the fragment the dashboard is sent to.
+    pub async fn sso(&mut self, hearth: &str, provider: &str) -> String {
+        self.walk(
+            &format!("{}/api/v1/auth/sso/{provider}/start", hearth),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /auth/sso/finish`, as the dashboard does on `/#sso`.
+    pub async fn finish(&mut self, hearth: &str, code: Option<&str>) -> reqwest::Response {
+        let url = format!("{}/api/v1/auth/sso/finish", hearth);
+        self.send(
+            reqwest::Method::POST,
+            &url,
+            Some(serde_json::json!({ "code": code })),
+        )
+        .await
+    }
+
+    pub async fn me(&mut self, hearth: &str) -> Me {
+        let url = format!("{}/api/v1/me", hearth);
+        let r = self.send(reqwest::Method::GET, &url, None).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+}
+
+pub fn decoded(fragment: &str) -> String {
+    let (_, v) = fragment.split_once('=').unwrap_or((fragment, ""));
+    reqwest::Url::parse(&format!("http://x/?m={v}"))
+        .unwrap()
+        .query_pairs()
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
