@@ -270,9 +270,9 @@ impl Caller {
     }
 }
 
-fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+/// The value of the cookie `name` the request carries.
+pub(crate) fn cookie_value<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -325,7 +325,7 @@ impl FromRequestParts<AppState> for Caller {
                 via: Via::Token(row),
                 source,
             }
-        } else if let Some(session) = cookie(parts, SESSION_COOKIE) {
+        } else if let Some(session) = cookie_value(&parts.headers, SESSION_COOKIE) {
             let hash = token_hash(session);
             let row = state.store.session(&hash, now).await?.ok_or_else(|| {
                 ApiError::unauthenticated("the session has expired; log in again")

@@ -337,11 +337,21 @@ async fn login_failed(
     if let Some(c) = state.hub.cluster() {
         c.login_failed(login, source.as_deref());
     }
-    state.metrics.logins_failed.fetch_add(1, Relaxed);
     let mut details = json!({ "login": login.chars().take(MAX_LOGIN_LEN).collect::<String>() });
     if let Some(r) = reason {
         details["failed"] = json!(r);
     }
+    audit_failed_login(state, source, now, details).await
+}
+
+/// Counts a failed login and appends its `auth.login_failed` entry with `details`.
+pub(crate) async fn audit_failed_login(
+    state: &AppState,
+    source: Option<String>,
+    now: i64,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    state.metrics.logins_failed.fetch_add(1, Relaxed);
     let mut tx = state.store.begin().await?;
     tx.append_audit(NewAuditEntry {
         scope: SYSTEM_SCOPE.into(),

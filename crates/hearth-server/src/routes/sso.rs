@@ -12,7 +12,7 @@
 use super::accounts::{
     Source, check_login, open_session, second_details, second_factor, user_agent,
 };
-use crate::auth::{Caller, random_token, token_hash};
+use crate::auth::{Caller, cookie_value, random_token, token_hash};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::sso::{Provider, Vouched};
 use crate::state::AppState;
@@ -99,17 +99,6 @@ fn sso_cookie(state: &AppState, value: &str, max_age_ms: i64) -> ApiResult<Heade
         max_age_ms / 1000
     ))
     .map_err(|e| ApiError::internal(std::io::Error::other(e)))
-}
-
-fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// A 303 to `location`, with `cookie` set when given.
@@ -475,21 +464,13 @@ async fn failed(
     now: i64,
     why: &str,
 ) -> ApiResult<()> {
-    state.metrics.logins_failed.fetch_add(1, Relaxed);
-    let mut tx = state.store.begin().await?;
-    tx.append_audit(NewAuditEntry {
-        scope: SYSTEM_SCOPE.into(),
-        ts_ms: now,
-        actor: "anonymous".into(),
-        action: "auth.login_failed".into(),
-        target: None,
+    super::accounts::audit_failed_login(
+        state,
         source,
-        details: json!({ "sso": provider, "claimed": vouched.shown, "subject": vouched.subject, "failed": why }),
-    })
-    .await?;
-    tx.commit().await?;
-    state.metrics.audit_entries.fetch_add(1, Relaxed);
-    Ok(())
+        now,
+        json!({ "sso": provider, "claimed": vouched.shown, "subject": vouched.subject, "failed": why }),
+    )
+    .await
 }
 
 /// Finish a login a single sign-on provider vouched for (the dashboard calls it on `/#sso`):

@@ -168,6 +168,16 @@ impl Browser {
         r
     }
 
+    /// `DELETE url` with the session's CSRF token, as the dashboard sends it.
+    pub async fn delete_with_csrf(&mut self, url: &str, csrf: &str) -> reqwest::Response {
+        let parsed = reqwest::Url::parse(url).unwrap();
+        let mut req = self.http().delete(url).header("x-csrf-token", csrf);
+        if let Some(c) = self.cookie_header(&parsed) {
+            req = req.header(reqwest::header::COOKIE, c);
+        }
+        req.send().await.unwrap()
+    }
+
     /// Opens `url` and follows redirects until one leads back to hearthd's dashboard (`/#...`);
     /// returns that fragment. `stop_at` ends the walk before a URL starting with it, returned whole.
     pub async fn walk(&mut self, url: &str, stop_at: Option<&str>) -> String {

@@ -221,19 +221,7 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
     let url = format!("{}/api/v1/me/sso/make", server.url);
     let r = newbie.send(reqwest::Method::DELETE, &url, None).await;
     assert_eq!(r.status(), 403, "a session needs its CSRF token");
-    let r = Browser::default()
-        .http()
-        .delete(&url)
-        .header("x-csrf-token", csrf)
-        .header(
-            reqwest::header::COOKIE,
-            newbie
-                .cookie_header(&reqwest::Url::parse(&url).unwrap())
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = newbie.delete_with_csrf(&url, &csrf).await;
     assert_eq!(r.status(), 409);
 
     // "linked": the provider's "owner" is not the owner until the owner links it.
@@ -294,19 +282,7 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
 
     // Unlinked, it no longer logs in.
     let url = format!("{}/api/v1/me/sso/strict", server.url);
-    let r = Browser::default()
-        .http()
-        .delete(&url)
-        .header("x-csrf-token", csrf)
-        .header(
-            reqwest::header::COOKIE,
-            owners_browser
-                .cookie_header(&reqwest::Url::parse(&url).unwrap())
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = owners_browser.delete_with_csrf(&url, &csrf).await;
     assert_eq!(r.status(), 204);
     let fragment = Browser::default().sso(&server.url, "strict").await;
     assert!(decoded(&fragment).contains("is not linked"), "{fragment}");
