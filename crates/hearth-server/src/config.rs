@@ -199,6 +199,10 @@ pub struct OidcProvider {
     pub scopes: Vec<String>,
     /// The claim naming the Hearth account: `preferred_username` or `email` (a verified one).
     pub login_claim: String,
+    /// Ask the provider to `login` again or `select_account` even when the browser is still
+    /// logged in there (shared machines: the next person is not logged in as the last); empty
+    /// leaves it to the provider.
+    pub prompt: String,
     /// Which accounts a first login through this provider reaches: `linked` (only identities a
     /// member linked from the dashboard), `match` (also the account whose login equals the
     /// claim, linked on the way), `create` (also creates the account when there is none).
@@ -216,6 +220,7 @@ impl Default for OidcProvider {
             ca_file: None,
             scopes: vec!["email".into(), "profile".into()],
             login_claim: "preferred_username".into(),
+            prompt: String::new(),
             accounts: "match".into(),
         }
     }
@@ -264,6 +269,12 @@ impl OidcProvider {
             return Err(format!(
                 "login_claim must be preferred_username or email, not {:?}",
                 self.login_claim
+            ));
+        }
+        if !matches!(self.prompt.as_str(), "" | "login" | "select_account") {
+            return Err(format!(
+                "prompt must be login, select_account or empty, not {:?}",
+                self.prompt
             ));
         }
         if !matches!(self.accounts.as_str(), "linked" | "match" | "create") {
@@ -685,6 +696,8 @@ argon2_iterations = 2
 # ca_file = "/etc/hearth/internal-ca.pem"   # CAs to trust besides the system's, for the provider
 # scopes = ["email", "profile"]        # besides openid
 # login_claim = "preferred_username"   # or "email" (only a verified one is taken)
+# prompt = "login"                     # or "select_account": asked again even when the browser is
+#                                      # still logged in at the provider (shared machines)
 # accounts = "match"                   # "linked": only identities linked from the dashboard;
 #                                      # "match": also the account of that login; "create": also new ones
 
@@ -850,6 +863,10 @@ mod tests {
             (
                 "id = \"c\"\nissuer = \"https://x\"\nclient_id = \"h\"\nlogin_claim = \"sub\"",
                 "login_claim",
+            ),
+            (
+                "id = \"c\"\nissuer = \"https://x\"\nclient_id = \"h\"\nprompt = \"none\"",
+                "prompt",
             ),
         ] {
             let e = load(&format!("[[auth.oidc]]\n{bad}\n")).unwrap_err();

@@ -9,7 +9,8 @@
 
 use crate::config::OidcProvider;
 use openidconnect::core::{
-    CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreProviderMetadata, CoreResponseType,
+    CoreAuthPrompt, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreProviderMetadata,
+    CoreResponseType,
 };
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
@@ -214,6 +215,11 @@ impl Provider {
             .set_pkce_challenge(challenge);
         for s in &self.config.scopes {
             req = req.add_scope(Scope::new(s.clone()));
+        }
+        match self.config.prompt.as_str() {
+            "login" => req = req.add_prompt(CoreAuthPrompt::Login),
+            "select_account" => req = req.add_prompt(CoreAuthPrompt::SelectAccount),
+            _ => {}
         }
         let (url, _, nonce) = req.url();
         Ok(Started {

@@ -188,8 +188,34 @@ impl Browser {
             {
                 return at.to_string();
             }
-            let r = self.send(reqwest::Method::GET, at.as_str(), None).await;
-            assert!(r.status().is_redirection(), "{at}: {}", r.status());
+            let mut r = self.send(reqwest::Method::GET, at.as_str(), None).await;
+            if !r.status().is_redirection() {
+                let status = r.status();
+                let page = r.text().await.unwrap_or_default();
+                // A page whose script submits its form at once (the provider ending its session
+                // of someone else): submitted, as a browser would.
+                let Some((action, fields)) = auto_submitted_form(&page) else {
+                    panic!("{at}: {status}: {page}");
+                };
+                let mut body = reqwest::Url::parse("http://x/").unwrap();
+                body.query_pairs_mut().extend_pairs(&fields);
+                let target = at.join(&action).unwrap();
+                let mut req = self
+                    .http()
+                    .post(target.clone())
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body.query().unwrap_or_default().to_owned());
+                if let Some(c) = self.cookie_header(&target) {
+                    req = req.header(reqwest::header::COOKIE, c);
+                }
+                r = req.send().await.unwrap();
+                self.keep(&target, &r);
+                at = target;
+                assert!(r.status().is_redirection(), "{at}: {}", r.status());
+            }
             let location = r.headers()[reqwest::header::LOCATION]
                 .to_str()
                 .unwrap()
@@ -229,6 +255,28 @@ impl Browser {
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
     }
+}
+
+/// The action and hidden fields of a page that submits its only form on load.
+fn auto_submitted_form(page: &str) -> Option<(String, Vec<(String, String)>)> {
+    if !page.contains("forms[0].submit()") {
+        return None;
+    }
+    let attr = |tag: &str, name: &str| {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(tag[start..].split('"').next()?.to_owned())
+    };
+    let form = page.split("<form").nth(1)?;
+    let action = attr(form.split('>').next()?, "action")?;
+    let fields = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|i| {
+            let tag = i.split('>').next()?;
+            Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+        })
+        .collect();
+    Some((action, fields))
 }
 
 pub fn decoded(fragment: &str) -> String {

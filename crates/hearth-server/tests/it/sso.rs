@@ -10,30 +10,31 @@ use std::path::PathBuf;
 
 /// A hearthd with the provider `corp` (`accounts` as given) at `peer`, registered there.
 async fn server_with(peer: &OidcPeer, providers: &[(&str, &str)]) -> TestServer {
-    server_trusting(peer, providers, None).await
+    server_configured(peer, providers, |_| {}).await
 }
 
-/// As [`server_with`], trusting the CAs of `ca_file` for the providers.
-async fn server_trusting(
+/// As [`server_with`], each provider's settings adjusted by `tweak`.
+async fn server_configured(
     peer: &OidcPeer,
     providers: &[(&str, &str)],
-    ca_file: Option<PathBuf>,
+    tweak: impl Fn(&mut hearth_server::config::OidcProvider),
 ) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut s = test_settings(&dir.path().join("data"));
     for (id, accounts) in providers {
         let secret = dir.path().join(format!("{id}.secret"));
         std::fs::write(&secret, format!("secret of {id}\n")).unwrap();
-        s.auth.oidc.push(hearth_server::config::OidcProvider {
+        let mut p = hearth_server::config::OidcProvider {
             id: (*id).into(),
             name: format!("{id} SSO"),
             issuer: peer.issuer.clone(),
             client_id: format!("hearth-{id}"),
             client_secret_file: Some(secret),
-            ca_file: ca_file.clone(),
             accounts: (*accounts).into(),
             ..Default::default()
-        });
+        };
+        tweak(&mut p);
+        s.auth.oidc.push(p);
     }
     let server = TestServer::start_in(dir, s).await;
     for (id, _) in providers {
@@ -328,8 +329,11 @@ async fn a_provider_behind_an_internal_ca_is_trusted_through_its_ca_file() {
         "{fragment}"
     );
 
-    let server =
-        server_trusting(&peer, &[("corp", "match")], Some(pki.path("ca.pem").into())).await;
+    let ca: PathBuf = pki.path("ca.pem").into();
+    let server = server_configured(&peer, &[("corp", "match")], |p| {
+        p.ca_file = Some(ca.clone())
+    })
+    .await;
     server.bootstrap().await;
     let mut b = Browser::default();
     assert_eq!(b.sso(&server.url, "corp").await, "sso");
@@ -477,4 +481,39 @@ async fn a_login_the_cli_started_is_finished_by_the_verifier_only() {
         decoded(reached.split_once('?').unwrap().1).contains("access_denied"),
         "{reached}"
     );
+}
+
+/// A provider set to `prompt = "login"` asks again even when the browser is still logged in there,
+/// so on a shared machine the next person is not logged in as the last; one without it answers
+/// silently, as providers do.
+#[tokio::test]
+async fn a_provider_set_to_prompt_asks_again_on_a_shared_machine() {
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_configured(&peer, &[("corp", "create"), ("kiosk", "create")], |p| {
+        if p.id == "kiosk" {
+            p.prompt = "login".into();
+        }
+    })
+    .await;
+    server.bootstrap().await;
+    peer.account("u-a", serde_json::json!({ "preferred_username": "alice" }))
+        .await;
+    peer.account("u-b", serde_json::json!({ "preferred_username": "bob" }))
+        .await;
+    let url = server.url.clone();
+    let log_in = async |b: &mut Browser, provider: &str| {
+        assert_eq!(b.sso(&url, provider).await, "sso");
+        assert_eq!(b.finish(&url, None).await.status(), 200);
+        b.me(&url).await.user.login
+    };
+    let mut shared = Browser::default();
+    peer.next_login(Some("u-a")).await;
+    assert_eq!(log_in(&mut shared, "corp").await, "alice");
+    // Bob at the same browser: the provider still knows alice and says so without asking.
+    peer.next_login(Some("u-b")).await;
+    assert_eq!(log_in(&mut shared, "corp").await, "alice");
+    // Through the provider set to prompt, it asks, and bob is bob.
+    assert_eq!(log_in(&mut shared, "kiosk").await, "bob");
 }
