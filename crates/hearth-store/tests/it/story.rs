@@ -565,6 +565,103 @@ async fn story(db: TestDb) {
     timelapses(s, label, org.id, id, alice.id, now).await;
     queue(s, label, org.id, id, alice.id, now).await;
     maintenance(s, label, org.id, id, alice.id, now).await;
+    single_sign_on(s, label, alice.id, bob.id, now).await;
+}
+
+/// Logins in flight at a provider are taken once and expire; identities link once.
+async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) {
+    use hearth_store::sso::{CliLogin, SsoIdentityRow, SsoLoginRow};
+    let login = |hash: &str, cli: Option<CliLogin>| SsoLoginRow {
+        state_hash: hash.into(),
+        provider: "corp".into(),
+        nonce: "n".into(),
+        pkce_verifier: "v".into(),
+        redirect_uri: "https://h/cb".into(),
+        link_user_id: Some(alice),
+        user_id: None,
+        cli,
+        created_at: now,
+        expires_at: now + 600_000,
+    };
+    let cli = CliLogin {
+        port: 49_152,
+        challenge: "c".repeat(43),
+    };
+    s.insert_sso_login(&login("s1", Some(cli.clone())))
+        .await
+        .unwrap();
+    let taken = s.take_sso_login("s1", now + 1).await.unwrap();
+    assert_eq!(taken, Some(login("s1", Some(cli.clone()))), "{label}");
+    assert_eq!(
+        s.take_sso_login("s1", now + 1).await.unwrap(),
+        None,
+        "{label}: once"
+    );
+    // Expired: not taken; and a later start clears it away.
+    s.insert_sso_login(&login("s2", None)).await.unwrap();
+    assert_eq!(
+        s.take_sso_login("s2", now + 600_000).await.unwrap(),
+        None,
+        "{label}"
+    );
+    // Back for a second factor under a new state, keeping where the CLI waits.
+    let mut tx = s.begin().await.unwrap();
+    tx.await_second_factor(taken.as_ref().unwrap(), "s3", bob, now + 300_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let waiting = s.sso_login("s3", now + 2).await.unwrap().unwrap();
+    assert_eq!(
+        (waiting.user_id, waiting.cli),
+        (Some(bob), Some(cli)),
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.delete_sso_login("s3").await.unwrap());
+    assert!(!tx.delete_sso_login("s3").await.unwrap());
+    tx.commit().await.unwrap();
+
+    let identity = |user| SsoIdentityRow {
+        provider: "corp".into(),
+        subject: "sub-1".into(),
+        user_id: user,
+        claimed: "alice@example.org".into(),
+        linked_at: now,
+        last_login_at: None,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.link_sso_identity(&identity(alice)).await.unwrap();
+    tx.touch_sso_identity("corp", "sub-1", now + 5)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        matches!(
+            tx.link_sso_identity(&identity(bob)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "{label}: one account per identity"
+    );
+    drop(tx);
+    let found = s.sso_identity("corp", "sub-1").await.unwrap().unwrap();
+    assert_eq!(
+        (found.user_id, found.last_login_at),
+        (alice, Some(now + 5)),
+        "{label}"
+    );
+    assert_eq!(
+        s.sso_identities_of(alice).await.unwrap(),
+        vec![found],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.unlink_sso_identities(alice, "corp").await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    assert!(
+        s.sso_identities_of(alice).await.unwrap().is_empty(),
+        "{label}"
+    );
 }
 
 /// Maintenance tasks count the printer's hours of printing (its rollups in state `printing`,
