@@ -22,8 +22,9 @@ pub struct SsoIdentityRow {
     pub last_login_at: Option<i64>,
 }
 
-/// A login sent to a provider and not finished.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A login sent to a provider and not finished. Its `Debug` leaves out the nonce and the PKCE
+/// verifier, which finish it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SsoLoginRow {
     /// SHA-256 (hex) of the `state` parameter.
     pub state_hash: String,
@@ -47,6 +48,20 @@ pub struct SsoLoginRow {
 pub struct CliLogin {
     pub port: u16,
     pub challenge: String,
+}
+
+impl std::fmt::Debug for SsoLoginRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoLoginRow")
+            .field("state_hash", &self.state_hash)
+            .field("provider", &self.provider)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("link_user_id", &self.link_user_id)
+            .field("user_id", &self.user_id)
+            .field("cli", &self.cli)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 const IDENTITY_COLS: &str = "provider, subject, user_id, claimed, linked_at, last_login_at";
