@@ -43,6 +43,15 @@ async fn login_through_provider(machine: &Machine, server: &TestServer) -> Run {
     let back = format!("http://127.0.0.1:{port}/");
     let mut browser = Browser::default();
     let reached = browser.walk(&url, Some(&back)).await;
+    // Asked before the login goes to the command line (when there is one to hand over).
+    assert!(
+        reached.contains("error=")
+            || browser
+                .last_page
+                .contains("Log in the hearth command line?"),
+        "{}",
+        browser.last_page
+    );
     let page = browser
         .send(reqwest::Method::GET, &reached, None)
         .await

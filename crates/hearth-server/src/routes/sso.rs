@@ -210,6 +210,52 @@ pub async fn start(
     ))
 }
 
+/// Before the browser hands a command line its login: a page that says who it will be logged in
+/// as, with the link that does it. A provider that answers silently (the browser is logged in
+/// there) would otherwise hand the login to whatever listens on that port after one click on a
+/// link someone sent: a start address with their own challenge, and a listener of theirs on a
+/// shared machine. Here the member sees a command-line login they did not start, and stops.
+fn cli_consent(port: u16, finish_state: &str, login: &str, provider: &str) -> Response {
+    let encoded: String =
+        openidconnect::url::form_urlencoded::byte_serialize(finish_state.as_bytes()).collect();
+    let target = format!("http://127.0.0.1:{port}/?state={encoded}");
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Log in the hearth command line?</title></head><body>\
+         <h1>Log in the hearth command line?</h1>\
+         <p>{provider} vouched for <strong>{login}</strong>. The <code>hearth login --sso</code> \
+         waiting on this computer (port {port}) will be logged in as {login}.</p>\
+         <p><a id=\"continue\" href=\"{target}\">Log in the command line</a></p>\
+         <p>If you did not just run <code>hearth login --sso</code> on this computer, close this \
+         tab: nothing happens.</p></body></html>",
+        provider = html_text(provider),
+        login = html_text(login),
+        target = html_text(&target),
+    );
+    let mut resp = axum::response::Html(page).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `text` safe inside HTML text and double-quoted attributes.
+fn html_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
 /// Back to the `hearth login --sso` waiting on the loopback `port`, with `key=value`.
 fn to_cli(port: u16, key: &str, value: &str) -> Response {
     let encoded: String =
@@ -303,8 +349,12 @@ pub async fn callback(
             tx.touch_sso_identity(&id, &vouched.subject, now).await?;
             tx.commit().await?;
             Ok(match &row.cli {
-                // The CLI finishes with this state and its verifier: no cookie for the browser.
-                Some(cli) => to_cli(cli.port, "state", &finish_state),
+                // The CLI finishes with this state and its verifier: no cookie for the browser,
+                // and the member confirms first (below).
+                Some(cli) => {
+                    let login = state.store.user_by_id(user).await?.login;
+                    cli_consent(cli.port, &finish_state, &login, p.config.label())
+                }
                 None => see_other(
                     "/#sso",
                     Some(sso_cookie(&state, &finish_state, FINISH_TTL_MS)?),

@@ -102,6 +102,9 @@ impl OidcPeer {
 #[derive(Default)]
 pub struct Browser {
     cookies: HashMap<String, HashMap<String, String>>,
+    /// The last page `walk` stopped at before going on (hearthd's question before it hands the
+    /// command line its login).
+    pub last_page: String,
 }
 
 /// The CA of `tls_peer`'s certificate, trusted by every test browser.
@@ -192,6 +195,17 @@ impl Browser {
             if !r.status().is_redirection() {
                 let status = r.status();
                 let page = r.text().await.unwrap_or_default();
+                // hearthd asking before it hands a command line its login: the member clicks on.
+                if let Some(link) = page
+                    .split("id=\"continue\" href=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                {
+                    let link = link.replace("&amp;", "&");
+                    self.last_page = page;
+                    at = at.join(&link).unwrap();
+                    continue;
+                }
                 // A page whose script submits its form at once (the provider ending its session
                 // of someone else): submitted, as a browser would.
                 let Some((action, fields)) = auto_submitted_form(&page) else {

@@ -445,6 +445,11 @@ async fn a_login_the_cli_started_is_finished_by_the_verifier_only() {
             Some(back),
         )
         .await;
+    assert!(
+        b.last_page.contains("will be logged in as owner") && b.last_page.contains("port 4000"),
+        "the member is asked first: {}",
+        b.last_page
+    );
     let state = reqwest::Url::parse(&reached)
         .unwrap()
         .query_pairs()
