@@ -58,8 +58,7 @@ try {
 
   step("Bob's page lists his jobs as awaiting approval, without the buttons that decide");
   const bob = await open("bob", operatorLink);
-  await bob.waitForTimeout(3000); console.log("WHO", await bob.textContent("#who"), "NOTICE", await bob.textContent("#notice"), problems);
-  await bob.locator("#who", { hasText: "bob · Acme (operator)" }).waitFor();
+  await bob.locator("#who", { hasText: "bob · Acme (member)" }).waitFor();
   await bob.click('.tab[data-tab="jobs"]');
   for (const [id, name] of [[kept, "keep.gcode"], [dropped, "drop.gcode"]]) {
     const r = row(bob, id, "awaiting-approval");

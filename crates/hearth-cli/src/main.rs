@@ -38,6 +38,13 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<cmd::mfa::MfaCmd>,
     },
+    /// Your accounts at the server's single sign-on providers; `unlink` one.
+    Sso {
+        #[command(subcommand)]
+        cmd: Option<cmd::sso::SsoCmd>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The organisation's key chain.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -225,6 +232,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Login(args) => cmd::login::login(&args).await,
         Command::Passwd(args) => cmd::login::passwd(&args).await,
         Command::Mfa { cmd } => cmd::mfa::run(cmd.as_ref()).await,
+        Command::Sso { cmd, json } => cmd::sso::run(cmd.as_ref(), json).await,
         Command::Tokens { cmd, json } => cmd::tokens::run(cmd.as_ref(), json).await,
         Command::Org(OrgCmd::Init) => cmd::login::init_org(&mut ctx::Ctx::load()?).await,
         Command::Org(OrgCmd::Show { json }) => {

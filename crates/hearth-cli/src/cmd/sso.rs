@@ -148,3 +148,63 @@ fn open_browser(url: &str) {
         .stderr(std::process::Stdio::null())
         .spawn();
 }
+
+/// `hearth sso`: the accounts at single sign-on providers linked to yours.
+#[derive(Debug, clap::Subcommand)]
+pub enum SsoCmd {
+    /// Unlink your account at a provider (its id, from `hearth sso`): it no longer logs in to
+    /// yours. Linking is done in the web dashboard (Account, Single sign-on), in a browser.
+    Unlink { provider: String },
+}
+
+pub async fn run(cmd: Option<&SsoCmd>, json: bool) -> anyhow::Result<()> {
+    let ctx = crate::ctx::Ctx::load()?;
+    match cmd {
+        None => {
+            let linked: Vec<hearth_proto::api::SsoIdentity> = ctx
+                .client
+                .raw_get("/api/v1/me/sso")
+                .await
+                .context("cannot list your single sign-on accounts")?;
+            if json {
+                return super::fleet::print_json(&linked);
+            }
+            if linked.is_empty() {
+                println!(
+                    "no single sign-on account is linked to yours (link one in the web dashboard: \
+                     Account, Single sign-on)"
+                );
+                return Ok(());
+            }
+            let mut t = super::fleet::Table::new(&[
+                "PROVIDER",
+                "NAME",
+                "ACCOUNT THERE",
+                "LINKED",
+                "LAST LOGIN",
+            ]);
+            for i in linked {
+                t.row(vec![
+                    i.provider,
+                    if i.provider_name.is_empty() {
+                        "(no longer configured)".into()
+                    } else {
+                        i.provider_name
+                    },
+                    i.claimed,
+                    i.linked_at,
+                    i.last_login_at.unwrap_or_else(|| "never".into()),
+                ]);
+            }
+            t.print();
+        }
+        Some(SsoCmd::Unlink { provider }) => {
+            ctx.client
+                .raw_delete(&format!("/api/v1/me/sso/{provider}"))
+                .await
+                .with_context(|| format!("cannot unlink your account at {provider}"))?;
+            println!("unlinked: {provider} no longer logs in to your account");
+        }
+    }
+    Ok(())
+}

@@ -118,6 +118,11 @@ async fn hearth_login_through_a_provider_then_unlocks_the_members_keys_with_the_
     assert_eq!(fingerprint(&run.stdout), fingerprint(&first));
     assert_eq!(desktop.profile()["login"], "ada");
     assert!(desktop.run(&["org", "show"]).await.contains("Acme"));
+    let linked = desktop.run(&["sso"]).await;
+    assert!(
+        linked.contains("corp") && linked.contains("Corp SSO") && linked.contains("ada"),
+        "{linked}"
+    );
 
     // The provider vouching is not enough: a wrong passphrase unlocks nothing, and saves nothing.
     let stranger = Machine::new("not ada's passphrase");
@@ -142,6 +147,25 @@ async fn hearth_login_through_a_provider_then_unlocks_the_members_keys_with_the_
     assert!(run.ok, "{}", run.stderr);
     assert!(run.stderr.contains("created device keys"), "{}", run.stderr);
     assert_eq!(newbie.profile()["login"], "newbie");
+    // ada unlinks hers; newbie's is the only way into an account the provider made, so it stays.
+    assert!(
+        desktop
+            .run(&["sso", "unlink", "corp"])
+            .await
+            .contains("unlinked")
+    );
+    assert!(
+        desktop
+            .run(&["sso"])
+            .await
+            .contains("no single sign-on account is linked")
+    );
+    let kept = newbie.try_run(&["sso", "unlink", "corp"]).await;
+    assert!(!kept.status.success());
+    assert!(
+        String::from_utf8_lossy(&kept.stderr).contains("only way in"),
+        "{kept:?}"
+    );
 
     // Refused at the provider: the browser's page and the CLI both say so.
     peer.next_login(None).await;
