@@ -172,6 +172,9 @@ pub struct AuthSettings {
     /// on first start; every instance of a cluster needs the same one). Default:
     /// `DATA_DIR/secret.key`.
     pub secret_key_file: Option<PathBuf>,
+    /// Most single sign-on logins sent to providers and not back yet: each is a row anyone can
+    /// make without logging in, so a flood is refused (503) rather than stored.
+    pub max_sso_logins_in_flight: i64,
     /// OpenID Connect providers members may log in through (`[[auth.oidc]]`, one table each).
     pub oidc: Vec<OidcProvider>,
 }
@@ -363,6 +366,7 @@ impl Default for AuthSettings {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             secret_key_file: None,
+            max_sso_logins_in_flight: 10_000,
             oidc: Vec::new(),
         }
     }
@@ -683,6 +687,9 @@ argon2_iterations = 2
 # (keep it with the backups, apart from database copies; every instance of a cluster needs the same
 # one). Default: secret.key in data_dir.
 # secret_key_file = "/etc/hearth/secret.key"
+# Most single sign-on logins on their way to a provider and back (10 minutes each) at once; more
+# are refused, so a flood of anonymous starts cannot fill the database.
+max_sso_logins_in_flight = 10000
 
 # Logging in through an OpenID Connect provider (single sign-on), one [[auth.oidc]] table each. Login
 # only: members' keys never come from it. Register https://HEARTH/api/v1/auth/sso/ID/callback (the

@@ -130,6 +130,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many logins are in flight (not expired at `now`).
+    pub async fn sso_logins_in_flight(&self, now: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM sso_logins WHERE expires_at > $1")
+            .bind(now)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// Takes the login in flight with this state if it has not expired: it is deleted, so the
     /// provider's answer is used once.
     pub async fn take_sso_login(&self, state_hash: &str, now: i64) -> Result<Option<SsoLoginRow>> {

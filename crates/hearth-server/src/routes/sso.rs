@@ -180,6 +180,16 @@ pub async fn start(
         None
     };
     let redirect = redirect_uri(&state, &headers, &id)?;
+    let now = now_ms();
+    if state.store.sso_logins_in_flight(now).await? >= state.settings.auth.max_sso_logins_in_flight
+    {
+        tracing::warn!(provider = %id, "single sign-on refused: too many logins in flight");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sso_busy",
+            "too many single sign-on logins are under way: try again in a few minutes",
+        ));
+    }
     let flow_state = random_token();
     let started = match p.start(&redirect, &flow_state).await {
         Ok(s) => s,
@@ -188,7 +198,6 @@ pub async fn start(
             return Ok(to_dashboard_with_error(&e.to_string()));
         }
     };
-    let now = now_ms();
     state
         .store
         .insert_sso_login(&SsoLoginRow {

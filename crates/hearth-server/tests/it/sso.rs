@@ -19,8 +19,19 @@ async fn server_configured(
     providers: &[(&str, &str)],
     tweak: impl Fn(&mut hearth_server::config::OidcProvider),
 ) -> TestServer {
+    server_set(peer, providers, tweak, |_| {}).await
+}
+
+/// As [`server_configured`], the server's settings adjusted by `settings`.
+async fn server_set(
+    peer: &OidcPeer,
+    providers: &[(&str, &str)],
+    tweak: impl Fn(&mut hearth_server::config::OidcProvider),
+    settings: impl FnOnce(&mut hearth_server::config::Settings),
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut s = test_settings(&dir.path().join("data"));
+    settings(&mut s);
     for (id, accounts) in providers {
         let secret = dir.path().join(format!("{id}.secret"));
         std::fs::write(&secret, format!("secret of {id}\n")).unwrap();
@@ -521,4 +532,33 @@ async fn a_provider_set_to_prompt_asks_again_on_a_shared_machine() {
     assert_eq!(log_in(&mut shared, "corp").await, "alice");
     // Through the provider set to prompt, it asks, and bob is bob.
     assert_eq!(log_in(&mut shared, "kiosk").await, "bob");
+}
+
+/// Starting a login needs no account, and each start is kept ten minutes: past the configured
+/// number in flight, starts are refused rather than stored.
+#[tokio::test]
+async fn a_flood_of_anonymous_starts_is_refused_past_the_logins_in_flight_allowed() {
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_set(
+        &peer,
+        &[("corp", "match")],
+        |_| {},
+        |s| {
+            s.auth.max_sso_logins_in_flight = 2;
+        },
+    )
+    .await;
+    let start = format!("{}/api/v1/auth/sso/corp/start", server.url);
+    let mut b = Browser::default();
+    for _ in 0..2 {
+        let r = b.send(reqwest::Method::GET, &start, None).await;
+        assert_eq!(r.status(), 303);
+    }
+    let r = b.send(reqwest::Method::GET, &start, None).await;
+    assert_eq!(r.status(), 503);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "sso_busy");
+    assert_eq!(server.state.store.sso_logins_in_flight(0).await.unwrap(), 2);
 }
