@@ -139,7 +139,8 @@ pub struct StartQuery {
 /// redirect to the provider.
 #[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/start", tag = "accounts",
     params(("provider" = String, Path), StartQuery),
-    responses((status = 303, description = "to the provider"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 303, description = "to the provider"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, description = "too many logins in flight (sso_busy)", body = ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -284,7 +285,8 @@ pub struct CallbackQuery {
 /// `/#sso` to finish, `/#sso-linked=ID` after linking, `/#sso-error=MESSAGE` when refused.
 #[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/callback", tag = "accounts",
     params(("provider" = String, Path), CallbackQuery),
-    responses((status = 303, description = "to the dashboard")))]
+    responses((status = 303, description = "to the dashboard, or to the command line's loopback address with an error"),
+        (status = 200, description = "a login the command line started: the page that asks before handing it over", content_type = "text/html")))]
 pub async fn callback(
     State(state): State<AppState>,
     Path(id): Path<String>,
