@@ -280,6 +280,9 @@ pub struct Member {
     /// Whether the member's logins ask for a second factor (what a policy requiring it looks at).
     #[serde(default)]
     pub mfa: bool,
+    /// The single sign-on providers (ids) the member has an account linked at.
+    #[serde(default)]
+    pub sso: Vec<String>,
 }
 
 /// `POST /api/v1/orgs/{org}/members`: add an existing account by login.

@@ -180,6 +180,24 @@ impl Store {
         row.as_ref().map(identity).transpose()
     }
 
+    /// `org`'s members with an identity linked, and at which provider (one pair per provider).
+    pub async fn members_sso(
+        &self,
+        org: hearth_proto::ids::OrgId,
+    ) -> Result<Vec<(UserId, String)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT i.user_id, i.provider FROM sso_identities i \
+             JOIN memberships m ON m.user_id = i.user_id WHERE m.org_id = $1 \
+             ORDER BY i.provider",
+        )
+        .bind(org.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((parsed(r, "user_id")?, r.try_get("provider")?)))
+            .collect()
+    }
+
     /// The identities linked to `user`, by provider.
     pub async fn sso_identities_of(&self, user: UserId) -> Result<Vec<SsoIdentityRow>> {
         let rows = sqlx::query(&format!(

@@ -102,18 +102,34 @@ async fn list(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
                 "admin_device": dev.is_some_and(|d| d.admin),
                 "fingerprint": dev.map(|d| d.device.fingerprint().to_string()),
                 "mfa": m.mfa,
+                "sso": m.sso,
             })
         })
         .collect();
     if json {
         return print_json(&rows);
     }
-    let mut t = Table::new(&["LOGIN", "ROLE", "2ND FACTOR", "DEVICE", "FINGERPRINT"]);
+    let mut t = Table::new(&[
+        "LOGIN",
+        "ROLE",
+        "2ND FACTOR",
+        "SSO",
+        "DEVICE",
+        "FINGERPRINT",
+    ]);
     for r in &rows {
         t.row(vec![
             r["login"].as_str().unwrap_or_default().to_owned(),
             r["role"].as_str().unwrap_or_default().to_owned(),
             if r["mfa"] == true { "on" } else { "off" }.to_owned(),
+            match r["sso"].as_array() {
+                Some(p) if !p.is_empty() => p
+                    .iter()
+                    .filter_map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => "-".into(),
+            },
             match (r["in_chain"].as_bool(), r["admin_device"].as_bool()) {
                 (Some(true), Some(true)) => "admin".into(),
                 (Some(true), _) => "member".into(),

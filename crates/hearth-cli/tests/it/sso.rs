@@ -123,6 +123,9 @@ async fn hearth_login_through_a_provider_then_unlocks_the_members_keys_with_the_
         linked.contains("corp") && linked.contains("Corp SSO") && linked.contains("ada"),
         "{linked}"
     );
+    let members = desktop.run(&["members", "list", "--json"]).await;
+    let members: serde_json::Value = serde_json::from_str(&members).unwrap();
+    assert_eq!(members[0]["sso"], serde_json::json!(["corp"]), "{members}");
 
     // The provider vouching is not enough: a wrong passphrase unlocks nothing, and saves nothing.
     let stranger = Machine::new("not ada's passphrase");

@@ -938,11 +938,17 @@ pub async fn list_members(
 ) -> ApiResult<Json<Vec<Member>>> {
     let members = state.store.members(access.org.id).await?;
     let with_mfa = state.store.members_with_mfa(access.org.id).await?;
+    let sso = state.store.members_sso(access.org.id).await?;
     Ok(Json(
         members
             .into_iter()
             .map(|(u, role)| Member {
                 mfa: with_mfa.contains(&u.id),
+                sso: sso
+                    .iter()
+                    .filter(|(id, _)| *id == u.id)
+                    .map(|(_, p)| p.clone())
+                    .collect(),
                 user: u.to_api(),
                 role,
             })
@@ -998,12 +1004,26 @@ pub async fn add_member(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(Member {
-            mfa: crate::mfa::is_on(&state.store, user.id).await?,
-            user: user.to_api(),
-            role: req.role,
-        }),
+        Json(member(&state, &user, req.role).await?),
     ))
+}
+
+/// One member as `GET .../members` lists them: with their second factor and linked providers.
+async fn member(state: &AppState, user: &UserRow, role: Role) -> ApiResult<Member> {
+    Ok(Member {
+        mfa: crate::mfa::is_on(&state.store, user.id).await?,
+        sso: state
+            .store
+            .sso_identities_of(user.id)
+            .await?
+            .into_iter()
+            .map(|i| i.provider)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        user: user.to_api(),
+        role,
+    })
 }
 
 /// Change a member's role.
@@ -1037,11 +1057,7 @@ pub async fn set_member_role(
     .await?;
     tx.commit().await?;
     let user = state.store.user_by_id(user_id).await?;
-    Ok(Json(Member {
-        mfa: crate::mfa::is_on(&state.store, user.id).await?,
-        user: user.to_api(),
-        role: req.role,
-    }))
+    Ok(Json(member(&state, &user, req.role).await?))
 }
 
 /// Remove a member (or leave, for oneself).

@@ -84,7 +84,7 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
         return;
     };
     let server = server_with(&peer, &[("corp", "match")]).await;
-    let (owner, _org) = server.bootstrap().await;
+    let (owner, org) = server.bootstrap().await;
     let info: ServerInfo = owner.raw_get("/api/v1/info").await.unwrap();
     assert_eq!(info.sso.len(), 1);
     assert_eq!(
@@ -120,6 +120,9 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
         ("corp", "corp SSO", "owner")
     );
     assert!(ids[0].last_login_at.is_some());
+    // The organisation's admins see who has an account linked where.
+    let members = owner.members(org).await.unwrap();
+    assert_eq!(members[0].sso, ["corp"], "{members:?}");
 
     // A callback delivered to another browser (login CSRF) is refused, and spends nothing.
     let mut victim = Browser::default();
