@@ -3,7 +3,8 @@
 //! camera frame, the library's names, notes and thumbnails), uploads and prints as the CLI does,
 //! and refuses what a local web server must refuse (no token, a rebound host name, another
 //! site). Then the page itself in a real Chromium (`web/tests/member-ui.test.mjs`) when the
-//! browser is installed.
+//! browser is installed, and there an admin's decisions on jobs waiting for approval
+//! (`web/tests/member-ui-approval.test.mjs`).
 
 use std::sync::{Arc, Mutex};
 
@@ -505,7 +506,15 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     assert!(listed.iter().any(|f| f["name"] == "from-the-slicer.gcode"));
 
     // The page itself, in a real browser, when one is installed here.
-    browser_test(&ui).await;
+    let sample = crate::sample("cube20_prusaslicer_mk3s.gcode");
+    browser_test(
+        "member-ui.test.mjs",
+        &[
+            ("HEARTH_UI_LINK", &ui.link),
+            ("HEARTH_SAMPLE", sample.to_str().unwrap()),
+        ],
+    )
+    .await;
 
     // Deleted from the library through the page: gone for the server too.
     let gone = ui
@@ -521,28 +530,112 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     assert!(held.iter().all(|f| f.id.to_string() != id));
 }
 
-/// `web/tests/member-ui.test.mjs` in Chromium against this `hearth ui`; skipped (said) when the
-/// browser or the test's packages are not installed, a failure under HEARTH_REQUIRE_PEERS=1.
-async fn browser_test(ui: &RunningUi) {
-    let Some((web, chromium)) = crate::browser::browser() else {
+/// `hearth org approval required`, in the pages of `hearth ui`: Bob, an operator, prints two
+/// files, which wait; his page lists them as awaiting approval, without the buttons that decide.
+/// In Ada's page (the owner) one is approved with a click and goes to the printer, the other is
+/// rejected with the reason she types, and is cancelled saying who and why, for Bob too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_approves_and_rejects_waiting_jobs_in_the_page() {
+    let crate::queue::OnePrinter {
+        server,
+        ada,
+        agent,
+        client,
+        org,
+    } = crate::queue::one_printer(50.0).await;
+    ada.run(&["org", "approval", "required"]).await;
+    let org_fp = ada
+        .run(&["org", "show"])
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("Fingerprint:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (bob, bob_fp) = crate::members::join(&server, &ada, &org_fp, "bob").await;
+    ada.run(&["members", "add", "bob", "--fingerprint", &bob_fp])
+        .await;
+    let work = tempfile::tempdir().unwrap();
+    let print = async |name: &str| -> JobId {
+        let file = gcode(work.path(), name, name);
+        bob.run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+            .await
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (kept, dropped) = (print("keep.gcode").await, print("drop.gcode").await);
+    let job_of = async |id: JobId| -> Job {
+        client
+            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{id}"))
+            .await
+            .unwrap()
+    };
+    assert!(job_of(kept).await.awaits_approval());
+    assert!(job_of(dropped).await.awaits_approval());
+    let (ada_ui, bob_ui) = (start_ui(&ada).await, start_ui(&bob).await);
+    let reason = "PETG on mk4 this week, not PLA — ask first";
+
+    if !browser_test(
+        "member-ui-approval.test.mjs",
+        &[
+            ("HEARTH_UI_LINK", &ada_ui.link),
+            ("HEARTH_OPERATOR_UI_LINK", &bob_ui.link),
+            ("HEARTH_APPROVE_JOB", &kept.to_string()),
+            ("HEARTH_REJECT_JOB", &dropped.to_string()),
+            ("HEARTH_REJECT_REASON", reason),
+        ],
+    )
+    .await
+    {
         return;
+    }
+
+    // What the server holds: Ada's decisions, and the approved job printed on mk4.
+    let ada_id = client.me().await.unwrap().user.id;
+    let approved = eventually("the approved job printed", || async {
+        let j = job_of(kept).await;
+        (j.state == JobState::Completed).then_some(j)
+    })
+    .await;
+    let approval = approved.approval.unwrap();
+    assert_eq!(
+        (approval.state, approval.by),
+        (ApprovalState::Approved, Some(ada_id))
+    );
+    let rejected = job_of(dropped).await;
+    assert_eq!(rejected.state, JobState::Cancelled);
+    assert_eq!(
+        rejected.message.as_deref(),
+        Some(format!("rejected by ada: {reason}").as_str())
+    );
+    let approval = rejected.approval.unwrap();
+    assert_eq!(
+        (approval.state, approval.by),
+        (ApprovalState::Rejected, Some(ada_id))
+    );
+    agent.shutdown().await;
+}
+
+/// `web/tests/SCRIPT` in Chromium, given `env`; whether it ran: skipped (said) when the browser
+/// or the test's packages are not installed, a failure under HEARTH_REQUIRE_PEERS=1.
+async fn browser_test(script: &str, env: &[(&str, &str)]) -> bool {
+    let Some((web, chromium)) = crate::browser::browser() else {
+        return false;
     };
     let out = tokio::process::Command::new("node")
-        .arg("member-ui.test.mjs")
+        .arg(script)
         .current_dir(&web)
-        .env("HEARTH_UI_LINK", &ui.link)
-        .env(
-            "HEARTH_SAMPLE",
-            crate::sample("cube20_prusaslicer_mk3s.gcode"),
-        )
+        .envs(env.iter().copied())
         .env("CHROMIUM", chromium)
         .output()
         .await
         .unwrap();
     assert!(
         out.status.success(),
-        "the browser test failed:\n{}\n{}",
+        "the browser test {script} failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    true
 }
