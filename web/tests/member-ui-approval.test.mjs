@@ -58,7 +58,7 @@ try {
 
   step("Bob's page lists his jobs as awaiting approval, without the buttons that decide");
   const bob = await open("bob", operatorLink);
-  await bob.locator("#who", { hasText: "bob · Acme (member)" }).waitFor();
+  await bob.locator("#who", { hasText: "bob · Acme (operator)" }).waitFor();
   await bob.click('.tab[data-tab="jobs"]');
   for (const [id, name] of [[kept, "keep.gcode"], [dropped, "drop.gcode"]]) {
     const r = row(bob, id, "awaiting-approval");
@@ -70,7 +70,7 @@ try {
 
   step("Ada's page lists Bob's waiting jobs by name, with Approve and Reject…");
   const page = await open("ada", link);
-  await page.locator("#who", { hasText: "ada · Acme (admin)" }).waitFor();
+  await page.locator("#who", { hasText: "ada · Acme (owner)" }).waitFor();
   await page.click('.tab[data-tab="jobs"]');
   for (const [id, name] of [[kept, "keep.gcode"], [dropped, "drop.gcode"]]) {
     const r = row(page, id, "awaiting-approval");

@@ -41,7 +41,7 @@ try {
   step("the printed link opens the dashboard, and the token leaves the address bar");
   await page.goto(link);
   assert.equal(page.url(), `${base}/`);
-  await page.locator("#who", { hasText: "ada · Acme (admin)" }).waitFor();
+  await page.locator("#who", { hasText: "ada · Acme (owner)" }).waitFor();
   assert.match(await page.textContent("#footer"), /fingerprint .+ cannot read them/);
 
   step("the printer's card names what it prints, from the job's label opened here");

@@ -333,11 +333,23 @@ impl Ui {
 }
 
 async fn me(State(ui): State<Arc<Ui>>) -> Answer {
-    let (ctx, trusted) = ui.session().await?;
+    let (ctx, _) = ui.session().await?;
     let device = ctx.device()?;
-    let role = trusted
-        .member(&device.public().signing)
-        .map(|m| if m.admin { "admin" } else { "member" });
+    // The role the server decides with (an admin's device in the chain is another matter): the
+    // membership's, capped by this machine's token.
+    let me: hearth_proto::api::Me = ctx
+        .client
+        .raw_get("/api/v1/me")
+        .await
+        .map_err(anyhow::Error::new)?;
+    let role = me
+        .memberships
+        .iter()
+        .find(|m| Some(m.org.id) == ctx.profile.org_id)
+        .map(|m| match &me.token {
+            Some(t) => m.role.min(t.max_role),
+            None => m.role,
+        });
     Ok(axum::Json(json!({
         "server": ctx.profile.server,
         "login": ctx.profile.login,

@@ -154,7 +154,7 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .await
         .unwrap();
     assert_eq!(me["login"], "ada");
-    assert_eq!(me["role"], "admin");
+    assert_eq!(me["role"], "owner", "the role the server decides with");
     assert_eq!(me["org"]["name"], "Acme");
 
     // The camera frame the agent sealed, checked and opened here.
