@@ -9,6 +9,24 @@ use crate::support::*;
 
 /// `login` gets an account and the operator role from `admin`'s server account, and runs
 /// `hearth login` on a machine of their own; returns it and the device fingerprint it printed.
+/// `login` joins `admin`'s organisation as an operator (pinning the fingerprint `hearth org
+/// show` prints) and `admin` adds the new device to the chain: a member who can print.
+pub(crate) async fn operator(server: &TestServer, admin: &Machine, login: &str) -> Machine {
+    let org_fp = admin
+        .run(&["org", "show"])
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("Fingerprint:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (m, fp) = join(server, admin, &org_fp, login).await;
+    admin
+        .run(&["members", "add", login, "--fingerprint", &fp])
+        .await;
+    m
+}
+
 pub(crate) async fn join(
     server: &TestServer,
     admin: &Machine,

@@ -436,15 +436,7 @@ async fn an_admin_approves_or_rejects_an_operators_jobs() {
         shown.contains("operators' jobs wait for an admin's approval"),
         "{shown}"
     );
-    let org_fp = shown
-        .lines()
-        .find_map(|l| l.strip_prefix("Fingerprint:"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let (bob, bob_fp) = crate::members::join(&server, &ada, &org_fp, "bob").await;
-    ada.run(&["members", "add", "bob", "--fingerprint", &bob_fp])
-        .await;
+    let bob = crate::members::operator(&server, &ada, "bob").await;
     let work = tempfile::tempdir().unwrap();
     let job_of = |id: JobId| {
         let client = client.clone();

@@ -544,17 +544,7 @@ async fn an_admin_approves_and_rejects_waiting_jobs_in_the_page() {
         org,
     } = crate::queue::one_printer(50.0).await;
     ada.run(&["org", "approval", "required"]).await;
-    let org_fp = ada
-        .run(&["org", "show"])
-        .await
-        .lines()
-        .find_map(|l| l.strip_prefix("Fingerprint:"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let (bob, bob_fp) = crate::members::join(&server, &ada, &org_fp, "bob").await;
-    ada.run(&["members", "add", "bob", "--fingerprint", &bob_fp])
-        .await;
+    let bob = crate::members::operator(&server, &ada, "bob").await;
     let work = tempfile::tempdir().unwrap();
     let print = async |name: &str| -> JobId {
         let file = gcode(work.path(), name, name);
