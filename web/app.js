@@ -404,6 +404,13 @@ async function openOrg(id) {
   try {
     await reload();
   } catch (e) {
+    if (e.code === "sso_required_by_org") {
+      // The organisation takes only logins through a provider: say so (another organisation of
+      // the account may still be open to this login, so the session stays).
+      notice(`${e.message}: log out, then log in that way.`);
+      showTab("account");
+      return;
+    }
     if (e.code !== "mfa_required_by_org") throw e;
     // The organisation requires a second factor this account does not have: say so, and where.
     notice(`${e.message}. Or here: Account, then "Set up an authenticator app".`);
@@ -496,6 +503,9 @@ function renderAccount() {
   if (!on) $("mfa-recovery").hidden = true;
   $("org-require-mfa").checked = Boolean(state.org && state.org.require_mfa);
   $("org-require-approval").checked = Boolean(state.org && state.org.require_approval);
+  $("org-require-sso").checked = Boolean(state.org && state.org.require_sso);
+  // Offered where the server has a provider, or still on (so it can be lifted).
+  $("org-sso-policy").hidden = ssoProviders().length === 0 && !$("org-require-sso").checked;
   if (state.org && atLeast("admin")) {
     loadMfaMissing().catch((e) => notice(`Could not read the members: ${e.message}`));
   }
@@ -669,9 +679,10 @@ async function onMfaOff(ev) {
   }
 }
 
-// An organisation policy's checkbox: `path` is `mfa-policy` (members must have a second factor)
-// or `approval-policy` (jobs of members below admin wait for an admin's approval; jobs submitted
-// earlier are not affected), `field` the Org field it sets; `then` runs after a change.
+// An organisation policy's checkbox: `path` is `mfa-policy` (members must have a second factor),
+// `approval-policy` (jobs of members below admin wait for an admin's approval; jobs submitted
+// earlier are not affected) or `sso-policy` (members must have logged in through a provider),
+// `field` the Org field it sets; `then` runs after a change.
 function onPolicy(path, field, then) {
   return async (ev) => {
     notice("");
@@ -1910,6 +1921,7 @@ async function main() {
   $("mfa-new-codes").addEventListener("click", onMfaNewCodes);
   $("org-require-mfa").addEventListener("change", onPolicy("mfa-policy", "require_mfa", loadMfaMissing));
   $("org-require-approval").addEventListener("change", onPolicy("approval-policy", "require_approval"));
+  $("org-require-sso").addEventListener("change", onPolicy("sso-policy", "require_sso"));
   $("sessions-end-others").addEventListener("click", onEndOtherSessions);
   $("stats-hours").addEventListener("change", () => loadStats().catch((e) => notice(e.message)));
   $("loaded-form").addEventListener("submit", onLoadedSubmit);

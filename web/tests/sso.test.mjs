@@ -125,6 +125,26 @@ try {
   assert.equal(await link.count(), 0);
   assert.equal(await page.textContent("#who"), "owner");
 
+  step("the owner, logged in through the provider, requires single sign-on of the organisation and lifts it");
+  const orgOf = () => page.evaluate(async () => {
+    const me = await (await fetch("/api/v1/me")).json();
+    return (await fetch(`/api/v1/orgs/${me.memberships[0].org.id}`)).json();
+  });
+  const requireSso = page.locator("#org-require-sso");
+  await requireSso.waitFor();
+  await requireSso.check();
+  await page.waitForFunction(async () => {
+    const me = await (await fetch("/api/v1/me")).json();
+    return (await (await fetch(`/api/v1/orgs/${me.memberships[0].org.id}`)).json()).require_sso;
+  });
+  assert.equal((await orgOf()).require_sso, true);
+  await requireSso.uncheck();
+  await page.waitForFunction(async () => {
+    const me = await (await fetch("/api/v1/me")).json();
+    return !(await (await fetch(`/api/v1/orgs/${me.memberships[0].org.id}`)).json()).require_sso;
+  });
+  assert.ok(await page.locator("#notice").isHidden(), "no problem shown");
+
   assert.deepEqual(problems, []);
   console.log("sso: all steps passed");
 } finally {

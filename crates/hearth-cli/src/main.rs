@@ -207,6 +207,20 @@ enum OrgCmd {
         #[arg(value_enum)]
         policy: ApprovalPolicyArg,
     },
+    /// Whether members must have logged in through single sign-on to act in the organisation
+    /// (admins, themselves logged in through it: `hearth login --sso`).
+    Sso {
+        #[arg(value_enum)]
+        policy: SsoPolicyArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SsoPolicyArg {
+    /// Sessions and API tokens not from a single sign-on login are refused in the organisation.
+    Required,
+    /// A passphrase login will do too.
+    Optional,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -239,10 +253,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd::login::show_org(&mut ctx::Ctx::load()?, json).await
         }
         Command::Org(OrgCmd::Mfa { policy }) => {
-            cmd::login::org_policy(false, matches!(policy, MfaPolicyArg::Required)).await
+            let on = matches!(policy, MfaPolicyArg::Required);
+            cmd::login::org_policy(cmd::login::Policy::Mfa, on).await
         }
         Command::Org(OrgCmd::Approval { policy }) => {
-            cmd::login::org_policy(true, matches!(policy, ApprovalPolicyArg::Required)).await
+            let on = matches!(policy, ApprovalPolicyArg::Required);
+            cmd::login::org_policy(cmd::login::Policy::Approval, on).await
+        }
+        Command::Org(OrgCmd::Sso { policy }) => {
+            let on = matches!(policy, SsoPolicyArg::Required);
+            cmd::login::org_policy(cmd::login::Policy::Sso, on).await
         }
         Command::Keys(c) => cmd::keys::run(&c).await,
         Command::Members(c) => cmd::members::run(&c).await,

@@ -643,6 +643,17 @@ impl Client {
         .await
     }
 
+    /// Whether members must have logged in through single sign-on to act in the organisation
+    /// (admins, themselves logged in through it).
+    pub async fn set_sso_policy(&self, org: OrgId, require_sso: bool) -> Result<Org> {
+        self.send(
+            Method::PUT,
+            &format!("/api/v1/orgs/{org}/sso-policy"),
+            &SsoPolicy { require_sso },
+        )
+        .await
+    }
+
     /// Approves a job waiting for an admin's approval (admins).
     pub async fn approve_job(&self, org: OrgId, job: JobId) -> Result<Job> {
         self.send(

@@ -117,6 +117,19 @@ pub struct Org {
     /// (`PUT .../approval-policy`).
     #[serde(default)]
     pub require_approval: bool,
+    /// Its members must have logged in through single sign-on to act in it (`PUT
+    /// .../sso-policy`).
+    #[serde(default)]
+    pub require_sso: bool,
+}
+
+/// `PUT /api/v1/orgs/{org}/sso-policy` (admins): whether members must have logged in through
+/// single sign-on (their session, or the session their API token was made in) to act in it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SsoPolicy {
+    pub require_sso: bool,
 }
 
 /// `PUT /api/v1/orgs/{org}/approval-policy` (admins): whether jobs of members below admin wait for

@@ -207,7 +207,12 @@ pub fn source_addr(parts: &Parts) -> Option<String> {
 pub enum Via {
     /// Browser session; `token_hash` identifies it for logout; `opened_at` is when its login
     /// happened (Unix ms), for what only a fresh login may do.
-    Session { token_hash: String, opened_at: i64 },
+    /// `sso` is the single sign-on provider its login went through, if one did.
+    Session {
+        token_hash: String,
+        opened_at: i64,
+        sso: Option<String>,
+    },
     /// API token, with its scope.
     Token(TokenRow),
 }
@@ -258,6 +263,15 @@ impl Caller {
             Via::Token(_) => Err(ApiError::forbidden(format!(
                 "log in to {what}: an API token cannot"
             ))),
+        }
+    }
+
+    /// The single sign-on provider the caller's login went through: their session's, or that of
+    /// the session their API token was made in.
+    pub fn sso(&self) -> Option<&str> {
+        match &self.via {
+            Via::Session { sso, .. } => sso.as_deref(),
+            Via::Token(t) => t.sso_provider.as_deref(),
         }
     }
 
@@ -349,6 +363,7 @@ impl FromRequestParts<AppState> for Caller {
                 via: Via::Session {
                     token_hash: hash,
                     opened_at: row.created_at,
+                    sso: row.sso_provider,
                 },
                 source,
             }
@@ -430,6 +445,17 @@ impl<R: MinRole> FromRequestParts<AppState> for OrgAccess<R> {
             )));
         }
         let org = state.store.org_by_id(org_id).await?;
+        if org.require_sso && caller.sso().is_none() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "sso_required_by_org",
+                format!(
+                    "organisation {:?} asks its members to log in through single sign-on: log in \
+                     with the dashboard's \"Log in with ...\", or `hearth login SERVER --sso ID`",
+                    org.name
+                ),
+            ));
+        }
         if org.require_mfa && !crate::mfa::is_on(&state.store, caller.user.id).await? {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,

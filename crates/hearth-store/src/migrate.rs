@@ -114,6 +114,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0023_audit_action_index.sql"),
     ),
     (24, "sso", include_str!("../migrations/0024_sso.sql")),
+    (
+        25,
+        "sso_policy",
+        include_str!("../migrations/0025_sso_policy.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -33,6 +33,8 @@ pub enum OrgPolicy {
     RequireMfa,
     /// Jobs of members below admin wait for an admin's approval.
     RequireApproval,
+    /// Members must have logged in through single sign-on to act in it.
+    RequireSso,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct OrgRow {
     pub require_mfa: bool,
     /// Jobs of members below admin wait for an admin's approval (migration 0022).
     pub require_approval: bool,
+    /// Its members must have logged in through single sign-on to act in it (migration 0025).
+    pub require_sso: bool,
 }
 
 impl OrgRow {
@@ -56,6 +60,7 @@ impl OrgRow {
             created_at: rfc3339(self.created_at),
             require_mfa: self.require_mfa,
             require_approval: self.require_approval,
+            require_sso: self.require_sso,
         }
     }
 }
@@ -79,6 +84,8 @@ pub struct SessionRow {
     pub csrf_token: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The single sign-on provider it was opened through; `None`: a passphrase.
+    pub sso_provider: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +99,8 @@ pub struct TokenRow {
     pub last_used_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The single sign-on provider of the session it was made in; `None`: a passphrase's.
+    pub sso_provider: Option<String>,
 }
 
 impl TokenRow {

@@ -20,7 +20,8 @@ fn user(row: &AnyRow) -> Result<UserRow> {
     })
 }
 
-const ORG_COLS: &str = "id, name, quota_bytes, created_at, require_mfa, require_approval";
+const ORG_COLS: &str =
+    "id, name, quota_bytes, created_at, require_mfa, require_approval, require_sso";
 
 fn org(row: &AnyRow) -> Result<OrgRow> {
     Ok(OrgRow {
@@ -30,11 +31,12 @@ fn org(row: &AnyRow) -> Result<OrgRow> {
         created_at: row.try_get("created_at")?,
         require_mfa: row.try_get::<i64, _>("require_mfa")? != 0,
         require_approval: row.try_get::<i64, _>("require_approval")? != 0,
+        require_sso: row.try_get::<i64, _>("require_sso")? != 0,
     })
 }
 
-const TOKEN_COLS: &str =
-    "id, user_id, org_id, name, max_role, created_at, last_used_at, expires_at, revoked_at";
+const TOKEN_COLS: &str = "id, user_id, org_id, name, max_role, created_at, last_used_at, \
+                          expires_at, revoked_at, sso_provider";
 
 fn token(row: &AnyRow) -> Result<TokenRow> {
     Ok(TokenRow {
@@ -47,6 +49,7 @@ fn token(row: &AnyRow) -> Result<TokenRow> {
         last_used_at: row.try_get("last_used_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        sso_provider: row.try_get("sso_provider")?,
     })
 }
 
@@ -164,7 +167,7 @@ impl Store {
     /// The organisations a user belongs to, with their role in each.
     pub async fn memberships_of(&self, user_id: UserId) -> Result<Vec<(OrgRow, Role)>> {
         let rows = sqlx::query(
-            "SELECT o.id, o.name, o.quota_bytes, o.created_at, o.require_mfa, o.require_approval, m.role \
+            "SELECT o.id, o.name, o.quota_bytes, o.created_at, o.require_mfa, o.require_approval, o.require_sso, m.role \
              FROM memberships m \
              JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY o.name",
         )
@@ -219,7 +222,7 @@ impl Store {
     /// The session behind a session-cookie hash, if it exists and has not expired.
     pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT user_id, csrf_token, created_at, expires_at FROM sessions \
+            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider FROM sessions \
              WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
@@ -232,6 +235,7 @@ impl Store {
                 csrf_token: r.try_get("csrf_token")?,
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
+                sso_provider: r.try_get("sso_provider")?,
             })
         })
         .transpose()
@@ -418,6 +422,7 @@ impl Tx {
         let column = match policy {
             crate::OrgPolicy::RequireMfa => "require_mfa",
             crate::OrgPolicy::RequireApproval => "require_approval",
+            crate::OrgPolicy::RequireSso => "require_sso",
         };
         self.set_org_number(org_id, column, i64::from(on)).await
     }
@@ -506,7 +511,7 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, source, \
-             user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             user_agent, sso_provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(token_hash)
         .bind(s.user_id.to_string())
@@ -515,6 +520,7 @@ impl Tx {
         .bind(s.expires_at)
         .bind(source.map(str::to_owned))
         .bind(user_agent.map(str::to_owned))
+        .bind(s.sso_provider.clone())
         .execute(&mut *self.inner)
         .await?;
         Ok(())
@@ -562,7 +568,8 @@ impl Tx {
     pub async fn insert_token(&mut self, t: &TokenRow, token_hash: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_tokens (id, user_id, org_id, name, token_hash, max_role, created_at, \
-             last_used_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             last_used_at, expires_at, revoked_at, sso_provider) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
@@ -574,6 +581,7 @@ impl Tx {
         .bind(t.last_used_at)
         .bind(t.expires_at)
         .bind(t.revoked_at)
+        .bind(t.sso_provider.clone())
         .execute(&mut *self.inner)
         .await?;
         Ok(())

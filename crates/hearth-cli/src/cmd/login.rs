@@ -465,6 +465,8 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
     if json {
         let v = serde_json::json!({
             "require_mfa": org.require_mfa,
+            "require_approval": org.require_approval,
+            "require_sso": org.require_sso,
             "org_id": trusted.org_id(),
             "name": trusted.org_name(),
             "fingerprint": chain.genesis.fingerprint().to_string(),
@@ -487,6 +489,11 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
             "a second factor is up to each member (`hearth org mfa required` to require it)"
         }
     );
+    if org.require_sso {
+        println!(
+            "              and log in through single sign-on (`hearth org sso optional` to lift)"
+        );
+    }
     println!(
         "Jobs:         {}",
         if org.require_approval {
@@ -526,24 +533,40 @@ pub async fn show_org(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
 /// must have a second factor (admins; an admin without one is refused, so as not to be locked
 /// out). `hearth org approval required|off` (`approval: true`): whether jobs of members below
 /// admin wait for an admin's approval.
-pub async fn org_policy(approval: bool, require: bool) -> anyhow::Result<()> {
+/// An organisation's on/off policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Mfa,
+    Approval,
+    Sso,
+}
+
+pub async fn org_policy(policy: Policy, require: bool) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
-    let org = match approval {
-        false => ctx.client.set_mfa_policy(ctx.org()?, require).await,
-        true => ctx.client.set_approval_policy(ctx.org()?, require).await,
+    let org = ctx.org()?;
+    let org = match policy {
+        Policy::Mfa => ctx.client.set_mfa_policy(org, require).await,
+        Policy::Approval => ctx.client.set_approval_policy(org, require).await,
+        Policy::Sso => ctx.client.set_sso_policy(org, require).await,
     }
     .context("cannot change the organisation's policy")?;
-    let said = match (approval, require) {
-        (false, true) => {
+    let said = match (policy, require) {
+        (Policy::Mfa, true) => {
             "members must have a second factor; those without one are refused until \
                           they set one up (`hearth mfa on`)"
         }
-        (false, false) => "a second factor is up to each member",
-        (true, true) => {
+        (Policy::Mfa, false) => "a second factor is up to each member",
+        (Policy::Approval, true) => {
             "jobs of members below admin now wait for an admin's approval (`hearth \
                          queue` lists them; `hearth approve JOB` / `hearth reject JOB --reason ...`)"
         }
-        (true, false) => "jobs go to printers without approval",
+        (Policy::Approval, false) => "jobs go to printers without approval",
+        (Policy::Sso, true) => {
+            "members must log in through single sign-on (`hearth login --sso`, the dashboard's \
+             \"Log in with ...\"); their passphrase logins and the API tokens made in them are \
+             refused in it"
+        }
+        (Policy::Sso, false) => "a passphrase login will do too",
     };
     println!("{}: {said}", org.name);
     Ok(())

@@ -127,6 +127,35 @@ async fn hearth_login_through_a_provider_then_unlocks_the_members_keys_with_the_
     let members: serde_json::Value = serde_json::from_str(&members).unwrap();
     assert_eq!(members[0]["sso"], serde_json::json!(["corp"]), "{members}");
 
+    // The organisation can require it: only from a login through the provider, and then the
+    // laptop's passphrase login (its token) is refused in it, saying how to get in.
+    let refused = laptop.try_run(&["org", "sso", "required"]).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("yourself first"),
+        "{refused:?}"
+    );
+    assert!(
+        desktop
+            .run(&["org", "sso", "required"])
+            .await
+            .contains("must log in through single sign-on")
+    );
+    assert!(
+        desktop
+            .run(&["org", "show"])
+            .await
+            .contains("log in through single sign-on")
+    );
+    let out = laptop.try_run(&["members", "list"]).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hearth login SERVER --sso"),
+        "{out:?}"
+    );
+    desktop.run(&["org", "sso", "optional"]).await;
+    laptop.run(&["members", "list"]).await;
+
     // The provider vouching is not enough: a wrong passphrase unlocks nothing, and saves nothing.
     let stranger = Machine::new("not ada's passphrase");
     let run = login_through_provider(&stranger, &server).await;

@@ -106,6 +106,7 @@ pub async fn setup(
     let org = OrgRow {
         require_mfa: false,
         require_approval: false,
+        require_sso: false,
         id: OrgId::new(),
         name: org_name,
         quota_bytes: state.settings.limits.default_quota_bytes,
@@ -180,6 +181,7 @@ pub async fn login(
     open_session(
         &state,
         &user,
+        None,
         source,
         user_agent,
         second_details(second),
@@ -261,6 +263,7 @@ pub(crate) fn second_details(second: Option<(crate::mfa::Used, usize)>) -> serde
 pub(crate) async fn open_session(
     state: &AppState,
     user: &UserRow,
+    sso: Option<&str>,
     source: Option<String>,
     user_agent: Option<String>,
     details: serde_json::Value,
@@ -274,6 +277,7 @@ pub(crate) async fn open_session(
     let session = random_token();
     let ttl_ms = state.settings.auth.session_ttl_hours * 3_600_000;
     let row = SessionRow {
+        sso_provider: sso.map(str::to_owned),
         user_id: user.id,
         csrf_token: random_token(),
         created_at: now,
@@ -780,6 +784,7 @@ pub async fn create_org(
     let org = OrgRow {
         require_mfa: false,
         require_approval: false,
+        require_sso: false,
         id: OrgId::new(),
         name,
         quota_bytes: quota,
@@ -884,6 +889,7 @@ async fn set_policy(
     let (action, details) = match policy {
         OrgPolicy::RequireMfa => ("org.mfa_policy", json!({ "require_mfa": on })),
         OrgPolicy::RequireApproval => ("org.approval_policy", json!({ "require_approval": on })),
+        OrgPolicy::RequireSso => ("org.sso_policy", json!({ "require_sso": on })),
     };
     let mut tx = state.store.begin().await?;
     tx.set_org_policy(org, policy, on).await?;
@@ -896,6 +902,31 @@ async fn set_policy(
     .await?;
     tx.commit().await?;
     Ok(Json(state.store.org_by_id(org).await?.to_api()))
+}
+
+/// Whether the organisation's members must have logged in through single sign-on to act in it
+/// (admins). Refused while no provider is configured, and from a caller who did not log in through
+/// one (they would lock themselves out).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/sso-policy", tag = "orgs", params(("org" = OrgId, Path)), request_body = SsoPolicy,
+    responses((status = 200, body = Org), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn set_sso_policy(
+    State(state): State<AppState>,
+    access: OrgAccess<Admin>,
+    Json(req): Json<SsoPolicy>,
+) -> ApiResult<Json<Org>> {
+    if req.require_sso {
+        if state.sso.all().next().is_none() {
+            return Err(ApiError::conflict(
+                "this server has no single sign-on provider ([[auth.oidc]] in its configuration)",
+            ));
+        }
+        if access.caller.sso().is_none() {
+            return Err(ApiError::conflict(
+                "log in through single sign-on yourself first: requiring it now would lock you out",
+            ));
+        }
+    }
+    set_policy(&state, &access, OrgPolicy::RequireSso, req.require_sso).await
 }
 
 /// Whether jobs submitted by members below admin wait for an admin's approval before they print

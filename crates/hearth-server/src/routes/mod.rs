@@ -36,7 +36,7 @@ use utoipa::OpenApi;
     info(title = "Hearth API", description = "Self-hosted cloud for 3D-printer fleets. The server stores sealed (age) blobs and sees no design."),
     paths(
         system::healthz, system::readyz, system::metrics, system::info,
-        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::set_approval_policy, accounts::new_recovery_codes, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions, sso::start, sso::callback, sso::finish, sso::list_identities, sso::unlink,
+        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::set_sso_policy, accounts::set_approval_policy, accounts::new_recovery_codes, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions, sso::start, sso::callback, sso::finish, sso::list_identities, sso::unlink,
         accounts::create_user, accounts::list_users,
         accounts::create_org, accounts::list_orgs, accounts::get_org, accounts::set_quota, accounts::usage,
         accounts::list_members, accounts::add_member, accounts::set_member_role, accounts::remove_member,
@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}", get(accounts::get_org))
         .route("/orgs/{org}/quota", put(accounts::set_quota))
         .route("/orgs/{org}/mfa-policy", put(accounts::set_mfa_policy))
+        .route("/orgs/{org}/sso-policy", put(accounts::set_sso_policy))
         .route(
             "/orgs/{org}/approval-policy",
             put(accounts::set_approval_policy),

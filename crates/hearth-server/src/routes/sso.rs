@@ -591,6 +591,7 @@ pub async fn finish(
     let mut resp = open_session(
         &state,
         &user,
+        Some(&row.provider),
         source,
         user_agent(&headers),
         details,

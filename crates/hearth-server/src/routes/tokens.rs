@@ -50,6 +50,9 @@ pub async fn create_token(
         last_used_at: None,
         expires_at,
         revoked_at: None,
+        // Made in a session opened through a provider, it counts as such for an organisation
+        // that requires single sign-on.
+        sso_provider: caller.sso().map(str::to_owned),
     };
     let mut tx = state.store.begin().await?;
     tx.insert_token(&row, &token_hash(&secret)).await?;

@@ -171,12 +171,24 @@ impl Browser {
         r
     }
 
-    /// `DELETE url` with the session's CSRF token, as the dashboard sends it.
-    pub async fn delete_with_csrf(&mut self, url: &str, csrf: &str) -> reqwest::Response {
+    /// A request with the session's CSRF token, as the dashboard sends its changes.
+    pub async fn send_with_csrf(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+        csrf: &str,
+    ) -> reqwest::Response {
         let parsed = reqwest::Url::parse(url).unwrap();
-        let mut req = self.http().delete(url).header("x-csrf-token", csrf);
+        let mut req = self
+            .http()
+            .request(method, url)
+            .header("x-csrf-token", csrf);
         if let Some(c) = self.cookie_header(&parsed) {
             req = req.header(reqwest::header::COOKIE, c);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
         }
         req.send().await.unwrap()
     }

@@ -236,7 +236,9 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
     let url = format!("{}/api/v1/me/sso/make", server.url);
     let r = newbie.send(reqwest::Method::DELETE, &url, None).await;
     assert_eq!(r.status(), 403, "a session needs its CSRF token");
-    let r = newbie.delete_with_csrf(&url, &csrf).await;
+    let r = newbie
+        .send_with_csrf(reqwest::Method::DELETE, &url, None, &csrf)
+        .await;
     assert_eq!(r.status(), 409);
 
     // "linked": the provider's "owner" is not the owner until the owner links it.
@@ -297,7 +299,9 @@ async fn accounts_are_made_at_a_first_login_or_linked_by_their_member_as_each_pr
 
     // Unlinked, it no longer logs in.
     let url = format!("{}/api/v1/me/sso/strict", server.url);
-    let r = owners_browser.delete_with_csrf(&url, &csrf).await;
+    let r = owners_browser
+        .send_with_csrf(reqwest::Method::DELETE, &url, None, &csrf)
+        .await;
     assert_eq!(r.status(), 204);
     let fragment = Browser::default().sso(&server.url, "strict").await;
     assert!(decoded(&fragment).contains("is not linked"), "{fragment}");
@@ -564,4 +568,105 @@ async fn a_flood_of_anonymous_starts_is_refused_past_the_logins_in_flight_allowe
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["code"], "sso_busy");
     assert_eq!(server.state.store.sso_logins_in_flight(0).await.unwrap(), 2);
+}
+
+/// An organisation that requires single sign-on refuses its members' passphrase sessions and the
+/// API tokens made in them, and takes those of a provider's login; an admin turns it on only from
+/// such a login (not to be locked out).
+#[tokio::test]
+async fn an_organisation_requiring_single_sign_on_refuses_passphrase_logins_and_their_tokens() {
+    use hearth_proto::api::{CreateTokenRequest, Org};
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_with(&peer, &[("corp", "match")]).await;
+    let (owner, org) = server.bootstrap().await;
+    let e = owner.set_sso_policy(org, true).await.unwrap_err();
+    assert_eq!(e.status(), Some(409), "{e}");
+    assert!(e.to_string().contains("yourself first"), "{e}");
+    let token_of = async |c: &hearth_client::Client| {
+        let t = c
+            .create_token(&CreateTokenRequest {
+                name: "script".into(),
+                org: None,
+                max_role: None,
+                expires_in_days: None,
+            })
+            .await
+            .unwrap();
+        server.client().with_token(t.token)
+    };
+    let passphrase_token = token_of(&owner).await;
+
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    peer.next_login(Some("u-1")).await;
+    let mut b = Browser::default();
+    assert_eq!(b.sso(&server.url, "corp").await, "sso");
+    let csrf = b
+        .finish(&server.url, None)
+        .await
+        .json::<LoginResponse>()
+        .await
+        .unwrap()
+        .csrf_token;
+    let policy = format!("{}/api/v1/orgs/{org}/sso-policy", server.url);
+    let on = serde_json::json!({ "require_sso": true });
+    let r = b
+        .send_with_csrf(reqwest::Method::PUT, &policy, Some(on), &csrf)
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Org>().await.unwrap().require_sso);
+
+    // The passphrase session and its token: refused in the organisation, saying how to get in.
+    for c in [&owner, &passphrase_token] {
+        let e = c.members(org).await.unwrap_err();
+        assert_eq!(
+            (e.status(), e.code()),
+            (Some(403), Some("sso_required_by_org")),
+            "{e}"
+        );
+    }
+    // Outside it, the account still answers (to see why, to link).
+    owner
+        .raw_get::<serde_json::Value>("/api/v1/me")
+        .await
+        .unwrap();
+    // The provider's session, and a token made in it, act in it.
+    let printers = format!("{}/api/v1/orgs/{org}/printers", server.url);
+    assert_eq!(
+        b.send(reqwest::Method::GET, &printers, None).await.status(),
+        200
+    );
+    let r = b
+        .send_with_csrf(
+            reqwest::Method::POST,
+            &format!("{}/api/v1/tokens", server.url),
+            Some(serde_json::json!({ "name": "cli" })),
+            &csrf,
+        )
+        .await;
+    let sso_token: hearth_proto::api::CreatedToken = r.json().await.unwrap();
+    let sso_token = server.client().with_token(sso_token.token);
+    sso_token.members(org).await.unwrap();
+
+    // Lifted (from the provider's login), the passphrase's work again; both changes audited.
+    let off = serde_json::json!({ "require_sso": false });
+    let r = b
+        .send_with_csrf(reqwest::Method::PUT, &policy, Some(off), &csrf)
+        .await;
+    assert_eq!(r.status(), 200);
+    owner.members(org).await.unwrap();
+    let page: serde_json::Value = sso_token
+        .raw_get(&format!("/api/v1/orgs/{org}/audit?limit=1000"))
+        .await
+        .unwrap();
+    let policies: Vec<_> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "org.sso_policy")
+        .map(|e| e["details"]["require_sso"].clone())
+        .collect();
+    assert_eq!(policies, [true, false]);
 }

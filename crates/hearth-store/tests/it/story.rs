@@ -63,6 +63,7 @@ async fn story(db: TestDb) {
     let org = OrgRow {
         require_mfa: false,
         require_approval: false,
+        require_sso: false,
         id: OrgId::new(),
         name: "Acme Prototyping".into(),
         quota_bytes: 1000,
@@ -156,6 +157,7 @@ async fn story(db: TestDb) {
         csrf_token: "csrf".into(),
         created_at: now,
         expires_at: now + 1000,
+        sso_provider: Some("corp".into()),
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_session("sess-hash", &sess, Some("192.0.2.7"), Some("hearth/0.1.0"))
@@ -179,6 +181,7 @@ async fn story(db: TestDb) {
         last_used_at: None,
         expires_at: Some(now + 86_400_000),
         revoked_at: None,
+        sso_provider: Some("corp".into()),
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_token(&tok, "tok-hash").await.unwrap();
@@ -566,6 +569,16 @@ async fn story(db: TestDb) {
     queue(s, label, org.id, id, alice.id, now).await;
     maintenance(s, label, org.id, id, alice.id, now).await;
     single_sign_on(s, label, alice.id, bob.id, now).await;
+    let mut tx = s.begin().await.unwrap();
+    tx.set_org_policy(org.id, OrgPolicy::RequireSso, true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(s.org_by_id(org.id).await.unwrap().require_sso, "{label}");
+    assert!(
+        s.memberships_of(alice.id).await.unwrap()[0].0.require_sso,
+        "{label}"
+    );
 }
 
 /// Logins in flight at a provider are taken once and expire; identities link once.
