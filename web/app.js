@@ -570,7 +570,8 @@ async function loadSessions() {
     }
     return el("tr", { "data-current": String(s.current) },
       el("td", {}, when(s.created_at)), el("td", {}, when(s.expires_at)),
-      el("td", {}, s.source || "-"), el("td", { title: s.user_agent || "" }, client(s.user_agent)), el("td", {}, end));
+      el("td", {}, s.source || "-"), el("td", { title: s.user_agent || "" }, client(s.user_agent)),
+      el("td", { "data-cell": "by" }, s.sso ? ssoName(s.sso) : "passphrase"), el("td", {}, end));
   }));
 }
 

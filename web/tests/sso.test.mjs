@@ -99,6 +99,9 @@ try {
   assert.ok(await page.locator("#notice").isHidden(), "no problem left shown");
   const session = await page.evaluate(async () => (await fetch("/api/v1/me")).status);
   assert.equal(session, 200, "the page has its session");
+  await page.click("button[data-tab=account]");
+  await page.locator("tr[data-current=true] td[data-cell=by]", { hasText: "corp SSO" }).waitFor();
+  await page.click("button[data-tab=printers]");
 
   step("Account lists the provider's account, unlinks it after a confirmation, and offers to link it");
   await page.click("button[data-tab=account]");

@@ -183,6 +183,9 @@ pub struct SessionInfo {
     /// What it was opened with (the client's User-Agent at login, shortened).
     #[serde(default)]
     pub user_agent: Option<String>,
+    /// The single sign-on provider its login went through (its id); none: a passphrase.
+    #[serde(default)]
+    pub sso: Option<String>,
     /// It is the session of this very request.
     pub current: bool,
 }

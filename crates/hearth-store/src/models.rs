@@ -76,6 +76,8 @@ pub struct SessionListing {
     pub source: Option<String>,
     /// The client's User-Agent at login, shortened.
     pub user_agent: Option<String>,
+    /// The single sign-on provider its login went through; `None`: a passphrase.
+    pub sso_provider: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -199,8 +199,8 @@ impl Store {
     /// A user's login sessions not yet expired, newest first.
     pub async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionListing>> {
         let rows = sqlx::query(
-            "SELECT token_hash, created_at, expires_at, source, user_agent FROM sessions \
-             WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC",
+            "SELECT token_hash, created_at, expires_at, source, user_agent, sso_provider \
+             FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC",
         )
         .bind(user.to_string())
         .bind(now_ms)
@@ -214,6 +214,7 @@ impl Store {
                     expires_at: r.try_get("expires_at")?,
                     source: r.try_get("source")?,
                     user_agent: r.try_get("user_agent")?,
+                    sso_provider: r.try_get("sso_provider")?,
                 })
             })
             .collect()

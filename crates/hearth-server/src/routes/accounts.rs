@@ -443,6 +443,7 @@ pub async fn list_sessions(
                 expires_at: rfc3339(s.expires_at),
                 source: s.source,
                 user_agent: s.user_agent,
+                sso: s.sso_provider,
                 id: s.token_hash,
             })
             .collect(),

@@ -104,6 +104,25 @@ async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_s
     assert_eq!(login.user.login, "owner");
     assert!(!login.csrf_token.is_empty());
     assert_eq!(b.me(&server.url).await.user.login, "owner");
+    // The member's list of sessions says which came through a provider.
+    let sessions: Vec<hearth_proto::api::SessionInfo> = b
+        .send(
+            reqwest::Method::GET,
+            &format!("{}/api/v1/me/sessions", server.url),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let by: Vec<_> = sessions
+        .iter()
+        .map(|s| (s.current, s.sso.as_deref()))
+        .collect();
+    assert!(
+        by.contains(&(true, Some("corp"))) && by.contains(&(false, None)),
+        "{by:?}"
+    );
     // The answer is used once.
     let again = b.finish(&server.url, None).await;
     assert_eq!(again.status(), 401);
