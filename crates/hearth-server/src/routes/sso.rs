@@ -196,7 +196,11 @@ pub async fn start(
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(provider = %id, error = %crate::error::ErrorChain(&e), "single sign-on could not start");
-            return Ok(to_dashboard_with_error(&e.to_string()));
+            // The command line waiting for it is told, not left waiting.
+            return Ok(match &cli {
+                Some(c) => to_cli(c.port, "error", &e.to_string()),
+                None => to_dashboard_with_error(&e.to_string()),
+            });
         }
     };
     state

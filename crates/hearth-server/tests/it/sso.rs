@@ -365,6 +365,19 @@ async fn a_provider_behind_an_internal_ca_is_trusted_through_its_ca_file() {
         decoded(&fragment).contains("corp SSO could not be reached"),
         "{fragment}"
     );
+    // A command line waiting for it is told so too.
+    let back = "http://127.0.0.1:4000/";
+    let start = format!(
+        "{}/api/v1/auth/sso/corp/start?cli_port=4000&cli_challenge={}",
+        untrusting.url,
+        "a".repeat(43)
+    );
+    let reached = Browser::default().walk(&start, Some(back)).await;
+    let said = decoded(reached.split_once('?').unwrap().1);
+    assert!(
+        reached.starts_with(&format!("{back}?error=")) && said.contains("could not be reached"),
+        "{reached}"
+    );
 
     let ca: PathBuf = pki.path("ca.pem").into();
     let server = server_configured(&peer, &[("corp", "match")], |p| {
