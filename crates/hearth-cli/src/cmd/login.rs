@@ -49,9 +49,9 @@ pub struct LoginArgs {
     /// Your account name.
     #[arg(long, required_unless_present = "sso", conflicts_with = "sso")]
     pub login: Option<String>,
-    /// Log in through this single sign-on provider of the server (its id), in your browser; the
-    /// passphrase is still asked: it unlocks your keys.
-    #[arg(long, value_name = "PROVIDER")]
+    /// Log in through this single sign-on provider of the server (its id; may be left out when
+    /// the server has one), in your browser; the passphrase is still asked: it unlocks your keys.
+    #[arg(long, value_name = "PROVIDER", num_args = 0..=1, default_missing_value = "")]
     pub sso: Option<String>,
     /// Organisation (name or id); needed when you belong to several.
     #[arg(long)]

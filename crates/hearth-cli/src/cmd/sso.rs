@@ -25,14 +25,23 @@ pub async fn session(server: &str, provider: &str) -> anyhow::Result<(Client, St
         .raw_get("/api/v1/info")
         .await
         .with_context(|| format!("cannot reach {server}"))?;
-    let Some(p) = info.sso.iter().find(|p| p.id == provider) else {
+    let only = match info.sso.as_slice() {
+        [one] if provider.is_empty() => Some(one),
+        _ => None,
+    };
+    let Some(p) = only.or_else(|| info.sso.iter().find(|p| p.id == provider)) else {
         if info.sso.is_empty() {
             bail!(
                 "{server} has no single sign-on provider: log in with --login and your passphrase"
             );
         }
+        let asked = if provider.is_empty() {
+            "several single sign-on providers: choose one with --sso ID".to_owned()
+        } else {
+            format!("no single sign-on provider {provider:?}")
+        };
         bail!(
-            "{server} has no single sign-on provider {provider:?}; it has: {}",
+            "{server} has {asked}; it has: {}",
             info.sso
                 .iter()
                 .map(|p| format!("{} ({})", p.id, p.name))
@@ -49,7 +58,8 @@ pub async fn session(server: &str, provider: &str) -> anyhow::Result<(Client, St
         .context("cannot listen on a loopback port for the browser's return")?;
     let port = listener.local_addr()?.port();
     let url = format!(
-        "{server}/api/v1/auth/sso/{provider}/start?cli_port={port}&cli_challenge={challenge}"
+        "{server}/api/v1/auth/sso/{}/start?cli_port={port}&cli_challenge={challenge}",
+        p.id
     );
     eprintln!("Log in through {} in your browser:\n  {url}", p.name);
     if std::env::var_os("HEARTH_NO_BROWSER").is_none() {
