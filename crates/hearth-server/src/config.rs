@@ -545,6 +545,20 @@ impl Settings {
     pub fn tls_enabled(&self) -> bool {
         self.tls.cert.is_some()
     }
+
+    /// The configured public URL without surrounding spaces or a trailing `/`; `None` when unset
+    /// or empty.
+    pub fn public_base(&self) -> Option<&str> {
+        self.public_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+    }
+
+    /// What a cookie's attributes end with: `; Secure` when `hearthd` serves HTTPS itself.
+    pub fn cookie_secure(&self) -> &'static str {
+        if self.tls_enabled() { "; Secure" } else { "" }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -104,6 +104,30 @@ fn login(r: &AnyRow) -> Result<SsoLoginRow> {
     })
 }
 
+/// Stores a login in flight, through `e` (the pool, or a transaction).
+async fn insert_login<'c, E>(e: E, l: &SsoLoginRow) -> Result<()>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    sqlx::query(&format!(
+        "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    ))
+    .bind(&l.state_hash)
+    .bind(&l.provider)
+    .bind(&l.nonce)
+    .bind(&l.pkce_verifier)
+    .bind(&l.redirect_uri)
+    .bind(l.link_user_id.map(|u| u.to_string()))
+    .bind(l.user_id.map(|u| u.to_string()))
+    .bind(l.cli.as_ref().map(|c| i64::from(c.port)))
+    .bind(l.cli.as_ref().map(|c| c.challenge.clone()))
+    .bind(l.created_at)
+    .bind(l.expires_at)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Records a login sent to a provider (and forgets those expired before `now`).
     pub async fn insert_sso_login(&self, l: &SsoLoginRow) -> Result<()> {
@@ -111,23 +135,7 @@ impl Store {
             .bind(l.created_at)
             .execute(self.pool())
             .await?;
-        sqlx::query(&format!(
-            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&l.state_hash)
-        .bind(&l.provider)
-        .bind(&l.nonce)
-        .bind(&l.pkce_verifier)
-        .bind(&l.redirect_uri)
-        .bind(l.link_user_id.map(|u| u.to_string()))
-        .bind(l.user_id.map(|u| u.to_string()))
-        .bind(l.cli.as_ref().map(|c| i64::from(c.port)))
-        .bind(l.cli.as_ref().map(|c| c.challenge.clone()))
-        .bind(l.created_at)
-        .bind(l.expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        insert_login(self.pool(), l).await
     }
 
     /// How many logins are in flight (not expired at `now`).
@@ -231,19 +239,20 @@ impl Tx {
         user: UserId,
         expires_at: i64,
     ) -> Result<()> {
-        sqlx::query(&format!(
-            "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, '', '', '', NULL, $3, $4, $5, $6, $7)"
-        ))
-        .bind(new_state_hash)
-        .bind(&taken.provider)
-        .bind(user.to_string())
-        .bind(taken.cli.as_ref().map(|c| i64::from(c.port)))
-        .bind(taken.cli.as_ref().map(|c| c.challenge.clone()))
-        .bind(taken.created_at)
-        .bind(expires_at)
-        .execute(&mut *self.inner)
-        .await?;
-        Ok(())
+        // Nothing of the provider's exchange is needed any more: no nonce, verifier or URI.
+        let waiting = SsoLoginRow {
+            state_hash: new_state_hash.to_owned(),
+            provider: taken.provider.clone(),
+            nonce: String::new(),
+            pkce_verifier: String::new(),
+            redirect_uri: String::new(),
+            link_user_id: None,
+            user_id: Some(user),
+            cli: taken.cli.clone(),
+            created_at: taken.created_at,
+            expires_at,
+        };
+        insert_login(&mut *self.inner, &waiting).await
     }
 
     /// Links an identity; a conflict when it is linked to an account already.

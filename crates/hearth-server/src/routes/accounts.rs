@@ -306,11 +306,7 @@ pub(crate) async fn open_session(
     tx.commit().await?;
     state.metrics.logins_ok.fetch_add(1, Relaxed);
     state.metrics.audit_entries.fetch_add(1, Relaxed);
-    let secure = if state.settings.tls_enabled() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = state.settings.cookie_secure();
     let cookie = format!(
         "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         ttl_ms / 1000

@@ -53,13 +53,7 @@ fn provider(state: &AppState, id: &str) -> ApiResult<std::sync::Arc<Provider>> {
 /// Where the provider sends the browser back: under the public URL, else under the address the
 /// browser used (which the provider must have registered, so a forged Host goes nowhere).
 fn redirect_uri(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<String> {
-    let base = match state
-        .settings
-        .public_url
-        .as_deref()
-        .map(|u| u.trim().trim_end_matches('/'))
-        .filter(|u| !u.is_empty())
-    {
+    let base = match state.settings.public_base() {
         Some(u) => u.to_owned(),
         None => {
             let host = headers
@@ -88,11 +82,7 @@ fn redirect_uri(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<St
 }
 
 fn sso_cookie(state: &AppState, value: &str, max_age_ms: i64) -> ApiResult<HeaderValue> {
-    let secure = if state.settings.tls_enabled() {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = state.settings.cookie_secure();
     // Lax, not Strict: the provider's redirect back is a top-level navigation from its site.
     HeaderValue::from_str(&format!(
         "{SSO_COOKIE}={value}; HttpOnly; SameSite=Lax; Path={COOKIE_PATH}; Max-Age={}{secure}",
@@ -115,11 +105,28 @@ fn see_other(location: &str, cookie: Option<HeaderValue>) -> Response {
     resp
 }
 
+/// `value` as it goes into a query or fragment (`application/x-www-form-urlencoded`).
+fn url_encoded(value: &str) -> String {
+    openidconnect::url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 /// Back to the dashboard, which shows `message` as what went wrong.
 fn to_dashboard_with_error(message: &str) -> Response {
-    let encoded: String =
-        openidconnect::url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
-    see_other(&format!("/#sso-error={encoded}"), None)
+    see_other(&format!("/#sso-error={}", url_encoded(message)), None)
+}
+
+/// `message` as the refusal of a login: to the `hearth login --sso` that started it, or to the
+/// dashboard.
+fn refused(cli: Option<&CliLogin>, message: &str) -> Response {
+    match cli {
+        Some(c) => see_other(&cli_url(c.port, "error", message), None),
+        None => to_dashboard_with_error(message),
+    }
+}
+
+/// The `hearth login --sso` waiting on the loopback `port`, given `key=value`.
+fn cli_url(port: u16, key: &str, value: &str) -> String {
+    format!("http://127.0.0.1:{port}/?{key}={}", url_encoded(value))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -197,10 +204,7 @@ pub async fn start(
         Err(e) => {
             tracing::warn!(provider = %id, error = %crate::error::ErrorChain(&e), "single sign-on could not start");
             // The command line waiting for it is told, not left waiting.
-            return Ok(match &cli {
-                Some(c) => to_cli(c.port, "error", &e.to_string()),
-                None => to_dashboard_with_error(&e.to_string()),
-            });
+            return Ok(refused(cli.as_ref(), &e.to_string()));
         }
     };
     state
@@ -230,9 +234,7 @@ pub async fn start(
 /// link someone sent: a start address with their own challenge, and a listener of theirs on a
 /// shared machine. Here the member sees a command-line login they did not start, and stops.
 fn cli_consent(port: u16, finish_state: &str, login: &str, provider: &str) -> Response {
-    let encoded: String =
-        openidconnect::url::form_urlencoded::byte_serialize(finish_state.as_bytes()).collect();
-    let target = format!("http://127.0.0.1:{port}/?state={encoded}");
+    let target = cli_url(port, "state", finish_state);
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Log in the hearth command line?</title></head><body>\
@@ -270,13 +272,6 @@ fn html_text(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// Back to the `hearth login --sso` waiting on the loopback `port`, with `key=value`.
-fn to_cli(port: u16, key: &str, value: &str) -> Response {
-    let encoded: String =
-        openidconnect::url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    see_other(&format!("http://127.0.0.1:{port}/?{key}={encoded}"), None)
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct CallbackQuery {
     state: Option<String>,
@@ -285,8 +280,10 @@ pub struct CallbackQuery {
     error_description: Option<String>,
 }
 
-/// Where the provider sends the browser back. Always answers with a redirect to the dashboard:
-/// `/#sso` to finish, `/#sso-linked=ID` after linking, `/#sso-error=MESSAGE` when refused.
+/// Where the provider sends the browser back. Answers with a redirect to the dashboard: `/#sso`
+/// to finish, `/#sso-linked=ID` after linking, `/#sso-error=MESSAGE` when refused; for a login
+/// `hearth login --sso` started, with the page that asks before handing it over, or a redirect to
+/// its loopback address with `?error=MESSAGE`.
 #[utoipa::path(get, path = "/api/v1/auth/sso/{provider}/callback", tag = "accounts",
     params(("provider" = String, Path), CallbackQuery),
     responses((status = 303, description = "to the dashboard, or to the command line's loopback address with an error"),
@@ -322,10 +319,7 @@ pub async fn callback(
     };
     let p = provider(&state, &id)?;
     // From here on, a login the CLI started goes back to the CLI, errors too.
-    let to_error = |message: &str| match &row.cli {
-        Some(cli) => to_cli(cli.port, "error", message),
-        None => to_dashboard_with_error(message),
-    };
+    let to_error = |message: &str| refused(row.cli.as_ref(), message);
     if let Some(error) = q.error {
         let why = q.error_description.unwrap_or_default();
         return Ok(to_error(&format!(

@@ -51,13 +51,7 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<ServerInfo>> 
         version: env!("CARGO_PKG_VERSION").to_owned(),
         protocol: hearth_proto::PROTOCOL_VERSION,
         setup_required: state.store.user_count().await? == 0,
-        public_url: state
-            .settings
-            .public_url
-            .as_deref()
-            .map(|u| u.trim().trim_end_matches('/'))
-            .filter(|u| !u.is_empty())
-            .map(str::to_owned),
+        public_url: state.settings.public_base().map(str::to_owned),
         sso: state
             .sso
             .all()
