@@ -8,7 +8,8 @@
 // stream. It holds no key and opens nothing sealed, so it shows what the server may see and no
 // more: no file names, no thumbnails. A member may also log in through a single sign-on provider
 // the server names: the browser goes there and back itself, and the page only finishes the login
-// hearthd checked (with the account's own second factor when it has one).
+// hearthd checked (with the account's own second factor when it has one), or with a passkey
+// (WebAuthn: the device's own lock answers the server's challenge; it opens nothing sealed).
 //
 // Every text from the server goes into the page through textContent, never as HTML.
 
@@ -203,12 +204,7 @@ async function onLogin(ev) {
     status.textContent = "Logging in…";
     const code = form.code.value.trim();
     const out = await call("POST", "/auth/login", code ? { login, secret, code } : { login, secret });
-    sessionStorage.setItem("hearth.csrf", out.csrf_token);
-    form.passphrase.value = "";
-    form.code.value = "";
-    $("code-field").hidden = true;
-    status.textContent = "";
-    await start();
+    await loggedIn(out);
   } catch (e) {
     status.textContent = "";
     if (e.code === "mfa_required" || e.code === "mfa_invalid") {
@@ -221,6 +217,18 @@ async function onLogin(ev) {
   } finally {
     button.disabled = false;
   }
+}
+
+// A login answered (POST /auth/login, or /auth/passkey/finish, which answer alike): keep the
+// session's CSRF token for this tab, clear what was typed, and load the dashboard.
+async function loggedIn(out) {
+  sessionStorage.setItem("hearth.csrf", out.csrf_token);
+  const form = $("login-form");
+  form.passphrase.value = "";
+  form.code.value = "";
+  $("code-field").hidden = true;
+  $("login-status").textContent = "";
+  await start();
 }
 
 function loginProblem(e, server) {
@@ -263,6 +271,11 @@ function showLogin() {
   $("login-view").hidden = false;
   $("sso-code-form").hidden = true;
   renderSsoButtons();
+  renderPasskeyLogin();
+  // What the Account tab's passkey form said is not for the next login.
+  $("passkey-form").reset();
+  $("passkey-status").textContent = "";
+  $("passkey-error").textContent = "";
   const form = $("login-form");
   form.hidden = false;
   if (!form.server.value) {
@@ -364,6 +377,252 @@ async function onSsoCode(ev) {
   ev.preventDefault();
   const code = ev.target.code.value.trim();
   if (code) await finishSso(code);
+}
+
+// ---- passkeys ---------------------------------------------------------------------------------
+
+// A passkey (WebAuthn) logs in to this dashboard instead of the passphrase, with the device's own
+// lock; hearthd offers it when its public_url names a host authenticators can bind it to (the
+// relying party). The server's options are WebAuthn's JSON with binary fields in base64url: turned
+// into ArrayBuffers here for navigator.credentials, and the credential the browser returns back
+// into that JSON (by hand, not PublicKeyCredential.parseCreationOptionsFromJSON/toJSON, which
+// older browsers lack). A passkey opens nothing sealed: designs stay with the passphrase.
+
+function toBase64url(data) {
+  const bytes = data instanceof ArrayBuffer
+    ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64url(text) {
+  const b64 = String(text).replace(/=+$/, "").replace(/-/g, "+").replace(/_/g, "/");
+  const bin = atob(b64 + "===".slice((b64.length + 3) % 4));
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i += 1) bytes[i] = bin.charCodeAt(i);
+  return bytes.buffer;
+}
+
+// The options as the browser takes them: binary fields decoded, and no null member (an absent
+// one is meant; WebIDL would read a null `timeout` as 0).
+function withoutNulls(o) {
+  return Object.fromEntries(Object.entries(o || {}).filter(([, v]) => v !== null && v !== undefined));
+}
+
+const descriptors = (list) => (list || []).map((c) => ({ ...withoutNulls(c), id: fromBase64url(c.id) }));
+
+function creationOptions(pk) {
+  return {
+    ...withoutNulls(pk),
+    challenge: fromBase64url(pk.challenge),
+    user: { ...withoutNulls(pk.user), id: fromBase64url(pk.user.id) },
+    excludeCredentials: descriptors(pk.excludeCredentials),
+  };
+}
+
+function requestOptions(pk) {
+  return { ...withoutNulls(pk), challenge: fromBase64url(pk.challenge), allowCredentials: descriptors(pk.allowCredentials) };
+}
+
+// The PublicKeyCredential the browser returned (from create() or get()) as the server reads it.
+function credentialJson(cred) {
+  const r = cred.response;
+  const response = { clientDataJSON: toBase64url(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = toBase64url(r.attestationObject);
+    const transports = typeof r.getTransports === "function" ? r.getTransports() : null;
+    if (transports && transports.length) response.transports = transports;
+  }
+  if (r.authenticatorData) {
+    response.authenticatorData = toBase64url(r.authenticatorData);
+    response.signature = toBase64url(r.signature);
+    if (r.userHandle) response.userHandle = toBase64url(r.userHandle);
+  }
+  let clientExtensionResults = {};
+  try { clientExtensionResults = cred.getClientExtensionResults() || {}; } catch { /* none */ }
+  return { id: cred.id, rawId: toBase64url(cred.rawId), type: cred.type, response, clientExtensionResults };
+}
+
+const passkeysOffered = () => Boolean(state.info && state.info.passkeys);
+
+// Why this page cannot use passkeys, or null when it can. Browsers offer WebAuthn only in a secure
+// context (HTTPS, or http://localhost), and only for the relying party's host or a subdomain of
+// it: the host of the server's public_url.
+function passkeysUnusable() {
+  const pub = state.info && state.info.public_url;
+  if (!window.isSecureContext) {
+    return "This browser offers passkeys only on a secure page (HTTPS, or http://localhost), and this one " +
+      `is not${pub ? `: open the dashboard at ${normalizeServer(pub)}` : ""}.`;
+  }
+  if (!window.PublicKeyCredential || !navigator.credentials || !navigator.credentials.create) {
+    return "This browser has no passkeys (WebAuthn): use a current one to add or use them.";
+  }
+  if (pub) {
+    let rp = null;
+    try { rp = new URL(pub).hostname; } catch { /* the server's own address: checked there */ }
+    const host = location.hostname;
+    if (rp && host !== rp && !host.endsWith(`.${rp}`)) {
+      return `Passkeys are bound to this server's address, ${normalizeServer(pub)}: open the dashboard ` +
+        `there to add or use them (this page is at ${location.origin}).`;
+    }
+  }
+  return null;
+}
+
+// The browser's refusals and the server's, worded for people. `login`: the login page's ceremony.
+// Null: the member cancelled the browser's dialog (or let it time out), which is no error.
+function passkeyProblem(e, login) {
+  if (!(e instanceof ApiError)) {
+    switch (e.name) {
+      case "NotAllowedError":
+      case "AbortError":
+        return null;
+      case "InvalidStateError":
+        return "This device already holds a passkey for your account.";
+      case "SecurityError":
+        return passkeysUnusable() ||
+          `The browser refused: passkeys work only at this server's address (${e.message}).`;
+      case "NotSupportedError":
+        return "This device or browser cannot make a passkey of a kind the server accepts.";
+      default:
+        return `The browser refused: ${e.message || e.name}`;
+    }
+  }
+  if (e.status === 429) return loginProblem(e);
+  if (e.code === "passkey_expired") {
+    return "This can no longer be finished (it took longer than 5 minutes, or was finished already): start again.";
+  }
+  if (e.code === "passkey_invalid") {
+    return login
+      ? "This passkey is not (or no longer) registered with this server, or its answer did not check out."
+      : "The browser's answer did not check out: try again.";
+  }
+  if (e.code === "passkey_exists") return "This device already holds a passkey for your account.";
+  if (e.status === 422) return `That name is refused (1 to 64 printable characters): ${e.message}`;
+  if (e.code === "reauth_required") return e.message;
+  return login ? `The passkey login failed: ${e.message}` : e.message;
+}
+
+// The login page's button: shown when the server takes passkeys and this browser has them here.
+function renderPasskeyLogin() {
+  $("passkey-login-area").hidden = !passkeysOffered() || passkeysUnusable() !== null;
+}
+
+// A discoverable login: the authenticator picks the account (there is nothing to type), hearthd
+// checks its signature over the challenge and opens the session as a passphrase login does.
+async function onPasskeyLogin() {
+  const button = $("passkey-login");
+  const status = $("login-status");
+  notice("");
+  button.disabled = true;
+  try {
+    status.textContent = "Asking the server…";
+    const begun = await call("POST", "/auth/passkey/start", {});
+    status.textContent = "Choose your passkey in the browser's dialog, and unlock it.";
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(begun.options.publicKey) });
+    if (!cred) throw new DOMException("No passkey was chosen.", "NotAllowedError");
+    status.textContent = "Logging in…";
+    const out = await call("POST", "/auth/passkey/finish", { ceremony: begun.ceremony, credential: credentialJson(cred) });
+    await loggedIn(out);
+  } catch (e) {
+    const problem = passkeyProblem(e, true);
+    status.textContent = problem === null ? "Cancelled." : "";
+    if (problem !== null) notice(problem);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The Account tab's card: the member's passkeys, and a form to add one from this browser.
+async function loadPasskeys() {
+  const card = $("passkey-card");
+  card.hidden = !passkeysOffered();
+  if (card.hidden) return;
+  const why = passkeysUnusable();
+  $("passkey-unavailable").textContent = why || "";
+  $("passkey-unavailable").hidden = !why;
+  $("passkey-form").hidden = Boolean(why);
+  const passkeys = await call("GET", "/me/passkeys");
+  $("passkeys").hidden = passkeys.length === 0;
+  $("passkeys-none").hidden = passkeys.length > 0;
+  $("passkeys").querySelector("tbody").replaceChildren(...passkeys.map((p) => {
+    const remove = el("button", { type: "button", class: "danger" }, "Remove");
+    remove.addEventListener("click", async () => {
+      if (!confirm(`Remove the passkey «${p.name}»? It no longer logs in to this account ` +
+        "(remove it from the device too: its own settings list it).")) return;
+      notice("");
+      remove.disabled = true;
+      try {
+        await call("DELETE", `/me/passkeys/${encodeURIComponent(p.id)}`);
+      } catch (e) {
+        // Gone already (404): removed elsewhere, the list below says so.
+        if (e.status !== 404) notice(`The passkey «${p.name}» stays: ${e.message}`);
+      }
+      await loadPasskeys().catch((e) => notice(`Could not read your passkeys: ${e.message}`));
+    });
+    return el("tr", { "data-id": p.id, "data-name": p.name },
+      el("td", { "data-cell": "name" }, p.name), el("td", { "data-cell": "added" }, when(p.created_at)),
+      el("td", { "data-cell": "used" }, when(p.last_used_at) || "never"), el("td", {}, remove));
+  }));
+}
+
+// Adding one needs a fresh session (under five minutes) or the login secret again, derived from
+// the passphrase typed here exactly as the login form derives it.
+async function onPasskeyAdd(ev) {
+  ev.preventDefault();
+  const form = ev.target;
+  const status = $("passkey-status");
+  const error = $("passkey-error");
+  const button = $("passkey-add");
+  const name = form.pkname.value.trim();
+  notice("");
+  error.textContent = "";
+  status.textContent = "";
+  // Checked before the device makes a credential (the server takes the name only with it).
+  if ([...name].length > 64 || /\p{Cc}/u.test(name)) {
+    error.textContent = "That name is refused: 1 to 64 printable characters.";
+    form.pkname.focus();
+    return;
+  }
+  if (!name) {
+    form.pkname.focus();
+    return;
+  }
+  button.disabled = true;
+  const body = {};
+  try {
+    if (form.passphrase.value) {
+      status.textContent = "Deriving your login secret on this device…";
+      const pub = state.info && state.info.public_url;
+      const server = normalizeServer($("login-form").server.value || pub || location.origin);
+      body.secret = await loginSecret(form.passphrase.value, server, state.me.user.login);
+    }
+    status.textContent = "Asking the server…";
+    const begun = await call("POST", "/me/passkeys/register", body);
+    status.textContent = "Follow the browser's dialog: unlock this device (fingerprint, face, PIN) or touch your security key.";
+    const cred = await navigator.credentials.create({ publicKey: creationOptions(begun.options.publicKey) });
+    if (!cred) throw new DOMException("No passkey was made.", "NotAllowedError");
+    status.textContent = "Saving it…";
+    const added = await call("POST", "/me/passkeys/register/finish",
+      { ceremony: begun.ceremony, name, credential: credentialJson(cred) });
+    form.reset();
+    status.textContent = `Added «${added.name}»: it logs you in from the login page's "Log in with a passkey".`;
+    await loadPasskeys();
+  } catch (e) {
+    const problem = passkeyProblem(e, false);
+    status.textContent = problem === null ? "Cancelled." : "";
+    error.textContent = problem || "";
+    // Not fresh enough, or the passphrase typed was not the right one: type it (again).
+    if (e.code === "reauth_required" || (body.secret && (e.status === 401 || e.status === 403))) {
+      form.passphrase.value = "";
+      form.passphrase.focus();
+    } else if (e.status === 422) {
+      form.pkname.focus();
+    }
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // ---- the signed-in dashboard -----------------------------------------------------------------
@@ -510,6 +769,7 @@ function renderAccount() {
     loadMfaMissing().catch((e) => notice(`Could not read the members: ${e.message}`));
   }
   loadSso().catch((e) => notice(`Could not read your single sign-on accounts: ${e.message}`));
+  loadPasskeys().catch((e) => notice(`Could not read your passkeys: ${e.message}`));
   loadSessions().catch((e) => notice(`Could not read your sessions: ${e.message}`));
   loadTokens().catch((e) => notice(`Could not read your API tokens: ${e.message}`));
 }
@@ -571,8 +831,14 @@ async function loadSessions() {
     return el("tr", { "data-current": String(s.current) },
       el("td", {}, when(s.created_at)), el("td", {}, when(s.expires_at)),
       el("td", {}, s.source || "-"), el("td", { title: s.user_agent || "" }, client(s.user_agent)),
-      el("td", { "data-cell": "by" }, s.sso ? ssoName(s.sso) : "passphrase"), el("td", {}, end));
+      el("td", { "data-cell": "by" }, loggedInBy(s)), el("td", {}, end));
   }));
+}
+
+/** How a session's login went: a passkey (by its name then), a provider, or the passphrase. */
+function loggedInBy(s) {
+  if (s.passkey) return `passkey «${s.passkey}»`;
+  return s.sso ? ssoName(s.sso) : "passphrase";
 }
 
 /** A User-Agent as people name it: "Chrome on Linux", "hearth CLI 0.1.0". */
@@ -1942,6 +2208,8 @@ async function main() {
   $("channel-edit-cancel").addEventListener("click", () => setChannelForm(null));
   channelKindChanged();
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  $("passkey-login").addEventListener("click", onPasskeyLogin);
+  $("passkey-form").addEventListener("submit", onPasskeyAdd);
   $("sso-code-form").addEventListener("submit", onSsoCode);
   $("sso-code-cancel").addEventListener("click", () => { notice(""); showLogin(); });
   const sso = ssoReturn();

@@ -45,6 +45,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The passkeys that log in to your account in the web dashboard; `remove` one.
+    Passkeys {
+        #[command(subcommand)]
+        cmd: Option<cmd::passkeys::PasskeysCmd>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The organisation's key chain.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -247,6 +254,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Passwd(args) => cmd::login::passwd(&args).await,
         Command::Mfa { cmd } => cmd::mfa::run(cmd.as_ref()).await,
         Command::Sso { cmd, json } => cmd::sso::run(cmd.as_ref(), json).await,
+        Command::Passkeys { cmd, json } => cmd::passkeys::run(cmd.as_ref(), json).await,
         Command::Tokens { cmd, json } => cmd::tokens::run(cmd.as_ref(), json).await,
         Command::Org(OrgCmd::Init) => cmd::login::init_org(&mut ctx::Ctx::load()?).await,
         Command::Org(OrgCmd::Show { json }) => {

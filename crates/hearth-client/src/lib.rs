@@ -676,6 +676,39 @@ impl Client {
         .await
     }
 
+    /// This account's passkeys (dashboard logins), oldest first.
+    pub async fn passkeys(&self) -> Result<Vec<PasskeyInfo>> {
+        self.get("/api/v1/me/passkeys").await
+    }
+
+    /// Removes one of this account's passkeys (`PasskeyInfo::id`).
+    pub async fn remove_passkey(&self, id: &str) -> Result<()> {
+        self.no_content(self.req(Method::DELETE, &format!("/api/v1/me/passkeys/{id}")))
+            .await
+    }
+
+    /// Starts adding a passkey (a browser session; `secret` when its login is older than five
+    /// minutes): the options for the authenticator.
+    pub async fn begin_passkey(&self, req: &PasskeyRegisterRequest) -> Result<PasskeyCeremony> {
+        self.send(Method::POST, "/api/v1/me/passkeys/register", req)
+            .await
+    }
+
+    /// Starts a passkey login: a challenge for the authenticator.
+    pub async fn begin_passkey_login(&self) -> Result<PasskeyCeremony> {
+        self.send(
+            Method::POST,
+            "/api/v1/auth/passkey/start",
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Finishes a passkey login with the authenticator's answer, opening a session.
+    pub async fn passkey_login(&mut self, req: &PasskeyLoginFinish) -> Result<LoginResponse> {
+        self.open_session("/api/v1/auth/passkey/finish", req).await
+    }
+
     /// Removes a user's second factor (instance admins).
     pub async fn reset_mfa(&self, user: UserId) -> Result<()> {
         self.no_content(self.req(Method::DELETE, &format!("/api/v1/users/{user}/mfa")))

@@ -36,6 +36,10 @@ pub struct ServerInfo {
     /// The single sign-on providers members can log in through (`[[auth.oidc]]`).
     #[serde(default)]
     pub sso: Vec<SsoProvider>,
+    /// Members can log in to the dashboard with passkeys (WebAuthn): the server has a
+    /// `public_url` whose host names it to authenticators.
+    #[serde(default)]
+    pub passkeys: bool,
 }
 
 /// A single sign-on (OpenID Connect) provider; a browser logs in through it by opening
@@ -75,6 +79,61 @@ pub struct SsoFinishRequest {
     /// With `state`: the verifier whose SHA-256 (base64url) was the `cli_challenge` at start.
     #[serde(default)]
     pub verifier: Option<String>,
+}
+
+/// A member's passkey (WebAuthn credential) for logging in to the dashboard.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyInfo {
+    /// The authenticator's credential ID (base64url); names it for `DELETE /api/v1/me/passkeys/{id}`.
+    pub id: String,
+    /// The member's label for it.
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// `POST /api/v1/me/passkeys/register`: the login secret again, when the session was opened more
+/// than five minutes ago.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyRegisterRequest {
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// A passkey ceremony started: hand `options` to the browser's `navigator.credentials.create()`
+/// (registration) or `.get()` (login), binary fields base64url, and send its answer back with
+/// `ceremony` within five minutes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyCeremony {
+    pub ceremony: String,
+    /// WebAuthn's `CredentialCreationOptions` or `CredentialRequestOptions` as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub options: serde_json::Value,
+}
+
+/// `POST /api/v1/me/passkeys/register/finish`: the authenticator's new credential.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyRegisterFinish {
+    pub ceremony: String,
+    /// The member's label for it (1-64 printable characters).
+    pub name: String,
+    /// The `PublicKeyCredential` the browser returned, as JSON (binary fields base64url).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub credential: serde_json::Value,
+}
+
+/// `POST /api/v1/auth/passkey/finish`: the authenticator's answer to a login's challenge.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyLoginFinish {
+    pub ceremony: String,
+    /// The `PublicKeyCredential` the browser returned, as JSON (binary fields base64url).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub credential: serde_json::Value,
 }
 
 /// `POST /api/v1/setup`: create the first owner and organisation with the token `hearthd` printed.
@@ -183,9 +242,13 @@ pub struct SessionInfo {
     /// What it was opened with (the client's User-Agent at login, shortened).
     #[serde(default)]
     pub user_agent: Option<String>,
-    /// The single sign-on provider its login went through (its id); none: a passphrase.
+    /// The single sign-on provider its login went through (its id); none: a passphrase or a
+    /// passkey.
     #[serde(default)]
     pub sso: Option<String>,
+    /// The passkey it was opened with (its name at the time); none: another way.
+    #[serde(default)]
+    pub passkey: Option<String>,
     /// It is the session of this very request.
     pub current: bool,
 }

@@ -138,15 +138,24 @@ impl LoginLimiter {
 
     /// `Err(seconds)` while either the account or the address has used up its failures.
     pub fn check(&self, login: &str, ip: Option<&str>) -> Result<(), u64> {
+        self.check_keys(&Self::keys(login, ip))
+    }
+
+    /// `Err(seconds)` while the address has used up its failures (a login that names no account).
+    pub fn check_address(&self, ip: Option<&str>) -> Result<(), u64> {
+        self.check_keys(&Self::keys("", ip)[1..])
+    }
+
+    fn check_keys(&self, keys: &[(String, bool)]) -> Result<(), u64> {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, is_account) in Self::keys(login, ip) {
-            let limit = if is_account {
+        for (key, is_account) in keys {
+            let limit = if *is_account {
                 self.per_account
             } else {
                 self.per_ip
             } as usize;
-            if let Some(q) = map.get_mut(&key) {
+            if let Some(q) = map.get_mut(key) {
                 while q
                     .front()
                     .is_some_and(|t| now.duration_since(*t) > self.window)
@@ -164,13 +173,23 @@ impl LoginLimiter {
     }
 
     pub fn record_failure(&self, login: &str, ip: Option<&str>) {
+        self.record_keys(Self::keys(login, ip));
+    }
+
+    /// A failed login that named no account: counted for the address only.
+    pub fn record_address_failure(&self, ip: Option<&str>) {
+        let [_, address] = Self::keys("", ip);
+        self.record_keys([address]);
+    }
+
+    fn record_keys<const N: usize>(&self, keys: [(String, bool); N]) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > LIMITER_MAX_KEYS {
             let window = self.window;
             map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= window));
         }
-        for (key, _) in Self::keys(login, ip) {
+        for (key, _) in keys {
             map.entry(key).or_default().push_back(now);
         }
     }

@@ -175,6 +175,9 @@ pub struct AuthSettings {
     /// Most single sign-on logins sent to providers and not back yet: each is a row anyone can
     /// make without logging in, so a flood is refused (503) rather than stored.
     pub max_sso_logins_in_flight: i64,
+    /// Most passkey registrations and logins started and not finished (five minutes each): the
+    /// same reason.
+    pub max_passkey_ceremonies_in_flight: i64,
     /// OpenID Connect providers members may log in through (`[[auth.oidc]]`, one table each).
     pub oidc: Vec<OidcProvider>,
 }
@@ -367,6 +370,7 @@ impl Default for AuthSettings {
             argon2_iterations: 2,
             secret_key_file: None,
             max_sso_logins_in_flight: 10_000,
+            max_passkey_ceremonies_in_flight: 10_000,
             oidc: Vec::new(),
         }
     }
@@ -704,6 +708,10 @@ argon2_iterations = 2
 # Most single sign-on logins on their way to a provider and back (10 minutes each) at once; more
 # are refused, so a flood of anonymous starts cannot fill the database.
 max_sso_logins_in_flight = 10000
+# The same for passkey logins and registrations started and not finished (5 minutes each).
+# Passkeys themselves need public_url set to a name (not an IP address): its host is the relying
+# party authenticators bind each passkey to, and its origin the only one a passkey login is taken from.
+max_passkey_ceremonies_in_flight = 10000
 
 # Logging in through an OpenID Connect provider (single sign-on), one [[auth.oidc]] table each. Login
 # only: members' keys never come from it. Register https://HEARTH/api/v1/auth/sso/ID/callback (the

@@ -20,6 +20,7 @@ pub mod hub;
 pub mod metrics;
 pub mod mfa;
 pub mod notify;
+pub mod passkeys;
 pub mod routes;
 pub mod sso;
 pub mod state;
@@ -124,6 +125,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         a.max_failures_per_ip,
     );
     let sso = sso::Providers::new(&settings.auth.oidc)?;
+    let passkeys = passkeys::RelyingParty::new(settings.public_base());
     let notifier =
         notify::Notifier::new(&settings.notifications).map_err(StartError::Notifications)?;
     let cluster = match settings
@@ -152,6 +154,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             hub: Default::default(),
             stopping: Default::default(),
             sso,
+            passkeys,
         }),
     };
     state.metrics.secrets_unopenable.store(

@@ -36,6 +36,8 @@ pub struct Inner {
     pub notifier: crate::notify::Notifier,
     /// The single sign-on providers (`[[auth.oidc]]`).
     pub sso: crate::sso::Providers,
+    /// The passkey relying party (`public_url`'s host), when passkeys are on.
+    pub passkeys: crate::passkeys::RelyingParty,
 }
 
 /// The server's shutdown as long-lived connections see it. The HTTP server's graceful shutdown waits

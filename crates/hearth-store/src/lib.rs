@@ -20,6 +20,7 @@ pub mod mfa;
 mod migrate;
 pub mod models;
 pub mod notify;
+pub mod passkeys;
 mod queries;
 mod rows;
 pub mod sso;

@@ -119,6 +119,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sso_policy",
         include_str!("../migrations/0025_sso_policy.sql"),
     ),
+    (
+        26,
+        "passkeys",
+        include_str!("../migrations/0026_passkeys.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

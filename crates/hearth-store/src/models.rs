@@ -76,8 +76,10 @@ pub struct SessionListing {
     pub source: Option<String>,
     /// The client's User-Agent at login, shortened.
     pub user_agent: Option<String>,
-    /// The single sign-on provider its login went through; `None`: a passphrase.
+    /// The single sign-on provider its login went through; `None`: a passphrase or a passkey.
     pub sso_provider: Option<String>,
+    /// The passkey (its name then) it was opened with.
+    pub passkey: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +88,10 @@ pub struct SessionRow {
     pub csrf_token: String,
     pub created_at: i64,
     pub expires_at: i64,
-    /// The single sign-on provider it was opened through; `None`: a passphrase.
+    /// The single sign-on provider it was opened through; `None`: a passphrase or a passkey.
     pub sso_provider: Option<String>,
+    /// The passkey (its name then) it was opened with.
+    pub passkey: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

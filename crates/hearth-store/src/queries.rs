@@ -199,8 +199,8 @@ impl Store {
     /// A user's login sessions not yet expired, newest first.
     pub async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionListing>> {
         let rows = sqlx::query(
-            "SELECT token_hash, created_at, expires_at, source, user_agent, sso_provider \
-             FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC",
+            "SELECT token_hash, created_at, expires_at, source, user_agent, sso_provider, \
+             passkey FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC",
         )
         .bind(user.to_string())
         .bind(now_ms)
@@ -215,6 +215,7 @@ impl Store {
                     source: r.try_get("source")?,
                     user_agent: r.try_get("user_agent")?,
                     sso_provider: r.try_get("sso_provider")?,
+                    passkey: r.try_get("passkey")?,
                 })
             })
             .collect()
@@ -223,7 +224,7 @@ impl Store {
     /// The session behind a session-cookie hash, if it exists and has not expired.
     pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider FROM sessions \
+            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider, passkey FROM sessions \
              WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
@@ -237,6 +238,7 @@ impl Store {
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
                 sso_provider: r.try_get("sso_provider")?,
+                passkey: r.try_get("passkey")?,
             })
         })
         .transpose()
@@ -512,7 +514,7 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, source, \
-             user_agent, sso_provider) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             user_agent, sso_provider, passkey) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(token_hash)
         .bind(s.user_id.to_string())
@@ -522,6 +524,7 @@ impl Tx {
         .bind(source.map(str::to_owned))
         .bind(user_agent.map(str::to_owned))
         .bind(s.sso_provider.clone())
+        .bind(s.passkey.clone())
         .execute(&mut *self.inner)
         .await?;
         Ok(())

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod members;
 pub mod mfa;
 pub mod notify;
+pub mod passkeys;
 pub mod sso;
 pub mod stats;
 pub mod timelapse;

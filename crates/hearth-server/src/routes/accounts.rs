@@ -181,7 +181,7 @@ pub async fn login(
     open_session(
         &state,
         &user,
-        None,
+        By::Passphrase,
         source,
         user_agent,
         second_details(second),
@@ -256,6 +256,16 @@ pub(crate) fn second_details(second: Option<(crate::mfa::Used, usize)>) -> serde
     }
 }
 
+/// How a login proved who it is, as its session remembers it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum By<'a> {
+    Passphrase,
+    /// Through this single sign-on provider.
+    Sso(&'a str),
+    /// With the passkey of this name.
+    Passkey(&'a str),
+}
+
 /// Opens a browser session for `user`, whose login succeeded: the throttle forgets their
 /// failures, the session and its `auth.login` entry (with `details`) are stored in one
 /// transaction with what `also` adds to it, and the answer carries the session cookie and its
@@ -263,7 +273,7 @@ pub(crate) fn second_details(second: Option<(crate::mfa::Used, usize)>) -> serde
 pub(crate) async fn open_session(
     state: &AppState,
     user: &UserRow,
-    sso: Option<&str>,
+    by: By<'_>,
     source: Option<String>,
     user_agent: Option<String>,
     details: serde_json::Value,
@@ -277,7 +287,14 @@ pub(crate) async fn open_session(
     let session = random_token();
     let ttl_ms = state.settings.auth.session_ttl_hours * 3_600_000;
     let row = SessionRow {
-        sso_provider: sso.map(str::to_owned),
+        sso_provider: match by {
+            By::Sso(provider) => Some(provider.to_owned()),
+            _ => None,
+        },
+        passkey: match by {
+            By::Passkey(name) => Some(name.to_owned()),
+            _ => None,
+        },
         user_id: user.id,
         csrf_token: random_token(),
         created_at: now,
@@ -326,7 +343,7 @@ pub(crate) async fn open_session(
 
 /// A login that failed (wrong login or secret, or `reason`): counted by the throttle here and
 /// across the cluster, and audited.
-async fn login_failed(
+pub(crate) async fn login_failed(
     state: &AppState,
     login: &str,
     source: Option<String>,
@@ -440,6 +457,7 @@ pub async fn list_sessions(
                 source: s.source,
                 user_agent: s.user_agent,
                 sso: s.sso_provider,
+                passkey: s.passkey,
                 id: s.token_hash,
             })
             .collect(),
@@ -568,6 +586,11 @@ pub async fn confirm_mfa(
 /// How recent a login must be to turn the second factor off without giving a code again.
 const FRESH_LOGIN_MS: i64 = 5 * 60 * 1000;
 
+/// The caller is a session whose login happened less than five minutes before `now`.
+pub(crate) fn fresh_session(caller: &Caller, now: i64) -> bool {
+    matches!(caller.via, Via::Session { opened_at, .. } if now - opened_at < FRESH_LOGIN_MS)
+}
+
 /// What changing a confirmed second factor takes: a session whose login (which passed it) is
 /// fresh, or one of its codes, which is then used up.
 async fn fresh_or_code(
@@ -577,7 +600,7 @@ async fn fresh_or_code(
     code: Option<&str>,
 ) -> ApiResult<()> {
     let now = now_ms();
-    if matches!(caller.via, Via::Session { opened_at, .. } if now - opened_at < FRESH_LOGIN_MS) {
+    if fresh_session(caller, now) {
         return Ok(());
     }
     let secs = u64::try_from(now / 1000).unwrap_or_default();

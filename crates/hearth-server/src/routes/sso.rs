@@ -10,7 +10,7 @@
 //! gets its session and CSRF token exactly as a passphrase login does.
 
 use super::accounts::{
-    Source, check_login, open_session, second_details, second_factor, user_agent,
+    By, Source, check_login, open_session, second_details, second_factor, user_agent,
 };
 use crate::auth::{Caller, cookie_value, random_token, token_hash};
 use crate::error::{ApiError, ApiResult, Json, Path};
@@ -589,7 +589,7 @@ pub async fn finish(
     let mut resp = open_session(
         &state,
         &user,
-        Some(&row.provider),
+        By::Sso(&row.provider),
         source,
         user_agent(&headers),
         details,

@@ -60,5 +60,6 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<ServerInfo>> 
                 name: p.config.label().to_owned(),
             })
             .collect(),
+        passkeys: state.passkeys.get().is_some(),
     }))
 }

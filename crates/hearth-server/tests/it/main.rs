@@ -18,6 +18,7 @@ mod notify;
 mod oathtool;
 mod oidc_peer;
 mod openapi;
+mod passkeys;
 mod pki;
 mod process;
 mod queue;

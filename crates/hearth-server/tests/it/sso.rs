@@ -60,24 +60,6 @@ async fn server_set(
     server
 }
 
-async fn audit_actions(owner: &hearth_client::Client) -> Vec<(String, serde_json::Value)> {
-    let page: serde_json::Value = owner
-        .raw_get("/api/v1/system/audit?limit=1000")
-        .await
-        .unwrap();
-    page["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap().to_owned(),
-                e["details"].clone(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn a_provider_logs_a_member_in_once_per_answer_and_hearths_second_factor_still_applies() {
     let Some(peer) = OidcPeer::start().await else {
@@ -399,16 +381,6 @@ async fn the_dashboard_logs_in_and_links_through_the_provider_in_a_real_browser(
     let Some(peer) = OidcPeer::start().await else {
         return;
     };
-    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
-    let chromium = std::env::var_os("CHROMIUM").map_or("/usr/bin/chromium".into(), PathBuf::from);
-    if !chromium.exists() || !web.join("node_modules/playwright-core").is_dir() {
-        assert!(
-            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "HEARTH_REQUIRE_PEERS=1 but Chromium or playwright-core is missing (scripts/install-browser.sh)"
-        );
-        eprintln!("skipped: Chromium or playwright-core is missing (scripts/install-browser.sh)");
-        return;
-    }
     let server = server_with(&peer, &[("corp", "match")]).await;
     let (owner, _org) = server.bootstrap().await;
     peer.account(
@@ -426,22 +398,14 @@ async fn the_dashboard_logs_in_and_links_through_the_provider_in_a_real_browser(
         return;
     };
     let codes = owner.confirm_mfa(&now).await.unwrap().recovery_codes;
-    let out = tokio::process::Command::new("node")
-        .arg("sso.test.mjs")
-        .current_dir(&web)
-        .env("HEARTH_URL", &server.url)
-        .env("OIDC_ISSUER", &peer.issuer)
-        .env("HEARTH_RECOVERY_CODE", &codes[0])
-        .env("CHROMIUM", chromium)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the browser test failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let env = [
+        ("HEARTH_URL", server.url.as_str()),
+        ("OIDC_ISSUER", peer.issuer.as_str()),
+        ("HEARTH_RECOVERY_CODE", codes[0].as_str()),
+    ];
+    if !browser_test("sso.test.mjs", &env).await {
+        return;
+    }
     let actions = audit_actions(&owner).await;
     assert!(
         actions

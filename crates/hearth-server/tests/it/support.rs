@@ -44,11 +44,32 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, settings: Settings) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        Self::serve(dir, settings, listener, url).await
+    }
+
+    /// A server whose `public_url` is `http://localhost:PORT`, the address its clients use: a
+    /// name, as passkeys need (authenticators refuse IP addresses).
+    pub async fn start_at_localhost(tweak: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = test_settings(&dir.path().join("data"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+        s.public_url = Some(url.clone());
+        tweak(&mut s);
+        Self::serve(dir, s, listener, url).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        settings: Settings,
+        listener: tokio::net::TcpListener,
+        url: String,
+    ) -> Self {
         let server = hearth_server::start(settings).await.unwrap();
         let setup_token = server.setup_token.clone();
         let state = server.state.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let (stop, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             server
@@ -165,4 +186,56 @@ pub async fn member(
     let mut c = server.client();
     c.login(login, &secret).await.unwrap();
     c
+}
+
+/// Runs `web/tests/SCRIPT` in Node against Debian's Chromium (`CHROMIUM` overrides it) with
+/// `env`, failing the test with its output when it fails. `false` (a skip) when Chromium or
+/// playwright-core is missing, which `HEARTH_REQUIRE_PEERS=1` turns into a failure
+/// (`scripts/install-browser.sh` installs both).
+pub async fn browser_test(script: &str, env: &[(&str, &str)]) -> bool {
+    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
+    let chromium = std::env::var_os("CHROMIUM").map_or("/usr/bin/chromium".into(), PathBuf::from);
+    if !chromium.exists() || !web.join("node_modules/playwright-core").is_dir() {
+        assert!(
+            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
+            "HEARTH_REQUIRE_PEERS=1 but Chromium or playwright-core is missing (scripts/install-browser.sh)"
+        );
+        eprintln!("skipped: Chromium or playwright-core is missing (scripts/install-browser.sh)");
+        return false;
+    }
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .current_dir(&web)
+        .envs(env.iter().copied())
+        .env("CHROMIUM", chromium)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the browser test {script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    true
+}
+
+/// The instance's audit entries (action, details), oldest first, as an instance admin sees them.
+pub async fn audit_actions(admin: &Client) -> Vec<(String, serde_json::Value)> {
+    let page: serde_json::Value = admin
+        .raw_get("/api/v1/system/audit?limit=1000")
+        .await
+        .unwrap();
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["details"].clone(),
+            )
+        })
+        .collect()
 }

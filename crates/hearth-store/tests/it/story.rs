@@ -158,6 +158,7 @@ async fn story(db: TestDb) {
         created_at: now,
         expires_at: now + 1000,
         sso_provider: Some("corp".into()),
+        passkey: None,
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_session("sess-hash", &sess, Some("192.0.2.7"), Some("hearth/0.1.0"))
@@ -569,6 +570,7 @@ async fn story(db: TestDb) {
     queue(s, label, org.id, id, alice.id, now).await;
     maintenance(s, label, org.id, id, alice.id, now).await;
     single_sign_on(s, label, alice.id, bob.id, now).await;
+    passkeys(s, label, alice.id, bob.id, now).await;
     let mut tx = s.begin().await.unwrap();
     tx.set_org_policy(org.id, OrgPolicy::RequireSso, true)
         .await
@@ -675,6 +677,114 @@ async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now:
         s.sso_identities_of(alice).await.unwrap().is_empty(),
         "{label}"
     );
+}
+
+/// Passkeys: one account per credential, listed oldest first, the counter and last use kept, removed
+/// only by their member; ceremonies taken once, by kind, until they expire.
+async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) {
+    use hearth_store::passkeys::{CeremonyKind, CeremonyRow, PasskeyRow};
+    let key = |id: &str, user, at| PasskeyRow {
+        credential_id: id.into(),
+        user_id: user,
+        name: format!("key {id}"),
+        credential: r#"{"cred":"v1"}"#.into(),
+        created_at: at,
+        last_used_at: None,
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_passkey(&key("k2", alice, now + 1)).await.unwrap();
+    tx.insert_passkey(&key("k1", alice, now)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        matches!(
+            tx.insert_passkey(&key("k1", bob, now)).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "{label}: a credential logs one account in"
+    );
+    drop(tx);
+    let ids = |v: Vec<PasskeyRow>| v.into_iter().map(|p| p.credential_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.passkeys_of(alice).await.unwrap()),
+        ["k1", "k2"],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    tx.use_passkey("k1", r#"{"cred":"v2"}"#, now + 9)
+        .await
+        .unwrap();
+    assert_eq!(tx.delete_passkey(bob, "k2").await.unwrap(), None, "{label}");
+    assert_eq!(
+        tx.delete_passkey(alice, "k2").await.unwrap().as_deref(),
+        Some("key k2"),
+        "{label}"
+    );
+    tx.commit().await.unwrap();
+    let k1 = s.passkey("k1").await.unwrap().unwrap();
+    assert_eq!(
+        (k1.credential.as_str(), k1.last_used_at, k1.user_id),
+        (r#"{"cred":"v2"}"#, Some(now + 9), alice),
+        "{label}"
+    );
+    assert!(s.passkey("k2").await.unwrap().is_none(), "{label}");
+
+    let ceremony = |hash: &str, kind, expires_at| CeremonyRow {
+        id_hash: hash.into(),
+        kind,
+        user_id: (kind == CeremonyKind::Register).then_some(alice),
+        state: "{}".into(),
+        created_at: now,
+        expires_at,
+    };
+    s.insert_passkey_ceremony(&ceremony("c1", CeremonyKind::Register, now + 100))
+        .await
+        .unwrap();
+    s.insert_passkey_ceremony(&ceremony("c2", CeremonyKind::Login, now + 100))
+        .await
+        .unwrap();
+    s.insert_passkey_ceremony(&ceremony("c3", CeremonyKind::Login, now + 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.passkey_ceremonies_in_flight(now + 50).await.unwrap(),
+        2,
+        "{label}"
+    );
+    assert!(
+        s.take_passkey_ceremony("c1", CeremonyKind::Login, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "{label}: a registration does not finish a login"
+    );
+    assert_eq!(
+        s.take_passkey_ceremony("c1", CeremonyKind::Register, now)
+            .await
+            .unwrap(),
+        Some(ceremony("c1", CeremonyKind::Register, now + 100)),
+        "{label}"
+    );
+    assert!(
+        s.take_passkey_ceremony("c1", CeremonyKind::Register, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "{label}: taken once"
+    );
+    assert!(
+        s.take_passkey_ceremony("c3", CeremonyKind::Login, now + 10)
+            .await
+            .unwrap()
+            .is_none(),
+        "{label}: expired"
+    );
+    let c2 = s
+        .take_passkey_ceremony("c2", CeremonyKind::Login, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c2.user_id, None, "{label}");
 }
 
 /// Maintenance tasks count the printer's hours of printing (its rollups in state `printing`,

@@ -1,0 +1,389 @@
+//! Passkeys: members register WebAuthn credentials from the dashboard and log in with them
+//! instead of the passphrase. A passkey login is discoverable (the authenticator names the account,
+//! nobody types a login) and asks the authenticator to verify its user (PIN, fingerprint), so it
+//! stands for both factors; it opens a session like the passphrase login does (same throttle, same
+//! `open_session`). It opens nothing sealed: keys stay with the passphrase on members' devices.
+//!
+//! Every ceremony's state stays on the server (several instances share it through the database),
+//! is named by a random id whose hash is stored, and is taken once within five minutes.
+
+use super::accounts::{
+    By, Source, audit_failed_login, fresh_session, login_failed, open_session, user_agent,
+};
+use crate::auth::{Caller, random_token, token_hash};
+use crate::error::{ApiError, ApiResult, Json, Path};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use base64::Engine as _;
+use hearth_proto::api::{
+    ErrorBody, LoginResponse, PasskeyCeremony, PasskeyInfo, PasskeyLoginFinish,
+    PasskeyRegisterFinish, PasskeyRegisterRequest,
+};
+use hearth_proto::audit::SYSTEM_SCOPE;
+use hearth_proto::time_fmt::{now_ms, rfc3339};
+use hearth_store::passkeys::{CeremonyKind, CeremonyRow, PasskeyRow};
+use hearth_store::{StoreError, UserRow};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Webauthn,
+};
+
+/// How long a registration or login may take between its start and its finish.
+const CEREMONY_MS: i64 = 5 * 60 * 1000;
+/// The longest name of a passkey.
+const MAX_NAME_CHARS: usize = 64;
+
+fn relying_party(state: &AppState) -> ApiResult<&Webauthn> {
+    state.passkeys.get().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "passkeys_off",
+            "this server has no passkeys: its administrator sets public_url to the name members \
+             browse to (not an IP address)",
+        )
+    })
+}
+
+fn expired() -> ApiError {
+    ApiError::bad_request(
+        "passkey_expired",
+        "this passkey request is unknown, used already or older than five minutes: start again",
+    )
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn stored<T: DeserializeOwned>(json: &str) -> ApiResult<T> {
+    serde_json::from_str(json).map_err(|e| ApiError::internal(std::io::Error::other(e)))
+}
+
+fn to_json<T: Serialize>(value: &T) -> ApiResult<String> {
+    serde_json::to_string(value).map_err(|e| ApiError::internal(std::io::Error::other(e)))
+}
+
+fn info(p: &PasskeyRow) -> PasskeyInfo {
+    PasskeyInfo {
+        id: p.credential_id.clone(),
+        name: p.name.clone(),
+        created_at: rfc3339(p.created_at),
+        last_used_at: p.last_used_at.map(rfc3339),
+    }
+}
+
+/// Stores a ceremony's state under a new random id, within the cap on those in flight; the id
+/// and `options` for the browser.
+async fn begin(
+    state: &AppState,
+    kind: CeremonyKind,
+    user: Option<&UserRow>,
+    ceremony_state: &impl Serialize,
+    options: &impl Serialize,
+) -> ApiResult<Json<PasskeyCeremony>> {
+    let now = now_ms();
+    if state.store.passkey_ceremonies_in_flight(now).await?
+        >= state.settings.auth.max_passkey_ceremonies_in_flight
+    {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "passkeys_busy",
+            "too many passkey logins and registrations are in progress: try again in a few minutes",
+        ));
+    }
+    let ceremony = random_token();
+    state
+        .store
+        .insert_passkey_ceremony(&CeremonyRow {
+            id_hash: token_hash(&ceremony),
+            kind,
+            user_id: user.map(|u| u.id),
+            state: to_json(ceremony_state)?,
+            created_at: now,
+            expires_at: now + CEREMONY_MS,
+        })
+        .await?;
+    let options =
+        serde_json::to_value(options).map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
+    Ok(Json(PasskeyCeremony { ceremony, options }))
+}
+
+/// This account's passkeys, oldest first.
+#[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "accounts", responses(
+    (status = 200, body = Vec<PasskeyInfo>), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<PasskeyInfo>>> {
+    let keys = state.store.passkeys_of(caller.user.id).await?;
+    Ok(Json(keys.iter().map(info).collect()))
+}
+
+/// Starts adding a passkey to this account, in a browser session opened less than five minutes
+/// ago or with the login secret again (a session left open elsewhere cannot add a way in).
+#[utoipa::path(post, path = "/api/v1/me/passkeys/register", tag = "accounts", request_body = PasskeyRegisterRequest, responses(
+    (status = 200, body = PasskeyCeremony),
+    (status = 403, description = "an API token, or an older session without the login secret (reauth_required)", body = ErrorBody),
+    (status = 404, description = "passkeys are off on this server (passkeys_off)", body = ErrorBody),
+    (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn register_start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<PasskeyRegisterRequest>,
+) -> ApiResult<Json<PasskeyCeremony>> {
+    let rp = relying_party(&state)?;
+    caller.require_session("add a passkey")?;
+    let user = &caller.user;
+    if !fresh_session(&caller, now_ms()) {
+        let Some(secret) = req.secret.filter(|s| !s.is_empty()) else {
+            return Err(reauth(
+                "give your passphrase again, or log in again: this session is older than five minutes",
+            ));
+        };
+        if let Err(wait) = state.limiter.check(&user.login, caller.source.as_deref()) {
+            return Err(ApiError::rate_limited(wait));
+        }
+        if !state
+            .hasher
+            .verify(Some(user.secret_hash.clone()), secret)
+            .await
+        {
+            login_failed(
+                &state,
+                &user.login,
+                caller.source.clone(),
+                now_ms(),
+                Some("passphrase to add a passkey"),
+            )
+            .await?;
+            return Err(reauth("that is not this account's passphrase"));
+        }
+    }
+    let have = state.store.passkeys_of(user.id).await?;
+    let exclude = have
+        .iter()
+        .map(|p| stored::<Passkey>(&p.credential).map(|k| k.cred_id().clone()))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let (options, registration) = rp
+        .start_passkey_registration(user.id.0, &user.login, &user.login, Some(exclude))
+        .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
+    // Logins are discoverable (the authenticator names the account), so the credential must be
+    // one the authenticator keeps; webauthn-rs asks for none by default, and its options type
+    // is not exported, so the JSON is changed (the registration's state does not depend on it).
+    let mut options =
+        serde_json::to_value(&options).map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
+    options["publicKey"]["authenticatorSelection"]["residentKey"] = json!("required");
+    options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = json!(true);
+    begin(
+        &state,
+        CeremonyKind::Register,
+        Some(user),
+        &registration,
+        &options,
+    )
+    .await
+}
+
+fn reauth(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "reauth_required", message)
+}
+
+/// Finishes adding a passkey with the authenticator's new credential.
+#[utoipa::path(post, path = "/api/v1/me/passkeys/register/finish", tag = "accounts", request_body = PasskeyRegisterFinish, responses(
+    (status = 201, body = PasskeyInfo),
+    (status = 400, description = "unknown, used or expired ceremony (passkey_expired); an answer that does not verify (passkey_invalid)", body = ErrorBody),
+    (status = 409, description = "this credential is registered already", body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+pub async fn register_finish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<PasskeyRegisterFinish>,
+) -> ApiResult<(StatusCode, Json<PasskeyInfo>)> {
+    let rp = relying_party(&state)?;
+    caller.require_session("add a passkey")?;
+    let name = req.name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(format!(
+            "a passkey's name is 1 to {MAX_NAME_CHARS} printable characters"
+        )));
+    }
+    let now = now_ms();
+    let taken = state
+        .store
+        .take_passkey_ceremony(&token_hash(&req.ceremony), CeremonyKind::Register, now)
+        .await?
+        .filter(|c| c.user_id == Some(caller.user.id))
+        .ok_or_else(expired)?;
+    let registration: PasskeyRegistration = stored(&taken.state)?;
+    let credential: RegisterPublicKeyCredential =
+        serde_json::from_value(req.credential).map_err(|e| {
+            invalid(format!(
+                "the browser's answer is not a WebAuthn credential: {e}"
+            ))
+        })?;
+    let key = rp
+        .finish_passkey_registration(&credential, &registration)
+        .map_err(|e| {
+            invalid(format!(
+                "the authenticator's answer did not check out ({e})"
+            ))
+        })?;
+    let row = PasskeyRow {
+        credential_id: b64(key.cred_id()),
+        user_id: caller.user.id,
+        name: name.to_owned(),
+        credential: to_json(&key)?,
+        created_at: now,
+        last_used_at: None,
+    };
+    let mut tx = state.store.begin().await?;
+    tx.insert_passkey(&row).await.map_err(|e| match e {
+        StoreError::Conflict(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "passkey_exists",
+            "this passkey is registered already",
+        ),
+        other => other.into(),
+    })?;
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "auth.passkey_add",
+        None,
+        json!({ "passkey": row.credential_id, "name": row.name }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(info(&row))))
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::bad_request("passkey_invalid", message)
+}
+
+/// Removes one of this account's passkeys (also with an API token: a lost device's passkey can be
+/// removed from the command line).
+#[utoipa::path(delete, path = "/api/v1/me/passkeys/{id}", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.store.begin().await?;
+    let Some(name) = tx.delete_passkey(caller.user.id, &id).await? else {
+        return Err(ApiError::not_found("passkey"));
+    };
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "auth.passkey_remove",
+        None,
+        json!({ "passkey": id, "name": name }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a passkey login: a challenge any of this server's passkeys can answer.
+#[utoipa::path(post, path = "/api/v1/auth/passkey/start", tag = "accounts", responses(
+    (status = 200, body = PasskeyCeremony),
+    (status = 404, description = "passkeys are off on this server (passkeys_off)", body = ErrorBody),
+    (status = 503, body = ErrorBody)))]
+pub async fn login_start(State(state): State<AppState>) -> ApiResult<Json<PasskeyCeremony>> {
+    let rp = relying_party(&state)?;
+    let (mut options, login) = rp
+        .start_discoverable_authentication()
+        .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
+    // A button asks for it (a modal request), not the login field's autofill.
+    options.mediation = None;
+    begin(&state, CeremonyKind::Login, None, &login, &options).await
+}
+
+/// Finishes a passkey login: opens a browser session as `POST /auth/login` does.
+#[utoipa::path(post, path = "/api/v1/auth/passkey/finish", tag = "accounts", request_body = PasskeyLoginFinish, responses(
+    (status = 200, body = LoginResponse, headers(("Set-Cookie" = String, description = "hearth_session, HttpOnly, SameSite=Strict"))),
+    (status = 400, description = "unknown, used or expired ceremony (passkey_expired)", body = ErrorBody),
+    (status = 401, description = "an unknown passkey, or an answer that does not verify (passkey_invalid)", body = ErrorBody),
+    (status = 429, body = ErrorBody)))]
+pub async fn login_finish(
+    State(state): State<AppState>,
+    Source(source): Source,
+    headers: HeaderMap,
+    Json(req): Json<PasskeyLoginFinish>,
+) -> ApiResult<Response> {
+    let rp = relying_party(&state)?;
+    if let Err(wait) = state.limiter.check_address(source.as_deref()) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    let now = now_ms();
+    let taken = state
+        .store
+        .take_passkey_ceremony(&token_hash(&req.ceremony), CeremonyKind::Login, now)
+        .await?
+        .ok_or_else(expired)?;
+    let login: DiscoverableAuthentication = stored(&taken.state)?;
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "passkey_invalid",
+            "this passkey is not (or no longer) registered with this server, or its answer did \
+             not check out",
+        )
+    };
+    let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(req.credential) else {
+        return Err(refused());
+    };
+    // The authenticator names the account (user handle) and the credential; both must be ours
+    // and agree before its signature is checked against the stored key.
+    let found = match rp.identify_discoverable_authentication(&credential) {
+        Ok((handle, id)) => state
+            .store
+            .passkey(&b64(id))
+            .await?
+            .filter(|p| p.user_id.0 == handle),
+        Err(_) => None,
+    };
+    let Some(row) = found else {
+        let details =
+            json!({ "passkey": b64(credential.get_credential_id()), "failed": "unknown passkey" });
+        state.limiter.record_address_failure(source.as_deref());
+        audit_failed_login(&state, source, now, details).await?;
+        return Err(refused());
+    };
+    let user = state.store.user_by_id(row.user_id).await?;
+    if let Err(wait) = state.limiter.check(&user.login, source.as_deref()) {
+        return Err(ApiError::rate_limited(wait));
+    }
+    let mut key: Passkey = stored(&row.credential)?;
+    let checked =
+        rp.finish_discoverable_authentication(&credential, login, &[DiscoverableKey::from(&key)]);
+    let Ok(result) = checked else {
+        login_failed(&state, &user.login, source, now, Some("passkey")).await?;
+        return Err(refused());
+    };
+    key.update_credential(&result);
+    let credential_json = to_json(&key)?;
+    let details = json!({ "passkey": row.credential_id, "name": row.name });
+    open_session(
+        &state,
+        &user,
+        By::Passkey(&row.name),
+        source,
+        user_agent(&headers),
+        details,
+        async |tx| {
+            tx.use_passkey(&row.credential_id, &credential_json, now)
+                .await?;
+            Ok(())
+        },
+    )
+    .await
+}

@@ -1,0 +1,255 @@
+//! Passkeys: off without a `public_url` that names the server; adding one takes a fresh login or
+//! the passphrase, and a browser session; ceremonies are taken once; a login with a credential
+//! the server does not know, or an answer that is not one, is refused and audited; and the whole
+//! of it in a real Chromium with its virtual authenticator (`web/tests/passkeys.test.mjs`).
+
+use crate::support::*;
+use base64::Engine as _;
+use hearth_client::Client;
+use hearth_proto::api::{
+    CreateTokenRequest, PasskeyLoginFinish, PasskeyRegisterRequest, ServerInfo, SetupRequest,
+};
+
+fn code(e: &hearth_client::ClientError) -> (Option<u16>, Option<String>) {
+    (e.status(), e.code().map(str::to_owned))
+}
+
+async fn info(server: &TestServer) -> ServerInfo {
+    server.client().info().await.unwrap()
+}
+
+#[tokio::test]
+async fn passkeys_are_off_unless_public_url_names_the_server() {
+    let plain = TestServer::start().await;
+    assert!(!info(&plain).await.passkeys, "no public_url");
+    let refused = plain.client().begin_passkey_login().await.unwrap_err();
+    assert_eq!(code(&refused), (Some(404), Some("passkeys_off".into())));
+
+    // Authenticators refuse IP addresses as relying parties.
+    let ip = TestServer::start_with(|s| s.public_url = Some("http://127.0.0.1:8080".into())).await;
+    assert!(!info(&ip).await.passkeys, "an IP address");
+
+    let named = TestServer::start_at_localhost(|_| {}).await;
+    assert!(info(&named).await.passkeys);
+    let start = named.client().begin_passkey_login().await.unwrap();
+    let o = &start.options["publicKey"];
+    assert_eq!(o["rpId"], "localhost", "{o}");
+    assert_eq!(o["userVerification"], "required", "{o}");
+    assert!(
+        o["allowCredentials"].as_array().is_none_or(Vec::is_empty),
+        "the authenticator names the account: {o}"
+    );
+    assert!(
+        start.options.get("mediation").is_none_or(|m| m.is_null()),
+        "a modal request"
+    );
+}
+
+#[tokio::test]
+async fn adding_a_passkey_takes_a_recent_login_or_the_passphrase() {
+    let server = TestServer::start_at_localhost(|_| {}).await;
+    let (owner, org) = server.bootstrap().await;
+    let me = owner.me().await.unwrap().user;
+
+    let started = owner
+        .begin_passkey(&PasskeyRegisterRequest::default())
+        .await
+        .unwrap();
+    let o = &started.options["publicKey"];
+    assert_eq!(o["rp"]["id"], "localhost", "{o}");
+    assert_eq!(o["user"]["name"], "owner", "{o}");
+    let handle = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(me.id.0.as_bytes());
+    assert_eq!(
+        o["user"]["id"], handle,
+        "the user handle is the account's id: {o}"
+    );
+    let sel = &o["authenticatorSelection"];
+    assert_eq!(
+        (
+            sel["residentKey"].as_str(),
+            sel["requireResidentKey"].as_bool()
+        ),
+        (Some("required"), Some(true)),
+        "logins are discoverable, so the authenticator must keep the credential: {o}"
+    );
+    assert_eq!(sel["userVerification"], "required", "{o}");
+
+    // An API token cannot add a way in.
+    let token = owner
+        .create_token(&CreateTokenRequest {
+            name: "ci".into(),
+            org: Some(org),
+            max_role: None,
+            expires_in_days: None,
+        })
+        .await
+        .unwrap();
+    let scripted = server.client().with_token(token.token);
+    let refused = scripted
+        .begin_passkey(&PasskeyRegisterRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(403));
+
+    // A session whose login is older than five minutes needs the login secret again.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&hearth_store::sqlite_url(
+        &server.data_dir().join("hearth.db"),
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE sessions SET created_at = created_at - 600000")
+        .execute(&db)
+        .await
+        .unwrap();
+    let stale = owner
+        .begin_passkey(&PasskeyRegisterRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(code(&stale), (Some(403), Some("reauth_required".into())));
+    let wrong = owner
+        .begin_passkey(&PasskeyRegisterRequest {
+            secret: Some("not the secret".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&wrong), (Some(403), Some("reauth_required".into())));
+    owner
+        .begin_passkey(&PasskeyRegisterRequest {
+            secret: Some(OWNER_SECRET.into()),
+        })
+        .await
+        .unwrap();
+    let actions = audit_actions(&owner).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "auth.login_failed" && d["failed"] == "passphrase to add a passkey"),
+        "a wrong passphrase counts as a failed login: {actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_passkey_login_is_taken_once_and_refuses_what_it_cannot_check() {
+    let server = TestServer::start_at_localhost(|_| {}).await;
+    let (owner, _org) = server.bootstrap().await;
+    let mut c = server.client();
+    let start = c.begin_passkey_login().await.unwrap();
+    // An assertion from a credential this server never registered (a well-formed answer).
+    let unknown = serde_json::json!({
+        "id": "AAAA", "rawId": "AAAA", "type": "public-key",
+        "response": {
+            "clientDataJSON": "e30", "authenticatorData": "AAAA", "signature": "AAAA",
+            "userHandle": base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(owner.me().await.unwrap().user.id.0.as_bytes()),
+        },
+        "clientExtensionResults": {},
+    });
+    let refused = c
+        .passkey_login(&PasskeyLoginFinish {
+            ceremony: start.ceremony.clone(),
+            credential: unknown.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused), (Some(401), Some("passkey_invalid".into())));
+    // The challenge was spent by that attempt.
+    let again = c
+        .passkey_login(&PasskeyLoginFinish {
+            ceremony: start.ceremony,
+            credential: unknown,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&again), (Some(400), Some("passkey_expired".into())));
+    // Something that is not a credential at all.
+    let start = c.begin_passkey_login().await.unwrap();
+    let junk = c
+        .passkey_login(&PasskeyLoginFinish {
+            ceremony: start.ceremony,
+            credential: serde_json::json!({ "hello": "world" }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(&junk), (Some(401), Some("passkey_invalid".into())));
+    assert!(c.me().await.is_err(), "no session was opened");
+    let actions = audit_actions(&owner).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "auth.login_failed" && d["failed"] == "unknown passkey"),
+        "{actions:?}"
+    );
+    // Nothing to remove.
+    let missing = owner.remove_passkey("AAAA").await.unwrap_err();
+    assert_eq!(missing.status(), Some(404));
+}
+
+#[tokio::test]
+async fn passkey_starts_are_capped() {
+    let server =
+        TestServer::start_at_localhost(|s| s.auth.max_passkey_ceremonies_in_flight = 2).await;
+    let c = server.client();
+    c.begin_passkey_login().await.unwrap();
+    c.begin_passkey_login().await.unwrap();
+    let busy = c.begin_passkey_login().await.unwrap_err();
+    assert_eq!(code(&busy), (Some(503), Some("passkeys_busy".into())));
+}
+
+/// The dashboard in a real Chromium with its virtual authenticator: a member adds a passkey from
+/// Account, logs out, logs in with it (no login typed), sees the session logged in by it, a
+/// replayed answer is refused, and once removed it logs in no more.
+#[tokio::test]
+async fn the_dashboard_adds_and_logs_in_with_a_passkey_in_a_real_browser() {
+    let server = TestServer::start_at_localhost(|_| {}).await;
+    let passphrase = "correct horse battery staple";
+    let secret = hearth_crypto::derive_login_secret(
+        passphrase,
+        &server.url,
+        "owner",
+        &hearth_crypto::KdfParams::default(),
+    )
+    .unwrap();
+    server
+        .client()
+        .setup(&SetupRequest {
+            token: server.setup_token.clone().unwrap(),
+            login: "owner".into(),
+            secret: secret.expose_hex().to_string(),
+            org_name: "Acme".into(),
+        })
+        .await
+        .unwrap();
+    let env = [
+        ("HEARTH_URL", server.url.as_str()),
+        ("HEARTH_LOGIN", "owner"),
+        ("HEARTH_PASSPHRASE", passphrase),
+    ];
+    if !browser_test("passkeys.test.mjs", &env).await {
+        return;
+    }
+    let mut owner: Client = server.client();
+    owner.login("owner", &secret.expose_hex()).await.unwrap();
+    assert!(
+        owner.passkeys().await.unwrap().is_empty(),
+        "removed in the page"
+    );
+    let actions = audit_actions(&owner).await;
+    for (action, what) in [
+        ("auth.passkey_add", "added"),
+        ("auth.passkey_remove", "removed"),
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(a, d)| a == action && d["name"] == "Laptop"),
+            "the passkey was {what}: {actions:?}"
+        );
+    }
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "auth.login" && d["name"] == "Laptop" && d["passkey"].is_string()),
+        "{actions:?}"
+    );
+}
