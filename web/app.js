@@ -549,8 +549,8 @@ async function loadPasskeys() {
   $("passkeys").querySelector("tbody").replaceChildren(...passkeys.map((p) => {
     const remove = el("button", { type: "button", class: "danger" }, "Remove");
     remove.addEventListener("click", async () => {
-      if (!confirm(`Remove the passkey «${p.name}»? It no longer logs in to this account ` +
-        "(remove it from the device too: its own settings list it).")) return;
+      if (!confirm(`Remove the passkey «${p.name}»? It no longer logs in to this account, and the ` +
+        "sessions it opened end (remove it from the device too: its own settings list it).")) return;
       notice("");
       remove.disabled = true;
       try {
@@ -558,6 +558,14 @@ async function loadPasskeys() {
       } catch (e) {
         // Gone already (404): removed elsewhere, the list below says so.
         if (e.status !== 404) notice(`The passkey «${p.name}» stays: ${e.message}`);
+      }
+      // This very session may have been opened with it, and ended with it.
+      const ended = await call("GET", "/me").then(() => false, (e) => e.status === 401);
+      if (ended) {
+        stopEvents();
+        notice(`You removed the passkey «${p.name}» this session was opened with, so it ended: log in again.`);
+        showLogin();
+        return;
       }
       await loadPasskeys().catch((e) => notice(`Could not read your passkeys: ${e.message}`));
     });

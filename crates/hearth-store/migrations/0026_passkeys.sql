@@ -24,5 +24,6 @@ CREATE TABLE passkey_ceremonies (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
--- The passkey (its name at the time) a session was opened with; NULL: another way.
+-- The credential id of the passkey a session was opened with (its removal ends the session);
+-- NULL: another way.
 ALTER TABLE sessions ADD COLUMN passkey TEXT;

@@ -78,7 +78,7 @@ pub struct SessionListing {
     pub user_agent: Option<String>,
     /// The single sign-on provider its login went through; `None`: a passphrase or a passkey.
     pub sso_provider: Option<String>,
-    /// The passkey (its name then) it was opened with.
+    /// The name of the passkey it was opened with.
     pub passkey: Option<String>,
 }
 
@@ -90,7 +90,7 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// The single sign-on provider it was opened through; `None`: a passphrase or a passkey.
     pub sso_provider: Option<String>,
-    /// The passkey (its name then) it was opened with.
+    /// The credential id of the passkey it was opened with (removing the passkey ends it).
     pub passkey: Option<String>,
 }
 

@@ -175,12 +175,13 @@ impl Tx {
         Ok(())
     }
 
-    /// Removes `user`'s passkey; its name, `None` when they have no such passkey.
+    /// Removes `user`'s passkey and ends the sessions it opened; its name and how many sessions
+    /// ended, `None` when they have no such passkey.
     pub async fn delete_passkey(
         &mut self,
         user: UserId,
         credential_id: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<(String, u64)>> {
         let row = sqlx::query(
             "DELETE FROM passkeys WHERE user_id = $1 AND credential_id = $2 RETURNING name",
         )
@@ -188,7 +189,16 @@ impl Tx {
         .bind(credential_id)
         .fetch_optional(&mut *self.inner)
         .await?;
-        Ok(row.map(|r| r.try_get("name")).transpose()?)
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND passkey = $2")
+            .bind(user.to_string())
+            .bind(credential_id)
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        Ok(Some((row.try_get("name")?, ended)))
     }
 
     /// Notes a login with a passkey, with its credential as the login left it (the counter).

@@ -199,8 +199,10 @@ impl Store {
     /// A user's login sessions not yet expired, newest first.
     pub async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionListing>> {
         let rows = sqlx::query(
-            "SELECT token_hash, created_at, expires_at, source, user_agent, sso_provider, \
-             passkey FROM sessions WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC",
+            "SELECT s.token_hash, s.created_at, s.expires_at, s.source, s.user_agent, \
+             s.sso_provider, p.name AS passkey FROM sessions s \
+             LEFT JOIN passkeys p ON p.credential_id = s.passkey \
+             WHERE s.user_id = $1 AND s.expires_at > $2 ORDER BY s.created_at DESC",
         )
         .bind(user.to_string())
         .bind(now_ms)

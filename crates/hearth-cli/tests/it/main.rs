@@ -9,6 +9,8 @@ mod bridge;
 // Whether Chromium, Node.js and playwright-core are here, shared with hearth-demo's tests.
 #[path = "../../../hearth-demo/tests/it/browser.rs"]
 mod browser;
+#[path = "../../../hearth-server/tests/it/browser_run.rs"]
+mod browser_run;
 mod camera;
 mod canary;
 mod e2e;
@@ -16,6 +18,7 @@ mod mfa;
 mod notify;
 #[path = "../../../hearth-server/tests/it/oathtool.rs"]
 mod oathtool;
+mod passkeys;
 mod printer_chain;
 mod queue;
 // The drivers' real-peer harness (OctoPrint with its virtual printer), shared rather than copied.

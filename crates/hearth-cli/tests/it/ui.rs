@@ -14,6 +14,7 @@ use hearth_proto::ids::JobId;
 use reqwest::Method;
 use tokio::io::AsyncBufReadExt as _;
 
+use crate::browser_run::browser_test;
 use crate::camera::{camera, first_frame, pictures, print_to_the_end, timelapse_printer};
 use crate::printer_chain::start_chain_agent;
 use crate::support::*;
@@ -605,27 +606,4 @@ async fn an_admin_approves_and_rejects_waiting_jobs_in_the_page() {
         (ApprovalState::Rejected, Some(ada_id))
     );
     agent.shutdown().await;
-}
-
-/// `web/tests/SCRIPT` in Chromium, given `env`; whether it ran: skipped (said) when the browser
-/// or the test's packages are not installed, a failure under HEARTH_REQUIRE_PEERS=1.
-async fn browser_test(script: &str, env: &[(&str, &str)]) -> bool {
-    let Some((web, chromium)) = crate::browser::browser() else {
-        return false;
-    };
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .current_dir(&web)
-        .envs(env.iter().copied())
-        .env("CHROMIUM", chromium)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the browser test {script} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    true
 }

@@ -262,7 +262,7 @@ pub(crate) enum By<'a> {
     Passphrase,
     /// Through this single sign-on provider.
     Sso(&'a str),
-    /// With the passkey of this name.
+    /// With the passkey of this credential id.
     Passkey(&'a str),
 }
 
@@ -292,7 +292,7 @@ pub(crate) async fn open_session(
             _ => None,
         },
         passkey: match by {
-            By::Passkey(name) => Some(name.to_owned()),
+            By::Passkey(id) => Some(id.to_owned()),
             _ => None,
         },
         user_id: user.id,

@@ -268,8 +268,8 @@ fn invalid(message: String) -> ApiError {
     ApiError::bad_request("passkey_invalid", message)
 }
 
-/// Removes one of this account's passkeys (also with an API token: a lost device's passkey can be
-/// removed from the command line).
+/// Removes one of this account's passkeys, and ends the sessions it opened (also with an API
+/// token: a lost device's passkey can be removed from the command line).
 #[utoipa::path(delete, path = "/api/v1/me/passkeys/{id}", tag = "accounts", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove(
@@ -278,14 +278,14 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let Some(name) = tx.delete_passkey(caller.user.id, &id).await? else {
+    let Some((name, sessions_ended)) = tx.delete_passkey(caller.user.id, &id).await? else {
         return Err(ApiError::not_found("passkey"));
     };
     tx.append_audit(caller.audit(
         SYSTEM_SCOPE,
         "auth.passkey_remove",
         None,
-        json!({ "passkey": id, "name": name }),
+        json!({ "passkey": id, "name": name, "sessions_ended": sessions_ended }),
     ))
     .await?;
     tx.commit().await?;
@@ -375,7 +375,7 @@ pub async fn login_finish(
     open_session(
         &state,
         &user,
-        By::Passkey(&row.name),
+        By::Passkey(&row.credential_id),
         source,
         user_agent(&headers),
         details,

@@ -4,6 +4,10 @@
 
 mod accounts;
 mod backup;
+// Whether Chromium and playwright-core are here (hearth-demo's), and running a test of web/tests.
+#[path = "../../../hearth-demo/tests/it/browser.rs"]
+mod browser;
+mod browser_run;
 mod camera;
 mod cluster;
 mod deps;

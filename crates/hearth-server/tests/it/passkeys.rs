@@ -3,6 +3,7 @@
 //! the server does not know, or an answer that is not one, is refused and audited; and the whole
 //! of it in a real Chromium with its virtual authenticator (`web/tests/passkeys.test.mjs`).
 
+use crate::browser_run::browser_test;
 use crate::support::*;
 use base64::Engine as _;
 use hearth_client::Client;
@@ -198,7 +199,7 @@ async fn passkey_starts_are_capped() {
 
 /// The dashboard in a real Chromium with its virtual authenticator: a member adds a passkey from
 /// Account, logs out, logs in with it (no login typed), sees the session logged in by it, a
-/// replayed answer is refused, and once removed it logs in no more.
+/// replayed answer is refused, and removing it ends that session and its logins.
 #[tokio::test]
 async fn the_dashboard_adds_and_logs_in_with_a_passkey_in_a_real_browser() {
     let server = TestServer::start_at_localhost(|_| {}).await;
@@ -251,5 +252,11 @@ async fn the_dashboard_adds_and_logs_in_with_a_passkey_in_a_real_browser() {
             .iter()
             .any(|(a, d)| a == "auth.login" && d["name"] == "Laptop" && d["passkey"].is_string()),
         "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "auth.passkey_remove" && d["sessions_ended"] == 1),
+        "removing it ended the session it had opened: {actions:?}"
     );
 }

@@ -2,6 +2,7 @@
 //! HTTP client plays the browser: it follows the redirects from hearthd to the provider and back,
 //! as a browser's address bar would.
 
+use crate::browser_run::browser_test;
 use crate::oathtool::code as oathtool;
 use crate::oidc_peer::{Browser, OidcPeer, TEST_CA, decoded};
 use crate::support::*;

@@ -188,39 +188,6 @@ pub async fn member(
     c
 }
 
-/// Runs `web/tests/SCRIPT` in Node against Debian's Chromium (`CHROMIUM` overrides it) with
-/// `env`, failing the test with its output when it fails. `false` (a skip) when Chromium or
-/// playwright-core is missing, which `HEARTH_REQUIRE_PEERS=1` turns into a failure
-/// (`scripts/install-browser.sh` installs both).
-pub async fn browser_test(script: &str, env: &[(&str, &str)]) -> bool {
-    let web = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/tests");
-    let chromium = std::env::var_os("CHROMIUM").map_or("/usr/bin/chromium".into(), PathBuf::from);
-    if !chromium.exists() || !web.join("node_modules/playwright-core").is_dir() {
-        assert!(
-            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "HEARTH_REQUIRE_PEERS=1 but Chromium or playwright-core is missing (scripts/install-browser.sh)"
-        );
-        eprintln!("skipped: Chromium or playwright-core is missing (scripts/install-browser.sh)");
-        return false;
-    }
-    let out = tokio::process::Command::new("node")
-        .arg(script)
-        .current_dir(&web)
-        .envs(env.iter().copied())
-        .env("CHROMIUM", chromium)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the browser test {script} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{}", String::from_utf8_lossy(&out.stdout));
-    true
-}
-
 /// The instance's audit entries (action, details), oldest first, as an instance admin sees them.
 pub async fn audit_actions(admin: &Client) -> Vec<(String, serde_json::Value)> {
     let page: serde_json::Value = admin

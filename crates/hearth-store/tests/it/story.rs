@@ -710,17 +710,55 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
         ["k1", "k2"],
         "{label}"
     );
+    // Sessions opened with a passkey are listed with its name, and end when it is removed.
     let mut tx = s.begin().await.unwrap();
+    for (hash, passkey) in [
+        ("by-k1", Some("k1")),
+        ("by-k2", Some("k2")),
+        ("by-pass", None),
+    ] {
+        let session = SessionRow {
+            user_id: alice,
+            csrf_token: "csrf".into(),
+            created_at: now,
+            expires_at: now + 60_000,
+            sso_provider: None,
+            passkey: passkey.map(str::to_owned),
+        };
+        tx.insert_session(hash, &session, None, None).await.unwrap();
+    }
     tx.use_passkey("k1", r#"{"cred":"v2"}"#, now + 9)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
+    let listed = |v: Vec<SessionListing>| {
+        let mut v: Vec<_> = v.into_iter().map(|l| (l.token_hash, l.passkey)).collect();
+        v.sort();
+        v
+    };
+    let named = |hash: &str, name: Option<&str>| (hash.to_owned(), name.map(str::to_owned));
+    assert_eq!(
+        listed(s.sessions_of(alice, now).await.unwrap()),
+        [
+            named("by-k1", Some("key k1")),
+            named("by-k2", Some("key k2")),
+            named("by-pass", None)
+        ],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
     assert_eq!(tx.delete_passkey(bob, "k2").await.unwrap(), None, "{label}");
     assert_eq!(
-        tx.delete_passkey(alice, "k2").await.unwrap().as_deref(),
-        Some("key k2"),
+        tx.delete_passkey(alice, "k2").await.unwrap(),
+        Some(("key k2".to_owned(), 1)),
         "{label}"
     );
     tx.commit().await.unwrap();
+    assert_eq!(
+        listed(s.sessions_of(alice, now).await.unwrap()),
+        [named("by-k1", Some("key k1")), named("by-pass", None)],
+        "{label}: the removed passkey's session ended"
+    );
     let k1 = s.passkey("k1").await.unwrap().unwrap();
     assert_eq!(
         (k1.credential.as_str(), k1.last_used_at, k1.user_id),
