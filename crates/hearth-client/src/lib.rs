@@ -687,6 +687,12 @@ impl Client {
             .await
     }
 
+    /// Removes all of a user's passkeys and ends the sessions they opened (instance admins).
+    pub async fn reset_passkeys(&self, user: UserId) -> Result<()> {
+        self.no_content(self.req(Method::DELETE, &format!("/api/v1/users/{user}/passkeys")))
+            .await
+    }
+
     /// Starts adding a passkey (a browser session; `secret` when its login is older than five
     /// minutes): the options for the authenticator.
     pub async fn begin_passkey(&self, req: &PasskeyRegisterRequest) -> Result<PasskeyCeremony> {

@@ -362,6 +362,9 @@ pub struct Member {
     /// The single sign-on providers (ids) the member has an account linked at.
     #[serde(default)]
     pub sso: Vec<String>,
+    /// How many passkeys log in to the member's account.
+    #[serde(default)]
+    pub passkeys: u32,
 }
 
 /// `POST /api/v1/orgs/{org}/members`: add an existing account by login.

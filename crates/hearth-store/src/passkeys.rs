@@ -80,6 +80,26 @@ impl Store {
         rows.iter().map(passkey).collect()
     }
 
+    /// How many passkeys each member of `org` who has any has.
+    pub async fn members_passkeys(
+        &self,
+        org: hearth_proto::ids::OrgId,
+    ) -> Result<std::collections::HashMap<UserId, u32>> {
+        let rows = sqlx::query(
+            "SELECT p.user_id, COUNT(*) AS n FROM passkeys p \
+             JOIN memberships m ON m.user_id = p.user_id WHERE m.org_id = $1 GROUP BY p.user_id",
+        )
+        .bind(org.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n: i64 = r.try_get("n")?;
+                Ok((parsed(r, "user_id")?, u32::try_from(n).unwrap_or(u32::MAX)))
+            })
+            .collect()
+    }
+
     /// The passkey with this credential ID, whoever's it is.
     pub async fn passkey(&self, credential_id: &str) -> Result<Option<PasskeyRow>> {
         let row = sqlx::query(&format!(
@@ -199,6 +219,22 @@ impl Tx {
             .await?
             .rows_affected();
         Ok(Some((row.try_get("name")?, ended)))
+    }
+
+    /// Removes all of `user`'s passkeys and ends the sessions they opened: how many passkeys and
+    /// sessions.
+    pub async fn delete_passkeys_of(&mut self, user: UserId) -> Result<(u64, u64)> {
+        let ended = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND passkey IS NOT NULL")
+            .bind(user.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        let removed = sqlx::query("DELETE FROM passkeys WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        Ok((removed, ended))
     }
 
     /// Notes a login with a passkey, with its credential as the login left it (the counter).

@@ -103,6 +103,7 @@ async fn list(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
                 "fingerprint": dev.map(|d| d.device.fingerprint().to_string()),
                 "mfa": m.mfa,
                 "sso": m.sso,
+                "passkeys": m.passkeys,
             })
         })
         .collect();
@@ -114,6 +115,7 @@ async fn list(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
         "ROLE",
         "2ND FACTOR",
         "SSO",
+        "PASSKEYS",
         "DEVICE",
         "FINGERPRINT",
     ]);
@@ -130,6 +132,7 @@ async fn list(ctx: &mut Ctx, json: bool) -> anyhow::Result<()> {
                     .join(","),
                 _ => "-".into(),
             },
+            r["passkeys"].as_u64().unwrap_or_default().to_string(),
             match (r["in_chain"].as_bool(), r["admin_device"].as_bool()) {
                 (Some(true), Some(true)) => "admin".into(),
                 (Some(true), _) => "member".into(),

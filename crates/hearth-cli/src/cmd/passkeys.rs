@@ -7,46 +7,92 @@ use hearth_proto::api::PasskeyInfo;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PasskeysCmd {
-    /// Remove a passkey (its name or id, from `hearth passkeys`): it no longer logs in.
+    /// Remove a passkey (its name or id, from `hearth passkeys`): it no longer logs in, and the
+    /// sessions it opened end.
     Remove { passkey: String },
+    /// Remove all of a user's passkeys and end the sessions they opened (instance admins), for
+    /// one whose device was lost or taken.
+    Reset {
+        /// Their login.
+        login: String,
+    },
 }
 
 pub async fn run(cmd: Option<&PasskeysCmd>, json: bool) -> anyhow::Result<()> {
     let ctx = crate::ctx::Ctx::load()?;
-    let keys = ctx
-        .client
+    match cmd {
+        None => list(&ctx, json).await,
+        Some(PasskeysCmd::Remove { passkey }) => remove(&ctx, passkey).await,
+        Some(PasskeysCmd::Reset { login }) => reset(&ctx, login).await,
+    }
+}
+
+async fn mine(ctx: &crate::ctx::Ctx) -> anyhow::Result<Vec<PasskeyInfo>> {
+    ctx.client
         .passkeys()
         .await
-        .context("cannot list your passkeys")?;
-    match cmd {
-        None if json => super::fleet::print_json(&keys)?,
-        None if keys.is_empty() => println!(
-            "no passkey logs in to your account (add one in the web dashboard: Account, Passkeys)"
-        ),
-        None => {
-            let mut t = super::fleet::Table::new(&["NAME", "ADDED", "LAST USED", "ID"]);
-            for k in keys {
-                t.row(vec![
-                    k.name,
-                    k.created_at,
-                    k.last_used_at.unwrap_or_else(|| "never".into()),
-                    k.id,
-                ]);
-            }
-            t.print();
-        }
-        Some(PasskeysCmd::Remove { passkey }) => {
-            let key = pick(&keys, passkey)?;
-            ctx.client
-                .remove_passkey(&key.id)
-                .await
-                .with_context(|| format!("cannot remove the passkey {:?}", key.name))?;
-            println!(
-                "removed: the passkey {:?} no longer logs in to your account",
-                key.name
-            );
-        }
+        .context("cannot list your passkeys")
+}
+
+async fn list(ctx: &crate::ctx::Ctx, json: bool) -> anyhow::Result<()> {
+    let keys = mine(ctx).await?;
+    if json {
+        return super::fleet::print_json(&keys);
     }
+    if keys.is_empty() {
+        println!(
+            "no passkey logs in to your account (add one in the web dashboard: Account, Passkeys)"
+        );
+        return Ok(());
+    }
+    let mut t = super::fleet::Table::new(&["NAME", "ADDED", "LAST USED", "ID"]);
+    for k in keys {
+        t.row(vec![
+            k.name,
+            k.created_at,
+            k.last_used_at.unwrap_or_else(|| "never".into()),
+            k.id,
+        ]);
+    }
+    t.print();
+    Ok(())
+}
+
+async fn remove(ctx: &crate::ctx::Ctx, which: &str) -> anyhow::Result<()> {
+    let keys = mine(ctx).await?;
+    let key = pick(&keys, which)?;
+    ctx.client
+        .remove_passkey(&key.id)
+        .await
+        .with_context(|| format!("cannot remove the passkey {:?}", key.name))?;
+    println!(
+        "removed: the passkey {:?} no longer logs in to your account, and the sessions it opened \
+         ended",
+        key.name
+    );
+    Ok(())
+}
+
+async fn reset(ctx: &crate::ctx::Ctx, login: &str) -> anyhow::Result<()> {
+    let users: Vec<hearth_proto::api::User> = ctx
+        .client
+        .raw_get("/api/v1/users")
+        .await
+        .context("cannot list the users (instance admins only)")?;
+    let user = users
+        .iter()
+        .find(|u| u.login == login)
+        .ok_or_else(|| anyhow::anyhow!("no user {login:?}"))?;
+    if let Err(e) = ctx.client.reset_passkeys(user.id).await {
+        if e.status() == Some(404) {
+            anyhow::bail!("{login} has no passkey");
+        }
+        return Err(e).context("cannot remove their passkeys");
+    }
+    println!(
+        "The passkeys of {login} are removed, and the sessions they opened ended: they log in with \
+         their passphrase (or single sign-on) until they add one again."
+    );
     Ok(())
 }
 

@@ -41,6 +41,9 @@ async fn passkeys_are_listed_and_removed_by_name_or_id() {
         "{listed}"
     );
     assert!(listed.contains("never"), "none used yet: {listed}");
+    let members: serde_json::Value =
+        serde_json::from_str(&ada.run(&["members", "list", "--json"]).await).unwrap();
+    assert_eq!(members[0]["passkeys"], 3, "{members}");
 
     // Two share a name: the id decides.
     let ambiguous = ada.try_run(&["passkeys", "remove", "Laptop"]).await;
@@ -71,4 +74,20 @@ async fn passkeys_are_listed_and_removed_by_name_or_id() {
     assert_eq!(left[0]["id"], "cred-b");
     assert_eq!(left[0]["name"], "Laptop");
     assert!(left[0]["last_used_at"].is_null());
+
+    // An instance admin (ada set the server up) removes a user's passkeys at once.
+    assert!(
+        ada.run(&["passkeys", "reset", "ada"])
+            .await
+            .contains("The passkeys of ada are removed")
+    );
+    assert!(ada.run(&["passkeys"]).await.contains("no passkey logs in"));
+    let again = ada.try_run(&["passkeys", "reset", "ada"]).await;
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("ada has no passkey"),
+        "{again:?}"
+    );
+    let nobody = ada.try_run(&["passkeys", "reset", "nobody"]).await;
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("no user \"nobody\""));
 }

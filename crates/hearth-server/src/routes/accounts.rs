@@ -990,11 +990,13 @@ pub async fn list_members(
     let members = state.store.members(access.org.id).await?;
     let with_mfa = state.store.members_with_mfa(access.org.id).await?;
     let sso = state.store.members_sso(access.org.id).await?;
+    let passkeys = state.store.members_passkeys(access.org.id).await?;
     Ok(Json(
         members
             .into_iter()
             .map(|(u, role)| Member {
                 mfa: with_mfa.contains(&u.id),
+                passkeys: passkeys.get(&u.id).copied().unwrap_or_default(),
                 sso: sso
                     .iter()
                     .filter(|(id, _)| *id == u.id)
@@ -1062,6 +1064,7 @@ pub async fn add_member(
 /// One member as `GET .../members` lists them: with their second factor and linked providers.
 async fn member(state: &AppState, user: &UserRow, role: Role) -> ApiResult<Member> {
     Ok(Member {
+        passkeys: u32::try_from(state.store.passkeys_of(user.id).await?.len()).unwrap_or(u32::MAX),
         mfa: crate::mfa::is_on(&state.store, user.id).await?,
         sso: state
             .store

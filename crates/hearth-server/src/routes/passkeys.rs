@@ -22,6 +22,7 @@ use hearth_proto::api::{
     PasskeyRegisterFinish, PasskeyRegisterRequest,
 };
 use hearth_proto::audit::SYSTEM_SCOPE;
+use hearth_proto::ids::UserId;
 use hearth_proto::time_fmt::{now_ms, rfc3339};
 use hearth_store::passkeys::{CeremonyKind, CeremonyRow, PasskeyRow};
 use hearth_store::{StoreError, UserRow};
@@ -286,6 +287,33 @@ pub async fn remove(
         "auth.passkey_remove",
         None,
         json!({ "passkey": id, "name": name, "sessions_ended": sessions_ended }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes all of a user's passkeys and ends the sessions they opened (instance admins): a member
+/// whose device was lost or taken and who cannot log in to remove its passkey themselves.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/passkeys", tag = "accounts", params(("id" = UserId, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, description = "no such user, or no passkey", body = ErrorBody)))]
+pub async fn reset(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<UserId>,
+) -> ApiResult<StatusCode> {
+    caller.require_instance_admin()?;
+    let user = state.store.user_by_id(id).await?;
+    let mut tx = state.store.begin().await?;
+    let (removed, sessions_ended) = tx.delete_passkeys_of(user.id).await?;
+    if removed == 0 {
+        return Err(ApiError::not_found(format!("a passkey of {}", user.login)));
+    }
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "auth.passkey_reset",
+        Some(format!("user:{id}")),
+        json!({ "login": user.login, "passkeys": removed, "sessions_ended": sessions_ended }),
     ))
     .await?;
     tx.commit().await?;

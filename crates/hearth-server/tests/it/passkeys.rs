@@ -186,6 +186,67 @@ async fn a_passkey_login_is_taken_once_and_refuses_what_it_cannot_check() {
     assert_eq!(missing.status(), Some(404));
 }
 
+/// An instance admin removes a member's passkeys (a device lost or taken) and the sessions they
+/// opened; the organisation's member list counts each member's passkeys.
+#[tokio::test]
+async fn an_admin_removes_a_members_passkeys_and_the_sessions_they_opened() {
+    let server = TestServer::start_at_localhost(|_| {}).await;
+    let (owner, org) = server.bootstrap().await;
+    let bob = member(&server, &owner, org, "bob", hearth_proto::Role::Operator).await;
+    let bob_id = bob.me().await.unwrap().user.id;
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&hearth_store::sqlite_url(
+        &server.data_dir().join("hearth.db"),
+    ))
+    .await
+    .unwrap();
+    for (id, at) in [("bob-laptop", 1_i64), ("bob-phone", 2)] {
+        sqlx::query(
+            "INSERT INTO passkeys (credential_id, user_id, name, credential, created_at) \
+             VALUES ($1, $2, $1, '{}', $3)",
+        )
+        .bind(id)
+        .bind(bob_id.to_string())
+        .bind(at)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    // Bob's browser session was opened with his laptop's passkey.
+    sqlx::query("UPDATE sessions SET passkey = 'bob-laptop' WHERE user_id = $1")
+        .bind(bob_id.to_string())
+        .execute(&db)
+        .await
+        .unwrap();
+    let members = owner.members(org).await.unwrap();
+    let count = |login: &str| {
+        members
+            .iter()
+            .find(|m| m.user.login == login)
+            .unwrap()
+            .passkeys
+    };
+    assert_eq!((count("bob"), count("owner")), (2, 0));
+
+    let refused = bob.reset_passkeys(bob_id).await.unwrap_err();
+    assert_eq!(refused.status(), Some(403), "instance admins only");
+    owner.reset_passkeys(bob_id).await.unwrap();
+    assert!(
+        bob.me().await.is_err(),
+        "the session the passkey opened ended"
+    );
+    let none = owner.reset_passkeys(bob_id).await.unwrap_err();
+    assert_eq!(none.status(), Some(404), "nothing left to remove");
+    let actions = audit_actions(&owner).await;
+    assert!(
+        actions.iter().any(|(a, d)| a == "auth.passkey_reset"
+            && d["login"] == "bob"
+            && d["passkeys"] == 2
+            && d["sessions_ended"] == 1),
+        "{actions:?}"
+    );
+}
+
 #[tokio::test]
 async fn passkey_starts_are_capped() {
     let server =

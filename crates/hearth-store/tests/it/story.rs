@@ -766,6 +766,15 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
         "{label}"
     );
     assert!(s.passkey("k2").await.unwrap().is_none(), "{label}");
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.delete_passkeys_of(alice).await.unwrap(), (1, 1), "{label}");
+    tx.commit().await.unwrap();
+    assert_eq!(
+        listed(s.sessions_of(alice, now).await.unwrap()),
+        [named("by-pass", None)],
+        "{label}: the passphrase's session stays"
+    );
+    assert!(s.passkeys_of(alice).await.unwrap().is_empty(), "{label}");
 
     let ceremony = |hash: &str, kind, expires_at| CeremonyRow {
         id_hash: hash.into(),
