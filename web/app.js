@@ -26,10 +26,12 @@ const EVENTS = [
   ["job.failed", "a print fails or is refused", true],
   ["job.cancelled", "a print is cancelled", false],
   ["job.awaiting_approval", "a job waits for an admin's approval", true],
+  ["job.approved", "an admin approves a waiting job", true],
   ["printer.error", "a printer reports an error", true],
   ["printer.offline", "a printer is unreachable", true],
   ["printer.online", "it is back", true],
   ["spool.low", "a job leaves a spool low", true],
+  ["maintenance.due", "a maintenance task falls due", true],
   ["legal.request", "the operator records a legal request for our data", true],
 ];
 const PRINTER_STATES = ["printing", "pausing", "paused", "cancelling", "idle", "error", "offline"];

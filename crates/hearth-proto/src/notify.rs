@@ -86,6 +86,10 @@ pub enum NotifyEvent {
     /// A job waits for an admin's approval (organisations that require it).
     #[serde(rename = "job.awaiting_approval")]
     JobAwaitingApproval,
+    /// An admin approved a job that waited for it: it takes its place in the queue. (A rejected
+    /// job is `job.cancelled`, with who rejected it and why.)
+    #[serde(rename = "job.approved")]
+    JobApproved,
     /// A printer reported an error (once until it reports something else).
     #[serde(rename = "printer.error")]
     PrinterError,
@@ -113,13 +117,14 @@ pub enum NotifyEvent {
 
 impl NotifyEvent {
     /// Every event a channel can follow.
-    pub const FOLLOWABLE: [NotifyEvent; 12] = [
+    pub const FOLLOWABLE: [NotifyEvent; 13] = [
         Self::JobStarted,
         Self::JobPaused,
         Self::JobCompleted,
         Self::JobFailed,
         Self::JobCancelled,
         Self::JobAwaitingApproval,
+        Self::JobApproved,
         Self::PrinterError,
         Self::PrinterOffline,
         Self::PrinterOnline,
@@ -130,11 +135,12 @@ impl NotifyEvent {
 
     /// What a channel follows when its creator names nothing: everything that needs a person,
     /// and the end of every job.
-    pub const DEFAULT: [NotifyEvent; 10] = [
+    pub const DEFAULT: [NotifyEvent; 11] = [
         Self::JobPaused,
         Self::JobCompleted,
         Self::JobFailed,
         Self::JobAwaitingApproval,
+        Self::JobApproved,
         Self::PrinterError,
         Self::PrinterOffline,
         Self::PrinterOnline,
@@ -151,6 +157,7 @@ impl NotifyEvent {
             Self::JobFailed => "job.failed",
             Self::JobCancelled => "job.cancelled",
             Self::JobAwaitingApproval => "job.awaiting_approval",
+            Self::JobApproved => "job.approved",
             Self::PrinterError => "printer.error",
             Self::PrinterOffline => "printer.offline",
             Self::PrinterOnline => "printer.online",

@@ -34,8 +34,8 @@ pub enum NotifyCmd {
         #[arg(long)]
         url: String,
         /// Comma-separated events: job.started, job.paused, job.completed, job.failed,
-        /// job.cancelled, job.awaiting_approval, printer.error, printer.offline, printer.online,
-        /// spool.low, maintenance.due, legal.request.
+        /// job.cancelled, job.awaiting_approval, job.approved, printer.error, printer.offline,
+        /// printer.online, spool.low, maintenance.due, legal.request.
         #[arg(long, value_delimiter = ',')]
         events: Option<Vec<NotifyEvent>>,
         /// ntfy: a file holding the access token of a protected topic.

@@ -308,28 +308,71 @@ pub async fn job_changed(
 /// Queues `job.awaiting_approval` for a job just submitted that waits for an admin (in the
 /// transaction that inserts it), so admins hear of it without watching the queue.
 pub async fn job_awaiting_approval(state: &AppState, tx: &mut Tx, job: &JobRow) -> ApiResult<()> {
+    approval_notice(
+        state,
+        tx,
+        job,
+        NotifyEvent::JobAwaitingApproval,
+        "Job waiting for approval",
+        |j| {
+            format!(
+                "Job {} from {}{} waits for an admin's approval: `hearth approve {}` (or `hearth \
+             reject {} --reason ...`), or the dashboard's Jobs tab.",
+                job.id,
+                j.submitted_by,
+                describe_facts(j),
+                job.id,
+                job.id,
+            )
+        },
+    )
+    .await
+}
+
+/// Queues `job.approved` for a job an admin (`by`, their login) just approved, in the transaction
+/// that records the decision: whoever heard it was waiting hears it goes on.
+pub async fn job_approved(state: &AppState, tx: &mut Tx, job: &JobRow, by: &str) -> ApiResult<()> {
+    approval_notice(
+        state,
+        tx,
+        job,
+        NotifyEvent::JobApproved,
+        "Job approved",
+        |j| {
+            format!(
+                "Job {} from {}{} was approved by {by}: it takes its place in the queue.",
+                job.id,
+                j.submitted_by,
+                describe_facts(j),
+            )
+        },
+    )
+    .await
+}
+
+/// Queues `event` about `job`'s approval, titled `what` and its printer or pool, saying what `say`
+/// makes of the job as notified.
+async fn approval_notice(
+    state: &AppState,
+    tx: &mut Tx,
+    job: &JobRow,
+    event: NotifyEvent,
+    what: &str,
+    say: impl FnOnce(&NotifiedJob) -> String,
+) -> ApiResult<()> {
     let (_, printer, notified_job) = job_context(state, job).await;
     let target = match (&printer, &job.pool) {
         (Some(p), _) => format!(" for {}", p.name),
         (None, Some(pool)) => format!(" for pool {pool}"),
         (None, None) => String::new(),
     };
-    let message = format!(
-        "Job {} from {}{} waits for an admin's approval: `hearth approve {}` (or `hearth reject \
-         {} --reason ...`), or the dashboard's Jobs tab.",
-        job.id,
-        notified_job.submitted_by,
-        describe_facts(&notified_job),
-        job.id,
-        job.id,
-    );
     let n = Notification {
-        event: NotifyEvent::JobAwaitingApproval,
+        event,
         org_id: job.org_id,
         org: org_name(state, job.org_id).await,
         at: rfc3339(now_ms()),
-        title: format!("Job waiting for approval{target}"),
-        message,
+        title: format!("{what}{target}"),
+        message: say(&notified_job),
         printer,
         job: Some(notified_job),
         spool: None,

@@ -206,6 +206,7 @@ fn ntfy_tag(e: NotifyEvent) -> &'static str {
         NotifyEvent::JobFailed => "x",
         NotifyEvent::JobCancelled => "stop_button",
         NotifyEvent::JobAwaitingApproval => "raised_hand",
+        NotifyEvent::JobApproved => "thumbsup",
         NotifyEvent::PrinterError => "warning",
         NotifyEvent::PrinterOffline => "electric_plug",
         NotifyEvent::PrinterOnline => "green_circle",

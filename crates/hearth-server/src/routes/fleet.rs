@@ -845,6 +845,8 @@ async fn decide(
             crate::notify::job_changed(state, &mut tx, &job, JobState::Cancelled, Some(&message))
                 .await?;
         }
+    } else {
+        crate::notify::job_approved(state, &mut tx, &job, &access.caller.user.login).await?;
     }
     tx.append_audit(access.caller.audit(
         org.to_string(),

@@ -1496,3 +1496,29 @@ async fn in_quiet_hours_only_alerts_go_out_and_the_rest_waits_for_their_end() {
         .unwrap();
     assert_eq!(create.details["quiet_hours"]["time_zone"], "UTC");
 }
+
+/// The dashboard's channel form offers every event a channel can follow, ticked as the server's
+/// default (`EVENTS` in web/app.js against `NotifyEvent::FOLLOWABLE` and `DEFAULT`).
+#[test]
+fn the_dashboards_events_are_the_servers() {
+    let app =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/app.js")).unwrap();
+    let list = app
+        .split_once("const EVENTS = [")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(list, _)| list)
+        .expect("EVENTS in web/app.js");
+    let offered: Vec<(String, bool)> = list
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim().strip_prefix("[\"")?;
+            let (event, rest) = l.split_once('"')?;
+            Some((event.to_owned(), rest.trim_end().ends_with("true],")))
+        })
+        .collect();
+    let expected: Vec<(String, bool)> = NotifyEvent::FOLLOWABLE
+        .iter()
+        .map(|e| (e.as_str().to_owned(), NotifyEvent::DEFAULT.contains(e)))
+        .collect();
+    assert_eq!(offered, expected);
+}

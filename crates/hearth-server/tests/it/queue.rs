@@ -283,10 +283,17 @@ async fn where_approval_is_required_an_operators_job_prints_once_an_admin_approv
         mut ws,
         mk4,
     } = one_idle_printer(&server).await;
-    let mut hook = crate::notify::webhook(
+    let mut hook = crate::notify::Receiver::start().await;
+    crate::notify::channel(
         &owner,
         org,
-        hearth_proto::notify::NotifyEvent::JobAwaitingApproval,
+        hearth_proto::notify::ChannelKind::Webhook,
+        format!("{}/hook", hook.url),
+        &[
+            hearth_proto::notify::NotifyEvent::JobAwaitingApproval,
+            hearth_proto::notify::NotifyEvent::JobApproved,
+        ],
+        None,
     )
     .await;
     let otto = member(&server, &owner, org, "otto", Role::Operator).await;
@@ -342,6 +349,12 @@ async fn where_approval_is_required_an_operators_job_prints_once_an_admin_approv
     assert_eq!((a.state, a.by), (ApprovalState::Approved, Some(owner_id)));
     assert!(a.at.is_some());
     assert_eq!(offered(&mut ws).await.0, first.job_id);
+    // Whoever heard it was waiting hears it goes on, and who decided.
+    let said = hook.next("job.approved").await.json();
+    assert_eq!(said["data"]["title"], "Job approved for mk4");
+    assert_eq!(said["data"]["job"]["id"], first.job_id.to_string());
+    let text = said["data"]["message"].as_str().unwrap();
+    assert!(text.contains("was approved by owner"), "{text}");
     let again = act(&owner, first.job_id, "approve").await.unwrap_err();
     assert_eq!(again.status(), Some(409), "{again}");
 

@@ -767,7 +767,11 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
     );
     assert!(s.passkey("k2").await.unwrap().is_none(), "{label}");
     let mut tx = s.begin().await.unwrap();
-    assert_eq!(tx.delete_passkeys_of(alice).await.unwrap(), (1, 1), "{label}");
+    assert_eq!(
+        tx.delete_passkeys_of(alice).await.unwrap(),
+        (1, 1),
+        "{label}"
+    );
     tx.commit().await.unwrap();
     assert_eq!(
         listed(s.sessions_of(alice, now).await.unwrap()),
