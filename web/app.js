@@ -674,9 +674,14 @@ async function openOrg(id) {
     await reload();
   } catch (e) {
     if (e.code === "sso_required_by_org") {
-      // The organisation takes only logins through a provider: say so (another organisation of
-      // the account may still be open to this login, so the session stays).
-      notice(`${e.message}: log out, then log in that way.`);
+      // The organisation takes only logins through a provider: say so, naming this page's own
+      // buttons (the server's message has placeholders for them and the CLI's), and keep the
+      // session (another organisation of the account may still be open to this login).
+      const buttons = ssoProviders().map((p) => `"Log in with ${p.name}"`).join(" or ");
+      notice(buttons
+        ? `Organisation "${state.org.name}" asks its members to log in through single sign-on, and ` +
+          `this session was not opened that way: log out, then log in with ${buttons}.`
+        : `${e.message}.`);
       showTab("account");
       return;
     }
@@ -776,7 +781,12 @@ function renderAccount() {
   // Offered where the server has a provider, or still on (so it can be lifted).
   $("org-sso-policy").hidden = ssoProviders().length === 0 && !$("org-require-sso").checked;
   if (state.org && atLeast("admin")) {
-    loadMfaMissing().catch((e) => notice(`Could not read the members: ${e.message}`));
+    loadMfaMissing().catch((e) => {
+      // Refused by the organisation's own policy: openOrg's notice says what to do already.
+      if (e.code !== "sso_required_by_org" && e.code !== "mfa_required_by_org") {
+        notice(`Could not read the members: ${e.message}`);
+      }
+    });
   }
   loadSso().catch((e) => notice(`Could not read your single sign-on accounts: ${e.message}`));
   loadPasskeys().catch((e) => notice(`Could not read your passkeys: ${e.message}`));

@@ -213,6 +213,33 @@ impl LoginLimiter {
     }
 }
 
+/// What a session not opened through single sign-on is told in an organisation that requires it:
+/// the dashboard's buttons and the command line of this server's providers.
+fn sso_required(state: &AppState, org: &str) -> String {
+    let providers: Vec<_> = state.sso.all().map(|p| &p.config).collect();
+    if providers.is_empty() {
+        return format!(
+            "organisation {org:?} asks its members to log in through single sign-on, and this \
+             server has no provider configured any more: ask its administrator"
+        );
+    }
+    let buttons = providers
+        .iter()
+        .map(|p| format!("\"Log in with {}\"", p.label()))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let ids = providers
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect::<Vec<_>>()
+        .join("|");
+    let server = state.settings.public_base().unwrap_or("SERVER");
+    format!(
+        "organisation {org:?} asks its members to log in through single sign-on: log in with the \
+         dashboard's {buttons}, or `hearth login {server} --sso {ids}`"
+    )
+}
+
 /// The source address of a request, when the server knows it.
 pub fn source_addr(parts: &Parts) -> Option<String> {
     parts
@@ -468,11 +495,7 @@ impl<R: MinRole> FromRequestParts<AppState> for OrgAccess<R> {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "sso_required_by_org",
-                format!(
-                    "organisation {:?} asks its members to log in through single sign-on: log in \
-                     with the dashboard's \"Log in with ...\", or `hearth login SERVER --sso ID`",
-                    org.name
-                ),
+                sso_required(state, &org.name),
             ));
         }
         if org.require_mfa && !crate::mfa::is_on(&state.store, caller.user.id).await? {

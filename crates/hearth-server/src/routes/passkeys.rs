@@ -30,8 +30,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn,
+    CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Webauthn,
 };
 
 /// How long a registration or login may take between its start and its finish.
@@ -165,11 +165,20 @@ pub async fn register_start(
             return Err(reauth("that is not this account's passphrase"));
         }
     }
-    let have = state.store.passkeys_of(user.id).await?;
-    let exclude = have
+    // The member's own passkeys, so that an authenticator holding one says so instead of
+    // replacing it with a second credential for the same account.
+    let exclude = state
+        .store
+        .passkeys_of(user.id)
+        .await?
         .iter()
-        .map(|p| stored::<Passkey>(&p.credential).map(|k| k.cred_id().clone()))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .filter_map(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&p.credential_id)
+                .ok()
+        })
+        .map(CredentialID::from)
+        .collect();
     let (options, registration) = rp
         .start_passkey_registration(user.id.0, &user.login, &user.login, Some(exclude))
         .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;

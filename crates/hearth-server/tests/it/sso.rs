@@ -423,6 +423,135 @@ async fn the_dashboard_logs_in_and_links_through_the_provider_in_a_real_browser(
     assert_eq!(ids.len(), 1, "linked again from the Account tab");
 }
 
+/// Members' passphrase sessions in the dashboard (an operator's, an admin's), in an organisation
+/// that requires single sign-on, are told on the Account tab to log in through the provider, and
+/// the page stays usable; logged in through the provider's button, the organisation's data loads
+/// (`web/tests/sso-policy.test.mjs` holds the steps).
+#[tokio::test]
+async fn the_dashboard_tells_a_passphrase_session_to_log_in_through_the_provider_an_org_requires() {
+    use hearth_proto::Role;
+    use hearth_proto::api::Org;
+    use hearth_proto::inventory::{NewMaterial, NewSpool};
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_with(&peer, &[("corp", "match")]).await;
+    let (owner, org) = server.bootstrap().await;
+    // The members' login secrets, derived from the passphrase as the page derives them (the salt
+    // holds the address the browser uses).
+    let passphrase = "violet staple horse battery";
+    let mut users = Vec::new();
+    for (login, role) in [("olga", Role::Operator), ("mia", Role::Admin)] {
+        let secret = hearth_crypto::derive_login_secret(
+            passphrase,
+            &server.url,
+            login,
+            &hearth_crypto::KdfParams::default(),
+        )
+        .unwrap();
+        let user = owner
+            .create_user(login, &secret.expose_hex(), false)
+            .await
+            .unwrap();
+        owner.add_member(org, login, role).await.unwrap();
+        users.push(user);
+    }
+    let pla = owner
+        .create_material(
+            org,
+            &NewMaterial {
+                name: "Policy PLA".into(),
+                material: "PLA".into(),
+                ..NewMaterial::default()
+            },
+        )
+        .await
+        .unwrap();
+    owner
+        .create_spool(
+            org,
+            &NewSpool {
+                material: pla.id,
+                ..NewSpool::default()
+            },
+        )
+        .await
+        .unwrap();
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    peer.account("u-mia", serde_json::json!({ "preferred_username": "mia" }))
+        .await;
+
+    // The owner requires single sign-on from a login through the provider.
+    peer.next_login(Some("u-1")).await;
+    let mut b = Browser::default();
+    assert_eq!(b.sso(&server.url, "corp").await, "sso");
+    let csrf = b
+        .finish(&server.url, None)
+        .await
+        .json::<LoginResponse>()
+        .await
+        .unwrap()
+        .csrf_token;
+    let r = b
+        .send_with_csrf(
+            reqwest::Method::PUT,
+            &format!("{}/api/v1/orgs/{org}/sso-policy", server.url),
+            Some(serde_json::json!({ "require_sso": true })),
+            &csrf,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Org>().await.unwrap().require_sso);
+
+    let env = [
+        ("HEARTH_URL", server.url.as_str()),
+        ("OIDC_ISSUER", peer.issuer.as_str()),
+        ("HEARTH_LOGINS", "olga,mia"),
+        ("HEARTH_PASSPHRASE", passphrase),
+    ];
+    if !browser_test("sso-policy.test.mjs", &env).await {
+        return;
+    }
+    // The page's logins, as the server saw them: each member's passphrase, then mia's provider.
+    let page: serde_json::Value = owner
+        .raw_get("/api/v1/system/audit?limit=1000")
+        .await
+        .unwrap();
+    let logins_of = |user: &hearth_proto::api::User| -> Vec<serde_json::Value> {
+        let actor = format!("user:{}", user.id);
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "auth.login" && e["actor"] == actor.as_str())
+            .map(|e| e["details"]["sso"].clone())
+            .collect()
+    };
+    assert_eq!(logins_of(&users[0]), [serde_json::Value::Null], "{page}");
+    assert_eq!(
+        logins_of(&users[1]),
+        [serde_json::Value::Null, serde_json::json!("corp")],
+        "{page}"
+    );
+    // That login linked the member to the provider's account, and the policy is still on.
+    let r = b
+        .send(
+            reqwest::Method::GET,
+            &format!("{}/api/v1/orgs/{org}/members", server.url),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let members: Vec<hearth_proto::api::Member> = r.json().await.unwrap();
+    let row = members.iter().find(|m| m.user.login == "mia").unwrap();
+    assert_eq!(row.sso, ["corp"], "{members:?}");
+    assert_eq!(
+        owner.members(org).await.unwrap_err().code(),
+        Some("sso_required_by_org")
+    );
+}
+
 /// A login `hearth login --sso` started comes back to its loopback port, and only the holder of
 /// the verifier finishes it: not the browser (no cookie is set for it), not a wrong verifier.
 #[tokio::test]
@@ -622,6 +751,12 @@ async fn an_organisation_requiring_single_sign_on_refuses_passphrase_logins_and_
             (e.status(), e.code()),
             (Some(403), Some("sso_required_by_org")),
             "{e}"
+        );
+        let said = e.to_string();
+        assert!(
+            said.contains("\"Log in with corp SSO\"")
+                && said.contains("hearth login SERVER --sso corp"),
+            "names this server's provider: {said}"
         );
     }
     // Outside it, the account still answers (to see why, to link).
