@@ -600,7 +600,7 @@ async function onPasskeyAdd(ev) {
     return;
   }
   button.disabled = true;
-  const body = {};
+  const body = { name };
   try {
     if (form.passphrase.value) {
       status.textContent = "Deriving your login secret on this device…";

@@ -100,6 +100,10 @@ pub struct PasskeyInfo {
 pub struct PasskeyRegisterRequest {
     #[serde(default)]
     pub secret: Option<String>,
+    /// The name it will be given at finish, checked now, before the authenticator makes a
+    /// credential that finish would then refuse.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// A passkey ceremony started: hand `options` to the browser's `navigator.credentials.create()`

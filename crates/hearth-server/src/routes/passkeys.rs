@@ -131,6 +131,7 @@ pub async fn list(
     (status = 200, body = PasskeyCeremony),
     (status = 403, description = "an API token, or an older session without the login secret (reauth_required)", body = ErrorBody),
     (status = 404, description = "passkeys are off on this server (passkeys_off)", body = ErrorBody),
+    (status = 422, description = "a name given that finish would refuse", body = ErrorBody),
     (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn register_start(
     State(state): State<AppState>,
@@ -139,6 +140,10 @@ pub async fn register_start(
 ) -> ApiResult<Json<PasskeyCeremony>> {
     let rp = relying_party(&state)?;
     caller.require_session("add a passkey")?;
+    // Refused before the authenticator makes a credential the server would not keep.
+    if let Some(name) = &req.name {
+        checked_name(name)?;
+    }
     let user = &caller.user;
     if !fresh_session(&caller, now_ms()) {
         let Some(secret) = req.secret.filter(|s| !s.is_empty()) else {
@@ -199,6 +204,20 @@ pub async fn register_start(
     .await
 }
 
+/// A passkey's name, trimmed: 1 to 64 printable characters.
+fn checked_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(format!(
+            "a passkey's name is 1 to {MAX_NAME_CHARS} printable characters"
+        )));
+    }
+    Ok(name)
+}
+
 fn reauth(message: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "reauth_required", message)
 }
@@ -216,15 +235,7 @@ pub async fn register_finish(
 ) -> ApiResult<(StatusCode, Json<PasskeyInfo>)> {
     let rp = relying_party(&state)?;
     caller.require_session("add a passkey")?;
-    let name = req.name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(format!(
-            "a passkey's name is 1 to {MAX_NAME_CHARS} printable characters"
-        )));
-    }
+    let name = checked_name(&req.name)?;
     let now = now_ms();
     let taken = state
         .store

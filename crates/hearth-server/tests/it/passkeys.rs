@@ -75,6 +75,16 @@ async fn adding_a_passkey_takes_a_recent_login_or_the_passphrase() {
     );
     assert_eq!(sel["userVerification"], "required", "{o}");
 
+    // A name finish would refuse is refused before the authenticator makes anything.
+    let bad = owner
+        .begin_passkey(&PasskeyRegisterRequest {
+            name: Some("a\tname".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.status(), Some(422));
+
     // An API token cannot add a way in.
     let token = owner
         .create_token(&CreateTokenRequest {
@@ -111,6 +121,7 @@ async fn adding_a_passkey_takes_a_recent_login_or_the_passphrase() {
     let wrong = owner
         .begin_passkey(&PasskeyRegisterRequest {
             secret: Some("not the secret".into()),
+            name: None,
         })
         .await
         .unwrap_err();
@@ -118,6 +129,7 @@ async fn adding_a_passkey_takes_a_recent_login_or_the_passphrase() {
     owner
         .begin_passkey(&PasskeyRegisterRequest {
             secret: Some(OWNER_SECRET.into()),
+            name: Some("Laptop".into()),
         })
         .await
         .unwrap();
