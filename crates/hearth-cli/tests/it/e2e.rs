@@ -1130,3 +1130,41 @@ async fn printing_a_file_that_does_not_fit_the_printer_warns() {
         "{jobs}"
     );
 }
+
+/// A print whose second upload (the job's sealed label) is refused, here by the organisation's
+/// quota, deletes the sealed job it had uploaded: it stops counting against the quota at once
+/// instead of a day later, and the member is told what failed.
+#[tokio::test]
+async fn a_print_that_cannot_be_queued_deletes_what_it_uploaded() {
+    let server = TestServer::start().await;
+    let ada = Machine::new("correct horse battery");
+    ada.setup(&server).await;
+    let work = tempfile::tempdir().unwrap();
+    let _agent = enrolled_agent(&server, &ada, "bench-pi", "mk4").await;
+    let file = gcode(work.path(), "part.gcode", "part");
+    let (client, org) = ada.client();
+    let used = || async { client.usage(org).await.unwrap().used_bytes };
+
+    // One print stores the sealed job and its sealed label: so many bytes each time.
+    let before = used().await;
+    ada.run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await;
+    let both = used().await - before;
+    assert!(both > 0);
+
+    // Room for the job again but not for its label too.
+    let now = used().await;
+    client.set_quota(org, now + both - 1).await.unwrap();
+    let out = ada
+        .try_run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+        .await;
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("uploading the job's sealed label failed"),
+        "{said}"
+    );
+    assert!(!said.contains("could not delete"), "{said}");
+    assert_eq!(used().await, now, "the sealed job it uploaded is deleted");
+    assert_eq!(client.usage(org).await.unwrap().reserved_bytes, 0);
+}
