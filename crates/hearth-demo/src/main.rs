@@ -343,6 +343,17 @@ fn demo_part() -> Vec<u8> {
     g
 }
 
+/// The address the demo is reached at: `http://localhost:PORT` when it listens on the loopback
+/// address only (the default), so that passkeys work (authenticators refuse an IP address as the
+/// server's name, and localhost is a secure context); the listening address otherwise.
+fn demo_url(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_loopback() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -357,7 +368,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let url = demo_url(listener.local_addr()?);
     let state_path = cli.data_dir.join("demo.json");
     // The server announces the address the demo account was created at (its login secret is
     // salted with it), so the dashboard fills it in even when opened as http://localhost:8080.

@@ -26,7 +26,7 @@ impl RelyingParty {
         match Self::build(public) {
             Ok(w) => Self(Some(w)),
             Err(why) => {
-                tracing::warn!(public_url = public, "passkeys are off: {why}");
+                tracing::info!(public_url = public, "passkeys are off: {why}");
                 Self(None)
             }
         }
