@@ -51,6 +51,19 @@ pub enum MfaCmd {
     },
 }
 
+/// The instance's user `login` (instance admins list them).
+pub async fn user_by_login(ctx: &Ctx, login: &str) -> anyhow::Result<User> {
+    let users: Vec<User> = ctx
+        .client
+        .raw_get("/api/v1/users")
+        .await
+        .context("cannot list the users (instance admins only)")?;
+    users
+        .into_iter()
+        .find(|u| u.login == login)
+        .ok_or_else(|| anyhow!("no user {login:?}"))
+}
+
 /// A session of this machine's account, opened with the passphrase (and a code when asked).
 async fn session(pass: &PassArgs) -> anyhow::Result<(Client, Profile)> {
     let p = Profile::load(&profile::config_dir()?)?;
@@ -176,15 +189,7 @@ pub async fn run(cmd: Option<&MfaCmd>) -> anyhow::Result<()> {
         }
         Some(MfaCmd::Reset { login }) => {
             let ctx = Ctx::load()?;
-            let users: Vec<User> = ctx
-                .client
-                .raw_get("/api/v1/users")
-                .await
-                .context("cannot list the users (instance admins only)")?;
-            let user = users
-                .iter()
-                .find(|u| u.login == *login)
-                .ok_or_else(|| anyhow!("no user {login:?}"))?;
+            let user = user_by_login(&ctx, login).await?;
             if let Err(e) = ctx.client.reset_mfa(user.id).await {
                 if e.status() == Some(404) {
                     bail!("{login} has no second factor");

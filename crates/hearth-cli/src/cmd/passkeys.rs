@@ -74,15 +74,7 @@ async fn remove(ctx: &crate::ctx::Ctx, which: &str) -> anyhow::Result<()> {
 }
 
 async fn reset(ctx: &crate::ctx::Ctx, login: &str) -> anyhow::Result<()> {
-    let users: Vec<hearth_proto::api::User> = ctx
-        .client
-        .raw_get("/api/v1/users")
-        .await
-        .context("cannot list the users (instance admins only)")?;
-    let user = users
-        .iter()
-        .find(|u| u.login == login)
-        .ok_or_else(|| anyhow::anyhow!("no user {login:?}"))?;
+    let user = super::mfa::user_by_login(ctx, login).await?;
     if let Err(e) = ctx.client.reset_passkeys(user.id).await {
         if e.status() == Some(404) {
             anyhow::bail!("{login} has no passkey");

@@ -374,6 +374,22 @@ async fn a_provider_behind_an_internal_ca_is_trusted_through_its_ca_file() {
     assert_eq!(b.me(&server.url).await.user.login, "owner");
 }
 
+/// A browser session opened through the provider `corp` as its account `sub` (which has no
+/// second factor), and its CSRF token.
+async fn provider_session(peer: &OidcPeer, server: &TestServer, sub: &str) -> (Browser, String) {
+    peer.next_login(Some(sub)).await;
+    let mut b = Browser::default();
+    assert_eq!(b.sso(&server.url, "corp").await, "sso");
+    let csrf = b
+        .finish(&server.url, None)
+        .await
+        .json::<LoginResponse>()
+        .await
+        .unwrap()
+        .csrf_token;
+    (b, csrf)
+}
+
 /// The dashboard in a real Chromium logs in through the provider (button on the login form, then
 /// Hearth's second factor), shows a refusal, and lists, unlinks and links the member's identity
 /// under Account (`web/tests/sso.test.mjs` holds the steps).
@@ -483,16 +499,7 @@ async fn the_dashboard_tells_a_passphrase_session_to_log_in_through_the_provider
         .await;
 
     // The owner requires single sign-on from a login through the provider.
-    peer.next_login(Some("u-1")).await;
-    let mut b = Browser::default();
-    assert_eq!(b.sso(&server.url, "corp").await, "sso");
-    let csrf = b
-        .finish(&server.url, None)
-        .await
-        .json::<LoginResponse>()
-        .await
-        .unwrap()
-        .csrf_token;
+    let (mut b, csrf) = provider_session(&peer, &server, "u-1").await;
     let r = b
         .send_with_csrf(
             reqwest::Method::PUT,
@@ -726,16 +733,7 @@ async fn an_organisation_requiring_single_sign_on_refuses_passphrase_logins_and_
 
     peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
         .await;
-    peer.next_login(Some("u-1")).await;
-    let mut b = Browser::default();
-    assert_eq!(b.sso(&server.url, "corp").await, "sso");
-    let csrf = b
-        .finish(&server.url, None)
-        .await
-        .json::<LoginResponse>()
-        .await
-        .unwrap()
-        .csrf_token;
+    let (mut b, csrf) = provider_session(&peer, &server, "u-1").await;
     let policy = format!("{}/api/v1/orgs/{org}/sso-policy", server.url);
     let on = serde_json::json!({ "require_sso": true });
     let r = b
