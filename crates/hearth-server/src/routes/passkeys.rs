@@ -400,8 +400,12 @@ pub async fn login_finish(
         Err(_) => None,
     };
     let Some(row) = found else {
-        let details =
-            json!({ "passkey": b64(credential.get_credential_id()), "failed": "unknown passkey" });
+        // The id is the caller's: the audit log keeps a bounded prefix of it.
+        let claimed: String = b64(credential.get_credential_id())
+            .chars()
+            .take(128)
+            .collect();
+        let details = json!({ "passkey": claimed, "failed": "unknown passkey" });
         state.limiter.record_address_failure(source.as_deref());
         audit_failed_login(&state, source, now, details).await?;
         return Err(refused());
