@@ -549,6 +549,19 @@ async function loadPasskeys() {
   $("passkeys").hidden = passkeys.length === 0;
   $("passkeys-none").hidden = passkeys.length > 0;
   $("passkeys").querySelector("tbody").replaceChildren(...passkeys.map((p) => {
+    const rename = el("button", { type: "button" }, "Rename");
+    rename.addEventListener("click", async () => {
+      const name = prompt(`A new name for the passkey «${p.name}» (1 to 64 characters):`, p.name);
+      if (name === null || name.trim() === p.name) return;
+      notice("");
+      rename.disabled = true;
+      try {
+        await call("PATCH", `/me/passkeys/${encodeURIComponent(p.id)}`, { name: name.trim() });
+      } catch (e) {
+        notice(`The passkey «${p.name}» keeps its name: ${e.message}`);
+      }
+      await loadPasskeys().catch((e) => notice(`Could not read your passkeys: ${e.message}`));
+    });
     const remove = el("button", { type: "button", class: "danger" }, "Remove");
     remove.addEventListener("click", async () => {
       if (!confirm(`Remove the passkey «${p.name}»? It no longer logs in to this account, and the ` +
@@ -573,7 +586,7 @@ async function loadPasskeys() {
     });
     return el("tr", { "data-id": p.id, "data-name": p.name },
       el("td", { "data-cell": "name" }, p.name), el("td", { "data-cell": "added" }, when(p.created_at)),
-      el("td", { "data-cell": "used" }, when(p.last_used_at) || "never"), el("td", {}, remove));
+      el("td", { "data-cell": "used" }, when(p.last_used_at) || "never"), el("td", {}, rename, " ", remove));
   }));
 }
 

@@ -43,9 +43,11 @@ try {
   watch(page);
   // Confirmations are accepted, and kept to check what they asked.
   const dialogs = [];
+  let renameTo = null; // what a prompt (Rename) is answered with
   page.on("dialog", (d) => {
     dialogs.push(d.message());
-    d.accept();
+    if (d.type() === "prompt") d.accept(renameTo ?? d.defaultValue());
+    else d.accept();
   });
   // What the page sent: the passphrase never leaves the browser, and the body of each passkey
   // login's answer, to send it again.
@@ -122,6 +124,16 @@ try {
   assert.equal(listed.body.length, 1);
   assert.equal(listed.body[0].name, "Laptop");
   assert.equal(listed.body[0].last_used_at, null);
+
+  step("renamed from its row, and back");
+  for (const [from, to] of [["Laptop", "Work laptop"], ["Work laptop", "Laptop"]]) {
+    renameTo = to;
+    await page.locator(`#passkeys tr[data-name="${from}"]`).getByRole("button", { name: "Rename" }).click();
+    await page.locator(`#passkeys tr[data-name="${to}"]`).waitFor();
+    assert.match(dialogs.at(-1), new RegExp(`A new name for the passkey «${from}»`));
+    assert.equal((await get("/me/passkeys")).body[0].name, to);
+  }
+  renameTo = null;
 
   step("the same device again (with the passphrase, as after five minutes) is refused, and the page says why");
   await page.fill("#passkey-form input[name=pkname]", "Laptop again");

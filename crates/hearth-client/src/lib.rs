@@ -687,6 +687,16 @@ impl Client {
             .await
     }
 
+    /// Renames one of this account's passkeys.
+    pub async fn rename_passkey(&self, id: &str, name: &str) -> Result<PasskeyInfo> {
+        self.send(
+            Method::PATCH,
+            &format!("/api/v1/me/passkeys/{id}"),
+            &PasskeyRename { name: name.into() },
+        )
+        .await
+    }
+
     /// Removes all of a user's passkeys and ends the sessions they opened (instance admins).
     pub async fn reset_passkeys(&self, user: UserId) -> Result<()> {
         self.no_content(self.req(Method::DELETE, &format!("/api/v1/users/{user}/passkeys")))

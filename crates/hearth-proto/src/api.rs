@@ -130,6 +130,14 @@ pub struct PasskeyRegisterFinish {
     pub credential: serde_json::Value,
 }
 
+/// `PATCH /api/v1/me/passkeys/{id}`: a new name for a passkey (1-64 printable characters).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRename {
+    pub name: String,
+}
+
 /// `POST /api/v1/auth/passkey/finish`: the authenticator's answer to a login's challenge.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -221,6 +221,31 @@ impl Tx {
         Ok(Some((row.try_get("name")?, ended)))
     }
 
+    /// Renames `user`'s passkey; its former name, `None` when they have no such passkey.
+    pub async fn rename_passkey(
+        &mut self,
+        user: UserId,
+        credential_id: &str,
+        name: &str,
+    ) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT name FROM passkeys WHERE user_id = $1 AND credential_id = $2")
+                .bind(user.to_string())
+                .bind(credential_id)
+                .fetch_optional(&mut *self.inner)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        sqlx::query("UPDATE passkeys SET name = $1 WHERE user_id = $2 AND credential_id = $3")
+            .bind(name)
+            .bind(user.to_string())
+            .bind(credential_id)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(Some(row.try_get("name")?))
+    }
+
     /// Removes all of `user`'s passkeys and ends the sessions they opened: how many passkeys and
     /// sessions.
     pub async fn delete_passkeys_of(&mut self, user: UserId) -> Result<(u64, u64)> {

@@ -10,6 +10,8 @@ pub enum PasskeysCmd {
     /// Remove a passkey (its name or id, from `hearth passkeys`): it no longer logs in, and the
     /// sessions it opened end.
     Remove { passkey: String },
+    /// Rename a passkey (its name or id, from `hearth passkeys`).
+    Rename { passkey: String, new_name: String },
     /// Remove all of a user's passkeys and end the sessions they opened (instance admins), for
     /// one whose device was lost or taken.
     Reset {
@@ -24,6 +26,17 @@ pub async fn run(cmd: Option<&PasskeysCmd>, json: bool) -> anyhow::Result<()> {
         None => list(&ctx, json).await,
         Some(PasskeysCmd::Remove { passkey }) => remove(&ctx, passkey).await,
         Some(PasskeysCmd::Reset { login }) => reset(&ctx, login).await,
+        Some(PasskeysCmd::Rename { passkey, new_name }) => {
+            let keys = mine(&ctx).await?;
+            let key = pick(&keys, passkey)?;
+            let renamed = ctx
+                .client
+                .rename_passkey(&key.id, new_name)
+                .await
+                .with_context(|| format!("cannot rename the passkey {:?}", key.name))?;
+            println!("renamed: {:?} is now {:?}", key.name, renamed.name);
+            Ok(())
+        }
     }
 }
 
@@ -98,7 +111,7 @@ fn pick<'a>(keys: &'a [PasskeyInfo], which: &str) -> anyhow::Result<&'a PasskeyI
         [k] => Ok(k),
         [] => anyhow::bail!("you have no passkey named {which:?} (`hearth passkeys` lists them)"),
         _ => anyhow::bail!(
-            "{} passkeys are named {which:?}: give the id of the one to remove (`hearth passkeys`)",
+            "{} passkeys are named {which:?}: give the id of the one you mean (`hearth passkeys`)",
             named.len()
         ),
     }

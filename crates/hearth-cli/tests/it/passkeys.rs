@@ -52,8 +52,21 @@ async fn passkeys_are_listed_and_removed_by_name_or_id() {
         String::from_utf8_lossy(&ambiguous.stderr).contains("2 passkeys are named \"Laptop\""),
         "{ambiguous:?}"
     );
+    // Renamed by name or id; a name the server refuses leaves it as it was.
     assert!(
-        ada.run(&["passkeys", "remove", "Phone"])
+        ada.run(&["passkeys", "rename", "Phone", "Old phone"])
+            .await
+            .contains("\"Phone\" is now \"Old phone\"")
+    );
+    let long = "x".repeat(65);
+    let refused = ada.try_run(&["passkeys", "rename", "cred-c", &long]).await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("1 to 64 printable characters"),
+        "{refused:?}"
+    );
+    assert!(
+        ada.run(&["passkeys", "remove", "Old phone"])
             .await
             .contains("removed")
     );

@@ -19,7 +19,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use hearth_proto::api::{
     ErrorBody, LoginResponse, PasskeyCeremony, PasskeyInfo, PasskeyLoginFinish,
-    PasskeyRegisterFinish, PasskeyRegisterRequest,
+    PasskeyRegisterFinish, PasskeyRegisterRequest, PasskeyRename,
 };
 use hearth_proto::audit::SYSTEM_SCOPE;
 use hearth_proto::ids::UserId;
@@ -311,6 +311,37 @@ pub async fn remove(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Renames one of this account's passkeys.
+#[utoipa::path(patch, path = "/api/v1/me/passkeys/{id}", tag = "accounts", params(("id" = String, Path)),
+    request_body = PasskeyRename,
+    responses((status = 200, body = PasskeyInfo), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<PasskeyRename>,
+) -> ApiResult<Json<PasskeyInfo>> {
+    let name = checked_name(&req.name)?;
+    let mut tx = state.store.begin().await?;
+    let Some(was) = tx.rename_passkey(caller.user.id, &id, name).await? else {
+        return Err(ApiError::not_found("passkey"));
+    };
+    tx.append_audit(caller.audit(
+        SYSTEM_SCOPE,
+        "auth.passkey_rename",
+        None,
+        json!({ "passkey": id, "name": name, "was": was }),
+    ))
+    .await?;
+    tx.commit().await?;
+    let row = state
+        .store
+        .passkey(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("passkey"))?;
+    Ok(Json(info(&row)))
 }
 
 /// Removes all of a user's passkeys and ends the sessions they opened (instance admins): a member

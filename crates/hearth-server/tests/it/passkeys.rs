@@ -327,6 +327,12 @@ async fn the_dashboard_adds_and_logs_in_with_a_passkey_in_a_real_browser() {
         "{actions:?}"
     );
     assert!(
+        actions.iter().any(|(a, d)| a == "auth.passkey_rename"
+            && d["was"] == "Laptop"
+            && d["name"] == "Work laptop"),
+        "{actions:?}"
+    );
+    assert!(
         actions
             .iter()
             .any(|(a, d)| a == "auth.passkey_remove" && d["sessions_ended"] == 1),

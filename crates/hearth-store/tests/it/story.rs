@@ -768,6 +768,26 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
     assert!(s.passkey("k2").await.unwrap().is_none(), "{label}");
     let mut tx = s.begin().await.unwrap();
     assert_eq!(
+        tx.rename_passkey(bob, "k1", "mine").await.unwrap(),
+        None,
+        "{label}"
+    );
+    assert_eq!(
+        tx.rename_passkey(alice, "k1", "renamed")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("key k1"),
+        "{label}"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.passkey("k1").await.unwrap().unwrap().name,
+        "renamed",
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
         tx.delete_passkeys_of(alice).await.unwrap(),
         (1, 1),
         "{label}"
