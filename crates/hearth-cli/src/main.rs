@@ -337,15 +337,23 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The server's hints name `hearth login SERVER`: this machine knows which server.
+            let me = profile::config_dir()
+                .and_then(|d| profile::Profile::load(&d))
+                .ok();
+            let server = me.as_ref().map_or("SERVER", |p| p.server.as_str());
+            let said = format!("{e:#}")
+                .replace("hearth login SERVER ", &format!("hearth login {server} "));
+            eprintln!("error: {said}");
             // This machine's API token was revoked or has expired: say how to get a new one.
             let token_gone = e.chain().any(|c| {
                 c.downcast_ref::<hearth_client::ClientError>()
                     .is_some_and(|c| c.status() == Some(401) && c.to_string().contains("API token"))
             });
             if token_gone {
+                let login = me.as_ref().map_or("YOU", |p| p.login.as_str());
                 eprintln!(
-                    "this machine's login has ended: run `hearth login SERVER --login YOU` again"
+                    "this machine's login has ended: run `hearth login {server} --login {login}` again"
                 );
             }
             std::process::ExitCode::FAILURE

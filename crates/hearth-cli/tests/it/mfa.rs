@@ -154,8 +154,14 @@ async fn a_machines_token_is_listed_and_revoked_from_another() {
     );
     let out = ada.try_run(&["printers"]).await;
     assert!(!out.status.success());
+    // What to run, with this machine's server and login filled in.
+    let again = format!(
+        "this machine's login has ended: run `hearth login {} --login {}` again",
+        ada.profile()["server"].as_str().unwrap(),
+        ada.profile()["login"].as_str().unwrap()
+    );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("this machine's login has ended"),
+        String::from_utf8_lossy(&out.stderr).contains(&again),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

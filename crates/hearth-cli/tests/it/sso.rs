@@ -156,7 +156,10 @@ async fn hearth_login_through_a_provider_then_unlocks_the_members_keys_with_the_
     let out = laptop.try_run(&["members", "list"]).await;
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("hearth login SERVER --sso"),
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "hearth login {} --sso corp",
+            laptop.profile()["server"].as_str().unwrap()
+        )),
         "{out:?}"
     );
     desktop.run(&["org", "sso", "optional"]).await;
