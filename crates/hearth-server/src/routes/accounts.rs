@@ -48,14 +48,18 @@ fn check_secret(secret: &str) -> ApiResult<()> {
     }
 }
 
-fn check_name(name: &str) -> ApiResult<String> {
+/// `name` trimmed, when that is 1 to `max` characters and none a control character; `None`
+/// otherwise. One rule for what members name (organisations, passkeys), each saying it its way.
+pub(crate) fn printable_name(name: &str, max: usize) -> Option<&str> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "a name must be 1-100 printable characters",
-        ));
-    }
-    Ok(name.to_owned())
+    (!name.is_empty() && name.chars().count() <= max && !name.chars().any(char::is_control))
+        .then_some(name)
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    printable_name(name, 100)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::invalid("a name must be 1-100 printable characters"))
 }
 
 /// A handle on the request's source address for handlers that run before anyone is authenticated.

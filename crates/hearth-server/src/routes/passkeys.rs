@@ -8,7 +8,8 @@
 //! is named by a random id whose hash is stored, and is taken once within five minutes.
 
 use super::accounts::{
-    By, Source, audit_failed_login, fresh_session, login_failed, open_session, user_agent,
+    By, Source, audit_failed_login, fresh_session, login_failed, open_session, printable_name,
+    user_agent,
 };
 use crate::auth::{Caller, random_token, token_hash};
 use crate::error::{ApiError, ApiResult, Json, Path};
@@ -206,16 +207,11 @@ pub async fn register_start(
 
 /// A passkey's name, trimmed: 1 to 64 printable characters.
 fn checked_name(name: &str) -> ApiResult<&str> {
-    let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(format!(
+    printable_name(name, MAX_NAME_CHARS).ok_or_else(|| {
+        ApiError::invalid(format!(
             "a passkey's name is 1 to {MAX_NAME_CHARS} printable characters"
-        )));
-    }
-    Ok(name)
+        ))
+    })
 }
 
 fn reauth(message: &str) -> ApiError {

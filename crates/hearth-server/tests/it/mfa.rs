@@ -4,7 +4,7 @@
 
 use crate::oathtool::code as oathtool;
 use crate::support::*;
-use hearth_proto::api::{CreateTokenRequest, Me};
+use hearth_proto::api::Me;
 
 #[tokio::test]
 async fn a_second_factor_guards_logins_and_each_code_logs_in_once() {
@@ -102,17 +102,7 @@ async fn a_second_factor_guards_logins_and_each_code_logs_in_once() {
         && e.details["recovery_codes_left"] == 9));
 
     // Set up and removed only in a login session, not with an API token.
-    let token = c
-        .create_token(&CreateTokenRequest {
-            name: "script".into(),
-            org: None,
-            max_role: None,
-            expires_in_days: None,
-        })
-        .await
-        .unwrap()
-        .token;
-    let scripted = server.client().with_token(token);
+    let scripted = server.token_client(&c).await;
     let refused = scripted.remove_mfa(None).await.unwrap_err();
     assert_eq!(refused.status(), Some(403));
     // A fresh session (its login passed the second factor) turns it off; logins no longer ask.

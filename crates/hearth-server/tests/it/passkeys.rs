@@ -7,9 +7,7 @@ use crate::browser_run::browser_test;
 use crate::support::*;
 use base64::Engine as _;
 use hearth_client::Client;
-use hearth_proto::api::{
-    CreateTokenRequest, PasskeyLoginFinish, PasskeyRegisterRequest, ServerInfo, SetupRequest,
-};
+use hearth_proto::api::{PasskeyLoginFinish, PasskeyRegisterRequest, ServerInfo, SetupRequest};
 
 fn code(e: &hearth_client::ClientError) -> (Option<u16>, Option<String>) {
     (e.status(), e.code().map(str::to_owned))
@@ -49,7 +47,7 @@ async fn passkeys_are_off_unless_public_url_names_the_server() {
 #[tokio::test]
 async fn adding_a_passkey_takes_a_recent_login_or_the_passphrase() {
     let server = TestServer::start_at_localhost(|_| {}).await;
-    let (owner, org) = server.bootstrap().await;
+    let (owner, _org) = server.bootstrap().await;
     let me = owner.me().await.unwrap().user;
 
     let started = owner
@@ -86,16 +84,7 @@ async fn adding_a_passkey_takes_a_recent_login_or_the_passphrase() {
     assert_eq!(bad.status(), Some(422));
 
     // An API token cannot add a way in.
-    let token = owner
-        .create_token(&CreateTokenRequest {
-            name: "ci".into(),
-            org: Some(org),
-            max_role: None,
-            expires_in_days: None,
-        })
-        .await
-        .unwrap();
-    let scripted = server.client().with_token(token.token);
+    let scripted = server.token_client(&owner).await;
     let refused = scripted
         .begin_passkey(&PasskeyRegisterRequest::default())
         .await

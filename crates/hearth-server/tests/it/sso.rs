@@ -708,7 +708,7 @@ async fn a_flood_of_anonymous_starts_is_refused_past_the_logins_in_flight_allowe
 /// such a login (not to be locked out).
 #[tokio::test]
 async fn an_organisation_requiring_single_sign_on_refuses_passphrase_logins_and_their_tokens() {
-    use hearth_proto::api::{CreateTokenRequest, Org};
+    use hearth_proto::api::Org;
     let Some(peer) = OidcPeer::start().await else {
         return;
     };
@@ -717,19 +717,7 @@ async fn an_organisation_requiring_single_sign_on_refuses_passphrase_logins_and_
     let e = owner.set_sso_policy(org, true).await.unwrap_err();
     assert_eq!(e.status(), Some(409), "{e}");
     assert!(e.to_string().contains("yourself first"), "{e}");
-    let token_of = async |c: &hearth_client::Client| {
-        let t = c
-            .create_token(&CreateTokenRequest {
-                name: "script".into(),
-                org: None,
-                max_role: None,
-                expires_in_days: None,
-            })
-            .await
-            .unwrap();
-        server.client().with_token(t.token)
-    };
-    let passphrase_token = token_of(&owner).await;
+    let passphrase_token = server.token_client(&owner).await;
 
     peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
         .await;

@@ -138,6 +138,21 @@ impl TestServer {
         Client::new(&self.url).unwrap()
     }
 
+    /// A client of this server using a new API token of `c`'s account (unrestricted, no expiry).
+    pub async fn token_client(&self, c: &Client) -> Client {
+        let token = c
+            .create_token(&hearth_proto::api::CreateTokenRequest {
+                name: "script".into(),
+                org: None,
+                max_role: None,
+                expires_in_days: None,
+            })
+            .await
+            .unwrap()
+            .token;
+        self.client().with_token(token)
+    }
+
     /// Create the first owner ("owner") and organisation; returns a logged-in client and the org.
     pub async fn bootstrap(&self) -> (Client, OrgId) {
         let c = self.client();
