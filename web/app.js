@@ -9,7 +9,8 @@
 // more: no file names, no thumbnails. A member may also log in through a single sign-on provider
 // the server names: the browser goes there and back itself, and the page only finishes the login
 // hearthd checked (with the account's own second factor when it has one), or with a passkey
-// (WebAuthn: the device's own lock answers the server's challenge; it opens nothing sealed).
+// (WebAuthn: the device's own lock answers the server's challenge; it opens nothing sealed),
+// which may also answer a passphrase login's second factor instead of the app's code.
 //
 // Every text from the server goes into the page through textContent, never as HTML.
 
@@ -50,6 +51,9 @@ const state = {
   // The spools not archived (what printers can have loaded) and the material library.
   spools: new Map(),
   materials: new Map(),
+  // A passphrase login waiting for its second factor ({login, server, secret}), which a passkey
+  // may give; forgotten once logged in.
+  secondFactor: null,
   // The timelapses kept, by job id (the frames are sealed: the page shows how many).
   timelapses: new Map(),
   events: null,
@@ -201,8 +205,9 @@ async function onLogin(ev) {
   notice("");
   button.disabled = true;
   status.textContent = "Deriving your login secret on this device…";
+  let secret = null;
   try {
-    const secret = await loginSecret(form.passphrase.value, server, login);
+    secret = await loginSecret(form.passphrase.value, server, login);
     status.textContent = "Logging in…";
     const code = form.code.value.trim();
     const out = await call("POST", "/auth/login", code ? { login, secret, code } : { login, secret });
@@ -210,8 +215,11 @@ async function onLogin(ev) {
   } catch (e) {
     status.textContent = "";
     if (e.code === "mfa_required" || e.code === "mfa_invalid") {
-      // The passphrase was right: the account asks for its second factor too.
+      // The passphrase was right: the account asks for its second factor too, which one of its
+      // passkeys may answer (the secret is kept for that, in this tab's memory only).
       $("code-field").hidden = false;
+      state.secondFactor = { login, server, secret };
+      $("passkey-second-area").hidden = !passkeysOffered() || passkeysUnusable() !== null;
       form.code.value = "";
       form.code.focus();
     }
@@ -229,6 +237,8 @@ async function loggedIn(out) {
   form.passphrase.value = "";
   form.code.value = "";
   $("code-field").hidden = true;
+  $("passkey-second-area").hidden = true;
+  state.secondFactor = null;
   $("login-status").textContent = "";
   await start();
 }
@@ -239,8 +249,9 @@ function loginProblem(e, server) {
     return `Too many failed logins for now.${wait}`;
   }
   if (e.code === "mfa_required") {
+    const passkey = $("passkey-second-area").hidden ? "" : ", or use one of your passkeys";
     return "This account asks for a second factor: enter the code your authenticator app shows " +
-      "(or one of your recovery codes), then log in.";
+      `(or one of your recovery codes), then log in${passkey}.`;
   }
   if (e.code === "mfa_invalid") {
     return "That code was not accepted: it is wrong, or was used already (each code logs in once). " +
@@ -529,6 +540,41 @@ async function onPasskeyLogin() {
     await loggedIn(out);
   } catch (e) {
     const problem = passkeyProblem(e, true);
+    status.textContent = problem === null ? "Cancelled." : "";
+    if (problem !== null) notice(problem);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The second factor of a passphrase login answered by a passkey instead of the app's code: the
+// server checks the login and secret again, challenges the account's own passkeys, and takes the
+// answer with them in POST /auth/login.
+async function onPasskeySecond() {
+  const form = $("login-form");
+  const button = $("passkey-second");
+  const status = $("login-status");
+  const pending = state.secondFactor;
+  notice("");
+  if (!pending || pending.login !== form.login.value.trim() || pending.server !== normalizeServer(form.server.value)) {
+    notice("Log in with your passphrase first: the passkey answers after it.");
+    return;
+  }
+  button.disabled = true;
+  try {
+    status.textContent = "Asking the server…";
+    const body = { login: pending.login, secret: pending.secret };
+    const begun = await call("POST", "/auth/login/passkey", body);
+    status.textContent = "Choose your passkey in the browser's dialog, and unlock it.";
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(begun.options.publicKey) });
+    if (!cred) throw new DOMException("No passkey was chosen.", "NotAllowedError");
+    status.textContent = "Logging in…";
+    const passkey = { ceremony: begun.ceremony, credential: credentialJson(cred) };
+    await loggedIn(await call("POST", "/auth/login", { ...body, passkey }));
+  } catch (e) {
+    const problem = e.code === "no_passkeys"
+      ? "This account has no passkey yet: enter the code of your authenticator app (or a recovery code)."
+      : passkeyProblem(e, true);
     status.textContent = problem === null ? "Cancelled." : "";
     if (problem !== null) notice(problem);
   } finally {
@@ -839,10 +885,13 @@ async function loadSso() {
 
 async function loadMfaMissing() {
   const members = await call("GET", `/orgs/${state.org.id}/members`);
-  const without = members.filter((m) => !m.mfa).map((m) => m.user.login);
-  $("org-mfa-missing").textContent = without.length
+  // A passkey counts: the sessions it opens have two factors (the command line's do not).
+  const without = members.filter((m) => !m.mfa && !m.passkeys).map((m) => m.user.login);
+  const passkeyOnly = members.filter((m) => !m.mfa && m.passkeys).map((m) => m.user.login);
+  $("org-mfa-missing").textContent = (without.length
     ? `Without a second factor: ${without.join(", ")}.`
-    : "Every member has a second factor.";
+    : "Every member has a second factor.") +
+    (passkeyOnly.length ? ` With passkeys only (the dashboard, logged in with one): ${passkeyOnly.join(", ")}.` : "");
 }
 
 async function loadSessions() {
@@ -868,10 +917,17 @@ async function loadSessions() {
   }));
 }
 
-/** How a session's login went: a passkey (by its name then), a provider, or the passphrase. */
+/** How a session's login went: a passkey (by its name then), a provider, or the passphrase, and
+ * the second factor given after the provider or passphrase. */
 function loggedInBy(s) {
-  if (s.passkey) return `passkey «${s.passkey}»`;
-  return s.sso ? ssoName(s.sso) : "passphrase";
+  if (s.passkey && s.second_factor !== "passkey") return `passkey «${s.passkey}»`;
+  const first = s.sso ? ssoName(s.sso) : "passphrase";
+  switch (s.second_factor) {
+    case "passkey": return `${first} and passkey «${s.passkey}»`;
+    case "totp": return `${first} and authenticator app`;
+    case "recovery_code": return `${first} and a recovery code`;
+    default: return first;
+  }
 }
 
 /** A User-Agent as people name it: "Chrome on Linux", "hearth CLI 0.1.0". */
@@ -2242,6 +2298,7 @@ async function main() {
   channelKindChanged();
   for (const b of document.querySelectorAll(".tab")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("passkey-login").addEventListener("click", onPasskeyLogin);
+  $("passkey-second").addEventListener("click", onPasskeySecond);
   $("passkey-form").addEventListener("submit", onPasskeyAdd);
   $("sso-code-form").addEventListener("submit", onSsoCode);
   $("sso-code-cancel").addEventListener("click", () => { notice(""); showLogin(); });

@@ -517,8 +517,29 @@ impl Client {
             login: login.into(),
             secret: secret.into(),
             code: code.map(str::to_owned),
+            passkey: None,
         };
-        self.open_session("/api/v1/auth/login", &body).await
+        self.login_with(&body).await
+    }
+
+    /// Log in with every field of the request (a second factor's passkey answer, say).
+    pub async fn login_with(&mut self, req: &LoginRequest) -> Result<LoginResponse> {
+        self.open_session("/api/v1/auth/login", req).await
+    }
+
+    /// Starts a second factor answered by a passkey: the login and secret are checked (a wrong
+    /// one counts as a failed login), and the challenge names the account's passkeys.
+    pub async fn begin_passkey_second_factor(
+        &self,
+        login: &str,
+        secret: &str,
+    ) -> Result<PasskeyCeremony> {
+        let body = hearth_proto::api::PasskeySecondFactorRequest {
+            login: login.into(),
+            secret: secret.into(),
+        };
+        self.send(Method::POST, "/api/v1/auth/login/passkey", &body)
+            .await
     }
 
     /// Finishes a login a single sign-on provider vouched for (`hearth login --sso`): the state its

@@ -138,7 +138,8 @@ pub struct PasskeyRename {
     pub name: String,
 }
 
-/// `POST /api/v1/auth/passkey/finish`: the authenticator's answer to a login's challenge.
+/// `POST /api/v1/auth/passkey/finish`: the authenticator's answer to a login's challenge; also
+/// `LoginRequest::passkey`, answering a second factor's.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct PasskeyLoginFinish {
@@ -239,6 +240,20 @@ pub struct LoginRequest {
     /// of its authenticator app, or one of its recovery codes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// Or, instead of `code`, one of the account's passkeys answering the challenge of `POST
+    /// /api/v1/auth/login/passkey`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<PasskeyLoginFinish>,
+}
+
+/// `POST /api/v1/auth/login/passkey`: the login and secret of a login whose second factor will be
+/// one of the account's passkeys.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasskeySecondFactorRequest {
+    pub login: String,
+    pub secret: String,
 }
 
 /// `GET /api/v1/me/sessions`: a login session of the caller's account.
@@ -258,9 +273,14 @@ pub struct SessionInfo {
     /// passkey.
     #[serde(default)]
     pub sso: Option<String>,
-    /// The passkey it was opened with (its name at the time); none: another way.
+    /// The passkey it was opened with (its name), alone or as the second factor after the
+    /// passphrase (`second_factor` is then `passkey`); none: another way.
     #[serde(default)]
     pub passkey: Option<String>,
+    /// The second factor its login also gave: `totp` (the authenticator app), `recovery_code` or
+    /// `passkey`; none: none was asked, or a passkey login alone (two factors in one).
+    #[serde(default)]
+    pub second_factor: Option<String>,
     /// It is the session of this very request.
     pub current: bool,
 }

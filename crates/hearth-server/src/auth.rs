@@ -253,11 +253,13 @@ pub fn source_addr(parts: &Parts) -> Option<String> {
 pub enum Via {
     /// Browser session; `token_hash` identifies it for logout; `opened_at` is when its login
     /// happened (Unix ms), for what only a fresh login may do.
-    /// `sso` is the single sign-on provider its login went through, if one did.
+    /// `sso` is the single sign-on provider its login went through, if one did; `passkey`, that
+    /// a passkey logged it in, alone or as the second factor (either way two factors).
     Session {
         token_hash: String,
         opened_at: i64,
         sso: Option<String>,
+        passkey: bool,
     },
     /// API token, with its scope.
     Token(TokenRow),
@@ -319,6 +321,12 @@ impl Caller {
             Via::Session { sso, .. } => sso.as_deref(),
             Via::Token(t) => t.sso_provider.as_deref(),
         }
+    }
+
+    /// The caller came with a session a passkey opened, alone or after the passphrase: two
+    /// factors, whatever else the account has.
+    pub fn passkey_session(&self) -> bool {
+        matches!(self.via, Via::Session { passkey: true, .. })
     }
 
     /// The hash naming the caller's login session, if they came with one (not a token).
@@ -410,6 +418,7 @@ impl FromRequestParts<AppState> for Caller {
                     token_hash: hash,
                     opened_at: row.created_at,
                     sso: row.sso_provider,
+                    passkey: row.passkey.is_some(),
                 },
                 source,
             }
@@ -498,13 +507,14 @@ impl<R: MinRole> FromRequestParts<AppState> for OrgAccess<R> {
                 sso_required(state, &org.name),
             ));
         }
-        if org.require_mfa && !crate::mfa::is_on(&state.store, caller.user.id).await? {
+        if org.require_mfa && !crate::mfa::two_factors(&state.store, &caller).await? {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "mfa_required_by_org",
                 format!(
                     "organisation {:?} asks its members for a second factor: set one up \
-                     (`hearth mfa on`, then `hearth mfa confirm CODE`) to act in it",
+                     (`hearth mfa on`, then `hearth mfa confirm CODE`), or log in to the \
+                     dashboard with a passkey, to act in it",
                     org.name
                 ),
             ));

@@ -135,6 +135,16 @@ pub async fn is_on(store: &Store, user: UserId) -> hearth_store::Result<bool> {
         .is_some_and(|m| m.enabled_at.is_some()))
 }
 
+/// Whether `caller` came with two factors, as an organisation requiring a second factor wants:
+/// their account has an authenticator app (every login of it asks for a second factor), or a
+/// passkey opened their session (alone, two factors in one, or after the passphrase).
+pub async fn two_factors(
+    store: &Store,
+    caller: &crate::auth::Caller,
+) -> hearth_store::Result<bool> {
+    Ok(caller.passkey_session() || is_on(store, caller.user.id).await?)
+}
+
 /// How a second factor was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Used {

@@ -124,6 +124,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "passkeys",
         include_str!("../migrations/0026_passkeys.sql"),
     ),
+    (
+        27,
+        "session_second_factor",
+        include_str!("../migrations/0027_session_second_factor.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

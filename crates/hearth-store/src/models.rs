@@ -80,6 +80,8 @@ pub struct SessionListing {
     pub sso_provider: Option<String>,
     /// The name of the passkey it was opened with.
     pub passkey: Option<String>,
+    /// The second factor its login also gave (`totp`, `recovery_code`, `passkey`).
+    pub second_factor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +92,12 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// The single sign-on provider it was opened through; `None`: a passphrase or a passkey.
     pub sso_provider: Option<String>,
-    /// The credential id of the passkey it was opened with (removing the passkey ends it).
+    /// The credential id of the passkey it was opened with, alone or after the passphrase
+    /// (removing the passkey ends it).
     pub passkey: Option<String>,
+    /// The second factor its login also gave: `totp`, `recovery_code`, or `passkey` (then
+    /// `passkey` names it); `None`: none was asked, or a passkey login alone.
+    pub second_factor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,6 +29,10 @@ pub enum CeremonyKind {
     Register,
     /// Someone logs in with a passkey.
     Login,
+    /// A member whose passphrase was right answers the second factor with one of their passkeys
+    /// (stored as `second_factor`; the kind column is free text, migration 0026 names the first
+    /// two).
+    SecondFactor,
 }
 
 impl CeremonyKind {
@@ -36,6 +40,7 @@ impl CeremonyKind {
         match self {
             Self::Register => "register",
             Self::Login => "login",
+            Self::SecondFactor => "second_factor",
         }
     }
 }
@@ -46,7 +51,7 @@ pub struct CeremonyRow {
     /// SHA-256 (hex) of the ceremony id the browser holds.
     pub id_hash: String,
     pub kind: CeremonyKind,
-    /// The member registering; `None` for a login.
+    /// The member registering or answering a second factor; `None` for a login.
     pub user_id: Option<UserId>,
     /// webauthn-rs's ceremony state as JSON.
     pub state: String,

@@ -200,7 +200,7 @@ impl Store {
     pub async fn sessions_of(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionListing>> {
         let rows = sqlx::query(
             "SELECT s.token_hash, s.created_at, s.expires_at, s.source, s.user_agent, \
-             s.sso_provider, p.name AS passkey FROM sessions s \
+             s.sso_provider, p.name AS passkey, s.second_factor FROM sessions s \
              LEFT JOIN passkeys p ON p.credential_id = s.passkey \
              WHERE s.user_id = $1 AND s.expires_at > $2 ORDER BY s.created_at DESC",
         )
@@ -218,6 +218,7 @@ impl Store {
                     user_agent: r.try_get("user_agent")?,
                     sso_provider: r.try_get("sso_provider")?,
                     passkey: r.try_get("passkey")?,
+                    second_factor: r.try_get("second_factor")?,
                 })
             })
             .collect()
@@ -226,7 +227,8 @@ impl Store {
     /// The session behind a session-cookie hash, if it exists and has not expired.
     pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider, passkey FROM sessions \
+            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider, passkey, second_factor \
+             FROM sessions \
              WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
@@ -241,6 +243,7 @@ impl Store {
                 expires_at: r.try_get("expires_at")?,
                 sso_provider: r.try_get("sso_provider")?,
                 passkey: r.try_get("passkey")?,
+                second_factor: r.try_get("second_factor")?,
             })
         })
         .transpose()
@@ -516,7 +519,8 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, source, \
-             user_agent, sso_provider, passkey) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             user_agent, sso_provider, passkey, second_factor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(token_hash)
         .bind(s.user_id.to_string())
@@ -527,6 +531,7 @@ impl Tx {
         .bind(user_agent.map(str::to_owned))
         .bind(s.sso_provider.clone())
         .bind(s.passkey.clone())
+        .bind(s.second_factor.clone())
         .execute(&mut *self.inner)
         .await?;
         Ok(())

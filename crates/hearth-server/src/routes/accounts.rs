@@ -165,33 +165,47 @@ pub async fn login(
 ) -> ApiResult<Response> {
     // Kept with the session for the member's list of where they are logged in.
     let user_agent = user_agent(&headers);
-    if let Err(wait) = state.limiter.check(&req.login, source.as_deref()) {
-        state.metrics.logins_throttled.fetch_add(1, Relaxed);
-        return Err(ApiError::rate_limited(wait));
-    }
-    let user = state.store.user_by_login(&req.login).await?;
-    let ok = state
-        .hasher
-        .verify(user.as_ref().map(|u| u.secret_hash.clone()), req.secret)
-        .await;
-    let now = now_ms();
-    let Some(user) = user.filter(|_| ok) else {
-        login_failed(&state, &req.login, source, now, None).await?;
-        return Err(ApiError::unauthenticated("wrong login or secret"));
-    };
+    let user = check_passphrase(&state, &req.login, req.secret, &source).await?;
     // The second factor, for an account that has one: asked for once the secret is right, and a
     // wrong one counts as a failed login (the same throttling).
-    let second = second_factor(&state, &user, req.code.as_deref(), &source, now).await?;
+    let second = second_factor(&state, &user, req.code.as_deref(), req.passkey, &source).await?;
     open_session(
         &state,
         &user,
         By::Passphrase,
+        second,
         source,
         user_agent,
-        second_details(second),
+        json!({}),
         async |_| Ok(()),
     )
     .await
+}
+
+/// The account `login` names when `secret` is its login secret; a wrong one is refused, counted
+/// by the throttle and audited, and a throttled login or address refused before any check.
+pub(crate) async fn check_passphrase(
+    state: &AppState,
+    login: &str,
+    secret: String,
+    source: &Option<String>,
+) -> ApiResult<UserRow> {
+    if let Err(wait) = state.limiter.check(login, source.as_deref()) {
+        state.metrics.logins_throttled.fetch_add(1, Relaxed);
+        return Err(ApiError::rate_limited(wait));
+    }
+    let user = state.store.user_by_login(login).await?;
+    let ok = state
+        .hasher
+        .verify(user.as_ref().map(|u| u.secret_hash.clone()), secret)
+        .await;
+    match user.filter(|_| ok) {
+        Some(user) => Ok(user),
+        None => {
+            login_failed(state, login, source.clone(), now_ms(), None).await?;
+            Err(ApiError::unauthenticated("wrong login or secret"))
+        }
+    }
 }
 
 /// The User-Agent a session is listed with: printable, short.
@@ -202,16 +216,61 @@ pub(crate) fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().filter(|c| !c.is_control()).take(200).collect())
 }
 
-/// Checks `user`'s second factor, when they have one, with `code`: `Ok(None)` when they have none,
-/// what was used otherwise; no code or a wrong one is refused (a wrong one counts as a failed
-/// login of theirs).
+/// The second factor a login gave after its passphrase or single sign-on.
+pub(crate) enum Second {
+    /// A code of the authenticator app.
+    Totp,
+    /// A recovery code; `left` remain.
+    Recovery { left: usize },
+    /// One of the account's passkeys answered (`passkeys::second_factor`).
+    Passkey(UsedPasskey),
+}
+
+/// A passkey that answered a second factor: its credential id and name, and its stored
+/// credential with the signature counter moved on.
+pub(crate) struct UsedPasskey {
+    pub id: String,
+    pub name: String,
+    pub credential: String,
+}
+
+impl Second {
+    /// As the session keeps it (`sessions.second_factor`, `SessionInfo::second_factor`).
+    fn as_str(&self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Recovery { .. } => "recovery_code",
+            Self::Passkey(_) => "passkey",
+        }
+    }
+
+    /// What the `auth.login` entry says of it.
+    fn details(&self) -> serde_json::Value {
+        match self {
+            Self::Recovery { left } => json!({ "mfa": self.as_str(), "recovery_codes_left": left }),
+            Self::Passkey(p) => json!({ "mfa": self.as_str(), "passkey": p.id, "name": p.name }),
+            Self::Totp => json!({ "mfa": self.as_str() }),
+        }
+    }
+}
+
+/// Checks `user`'s second factor: `passkey`, when the login gives one (whether or not the account
+/// asks for a second factor: an answer given is never ignored), else `code` when the account has
+/// an authenticator app; `Ok(None)` when it asks for none. No answer, or a wrong one, is refused
+/// (a wrong one counts as a failed login of theirs).
 pub(crate) async fn second_factor(
     state: &AppState,
     user: &UserRow,
     code: Option<&str>,
+    passkey: Option<PasskeyLoginFinish>,
     source: &Option<String>,
-    now: i64,
-) -> ApiResult<Option<(crate::mfa::Used, usize)>> {
+) -> ApiResult<Option<Second>> {
+    let now = now_ms();
+    if let Some(answer) = passkey {
+        return super::passkeys::second_factor(state, user, answer, source, now)
+            .await
+            .map(|p| Some(Second::Passkey(p)));
+    }
     let Some(mfa) = state
         .store
         .mfa(user.id)
@@ -221,16 +280,27 @@ pub(crate) async fn second_factor(
         return Ok(None);
     };
     let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        let passkeys =
+            state.passkeys.get().is_some() && !state.store.passkeys_of(user.id).await?.is_empty();
+        let or_passkey = if passkeys {
+            ", one of its recovery codes, or one of its passkeys (from the dashboard)"
+        } else {
+            ", or one of its recovery codes"
+        };
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "mfa_required",
-            "this account asks for a second factor: the code of its authenticator app, or one \
-             of its recovery codes",
+            format!(
+                "this account asks for a second factor: the code of its authenticator app{or_passkey}"
+            ),
         ));
     };
     let secs = u64::try_from(now / 1000).unwrap_or_default();
     match crate::mfa::take(state, user.id, &mfa, code, secs).await? {
-        Some(used) => Ok(Some((used, mfa.recovery.len()))),
+        Some(crate::mfa::Used::Totp) => Ok(Some(Second::Totp)),
+        Some(crate::mfa::Used::Recovery) => Ok(Some(Second::Recovery {
+            left: mfa.recovery.len().saturating_sub(1),
+        })),
         None => {
             login_failed(
                 state,
@@ -249,17 +319,6 @@ pub(crate) async fn second_factor(
     }
 }
 
-/// What the `auth.login` entry says of the second factor used.
-pub(crate) fn second_details(second: Option<(crate::mfa::Used, usize)>) -> serde_json::Value {
-    match second {
-        None => json!({}),
-        Some((crate::mfa::Used::Totp, _)) => json!({ "mfa": "totp" }),
-        Some((crate::mfa::Used::Recovery, before)) => {
-            json!({ "mfa": "recovery_code", "recovery_codes_left": before.saturating_sub(1) })
-        }
-    }
-}
-
 /// How a login proved who it is, as its session remembers it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum By<'a> {
@@ -270,17 +329,20 @@ pub(crate) enum By<'a> {
     Passkey(&'a str),
 }
 
-/// Opens a browser session for `user`, whose login succeeded: the throttle forgets their
-/// failures, the session and its `auth.login` entry (with `details`) are stored in one
-/// transaction with what `also` adds to it, and the answer carries the session cookie and its
-/// CSRF token.
+/// Opens a browser session for `user`, whose login succeeded `by` a way and with a `second`
+/// factor: the throttle forgets their failures, the session (remembering both; a passkey that
+/// answered the second factor names the session as one it opened, and its counter moves on) and
+/// its `auth.login` entry (with `details` and the second factor's) are stored in one transaction
+/// with what `also` adds to it, and the answer carries the session cookie and its CSRF token.
+#[allow(clippy::too_many_arguments)] // each is one fact of the login, named at the call
 pub(crate) async fn open_session(
     state: &AppState,
     user: &UserRow,
     by: By<'_>,
+    second: Option<Second>,
     source: Option<String>,
     user_agent: Option<String>,
-    details: serde_json::Value,
+    mut details: serde_json::Value,
     also: impl AsyncFnOnce(&mut hearth_store::Tx) -> ApiResult<()>,
 ) -> ApiResult<Response> {
     let now = now_ms();
@@ -295,16 +357,30 @@ pub(crate) async fn open_session(
             By::Sso(provider) => Some(provider.to_owned()),
             _ => None,
         },
-        passkey: match by {
-            By::Passkey(id) => Some(id.to_owned()),
+        passkey: match (by, &second) {
+            (By::Passkey(id), _) => Some(id.to_owned()),
+            (_, Some(Second::Passkey(p))) => Some(p.id.clone()),
             _ => None,
         },
+        second_factor: second.as_ref().map(|s| s.as_str().to_owned()),
         user_id: user.id,
         csrf_token: random_token(),
         created_at: now,
         expires_at: now + ttl_ms,
     };
+    if let (Some(s), Some(d)) = (&second, details.as_object_mut()) {
+        d.extend(
+            s.details()
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
     let mut tx = state.store.begin().await?;
+    if let Some(Second::Passkey(p)) = &second {
+        tx.use_passkey(&p.id, &p.credential, now).await?;
+    }
     tx.insert_session(
         &token_hash(&session),
         &row,
@@ -462,6 +538,7 @@ pub async fn list_sessions(
                 user_agent: s.user_agent,
                 sso: s.sso_provider,
                 passkey: s.passkey,
+                second_factor: s.second_factor,
                 id: s.token_hash,
             })
             .collect(),
@@ -893,9 +970,10 @@ pub async fn set_mfa_policy(
     access: OrgAccess<Admin>,
     Json(req): Json<MfaPolicy>,
 ) -> ApiResult<Json<Org>> {
-    if req.require_mfa && !crate::mfa::is_on(&state.store, access.caller.user.id).await? {
+    if req.require_mfa && !crate::mfa::two_factors(&state.store, &access.caller).await? {
         return Err(ApiError::conflict(
-            "turn on your own second factor first (`hearth mfa on`): requiring it now would lock you out",
+            "turn on your own second factor first (`hearth mfa on`), or log in with a passkey: \
+             requiring it now would lock you out",
         ));
     }
     set_policy(&state, &access, OrgPolicy::RequireMfa, req.require_mfa).await

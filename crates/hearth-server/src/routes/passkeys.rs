@@ -4,12 +4,16 @@
 //! stands for both factors; it opens a session like the passphrase login does (same throttle, same
 //! `open_session`). It opens nothing sealed: keys stay with the passphrase on members' devices.
 //!
+//! A passkey also answers the second factor of a passphrase login, instead of the authenticator
+//! app's code: `POST /auth/login/passkey` checks the login and secret, then challenges the
+//! account's own passkeys, and `POST /auth/login` takes the answer in `passkey`.
+//!
 //! Every ceremony's state stays on the server (several instances share it through the database),
 //! is named by a random id whose hash is stored, and is taken once within five minutes.
 
 use super::accounts::{
-    By, Source, audit_failed_login, fresh_session, login_failed, open_session, printable_name,
-    user_agent,
+    By, Source, UsedPasskey, audit_failed_login, check_passphrase, fresh_session, login_failed,
+    open_session, printable_name, user_agent,
 };
 use crate::auth::{Caller, random_token, token_hash};
 use crate::error::{ApiError, ApiResult, Json, Path};
@@ -20,7 +24,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use hearth_proto::api::{
     ErrorBody, LoginResponse, PasskeyCeremony, PasskeyInfo, PasskeyLoginFinish,
-    PasskeyRegisterFinish, PasskeyRegisterRequest, PasskeyRename,
+    PasskeyRegisterFinish, PasskeyRegisterRequest, PasskeyRename, PasskeySecondFactorRequest,
 };
 use hearth_proto::audit::SYSTEM_SCOPE;
 use hearth_proto::ids::UserId;
@@ -31,8 +35,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use webauthn_rs::prelude::{
-    CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, Webauthn,
+    CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, Webauthn,
 };
 
 /// How long a registration or login may take between its start and its finish.
@@ -55,6 +59,17 @@ fn expired() -> ApiError {
     ApiError::bad_request(
         "passkey_expired",
         "this passkey request is unknown, used already or older than five minutes: start again",
+    )
+}
+
+/// A passkey answer refused: the credential is not this server's (or not the account's), or
+/// its signature does not check out.
+fn refused() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "passkey_invalid",
+        "this passkey is not (or no longer) registered with this server, or its answer did not \
+         check out",
     )
 }
 
@@ -405,14 +420,6 @@ pub async fn login_finish(
         .await?
         .ok_or_else(expired)?;
     let login: DiscoverableAuthentication = stored(&taken.state)?;
-    let refused = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "passkey_invalid",
-            "this passkey is not (or no longer) registered with this server, or its answer did \
-             not check out",
-        )
-    };
     let Ok(credential) = serde_json::from_value::<PublicKeyCredential>(req.credential) else {
         return Err(refused());
     };
@@ -455,6 +462,7 @@ pub async fn login_finish(
         &state,
         &user,
         By::Passkey(&row.credential_id),
+        None,
         source,
         user_agent(&headers),
         details,
@@ -465,4 +473,110 @@ pub async fn login_finish(
         },
     )
     .await
+}
+
+/// Starts a second factor answered by a passkey, for a passphrase login: the login and secret are
+/// checked as `POST /auth/login` checks them (a wrong one counts as a failed login), and only then
+/// is the challenge made, naming the account's own passkeys.
+#[utoipa::path(post, path = "/api/v1/auth/login/passkey", tag = "accounts", request_body = PasskeySecondFactorRequest, responses(
+    (status = 200, body = PasskeyCeremony),
+    (status = 401, description = "wrong login or secret", body = ErrorBody),
+    (status = 404, description = "passkeys are off on this server (passkeys_off)", body = ErrorBody),
+    (status = 409, description = "the account has no passkey (no_passkeys)", body = ErrorBody),
+    (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn second_factor_start(
+    State(state): State<AppState>,
+    Source(source): Source,
+    Json(req): Json<PasskeySecondFactorRequest>,
+) -> ApiResult<Json<PasskeyCeremony>> {
+    let rp = relying_party(&state)?;
+    let user = check_passphrase(&state, &req.login, req.secret, &source).await?;
+    // A stored credential that does not read (written by another version) cannot answer: the
+    // others still can.
+    let keys: Vec<Passkey> = state
+        .store
+        .passkeys_of(user.id)
+        .await?
+        .iter()
+        .filter_map(|p| {
+            serde_json::from_str(&p.credential)
+                .inspect_err(|e| {
+                    tracing::warn!(passkey = p.credential_id, "unreadable passkey: {e}")
+                })
+                .ok()
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_passkeys",
+            "this account has no passkey: give the code of its authenticator app, or a recovery \
+             code",
+        ));
+    }
+    let (options, check) = rp
+        .start_passkey_authentication(&keys)
+        .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
+    begin(
+        &state,
+        CeremonyKind::SecondFactor,
+        Some(&user),
+        &check,
+        &options,
+    )
+    .await
+}
+
+/// Checks a passkey's `answer` to the second-factor challenge started for `user`: the ceremony
+/// must be theirs and unused, the credential one of their passkeys, and its signature right. A
+/// wrong answer counts as a failed login of theirs.
+pub(crate) async fn second_factor(
+    state: &AppState,
+    user: &UserRow,
+    answer: PasskeyLoginFinish,
+    source: &Option<String>,
+    now: i64,
+) -> ApiResult<UsedPasskey> {
+    let rp = relying_party(state)?;
+    let taken = state
+        .store
+        .take_passkey_ceremony(
+            &token_hash(&answer.ceremony),
+            CeremonyKind::SecondFactor,
+            now,
+        )
+        .await?
+        .filter(|c| c.user_id == Some(user.id))
+        .ok_or_else(expired)?;
+    let check: PasskeyAuthentication = stored(&taken.state)?;
+    let verified = serde_json::from_value::<PublicKeyCredential>(answer.credential)
+        .ok()
+        .and_then(|c| rp.finish_passkey_authentication(&c, &check).ok());
+    let found = match &verified {
+        Some(result) => state
+            .store
+            .passkey(&b64(result.cred_id()))
+            .await?
+            .filter(|p| p.user_id == user.id)
+            .map(|row| (result, row)),
+        None => None,
+    };
+    let Some((result, row)) = found else {
+        login_failed(
+            state,
+            &user.login,
+            source.clone(),
+            now,
+            Some("passkey as second factor"),
+        )
+        .await?;
+        return Err(refused());
+    };
+    let mut key: Passkey = stored(&row.credential)?;
+    key.update_credential(result);
+    Ok(UsedPasskey {
+        credential: to_json(&key)?,
+        id: row.credential_id,
+        name: row.name,
+    })
 }

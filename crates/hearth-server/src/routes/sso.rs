@@ -9,9 +9,7 @@
 //! with `POST /auth/sso/finish` — with the account's own second factor when it has one — and
 //! gets its session and CSRF token exactly as a passphrase login does.
 
-use super::accounts::{
-    By, Source, check_login, open_session, second_details, second_factor, user_agent,
-};
+use super::accounts::{By, Source, check_login, open_session, second_factor, user_agent};
 use crate::auth::{Caller, cookie_value, random_token, token_hash};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::sso::{Provider, Vouched};
@@ -583,16 +581,15 @@ pub async fn finish(
         state.metrics.logins_throttled.fetch_add(1, Relaxed);
         return Err(ApiError::rate_limited(wait));
     }
-    let second = second_factor(&state, &user, req.code.as_deref(), &source, now).await?;
-    let mut details = second_details(second);
-    details["sso"] = json!(row.provider);
+    let second = second_factor(&state, &user, req.code.as_deref(), None, &source).await?;
     let mut resp = open_session(
         &state,
         &user,
         By::Sso(&row.provider),
+        second,
         source,
         user_agent(&headers),
-        details,
+        json!({ "sso": row.provider }),
         async |tx| {
             if tx.delete_sso_login(&hash).await? {
                 Ok(())

@@ -7,10 +7,64 @@ use crate::browser_run::browser_test;
 use crate::support::*;
 use base64::Engine as _;
 use hearth_client::Client;
-use hearth_proto::api::{PasskeyLoginFinish, PasskeyRegisterRequest, ServerInfo, SetupRequest};
+use hearth_proto::api::{
+    LoginRequest, PasskeyLoginFinish, PasskeyRegisterRequest, ServerInfo, SetupRequest,
+};
 
 fn code(e: &hearth_client::ClientError) -> (Option<u16>, Option<String>) {
     (e.status(), e.code().map(str::to_owned))
+}
+
+/// The server's database, to age sessions or mark what opened them.
+async fn database(server: &TestServer) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&hearth_store::sqlite_url(
+        &server.data_dir().join("hearth.db"),
+    ))
+    .await
+    .unwrap()
+}
+
+/// Sets the server up with an owner whose login secret comes from `passphrase` (as the dashboard
+/// derives it), and returns the secret (hex).
+async fn owner_with_passphrase(server: &TestServer, passphrase: &str) -> String {
+    let secret = hearth_crypto::derive_login_secret(
+        passphrase,
+        &server.url,
+        "owner",
+        &hearth_crypto::KdfParams::default(),
+    )
+    .unwrap();
+    let hex = secret.expose_hex().to_string();
+    server
+        .client()
+        .setup(&SetupRequest {
+            token: server.setup_token.clone().unwrap(),
+            login: "owner".into(),
+            secret: hex.clone(),
+            org_name: "Acme".into(),
+        })
+        .await
+        .unwrap();
+    hex
+}
+
+/// A passphrase login answering its second factor with `answer` to `ceremony`.
+fn with_passkey(
+    login: &str,
+    secret: &str,
+    ceremony: &str,
+    answer: serde_json::Value,
+) -> LoginRequest {
+    LoginRequest {
+        login: login.into(),
+        secret: secret.into(),
+        code: None,
+        passkey: Some(PasskeyLoginFinish {
+            ceremony: ceremony.into(),
+            credential: answer,
+        }),
+    }
 }
 
 async fn info(server: &TestServer) -> ServerInfo {
@@ -92,12 +146,7 @@ async fn adding_a_passkey_takes_a_recent_login_or_the_passphrase() {
     assert_eq!(refused.status(), Some(403));
 
     // A session whose login is older than five minutes needs the login secret again.
-    sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&hearth_store::sqlite_url(
-        &server.data_dir().join("hearth.db"),
-    ))
-    .await
-    .unwrap();
+    let db = database(&server).await;
     sqlx::query("UPDATE sessions SET created_at = created_at - 600000")
         .execute(&db)
         .await
@@ -195,12 +244,7 @@ async fn an_admin_removes_a_members_passkeys_and_the_sessions_they_opened() {
     let (owner, org) = server.bootstrap().await;
     let bob = member(&server, &owner, org, "bob", hearth_proto::Role::Operator).await;
     let bob_id = bob.me().await.unwrap().user.id;
-    sqlx::any::install_default_drivers();
-    let db = sqlx::AnyPool::connect(&hearth_store::sqlite_url(
-        &server.data_dir().join("hearth.db"),
-    ))
-    .await
-    .unwrap();
+    let db = database(&server).await;
     for (id, at) in [("bob-laptop", 1_i64), ("bob-phone", 2)] {
         sqlx::query(
             "INSERT INTO passkeys (credential_id, user_id, name, credential, created_at) \
@@ -266,23 +310,7 @@ async fn passkey_starts_are_capped() {
 async fn the_dashboard_adds_and_logs_in_with_a_passkey_in_a_real_browser() {
     let server = TestServer::start_at_localhost(|_| {}).await;
     let passphrase = "correct horse battery staple";
-    let secret = hearth_crypto::derive_login_secret(
-        passphrase,
-        &server.url,
-        "owner",
-        &hearth_crypto::KdfParams::default(),
-    )
-    .unwrap();
-    server
-        .client()
-        .setup(&SetupRequest {
-            token: server.setup_token.clone().unwrap(),
-            login: "owner".into(),
-            secret: secret.expose_hex().to_string(),
-            org_name: "Acme".into(),
-        })
-        .await
-        .unwrap();
+    let secret = owner_with_passphrase(&server, passphrase).await;
     let env = [
         ("HEARTH_URL", server.url.as_str()),
         ("HEARTH_LOGIN", "owner"),
@@ -292,7 +320,7 @@ async fn the_dashboard_adds_and_logs_in_with_a_passkey_in_a_real_browser() {
         return;
     }
     let mut owner: Client = server.client();
-    owner.login("owner", &secret.expose_hex()).await.unwrap();
+    owner.login("owner", &secret).await.unwrap();
     assert!(
         owner.passkeys().await.unwrap().is_empty(),
         "removed in the page"
@@ -327,4 +355,258 @@ async fn the_dashboard_adds_and_logs_in_with_a_passkey_in_a_real_browser() {
             .any(|(a, d)| a == "auth.passkey_remove" && d["sessions_ended"] == 1),
         "removing it ended the session it had opened: {actions:?}"
     );
+}
+
+/// A passkey as the second factor: its challenge is given only for the right login secret (a
+/// wrong one counts as a failed login), to an account that has a passkey, on a server with
+/// passkeys; the login then says which factors it takes.
+#[tokio::test]
+async fn a_passkey_second_factor_is_challenged_only_after_the_passphrase() {
+    let plain = TestServer::start().await;
+    plain.bootstrap().await;
+    let off = plain
+        .client()
+        .begin_passkey_second_factor("owner", OWNER_SECRET)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&off), (Some(404), Some("passkeys_off".into())));
+
+    let server = TestServer::start_at_localhost(|_| {}).await;
+    let (owner, _org) = server.bootstrap().await;
+    let c = server.client();
+    let wrong = c
+        .begin_passkey_second_factor("owner", "not the secret 0123")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.status(), Some(401));
+    let nobody = c
+        .begin_passkey_second_factor("nobody", OWNER_SECRET)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        nobody.status(),
+        Some(401),
+        "an unknown login is refused alike"
+    );
+    let none = c
+        .begin_passkey_second_factor("owner", OWNER_SECRET)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&none), (Some(409), Some("no_passkeys".into())));
+    let failed = audit_actions(&owner)
+        .await
+        .into_iter()
+        .filter(|(a, d)| a == "auth.login_failed" && d["login"] == "owner")
+        .count();
+    assert_eq!(failed, 1, "the wrong secret counts as a failed login");
+
+    // A second factor's answer is checked even for an account that asks for none: a login
+    // carrying one that does not check out opens nothing.
+    let mut c = server.client();
+    let start = c.begin_passkey_login().await.unwrap();
+    let refused = c
+        .login_with(&with_passkey(
+            "owner",
+            OWNER_SECRET,
+            &start.ceremony,
+            serde_json::json!({}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&refused),
+        (Some(400), Some("passkey_expired".into())),
+        "a passkey login's challenge is not a second factor's"
+    );
+    assert!(c.me().await.is_err(), "no session was opened");
+
+    // With an authenticator app, the question names the passkeys once the account has one.
+    let Some(first) = crate::oathtool::code(&owner.begin_mfa().await.unwrap().secret, 0) else {
+        return;
+    };
+    owner.confirm_mfa(&first).await.unwrap();
+    let asked = server
+        .client()
+        .login("owner", OWNER_SECRET)
+        .await
+        .unwrap_err();
+    assert_eq!(asked.code(), Some("mfa_required"));
+    assert!(!asked.to_string().contains("passkey"), "{asked}");
+    let db = database(&server).await;
+    sqlx::query(
+        "INSERT INTO passkeys (credential_id, user_id, name, credential, created_at) \
+         VALUES ('k1', $1, 'Key', '{}', 1)",
+    )
+    .bind(owner.me().await.unwrap().user.id.to_string())
+    .execute(&db)
+    .await
+    .unwrap();
+    let asked = server
+        .client()
+        .login("owner", OWNER_SECRET)
+        .await
+        .unwrap_err();
+    assert_eq!(asked.code(), Some("mfa_required"));
+    assert!(asked.to_string().contains("one of its passkeys"), "{asked}");
+}
+
+/// An organisation requiring a second factor takes a session a passkey opened (alone, or after
+/// the passphrase) from a member without an authenticator app, and refuses the same member's
+/// passphrase sessions and API tokens; an admin in such a session may turn the policy on.
+#[tokio::test]
+async fn an_organisation_requiring_a_second_factor_takes_sessions_a_passkey_opened() {
+    let server = TestServer::start_at_localhost(|_| {}).await;
+    let (owner, org) = server.bootstrap().await;
+    let bob = member(&server, &owner, org, "bob", hearth_proto::Role::Operator).await;
+    let bob_token = server.token_client(&bob).await;
+    let db = database(&server).await;
+    let mark = async |login: &str, second: Option<&str>| {
+        sqlx::query(
+            "UPDATE sessions SET passkey = 'k-' || user_id, second_factor = $2 \
+             WHERE user_id = (SELECT id FROM users WHERE login = $1)",
+        )
+        .bind(login.to_owned())
+        .bind(second.map(str::to_owned))
+        .execute(&db)
+        .await
+        .unwrap();
+    };
+
+    let refused = owner.set_mfa_policy(org, true).await.unwrap_err();
+    assert_eq!(
+        refused.status(),
+        Some(409),
+        "the owner has no second factor"
+    );
+    mark("owner", None).await;
+    owner.set_mfa_policy(org, true).await.unwrap();
+    owner.materials(org).await.unwrap();
+
+    let refused = bob.materials(org).await.unwrap_err();
+    assert_eq!(
+        code(&refused),
+        (Some(403), Some("mfa_required_by_org".into()))
+    );
+    assert!(refused.to_string().contains("with a passkey"), "{refused}");
+    mark("bob", Some("passkey")).await;
+    bob.materials(org).await.unwrap();
+    let token = bob_token.materials(org).await.unwrap_err();
+    assert_eq!(
+        code(&token),
+        (Some(403), Some("mfa_required_by_org".into())),
+        "a token made in a passphrase session has one factor"
+    );
+}
+
+/// A passkey answering a passphrase login's second factor, in a real Chromium
+/// (`web/tests/passkey-second-factor.test.mjs`), for an owner with an authenticator app; then,
+/// with the passkey that page registered, what the API refuses: a wrong secret, an answer that
+/// does not check out (counted, and its challenge spent), another account's challenge.
+#[tokio::test]
+async fn a_passkey_answers_the_second_factor_of_a_passphrase_login_in_a_real_browser() {
+    let server = TestServer::start_at_localhost(|_| {}).await;
+    let passphrase = "correct horse battery staple";
+    let secret = owner_with_passphrase(&server, passphrase).await;
+    let mut owner = server.client();
+    owner.login("owner", &secret).await.unwrap();
+    let mfa = owner.begin_mfa().await.unwrap();
+    let Some(first) = crate::oathtool::code(&mfa.secret, 0) else {
+        return;
+    };
+    let recovery = owner.confirm_mfa(&first).await.unwrap().recovery_codes;
+    let env = [
+        ("HEARTH_URL", server.url.as_str()),
+        ("HEARTH_LOGIN", "owner"),
+        ("HEARTH_PASSPHRASE", passphrase),
+        ("HEARTH_RECOVERY_CODE", recovery[0].as_str()),
+    ];
+    if !browser_test("passkey-second-factor.test.mjs", &env).await {
+        return;
+    }
+    let actions = audit_actions(&owner).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "auth.login" && d["mfa"] == "passkey" && d["name"] == "Key"),
+        "the login says the passkey answered its second factor: {actions:?}"
+    );
+    let key = owner.passkeys().await.unwrap().remove(0);
+
+    let c = server.client();
+    let wrong = c
+        .begin_passkey_second_factor("owner", "not the secret 0123")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.status(), Some(401));
+    let start = c
+        .begin_passkey_second_factor("owner", &secret)
+        .await
+        .unwrap();
+    let o = &start.options["publicKey"];
+    assert_eq!(o["rpId"], "localhost", "{o}");
+    let allowed: Vec<_> = o["allowCredentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        allowed,
+        [key.id.as_str()],
+        "the account's own passkeys: {o}"
+    );
+
+    // An answer that does not check out (the right credential id, no valid signature).
+    let forged = serde_json::json!({
+        "id": key.id, "rawId": key.id, "type": "public-key",
+        "response": { "clientDataJSON": "e30", "authenticatorData": "AAAA", "signature": "AAAA" },
+        "clientExtensionResults": {},
+    });
+    let mut c = server.client();
+    let refused = c
+        .login_with(&with_passkey(
+            "owner",
+            &secret,
+            &start.ceremony,
+            forged.clone(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused), (Some(401), Some("passkey_invalid".into())));
+    let spent = c
+        .login_with(&with_passkey(
+            "owner",
+            &secret,
+            &start.ceremony,
+            forged.clone(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&spent), (Some(400), Some("passkey_expired".into())));
+    assert!(c.me().await.is_err(), "no session was opened");
+    let actions = audit_actions(&owner).await;
+    assert!(
+        actions.iter().any(|(a, d)| a == "auth.login_failed"
+            && d["login"] == "owner"
+            && d["failed"] == "passkey as second factor"),
+        "{actions:?}"
+    );
+
+    // The owner's challenge does not finish another account's login.
+    let org = owner.orgs().await.unwrap()[0].org.id;
+    member(&server, &owner, org, "bob", hearth_proto::Role::Operator).await;
+    let start = c
+        .begin_passkey_second_factor("owner", &secret)
+        .await
+        .unwrap();
+    let other = c
+        .login_with(&with_passkey(
+            "bob",
+            "bob secret 0123",
+            &start.ceremony,
+            forged,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&other), (Some(400), Some("passkey_expired".into())));
 }

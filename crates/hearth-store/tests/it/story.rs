@@ -159,6 +159,7 @@ async fn story(db: TestDb) {
         expires_at: now + 1000,
         sso_provider: Some("corp".into()),
         passkey: None,
+        second_factor: Some("totp".into()),
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_session("sess-hash", &sess, Some("192.0.2.7"), Some("hearth/0.1.0"))
@@ -710,12 +711,13 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
         ["k1", "k2"],
         "{label}"
     );
-    // Sessions opened with a passkey are listed with its name, and end when it is removed.
+    // Sessions opened with a passkey, alone or after the passphrase, are listed with its name
+    // and the second factor, and end when it is removed.
     let mut tx = s.begin().await.unwrap();
-    for (hash, passkey) in [
-        ("by-k1", Some("k1")),
-        ("by-k2", Some("k2")),
-        ("by-pass", None),
+    for (hash, passkey, second) in [
+        ("by-k1", Some("k1"), None),
+        ("by-k2", Some("k2"), Some("passkey")),
+        ("by-pass", None, None),
     ] {
         let session = SessionRow {
             user_id: alice,
@@ -724,6 +726,7 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
             expires_at: now + 60_000,
             sso_provider: None,
             passkey: passkey.map(str::to_owned),
+            second_factor: second.map(str::to_owned),
         };
         tx.insert_session(hash, &session, None, None).await.unwrap();
     }
@@ -732,17 +735,26 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
         .unwrap();
     tx.commit().await.unwrap();
     let listed = |v: Vec<SessionListing>| {
-        let mut v: Vec<_> = v.into_iter().map(|l| (l.token_hash, l.passkey)).collect();
+        let mut v: Vec<_> = v
+            .into_iter()
+            .map(|l| (l.token_hash, l.passkey, l.second_factor))
+            .collect();
         v.sort();
         v
     };
-    let named = |hash: &str, name: Option<&str>| (hash.to_owned(), name.map(str::to_owned));
+    let named = |hash: &str, name: Option<&str>, second: Option<&str>| {
+        (
+            hash.to_owned(),
+            name.map(str::to_owned),
+            second.map(str::to_owned),
+        )
+    };
     assert_eq!(
         listed(s.sessions_of(alice, now).await.unwrap()),
         [
-            named("by-k1", Some("key k1")),
-            named("by-k2", Some("key k2")),
-            named("by-pass", None)
+            named("by-k1", Some("key k1"), None),
+            named("by-k2", Some("key k2"), Some("passkey")),
+            named("by-pass", None, None)
         ],
         "{label}"
     );
@@ -756,7 +768,10 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
     tx.commit().await.unwrap();
     assert_eq!(
         listed(s.sessions_of(alice, now).await.unwrap()),
-        [named("by-k1", Some("key k1")), named("by-pass", None)],
+        [
+            named("by-k1", Some("key k1"), None),
+            named("by-pass", None, None)
+        ],
         "{label}: the removed passkey's session ended"
     );
     let k1 = s.passkey("k1").await.unwrap().unwrap();
@@ -795,7 +810,7 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
     tx.commit().await.unwrap();
     assert_eq!(
         listed(s.sessions_of(alice, now).await.unwrap()),
-        [named("by-pass", None)],
+        [named("by-pass", None, None)],
         "{label}: the passphrase's session stays"
     );
     assert!(s.passkeys_of(alice).await.unwrap().is_empty(), "{label}");
@@ -803,7 +818,7 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
     let ceremony = |hash: &str, kind, expires_at| CeremonyRow {
         id_hash: hash.into(),
         kind,
-        user_id: (kind == CeremonyKind::Register).then_some(alice),
+        user_id: (kind != CeremonyKind::Login).then_some(alice),
         state: "{}".into(),
         created_at: now,
         expires_at,
@@ -817,9 +832,27 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
     s.insert_passkey_ceremony(&ceremony("c3", CeremonyKind::Login, now + 10))
         .await
         .unwrap();
+    s.insert_passkey_ceremony(&ceremony("c4", CeremonyKind::SecondFactor, now + 100))
+        .await
+        .unwrap();
     assert_eq!(
         s.passkey_ceremonies_in_flight(now + 50).await.unwrap(),
-        2,
+        3,
+        "{label}"
+    );
+    assert!(
+        s.take_passkey_ceremony("c4", CeremonyKind::Login, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "{label}: a second factor's challenge does not log in alone"
+    );
+    assert_eq!(
+        s.take_passkey_ceremony("c4", CeremonyKind::SecondFactor, now)
+            .await
+            .unwrap()
+            .and_then(|c| c.user_id),
+        Some(alice),
         "{label}"
     );
     assert!(
