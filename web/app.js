@@ -2316,8 +2316,11 @@ async function main() {
   try {
     await start();
   } catch (e) {
-    if (e.status === 401) showLogin();
-    else notice(`Could not load the dashboard: ${e.message}`);
+    if (e.status === 401) {
+      showLogin();
+      // The session's provider was taken out of the server's configuration: say so.
+      if (e.code === "sso_provider_removed") notice(e.message);
+    } else notice(`Could not load the dashboard: ${e.message}`);
   }
   if (!sso) return;
   // Back from linking (or failing to link) on the Account tab: show it again.

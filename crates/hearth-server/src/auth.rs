@@ -425,6 +425,25 @@ impl FromRequestParts<AppState> for Caller {
         } else {
             return Err(ApiError::unauthenticated("log in or send an API token"));
         };
+        // A provider taken out of the configuration (distrusted, or its tenant closed) no longer
+        // vouches for what it let in: its sessions and the tokens made in them stop here, and
+        // work again if it comes back.
+        if let Some(provider) = caller.sso()
+            && state.sso.get(provider).is_none()
+        {
+            let what = match caller.via {
+                Via::Session { .. } => "this session was opened",
+                Via::Token(_) => "this API token was made in a login",
+            };
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "sso_provider_removed",
+                format!(
+                    "{what} through the single sign-on provider {provider:?}, which this server \
+                     no longer has: log in again"
+                ),
+            ));
+        }
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

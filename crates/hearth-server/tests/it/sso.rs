@@ -788,3 +788,91 @@ async fn an_organisation_requiring_single_sign_on_refuses_passphrase_logins_and_
         .collect();
     assert_eq!(policies, [true, false]);
 }
+
+/// A provider taken out of the configuration no longer vouches for what it let in: the sessions
+/// opened through it and the tokens made in them are refused, saying why, while passphrase logins
+/// go on; put back, it lets them in again (nothing was deleted).
+#[tokio::test]
+async fn a_provider_removed_from_the_configuration_ends_what_it_let_in() {
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_with(&peer, &[("corp", "match")]).await;
+    let (owner, _org) = server.bootstrap().await;
+    let passphrase_token = owner
+        .create_token(&hearth_proto::api::CreateTokenRequest {
+            name: "script".into(),
+            org: None,
+            max_role: None,
+            expires_in_days: None,
+        })
+        .await
+        .unwrap()
+        .token;
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    let (mut b, csrf) = provider_session(&peer, &server, "u-1").await;
+    let r = b
+        .send_with_csrf(
+            reqwest::Method::POST,
+            &format!("{}/api/v1/tokens", server.url),
+            Some(serde_json::json!({ "name": "cli" })),
+            &csrf,
+        )
+        .await;
+    let sso_token: hearth_proto::api::CreatedToken = r.json().await.unwrap();
+    let providers = server.state.settings.auth.oidc.clone();
+    // The restarted server listens on another port; a browser keeps cookies by host, not port.
+    let cookie = b
+        .cookie_header(&reqwest::Url::parse(&server.url).unwrap())
+        .unwrap();
+    let me = async |server: &TestServer| {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/me", server.url))
+            .header(reqwest::header::COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    let server = server.restart_with(|s| s.auth.oidc.clear()).await;
+    let r = me(&server).await;
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "sso_provider_removed", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("this session was opened through the single sign-on provider \"corp\""),
+        "{body}"
+    );
+    let e = server
+        .client()
+        .with_token(sso_token.token.clone())
+        .me()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(401), Some("sso_provider_removed"))
+    );
+    assert!(
+        e.to_string().contains("this API token was made in a login"),
+        "{e}"
+    );
+    // What the passphrase opened goes on.
+    let token = server.client().with_token(passphrase_token);
+    token.me().await.unwrap();
+    let mut c = server.client();
+    c.login("owner", OWNER_SECRET).await.unwrap();
+
+    let server = server.restart_with(|s| s.auth.oidc = providers).await;
+    assert_eq!(me(&server).await.status(), 200);
+    server
+        .client()
+        .with_token(sso_token.token)
+        .me()
+        .await
+        .unwrap();
+}

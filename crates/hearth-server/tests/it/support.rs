@@ -106,7 +106,13 @@ impl TestServer {
     /// Stops the server and starts it again on the same data directory and settings (on another
     /// port), as an administrator's restart would.
     pub async fn restart(self) -> Self {
-        let settings = self.state.settings.clone();
+        self.restart_with(|_| {}).await
+    }
+
+    /// As [`Self::restart`], with the settings changed by `tweak` (an administrator's edit).
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.state.settings.clone();
+        tweak(&mut settings);
         let TestServer {
             dir, stop, task, ..
         } = self;
