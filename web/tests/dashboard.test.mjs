@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import { chromium, request } from "playwright-core";
+import { request } from "playwright-core";
+import { launch, watch } from "./harness.mjs";
 
 // The Argon2 the page runs is hash-wasm exactly as published (package-lock.json pins its
 // integrity), not an edited copy.
@@ -22,22 +23,14 @@ const login = process.env.HEARTH_LOGIN;
 const passphrase = process.env.HEARTH_PASSPHRASE;
 assert.ok(url && login && passphrase, "HEARTH_URL, HEARTH_LOGIN and HEARTH_PASSPHRASE are required");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const problems = [];
 const sent = [];
 try {
   const page = await browser.newPage();
-  page.setDefaultTimeout(30_000);
-  // A page error or a console error (a Content-Security-Policy violation is one) fails the test.
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    // A refused login (401), a refused channel or weighing (422) and a material still in use
-    // (409) are answered on purpose below, and Chromium logs every failed fetch.
-    if (m.type() === "error" && !/status of (401|409|422)/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
+  // A refused login (401), a refused channel or weighing (422) and a material still in use
+  // (409) are answered on purpose below.
+  watch(page, problems, [401, 409, 422]);
   page.on("request", (r) => sent.push(`${r.method()} ${r.url()} ${r.postData() || ""}`));
   // Confirmations are accepted; a prompt (the reason of a rejection) is answered with this.
   let promptAnswer = "";

@@ -11,7 +11,7 @@
 //     HEARTH_RECOVERY_CODE=... node passkey-second-factor.test.mjs
 // Exits non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const login = process.env.HEARTH_LOGIN;
@@ -21,25 +21,14 @@ assert.ok(url && login && passphrase && recoveryCode,
   "HEARTH_URL, HEARTH_LOGIN, HEARTH_PASSPHRASE and HEARTH_RECOVERY_CODE are required");
 const LOGIN = "/api/v1/auth/login";
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const problems = [];
-const watch = (page) => {
-  page.setDefaultTimeout(30_000);
-  page.setDefaultNavigationTimeout(30_000);
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    // A login asking for its second factor (401), a ceremony sent again (400) and a passkey
-    // refused (401) are answered on purpose, and Chromium logs every failed fetch.
-    if (m.type() === "error" && !/status of (400|401)/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-};
 try {
   const context = await browser.newContext();
   const page = await context.newPage();
-  watch(page);
+  // A login asking for its second factor (401), a ceremony sent again (400) and a passkey
+  // refused (401) are answered on purpose.
+  watch(page, problems, [400, 401]);
   page.on("dialog", (d) => d.accept());
   // Every request the page sent, and the bodies of the logins that carried a passkey's answer.
   const sent = [];

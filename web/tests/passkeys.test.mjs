@@ -11,7 +11,7 @@
 // relying party's ID). Exits non-zero with the failed step on stderr. CHROMIUM overrides
 // /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const login = process.env.HEARTH_LOGIN;
@@ -20,27 +20,15 @@ assert.ok(url && login && passphrase, "HEARTH_URL, HEARTH_LOGIN and HEARTH_PASSP
 const rpId = new URL(url).hostname;
 const FINISH = "/api/v1/auth/passkey/finish";
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const problems = [];
-// A page error or a console error (a Content-Security-Policy violation is one) fails the test.
-const watch = (page) => {
-  page.setDefaultTimeout(30_000);
-  page.setDefaultNavigationTimeout(30_000);
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    // Not logged in yet (401), a ceremony sent again (400), a passkey refused (401, or 409 when
-    // the server is the one to find the device's passkey registered already) are answered on
-    // purpose, and Chromium logs every failed fetch.
-    if (m.type() === "error" && !/status of (400|401|403|409)/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-};
+// Not logged in yet (401), a ceremony sent again (400), a passkey refused (401, or 409 when the
+// server is the one to find the device's passkey registered already) are answered on purpose.
+const expected = [400, 401, 403, 409];
 try {
   const context = await browser.newContext();
   const page = await context.newPage();
-  watch(page);
+  watch(page, problems, expected);
   // Confirmations are accepted, and kept to check what they asked.
   const dialogs = [];
   let renameTo = null; // what a prompt (Rename) is answered with
@@ -215,7 +203,7 @@ try {
   const bare = await browser.newContext();
   await bare.addInitScript(() => { delete window.PublicKeyCredential; });
   const other = await bare.newPage();
-  watch(other);
+  watch(other, problems, expected);
   await other.goto(url);
   await other.locator("#login-form").waitFor();
   assert.ok(await other.locator("#passkey-login-area").isHidden(), "no passkey button");

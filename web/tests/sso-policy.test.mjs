@@ -14,7 +14,7 @@
 // The provider knows the last of them as u-LOGIN, who logs in through it at the end. Exits
 // non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const issuer = process.env.OIDC_ISSUER;
@@ -25,10 +25,7 @@ assert.ok(url && issuer && logins.length && passphrase,
 const home = `${new URL(url).origin}/`;
 const step = (name) => console.log(`- ${name}`);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const problems = [];
 
 // A page of its own browser context (no cookie shared with another member's), watched: a page
@@ -37,14 +34,9 @@ const problems = [];
 async function openPage() {
   const context = await browser.newContext();
   const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
-  page.setDefaultNavigationTimeout(30_000);
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    // Not logged in yet (401) and the organisation refusing the passphrase's session (403) are
-    // answered on purpose, and Chromium logs every failed fetch.
-    if (m.type() === "error" && !/status of (401|403)/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
+  // Not logged in yet (401) and the organisation refusing the passphrase's session (403) are
+  // answered on purpose.
+  watch(page, problems, [401, 403]);
   page.on("dialog", (d) => d.accept());
   const watched = { page, refusals: 0 };
   page.on("response", (r) => {

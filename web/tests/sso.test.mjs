@@ -8,7 +8,7 @@
 // (`mallory`, who has no Hearth account). Exits non-zero with the failed step on stderr.
 // CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launch, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const issuer = process.env.OIDC_ISSUER;
@@ -16,23 +16,14 @@ const recoveryCode = process.env.HEARTH_RECOVERY_CODE;
 assert.ok(url && issuer && recoveryCode, "HEARTH_URL, OIDC_ISSUER and HEARTH_RECOVERY_CODE are required");
 const home = `${new URL(url).origin}/`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
+const browser = await launch();
 const problems = [];
 try {
   const context = await browser.newContext();
   const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
-  page.setDefaultNavigationTimeout(30_000);
-  // A page error or a console error (a Content-Security-Policy violation is one) fails the test.
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    // Not logged in yet (401), a second factor asked for or refused (401) and a refused unlink
-    // (409) are answered on purpose, and Chromium logs every failed fetch.
-    if (m.type() === "error" && !/status of (401|409)/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
+  // Not logged in yet (401), a second factor asked for or refused (401) and a refused unlink
+  // (409) are answered on purpose.
+  watch(page, problems, [401, 409]);
   // Confirmations are accepted.
   page.on("dialog", (d) => d.accept());
 

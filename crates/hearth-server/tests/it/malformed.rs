@@ -2,22 +2,13 @@
 //! `test_data/malformed.txt`, one request per line.
 
 use crate::support::*;
-use hearth_proto::api::{CreateTokenRequest, ErrorBody};
+use hearth_proto::api::ErrorBody;
 
 #[tokio::test]
 async fn malformed_requests_get_clear_4xx_answers() {
     let server = TestServer::start().await;
     let (owner, org) = server.bootstrap().await;
-    let token = owner
-        .create_token(&CreateTokenRequest {
-            name: "t".into(),
-            org: None,
-            max_role: None,
-            expires_in_days: None,
-        })
-        .await
-        .unwrap()
-        .token;
+    let token = new_token(&owner).await;
     let cases = include_str!("../../test_data/malformed.txt");
     let http = reqwest::Client::new();
     let mut failures = Vec::new();

@@ -390,6 +390,22 @@ async fn provider_session(peer: &OidcPeer, server: &TestServer, sub: &str) -> (B
     (b, csrf)
 }
 
+/// A new API token made in the provider's session `b` (CSRF token `csrf`).
+async fn sso_token(b: &mut Browser, server: &TestServer, csrf: &str) -> String {
+    let r = b
+        .send_with_csrf(
+            reqwest::Method::POST,
+            &format!("{}/api/v1/tokens", server.url),
+            Some(serde_json::json!({ "name": "cli" })),
+            csrf,
+        )
+        .await;
+    r.json::<hearth_proto::api::CreatedToken>()
+        .await
+        .unwrap()
+        .token
+}
+
 /// The dashboard in a real Chromium logs in through the provider (button on the login form, then
 /// Hearth's second factor), shows a refusal, and lists, unlinks and links the member's identity
 /// under Account (`web/tests/sso.test.mjs` holds the steps).
@@ -756,16 +772,9 @@ async fn an_organisation_requiring_single_sign_on_refuses_passphrase_logins_and_
         b.send(reqwest::Method::GET, &printers, None).await.status(),
         200
     );
-    let r = b
-        .send_with_csrf(
-            reqwest::Method::POST,
-            &format!("{}/api/v1/tokens", server.url),
-            Some(serde_json::json!({ "name": "cli" })),
-            &csrf,
-        )
-        .await;
-    let sso_token: hearth_proto::api::CreatedToken = r.json().await.unwrap();
-    let sso_token = server.client().with_token(sso_token.token);
+    let sso_token = server
+        .client()
+        .with_token(sso_token(&mut b, &server, &csrf).await);
     sso_token.members(org).await.unwrap();
 
     // Lifted (from the provider's login), the passphrase's work again; both changes audited.
@@ -799,28 +808,11 @@ async fn a_provider_removed_from_the_configuration_ends_what_it_let_in() {
     };
     let server = server_with(&peer, &[("corp", "match")]).await;
     let (owner, _org) = server.bootstrap().await;
-    let passphrase_token = owner
-        .create_token(&hearth_proto::api::CreateTokenRequest {
-            name: "script".into(),
-            org: None,
-            max_role: None,
-            expires_in_days: None,
-        })
-        .await
-        .unwrap()
-        .token;
+    let passphrase_token = new_token(&owner).await;
     peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
         .await;
     let (mut b, csrf) = provider_session(&peer, &server, "u-1").await;
-    let r = b
-        .send_with_csrf(
-            reqwest::Method::POST,
-            &format!("{}/api/v1/tokens", server.url),
-            Some(serde_json::json!({ "name": "cli" })),
-            &csrf,
-        )
-        .await;
-    let sso_token: hearth_proto::api::CreatedToken = r.json().await.unwrap();
+    let sso_token = sso_token(&mut b, &server, &csrf).await;
     let providers = server.state.settings.auth.oidc.clone();
     // The restarted server listens on another port; a browser keeps cookies by host, not port.
     let cookie = b
@@ -849,7 +841,7 @@ async fn a_provider_removed_from_the_configuration_ends_what_it_let_in() {
     );
     let e = server
         .client()
-        .with_token(sso_token.token.clone())
+        .with_token(sso_token.clone())
         .me()
         .await
         .unwrap_err();
@@ -869,10 +861,5 @@ async fn a_provider_removed_from_the_configuration_ends_what_it_let_in() {
 
     let server = server.restart_with(|s| s.auth.oidc = providers).await;
     assert_eq!(me(&server).await.status(), 200);
-    server
-        .client()
-        .with_token(sso_token.token)
-        .me()
-        .await
-        .unwrap();
+    server.client().with_token(sso_token).me().await.unwrap();
 }

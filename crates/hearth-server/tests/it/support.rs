@@ -146,17 +146,7 @@ impl TestServer {
 
     /// A client of this server using a new API token of `c`'s account (unrestricted, no expiry).
     pub async fn token_client(&self, c: &Client) -> Client {
-        let token = c
-            .create_token(&hearth_proto::api::CreateTokenRequest {
-                name: "script".into(),
-                org: None,
-                max_role: None,
-                expires_in_days: None,
-            })
-            .await
-            .unwrap()
-            .token;
-        self.client().with_token(token)
+        self.client().with_token(new_token(c).await)
     }
 
     /// Create the first owner ("owner") and organisation; returns a logged-in client and the org.
@@ -191,6 +181,19 @@ pub fn make_file(dir: &Path, name: &str, len: usize) -> PathBuf {
         .collect();
     std::fs::write(&path, data).unwrap();
     path
+}
+
+/// A new API token of `c`'s account (unrestricted, no expiry).
+pub async fn new_token(c: &Client) -> String {
+    c.create_token(&hearth_proto::api::CreateTokenRequest {
+        name: "script".into(),
+        org: None,
+        max_role: None,
+        expires_in_days: None,
+    })
+    .await
+    .unwrap()
+    .token
 }
 
 /// An instance user with a role in `org`, logged in.
