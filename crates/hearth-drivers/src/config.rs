@@ -40,7 +40,8 @@ pub enum DriverConfig {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OctoPrintConfig {
-    /// Base URL of OctoPrint, e.g. `http://octopi.local` (plain HTTP on the local network).
+    /// Base URL of OctoPrint, e.g. `http://octopi.local`, or `https://octopi.local` (see
+    /// `ca_file` and `fingerprint`).
     pub url: String,
     /// An application or user API key (OctoPrint settings -> Application Keys).
     pub api_key: String,
@@ -54,6 +55,14 @@ pub struct OctoPrintConfig {
     /// Baud rate for that connection; unset lets OctoPrint choose.
     #[serde(default)]
     pub baudrate: Option<u32>,
+    /// For an `https://` url: the PEM file of the certificate authority that issued the host's
+    /// certificate (instead of the system's); its name must match the url's host.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// For an `https://` url: the SHA-256 of exactly the certificate the host presents
+    /// (`sha256:...`, as the agent's error shows it), e.g. OctoPi's self-signed one.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     /// Per-request timeout in seconds (uploads get longer, in proportion to their size).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -67,6 +76,8 @@ impl std::fmt::Debug for OctoPrintConfig {
             .field("model", &self.model)
             .field("port", &self.port)
             .field("baudrate", &self.baudrate)
+            .field("ca_file", &self.ca_file)
+            .field("fingerprint", &self.fingerprint)
             .field("timeout_secs", &self.timeout_secs)
             .finish()
     }
@@ -76,7 +87,8 @@ impl std::fmt::Debug for OctoPrintConfig {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoonrakerConfig {
-    /// Base URL of Moonraker, e.g. `http://voron.local:7125`.
+    /// Base URL of Moonraker, e.g. `http://voron.local:7125`, or its `ssl_port`
+    /// (`https://voron.local:7130`).
     pub url: String,
     /// API key, when the agent's address is not among Moonraker's `trusted_clients`.
     #[serde(default)]
@@ -84,6 +96,14 @@ pub struct MoonrakerConfig {
     /// Printer model to report.
     #[serde(default)]
     pub model: Option<String>,
+    /// For an `https://` url: the PEM file of the certificate authority that issued the host's
+    /// certificate (instead of the system's); its name must match the url's host.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// For an `https://` url: the SHA-256 of exactly the certificate the host presents
+    /// (`sha256:...`, as the agent's error shows it), e.g. OctoPi's self-signed one.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     /// Per-request timeout in seconds (uploads get longer, in proportion to their size).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -95,6 +115,8 @@ impl std::fmt::Debug for MoonrakerConfig {
             .field("url", &self.url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
+            .field("ca_file", &self.ca_file)
+            .field("fingerprint", &self.fingerprint)
             .field("timeout_secs", &self.timeout_secs)
             .finish()
     }

@@ -69,6 +69,21 @@ pub enum DriverError {
     Config(String),
 }
 
+/// An error with its causes, `a: b: c`, each said once: a transport error's own text rarely says
+/// why (reqwest's "error sending request" keeps the refused certificate in its sources).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        next = cause.source();
+    }
+    out
+}
+
 impl DriverError {
     /// Whether the failure is the printer being unreachable (the agent shows it offline and retries).
     pub fn is_unreachable(&self) -> bool {

@@ -1,6 +1,8 @@
 //! HTTP plumbing shared by the OctoPrint, Moonraker and PrusaLink drivers: one place maps transport failures and
 //! status codes to `DriverError`.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -8,12 +10,21 @@ use serde::de::DeserializeOwned;
 
 use crate::error::DriverError;
 
-/// A base URL, an optional `X-Api-Key`, and a client with timeouts.
+/// A base URL, an optional `X-Api-Key`, and a client with timeouts (and, for an `https://` URL,
+/// the TLS trust of `crate::tls`).
 #[derive(Debug, Clone)]
 pub(crate) struct Http {
     client: reqwest::Client,
     base: String,
     api_key: Option<String>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// How the host of an `https://` URL is trusted: its printer table's `ca_file` and `fingerprint`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Trust<'a> {
+    pub ca_file: Option<&'a Path>,
+    pub fingerprint: Option<&'a str>,
 }
 
 impl Http {
@@ -21,30 +32,36 @@ impl Http {
         url: &str,
         api_key: Option<String>,
         timeout: Duration,
+        trust: Trust<'_>,
     ) -> Result<Self, DriverError> {
         let base = url.trim_end_matches('/').to_owned();
-        // TLS is not compiled in (printers sit on the local network); an https URL would fail on every
-        // request, so it is refused here, once, with a clear message.
-        if !base.starts_with("http://") {
-            return Err(DriverError::Config(format!(
-                "printer url must start with http:// (https is not supported yet): {url}"
-            )));
-        }
-        let client = reqwest::Client::builder()
+        let tls = crate::tls::host_config(&base, trust.ca_file, trust.fingerprint)
+            .map_err(|e| DriverError::Config(format!("printer at {base}: {e}")))?;
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .timeout(timeout)
+            .timeout(timeout);
+        if let Some(config) = &tls {
+            builder = builder.use_preconfigured_tls((**config).clone());
+        }
+        let client = builder
             .build()
             .map_err(|e| DriverError::Config(format!("http client: {e}")))?;
         Ok(Self {
             client,
             base,
             api_key,
+            tls,
         })
     }
 
     /// The base URL, for messages.
     pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The TLS configuration of an `https://` base URL (for a WebSocket to the same host).
+    pub(crate) fn tls(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls.clone()
     }
 
     pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {

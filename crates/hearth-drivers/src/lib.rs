@@ -23,6 +23,7 @@ pub mod prusalink;
 pub mod simulated;
 
 mod http;
+pub mod tls;
 
 pub use config::{
     BambuConfig, DriverConfig, MarlinConfig, MoonrakerConfig, OctoPrintConfig, PrusaLinkConfig,

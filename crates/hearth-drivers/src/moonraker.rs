@@ -25,7 +25,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::config::{MoonrakerConfig, timeout};
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
-use crate::http::{Http, file_part, upload_timeout};
+use crate::http::{Http, Trust, file_part, upload_timeout};
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
 };
@@ -181,8 +181,15 @@ impl MoonrakerDriver {
             &config.url,
             config.api_key.clone(),
             timeout(config.timeout_secs),
+            Trust {
+                ca_file: config.ca_file.as_deref(),
+                fingerprint: config.fingerprint.as_deref(),
+            },
         )?;
-        let ws_url = format!("ws{}/websocket", http.base().trim_start_matches("http"));
+        // The same host and port, ws:// or wss:// as the url is http:// or https://.
+        let (_scheme, rest) = http.base().split_once("://").unwrap_or_default();
+        let ws = if http.tls().is_some() { "wss" } else { "ws" };
+        let ws_url = format!("{ws}://{rest}/websocket");
         let info = DriverInfo {
             kind: DriverKind::Moonraker,
             model: config
@@ -230,7 +237,12 @@ impl MoonrakerDriver {
                 .map_err(|_| DriverError::Config("api_key is not a valid header value".into()))?;
             request.headers_mut().insert("X-Api-Key", value);
         }
-        let connect = tokio_tungstenite::connect_async(request);
+        let connect = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            false,
+            self.http.tls().map(tokio_tungstenite::Connector::Rustls),
+        );
         let (ws, _) = tokio::time::timeout(self.timeout(), connect)
             .await
             .map_err(|_| self.http.unreachable("WebSocket connect timed out"))?
@@ -576,7 +588,8 @@ impl Driver for MoonrakerDriver {
     async fn status(&self) -> Result<PrinterStatus, DriverError> {
         match self.fetch().await {
             Err(DriverError::Unreachable { source, .. }) => Ok(PrinterStatus::offline(format!(
-                "Moonraker unreachable: {source}"
+                "Moonraker unreachable: {}",
+                crate::error::chain(source.as_ref())
             ))),
             other => other,
         }

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::config::{OctoPrintConfig, timeout};
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
-use crate::http::{Http, encode_segment, file_part, upload_timeout};
+use crate::http::{Http, Trust, encode_segment, file_part, upload_timeout};
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
 };
@@ -126,6 +126,10 @@ impl OctoPrintDriver {
             &config.url,
             Some(config.api_key.clone()),
             timeout(config.timeout_secs),
+            Trust {
+                ca_file: config.ca_file.as_deref(),
+                fingerprint: config.fingerprint.as_deref(),
+            },
         )?;
         let info = DriverInfo {
             kind: DriverKind::Octoprint,
@@ -407,7 +411,8 @@ impl Driver for OctoPrintDriver {
         }
         match fetched {
             Err(DriverError::Unreachable { source, .. }) => Ok(PrinterStatus::offline(format!(
-                "OctoPrint unreachable: {source}"
+                "OctoPrint unreachable: {}",
+                crate::error::chain(source.as_ref())
             ))),
             other => other,
         }

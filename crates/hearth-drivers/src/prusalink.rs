@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::timeout;
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
-use crate::http::{Http, encode_segment, upload_timeout};
+use crate::http::{Http, Trust, encode_segment, upload_timeout};
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
 };
@@ -50,6 +50,14 @@ pub struct PrusaLinkConfig {
     /// printer lists, USB first.
     #[serde(default)]
     pub storage: Option<String>,
+    /// For an `https://` url: the PEM file of the certificate authority that issued the host's
+    /// certificate (instead of the system's); its name must match the url's host.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// For an `https://` url: the SHA-256 of exactly the certificate the host presents
+    /// (`sha256:...`, as the agent's error shows it), e.g. OctoPi's self-signed one.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     /// Per-request timeout in seconds (uploads get longer, in proportion to their size).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -64,6 +72,8 @@ impl std::fmt::Debug for PrusaLinkConfig {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
             .field("storage", &self.storage)
+            .field("ca_file", &self.ca_file)
+            .field("fingerprint", &self.fingerprint)
             .field("timeout_secs", &self.timeout_secs)
             .finish()
     }
@@ -336,6 +346,10 @@ impl PrusaLinkDriver {
             &config.url,
             config.api_key.clone(),
             timeout(config.timeout_secs),
+            Trust {
+                ca_file: config.ca_file.as_deref(),
+                fingerprint: config.fingerprint.as_deref(),
+            },
         )?;
         let info = DriverInfo {
             kind: DriverKind::Prusalink,
@@ -598,7 +612,8 @@ impl Driver for PrusaLinkDriver {
     async fn status(&self) -> Result<PrinterStatus, DriverError> {
         match self.fetch().await {
             Err(DriverError::Unreachable { source, .. }) => Ok(PrinterStatus::offline(format!(
-                "PrusaLink unreachable: {source}"
+                "PrusaLink unreachable: {}",
+                crate::error::chain(source.as_ref())
             ))),
             other => other,
         }

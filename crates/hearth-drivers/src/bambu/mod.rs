@@ -559,20 +559,7 @@ impl BambuDriver {
                 ));
             }
             (None, Some(f)) => tls::Trust::Pinned(tls::parse_fingerprint(f).map_err(bad)?),
-            (Some(path), None) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| bad(format!("cannot read ca_file {}: {e}", path.display())))?;
-                let certs = rustls_pemfile::certs(&mut pem.as_slice())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| bad(format!("ca_file {}: {e}", path.display())))?;
-                if certs.is_empty() {
-                    return Err(bad(format!(
-                        "ca_file {} holds no PEM certificate",
-                        path.display()
-                    )));
-                }
-                tls::Trust::Ca(certs)
-            }
+            (Some(path), None) => tls::Trust::Ca(crate::tls::read_ca_file(path).map_err(bad)?),
         };
         let tls = tls::client_config(config.serial.trim(), trust).map_err(bad)?;
         let info = DriverInfo {

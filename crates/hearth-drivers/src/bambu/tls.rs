@@ -19,6 +19,8 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use x509_cert::der::Decode;
 use x509_cert::der::asn1::{ObjectIdentifier, PrintableStringRef, Utf8StringRef};
 
+pub use crate::tls::{fingerprint, parse_fingerprint};
+
 /// How the printer's certificate is checked.
 #[derive(Debug, Clone)]
 pub enum Trust {
@@ -41,34 +43,6 @@ pub fn client_config(serial: &str, trust: Trust) -> Result<Arc<rustls::ClientCon
     // Resumption stays on (the default): the FTPS data channel must resume the control
     // channel's session, which the printers' FTP server requires.
     Ok(Arc::new(config))
-}
-
-/// `sha256:<hex>` of a certificate, as shown in errors and taken by the `fingerprint` setting.
-pub fn fingerprint(cert: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
-/// Parses `sha256:<64 hex digits>` (colons between bytes allowed, as some tools print them).
-pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], String> {
-    let hex: String = s
-        .trim()
-        .strip_prefix("sha256:")
-        .unwrap_or(s.trim())
-        .chars()
-        .filter(|c| *c != ':')
-        .collect();
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>();
-    bytes
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| format!("fingerprint {s:?} is not sha256: followed by 64 hex digits"))
 }
 
 /// The subject's common names.
@@ -151,15 +125,7 @@ impl ServerCertVerifier for PrinterVerifier {
             )
         };
         if let Some(pin) = &self.pinned {
-            let hash = ring::digest::digest(&ring::digest::SHA256, end_entity);
-            return if hash.as_ref() == pin {
-                Ok(ServerCertVerified::assertion())
-            } else {
-                Err(rustls::Error::General(format!(
-                    "not the pinned certificate: {}",
-                    presented()
-                )))
-            };
+            return crate::tls::check_pin(end_entity, pin, presented);
         }
         let Some(ca) = &self.ca else {
             return Err(rustls::Error::General("no trust configured".into()));
@@ -216,20 +182,5 @@ impl ServerCertVerifier for PrinterVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprints_round_trip_in_both_spellings() {
-        let f = fingerprint(b"certificate");
-        let bytes = parse_fingerprint(&f).unwrap();
-        let colons: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
-        assert_eq!(parse_fingerprint(&colons.join(":")).unwrap(), bytes);
-        assert!(parse_fingerprint("sha256:abcd").is_err());
-        assert!(parse_fingerprint("sha256:zz").is_err());
     }
 }

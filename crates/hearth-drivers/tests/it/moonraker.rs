@@ -166,6 +166,8 @@ async fn nothing_listening_is_offline() {
         url: format!("http://127.0.0.1:{}", free_port()),
         api_key: None,
         model: None,
+        ca_file: None,
+        fingerprint: None,
         timeout_secs: 2,
     };
     let driver = build(&DriverConfig::Moonraker(config)).unwrap();
@@ -182,4 +184,124 @@ async fn a_wrong_api_key_is_unauthorized_not_offline() {
     let driver = build(&DriverConfig::Moonraker(config)).unwrap();
     let err = driver.status().await.unwrap_err();
     assert!(matches!(err, DriverError::Unauthorized { .. }), "{err:?}");
+}
+
+/// A certificate authority and a certificate it issued to 127.0.0.1 and localhost: (CA PEM,
+/// certificate, its key PEM).
+fn issued_certificate() -> (String, rcgen::Certificate, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Print farm CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), cert, key.serialize_pem())
+}
+
+/// Moonraker at its `ssl_port`: trusted through the CA that issued its certificate (`ca_file`) a
+/// whole print goes through (HTTPS uploads and requests, the WebSocket over TLS), and through the
+/// certificate's fingerprint too; trusted by nothing else, it shows offline saying which
+/// certificate it presented, and nothing is uploaded.
+#[tokio::test]
+async fn moonraker_over_https_is_trusted_by_its_ca_or_its_fingerprint_and_nothing_else() {
+    let (ca_pem, cert, key) = issued_certificate();
+    let Some(peer) = Moonraker::start_tls(20_000.0, &cert.pem(), &key).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("farm-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let https = peer.https_url.clone().unwrap();
+    let over_tls = |ca_file: Option<std::path::PathBuf>, fingerprint: Option<String>| {
+        build(&DriverConfig::Moonraker(hearth_drivers::MoonrakerConfig {
+            url: https.clone(),
+            ca_file,
+            fingerprint,
+            ..peer.config()
+        }))
+        .unwrap()
+    };
+
+    let driver = over_tls(Some(ca_file), None);
+    assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
+    let file = sample_gcode(20_000);
+    upload_and_start(driver.as_ref(), "hearth-tls.gcode", &file).await;
+    let done = eventually("completion", Duration::from_secs(30), || async {
+        let job = driver.status().await.unwrap().job?;
+        (job.phase == JobPhase::Completed).then_some(job)
+    })
+    .await;
+    assert_eq!(done.file, "hearth-tls.gcode");
+
+    let presented = hearth_drivers::tls::fingerprint(cert.der());
+    let pinned = over_tls(None, Some(presented.clone()));
+    assert_eq!(pinned.status().await.unwrap().state, PrinterState::Idle);
+    pinned.remove("hearth-tls.gcode").await.unwrap();
+
+    let another = hearth_drivers::tls::fingerprint(b"another certificate");
+    for (driver, why) in [
+        (over_tls(None, None), "certificate not trusted"),
+        (over_tls(None, Some(another)), "not the pinned certificate"),
+    ] {
+        let status = driver.status().await.unwrap();
+        assert_eq!(status.state, PrinterState::Offline);
+        let said = status.error.unwrap_or_default();
+        assert!(
+            said.contains(why) && said.contains(&format!("the printer presented {presented}")),
+            "{said}"
+        );
+        let upload = Upload {
+            name: "hearth-refused.gcode",
+            path: file.path(),
+            hints: PrintHints::default(),
+        };
+        assert!(driver.upload(upload).await.unwrap_err().is_unreachable());
+    }
+    // Nothing reached Moonraker's storage through an untrusted connection.
+    assert!(
+        !peer
+            .dir
+            .path()
+            .join("data/gcodes/hearth-refused.gcode")
+            .exists()
+    );
+}
+
+#[test]
+fn trust_settings_are_checked_when_the_driver_is_made() {
+    let config = |url: &str, fingerprint: Option<&str>| hearth_drivers::MoonrakerConfig {
+        url: url.into(),
+        api_key: None,
+        model: None,
+        ca_file: None,
+        fingerprint: fingerprint.map(str::to_owned),
+        timeout_secs: 2,
+    };
+    let pin = hearth_drivers::tls::fingerprint(b"c");
+    let e = build(&DriverConfig::Moonraker(config(
+        "http://voron:7125",
+        Some(&pin),
+    )))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("plain http://"), "{e}");
+    let e = build(&DriverConfig::Moonraker(config(
+        "https://voron:7130",
+        Some("sha256:12"),
+    )))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("64 hex digits"), "{e}");
+    assert!(
+        build(&DriverConfig::Moonraker(config(
+            "https://voron:7130",
+            Some(&pin)
+        )))
+        .is_ok()
+    );
 }

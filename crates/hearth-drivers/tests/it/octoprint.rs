@@ -216,6 +216,8 @@ async fn nothing_listening_is_offline() {
         model: None,
         port: None,
         baudrate: None,
+        ca_file: None,
+        fingerprint: None,
         timeout_secs: 2,
     };
     let driver = build(&DriverConfig::Octoprint(config)).unwrap();

@@ -361,6 +361,8 @@ impl OctoPrint {
             model: None,
             port: Some("VIRTUAL".into()),
             baudrate: None,
+            ca_file: None,
+            fingerprint: None,
             timeout_secs: 10,
         }
     }
@@ -370,6 +372,8 @@ impl OctoPrint {
 #[derive(Debug)]
 pub struct Moonraker {
     pub url: String,
+    /// Its `ssl_port`, when started with a certificate (`start_tls`).
+    pub https_url: Option<String>,
     pub proc: Proc,
     /// `None` once the test took Klipper away.
     pub klippy: Option<crate::fake_klippy::FakeKlippy>,
@@ -384,6 +388,20 @@ impl Moonraker {
 
     /// Like `start`; unless `trusted`, clients from 127.0.0.1 need an API key.
     pub async fn start_with(bytes_per_second: f64, trusted: bool) -> Option<Self> {
+        Self::launch(bytes_per_second, trusted, None).await
+    }
+
+    /// Like `start`, also serving HTTPS on its `ssl_port` (`https_url`) with this certificate
+    /// chain and key (PEM), as Moonraker's `ssl_certificate_path` and `ssl_key_path` give them.
+    pub async fn start_tls(bytes_per_second: f64, chain_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::launch(bytes_per_second, true, Some((chain_pem, key_pem))).await
+    }
+
+    async fn launch(
+        bytes_per_second: f64,
+        trusted: bool,
+        tls: Option<(&str, &str)>,
+    ) -> Option<Self> {
         let bin = peers_dir().join("moonraker/bin/moonraker");
         if !bin.exists() {
             return absent(format!("Moonraker not installed at {}", bin.display()));
@@ -399,10 +417,24 @@ impl Moonraker {
         let socket = data.join("comms/klippy.sock");
         let port = free_port();
         let config = data.join("config/moonraker.conf");
+        let mut ssl = String::new();
+        let https_url = tls.map(|(chain, key)| {
+            let ssl_port = free_port();
+            let (chain_path, key_path) =
+                (data.join("config/chain.pem"), data.join("config/key.pem"));
+            std::fs::write(&chain_path, chain).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            ssl = format!(
+                "ssl_port: {ssl_port}\nssl_certificate_path: {}\nssl_key_path: {}\n",
+                chain_path.display(),
+                key_path.display()
+            );
+            format!("https://127.0.0.1:{ssl_port}")
+        });
         std::fs::write(
             &config,
             format!(
-                "[server]\nhost: 127.0.0.1\nport: {port}\nklippy_uds_address: {}\n\n\
+                "[server]\nhost: 127.0.0.1\nport: {port}\n{ssl}klippy_uds_address: {}\n\n\
                  [authorization]\ntrusted_clients:\n    {trusted}\n\n\
                  [file_manager]\nenable_object_processing: False\n\n\
                  [machine]\nprovider: none\n\n[history]\n",
@@ -427,6 +459,7 @@ impl Moonraker {
         let proc = Proc::spawn(command, &dir.path().join("moonraker.log"));
         let peer = Self {
             url: format!("http://127.0.0.1:{port}"),
+            https_url,
             proc,
             klippy: Some(klippy),
             dir,
@@ -484,6 +517,8 @@ impl Moonraker {
             url: self.url.clone(),
             api_key: None,
             model: None,
+            ca_file: None,
+            fingerprint: None,
             timeout_secs: 10,
         }
     }

@@ -61,6 +61,8 @@ async fn real_printers_refuse_fault_injection() {
         model: None,
         port: None,
         baudrate: None,
+        ca_file: None,
+        fingerprint: None,
         timeout_secs: 1,
     };
     let driver = build(&DriverConfig::Octoprint(config)).unwrap();
@@ -78,12 +80,18 @@ async fn real_printers_refuse_fault_injection() {
 }
 
 #[test]
-fn an_https_printer_url_is_refused_at_build_time() {
-    let config: DriverConfig =
-        serde_json::from_str(r#"{"kind": "moonraker", "url": "https://voron.local"}"#).unwrap();
-    let err = build(&config).unwrap_err();
-    assert!(
-        matches!(err, hearth_drivers::DriverError::Config(_)),
-        "{err}"
-    );
+fn a_printer_url_is_http_or_https_and_nothing_else() {
+    let config = |url: &str| -> DriverConfig {
+        serde_json::from_value(serde_json::json!({"kind": "moonraker", "url": url})).unwrap()
+    };
+    for url in ["ftp://voron.local", "voron.local:7125", "ws://voron.local"] {
+        let err = build(&config(url)).unwrap_err();
+        assert!(
+            matches!(&err, hearth_drivers::DriverError::Config(m) if m.contains("http:// or https://")),
+            "{url}: {err}"
+        );
+    }
+    for url in ["http://voron.local:7125", "HTTPS://voron.local:7130"] {
+        assert!(build(&config(url)).is_ok(), "{url}");
+    }
 }
