@@ -328,7 +328,7 @@ impl Shot {
     /// epoch changed.
     pub async fn take(self) -> Result<Taken, String> {
         let image = match &self.url {
-            Some(url) => capture(&self.http, url).await?,
+            Some(url) => capture(&self.client_for(url), url).await?,
             None => self.printers_own_frame().await?,
         };
         let mut refreshed = false;
@@ -418,13 +418,21 @@ impl Shot {
             Ok(None) => Err("the printer has no camera".into()),
             Err(hearth_drivers::DriverError::Unsupported { .. }) => {
                 let url = self.discover().await?;
-                capture(&self.http, &url).await
+                capture(&self.client_for(&url), &url).await
             }
             Err(e) => Err(format!(
                 "cannot take a frame from the printer's camera: {}",
                 crate::agent::chain(&e)
             )),
         }
+    }
+
+    /// The client for a camera URL: the printer's when the URL is https on the printer's host
+    /// (trusted as its table says), else the agent's.
+    fn client_for(&self, url: &str) -> reqwest::Client {
+        self.driver
+            .camera_client(url)
+            .unwrap_or_else(|| self.http.clone())
     }
 
     /// The snapshot URL the printer's own software has configured.

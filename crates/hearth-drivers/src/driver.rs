@@ -72,6 +72,15 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         })
     }
 
+    /// The HTTP client to fetch a camera `url` with: for an `https://` URL on the printer's own
+    /// host, one that trusts that host as the printer's table says (`ca_file`, `fingerprint`), so
+    /// an OctoPi's self-signed webcam is trusted like its OctoPrint; `None` (any other URL, or a
+    /// printer reached otherwise): the agent's own client.
+    fn camera_client(&self, url: &str) -> Option<reqwest::Client> {
+        let _ = url;
+        None
+    }
+
     /// One frame of the printer's own camera, read over the printer's protocol (the A1's and P1's
     /// camera server); `None` when it has none. Printers whose camera is reached by URL, or that
     /// have none the driver can read, answer `Unsupported`.

@@ -59,6 +59,15 @@ impl Http {
         &self.base
     }
 
+    /// This client, for `url` when it is `https://` on the base URL's host (any port): it
+    /// trusts that host as the printer's table says. `None` for any other URL.
+    pub(crate) fn client_for_host(&self, url: &str) -> Option<reqwest::Client> {
+        self.tls.as_ref()?;
+        let url = reqwest::Url::parse(url).ok()?;
+        let base = reqwest::Url::parse(&self.base).ok()?;
+        (url.scheme() == "https" && url.host() == base.host()).then(|| self.client.clone())
+    }
+
     /// The TLS configuration of an `https://` base URL (for a WebSocket to the same host).
     pub(crate) fn tls(&self) -> Option<Arc<rustls::ClientConfig>> {
         self.tls.clone()

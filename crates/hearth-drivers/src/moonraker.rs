@@ -573,6 +573,10 @@ impl Driver for MoonrakerDriver {
 
     /// The snapshot URL of the first enabled webcam of `server.webcams.list` (what Mainsail and
     /// Fluidd show, crowsnest's `/webcam/?action=snapshot` by default).
+    fn camera_client(&self, url: &str) -> Option<reqwest::Client> {
+        self.http.client_for_host(url)
+    }
+
     async fn camera_snapshot_url(&self) -> Result<Option<String>, DriverError> {
         let list = self
             .call("camera", "server.webcams.list", json!({}))

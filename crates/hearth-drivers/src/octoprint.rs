@@ -387,6 +387,10 @@ impl Driver for OctoPrintDriver {
 
     /// The default webcam's snapshot URL from `GET /api/settings` (`webcam.snapshotUrl`, the
     /// classic webcam's "Snapshot URL" setting).
+    fn camera_client(&self, url: &str) -> Option<reqwest::Client> {
+        self.http.client_for_host(url)
+    }
+
     async fn camera_snapshot_url(&self) -> Result<Option<String>, DriverError> {
         let settings: serde_json::Value = self
             .http

@@ -599,6 +599,10 @@ impl PrusaLinkDriver {
 
 #[async_trait]
 impl Driver for PrusaLinkDriver {
+    fn camera_client(&self, url: &str) -> Option<reqwest::Client> {
+        self.http.client_for_host(url)
+    }
+
     fn describe(&self) -> &DriverInfo {
         &self.info
     }

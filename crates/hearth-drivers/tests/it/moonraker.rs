@@ -243,6 +243,24 @@ async fn moonraker_over_https_is_trusted_by_its_ca_or_its_fingerprint_and_nothin
     assert_eq!(pinned.status().await.unwrap().state, PrinterState::Idle);
     pinned.remove("hearth-tls.gcode").await.unwrap();
 
+    // A webcam on the printer's host over https (a file Moonraker serves stands in for the
+    // snapshot): fetched with the printer's trust, which the agent's own client lacks.
+    let frame = b"\xff\xd8\xff a frame";
+    std::fs::write(peer.dir.path().join("data/gcodes/frame.jpg"), frame).unwrap();
+    let snapshot = format!("{https}/server/files/gcodes/frame.jpg");
+    let client = pinned
+        .camera_client(&snapshot)
+        .expect("the printer's own host");
+    let got = client.get(&snapshot).send().await.unwrap();
+    assert_eq!(got.bytes().await.unwrap().as_ref(), frame);
+    assert!(reqwest::Client::new().get(&snapshot).send().await.is_err());
+    for elsewhere in [
+        "https://camera.local/snapshot.jpg".to_owned(),
+        snapshot.replacen("https://", "http://", 1),
+    ] {
+        assert!(pinned.camera_client(&elsewhere).is_none(), "{elsewhere}");
+    }
+
     let another = hearth_drivers::tls::fingerprint(b"another certificate");
     for (driver, why) in [
         (over_tls(None, None), "certificate not trusted"),
