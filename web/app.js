@@ -249,7 +249,9 @@ function loginProblem(e, server) {
     return `Too many failed logins for now.${wait}`;
   }
   if (e.code === "mfa_required") {
-    const passkey = $("passkey-second-area").hidden ? "" : ", or use one of your passkeys";
+    const offered = !$("passkey-second-area").hidden ||
+      (!$("sso-code-form").hidden && !$("sso-passkey-area").hidden);
+    const passkey = offered ? ", or use one of your passkeys" : "";
     return "This account asks for a second factor: enter the code your authenticator app shows " +
       `(or one of your recovery codes), then log in${passkey}.`;
   }
@@ -335,15 +337,16 @@ function ssoReturn() {
     linked: key === "sso-linked" ? value : null, started };
 }
 
-// The provider vouched for an account: open its session here, with the code of its second factor
-// when it has one (asked for on the first refusal), then load the dashboard.
-async function finishSso(code) {
+// The provider vouched for an account: open its session here, with its second factor when it has
+// one (asked for on the first refusal): `{ code }` or a passkey's `{ passkey }`; then load the
+// dashboard.
+async function finishSso(answer = {}) {
   const form = $("sso-code-form");
   const button = form.querySelector("button[type=submit]");
   notice("");
   button.disabled = true;
   try {
-    const out = await call("POST", "/auth/sso/finish", code ? { code } : {});
+    const out = await call("POST", "/auth/sso/finish", answer);
     sessionStorage.setItem("hearth.csrf", out.csrf_token);
     form.reset();
     form.hidden = true;
@@ -380,6 +383,7 @@ function showSsoCode() {
     $("login-form").hidden = true;
     const by = state.ssoStarted && state.ssoStarted.id ? ssoName(state.ssoStarted.id) : "Your provider";
     $("sso-code-intro").textContent = `${by} vouched for you. This account asks for Hearth's second factor too.`;
+    $("sso-passkey-area").hidden = !passkeysOffered() || passkeysUnusable() !== null;
     form.hidden = false;
   }
   form.code.value = "";
@@ -389,7 +393,37 @@ function showSsoCode() {
 async function onSsoCode(ev) {
   ev.preventDefault();
   const code = ev.target.code.value.trim();
-  if (code) await finishSso(code);
+  if (code) await finishSso({ code });
+}
+
+// The second factor after the provider answered by one of the account's passkeys: the server
+// challenges them for the login its cookie names, and takes the answer in POST /auth/sso/finish.
+async function onSsoPasskey() {
+  const button = $("sso-passkey");
+  const status = $("sso-code-status");
+  notice("");
+  button.disabled = true;
+  let passkey;
+  try {
+    status.textContent = "Asking the server…";
+    const begun = await call("POST", "/auth/sso/finish/passkey");
+    status.textContent = "Choose your passkey in the browser's dialog, and unlock it.";
+    const cred = await navigator.credentials.get({ publicKey: requestOptions(begun.options.publicKey) });
+    if (!cred) throw new DOMException("No passkey was chosen.", "NotAllowedError");
+    passkey = { ceremony: begun.ceremony, credential: credentialJson(cred) };
+    status.textContent = "";
+  } catch (e) {
+    if (e.code === "sso_expired") showLogin();
+    const problem = e.code === "sso_expired" ? ssoProblem(e) : e.code === "no_passkeys"
+      ? "This account has no passkey yet: enter the code of your authenticator app (or a recovery code)."
+      : passkeyProblem(e, true);
+    status.textContent = problem === null ? "Cancelled." : "";
+    if (problem !== null) notice(problem);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  await finishSso({ passkey });
 }
 
 // ---- passkeys ---------------------------------------------------------------------------------
@@ -2301,6 +2335,7 @@ async function main() {
   $("passkey-second").addEventListener("click", onPasskeySecond);
   $("passkey-form").addEventListener("submit", onPasskeyAdd);
   $("sso-code-form").addEventListener("submit", onSsoCode);
+  $("sso-passkey").addEventListener("click", onSsoPasskey);
   $("sso-code-cancel").addEventListener("click", () => { notice(""); showLogin(); });
   const sso = ssoReturn();
   try {
@@ -2310,7 +2345,7 @@ async function main() {
   }
   if (sso && sso.finish) {
     state.ssoStarted = sso.started;
-    await finishSso(null);
+    await finishSso();
     return;
   }
   try {

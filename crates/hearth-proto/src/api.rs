@@ -79,6 +79,10 @@ pub struct SsoFinishRequest {
     /// With `state`: the verifier whose SHA-256 (base64url) was the `cli_challenge` at start.
     #[serde(default)]
     pub verifier: Option<String>,
+    /// Instead of `code`: one of the account's passkeys answering the challenge of
+    /// `POST /api/v1/auth/sso/finish/passkey` (the dashboard).
+    #[serde(default)]
+    pub passkey: Option<PasskeyLoginFinish>,
 }
 
 /// A member's passkey (WebAuthn credential) for logging in to the dashboard.

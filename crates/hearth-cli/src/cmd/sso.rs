@@ -74,6 +74,7 @@ pub async fn session(server: &str, provider: &str) -> anyhow::Result<(Client, St
         code: None,
         state: Some(state),
         verifier: Some(verifier),
+        passkey: None,
     };
     let out = match session.sso_finish(&req).await {
         Ok(out) => out,

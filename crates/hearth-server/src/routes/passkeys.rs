@@ -489,8 +489,18 @@ pub async fn second_factor_start(
     Source(source): Source,
     Json(req): Json<PasskeySecondFactorRequest>,
 ) -> ApiResult<Json<PasskeyCeremony>> {
-    let rp = relying_party(&state)?;
+    relying_party(&state)?;
     let user = check_passphrase(&state, &req.login, req.secret, &source).await?;
+    challenge_second_factor(&state, &user).await
+}
+
+/// The challenge of a second factor answered by one of `user`'s passkeys (after a passphrase or
+/// a single sign-on vouched for them); 409 `no_passkeys` when they have none.
+pub(crate) async fn challenge_second_factor(
+    state: &AppState,
+    user: &UserRow,
+) -> ApiResult<Json<PasskeyCeremony>> {
+    let rp = relying_party(state)?;
     // A stored credential that does not read (written by another version) cannot answer: the
     // others still can.
     let keys: Vec<Passkey> = state
@@ -518,9 +528,9 @@ pub async fn second_factor_start(
         .start_passkey_authentication(&keys)
         .map_err(|e| ApiError::internal(std::io::Error::other(e)))?;
     begin(
-        &state,
+        state,
         CeremonyKind::SecondFactor,
-        Some(&user),
+        Some(user),
         &check,
         &options,
     )

@@ -18,7 +18,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use hearth_proto::api::{ErrorBody, LoginResponse, SsoFinishRequest, SsoIdentity};
+use hearth_proto::api::{ErrorBody, LoginResponse, PasskeyCeremony, SsoFinishRequest, SsoIdentity};
 use hearth_proto::audit::SYSTEM_SCOPE;
 use hearth_proto::ids::UserId;
 use hearth_proto::time_fmt::{now_ms, rfc3339};
@@ -543,45 +543,8 @@ pub async fn finish(
     headers: HeaderMap,
     Json(req): Json<SsoFinishRequest>,
 ) -> ApiResult<Response> {
-    let expired = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "sso_expired",
-            "no single sign-on to finish here (it took longer than 5 minutes, or was finished \
-             already): log in again",
-        )
-    };
-    // The dashboard's login comes with its cookie; the CLI's with the state its loopback address
-    // was given and the verifier of the challenge it started with. Neither finishes the other's.
-    let from_cli = req.state.is_some();
-    let flow_state = match req.state.as_deref() {
-        Some(s) => s,
-        None => cookie_value(&headers, SSO_COOKIE).ok_or_else(expired)?,
-    };
-    let hash = token_hash(flow_state);
-    let now = now_ms();
-    let row = state
-        .store
-        .sso_login(&hash, now)
-        .await?
-        .ok_or_else(expired)?;
-    match (&row.cli, from_cli) {
-        (None, false) => {}
-        (Some(cli), true)
-            if req.verifier.as_deref().is_some_and(|v| {
-                let digest = sha2::Sha256::digest(v.as_bytes());
-                let sent = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-                crate::auth::constant_time_eq(sent.as_bytes(), cli.challenge.as_bytes())
-            }) => {}
-        _ => return Err(expired()),
-    }
-    let user_id = row.user_id.ok_or_else(expired)?;
-    let user = state.store.user_by_id(user_id).await?;
-    if let Err(wait) = state.limiter.check(&user.login, source.as_deref()) {
-        state.metrics.logins_throttled.fetch_add(1, Relaxed);
-        return Err(ApiError::rate_limited(wait));
-    }
-    let second = second_factor(&state, &user, req.code.as_deref(), None, &source).await?;
+    let (row, hash, user) = vouched_login(&state, &source, &headers, &req).await?;
+    let second = second_factor(&state, &user, req.code.as_deref(), req.passkey, &source).await?;
     let mut resp = open_session(
         &state,
         &user,
@@ -594,7 +557,7 @@ pub async fn finish(
             if tx.delete_sso_login(&hash).await? {
                 Ok(())
             } else {
-                Err(expired())
+                Err(sso_expired())
             }
         },
     )
@@ -602,6 +565,74 @@ pub async fn finish(
     resp.headers_mut()
         .append(header::SET_COOKIE, sso_cookie(&state, "", 0)?);
     Ok(resp)
+}
+
+/// Starts a second factor answered by one of the account's passkeys, for a login the provider
+/// vouched for (the dashboard's, by its cookie); the answer goes to `POST /auth/sso/finish` as
+/// `passkey`.
+#[utoipa::path(post, path = "/api/v1/auth/sso/finish/passkey", tag = "accounts", responses(
+    (status = 200, body = PasskeyCeremony),
+    (status = 401, description = "no login to finish (sso_expired)", body = ErrorBody),
+    (status = 404, description = "passkeys are off on this server (passkeys_off)", body = ErrorBody),
+    (status = 409, description = "the account has no passkey (no_passkeys)", body = ErrorBody),
+    (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn passkey_second_factor(
+    State(state): State<AppState>,
+    Source(source): Source,
+    headers: HeaderMap,
+) -> ApiResult<Json<PasskeyCeremony>> {
+    let (_, _, user) =
+        vouched_login(&state, &source, &headers, &SsoFinishRequest::default()).await?;
+    super::passkeys::challenge_second_factor(&state, &user).await
+}
+
+fn sso_expired() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "sso_expired",
+        "no single sign-on to finish here (it took longer than 5 minutes, or was finished \
+         already): log in again",
+    )
+}
+
+/// The login a provider vouched for that this request may finish, the hash it is kept under and
+/// its account (within the failed-login limits). The dashboard's login comes with its cookie; the
+/// CLI's with the state its loopback address was given and the verifier of the challenge it
+/// started with. Neither finishes the other's.
+async fn vouched_login(
+    state: &AppState,
+    source: &Option<String>,
+    headers: &HeaderMap,
+    req: &SsoFinishRequest,
+) -> ApiResult<(SsoLoginRow, String, UserRow)> {
+    let from_cli = req.state.is_some();
+    let flow_state = match req.state.as_deref() {
+        Some(s) => s,
+        None => cookie_value(headers, SSO_COOKIE).ok_or_else(sso_expired)?,
+    };
+    let hash = token_hash(flow_state);
+    let row = state
+        .store
+        .sso_login(&hash, now_ms())
+        .await?
+        .ok_or_else(sso_expired)?;
+    match (&row.cli, from_cli) {
+        (None, false) => {}
+        (Some(cli), true)
+            if req.verifier.as_deref().is_some_and(|v| {
+                let digest = sha2::Sha256::digest(v.as_bytes());
+                let sent = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+                crate::auth::constant_time_eq(sent.as_bytes(), cli.challenge.as_bytes())
+            }) => {}
+        _ => return Err(sso_expired()),
+    }
+    let user_id = row.user_id.ok_or_else(sso_expired)?;
+    let user = state.store.user_by_id(user_id).await?;
+    if let Err(wait) = state.limiter.check(&user.login, source.as_deref()) {
+        state.metrics.logins_throttled.fetch_add(1, Relaxed);
+        return Err(ApiError::rate_limited(wait));
+    }
+    Ok((row, hash, user))
 }
 
 /// The caller's accounts at single sign-on providers.

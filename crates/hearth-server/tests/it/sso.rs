@@ -30,6 +30,21 @@ async fn server_set(
     tweak: impl Fn(&mut hearth_server::config::OidcProvider),
     settings: impl FnOnce(&mut hearth_server::config::Settings),
 ) -> TestServer {
+    server_started(peer, providers, tweak, settings, false).await
+}
+
+/// As [`server_with`], at `http://localhost:PORT` (its `public_url`), where passkeys work.
+async fn server_at_localhost(peer: &OidcPeer, providers: &[(&str, &str)]) -> TestServer {
+    server_started(peer, providers, |_| {}, |_| {}, true).await
+}
+
+async fn server_started(
+    peer: &OidcPeer,
+    providers: &[(&str, &str)],
+    tweak: impl Fn(&mut hearth_server::config::OidcProvider),
+    settings: impl FnOnce(&mut hearth_server::config::Settings),
+    at_localhost: bool,
+) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut s = test_settings(&dir.path().join("data"));
     settings(&mut s);
@@ -48,7 +63,11 @@ async fn server_set(
         tweak(&mut p);
         s.auth.oidc.push(p);
     }
-    let server = TestServer::start_in(dir, s).await;
+    let server = if at_localhost {
+        TestServer::start_in_at_localhost(dir, s).await
+    } else {
+        TestServer::start_in(dir, s).await
+    };
     for (id, _) in providers {
         peer.client(
             &format!("hearth-{id}"),
@@ -862,4 +881,84 @@ async fn a_provider_removed_from_the_configuration_ends_what_it_let_in() {
     let server = server.restart_with(|s| s.auth.oidc = providers).await;
     assert_eq!(me(&server).await.status(), 200);
     server.client().with_token(sso_token).me().await.unwrap();
+}
+
+/// After the provider, one of the account's passkeys answers Hearth's second factor instead of
+/// the app's code, in a real Chromium (`web/tests/sso-passkey.test.mjs`); then what the API
+/// refuses: a challenge asked without the provider's login, and an answer that does not check out
+/// (counted as a failed login, and the provider's login still open for the right one).
+#[tokio::test]
+async fn a_passkey_answers_hearths_second_factor_after_the_provider_in_a_real_browser() {
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_at_localhost(&peer, &[("corp", "match")]).await;
+    let (owner, _org) = server.bootstrap().await;
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    let setup = owner.begin_mfa().await.unwrap();
+    let Some(now) = oathtool(&setup.secret, 0) else {
+        return;
+    };
+    let codes = owner.confirm_mfa(&now).await.unwrap().recovery_codes;
+    let env = [
+        ("HEARTH_URL", server.url.as_str()),
+        ("OIDC_ISSUER", peer.issuer.as_str()),
+        ("HEARTH_RECOVERY_CODE", codes[0].as_str()),
+    ];
+    if !browser_test("sso-passkey.test.mjs", &env).await {
+        return;
+    }
+    let actions = audit_actions(&owner).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, d)| a == "auth.login" && d["sso"] == "corp" && d["mfa"] == "passkey"),
+        "{actions:?}"
+    );
+    let key = owner.passkeys().await.unwrap().remove(0);
+
+    let start = format!("{}/api/v1/auth/sso/finish/passkey", server.url);
+    let r = reqwest::Client::new().post(&start).send().await.unwrap();
+    assert_eq!(r.status(), 401, "no provider's login to answer for");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "sso_expired"
+    );
+
+    peer.next_login(Some("u-1")).await;
+    let mut b = Browser::default();
+    assert_eq!(b.sso(&server.url, "corp").await, "sso");
+    let ceremony: serde_json::Value = b
+        .send(reqwest::Method::POST, &start, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let allowed = &ceremony["options"]["publicKey"]["allowCredentials"];
+    assert_eq!(allowed[0]["id"], key.id.as_str(), "{ceremony}");
+    assert_eq!(allowed.as_array().unwrap().len(), 1);
+    let forged = serde_json::json!({
+        "id": key.id, "rawId": key.id, "type": "public-key",
+        "response": { "clientDataJSON": "e30", "authenticatorData": "AAAA", "signature": "AAAA" },
+        "clientExtensionResults": {},
+    });
+    let finish = format!("{}/api/v1/auth/sso/finish", server.url);
+    let answer = serde_json::json!({ "passkey": {
+        "ceremony": ceremony["ceremony"], "credential": forged } });
+    let r = b.send(reqwest::Method::POST, &finish, Some(answer)).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "passkey_invalid"
+    );
+    assert!(
+        audit_actions(&owner)
+            .await
+            .iter()
+            .any(|(a, d)| a == "auth.login_failed" && d["failed"] == "passkey as second factor"),
+        "a forged answer counts as a failed login"
+    );
+    let r = b.finish(&server.url, Some(codes[1].as_str())).await;
+    assert_eq!(r.status(), 200, "the provider's login is still open");
 }

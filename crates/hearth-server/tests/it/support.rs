@@ -54,10 +54,15 @@ impl TestServer {
     pub async fn start_at_localhost(tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut s = test_settings(&dir.path().join("data"));
+        tweak(&mut s);
+        Self::start_in_at_localhost(dir, s).await
+    }
+
+    /// As [`TestServer::start_at_localhost`], with the settings and directory given.
+    pub async fn start_in_at_localhost(dir: tempfile::TempDir, mut s: Settings) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://localhost:{}", listener.local_addr().unwrap().port());
         s.public_url = Some(url.clone());
-        tweak(&mut s);
         Self::serve(dir, s, listener, url).await
     }
 
