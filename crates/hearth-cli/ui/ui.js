@@ -402,6 +402,9 @@ let printing = null;
 async function askPrint(f, url = `/api/files/${f.id}/print`, chosen = null) {
   printing = { name: f.name, url };
   $("#print-name").textContent = f.name;
+  // A plate project may hold several sliced plates, of which a job prints one.
+  $("#print-plate").hidden = !/\.3mf$/i.test(f.name || "");
+  $("#print-form input[name=plate]").value = "";
   if (!printers.length) printers = await (await api("/api/printers")).json();
   const select = $("#print-form select[name=target]");
   const pools = [...new Set(printers.flatMap((p) => p.pools))].sort();
@@ -430,6 +433,7 @@ $("#print-form").addEventListener("submit", async (ev) => {
     copies: Number(form.copies.value),
     priority: Number(form.priority.value),
   };
+  if (!$("#print-plate").hidden && form.plate.value) body.plate = Number(form.plate.value);
   const button = $("#print-submit");
   button.disabled = true;
   notice("");

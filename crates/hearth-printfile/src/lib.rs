@@ -39,6 +39,7 @@ use std::io::{Read, Seek, SeekFrom};
 pub use bgcode::{BgcodeError, to_gcode as bgcode_to_gcode};
 pub use image::encode_png;
 pub use report::*;
+pub use threemf::{one_plate, sliced_plates};
 
 use gcode::{DEFAULT_LIMITS, Motion, Processor};
 use meta::Key;

@@ -97,6 +97,69 @@ fn plate_number(name: &str) -> Option<u32> {
         .ok()
 }
 
+/// The numbers of the plates a project holds sliced (`Metadata/plate_N.gcode`), in order.
+pub fn sliced_plates<R: Read + Seek>(r: R) -> Result<Vec<u32>, Error> {
+    Ok(plate_numbers(&zip::ZipArchive::new(r).map_err(Error::Zip)?))
+}
+
+fn plate_numbers<R: Read + Seek>(zip: &zip::ZipArchive<R>) -> Vec<u32> {
+    let mut numbers: Vec<u32> = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .filter_map(|n| plate_number(&n))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+/// The plate a part of the package belongs to, when it is one of a plate's own: its G-code and
+/// checksum, its pictures (`plate_N.png`, `plate_N_small.png`, `plate_no_light_N.png`, `top_N.png`,
+/// `pick_N.png`) and its layout (`plate_N.json`), as Bambu Studio and OrcaSlicer name them.
+fn plate_part(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("Metadata/")?;
+    let rest = ["plate_no_light_", "plate_", "top_", "pick_"]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, kind) = rest.split_at(digits);
+    [".gcode", ".gcode.md5", ".png", "_small.png", ".json"]
+        .contains(&kind)
+        .then(|| n.parse().ok())
+        .flatten()
+}
+
+/// Writes the project `r` as the project of its sliced plate `plate` alone, as Bambu Studio's
+/// "Export plate sliced file" does: the other plates' own parts (G-code, checksum, pictures,
+/// layout) are left out, every other part is copied as it is stored (compressed, with its CRC),
+/// so the plate keeps its number and its G-code its bytes.
+pub fn one_plate<R: Read + Seek, W: std::io::Write + Seek>(
+    r: R,
+    plate: u32,
+    w: W,
+) -> Result<W, Error> {
+    let mut zip = zip::ZipArchive::new(r).map_err(Error::Zip)?;
+    if zip
+        .index_for_name(&format!("Metadata/plate_{plate}.gcode"))
+        .is_none()
+    {
+        return Err(Error::NoSuchPlate(plate));
+    }
+    let mut out = zip::ZipWriter::new(w);
+    for i in 0..zip.len() {
+        let part = zip.by_index_raw(i).map_err(Error::Zip)?;
+        let name = part.name().ok();
+        if name
+            .and_then(|n| plate_part(&n))
+            .is_some_and(|n| n != plate)
+        {
+            continue;
+        }
+        out.raw_copy_file(part).map_err(Error::Zip)?;
+    }
+    out.finish().map_err(Error::Zip)
+}
+
 /// Reads the chosen plate of a project into `p`.
 pub(crate) fn read<R: Read + Seek>(
     r: R,
@@ -125,12 +188,7 @@ pub(crate) fn read<R: Read + Seek>(
         }
         Err(_) => SliceInfo::default(),
     };
-    let mut numbers: Vec<u32> = zip
-        .file_names()
-        .filter_map(Result::ok)
-        .filter_map(|n| plate_number(&n))
-        .collect();
-    numbers.sort_unstable();
+    let numbers = plate_numbers(&zip);
     let n = match plate {
         Some(n) if numbers.contains(&n) => n,
         Some(n) => return Err(Error::NoSuchPlate(n)),
@@ -221,5 +279,97 @@ fn apply_plate(p: &mut Processor, pl: &Plate) {
             .collect();
         p.meta.set_default(Key::FilamentMm, mm.join(";"));
         p.meta.set_default(Key::FilamentG, join(3));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plates_own_parts_are_told_from_the_projects() {
+        for (name, plate) in [
+            ("Metadata/plate_2.gcode", Some(2)),
+            ("Metadata/plate_2.gcode.md5", Some(2)),
+            ("Metadata/plate_12.png", Some(12)),
+            ("Metadata/plate_3_small.png", Some(3)),
+            ("Metadata/plate_no_light_3.png", Some(3)),
+            ("Metadata/top_1.png", Some(1)),
+            ("Metadata/pick_1.png", Some(1)),
+            ("Metadata/plate_1.json", Some(1)),
+            ("Metadata/slice_info.config", None),
+            ("Metadata/model_settings.config", None),
+            ("Metadata/plate_.png", None),
+            ("Metadata/plate_1.gcode.bak", None),
+            ("3D/3dmodel.model", None),
+            ("plate_1.gcode", None),
+        ] {
+            assert_eq!(plate_part(name), plate, "{name}");
+        }
+    }
+
+    /// A project of two sliced plates, each part stored compressed.
+    fn two_plates() -> Vec<u8> {
+        use std::io::Write as _;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, body) in [
+            ("3D/3dmodel.model", "<model/>"),
+            ("Metadata/slice_info.config", "<config/>"),
+            ("Metadata/plate_1.gcode", "G1 X1 E1\n"),
+            ("Metadata/plate_1.gcode.md5", "ONE"),
+            ("Metadata/plate_1.png", "one"),
+            ("Metadata/plate_2.gcode", "G1 X2 E2\nG1 X3 E3\n"),
+            ("Metadata/plate_2.gcode.md5", "TWO"),
+            ("Metadata/plate_no_light_2.png", "two"),
+        ] {
+            w.start_file(name, opts).unwrap();
+            w.write_all(body.as_bytes()).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn one_plate_of_a_project_keeps_its_parts_and_the_projects_and_nothing_of_the_others() {
+        let project = two_plates();
+        assert_eq!(
+            sliced_plates(std::io::Cursor::new(&project)).unwrap(),
+            [1, 2]
+        );
+        let out = one_plate(
+            std::io::Cursor::new(&project),
+            2,
+            std::io::Cursor::new(Vec::new()),
+        )
+        .unwrap()
+        .into_inner();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&out)).unwrap();
+        let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+        assert_eq!(
+            names,
+            [
+                "3D/3dmodel.model",
+                "Metadata/slice_info.config",
+                "Metadata/plate_2.gcode",
+                "Metadata/plate_2.gcode.md5",
+                "Metadata/plate_no_light_2.png",
+            ]
+        );
+        let mut gcode = String::new();
+        zip.by_name("Metadata/plate_2.gcode")
+            .unwrap()
+            .read_to_string(&mut gcode)
+            .unwrap();
+        assert_eq!(gcode, "G1 X2 E2\nG1 X3 E3\n");
+        assert_eq!(sliced_plates(std::io::Cursor::new(&out)).unwrap(), [2]);
+
+        let none = one_plate(
+            std::io::Cursor::new(&project),
+            3,
+            std::io::Cursor::new(Vec::new()),
+        );
+        assert!(matches!(none, Err(Error::NoSuchPlate(3))), "{none:?}");
+        let not_zip = sliced_plates(std::io::Cursor::new(b"G1 X1\n"));
+        assert!(matches!(not_zip, Err(Error::Zip(_))), "{not_zip:?}");
     }
 }

@@ -739,6 +739,9 @@ struct PrintRequest {
     priority: i64,
     #[serde(default = "day")]
     valid_hours: i64,
+    /// The sliced plate of a plate project.
+    #[serde(default)]
+    plate: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -865,6 +868,7 @@ async fn queue_print(
         Queueing {
             priority: r.priority,
             copies: r.copies,
+            plate: r.plate,
         },
     )
     .await

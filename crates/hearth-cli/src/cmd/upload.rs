@@ -168,6 +168,10 @@ pub struct PrintArgs {
     /// printed once (with --pool, on whichever printers of the pool are free).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_COPIES as i64))]
     pub copies: u32,
+    /// The sliced plate of a 3MF plate project to print (`hearth inspect FILE` lists them); a
+    /// project of several needs it, and the job prints that plate alone.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub plate: Option<u32>,
     #[command(flatten)]
     pub reveal: RevealArgs,
     /// Print the job as JSON.
@@ -509,6 +513,8 @@ pub struct Queueing {
     pub priority: i64,
     /// How many copies: each its own signed job over the one sealed payload.
     pub copies: u32,
+    /// Which sliced plate of a plate project the job prints (a project of several needs one).
+    pub plate: Option<u32>,
 }
 
 impl Default for Queueing {
@@ -516,6 +522,7 @@ impl Default for Queueing {
         Self {
             priority: 0,
             copies: 1,
+            plate: None,
         }
     }
 }
@@ -547,6 +554,78 @@ fn outlasts_validity(
     ))
 }
 
+/// The file a job prints: the one given, or, for a plate project of several sliced plates, the
+/// project of the chosen plate alone, in a temporary directory removed with it (a Bambu Lab
+/// printer prints one plate per job, and its agent takes a project of exactly one).
+struct PrintFile {
+    path: PathBuf,
+    /// Its name for the job's sealed label: the file's, and the plate chosen.
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn plate_of(path: &Path, plate: Option<u32>) -> anyhow::Result<PrintFile> {
+    let name = file_name(path);
+    let mut head = [0u8; 4];
+    let zip = File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && head == *b"PK\x03\x04";
+    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    let plates = if zip {
+        hearth_printfile::sliced_plates(BufReader::new(open()?))
+            .with_context(|| format!("cannot read {name}"))?
+    } else {
+        Vec::new()
+    };
+    let listed = || {
+        plates
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let given = || PrintFile {
+        path: path.to_owned(),
+        name: name.clone(),
+        _dir: None,
+    };
+    match (plate, plates.as_slice()) {
+        (None, [] | [_]) => Ok(given()),
+        (Some(_), []) => {
+            bail!("--plate is for a 3MF plate project with sliced plates, and {name} is not one")
+        }
+        (Some(n), [only]) if n == *only => Ok(given()),
+        (Some(n), _) if !plates.contains(&n) => {
+            bail!(
+                "{name} has no sliced plate {n}: its sliced plates are {}",
+                listed()
+            )
+        }
+        (None, _) => bail!(
+            "{name} holds the sliced plates {}, and a job prints one: choose the plate (--plate N)",
+            listed()
+        ),
+        (Some(n), _) => {
+            let dir = tempfile::tempdir()?;
+            let one = dir.path().join(&name);
+            let out =
+                File::create(&one).with_context(|| format!("cannot write {}", one.display()))?;
+            let out = hearth_printfile::one_plate(BufReader::new(open()?), n, BufWriter::new(out))
+                .with_context(|| format!("cannot take plate {n} out of {name}"))?;
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("cannot write {}", one.display()))?;
+            Ok(PrintFile {
+                path: one,
+                name: format!("{name} (plate {n})"),
+                _dir: Some(dir),
+            })
+        }
+    }
+}
+
 /// What [`print_path`] queued, and what the member should know about it (a file sliced for
 /// another model, a batch that outlasts its validity, a pool with no printer that fits yet).
 pub struct Printed {
@@ -571,7 +650,9 @@ pub async fn print_path(
     if !(60..=MAX_JOB_WINDOW_SECS).contains(&valid_secs) {
         bail!("a job must stay valid between one minute and a week");
     }
-    let a = analyse(path, &file_name(path), None)?;
+    let chosen = plate_of(path, queueing.plate)?;
+    let path = chosen.path.as_path();
+    let a = analyse(path, &chosen.name, None)?;
     let job_id = JobId::new();
     let printers = printers_of(ctx).await?;
     let agents = ctx.agents().await?;
@@ -818,6 +899,7 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
         Queueing {
             priority: args.priority,
             copies: args.copies,
+            plate: args.plate,
         },
     )
     .await?;

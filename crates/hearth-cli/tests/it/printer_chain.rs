@@ -22,10 +22,15 @@ async fn a_file_printed_with_the_cli_completes_on_the_real_octoprint_with_progre
     let Some(octo) = OctoPrint::start(0.002).await else {
         return;
     };
-    print_through_the_chain(hearth_drivers::DriverConfig::Octoprint(octo.config()), None)
-        .await
-        .shutdown()
-        .await;
+    print_through_the_chain(
+        hearth_drivers::DriverConfig::Octoprint(octo.config()),
+        None,
+        &[],
+    )
+    .await
+    .agent
+    .shutdown()
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,10 +39,15 @@ async fn the_same_flow_works_on_the_real_moonraker() {
     let Some(moon) = Moonraker::start(5_000.0).await else {
         return;
     };
-    print_through_the_chain(hearth_drivers::DriverConfig::Moonraker(moon.config()), None)
-        .await
-        .shutdown()
-        .await;
+    print_through_the_chain(
+        hearth_drivers::DriverConfig::Moonraker(moon.config()),
+        None,
+        &[],
+    )
+    .await
+    .agent
+    .shutdown()
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,10 +56,15 @@ async fn the_same_flow_works_on_a_marlin_printer_on_a_serial_port() {
     let Some(marlin) = VirtualMarlin::start(&["throttle=0.003"]) else {
         return;
     };
-    print_through_the_chain(hearth_drivers::DriverConfig::Marlin(marlin.config()), None)
-        .await
-        .shutdown()
-        .await;
+    print_through_the_chain(
+        hearth_drivers::DriverConfig::Marlin(marlin.config()),
+        None,
+        &[],
+    )
+    .await
+    .agent
+    .shutdown()
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,8 +76,10 @@ async fn the_same_flow_prints_a_plate_project_on_a_bambu_lab_printer() {
     let agent = print_through_the_chain(
         hearth_drivers::DriverConfig::Bambu(printer.config("P1S")),
         Some(crate::sample("cube20_synthetic_bambu.gcode.3mf")),
+        &[],
     )
-    .await;
+    .await
+    .agent;
     // The printer got the project under the job's name, printed it from the matching tray, and the
     // agent deleted it from the printer's storage when the job ended.
     let uploaded = printer.event("UPLOAD ").await;
@@ -72,6 +89,116 @@ async fn the_same_flow_prints_a_plate_project_on_a_bambu_lab_printer() {
     let name = uploaded.split_whitespace().nth(1).unwrap();
     assert_eq!(printer.event("DELETE ").await, format!("DELETE {name}"));
     agent.shutdown().await;
+}
+
+/// The one-plate sample made a project of two sliced plates, as Bambu Studio exports "all
+/// plates": plate 2 the same G-code (and checksum) and summary.
+fn two_plate_project(dir: &std::path::Path) -> PathBuf {
+    use std::io::{Read as _, Write as _};
+    let sample = std::fs::File::open(crate::sample("cube20_synthetic_bambu.gcode.3mf")).unwrap();
+    let mut zip = zip::ZipArchive::new(sample).unwrap();
+    let path = dir.join("two plates.gcode.3mf");
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..zip.len() {
+        let name = zip.by_index(i).unwrap().name().unwrap().into_owned();
+        if name == "Metadata/slice_info.config" {
+            let mut xml = String::new();
+            zip.by_index(i).unwrap().read_to_string(&mut xml).unwrap();
+            let (start, end) = (xml.find("<plate>").unwrap(), xml.find("</config>").unwrap());
+            let second = xml[start..end].replace(r#""index" value="1""#, r#""index" value="2""#);
+            xml.insert_str(end, &second);
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            out.write_all(xml.as_bytes()).unwrap();
+            continue;
+        }
+        if let Some(rest) = name.strip_prefix("Metadata/plate_1.") {
+            let copy = zip.by_index_raw(i).unwrap();
+            out.raw_copy_file_rename(copy, format!("Metadata/plate_2.{rest}"))
+                .unwrap();
+        }
+        out.raw_copy_file(zip.by_index_raw(i).unwrap()).unwrap();
+    }
+    out.finish().unwrap();
+    path
+}
+
+/// A project of several sliced plates: refused before anything is sealed unless a plate is
+/// chosen; with `--plate 2`, the printer gets a project of plate 2 alone and prints it, and the
+/// job's label names the plate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_plate_of_a_project_of_several_prints_on_a_bambu_lab_printer() {
+    let Some(printer) = BambuPrinter::start(&["--model", "P1S", "--print-seconds", "4"]).await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let project = two_plate_project(dir.path());
+    let chain = print_through_the_chain(
+        hearth_drivers::DriverConfig::Bambu(printer.config("P1S")),
+        Some(project.clone()),
+        &["--plate", "2"],
+    )
+    .await;
+    let command = printer.command("print.project_file").await;
+    assert_eq!(command["param"], "Metadata/plate_2.gcode", "{command}");
+    assert_eq!(command["ams_mapping"], serde_json::json!([0]));
+    let listed = chain.ada.run(&["jobs", "--all", "--json"]).await;
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        listed[0]["name"], "two plates.gcode.3mf (plate 2)",
+        "the job's sealed label names the plate: {listed}"
+    );
+
+    let file = project.to_str().unwrap();
+    for (args, said) in [
+        (
+            &[][..],
+            "two plates.gcode.3mf holds the sliced plates 1, 2, and a job prints one",
+        ),
+        (
+            &["--plate", "3"][..],
+            "two plates.gcode.3mf has no sliced plate 3: its sliced plates are 1, 2",
+        ),
+    ] {
+        let out = chain
+            .ada
+            .try_run(&[&["print", file, "--printer", "mk3"][..], args].concat())
+            .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(said), "{stderr}");
+    }
+    let cube = crate::sample("cube20_prusaslicer_mk3s.gcode");
+    let out = chain
+        .ada
+        .try_run(&[
+            "print",
+            cube.to_str().unwrap(),
+            "--printer",
+            "mk3",
+            "--plate",
+            "1",
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--plate is for a 3MF plate project"),
+        "{stderr}"
+    );
+    let (client, org) = chain.ada.client();
+    let jobs: Vec<Job> = client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs"))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1, "nothing refused was queued: {jobs:?}");
+    chain.agent.shutdown().await;
+}
+
+/// A chain that printed a job, still running.
+struct Chain {
+    agent: RunningAgent,
+    ada: Machine,
+    _server: TestServer,
 }
 
 /// The agent of a chain, still running.
@@ -112,12 +239,13 @@ impl RunningAgent {
     }
 }
 
-/// Prints `file` (by default a slice of the PrusaSlicer cube) through the chain to `driver`'s printer.
-/// Returns once the job completed, with the agent still running.
+/// Prints `file` (by default a slice of the PrusaSlicer cube) through the chain to `driver`'s printer,
+/// `hearth print` given `args` too. Returns once the job completed, with the agent still running.
 async fn print_through_the_chain(
     driver: hearth_drivers::DriverConfig,
     file: Option<PathBuf>,
-) -> RunningAgent {
+    args: &[&str],
+) -> Chain {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
@@ -147,12 +275,12 @@ async fn print_through_the_chain(
 
     let cube = sample_gcode(30_000);
     let file = file.unwrap_or_else(|| cube.path().to_owned());
-    let job_id: hearth_proto::ids::JobId = ada
-        .run(&["print", file.to_str().unwrap(), "--printer", "mk3"])
-        .await
-        .trim()
-        .parse()
-        .unwrap();
+    let print = [
+        &["print", file.to_str().unwrap(), "--printer", "mk3"][..],
+        args,
+    ]
+    .concat();
+    let job_id: hearth_proto::ids::JobId = ada.run(&print).await.trim().parse().unwrap();
     let progress = eventually("progress visible through the API", || async {
         let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
         let t = &p[0].telemetry;
@@ -175,7 +303,11 @@ async fn print_through_the_chain(
             "{j:?}"
         );
         if j.state == JobState::Completed {
-            break;
+            return Chain {
+                agent,
+                ada,
+                _server: server,
+            };
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -183,7 +315,6 @@ async fn print_through_the_chain(
         );
         tokio::task::yield_now().await;
     }
-    agent
 }
 
 /// A real `hearth-agent` for `printer`, enrolled with its own keys by `ada`'s organisation, with
