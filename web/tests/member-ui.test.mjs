@@ -112,12 +112,27 @@ try {
   await row.locator("button.print").click();
   await page.locator("#print-dialog[open]").waitFor();
   await page.selectOption("#print-form select[name=target]", "printer:mk4");
+  assert.ok(await page.locator("#print-plate").isHidden(), "no plate to choose in G-code");
   await page.fill("#print-form input[name=copies]", "2");
   await page.click("#print-submit");
   await page.locator("#done", { hasText: /queued job .+, job .+ on mk4\. Note: .+ is sliced for a MK3S/ }).waitFor();
   assert.ok(!(await page.locator("#print-dialog").evaluate((d) => d.open)));
 
   await shot("files");
+
+  step("a project of several plates asks which one; a plate it has not sliced is refused, and said");
+  const before = problems.length;
+  const plates = page.locator("#files tbody tr", { hasText: "two plates.gcode.3mf" });
+  await plates.locator("button.print").click();
+  await page.locator("#print-dialog[open]").waitFor();
+  assert.ok(await page.locator("#print-plate").isVisible());
+  await page.selectOption("#print-form select[name=target]", "printer:mk4");
+  await page.fill("#print-form input[name=plate]", "3");
+  await page.click("#print-submit");
+  await page.locator("#notice", { hasText: "has no sliced plate 3: its sliced plates are 1, 2" }).waitFor();
+  // The refusal (422) was answered on purpose: the response and the console's line for it.
+  const during = problems.splice(before);
+  assert.ok(during.length > 0 && during.every((p) => /\b422\b/.test(p)), during.join("\n"));
 
   step("the Jobs tab lists the jobs by name, and a queued copy is cancelled from it");
   await page.click('.tab[data-tab="jobs"]');

@@ -93,7 +93,7 @@ async fn the_same_flow_prints_a_plate_project_on_a_bambu_lab_printer() {
 
 /// The one-plate sample made a project of two sliced plates, as Bambu Studio exports "all
 /// plates": plate 2 the same G-code (and checksum) and summary.
-fn two_plate_project(dir: &std::path::Path) -> PathBuf {
+pub(crate) fn two_plate_project(dir: &std::path::Path) -> PathBuf {
     use std::io::{Read as _, Write as _};
     let sample = std::fs::File::open(crate::sample("cube20_synthetic_bambu.gcode.3mf")).unwrap();
     let mut zip = zip::ZipArchive::new(sample).unwrap();

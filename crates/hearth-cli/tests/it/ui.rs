@@ -270,6 +270,26 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 422);
+    // A library project of two sliced plates prints one, which the page must choose.
+    let plates = crate::printer_chain::two_plate_project(work.path());
+    let project = ada.run(&["upload", plates.to_str().unwrap()]).await;
+    for (plate, said) in [
+        (None, "holds the sliced plates 1, 2, and a job prints one"),
+        (Some(3), "has no sliced plate 3: its sliced plates are 1, 2"),
+    ] {
+        let refused = ui
+            .api(
+                Method::POST,
+                &format!("/api/files/{}/print", project.trim()),
+            )
+            .json(&serde_json::json!({ "printer": "mk4", "plate": plate }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 422);
+        let text = refused.text().await.unwrap();
+        assert!(text.contains(said), "{text}");
+    }
     let jobs = ui
         .api(Method::POST, &format!("/api/files/{id}/print"))
         .json(&serde_json::json!({ "printer": "mk4" }))
