@@ -26,6 +26,20 @@ pub struct Settings {
     pub ui: UiSettings,
     pub camera: CameraSettings,
     pub cluster: ClusterSettings,
+    pub audit: AuditSettings,
+}
+
+/// The audit log sent on to a syslog collector (a SIEM) as well (`crate::syslog`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditSettings {
+    /// `tls://HOST:PORT` (RFC 5425, usually port 6514) or `tcp://HOST:PORT` (RFC 6587): every
+    /// entry of every audit chain goes there as an RFC 5424 message. Unset: nowhere.
+    pub syslog: Option<String>,
+    /// For `tls://`: PEM certificates of CAs to trust for the collector, besides the system's.
+    pub syslog_ca_file: Option<PathBuf>,
+    /// The messages' HOSTNAME: by default `public_url`'s host, else the machine's `HOSTNAME`.
+    pub syslog_hostname: Option<String>,
 }
 
 /// Several instances sharing one PostgreSQL database and one blob directory.
@@ -319,6 +333,7 @@ impl Default for Settings {
             ui: UiSettings::default(),
             camera: CameraSettings::default(),
             cluster: ClusterSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -587,6 +602,11 @@ fn leaf_paths() -> Vec<(String, Kind)> {
     full.notifications.smtp.password_file = Some(PathBuf::new());
     full.notifications.ca_file = Some(PathBuf::new());
     full.cluster.nats_url = Some(String::new());
+    full.audit = AuditSettings {
+        syslog: Some(String::new()),
+        syslog_ca_file: Some(PathBuf::new()),
+        syslog_hostname: Some(String::new()),
+    };
     let mut out = Vec::new();
     if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&full) {
         collect(&t, "", &mut out);
@@ -746,6 +766,17 @@ timelapse_keep_days = 30
 # one address: the NATS server they tell each other live events, agent commands and presence
 # through, e.g. "nats://127.0.0.1:4222". Unset: this instance is alone.
 # nats_url = "nats://127.0.0.1:4222"
+
+[audit]
+# Every audit entry (the system's and every organisation's) also sent to a syslog collector, e.g. a
+# SIEM: one RFC 5424 message each (facility "log audit", MSGID the action, the entry as JSON), in
+# order, resumed after an outage from where it stopped. tls://HOST:PORT (RFC 5425) or
+# tcp://HOST:PORT (RFC 6587, octet-counted). Unset: the log stays here only.
+# syslog = "tls://siem.example.org:6514"
+# CAs to trust for a tls:// collector, besides the system's.
+# syslog_ca_file = "/etc/hearth/siem-ca.pem"
+# The messages' HOSTNAME; default: public_url's host, else the machine's name.
+# syslog_hostname = "hearth.example.org"
 
 [notifications]
 # Let organisation admins send notifications to loopback, private and link-local addresses (a LAN

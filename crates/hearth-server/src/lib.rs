@@ -24,6 +24,7 @@ pub mod passkeys;
 pub mod routes;
 pub mod sso;
 pub mod state;
+pub mod syslog;
 pub mod tls;
 
 use crate::auth::{LoginLimiter, SecretHasher, random_token, token_hash};
@@ -54,6 +55,8 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("notifications: {0}")]
     Notifications(String),
+    #[error("{0}")]
+    Audit(String),
     #[error("single sign-on: {0}")]
     Sso(#[from] sso::SsoError),
     #[error(transparent)]
@@ -74,6 +77,8 @@ pub struct Server {
     pub setup_token: Option<String>,
     /// The link to the other instances (`cluster.nats_url`).
     cluster: Option<Arc<cluster::Cluster>>,
+    /// Where the audit log is sent on to (`[audit] syslog`).
+    syslog: Option<syslog::Forwarder>,
 }
 
 /// Open storage, clean up what a crash left behind, and issue a setup token if there is no user yet.
@@ -128,6 +133,8 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
     let passkeys = passkeys::RelyingParty::new(settings.public_base());
     let notifier =
         notify::Notifier::new(&settings.notifications).map_err(StartError::Notifications)?;
+    let syslog = syslog::Forwarder::new(&settings.audit, settings.public_url.as_deref())
+        .map_err(StartError::Audit)?;
     let cluster = match settings
         .cluster
         .nats_url
@@ -169,6 +176,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
         state,
         setup_token,
         cluster,
+        syslog,
     })
 }
 
@@ -212,6 +220,10 @@ impl Server {
             Duration::from_secs(60),
         ));
         let notifications = tokio::spawn(notify::run(self.state.clone()));
+        let syslog = self
+            .syslog
+            .clone()
+            .map(|f| tokio::spawn(syslog::run(self.state.clone(), f)));
         let cluster = self.cluster.clone().map(|c| {
             let state = self.state.clone();
             tokio::spawn(async move {
@@ -254,6 +266,10 @@ impl Server {
         // It returns once shutdown has begun; a try in flight ends with it (the lease lapses and
         // the delivery is tried again after a restart).
         let _ = notifications.await;
+        if let Some(s) = syslog {
+            // It stops between pages: what it wrote is marked sent.
+            let _ = s.await;
+        }
         if let Some(c) = cluster {
             // Tells the others this instance's agents are gone with it.
             let _ = c.await;

@@ -14,6 +14,9 @@ pub struct Metrics {
     pub uploads_completed: AtomicU64,
     pub download_bytes: AtomicU64,
     pub audit_entries: AtomicU64,
+    /// Audit entries written to the syslog collector (`[audit] syslog`), and failed tries.
+    pub audit_forwarded: AtomicU64,
+    pub audit_forward_failures: AtomicU64,
     pub notifications_delivered: AtomicU64,
     pub notifications_retried: AtomicU64,
     pub notifications_failed: AtomicU64,
@@ -80,6 +83,16 @@ impl Metrics {
                 "hearth_audit_entries_total",
                 "Audit entries appended by this process.",
                 &self.audit_entries,
+            ),
+            (
+                "hearth_audit_forwarded_total",
+                "Audit entries this process wrote to the syslog collector ([audit] syslog).",
+                &self.audit_forwarded,
+            ),
+            (
+                "hearth_audit_forward_failures_total",
+                "Failed tries to reach or write to the syslog collector (entries wait and go later).",
+                &self.audit_forward_failures,
             ),
             (
                 "hearth_notification_tries_total{result=\"delivered\"}",

@@ -65,6 +65,11 @@ impl Stopping {
         self.state.send_modify(|s| s.0 = true);
     }
 
+    /// Whether shutdown has begun.
+    pub fn has_begun(&self) -> bool {
+        self.state.borrow().0
+    }
+
     /// Resolves once shutdown has begun (at once if it has).
     pub async fn begun(&self) {
         let _ = self.state.subscribe().wait_for(|s| s.0).await;

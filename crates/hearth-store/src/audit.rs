@@ -132,6 +132,57 @@ impl Store {
             .collect()
     }
 
+    /// The chains with entries not yet forwarded to the syslog collector, each with the last
+    /// `seq` forwarded (0: none).
+    pub async fn audit_unforwarded(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT h.scope AS scope, COALESCE(f.seq, 0) AS done FROM audit_heads h \
+             LEFT JOIN audit_forwarded f ON f.scope = h.scope \
+             WHERE h.seq > COALESCE(f.seq, 0) ORDER BY h.scope",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("scope")?, r.try_get("done")?)))
+            .collect()
+    }
+
+    /// Records that `scope`'s entries up to `seq` were forwarded (never moving backwards).
+    pub async fn mark_audit_forwarded(&self, scope: &str, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_forwarded (scope, seq) VALUES ($1, $2) ON CONFLICT (scope) \
+             DO UPDATE SET seq = excluded.seq WHERE audit_forwarded.seq < excluded.seq",
+        )
+        .bind(scope)
+        .bind(seq)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes or renews the lease of forwarding the audit log for `holder` until `until` (Unix
+    /// ms): true when `holder` has it, because it held it already or the last holder's lapsed
+    /// before `now`.
+    pub async fn take_audit_forward_lease(
+        &self,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool> {
+        let taken = sqlx::query(
+            "INSERT INTO audit_forward_lease (id, holder, expires_at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE audit_forward_lease.holder = excluded.holder OR audit_forward_lease.expires_at < $3",
+        )
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
     /// Entries of `scope` recording `action`, oldest first.
     pub async fn audit_by_action(&self, scope: &str, action: &str) -> Result<Vec<AuditEntry>> {
         let q =

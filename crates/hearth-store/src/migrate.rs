@@ -129,6 +129,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "session_second_factor",
         include_str!("../migrations/0027_session_second_factor.sql"),
     ),
+    (
+        28,
+        "audit_forward",
+        include_str!("../migrations/0028_audit_forward.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -29,6 +29,7 @@ mod queue;
 mod sso;
 mod stats;
 mod support;
+mod syslog;
 mod timelapse;
 mod ui;
 mod uploads;

@@ -572,6 +572,7 @@ async fn story(db: TestDb) {
     maintenance(s, label, org.id, id, alice.id, now).await;
     single_sign_on(s, label, alice.id, bob.id, now).await;
     passkeys(s, label, alice.id, bob.id, now).await;
+    audit_forwarding(s, label, now).await;
     let mut tx = s.begin().await.unwrap();
     tx.set_org_policy(org.id, OrgPolicy::RequireSso, true)
         .await
@@ -580,6 +581,76 @@ async fn story(db: TestDb) {
     assert!(s.org_by_id(org.id).await.unwrap().require_sso, "{label}");
     assert!(
         s.memberships_of(alice.id).await.unwrap()[0].0.require_sso,
+        "{label}"
+    );
+}
+
+/// Forwarding the audit log: every chain with entries is listed until they are marked sent (a
+/// mark never moves back), and one instance at a time holds the lease.
+async fn audit_forwarding(s: &Store, label: &str, now: i64) {
+    let backlog = s.audit_unforwarded().await.unwrap();
+    assert!(!backlog.is_empty(), "{label}");
+    assert!(backlog.iter().all(|(_, done)| *done == 0), "{label}");
+    let (scope, _) = backlog[0].clone();
+    let head = s.audit_head(&scope).await.unwrap().seq;
+    s.mark_audit_forwarded(&scope, head - 1).await.unwrap();
+    assert!(
+        s.audit_unforwarded()
+            .await
+            .unwrap()
+            .contains(&(scope.clone(), head - 1)),
+        "{label}"
+    );
+    s.mark_audit_forwarded(&scope, head).await.unwrap();
+    s.mark_audit_forwarded(&scope, 1).await.unwrap();
+    let left = s.audit_unforwarded().await.unwrap();
+    assert!(left.iter().all(|(sc, _)| *sc != scope), "{label}: {left:?}");
+    let mut tx = s.begin().await.unwrap();
+    tx.append_audit(audit(&scope, "after.forward", 99))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        s.audit_unforwarded()
+            .await
+            .unwrap()
+            .contains(&(scope.clone(), head)),
+        "{label}: a new entry is due"
+    );
+
+    assert!(
+        s.take_audit_forward_lease("a", now, now + 30)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.take_audit_forward_lease("b", now + 10, now + 40)
+            .await
+            .unwrap(),
+        "{label}"
+    );
+    assert!(
+        s.take_audit_forward_lease("a", now + 20, now + 50)
+            .await
+            .unwrap(),
+        "{label}"
+    );
+    assert!(
+        !s.take_audit_forward_lease("b", now + 49, now + 79)
+            .await
+            .unwrap(),
+        "{label}"
+    );
+    assert!(
+        s.take_audit_forward_lease("b", now + 51, now + 81)
+            .await
+            .unwrap(),
+        "{label}: lapsed"
+    );
+    assert!(
+        !s.take_audit_forward_lease("a", now + 60, now + 90)
+            .await
+            .unwrap(),
         "{label}"
     );
 }
