@@ -1961,10 +1961,29 @@ async function loadStats() {
   const org = state.org.id;
   const since = Date.now() - hours * 3600 * 1000;
   const days = Math.max(1, Math.round(hours / 24));
-  const [stats, taken] = await Promise.all([
+  const [stats, taken, members] = await Promise.all([
     call("GET", `/orgs/${org}/stats?days=${days}`),
     call("GET", `/orgs/${org}/usage/materials?days=${days}`),
+    call("GET", `/orgs/${org}/usage/members?days=${days}`),
   ]);
+  $("member-stats").replaceChildren(...members.map((m) => {
+    const revealed = m.revealed_grams_jobs === 0 ? (m.jobs.completed ? "not revealed" : "—")
+      : `${Math.round(m.revealed_grams)} g${m.revealed_grams_jobs < m.jobs.completed
+        ? ` (${m.revealed_grams_jobs} of ${m.jobs.completed} jobs revealed it)` : ""}`;
+    return el("tr", { "data-member": m.login || m.user_id },
+      el("td", {}, m.login || m.user_id),
+      el("td", { class: "num" }, m.jobs.completed),
+      el("td", { class: "num" }, m.jobs.failed + m.jobs.cancelled),
+      el("td", { class: "num" }, grams(m.spool_grams)),
+      el("td", { class: "num" }, m.cost === null || m.cost === undefined ? "—" : m.cost.toFixed(2)),
+      el("td", { class: "num" }, revealed),
+      el("td", { class: "num" }, m.estimated_seconds ? duration(m.estimated_seconds) : "—"),
+    );
+  }));
+  if (members.length === 0) {
+    $("member-stats").replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" },
+      "No job ended in this period.")));
+  }
   $("spool-stats").replaceChildren(...taken.map((u) =>
     el("tr", { "data-material": u.material || "" },
       el("td", {}, u.material || "not stated"),

@@ -308,6 +308,13 @@ try {
   const spoolStats = page.locator(`#spool-stats tr[data-material="${cancelled.facts.material}"]`);
   await spoolStats.waitFor();
   assert.match(await spoolStats.textContent(), /\d/);
+  // Per member: the demo's jobs are all the owner's, and the cancelled one is counted.
+  const byMember = JSON.parse(await orgGet("/usage/members?days=1"));
+  const mine = byMember.find((m) => m.login === login);
+  assert.ok(mine && mine.jobs.cancelled >= 1, JSON.stringify(byMember));
+  const memberRow = page.locator(`#member-stats tr[data-member="${login}"] td`);
+  await memberRow.first().waitFor();
+  assert.equal(await memberRow.nth(2).textContent(), String(mine.jobs.failed + mine.jobs.cancelled));
   for (const row of await page.locator("#stats tr").all()) {
     const cells = await row.locator("td").allTextContents();
     const id = await row.getAttribute("data-printer-id");

@@ -113,6 +113,13 @@ enum Command {
         /// The last N days (1-365).
         #[arg(long, default_value_t = 30)]
         days: u32,
+        /// Per member instead: jobs ended, filament taken from spools and its cost, and the
+        /// grams and print time their completed jobs revealed (to bill members by).
+        #[arg(long)]
+        members: bool,
+        /// With --members: as CSV, for a spreadsheet.
+        #[arg(long, requires = "members", conflicts_with = "json")]
+        csv: bool,
         #[arg(long)]
         json: bool,
     },
@@ -307,7 +314,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => cmd::fleet::hold(&args, false).await,
         Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
-        Command::Stats { days, json } => cmd::stats::run(days, json).await,
+        Command::Stats {
+            days,
+            members: true,
+            csv,
+            json,
+        } => cmd::stats::members(days, csv, json).await,
+        Command::Stats { days, json, .. } => cmd::stats::run(days, json).await,
         Command::Maintenance { cmd, json } => {
             cmd::maintenance::run(&cmd.unwrap_or(cmd::maintenance::MaintenanceCmd::List { json }))
                 .await

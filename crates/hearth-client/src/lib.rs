@@ -15,7 +15,8 @@ use hearth_proto::ids::{
     BlobHash, ChannelId, FileId, JobId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UserId,
 };
 use hearth_proto::inventory::{
-    Material, MaterialUpdate, MaterialUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
+    Material, MaterialUpdate, MaterialUsage, MemberUsage, NewMaterial, NewSpool, Spool,
+    SpoolUpdate, SpoolUse,
 };
 use hearth_proto::maintenance::{MaintenanceKind, MaintenanceSchedule, MaintenanceTask};
 use hearth_proto::notify::{Channel, ChannelUpdate, CreatedChannel, Delivery, NewChannel};
@@ -421,6 +422,12 @@ impl Client {
     /// What the jobs printed from a spool used, newest first.
     pub async fn spool_usage(&self, org: OrgId, id: SpoolId) -> Result<Vec<SpoolUse>> {
         self.get(&format!("/api/v1/orgs/{org}/spools/{id}/usage"))
+            .await
+    }
+
+    /// Per member, their jobs that ended over the last `days` days and what they used.
+    pub async fn member_usage(&self, org: OrgId, days: i64) -> Result<Vec<MemberUsage>> {
+        self.get(&format!("/api/v1/orgs/{org}/usage/members?days={days}"))
             .await
     }
 

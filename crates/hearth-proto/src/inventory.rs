@@ -237,6 +237,28 @@ pub struct MaterialUsage {
     pub cost: Option<f64>,
 }
 
+/// `GET /api/v1/orgs/{org}/usage/members`: one member's jobs that ended in a period, what they
+/// took from the inventory's spools, and what their senders revealed of the completed ones: what
+/// a makerspace, a school or a print bureau bills its members by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberUsage {
+    pub user_id: crate::ids::UserId,
+    /// Their login (empty for an account deleted since).
+    pub login: String,
+    pub jobs: crate::api::JobCounts,
+    /// Taken from the inventory's spools by their jobs that ended (a failed or cancelled job's
+    /// share done included), g.
+    pub spool_grams: f64,
+    /// That filament's price, where every spool it came from had one.
+    pub cost: Option<f64>,
+    /// Filament their completed jobs revealed, g, and how many of them revealed it.
+    pub revealed_grams: f64,
+    pub revealed_grams_jobs: u32,
+    /// Print time their completed jobs' senders revealed (the slicer's estimate), s.
+    pub estimated_seconds: f64,
+}
+
 /// Filament on a new spool unless said otherwise, g.
 pub const DEFAULT_SPOOL_GRAMS: f32 = 1000.0;
 /// `spool.low` below this much unless a spool says otherwise, g.

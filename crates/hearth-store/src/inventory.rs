@@ -9,7 +9,7 @@ use crate::rows::{all_by, map_all, one_by, parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::JobState;
 use hearth_proto::ids::{JobId, MaterialId, OrgId, PrinterId, SpoolId};
-use hearth_proto::inventory::{Material, MaterialUsage, Spool, SpoolUse, length_m};
+use hearth_proto::inventory::{Material, MaterialUsage, MemberUsage, Spool, SpoolUse, length_m};
 use hearth_proto::time_fmt::rfc3339;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -248,6 +248,92 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         map_all(&rows, use_row)
+    }
+
+    /// Per member who submitted a job that ended since `since` (Unix ms): how their jobs ended,
+    /// what those took from spools, and the facts their completed jobs revealed. Logins are left
+    /// empty for the caller to fill in.
+    pub async fn member_usage(&self, org: OrgId, since: i64) -> Result<Vec<MemberUsage>> {
+        use std::collections::BTreeMap;
+        let org = org.to_string();
+        let mut by: BTreeMap<String, MemberUsage> = BTreeMap::new();
+        fn entry(by: &mut BTreeMap<String, MemberUsage>, user: String) -> Result<&mut MemberUsage> {
+            let user_id = user
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("job submitted by {user:?}")))?;
+            Ok(by.entry(user).or_insert_with(|| MemberUsage {
+                user_id,
+                login: String::new(),
+                jobs: Default::default(),
+                spool_grams: 0.0,
+                cost: Some(0.0),
+                revealed_grams: 0.0,
+                revealed_grams_jobs: 0,
+                estimated_seconds: 0.0,
+            }))
+        }
+        let ends = sqlx::query(&format!(
+            "SELECT submitted_by, state, COUNT(*) AS n FROM jobs WHERE org_id = $1 \
+             AND updated_at >= $2 AND state IN {} GROUP BY submitted_by, state",
+            crate::fleet::ENDED
+        ))
+        .bind(&org)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &ends {
+            let n = u64::try_from(r.try_get::<i64, _>("n")?).unwrap_or(0);
+            let jobs = &mut entry(&mut by, r.try_get("submitted_by")?)?.jobs;
+            match crate::fleet::job_state(&r.try_get::<String, _>("state")?)? {
+                JobState::Completed => jobs.completed += n,
+                JobState::Failed => jobs.failed += n,
+                JobState::Cancelled => jobs.cancelled += n,
+                _ => jobs.refused += n,
+            }
+        }
+        let taken = sqlx::query(
+            "SELECT j.submitted_by AS submitted_by, SUM(u.grams) AS grams, SUM(u.cost) AS cost, \
+             COUNT(u.cost) AS priced, COUNT(*) AS uses FROM spool_usage u \
+             JOIN jobs j ON j.id = u.job_id WHERE u.org_id = $1 AND u.at >= $2 \
+             GROUP BY j.submitted_by",
+        )
+        .bind(&org)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &taken {
+            let priced: i64 = r.try_get("priced")?;
+            let uses: i64 = r.try_get("uses")?;
+            let cost: Option<f64> = r.try_get("cost")?;
+            let m = entry(&mut by, r.try_get("submitted_by")?)?;
+            m.spool_grams = r.try_get("grams")?;
+            m.cost = if priced == uses { cost } else { None };
+        }
+        let completed = sqlx::query(
+            "SELECT submitted_by, facts FROM jobs WHERE org_id = $1 AND updated_at >= $2 \
+             AND state = 'completed'",
+        )
+        .bind(&org)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &completed {
+            let facts: hearth_proto::api::SchedulingFacts =
+                serde_json::from_str(&r.try_get::<String, _>("facts")?).unwrap_or_default();
+            let m = entry(&mut by, r.try_get("submitted_by")?)?;
+            if let Some(g) = facts.filament_grams {
+                m.revealed_grams += f64::from(g);
+                m.revealed_grams_jobs += 1;
+            }
+            m.estimated_seconds += facts.estimated_seconds.unwrap_or(0) as f64;
+        }
+        let mut out: Vec<MemberUsage> = by.into_values().collect();
+        out.sort_by(|a, b| {
+            b.spool_grams
+                .total_cmp(&a.spool_grams)
+                .then(b.jobs.completed.cmp(&a.jobs.completed))
+        });
+        Ok(out)
     }
 
     /// What the organisation's jobs used since `since` (Unix ms), per material and colour, most

@@ -691,6 +691,15 @@ pub async fn jobs(args: &JobsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+pub(crate) fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
 /// The jobs as CSV (RFC 4180): a header line, then one line per job.
 fn jobs_csv(
     jobs: &[&Job],
@@ -698,13 +707,7 @@ fn jobs_csv(
     logins: &BTreeMap<hearth_proto::ids::UserId, String>,
     names: &Names,
 ) -> String {
-    fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    }
+    let field = csv_field;
     let opt = |v: Option<String>| v.unwrap_or_default();
     let login =
         |id: &hearth_proto::ids::UserId| logins.get(id).cloned().unwrap_or_else(|| id.to_string());

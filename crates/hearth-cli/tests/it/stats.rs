@@ -26,5 +26,29 @@ async fn the_fleets_statistics_count_a_printers_time_at_once() {
     let mk4 = table.lines().find(|l| l.starts_with("mk4")).unwrap();
     assert!(mk4.contains("0%"), "idle, not printing: {table}");
     assert!(table.contains("all, last 30 days"), "{table}");
+
+    // Per member: none ended yet; a job printed and cancelled is then counted as ada's.
+    let none = ada.run(&["stats", "--members"]).await;
+    assert!(none.contains("No job ended in the last 30 days"), "{none}");
+    let cube = crate::sample("cube20_prusaslicer_mk3s.gcode");
+    let job = ada
+        .run(&["print", cube.to_str().unwrap(), "--printer", "mk4"])
+        .await;
+    ada.run(&["cancel", job.trim()]).await;
+    let csv = eventually("the cancelled job counted", || async {
+        let csv = ada.run(&["stats", "--members", "--csv"]).await;
+        csv.lines().nth(1).is_some().then_some(csv)
+    })
+    .await;
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "member,completed,failed,cancelled,refused,spool_g,cost,revealed_g,revealed_g_jobs,estimated_s"
+        )
+    );
+    assert!(lines.next().unwrap().starts_with("ada,0,0,1,0,"), "{csv}");
+    let table = ada.run(&["stats", "--members"]).await;
+    assert!(table.lines().any(|l| l.starts_with("ada")), "{table}");
     agent.shutdown().await;
 }

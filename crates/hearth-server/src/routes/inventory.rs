@@ -16,7 +16,7 @@ use hearth_proto::api::ErrorBody;
 use hearth_proto::ids::{MaterialId, OrgId, PrinterId, SpoolId};
 use hearth_proto::inventory::{
     self, DEFAULT_DIAMETER_MM, DEFAULT_LOW_GRAMS, DEFAULT_SPOOL_GRAMS, Material, MaterialUpdate,
-    MaterialUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
+    MaterialUsage, MemberUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
 };
 use hearth_proto::notify::{Notification, NotifiedSpool, NotifyEvent};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
@@ -332,6 +332,43 @@ pub async fn material_usage(
     Ok(Json(
         state.store.material_usage(access.org.id, since).await?,
     ))
+}
+
+/// Per member, the jobs they submitted that ended in the period, the filament those took from
+/// the inventory's spools with its cost, and the grams and print time their completed jobs
+/// revealed: what a makerspace or a print bureau bills by. Most filament first.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/usage/members", tag = "inventory",
+    params(("org" = OrgId, Path), UsageQuery), responses((status = 200, body = Vec<MemberUsage>), (status = 422, body = ErrorBody)))]
+pub async fn member_usage(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Query(q): Query<UsageQuery>,
+) -> ApiResult<Json<Vec<MemberUsage>>> {
+    let days = q.days.unwrap_or(30);
+    if !(1..=3650).contains(&days) {
+        return Err(ApiError::invalid("days is 1 to 3650"));
+    }
+    let since = now_ms() - days * 86_400_000;
+    let mut usage = state.store.member_usage(access.org.id, since).await?;
+    let logins: std::collections::HashMap<_, _> = state
+        .store
+        .members(access.org.id)
+        .await?
+        .into_iter()
+        .map(|(u, _)| (u.id, u.login))
+        .collect();
+    for u in &mut usage {
+        u.login = match logins.get(&u.user_id) {
+            Some(l) => l.clone(),
+            // A member who left since: their account still names them.
+            None => match state.store.user_by_id(u.user_id).await {
+                Ok(user) => user.login,
+                Err(hearth_store::StoreError::NotFound(_)) => String::new(),
+                Err(e) => return Err(e.into()),
+            },
+        };
+    }
+    Ok(Json(usage))
 }
 
 /// What a job that ended took from the spool on its printer.

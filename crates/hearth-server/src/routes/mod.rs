@@ -55,7 +55,7 @@ use utoipa::OpenApi;
         maintenance::list_maintenance, maintenance::set_maintenance, maintenance::maintenance_done, maintenance::remove_maintenance,
         timelapse::list_timelapses, timelapse::get_timelapse, timelapse::get_timelapse_frame, timelapse::delete_timelapse,
         inventory::list_materials, inventory::create_material, inventory::update_material, inventory::delete_material,
-        inventory::list_spools, inventory::create_spool, inventory::get_spool, inventory::update_spool, inventory::spool_usage, inventory::material_usage,
+        inventory::list_spools, inventory::create_spool, inventory::get_spool, inventory::update_spool, inventory::spool_usage, inventory::material_usage, inventory::member_usage,
         notify::list_channels, notify::create_channel, notify::update_channel, notify::delete_channel, notify::test_channel, notify::list_deliveries,
     ),
     // Notification: the `data` of a webhook delivery, which no handler returns.
@@ -313,6 +313,7 @@ pub fn router(state: AppState) -> Router {
             "/orgs/{org}/usage/materials",
             get(inventory::material_usage),
         )
+        .route("/orgs/{org}/usage/members", get(inventory::member_usage))
         .route(
             "/orgs/{org}/notifications",
             get(notify::list_channels).post(notify::create_channel),

@@ -272,6 +272,28 @@ async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
     assert_eq!(usage[0].material.as_deref(), Some("PETG"));
     assert_eq!((usage[0].grams, usage[0].jobs), (775.0, 3));
     assert!((usage[0].cost.unwrap() - 23.25).abs() < 1e-6, "{usage:?}");
+    // Per member (all three the owner's): how they ended, what the spool gave, what was revealed.
+    let members = owner.member_usage(org, 30).await.unwrap();
+    assert_eq!(members.len(), 1, "{members:?}");
+    let m = &members[0];
+    assert_eq!(m.login, "owner");
+    assert_eq!(
+        (m.jobs.completed, m.jobs.cancelled, m.jobs.failed),
+        (2, 1, 0)
+    );
+    assert_eq!(m.spool_grams, 775.0);
+    assert!((m.cost.unwrap() - 23.25).abs() < 1e-6, "{m:?}");
+    assert_eq!((m.revealed_grams, m.revealed_grams_jobs), (250.0, 2));
+    let estimated: u64 = [&small, &third]
+        .iter()
+        .map(|j| j.facts.estimated_seconds.unwrap_or(0))
+        .sum();
+    assert_eq!(m.estimated_seconds, estimated as f64);
+    let refused = owner
+        .raw_get::<serde_json::Value>(&format!("/api/v1/orgs/{org}/usage/members?days=0"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(422));
 
     // A new spool weighed in: the waiting 950 g job fits it and goes out at once.
     let fresh = owner
