@@ -11,7 +11,7 @@
 //     HEARTH_RECOVERY_CODE=... node passkey-second-factor.test.mjs
 // Exits non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { launch, watch } from "./harness.mjs";
+import { authenticators, launch, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const login = process.env.HEARTH_LOGIN;
@@ -41,18 +41,7 @@ try {
   });
 
   // A security key: it keeps resident credentials and verifies its user (a PIN).
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  const addAuthenticator = async () => (await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "usb",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  })).authenticatorId;
+  const { cdp, add: addAuthenticator } = await authenticators(context, page);
   let authenticatorId = await addAuthenticator();
 
   const step = (name) => console.log(`- ${name}`);

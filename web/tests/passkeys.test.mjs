@@ -11,7 +11,7 @@
 // relying party's ID). Exits non-zero with the failed step on stderr. CHROMIUM overrides
 // /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { launch, watch } from "./harness.mjs";
+import { authenticators, launch, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const login = process.env.HEARTH_LOGIN;
@@ -47,18 +47,9 @@ try {
   });
 
   // The device: Chromium's virtual authenticator, answering without a prompt.
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
+  const device = await authenticators(context, page, "internal");
+  const { cdp } = device;
+  const authenticatorId = await device.add();
   const held = async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
   // CDP gives credential ids in base64, the server in base64url.
   const base64url = (b64) => b64.replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");

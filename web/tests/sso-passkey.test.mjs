@@ -11,7 +11,7 @@
 // The provider's u-1 is Hearth's `owner`. Exits non-zero with the failed step on stderr.
 // CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { launch, watch } from "./harness.mjs";
+import { authenticators, launch, nextLogin, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const issuer = process.env.OIDC_ISSUER;
@@ -28,30 +28,11 @@ try {
   // answered on purpose.
   watch(page, problems, [401, 409]);
   page.on("dialog", (d) => d.accept());
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "usb",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
+  await (await authenticators(context, page)).add();
 
   const step = (name) => console.log(`- ${name}`);
-  // The provider answers its next login as u-1, having forgotten its own session (see
-  // sso.test.mjs); hearthd's cookies are all named hearth_*.
   const throughProvider = async () => {
-    const r = await fetch(`${issuer}/_test/next-login`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sub: "u-1" }),
-    });
-    assert.equal(r.status, 204, "the provider took the next login");
-    await context.clearCookies({ name: /^(?!hearth_)/ });
+    await nextLogin(context, issuer, "u-1");
     await page.getByRole("button", { name: "Log in with corp SSO" }).click();
     await page.locator("#sso-code-form").waitFor();
     await page.locator("#notice", { hasText: "or use one of your passkeys" }).waitFor();

@@ -14,7 +14,7 @@
 // The provider knows the last of them as u-LOGIN, who logs in through it at the end. Exits
 // non-zero with the failed step on stderr. CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { launch, watch } from "./harness.mjs";
+import { launch, nextLogin, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const issuer = process.env.OIDC_ISSUER;
@@ -103,12 +103,7 @@ try {
   step(`${login}: logged out, then in through the provider's button: the organisation's data loads`);
   await page.locator("#logout").click();
   await page.locator("#login-form").waitFor();
-  const r = await fetch(`${issuer}/_test/next-login`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ sub: `u-${login}` }),
-  });
-  assert.equal(r.status, 204, "the provider took the next login");
+  await nextLogin(page.context(), issuer, `u-${login}`);
   await page.getByRole("button", { name: "Log in with corp SSO" }).click();
   await page.locator("#tabs").waitFor();
   await page.waitForURL(home);

@@ -8,7 +8,7 @@
 // (`mallory`, who has no Hearth account). Exits non-zero with the failed step on stderr.
 // CHROMIUM overrides /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { launch, watch } from "./harness.mjs";
+import { launch, nextLogin as providerNext, watch } from "./harness.mjs";
 
 const url = process.env.HEARTH_URL;
 const issuer = process.env.OIDC_ISSUER;
@@ -29,19 +29,7 @@ try {
 
   const step = (name) => console.log(`- ${name}`);
 
-  // The provider's next login is answered as `sub` (null: refused). The browser first forgets its
-  // session at the provider, as a browser that never logged in there: otherwise the provider
-  // would answer at once as whoever logged in last. Its cookies share the host 127.0.0.1 with
-  // hearthd's (cookies ignore ports), whose own are all named hearth_*, and kept.
-  const nextLogin = async (sub) => {
-    const r = await fetch(`${issuer}/_test/next-login`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sub }),
-    });
-    assert.equal(r.status, 204, "the provider took the next login");
-    await context.clearCookies({ name: /^(?!hearth_)/ });
-  };
+  const nextLogin = (sub) => providerNext(context, issuer, sub);
   const noFragment = () => {
     assert.equal(page.url(), home, "the address bar keeps no fragment");
   };

@@ -39,9 +39,15 @@ async fn peers() -> Option<(String, String)> {
         eprintln!("skipping: no NATS server at {nats}");
         return None;
     }
+    Some((fresh_postgres().await?, nats))
+}
+
+/// A new PostgreSQL database of its own on `HEARTH_TEST_DATABASE_URL`'s server, or `None` (a
+/// skip) when that is not set.
+pub(crate) async fn fresh_postgres() -> Option<String> {
     let Ok(admin) = std::env::var("HEARTH_TEST_DATABASE_URL") else {
         assert!(
-            !require,
+            std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
             "HEARTH_REQUIRE_PEERS=1 but HEARTH_TEST_DATABASE_URL is not set"
         );
         eprintln!("skipping: HEARTH_TEST_DATABASE_URL is not set");
@@ -56,7 +62,7 @@ async fn peers() -> Option<(String, String)> {
         .unwrap();
     pool.close().await;
     let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    Some((format!("{base}/{name}"), nats))
+    Some(format!("{base}/{name}"))
 }
 
 /// One instance's settings: the shared database, NATS and data directory under `shared`.

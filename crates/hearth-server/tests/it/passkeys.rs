@@ -533,11 +533,6 @@ async fn a_passkey_answers_the_second_factor_of_a_passphrase_login_in_a_real_bro
     let key = owner.passkeys().await.unwrap().remove(0);
 
     let c = server.client();
-    let wrong = c
-        .begin_passkey_second_factor("owner", "not the secret 0123")
-        .await
-        .unwrap_err();
-    assert_eq!(wrong.status(), Some(401));
     let start = c
         .begin_passkey_second_factor("owner", &secret)
         .await

@@ -409,6 +409,31 @@ async fn provider_session(peer: &OidcPeer, server: &TestServer, sub: &str) -> (B
     (b, csrf)
 }
 
+/// Runs the browser test `test` against `server` and `peer` once the owner has an authenticator
+/// app, giving it the first of its recovery codes; the codes, or `None` when the test could not
+/// run here (no `oathtool`, no browser).
+async fn with_app_in_browser(
+    test: &str,
+    server: &TestServer,
+    peer: &OidcPeer,
+    owner: &hearth_client::Client,
+) -> Option<Vec<String>> {
+    let codes = with_authenticator_app(owner).await?;
+    let env = [
+        ("HEARTH_URL", server.url.as_str()),
+        ("OIDC_ISSUER", peer.issuer.as_str()),
+        ("HEARTH_RECOVERY_CODE", codes[0].as_str()),
+    ];
+    browser_test(test, &env).await.then_some(codes)
+}
+
+/// Turns on `owner`'s authenticator app; its recovery codes, or `None` without `oathtool` here.
+async fn with_authenticator_app(owner: &hearth_client::Client) -> Option<Vec<String>> {
+    let setup = owner.begin_mfa().await.unwrap();
+    let now = oathtool(&setup.secret, 0)?;
+    Some(owner.confirm_mfa(&now).await.unwrap().recovery_codes)
+}
+
 /// A new API token made in the provider's session `b` (CSRF token `csrf`).
 async fn sso_token(b: &mut Browser, server: &TestServer, csrf: &str) -> String {
     let r = b
@@ -445,17 +470,10 @@ async fn the_dashboard_logs_in_and_links_through_the_provider_in_a_real_browser(
         serde_json::json!({ "preferred_username": "mallory" }),
     )
     .await;
-    let setup = owner.begin_mfa().await.unwrap();
-    let Some(now) = oathtool(&setup.secret, 0) else {
-        return;
-    };
-    let codes = owner.confirm_mfa(&now).await.unwrap().recovery_codes;
-    let env = [
-        ("HEARTH_URL", server.url.as_str()),
-        ("OIDC_ISSUER", peer.issuer.as_str()),
-        ("HEARTH_RECOVERY_CODE", codes[0].as_str()),
-    ];
-    if !browser_test("sso.test.mjs", &env).await {
+    if with_app_in_browser("sso.test.mjs", &server, &peer, &owner)
+        .await
+        .is_none()
+    {
         return;
     }
     let actions = audit_actions(&owner).await;
@@ -896,19 +914,10 @@ async fn a_passkey_answers_hearths_second_factor_after_the_provider_in_a_real_br
     let (owner, _org) = server.bootstrap().await;
     peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
         .await;
-    let setup = owner.begin_mfa().await.unwrap();
-    let Some(now) = oathtool(&setup.secret, 0) else {
+    let Some(codes) = with_app_in_browser("sso-passkey.test.mjs", &server, &peer, &owner).await
+    else {
         return;
     };
-    let codes = owner.confirm_mfa(&now).await.unwrap().recovery_codes;
-    let env = [
-        ("HEARTH_URL", server.url.as_str()),
-        ("OIDC_ISSUER", peer.issuer.as_str()),
-        ("HEARTH_RECOVERY_CODE", codes[0].as_str()),
-    ];
-    if !browser_test("sso-passkey.test.mjs", &env).await {
-        return;
-    }
     let actions = audit_actions(&owner).await;
     assert!(
         actions

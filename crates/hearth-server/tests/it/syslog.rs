@@ -273,6 +273,51 @@ async fn the_audit_log_reaches_a_real_rsyslog_over_tls_and_waits_out_its_absence
     }
 }
 
+/// Two instances sharing one PostgreSQL database, both forwarding: one holds the lease and sends,
+/// so the collector gets each entry once, whichever instance recorded it.
+#[tokio::test]
+async fn instances_sharing_a_database_send_each_entry_once() {
+    let Some(db) = crate::cluster::fresh_postgres().await else {
+        return;
+    };
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(rsyslog) = Rsyslog::start(&pki, dir.path(), 0) else {
+        return;
+    };
+    let settings = |data: &Path| {
+        let mut s = test_settings(&data.join("data"));
+        s.database_url = Some(db.clone());
+        s.audit.syslog = Some(format!("tls://localhost:{}", rsyslog.port));
+        s.audit.syslog_ca_file = Some(pki.path("ca.pem").into());
+        s
+    };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a_settings = settings(a_dir.path());
+    let b_settings = settings(b_dir.path());
+    let a = TestServer::start_in(a_dir, a_settings).await;
+    let (owner, org) = a.bootstrap().await;
+    let b = TestServer::start_in(b_dir, b_settings).await;
+    let mut on_b = b.client();
+    on_b.login("owner", OWNER_SECRET).await.unwrap();
+    for (i, c) in [&owner, &on_b, &owner, &on_b].into_iter().enumerate() {
+        c.create_token(&hearth_proto::api::CreateTokenRequest {
+            name: format!("t{i}"),
+            org: None,
+            max_role: None,
+            expires_in_days: None,
+        })
+        .await
+        .unwrap();
+    }
+    let got = received_all(&rsyslog, &owner, org).await;
+    let mut keys: Vec<(String, i64)> = got.iter().map(|(_, e)| (e.scope.clone(), e.seq)).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "an entry arrived twice");
+}
+
 /// A collector given as UDP is refused when hearthd starts, saying why.
 #[tokio::test]
 async fn a_udp_collector_is_refused_at_start() {
