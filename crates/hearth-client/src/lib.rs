@@ -1034,6 +1034,11 @@ impl Client {
             .await
     }
 
+    /// Where the server forwards its audit log, and how that goes (instance admins).
+    pub async fn audit_forwarding(&self) -> Result<hearth_proto::api::AuditForwarding> {
+        self.get("/api/v1/system/audit/forwarding").await
+    }
+
     /// The server's own verification of a chain.
     pub async fn audit_verify_on_server(&self, org: Option<OrgId>) -> Result<AuditVerification> {
         match org {

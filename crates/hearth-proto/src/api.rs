@@ -493,6 +493,22 @@ pub struct AuditPage {
     pub head: ChainHead,
 }
 
+/// `GET /api/v1/system/audit/forwarding`: where the audit log is sent on to, and how that goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditForwarding {
+    /// The syslog collector (`[audit] syslog`), if any.
+    pub syslog: Option<String>,
+    /// Entries of all chains not sent yet.
+    pub waiting: i64,
+    /// As this instance saw it: when it last wrote entries to the collector.
+    pub last_sent_at: Option<String>,
+    /// As this instance saw it: why its last try failed, while it has not succeeded since.
+    pub error: Option<String>,
+    /// Since when it has been failing.
+    pub failing_since: Option<String>,
+}
+
 /// Result of recomputing an audit chain.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -162,6 +162,7 @@ pub async fn start(settings: Settings) -> Result<Server, StartError> {
             stopping: Default::default(),
             sso,
             passkeys,
+            syslog: Default::default(),
         }),
     };
     state.metrics.secrets_unopenable.store(

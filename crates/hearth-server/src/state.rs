@@ -38,6 +38,8 @@ pub struct Inner {
     pub sso: crate::sso::Providers,
     /// The passkey relying party (`public_url`'s host), when passkeys are on.
     pub passkeys: crate::passkeys::RelyingParty,
+    /// How forwarding the audit log to syslog goes, as this instance sees it.
+    pub syslog: crate::syslog::Status,
 }
 
 /// The server's shutdown as long-lived connections see it. The HTTP server's graceful shutdown waits

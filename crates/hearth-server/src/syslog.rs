@@ -38,6 +38,44 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const PRI_NOTICE: u8 = 13 * 8 + 5;
 const PRI_WARNING: u8 = 13 * 8 + 4;
 
+/// How sending goes, as this instance sees it (`GET /system/audit/forwarding`).
+#[derive(Debug, Default)]
+pub struct Status {
+    inner: std::sync::Mutex<Seen>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    /// When entries were last written (Unix ms).
+    pub last_sent_at: Option<i64>,
+    /// The last failure and since when it fails, until a try succeeds.
+    pub error: Option<String>,
+    pub failing_since: Option<i64>,
+}
+
+impl Status {
+    pub fn seen(&self) -> Seen {
+        self.inner.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn sent(&self, now: i64, any: bool) {
+        if let Ok(mut s) = self.inner.lock() {
+            if any {
+                s.last_sent_at = Some(now);
+            }
+            s.error = None;
+            s.failing_since = None;
+        }
+    }
+
+    fn failed(&self, now: i64, why: &str) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.error = Some(why.to_owned());
+            s.failing_since.get_or_insert(now);
+        }
+    }
+}
+
 /// A connection to the collector.
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
@@ -250,6 +288,7 @@ pub async fn run(state: AppState, forwarder: Forwarder) {
         }
         match send_pending(&state, &forwarder, &holder, &mut conn).await {
             Ok(sent) => {
+                state.syslog.sent(now_ms(), sent > 0);
                 if failing {
                     tracing::info!(
                         sent,
@@ -260,6 +299,7 @@ pub async fn run(state: AppState, forwarder: Forwarder) {
                 backoff = POLL;
             }
             Err(why) => {
+                state.syslog.failed(now_ms(), &why);
                 conn = None;
                 state.metrics.audit_forward_failures.fetch_add(1, Relaxed);
                 if !failing {

@@ -147,6 +147,18 @@ impl Store {
             .collect()
     }
 
+    /// How many audit entries, over every chain, wait to be forwarded to the syslog collector.
+    pub async fn audit_forward_backlog(&self) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(h.seq - COALESCE(f.seq, 0)), 0) AS BIGINT) AS waiting \
+             FROM audit_heads h LEFT JOIN audit_forwarded f ON f.scope = h.scope \
+             WHERE h.seq > COALESCE(f.seq, 0)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("waiting")?)
+    }
+
     /// Records that `scope`'s entries up to `seq` were forwarded (never moving backwards).
     pub async fn mark_audit_forwarded(&self, scope: &str, seq: i64) -> Result<()> {
         sqlx::query(

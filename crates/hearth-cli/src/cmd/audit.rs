@@ -25,6 +25,12 @@ pub enum AuditCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Where the server sends its audit log on to (a syslog collector, `[audit] syslog`), how
+    /// many entries wait, and the last failure (instance administrators).
+    Forwarding {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,8 +52,35 @@ pub async fn run(args: &AuditArgs) -> anyhow::Result<()> {
     let mut ctx = Ctx::load()?;
     match args.cmd {
         Some(AuditCmd::Verify { system, json }) => verify(&mut ctx, system, json).await,
+        Some(AuditCmd::Forwarding { json }) => forwarding(&ctx, json).await,
         None => list(&ctx, args).await,
     }
+}
+
+async fn forwarding(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
+    let f = ctx.client.audit_forwarding().await?;
+    if json {
+        return crate::cmd::fleet::print_json(&f);
+    }
+    let Some(to) = &f.syslog else {
+        println!("The audit log is not forwarded ([audit] syslog is not set on the server).");
+        return Ok(());
+    };
+    println!("Forwarded to: {to}");
+    println!("Waiting:      {} entries", f.waiting);
+    println!(
+        "Last sent:    {}",
+        f.last_sent_at
+            .as_deref()
+            .unwrap_or("not yet (by the instance that answered)")
+    );
+    if let Some(e) = &f.error {
+        println!(
+            "Failing since {}: {e}",
+            f.failing_since.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
 }
 
 /// The log a command reads: the organisation's, or with `--system` the instance's (`None`).

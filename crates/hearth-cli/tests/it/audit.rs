@@ -26,6 +26,9 @@ async fn audit_verify_pins_the_head_and_catches_a_log_the_server_cut_short() {
     let json: Vec<serde_json::Value> =
         serde_json::from_str(&ada.run(&["audit", "--json", "--limit", "2"]).await).unwrap();
     assert_eq!(json.len(), 2);
+    // This server forwards its log nowhere, and says so.
+    let out = ada.run(&["audit", "forwarding"]).await;
+    assert!(out.contains("not forwarded"), "{out}");
 
     // First verification: recomputed here and pinned in the profile.
     let out = ada.run(&["audit", "verify"]).await;

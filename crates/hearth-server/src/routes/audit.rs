@@ -6,8 +6,9 @@ use crate::auth::{Admin, Caller, OrgAccess};
 use crate::error::{ApiResult, Json, Query};
 use crate::state::AppState;
 use axum::extract::State;
-use hearth_proto::api::{AuditPage, AuditVerification, ErrorBody};
+use hearth_proto::api::{AuditForwarding, AuditPage, AuditVerification, ErrorBody};
 use hearth_proto::audit::SYSTEM_SCOPE;
+use hearth_proto::time_fmt::rfc3339;
 use serde::Deserialize;
 
 /// Paging: entries after `after` (a `seq`), at most `limit` (1-1000, default 100).
@@ -92,6 +93,35 @@ pub async fn system_audit(
 ) -> ApiResult<Json<AuditPage>> {
     caller.require_instance_admin()?;
     page(&state, SYSTEM_SCOPE, q).await
+}
+
+/// Where the audit log is forwarded (`[audit] syslog`), how many entries wait, and how the last
+/// tries went as the answering instance saw them (instance admins).
+#[utoipa::path(get, path = "/api/v1/system/audit/forwarding", tag = "audit",
+    responses((status = 200, body = AuditForwarding), (status = 403, body = ErrorBody)))]
+pub async fn system_audit_forwarding(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AuditForwarding>> {
+    caller.require_instance_admin()?;
+    let seen = state.syslog.seen();
+    let syslog = state
+        .settings
+        .audit
+        .syslog
+        .clone()
+        .filter(|s| !s.trim().is_empty());
+    Ok(Json(AuditForwarding {
+        waiting: if syslog.is_some() {
+            state.store.audit_forward_backlog().await?
+        } else {
+            0
+        },
+        syslog,
+        last_sent_at: seen.last_sent_at.map(rfc3339),
+        error: seen.error,
+        failing_since: seen.failing_since.map(rfc3339),
+    }))
 }
 
 /// Recompute the instance-wide audit chain (instance admins).

@@ -44,7 +44,7 @@ use utoipa::OpenApi;
         tokens::create_token, tokens::list_tokens, tokens::revoke_token,
         blobs::upload_options, blobs::create_upload, blobs::upload_status, blobs::upload_patch, blobs::upload_delete,
         blobs::list_blobs, blobs::download_blob, blobs::delete_blob,
-        audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify, legal::record, legal::list_system, legal::list_org,
+        audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify, audit::system_audit_forwarding, legal::record, legal::list_system, legal::list_org,
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
         fleet::list_printers, fleet::set_hold, fleet::set_bed, fleet::bed_cleared, fleet::set_loaded, fleet::reset_loaded, fleet::printer_history, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::get_job_manifest, fleet::set_priority, fleet::approve_job, fleet::reject_job, fleet::control_job, fleet::events,
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
@@ -187,6 +187,10 @@ pub fn router(state: AppState) -> Router {
         .route("/orgs/{org}/audit/verify", get(audit::org_audit_verify))
         .route("/system/audit", get(audit::system_audit))
         .route("/system/audit/verify", get(audit::system_audit_verify))
+        .route(
+            "/system/audit/forwarding",
+            get(audit::system_audit_forwarding),
+        )
         .route(
             "/system/legal-requests",
             get(legal::list_system).post(legal::record),

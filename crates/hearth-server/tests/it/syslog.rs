@@ -240,7 +240,16 @@ async fn the_audit_log_reaches_a_real_rsyslog_over_tls_and_waits_out_its_absence
             .find_map(|l| l.strip_prefix("hearth_audit_forward_failures_total "))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap();
-        if failures > 0 {
+        let status: hearth_proto::api::AuditForwarding = owner
+            .raw_get("/api/v1/system/audit/forwarding")
+            .await
+            .unwrap();
+        if failures > 0 && status.error.is_some() {
+            assert!(
+                status.waiting > 0 && status.failing_since.is_some(),
+                "{status:?}"
+            );
+            assert_eq!(status.syslog, Some(format!("tls://127.0.0.1:{port}")));
             break;
         }
         assert!(
@@ -263,6 +272,12 @@ async fn the_audit_log_reaches_a_real_rsyslog_over_tls_and_waits_out_its_absence
         let got: Vec<AuditEntry> = back.received().into_iter().map(|(_, e)| e).collect();
         if !now.is_empty() && got == now {
             assert!(got.iter().any(|e| e.action == "token.create"), "{got:?}");
+            let status: hearth_proto::api::AuditForwarding = owner
+                .raw_get("/api/v1/system/audit/forwarding")
+                .await
+                .unwrap();
+            assert_eq!((status.waiting, &status.error), (0, &None), "{status:?}");
+            assert!(status.last_sent_at.is_some());
             break;
         }
         assert!(
@@ -326,4 +341,13 @@ async fn a_udp_collector_is_refused_at_start() {
     s.audit.syslog = Some("udp://127.0.0.1:514".into());
     let e = hearth_server::start(s).await.unwrap_err();
     assert!(e.to_string().contains("UDP loses messages"), "{e}");
+
+    // Without a collector, the status says so.
+    let server = TestServer::start().await;
+    let (owner, _) = server.bootstrap().await;
+    let status: hearth_proto::api::AuditForwarding = owner
+        .raw_get("/api/v1/system/audit/forwarding")
+        .await
+        .unwrap();
+    assert_eq!((status.syslog, status.waiting), (None, 0));
 }

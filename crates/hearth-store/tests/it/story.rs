@@ -593,7 +593,17 @@ async fn audit_forwarding(s: &Store, label: &str, now: i64) {
     assert!(backlog.iter().all(|(_, done)| *done == 0), "{label}");
     let (scope, _) = backlog[0].clone();
     let head = s.audit_head(&scope).await.unwrap().seq;
+    let mut all = 0;
+    for (sc, _) in &backlog {
+        all += s.audit_head(sc).await.unwrap().seq;
+    }
+    assert_eq!(s.audit_forward_backlog().await.unwrap(), all, "{label}");
     s.mark_audit_forwarded(&scope, head - 1).await.unwrap();
+    assert_eq!(
+        s.audit_forward_backlog().await.unwrap(),
+        all - head + 1,
+        "{label}"
+    );
     assert!(
         s.audit_unforwarded()
             .await
