@@ -81,6 +81,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         writeln!(stdout)?;
     } else {
         stdout.write_all(summary(&report).as_bytes())?;
+        if report.format == Format::Gcode3mf {
+            let plates = File::open(&args.file)
+                .ok()
+                .and_then(|f| hearth_printfile::sliced_plates(BufReader::new(f)).ok())
+                .unwrap_or_default();
+            if let [first, _, ..] = plates.as_slice() {
+                let listed: Vec<String> = plates.iter().map(u32::to_string).collect();
+                writeln!(
+                    stdout,
+                    "Sliced plates:    {} (this is plate {}; --plate N for another; a job prints one: \
+                     hearth print FILE --plate N)",
+                    listed.join(", "),
+                    args.plate.unwrap_or(*first)
+                )?;
+            }
+        }
     }
     Ok(())
 }

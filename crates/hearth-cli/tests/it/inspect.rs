@@ -144,3 +144,29 @@ fn unreadable_inputs_fail_with_a_clear_message() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("the 3MF archive is damaged"), "{err}");
 }
+
+#[test]
+fn a_project_of_several_plates_lists_them_and_says_which_one_the_summary_is_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = crate::printer_chain::two_plate_project(dir.path());
+    let out = hearth(&[OsStr::new("inspect"), project.as_os_str()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Sliced plates:    1, 2 (this is plate 1;"),
+        "{text}"
+    );
+    let out = hearth(&[
+        OsStr::new("inspect"),
+        project.as_os_str(),
+        OsStr::new("--plate"),
+        OsStr::new("2"),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("(this is plate 2;"), "{text}");
+    let one = hearth(&[
+        OsStr::new("inspect"),
+        sample("cube20_synthetic_bambu.gcode.3mf").as_os_str(),
+    ]);
+    let text = String::from_utf8(one.stdout).unwrap();
+    assert!(!text.contains("Sliced plates"), "one plate: {text}");
+}
