@@ -2227,6 +2227,7 @@ function actorName(actor) {
 
 async function loadAudit() {
   const org = state.org.id;
+  loadForwarding().catch((e) => notice(`Could not read the audit log's forwarding: ${e.message}`));
   const first = await call("GET", `/orgs/${org}/audit?limit=1`);
   const head = first.head ? first.head.seq : 0;
   const page = await call("GET", `/orgs/${org}/audit?after=${Math.max(0, head - 100)}&limit=100`);
@@ -2239,6 +2240,29 @@ async function loadAudit() {
       el("td", { class: "id" }, e.target || ""),
       el("td", {}, e.source || ""),
     )));
+}
+
+// Instance admins: whether the server also sends its audit log to a syslog collector (a SIEM),
+// and how that goes, as the instance that answers sees it; nothing when it sends it nowhere.
+async function loadForwarding() {
+  const line = $("audit-forwarding");
+  if (!isInstanceAdmin()) {
+    line.hidden = true;
+    return;
+  }
+  const f = await call("GET", "/system/audit/forwarding");
+  line.hidden = !f.syslog;
+  if (!f.syslog) return;
+  const waiting = `${f.waiting} ${f.waiting === 1 ? "entry waits" : "entries wait"}`;
+  if (f.error) {
+    line.className = "bad";
+    line.textContent = `Sending the audit log to the syslog collector ${f.syslog} fails since ` +
+      `${when(f.failing_since)}: ${f.error}. ${waiting}; they go as soon as it takes them.`;
+  } else {
+    line.className = "muted";
+    line.textContent = `The audit log is also sent to the syslog collector ${f.syslog}: ${waiting}` +
+      (f.last_sent_at ? `, last sent ${when(f.last_sent_at)}.` : ".");
+  }
 }
 
 async function onVerify() {

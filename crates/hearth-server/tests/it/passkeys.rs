@@ -7,9 +7,7 @@ use crate::browser_run::browser_test;
 use crate::support::*;
 use base64::Engine as _;
 use hearth_client::Client;
-use hearth_proto::api::{
-    LoginRequest, PasskeyLoginFinish, PasskeyRegisterRequest, ServerInfo, SetupRequest,
-};
+use hearth_proto::api::{LoginRequest, PasskeyLoginFinish, PasskeyRegisterRequest, ServerInfo};
 
 fn code(e: &hearth_client::ClientError) -> (Option<u16>, Option<String>) {
     (e.status(), e.code().map(str::to_owned))
@@ -23,30 +21,6 @@ async fn database(server: &TestServer) -> sqlx::AnyPool {
     ))
     .await
     .unwrap()
-}
-
-/// Sets the server up with an owner whose login secret comes from `passphrase` (as the dashboard
-/// derives it), and returns the secret (hex).
-async fn owner_with_passphrase(server: &TestServer, passphrase: &str) -> String {
-    let secret = hearth_crypto::derive_login_secret(
-        passphrase,
-        &server.url,
-        "owner",
-        &hearth_crypto::KdfParams::default(),
-    )
-    .unwrap();
-    let hex = secret.expose_hex().to_string();
-    server
-        .client()
-        .setup(&SetupRequest {
-            token: server.setup_token.clone().unwrap(),
-            login: "owner".into(),
-            secret: hex.clone(),
-            org_name: "Acme".into(),
-        })
-        .await
-        .unwrap();
-    hex
 }
 
 /// A passphrase login answering its second factor with `answer` to `ceremony`.

@@ -235,3 +235,27 @@ pub async fn audit_actions(admin: &Client) -> Vec<(String, serde_json::Value)> {
         })
         .collect()
 }
+
+/// Sets the server up with an owner whose login secret comes from `passphrase` (as the dashboard
+/// derives it), and returns the secret (hex).
+pub async fn owner_with_passphrase(server: &TestServer, passphrase: &str) -> String {
+    let secret = hearth_crypto::derive_login_secret(
+        passphrase,
+        &server.url,
+        "owner",
+        &hearth_crypto::KdfParams::default(),
+    )
+    .unwrap();
+    let hex = secret.expose_hex().to_string();
+    server
+        .client()
+        .setup(&hearth_proto::api::SetupRequest {
+            token: server.setup_token.clone().unwrap(),
+            login: "owner".into(),
+            secret: hex.clone(),
+            org_name: "Acme".into(),
+        })
+        .await
+        .unwrap();
+    hex
+}

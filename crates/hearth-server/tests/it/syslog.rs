@@ -351,3 +351,37 @@ async fn a_udp_collector_is_refused_at_start() {
         .unwrap();
     assert_eq!((status.syslog, status.waiting), (None, 0));
 }
+
+/// The dashboard's Audit log tab, in a real Chromium, tells an instance admin that sending to the
+/// collector fails, since when and why (`web/tests/audit-forwarding.test.mjs`).
+#[tokio::test]
+async fn the_dashboard_tells_an_instance_admin_that_forwarding_fails() {
+    // A port nothing listens on: taken, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let collector = format!("tcp://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = test_settings(&dir.path().join("data"));
+    s.audit.syslog = Some(collector.clone());
+    let server = TestServer::start_in(dir, s).await;
+    let passphrase = "correct horse battery staple";
+    let secret = owner_with_passphrase(&server, passphrase).await;
+    let mut owner = server.client();
+    owner.login("owner", &secret).await.unwrap();
+    // Failing already, before the page asks.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while owner.audit_forwarding().await.unwrap().error.is_none() {
+        assert!(Instant::now() < deadline, "no failed try");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let env = [
+        ("HEARTH_URL", server.url.as_str()),
+        ("HEARTH_LOGIN", "owner"),
+        ("HEARTH_PASSPHRASE", passphrase),
+        ("HEARTH_SYSLOG", collector.as_str()),
+    ];
+    crate::browser_run::browser_test("audit-forwarding.test.mjs", &env).await;
+}
