@@ -570,7 +570,7 @@ fn plate_of(path: &Path, plate: Option<u32>) -> anyhow::Result<PrintFile> {
     let zip = File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
         .is_ok()
-        && head == *b"PK\x03\x04";
+        && hearth_printfile::detect_format(&head) == hearth_printfile::Format::Gcode3mf;
     let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
     let plates = if zip {
         hearth_printfile::sliced_plates(BufReader::new(open()?))

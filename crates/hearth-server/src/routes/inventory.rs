@@ -315,6 +315,17 @@ pub struct UsageQuery {
     pub days: Option<i64>,
 }
 
+impl UsageQuery {
+    /// The period's start (Unix ms); `days` out of range is refused.
+    fn since(&self) -> ApiResult<i64> {
+        let days = self.days.unwrap_or(30);
+        if !(1..=3650).contains(&days) {
+            return Err(ApiError::invalid("days is 1 to 3650"));
+        }
+        Ok(now_ms() - days * 86_400_000)
+    }
+}
+
 /// Filament the organisation's jobs used per material and colour (from spools of the inventory,
 /// or as the job's sender revealed it), with its cost where the materials have a price.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/usage/materials", tag = "inventory",
@@ -324,11 +335,7 @@ pub async fn material_usage(
     access: OrgAccess<Viewer>,
     Query(q): Query<UsageQuery>,
 ) -> ApiResult<Json<Vec<MaterialUsage>>> {
-    let days = q.days.unwrap_or(30);
-    if !(1..=3650).contains(&days) {
-        return Err(ApiError::invalid("days is 1 to 3650"));
-    }
-    let since = now_ms() - days * 86_400_000;
+    let since = q.since()?;
     Ok(Json(
         state.store.material_usage(access.org.id, since).await?,
     ))
@@ -344,11 +351,7 @@ pub async fn member_usage(
     access: OrgAccess<Viewer>,
     Query(q): Query<UsageQuery>,
 ) -> ApiResult<Json<Vec<MemberUsage>>> {
-    let days = q.days.unwrap_or(30);
-    if !(1..=3650).contains(&days) {
-        return Err(ApiError::invalid("days is 1 to 3650"));
-    }
-    let since = now_ms() - days * 86_400_000;
+    let since = q.since()?;
     let mut usage = state.store.member_usage(access.org.id, since).await?;
     let logins: std::collections::HashMap<_, _> = state
         .store
