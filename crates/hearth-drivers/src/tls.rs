@@ -12,6 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// The handshake signature checks of a `ServerCertVerifier` whose `algorithms` field holds the
 /// provider's: rustls' own, the same for every verifier here (they differ in which certificate
@@ -42,9 +45,6 @@ macro_rules! handshake_signatures {
     };
 }
 pub(crate) use handshake_signatures;
-use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// `sha256:<hex>` of a certificate, as shown in errors and taken by the `fingerprint` setting.
 pub fn fingerprint(cert: &[u8]) -> String {
