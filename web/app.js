@@ -1210,11 +1210,23 @@ function printerCard(p) {
     rows.splice(1, 0, ["Spool", [s ? s.material.name : short(p.spool.id), ` · ${grams(p.spool.remaining_grams)} left`,
       low && el("span", { class: "low" }, " LOW")]]);
   }
-  if (t.slots && t.slots.length) {
-    // An AMS: each slot as the printer's screen names it, with its material and what is left.
-    rows.splice(1, 0, ["Slots", t.slots.map((s, i) => [i > 0 && " · ",
-      swatch(s.color && /^[0-9a-f]{6}$/i.test(s.color) ? `#${s.color}` : null),
-      `${s.name} ${s.material}${s.remain_percent === null || s.remain_percent === undefined ? "" : ` ${s.remain_percent}%`}`])]);
+  const slotSpools = p.slot_spools || [];
+  if ((t.slots && t.slots.length) || slotSpools.length) {
+    // An AMS: each slot as the printer's screen names it, with its material and what is left, and
+    // the inventory's spool in it; then spools in slots the printer does not report (now).
+    const inSlot = (name) => {
+      const s = slotSpools.find((x) => x.slot === name);
+      if (!s) return null;
+      const low = state.spools.has(s.id) && s.remaining_grams < state.spools.get(s.id).low_grams;
+      return el("span", { class: "slot-spool", "data-slot": name },
+        ` (${s.name} · ${grams(s.remaining_grams)} left`, low && el("span", { class: "low" }, " LOW"), ")");
+    };
+    const reported = (t.slots || []).map((s) => [swatch(s.color && /^[0-9a-f]{6}$/i.test(s.color) ? `#${s.color}` : null),
+      `${s.name} ${s.material}${s.remain_percent === null || s.remain_percent === undefined ? "" : ` ${s.remain_percent}%`}`,
+      inSlot(s.name)]);
+    const unreported = slotSpools.filter((s) => !(t.slots || []).some((x) => x.name === s.slot))
+      .map((s) => [swatch(s.color), `${s.slot} ${s.material}`, inSlot(s.slot)]);
+    rows.splice(1, 0, ["Slots", [...reported, ...unreported].map((x, i) => [i > 0 && " · ", ...x])]);
   }
   if (p.camera) {
     // The frame is sealed to the organisation's key: this page holds none; the member's own
@@ -1273,6 +1285,8 @@ function printerCard(p) {
         onclick: (ev) => setBedConfirm(p, !bed.confirm_between_jobs, ev.currentTarget),
       }, bed.confirm_between_jobs ? "Stop asking for a clear bed" : "Ask for a clear bed between jobs"),
       atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
+      atLeast("operator") && ((t.slots && t.slots.length) || slotSpools.length) &&
+        el("button", { "data-action": "slots", title: "Which spool of the inventory is in each AMS tray or holder", onclick: () => openSlots(p.id) }, "Spools in slots…"),
     ),
   );
 }
@@ -1340,6 +1354,57 @@ function onLoadedSubmit(ev) {
     ? { spool: f.spool.value, nozzle_mm: nozzle }
     : { material: blankToNull(f.material.value), color: blankToNull(f.color.value), nozzle_mm: nozzle };
   saveLoaded("PUT", body);
+}
+
+// ---- spools in a printer's slots ----------------------------------------------------------------
+
+let slotsPrinter = null;
+
+// The slots to choose from: those the printer reports, and those holding a spool of the inventory.
+function openSlots(id) {
+  const p = state.printers.get(id);
+  slotsPrinter = id;
+  const f = $("slots-form");
+  $("slots-printer").textContent = p.name;
+  const names = [...new Set([...(p.telemetry.slots || []).map((s) => s.name), ...(p.slot_spools || []).map((s) => s.slot)])];
+  f.slot.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+  const spools = [...state.spools.values()].sort((a, b) => a.material.name.localeCompare(b.material.name));
+  f.spool.replaceChildren(
+    el("option", { value: "" }, "None: take the spool out"),
+    ...spools.map((s) => {
+      const on = s.printer ? `${printerName(s.printer)}${s.slot ? ` ${s.slot}` : ""}` : null;
+      const where = on ? ` · now on ${on}` : s.location ? ` · ${s.location}` : "";
+      return el("option", { value: s.id }, `${s.material.name} · ${grams(s.remaining_grams)} left${where} (${short(s.id)})`);
+    }));
+  slotChosen();
+  $("slots-error").textContent = "";
+  $("slots-dialog").showModal();
+}
+
+// The spool in the chosen slot now is what the list shows first.
+function slotChosen() {
+  const f = $("slots-form");
+  const p = state.printers.get(slotsPrinter);
+  const s = (p.slot_spools || []).find((x) => x.slot === f.slot.value);
+  f.spool.value = s ? s.id : "";
+}
+
+async function onSlotsSubmit(ev) {
+  ev.preventDefault();
+  const f = ev.target;
+  const slot = encodeURIComponent(f.slot.value);
+  try {
+    const p = f.spool.value
+      ? await call("PUT", `/orgs/${state.org.id}/printers/${slotsPrinter}/slots/${slot}`, { spool: f.spool.value })
+      : await call("DELETE", `/orgs/${state.org.id}/printers/${slotsPrinter}/slots/${slot}`);
+    state.printers.set(p.id, p);
+    $("slots-dialog").close();
+    // Which spool is where changed: the inventory says so.
+    await loadSpools();
+    renderPrinters();
+  } catch (e) {
+    $("slots-error").textContent = e.message;
+  }
 }
 
 // ---- jobs ------------------------------------------------------------------------------------
@@ -1603,12 +1668,17 @@ async function loadSpools() {
 // A printer event carries what is left on its spool (after a job took some, or a weighing): the
 // inventory shows the same number without asking the server again.
 function spoolMoved(p) {
-  if (!p.spool) return;
-  const s = state.spools.get(p.spool.id);
-  if (!s || (s.remaining_grams === p.spool.remaining_grams && s.printer === p.id)) return;
-  s.remaining_grams = p.spool.remaining_grams;
-  s.printer = p.id;
-  if (state.tab === "spools" && !$("spools-archived").checked) renderSpools([...state.spools.values()]);
+  const on = [...(p.spool ? [[p.spool, null]] : []), ...(p.slot_spools || []).map((x) => [x, x.slot])];
+  let changed = false;
+  for (const [x, slot] of on) {
+    const s = state.spools.get(x.id);
+    if (!s || (s.remaining_grams === x.remaining_grams && s.printer === p.id && (s.slot || null) === slot)) continue;
+    s.remaining_grams = x.remaining_grams;
+    s.printer = p.id;
+    s.slot = slot;
+    changed = true;
+  }
+  if (changed && state.tab === "spools" && !$("spools-archived").checked) renderSpools([...state.spools.values()]);
 }
 
 function printerName(id) {
@@ -1627,7 +1697,7 @@ function renderSpools(spools) {
     a.remaining_grams - b.remaining_grams);
   $("spools").replaceChildren(...list.map((s) => {
     const low = s.remaining_grams < s.low_grams;
-    const where = s.printer ? `on ${printerName(s.printer)}` : s.location || "—";
+    const where = s.printer ? `on ${printerName(s.printer)}${s.slot ? ` (${s.slot})` : ""}` : s.location || "—";
     return el("tr", { "data-spool-id": s.id, class: s.archived ? "archived" : undefined },
       el("td", { class: "id", title: s.id }, short(s.id)),
       el("td", {}, materialCell(s.material)),
@@ -1668,7 +1738,7 @@ async function showSpoolUses(s) {
     el("tr", { "data-job-id": u.job_id },
       el("td", {}, when(u.at)),
       el("td", { class: "id", title: u.job_id }, short(u.job_id)),
-      el("td", {}, u.printer ? printerName(u.printer) : "—"),
+      el("td", {}, u.printer ? `${printerName(u.printer)}${u.slot ? ` (${u.slot})` : ""}` : "—"),
       el("td", {}, stateBadge(u.state)),
       el("td", { class: "num" }, grams(u.grams)),
     )));
@@ -2361,6 +2431,9 @@ async function main() {
   $("loaded-reset").addEventListener("click", () => saveLoaded("DELETE"));
   $("loaded-close").addEventListener("click", () => $("loaded-dialog").close());
   $("loaded-form").spool.addEventListener("change", loadedSpoolChanged);
+  $("slots-form").addEventListener("submit", onSlotsSubmit);
+  $("slots-close").addEventListener("click", () => $("slots-dialog").close());
+  $("slots-form").slot.addEventListener("change", slotChosen);
   $("spools-archived").addEventListener("change", () => loadSpools().catch((e) => notice(e.message)));
   $("spool-form").addEventListener("submit", onSpoolSubmit);
   $("spool-edit").addEventListener("submit", onSpoolEditSubmit);

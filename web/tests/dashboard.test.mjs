@@ -275,6 +275,30 @@ try {
   await page.click("#loaded-reset");
   await ender.locator("dd[data-row=loaded]", { hasText: /^TPU, green · 0\.6 mm nozzle$/ }).waitFor();
 
+  step("a spool goes into an AMS tray of the x1c from its card, is listed there, and comes out again");
+  const x1c = card("x1c");
+  await x1c.locator("button[data-action=slots]").click();
+  await page.selectOption("#slots-form select[name=slot]", "A3");
+  assert.equal(await page.inputValue("#slots-form select[name=spool]"), "", "A3 holds no spool yet");
+  await page.selectOption("#slots-form select[name=spool]", spoolId);
+  await page.click("#slots-form button[type=submit]");
+  await x1c.locator("dd[data-row=slots] .slot-spool[data-slot=A3]",
+    { hasText: "(Test PETG Signal White · 750 g left)" }).waitFor();
+  assert.match(await x1c.locator("dd[data-row=slots]").textContent(), /A3 PETG 100% \(Test PETG Signal White/);
+  const inTray = JSON.parse(await orgGet(`/spools/${spoolId}`));
+  const x1cId = JSON.parse(await orgGet("/printers")).find((p) => p.name === "x1c").id;
+  assert.deepEqual([inTray.printer, inTray.slot], [x1cId, "A3"]);
+  await page.click("button[data-tab=spools]");
+  await spoolRow.locator("td.where", { hasText: "on x1c (A3)" }).waitFor();
+  await page.click("button[data-tab=printers]");
+  await x1c.locator("button[data-action=slots]").click();
+  await page.selectOption("#slots-form select[name=slot]", "A3");
+  assert.equal(await page.inputValue("#slots-form select[name=spool]"), spoolId, "the dialog shows what A3 holds");
+  await page.selectOption("#slots-form select[name=spool]", "");
+  await page.click("#slots-form button[type=submit]");
+  await x1c.locator(".slot-spool[data-slot=A3]").waitFor({ state: "detached" });
+  assert.equal(JSON.parse(await orgGet(`/spools/${spoolId}`)).slot, undefined, "out of the tray");
+
   step("a material's price is cleared; a material with spools cannot be removed; a spool is archived");
   await page.click("button[data-tab=spools]");
   await material.locator("button[data-action=edit]").click();

@@ -130,7 +130,7 @@ enum Event {
     },
     Started {
         job: JobId,
-        result: Result<(), DriverError>,
+        result: Result<hearth_drivers::Started, DriverError>,
     },
     Controlled {
         job: JobId,
@@ -497,6 +497,7 @@ impl Agent {
                     finished_at_ms: None,
                     remove_pending: false,
                     progress: None,
+                    slots: Vec::new(),
                 });
                 match printer {
                     Some(i) => {
@@ -558,7 +559,15 @@ impl Agent {
                     rt.busy = false;
                 }
                 match result {
-                    Ok(()) => {
+                    Ok(started) => {
+                        let Some(rec) = self.journal.get_mut(&job) else {
+                            return;
+                        };
+                        if !started.slots.is_empty() {
+                            // Reported with the final state, for the spools of those slots.
+                            rec.slots = started.slots;
+                            self.save();
+                        }
                         let Some(rec) = self.journal.get(&job) else {
                             return;
                         };
@@ -708,6 +717,7 @@ impl Agent {
                 finished_at_ms: None,
                 remove_pending: false,
                 progress: None,
+                slots: Vec::new(),
             }),
         }
         self.save();
@@ -1140,16 +1150,16 @@ impl Agent {
     }
 
     fn report(&mut self, job_id: JobId, state: JobState, message: Option<String>) {
-        let progress = if state.is_final() {
-            self.journal.get(&job_id).and_then(|r| r.progress)
-        } else {
-            None
+        let (progress, slots) = match self.journal.get(&job_id) {
+            Some(r) if state.is_final() => (r.progress, r.slots.clone()),
+            _ => (None, Vec::new()),
         };
         self.send_update(JobUpdate {
             job_id,
             state,
             message,
             progress,
+            slots,
         });
     }
 
@@ -1162,6 +1172,7 @@ impl Agent {
                     state: u.state,
                     message: u.message.clone(),
                     progress: u.progress,
+                    slots: u.slots.clone(),
                 };
                 if c.tx.send(msg).is_err() {
                     self.conn = None;

@@ -45,6 +45,11 @@ pub struct JobRecord {
     /// state, for the share of filament a stopped job used. Saved with the record's other changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<f32>,
+    /// The printer slot (`A1`, `Ext`) that fed each of the job's filaments, in the slicer's order,
+    /// as the driver chose them when it started the job: sent with its final state, so the server
+    /// takes each filament from the inventory spool in its slot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<String>,
 }
 
 /// How long a finished job's id is remembered: longer than the longest job validity window
@@ -231,6 +236,7 @@ mod tests {
             finished_at_ms: Some(now_ms()),
             remove_pending: false,
             progress: None,
+            slots: Vec::new(),
         });
         let old = job(serde_json::json!({}));
         journal.insert(JobRecord {
@@ -245,6 +251,7 @@ mod tests {
             finished_at_ms: Some(now_ms() - KEEP_FINISHED_MS - 1),
             remove_pending: false,
             progress: None,
+            slots: Vec::new(),
         });
         journal.save().unwrap();
 

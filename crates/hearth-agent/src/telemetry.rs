@@ -130,6 +130,8 @@ pub struct JobUpdate {
     pub message: Option<String>,
     /// With a final state: how far the printer got (`JobRecord::progress`).
     pub progress: Option<f32>,
+    /// With a final state: the slots that fed the job's filaments (`JobRecord::slots`).
+    pub slots: Vec<String>,
 }
 
 /// Job updates held while disconnected.
@@ -261,6 +263,7 @@ mod tests {
             state,
             message: None,
             progress: None,
+            slots: Vec::new(),
         };
         o.push(u(a, JobState::Transferring));
         o.push(u(a, JobState::Printing));

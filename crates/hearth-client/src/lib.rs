@@ -15,8 +15,8 @@ use hearth_proto::ids::{
     BlobHash, ChannelId, FileId, JobId, MaterialId, OrgId, PrinterId, SpoolId, TokenId, UserId,
 };
 use hearth_proto::inventory::{
-    Material, MaterialUpdate, MaterialUsage, MemberUsage, NewMaterial, NewSpool, Spool,
-    SpoolUpdate, SpoolUse,
+    Material, MaterialUpdate, MaterialUsage, MemberUsage, NewMaterial, NewSpool, SlotLoadRequest,
+    Spool, SpoolUpdate, SpoolUse,
 };
 use hearth_proto::maintenance::{MaintenanceKind, MaintenanceSchedule, MaintenanceTask};
 use hearth_proto::notify::{Channel, ChannelUpdate, CreatedChannel, Delivery, NewChannel};
@@ -311,6 +311,26 @@ impl Client {
     ) -> Result<()> {
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/maintenance/{kind}");
         self.no_content(self.req(Method::DELETE, &path)).await
+    }
+
+    /// Puts a spool of the inventory in one of the printer's slots (`A1`, `Ext`: a name that
+    /// `hearth_proto::inventory::slot_name_ok` accepts).
+    pub async fn load_slot(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        slot: &str,
+        spool: SpoolId,
+    ) -> Result<Printer> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/slots/{slot}");
+        self.send(Method::PUT, &path, &SlotLoadRequest { spool })
+            .await
+    }
+
+    /// Takes the spool in one of the printer's slots out.
+    pub async fn unload_slot(&self, org: OrgId, printer: PrinterId, slot: &str) -> Result<Printer> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/slots/{slot}");
+        Self::json(self.req(Method::DELETE, &path)).await
     }
 
     /// Goes back to the material, colour and nozzle of the printer's agent configuration.

@@ -5,7 +5,7 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use crate::error::DriverError;
-use crate::model::{DriverInfo, Fault, JobStatus, PrintHints, PrinterStatus};
+use crate::model::{DriverInfo, Fault, JobStatus, PrintHints, PrinterStatus, Started};
 
 /// A file to put on the printer.
 #[derive(Debug, Clone, Copy)]
@@ -36,8 +36,8 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Copies a file to the printer under `upload.name`, replacing a file of that name.
     async fn upload(&self, upload: Upload<'_>) -> Result<(), DriverError>;
 
-    /// Starts printing a file uploaded earlier.
-    async fn start(&self, name: &str) -> Result<(), DriverError>;
+    /// Starts printing a file uploaded earlier; says which slots feed it when the driver chose them.
+    async fn start(&self, name: &str) -> Result<Started, DriverError>;
 
     /// Pauses the running job.
     async fn pause(&self) -> Result<(), DriverError>;

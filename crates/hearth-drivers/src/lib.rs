@@ -33,5 +33,5 @@ pub use driver::{Driver, Upload};
 pub use error::DriverError;
 pub use model::{
     Capabilities, DriverInfo, DriverKind, Fault, Heater, JobPhase, JobStatus, MaterialSlot,
-    PrintHints, PrinterState, PrinterStatus,
+    PrintHints, PrinterState, PrinterStatus, Started,
 };

@@ -27,7 +27,7 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrintHints, PrinterState,
-    PrinterStatus,
+    PrinterStatus, Started,
 };
 
 /// Settings of a printer on a serial port (`kind = "marlin"`).
@@ -297,7 +297,7 @@ impl Driver for MarlinDriver {
         Ok(())
     }
 
-    async fn start(&self, name: &str) -> Result<(), DriverError> {
+    async fn start(&self, name: &str) -> Result<Started, DriverError> {
         let tx = self.online()?;
         let reader = {
             let mut s = lock(&self.shared);
@@ -345,7 +345,7 @@ impl Driver for MarlinDriver {
                 s.last = Some(job.status());
             }
         }
-        sent
+        sent.map(|()| Started::default())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

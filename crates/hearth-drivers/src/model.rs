@@ -189,6 +189,15 @@ pub struct PrintHints {
     pub layers: Option<u32>,
 }
 
+/// What a printer was told when a job started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Started {
+    /// The slot, as [`MaterialSlot::name`] names it, that each of the file's filaments is fed
+    /// from, in the slicer's order, when the driver chose them (a Bambu printer's AMS mapping).
+    /// Empty when the printer itself picks, or has one holder.
+    pub slots: Vec<String>,
+}
+
 /// A fault the simulator can be told to have, to test and demonstrate the system without hardware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

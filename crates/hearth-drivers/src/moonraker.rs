@@ -28,6 +28,7 @@ use crate::error::DriverError;
 use crate::http::{Http, Trust, file_part, upload_timeout};
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
+    Started,
 };
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -612,10 +613,10 @@ impl Driver for MoonrakerDriver {
         self.http.send("upload", request).await.map(drop)
     }
 
-    async fn start(&self, name: &str) -> Result<(), DriverError> {
+    async fn start(&self, name: &str) -> Result<Started, DriverError> {
         self.call("start", "printer.print.start", json!({"filename": name}))
             .await
-            .map(drop)
+            .map(|_| Started::default())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

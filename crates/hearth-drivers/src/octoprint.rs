@@ -22,6 +22,7 @@ use crate::error::DriverError;
 use crate::http::{Http, Trust, encode_segment, file_part, upload_timeout};
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
+    Started,
 };
 
 mod push;
@@ -436,14 +437,17 @@ impl Driver for OctoPrintDriver {
         self.http.send("upload", request).await.map(drop)
     }
 
-    async fn start(&self, name: &str) -> Result<(), DriverError> {
+    async fn start(&self, name: &str) -> Result<Started, DriverError> {
         self.ensure_connected().await?;
         let path = format!("/api/files/local/{}", encode_segment(name));
         let request = self
             .http
             .request(Method::POST, &path)
             .json(&json!({"command": "select", "print": true}));
-        self.http.send("start", request).await.map(drop)
+        self.http
+            .send("start", request)
+            .await
+            .map(|_| Started::default())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

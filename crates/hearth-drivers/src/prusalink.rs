@@ -26,6 +26,7 @@ use crate::error::DriverError;
 use crate::http::{Http, Trust, encode_segment, upload_timeout};
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
+    Started,
 };
 
 /// Settings of a printer with PrusaLink (`kind = "prusalink"`).
@@ -674,7 +675,7 @@ impl Driver for PrusaLinkDriver {
         Ok(())
     }
 
-    async fn start(&self, name: &str) -> Result<(), DriverError> {
+    async fn start(&self, name: &str) -> Result<Started, DriverError> {
         let Some(on_printer) = self.on_printer(name).await? else {
             return Err(DriverError::Rejected {
                 operation: "start",
@@ -687,7 +688,7 @@ impl Driver for PrusaLinkDriver {
         self.send("start", Method::POST, &path, |r| async { Ok(r) })
             .await?;
         *locked(&self.last_file) = Some(name.to_owned());
-        Ok(())
+        Ok(Started::default())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

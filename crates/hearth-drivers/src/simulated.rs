@@ -19,7 +19,7 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Fault, Heater, JobPhase, JobStatus, PrintHints,
-    PrinterState, PrinterStatus,
+    PrinterState, PrinterStatus, Started,
 };
 
 /// Room temperature the heaters cool down to.
@@ -408,7 +408,7 @@ impl Driver for SimulatedDriver {
         Ok(())
     }
 
-    async fn start(&self, name: &str) -> Result<(), DriverError> {
+    async fn start(&self, name: &str) -> Result<Started, DriverError> {
         let mut sim = self.connected()?;
         if sim.thermal_error {
             return Err(rejected("start", "printer is in error state"));
@@ -435,7 +435,7 @@ impl Driver for SimulatedDriver {
             heating: true,
             phase: JobPhase::Printing,
         });
-        Ok(())
+        Ok(Started::default())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

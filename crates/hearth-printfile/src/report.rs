@@ -233,6 +233,17 @@ pub struct SchedulingFacts {
     pub material_colour: Option<String>,
     pub filament_g: Option<f64>,
     pub estimated_time_s: Option<f64>,
+    /// Per filament, in the slicer's order, when the file uses more than one and every one's
+    /// weight is known: what the job takes from the spool feeding each.
+    pub filaments: Vec<FilamentFact>,
+}
+
+/// One filament of a multi-material file, among the [`SchedulingFacts`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FilamentFact {
+    pub material_type: Option<String>,
+    pub material_colour: Option<String>,
+    pub filament_g: f64,
 }
 
 impl Report {
@@ -252,7 +263,37 @@ impl Report {
             estimated_time_s: m
                 .estimated_time_s
                 .or_else(|| analysis.map(|a| a.estimated_time_s)),
+            filaments: self.filament_facts(),
         }
+    }
+
+    /// Each filament's weight as the slicer states it, else as our analysis of its tool found;
+    /// empty for a file of one filament, or when a weight is unknown.
+    fn filament_facts(&self) -> Vec<FilamentFact> {
+        let filaments = &self.metadata.filaments;
+        if filaments.len() < 2 {
+            return Vec::new();
+        }
+        let measured = |tool: u32| {
+            self.analysis
+                .as_ref()?
+                .tools
+                .iter()
+                .find(|t| t.tool == tool)?
+                .mass_g
+        };
+        filaments
+            .iter()
+            .map(|f| {
+                let g = f.weight_g.or_else(|| measured(f.tool))?;
+                Some(FilamentFact {
+                    material_type: f.material.clone(),
+                    material_colour: f.colour.clone(),
+                    filament_g: g,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default()
     }
 
     /// The largest thumbnail by pixel count.

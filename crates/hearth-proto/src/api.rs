@@ -619,6 +619,9 @@ pub struct Printer {
     /// The inventory's spool loaded on it, with what is left.
     #[serde(default)]
     pub spool: Option<crate::inventory::PrinterSpool>,
+    /// The inventory's spools in its slots (AMS trays, external holder), by slot name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slot_spools: Vec<crate::inventory::SlotSpool>,
     /// Its camera, when its agent has one configured for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera: Option<PrinterCamera>,
@@ -712,6 +715,27 @@ pub struct SchedulingFacts {
     pub filament_grams: Option<f32>,
     #[serde(default)]
     pub estimated_seconds: Option<u64>,
+    /// Per filament of a multi-material file, in the slicer's order (at most
+    /// [`MAX_FILAMENT_FACTS`]): revealed with `filament_grams`, so that what a job used is taken
+    /// from the inventory spool in the slot that fed each filament.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filaments: Vec<FilamentFact>,
+}
+
+/// Most filaments a job's facts may list (an AMS setup of four units holds 16).
+pub const MAX_FILAMENT_FACTS: usize = 32;
+
+/// One filament of a multi-material file, as its submitter revealed it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FilamentFact {
+    #[serde(default)]
+    pub material: Option<String>,
+    #[serde(default)]
+    pub color: Option<String>,
+    /// What the whole job takes of it, g.
+    pub grams: f32,
 }
 
 /// `POST /api/v1/orgs/{org}/jobs` (operators): queue a signed, sealed job for a printer or a pool.

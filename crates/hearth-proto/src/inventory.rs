@@ -149,6 +149,10 @@ pub struct Spool {
     pub location: Option<String>,
     /// The printer it is loaded on.
     pub printer: Option<PrinterId>,
+    /// The slot of that printer it is in (`A1`, `Ext`: an AMS tray or a tool's holder); absent when
+    /// it is on the printer's one holder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
     /// Used up or given away: kept for the history, not offered any more.
     pub archived: bool,
     pub created_at: String,
@@ -208,13 +212,51 @@ pub struct PrinterSpool {
     pub remaining_grams: f32,
 }
 
-/// What one job used: from the spool loaded on its printer when it ended, if one was.
+/// An inventory spool in one of a printer's slots, as the printer list shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SlotSpool {
+    /// As the printer names the slot: `A1`..`A4`, `B1`.. for AMS units, `Ext`.
+    pub slot: String,
+    pub id: SpoolId,
+    /// Its material's name, material type and colour.
+    pub name: String,
+    pub material: String,
+    pub color: Option<String>,
+    pub remaining_grams: f32,
+}
+
+/// `PUT /api/v1/orgs/{org}/printers/{id}/slots/{slot}` (operators): put a spool of the inventory
+/// in one of the printer's slots (an AMS tray, the external holder), taking it from wherever it
+/// was and whatever spool was in that slot out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SlotLoadRequest {
+    pub spool: SpoolId,
+}
+
+/// Longest slot name the server accepts.
+pub const MAX_SLOT_CHARS: usize = 16;
+
+/// Whether `s` is a slot name: 1 to [`MAX_SLOT_CHARS`] letters, digits, `-`, `_` or `.`.
+pub fn slot_name_ok(s: &str) -> bool {
+    (1..=MAX_SLOT_CHARS).contains(&s.chars().count())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// What one job used of one filament: from the spool in the slot that fed it, else (a job of one
+/// filament) from the spool loaded on its printer when it ended, if one was.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct SpoolUse {
     pub job_id: JobId,
     pub spool: Option<SpoolId>,
     pub printer: Option<PrinterId>,
+    /// The printer slot that fed this filament, when the agent said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
     pub material: Option<String>,
     pub color: Option<String>,
     /// g: the grams its submitter revealed, in proportion to how far it got unless it completed.
@@ -468,6 +510,24 @@ mod tests {
     }
 
     #[test]
+    fn slot_names_are_the_printers_short_names() {
+        for ok in ["A1", "D4", "Ext", "T0", "left-2", "AMS_HT.1"] {
+            assert!(slot_name_ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "A 1",
+            "A/1",
+            "../x",
+            "Ä1",
+            "A1\n",
+            &"x".repeat(MAX_SLOT_CHARS + 1),
+        ] {
+            assert!(!slot_name_ok(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn nonsense_materials_and_spools_are_refused() {
         let ok = material();
         assert_eq!(check_material(&ok), Ok(()));
@@ -509,6 +569,7 @@ mod tests {
             low_grams: 100.0,
             location: None,
             printer: None,
+            slot: None,
             archived: false,
             created_at: String::new(),
             last_used_at: None,

@@ -428,6 +428,7 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         can_pause: info.can_pause,
         loaded_by_member: p.loaded.is_some(),
         spool: p.spool.clone(),
+        slot_spools: p.slot_spools.clone(),
         camera: info.camera.then(|| PrinterCamera {
             snapshot_at: state.hub.snapshot_at(p.id).map(rfc3339),
         }),

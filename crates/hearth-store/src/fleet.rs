@@ -5,7 +5,7 @@ use crate::{Result, Store, StoreError, Tx};
 use hearth_proto::agent::{JobState, PrinterInfo};
 use hearth_proto::api::{AgentStatus, ApprovalState, JobLabel, LoadedRequest, SchedulingFacts};
 use hearth_proto::ids::{AgentId, BlobHash, FileId, JobId, OrgId, PrinterId, SpoolId, UserId};
-use hearth_proto::inventory::PrinterSpool;
+use hearth_proto::inventory::{PrinterSpool, SlotSpool};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -62,6 +62,8 @@ pub struct PrinterRow {
     pub loaded: Option<LoadedRequest>,
     /// The inventory's spool loaded on it.
     pub spool: Option<PrinterSpool>,
+    /// The inventory's spools in its slots, by slot name.
+    pub slot_spools: Vec<SlotSpool>,
     pub created_at: i64,
     /// Take no next job after one that printed until a member says the bed is clear.
     pub confirm_clear_bed: bool,
@@ -153,6 +155,7 @@ fn printer(r: &AnyRow) -> Result<PrinterRow> {
     };
     Ok(PrinterRow {
         spool,
+        slot_spools: Vec::new(),
         id: parsed(r, "id")?,
         org_id: parsed(r, "org_id")?,
         agent_id: parsed(r, "agent_id")?,
@@ -358,30 +361,78 @@ impl Store {
 
     pub async fn printers(&self, org: OrgId) -> Result<Vec<PrinterRow>> {
         let q = format!("{PRINTER_SELECT} WHERE p.org_id = $1 ORDER BY p.name, p.id");
-        map_all(&all_by(self.pool(), &q, org.to_string()).await?, printer)
+        let rows = map_all(&all_by(self.pool(), &q, org.to_string()).await?, printer)?;
+        self.with_slots(rows, "WHERE p.org_id = $1", Some(org.to_string()))
+            .await
     }
 
     /// Every printer of every organisation (what the server knows of at start).
     pub async fn all_printers(&self) -> Result<Vec<PrinterRow>> {
         let q = format!("{PRINTER_SELECT} ORDER BY p.org_id, p.name, p.id");
-        let rows = sqlx::query(&q).fetch_all(self.pool()).await?;
-        map_all(&rows, printer)
+        let rows = map_all(&sqlx::query(&q).fetch_all(self.pool()).await?, printer)?;
+        self.with_slots(rows, "", None).await
     }
 
     pub async fn printers_of_agent(&self, agent_id: AgentId) -> Result<Vec<PrinterRow>> {
         let q = format!("{PRINTER_SELECT} WHERE p.agent_id = $1 ORDER BY p.name");
-        map_all(
+        let rows = map_all(
             &all_by(self.pool(), &q, agent_id.to_string()).await?,
             printer,
-        )
+        )?;
+        self.with_slots(rows, "WHERE p.agent_id = $1", Some(agent_id.to_string()))
+            .await
     }
 
     pub async fn printer(&self, id: PrinterId) -> Result<PrinterRow> {
         let q = format!("{PRINTER_SELECT} WHERE p.id = $1");
-        one_by(self.pool(), &q, id.to_string(), printer, || {
+        let row = one_by(self.pool(), &q, id.to_string(), printer, || {
             format!("printer {id}")
         })
-        .await
+        .await?;
+        let mut rows = self
+            .with_slots(vec![row], "WHERE p.id = $1", Some(id.to_string()))
+            .await?;
+        rows.pop()
+            .ok_or_else(|| StoreError::NotFound(format!("printer {id}")))
+    }
+
+    /// `rows` with the spools in their slots, read with `cond` on the printers (`p.`) and its bind.
+    async fn with_slots(
+        &self,
+        mut rows: Vec<PrinterRow>,
+        cond: &str,
+        bind: Option<String>,
+    ) -> Result<Vec<PrinterRow>> {
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let q = format!(
+            "SELECT ss.printer_id, ss.slot, s.id, s.remaining_grams, m.name, m.material, m.color \
+             FROM spool_slots ss JOIN spools s ON s.id = ss.spool_id \
+             JOIN materials m ON m.id = s.material_id JOIN printers p ON p.id = ss.printer_id \
+             {cond} ORDER BY ss.printer_id, ss.slot"
+        );
+        let mut query = sqlx::query(&q);
+        if let Some(b) = bind {
+            query = query.bind(b);
+        }
+        let mut by: std::collections::HashMap<PrinterId, Vec<SlotSpool>> = Default::default();
+        for r in query.fetch_all(self.pool()).await? {
+            by.entry(parsed(&r, "printer_id")?)
+                .or_default()
+                .push(SlotSpool {
+                    slot: r.try_get("slot")?,
+                    id: parsed(&r, "id")?,
+                    name: r.try_get("name")?,
+                    material: r.try_get("material")?,
+                    color: r.try_get("color")?,
+                    remaining_grams: r.try_get::<f64, _>("remaining_grams")? as f32,
+                });
+        }
+        for row in &mut rows {
+            row.slot_spools = by.remove(&row.id).unwrap_or_default();
+        }
+        Ok(rows)
     }
 
     /// Claims the `notice` about `printer` (it is unreachable, or in error), at `now`: true for

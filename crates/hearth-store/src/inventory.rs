@@ -1,9 +1,11 @@
 //! The material library, the spool inventory and what jobs used (migration 0009).
 //!
-//! Which spool is on which printer is `spools.printer_id` alone (unique), so a spool cannot be on
-//! two printers and a printer cannot hold two spools. What a job used is written once per job
-//! ([`Tx::record_use`]: the job is the key), in the transaction that records the job's end, so a
-//! repeated final report never takes filament twice.
+//! Which spool is on a printer's one holder is `spools.printer_id` (unique); which is in one of
+//! its slots (AMS trays, the external holder) is `spool_slots` (migration 0029: unique per spool
+//! and per printer and slot). The writes here keep a spool in one place at most. What a job used
+//! is written once per job, one row per filament ([`Tx::record_uses`]: the job and part 0 are the
+//! key), in the transaction that records the job's end, so a repeated final report never takes
+//! filament twice.
 
 use crate::rows::{all_by, map_all, one_by, parsed, parsed_opt};
 use crate::{Result, Store, StoreError, Tx};
@@ -73,6 +75,8 @@ pub struct SpoolRow {
     pub low_grams: f32,
     pub location: Option<String>,
     pub printer_id: Option<PrinterId>,
+    /// The slot of `printer_id` it is in; `None` on the printer's one holder.
+    pub slot: Option<String>,
     pub archived: bool,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
@@ -94,6 +98,7 @@ impl SpoolRow {
             low_grams: self.low_grams,
             location: self.location.clone(),
             printer: self.printer_id,
+            slot: self.slot.clone(),
             archived: self.archived,
             created_at: rfc3339(self.created_at),
             last_used_at: self.last_used_at.map(rfc3339),
@@ -105,9 +110,13 @@ impl SpoolRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UseRow {
     pub job_id: JobId,
+    /// Which filament of the job, in the slicer's order (0 for a job of one).
+    pub part: i64,
     pub org_id: OrgId,
     pub spool_id: Option<SpoolId>,
     pub printer_id: Option<PrinterId>,
+    /// The printer slot that fed it, when the agent said.
+    pub slot: Option<String>,
     pub material: Option<String>,
     pub color: Option<String>,
     pub grams: f32,
@@ -122,6 +131,7 @@ impl UseRow {
             job_id: self.job_id,
             spool: self.spool_id,
             printer: self.printer_id,
+            slot: self.slot.clone(),
             material: self.material.clone(),
             color: self.color.clone(),
             grams: self.grams,
@@ -161,13 +171,16 @@ fn material_named(r: &AnyRow, prefix: &str) -> Result<MaterialRow> {
     })
 }
 
-/// Spools with their material's columns (the material's under `m_` names).
+/// Spools with their material's columns (the material's under `m_` names) and their printer,
+/// on its holder or in a slot.
 const SPOOL_SELECT: &str = "SELECT s.id, s.org_id, s.initial_grams, s.remaining_grams, \
-     s.empty_spool_grams, s.low_grams, s.location, s.printer_id, s.archived, s.created_at, \
+     s.empty_spool_grams, s.low_grams, s.location, \
+     COALESCE(s.printer_id, ss.printer_id) AS printer_id, ss.slot AS slot, s.archived, s.created_at, \
      s.last_used_at, m.id AS m_id, m.org_id AS m_org_id, m.name AS m_name, m.brand AS m_brand, \
      m.material AS m_material, m.color AS m_color, m.density AS m_density, \
      m.diameter AS m_diameter, m.price_per_kg AS m_price_per_kg, m.created_at AS m_created_at \
-     FROM spools s JOIN materials m ON m.id = s.material_id";
+     FROM spools s JOIN materials m ON m.id = s.material_id \
+     LEFT JOIN spool_slots ss ON ss.spool_id = s.id";
 fn spool(r: &AnyRow) -> Result<SpoolRow> {
     Ok(SpoolRow {
         id: parsed(r, "id")?,
@@ -179,6 +192,7 @@ fn spool(r: &AnyRow) -> Result<SpoolRow> {
         low_grams: f32_of(r, "low_grams")?,
         location: r.try_get("location")?,
         printer_id: parsed_opt(r, "printer_id")?,
+        slot: r.try_get("slot")?,
         archived: r.try_get::<i64, _>("archived")? != 0,
         created_at: r.try_get("created_at")?,
         last_used_at: r.try_get("last_used_at")?,
@@ -186,14 +200,16 @@ fn spool(r: &AnyRow) -> Result<SpoolRow> {
 }
 
 const USE_COLS: &str =
-    "job_id, org_id, spool_id, printer_id, material, color, grams, cost, state, at";
+    "job_id, part, org_id, spool_id, printer_id, slot, material, color, grams, cost, state, at";
 fn use_row(r: &AnyRow) -> Result<UseRow> {
     let state: String = r.try_get("state")?;
     Ok(UseRow {
         job_id: parsed(r, "job_id")?,
+        part: r.try_get("part")?,
         org_id: parsed(r, "org_id")?,
         spool_id: parsed_opt(r, "spool_id")?,
         printer_id: parsed_opt(r, "printer_id")?,
+        slot: r.try_get("slot")?,
         material: r.try_get("material")?,
         color: r.try_get("color")?,
         grams: f32_of(r, "grams")?,
@@ -241,7 +257,8 @@ impl Store {
     /// What jobs took from a spool, newest first.
     pub async fn spool_uses(&self, spool: SpoolId, limit: i64) -> Result<Vec<UseRow>> {
         let rows = sqlx::query(&format!(
-            "SELECT {USE_COLS} FROM spool_usage WHERE spool_id = $1 ORDER BY at DESC, job_id DESC LIMIT $2"
+            "SELECT {USE_COLS} FROM spool_usage WHERE spool_id = $1 \
+             ORDER BY at DESC, job_id DESC, part LIMIT $2"
         ))
         .bind(spool.to_string())
         .bind(limit)
@@ -340,8 +357,8 @@ impl Store {
     /// first. A row's cost is the sum of its uses' costs when every one of them had a price.
     pub async fn material_usage(&self, org: OrgId, since: i64) -> Result<Vec<MaterialUsage>> {
         let rows = sqlx::query(
-            "SELECT material, color, SUM(grams) AS grams, COUNT(*) AS jobs, SUM(cost) AS cost, \
-             COUNT(cost) AS priced FROM spool_usage WHERE org_id = $1 AND at >= $2 \
+            "SELECT material, color, SUM(grams) AS grams, COUNT(DISTINCT job_id) AS jobs, \
+             SUM(cost) AS cost, COUNT(cost) AS priced, COUNT(*) AS uses FROM spool_usage WHERE org_id = $1 AND at >= $2 \
              GROUP BY material, color ORDER BY SUM(grams) DESC",
         )
         .bind(org.to_string())
@@ -351,13 +368,14 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let jobs: i64 = r.try_get("jobs")?;
+                let uses: i64 = r.try_get("uses")?;
                 let priced: i64 = r.try_get("priced")?;
                 Ok(MaterialUsage {
                     material: r.try_get("material")?,
                     color: r.try_get("color")?,
                     grams: r.try_get("grams")?,
                     jobs: u32::try_from(jobs).unwrap_or(u32::MAX),
-                    cost: if priced == jobs {
+                    cost: if priced == uses {
                         r.try_get("cost")?
                     } else {
                         None
@@ -478,7 +496,72 @@ impl Tx {
         if n == 0 {
             return Err(StoreError::NotFound(format!("spool {}", s.id)));
         }
+        if s.archived {
+            self.take_out_of_slot(s.id).await?;
+        }
         Ok(())
+    }
+
+    /// Takes `spool` out of whatever slot it is in.
+    async fn take_out_of_slot(&mut self, spool: SpoolId) -> Result<()> {
+        sqlx::query("DELETE FROM spool_slots WHERE spool_id = $1")
+            .bind(spool.to_string())
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts `spool` in `slot` of `printer`, taking the spool that was in that slot out, and
+    /// `spool` off any printer's holder or slot it was on.
+    pub async fn load_spool_slot(
+        &mut self,
+        spool: SpoolId,
+        printer: PrinterId,
+        slot: &str,
+    ) -> Result<()> {
+        let n = sqlx::query("UPDATE spools SET printer_id = NULL WHERE id = $1 AND archived = 0")
+            .bind(spool.to_string())
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("spool {spool}")));
+        }
+        self.take_out_of_slot(spool).await?;
+        self.unload_slot(printer, slot).await?;
+        sqlx::query("INSERT INTO spool_slots (spool_id, printer_id, slot) VALUES ($1, $2, $3)")
+            .bind(spool.to_string())
+            .bind(printer.to_string())
+            .bind(slot)
+            .execute(&mut *self.inner)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes whatever spool is in `slot` of `printer` out; whether one was.
+    pub async fn unload_slot(&mut self, printer: PrinterId, slot: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM spool_slots WHERE printer_id = $1 AND slot = $2")
+            .bind(printer.to_string())
+            .bind(slot)
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// The spool in `slot` of `printer` now, read inside this transaction.
+    pub async fn spool_in_slot(
+        &mut self,
+        printer: PrinterId,
+        slot: &str,
+    ) -> Result<Option<SpoolRow>> {
+        let q = format!("{SPOOL_SELECT} WHERE ss.printer_id = $1 AND ss.slot = $2");
+        let row = sqlx::query(&q)
+            .bind(printer.to_string())
+            .bind(slot)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.as_ref().map(spool).transpose()
     }
 
     /// Takes whatever spool is on `printer` off it.
@@ -494,6 +577,7 @@ impl Tx {
     /// printer it was on.
     pub async fn load_spool(&mut self, spool: SpoolId, printer: PrinterId) -> Result<()> {
         self.unload_printer(printer).await?;
+        self.take_out_of_slot(spool).await?;
         let n = sqlx::query("UPDATE spools SET printer_id = $1 WHERE id = $2 AND archived = 0")
             .bind(printer.to_string())
             .bind(spool.to_string())
@@ -516,41 +600,47 @@ impl Tx {
         row.as_ref().map(spool).transpose()
     }
 
-    /// Records what a job used and takes it from its spool (never below 0). Written once per job:
-    /// returns `false`, changing nothing, when the job's use is already recorded.
-    pub async fn record_use(&mut self, u: &UseRow) -> Result<bool> {
-        let n = sqlx::query(&format!(
-            "INSERT INTO spool_usage ({USE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (job_id) DO NOTHING"
-        ))
-        .bind(u.job_id.to_string())
-        .bind(u.org_id.to_string())
-        .bind(u.spool_id.map(|s| s.to_string()))
-        .bind(u.printer_id.map(|p| p.to_string()))
-        .bind(u.material.clone())
-        .bind(u.color.clone())
-        .bind(f64::from(u.grams))
-        .bind(u.cost)
-        .bind(crate::fleet::job_state_str(u.state))
-        .bind(u.at)
-        .execute(&mut *self.inner)
-        .await?
-        .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        if let Some(spool) = u.spool_id {
-            sqlx::query(
-                "UPDATE spools SET remaining_grams = CASE WHEN remaining_grams > $1 \
-                 THEN remaining_grams - $1 ELSE 0 END, last_used_at = $2 WHERE id = $3",
-            )
+    /// Records what a job used, one row per filament, and takes each from its spool (never below
+    /// 0). Written once per job: returns `false`, changing nothing, when the job's use is already
+    /// recorded (the first of `uses` is the key).
+    pub async fn record_uses(&mut self, uses: &[UseRow]) -> Result<bool> {
+        for (i, u) in uses.iter().enumerate() {
+            let n = sqlx::query(&format!(
+                "INSERT INTO spool_usage ({USE_COLS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (job_id, part) DO NOTHING"
+            ))
+            .bind(u.job_id.to_string())
+            .bind(u.part)
+            .bind(u.org_id.to_string())
+            .bind(u.spool_id.map(|s| s.to_string()))
+            .bind(u.printer_id.map(|p| p.to_string()))
+            .bind(u.slot.clone())
+            .bind(u.material.clone())
+            .bind(u.color.clone())
             .bind(f64::from(u.grams))
+            .bind(u.cost)
+            .bind(crate::fleet::job_state_str(u.state))
             .bind(u.at)
-            .bind(spool.to_string())
             .execute(&mut *self.inner)
-            .await?;
+            .await?
+            .rows_affected();
+            if n == 0 && i == 0 {
+                return Ok(false);
+            }
+            if let Some(spool) = u.spool_id {
+                sqlx::query(
+                    "UPDATE spools SET remaining_grams = CASE WHEN remaining_grams > $1 \
+                     THEN remaining_grams - $1 ELSE 0 END, last_used_at = $2 WHERE id = $3",
+                )
+                .bind(f64::from(u.grams))
+                .bind(u.at)
+                .bind(spool.to_string())
+                .execute(&mut *self.inner)
+                .await?;
+            }
         }
-        Ok(true)
+        Ok(!uses.is_empty())
     }
 }
 

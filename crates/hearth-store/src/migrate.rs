@@ -134,6 +134,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit_forward",
         include_str!("../migrations/0028_audit_forward.sql"),
     ),
+    (
+        29,
+        "spool_slots",
+        include_str!("../migrations/0029_spool_slots.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.
@@ -158,13 +163,18 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
 }
 
 async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    apply_up_to(conn, i64::MAX).await
+}
+
+/// Applies the migrations up to `last` (tests upgrade a database with data in it).
+async fn apply_up_to(conn: &mut sqlx::AnyConnection, last: i64) -> Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS hearth_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
          checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
     .execute(&mut *conn)
     .await?;
-    for &(version, name, sql) in MIGRATIONS {
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 <= last) {
         let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         let applied = sqlx::query("SELECT checksum FROM hearth_migrations WHERE version = $1")
             .bind(version)
@@ -193,4 +203,74 @@ async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
         tx.commit().await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use sqlx::Connection;
+
+    /// Migration 0029 rebuilds `spool_usage` (one row per filament): what jobs used before it is
+    /// kept, as part 0 of each job.
+    #[tokio::test]
+    async fn the_usage_recorded_before_slots_survives_their_migration() {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        apply_up_to(&mut conn, 28).await.unwrap();
+        // The rows it refers to are beside the point here.
+        sqlx::raw_sql("PRAGMA foreign_keys = OFF")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO spool_usage (job_id, org_id, spool_id, printer_id, material, color, \
+             grams, cost, state, at) VALUES ('j1', 'o1', 's1', 'p1', 'PLA', '#fff', 12.5, 0.3, \
+             'completed', 7), ('j2', 'o1', NULL, 'p1', NULL, NULL, 3.0, NULL, 'cancelled', 8)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        apply(&mut conn).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT job_id, part, spool_id, slot, grams, cost, state, at FROM spool_usage \
+             ORDER BY job_id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>("job_id"),
+                    r.get::<i64, _>("part"),
+                    r.get::<Option<String>, _>("spool_id"),
+                    r.get::<Option<String>, _>("slot"),
+                    r.get::<f64, _>("grams"),
+                    r.get::<Option<f64>, _>("cost"),
+                    r.get::<String, _>("state"),
+                    r.get::<i64, _>("at"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "j1".into(),
+                    0,
+                    Some("s1".into()),
+                    None,
+                    12.5,
+                    Some(0.3),
+                    "completed".into(),
+                    7
+                ),
+                ("j2".into(), 0, None, None, 3.0, None, "cancelled".into(), 8),
+            ]
+        );
+    }
 }

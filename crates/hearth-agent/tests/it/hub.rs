@@ -32,6 +32,8 @@ pub struct HubState {
     pub updates: Vec<(JobId, JobState, Option<String>)>,
     /// The progress each update carried, in the order of `updates`.
     pub progress: Vec<Option<f32>>,
+    /// The slots each update carried, in the order of `updates`.
+    pub slots: Vec<Vec<String>>,
     pub telemetry: Vec<(String, PrinterTelemetry)>,
     pub printers: Vec<PrinterInfo>,
     /// The server's view of the jobs: re-sent while not final.
@@ -444,10 +446,11 @@ async fn ws_session(inner: Arc<Inner>, stream: TcpStream) {
                     AgentMsg::Ping => {
                         let _ = ws.send(text(&ServerMsg::Pong)).await;
                     }
-                    AgentMsg::JobUpdate { job_id, state, message, progress } => {
+                    AgentMsg::JobUpdate { job_id, state, message, progress, slots } => {
                         let mut s = inner.state.lock().unwrap();
                         s.updates.push((job_id, state, message));
                         s.progress.push(progress);
+                        s.slots.push(slots);
                         if let Some(j) = s.jobs.get_mut(&job_id) {
                             j.1 = state;
                         }

@@ -137,7 +137,7 @@ impl Driver for Recording {
             .push((mode, bytes, upload.path.to_owned()));
         r
     }
-    async fn start(&self, name: &str) -> Result<(), DriverError> {
+    async fn start(&self, name: &str) -> Result<hearth_drivers::Started, DriverError> {
         let lose = self.lose_next_start.lock().unwrap().take();
         let r = match lose {
             None => self.inner.start(name).await,

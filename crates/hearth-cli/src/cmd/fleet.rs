@@ -138,13 +138,35 @@ fn printers_table(printers: &[&Printer]) -> Table {
                         crate::cmd::inventory::grams(f64::from(s.remaining_grams))
                     )
                 }),
-                // An AMS: each slot as the printer names it, with its material.
-                (!tl.slots.is_empty()).then(|| {
-                    let slots: Vec<String> = tl
+                // An AMS: each slot as the printer names it, with its material and what is left
+                // on the inventory spool in it.
+                (!tl.slots.is_empty() || !p.slot_spools.is_empty()).then(|| {
+                    let left = |name: &str| {
+                        p.slot_spools.iter().find(|s| s.slot == name).map(|s| {
+                            format!(
+                                " [{} left]",
+                                crate::cmd::inventory::grams(f64::from(s.remaining_grams))
+                            )
+                        })
+                    };
+                    let mut slots: Vec<String> = tl
                         .slots
                         .iter()
-                        .map(|s| format!("{} {}", s.name, s.material))
+                        .map(|s| {
+                            let left = left(&s.name).unwrap_or_default();
+                            format!("{} {}{left}", s.name, s.material)
+                        })
                         .collect();
+                    // Spools in slots the printer does not report (now).
+                    slots.extend(
+                        p.slot_spools
+                            .iter()
+                            .filter(|s| !tl.slots.iter().any(|t| t.name == s.slot))
+                            .map(|s| {
+                                let left = left(&s.slot).unwrap_or_default();
+                                format!("{} {}{left}", s.slot, s.material)
+                            }),
+                    );
                     format!("slots {}", slots.join(", "))
                 }),
             ]
@@ -491,6 +513,11 @@ pub struct LoadArgs {
     /// colour come from it, and jobs are taken from what is left on it.
     #[arg(long, conflicts_with_all = ["material", "color"])]
     pub spool: Option<String>,
+    /// Into (with --spool) or out of (with --reset) one of the printer's slots, as the printer
+    /// names it: an AMS tray A1..D4, the external holder Ext. What a job fed from that slot uses
+    /// is taken from its spool.
+    #[arg(long, conflicts_with_all = ["material", "color", "nozzle"])]
+    pub slot: Option<String>,
     /// The material now loaded (PLA, PETG...); its colour goes with it.
     #[arg(long, required_unless_present_any = ["nozzle", "reset", "spool"])]
     pub material: Option<String>,
@@ -500,7 +527,7 @@ pub struct LoadArgs {
     /// The nozzle diameter now fitted, in mm.
     #[arg(long)]
     pub nozzle: Option<f32>,
-    /// Back to what the agent's configuration says.
+    /// Back to what the agent's configuration says; with --slot, that slot's spool taken out.
     #[arg(long, conflicts_with_all = ["material", "color", "nozzle", "spool"])]
     pub reset: bool,
     #[arg(long)]
@@ -514,7 +541,22 @@ pub async fn load(args: &LoadArgs) -> anyhow::Result<()> {
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
     let p = find_printer(&printers, &args.printer)?;
-    let updated = if args.reset {
+    let updated = if let Some(slot) = &args.slot {
+        if !hearth_proto::inventory::slot_name_ok(slot) {
+            anyhow::bail!(
+                "{slot:?} is not a slot name: as the printer names it, e.g. A1..D4 for AMS trays, \
+                 Ext for the external holder"
+            );
+        }
+        match &args.spool {
+            Some(spool) => {
+                let spool = crate::cmd::inventory::find_spool(&ctx, spool).await?.id;
+                ctx.client.load_slot(org, p.id, slot, spool).await
+            }
+            None if args.reset => ctx.client.unload_slot(org, p.id, slot).await,
+            None => anyhow::bail!("--slot takes --spool (put it in) or --reset (take it out)"),
+        }
+    } else if args.reset {
         ctx.client.reset_printer_loaded(org, p.id).await
     } else {
         let nozzle_mm = args.nozzle.or(p.nozzle_mm);

@@ -498,7 +498,10 @@ fn spools_table(spools: &[Spool], printers: &[hearth_proto::api::Printer]) -> Ta
                 s.remaining_m
             ),
             match (s.printer, &s.location) {
-                (Some(p), _) => printer_name(p),
+                (Some(p), _) => match &s.slot {
+                    Some(slot) => format!("{} ({slot})", printer_name(p)),
+                    None => printer_name(p),
+                },
                 (None, Some(l)) => l.clone(),
                 (None, None) => "-".into(),
             },
@@ -538,6 +541,7 @@ mod tests {
             low_grams: 100.0,
             location: None,
             printer: None,
+            slot: None,
             archived: false,
             created_at: String::new(),
             last_used_at: None,

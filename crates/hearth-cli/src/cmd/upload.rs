@@ -15,8 +15,8 @@ use hearth_crypto::{
     TrustedState, seal_job, seal_job_label, seal_upload,
 };
 use hearth_proto::api::{
-    Agent, CreateFileRequest, FileEntry, Job, JobLabel, Printer, SchedulingFacts, SubmitJobRequest,
-    fact_text_ok,
+    Agent, CreateFileRequest, FilamentFact, FileEntry, Job, JobLabel, MAX_FILAMENT_FACTS, Printer,
+    SchedulingFacts, SubmitJobRequest, fact_text_ok,
 };
 use hearth_proto::fit::{Misfit, misfits};
 use hearth_proto::ids::{BlobHash, FileId, JobId, OrgId};
@@ -81,6 +81,20 @@ impl Reveal {
             color: keep(self.colour, &facts.color),
             filament_grams: keep(self.grams, &facts.filament_grams),
             estimated_seconds: keep(self.time, &facts.estimated_seconds),
+            // Each filament's grams, with its material and colour as far as those are revealed.
+            filaments: if self.grams {
+                facts
+                    .filaments
+                    .iter()
+                    .map(|x| FilamentFact {
+                        material: keep(self.material, &x.material),
+                        color: keep(self.colour, &x.color),
+                        grams: x.grams,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -224,6 +238,23 @@ pub fn analyse(path: &Path, display_name: &str, note: Option<String>) -> anyhow:
             .map(|v| v as f32)
             .filter(|g| g.is_finite() && *g >= 0.0),
         estimated_seconds: f.estimated_time_s.map(|s| s.max(0.0).round() as u64),
+        // All of them or none: the server pairs them with the printer's slots by their order.
+        filaments: f
+            .filaments
+            .into_iter()
+            .map(|x| FilamentFact {
+                material: sane(x.material_type),
+                color: sane(x.material_colour),
+                grams: x.filament_g as f32,
+            })
+            .try_fold(Vec::new(), |mut all, x| {
+                let ok = x.grams.is_finite() && x.grams >= 0.0 && all.len() < MAX_FILAMENT_FACTS;
+                ok.then(|| {
+                    all.push(x);
+                    all
+                })
+            })
+            .unwrap_or_default(),
     };
     meta.thumbnails = report
         .thumbnails
@@ -939,7 +970,7 @@ pub async fn print(args: &PrintArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Reveal, SchedulingFacts};
+    use super::{FilamentFact, Reveal, SchedulingFacts};
 
     #[test]
     fn a_batch_longer_than_its_validity_is_said() {
@@ -966,6 +997,18 @@ mod tests {
             color: Some("#FF8000".into()),
             filament_grams: Some(1.25),
             estimated_seconds: Some(65),
+            filaments: vec![
+                FilamentFact {
+                    material: Some("PLA".into()),
+                    color: Some("#FF8000".into()),
+                    grams: 1.0,
+                },
+                FilamentFact {
+                    material: Some("PETG".into()),
+                    color: None,
+                    grams: 0.25,
+                },
+            ],
         };
         let shown = |r: &str| r.parse::<Reveal>().map(|r| r.apply(&facts));
         assert_eq!(shown("all"), Ok(facts.clone()));
@@ -978,6 +1021,22 @@ mod tests {
                 estimated_seconds: Some(65),
                 ..SchedulingFacts::default()
             })
+        );
+        // Each filament's grams go with `grams`, its material and colour only with theirs.
+        let grams = shown("grams").unwrap();
+        assert_eq!(grams.filament_grams, Some(1.25));
+        assert_eq!(
+            grams.filaments,
+            [1.0, 0.25].map(|g| FilamentFact {
+                grams: g,
+                ..FilamentFact::default()
+            })
+        );
+        assert_eq!(
+            shown("grams,material").unwrap().filaments[1]
+                .material
+                .as_deref(),
+            Some("PETG")
         );
         let err = shown("material,name").unwrap_err();
         assert!(err.contains("\"name\" is not a scheduling fact"), "{err}");

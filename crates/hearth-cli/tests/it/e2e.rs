@@ -700,6 +700,7 @@ async fn upload_print_to_an_agent_control_and_open_with_stock_age() {
             state: JobState::Printing,
             message: None,
             progress: None,
+            slots: Vec::new(),
         },
     )
     .await;

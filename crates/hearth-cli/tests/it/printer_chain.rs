@@ -123,6 +123,193 @@ pub(crate) fn two_plate_project(dir: &std::path::Path) -> PathBuf {
     path
 }
 
+/// The one-plate sample made a project of two filaments, as Bambu Studio writes one: PLA #29B2B2
+/// (3.00 g) and PETG #000000 (0.47 g), in the G-code's own summary and in `slice_info.config`, with
+/// the G-code's MD5 made anew.
+fn two_filament_project(dir: &std::path::Path) -> PathBuf {
+    use std::io::{Read as _, Write as _};
+    let sample = std::fs::File::open(crate::sample("cube20_synthetic_bambu.gcode.3mf")).unwrap();
+    let mut zip = zip::ZipArchive::new(sample).unwrap();
+    let read = |zip: &mut zip::ZipArchive<std::fs::File>, name: &str| {
+        let mut s = String::new();
+        zip.by_name(name).unwrap().read_to_string(&mut s).unwrap();
+        s
+    };
+    let mut gcode = read(&mut zip, "Metadata/plate_1.gcode");
+    for (from, to) in [
+        (
+            "; filament used [mm] = 1164.31",
+            "; filament used [mm] = 1006.00, 158.31",
+        ),
+        (
+            "; filament used [cm3] = 2.80",
+            "; filament used [cm3] = 2.42, 0.38",
+        ),
+        (
+            "; filament used [g] = 3.47",
+            "; filament used [g] = 3.00, 0.47",
+        ),
+        (
+            "; filament_colour = #29B2B2",
+            "; filament_colour = #29B2B2;#000000",
+        ),
+        (
+            "; filament_density = 1.24",
+            "; filament_density = 1.24;1.27",
+        ),
+        (
+            "; filament_diameter = 1.75",
+            "; filament_diameter = 1.75,1.75",
+        ),
+        ("; filament_type = PLA", "; filament_type = PLA;PETG"),
+    ] {
+        assert!(gcode.contains(from), "{from}");
+        gcode = gcode.replacen(from, to, 1);
+    }
+    let plain = dir.join("plate_1.gcode");
+    std::fs::write(&plain, &gcode).unwrap();
+    let md5 = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.md5(open(sys.argv[1],'rb').read()).hexdigest().upper(), end='')",
+        ])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let md5 = String::from_utf8(md5.stdout).unwrap();
+    assert_eq!(md5.len(), 32, "{md5}");
+    let info = read(&mut zip, "Metadata/slice_info.config").replacen(
+        r#"used_m="1.16" used_g="3.47" />"#,
+        r##"used_m="1.01" used_g="3.00" />
+    <filament id="2" tray_info_idx="GFG99" type="PETG" color="#000000" used_m="0.16" used_g="0.47" />"##,
+        1,
+    );
+    let path = dir.join("two filaments.gcode.3mf");
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..zip.len() {
+        let name = zip.by_index(i).unwrap().name().unwrap().into_owned();
+        let ours = match name.as_str() {
+            "Metadata/plate_1.gcode" => gcode.as_str(),
+            "Metadata/plate_1.gcode.md5" => md5.as_str(),
+            "Metadata/slice_info.config" => info.as_str(),
+            _ => {
+                out.raw_copy_file(zip.by_index_raw(i).unwrap()).unwrap();
+                continue;
+            }
+        };
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        out.write_all(ours.as_bytes()).unwrap();
+    }
+    out.finish().unwrap();
+    path
+}
+
+/// A job of two filaments on a printer with an AMS: the agent feeds each filament from a tray of
+/// its material, says which with the job's end, and each inventory spool in those trays loses what
+/// its own filament used, as the submitter revealed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_filament_of_a_job_is_taken_from_the_spool_in_its_ams_tray() {
+    let Some(printer) = BambuPrinter::start(&[
+        "--model",
+        "P1S",
+        "--print-seconds",
+        "3",
+        "--ams",
+        "PETG:000000FF,PLA:29B2B2FF,,",
+    ])
+    .await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let project = two_filament_project(dir.path());
+    let chain = chain_to(hearth_drivers::DriverConfig::Bambu(printer.config("P1S"))).await;
+    let ada = &chain.ada;
+    let mut spools = Vec::new();
+    for (name, material, color, slot) in [
+        ("Black PETG", "PETG", "#000000", "A1"),
+        ("Teal PLA", "PLA", "#29B2B2", "A2"),
+    ] {
+        ada.run(&[
+            "materials",
+            "add",
+            name,
+            "--material",
+            material,
+            "--color",
+            color,
+        ])
+        .await;
+        let json = ada.run(&["spools", "add", name, "--json"]).await;
+        let spool: hearth_proto::inventory::Spool = serde_json::from_str(&json).unwrap();
+        let id = spool.id.to_string();
+        let out = ada
+            .run(&[
+                "printers",
+                "load",
+                "mk3",
+                "--slot",
+                slot,
+                "--spool",
+                &id[..13],
+            ])
+            .await;
+        assert!(
+            out.contains(&format!("{slot} {material} [1.00 kg left]")),
+            "{out}"
+        );
+        spools.push(spool.id);
+    }
+    let listed = ada.run(&["spools"]).await;
+    assert!(listed.contains("on mk3 (A2)"), "{listed}");
+
+    chain.print(Some(project), &[]).await;
+    // The printer was told PLA from A2 and PETG from A1: the trays of their materials.
+    let command = printer.command("print.project_file").await;
+    assert_eq!(
+        command["ams_mapping"],
+        serde_json::json!([1, 0]),
+        "{command}"
+    );
+    let (client, org) = ada.client();
+    let left = |id| {
+        let client = client.clone();
+        async move {
+            client
+                .spool(org, id)
+                .await
+                .map(|s: hearth_proto::inventory::Spool| s.remaining_grams)
+                .unwrap()
+        }
+    };
+    assert_eq!(left(spools[0]).await, 1000.0 - 0.47, "PETG in A1");
+    assert_eq!(left(spools[1]).await, 1000.0 - 3.0, "PLA in A2");
+    let used = client.spool_usage(org, spools[0]).await.unwrap();
+    assert_eq!(
+        used.iter()
+            .map(|u| (u.slot.as_deref(), u.material.as_deref(), u.grams))
+            .collect::<Vec<_>>(),
+        [(Some("A1"), Some("PETG"), 0.47)]
+    );
+    // The log says what the job took, per filament.
+    let audit: Vec<serde_json::Value> =
+        serde_json::from_str(&ada.run(&["audit", "--json"]).await).unwrap();
+    let ended = audit
+        .iter()
+        .find(|e| e["action"] == "job.completed")
+        .unwrap();
+    let uses: Vec<_> = ended["details"]["uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["slot"].as_str().unwrap(), u["spool"].as_str().unwrap()))
+        .collect();
+    let (petg, pla) = (spools[0].to_string(), spools[1].to_string());
+    assert_eq!(uses, [("A2", pla.as_str()), ("A1", petg.as_str())]);
+    chain.agent.shutdown().await;
+}
+
 /// A project of several sliced plates: refused before anything is sealed unless a plate is
 /// chosen; with `--plate 2`, the printer gets a project of plate 2 alone and prints it, and the
 /// job's label names the plate.
@@ -246,6 +433,13 @@ async fn print_through_the_chain(
     file: Option<PathBuf>,
     args: &[&str],
 ) -> Chain {
+    let chain = chain_to(driver).await;
+    chain.print(file, args).await;
+    chain
+}
+
+/// A server, `ada`'s organisation and an agent driving `driver`'s printer `mk3`, online.
+async fn chain_to(driver: hearth_drivers::DriverConfig) -> Chain {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
@@ -272,48 +466,58 @@ async fn print_through_the_chain(
         (p.len() == 1 && p[0].telemetry.state == PrinterState::Idle).then_some(())
     })
     .await;
+    Chain {
+        agent,
+        ada,
+        _server: server,
+    }
+}
 
-    let cube = sample_gcode(30_000);
-    let file = file.unwrap_or_else(|| cube.path().to_owned());
-    let print = [
-        &["print", file.to_str().unwrap(), "--printer", "mk3"][..],
-        args,
-    ]
-    .concat();
-    let job_id: hearth_proto::ids::JobId = ada.run(&print).await.trim().parse().unwrap();
-    let progress = eventually("progress visible through the API", || async {
-        let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
-        let t = &p[0].telemetry;
-        (t.state == PrinterState::Printing && t.job_id == Some(job_id))
-            .then_some(t.progress)
-            .flatten()
-            .filter(|x| *x > 0.0 && *x < 1.0)
-    })
-    .await;
-    assert!(progress > 0.0);
-    // The virtual printer runs the file line by line; on a loaded machine that takes a while.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let j: Job = client
-            .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job_id}"))
-            .await
-            .unwrap();
-        assert!(
-            !matches!(j.state, JobState::Failed | JobState::Refused),
-            "{j:?}"
-        );
-        if j.state == JobState::Completed {
-            return Chain {
-                agent,
-                ada,
-                _server: server,
-            };
+impl Chain {
+    /// Prints `file` (by default a slice of the PrusaSlicer cube) on `mk3` with `hearth print`
+    /// given `args` too; returns once the job completed.
+    async fn print(&self, file: Option<PathBuf>, args: &[&str]) {
+        let ada = &self.ada;
+        let (client, org) = ada.client();
+        let printers_url = format!("/api/v1/orgs/{org}/printers");
+        let cube = sample_gcode(30_000);
+        let file = file.unwrap_or_else(|| cube.path().to_owned());
+        let print = [
+            &["print", file.to_str().unwrap(), "--printer", "mk3"][..],
+            args,
+        ]
+        .concat();
+        let job_id: hearth_proto::ids::JobId = ada.run(&print).await.trim().parse().unwrap();
+        let progress = eventually("progress visible through the API", || async {
+            let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
+            let t = &p[0].telemetry;
+            (t.state == PrinterState::Printing && t.job_id == Some(job_id))
+                .then_some(t.progress)
+                .flatten()
+                .filter(|x| *x > 0.0 && *x < 1.0)
+        })
+        .await;
+        assert!(progress > 0.0);
+        // The virtual printer runs the file line by line; on a loaded machine that takes a while.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let j: Job = client
+                .raw_get(&format!("/api/v1/orgs/{org}/jobs/{job_id}"))
+                .await
+                .unwrap();
+            assert!(
+                !matches!(j.state, JobState::Failed | JobState::Refused),
+                "{j:?}"
+            );
+            if j.state == JobState::Completed {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job never completed: {j:?}"
+            );
+            tokio::task::yield_now().await;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job never completed: {j:?}"
-        );
-        tokio::task::yield_now().await;
     }
 }
 

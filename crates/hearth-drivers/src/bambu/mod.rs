@@ -42,7 +42,7 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, MaterialSlot, PrinterState,
-    PrinterStatus,
+    PrinterStatus, Started,
 };
 use ftps::{FtpError, Ftps};
 use project::{EXTERNAL_SPOOL, Plate, Tray};
@@ -836,7 +836,7 @@ impl BambuDriver {
         name: &str,
         up: &Uploaded,
         plate: &Plate,
-    ) -> Result<Value, DriverError> {
+    ) -> Result<(Value, Started), DriverError> {
         let (ams, external) = trays(&self.shared.state().print);
         let use_ams = self.config.ams == AmsMode::Auto && !ams.is_empty();
         let mut loaded: Vec<Tray> = if use_ams { ams } else { Vec::new() };
@@ -869,7 +869,10 @@ impl BambuDriver {
             format!("ftp:///{}", up.remote)
         };
         let id = task_id(name).to_string();
-        Ok(json!({
+        let started = Started {
+            slots: mapping.iter().map(|s| slot_name(*s)).collect(),
+        };
+        let request = json!({
             "param": plate.gcode,
             "url": url,
             "file": up.remote,
@@ -888,7 +891,8 @@ impl BambuDriver {
             "use_ams": use_ams,
             "ams_mapping": mapping,
             "cfg": "0",
-        }))
+        });
+        Ok((request, started))
     }
 
     async fn control(
@@ -1173,7 +1177,7 @@ impl Driver for BambuDriver {
         Ok(())
     }
 
-    async fn start(&self, name: &str) -> Result<(), DriverError> {
+    async fn start(&self, name: &str) -> Result<Started, DriverError> {
         self.reporting().await?;
         if Self::read_only(&self.shared.state()) {
             return Err(DriverError::Rejected {
@@ -1183,14 +1187,17 @@ impl Driver for BambuDriver {
             });
         }
         let up = self.uploaded(name).await?;
-        let (command, fields) = match &up.plate {
+        let (command, (fields, started)) = match &up.plate {
             Some(plate) => ("project_file", self.project_request(name, &up, plate)?),
             None => (
                 "gcode_file",
-                json!({
-                    "param": format!("/sdcard/{}", up.remote),
-                    "subtask_name": name,
-                }),
+                (
+                    json!({
+                        "param": format!("/sdcard/{}", up.remote),
+                        "subtask_name": name,
+                    }),
+                    Started::default(),
+                ),
             ),
         };
         {
@@ -1198,7 +1205,8 @@ impl Driver for BambuDriver {
             s.pending = None;
             s.stopped = None;
         }
-        self.request("start", "print", command, fields).await
+        self.request("start", "print", command, fields).await?;
+        Ok(started)
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

@@ -264,6 +264,22 @@ fn check_facts(f: &SchedulingFacts) -> ApiResult<()> {
             "nozzle_mm and filament_grams are finite and not negative when given",
         ));
     }
+    if f.filaments.len() > MAX_FILAMENT_FACTS {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_FILAMENT_FACTS} filaments are listed"
+        )));
+    }
+    for x in &f.filaments {
+        if !fact_text_ok_or_absent(x.material.as_deref())
+            || !fact_text_ok_or_absent(x.color.as_deref())
+            || !positive(Some(x.grams))
+        {
+            return Err(ApiError::invalid(format!(
+                "each filament's material and colour are 1 to {MAX_FACT_CHARS} characters when \
+                 given, its grams finite and not negative"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -1686,6 +1702,7 @@ async fn handle_agent_msg(
             state: new_state,
             message,
             progress,
+            slots,
         } => {
             let job = state.store.job(job_id).await?;
             let on_this_agent = match job.printer_id {
@@ -1709,14 +1726,14 @@ async fn handle_agent_msg(
             let changed = t
                 .update_job(job_id, new_state, None, message.as_deref(), now_ms())
                 .await?;
-            let mut taken = None;
+            let mut taken = Vec::new();
             let mut bed_used = false;
             if changed {
                 crate::notify::job_changed(state, &mut t, &job, new_state, message.as_deref())
                     .await?;
                 if new_state.is_final() {
                     taken = crate::routes::inventory::job_ended(
-                        state, &mut t, &job, new_state, progress,
+                        state, &mut t, &job, new_state, progress, &slots,
                     )
                     .await?;
                     if let (true, Some(p)) = (job.state.left_a_part(new_state), job.printer_id) {
@@ -1732,18 +1749,23 @@ async fn handle_agent_msg(
                     action: format!("job.{}", hearth_store::fleet::job_state_str(new_state)),
                     target: Some(format!("job:{job_id}")),
                     source: None,
-                    details: match taken {
-                        Some(u) => {
-                            json!({ "message": message, "grams": u.grams, "spool": u.spool })
-                        }
-                        None => json!({ "message": message }),
+                    details: match taken.as_slice() {
+                        [] => json!({ "message": message }),
+                        [u] => json!({ "message": message, "grams": u.grams, "spool": u.spool }),
+                        uses => json!({
+                            "message": message,
+                            "grams": uses.iter().map(|u| u.grams).sum::<f32>(),
+                            "uses": uses.iter().map(|u| json!({
+                                "slot": u.slot, "spool": u.spool, "grams": u.grams,
+                            })).collect::<Vec<_>>(),
+                        }),
                     },
                 })
                 .await?;
             }
             t.commit().await?;
             // The printer shows what is left on its spool, and that its bed waits to be cleared.
-            let printer_changed = taken.as_ref().is_some_and(|u| u.spool.is_some()) || bed_used;
+            let printer_changed = taken.iter().any(|u| u.spool.is_some()) || bed_used;
             if let (true, Some(p)) = (printer_changed, job.printer_id) {
                 hub::publish_printer(state, org, p).await?;
             }

@@ -3,8 +3,11 @@
 //! used per material. A spool is loaded on a printer through the printer's `loaded` endpoint
 //! (`fleet::set_loaded` with `spool`).
 //!
-//! [`job_ended`] takes what a job used from the spool on its printer, in the transaction that
-//! records the job's end, and queues `spool.low` when that takes the spool below its threshold.
+//! A spool goes in one of a printer's slots (AMS trays, the external holder) through
+//! `PUT .../printers/{id}/slots/{slot}` ([`load_slot`]).
+//!
+//! [`job_ended`] takes what a job used from the spools that fed it, in the transaction that
+//! records the job's end, and queues `spool.low` when that takes a spool below its threshold.
 
 use crate::auth::{Operator, OrgAccess, Viewer};
 use crate::error::{ApiError, ApiResult, Json, Path, Query};
@@ -12,11 +15,12 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hearth_proto::agent::JobState;
-use hearth_proto::api::ErrorBody;
+use hearth_proto::api::{ErrorBody, Printer};
 use hearth_proto::ids::{MaterialId, OrgId, PrinterId, SpoolId};
 use hearth_proto::inventory::{
-    self, DEFAULT_DIAMETER_MM, DEFAULT_LOW_GRAMS, DEFAULT_SPOOL_GRAMS, Material, MaterialUpdate,
-    MaterialUsage, MemberUsage, NewMaterial, NewSpool, Spool, SpoolUpdate, SpoolUse,
+    self, DEFAULT_DIAMETER_MM, DEFAULT_LOW_GRAMS, DEFAULT_SPOOL_GRAMS, MAX_SLOT_CHARS, Material,
+    MaterialUpdate, MaterialUsage, MemberUsage, NewMaterial, NewSpool, SlotLoadRequest, Spool,
+    SpoolUpdate, SpoolUse,
 };
 use hearth_proto::notify::{Notification, NotifiedSpool, NotifyEvent};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
@@ -198,6 +202,7 @@ pub async fn create_spool(
         low_grams: req.low_grams.unwrap_or(DEFAULT_LOW_GRAMS),
         location: trimmed(req.location),
         printer_id: None,
+        slot: None,
         archived: false,
         created_at: now_ms(),
         last_used_at: None,
@@ -374,71 +379,209 @@ pub async fn member_usage(
     Ok(Json(usage))
 }
 
-/// What a job that ended took from the spool on its printer.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Put a spool of the inventory in one of a printer's slots (an AMS tray as the printer's screen
+/// names it, `A1`..`D4`, the external holder `Ext`, or a tool's holder), taking it from wherever it
+/// was and the spool that was in that slot out (operators; audited as `printer.slot_load`). What
+/// a job fed from that slot used is taken from this spool when the job ends.
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/slots/{slot}", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path), ("slot" = String, Path)),
+    request_body = SlotLoadRequest,
+    responses((status = 200, body = Printer), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn load_slot(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id, slot)): Path<(OrgId, PrinterId, String)>,
+    Json(req): Json<SlotLoadRequest>,
+) -> ApiResult<Json<Printer>> {
+    let org = access.org.id;
+    let slot = checked_slot(&slot)?;
+    crate::routes::fleet::printer_in(&state, org, id).await?;
+    let spool = spool_in(&state, org, req.spool).await?;
+    if spool.archived {
+        return Err(ApiError::conflict(format!(
+            "spool {} is archived; restore it first",
+            spool.id
+        )));
+    }
+    let mut tx = state.store.begin().await?;
+    tx.load_spool_slot(spool.id, id, slot).await?;
+    tx.append_audit(access.caller.audit(
+        org.to_string(),
+        "printer.slot_load",
+        Some(format!("printer:{id}")),
+        json!({ "slot": slot, "spool": spool.id, "was_on": spool.printer_id, "was_in": spool.slot }),
+    ))
+    .await?;
+    tx.commit().await?;
+    if let Some(other) = spool.printer_id.filter(|p| *p != id) {
+        crate::hub::publish_printer(&state, org, other).await?;
+    }
+    Ok(Json(crate::hub::publish_printer(&state, org, id).await?))
+}
+
+/// Take the spool in one of a printer's slots out (operators; audited as `printer.slot_unload`
+/// when one was there). Nothing in the slot is not an error.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/printers/{id}/slots/{slot}", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path), ("slot" = String, Path)),
+    responses((status = 200, body = Printer), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn unload_slot(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id, slot)): Path<(OrgId, PrinterId, String)>,
+) -> ApiResult<Json<Printer>> {
+    let org = access.org.id;
+    let slot = checked_slot(&slot)?;
+    crate::routes::fleet::printer_in(&state, org, id).await?;
+    let mut tx = state.store.begin().await?;
+    let was = tx.spool_in_slot(id, slot).await?;
+    if let Some(s) = &was {
+        tx.unload_slot(id, slot).await?;
+        tx.append_audit(access.caller.audit(
+            org.to_string(),
+            "printer.slot_unload",
+            Some(format!("printer:{id}")),
+            json!({ "slot": slot, "spool": s.id }),
+        ))
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(crate::hub::publish_printer(&state, org, id).await?))
+}
+
+fn checked_slot(slot: &str) -> ApiResult<&str> {
+    if inventory::slot_name_ok(slot) {
+        Ok(slot)
+    } else {
+        Err(ApiError::invalid(format!(
+            "{slot:?} is not a slot name: 1 to {MAX_SLOT_CHARS} letters, digits, '-', '_' or '.' \
+             (an AMS tray is A1..D4, the external holder Ext)"
+        )))
+    }
+}
+
+/// What a job that ended took of one filament, and from which spool.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Taken {
     pub spool: Option<SpoolId>,
+    pub slot: Option<String>,
     pub grams: f32,
 }
 
-/// Record what `job`, which just ended in `end`, used: the grams its submitter revealed (all of
-/// them when it completed, otherwise the share done that its agent `reported` with the final state
-/// or, from an older agent, that its printer last reported in telemetry), taken from the spool of
-/// the inventory loaded on its printer, if any, inside `tx`, once per job. Queues `spool.low` when
-/// this takes the spool below its threshold. `None` when the job used nothing known.
+/// The filaments a job's submitter revealed, as (material, colour, grams) in the slicer's order:
+/// the per-filament facts of a multi-material file, else the job's one material and its grams.
+fn revealed_filaments(job: &JobRow) -> Vec<(Option<String>, Option<String>, f32)> {
+    let f = &job.facts;
+    if !f.filaments.is_empty() {
+        return f
+            .filaments
+            .iter()
+            .map(|x| (x.material.clone(), x.color.clone(), x.grams))
+            .collect();
+    }
+    f.filament_grams
+        .map(|g| (f.material.clone(), f.color.clone(), g))
+        .into_iter()
+        .collect()
+}
+
+/// Record what `job`, which just ended in `end`, used, inside `tx`, once per job: per filament its
+/// submitter revealed, the grams (all of them when it completed, otherwise the share done that its
+/// agent `reported` with the final state or, from an older agent, that its printer last reported
+/// in telemetry), taken from the inventory spool in the slot its agent said fed that filament
+/// (`slots`, in the same order), or, for a job of one filament, from the spool on its printer's
+/// holder. Without slots a multi-material job is taken as one from that holder, as before slots
+/// were known. Queues `spool.low` for a spool this takes below its threshold. Empty when the job
+/// used nothing known.
 pub async fn job_ended(
     state: &AppState,
     tx: &mut Tx,
     job: &JobRow,
     end: JobState,
     reported: Option<f32>,
-) -> ApiResult<Option<Taken>> {
+    slots: &[String],
+) -> ApiResult<Vec<Taken>> {
     // The agent's own last observation of the job, else the last telemetry this server saw.
     let seen = state.hub.take_progress(job.id);
     let progress = reported.or(seen);
     let Some(printer) = job.printer_id else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
-    let Some(grams) = inventory::used_grams(job.facts.filament_grams, end, progress) else {
-        return Ok(None);
-    };
-    let spool = tx.spool_on(printer).await?;
-    let (material, color) = match &spool {
-        Some(s) => (Some(s.material.material.clone()), s.material.color.clone()),
-        None => (job.facts.material.clone(), job.facts.color.clone()),
-    };
-    let cost = spool
-        .as_ref()
-        .and_then(|s| s.material.price_per_kg)
-        .map(|p| f64::from(grams) / 1000.0 * f64::from(p));
+    let mut filaments = revealed_filaments(job);
+    let slotted = !slots.is_empty()
+        && slots.len() == filaments.len()
+        && slots.iter().all(|s| inventory::slot_name_ok(s));
+    if !slotted && filaments.len() > 1 {
+        let grams = job
+            .facts
+            .filament_grams
+            .unwrap_or_else(|| filaments.iter().map(|f| f.2).sum());
+        filaments = vec![(job.facts.material.clone(), job.facts.color.clone(), grams)];
+    }
     let at = now_ms();
-    let recorded = tx
-        .record_use(&UseRow {
+    let mut uses = Vec::new();
+    let mut spools: Vec<SpoolRow> = Vec::new();
+    for (part, (material, color, revealed)) in filaments.into_iter().enumerate() {
+        let Some(grams) = inventory::used_grams(Some(revealed), end, progress) else {
+            continue;
+        };
+        let slot = slotted.then(|| slots[part].clone());
+        let mut spool = match &slot {
+            Some(s) => tx.spool_in_slot(printer, s).await?,
+            None => None,
+        };
+        if spool.is_none() && (slot.is_none() || slots.len() == 1) {
+            spool = tx.spool_on(printer).await?;
+        }
+        let (material, color) = match &spool {
+            Some(s) => (Some(s.material.material.clone()), s.material.color.clone()),
+            None => (material, color),
+        };
+        let cost = spool
+            .as_ref()
+            .and_then(|s| s.material.price_per_kg)
+            .map(|p| f64::from(grams) / 1000.0 * f64::from(p));
+        uses.push(UseRow {
             job_id: job.id,
+            part: part as i64,
             org_id: job.org_id,
             spool_id: spool.as_ref().map(|s| s.id),
             printer_id: Some(printer),
+            slot,
             material,
             color,
             grams,
             cost,
             state: end,
             at,
-        })
-        .await?;
-    if !recorded {
-        return Ok(None);
+        });
+        if let Some(s) = spool
+            && !spools.iter().any(|x| x.id == s.id)
+        {
+            spools.push(s);
+        }
     }
-    if let Some(s) = &spool {
-        let left = (s.remaining_grams - grams).max(0.0);
+    if !tx.record_uses(&uses).await? {
+        return Ok(Vec::new());
+    }
+    for s in &spools {
+        let taken: f32 = uses
+            .iter()
+            .filter(|u| u.spool_id == Some(s.id))
+            .map(|u| u.grams)
+            .sum();
+        let left = (s.remaining_grams - taken).max(0.0);
         if s.remaining_grams >= s.low_grams && left < s.low_grams {
             spool_low(state, tx, s, printer, left).await?;
         }
     }
-    Ok(Some(Taken {
-        spool: spool.map(|s| s.id),
-        grams,
-    }))
+    Ok(uses
+        .into_iter()
+        .map(|u| Taken {
+            spool: u.spool_id,
+            slot: u.slot,
+            grams: u.grams,
+        })
+        .collect())
 }
 
 async fn spool_low(

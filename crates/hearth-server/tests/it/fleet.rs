@@ -416,6 +416,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
                 state: st,
                 message: None,
                 progress: None,
+                slots: Vec::new(),
             },
         )
         .await;
@@ -496,6 +497,7 @@ async fn an_approved_agent_receives_jobs_reports_progress_and_takes_controls() {
             state: JobState::Completed,
             message: None,
             progress: None,
+            slots: Vec::new(),
         },
     )
     .await;
@@ -645,6 +647,7 @@ async fn a_pool_job_fits_a_material_in_any_reported_slot() {
             state: JobState::Completed,
             message: None,
             progress: None,
+            slots: Vec::new(),
         },
     )
     .await;

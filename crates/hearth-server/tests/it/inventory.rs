@@ -464,20 +464,50 @@ async fn spools_belong_to_their_organisation_and_viewers_only_look() {
     );
 }
 
-/// The share a stopped job used comes with its agent's final report: a server restarted since the
-/// last telemetry (which it keeps in memory only) still takes it from the spool.
-#[tokio::test]
-async fn a_job_stopped_after_a_server_restart_takes_the_share_its_agent_reports() {
+/// A fresh server whose owner's organisation has one approved agent with one idle printer `name`,
+/// of pool `farm`.
+struct OnePrinter {
+    server: TestServer,
+    owner: Client,
+    org: OrgId,
+    agent: FakeAgent,
+    ws: Ws,
+    printer: PrinterId,
+}
+
+async fn one_idle_printer(name: &str) -> OnePrinter {
     let server = server().await;
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
-    let (agent, mut ws) =
-        approved_agent(&server, &owner, org, 1, vec![printer_info("mk4", "farm")]).await;
-    let mk4 = printers_until(&owner, org, "an idle printer", |p| {
+    let (agent, ws) =
+        approved_agent(&server, &owner, org, 1, vec![printer_info(name, "farm")]).await;
+    let printer = printers_until(&owner, org, "an idle printer", |p| {
         p.len() == 1 && p[0].telemetry.state == PrinterState::Idle
     })
     .await[0]
         .id;
+    OnePrinter {
+        server,
+        owner,
+        org,
+        agent,
+        ws,
+        printer,
+    }
+}
+
+/// The share a stopped job used comes with its agent's final report: a server restarted since the
+/// last telemetry (which it keeps in memory only) still takes it from the spool.
+#[tokio::test]
+async fn a_job_stopped_after_a_server_restart_takes_the_share_its_agent_reports() {
+    let OnePrinter {
+        server,
+        owner,
+        org,
+        agent,
+        mut ws,
+        printer: mk4,
+    } = one_idle_printer("mk4").await;
     let (_, spool) = generic_pla_spool(&owner, org).await;
     let load = LoadedRequest {
         spool: Some(spool.id),
@@ -514,6 +544,7 @@ async fn a_job_stopped_after_a_server_restart_takes_the_share_its_agent_reports(
             state: JobState::Cancelled,
             message: None,
             progress: Some(0.6),
+            slots: Vec::new(),
         },
     )
     .await;
@@ -527,4 +558,131 @@ async fn a_job_stopped_after_a_server_restart_takes_the_share_its_agent_reports(
     assert_eq!(uses.len(), 1, "{uses:?}");
     assert!((uses[0].grams - 120.0).abs() < 1e-3, "{uses:?}");
     assert!((spool_now(&c, org, &spool).await.remaining_grams - 880.0).abs() < 1e-3);
+}
+
+/// Spools in a printer's slots: a job of two filaments that its agent fed from two slots takes
+/// each filament's share from the spool in its slot; the same job without slots (an agent that
+/// chose none) is taken as one from the printer's holder. Slot names and archived spools are
+/// refused with a reason.
+#[tokio::test]
+async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
+    use hearth_proto::api::FilamentFact;
+    let OnePrinter {
+        server,
+        owner,
+        org,
+        agent,
+        mut ws,
+        printer: x1c,
+    } = one_idle_printer("x1c").await;
+    let (m, holder) = generic_pla_spool(&owner, org).await;
+    let new = || NewSpool {
+        material: m.id,
+        ..NewSpool::default()
+    };
+    let (a1, b2) = (
+        owner.create_spool(org, &new()).await.unwrap(),
+        owner.create_spool(org, &new()).await.unwrap(),
+    );
+    let load = LoadedRequest {
+        spool: Some(holder.id),
+        ..LoadedRequest::default()
+    };
+    owner.set_printer_loaded(org, x1c, &load).await.unwrap();
+    owner.load_slot(org, x1c, "A1", a1.id).await.unwrap();
+    let p = owner.load_slot(org, x1c, "B2", b2.id).await.unwrap();
+    assert_eq!(
+        p.slot_spools
+            .iter()
+            .map(|s| (s.slot.as_str(), s.id))
+            .collect::<Vec<_>>(),
+        [("A1", a1.id), ("B2", b2.id)]
+    );
+    assert_eq!(p.spool.map(|s| s.id), Some(holder.id));
+    for bad in ["A%201", "A:1", &"A".repeat(17)] {
+        let e = owner.load_slot(org, x1c, bad, a1.id).await.unwrap_err();
+        assert_eq!(api_status(e), 422, "{bad}");
+    }
+
+    let job_of = |hash, grams: [f32; 2]| {
+        let mut job = pool_job("farm", hash, pool_manifest("farm", &[&agent]));
+        job.facts.filament_grams = Some(grams.iter().sum());
+        job.facts.filaments = grams
+            .iter()
+            .map(|g| FilamentFact {
+                material: Some("PLA".into()),
+                color: None,
+                grams: *g,
+            })
+            .collect();
+        job
+    };
+    let blob = make_file(server.dir.path(), "job.age", 3000);
+    let hash = owner.upload_file(org, &blob).await.unwrap();
+    // Cancelled at half way, fed from B2 and A1: half of each filament from its slot's spool.
+    let job = job_of(&hash, [40.0, 10.0]);
+    submit_job(&owner, org, &job).await;
+    assert_eq!(offered(&mut ws).await.0, job.job_id);
+    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
+    send(
+        &mut ws,
+        &AgentMsg::JobUpdate {
+            job_id: job.job_id,
+            state: JobState::Cancelled,
+            message: None,
+            progress: Some(0.5),
+            slots: vec!["B2".into(), "A1".into()],
+        },
+    )
+    .await;
+    settled(&mut ws).await;
+    let left = |s: Spool| {
+        let owner = &owner;
+        async move { spool_now(owner, org, &s).await.remaining_grams }
+    };
+    assert_eq!(left(b2.clone()).await, 980.0);
+    assert_eq!(left(a1.clone()).await, 995.0);
+    assert_eq!(left(holder.clone()).await, 1000.0);
+    let uses = owner.spool_usage(org, b2.id).await.unwrap();
+    assert_eq!(
+        uses.iter()
+            .map(|u| (u.slot.as_deref(), u.grams, u.state))
+            .collect::<Vec<_>>(),
+        [(Some("B2"), 20.0, JobState::Cancelled)]
+    );
+
+    // Completed without slots: all of it from the holder's spool.
+    let job = job_of(&hash, [40.0, 10.0]);
+    submit_job(&owner, org, &job).await;
+    assert_eq!(offered(&mut ws).await.0, job.job_id);
+    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
+    job_update(&mut ws, job.job_id, JobState::Completed, None).await;
+    settled(&mut ws).await;
+    assert_eq!(left(holder.clone()).await, 950.0);
+    assert_eq!(left(b2.clone()).await, 980.0);
+
+    // Archived, it leaves its slot, and goes in none; emptying a slot is said once.
+    owner
+        .update_spool(
+            org,
+            a1.id,
+            &SpoolUpdate {
+                archived: Some(true),
+                ..SpoolUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let e = owner.load_slot(org, x1c, "A3", a1.id).await.unwrap_err();
+    assert_eq!(api_status(e), 409);
+    let p = owner.unload_slot(org, x1c, "B2").await.unwrap();
+    assert!(p.slot_spools.is_empty(), "{:?}", p.slot_spools);
+    owner.unload_slot(org, x1c, "B2").await.unwrap();
+    let log = owner.audit_page(Some(org), 0, 100).await.unwrap();
+    let unloads = log
+        .entries
+        .iter()
+        .filter(|e| e.action == "printer.slot_unload")
+        .count();
+    assert_eq!(unloads, 1);
 }

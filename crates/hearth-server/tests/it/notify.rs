@@ -245,6 +245,7 @@ pub(crate) async fn job_update(
             state,
             message: message.map(str::to_owned),
             progress: None,
+            slots: Vec::new(),
         },
     )
     .await;

@@ -1464,6 +1464,7 @@ async fn inventory(
         low_grams: 100.0,
         location: Some("shelf".into()),
         printer_id: None,
+        slot: None,
         archived: false,
         created_at: at,
         last_used_at: None,
@@ -1523,9 +1524,11 @@ async fn inventory(
     };
     let used = UseRow {
         job_id: job.id,
+        part: 0,
         org_id: org,
         spool_id: Some(b.id),
         printer_id: Some(printer),
+        slot: None,
         material: Some("PETG".into()),
         color: Some("#1a1a1a".into()),
         grams: 80.0,
@@ -1535,9 +1538,9 @@ async fn inventory(
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_job(&job).await.unwrap();
-    assert!(tx.record_use(&used).await.unwrap());
+    assert!(tx.record_uses(std::slice::from_ref(&used)).await.unwrap());
     assert!(
-        !tx.record_use(&used).await.unwrap(),
+        !tx.record_uses(std::slice::from_ref(&used)).await.unwrap(),
         "{label}: once per job"
     );
     tx.commit().await.unwrap();
@@ -1558,13 +1561,13 @@ async fn inventory(
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_job(&job2).await.unwrap();
-    tx.record_use(&UseRow {
+    tx.record_uses(&[UseRow {
         job_id: job2.id,
         spool_id: None,
         cost: None,
         grams: 20.0,
         ..used.clone()
-    })
+    }])
     .await
     .unwrap();
     tx.commit().await.unwrap();
@@ -1599,6 +1602,115 @@ async fn inventory(
             Err(StoreError::Conflict(_))
         ),
         "{label}"
+    );
+    drop(tx);
+
+    // Slots (AMS trays): a spool is in one place at most, and a job's filaments are taken from
+    // the spools of their slots, once per job.
+    let (c, d) = (spool(500.0, now + 2), spool(700.0, now + 3));
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_spool(&c).await.unwrap();
+    tx.insert_spool(&d).await.unwrap();
+    tx.load_spool(c.id, printer).await.unwrap();
+    tx.load_spool_slot(c.id, printer, "A1").await.unwrap();
+    tx.load_spool_slot(d.id, printer, "A2").await.unwrap();
+    tx.commit().await.unwrap();
+    let in_a1 = s.spool(c.id).await.unwrap();
+    assert_eq!(
+        (in_a1.printer_id, in_a1.slot.as_deref()),
+        (Some(printer), Some("A1")),
+        "{label}: from the holder into the slot"
+    );
+    let p = s.printer(printer).await.unwrap();
+    assert!(p.spool.is_none(), "{label}: the holder is empty now");
+    assert_eq!(
+        p.slot_spools
+            .iter()
+            .map(|x| (x.slot.as_str(), x.id, x.remaining_grams))
+            .collect::<Vec<_>>(),
+        [("A1", c.id, 500.0), ("A2", d.id, 700.0)],
+        "{label}"
+    );
+    assert_eq!(s.printers(org).await.unwrap()[0].slot_spools, p.slot_spools);
+    let job3 = JobRow {
+        id: JobId::new(),
+        ..job.clone()
+    };
+    let part = |part: i64, spool: SpoolId, slot: &str, grams: f32| UseRow {
+        job_id: job3.id,
+        part,
+        spool_id: Some(spool),
+        slot: Some(slot.into()),
+        grams,
+        ..used.clone()
+    };
+    let parts = [part(0, c.id, "A1", 30.0), part(1, d.id, "A2", 12.5)];
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_job(&job3).await.unwrap();
+    assert_eq!(
+        tx.spool_in_slot(printer, "A2").await.unwrap().map(|x| x.id),
+        Some(d.id)
+    );
+    assert!(tx.record_uses(&parts).await.unwrap());
+    assert!(
+        !tx.record_uses(&parts).await.unwrap(),
+        "{label}: once per job"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.spool(c.id).await.unwrap().remaining_grams,
+        470.0,
+        "{label}"
+    );
+    assert_eq!(
+        s.spool(d.id).await.unwrap().remaining_grams,
+        687.5,
+        "{label}"
+    );
+    assert_eq!(s.spool_uses(d.id, 10).await.unwrap(), [parts[1].clone()]);
+    let usage = s.material_usage(org, now).await.unwrap();
+    assert_eq!(
+        (usage[0].grams, usage[0].jobs),
+        (142.5, 3),
+        "{label}: a job of two filaments of one material counts once"
+    );
+    // Another spool into a taken slot takes the one there out; a spool moved to another slot
+    // leaves its old one; archiving takes a spool out of its slot.
+    let mut tx = s.begin().await.unwrap();
+    tx.load_spool_slot(d.id, printer, "A1").await.unwrap();
+    tx.commit().await.unwrap();
+    let c_now = s.spool(c.id).await.unwrap();
+    assert_eq!((c_now.printer_id, c_now.slot), (None, None), "{label}");
+    let p = s.printer(printer).await.unwrap();
+    assert_eq!(
+        p.slot_spools
+            .iter()
+            .map(|x| (x.slot.as_str(), x.id))
+            .collect::<Vec<_>>(),
+        [("A1", d.id)],
+        "{label}"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(!tx.unload_slot(printer, "B4").await.unwrap());
+    tx.update_spool(&SpoolRow {
+        archived: true,
+        ..s.spool(d.id).await.unwrap()
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        s.printer(printer).await.unwrap().slot_spools.is_empty(),
+        "{label}"
+    );
+    assert_eq!(s.spool(d.id).await.unwrap().slot, None, "{label}");
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        matches!(
+            tx.load_spool_slot(d.id, printer, "A3").await,
+            Err(StoreError::NotFound(_))
+        ),
+        "{label}: an archived spool goes in no slot"
     );
     drop(tx);
 
