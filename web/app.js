@@ -1630,7 +1630,9 @@ function renderJobs() {
     const name = printer ? printer.name : j.printer ? short(j.printer) : "";
     const where = j.pool ? (name ? `${name} (pool ${j.pool})` : `pool ${j.pool}`) : name;
     const f = j.facts || {};
-    const material = [f.material, f.color].filter(Boolean).join(", ");
+    // A job of several filaments names each one's material (PLA+PETG).
+    const each = (f.filaments || []).map((x) => x.material).filter(Boolean);
+    const material = each.length > 1 ? each.join("+") : [f.material, f.color].filter(Boolean).join(", ");
     const grams = f.filament_grams ? ` · ${Math.round(f.filament_grams)} g` : "";
     return el("tr", { "data-job-id": j.id, "data-state": j.state },
       el("td", {}, stateBadge(j.state), j.state === "queued" && queuePlace(j, order), approvalLine(j),

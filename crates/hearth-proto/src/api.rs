@@ -722,6 +722,22 @@ pub struct SchedulingFacts {
     pub filaments: Vec<FilamentFact>,
 }
 
+impl SchedulingFacts {
+    /// The materials revealed, as a job list shows them: each filament's (`PLA+PETG`), else the
+    /// job's one.
+    pub fn materials(&self) -> Option<String> {
+        let each: Vec<&str> = self
+            .filaments
+            .iter()
+            .filter_map(|f| f.material.as_deref())
+            .collect();
+        if each.len() > 1 {
+            return Some(each.join("+"));
+        }
+        self.material.clone()
+    }
+}
+
 /// Most filaments a job's facts may list (an AMS setup of four units holds 16).
 pub const MAX_FILAMENT_FACTS: usize = 32;
 

@@ -8,6 +8,7 @@
 
 use crate::agent::{MaterialSlot, PrinterInfo};
 use crate::api::{Printer, SchedulingFacts};
+use crate::inventory::SlotSpool;
 
 /// What of a printer's configuration a fit is judged on.
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +20,8 @@ pub struct PrinterSetup<'a> {
     pub filament_left_grams: Option<f32>,
     /// The filament slots the printer reports (an AMS): a material in any of them is loaded too.
     pub slots: &'a [MaterialSlot],
+    /// The inventory's spools in its slots, with what is left on each.
+    pub slot_spools: &'a [SlotSpool],
 }
 
 impl<'a> From<&'a PrinterInfo> for PrinterSetup<'a> {
@@ -29,6 +32,7 @@ impl<'a> From<&'a PrinterInfo> for PrinterSetup<'a> {
             material: p.material.as_deref(),
             filament_left_grams: None,
             slots: &[],
+            slot_spools: &[],
         }
     }
 }
@@ -41,6 +45,7 @@ impl<'a> From<&'a Printer> for PrinterSetup<'a> {
             material: p.material.as_deref(),
             filament_left_grams: p.spool.as_ref().map(|s| s.remaining_grams),
             slots: &p.telemetry.slots,
+            slot_spools: &p.slot_spools,
         }
     }
 }
@@ -78,14 +83,30 @@ pub fn misfits<'a>(facts: &'a SchedulingFacts, printer: PrinterSetup<'a>) -> Vec
         .into_iter()
         .chain(printer.slots.iter().map(|s| s.material.as_str()))
         .collect();
-    if let (Some(sliced), Some(first)) = (facts.material.as_deref(), loaded.first()) {
+    let is_loaded = |m: &str| {
+        loaded
+            .iter()
+            .any(|l| m.trim().eq_ignore_ascii_case(l.trim()))
+    };
+    let per_filament = facts.filaments.iter().filter_map(|f| f.material.as_deref());
+    if let (false, Some(first)) = (
+        printer.slots.is_empty() || facts.filaments.is_empty(),
+        loaded.first(),
+    ) {
+        // A printer that reports its slots (an AMS) feeds each filament from a slot of its
+        // material, or refuses to start: every filament's material must be in one.
+        for sliced in per_filament {
+            if !is_loaded(sliced) {
+                out.push(Misfit::Material {
+                    sliced,
+                    loaded: first,
+                });
+            }
+        }
+    } else if let (Some(sliced), Some(first)) = (facts.material.as_deref(), loaded.first()) {
         // A multi-material file names one material per tool ("PLA;PETG"): one of them loaded
         // is taken as a fit, since which tool the printer's configuration describes is unknown.
-        let fits = sliced.split([';', ',']).any(|m| {
-            loaded
-                .iter()
-                .any(|l| m.trim().eq_ignore_ascii_case(l.trim()))
-        });
+        let fits = sliced.split([';', ',']).any(is_loaded);
         if !fits {
             out.push(Misfit::Material {
                 sliced,
@@ -103,7 +124,39 @@ pub fn misfits<'a>(facts: &'a SchedulingFacts, printer: PrinterSetup<'a>) -> Vec
     {
         out.push(Misfit::Filament { needed, left });
     }
+    // Spools of the inventory in the printer's slots: a filament of a material some of them hold
+    // needs one of those with enough left (the printer picks the tray when the job starts). A
+    // material none of them holds may be on a spool outside the inventory: unknown, so it fits.
+    for (material, needed) in filament_needs(facts) {
+        let most = printer
+            .slot_spools
+            .iter()
+            .filter(|s| s.material.trim().eq_ignore_ascii_case(material.trim()))
+            .map(|s| s.remaining_grams)
+            .reduce(f32::max);
+        if let Some(left) = most
+            && needed > left
+        {
+            out.push(Misfit::Filament { needed, left });
+        }
+    }
     out
+}
+
+/// What each filament of the job needs, by material: the per-filament facts, else the job's one
+/// material and its grams.
+fn filament_needs(facts: &SchedulingFacts) -> Vec<(&str, f32)> {
+    if !facts.filaments.is_empty() {
+        return facts
+            .filaments
+            .iter()
+            .filter_map(|f| Some((f.material.as_deref()?, f.grams)))
+            .collect();
+    }
+    match (facts.material.as_deref(), facts.filament_grams) {
+        (Some(m), Some(g)) if !m.contains([';', ',']) => vec![(m, g)],
+        _ => Vec::new(),
+    }
 }
 
 /// Words of a printer model's name that do not tell models apart: makers' names and fillers.
@@ -220,6 +273,7 @@ mod tests {
             material: Some("PLA"),
             filament_left_grams: None,
             slots: &[],
+            slot_spools: &[],
         };
         let facts =
             |model: Option<&str>, material: Option<&str>, nozzle: Option<f32>| SchedulingFacts {
@@ -259,6 +313,7 @@ mod tests {
             material: None,
             filament_left_grams: None,
             slots: &[],
+            slot_spools: &[],
         };
         assert_eq!(misfits(&other, bare).len(), 1);
     }
@@ -278,6 +333,7 @@ mod tests {
             material: None,
             filament_left_grams: None,
             slots: &ams,
+            slot_spools: &[],
         };
         let wants = |m: &str| SchedulingFacts {
             material: Some(m.into()),
@@ -309,6 +365,7 @@ mod tests {
             material: Some("PLA"),
             filament_left_grams: left,
             slots: &[],
+            slot_spools: &[],
         };
         let needs = |g: Option<f32>| SchedulingFacts {
             filament_grams: g,
@@ -325,5 +382,116 @@ mod tests {
         // No spool of the inventory on it, or grams not revealed: unknown, so it fits.
         assert_eq!(misfits(&needs(Some(120.0)), with_spool(None)), []);
         assert_eq!(misfits(&needs(None), with_spool(Some(1.0))), []);
+    }
+}
+
+#[cfg(test)]
+mod slot_tests {
+    use super::*;
+    use crate::api::FilamentFact;
+
+    /// An AMS with two PLA spools of the inventory (300 g and 90 g left) and one of PETG (40 g).
+    #[test]
+    fn each_filament_needs_a_spool_of_its_material_in_a_slot_with_enough_left() {
+        let spool = |slot: &str, material: &str, left: f32| SlotSpool {
+            slot: slot.into(),
+            id: crate::ids::SpoolId::new(),
+            name: format!("{material} {slot}"),
+            material: material.into(),
+            color: None,
+            remaining_grams: left,
+        };
+        let spools = [
+            spool("A1", "PLA", 300.0),
+            spool("A2", "pla", 90.0),
+            spool("A3", "PETG", 40.0),
+        ];
+        let ams = PrinterSetup {
+            model: "X1C",
+            nozzle_mm: None,
+            material: None,
+            filament_left_grams: None,
+            slots: &[],
+            slot_spools: &spools,
+        };
+        let job = |filaments: &[(&str, f32)]| SchedulingFacts {
+            filaments: filaments
+                .iter()
+                .map(|(m, g)| FilamentFact {
+                    material: Some((*m).into()),
+                    color: None,
+                    grams: *g,
+                })
+                .collect(),
+            ..SchedulingFacts::default()
+        };
+        // The fullest PLA spool is enough; the PETG one is not.
+        assert_eq!(misfits(&job(&[("PLA", 250.0)]), ams), []);
+        assert_eq!(
+            misfits(&job(&[("PLA", 250.0), ("PETG", 41.0)]), ams),
+            [Misfit::Filament {
+                needed: 41.0,
+                left: 40.0
+            }]
+        );
+        assert_eq!(
+            misfits(&job(&[("PLA", 301.0)]), ams),
+            [Misfit::Filament {
+                needed: 301.0,
+                left: 300.0
+            }]
+        );
+        // A material no spool of the inventory in a slot holds: unknown, so it fits.
+        assert_eq!(misfits(&job(&[("ASA", 900.0)]), ams), []);
+        // A job of one material states it without per-filament facts.
+        let single = SchedulingFacts {
+            material: Some("PETG".into()),
+            filament_grams: Some(50.0),
+            ..SchedulingFacts::default()
+        };
+        assert_eq!(misfits(&single, ams).len(), 1);
+    }
+
+    /// A printer reporting its AMS trays starts a job only when every filament's material is in
+    /// one; a printer stating one material takes a multi-material job if it has one of them.
+    #[test]
+    fn every_filament_needs_its_material_in_a_reported_slot() {
+        let slot = |name: &str, material: &str| MaterialSlot {
+            name: name.into(),
+            material: material.into(),
+            color: None,
+            remain_percent: None,
+        };
+        let trays = [slot("A1", "PLA"), slot("A2", "PETG")];
+        let with = |slots| PrinterSetup {
+            model: "X1C",
+            nozzle_mm: None,
+            material: Some("PLA"),
+            filament_left_grams: None,
+            slots,
+            slot_spools: &[],
+        };
+        let job = |materials: &[&str]| SchedulingFacts {
+            material: materials.first().map(|m| (*m).into()),
+            filaments: materials
+                .iter()
+                .map(|m| FilamentFact {
+                    material: Some((*m).into()),
+                    color: None,
+                    grams: 1.0,
+                })
+                .collect(),
+            ..SchedulingFacts::default()
+        };
+        assert_eq!(misfits(&job(&["PLA", "petg"]), with(&trays)), []);
+        assert_eq!(
+            misfits(&job(&["PLA", "ASA", "PETG"]), with(&trays)),
+            [Misfit::Material {
+                sliced: "ASA",
+                loaded: "PLA"
+            }]
+        );
+        // No slots reported: one of its materials loaded is a fit, as before.
+        assert_eq!(misfits(&job(&["PLA", "ASA"]), with(&[])), []);
     }
 }

@@ -623,6 +623,7 @@ pub async fn dispatch(state: &AppState, org: OrgId) -> ApiResult<()> {
                                             .as_ref()
                                             .map(|s| s.remaining_grams),
                                         slots: slots.as_slice(),
+                                        slot_spools: &p.slot_spools,
                                         ..(*fit).into()
                                     },
                                 )

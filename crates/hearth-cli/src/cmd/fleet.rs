@@ -356,7 +356,7 @@ fn jobs_table(jobs: &[&Job], all: &[&Job], printers: &[&Printer], labels: &Names
             },
             target,
             j.created_at.clone(),
-            j.facts.material.clone().unwrap_or_else(|| "-".into()),
+            j.facts.materials().unwrap_or_else(|| "-".into()),
             j.facts
                 .estimated_seconds
                 .map(hms)

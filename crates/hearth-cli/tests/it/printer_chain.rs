@@ -292,6 +292,11 @@ async fn each_filament_of_a_job_is_taken_from_the_spool_in_its_ams_tray() {
             .collect::<Vec<_>>(),
         [(Some("A1"), Some("PETG"), 0.47)]
     );
+    let listed = ada.run(&["jobs", "--all"]).await;
+    assert!(
+        listed.contains("PLA+PETG"),
+        "both materials revealed: {listed}"
+    );
     // The log says what the job took, per filament.
     let audit: Vec<serde_json::Value> =
         serde_json::from_str(&ada.run(&["audit", "--json"]).await).unwrap();
