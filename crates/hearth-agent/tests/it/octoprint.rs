@@ -26,6 +26,7 @@ async fn a_job_prints_on_octoprint_and_survives_an_agent_restart() {
         log: Default::default(),
         uploads: Default::default(),
         lose_next_start: Default::default(),
+        feeding: Default::default(),
         fail_next_upload: Default::default(),
         fail_removals: Default::default(),
     });

@@ -72,6 +72,8 @@ async fn the_print_continues_while_the_server_is_away_and_its_end_is_reported_af
 #[tokio::test]
 async fn an_agent_killed_mid_print_reattaches_and_never_starts_the_job_twice() {
     let mut rig = Rig::new().await;
+    // The printer feeds the job's two filaments from these slots.
+    *rig.driver.feeding.lock().unwrap() = vec!["A2".into(), "Ext".into()];
     rig.start_agent();
     let job = rig.job(100.0, 10);
     let id = job.job_id;
@@ -105,6 +107,17 @@ async fn an_agent_killed_mid_print_reattaches_and_never_starts_the_job_twice() {
     assert_eq!(rig.driver.count("upload"), 1);
     assert_eq!(rig.hub.with(|s| s.ranges.len()), 1, "not downloaded again");
     assert!(rig.plain_files().is_empty());
+    // The slots that fed it, kept in the journal across the restart, come with its end (and only
+    // with its end), so the server takes each filament from its slot's spool.
+    let (updates, slots) = rig.hub.with(|s| (s.updates.clone(), s.slots.clone()));
+    let with_slots: Vec<JobState> = updates
+        .iter()
+        .zip(&slots)
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(u, _)| u.1)
+        .collect();
+    assert_eq!(with_slots, [JobState::Completed], "{updates:?} {slots:?}");
+    assert_eq!(slots.last().unwrap(), &["A2", "Ext"]);
     rig.stop_agent().await;
 }
 

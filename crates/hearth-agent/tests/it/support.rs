@@ -88,6 +88,8 @@ pub struct Recording {
     pub fail_next_upload: Mutex<bool>,
     /// Makes this many `remove`s fail as unreachable.
     pub fail_removals: Mutex<u32>,
+    /// What `start` says fed the job's filaments (as a Bambu printer's AMS mapping does).
+    pub feeding: Mutex<Vec<String>>,
 }
 
 impl Recording {
@@ -139,8 +141,19 @@ impl Driver for Recording {
     }
     async fn start(&self, name: &str) -> Result<hearth_drivers::Started, DriverError> {
         let lose = self.lose_next_start.lock().unwrap().take();
+        let feeding = self.feeding.lock().unwrap().clone();
         let r = match lose {
-            None => self.inner.start(name).await,
+            None => self
+                .inner
+                .start(name)
+                .await
+                .map(|started| hearth_drivers::Started {
+                    slots: if feeding.is_empty() {
+                        started.slots
+                    } else {
+                        feeding
+                    },
+                }),
             Some(started) => {
                 if started {
                     self.inner.start(name).await.unwrap();
@@ -266,6 +279,7 @@ impl Rig {
             log: Mutex::default(),
             uploads: Mutex::default(),
             lose_next_start: Mutex::default(),
+            feeding: Mutex::default(),
             fail_next_upload: Mutex::default(),
             fail_removals: Mutex::default(),
         });
@@ -392,6 +406,7 @@ impl Rig {
             log: Mutex::default(),
             uploads: Mutex::default(),
             lose_next_start: Mutex::default(),
+            feeding: Mutex::default(),
             fail_next_upload: Mutex::default(),
             fail_removals: Mutex::default(),
         });
