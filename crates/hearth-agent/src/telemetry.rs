@@ -57,6 +57,7 @@ pub fn to_wire(status: &PrinterStatus) -> PrinterTelemetry {
                 material: s.material.clone(),
                 color: s.color.clone(),
                 remain_percent: s.remain_percent,
+                tag: s.tag.clone(),
             })
             .collect(),
     }

@@ -196,6 +196,7 @@ fn demo_ams(printer: &str) -> Vec<hearth_drivers::MaterialSlot> {
             material: material.into(),
             color: Some(color.into()),
             remain_percent: Some(left),
+            tag: None,
         },
     )
     .collect()

@@ -164,6 +164,10 @@ pub struct MaterialSlot {
     pub color: Option<String>,
     /// Filament left, percent, when the printer knows (Bambu Lab RFID spools).
     pub remain_percent: Option<u8>,
+    /// The spool's own identity read from its RFID tag (a Bambu Lab spool's `tray_uuid`), when
+    /// it has one: the same spool wherever it is put.
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 impl PrinterStatus {

@@ -225,6 +225,10 @@ pub struct MaterialSlot {
     /// Filament left, percent, when the printer knows (RFID spools).
     #[serde(default)]
     pub remain_percent: Option<u8>,
+    /// The spool's identity read from its RFID tag (a Bambu Lab spool's `tray_uuid`, 32 hex
+    /// digits): the server adds such a spool to the inventory and keeps it in the slot it is seen in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
 }
 
 /// Lifecycle of a job. `queued` and `assigned` are the server's; the rest are reported by the agent.

@@ -325,6 +325,7 @@ mod tests {
             material: material.into(),
             color: None,
             remain_percent: None,
+            tag: None,
         };
         let ams = [slot("A1", "PLA"), slot("A2", "PETG"), slot("Ext", "TPU")];
         let p1s = PrinterSetup {
@@ -461,6 +462,7 @@ mod slot_tests {
             material: material.into(),
             color: None,
             remain_percent: None,
+            tag: None,
         };
         let trays = [slot("A1", "PLA"), slot("A2", "PETG")];
         let with = |slots| PrinterSetup {

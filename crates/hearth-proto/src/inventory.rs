@@ -153,6 +153,10 @@ pub struct Spool {
     /// it is on the printer's one holder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    /// Its RFID tag's identity (a Bambu Lab spool's), when a printer added it to the inventory:
+    /// wherever the spool is put in a slot, it is found again by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rfid: Option<String>,
     /// Used up or given away: kept for the history, not offered any more.
     pub archived: bool,
     pub created_at: String,
@@ -570,6 +574,7 @@ mod tests {
             location: None,
             printer: None,
             slot: None,
+            rfid: None,
             archived: false,
             created_at: String::new(),
             last_used_at: None,

@@ -47,9 +47,15 @@ pub struct Hub {
     progress: Mutex<HashMap<JobId, f32>>,
     /// The latest sealed camera frame of each printer (memory only: frames are not kept).
     snapshots: Mutex<HashMap<PrinterId, StoredSnapshot>>,
+    /// Per printer, the RFID tags last seen in its slots (`routes::inventory::slots_seen` acts
+    /// only when they change).
+    tags: Mutex<HashMap<PrinterId, SlotTags>>,
     /// The other instances, when several share the database (`crate::cluster`).
     cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
 }
+
+/// A printer's slots, each with the RFID tag of the spool in it, if any.
+pub type SlotTags = Vec<(String, Option<String>)>;
 
 /// A sealed camera frame as an agent sent it (`routes::camera`).
 #[derive(Debug, Clone)]
@@ -118,6 +124,7 @@ impl Default for Hub {
             flushing: tokio::sync::Mutex::default(),
             progress: Mutex::default(),
             snapshots: Mutex::default(),
+            tags: Mutex::default(),
             cluster: std::sync::OnceLock::new(),
         }
     }
@@ -375,6 +382,18 @@ impl Hub {
     pub fn snapshot_at(&self, printer: PrinterId) -> Option<i64> {
         let local = lock(&self.snapshots).get(&printer).map(|s| s.received_at);
         local.or_else(|| self.cluster.get().and_then(|c| c.snapshot_at(printer)))
+    }
+
+    /// Whether `seen` (slot names with the RFID tag in each) differs from what `printer` reported
+    /// last; remembers it.
+    pub fn tags_changed(&self, printer: PrinterId, seen: SlotTags) -> bool {
+        lock(&self.tags).insert(printer, seen.clone()).as_ref() != Some(&seen)
+    }
+
+    /// Forgets the tags `printer` reported, so the next report is acted on again (after a
+    /// failure to act on it).
+    pub fn forget_tags(&self, printer: PrinterId) {
+        lock(&self.tags).remove(&printer);
     }
 
     /// The last progress reported for `job`, forgotten once taken (when the job ends).

@@ -77,6 +77,8 @@ pub struct SpoolRow {
     pub printer_id: Option<PrinterId>,
     /// The slot of `printer_id` it is in; `None` on the printer's one holder.
     pub slot: Option<String>,
+    /// Its RFID tag's identity, for a spool a printer reported by it.
+    pub rfid: Option<String>,
     pub archived: bool,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
@@ -99,6 +101,7 @@ impl SpoolRow {
             location: self.location.clone(),
             printer: self.printer_id,
             slot: self.slot.clone(),
+            rfid: self.rfid.clone(),
             archived: self.archived,
             created_at: rfc3339(self.created_at),
             last_used_at: self.last_used_at.map(rfc3339),
@@ -175,7 +178,8 @@ fn material_named(r: &AnyRow, prefix: &str) -> Result<MaterialRow> {
 /// on its holder or in a slot.
 const SPOOL_SELECT: &str = "SELECT s.id, s.org_id, s.initial_grams, s.remaining_grams, \
      s.empty_spool_grams, s.low_grams, s.location, \
-     COALESCE(s.printer_id, ss.printer_id) AS printer_id, ss.slot AS slot, s.archived, s.created_at, \
+     COALESCE(s.printer_id, ss.printer_id) AS printer_id, ss.slot AS slot, s.rfid, s.archived, \
+     s.created_at, \
      s.last_used_at, m.id AS m_id, m.org_id AS m_org_id, m.name AS m_name, m.brand AS m_brand, \
      m.material AS m_material, m.color AS m_color, m.density AS m_density, \
      m.diameter AS m_diameter, m.price_per_kg AS m_price_per_kg, m.created_at AS m_created_at \
@@ -193,6 +197,7 @@ fn spool(r: &AnyRow) -> Result<SpoolRow> {
         location: r.try_get("location")?,
         printer_id: parsed_opt(r, "printer_id")?,
         slot: r.try_get("slot")?,
+        rfid: r.try_get("rfid")?,
         archived: r.try_get::<i64, _>("archived")? != 0,
         created_at: r.try_get("created_at")?,
         last_used_at: r.try_get("last_used_at")?,
@@ -460,8 +465,8 @@ impl Tx {
     pub async fn insert_spool(&mut self, s: &SpoolRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO spools (id, org_id, material_id, initial_grams, remaining_grams, \
-             empty_spool_grams, low_grams, location, printer_id, archived, created_at, last_used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0, $9, NULL)",
+             empty_spool_grams, low_grams, location, printer_id, archived, created_at, last_used_at, \
+             rfid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, 0, $9, NULL, $10)",
         )
         .bind(s.id.to_string())
         .bind(s.org_id.to_string())
@@ -472,6 +477,7 @@ impl Tx {
         .bind(f64::from(s.low_grams))
         .bind(s.location.clone())
         .bind(s.created_at)
+        .bind(s.rfid.clone())
         .execute(&mut *self.inner)
         .await?;
         Ok(())
@@ -547,6 +553,29 @@ impl Tx {
             .await?
             .rows_affected();
         Ok(n > 0)
+    }
+
+    /// The organisation's spool with RFID tag `tag`, read inside this transaction.
+    pub async fn spool_by_rfid(&mut self, org: OrgId, tag: &str) -> Result<Option<SpoolRow>> {
+        let q = format!("{SPOOL_SELECT} WHERE s.org_id = $1 AND s.rfid = $2");
+        let row = sqlx::query(&q)
+            .bind(org.to_string())
+            .bind(tag)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.as_ref().map(spool).transpose()
+    }
+
+    /// The organisation's material named `name`, read inside this transaction.
+    pub async fn material_named(&mut self, org: OrgId, name: &str) -> Result<Option<MaterialRow>> {
+        let q =
+            format!("SELECT {MATERIAL_COLS} FROM materials m WHERE m.org_id = $1 AND m.name = $2");
+        let row = sqlx::query(&q)
+            .bind(org.to_string())
+            .bind(name)
+            .fetch_optional(&mut *self.inner)
+            .await?;
+        row.as_ref().map(material).transpose()
     }
 
     /// The spool in `slot` of `printer` now, read inside this transaction.

@@ -139,6 +139,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "spool_slots",
         include_str!("../migrations/0029_spool_slots.sql"),
     ),
+    (
+        30,
+        "spool_rfid",
+        include_str!("../migrations/0030_spool_rfid.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

@@ -542,6 +542,7 @@ mod tests {
             location: None,
             printer: None,
             slot: None,
+            rfid: None,
             archived: false,
             created_at: String::new(),
             last_used_at: None,

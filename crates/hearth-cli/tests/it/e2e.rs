@@ -293,6 +293,7 @@ async fn spools_are_added_weighed_loaded_and_checked_before_printing() {
         material: "PETG".into(),
         color: None,
         remain_percent: Some(40),
+        tag: None,
     }];
     send(
         &mut agent.1,

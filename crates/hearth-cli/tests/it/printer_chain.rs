@@ -315,6 +315,92 @@ async fn each_filament_of_a_job_is_taken_from_the_spool_in_its_ams_tray() {
     chain.agent.shutdown().await;
 }
 
+/// Bambu Lab spools with their RFID tags join the inventory by themselves, in the tray they are
+/// seen in; the same spool follows when it is moved to another tray, leaves its slot when taken
+/// out, and is found again when put back, never added twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spools_with_rfid_tags_join_the_inventory_and_follow_their_tray() {
+    const TAG: &str = "0F1E2D3C4B5A69788796A5B4C3D2E1F0";
+    let Some(mut printer) = BambuPrinter::start(&[
+        "--model",
+        "P1S",
+        "--ams",
+        &format!("PLA:29B2B2FF:{TAG},PETG:000000FF,,"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let chain = chain_to(hearth_drivers::DriverConfig::Bambu(printer.config("P1S"))).await;
+    let (client, org) = chain.ada.client();
+    let tagged = || async {
+        let spools = client.spools(org, true).await.unwrap();
+        let tagged: Vec<_> = spools
+            .into_iter()
+            .filter(|s| s.rfid.as_deref() == Some(TAG))
+            .collect();
+        assert!(tagged.len() <= 1, "one spool per tag: {tagged:?}");
+        tagged.into_iter().next()
+    };
+    let first = eventually("the tagged spool in the inventory, in A1", || async {
+        tagged().await.filter(|s| s.slot.as_deref() == Some("A1"))
+    })
+    .await;
+    assert_eq!(first.material.name, "Bambu PLA #29B2B2");
+    assert_eq!(first.material.material, "PLA");
+    assert_eq!(
+        first.remaining_grams, 800.0,
+        "the 80 % its tag says is left"
+    );
+    let listed = chain.ada.run(&["printers"]).await;
+    assert!(listed.contains("A1 PLA [800 g left]"), "{listed}");
+    // Moved to the third tray: the same spool, there.
+    printer.send("tray 0 empty").await;
+    printer.send(&format!("tray 2 PLA:29B2B2FF:{TAG}")).await;
+    let moved = eventually("the spool in A3", || async {
+        tagged().await.filter(|s| s.slot.as_deref() == Some("A3"))
+    })
+    .await;
+    assert_eq!(moved.id, first.id);
+    // Taken out: out of the slot, still in the inventory; put back: the same one again.
+    printer.send("tray 2 empty").await;
+    eventually("the spool out of its slot", || async {
+        tagged()
+            .await
+            .filter(|s| s.printer.is_none() && s.slot.is_none())
+    })
+    .await;
+    printer.send(&format!("tray 1 PLA:29B2B2FF:{TAG}")).await;
+    let back = eventually("the spool back, in A2", || async {
+        tagged().await.filter(|s| s.slot.as_deref() == Some("A2"))
+    })
+    .await;
+    assert_eq!(back.id, first.id);
+    let materials = client.materials(org).await.unwrap();
+    assert_eq!(materials.len(), 1, "{materials:?}");
+    // The agent did it, and the log says so.
+    let log = client.audit_page(Some(org), 0, 100).await.unwrap();
+    let by_agent: Vec<&str> = log
+        .entries
+        .iter()
+        .filter(|e| e.actor.starts_with("agent:"))
+        .map(|e| e.action.as_str())
+        .filter(|a| a.starts_with("spool.") || a.starts_with("printer.slot"))
+        .collect();
+    assert_eq!(
+        by_agent,
+        [
+            "spool.create",
+            "printer.slot_load",
+            "printer.slot_unload",
+            "printer.slot_load",
+            "printer.slot_unload",
+            "printer.slot_load"
+        ]
+    );
+    chain.agent.shutdown().await;
+}
+
 /// A project of several sliced plates: refused before anything is sealed unless a plate is
 /// chosen; with `--plate 2`, the printer gets a project of plate 2 alone and prints it, and the
 /// job's label names the plate.

@@ -411,6 +411,7 @@ fn map_status(
             material: t.kind.clone(),
             color: t.color.clone(),
             remain_percent: t.remain_percent,
+            tag: t.tag.clone(),
         })
         .collect();
     PrinterStatus {
@@ -451,6 +452,16 @@ fn trays(print: &Map<String, Value>) -> (Vec<Tray>, Option<Tray>) {
                 .get("tray_color")
                 .and_then(Value::as_str)
                 .and_then(project::rgb),
+            // A spool without a Bambu Lab tag reports zeros.
+            tag: t
+                .get("tray_uuid")
+                .and_then(Value::as_str)
+                .map(|u| u.trim().to_ascii_uppercase())
+                .filter(|u| {
+                    u.len() == 32
+                        && u.bytes().all(|b| b.is_ascii_hexdigit())
+                        && u.bytes().any(|b| b != b'0')
+                }),
         })
     };
     let mut ams = Vec::new();

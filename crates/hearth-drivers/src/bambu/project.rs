@@ -172,6 +172,8 @@ pub struct Tray {
     pub color: Option<String>,
     /// Filament left, percent, when the printer knows (`remain`, -1 when it does not).
     pub remain_percent: Option<u8>,
+    /// The spool's RFID identity (`tray_uuid`, upper-case hex), when it has one.
+    pub tag: Option<String>,
 }
 
 /// Why no tray fits a filament.
@@ -336,6 +338,7 @@ mod tests {
     fn trays_are_chosen_by_material_then_nearest_colour() {
         let tray = |slot, kind: &str, color: &str| Tray {
             remain_percent: None,
+            tag: None,
             slot,
             kind: kind.into(),
             color: rgb(color),

@@ -58,7 +58,7 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
         "--print-seconds",
         "3",
         "--ams",
-        "PETG:FFFFFFFF,PLA:000000FF,PLA:FAFAFAFF,",
+        "PETG:FFFFFFFF:a1b2c3d4e5f60718293a4b5c6d7e8f90,PLA:000000FF,PLA:FAFAFAFF,",
     ])
     .await
     else {
@@ -67,6 +67,12 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
     let driver = BambuDriver::new(printer.config("P1S")).unwrap();
     idle(&driver).await;
     let status = driver.status().await.unwrap();
+    // A Bambu Lab spool's RFID tag names it and says what is left; other spools read zeros.
+    let tags: Vec<_> = status.slots.iter().map(|s| s.tag.as_deref()).collect();
+    assert_eq!(
+        tags,
+        [Some("A1B2C3D4E5F60718293A4B5C6D7E8F90"), None, None, None]
+    );
     // The AMS trays and the external spool, as the printer's screen names them.
     let slots: Vec<_> = status
         .slots
@@ -83,9 +89,9 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
     assert_eq!(
         slots,
         [
-            ("A1", "PETG", Some("FFFFFF"), Some(100)),
-            ("A2", "PLA", Some("000000"), Some(100)),
-            ("A3", "PLA", Some("FAFAFA"), Some(100)),
+            ("A1", "PETG", Some("FFFFFF"), Some(80)),
+            ("A2", "PLA", Some("000000"), None),
+            ("A3", "PLA", Some("FAFAFA"), None),
             ("Ext", "PLA", Some("000000"), None),
         ]
     );

@@ -92,7 +92,8 @@ The simulator's own simplifications (not protocol facts):
 
 Control on stdin, one command a line: `error <code>` (print_error=code, an hms entry, RUNNING or
 PREPARE -> PAUSE), `clear` (print_error 0, hms []), `fail` (FAILED, print_error 50348044, targets 0),
-`devmode on|off`, `silence`, `quit`. EOF counts as quit.
+`devmode on|off`, `silence`, `tray <0-3> TYPE:RRGGBBAA[:TRAYUUID]|empty` (a spool put in or taken
+out of an AMS tray; a full report follows), `quit`. EOF counts as quit.
 
 Events on stdout, one flushed line each: first exactly `READY mqtt=<port> ftps=<port> camera=<port>`
 (camera=0 when there is no camera server), then
@@ -400,7 +401,7 @@ class Printer:
         self.client: mqtt.Client | None = None
         self.req_topic = f"device/{self.serial}/request"
         self.rep_topic = f"device/{self.serial}/report"
-        self.trays = args.ams_trays           # None (no AMS) or a list of 4 (type, color) | None
+        self.trays = args.ams_trays           # None (no AMS) or a list of 4 (type, color, uuid) | None
         self.f = self._initial_fields()
 
     # ---- report ---------------------------------------------------------------------------------
@@ -430,11 +431,14 @@ class Printer:
     def _tray_json(i: int, tray) -> dict:
         if tray is None:
             return {"id": str(i)}
-        kind, color = tray
+        kind, color, uuid = tray
         tmin, tmax, idx = FILAMENT.get(kind.upper(), ("190", "250", "GFL99"))
+        # A Bambu Lab spool's RFID tag gives its identity and what is left; another spool reads
+        # zeros and an unknown remain (-1).
         return {"id": str(i), "tray_type": kind, "tray_color": color, "nozzle_temp_min": tmin,
-                "nozzle_temp_max": tmax, "remain": 100, "tag_uid": "0000000000000000",
-                "tray_uuid": "0" * 32, "tray_info_idx": idx}
+                "nozzle_temp_max": tmax, "remain": 80 if uuid else -1,
+                "tag_uid": uuid[:16] if uuid else "0" * 16,
+                "tray_uuid": uuid or "0" * 32, "tray_info_idx": idx}
 
     def _fun(self) -> str:
         v = FUN_BASE & ~DEV_MODE_BIT if self.dev_mode else FUN_BASE | DEV_MODE_BIT
@@ -571,6 +575,14 @@ class Printer:
                     self.f["fun"] = self._fun()
             elif cmd == "silence" and not rest:
                 self.silenced = True
+            elif cmd == "tray" and len(rest) == 2 and rest[0] in "0123" and self.trays is not None:
+                try:
+                    self.trays[int(rest[0])] = None if rest[1] == "empty" else parse_tray(rest[1])
+                except argparse.ArgumentTypeError as e:
+                    log(f"control: {e}")
+                    return
+                self.f["ams"]["ams"][0]["tray"] = [self._tray_json(i, t) for i, t in enumerate(self.trays)]
+                self.push(full=True)
             else:
                 log(f"control: unknown command {line.strip()!r}")
                 return
@@ -1274,11 +1286,17 @@ def parse_ams(spec: str):
         if not e:
             trays.append(None)
             continue
-        kind, _, color = e.partition(":")
-        if not kind or not re.fullmatch(r"[0-9A-Fa-f]{8}", color):
-            raise argparse.ArgumentTypeError(f"bad --ams entry {e!r} (want TYPE:RRGGBBAA or empty)")
-        trays.append((kind, color.upper()))
+        trays.append(parse_tray(e))
     return trays
+
+
+def parse_tray(e: str):
+    """`TYPE:RRGGBBAA`, or `TYPE:RRGGBBAA:TRAYUUID` for a Bambu Lab spool with its RFID tag."""
+    kind, _, rest = e.partition(":")
+    color, _, uuid = rest.partition(":")
+    if not kind or not re.fullmatch(r"[0-9A-Fa-f]{8}", color) or (uuid and not re.fullmatch(r"[0-9A-Fa-f]{32}", uuid)):
+        raise argparse.ArgumentTypeError(f"bad tray {e!r} (want TYPE:RRGGBBAA[:TRAYUUID] or empty)")
+    return (kind, color.upper(), uuid.upper() or None)
 
 
 def main() -> int:

@@ -203,6 +203,7 @@ pub async fn create_spool(
         location: trimmed(req.location),
         printer_id: None,
         slot: None,
+        rfid: None,
         archived: false,
         created_at: now_ms(),
         last_used_at: None,
@@ -446,6 +447,165 @@ pub async fn unload_slot(
     }
     tx.commit().await?;
     Ok(Json(crate::hub::publish_printer(&state, org, id).await?))
+}
+
+/// What a spool with an RFID tag that a printer reports starts with, g: a Bambu Lab spool's 1 kg.
+const RFID_SPOOL_GRAMS: f32 = 1000.0;
+
+/// A printer reported its slots: a spool with an RFID tag (a Bambu Lab spool) is the inventory's
+/// spool of that tag, added the first time it is seen (its material, `Bambu PLA #FFFFFF`, added to
+/// the library when missing; what is left from the printer's estimate), and kept in the slot it
+/// is seen in; a tagged spool no longer seen in its slot is taken out. Acts only when the tags
+/// change; an archived spool is left alone. Audited as the agent.
+pub async fn slots_seen(
+    state: &AppState,
+    org: OrgId,
+    agent: hearth_proto::ids::AgentId,
+    printer: PrinterId,
+    slots: &[hearth_proto::agent::MaterialSlot],
+) -> ApiResult<()> {
+    // A printer that reports no slots (offline, or not yet) says nothing of what is in them.
+    if slots.is_empty() {
+        return Ok(());
+    }
+    let seen: crate::hub::SlotTags = slots
+        .iter()
+        .filter(|s| inventory::slot_name_ok(&s.name))
+        .map(|s| (s.name.clone(), s.tag.clone().filter(|t| rfid_ok(t))))
+        .collect();
+    if !state.hub.tags_changed(printer, seen.clone()) {
+        return Ok(());
+    }
+    let audit = |action: &str, target: String, details: serde_json::Value| {
+        hearth_store::audit::NewAuditEntry {
+            scope: org.to_string(),
+            ts_ms: now_ms(),
+            actor: format!("agent:{agent}"),
+            action: action.into(),
+            target: Some(target),
+            source: None,
+            details,
+        }
+    };
+    let mut tx = state.store.begin().await?;
+    let mut changed = false;
+    // Tagged spools out of the slots where another tag, or none, is seen now.
+    for s in &state.store.printer(printer).await?.slot_spools {
+        let Some(row) = tx.spool_in_slot(printer, &s.slot).await? else {
+            continue;
+        };
+        let Some(tag) = &row.rfid else { continue };
+        if !seen
+            .iter()
+            .any(|(slot, t)| *slot == s.slot && t.as_ref() == Some(tag))
+        {
+            tx.unload_slot(printer, &s.slot).await?;
+            tx.append_audit(audit(
+                "printer.slot_unload",
+                format!("printer:{printer}"),
+                json!({ "slot": s.slot, "spool": row.id, "rfid": tag }),
+            ))
+            .await?;
+            changed = true;
+        }
+    }
+    for (slot, tag) in &seen {
+        let Some(tag) = tag else { continue };
+        let spool = match tx.spool_by_rfid(org, tag).await? {
+            Some(s) if s.archived => continue,
+            Some(s) if s.printer_id == Some(printer) && s.slot.as_deref() == Some(slot) => {
+                continue;
+            }
+            Some(s) => s,
+            None => {
+                let Some(reported) = slots.iter().find(|s| s.name == *slot) else {
+                    continue;
+                };
+                let s = rfid_spool(&mut tx, org, reported, tag).await?;
+                tx.append_audit(audit(
+                    "spool.create",
+                    format!("spool:{}", s.id),
+                    json!({ "material": s.material.id, "rfid": tag, "remaining_grams": s.remaining_grams }),
+                ))
+                .await?;
+                s
+            }
+        };
+        tx.load_spool_slot(spool.id, printer, slot).await?;
+        tx.append_audit(audit(
+            "printer.slot_load",
+            format!("printer:{printer}"),
+            json!({ "slot": slot, "spool": spool.id, "rfid": tag, "was_on": spool.printer_id, "was_in": spool.slot }),
+        ))
+        .await?;
+        changed = true;
+    }
+    tx.commit().await?;
+    if changed {
+        crate::hub::publish_printer(state, org, printer).await?;
+    }
+    Ok(())
+}
+
+/// A Bambu Lab `tray_uuid`: 32 hex digits.
+fn rfid_ok(t: &str) -> bool {
+    t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A new spool of the inventory for the tagged spool `reported` in a slot, of the material
+/// `Bambu TYPE #RRGGBB` (added to the library when missing).
+async fn rfid_spool(
+    tx: &mut Tx,
+    org: OrgId,
+    reported: &hearth_proto::agent::MaterialSlot,
+    tag: &str,
+) -> ApiResult<SpoolRow> {
+    let kind = reported.material.trim();
+    let color = reported.color.as_ref().map(|c| format!("#{c}"));
+    let name = match &color {
+        Some(c) => format!("Bambu {kind} {c}"),
+        None => format!("Bambu {kind}"),
+    };
+    let material = match tx.material_named(org, &name).await? {
+        Some(m) => m,
+        None => {
+            let m = Material {
+                id: MaterialId::new(),
+                name,
+                brand: Some("Bambu Lab".into()),
+                density_g_cm3: inventory::default_density(kind),
+                material: kind.to_owned(),
+                color,
+                diameter_mm: DEFAULT_DIAMETER_MM,
+                price_per_kg: None,
+                created_at: String::new(),
+            };
+            inventory::check_material(&m).map_err(ApiError::invalid)?;
+            let row = MaterialRow::from_api(org, &m, now_ms());
+            tx.insert_material(&row).await?;
+            row
+        }
+    };
+    let row = SpoolRow {
+        id: SpoolId::new(),
+        org_id: org,
+        material,
+        initial_grams: RFID_SPOOL_GRAMS,
+        remaining_grams: reported.remain_percent.map_or(RFID_SPOOL_GRAMS, |p| {
+            RFID_SPOOL_GRAMS * f32::from(p.min(100)) / 100.0
+        }),
+        empty_spool_grams: None,
+        low_grams: DEFAULT_LOW_GRAMS,
+        location: None,
+        printer_id: None,
+        slot: None,
+        rfid: Some(tag.to_owned()),
+        archived: false,
+        created_at: now_ms(),
+        last_used_at: None,
+    };
+    tx.insert_spool(&row).await?;
+    Ok(row)
 }
 
 fn checked_slot(slot: &str) -> ApiResult<&str> {

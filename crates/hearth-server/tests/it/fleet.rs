@@ -607,6 +607,7 @@ async fn a_pool_job_fits_a_material_in_any_reported_slot() {
         material: material.into(),
         color: Some("FFFFFF".into()),
         remain_percent: Some(80),
+        tag: None,
     };
     let with_slots = |slots| {
         let mut t = idle();

@@ -1465,6 +1465,7 @@ async fn inventory(
         location: Some("shelf".into()),
         printer_id: None,
         slot: None,
+        rfid: None,
         archived: false,
         created_at: at,
         last_used_at: None,
@@ -1714,6 +1715,43 @@ async fn inventory(
     );
     drop(tx);
 
+    // A spool's RFID tag is found again, and names one spool of the organisation.
+    let tagged = SpoolRow {
+        id: SpoolId::new(),
+        rfid: Some("0F1E2D3C4B5A69788796A5B4C3D2E1F0".into()),
+        ..spool(800.0, now + 4)
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_spool(&tagged).await.unwrap();
+    let found = tx
+        .spool_by_rfid(org, "0F1E2D3C4B5A69788796A5B4C3D2E1F0")
+        .await
+        .unwrap()
+        .map(|x| (x.id, x.rfid));
+    assert_eq!(found, Some((tagged.id, tagged.rfid.clone())), "{label}");
+    assert!(
+        tx.spool_by_rfid(org, "00").await.unwrap().is_none(),
+        "{label}"
+    );
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let again = tx
+        .insert_spool(&SpoolRow {
+            id: SpoolId::new(),
+            ..tagged.clone()
+        })
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Conflict(_))),
+        "{label}: {again:?}"
+    );
+    drop(tx);
+    assert_eq!(
+        tx_material_named(s, org, &petg.name).await,
+        Some(petg.id),
+        "{label}"
+    );
+
     // A printer reconfigured on purpose loses the spool a member put on it.
     let mut tx = s.begin().await.unwrap();
     tx.load_spool(a.id, printer).await.unwrap();
@@ -1727,6 +1765,11 @@ async fn inventory(
     tx.commit().await.unwrap();
     assert_eq!(s.spool(a.id).await.unwrap().printer_id, None, "{label}");
     assert!(s.printer(printer).await.unwrap().spool.is_none(), "{label}");
+}
+
+async fn tx_material_named(s: &Store, org: OrgId, name: &str) -> Option<MaterialId> {
+    let mut tx = s.begin().await.unwrap();
+    tx.material_named(org, name).await.unwrap().map(|m| m.id)
 }
 
 /// Channels, deliveries queued per following channel, leases that keep two senders apart, retries,
