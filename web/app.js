@@ -1409,6 +1409,13 @@ async function onSlotsSubmit(ev) {
 
 // ---- jobs ------------------------------------------------------------------------------------
 
+// The materials a job's sender revealed: each filament's of a job of several (PLA+PETG), else its
+// one (as `SchedulingFacts::materials` on the server side).
+function revealedMaterials(f) {
+  const each = (f.filaments || []).map((x) => x.material).filter(Boolean);
+  return each.length > 1 ? each.join("+") : f.material || null;
+}
+
 // Queued, but waiting for an admin's approval (organisations that require it): it keeps its
 // place, but no printer takes it until an admin approves it.
 const awaitsApproval = (j) => j.state === "queued" && Boolean(j.approval) && j.approval.state === "pending";
@@ -1630,9 +1637,8 @@ function renderJobs() {
     const name = printer ? printer.name : j.printer ? short(j.printer) : "";
     const where = j.pool ? (name ? `${name} (pool ${j.pool})` : `pool ${j.pool}`) : name;
     const f = j.facts || {};
-    // A job of several filaments names each one's material (PLA+PETG).
-    const each = (f.filaments || []).map((x) => x.material).filter(Boolean);
-    const material = each.length > 1 ? each.join("+") : [f.material, f.color].filter(Boolean).join(", ");
+    const each = revealedMaterials(f);
+    const material = each && each.includes("+") ? each : [f.material, f.color].filter(Boolean).join(", ");
     const grams = f.filament_grams ? ` · ${Math.round(f.filament_grams)} g` : "";
     return el("tr", { "data-job-id": j.id, "data-state": j.state },
       el("td", {}, stateBadge(j.state), j.state === "queued" && queuePlace(j, order), approvalLine(j),
@@ -1702,7 +1708,8 @@ function renderSpools(spools) {
     const where = s.printer ? `on ${printerName(s.printer)}${s.slot ? ` (${s.slot})` : ""}` : s.location || "—";
     return el("tr", { "data-spool-id": s.id, class: s.archived ? "archived" : undefined },
       el("td", { class: "id", title: s.id }, short(s.id)),
-      el("td", {}, materialCell(s.material)),
+      el("td", {}, materialCell(s.material),
+        s.rfid && el("div", { class: "muted", title: `RFID ${s.rfid}` }, "RFID tag: follows its tray")),
       el("td", { class: "left" },
         el("meter", { class: "left", min: 0, max: s.initial_grams, low: s.low_grams, optimum: s.initial_grams, value: s.remaining_grams }),
         `${grams(s.remaining_grams)} of ${grams(s.initial_grams)}`,
@@ -2093,7 +2100,7 @@ async function loadStats() {
   const materials = new Map();
   for (const j of finished.filter((x) => x.state === "completed")) {
     const f = j.facts || {};
-    const key = f.material || "not revealed";
+    const key = revealedMaterials(f) || "not revealed";
     const m = materials.get(key) || { jobs: 0, grams: 0, weighed: 0, seconds: 0 };
     m.jobs += 1;
     if (f.filament_grams) { m.grams += f.filament_grams; m.weighed += 1; }

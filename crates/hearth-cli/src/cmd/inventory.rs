@@ -505,11 +505,15 @@ fn spools_table(spools: &[Spool], printers: &[hearth_proto::api::Printer]) -> Ta
                 (None, Some(l)) => l.clone(),
                 (None, None) => "-".into(),
             },
-            [low.then_some("LOW"), s.archived.then_some("archived")]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" "),
+            [
+                low.then_some("LOW"),
+                s.archived.then_some("archived"),
+                s.rfid.is_some().then_some("RFID"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" "),
         ]);
     }
     t

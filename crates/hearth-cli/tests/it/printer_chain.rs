@@ -354,6 +354,11 @@ async fn spools_with_rfid_tags_join_the_inventory_and_follow_their_tray() {
     );
     let listed = chain.ada.run(&["printers"]).await;
     assert!(listed.contains("A1 PLA [800 g left]"), "{listed}");
+    let spools = chain.ada.run(&["spools"]).await;
+    assert!(
+        spools.contains("on mk3 (A1)") && spools.contains("RFID"),
+        "{spools}"
+    );
     // Moved to the third tray: the same spool, there.
     printer.send("tray 0 empty").await;
     printer.send(&format!("tray 2 PLA:29B2B2FF:{TAG}")).await;
