@@ -134,9 +134,9 @@ try {
   await card("voron").locator("dd[data-row=maintenance]").waitFor({ state: "detached" });
   assert.equal(await card("x1c").locator("dd[data-row=maintenance]").textContent(), "soon: build plate");
 
-  step("a printer with an AMS shows what each slot holds");
-  assert.equal(await card("x1c").locator("dd[data-row=slots]").textContent(),
-    "A1 PLA 80% · A2 PLA 45% · A3 PETG 100% · A4 ASA 12%");
+  step("a printer with an AMS shows what each slot holds, and the inventory's spool in its first tray");
+  assert.match(await card("x1c").locator("dd[data-row=slots]").textContent(),
+    /^A1 PLA 80% \(Bambu PLA Basic White · \d+ g left\) · A2 PLA 45% · A3 PETG 100% · A4 ASA 12%$/);
 
   step("the card of a printer with jobs waiting for it says how many");
   await card("mk4-left").locator("dd[data-row=queue]", { hasText: /^2 jobs waiting$/ }).waitFor();
@@ -212,13 +212,16 @@ try {
   await page.click("button[data-tab=spools]");
   const printersNow = JSON.parse(await orgGet("/printers"));
   const cancelledOn = printersNow.find((p) => p.id === jobPrinter);
-  const usedSpool = page.locator(`#spools tr[data-spool-id="${cancelledOn.spool.id}"]`);
-  assert.match(await usedSpool.locator("td.where").textContent(), new RegExp(`^on ${cancelledOn.name}$`));
+  // The x1c feeds its jobs from the spool in its AMS's first tray.
+  const fedFrom = cancelledOn.spool || cancelledOn.slot_spools[0];
+  const usedSpool = page.locator(`#spools tr[data-spool-id="${fedFrom.id}"]`);
+  assert.match(await usedSpool.locator("td.where").textContent(),
+    new RegExp(`^on ${cancelledOn.name}${cancelledOn.spool ? "" : " \\(A1\\)"}$`));
   await usedSpool.locator("button[data-action=uses]").click();
   const use = page.locator(`#spool-uses tr[data-job-id="${job}"]`);
   await use.waitFor();
   assert.match(await use.textContent(), /cancelled/);
-  const taken = JSON.parse(await orgGet(`/spools/${cancelledOn.spool.id}/usage`)).find((u) => u.job_id === job);
+  const taken = JSON.parse(await orgGet(`/spools/${fedFrom.id}/usage`)).find((u) => u.job_id === job);
   assert.ok(taken.grams > 0 && taken.grams < cancelled.facts.filament_grams, JSON.stringify(taken));
 
   step("an operator adds a material and a spool, weighs it, and a weighing below the empty spool is refused");

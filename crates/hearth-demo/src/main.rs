@@ -163,6 +163,11 @@ async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> an
             .find(|p| p.name == name)
             .ok_or_else(|| anyhow!("the demo printer {name} is missing"))?;
         let s = owner.create_spool(org, &spool(i, STOCK[i].4, None)).await?;
+        if !demo_ams(name).is_empty() {
+            // In its AMS's first tray, which the simulated printer feeds every job from.
+            owner.load_slot(org, printer.id, "A1", s.id).await?;
+            continue;
+        }
         let loaded = hearth_proto::api::LoadedRequest {
             spool: Some(s.id),
             nozzle_mm: printer.nozzle_mm,
@@ -178,7 +183,8 @@ async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> an
     Ok(())
 }
 
-/// The Bambu Lab X1C of the demo has an AMS with four spools; the other printers report none.
+/// The Bambu Lab X1C of the demo has an AMS with four spools; the other printers report none. Its
+/// spool of the inventory is in the first tray (`stock_inventory`).
 fn demo_ams(printer: &str) -> Vec<hearth_drivers::MaterialSlot> {
     if printer != "x1c" {
         return Vec::new();

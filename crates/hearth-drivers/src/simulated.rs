@@ -103,7 +103,8 @@ pub struct SimulatedConfig {
     pub nozzle_rate: f64,
     /// Bed heating rate, °C per second.
     pub bed_rate: f64,
-    /// Filament slots it reports, as an AMS does (none by default).
+    /// Filament slots it reports, as an AMS does (none by default). It feeds every job from the
+    /// first, and says so when it starts one.
     pub slots: Vec<crate::model::MaterialSlot>,
 }
 
@@ -435,7 +436,15 @@ impl Driver for SimulatedDriver {
             heating: true,
             phase: JobPhase::Printing,
         });
-        Ok(Started::default())
+        Ok(Started {
+            slots: self
+                .config
+                .slots
+                .first()
+                .map(|s| s.name.clone())
+                .into_iter()
+                .collect(),
+        })
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

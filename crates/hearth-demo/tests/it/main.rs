@@ -151,7 +151,10 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
         6
     );
     for p in printers(&d) {
-        let left = p["spool"]["remaining_grams"].as_f64();
+        // The x1c's is in its AMS's first tray.
+        let left = p["spool"]["remaining_grams"]
+            .as_f64()
+            .or(p["slot_spools"][0]["remaining_grams"].as_f64());
         assert!(left.is_some_and(|g| g > 0.0), "no spool on {p}");
     }
     // Maintenance reminders: a nozzle every 300 hours of printing on every printer, the voron's
