@@ -452,6 +452,11 @@ pub async fn unload_slot(
 /// What a spool with an RFID tag that a printer reports starts with, g: a Bambu Lab spool's 1 kg.
 const RFID_SPOOL_GRAMS: f32 = 1000.0;
 
+/// Most slots of one printer whose tags are followed (four AMS units of four trays and the
+/// external holder are 17; eight units with HT trays stay below): an agent cannot make the server
+/// add spools without bound.
+const MAX_TAGGED_SLOTS: usize = 64;
+
 /// A printer reported its slots: a spool with an RFID tag (a Bambu Lab spool) is the inventory's
 /// spool of that tag, added the first time it is seen (its material, `Bambu PLA #FFFFFF`, added to
 /// the library when missing; what is left from the printer's estimate), and kept in the slot it
@@ -471,6 +476,7 @@ pub async fn slots_seen(
     let seen: crate::hub::SlotTags = slots
         .iter()
         .filter(|s| inventory::slot_name_ok(&s.name))
+        .take(MAX_TAGGED_SLOTS)
         .map(|s| (s.name.clone(), s.tag.clone().filter(|t| rfid_ok(t))))
         .collect();
     if !state.hub.tags_changed(printer, seen.clone()) {
