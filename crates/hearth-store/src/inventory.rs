@@ -557,12 +557,19 @@ impl Tx {
 
     /// The organisation's spool with RFID tag `tag`, read inside this transaction.
     pub async fn spool_by_rfid(&mut self, org: OrgId, tag: &str) -> Result<Option<SpoolRow>> {
-        let q = format!("{SPOOL_SELECT} WHERE s.org_id = $1 AND s.rfid = $2");
-        let row = sqlx::query(&q)
-            .bind(org.to_string())
-            .bind(tag)
-            .fetch_optional(&mut *self.inner)
-            .await?;
+        self.spool_where("s.org_id = $1 AND s.rfid = $2", &[&org.to_string(), tag])
+            .await
+    }
+
+    /// The spool `cond` (on the spool's columns `s.` and its slot's `ss.`, with `binds`) finds,
+    /// read inside this transaction.
+    async fn spool_where(&mut self, cond: &str, binds: &[&str]) -> Result<Option<SpoolRow>> {
+        let q = format!("{SPOOL_SELECT} WHERE {cond}");
+        let mut query = sqlx::query(&q);
+        for b in binds {
+            query = query.bind(b.to_string());
+        }
+        let row = query.fetch_optional(&mut *self.inner).await?;
         row.as_ref().map(spool).transpose()
     }
 
@@ -584,13 +591,11 @@ impl Tx {
         printer: PrinterId,
         slot: &str,
     ) -> Result<Option<SpoolRow>> {
-        let q = format!("{SPOOL_SELECT} WHERE ss.printer_id = $1 AND ss.slot = $2");
-        let row = sqlx::query(&q)
-            .bind(printer.to_string())
-            .bind(slot)
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        row.as_ref().map(spool).transpose()
+        self.spool_where(
+            "ss.printer_id = $1 AND ss.slot = $2",
+            &[&printer.to_string(), slot],
+        )
+        .await
     }
 
     /// Takes whatever spool is on `printer` off it.
@@ -621,12 +626,8 @@ impl Tx {
 
     /// The spool loaded on `printer` now, read inside this transaction.
     pub async fn spool_on(&mut self, printer: PrinterId) -> Result<Option<SpoolRow>> {
-        let q = format!("{SPOOL_SELECT} WHERE s.printer_id = $1");
-        let row = sqlx::query(&q)
-            .bind(printer.to_string())
-            .fetch_optional(&mut *self.inner)
-            .await?;
-        row.as_ref().map(spool).transpose()
+        self.spool_where("s.printer_id = $1", &[&printer.to_string()])
+            .await
     }
 
     /// Records what a job used, one row per filament, and takes each from its spool (never below
