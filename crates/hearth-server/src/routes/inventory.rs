@@ -654,9 +654,10 @@ fn revealed_filaments(job: &JobRow) -> Vec<(Option<String>, Option<String>, f32)
 /// submitter revealed, the grams (all of them when it completed, otherwise the share done that its
 /// agent `reported` with the final state or, from an older agent, that its printer last reported
 /// in telemetry), taken from the inventory spool in the slot its agent said fed that filament
-/// (`slots`, in the same order), or, for a job of one filament, from the spool on its printer's
-/// holder. Without slots a multi-material job is taken as one from that holder, as before slots
-/// were known. Queues `spool.low` for a spool this takes below its threshold. Empty when the job
+/// (`slots`, in the same order) or, when it said none and the printer has spools in slots named
+/// after its tools, from slot `TN` for filament N; for a job of one filament otherwise from the
+/// spool on its printer's holder. Without either, a multi-material job is taken as one from that
+/// holder. Queues `spool.low` for a spool this takes below its threshold. Empty when the job
 /// used nothing known.
 pub async fn job_ended(
     state: &AppState,
@@ -673,9 +674,23 @@ pub async fn job_ended(
         return Ok(Vec::new());
     };
     let mut filaments = revealed_filaments(job);
-    let slotted = !slots.is_empty()
+    let mut slots = slots.to_vec();
+    let mut slotted = !slots.is_empty()
         && slots.len() == filaments.len()
         && slots.iter().all(|s| inventory::slot_name_ok(s));
+    if !slotted && !filaments.is_empty() {
+        // No slots said: a printer with tools (a Prusa XL, an MMU, an IDEX) whose spools sit in
+        // slots named after them takes filament N from slot `TN`, the G-code's own tool number.
+        let tools: Vec<String> = (0..filaments.len()).map(|i| format!("T{i}")).collect();
+        let mut any = false;
+        for t in &tools {
+            any |= tx.spool_in_slot(printer, t).await?.is_some();
+        }
+        if any {
+            slots = tools;
+            slotted = true;
+        }
+    }
     if !slotted && filaments.len() > 1 {
         let grams = job
             .facts

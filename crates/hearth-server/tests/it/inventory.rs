@@ -661,6 +661,26 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     assert_eq!(left(holder.clone()).await, 950.0);
     assert_eq!(left(b2.clone()).await, 980.0);
 
+    // A printer with tools whose spools sit in slots named after them (T0, T1): without slots
+    // said, filament N is taken from slot TN.
+    let (t0, t1) = (
+        owner.create_spool(org, &new()).await.unwrap(),
+        owner.create_spool(org, &new()).await.unwrap(),
+    );
+    owner.load_slot(org, x1c, "T0", t0.id).await.unwrap();
+    owner.load_slot(org, x1c, "T1", t1.id).await.unwrap();
+    let job = job_of(&hash, [30.0, 6.0]);
+    submit_job(&owner, org, &job).await;
+    assert_eq!(offered(&mut ws).await.0, job.job_id);
+    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
+    job_update(&mut ws, job.job_id, JobState::Completed, None).await;
+    settled(&mut ws).await;
+    assert_eq!(left(t0.clone()).await, 970.0);
+    assert_eq!(left(t1.clone()).await, 994.0);
+    assert_eq!(left(holder.clone()).await, 950.0, "nothing from the holder");
+    let uses = owner.spool_usage(org, t1.id).await.unwrap();
+    assert_eq!(uses[0].slot.as_deref(), Some("T1"));
+
     // Archived, it leaves its slot, and goes in none; emptying a slot is said once.
     owner
         .update_spool(
@@ -676,7 +696,8 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     let e = owner.load_slot(org, x1c, "A3", a1.id).await.unwrap_err();
     assert_eq!(api_status(e), 409);
     let p = owner.unload_slot(org, x1c, "B2").await.unwrap();
-    assert!(p.slot_spools.is_empty(), "{:?}", p.slot_spools);
+    let left_in: Vec<&str> = p.slot_spools.iter().map(|s| s.slot.as_str()).collect();
+    assert_eq!(left_in, ["T0", "T1"], "A1's spool archived, B2's taken out");
     owner.unload_slot(org, x1c, "B2").await.unwrap();
     let log = owner.audit_page(Some(org), 0, 100).await.unwrap();
     let unloads = log
