@@ -1285,8 +1285,8 @@ function printerCard(p) {
         onclick: (ev) => setBedConfirm(p, !bed.confirm_between_jobs, ev.currentTarget),
       }, bed.confirm_between_jobs ? "Stop asking for a clear bed" : "Ask for a clear bed between jobs"),
       atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
-      atLeast("operator") && ((t.slots && t.slots.length) || slotSpools.length) &&
-        el("button", { "data-action": "slots", title: "Which spool of the inventory is in each AMS tray or holder", onclick: () => openSlots(p.id) }, "Spools in slots…"),
+      atLeast("operator") &&
+        el("button", { "data-action": "slots", title: "Which spool of the inventory is in each AMS tray, holder or tool", onclick: () => openSlots(p.id) }, "Spools in slots…"),
     ),
   );
 }
@@ -1366,8 +1366,11 @@ function openSlots(id) {
   slotsPrinter = id;
   const f = $("slots-form");
   $("slots-printer").textContent = p.name;
+  // Any slot name may be typed (a tool printer's T0, T1...); those the printer reports and those
+  // holding a spool are offered.
   const names = [...new Set([...(p.telemetry.slots || []).map((s) => s.name), ...(p.slot_spools || []).map((s) => s.slot)])];
-  f.slot.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+  $("slot-names").replaceChildren(...names.map((n) => el("option", { value: n })));
+  f.slot.value = names[0] || "";
   const spools = [...state.spools.values()].sort((a, b) => a.material.name.localeCompare(b.material.name));
   f.spool.replaceChildren(
     el("option", { value: "" }, "None: take the spool out"),
@@ -2442,7 +2445,7 @@ async function main() {
   $("loaded-form").spool.addEventListener("change", loadedSpoolChanged);
   $("slots-form").addEventListener("submit", onSlotsSubmit);
   $("slots-close").addEventListener("click", () => $("slots-dialog").close());
-  $("slots-form").slot.addEventListener("change", slotChosen);
+  $("slots-form").slot.addEventListener("input", slotChosen);
   $("spools-archived").addEventListener("change", () => loadSpools().catch((e) => notice(e.message)));
   $("spool-form").addEventListener("submit", onSpoolSubmit);
   $("spool-edit").addEventListener("submit", onSpoolEditSubmit);

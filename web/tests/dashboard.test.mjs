@@ -281,7 +281,7 @@ try {
   step("a spool goes into an AMS tray of the x1c from its card, is listed there, and comes out again");
   const x1c = card("x1c");
   await x1c.locator("button[data-action=slots]").click();
-  await page.selectOption("#slots-form select[name=slot]", "A3");
+  await page.fill("#slots-form input[name=slot]", "A3");
   assert.equal(await page.inputValue("#slots-form select[name=spool]"), "", "A3 holds no spool yet");
   await page.selectOption("#slots-form select[name=spool]", spoolId);
   await page.click("#slots-form button[type=submit]");
@@ -295,12 +295,26 @@ try {
   await spoolRow.locator("td.where", { hasText: "on x1c (A3)" }).waitFor();
   await page.click("button[data-tab=printers]");
   await x1c.locator("button[data-action=slots]").click();
-  await page.selectOption("#slots-form select[name=slot]", "A3");
+  await page.fill("#slots-form input[name=slot]", "A3");
   assert.equal(await page.inputValue("#slots-form select[name=spool]"), spoolId, "the dialog shows what A3 holds");
   await page.selectOption("#slots-form select[name=spool]", "");
   await page.click("#slots-form button[type=submit]");
   await x1c.locator(".slot-spool[data-slot=A3]").waitFor({ state: "detached" });
   assert.equal(JSON.parse(await orgGet(`/spools/${spoolId}`)).slot, undefined, "out of the tray");
+
+  step("a printer that reports no slots takes a spool in a tool's slot typed by hand (T1 of the xl)");
+  const xlCard = card("xl");
+  assert.equal(await xlCard.locator("dd[data-row=slots]").count(), 0);
+  await xlCard.locator("button[data-action=slots]").click();
+  await page.fill("#slots-form input[name=slot]", "T1");
+  await page.selectOption("#slots-form select[name=spool]", spoolId);
+  await page.click("#slots-form button[type=submit]");
+  await xlCard.locator("dd[data-row=slots]", { hasText: /^T1 PETG \(Test PETG Signal White · 750 g left\)$/ }).waitFor();
+  await xlCard.locator("button[data-action=slots]").click();
+  await page.fill("#slots-form input[name=slot]", "T1");
+  await page.selectOption("#slots-form select[name=spool]", "");
+  await page.click("#slots-form button[type=submit]");
+  await xlCard.locator("dd[data-row=slots]").waitFor({ state: "detached" });
 
   step("a material's price is cleared; a material with spools cannot be removed; a spool is archived");
   await page.click("button[data-tab=spools]");
