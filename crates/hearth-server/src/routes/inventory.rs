@@ -775,7 +775,10 @@ async fn spool_low(
     let p = crate::notify::notified_printer(state, printer).await;
     let on = p
         .as_ref()
-        .map(|p| format!(" on {}", p.name))
+        .map(|p| match &s.slot {
+            Some(slot) => format!(" on {} ({slot})", p.name),
+            None => format!(" on {}", p.name),
+        })
         .unwrap_or_default();
     let n = Notification {
         event: NotifyEvent::SpoolLow,

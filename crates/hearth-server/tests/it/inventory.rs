@@ -662,10 +662,25 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     assert_eq!(left(b2.clone()).await, 980.0);
 
     // A printer with tools whose spools sit in slots named after them (T0, T1): without slots
-    // said, filament N is taken from slot TN.
+    // said, filament N is taken from slot TN; a spool it takes below its threshold is notified
+    // with its slot.
+    let mut hook = Receiver::start().await;
+    channel(
+        &owner,
+        org,
+        ChannelKind::Webhook,
+        format!("{}/hook", hook.url),
+        &[NotifyEvent::SpoolLow],
+        None,
+    )
+    .await;
+    let nearly_empty = NewSpool {
+        remaining_grams: Some(103.0),
+        ..new()
+    };
     let (t0, t1) = (
         owner.create_spool(org, &new()).await.unwrap(),
-        owner.create_spool(org, &new()).await.unwrap(),
+        owner.create_spool(org, &nearly_empty).await.unwrap(),
     );
     owner.load_slot(org, x1c, "T0", t0.id).await.unwrap();
     owner.load_slot(org, x1c, "T1", t1.id).await.unwrap();
@@ -676,7 +691,13 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     job_update(&mut ws, job.job_id, JobState::Completed, None).await;
     settled(&mut ws).await;
     assert_eq!(left(t0.clone()).await, 970.0);
-    assert_eq!(left(t1.clone()).await, 994.0);
+    assert_eq!(left(t1.clone()).await, 97.0);
+    let low = hook.next("spool.low").await.json();
+    assert_eq!(low["data"]["spool"]["id"], t1.id.to_string());
+    assert_eq!(
+        low["data"]["title"], "Spool running low on x1c (T1)",
+        "{low}"
+    );
     assert_eq!(left(holder.clone()).await, 950.0, "nothing from the holder");
     let uses = owner.spool_usage(org, t1.id).await.unwrap();
     assert_eq!(uses[0].slot.as_deref(), Some("T1"));
