@@ -776,7 +776,8 @@ fn jobs_csv(
             login(&j.submitted_by),
             j.created_at.clone(),
             j.updated_at.clone(),
-            opt(j.facts.material.clone()),
+            // Every filament's material for a job of several (PLA+PETG).
+            opt(j.facts.materials()),
             opt(j.facts.color.clone()),
             opt(j.facts.filament_grams.map(|g| format!("{g:.1}"))),
             opt(j.facts.estimated_seconds.map(|s| s.to_string())),

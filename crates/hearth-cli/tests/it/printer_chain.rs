@@ -297,6 +297,8 @@ async fn each_filament_of_a_job_is_taken_from_the_spool_in_its_ams_tray() {
         listed.contains("PLA+PETG"),
         "both materials revealed: {listed}"
     );
+    let csv = ada.run(&["jobs", "--since", "2020-01-01", "--csv"]).await;
+    assert!(csv.contains(",PLA+PETG,"), "{csv}");
     // The log says what the job took, per filament.
     let audit: Vec<serde_json::Value> =
         serde_json::from_str(&ada.run(&["audit", "--json"]).await).unwrap();
