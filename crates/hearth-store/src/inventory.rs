@@ -392,6 +392,11 @@ impl Store {
 }
 
 /// Writes.
+///
+/// A statement binding a number that may be absent (`Option<f64>`: a price, an empty spool's
+/// weight, a use's cost) is not kept prepared (`persistent(false)`): sqlx 0.8's Any driver sends
+/// an absent f64 as a PostgreSQL float4, so a statement first prepared with one would refuse the
+/// float8 of a later present value on the same connection (tested in the store's story).
 impl Tx {
     pub async fn insert_material(&mut self, m: &MaterialRow) -> Result<()> {
         sqlx::query(
@@ -408,6 +413,7 @@ impl Tx {
         .bind(f64::from(m.diameter))
         .bind(m.price_per_kg.map(f64::from))
         .bind(m.created_at)
+        .persistent(false)
         .execute(&mut *self.inner)
         .await
         .map_err(|e| name_taken(e, &m.name))?;
@@ -428,6 +434,7 @@ impl Tx {
         .bind(f64::from(m.diameter))
         .bind(m.price_per_kg.map(f64::from))
         .bind(m.id.to_string())
+        .persistent(false)
         .execute(&mut *self.inner)
         .await
         .map_err(|e| name_taken(e, &m.name))?
@@ -478,6 +485,7 @@ impl Tx {
         .bind(s.location.clone())
         .bind(s.created_at)
         .bind(s.rfid.clone())
+        .persistent(false)
         .execute(&mut *self.inner)
         .await?;
         Ok(())
@@ -496,6 +504,7 @@ impl Tx {
         .bind(s.location.clone())
         .bind(i64::from(s.archived))
         .bind(s.id.to_string())
+        .persistent(false)
         .execute(&mut *self.inner)
         .await?
         .rows_affected();
@@ -652,6 +661,7 @@ impl Tx {
             .bind(u.cost)
             .bind(crate::fleet::job_state_str(u.state))
             .bind(u.at)
+            .persistent(false)
             .execute(&mut *self.inner)
             .await?
             .rows_affected();

@@ -1752,6 +1752,49 @@ async fn inventory(
         "{label}"
     );
 
+    // A number that may be absent (a price, an empty spool's weight, a use's cost) is written
+    // absent and then present by the same statement on one connection: PostgreSQL must not keep
+    // the type the absent one was sent with (sqlx 0.8's Any driver sends an absent f64 as a
+    // float4, and a prepared statement would then refuse the float8 of the next).
+    let mut tx = s.begin().await.unwrap();
+    for (i, price) in [None, Some(21.5), None, Some(19.0)].into_iter().enumerate() {
+        let m = MaterialRow {
+            id: MaterialId::new(),
+            name: format!("priced {i}"),
+            price_per_kg: price,
+            ..petg.clone()
+        };
+        tx.insert_material(&m).await.unwrap();
+        tx.update_material(&MaterialRow {
+            price_per_kg: price.map(|p| p + 1.0),
+            ..m.clone()
+        })
+        .await
+        .unwrap();
+        let weighed = SpoolRow {
+            id: SpoolId::new(),
+            empty_spool_grams: price,
+            material: m,
+            ..spool(500.0, now + 5)
+        };
+        tx.insert_spool(&weighed).await.unwrap();
+        tx.update_spool(&weighed).await.unwrap();
+        let job = JobRow {
+            id: JobId::new(),
+            ..job.clone()
+        };
+        tx.insert_job(&job).await.unwrap();
+        tx.record_uses(&[UseRow {
+            job_id: job.id,
+            cost: price.map(f64::from),
+            spool_id: Some(weighed.id),
+            ..used.clone()
+        }])
+        .await
+        .unwrap();
+    }
+    drop(tx);
+
     // A printer reconfigured on purpose loses the spool a member put on it.
     let mut tx = s.begin().await.unwrap();
     tx.load_spool(a.id, printer).await.unwrap();
