@@ -197,8 +197,9 @@ pub struct PrintHints {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Started {
     /// The slot, as [`MaterialSlot::name`] names it, that each of the file's filaments is fed
-    /// from, in the slicer's order, when the driver chose them (a Bambu printer's AMS mapping).
-    /// Empty when the printer itself picks, or has one holder.
+    /// from, in the slicer's order, when the driver chose them (a Bambu printer's AMS mapping),
+    /// or that feeds each of the printer's tools (a Happy Hare MMU's tool-to-gate map). Empty
+    /// when the printer has one holder.
     pub slots: Vec<String>,
 }
 

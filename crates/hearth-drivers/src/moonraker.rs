@@ -27,8 +27,8 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::http::{Http, Trust, file_part, upload_timeout};
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
-    Started,
+    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, MaterialSlot, PrinterState,
+    PrinterStatus, Started,
 };
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -172,6 +172,12 @@ const OBJECTS: &[(&str, Option<&[&str]>)] = &[
     (
         "virtual_sdcard",
         Some(&["progress", "is_active", "file_path"]),
+    ),
+    // An MMU driven by Happy Hare (Klipper leaves out objects it does not have): its gates, and
+    // which gate feeds each tool.
+    (
+        "mmu",
+        Some(&["gate_status", "gate_material", "gate_color", "ttg_map"]),
     ),
 ];
 
@@ -562,8 +568,50 @@ fn map_status(objects: &Map<String, Value>) -> PrinterStatus {
         heaters,
         job,
         error,
-        slots: Vec::new(),
+        slots: mmu_gates(objects.get("mmu")),
     }
+}
+
+/// How a gate of a Happy Hare MMU is named as a slot: `G0`, `G1`, ...
+fn gate_slot(gate: u64) -> String {
+    format!("G{gate}")
+}
+
+/// The gates of a Happy Hare MMU holding filament (`gate_status` 1, or 2 from the buffer; 0 is
+/// empty, -1 unknown), with the material and colour Happy Hare's gate map gives them.
+fn mmu_gates(mmu: Option<&Value>) -> Vec<MaterialSlot> {
+    let Some(mmu) = mmu else {
+        return Vec::new();
+    };
+    let list = |field: &str| mmu.get(field).and_then(Value::as_array);
+    let Some(status) = list("gate_status") else {
+        return Vec::new();
+    };
+    let text = |field: &str, gate: usize| {
+        list(field)
+            .and_then(|l| l.get(gate))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    status
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.as_i64(), Some(1 | 2)))
+        .filter_map(|(gate, _)| {
+            Some(MaterialSlot {
+                name: gate_slot(gate as u64),
+                material: text("gate_material", gate)?.to_owned(),
+                color: text("gate_color", gate).and_then(|c| {
+                    let hex = c.trim_start_matches('#');
+                    (matches!(hex.len(), 6 | 8) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .then(|| hex[..6].to_ascii_uppercase())
+                }),
+                remain_percent: None,
+                tag: None,
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -615,8 +663,17 @@ impl Driver for MoonrakerDriver {
 
     async fn start(&self, name: &str) -> Result<Started, DriverError> {
         self.call("start", "printer.print.start", json!({"filename": name}))
-            .await
-            .map(|_| Started::default())
+            .await?;
+        // Happy Hare feeds tool N from gate `ttg_map[N]`: the slots of the file's tools.
+        let session = self.session.lock().await.clone();
+        let slots = session
+            .and_then(|s| {
+                let objects = s.shared.lock_objects();
+                let map = objects.get("mmu")?.get("ttg_map")?.as_array()?.clone();
+                map.iter().map(|g| g.as_u64().map(gate_slot)).collect()
+            })
+            .unwrap_or_default();
+        Ok(Started { slots })
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

@@ -96,10 +96,11 @@ pub enum AgentMsg {
         /// the server restarted since the last telemetry. Absent from older agents.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         progress: Option<f32>,
-        /// With a final state: the printer slot (`A1`, `Ext`, as [`MaterialSlot::name`]) that fed
-        /// each of the job's filaments, in the slicer's order, where the agent chose them (a
-        /// Bambu printer's AMS mapping), so the server takes each filament's grams from the
-        /// inventory spool loaded in its slot. Absent when the printer had one holder.
+        /// With a final state: the printer slot (`A1`, `Ext`, `G3`, as [`MaterialSlot::name`]) that
+        /// fed each of the job's filaments, in the slicer's order (a Bambu printer's AMS
+        /// mapping), or each of the printer's tools (a Happy Hare MMU's tool-to-gate map, of which
+        /// the file's filaments are the first), so the server takes each filament's grams from
+        /// the inventory spool loaded in its slot. Absent when the printer had one holder.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         slots: Vec<String>,
     },

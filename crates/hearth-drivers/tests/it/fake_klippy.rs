@@ -36,6 +36,8 @@ pub struct Printer {
     message: String,
     extruder: (f64, f64),
     bed: (f64, f64),
+    /// Happy Hare's `mmu` object, for a printer with an MMU (`FakeKlippy::set_mmu`).
+    mmu: Option<Value>,
 }
 
 impl Printer {
@@ -107,7 +109,12 @@ impl Printer {
             "configfile": {"config": {"virtual_sdcard": {"path": self.gcodes}}},
         });
         match objects {
-            Value::Object(map) => map,
+            Value::Object(mut map) => {
+                if let Some(mmu) = &self.mmu {
+                    map.insert("mmu".into(), mmu.clone());
+                }
+                map
+            }
             _ => unreachable!(),
         }
     }
@@ -211,6 +218,7 @@ impl Printer {
 #[derive(Debug)]
 pub struct FakeKlippy {
     task: tokio::task::JoinHandle<()>,
+    printer: Arc<Mutex<Printer>>,
 }
 
 impl Drop for FakeKlippy {
@@ -237,14 +245,22 @@ impl FakeKlippy {
             message: String::new(),
             extruder: (21.0, 0.0),
             bed: (21.0, 0.0),
+            mmu: None,
         }));
+        let served = printer.clone();
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
-                connections.spawn(serve(stream, printer.clone()));
+                connections.spawn(serve(stream, served.clone()));
             }
         });
-        Self { task }
+        Self { task, printer }
+    }
+
+    /// Gives the printer an MMU driven by Happy Hare: its `mmu` object with these fields
+    /// (`gate_status`, `gate_material`, `gate_color`, `ttg_map`, ...).
+    pub fn set_mmu(&self, mmu: Value) {
+        self.printer.lock().unwrap().mmu = Some(mmu);
     }
 }
 

@@ -323,3 +323,45 @@ fn trust_settings_are_checked_when_the_driver_is_made() {
         .is_ok()
     );
 }
+
+/// A printer with an MMU driven by Happy Hare: the gates holding filament are its slots `G0`,
+/// `G1`, ... with the material and colour of Happy Hare's gate map, and a started job says which
+/// gate feeds each tool (its tool-to-gate map), for the inventory's spools in those gates.
+#[tokio::test]
+async fn a_happy_hare_mmu_reports_its_gates_and_the_gate_of_each_tool() {
+    let Some(peer) = Moonraker::start(20_000.0).await else {
+        return;
+    };
+    peer.klippy.as_ref().unwrap().set_mmu(serde_json::json!({
+        "num_gates": 4,
+        "gate_status": [1, 2, 0, -1],
+        "gate_material": ["PLA", "PETG", "ABS", "ASA"],
+        "gate_color": ["ff8000", "#1A1A1AFF", "", "red"],
+        "ttg_map": [1, 0, 2, 3],
+    }));
+    let driver = driver(&peer);
+    let status = driver.status().await.unwrap();
+    let slots: Vec<_> = status
+        .slots
+        .iter()
+        .map(|s| (s.name.as_str(), s.material.as_str(), s.color.as_deref()))
+        .collect();
+    // The empty gate and the one of unknown state are left out.
+    assert_eq!(
+        slots,
+        [
+            ("G0", "PLA", Some("FF8000")),
+            ("G1", "PETG", Some("1A1A1A"))
+        ]
+    );
+    let file = sample_gcode(20_000);
+    let upload = Upload {
+        name: "hearth-mmu.gcode",
+        path: file.path(),
+        hints: PrintHints::default(),
+    };
+    driver.upload(upload).await.unwrap();
+    let started = driver.start("hearth-mmu.gcode").await.unwrap();
+    assert_eq!(started.slots, ["G1", "G0", "G2", "G3"]);
+    driver.cancel().await.unwrap();
+}

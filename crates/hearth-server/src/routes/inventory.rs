@@ -675,8 +675,10 @@ pub async fn job_ended(
     };
     let mut filaments = revealed_filaments(job);
     let mut slots = slots.to_vec();
+    // One slot per filament (a Bambu printer's AMS mapping), or one per tool of the printer (a
+    // Happy Hare MMU's tool-to-gate map), of which the file's filaments are the first.
     let mut slotted = !slots.is_empty()
-        && slots.len() == filaments.len()
+        && slots.len() >= filaments.len()
         && slots.iter().all(|s| inventory::slot_name_ok(s));
     if !slotted && !filaments.is_empty() {
         // No slots said: a printer with tools (a Prusa XL, an MMU, an IDEX) whose spools sit in
@@ -698,6 +700,7 @@ pub async fn job_ended(
             .unwrap_or_else(|| filaments.iter().map(|f| f.2).sum());
         filaments = vec![(job.facts.material.clone(), job.facts.color.clone(), grams)];
     }
+    let filaments_len = filaments.len();
     let at = now_ms();
     let mut uses = Vec::new();
     let mut spools: Vec<SpoolRow> = Vec::new();
@@ -710,7 +713,7 @@ pub async fn job_ended(
             Some(s) => tx.spool_in_slot(printer, s).await?,
             None => None,
         };
-        if spool.is_none() && (slot.is_none() || slots.len() == 1) {
+        if spool.is_none() && (slot.is_none() || slots.len() == 1 || filaments_len == 1) {
             spool = tx.spool_on(printer).await?;
         }
         let (material, color) = match &spool {

@@ -631,7 +631,9 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
             state: JobState::Cancelled,
             message: None,
             progress: Some(0.5),
-            slots: vec!["B2".into(), "A1".into()],
+            // One slot per tool of the printer (an MMU's tool-to-gate map): the file's two
+            // filaments are the first two tools.
+            slots: vec!["B2".into(), "A1".into(), "G7".into()],
         },
     )
     .await;
