@@ -4,14 +4,14 @@
 //! statistics add it up with the material's price.
 
 use crate::fleet::*;
-use crate::notify::{Receiver, channel, job_update, server};
+use crate::notify::{job_update, server, webhook};
 use crate::support::*;
 use hearth_client::Client;
 use hearth_proto::agent::{AgentMsg, JobState, PrinterState, ServerMsg};
 use hearth_proto::api::{Job, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, OrgId, PrinterId};
 use hearth_proto::inventory::{MaterialUpdate, NewMaterial, NewSpool, Spool, SpoolUpdate};
-use hearth_proto::notify::{ChannelKind, NotifyEvent};
+use hearth_proto::notify::NotifyEvent;
 
 fn api_status(e: hearth_client::ClientError) -> u16 {
     match e {
@@ -59,16 +59,7 @@ async fn a_loaded_spool_is_what_jobs_fit_and_what_they_take_filament_from() {
     let server = server().await;
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
-    let mut hook = Receiver::start().await;
-    channel(
-        &owner,
-        org,
-        ChannelKind::Webhook,
-        format!("{}/hook", hook.url),
-        &[NotifyEvent::SpoolLow],
-        None,
-    )
-    .await;
+    let mut hook = webhook(&owner, org, NotifyEvent::SpoolLow).await;
 
     // The library: the type's density when none is given; names are unique; nonsense refused.
     let galaxy = NewMaterial {
@@ -666,16 +657,7 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     // A printer with tools whose spools sit in slots named after them (T0, T1): without slots
     // said, filament N is taken from slot TN; a spool it takes below its threshold is notified
     // with its slot.
-    let mut hook = Receiver::start().await;
-    channel(
-        &owner,
-        org,
-        ChannelKind::Webhook,
-        format!("{}/hook", hook.url),
-        &[NotifyEvent::SpoolLow],
-        None,
-    )
-    .await;
+    let mut hook = webhook(&owner, org, NotifyEvent::SpoolLow).await;
     let nearly_empty = NewSpool {
         remaining_grams: Some(103.0),
         ..new()
