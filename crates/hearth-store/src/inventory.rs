@@ -395,8 +395,9 @@ impl Store {
 ///
 /// A statement binding a number that may be absent (`Option<f64>`: a price, an empty spool's
 /// weight, a use's cost) is not kept prepared (`persistent(false)`): sqlx 0.8's Any driver sends
-/// an absent f64 as a PostgreSQL float4, so a statement first prepared with one would refuse the
-/// float8 of a later present value on the same connection (tested in the store's story).
+/// an absent f64 as a PostgreSQL float4 (sqlx issue #4284), so a statement first prepared with one
+/// would refuse the float8 of a later present value on the same connection (tested in the
+/// store's story). Drop this once the sqlx in use has the fix.
 impl Tx {
     pub async fn insert_material(&mut self, m: &MaterialRow) -> Result<()> {
         sqlx::query(
