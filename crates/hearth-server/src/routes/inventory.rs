@@ -654,7 +654,8 @@ fn revealed_filaments(job: &JobRow) -> Vec<(Option<String>, Option<String>, f32)
 /// submitter revealed, the grams (all of them when it completed, otherwise the share done that its
 /// agent `reported` with the final state or, from an older agent, that its printer last reported
 /// in telemetry), taken from the inventory spool in the slot its agent said fed that filament
-/// (`slots`, in the same order) or, when it said none and the printer has spools in slots named
+/// (`slots`, in the same order, or in the order of the filaments it used when the file lists more)
+/// or, when it said none and the printer has spools in slots named
 /// after its tools, from slot `TN` for filament N; for a job of one filament otherwise from the
 /// spool on its printer's holder. Without either, a multi-material job is taken as one from that
 /// holder. Queues `spool.low` for a spool this takes below its threshold. Empty when the job
@@ -674,33 +675,47 @@ pub async fn job_ended(
         return Ok(Vec::new());
     };
     let mut filaments = revealed_filaments(job);
-    let mut slots = slots.to_vec();
-    // One slot per filament (a Bambu printer's AMS mapping), or one per tool of the printer (a
-    // Happy Hare MMU's tool-to-gate map), of which the file's filaments are the first.
-    let mut slotted = !slots.is_empty()
-        && slots.len() >= filaments.len()
-        && slots.iter().all(|s| inventory::slot_name_ok(s));
-    if !slotted && !filaments.is_empty() {
+    let n = filaments.len();
+    let used: Vec<usize> = (0..n).filter(|&i| filaments[i].2 > 0.0).collect();
+    let said = !slots.is_empty() && slots.iter().all(|s| inventory::slot_name_ok(s));
+    // The slot each filament was fed from, by its index.
+    let mut slot_of: Option<Vec<Option<String>>> = if said && slots.len() >= n {
+        // One slot per filament (a Bambu printer's AMS mapping), or one per tool of the printer
+        // (a Happy Hare MMU's tool-to-gate map), of which the file's filaments are the first.
+        Some(slots.iter().take(n).cloned().map(Some).collect())
+    } else if said && slots.len() == used.len() {
+        // One slot per filament the plate uses, in order, where the file lists every filament of
+        // its project (a Bambu Lab plate using two of four).
+        let mut of = vec![None; n];
+        for (slot, &i) in slots.iter().zip(&used) {
+            of[i] = Some(slot.clone());
+        }
+        Some(of)
+    } else {
+        None
+    };
+    if slot_of.is_none() && n > 0 {
         // No slots said: a printer with tools (a Prusa XL, an MMU, an IDEX) whose spools sit in
         // slots named after them takes filament N from slot `TN`, the G-code's own tool number.
-        let tools: Vec<String> = (0..filaments.len()).map(|i| format!("T{i}")).collect();
+        let tools: Vec<String> = (0..n).map(|i| format!("T{i}")).collect();
         let mut any = false;
         for t in &tools {
             any |= tx.spool_in_slot(printer, t).await?.is_some();
         }
         if any {
-            slots = tools;
-            slotted = true;
+            slot_of = Some(tools.into_iter().map(Some).collect());
         }
     }
-    if !slotted && filaments.len() > 1 {
+    // One filament fed from a slot with no spool of the inventory in it: the holder's spool, as
+    // for a printer without slots.
+    let one = used.len() <= 1 || slots.len() == 1;
+    if slot_of.is_none() && n > 1 {
         let grams = job
             .facts
             .filament_grams
             .unwrap_or_else(|| filaments.iter().map(|f| f.2).sum());
         filaments = vec![(job.facts.material.clone(), job.facts.color.clone(), grams)];
     }
-    let filaments_len = filaments.len();
     let at = now_ms();
     let mut uses = Vec::new();
     let mut spools: Vec<SpoolRow> = Vec::new();
@@ -708,12 +723,14 @@ pub async fn job_ended(
         let Some(grams) = inventory::used_grams(Some(revealed), end, progress) else {
             continue;
         };
-        let slot = slotted.then(|| slots[part].clone());
+        let slot = slot_of
+            .as_ref()
+            .and_then(|of| of.get(part).cloned().flatten());
         let mut spool = match &slot {
             Some(s) => tx.spool_in_slot(printer, s).await?,
             None => None,
         };
-        if spool.is_none() && (slot.is_none() || slots.len() == 1 || filaments_len == 1) {
+        if spool.is_none() && (slot.is_none() || one) {
             spool = tx.spool_on(printer).await?;
         }
         let (material, color) = match &spool {

@@ -595,7 +595,7 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
         assert_eq!(api_status(e), 422, "{bad}");
     }
 
-    let job_of = |hash, grams: [f32; 2]| {
+    let job_of = |hash, grams: &[f32]| {
         let mut job = pool_job("farm", hash, pool_manifest("farm", &[&agent]));
         job.facts.filament_grams = Some(grams.iter().sum());
         job.facts.filaments = grams
@@ -611,7 +611,7 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     let blob = make_file(server.dir.path(), "job.age", 3000);
     let hash = owner.upload_file(org, &blob).await.unwrap();
     // Cancelled at half way, fed from B2 and A1: half of each filament from its slot's spool.
-    let job = job_of(&hash, [40.0, 10.0]);
+    let job = job_of(&hash, &[40.0, 10.0]);
     submit_job(&owner, org, &job).await;
     assert_eq!(offered(&mut ws).await.0, job.job_id);
     job_update(&mut ws, job.job_id, JobState::Printing, None).await;
@@ -644,15 +644,36 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
         [(Some("B2"), 20.0, JobState::Cancelled)]
     );
 
+    // A plate using two of its project's four filaments, fed from B2 and A1: the slots go to the
+    // filaments it uses, in order.
+    let job = job_of(&hash, &[0.0, 20.0, 4.0, 0.0]);
+    submit_job(&owner, org, &job).await;
+    assert_eq!(offered(&mut ws).await.0, job.job_id);
+    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
+    send(
+        &mut ws,
+        &AgentMsg::JobUpdate {
+            job_id: job.job_id,
+            state: JobState::Completed,
+            message: None,
+            progress: None,
+            slots: vec!["B2".into(), "A1".into()],
+        },
+    )
+    .await;
+    settled(&mut ws).await;
+    assert_eq!(left(b2.clone()).await, 960.0);
+    assert_eq!(left(a1.clone()).await, 991.0);
+
     // Completed without slots: all of it from the holder's spool.
-    let job = job_of(&hash, [40.0, 10.0]);
+    let job = job_of(&hash, &[40.0, 10.0]);
     submit_job(&owner, org, &job).await;
     assert_eq!(offered(&mut ws).await.0, job.job_id);
     job_update(&mut ws, job.job_id, JobState::Printing, None).await;
     job_update(&mut ws, job.job_id, JobState::Completed, None).await;
     settled(&mut ws).await;
     assert_eq!(left(holder.clone()).await, 950.0);
-    assert_eq!(left(b2.clone()).await, 980.0);
+    assert_eq!(left(b2.clone()).await, 960.0);
 
     // A printer with tools whose spools sit in slots named after them (T0, T1): without slots
     // said, filament N is taken from slot TN; a spool it takes below its threshold is notified
@@ -668,7 +689,7 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     );
     owner.load_slot(org, x1c, "T0", t0.id).await.unwrap();
     owner.load_slot(org, x1c, "T1", t1.id).await.unwrap();
-    let job = job_of(&hash, [30.0, 6.0]);
+    let job = job_of(&hash, &[30.0, 6.0]);
     submit_job(&owner, org, &job).await;
     assert_eq!(offered(&mut ws).await.0, job.job_id);
     job_update(&mut ws, job.job_id, JobState::Printing, None).await;
