@@ -40,6 +40,9 @@ pub struct AuditSettings {
     pub syslog_ca_file: Option<PathBuf>,
     /// The messages' HOSTNAME: by default `public_url`'s host, else the machine's `HOSTNAME`.
     pub syslog_hostname: Option<String>,
+    /// Whether the entries written before forwarding was first set up are sent too (the default);
+    /// `false` sends only what comes after.
+    pub syslog_history: Option<bool>,
 }
 
 /// Several instances sharing one PostgreSQL database and one blob directory.
@@ -606,6 +609,7 @@ fn leaf_paths() -> Vec<(String, Kind)> {
         syslog: Some(String::new()),
         syslog_ca_file: Some(PathBuf::new()),
         syslog_hostname: Some(String::new()),
+        syslog_history: Some(true),
     };
     let mut out = Vec::new();
     if let Ok(toml::Value::Table(t)) = toml::Value::try_from(&full) {
@@ -777,6 +781,9 @@ timelapse_keep_days = 30
 # syslog_ca_file = "/etc/hearth/siem-ca.pem"
 # The messages' HOSTNAME; default: public_url's host, else the machine's name.
 # syslog_hostname = "hearth.example.org"
+# Whether the entries written before forwarding was first set up are sent too (years of history,
+# say); false sends only what comes after. Read the first time forwarding starts.
+# syslog_history = true
 
 [notifications]
 # Let organisation admins send notifications to loopback, private and link-local addresses (a LAN

@@ -100,6 +100,8 @@ pub struct Forwarder {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// The messages' HOSTNAME.
     hostname: String,
+    /// Whether what the log held before forwarding was first set up is sent too.
+    history: bool,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -162,6 +164,7 @@ impl Forwarder {
             port,
             tls,
             hostname: printable(&hostname, 255),
+            history: s.syslog_history.unwrap_or(true),
         }))
     }
 
@@ -263,6 +266,7 @@ pub async fn run(state: AppState, forwarder: Forwarder) {
     let mut conn: Option<Box<dyn Stream>> = None;
     let mut backoff = POLL;
     let mut failing = false;
+    let mut begun = false;
     loop {
         tokio::select! {
             () = state.stopping.begun() => break,
@@ -284,6 +288,23 @@ pub async fn run(state: AppState, forwarder: Forwarder) {
             Err(e) => {
                 tracing::warn!(error = %crate::error::ErrorChain(&e), "audit forwarding: cannot take its lease");
                 continue;
+            }
+        }
+        if !begun {
+            match state.store.begin_audit_forwarding(forwarder.history).await {
+                Ok(skipped) => {
+                    if skipped {
+                        tracing::info!(
+                            "audit forwarding set up: the entries written before it stay here \
+                             (audit.syslog_history = false)"
+                        );
+                    }
+                    begun = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::ErrorChain(&e), "audit forwarding: cannot start");
+                    continue;
+                }
             }
         }
         match send_pending(&state, &forwarder, &holder, &mut conn).await {
@@ -312,6 +333,9 @@ pub async fn run(state: AppState, forwarder: Forwarder) {
     }
     if let Some(mut c) = conn {
         let _ = tokio::time::timeout(IO_TIMEOUT, c.shutdown()).await;
+    }
+    if let Err(e) = state.store.release_audit_forward_lease(&holder).await {
+        tracing::warn!(error = %crate::error::ErrorChain(&e), "audit forwarding: cannot give up its lease");
     }
 }
 

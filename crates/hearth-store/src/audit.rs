@@ -159,6 +159,32 @@ impl Store {
         Ok(row.try_get("waiting")?)
     }
 
+    /// Called each time forwarding starts: the first time ever (a `*` row in `audit_forwarded`
+    /// records it), without `history` every chain is marked forwarded up to its head, so what was
+    /// written before forwarding was set up stays here. Returns whether that was skipped now.
+    pub async fn begin_audit_forwarding(&self, history: bool) -> Result<bool> {
+        let mut tx = self.pool().begin().await?;
+        let first = sqlx::query(
+            "INSERT INTO audit_forwarded (scope, seq) VALUES ('*', 0) ON CONFLICT (scope) DO NOTHING",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let skip = first && !history;
+        if skip {
+            sqlx::query(
+                "INSERT INTO audit_forwarded (scope, seq) SELECT scope, seq FROM audit_heads \
+                 WHERE true ON CONFLICT (scope) DO UPDATE SET seq = excluded.seq \
+                 WHERE audit_forwarded.seq < excluded.seq",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(skip)
+    }
+
     /// Records that `scope`'s entries up to `seq` were forwarded (never moving backwards).
     pub async fn mark_audit_forwarded(&self, scope: &str, seq: i64) -> Result<()> {
         sqlx::query(
@@ -193,6 +219,16 @@ impl Store {
         .await?
         .rows_affected();
         Ok(taken == 1)
+    }
+
+    /// Gives up `holder`'s lease (an instance stopping), so another, or this one restarted, sends
+    /// at once rather than after the lease ran out.
+    pub async fn release_audit_forward_lease(&self, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM audit_forward_lease WHERE holder = $1")
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Entries of `scope` recording `action`, oldest first.

@@ -288,6 +288,79 @@ async fn the_audit_log_reaches_a_real_rsyslog_over_tls_and_waits_out_its_absence
     }
 }
 
+/// With `syslog_history = false`, what the log held before forwarding was first set up stays
+/// here: the collector gets what comes after, also once the setting is taken out again; and a
+/// restarted instance sends at once (it gave up its lease when it stopped).
+#[tokio::test]
+async fn the_history_before_forwarding_was_set_up_is_left_out_when_asked() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(rsyslog) = Rsyslog::start(&pki, dir.path(), 0) else {
+        return;
+    };
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    let before = all_entries(&owner, org).await;
+    assert!(before.len() > 2, "{before:?}");
+    let collector = format!("tls://127.0.0.1:{}", rsyslog.port);
+    let server = server
+        .restart_with(|s| {
+            s.audit.syslog = Some(collector.clone());
+            s.audit.syslog_ca_file = Some(pki.path("ca.pem").into());
+            s.audit.syslog_history = Some(false);
+        })
+        .await;
+    // Failed logins until one arrives (those before forwarding began stay here too).
+    let received = |action: &'static str| {
+        let rsyslog = &rsyslog;
+        move || rsyslog.received().iter().any(|(_, e)| e.action == action)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !received("auth.login_failed")() {
+        assert!(Instant::now() < deadline, "nothing forwarded");
+        let failed = server.client().login("owner", "not the secret 0123").await;
+        assert!(failed.is_err());
+        let wait = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < wait && !received("auth.login_failed")() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Restarted, with the setting taken out: what comes is sent, at once.
+    let server = server.restart_with(|s| s.audit.syslog_history = None).await;
+    let mut owner = server.client();
+    owner.login("owner", OWNER_SECRET).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !received("auth.login")() {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted instance sent nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got: Vec<AuditEntry> = rsyslog.received().into_iter().map(|(_, e)| e).collect();
+    assert!(
+        !got.iter().any(|e| before.contains(e)),
+        "history sent: {got:?}"
+    );
+    // What came after is sent whole: each chain from where forwarding began to its head.
+    let now = all_entries(&owner, org).await;
+    for e in now.iter().filter(|e| e.scope == "system") {
+        let first = got
+            .iter()
+            .filter(|g| g.scope == "system")
+            .map(|g| g.seq)
+            .min()
+            .unwrap();
+        assert_eq!(
+            got.contains(e),
+            e.seq >= first,
+            "{} {}: {got:?}",
+            e.seq,
+            e.action
+        );
+    }
+}
+
 /// Two instances sharing one PostgreSQL database, both forwarding: one holds the lease and sends,
 /// so the collector gets each entry once, whichever instance recorded it.
 #[tokio::test]

@@ -627,6 +627,21 @@ async fn audit_forwarding(s: &Store, label: &str, now: i64) {
             .contains(&(scope.clone(), head)),
         "{label}: a new entry is due"
     );
+    // Forwarding set up without its history: every chain is marked sent up to its head, the
+    // first time only.
+    assert!(s.begin_audit_forwarding(false).await.unwrap(), "{label}");
+    assert_eq!(s.audit_unforwarded().await.unwrap(), [], "{label}");
+    let mut tx = s.begin().await.unwrap();
+    tx.append_audit(audit(&scope, "after.setup", 100))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(!s.begin_audit_forwarding(false).await.unwrap(), "{label}");
+    assert_eq!(
+        s.audit_unforwarded().await.unwrap(),
+        [(scope.clone(), head + 1)],
+        "{label}"
+    );
 
     assert!(
         s.take_audit_forward_lease("a", now, now + 30)
