@@ -174,8 +174,12 @@ enum Command {
     /// approval required`); each then goes to a printer like any queued job.
     Approve {
         /// Job ids.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "waiting")]
         jobs: Vec<String>,
+        /// Every job waiting for approval now (a backlog, or after `hearth org approval off`,
+        /// which leaves waiting jobs waiting).
+        #[arg(long, conflicts_with = "jobs")]
+        waiting: bool,
         #[arg(long)]
         json: bool,
     },
@@ -333,7 +337,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Pause(j) => cmd::fleet::control("pause", &j.job, j.json).await,
         Command::Resume(j) => cmd::fleet::control("resume", &j.job, j.json).await,
         Command::Cancel(j) => cmd::fleet::control("cancel", &j.job, j.json).await,
-        Command::Approve { jobs, json } => cmd::fleet::decide(&jobs, true, None, json).await,
+        Command::Approve {
+            jobs,
+            waiting: false,
+            json,
+        } => cmd::fleet::decide(&jobs, true, None, json).await,
+        Command::Approve {
+            waiting: true,
+            json,
+            ..
+        } => cmd::fleet::approve_waiting(json).await,
         Command::Reject { jobs, reason, json } => {
             cmd::fleet::decide(&jobs, false, reason.as_deref(), json).await
         }

@@ -915,6 +915,32 @@ pub async fn control(action: &str, job: &str, json: bool) -> anyhow::Result<()> 
 
 /// `hearth approve JOB...` / `hearth reject JOB --reason`: an admin's decision on jobs waiting for
 /// approval. Every job is tried; the command fails if one could not be decided.
+/// `hearth approve --waiting`: every job of the organisation waiting for approval now.
+pub async fn approve_waiting(json: bool) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    // A waiting job expires with its signed validity (a week at most): the newest 10 000 jobs
+    // hold every one that can still print.
+    let jobs: Vec<Job> = ctx
+        .client
+        .raw_get(&format!("/api/v1/orgs/{org}/jobs?limit=10000"))
+        .await
+        .context("cannot list the jobs")?;
+    let waiting: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.awaits_approval())
+        .map(|j| j.id.to_string())
+        .collect();
+    if waiting.is_empty() {
+        if json {
+            return print_json(&Vec::<Job>::new());
+        }
+        println!("no job waits for approval");
+        return Ok(());
+    }
+    decide(&waiting, true, None, json).await
+}
+
 pub async fn decide(
     jobs: &[String],
     approve: bool,

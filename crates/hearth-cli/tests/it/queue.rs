@@ -511,5 +511,26 @@ async fn an_admin_approves_or_rejects_an_operators_jobs() {
         .find(|l| l.contains(&second.to_string()))
         .unwrap_or_else(|| panic!("{jobs}"));
     assert!(line.contains("rejected by ada: wrong material"), "{jobs}");
+
+    // Two more wait; `approve --waiting` lets both go, and finds none the next time.
+    let mut more = Vec::new();
+    for name in ["third", "fourth"] {
+        let file = gcode(work.path(), &format!("{name}.gcode"), name);
+        let id: JobId = bob
+            .run(&["print", file.to_str().unwrap(), "--printer", "mk4"])
+            .await
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(job_of(id).await.awaits_approval());
+        more.push(id);
+    }
+    let said = ada.run(&["approve", "--waiting"]).await;
+    for id in &more {
+        assert!(said.contains(&format!("job {id} approved")), "{said}");
+        assert!(!job_of(*id).await.awaits_approval());
+    }
+    let said = ada.run(&["approve", "--waiting"]).await;
+    assert_eq!(said.trim(), "no job waits for approval");
     agent.shutdown().await;
 }
