@@ -17,7 +17,8 @@ pub mod fleet;
 pub mod inventory;
 pub mod maintenance;
 pub mod mfa;
-mod migrate;
+#[doc(hidden)]
+pub mod migrate;
 pub mod models;
 pub mod notify;
 pub mod passkeys;

@@ -171,6 +171,16 @@ async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
     apply_up_to(conn, i64::MAX).await
 }
 
+/// Applies the migrations up to `last` to the database at `url`, as an older Hearth left it, so
+/// that tests can upgrade a database with data in it. Not for use by Hearth itself.
+#[doc(hidden)]
+pub async fn up_to(url: &str, last: i64) -> Result<()> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    apply_up_to(&mut conn, last).await
+}
+
 /// Applies the migrations up to `last` (tests upgrade a database with data in it).
 async fn apply_up_to(conn: &mut sqlx::AnyConnection, last: i64) -> Result<()> {
     sqlx::raw_sql(

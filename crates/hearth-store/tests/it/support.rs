@@ -25,6 +25,19 @@ pub async fn sqlite() -> TestDb {
 /// A fresh PostgreSQL database, if `HEARTH_TEST_DATABASE_URL` is set. Under `HEARTH_REQUIRE_PEERS=1` a
 /// missing URL is a failure, not a skip.
 pub async fn postgres() -> Option<TestDb> {
+    let url = fresh_postgres().await?;
+    let store = Store::open(&url).await.unwrap();
+    Some(TestDb {
+        store,
+        url,
+        _dir: tempfile::tempdir().unwrap(),
+        label: "postgres",
+    })
+}
+
+/// The URL of a fresh, empty PostgreSQL database, if `HEARTH_TEST_DATABASE_URL` is set (under
+/// `HEARTH_REQUIRE_PEERS=1` a missing URL is a failure).
+pub async fn fresh_postgres() -> Option<String> {
     let Ok(admin_url) = std::env::var("HEARTH_TEST_DATABASE_URL") else {
         assert!(
             std::env::var("HEARTH_REQUIRE_PEERS").as_deref() != Ok("1"),
@@ -51,13 +64,7 @@ pub async fn postgres() -> Option<TestDb> {
         }
         _ => format!("{admin_url}/{name}"),
     };
-    let store = Store::open(&url).await.unwrap();
-    Some(TestDb {
-        store,
-        url,
-        _dir: tempfile::tempdir().unwrap(),
-        label: "postgres",
-    })
+    Some(url)
 }
 
 /// Run a statement directly against the database, bypassing Hearth (to simulate tampering).
