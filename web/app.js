@@ -1527,6 +1527,25 @@ async function control(job, action, button) {
   }
 }
 
+async function approveWaiting(button) {
+  const waiting = [...state.jobs.values()].filter(awaitsApproval);
+  if (!confirm(`Approve the ${waiting.length} jobs waiting for approval? Each goes to its printer.`)) return;
+  button.disabled = true;
+  const failed = [];
+  for (const job of waiting) {
+    try {
+      const updated = await call("POST", `/orgs/${state.org.id}/jobs/${job.id}/approve`, {});
+      state.jobs.set(updated.id, updated);
+    } catch (e) {
+      failed.push(`${short(job.id)}: ${e.message}`);
+    }
+  }
+  button.disabled = false;
+  notice(failed.length ? `Could not approve ${failed.join("; ")}` : "");
+  renderJobs();
+  renderPrinters();
+}
+
 // What became of a job's approval, beside its message: who approved it (a rejection's message
 // says who rejected it and why).
 function approvalLine(j) {
@@ -1630,6 +1649,11 @@ async function deleteTimelapse(job, button) {
 }
 
 function renderJobs() {
+  // Admins approve every waiting job at once (a backlog, or one the policy's end left waiting).
+  const waiting = [...state.jobs.values()].filter(awaitsApproval);
+  const approveAll = $("approve-waiting");
+  approveAll.hidden = !atLeast("admin") || waiting.length < 2;
+  approveAll.textContent = `Approve the ${waiting.length} waiting jobs`;
   const activeOnly = $("jobs-active").checked;
   const jobs = [...state.jobs.values()]
     .filter((j) => !activeOnly || ACTIVE_JOBS.has(j.state))
@@ -2444,6 +2468,7 @@ async function main() {
   $("loaded-close").addEventListener("click", () => $("loaded-dialog").close());
   $("loaded-form").spool.addEventListener("change", loadedSpoolChanged);
   $("slots-form").addEventListener("submit", onSlotsSubmit);
+  $("approve-waiting").addEventListener("click", (ev) => approveWaiting(ev.currentTarget));
   $("slots-close").addEventListener("click", () => $("slots-dialog").close());
   $("slots-form").slot.addEventListener("input", slotChosen);
   $("spools-archived").addEventListener("change", () => loadSpools().catch((e) => notice(e.message)));

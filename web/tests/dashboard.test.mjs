@@ -620,13 +620,28 @@ try {
     assert.equal((await api("POST", `/orgs/${orgId}/jobs/${toReject.id}/approve`, {})).status, 409);
     await page.click("button[data-tab=printers]");
     await card("xl").locator("dd[data-row=queue]", { hasText: /^1 job waiting$/ }).waitFor();
+
+    step("two more wait; an admin approves all waiting jobs at once");
+    const more = [await submit(), await submit()];
+    await page.click("button[data-tab=jobs]");
+    const approveAll = page.locator("#approve-waiting", { hasText: "Approve the 2 waiting jobs" });
+    await approveAll.click();
+    for (const j of more) {
+      await page.locator(`#jobs tr[data-job-id="${j.id}"] .approval`, { hasText: `approved by ${login}` }).waitFor();
+      assert.equal(JSON.parse(await orgGet(`/jobs/${j.id}`)).approval.state, "approved");
+    }
+    assert.ok(await page.locator("#approve-waiting").isHidden(), "nothing waits any more");
+    await page.click("button[data-tab=printers]");
+    await card("xl").locator("dd[data-row=queue]", { hasText: /^3 jobs waiting$/ }).waitFor();
   } finally {
     await opApi.dispose();
   }
 
   step("the approval policy is lifted; the xl, its job and the operator are as before");
-  ok(await api("POST", `/orgs/${orgId}/jobs/${JSON.parse(await orgGet("/jobs")).find((j) =>
-    j.submitted_by === opUser.id && j.state === "queued").id}/cancel`));
+  for (const j of JSON.parse(await orgGet("/jobs")).filter((x) =>
+    x.submitted_by === opUser.id && x.state === "queued")) {
+    ok(await api("POST", `/orgs/${orgId}/jobs/${j.id}/cancel`));
+  }
   ok(await api("PUT", `/orgs/${orgId}/printers/${xl.id}/hold`, { held: false }));
   ok(await api("DELETE", `/orgs/${orgId}/members/${opUser.id}`));
   await card("xl").locator("dd[data-row=queue]").waitFor({ state: "detached" });
