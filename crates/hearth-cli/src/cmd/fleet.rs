@@ -548,6 +548,18 @@ pub async fn load(args: &LoadArgs) -> anyhow::Result<()> {
                  Ext for the external holder"
             );
         }
+        // A printer that reports its slots names them all: another name is likely a typo (a
+        // tool's T0 on such a printer is still taken).
+        let reported = &p.telemetry.slots;
+        if args.spool.is_some() && !reported.is_empty() && !reported.iter().any(|s| s.name == *slot)
+        {
+            let names: Vec<&str> = reported.iter().map(|s| s.name.as_str()).collect();
+            eprintln!(
+                "note: printer {:?} reports the slots {}, not {slot}",
+                p.name,
+                names.join(", ")
+            );
+        }
         match &args.spool {
             Some(spool) => {
                 let spool = crate::cmd::inventory::find_spool(&ctx, spool).await?.id;

@@ -263,6 +263,35 @@ async fn each_filament_of_a_job_is_taken_from_the_spool_in_its_ams_tray() {
     }
     let listed = ada.run(&["spools"]).await;
     assert!(listed.contains("on mk3 (A2)"), "{listed}");
+    // A slot the printer does not report is taken, with a note (a typo, most likely).
+    let id = spools[0].to_string();
+    let out = ada
+        .try_run(&[
+            "printers",
+            "load",
+            "mk3",
+            "--slot",
+            "A5",
+            "--spool",
+            &id[..13],
+        ])
+        .await;
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{note}");
+    assert!(
+        note.contains("printer \"mk3\" reports the slots A1, A2, Ext, not A5"),
+        "{note}"
+    );
+    ada.run(&[
+        "printers",
+        "load",
+        "mk3",
+        "--slot",
+        "A1",
+        "--spool",
+        &id[..13],
+    ])
+    .await;
 
     chain.print(Some(project), &[]).await;
     // The printer was told PLA from A2 and PETG from A1: the trays of their materials.
