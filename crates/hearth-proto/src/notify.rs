@@ -375,6 +375,9 @@ pub struct NotifiedSpool {
     pub color: Option<String>,
     pub remaining_grams: f32,
     pub low_grams: f32,
+    /// The slot of the printer it is in (`A2`, `T1`), when it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 /// What `hearthd` sends: the `data` of a webhook, and what the Slack, Discord and ntfy texts are

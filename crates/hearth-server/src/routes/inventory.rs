@@ -823,6 +823,7 @@ async fn spool_low(
             color: s.material.color.clone(),
             remaining_grams: left,
             low_grams: s.low_grams,
+            slot: s.slot.clone(),
         }),
         maintenance: None,
         legal: None,

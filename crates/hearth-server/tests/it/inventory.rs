@@ -703,6 +703,7 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
         low["data"]["title"], "Spool running low on x1c (T1)",
         "{low}"
     );
+    assert_eq!(low["data"]["spool"]["slot"], "T1", "{low}");
     assert_eq!(left(holder.clone()).await, 950.0, "nothing from the holder");
     let uses = owner.spool_usage(org, t1.id).await.unwrap();
     assert_eq!(uses[0].slot.as_deref(), Some("T1"));
