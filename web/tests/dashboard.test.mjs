@@ -136,7 +136,7 @@ try {
 
   step("a printer with an AMS shows what each slot holds, and the inventory's spool in its first tray");
   assert.match(await card("x1c").locator("dd[data-row=slots]").textContent(),
-    /^A1 PLA 80% \(Bambu PLA Basic White · \d+ g left\) · A2 PLA 45% · A3 PETG 100% · A4 ASA 12%$/);
+    /^A1 PLA 80% \(Bambu PLA Basic White · \d+ g left\) · A2 PLA 45% \(Bambu PLA #161616 · 450 g left\) · A3 PETG 100% · A4 ASA 12%$/);
 
   step("the card of a printer with jobs waiting for it says how many");
   await card("mk4-left").locator("dd[data-row=queue]", { hasText: /^2 jobs waiting$/ }).waitFor();

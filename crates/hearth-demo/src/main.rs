@@ -128,7 +128,13 @@ async fn plan_maintenance(owner: &Client, org: OrgId, printers: &[Printer]) -> a
 /// already (a restarted demo keeps what it had and what its jobs used).
 async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> anyhow::Result<()> {
     use hearth_proto::inventory::{NewMaterial, NewSpool};
-    if !owner.spools(org, true).await?.is_empty() {
+    // A spool the x1c's AMS added by its RFID tag may come first.
+    if owner
+        .spools(org, true)
+        .await?
+        .iter()
+        .any(|s| s.rfid.is_none())
+    {
         return Ok(());
     }
     let mut materials = Vec::new();
@@ -184,25 +190,32 @@ async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> an
 }
 
 /// The Bambu Lab X1C of the demo has an AMS with four spools; the other printers report none. Its
-/// spool of the inventory is in the first tray (`stock_inventory`).
+/// spool of the inventory is in the first tray (`stock_inventory`); the second holds a Bambu Lab
+/// spool whose RFID tag adds it to the inventory by itself.
 fn demo_ams(printer: &str) -> Vec<hearth_drivers::MaterialSlot> {
     if printer != "x1c" {
         return Vec::new();
     }
     [
-        ("A1", "PLA", "FFFFFF", 80),
-        ("A2", "PLA", "161616", 45),
-        ("A3", "PETG", "1E5AF0", 100),
-        ("A4", "ASA", "C0C0C0", 12),
+        ("A1", "PLA", "FFFFFF", 80, None),
+        (
+            "A2",
+            "PLA",
+            "161616",
+            45,
+            Some("3A1F5C7E9B2D4F6081A3C5E7092B4D6F"),
+        ),
+        ("A3", "PETG", "1E5AF0", 100, None),
+        ("A4", "ASA", "C0C0C0", 12, None),
     ]
     .into_iter()
     .map(
-        |(name, material, color, left)| hearth_drivers::MaterialSlot {
+        |(name, material, color, left, tag)| hearth_drivers::MaterialSlot {
             name: name.into(),
             material: material.into(),
             color: Some(color.into()),
             remain_percent: Some(left),
-            tag: None,
+            tag: tag.map(Into::into),
         },
     )
     .collect()

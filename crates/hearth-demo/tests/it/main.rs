@@ -143,12 +143,21 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
     }
     // A spool of the library on every printer, two spares on the shelf; the printers show
     // what is left on theirs.
+    // And the Bambu Lab spool the x1c's AMS reports by its RFID tag, added by itself in A2.
     let spools_url = d.printers_url.replace("/printers", "/spools");
+    wait_until("the RFID spool in the inventory", || {
+        list(&d, &spools_url).len() == 9
+    });
     let spools = list(&d, &spools_url);
-    assert_eq!(spools.len(), 8, "{spools:?}");
     assert_eq!(
         spools.iter().filter(|s| s["printer"].is_string()).count(),
-        6
+        7,
+        "{spools:?}"
+    );
+    let tagged = spools.iter().find(|s| s["rfid"].is_string()).unwrap();
+    assert_eq!(
+        (tagged["slot"].as_str(), tagged["remaining_grams"].as_f64()),
+        (Some("A2"), Some(450.0))
     );
     for p in printers(&d) {
         // The x1c's is in its AMS's first tray.
@@ -221,7 +230,7 @@ fn the_demo_shows_a_live_fleet_and_restarts_on_its_data() {
         p.len() == 6 && p.iter().all(|p| p["telemetry"]["state"] != "offline")
     });
     let spools = list(&d, &d.printers_url.replace("/printers", "/spools"));
-    assert_eq!(spools.len(), 8, "the stock is not added twice");
+    assert_eq!(spools.len(), 9, "the stock is not added twice");
     let tasks = list(&d, &d.printers_url.replace("/printers", "/maintenance"));
     assert_eq!(tasks.len(), 8, "the maintenance tasks are not set up twice");
 }
