@@ -1,19 +1,29 @@
-//! Upgrading a PostgreSQL database with data in it: what an older Hearth stored survives the
-//! migrations that rebuild its tables. (SQLite's is a unit test in `migrate.rs`.)
+//! Upgrading a database with data in it, on SQLite and on PostgreSQL: what an older Hearth stored
+//! survives the migrations that rebuild its tables.
 
 use crate::support::fresh_postgres;
 use hearth_store::Store;
 use sqlx::{Connection, Row};
 
-/// Migration 0029 rebuilds `spool_usage` (a row per filament): what jobs used before it stays, as
-/// part 0 of each job, and the inventory reads it.
+#[tokio::test]
+async fn what_jobs_used_survives_the_spool_slots_migration_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    usage_survives_the_spool_slots_migration(&hearth_store::sqlite_url(&dir.path().join("old.db")))
+        .await;
+}
+
 #[tokio::test]
 async fn what_jobs_used_survives_the_spool_slots_migration_on_postgres() {
-    let Some(url) = fresh_postgres().await else {
-        return;
-    };
-    hearth_store::migrate::up_to(&url, 28).await.unwrap();
-    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    if let Some(url) = fresh_postgres().await {
+        usage_survives_the_spool_slots_migration(&url).await;
+    }
+}
+
+/// Migration 0029 rebuilds `spool_usage` (a row per filament): what jobs used before it stays, as
+/// part 0 of each job.
+async fn usage_survives_the_spool_slots_migration(url: &str) {
+    hearth_store::migrate::up_to(url, 28).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
     sqlx::raw_sql(
         "INSERT INTO orgs (id, name, quota_bytes, created_at) VALUES ('o1', 'Acme', 0, 1); \
          INSERT INTO jobs (id, org_id, blob_sha256, manifest, facts, state, submitted_by, \
@@ -31,8 +41,8 @@ async fn what_jobs_used_survives_the_spool_slots_migration_on_postgres() {
     .await
     .unwrap();
     conn.close().await.unwrap();
-    let _store = Store::open(&url).await.unwrap();
-    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let _store = Store::open(url).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
     let rows = sqlx::query(
         "SELECT job_id, part, spool_id, slot, grams, cost, state, at FROM spool_usage \
          ORDER BY job_id",
