@@ -386,8 +386,13 @@ impl Hub {
 
     /// Whether `seen` (slot names with the RFID tag in each) differs from what `printer` reported
     /// last; remembers it.
-    pub fn tags_changed(&self, printer: PrinterId, seen: SlotTags) -> bool {
-        lock(&self.tags).insert(printer, seen.clone()).as_ref() != Some(&seen)
+    pub fn tags_changed(&self, printer: PrinterId, seen: &[(String, Option<String>)]) -> bool {
+        let mut tags = lock(&self.tags);
+        if tags.get(&printer).map(Vec::as_slice) == Some(seen) {
+            return false;
+        }
+        tags.insert(printer, seen.to_vec());
+        true
     }
 
     /// Forgets the tags `printer` reported, so the next report is acted on again (after a

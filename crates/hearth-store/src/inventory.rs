@@ -571,16 +571,29 @@ impl Tx {
             .await
     }
 
+    /// The spools in `printer`'s slots now, by slot name, read inside this transaction.
+    pub async fn spools_in_slots(&mut self, printer: PrinterId) -> Result<Vec<SpoolRow>> {
+        self.spools_where(
+            "ss.printer_id = $1 ORDER BY ss.slot",
+            &[&printer.to_string()],
+        )
+        .await
+    }
+
     /// The spool `cond` (on the spool's columns `s.` and its slot's `ss.`, with `binds`) finds,
-    /// read inside this transaction.
+    /// read inside this transaction; `cond` names one spool at most.
     async fn spool_where(&mut self, cond: &str, binds: &[&str]) -> Result<Option<SpoolRow>> {
+        Ok(self.spools_where(cond, binds).await?.pop())
+    }
+
+    /// The spools `cond` (as for [`Tx::spool_where`]) finds, read inside this transaction.
+    async fn spools_where(&mut self, cond: &str, binds: &[&str]) -> Result<Vec<SpoolRow>> {
         let q = format!("{SPOOL_SELECT} WHERE {cond}");
         let mut query = sqlx::query(&q);
         for b in binds {
             query = query.bind(b.to_string());
         }
-        let row = query.fetch_optional(&mut *self.inner).await?;
-        row.as_ref().map(spool).transpose()
+        map_all(&query.fetch_all(&mut *self.inner).await?, spool)
     }
 
     /// The organisation's material named `name`, read inside this transaction.

@@ -1690,15 +1690,14 @@ async fn handle_agent_msg(
             };
             let idle = status.state == hearth_proto::agent::PrinterState::Idle;
             let (reported, error) = (status.state, status.error.clone());
-            let slots = status.slots.clone();
-            state.hub.set_telemetry(id, status);
             if let Err(e) =
-                crate::routes::inventory::slots_seen(state, org, agent, id, &slots).await
+                crate::routes::inventory::slots_seen(state, org, agent, id, &status.slots).await
             {
                 // Tried again at the next report; telemetry goes on.
                 state.hub.forget_tags(id);
                 tracing::warn!(printer = %id, error = ?e, "cannot follow the RFID spools it reports");
             }
+            state.hub.set_telemetry(id, status);
             crate::notify::printer_reported(state, org, id, reported, error.as_deref()).await?;
             hub::publish_printer(state, org, id).await?;
             if idle {

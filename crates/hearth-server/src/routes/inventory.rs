@@ -72,6 +72,23 @@ pub async fn create_material(
     access: OrgAccess<Operator>,
     Json(req): Json<NewMaterial>,
 ) -> ApiResult<(StatusCode, Json<Material>)> {
+    let row = material_row(access.org.id, req)?;
+    let mut tx = state.store.begin().await?;
+    tx.insert_material(&row).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "material.create",
+        Some(format!("material:{}", row.id)),
+        json!({ "name": row.name, "material": row.material, "color": row.color }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row.to_api())))
+}
+
+/// A new material of `org`'s library as `req` describes it (the type's density and the usual
+/// diameter when not given), checked.
+fn material_row(org: OrgId, req: NewMaterial) -> ApiResult<MaterialRow> {
     let material = req.material.trim().to_owned();
     let m = Material {
         id: MaterialId::new(),
@@ -87,18 +104,7 @@ pub async fn create_material(
         created_at: String::new(),
     };
     inventory::check_material(&m).map_err(ApiError::invalid)?;
-    let row = MaterialRow::from_api(access.org.id, &m, now_ms());
-    let mut tx = state.store.begin().await?;
-    tx.insert_material(&row).await?;
-    tx.append_audit(access.caller.audit(
-        access.org.id.to_string(),
-        "material.create",
-        Some(format!("material:{}", row.id)),
-        json!({ "name": row.name, "material": row.material, "color": row.color }),
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(row.to_api())))
+    Ok(MaterialRow::from_api(org, &m, now_ms()))
 }
 
 /// Change a material of the library (its spools follow: name, colour, price...).
@@ -191,10 +197,26 @@ pub async fn create_spool(
     Json(req): Json<NewSpool>,
 ) -> ApiResult<(StatusCode, Json<Spool>)> {
     let material = material_in(&state, access.org.id, req.material).await?;
+    let row = spool_row(material, req)?;
+    let mut tx = state.store.begin().await?;
+    tx.insert_spool(&row).await?;
+    tx.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        "spool.create",
+        Some(format!("spool:{}", row.id)),
+        json!({ "material": row.material.id, "initial_grams": row.initial_grams, "remaining_grams": row.remaining_grams }),
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(row.to_api())))
+}
+
+/// A new spool of `material` as `req` describes it (a full 1 kg spool when not given), checked.
+fn spool_row(material: MaterialRow, req: NewSpool) -> ApiResult<SpoolRow> {
     let initial = req.initial_grams.unwrap_or(DEFAULT_SPOOL_GRAMS);
     let row = SpoolRow {
         id: SpoolId::new(),
-        org_id: access.org.id,
+        org_id: material.org_id,
         material,
         initial_grams: initial,
         remaining_grams: req.remaining_grams.unwrap_or(initial),
@@ -209,17 +231,7 @@ pub async fn create_spool(
         last_used_at: None,
     };
     inventory::check_spool(&row.to_api()).map_err(ApiError::invalid)?;
-    let mut tx = state.store.begin().await?;
-    tx.insert_spool(&row).await?;
-    tx.append_audit(access.caller.audit(
-        access.org.id.to_string(),
-        "spool.create",
-        Some(format!("spool:{}", row.id)),
-        json!({ "material": row.material.id, "initial_grams": row.initial_grams, "remaining_grams": row.remaining_grams }),
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(row.to_api())))
+    Ok(row)
 }
 
 /// One spool.
@@ -449,9 +461,6 @@ pub async fn unload_slot(
     Ok(Json(crate::hub::publish_printer(&state, org, id).await?))
 }
 
-/// What a spool with an RFID tag that a printer reports starts with, g: a Bambu Lab spool's 1 kg.
-const RFID_SPOOL_GRAMS: f32 = 1000.0;
-
 /// Most slots of one printer whose tags are followed (four AMS units of four trays and the
 /// external holder are 17; eight units with HT trays stay below): an agent cannot make the server
 /// add spools without bound.
@@ -461,7 +470,8 @@ const MAX_TAGGED_SLOTS: usize = 64;
 /// spool of that tag, added the first time it is seen (its material, `Bambu PLA #FFFFFF`, added to
 /// the library when missing; what is left from the printer's estimate), and kept in the slot it
 /// is seen in; a tagged spool no longer seen in its slot is taken out. Acts only when the tags
-/// change; an archived spool is left alone. Audited as the agent.
+/// change; an archived spool is left alone. Audited as the agent. Called before the report's
+/// telemetry is kept and the printer published, so what changed goes out with it.
 pub async fn slots_seen(
     state: &AppState,
     org: OrgId,
@@ -479,7 +489,7 @@ pub async fn slots_seen(
         .take(MAX_TAGGED_SLOTS)
         .map(|s| (s.name.clone(), s.tag.clone().filter(|t| rfid_ok(t))))
         .collect();
-    if !state.hub.tags_changed(printer, seen.clone()) {
+    if !state.hub.tags_changed(printer, &seen) {
         return Ok(());
     }
     let audit = |action: &str, target: String, details: serde_json::Value| {
@@ -494,25 +504,22 @@ pub async fn slots_seen(
         }
     };
     let mut tx = state.store.begin().await?;
-    let mut changed = false;
     // Tagged spools out of the slots where another tag, or none, is seen now.
-    for s in &state.store.printer(printer).await?.slot_spools {
-        let Some(row) = tx.spool_in_slot(printer, &s.slot).await? else {
+    for row in tx.spools_in_slots(printer).await? {
+        let (Some(tag), Some(slot)) = (&row.rfid, &row.slot) else {
             continue;
         };
-        let Some(tag) = &row.rfid else { continue };
         if !seen
             .iter()
-            .any(|(slot, t)| *slot == s.slot && t.as_ref() == Some(tag))
+            .any(|(s, t)| s == slot && t.as_ref() == Some(tag))
         {
-            tx.unload_slot(printer, &s.slot).await?;
+            tx.unload_slot(printer, slot).await?;
             tx.append_audit(audit(
                 "printer.slot_unload",
                 format!("printer:{printer}"),
-                json!({ "slot": s.slot, "spool": row.id, "rfid": tag }),
+                json!({ "slot": slot, "spool": row.id, "rfid": tag }),
             ))
             .await?;
-            changed = true;
         }
     }
     for (slot, tag) in &seen {
@@ -544,12 +551,9 @@ pub async fn slots_seen(
             json!({ "slot": slot, "spool": spool.id, "rfid": tag, "was_on": spool.printer_id, "was_in": spool.slot }),
         ))
         .await?;
-        changed = true;
     }
     tx.commit().await?;
-    if changed {
-        crate::hub::publish_printer(state, org, printer).await?;
-    }
+    // The caller publishes the printer with this report's telemetry: its slot spools go with it.
     Ok(())
 }
 
@@ -558,8 +562,9 @@ fn rfid_ok(t: &str) -> bool {
     t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A new spool of the inventory for the tagged spool `reported` in a slot, of the material
-/// `Bambu TYPE #RRGGBB` (added to the library when missing).
+/// A new spool of the inventory for the tagged spool `reported` in a slot: a full spool less what
+/// the printer estimates is gone, of the material `Bambu TYPE #RRGGBB` (added to the library when
+/// missing).
 async fn rfid_spool(
     tx: &mut Tx,
     org: OrgId,
@@ -575,41 +580,32 @@ async fn rfid_spool(
     let material = match tx.material_named(org, &name).await? {
         Some(m) => m,
         None => {
-            let m = Material {
-                id: MaterialId::new(),
-                name,
-                brand: Some("Bambu Lab".into()),
-                density_g_cm3: inventory::default_density(kind),
-                material: kind.to_owned(),
-                color,
-                diameter_mm: DEFAULT_DIAMETER_MM,
-                price_per_kg: None,
-                created_at: String::new(),
-            };
-            inventory::check_material(&m).map_err(ApiError::invalid)?;
-            let row = MaterialRow::from_api(org, &m, now_ms());
+            let row = material_row(
+                org,
+                NewMaterial {
+                    name,
+                    brand: Some("Bambu Lab".into()),
+                    material: kind.to_owned(),
+                    color,
+                    ..NewMaterial::default()
+                },
+            )?;
             tx.insert_material(&row).await?;
             row
         }
     };
-    let row = SpoolRow {
-        id: SpoolId::new(),
-        org_id: org,
+    let material_id = material.id;
+    let mut row = spool_row(
         material,
-        initial_grams: RFID_SPOOL_GRAMS,
-        remaining_grams: reported.remain_percent.map_or(RFID_SPOOL_GRAMS, |p| {
-            RFID_SPOOL_GRAMS * f32::from(p.min(100)) / 100.0
-        }),
-        empty_spool_grams: None,
-        low_grams: DEFAULT_LOW_GRAMS,
-        location: None,
-        printer_id: None,
-        slot: None,
-        rfid: Some(tag.to_owned()),
-        archived: false,
-        created_at: now_ms(),
-        last_used_at: None,
-    };
+        NewSpool {
+            material: material_id,
+            remaining_grams: reported
+                .remain_percent
+                .map(|p| DEFAULT_SPOOL_GRAMS * f32::from(p.min(100)) / 100.0),
+            ..NewSpool::default()
+        },
+    )?;
+    row.rfid = Some(tag.to_owned());
     tx.insert_spool(&row).await?;
     Ok(row)
 }
@@ -694,15 +690,13 @@ pub async fn job_ended(
     } else {
         None
     };
+    let in_slots = tx.spools_in_slots(printer).await?;
+    let in_slot = |name: &str| in_slots.iter().find(|s| s.slot.as_deref() == Some(name));
     if slot_of.is_none() && n > 0 {
         // No slots said: a printer with tools (a Prusa XL, an MMU, an IDEX) whose spools sit in
         // slots named after them takes filament N from slot `TN`, the G-code's own tool number.
         let tools: Vec<String> = (0..n).map(|i| format!("T{i}")).collect();
-        let mut any = false;
-        for t in &tools {
-            any |= tx.spool_in_slot(printer, t).await?.is_some();
-        }
-        if any {
+        if tools.iter().any(|t| in_slot(t).is_some()) {
             slot_of = Some(tools.into_iter().map(Some).collect());
         }
     }
@@ -726,10 +720,7 @@ pub async fn job_ended(
         let slot = slot_of
             .as_ref()
             .and_then(|of| of.get(part).cloned().flatten());
-        let mut spool = match &slot {
-            Some(s) => tx.spool_in_slot(printer, s).await?,
-            None => None,
-        };
+        let mut spool = slot.as_deref().and_then(in_slot).cloned();
         if spool.is_none() && (slot.is_none() || one) {
             spool = tx.spool_on(printer).await?;
         }
