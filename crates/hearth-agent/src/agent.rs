@@ -563,16 +563,14 @@ impl Agent {
                         let Some(rec) = self.journal.get_mut(&job) else {
                             return;
                         };
+                        let (cancel, transferring) =
+                            (rec.cancel_requested, rec.state == JobState::Transferring);
                         if !started.slots.is_empty() {
                             // Reported with the final state, for the spools of those slots.
                             rec.slots = started.slots;
                             self.save();
                         }
-                        let Some(rec) = self.journal.get(&job) else {
-                            return;
-                        };
-                        let cancel = rec.cancel_requested;
-                        if rec.state == JobState::Transferring {
+                        if transferring {
                             self.set_state(job, JobState::Printing, None);
                         }
                         if cancel {

@@ -141,32 +141,26 @@ fn printers_table(printers: &[&Printer]) -> Table {
                 // An AMS: each slot as the printer names it, with its material and what is left
                 // on the inventory spool in it.
                 (!tl.slots.is_empty() || !p.slot_spools.is_empty()).then(|| {
-                    let left = |name: &str| {
-                        p.slot_spools.iter().find(|s| s.slot == name).map(|s| {
-                            format!(
-                                " [{} left]",
-                                crate::cmd::inventory::grams(f64::from(s.remaining_grams))
-                            )
-                        })
-                    };
-                    let mut slots: Vec<String> = tl
-                        .slots
-                        .iter()
-                        .map(|s| {
-                            let left = left(&s.name).unwrap_or_default();
-                            format!("{} {}{left}", s.name, s.material)
-                        })
-                        .collect();
-                    // Spools in slots the printer does not report (now).
-                    slots.extend(
-                        p.slot_spools
+                    let cell = |name: &str, material: &str| {
+                        let left = p
+                            .slot_spools
                             .iter()
-                            .filter(|s| !tl.slots.iter().any(|t| t.name == s.slot))
+                            .find(|s| s.slot == name)
                             .map(|s| {
-                                let left = left(&s.slot).unwrap_or_default();
-                                format!("{} {}{left}", s.slot, s.material)
-                            }),
-                    );
+                                let g = f64::from(s.remaining_grams);
+                                format!(" [{} left]", crate::cmd::inventory::grams(g))
+                            })
+                            .unwrap_or_default();
+                        format!("{name} {material}{left}")
+                    };
+                    let reported = tl.slots.iter().map(|s| cell(&s.name, &s.material));
+                    // Spools in slots the printer does not report (now).
+                    let unreported = p
+                        .slot_spools
+                        .iter()
+                        .filter(|s| !tl.slots.iter().any(|t| t.name == s.slot))
+                        .map(|s| cell(&s.slot, &s.material));
+                    let slots: Vec<String> = reported.chain(unreported).collect();
                     format!("slots {}", slots.join(", "))
                 }),
             ]

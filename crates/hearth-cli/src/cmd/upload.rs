@@ -225,6 +225,16 @@ pub fn analyse(path: &Path, display_name: &str, note: Option<String>) -> anyhow:
     let f = report.scheduling_facts();
     // What the server would refuse (overlong or with control characters) stays sealed instead.
     let sane = |v: Option<String>| v.filter(|t| fact_text_ok(t));
+    let grams_ok = |g: &f32| g.is_finite() && *g >= 0.0;
+    let filaments: Vec<FilamentFact> = f
+        .filaments
+        .into_iter()
+        .map(|x| FilamentFact {
+            material: sane(x.material_type),
+            color: sane(x.material_colour),
+            grams: x.filament_g as f32,
+        })
+        .collect();
     let facts = SchedulingFacts {
         printer_model: sane(f.printer_model),
         nozzle_mm: f
@@ -233,28 +243,16 @@ pub fn analyse(path: &Path, display_name: &str, note: Option<String>) -> anyhow:
             .filter(|n| n.is_finite() && *n > 0.0),
         material: sane(f.material_type),
         color: sane(f.material_colour),
-        filament_grams: f
-            .filament_g
-            .map(|v| v as f32)
-            .filter(|g| g.is_finite() && *g >= 0.0),
+        filament_grams: f.filament_g.map(|v| v as f32).filter(grams_ok),
         estimated_seconds: f.estimated_time_s.map(|s| s.max(0.0).round() as u64),
         // All of them or none: the server pairs them with the printer's slots by their order.
-        filaments: f
-            .filaments
-            .into_iter()
-            .map(|x| FilamentFact {
-                material: sane(x.material_type),
-                color: sane(x.material_colour),
-                grams: x.filament_g as f32,
-            })
-            .try_fold(Vec::new(), |mut all, x| {
-                let ok = x.grams.is_finite() && x.grams >= 0.0 && all.len() < MAX_FILAMENT_FACTS;
-                ok.then(|| {
-                    all.push(x);
-                    all
-                })
-            })
-            .unwrap_or_default(),
+        filaments: if filaments.len() <= MAX_FILAMENT_FACTS
+            && filaments.iter().all(|x| grams_ok(&x.grams))
+        {
+            filaments
+        } else {
+            Vec::new()
+        },
     };
     meta.thumbnails = report
         .thumbnails
