@@ -11,6 +11,9 @@
 // With OIDC_TLS_CERT and OIDC_TLS_KEY (PEM files) it serves HTTPS at https://localhost:PORT, as a
 // provider with a certificate of an organisation's own CA would.
 //
+// Back-channel logout is on: a client registered with a backchannel_logout_uri is sent the
+// library's own signed logout token when a session of its account ends here.
+//
 // Prints `listening ISSUER` on stdout when ready. Run from web/tests (its node_modules).
 import { readFileSync } from "node:fs";
 import http from "node:http";
@@ -57,12 +60,22 @@ const provider = new Provider(issuer, {
     email: ["email", "email_verified"],
     profile: ["preferred_username", "name"],
   },
-  features: { devInteractions: { enabled: false } },
+  // Back-channel logout: ending a session here (its /session/end page, or a login as someone
+  // else) posts a signed logout token to each client's backchannel_logout_uri.
+  features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   pkce: { required: () => true },
+  // The library refuses to post to loopback addresses (SSRF protection for providers on the
+  // internet); hearthd under test is on 127.0.0.1, so its logout requests go out without it.
+  fetch: (url, options) => {
+    delete options.dispatcher;
+    return fetch(url, options);
+  },
   cookies: { keys: ["hearth-oidc-peer-test-key"] },
 });
 provider.on("server_error", (_ctx, err) => console.error("oidc-peer server_error", err));
+provider.on("backchannel.error", (_ctx, err, client) =>
+  console.error("oidc-peer backchannel.error", client.clientId, err));
 
 async function body(req) {
   let s = "";

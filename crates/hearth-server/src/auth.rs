@@ -253,12 +253,14 @@ pub fn source_addr(parts: &Parts) -> Option<String> {
 pub enum Via {
     /// Browser session; `token_hash` identifies it for logout; `opened_at` is when its login
     /// happened (Unix ms), for what only a fresh login may do.
-    /// `sso` is the single sign-on provider its login went through, if one did; `passkey`, that
-    /// a passkey logged it in, alone or as the second factor (either way two factors).
+    /// `sso` is the single sign-on provider its login went through, if one did, and `sso_sid`
+    /// the provider's session it went through, if it said; `passkey`, that a passkey logged it
+    /// in, alone or as the second factor (either way two factors).
     Session {
         token_hash: String,
         opened_at: i64,
         sso: Option<String>,
+        sso_sid: Option<String>,
         passkey: bool,
     },
     /// API token, with its scope.
@@ -320,6 +322,15 @@ impl Caller {
         match &self.via {
             Via::Session { sso, .. } => sso.as_deref(),
             Via::Token(t) => t.sso_provider.as_deref(),
+        }
+    }
+
+    /// The provider's session (`sid`) the caller's login went through, when it said: a token made
+    /// now inherits it, so that session's back-channel logout revokes the token.
+    pub fn sso_sid(&self) -> Option<&str> {
+        match &self.via {
+            Via::Session { sso_sid, .. } => sso_sid.as_deref(),
+            Via::Token(t) => t.sso_sid.as_deref(),
         }
     }
 
@@ -418,6 +429,7 @@ impl FromRequestParts<AppState> for Caller {
                     token_hash: hash,
                     opened_at: row.created_at,
                     sso: row.sso_provider,
+                    sso_sid: row.sso_sid,
                     passkey: row.passkey.is_some(),
                 },
                 source,

@@ -230,6 +230,10 @@ pub struct OidcProvider {
     /// member linked from the dashboard), `match` (also the account whose login equals the
     /// claim, linked on the way), `create` (also creates the account when there is none).
     pub accounts: String,
+    /// Whether the provider's back-channel logout (`POST /api/v1/auth/sso/{id}/logout`, its
+    /// `backchannel_logout_uri`) also revokes the API tokens made in the sessions it ends (those
+    /// of `hearth login --sso` among them), besides ending the sessions.
+    pub logout_revokes_tokens: bool,
 }
 
 impl Default for OidcProvider {
@@ -245,6 +249,7 @@ impl Default for OidcProvider {
             login_claim: "preferred_username".into(),
             prompt: String::new(),
             accounts: "match".into(),
+            logout_revokes_tokens: true,
         }
     }
 }
@@ -753,6 +758,10 @@ max_passkey_ceremonies_in_flight = 10000
 #                                      # still logged in at the provider (shared machines)
 # accounts = "match"                   # "linked": only identities linked from the dashboard;
 #                                      # "match": also the account of that login; "create": also new ones
+# Back-channel logout: register https://HEARTH/api/v1/auth/sso/ID/logout as the client's
+# backchannel_logout_uri (with backchannel_logout_session_required, a logout ends that provider
+# session's logins only; without, all the account's through this provider).
+# logout_revokes_tokens = true         # also revoke the API tokens made in the sessions it ends
 
 [ui]
 # Serve the web dashboard at /. Off, hearthd serves the API only.

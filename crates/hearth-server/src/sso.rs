@@ -9,20 +9,31 @@
 
 use crate::config::OidcProvider;
 use openidconnect::core::{
-    CoreAuthPrompt, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreProviderMetadata,
-    CoreResponseType,
+    CoreAuthPrompt, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType,
 };
 use openidconnect::{
-    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EmptyAdditionalClaims, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, UserInfoClaims,
+    AdditionalClaims, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EmptyAdditionalClaims, IdToken, IdTokenClaims, IssuerUrl, JsonWebTokenType, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    UserInfoClaims,
 };
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// How long a provider's discovery document and keys are kept.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
+/// A token whose signature does not check out fetches the provider's keys again, at most this
+/// often: anyone may post a logout token, and a flood of forged ones must not become a flood of
+/// requests to the provider.
+const REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// The `events` member that makes a JWT a logout token (OpenID Connect Back-Channel Logout 1.0,
+/// section 2.4).
+const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// How far ahead of this server's clock a logout token's `iat` may be.
+const CLOCK_SKEW_S: i64 = 60;
 /// Every request to a provider gives up after this long.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -132,11 +143,43 @@ impl std::fmt::Debug for Started {
     }
 }
 
+/// The claims read besides the standard ones: the provider's session (`sid`, which a provider
+/// with back-channel logout puts in its ID tokens and logout tokens) and a logout token's
+/// `events`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct SessionClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl AdditionalClaims for SessionClaims {}
+
+/// An ID token, or a logout token (a JWT of the same shape), with [`SessionClaims`].
+type SessionIdToken = IdToken<
+    SessionClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// What a provider's logout token asks: end what its session `sid`, or everything of its account
+/// `subject`, opened here up to `issued_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutNotice {
+    pub subject: String,
+    pub sid: Option<String>,
+    pub issued_at_ms: i64,
+}
+
 /// Whom the provider vouched for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vouched {
     /// The provider's `sub`: stable, never reassigned.
     pub subject: String,
+    /// The provider's session the login happened in (`sid`), when it said.
+    pub sid: Option<String>,
     /// The claim naming the Hearth account (`login_claim`), when the provider gave it (an e-mail
     /// address only when the provider says it verified it).
     pub login: Option<String>,
@@ -159,12 +202,12 @@ impl Provider {
         }
     }
 
-    /// The discovery document, fetched again when older than an hour or when `fresh`.
+    /// The discovery document, fetched again when older than an hour or when `fresh` (unless
+    /// fetched in the last [`REFETCH_AFTER`]).
     async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, SsoError> {
         let mut kept = self.metadata.lock().await;
         if let Some((m, at)) = kept.as_ref()
-            && !fresh
-            && at.elapsed() < METADATA_TTL
+            && at.elapsed() < if fresh { REFETCH_AFTER } else { METADATA_TTL }
         {
             return Ok(m.clone());
         }
@@ -179,7 +222,7 @@ impl Provider {
     async fn client(
         &self,
         fresh: bool,
-        redirect_uri: &str,
+        redirect_uri: Option<&str>,
     ) -> Result<
         CoreClient<
             openidconnect::EndpointSet,
@@ -192,18 +235,22 @@ impl Provider {
         SsoError,
     > {
         let m = self.metadata(fresh).await?;
-        let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| self.fail(e))?;
-        Ok(CoreClient::from_provider_metadata(
+        let client = CoreClient::from_provider_metadata(
             m,
             ClientId::new(self.config.client_id.clone()),
             self.secret.clone(),
-        )
-        .set_redirect_uri(redirect))
+        );
+        Ok(match redirect_uri {
+            Some(uri) => {
+                client.set_redirect_uri(RedirectUrl::new(uri.to_owned()).map_err(|e| self.fail(e))?)
+            }
+            None => client,
+        })
     }
 
     /// Where to send the browser to log in, with `state` (which the browser also keeps).
     pub async fn start(&self, redirect_uri: &str, state: &str) -> Result<Started, SsoError> {
-        let client = self.client(false, redirect_uri).await?;
+        let client = self.client(false, Some(redirect_uri)).await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = state.to_owned();
         let mut req = client
@@ -237,7 +284,7 @@ impl Provider {
         nonce: &str,
         pkce_verifier: &str,
     ) -> Result<Vouched, SsoError> {
-        let client = self.client(false, redirect_uri).await?;
+        let client = self.client(false, Some(redirect_uri)).await?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| self.fail(e))?
@@ -245,29 +292,20 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| self.rejected(crate::error::ErrorChain(&e)))?;
-        let id_token = token
+        // Read again with the session claims (`sid`) the crate's core type leaves out.
+        let id_token: SessionIdToken = token
             .id_token()
-            .ok_or_else(|| self.fail("its token answer holds no ID token"))?;
+            .ok_or_else(|| self.fail("its token answer holds no ID token"))?
+            .to_string()
+            .parse()
+            .map_err(|e| self.fail(format!("its ID token cannot be read: {e}")))?;
         let nonce = Nonce::new(nonce.to_owned());
-        let claims: CoreIdTokenClaims = match id_token.claims(&client.id_token_verifier(), &nonce) {
-            Ok(c) => c.clone(),
-            // Perhaps signed with a key published since: once more with fresh keys.
-            Err(first) => {
-                let fresh = self.client(true, redirect_uri).await?;
-                id_token
-                    .claims(&fresh.id_token_verifier(), &nonce)
-                    .map_err(|_| {
-                        self.fail(format!(
-                            "its ID token does not check out: {}",
-                            crate::error::ErrorChain(&first)
-                        ))
-                    })?
-                    .clone()
-            }
-        };
+        let claims = self.checked("ID token", &id_token, &[], &nonce).await?;
         let subject = claims.subject().to_string();
+        let sid = claims.additional_claims().sid.clone();
         let from_id_token = self.vouched(
             &subject,
+            sid.clone(),
             claims.preferred_username().map(|u| u.to_string()),
             claims.email().map(|e| e.to_string()),
             claims.email_verified(),
@@ -292,6 +330,7 @@ impl Provider {
             .map_err(|e| self.fail(crate::error::ErrorChain(&e)))?;
         Ok(self.vouched(
             &subject,
+            sid,
             info.preferred_username().map(|u| u.to_string()),
             info.email().map(|e| e.to_string()),
             info.email_verified(),
@@ -299,9 +338,80 @@ impl Provider {
         ))
     }
 
+    /// `token`'s claims once its signature (against the provider's keys, fetched again once if
+    /// they do not check out: a key published since), issuer, audience and expiry check out, its
+    /// `typ` is absent, `JWT` or one of `types`, and `nonce` accepts its nonce; else the refusal
+    /// of this `what`.
+    async fn checked(
+        &self,
+        what: &str,
+        token: &SessionIdToken,
+        types: &[&str],
+        nonce: impl openidconnect::NonceVerifier + Copy,
+    ) -> Result<IdTokenClaims<SessionClaims, CoreGenderClaim>, SsoError> {
+        let jose_types = ["JWT"]
+            .iter()
+            .chain(types)
+            .filter_map(|t| JsonWebTokenType::new((*t).to_owned()).normalize().ok())
+            .collect::<Vec<_>>();
+        let mut first = None;
+        for fresh in [false, true] {
+            let client = self.client(fresh, None).await?;
+            let verifier = client
+                .id_token_verifier()
+                .set_allowed_jose_types(jose_types.clone());
+            match token.claims(&verifier, nonce) {
+                Ok(c) => return Ok(c.clone()),
+                Err(e) => {
+                    first.get_or_insert_with(|| crate::error::ErrorChain(&e).to_string());
+                }
+            }
+        }
+        Err(self.rejected(format!(
+            "its {what} does not check out: {}",
+            first.unwrap_or_default()
+        )))
+    }
+
+    /// Checks a logout token this provider posted to the back-channel logout address (OpenID
+    /// Connect Back-Channel Logout 1.0, section 2.6): a JWT signed by the provider's keys, issued
+    /// by it for this client (`iss`, `aud`), not expired nor issued in the future, typed
+    /// `logout+jwt` or untyped, with the logout event and no nonce (so no ID token passes as one),
+    /// naming an account (`sub`; a `sid` narrows it to one of the provider's sessions).
+    pub async fn logout_token(&self, jwt: &str) -> Result<LogoutNotice, SsoError> {
+        let token: SessionIdToken = jwt
+            .parse()
+            .map_err(|e| self.rejected(format!("the logout token cannot be read: {e}")))?;
+        let no_nonce = |n: Option<&Nonce>| match n {
+            None => Ok(()),
+            Some(_) => Err("a logout token carries no nonce".to_owned()),
+        };
+        let claims = self
+            .checked("logout token", &token, &["logout+jwt"], no_nonce)
+            .await?;
+        let extra = claims.additional_claims();
+        if !extra
+            .events
+            .as_ref()
+            .is_some_and(|e| e.get(LOGOUT_EVENT).is_some_and(|v| v.is_object()))
+        {
+            return Err(self.rejected(format!("the logout token has no {LOGOUT_EVENT} event")));
+        }
+        let issued_at_ms = claims.issue_time().timestamp_millis();
+        if issued_at_ms > hearth_proto::time_fmt::now_ms() + CLOCK_SKEW_S * 1000 {
+            return Err(self.rejected("the logout token is issued in the future"));
+        }
+        Ok(LogoutNotice {
+            subject: claims.subject().to_string(),
+            sid: extra.sid.clone().filter(|s| !s.is_empty()),
+            issued_at_ms,
+        })
+    }
+
     fn vouched(
         &self,
         subject: &str,
+        sid: Option<String>,
         username: Option<String>,
         email: Option<String>,
         email_verified: Option<bool>,
@@ -320,6 +430,7 @@ impl Provider {
             .unwrap_or_else(|| subject.to_owned());
         Vouched {
             subject: subject.to_owned(),
+            sid,
             login,
             shown,
         }

@@ -144,6 +144,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "spool_rfid",
         include_str!("../migrations/0030_spool_rfid.sql"),
     ),
+    (
+        31,
+        "sso_logout",
+        include_str!("../migrations/0031_sso_logout.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

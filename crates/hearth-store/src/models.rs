@@ -92,6 +92,9 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// The single sign-on provider it was opened through; `None`: a passphrase or a passkey.
     pub sso_provider: Option<String>,
+    /// The provider's session (`sid`) that login belonged to, when it said: its back-channel
+    /// logout naming that session ends this one.
+    pub sso_sid: Option<String>,
     /// The credential id of the passkey it was opened with, alone or after the passphrase
     /// (removing the passkey ends it).
     pub passkey: Option<String>,
@@ -113,6 +116,8 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
     /// The single sign-on provider of the session it was made in; `None`: a passphrase's.
     pub sso_provider: Option<String>,
+    /// That session's provider session (`sid`), when the provider said.
+    pub sso_sid: Option<String>,
 }
 
 impl TokenRow {

@@ -36,7 +36,7 @@ fn org(row: &AnyRow) -> Result<OrgRow> {
 }
 
 const TOKEN_COLS: &str = "id, user_id, org_id, name, max_role, created_at, last_used_at, \
-                          expires_at, revoked_at, sso_provider";
+                          expires_at, revoked_at, sso_provider, sso_sid";
 
 fn token(row: &AnyRow) -> Result<TokenRow> {
     Ok(TokenRow {
@@ -50,6 +50,7 @@ fn token(row: &AnyRow) -> Result<TokenRow> {
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         sso_provider: row.try_get("sso_provider")?,
+        sso_sid: row.try_get("sso_sid")?,
     })
 }
 
@@ -227,8 +228,8 @@ impl Store {
     /// The session behind a session-cookie hash, if it exists and has not expired.
     pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider, passkey, second_factor \
-             FROM sessions \
+            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider, sso_sid, passkey, \
+             second_factor FROM sessions \
              WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
@@ -242,6 +243,7 @@ impl Store {
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
                 sso_provider: r.try_get("sso_provider")?,
+                sso_sid: r.try_get("sso_sid")?,
                 passkey: r.try_get("passkey")?,
                 second_factor: r.try_get("second_factor")?,
             })
@@ -519,8 +521,8 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, source, \
-             user_agent, sso_provider, passkey, second_factor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             user_agent, sso_provider, sso_sid, passkey, second_factor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(token_hash)
         .bind(s.user_id.to_string())
@@ -530,6 +532,7 @@ impl Tx {
         .bind(source.map(str::to_owned))
         .bind(user_agent.map(str::to_owned))
         .bind(s.sso_provider.clone())
+        .bind(s.sso_sid.clone())
         .bind(s.passkey.clone())
         .bind(s.second_factor.clone())
         .execute(&mut *self.inner)
@@ -579,8 +582,8 @@ impl Tx {
     pub async fn insert_token(&mut self, t: &TokenRow, token_hash: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO api_tokens (id, user_id, org_id, name, token_hash, max_role, created_at, \
-             last_used_at, expires_at, revoked_at, sso_provider) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             last_used_at, expires_at, revoked_at, sso_provider, sso_sid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
@@ -593,6 +596,7 @@ impl Tx {
         .bind(t.expires_at)
         .bind(t.revoked_at)
         .bind(t.sso_provider.clone())
+        .bind(t.sso_sid.clone())
         .execute(&mut *self.inner)
         .await?;
         Ok(())

@@ -38,8 +38,17 @@ pub struct SsoLoginRow {
     pub user_id: Option<UserId>,
     /// A `hearth login --sso` waiting on this loopback port, and the challenge it will answer.
     pub cli: Option<CliLogin>,
+    /// Set with `user_id`: the provider's session (`sid`) it vouched in, when it said.
+    pub sso_sid: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+/// What a provider's back-channel logout ended ([`Tx::end_sso_logins`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SsoLogout {
+    pub sessions: u64,
+    pub tokens: u64,
 }
 
 /// A login started by the CLI (RFC 8252's loopback redirect): where the browser is sent back, and
@@ -59,6 +68,7 @@ impl std::fmt::Debug for SsoLoginRow {
             .field("link_user_id", &self.link_user_id)
             .field("user_id", &self.user_id)
             .field("cli", &self.cli)
+            .field("sso_sid", &self.sso_sid)
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
@@ -66,7 +76,7 @@ impl std::fmt::Debug for SsoLoginRow {
 
 const IDENTITY_COLS: &str = "provider, subject, user_id, claimed, linked_at, last_login_at";
 const LOGIN_COLS: &str = "state_hash, provider, nonce, pkce_verifier, redirect_uri, link_user_id, \
-                          user_id, cli_port, cli_challenge, created_at, expires_at";
+                          user_id, cli_port, cli_challenge, created_at, expires_at, sso_sid";
 
 fn identity(r: &AnyRow) -> Result<SsoIdentityRow> {
     Ok(SsoIdentityRow {
@@ -101,6 +111,7 @@ fn login(r: &AnyRow) -> Result<SsoLoginRow> {
         },
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
+        sso_sid: r.try_get("sso_sid")?,
     })
 }
 
@@ -110,7 +121,7 @@ where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     sqlx::query(&format!(
-        "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
     ))
     .bind(&l.state_hash)
     .bind(&l.provider)
@@ -123,6 +134,7 @@ where
     .bind(l.cli.as_ref().map(|c| c.challenge.clone()))
     .bind(l.created_at)
     .bind(l.expires_at)
+    .bind(l.sso_sid.clone())
     .execute(e)
     .await?;
     Ok(())
@@ -230,13 +242,15 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// Puts back a login the provider answered for `user`, who still owes a second factor, under
-    /// a new state (the one the provider saw is spent) valid until `expires_at`.
+    /// Puts back a login the provider answered for `user` in its session `sso_sid`, who still
+    /// owes a second factor, under a new state (the one the provider saw is spent) valid until
+    /// `expires_at`.
     pub async fn await_second_factor(
         &mut self,
         taken: &SsoLoginRow,
         new_state_hash: &str,
         user: UserId,
+        sso_sid: Option<&str>,
         expires_at: i64,
     ) -> Result<()> {
         // Nothing of the provider's exchange is needed any more: no nonce, verifier or URI.
@@ -249,10 +263,72 @@ impl Tx {
             link_user_id: None,
             user_id: Some(user),
             cli: taken.cli.clone(),
+            sso_sid: sso_sid.map(str::to_owned),
             created_at: taken.created_at,
             expires_at,
         };
         insert_login(&mut *self.inner, &waiting).await
+    }
+
+    /// A provider's back-channel logout: ends what logins through `provider` opened no later than
+    /// `opened_by` for `user` (when given) in the provider's session `sid` (when given) — the
+    /// sessions, and with `tokens` the API tokens made in them (revoked at `now`). Nothing when
+    /// neither `user` nor `sid` is given: a logout names someone.
+    pub async fn end_sso_logins(
+        &mut self,
+        provider: &str,
+        user: Option<UserId>,
+        sid: Option<&str>,
+        opened_by: i64,
+        tokens: bool,
+        now: i64,
+    ) -> Result<SsoLogout> {
+        let mut ended = SsoLogout::default();
+        if user.is_none() && sid.is_none() {
+            return Ok(ended);
+        }
+        // $1 is the provider, $2 the time bound; then the user and the sid, as given.
+        let mut which = String::from("sso_provider = $1 AND created_at <= $2");
+        let mut n = 2;
+        for (column, given) in [("user_id", user.is_some()), ("sso_sid", sid.is_some())] {
+            if given {
+                n += 1;
+                which.push_str(&format!(" AND {column} = ${n}"));
+            }
+        }
+        fn bound<'q>(
+            q: &'q str,
+            provider: &str,
+            opened_by: i64,
+            user: Option<UserId>,
+            sid: Option<&str>,
+        ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+            let mut q = sqlx::query(q).bind(provider.to_owned()).bind(opened_by);
+            if let Some(u) = user {
+                q = q.bind(u.to_string());
+            }
+            if let Some(s) = sid {
+                q = q.bind(s.to_owned());
+            }
+            q
+        }
+        let delete = format!("DELETE FROM sessions WHERE {which}");
+        ended.sessions = bound(&delete, provider, opened_by, user, sid)
+            .execute(&mut *self.inner)
+            .await?
+            .rows_affected();
+        if tokens {
+            let revoke = format!(
+                "UPDATE api_tokens SET revoked_at = ${} WHERE {which} AND revoked_at IS NULL",
+                n + 1
+            );
+            ended.tokens = bound(&revoke, provider, opened_by, user, sid)
+                .bind(now)
+                .execute(&mut *self.inner)
+                .await?
+                .rows_affected();
+        }
+        Ok(ended)
     }
 
     /// Links an identity; a conflict when it is linked to an account already.

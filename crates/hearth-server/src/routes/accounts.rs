@@ -323,8 +323,11 @@ pub(crate) async fn second_factor(
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum By<'a> {
     Passphrase,
-    /// Through this single sign-on provider.
-    Sso(&'a str),
+    /// Through this single sign-on provider, in its session `sid` when it said.
+    Sso {
+        provider: &'a str,
+        sid: Option<&'a str>,
+    },
     /// With the passkey of this credential id.
     Passkey(&'a str),
 }
@@ -354,7 +357,11 @@ pub(crate) async fn open_session(
     let ttl_ms = state.settings.auth.session_ttl_hours * 3_600_000;
     let row = SessionRow {
         sso_provider: match by {
-            By::Sso(provider) => Some(provider.to_owned()),
+            By::Sso { provider, .. } => Some(provider.to_owned()),
+            _ => None,
+        },
+        sso_sid: match by {
+            By::Sso { sid, .. } => sid.map(str::to_owned),
             _ => None,
         },
         passkey: match (by, &second) {

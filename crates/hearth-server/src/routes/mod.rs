@@ -37,7 +37,7 @@ use utoipa::OpenApi;
     info(title = "Hearth API", description = "Self-hosted cloud for 3D-printer fleets. The server stores sealed (age) blobs and sees no design."),
     paths(
         system::healthz, system::readyz, system::metrics, system::info,
-        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::set_sso_policy, accounts::set_approval_policy, accounts::new_recovery_codes, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions, sso::start, sso::callback, sso::finish, sso::passkey_second_factor, sso::list_identities, sso::unlink, passkeys::list, passkeys::register_start, passkeys::register_finish, passkeys::remove, passkeys::login_start, passkeys::login_finish, passkeys::second_factor_start, passkeys::reset, passkeys::rename,
+        accounts::setup, accounts::login, accounts::logout, accounts::me, accounts::begin_mfa, accounts::confirm_mfa, accounts::remove_mfa, accounts::reset_mfa, accounts::set_mfa_policy, accounts::set_sso_policy, accounts::set_approval_policy, accounts::new_recovery_codes, accounts::list_sessions, accounts::end_session, accounts::end_other_sessions, sso::start, sso::callback, sso::backchannel_logout, sso::finish, sso::passkey_second_factor, sso::list_identities, sso::unlink, passkeys::list, passkeys::register_start, passkeys::register_finish, passkeys::remove, passkeys::login_start, passkeys::login_finish, passkeys::second_factor_start, passkeys::reset, passkeys::rename,
         accounts::create_user, accounts::list_users,
         accounts::create_org, accounts::list_orgs, accounts::get_org, accounts::set_quota, accounts::usage,
         accounts::list_members, accounts::add_member, accounts::set_member_role, accounts::remove_member,
@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(accounts::logout))
         .route("/auth/sso/{provider}/start", get(sso::start))
         .route("/auth/sso/{provider}/callback", get(sso::callback))
+        .route("/auth/sso/{provider}/logout", post(sso::backchannel_logout))
         .route("/auth/sso/finish", post(sso::finish))
         .route("/auth/sso/finish/passkey", post(sso::passkey_second_factor))
         .route("/me/sso", get(sso::list_identities))

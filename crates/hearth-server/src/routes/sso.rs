@@ -12,7 +12,7 @@
 use super::accounts::{By, Source, check_login, open_session, second_factor, user_agent};
 use crate::auth::{Caller, cookie_value, random_token, token_hash};
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::sso::{Provider, Vouched};
+use crate::sso::{Provider, SsoError, Vouched};
 use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -37,6 +37,9 @@ const COOKIE_PATH: &str = "/api/v1/auth/sso";
 const LOGIN_TTL_MS: i64 = 10 * 60_000;
 /// After the provider, the dashboard has this long to finish (typing a second factor).
 const FINISH_TTL_MS: i64 = 5 * 60_000;
+/// A logout ends what was opened up to its token's `iat` and this much after: the provider's
+/// clock may be behind ours.
+const LOGOUT_SKEW_MS: i64 = 60_000;
 /// The stored secret hash of an account made by a first single sign-on: no passphrase logs in to
 /// it (it is no Argon2 hash, so none verifies).
 pub const NO_SECRET: &str = "!sso";
@@ -216,6 +219,7 @@ pub async fn start(
             link_user_id,
             user_id: None,
             cli,
+            sso_sid: None,
             created_at: now,
             expires_at: now + LOGIN_TTL_MS,
         })
@@ -351,8 +355,14 @@ pub async fn callback(
         Outcome::LogIn(user) => {
             let finish_state = random_token();
             let mut tx = state.store.begin().await?;
-            tx.await_second_factor(&row, &token_hash(&finish_state), user, now + FINISH_TTL_MS)
-                .await?;
+            tx.await_second_factor(
+                &row,
+                &token_hash(&finish_state),
+                user,
+                vouched.sid.as_deref(),
+                now + FINISH_TTL_MS,
+            )
+            .await?;
             tx.touch_sso_identity(&id, &vouched.subject, now).await?;
             tx.commit().await?;
             Ok(match &row.cli {
@@ -530,6 +540,95 @@ async fn failed(
     .await
 }
 
+/// A provider's back-channel logout request: `logout_token`, form-encoded.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LogoutForm {
+    /// The provider's signed logout token (a JWT).
+    pub logout_token: String,
+}
+
+/// The provider's back-channel logout (OpenID Connect Back-Channel Logout 1.0; register this
+/// address as the client's `backchannel_logout_uri`): the provider says that one of its sessions
+/// (`sid`), or everything of one of its accounts (`sub`), has logged out. The sessions logins
+/// through it opened here end, and, as the provider's `logout_revokes_tokens` says, the API
+/// tokens made in them are revoked. Only what was opened before the token was issued ends, so a
+/// token sent again ends nothing new. Audited as `auth.sso_logout`.
+#[utoipa::path(post, path = "/api/v1/auth/sso/{provider}/logout", tag = "accounts",
+    params(("provider" = String, Path)),
+    request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "done (also when nothing was open)"),
+        (status = 400, description = "not a valid logout token of this provider (invalid_request)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "the provider's keys could not be fetched (sso_unreachable)", body = ErrorBody)))]
+pub async fn backchannel_logout(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Source(source): Source,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let p = provider(&state, &id)?;
+    let Some(logout_token) = openidconnect::url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v)
+    else {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "expected a form (application/x-www-form-urlencoded) with logout_token",
+        ));
+    };
+    let notice = p.logout_token(&logout_token).await.map_err(|e| {
+        tracing::warn!(provider = %id, error = %crate::error::ErrorChain(&e), "back-channel logout refused");
+        match e {
+            SsoError::Rejected { .. } => ApiError::bad_request("invalid_request", e.to_string()),
+            _ => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sso_unreachable",
+                e.to_string(),
+            ),
+        }
+    })?;
+    let user = state
+        .store
+        .sso_identity(&id, &notice.subject)
+        .await?
+        .map(|i| i.user_id);
+    let now = now_ms();
+    let mut tx = state.store.begin().await?;
+    let ended = tx
+        .end_sso_logins(
+            &id,
+            user,
+            notice.sid.as_deref(),
+            notice.issued_at_ms + LOGOUT_SKEW_MS,
+            p.config.logout_revokes_tokens,
+            now,
+        )
+        .await?;
+    tx.append_audit(NewAuditEntry {
+        scope: SYSTEM_SCOPE.into(),
+        ts_ms: now,
+        actor: format!("sso:{id}"),
+        action: "auth.sso_logout".into(),
+        target: user.map(|u| format!("user:{u}")),
+        source,
+        details: json!({
+            "provider": id,
+            "subject": notice.subject,
+            "sid": notice.sid,
+            "sessions": ended.sessions,
+            "tokens": ended.tokens,
+        }),
+    })
+    .await?;
+    tx.commit().await?;
+    state.metrics.audit_entries.fetch_add(1, Relaxed);
+    tracing::info!(provider = %id, sessions = ended.sessions, tokens = ended.tokens, "back-channel logout");
+    let mut resp = StatusCode::OK.into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
 /// Finish a login a single sign-on provider vouched for (the dashboard calls it on `/#sso`):
 /// opens the session as `POST /auth/login` does, asking the account's own second factor when it
 /// has one.
@@ -548,7 +647,10 @@ pub async fn finish(
     let mut resp = open_session(
         &state,
         &user,
-        By::Sso(&row.provider),
+        By::Sso {
+            provider: &row.provider,
+            sid: row.sso_sid.as_deref(),
+        },
         second,
         source,
         user_agent(&headers),

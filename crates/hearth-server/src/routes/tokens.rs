@@ -53,6 +53,7 @@ pub async fn create_token(
         // Made in a session opened through a provider, it counts as such for an organisation
         // that requires single sign-on.
         sso_provider: caller.sso().map(str::to_owned),
+        sso_sid: caller.sso_sid().map(str::to_owned),
     };
     let mut tx = state.store.begin().await?;
     tx.insert_token(&row, &token_hash(&secret)).await?;

@@ -73,13 +73,35 @@ impl OidcPeer {
         assert_eq!(r.status(), 204, "{path}");
     }
 
+    /// Registers hearthd at `hearth` as the client `id` of its provider `provider`, with its
+    /// back-channel logout address (and `sid` in ID and logout tokens), as the README says.
     pub async fn client(&self, id: &str, secret: &str, hearth: &str, provider: &str) {
-        let redirect = format!("{}/api/v1/auth/sso/{provider}/callback", hearth);
-        self.post(
-            "/_test/client",
-            serde_json::json!({ "client_id": id, "client_secret": secret, "redirect_uris": [redirect] }),
-        )
-        .await;
+        self.client_with(id, secret, hearth, provider, serde_json::json!({}))
+            .await;
+    }
+
+    /// As [`Self::client`], with the registration's fields `extra` added or replaced.
+    pub async fn client_with(
+        &self,
+        id: &str,
+        secret: &str,
+        hearth: &str,
+        provider: &str,
+        extra: serde_json::Value,
+    ) {
+        let at = |path: &str| format!("{hearth}/api/v1/auth/sso/{provider}/{path}");
+        let mut client = serde_json::json!({
+            "client_id": id,
+            "client_secret": secret,
+            "redirect_uris": [at("callback")],
+            "backchannel_logout_uri": at("logout"),
+            "backchannel_logout_session_required": true,
+        });
+        client
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        self.post("/_test/client", client).await;
     }
 
     pub async fn account(&self, sub: &str, claims: serde_json::Value) {
@@ -223,22 +245,8 @@ impl Browser {
                 let Some((action, fields)) = auto_submitted_form(&page) else {
                     panic!("{at}: {status}: {page}");
                 };
-                let mut body = reqwest::Url::parse("http://x/").unwrap();
-                body.query_pairs_mut().extend_pairs(&fields);
                 let target = at.join(&action).unwrap();
-                let mut req = self
-                    .http()
-                    .post(target.clone())
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(body.query().unwrap_or_default().to_owned());
-                if let Some(c) = self.cookie_header(&target) {
-                    req = req.header(reqwest::header::COOKIE, c);
-                }
-                r = req.send().await.unwrap();
-                self.keep(&target, &r);
+                r = self.post_form(&target, &fields).await;
                 at = target;
                 assert!(r.status().is_redirection(), "{at}: {}", r.status());
             }
@@ -262,6 +270,48 @@ impl Browser {
             None,
         )
         .await
+    }
+
+    /// Logs out at the provider `issuer` (its own page, answered "Yes, sign me out"); the
+    /// provider's back-channel logouts are sent before it answers.
+    pub async fn log_out_at(&mut self, issuer: &str) {
+        let end = format!("{issuer}/session/end");
+        let r = self.send(reqwest::Method::GET, &end, None).await;
+        assert_eq!(r.status(), 200, "{end}");
+        let page = r.text().await.unwrap();
+        let (action, mut fields) = first_form(&page).unwrap_or_else(|| panic!("{end}: {page}"));
+        fields.push(("logout".into(), "yes".into()));
+        let target = reqwest::Url::parse(&end).unwrap().join(&action).unwrap();
+        let r = self.post_form(&target, &fields).await;
+        assert!(
+            r.status().is_redirection() || r.status().is_success(),
+            "{target}: {}",
+            r.status()
+        );
+    }
+
+    /// A form submitted as a browser does, with this browser's cookies.
+    async fn post_form(
+        &mut self,
+        target: &reqwest::Url,
+        fields: &[(String, String)],
+    ) -> reqwest::Response {
+        let mut body = reqwest::Url::parse("http://x/").unwrap();
+        body.query_pairs_mut().extend_pairs(fields);
+        let mut req = self
+            .http()
+            .post(target.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body.query().unwrap_or_default().to_owned());
+        if let Some(c) = self.cookie_header(target) {
+            req = req.header(reqwest::header::COOKIE, c);
+        }
+        let r = req.send().await.unwrap();
+        self.keep(target, &r);
+        r
     }
 
     /// `POST /auth/sso/finish`, as the dashboard does on `/#sso`.
@@ -288,6 +338,11 @@ fn auto_submitted_form(page: &str) -> Option<(String, Vec<(String, String)>)> {
     if !page.contains("forms[0].submit()") {
         return None;
     }
+    first_form(page)
+}
+
+/// The action and fields of a page's first form.
+fn first_form(page: &str) -> Option<(String, Vec<(String, String)>)> {
     let attr = |tag: &str, name: &str| {
         let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
         Some(tag[start..].split('"').next()?.to_owned())

@@ -971,3 +971,145 @@ async fn a_passkey_answers_hearths_second_factor_after_the_provider_in_a_real_br
     let r = b.finish(&server.url, Some(codes[1].as_str())).await;
     assert_eq!(r.status(), 200, "the provider's login is still open");
 }
+
+/// The provider's back-channel logout, sent by the real provider when a member logs out there:
+/// what that provider session opened here ends (its dashboard session, and the API token made in
+/// it is revoked), while the member's other logins — another browser's through the provider, a
+/// passphrase session — go on, and `auth.sso_logout` says what ended. A provider registered
+/// without `sid` in its tokens names only the account: every login through it ends. Forged,
+/// malformed or misdirected logout requests end nothing.
+#[tokio::test]
+async fn logging_out_at_the_provider_ends_what_its_session_opened_here() {
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_with(&peer, &[("corp", "match"), ("lab", "match")]).await;
+    let (owner, _org) = server.bootstrap().await;
+    // `lab` is registered without backchannel_logout_session_required: no `sid` anywhere.
+    peer.client_with(
+        "hearth-lab",
+        "secret of lab",
+        &server.url,
+        "lab",
+        serde_json::json!({ "backchannel_logout_session_required": false }),
+    )
+    .await;
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    let (mut laptop, csrf) = provider_session(&peer, &server, "u-1").await;
+    let laptop_token = sso_token(&mut laptop, &server, &csrf).await;
+    let (mut desk, desk_csrf) = provider_session(&peer, &server, "u-1").await;
+    let desk_token = sso_token(&mut desk, &server, &desk_csrf).await;
+    let me_status = async |b: &mut Browser| {
+        b.send(
+            reqwest::Method::GET,
+            &format!("{}/api/v1/me", server.url),
+            None,
+        )
+        .await
+        .status()
+    };
+
+    // Requests that are no logout token of the provider's end nothing.
+    let logout = format!("{}/api/v1/auth/sso/corp/logout", server.url);
+    let post = async |url: &str, body: &str| {
+        reqwest::Client::new()
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    };
+    let b64 = |v: serde_json::Value| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let now = hearth_proto::time_fmt::now_ms() / 1000;
+    let unsigned = format!(
+        "{}.{}.",
+        b64(serde_json::json!({ "alg": "none", "typ": "logout+jwt" })),
+        b64(serde_json::json!({
+            "iss": peer.issuer, "aud": "hearth-corp", "sub": "u-1", "iat": now, "exp": now + 120,
+            "jti": "forged", "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        }))
+    );
+    for body in [
+        format!("logout_token={unsigned}"),
+        "logout_token=not.a.jwt".to_owned(),
+        "nothing=here".to_owned(),
+    ] {
+        let r = post(&logout, &body).await;
+        assert_eq!(r.status(), 400, "{body}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["code"], "invalid_request", "{e}");
+    }
+    let r = post(
+        &format!("{}/api/v1/auth/sso/nobody/logout", server.url),
+        &format!("logout_token={unsigned}"),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(me_status(&mut laptop).await, 200);
+
+    // The laptop logs out at the provider: its session here ends and its token is revoked.
+    laptop.log_out_at(&peer.issuer).await;
+    assert_eq!(me_status(&mut laptop).await, 401);
+    let e = server
+        .client()
+        .with_token(laptop_token)
+        .me()
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+    // The desk's login through the provider, its token and the passphrase session go on.
+    assert_eq!(desk.me(&server.url).await.user.login, "owner");
+    server
+        .client()
+        .with_token(desk_token.clone())
+        .me()
+        .await
+        .unwrap();
+    owner.me().await.unwrap();
+    let audit = owner.audit_page(None, 0, 100).await.unwrap();
+    let ended: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| e.action == "auth.sso_logout")
+        .collect();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    let d = &ended[0].details;
+    assert_eq!(ended[0].actor, "sso:corp");
+    assert_eq!(
+        (&d["provider"], &d["subject"], &d["sessions"], &d["tokens"]),
+        (
+            &serde_json::json!("corp"),
+            &serde_json::json!("u-1"),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{d}"
+    );
+    assert!(d["sid"].is_string(), "{d}");
+
+    // Through `lab`, whose tokens carry no sid: one logout at the provider ends both browsers'
+    // logins through it, and nothing of `corp`'s.
+    let lab_login = async || {
+        let mut b = Browser::default();
+        peer.next_login(Some("u-1")).await;
+        assert_eq!(b.sso(&server.url, "lab").await, "sso");
+        assert_eq!(b.finish(&server.url, None).await.status(), 200);
+        b
+    };
+    let mut kiosk = lab_login().await;
+    let mut bench = lab_login().await;
+    kiosk.log_out_at(&peer.issuer).await;
+    assert_eq!(me_status(&mut kiosk).await, 401);
+    assert_eq!(me_status(&mut bench).await, 401);
+    assert_eq!(desk.me(&server.url).await.user.login, "owner");
+    server.client().with_token(desk_token).me().await.unwrap();
+    owner.verify_audit(None, None).await.unwrap();
+}

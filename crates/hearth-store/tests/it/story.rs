@@ -158,6 +158,7 @@ async fn story(db: TestDb) {
         created_at: now,
         expires_at: now + 1000,
         sso_provider: Some("corp".into()),
+        sso_sid: Some("idp-session".into()),
         passkey: None,
         second_factor: Some("totp".into()),
     };
@@ -184,6 +185,7 @@ async fn story(db: TestDb) {
         expires_at: Some(now + 86_400_000),
         revoked_at: None,
         sso_provider: Some("corp".into()),
+        sso_sid: Some("idp-session".into()),
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_token(&tok, "tok-hash").await.unwrap();
@@ -692,6 +694,7 @@ async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now:
         link_user_id: Some(alice),
         user_id: None,
         cli,
+        sso_sid: None,
         created_at: now,
         expires_at: now + 600_000,
     };
@@ -718,14 +721,20 @@ async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now:
     );
     // Back for a second factor under a new state, keeping where the CLI waits.
     let mut tx = s.begin().await.unwrap();
-    tx.await_second_factor(taken.as_ref().unwrap(), "s3", bob, now + 300_000)
-        .await
-        .unwrap();
+    tx.await_second_factor(
+        taken.as_ref().unwrap(),
+        "s3",
+        bob,
+        Some("idp-1"),
+        now + 300_000,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let waiting = s.sso_login("s3", now + 2).await.unwrap().unwrap();
     assert_eq!(
-        (waiting.user_id, waiting.cli),
-        (Some(bob), Some(cli)),
+        (waiting.user_id, waiting.cli, waiting.sso_sid.as_deref()),
+        (Some(bob), Some(cli), Some("idp-1")),
         "{label}"
     );
     let mut tx = s.begin().await.unwrap();
@@ -774,6 +783,138 @@ async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now:
         s.sso_identities_of(alice).await.unwrap().is_empty(),
         "{label}"
     );
+    back_channel_logout(s, label, alice, bob, now).await;
+}
+
+/// A provider's back-channel logout ends the sessions (and revokes the tokens) of its logins:
+/// of one provider session (`sid`), or of an account, never those opened after the logout, of
+/// another provider, or of a passphrase.
+async fn back_channel_logout(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) {
+    use hearth_store::sso::SsoLogout;
+    // (name, user, provider, sid, opened at)
+    type Login<'a> = (&'a str, UserId, Option<&'a str>, Option<&'a str>, i64);
+    let logins: [Login; 7] = [
+        ("a-corp-1", alice, Some("corp"), Some("sid-1"), now),
+        ("a-corp-2", alice, Some("corp"), Some("sid-2"), now),
+        (
+            "a-corp-late",
+            alice,
+            Some("corp"),
+            Some("sid-1"),
+            now + 10_000,
+        ),
+        ("a-corp-nosid", alice, Some("corp"), None, now),
+        ("a-lab", alice, Some("lab"), Some("sid-1"), now),
+        ("a-pass", alice, None, None, now),
+        ("b-corp-1", bob, Some("corp"), Some("sid-1"), now),
+    ];
+    let mut tx = s.begin().await.unwrap();
+    for (name, user, provider, sid, at) in logins {
+        let session = SessionRow {
+            user_id: user,
+            csrf_token: "csrf".into(),
+            created_at: at,
+            expires_at: now + 3_600_000,
+            sso_provider: provider.map(str::to_owned),
+            sso_sid: sid.map(str::to_owned),
+            passkey: None,
+            second_factor: None,
+        };
+        tx.insert_session(&format!("bcl-{name}"), &session, None, None)
+            .await
+            .unwrap();
+        let token = TokenRow {
+            id: TokenId::new(),
+            user_id: user,
+            org_id: None,
+            name: name.into(),
+            max_role: Role::Admin,
+            created_at: at,
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+            sso_provider: provider.map(str::to_owned),
+            sso_sid: sid.map(str::to_owned),
+        };
+        tx.insert_token(&token, &format!("bcl-tok-{name}"))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let alive = async || {
+        let mut out = Vec::new();
+        for (name, ..) in logins {
+            let session = s.session(&format!("bcl-{name}"), now).await.unwrap();
+            let token = s
+                .token_by_hash(&format!("bcl-tok-{name}"))
+                .await
+                .unwrap()
+                .unwrap();
+            out.push((name, session.is_some(), token.revoked_at.is_none()));
+        }
+        out
+    };
+    let end = async |user, sid, tokens| {
+        let mut tx = s.begin().await.unwrap();
+        let ended = tx
+            .end_sso_logins("corp", user, sid, now + 5_000, tokens, now + 6_000)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ended
+    };
+    // Naming nobody ends nothing.
+    assert_eq!(end(None, None, true).await, SsoLogout::default(), "{label}");
+    // alice's sid-1 at corp, sessions only.
+    assert_eq!(
+        end(Some(alice), Some("sid-1"), false).await,
+        SsoLogout {
+            sessions: 1,
+            tokens: 0
+        },
+        "{label}"
+    );
+    // Then everything of alice's at corp opened by then, tokens too; again, nothing more.
+    assert_eq!(
+        end(Some(alice), None, true).await,
+        SsoLogout {
+            sessions: 2,
+            tokens: 3
+        },
+        "{label}"
+    );
+    assert_eq!(
+        end(Some(alice), None, true).await,
+        SsoLogout::default(),
+        "{label}"
+    );
+    assert_eq!(
+        alive().await,
+        [
+            ("a-corp-1", false, false),
+            ("a-corp-2", false, false),
+            ("a-corp-late", true, true),
+            ("a-corp-nosid", false, false),
+            ("a-lab", true, true),
+            ("a-pass", true, true),
+            ("b-corp-1", true, true),
+        ],
+        "{label}"
+    );
+    // A sid alone (its account not linked here) ends that provider session's logins.
+    assert_eq!(
+        end(None, Some("sid-1"), true).await,
+        SsoLogout {
+            sessions: 1,
+            tokens: 1
+        },
+        "{label}: bob's"
+    );
+    let mut tx = s.begin().await.unwrap();
+    for (name, ..) in logins {
+        tx.delete_session(&format!("bcl-{name}")).await.unwrap();
+    }
+    tx.commit().await.unwrap();
 }
 
 /// Passkeys: one account per credential, listed oldest first, the counter and last use kept, removed
@@ -821,6 +962,7 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
             created_at: now,
             expires_at: now + 60_000,
             sso_provider: None,
+            sso_sid: None,
             passkey: passkey.map(str::to_owned),
             second_factor: second.map(str::to_owned),
         };
