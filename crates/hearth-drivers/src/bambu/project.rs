@@ -14,7 +14,7 @@ use quick_xml::events::Event;
 pub const EXTERNAL_SPOOL: i64 = 254;
 
 /// One filament a plate uses, from `Metadata/slice_info.config`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PlateFilament {
     /// The slicer's filament number, 1-based.
     pub id: u32,
@@ -22,10 +22,12 @@ pub struct PlateFilament {
     pub kind: String,
     /// Colour as `RRGGBB` (upper case, no `#`), when the slicer wrote one.
     pub color: Option<String>,
+    /// Grams the plate takes of it (`used_g`), when the slicer wrote them.
+    pub used_g: Option<f64>,
 }
 
 /// A plate project, as far as starting it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plate {
     /// The plate's G-code inside the archive, e.g. `Metadata/plate_1.gcode` (the command's `param`).
     pub gcode: String,
@@ -140,6 +142,9 @@ fn plate_filaments(xml: &str, n: u32) -> Vec<PlateFilament> {
                         id,
                         kind: kind.to_owned(),
                         color: get("color").and_then(rgb),
+                        used_g: get("used_g")
+                            .and_then(|v| v.parse().ok())
+                            .filter(|g: &f64| g.is_finite() && *g >= 0.0),
                     });
                 }
             }
@@ -181,9 +186,20 @@ pub struct Tray {
 #[error("{0}")]
 pub struct MappingError(pub String);
 
+/// Grams a full spool is taken to hold when the printer gives what is left as a percentage: Bambu
+/// Lab's own spools hold 1 kg, and the printer reports no spool weight we read.
+const SPOOL_GRAMS: f64 = 1000.0;
+/// What a spool must hold beyond a plate's grams (and 10% of them) to count as enough: the
+/// printer's percentage is coarse and its estimate drifts.
+const MARGIN_GRAMS: f64 = 10.0;
+
 /// Picks a tray for each of the plate's filaments: one holding the same material, of the same colour
 /// if one is, else of the nearest colour (the operator loaded that material; a shade differs).
-/// A material no tray holds is an error rather than a print in the wrong material.
+/// Among trays as near in colour (two spools of the same filament, as farms load them for long
+/// prints), one the printer says has enough left for the plate's grams comes first — the emptiest
+/// of those, so leftovers go into small plates and full spools stay for long ones — then one it
+/// says nothing about, then one it says runs short (the fullest of those). A material no tray
+/// holds is an error rather than a print in the wrong material.
 pub fn map_trays(filaments: &[PlateFilament], trays: &[Tray]) -> Result<Vec<i64>, MappingError> {
     filaments
         .iter()
@@ -191,9 +207,22 @@ pub fn map_trays(filaments: &[PlateFilament], trays: &[Tray]) -> Result<Vec<i64>
             let same_kind = trays
                 .iter()
                 .filter(|t| t.kind.eq_ignore_ascii_case(&f.kind));
-            let best = same_kind.min_by_key(|t| match (&f.color, &t.color) {
-                (Some(a), Some(b)) => color_distance(a, b),
-                _ => u32::MAX,
+            let best = same_kind.min_by_key(|t| {
+                let distance = match (&f.color, &t.color) {
+                    (Some(a), Some(b)) => color_distance(a, b),
+                    _ => u32::MAX,
+                };
+                let left = t
+                    .remain_percent
+                    .map(|p| f64::from(p.min(100)) / 100.0 * SPOOL_GRAMS);
+                match (t.remain_percent, left, f.used_g) {
+                    (Some(p), Some(left), Some(need)) if left >= need * 1.1 + MARGIN_GRAMS => {
+                        (distance, 0, p)
+                    }
+                    (Some(p), Some(_), Some(_)) => (distance, 2, 100 - p.min(100)),
+                    (Some(p), _, None) => (distance, 1, 100 - p.min(100)),
+                    _ => (distance, 1, 100),
+                }
             });
             best.map(|t| t.slot).ok_or_else(|| {
                 let loaded: Vec<String> = trays.iter().map(describe_tray).collect();
@@ -286,7 +315,8 @@ mod tests {
             vec![PlateFilament {
                 id: 1,
                 kind: "PLA".into(),
-                color: Some("FFFFFF".into())
+                color: Some("FFFFFF".into()),
+                used_g: Some(3.47),
             }]
         );
     }
@@ -353,6 +383,7 @@ mod tests {
             id,
             kind: kind.into(),
             color: rgb(color),
+            used_g: None,
         };
         assert_eq!(
             map_trays(
@@ -373,5 +404,41 @@ mod tests {
         );
         assert!(err.0.contains("PETG #00FF00 in AMS 1 tray 3"), "{err}");
         assert!(err.0.contains("TPU #000000 in external spool"), "{err}");
+    }
+
+    #[test]
+    fn of_spools_alike_the_one_with_enough_left_feeds_the_plate() {
+        let tray = |slot, color: &str, remain| Tray {
+            remain_percent: remain,
+            tag: None,
+            slot,
+            kind: "PLA".into(),
+            color: rgb(color),
+        };
+        let black = |used_g| PlateFilament {
+            id: 1,
+            kind: "PLA".into(),
+            color: rgb("000000"),
+            used_g,
+        };
+        // Two black spools: 3% (30 g) and 60% left, a 120 g plate: the one with enough.
+        let trays = [tray(0, "000000", Some(3)), tray(1, "000000", Some(60))];
+        assert_eq!(map_trays(&[black(Some(120.0))], &trays), Ok(vec![1]));
+        // Enough in both (with the margin): the emptier, so leftovers go into small plates.
+        assert_eq!(map_trays(&[black(Some(10.0))], &trays), Ok(vec![0]));
+        // 30 g left is not enough for 25 g: 27.5 g and the 10 g margin.
+        assert_eq!(map_trays(&[black(Some(25.0))], &trays), Ok(vec![1]));
+        // A spool the printer says nothing about beats one it says runs short, not one with
+        // enough.
+        let unknown = [tray(0, "000000", Some(3)), tray(1, "000000", None)];
+        assert_eq!(map_trays(&[black(Some(120.0))], &unknown), Ok(vec![1]));
+        let known = [tray(0, "000000", None), tray(1, "000000", Some(20))];
+        assert_eq!(map_trays(&[black(Some(120.0))], &known), Ok(vec![1]));
+        // Colour comes first: a nearly empty black spool over a full white one.
+        let colours = [tray(0, "FFFFFF", Some(100)), tray(1, "000000", Some(3))];
+        assert_eq!(map_trays(&[black(Some(120.0))], &colours), Ok(vec![1]));
+        // No grams in the file: the fuller spool; both short: the fuller too.
+        assert_eq!(map_trays(&[black(None)], &trays), Ok(vec![1]));
+        assert_eq!(map_trays(&[black(Some(900.0))], &trays), Ok(vec![1]));
     }
 }
