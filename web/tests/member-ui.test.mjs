@@ -50,6 +50,10 @@ try {
   await card.locator("p.job .name", { hasText: "wavy été.gcode" }).waitFor();
   assert.ok(await card.locator("p.job img.thumb").evaluate((img) => img.complete && img.naturalWidth > 0));
 
+  step("the printer's card lists its slots with the inventory's spool in each");
+  await card.locator('.slots .slot[data-slot="T0"]', { hasText: "T0 PETG (Galaxy Black · 1000 g left)" }).waitFor();
+  assert.equal(await card.locator('.slot[data-slot="T0"] .swatch').evaluate((s) => getComputedStyle(s).backgroundColor), "rgb(26, 26, 26)");
+
   step("the printer's camera frame is opened here and shown");
   await card.locator(".caption", { hasText: "checked and opened here" }).waitFor();
   const width = await card.locator(".camera img").evaluate((img) => img.complete && img.naturalWidth);

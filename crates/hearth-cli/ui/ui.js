@@ -88,6 +88,37 @@ function heaters(t) {
     .join(" · ");
 }
 
+/** A colour dot, or nothing for a colour the browser does not take. */
+function swatch(color) {
+  if (!color || !CSS.supports("color", color)) return null;
+  const dot = el("span", { class: "swatch", "aria-hidden": "true" });
+  dot.style.backgroundColor = color;
+  return dot;
+}
+
+/**
+ * The printer's slots (AMS trays, MMU gates, tools): each as the printer names it with its
+ * material and what it says is left, and the inventory's spool in it; then slots holding a spool
+ * of the inventory that the printer does not report now. Nothing for a printer without either.
+ */
+function slotsLine(p) {
+  const reported = p.telemetry.slots || [];
+  const spools = p.slot_spools || [];
+  const names = [...reported.map((s) => s.name), ...spools.map((s) => s.slot).filter((n) => !reported.some((r) => r.name === n))];
+  if (!names.length) return null;
+  const line = el("p", { class: "slots muted" });
+  names.forEach((name, i) => {
+    const r = reported.find((x) => x.name === name);
+    const s = spools.find((x) => x.slot === name);
+    const color = r && r.color && /^[0-9a-f]{6}$/i.test(r.color) ? `#${r.color}` : s && s.color;
+    const said = [name, (r && r.material) || (s && s.material), r && r.remain_percent !== null && r.remain_percent !== undefined ? `${r.remain_percent}%` : null]
+      .filter(Boolean).join(" ");
+    const spool = s ? ` (${s.name} · ${Math.round(s.remaining_grams)} g left)` : "";
+    line.append(i > 0 ? " · " : "", el("span", { class: "slot", "data-slot": name }, swatch(color), said + spool));
+  });
+  return line;
+}
+
 function printerCard(p) {
   const t = p.telemetry;
   const card = el(
@@ -96,6 +127,8 @@ function printerCard(p) {
     el("h2", {}, el("span", { textContent: p.name }), el("span", { class: "state", "data-state": t.state, textContent: t.state + (p.held ? " · held" : "") })),
     el("p", { class: "muted", textContent: [p.model, p.material, p.nozzle_mm ? `${p.nozzle_mm} mm` : null].filter(Boolean).join(" · ") }),
   );
+  const slots = slotsLine(p);
+  if (slots) card.append(slots);
   if (p.job) card.append(jobLine(p.job));
   if (t.progress !== null && t.progress !== undefined && t.job_id) {
     card.append(

@@ -526,6 +526,30 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     let listed: Vec<serde_json::Value> = ui.json("/api/files").await;
     assert!(listed.iter().any(|f| f["name"] == "from-the-slicer.gcode"));
 
+    // A spool of the inventory in the printer's first tool slot: its card names it.
+    ada.run(&[
+        "materials",
+        "add",
+        "Galaxy Black",
+        "--material",
+        "PETG",
+        "--color",
+        "#1a1a1a",
+    ])
+    .await;
+    let json = ada.run(&["spools", "add", "Galaxy Black", "--json"]).await;
+    let spool: hearth_proto::inventory::Spool = serde_json::from_str(&json).unwrap();
+    ada.run(&[
+        "printers",
+        "load",
+        "mk4",
+        "--slot",
+        "T0",
+        "--spool",
+        &spool.id.to_string(),
+    ])
+    .await;
+
     // The page itself, in a real browser, when one is installed here.
     let sample = crate::sample("cube20_prusaslicer_mk3s.gcode");
     browser_test(
