@@ -5,7 +5,7 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use crate::error::DriverError;
-use crate::model::{DriverInfo, Fault, JobStatus, PrintHints, PrinterStatus, Started};
+use crate::model::{DriverInfo, Fault, HeatTargets, JobStatus, PrintHints, PrinterStatus, Started};
 
 /// A file to put on the printer.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +87,17 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn camera_frame(&self) -> Result<Option<Vec<u8>>, DriverError> {
         Err(DriverError::Unsupported {
             operation: "camera_frame",
+            kind: self.describe().kind,
+        })
+    }
+
+    /// Sets the nozzle's and the bed's targets (preheating, cooling down) while no job runs; the
+    /// agent checks its limits and that no job runs first. Drivers that cannot (see
+    /// `Capabilities::heat`) answer `Unsupported`.
+    async fn set_temperatures(&self, targets: HeatTargets) -> Result<(), DriverError> {
+        let _ = targets;
+        Err(DriverError::Unsupported {
+            operation: "set_temperatures",
             kind: self.describe().kind,
         })
     }

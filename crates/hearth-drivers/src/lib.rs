@@ -32,6 +32,6 @@ pub use config::{
 pub use driver::{Driver, Upload};
 pub use error::DriverError;
 pub use model::{
-    Capabilities, DriverInfo, DriverKind, Fault, Heater, JobPhase, JobStatus, MaterialSlot,
-    PrintHints, PrinterState, PrinterStatus, Started,
+    Capabilities, DriverInfo, DriverKind, Fault, HeatTargets, Heater, JobPhase, JobStatus,
+    MaterialSlot, PrintHints, PrinterState, PrinterStatus, Started,
 };

@@ -162,6 +162,7 @@ impl MarlinDriver {
                     pause: true,
                     layers: true,
                     fault_injection: false,
+                    heat: false,
                 },
             },
             cfg,

@@ -32,6 +32,16 @@ pub struct Capabilities {
     pub layers: bool,
     /// `inject_fault` works (simulator only).
     pub fault_injection: bool,
+    /// `set_temperatures` works: the nozzle's and the bed's targets can be set while no job runs.
+    pub heat: bool,
+}
+
+/// Heater targets to set while no job runs, °C: 0 switches a heater off, `None` leaves it as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct HeatTargets {
+    /// The (first) nozzle.
+    pub nozzle_c: Option<f32>,
+    pub bed_c: Option<f32>,
 }
 
 /// Static description of a configured printer, known without talking to it.

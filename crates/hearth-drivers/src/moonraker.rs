@@ -27,8 +27,8 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::http::{Http, Trust, file_part, upload_timeout};
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, MaterialSlot, PrinterState,
-    PrinterStatus, Started,
+    Capabilities, DriverInfo, DriverKind, HeatTargets, Heater, JobPhase, JobStatus, MaterialSlot,
+    PrinterState, PrinterStatus, Started,
 };
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -208,6 +208,7 @@ impl MoonrakerDriver {
                 pause: true,
                 layers: true,
                 fault_injection: false,
+                heat: true,
             },
         };
         Ok(Self {
@@ -674,6 +675,30 @@ impl Driver for MoonrakerDriver {
             })
             .unwrap_or_default();
         Ok(Started { slots })
+    }
+
+    async fn set_temperatures(&self, targets: HeatTargets) -> Result<(), DriverError> {
+        // Klipper's own command for a heater's target, through Moonraker's G-code endpoint.
+        let script = [
+            ("extruder", targets.nozzle_c),
+            ("heater_bed", targets.bed_c),
+        ]
+        .into_iter()
+        .filter_map(|(heater, t)| {
+            t.map(|t| format!("SET_HEATER_TEMPERATURE HEATER={heater} TARGET={t}"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+        if script.is_empty() {
+            return Ok(());
+        }
+        self.call(
+            "set_temperatures",
+            "printer.gcode.script",
+            json!({ "script": script }),
+        )
+        .await
+        .map(drop)
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

@@ -21,8 +21,8 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::http::{Http, Trust, encode_segment, file_part, upload_timeout};
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrinterState, PrinterStatus,
-    Started,
+    Capabilities, DriverInfo, DriverKind, HeatTargets, Heater, JobPhase, JobStatus, PrinterState,
+    PrinterStatus, Started,
 };
 
 mod push;
@@ -143,6 +143,7 @@ impl OctoPrintDriver {
                 pause: true,
                 layers: false,
                 fault_injection: false,
+                heat: true,
             },
         };
         Ok(Self {
@@ -448,6 +449,26 @@ impl Driver for OctoPrintDriver {
             .send("start", request)
             .await
             .map(|_| Started::default())
+    }
+
+    async fn set_temperatures(&self, targets: HeatTargets) -> Result<(), DriverError> {
+        self.ensure_connected().await?;
+        // OctoPrint's printer API: the tool's and the bed's targets (PROTOCOLS.md §A1).
+        if let Some(t) = targets.nozzle_c {
+            let request = self
+                .http
+                .request(Method::POST, "/api/printer/tool")
+                .json(&json!({"command": "target", "targets": {"tool0": t}}));
+            self.http.send("set_temperatures", request).await?;
+        }
+        if let Some(t) = targets.bed_c {
+            let request = self
+                .http
+                .request(Method::POST, "/api/printer/bed")
+                .json(&json!({"command": "target", "target": t}));
+            self.http.send("set_temperatures", request).await?;
+        }
+        Ok(())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

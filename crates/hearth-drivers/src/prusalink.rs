@@ -363,6 +363,7 @@ impl PrusaLinkDriver {
                 pause: true,
                 layers: false,
                 fault_injection: false,
+                heat: false,
             },
         };
         Ok(Self {

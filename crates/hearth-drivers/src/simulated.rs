@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, Fault, Heater, JobPhase, JobStatus, PrintHints,
-    PrinterState, PrinterStatus, Started,
+    Capabilities, DriverInfo, DriverKind, Fault, HeatTargets, Heater, JobPhase, JobStatus,
+    PrintHints, PrinterState, PrinterStatus, Started,
 };
 
 /// Room temperature the heaters cool down to.
@@ -295,6 +295,7 @@ impl SimulatedDriver {
                 pause: true,
                 layers: true,
                 fault_injection: true,
+                heat: true,
             },
         };
         let heater = |name, rate| SimHeater {
@@ -445,6 +446,19 @@ impl Driver for SimulatedDriver {
                 .into_iter()
                 .collect(),
         })
+    }
+
+    async fn set_temperatures(&self, targets: HeatTargets) -> Result<(), DriverError> {
+        let mut sim = self.connected()?;
+        if sim.job.as_ref().is_some_and(|j| !j.phase.is_finished()) {
+            return Err(rejected("set_temperatures", "a job is running"));
+        }
+        for (target, i) in [(targets.nozzle_c, 0), (targets.bed_c, 1)] {
+            if let (Some(t), Some(h)) = (target, sim.heaters.get_mut(i)) {
+                h.target = f64::from(t);
+            }
+        }
+        Ok(())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

@@ -41,8 +41,8 @@ use tokio::sync::{Notify, OnceCell, oneshot};
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, MaterialSlot, PrinterState,
-    PrinterStatus, Started,
+    Capabilities, DriverInfo, DriverKind, HeatTargets, Heater, JobPhase, JobStatus, MaterialSlot,
+    PrinterState, PrinterStatus, Started,
 };
 use ftps::{FtpError, Ftps};
 use project::{EXTERNAL_SPOOL, Plate, Tray};
@@ -586,6 +586,7 @@ impl BambuDriver {
                 pause: true,
                 layers: true,
                 fault_injection: false,
+                heat: true,
             },
         };
         Ok(Self {
@@ -1218,6 +1219,24 @@ impl Driver for BambuDriver {
         }
         self.request("start", "print", command, fields).await?;
         Ok(started)
+    }
+
+    async fn set_temperatures(&self, targets: HeatTargets) -> Result<(), DriverError> {
+        // `print.gcode_line` (PROTOCOLS.md §A4): M104 sets the nozzle's target, M140 the bed's.
+        let lines: String = [("M104", targets.nozzle_c), ("M140", targets.bed_c)]
+            .into_iter()
+            .filter_map(|(code, t)| t.map(|t| format!("{code} S{} \n", t.round())))
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.request(
+            "set_temperatures",
+            "print",
+            "gcode_line",
+            json!({ "param": lines }),
+        )
+        .await
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

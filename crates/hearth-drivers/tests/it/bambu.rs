@@ -156,6 +156,7 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
         printer.event("DELETE ").await,
         "DELETE hearth-job.gcode.3mf"
     );
+    crate::peers::preheats_and_cools_down(&driver).await;
 }
 
 #[tokio::test]

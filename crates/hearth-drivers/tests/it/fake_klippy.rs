@@ -10,6 +10,7 @@
 //! `objects/query`), and simulates a print by reading the uploaded file from Moonraker's `gcodes`
 //! directory at a fixed byte rate, counting PrusaSlicer's `;LAYER_CHANGE` markers as layers.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -201,10 +202,30 @@ impl Printer {
             "gcode/subscribe_output" | "register_remote_method" => Ok(json!({})),
             "gcode/script" => {
                 let script = params["script"].as_str().unwrap_or("");
-                match script.strip_prefix("SDCARD_PRINT_FILE FILENAME=") {
-                    Some(name) => self.start(name.trim_matches('"')),
-                    None => Ok(json!({})),
+                if let Some(name) = script.strip_prefix("SDCARD_PRINT_FILE FILENAME=") {
+                    return self.start(name.trim_matches('"'));
                 }
+                // Klipper's SET_HEATER_TEMPERATURE, one per line.
+                for line in script.lines() {
+                    let words: HashMap<&str, &str> = line
+                        .split_whitespace()
+                        .skip(1)
+                        .filter_map(|w| w.split_once('='))
+                        .collect();
+                    if !line.starts_with("SET_HEATER_TEMPERATURE") {
+                        continue;
+                    }
+                    let target = words
+                        .get("TARGET")
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .ok_or_else(|| format!("bad TARGET in {line:?}"))?;
+                    match words.get("HEATER") {
+                        Some(&"extruder") => self.extruder.1 = target,
+                        Some(&"heater_bed") => self.bed.1 = target,
+                        other => return Err(format!("no heater {other:?}")),
+                    }
+                }
+                Ok(json!({}))
             }
             "pause_resume/pause" => self.pause_resume("pause"),
             "pause_resume/resume" => self.pause_resume("resume"),

@@ -77,6 +77,7 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
     assert!(driver.current_job().await.unwrap().is_none());
     driver.remove("hearth-complete.gcode").await.unwrap();
     driver.remove("hearth-complete.gcode").await.unwrap();
+    crate::peers::preheats_and_cools_down(driver.as_ref()).await;
 }
 
 #[tokio::test]

@@ -85,6 +85,7 @@ async fn a_file_prints_to_completion_with_progress_visible_while_it_runs() {
         driver.camera_snapshot_url().await.unwrap().as_deref(),
         Some("http://127.0.0.1:8080/?action=snapshot")
     );
+    crate::peers::preheats_and_cools_down(driver).await;
 }
 
 #[tokio::test]

@@ -585,3 +585,40 @@ impl VirtualMarlin {
         }
     }
 }
+
+/// Idle, `driver` preheats (the nozzle to 205 °C, the bed to 60 °C, then the bed alone to 65 °C,
+/// the nozzle's target left as it was) and cools down (both off), as its printer reports them.
+pub async fn preheats_and_cools_down(driver: &dyn hearth_drivers::Driver) {
+    use hearth_drivers::HeatTargets;
+    assert!(driver.describe().capabilities.heat);
+    let targets = async || {
+        let status = driver.status().await.unwrap();
+        let target = |name: &str| {
+            status
+                .heaters
+                .iter()
+                .find(|h| h.name == name)
+                .map(|h| h.target)
+        };
+        (target("tool0"), target("bed"))
+    };
+    for (set, want) in [
+        ((Some(205.0), Some(60.0)), (205.0, 60.0)),
+        ((None, Some(65.0)), (205.0, 65.0)),
+        ((Some(0.0), Some(0.0)), (0.0, 0.0)),
+    ] {
+        driver
+            .set_temperatures(HeatTargets {
+                nozzle_c: set.0,
+                bed_c: set.1,
+            })
+            .await
+            .unwrap();
+        eventually(
+            "the targets",
+            std::time::Duration::from_secs(15),
+            || async { (targets().await == (Some(want.0), Some(want.1))).then_some(()) },
+        )
+        .await;
+    }
+}

@@ -42,6 +42,7 @@ async fn a_configured_simulator_prints_a_file_at_its_time_scale() {
     assert_eq!(driver.status().await.unwrap().state, PrinterState::Offline);
     driver.clear_faults().await.unwrap();
     assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
+    crate::peers::preheats_and_cools_down(driver.as_ref()).await;
 }
 
 #[tokio::test]
