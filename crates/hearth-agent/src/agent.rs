@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_drivers::{
-    Driver, DriverError, DriverKind, JobPhase, PrintHints, PrinterStatus, Upload,
+    Driver, DriverError, DriverKind, HeatTargets, JobPhase, PrintHints, PrinterStatus, Upload,
 };
-use hearth_proto::agent::{AgentJob, AgentMsg, JobAction, JobState, PrinterInfo, ServerMsg};
+use hearth_proto::agent::{
+    AgentJob, AgentMsg, HeatLimits, JobAction, JobState, PrinterInfo, ServerMsg,
+};
 use hearth_proto::ids::JobId;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -428,6 +430,11 @@ impl Agent {
         match msg {
             ServerMsg::Job { job } => self.on_job(job),
             ServerMsg::Control { job_id, action } => self.on_control(job_id, action),
+            ServerMsg::Heat {
+                printer,
+                nozzle_c,
+                bed_c,
+            } => self.on_heat(&printer, HeatTargets { nozzle_c, bed_c }),
             ServerMsg::Snapshot { printer } => {
                 match self
                     .printer_index(&printer)
@@ -513,6 +520,50 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// A member's preheat or cool-down, relayed by the server: set only on a printer this
+    /// configuration lets be heated, within its limits, with no job of ours on it and idle in
+    /// its last sample (the server checked the same; it is not trusted with heaters).
+    fn on_heat(&mut self, printer: &str, targets: HeatTargets) {
+        let Some(i) = self.printer_index(printer) else {
+            tracing::warn!(%printer, "heat asked for an unknown printer");
+            return;
+        };
+        let p = &self.printers[i];
+        let limits = &p.config.heat;
+        let within =
+            |t: Option<f32>, max: f32| t.is_none_or(|t| t.is_finite() && (0.0..=max).contains(&t));
+        let refused = if targets.nozzle_c.is_none() && targets.bed_c.is_none() {
+            Some("no target given".to_owned())
+        } else if !(p.driver.describe().capabilities.heat && limits.remote) {
+            Some("its configuration or driver does not allow it".to_owned())
+        } else if !(within(targets.nozzle_c, limits.max_nozzle_c)
+            && within(targets.bed_c, limits.max_bed_c))
+        {
+            Some(format!(
+                "above its limits ({} °C nozzle, {} °C bed)",
+                limits.max_nozzle_c, limits.max_bed_c
+            ))
+        } else if p.active.is_some() || !p.idle {
+            Some("it is not idle".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            tracing::warn!(%printer, ?targets, "heat refused: {why}");
+            return;
+        }
+        let driver = p.driver.clone();
+        let printer = printer.to_owned();
+        self.tasks.spawn(async move {
+            match driver.set_temperatures(targets).await {
+                Ok(()) => tracing::info!(%printer, ?targets, "heater targets set"),
+                Err(e) => {
+                    tracing::warn!(%printer, ?targets, error = %chain(&e), "heater targets not set")
+                }
+            }
+        });
     }
 
     fn on_control(&mut self, id: JobId, action: JobAction) {
@@ -1233,6 +1284,10 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
         pools: p.config.pools.clone(),
         can_pause: info.capabilities.pause,
         camera: p.config.camera.is_some(),
+        heat: (info.capabilities.heat && p.config.heat.remote).then_some(HeatLimits {
+            max_nozzle_c: p.config.heat.max_nozzle_c,
+            max_bed_c: p.config.heat.max_bed_c,
+        }),
     }
 }
 

@@ -112,6 +112,30 @@ pub struct AgentConfig {
     pub printers: Vec<PrinterConfig>,
 }
 
+/// Setting a printer's heaters' targets when a member asks through the server (`hearth printers
+/// heat`, the dashboard's *Preheat*): never while a job runs, never above these limits, whatever
+/// the server says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeatConfig {
+    /// Whether members may preheat and cool it down at all.
+    pub remote: bool,
+    /// The highest nozzle target set when asked, °C.
+    pub max_nozzle_c: f32,
+    /// The highest bed target set when asked, °C.
+    pub max_bed_c: f32,
+}
+
+impl Default for HeatConfig {
+    fn default() -> Self {
+        Self {
+            remote: true,
+            max_nozzle_c: 285.0,
+            max_bed_c: 110.0,
+        }
+    }
+}
+
 /// One printer: Hearth's facts about it plus its driver's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrinterConfig {
@@ -130,6 +154,9 @@ pub struct PrinterConfig {
     /// Its camera, if it has one (`[printer.camera]`): frames are sealed on this machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera: Option<CameraConfig>,
+    /// Preheating and cooling it when a member asks (`[printer.heat]`).
+    #[serde(default)]
+    pub heat: HeatConfig,
     /// The driver (`kind = "..."` and its keys).
     #[serde(flatten)]
     pub driver: DriverConfig,
@@ -302,6 +329,17 @@ impl AgentConfig {
             if !names.insert(p.name.as_str()) {
                 return Err(ConfigError::Invalid(format!(
                     "printer name {:?} is used twice",
+                    p.name
+                )));
+            }
+            let h = &p.heat;
+            if !(h.max_nozzle_c.is_finite()
+                && (0.0..=500.0).contains(&h.max_nozzle_c)
+                && h.max_bed_c.is_finite()
+                && (0.0..=200.0).contains(&h.max_bed_c))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "printer {:?}: heat.max_nozzle_c is 0 to 500 °C and heat.max_bed_c 0 to 200 °C",
                     p.name
                 )));
             }

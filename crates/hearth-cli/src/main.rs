@@ -316,6 +316,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd: Some(cmd::fleet::PrintersCmd::Release(args)),
             ..
         } => cmd::fleet::hold(&args, false).await,
+        Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Heat(args)),
+            ..
+        } => cmd::fleet::heat(&args).await,
         Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
         Command::Stats {

@@ -245,6 +245,18 @@ impl Client {
         self.send(Method::PUT, &path, &HoldRequest { held }).await
     }
 
+    /// Preheat an idle printer or cool it down (operators): its agent sets the targets.
+    pub async fn heat_printer(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        req: &HeatRequest,
+    ) -> Result<()> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/heat");
+        self.no_content(self.req(Method::POST, &path).json(req))
+            .await
+    }
+
     /// Whether the printer waits for its bed to be cleared between jobs (admins).
     pub async fn set_printer_bed(
         &self,

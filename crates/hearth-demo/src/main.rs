@@ -460,6 +460,7 @@ async fn main() -> anyhow::Result<()> {
                 material: Some(material.into()),
                 color: Some(color.into()),
                 nozzle_mm: Some(nozzle),
+                heat: Default::default(),
                 camera: Some(hearth_agent::config::CameraConfig {
                     snapshot_url: Some(format!("{cameras}/camera/{name}")),
                     interval_seconds: 10.0,

@@ -56,6 +56,16 @@ pub enum ServerMsg {
     Snapshot {
         printer: String,
     },
+    /// Set the heaters' targets of an idle printer (preheating, cooling down), °C: 0 switches one
+    /// off, `None` leaves it. Sent only for printers announced with `heat`, within its limits; the
+    /// agent checks both again, and that no job runs.
+    Heat {
+        printer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nozzle_c: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bed_c: Option<f32>,
+    },
     Ping,
     Pong,
     /// The server refuses something the agent sent; the connection closes after a fatal one.
@@ -151,6 +161,20 @@ pub struct PrinterInfo {
     /// /api/v1/agent/printers/{name}/snapshot`) and takes one when asked ([`ServerMsg::Snapshot`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub camera: bool,
+    /// Its agent sets its heaters' targets when asked ([`ServerMsg::Heat`]), up to these limits;
+    /// `None`: it does not (the driver cannot, or the agent's configuration says no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heat: Option<HeatLimits>,
+}
+
+/// The highest targets an agent sets a printer's heaters to when asked, °C (its configuration's
+/// `max_nozzle_c` and `max_bed_c`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeatLimits {
+    pub max_nozzle_c: f32,
+    pub max_bed_c: f32,
 }
 
 /// A printer's overall state.

@@ -625,6 +625,14 @@ pub struct Printer {
     /// Its camera, when its agent has one configured for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera: Option<PrinterCamera>,
+    /// Its heaters can be set from here (`POST .../heat`) up to these limits, when its agent
+    /// allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heat: Option<crate::agent::HeatLimits>,
+    /// With `heat`: the targets that preheat it for its loaded material (a usual preset, within
+    /// its limits), when the material has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preheat: Option<HeatRequest>,
     /// Whether it waits for its bed to be cleared between jobs, and for which job's part now.
     #[serde(default)]
     pub bed: PrinterBed,
@@ -645,6 +653,19 @@ pub struct PrinterBed {
     pub confirm_between_jobs: bool,
     /// The job whose part is on the bed, while nobody has said it is clear.
     pub to_clear: Option<JobId>,
+}
+
+/// `POST /api/v1/orgs/{org}/printers/{id}/heat` (operators): preheat an idle printer, or cool it
+/// down, °C: 0 switches a heater off, an absent one is left as it is. Within the limits its agent
+/// announced (`Printer::heat`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeatRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nozzle_c: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bed_c: Option<f32>,
 }
 
 /// `PUT /api/v1/orgs/{org}/printers/{id}/hold` (operators): hold a printer (maintenance, a nozzle

@@ -334,6 +334,24 @@ pub fn default_density(material: &str) -> f32 {
     }
 }
 
+/// Preheat targets for a filament type, °C (nozzle, bed): the first-layer temperatures of
+/// PrusaSlicer's and Mainsail's usual presets; `None` for a type without a common preset.
+pub fn preheat_for(material: &str) -> Option<(f32, f32)> {
+    let m = material.trim().to_ascii_uppercase();
+    let base = m.split(['-', ' ', '+']).next().unwrap_or("");
+    Some(match base {
+        "PLA" | "PVB" => (215.0, 60.0),
+        "PETG" | "PET" | "PCTG" => (240.0, 80.0),
+        "ABS" | "ASA" | "HIPS" => (255.0, 100.0),
+        "TPU" | "TPE" | "FLEX" => (230.0, 50.0),
+        "PC" => (275.0, 110.0),
+        "PA" | "NYLON" | "PA6" | "PA12" => (270.0, 90.0),
+        "PP" => (240.0, 90.0),
+        "PVA" => (215.0, 60.0),
+        _ => return None,
+    })
+}
+
 /// Length of `grams` of filament of this density and diameter, m.
 pub fn length_m(grams: f32, density_g_cm3: f32, diameter_mm: f32) -> f32 {
     let r_cm = diameter_mm / 20.0;

@@ -6,7 +6,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use hearth_proto::agent::{AgentJob, JobState, PrinterState, PrinterTelemetry, ServerMsg};
-use hearth_proto::api::{Event, Job, Printer, PrinterCamera};
+use hearth_proto::api::{Event, HeatRequest, Job, Printer, PrinterCamera};
 use hearth_proto::fit::{PrinterSetup, misfits};
 use hearth_proto::ids::{AgentId, JobId, OrgId, PrinterId};
 use hearth_proto::time_fmt::{now_ms, rfc3339};
@@ -439,6 +439,16 @@ impl Hub {
 pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
     let (telemetry, at) = state.hub.telemetry(p.id);
     let info = p.effective();
+    let preheat = info
+        .heat
+        .zip(info.material.as_deref())
+        .and_then(|(limits, m)| {
+            let (nozzle, bed) = hearth_proto::inventory::preheat_for(m)?;
+            Some(HeatRequest {
+                nozzle_c: Some(nozzle.min(limits.max_nozzle_c)),
+                bed_c: Some(bed.min(limits.max_bed_c)),
+            })
+        });
     Printer {
         id: p.id,
         agent_id: p.agent_id,
@@ -453,6 +463,8 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         loaded_by_member: p.loaded.is_some(),
         spool: p.spool.clone(),
         slot_spools: p.slot_spools.clone(),
+        heat: info.heat,
+        preheat,
         camera: info.camera.then(|| PrinterCamera {
             snapshot_at: state.hub.snapshot_at(p.id).map(rfc3339),
         }),

@@ -405,3 +405,71 @@ async fn one_agent_drives_several_printers_at_once() {
     assert_eq!((rig.driver.count("start"), second.count("start")), (1, 1));
     rig.stop_agent().await;
 }
+
+/// The agent announces its printer as heatable up to its configuration's limits and sets the
+/// targets a member asks for, but not above those limits nor while a job runs, whatever the
+/// server sends (it is not trusted with heaters).
+#[tokio::test]
+async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job() {
+    let mut rig = Rig::new().await;
+    rig.start_agent();
+    let printers = rig
+        .hub
+        .wait("printers", |s| {
+            (!s.printers.is_empty()).then(|| s.printers.clone())
+        })
+        .await;
+    assert_eq!(
+        printers[0].heat,
+        Some(hearth_proto::agent::HeatLimits {
+            max_nozzle_c: 285.0,
+            max_bed_c: 110.0
+        })
+    );
+    rig.hub
+        .wait("idle telemetry", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.state == PrinterState::Idle)
+                .map(|_| ())
+        })
+        .await;
+    let heat = |nozzle_c, bed_c| ServerMsg::Heat {
+        printer: PRINTER.into(),
+        nozzle_c,
+        bed_c,
+    };
+    let heats = || -> Vec<String> {
+        let log = rig.driver.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.starts_with("heat "))
+            .cloned()
+            .collect()
+    };
+    // Messages are handled in order: the first three are refused, the fourth is set.
+    rig.hub.send(heat(Some(300.0), None));
+    rig.hub.send(heat(None, Some(-5.0)));
+    rig.hub.send(heat(None, None));
+    rig.hub.send(heat(Some(200.0), Some(60.0)));
+    eventually("the targets set", || (!heats().is_empty()).then_some(())).await;
+    assert_eq!(heats(), ["heat Some(200.0) Some(60.0) true"]);
+
+    // During a job: refused; after it, set again.
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.hub.send(heat(Some(0.0), Some(0.0)));
+    rig.advance(200);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    rig.hub
+        .wait("idle telemetry", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.state == PrinterState::Idle)
+                .map(|_| ())
+        })
+        .await;
+    rig.hub.send(heat(None, Some(0.0)));
+    eventually("the bed off", || (heats().len() == 2).then_some(())).await;
+    assert_eq!(heats()[1], "heat None Some(0.0) true");
+    rig.stop_agent().await;
+}

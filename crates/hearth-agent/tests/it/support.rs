@@ -197,6 +197,14 @@ impl Driver for Recording {
     async fn current_job(&self) -> Result<Option<JobStatus>, DriverError> {
         self.inner.current_job().await
     }
+    async fn set_temperatures(&self, t: hearth_drivers::HeatTargets) -> Result<(), DriverError> {
+        let r = self.inner.set_temperatures(t).await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("heat {:?} {:?} {}", t.nozzle_c, t.bed_c, r.is_ok()));
+        r
+    }
     async fn remove(&self, name: &str) -> Result<(), DriverError> {
         let fail = {
             let mut left = self.fail_removals.lock().unwrap();
@@ -456,6 +464,7 @@ pub fn printer_config(name: &str) -> PrinterConfig {
         nozzle_mm: Some(0.4),
         camera: None,
         driver: DriverConfig::Simulated(SimulatedConfig::default()),
+        heat: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::{IsTerminal as _, Write as _};
 use anyhow::{Context, bail};
 use futures::StreamExt as _;
 use hearth_proto::agent::{JobState, PrinterState};
-use hearth_proto::api::{Event, Job, JobPriority, LoadedRequest, Printer};
+use hearth_proto::api::{Event, HeatRequest, Job, JobPriority, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
 
 use crate::cmd::files::{Label, Opened, job_labels};
@@ -433,6 +433,9 @@ pub enum PrintersCmd {
     Hold(PrinterArg),
     /// Release a held printer: it takes jobs again.
     Release(PrinterArg),
+    /// Preheat idle printers (for their loaded material, or to the temperatures given) or cool
+    /// them down (`--off`); each printer's agent sets the targets within its own limits.
+    Heat(HeatArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -441,6 +444,101 @@ pub struct PrinterArg {
     pub printer: String,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HeatArgs {
+    /// The printers, by name (or id).
+    #[arg(required_unless_present = "pool")]
+    pub printers: Vec<String>,
+    /// Every printer of this pool (those not idle, or not heatable from here, are named and
+    /// skipped).
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// The nozzle's target, °C (0: off).
+    #[arg(long)]
+    pub nozzle: Option<f32>,
+    /// The bed's target, °C (0: off).
+    #[arg(long)]
+    pub bed: Option<f32>,
+    /// Cool down: both heaters off.
+    #[arg(long, conflicts_with_all = ["nozzle", "bed"])]
+    pub off: bool,
+}
+
+/// `hearth printers heat`: preheat or cool down printers; fails if any printer was not reached.
+pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let mut chosen: Vec<&Printer> = args
+        .printers
+        .iter()
+        .map(|n| find_printer(&printers, n))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(pool) = &args.pool {
+        let members: Vec<&Printer> = printers
+            .iter()
+            .filter(|p| p.pools.contains(pool) && !chosen.iter().any(|c| c.id == p.id))
+            .collect();
+        if members.is_empty() && !printers.iter().any(|p| p.pools.contains(pool)) {
+            anyhow::bail!("no printer is in pool {pool:?}");
+        }
+        chosen.extend(members);
+    }
+    let mut failed = 0;
+    for p in chosen {
+        let req = if args.off {
+            HeatRequest {
+                nozzle_c: Some(0.0),
+                bed_c: Some(0.0),
+            }
+        } else if args.nozzle.is_some() || args.bed.is_some() {
+            HeatRequest {
+                nozzle_c: args.nozzle,
+                bed_c: args.bed,
+            }
+        } else if let Some(preset) = &p.preheat {
+            preset.clone()
+        } else {
+            eprintln!(
+                "{}: no preheat for its material ({}): give --nozzle and --bed",
+                p.name,
+                p.material.as_deref().unwrap_or("none set")
+            );
+            failed += 1;
+            continue;
+        };
+        match ctx.client.heat_printer(org, p.id, &req).await {
+            Ok(()) => println!("{}: {}", p.name, heat_said(&req)),
+            Err(e) => {
+                eprintln!("{}: {e}", p.name);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} printer(s) not set");
+    }
+    Ok(())
+}
+
+/// "nozzle 215 °C, bed off", as sent.
+fn heat_said(req: &HeatRequest) -> String {
+    let one = |what: &str, t: Option<f32>| {
+        t.map(|t| {
+            if t == 0.0 {
+                format!("{what} off")
+            } else {
+                format!("{what} {t} °C")
+            }
+        })
+    };
+    [one("nozzle", req.nozzle_c), one("bed", req.bed_c)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `hearth printers hold|release NAME`.

@@ -58,6 +58,7 @@ pub(crate) fn with_camera(
             timelapse_trigger: Default::default(),
         }),
         driver,
+        heat: Default::default(),
     }
 }
 

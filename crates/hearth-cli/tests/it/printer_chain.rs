@@ -33,6 +33,56 @@ async fn a_file_printed_with_the_cli_completes_on_the_real_octoprint_with_progre
     .await;
 }
 
+/// `hearth printers heat` through the server and the agent to the real OctoPrint: the preheat for
+/// the loaded PLA, a bed of its own, cooling down; a target above the agent's limits is refused
+/// with them named, and a printer named twice or unknown says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_printers_heat_preheats_and_cools_the_real_octoprint() {
+    let Some(octo) = OctoPrint::start(0.0).await else {
+        return;
+    };
+    let chain = chain_to(hearth_drivers::DriverConfig::Octoprint(octo.config())).await;
+    let ada = &chain.ada;
+    let (client, org) = ada.client();
+    let printers_url = format!("/api/v1/orgs/{org}/printers");
+    let targets_become = async |nozzle: f32, bed: f32| {
+        eventually("the targets in the printer's telemetry", || async {
+            let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
+            let target = |name: &str| {
+                p[0].telemetry
+                    .heaters
+                    .iter()
+                    .find(|h| h.name == name)
+                    .and_then(|h| h.target)
+            };
+            (target("tool0").unwrap_or(0.0) == nozzle && target("bed").unwrap_or(0.0) == bed)
+                .then_some(())
+        })
+        .await
+    };
+    assert_eq!(
+        ada.run(&["printers", "heat", "mk3"]).await.trim(),
+        "mk3: nozzle 215 °C, bed 60 °C"
+    );
+    targets_become(215.0, 60.0).await;
+    ada.run(&["printers", "heat", "mk3", "--bed", "70"]).await;
+    targets_become(215.0, 70.0).await;
+    assert_eq!(
+        ada.run(&["printers", "heat", "mk3", "--off"]).await.trim(),
+        "mk3: nozzle off, bed off"
+    );
+    targets_become(0.0, 0.0).await;
+    let out = ada
+        .try_run(&["printers", "heat", "mk3", "--nozzle", "400"])
+        .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("0 to 285 °C for the nozzle"), "{said}");
+    let out = ada.try_run(&["printers", "heat", "nope"]).await;
+    assert!(!out.status.success());
+    chain.agent.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_flow_works_on_the_real_moonraker() {
     // The fake Klippy behind the real Moonraker "prints" 5 kB of G-code per second.
@@ -532,6 +582,7 @@ pub(crate) fn simulated(name: &str, time_scale: f64) -> PrinterConfig {
         color: None,
         nozzle_mm: None,
         camera: None,
+        heat: Default::default(),
         driver: hearth_drivers::DriverConfig::Simulated(
             hearth_drivers::simulated::SimulatedConfig {
                 time_scale,
@@ -582,6 +633,7 @@ async fn chain_to(driver: hearth_drivers::DriverConfig) -> Chain {
             nozzle_mm: Some(0.4),
             camera: None,
             driver,
+            heat: Default::default(),
         },
     )
     .await;

@@ -291,6 +291,7 @@ pub fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         pools: vec![pool.into()],
         can_pause: true,
         camera: false,
+        heat: None,
     }
 }
 

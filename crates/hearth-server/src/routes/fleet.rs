@@ -318,6 +318,75 @@ pub async fn set_hold(
     Ok(Json(view))
 }
 
+/// Preheat an idle printer, or cool it down (operators; audited as `printer.heat`): its agent
+/// sets the heaters' targets, which show in its telemetry. The agent checks its own limits and
+/// that the printer is idle again, and logs what it refuses.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/printers/{id}/heat", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = HeatRequest,
+    responses((status = 202, description = "sent to the printer's agent"), (status = 404, body = ErrorBody),
+        (status = 409, description = "not heatable from here, not idle, or its agent is away", body = ErrorBody),
+        (status = 422, description = "no target, or one above the printer's limits", body = ErrorBody)))]
+pub async fn heat(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    Json(req): Json<HeatRequest>,
+) -> ApiResult<StatusCode> {
+    let org = access.org.id;
+    let p = printer_in(&state, org, id).await?;
+    let name = &p.info.name;
+    let Some(limits) = p.info.heat else {
+        return Err(ApiError::conflict(format!(
+            "printer {name} cannot be heated from here: its driver cannot set temperatures, or \
+             its agent's configuration has [printer.heat] remote = false"
+        )));
+    };
+    if req.nozzle_c.is_none() && req.bed_c.is_none() {
+        return Err(ApiError::invalid(
+            "give nozzle_c, bed_c or both (0 switches a heater off)",
+        ));
+    }
+    let within =
+        |t: Option<f32>, max: f32| t.is_none_or(|t| t.is_finite() && (0.0..=max).contains(&t));
+    if !(within(req.nozzle_c, limits.max_nozzle_c) && within(req.bed_c, limits.max_bed_c)) {
+        return Err(ApiError::invalid(format!(
+            "printer {name} takes 0 to {} °C for the nozzle and 0 to {} °C for the bed (its \
+             agent's limits)",
+            limits.max_nozzle_c, limits.max_bed_c
+        )));
+    }
+    let (telemetry, _) = state.hub.telemetry(id);
+    if telemetry.state != hearth_proto::agent::PrinterState::Idle {
+        return Err(ApiError::conflict(format!(
+            "printer {name} is {}: heaters are set only while it is idle",
+            serde_json::to_value(telemetry.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )));
+    }
+    let tx = state.hub.sender(p.agent_id).ok_or_else(|| {
+        ApiError::conflict(format!("the agent of printer {name} is not connected"))
+    })?;
+    let mut db = state.store.begin().await?;
+    db.append_audit(access.caller.audit(
+        org.to_string(),
+        "printer.heat",
+        Some(format!("printer:{id}")),
+        json!({ "name": name, "nozzle_c": req.nozzle_c, "bed_c": req.bed_c }),
+    ))
+    .await?;
+    db.commit().await?;
+    tx.send(ServerMsg::Heat {
+        printer: name.clone(),
+        nozzle_c: req.nozzle_c,
+        bed_c: req.bed_c,
+    })
+    .await
+    .map_err(|_| ApiError::conflict("the agent disconnected"))?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 /// Whether a printer waits for its bed to be cleared between jobs (admins; audited).
 #[utoipa::path(put, path = "/api/v1/orgs/{org}/printers/{id}/bed", tag = "printers",
     params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = BedSettings,

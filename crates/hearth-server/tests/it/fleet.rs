@@ -241,6 +241,7 @@ pub(crate) fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         pools: vec![pool.into()],
         can_pause: true,
         camera: false,
+        heat: None,
     }
 }
 

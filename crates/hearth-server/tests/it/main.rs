@@ -12,6 +12,7 @@ mod camera;
 mod cluster;
 mod deps;
 mod fleet;
+mod heat;
 mod inventory;
 mod legal;
 mod library;

@@ -378,6 +378,7 @@ async fn story(db: TestDb) {
         pools: vec!["pla".into()],
         can_pause: true,
         camera: false,
+        heat: None,
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_agent(&agent).await.unwrap();
