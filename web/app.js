@@ -89,7 +89,8 @@ async function call(method, path, body) {
     try { err = await r.json(); } catch { /* not JSON: keep the status text */ }
     throw new ApiError(r.status, err.code, err.message || r.statusText, r.headers.get("Retry-After"));
   }
-  return r.status === 204 ? null : r.json();
+  // 204, and 202 (sent on, e.g. a printer's heaters), carry no body.
+  return r.status === 204 || r.status === 202 ? null : r.json();
 }
 
 // ---- small DOM helpers ------------------------------------------------------------------------
@@ -1284,6 +1285,7 @@ function printerCard(p) {
         title: "For printers without automatic part removal: take no next job until someone says the bed is clear",
         onclick: (ev) => setBedConfirm(p, !bed.confirm_between_jobs, ev.currentTarget),
       }, bed.confirm_between_jobs ? "Stop asking for a clear bed" : "Ask for a clear bed between jobs"),
+      ...heatButtons(p),
       atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
       atLeast("operator") &&
         el("button", { "data-action": "slots", title: "Which spool of the inventory is in each AMS tray, holder or tool", onclick: () => openSlots(p.id) }, "Spools in slots…"),
@@ -1579,6 +1581,76 @@ async function bedCleared(p, button) {
     notice(`Could not mark the bed of ${p.name} clear: ${e.message}`);
     button.disabled = false;
   }
+}
+
+// ---- preheating and cooling down ---------------------------------------------------------------
+
+/** An idle printer its agent lets be heated: Preheat (its material's preset), Cool down, Heat…. */
+function heatButtons(p) {
+  if (!atLeast("operator") || !p.heat || p.telemetry.state !== "idle") return [];
+  const heating = (p.telemetry.heaters || []).some((h) => h.target > 0);
+  const pre = p.preheat;
+  return [
+    pre && el("button", {
+      "data-action": "preheat",
+      title: `Preheat for ${p.material}: nozzle ${pre.nozzle_c} °C, bed ${pre.bed_c} °C`,
+      onclick: (ev) => heat(p, pre, ev.currentTarget),
+    }, "Preheat"),
+    heating && el("button", {
+      "data-action": "cool-down",
+      title: "Switch the nozzle and the bed off",
+      onclick: (ev) => heat(p, { nozzle_c: 0, bed_c: 0 }, ev.currentTarget),
+    }, "Cool down"),
+    el("button", { "data-action": "heat", onclick: () => openHeat(p.id) }, "Heat…"),
+  ];
+}
+
+async function heat(p, targets, button) {
+  if (button) button.disabled = true;
+  try {
+    await call("POST", `/orgs/${state.org.id}/printers/${p.id}/heat`, targets);
+    const said = [["nozzle", targets.nozzle_c], ["bed", targets.bed_c]]
+      .filter(([, t]) => t !== null && t !== undefined)
+      .map(([what, t]) => (t === 0 ? `${what} off` : `${what} ${t} °C`));
+    notice(`${p.name}: ${said.join(", ")} sent to its agent.`);
+    return true;
+  } catch (e) {
+    notice(`Could not heat ${p.name}: ${e.message}`);
+    return e;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+let heatPrinter = null;
+
+function openHeat(id) {
+  const p = state.printers.get(id);
+  heatPrinter = id;
+  const f = $("heat-form");
+  $("heat-printer").textContent = p.name;
+  $("heat-limits").textContent = `nozzle up to ${p.heat.max_nozzle_c} °C, bed up to ${p.heat.max_bed_c} °C`;
+  f.nozzle.max = p.heat.max_nozzle_c;
+  f.bed.max = p.heat.max_bed_c;
+  f.nozzle.value = p.preheat ? p.preheat.nozzle_c : "";
+  f.bed.value = p.preheat ? p.preheat.bed_c : "";
+  $("heat-error").textContent = "";
+  $("heat-dialog").showModal();
+}
+
+async function onHeatSubmit(ev) {
+  ev.preventDefault();
+  const f = $("heat-form");
+  const p = state.printers.get(heatPrinter);
+  const value = (input) => (input.value === "" ? null : Number(input.value));
+  const targets = { nozzle_c: value(f.nozzle), bed_c: value(f.bed) };
+  if (targets.nozzle_c === null && targets.bed_c === null) {
+    $("heat-error").textContent = "Give the nozzle's or the bed's target (0 switches it off).";
+    return;
+  }
+  const done = await heat(p, targets, null);
+  if (done === true) $("heat-dialog").close();
+  else $("heat-error").textContent = done.message;
 }
 
 async function setHold(p, held, button) {
@@ -2470,6 +2542,8 @@ async function main() {
   $("slots-form").addEventListener("submit", onSlotsSubmit);
   $("approve-waiting").addEventListener("click", (ev) => approveWaiting(ev.currentTarget));
   $("slots-close").addEventListener("click", () => $("slots-dialog").close());
+  $("heat-form").addEventListener("submit", onHeatSubmit);
+  $("heat-close").addEventListener("click", () => $("heat-dialog").close());
   $("slots-form").slot.addEventListener("input", slotChosen);
   $("spools-archived").addEventListener("change", () => loadSpools().catch((e) => notice(e.message)));
   $("spool-form").addEventListener("submit", onSpoolSubmit);

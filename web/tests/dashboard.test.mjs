@@ -100,6 +100,21 @@ try {
   await card("xl").locator("button[data-action=release]").click();
   await card("xl").locator("dd[data-row=held]").waitFor({ state: "detached" });
 
+  step("an idle printer is preheated for its PETG from its card, its bed set by hand, and cooled down");
+  const xlHeat = card("xl");
+  await xlHeat.locator("button[data-action=preheat]").click();
+  await page.locator("#notice", { hasText: /^xl: nozzle 240 °C, bed 80 °C sent to its agent\.$/ }).waitFor();
+  await xlHeat.locator("dd[data-row=heaters]", { hasText: /^tool0 \d+° → 240° · bed \d+° → 80°$/ }).waitFor();
+  await xlHeat.locator("button[data-action=heat]").click();
+  assert.equal(await page.textContent("#heat-limits"), "nozzle up to 285 °C, bed up to 110 °C");
+  await page.fill("#heat-form input[name=nozzle]", "");
+  await page.fill("#heat-form input[name=bed]", "45");
+  await page.click("#heat-form button[type=submit]");
+  await xlHeat.locator("dd[data-row=heaters]", { hasText: /^tool0 \d+° → 240° · bed \d+° → 45°$/ }).waitFor();
+  await xlHeat.locator("button[data-action=cool-down]").click();
+  await xlHeat.locator("dd[data-row=heaters]", { hasNotText: "→" }).waitFor();
+  assert.equal(await xlHeat.locator("button[data-action=cool-down]").count(), 0, "nothing to cool any more");
+
   step("the demo's maintenance reminders: the voron's lubrication due on its card and in the tab, marked done");
   // A nozzle every 300 h of printing on every printer, the voron's lubrication 5 days overdue, the
   // x1c's build plate due tomorrow.
