@@ -70,6 +70,13 @@ time_scale = 60
 #                                 # timelapse (sealed too; `hearth timelapse JOB`)
 # timelapse_trigger = "interval"  # or "layer": a timelapse frame at each new layer
 
+# Preheating and cooling a printer when a member asks (`hearth printers heat`, the dashboard's
+# Preheat): only while it is idle, never above these limits, whatever the server says.
+# [printer.heat]
+# remote = true                   # false: never set this printer's heaters on the server's word
+# max_nozzle_c = 285
+# max_bed_c = 110
+
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
 # name = "ender"
