@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, Heater, JobPhase, JobStatus, PrintHints, PrinterState,
-    PrinterStatus, Started,
+    Capabilities, DriverInfo, DriverKind, HeatTargets, Heater, JobPhase, JobStatus, PrintHints,
+    PrinterState, PrinterStatus, Started,
 };
 
 /// Settings of a printer on a serial port (`kind = "marlin"`).
@@ -119,6 +119,8 @@ enum Cmd {
     Pause,
     Resume,
     Cancel,
+    /// Lines sent as soon as the firmware takes them (heater targets while idle).
+    Gcode(Vec<String>),
 }
 
 /// A printer on a serial port.
@@ -147,6 +149,7 @@ impl std::fmt::Debug for Cmd {
             Cmd::Pause => "Pause",
             Cmd::Resume => "Resume",
             Cmd::Cancel => "Cancel",
+            Cmd::Gcode(_) => "Gcode",
         })
     }
 }
@@ -162,7 +165,7 @@ impl MarlinDriver {
                     pause: true,
                     layers: true,
                     fault_injection: false,
-                    heat: false,
+                    heat: true,
                 },
             },
             cfg,
@@ -347,6 +350,30 @@ impl Driver for MarlinDriver {
             }
         }
         sent.map(|()| Started::default())
+    }
+
+    async fn set_temperatures(&self, targets: HeatTargets) -> Result<(), DriverError> {
+        let tx = self.online()?;
+        if lock(&self.shared)
+            .job
+            .as_ref()
+            .is_some_and(|j| !j.phase.is_finished())
+        {
+            return Err(DriverError::Rejected {
+                operation: "set_temperatures",
+                code: None,
+                message: "a job is running".into(),
+            });
+        }
+        // M104 and M140 set the targets without waiting for them (M109/M190 would block).
+        let lines: Vec<String> = [("M104", targets.nozzle_c), ("M140", targets.bed_c)]
+            .into_iter()
+            .filter_map(|(code, t)| t.map(|t| format!("{code} S{}", t.round())))
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        self.send(&tx, Cmd::Gcode(lines))
     }
 
     async fn pause(&self) -> Result<(), DriverError> {
@@ -731,6 +758,7 @@ fn on_cmd(cmd: Cmd, st: &mut Streamer) {
         }
         Cmd::Pause => st.paused = true,
         Cmd::Resume => st.paused = false,
+        Cmd::Gcode(lines) => st.urgent.extend(lines),
         Cmd::Cancel => {
             st.file = None;
             st.paused = false;

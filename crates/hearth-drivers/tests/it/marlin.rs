@@ -87,6 +87,7 @@ async fn a_file_is_streamed_to_the_printer_to_the_end() {
     // A new print may start at once; an unknown file is refused.
     let err = driver.start("nothing.gcode").await.unwrap_err();
     assert!(matches!(err, DriverError::Rejected { .. }), "{err}");
+    crate::peers::preheats_and_cools_down(&driver).await;
 }
 
 #[tokio::test]
