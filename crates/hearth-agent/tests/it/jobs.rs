@@ -10,12 +10,7 @@ use crate::support::{PRINTER, Rig, eventually};
 async fn a_job_goes_from_assignment_to_completion_with_updates_in_order() {
     let mut rig = Rig::new().await;
     rig.start_agent();
-    let printers = rig
-        .hub
-        .wait("printers", |s| {
-            (!s.printers.is_empty()).then(|| s.printers.clone())
-        })
-        .await;
+    let printers = rig.announced().await;
     assert_eq!(printers[0].name, PRINTER);
     assert_eq!(printers[0].kind, "simulated");
     assert_eq!(printers[0].pools, vec!["pla".to_owned()]);
@@ -74,14 +69,7 @@ async fn a_job_goes_from_assignment_to_completion_with_updates_in_order() {
     })
     .await;
     assert_eq!(rig.driver.count("start"), 1);
-    let idle = rig
-        .hub
-        .wait("idle telemetry", |s| {
-            s.last_telemetry(PRINTER)
-                .filter(|t| t.state == PrinterState::Idle)
-                .cloned()
-        })
-        .await;
+    let idle = rig.idle().await;
     assert_eq!(idle.job_id, None);
     rig.stop_agent().await;
 }
@@ -173,13 +161,7 @@ async fn a_job_cancelled_before_it_reaches_the_printer_is_never_uploaded() {
     });
     rig.hub.wait_state(id, JobState::Cancelled).await;
     rig.driver.clear_faults().await.unwrap();
-    rig.hub
-        .wait("idle telemetry", |s| {
-            s.last_telemetry(PRINTER)
-                .filter(|t| t.state == PrinterState::Idle)
-                .map(|_| ())
-        })
-        .await;
+    rig.idle().await;
     assert_eq!(rig.driver.count("upload"), 0);
     assert_eq!(rig.driver.count("start"), 0);
     rig.stop_agent().await;
@@ -413,12 +395,7 @@ async fn one_agent_drives_several_printers_at_once() {
 async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job() {
     let mut rig = Rig::new().await;
     rig.start_agent();
-    let printers = rig
-        .hub
-        .wait("printers", |s| {
-            (!s.printers.is_empty()).then(|| s.printers.clone())
-        })
-        .await;
+    let printers = rig.announced().await;
     assert_eq!(
         printers[0].heat,
         Some(hearth_proto::agent::HeatLimits {
@@ -426,13 +403,7 @@ async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job(
             max_bed_c: 110.0
         })
     );
-    rig.hub
-        .wait("idle telemetry", |s| {
-            s.last_telemetry(PRINTER)
-                .filter(|t| t.state == PrinterState::Idle)
-                .map(|_| ())
-        })
-        .await;
+    rig.idle().await;
     let heat = |nozzle_c, bed_c| ServerMsg::Heat {
         printer: PRINTER.into(),
         nozzle_c,
@@ -461,13 +432,7 @@ async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job(
     rig.hub.send(heat(Some(0.0), Some(0.0)));
     rig.advance(200);
     rig.hub.wait_state(id, JobState::Completed).await;
-    rig.hub
-        .wait("idle telemetry", |s| {
-            s.last_telemetry(PRINTER)
-                .filter(|t| t.state == PrinterState::Idle)
-                .map(|_| ())
-        })
-        .await;
+    rig.idle().await;
     rig.hub.send(heat(None, Some(0.0)));
     eventually("the bed off", || (heats().len() == 2).then_some(())).await;
     assert_eq!(heats()[1], "heat None Some(0.0) true");

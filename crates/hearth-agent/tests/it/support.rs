@@ -272,6 +272,26 @@ pub fn fast_timing() -> Timing {
 }
 
 impl Rig {
+    /// The printers the agent announced, once it has.
+    pub async fn announced(&self) -> Vec<hearth_proto::agent::PrinterInfo> {
+        self.hub
+            .wait("printers", |s| {
+                (!s.printers.is_empty()).then(|| s.printers.clone())
+            })
+            .await
+    }
+
+    /// The printer's first telemetry saying it is idle.
+    pub async fn idle(&self) -> hearth_proto::agent::PrinterTelemetry {
+        self.hub
+            .wait("idle telemetry", |s| {
+                s.last_telemetry(PRINTER)
+                    .filter(|t| t.state == hearth_proto::agent::PrinterState::Idle)
+                    .cloned()
+            })
+            .await
+    }
+
     pub async fn new() -> Self {
         // `RUST_LOG=hearth_agent=debug cargo test ...` shows the agent's log for a failing test.
         if std::env::var_os("RUST_LOG").is_some() {

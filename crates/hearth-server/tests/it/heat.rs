@@ -53,30 +53,21 @@ async fn a_member_preheats_and_cools_an_idle_printer_within_its_agents_limits() 
     assert_eq!((xl.heat, xl.preheat.clone()), (None, None));
 
     let heat = |nozzle_c, bed_c| HeatRequest { nozzle_c, bed_c };
-    owner
-        .heat_printer(org, mk4.id, &heat(Some(240.0), Some(80.0)))
-        .await
-        .unwrap();
-    assert_eq!(
-        next_command(&mut ws).await,
-        ServerMsg::Heat {
-            printer: "mk4".into(),
-            nozzle_c: Some(240.0),
-            bed_c: Some(80.0)
-        }
-    );
-    owner
-        .heat_printer(org, mk4.id, &heat(None, Some(0.0)))
-        .await
-        .unwrap();
-    assert_eq!(
-        next_command(&mut ws).await,
-        ServerMsg::Heat {
-            printer: "mk4".into(),
-            nozzle_c: None,
-            bed_c: Some(0.0)
-        }
-    );
+    // Each accepted request reaches the agent as it was made.
+    for (nozzle_c, bed_c) in [(Some(240.0), Some(80.0)), (None, Some(0.0))] {
+        owner
+            .heat_printer(org, mk4.id, &heat(nozzle_c, bed_c))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_command(&mut ws).await,
+            ServerMsg::Heat {
+                printer: "mk4".into(),
+                nozzle_c,
+                bed_c
+            }
+        );
+    }
 
     // Refused, and nothing sent: above the limits, no target, a printer its agent does not let
     // be heated, a viewer.
