@@ -183,6 +183,9 @@ struct PrinterRt {
     camera: Option<CameraRt>,
     /// The layer the printer reported in its last sample (while it has a job).
     layer: Option<u32>,
+    /// When a member's preheat was set, until a job takes the heaters over or they are off: a
+    /// preheat nothing follows is switched off after `[printer.heat] cool_after_seconds`.
+    preheated_at: Option<Instant>,
 }
 
 /// A printer's camera between frames (its settings are the printer's `config.camera`).
@@ -305,6 +308,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
             .map(|p| PrinterRt {
                 camera: p.config.camera.as_ref().map(|_| CameraRt::default()),
                 layer: None,
+                preheated_at: None,
                 config: p.config,
                 driver: p.driver,
                 polling: false,
@@ -554,16 +558,54 @@ impl Agent {
             tracing::warn!(%printer, ?targets, "heat refused: {why}");
             return;
         }
-        let driver = p.driver.clone();
-        let printer = printer.to_owned();
+        let on = [targets.nozzle_c, targets.bed_c]
+            .into_iter()
+            .flatten()
+            .any(|t| t > 0.0);
+        let all_off = targets.nozzle_c == Some(0.0) && targets.bed_c == Some(0.0);
+        if on {
+            self.printers[i].preheated_at = Some(Instant::now());
+        } else if all_off {
+            self.printers[i].preheated_at = None;
+        }
+        self.set_heaters(i, targets, "heater targets set");
+    }
+
+    /// Sets printer `i`'s heater targets in the background; logs `done` or the failure.
+    fn set_heaters(&mut self, i: usize, targets: HeatTargets, done: &'static str) {
+        let driver = self.printers[i].driver.clone();
+        let printer = self.printers[i].config.name.clone();
         self.tasks.spawn(async move {
             match driver.set_temperatures(targets).await {
-                Ok(()) => tracing::info!(%printer, ?targets, "heater targets set"),
+                Ok(()) => tracing::info!(%printer, ?targets, "{done}"),
                 Err(e) => {
                     tracing::warn!(%printer, ?targets, error = %chain(&e), "heater targets not set")
                 }
             }
         });
+    }
+
+    /// A member's preheat that no job followed within `cool_after_seconds` is switched off; one a
+    /// job took over is forgotten.
+    fn cool_forgotten_preheat(&mut self, i: usize) {
+        let p = &self.printers[i];
+        let Some(at) = p.preheated_at else {
+            return;
+        };
+        if !p.idle || p.active.is_some() {
+            self.printers[i].preheated_at = None;
+            return;
+        }
+        let after = p.config.heat.cool_after_seconds;
+        if after == 0 || at.elapsed() < Duration::from_secs(after) {
+            return;
+        }
+        self.printers[i].preheated_at = None;
+        let off = HeatTargets {
+            nozzle_c: Some(0.0),
+            bed_c: Some(0.0),
+        };
+        self.set_heaters(i, off, "a preheat no job followed is switched off");
     }
 
     fn on_control(&mut self, id: JobId, action: JobAction) {
@@ -718,6 +760,7 @@ impl Agent {
         self.printers[i].attached = true;
         self.adopt(i, &status);
         self.observe(i, &status);
+        self.cool_forgotten_preheat(i);
     }
 
     /// The job the printer works on, recognised by its file name, is the printer's active job, even if

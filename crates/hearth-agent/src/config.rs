@@ -76,6 +76,7 @@ time_scale = 60
 # remote = true                   # false: never set this printer's heaters on the server's word
 # max_nozzle_c = 285
 # max_bed_c = 110
+# cool_after_seconds = 1800       # a preheat no job follows within this long is switched off (0: never)
 
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
@@ -131,6 +132,9 @@ pub struct HeatConfig {
     pub max_nozzle_c: f32,
     /// The highest bed target set when asked, °C.
     pub max_bed_c: f32,
+    /// A preheat no job follows within this long is switched off (heaters left on at an
+    /// unattended printer); 0: never.
+    pub cool_after_seconds: u64,
 }
 
 impl Default for HeatConfig {
@@ -139,6 +143,7 @@ impl Default for HeatConfig {
             remote: true,
             max_nozzle_c: 285.0,
             max_bed_c: 110.0,
+            cool_after_seconds: 1800,
         }
     }
 }

@@ -438,3 +438,43 @@ async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job(
     assert_eq!(heats()[1], "heat None Some(0.0) true");
     rig.stop_agent().await;
 }
+
+/// A preheat no job follows is switched off after `cool_after_seconds`, by the agent alone: a
+/// printer preheated from afar and forgotten does not stay hot.
+#[tokio::test]
+async fn a_preheat_no_job_follows_is_switched_off() {
+    let mut rig = Rig::new().await;
+    rig.heat.cool_after_seconds = 1;
+    rig.start_agent();
+    rig.idle().await;
+    rig.hub.send(ServerMsg::Heat {
+        printer: PRINTER.into(),
+        nozzle_c: Some(215.0),
+        bed_c: Some(60.0),
+    });
+    let log = || -> Vec<String> {
+        let log = rig.driver.log.lock().unwrap();
+        log.iter()
+            .filter(|l| l.starts_with("heat "))
+            .cloned()
+            .collect()
+    };
+    eventually("switched off", || (log().len() == 2).then_some(())).await;
+    assert_eq!(
+        log(),
+        [
+            "heat Some(215.0) Some(60.0) true",
+            "heat Some(0.0) Some(0.0) true"
+        ]
+    );
+    let t = rig
+        .hub
+        .wait("the targets off in telemetry", |s| {
+            s.last_telemetry(PRINTER)
+                .filter(|t| t.heaters.iter().all(|h| h.target.unwrap_or(0.0) == 0.0))
+                .cloned()
+        })
+        .await;
+    assert_eq!(t.state, PrinterState::Idle);
+    rig.stop_agent().await;
+}

@@ -252,6 +252,8 @@ pub struct Rig {
     pub timing: Timing,
     /// More printers for the same agent.
     pub extra_printers: Vec<Printer>,
+    /// The first printer's `[printer.heat]`.
+    pub heat: hearth_agent::config::HeatConfig,
     /// Replaces the test opener (e.g. the real `CryptoOpener`).
     pub opener_override: Option<Arc<dyn JobOpener>>,
     agent: Option<RunningAgent>,
@@ -328,6 +330,7 @@ impl Rig {
             ca_cert: None,
             timing: fast_timing(),
             extra_printers: Vec::new(),
+            heat: Default::default(),
             opener_override: None,
             agent: None,
         }
@@ -343,7 +346,10 @@ impl Rig {
             state_dir: self.state_dir(),
             ca_cert: self.ca_cert.clone(),
             timing: self.timing.clone(),
-            printers: vec![printer_config(PRINTER)],
+            printers: vec![hearth_agent::config::PrinterConfig {
+                heat: self.heat.clone(),
+                ..printer_config(PRINTER)
+            }],
         }
     }
 
