@@ -274,9 +274,15 @@ function loginProblem(e, server) {
 }
 
 async function onLogout() {
-  try { await call("POST", "/auth/logout"); } catch { /* the session may be gone already */ }
+  let out = null;
+  try { out = await call("POST", "/auth/logout"); } catch { /* the session may be gone already */ }
   sessionStorage.removeItem("hearth.csrf");
   stopEvents();
+  // A provider set to log out there too: the browser goes there, and comes back to this page.
+  if (out && out.provider_logout) {
+    location.assign(out.provider_logout);
+    return;
+  }
   showLogin();
 }
 

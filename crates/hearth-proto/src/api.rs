@@ -320,6 +320,14 @@ pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
 
+/// `POST /api/v1/auth/logout` of a session opened through a single sign-on provider set to
+/// `logout_at_provider`: where to send the browser to log out there too.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LogoutResponse {
+    pub provider_logout: String,
+}
+
 /// A browser session was opened; the session itself travels in an HttpOnly cookie.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

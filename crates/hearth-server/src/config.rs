@@ -234,6 +234,10 @@ pub struct OidcProvider {
     /// `backchannel_logout_uri`) also revokes the API tokens made in the sessions it ends (those
     /// of `hearth login --sso` among them), besides ending the sessions.
     pub logout_revokes_tokens: bool,
+    /// Whether logging out of Hearth's dashboard, for a session opened through this provider, also
+    /// logs out at the provider (its `end_session_endpoint`, RP-Initiated Logout), which ends the
+    /// member's other applications' sessions there too (shared machines, kiosks).
+    pub logout_at_provider: bool,
 }
 
 impl Default for OidcProvider {
@@ -250,6 +254,7 @@ impl Default for OidcProvider {
             prompt: String::new(),
             accounts: "match".into(),
             logout_revokes_tokens: true,
+            logout_at_provider: false,
         }
     }
 }
@@ -762,6 +767,8 @@ max_passkey_ceremonies_in_flight = 10000
 # backchannel_logout_uri (with backchannel_logout_session_required, a logout ends that provider
 # session's logins only; without, all the account's through this provider).
 # logout_revokes_tokens = true         # also revoke the API tokens made in the sessions it ends
+# logout_at_provider = false           # true: logging out of the dashboard also logs out at the
+#                                      # provider (register https://HEARTH/ as a post-logout redirect URI)
 
 [ui]
 # Serve the web dashboard at /. Off, hearthd serves the API only.

@@ -10,13 +10,13 @@
 use crate::config::OidcProvider;
 use openidconnect::core::{
     CoreAuthPrompt, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreResponseType,
+    CoreJwsSigningAlgorithm, CoreResponseType,
 };
 use openidconnect::{
     AdditionalClaims, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EmptyAdditionalClaims, IdToken, IdTokenClaims, IssuerUrl, JsonWebTokenType, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
-    UserInfoClaims,
+    EmptyAdditionalClaims, IdToken, IdTokenClaims, IssuerUrl, JsonWebTokenType, LogoutRequest,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -115,7 +115,7 @@ pub struct Provider {
     pub config: OidcProvider,
     secret: Option<ClientSecret>,
     http: reqwest::Client,
-    metadata: Mutex<Option<(CoreProviderMetadata, Instant)>>,
+    metadata: Mutex<Option<(ProviderMetadataWithLogout, Instant)>>,
 }
 
 impl std::fmt::Debug for Provider {
@@ -204,7 +204,7 @@ impl Provider {
 
     /// The discovery document, fetched again when older than an hour or when `fresh` (unless
     /// fetched in the last [`REFETCH_AFTER`]).
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, SsoError> {
+    async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, SsoError> {
         let mut kept = self.metadata.lock().await;
         if let Some((m, at)) = kept.as_ref()
             && at.elapsed() < if fresh { REFETCH_AFTER } else { METADATA_TTL }
@@ -212,7 +212,7 @@ impl Provider {
             return Ok(m.clone());
         }
         let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(|e| self.fail(e))?;
-        let m = CoreProviderMetadata::discover_async(issuer, &self.http)
+        let m = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|e| self.fail(crate::error::ErrorChain(&e)))?;
         *kept = Some((m.clone(), Instant::now()));
@@ -371,6 +371,24 @@ impl Provider {
             "its {what} does not check out: {}",
             first.unwrap_or_default()
         )))
+    }
+
+    /// Where to send a browser that logs out of Hearth so it logs out at the provider too (its
+    /// RP-Initiated Logout `end_session_endpoint`, with this client's id and `back_to` to come
+    /// back to), when the provider publishes one.
+    pub async fn end_session_url(&self, back_to: &str) -> Result<Option<String>, SsoError> {
+        let m = self.metadata(false).await?;
+        let Some(end) = m.additional_metadata().end_session_endpoint.clone() else {
+            return Ok(None);
+        };
+        let back = PostLogoutRedirectUrl::new(back_to.to_owned()).map_err(|e| self.fail(e))?;
+        Ok(Some(
+            LogoutRequest::from(end)
+                .set_client_id(ClientId::new(self.config.client_id.clone()))
+                .set_post_logout_redirect_uri(back)
+                .http_get_url()
+                .to_string(),
+        ))
     }
 
     /// Checks a logout token this provider posted to the back-channel logout address (OpenID

@@ -472,12 +472,16 @@ pub(crate) async fn audit_failed_login(
     Ok(())
 }
 
-/// End the current browser session.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", responses((status = 204), (status = 401, body = ErrorBody)))]
+/// End the current browser session. One opened through a single sign-on provider set to
+/// `logout_at_provider` is answered with where to send the browser to log out there too.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", responses((status = 204),
+    (status = 200, description = "also log out at the provider: send the browser there", body = LogoutResponse),
+    (status = 401, body = ErrorBody)))]
 pub async fn logout(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<(StatusCode, HeaderMap)> {
+    request_headers: HeaderMap,
+) -> ApiResult<Response> {
     let Some(token_hash) = caller.session_hash() else {
         return Err(ApiError::bad_request(
             "not_a_session",
@@ -489,12 +493,22 @@ pub async fn logout(
     tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.logout", None, json!({})))
         .await?;
     tx.commit().await?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
+    let provider_logout = match caller.sso() {
+        Some(p) => super::sso::provider_logout_url(&state, &request_headers, p).await,
+        None => None,
+    };
+    let mut resp = match provider_logout {
+        Some(url) => Json(LogoutResponse {
+            provider_logout: url,
+        })
+        .into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    resp.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("hearth_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
     );
-    Ok((StatusCode::NO_CONTENT, headers))
+    Ok(resp)
 }
 
 /// Who the caller is and where they belong.

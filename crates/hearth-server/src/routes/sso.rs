@@ -54,7 +54,36 @@ fn provider(state: &AppState, id: &str) -> ApiResult<std::sync::Arc<Provider>> {
 /// Where the provider sends the browser back: under the public URL, else under the address the
 /// browser used (which the provider must have registered, so a forged Host goes nowhere).
 fn redirect_uri(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<String> {
-    let base = match state.settings.public_base() {
+    Ok(format!(
+        "{}/api/v1/auth/sso/{id}/callback",
+        public_origin(state, headers)?
+    ))
+}
+
+/// Where a provider sends a browser that logged out there: the dashboard, at the same origin as
+/// [`redirect_uri`] (register it as the client's post-logout redirect URI).
+pub(crate) async fn provider_logout_url(
+    state: &AppState,
+    headers: &HeaderMap,
+    provider: &str,
+) -> Option<String> {
+    let p = state
+        .sso
+        .get(provider)
+        .filter(|p| p.config.logout_at_provider)?;
+    let back = format!("{}/", public_origin(state, headers).ok()?);
+    match p.end_session_url(&back).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(%provider, error = %crate::error::ErrorChain(&e), "no logout at the provider");
+            None
+        }
+    }
+}
+
+/// The server's origin as members reach it: the public URL, else the address the browser used.
+fn public_origin(state: &AppState, headers: &HeaderMap) -> ApiResult<String> {
+    Ok(match state.settings.public_base() {
         Some(u) => u.to_owned(),
         None => {
             let host = headers
@@ -78,8 +107,7 @@ fn redirect_uri(state: &AppState, headers: &HeaderMap, id: &str) -> ApiResult<St
             };
             format!("{scheme}://{host}")
         }
-    };
-    Ok(format!("{base}/api/v1/auth/sso/{id}/callback"))
+    })
 }
 
 fn sso_cookie(state: &AppState, value: &str, max_age_ms: i64) -> ApiResult<HeaderValue> {

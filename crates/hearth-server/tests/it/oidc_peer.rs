@@ -96,6 +96,7 @@ impl OidcPeer {
             "redirect_uris": [at("callback")],
             "backchannel_logout_uri": at("logout"),
             "backchannel_logout_session_required": true,
+            "post_logout_redirect_uris": [format!("{hearth}/")],
         });
         client
             .as_object_mut()
@@ -275,19 +276,27 @@ impl Browser {
     /// Logs out at the provider `issuer` (its own page, answered "Yes, sign me out"); the
     /// provider's back-channel logouts are sent before it answers.
     pub async fn log_out_at(&mut self, issuer: &str) {
-        let end = format!("{issuer}/session/end");
-        let r = self.send(reqwest::Method::GET, &end, None).await;
+        self.end_session(&format!("{issuer}/session/end")).await;
+    }
+
+    /// Opens the provider's end-session address `end` and answers its page "Yes, sign me out";
+    /// where the provider then sends the browser, if anywhere.
+    pub async fn end_session(&mut self, end: &str) -> Option<String> {
+        let r = self.send(reqwest::Method::GET, end, None).await;
         assert_eq!(r.status(), 200, "{end}");
         let page = r.text().await.unwrap();
         let (action, mut fields) = first_form(&page).unwrap_or_else(|| panic!("{end}: {page}"));
         fields.push(("logout".into(), "yes".into()));
-        let target = reqwest::Url::parse(&end).unwrap().join(&action).unwrap();
+        let target = reqwest::Url::parse(end).unwrap().join(&action).unwrap();
         let r = self.post_form(&target, &fields).await;
         assert!(
             r.status().is_redirection() || r.status().is_success(),
             "{target}: {}",
             r.status()
         );
+        r.headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| target.join(l.to_str().unwrap()).unwrap().to_string())
     }
 
     /// A form submitted as a browser does, with this browser's cookies.

@@ -1113,3 +1113,60 @@ async fn logging_out_at_the_provider_ends_what_its_session_opened_here() {
     server.client().with_token(desk_token).me().await.unwrap();
     owner.verify_audit(None, None).await.unwrap();
 }
+
+/// With `logout_at_provider`, logging out of the dashboard also logs out at the provider (its
+/// end-session page, then back to the dashboard): the next login through it asks again, where it
+/// would otherwise answer at once as the member before.
+#[tokio::test]
+async fn logging_out_of_hearth_logs_out_at_a_provider_set_to() {
+    let Some(peer) = OidcPeer::start().await else {
+        return;
+    };
+    let server = server_configured(&peer, &[("corp", "match")], |p| {
+        p.logout_at_provider = true;
+    })
+    .await;
+    server.bootstrap().await;
+    peer.account("u-1", serde_json::json!({ "preferred_username": "owner" }))
+        .await;
+    let (mut b, csrf) = provider_session(&peer, &server, "u-1").await;
+    let r = b
+        .send_with_csrf(
+            reqwest::Method::POST,
+            &format!("{}/api/v1/auth/logout", server.url),
+            None,
+            &csrf,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let out: hearth_proto::api::LogoutResponse = r.json().await.unwrap();
+    let url = reqwest::Url::parse(&out.provider_logout).unwrap();
+    assert!(
+        out.provider_logout
+            .starts_with(&format!("{}/session/end", peer.issuer)),
+        "{url}"
+    );
+    let query: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "hearth-corp");
+    assert_eq!(
+        query["post_logout_redirect_uri"],
+        format!("{}/", server.url)
+    );
+    // Hearth's session is over already; the provider's ends on its page and comes back.
+    let me = b
+        .send(
+            reqwest::Method::GET,
+            &format!("{}/api/v1/me", server.url),
+            None,
+        )
+        .await;
+    assert_eq!(me.status(), 401);
+    assert_eq!(
+        b.end_session(&out.provider_logout).await.as_deref(),
+        Some(format!("{}/", server.url).as_str())
+    );
+    // The provider no longer knows this browser: it asks, and (the test refusing) Hearth says so.
+    peer.next_login(None).await;
+    let fragment = b.sso(&server.url, "corp").await;
+    assert!(fragment.starts_with("sso-error="), "{fragment}");
+}
