@@ -62,7 +62,21 @@ const provider = new Provider(issuer, {
   },
   // Back-channel logout: ending a session here (its /session/end page, or a login as someone
   // else) posts a signed logout token to each client's backchannel_logout_uri.
-  features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
+  features: {
+    devInteractions: { enabled: false },
+    backchannelLogout: { enabled: true },
+    // The logout page is the deployer's to style: the library's own loads a web font from the
+    // internet, which the tests' browser cannot reach.
+    rpInitiatedLogout: {
+      enabled: true,
+      logoutSource: async (ctx, form) => {
+        ctx.body = `<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Sign out</title></head>
+          <body><h1>Do you want to sign out?</h1>${form}
+          <button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+          <button type="submit" form="op.logoutForm">No, stay signed in</button></body></html>`;
+      },
+    },
+  },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   pkce: { required: () => true },
   // The library refuses to post to loopback addresses (SSRF protection for providers on the

@@ -127,6 +127,13 @@ try {
   });
   assert.ok(await page.locator("#notice").isHidden(), "no problem shown");
 
+  step("logging out of the dashboard logs out at the provider too, and comes back to the login page");
+  await page.click("#logout");
+  await page.waitForURL((u) => u.href.startsWith(`${issuer}/session/end`));
+  await page.getByRole("button", { name: "Yes, sign me out" }).click();
+  await page.waitForURL(home);
+  await ssoButton.waitFor();
+
   assert.deepEqual(problems, []);
   console.log("sso: all steps passed");
 } finally {

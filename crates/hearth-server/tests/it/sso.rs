@@ -451,14 +451,17 @@ async fn sso_token(b: &mut Browser, server: &TestServer, csrf: &str) -> String {
 }
 
 /// The dashboard in a real Chromium logs in through the provider (button on the login form, then
-/// Hearth's second factor), shows a refusal, and lists, unlinks and links the member's identity
-/// under Account (`web/tests/sso.test.mjs` holds the steps).
+/// Hearth's second factor), shows a refusal, lists, unlinks and links the member's identity
+/// under Account, and logs out at the provider too (`web/tests/sso.test.mjs` holds the steps).
 #[tokio::test]
 async fn the_dashboard_logs_in_and_links_through_the_provider_in_a_real_browser() {
     let Some(peer) = OidcPeer::start().await else {
         return;
     };
-    let server = server_with(&peer, &[("corp", "match")]).await;
+    let server = server_configured(&peer, &[("corp", "match")], |p| {
+        p.logout_at_provider = true;
+    })
+    .await;
     let (owner, _org) = server.bootstrap().await;
     peer.account(
         "u-1",
