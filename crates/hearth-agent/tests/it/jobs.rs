@@ -409,13 +409,7 @@ async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job(
         nozzle_c,
         bed_c,
     };
-    let heats = || -> Vec<String> {
-        let log = rig.driver.log.lock().unwrap();
-        log.iter()
-            .filter(|l| l.starts_with("heat "))
-            .cloned()
-            .collect()
-    };
+    let heats = || rig.driver.entries("heat ");
     // Messages are handled in order: the first three are refused, the fourth is set.
     rig.hub.send(heat(Some(300.0), None));
     rig.hub.send(heat(None, Some(-5.0)));
@@ -452,13 +446,7 @@ async fn a_preheat_no_job_follows_is_switched_off() {
         nozzle_c: Some(215.0),
         bed_c: Some(60.0),
     });
-    let log = || -> Vec<String> {
-        let log = rig.driver.log.lock().unwrap();
-        log.iter()
-            .filter(|l| l.starts_with("heat "))
-            .cloned()
-            .collect()
-    };
+    let log = || rig.driver.entries("heat ");
     eventually("switched off", || (log().len() == 2).then_some(())).await;
     assert_eq!(
         log(),

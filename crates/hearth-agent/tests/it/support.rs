@@ -94,12 +94,18 @@ pub struct Recording {
 
 impl Recording {
     pub fn count(&self, prefix: &str) -> usize {
+        self.entries(prefix).len()
+    }
+
+    /// The calls logged that start with `prefix`, in order.
+    pub fn entries(&self, prefix: &str) -> Vec<String> {
         self.log
             .lock()
             .unwrap()
             .iter()
             .filter(|l| l.starts_with(prefix))
-            .count()
+            .cloned()
+            .collect()
     }
 }
 
