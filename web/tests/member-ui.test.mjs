@@ -176,7 +176,11 @@ try {
   const tl = page.locator("#timelapses tbody tr", { hasText: "mk4" }).first();
   await tl.locator("button.play").click();
   await page.locator("#player-label", { hasText: /^frame \d+ of \d+ · taken / }).waitFor();
-  assert.ok(await page.locator("#player-img").evaluate((img) => img.complete && img.naturalWidth > 0));
+  // The label is set as the frame's image starts loading: wait for the image itself.
+  await page.waitForFunction(() => {
+    const img = document.querySelector("#player-img");
+    return img.complete && img.naturalWidth > 0;
+  });
   await shot("timelapses");
   await page.click("#player-play");
   assert.equal(await page.textContent("#player-play"), "Play");
