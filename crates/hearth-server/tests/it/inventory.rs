@@ -26,6 +26,34 @@ pub(crate) async fn settled(ws: &mut Ws) {
     assert_eq!(recv(ws).await, ServerMsg::Pong);
 }
 
+/// `job` is submitted, offered on `ws` and printed, then ends in `state` as the agent says it
+/// (how far it got, which slots fed it); handled before this returns.
+async fn printed_until(
+    owner: &Client,
+    org: OrgId,
+    ws: &mut Ws,
+    job: &hearth_proto::api::SubmitJobRequest,
+    state: JobState,
+    progress: Option<f32>,
+    slots: &[&str],
+) {
+    submit_job(owner, org, job).await;
+    assert_eq!(offered(ws).await.0, job.job_id);
+    job_update(ws, job.job_id, JobState::Printing, None).await;
+    send(
+        ws,
+        &AgentMsg::JobUpdate {
+            job_id: job.job_id,
+            state,
+            message: None,
+            progress,
+            slots: slots.iter().map(|s| (*s).to_owned()).collect(),
+        },
+    )
+    .await;
+    settled(ws).await;
+}
+
 async fn spool_now(owner: &Client, org: OrgId, spool: &Spool) -> Spool {
     owner.spool(org, spool.id).await.unwrap()
 }
@@ -612,23 +640,19 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     let hash = owner.upload_file(org, &blob).await.unwrap();
     // Cancelled at half way, fed from B2 and A1: half of each filament from its slot's spool.
     let job = job_of(&hash, &[40.0, 10.0]);
-    submit_job(&owner, org, &job).await;
-    assert_eq!(offered(&mut ws).await.0, job.job_id);
-    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
-    send(
+    // One slot per tool of the printer (an MMU's tool-to-gate map): the file's two filaments
+    // are the first two tools.
+    let slots = ["B2", "A1", "G7"];
+    printed_until(
+        &owner,
+        org,
         &mut ws,
-        &AgentMsg::JobUpdate {
-            job_id: job.job_id,
-            state: JobState::Cancelled,
-            message: None,
-            progress: Some(0.5),
-            // One slot per tool of the printer (an MMU's tool-to-gate map): the file's two
-            // filaments are the first two tools.
-            slots: vec!["B2".into(), "A1".into(), "G7".into()],
-        },
+        &job,
+        JobState::Cancelled,
+        Some(0.5),
+        &slots,
     )
     .await;
-    settled(&mut ws).await;
     let left = |s: Spool| {
         let owner = &owner;
         async move { spool_now(owner, org, &s).await.remaining_grams }
@@ -647,31 +671,23 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     // A plate using two of its project's four filaments, fed from B2 and A1: the slots go to the
     // filaments it uses, in order.
     let job = job_of(&hash, &[0.0, 20.0, 4.0, 0.0]);
-    submit_job(&owner, org, &job).await;
-    assert_eq!(offered(&mut ws).await.0, job.job_id);
-    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
-    send(
+    let slots = ["B2", "A1"];
+    printed_until(
+        &owner,
+        org,
         &mut ws,
-        &AgentMsg::JobUpdate {
-            job_id: job.job_id,
-            state: JobState::Completed,
-            message: None,
-            progress: None,
-            slots: vec!["B2".into(), "A1".into()],
-        },
+        &job,
+        JobState::Completed,
+        None,
+        &slots,
     )
     .await;
-    settled(&mut ws).await;
     assert_eq!(left(b2.clone()).await, 960.0);
     assert_eq!(left(a1.clone()).await, 991.0);
 
     // Completed without slots: all of it from the holder's spool.
     let job = job_of(&hash, &[40.0, 10.0]);
-    submit_job(&owner, org, &job).await;
-    assert_eq!(offered(&mut ws).await.0, job.job_id);
-    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
-    job_update(&mut ws, job.job_id, JobState::Completed, None).await;
-    settled(&mut ws).await;
+    printed_until(&owner, org, &mut ws, &job, JobState::Completed, None, &[]).await;
     assert_eq!(left(holder.clone()).await, 950.0);
     assert_eq!(left(b2.clone()).await, 960.0);
 
@@ -690,11 +706,7 @@ async fn each_filament_is_taken_from_the_spool_in_the_slot_that_fed_it() {
     owner.load_slot(org, x1c, "T0", t0.id).await.unwrap();
     owner.load_slot(org, x1c, "T1", t1.id).await.unwrap();
     let job = job_of(&hash, &[30.0, 6.0]);
-    submit_job(&owner, org, &job).await;
-    assert_eq!(offered(&mut ws).await.0, job.job_id);
-    job_update(&mut ws, job.job_id, JobState::Printing, None).await;
-    job_update(&mut ws, job.job_id, JobState::Completed, None).await;
-    settled(&mut ws).await;
+    printed_until(&owner, org, &mut ws, &job, JobState::Completed, None, &[]).await;
     assert_eq!(left(t0.clone()).await, 970.0);
     assert_eq!(left(t1.clone()).await, 97.0);
     let low = hook.next("spool.low").await.json();
