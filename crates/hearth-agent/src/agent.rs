@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 use hearth_drivers::{
     Driver, DriverError, DriverKind, HeatTargets, JobPhase, PrintHints, PrinterStatus, Upload,
 };
-use hearth_proto::agent::{
-    AgentJob, AgentMsg, HeatLimits, JobAction, JobState, PrinterInfo, ServerMsg,
-};
+use hearth_proto::agent::{AgentJob, AgentMsg, JobAction, JobState, PrinterInfo, ServerMsg};
 use hearth_proto::ids::JobId;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -536,15 +534,11 @@ impl Agent {
         };
         let p = &self.printers[i];
         let limits = &p.config.heat;
-        let within =
-            |t: Option<f32>, max: f32| t.is_none_or(|t| t.is_finite() && (0.0..=max).contains(&t));
         let refused = if targets.nozzle_c.is_none() && targets.bed_c.is_none() {
             Some("no target given".to_owned())
         } else if !(p.driver.describe().capabilities.heat && limits.remote) {
             Some("its configuration or driver does not allow it".to_owned())
-        } else if !(within(targets.nozzle_c, limits.max_nozzle_c)
-            && within(targets.bed_c, limits.max_bed_c))
-        {
+        } else if !limits.limits().allow(targets.nozzle_c, targets.bed_c) {
             Some(format!(
                 "above its limits ({} °C nozzle, {} °C bed)",
                 limits.max_nozzle_c, limits.max_bed_c
@@ -1327,10 +1321,7 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
         pools: p.config.pools.clone(),
         can_pause: info.capabilities.pause,
         camera: p.config.camera.is_some(),
-        heat: (info.capabilities.heat && p.config.heat.remote).then_some(HeatLimits {
-            max_nozzle_c: p.config.heat.max_nozzle_c,
-            max_bed_c: p.config.heat.max_bed_c,
-        }),
+        heat: (info.capabilities.heat && p.config.heat.remote).then(|| p.config.heat.limits()),
     }
 }
 

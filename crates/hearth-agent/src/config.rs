@@ -137,6 +137,16 @@ pub struct HeatConfig {
     pub cool_after_seconds: u64,
 }
 
+impl HeatConfig {
+    /// The limits the agent announces and holds the server's requests to.
+    pub fn limits(&self) -> hearth_proto::agent::HeatLimits {
+        hearth_proto::agent::HeatLimits {
+            max_nozzle_c: self.max_nozzle_c,
+            max_bed_c: self.max_bed_c,
+        }
+    }
+}
+
 impl Default for HeatConfig {
     fn default() -> Self {
         Self {

@@ -177,6 +177,16 @@ pub struct HeatLimits {
     pub max_bed_c: f32,
 }
 
+impl HeatLimits {
+    /// Whether the targets given (°C, `None`: left as it is) are within these limits: from 0
+    /// (off) to the highest, each. The server checks a member's request with it, and the agent
+    /// the server's.
+    pub fn allow(&self, nozzle_c: Option<f32>, bed_c: Option<f32>) -> bool {
+        let within = |t: Option<f32>, max: f32| t.is_none_or(|t| (0.0..=max).contains(&t));
+        within(nozzle_c, self.max_nozzle_c) && within(bed_c, self.max_bed_c)
+    }
+}
+
 /// A printer's overall state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -189,6 +199,21 @@ pub enum PrinterState {
     Paused,
     Cancelling,
     Error,
+}
+
+impl PrinterState {
+    /// Its name as the API writes it (`idle`, `printing`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offline => "offline",
+            Self::Idle => "idle",
+            Self::Printing => "printing",
+            Self::Pausing => "pausing",
+            Self::Paused => "paused",
+            Self::Cancelling => "cancelling",
+            Self::Error => "error",
+        }
+    }
 }
 
 /// One heater, °C.
@@ -307,6 +332,29 @@ pub enum JobAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_printer_state_is_named_as_the_api_writes_it() {
+        use PrinterState::*;
+        for s in [Offline, Idle, Printing, Pausing, Paused, Cancelling, Error] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+
+    #[test]
+    fn heat_targets_are_allowed_from_off_to_the_limits() {
+        let limits = HeatLimits {
+            max_nozzle_c: 260.0,
+            max_bed_c: 100.0,
+        };
+        assert!(limits.allow(Some(0.0), Some(100.0)));
+        assert!(limits.allow(Some(260.0), None));
+        assert!(limits.allow(None, None));
+        assert!(!limits.allow(Some(260.5), None));
+        assert!(!limits.allow(None, Some(-1.0)));
+        assert!(!limits.allow(Some(f32::NAN), None));
+        assert!(!limits.allow(None, Some(f32::INFINITY)));
+    }
 
     #[test]
     fn a_completed_job_or_one_stopped_while_printing_left_a_part_on_the_bed() {

@@ -336,11 +336,8 @@ impl Hub {
         }
         let mut tx = store.begin().await?;
         for ((printer, bucket, state), ms) in &pending {
-            let name = serde_json::to_value(state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            tx.add_rollup(*printer, *bucket, &name, *ms).await?;
+            tx.add_rollup(*printer, *bucket, state.as_str(), *ms)
+                .await?;
         }
         tx.commit().await?;
         Ok(pending.len())

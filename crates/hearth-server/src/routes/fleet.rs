@@ -346,9 +346,7 @@ pub async fn heat(
             "give nozzle_c, bed_c or both (0 switches a heater off)",
         ));
     }
-    let within =
-        |t: Option<f32>, max: f32| t.is_none_or(|t| t.is_finite() && (0.0..=max).contains(&t));
-    if !(within(req.nozzle_c, limits.max_nozzle_c) && within(req.bed_c, limits.max_bed_c)) {
+    if !limits.allow(req.nozzle_c, req.bed_c) {
         return Err(ApiError::invalid(format!(
             "printer {name} takes 0 to {} °C for the nozzle and 0 to {} °C for the bed (its \
              agent's limits)",
@@ -359,10 +357,7 @@ pub async fn heat(
     if telemetry.state != hearth_proto::agent::PrinterState::Idle {
         return Err(ApiError::conflict(format!(
             "printer {name} is {}: heaters are set only while it is idle",
-            serde_json::to_value(telemetry.state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
+            telemetry.state.as_str()
         )));
     }
     let tx = state.hub.sender(p.agent_id).ok_or_else(|| {
