@@ -1611,20 +1611,24 @@ function heatButtons(p) {
   ];
 }
 
+/** Sends the targets to the printer's agent and says so; throws what the server refused. */
+async function sendHeat(p, targets) {
+  await call("POST", `/orgs/${state.org.id}/printers/${p.id}/heat`, targets);
+  const said = [["nozzle", targets.nozzle_c], ["bed", targets.bed_c]]
+    .filter(([, t]) => t !== null && t !== undefined)
+    .map(([what, t]) => (t === 0 ? `${what} off` : `${what} ${t} °C`));
+  notice(`${p.name}: ${said.join(", ")} sent to its agent.`);
+}
+
+/** A card's Preheat or Cool down. */
 async function heat(p, targets, button) {
-  if (button) button.disabled = true;
+  button.disabled = true;
   try {
-    await call("POST", `/orgs/${state.org.id}/printers/${p.id}/heat`, targets);
-    const said = [["nozzle", targets.nozzle_c], ["bed", targets.bed_c]]
-      .filter(([, t]) => t !== null && t !== undefined)
-      .map(([what, t]) => (t === 0 ? `${what} off` : `${what} ${t} °C`));
-    notice(`${p.name}: ${said.join(", ")} sent to its agent.`);
-    return true;
+    await sendHeat(p, targets);
   } catch (e) {
     notice(`Could not heat ${p.name}: ${e.message}`);
-    return e;
   } finally {
-    if (button) button.disabled = false;
+    button.disabled = false;
   }
 }
 
@@ -1654,9 +1658,12 @@ async function onHeatSubmit(ev) {
     $("heat-error").textContent = "Give the nozzle's or the bed's target (0 switches it off).";
     return;
   }
-  const done = await heat(p, targets, null);
-  if (done === true) $("heat-dialog").close();
-  else $("heat-error").textContent = done.message;
+  try {
+    await sendHeat(p, targets);
+    $("heat-dialog").close();
+  } catch (e) {
+    $("heat-error").textContent = e.message;
+  }
 }
 
 async function setHold(p, held, button) {

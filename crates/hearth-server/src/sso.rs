@@ -32,8 +32,9 @@ const REFETCH_AFTER: Duration = Duration::from_secs(30);
 /// The `events` member that makes a JWT a logout token (OpenID Connect Back-Channel Logout 1.0,
 /// section 2.4).
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-/// How far ahead of this server's clock a logout token's `iat` may be.
-const CLOCK_SKEW_S: i64 = 60;
+/// How far a provider's clock may be from this server's: a logout token's `iat` may be this far
+/// ahead, and a logout ends what was opened up to this long after its `iat`.
+pub const CLOCK_SKEW_MS: i64 = 60_000;
 /// Every request to a provider gives up after this long.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -416,7 +417,7 @@ impl Provider {
             return Err(self.rejected(format!("the logout token has no {LOGOUT_EVENT} event")));
         }
         let issued_at_ms = claims.issue_time().timestamp_millis();
-        if issued_at_ms > hearth_proto::time_fmt::now_ms() + CLOCK_SKEW_S * 1000 {
+        if issued_at_ms > hearth_proto::time_fmt::now_ms() + CLOCK_SKEW_MS {
             return Err(self.rejected("the logout token is issued in the future"));
         }
         Ok(LogoutNotice {

@@ -37,9 +37,6 @@ const COOKIE_PATH: &str = "/api/v1/auth/sso";
 const LOGIN_TTL_MS: i64 = 10 * 60_000;
 /// After the provider, the dashboard has this long to finish (typing a second factor).
 const FINISH_TTL_MS: i64 = 5 * 60_000;
-/// A logout ends what was opened up to its token's `iat` and this much after: the provider's
-/// clock may be behind ours.
-const LOGOUT_SKEW_MS: i64 = 60_000;
 /// The stored secret hash of an account made by a first single sign-on: no passphrase logs in to
 /// it (it is no Argon2 hash, so none verifies).
 pub const NO_SECRET: &str = "!sso";
@@ -627,7 +624,7 @@ pub async fn backchannel_logout(
             &id,
             user,
             notice.sid.as_deref(),
-            notice.issued_at_ms + LOGOUT_SKEW_MS,
+            notice.issued_at_ms + crate::sso::CLOCK_SKEW_MS,
             p.config.logout_revokes_tokens,
             now,
         )
