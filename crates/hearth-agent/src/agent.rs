@@ -21,12 +21,14 @@ use std::time::{Duration, Instant};
 use hearth_drivers::{
     Driver, DriverError, DriverKind, HeatTargets, JobPhase, PrintHints, PrinterStatus, Upload,
 };
-use hearth_proto::agent::{AgentJob, AgentMsg, JobAction, JobState, PrinterInfo, ServerMsg};
+use hearth_proto::agent::{
+    AgentJob, AgentMsg, JobAction, JobState, PrinterAction, PrinterInfo, ServerMsg,
+};
 use hearth_proto::ids::JobId;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::config::{AgentConfig, PrinterConfig, Timing};
+use crate::config::{AgentConfig, LIGHT_ACTIONS, PrinterConfig, Timing};
 use crate::conn::{self, ConnEvent, ConnSettings};
 use crate::identity::AgentIdentity;
 use crate::journal::{Admission, JobRecord, Journal, JournalError, fingerprint};
@@ -437,6 +439,7 @@ impl Agent {
                 nozzle_c,
                 bed_c,
             } => self.on_heat(&printer, HeatTargets { nozzle_c, bed_c }),
+            ServerMsg::Action { printer, action } => self.on_action(&printer, &action),
             ServerMsg::Snapshot { printer } => {
                 match self
                     .printer_index(&printer)
@@ -563,6 +566,40 @@ impl Agent {
             self.printers[i].preheated_at = None;
         }
         self.set_heaters(i, targets, "heater targets set");
+    }
+
+    /// A member's action, relayed by the server: run only if this configuration defines it for
+    /// this printer (or it is the driver's own light), and, unless it is one for printing too,
+    /// only with no job of ours on it and idle in its last sample.
+    fn on_action(&mut self, printer: &str, id: &str) {
+        let Some(i) = self.printer_index(printer) else {
+            tracing::warn!(%printer, action = id, "action asked for an unknown printer");
+            return;
+        };
+        let p = &self.printers[i];
+        let Some((announced, run)) = offered_actions(p).into_iter().find(|(a, _)| a.id == id)
+        else {
+            tracing::warn!(%printer, action = id, "action refused: this printer has none of that id");
+            return;
+        };
+        if !announced.while_printing && (p.active.is_some() || !p.idle) {
+            tracing::warn!(%printer, action = id, "action refused: it runs only while the printer is idle");
+            return;
+        }
+        let driver = p.driver.clone();
+        let printer = printer.to_owned();
+        self.tasks.spawn(async move {
+            let done = match &run {
+                Run::Gcode(lines) => driver.run_gcode(lines).await,
+                Run::Light(on) => driver.set_light(*on).await,
+            };
+            match done {
+                Ok(()) => tracing::info!(%printer, action = %announced.id, "action run"),
+                Err(e) => {
+                    tracing::warn!(%printer, action = %announced.id, error = %chain(&e), "action failed")
+                }
+            }
+        });
     }
 
     /// Sets printer `i`'s heater targets in the background; logs `done` or the failure.
@@ -1322,7 +1359,45 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
         can_pause: info.capabilities.pause,
         camera: p.config.camera.is_some(),
         heat: (info.capabilities.heat && p.config.heat.remote).then(|| p.config.heat.limits()),
+        actions: offered_actions(p).into_iter().map(|(a, _)| a).collect(),
     }
+}
+
+/// What an action does on the printer.
+#[derive(Debug)]
+enum Run {
+    Gcode(Vec<String>),
+    Light(bool),
+}
+
+/// The actions printer `p` offers, as announced and as run: its configuration's, when its driver
+/// sends G-code, then its own light's, when its driver has one and the configuration does not
+/// say `light = false`.
+fn offered_actions(p: &PrinterRt) -> Vec<(PrinterAction, Run)> {
+    let caps = p.driver.describe().capabilities;
+    let mut offered: Vec<(PrinterAction, Run)> = Vec::new();
+    if caps.gcode {
+        offered.extend(
+            p.config
+                .actions
+                .iter()
+                .map(|a| (a.announced(), Run::Gcode(a.gcode.lines()))),
+        );
+    }
+    if caps.light && p.config.light {
+        for (id, label, on) in [
+            (LIGHT_ACTIONS[0], "Light on", true),
+            (LIGHT_ACTIONS[1], "Light off", false),
+        ] {
+            let action = PrinterAction {
+                id: id.into(),
+                label: label.into(),
+                while_printing: true,
+            };
+            offered.push((action, Run::Light(on)));
+        }
+    }
+    offered
 }
 
 /// An error and its causes on one line.

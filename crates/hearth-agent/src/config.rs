@@ -78,6 +78,21 @@ time_scale = 60
 # max_bed_c = 110
 # cool_after_seconds = 1800       # a preheat no job follows within this long is switched off (0: never)
 
+# Actions members can run on a printer from the dashboard or `hearth printers run` (homing, fans,
+# Klipper macros): one [[printer.action]] table each, after that printer's lines. The server knows
+# only their ids and labels; what they send is this file's. Each runs only while the printer is
+# idle unless while_printing = true. A Bambu Lab printer also offers its chamber light (light-on,
+# light-off) unless the printer has `light = false`.
+# [[printer.action]]
+# id = "home"                     # a-z, 0-9 and -, at most 32
+# label = "Home all axes"
+# gcode = "G28"                   # one line, or several: ["G28", "G1 Z50 F600"]
+# [[printer.action]]
+# id = "fan-off"
+# label = "Part fan off"
+# gcode = "M107"
+# while_printing = true           # also while a job runs or is paused
+
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
 # name = "ender"
@@ -158,6 +173,60 @@ impl Default for HeatConfig {
     }
 }
 
+/// A named action members can run on a printer (`[[printer.action]]`): lines of G-code (or
+/// Klipper commands and macros) sent as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    /// What members ask for: `a-z`, `0-9` and `-`, at most 32.
+    pub id: String,
+    /// As buttons show it; the id when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The lines sent: one string (which may hold several lines) or a list of lines.
+    pub gcode: GcodeLines,
+    /// Also while a job runs or is paused (a light, a fan); otherwise only while idle.
+    #[serde(default)]
+    pub while_printing: bool,
+}
+
+/// One or more lines of G-code as a configuration writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum GcodeLines {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl GcodeLines {
+    /// The lines, trimmed, without empty ones.
+    pub fn lines(&self) -> Vec<String> {
+        let all: Vec<&str> = match self {
+            Self::One(s) => s.lines().collect(),
+            Self::Many(v) => v.iter().flat_map(|s| s.lines()).collect(),
+        };
+        all.into_iter()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl ActionConfig {
+    /// What the agent announces of it.
+    pub fn announced(&self) -> hearth_proto::agent::PrinterAction {
+        hearth_proto::agent::PrinterAction {
+            id: self.id.clone(),
+            label: self.label.clone().unwrap_or_else(|| self.id.clone()),
+            while_printing: self.while_printing,
+        }
+    }
+}
+
+/// The action ids of a printer's own light, offered when its driver has one.
+pub const LIGHT_ACTIONS: [&str; 2] = ["light-on", "light-off"];
+
 /// One printer: Hearth's facts about it plus its driver's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PrinterConfig {
@@ -179,6 +248,12 @@ pub struct PrinterConfig {
     /// Preheating and cooling it when a member asks (`[printer.heat]`).
     #[serde(default)]
     pub heat: HeatConfig,
+    /// Actions members can run on it (`[[printer.action]]`).
+    #[serde(default, rename = "action", skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionConfig>,
+    /// Whether its own light (a Bambu's chamber light) is offered as `light-on` and `light-off`.
+    #[serde(default = "yes")]
+    pub light: bool,
     /// The driver (`kind = "..."` and its keys).
     #[serde(flatten)]
     pub driver: DriverConfig,
@@ -221,6 +296,10 @@ pub enum TimelapseTrigger {
     Interval,
     /// Each new layer the printer reports.
     Layer,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_camera_interval() -> f64 {
@@ -364,6 +443,34 @@ impl AgentConfig {
                     "printer {:?}: heat.max_nozzle_c is 0 to 500 °C and heat.max_bed_c 0 to 200 °C",
                     p.name
                 )));
+            }
+            let mut ids = std::collections::HashSet::new();
+            for a in &p.actions {
+                let bad = |why: &str| {
+                    Err(ConfigError::Invalid(format!(
+                        "printer {:?}: action {:?}: {why}",
+                        p.name, a.id
+                    )))
+                };
+                if !hearth_proto::agent::PrinterAction::valid_id(&a.id) {
+                    return bad("an id is 1 to 32 of a-z, 0-9 and -");
+                }
+                if LIGHT_ACTIONS.contains(&a.id.as_str()) {
+                    return bad("light-on and light-off are the printer's own light's");
+                }
+                if !ids.insert(a.id.as_str()) {
+                    return bad("the id is used twice");
+                }
+                if a.label
+                    .as_deref()
+                    .is_some_and(|l| l.trim().is_empty() || l.len() > 64)
+                {
+                    return bad("a label is 1 to 64 characters");
+                }
+                let lines = a.gcode.lines();
+                if lines.is_empty() || lines.len() > 100 {
+                    return bad("gcode is 1 to 100 lines");
+                }
             }
             if let Some(c) = &p.camera {
                 if c.snapshot_url
@@ -525,5 +632,89 @@ api_key = "k"
         assert_eq!(unknown, vec!["colour".to_owned()]);
         let no_kind = "server = \"http://x\"\nstate_dir = \"/x\"\n[[printer]]\nname = \"a\"\n";
         assert!(AgentConfig::parse(no_kind).is_err());
+    }
+
+    #[test]
+    fn actions_belong_to_the_printer_before_them_and_are_checked() {
+        let text = r#"
+server = "http://127.0.0.1:8080"
+state_dir = "/tmp/x"
+
+[[printer]]
+name = "voron"
+kind = "moonraker"
+url = "http://voron.local:7125"
+
+[[printer.action]]
+id = "home"
+label = "Home all axes"
+gcode = "G28"
+
+[[printer.action]]
+id = "purge"
+gcode = """
+G28
+  G1 Z50 F600
+
+CLEAN_NOZZLE
+"""
+
+[[printer.action]]
+id = "fan-off"
+label = "Part fan off"
+gcode = ["M107", "M106 P2 S0"]
+while_printing = true
+
+[[printer]]
+name = "x1c"
+kind = "bambu"
+host = "192.168.1.50"
+serial = "01S00A000000000"
+access_code = "12345678"
+light = false
+"#;
+        let (c, unknown) = AgentConfig::parse(text).unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        let voron = &c.printers[0];
+        let lines: Vec<Vec<String>> = voron.actions.iter().map(|a| a.gcode.lines()).collect();
+        assert_eq!(
+            lines,
+            [
+                vec!["G28".to_owned()],
+                vec!["G28".into(), "G1 Z50 F600".into(), "CLEAN_NOZZLE".into()],
+                vec!["M107".into(), "M106 P2 S0".into()],
+            ]
+        );
+        let announced: Vec<_> = voron.actions.iter().map(ActionConfig::announced).collect();
+        assert_eq!(
+            (announced[1].label.as_str(), announced[1].while_printing),
+            ("purge", false),
+            "the id is the label when none is given"
+        );
+        assert!(announced[2].while_printing);
+        assert!(voron.light, "on unless said otherwise");
+        assert!(c.printers[1].actions.is_empty());
+        assert!(!c.printers[1].light);
+
+        let first = "id = \"home\"\nlabel = \"Home all axes\"\ngcode = \"G28\"\n";
+        for (bad, why) in [
+            ("id = \"Home\"\ngcode = \"G28\"\n", "a-z"),
+            ("id = \"light-on\"\ngcode = \"G28\"\n", "own light"),
+            ("id = \"fan-off\"\ngcode = \"G28\"\n", "twice"),
+            ("id = \"h\"\nlabel = \" \"\ngcode = \"G28\"\n", "label"),
+            ("id = \"h\"\ngcode = \" \\n \"\n", "1 to 100 lines"),
+        ] {
+            assert!(text.contains(first));
+            let changed = text.replacen(first, bad, 1);
+            match AgentConfig::parse(&changed) {
+                Err(ConfigError::Invalid(m)) => assert!(m.contains(why), "{bad}: {m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let unknown_key = text.replace("while_printing = true", "while_printing = true\nspeed = 1");
+        assert!(
+            AgentConfig::parse(&unknown_key).is_err(),
+            "action keys are checked"
+        );
     }
 }

@@ -320,6 +320,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             cmd: Some(cmd::fleet::PrintersCmd::Heat(args)),
             ..
         } => cmd::fleet::heat(&args).await,
+        Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Run(args)),
+            ..
+        } => cmd::fleet::run_action(&args).await,
+        Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Actions(args)),
+            ..
+        } => cmd::fleet::list_actions(&args).await,
         Command::Materials { cmd } => cmd::inventory::materials(cmd.as_ref()).await,
         Command::Spools { cmd } => cmd::inventory::spools(cmd.as_ref()).await,
         Command::Stats {

@@ -257,6 +257,27 @@ impl Client {
             .await
     }
 
+    /// Runs one of a printer's actions by its id (operators): its agent runs what its own
+    /// configuration defines under that id.
+    pub async fn run_printer_action(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        action: &str,
+    ) -> Result<()> {
+        // Ids are `a-z`, `0-9` and `-`; anything else (a typo) is percent-encoded, so the
+        // server answers which ids the printer has.
+        let action: String = action
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => char::from(b).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/actions/{action}");
+        self.no_content(self.req(Method::POST, &path)).await
+    }
+
     /// Whether the printer waits for its bed to be cleared between jobs (admins).
     pub async fn set_printer_bed(
         &self,

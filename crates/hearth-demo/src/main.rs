@@ -192,6 +192,24 @@ async fn stock_inventory(owner: &Client, org: OrgId, printers: &[Printer]) -> an
 /// The Bambu Lab X1C of the demo has an AMS with four spools; the other printers report none. Its
 /// spool of the inventory is in the first tray (`stock_inventory`); the second holds a Bambu Lab
 /// spool whose RFID tag adds it to the inventory by itself.
+/// The actions every demo printer offers, as a farm's agent configuration would have them.
+fn demo_actions() -> Vec<hearth_agent::config::ActionConfig> {
+    use hearth_agent::config::{ActionConfig, GcodeLines};
+    [
+        ("home", "Home axes", "G28", false),
+        ("motors-off", "Motors off", "M84", false),
+        ("fan-off", "Part fan off", "M107", true),
+    ]
+    .into_iter()
+    .map(|(id, label, gcode, while_printing)| ActionConfig {
+        id: id.into(),
+        label: Some(label.into()),
+        gcode: GcodeLines::One(gcode.into()),
+        while_printing,
+    })
+    .collect()
+}
+
 fn demo_ams(printer: &str) -> Vec<hearth_drivers::MaterialSlot> {
     if printer != "x1c" {
         return Vec::new();
@@ -461,6 +479,8 @@ async fn main() -> anyhow::Result<()> {
                 color: Some(color.into()),
                 nozzle_mm: Some(nozzle),
                 heat: Default::default(),
+                actions: demo_actions(),
+                light: true,
                 camera: Some(hearth_agent::config::CameraConfig {
                     snapshot_url: Some(format!("{cameras}/camera/{name}")),
                     interval_seconds: 10.0,

@@ -102,6 +102,27 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         })
     }
 
+    /// Sends lines of G-code as they are (the agent's configured actions: homing, fans, Klipper
+    /// macros), after what the printer is doing now. The agent decides whether a job may be
+    /// running. Drivers that cannot (see `Capabilities::gcode`) answer `Unsupported`.
+    async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        let _ = lines;
+        Err(DriverError::Unsupported {
+            operation: "run_gcode",
+            kind: self.describe().kind,
+        })
+    }
+
+    /// Switches the printer's own light on or off (see `Capabilities::light`); others answer
+    /// `Unsupported`.
+    async fn set_light(&self, on: bool) -> Result<(), DriverError> {
+        let _ = on;
+        Err(DriverError::Unsupported {
+            operation: "set_light",
+            kind: self.describe().kind,
+        })
+    }
+
     /// Makes the (simulated) printer have a fault. Real printers answer `Unsupported`.
     async fn inject_fault(&self, fault: Fault) -> Result<(), DriverError> {
         let _ = fault;

@@ -166,6 +166,8 @@ impl MarlinDriver {
                     layers: true,
                     fault_injection: false,
                     heat: true,
+                    gcode: true,
+                    light: false,
                 },
             },
             cfg,
@@ -374,6 +376,12 @@ impl Driver for MarlinDriver {
             return Ok(());
         }
         self.send(&tx, Cmd::Gcode(lines))
+    }
+
+    async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        let tx = self.online()?;
+        // Urgent lines go out before the job's next line, as a terminal's would.
+        self.send(&tx, Cmd::Gcode(lines.to_vec()))
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

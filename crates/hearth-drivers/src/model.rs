@@ -34,6 +34,11 @@ pub struct Capabilities {
     pub fault_injection: bool,
     /// `set_temperatures` works: the nozzle's and the bed's targets can be set while no job runs.
     pub heat: bool,
+    /// `run_gcode` works: lines of G-code (or Klipper commands and macros) are sent as they are.
+    pub gcode: bool,
+    /// `set_light` works: the printer has a light of its own the driver switches (a Bambu's
+    /// chamber light).
+    pub light: bool,
 }
 
 /// Heater targets to set while no job runs, °C: 0 switches a heater off, `None` leaves it as it is.

@@ -209,6 +209,8 @@ impl MoonrakerDriver {
                 layers: true,
                 fault_injection: false,
                 heat: true,
+                gcode: true,
+                light: false,
             },
         };
         Ok(Self {
@@ -696,6 +698,18 @@ impl Driver for MoonrakerDriver {
             "set_temperatures",
             "printer.gcode.script",
             json!({ "script": script }),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        // Klipper runs a script's lines in order and answers when they are done, or with its
+        // error ("Unknown command", a macro's own) for the first that fails.
+        self.call(
+            "run_gcode",
+            "printer.gcode.script",
+            json!({ "script": lines.join("\n") }),
         )
         .await
         .map(drop)

@@ -144,6 +144,8 @@ impl OctoPrintDriver {
                 layers: false,
                 fault_injection: false,
                 heat: true,
+                gcode: true,
+                light: false,
             },
         };
         Ok(Self {
@@ -469,6 +471,16 @@ impl Driver for OctoPrintDriver {
             self.http.send("set_temperatures", request).await?;
         }
         Ok(())
+    }
+
+    async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        self.ensure_connected().await?;
+        // OctoPrint's printer API sends commands to the printer after what is queued.
+        let request = self
+            .http
+            .request(Method::POST, "/api/printer/command")
+            .json(&json!({ "commands": lines }));
+        self.http.send("run_gcode", request).await.map(drop)
     }
 
     async fn pause(&self) -> Result<(), DriverError> {

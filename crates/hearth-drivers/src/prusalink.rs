@@ -364,6 +364,8 @@ impl PrusaLinkDriver {
                 layers: false,
                 fault_injection: false,
                 heat: false,
+                gcode: false,
+                light: false,
             },
         };
         Ok(Self {

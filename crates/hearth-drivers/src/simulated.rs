@@ -296,6 +296,8 @@ impl SimulatedDriver {
                 layers: true,
                 fault_injection: true,
                 heat: true,
+                gcode: true,
+                light: false,
             },
         };
         let heater = |name, rate| SimHeater {
@@ -456,6 +458,28 @@ impl Driver for SimulatedDriver {
         for (target, i) in [(targets.nozzle_c, 0), (targets.bed_c, 1)] {
             if let (Some(t), Some(h)) = (target, sim.heaters.get_mut(i)) {
                 h.target = f64::from(t);
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        let mut sim = self.connected()?;
+        // The simulated firmware understands M104 and M140 (targets); it takes any other line
+        // without effect, as a printer does with commands it has nothing to show for.
+        for line in lines {
+            let mut words = line.split_whitespace();
+            let heater = match words.next() {
+                Some("M104") => 0,
+                Some("M140") => 1,
+                _ => continue,
+            };
+            let target = words
+                .find_map(|w| w.strip_prefix('S'))
+                .and_then(|t| t.parse::<f64>().ok())
+                .ok_or_else(|| rejected("run_gcode", format!("no S<target> in {line:?}")))?;
+            if let Some(h) = sim.heaters.get_mut(heater) {
+                h.target = target;
             }
         }
         Ok(())

@@ -66,6 +66,12 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bed_c: Option<f32>,
     },
+    /// Run one of a printer's announced actions ([`PrinterInfo::actions`]) by its id. The agent
+    /// runs only what its configuration defines, and checks the printer's state again.
+    Action {
+        printer: String,
+        action: String,
+    },
     Ping,
     Pong,
     /// The server refuses something the agent sent; the connection closes after a fatal one.
@@ -165,6 +171,47 @@ pub struct PrinterInfo {
     /// `None`: it does not (the driver cannot, or the agent's configuration says no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heat: Option<HeatLimits>,
+    /// The actions its agent runs when asked ([`ServerMsg::Action`]): its configuration's own
+    /// (`[[printer.action]]`, G-code or Klipper macros) and the driver's (a chamber light).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<PrinterAction>,
+}
+
+/// A named action a printer's agent offers (homing, fans, a light, a Klipper macro). Members ask
+/// for it by `id`; what it does is the agent's own configuration, which the server never sees
+/// and cannot change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrinterAction {
+    /// `a-z`, `0-9` and `-`, e.g. `home`, `light-on`.
+    pub id: String,
+    /// As buttons show it, e.g. "Home all axes".
+    pub label: String,
+    /// Also while a job runs or is paused (a light, a fan); otherwise only while idle.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub while_printing: bool,
+}
+
+impl PrinterAction {
+    /// Whether `id` is a well-formed action id: 1 to 32 of `a-z`, `0-9` and `-`.
+    pub fn valid_id(id: &str) -> bool {
+        (1..=32).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    /// Whether it may run on a printer in `state`: not on one that is offline; only while idle,
+    /// unless it is one for `while_printing`. The server checks a member's request with it, and
+    /// the agent the server's.
+    pub fn allowed_in(&self, state: PrinterState) -> bool {
+        match state {
+            PrinterState::Offline => false,
+            PrinterState::Idle => true,
+            _ => self.while_printing,
+        }
+    }
 }
 
 /// The highest targets an agent sets a printer's heaters to when asked, °C (its configuration's
@@ -354,6 +401,36 @@ mod tests {
         assert!(!limits.allow(None, Some(-1.0)));
         assert!(!limits.allow(Some(f32::NAN), None));
         assert!(!limits.allow(None, Some(f32::INFINITY)));
+    }
+
+    #[test]
+    fn actions_run_while_idle_and_those_for_it_while_printing_never_offline() {
+        let home = PrinterAction {
+            id: "home".into(),
+            label: "Home".into(),
+            while_printing: false,
+        };
+        let light = PrinterAction {
+            while_printing: true,
+            ..home.clone()
+        };
+        use PrinterState::*;
+        for (state, home_ok, light_ok) in [
+            (Idle, true, true),
+            (Printing, false, true),
+            (Paused, false, true),
+            (Error, false, true),
+            (Offline, false, false),
+        ] {
+            assert_eq!(home.allowed_in(state), home_ok, "{state:?}");
+            assert_eq!(light.allowed_in(state), light_ok, "{state:?}");
+        }
+        for good in ["home", "light-on", "z-offset-2"] {
+            assert!(PrinterAction::valid_id(good), "{good}");
+        }
+        for bad in ["", "Home", "a b", "x/y", "é", &"a".repeat(33)] {
+            assert!(!PrinterAction::valid_id(bad), "{bad}");
+        }
     }
 
     #[test]

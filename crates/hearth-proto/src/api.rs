@@ -641,6 +641,9 @@ pub struct Printer {
     /// its limits), when the material has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preheat: Option<HeatRequest>,
+    /// What its agent runs when asked (`POST .../actions/{action}`): homing, fans, a light, macros.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<crate::agent::PrinterAction>,
     /// Whether it waits for its bed to be cleared between jobs, and for which job's part now.
     #[serde(default)]
     pub bed: PrinterBed,

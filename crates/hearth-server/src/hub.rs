@@ -462,6 +462,7 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         slot_spools: p.slot_spools.clone(),
         heat: info.heat,
         preheat,
+        actions: info.actions.clone(),
         camera: info.camera.then(|| PrinterCamera {
             snapshot_at: state.hub.snapshot_at(p.id).map(rfc3339),
         }),

@@ -466,3 +466,81 @@ async fn a_preheat_no_job_follows_is_switched_off() {
     assert_eq!(t.state, PrinterState::Idle);
     rig.stop_agent().await;
 }
+
+/// The agent announces its configuration's actions and its printer's own light, runs them by id
+/// when the server asks, and runs nothing its configuration does not define; an idle-only action
+/// never runs during a job, whatever the server sends.
+#[tokio::test]
+async fn actions_run_as_the_agents_configuration_defines_them() {
+    use hearth_agent::config::{ActionConfig, GcodeLines};
+    let mut rig = Rig::new().await;
+    rig.actions = vec![
+        ActionConfig {
+            id: "home".into(),
+            label: Some("Home all axes".into()),
+            gcode: GcodeLines::Many(vec!["G28".into(), "M140 S40".into()]),
+            while_printing: false,
+        },
+        ActionConfig {
+            id: "fan-off".into(),
+            label: None,
+            gcode: GcodeLines::One("M107".into()),
+            while_printing: true,
+        },
+    ];
+    rig.start_agent();
+    let announced: Vec<(String, String, bool)> = rig.announced().await[0]
+        .actions
+        .iter()
+        .map(|a| (a.id.clone(), a.label.clone(), a.while_printing))
+        .collect();
+    let row = |id: &str, label: &str, p| (id.to_owned(), label.to_owned(), p);
+    assert_eq!(
+        announced,
+        [
+            row("home", "Home all axes", false),
+            row("fan-off", "fan-off", true),
+            row("light-on", "Light on", true),
+            row("light-off", "Light off", true),
+        ]
+    );
+    rig.idle().await;
+    let run = |action: &str| ServerMsg::Action {
+        printer: PRINTER.into(),
+        action: action.into(),
+    };
+    let gcode = || rig.driver.entries("gcode ");
+    // Handled in order: the first is none of its actions and runs nothing.
+    rig.hub.send(run("format-sd"));
+    rig.hub.send(run("home"));
+    eventually("home run", || (!gcode().is_empty()).then_some(())).await;
+    assert_eq!(gcode(), ["gcode G28|M140 S40 true"]);
+    rig.hub
+        .wait("the bed's target from the action", |s| {
+            s.last_telemetry(PRINTER)?
+                .heaters
+                .iter()
+                .any(|h| h.name == "bed" && h.target == Some(40.0))
+                .then_some(())
+        })
+        .await;
+
+    // During a job: homing is refused; the fan and the light run.
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    rig.hub.send(run("home"));
+    rig.hub.send(run("fan-off"));
+    rig.hub.send(run("light-off"));
+    eventually("fan and light", || {
+        (gcode().len() == 2 && rig.driver.count("light ") == 1).then_some(())
+    })
+    .await;
+    assert_eq!(gcode()[1], "gcode M107 true");
+    assert_eq!(rig.driver.entries("light "), ["light false"]);
+    rig.advance(200);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    assert_eq!(gcode().len(), 2, "homing was not run later either");
+    rig.stop_agent().await;
+}

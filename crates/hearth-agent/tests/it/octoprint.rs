@@ -21,15 +21,7 @@ async fn a_job_prints_on_octoprint_and_survives_an_agent_restart() {
     let mut config = printer_config("octo");
     config.driver = DriverConfig::Octoprint(peer.config());
     let octoprint = Printer::build(config.clone()).unwrap();
-    let driver = Arc::new(Recording {
-        inner: octoprint.driver,
-        log: Default::default(),
-        uploads: Default::default(),
-        lose_next_start: Default::default(),
-        feeding: Default::default(),
-        fail_next_upload: Default::default(),
-        fail_removals: Default::default(),
-    });
+    let driver = Arc::new(Recording::new(octoprint.driver));
     rig.extra_printers.push(Printer {
         config,
         driver: driver.clone(),

@@ -78,6 +78,8 @@ impl JobOpener for TestOpener {
 #[derive(Debug)]
 pub struct Recording {
     pub inner: Arc<dyn Driver>,
+    /// The inner driver's description, with the capabilities this recording adds.
+    info: DriverInfo,
     pub log: Mutex<Vec<String>>,
     /// (mode, contents) of every uploaded file at upload time.
     pub uploads: Mutex<Vec<(u32, Vec<u8>, PathBuf)>>,
@@ -93,6 +95,25 @@ pub struct Recording {
 }
 
 impl Recording {
+    pub fn new(inner: Arc<dyn Driver>) -> Self {
+        Self {
+            info: inner.describe().clone(),
+            inner,
+            log: Mutex::default(),
+            uploads: Mutex::default(),
+            lose_next_start: Mutex::default(),
+            feeding: Mutex::default(),
+            fail_next_upload: Mutex::default(),
+            fail_removals: Mutex::default(),
+        }
+    }
+
+    /// The printer also has a light of its own (as a Bambu's), whose switching is recorded.
+    pub fn with_light(mut self) -> Self {
+        self.info.capabilities.light = true;
+        self
+    }
+
     pub fn count(&self, prefix: &str) -> usize {
         self.entries(prefix).len()
     }
@@ -112,7 +133,7 @@ impl Recording {
 #[async_trait]
 impl Driver for Recording {
     fn describe(&self) -> &DriverInfo {
-        self.inner.describe()
+        &self.info
     }
     fn watching(&self, name: &str) {
         self.log.lock().unwrap().push(format!("watching {name}"));
@@ -211,6 +232,18 @@ impl Driver for Recording {
             .push(format!("heat {:?} {:?} {}", t.nozzle_c, t.bed_c, r.is_ok()));
         r
     }
+    async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        let r = self.inner.run_gcode(lines).await;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("gcode {} {}", lines.join("|"), r.is_ok()));
+        r
+    }
+    async fn set_light(&self, on: bool) -> Result<(), DriverError> {
+        self.log.lock().unwrap().push(format!("light {on}"));
+        Ok(())
+    }
     async fn remove(&self, name: &str) -> Result<(), DriverError> {
         let fail = {
             let mut left = self.fail_removals.lock().unwrap();
@@ -260,6 +293,8 @@ pub struct Rig {
     pub extra_printers: Vec<Printer>,
     /// The first printer's `[printer.heat]`.
     pub heat: hearth_agent::config::HeatConfig,
+    /// The first printer's `[[printer.action]]`s.
+    pub actions: Vec<hearth_agent::config::ActionConfig>,
     /// Replaces the test opener (e.g. the real `CryptoOpener`).
     pub opener_override: Option<Arc<dyn JobOpener>>,
     agent: Option<RunningAgent>,
@@ -310,15 +345,7 @@ impl Rig {
         }
         let clock = ManualClock::new();
         let sim = SimulatedDriver::with_clock(SimulatedConfig::default(), Arc::new(clock.clone()));
-        let driver = Arc::new(Recording {
-            inner: Arc::new(sim),
-            log: Mutex::default(),
-            uploads: Mutex::default(),
-            lose_next_start: Mutex::default(),
-            feeding: Mutex::default(),
-            fail_next_upload: Mutex::default(),
-            fail_removals: Mutex::default(),
-        });
+        let driver = Arc::new(Recording::new(Arc::new(sim)).with_light());
         let identity = Arc::new(KeyFileIdentity::generate(AgentId::new()));
         let hub = Hub::start(
             hearth_agent::AgentIdentity::agent_id(identity.as_ref()),
@@ -337,6 +364,7 @@ impl Rig {
             timing: fast_timing(),
             extra_printers: Vec::new(),
             heat: Default::default(),
+            actions: Vec::new(),
             opener_override: None,
             agent: None,
         }
@@ -354,6 +382,7 @@ impl Rig {
             timing: self.timing.clone(),
             printers: vec![hearth_agent::config::PrinterConfig {
                 heat: self.heat.clone(),
+                actions: self.actions.clone(),
                 ..printer_config(PRINTER)
             }],
         }
@@ -441,15 +470,7 @@ impl Rig {
     pub fn add_printer(&mut self, name: &str) -> Arc<Recording> {
         let sim =
             SimulatedDriver::with_clock(SimulatedConfig::default(), Arc::new(self.clock.clone()));
-        let driver = Arc::new(Recording {
-            inner: Arc::new(sim),
-            log: Mutex::default(),
-            uploads: Mutex::default(),
-            lose_next_start: Mutex::default(),
-            feeding: Mutex::default(),
-            fail_next_upload: Mutex::default(),
-            fail_removals: Mutex::default(),
-        });
+        let driver = Arc::new(Recording::new(Arc::new(sim)));
         self.extra_printers.push(Printer {
             config: printer_config(name),
             driver: driver.clone(),
@@ -497,6 +518,8 @@ pub fn printer_config(name: &str) -> PrinterConfig {
         camera: None,
         driver: DriverConfig::Simulated(SimulatedConfig::default()),
         heat: Default::default(),
+        actions: Vec::new(),
+        light: true,
     }
 }
 

@@ -436,6 +436,31 @@ pub enum PrintersCmd {
     /// Preheat idle printers (for their loaded material, or to the temperatures given) or cool
     /// them down (`--off`); each printer's agent sets the targets within its own limits.
     Heat(HeatArgs),
+    /// Run one of the printers' actions (homing, fans, a light, a Klipper macro), as each
+    /// printer's agent configuration defines it (`[[printer.action]]`).
+    Run(RunArgs),
+    /// List what each printer offers to `hearth printers run`.
+    Actions(ActionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The action's id, e.g. `home` or `light-on` (`hearth printers actions` lists them).
+    pub action: String,
+    /// The printers, by name (or id).
+    #[arg(required_unless_present = "pool")]
+    pub printers: Vec<String>,
+    /// Every printer of this pool that offers the action (the others are named and skipped).
+    #[arg(long)]
+    pub pool: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ActionsArgs {
+    /// The printers, by name (or id); every printer when none is given.
+    pub printers: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -471,21 +496,7 @@ pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
-    let mut chosen: Vec<&Printer> = args
-        .printers
-        .iter()
-        .map(|n| find_printer(&printers, n))
-        .collect::<anyhow::Result<_>>()?;
-    if let Some(pool) = &args.pool {
-        let members: Vec<&Printer> = printers
-            .iter()
-            .filter(|p| p.pools.contains(pool) && !chosen.iter().any(|c| c.id == p.id))
-            .collect();
-        if members.is_empty() && !printers.iter().any(|p| p.pools.contains(pool)) {
-            anyhow::bail!("no printer is in pool {pool:?}");
-        }
-        chosen.extend(members);
-    }
+    let (chosen, _) = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
     let mut failed = 0;
     for p in chosen {
         let req = if args.off {
@@ -519,6 +530,102 @@ pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
     }
     if failed > 0 {
         anyhow::bail!("{failed} printer(s) not set");
+    }
+    Ok(())
+}
+
+/// The printers named (by name or id), then those of `pool` not named, each once; the second
+/// list says which came from the pool.
+fn chosen_printers<'a>(
+    printers: &'a [Printer],
+    names: &[String],
+    pool: Option<&str>,
+) -> anyhow::Result<(Vec<&'a Printer>, Vec<bool>)> {
+    let mut chosen: Vec<&Printer> = names
+        .iter()
+        .map(|n| find_printer(printers, n))
+        .collect::<anyhow::Result<_>>()?;
+    let mut from_pool = vec![false; chosen.len()];
+    if let Some(pool) = pool {
+        if !printers.iter().any(|p| p.pools.iter().any(|q| q == pool)) {
+            anyhow::bail!("no printer is in pool {pool:?}");
+        }
+        for p in printers {
+            if p.pools.iter().any(|q| q == pool) && !chosen.iter().any(|c| c.id == p.id) {
+                chosen.push(p);
+                from_pool.push(true);
+            }
+        }
+    }
+    Ok((chosen, from_pool))
+}
+
+/// `hearth printers run ACTION`: runs an action on printers; fails if a printer named did not
+/// take it (one of the pool's that does not offer it is skipped).
+pub async fn run_action(args: &RunArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let (chosen, from_pool) = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
+    let mut failed = 0;
+    for (p, from_pool) in chosen.into_iter().zip(from_pool) {
+        let offered = p.actions.iter().find(|a| a.id == args.action);
+        if from_pool && offered.is_none() {
+            println!("{}: skipped, it has no action {:?}", p.name, args.action);
+            continue;
+        }
+        match ctx.client.run_printer_action(org, p.id, &args.action).await {
+            Ok(()) => println!(
+                "{}: {} sent",
+                p.name,
+                offered.map_or(args.action.as_str(), |a| a.label.as_str())
+            ),
+            Err(e) => {
+                eprintln!("{}: {e}", p.name);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} printer(s) did not take the action");
+    }
+    Ok(())
+}
+
+/// `hearth printers actions`: what each printer offers to `hearth printers run`.
+pub async fn list_actions(args: &ActionsArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let printers = printers_of(&ctx).await?;
+    let (chosen, _) = if args.printers.is_empty() {
+        (printers.iter().collect(), Vec::new())
+    } else {
+        chosen_printers(&printers, &args.printers, None)?
+    };
+    if args.json {
+        let out: Vec<_> = chosen
+            .iter()
+            .map(|p| serde_json::json!({ "printer": p.name, "id": p.id, "actions": p.actions }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    for p in chosen {
+        if p.actions.is_empty() {
+            println!(
+                "{}: no actions (its agent's configuration has no [[printer.action]])",
+                p.name
+            );
+            continue;
+        }
+        println!("{}:", p.name);
+        for a in &p.actions {
+            let when = if a.while_printing {
+                "also while printing"
+            } else {
+                "while idle"
+            };
+            println!("  {:<16} {:<28} {when}", a.id, a.label);
+        }
     }
     Ok(())
 }

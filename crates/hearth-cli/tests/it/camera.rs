@@ -59,6 +59,8 @@ pub(crate) fn with_camera(
         }),
         driver,
         heat: Default::default(),
+        actions: Vec::new(),
+        light: true,
     }
 }
 

@@ -43,23 +43,7 @@ async fn hearth_printers_heat_preheats_and_cools_the_real_octoprint() {
     };
     let chain = chain_to(hearth_drivers::DriverConfig::Octoprint(octo.config())).await;
     let ada = &chain.ada;
-    let (client, org) = ada.client();
-    let printers_url = format!("/api/v1/orgs/{org}/printers");
-    let targets_become = async |nozzle: f32, bed: f32| {
-        eventually("the targets in the printer's telemetry", || async {
-            let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
-            let target = |name: &str| {
-                p[0].telemetry
-                    .heaters
-                    .iter()
-                    .find(|h| h.name == name)
-                    .and_then(|h| h.target)
-            };
-            (target("tool0").unwrap_or(0.0) == nozzle && target("bed").unwrap_or(0.0) == bed)
-                .then_some(())
-        })
-        .await
-    };
+    let targets_become = async |nozzle, bed| chain.targets_become(nozzle, bed).await;
     assert_eq!(
         ada.run(&["printers", "heat", "mk3"]).await.trim(),
         "mk3: nozzle 215 °C, bed 60 °C"
@@ -80,6 +64,45 @@ async fn hearth_printers_heat_preheats_and_cools_the_real_octoprint() {
     assert!(said.contains("0 to 285 °C for the nozzle"), "{said}");
     let out = ada.try_run(&["printers", "heat", "nope"]).await;
     assert!(!out.status.success());
+    chain.agent.shutdown().await;
+}
+
+/// `hearth printers actions` and `hearth printers run` through the server and the agent to the
+/// real Moonraker: the agent's configured action reaches Klipper as its G-code; an action the
+/// printer does not have is refused with those it has named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
+    let Some(moon) = Moonraker::start(5_000.0).await else {
+        return;
+    };
+    let warm = hearth_agent::config::ActionConfig {
+        id: "warm-bed".into(),
+        label: Some("Warm the bed".into()),
+        gcode: hearth_agent::config::GcodeLines::Many(vec!["M140 S44".into()]),
+        while_printing: false,
+    };
+    let chain = chain_with(
+        hearth_drivers::DriverConfig::Moonraker(moon.config()),
+        vec![warm],
+    )
+    .await;
+    let ada = &chain.ada;
+    let listed = ada.run(&["printers", "actions", "mk3"]).await;
+    assert!(listed.starts_with("mk3:\n"), "{listed}");
+    assert!(listed.contains("warm-bed"), "{listed}");
+    assert!(listed.contains("Warm the bed"), "{listed}");
+    assert!(listed.contains("while idle"), "{listed}");
+    assert_eq!(
+        ada.run(&["printers", "run", "warm-bed", "mk3"])
+            .await
+            .trim(),
+        "mk3: Warm the bed sent"
+    );
+    chain.targets_become(0.0, 44.0).await;
+    let out = ada.try_run(&["printers", "run", "format-sd", "mk3"]).await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("its agent offers warm-bed"), "{said}");
     chain.agent.shutdown().await;
 }
 
@@ -583,6 +606,8 @@ pub(crate) fn simulated(name: &str, time_scale: f64) -> PrinterConfig {
         nozzle_mm: None,
         camera: None,
         heat: Default::default(),
+        actions: Vec::new(),
+        light: true,
         driver: hearth_drivers::DriverConfig::Simulated(
             hearth_drivers::simulated::SimulatedConfig {
                 time_scale,
@@ -618,6 +643,14 @@ async fn print_through_the_chain(
 
 /// A server, `ada`'s organisation and an agent driving `driver`'s printer `mk3`, online.
 async fn chain_to(driver: hearth_drivers::DriverConfig) -> Chain {
+    chain_with(driver, Vec::new()).await
+}
+
+/// [`chain_to`], the printer offering `actions`.
+async fn chain_with(
+    driver: hearth_drivers::DriverConfig,
+    actions: Vec<hearth_agent::config::ActionConfig>,
+) -> Chain {
     let server = TestServer::start().await;
     let ada = Machine::new("correct horse battery");
     ada.setup(&server).await;
@@ -634,6 +667,8 @@ async fn chain_to(driver: hearth_drivers::DriverConfig) -> Chain {
             camera: None,
             driver,
             heat: Default::default(),
+            actions,
+            light: true,
         },
     )
     .await;
@@ -653,6 +688,25 @@ async fn chain_to(driver: hearth_drivers::DriverConfig) -> Chain {
 }
 
 impl Chain {
+    /// Waits until the printer's telemetry shows these targets (°C; none counts as 0).
+    async fn targets_become(&self, nozzle: f32, bed: f32) {
+        let (client, org) = self.ada.client();
+        let printers_url = format!("/api/v1/orgs/{org}/printers");
+        eventually("the targets in the printer's telemetry", || async {
+            let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
+            let target = |name: &str| {
+                p[0].telemetry
+                    .heaters
+                    .iter()
+                    .find(|h| h.name == name)
+                    .and_then(|h| h.target)
+            };
+            (target("tool0").unwrap_or(0.0) == nozzle && target("bed").unwrap_or(0.0) == bed)
+                .then_some(())
+        })
+        .await
+    }
+
     /// Prints `file` (by default a slice of the PrusaSlicer cube) on `mk3` with `hearth print`
     /// given `args` too; returns once the job completed.
     async fn print(&self, file: Option<PathBuf>, args: &[&str]) {

@@ -292,6 +292,7 @@ pub fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         can_pause: true,
         camera: false,
         heat: None,
+        actions: Vec::new(),
     }
 }
 

@@ -587,6 +587,8 @@ impl BambuDriver {
                 layers: true,
                 fault_injection: false,
                 heat: true,
+                gcode: true,
+                light: true,
             },
         };
         Ok(Self {
@@ -1235,6 +1237,37 @@ impl Driver for BambuDriver {
             "print",
             "gcode_line",
             json!({ "param": lines }),
+        )
+        .await
+    }
+
+    async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        // `print.gcode_line` (PROTOCOLS.md §A4): the lines, each ended by a newline.
+        let param: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        self.request(
+            "run_gcode",
+            "print",
+            "gcode_line",
+            json!({ "param": param }),
+        )
+        .await
+    }
+
+    async fn set_light(&self, on: bool) -> Result<(), DriverError> {
+        // `system.ledctrl` on the chamber light, steady (the blink fields as Bambu's apps send
+        // them for a steady light).
+        self.request(
+            "set_light",
+            "system",
+            "ledctrl",
+            json!({
+                "led_node": "chamber_light",
+                "led_mode": if on { "on" } else { "off" },
+                "led_on_time": 500,
+                "led_off_time": 500,
+                "loop_times": 0,
+                "interval_time": 0,
+            }),
         )
         .await
     }

@@ -157,6 +157,24 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
         "DELETE hearth-job.gcode.3mf"
     );
     crate::peers::preheats_and_cools_down(&driver).await;
+    crate::peers::runs_gcode(&driver).await;
+
+    // The chamber light, off and on again: `system.ledctrl`, accepted by the printer.
+    assert!(driver.describe().capabilities.light);
+    driver.set_light(false).await.unwrap();
+    let off = printer.command("system.ledctrl").await;
+    assert_eq!(
+        (&off["led_node"], &off["led_mode"]),
+        (
+            &serde_json::json!("chamber_light"),
+            &serde_json::json!("off")
+        )
+    );
+    driver.set_light(true).await.unwrap();
+    assert_eq!(
+        printer.nth_command("system.ledctrl", 1).await["led_mode"],
+        "on"
+    );
 }
 
 #[tokio::test]

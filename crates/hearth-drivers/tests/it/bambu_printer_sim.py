@@ -78,7 +78,11 @@ The simulator's own simplifications (not protocol facts):
 * `ams_mapping` entries must be integers, each naming a loaded tray or 254/255; -1 is refused. An
   `hms` entry injected with `error <code>` is `{"attr": <code>, "code": 131073}` (0x00020001,
   "serious" in ha-bambulab's severity table).
-* Unsupported requests (everything not listed above, e.g. `ams_control`, `system.ledctrl`) are
+* `system.ledctrl` (A4's command list) switches the chamber light: `led_node` "chamber_light",
+  `led_mode` "on" or "off" (the field names of the published clients' chamber-light command); the
+  report's `lights_report` (A4) lists it as `{"node": "chamber_light", "mode": "on"|"off"}`. The
+  light is on at start. Other nodes and modes (flashing) are refused.
+* Unsupported requests (everything not listed above, e.g. `ams_control`) are
   answered `"result":"failed","reason":"unsupported command"`.
 * `silence` (stdin) stops reports: periodic pushes and pushall. Replies still flow.
 * The camera closes the connection on a wrong login packet (what a printer does is not published)
@@ -416,6 +420,7 @@ class Printer:
             "gcode_start_time": "0",
             "print_error": 0, "mc_print_error_code": "0", "hms": [],
             "spd_lvl": 2, "spd_mag": 100, "wifi_signal": "-40dBm", "sdcard": True,
+            "lights_report": [{"node": "chamber_light", "mode": "on"}],
         }
         if self.model == "X1C":
             f["chamber_temper"] = AMBIENT
@@ -629,18 +634,19 @@ class Printer:
                 reason, err = VERIFY_FAILED
                 self.reply(typ, body, False, reason, err_code=err)
                 return
-            handler = getattr(self, f"_cmd_{cmd}", None) if typ == "print" else None
+            ours = (typ == "print" and cmd != "ledctrl") or (typ, cmd) == ("system", "ledctrl")
+            handler = getattr(self, f"_cmd_{cmd}", None) if ours else None
             if handler is None:
                 self.reply(typ, body, False, "unsupported command")
                 return
-            state_before = self.f["gcode_state"]
+            before = (self.f["gcode_state"], self.f["lights_report"])
             try:
                 handler(body)
             except CommandError as e:
                 self.reply(typ, body, False, str(e))
                 return
             self.reply(typ, body, True, "success")
-            if self.f["gcode_state"] != state_before:
+            if (self.f["gcode_state"], self.f["lights_report"]) != before:
                 self.push(full=False)
 
     # print.* handlers: raise CommandError to refuse (no state change before raising)
@@ -762,6 +768,11 @@ class Printer:
         if lvl not in SPEED_MAG:
             raise CommandError(f"invalid speed level {p!r} (want \"1\"..\"4\")")
         self.f["spd_lvl"], self.f["spd_mag"] = lvl, SPEED_MAG[lvl]
+
+    def _cmd_ledctrl(self, b: dict) -> None:
+        if b.get("led_node") != "chamber_light" or b.get("led_mode") not in ("on", "off"):
+            raise CommandError("only the chamber light, on or off")
+        self.f["lights_report"] = [{"node": "chamber_light", "mode": b["led_mode"]}]
 
     def _cmd_gcode_line(self, b: dict) -> None:
         p = b.get("param")

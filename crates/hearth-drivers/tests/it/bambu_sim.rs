@@ -139,7 +139,12 @@ impl Printer {
 
     /// The request body of the first `COMMAND <what>` event.
     pub async fn command(&self, what: &str) -> Value {
-        let line = self.event(&format!("COMMAND {what} ")).await;
+        self.nth_command(what, 0).await
+    }
+
+    /// The request body of the `n`th (from 0) `COMMAND <what>` event.
+    pub async fn nth_command(&self, what: &str, n: usize) -> Value {
+        let line = self.peer.nth_event(&format!("COMMAND {what} "), n).await;
         let json = line.splitn(3, ' ').nth(2).unwrap();
         serde_json::from_str(json).unwrap()
     }

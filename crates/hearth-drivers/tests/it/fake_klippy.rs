@@ -205,15 +205,33 @@ impl Printer {
                 if let Some(name) = script.strip_prefix("SDCARD_PRINT_FILE FILENAME=") {
                     return self.start(name.trim_matches('"'));
                 }
-                // Klipper's SET_HEATER_TEMPERATURE, one per line.
+                // Klipper's SET_HEATER_TEMPERATURE and the Marlin-style commands it also
+                // takes, one per line; anything else is Klipper's "Unknown command" error.
                 for line in script.lines() {
                     let words: HashMap<&str, &str> = line
                         .split_whitespace()
                         .skip(1)
                         .filter_map(|w| w.split_once('='))
                         .collect();
-                    if !line.starts_with("SET_HEATER_TEMPERATURE") {
-                        continue;
+                    let command = line.split_whitespace().next().unwrap_or("");
+                    let s_target = || {
+                        line.split_whitespace()
+                            .find_map(|w| w.strip_prefix('S'))
+                            .and_then(|t| t.parse::<f64>().ok())
+                            .ok_or_else(|| format!("bad S in {line:?}"))
+                    };
+                    match command.to_ascii_uppercase().as_str() {
+                        "SET_HEATER_TEMPERATURE" => {}
+                        "M104" => {
+                            self.extruder.1 = s_target()?;
+                            continue;
+                        }
+                        "M140" => {
+                            self.bed.1 = s_target()?;
+                            continue;
+                        }
+                        "G28" | "M84" | "M106" | "M107" | "" => continue,
+                        _ => return Err(format!("Unknown command:\"{command}\"")),
                     }
                     let target = words
                         .get("TARGET")

@@ -88,6 +88,7 @@ async fn a_file_is_streamed_to_the_printer_to_the_end() {
     let err = driver.start("nothing.gcode").await.unwrap_err();
     assert!(matches!(err, DriverError::Rejected { .. }), "{err}");
     crate::peers::preheats_and_cools_down(&driver).await;
+    crate::peers::runs_gcode(&driver).await;
 }
 
 #[tokio::test]

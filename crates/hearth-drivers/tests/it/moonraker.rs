@@ -78,6 +78,13 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
     driver.remove("hearth-complete.gcode").await.unwrap();
     driver.remove("hearth-complete.gcode").await.unwrap();
     crate::peers::preheats_and_cools_down(driver.as_ref()).await;
+    crate::peers::runs_gcode(driver.as_ref()).await;
+    // A macro the printer does not have: Klipper's own error, through Moonraker.
+    let err = driver
+        .run_gcode(&["NO_SUCH_MACRO".into()])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Unknown command"), "{err}");
 }
 
 #[tokio::test]

@@ -86,6 +86,7 @@ async fn a_file_prints_to_completion_with_progress_visible_while_it_runs() {
         Some("http://127.0.0.1:8080/?action=snapshot")
     );
     crate::peers::preheats_and_cools_down(driver).await;
+    crate::peers::runs_gcode(driver).await;
 }
 
 #[tokio::test]

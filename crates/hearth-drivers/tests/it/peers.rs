@@ -123,12 +123,24 @@ impl LinePeer {
 
     /// The first event line starting with `prefix`, waiting (20 s at most) for it.
     pub async fn event(&self, prefix: &str) -> String {
+        self.nth_event(prefix, 0).await
+    }
+
+    /// The `n`th (from 0) event line starting with `prefix`, waiting (20 s at most) for it.
+    pub async fn nth_event(&self, prefix: &str, n: usize) -> String {
         let (lines, notify) = &*self.events;
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let notified = notify.notified();
-                if let Some(l) = lines.lock().unwrap().iter().find(|l| l.starts_with(prefix)) {
-                    return l.clone();
+                let found = lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l.starts_with(prefix))
+                    .nth(n)
+                    .cloned();
+                if let Some(l) = found {
+                    return l;
                 }
                 notified.await;
             }
@@ -618,6 +630,32 @@ pub async fn preheats_and_cools_down(driver: &dyn hearth_drivers::Driver) {
             "the targets",
             std::time::Duration::from_secs(15),
             || async { (targets().await == (Some(want.0), Some(want.1))).then_some(()) },
+        )
+        .await;
+    }
+}
+
+/// Idle, `driver` sends lines of G-code as they are: two lines that set the targets (M104 and
+/// M140, which every G-code printer knows) show in what its printer reports, then both off.
+pub async fn runs_gcode(driver: &dyn hearth_drivers::Driver) {
+    assert!(driver.describe().capabilities.gcode);
+    for want in [(151.0, 47.0), (0.0, 0.0)] {
+        let lines = [format!("M104 S{}", want.0), format!("M140 S{}", want.1)];
+        driver.run_gcode(&lines).await.unwrap();
+        eventually(
+            "the lines' targets",
+            std::time::Duration::from_secs(15),
+            || async {
+                let status = driver.status().await.unwrap();
+                let target = |name: &str| {
+                    status
+                        .heaters
+                        .iter()
+                        .find(|h| h.name == name)
+                        .map(|h| h.target)
+                };
+                ((target("tool0"), target("bed")) == (Some(want.0), Some(want.1))).then_some(())
+            },
         )
         .await;
     }

@@ -43,6 +43,7 @@ async fn a_configured_simulator_prints_a_file_at_its_time_scale() {
     driver.clear_faults().await.unwrap();
     assert_eq!(driver.status().await.unwrap().state, PrinterState::Idle);
     crate::peers::preheats_and_cools_down(driver.as_ref()).await;
+    crate::peers::runs_gcode(driver.as_ref()).await;
 }
 
 #[tokio::test]

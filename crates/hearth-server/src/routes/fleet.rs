@@ -360,25 +360,91 @@ pub async fn heat(
             telemetry.state.as_str()
         )));
     }
-    let tx = state.hub.sender(p.agent_id).ok_or_else(|| {
-        ApiError::conflict(format!("the agent of printer {name} is not connected"))
-    })?;
-    let mut db = state.store.begin().await?;
-    db.append_audit(access.caller.audit(
-        org.to_string(),
-        "printer.heat",
-        Some(format!("printer:{id}")),
-        json!({ "name": name, "nozzle_c": req.nozzle_c, "bed_c": req.bed_c }),
-    ))
-    .await?;
-    db.commit().await?;
-    tx.send(ServerMsg::Heat {
+    let detail = json!({ "name": name, "nozzle_c": req.nozzle_c, "bed_c": req.bed_c });
+    let msg = ServerMsg::Heat {
         printer: name.clone(),
         nozzle_c: req.nozzle_c,
         bed_c: req.bed_c,
-    })
-    .await
-    .map_err(|_| ApiError::conflict("the agent disconnected"))?;
+    };
+    relay_to_agent(&state, &access, &p, "printer.heat", detail, msg).await
+}
+
+/// Runs one of a printer's actions (operators; audited as `printer.action`): what its agent's
+/// configuration defines under that id (homing, fans, Klipper macros) or its driver offers (a
+/// chamber light). Only while idle, unless the action is one for printing too; the agent checks
+/// that again and runs nothing the server names that its configuration does not define.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/printers/{id}/actions/{action}", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path), ("action" = String, Path)),
+    responses((status = 202, description = "sent to the printer's agent"),
+        (status = 404, description = "no such printer, or it has no such action", body = ErrorBody),
+        (status = 409, description = "not idle (for an idle-only action), offline, or its agent is away", body = ErrorBody)))]
+pub async fn run_action(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id, action)): Path<(OrgId, PrinterId, String)>,
+) -> ApiResult<StatusCode> {
+    let p = printer_in(&state, access.org.id, id).await?;
+    let name = &p.info.name;
+    let Some(a) = p.info.actions.iter().find(|a| a.id == action) else {
+        let offered: Vec<&str> = p.info.actions.iter().map(|a| a.id.as_str()).collect();
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "printer {name} has no action {action:?}; its agent offers {}",
+                if offered.is_empty() {
+                    "none".to_owned()
+                } else {
+                    offered.join(", ")
+                }
+            ),
+        ));
+    };
+    let (telemetry, _) = state.hub.telemetry(id);
+    if !a.allowed_in(telemetry.state) {
+        return Err(ApiError::conflict(format!(
+            "printer {name} is {}: {:?} runs only while it is {}",
+            telemetry.state.as_str(),
+            a.label,
+            if a.while_printing { "online" } else { "idle" }
+        )));
+    }
+    let detail = json!({ "name": name, "action": a.id, "label": a.label });
+    let msg = ServerMsg::Action {
+        printer: name.clone(),
+        action: a.id.clone(),
+    };
+    relay_to_agent(&state, &access, &p, "printer.action", detail, msg).await
+}
+
+/// Audits a member's request to a printer (`what`, with `detail`) and sends `msg` to its agent:
+/// `202 Accepted`, as the agent acts on it later.
+async fn relay_to_agent(
+    state: &AppState,
+    access: &OrgAccess<Operator>,
+    p: &PrinterRow,
+    what: &str,
+    detail: serde_json::Value,
+    msg: ServerMsg,
+) -> ApiResult<StatusCode> {
+    let tx = state.hub.sender(p.agent_id).ok_or_else(|| {
+        ApiError::conflict(format!(
+            "the agent of printer {} is not connected",
+            p.info.name
+        ))
+    })?;
+    let mut db = state.store.begin().await?;
+    db.append_audit(access.caller.audit(
+        access.org.id.to_string(),
+        what,
+        Some(format!("printer:{}", p.id)),
+        detail,
+    ))
+    .await?;
+    db.commit().await?;
+    tx.send(msg)
+        .await
+        .map_err(|_| ApiError::conflict("the agent disconnected"))?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -242,6 +242,7 @@ pub(crate) fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         can_pause: true,
         camera: false,
         heat: None,
+        actions: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 mod accounts;
 mod backup;
 // Whether Chromium and playwright-core are here (hearth-demo's), and running a test of web/tests.
+mod actions;
 #[path = "../../../hearth-demo/tests/it/browser.rs"]
 mod browser;
 mod browser_run;

@@ -379,6 +379,7 @@ async fn story(db: TestDb) {
         can_pause: true,
         camera: false,
         heat: None,
+        actions: Vec::new(),
     };
     let mut tx = s.begin().await.unwrap();
     tx.insert_agent(&agent).await.unwrap();

@@ -1,0 +1,134 @@
+//! A printer's actions (homing, fans, a light, macros): the server relays a member's request to
+//! the printer's agent only for an action that agent announced, only while the printer is idle
+//! unless the action is one for printing too, for operators, and audits it.
+
+use crate::fleet::*;
+use crate::support::*;
+use hearth_proto::agent::{AgentMsg, PrinterAction, PrinterInfo, PrinterState, ServerMsg};
+
+/// The next message the agent is sent that is not a keep-alive or a job.
+async fn next_command(ws: &mut Ws) -> ServerMsg {
+    loop {
+        match recv(ws).await {
+            ServerMsg::Ping | ServerMsg::Job { .. } => {}
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_member_runs_the_actions_a_printers_agent_announced() {
+    let server = TestServer::start().await;
+    let (owner, org) = server.bootstrap().await;
+    genesis(&owner, org).await;
+    let action = |id: &str, label: &str, while_printing| PrinterAction {
+        id: id.into(),
+        label: label.into(),
+        while_printing,
+    };
+    let actions = vec![
+        action("home", "Home all axes", false),
+        action("light-on", "Light on", true),
+    ];
+    let x1c = PrinterInfo {
+        actions: actions.clone(),
+        ..printer_info("x1c", "farm")
+    };
+    let (_agent, mut ws) = approved_agent(
+        &server,
+        &owner,
+        org,
+        1,
+        vec![x1c, printer_info("xl", "farm")],
+    )
+    .await;
+    let ps = printers_until(&owner, org, "both printers", |p| p.len() == 2).await;
+    let x1c = ps.iter().find(|p| p.name == "x1c").unwrap().clone();
+    let xl = ps.iter().find(|p| p.name == "xl").unwrap().clone();
+    // The API lists each printer's actions as its agent announced them.
+    assert_eq!(x1c.actions, actions);
+    assert!(xl.actions.is_empty());
+
+    // Idle: both run, each reaching the agent by its id.
+    for id in ["home", "light-on"] {
+        owner.run_printer_action(org, x1c.id, id).await.unwrap();
+        assert_eq!(
+            next_command(&mut ws).await,
+            ServerMsg::Action {
+                printer: "x1c".into(),
+                action: id.into()
+            }
+        );
+    }
+
+    // Refused, and nothing sent: an action the agent did not announce (or a malformed id), a
+    // printer without actions, a viewer.
+    for (printer, id, status, says) in [
+        (x1c.id, "format-sd", 404, "its agent offers home, light-on"),
+        (x1c.id, "../heat", 404, "no action \"../heat\""),
+        (xl.id, "home", 404, "its agent offers none"),
+    ] {
+        let e = owner
+            .run_printer_action(org, printer, id)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(status), "{id}: {e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let viewer = member(&server, &owner, org, "vera", hearth_proto::Role::Viewer).await;
+    let e = viewer
+        .run_printer_action(org, x1c.id, "light-on")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403));
+
+    // Printing: homing waits for idle, the light does not.
+    let mut printing = idle();
+    printing.state = PrinterState::Printing;
+    send(
+        &mut ws,
+        &AgentMsg::Telemetry {
+            printer: "x1c".into(),
+            status: printing,
+        },
+    )
+    .await;
+    printers_until(&owner, org, "x1c printing", |p| {
+        p.iter()
+            .any(|p| p.name == "x1c" && p.telemetry.state == PrinterState::Printing)
+    })
+    .await;
+    let e = owner
+        .run_printer_action(org, x1c.id, "home")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(409));
+    assert!(
+        e.to_string()
+            .contains("is printing: \"Home all axes\" runs only while it is idle"),
+        "{e}"
+    );
+    owner
+        .run_printer_action(org, x1c.id, "light-on")
+        .await
+        .unwrap();
+    assert_eq!(
+        next_command(&mut ws).await,
+        ServerMsg::Action {
+            printer: "x1c".into(),
+            action: "light-on".into()
+        }
+    );
+
+    // Each relayed action is in the organisation's audit log; the agent was sent nothing else.
+    send(&mut ws, &AgentMsg::Ping).await;
+    assert_eq!(next_command(&mut ws).await, ServerMsg::Pong);
+    let audit = owner.audit_page(Some(org), 0, 100).await.unwrap();
+    let runs: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| e.action == "printer.action")
+        .map(|e| e.details["action"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(runs, ["home", "light-on", "light-on"], "{runs:?}");
+}
