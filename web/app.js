@@ -1296,7 +1296,38 @@ function printerCard(p) {
       atLeast("operator") &&
         el("button", { "data-action": "slots", title: "Which spool of the inventory is in each AMS tray, holder or tool", onclick: () => openSlots(p.id) }, "Spools in slots…"),
     ),
+    controlButtons(p),
   );
+}
+
+// ---- the printer's actions (homing, fans, a light, macros) ------------------------------------
+
+/**
+ * The printer's actions its agent offers that may run now: those for printing too whenever it is
+ * online, the others while it is idle (the server and the agent check the same).
+ */
+function controlButtons(p) {
+  const st = p.telemetry.state;
+  const now = (p.actions || []).filter((a) => st !== "offline" && (st === "idle" || a.while_printing));
+  if (!atLeast("operator") || now.length === 0) return null;
+  return el("div", { class: "actions controls", "aria-label": `${p.name}'s controls` },
+    now.map((a) => el("button", {
+      "data-run": a.id,
+      title: `${a.label}: as ${p.name}'s agent defines it`,
+      onclick: (ev) => runAction(p, a, ev.currentTarget),
+    }, a.label)));
+}
+
+async function runAction(p, a, button) {
+  button.disabled = true;
+  try {
+    await call("POST", `/orgs/${state.org.id}/printers/${p.id}/actions/${encodeURIComponent(a.id)}`);
+    notice(`${p.name}: ${a.label} sent to its agent.`);
+  } catch (e) {
+    notice(`Could not run ${a.label} on ${p.name}: ${e.message}`);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // ---- what a printer has loaded ----------------------------------------------------------------

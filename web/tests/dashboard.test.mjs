@@ -115,6 +115,12 @@ try {
   await xlHeat.locator("dd[data-row=heaters]", { hasNotText: "→" }).waitFor();
   assert.equal(await xlHeat.locator("button[data-action=cool-down]").count(), 0, "nothing to cool any more");
 
+  step("an idle printer's actions run from its card; a printing one offers only those for printing");
+  assert.deepEqual(await card("xl").locator(".controls button").allTextContents(), ["Home axes", "Motors off", "Part fan off"]);
+  await card("xl").locator("button[data-run=home]").click();
+  await page.locator("#notice", { hasText: /^xl: Home axes sent to its agent\.$/ }).waitFor();
+  assert.deepEqual(await page.locator("article.printer[data-state=printing] .controls").first().locator("button").allTextContents(), ["Part fan off"]);
+
   step("the demo's maintenance reminders: the voron's lubrication due on its card and in the tab, marked done");
   // A nozzle every 300 h of printing on every printer, the voron's lubrication 5 days overdue, the
   // x1c's build plate due tomorrow.
@@ -474,6 +480,7 @@ try {
   const entry = page.locator('#audit tr[data-action="job.cancel"]').first();
   await entry.waitFor();
   assert.match(await entry.textContent(), new RegExp(`${login}job\\.canceljob:${job}`));
+  assert.match(await page.locator('#audit tr[data-action="printer.action"]').first().textContent(), new RegExp(`${login}printer\\.actionprinter:`));
   await page.click("#audit-verify");
   // Whatever the check says, said in full if it is not "Intact".
   await page.waitForFunction(() => /^(Intact|Broken|Could not)/.test(document.querySelector("#audit-result").textContent));
