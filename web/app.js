@@ -46,6 +46,11 @@ const state = {
   role: "viewer",
   printers: new Map(),
   jobs: new Map(),
+  // Requests to printers' agents (preheats, actions) by request id, with what to say when the
+  // agent answers.
+  asked: new Map(),
+  // Answers that came before the request's own response (the agent can be that fast), by id.
+  answered: new Map(),
   logins: new Map(),
   agents: new Map(),
   // The spools not archived (what printers can have loaded) and the material library.
@@ -89,8 +94,10 @@ async function call(method, path, body) {
     try { err = await r.json(); } catch { /* not JSON: keep the status text */ }
     throw new ApiError(r.status, err.code, err.message || r.statusText, r.headers.get("Retry-After"));
   }
-  // 204, and 202 (sent on, e.g. a printer's heaters), carry no body.
-  return r.status === 204 || r.status === 202 ? null : r.json();
+  if (r.status === 204) return null;
+  // 202: sent on (to a printer's agent), with the request's id when the agent will answer it.
+  if (r.status === 202) return r.json().catch(() => null);
+  return r.json();
 }
 
 // ---- small DOM helpers ------------------------------------------------------------------------
@@ -1147,6 +1154,16 @@ function startEvents() {
         renderPrinters();
         renderJobs();
       }
+    } else if (ev.type === "outcome") {
+      const said = state.asked.get(ev.request);
+      if (said !== undefined) {
+        state.asked.delete(ev.request);
+        sayOutcome(said, ev);
+      } else {
+        // Another member's request, or ours before its response: kept a little while.
+        state.answered.set(ev.request, ev);
+        if (state.answered.size > 100) state.answered.delete(state.answered.keys().next().value);
+      }
     } else if (ev.type === "agent") {
       const a = state.agents.get(ev.agent_id);
       if (a) a.connected = ev.connected;
@@ -1321,8 +1338,8 @@ function controlButtons(p) {
 async function runAction(p, a, button) {
   button.disabled = true;
   try {
-    await call("POST", `/orgs/${state.org.id}/printers/${p.id}/actions/${encodeURIComponent(a.id)}`);
-    notice(`${p.name}: ${a.label} sent to its agent.`);
+    const accepted = await call("POST", `/orgs/${state.org.id}/printers/${p.id}/actions/${encodeURIComponent(a.id)}`);
+    sentToAgent(`${p.name}: ${a.label}`, accepted);
   } catch (e) {
     notice(`Could not run ${a.label} on ${p.name}: ${e.message}`);
   } finally {
@@ -1644,11 +1661,28 @@ function heatButtons(p) {
 
 /** Sends the targets to the printer's agent and says so; throws what the server refused. */
 async function sendHeat(p, targets) {
-  await call("POST", `/orgs/${state.org.id}/printers/${p.id}/heat`, targets);
+  const accepted = await call("POST", `/orgs/${state.org.id}/printers/${p.id}/heat`, targets);
   const said = [["nozzle", targets.nozzle_c], ["bed", targets.bed_c]]
     .filter(([, t]) => t !== null && t !== undefined)
     .map(([what, t]) => (t === 0 ? `${what} off` : `${what} ${t} °C`));
-  notice(`${p.name}: ${said.join(", ")} sent to its agent.`);
+  sentToAgent(`${p.name}: ${said.join(", ")}`, accepted);
+}
+
+/** Says a request went to a printer's agent; its answer (an `outcome` event) replaces that. */
+function sentToAgent(said, accepted) {
+  const id = accepted && accepted.request;
+  const early = id && state.answered.get(id);
+  if (early) {
+    state.answered.delete(id);
+    sayOutcome(said, early);
+    return;
+  }
+  if (id) state.asked.set(id, said);
+  notice(`${said}: sent to its agent.`);
+}
+
+function sayOutcome(said, ev) {
+  notice(ev.ok ? `${said}: done.` : `${said}: ${ev.message || "not done"}`);
 }
 
 /** A card's Preheat or Cool down. */

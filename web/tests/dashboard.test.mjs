@@ -103,7 +103,7 @@ try {
   step("an idle printer is preheated for its PETG from its card, its bed set by hand, and cooled down");
   const xlHeat = card("xl");
   await xlHeat.locator("button[data-action=preheat]").click();
-  await page.locator("#notice", { hasText: /^xl: nozzle 240 °C, bed 80 °C sent to its agent\.$/ }).waitFor();
+  await page.locator("#notice", { hasText: /^xl: nozzle 240 °C, bed 80 °C: done\.$/ }).waitFor();
   await xlHeat.locator("dd[data-row=heaters]", { hasText: /^tool0 \d+° → 240° · bed \d+° → 80°$/ }).waitFor();
   await xlHeat.locator("button[data-action=heat]").click();
   assert.equal(await page.textContent("#heat-limits"), "nozzle up to 285 °C, bed up to 110 °C");
@@ -118,7 +118,7 @@ try {
   step("an idle printer's actions run from its card; a printing one offers only those for printing");
   assert.deepEqual(await card("xl").locator(".controls button").allTextContents(), ["Home axes", "Motors off", "Part fan off"]);
   await card("xl").locator("button[data-run=home]").click();
-  await page.locator("#notice", { hasText: /^xl: Home axes sent to its agent\.$/ }).waitFor();
+  await page.locator("#notice", { hasText: /^xl: Home axes: done\.$/ }).waitFor();
   assert.deepEqual(await page.locator("article.printer[data-state=printing] .controls").first().locator("button").allTextContents(), ["Part fan off"]);
 
   step("the demo's maintenance reminders: the voron's lubrication due on its card and in the tab, marked done");

@@ -151,6 +151,12 @@ enum Event {
     },
     /// The kept timelapse frames were sent (how many), or the server stopped answering.
     KeptSent { result: Result<usize, String> },
+    /// A member's request to a printer (heating, an action) ended at the printer.
+    Answered {
+        printer: String,
+        request: Option<String>,
+        result: Result<(), String>,
+    },
 }
 
 /// How a transfer step failed.
@@ -438,8 +444,13 @@ impl Agent {
                 printer,
                 nozzle_c,
                 bed_c,
-            } => self.on_heat(&printer, HeatTargets { nozzle_c, bed_c }),
-            ServerMsg::Action { printer, action } => self.on_action(&printer, &action),
+                request,
+            } => self.on_heat(&printer, HeatTargets { nozzle_c, bed_c }, request),
+            ServerMsg::Action {
+                printer,
+                action,
+                request,
+            } => self.on_action(&printer, &action, request),
             ServerMsg::Snapshot { printer } => {
                 match self
                     .printer_index(&printer)
@@ -530,7 +541,7 @@ impl Agent {
     /// A member's preheat or cool-down, relayed by the server: set only on a printer this
     /// configuration lets be heated, within its limits, with no job of ours on it and idle in
     /// its last sample (the server checked the same; it is not trusted with heaters).
-    fn on_heat(&mut self, printer: &str, targets: HeatTargets) {
+    fn on_heat(&mut self, printer: &str, targets: HeatTargets, request: Option<String>) {
         let Some(i) = self.printer_index(printer) else {
             tracing::warn!(%printer, "heat asked for an unknown printer");
             return;
@@ -553,6 +564,11 @@ impl Agent {
         };
         if let Some(why) = refused {
             tracing::warn!(%printer, ?targets, "heat refused: {why}");
+            self.answer(
+                printer,
+                request,
+                Err(format!("refused by its agent: {why}")),
+            );
             return;
         }
         let on = [targets.nozzle_c, targets.bed_c]
@@ -565,54 +581,105 @@ impl Agent {
         } else if all_off {
             self.printers[i].preheated_at = None;
         }
-        self.set_heaters(i, targets, "heater targets set");
+        self.set_heaters(i, targets, "heater targets set", request);
     }
 
     /// A member's action, relayed by the server: run only if this configuration defines it for
     /// this printer (or it is the driver's own light), and, unless it is one for printing too,
     /// only with no job of ours on it and idle in its last sample.
-    fn on_action(&mut self, printer: &str, id: &str) {
+    fn on_action(&mut self, printer: &str, id: &str, request: Option<String>) {
         let Some(i) = self.printer_index(printer) else {
             tracing::warn!(%printer, action = id, "action asked for an unknown printer");
             return;
         };
         let p = &self.printers[i];
-        let Some((announced, run)) = offered_actions(p).into_iter().find(|(a, _)| a.id == id)
-        else {
-            tracing::warn!(%printer, action = id, "action refused: this printer has none of that id");
+        let found = offered_actions(p).into_iter().find(|(a, _)| a.id == id);
+        let refused = match &found {
+            None => Some("this printer has no action of that id"),
+            Some((a, _)) if !a.while_printing && (p.active.is_some() || !p.idle) => {
+                Some("it runs only while the printer is idle")
+            }
+            Some(_) => None,
+        };
+        let (Some((announced, run)), None) = (found, refused) else {
+            let why = refused.unwrap_or_default();
+            tracing::warn!(%printer, action = id, "action refused: {why}");
+            self.answer(
+                printer,
+                request,
+                Err(format!("refused by its agent: {why}")),
+            );
             return;
         };
-        if !announced.while_printing && (p.active.is_some() || !p.idle) {
-            tracing::warn!(%printer, action = id, "action refused: it runs only while the printer is idle");
-            return;
-        }
         let driver = p.driver.clone();
         let printer = printer.to_owned();
+        let events = self.events.clone();
         self.tasks.spawn(async move {
             let done = match &run {
                 Run::Gcode(lines) => driver.run_gcode(lines).await,
                 Run::Light(on) => driver.set_light(*on).await,
             };
-            match done {
-                Ok(()) => tracing::info!(%printer, action = %announced.id, "action run"),
-                Err(e) => {
-                    tracing::warn!(%printer, action = %announced.id, error = %chain(&e), "action failed")
+            let result = match done {
+                Ok(()) => {
+                    tracing::info!(%printer, action = %announced.id, "action run");
+                    Ok(())
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(%printer, action = %announced.id, error = %chain(&e), "action failed");
+                    Err(chain(&e))
+                }
+            };
+            let _ = events.send(Event::Answered {
+                printer,
+                request,
+                result,
+            });
         });
     }
 
-    /// Sets printer `i`'s heater targets in the background; logs `done` or the failure.
-    fn set_heaters(&mut self, i: usize, targets: HeatTargets, done: &'static str) {
+    /// Tells the server how a member's request to `printer` ended, when it came with an id.
+    fn answer(&mut self, printer: &str, request: Option<String>, result: Result<(), String>) {
+        let Some(request) = request else { return };
+        let (ok, message) = match result {
+            Ok(()) => (true, None),
+            Err(m) => (false, Some(m)),
+        };
+        self.send(AgentMsg::Outcome {
+            printer: printer.to_owned(),
+            request,
+            ok,
+            message,
+        });
+    }
+
+    /// Sets printer `i`'s heater targets in the background; logs `done` or the failure, and
+    /// answers a member's `request`.
+    fn set_heaters(
+        &mut self,
+        i: usize,
+        targets: HeatTargets,
+        done: &'static str,
+        request: Option<String>,
+    ) {
         let driver = self.printers[i].driver.clone();
         let printer = self.printers[i].config.name.clone();
+        let events = self.events.clone();
         self.tasks.spawn(async move {
-            match driver.set_temperatures(targets).await {
-                Ok(()) => tracing::info!(%printer, ?targets, "{done}"),
-                Err(e) => {
-                    tracing::warn!(%printer, ?targets, error = %chain(&e), "heater targets not set")
+            let result = match driver.set_temperatures(targets).await {
+                Ok(()) => {
+                    tracing::info!(%printer, ?targets, "{done}");
+                    Ok(())
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(%printer, ?targets, error = %chain(&e), "heater targets not set");
+                    Err(chain(&e))
+                }
+            };
+            let _ = events.send(Event::Answered {
+                printer,
+                request,
+                result,
+            });
         });
     }
 
@@ -636,7 +703,7 @@ impl Agent {
             nozzle_c: Some(0.0),
             bed_c: Some(0.0),
         };
-        self.set_heaters(i, off, "a preheat no job followed is switched off");
+        self.set_heaters(i, off, "a preheat no job followed is switched off", None);
     }
 
     fn on_control(&mut self, id: JobId, action: JobAction) {
@@ -678,6 +745,11 @@ impl Agent {
             Event::Removed { job, result } => self.on_removed(job, result),
             Event::Snapshot { printer, result } => self.on_snapshot(printer, result),
             Event::KeptSent { result } => self.on_kept_sent(result),
+            Event::Answered {
+                printer,
+                request,
+                result,
+            } => self.answer(&printer, request, result),
             Event::Started { job, result } => {
                 if let Some(rt) = self.jobs.get_mut(&job) {
                     rt.busy = false;

@@ -251,10 +251,9 @@ impl Client {
         org: OrgId,
         printer: PrinterId,
         req: &HeatRequest,
-    ) -> Result<()> {
+    ) -> Result<Accepted> {
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/heat");
-        self.no_content(self.req(Method::POST, &path).json(req))
-            .await
+        self.send(Method::POST, &path, req).await
     }
 
     /// Runs one of a printer's actions by its id (operators): its agent runs what its own
@@ -264,7 +263,7 @@ impl Client {
         org: OrgId,
         printer: PrinterId,
         action: &str,
-    ) -> Result<()> {
+    ) -> Result<Accepted> {
         // Ids are `a-z`, `0-9` and `-`; anything else (a typo) is percent-encoded, so the
         // server answers which ids the printer has.
         let action: String = action
@@ -275,7 +274,7 @@ impl Client {
             })
             .collect();
         let path = format!("/api/v1/orgs/{org}/printers/{printer}/actions/{action}");
-        self.no_content(self.req(Method::POST, &path)).await
+        Self::json(self.req(Method::POST, &path)).await
     }
 
     /// Whether the printer waits for its bed to be cleared between jobs (admins).
@@ -1140,6 +1139,19 @@ impl Client {
         Ok(verified)
     }
 
+    /// The organisation's live events (`/api/v1/orgs/{org}/events`), from now on: subscribe
+    /// before asking for what an event will answer.
+    pub async fn events(&self, org: OrgId) -> Result<Events> {
+        let resp = self
+            .raw_get_response(&format!("/api/v1/orgs/{org}/events"))
+            .await?;
+        Ok(Events {
+            body: Box::pin(resp.bytes_stream()),
+            buf: Vec::new(),
+            data: String::new(),
+        })
+    }
+
     /// GET any API path and return the response once its status is a success, for streaming bodies
     /// such as the Server-Sent Events of `/api/v1/orgs/{org}/events`.
     pub async fn raw_get_response(&self, path: &str) -> Result<Response> {
@@ -1150,6 +1162,54 @@ impl Client {
                 .await?,
         )
         .await
+    }
+}
+
+/// An organisation's live events, read from its Server-Sent Events stream.
+pub struct Events {
+    body: std::pin::Pin<
+        Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + 'static>,
+    >,
+    buf: Vec<u8>,
+    /// The `data:` lines of the event being read.
+    data: String,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// The next event; `None` when the server closed the stream. Notices that are not events
+    /// (`lagged`) and event types newer than this client are skipped.
+    pub async fn next(&mut self) -> Result<Option<Event>> {
+        loop {
+            while let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                let line = String::from_utf8_lossy(&line);
+                let line = line.trim_end_matches(['\r', '\n']);
+                if let Some(d) = line.strip_prefix("data:") {
+                    if !self.data.is_empty() {
+                        self.data.push('\n');
+                    }
+                    self.data.push_str(d.strip_prefix(' ').unwrap_or(d));
+                    continue;
+                }
+                if !line.is_empty() || self.data.is_empty() {
+                    continue;
+                }
+                let text = std::mem::take(&mut self.data);
+                if let Ok(ev) = serde_json::from_str::<Event>(&text) {
+                    return Ok(Some(ev));
+                }
+            }
+            match self.body.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None => return Ok(None),
+            }
+        }
     }
 }
 

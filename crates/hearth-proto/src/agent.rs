@@ -65,12 +65,18 @@ pub enum ServerMsg {
         nozzle_c: Option<f32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bed_c: Option<f32>,
+        /// The member's request, which the agent's [`AgentMsg::Outcome`] names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
     },
     /// Run one of a printer's announced actions ([`PrinterInfo::actions`]) by its id. The agent
     /// runs only what its configuration defines, and checks the printer's state again.
     Action {
         printer: String,
         action: String,
+        /// The member's request, which the agent's [`AgentMsg::Outcome`] names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
     },
     Ping,
     Pong,
@@ -119,6 +125,15 @@ pub enum AgentMsg {
         /// the inventory spool loaded in its slot. Absent when the printer had one holder.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         slots: Vec<String>,
+    },
+    /// How a member's request to a printer ([`ServerMsg::Heat`], [`ServerMsg::Action`]) ended:
+    /// done, or refused by the agent or failed at the printer, in `message`.
+    Outcome {
+        printer: String,
+        request: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     Ping,
     Pong,

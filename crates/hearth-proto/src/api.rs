@@ -960,9 +960,34 @@ pub struct RejectJob {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Printer { printer: Printer },
-    Job { job: Job },
-    Agent { agent_id: AgentId, connected: bool },
+    Printer {
+        printer: Printer,
+    },
+    Job {
+        job: Job,
+    },
+    Agent {
+        agent_id: AgentId,
+        connected: bool,
+    },
+    /// How a member's request to a printer ([`Accepted::request`]: a preheat, an action) ended,
+    /// as its agent says: done, or refused or failed, with why in `message`.
+    Outcome {
+        printer_id: PrinterId,
+        request: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+/// `202 Accepted`: the request was sent to the printer's agent; an [`Event::Outcome`] naming
+/// `request` says how it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    pub request: String,
 }
 
 /// One link of an organisation's chain, opaque to the server (clients verify it).

@@ -36,6 +36,8 @@ pub struct HubState {
     pub slots: Vec<Vec<String>>,
     pub telemetry: Vec<(String, PrinterTelemetry)>,
     pub printers: Vec<PrinterInfo>,
+    /// The agent's answers to requests: (request, ok, message).
+    pub outcomes: Vec<(String, bool, Option<String>)>,
     /// The server's view of the jobs: re-sent while not final.
     pub jobs: BTreeMap<JobId, (AgentJob, JobState)>,
     pub ranges: Vec<Option<String>>,
@@ -459,6 +461,9 @@ async fn ws_session(inner: Arc<Inner>, stream: TcpStream) {
                         inner.state.lock().unwrap().telemetry.push((printer, status));
                     }
                     AgentMsg::Printers { printers } => inner.state.lock().unwrap().printers = printers,
+                    AgentMsg::Outcome { request, ok, message, .. } => {
+                        inner.state.lock().unwrap().outcomes.push((request, ok, message));
+                    }
                     AgentMsg::Pong | AgentMsg::Auth { .. } => {}
                 }
                 inner.notify.notify_waiters();

@@ -404,30 +404,61 @@ async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job(
         })
     );
     rig.idle().await;
-    let heat = |nozzle_c, bed_c| ServerMsg::Heat {
+    let heat = |nozzle_c, bed_c, request: &str| ServerMsg::Heat {
         printer: PRINTER.into(),
         nozzle_c,
         bed_c,
+        request: Some(request.into()),
     };
     let heats = || rig.driver.entries("heat ");
-    // Messages are handled in order: the first three are refused, the fourth is set.
-    rig.hub.send(heat(Some(300.0), None));
-    rig.hub.send(heat(None, Some(-5.0)));
-    rig.hub.send(heat(None, None));
-    rig.hub.send(heat(Some(200.0), Some(60.0)));
+    // Messages are handled in order: the first three are refused, the fourth is set; each is
+    // answered.
+    rig.hub.send(heat(Some(300.0), None, "r1"));
+    rig.hub.send(heat(None, Some(-5.0), "r2"));
+    rig.hub.send(heat(None, None, "r3"));
+    rig.hub.send(heat(Some(200.0), Some(60.0), "r4"));
     eventually("the targets set", || (!heats().is_empty()).then_some(())).await;
     assert_eq!(heats(), ["heat Some(200.0) Some(60.0) true"]);
+    let answers = rig
+        .hub
+        .wait("four answers", |s| {
+            (s.outcomes.len() == 4).then(|| s.outcomes.clone())
+        })
+        .await;
+    let refused = |why: &str| Some(format!("refused by its agent: {why}"));
+    assert_eq!(
+        answers,
+        [
+            (
+                "r1".into(),
+                false,
+                refused("above its limits (285 °C nozzle, 110 °C bed)")
+            ),
+            (
+                "r2".into(),
+                false,
+                refused("above its limits (285 °C nozzle, 110 °C bed)")
+            ),
+            ("r3".into(), false, refused("no target given")),
+            ("r4".into(), true, None),
+        ]
+    );
 
     // During a job: refused; after it, set again.
     let job = rig.job(100.0, 10);
     let id = job.job_id;
     rig.hub.assign(job);
     rig.hub.wait_state(id, JobState::Printing).await;
-    rig.hub.send(heat(Some(0.0), Some(0.0)));
+    rig.hub.send(heat(Some(0.0), Some(0.0), "r5"));
+    rig.hub
+        .wait("refused while printing", |s| {
+            (s.outcomes.get(4)? == &("r5".into(), false, refused("it is not idle"))).then_some(())
+        })
+        .await;
     rig.advance(200);
     rig.hub.wait_state(id, JobState::Completed).await;
     rig.idle().await;
-    rig.hub.send(heat(None, Some(0.0)));
+    rig.hub.send(heat(None, Some(0.0), "r6"));
     eventually("the bed off", || (heats().len() == 2).then_some(())).await;
     assert_eq!(heats()[1], "heat None Some(0.0) true");
     rig.stop_agent().await;
@@ -445,6 +476,7 @@ async fn a_preheat_no_job_follows_is_switched_off() {
         printer: PRINTER.into(),
         nozzle_c: Some(215.0),
         bed_c: Some(60.0),
+        request: None,
     });
     let log = || rig.driver.entries("heat ");
     eventually("switched off", || (log().len() == 2).then_some(())).await;
@@ -487,6 +519,12 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
             gcode: GcodeLines::One("M107".into()),
             while_printing: true,
         },
+        ActionConfig {
+            id: "typo".into(),
+            label: None,
+            gcode: GcodeLines::One("M104 T0".into()),
+            while_printing: false,
+        },
     ];
     rig.start_agent();
     let announced: Vec<(String, String, bool)> = rig.announced().await[0]
@@ -500,6 +538,7 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
         [
             row("home", "Home all axes", false),
             row("fan-off", "fan-off", true),
+            row("typo", "typo", false),
             row("light-on", "Light on", true),
             row("light-off", "Light off", true),
         ]
@@ -508,13 +547,37 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
     let run = |action: &str| ServerMsg::Action {
         printer: PRINTER.into(),
         action: action.into(),
+        request: Some(action.into()),
     };
     let gcode = || rig.driver.entries("gcode ");
+    let answer = async |request: &str| {
+        rig.hub
+            .wait("the answer", |s| {
+                s.outcomes
+                    .iter()
+                    .find(|o| o.0 == request)
+                    .map(|o| (o.1, o.2.clone()))
+            })
+            .await
+    };
     // Handled in order: the first is none of its actions and runs nothing.
     rig.hub.send(run("format-sd"));
     rig.hub.send(run("home"));
     eventually("home run", || (!gcode().is_empty()).then_some(())).await;
     assert_eq!(gcode(), ["gcode G28|M140 S40 true"]);
+    assert_eq!(
+        answer("format-sd").await,
+        (
+            false,
+            Some("refused by its agent: this printer has no action of that id".into())
+        )
+    );
+    assert_eq!(answer("home").await, (true, None));
+    // What the printer refuses is answered with its words.
+    rig.hub.send(run("typo"));
+    let (ok, why) = answer("typo").await;
+    assert!(!ok);
+    assert!(why.unwrap().contains("no S<target> in \"M104 T0\""));
     rig.hub
         .wait("the bed's target from the action", |s| {
             s.last_telemetry(PRINTER)?
@@ -530,17 +593,29 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
     let id = job.job_id;
     rig.hub.assign(job);
     rig.hub.wait_state(id, JobState::Printing).await;
-    rig.hub.send(run("home"));
+    rig.hub.send(ServerMsg::Action {
+        printer: PRINTER.into(),
+        action: "home".into(),
+        request: Some("home-while-printing".into()),
+    });
     rig.hub.send(run("fan-off"));
     rig.hub.send(run("light-off"));
     eventually("fan and light", || {
-        (gcode().len() == 2 && rig.driver.count("light ") == 1).then_some(())
+        (gcode().len() == 3 && rig.driver.count("light ") == 1).then_some(())
     })
     .await;
-    assert_eq!(gcode()[1], "gcode M107 true");
+    assert_eq!(gcode()[2], "gcode M107 true");
+    assert_eq!(
+        answer("home-while-printing").await,
+        (
+            false,
+            Some("refused by its agent: it runs only while the printer is idle".into())
+        )
+    );
+    assert_eq!(answer("light-off").await, (true, None));
     assert_eq!(rig.driver.entries("light "), ["light false"]);
     rig.advance(200);
     rig.hub.wait_state(id, JobState::Completed).await;
-    assert_eq!(gcode().len(), 2, "homing was not run later either");
+    assert_eq!(gcode().len(), 3, "homing was not run later either");
     rig.stop_agent().await;
 }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::{Context, bail};
-use futures::StreamExt as _;
 use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::api::{Event, HeatRequest, Job, JobPriority, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
@@ -453,6 +452,101 @@ pub struct RunArgs {
     /// Every printer of this pool that offers the action (the others are named and skipped).
     #[arg(long)]
     pub pool: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Whether to wait for the printers' agents to say how a request went.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Do not wait for the agents to say it was done: the server took the request.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the agents, seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub wait: u64,
+}
+
+/// Requests sent to printers' agents, each with what to say of it, waited for on the
+/// organisation's event stream (subscribed before the first was sent).
+struct Sent {
+    events: Option<hearth_client::Events>,
+    within: std::time::Duration,
+    /// Request id, then the printer's name and what was asked, as said.
+    waiting: Vec<(String, String, String)>,
+}
+
+impl Sent {
+    async fn start(ctx: &Ctx, wait: &WaitArgs) -> anyhow::Result<Self> {
+        let events = match wait.no_wait {
+            true => None,
+            false => Some(
+                ctx.client
+                    .events(ctx.org()?)
+                    .await
+                    .context("cannot follow the printers' answers (--no-wait does without)")?,
+            ),
+        };
+        Ok(Self {
+            events,
+            within: std::time::Duration::from_secs(wait.wait),
+            waiting: Vec::new(),
+        })
+    }
+
+    /// The server took `what` for `printer`.
+    fn sent(&mut self, printer: &str, what: String, accepted: hearth_proto::api::Accepted) {
+        if self.events.is_none() {
+            println!("{printer}: {what} sent");
+        } else {
+            self.waiting
+                .push((accepted.request, printer.to_owned(), what));
+        }
+    }
+
+    /// Waits for the agents' answers; says each; returns how many were not done (refused,
+    /// failed, or not answered in time).
+    async fn finish(mut self) -> anyhow::Result<usize> {
+        let Some(events) = self.events.as_mut() else {
+            return Ok(0);
+        };
+        let mut failed = 0;
+        let deadline = tokio::time::Instant::now() + self.within;
+        while !self.waiting.is_empty() {
+            let next = tokio::time::timeout_at(deadline, events.next()).await;
+            let Ok(next) = next else { break };
+            let Some(ev) = next.context("the live event stream broke")? else {
+                break;
+            };
+            let Event::Outcome {
+                request,
+                ok,
+                message,
+                ..
+            } = ev
+            else {
+                continue;
+            };
+            let Some(i) = self.waiting.iter().position(|w| w.0 == request) else {
+                continue;
+            };
+            let (_, printer, what) = self.waiting.remove(i);
+            if ok {
+                println!("{printer}: {what}");
+            } else {
+                eprintln!("{printer}: {what}: {}", message.unwrap_or_default());
+                failed += 1;
+            }
+        }
+        for (_, printer, what) in &self.waiting {
+            eprintln!(
+                "{printer}: {what}: sent, but its agent did not say within {} s how it went",
+                self.within.as_secs()
+            );
+            failed += 1;
+        }
+        Ok(failed)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -489,6 +583,8 @@ pub struct HeatArgs {
     /// Cool down: both heaters off.
     #[arg(long, conflicts_with_all = ["nozzle", "bed"])]
     pub off: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 /// `hearth printers heat`: preheat or cool down printers; fails if any printer was not reached.
@@ -497,6 +593,7 @@ pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
     let (chosen, _) = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
+    let mut sent = Sent::start(&ctx, &args.wait).await?;
     let mut failed = 0;
     for p in chosen {
         let req = if args.off {
@@ -521,13 +618,14 @@ pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
             continue;
         };
         match ctx.client.heat_printer(org, p.id, &req).await {
-            Ok(()) => println!("{}: {}", p.name, heat_said(&req)),
+            Ok(accepted) => sent.sent(&p.name, heat_said(&req), accepted),
             Err(e) => {
                 eprintln!("{}: {e}", p.name);
                 failed += 1;
             }
         }
     }
+    failed += sent.finish().await?;
     if failed > 0 {
         anyhow::bail!("{failed} printer(s) not set");
     }
@@ -567,6 +665,7 @@ pub async fn run_action(args: &RunArgs) -> anyhow::Result<()> {
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
     let (chosen, from_pool) = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
+    let mut sent = Sent::start(&ctx, &args.wait).await?;
     let mut failed = 0;
     for (p, from_pool) in chosen.into_iter().zip(from_pool) {
         let offered = p.actions.iter().find(|a| a.id == args.action);
@@ -575,17 +674,17 @@ pub async fn run_action(args: &RunArgs) -> anyhow::Result<()> {
             continue;
         }
         match ctx.client.run_printer_action(org, p.id, &args.action).await {
-            Ok(()) => println!(
-                "{}: {} sent",
-                p.name,
-                offered.map_or(args.action.as_str(), |a| a.label.as_str())
-            ),
+            Ok(accepted) => {
+                let label = offered.map_or(args.action.as_str(), |a| a.label.as_str());
+                sent.sent(&p.name, label.to_owned(), accepted);
+            }
             Err(e) => {
                 eprintln!("{}: {e}", p.name);
                 failed += 1;
             }
         }
     }
+    failed += sent.finish().await?;
     if failed > 0 {
         anyhow::bail!("{failed} printer(s) did not take the action");
     }
@@ -1223,9 +1322,9 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
     let mut ctx = Ctx::load()?;
     let org = ctx.org()?;
     // Subscribe first, then read the snapshot, so nothing between the two is missed.
-    let resp = ctx
+    let mut events = ctx
         .client
-        .raw_get_response(&format!("/api/v1/orgs/{org}/events"))
+        .events(org)
         .await
         .context("cannot follow live events")?;
     let mut printers: BTreeMap<PrinterId, Printer> = printers_of(&ctx)
@@ -1287,29 +1386,8 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
     if max_events == Some(0) {
         return Ok(());
     }
-    let mut body = resp.bytes_stream();
-    let mut buf: Vec<u8> = Vec::new();
-    let mut data = String::new();
-    while let Some(chunk) = body.next().await {
-        buf.extend_from_slice(&chunk.context("the live event stream broke")?);
-        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\r', '\n']);
-            if let Some(d) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(d.strip_prefix(' ').unwrap_or(d));
-                continue;
-            }
-            if !line.is_empty() || data.is_empty() {
-                continue;
-            }
-            let text = std::mem::take(&mut data);
-            let Ok(ev) = serde_json::from_str::<Event>(&text) else {
-                continue; // a `lagged` notice or a newer event type
-            };
+    while let Some(ev) = events.next().await.context("the live event stream broke")? {
+        {
             if json {
                 writeln!(stdout, "{}", serde_json::to_string(&ev)?)?;
                 stdout.flush()?;
@@ -1335,7 +1413,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
                             p.telemetry.state = PrinterState::Offline;
                         }
                     }
-                    Event::Agent { .. } => {}
+                    Event::Agent { .. } | Event::Outcome { .. } => {}
                 }
                 draw(&printers, &jobs, &names, &mut stdout)?;
             }

@@ -81,9 +81,15 @@ async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
         gcode: hearth_agent::config::GcodeLines::Many(vec!["M140 S44".into()]),
         while_printing: false,
     };
+    let missing = hearth_agent::config::ActionConfig {
+        id: "purge".into(),
+        label: None,
+        gcode: hearth_agent::config::GcodeLines::One("PURGE_LINE".into()),
+        while_printing: false,
+    };
     let chain = chain_with(
         hearth_drivers::DriverConfig::Moonraker(moon.config()),
-        vec![warm],
+        vec![warm, missing],
     )
     .await;
     let ada = &chain.ada;
@@ -92,13 +98,28 @@ async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
     assert!(listed.contains("warm-bed"), "{listed}");
     assert!(listed.contains("Warm the bed"), "{listed}");
     assert!(listed.contains("while idle"), "{listed}");
+    // Said once the agent says Klipper ran it.
     assert_eq!(
         ada.run(&["printers", "run", "warm-bed", "mk3"])
             .await
             .trim(),
-        "mk3: Warm the bed sent"
+        "mk3: Warm the bed"
     );
     chain.targets_become(0.0, 44.0).await;
+    // A macro this Klipper does not have: its error, and a failure.
+    let out = ada.try_run(&["printers", "run", "purge", "mk3"]).await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("mk3: purge: ") && said.contains("Unknown command"),
+        "{said}"
+    );
+    assert_eq!(
+        ada.run(&["printers", "run", "purge", "mk3", "--no-wait"])
+            .await
+            .trim(),
+        "mk3: purge sent"
+    );
     let out = ada.try_run(&["printers", "run", "format-sd", "mk3"]).await;
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -323,7 +323,7 @@ pub async fn set_hold(
 /// that the printer is idle again, and logs what it refuses.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/printers/{id}/heat", tag = "printers",
     params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = HeatRequest,
-    responses((status = 202, description = "sent to the printer's agent"), (status = 404, body = ErrorBody),
+    responses((status = 202, description = "sent to the printer's agent", body = Accepted), (status = 404, body = ErrorBody),
         (status = 409, description = "not heatable from here, not idle, or its agent is away", body = ErrorBody),
         (status = 422, description = "no target, or one above the printer's limits", body = ErrorBody)))]
 pub async fn heat(
@@ -331,7 +331,7 @@ pub async fn heat(
     access: OrgAccess<Operator>,
     Path((_, id)): Path<(OrgId, PrinterId)>,
     Json(req): Json<HeatRequest>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let org = access.org.id;
     let p = printer_in(&state, org, id).await?;
     let name = &p.info.name;
@@ -361,10 +361,11 @@ pub async fn heat(
         )));
     }
     let detail = json!({ "name": name, "nozzle_c": req.nozzle_c, "bed_c": req.bed_c });
-    let msg = ServerMsg::Heat {
+    let msg = |request| ServerMsg::Heat {
         printer: name.clone(),
         nozzle_c: req.nozzle_c,
         bed_c: req.bed_c,
+        request: Some(request),
     };
     relay_to_agent(&state, &access, &p, "printer.heat", detail, msg).await
 }
@@ -375,14 +376,14 @@ pub async fn heat(
 /// that again and runs nothing the server names that its configuration does not define.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/printers/{id}/actions/{action}", tag = "printers",
     params(("org" = OrgId, Path), ("id" = PrinterId, Path), ("action" = String, Path)),
-    responses((status = 202, description = "sent to the printer's agent"),
+    responses((status = 202, description = "sent to the printer's agent", body = Accepted),
         (status = 404, description = "no such printer, or it has no such action", body = ErrorBody),
         (status = 409, description = "not idle (for an idle-only action), offline, or its agent is away", body = ErrorBody)))]
 pub async fn run_action(
     State(state): State<AppState>,
     access: OrgAccess<Operator>,
     Path((_, id, action)): Path<(OrgId, PrinterId, String)>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let p = printer_in(&state, access.org.id, id).await?;
     let name = &p.info.name;
     let Some(a) = p.info.actions.iter().find(|a| a.id == action) else {
@@ -410,23 +411,27 @@ pub async fn run_action(
         )));
     }
     let detail = json!({ "name": name, "action": a.id, "label": a.label });
-    let msg = ServerMsg::Action {
+    let msg = |request| ServerMsg::Action {
         printer: name.clone(),
         action: a.id.clone(),
+        request: Some(request),
     };
     relay_to_agent(&state, &access, &p, "printer.action", detail, msg).await
 }
 
-/// Audits a member's request to a printer (`what`, with `detail`) and sends `msg` to its agent:
-/// `202 Accepted`, as the agent acts on it later.
+/// Audits a member's request to a printer (`what`, with `detail` and the request's new id) and
+/// sends `msg(id)` to its agent: `202 Accepted` with the id, as the agent acts on it later and
+/// says how it went ([`AgentMsg::Outcome`], published as [`Event::Outcome`]).
 async fn relay_to_agent(
     state: &AppState,
     access: &OrgAccess<Operator>,
     p: &PrinterRow,
     what: &str,
-    detail: serde_json::Value,
-    msg: ServerMsg,
-) -> ApiResult<StatusCode> {
+    mut detail: serde_json::Value,
+    msg: impl FnOnce(String) -> ServerMsg,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let request = format!("{:032x}", rand::random::<u128>());
+    detail["request"] = json!(request);
     let tx = state.hub.sender(p.agent_id).ok_or_else(|| {
         ApiError::conflict(format!(
             "the agent of printer {} is not connected",
@@ -442,10 +447,10 @@ async fn relay_to_agent(
     ))
     .await?;
     db.commit().await?;
-    tx.send(msg)
+    tx.send(msg(request.clone()))
         .await
         .map_err(|_| ApiError::conflict("the agent disconnected"))?;
-    Ok(StatusCode::ACCEPTED)
+    Ok((StatusCode::ACCEPTED, Json(Accepted { request })))
 }
 
 /// Whether a printer waits for its bed to be cleared between jobs (admins; audited).
@@ -1779,6 +1784,23 @@ async fn handle_agent_msg(
             let _ = tx.send(ServerMsg::Pong).await;
         }
         AgentMsg::Pong => {}
+        AgentMsg::Outcome {
+            printer,
+            request,
+            ok,
+            message,
+        } => {
+            // Only for a printer of this agent's; members wait for it on the event stream.
+            if let Some(&printer_id) = names.get(&printer) {
+                let outcome = Event::Outcome {
+                    printer_id,
+                    request,
+                    ok,
+                    message,
+                };
+                state.hub.publish(org, outcome);
+            }
+        }
         AgentMsg::Printers { printers } => {
             let now = now_ms();
             let mut t = state.store.begin().await?;

@@ -5,6 +5,7 @@
 use crate::fleet::*;
 use crate::support::*;
 use hearth_proto::agent::{AgentMsg, PrinterAction, PrinterInfo, PrinterState, ServerMsg};
+use hearth_proto::api::Event;
 
 /// The next message the agent is sent that is not a keep-alive or a job.
 async fn next_command(ws: &mut Ws) -> ServerMsg {
@@ -49,17 +50,59 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
     assert_eq!(x1c.actions, actions);
     assert!(xl.actions.is_empty());
 
-    // Idle: both run, each reaching the agent by its id.
+    // Idle: both run, each reaching the agent by its id with a request id of its own; what the
+    // agent answers reaches the members following the organisation's events.
+    let mut events = owner.events(org).await.unwrap();
+    let mut requests = Vec::new();
     for id in ["home", "light-on"] {
-        owner.run_printer_action(org, x1c.id, id).await.unwrap();
+        let accepted = owner.run_printer_action(org, x1c.id, id).await.unwrap();
         assert_eq!(
             next_command(&mut ws).await,
             ServerMsg::Action {
                 printer: "x1c".into(),
-                action: id.into()
+                action: id.into(),
+                request: Some(accepted.request.clone()),
             }
         );
+        requests.push(accepted.request);
     }
+    assert_ne!(requests[0], requests[1]);
+    let answer = |request: &str, ok, message: Option<&str>| AgentMsg::Outcome {
+        printer: "x1c".into(),
+        request: request.into(),
+        ok,
+        message: message.map(str::to_owned),
+    };
+    // Answers for another agent's printer are not its to give, and go nowhere.
+    let stray = AgentMsg::Outcome {
+        printer: "not-mine".into(),
+        request: "x".into(),
+        ok: true,
+        message: None,
+    };
+    send(&mut ws, &stray).await;
+    send(&mut ws, &answer(&requests[0], true, None)).await;
+    send(&mut ws, &answer(&requests[1], false, Some("no light"))).await;
+    let mut outcomes = Vec::new();
+    while outcomes.len() < 2 {
+        if let Some(Event::Outcome {
+            printer_id,
+            request,
+            ok,
+            message,
+        }) = events.next().await.unwrap()
+        {
+            assert_eq!(printer_id, x1c.id);
+            outcomes.push((request, ok, message));
+        }
+    }
+    assert_eq!(
+        outcomes,
+        [
+            (requests[0].clone(), true, None),
+            (requests[1].clone(), false, Some("no light".into()))
+        ]
+    );
 
     // Refused, and nothing sent: an action the agent did not announce (or a malformed id), a
     // printer without actions, a viewer.
@@ -108,7 +151,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
             .contains("is printing: \"Home all axes\" runs only while it is idle"),
         "{e}"
     );
-    owner
+    let accepted = owner
         .run_printer_action(org, x1c.id, "light-on")
         .await
         .unwrap();
@@ -116,7 +159,8 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         next_command(&mut ws).await,
         ServerMsg::Action {
             printer: "x1c".into(),
-            action: "light-on".into()
+            action: "light-on".into(),
+            request: Some(accepted.request),
         }
     );
 

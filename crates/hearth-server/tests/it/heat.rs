@@ -55,7 +55,7 @@ async fn a_member_preheats_and_cools_an_idle_printer_within_its_agents_limits() 
     let heat = |nozzle_c, bed_c| HeatRequest { nozzle_c, bed_c };
     // Each accepted request reaches the agent as it was made.
     for (nozzle_c, bed_c) in [(Some(240.0), Some(80.0)), (None, Some(0.0))] {
-        owner
+        let accepted = owner
             .heat_printer(org, mk4.id, &heat(nozzle_c, bed_c))
             .await
             .unwrap();
@@ -64,7 +64,8 @@ async fn a_member_preheats_and_cools_an_idle_printer_within_its_agents_limits() 
             ServerMsg::Heat {
                 printer: "mk4".into(),
                 nozzle_c,
-                bed_c
+                bed_c,
+                request: Some(accepted.request),
             }
         );
     }
