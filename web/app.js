@@ -1320,12 +1320,17 @@ function printerCard(p) {
 // ---- the printer's actions (homing, fans, a light, macros) ------------------------------------
 
 /**
- * The printer's actions its agent offers that may run now: those for printing too whenever it is
- * online, the others while it is idle (the server and the agent check the same).
+ * The printer's actions its agent offers that may run now, as each one's `when` says (the server
+ * and the agent check the same): `idle`, `always` (online), `printing` (or paused).
  */
 function controlButtons(p) {
   const st = p.telemetry.state;
-  const now = (p.actions || []).filter((a) => st !== "offline" && (st === "idle" || a.while_printing));
+  const runs = {
+    idle: st === "idle",
+    always: st !== "offline",
+    printing: st === "printing" || st === "pausing" || st === "paused",
+  };
+  const now = (p.actions || []).filter((a) => runs[a.when || "idle"]);
   if (!atLeast("operator") || now.length === 0) return null;
   return el("div", { class: "actions controls", "aria-label": `${p.name}'s controls` },
     now.map((a) => el("button", {

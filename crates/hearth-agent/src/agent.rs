@@ -19,16 +19,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_drivers::{
-    Driver, DriverError, DriverKind, HeatTargets, JobPhase, PrintHints, PrinterStatus, Upload,
+    Driver, DriverError, DriverKind, HeatTargets, JobPhase, PrintHints, PrinterStatus, RunsWhen,
+    Upload,
 };
 use hearth_proto::agent::{
-    AgentJob, AgentMsg, JobAction, JobState, PrinterAction, PrinterInfo, ServerMsg,
+    ActionWhen, AgentJob, AgentMsg, JobAction, JobState, PrinterAction, PrinterInfo, ServerMsg,
 };
 use hearth_proto::ids::JobId;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::config::{AgentConfig, LIGHT_ACTIONS, PrinterConfig, Timing};
+use crate::config::{AgentConfig, PrinterConfig, Timing};
 use crate::conn::{self, ConnEvent, ConnSettings};
 use crate::identity::AgentIdentity;
 use crate::journal::{Admission, JobRecord, Journal, JournalError, fingerprint};
@@ -179,6 +180,8 @@ struct PrinterRt {
     online: bool,
     /// Idle in the last sample: free for the next job (not printing someone else's file, not in error).
     idle: bool,
+    /// Its state in the last sample.
+    state: hearth_proto::agent::PrinterState,
     /// An online sample was seen since start: what the printer runs is known.
     attached: bool,
     active: Option<JobId>,
@@ -320,6 +323,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                 polling: false,
                 online: false,
                 idle: false,
+                state: hearth_proto::agent::PrinterState::Offline,
                 attached: false,
                 active: None,
                 queue: VecDeque::new(),
@@ -596,9 +600,13 @@ impl Agent {
         let found = offered_actions(p).into_iter().find(|(a, _)| a.id == id);
         let refused = match &found {
             None => Some("this printer has no action of that id"),
-            Some((a, _)) if !a.while_printing && (p.active.is_some() || !p.idle) => {
+            Some((a, _)) if a.when == ActionWhen::Idle && (p.active.is_some() || !p.idle) => {
                 Some("it runs only while the printer is idle")
             }
+            Some((a, _)) if !a.allowed_in(p.state) => Some(match a.when {
+                ActionWhen::Printing => "it runs only while the printer prints",
+                _ => "the printer is offline",
+            }),
             Some(_) => None,
         };
         let (Some((announced, run)), None) = (found, refused) else {
@@ -617,7 +625,7 @@ impl Agent {
         self.tasks.spawn(async move {
             let done = match &run {
                 Run::Gcode(lines) => driver.run_gcode(lines).await,
-                Run::Light(on) => driver.set_light(*on).await,
+                Run::Own(id) => driver.run_own_action(id).await,
             };
             let result = match done {
                 Ok(()) => {
@@ -854,6 +862,7 @@ impl Agent {
         self.coalescer.offer(&name, to_wire(&status));
         self.flush_telemetry();
         self.printers[i].idle = status.state == hearth_drivers::PrinterState::Idle;
+        self.printers[i].state = crate::telemetry::wire_state(status.state);
         self.printers[i].layer = status.job.as_ref().and_then(|j| j.layer);
         if status.state == hearth_drivers::PrinterState::Offline {
             self.printers[i].online = false;
@@ -1439,12 +1448,11 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
 #[derive(Debug)]
 enum Run {
     Gcode(Vec<String>),
-    Light(bool),
+    Own(&'static str),
 }
 
 /// The actions printer `p` offers, as announced and as run: its configuration's, when its driver
-/// sends G-code, then its own light's, when its driver has one and the configuration does not
-/// say `light = false`.
+/// sends G-code, then its driver's own, unless the configuration says `builtin_actions = false`.
 fn offered_actions(p: &PrinterRt) -> Vec<(PrinterAction, Run)> {
     let caps = p.driver.describe().capabilities;
     let mut offered: Vec<(PrinterAction, Run)> = Vec::new();
@@ -1456,17 +1464,18 @@ fn offered_actions(p: &PrinterRt) -> Vec<(PrinterAction, Run)> {
                 .map(|a| (a.announced(), Run::Gcode(a.gcode.lines()))),
         );
     }
-    if caps.light && p.config.light {
-        for (id, label, on) in [
-            (LIGHT_ACTIONS[0], "Light on", true),
-            (LIGHT_ACTIONS[1], "Light off", false),
-        ] {
+    if p.config.builtin_actions {
+        for a in p.driver.own_actions() {
             let action = PrinterAction {
-                id: id.into(),
-                label: label.into(),
-                while_printing: true,
+                id: a.id.into(),
+                label: a.label.into(),
+                when: match a.when {
+                    RunsWhen::Idle => ActionWhen::Idle,
+                    RunsWhen::Always => ActionWhen::Always,
+                    RunsWhen::Printing => ActionWhen::Printing,
+                },
             };
-            offered.push((action, Run::Light(on)));
+            offered.push((action, Run::Own(a.id)));
         }
     }
     offered

@@ -81,8 +81,9 @@ time_scale = 60
 # Actions members can run on a printer from the dashboard or `hearth printers run` (homing, fans,
 # Klipper macros): one [[printer.action]] table each, after that printer's lines. The server knows
 # only their ids and labels; what they send is this file's. Each runs only while the printer is
-# idle unless while_printing = true. A Bambu Lab printer also offers its chamber light (light-on,
-# light-off) unless the printer has `light = false`.
+# idle unless while_printing = true. A Bambu Lab printer also offers its own: its chamber light
+# (light-on, light-off) and, while printing, its speed modes (speed-silent, speed-standard,
+# speed-sport, speed-ludicrous), unless the printer has `builtin_actions = false`.
 # [[printer.action]]
 # id = "home"                     # a-z, 0-9 and -, at most 32
 # label = "Home all axes"
@@ -216,16 +217,17 @@ impl GcodeLines {
 impl ActionConfig {
     /// What the agent announces of it.
     pub fn announced(&self) -> hearth_proto::agent::PrinterAction {
+        use hearth_proto::agent::ActionWhen;
         hearth_proto::agent::PrinterAction {
             id: self.id.clone(),
             label: self.label.clone().unwrap_or_else(|| self.id.clone()),
-            while_printing: self.while_printing,
+            when: match self.while_printing {
+                true => ActionWhen::Always,
+                false => ActionWhen::Idle,
+            },
         }
     }
 }
-
-/// The action ids of a printer's own light, offered when its driver has one.
-pub const LIGHT_ACTIONS: [&str; 2] = ["light-on", "light-off"];
 
 /// One printer: Hearth's facts about it plus its driver's settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,9 +253,10 @@ pub struct PrinterConfig {
     /// Actions members can run on it (`[[printer.action]]`).
     #[serde(default, rename = "action", skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionConfig>,
-    /// Whether its own light (a Bambu's chamber light) is offered as `light-on` and `light-off`.
+    /// Whether the actions its driver offers of its own (a Bambu's chamber light and speed
+    /// modes) are offered to members.
     #[serde(default = "yes")]
-    pub light: bool,
+    pub builtin_actions: bool,
     /// The driver (`kind = "..."` and its keys).
     #[serde(flatten)]
     pub driver: DriverConfig,
@@ -455,8 +458,8 @@ impl AgentConfig {
                 if !hearth_proto::agent::PrinterAction::valid_id(&a.id) {
                     return bad("an id is 1 to 32 of a-z, 0-9 and -");
                 }
-                if LIGHT_ACTIONS.contains(&a.id.as_str()) {
-                    return bad("light-on and light-off are the printer's own light's");
+                if hearth_drivers::is_own_action_id(&a.id) {
+                    return bad("that id is one a printer offers of its own (builtin_actions)");
                 }
                 if !ids.insert(a.id.as_str()) {
                     return bad("the id is used twice");
@@ -671,7 +674,7 @@ kind = "bambu"
 host = "192.168.1.50"
 serial = "01S00A000000000"
 access_code = "12345678"
-light = false
+builtin_actions = false
 "#;
         let (c, unknown) = AgentConfig::parse(text).unwrap();
         assert!(unknown.is_empty(), "{unknown:?}");
@@ -687,19 +690,19 @@ light = false
         );
         let announced: Vec<_> = voron.actions.iter().map(ActionConfig::announced).collect();
         assert_eq!(
-            (announced[1].label.as_str(), announced[1].while_printing),
-            ("purge", false),
+            (announced[1].label.as_str(), announced[1].when),
+            ("purge", hearth_proto::agent::ActionWhen::Idle),
             "the id is the label when none is given"
         );
-        assert!(announced[2].while_printing);
-        assert!(voron.light, "on unless said otherwise");
+        assert_eq!(announced[2].when, hearth_proto::agent::ActionWhen::Always);
+        assert!(voron.builtin_actions, "on unless said otherwise");
         assert!(c.printers[1].actions.is_empty());
-        assert!(!c.printers[1].light);
+        assert!(!c.printers[1].builtin_actions);
 
         let first = "id = \"home\"\nlabel = \"Home all axes\"\ngcode = \"G28\"\n";
         for (bad, why) in [
             ("id = \"Home\"\ngcode = \"G28\"\n", "a-z"),
-            ("id = \"light-on\"\ngcode = \"G28\"\n", "own light"),
+            ("id = \"light-on\"\ngcode = \"G28\"\n", "of its own"),
             ("id = \"fan-off\"\ngcode = \"G28\"\n", "twice"),
             ("id = \"h\"\nlabel = \" \"\ngcode = \"G28\"\n", "label"),
             ("id = \"h\"\ngcode = \" \\n \"\n", "1 to 100 lines"),

@@ -19,9 +19,9 @@ use hearth_proto::ids::JobId;
 
 use crate::spool::job_of_file;
 
-/// The wire form of a sample.
-pub fn to_wire(status: &PrinterStatus) -> PrinterTelemetry {
-    let state = match status.state {
+/// The wire form of a printer's state.
+pub fn wire_state(state: DState) -> PrinterState {
+    match state {
         DState::Offline => PrinterState::Offline,
         DState::Idle => PrinterState::Idle,
         DState::Printing => PrinterState::Printing,
@@ -29,7 +29,12 @@ pub fn to_wire(status: &PrinterStatus) -> PrinterTelemetry {
         DState::Paused => PrinterState::Paused,
         DState::Cancelling => PrinterState::Cancelling,
         DState::Error => PrinterState::Error,
-    };
+    }
+}
+
+/// The wire form of a sample.
+pub fn to_wire(status: &PrinterStatus) -> PrinterTelemetry {
+    let state = wire_state(status.state);
     let job = status.job.as_ref().filter(|j| !j.phase.is_finished());
     PrinterTelemetry {
         state,

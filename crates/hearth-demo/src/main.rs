@@ -480,7 +480,7 @@ async fn main() -> anyhow::Result<()> {
                 nozzle_mm: Some(nozzle),
                 heat: Default::default(),
                 actions: demo_actions(),
-                light: true,
+                builtin_actions: true,
                 camera: Some(hearth_agent::config::CameraConfig {
                     snapshot_url: Some(format!("{cameras}/camera/{name}")),
                     interval_seconds: 10.0,

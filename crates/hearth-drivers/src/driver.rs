@@ -5,7 +5,9 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use crate::error::DriverError;
-use crate::model::{DriverInfo, Fault, HeatTargets, JobStatus, PrintHints, PrinterStatus, Started};
+use crate::model::{
+    DriverInfo, Fault, HeatTargets, JobStatus, OwnAction, PrintHints, PrinterStatus, Started,
+};
 
 /// A file to put on the printer.
 #[derive(Debug, Clone, Copy)]
@@ -113,12 +115,16 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         })
     }
 
-    /// Switches the printer's own light on or off (see `Capabilities::light`); others answer
-    /// `Unsupported`.
-    async fn set_light(&self, on: bool) -> Result<(), DriverError> {
-        let _ = on;
+    /// The actions the printer offers of its own (a Bambu's chamber light and speed modes).
+    fn own_actions(&self) -> &'static [OwnAction] {
+        &[]
+    }
+
+    /// Runs one of [`Driver::own_actions`] by its id; the agent checks the printer's state first.
+    async fn run_own_action(&self, id: &str) -> Result<(), DriverError> {
+        let _ = id;
         Err(DriverError::Unsupported {
-            operation: "set_light",
+            operation: "run_own_action",
             kind: self.describe().kind,
         })
     }

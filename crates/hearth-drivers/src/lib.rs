@@ -33,5 +33,11 @@ pub use driver::{Driver, Upload};
 pub use error::DriverError;
 pub use model::{
     Capabilities, DriverInfo, DriverKind, Fault, HeatTargets, Heater, JobPhase, JobStatus,
-    MaterialSlot, PrintHints, PrinterState, PrinterStatus, Started,
+    MaterialSlot, OwnAction, PrintHints, PrinterState, PrinterStatus, RunsWhen, Started,
 };
+
+/// Whether `id` names an action a driver offers of its own ([`Driver::own_actions`]): an agent's
+/// configuration cannot give its G-code actions those ids.
+pub fn is_own_action_id(id: &str) -> bool {
+    bambu::OWN_ACTIONS.iter().any(|a| a.id == id)
+}

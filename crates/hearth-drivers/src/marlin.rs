@@ -167,7 +167,6 @@ impl MarlinDriver {
                     fault_injection: false,
                     heat: true,
                     gcode: true,
-                    light: false,
                 },
             },
             cfg,

@@ -36,9 +36,28 @@ pub struct Capabilities {
     pub heat: bool,
     /// `run_gcode` works: lines of G-code (or Klipper commands and macros) are sent as they are.
     pub gcode: bool,
-    /// `set_light` works: the printer has a light of its own the driver switches (a Bambu's
-    /// chamber light).
-    pub light: bool,
+}
+
+/// An action a printer offers of its own, through its protocol (a Bambu's chamber light and
+/// speed modes), beside the G-code actions of the agent's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnAction {
+    /// `a-z`, `0-9` and `-`, e.g. `light-on`.
+    pub id: &'static str,
+    /// As buttons show it.
+    pub label: &'static str,
+    pub when: RunsWhen,
+}
+
+/// In which states of its printer an action runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunsWhen {
+    /// Only while it is idle.
+    Idle,
+    /// Whenever it is online.
+    Always,
+    /// Only while a job runs or is paused.
+    Printing,
 }
 
 /// Heater targets to set while no job runs, °C: 0 switches a heater off, `None` leaves it as it is.

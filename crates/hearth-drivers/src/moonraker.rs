@@ -210,7 +210,6 @@ impl MoonrakerDriver {
                 fault_injection: false,
                 heat: true,
                 gcode: true,
-                light: false,
             },
         };
         Ok(Self {

@@ -145,7 +145,6 @@ impl OctoPrintDriver {
                 fault_injection: false,
                 heat: true,
                 gcode: true,
-                light: false,
             },
         };
         Ok(Self {

@@ -365,7 +365,6 @@ impl PrusaLinkDriver {
                 fault_injection: false,
                 heat: false,
                 gcode: false,
-                light: false,
             },
         };
         Ok(Self {

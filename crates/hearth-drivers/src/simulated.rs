@@ -297,7 +297,6 @@ impl SimulatedDriver {
                 fault_injection: true,
                 heat: true,
                 gcode: true,
-                light: false,
             },
         };
         let heater = |name, rate| SimHeater {

@@ -203,9 +203,23 @@ pub struct PrinterAction {
     pub id: String,
     /// As buttons show it, e.g. "Home all axes".
     pub label: String,
-    /// Also while a job runs or is paused (a light, a fan); otherwise only while idle.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub while_printing: bool,
+    /// In which states of the printer it runs.
+    #[serde(default)]
+    pub when: ActionWhen,
+}
+
+/// In which states of its printer an action runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ActionWhen {
+    /// Only while it is idle (homing, a macro that moves it).
+    #[default]
+    Idle,
+    /// Whenever it is online (a light, a fan).
+    Always,
+    /// Only while a job runs or is paused (a print speed).
+    Printing,
 }
 
 impl PrinterAction {
@@ -217,14 +231,15 @@ impl PrinterAction {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     }
 
-    /// Whether it may run on a printer in `state`: not on one that is offline; only while idle,
-    /// unless it is one for `while_printing`. The server checks a member's request with it, and
-    /// the agent the server's.
+    /// Whether it may run on a printer in `state`, as its `when` says; never on one that is
+    /// offline. The server checks a member's request with it; the agent checks the server's
+    /// against its own view of the printer.
     pub fn allowed_in(&self, state: PrinterState) -> bool {
-        match state {
-            PrinterState::Offline => false,
-            PrinterState::Idle => true,
-            _ => self.while_printing,
+        use PrinterState::*;
+        match self.when {
+            ActionWhen::Idle => state == Idle,
+            ActionWhen::Always => state != Offline,
+            ActionWhen::Printing => matches!(state, Printing | Pausing | Paused),
         }
     }
 }
@@ -419,27 +434,35 @@ mod tests {
     }
 
     #[test]
-    fn actions_run_while_idle_and_those_for_it_while_printing_never_offline() {
-        let home = PrinterAction {
-            id: "home".into(),
-            label: "Home".into(),
-            while_printing: false,
+    fn actions_run_in_the_states_they_are_for_and_never_offline() {
+        let action = |when| PrinterAction {
+            id: "a".into(),
+            label: "A".into(),
+            when,
         };
-        let light = PrinterAction {
-            while_printing: true,
-            ..home.clone()
-        };
+        let (home, light, speed) = (
+            action(ActionWhen::Idle),
+            action(ActionWhen::Always),
+            action(ActionWhen::Printing),
+        );
         use PrinterState::*;
-        for (state, home_ok, light_ok) in [
-            (Idle, true, true),
-            (Printing, false, true),
-            (Paused, false, true),
-            (Error, false, true),
-            (Offline, false, false),
+        for (state, home_ok, light_ok, speed_ok) in [
+            (Idle, true, true, false),
+            (Printing, false, true, true),
+            (Paused, false, true, true),
+            (Cancelling, false, true, false),
+            (Error, false, true, false),
+            (Offline, false, false, false),
         ] {
             assert_eq!(home.allowed_in(state), home_ok, "{state:?}");
             assert_eq!(light.allowed_in(state), light_ok, "{state:?}");
+            assert_eq!(speed.allowed_in(state), speed_ok, "{state:?}");
         }
+        let wire = serde_json::to_value(&speed).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"id": "a", "label": "A", "when": "printing"})
+        );
         for good in ["home", "light-on", "z-offset-2"] {
             assert!(PrinterAction::valid_id(good), "{good}");
         }

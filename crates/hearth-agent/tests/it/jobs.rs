@@ -499,9 +499,9 @@ async fn a_preheat_no_job_follows_is_switched_off() {
     rig.stop_agent().await;
 }
 
-/// The agent announces its configuration's actions and its printer's own light, runs them by id
-/// when the server asks, and runs nothing its configuration does not define; an idle-only action
-/// never runs during a job, whatever the server sends.
+/// The agent announces its configuration's actions and its printer's own, runs them by id when
+/// the server asks, and runs nothing its configuration does not define; an action runs only in
+/// the states it is for (idle, always, printing), whatever the server sends.
 #[tokio::test]
 async fn actions_run_as_the_agents_configuration_defines_them() {
     use hearth_agent::config::{ActionConfig, GcodeLines};
@@ -527,20 +527,21 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
         },
     ];
     rig.start_agent();
-    let announced: Vec<(String, String, bool)> = rig.announced().await[0]
+    use hearth_proto::agent::ActionWhen::{Always, Idle, Printing};
+    let announced: Vec<_> = rig.announced().await[0]
         .actions
         .iter()
-        .map(|a| (a.id.clone(), a.label.clone(), a.while_printing))
+        .map(|a| (a.id.clone(), a.label.clone(), a.when))
         .collect();
-    let row = |id: &str, label: &str, p| (id.to_owned(), label.to_owned(), p);
+    let row = |id: &str, label: &str, when| (id.to_owned(), label.to_owned(), when);
     assert_eq!(
         announced,
         [
-            row("home", "Home all axes", false),
-            row("fan-off", "fan-off", true),
-            row("typo", "typo", false),
-            row("light-on", "Light on", true),
-            row("light-off", "Light off", true),
+            row("home", "Home all axes", Idle),
+            row("fan-off", "fan-off", Always),
+            row("typo", "typo", Idle),
+            row("light-off", "Light off", Always),
+            row("speed-sport", "Speed: sport", Printing),
         ]
     );
     rig.idle().await;
@@ -560,8 +561,14 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
             })
             .await
     };
-    // Handled in order: the first is none of its actions and runs nothing.
+    // Handled in order: the first is none of its actions and runs nothing, the second is for
+    // printing only.
     rig.hub.send(run("format-sd"));
+    rig.hub.send(ServerMsg::Action {
+        printer: PRINTER.into(),
+        action: "speed-sport".into(),
+        request: Some("speed-while-idle".into()),
+    });
     rig.hub.send(run("home"));
     eventually("home run", || (!gcode().is_empty()).then_some(())).await;
     assert_eq!(gcode(), ["gcode G28|M140 S40 true"]);
@@ -570,6 +577,13 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
         (
             false,
             Some("refused by its agent: this printer has no action of that id".into())
+        )
+    );
+    assert_eq!(
+        answer("speed-while-idle").await,
+        (
+            false,
+            Some("refused by its agent: it runs only while the printer prints".into())
         )
     );
     assert_eq!(answer("home").await, (true, None));
@@ -588,7 +602,7 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
         })
         .await;
 
-    // During a job: homing is refused; the fan and the light run.
+    // During a job: homing is refused; the fan, the light and the speed run.
     let job = rig.job(100.0, 10);
     let id = job.job_id;
     rig.hub.assign(job);
@@ -600,8 +614,9 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
     });
     rig.hub.send(run("fan-off"));
     rig.hub.send(run("light-off"));
-    eventually("fan and light", || {
-        (gcode().len() == 3 && rig.driver.count("light ") == 1).then_some(())
+    rig.hub.send(run("speed-sport"));
+    eventually("fan, light and speed", || {
+        (gcode().len() == 3 && rig.driver.count("own ") == 2).then_some(())
     })
     .await;
     assert_eq!(gcode()[2], "gcode M107 true");
@@ -613,7 +628,11 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
         )
     );
     assert_eq!(answer("light-off").await, (true, None));
-    assert_eq!(rig.driver.entries("light "), ["light false"]);
+    assert_eq!(answer("speed-sport").await, (true, None));
+    assert_eq!(
+        rig.driver.entries("own "),
+        ["own light-off", "own speed-sport"]
+    );
     rig.advance(200);
     rig.hub.wait_state(id, JobState::Completed).await;
     assert_eq!(gcode().len(), 3, "homing was not run later either");

@@ -13,8 +13,8 @@ use hearth_agent::config::{AgentConfig, PrinterConfig, Timing};
 use hearth_agent::{JobOpener, KeyFileIdentity, OpenError, OpenedJob, Printer, Refusal, Setup};
 use hearth_drivers::simulated::{ManualClock, SimulatedDriver};
 use hearth_drivers::{
-    Driver, DriverConfig, DriverError, DriverInfo, Fault, JobStatus, PrintHints, PrinterStatus,
-    SimulatedConfig, Upload,
+    Driver, DriverConfig, DriverError, DriverInfo, Fault, JobStatus, OwnAction, PrintHints,
+    PrinterStatus, RunsWhen, SimulatedConfig, Upload,
 };
 use hearth_proto::agent::AgentJob;
 use hearth_proto::ids::{AgentId, JobId};
@@ -74,12 +74,28 @@ impl JobOpener for TestOpener {
     }
 }
 
+/// What the test printer offers of its own, as a Bambu printer does.
+pub const OWN_ACTIONS: [OwnAction; 2] = [
+    OwnAction {
+        id: "light-off",
+        label: "Light off",
+        when: RunsWhen::Always,
+    },
+    OwnAction {
+        id: "speed-sport",
+        label: "Speed: sport",
+        when: RunsWhen::Printing,
+    },
+];
+
 /// A driver that records every command and checks the plaintext it is given.
 #[derive(Debug)]
 pub struct Recording {
     pub inner: Arc<dyn Driver>,
     /// The inner driver's description, with the capabilities this recording adds.
     info: DriverInfo,
+    /// The actions the printer offers of its own.
+    own: &'static [OwnAction],
     pub log: Mutex<Vec<String>>,
     /// (mode, contents) of every uploaded file at upload time.
     pub uploads: Mutex<Vec<(u32, Vec<u8>, PathBuf)>>,
@@ -98,6 +114,7 @@ impl Recording {
     pub fn new(inner: Arc<dyn Driver>) -> Self {
         Self {
             info: inner.describe().clone(),
+            own: &[],
             inner,
             log: Mutex::default(),
             uploads: Mutex::default(),
@@ -108,9 +125,10 @@ impl Recording {
         }
     }
 
-    /// The printer also has a light of its own (as a Bambu's), whose switching is recorded.
-    pub fn with_light(mut self) -> Self {
-        self.info.capabilities.light = true;
+    /// The printer also has actions of its own (as a Bambu's: [`OWN_ACTIONS`]), which are
+    /// recorded.
+    pub fn with_own_actions(mut self) -> Self {
+        self.own = &OWN_ACTIONS;
         self
     }
 
@@ -240,8 +258,11 @@ impl Driver for Recording {
             .push(format!("gcode {} {}", lines.join("|"), r.is_ok()));
         r
     }
-    async fn set_light(&self, on: bool) -> Result<(), DriverError> {
-        self.log.lock().unwrap().push(format!("light {on}"));
+    fn own_actions(&self) -> &'static [OwnAction] {
+        self.own
+    }
+    async fn run_own_action(&self, id: &str) -> Result<(), DriverError> {
+        self.log.lock().unwrap().push(format!("own {id}"));
         Ok(())
     }
     async fn remove(&self, name: &str) -> Result<(), DriverError> {
@@ -345,7 +366,7 @@ impl Rig {
         }
         let clock = ManualClock::new();
         let sim = SimulatedDriver::with_clock(SimulatedConfig::default(), Arc::new(clock.clone()));
-        let driver = Arc::new(Recording::new(Arc::new(sim)).with_light());
+        let driver = Arc::new(Recording::new(Arc::new(sim)).with_own_actions());
         let identity = Arc::new(KeyFileIdentity::generate(AgentId::new()));
         let hub = Hub::start(
             hearth_agent::AgentIdentity::agent_id(identity.as_ref()),
@@ -519,7 +540,7 @@ pub fn printer_config(name: &str) -> PrinterConfig {
         driver: DriverConfig::Simulated(SimulatedConfig::default()),
         heat: Default::default(),
         actions: Vec::new(),
-        light: true,
+        builtin_actions: true,
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal as _, Write as _};
 
 use anyhow::{Context, bail};
+use hearth_proto::agent::ActionWhen;
 use hearth_proto::agent::{JobState, PrinterState};
 use hearth_proto::api::{Event, HeatRequest, Job, JobPriority, LoadedRequest, Printer};
 use hearth_proto::ids::{JobId, PrinterId};
@@ -718,10 +719,10 @@ pub async fn list_actions(args: &ActionsArgs) -> anyhow::Result<()> {
         }
         println!("{}:", p.name);
         for a in &p.actions {
-            let when = if a.while_printing {
-                "also while printing"
-            } else {
-                "while idle"
+            let when = match a.when {
+                ActionWhen::Idle => "while idle",
+                ActionWhen::Always => "also while printing",
+                ActionWhen::Printing => "while printing",
             };
             println!("  {:<16} {:<28} {when}", a.id, a.label);
         }

@@ -60,7 +60,7 @@ pub(crate) fn with_camera(
         driver,
         heat: Default::default(),
         actions: Vec::new(),
-        light: true,
+        builtin_actions: true,
     }
 }
 

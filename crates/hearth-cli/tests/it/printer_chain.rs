@@ -628,7 +628,7 @@ pub(crate) fn simulated(name: &str, time_scale: f64) -> PrinterConfig {
         camera: None,
         heat: Default::default(),
         actions: Vec::new(),
-        light: true,
+        builtin_actions: true,
         driver: hearth_drivers::DriverConfig::Simulated(
             hearth_drivers::simulated::SimulatedConfig {
                 time_scale,
@@ -689,7 +689,7 @@ async fn chain_with(
             driver,
             heat: Default::default(),
             actions,
-            light: true,
+            builtin_actions: true,
         },
     )
     .await;

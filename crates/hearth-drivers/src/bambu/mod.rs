@@ -42,7 +42,7 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, HeatTargets, Heater, JobPhase, JobStatus, MaterialSlot,
-    PrinterState, PrinterStatus, Started,
+    OwnAction, PrinterState, PrinterStatus, RunsWhen, Started,
 };
 use ftps::{FtpError, Ftps};
 use project::{EXTERNAL_SPOOL, Plate, Tray};
@@ -144,6 +144,48 @@ fn default_timeout_secs() -> u64 {
 const FUN_NOT_DEVELOPER: u64 = 0x2000_0000;
 /// The `sequence_id` of the developer-mode probe.
 const PROBE_SEQUENCE: &str = "hearth-probe";
+
+/// The speed modes of `print.print_speed`, levels 1 to 4, as action ids.
+const SPEED_MODES: [&str; 4] = [
+    "speed-silent",
+    "speed-standard",
+    "speed-sport",
+    "speed-ludicrous",
+];
+
+/// What a Bambu printer offers of its own: its chamber light, and its speed mode while printing.
+pub const OWN_ACTIONS: [OwnAction; 6] = [
+    OwnAction {
+        id: "light-on",
+        label: "Light on",
+        when: RunsWhen::Always,
+    },
+    OwnAction {
+        id: "light-off",
+        label: "Light off",
+        when: RunsWhen::Always,
+    },
+    OwnAction {
+        id: SPEED_MODES[0],
+        label: "Speed: silent",
+        when: RunsWhen::Printing,
+    },
+    OwnAction {
+        id: SPEED_MODES[1],
+        label: "Speed: standard",
+        when: RunsWhen::Printing,
+    },
+    OwnAction {
+        id: SPEED_MODES[2],
+        label: "Speed: sport",
+        when: RunsWhen::Printing,
+    },
+    OwnAction {
+        id: SPEED_MODES[3],
+        label: "Speed: ludicrous",
+        when: RunsWhen::Printing,
+    },
+];
 /// Reports older than this while connected: ask the printer to push again.
 const STALE_AFTER: Duration = Duration::from_secs(60);
 /// A pause, resume or stop shows as under way for at most this long.
@@ -588,7 +630,6 @@ impl BambuDriver {
                 fault_injection: false,
                 heat: true,
                 gcode: true,
-                light: true,
             },
         };
         Ok(Self {
@@ -1253,21 +1294,43 @@ impl Driver for BambuDriver {
         .await
     }
 
-    async fn set_light(&self, on: bool) -> Result<(), DriverError> {
-        // `system.ledctrl` on the chamber light, steady (the blink fields as Bambu's apps send
-        // them for a steady light).
-        self.request(
-            "set_light",
-            "system",
-            "ledctrl",
-            json!({
+    fn own_actions(&self) -> &'static [OwnAction] {
+        &OWN_ACTIONS
+    }
+
+    async fn run_own_action(&self, id: &str) -> Result<(), DriverError> {
+        if let Some(on) = match id {
+            "light-on" => Some(true),
+            "light-off" => Some(false),
+            _ => None,
+        } {
+            // `system.ledctrl` on the chamber light, steady (the blink fields as Bambu's apps
+            // send them for a steady light).
+            let fields = json!({
                 "led_node": "chamber_light",
                 "led_mode": if on { "on" } else { "off" },
                 "led_on_time": 500,
                 "led_off_time": 500,
                 "loop_times": 0,
                 "interval_time": 0,
-            }),
+            });
+            return self
+                .request("run_own_action", "system", "ledctrl", fields)
+                .await;
+        }
+        // `print.print_speed` (PROTOCOLS.md §A4): "1" to "4", silent to ludicrous.
+        let level = SPEED_MODES
+            .iter()
+            .position(|m| *m == id)
+            .ok_or(DriverError::Unsupported {
+                operation: "run_own_action",
+                kind: DriverKind::Bambu,
+            })?;
+        self.request(
+            "run_own_action",
+            "print",
+            "print_speed",
+            json!({ "param": (level + 1).to_string() }),
         )
         .await
     }

@@ -159,9 +159,21 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
     crate::peers::preheats_and_cools_down(&driver).await;
     crate::peers::runs_gcode(&driver).await;
 
-    // The chamber light, off and on again: `system.ledctrl`, accepted by the printer.
-    assert!(driver.describe().capabilities.light);
-    driver.set_light(false).await.unwrap();
+    // Its own actions: the chamber light, off and on again (`system.ledctrl`), and a speed mode
+    // (`print.print_speed`), each accepted by the printer.
+    let ids: Vec<&str> = driver.own_actions().iter().map(|a| a.id).collect();
+    assert_eq!(
+        ids,
+        [
+            "light-on",
+            "light-off",
+            "speed-silent",
+            "speed-standard",
+            "speed-sport",
+            "speed-ludicrous"
+        ]
+    );
+    driver.run_own_action("light-off").await.unwrap();
     let off = printer.command("system.ledctrl").await;
     assert_eq!(
         (&off["led_node"], &off["led_mode"]),
@@ -170,11 +182,14 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
             &serde_json::json!("off")
         )
     );
-    driver.set_light(true).await.unwrap();
+    driver.run_own_action("light-on").await.unwrap();
     assert_eq!(
         printer.nth_command("system.ledctrl", 1).await["led_mode"],
         "on"
     );
+    driver.run_own_action("speed-sport").await.unwrap();
+    assert_eq!(printer.command("print.print_speed").await["param"], "3");
+    assert!(driver.run_own_action("speed-warp").await.is_err());
 }
 
 #[tokio::test]

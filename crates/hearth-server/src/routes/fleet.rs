@@ -407,7 +407,11 @@ pub async fn run_action(
             "printer {name} is {}: {:?} runs only while it is {}",
             telemetry.state.as_str(),
             a.label,
-            if a.while_printing { "online" } else { "idle" }
+            match a.when {
+                agent::ActionWhen::Idle => "idle",
+                agent::ActionWhen::Always => "online",
+                agent::ActionWhen::Printing => "printing or paused",
+            }
         )));
     }
     let detail = json!({ "name": name, "action": a.id, "label": a.label });

@@ -4,7 +4,9 @@
 
 use crate::fleet::*;
 use crate::support::*;
-use hearth_proto::agent::{AgentMsg, PrinterAction, PrinterInfo, PrinterState, ServerMsg};
+use hearth_proto::agent::{
+    ActionWhen, AgentMsg, PrinterAction, PrinterInfo, PrinterState, ServerMsg,
+};
 use hearth_proto::api::Event;
 
 /// The next message the agent is sent that is not a keep-alive or a job.
@@ -22,14 +24,15 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
     let server = TestServer::start().await;
     let (owner, org) = server.bootstrap().await;
     genesis(&owner, org).await;
-    let action = |id: &str, label: &str, while_printing| PrinterAction {
+    let action = |id: &str, label: &str, when| PrinterAction {
         id: id.into(),
         label: label.into(),
-        while_printing,
+        when,
     };
     let actions = vec![
-        action("home", "Home all axes", false),
-        action("light-on", "Light on", true),
+        action("home", "Home all axes", ActionWhen::Idle),
+        action("light-on", "Light on", ActionWhen::Always),
+        action("speed-sport", "Speed: sport", ActionWhen::Printing),
     ];
     let x1c = PrinterInfo {
         actions: actions.clone(),
@@ -107,7 +110,12 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
     // Refused, and nothing sent: an action the agent did not announce (or a malformed id), a
     // printer without actions, a viewer.
     for (printer, id, status, says) in [
-        (x1c.id, "format-sd", 404, "its agent offers home, light-on"),
+        (
+            x1c.id,
+            "format-sd",
+            404,
+            "its agent offers home, light-on, speed-sport",
+        ),
         (x1c.id, "../heat", 404, "no action \"../heat\""),
         (xl.id, "home", 404, "its agent offers none"),
     ] {
@@ -118,6 +126,16 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         assert_eq!(e.status(), Some(status), "{id}: {e}");
         assert!(e.to_string().contains(says), "{e}");
     }
+    let e = owner
+        .run_printer_action(org, x1c.id, "speed-sport")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(409));
+    assert!(
+        e.to_string()
+            .contains("is idle: \"Speed: sport\" runs only while it is printing or paused"),
+        "{e}"
+    );
     let viewer = member(&server, &owner, org, "vera", hearth_proto::Role::Viewer).await;
     let e = viewer
         .run_printer_action(org, x1c.id, "light-on")
@@ -125,7 +143,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         .unwrap_err();
     assert_eq!(e.status(), Some(403));
 
-    // Printing: homing waits for idle, the light does not.
+    // Printing: homing waits for idle, the light does not, the speed mode is for now.
     let mut printing = idle();
     printing.state = PrinterState::Printing;
     send(
@@ -151,18 +169,17 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
             .contains("is printing: \"Home all axes\" runs only while it is idle"),
         "{e}"
     );
-    let accepted = owner
-        .run_printer_action(org, x1c.id, "light-on")
-        .await
-        .unwrap();
-    assert_eq!(
-        next_command(&mut ws).await,
-        ServerMsg::Action {
-            printer: "x1c".into(),
-            action: "light-on".into(),
-            request: Some(accepted.request),
-        }
-    );
+    for id in ["light-on", "speed-sport"] {
+        let accepted = owner.run_printer_action(org, x1c.id, id).await.unwrap();
+        assert_eq!(
+            next_command(&mut ws).await,
+            ServerMsg::Action {
+                printer: "x1c".into(),
+                action: id.into(),
+                request: Some(accepted.request),
+            }
+        );
+    }
 
     // Each relayed action is in the organisation's audit log; the agent was sent nothing else.
     send(&mut ws, &AgentMsg::Ping).await;
@@ -174,5 +191,9 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         .filter(|e| e.action == "printer.action")
         .map(|e| e.details["action"].as_str().unwrap_or("").to_owned())
         .collect();
-    assert_eq!(runs, ["home", "light-on", "light-on"], "{runs:?}");
+    assert_eq!(
+        runs,
+        ["home", "light-on", "light-on", "speed-sport"],
+        "{runs:?}"
+    );
 }
