@@ -181,6 +181,8 @@ pub struct Vouched {
     pub subject: String,
     /// The provider's session the login happened in (`sid`), when it said.
     pub sid: Option<String>,
+    /// The ID token it vouched with, as the provider signed it (sent back as `id_token_hint`).
+    pub id_token: Option<String>,
     /// The claim naming the Hearth account (`login_claim`), when the provider gave it (an e-mail
     /// address only when the provider says it verified it).
     pub login: Option<String>,
@@ -294,10 +296,11 @@ impl Provider {
             .await
             .map_err(|e| self.rejected(crate::error::ErrorChain(&e)))?;
         // Read again with the session claims (`sid`) the crate's core type leaves out.
-        let id_token: SessionIdToken = token
+        let raw = token
             .id_token()
             .ok_or_else(|| self.fail("its token answer holds no ID token"))?
-            .to_string()
+            .to_string();
+        let id_token: SessionIdToken = raw
             .parse()
             .map_err(|e| self.fail(format!("its ID token cannot be read: {e}")))?;
         let nonce = Nonce::new(nonce.to_owned());
@@ -306,7 +309,7 @@ impl Provider {
         let sid = claims.additional_claims().sid.clone();
         let from_id_token = self.vouched(
             &subject,
-            sid.clone(),
+            (sid.clone(), Some(raw.clone())),
             claims.preferred_username().map(|u| u.to_string()),
             claims.email().map(|e| e.to_string()),
             claims.email_verified(),
@@ -331,7 +334,7 @@ impl Provider {
             .map_err(|e| self.fail(crate::error::ErrorChain(&e)))?;
         Ok(self.vouched(
             &subject,
-            sid,
+            (sid, Some(raw)),
             info.preferred_username().map(|u| u.to_string()),
             info.email().map(|e| e.to_string()),
             info.email_verified(),
@@ -377,19 +380,23 @@ impl Provider {
     /// Where to send a browser that logs out of Hearth so it logs out at the provider too (its
     /// RP-Initiated Logout `end_session_endpoint`, with this client's id and `back_to` to come
     /// back to), when the provider publishes one.
-    pub async fn end_session_url(&self, back_to: &str) -> Result<Option<String>, SsoError> {
+    pub async fn end_session_url(
+        &self,
+        back_to: &str,
+        id_token: Option<&str>,
+    ) -> Result<Option<String>, SsoError> {
         let m = self.metadata(false).await?;
         let Some(end) = m.additional_metadata().end_session_endpoint.clone() else {
             return Ok(None);
         };
         let back = PostLogoutRedirectUrl::new(back_to.to_owned()).map_err(|e| self.fail(e))?;
-        Ok(Some(
-            LogoutRequest::from(end)
-                .set_client_id(ClientId::new(self.config.client_id.clone()))
-                .set_post_logout_redirect_uri(back)
-                .http_get_url()
-                .to_string(),
-        ))
+        let mut request = LogoutRequest::from(end)
+            .set_client_id(ClientId::new(self.config.client_id.clone()))
+            .set_post_logout_redirect_uri(back);
+        if let Some(hint) = id_token.and_then(|t| t.parse::<SessionIdToken>().ok()) {
+            request = request.set_id_token_hint(&hint);
+        }
+        Ok(Some(request.http_get_url().to_string()))
     }
 
     /// Checks a logout token this provider posted to the back-channel logout address (OpenID
@@ -430,7 +437,7 @@ impl Provider {
     fn vouched(
         &self,
         subject: &str,
-        sid: Option<String>,
+        (sid, id_token): (Option<String>, Option<String>),
         username: Option<String>,
         email: Option<String>,
         email_verified: Option<bool>,
@@ -450,6 +457,7 @@ impl Provider {
         Vouched {
             subject: subject.to_owned(),
             sid,
+            id_token,
             login,
             shown,
         }

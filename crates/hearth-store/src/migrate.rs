@@ -149,6 +149,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sso_logout",
         include_str!("../migrations/0031_sso_logout.sql"),
     ),
+    (
+        32,
+        "sso_id_token",
+        include_str!("../migrations/0032_sso_id_token.sql"),
+    ),
 ];
 
 /// Arbitrary constant naming Hearth's migration lock among PostgreSQL advisory locks.

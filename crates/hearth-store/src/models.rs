@@ -95,6 +95,9 @@ pub struct SessionRow {
     /// The provider's session (`sid`) that login belonged to, when it said: its back-channel
     /// logout naming that session ends this one.
     pub sso_sid: Option<String>,
+    /// The ID token the provider vouched with, sent back as `id_token_hint` when the member logs
+    /// out at the provider too.
+    pub sso_id_token: Option<String>,
     /// The credential id of the passkey it was opened with, alone or after the passphrase
     /// (removing the passkey ends it).
     pub passkey: Option<String>,

@@ -228,8 +228,8 @@ impl Store {
     /// The session behind a session-cookie hash, if it exists and has not expired.
     pub async fn session(&self, token_hash: &str, now_ms: i64) -> Result<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider, sso_sid, passkey, \
-             second_factor FROM sessions \
+            "SELECT user_id, csrf_token, created_at, expires_at, sso_provider, sso_sid, \
+             sso_id_token, passkey, second_factor FROM sessions \
              WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
@@ -244,6 +244,7 @@ impl Store {
                 expires_at: r.try_get("expires_at")?,
                 sso_provider: r.try_get("sso_provider")?,
                 sso_sid: r.try_get("sso_sid")?,
+                sso_id_token: r.try_get("sso_id_token")?,
                 passkey: r.try_get("passkey")?,
                 second_factor: r.try_get("second_factor")?,
             })
@@ -521,8 +522,8 @@ impl Tx {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, source, \
-             user_agent, sso_provider, sso_sid, passkey, second_factor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             user_agent, sso_provider, sso_sid, sso_id_token, passkey, second_factor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(token_hash)
         .bind(s.user_id.to_string())
@@ -533,6 +534,7 @@ impl Tx {
         .bind(user_agent.map(str::to_owned))
         .bind(s.sso_provider.clone())
         .bind(s.sso_sid.clone())
+        .bind(s.sso_id_token.clone())
         .bind(s.passkey.clone())
         .bind(s.second_factor.clone())
         .execute(&mut *self.inner)

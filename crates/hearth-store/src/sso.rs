@@ -40,6 +40,9 @@ pub struct SsoLoginRow {
     pub cli: Option<CliLogin>,
     /// Set with `user_id`: the provider's session (`sid`) it vouched in, when it said.
     pub sso_sid: Option<String>,
+    /// Set with `user_id`: the ID token it vouched with (a dashboard's logout at the provider
+    /// sends it back as `id_token_hint`).
+    pub sso_id_token: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -76,7 +79,8 @@ impl std::fmt::Debug for SsoLoginRow {
 
 const IDENTITY_COLS: &str = "provider, subject, user_id, claimed, linked_at, last_login_at";
 const LOGIN_COLS: &str = "state_hash, provider, nonce, pkce_verifier, redirect_uri, link_user_id, \
-                          user_id, cli_port, cli_challenge, created_at, expires_at, sso_sid";
+                          user_id, cli_port, cli_challenge, created_at, expires_at, sso_sid, \
+                          sso_id_token";
 
 fn identity(r: &AnyRow) -> Result<SsoIdentityRow> {
     Ok(SsoIdentityRow {
@@ -112,6 +116,7 @@ fn login(r: &AnyRow) -> Result<SsoLoginRow> {
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         sso_sid: r.try_get("sso_sid")?,
+        sso_id_token: r.try_get("sso_id_token")?,
     })
 }
 
@@ -121,7 +126,7 @@ where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     sqlx::query(&format!(
-        "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        "INSERT INTO sso_logins ({LOGIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ))
     .bind(&l.state_hash)
     .bind(&l.provider)
@@ -135,6 +140,7 @@ where
     .bind(l.created_at)
     .bind(l.expires_at)
     .bind(l.sso_sid.clone())
+    .bind(l.sso_id_token.clone())
     .execute(e)
     .await?;
     Ok(())
@@ -242,15 +248,15 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// Puts back a login the provider answered for `user` in its session `sso_sid`, who still
-    /// owes a second factor, under a new state (the one the provider saw is spent) valid until
-    /// `expires_at`.
+    /// Puts back a login the provider answered for `user` in its session `sso_sid` with the ID
+    /// token `sso_id_token`, who still owes a second factor, under a new state (the one the
+    /// provider saw is spent) valid until `expires_at`.
     pub async fn await_second_factor(
         &mut self,
         taken: &SsoLoginRow,
         new_state_hash: &str,
         user: UserId,
-        sso_sid: Option<&str>,
+        (sso_sid, sso_id_token): (Option<&str>, Option<&str>),
         expires_at: i64,
     ) -> Result<()> {
         // Nothing of the provider's exchange is needed any more: no nonce, verifier or URI.
@@ -264,6 +270,7 @@ impl Tx {
             user_id: Some(user),
             cli: taken.cli.clone(),
             sso_sid: sso_sid.map(str::to_owned),
+            sso_id_token: sso_id_token.map(str::to_owned),
             created_at: taken.created_at,
             expires_at,
         };

@@ -323,10 +323,12 @@ pub(crate) async fn second_factor(
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum By<'a> {
     Passphrase,
-    /// Through this single sign-on provider, in its session `sid` when it said.
+    /// Through this single sign-on provider, in its session `sid` when it said, with the ID token
+    /// it vouched with.
     Sso {
         provider: &'a str,
         sid: Option<&'a str>,
+        id_token: Option<&'a str>,
     },
     /// With the passkey of this credential id.
     Passkey(&'a str),
@@ -362,6 +364,10 @@ pub(crate) async fn open_session(
         },
         sso_sid: match by {
             By::Sso { sid, .. } => sid.map(str::to_owned),
+            _ => None,
+        },
+        sso_id_token: match by {
+            By::Sso { id_token, .. } => id_token.map(str::to_owned),
             _ => None,
         },
         passkey: match (by, &second) {
@@ -488,13 +494,24 @@ pub async fn logout(
             "API tokens are revoked, not logged out",
         ));
     };
+    // The ID token of its login, if it kept one: the provider's hint of whose session ends.
+    let id_token = match caller.sso() {
+        Some(_) => state
+            .store
+            .session(token_hash, now_ms())
+            .await?
+            .and_then(|s| s.sso_id_token),
+        None => None,
+    };
     let mut tx = state.store.begin().await?;
     tx.delete_session(token_hash).await?;
     tx.append_audit(caller.audit(SYSTEM_SCOPE, "auth.logout", None, json!({})))
         .await?;
     tx.commit().await?;
     let provider_logout = match caller.sso() {
-        Some(p) => super::sso::provider_logout_url(&state, &request_headers, p).await,
+        Some(p) => {
+            super::sso::provider_logout_url(&state, &request_headers, p, id_token.as_deref()).await
+        }
         None => None,
     };
     let mut resp = match provider_logout {

@@ -63,13 +63,14 @@ pub(crate) async fn provider_logout_url(
     state: &AppState,
     headers: &HeaderMap,
     provider: &str,
+    id_token: Option<&str>,
 ) -> Option<String> {
     let p = state
         .sso
         .get(provider)
         .filter(|p| p.config.logout_at_provider)?;
     let back = format!("{}/", public_origin(state, headers).ok()?);
-    match p.end_session_url(&back).await {
+    match p.end_session_url(&back, id_token).await {
         Ok(url) => url,
         Err(e) => {
             tracing::warn!(%provider, error = %crate::error::ErrorChain(&e), "no logout at the provider");
@@ -245,6 +246,7 @@ pub async fn start(
             user_id: None,
             cli,
             sso_sid: None,
+            sso_id_token: None,
             created_at: now,
             expires_at: now + LOGIN_TTL_MS,
         })
@@ -384,7 +386,7 @@ pub async fn callback(
                 &row,
                 &token_hash(&finish_state),
                 user,
-                vouched.sid.as_deref(),
+                (vouched.sid.as_deref(), vouched.id_token.as_deref()),
                 now + FINISH_TTL_MS,
             )
             .await?;
@@ -675,6 +677,7 @@ pub async fn finish(
         By::Sso {
             provider: &row.provider,
             sid: row.sso_sid.as_deref(),
+            id_token: row.sso_id_token.as_deref(),
         },
         second,
         source,

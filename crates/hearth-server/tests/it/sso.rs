@@ -1155,6 +1155,17 @@ async fn logging_out_of_hearth_logs_out_at_a_provider_set_to() {
         query["post_logout_redirect_uri"],
         format!("{}/", server.url)
     );
+    // The ID token of this login, as the provider's hint of whose session ends (Okta requires
+    // it); the provider checks it on its page below.
+    let hint = query["id_token_hint"].split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, hint).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&claims["sub"], &claims["aud"]),
+        (&serde_json::json!("u-1"), &serde_json::json!("hearth-corp"))
+    );
     // Hearth's session is over already; the provider's ends on its page and comes back.
     let me = b
         .send(

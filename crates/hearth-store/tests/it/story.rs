@@ -159,6 +159,7 @@ async fn story(db: TestDb) {
         expires_at: now + 1000,
         sso_provider: Some("corp".into()),
         sso_sid: Some("idp-session".into()),
+        sso_id_token: Some("eyJ.id.token".into()),
         passkey: None,
         second_factor: Some("totp".into()),
     };
@@ -697,6 +698,7 @@ async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now:
         user_id: None,
         cli,
         sso_sid: None,
+        sso_id_token: None,
         created_at: now,
         expires_at: now + 600_000,
     };
@@ -727,7 +729,7 @@ async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now:
         taken.as_ref().unwrap(),
         "s3",
         bob,
-        Some("idp-1"),
+        (Some("idp-1"), Some("eyJ.id.token")),
         now + 300_000,
     )
     .await
@@ -735,8 +737,13 @@ async fn single_sign_on(s: &Store, label: &str, alice: UserId, bob: UserId, now:
     tx.commit().await.unwrap();
     let waiting = s.sso_login("s3", now + 2).await.unwrap().unwrap();
     assert_eq!(
-        (waiting.user_id, waiting.cli, waiting.sso_sid.as_deref()),
-        (Some(bob), Some(cli), Some("idp-1")),
+        (
+            waiting.user_id,
+            waiting.cli,
+            waiting.sso_sid.as_deref(),
+            waiting.sso_id_token.as_deref()
+        ),
+        (Some(bob), Some(cli), Some("idp-1"), Some("eyJ.id.token")),
         "{label}"
     );
     let mut tx = s.begin().await.unwrap();
@@ -819,6 +826,7 @@ async fn back_channel_logout(s: &Store, label: &str, alice: UserId, bob: UserId,
             expires_at: now + 3_600_000,
             sso_provider: provider.map(str::to_owned),
             sso_sid: sid.map(str::to_owned),
+            sso_id_token: None,
             passkey: None,
             second_factor: None,
         };
@@ -965,6 +973,7 @@ async fn passkeys(s: &Store, label: &str, alice: UserId, bob: UserId, now: i64) 
             expires_at: now + 60_000,
             sso_provider: None,
             sso_sid: None,
+            sso_id_token: None,
             passkey: passkey.map(str::to_owned),
             second_factor: second.map(str::to_owned),
         };
