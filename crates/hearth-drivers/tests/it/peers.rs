@@ -603,17 +603,6 @@ impl VirtualMarlin {
 pub async fn preheats_and_cools_down(driver: &dyn hearth_drivers::Driver) {
     use hearth_drivers::HeatTargets;
     assert!(driver.describe().capabilities.heat);
-    let targets = async || {
-        let status = driver.status().await.unwrap();
-        let target = |name: &str| {
-            status
-                .heaters
-                .iter()
-                .find(|h| h.name == name)
-                .map(|h| h.target)
-        };
-        (target("tool0"), target("bed"))
-    };
     for (set, want) in [
         ((Some(205.0), Some(60.0)), (205.0, 60.0)),
         ((None, Some(65.0)), (205.0, 65.0)),
@@ -626,13 +615,28 @@ pub async fn preheats_and_cools_down(driver: &dyn hearth_drivers::Driver) {
             })
             .await
             .unwrap();
-        eventually(
-            "the targets",
-            std::time::Duration::from_secs(15),
-            || async { (targets().await == (Some(want.0), Some(want.1))).then_some(()) },
-        )
-        .await;
+        targets_become(driver, want).await;
     }
+}
+
+/// Waits until `driver`'s printer reports these nozzle and bed targets, °C.
+async fn targets_become(driver: &dyn hearth_drivers::Driver, (nozzle, bed): (f64, f64)) {
+    eventually(
+        "the targets",
+        std::time::Duration::from_secs(15),
+        || async {
+            let status = driver.status().await.unwrap();
+            let target = |name: &str| {
+                status
+                    .heaters
+                    .iter()
+                    .find(|h| h.name == name)
+                    .map(|h| h.target)
+            };
+            ((target("tool0"), target("bed")) == (Some(nozzle), Some(bed))).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Idle, `driver` sends lines of G-code as they are: two lines that set the targets (M104 and
@@ -642,21 +646,6 @@ pub async fn runs_gcode(driver: &dyn hearth_drivers::Driver) {
     for want in [(151.0, 47.0), (0.0, 0.0)] {
         let lines = [format!("M104 S{}", want.0), format!("M140 S{}", want.1)];
         driver.run_gcode(&lines).await.unwrap();
-        eventually(
-            "the lines' targets",
-            std::time::Duration::from_secs(15),
-            || async {
-                let status = driver.status().await.unwrap();
-                let target = |name: &str| {
-                    status
-                        .heaters
-                        .iter()
-                        .find(|h| h.name == name)
-                        .map(|h| h.target)
-                };
-                ((target("tool0"), target("bed")) == (Some(want.0), Some(want.1))).then_some(())
-            },
-        )
-        .await;
+        targets_become(driver, want).await;
     }
 }

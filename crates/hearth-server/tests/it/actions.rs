@@ -4,20 +4,8 @@
 
 use crate::fleet::*;
 use crate::support::*;
-use hearth_proto::agent::{
-    ActionWhen, AgentMsg, PrinterAction, PrinterInfo, PrinterState, ServerMsg,
-};
+use hearth_proto::agent::{ActionWhen, AgentMsg, PrinterAction, PrinterInfo, ServerMsg};
 use hearth_proto::api::Event;
-
-/// The next message the agent is sent that is not a keep-alive or a job.
-async fn next_command(ws: &mut Ws) -> ServerMsg {
-    loop {
-        match recv(ws).await {
-            ServerMsg::Ping | ServerMsg::Job { .. } => {}
-            other => return other,
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_member_runs_the_actions_a_printers_agent_announced() {
@@ -58,16 +46,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
     let mut events = owner.events(org).await.unwrap();
     let mut requests = Vec::new();
     for id in ["home", "light-on"] {
-        let accepted = owner.run_printer_action(org, x1c.id, id).await.unwrap();
-        assert_eq!(
-            next_command(&mut ws).await,
-            ServerMsg::Action {
-                printer: "x1c".into(),
-                action: id.into(),
-                request: Some(accepted.request.clone()),
-            }
-        );
-        requests.push(accepted.request);
+        requests.push(relayed(&owner, &mut ws, (org, x1c.id), id).await);
     }
     assert_ne!(requests[0], requests[1]);
     let answer = |request: &str, ok, message: Option<&str>| AgentMsg::Outcome {
@@ -144,21 +123,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
     assert_eq!(e.status(), Some(403));
 
     // Printing: homing waits for idle, the light does not, the speed mode is for now.
-    let mut printing = idle();
-    printing.state = PrinterState::Printing;
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "x1c".into(),
-            status: printing,
-        },
-    )
-    .await;
-    printers_until(&owner, org, "x1c printing", |p| {
-        p.iter()
-            .any(|p| p.name == "x1c" && p.telemetry.state == PrinterState::Printing)
-    })
-    .await;
+    report_printing(&mut ws, &owner, org, "x1c").await;
     let e = owner
         .run_printer_action(org, x1c.id, "home")
         .await
@@ -170,15 +135,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         "{e}"
     );
     for id in ["light-on", "speed-sport"] {
-        let accepted = owner.run_printer_action(org, x1c.id, id).await.unwrap();
-        assert_eq!(
-            next_command(&mut ws).await,
-            ServerMsg::Action {
-                printer: "x1c".into(),
-                action: id.into(),
-                request: Some(accepted.request),
-            }
-        );
+        relayed(&owner, &mut ws, (org, x1c.id), id).await;
     }
 
     // Each relayed action is in the organisation's audit log; the agent was sent nothing else.
@@ -196,4 +153,24 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         ["home", "light-on", "light-on", "speed-sport"],
         "{runs:?}"
     );
+}
+
+/// `owner` runs action `id` on x1c (`printer` of `org`), which reaches its agent with the request id the
+/// server answered; returns that id.
+async fn relayed(
+    owner: &hearth_client::Client,
+    ws: &mut Ws,
+    (org, printer): (hearth_proto::ids::OrgId, hearth_proto::ids::PrinterId),
+    id: &str,
+) -> String {
+    let accepted = owner.run_printer_action(org, printer, id).await.unwrap();
+    assert_eq!(
+        next_command(ws).await,
+        ServerMsg::Action {
+            printer: "x1c".into(),
+            action: id.into(),
+            request: Some(accepted.request.clone()),
+        }
+    );
+    accepted.request
 }

@@ -277,6 +277,42 @@ pub(crate) async fn report_idle(ws: &mut Ws, printer: &str) {
     .await;
 }
 
+/// The agent reports `printer` as printing, and the API shows it so.
+pub(crate) async fn report_printing(
+    ws: &mut Ws,
+    owner: &hearth_client::Client,
+    org: OrgId,
+    printer: &str,
+) {
+    let status = PrinterTelemetry {
+        state: PrinterState::Printing,
+        ..idle()
+    };
+    send(
+        ws,
+        &AgentMsg::Telemetry {
+            printer: printer.into(),
+            status,
+        },
+    )
+    .await;
+    printers_until(owner, org, "printing", |p| {
+        p.iter()
+            .any(|p| p.name == printer && p.telemetry.state == PrinterState::Printing)
+    })
+    .await;
+}
+
+/// The next message the agent is sent that is not a keep-alive or a job.
+pub(crate) async fn next_command(ws: &mut Ws) -> ServerMsg {
+    loop {
+        match recv(ws).await {
+            ServerMsg::Ping | ServerMsg::Job { .. } => {}
+            other => return other,
+        }
+    }
+}
+
 pub(crate) fn idle() -> PrinterTelemetry {
     PrinterTelemetry {
         state: PrinterState::Idle,

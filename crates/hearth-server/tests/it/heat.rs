@@ -4,18 +4,8 @@
 
 use crate::fleet::*;
 use crate::support::*;
-use hearth_proto::agent::{AgentMsg, HeatLimits, PrinterInfo, PrinterState, ServerMsg};
+use hearth_proto::agent::{AgentMsg, HeatLimits, PrinterInfo, ServerMsg};
 use hearth_proto::api::HeatRequest;
-
-/// The next message the agent is sent that is not a keep-alive or a job.
-async fn next_command(ws: &mut Ws) -> ServerMsg {
-    loop {
-        match recv(ws).await {
-            ServerMsg::Ping | ServerMsg::Job { .. } => {}
-            other => return other,
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_member_preheats_and_cools_an_idle_printer_within_its_agents_limits() {
@@ -100,21 +90,7 @@ async fn a_member_preheats_and_cools_an_idle_printer_within_its_agents_limits() 
     assert_eq!(e.status(), Some(403));
 
     // Printing: not now.
-    let mut printing = idle();
-    printing.state = PrinterState::Printing;
-    send(
-        &mut ws,
-        &AgentMsg::Telemetry {
-            printer: "mk4".into(),
-            status: printing,
-        },
-    )
-    .await;
-    printers_until(&owner, org, "mk4 printing", |p| {
-        p.iter()
-            .any(|p| p.name == "mk4" && p.telemetry.state == PrinterState::Printing)
-    })
-    .await;
+    report_printing(&mut ws, &owner, org, "mk4").await;
     let e = owner
         .heat_printer(org, mk4.id, &heat(Some(200.0), None))
         .await
