@@ -1284,6 +1284,10 @@ function printerCard(p) {
   if (t.layer !== null && t.layer !== undefined) {
     rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);
   }
+  if (t.speed_percent && ["printing", "pausing", "paused"].includes(t.state)) {
+    rows.push(["Speed", speedSaid(t.speed_percent)]);
+  }
+  if (t.light !== null && t.light !== undefined) rows.push(["Light", t.light ? "on" : "off"]);
   if (t.elapsed_seconds !== null && t.elapsed_seconds !== undefined) rows.push(["Elapsed", duration(t.elapsed_seconds)]);
   if (t.remaining_seconds !== null && t.remaining_seconds !== undefined) rows.push(["Remaining", duration(t.remaining_seconds)]);
   const pct = t.progress === null || t.progress === undefined ? null : Math.round(t.progress * 1000) / 10;
@@ -1319,6 +1323,12 @@ function printerCard(p) {
 
 // ---- the printer's actions (homing, fans, a light, macros) ------------------------------------
 
+/** "124 % (sport)": a Bambu Lab printer's speed modes by their speed. */
+function speedSaid(pct) {
+  const mode = { 50: "silent", 100: "standard", 124: "sport", 166: "ludicrous" }[pct];
+  return mode ? `${pct} % (${mode})` : `${pct} %`;
+}
+
 /**
  * The printer's actions its agent offers that may run now, as each one's `when` says (the server
  * and the agent check the same): `idle`, `always` (online), `printing` (or paused).
@@ -1330,7 +1340,9 @@ function controlButtons(p) {
     always: st !== "offline",
     printing: st === "printing" || st === "pausing" || st === "paused",
   };
-  const now = (p.actions || []).filter((a) => runs[a.when || "idle"]);
+  // A printer's own light shows only the button that changes it, as it reports it.
+  const moot = (a) => (a.id === "light-on" && p.telemetry.light === true) || (a.id === "light-off" && p.telemetry.light === false);
+  const now = (p.actions || []).filter((a) => runs[a.when || "idle"] && !moot(a));
   if (!atLeast("operator") || now.length === 0) return null;
   return el("div", { class: "actions controls", "aria-label": `${p.name}'s controls` },
     now.map((a) => el("button", {

@@ -119,7 +119,19 @@ try {
   assert.deepEqual(await card("xl").locator(".controls button").allTextContents(), ["Home axes", "Motors off", "Part fan off"]);
   await card("xl").locator("button[data-run=home]").click();
   await page.locator("#notice", { hasText: /^xl: Home axes: done\.$/ }).waitFor();
-  assert.deepEqual(await page.locator("article.printer[data-state=printing] .controls").first().locator("button").allTextContents(), ["Part fan off"]);
+  // (One without a light of its own: the x1c's shows beside.)
+  const printingCard = page.locator("article.printer[data-state=printing]", { hasNot: page.locator("dd[data-row=light]") }).first();
+  assert.deepEqual(await printingCard.locator(".controls button").allTextContents(), ["Part fan off"]);
+
+  step("the Bambu Lab printer's chamber light: reported on its card, switched off and on from it");
+  const lit = card("x1c");
+  await lit.locator("dd[data-row=light]", { hasText: /^on$/ }).waitFor();
+  assert.equal(await lit.locator("button[data-run=light-on]").count(), 0, "already on");
+  await lit.locator("button[data-run=light-off]").click();
+  await page.locator("#notice", { hasText: /^x1c: Light off: done\.$/ }).waitFor();
+  await lit.locator("dd[data-row=light]", { hasText: /^off$/ }).waitFor();
+  await lit.locator("button[data-run=light-on]").click();
+  await lit.locator("dd[data-row=light]", { hasText: /^on$/ }).waitFor();
 
   step("the demo's maintenance reminders: the voron's lubrication due on its card and in the tab, marked done");
   // A nozzle every 300 h of printing on every printer, the voron's lubrication 5 days overdue, the

@@ -65,6 +65,8 @@ pub fn to_wire(status: &PrinterStatus) -> PrinterTelemetry {
                 tag: s.tag.clone(),
             })
             .collect(),
+        light: status.light,
+        speed_percent: status.speed_percent,
     }
 }
 
@@ -215,6 +217,8 @@ mod tests {
             }),
             error: None,
             slots: Vec::new(),
+            light: None,
+            speed_percent: None,
         }
     }
 

@@ -492,6 +492,8 @@ async fn main() -> anyhow::Result<()> {
                     model: model.into(),
                     time_scale: cli.time_scale,
                     slots: demo_ams(name),
+                    // The Bambu Lab printer's chamber light, as its own action.
+                    light: model.starts_with("Bambu Lab"),
                     ..Default::default()
                 }),
             },

@@ -276,6 +276,8 @@ impl Driver for MarlinDriver {
                     .and(s.paused_by_printer.clone())
             }),
             slots: Vec::new(),
+            light: None,
+            speed_percent: None,
         })
     }
 

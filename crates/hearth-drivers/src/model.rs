@@ -184,6 +184,10 @@ pub struct PrinterStatus {
     /// The filament slots it reports with what is loaded (a Bambu Lab AMS and external spool);
     /// empty when it reports none.
     pub slots: Vec<MaterialSlot>,
+    /// Its own light (a Bambu's chamber light), on or off, when it reports one.
+    pub light: Option<bool>,
+    /// The speed it prints at, percent of the file's (a Bambu's speed mode), when it reports it.
+    pub speed_percent: Option<u16>,
 }
 
 /// A filament slot a printer reports, with what is loaded in it.
@@ -213,6 +217,8 @@ impl PrinterStatus {
             job: None,
             error: Some(why.into()),
             slots: Vec::new(),
+            light: None,
+            speed_percent: None,
         }
     }
 }

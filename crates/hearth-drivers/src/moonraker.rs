@@ -467,6 +467,8 @@ impl MoonrakerDriver {
                     job: None,
                     error: Some(format!("Klipper {state}: {message}")),
                     slots: Vec::new(),
+                    light: None,
+                    speed_percent: None,
                 }),
                 _ => Err(self.http.unreachable(format!("Klipper is {state}"))),
             };
@@ -571,6 +573,8 @@ fn map_status(objects: &Map<String, Value>) -> PrinterStatus {
         job,
         error,
         slots: mmu_gates(objects.get("mmu")),
+        light: None,
+        speed_percent: None,
     }
 }
 

@@ -346,6 +346,8 @@ fn map_status(printer: &PrinterResponse, job: &JobResponse) -> PrinterStatus {
         job: map_job(state, job),
         error,
         slots: Vec::new(),
+        light: None,
+        speed_percent: None,
     }
 }
 

@@ -300,6 +300,8 @@ fn map_status(
         job,
         error,
         slots: Vec::new(),
+        light: None,
+        speed_percent: None,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Fault, HeatTargets, Heater, JobPhase, JobStatus,
-    PrintHints, PrinterState, PrinterStatus, Started,
+    OwnAction, PrintHints, PrinterState, PrinterStatus, RunsWhen, Started,
 };
 
 /// Room temperature the heaters cool down to.
@@ -106,7 +106,24 @@ pub struct SimulatedConfig {
     /// Filament slots it reports, as an AMS does (none by default). It feeds every job from the
     /// first, and says so when it starts one.
     pub slots: Vec<crate::model::MaterialSlot>,
+    /// It has a light of its own, as a Bambu's chamber light: reported, and offered as the actions
+    /// `light-on` and `light-off` (on at start).
+    pub light: bool,
 }
+
+/// A simulated printer's own actions when it has a light.
+const LIGHT_ACTIONS: [OwnAction; 2] = [
+    OwnAction {
+        id: "light-on",
+        label: "Light on",
+        when: RunsWhen::Always,
+    },
+    OwnAction {
+        id: "light-off",
+        label: "Light off",
+        when: RunsWhen::Always,
+    },
+];
 
 impl Default for SimulatedConfig {
     fn default() -> Self {
@@ -118,6 +135,7 @@ impl Default for SimulatedConfig {
             nozzle_rate: 10.0,
             bed_rate: 1.0,
             slots: Vec::new(),
+            light: false,
         }
     }
 }
@@ -186,6 +204,8 @@ struct Sim {
     error: Option<String>,
     thermal_error: bool,
     disconnected: bool,
+    /// Its light (with `SimulatedConfig::light`).
+    light_on: bool,
 }
 
 impl Sim {
@@ -316,6 +336,7 @@ impl SimulatedDriver {
             error: None,
             thermal_error: false,
             disconnected: false,
+            light_on: true,
         };
         Self {
             info,
@@ -381,6 +402,8 @@ impl Driver for SimulatedDriver {
             job: sim.job_status(),
             error: sim.error.clone(),
             slots: self.config.slots.clone(),
+            light: self.config.light.then_some(sim.light_on),
+            speed_percent: None,
         })
     }
 
@@ -481,6 +504,28 @@ impl Driver for SimulatedDriver {
                 h.target = target;
             }
         }
+        Ok(())
+    }
+
+    fn own_actions(&self) -> &'static [OwnAction] {
+        match self.config.light {
+            true => &LIGHT_ACTIONS,
+            false => &[],
+        }
+    }
+
+    async fn run_own_action(&self, id: &str) -> Result<(), DriverError> {
+        let mut sim = self.connected()?;
+        sim.light_on = match (self.config.light, id) {
+            (true, "light-on") => true,
+            (true, "light-off") => false,
+            _ => {
+                return Err(DriverError::Unsupported {
+                    operation: "run_own_action",
+                    kind: DriverKind::Simulated,
+                });
+            }
+        };
         Ok(())
     }
 

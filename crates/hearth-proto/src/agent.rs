@@ -334,6 +334,12 @@ pub struct PrinterTelemetry {
     /// spool). Pool jobs fit a printer that has their material in one of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slots: Vec<MaterialSlot>,
+    /// Its own light (a Bambu's chamber light), on or off, when it reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub light: Option<bool>,
+    /// The speed it prints at, percent of the file's (a Bambu's speed mode), when it reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_percent: Option<u16>,
 }
 
 /// A filament slot a printer reports, with what is loaded in it.

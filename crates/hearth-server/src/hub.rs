@@ -148,6 +148,8 @@ pub fn offline() -> PrinterTelemetry {
         remaining_seconds: None,
         error: Some("its agent is not connected".into()),
         slots: Vec::new(),
+        light: None,
+        speed_percent: None,
     }
 }
 

@@ -312,6 +312,8 @@ pub fn telemetry(state: PrinterState) -> PrinterTelemetry {
         remaining_seconds: None,
         error: None,
         slots: Vec::new(),
+        light: None,
+        speed_percent: None,
     }
 }
 

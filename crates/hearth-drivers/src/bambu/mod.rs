@@ -456,12 +456,30 @@ fn map_status(
             tag: t.tag.clone(),
         })
         .collect();
+    // `lights_report` and `spd_mag` (PROTOCOLS.md §A4 report fields).
+    let light = print
+        .get("lights_report")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|l| l.get("node").and_then(Value::as_str) == Some("chamber_light"))
+        .and_then(|l| match l.get("mode").and_then(Value::as_str)? {
+            "off" => Some(false),
+            _ => Some(true), // "on", or "flashing"
+        });
+    let speed_percent = print
+        .get("spd_mag")
+        .and_then(Value::as_u64)
+        .and_then(|m| u16::try_from(m).ok())
+        .filter(|m| *m > 0);
     PrinterStatus {
         state,
         heaters,
         job,
         error,
         slots,
+        light,
+        speed_percent,
     }
 }
 

@@ -182,6 +182,19 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
             &serde_json::json!("off")
         )
     );
+    // What the printer then reports: the light off, then on again, and the sport mode's speed.
+    let reported = async |want: (Option<bool>, Option<u16>)| {
+        eventually(
+            "the light and speed reported",
+            Duration::from_secs(20),
+            || async {
+                let s = driver.status().await.unwrap();
+                ((s.light, s.speed_percent) == want).then_some(())
+            },
+        )
+        .await
+    };
+    reported((Some(false), Some(100))).await;
     driver.run_own_action("light-on").await.unwrap();
     assert_eq!(
         printer.nth_command("system.ledctrl", 1).await["led_mode"],
@@ -189,6 +202,7 @@ async fn a_plate_project_prints_to_the_end_from_the_matching_ams_tray() {
     );
     driver.run_own_action("speed-sport").await.unwrap();
     assert_eq!(printer.command("print.print_speed").await["param"], "3");
+    reported((Some(true), Some(124))).await;
     assert!(driver.run_own_action("speed-warp").await.is_err());
 }
 

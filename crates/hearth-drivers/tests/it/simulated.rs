@@ -97,3 +97,27 @@ fn a_printer_url_is_http_or_https_and_nothing_else() {
         assert!(build(&config(url)).is_ok(), "{url}");
     }
 }
+
+/// A simulated printer configured with a light offers it as its own actions and reports it; one
+/// without offers none and refuses them.
+#[tokio::test]
+async fn a_simulated_light_is_switched_and_reported() {
+    use hearth_drivers::Driver;
+    use hearth_drivers::simulated::{SimulatedConfig, SimulatedDriver};
+    let lit = SimulatedDriver::new(SimulatedConfig {
+        light: true,
+        ..Default::default()
+    });
+    let ids: Vec<&str> = lit.own_actions().iter().map(|a| a.id).collect();
+    assert_eq!(ids, ["light-on", "light-off"]);
+    assert_eq!(lit.status().await.unwrap().light, Some(true));
+    lit.run_own_action("light-off").await.unwrap();
+    assert_eq!(lit.status().await.unwrap().light, Some(false));
+    lit.run_own_action("light-on").await.unwrap();
+    assert_eq!(lit.status().await.unwrap().light, Some(true));
+
+    let dark = SimulatedDriver::new(SimulatedConfig::default());
+    assert!(dark.own_actions().is_empty());
+    assert_eq!(dark.status().await.unwrap().light, None);
+    assert!(dark.run_own_action("light-on").await.is_err());
+}

@@ -329,6 +329,8 @@ pub(crate) fn idle() -> PrinterTelemetry {
         remaining_seconds: None,
         error: None,
         slots: Vec::new(),
+        light: None,
+        speed_percent: None,
     }
 }
 
