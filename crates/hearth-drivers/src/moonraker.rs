@@ -173,6 +173,8 @@ const OBJECTS: &[(&str, Option<&[&str]>)] = &[
         "virtual_sdcard",
         Some(&["progress", "is_active", "file_path"]),
     ),
+    // The speed factor M220 sets (1.0: the file's own speeds).
+    ("gcode_move", Some(&["speed_factor"])),
     // An MMU driven by Happy Hare (Klipper leaves out objects it does not have): its gates, and
     // which gate feeds each tool.
     (
@@ -574,7 +576,9 @@ fn map_status(objects: &Map<String, Value>) -> PrinterStatus {
         error,
         slots: mmu_gates(objects.get("mmu")),
         light: None,
-        speed_percent: None,
+        speed_percent: number("gcode_move", "speed_factor")
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .and_then(|f| u16::try_from((f * 100.0).round() as u64).ok()),
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Printer {
     print_duration: f64,
     message: String,
     extruder: (f64, f64),
+    /// `gcode_move.speed_factor` (M220).
+    speed_factor: f64,
     bed: (f64, f64),
     /// Happy Hare's `mmu` object, for a printer with an MMU (`FakeKlippy::set_mmu`).
     mmu: Option<Value>,
@@ -106,7 +108,7 @@ impl Printer {
             "extruder": {"temperature": self.extruder.0, "target": self.extruder.1, "power": 0.0},
             "heater_bed": {"temperature": self.bed.0, "target": self.bed.1, "power": 0.0},
             "toolhead": {"homed_axes": "", "print_time": 0.0, "estimated_print_time": 0.0},
-            "gcode_move": {"speed_factor": 1.0, "extrude_factor": 1.0},
+            "gcode_move": {"speed_factor": self.speed_factor, "extrude_factor": 1.0},
             "configfile": {"config": {"virtual_sdcard": {"path": self.gcodes}}},
         });
         match objects {
@@ -230,6 +232,11 @@ impl Printer {
                             self.bed.1 = s_target()?;
                             continue;
                         }
+                        // Klipper's M220: the speed factor, percent.
+                        "M220" => {
+                            self.speed_factor = s_target()? / 100.0;
+                            continue;
+                        }
                         "G28" | "M84" | "M106" | "M107" | "" => continue,
                         _ => return Err(format!("Unknown command:\"{command}\"")),
                     }
@@ -283,6 +290,7 @@ impl FakeKlippy {
             print_duration: 0.0,
             message: String::new(),
             extruder: (21.0, 0.0),
+            speed_factor: 1.0,
             bed: (21.0, 0.0),
             mmu: None,
         }));

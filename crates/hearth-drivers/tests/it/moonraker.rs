@@ -79,6 +79,13 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
     driver.remove("hearth-complete.gcode").await.unwrap();
     crate::peers::preheats_and_cools_down(driver.as_ref()).await;
     crate::peers::runs_gcode(driver.as_ref()).await;
+    // Klipper's speed factor, set by M220 (as an action would), as the printer reports it.
+    assert_eq!(driver.status().await.unwrap().speed_percent, Some(100));
+    driver.run_gcode(&["M220 S150".into()]).await.unwrap();
+    crate::peers::eventually("the speed factor", Duration::from_secs(15), || async {
+        (driver.status().await.unwrap().speed_percent == Some(150)).then_some(())
+    })
+    .await;
     // A macro the printer does not have: Klipper's own error, through Moonraker.
     let err = driver
         .run_gcode(&["NO_SUCH_MACRO".into()])
