@@ -15,6 +15,7 @@
 //!   `hearth_crypto::JobVerifier`).
 //! - `enroll`: `hearth-agent enroll` (key, one-time token, id from the server).
 //! - `config::AgentConfig`: the TOML file (`[[printer]]` tables with the driver's keys flattened in).
+//! - `suggest`: `hearth-agent config actions`, actions to paste for a printer's firmware macros.
 
 pub mod agent;
 pub mod backoff;
@@ -28,6 +29,7 @@ pub mod identity;
 pub mod journal;
 pub mod opener;
 pub mod spool;
+pub mod suggest;
 pub mod telemetry;
 pub mod tls;
 

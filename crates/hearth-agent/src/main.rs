@@ -75,6 +75,17 @@ enum ConfigCommand {
         )]
         config: PathBuf,
     },
+    /// Print [[printer.action]] tables to paste, one per macro a printer's firmware defines
+    /// (Klipper's [gcode_macro]) that the configuration does not run yet.
+    Actions {
+        #[arg(
+            long,
+            short,
+            env = "HEARTH_AGENT_CONFIG",
+            default_value = "hearth-agent.toml"
+        )]
+        config: PathBuf,
+    },
 }
 
 /// The file, then `HEARTH_AGENT_SERVER` / `HEARTH_AGENT_STATE_DIR` / `HEARTH_AGENT_CA_CERT` on top.
@@ -120,6 +131,12 @@ async fn main() -> anyhow::Result<()> {
                 c.server
             );
         }
+        Command::Config {
+            command: ConfigCommand::Actions { config },
+        } => print!(
+            "{}",
+            hearth_agent::suggest::suggested_actions(&load(&config)?).await
+        ),
         Command::Enroll {
             server,
             token,

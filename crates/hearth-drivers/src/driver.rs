@@ -115,6 +115,15 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         })
     }
 
+    /// The G-code macros the printer's firmware defines (Klipper's `[gcode_macro NAME]`), by name,
+    /// for an admin to choose actions from; others answer `Unsupported`.
+    async fn macros(&self) -> Result<Vec<String>, DriverError> {
+        Err(DriverError::Unsupported {
+            operation: "macros",
+            kind: self.describe().kind,
+        })
+    }
+
     /// The actions the printer offers of its own (a Bambu's chamber light and speed modes).
     fn own_actions(&self) -> &'static [OwnAction] {
         &[]

@@ -710,6 +710,22 @@ impl Driver for MoonrakerDriver {
         .map(drop)
     }
 
+    async fn macros(&self) -> Result<Vec<String>, DriverError> {
+        // Klipper lists each `[gcode_macro NAME]` as the object `gcode_macro NAME`.
+        let listed = self
+            .call("macros", "printer.objects.list", Value::Null)
+            .await?;
+        let mut names: Vec<String> = listed["objects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.as_str()?.strip_prefix("gcode_macro "))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
         // Klipper runs a script's lines in order and answers when they are done, or with its
         // error ("Unknown command", a macro's own) for the first that fails.

@@ -16,5 +16,6 @@ mod fake_klippy;
 mod peers;
 mod resilience;
 mod server;
+mod suggest;
 mod support;
 mod tls;

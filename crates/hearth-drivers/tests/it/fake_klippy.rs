@@ -21,6 +21,16 @@ use tokio::net::{UnixListener, UnixStream};
 
 const ETX: u8 = 0x03;
 
+/// The `[gcode_macro NAME]`s of the fake printer's configuration: what printers commonly have,
+/// one helper (`_`), and Klipper's usual pause and resume. They run without effect.
+const MACROS: [&str; 5] = [
+    "CLEAN_NOZZLE",
+    "LOAD_FILAMENT",
+    "PAUSE",
+    "RESUME",
+    "_HOME_IF_NEEDED",
+];
+
 /// The simulated printer behind the fake Klippy.
 #[derive(Debug)]
 pub struct Printer {
@@ -115,6 +125,9 @@ impl Printer {
             Value::Object(mut map) => {
                 if let Some(mmu) = &self.mmu {
                     map.insert("mmu".into(), mmu.clone());
+                }
+                for name in MACROS {
+                    map.insert(format!("gcode_macro {name}"), json!({}));
                 }
                 map
             }
@@ -238,6 +251,7 @@ impl Printer {
                             continue;
                         }
                         "G28" | "M84" | "M106" | "M107" | "" => continue,
+                        m if MACROS.contains(&m) => continue,
                         _ => return Err(format!("Unknown command:\"{command}\"")),
                     }
                     let target = words

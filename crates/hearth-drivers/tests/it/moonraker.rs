@@ -79,6 +79,18 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
     driver.remove("hearth-complete.gcode").await.unwrap();
     crate::peers::preheats_and_cools_down(driver.as_ref()).await;
     crate::peers::runs_gcode(driver.as_ref()).await;
+    // The printer's macros, for an admin choosing actions; one runs.
+    assert_eq!(
+        driver.macros().await.unwrap(),
+        [
+            "CLEAN_NOZZLE",
+            "LOAD_FILAMENT",
+            "PAUSE",
+            "RESUME",
+            "_HOME_IF_NEEDED"
+        ]
+    );
+    driver.run_gcode(&["CLEAN_NOZZLE".into()]).await.unwrap();
     // Klipper's speed factor, set by M220 (as an action would), as the printer reports it.
     assert_eq!(driver.status().await.unwrap().speed_percent, Some(100));
     driver.run_gcode(&["M220 S150".into()]).await.unwrap();
