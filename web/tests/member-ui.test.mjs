@@ -94,6 +94,17 @@ try {
   // page refreshes every 5 s), and the export below relies on it.
   await page.locator('article.printer[data-name="mk4"][data-state="printing"]').waitFor();
 
+  step("the printer's actions run from its card, said once its agent did them");
+  const mk4 = page.locator('article.printer[data-name="mk4"]');
+  assert.equal(await mk4.locator("button.preheat").count(), 0, "no preheat while printing");
+  await mk4.locator("button.run-fan-off").click();
+  await page.locator("#done", { hasText: /^mk4: Part fan off: done\.$/ }).waitFor();
+  await mk4.locator("button.run-light-off").click();
+  await page.locator("#done", { hasText: /^mk4: Light off: done\.$/ }).waitFor();
+  // Its light is off now, as the printer reports it: the card offers to switch it on.
+  await mk4.locator("button.run-light-on").waitFor();
+  assert.equal(await mk4.locator("button.run-light-off").count(), 0);
+
   step("the library shows names, notes and thumbnails opened here");
   await page.click('.tab[data-tab="files"]');
   const wavy = page.locator("#files tbody tr", { hasText: "wavy été.gcode" });

@@ -154,6 +154,8 @@ function printerCard(p) {
     act("cancel", "Cancel", "cancel danger");
     card.append(controls);
   }
+  const asks = printerControls(p);
+  if (asks) card.append(asks);
   if (t.error) card.append(el("p", { class: "problem", textContent: t.error }));
   if (p.camera) {
     const img = el("img", { alt: `${p.name}'s camera`, hidden: true });
@@ -217,6 +219,51 @@ function jobLine(j) {
 
 /** How to name a job to the member: its file's name when its label opened, else its id. */
 const jobName = (j) => j.name || `job ${j.id}`;
+
+/**
+ * What can be asked of the printer now (operators; the server refuses others): Preheat for its
+ * material and Cool down while it is idle, and its agent's actions, each in the states it runs in.
+ */
+function printerControls(p) {
+  const st = p.telemetry.state;
+  const runs = { idle: st === "idle", always: st !== "offline", printing: ["printing", "pausing", "paused"].includes(st) };
+  const box = el("div", { class: "controls printer-controls" });
+  const ask = (label, cls, path, body) => {
+    const b = el("button", { type: "button", textContent: label, class: cls });
+    b.addEventListener("click", () => askAgent(b, path, body));
+    box.append(b);
+  };
+  const at = `/api/printers/${encodeURIComponent(p.name)}`;
+  if (p.heat && st === "idle") {
+    if (p.preheat) ask("Preheat", "preheat", `${at}/heat`, p.preheat);
+    if ((p.telemetry.heaters || []).some((h) => h.target > 0)) ask("Cool down", "cool-down", `${at}/heat`, { nozzle_c: 0, bed_c: 0 });
+  }
+  for (const a of p.actions || []) {
+    const moot = (a.id === "light-on" && p.telemetry.light === true) || (a.id === "light-off" && p.telemetry.light === false);
+    if (runs[a.when || "idle"] && !moot) ask(a.label, `run run-${a.id}`, `${at}/actions/${encodeURIComponent(a.id)}`);
+  }
+  return box.childElementCount ? box : null;
+}
+
+/** Sends a request to a printer's agent through hearth ui, which answers once the agent did. */
+async function askAgent(button, path, body) {
+  notice("");
+  done("");
+  button.disabled = true;
+  try {
+    const init = { method: "POST" };
+    if (body) {
+      init.headers = { "Content-Type": "application/json" };
+      init.body = JSON.stringify(body);
+    }
+    done((await (await api(path, init)).json()).said);
+    await refresh();
+  } catch (e) {
+    notice(e.message);
+  } finally {
+    button.disabled = false;
+  }
+}
 
 async function control(p, job, action, what) {
   const which = what || `the job printing on ${p.name}`;

@@ -468,6 +468,39 @@ pub struct WaitArgs {
     pub wait: u64,
 }
 
+/// Sends one request to a printer's agent with `send` and waits up to `within` for the agent's
+/// answer on the organisation's event stream (subscribed first): `Some(Ok)` done, `Some(Err)`
+/// refused or failed with why, `None` no answer in time.
+pub(crate) async fn ask_agent(
+    ctx: &Ctx,
+    within: std::time::Duration,
+    send: impl AsyncFnOnce() -> hearth_client::Result<hearth_proto::api::Accepted>,
+) -> anyhow::Result<Option<Result<(), String>>> {
+    let mut events = ctx.client.events(ctx.org()?).await?;
+    let accepted = send().await?;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, events.next()).await else {
+            return Ok(None);
+        };
+        match next.context("the live event stream broke")? {
+            None => return Ok(None),
+            Some(Event::Outcome {
+                request,
+                ok,
+                message,
+                ..
+            }) if request == accepted.request => {
+                return Ok(Some(match ok {
+                    true => Ok(()),
+                    false => Err(message.unwrap_or_else(|| "not done".into())),
+                }));
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 /// Requests sent to printers' agents, each with what to say of it, waited for on the
 /// organisation's event stream (subscribed before the first was sent).
 struct Sent {
@@ -731,7 +764,7 @@ pub async fn list_actions(args: &ActionsArgs) -> anyhow::Result<()> {
 }
 
 /// "nozzle 215 °C, bed off", as sent.
-fn heat_said(req: &HeatRequest) -> String {
+pub(crate) fn heat_said(req: &HeatRequest) -> String {
     let one = |what: &str, t: Option<f32>| {
         t.map(|t| {
             if t == 0.0 {

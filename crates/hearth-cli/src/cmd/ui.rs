@@ -36,7 +36,7 @@ use tokio::sync::Mutex;
 use crate::cmd::files::{
     Opened, job_labels, library_rows, list_thumbnail, open_job, open_library_id,
 };
-use crate::cmd::fleet::{find_printer, names_of, printers_of};
+use crate::cmd::fleet::{ask_agent, find_printer, names_of, printers_of};
 use crate::cmd::local::{error, same_secret};
 use crate::cmd::timelapse::{Reel, printer_names};
 use crate::cmd::upload::{
@@ -162,6 +162,11 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/me", get(me))
         .route("/api/printers", get(printers))
         .route("/api/printers/{name}/frame", get(frame))
+        .route("/api/printers/{name}/heat", post(printer_heat))
+        .route(
+            "/api/printers/{name}/actions/{action}",
+            post(printer_action),
+        )
         .route("/api/files", get(files).post(upload))
         .route("/api/files/{id}", axum::routing::delete(delete_file))
         .route("/api/files/{id}/print", post(print))
@@ -385,6 +390,66 @@ async fn printers(State(ui): State<Arc<Ui>>) -> Answer {
         })
         .collect();
     Ok(axum::Json(rows).into_response())
+}
+
+/// `POST /api/printers/{name}/actions/{action}`: runs one of the printer's actions; answers once
+/// its agent says it was done (`{"said"}`), or with why not.
+async fn printer_action(
+    State(ui): State<Arc<Ui>>,
+    Path((name, action)): Path<(String, String)>,
+) -> Answer {
+    let ctx = ui.ctx.lock().await.clone();
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let p = find_printer(&printers, &name)?;
+    let label = p
+        .actions
+        .iter()
+        .find(|a| a.id == action)
+        .map_or(action.as_str(), |a| a.label.as_str());
+    let answer = ask_agent(&ctx, AGENT_ANSWER_WITHIN, async || {
+        ctx.client.run_printer_action(org, p.id, &action).await
+    })
+    .await?;
+    agent_said(&format!("{}: {label}", p.name), answer)
+}
+
+/// `POST /api/printers/{name}/heat` with `{"nozzle_c", "bed_c"}`: preheats the printer or cools
+/// it down; answers once its agent says it set them, or with why not.
+async fn printer_heat(
+    State(ui): State<Arc<Ui>>,
+    Path(name): Path<String>,
+    axum::Json(req): axum::Json<hearth_proto::api::HeatRequest>,
+) -> Answer {
+    let ctx = ui.ctx.lock().await.clone();
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let p = find_printer(&printers, &name)?;
+    let answer = ask_agent(&ctx, AGENT_ANSWER_WITHIN, async || {
+        ctx.client.heat_printer(org, p.id, &req).await
+    })
+    .await?;
+    let said = crate::cmd::fleet::heat_said(&req);
+    agent_said(&format!("{}: {said}", p.name), answer)
+}
+
+/// How long the page waits for a printer's agent to answer.
+const AGENT_ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `{"said": "WHAT: done."}`, or a refusal (409) with the agent's why, or `202` when it has not
+/// answered yet.
+fn agent_said(what: &str, answer: Option<Result<(), String>>) -> Answer {
+    match answer {
+        Some(Ok(())) => Ok(axum::Json(json!({ "said": format!("{what}: done.") })).into_response()),
+        Some(Err(why)) => Err(refused(StatusCode::CONFLICT, format!("{what}: {why}"))),
+        None => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "said": format!("{what}: sent; its agent has not said yet how it went.")
+            })),
+        )
+            .into_response()),
+    }
 }
 
 /// `GET /api/jobs`: the organisation's jobs (newest first, as the server lists them), each as

@@ -79,8 +79,19 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
     ada.setup(&server).await;
     let pics = pictures();
     let cam = camera(Arc::new(Mutex::new(pics[0].clone()))).await;
-    // A printer whose camera keeps a timelapse of each job, and one job printed to the end.
-    let _agent = start_chain_agent(&server, &ada, timelapse_printer(&cam)).await;
+    // A printer whose camera keeps a timelapse of each job, and one job printed to the end; it
+    // has a light of its own and an action for while it prints.
+    let mut mk4 = timelapse_printer(&cam);
+    if let hearth_drivers::DriverConfig::Simulated(s) = &mut mk4.driver {
+        s.light = true;
+    }
+    mk4.actions = vec![hearth_agent::config::ActionConfig {
+        id: "fan-off".into(),
+        label: Some("Part fan off".into()),
+        gcode: hearth_agent::config::GcodeLines::One("M107".into()),
+        while_printing: true,
+    }];
+    let _agent = start_chain_agent(&server, &ada, mk4).await;
     let printer = first_frame(&ada).await;
     let work = tempfile::tempdir().unwrap();
     let part = gcode(work.path(), "part.gcode", "part");
@@ -549,6 +560,22 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         &spool.id.to_string(),
     ])
     .await;
+
+    // An action the printer does not have: the server's refusal, with those it has.
+    let nope = ui
+        .api(Method::POST, "/api/printers/mk4/actions/format-sd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nope.status(), 404);
+    let said: serde_json::Value = nope.json().await.unwrap();
+    assert!(
+        said["error"]
+            .as_str()
+            .unwrap()
+            .contains("its agent offers fan-off, light-on, light-off"),
+        "{said}"
+    );
 
     // The page itself, in a real browser, when one is installed here.
     let sample = crate::sample("cube20_prusaslicer_mk3s.gcode");
