@@ -18,18 +18,25 @@ struct Cli {
     command: Command,
 }
 
+/// The configuration file option every command that reads it takes.
+#[derive(clap::Args)]
+struct ConfigFile {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        env = "HEARTH_AGENT_CONFIG",
+        default_value = "hearth-agent.toml"
+    )]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Connect to the server and drive the configured printers until SIGINT/SIGTERM.
     Run {
-        /// The configuration file.
-        #[arg(
-            long,
-            short,
-            env = "HEARTH_AGENT_CONFIG",
-            default_value = "hearth-agent.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Enroll this agent with a server using a one-time token from an admin, then wait for approval.
     Enroll {
@@ -46,13 +53,8 @@ enum Command {
         /// never make this agent trust another organisation's keys; without it the first chain seen is pinned.
         #[arg(long, env = "HEARTH_AGENT_GENESIS")]
         genesis: Option<String>,
-        #[arg(
-            long,
-            short,
-            env = "HEARTH_AGENT_CONFIG",
-            default_value = "hearth-agent.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Configuration helpers.
     Config {
@@ -67,24 +69,14 @@ enum ConfigCommand {
     Example,
     /// Check a configuration file and report unknown keys.
     Check {
-        #[arg(
-            long,
-            short,
-            env = "HEARTH_AGENT_CONFIG",
-            default_value = "hearth-agent.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Print [[printer.action]] tables to paste, one per macro a printer's firmware defines
     /// (Klipper's [gcode_macro]) that the configuration does not run yet.
     Actions {
-        #[arg(
-            long,
-            short,
-            env = "HEARTH_AGENT_CONFIG",
-            default_value = "hearth-agent.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
 }
 
@@ -121,7 +113,10 @@ async fn main() -> anyhow::Result<()> {
             command: ConfigCommand::Example,
         } => print!("{}", hearth_agent::config::EXAMPLE),
         Command::Config {
-            command: ConfigCommand::Check { config },
+            command:
+                ConfigCommand::Check {
+                    config: ConfigFile { config },
+                },
         } => {
             let c = load(&config)?;
             println!(
@@ -132,7 +127,10 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Config {
-            command: ConfigCommand::Actions { config },
+            command:
+                ConfigCommand::Actions {
+                    config: ConfigFile { config },
+                },
         } => print!(
             "{}",
             hearth_agent::suggest::suggested_actions(&load(&config)?).await
@@ -142,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
             token,
             name,
             genesis,
-            config,
+            config: ConfigFile { config },
         } => {
             let mut config = load(&config)?;
             let genesis: Option<hearth_crypto::Sha256Digest> = genesis
@@ -190,7 +188,9 @@ async fn main() -> anyhow::Result<()> {
                 enrolled.response.agent_id, enrolled.response.org_id, enrolled.fingerprint
             );
         }
-        Command::Run { config } => {
+        Command::Run {
+            config: ConfigFile { config },
+        } => {
             let config = load(&config)?;
             let identity = KeyFileIdentity::load(&config.state_dir).with_context(|| {
                 format!(

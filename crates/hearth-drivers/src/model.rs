@@ -49,6 +49,20 @@ pub struct OwnAction {
     pub when: RunsWhen,
 }
 
+/// A printer's own light as actions: on and off, whenever it is online.
+pub const LIGHT_ACTIONS: [OwnAction; 2] = [
+    OwnAction {
+        id: "light-on",
+        label: "Light on",
+        when: RunsWhen::Always,
+    },
+    OwnAction {
+        id: "light-off",
+        label: "Light off",
+        when: RunsWhen::Always,
+    },
+];
+
 /// In which states of its printer an action runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunsWhen {

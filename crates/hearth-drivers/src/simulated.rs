@@ -19,7 +19,7 @@ use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
     Capabilities, DriverInfo, DriverKind, Fault, HeatTargets, Heater, JobPhase, JobStatus,
-    OwnAction, PrintHints, PrinterState, PrinterStatus, RunsWhen, Started,
+    LIGHT_ACTIONS, OwnAction, PrintHints, PrinterState, PrinterStatus, Started,
 };
 
 /// Room temperature the heaters cool down to.
@@ -110,20 +110,6 @@ pub struct SimulatedConfig {
     /// `light-on` and `light-off` (on at start).
     pub light: bool,
 }
-
-/// A simulated printer's own actions when it has a light.
-const LIGHT_ACTIONS: [OwnAction; 2] = [
-    OwnAction {
-        id: "light-on",
-        label: "Light on",
-        when: RunsWhen::Always,
-    },
-    OwnAction {
-        id: "light-off",
-        label: "Light off",
-        when: RunsWhen::Always,
-    },
-];
 
 impl Default for SimulatedConfig {
     fn default() -> Self {

@@ -41,8 +41,8 @@ use tokio::sync::{Notify, OnceCell, oneshot};
 use crate::driver::{Driver, Upload};
 use crate::error::DriverError;
 use crate::model::{
-    Capabilities, DriverInfo, DriverKind, HeatTargets, Heater, JobPhase, JobStatus, MaterialSlot,
-    OwnAction, PrinterState, PrinterStatus, RunsWhen, Started,
+    Capabilities, DriverInfo, DriverKind, HeatTargets, Heater, JobPhase, JobStatus, LIGHT_ACTIONS,
+    MaterialSlot, OwnAction, PrinterState, PrinterStatus, RunsWhen, Started,
 };
 use ftps::{FtpError, Ftps};
 use project::{EXTERNAL_SPOOL, Plate, Tray};
@@ -155,16 +155,8 @@ const SPEED_MODES: [&str; 4] = [
 
 /// What a Bambu printer offers of its own: its chamber light, and its speed mode while printing.
 pub const OWN_ACTIONS: [OwnAction; 6] = [
-    OwnAction {
-        id: "light-on",
-        label: "Light on",
-        when: RunsWhen::Always,
-    },
-    OwnAction {
-        id: "light-off",
-        label: "Light off",
-        when: RunsWhen::Always,
-    },
+    LIGHT_ACTIONS[0],
+    LIGHT_ACTIONS[1],
     OwnAction {
         id: SPEED_MODES[0],
         label: "Speed: silent",
