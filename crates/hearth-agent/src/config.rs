@@ -447,6 +447,13 @@ impl AgentConfig {
                     p.name
                 )));
             }
+            if !p.actions.is_empty() && matches!(p.driver, DriverConfig::Prusalink(_)) {
+                return Err(ConfigError::Invalid(format!(
+                    "printer {:?}: PrusaLink takes no G-code from outside the printer, so it can \
+                     have no [[printer.action]]",
+                    p.name
+                )));
+            }
             let mut ids = std::collections::HashSet::new();
             for a in &p.actions {
                 let bad = |why: &str| {
@@ -713,6 +720,14 @@ builtin_actions = false
                 Err(ConfigError::Invalid(m)) => assert!(m.contains(why), "{bad}: {m}"),
                 other => panic!("{bad}: {other:?}"),
             }
+        }
+        let prusa = text.replace(
+            "kind = \"moonraker\"\nurl = \"http://voron.local:7125\"",
+            "kind = \"prusalink\"\nurl = \"http://mk4.local\"\npassword = \"p\"",
+        );
+        match AgentConfig::parse(&prusa) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("PrusaLink takes no G-code"), "{m}"),
+            other => panic!("{other:?}"),
         }
         let unknown_key = text.replace("while_printing = true", "while_printing = true\nspeed = 1");
         assert!(
