@@ -1342,7 +1342,7 @@ function controlButtons(p) {
   };
   // A printer's own light shows only the button that changes it, as it reports it.
   const moot = (a) => (a.id === "light-on" && p.telemetry.light === true) || (a.id === "light-off" && p.telemetry.light === false);
-  const now = (p.actions || []).filter((a) => runs[a.when || "idle"] && !moot(a));
+  const now = (p.actions || []).filter((a) => runs[a.when || "idle"] && !moot(a) && (!a.admins_only || atLeast("admin")));
   if (!atLeast("operator") || now.length === 0) return null;
   return el("div", { class: "actions controls", "aria-label": `${p.name}'s controls` },
     now.map((a) => el("button", {

@@ -1474,6 +1474,7 @@ fn offered_actions(p: &PrinterRt) -> Vec<(PrinterAction, Run)> {
                     RunsWhen::Always => ActionWhen::Always,
                     RunsWhen::Printing => ActionWhen::Printing,
                 },
+                admins_only: false,
             };
             offered.push((action, Run::Own(a.id)));
         }

@@ -93,6 +93,7 @@ time_scale = 60
 # label = "Part fan off"
 # gcode = "M107"
 # while_printing = true           # also while a job runs or is paused
+# admins_only = false             # true: only the organisation's admins may run it
 
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
@@ -189,6 +190,9 @@ pub struct ActionConfig {
     /// Also while a job runs or is paused (a light, a fan); otherwise only while idle.
     #[serde(default)]
     pub while_printing: bool,
+    /// Only the organisation's admins may run it; otherwise operators too.
+    #[serde(default)]
+    pub admins_only: bool,
 }
 
 /// One or more lines of G-code as a configuration writes them.
@@ -225,6 +229,7 @@ impl ActionConfig {
                 true => ActionWhen::Always,
                 false => ActionWhen::Idle,
             },
+            admins_only: self.admins_only,
         }
     }
 }
@@ -674,6 +679,7 @@ id = "fan-off"
 label = "Part fan off"
 gcode = ["M107", "M106 P2 S0"]
 while_printing = true
+admins_only = true
 
 [[printer]]
 name = "x1c"
@@ -702,6 +708,7 @@ builtin_actions = false
             "the id is the label when none is given"
         );
         assert_eq!(announced[2].when, hearth_proto::agent::ActionWhen::Always);
+        assert!(announced[2].admins_only && !announced[0].admins_only);
         assert!(voron.builtin_actions, "on unless said otherwise");
         assert!(c.printers[1].actions.is_empty());
         assert!(!c.printers[1].builtin_actions);

@@ -240,7 +240,7 @@ function printerControls(p) {
   }
   for (const a of p.actions || []) {
     const moot = (a.id === "light-on" && p.telemetry.light === true) || (a.id === "light-off" && p.telemetry.light === false);
-    if (runs[a.when || "idle"] && !moot) ask(a.label, `run run-${a.id}`, `${at}/actions/${encodeURIComponent(a.id)}`);
+    if (runs[a.when || "idle"] && !moot && (!a.admins_only || isAdmin())) ask(a.label, `run run-${a.id}`, `${at}/actions/${encodeURIComponent(a.id)}`);
   }
   return box.childElementCount ? box : null;
 }

@@ -206,6 +206,7 @@ fn demo_actions() -> Vec<hearth_agent::config::ActionConfig> {
         label: Some(label.into()),
         gcode: GcodeLines::One(gcode.into()),
         while_printing,
+        admins_only: false,
     })
     .collect()
 }

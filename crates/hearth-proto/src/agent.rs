@@ -206,6 +206,10 @@ pub struct PrinterAction {
     /// In which states of the printer it runs.
     #[serde(default)]
     pub when: ActionWhen,
+    /// Only the organisation's admins may run it (a firmware restart, a calibration); otherwise
+    /// operators too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admins_only: bool,
 }
 
 /// In which states of its printer an action runs.
@@ -445,6 +449,7 @@ mod tests {
             id: "a".into(),
             label: "A".into(),
             when,
+            admins_only: false,
         };
         let (home, light, speed) = (
             action(ActionWhen::Idle),

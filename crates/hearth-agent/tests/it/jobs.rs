@@ -512,18 +512,21 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
             label: Some("Home all axes".into()),
             gcode: GcodeLines::Many(vec!["G28".into(), "M140 S40".into()]),
             while_printing: false,
+            admins_only: false,
         },
         ActionConfig {
             id: "fan-off".into(),
             label: None,
             gcode: GcodeLines::One("M107".into()),
             while_printing: true,
+            admins_only: false,
         },
         ActionConfig {
             id: "typo".into(),
             label: None,
             gcode: GcodeLines::One("M104 T0".into()),
             while_printing: false,
+            admins_only: false,
         },
     ];
     rig.start_agent();

@@ -757,7 +757,8 @@ pub async fn list_actions(args: &ActionsArgs) -> anyhow::Result<()> {
                 ActionWhen::Always => "also while printing",
                 ActionWhen::Printing => "while printing",
             };
-            println!("  {:<16} {:<28} {when}", a.id, a.label);
+            let who = if a.admins_only { ", admins only" } else { "" };
+            println!("  {:<16} {:<28} {when}{who}", a.id, a.label);
         }
     }
     Ok(())

@@ -80,12 +80,14 @@ async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
         label: Some("Warm the bed".into()),
         gcode: hearth_agent::config::GcodeLines::Many(vec!["M140 S44".into()]),
         while_printing: false,
+        admins_only: false,
     };
     let missing = hearth_agent::config::ActionConfig {
         id: "purge".into(),
         label: None,
         gcode: hearth_agent::config::GcodeLines::One("PURGE_LINE".into()),
         while_printing: false,
+        admins_only: false,
     };
     let chain = chain_with(
         hearth_drivers::DriverConfig::Moonraker(moon.config()),

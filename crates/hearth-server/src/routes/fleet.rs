@@ -401,6 +401,13 @@ pub async fn run_action(
             ),
         ));
     };
+    if a.admins_only && access.role < hearth_proto::Role::Admin {
+        return Err(ApiError::forbidden(format!(
+            "{:?} on printer {name} is for the organisation's admins (its agent's configuration \
+             says admins_only)",
+            a.label
+        )));
+    }
     let (telemetry, _) = state.hub.telemetry(id);
     if !a.allowed_in(telemetry.state) {
         return Err(ApiError::conflict(format!(

@@ -16,11 +16,16 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         id: id.into(),
         label: label.into(),
         when,
+        admins_only: false,
     };
     let actions = vec![
         action("home", "Home all axes", ActionWhen::Idle),
         action("light-on", "Light on", ActionWhen::Always),
         action("speed-sport", "Speed: sport", ActionWhen::Printing),
+        PrinterAction {
+            admins_only: true,
+            ..action("restart", "Firmware restart", ActionWhen::Always)
+        },
     ];
     let x1c = PrinterInfo {
         actions: actions.clone(),
@@ -93,7 +98,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
             x1c.id,
             "format-sd",
             404,
-            "its agent offers home, light-on, speed-sport",
+            "its agent offers home, light-on, speed-sport, restart",
         ),
         (x1c.id, "../heat", 404, "no action \"../heat\""),
         (xl.id, "home", 404, "its agent offers none"),
@@ -121,6 +126,18 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(403));
+    // An action for admins: not an operator's; the owner's.
+    let operator = member(&server, &owner, org, "otto", hearth_proto::Role::Operator).await;
+    let e = operator
+        .run_printer_action(org, x1c.id, "restart")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(403));
+    assert!(
+        e.to_string().contains("is for the organisation's admins"),
+        "{e}"
+    );
+    relayed(&owner, &mut ws, (org, x1c.id), "restart").await;
 
     // Printing: homing waits for idle, the light does not, the speed mode is for now.
     report_printing(&mut ws, &owner, org, "x1c").await;
@@ -150,7 +167,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         .collect();
     assert_eq!(
         runs,
-        ["home", "light-on", "light-on", "speed-sport"],
+        ["home", "light-on", "restart", "light-on", "speed-sport"],
         "{runs:?}"
     );
 }
