@@ -589,8 +589,8 @@ impl Agent {
     }
 
     /// A member's action, relayed by the server: run only if this configuration defines it for
-    /// this printer (or it is the driver's own light), and, unless it is one for printing too,
-    /// only with no job of ours on it and idle in its last sample.
+    /// this printer (or it is one of the driver's own), in a state it runs in as the last sample
+    /// shows (an idle-only one also with no job of ours on it). Answered either way.
     fn on_action(&mut self, printer: &str, id: &str, request: Option<String>) {
         let Some(i) = self.printer_index(printer) else {
             tracing::warn!(%printer, action = id, "action asked for an unknown printer");
