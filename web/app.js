@@ -1353,6 +1353,7 @@ function controlButtons(p) {
 }
 
 async function runAction(p, a, button) {
+  if (a.confirm && !confirm(`${p.name}: ${a.label}: ${a.confirm}`)) return;
   button.disabled = true;
   try {
     const accepted = await call("POST", `/orgs/${state.org.id}/printers/${p.id}/actions/${encodeURIComponent(a.id)}`);

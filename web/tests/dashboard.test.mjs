@@ -32,9 +32,14 @@ try {
   // (409) are answered on purpose below.
   watch(page, problems, [401, 409, 422]);
   page.on("request", (r) => sent.push(`${r.method()} ${r.url()} ${r.postData() || ""}`));
-  // Confirmations are accepted; a prompt (the reason of a rejection) is answered with this.
+  // Confirmations are accepted (and what they asked kept); a prompt (the reason of a rejection)
+  // is answered with this.
   let promptAnswer = "";
-  page.on("dialog", (d) => d.accept(d.type() === "prompt" ? promptAnswer : undefined));
+  const asked = [];
+  page.on("dialog", (d) => {
+    asked.push(d.message());
+    return d.accept(d.type() === "prompt" ? promptAnswer : undefined);
+  });
 
   const step = (name) => console.log(`- ${name}`);
   // The body of GET /api/v1/orgs/{org}PATH with the page's session (the demo owner's only
@@ -117,8 +122,10 @@ try {
 
   step("an idle printer's actions run from its card; a printing one offers only those for printing");
   assert.deepEqual(await card("xl").locator(".controls button").allTextContents(), ["Home axes", "Motors off", "Part fan off"]);
+  // Homing asks first (the demo's configuration says so); accepted, it runs.
   await card("xl").locator("button[data-run=home]").click();
   await page.locator("#notice", { hasText: /^xl: Home axes: done\.$/ }).waitFor();
+  assert.equal(asked.at(-1), "xl: Home axes: Is the bed clear?");
   // (One without a light of its own: the x1c's shows beside.)
   const printingCard = page.locator("article.printer[data-state=printing]", { hasNot: page.locator("dd[data-row=light]") }).first();
   assert.deepEqual(await printingCard.locator(".controls button").allTextContents(), ["Part fan off"]);

@@ -1475,6 +1475,7 @@ fn offered_actions(p: &PrinterRt) -> Vec<(PrinterAction, Run)> {
                     RunsWhen::Printing => ActionWhen::Printing,
                 },
                 admins_only: false,
+                confirm: None,
             };
             offered.push((action, Run::Own(a.id)));
         }

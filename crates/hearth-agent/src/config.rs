@@ -94,6 +94,7 @@ time_scale = 60
 # gcode = "M107"
 # while_printing = true           # also while a job runs or is paused
 # admins_only = false             # true: only the organisation's admins may run it
+# confirm = "Is the bed clear?"   # asked before it runs (dashboards, hearth printers run)
 
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
@@ -193,6 +194,9 @@ pub struct ActionConfig {
     /// Only the organisation's admins may run it; otherwise operators too.
     #[serde(default)]
     pub admins_only: bool,
+    /// What the dashboards and the CLI ask before running it ("Is the bed clear?").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
 }
 
 /// One or more lines of G-code as a configuration writes them.
@@ -230,6 +234,7 @@ impl ActionConfig {
                 false => ActionWhen::Idle,
             },
             admins_only: self.admins_only,
+            confirm: self.confirm.clone(),
         }
     }
 }
@@ -482,6 +487,12 @@ impl AgentConfig {
                 {
                     return bad("a label is 1 to 64 characters");
                 }
+                if a.confirm
+                    .as_deref()
+                    .is_some_and(|c| c.trim().is_empty() || c.len() > 200)
+                {
+                    return bad("confirm is a question of 1 to 200 characters");
+                }
                 let lines = a.gcode.lines();
                 if lines.is_empty() || lines.len() > 100 {
                     return bad("gcode is 1 to 100 lines");
@@ -664,6 +675,7 @@ url = "http://voron.local:7125"
 id = "home"
 label = "Home all axes"
 gcode = "G28"
+confirm = "Is the bed clear?"
 
 [[printer.action]]
 id = "purge"
@@ -709,16 +721,22 @@ builtin_actions = false
         );
         assert_eq!(announced[2].when, hearth_proto::agent::ActionWhen::Always);
         assert!(announced[2].admins_only && !announced[0].admins_only);
+        assert_eq!(announced[0].confirm.as_deref(), Some("Is the bed clear?"));
+        assert_eq!(announced[1].confirm, None);
         assert!(voron.builtin_actions, "on unless said otherwise");
         assert!(c.printers[1].actions.is_empty());
         assert!(!c.printers[1].builtin_actions);
 
-        let first = "id = \"home\"\nlabel = \"Home all axes\"\ngcode = \"G28\"\n";
+        let first = "id = \"home\"\nlabel = \"Home all axes\"\ngcode = \"G28\"\nconfirm = \"Is the bed clear?\"\n";
         for (bad, why) in [
             ("id = \"Home\"\ngcode = \"G28\"\n", "a-z"),
             ("id = \"light-on\"\ngcode = \"G28\"\n", "of its own"),
             ("id = \"fan-off\"\ngcode = \"G28\"\n", "twice"),
             ("id = \"h\"\nlabel = \" \"\ngcode = \"G28\"\n", "label"),
+            (
+                "id = \"h\"\ngcode = \"G28\"\nconfirm = \"\"\n",
+                "confirm is a question",
+            ),
             ("id = \"h\"\ngcode = \" \\n \"\n", "1 to 100 lines"),
         ] {
             assert!(text.contains(first));

@@ -228,9 +228,11 @@ function printerControls(p) {
   const st = p.telemetry.state;
   const runs = { idle: st === "idle", always: st !== "offline", printing: ["printing", "pausing", "paused"].includes(st) };
   const box = el("div", { class: "controls printer-controls" });
-  const ask = (label, cls, path, body) => {
+  const ask = (label, cls, path, body, question) => {
     const b = el("button", { type: "button", textContent: label, class: cls });
-    b.addEventListener("click", () => askAgent(b, path, body));
+    b.addEventListener("click", () => {
+      if (!question || confirm(`${p.name}: ${label}: ${question}`)) askAgent(b, path, body);
+    });
     box.append(b);
   };
   const at = `/api/printers/${encodeURIComponent(p.name)}`;
@@ -240,7 +242,7 @@ function printerControls(p) {
   }
   for (const a of p.actions || []) {
     const moot = (a.id === "light-on" && p.telemetry.light === true) || (a.id === "light-off" && p.telemetry.light === false);
-    if (runs[a.when || "idle"] && !moot && (!a.admins_only || isAdmin())) ask(a.label, `run run-${a.id}`, `${at}/actions/${encodeURIComponent(a.id)}`);
+    if (runs[a.when || "idle"] && !moot && (!a.admins_only || isAdmin())) ask(a.label, `run run-${a.id}`, `${at}/actions/${encodeURIComponent(a.id)}`, undefined, a.confirm);
   }
   return box.childElementCount ? box : null;
 }

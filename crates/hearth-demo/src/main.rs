@@ -207,6 +207,8 @@ fn demo_actions() -> Vec<hearth_agent::config::ActionConfig> {
         gcode: GcodeLines::One(gcode.into()),
         while_printing,
         admins_only: false,
+        // Homing with a part left on the bed can crash into it.
+        confirm: (id == "home").then(|| "Is the bed clear?".into()),
     })
     .collect()
 }

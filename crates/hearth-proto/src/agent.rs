@@ -210,6 +210,10 @@ pub struct PrinterAction {
     /// operators too.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub admins_only: bool,
+    /// What to ask the member before running it ("Is the bed clear?"); clients ask, the server
+    /// does not check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
 }
 
 /// In which states of its printer an action runs.
@@ -450,6 +454,7 @@ mod tests {
             label: "A".into(),
             when,
             admins_only: false,
+            confirm: None,
         };
         let (home, light, speed) = (
             action(ActionWhen::Idle),

@@ -513,6 +513,7 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
             gcode: GcodeLines::Many(vec!["G28".into(), "M140 S40".into()]),
             while_printing: false,
             admins_only: false,
+            confirm: None,
         },
         ActionConfig {
             id: "fan-off".into(),
@@ -520,6 +521,7 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
             gcode: GcodeLines::One("M107".into()),
             while_printing: true,
             admins_only: false,
+            confirm: None,
         },
         ActionConfig {
             id: "typo".into(),
@@ -527,6 +529,7 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
             gcode: GcodeLines::One("M104 T0".into()),
             while_printing: false,
             admins_only: false,
+            confirm: None,
         },
     ];
     rig.start_agent();

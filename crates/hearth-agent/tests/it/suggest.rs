@@ -22,6 +22,7 @@ async fn each_macro_not_run_yet_is_suggested_as_an_action() {
         gcode: GcodeLines::One("load_filament".into()),
         while_printing: false,
         admins_only: false,
+        confirm: None,
     }];
     let config = AgentConfig {
         server: "http://127.0.0.1:1".into(),

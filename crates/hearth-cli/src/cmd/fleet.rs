@@ -453,6 +453,9 @@ pub struct RunArgs {
     /// Every printer of this pool that offers the action (the others are named and skipped).
     #[arg(long)]
     pub pool: Option<String>,
+    /// Run it without asking what the action's configuration asks first ("Is the bed clear?").
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -706,6 +709,16 @@ pub async fn run_action(args: &RunArgs) -> anyhow::Result<()> {
         if from_pool && offered.is_none() {
             println!("{}: skipped, it has no action {:?}", p.name, args.action);
             continue;
+        }
+        if let Some((a, question)) = offered.and_then(|a| Some((a, a.confirm.as_deref()?))) {
+            let asked = format!("{}: {}: {question}", p.name, a.label);
+            let yes =
+                args.yes || (std::io::stdin().is_terminal() && crate::profile::confirm_tty(&asked));
+            if !yes {
+                eprintln!("{asked} Not run (--yes runs it without asking).");
+                failed += 1;
+                continue;
+            }
         }
         match ctx.client.run_printer_action(org, p.id, &args.action).await {
             Ok(accepted) => {

@@ -81,6 +81,7 @@ async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
         gcode: hearth_agent::config::GcodeLines::Many(vec!["M140 S44".into()]),
         while_printing: false,
         admins_only: false,
+        confirm: Some("Is the bed clear?".into()),
     };
     let missing = hearth_agent::config::ActionConfig {
         id: "purge".into(),
@@ -88,6 +89,7 @@ async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
         gcode: hearth_agent::config::GcodeLines::One("PURGE_LINE".into()),
         while_printing: false,
         admins_only: false,
+        confirm: None,
     };
     let chain = chain_with(
         hearth_drivers::DriverConfig::Moonraker(moon.config()),
@@ -100,9 +102,19 @@ async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
     assert!(listed.contains("warm-bed"), "{listed}");
     assert!(listed.contains("Warm the bed"), "{listed}");
     assert!(listed.contains("while idle"), "{listed}");
+    // It asks first: without a terminal to answer on, it is not run unless --yes says so.
+    let out = ada.try_run(&["printers", "run", "warm-bed", "mk3"]).await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains(
+            "mk3: Warm the bed: Is the bed clear? Not run (--yes runs it without asking)."
+        ),
+        "{said}"
+    );
     // Said once the agent says Klipper ran it.
     assert_eq!(
-        ada.run(&["printers", "run", "warm-bed", "mk3"])
+        ada.run(&["printers", "run", "warm-bed", "mk3", "--yes"])
             .await
             .trim(),
         "mk3: Warm the bed"

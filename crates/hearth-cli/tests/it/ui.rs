@@ -91,6 +91,7 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         gcode: hearth_agent::config::GcodeLines::One("M107".into()),
         while_printing: true,
         admins_only: false,
+        confirm: None,
     }];
     let _agent = start_chain_agent(&server, &ada, mk4).await;
     let printer = first_frame(&ada).await;

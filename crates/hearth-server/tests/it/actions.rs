@@ -17,6 +17,7 @@ async fn a_member_runs_the_actions_a_printers_agent_announced() {
         label: label.into(),
         when,
         admins_only: false,
+        confirm: None,
     };
     let actions = vec![
         action("home", "Home all axes", ActionWhen::Idle),
