@@ -97,8 +97,19 @@ try {
   step("the printer's actions run from its card, said once its agent did them");
   const mk4 = page.locator('article.printer[data-name="mk4"]');
   assert.equal(await mk4.locator("button.preheat").count(), 0, "no preheat while printing");
+  // It asks first, as its configuration says: declined, nothing is sent; accepted, it runs.
+  const saidBefore = await page.textContent("#done");
+  page.once("dialog", (d) => d.dismiss());
+  await mk4.locator("button.run-fan-off").click();
+  assert.equal(await page.textContent("#done"), saidBefore, "declined: nothing sent, nothing said");
+  let asked = "";
+  page.once("dialog", (d) => {
+    asked = d.message();
+    d.accept();
+  });
   await mk4.locator("button.run-fan-off").click();
   await page.locator("#done", { hasText: /^mk4: Part fan off: done\.$/ }).waitFor();
+  assert.equal(asked, "mk4: Part fan off: Turn it off mid-print?");
   await mk4.locator("button.run-light-off").click();
   await page.locator("#done", { hasText: /^mk4: Light off: done\.$/ }).waitFor();
   // Its light is off now, as the printer reports it: the card offers to switch it on.

@@ -91,7 +91,7 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         gcode: hearth_agent::config::GcodeLines::One("M107".into()),
         while_printing: true,
         admins_only: false,
-        confirm: None,
+        confirm: Some("Turn it off mid-print?".into()),
     }];
     let _agent = start_chain_agent(&server, &ada, mk4).await;
     let printer = first_frame(&ada).await;
@@ -581,7 +581,7 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
 
     // The page itself, in a real browser, when one is installed here.
     let sample = crate::sample("cube20_prusaslicer_mk3s.gcode");
-    browser_test(
+    let browsed = browser_test(
         "member-ui.test.mjs",
         &[
             ("HEARTH_UI_LINK", &ui.link),
@@ -589,6 +589,18 @@ async fn the_members_own_dashboard_opens_what_the_server_cannot() {
         ],
     )
     .await;
+    if browsed {
+        // The page's actions, each sent once: the part fan's only after its question was
+        // accepted (declined first, which sent nothing).
+        let audit = client.audit_page(Some(org), 0, 500).await.unwrap();
+        let runs: Vec<&str> = audit
+            .entries
+            .iter()
+            .filter(|e| e.action == "printer.action")
+            .filter_map(|e| e.details["action"].as_str())
+            .collect();
+        assert_eq!(runs, ["fan-off", "light-off"], "{runs:?}");
+    }
 
     // Deleted from the library through the page: gone for the server too.
     let gone = ui
