@@ -84,17 +84,18 @@ time_scale = 60
 # idle unless while_printing = true. A Bambu Lab printer also offers its own: its chamber light
 # (light-on, light-off) and, while printing, its speed modes (speed-silent, speed-standard,
 # speed-sport, speed-ludicrous), unless the printer has `builtin_actions = false`.
+# `hearth-agent config actions` prints a table for each macro of a Klipper printer.
 # [[printer.action]]
 # id = "home"                     # a-z, 0-9 and -, at most 32
 # label = "Home all axes"
 # gcode = "G28"                   # one line, or several: ["G28", "G1 Z50 F600"]
+# confirm = "Is the bed clear?"   # asked before it runs (dashboards, hearth printers run)
 # [[printer.action]]
 # id = "fan-off"
 # label = "Part fan off"
 # gcode = "M107"
 # while_printing = true           # also while a job runs or is paused
 # admins_only = false             # true: only the organisation's admins may run it
-# confirm = "Is the bed clear?"   # asked before it runs (dashboards, hearth printers run)
 
 # A printer on this machine's USB port, with the agent as its print host (no OctoPrint):
 # [[printer]]
