@@ -241,6 +241,9 @@ struct Agent {
     conn: Option<Conn>,
     coalescer: Coalescer,
     outbox: Outbox,
+    /// Answers to members' requests that came while the server was away, sent when it is back
+    /// (the newest `UNSENT_ANSWERS`; a member waits for them a short while only).
+    unsent_answers: VecDeque<AgentMsg>,
     tasks: JoinSet<()>,
     events: mpsc::UnboundedSender<Event>,
     /// Deletions from printers under way, and when a failed one may be tried again.
@@ -335,6 +338,7 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
         conn: None,
         coalescer: Coalescer::new(config.timing.telemetry_interval()),
         outbox: Outbox::new(config.timing.job_backlog),
+        unsent_answers: VecDeque::new(),
         tasks: JoinSet::new(),
         events: events_tx,
         removing: HashMap::new(),
@@ -424,6 +428,9 @@ impl Agent {
                 self.send(AgentMsg::Printers { printers });
                 for u in self.outbox.drain() {
                     self.send_update(u);
+                }
+                for a in std::mem::take(&mut self.unsent_answers) {
+                    self.send(a);
                 }
                 self.coalescer.reconnected();
                 self.flush_telemetry();
@@ -652,12 +659,20 @@ impl Agent {
             Ok(()) => (true, None),
             Err(m) => (false, Some(m)),
         };
-        self.send(AgentMsg::Outcome {
+        let msg = AgentMsg::Outcome {
             printer: printer.to_owned(),
             request,
             ok,
             message,
-        });
+        };
+        if self.conn.is_some() {
+            self.send(msg);
+        } else {
+            if self.unsent_answers.len() == UNSENT_ANSWERS {
+                self.unsent_answers.pop_front();
+            }
+            self.unsent_answers.push_back(msg);
+        }
     }
 
     /// Sets printer `i`'s heater targets in the background; logs `done` or the failure, and
@@ -1443,6 +1458,9 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
         actions: offered_actions(p).into_iter().map(|(a, _)| a).collect(),
     }
 }
+
+/// How many answers to members' requests wait for the server at most.
+const UNSENT_ANSWERS: usize = 64;
 
 /// What an action does on the printer.
 #[derive(Debug)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hearth_agent::KeyFileIdentity;
 use hearth_drivers::{Driver, Fault};
-use hearth_proto::agent::{JobState, PrinterState};
+use hearth_proto::agent::{JobState, PrinterState, ServerMsg};
 
 use crate::support::{PRINTER, Rig, eventually};
 
@@ -316,5 +316,47 @@ async fn an_enrolled_agent_connects_with_the_key_it_created() {
     rig.hub
         .wait("authenticated", |s| (s.connections >= 1).then_some(()))
         .await;
+    rig.stop_agent().await;
+}
+
+/// The answer to a member's request that ends while the server is away is not lost: the agent
+/// sends it once the server is back.
+#[tokio::test]
+async fn an_answer_that_ends_while_the_server_is_away_is_sent_when_it_is_back() {
+    use hearth_agent::config::{ActionConfig, GcodeLines};
+    let mut rig = Rig::new().await;
+    rig.actions = vec![ActionConfig {
+        id: "dwell".into(),
+        label: None,
+        gcode: GcodeLines::One("G4 P400".into()),
+        while_printing: false,
+        admins_only: false,
+        confirm: None,
+    }];
+    rig.start_agent();
+    rig.idle().await;
+    rig.hub.send(ServerMsg::Action {
+        printer: PRINTER.into(),
+        action: "dwell".into(),
+        request: Some("r-away".into()),
+    });
+    rig.hub.set_down(true);
+    rig.hub
+        .wait("disconnect", |s| (s.open == 0).then_some(()))
+        .await;
+    eventually("the dwell done", || {
+        (rig.driver.count("gcode G4 P400 true") == 1).then_some(())
+    })
+    .await;
+    assert!(rig.hub.with(|s| s.outcomes.is_empty()));
+    rig.advance(39 + 40);
+    rig.hub.set_down(false);
+    let answer = rig
+        .hub
+        .wait("the answer after reconnection", |s| {
+            s.outcomes.first().cloned()
+        })
+        .await;
+    assert_eq!(answer, ("r-away".into(), true, None));
     rig.stop_agent().await;
 }

@@ -251,6 +251,12 @@ impl Driver for Recording {
         r
     }
     async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
+        // A dwell (`G4 P<ms>`) takes its time, as on a printer.
+        for l in lines {
+            if let Some(ms) = l.strip_prefix("G4 P").and_then(|ms| ms.parse().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
         let r = self.inner.run_gcode(lines).await;
         self.log
             .lock()
