@@ -39,6 +39,7 @@ mod pki;
 mod oidc_peer;
 mod sso;
 mod stats;
+mod submit;
 mod support;
 mod tls;
 mod ui;
