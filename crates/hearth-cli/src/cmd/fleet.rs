@@ -482,6 +482,23 @@ pub(crate) async fn ask_agent(
     let mut events = ctx.client.events(ctx.org()?).await?;
     let accepted = send().await?;
     let deadline = tokio::time::Instant::now() + within;
+    while let Some((request, ok, message)) = next_answer(&mut events, deadline).await? {
+        if request == accepted.request {
+            return Ok(Some(match ok {
+                true => Ok(()),
+                false => Err(message.unwrap_or_else(|| "not done".into())),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The next answer of a printer's agent on `events` (request id, done, why not), skipping other
+/// events; `None` once `deadline` passed or the server closed the stream.
+async fn next_answer(
+    events: &mut hearth_client::Events,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<Option<(String, bool, Option<String>)>> {
     loop {
         let Ok(next) = tokio::time::timeout_at(deadline, events.next()).await else {
             return Ok(None);
@@ -493,12 +510,7 @@ pub(crate) async fn ask_agent(
                 ok,
                 message,
                 ..
-            }) if request == accepted.request => {
-                return Ok(Some(match ok {
-                    true => Ok(()),
-                    false => Err(message.unwrap_or_else(|| "not done".into())),
-                }));
-            }
+            }) => return Ok(Some((request, ok, message))),
             Some(_) => {}
         }
     }
@@ -550,19 +562,8 @@ impl Sent {
         let mut failed = 0;
         let deadline = tokio::time::Instant::now() + self.within;
         while !self.waiting.is_empty() {
-            let next = tokio::time::timeout_at(deadline, events.next()).await;
-            let Ok(next) = next else { break };
-            let Some(ev) = next.context("the live event stream broke")? else {
+            let Some((request, ok, message)) = next_answer(events, deadline).await? else {
                 break;
-            };
-            let Event::Outcome {
-                request,
-                ok,
-                message,
-                ..
-            } = ev
-            else {
-                continue;
             };
             let Some(i) = self.waiting.iter().position(|w| w.0 == request) else {
                 continue;
@@ -629,10 +630,10 @@ pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
-    let (chosen, _) = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
+    let chosen = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
     let mut sent = Sent::start(&ctx, &args.wait).await?;
     let mut failed = 0;
-    for p in chosen {
+    for (p, _) in chosen {
         let req = if args.off {
             HeatRequest {
                 nozzle_c: Some(0.0),
@@ -669,30 +670,28 @@ pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The printers named (by name or id), then those of `pool` not named, each once; the second
-/// list says which came from the pool.
+/// The printers named (by name or id), then those of `pool` not named, each once, with whether
+/// it came from the pool.
 fn chosen_printers<'a>(
     printers: &'a [Printer],
     names: &[String],
     pool: Option<&str>,
-) -> anyhow::Result<(Vec<&'a Printer>, Vec<bool>)> {
-    let mut chosen: Vec<&Printer> = names
+) -> anyhow::Result<Vec<(&'a Printer, bool)>> {
+    let mut chosen: Vec<(&Printer, bool)> = names
         .iter()
-        .map(|n| find_printer(printers, n))
+        .map(|n| Ok((find_printer(printers, n)?, false)))
         .collect::<anyhow::Result<_>>()?;
-    let mut from_pool = vec![false; chosen.len()];
     if let Some(pool) = pool {
         if !printers.iter().any(|p| p.pools.iter().any(|q| q == pool)) {
             anyhow::bail!("no printer is in pool {pool:?}");
         }
         for p in printers {
-            if p.pools.iter().any(|q| q == pool) && !chosen.iter().any(|c| c.id == p.id) {
-                chosen.push(p);
-                from_pool.push(true);
+            if p.pools.iter().any(|q| q == pool) && !chosen.iter().any(|(c, _)| c.id == p.id) {
+                chosen.push((p, true));
             }
         }
     }
-    Ok((chosen, from_pool))
+    Ok(chosen)
 }
 
 /// `hearth printers run ACTION`: runs an action on printers; fails if a printer named did not
@@ -701,10 +700,10 @@ pub async fn run_action(args: &RunArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
-    let (chosen, from_pool) = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
+    let chosen = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
     let mut sent = Sent::start(&ctx, &args.wait).await?;
     let mut failed = 0;
-    for (p, from_pool) in chosen.into_iter().zip(from_pool) {
+    for (p, from_pool) in chosen {
         let offered = p.actions.iter().find(|a| a.id == args.action);
         if from_pool && offered.is_none() {
             println!("{}: skipped, it has no action {:?}", p.name, args.action);
@@ -742,10 +741,13 @@ pub async fn run_action(args: &RunArgs) -> anyhow::Result<()> {
 pub async fn list_actions(args: &ActionsArgs) -> anyhow::Result<()> {
     let ctx = Ctx::load()?;
     let printers = printers_of(&ctx).await?;
-    let (chosen, _) = if args.printers.is_empty() {
-        (printers.iter().collect(), Vec::new())
+    let chosen: Vec<&Printer> = if args.printers.is_empty() {
+        printers.iter().collect()
     } else {
         chosen_printers(&printers, &args.printers, None)?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
     };
     if args.json {
         let out: Vec<_> = chosen
@@ -1435,40 +1437,38 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
         return Ok(());
     }
     while let Some(ev) = events.next().await.context("the live event stream broke")? {
-        {
-            if json {
-                writeln!(stdout, "{}", serde_json::to_string(&ev)?)?;
-                stdout.flush()?;
-            } else {
-                match &ev {
-                    Event::Printer { printer } => {
-                        printers.insert(printer.id, printer.clone());
-                    }
-                    Event::Job { job } if job.state.is_final() => {
-                        jobs.remove(&job.id);
-                    }
-                    Event::Job { job } => {
-                        if !json && !names.contains_key(&job.id) {
-                            names.extend(labels.names(&mut ctx, &[job]).await);
-                        }
-                        jobs.insert(job.id, job.clone());
-                    }
-                    Event::Agent {
-                        agent_id,
-                        connected,
-                    } if !connected => {
-                        for p in printers.values_mut().filter(|p| p.agent_id == *agent_id) {
-                            p.telemetry.state = PrinterState::Offline;
-                        }
-                    }
-                    Event::Agent { .. } | Event::Outcome { .. } => {}
+        if json {
+            writeln!(stdout, "{}", serde_json::to_string(&ev)?)?;
+            stdout.flush()?;
+        } else {
+            match &ev {
+                Event::Printer { printer } => {
+                    printers.insert(printer.id, printer.clone());
                 }
-                draw(&printers, &jobs, &names, &mut stdout)?;
+                Event::Job { job } if job.state.is_final() => {
+                    jobs.remove(&job.id);
+                }
+                Event::Job { job } => {
+                    if !json && !names.contains_key(&job.id) {
+                        names.extend(labels.names(&mut ctx, &[job]).await);
+                    }
+                    jobs.insert(job.id, job.clone());
+                }
+                Event::Agent {
+                    agent_id,
+                    connected,
+                } if !connected => {
+                    for p in printers.values_mut().filter(|p| p.agent_id == *agent_id) {
+                        p.telemetry.state = PrinterState::Offline;
+                    }
+                }
+                Event::Agent { .. } | Event::Outcome { .. } => {}
             }
-            seen += 1;
-            if max_events.is_some_and(|m| seen >= m) {
-                return Ok(());
-            }
+            draw(&printers, &jobs, &names, &mut stdout)?;
+        }
+        seen += 1;
+        if max_events.is_some_and(|m| seen >= m) {
+            return Ok(());
         }
     }
     bail!("the server closed the live event stream")
