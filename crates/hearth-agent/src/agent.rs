@@ -178,9 +178,8 @@ struct PrinterRt {
     /// A status request is in flight.
     polling: bool,
     online: bool,
-    /// Idle in the last sample: free for the next job (not printing someone else's file, not in error).
-    idle: bool,
-    /// Its state in the last sample.
+    /// Its state in the last sample (`Offline` before the first); idle is free for the next job
+    /// (not printing someone else's file, not in error).
     state: hearth_proto::agent::PrinterState,
     /// An online sample was seen since start: what the printer runs is known.
     attached: bool,
@@ -195,6 +194,13 @@ struct PrinterRt {
     /// When a member's preheat was set, until a job takes the heaters over or they are off: a
     /// preheat nothing follows is switched off after `[printer.heat] cool_after_seconds`.
     preheated_at: Option<Instant>,
+}
+
+impl PrinterRt {
+    /// Idle in the last sample.
+    fn idle(&self) -> bool {
+        self.state == hearth_proto::agent::PrinterState::Idle
+    }
 }
 
 /// A printer's camera between frames (its settings are the printer's `config.camera`).
@@ -325,7 +331,6 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<(),
                 driver: p.driver,
                 polling: false,
                 online: false,
-                idle: false,
                 state: hearth_proto::agent::PrinterState::Offline,
                 attached: false,
                 active: None,
@@ -568,7 +573,7 @@ impl Agent {
                 "above its limits ({} °C nozzle, {} °C bed)",
                 limits.max_nozzle_c, limits.max_bed_c
             ))
-        } else if p.active.is_some() || !p.idle {
+        } else if p.active.is_some() || !p.idle() {
             Some("it is not idle".to_owned())
         } else {
             None
@@ -607,13 +612,16 @@ impl Agent {
         let found = offered_actions(p).into_iter().find(|(a, _)| a.id == id);
         let refused = match &found {
             None => Some("this printer has no action of that id"),
-            Some((a, _)) if a.when == ActionWhen::Idle && (p.active.is_some() || !p.idle) => {
-                Some("it runs only while the printer is idle")
+            // An idle-only action also waits for a job of ours that the printer has not begun.
+            Some((a, _))
+                if !a.allowed_in(p.state) || (a.when == ActionWhen::Idle && p.active.is_some()) =>
+            {
+                Some(match a.when {
+                    ActionWhen::Idle => "it runs only while the printer is idle",
+                    ActionWhen::Printing => "it runs only while the printer prints",
+                    ActionWhen::Always => "the printer is offline",
+                })
             }
-            Some((a, _)) if !a.allowed_in(p.state) => Some(match a.when {
-                ActionWhen::Printing => "it runs only while the printer prints",
-                _ => "the printer is offline",
-            }),
             Some(_) => None,
         };
         let (Some((announced, run)), None) = (found, refused) else {
@@ -665,9 +673,13 @@ impl Agent {
             ok,
             message,
         };
-        if self.conn.is_some() {
-            self.send(msg);
-        } else {
+        // Kept when the connection is down, or turns out to be gone as it is sent.
+        let unsent = match &self.conn {
+            Some(c) => c.tx.send(msg).err().map(|e| e.0),
+            None => Some(msg),
+        };
+        if let Some(msg) = unsent {
+            self.conn = None;
             if self.unsent_answers.len() == UNSENT_ANSWERS {
                 self.unsent_answers.pop_front();
             }
@@ -713,7 +725,7 @@ impl Agent {
         let Some(at) = p.preheated_at else {
             return;
         };
-        if !p.idle || p.active.is_some() {
+        if !p.idle() || p.active.is_some() {
             self.printers[i].preheated_at = None;
             return;
         }
@@ -876,7 +888,6 @@ impl Agent {
         self.printers[i].polling = false;
         self.coalescer.offer(&name, to_wire(&status));
         self.flush_telemetry();
-        self.printers[i].idle = status.state == hearth_drivers::PrinterState::Idle;
         self.printers[i].state = crate::telemetry::wire_state(status.state);
         self.printers[i].layer = status.job.as_ref().and_then(|j| j.layer);
         if status.state == hearth_drivers::PrinterState::Offline {
@@ -1204,7 +1215,7 @@ impl Agent {
             return true;
         }
         let p = &self.printers[i];
-        if !p.attached || !p.online || (rec.state == JobState::Assigned && !p.idle) {
+        if !p.attached || !p.online || (rec.state == JobState::Assigned && !p.idle()) {
             // A transfer begins only on an idle printer; one under way is retried whatever happens.
             return false;
         }

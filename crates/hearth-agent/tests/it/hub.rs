@@ -25,6 +25,8 @@ pub const TOKEN: &str = "hat_test_token";
 #[derive(Debug, Default)]
 pub struct HubState {
     pub down: bool,
+    /// Requests refused while down (an agent trying to connect again).
+    pub refused: u32,
     /// Authenticated connections so far.
     pub connections: u32,
     /// Connections open now.
@@ -235,8 +237,14 @@ async fn route(inner: Arc<Inner>, stream: TcpStream) {
         }
         tokio::task::yield_now().await;
     };
-    if inner.state.lock().unwrap().down {
-        return;
+    {
+        let mut s = inner.state.lock().unwrap();
+        if s.down {
+            s.refused += 1;
+            drop(s);
+            inner.notify.notify_waiters();
+            return;
+        }
     }
     let path = head
         .lines()

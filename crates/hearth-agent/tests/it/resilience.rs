@@ -340,16 +340,23 @@ async fn an_answer_that_ends_while_the_server_is_away_is_sent_when_it_is_back() 
         action: "dwell".into(),
         request: Some("r-away".into()),
     });
+    eventually("the dwell begun", || {
+        (rig.driver.count("dwelling G4 P400") == 1).then_some(())
+    })
+    .await;
     rig.hub.set_down(true);
+    // The agent knows the server is away once it tries to connect again.
     rig.hub
-        .wait("disconnect", |s| (s.open == 0).then_some(()))
+        .wait("a connection tried again", |s| {
+            (s.open == 0 && s.refused > 0).then_some(())
+        })
         .await;
+    rig.driver.dwell.add_permits(1);
     eventually("the dwell done", || {
         (rig.driver.count("gcode G4 P400 true") == 1).then_some(())
     })
     .await;
     assert!(rig.hub.with(|s| s.outcomes.is_empty()));
-    rig.advance(39 + 40);
     rig.hub.set_down(false);
     let answer = rig
         .hub

@@ -96,6 +96,8 @@ pub struct Recording {
     info: DriverInfo,
     /// The actions the printer offers of its own.
     own: &'static [OwnAction],
+    /// What ends a dwell (`G4`) the printer is running: one permit each.
+    pub dwell: tokio::sync::Semaphore,
     pub log: Mutex<Vec<String>>,
     /// (mode, contents) of every uploaded file at upload time.
     pub uploads: Mutex<Vec<(u32, Vec<u8>, PathBuf)>>,
@@ -115,6 +117,7 @@ impl Recording {
         Self {
             info: inner.describe().clone(),
             own: &[],
+            dwell: tokio::sync::Semaphore::new(0),
             inner,
             log: Mutex::default(),
             uploads: Mutex::default(),
@@ -251,11 +254,13 @@ impl Driver for Recording {
         r
     }
     async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
-        // A dwell (`G4 P<ms>`) takes its time, as on a printer.
-        for l in lines {
-            if let Some(ms) = l.strip_prefix("G4 P").and_then(|ms| ms.parse().ok()) {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
+        // A dwell (`G4`) lasts until the test ends it (`dwell.add_permits`).
+        if lines.iter().any(|l| l.starts_with("G4")) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("dwelling {}", lines.join("|")));
+            self.dwell.acquire().await.unwrap().forget();
         }
         let r = self.inner.run_gcode(lines).await;
         self.log
