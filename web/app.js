@@ -297,6 +297,10 @@ function showLogin() {
   for (const id of ["tabs", "org-area", "logout", "live"]) $(id).hidden = true;
   for (const v of VIEWS) $(`${v}-view`).hidden = true;
   $("who").textContent = "";
+  // What the last login loaded is not left in the page for the next one (another member, maybe)
+  // to see before its own loads.
+  for (const v of VIEWS) for (const t of $(`${v}-view`).querySelectorAll("tbody")) t.replaceChildren();
+  for (const id of ["printers", "mfa-codes"]) $(id).replaceChildren();
   $("login-view").hidden = false;
   $("sso-code-form").hidden = true;
   renderSsoButtons();

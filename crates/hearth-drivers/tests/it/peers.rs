@@ -226,19 +226,23 @@ pub fn sample_gcode(max_bytes: usize) -> tempfile::NamedTempFile {
 }
 
 /// A child process in its own process group, killed with the group on drop (OctoPrint runs under
-/// `runuser`, which cannot forward SIGKILL to it).
+/// `runuser`, which cannot forward SIGKILL to it). Dropped by a failing test, it prints the end of
+/// its log: the peer's own account of a refusal (a `500`) is gone with the test's directory after.
 #[derive(Debug)]
-pub struct Proc(Option<Child>);
+pub struct Proc(Option<Child>, PathBuf);
+
+/// How much of a peer's log a failing test prints.
+const LOG_TAIL_LINES: usize = 80;
 
 impl Proc {
     fn spawn(mut command: Command, log: &Path) -> Self {
-        let log = std::fs::File::create(log).unwrap();
+        let file = std::fs::File::create(log).unwrap();
         command
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
             .process_group(0);
-        Self(Some(command.spawn().unwrap()))
+        Self(Some(command.spawn().unwrap()), log.to_path_buf())
     }
 
     pub fn kill(&mut self) {
@@ -256,6 +260,16 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "---- the end of {} ----\n{}",
+                self.1.display(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
