@@ -24,6 +24,7 @@ use hearth_drivers::{
 };
 use hearth_proto::agent::{
     ActionWhen, AgentJob, AgentMsg, JobAction, JobState, PrinterAction, PrinterInfo, ServerMsg,
+    Tune,
 };
 use hearth_proto::ids::JobId;
 use tokio::sync::{mpsc, watch};
@@ -462,6 +463,11 @@ impl Agent {
                 bed_c,
                 request,
             } => self.on_heat(&printer, HeatTargets { nozzle_c, bed_c }, request),
+            ServerMsg::Tune {
+                printer,
+                tune,
+                request,
+            } => self.on_tune(&printer, tune, request),
             ServerMsg::Action {
                 printer,
                 action,
@@ -600,6 +606,38 @@ impl Agent {
         self.set_heaters(i, targets, "heater targets set", request);
     }
 
+    /// A member's tuning of a print, relayed by the server: sent as M220, M221 and M106/M107
+    /// only to a printer this configuration lets be tuned, within its limits, while its last
+    /// sample shows it printing or paused (the server checked the same). Answered either way.
+    fn on_tune(&mut self, printer: &str, tune: Tune, request: Option<String>) {
+        let Some(i) = self.printer_index(printer) else {
+            tracing::warn!(%printer, "tuning asked for an unknown printer");
+            return;
+        };
+        let p = &self.printers[i];
+        let refused = if tune.is_empty() {
+            Some("nothing to tune given".to_owned())
+        } else if !(p.driver.describe().capabilities.tune && p.config.tune.remote) {
+            Some("its configuration or driver does not allow it".to_owned())
+        } else if let Err(why) = p.config.tune.limits().check(&tune) {
+            Some(format!("{why} (its limits)"))
+        } else if !p.state.job_running() {
+            Some("it is not printing".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            tracing::warn!(%printer, ?tune, "tuning refused: {why}");
+            self.answer(
+                printer,
+                request,
+                Err(format!("refused by its agent: {why}")),
+            );
+            return;
+        }
+        self.run_in_background(i, Run::Gcode(tune_gcode(&tune)), "tuning", request);
+    }
+
     /// A member's action, relayed by the server: run only if this configuration defines it for
     /// this printer (or it is one of the driver's own), in a state it runs in as the last sample
     /// shows (an idle-only one also with no job of ours on it). Answered either way.
@@ -634,9 +672,16 @@ impl Agent {
             );
             return;
         };
-        let driver = p.driver.clone();
-        let printer = printer.to_owned();
+        self.run_in_background(i, run, &format!("action {}", announced.id), request);
+    }
+
+    /// Runs `run` on printer `i` in the background; logs `what` with how it went, and answers a
+    /// member's `request`.
+    fn run_in_background(&mut self, i: usize, run: Run, what: &str, request: Option<String>) {
+        let driver = self.printers[i].driver.clone();
+        let printer = self.printers[i].config.name.clone();
         let events = self.events.clone();
+        let what = what.to_owned();
         self.tasks.spawn(async move {
             let done = match &run {
                 Run::Gcode(lines) => driver.run_gcode(lines).await,
@@ -644,11 +689,11 @@ impl Agent {
             };
             let result = match done {
                 Ok(()) => {
-                    tracing::info!(%printer, action = %announced.id, "action run");
+                    tracing::info!(%printer, ?run, "{what}: done");
                     Ok(())
                 }
                 Err(e) => {
-                    tracing::warn!(%printer, action = %announced.id, error = %chain(&e), "action failed");
+                    tracing::warn!(%printer, ?run, error = %chain(&e), "{what}: failed");
                     Err(chain(&e))
                 }
             };
@@ -1466,6 +1511,7 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
         can_pause: info.capabilities.pause,
         camera: p.config.camera.is_some(),
         heat: (info.capabilities.heat && p.config.heat.remote).then(|| p.config.heat.limits()),
+        tune: (info.capabilities.tune && p.config.tune.remote).then(|| p.config.tune.limits()),
         actions: offered_actions(p).into_iter().map(|(a, _)| a).collect(),
     }
 }
@@ -1478,6 +1524,24 @@ const UNSENT_ANSWERS: usize = 64;
 enum Run {
     Gcode(Vec<String>),
     Own(&'static str),
+}
+
+/// The standard G-code a tuning is sent as: M220 (speed), M221 (flow), M106 S0..255 or M107
+/// (the part-cooling fan), in that order, for what it sets.
+fn tune_gcode(tune: &Tune) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(s) = tune.speed_percent {
+        lines.push(format!("M220 S{s}"));
+    }
+    if let Some(f) = tune.flow_percent {
+        lines.push(format!("M221 S{f}"));
+    }
+    match tune.fan_percent {
+        Some(0) => lines.push("M107".to_owned()),
+        Some(f) => lines.push(format!("M106 S{}", (u16::from(f) * 255 + 50) / 100)),
+        None => {}
+    }
+    lines
 }
 
 /// The actions printer `p` offers, as announced and as run: its configuration's, when its driver

@@ -78,6 +78,17 @@ time_scale = 60
 # max_bed_c = 110
 # cool_after_seconds = 1800       # a preheat no job follows within this long is switched off (0: never)
 
+# Tuning a print when a member asks (`hearth printers tune`, the dashboard's Tune...): its speed
+# (M220), flow (M221) and part-cooling fan (M106), only while it prints, never outside these.
+# OctoPrint, Moonraker (Klipper) and Marlin printers; not Bambu Lab (its speed modes are actions)
+# nor PrusaLink.
+# [printer.tune]
+# remote = true                   # false: never tune this printer on the server's word
+# min_speed_percent = 25
+# max_speed_percent = 200
+# min_flow_percent = 75
+# max_flow_percent = 125
+
 # Actions members can run on a printer from the dashboard or `hearth printers run` (homing, fans,
 # Klipper macros): one [[printer.action]] table each, after that printer's lines. The server knows
 # only their ids and labels; what they send is this file's. Each runs only while the printer is
@@ -177,6 +188,46 @@ impl Default for HeatConfig {
     }
 }
 
+/// Tuning a print when a member asks through the server (`hearth printers tune`, the dashboard's
+/// *Tune…*): its speed, flow and part-cooling fan, only while it prints, never outside these
+/// limits, whatever the server says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuneConfig {
+    /// Whether members may tune its prints at all.
+    pub remote: bool,
+    /// The speed factor's range, percent of the file's.
+    pub min_speed_percent: u16,
+    pub max_speed_percent: u16,
+    /// The flow factor's range, percent of the file's.
+    pub min_flow_percent: u16,
+    pub max_flow_percent: u16,
+}
+
+impl TuneConfig {
+    /// The limits the agent announces and holds the server's requests to.
+    pub fn limits(&self) -> hearth_proto::agent::TuneLimits {
+        hearth_proto::agent::TuneLimits {
+            min_speed_percent: self.min_speed_percent,
+            max_speed_percent: self.max_speed_percent,
+            min_flow_percent: self.min_flow_percent,
+            max_flow_percent: self.max_flow_percent,
+        }
+    }
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        Self {
+            remote: true,
+            min_speed_percent: 25,
+            max_speed_percent: 200,
+            min_flow_percent: 75,
+            max_flow_percent: 125,
+        }
+    }
+}
+
 /// A named action members can run on a printer (`[[printer.action]]`): lines of G-code (or
 /// Klipper commands and macros) sent as they are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,6 +312,9 @@ pub struct PrinterConfig {
     /// Preheating and cooling it when a member asks (`[printer.heat]`).
     #[serde(default)]
     pub heat: HeatConfig,
+    /// Tuning its prints when a member asks (`[printer.tune]`).
+    #[serde(default)]
+    pub tune: TuneConfig,
     /// Actions members can run on it (`[[printer.action]]`).
     #[serde(default, rename = "action", skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<ActionConfig>,
@@ -455,6 +509,21 @@ impl AgentConfig {
             {
                 return Err(ConfigError::Invalid(format!(
                     "printer {:?}: heat.max_nozzle_c is 0 to 500 °C and heat.max_bed_c 0 to 200 °C",
+                    p.name
+                )));
+            }
+            let t = &p.tune;
+            if !(1 <= t.min_speed_percent
+                && t.min_speed_percent <= t.max_speed_percent
+                && t.max_speed_percent <= 500
+                && 1 <= t.min_flow_percent
+                && t.min_flow_percent <= t.max_flow_percent
+                && t.max_flow_percent <= 200)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "printer {:?}: tune.min_speed_percent to tune.max_speed_percent is within 1 \
+                     to 500 %, and tune.min_flow_percent to tune.max_flow_percent within 1 to \
+                     200 %, each minimum at most its maximum",
                     p.name
                 )));
             }
@@ -659,6 +728,47 @@ api_key = "k"
         assert_eq!(unknown, vec!["colour".to_owned()]);
         let no_kind = "server = \"http://x\"\nstate_dir = \"/x\"\n[[printer]]\nname = \"a\"\n";
         assert!(AgentConfig::parse(no_kind).is_err());
+    }
+
+    #[test]
+    fn a_printers_tune_table_sets_its_limits_and_is_checked() {
+        let config = |tune: &str| {
+            format!(
+                "server = \"http://127.0.0.1:8080\"\nstate_dir = \"/tmp/x\"\n\n[[printer]]\n\
+                 name = \"voron\"\nkind = \"moonraker\"\nurl = \"http://voron.local:7125\"\n\n\
+                 [printer.tune]\n{tune}"
+            )
+        };
+        let (c, unknown) =
+            AgentConfig::parse(&config("max_speed_percent = 300\nmin_flow_percent = 90\n"))
+                .unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            c.printers[0].tune.limits(),
+            hearth_proto::agent::TuneLimits {
+                min_speed_percent: 25,
+                max_speed_percent: 300,
+                min_flow_percent: 90,
+                max_flow_percent: 125,
+            }
+        );
+        assert!(c.printers[0].tune.remote, "on unless said otherwise");
+        let (c, _) = AgentConfig::parse(&config("remote = false\n")).unwrap();
+        assert!(!c.printers[0].tune.remote);
+        for bad in [
+            "min_speed_percent = 0\n",
+            "max_speed_percent = 501\n",
+            "min_speed_percent = 150\nmax_speed_percent = 120\n",
+            "max_flow_percent = 201\n",
+            "min_flow_percent = 130\n",
+        ] {
+            match AgentConfig::parse(&config(bad)) {
+                Err(ConfigError::Invalid(e)) => {
+                    assert!(e.contains("tune.min_speed_percent"), "{e}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub fn to_wire(status: &PrinterStatus) -> PrinterTelemetry {
             .collect(),
         light: status.light,
         speed_percent: status.speed_percent,
+        flow_percent: status.flow_percent,
+        fan_percent: status.fan_percent,
     }
 }
 
@@ -219,6 +221,8 @@ mod tests {
             slots: Vec::new(),
             light: None,
             speed_percent: None,
+            flow_percent: None,
+            fan_percent: None,
         }
     }
 

@@ -256,6 +256,17 @@ impl Client {
         self.send(Method::POST, &path, req).await
     }
 
+    /// Tunes a printing printer's speed, flow or fan (operators), within its agent's limits.
+    pub async fn tune_printer(
+        &self,
+        org: OrgId,
+        printer: PrinterId,
+        req: &hearth_proto::agent::Tune,
+    ) -> Result<Accepted> {
+        let path = format!("/api/v1/orgs/{org}/printers/{printer}/tune");
+        self.send(Method::POST, &path, req).await
+    }
+
     /// Runs one of a printer's actions by its id (operators): its agent runs what its own
     /// configuration defines under that id.
     pub async fn run_printer_action(

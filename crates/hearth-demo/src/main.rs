@@ -482,6 +482,7 @@ async fn main() -> anyhow::Result<()> {
                 color: Some(color.into()),
                 nozzle_mm: Some(nozzle),
                 heat: Default::default(),
+                tune: Default::default(),
                 actions: demo_actions(),
                 builtin_actions: true,
                 camera: Some(hearth_agent::config::CameraConfig {

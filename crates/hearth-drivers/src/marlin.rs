@@ -167,6 +167,7 @@ impl MarlinDriver {
                     fault_injection: false,
                     heat: true,
                     gcode: true,
+                    tune: true,
                 },
             },
             cfg,
@@ -278,6 +279,8 @@ impl Driver for MarlinDriver {
             slots: Vec::new(),
             light: None,
             speed_percent: None,
+            flow_percent: None,
+            fan_percent: None,
         })
     }
 

@@ -36,6 +36,9 @@ pub struct Capabilities {
     pub heat: bool,
     /// `run_gcode` works: lines of G-code (or Klipper commands and macros) are sent as they are.
     pub gcode: bool,
+    /// `run_gcode` takes the standard M220 (speed), M221 (flow) and M106/M107 (part-cooling fan)
+    /// while a job prints: the agent tunes a print with them.
+    pub tune: bool,
 }
 
 /// An action a printer offers of its own, through its protocol (a Bambu's chamber light and
@@ -202,6 +205,10 @@ pub struct PrinterStatus {
     pub light: Option<bool>,
     /// The speed it prints at, percent of the file's (a Bambu's speed mode), when it reports it.
     pub speed_percent: Option<u16>,
+    /// Its flow (extrusion factor), percent of the file's, when it reports it (Klipper).
+    pub flow_percent: Option<u16>,
+    /// Its part-cooling fan, percent of full, when it reports it (Klipper, the simulator).
+    pub fan_percent: Option<u8>,
 }
 
 /// A filament slot a printer reports, with what is loaded in it.
@@ -233,6 +240,8 @@ impl PrinterStatus {
             slots: Vec::new(),
             light: None,
             speed_percent: None,
+            flow_percent: None,
+            fan_percent: None,
         }
     }
 }

@@ -173,8 +173,10 @@ const OBJECTS: &[(&str, Option<&[&str]>)] = &[
         "virtual_sdcard",
         Some(&["progress", "is_active", "file_path"]),
     ),
-    // The speed factor M220 sets (1.0: the file's own speeds).
-    ("gcode_move", Some(&["speed_factor"])),
+    // The speed factor M220 sets and the extrusion factor M221 sets (1.0: the file's own).
+    ("gcode_move", Some(&["speed_factor", "extrude_factor"])),
+    // The part-cooling fan ([fan], which M106 sets), 0 to 1.
+    ("fan", Some(&["speed"])),
     // An MMU driven by Happy Hare (Klipper leaves out objects it does not have): its gates, and
     // which gate feeds each tool.
     (
@@ -212,6 +214,7 @@ impl MoonrakerDriver {
                 fault_injection: false,
                 heat: true,
                 gcode: true,
+                tune: true,
             },
         };
         Ok(Self {
@@ -471,6 +474,8 @@ impl MoonrakerDriver {
                     slots: Vec::new(),
                     light: None,
                     speed_percent: None,
+                    flow_percent: None,
+                    fan_percent: None,
                 }),
                 _ => Err(self.http.unreachable(format!("Klipper is {state}"))),
             };
@@ -500,6 +505,12 @@ fn map_status(objects: &Map<String, Value>) -> PrinterStatus {
     let get = |object: &str, field: &str| objects.get(object).and_then(|o| o.get(field));
     let text = |object: &str, field: &str| get(object, field).and_then(Value::as_str).unwrap_or("");
     let number = |object: &str, field: &str| get(object, field).and_then(Value::as_f64);
+    // A factor (1.0: the file's own; a fan's full speed) as a whole percent.
+    let percent = |object: &str, field: &str| {
+        number(object, field)
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            .and_then(|f| u16::try_from((f * 100.0).round() as u64).ok())
+    };
 
     let heaters = objects
         .iter()
@@ -576,9 +587,9 @@ fn map_status(objects: &Map<String, Value>) -> PrinterStatus {
         error,
         slots: mmu_gates(objects.get("mmu")),
         light: None,
-        speed_percent: number("gcode_move", "speed_factor")
-            .filter(|f| f.is_finite() && *f > 0.0)
-            .and_then(|f| u16::try_from((f * 100.0).round() as u64).ok()),
+        speed_percent: percent("gcode_move", "speed_factor"),
+        flow_percent: percent("gcode_move", "extrude_factor"),
+        fan_percent: percent("fan", "speed").and_then(|p| u8::try_from(p).ok()),
     }
 }
 
@@ -837,6 +848,8 @@ mod tests {
             "print_stats": {"state": "printing", "filename": "hearth-1.gcode", "print_duration": 100.0,
                             "message": "", "info": {"total_layer": 150, "current_layer": 30}},
             "virtual_sdcard": {"progress": 0.25},
+            "gcode_move": {"speed_factor": 1.2, "extrude_factor": 0.95},
+            "fan": {"speed": 0.8},
             "extruder": {"temperature": 214.6, "target": 215.0},
             "heater_bed": {"temperature": 60.1, "target": 60.0},
             "extruder1": {"temperature": 21.0, "target": 0.0},
@@ -860,6 +873,14 @@ mod tests {
         );
         let names: Vec<_> = status.heaters.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["tool0", "tool1", "bed"]);
+        assert_eq!(
+            (
+                status.speed_percent,
+                status.flow_percent,
+                status.fan_percent
+            ),
+            (Some(120), Some(95), Some(80))
+        );
     }
 
     #[test]

@@ -145,6 +145,7 @@ impl OctoPrintDriver {
                 fault_injection: false,
                 heat: true,
                 gcode: true,
+                tune: true,
             },
         };
         Ok(Self {
@@ -348,6 +349,8 @@ fn map_status(printer: &PrinterResponse, job: &JobResponse) -> PrinterStatus {
         slots: Vec::new(),
         light: None,
         speed_percent: None,
+        flow_percent: None,
+        fan_percent: None,
     }
 }
 

@@ -302,6 +302,8 @@ fn map_status(
         slots: Vec::new(),
         light: None,
         speed_percent: None,
+        flow_percent: None,
+        fan_percent: None,
     }
 }
 
@@ -367,6 +369,7 @@ impl PrusaLinkDriver {
                 fault_injection: false,
                 heat: false,
                 gcode: false,
+                tune: false,
             },
         };
         Ok(Self {

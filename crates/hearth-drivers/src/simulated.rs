@@ -192,6 +192,10 @@ struct Sim {
     disconnected: bool,
     /// Its light (with `SimulatedConfig::light`).
     light_on: bool,
+    /// What M220 and M221 last set, percent, and M106/M107 (0 to 255).
+    speed_percent: u16,
+    flow_percent: u16,
+    fan: u8,
 }
 
 impl Sim {
@@ -303,6 +307,7 @@ impl SimulatedDriver {
                 fault_injection: true,
                 heat: true,
                 gcode: true,
+                tune: true,
             },
         };
         let heater = |name, rate| SimHeater {
@@ -323,6 +328,9 @@ impl SimulatedDriver {
             thermal_error: false,
             disconnected: false,
             light_on: true,
+            speed_percent: 100,
+            flow_percent: 100,
+            fan: 0,
         };
         Self {
             info,
@@ -389,7 +397,9 @@ impl Driver for SimulatedDriver {
             error: sim.error.clone(),
             slots: self.config.slots.clone(),
             light: self.config.light.then_some(sim.light_on),
-            speed_percent: None,
+            speed_percent: Some(sim.speed_percent),
+            flow_percent: Some(sim.flow_percent),
+            fan_percent: Some(((u16::from(sim.fan) * 100 + 127) / 255) as u8),
         })
     }
 
@@ -473,21 +483,36 @@ impl Driver for SimulatedDriver {
 
     async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
         let mut sim = self.connected()?;
-        // The simulated firmware understands M104 and M140 (targets); it takes any other line
-        // without effect, as a printer does with commands it has nothing to show for.
+        // The simulated firmware understands M104 and M140 (targets), M220 and M221 (speed and
+        // flow), M106 and M107 (its fan); it takes any other line without effect, as a printer
+        // does with commands it has nothing to show for (the speed shows, the print keeps its
+        // pace).
         for line in lines {
             let mut words = line.split_whitespace();
-            let heater = match words.next() {
-                Some("M104") => 0,
-                Some("M140") => 1,
-                _ => continue,
+            let Some(command) = words.next() else {
+                continue;
             };
-            let target = words
+            if command == "M107" {
+                sim.fan = 0;
+                continue;
+            }
+            if !["M104", "M140", "M220", "M221", "M106"].contains(&command) {
+                continue;
+            }
+            let value = words
                 .find_map(|w| w.strip_prefix('S'))
                 .and_then(|t| t.parse::<f64>().ok())
-                .ok_or_else(|| rejected("run_gcode", format!("no S<target> in {line:?}")))?;
-            if let Some(h) = sim.heaters.get_mut(heater) {
-                h.target = target;
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| rejected("run_gcode", format!("no S<value> in {line:?}")))?;
+            match command {
+                "M104" | "M140" => {
+                    if let Some(h) = sim.heaters.get_mut(usize::from(command == "M140")) {
+                        h.target = value;
+                    }
+                }
+                "M220" => sim.speed_percent = value.round().min(999.0) as u16,
+                "M221" => sim.flow_percent = value.round().min(999.0) as u16,
+                _ => sim.fan = value.round().min(255.0) as u8,
             }
         }
         Ok(())

@@ -69,6 +69,15 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<String>,
     },
+    /// Tune a printing printer's speed, flow or part-cooling fan. Sent only for printers
+    /// announced with `tune`, within its limits; the agent checks both again, and that it prints.
+    Tune {
+        printer: String,
+        tune: Tune,
+        /// The member's request, which the agent's [`AgentMsg::Outcome`] names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+    },
     /// Run one of a printer's announced actions ([`PrinterInfo::actions`]) by its id. The agent
     /// runs only what its configuration defines, and checks the printer's state again.
     Action {
@@ -126,7 +135,8 @@ pub enum AgentMsg {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         slots: Vec<String>,
     },
-    /// How a member's request to a printer ([`ServerMsg::Heat`], [`ServerMsg::Action`]) ended:
+    /// How a member's request to a printer ([`ServerMsg::Heat`], [`ServerMsg::Tune`],
+    /// [`ServerMsg::Action`]) ended:
     /// done, or refused by the agent or failed at the printer, in `message`.
     Outcome {
         printer: String,
@@ -186,6 +196,11 @@ pub struct PrinterInfo {
     /// `None`: it does not (the driver cannot, or the agent's configuration says no).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heat: Option<HeatLimits>,
+    /// Its agent tunes its speed, flow and fan while it prints when asked ([`ServerMsg::Tune`]),
+    /// within these limits; `None`: it does not (the driver cannot, or the configuration says
+    /// no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<TuneLimits>,
     /// The actions its agent runs when asked ([`ServerMsg::Action`]): its configuration's own
     /// (`[[printer.action]]`, G-code or Klipper macros) and the driver's (a chamber light).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -247,7 +262,7 @@ impl PrinterAction {
         match self.when {
             ActionWhen::Idle => state == Idle,
             ActionWhen::Always => state != Offline,
-            ActionWhen::Printing => matches!(state, Printing | Pausing | Paused),
+            ActionWhen::Printing => state.job_running(),
         }
     }
 }
@@ -272,6 +287,67 @@ impl HeatLimits {
     }
 }
 
+/// What a member tunes on a printing printer; `None` leaves it as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Tune {
+    /// Speed, percent of the file's (M220).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_percent: Option<u16>,
+    /// Flow (extrusion), percent of the file's (M221).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_percent: Option<u16>,
+    /// The part-cooling fan, percent of full (M106; 0 switches it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_percent: Option<u8>,
+}
+
+impl Tune {
+    /// Whether it asks for nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The speed and flow an agent tunes a printer to when asked, percent (its configuration's
+/// `[printer.tune]`); the fan goes from 0 to 100 %.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TuneLimits {
+    pub min_speed_percent: u16,
+    pub max_speed_percent: u16,
+    pub min_flow_percent: u16,
+    pub max_flow_percent: u16,
+}
+
+impl TuneLimits {
+    /// Checks `tune` against these limits: `Err` says which value is outside, and what is
+    /// allowed. The server checks a member's request with it, and the agent the server's.
+    pub fn check(&self, tune: &Tune) -> Result<(), String> {
+        let within = |what: &str, v: Option<u16>, min: u16, max: u16| match v {
+            Some(v) if !(min..=max).contains(&v) => {
+                Err(format!("{what} {v} % is outside {min} to {max} %"))
+            }
+            _ => Ok(()),
+        };
+        within(
+            "speed",
+            tune.speed_percent,
+            self.min_speed_percent,
+            self.max_speed_percent,
+        )?;
+        within(
+            "flow",
+            tune.flow_percent,
+            self.min_flow_percent,
+            self.max_flow_percent,
+        )?;
+        within("fan", tune.fan_percent.map(u16::from), 0, 100)
+    }
+}
+
 /// A printer's overall state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -287,6 +363,11 @@ pub enum PrinterState {
 }
 
 impl PrinterState {
+    /// Whether a job runs on it: printing, pausing or paused.
+    pub fn job_running(self) -> bool {
+        matches!(self, Self::Printing | Self::Pausing | Self::Paused)
+    }
+
     /// Its name as the API writes it (`idle`, `printing`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -348,6 +429,12 @@ pub struct PrinterTelemetry {
     /// The speed it prints at, percent of the file's (a Bambu's speed mode), when it reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed_percent: Option<u16>,
+    /// Its flow (extrusion factor), percent of the file's, when it reports it (Klipper's M221).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_percent: Option<u16>,
+    /// Its part-cooling fan, percent of full, when it reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_percent: Option<u8>,
 }
 
 /// A filament slot a printer reports, with what is loaded in it.
@@ -430,6 +517,50 @@ mod tests {
         for s in [Offline, Idle, Printing, Pausing, Paused, Cancelling, Error] {
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
+    }
+
+    #[test]
+    fn tuning_is_checked_value_by_value_against_the_limits() {
+        let limits = TuneLimits {
+            min_speed_percent: 25,
+            max_speed_percent: 200,
+            min_flow_percent: 75,
+            max_flow_percent: 125,
+        };
+        let tune = |speed_percent, flow_percent, fan_percent| Tune {
+            speed_percent,
+            flow_percent,
+            fan_percent,
+        };
+        for ok in [
+            tune(Some(25), None, None),
+            tune(Some(200), Some(75), Some(0)),
+            tune(None, Some(125), Some(100)),
+            Tune::default(),
+        ] {
+            assert_eq!(limits.check(&ok), Ok(()), "{ok:?}");
+        }
+        for (bad, says) in [
+            (
+                tune(Some(24), None, None),
+                "speed 24 % is outside 25 to 200 %",
+            ),
+            (tune(Some(201), Some(100), None), "speed 201 %"),
+            (
+                tune(None, Some(74), None),
+                "flow 74 % is outside 75 to 125 %",
+            ),
+            (tune(Some(100), Some(126), None), "flow 126 %"),
+            (
+                tune(None, None, Some(101)),
+                "fan 101 % is outside 0 to 100 %",
+            ),
+        ] {
+            let e = limits.check(&bad).unwrap_err();
+            assert!(e.starts_with(says), "{bad:?}: {e}");
+        }
+        assert!(Tune::default().is_empty());
+        assert!(!tune(None, None, Some(0)).is_empty());
     }
 
     #[test]

@@ -641,6 +641,10 @@ pub struct Printer {
     /// its limits), when the material has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preheat: Option<HeatRequest>,
+    /// Its prints can be tuned from here (`POST .../tune`: speed, flow, fan) within these limits,
+    /// when its driver and agent allow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<crate::agent::TuneLimits>,
     /// What its agent runs when asked (`POST .../actions/{action}`): homing, fans, a light, macros.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<crate::agent::PrinterAction>,

@@ -150,6 +150,8 @@ pub fn offline() -> PrinterTelemetry {
         slots: Vec::new(),
         light: None,
         speed_percent: None,
+        flow_percent: None,
+        fan_percent: None,
     }
 }
 
@@ -464,6 +466,7 @@ pub fn printer_view(state: &AppState, p: &PrinterRow) -> Printer {
         slot_spools: p.slot_spools.clone(),
         heat: info.heat,
         preheat,
+        tune: info.tune,
         actions: info.actions.clone(),
         camera: info.camera.then(|| PrinterCamera {
             snapshot_at: state.hub.snapshot_at(p.id).map(rfc3339),

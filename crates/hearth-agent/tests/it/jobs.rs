@@ -464,6 +464,95 @@ async fn heater_targets_are_set_within_the_agents_limits_and_never_during_a_job(
     rig.stop_agent().await;
 }
 
+/// The agent announces its printer as tunable within its configuration's limits and sends a
+/// member's speed, flow and fan as M220, M221 and M106/M107, but only while a job prints and
+/// within those limits, whatever the server sends; the printer's telemetry then shows them.
+#[tokio::test]
+async fn a_print_is_tuned_within_the_agents_limits_and_only_while_it_prints() {
+    use hearth_proto::agent::{Tune, TuneLimits};
+    let mut rig = Rig::new().await;
+    rig.tune.max_speed_percent = 150;
+    rig.start_agent();
+    assert_eq!(
+        rig.announced().await[0].tune,
+        Some(TuneLimits {
+            min_speed_percent: 25,
+            max_speed_percent: 150,
+            min_flow_percent: 75,
+            max_flow_percent: 125,
+        })
+    );
+    rig.idle().await;
+    let tune = |speed_percent, flow_percent, fan_percent, request: &str| ServerMsg::Tune {
+        printer: PRINTER.into(),
+        tune: Tune {
+            speed_percent,
+            flow_percent,
+            fan_percent,
+        },
+        request: Some(request.into()),
+    };
+    let gcode = || rig.driver.entries("gcode ");
+    let refused = |why: &str| Some(format!("refused by its agent: {why}"));
+    rig.hub.send(tune(Some(120), None, None, "idle"));
+    rig.hub
+        .wait("refused while idle", |s| {
+            (s.outcomes.first()? == &("idle".into(), false, refused("it is not printing")))
+                .then_some(())
+        })
+        .await;
+
+    let job = rig.job(100.0, 10);
+    let id = job.job_id;
+    rig.hub.assign(job);
+    rig.hub.wait_state(id, JobState::Printing).await;
+    // Handled in order: the first three are refused, the last two sent.
+    rig.hub.send(tune(Some(151), None, None, "too-fast"));
+    rig.hub.send(tune(None, Some(70), None, "too-thin"));
+    rig.hub.send(tune(None, None, None, "nothing"));
+    rig.hub.send(tune(Some(120), Some(95), Some(80), "r1"));
+    rig.hub.send(tune(None, None, Some(0), "r2"));
+    let answers = rig
+        .hub
+        .wait("six answers", |s| {
+            (s.outcomes.len() == 6).then(|| s.outcomes[1..].to_vec())
+        })
+        .await;
+    assert_eq!(
+        answers,
+        [
+            (
+                "too-fast".into(),
+                false,
+                refused("speed 151 % is outside 25 to 150 % (its limits)")
+            ),
+            (
+                "too-thin".into(),
+                false,
+                refused("flow 70 % is outside 75 to 125 % (its limits)")
+            ),
+            ("nothing".into(), false, refused("nothing to tune given")),
+            ("r1".into(), true, None),
+            ("r2".into(), true, None),
+        ]
+    );
+    assert_eq!(
+        gcode(),
+        ["gcode M220 S120|M221 S95|M106 S204 true", "gcode M107 true"]
+    );
+    // The simulated printer reports what it was set to.
+    rig.hub
+        .wait("the tuned telemetry", |s| {
+            let t = s.last_telemetry(PRINTER)?;
+            ((t.speed_percent, t.flow_percent, t.fan_percent) == (Some(120), Some(95), Some(0)))
+                .then_some(())
+        })
+        .await;
+    rig.advance(200);
+    rig.hub.wait_state(id, JobState::Completed).await;
+    rig.stop_agent().await;
+}
+
 /// A preheat no job follows is switched off after `cool_after_seconds`, by the agent alone: a
 /// printer preheated from afar and forgotten does not stay hot.
 #[tokio::test]

@@ -325,6 +325,8 @@ pub struct Rig {
     pub extra_printers: Vec<Printer>,
     /// The first printer's `[printer.heat]`.
     pub heat: hearth_agent::config::HeatConfig,
+    /// The first printer's `[printer.tune]`.
+    pub tune: hearth_agent::config::TuneConfig,
     /// The first printer's `[[printer.action]]`s.
     pub actions: Vec<hearth_agent::config::ActionConfig>,
     /// Replaces the test opener (e.g. the real `CryptoOpener`).
@@ -396,6 +398,7 @@ impl Rig {
             timing: fast_timing(),
             extra_printers: Vec::new(),
             heat: Default::default(),
+            tune: Default::default(),
             actions: Vec::new(),
             opener_override: None,
             agent: None,
@@ -414,6 +417,7 @@ impl Rig {
             timing: self.timing.clone(),
             printers: vec![hearth_agent::config::PrinterConfig {
                 heat: self.heat.clone(),
+                tune: self.tune.clone(),
                 actions: self.actions.clone(),
                 ..printer_config(PRINTER)
             }],
@@ -550,6 +554,7 @@ pub fn printer_config(name: &str) -> PrinterConfig {
         camera: None,
         driver: DriverConfig::Simulated(SimulatedConfig::default()),
         heat: Default::default(),
+        tune: Default::default(),
         actions: Vec::new(),
         builtin_actions: true,
     }

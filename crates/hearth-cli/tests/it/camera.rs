@@ -59,6 +59,7 @@ pub(crate) fn with_camera(
         }),
         driver,
         heat: Default::default(),
+        tune: Default::default(),
         actions: Vec::new(),
         builtin_actions: true,
     }

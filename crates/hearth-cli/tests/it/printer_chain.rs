@@ -641,6 +641,7 @@ pub(crate) fn simulated(name: &str, time_scale: f64) -> PrinterConfig {
         nozzle_mm: None,
         camera: None,
         heat: Default::default(),
+        tune: Default::default(),
         actions: Vec::new(),
         builtin_actions: true,
         driver: hearth_drivers::DriverConfig::Simulated(
@@ -702,6 +703,7 @@ async fn chain_with(
             camera: None,
             driver,
             heat: Default::default(),
+            tune: Default::default(),
             actions,
             builtin_actions: true,
         },

@@ -292,6 +292,7 @@ pub fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         can_pause: true,
         camera: false,
         heat: None,
+        tune: None,
         actions: Vec::new(),
     }
 }
@@ -314,6 +315,8 @@ pub fn telemetry(state: PrinterState) -> PrinterTelemetry {
         slots: Vec::new(),
         light: None,
         speed_percent: None,
+        flow_percent: None,
+        fan_percent: None,
     }
 }
 

@@ -472,6 +472,8 @@ fn map_status(
         slots,
         light,
         speed_percent,
+        flow_percent: None,
+        fan_percent: None,
     }
 }
 
@@ -640,6 +642,7 @@ impl BambuDriver {
                 fault_injection: false,
                 heat: true,
                 gcode: true,
+                tune: false,
             },
         };
         Ok(Self {

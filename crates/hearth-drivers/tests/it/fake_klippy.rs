@@ -46,8 +46,11 @@ pub struct Printer {
     print_duration: f64,
     message: String,
     extruder: (f64, f64),
-    /// `gcode_move.speed_factor` (M220).
+    /// `gcode_move.speed_factor` (M220) and `extrude_factor` (M221).
     speed_factor: f64,
+    extrude_factor: f64,
+    /// `fan.speed`, 0 to 1 (M106 S0..255, M107).
+    fan: f64,
     bed: (f64, f64),
     /// Happy Hare's `mmu` object, for a printer with an MMU (`FakeKlippy::set_mmu`).
     mmu: Option<Value>,
@@ -118,7 +121,8 @@ impl Printer {
             "extruder": {"temperature": self.extruder.0, "target": self.extruder.1, "power": 0.0},
             "heater_bed": {"temperature": self.bed.0, "target": self.bed.1, "power": 0.0},
             "toolhead": {"homed_axes": "", "print_time": 0.0, "estimated_print_time": 0.0},
-            "gcode_move": {"speed_factor": self.speed_factor, "extrude_factor": 1.0},
+            "gcode_move": {"speed_factor": self.speed_factor, "extrude_factor": self.extrude_factor},
+            "fan": {"speed": self.fan, "rpm": null},
             "configfile": {"config": {"virtual_sdcard": {"path": self.gcodes}}},
         });
         match objects {
@@ -250,7 +254,21 @@ impl Printer {
                             self.speed_factor = s_target()? / 100.0;
                             continue;
                         }
-                        "G28" | "M84" | "M106" | "M107" | "" => continue,
+                        // M221: the extrusion factor, percent.
+                        "M221" => {
+                            self.extrude_factor = s_target()? / 100.0;
+                            continue;
+                        }
+                        // Klipper's M106: S0 to 255 (255 without S); M107: off.
+                        "M106" => {
+                            self.fan = s_target().unwrap_or(255.0).clamp(0.0, 255.0) / 255.0;
+                            continue;
+                        }
+                        "M107" => {
+                            self.fan = 0.0;
+                            continue;
+                        }
+                        "G28" | "M84" | "" => continue,
                         m if MACROS.contains(&m) => continue,
                         _ => return Err(format!("Unknown command:\"{command}\"")),
                     }
@@ -305,6 +323,8 @@ impl FakeKlippy {
             message: String::new(),
             extruder: (21.0, 0.0),
             speed_factor: 1.0,
+            extrude_factor: 1.0,
+            fan: 0.0,
             bed: (21.0, 0.0),
             mmu: None,
         }));

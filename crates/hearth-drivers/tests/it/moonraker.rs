@@ -98,6 +98,27 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
         (driver.status().await.unwrap().speed_percent == Some(150)).then_some(())
     })
     .await;
+    // Its extrusion factor (M221) and part-cooling fan (M106 S0..255, M107), as a tuning sends
+    // them.
+    assert!(driver.describe().capabilities.tune);
+    let flow_and_fan = async || {
+        let s = driver.status().await.unwrap();
+        (s.flow_percent, s.fan_percent)
+    };
+    assert_eq!(flow_and_fan().await, (Some(100), Some(0)));
+    driver
+        .run_gcode(&["M221 S95".into(), "M106 S204".into()])
+        .await
+        .unwrap();
+    crate::peers::eventually("flow and fan", Duration::from_secs(15), || async {
+        (flow_and_fan().await == (Some(95), Some(80))).then_some(())
+    })
+    .await;
+    driver.run_gcode(&["M107".into()]).await.unwrap();
+    crate::peers::eventually("the fan off", Duration::from_secs(15), || async {
+        (flow_and_fan().await.1 == Some(0)).then_some(())
+    })
+    .await;
     // A macro the printer does not have: Klipper's own error, through Moonraker.
     let err = driver
         .run_gcode(&["NO_SUCH_MACRO".into()])

@@ -370,6 +370,53 @@ pub async fn heat(
     relay_to_agent(&state, &access, &p, "printer.heat", detail, msg).await
 }
 
+/// Tunes a printing printer (operators; audited as `printer.tune`): its speed (M220), flow
+/// (M221) and part-cooling fan (M106), which show in its telemetry where the printer reports
+/// them. The agent checks its own limits and that the printer prints again, and answers.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/printers/{id}/tune", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path)), request_body = agent::Tune,
+    responses((status = 202, description = "sent to the printer's agent", body = Accepted), (status = 404, body = ErrorBody),
+        (status = 409, description = "not tunable from here, not printing, or its agent is away", body = ErrorBody),
+        (status = 422, description = "nothing to tune, or a value outside the printer's limits", body = ErrorBody)))]
+pub async fn tune(
+    State(state): State<AppState>,
+    access: OrgAccess<Operator>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    Json(req): Json<agent::Tune>,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let p = printer_in(&state, access.org.id, id).await?;
+    let name = &p.info.name;
+    let Some(limits) = p.info.tune else {
+        return Err(ApiError::conflict(format!(
+            "printer {name} cannot be tuned from here: its driver cannot (Bambu Lab printers \
+             change speed by their speed-mode actions; PrusaLink takes no G-code), or its agent's \
+             configuration has [printer.tune] remote = false"
+        )));
+    };
+    if req.is_empty() {
+        return Err(ApiError::invalid(
+            "give speed_percent, flow_percent, fan_percent or several",
+        ));
+    }
+    limits
+        .check(&req)
+        .map_err(|why| ApiError::invalid(format!("printer {name}: {why} (its agent's limits)")))?;
+    let (telemetry, _) = state.hub.telemetry(id);
+    if !telemetry.state.job_running() {
+        return Err(ApiError::conflict(format!(
+            "printer {name} is {}: a print is tuned only while it prints",
+            telemetry.state.as_str()
+        )));
+    }
+    let detail = json!({ "name": name, "tune": req });
+    let msg = |request| ServerMsg::Tune {
+        printer: name.clone(),
+        tune: req,
+        request: Some(request),
+    };
+    relay_to_agent(&state, &access, &p, "printer.tune", detail, msg).await
+}
+
 /// Runs one of a printer's actions (operators; audited as `printer.action`): what its agent's
 /// configuration defines under that id (homing, fans, Klipper macros) or its driver offers (a
 /// chamber light). Only while idle, unless the action is one for printing too; the agent checks

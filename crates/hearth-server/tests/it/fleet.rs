@@ -242,6 +242,7 @@ pub(crate) fn printer_info(name: &str, pool: &str) -> PrinterInfo {
         can_pause: true,
         camera: false,
         heat: None,
+        tune: None,
         actions: Vec::new(),
     }
 }
@@ -331,6 +332,8 @@ pub(crate) fn idle() -> PrinterTelemetry {
         slots: Vec::new(),
         light: None,
         speed_percent: None,
+        flow_percent: None,
+        fan_percent: None,
     }
 }
 

@@ -33,5 +33,6 @@ mod stats;
 mod support;
 mod syslog;
 mod timelapse;
+mod tune;
 mod ui;
 mod uploads;

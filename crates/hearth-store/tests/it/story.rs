@@ -380,6 +380,7 @@ async fn story(db: TestDb) {
         can_pause: true,
         camera: false,
         heat: None,
+        tune: None,
         actions: Vec::new(),
     };
     let mut tx = s.begin().await.unwrap();
