@@ -1288,8 +1288,10 @@ function printerCard(p) {
   if (t.layer !== null && t.layer !== undefined) {
     rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);
   }
-  if (t.speed_percent && ["printing", "pausing", "paused"].includes(t.state)) {
-    rows.push(["Speed", speedSaid(t.speed_percent)]);
+  if (["printing", "pausing", "paused"].includes(t.state)) {
+    if (t.speed_percent) rows.push(["Speed", speedSaid(t.speed_percent, p.kind)]);
+    if (t.flow_percent) rows.push(["Flow", `${t.flow_percent} %`]);
+    if (t.fan_percent !== null && t.fan_percent !== undefined) rows.push(["Fan", t.fan_percent ? `${t.fan_percent} %` : "off"]);
   }
   if (t.light !== null && t.light !== undefined) rows.push(["Light", t.light ? "on" : "off"]);
   if (t.elapsed_seconds !== null && t.elapsed_seconds !== undefined) rows.push(["Elapsed", duration(t.elapsed_seconds)]);
@@ -1317,6 +1319,8 @@ function printerCard(p) {
         onclick: (ev) => setBedConfirm(p, !bed.confirm_between_jobs, ev.currentTarget),
       }, bed.confirm_between_jobs ? "Stop asking for a clear bed" : "Ask for a clear bed between jobs"),
       ...heatButtons(p),
+      atLeast("operator") && p.tune && ["printing", "pausing", "paused"].includes(t.state) &&
+        el("button", { "data-action": "tune", title: "Speed, flow and the part-cooling fan of this print", onclick: () => openTune(p.id) }, "Tune…"),
       atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
       atLeast("operator") &&
         el("button", { "data-action": "slots", title: "Which spool of the inventory is in each AMS tray, holder or tool", onclick: () => openSlots(p.id) }, "Spools in slots…"),
@@ -1327,9 +1331,9 @@ function printerCard(p) {
 
 // ---- the printer's actions (homing, fans, a light, macros) ------------------------------------
 
-/** "124 % (sport)": a Bambu Lab printer's speed modes by their speed. */
-function speedSaid(pct) {
-  const mode = { 50: "silent", 100: "standard", 124: "sport", 166: "ludicrous" }[pct];
+/** "124 % (sport)": a Bambu Lab printer's speed modes by their speed; others' speed as it is. */
+function speedSaid(pct, kind) {
+  const mode = kind === "bambu" && { 50: "silent", 100: "standard", 124: "sport", 166: "ludicrous" }[pct];
   return mode ? `${pct} % (${mode})` : `${pct} %`;
 }
 
@@ -1750,6 +1754,55 @@ async function onHeatSubmit(ev) {
     $("heat-dialog").close();
   } catch (e) {
     $("heat-error").textContent = e.message;
+  }
+}
+
+// ---- tuning a print (speed, flow, fan) ----------------------------------------------------------
+
+let tunePrinter = null;
+
+/** The Tune… dialog, filled with what the printer reports now, bounded by its agent's limits. */
+function openTune(id) {
+  const p = state.printers.get(id);
+  tunePrinter = id;
+  const f = $("tune-form");
+  const t = p.telemetry;
+  $("tune-printer").textContent = p.name;
+  $("tune-limits").textContent = `speed ${p.tune.min_speed_percent} to ${p.tune.max_speed_percent} %, ` +
+    `flow ${p.tune.min_flow_percent} to ${p.tune.max_flow_percent} %, fan 0 to 100 %`;
+  f.speed.min = p.tune.min_speed_percent;
+  f.speed.max = p.tune.max_speed_percent;
+  f.flow.min = p.tune.min_flow_percent;
+  f.flow.max = p.tune.max_flow_percent;
+  const now = (v) => (v === null || v === undefined ? "" : v);
+  for (const [input, v] of [[f.speed, t.speed_percent], [f.flow, t.flow_percent], [f.fan, t.fan_percent]]) {
+    input.value = now(v);
+    input.dataset.was = now(v);
+  }
+  $("tune-error").textContent = "";
+  $("tune-dialog").showModal();
+}
+
+async function onTuneSubmit(ev) {
+  ev.preventDefault();
+  const f = $("tune-form");
+  const p = state.printers.get(tunePrinter);
+  // Only what the member changed (or gave, where the printer reports nothing) is sent.
+  const changed = (input) => (input.value === "" || input.value === input.dataset.was ? null : Number(input.value));
+  const tune = { speed_percent: changed(f.speed), flow_percent: changed(f.flow), fan_percent: changed(f.fan) };
+  if (Object.values(tune).every((v) => v === null)) {
+    $("tune-error").textContent = "Change the speed, the flow or the fan first.";
+    return;
+  }
+  try {
+    const accepted = await call("POST", `/orgs/${state.org.id}/printers/${p.id}/tune`, tune);
+    const said = [["speed", tune.speed_percent], ["flow", tune.flow_percent], ["fan", tune.fan_percent]]
+      .filter(([, v]) => v !== null)
+      .map(([what, v]) => (what === "fan" && v === 0 ? "fan off" : `${what} ${v} %`));
+    sentToAgent(`${p.name}: ${said.join(", ")}`, accepted);
+    $("tune-dialog").close();
+  } catch (e) {
+    $("tune-error").textContent = e.message;
   }
 }
 
@@ -2644,6 +2697,8 @@ async function main() {
   $("slots-close").addEventListener("click", () => $("slots-dialog").close());
   $("heat-form").addEventListener("submit", onHeatSubmit);
   $("heat-close").addEventListener("click", () => $("heat-dialog").close());
+  $("tune-form").addEventListener("submit", onTuneSubmit);
+  $("tune-close").addEventListener("click", () => $("tune-dialog").close());
   $("slots-form").slot.addEventListener("input", slotChosen);
   $("spools-archived").addEventListener("change", () => loadSpools().catch((e) => notice(e.message)));
   $("spool-form").addEventListener("submit", onSpoolSubmit);

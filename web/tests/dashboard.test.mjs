@@ -130,6 +130,23 @@ try {
   const printingCard = page.locator("article.printer[data-state=printing]", { hasNot: page.locator("dd[data-row=light]") }).first();
   assert.deepEqual(await printingCard.locator(".controls button").allTextContents(), ["Part fan off"]);
 
+  step("a printing printer's speed and fan are tuned from its card, within its agent's limits; an idle one offers no tuning");
+  const tuned = card(await printingCard.locator(".name").textContent());
+  const tunedName = await tuned.locator(".name").textContent();
+  await tuned.locator("dd[data-row=speed]", { hasText: /^100 %$/ }).waitFor();
+  await tuned.locator("dd[data-row=fan]", { hasText: /^off$/ }).waitFor();
+  assert.equal(await card("xl").locator("button[data-action=tune]").count(), 0, "idle: nothing to tune");
+  await tuned.locator("button[data-action=tune]").click();
+  assert.equal(await page.textContent("#tune-limits"), "speed 25 to 200 %, flow 75 to 125 %, fan 0 to 100 %");
+  assert.equal(await page.inputValue("#tune-form input[name=speed]"), "100", "filled with what the printer reports");
+  await page.fill("#tune-form input[name=speed]", "150");
+  await page.fill("#tune-form input[name=fan]", "80");
+  await page.click("#tune-form button[type=submit]");
+  await page.locator("#notice", { hasText: new RegExp(`^${tunedName}: speed 150 %, fan 80 %: done\\.$`) }).waitFor();
+  await tuned.locator("dd[data-row=speed]", { hasText: /^150 %$/ }).waitFor();
+  await tuned.locator("dd[data-row=fan]", { hasText: /^80 %$/ }).waitFor();
+  assert.equal(await tuned.locator("dd[data-row=flow]").textContent(), "100 %", "the flow, left alone, is as it was");
+
   step("the Bambu Lab printer's chamber light: reported on its card, switched off and on from it");
   const lit = card("x1c");
   await lit.locator("dd[data-row=light]", { hasText: /^on$/ }).waitFor();

@@ -321,6 +321,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             ..
         } => cmd::fleet::heat(&args).await,
         Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Tune(args)),
+            ..
+        } => cmd::fleet::tune(&args).await,
+        Command::Printers {
             cmd: Some(cmd::fleet::PrintersCmd::Run(args)),
             ..
         } => cmd::fleet::run_action(&args).await,

@@ -436,6 +436,9 @@ pub enum PrintersCmd {
     /// Preheat idle printers (for their loaded material, or to the temperatures given) or cool
     /// them down (`--off`); each printer's agent sets the targets within its own limits.
     Heat(HeatArgs),
+    /// Tune printing printers: their speed, flow or part-cooling fan, within each printer's
+    /// agent's limits (`[printer.tune]`).
+    Tune(TuneArgs),
     /// Run one of the printers' actions (homing, fans, a light, a Klipper macro), as each
     /// printer's agent configuration defines it (`[[printer.action]]`).
     Run(RunArgs),
@@ -623,6 +626,87 @@ pub struct HeatArgs {
     pub off: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["speed", "flow", "fan"])))]
+pub struct TuneArgs {
+    /// The printers, by name (or id).
+    #[arg(required_unless_present = "pool")]
+    pub printers: Vec<String>,
+    /// Every printer of this pool (those not printing, or not tunable from here, are named and
+    /// skipped).
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Speed, percent of the file's (M220; 100: as sliced).
+    #[arg(long, value_name = "PERCENT")]
+    pub speed: Option<u16>,
+    /// Flow, percent of the file's (M221; 100: as sliced).
+    #[arg(long, value_name = "PERCENT")]
+    pub flow: Option<u16>,
+    /// The part-cooling fan, percent of full (M106; 0: off).
+    #[arg(long, value_name = "PERCENT")]
+    pub fan: Option<u8>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// `hearth printers tune`: tunes printing printers; fails if a printer named did not take it
+/// (one of the pool's that is not printing or not tunable is skipped).
+pub async fn tune(args: &TuneArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let chosen = chosen_printers(&printers, &args.printers, args.pool.as_deref())?;
+    let req = hearth_proto::agent::Tune {
+        speed_percent: args.speed,
+        flow_percent: args.flow,
+        fan_percent: args.fan,
+    };
+    let mut sent = Sent::start(&ctx, &args.wait).await?;
+    let mut failed = 0;
+    for (p, from_pool) in chosen {
+        if from_pool && (p.tune.is_none() || !p.telemetry.state.job_running()) {
+            println!(
+                "{}: skipped, {}",
+                p.name,
+                match p.tune {
+                    None => "it cannot be tuned from here",
+                    Some(_) => "it is not printing",
+                }
+            );
+            continue;
+        }
+        match ctx.client.tune_printer(org, p.id, &req).await {
+            Ok(accepted) => sent.sent(&p.name, tune_said(&req), accepted),
+            Err(e) => {
+                eprintln!("{}: {e}", p.name);
+                failed += 1;
+            }
+        }
+    }
+    failed += sent.finish().await?;
+    if failed > 0 {
+        anyhow::bail!("{failed} printer(s) not tuned");
+    }
+    Ok(())
+}
+
+/// "speed 120 %, flow 95 %, fan off", as sent.
+pub(crate) fn tune_said(req: &hearth_proto::agent::Tune) -> String {
+    let fan = req.fan_percent.map(|f| match f {
+        0 => "fan off".to_owned(),
+        f => format!("fan {f} %"),
+    });
+    [
+        req.speed_percent.map(|s| format!("speed {s} %")),
+        req.flow_percent.map(|f| format!("flow {f} %")),
+        fan,
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 /// `hearth printers heat`: preheat or cool down printers; fails if any printer was not reached.

@@ -141,6 +141,70 @@ async fn hearth_printers_run_sends_the_agents_action_to_the_real_moonraker() {
     chain.agent.shutdown().await;
 }
 
+/// `hearth printers tune` through the server and the agent to the real Moonraker while it prints:
+/// Klipper takes the speed, flow and fan, and reports them back; a speed beyond the agent's
+/// limits is refused with them named, and an idle printer has nothing to tune.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_printers_tune_tunes_a_print_on_the_real_moonraker() {
+    // Slow enough to still be printing while it is tuned; cancelled after.
+    let Some(moon) = Moonraker::start(1_000.0).await else {
+        return;
+    };
+    let chain = chain_to(hearth_drivers::DriverConfig::Moonraker(moon.config())).await;
+    let ada = &chain.ada;
+    let out = ada
+        .try_run(&["printers", "tune", "mk3", "--speed", "120"])
+        .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("is idle: a print is tuned only while it prints"),
+        "{said}"
+    );
+
+    let cube = sample_gcode(30_000);
+    let job = ada
+        .run(&["print", cube.path().to_str().unwrap(), "--printer", "mk3"])
+        .await;
+    let (client, org) = ada.client();
+    let printers_url = format!("/api/v1/orgs/{org}/printers");
+    let telemetry = async || {
+        let p: Vec<Printer> = client.raw_get(&printers_url).await.unwrap();
+        p[0].telemetry.clone()
+    };
+    eventually("printing", || async {
+        (telemetry().await.state == PrinterState::Printing).then_some(())
+    })
+    .await;
+    assert_eq!(
+        ada.run(&[
+            "printers", "tune", "mk3", "--speed", "130", "--flow", "97", "--fan", "50"
+        ])
+        .await
+        .trim(),
+        "mk3: speed 130 %, flow 97 %, fan 50 %"
+    );
+    eventually("Klipper's factors and fan in the telemetry", || async {
+        let t = telemetry().await;
+        ((t.speed_percent, t.flow_percent, t.fan_percent) == (Some(130), Some(97), Some(50)))
+            .then_some(())
+    })
+    .await;
+    let out = ada
+        .try_run(&["printers", "tune", "mk3", "--speed", "300"])
+        .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("speed 300 % is outside 25 to 200 %"),
+        "{said}"
+    );
+    let out = ada.try_run(&["printers", "tune", "mk3"]).await;
+    assert!(!out.status.success(), "nothing to tune is a usage error");
+    ada.run(&["cancel", job.trim()]).await;
+    chain.agent.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_flow_works_on_the_real_moonraker() {
     // The fake Klippy behind the real Moonraker "prints" 5 kB of G-code per second.
