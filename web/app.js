@@ -61,6 +61,9 @@ const state = {
   secondFactor: null,
   // The timelapses kept, by job id (the frames are sealed: the page shows how many).
   timelapses: new Map(),
+  // Each printer's recent temperatures for its chart, by printer id: [{at (ms), heaters}],
+  // oldest first, as the server keeps them (a sample per 5 s, 30 minutes), then live.
+  temps: new Map(),
   events: null,
   tab: "printers",
 };
@@ -833,6 +836,80 @@ async function reload() {
   renderPrinters();
   renderJobs();
   renderFooter(usage);
+  loadTemperatures(printers).catch(() => {});
+}
+
+// ---- temperature charts ----------------------------------------------------------------------
+
+const TEMP_EVERY_MS = 5000;
+const TEMP_KEEP_MS = 30 * 60 * 1000;
+
+/** Each printer's last 30 minutes of temperatures, as the server kept them; then its charts. */
+async function loadTemperatures(printers) {
+  const org = state.org.id;
+  const series = await Promise.all(printers.map((p) =>
+    call("GET", `/orgs/${org}/printers/${p.id}/temperatures`).catch(() => [])));
+  state.temps = new Map(printers.map((p, i) =>
+    [p.id, series[i].map((s) => ({ at: Date.parse(s.at), heaters: s.heaters }))]));
+  renderPrinters();
+}
+
+/** A printer's report, added to its chart as the server adds it: at most one per 5 s. */
+function recordTemperatures(p) {
+  const heaters = p.telemetry.heaters || [];
+  if (!heaters.length) return;
+  const list = state.temps.get(p.id) || [];
+  const now = Date.now();
+  if (!list.length || now - list[list.length - 1].at >= TEMP_EVERY_MS) list.push({ at: now, heaters });
+  while (list.length && list[0].at < now - TEMP_KEEP_MS) list.shift();
+  state.temps.set(p.id, list);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+const svgEl = (tag, attrs) => {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+};
+
+/**
+ * The printer's temperatures since its first sample, over 30 minutes at most: a line per heater
+ * (the nozzle, the bed, others), its target dashed. A printer reports when something changes,
+ * so each value holds until the next (steps), and the last until now, as its card shows it.
+ */
+function temperatureChart(p) {
+  const end = Date.now();
+  const samples = [...(state.temps.get(p.id) || []), { at: end, heaters: p.telemetry.heaters || [] }];
+  if (samples.length < 2 || !samples[samples.length - 1].heaters.length) return null;
+  const [w, h] = [300, 60];
+  const span = Math.min(TEMP_KEEP_MS, Math.max(60_000, end - samples[0].at));
+  const names = [...new Set(samples.flatMap((s) => s.heaters.map((x) => x.name)))];
+  const top = Math.max(50, ...samples.flatMap((s) => s.heaters.flatMap((x) => [x.actual, x.target || 0]))) * 1.1;
+  const x = (at) => ((1 - (end - at) / span) * w).toFixed(1);
+  const y = (t) => (h - (t / top) * h).toFixed(1);
+  const svg = svgEl("svg", { viewBox: `0 0 ${w} ${h}`, preserveAspectRatio: "none", role: "img" });
+  const title = svgEl("title", {});
+  title.textContent = `Temperatures over the last ${Math.round(span / 60_000)} min (up to ${Math.round(top)}°)`;
+  svg.append(title);
+  for (const name of names) {
+    const kind = name === "bed" ? "bed" : name.startsWith("tool") ? "tool" : "other";
+    const points = (pick) => samples
+      .map((s) => [s.at, s.heaters.find((x) => x.name === name)])
+      .filter(([, heater]) => heater && pick(heater) !== null && pick(heater) !== undefined)
+      .flatMap(([at, heater], i, all) => {
+        const here = `${x(at)},${y(pick(heater))}`;
+        // Held until the next sample: a step, not a slope between two far-apart reports.
+        return i + 1 < all.length ? [here, `${x(all[i + 1][0])},${y(pick(heater))}`] : [here];
+      }).join(" ");
+    svg.append(svgEl("polyline", { class: `temp ${kind} target`, points: points((t) => t.target || 0), "data-heater": name }));
+    svg.append(svgEl("polyline", { class: `temp ${kind}`, points: points((t) => t.actual), "data-heater": name }));
+  }
+  const kinds = new Set(names.map((n) => (n === "bed" ? "bed" : n.startsWith("tool") ? "tool" : "other")));
+  return el("div", { class: "temp-chart" }, svg, el("div", { class: "temp-legend muted" },
+    kinds.has("tool") && el("span", { class: "tool" }, "— nozzle "),
+    kinds.has("bed") && el("span", { class: "bed" }, "— bed "),
+    kinds.has("other") && el("span", { class: "other" }, "— other "),
+    `· last ${Math.round(span / 60_000)} min, targets dashed`));
 }
 
 // The members' logins read again (a job event named a member the page did not know), once per
@@ -1149,6 +1226,7 @@ function startEvents() {
       const old = state.printers.get(ev.printer.id);
       const known = old !== undefined;
       state.printers.set(ev.printer.id, ev.printer);
+      recordTemperatures(ev.printer);
       // A task that fell due holds its printer (or was marked done elsewhere and released it);
       // a printing printer adds hours to its tasks: read them again then, at most every 30 s.
       if ((known && old.held !== ev.printer.held) || maintenanceStale()) loadMaintenance().catch(() => {});
@@ -1303,6 +1381,7 @@ function printerCard(p) {
     pct !== null && el("progress", { max: 100, value: pct, title: `${pct} %` }),
     pct !== null && el("div", { class: "muted pct" }, `${pct} %`),
     el("dl", {}, rows.map(([k, v]) => [el("dt", {}, k), el("dd", { "data-row": k.toLowerCase() }, v)])),
+    temperatureChart(p),
     t.error && el("p", { class: "error-text" }, t.error),
     el("div", { class: "actions" },
       job && jobActions(job, p, true),

@@ -147,6 +147,23 @@ try {
   await tuned.locator("dd[data-row=fan]", { hasText: /^80 %$/ }).waitFor();
   assert.equal(await tuned.locator("dd[data-row=flow]").textContent(), "100 %", "the flow, left alone, is as it was");
 
+  step("each card charts its printer's nozzle and bed since the page's first sample (half an hour at most), from the server's samples and live");
+  const chart = card("xl").locator(".temp-chart");
+  await chart.locator("polyline.tool:not(.target)").waitFor();
+  const points = async (sel) => (await chart.locator(sel).getAttribute("points")).trim().split(" ").length;
+  assert.ok((await points("polyline.tool:not(.target)")) >= 2, "a line, not a point");
+  assert.ok((await points("polyline.bed:not(.target)")) >= 2);
+  assert.equal(await points("polyline.tool.target"), await points("polyline.tool:not(.target)"), "its target beside it");
+  // Steps: a value holds until the next sample (pairs of points at one height).
+  const ys = (await chart.locator("polyline.bed:not(.target)").getAttribute("points")).trim().split(" ").map((p) => p.split(",")[1]);
+  assert.equal(ys[0], ys[1]);
+  assert.match(await chart.locator("title").textContent(), /^Temperatures over the last \d+ min \(up to \d+°\)$/);
+  const steady = card("ender").locator(".temp-chart polyline.bed:not(.target)");
+  assert.ok((await steady.getAttribute("points")).trim().split(" ").length >= 2, "a steady printer's line reaches now");
+  // The server keeps them: what a page opened later draws at once.
+  const kept = JSON.parse(await orgGet(`/printers/${await card("xl").getAttribute("data-printer-id")}/temperatures`));
+  assert.ok(kept.length >= 2, JSON.stringify(kept));
+
   step("the Bambu Lab printer's chamber light: reported on its card, switched off and on from it");
   const lit = card("x1c");
   await lit.locator("dd[data-row=light]", { hasText: /^on$/ }).waitFor();

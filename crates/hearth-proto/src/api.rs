@@ -1014,6 +1014,17 @@ pub struct KeyBundle {
     pub bundle: serde_json::Value,
 }
 
+/// A printer's temperatures at one moment (`GET .../printers/{id}/temperatures`): its heaters as
+/// it reported them, with their targets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TemperatureSample {
+    /// When the server received them (UTC).
+    pub at: String,
+    pub heaters: Vec<crate::agent::Heater>,
+}
+
 /// Time a printer spent in one state during one hour.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

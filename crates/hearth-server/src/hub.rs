@@ -5,7 +5,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use hearth_proto::agent::{AgentJob, JobState, PrinterState, PrinterTelemetry, ServerMsg};
+use hearth_proto::agent::{AgentJob, Heater, JobState, PrinterState, PrinterTelemetry, ServerMsg};
 use hearth_proto::api::{Event, HeatRequest, Job, Printer, PrinterCamera};
 use hearth_proto::fit::{PrinterSetup, misfits};
 use hearth_proto::ids::{AgentId, JobId, OrgId, PrinterId};
@@ -52,6 +52,8 @@ pub struct Hub {
     tags: Mutex<HashMap<PrinterId, SlotTags>>,
     /// The other instances, when several share the database (`crate::cluster`).
     cluster: std::sync::OnceLock<std::sync::Arc<crate::cluster::Cluster>>,
+    /// Each printer's recent temperatures, from the printer events published here.
+    temps: Mutex<HashMap<PrinterId, crate::temps::History>>,
 }
 
 /// A printer's slots, each with the RFID tag of the spool in it, if any.
@@ -126,6 +128,7 @@ impl Default for Hub {
             snapshots: Mutex::default(),
             tags: Mutex::default(),
             cluster: std::sync::OnceLock::new(),
+            temps: Mutex::default(),
         }
     }
 }
@@ -427,8 +430,22 @@ impl Hub {
 
     /// Passes `event` to this instance's event streams only.
     pub fn publish_local(&self, org: OrgId, event: Event) {
+        if let Event::Printer { printer } = &event {
+            lock(&self.temps)
+                .entry(printer.id)
+                .or_default()
+                .record(now_ms(), &printer.telemetry.heaters);
+        }
         // No subscriber is not an error.
         let _ = self.events.send((org, event));
+    }
+
+    /// `printer`'s temperatures since `since_ms` (Unix milliseconds), oldest first.
+    pub fn temperatures(&self, printer: PrinterId, since_ms: i64) -> Vec<(i64, Vec<Heater>)> {
+        lock(&self.temps)
+            .get(&printer)
+            .map(|h| h.since(since_ms).cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<(OrgId, Event)> {

@@ -25,6 +25,7 @@ pub mod routes;
 pub mod sso;
 pub mod state;
 pub mod syslog;
+pub mod temps;
 pub mod tls;
 
 use crate::auth::{LoginLimiter, SecretHasher, random_token, token_hash};

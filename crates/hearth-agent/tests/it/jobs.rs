@@ -686,7 +686,7 @@ async fn actions_run_as_the_agents_configuration_defines_them() {
     rig.hub.send(run("typo"));
     let (ok, why) = answer("typo").await;
     assert!(!ok);
-    assert!(why.unwrap().contains("no S<target> in \"M104 T0\""));
+    assert!(why.unwrap().contains("no S<value> in \"M104 T0\""));
     rig.hub
         .wait("the bed's target from the action", |s| {
             s.last_telemetry(PRINTER)?

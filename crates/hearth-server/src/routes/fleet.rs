@@ -712,6 +712,41 @@ pub async fn printer_history(
     ))
 }
 
+/// How far back a printer's temperatures go.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TemperaturesQuery {
+    /// Minutes (1-30, default 30).
+    pub minutes: Option<i64>,
+}
+
+/// A printer's recent temperatures, for a chart: a sample every 5 seconds at most, the last 30
+/// minutes at most, oldest first. Kept in memory only, as the telemetry is: a restarted server
+/// starts again from its agents' next reports.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/printers/{id}/temperatures", tag = "printers",
+    params(("org" = OrgId, Path), ("id" = PrinterId, Path), TemperaturesQuery),
+    responses((status = 200, body = Vec<TemperatureSample>), (status = 404, body = ErrorBody)))]
+pub async fn printer_temperatures(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    Path((_, id)): Path<(OrgId, PrinterId)>,
+    crate::error::Query(q): crate::error::Query<TemperaturesQuery>,
+) -> ApiResult<Json<Vec<TemperatureSample>>> {
+    printer_in(&state, access.org.id, id).await?;
+    let since = now_ms() - q.minutes.unwrap_or(30).clamp(1, 30) * 60_000;
+    Ok(Json(
+        state
+            .hub
+            .temperatures(id, since)
+            .into_iter()
+            .map(|(at, heaters)| TemperatureSample {
+                at: rfc3339(at),
+                heaters,
+            })
+            .collect(),
+    ))
+}
+
 /// Queue a signed, sealed job for a printer or for any printer of a pool.
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/jobs", tag = "jobs", params(("org" = OrgId, Path)), request_body = SubmitJobRequest,
     responses((status = 201, body = Job), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -32,6 +32,7 @@ mod sso;
 mod stats;
 mod support;
 mod syslog;
+mod temperatures;
 mod timelapse;
 mod tune;
 mod ui;
