@@ -66,11 +66,11 @@ mod tests {
         }
         let kept: Vec<i64> = h.since(0).map(|(at, _)| at - start).collect();
         assert_eq!(kept.len(), (KEEP_MS / EVERY_MS) as usize);
-        assert_eq!(kept.first(), Some(&(2400_000 - KEEP_MS)));
-        assert_eq!(kept.last(), Some(&2395_000));
+        assert_eq!(kept.first(), Some(&(2_400_000 - KEEP_MS)));
+        assert_eq!(kept.last(), Some(&2_395_000));
         assert!(kept.windows(2).all(|w| w[1] - w[0] == EVERY_MS));
         assert_eq!(h.since(0).last().unwrap().1, nozzle(2395.0));
-        assert_eq!(h.since(start + 2390_000).count(), 2);
+        assert_eq!(h.since(start + 2_390_000).count(), 2);
     }
 
     #[test]
