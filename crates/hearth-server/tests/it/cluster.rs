@@ -182,6 +182,16 @@ async fn an_agent_on_one_instance_is_seen_and_driven_through_another() {
         sealed
     );
 
+    // B charts the temperatures the agent reported to A (B recorded the printer events A sent).
+    let temps: Vec<hearth_proto::api::TemperatureSample> = owner_b
+        .raw_get(&format!("/api/v1/orgs/{org}/printers/{mk4}/temperatures"))
+        .await
+        .unwrap();
+    assert!(
+        temps.first().is_some_and(|s| !s.heaters.is_empty()),
+        "{temps:?}"
+    );
+
     // A pause through B reaches the agent on A.
     let j: Job = owner_b
         .raw_post(
