@@ -116,6 +116,15 @@ try {
   await mk4.locator("button.run-light-on").waitFor();
   assert.equal(await mk4.locator("button.run-light-off").count(), 0);
 
+  step("the print is tuned from its card: what is changed is sent, said once its agent did it");
+  await mk4.locator("button.tune").click();
+  assert.equal(await page.textContent("#tune-limits"), "speed 25 to 200 %, flow 75 to 125 %, fan 0 to 100 %");
+  assert.equal(await page.inputValue("#tune-form input[name=flow]"), "100", "filled with what the printer reports");
+  await page.fill("#tune-form input[name=speed]", "80");
+  await page.fill("#tune-form input[name=fan]", "60");
+  await page.click("#tune-submit");
+  await page.locator("#done", { hasText: /^mk4: speed 80 %, fan 60 %: done\.$/ }).waitFor();
+
   step("the library shows names, notes and thumbnails opened here");
   await page.click('.tab[data-tab="files"]');
   const wavy = page.locator("#files tbody tr", { hasText: "wavy été.gcode" });

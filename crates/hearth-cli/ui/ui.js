@@ -240,12 +240,49 @@ function printerControls(p) {
     if (p.preheat) ask("Preheat", "preheat", `${at}/heat`, p.preheat);
     if ((p.telemetry.heaters || []).some((h) => h.target > 0)) ask("Cool down", "cool-down", `${at}/heat`, { nozzle_c: 0, bed_c: 0 });
   }
+  if (p.tune && runs.printing) {
+    const b = el("button", { type: "button", textContent: "Tune…", class: "tune" });
+    b.addEventListener("click", () => openTune(p));
+    box.append(b);
+  }
   for (const a of p.actions || []) {
     const moot = (a.id === "light-on" && p.telemetry.light === true) || (a.id === "light-off" && p.telemetry.light === false);
     if (runs[a.when || "idle"] && !moot && (!a.admins_only || isAdmin())) ask(a.label, `run run-${a.id}`, `${at}/actions/${encodeURIComponent(a.id)}`, undefined, a.confirm);
   }
   return box.childElementCount ? box : null;
 }
+
+/** The Tune… dialog for `p`: its speed, flow and fan as it reports them, within its limits. */
+function openTune(p) {
+  const f = $("#tune-form");
+  const t = p.telemetry;
+  const l = p.tune;
+  $("#tune-name").textContent = p.name;
+  $("#tune-limits").textContent = `speed ${l.min_speed_percent} to ${l.max_speed_percent} %, ` +
+    `flow ${l.min_flow_percent} to ${l.max_flow_percent} %, fan 0 to 100 %`;
+  [f.speed.min, f.speed.max, f.flow.min, f.flow.max] =
+    [l.min_speed_percent, l.max_speed_percent, l.min_flow_percent, l.max_flow_percent];
+  for (const [input, v] of [[f.speed, t.speed_percent], [f.flow, t.flow_percent], [f.fan, t.fan_percent]]) {
+    input.value = v === null || v === undefined ? "" : v;
+    input.dataset.was = input.value;
+  }
+  f.dataset.printer = p.name;
+  $("#tune-dialog").showModal();
+}
+
+$("#tune-cancel").addEventListener("click", () => $("#tune-dialog").close());
+$("#tune-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ev.target;
+  const changed = (input) => (input.value === "" || input.value === input.dataset.was ? null : Number(input.value));
+  const body = { speed_percent: changed(f.speed), flow_percent: changed(f.flow), fan_percent: changed(f.fan) };
+  if (Object.values(body).every((v) => v === null)) {
+    notice("Change the speed, the flow or the fan first.");
+    return;
+  }
+  $("#tune-dialog").close();
+  await askAgent($("#tune-submit"), `/api/printers/${encodeURIComponent(f.dataset.printer)}/tune`, body);
+});
 
 /** Sends a request to a printer's agent through hearth ui, which answers once the agent did. */
 async function askAgent(button, path, body) {

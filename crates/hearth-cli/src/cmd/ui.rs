@@ -163,6 +163,7 @@ fn router(ui: Arc<Ui>) -> Router {
         .route("/api/printers", get(printers))
         .route("/api/printers/{name}/frame", get(frame))
         .route("/api/printers/{name}/heat", post(printer_heat))
+        .route("/api/printers/{name}/tune", post(printer_tune))
         .route(
             "/api/printers/{name}/actions/{action}",
             post(printer_action),
@@ -430,6 +431,25 @@ async fn printer_heat(
     })
     .await?;
     let said = crate::cmd::fleet::heat_said(&req);
+    agent_said(&format!("{}: {said}", p.name), answer)
+}
+
+/// `POST /api/printers/{name}/tune` with `{"speed_percent", "flow_percent", "fan_percent"}`:
+/// tunes the printer's print; answers once its agent says it sent them, or with why not.
+async fn printer_tune(
+    State(ui): State<Arc<Ui>>,
+    Path(name): Path<String>,
+    axum::Json(req): axum::Json<hearth_proto::agent::Tune>,
+) -> Answer {
+    let ctx = ui.ctx.lock().await.clone();
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let p = find_printer(&printers, &name)?;
+    let answer = ask_agent(&ctx, AGENT_ANSWER_WITHIN, async || {
+        ctx.client.tune_printer(org, p.id, &req).await
+    })
+    .await?;
+    let said = crate::cmd::fleet::tune_said(&req);
     agent_said(&format!("{}: {said}", p.name), answer)
 }
 
