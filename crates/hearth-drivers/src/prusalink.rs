@@ -107,6 +107,9 @@ struct PrinterPart {
     target_nozzle: Option<f64>,
     temp_bed: Option<f64>,
     target_bed: Option<f64>,
+    /// The speed and flow factors, percent (M220, M221, or the printer's knob).
+    speed: Option<f64>,
+    flow: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -301,10 +304,16 @@ fn map_status(
         error,
         slots: Vec::new(),
         light: None,
-        speed_percent: None,
-        flow_percent: None,
+        speed_percent: percent(status.printer.speed),
+        flow_percent: percent(status.printer.flow),
         fan_percent: None,
     }
+}
+
+/// A factor PrusaLink reports in percent, as a whole number; `None` for nonsense.
+fn percent(v: Option<f64>) -> Option<u16> {
+    v.filter(|v| v.is_finite() && *v > 0.0)
+        .and_then(|v| u16::try_from(v.round() as u64).ok())
 }
 
 /// A printer with PrusaLink.
@@ -751,7 +760,7 @@ mod tests {
     fn a_printing_job_is_the_agents_file_with_its_progress() {
         let s = status(
             r#"{"printer":{"state":"PRINTING","temp_nozzle":214.8,"target_nozzle":215,
-                "temp_bed":59.9,"target_bed":60},
+                "temp_bed":59.9,"target_bed":60,"speed":120,"flow":95,"fan_print":5200},
                 "job":{"id":7,"progress":42.0,"time_remaining":600,"time_printing":300}}"#,
         );
         let j = job(r#"{"id":7,"state":"PRINTING","progress":41.0,
@@ -766,6 +775,11 @@ mod tests {
             (Some(300), Some(600))
         );
         assert_eq!(st.heaters.len(), 2);
+        // Its speed and flow factors; its fans are in RPM, which say nothing of a share.
+        assert_eq!(
+            (st.speed_percent, st.flow_percent, st.fan_percent),
+            (Some(120), Some(95), None)
+        );
         assert_eq!(
             map_status(&s, Some(&j), true, None).job.unwrap().phase,
             JobPhase::Pausing

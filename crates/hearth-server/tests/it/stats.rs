@@ -78,10 +78,11 @@ async fn the_fleets_time_and_job_outcomes_over_the_last_days() {
     );
     assert!((stats.printing_hours - printing / 3600.0).abs() < 1e-9);
 
-    // Over sixty days, the ten hours count too.
+    // Over sixty days, the ten hours count too (the jobs' moments, milliseconds each, are
+    // measured again: a few may differ).
     let longer = owner.fleet_stats(org, 60).await.unwrap();
     assert!(
-        longer.printers[0].seconds["printing"] >= printing + 36_000.0,
+        longer.printers[0].seconds["printing"] >= printing + 36_000.0 - 1.0,
         "{longer:?}"
     );
     // Out of range is clamped, not refused.
