@@ -444,7 +444,7 @@ impl Hub {
     pub fn temperatures(&self, printer: PrinterId, since_ms: i64) -> Vec<(i64, Vec<Heater>)> {
         lock(&self.temps)
             .get(&printer)
-            .map(|h| h.since(since_ms).cloned().collect())
+            .map(|h| h.since(since_ms).collect())
             .unwrap_or_default()
     }
 
