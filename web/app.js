@@ -77,6 +77,9 @@ class ApiError extends Error {
   }
 }
 
+// How far this browser's clock is ahead of the server's, in ms (`call` reads each answer's Date).
+let clockAhead = 0;
+
 async function call(method, path, body) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -92,6 +95,9 @@ async function call(method, path, body) {
   } catch (e) {
     throw new ApiError(0, "unreachable", `The server did not answer (${e.message}).`);
   }
+  // The charts put the server's sample times and the page's own on one axis.
+  const said = Date.parse(r.headers.get("Date"));
+  if (!Number.isNaN(said)) clockAhead = Date.now() - said;
   if (!r.ok) {
     let err = {};
     try { err = await r.json(); } catch { /* not JSON: keep the status text */ }
@@ -842,6 +848,8 @@ async function reload() {
 // ---- temperature charts ----------------------------------------------------------------------
 
 const TEMP_EVERY_MS = 5000;
+/** Now on the server's clock, as far as its Date headers tell (to the second). */
+const serverNow = () => Date.now() - clockAhead;
 const TEMP_KEEP_MS = 30 * 60 * 1000;
 
 /** Each printer's last 30 minutes of temperatures, as the server kept them; then its charts. */
@@ -859,7 +867,7 @@ function recordTemperatures(p) {
   const heaters = p.telemetry.heaters || [];
   if (!heaters.length) return;
   const list = state.temps.get(p.id) || [];
-  const now = Date.now();
+  const now = serverNow();
   if (!list.length || now - list[list.length - 1].at >= TEMP_EVERY_MS) list.push({ at: now, heaters });
   while (list.length && list[0].at < now - TEMP_KEEP_MS) list.shift();
   state.temps.set(p.id, list);
@@ -878,7 +886,7 @@ const svgEl = (tag, attrs) => {
  * so each value holds until the next (steps), and the last until now, as its card shows it.
  */
 function temperatureChart(p) {
-  const end = Date.now();
+  const end = serverNow();
   const samples = [...(state.temps.get(p.id) || []), { at: end, heaters: p.telemetry.heaters || [] }];
   if (samples.length < 2 || !samples[samples.length - 1].heaters.length) return null;
   const [w, h] = [300, 60];

@@ -163,6 +163,20 @@ try {
   // The server keeps them: what a page opened later draws at once.
   const kept = JSON.parse(await orgGet(`/printers/${await card("xl").getAttribute("data-printer-id")}/temperatures`));
   assert.ok(kept.length >= 2, JSON.stringify(kept));
+  // A browser whose clock is ten minutes ahead charts on the server's clock (its Date answers):
+  // the chart spans the minutes the server has, not ten more.
+  const skewed = await browser.newContext();
+  await skewed.clock.install({ time: Date.now() + 10 * 60_000 });
+  const ahead = await skewed.newPage();
+  await ahead.goto(url);
+  await ahead.fill("input[name=login]", login);
+  await ahead.fill("input[name=passphrase]", passphrase);
+  await ahead.click("button[type=submit]");
+  const aheadChart = ahead.locator('article.printer:has(.name:text-is("xl")) .temp-chart title');
+  await aheadChart.waitFor({ state: "attached" });
+  const minutes = Number((await aheadChart.textContent()).match(/last (\d+) min/)[1]);
+  assert.ok(minutes < 10, `the chart spans ${minutes} min: the browser's clock, not the server's`);
+  await skewed.close();
 
   step("the Bambu Lab printer's chamber light: reported on its card, switched off and on from it");
   const lit = card("x1c");
