@@ -1381,7 +1381,11 @@ function printerCard(p) {
   }
   if (t.light !== null && t.light !== undefined) rows.push(["Light", t.light ? "on" : "off"]);
   if (t.elapsed_seconds !== null && t.elapsed_seconds !== undefined) rows.push(["Elapsed", duration(t.elapsed_seconds)]);
-  if (t.remaining_seconds !== null && t.remaining_seconds !== undefined) rows.push(["Remaining", duration(t.remaining_seconds)]);
+  if (t.remaining_seconds !== null && t.remaining_seconds !== undefined) {
+    rows.push(["Remaining", t.state === "printing" && t.remaining_seconds > 0
+      ? `${duration(t.remaining_seconds)} · ends about ${endsAt(t.remaining_seconds)}`
+      : duration(t.remaining_seconds)]);
+  }
   const pct = t.progress === null || t.progress === undefined ? null : Math.round(t.progress * 1000) / 10;
   return el("article", { class: "card printer", "data-printer-id": p.id, "data-state": t.state },
     el("h2", {}, el("span", { class: "name" }, p.name), stateBadge(t.state)),
@@ -1417,6 +1421,14 @@ function printerCard(p) {
 }
 
 // ---- the printer's actions (homing, fans, a light, macros) ------------------------------------
+
+/** When a print with `seconds` left ends, on this browser's clock: "14:05", or "Tue 09:30" past today. */
+function endsAt(seconds) {
+  const end = new Date(Date.now() + seconds * 1000);
+  const time = end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return end.toDateString() === new Date().toDateString()
+    ? time : `${end.toLocaleDateString([], { weekday: "short" })} ${time}`;
+}
 
 /** "124 % (sport)": a Bambu Lab printer's speed modes by their speed; others' speed as it is. */
 function speedSaid(pct, kind) {

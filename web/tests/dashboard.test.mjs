@@ -134,6 +134,9 @@ try {
   const tuned = card(await printingCard.locator(".name").textContent());
   const tunedName = await tuned.locator(".name").textContent();
   await tuned.locator("dd[data-row=speed]", { hasText: /^100 %$/ }).waitFor();
+  // When it ends, on the member's clock, beside what is left.
+  assert.match(await tuned.locator("dd[data-row=remaining]").textContent(),
+    /^\d+ (s|min|h \d+ min) · ends about (\w{3} )?\d{1,2}:\d{2}( [AP]M)?$/);
   await tuned.locator("dd[data-row=fan]", { hasText: /^off$/ }).waitFor();
   assert.equal(await card("xl").locator("button[data-action=tune]").count(), 0, "idle: nothing to tune");
   await tuned.locator("button[data-action=tune]").click();
