@@ -1295,9 +1295,14 @@ function renderSummary(printers) {
   const counts = new Map();
   for (const p of printers) counts.set(p.telemetry.state, (counts.get(p.telemetry.state) || 0) + 1);
   const summary = PRINTER_STATES.filter((s) => counts.get(s)).map((s) => `${counts.get(s)} ${s}`);
+  // The print that ends first: whose part to take off next.
+  const next = printers
+    .filter((p) => p.telemetry.state === "printing" && p.telemetry.remaining_seconds > 0)
+    .sort((a, b) => a.telemetry.remaining_seconds - b.telemetry.remaining_seconds)[0];
   $("fleet-summary").textContent = printers.length === 0
     ? "No printers yet: an admin enrolls an edge agent (`hearth agents token`, then `hearth-agent enroll` next to the printers) and its printers appear here."
-    : `${printers.length} printer${printers.length === 1 ? "" : "s"}: ${summary.join(", ")}`;
+    : `${printers.length} printer${printers.length === 1 ? "" : "s"}: ${summary.join(", ")}` +
+      (next ? ` · next to finish: ${next.name}, about ${endsAt(next.telemetry.remaining_seconds)}` : "");
 }
 
 function agentLabel(id) {

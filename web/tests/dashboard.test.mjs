@@ -71,6 +71,8 @@ try {
   await page.locator("article.printer").nth(5).waitFor();
   assert.equal(await page.locator("article.printer").count(), 6);
   assert.match(await page.textContent("#fleet-summary"), /^6 printers: /);
+  // The demo's shortest print (the mk4-left's) is named as the next to finish.
+  await page.locator("#fleet-summary", { hasText: /· next to finish: mk4-left, about (\w{3} )?\d{1,2}:\d{2}( [AP]M)?$/ }).waitFor();
   assert.equal(await page.textContent("#role"), "owner");
   for (const r of sent) assert.ok(!r.includes(passphrase), `the passphrase left the browser: ${r}`);
 
