@@ -325,6 +325,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             ..
         } => cmd::fleet::tune(&args).await,
         Command::Printers {
+            cmd: Some(cmd::fleet::PrintersCmd::Temps(args)),
+            ..
+        } => cmd::fleet::temps(&args).await,
+        Command::Printers {
             cmd: Some(cmd::fleet::PrintersCmd::Run(args)),
             ..
         } => cmd::fleet::run_action(&args).await,

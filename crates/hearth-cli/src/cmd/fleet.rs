@@ -436,6 +436,9 @@ pub enum PrintersCmd {
     /// Preheat idle printers (for their loaded material, or to the temperatures given) or cool
     /// them down (`--off`); each printer's agent sets the targets within its own limits.
     Heat(HeatArgs),
+    /// A printer's temperatures over the last minutes (30 at most, a sample per 5 s), as the
+    /// server keeps them for the dashboard's chart.
+    Temps(TempsArgs),
     /// Tune printing printers: their speed, flow or part-cooling fan, within each printer's
     /// agent's limits (`[printer.tune]`).
     Tune(TuneArgs),
@@ -649,6 +652,69 @@ pub struct TuneArgs {
     pub fan: Option<u8>,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TempsArgs {
+    /// The printer, by name (or id).
+    pub printer: String,
+    /// How far back, minutes (1 to 30).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=30))]
+    pub minutes: i64,
+    /// One line per heater and sample (`time,heater,actual,target`), for a spreadsheet.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hearth printers temps NAME`: the printer's recent temperatures, oldest first; a line per
+/// sample with each heater's `actual/target`.
+pub async fn temps(args: &TempsArgs) -> anyhow::Result<()> {
+    let ctx = Ctx::load()?;
+    let org = ctx.org()?;
+    let printers = printers_of(&ctx).await?;
+    let p = find_printer(&printers, &args.printer)?;
+    let samples: Vec<hearth_proto::api::TemperatureSample> = ctx
+        .client
+        .raw_get(&format!(
+            "/api/v1/orgs/{org}/printers/{}/temperatures?minutes={}",
+            p.id, args.minutes
+        ))
+        .await?;
+    if args.json {
+        return print_json(&samples);
+    }
+    if args.csv {
+        println!("time,heater,actual,target");
+        for s in &samples {
+            for h in &s.heaters {
+                let target = h.target.map(|t| t.to_string()).unwrap_or_default();
+                println!("{},{},{},{target}", s.at, csv_field(&h.name), h.actual);
+            }
+        }
+        return Ok(());
+    }
+    if samples.is_empty() {
+        println!(
+            "{}: no temperatures in the last {} min (the server keeps what the printer's agent \
+             reported since the server started)",
+            p.name, args.minutes
+        );
+        return Ok(());
+    }
+    for s in &samples {
+        let heaters: Vec<String> = s
+            .heaters
+            .iter()
+            .map(|h| match h.target {
+                Some(t) if t > 0.0 => format!("{} {:.1}/{:.0}", h.name, h.actual, t),
+                _ => format!("{} {:.1}", h.name, h.actual),
+            })
+            .collect();
+        println!("{}  {}", s.at, heaters.join("  "));
+    }
+    Ok(())
 }
 
 /// `hearth printers tune`: tunes printing printers; fails if a printer named did not take it

@@ -205,6 +205,38 @@ async fn hearth_printers_tune_tunes_a_print_on_the_real_moonraker() {
     chain.agent.shutdown().await;
 }
 
+/// `hearth printers temps`: the printer's temperatures as the server kept them from its agent's
+/// reports, as lines, CSV and JSON; out of range is refused by the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hearth_printers_temps_lists_what_the_printer_reported() {
+    let chain = chain_to(hearth_drivers::DriverConfig::Simulated(
+        hearth_drivers::simulated::SimulatedConfig::default(),
+    ))
+    .await;
+    let ada = &chain.ada;
+    // The simulator's idle heaters, at room temperature.
+    let lines = ada.run(&["printers", "temps", "mk3"]).await;
+    let first = lines.lines().next().unwrap_or_default();
+    assert!(first.contains("Z  tool0 21.0  bed 21.0"), "{lines}");
+    let csv = ada
+        .run(&["printers", "temps", "mk3", "--csv", "--minutes", "5"])
+        .await;
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "time,heater,actual,target");
+    assert!(
+        rows[1].ends_with(",tool0,21,0") && rows[2].ends_with(",bed,21,0"),
+        "{csv}"
+    );
+    let json: Vec<hearth_proto::api::TemperatureSample> =
+        serde_json::from_str(&ada.run(&["printers", "temps", "mk3", "--json"]).await).unwrap();
+    assert_eq!(json[0].heaters.len(), 2);
+    let out = ada
+        .try_run(&["printers", "temps", "mk3", "--minutes", "31"])
+        .await;
+    assert!(!out.status.success());
+    chain.agent.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_flow_works_on_the_real_moonraker() {
     // The fake Klippy behind the real Moonraker "prints" 5 kB of G-code per second.
