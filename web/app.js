@@ -842,7 +842,7 @@ async function reload() {
   renderPrinters();
   renderJobs();
   renderFooter(usage);
-  loadTemperatures(printers).catch(() => {});
+  loadTemperatures().catch(() => {});
 }
 
 // ---- temperature charts ----------------------------------------------------------------------
@@ -852,13 +852,11 @@ const TEMP_EVERY_MS = 5000;
 const serverNow = () => Date.now() - clockAhead;
 const TEMP_KEEP_MS = 30 * 60 * 1000;
 
-/** Each printer's last 30 minutes of temperatures, as the server kept them; then its charts. */
-async function loadTemperatures(printers) {
-  const org = state.org.id;
-  const series = await Promise.all(printers.map((p) =>
-    call("GET", `/orgs/${org}/printers/${p.id}/temperatures`).catch(() => [])));
-  state.temps = new Map(printers.map((p, i) =>
-    [p.id, series[i].map((s) => ({ at: Date.parse(s.at), heaters: s.heaters }))]));
+/** Every printer's last 30 minutes of temperatures, as the server kept them; then the charts. */
+async function loadTemperatures() {
+  const fleet = await call("GET", `/orgs/${state.org.id}/temperatures`);
+  state.temps = new Map(fleet.map((p) =>
+    [p.printer_id, p.samples.map((s) => ({ at: Date.parse(s.at), heaters: s.heaters }))]));
   renderPrinters();
 }
 

@@ -1025,6 +1025,15 @@ pub struct TemperatureSample {
     pub heaters: Vec<crate::agent::Heater>,
 }
 
+/// One printer's recent temperatures (`GET .../temperatures`, every printer of the organisation).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrinterTemperatures {
+    pub printer_id: PrinterId,
+    pub samples: Vec<TemperatureSample>,
+}
+
 /// Time a printer spent in one state during one hour.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

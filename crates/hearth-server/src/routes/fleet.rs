@@ -733,18 +733,51 @@ pub async fn printer_temperatures(
     crate::error::Query(q): crate::error::Query<TemperaturesQuery>,
 ) -> ApiResult<Json<Vec<TemperatureSample>>> {
     printer_in(&state, access.org.id, id).await?;
-    let since = now_ms() - q.minutes.unwrap_or(30).clamp(1, 30) * 60_000;
+    Ok(Json(temperature_samples(
+        &state,
+        id,
+        temperatures_since(&q),
+    )))
+}
+
+/// Every printer's recent temperatures at once (what [`printer_temperatures`] gives one by one),
+/// for a dashboard charting a whole fleet with one request.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/temperatures", tag = "printers",
+    params(("org" = OrgId, Path), TemperaturesQuery),
+    responses((status = 200, body = Vec<PrinterTemperatures>)))]
+pub async fn fleet_temperatures(
+    State(state): State<AppState>,
+    access: OrgAccess<Viewer>,
+    crate::error::Query(q): crate::error::Query<TemperaturesQuery>,
+) -> ApiResult<Json<Vec<PrinterTemperatures>>> {
+    let since = temperatures_since(&q);
+    let printers = state.store.printers(access.org.id).await?;
     Ok(Json(
-        state
-            .hub
-            .temperatures(id, since)
-            .into_iter()
-            .map(|(at, heaters)| TemperatureSample {
-                at: rfc3339(at),
-                heaters,
+        printers
+            .iter()
+            .map(|p| PrinterTemperatures {
+                printer_id: p.id,
+                samples: temperature_samples(&state, p.id, since),
             })
             .collect(),
     ))
+}
+
+/// When the window `q` asks for begins (Unix milliseconds).
+fn temperatures_since(q: &TemperaturesQuery) -> i64 {
+    now_ms() - q.minutes.unwrap_or(30).clamp(1, 30) * 60_000
+}
+
+fn temperature_samples(state: &AppState, printer: PrinterId, since: i64) -> Vec<TemperatureSample> {
+    state
+        .hub
+        .temperatures(printer, since)
+        .into_iter()
+        .map(|(at, heaters)| TemperatureSample {
+            at: rfc3339(at),
+            heaters,
+        })
+        .collect()
 }
 
 /// Queue a signed, sealed job for a printer or for any printer of a pool.

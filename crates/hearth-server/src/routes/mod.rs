@@ -46,7 +46,7 @@ use utoipa::OpenApi;
         blobs::list_blobs, blobs::download_blob, blobs::delete_blob,
         audit::org_audit, audit::org_audit_verify, audit::system_audit, audit::system_audit_verify, audit::system_audit_forwarding, legal::record, legal::list_system, legal::list_org,
         fleet::create_enrollment_token, fleet::enroll, fleet::list_agents, fleet::approve_agent, fleet::revoke_agent,
-        fleet::list_printers, fleet::set_hold, fleet::heat, fleet::tune, fleet::run_action, fleet::set_bed, fleet::bed_cleared, fleet::set_loaded, fleet::reset_loaded, inventory::load_slot, inventory::unload_slot, fleet::printer_history, fleet::printer_temperatures, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::get_job_manifest, fleet::set_priority, fleet::approve_job, fleet::reject_job, fleet::control_job, fleet::events,
+        fleet::list_printers, fleet::set_hold, fleet::heat, fleet::tune, fleet::run_action, fleet::set_bed, fleet::bed_cleared, fleet::set_loaded, fleet::reset_loaded, inventory::load_slot, inventory::unload_slot, fleet::printer_history, fleet::printer_temperatures, fleet::fleet_temperatures, fleet::submit_job, fleet::list_jobs, fleet::get_job, fleet::get_job_manifest, fleet::set_priority, fleet::approve_job, fleet::reject_job, fleet::control_job, fleet::events,
         fleet::change_secret, fleet::put_device, fleet::member_device, fleet::latest_epoch, fleet::get_epoch, fleet::put_epoch, fleet::grant_epoch, fleet::my_epoch_grant,
         fleet::create_file, fleet::list_files, fleet::delete_file, fleet::get_chain, fleet::append_chain, fleet::get_key_bundle, fleet::put_key_bundle,
         fleet::agent_blob, fleet::agent_chain, fleet::agent_connect,
@@ -237,6 +237,7 @@ pub fn router(state: AppState) -> Router {
             "/orgs/{org}/printers/{id}/temperatures",
             get(fleet::printer_temperatures),
         )
+        .route("/orgs/{org}/temperatures", get(fleet::fleet_temperatures))
         .route(
             "/orgs/{org}/printers/{id}/snapshot",
             get(camera::get_snapshot).post(camera::request_snapshot),

@@ -71,6 +71,16 @@ async fn a_printers_recent_temperatures_are_listed_for_its_chart() {
     );
     let recent: Vec<TemperatureSample> = owner.raw_get(&format!("{path}?minutes=1")).await.unwrap();
     assert_eq!(recent, samples);
+    // The whole fleet at once: the same, per printer.
+    let fleet: Vec<hearth_proto::api::PrinterTemperatures> = viewer
+        .raw_get(&format!("/api/v1/orgs/{org}/temperatures"))
+        .await
+        .unwrap();
+    assert_eq!(fleet.len(), 1);
+    assert_eq!(
+        (fleet[0].printer_id, &fleet[0].samples),
+        (ps[0].id, &samples)
+    );
     let e = owner
         .raw_get::<Vec<TemperatureSample>>(&format!("{path}?minutes=x"))
         .await
