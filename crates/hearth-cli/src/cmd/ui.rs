@@ -399,20 +399,16 @@ async fn printer_action(
     State(ui): State<Arc<Ui>>,
     Path((name, action)): Path<(String, String)>,
 ) -> Answer {
-    let ctx = ui.ctx.lock().await.clone();
-    let org = ctx.org()?;
-    let printers = printers_of(&ctx).await?;
-    let p = find_printer(&printers, &name)?;
-    let label = p
-        .actions
-        .iter()
-        .find(|a| a.id == action)
-        .map_or(action.as_str(), |a| a.label.as_str());
-    let answer = ask_agent(&ctx, AGENT_ANSWER_WITHIN, async || {
-        ctx.client.run_printer_action(org, p.id, &action).await
+    let label = |p: &hearth_proto::api::Printer| {
+        p.actions
+            .iter()
+            .find(|a| a.id == action)
+            .map_or(action.clone(), |a| a.label.clone())
+    };
+    ask_printer(&ui, &name, label, async |client, org, id| {
+        client.run_printer_action(org, id, &action).await
     })
-    .await?;
-    agent_said(&format!("{}: {label}", p.name), answer)
+    .await
 }
 
 /// `POST /api/printers/{name}/heat` with `{"nozzle_c", "bed_c"}`: preheats the printer or cools
@@ -422,16 +418,11 @@ async fn printer_heat(
     Path(name): Path<String>,
     axum::Json(req): axum::Json<hearth_proto::api::HeatRequest>,
 ) -> Answer {
-    let ctx = ui.ctx.lock().await.clone();
-    let org = ctx.org()?;
-    let printers = printers_of(&ctx).await?;
-    let p = find_printer(&printers, &name)?;
-    let answer = ask_agent(&ctx, AGENT_ANSWER_WITHIN, async || {
-        ctx.client.heat_printer(org, p.id, &req).await
+    let said = |_: &_| crate::cmd::fleet::heat_said(&req);
+    ask_printer(&ui, &name, said, async |client, org, id| {
+        client.heat_printer(org, id, &req).await
     })
-    .await?;
-    let said = crate::cmd::fleet::heat_said(&req);
-    agent_said(&format!("{}: {said}", p.name), answer)
+    .await
 }
 
 /// `POST /api/printers/{name}/tune` with `{"speed_percent", "flow_percent", "fan_percent"}`:
@@ -441,16 +432,34 @@ async fn printer_tune(
     Path(name): Path<String>,
     axum::Json(req): axum::Json<hearth_proto::agent::Tune>,
 ) -> Answer {
+    let said = |_: &_| crate::cmd::fleet::tune_said(&req);
+    ask_printer(&ui, &name, said, async |client, org, id| {
+        client.tune_printer(org, id, &req).await
+    })
+    .await
+}
+
+/// Sends printer `name` a request with `send` and answers the page once its agent said how it
+/// went, naming the printer and `what` the request was.
+async fn ask_printer(
+    ui: &Ui,
+    name: &str,
+    what: impl FnOnce(&hearth_proto::api::Printer) -> String,
+    send: impl AsyncFnOnce(
+        &hearth_client::Client,
+        hearth_proto::ids::OrgId,
+        hearth_proto::ids::PrinterId,
+    ) -> hearth_client::Result<hearth_proto::api::Accepted>,
+) -> Answer {
     let ctx = ui.ctx.lock().await.clone();
     let org = ctx.org()?;
     let printers = printers_of(&ctx).await?;
-    let p = find_printer(&printers, &name)?;
+    let p = find_printer(&printers, name)?;
     let answer = ask_agent(&ctx, AGENT_ANSWER_WITHIN, async || {
-        ctx.client.tune_printer(org, p.id, &req).await
+        send(&ctx.client, org, p.id).await
     })
     .await?;
-    let said = crate::cmd::fleet::tune_said(&req);
-    agent_said(&format!("{}: {said}", p.name), answer)
+    agent_said(&format!("{}: {}", p.name, what(p)), answer)
 }
 
 /// How long the page waits for a printer's agent to answer.
