@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use hearth_drivers::DriverError;
+use hearth_drivers::{DriverError, Macro};
 
 use crate::config::{AgentConfig, PrinterConfig};
 
@@ -44,8 +44,9 @@ pub async fn suggested_actions(config: &AgentConfig) -> String {
     out
 }
 
-/// The tables for `macros` of printer `p` that are not actions of its yet.
-fn for_printer(p: &PrinterConfig, macros: &[String]) -> String {
+/// The tables for `macros` of printer `p` that are not actions of its yet, each after a comment
+/// naming the parameters the macro reads, when it reads any.
+fn for_printer(p: &PrinterConfig, macros: &[Macro]) -> String {
     let run_already = |m: &str| {
         p.actions.iter().any(|a| {
             a.gcode.lines().iter().any(|l| {
@@ -55,10 +56,12 @@ fn for_printer(p: &PrinterConfig, macros: &[String]) -> String {
             })
         })
     };
-    let new: Vec<&String> = macros
+    let new: Vec<&Macro> = macros
         .iter()
-        .filter(|m| !m.starts_with('_') && !NOT_ACTIONS.contains(&m.to_ascii_uppercase().as_str()))
-        .filter(|m| !run_already(m))
+        .filter(|m| {
+            !m.name.starts_with('_') && !NOT_ACTIONS.contains(&m.name.to_ascii_uppercase().as_str())
+        })
+        .filter(|m| !run_already(&m.name))
         .collect();
     if new.is_empty() {
         return format!(
@@ -69,15 +72,43 @@ fn for_printer(p: &PrinterConfig, macros: &[String]) -> String {
     let mut taken: Vec<String> = p.actions.iter().map(|a| a.id.clone()).collect();
     let mut out = format!("# {}: after its [[printer]] lines\n", p.name);
     for m in new {
-        let id = unique_id(&action_id(m), &taken);
+        let id = unique_id(&action_id(&m.name), &taken);
         taken.push(id.clone());
+        if !m.params.is_empty() {
+            let _ = writeln!(out, "{}", params_comment(m));
+        }
         let _ = writeln!(
             out,
-            "[[printer.action]]\nid = \"{id}\"\nlabel = \"{}\"\ngcode = \"{m}\"\n",
-            label(m)
+            "[[printer.action]]\nid = \"{id}\"\nlabel = \"{}\"\ngcode = \"{}\"\n",
+            label(&m.name),
+            m.name
         );
     }
     out
+}
+
+/// `# LOAD_FILAMENT reads TEMP (default 220), LENGTH: ...`, saying how to set them.
+fn params_comment(m: &Macro) -> String {
+    let listed: Vec<String> = m
+        .params
+        .iter()
+        .map(|(name, default)| match default {
+            Some(d) => format!("{name} (default {d})"),
+            None => name.clone(),
+        })
+        .collect();
+    let example: Vec<String> = m
+        .params
+        .iter()
+        .map(|(name, default)| format!("{name}={}", default.as_deref().unwrap_or("...")))
+        .collect();
+    format!(
+        "# {} reads {}: to set them, gcode = \"{} {}\"",
+        m.name,
+        listed.join(", "),
+        m.name,
+        example.join(" ")
+    )
 }
 
 /// `LOAD_FILAMENT` → `load-filament`: `a-z`, `0-9` and `-`, at most 32.

@@ -115,9 +115,10 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         })
     }
 
-    /// The G-code macros the printer's firmware defines (Klipper's `[gcode_macro NAME]`), by name,
-    /// for an admin to choose actions from; others answer `Unsupported`.
-    async fn macros(&self) -> Result<Vec<String>, DriverError> {
+    /// The G-code macros the printer's firmware defines (Klipper's `[gcode_macro NAME]`), by name
+    /// with the parameters each reads, for an admin to choose actions from; others answer
+    /// `Unsupported`.
+    async fn macros(&self) -> Result<Vec<crate::Macro>, DriverError> {
         Err(DriverError::Unsupported {
             operation: "macros",
             kind: self.describe().kind,

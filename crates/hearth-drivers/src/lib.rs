@@ -32,7 +32,7 @@ pub use config::{
 pub use driver::{Driver, Upload};
 pub use error::DriverError;
 pub use model::{
-    Capabilities, DriverInfo, DriverKind, Fault, HeatTargets, Heater, JobPhase, JobStatus,
+    Capabilities, DriverInfo, DriverKind, Fault, HeatTargets, Heater, JobPhase, JobStatus, Macro,
     MaterialSlot, OwnAction, PrintHints, PrinterState, PrinterStatus, RunsWhen, Started,
 };
 

@@ -52,6 +52,16 @@ pub struct OwnAction {
     pub when: RunsWhen,
 }
 
+/// A G-code macro the printer's firmware defines (Klipper's `[gcode_macro NAME]`), for an admin
+/// choosing actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Macro {
+    pub name: String,
+    /// The parameters its template reads (`params.TEMP`), in the order it first reads them, each
+    /// with the default the template gives it (`|default(220)`), if any.
+    pub params: Vec<(String, Option<String>)>,
+}
+
 /// A printer's own light as actions: on and off, whenever it is online.
 pub const LIGHT_ACTIONS: [OwnAction; 2] = [
     OwnAction {

@@ -593,6 +593,62 @@ fn map_status(objects: &Map<String, Value>) -> PrinterStatus {
     }
 }
 
+/// The parameters a Klipper macro's template reads, `params.NAME` or `params["NAME"]` (names
+/// in upper case, as Klipper passes them), in the order first read, each with the first
+/// `|default(VALUE)` given to it.
+fn macro_params(template: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    let mut rest = template;
+    while let Some(at) = rest.find("params") {
+        // `rawparams` is the whole line, not a parameter.
+        let whole_word = !template[..template.len() - rest.len() + at]
+            .ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        rest = &rest[at + "params".len()..];
+        if !whole_word {
+            continue;
+        }
+        let (name, after) = if let Some(r) = rest.strip_prefix('.') {
+            let end = r
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(r.len());
+            (&r[..end], &r[end..])
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let r = r.trim_start();
+            let Some(quote) = r.chars().next().filter(|q| *q == '"' || *q == '\'') else {
+                continue;
+            };
+            let r = &r[1..];
+            let Some(end) = r.find(quote) else { continue };
+            let after = r[end + 1..].trim_start();
+            (&r[..end], after.strip_prefix(']').unwrap_or(after))
+        } else {
+            continue;
+        };
+        if name.is_empty() {
+            continue;
+        }
+        let default = after
+            .trim_start()
+            .strip_prefix('|')
+            .map(str::trim_start)
+            .and_then(|f| f.strip_prefix("default"))
+            .map(str::trim_start)
+            .and_then(|f| f.strip_prefix('('))
+            .and_then(|f| {
+                f.find(')')
+                    .map(|end| f[..end].trim().trim_matches(['"', '\'']).to_owned())
+            });
+        let name = name.to_ascii_uppercase();
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, d)) if d.is_none() => *d = default,
+            Some(_) => {}
+            None => out.push((name, default)),
+        }
+        rest = after;
+    }
+    out
+}
+
 /// How a gate of a Happy Hare MMU is named as a slot: `G0`, `G1`, ...
 fn gate_slot(gate: u64) -> String {
     format!("G{gate}")
@@ -721,8 +777,9 @@ impl Driver for MoonrakerDriver {
         .map(drop)
     }
 
-    async fn macros(&self) -> Result<Vec<String>, DriverError> {
-        // Klipper lists each `[gcode_macro NAME]` as the object `gcode_macro NAME`.
+    async fn macros(&self) -> Result<Vec<crate::Macro>, DriverError> {
+        // Klipper lists each `[gcode_macro NAME]` as the object `gcode_macro NAME`; its template
+        // is in the configuration's settings, under the section's name in lower case.
         let listed = self
             .call("macros", "printer.objects.list", Value::Null)
             .await?;
@@ -734,7 +791,28 @@ impl Driver for MoonrakerDriver {
             .map(str::to_owned)
             .collect();
         names.sort();
-        Ok(names)
+        let settings = self
+            .call(
+                "macros",
+                "printer.objects.query",
+                json!({"objects": {"configfile": ["settings"]}}),
+            )
+            .await?;
+        let settings = settings.pointer("/status/configfile/settings");
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let template = settings
+                    .and_then(|s| s.get(format!("gcode_macro {}", name.to_lowercase())))
+                    .and_then(|m| m.get("gcode"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                crate::Macro {
+                    params: macro_params(template),
+                    name,
+                }
+            })
+            .collect())
     }
 
     async fn run_gcode(&self, lines: &[String]) -> Result<(), DriverError> {
@@ -881,6 +959,26 @@ mod tests {
             ),
             (Some(120), Some(95), Some(80))
         );
+    }
+
+    #[test]
+    fn a_macros_parameters_are_read_from_its_template_with_their_defaults() {
+        let template = "{% set temp = params.TEMP|default(220)|float %}\n\
+            {% set speed = params[\"SPEED\"] | default( 300 ) %}\n\
+            M109 S{temp}\n\
+            {% if params.TEMP %}M117 {rawparams}{% endif %}\n\
+            G1 E{params.length|default('50')} F{speed}\n\
+            {% set x = myparams.NOT_ONE %}";
+        assert_eq!(
+            macro_params(template),
+            [
+                ("TEMP".to_owned(), Some("220".to_owned())),
+                ("SPEED".to_owned(), Some("300".to_owned())),
+                ("LENGTH".to_owned(), Some("50".to_owned())),
+            ]
+        );
+        assert_eq!(macro_params("G28\nparams"), []);
+        assert_eq!(macro_params("M104 S{params.T}"), [("T".to_owned(), None)]);
     }
 
     #[test]

@@ -33,10 +33,11 @@ async fn each_macro_not_run_yet_is_suggested_as_an_action() {
     };
     let said = hearth_agent::suggest::suggested_actions(&config).await;
     // CLEAN_NOZZLE only: LOAD_FILAMENT is run already, PAUSE and RESUME are Hearth's own to
-    // run, `_HOME_IF_NEEDED` is a helper.
+    // run, `_HOME_IF_NEEDED` is a helper. Its parameters are named, with how to set them.
     assert_eq!(
         said,
         "# voron: after its [[printer]] lines\n\
+         # CLEAN_NOZZLE reads TEMP (default 170), X: to set them, gcode = \"CLEAN_NOZZLE TEMP=170 X=...\"\n\
          [[printer.action]]\nid = \"clean-nozzle\"\nlabel = \"Clean nozzle\"\ngcode = \"CLEAN_NOZZLE\"\n\n\
          # sim: its driver lists no macros\n\n"
     );

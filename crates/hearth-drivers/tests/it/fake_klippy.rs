@@ -31,6 +31,17 @@ const MACROS: [&str; 5] = [
     "_HOME_IF_NEEDED",
 ];
 
+/// What the fake printer's `[gcode_macro NAME]` sections run: CLEAN_NOZZLE reads parameters, as
+/// printers' cleaning macros commonly do.
+fn macro_template(name: &str) -> &'static str {
+    match name {
+        "CLEAN_NOZZLE" => {
+            "{% set temp = params.TEMP|default(170)|float %}\nM109 S{temp}\nG1 X{params.X} F6000"
+        }
+        _ => "M400",
+    }
+}
+
 /// The simulated printer behind the fake Klippy.
 #[derive(Debug)]
 pub struct Printer {
@@ -123,7 +134,12 @@ impl Printer {
             "toolhead": {"homed_axes": "", "print_time": 0.0, "estimated_print_time": 0.0},
             "gcode_move": {"speed_factor": self.speed_factor, "extrude_factor": self.extrude_factor},
             "fan": {"speed": self.fan, "rpm": null},
-            "configfile": {"config": {"virtual_sdcard": {"path": self.gcodes}}},
+            "configfile": {
+                "config": {"virtual_sdcard": {"path": self.gcodes}},
+                // Klipper's parsed sections, names in lower case; a macro's template as written.
+                "settings": MACROS.iter().map(|m| (format!("gcode_macro {}", m.to_lowercase()),
+                    json!({"gcode": macro_template(m)}))).collect::<serde_json::Map<_, _>>(),
+            },
         });
         match objects {
             Value::Object(mut map) => {

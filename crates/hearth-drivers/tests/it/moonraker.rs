@@ -80,8 +80,10 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
     crate::peers::preheats_and_cools_down(driver.as_ref()).await;
     crate::peers::runs_gcode(driver.as_ref()).await;
     // The printer's macros, for an admin choosing actions; one runs.
+    let macros = driver.macros().await.unwrap();
+    let names: Vec<&str> = macros.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(
-        driver.macros().await.unwrap(),
+        names,
         [
             "CLEAN_NOZZLE",
             "LOAD_FILAMENT",
@@ -90,6 +92,12 @@ async fn a_file_prints_to_completion_with_progress_layers_and_heaters() {
             "_HOME_IF_NEEDED"
         ]
     );
+    // What each reads, from its template in Klipper's settings.
+    assert_eq!(
+        macros[0].params,
+        [("TEMP".into(), Some("170".into())), ("X".into(), None)]
+    );
+    assert!(macros[1].params.is_empty());
     driver.run_gcode(&["CLEAN_NOZZLE".into()]).await.unwrap();
     // Klipper's speed factor, set by M220 (as an action would), as the printer reports it.
     assert_eq!(driver.status().await.unwrap().speed_percent, Some(100));
