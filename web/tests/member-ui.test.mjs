@@ -96,6 +96,8 @@ try {
 
   step("the printer's actions run from its card, said once its agent did them");
   const mk4 = page.locator('article.printer[data-name="mk4"]');
+  // Its print says when it ends, on this machine's clock.
+  await mk4.locator("p", { hasText: /left, ends about (\w{3} )?\d{1,2}:\d{2}( [AP]M)?$/ }).waitFor();
   assert.equal(await mk4.locator("button.preheat").count(), 0, "no preheat while printing");
   // It asks first, as its configuration says: declined, nothing is sent; accepted, it runs.
   const saidBefore = await page.textContent("#done");

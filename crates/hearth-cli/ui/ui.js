@@ -53,6 +53,14 @@ function duration(s) {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
+/** When something `seconds` from now happens, on this machine's clock: "14:05", or "Tue 09:30". */
+function endsAt(seconds) {
+  const end = new Date(Date.now() + seconds * 1000);
+  const time = end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return end.toDateString() === new Date().toDateString()
+    ? time : `${end.toLocaleDateString([], { weekday: "short" })} ${time}`;
+}
+
 function ago(iso) {
   return duration((Date.now() - Date.parse(iso)) / 1000);
 }
@@ -136,7 +144,8 @@ function printerCard(p) {
       el("p", {
         textContent: `${Math.round(t.progress * 100)} %` +
           (t.layer ? ` · layer ${t.layer}${t.total_layers ? `/${t.total_layers}` : ""}` : "") +
-          (t.remaining_seconds ? ` · ${duration(t.remaining_seconds)} left` : ""),
+          (t.remaining_seconds ? ` · ${duration(t.remaining_seconds)} left` : "") +
+          (t.remaining_seconds && t.state === "printing" ? `, ends about ${endsAt(t.remaining_seconds)}` : ""),
       }),
     );
   }
