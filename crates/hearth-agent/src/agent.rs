@@ -586,11 +586,7 @@ impl Agent {
         };
         if let Some(why) = refused {
             tracing::warn!(%printer, ?targets, "heat refused: {why}");
-            self.answer(
-                printer,
-                request,
-                Err(format!("refused by its agent: {why}")),
-            );
+            self.refuse(printer, request, &why);
             return;
         }
         let on = [targets.nozzle_c, targets.bed_c]
@@ -603,7 +599,7 @@ impl Agent {
         } else if all_off {
             self.printers[i].preheated_at = None;
         }
-        self.set_heaters(i, targets, "heater targets set", request);
+        self.run_in_background(i, Run::Heat(targets), "heater targets", request);
     }
 
     /// A member's tuning of a print, relayed by the server: sent as M220, M221 and M106/M107
@@ -628,11 +624,7 @@ impl Agent {
         };
         if let Some(why) = refused {
             tracing::warn!(%printer, ?tune, "tuning refused: {why}");
-            self.answer(
-                printer,
-                request,
-                Err(format!("refused by its agent: {why}")),
-            );
+            self.refuse(printer, request, &why);
             return;
         }
         self.run_in_background(i, Run::Gcode(tune_gcode(&tune)), "tuning", request);
@@ -665,11 +657,7 @@ impl Agent {
         let (Some((announced, run)), None) = (found, refused) else {
             let why = refused.unwrap_or_default();
             tracing::warn!(%printer, action = id, "action refused: {why}");
-            self.answer(
-                printer,
-                request,
-                Err(format!("refused by its agent: {why}")),
-            );
+            self.refuse(printer, request, why);
             return;
         };
         self.run_in_background(i, run, &format!("action {}", announced.id), request);
@@ -684,6 +672,7 @@ impl Agent {
         let what = what.to_owned();
         self.tasks.spawn(async move {
             let done = match &run {
+                Run::Heat(targets) => driver.set_temperatures(*targets).await,
                 Run::Gcode(lines) => driver.run_gcode(lines).await,
                 Run::Own(id) => driver.run_own_action(id).await,
             };
@@ -703,6 +692,15 @@ impl Agent {
                 result,
             });
         });
+    }
+
+    /// Answers a member's request to `printer` that this agent will not carry out, saying `why`.
+    fn refuse(&mut self, printer: &str, request: Option<String>, why: &str) {
+        self.answer(
+            printer,
+            request,
+            Err(format!("refused by its agent: {why}")),
+        );
     }
 
     /// Tells the server how a member's request to `printer` ended, when it came with an id.
@@ -732,37 +730,6 @@ impl Agent {
         }
     }
 
-    /// Sets printer `i`'s heater targets in the background; logs `done` or the failure, and
-    /// answers a member's `request`.
-    fn set_heaters(
-        &mut self,
-        i: usize,
-        targets: HeatTargets,
-        done: &'static str,
-        request: Option<String>,
-    ) {
-        let driver = self.printers[i].driver.clone();
-        let printer = self.printers[i].config.name.clone();
-        let events = self.events.clone();
-        self.tasks.spawn(async move {
-            let result = match driver.set_temperatures(targets).await {
-                Ok(()) => {
-                    tracing::info!(%printer, ?targets, "{done}");
-                    Ok(())
-                }
-                Err(e) => {
-                    tracing::warn!(%printer, ?targets, error = %chain(&e), "heater targets not set");
-                    Err(chain(&e))
-                }
-            };
-            let _ = events.send(Event::Answered {
-                printer,
-                request,
-                result,
-            });
-        });
-    }
-
     /// A member's preheat that no job followed within `cool_after_seconds` is switched off; one a
     /// job took over is forgotten.
     fn cool_forgotten_preheat(&mut self, i: usize) {
@@ -783,7 +750,12 @@ impl Agent {
             nozzle_c: Some(0.0),
             bed_c: Some(0.0),
         };
-        self.set_heaters(i, off, "a preheat no job followed is switched off", None);
+        self.run_in_background(
+            i,
+            Run::Heat(off),
+            "switching off a preheat no job followed",
+            None,
+        );
     }
 
     fn on_control(&mut self, id: JobId, action: JobAction) {
@@ -1519,10 +1491,14 @@ fn printer_info(p: &PrinterRt) -> PrinterInfo {
 /// How many answers to members' requests wait for the server at most.
 const UNSENT_ANSWERS: usize = 64;
 
-/// What an action does on the printer.
+/// What a member's request (or the agent itself) does on the printer.
 #[derive(Debug)]
 enum Run {
+    /// Heater targets (a preheat, a cool-down).
+    Heat(HeatTargets),
+    /// Lines of G-code (an action of the configuration, a tuning).
     Gcode(Vec<String>),
+    /// One of the driver's own actions, by id.
     Own(&'static str),
 }
 
