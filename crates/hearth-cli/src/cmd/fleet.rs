@@ -549,14 +549,25 @@ impl Sent {
         })
     }
 
-    /// The server took `what` for `printer`.
-    fn sent(&mut self, printer: &str, what: String, accepted: hearth_proto::api::Accepted) {
-        if self.events.is_none() {
-            println!("{printer}: {what} sent");
-        } else {
-            self.waiting
-                .push((accepted.request, printer.to_owned(), what));
+    /// How the server answered `what` for `printer`: taken (waited for, or said sent), or
+    /// refused, which is said here; `false` when refused.
+    fn sent(
+        &mut self,
+        printer: &str,
+        what: String,
+        answer: hearth_client::Result<hearth_proto::api::Accepted>,
+    ) -> bool {
+        match answer {
+            Ok(_) if self.events.is_none() => println!("{printer}: {what} sent"),
+            Ok(accepted) => self
+                .waiting
+                .push((accepted.request, printer.to_owned(), what)),
+            Err(e) => {
+                eprintln!("{printer}: {e}");
+                return false;
+            }
         }
+        true
     }
 
     /// Waits for the agents' answers; says each; returns how many were not done (refused,
@@ -743,12 +754,9 @@ pub async fn tune(args: &TuneArgs) -> anyhow::Result<()> {
             );
             continue;
         }
-        match ctx.client.tune_printer(org, p.id, &req).await {
-            Ok(accepted) => sent.sent(&p.name, tune_said(&req), accepted),
-            Err(e) => {
-                eprintln!("{}: {e}", p.name);
-                failed += 1;
-            }
+        let answer = ctx.client.tune_printer(org, p.id, &req).await;
+        if !sent.sent(&p.name, tune_said(&req), answer) {
+            failed += 1;
         }
     }
     failed += sent.finish().await?;
@@ -805,12 +813,9 @@ pub async fn heat(args: &HeatArgs) -> anyhow::Result<()> {
             failed += 1;
             continue;
         };
-        match ctx.client.heat_printer(org, p.id, &req).await {
-            Ok(accepted) => sent.sent(&p.name, heat_said(&req), accepted),
-            Err(e) => {
-                eprintln!("{}: {e}", p.name);
-                failed += 1;
-            }
+        let answer = ctx.client.heat_printer(org, p.id, &req).await;
+        if !sent.sent(&p.name, heat_said(&req), answer) {
+            failed += 1;
         }
     }
     failed += sent.finish().await?;
@@ -869,15 +874,10 @@ pub async fn run_action(args: &RunArgs) -> anyhow::Result<()> {
                 continue;
             }
         }
-        match ctx.client.run_printer_action(org, p.id, &args.action).await {
-            Ok(accepted) => {
-                let label = offered.map_or(args.action.as_str(), |a| a.label.as_str());
-                sent.sent(&p.name, label.to_owned(), accepted);
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", p.name);
-                failed += 1;
-            }
+        let answer = ctx.client.run_printer_action(org, p.id, &args.action).await;
+        let label = offered.map_or(args.action.as_str(), |a| a.label.as_str());
+        if !sent.sent(&p.name, label.to_owned(), answer) {
+            failed += 1;
         }
     }
     failed += sent.finish().await?;
@@ -1599,7 +1599,7 @@ pub async fn status(json: bool, max_events: Option<u64>) -> anyhow::Result<()> {
                     jobs.remove(&job.id);
                 }
                 Event::Job { job } => {
-                    if !json && !names.contains_key(&job.id) {
+                    if !names.contains_key(&job.id) {
                         names.extend(labels.names(&mut ctx, &[job]).await);
                     }
                     jobs.insert(job.id, job.clone());
