@@ -36,6 +36,8 @@ const EVENTS = [
   ["legal.request", "the operator records a legal request for our data", true],
 ];
 const PRINTER_STATES = ["printing", "pausing", "paused", "cancelling", "idle", "error", "offline"];
+// Whether a job runs on a printer in this state (`PrinterState::job_running` on the server).
+const jobRunning = (st) => st === "printing" || st === "pausing" || st === "paused";
 
 const $ = (id) => document.getElementById(id);
 
@@ -848,9 +850,11 @@ async function reload() {
 // ---- temperature charts ----------------------------------------------------------------------
 
 const TEMP_EVERY_MS = 5000;
+const TEMP_KEEP_MS = 30 * 60 * 1000;
 /** Now on the server's clock, as far as its Date headers tell (to the second). */
 const serverNow = () => Date.now() - clockAhead;
-const TEMP_KEEP_MS = 30 * 60 * 1000;
+/** How a heater is drawn: the nozzles (`tool0`...), the bed, or another. */
+const heaterKind = (name) => (name === "bed" ? "bed" : name.startsWith("tool") ? "tool" : "other");
 
 /** Every printer's last 30 minutes of temperatures, as the server kept them; then the charts. */
 async function loadTemperatures() {
@@ -898,7 +902,7 @@ function temperatureChart(p) {
   title.textContent = `Temperatures over the last ${Math.round(span / 60_000)} min (up to ${Math.round(top)}°)`;
   svg.append(title);
   for (const name of names) {
-    const kind = name === "bed" ? "bed" : name.startsWith("tool") ? "tool" : "other";
+    const kind = heaterKind(name);
     const points = (pick) => samples
       .map((s) => [s.at, s.heaters.find((x) => x.name === name)])
       .filter(([, heater]) => heater && pick(heater) !== null && pick(heater) !== undefined)
@@ -910,7 +914,7 @@ function temperatureChart(p) {
     svg.append(svgEl("polyline", { class: `temp ${kind} target`, points: points((t) => t.target || 0), "data-heater": name }));
     svg.append(svgEl("polyline", { class: `temp ${kind}`, points: points((t) => t.actual), "data-heater": name }));
   }
-  const kinds = new Set(names.map((n) => (n === "bed" ? "bed" : n.startsWith("tool") ? "tool" : "other")));
+  const kinds = new Set(names.map(heaterKind));
   return el("div", { class: "temp-chart" }, svg, el("div", { class: "temp-legend muted" },
     kinds.has("tool") && el("span", { class: "tool" }, "— nozzle "),
     kinds.has("bed") && el("span", { class: "bed" }, "— bed "),
@@ -1377,7 +1381,7 @@ function printerCard(p) {
   if (t.layer !== null && t.layer !== undefined) {
     rows.push(["Layer", t.total_layers ? `${t.layer} of ${t.total_layers}` : `${t.layer}`]);
   }
-  if (["printing", "pausing", "paused"].includes(t.state)) {
+  if (jobRunning(t.state)) {
     if (t.speed_percent) rows.push(["Speed", speedSaid(t.speed_percent, p.kind)]);
     if (t.flow_percent) rows.push(["Flow", `${t.flow_percent} %`]);
     if (t.fan_percent !== null && t.fan_percent !== undefined) rows.push(["Fan", t.fan_percent ? `${t.fan_percent} %` : "off"]);
@@ -1413,7 +1417,7 @@ function printerCard(p) {
         onclick: (ev) => setBedConfirm(p, !bed.confirm_between_jobs, ev.currentTarget),
       }, bed.confirm_between_jobs ? "Stop asking for a clear bed" : "Ask for a clear bed between jobs"),
       ...heatButtons(p),
-      atLeast("operator") && p.tune && ["printing", "pausing", "paused"].includes(t.state) &&
+      atLeast("operator") && p.tune && jobRunning(t.state) &&
         el("button", { "data-action": "tune", title: "Speed, flow and the part-cooling fan of this print", onclick: () => openTune(p.id) }, "Tune…"),
       atLeast("operator") && el("button", { "data-action": "loaded", onclick: () => openLoaded(p.id) }, "Change spool…"),
       atLeast("operator") &&
@@ -1448,7 +1452,7 @@ function controlButtons(p) {
   const runs = {
     idle: st === "idle",
     always: st !== "offline",
-    printing: st === "printing" || st === "pausing" || st === "paused",
+    printing: jobRunning(st),
   };
   // A printer's own light shows only the button that changes it, as it reports it.
   const moot = (a) => (a.id === "light-on" && p.telemetry.light === true) || (a.id === "light-off" && p.telemetry.light === false);
